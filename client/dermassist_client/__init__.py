@@ -1,0 +1,1 @@
+"""DermAssist thin client SDK."""

@@ -1,0 +1,61 @@
+"""The ``dermassist`` command line. Subcommands live in ``dermassist.commands.<name>`` and are
+imported only when chosen, so ``dermassist --help`` stays instant."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .errors import DermAssistError
+
+# name -> (module under dermassist.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("serve", "run the embedded Triton server in the foreground"),
+    "export": ("export", "export a Keras segmenter and a torchvision ResNet18 into the model repository"),
+    "import": ("import_models", "bring your own trained models into the served repository"),
+    "synth": ("synth", "write a synthetic dermoscopy data set in the official layouts"),
+    "train": ("train", "train the segmenter or the classifier"),
+    "models": ("models", "build served models end to end (synthetic data -> train -> export -> report)"),
+    "experiments": ("experiments", "run the seed's experiment table on the synthetic set"),
+    "bench": ("bench", "benchmark the in-process pipeline against the served ensemble"),
+    "demo": ("demo", "start the embedded server and the Gradio demo page"),
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """Build the parser; only the chosen subcommand's module is imported."""
+    parser = argparse.ArgumentParser(prog="dermassist", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == chosen:
+            mod = importlib.import_module(f"dermassist.commands.{module}")
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            mod.add_arguments(p)
+            p.set_defaults(run=mod.run)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``dermassist``; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except DermAssistError as e:
+        logging.getLogger("dermassist").error("%s", e)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

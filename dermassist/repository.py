@@ -1,0 +1,54 @@
+"""Where the model repository and its build artifacts live, and how to stage a copy of it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, SEGMENTER_MODEL
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_REPOSITORY = PROJECT_ROOT / "model_repository"
+SAVEDMODEL_DIRNAME = "model.savedmodel"
+KERAS_FILENAME = "model.keras"
+TORCHSCRIPT_FILENAME = "model.pt"
+LABELS_FILENAME = "labels.txt"
+_ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, "__pycache__"}
+
+
+def segmenter_artifact(repository: Path) -> Path:
+    """Path of the exported SavedModel inside a model repository."""
+    return Path(repository) / SEGMENTER_MODEL / "1" / SAVEDMODEL_DIRNAME
+
+
+def segmenter_keras_copy(repository: Path) -> Path:
+    """Path of the ``.keras`` copy saved beside the SavedModel."""
+    return Path(repository) / SEGMENTER_MODEL / "1" / KERAS_FILENAME
+
+
+def classifier_artifact(repository: Path) -> Path:
+    """Path of the exported TorchScript classifier inside a model repository."""
+    return Path(repository) / CLASSIFIER_MODEL / "1" / TORCHSCRIPT_FILENAME
+
+
+def labels_file(repository: Path) -> Path:
+    """Path of the class labels file (one code per line, contract order)."""
+    return Path(repository) / CLASSIFIER_MODEL / LABELS_FILENAME
+
+
+def missing_artifacts(repository: Path) -> list[Path]:
+    """Artifacts a servable repository needs that are not there yet."""
+    needed = [segmenter_artifact(repository), classifier_artifact(repository), labels_file(repository)]
+    return [p for p in needed if not p.exists()]
+
+
+def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Path:
+    """Copy the repository's source files (configs, ``model.py``) without any build artifact."""
+    destination = Path(destination)
+    for model in ALL_MODELS:
+        shutil.copytree(
+            Path(source) / model,
+            destination / model,
+            ignore=lambda _dir, names: [n for n in names if n in _ARTIFACT_NAMES],
+            dirs_exist_ok=True,
+        )
+    return destination

@@ -1,0 +1,170 @@
+"""The ``lesion_crop`` step: probability map -> lesion mask -> box -> classifier input, batch in, batch out."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .contract import CLS_SIZE, DEFAULT_MARGIN, DEFAULT_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
+from .errors import InvalidTensorError
+
+Box = tuple[int, int, int, int]  # x_min, y_min, x_max, y_max; max exclusive
+
+_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+_INV_STD = np.array([1.0 / s for s in IMAGENET_STD], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CropParams:
+    """Crop settings (Triton ``parameters`` of ``lesion_crop``), validated on construction."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    margin: float = DEFAULT_MARGIN
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise InvalidTensorError(f"crop threshold must lie in (0, 1), got {self.threshold}")
+        if not 0.0 <= self.margin <= 1.0:
+            raise InvalidTensorError(f"crop margin must lie in [0, 1] (fraction per side), got {self.margin}")
+
+
+@dataclass(frozen=True)
+class CropBatch:
+    """The ``lesion_crop`` outputs for a batch of N images."""
+
+    cls_input: np.ndarray  # float32 (N, 3, CLS_SIZE, CLS_SIZE), ImageNet-normalised
+    mask: np.ndarray  # uint8 (N, SEG_SIZE, SEG_SIZE), 0 or 255
+    bbox: np.ndarray  # int32 (N, 4) in original pixels, max exclusive
+    lesion_fraction: np.ndarray  # float32 (N, 1)
+    crop: np.ndarray  # uint8 (N, CLS_SIZE, CLS_SIZE, 3), the RGB crop before normalisation
+
+
+def largest_component(binary: np.ndarray) -> np.ndarray:
+    """Keep only the largest 8-connected component of a boolean mask."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(binary.shape, dtype=bool)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return labels == best
+
+
+def lesion_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Threshold one probability map (H, W) and keep the largest component, as uint8 0/255."""
+    return largest_component(prob >= threshold).astype(np.uint8) * np.uint8(255)
+
+
+def mask_box(mask: np.ndarray) -> Box | None:
+    """Tight box (max exclusive) of the non-zero pixels of a mask, or None when it is empty."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def _square_span(lo: int, hi: int, side: int, limit: int) -> tuple[int, int]:
+    side = min(side, limit)
+    start = int(math.floor((lo + hi - side) / 2))
+    start = min(max(start, 0), limit - side)
+    return min(start, lo), max(start + side, hi)
+
+
+def square_box(box: Box, margin: float, width: int, height: int) -> Box:
+    """Grow a box to a square with ``margin`` of its long side added per side, shifted and clipped
+    to a width x height image; it always contains the input box and is square where the image allows."""
+    x0, y0, x1, y1 = box
+    side = int(math.ceil(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)))
+    nx0, nx1 = _square_span(x0, x1, side, width)
+    ny0, ny1 = _square_span(y0, y1, side, height)
+    return nx0, ny0, nx1, ny1
+
+
+def scale_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
+    """Map a box by per-axis factors, rounding outward and clipping to width x height."""
+    x0, y0, x1, y1 = box
+    return (
+        max(0, int(math.floor(x0 * sx + 1e-6))),
+        max(0, int(math.floor(y0 * sy + 1e-6))),
+        min(width, int(math.ceil(x1 * sx - 1e-6))),
+        min(height, int(math.ceil(y1 * sy - 1e-6))),
+    )
+
+
+def original_extent(work_h: int, work_w: int, scale: float) -> tuple[int, int]:
+    """(height, width) in original pixels covered by a work image; never beyond the original."""
+    return int(math.floor(work_h * scale + 1e-3)), int(math.floor(work_w * scale + 1e-3))
+
+
+def crop_resize(image: np.ndarray, box: Box) -> np.ndarray:
+    """Cut a box out of an RGB image and resize it to CLS_SIZE x CLS_SIZE."""
+    x0, y0, x1, y1 = box
+    patch = image[y0:y1, x0:x1]
+    shrink = patch.shape[0] > CLS_SIZE or patch.shape[1] > CLS_SIZE
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(patch, (CLS_SIZE, CLS_SIZE), interpolation=interp)
+
+
+def normalise(crops: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) with ImageNet mean/std."""
+    x = crops.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = (x - _MEAN) * _INV_STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _check_inputs(seg_prob: np.ndarray, work_images: Sequence[np.ndarray], scales: np.ndarray) -> np.ndarray:
+    prob = np.asarray(seg_prob, dtype=np.float32)
+    if prob.ndim == 4 and prob.shape[-1] == 1:
+        prob = prob[..., 0]
+    if prob.ndim != 3 or prob.shape[1:] != (SEG_SIZE, SEG_SIZE):
+        raise InvalidTensorError(
+            f"SEG_PROB must be (N, {SEG_SIZE}, {SEG_SIZE}[, 1]), got {tuple(np.shape(seg_prob))}"
+        )
+    n = prob.shape[0]
+    if len(work_images) != n or np.size(scales) != n:
+        raise InvalidTensorError(
+            f"batch sizes differ: SEG_PROB {n}, WORK_IMAGE {len(work_images)}, SCALE {np.size(scales)}"
+        )
+    for row, img in enumerate(work_images):
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
+            raise InvalidTensorError(f"WORK_IMAGE row {row} must be uint8 (h, w, 3), got {img.dtype} {img.shape}")
+    if not np.all(np.isfinite(scales)) or np.any(np.asarray(scales) <= 0):
+        raise InvalidTensorError(f"SCALE must be positive and finite, got {np.ravel(scales).tolist()}")
+    return prob
+
+
+def crop_batch(
+    seg_prob: np.ndarray,
+    work_images: Sequence[np.ndarray],
+    scales: np.ndarray,
+    params: CropParams = CropParams(),
+) -> CropBatch:
+    """Threshold, keep the largest lesion, box it, crop a square with margin and normalise, per row.
+
+    An empty mask classifies the whole work image and reports a lesion fraction of 0.
+    """
+    prob = _check_inputs(seg_prob, work_images, scales)
+    n = prob.shape[0]
+    masks = np.zeros((n, SEG_SIZE, SEG_SIZE), dtype=np.uint8)
+    bboxes = np.zeros((n, 4), dtype=np.int32)
+    fractions = np.zeros((n, 1), dtype=np.float32)
+    crops = np.empty((n, CLS_SIZE, CLS_SIZE, 3), dtype=np.uint8)
+    for row in range(n):
+        image = work_images[row]
+        work_h, work_w = image.shape[:2]
+        scale = float(np.ravel(scales)[row])
+        orig_h, orig_w = original_extent(work_h, work_w, scale)
+        masks[row] = lesion_mask(prob[row], params.threshold)
+        box = mask_box(masks[row])
+        if box is None:
+            crop_box: Box = (0, 0, work_w, work_h)
+            bboxes[row] = (0, 0, orig_w, orig_h)
+        else:
+            fractions[row, 0] = np.count_nonzero(masks[row]) / float(SEG_SIZE * SEG_SIZE)
+            sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
+            crop_box = square_box(scale_box(box, sx, sy, work_w, work_h), params.margin, work_w, work_h)
+            bboxes[row] = scale_box(box, sx * scale, sy * scale, orig_w, orig_h)
+        crops[row] = crop_resize(image, crop_box)
+    return CropBatch(normalise(crops), masks, bboxes, fractions, crops)

@@ -1,0 +1,133 @@
+"""Decode and validate encoded images: always RGB uint8, never a silent partial decode."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, WORK_MAX_SIDE
+from .errors import (
+    EmptyImageError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+    TruncatedImageError,
+)
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+_REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+SUPPORTED = "JPEG, PNG, BMP or TIFF"
+
+
+def sniff_format(data: bytes) -> str:
+    """Return the image format named by the leading magic bytes, or raise NotAnImageError."""
+    if len(data) == 0:
+        raise EmptyImageError(f"image is empty (0 bytes); send the encoded bytes of a {SUPPORTED} file")
+    for magic, fmt in _MAGIC:
+        if data.startswith(magic):
+            return fmt
+    head = data[:8].hex(" ")
+    raise NotAnImageError(
+        f"input of {len(data)} bytes is not an image (first bytes {head}); expected {SUPPORTED}"
+    )
+
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
+    """Return the displayed (width, height) from the header alone, without decoding pixel data.
+
+    EXIF orientations that rotate by 90 degrees swap the stored sides, as the decoder does.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = int(im.size[0]), int(im.size[1])
+                orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "TIFF") else 1
+        return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise TruncatedImageError(
+            f"{fmt} header of a {len(data)}-byte input cannot be read ({e}); the file is truncated or corrupt"
+        ) from e
+
+
+def check_size(width: int, height: int) -> None:
+    """Reject images too small to segment or too large to decode safely."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels; at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted: downscale it before sending"
+        )
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ImageTooSmallError(
+            f"image is {width}x{height} pixels; each side must be at least {MIN_IMAGE_SIDE} pixels"
+        )
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    return b"\xff\xd9" in data[-64:].rstrip(b"\x00")
+
+
+def _png_complete(data: bytes) -> bool:
+    return b"IEND" in data[-64:]
+
+
+def _reduction_flag(width: int, height: int, fmt: str) -> int:
+    if fmt != "JPEG":
+        return cv2.IMREAD_COLOR
+    long_side = max(width, height)
+    for factor, flag in _REDUCED_FLAGS:
+        if long_side // factor >= WORK_MAX_SIDE:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded RGB image and the size of the original it came from."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3); smaller than the original when decoded reduced
+    original_size: tuple[int, int]  # (height, width) of the original, EXIF orientation applied
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode one encoded image to a full-resolution RGB uint8 array (H, W, 3), validating it first."""
+    return decode(data).rgb
+
+
+def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
+    """Decode one encoded image to RGB uint8, validating it first.
+
+    EXIF orientation is applied; 16-bit, grayscale, palette and alpha images become 8-bit RGB
+    (alpha is dropped). With ``allow_reduced`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale as
+    long as its long side stays at least ``WORK_MAX_SIDE``, which is all the pipeline uses.
+    """
+    data = bytes(data)
+    fmt = sniff_format(data)
+    width, height = read_header_size(data, fmt)
+    check_size(width, height)
+    if (fmt == "JPEG" and not _jpeg_complete(data)) or (fmt == "PNG" and not _png_complete(data)):
+        raise TruncatedImageError(
+            f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
+        )
+    flag = _reduction_flag(width, height, fmt) if allow_reduced else cv2.IMREAD_COLOR
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if bgr is None:
+        raise TruncatedImageError(
+            f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or corrupt"
+        )
+    return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (height, width))

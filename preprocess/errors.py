@@ -1,0 +1,34 @@
+"""Exceptions of the ``preprocess`` package: one root, narrow subclasses."""
+from __future__ import annotations
+
+
+class PreprocessError(ValueError):
+    """Root of every error raised by ``preprocess``."""
+
+
+class InvalidImageError(PreprocessError):
+    """The encoded input cannot be served; the message says why and what to send instead."""
+
+
+class EmptyImageError(InvalidImageError):
+    """The input holds no bytes."""
+
+
+class NotAnImageError(InvalidImageError):
+    """The bytes are not a JPEG, PNG, BMP or TIFF image."""
+
+
+class TruncatedImageError(InvalidImageError):
+    """The bytes start like an image but the file is cut short or corrupt."""
+
+
+class ImageTooSmallError(InvalidImageError):
+    """A side is below the minimum the pipeline can segment."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The header declares more pixels than the service accepts."""
+
+
+class InvalidTensorError(PreprocessError):
+    """A tensor handed to the image maths has the wrong shape, dtype or range."""
