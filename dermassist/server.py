@@ -1,0 +1,211 @@
+"""Start, watch and stop the ``tritonserver`` binary shipped in the nvidia-pytriton wheel."""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ServerConfig
+from .errors import ServerError, ServerStartupError
+
+logger = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """Files of the Triton build inside the installed nvidia-pytriton wheel."""
+
+    binary: Path
+    python_backend: Path
+    stub: Path
+    libs: Path
+
+
+def locate_triton() -> TritonInstall:
+    """Find tritonserver, its Python backend and the stub for this interpreter in the wheel."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError("nvidia-pytriton is not installed in this environment; run `make install`")
+    root = Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    install = TritonInstall(
+        binary=root / "bin" / "tritonserver",
+        python_backend=root / "backends" / "python",
+        stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+        libs=root.parents[1] / "nvidia_pytriton.libs",
+    )
+    for path in (install.binary, install.python_backend, install.stub, install.libs):
+        if not path.exists():
+            raise ServerError(f"{path} is missing from the nvidia-pytriton wheel (Python {version}); reinstall it")
+    return install
+
+
+def stage_backends(install: TritonInstall, runtime_dir: Path) -> Path:
+    """Lay out a backend directory whose python/ holds the wheel's backend plus the matching stub."""
+    python_dir = Path(runtime_dir) / "backends" / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    for item in install.python_backend.iterdir():
+        if item.name != "__pycache__":
+            (python_dir / item.name).symlink_to(item)
+    shutil.copy2(install.stub, python_dir / install.stub.name)
+    return python_dir.parent
+
+
+def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path) -> list[str]:
+    """The tritonserver command line for a config."""
+    cmd = [
+        str(install.binary),
+        f"--model-repository={config.repository}",
+        f"--backend-directory={backend_dir}",
+        "--model-control-mode=none",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        f"--http-port={config.http_port}",
+        f"--grpc-port={config.grpc_port}",
+        f"--metrics-port={config.metrics_port}",
+        f"--http-address={config.host}",
+        f"--grpc-address={config.host}",
+        f"--log-verbose={config.log_verbose}",
+    ]
+    if config.profile == "embedded":
+        cmd.append("--model-config-name=embedded")
+    return cmd
+
+
+def server_environment(install: TritonInstall, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment in which the Python backend stub finds this interpreter and its libpython."""
+    env = dict(os.environ if base is None else base)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
+    libdirs = [sysconfig.get_config_var("LIBDIR") or "", str(install.libs), env.get("LD_LIBRARY_PATH", "")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libdirs if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that are free on 127.0.0.1 right now (for tests and parallel servers)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class TritonServer:
+    """A tritonserver child process: ``start()`` waits until ready, ``stop()`` ends it and its stubs."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.process: subprocess.Popen | None = None
+        self.runtime_dir: Path | None = None
+        self.log_path: Path | None = None
+        self.startup_s: float | None = None
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> "TritonServer":
+        """Launch tritonserver and block until /v2/health/ready answers 200."""
+        install = locate_triton()
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="dermassist-triton-"))
+        backend_dir = stage_backends(install, self.runtime_dir)
+        self.log_path = self.runtime_dir / "tritonserver.log"
+        cmd = server_command(install, self.config, backend_dir)
+        logger.info("starting tritonserver (%s profile, repository %s)", self.config.profile, self.config.repository)
+        logger.debug("command: %s", " ".join(cmd))
+        started = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                cmd, env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        try:
+            self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - started
+        logger.info("tritonserver ready in %.1f s: HTTP %s, gRPC %s", self.startup_s, self.config.http_address, self.config.grpc_address)
+        return self
+
+    def _wait_ready(self, started: float) -> None:
+        url = f"http://127.0.0.1:{self.config.http_port}/v2/health/ready"
+        deadline = started + self.config.startup_timeout_s
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise ServerStartupError(
+                    f"tritonserver exited with code {code} before becoming ready; last lines of its log:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.2)
+        raise ServerStartupError(
+            f"tritonserver was not ready within {self.config.startup_timeout_s:.0f} s; last lines of its log:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of the server log."""
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def send_signal(self, sig: int) -> None:
+        """Forward a signal to the server (it stops gracefully on SIGINT/SIGTERM)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def wait(self) -> int:
+        """Block until the server exits; return its exit code."""
+        return self.process.wait() if self.process is not None else 0
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the server gracefully (SIGTERM), killing its process group if it overstays."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            self.runtime_dir = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self.process is not None and self.process.poll() is None

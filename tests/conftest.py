@@ -1,0 +1,68 @@
+"""Session-wide fixtures: real sample data, a staged repository with tiny models, one real Triton."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+# TensorFlow then torchvision in one process segfaults through the `triton` compiler package;
+# tests may import both, so torch is told that package is absent before anything imports it.
+sys.modules.setdefault("triton", None)
+
+import pytest  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+HAM_IMAGES = SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1"
+ISIC2017_IMAGES = SHARED_DATA / "isic2017_seg_256" / "ISIC-2017_Training_Data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real dermoscopy samples beside the project (CI always has them)."""
+    if not SHARED_DATA.is_dir():
+        raise FileNotFoundError(f"real sample data expected at {SHARED_DATA}; see ../shared/data/README.md")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ham_jpeg(shared_data: Path) -> bytes:
+    """One original HAM10000 JPEG (600x450)."""
+    return (HAM_IMAGES / "ISIC_0024311.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def isic2017_jpeg(shared_data: Path) -> bytes:
+    """One ISIC 2017 image (resized to 256x256 in the sample set)."""
+    return sorted(ISIC2017_IMAGES.glob("ISIC_*.jpg"))[0].read_bytes()
+
+
+def export_tiny_models(repository: Path) -> Path:
+    """Stage the source repository and export the tiny models into it, one process per framework."""
+    from dermassist.repository import stage_repository
+
+    stage_repository(repository)
+    for kind in ("segmenter", "classifier"):
+        subprocess.run(
+            [sys.executable, "-m", "tests.support.tiny_models", kind, str(repository)],
+            cwd=PROJECT_ROOT, check=True, capture_output=True,
+        )
+    return repository
+
+
+@pytest.fixture(scope="session")
+def tiny_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A servable model repository holding the tiny test models (built once per session)."""
+    return export_tiny_models(tmp_path_factory.mktemp("model_repository"))
+
+
+@pytest.fixture(scope="session")
+def triton_server(tiny_repository: Path):
+    """ONE real embedded Triton server for the whole test session, on free ports."""
+    from dermassist.config import ServerConfig
+    from dermassist.server import TritonServer, free_ports
+
+    http, grpc, metrics = free_ports(3)
+    config = ServerConfig(repository=tiny_repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
+    with TritonServer(config) as server:
+        yield server

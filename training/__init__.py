@@ -1,0 +1,6 @@
+"""DermAssist training: dataset readers, synthetic data, splits, the Keras ResNet-UNet segmenter,
+the torchvision ResNet18 classifier, metrics, plots and the ``make models`` pipeline.
+
+TensorFlow and PyTorch never meet in one process: the segmenter modules import TensorFlow, the
+classifier modules import torch, and the pipeline runs each stage as its own subprocess.
+"""

@@ -1,0 +1,51 @@
+"""Exceptions of the ``training`` package: one root, narrow subclasses.
+
+Messages name the object, what was expected, what was found and how to fix it.
+"""
+from __future__ import annotations
+
+from dermassist.errors import DermAssistError
+
+
+class TrainingError(DermAssistError):
+    """Root of every error raised by ``training``."""
+
+
+class DatasetError(TrainingError):
+    """A dataset folder cannot be read as one of the accepted layouts."""
+
+
+class MissingFolderError(DatasetError):
+    """A folder or file the layout requires does not exist."""
+
+
+class UnknownLayoutError(DatasetError):
+    """A folder matches none of the accepted dataset layouts."""
+
+
+class MaskMismatchError(DatasetError):
+    """An image has no mask, a mask has no image, or a mask differs in size from its image."""
+
+
+class UnknownLabelError(DatasetError):
+    """A diagnosis code or one-hot row does not map to a contract class."""
+
+
+class EmptyDatasetError(DatasetError):
+    """A dataset (or one split of it) holds no usable sample."""
+
+
+class SplitError(TrainingError):
+    """A split cannot be made with the requested fractions."""
+
+
+class TrainingConfigError(TrainingError):
+    """A training setting (flag, environment variable or default) is invalid."""
+
+
+class StageError(TrainingError):
+    """A pipeline stage subprocess failed; the message carries its log tail."""
+
+
+class ImportModelError(TrainingError):
+    """A model file handed to ``dermassist import`` is missing or not the expected architecture."""

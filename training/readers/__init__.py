@@ -1,0 +1,37 @@
+"""Readers for the accepted dataset layouts; ``read_dataset`` picks the right one for a folder."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import MissingFolderError, UnknownLayoutError
+from ..records import Dataset
+from .ham import HAM_METADATA, read_ham
+from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019
+from .isic_seg import detect_segmentation_layout, read_isic_segmentation
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["read_dataset", "read_ham", "read_isic2019", "read_isic_segmentation"]
+
+
+def read_dataset(root: Path) -> Dataset:
+    """Read any accepted layout under ``root`` (ISIC 2016/2017/2018 segmentation, HAM10000, ISIC 2019)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingFolderError(
+            f"dataset folder {root} does not exist; expected a folder in an ISIC or HAM10000 layout "
+            "(run `dermassist synth OUT` to make one)"
+        )
+    if detect_segmentation_layout(root) is not None:
+        return read_isic_segmentation(root)
+    if (root / HAM_METADATA).is_file():
+        return read_ham(root)
+    if (root / ISIC2019_GROUND_TRUTH).is_file():
+        return read_isic2019(root)
+    entries = sorted(p.name for p in root.iterdir())[:10]
+    raise UnknownLayoutError(
+        f"dataset folder {root} matches no accepted layout; expected ISIC2018_Task1-2_Training_Input/, "
+        f"ISIC-2017_Training_Data/, ISBI2016_ISIC_Part1_Training_Data/, {HAM_METADATA} or "
+        f"{ISIC2019_GROUND_TRUTH}; found {entries}"
+    )

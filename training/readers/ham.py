@@ -1,0 +1,90 @@
+"""Reader for the HAM10000 layout: metadata CSV, images in one or more folders, optional masks."""
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from preprocess.contract import CLASS_CODES, CLASSES
+
+from ..errors import MissingFolderError, UnknownLabelError
+from ..records import Dataset, Sample
+from .common import list_images, list_masks, pair_masks
+
+logger = logging.getLogger(__name__)
+
+HAM_METADATA = "HAM10000_metadata.csv"
+HAM_IMAGE_PREFIX = "HAM10000_images"
+HAM_MASKS = "HAM10000_segmentations_lesion_tschandl"
+HAM_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
+DX_TO_INDEX = {c.ham_dx: c.index for c in CLASSES if c.ham_dx is not None}
+
+
+def dx_to_label(dx: str, where: str) -> int:
+    """Map a HAM10000 ``dx`` code to its contract class index (akiec -> AK)."""
+    try:
+        return DX_TO_INDEX[dx.strip().lower()]
+    except KeyError:
+        raise UnknownLabelError(
+            f"{where}: dx {dx!r} is not a HAM10000 diagnosis; expected one of {sorted(DX_TO_INDEX)}: "
+            "fix the metadata row"
+        ) from None
+
+
+def read_ham_metadata(path: Path) -> list[dict[str, str]]:
+    """Rows of a HAM10000 metadata CSV, after checking its columns."""
+    if not path.is_file():
+        raise MissingFolderError(f"HAM10000 metadata {path} does not exist; expected {HAM_METADATA} in the folder")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("lesion_id", "image_id", "dx") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UnknownLabelError(
+                f"{path.name}: columns {missing} are missing; expected {','.join(HAM_COLUMNS)}, "
+                f"got {reader.fieldnames}"
+            )
+        return list(reader)
+
+
+def isic2019_refinement(csv_path: Path) -> dict[str, int]:
+    """image_id -> class index from an ISIC 2019 ground truth, to split HAM ``akiec`` into AK / SCC."""
+    from .isic2019 import read_isic2019_labels
+
+    labels, _ = read_isic2019_labels(csv_path)
+    return labels
+
+
+def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
+    """Read HAM10000: images listed in the metadata but absent on disk are counted, not fatal.
+
+    With ``isic2019_csv`` the ISIC 2019 label replaces ``akiec`` (it tells AK from SCC).
+    """
+    root = Path(root)
+    rows = read_ham_metadata(root / HAM_METADATA)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(HAM_IMAGE_PREFIX))
+    if not folders:
+        raise MissingFolderError(
+            f"{root} has {HAM_METADATA} but no image folder; expected {HAM_IMAGE_PREFIX}_part_1/ (and more)"
+        )
+    images: dict[str, Path] = {}
+    for folder in folders:
+        images.update(list_images(folder))
+    masks: dict[str, Path] = {}
+    if (root / HAM_MASKS).is_dir():
+        masks = pair_masks(images, list_masks(root / HAM_MASKS, "_segmentation.png"), HAM_MASKS, strict=False)
+    refine = isic2019_refinement(isic2019_csv) if isic2019_csv else {}
+    ak = CLASS_CODES.index("AK")
+    samples: list[Sample] = []
+    missing: list[str] = []
+    for line, row in enumerate(rows, start=2):
+        image_id = row["image_id"].strip()
+        label = dx_to_label(row["dx"], f"{HAM_METADATA} line {line} ({image_id})")
+        if label == ak and image_id in refine:
+            label = refine[image_id]
+        if image_id not in images:
+            missing.append(image_id)
+            continue
+        samples.append(Sample(image_id, images[image_id], masks.get(image_id), label, row["lesion_id"].strip()))
+    if missing:
+        logger.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s", root, len(missing), HAM_METADATA, missing[0])
+    return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing))

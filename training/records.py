@@ -1,0 +1,90 @@
+"""The records every reader returns: one sample per image, and a dataset with its read report."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preprocess.contract import CLASS_CODES, NUM_CLASSES
+
+from .errors import EmptyDatasetError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its file, optional lesion mask, optional contract class index and lesion group."""
+
+    image_id: str
+    image_path: Path
+    mask_path: Path | None = None
+    label: int | None = None
+    lesion_id: str | None = None
+
+    @property
+    def group(self) -> str:
+        """Split group: the lesion id where known, else the image id."""
+        return self.lesion_id or self.image_id
+
+    @property
+    def code(self) -> str | None:
+        """Contract class code of the label, or None when unlabelled."""
+        return None if self.label is None else CLASS_CODES[self.label]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples read from one folder plus what was skipped while reading it."""
+
+    name: str
+    root: Path
+    samples: tuple[Sample, ...]
+    missing_images: tuple[str, ...] = ()
+    skipped_unknown: int = 0
+    splits: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.samples:
+            raise EmptyDatasetError(
+                f"dataset {self.name!r} at {self.root} holds no usable image; "
+                f"expected at least one image in the layout, got 0 "
+                f"({len(self.missing_images)} listed but absent, {self.skipped_unknown} UNK rows skipped); "
+                "point --data at a folder with images"
+            )
+
+    @property
+    def has_masks(self) -> bool:
+        """True when every sample has a lesion mask."""
+        return all(s.mask_path is not None for s in self.samples)
+
+    @property
+    def has_labels(self) -> bool:
+        """True when every sample has a class label."""
+        return all(s.label is not None for s in self.samples)
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per contract class code (all 8 codes, zeros included)."""
+        counts = dict.fromkeys(CLASS_CODES, 0)
+        for s in self.samples:
+            if s.label is not None:
+                counts[CLASS_CODES[s.label]] += 1
+        return counts
+
+    def report(self) -> dict:
+        """JSON-ready summary of what was read and what was skipped."""
+        return {
+            "name": self.name,
+            "root": str(self.root),
+            "images": len(self.samples),
+            "with_masks": sum(s.mask_path is not None for s in self.samples),
+            "lesions": len({s.group for s in self.samples}),
+            "missing_images": len(self.missing_images),
+            "skipped_unknown": self.skipped_unknown,
+            "class_counts": self.class_counts() if any(s.label is not None for s in self.samples) else {},
+            "splits": {k: len(v) for k, v in self.splits.items()},
+        }
+
+
+def check_label(index: int) -> int:
+    """Return a class index after checking it lies in the contract range."""
+    if not 0 <= index < NUM_CLASSES:
+        raise ValueError(f"class index must lie in [0, {NUM_CLASSES}), got {index}")
+    return index
