@@ -10,6 +10,7 @@ from preprocess.contract import CLASS_CODES, CLASSES
 from ..errors import MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
 from .common import list_images, list_masks, pair_masks
+from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019_labels
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def read_ham_metadata(path: Path) -> list[dict[str, str]]:
 
 def isic2019_refinement(csv_path: Path) -> dict[str, int]:
     """image_id -> class index from an ISIC 2019 ground truth, to split HAM ``akiec`` into AK / SCC."""
-    from .isic2019 import read_isic2019_labels
-
     labels, _ = read_isic2019_labels(csv_path)
     return labels
 
@@ -57,7 +56,8 @@ def isic2019_refinement(csv_path: Path) -> dict[str, int]:
 def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     """Read HAM10000: images listed in the metadata but absent on disk are counted, not fatal.
 
-    With ``isic2019_csv`` the ISIC 2019 label replaces ``akiec`` (it tells AK from SCC).
+    With ``isic2019_csv`` (or an ``ISIC_2019_Training_GroundTruth.csv`` in the folder) the ISIC 2019
+    label replaces ``akiec``: it tells AK from SCC.
     """
     root = Path(root)
     rows = read_ham_metadata(root / HAM_METADATA)
@@ -72,6 +72,8 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     masks: dict[str, Path] = {}
     if (root / HAM_MASKS).is_dir():
         masks = pair_masks(images, list_masks(root / HAM_MASKS, "_segmentation.png"), HAM_MASKS, strict=False)
+    if isic2019_csv is None and (root / ISIC2019_GROUND_TRUTH).is_file():
+        isic2019_csv = root / ISIC2019_GROUND_TRUTH
     refine = isic2019_refinement(isic2019_csv) if isic2019_csv else {}
     ak = CLASS_CODES.index("AK")
     samples: list[Sample] = []
