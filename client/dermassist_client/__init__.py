@@ -1,1 +1,21 @@
-"""DermAssist thin client SDK."""
+"""DermAssist thin client SDK: analyze skin-lesion images with the ``dermassist`` Triton ensemble."""
+from .aio import AsyncDermAssistClient
+from .classes import CLASSES, LesionClass
+from .client import DermAssistClient
+from .config import ClientConfig
+from .errors import (
+    ClientConfigError,
+    DeadlineExceededError,
+    DermAssistClientError,
+    InvalidImageError,
+    ResultError,
+    ServerError,
+    ServerUnavailableError,
+)
+from .result import BBox, LesionResult
+
+__all__ = [
+    "AsyncDermAssistClient", "BBox", "CLASSES", "ClientConfig", "ClientConfigError", "DeadlineExceededError",
+    "DermAssistClient", "DermAssistClientError", "InvalidImageError", "LesionClass", "LesionResult",
+    "ResultError", "ServerError", "ServerUnavailableError",
+]

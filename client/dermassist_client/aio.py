@@ -1,0 +1,75 @@
+"""``AsyncDermAssistClient``: the asyncio SDK (grpc.aio or http.aio) for many requests in flight."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable
+
+from .aio_transport import make_async_transport
+from .batching import chunks, name_rejected_image, results_of
+from .client import make_config
+from .config import ClientConfig
+from .errors import InvalidImageError
+from .images import EncodedImage, ImageInput, encode_image
+from .result import LesionResult
+from .retry import acall_with_retries
+
+
+class AsyncDermAssistClient:
+    """asyncio client of the ``dermassist`` ensemble; same arguments as DermAssistClient.
+
+    One channel serves every concurrent call: ``await asyncio.gather(*(c.analyze(i) for i in imgs))``.
+    Use ``async with`` (or ``await close()``) so the channel is closed in its event loop.
+    """
+
+    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
+        self.config = make_config(url, protocol, timeout, retries, options)
+        self._transport = make_async_transport(self.config)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> "AsyncDermAssistClient":
+        """A client for an existing config."""
+        client = cls.__new__(cls)
+        client.config = config
+        client._transport = make_async_transport(config)
+        return client
+
+    async def __aenter__(self) -> "AsyncDermAssistClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._transport.close()
+
+    async def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
+        """Segment and classify one image (path, bytes, HxWx3 uint8 array or PIL image)."""
+        return (await self._analyze_part(0, [encode_image(image)], with_crop))[0]
+
+    async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
+        """Analyze many images, ``max_batch_size`` rows per request, requests in flight together."""
+        encoded = [encode_image(i) for i in images]
+        parts = await asyncio.gather(*(self._analyze_part(offset, part, with_crop)
+                                       for offset, part in chunks(encoded, self.config.max_batch_size)))
+        return [result for part in parts for result in part]
+
+    async def _analyze_part(self, offset: int, part: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
+        data = [img.data for img in part]
+        try:
+            answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t))
+        except InvalidImageError as e:
+            raise name_rejected_image(e, offset, part) from e
+        return results_of(answer, part)
+
+    async def health(self) -> bool:
+        """Whether the server is live (raises ServerUnavailableError when it cannot be reached)."""
+        return await acall_with_retries(self.config, self._transport.live)
+
+    async def ready(self) -> bool:
+        """Whether the server and the ensemble are ready to serve."""
+        return await acall_with_retries(self.config, self._transport.ready)
+
+    async def model_metadata(self) -> dict[str, Any]:
+        """The ensemble's metadata (name, versions, inputs, outputs) as a dict."""
+        return await acall_with_retries(self.config, self._transport.metadata)

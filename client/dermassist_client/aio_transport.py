@@ -1,0 +1,158 @@
+"""asyncio transports over tritonclient's grpc.aio and http.aio clients; errors come out translated."""
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Any, Awaitable, Sequence
+
+from .classes import INPUT_IMAGE
+from .config import ClientConfig
+from .transport import RawAnswer, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
+from .translate import translate
+
+
+class AsyncGrpcTransport:
+    """One grpc.aio channel, created on first use inside the running event loop."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        import tritonclient.grpc as grpcclient
+        import tritonclient.grpc.aio as grpcaio
+
+        self._mod = grpcclient
+        self._aio = grpcaio
+        self.config = config
+        self._client: Any = None
+
+    def _get(self) -> Any:
+        if self._client is None:
+            self._client = self._aio.InferenceServerClient(
+                self.config.url, channel_args=grpc_channel_args(self.config), **grpc_tls_kwargs(self.config)
+            )
+        return self._client
+
+    async def _call(self, what: str, coro: Awaitable[Any], inference: bool = False) -> Any:
+        try:
+            return await coro
+        except Exception as e:
+            raise translate(e, what, self.config.url, inference) from e
+
+    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+        """Send one request of len(images) rows."""
+        batch = image_batch(images)
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp.set_data_from_numpy(batch)
+        outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
+        result = await self._call(
+            f"analyzing {len(images)} image(s)",
+            self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version,
+                              outputs=outs, client_timeout=timeout_s),
+            inference=True,
+        )
+        response = result.get_response()
+        return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
+                         response.model_name, response.model_version)
+
+    async def live(self, timeout_s: float) -> bool:
+        """Whether the server reports itself live."""
+        return await self._call("health check", self._get().is_server_live(client_timeout=timeout_s))
+
+    async def ready(self, timeout_s: float) -> bool:
+        """Whether the server and the ensemble are ready."""
+        client = self._get()
+        if not await self._call("readiness check", client.is_server_ready(client_timeout=timeout_s)):
+            return False
+        return await self._call("readiness check", client.is_model_ready(
+            self.config.model_name, self.config.model_version, client_timeout=timeout_s))
+
+    async def metadata(self, timeout_s: float) -> dict[str, Any]:
+        """The ensemble's metadata as a dict."""
+        return await self._call("reading model metadata", self._get().get_model_metadata(
+            self.config.model_name, self.config.model_version, as_json=True, client_timeout=timeout_s))
+
+    async def close(self) -> None:
+        """Close the channel."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def http_ssl_context(config: ClientConfig) -> ssl_module.SSLContext | None:
+    """An SSL context with the config's root and client certificates, or None without TLS."""
+    if not config.ssl:
+        return None
+    context = ssl_module.create_default_context(
+        cafile=None if config.root_certificates is None else str(config.root_certificates)
+    )
+    if config.certificate_chain is not None:
+        context.load_cert_chain(str(config.certificate_chain), str(config.private_key))
+    return context
+
+
+class AsyncHttpTransport:
+    """One aiohttp session (tritonclient.http.aio); every call is bounded with asyncio.wait_for."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        import tritonclient.http as httpclient
+        import tritonclient.http.aio as httpaio
+
+        self._mod = httpclient
+        self._aio = httpaio
+        self.config = config
+        self._client: Any = None
+
+    def _get(self) -> Any:
+        if self._client is None:
+            self._client = self._aio.InferenceServerClient(
+                self.config.url, conn_timeout=self.config.timeout_s,
+                ssl=self.config.ssl, ssl_context=http_ssl_context(self.config),
+            )
+        return self._client
+
+    async def _call(self, what: str, coro: Awaitable[Any], timeout_s: float, inference: bool = False) -> Any:
+        try:
+            return await asyncio.wait_for(coro, timeout_s)
+        except Exception as e:
+            raise translate(e, what, self.config.url, inference) from e
+
+    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+        """Send one request of len(images) rows (binary tensors both ways)."""
+        batch = image_batch(images)
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp.set_data_from_numpy(batch, binary_data=True)
+        outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
+        result = await self._call(
+            f"analyzing {len(images)} image(s)",
+            self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs),
+            timeout_s, inference=True,
+        )
+        response = result.get_response()
+        return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
+                         response["model_name"], str(response.get("model_version", "")))
+
+    async def live(self, timeout_s: float) -> bool:
+        """Whether the server reports itself live."""
+        return await self._call("health check", self._get().is_server_live(), timeout_s)
+
+    async def ready(self, timeout_s: float) -> bool:
+        """Whether the server and the ensemble are ready."""
+        client = self._get()
+        if not await self._call("readiness check", client.is_server_ready(), timeout_s):
+            return False
+        return await self._call("readiness check", client.is_model_ready(
+            self.config.model_name, self.config.model_version), timeout_s)
+
+    async def metadata(self, timeout_s: float) -> dict[str, Any]:
+        """The ensemble's metadata as a dict."""
+        return await self._call("reading model metadata", self._get().get_model_metadata(
+            self.config.model_name, self.config.model_version), timeout_s)
+
+    async def close(self) -> None:
+        """Close the session."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def make_async_transport(config: ClientConfig) -> AsyncGrpcTransport | AsyncHttpTransport:
+    """The asyncio transport for the config's protocol."""
+    return AsyncGrpcTransport(config) if config.protocol == "grpc" else AsyncHttpTransport(config)

@@ -1,0 +1,43 @@
+"""The public contract of the ``dermassist`` ensemble as the client sees it (names, classes, sizes).
+
+A client-side copy of the server's contract: the client never imports the server packages. A test
+in ``tests/client`` asserts it equals ``preprocess.contract``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODEL_NAME = "dermassist"
+MAX_BATCH_SIZE = 32
+SEG_SIZE = 256
+CROP_SIZE = 224
+
+INPUT_IMAGE = "IMAGE"
+OUTPUT_PROBABILITIES = "PROBABILITIES"
+OUTPUT_MASK = "MASK"
+OUTPUT_BBOX = "BBOX"
+OUTPUT_LESION_FRACTION = "LESION_FRACTION"
+OUTPUT_CROP = "CROP"
+CORE_OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_MASK, OUTPUT_BBOX, OUTPUT_LESION_FRACTION)
+
+
+@dataclass(frozen=True)
+class LesionClass:
+    """One diagnosis class: index in ``PROBABILITIES``, short code and display name."""
+
+    index: int
+    code: str
+    name: str
+
+
+CLASSES: tuple[LesionClass, ...] = (
+    LesionClass(0, "AK", "Actinic keratosis"),
+    LesionClass(1, "BCC", "Basal cell carcinoma"),
+    LesionClass(2, "DF", "Dermatofibroma"),
+    LesionClass(3, "MEL", "Melanoma"),
+    LesionClass(4, "NV", "Nevus"),
+    LesionClass(5, "BKL", "Pigmented benign keratosis"),
+    LesionClass(6, "SCC", "Squamous cell carcinoma"),
+    LesionClass(7, "VASC", "Vascular lesion"),
+)
+CLASS_CODES = tuple(c.code for c in CLASSES)

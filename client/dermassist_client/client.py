@@ -1,0 +1,85 @@
+"""``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from .batching import chunks, name_rejected_image, results_of
+from .config import ClientConfig
+from .errors import ClientConfigError, InvalidImageError
+from .images import EncodedImage, ImageInput, encode_image
+from .result import LesionResult
+from .retry import call_with_retries
+from .transport import make_transport
+
+logger = logging.getLogger(__name__)
+
+
+def make_config(url: str, protocol: str, timeout: float, retries: int, options: dict[str, Any]) -> ClientConfig:
+    """A validated ClientConfig from the constructor arguments of either client."""
+    try:
+        return ClientConfig(url=url, protocol=protocol, timeout_s=timeout, retries=retries, **options)
+    except TypeError as e:
+        raise ClientConfigError(f"unknown client option: {e}; see ClientConfig for the accepted names") from e
+
+
+class DermAssistClient:
+    """Blocking client of the ``dermassist`` ensemble.
+
+    ``DermAssistClient("127.0.0.1:8001")`` talks gRPC; ``protocol="http"`` uses port 8000's API.
+    Further keyword options (``ssl``, ``root_certificates``, ``private_key``,
+    ``certificate_chain``, ``keepalive_time_s``, ``backoff_initial_s`` ...) are ClientConfig fields.
+    """
+
+    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
+        self.config = make_config(url, protocol, timeout, retries, options)
+        self._transport = make_transport(self.config)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> "DermAssistClient":
+        """A client for an existing config."""
+        client = cls.__new__(cls)
+        client.config = config
+        client._transport = make_transport(config)
+        return client
+
+    def __enter__(self) -> "DermAssistClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._transport.close()
+
+    def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
+        """Segment and classify one image (path, bytes, HxWx3 uint8 array or PIL image)."""
+        return self._analyze_encoded([encode_image(image)], with_crop)[0]
+
+    def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
+        """Analyze many images, ``max_batch_size`` rows per request; results in input order."""
+        return self._analyze_encoded([encode_image(i) for i in images], with_crop)
+
+    def _analyze_encoded(self, encoded: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
+        results: list[LesionResult] = []
+        for offset, part in chunks(encoded, self.config.max_batch_size):
+            data = [img.data for img in part]
+            try:
+                answer = call_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t))
+            except InvalidImageError as e:
+                raise name_rejected_image(e, offset, part) from e
+            results.extend(results_of(answer, part))
+        return results
+
+    def health(self) -> bool:
+        """Whether the server is live (raises ServerUnavailableError when it cannot be reached)."""
+        return call_with_retries(self.config, self._transport.live)
+
+    def ready(self) -> bool:
+        """Whether the server and the ensemble are ready to serve."""
+        return call_with_retries(self.config, self._transport.ready)
+
+    def model_metadata(self) -> dict[str, Any]:
+        """The ensemble's metadata (name, versions, inputs, outputs) as a dict."""
+        return call_with_retries(self.config, self._transport.metadata)

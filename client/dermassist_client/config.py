@@ -1,0 +1,79 @@
+"""Typed, self-validating settings of a DermAssist client connection."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .classes import MAX_BATCH_SIZE, MODEL_NAME
+from .errors import ClientConfigError
+
+PROTOCOLS = ("grpc", "http")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where and how to call the ensemble: address, protocol, deadline, retries, TLS, limits.
+
+    ``timeout_s`` is the deadline of one public call (all its retries together). Retries happen
+    only when the server is unavailable, after ``backoff_initial_s * 2**attempt`` seconds (capped
+    at ``backoff_max_s``).
+    """
+
+    url: str
+    protocol: str = "grpc"
+    timeout_s: float = 30.0
+    retries: int = 3
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 2.0
+    ssl: bool = False
+    root_certificates: Path | None = None
+    private_key: Path | None = None
+    certificate_chain: Path | None = None
+    keepalive_time_s: float = 30.0
+    keepalive_timeout_s: float = 10.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_batch_size: int = MAX_BATCH_SIZE
+    model_name: str = MODEL_NAME
+    model_version: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or "://" in self.url or not _URL.match(self.url):
+            raise ClientConfigError(f"url must be HOST:PORT without a scheme (e.g. 127.0.0.1:8001), got {self.url!r}")
+        port = int(self.url.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ClientConfigError(f"url port must be between 1 and 65535, got {port} in {self.url!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "keepalive_time_s", "keepalive_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ClientConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ClientConfigError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.max_batch_size, int) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
+            raise ClientConfigError(
+                f"max_batch_size must be between 1 and the server's {MAX_BATCH_SIZE}, got {self.max_batch_size!r}"
+            )
+        if not isinstance(self.max_message_bytes, int) or self.max_message_bytes < 1024 * 1024:
+            raise ClientConfigError(f"max_message_bytes must be an integer >= 1 MiB, got {self.max_message_bytes!r}")
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        for name in ("root_certificates", "private_key", "certificate_chain"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            path = Path(value)
+            object.__setattr__(self, name, path)
+            if not self.ssl:
+                raise ClientConfigError(f"{name} was given but ssl is off; pass ssl=True to use TLS")
+            if not path.is_file():
+                raise ClientConfigError(f"{name} file {path} does not exist; pass the path of a PEM file")
+        if (self.private_key is None) != (self.certificate_chain is None):
+            raise ClientConfigError(
+                "private_key and certificate_chain go together (client certificate authentication); "
+                f"got private_key={self.private_key}, certificate_chain={self.certificate_chain}"
+            )

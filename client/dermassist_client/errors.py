@@ -1,0 +1,34 @@
+"""Exceptions of the DermAssist client: one root, narrow subclasses."""
+from __future__ import annotations
+
+
+class DermAssistClientError(Exception):
+    """Root of every error the DermAssist client raises."""
+
+
+class ClientConfigError(DermAssistClientError):
+    """A client setting is invalid (URL, protocol, timeout, retries, TLS files)."""
+
+
+class InvalidImageError(DermAssistClientError):
+    """The image was rejected, locally (not an image file) or by the server (its message is kept)."""
+
+    def __init__(self, message: str, server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.server_message = server_message
+
+
+class ServerUnavailableError(DermAssistClientError):
+    """The server could not be reached (or was not ready) after every retry."""
+
+
+class DeadlineExceededError(DermAssistClientError):
+    """The call did not finish within its deadline."""
+
+
+class ServerError(DermAssistClientError):
+    """The server answered with an error that is neither a bad image nor unavailability."""
+
+
+class ResultError(DermAssistClientError):
+    """A result cannot give what was asked (e.g. no original size known, or no crop requested)."""

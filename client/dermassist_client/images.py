@@ -1,0 +1,101 @@
+"""Turn what callers hold (a path, bytes, a numpy array, a PIL image) into encoded image bytes."""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image
+
+from .errors import InvalidImageError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
+
+SUPPORTED = "JPEG, PNG, BMP or TIFF"
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Encoded bytes ready for the ``IMAGE`` tensor, with the original size if it could be read."""
+
+    data: bytes
+    size: tuple[int, int] | None
+    source: str
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the leading magic bytes, or None."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def probe_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from the header with PIL, or None when PIL cannot read it."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any unreadable header just means "size unknown"
+        return None
+
+
+def encode_image(image: ImageInput) -> EncodedImage:
+    """Encode one image for the server.
+
+    Paths are checked here (a file that is not an image never leaves the machine); bytes are sent
+    as they are and the server validates them; arrays (HxWx3 uint8 RGB) and PIL images become PNG.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return _from_path(Path(image))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+        return EncodedImage(data, probe_size(data), f"<{len(data)} bytes>")
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    if isinstance(image, Image.Image):
+        return _from_pil(image, "<PIL image>")
+    raise InvalidImageError(
+        f"image must be a path, bytes, a numpy array or a PIL image, got {type(image).__name__}; "
+        "pass one of those"
+    )
+
+
+def _from_path(path: Path) -> EncodedImage:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
+    fmt = sniff_format(data)
+    size = probe_size(data) if fmt else None
+    if size is None:
+        first = data[:8].hex(" ") or "nothing"
+        raise InvalidImageError(
+            f"{path} is not an image ({len(data)} bytes, first bytes {first}); expected a {SUPPORTED} file"
+        )
+    return EncodedImage(data, size, str(path))
+
+
+def _from_array(array: np.ndarray) -> EncodedImage:
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise InvalidImageError(
+            f"numpy image must be HxWx3 uint8 RGB, got shape {array.shape} dtype {array.dtype}; "
+            "convert it with arr.astype(np.uint8) and drop any alpha channel"
+        )
+    return _from_pil(Image.fromarray(np.ascontiguousarray(array), "RGB"), f"<array {array.shape[1]}x{array.shape[0]}>")
+
+
+def _from_pil(image: Image.Image, source: str) -> EncodedImage:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG")
+    return EncodedImage(buffer.getvalue(), image.size, source)

@@ -1,0 +1,113 @@
+"""``LesionResult``: one image's answer from the ensemble, frozen and read-only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image
+
+from .classes import CLASSES, LesionClass
+from .errors import ResultError
+
+
+@dataclass(frozen=True)
+class BBox:
+    """Lesion box in original image pixels; ``x_max``/``y_max`` are exclusive."""
+
+    x_min: int
+    y_min: int
+    x_max: int
+    y_max: int
+
+    @property
+    def width(self) -> int:
+        """Box width in pixels."""
+        return self.x_max - self.x_min
+
+    @property
+    def height(self) -> int:
+        """Box height in pixels."""
+        return self.y_max - self.y_min
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        """(x_min, y_min, x_max, y_max)."""
+        return (self.x_min, self.y_min, self.x_max, self.y_max)
+
+
+@dataclass(frozen=True, eq=False)
+class LesionResult:
+    """What the ensemble said about one image.
+
+    ``mask`` is at segmenter resolution (256x256, 0/255); ``mask_at_original_size()`` resizes it.
+    ``lesion_fraction`` 0 means no lesion was found and the whole image was classified.
+    """
+
+    label: LesionClass
+    probabilities: Mapping[str, float]
+    bbox: BBox
+    lesion_fraction: float
+    mask: np.ndarray
+    original_size: tuple[int, int] | None
+    model_name: str
+    model_version: str
+    crop: np.ndarray | None = None
+
+    @property
+    def lesion_found(self) -> bool:
+        """Whether the segmenter found a lesion (otherwise the whole image was classified)."""
+        return self.lesion_fraction > 0.0
+
+    def mask_at_original_size(self) -> np.ndarray:
+        """The mask resized (nearest neighbour) to the original image size, HxW uint8 0/255."""
+        if self.original_size is None:
+            raise ResultError(
+                "the original image size is unknown (its header could not be read client-side); "
+                "pass a path, an array or a PIL image, or resize `mask` yourself"
+            )
+        resized = Image.fromarray(self.mask).resize(self.original_size, Image.NEAREST)
+        return np.asarray(resized)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no mask or crop pixels)."""
+        return {
+            "label": self.label.code,
+            "label_name": self.label.name,
+            "probabilities": dict(self.probabilities),
+            "bbox": list(self.bbox.as_tuple()),
+            "lesion_fraction": self.lesion_fraction,
+            "lesion_found": self.lesion_found,
+            "original_size": list(self.original_size) if self.original_size else None,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+        }
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+def build_result(
+    outputs: Mapping[str, np.ndarray], row: int, original_size: tuple[int, int] | None,
+    model_name: str, model_version: str,
+) -> LesionResult:
+    """Build the result of batch row ``row`` from the ensemble's output arrays."""
+    probs = np.asarray(outputs["PROBABILITIES"][row], dtype=np.float64)
+    if probs.shape != (len(CLASSES),):
+        raise ResultError(f"PROBABILITIES row must have {len(CLASSES)} values, got shape {probs.shape}")
+    bbox = BBox(*(int(v) for v in outputs["BBOX"][row]))
+    crop = outputs.get("CROP")
+    return LesionResult(
+        label=CLASSES[int(np.argmax(probs))],
+        probabilities=MappingProxyType({c.code: float(probs[c.index]) for c in CLASSES}),
+        bbox=bbox,
+        lesion_fraction=float(outputs["LESION_FRACTION"][row][0]),
+        mask=_read_only(outputs["MASK"][row]),
+        original_size=original_size,
+        model_name=model_name,
+        model_version=model_version,
+        crop=None if crop is None else _read_only(crop[row]),
+    )

@@ -1,0 +1,62 @@
+"""Exponential backoff on UNAVAILABLE only, within one call's deadline (blocking and asyncio)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, TypeVar
+
+from .config import ClientConfig
+from .errors import DeadlineExceededError, ServerUnavailableError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def backoff_s(config: ClientConfig, attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based)."""
+    return min(config.backoff_max_s, config.backoff_initial_s * (2 ** attempt))
+
+
+def _next_wait(config: ClientConfig, attempt: int, deadline: float, error: ServerUnavailableError) -> float:
+    """Seconds to sleep before the next attempt, or re-raise ``error`` when no retry is left."""
+    wait = backoff_s(config, attempt)
+    remaining = deadline - time.monotonic()
+    if attempt >= config.retries or wait >= remaining:
+        if attempt < config.retries:
+            logger.warning("giving up after %d attempt(s): the deadline leaves no time for another", attempt + 1)
+        raise error
+    logger.warning("server unavailable (attempt %d of %d); retrying in %.2f s: %s",
+                   attempt + 1, config.retries + 1, wait, error)
+    return wait
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceededError("the call's deadline passed before the request could be sent; raise timeout")
+    return remaining
+
+
+def call_with_retries(config: ClientConfig, fn: Callable[[float], T]) -> T:
+    """Run ``fn(remaining_timeout_s)``, retrying with backoff while it raises ServerUnavailableError."""
+    deadline = time.monotonic() + config.timeout_s
+    attempt = 0
+    while True:
+        try:
+            return fn(_remaining(deadline))
+        except ServerUnavailableError as e:
+            time.sleep(_next_wait(config, attempt, deadline, e))
+            attempt += 1
+
+
+async def acall_with_retries(config: ClientConfig, fn: Callable[[float], Awaitable[T]]) -> T:
+    """The asyncio twin of ``call_with_retries``."""
+    deadline = time.monotonic() + config.timeout_s
+    attempt = 0
+    while True:
+        try:
+            return await fn(_remaining(deadline))
+        except ServerUnavailableError as e:
+            await asyncio.sleep(_next_wait(config, attempt, deadline, e))
+            attempt += 1

@@ -1,0 +1,212 @@
+"""Blocking transports over tritonclient's gRPC and HTTP clients; errors come out translated."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .classes import CORE_OUTPUTS, INPUT_IMAGE, OUTPUT_CROP
+from .config import ClientConfig
+from .translate import translate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """Output arrays of one inference request and the model that answered."""
+
+    outputs: dict[str, np.ndarray]
+    model_name: str
+    model_version: str
+
+
+def output_names(with_crop: bool) -> tuple[str, ...]:
+    """Names of the outputs to request."""
+    return CORE_OUTPUTS + ((OUTPUT_CROP,) if with_crop else ())
+
+
+def image_batch(images: Sequence[bytes]) -> np.ndarray:
+    """The [N, 1] BYTES array for the ``IMAGE`` input."""
+    batch = np.empty((len(images), 1), dtype=np.object_)
+    for row, data in enumerate(images):
+        batch[row, 0] = data
+    return batch
+
+
+def grpc_channel_args(config: ClientConfig) -> list[tuple[str, Any]]:
+    """gRPC channel options: message limits, keepalive and reconnect backoff."""
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", int(config.keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(config.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 2),
+        ("grpc.initial_reconnect_backoff_ms", int(config.backoff_initial_s * 1000)),
+        ("grpc.min_reconnect_backoff_ms", int(config.backoff_initial_s * 1000)),
+        ("grpc.max_reconnect_backoff_ms", int(config.backoff_max_s * 1000)),
+    ]
+
+
+def grpc_tls_kwargs(config: ClientConfig) -> dict[str, Any]:
+    """TLS arguments tritonclient's gRPC clients take (file paths; they read the PEM files)."""
+    if not config.ssl:
+        return {}
+    return {
+        "ssl": True,
+        "root_certificates": _str(config.root_certificates),
+        "private_key": _str(config.private_key),
+        "certificate_chain": _str(config.certificate_chain),
+    }
+
+
+def _str(path: Any) -> str | None:
+    return None if path is None else str(path)
+
+
+class GrpcTransport:
+    """One gRPC channel to the server (tritonclient.grpc)."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self._mod = grpcclient
+        self.config = config
+        self._client = grpcclient.InferenceServerClient(
+            config.url, channel_args=grpc_channel_args(config), **grpc_tls_kwargs(config)
+        )
+
+    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
+        try:
+            return fn()
+        except Exception as e:
+            raise translate(e, what, self.config.url, inference) from e
+
+    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+        """Send one request of len(images) rows."""
+        batch = image_batch(images)
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp.set_data_from_numpy(batch)
+        outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
+        result = self._call(
+            f"analyzing {len(images)} image(s)",
+            lambda: self._client.infer(
+                self.config.model_name, [inp], model_version=self.config.model_version,
+                outputs=outs, client_timeout=timeout_s,
+            ),
+            inference=True,
+        )
+        response = result.get_response()
+        return RawAnswer(
+            {n: result.as_numpy(n) for n in output_names(with_crop)}, response.model_name, response.model_version
+        )
+
+    def live(self, timeout_s: float) -> bool:
+        """Whether the server reports itself live."""
+        return self._call("health check", lambda: self._client.is_server_live(client_timeout=timeout_s))
+
+    def ready(self, timeout_s: float) -> bool:
+        """Whether the server and the ensemble are ready."""
+        return self._call(
+            "readiness check",
+            lambda: self._client.is_server_ready(client_timeout=timeout_s)
+            and self._client.is_model_ready(self.config.model_name, self.config.model_version, client_timeout=timeout_s),
+        )
+
+    def metadata(self, timeout_s: float) -> dict[str, Any]:
+        """The ensemble's metadata as a dict."""
+        return self._call(
+            "reading model metadata",
+            lambda: self._client.get_model_metadata(
+                self.config.model_name, self.config.model_version, as_json=True, client_timeout=timeout_s
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._client.close()
+
+
+class HttpTransport:
+    """One HTTP connection pool to the server (tritonclient.http).
+
+    HTTP has no per-call deadline in tritonclient: every socket operation times out after the
+    config's ``timeout_s``; the retry loop still stops at the call's deadline.
+    """
+
+    def __init__(self, config: ClientConfig) -> None:
+        import tritonclient.http as httpclient
+
+        self._mod = httpclient
+        self.config = config
+        self._client = httpclient.InferenceServerClient(
+            config.url, connection_timeout=config.timeout_s, network_timeout=config.timeout_s,
+            ssl=config.ssl, ssl_options=http_ssl_options(config) or None,
+        )
+
+    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
+        try:
+            return fn()
+        except Exception as e:
+            raise translate(e, what, self.config.url, inference) from e
+
+    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+        """Send one request of len(images) rows (binary tensors both ways)."""
+        batch = image_batch(images)
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp.set_data_from_numpy(batch, binary_data=True)
+        outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
+        result = self._call(
+            f"analyzing {len(images)} image(s)",
+            lambda: self._client.infer(
+                self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs
+            ),
+            inference=True,
+        )
+        response = result.get_response()
+        return RawAnswer(
+            {n: result.as_numpy(n) for n in output_names(with_crop)},
+            response["model_name"], str(response.get("model_version", "")),
+        )
+
+    def live(self, timeout_s: float) -> bool:
+        """Whether the server reports itself live."""
+        return self._call("health check", self._client.is_server_live)
+
+    def ready(self, timeout_s: float) -> bool:
+        """Whether the server and the ensemble are ready."""
+        return self._call(
+            "readiness check",
+            lambda: self._client.is_server_ready()
+            and self._client.is_model_ready(self.config.model_name, self.config.model_version),
+        )
+
+    def metadata(self, timeout_s: float) -> dict[str, Any]:
+        """The ensemble's metadata as a dict."""
+        return self._call(
+            "reading model metadata",
+            lambda: self._client.get_model_metadata(self.config.model_name, self.config.model_version),
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+
+def http_ssl_options(config: ClientConfig) -> dict[str, str]:
+    """geventhttpclient ssl_options for the config's TLS files."""
+    options = {}
+    if config.root_certificates is not None:
+        options["ca_certs"] = str(config.root_certificates)
+    if config.certificate_chain is not None:
+        options["certfile"] = str(config.certificate_chain)
+        options["keyfile"] = str(config.private_key)
+    return options
+
+
+def make_transport(config: ClientConfig) -> GrpcTransport | HttpTransport:
+    """The blocking transport for the config's protocol."""
+    return GrpcTransport(config) if config.protocol == "grpc" else HttpTransport(config)
