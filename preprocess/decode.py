@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -59,6 +60,13 @@ def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
                 width, height = int(im.size[0]), int(im.size[1])
                 orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "TIFF") else 1
         return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
+        raise ImageTooLargeError(
+            f"{fmt} header declares {declared}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted: "
+            "downscale it before sending"
+        ) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise TruncatedImageError(
             f"{fmt} header of a {len(data)}-byte input cannot be read ({e}); the file is truncated or corrupt"

@@ -1,0 +1,156 @@
+"""The dermassist ensemble on the real embedded Triton, over gRPC and HTTP."""
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from preprocess.contract import CLS_SIZE, ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, NUM_CLASSES, SEG_SIZE, STEP_MODELS
+from tests.conftest import HAM_IMAGES
+from tests.support.images import encode, png_bomb, synthetic_lesion
+from tests.support.triton import infer
+
+pytestmark = pytest.mark.integration
+
+NUMPY_OF = {"TYPE_FP32": np.float32, "TYPE_UINT8": np.uint8, "TYPE_INT32": np.int32}
+
+
+def _url(server, protocol: str) -> str:
+    return server.config.grpc_address if protocol == "grpc" else server.config.http_address
+
+
+def _size(blob: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(blob)) as im:
+        return im.size
+
+
+def check_contract(out: dict[str, np.ndarray], sizes: list[tuple[int, int]]) -> None:
+    n = len(sizes)
+    for spec in ENSEMBLE_OUTPUTS:
+        assert out[spec.name].dtype == NUMPY_OF[spec.dtype], spec.name
+        assert out[spec.name].shape == (n, *spec.dims), spec.name
+    probs = out["PROBABILITIES"]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    assert set(np.unique(out["MASK"])) <= {0, 255}
+    for row, (width, height) in enumerate(sizes):
+        x0, y0, x1, y1 = out["BBOX"][row].tolist()
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        fraction = float(out["LESION_FRACTION"][row, 0])
+        assert fraction == pytest.approx(np.count_nonzero(out["MASK"][row]) / SEG_SIZE**2, abs=1e-6)
+        if fraction == 0:
+            assert [x0, y0, x1, y1] == [0, 0, width, height]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_real_images_follow_the_contract(triton_server, protocol: str, ham_jpeg: bytes, isic2017_jpeg: bytes) -> None:
+    for blob in (ham_jpeg, isic2017_jpeg):
+        out = infer(_url(triton_server, protocol), [blob], protocol)
+        check_contract(out, [_size(blob)])
+    assert out["CROP"].shape == (1, CLS_SIZE, CLS_SIZE, 3)
+
+
+def test_real_lesion_is_found_by_the_darkness_segmenter(triton_server, ham_jpeg: bytes) -> None:
+    out = infer(triton_server.config.grpc_address, [ham_jpeg])
+    assert 0.0 < out["LESION_FRACTION"][0, 0] < 1.0
+
+
+def test_batch_of_eight_mixed_images_matches_single_requests(triton_server, ham_jpeg: bytes, isic2017_jpeg: bytes) -> None:
+    hams = [p.read_bytes() for p in sorted(HAM_IMAGES.glob("*.jpg"))[:4]]
+    big = encode(synthetic_lesion(2000, 3000, seed=3), ".jpg")
+    blobs = hams + [isic2017_jpeg, big, encode(synthetic_lesion(120, 90, seed=4), ".png"), ham_jpeg]
+    url = triton_server.config.grpc_address
+    batch = infer(url, blobs)
+    check_contract(batch, [_size(b) for b in blobs])
+    for row, blob in enumerate(blobs):
+        single = infer(url, [blob])
+        for name in single:
+            np.testing.assert_allclose(batch[name][row], single[name][0], atol=1e-5, err_msg=f"{name} row {row}")
+
+
+def test_sixteen_concurrent_requests_all_succeed(triton_server) -> None:
+    blobs = [p.read_bytes() for p in sorted(HAM_IMAGES.glob("*.jpg"))[:16]]
+    url = triton_server.config.grpc_address
+    with ThreadPoolExecutor(16) as pool:
+        outs = list(pool.map(lambda b: infer(url, [b], timeout=120), blobs))
+    assert len(outs) == 16
+    for out in outs:
+        check_contract(out, [(600, 450)])
+    assert len({out["PROBABILITIES"].tobytes() for out in outs}) > 1
+
+
+BAD_INPUTS = {
+    "empty": (b"", "empty"),
+    "not an image": (b"GIF89a-not-supported", "not an image"),
+    "truncated jpeg": (None, "truncated"),
+    "too small": (encode(synthetic_lesion(20, 300), ".png"), "at least 32"),
+    "png bomb": (png_bomb(30000), "megapixels"),
+}
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gets_an_error_for_that_request_only(triton_server, ham_jpeg: bytes, protocol: str, case: str) -> None:
+    blob, message = BAD_INPUTS[case]
+    blob = ham_jpeg[: len(ham_jpeg) // 2] if blob is None else blob
+    url = _url(triton_server, protocol)
+    with pytest.raises(InferenceServerException) as err:
+        infer(url, [blob], protocol)
+    assert message in err.value.message()
+    if protocol == "grpc":
+        assert "INVALID_ARGUMENT" in str(err.value.status())
+    check_contract(infer(url, [ham_jpeg], protocol), [(600, 450)])
+
+
+def test_bad_row_in_a_batch_is_named(triton_server, ham_jpeg: bytes) -> None:
+    with pytest.raises(InferenceServerException, match="IMAGE row 1"):
+        infer(triton_server.config.grpc_address, [ham_jpeg, b"junk", ham_jpeg])
+
+
+def test_bad_request_does_not_fail_its_concurrent_neighbours(triton_server, ham_jpeg: bytes) -> None:
+    url = triton_server.config.grpc_address
+
+    def call(blob: bytes) -> str:
+        try:
+            infer(url, [blob], timeout=120)
+            return "ok"
+        except InferenceServerException:
+            return "rejected"
+
+    blobs = [ham_jpeg, b"junk"] * 6
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(call, blobs))
+    assert results == ["ok", "rejected"] * 6
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_wrong_dtype_tensor_is_refused_then_server_still_answers(triton_server, ham_jpeg: bytes, protocol: str) -> None:
+    lib = grpcclient if protocol == "grpc" else httpclient
+    client = lib.InferenceServerClient(_url(triton_server, protocol))
+    tensor = lib.InferInput("IMAGE", [1, 1], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 1), np.float32))
+    with pytest.raises(InferenceServerException, match="(?i)data.?type|dtype|expected"):
+        client.infer(ENSEMBLE_NAME, [tensor])
+    client.close()
+    check_contract(infer(_url(triton_server, protocol), [ham_jpeg], protocol), [(600, 450)])
+
+
+def test_every_step_reports_compute_statistics(triton_server, ham_jpeg: bytes) -> None:
+    infer(triton_server.config.grpc_address, [ham_jpeg])
+    client = grpcclient.InferenceServerClient(triton_server.config.grpc_address)
+    stats = client.get_inference_statistics(as_json=True)["model_stats"]
+    by_name = {s["name"]: s for s in stats}
+    for model in STEP_MODELS:
+        infer_stats = by_name[model]["inference_stats"]
+        assert int(infer_stats["success"]["count"]) >= 1
+        assert int(infer_stats["compute_infer"]["ns"]) > 0
+    assert int(by_name[ENSEMBLE_NAME]["inference_stats"]["success"]["count"]) >= 1
+    outputs = {o["name"]: o for o in client.get_model_metadata(ENSEMBLE_NAME, as_json=True)["outputs"]}
+    assert [int(d) for d in outputs["PROBABILITIES"]["shape"]] == [-1, NUM_CLASSES]
+    client.close()

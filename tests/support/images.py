@@ -1,0 +1,59 @@
+"""Encoded test images built in memory: every format, bit depth and malformation the decoder meets."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+from PIL import Image
+
+
+def synthetic_lesion(height: int = 450, width: int = 600, seed: int = 0) -> np.ndarray:
+    """RGB uint8 skin-toned image with one dark elliptical lesion, for shape-level tests."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[:] = (205, 160, 140)
+    noise = rng.integers(-12, 12, size=img.shape)
+    img = np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
+    center = (int(width * 0.55), int(height * 0.45))
+    axes = (max(2, width // 6), max(2, height // 5))
+    cv2.ellipse(img, center, axes, 20, 0, 360, (80, 50, 40), thickness=-1)
+    return img
+
+
+def encode(rgb: np.ndarray, fmt: str = ".jpg", **params: int) -> bytes:
+    """Encode an RGB array with OpenCV (".jpg", ".png", ".bmp", ".tiff")."""
+    arr = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(fmt, arr, [v for kv in params.items() for v in kv])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {fmt}")
+    return buf.tobytes()
+
+
+def pil_bytes(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    """Encode a PIL image."""
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
+    """A JPEG whose EXIF orientation tag is set (pixels stored unrotated)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return pil_bytes(Image.fromarray(rgb), "JPEG", exif=exif, quality=95)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bomb(side: int = 30000) -> bytes:
+    """A valid 1-bit grayscale PNG of side x side zero pixels: small on disk, huge once decoded."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")

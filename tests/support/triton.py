@@ -1,0 +1,32 @@
+"""Small tritonclient helpers shared by the integration tests."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from preprocess.contract import ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, IMAGE
+
+OUTPUT_NAMES = tuple(spec.name for spec in ENSEMBLE_OUTPUTS)
+
+
+def image_batch(blobs: Sequence[bytes]) -> np.ndarray:
+    """The IMAGE tensor for a list of encoded images: object array (N, 1)."""
+    return np.array([[b] for b in blobs], dtype=object)
+
+
+def infer(url: str, blobs: Sequence[bytes], protocol: str = "grpc", timeout: float | None = None) -> dict[str, np.ndarray]:
+    """Send one request to the ensemble and return every contract output."""
+    lib = grpcclient if protocol == "grpc" else httpclient
+    client = lib.InferenceServerClient(url)
+    try:
+        tensor = lib.InferInput(IMAGE.name, [len(blobs), 1], "BYTES")
+        tensor.set_data_from_numpy(image_batch(blobs))
+        outputs = [lib.InferRequestedOutput(name) for name in OUTPUT_NAMES]
+        kwargs = {"client_timeout": timeout} if protocol == "grpc" and timeout else {}
+        result = client.infer(ENSEMBLE_NAME, [tensor], outputs=outputs, **kwargs)
+        return {name: result.as_numpy(name) for name in OUTPUT_NAMES}
+    finally:
+        client.close()

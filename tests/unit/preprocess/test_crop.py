@@ -1,0 +1,163 @@
+"""Mask -> box -> crop maths, with property tests for the box invariants."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from preprocess.contract import CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
+from preprocess.crop import (
+    CropParams,
+    crop_batch,
+    largest_component,
+    lesion_mask,
+    mask_box,
+    normalise,
+    scale_box,
+    square_box,
+)
+from preprocess.errors import InvalidTensorError
+
+
+@st.composite
+def box_in_image(draw: st.DrawFn) -> tuple[tuple[int, int, int, int], int, int]:
+    width = draw(st.integers(1, 1500))
+    height = draw(st.integers(1, 1500))
+    x0 = draw(st.integers(0, width - 1))
+    y0 = draw(st.integers(0, height - 1))
+    x1 = draw(st.integers(x0 + 1, width))
+    y1 = draw(st.integers(y0 + 1, height))
+    return (x0, y0, x1, y1), width, height
+
+
+@settings(max_examples=400, deadline=None)
+@given(box_in_image(), st.floats(0.0, 1.0))
+def test_square_box_invariants(case: tuple, margin: float) -> None:
+    box, width, height = case
+    x0, y0, x1, y1 = square_box(box, margin, width, height)
+    # inside the image
+    assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    # contains the component's box
+    assert x0 <= box[0] and y0 <= box[1] and x1 >= box[2] and y1 >= box[3]
+    # square where the image allows: a side only falls short of the other where the image ends
+    side = max(x1 - x0, y1 - y0)
+    if x1 - x0 < side:
+        assert x1 - x0 == width
+    if y1 - y0 < side:
+        assert y1 - y0 == height
+    # the margin was added (up to the image)
+    want = int(np.ceil(max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)))
+    assert x1 - x0 >= min(want, width) and y1 - y0 >= min(want, height)
+
+
+@settings(max_examples=200, deadline=None)
+@given(box_in_image(), st.floats(0.05, 8.0), st.floats(0.05, 8.0))
+def test_scale_box_stays_inside_and_covers_the_scaled_box(case: tuple, sx: float, sy: float) -> None:
+    box, width, height = case
+    w, h = int(width * sx) + 1, int(height * sy) + 1
+    x0, y0, x1, y1 = scale_box(box, sx, sy, w, h)
+    assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h
+    assert x0 <= box[0] * sx + 1e-6 and y0 <= box[1] * sy + 1e-6
+    assert x1 >= min(w, box[2] * sx - 1e-6) and y1 >= min(h, box[3] * sy - 1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 250), st.integers(0, 250), st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=4))
+def test_largest_component_is_kept_and_contained_in_the_box(rects: list) -> None:
+    prob = np.zeros((SEG_SIZE, SEG_SIZE), np.float32)
+    for x, y, w, h in rects:
+        prob[y : y + h, x : x + w] = 0.9
+    mask = lesion_mask(prob, 0.35)
+    kept = mask > 0
+    assert kept.any()
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= 0.35).astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    assert kept.sum() == areas.max()
+    assert len(np.unique(labels[kept])) == 1  # one connected component
+    box = mask_box(mask)
+    ys, xs = np.nonzero(kept)
+    assert box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_empty_map_gives_no_box() -> None:
+    assert mask_box(lesion_mask(np.zeros((SEG_SIZE, SEG_SIZE), np.float32), 0.35)) is None
+    assert not largest_component(np.zeros((8, 8), bool)).any()
+
+
+def test_threshold_is_inclusive_and_applied() -> None:
+    prob = np.full((SEG_SIZE, SEG_SIZE), 0.34, np.float32)
+    prob[10:20, 10:20] = 0.35
+    mask = lesion_mask(prob, 0.35)
+    assert set(np.unique(mask)) == {0, 255} and np.count_nonzero(mask) == 100
+
+
+def test_normalise_matches_imagenet_definition() -> None:
+    crops = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 3), dtype=np.uint8)
+    out = normalise(crops)
+    assert out.shape == (2, 3, 4, 5) and out.dtype == np.float32
+    expected = (crops[1, 2, 3, 0] / 255.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    assert out[1, 0, 2, 3] == pytest.approx(expected, abs=1e-6)
+
+
+def _work_image(h: int, w: int) -> np.ndarray:
+    img = np.full((h, w, 3), 200, np.uint8)
+    img[h // 4 : h // 2, w // 4 : w // 2] = (60, 30, 20)
+    return img
+
+
+def test_crop_batch_maps_box_to_original_pixels_and_agrees_with_mask() -> None:
+    work = _work_image(682, 1024)
+    prob = np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32)
+    prob[0, 64:128, 64:128] = 0.9  # the dark quarter in segmenter coordinates
+    scale = np.array([[3000 / 1024]], np.float32)
+    out = crop_batch(prob, [work], scale)
+    assert out.cls_input.shape == (1, 3, CLS_SIZE, CLS_SIZE) and out.cls_input.dtype == np.float32
+    assert out.crop.shape == (1, CLS_SIZE, CLS_SIZE, 3) and out.crop.dtype == np.uint8
+    assert out.mask.dtype == np.uint8 and out.mask.shape == (1, SEG_SIZE, SEG_SIZE)
+    assert out.lesion_fraction[0, 0] == pytest.approx(np.count_nonzero(out.mask[0]) / SEG_SIZE**2)
+    x0, y0, x1, y1 = out.bbox[0]
+    assert (x0, x1) == (750, 1500)  # 64..128 of 256 over 3000 px
+    assert abs(y0 - 500) <= 1 and abs(y1 - 1000) <= 1  # 682 work rows map back to ~1998 px
+    assert 0 <= x0 < x1 <= 3000 and 0 <= y0 < y1 <= 2000
+    # the crop centres on the lesion: its middle is dark, its rim includes skin from the margin
+    assert out.crop[0, 100:124, 100:124].mean() < 80 and out.crop[0, :5].mean() > 150
+
+
+def test_empty_mask_classifies_the_whole_image_with_fraction_zero() -> None:
+    work = _work_image(300, 400)
+    out = crop_batch(np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32), [work], np.ones((1, 1), np.float32))
+    assert out.lesion_fraction[0, 0] == 0.0 and not out.mask.any()
+    assert out.bbox[0].tolist() == [0, 0, 400, 300]
+    import cv2 as _cv2
+
+    whole = _cv2.resize(work, (CLS_SIZE, CLS_SIZE), interpolation=_cv2.INTER_AREA)
+    np.testing.assert_array_equal(out.crop[0], whole)
+
+
+def test_crop_batch_rows_are_independent() -> None:
+    works = [_work_image(300, 400), _work_image(450, 600)]
+    prob = np.zeros((2, SEG_SIZE, SEG_SIZE, 1), np.float32)
+    prob[1, 64:128, 64:128] = 0.9
+    both = crop_batch(prob, works, np.ones((2, 1), np.float32))
+    alone = crop_batch(prob[1:], works[1:], np.ones((1, 1), np.float32))
+    np.testing.assert_array_equal(both.cls_input[1], alone.cls_input[0])
+    assert both.lesion_fraction[0, 0] == 0.0 and both.lesion_fraction[1, 0] > 0
+
+
+@pytest.mark.parametrize(
+    "threshold,margin", [(0.0, 0.1), (1.0, 0.1), (0.5, -0.1), (0.5, 1.5)]
+)
+def test_crop_params_validate_themselves(threshold: float, margin: float) -> None:
+    with pytest.raises(InvalidTensorError):
+        CropParams(threshold, margin)
+
+
+def test_crop_batch_rejects_wrong_shapes_with_a_message() -> None:
+    with pytest.raises(InvalidTensorError, match="SEG_PROB must be"):
+        crop_batch(np.zeros((1, 10, 10, 1), np.float32), [_work_image(40, 40)], np.ones(1))
+    with pytest.raises(InvalidTensorError, match="batch sizes differ"):
+        crop_batch(np.zeros((2, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(40, 40)], np.ones(2))
+    with pytest.raises(InvalidTensorError, match="SCALE must be positive"):
+        crop_batch(np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(40, 40)], np.zeros(1))

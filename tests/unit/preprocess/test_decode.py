@@ -1,0 +1,112 @@
+"""Decoding and validation of every accepted format and every refused input."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+
+from preprocess.decode import decode, decode_image
+from preprocess.errors import (
+    EmptyImageError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    InvalidImageError,
+    NotAnImageError,
+    TruncatedImageError,
+)
+from tests.support.images import encode, jpeg_with_orientation, pil_bytes, png_bomb, synthetic_lesion
+
+RGB = synthetic_lesion(120, 160)
+
+
+@pytest.mark.parametrize("fmt", [".png", ".bmp", ".tiff"])
+def test_lossless_formats_round_trip_exactly(fmt: str) -> None:
+    out = decode_image(encode(RGB, fmt))
+    assert out.dtype == np.uint8 and out.shape == RGB.shape
+    np.testing.assert_array_equal(out, RGB)
+
+
+def test_jpeg_decodes_to_rgb_not_bgr() -> None:
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 220
+    out = decode_image(encode(red, ".jpg"))
+    assert out[..., 0].mean() > 200 and out[..., 2].mean() < 30
+
+
+@pytest.mark.parametrize("orientation,expected_shape", [(1, (120, 160, 3)), (3, (120, 160, 3)), (6, (160, 120, 3)), (8, (160, 120, 3))])
+def test_jpeg_exif_orientation_is_applied(orientation: int, expected_shape: tuple[int, int, int]) -> None:
+    marked = RGB.copy()
+    marked[:20, :20] = (255, 255, 255)  # a white corner shows where the top-left went
+    out = decode(jpeg_with_orientation(marked, orientation))
+    assert out.rgb.shape == expected_shape
+    assert out.original_size == expected_shape[:2]
+    corners = {"tl": out.rgb[:10, :10], "tr": out.rgb[:10, -10:], "bl": out.rgb[-10:, :10], "br": out.rgb[-10:, -10:]}
+    bright = max(corners, key=lambda k: corners[k].mean())
+    assert bright == {1: "tl", 3: "br", 6: "tr", 8: "bl"}[orientation]
+
+
+def test_png_16_bit_is_scaled_to_8_bit() -> None:
+    gray16 = np.full((50, 60), 40000, dtype=np.uint16)
+    out = decode_image(encode(gray16, ".png"))
+    assert out.shape == (50, 60, 3) and out.dtype == np.uint8
+    assert abs(int(out[0, 0, 0]) - 40000 // 256) <= 1
+
+
+def test_grayscale_rgba_and_palette_pngs_become_rgb() -> None:
+    gray = pil_bytes(Image.fromarray(RGB[..., 0]), "PNG")
+    rgba = pil_bytes(Image.fromarray(np.dstack([RGB, np.full(RGB.shape[:2], 128, np.uint8)])), "PNG")
+    palette = pil_bytes(Image.fromarray(RGB).convert("P"), "PNG")
+    for data in (gray, rgba, palette):
+        out = decode_image(data)
+        assert out.shape == RGB.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(decode_image(rgba), RGB)
+    assert np.abs(decode_image(palette).astype(int) - RGB.astype(int)).mean() < 12
+
+
+def test_empty_input_is_refused() -> None:
+    with pytest.raises(EmptyImageError, match="empty"):
+        decode_image(b"")
+
+
+def test_non_image_bytes_are_refused_with_the_formats_expected() -> None:
+    with pytest.raises(NotAnImageError, match="JPEG, PNG, BMP or TIFF"):
+        decode_image(b"%PDF-1.4 definitely not a picture")
+
+
+@pytest.mark.parametrize("fmt,keep", [(".jpg", 0.5), (".jpg", 0.98), (".png", 0.5), (".png", 0.98), (".bmp", 0.5), (".tiff", 0.5)])
+def test_truncated_files_are_refused(fmt: str, keep: float) -> None:
+    data = encode(RGB, fmt)
+    with pytest.raises(TruncatedImageError, match="truncated"):
+        decode_image(data[: int(len(data) * keep)])
+
+
+def test_images_under_32_pixels_a_side_are_refused() -> None:
+    with pytest.raises(ImageTooSmallError, match="at least 32"):
+        decode_image(encode(synthetic_lesion(31, 200), ".png"))
+    assert decode_image(encode(synthetic_lesion(32, 32), ".png")).shape == (32, 32, 3)
+
+
+def test_png_bomb_is_refused_from_the_header_before_any_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*_args: object) -> None:
+        raise AssertionError("the full decode must not start for an oversized image")
+
+    monkeypatch.setattr(cv2, "imdecode", forbidden)
+    bomb = png_bomb(30000)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(ImageTooLargeError, match="900.0 megapixels"):
+        decode_image(bomb)
+
+
+def test_every_refusal_is_an_invalid_image_error() -> None:
+    for bad in (b"", b"hello", encode(RGB, ".png")[:100]):
+        with pytest.raises(InvalidImageError):
+            decode_image(bad)
+
+
+def test_large_jpeg_may_be_decoded_reduced_but_keeps_its_original_size() -> None:
+    big = cv2.resize(RGB, (4000, 3000), interpolation=cv2.INTER_LINEAR)
+    out = decode(encode(big, ".jpg"), allow_reduced=True)
+    assert out.original_size == (3000, 4000)
+    assert max(out.rgb.shape[:2]) >= 1024 and out.rgb.shape[:2] == (1500, 2000)

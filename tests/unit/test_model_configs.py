@@ -1,0 +1,98 @@
+"""Every Triton config (both profiles) parses with Triton's own protobuf and honours the contract."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from dermassist.repository import SOURCE_REPOSITORY
+from preprocess import contract as c
+
+CONFIGS = sorted(SOURCE_REPOSITORY.glob("*/config.pbtxt")) + sorted(SOURCE_REPOSITORY.glob("*/configs/*.pbtxt"))
+PYTHON_STEPS = (c.PREPARE_MODEL, c.CROP_MODEL)
+
+
+def parse(path: Path) -> mc.ModelConfig:
+    return text_format.Parse(path.read_text(), mc.ModelConfig())
+
+
+def model_of(path: Path) -> str:
+    return (path.parent if path.name == "config.pbtxt" else path.parent.parent).name
+
+
+def profile_of(path: Path) -> str:
+    return "gpu" if path.name == "config.pbtxt" else path.stem
+
+
+def tensor_name(spec: c.TensorSpec, model: str, profile: str) -> str:
+    libtorch = model == c.CLASSIFIER_MODEL and profile == "gpu"
+    return c.libtorch_name(spec.name) if libtorch else spec.name
+
+
+def test_every_model_has_both_profiles() -> None:
+    for model in c.ALL_MODELS:
+        assert (SOURCE_REPOSITORY / model / "config.pbtxt").is_file()
+        assert (SOURCE_REPOSITORY / model / "configs" / "embedded.pbtxt").is_file()
+    assert len(CONFIGS) == 2 * len(c.ALL_MODELS)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{model_of(p)}-{profile_of(p)}")
+def test_config_matches_contract(path: Path) -> None:
+    config, model, profile = parse(path), model_of(path), profile_of(path)
+    assert config.name == model
+    assert config.max_batch_size == c.MAX_BATCH_SIZE
+    inputs, outputs = c.STEP_SIGNATURES[model]
+    for declared, specs in ((config.input, inputs), (config.output, outputs)):
+        got = [(t.name, mc.DataType.Name(t.data_type), tuple(t.dims)) for t in declared]
+        want = [(tensor_name(s, model, profile), s.dtype, s.dims) for s in specs]
+        assert got == want
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{model_of(p)}-{profile_of(p)}")
+def test_backends_and_devices_follow_the_profiles(path: Path) -> None:
+    config, model, profile = parse(path), model_of(path), profile_of(path)
+    if model == c.ENSEMBLE_NAME:
+        assert config.platform == "ensemble"
+        return
+    kinds = {mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group}
+    assert config.HasField("dynamic_batching")
+    if profile == "embedded":
+        assert config.backend == "python" and kinds == {"KIND_CPU"}
+    elif model == c.CLASSIFIER_MODEL:
+        assert config.platform == "pytorch_libtorch" and kinds == {"KIND_GPU"}
+    elif model == c.SEGMENTER_MODEL:
+        assert config.backend == "python" and kinds == {"KIND_GPU"}
+    else:
+        assert config.backend == "python"
+
+
+@pytest.mark.parametrize("profile", ["gpu", "embedded"])
+def test_ensemble_wires_every_step_with_contract_tensors(profile: str) -> None:
+    path = SOURCE_REPOSITORY / c.ENSEMBLE_NAME / ("config.pbtxt" if profile == "gpu" else "configs/embedded.pbtxt")
+    steps = parse(path).ensemble_scheduling.step
+    assert [s.model_name for s in steps] == list(c.STEP_MODELS)
+    produced = {c.IMAGE.name}
+    for step in steps:
+        inputs, outputs = c.STEP_SIGNATURES[step.model_name]
+        assert dict(step.input_map) == {tensor_name(s, step.model_name, profile): s.name for s in inputs}
+        assert dict(step.output_map) == {tensor_name(s, step.model_name, profile): s.name for s in outputs}
+        assert set(step.input_map.values()) <= produced  # every input is produced by an earlier step
+        produced |= set(step.output_map.values())
+    assert {s.name for s in c.ENSEMBLE_OUTPUTS} <= produced
+
+
+def test_crop_parameters_are_the_contract_defaults() -> None:
+    for path in (SOURCE_REPOSITORY / c.CROP_MODEL).rglob("*.pbtxt"):
+        params = parse(path).parameters
+        assert float(params["threshold"].string_value) == c.DEFAULT_THRESHOLD
+        assert float(params["margin"].string_value) == c.DEFAULT_MARGIN
+
+
+def test_python_steps_have_a_model_py_and_no_artifacts_are_tracked() -> None:
+    for model in c.STEP_MODELS:
+        assert (SOURCE_REPOSITORY / model / "1" / "model.py").is_file()
+    gitignore = (SOURCE_REPOSITORY.parent / ".gitignore").read_text()
+    for artifact in ("model.savedmodel", "model.pt", "labels.txt"):
+        assert artifact in gitignore

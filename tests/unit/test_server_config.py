@@ -1,0 +1,67 @@
+"""Server settings, command line and environment, without starting a model."""
+from __future__ import annotations
+
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from dermassist.config import ServerConfig
+from dermassist.errors import ConfigError
+from dermassist.server import locate_triton, server_command, server_environment
+
+
+def test_defaults_follow_the_architecture(tmp_path: Path) -> None:
+    config = ServerConfig(repository=tmp_path)
+    assert (config.profile, config.http_port, config.grpc_port, config.metrics_port) == ("embedded", 8000, 8001, 8002)
+    assert config.grpc_address == "127.0.0.1:8001"
+
+
+def test_precedence_is_cli_then_environment_then_default(tmp_path: Path) -> None:
+    env = {"DERMASSIST_HTTP_PORT": "9000", "DERMASSIST_GRPC_PORT": "9001", "DERMASSIST_REPOSITORY": str(tmp_path)}
+    config = ServerConfig.resolve({"grpc_port": 7001, "http_port": None}, environ=env)
+    assert (config.http_port, config.grpc_port, config.metrics_port) == (9000, 7001, 8002)
+    assert config.repository == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"profile": "tpu"}, "profile must be one of"),
+        ({"http_port": 0}, "http_port must be between"),
+        ({"grpc_port": 8000}, "ports must differ"),
+        ({"startup_timeout_s": 0}, "startup_timeout_s must be positive"),
+    ],
+)
+def test_invalid_settings_are_refused_with_a_message(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServerConfig(repository=tmp_path, **kwargs)
+
+
+def test_missing_repository_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="make models"):
+        ServerConfig(repository=tmp_path / "nope")
+
+
+def test_bad_environment_value_is_named() -> None:
+    with pytest.raises(ConfigError, match="DERMASSIST_HTTP_PORT must be a int"):
+        ServerConfig.resolve({}, environ={"DERMASSIST_HTTP_PORT": "eighty"})
+
+
+def test_command_line_selects_profile_and_ports(tmp_path: Path) -> None:
+    install = locate_triton()
+    assert install.binary.is_file() and install.stub.is_file()
+    embedded = server_command(install, ServerConfig(repository=tmp_path, http_port=1, grpc_port=2, metrics_port=3), tmp_path)
+    assert "--model-config-name=embedded" in embedded
+    assert {"--strict-readiness=true", "--exit-on-error=true", "--http-port=1", "--grpc-port=2", "--metrics-port=3"} <= set(embedded)
+    gpu = server_command(install, ServerConfig(repository=tmp_path, profile="gpu"), tmp_path)
+    assert not any(arg.startswith("--model-config-name") for arg in gpu)
+
+
+def test_environment_puts_this_venv_and_libpython_first() -> None:
+    install = locate_triton()
+    env = server_environment(install, base={"PATH": "/usr/bin"})
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    libdirs = env["LD_LIBRARY_PATH"].split(":")
+    assert libdirs[0] == sysconfig.get_config_var("LIBDIR") and str(install.libs) in libdirs
