@@ -92,7 +92,7 @@ def _from_array(array: np.ndarray) -> EncodedImage:
             f"numpy image must be HxWx3 uint8 RGB, got shape {array.shape} dtype {array.dtype}; "
             "convert it with arr.astype(np.uint8) and drop any alpha channel"
         )
-    return _from_pil(Image.fromarray(np.ascontiguousarray(array), "RGB"), f"<array {array.shape[1]}x{array.shape[0]}>")
+    return _from_pil(Image.fromarray(np.ascontiguousarray(array)), f"<array {array.shape[1]}x{array.shape[0]}>")
 
 
 def _from_pil(image: Image.Image, source: str) -> EncodedImage:

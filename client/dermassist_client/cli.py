@@ -1,0 +1,86 @@
+"""The ``dermassist-client`` command line: ``analyze`` images, or start the ``demo`` page."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import DermAssistClientError
+
+DEFAULT_URL = "127.0.0.1:8001"
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"server HOST:PORT (default {DEFAULT_URL})")
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="grpc (default) or http")
+    parser.add_argument("--timeout", type=float, default=30.0, help="deadline of one call in seconds (default 30)")
+    parser.add_argument("--retries", type=int, default=3, help="retries while the server is unavailable (default 3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``dermassist-client``."""
+    parser = argparse.ArgumentParser(prog="dermassist-client", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    analyze = sub.add_parser("analyze", help="analyze images; one result per image")
+    analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, BMP or TIFF)")
+    analyze.add_argument("--json", action="store_true", help="print one JSON object per line")
+    _add_connection(analyze)
+    demo = sub.add_parser("demo", help="start the Gradio demo page against a running server")
+    demo.add_argument("--host", default="127.0.0.1", help="address the page binds (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=7860, help="page port (default 7860)")
+    _add_connection(demo)
+    return parser
+
+
+def _summary(path: str, result: dict) -> str:
+    top = result["label"]
+    lesion = (f"lesion {100 * result['lesion_fraction']:.1f}% of image, bbox {result['bbox']}"
+              if result["lesion_found"] else "NO LESION FOUND (whole image classified)")
+    return (f"{path}: {top} ({result['label_name']}) p={result['probabilities'][top]:.3f}; {lesion}; "
+            f"model {result['model_name']} v{result['model_version']}")
+
+
+def analyze(args: argparse.Namespace) -> int:
+    """Analyze each image; print results on stdout, failures on stderr; 1 if any failed."""
+    from .client import DermAssistClient
+
+    failures = 0
+    with DermAssistClient(args.url, args.protocol, timeout=args.timeout, retries=args.retries) as client:
+        for path in args.images:
+            try:
+                result = client.analyze(path).to_dict()
+            except DermAssistClientError as e:
+                failures += 1
+                print(f"{path}: FAILED: {e}", file=sys.stderr)
+                continue
+            print(json.dumps({"image": path, **result}) if args.json else _summary(path, result), flush=True)
+    return 1 if failures else 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Serve the demo page until Ctrl-C."""
+    from .demo import serve_forever
+
+    serve_forever(args.url, protocol=args.protocol, host=args.host, port=args.port,
+                  timeout=args.timeout, retries=args.retries)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``dermassist-client``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return analyze(args) if args.command == "analyze" else demo(args)
+    except DermAssistClientError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
