@@ -1,0 +1,124 @@
+"""Typed, self-validating load-test settings (precedence: CLI flag > environment variable > default).
+
+The same values reach the Locust processes through ``LOADTEST_*`` environment variables, so a
+master and its workers (possibly on other hosts) run one scenario mix.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import LoadtestConfigError
+from .images import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
+
+ENV_PREFIX = "LOADTEST_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REPORT_DIR = PROJECT_ROOT / "reports" / "loadtest"
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """What each Locust user sends: the scenario mix, batch size, deadline and image corpus."""
+
+    single_weight: float = 0.66
+    batch_weight: float = 0.33
+    bad_share: float = 0.01
+    batch_size: int = 8
+    deadline_s: float = 60.0
+    think_time_s: float = 0.0
+    per_size: int = 4
+    image_source: Path = DEFAULT_SOURCE_DIR
+    image_cache: Path = DEFAULT_CACHE_DIR
+
+    def __post_init__(self) -> None:
+        for name in ("single_weight", "batch_weight"):
+            if getattr(self, name) < 0:
+                raise LoadtestConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.single_weight + self.batch_weight <= 0:
+            raise LoadtestConfigError("single_weight + batch_weight must be > 0; set at least one scenario weight")
+        if not 0.0 <= self.bad_share < 1.0:
+            raise LoadtestConfigError(f"bad_share must lie in [0, 1), got {self.bad_share} (0.01 means 1%)")
+        if not 1 <= self.batch_size:
+            raise LoadtestConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.deadline_s > 0:
+            raise LoadtestConfigError(f"deadline_s must be positive, got {self.deadline_s}")
+        if self.think_time_s < 0:
+            raise LoadtestConfigError(f"think_time_s must be >= 0, got {self.think_time_s}")
+        if self.per_size < 1:
+            raise LoadtestConfigError(f"per_size must be at least 1, got {self.per_size}")
+        object.__setattr__(self, "image_source", Path(self.image_source))
+        object.__setattr__(self, "image_cache", Path(self.image_cache))
+
+    def probabilities(self) -> dict[str, float]:
+        """Share of calls per scenario name (they sum to 1)."""
+        good = 1.0 - self.bad_share
+        total = self.single_weight + self.batch_weight
+        return {
+            "single": good * self.single_weight / total,
+            "batch": good * self.batch_weight / total,
+            "bad_input": self.bad_share,
+        }
+
+    def to_env(self) -> dict[str, str]:
+        """The ``LOADTEST_*`` variables that reproduce this config in another process."""
+        return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "ScenarioConfig":
+        """CLI overrides (None = unset), then LOADTEST_* variables, then defaults."""
+        return cls(**_resolve_values(cls, overrides, environ))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How ``python -m loadtest.run`` drives Locust: users, ramp, duration, reports and server."""
+
+    users: int = 4
+    spawn_rate: float = 2.0
+    run_time_s: int = 60
+    report_dir: Path = DEFAULT_REPORT_DIR
+    repository: Path = PROJECT_ROOT / "model_repository"
+    host: str = ""  # host:port of a running Triton gRPC endpoint; empty = start the embedded server
+
+    def __post_init__(self) -> None:
+        if self.users < 1:
+            raise LoadtestConfigError(f"users must be at least 1, got {self.users}")
+        if not self.spawn_rate > 0:
+            raise LoadtestConfigError(f"spawn_rate must be positive, got {self.spawn_rate}")
+        if self.run_time_s < 1:
+            raise LoadtestConfigError(f"run_time_s must be at least 1 second, got {self.run_time_s}")
+        if self.host and (":" not in self.host or "://" in self.host):
+            raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint, got {self.host!r}")
+        object.__setattr__(self, "report_dir", Path(self.report_dir))
+        object.__setattr__(self, "repository", Path(self.repository))
+
+    @classmethod
+    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "RunConfig":
+        """CLI overrides (None = unset), then LOADTEST_* variables, then defaults."""
+        return cls(**_resolve_values(cls, overrides, environ))
+
+
+def _resolve_values(cls: type, overrides: dict[str, Any] | None, environ: dict[str, str] | None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        env_name = ENV_PREFIX + f.name.upper()
+        if overrides and overrides.get(f.name) is not None:
+            values[f.name] = overrides[f.name]
+        elif env_name in environ:
+            values[f.name] = _cast(env_name, environ[env_name], f.type)
+    return values
+
+
+def _cast(name: str, raw: str, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as e:
+        raise LoadtestConfigError(f"environment variable {name} must be a {kind}, got {raw!r}") from e
+    return raw

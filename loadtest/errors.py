@@ -1,0 +1,22 @@
+"""Exceptions of the ``loadtest`` package: one root, narrow subclasses."""
+from __future__ import annotations
+
+
+class LoadtestError(Exception):
+    """Root of every error raised by the load-test tooling."""
+
+
+class LoadtestConfigError(LoadtestError):
+    """A load-test setting (flag, environment variable or default) is invalid."""
+
+
+class ImageCorpusError(LoadtestError):
+    """The image corpus cannot be built (source images missing or unreadable)."""
+
+
+class LocustRunError(LoadtestError):
+    """Locust did not run, or wrote no usable CSV report."""
+
+
+class UnexpectedAcceptance(LoadtestError):
+    """A request that must be rejected with INVALID_ARGUMENT was answered otherwise."""

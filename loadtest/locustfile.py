@@ -1,0 +1,113 @@
+"""Locust user for the ``dermassist`` ensemble over raw gRPC (gevent-cooperative).
+
+Run through ``python -m loadtest.run`` (headless, embedded server), or by hand against any Triton:
+``locust -f loadtest/locustfile.py --host TRITON_HOST:8001`` (settings from ``LOADTEST_*`` variables,
+see ``loadtest/config.py``). Every call is reported through ``events.request`` as ``grpc`` with
+its latency, response size and exception. Deliberately bad inputs are reported under their own name:
+a rejection with INVALID_ARGUMENT is the expected outcome (success), anything else is a failure.
+"""
+# gRPC must be patched for gevent before any channel exists, i.e. before anything else runs.
+import grpc
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()
+
+import itertools  # noqa: E402
+import logging  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+
+from locust import User, constant, events, task  # noqa: E402
+from tritonclient.grpc import service_pb2_grpc  # noqa: E402
+
+from loadtest.config import ScenarioConfig  # noqa: E402
+from loadtest.errors import LoadtestError, UnexpectedAcceptance  # noqa: E402
+from loadtest.images import CorpusSpec, bad_inputs, load_corpus  # noqa: E402
+from loadtest.protocol import CHANNEL_OPTIONS, infer_request, rejection_outcome, response_rows  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+CONFIG = ScenarioConfig.resolve()
+IMAGES = load_corpus(CorpusSpec(CONFIG.image_source, CONFIG.image_cache, CONFIG.per_size))
+BAD_INPUTS = bad_inputs(IMAGES[0])
+SINGLE = "single"
+BATCH = f"batch{CONFIG.batch_size}"
+BAD = "bad_input:rejected"
+REQUEST_TYPE = "grpc"
+
+
+class RowCountMismatch(LoadtestError):
+    """The response's batch size differs from the request's."""
+
+
+@events.test_start.add_listener
+def _announce(environment, **_kwargs) -> None:
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in CONFIG.probabilities().items())
+    logger.info("dermassist load test: %d images (%d sizes), mix %s, deadline %.0f s",
+                len(IMAGES), len(CorpusSpec().sizes), shares, CONFIG.deadline_s)
+
+
+class DermAssistGrpcUser(User):
+    """One clinic client: its own gRPC channel, single images, batches and a few bad uploads."""
+
+    wait_time = constant(CONFIG.think_time_s)
+
+    def on_start(self) -> None:
+        """Open this user's channel (one per user, so load spreads like real clients)."""
+        if not self.host or "://" in self.host:
+            raise LoadtestError(f"--host must be Triton's gRPC HOST:PORT (no scheme), got {self.host!r}")
+        self.channel = grpc.insecure_channel(self.host, options=CHANNEL_OPTIONS)
+        self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+        self.rng = random.Random()
+        self.counter = itertools.count()
+        self.bad_kinds = itertools.cycle(sorted(BAD_INPUTS))
+        names, weights = zip(*CONFIG.probabilities().items())
+        self.names, self.weights = names, weights
+
+    def on_stop(self) -> None:
+        """Close the channel."""
+        channel = getattr(self, "channel", None)
+        if channel is not None:
+            channel.close()
+            self.channel = None
+
+    @task
+    def infer(self) -> None:
+        """Send one request drawn from the scenario mix."""
+        scenario = self.rng.choices(self.names, self.weights)[0]
+        if scenario == "single":
+            self._call(SINGLE, [self.rng.choice(IMAGES)])
+        elif scenario == "batch":
+            self._call(BATCH, self.rng.choices(IMAGES, k=CONFIG.batch_size))
+        else:
+            self._call_bad(BAD_INPUTS[next(self.bad_kinds)])
+
+    def _fire(self, name: str, started: float, length: int, exception: BaseException | None) -> None:
+        self.environment.events.request.fire(
+            request_type=REQUEST_TYPE, name=name, response_time=(time.perf_counter() - started) * 1000.0,
+            response_length=length, exception=exception, context={},
+        )
+
+    def _call(self, name: str, images: list[bytes]) -> None:
+        request = infer_request(images, request_id=f"{id(self):x}-{next(self.counter)}")
+        started = time.perf_counter()
+        try:
+            response = self.stub.ModelInfer(request, timeout=CONFIG.deadline_s)
+        except grpc.RpcError as e:
+            self._fire(name, started, 0, e)
+            return
+        rows = response_rows(response)
+        error = None if rows == len(images) else RowCountMismatch(f"sent {len(images)} rows, got {rows}")
+        self._fire(name, started, response.ByteSize(), error)
+
+    def _call_bad(self, blob: bytes) -> None:
+        request = infer_request([blob], request_id=f"{id(self):x}-bad-{next(self.counter)}")
+        started = time.perf_counter()
+        code, detail, length = None, "", 0
+        try:
+            length = self.stub.ModelInfer(request, timeout=CONFIG.deadline_s).ByteSize()
+        except grpc.RpcError as e:
+            code, detail = e.code(), e.details() or ""
+            length = len(detail)
+        problem = rejection_outcome(code, grpc.StatusCode.INVALID_ARGUMENT, detail)
+        self._fire(BAD, started, length, UnexpectedAcceptance(problem) if problem else None)

@@ -1,0 +1,50 @@
+"""KServe v2 gRPC messages for the ensemble, built from the generated stubs (no tritonclient runtime).
+
+Raw gRPC keeps Locust's gevent loop in charge of every socket; BYTES tensors travel in
+``raw_input_contents`` as one 4-byte little-endian length prefix per element, then the bytes.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from tritonclient.grpc import service_pb2
+
+from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, LESION_FRACTION, MASK, PROBABILITIES
+
+# Outputs the load test asks for (CROP is optional and left out on purpose).
+REQUESTED_OUTPUTS = (PROBABILITIES.name, MASK.name, BBOX.name, LESION_FRACTION.name)
+# No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB.
+CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+
+
+def serialize_bytes_elements(elements: Sequence[bytes]) -> bytes:
+    """Encode BYTES tensor elements the way Triton reads raw contents: <uint32 LE length><bytes> each."""
+    return b"".join(struct.pack("<I", len(e)) + bytes(e) for e in elements)
+
+
+def infer_request(images: Sequence[bytes], request_id: str = "", model: str = ENSEMBLE_NAME) -> service_pb2.ModelInferRequest:
+    """A ModelInferRequest carrying one encoded image per batch row of IMAGE ([N, 1] BYTES)."""
+    tensor = service_pb2.ModelInferRequest().InferInputTensor(name=IMAGE.name, datatype="BYTES", shape=[len(images), 1])
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id, inputs=[tensor])
+    request.outputs.extend(service_pb2.ModelInferRequest().InferRequestedOutputTensor(name=n) for n in REQUESTED_OUTPUTS)
+    request.raw_input_contents.append(serialize_bytes_elements(images))
+    return request
+
+
+def response_rows(response: service_pb2.ModelInferResponse) -> int:
+    """Batch size of a response (first dim of PROBABILITIES), or -1 when that output is absent."""
+    for out in response.outputs:
+        if out.name == PROBABILITIES.name:
+            return int(out.shape[0])
+    return -1
+
+
+def rejection_outcome(code: object | None, expected: object, detail: str = "") -> str | None:
+    """Judge a call that had to be rejected: None when it came back with ``expected`` (a grpc.StatusCode),
+    else a message saying what happened instead (``code`` None means the server accepted it)."""
+    if code is None:
+        return f"bad input was accepted; the server must reject it with {expected}"
+    if code != expected:
+        return f"bad input failed with {code}, expected {expected}: {detail}"
+    return None

@@ -1,0 +1,62 @@
+"""Run Locust headless as its own process and collect its CSV/HTML reports."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig, ScenarioConfig
+from .errors import LocustRunError
+from .report import LoadtestSummary, read_stats
+
+logger = logging.getLogger(__name__)
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+CSV_PREFIX = "dermassist"
+STOP_TIMEOUT_S = 30  # let in-flight calls finish when the run time is up
+
+
+@dataclass(frozen=True)
+class LocustReports:
+    """Files one headless run writes."""
+
+    stats_csv: Path
+    html: Path
+    log: Path
+
+
+def locust_command(run: RunConfig, host: str, reports: Path) -> list[str]:
+    """The headless ``locust`` command line for a run against ``host`` (gRPC HOST:PORT)."""
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "-u", str(run.users), "-r", str(run.spawn_rate), "-t", f"{run.run_time_s}s",
+        "--host", host, "--stop-timeout", str(STOP_TIMEOUT_S),
+        "--csv", str(reports / CSV_PREFIX), "--html", str(reports / "report.html"),
+        "--only-summary", "--loglevel", "INFO", "--exit-code-on-error", "0",
+    ]
+
+
+def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[LoadtestSummary, LocustReports]:
+    """Run Locust against ``host`` and return its parsed summary; raise LocustRunError if it broke."""
+    reports = Path(run.report_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    files = LocustReports(reports / f"{CSV_PREFIX}_stats.csv", reports / "report.html", reports / "locust.log")
+    files.stats_csv.unlink(missing_ok=True)
+    env = {**os.environ, **scenario.to_env(), "PYTHONPATH": os.pathsep.join(
+        p for p in (str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
+    cmd = locust_command(run, host, reports)
+    logger.info("locust: %d users for %d s against %s (log %s)", run.users, run.run_time_s, host, files.log)
+    timeout = run.run_time_s + STOP_TIMEOUT_S + 120
+    with files.log.open("wb") as log:
+        try:
+            code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                                  cwd=LOCUSTFILE.parents[1]).returncode
+        except subprocess.TimeoutExpired as e:
+            raise LocustRunError(f"locust did not finish within {timeout} s; see {files.log}") from e
+    if code != 0:
+        tail = "\n".join(files.log.read_text(errors="replace").splitlines()[-30:])
+        raise LocustRunError(f"locust exited with code {code}; last lines of {files.log}:\n{tail}")
+    return read_stats(files.stats_csv), files

@@ -1,0 +1,99 @@
+"""Unit tests of the load-test pieces that need no server: wire format, config, corpus, CSV."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from tritonclient.utils import deserialize_bytes_tensor
+
+from loadtest.config import RunConfig, ScenarioConfig
+from loadtest.errors import LoadtestConfigError, LocustRunError
+from loadtest.images import CorpusSpec, bad_inputs, build_corpus
+from loadtest.protocol import REQUESTED_OUTPUTS, infer_request, rejection_outcome, serialize_bytes_elements
+from loadtest.report import read_stats
+from preprocess.errors import InvalidImageError
+from preprocess.prepare import prepare_images
+
+
+def test_bytes_elements_round_trip_through_tritons_decoder():
+    blobs = [b"", b"\x00\x01jpeg", bytes(range(256)) * 3]
+    decoded = deserialize_bytes_tensor(serialize_bytes_elements(blobs))
+    assert [bytes(b) for b in decoded] == blobs
+
+
+def test_infer_request_shapes_one_row_per_image_and_skips_crop():
+    request = infer_request([b"a", b"bb", b"ccc"], request_id="r1")
+    assert request.model_name == "dermassist" and request.id == "r1"
+    assert list(request.inputs[0].shape) == [3, 1] and request.inputs[0].datatype == "BYTES"
+    assert [o.name for o in request.outputs] == list(REQUESTED_OUTPUTS)
+    assert "CROP" not in REQUESTED_OUTPUTS
+    assert len(request.raw_input_contents) == 1
+
+
+def test_rejection_outcome_only_accepts_invalid_argument():
+    expected = grpc.StatusCode.INVALID_ARGUMENT
+    assert rejection_outcome(expected, expected) is None
+    assert "accepted" in rejection_outcome(None, expected)
+    assert "INTERNAL" in rejection_outcome(grpc.StatusCode.INTERNAL, expected, "boom")
+
+
+def test_scenario_probabilities_sum_to_one_with_requested_bad_share():
+    probs = ScenarioConfig(single_weight=2, batch_weight=1, bad_share=0.01).probabilities()
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert probs["bad_input"] == pytest.approx(0.01)
+    assert probs["single"] == pytest.approx(2 * probs["batch"])
+
+
+@pytest.mark.parametrize("kwargs", [{"bad_share": 1.0}, {"bad_share": -0.1}, {"batch_size": 0},
+                                    {"deadline_s": 0}, {"single_weight": 0, "batch_weight": 0}])
+def test_scenario_rejects_bad_settings(kwargs):
+    with pytest.raises(LoadtestConfigError):
+        ScenarioConfig(**kwargs)
+
+
+def test_run_config_precedence_cli_over_env_over_default():
+    env = {"LOADTEST_USERS": "7", "LOADTEST_RUN_TIME_S": "9"}
+    assert RunConfig.resolve({"users": 3}, env).users == 3
+    assert RunConfig.resolve({"users": None}, env).users == 7
+    assert RunConfig.resolve({}, env).run_time_s == 9
+    assert RunConfig.resolve({}, {}).users == RunConfig().users
+    with pytest.raises(LoadtestConfigError, match="LOADTEST_USERS"):
+        RunConfig.resolve({}, {"LOADTEST_USERS": "many"})
+    with pytest.raises(LoadtestConfigError, match="HOST:PORT"):
+        RunConfig(host="http://triton:8001")
+
+
+def test_scenario_env_round_trip():
+    config = ScenarioConfig(bad_share=0.05, batch_size=4, deadline_s=12.5)
+    assert ScenarioConfig.resolve({}, config.to_env()) == config
+
+
+def test_corpus_spans_real_sizes_and_bad_inputs_are_invalid(shared_data: Path, tmp_path: Path):
+    import cv2
+
+    files = build_corpus(CorpusSpec(cache_dir=tmp_path, per_size=1, sizes=((600, 450), (3000, 2000))))
+    shapes = [cv2.imread(str(f)).shape[:2] for f in files]
+    assert shapes == [(450, 600), (2000, 3000)]
+    bad = bad_inputs(files[0].read_bytes())
+    results = prepare_images(list(bad.values()))
+    assert all(isinstance(r, InvalidImageError) for r in results), results
+
+
+def test_read_stats_parses_locust_csv(tmp_path: Path):
+    header = ("Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"
+              "Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%")
+    csv_path = tmp_path / "x_stats.csv"
+    csv_path.write_text("\n".join([
+        header,
+        "grpc,single,10,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90",
+        "grpc,bad_input:rejected,2,1,5,5,4,6,50,0.1,0.1,5,5,6,6,6,6,6,6,6,6,6",
+        ",Aggregated,12,1,38,35,4,90,55000,2.6,0.1,38,44,50,55,60,70,80,90,90,90,90",
+    ]) + "\n")
+    summary = read_stats(csv_path)
+    assert summary.total.requests == 12 and summary.unexpected_failures == 1 and not summary.ok()
+    assert summary.rows["single"].p95_ms == 70 and summary.rows["single"].rps == 2.5
+    assert "| single | 10 | 0 |" in summary.table()
+    with pytest.raises(LocustRunError, match="does not exist"):
+        read_stats(tmp_path / "missing.csv")

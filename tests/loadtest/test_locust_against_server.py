@@ -1,0 +1,42 @@
+"""A short headless Locust run against the session's real embedded Triton."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2_grpc
+
+from loadtest.config import RunConfig, ScenarioConfig
+from loadtest.images import bad_inputs
+from loadtest.protocol import CHANNEL_OPTIONS, infer_request, response_rows
+from loadtest.runner import run_locust
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_raw_grpc_request_is_served_and_bad_inputs_are_invalid_argument(triton_server, ham_jpeg: bytes):
+    with grpc.insecure_channel(triton_server.config.grpc_address, options=CHANNEL_OPTIONS) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        response = stub.ModelInfer(infer_request([ham_jpeg, ham_jpeg]), timeout=60)
+        assert response_rows(response) == 2
+        for kind, blob in bad_inputs(ham_jpeg).items():
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(infer_request([blob]), timeout=60)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, kind
+
+
+def test_headless_locust_reports_no_unexpected_failures(triton_server, shared_data: Path, tmp_path_factory):
+    reports = tmp_path_factory.mktemp("loadtest_reports")
+    run = RunConfig(users=4, spawn_rate=4, run_time_s=12, report_dir=reports, host=triton_server.config.grpc_address)
+    # A large bad share and small batches so a 12 s run on two shared cores surely sends bad inputs.
+    scenario = ScenarioConfig(bad_share=0.25, batch_size=2, per_size=1,
+                              image_cache=tmp_path_factory.mktemp("loadtest_images"))
+    summary, files = run_locust(run, scenario, run.host)
+    assert files.html.is_file() and files.html.stat().st_size > 0
+    assert summary.total.requests > 0
+    assert summary.unexpected_failures == 0, files.log.read_text()[-3000:]
+    assert set(summary.rows) <= {"single", "batch2", "bad_input:rejected"}
+    bad = summary.rows["bad_input:rejected"]
+    assert bad.requests > 0 and bad.failures == 0
+    assert sum(r.requests for n, r in summary.rows.items() if n != "bad_input:rejected") > 0
