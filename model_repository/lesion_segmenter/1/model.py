@@ -19,6 +19,11 @@ class TritonPythonModel:
         import tensorflow as tf
 
         config = json.loads(args["model_config"])
+        gpus = tf.config.list_physical_devices("GPU")
+        if args.get("model_instance_kind") == "GPU" and gpus:
+            device = gpus[int(args["model_instance_device_id"])]
+            tf.config.set_visible_devices(device, "GPU")
+            tf.config.experimental.set_memory_growth(device, True)
         tf.config.threading.set_intra_op_parallelism_threads(_parameter(config, "intra_op_threads", 0))
         tf.config.threading.set_inter_op_parallelism_threads(_parameter(config, "inter_op_threads", 0))
         path = os.path.join(args["model_repository"], args["model_version"], "model.savedmodel")
