@@ -1,0 +1,1 @@
+"""``dermassist bench``: the in-process reference pipeline against the served ensemble."""

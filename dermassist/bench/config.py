@@ -1,0 +1,69 @@
+"""Typed, self-validating benchmark settings (precedence: CLI flag > DERMASSIST_BENCH_* > default)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..repository import PROJECT_ROOT, SOURCE_REPOSITORY
+from .errors import BenchConfigError
+
+ENV_PREFIX = "DERMASSIST_BENCH_"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``dermassist bench`` measures and where it writes."""
+
+    repository: Path = SOURCE_REPOSITORY
+    concurrencies: tuple[int, ...] = (1, 2, 4, 8)
+    requests_per_level: int = 48  # served requests per concurrency level (one image each)
+    inprocess_passes: int = 2  # passes over the corpus for the in-process reference
+    warmup: int = 4
+    per_size: int = 3  # corpus images per size (4 sizes, 600x450 to 3000x2000)
+    report_dir: Path = PROJECT_ROOT / "reports" / "bench"
+    tools_dir: Path = PROJECT_ROOT / "tools"
+    perf_analyzer: bool = True
+    perf_analyzer_window_ms: int = 4000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repository", Path(self.repository))
+        object.__setattr__(self, "report_dir", Path(self.report_dir))
+        object.__setattr__(self, "tools_dir", Path(self.tools_dir))
+        object.__setattr__(self, "concurrencies", tuple(int(c) for c in self.concurrencies))
+        if not self.concurrencies or any(c < 1 for c in self.concurrencies):
+            raise BenchConfigError(f"concurrencies must be positive integers, got {self.concurrencies}")
+        for name in ("requests_per_level", "inprocess_passes", "per_size", "perf_analyzer_window_ms"):
+            if getattr(self, name) < 1:
+                raise BenchConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise BenchConfigError(f"warmup must be >= 0, got {self.warmup}")
+
+    @classmethod
+    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "BenchConfig":
+        """CLI overrides (None = unset), then DERMASSIST_BENCH_* variables, then defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            env_name = ENV_PREFIX + f.name.upper()
+            if overrides and overrides.get(f.name) is not None:
+                values[f.name] = overrides[f.name]
+            elif env_name in environ:
+                values[f.name] = _cast(env_name, environ[env_name], str(f.type))
+        return cls(**values)
+
+
+def _cast(name: str, raw: str, kind: str) -> Any:
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        if kind.startswith("tuple"):
+            return tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
+    except ValueError as e:
+        raise BenchConfigError(f"environment variable {name} must be a {kind}, got {raw!r}") from e
+    return raw

@@ -1,0 +1,44 @@
+"""Measure the in-process reference pipeline: batch 1, one image after another."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..reference import STEPS, ReferencePipeline
+from .latency import LatencySummary, summarize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InProcessResult:
+    """Latency summary and mean per-step milliseconds per image of the reference pipeline."""
+
+    latency: LatencySummary
+    step_ms: dict[str, float]
+    load_s: float
+
+
+def measure_inprocess(repository: Path, images: Sequence[bytes], passes: int, warmup: int) -> InProcessResult:
+    """Run every image ``passes`` times through ReferencePipeline at batch 1, sequentially."""
+    pipeline = ReferencePipeline(repository)
+    for i in range(warmup):
+        pipeline.run([images[i % len(images)]])
+    latencies: list[float] = []
+    step_totals = dict.fromkeys(STEPS, 0.0)
+    started = time.perf_counter()
+    for _ in range(passes):
+        for blob in images:
+            t0 = time.perf_counter()
+            _, times = pipeline.run_timed([blob])
+            latencies.append(time.perf_counter() - t0)
+            for step, seconds in times.seconds.items():
+                step_totals[step] += seconds
+    wall = time.perf_counter() - started
+    n = len(latencies)
+    result = InProcessResult(summarize(latencies, n, wall), {k: v * 1000.0 / n for k, v in step_totals.items()}, pipeline.load_s)
+    logger.info("in-process: %.2f images/s, p50 %.1f ms", result.latency.images_per_s, result.latency.p50_ms)
+    return result

@@ -1,0 +1,146 @@
+"""Bench results -> markdown table, JSON and the performance targets of issue 5."""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS
+
+from .inprocess import InProcessResult
+from .perf_analyzer import PerfAnalyzerRow
+from .served import ServedLevel
+
+THROUGHPUT_TARGET_C = 4
+THROUGHPUT_TARGET = 1.0  # served images/s at c=4 >= 1.0 x in-process sequential
+P50_TARGET = 1.3  # served p50 at c=1 <= 1.3 x in-process p50
+STEP_SHARE_TARGET = 0.10  # prepare and lesion_crop each < 10% of end-to-end compute
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target and whether this run met it."""
+
+    name: str
+    value: float
+    limit: float
+    met: bool
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Everything one ``dermassist bench`` run measured."""
+
+    machine: str
+    corpus: str
+    inprocess: InProcessResult
+    served: list[ServedLevel]
+    perf_analyzer: list[PerfAnalyzerRow] = field(default_factory=list)
+    perf_analyzer_note: str = ""
+
+    def level(self, concurrency: int) -> ServedLevel | None:
+        """The served level at a concurrency, if measured."""
+        return next((lv for lv in self.served if lv.concurrency == concurrency), None)
+
+    def step_shares(self, level: ServedLevel) -> dict[str, float]:
+        """Each step's share of the summed per-image compute time of the four steps."""
+        compute = {m: level.models[m].compute_ms_per_image for m in STEP_MODELS if m in level.models}
+        total = sum(compute.values())
+        return {m: (v / total if total else 0.0) for m, v in compute.items()}
+
+    def targets(self) -> list[Target]:
+        """The issue's targets, evaluated on this run."""
+        base = self.inprocess.latency
+        out: list[Target] = []
+        c4 = self.level(THROUGHPUT_TARGET_C)
+        if c4 is not None:
+            ratio = c4.latency.images_per_s / base.images_per_s
+            out.append(Target(f"served images/s at c={THROUGHPUT_TARGET_C} / in-process", ratio, THROUGHPUT_TARGET,
+                              ratio >= THROUGHPUT_TARGET))
+        c1 = self.level(1)
+        if c1 is not None:
+            ratio = c1.latency.p50_ms / base.p50_ms
+            out.append(Target("served p50 at c=1 / in-process p50", ratio, P50_TARGET, ratio <= P50_TARGET))
+        ref = c4 or c1
+        if ref is not None:
+            shares = self.step_shares(ref)
+            for model in (PREPARE_MODEL, CROP_MODEL):
+                share = shares.get(model, 0.0)
+                out.append(Target(f"{model} share of compute (c={ref.concurrency})", share, STEP_SHARE_TARGET,
+                                  share < STEP_SHARE_TARGET))
+        return out
+
+    def markdown(self) -> str:
+        """The report as markdown tables."""
+        base = self.inprocess.latency
+        lines = [
+            f"# dermassist bench\n\nMachine: {self.machine}. Corpus: {self.corpus}.",
+            "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
+            "| path | concurrency | images/s | p50 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
+            "|---|---|---|---|---|---|---|",
+            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p99_ms:.1f} | 1.00x | 1.00x |",
+        ]
+        for lv in self.served:
+            s = lv.latency
+            lines.append(f"| served gRPC (ours) | {lv.concurrency} | {s.images_per_s:.2f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | "
+                         f"{s.images_per_s / base.images_per_s:.2f}x | {s.p50_ms / base.p50_ms:.2f}x |")
+        for row in self.perf_analyzer:
+            lines.append(f"| perf_analyzer | {row.concurrency} | {row.throughput:.2f} | {row.p50_ms:.1f} | {row.p99_ms:.1f} | "
+                         f"{row.throughput / base.images_per_s:.2f}x | {row.p50_ms / base.p50_ms:.2f}x |")
+        if self.perf_analyzer_note:
+            lines.append(f"\nperf_analyzer: {self.perf_analyzer_note}")
+        lines += ["\n## Per-step time per image (ms)\n",
+                  "| step | in-process | " + " | ".join(f"served c={lv.concurrency} compute / queue / batch / share" for lv in self.served) + " |",
+                  "|---|---|" + "---|" * len(self.served)]
+        for model in STEP_MODELS:
+            cells = [f"{self.inprocess.step_ms.get(model, 0.0):.1f}"]
+            for lv in self.served:
+                st = lv.models.get(model)
+                share = self.step_shares(lv).get(model, 0.0)
+                cells.append("n/a" if st is None else
+                             f"{st.compute_ms_per_image:.1f} / {st.per_image_ms('queue'):.1f} / {st.mean_batch:.1f} / {share:.0%}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines += ["\n## Targets (issue 5)\n", "| target | value | limit | met |", "|---|---|---|---|"]
+        for t in self.targets():
+            lines.append(f"| {t.name} | {t.value:.3f} | {t.limit:.2f} | {'yes' if t.met else 'NO'} |")
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict of the run."""
+        return {
+            "machine": self.machine, "corpus": self.corpus,
+            "inprocess": asdict(self.inprocess),
+            "served": [{"concurrency": lv.concurrency, "latency": asdict(lv.latency),
+                        "models": {m: {**asdict(s), "compute_ms_per_image": s.compute_ms_per_image,
+                                       "queue_ms_per_image": s.per_image_ms("queue"), "mean_batch": s.mean_batch}
+                                   for m, s in lv.models.items()},
+                        "step_shares": self.step_shares(lv)} for lv in self.served],
+            "perf_analyzer": [asdict(r) for r in self.perf_analyzer],
+            "perf_analyzer_note": self.perf_analyzer_note,
+            "targets": [asdict(t) for t in self.targets()],
+        }
+
+    def write(self, report_dir: Path) -> tuple[Path, Path]:
+        """Write latest.md and latest.json; return their paths."""
+        report_dir = Path(report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        md, js = report_dir / "latest.md", report_dir / "latest.json"
+        md.write_text(self.markdown())
+        js.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        return md, js
+
+
+def machine_description() -> str:
+    """CPU model, core count and OS, for the report header."""
+    import os
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"

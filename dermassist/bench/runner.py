@@ -1,0 +1,53 @@
+"""The benchmark sequence: corpus -> in-process reference -> embedded server -> served levels -> perf_analyzer."""
+from __future__ import annotations
+
+import logging
+
+from ..config import ServerConfig
+from ..repository import missing_artifacts
+from .config import BenchConfig
+from .errors import BenchError, PerfAnalyzerUnavailable
+from .inprocess import measure_inprocess
+from .report import BenchResult, machine_description
+from .served import measure_level, warm_up
+
+logger = logging.getLogger(__name__)
+
+
+def run_bench(config: BenchConfig) -> BenchResult:
+    """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
+    from loadtest.images import CorpusSpec, SIZES, load_corpus
+
+    missing = missing_artifacts(config.repository)
+    if missing:
+        raise BenchError(f"model repository {config.repository} lacks {', '.join(map(str, missing))}; "
+                         "run `make models` first (or pass --repository)")
+    images = load_corpus(CorpusSpec(per_size=config.per_size))
+    corpus = f"{len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
+    inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup)
+
+    from ..server import TritonServer, free_ports
+
+    http, grpc, metrics = free_ports(3)
+    server_config = ServerConfig(repository=config.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
+    with TritonServer(server_config) as server:
+        address = server.config.grpc_address
+        warm_up(address, images, config.warmup)
+        served = [measure_level(address, images, c, config.requests_per_level) for c in config.concurrencies]
+        pa_rows, note = [], ""
+        if config.perf_analyzer:
+            from .perf_analyzer import ensure_perf_analyzer, run_perf_analyzer
+
+            try:
+                install = ensure_perf_analyzer(config.tools_dir)
+                levels = [c for c in config.concurrencies if c in (1, 4)] or list(config.concurrencies[:1])
+                pa_rows = run_perf_analyzer(install, address, images, config.report_dir, levels,
+                                            config.perf_analyzer_window_ms)
+                note = (f"tritonclient {install.binary.parent.name}, gRPC, batch 1, same corpus, "
+                        f"{config.perf_analyzer_window_ms} ms windows; it requests every output (CROP too)")
+            except (PerfAnalyzerUnavailable, OSError) as e:
+                note = f"not run: {e}"
+                logger.warning("perf_analyzer skipped: %s", e)
+        else:
+            note = "not run (--no-perf-analyzer)"
+    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note)

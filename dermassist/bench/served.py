@@ -1,0 +1,87 @@
+"""Measure the served ensemble over gRPC at fixed concurrency levels (batch 1 per request)."""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, LESION_FRACTION, MASK, PROBABILITIES
+
+from .errors import BenchError
+from .latency import LatencySummary, summarize
+from .stats import ModelStats, diff, snapshot
+
+logger = logging.getLogger(__name__)
+
+OUTPUTS = (PROBABILITIES.name, MASK.name, BBOX.name, LESION_FRACTION.name)
+CALL_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ServedLevel:
+    """One concurrency level: latency summary and the per-model statistics it caused."""
+
+    concurrency: int
+    latency: LatencySummary
+    models: dict[str, ModelStats]
+
+
+def _request(grpcclient, blob: bytes):
+    tensor = grpcclient.InferInput(IMAGE.name, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[blob]], dtype=object))
+    return [tensor], [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
+
+
+def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int) -> ServedLevel:
+    """Send ``requests`` single-image requests from ``concurrency`` threads (one client each)."""
+    import tritonclient.grpc as grpcclient
+
+    requests = max(requests, concurrency)
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = grpcclient.InferenceServerClient(address)
+        try:
+            while (i := next(counter)) < requests:
+                inputs, outputs = _request(grpcclient, images[i % len(images)])
+                t0 = time.perf_counter()
+                client.infer(ENSEMBLE_NAME, inputs, outputs=outputs, client_timeout=CALL_TIMEOUT_S)
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
+        except BaseException as e:  # reported after join
+            errors.append(e)
+        finally:
+            client.close()
+
+    control = grpcclient.InferenceServerClient(address)
+    try:
+        before = snapshot(control)
+        threads = [threading.Thread(target=worker, name=f"bench-c{concurrency}-{k}") for k in range(concurrency)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        after = snapshot(control)
+    finally:
+        control.close()
+    if errors:
+        raise BenchError(f"served requests failed at concurrency {concurrency}: {errors[0]}") from errors[0]
+    level = ServedLevel(concurrency, summarize(latencies, len(latencies), wall), diff(after, before))
+    logger.info("served c=%d: %.2f images/s, p50 %.1f ms", concurrency, level.latency.images_per_s, level.latency.p50_ms)
+    return level
+
+
+def warm_up(address: str, images: Sequence[bytes], count: int) -> None:
+    """Send a few requests so every model instance has run once."""
+    if count > 0:
+        measure_level(address, images, min(2, count), count)
