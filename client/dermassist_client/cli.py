@@ -61,10 +61,15 @@ def analyze(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """Serve the demo page until Ctrl-C."""
-    from .demo import serve_forever
+    from .demo import launch_demo, wait_for_signal
 
-    serve_forever(args.url, protocol=args.protocol, host=args.host, port=args.port,
-                  timeout=args.timeout, retries=args.retries)
+    page, local_url = launch_demo(args.url, protocol=args.protocol, host=args.host, port=args.port,
+                                  timeout=args.timeout, retries=args.retries)
+    print(f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        page.close()
     return 0
 
 

@@ -1,0 +1,53 @@
+"""``dermassist demo``: start the embedded Triton server, then the Gradio demo page against it."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="demo page port (default 7860)")
+    parser.add_argument("--repository", help="model repository (default: the project's model_repository/)")
+    parser.add_argument("--profile", choices=("embedded", "gpu"), help="config profile (default: embedded)")
+    parser.add_argument("--http-port", type=int, help="Triton HTTP port (default 8000)")
+    parser.add_argument("--grpc-port", type=int, help="Triton gRPC port (default 8001)")
+    parser.add_argument("--metrics-port", type=int, help="Triton metrics port (default 8002)")
+    parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for Triton readiness (default 180)")
+
+
+def server_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The ServerConfig fields the flags set (``--host`` is the page's, not the server's)."""
+    names = ("repository", "profile", "http_port", "grpc_port", "metrics_port", "startup_timeout_s")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start Triton, wait until ready, serve the page, print its URL; stop both on SIGINT/SIGTERM."""
+    from dermassist_client.demo import launch_demo, wait_for_signal
+
+    from ..config import ServerConfig
+    from ..errors import ServerError
+    from ..repository import missing_artifacts
+    from ..server import TritonServer
+
+    config = ServerConfig.resolve(server_overrides(args))
+    missing = missing_artifacts(config.repository)
+    if missing:
+        raise ServerError(f"model artifacts missing ({', '.join(map(str, missing))}); run `make models` first")
+    with TritonServer(config) as server:
+        page, url = launch_demo(config.grpc_address, protocol="grpc", host=args.host, port=args.port)
+        try:
+            print(f"DermAssist demo page: {url} (Triton gRPC {config.grpc_address}); Ctrl-C to stop", flush=True)
+            signum = wait_for_signal(alive=lambda: server.running)
+            if signum:
+                logger.info("signal %d received; stopping the demo page and tritonserver", signum)
+        finally:
+            page.close()
+        if not server.running:
+            logger.error("tritonserver exited while the demo was up; log tail:\n%s", server.log_tail())
+            return 1
+    return 0
