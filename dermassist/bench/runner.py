@@ -36,7 +36,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         served = [measure_level(address, images, c, config.requests_per_level) for c in config.concurrencies]
         pa_rows, note = [], ""
         if config.perf_analyzer:
-            from .perf_analyzer import ensure_perf_analyzer, run_perf_analyzer
+            from .perf_analyzer import STABILITY_PERCENT, ensure_perf_analyzer, run_perf_analyzer
 
             try:
                 install = ensure_perf_analyzer(config.tools_dir)
@@ -44,7 +44,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 pa_rows = run_perf_analyzer(install, address, images, config.report_dir, levels,
                                             config.perf_analyzer_window_ms)
                 note = (f"tritonclient {install.binary.parent.name}, gRPC, batch 1, same corpus, "
-                        f"{config.perf_analyzer_window_ms} ms windows; it requests every output (CROP too)")
+                        f"{config.perf_analyzer_window_ms} ms windows, stability relaxed to {STABILITY_PERCENT}% (shared machine); "
+                        "it requests every output (CROP too)")
             except (PerfAnalyzerUnavailable, OSError) as e:
                 note = f"not run: {e}"
                 logger.warning("perf_analyzer skipped: %s", e)
