@@ -1,0 +1,193 @@
+"""Client pieces that need no server: contract copy, config validation, encoding, results, overlay, retries."""
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import FrozenInstanceError, replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dermassist_client.classes as client_contract
+from dermassist_client import (
+    CLASSES,
+    ClientConfig,
+    ClientConfigError,
+    InvalidImageError,
+    ResultError,
+    ServerUnavailableError,
+)
+from dermassist_client.batching import chunks, name_rejected_image
+from dermassist_client.images import EncodedImage, encode_image
+from dermassist_client.overlay import BOX_COLOUR, draw_overlay
+from dermassist_client.result import build_result
+from dermassist_client.retry import backoff_s, call_with_retries
+from dermassist_client.samples import sample_paths
+from dermassist_client.transport import grpc_channel_args, grpc_tls_kwargs, http_ssl_options
+from preprocess import contract
+
+
+def test_client_contract_equals_server_contract():
+    assert [(c.index, c.code, c.name) for c in CLASSES] == [(c.index, c.code, c.name) for c in contract.CLASSES]
+    assert client_contract.MODEL_NAME == contract.ENSEMBLE_NAME
+    assert client_contract.MAX_BATCH_SIZE == contract.MAX_BATCH_SIZE
+    assert client_contract.SEG_SIZE == contract.SEG_SIZE
+    assert client_contract.CROP_SIZE == contract.CLS_SIZE
+    assert client_contract.INPUT_IMAGE == contract.IMAGE.name
+    assert client_contract.CORE_OUTPUTS == (contract.PROBABILITIES.name, contract.MASK.name,
+                                            contract.BBOX.name, contract.LESION_FRACTION.name)
+    assert client_contract.OUTPUT_CROP == contract.CROP.name
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"url": "http://127.0.0.1:8001"}, "without a scheme"),
+    ({"url": "127.0.0.1"}, "HOST:PORT"),
+    ({"url": "127.0.0.1:70000"}, "between 1 and 65535"),
+    ({"url": "h:1", "protocol": "ftp"}, "protocol must be one of grpc, http"),
+    ({"url": "h:1", "timeout_s": 0}, "timeout_s must be a positive"),
+    ({"url": "h:1", "retries": -1}, "retries must be an integer >= 0"),
+    ({"url": "h:1", "max_batch_size": 33}, "max_batch_size must be between 1"),
+    ({"url": "h:1", "root_certificates": "/nonexistent.pem"}, "ssl is off"),
+    ({"url": "h:1", "ssl": True, "root_certificates": "/nonexistent.pem"}, "does not exist"),
+])
+def test_config_rejects_bad_settings(kwargs, fragment):
+    with pytest.raises(ClientConfigError, match=fragment):
+        ClientConfig(**kwargs)
+
+
+def test_config_is_frozen_and_tls_needs_key_with_chain(tmp_path):
+    pem = tmp_path / "c.pem"
+    pem.write_text("x")
+    with pytest.raises(ClientConfigError, match="go together"):
+        ClientConfig(url="h:1", ssl=True, certificate_chain=pem)
+    config = ClientConfig(url="[::1]:8001", ssl=True, root_certificates=str(pem), private_key=pem, certificate_chain=pem)
+    with pytest.raises(FrozenInstanceError):
+        config.url = "other:1"
+    assert grpc_tls_kwargs(config) == {"ssl": True, "root_certificates": str(pem), "private_key": str(pem),
+                                       "certificate_chain": str(pem)}
+    assert http_ssl_options(config) == {"ca_certs": str(pem), "certfile": str(pem), "keyfile": str(pem)}
+    assert grpc_tls_kwargs(ClientConfig(url="h:1")) == {}
+
+
+def test_channel_args_set_message_limits_and_keepalive():
+    args = dict(grpc_channel_args(ClientConfig(url="h:1", keepalive_time_s=300, keepalive_timeout_s=20)))
+    assert args["grpc.max_send_message_length"] == args["grpc.max_receive_message_length"] == 64 * 1024 * 1024
+    assert args["grpc.keepalive_time_ms"] == 300_000
+    assert args["grpc.keepalive_timeout_ms"] == 20_000
+
+
+def test_encode_accepts_path_bytes_array_and_pil(ham_jpeg, tmp_path):
+    path = tmp_path / "lesion.jpg"
+    path.write_bytes(ham_jpeg)
+    assert encode_image(path).data == ham_jpeg and encode_image(path).size == (600, 450)
+    assert encode_image(str(path)).size == (600, 450)
+    assert encode_image(ham_jpeg).size == (600, 450)
+    array = np.zeros((40, 50, 3), np.uint8)
+    array[..., 0] = 200
+    encoded = encode_image(array)
+    assert encoded.data.startswith(b"\x89PNG") and encoded.size == (50, 40)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encoded.data))), array)
+    assert encode_image(Image.new("L", (70, 60))).size == (70, 60)
+
+
+def test_encode_rejects_non_images_locally(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image at all")
+    with pytest.raises(InvalidImageError, match=r"notes.jpg is not an image .* expected a JPEG, PNG, BMP or TIFF"):
+        encode_image(text)
+    truncated = tmp_path / "header_only.png"
+    truncated.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(InvalidImageError, match="is not an image"):
+        encode_image(truncated)
+    with pytest.raises(InvalidImageError, match="cannot read image file"):
+        encode_image(tmp_path / "missing.png")
+    with pytest.raises(InvalidImageError, match="HxWx3 uint8"):
+        encode_image(np.zeros((10, 10), np.float32))
+    with pytest.raises(InvalidImageError, match="got int"):
+        encode_image(42)
+
+
+def _outputs(n: int = 1) -> dict[str, np.ndarray]:
+    probs = np.full((n, 8), 0.05, np.float32)
+    probs[:, 3] = 0.65
+    mask = np.zeros((n, 256, 256), np.uint8)
+    mask[:, 64:128, 128:192] = 255
+    return {"PROBABILITIES": probs, "MASK": mask, "BBOX": np.array([[300, 112, 450, 225]] * n, np.int32),
+            "LESION_FRACTION": np.array([[0.0625]] * n, np.float32)}
+
+
+def test_result_is_frozen_read_only_and_resizes_its_mask():
+    result = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
+    assert result.label.code == "MEL" and result.label.name == "Melanoma"
+    assert list(result.probabilities) == [c.code for c in CLASSES]
+    assert result.lesion_found and result.bbox.width == 150 and result.bbox.height == 113
+    with pytest.raises(FrozenInstanceError):
+        result.lesion_fraction = 0.0
+    with pytest.raises(TypeError):
+        result.probabilities["MEL"] = 1.0
+    with pytest.raises(ValueError):
+        result.mask[0, 0] = 1
+    big = result.mask_at_original_size()
+    assert big.shape == (450, 600) and set(np.unique(big)) == {0, 255}
+    assert big[int(96 / 256 * 450), int(160 / 256 * 600)] == 255 and big[10, 10] == 0
+    assert result.to_dict()["label"] == "MEL" and result.to_dict()["bbox"] == [300, 112, 450, 225]
+    no_lesion = replace(result, lesion_fraction=0.0, original_size=None)
+    assert not no_lesion.lesion_found
+    with pytest.raises(ResultError, match="original image size is unknown"):
+        no_lesion.mask_at_original_size()
+
+
+def test_overlay_tints_the_mask_and_draws_the_box():
+    result = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
+    image = Image.new("RGB", (600, 450), (200, 200, 200))
+    out = np.asarray(draw_overlay(image, result))
+    assert out.shape == (450, 600, 3)
+    assert tuple(out[10, 10]) == (200, 200, 200)
+    inside = out[int(96 / 256 * 450), int(160 / 256 * 600)]
+    assert inside[0] > 200 and inside[1] < 150
+    assert tuple(out[150, 300]) == BOX_COLOUR
+
+
+def test_batches_split_at_max_batch_size_and_rejections_name_the_image():
+    images = [EncodedImage(b"x", None, f"img{i}") for i in range(70)]
+    parts = list(chunks(images, 32))
+    assert [(offset, len(part)) for offset, part in parts] == [(0, 32), (32, 32), (64, 6)]
+    error = InvalidImageError("rejected", server_message="in ensemble 'dermassist', IMAGE row 3: bad")
+    named = name_rejected_image(error, 32, parts[1][1])
+    assert str(named).startswith("image 35 (img35): rejected") and named.server_message == error.server_message
+
+
+def test_retries_back_off_exponentially_only_while_unavailable(caplog):
+    config = ClientConfig(url="h:1", retries=3, backoff_initial_s=0.05, backoff_max_s=0.15, timeout_s=5)
+    assert [backoff_s(config, a) for a in range(4)] == [0.05, 0.1, 0.15, 0.15]
+    calls = []
+
+    def unavailable(timeout_s):
+        calls.append(timeout_s)
+        raise ServerUnavailableError("down")
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="dermassist_client.retry"), pytest.raises(ServerUnavailableError):
+        call_with_retries(config, unavailable)
+    assert len(calls) == 4 and time.monotonic() - started >= 0.05 + 0.1 + 0.15
+    assert all(later < earlier for earlier, later in zip(calls, calls[1:]))
+    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 3
+
+    other = []
+
+    def invalid(timeout_s):
+        other.append(timeout_s)
+        raise InvalidImageError("bad")
+
+    with pytest.raises(InvalidImageError):
+        call_with_retries(config, invalid)
+    assert len(other) == 1
+
+
+def test_samples_are_bundled_small_jpegs():
+    paths = sample_paths()
+    assert len(paths) >= 3
+    for path in paths:
+        assert path.read_bytes().startswith(b"\xff\xd8\xff") and path.stat().st_size <= 60_000
