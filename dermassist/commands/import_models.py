@@ -1,0 +1,34 @@
+"""``dermassist import --keras MODEL.keras --torch RESNET18.pt``: serve your own trained models."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``dermassist import``."""
+    parser.add_argument("--keras", type=Path, default=None, help="full Keras segmenter (.keras), (N,256,256,3)->(N,256,256,1)")
+    parser.add_argument("--torch", type=Path, default=None, help="torchvision resnet18 state_dict (.pt/.pth) with an 8-class fc")
+    parser.add_argument("--repository", type=Path, default=None, help="model repository (default: the project's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate both files first, then export each in its own subprocess through the parity-checked exports."""
+    from dermassist.repository import SOURCE_REPOSITORY
+    from training.errors import ImportModelError
+    from training.importer import check_file, run_import
+
+    if args.keras is None and args.torch is None:
+        raise ImportModelError("nothing to import: give --keras MODEL.keras and/or --torch RESNET18.pt")
+    repository = args.repository or SOURCE_REPOSITORY
+    jobs = []
+    if args.keras is not None:
+        jobs.append(("keras", check_file(args.keras, "Keras segmenter", (".keras",))))
+    if args.torch is not None:
+        jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
+    for kind, path in jobs:
+        logger.info("%s", run_import(kind, path, repository))
+    return 0

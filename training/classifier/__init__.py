@@ -1,0 +1,1 @@
+"""torchvision ResNet18 lesion classifier (PyTorch process only)."""

@@ -1,0 +1,79 @@
+"""Load dataset images and masks through ``preprocess`` so training sees exactly what serving sees."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from preprocess.contract import SEG_SIZE
+from preprocess.crop import CropParams, crop_batch
+from preprocess.decode import decode_image
+from preprocess.prepare import to_seg_input, to_work_image
+
+from .errors import MaskMismatchError
+from .readers.common import image_size
+from .records import Sample
+
+
+def load_work_image(path: Path) -> tuple[np.ndarray, float]:
+    """Decode an image file and reduce it to the work resolution, as the ``prepare`` step does."""
+    rgb = decode_image(Path(path).read_bytes())
+    return to_work_image(rgb, rgb.shape[:2])
+
+
+def seg_input_uint8(work: np.ndarray) -> np.ndarray:
+    """``to_seg_input`` stored losslessly as uint8 (its values are exact multiples of 1/255)."""
+    return np.round(to_seg_input(work) * np.float32(255.0)).astype(np.uint8)
+
+
+def load_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Read a 0/255 mask and check it matches its image size (height, width)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise MaskMismatchError(f"mask {path} cannot be read; expected a 0/255 PNG")
+    if mask.shape != tuple(size):
+        raise MaskMismatchError(
+            f"mask {Path(path).name} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}; "
+            "masks must have the size of their image"
+        )
+    return mask
+
+
+def seg_mask(mask: np.ndarray) -> np.ndarray:
+    """A full-size 0/255 mask resized to the segmenter grid, as float 0/1 (SEG_SIZE, SEG_SIZE)."""
+    small = cv2.resize(mask, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA)
+    return (small >= 128).astype(np.float32)
+
+
+def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (N,256,256,3) = to_seg_input*255, masks uint8 (N,256,256) 0/1) for samples with masks."""
+    xs = np.empty((len(samples), SEG_SIZE, SEG_SIZE, 3), np.uint8)
+    ys = np.empty((len(samples), SEG_SIZE, SEG_SIZE), np.uint8)
+    for i, s in enumerate(samples):
+        work, _ = load_work_image(s.image_path)
+        mask = load_mask(s.mask_path, original_size(s.image_path))
+        xs[i] = seg_input_uint8(work)
+        ys[i] = seg_mask(mask).astype(np.uint8)
+    return xs, ys
+
+
+def original_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header."""
+    w, h = image_size(path)
+    return h, w
+
+
+def classifier_crop(sample: Sample, prob_map: np.ndarray | None, params: CropParams = CropParams(), full_image: bool = False) -> np.ndarray:
+    """The 224x224 RGB crop the classifier sees: ``crop_batch`` over the ground-truth (or predicted) mask.
+
+    ``prob_map`` is a (256, 256) map in [0, 1]; None or ``full_image`` classifies the whole image,
+    exactly as ``lesion_crop`` does when no lesion is found.
+    """
+    work, scale = load_work_image(sample.image_path)
+    prob = np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32)
+    if prob_map is not None and not full_image:
+        prob[0, ..., 0] = prob_map
+    batch = crop_batch(prob, [work], np.array([scale], np.float32), params)
+    return batch.crop[0]

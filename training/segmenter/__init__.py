@@ -1,0 +1,1 @@
+"""Keras ResNet-UNet lesion segmenter (TensorFlow process only)."""
