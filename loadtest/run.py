@@ -12,6 +12,8 @@ import sys
 from contextlib import ExitStack
 from dataclasses import asdict
 
+from dermassist.errors import DermAssistError
+
 from .config import RunConfig, ScenarioConfig
 from .errors import LoadtestError
 from .report import LoadtestSummary
@@ -77,14 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             host = run.host or _embedded_server(stack, run)
             summary, files = run_locust(run, scenario, host)
-    except LoadtestError as e:
+    except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2
-    except Exception as e:  # the server launcher's own errors (missing wheel, start-up failure)
-        if type(e).__module__.startswith("dermassist"):
-            logger.error("%s", e)
-            return 2
-        raise
     write_summary(summary, run, scenario)
     print(summary.table())
     print(f"reports: {files.stats_csv.parent} (HTML {files.html.name}, CSV {files.stats_csv.name})")

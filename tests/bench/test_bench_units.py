@@ -91,3 +91,10 @@ def test_perf_analyzer_csv_is_read_in_milliseconds(tmp_path: Path):
     (row,) = parse_csv(csv_path)
     assert row.concurrency == 4 and row.throughput == pytest.approx(14.3)
     assert row.p50_ms == pytest.approx(66.06) and row.p99_ms == pytest.approx(149.351)
+
+
+def test_bench_command_fails_cleanly_without_models(tmp_path: Path, caplog):
+    from dermassist.cli import main
+
+    assert main(["bench", "--repository", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
+    assert "make models" in caplog.text

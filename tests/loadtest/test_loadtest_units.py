@@ -97,3 +97,10 @@ def test_read_stats_parses_locust_csv(tmp_path: Path):
     assert "| single | 10 | 0 |" in summary.table()
     with pytest.raises(LocustRunError, match="does not exist"):
         read_stats(tmp_path / "missing.csv")
+
+
+def test_run_exits_2_and_says_make_models_when_artifacts_are_missing(tmp_path: Path, caplog):
+    from loadtest.run import main
+
+    assert main(["--repository", str(tmp_path), "--report-dir", str(tmp_path / "r"), "-t", "1"]) == 2
+    assert "make models" in caplog.text
