@@ -1,0 +1,61 @@
+"""``dermassist-client analyze`` as a subprocess: human lines, JSON lines, exit codes and reasons."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dermassist.server import free_ports
+from tests.conftest import HAM_IMAGES
+
+pytestmark = pytest.mark.integration
+
+HAM = str(HAM_IMAGES / "ISIC_0024311.jpg")
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dermassist_client.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_json_lines_one_per_image(triton_server):
+    other = str(sorted(p for p in HAM_IMAGES.glob("*.jpg") if str(p) != HAM)[0])
+    done = cli("analyze", HAM, other, "--url", triton_server.config.grpc_address, "--json")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [HAM, other]
+    for line in lines:
+        assert line["label"] in {"AK", "BCC", "DF", "MEL", "NV", "BKL", "SCC", "VASC"}
+        assert abs(sum(line["probabilities"].values()) - 1) < 1e-4
+        assert line["original_size"] == [600, 450] and line["model_name"] == "dermassist"
+        x0, y0, x1, y1 = line["bbox"]
+        assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 450
+
+
+def test_human_output_over_http(triton_server):
+    done = cli("analyze", HAM, "--url", triton_server.config.http_address, "--protocol", "http")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{HAM}: ") and "model dermassist v1" in done.stdout
+
+
+def test_a_failed_image_gives_nonzero_exit_and_its_reason(triton_server, tmp_path):
+    bad = tmp_path / "scan.jpg"
+    bad.write_text("definitely not a jpeg")
+    done = cli("analyze", str(bad), HAM, "--url", triton_server.config.grpc_address, "--json")
+    assert done.returncode == 1
+    assert f"{bad}: FAILED: {bad} is not an image" in done.stderr
+    assert [json.loads(line)["image"] for line in done.stdout.splitlines()] == [HAM]
+
+
+def test_unreachable_server_fails_every_image_with_the_reason():
+    (port,) = free_ports(1)
+    done = cli("analyze", HAM, "--url", f"127.0.0.1:{port}", "--retries", "1", "--timeout", "5")
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"cannot connect to 127.0.0.1:{port}" in done.stderr or "unavailable" in done.stderr
+
+
+def test_bad_url_is_a_usage_error():
+    done = cli("analyze", HAM, "--url", "http://somewhere:8001")
+    assert done.returncode == 2 and "without a scheme" in done.stderr
