@@ -1,0 +1,53 @@
+"""``pip install ./client`` into a brand-new virtual environment: the SDK works there without heavy deps."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.conftest import HAM_IMAGES, PROJECT_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FORBIDDEN = ("tensorflow", "torch", "torchvision", "cv2", "preprocess", "dermassist", "gradio", "keras")
+PROBE = f"""
+import json, sys
+import dermassist_client
+from dermassist_client.samples import sample_paths
+loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r}))
+print(json.dumps({{"forbidden_loaded": loaded, "file": dermassist_client.__file__, "samples": len(sample_paths())}}))
+"""
+
+
+def test_client_installs_into_a_fresh_venv_and_stays_thin(tmp_path, triton_server):
+    source = tmp_path / "client-src"
+    shutil.copytree(PROJECT_ROOT / "client", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    report = json.loads(probe.stdout)
+    assert report["forbidden_loaded"] == []
+    assert report["file"].startswith(str(env_dir)) and report["samples"] >= 3
+
+    cant = subprocess.run([str(python), "-c", "import gradio"], capture_output=True, text=True, cwd=tmp_path)
+    assert cant.returncode != 0 and "No module named 'gradio'" in cant.stderr
+
+    done = subprocess.run(
+        [str(env_dir / "bin" / "dermassist-client"), "analyze", str(HAM_IMAGES / "ISIC_0024311.jpg"),
+         "--url", triton_server.config.grpc_address, "--json"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["model_name"] == "dermassist"
+    assert sys.prefix != str(env_dir)
