@@ -21,6 +21,7 @@ class BenchConfig:
     requests_per_level: int = 48  # served requests per concurrency level (one image each)
     inprocess_passes: int = 2  # passes over the corpus for the in-process reference
     warmup: int = 4
+    inprocess_torch_threads: int = 0  # 0 = torch's default (all cores)
     per_size: int = 3  # corpus images per size (4 sizes, 600x450 to 3000x2000)
     report_dir: Path = PROJECT_ROOT / "reports" / "bench"
     tools_dir: Path = PROJECT_ROOT / "tools"
@@ -37,6 +38,8 @@ class BenchConfig:
         for name in ("requests_per_level", "inprocess_passes", "per_size", "perf_analyzer_window_ms"):
             if getattr(self, name) < 1:
                 raise BenchConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.inprocess_torch_threads < 0:
+            raise BenchConfigError(f"inprocess_torch_threads must be >= 0 (0 = default), got {self.inprocess_torch_threads}")
         if self.warmup < 0:
             raise BenchConfigError(f"warmup must be >= 0, got {self.warmup}")
 

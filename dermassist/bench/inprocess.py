@@ -22,9 +22,10 @@ class InProcessResult:
     load_s: float
 
 
-def measure_inprocess(repository: Path, images: Sequence[bytes], passes: int, warmup: int) -> InProcessResult:
+def measure_inprocess(repository: Path, images: Sequence[bytes], passes: int, warmup: int,
+                      torch_threads: int = 0) -> InProcessResult:
     """Run every image ``passes`` times through ReferencePipeline at batch 1, sequentially."""
-    pipeline = ReferencePipeline(repository)
+    pipeline = ReferencePipeline(repository, torch_threads=torch_threads)
     for i in range(warmup):
         pipeline.run([images[i % len(images)]])
     latencies: list[float] = []

@@ -23,8 +23,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
         raise BenchError(f"model repository {config.repository} lacks {', '.join(map(str, missing))}; "
                          "run `make models` first (or pass --repository)")
     images = load_corpus(CorpusSpec(per_size=config.per_size))
-    corpus = f"{len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
-    inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup)
+    threads = config.inprocess_torch_threads or "default"
+    corpus = f"in-process torch threads {threads}; {len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
+    inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup,
+                                  config.inprocess_torch_threads)
 
     from ..server import TritonServer, free_ports
 

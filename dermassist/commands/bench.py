@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", dest="requests_per_level", type=int, help="served requests per level (default 48)")
     parser.add_argument("--passes", dest="inprocess_passes", type=int, help="in-process passes over the corpus (default 2)")
     parser.add_argument("--per-size", type=int, help="corpus images per size (default 3; 4 sizes 600x450..3000x2000)")
+    parser.add_argument("--inprocess-threads", dest="inprocess_torch_threads", type=int,
+                        help="torch intra-op threads of the in-process reference (default 0 = torch's default)")
     parser.add_argument("--warmup", type=int, help="warm-up requests (default 4)")
     parser.add_argument("--report-dir", help="where latest.md / latest.json go (default reports/bench)")
     parser.add_argument("--tools-dir", help="where perf_analyzer is unpacked (default tools/)")
