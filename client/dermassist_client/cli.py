@@ -65,9 +65,9 @@ def demo(args: argparse.Namespace) -> int:
 
     page, local_url = launch_demo(args.url, protocol=args.protocol, host=args.host, port=args.port,
                                   timeout=args.timeout, retries=args.retries)
-    print(f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True)
     try:
-        wait_for_signal()
+        wait_for_signal(on_ready=lambda: print(
+            f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True))
     finally:
         page.close()
     return 0

@@ -92,8 +92,11 @@ def launch_demo(url: str, protocol: str = "grpc", host: str = "127.0.0.1", port:
     return page, local_url
 
 
-def wait_for_signal(alive: Callable[[], bool] | None = None) -> int:
-    """Block the main thread until SIGINT or SIGTERM (its number is returned) or ``alive()`` is False (0)."""
+def wait_for_signal(alive: Callable[[], bool] | None = None, on_ready: Callable[[], None] | None = None) -> int:
+    """Block the main thread until SIGINT or SIGTERM (its number is returned) or ``alive()`` is False (0).
+
+    ``on_ready`` runs once the handlers are installed (e.g. to announce the page's URL).
+    """
     received: list[int] = []
     done = threading.Event()
 
@@ -103,6 +106,8 @@ def wait_for_signal(alive: Callable[[], bool] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if on_ready is not None:
+            on_ready()
         while not done.wait(0.5):
             if alive is not None and not alive():
                 return 0

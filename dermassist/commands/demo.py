@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     with TritonServer(config) as server:
         page, url = launch_demo(config.grpc_address, protocol="grpc", host=args.host, port=args.port)
         try:
-            print(f"DermAssist demo page: {url} (Triton gRPC {config.grpc_address}); Ctrl-C to stop", flush=True)
-            signum = wait_for_signal(alive=lambda: server.running)
+            signum = wait_for_signal(alive=lambda: server.running, on_ready=lambda: print(
+                f"DermAssist demo page: {url} (Triton gRPC {config.grpc_address}); Ctrl-C to stop", flush=True))
             if signum:
                 logger.info("signal %d received; stopping the demo page and tritonserver", signum)
         finally:

@@ -88,14 +88,13 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
 
     from dermassist_client.demo import launch_demo
 
-    (port,) = free_ports(1)
+    port, dead, dead_port = free_ports(3)
     page_process = subprocess.Popen(
         [sys.executable, "-m", "dermassist_client.cli", "demo", "--url", triton_server.config.grpc_address,
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
     )
-    (dead,) = free_ports(1)
-    dead_page, dead_url = launch_demo(f"127.0.0.1:{dead}", port=free_ports(1)[0], retries=0, timeout=5)
+    dead_page, dead_url = launch_demo(f"127.0.0.1:{dead}", port=dead_port, retries=0, timeout=5)
     try:
         url = read_line_with(page_process, "DermAssist demo page:", 60).split()[3]
         assert url == f"http://127.0.0.1:{port}/"
