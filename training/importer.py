@@ -5,6 +5,8 @@ TensorFlow and PyTorch never share a process; errors come back as ImportModelErr
 """
 from __future__ import annotations
 
+import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +30,6 @@ def check_file(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
 
 def import_keras(path: Path, repository: Path) -> str:
     """Load a full Keras model file and export it as the served segmenter (TensorFlow process)."""
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -40,7 +40,10 @@ def import_keras(path: Path, repository: Path) -> str:
     try:
         model = keras.models.load_model(str(path), custom_objects=CUSTOM_OBJECTS, compile=False)
     except (ValueError, OSError, TypeError, KeyError) as e:
-        raise ImportModelError(f"Keras model {path} cannot be loaded ({e}); expected a full model saved with model.save()") from e
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ImportModelError(
+            f"Keras model {path} cannot be loaded ({reason}); expected a full model saved with model.save()"
+        ) from e
     result = export_segmenter(model, repository)
     return f"segmenter {path} -> {result.savedmodel} (parity {result.max_abs_diff:.1e})"
 
@@ -57,8 +60,11 @@ def import_torch(path: Path, repository: Path) -> str:
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError, EOFError) as e:
-        raise ImportModelError(f"PyTorch file {path} cannot be loaded ({e}); expected torch.save(model.state_dict())") from e
+    except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        reason = str(e).splitlines()[0][:200]
+        raise ImportModelError(
+            f"PyTorch file {path} cannot be loaded ({reason}); expected torch.save(model.state_dict())"
+        ) from e
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise ImportModelError(
             f"{path} is not a torchvision ResNet18 state_dict (no 'fc.weight'); save model.state_dict(), not the model"
@@ -85,16 +91,15 @@ def run_import(kind: str, path: Path, repository: Path) -> str:
         [sys.executable, "-m", "training.importer", kind, str(path), str(repository)],
         capture_output=True, text=True, env=_child_env(),
     )
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
     if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
         errors = [ln[len(ERROR_PREFIX):] for ln in lines if ln.startswith(ERROR_PREFIX)]
         raise ImportModelError(errors[-1] if errors else f"{kind} import of {path} failed:\n" + "\n".join(lines[-15:]))
-    return lines[-1] if lines else ""
+    out = proc.stdout.strip().splitlines()
+    return out[-1] if out else ""
 
 
 def _child_env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 

@@ -41,10 +41,11 @@ class PipelineConfig:
     count: int = 1600
     seed: int = 0
     seg_width: float = 0.25
-    seg_epochs: int = 7
+    seg_epochs: int = 5
     seg_max_train_images: int = 0
     cls_epochs: int = 6
-    cls_low_res_epochs: int = 4
+    cls_low_res_epochs: int = 5
+    cls_low_res: int = 112
     force: bool = False
 
     def __post_init__(self) -> None:
@@ -54,13 +55,20 @@ class PipelineConfig:
             raise TrainingConfigError(f"epochs must be >= 1, got seg {self.seg_epochs}, cls {self.cls_epochs}")
 
 
-def source_digest() -> str:
-    """Hash of the training and preprocess sources: a code change invalidates trained models."""
+NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py")
+
+
+def source_digest(stage: str) -> str:
+    """Hash of the sources a stage's output depends on: ``preprocess``, the shared ``training`` modules
+    and the stage's own package; a change there invalidates that stage's output."""
     h = hashlib.sha256()
-    for folder in ("training", "preprocess"):
-        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
-            h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
-            h.update(path.read_bytes())
+    paths = sorted((PROJECT_ROOT / "preprocess").rglob("*.py"))
+    training = PROJECT_ROOT / "training"
+    paths += sorted(p for p in training.glob("*.py") if p.name not in NOT_MODEL_CODE)
+    paths += sorted(p for p in training.rglob("*.py") if p.parent.name == stage)
+    for path in paths:
+        h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -113,11 +121,10 @@ def build_models(config: PipelineConfig = PipelineConfig()) -> dict:
     reports.mkdir(parents=True, exist_ok=True)
     state_path = runs / STATE_FILE
     state = _load_state(state_path)
-    code = source_digest()
     timings: dict[str, float] = {}
 
     synth_cfg = SynthConfig(count=config.count, seed=config.seed)
-    synth_fp = _fingerprint(asdict(synth_cfg), code)
+    synth_fp = _fingerprint(asdict(synth_cfg), source_digest("synth"))
     if _stage_needed("synth", state, synth_fp, [config.data_dir / HAM_DIR, config.data_dir / ISIC2018_DIR], config.force) \
             or read_manifest(config.data_dir) is None:
         shutil.rmtree(config.data_dir, ignore_errors=True)
@@ -132,15 +139,16 @@ def build_models(config: PipelineConfig = PipelineConfig()) -> dict:
     seg_args = ["--data", str(config.data_dir / ISIC2018_DIR), "--out", str(seg_dir), "--repository", str(repo),
                 "--width", str(config.seg_width), "--epochs", str(config.seg_epochs), "--seed", str(config.seed),
                 "--max-train-images", str(config.seg_max_train_images)]
-    seg_fp = _fingerprint(seg_args, synth_fp, code)
+    seg_fp = _fingerprint(seg_args, synth_fp, source_digest("segmenter"))
     if _stage_needed("segmenter", state, seg_fp, [seg_dir / "segmenter_metrics.json", segmenter_artifact(repo)], config.force):
         timings["segmenter"] = round(run_stage("training.segmenter.stage", seg_args, seg_dir / "stage.log"), 1)
         state["segmenter"] = {"fingerprint": seg_fp, "seconds": timings["segmenter"]}
         _save(state_path, state)
     cls_args = ["--data", str(config.data_dir / HAM_DIR), "--out", str(cls_dir), "--repository", str(repo),
-                "--epochs", str(config.cls_epochs), "--low-res-epochs", str(config.cls_low_res_epochs),
+                "--epochs", str(config.cls_epochs), "--low-res-epochs", str(min(config.cls_low_res_epochs, config.cls_epochs - 1)),
+                "--low-res", str(config.cls_low_res),
                 "--seed", str(config.seed)]
-    cls_fp = _fingerprint(cls_args, synth_fp, code)
+    cls_fp = _fingerprint(cls_args, synth_fp, source_digest("classifier"))
     if _stage_needed("classifier", state, cls_fp,
                      [cls_dir / "classifier_metrics.json", classifier_artifact(repo), labels_file(repo)], config.force):
         timings["classifier"] = round(run_stage("training.classifier.stage", cls_args, cls_dir / "stage.log"), 1)

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Make sure the data exist, then train the three variants (PyTorch only in this process)."""
     import sys
+    from dataclasses import replace
 
     from dermassist.repository import PROJECT_ROOT
     from training.settings import setting
@@ -31,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
         data = root / HAM_DIR
         if not (data / "HAM10000_metadata.csv").is_file():
             generate(root, SynthConfig(seed=setting(args.seed, "SEED", 0, int)))
-    from dataclasses import replace
-
     from training.experiments import EXPERIMENT_CONFIG, run_experiments
 
     epochs = setting(args.epochs, "EXP_EPOCHS", EXPERIMENT_CONFIG.epochs, int)

@@ -1,30 +1,47 @@
-"""``dermassist train segmenter|classifier``: train one model on a dataset folder (one framework per process)."""
+"""``dermassist train segmenter|classifier``: train one model on a dataset folder.
+
+Only the chosen model's stage module is imported, so the process holds TensorFlow (segmenter) or
+PyTorch (classifier), never both.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import sys
 
 logger = logging.getLogger(__name__)
 
+MODELS = {
+    "segmenter": ("training.segmenter.stage", "train the Keras ResNet-UNet segmenter (TensorFlow)"),
+    "classifier": ("training.classifier.stage", "train the torchvision ResNet18 classifier (PyTorch)"),
+}
+
+
+def _chosen(argv: list[str]) -> str | None:
+    words = [a for a in argv if not a.startswith("-")]
+    if "train" in words:
+        after = words[words.index("train") + 1 :]
+        return after[0] if after and after[0] in MODELS else None
+    return None
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Subcommands ``segmenter`` (Keras ResNet-UNet) and ``classifier`` (torchvision ResNet18)."""
-    from training.classifier import stage as cls_stage
-    from training.segmenter import stage as seg_stage
-
+    """Subcommands ``segmenter`` and ``classifier``; only the chosen one's flags (and framework) load."""
     sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    seg_stage.add_arguments(sub.add_parser("segmenter", help="train the Keras ResNet-UNet segmenter"))
-    cls_stage.add_arguments(sub.add_parser("classifier", help="train the torchvision ResNet18 classifier"))
+    chosen = _chosen(sys.argv[1:])
+    for name, (module, help_text) in MODELS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train the chosen model in this process and log its headline metrics."""
-    if args.model == "segmenter":
-        from training.segmenter import stage
-    else:
-        from training.classifier import stage
+    stage = importlib.import_module(MODELS[args.model][0])
     report = stage.run(args)
     headline = report.get("val") if args.model == "segmenter" else report.get("test")
-    logger.info("%s done: %s", args.model, json.dumps({k: v for k, v in headline.items() if not isinstance(v, (dict, list))}))
+    logger.info("%s done: %s", args.model,
+                json.dumps({k: round(v, 4) for k, v in headline.items() if isinstance(v, float)}))
     return 0

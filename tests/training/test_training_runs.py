@@ -1,0 +1,59 @@
+"""Tiny training runs of both models, each in its own process, exported through the serving exports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from preprocess.contract import CLASS_CODES
+
+from .conftest import run_python
+
+SEG_KEYS = {"dice", "jaccard", "thresholded_jaccard"}
+CLS_KEYS = {"accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced_accuracy", "per_class_recall"}
+
+
+@pytest.mark.slow
+def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_path: Path) -> None:
+    out, repo = tmp_path / "seg", tmp_path / "repo"
+    proc = run_python("-m", "training.segmenter.stage", "--data", str(synthetic_set / "isic2018"), "--out", str(out),
+                      "--repository", str(repo), "--width", "0.125", "--epochs", "3", "--batch-size", "8",
+                      "--max-train-images", "40", "--lr", "5e-3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "segmenter_metrics.json").read_text())
+    assert SEG_KEYS <= set(report["val"]) and SEG_KEYS <= set(report["val_at_default"])
+    assert report["default_threshold"] == 0.35 and 0.0 < report["threshold"] < 1.0
+    loss = report["history"]["loss"]
+    assert loss[-1] < loss[0], loss
+    assert report["val"]["dice"] > 0.3  # tiny schedule: an honest, low bar
+    assert report["export"]["max_abs_diff"] <= 1e-5
+    assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").is_file()
+    assert (out / "segmenter_curves.png").stat().st_size > 1000
+    assert json.loads((out / "segmenter_split.json").read_text())["train"]
+
+    repo2 = tmp_path / "repo2"
+    proc = run_python("-m", "dermassist.cli", "import", "--keras", str(out / "segmenter.keras"), "--repository", str(repo2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (repo2 / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_tiny_classifier_learns_and_exports(synthetic_set: Path, tmp_path: Path) -> None:
+    out, repo = tmp_path / "cls", tmp_path / "repo"
+    proc = run_python("-m", "training.classifier.stage", "--data", str(synthetic_set / "ham10000"), "--out", str(out),
+                      "--repository", str(repo), "--epochs", "3", "--low-res-epochs", "3", "--low-res", "64",
+                      "--batch-size", "16", "--lr", "3e-3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "classifier_metrics.json").read_text())
+    assert CLS_KEYS <= set(report["test"])
+    assert set(report["test"]["per_class_recall"]) == set(CLASS_CODES)
+    loss = report["history"]["loss"]
+    assert loss[-1] < loss[0], loss
+    assert report["test"]["accuracy"] > 0.2  # tiny schedule at 64 px: an honest, low bar
+    assert (repo / "lesion_classifier" / "1" / "model.pt").is_file()
+    assert (repo / "lesion_classifier" / "labels.txt").read_text().split() == list(CLASS_CODES)
+    assert (out / "classifier_confusion.png").stat().st_size > 1000
+    split = json.loads((out / "classifier_split.json").read_text())
+    lesions = [{r["lesion_id"] for r in split[k]} for k in ("train", "val", "test")]
+    assert not (lesions[0] & lesions[1] or lesions[0] & lesions[2] or lesions[1] & lesions[2])
