@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, WORK_MAX_SIDE
+from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, REDUCED_DECODE_MIN_SIDE
 from .errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -94,14 +94,13 @@ def _png_complete(data: bytes) -> bool:
     return b"IEND" in data[-64:]
 
 
-def _reduction_flag(width: int, height: int, fmt: str) -> int:
-    if fmt != "JPEG":
-        return cv2.IMREAD_COLOR
-    long_side = max(width, height)
-    for factor, flag in _REDUCED_FLAGS:
-        if long_side // factor >= WORK_MAX_SIDE:
-            return flag
-    return cv2.IMREAD_COLOR
+def _reduction(width: int, height: int, fmt: str) -> tuple[int, int]:
+    """(factor, imread flag): the largest JPEG shrink-on-load keeping REDUCED_DECODE_MIN_SIDE."""
+    if fmt == "JPEG":
+        for factor, flag in _REDUCED_FLAGS:
+            if max(width, height) // factor >= REDUCED_DECODE_MIN_SIDE:
+                return factor, flag
+    return 1, cv2.IMREAD_COLOR
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,7 @@ class DecodedImage:
 
     rgb: np.ndarray  # uint8 (H, W, 3); smaller than the original when decoded reduced
     original_size: tuple[int, int]  # (height, width) of the original, EXIF orientation applied
+    reduction: int = 1  # original pixels per decoded pixel (1, 2, 4 or 8)
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -122,7 +122,8 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
 
     EXIF orientation is applied; 16-bit, grayscale, palette and alpha images become 8-bit RGB
     (alpha is dropped). With ``allow_reduced`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale as
-    long as its long side stays at least ``WORK_MAX_SIDE``, which is all the pipeline uses.
+    long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``; the decoded image is then
+    trimmed to ``original // factor`` per side so that it never maps beyond the original.
     """
     data = bytes(data)
     fmt = sniff_format(data)
@@ -132,10 +133,12 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
         raise TruncatedImageError(
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
-    flag = _reduction_flag(width, height, fmt) if allow_reduced else cv2.IMREAD_COLOR
+    factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, cv2.IMREAD_COLOR)
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if bgr is None:
         raise TruncatedImageError(
             f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or corrupt"
         )
-    return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (height, width))
+    if factor > 1:
+        bgr = bgr[: height // factor, : width // factor]
+    return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (height, width), factor)

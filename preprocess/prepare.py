@@ -45,12 +45,18 @@ def work_geometry(height: int, width: int) -> tuple[int, int, float]:
     return max(1, int(height / scale)), max(1, int(width / scale)), scale
 
 
-def to_work_image(rgb: np.ndarray, original_size: tuple[int, int]) -> tuple[np.ndarray, float]:
-    """Downscale a decoded image (possibly already reduced at decode) to the work resolution."""
+def to_work_image(rgb: np.ndarray, original_size: tuple[int, int], reduction: int = 1) -> tuple[np.ndarray, float]:
+    """Bring a decoded image (``reduction`` original pixels per pixel) to the work resolution.
+
+    An image already within WORK_MAX_SIDE is used as it is (scale = reduction); a larger one is
+    resized to ``work_geometry`` of the original, with area averaging when it shrinks 2x or more.
+    """
+    if max(rgb.shape[:2]) <= WORK_MAX_SIDE:
+        return np.ascontiguousarray(rgb), float(reduction)
     work_h, work_w, scale = work_geometry(*original_size)
-    if rgb.shape[:2] != (work_h, work_w):
-        rgb = cv2.resize(rgb, (work_w, work_h), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(rgb), scale
+    shrink = max(rgb.shape[0] / work_h, rgb.shape[1] / work_w)
+    interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (work_w, work_h), interpolation=interp), scale
 
 
 def to_seg_input(work_image: np.ndarray) -> np.ndarray:
@@ -62,7 +68,7 @@ def to_seg_input(work_image: np.ndarray) -> np.ndarray:
 def prepare_image(data: bytes) -> PreparedImage:
     """Decode, validate and resize one encoded image (raises InvalidImageError)."""
     decoded = decode(data, allow_reduced=True)
-    work, scale = to_work_image(decoded.rgb, decoded.original_size)
+    work, scale = to_work_image(decoded.rgb, decoded.original_size, decoded.reduction)
     return PreparedImage(to_seg_input(work), work, scale, decoded.original_size)
 
 

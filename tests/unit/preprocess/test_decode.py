@@ -109,4 +109,7 @@ def test_large_jpeg_may_be_decoded_reduced_but_keeps_its_original_size() -> None
     big = cv2.resize(RGB, (4000, 3000), interpolation=cv2.INTER_LINEAR)
     out = decode(encode(big, ".jpg"), allow_reduced=True)
     assert out.original_size == (3000, 4000)
-    assert max(out.rgb.shape[:2]) >= 1024 and out.rgb.shape[:2] == (1500, 2000)
+    assert out.reduction == 4 and out.rgb.shape[:2] == (750, 1000)
+    odd = decode(encode(cv2.resize(RGB, (2001, 1601)), ".jpg"), allow_reduced=True)
+    assert odd.reduction == 2 and odd.rgb.shape[:2] == (800, 1000)  # floor, never past the original
+    assert decode(encode(big, ".png"), allow_reduced=True).reduction == 1  # shrink-on-load is JPEG only

@@ -38,6 +38,11 @@ def test_large_image_is_reduced_to_the_work_size() -> None:
     assert out.work_image.shape[1] == WORK_MAX_SIDE and out.scale == pytest.approx(3000 / 1024)
 
 
+def test_reduced_decode_within_work_size_keeps_scale_exact() -> None:
+    out = prepare_image(encode(synthetic_lesion(1500, 2000), ".jpg"))
+    assert out.work_image.shape == (750, 1000, 3) and out.scale == 2.0 and out.original_size == (1500, 2000)
+
+
 def test_prepare_images_keeps_good_rows_beside_a_bad_one(ham_jpeg: bytes) -> None:
     results = prepare_images([ham_jpeg, b"nope", ham_jpeg])
     assert isinstance(results[1], InvalidImageError)
