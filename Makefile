@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests drive: headless Chromium (browser tests) and docker-compose (config check).
+# Debian packages the tests drive: headless Chromium (browser tests), docker-compose (compose
+# config check) and kubectl (kustomize rendering; the machine image ships 1.32, Debian's is a fallback).
 $(SYSTEM_STAMP): | $(STAMP)
 	if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium docker-compose; fi
+	command -v kubectl >/dev/null || apt-get install -y -qq --no-install-recommends kubernetes-client
 	touch $@
 
 system-deps: $(SYSTEM_STAMP)

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, LESION_FRACTION, MASK, PROBABILITIES
+from dermassist_client.classes import CORE_OUTPUTS, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES
 
 # Outputs the load test asks for (CROP is optional and left out on purpose).
-REQUESTED_OUTPUTS = (PROBABILITIES.name, MASK.name, BBOX.name, LESION_FRACTION.name)
+REQUESTED_OUTPUTS = CORE_OUTPUTS
 # No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
 
@@ -23,9 +23,9 @@ def serialize_bytes_elements(elements: Sequence[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(e)) + bytes(e) for e in elements)
 
 
-def infer_request(images: Sequence[bytes], request_id: str = "", model: str = ENSEMBLE_NAME) -> service_pb2.ModelInferRequest:
+def infer_request(images: Sequence[bytes], request_id: str = "", model: str = MODEL_NAME) -> service_pb2.ModelInferRequest:
     """A ModelInferRequest carrying one encoded image per batch row of IMAGE ([N, 1] BYTES)."""
-    tensor = service_pb2.ModelInferRequest().InferInputTensor(name=IMAGE.name, datatype="BYTES", shape=[len(images), 1])
+    tensor = service_pb2.ModelInferRequest().InferInputTensor(name=INPUT_IMAGE, datatype="BYTES", shape=[len(images), 1])
     request = service_pb2.ModelInferRequest(model_name=model, id=request_id, inputs=[tensor])
     request.outputs.extend(service_pb2.ModelInferRequest().InferRequestedOutputTensor(name=n) for n in REQUESTED_OUTPUTS)
     request.raw_input_contents.append(serialize_bytes_elements(images))
@@ -35,7 +35,7 @@ def infer_request(images: Sequence[bytes], request_id: str = "", model: str = EN
 def response_rows(response: service_pb2.ModelInferResponse) -> int:
     """Batch size of a response (first dim of PROBABILITIES), or -1 when that output is absent."""
     for out in response.outputs:
-        if out.name == PROBABILITIES.name:
+        if out.name == OUTPUT_PROBABILITIES:
             return int(out.shape[0])
     return -1
 
