@@ -1,13 +1,13 @@
 """Typed, self-validating settings of the embedded server (precedence: CLI > environment > default)."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .repository import SOURCE_REPOSITORY
+from .settings import resolve_values
 
 PROFILES = ("embedded", "gpu")
 ENV_PREFIX = "DERMASSIST_"
@@ -56,24 +56,5 @@ class ServerConfig:
     @classmethod
     def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "ServerConfig":
         """Build a config from CLI overrides (None means unset), then DERMASSIST_* variables, then defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            env_name = ENV_PREFIX + f.name.upper()
-            if overrides and overrides.get(f.name) is not None:
-                values[f.name] = overrides[f.name]
-            elif env_name in environ:
-                values[f.name] = _cast(env_name, environ[env_name], f.type)
-        return cls(**values)
+        return cls(**resolve_values(cls, ENV_PREFIX, overrides, environ))
 
-
-def _cast(name: str, raw: str, type_name: Any) -> Any:
-    kind = str(type_name)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError as e:
-        raise ConfigError(f"environment variable {name} must be a {kind}, got {raw!r}") from e
-    return raw

@@ -1,12 +1,12 @@
 """Typed, self-validating benchmark settings (precedence: CLI flag > DERMASSIST_BENCH_* > default)."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..repository import PROJECT_ROOT, SOURCE_REPOSITORY
+from ..settings import resolve_values
 from .errors import BenchConfigError
 
 ENV_PREFIX = "DERMASSIST_BENCH_"
@@ -46,27 +46,5 @@ class BenchConfig:
     @classmethod
     def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "BenchConfig":
         """CLI overrides (None = unset), then DERMASSIST_BENCH_* variables, then defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            env_name = ENV_PREFIX + f.name.upper()
-            if overrides and overrides.get(f.name) is not None:
-                values[f.name] = overrides[f.name]
-            elif env_name in environ:
-                values[f.name] = _cast(env_name, environ[env_name], str(f.type))
-        return cls(**values)
+        return cls(**resolve_values(cls, ENV_PREFIX, overrides, environ, BenchConfigError))
 
-
-def _cast(name: str, raw: str, kind: str) -> Any:
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "bool":
-            if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes")
-        if kind.startswith("tuple"):
-            return tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
-    except ValueError as e:
-        raise BenchConfigError(f"environment variable {name} must be a {kind}, got {raw!r}") from e
-    return raw
