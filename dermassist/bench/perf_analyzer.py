@@ -61,12 +61,13 @@ class PerfAnalyzerRow:
 
 
 def _pytriton_libs() -> Path:
-    import importlib.util
+    from ..errors import ServerError
+    from ..server import locate_triton
 
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise PerfAnalyzerUnavailable("nvidia-pytriton is not installed; its libb64/libcudart copies are needed")
-    return Path(list(spec.submodule_search_locations)[0]).parents[0] / "nvidia_pytriton.libs"
+    try:
+        return locate_triton().libs
+    except ServerError as e:
+        raise PerfAnalyzerUnavailable(f"{e}; its libb64/libcudart copies are needed") from e
 
 
 def ensure_perf_analyzer(tools_dir: Path) -> PerfAnalyzerInstall:
