@@ -41,10 +41,10 @@ class PipelineConfig:
     count: int = 1600
     seed: int = 0
     seg_width: float = 0.25
-    seg_epochs: int = 5
+    seg_epochs: int = 4
     seg_max_train_images: int = 0
     cls_epochs: int = 6
-    cls_low_res_epochs: int = 5
+    cls_low_res_epochs: int = 4
     cls_low_res: int = 112
     force: bool = False
 

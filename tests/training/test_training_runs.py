@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import pytest
 
 from preprocess.contract import CLASS_CODES
@@ -18,8 +19,9 @@ CLS_KEYS = {"accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced
 def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_path: Path) -> None:
     out, repo = tmp_path / "seg", tmp_path / "repo"
     proc = run_python("-m", "training.segmenter.stage", "--data", str(synthetic_set / "isic2018"), "--out", str(out),
-                      "--repository", str(repo), "--width", "0.125", "--epochs", "3", "--batch-size", "8",
-                      "--max-train-images", "40", "--lr", "5e-3")
+                      "--repository", str(repo), "--width", "0.0625", "--epochs", "3", "--batch-size", "8",
+                      "--max-train-images", "40", "--lr", "5e-3",
+                      "--predict-masks", str(synthetic_set / "ham10000"), "--predict-out", str(tmp_path / "pred"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "segmenter_metrics.json").read_text())
     assert SEG_KEYS <= set(report["val"]) and SEG_KEYS <= set(report["val_at_default"])
@@ -31,6 +33,9 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
     assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").is_file()
     assert (out / "segmenter_curves.png").stat().st_size > 1000
     assert json.loads((out / "segmenter_split.json").read_text())["train"]
+    predicted = sorted((tmp_path / "pred").glob("ISIC_*.png"))
+    assert len(predicted) == 160
+    assert cv2.imread(str(predicted[0]), cv2.IMREAD_GRAYSCALE).shape == (256, 256)
 
     repo2 = tmp_path / "repo2"
     proc = run_python("-m", "dermassist.cli", "import", "--keras", str(out / "segmenter.keras"), "--repository", str(repo2))

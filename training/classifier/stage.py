@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="classifier", help="file prefix of this run's outputs")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 6)")
     parser.add_argument("--low-res-epochs", type=int, default=None, help="first epochs at --low-res px (default 4)")
-    parser.add_argument("--low-res", type=int, default=None, help="resolution of the early epochs (default 128)")
+    parser.add_argument("--low-res", type=int, default=None, help="resolution of the early epochs (default 112)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
     parser.add_argument("--brightness", action="store_true", default=None, help="brightness augmentation")
@@ -41,7 +41,7 @@ def config_from_args(args: argparse.Namespace) -> ClassifierConfig:
     return ClassifierConfig(
         epochs=setting(args.epochs, "CLS_EPOCHS", 6, int),
         low_res_epochs=setting(args.low_res_epochs, "CLS_LOW_RES_EPOCHS", 4, int),
-        low_res=setting(args.low_res, "CLS_LOW_RES", 128, int),
+        low_res=setting(args.low_res, "CLS_LOW_RES", 112, int),
         batch_size=setting(args.batch_size, "CLS_BATCH_SIZE", 32, int),
         learning_rate=setting(args.lr, "CLS_LR", 2e-3, float),
         brightness=bool(setting(args.brightness, "CLS_BRIGHTNESS", False, lambda v: v.lower() in ("1", "true", "yes"))),

@@ -36,7 +36,7 @@ class ClassifierConfig:
 
     epochs: int = 6
     low_res_epochs: int = 4
-    low_res: int = 128
+    low_res: int = 112
     batch_size: int = 32
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
@@ -106,13 +106,13 @@ def _batch(crops: np.ndarray, rng: np.random.Generator, train: bool, brightness:
     return t
 
 
-def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits (N, 8) for uint8 crops at 224x224."""
+def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64, size: int = CLS_SIZE) -> np.ndarray:
+    """Logits (N, 8) for uint8 224x224 crops, seen at ``size`` px (224, as served, unless told)."""
     model.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(crops), batch_size):
-            out.append(model(_batch(crops[i : i + batch_size], None, False, False, CLS_SIZE)).numpy())
+            out.append(model(_batch(crops[i : i + batch_size], None, False, False, size)).numpy())
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -153,10 +153,10 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        val_logits = predict_logits(model, val.crops)
+        val_logits = predict_logits(model, val.crops, size=size)
         val_metrics = classification_metrics(val.labels, val_logits.argmax(axis=1))
         val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels), weight=weights))
         history["loss"].append(float(np.mean(losses)))
@@ -164,7 +164,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_metrics["accuracy"])
         history["val_macro_f1"].append(val_metrics["macro_f1"])
-        logger.info("epoch %d/%d @%dpx: loss %.3f val loss %.3f val acc %.3f val macro F1 %.3f", epoch + 1,
+        logger.info("epoch %d/%d @%dpx (val at the same size): loss %.3f val loss %.3f val acc %.3f val macro F1 %.3f", epoch + 1,
                     config.epochs, size, history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["macro_f1"])
         if size == CLS_SIZE and val_metrics["macro_f1"] >= best[0]:
             best = (val_metrics["macro_f1"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)

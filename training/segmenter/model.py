@@ -38,8 +38,11 @@ class UNetConfig:
             )
 
 
+MIN_CHANNELS = 8  # oneDNN crashed here (heap corruption) on 4-channel layers during training
+
+
 def _ch(base: int, width: float) -> int:
-    return max(4, int(round(base * width)))
+    return max(MIN_CHANNELS, int(round(base * width)))
 
 
 def _conv_bn(x, filters: int, kernel: int, strides: int, name: str, act: bool = True):

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--brightness", action="store_true", default=None, help="brightness/contrast augmentation")
     parser.add_argument("--encoder-weights", type=Path, default=None, help="local encoder .weights.h5 to start from")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--predict-masks", type=Path, default=None, metavar="DATA",
+                        help="after training, write predicted masks for every image of this dataset")
+    parser.add_argument("--predict-out", type=Path, default=None,
+                        help="folder for those masks (default OUT/predicted_masks); pass it to the classifier's --predicted-masks")
 
 
 def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
@@ -53,6 +57,11 @@ def run(args: argparse.Namespace) -> dict:
     result = train_segmenter(args.data, args.out, config_from_args(args))
     model, report = result.model, result.report
     model.save(str(Path(args.out) / "segmenter.keras"))
+    if args.predict_masks is not None:
+        from .train import write_predicted_masks
+
+        target = args.predict_out or Path(args.out) / "predicted_masks"
+        report["predicted_masks"] = {"folder": str(target), "count": write_predicted_masks(model, args.predict_masks, target)}
     if args.repository is not None:
         from dermassist.export_segmenter import export_segmenter
 

@@ -107,6 +107,25 @@ def predict(model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
     return out
 
 
+def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
+    """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset, so the classifier
+    can crop images that have no ground-truth mask (``--predicted-masks``); returns the count."""
+    import cv2
+
+    from ..images import load_work_image, seg_input_uint8
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples = read_dataset(data).samples
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i : i + batch_size]
+        xs = np.stack([seg_input_uint8(load_work_image(s.image_path)[0]) for s in chunk])
+        for s, prob in zip(chunk, predict(model, xs, batch_size)):
+            cv2.imwrite(str(out_dir / f"{s.image_id}.png"), np.round(prob * 255).astype(np.uint8))
+    logger.info("wrote %d predicted masks for %s to %s", len(samples), data, out_dir)
+    return len(samples)
+
+
 def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig()) -> SegmenterRun:
     """Train on a segmentation dataset, tune the threshold on validation, write metrics JSON and curves PNG."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

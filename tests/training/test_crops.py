@@ -1,0 +1,35 @@
+"""Classifier crops come from ``preprocess.crop`` over ground-truth or predicted masks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from preprocess.contract import CLS_SIZE
+from training.classifier.data import build_crops, mask_prob
+from training.readers import read_dataset
+from training.records import Sample
+
+
+def test_crop_zooms_on_the_lesion_and_full_image_does_not(synthetic_set: Path) -> None:
+    sample = read_dataset(synthetic_set / "ham10000").samples[3]
+    crops = build_crops([sample], progress=False)
+    full = build_crops([sample], full_image=True, progress=False)
+    assert crops.crops.shape == (1, CLS_SIZE, CLS_SIZE, 3) and crops.with_mask == 1 and full.with_mask == 0
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    small = cv2.resize(mask, (CLS_SIZE, CLS_SIZE), interpolation=cv2.INTER_AREA)
+    assert not np.array_equal(crops.crops[0], full.crops[0])
+    assert (small > 127).mean() < 0.6  # the lesion fills less of the whole image than of its crop
+
+
+def test_predicted_mask_used_when_no_ground_truth(tmp_path: Path, synthetic_set: Path) -> None:
+    sample = read_dataset(synthetic_set / "ham10000").samples[0]
+    bare = Sample(sample.image_id, sample.image_path, None, sample.label, sample.lesion_id)
+    assert mask_prob(bare, None) is None
+    pred = np.zeros((256, 256), np.uint8)
+    pred[100:150, 90:160] = 255
+    cv2.imwrite(str(tmp_path / f"{sample.image_id}.png"), pred)
+    prob = mask_prob(bare, tmp_path)
+    assert prob.shape == (256, 256) and prob.max() == 1.0 and prob[120, 120] == 1.0
+    assert build_crops([bare], predicted_masks=tmp_path, progress=False).with_mask == 1
