@@ -9,8 +9,7 @@ import numpy as np
 
 from preprocess.contract import SEG_SIZE
 from preprocess.crop import CropParams, crop_batch
-from preprocess.decode import decode_image
-from preprocess.prepare import to_seg_input, to_work_image
+from preprocess.prepare import prepare_image, to_seg_input
 
 from .errors import MaskMismatchError
 from .readers.common import image_size
@@ -18,9 +17,9 @@ from .records import Sample
 
 
 def load_work_image(path: Path) -> tuple[np.ndarray, float]:
-    """Decode an image file and reduce it to the work resolution, as the ``prepare`` step does."""
-    rgb = decode_image(Path(path).read_bytes())
-    return to_work_image(rgb, rgb.shape[:2])
+    """Decode an image file to (work image, scale) with the served ``prepare`` step's own function."""
+    prepared = prepare_image(Path(path).read_bytes())
+    return prepared.work_image, prepared.scale
 
 
 def seg_input_uint8(work: np.ndarray) -> np.ndarray:
