@@ -115,6 +115,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class TritonServer:
     """A tritonserver child process: ``start()`` waits until ready, ``stop()`` ends it and its stubs."""
 
@@ -192,15 +199,20 @@ class TritonServer:
         return self.process.wait() if self.process is not None else 0
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the server gracefully (SIGTERM), killing its process group if it overstays."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """Stop the server gracefully (SIGTERM), then kill whatever of its process group is left.
+
+        A server stopped while it is still loading models can exit before its Python backend
+        stubs do; they share its process group, so none outlives it.
+        """
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    logger.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
+            _kill_group(self.process.pid)
+            self.process.wait()
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None

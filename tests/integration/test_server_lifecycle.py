@@ -38,12 +38,21 @@ def test_broken_model_fails_start_with_the_log_tail(tmp_path: Path) -> None:
     assert _tritonserver_pids(config.http_port) == []
 
 
-def test_not_ready_in_time_is_reported_and_the_process_is_gone(tiny_repository: Path) -> None:
-    config = _config(tiny_repository, startup_timeout_s=0.5)
+def _stub_pids(runtime_dir: Path) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"triton_python_backend_stub.*{runtime_dir}"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.mark.parametrize("timeout_s", [0.5, 3.0])
+def test_not_ready_in_time_is_reported_and_no_process_is_left(tiny_repository: Path, timeout_s: float) -> None:
+    config = _config(tiny_repository, startup_timeout_s=timeout_s)
+    server = TritonServer(config)
     with pytest.raises(ServerStartupError, match="not ready within"):
-        TritonServer(config).start()
+        server.start()
+    runtime_dir = server.log_path.parent
     time.sleep(0.5)
     assert _tritonserver_pids(config.http_port) == []
+    assert _stub_pids(runtime_dir) == []  # stubs still loading TensorFlow/torch were ended too
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
