@@ -38,11 +38,14 @@ class UNetConfig:
             )
 
 
-MIN_CHANNELS = 8  # oneDNN crashed here (heap corruption) on 4-channel layers during training
+# Training crashed inside oneDNN (heap corruption / segfault) with 8-channel encoder layers, and
+# with 4-channel layers anywhere; these floors keep tiny test widths safe.
+MIN_ENCODER_CHANNELS = 16
+MIN_DECODER_CHANNELS = 8
 
 
-def _ch(base: int, width: float) -> int:
-    return max(MIN_CHANNELS, int(round(base * width)))
+def _ch(base: int, width: float, floor: int = MIN_ENCODER_CHANNELS) -> int:
+    return max(floor, int(round(base * width)))
 
 
 def _conv_bn(x, filters: int, kernel: int, strides: int, name: str, act: bool = True):
@@ -96,10 +99,11 @@ def build_resnet_unet(config: UNetConfig = UNetConfig()) -> keras.Model:
         logger.info("encoder weights loaded from %s", config.encoder_weights)
     stem, l1, l2, l3, l4 = encoder(inputs)
     w = config.width
-    x = _decoder_block(l4, l3, _ch(256, w), "dec3")
-    x = _decoder_block(x, l2, _ch(128, w), "dec2")
-    x = _decoder_block(x, l1, _ch(64, w), "dec1")
-    x = _decoder_block(x, stem, _ch(32, w), "dec0")
+    floor = MIN_DECODER_CHANNELS
+    x = _decoder_block(l4, l3, _ch(256, w, floor), "dec3")
+    x = _decoder_block(x, l2, _ch(128, w, floor), "dec2")
+    x = _decoder_block(x, l1, _ch(64, w, floor), "dec1")
+    x = _decoder_block(x, stem, _ch(32, w, floor), "dec0")
     logits = layers.Conv2D(1, 1, name="lesion_logits")(x)
     logits = layers.UpSampling2D(2, interpolation="bilinear", name="full_res")(logits)
     outputs = layers.Activation("sigmoid", dtype="float32", name="lesion_prob")(logits)
