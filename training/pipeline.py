@@ -41,7 +41,7 @@ class PipelineConfig:
     count: int = 1600
     seed: int = 0
     seg_width: float = 0.25
-    seg_epochs: int = 4
+    seg_epochs: int = 5
     seg_max_train_images: int = 0
     cls_epochs: int = 6
     cls_low_res_epochs: int = 4
