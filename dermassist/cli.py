@@ -12,8 +12,8 @@ from .errors import DermAssistError
 # name -> (module under dermassist.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "run the embedded Triton server in the foreground"),
-    "export": ("export", "export a Keras segmenter and a torchvision ResNet18 into the model repository"),
-    "import": ("import_models", "bring your own trained models into the served repository"),
+    "export": ("import_models", "export a Keras segmenter and a torchvision ResNet18 into the model repository"),
+    "import": ("import_models", "bring your own trained models into the served repository (same as export)"),
     "synth": ("synth", "write a synthetic dermoscopy data set in the official layouts"),
     "train": ("train", "train the segmenter or the classifier"),
     "models": ("models", "build served models end to end (synthetic data -> train -> export -> report)"),
