@@ -21,7 +21,7 @@ SEG_SIZE = 256
 CLS_SIZE = 224
 WORK_MAX_SIDE = 1024
 # A large JPEG is decoded at 1/2, 1/4 or 1/8 scale while its long side stays at least this.
-REDUCED_DECODE_MIN_SIDE = 768
+REDUCED_DECODE_MIN_SIDE = 512
 MIN_IMAGE_SIDE = 32
 MAX_IMAGE_PIXELS = 50_000_000
 

@@ -33,9 +33,11 @@ def test_prepare_image_outputs_follow_the_contract(ham_jpeg: bytes) -> None:
 
 def test_large_image_is_reduced_to_the_work_size() -> None:
     big = synthetic_lesion(2000, 3000)
-    out = prepare_image(encode(big, ".jpg"))
-    assert out.original_size == (2000, 3000)
-    assert out.work_image.shape[1] == WORK_MAX_SIDE and out.scale == pytest.approx(3000 / 1024)
+    jpeg = prepare_image(encode(big, ".jpg"))  # shrink-on-load 1/4: long side 750
+    assert jpeg.original_size == (2000, 3000)
+    assert jpeg.work_image.shape == (500, 750, 3) and jpeg.scale == 4.0
+    png = prepare_image(encode(big, ".png"))  # no shrink-on-load: resized to the work size
+    assert png.work_image.shape == (682, WORK_MAX_SIDE, 3) and png.scale == pytest.approx(3000 / 1024)
 
 
 def test_reduced_decode_within_work_size_keeps_scale_exact() -> None:
