@@ -89,10 +89,13 @@ def stack_prepared(images: Sequence[PreparedImage]) -> PreparedBatch:
         raise InvalidTensorError("stack_prepared needs at least one prepared image, got none")
     sizes = np.array([im.work_image.shape[:2] for im in images], dtype=np.int32)
     max_h, max_w = (int(v) for v in sizes.max(axis=0))
-    work = np.zeros((len(images), max_h, max_w, 3), dtype=np.uint8)
-    for row, im in enumerate(images):
-        h, w = im.work_image.shape[:2]
-        work[row, :h, :w] = im.work_image
+    if len(images) == 1:
+        work = images[0].work_image[np.newaxis]  # the common one-image request: no copy
+    else:
+        work = np.zeros((len(images), max_h, max_w, 3), dtype=np.uint8)
+        for row, im in enumerate(images):
+            h, w = im.work_image.shape[:2]
+            work[row, :h, :w] = im.work_image
     return PreparedBatch(
         seg_input=np.stack([im.seg_input for im in images]).astype(np.float32, copy=False),
         work_image=work,

@@ -1,6 +1,7 @@
 """Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE -> CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP."""
 import json
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -39,6 +40,8 @@ class TritonPythonModel:
 
     def initialize(self, args):
         config = json.loads(args["model_config"])
+        if "opencv_threads" in config.get("parameters", {}):
+            cv2.setNumThreads(int(_parameter(config, "opencv_threads", 0)))
         self.params = CropParams(_parameter(config, "threshold", DEFAULT_THRESHOLD), _parameter(config, "margin", DEFAULT_MARGIN))
         self.outputs = (CLS_INPUT.name, MASK.name, BBOX.name, LESION_FRACTION.name, CROP.name)
 

@@ -1,4 +1,7 @@
 """Triton adapter for ``prepare``: encoded bytes -> SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE."""
+import json
+
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -15,6 +18,9 @@ class TritonPythonModel:
     """Decode, validate and resize every image of every request in one pass."""
 
     def initialize(self, args):
+        threads = json.loads(args["model_config"]).get("parameters", {}).get("opencv_threads", {})
+        if threads.get("string_value"):
+            cv2.setNumThreads(int(threads["string_value"]))
         self.outputs = (SEG_INPUT.name, WORK_IMAGE.name, WORK_SIZE.name, SCALE.name)
 
     def execute(self, requests):
