@@ -67,7 +67,19 @@ def _str(path: Any) -> str | None:
     return None if path is None else str(path)
 
 
-class GrpcTransport:
+class _Transport:
+    """What both transports share: errors of any call become the SDK's exceptions."""
+
+    config: ClientConfig
+
+    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
+        try:
+            return fn()
+        except Exception as e:
+            raise translate(e, what, self.config.url, inference) from e
+
+
+class GrpcTransport(_Transport):
     """One gRPC channel to the server (tritonclient.grpc)."""
 
     def __init__(self, config: ClientConfig) -> None:
@@ -78,12 +90,6 @@ class GrpcTransport:
         self._client = grpcclient.InferenceServerClient(
             config.url, channel_args=grpc_channel_args(config), **grpc_tls_kwargs(config)
         )
-
-    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
-        try:
-            return fn()
-        except Exception as e:
-            raise translate(e, what, self.config.url, inference) from e
 
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
         """Send one request of len(images) rows."""
@@ -130,7 +136,7 @@ class GrpcTransport:
         self._client.close()
 
 
-class HttpTransport:
+class HttpTransport(_Transport):
     """One HTTP connection pool to the server (tritonclient.http).
 
     HTTP has no per-call deadline in tritonclient: every socket operation times out after the
@@ -146,12 +152,6 @@ class HttpTransport:
             config.url, connection_timeout=config.timeout_s, network_timeout=config.timeout_s,
             ssl=config.ssl, ssl_options=http_ssl_options(config) or None,
         )
-
-    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
-        try:
-            return fn()
-        except Exception as e:
-            raise translate(e, what, self.config.url, inference) from e
 
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
