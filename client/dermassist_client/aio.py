@@ -6,32 +6,21 @@ from typing import Any, Iterable
 
 from .aio_transport import make_async_transport
 from .batching import chunks, name_rejected_image, results_of
-from .client import make_config
-from .config import ClientConfig
+from .client import ClientCore
 from .errors import InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
 from .retry import acall_with_retries
 
 
-class AsyncDermAssistClient:
+class AsyncDermAssistClient(ClientCore):
     """asyncio client of the ``dermassist`` ensemble; same arguments as DermAssistClient.
 
     One channel serves every concurrent call: ``await asyncio.gather(*(c.analyze(i) for i in imgs))``.
     Use ``async with`` (or ``await close()``) so the channel is closed in its event loop.
     """
 
-    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
-        self.config = make_config(url, protocol, timeout, retries, options)
-        self._transport = make_async_transport(self.config)
-
-    @classmethod
-    def from_config(cls, config: ClientConfig) -> "AsyncDermAssistClient":
-        """A client for an existing config."""
-        client = cls.__new__(cls)
-        client.config = config
-        client._transport = make_async_transport(config)
-        return client
+    _make_transport = staticmethod(make_async_transport)
 
     async def __aenter__(self) -> "AsyncDermAssistClient":
         return self

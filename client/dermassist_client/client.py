@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .batching import chunks, name_rejected_image, results_of
 from .config import ClientConfig
@@ -23,7 +23,27 @@ def make_config(url: str, protocol: str, timeout: float, retries: int, options: 
         raise ClientConfigError(f"unknown client option: {e}; see ClientConfig for the accepted names") from e
 
 
-class DermAssistClient:
+class ClientCore:
+    """Construction shared by the blocking and asyncio clients: a validated config and its transport."""
+
+    _make_transport: Callable[[ClientConfig], Any]
+
+    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
+        self._bind(make_config(url, protocol, timeout, retries, options))
+
+    @classmethod
+    def from_config(cls, config: ClientConfig) -> Any:
+        """A client for an existing config."""
+        client = cls.__new__(cls)
+        client._bind(config)
+        return client
+
+    def _bind(self, config: ClientConfig) -> None:
+        self.config = config
+        self._transport = type(self)._make_transport(config)
+
+
+class DermAssistClient(ClientCore):
     """Blocking client of the ``dermassist`` ensemble.
 
     ``DermAssistClient("127.0.0.1:8001")`` talks gRPC; ``protocol="http"`` uses port 8000's API.
@@ -31,17 +51,7 @@ class DermAssistClient:
     ``certificate_chain``, ``keepalive_time_s``, ``backoff_initial_s`` ...) are ClientConfig fields.
     """
 
-    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
-        self.config = make_config(url, protocol, timeout, retries, options)
-        self._transport = make_transport(self.config)
-
-    @classmethod
-    def from_config(cls, config: ClientConfig) -> "DermAssistClient":
-        """A client for an existing config."""
-        client = cls.__new__(cls)
-        client.config = config
-        client._transport = make_transport(config)
-        return client
+    _make_transport = staticmethod(make_transport)
 
     def __enter__(self) -> "DermAssistClient":
         return self
