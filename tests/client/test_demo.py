@@ -81,6 +81,13 @@ def test_handler_outputs_and_plain_messages(triton_server, plain_png, not_an_ima
     assert f"cannot connect to 127.0.0.1:{dead}" in unreachable or "unavailable" in unreachable
 
 
+def wait_for_upload(page, path: Path) -> None:
+    """Wait until Gradio serves the uploaded file back: the upload has finished, whatever the markup."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(f"#upload a[href$='/{path.name}']")).to_be_visible(timeout=30_000)
+
+
 @pytest.mark.integration
 @pytest.mark.browser
 def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
@@ -105,7 +112,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             def analyze(path: Path) -> None:
                 page.goto(url)
                 page.locator("#upload input[type=file]").set_input_files(str(path))
-                expect(page.locator("#upload")).to_contain_text(path.name)
+                wait_for_upload(page, path)
                 page.locator("#analyze").click()
 
             analyze(HAM)
@@ -129,7 +136,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
 
             page.goto(dead_url)
             page.locator("#upload input[type=file]").set_input_files(str(HAM))
-            expect(page.locator("#upload")).to_contain_text(HAM.name)
+            wait_for_upload(page, HAM)
             page.locator("#analyze").click()
             expect(page.locator("#status")).to_contain_text(f"127.0.0.1:{dead}", timeout=30_000)
             expect(page.locator("#status")).to_contain_text("Could not analyze")
