@@ -10,6 +10,7 @@ import numpy as np
 
 from .contract import CLS_SIZE, DEFAULT_MARGIN, DEFAULT_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
 from .errors import InvalidTensorError
+from .resize import resize_antialiased
 
 Box = tuple[int, int, int, int]  # x_min, y_min, x_max, y_max; max exclusive
 
@@ -101,10 +102,7 @@ def original_extent(work_h: int, work_w: int, scale: float) -> tuple[int, int]:
 def crop_resize(image: np.ndarray, box: Box) -> np.ndarray:
     """Cut a box out of an RGB image and resize it to CLS_SIZE x CLS_SIZE."""
     x0, y0, x1, y1 = box
-    patch = image[y0:y1, x0:x1]
-    shrink = patch.shape[0] > CLS_SIZE or patch.shape[1] > CLS_SIZE
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(patch, (CLS_SIZE, CLS_SIZE), interpolation=interp)
+    return resize_antialiased(image[y0:y1, x0:x1], CLS_SIZE, CLS_SIZE)
 
 
 def normalise(crops: np.ndarray) -> np.ndarray:

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .contract import SEG_SIZE, WORK_MAX_SIDE
 from .decode import decode
 from .errors import InvalidImageError, InvalidTensorError
+from .resize import resize_antialiased
 
 
 @dataclass(frozen=True)
@@ -49,19 +49,17 @@ def to_work_image(rgb: np.ndarray, original_size: tuple[int, int], reduction: in
     """Bring a decoded image (``reduction`` original pixels per pixel) to the work resolution.
 
     An image already within WORK_MAX_SIDE is used as it is (scale = reduction); a larger one is
-    resized to ``work_geometry`` of the original, with area averaging when it shrinks 2x or more.
+    resized to ``work_geometry`` of the original, anti-aliased.
     """
     if max(rgb.shape[:2]) <= WORK_MAX_SIDE:
         return np.ascontiguousarray(rgb), float(reduction)
     work_h, work_w, scale = work_geometry(*original_size)
-    shrink = max(rgb.shape[0] / work_h, rgb.shape[1] / work_w)
-    interp = cv2.INTER_AREA if shrink >= 2.0 else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (work_w, work_h), interpolation=interp), scale
+    return resize_antialiased(rgb, work_w, work_h), scale
 
 
 def to_seg_input(work_image: np.ndarray) -> np.ndarray:
     """Resize a work image to the segmenter's square input, float32 RGB in [0, 1]."""
-    small = cv2.resize(work_image, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA)
+    small = resize_antialiased(work_image, SEG_SIZE, SEG_SIZE)
     return small.astype(np.float32) * np.float32(1.0 / 255.0)
 
 

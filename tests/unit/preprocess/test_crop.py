@@ -130,10 +130,9 @@ def test_empty_mask_classifies_the_whole_image_with_fraction_zero() -> None:
     out = crop_batch(np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32), [work], np.ones((1, 1), np.float32))
     assert out.lesion_fraction[0, 0] == 0.0 and not out.mask.any()
     assert out.bbox[0].tolist() == [0, 0, 400, 300]
-    import cv2 as _cv2
+    from preprocess.resize import resize_antialiased
 
-    whole = _cv2.resize(work, (CLS_SIZE, CLS_SIZE), interpolation=_cv2.INTER_AREA)
-    np.testing.assert_array_equal(out.crop[0], whole)
+    np.testing.assert_array_equal(out.crop[0], resize_antialiased(work, CLS_SIZE, CLS_SIZE))
 
 
 def test_crop_batch_rows_are_independent() -> None:
