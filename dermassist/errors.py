@@ -24,3 +24,7 @@ class ExportError(DermAssistError):
 
 class ModelArchitectureError(ExportError):
     """A model handed to export/import is not the architecture the contract expects."""
+
+
+class RepositoryError(DermAssistError):
+    """A model repository file (config or artifact) cannot be read."""

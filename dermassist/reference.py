@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import BBOX, LESION_FRACTION, MASK, PROBABILITIES, SEG_SIZE
+from preprocess.contract import BBOX, CLASSIFIER_MODEL, LESION_FRACTION, MASK, PROBABILITIES, SEG_SIZE
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import InvalidImageError
 from preprocess.prepare import PreparedImage, prepare_images
 
 from .errors import DermAssistError
-from .repository import SOURCE_REPOSITORY, classifier_artifact, missing_artifacts, segmenter_artifact
+from .repository import SOURCE_REPOSITORY, classifier_artifact, missing_artifacts, model_parameters, segmenter_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ class ReferencePipeline:
         self._seg_fn = seg.signatures["serving_default"]
         self._seg_keep = seg  # the signature needs its object alive
         (self._seg_input,) = self._seg_fn.structured_input_signature[1].keys()
-        self._classifier = torch.jit.load(str(classifier_artifact(self.repository)), map_location="cpu").eval()
+        classifier = torch.jit.load(str(classifier_artifact(self.repository)), map_location="cpu").eval()
+        if model_parameters(self.repository, CLASSIFIER_MODEL).get("optimize_for_cpu", "").lower() == "true":
+            classifier = torch.jit.optimize_for_inference(torch.jit.freeze(classifier))  # as the embedded step does
+        self._classifier = classifier
         self.load_s = time.perf_counter() - started
         logger.info("reference pipeline loaded from %s in %.1f s", self.repository, self.load_s)
 

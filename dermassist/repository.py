@@ -6,6 +6,8 @@ from pathlib import Path
 
 from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, SEGMENTER_MODEL
 
+from .errors import RepositoryError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_REPOSITORY = PROJECT_ROOT / "model_repository"
 SAVEDMODEL_DIRNAME = "model.savedmodel"
@@ -33,6 +35,21 @@ def classifier_artifact(repository: Path) -> Path:
 def labels_file(repository: Path) -> Path:
     """Path of the class labels file (one code per line, contract order)."""
     return Path(repository) / CLASSIFIER_MODEL / LABELS_FILENAME
+
+
+def model_parameters(repository: Path, model: str, config_name: str = "embedded") -> dict[str, str]:
+    """The ``parameters`` of one model's config (``configs/<config_name>.pbtxt``, else ``config.pbtxt``)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    folder = Path(repository) / model
+    path = folder / "configs" / f"{config_name}.pbtxt"
+    path = path if path.is_file() else folder / "config.pbtxt"
+    try:
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    except (OSError, text_format.ParseError) as e:
+        raise RepositoryError(f"cannot read the Triton config {path}: {e}") from e
+    return {key: value.string_value for key, value in config.parameters.items()}
 
 
 def missing_artifacts(repository: Path) -> list[Path]:

@@ -96,3 +96,25 @@ def test_python_steps_have_a_model_py_and_no_artifacts_are_tracked() -> None:
     gitignore = (SOURCE_REPOSITORY.parent / ".gitignore").read_text()
     for artifact in ("model.savedmodel", "model.pt", "labels.txt"):
         assert artifact in gitignore
+
+
+def test_embedded_classifier_tuning_parameters_are_valid() -> None:
+    from dermassist.repository import model_parameters
+
+    params = model_parameters(SOURCE_REPOSITORY, c.CLASSIFIER_MODEL)
+    assert int(params["intra_op_threads"]) >= 0
+    assert params["omp_wait_policy"] in {"ACTIVE", "PASSIVE"}
+    assert params["optimize_for_cpu"] in {"true", "false"}
+    assert model_parameters(SOURCE_REPOSITORY, c.CLASSIFIER_MODEL, "gpu") == {}  # no configs/gpu.pbtxt: config.pbtxt
+
+
+def test_model_parameters_names_an_unreadable_config(tmp_path: Path) -> None:
+    from dermassist.errors import RepositoryError
+    from dermassist.repository import model_parameters
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.pbtxt").write_text("name: [unclosed")
+    with pytest.raises(RepositoryError, match=r"broken/config\.pbtxt"):
+        model_parameters(tmp_path, "broken")
+    with pytest.raises(RepositoryError, match=r"missing/config\.pbtxt"):
+        model_parameters(tmp_path, "missing")

@@ -8,8 +8,8 @@ import triton_python_backend_utils as pb_utils
 from preprocess.contract import CLS_INPUT, CLS_SIZE, PROBABILITIES
 
 
-def _parameter(config, name, default):
-    return int(config.get("parameters", {}).get(name, {}).get("string_value", default))
+def _parameter(config, name, default=""):
+    return config.get("parameters", {}).get(name, {}).get("string_value", default)
 
 
 class TritonPythonModel:
@@ -18,15 +18,21 @@ class TritonPythonModel:
     def initialize(self, args):
         import sys
 
+        config = json.loads(args["model_config"])
+        policy = _parameter(config, "omp_wait_policy")
+        if policy:  # read by OpenMP when torch loads it: instances sharing cores wait without spinning
+            os.environ["OMP_WAIT_POLICY"] = policy
         sys.modules.setdefault("triton", None)  # torch must not load the triton compiler here
         import torch
 
-        config = json.loads(args["model_config"])
-        threads = _parameter(config, "intra_op_threads", 0)
+        threads = int(_parameter(config, "intra_op_threads", "0"))
         if threads > 0:
             torch.set_num_threads(threads)
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
-        self.model = torch.jit.load(path, map_location="cpu").eval()
+        model = torch.jit.load(path, map_location="cpu").eval()
+        if _parameter(config, "optimize_for_cpu").lower() == "true":
+            model = torch.jit.optimize_for_inference(torch.jit.freeze(model))
+        self.model = model
         self.torch = torch
         self.expected = (3, CLS_SIZE, CLS_SIZE)
 
