@@ -18,8 +18,8 @@ class BenchConfig:
 
     repository: Path = SOURCE_REPOSITORY
     concurrencies: tuple[int, ...] = (1, 2, 4, 8)
-    requests_per_level: int = 48  # served requests per concurrency level (one image each)
-    inprocess_passes: int = 2  # passes over the corpus for the in-process reference
+    requests_per_level: int = 96  # served requests per concurrency level (one image each)
+    inprocess_passes: int = 4  # passes over the corpus for the in-process reference
     warmup: int = 4
     inprocess_torch_threads: int = 0  # 0 = torch's default (all cores)
     per_size: int = 3  # corpus images per size (4 sizes, 600x450 to 3000x2000)

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``dermassist bench`` (each overrides its DERMASSIST_BENCH_* variable)."""
     parser.add_argument("--repository", help="model repository with exported models (default: the project's)")
     parser.add_argument("--concurrency", dest="concurrencies", type=_levels, help="served levels, e.g. 1,2,4,8 (default)")
-    parser.add_argument("--requests", dest="requests_per_level", type=int, help="served requests per level (default 48)")
-    parser.add_argument("--passes", dest="inprocess_passes", type=int, help="in-process passes over the corpus (default 2)")
+    parser.add_argument("--requests", dest="requests_per_level", type=int, help="served requests per level (default 96)")
+    parser.add_argument("--passes", dest="inprocess_passes", type=int, help="in-process passes over the corpus (default 4)")
     parser.add_argument("--per-size", type=int, help="corpus images per size (default 3; 4 sizes 600x450..3000x2000)")
     parser.add_argument("--inprocess-threads", dest="inprocess_torch_threads", type=int,
                         help="torch intra-op threads of the in-process reference (default 0 = torch's default)")
