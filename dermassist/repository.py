@@ -37,18 +37,22 @@ def labels_file(repository: Path) -> Path:
     return Path(repository) / CLASSIFIER_MODEL / LABELS_FILENAME
 
 
-def model_parameters(repository: Path, model: str, config_name: str = "embedded") -> dict[str, str]:
-    """The ``parameters`` of one model's config (``configs/<config_name>.pbtxt``, else ``config.pbtxt``)."""
+def read_model_config(path: Path):
+    """Parse one Triton ``config.pbtxt`` with Triton's own protobuf (``model_config_pb2.ModelConfig``)."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    folder = Path(repository) / model
-    path = folder / "configs" / f"{config_name}.pbtxt"
-    path = path if path.is_file() else folder / "config.pbtxt"
     try:
-        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        return text_format.Parse(Path(path).read_text(), model_config_pb2.ModelConfig())
     except (OSError, text_format.ParseError) as e:
         raise RepositoryError(f"cannot read the Triton config {path}: {e}") from e
+
+
+def model_parameters(repository: Path, model: str, config_name: str = "embedded") -> dict[str, str]:
+    """The ``parameters`` of one model's config (``configs/<config_name>.pbtxt``, else ``config.pbtxt``)."""
+    folder = Path(repository) / model
+    path = folder / "configs" / f"{config_name}.pbtxt"
+    config = read_model_config(path if path.is_file() else folder / "config.pbtxt")
     return {key: value.string_value for key, value in config.parameters.items()}
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from dermassist.repository import SOURCE_REPOSITORY
+from dermassist.repository import SOURCE_REPOSITORY, read_model_config
 from preprocess import contract as c
 
 CONFIGS = sorted(SOURCE_REPOSITORY.glob("*/config.pbtxt")) + sorted(SOURCE_REPOSITORY.glob("*/configs/*.pbtxt"))
 PYTHON_STEPS = (c.PREPARE_MODEL, c.CROP_MODEL)
-
-
-def parse(path: Path) -> mc.ModelConfig:
-    return text_format.Parse(path.read_text(), mc.ModelConfig())
 
 
 def model_of(path: Path) -> str:
@@ -40,7 +35,7 @@ def test_every_model_has_both_profiles() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{model_of(p)}-{profile_of(p)}")
 def test_config_matches_contract(path: Path) -> None:
-    config, model, profile = parse(path), model_of(path), profile_of(path)
+    config, model, profile = read_model_config(path), model_of(path), profile_of(path)
     assert config.name == model
     assert config.max_batch_size == c.MAX_BATCH_SIZE
     inputs, outputs = c.STEP_SIGNATURES[model]
@@ -52,7 +47,7 @@ def test_config_matches_contract(path: Path) -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{model_of(p)}-{profile_of(p)}")
 def test_backends_and_devices_follow_the_profiles(path: Path) -> None:
-    config, model, profile = parse(path), model_of(path), profile_of(path)
+    config, model, profile = read_model_config(path), model_of(path), profile_of(path)
     if model == c.ENSEMBLE_NAME:
         assert config.platform == "ensemble"
         return
@@ -71,7 +66,7 @@ def test_backends_and_devices_follow_the_profiles(path: Path) -> None:
 @pytest.mark.parametrize("profile", ["gpu", "embedded"])
 def test_ensemble_wires_every_step_with_contract_tensors(profile: str) -> None:
     path = SOURCE_REPOSITORY / c.ENSEMBLE_NAME / ("config.pbtxt" if profile == "gpu" else "configs/embedded.pbtxt")
-    steps = parse(path).ensemble_scheduling.step
+    steps = read_model_config(path).ensemble_scheduling.step
     assert [s.model_name for s in steps] == list(c.STEP_MODELS)
     produced = {c.IMAGE.name}
     for step in steps:
@@ -85,7 +80,7 @@ def test_ensemble_wires_every_step_with_contract_tensors(profile: str) -> None:
 
 def test_crop_parameters_are_the_contract_defaults() -> None:
     for path in (SOURCE_REPOSITORY / c.CROP_MODEL).rglob("*.pbtxt"):
-        params = parse(path).parameters
+        params = read_model_config(path).parameters
         assert float(params["threshold"].string_value) == c.DEFAULT_THRESHOLD
         assert float(params["margin"].string_value) == c.DEFAULT_MARGIN
 

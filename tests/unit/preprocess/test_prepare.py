@@ -65,4 +65,3 @@ def test_stack_pads_mixed_sizes_and_records_valid_sizes() -> None:
 def test_stack_of_nothing_is_an_error() -> None:
     with pytest.raises(InvalidTensorError):
         stack_prepared([])
-
