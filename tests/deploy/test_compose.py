@@ -79,3 +79,37 @@ def test_prometheus_scrapes_tritons_metrics_port(config: dict):
     prom = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
     assert f"triton:{port}" in targets
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """First names of the modules ``path`` imports at module level (not inside functions)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_locust_image_ships_every_first_party_package_the_locustfile_imports():
+    sources = {"loadtest": "loadtest", "dermassist_client": "client", "preprocess": "preprocess",
+               "dermassist": "dermassist", "training": "training"}
+    seen, todo, needed = set(), ["loadtest.locustfile"], set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for name in _top_level_imports(ROOT / (module.replace(".", "/") + ".py")):
+            root = name.split(".")[0]
+            if root in sources:
+                needed.add(root)
+                if root == "loadtest":
+                    todo.append(name)
+    dockerfile = (ROOT / "docker" / "locust" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE))
+    assert needed == {"loadtest", "dermassist_client"}, needed
+    assert {sources[root] for root in needed} <= copied, (needed, copied)
