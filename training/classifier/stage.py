@@ -44,7 +44,7 @@ def config_from_args(args: argparse.Namespace) -> ClassifierConfig:
         low_res=setting(args.low_res, "CLS_LOW_RES", 112, int),
         batch_size=setting(args.batch_size, "CLS_BATCH_SIZE", 32, int),
         learning_rate=setting(args.lr, "CLS_LR", 2e-3, float),
-        brightness=bool(setting(args.brightness, "CLS_BRIGHTNESS", False, lambda v: v.lower() in ("1", "true", "yes"))),
+        brightness=setting(args.brightness, "CLS_BRIGHTNESS", False, bool),
         pretrained=args.pretrained,
         seed=setting(args.seed, "SEED", 0, int),
         progress=sys.stderr.isatty(),

@@ -45,7 +45,7 @@ def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
         epochs=setting(args.epochs, "SEG_EPOCHS", 8, int),
         batch_size=setting(args.batch_size, "SEG_BATCH_SIZE", 16, int),
         learning_rate=setting(args.lr, "SEG_LR", 2e-3, float),
-        brightness=bool(setting(args.brightness, "SEG_BRIGHTNESS", False, lambda v: v.lower() in ("1", "true", "yes"))),
+        brightness=setting(args.brightness, "SEG_BRIGHTNESS", False, bool),
         max_train_images=setting(args.max_train_images, "SEG_MAX_TRAIN_IMAGES", 0, int),
         seed=setting(args.seed, "SEED", 0, int),
         verbose=1 if sys.stdout.isatty() else 2,
