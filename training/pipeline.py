@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dermassist.repository import PROJECT_ROOT, SOURCE_REPOSITORY, classifier_artifact, labels_file, segmenter_artifact
 
+from .classifier.schedule import low_res_epochs_for
 from .errors import StageError, TrainingConfigError
 from .synth.generator import HAM_DIR, ISIC2018_DIR, SynthConfig, generate, read_manifest
 from .synth.grid import sample_grid
@@ -145,7 +146,7 @@ def build_models(config: PipelineConfig = PipelineConfig()) -> dict:
         state["segmenter"] = {"fingerprint": seg_fp, "seconds": timings["segmenter"]}
         _save(state_path, state)
     cls_args = ["--data", str(config.data_dir / HAM_DIR), "--out", str(cls_dir), "--repository", str(repo),
-                "--epochs", str(config.cls_epochs), "--low-res-epochs", str(min(config.cls_low_res_epochs, config.cls_epochs - 1)),
+                "--epochs", str(config.cls_epochs), "--low-res-epochs", str(low_res_epochs_for(config.cls_epochs, config.cls_low_res_epochs)),
                 "--low-res", str(config.cls_low_res),
                 "--seed", str(config.seed)]
     cls_fp = _fingerprint(cls_args, synth_fp, source_digest("classifier"))

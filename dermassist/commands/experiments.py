@@ -23,19 +23,21 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from dermassist.repository import PROJECT_ROOT
+    from training.classifier.schedule import low_res_epochs_for
     from training.settings import setting
     from training.synth.generator import HAM_DIR, SynthConfig, generate
 
+    seed = setting(args.seed, "SEED", 0, int)
     data = args.data
     if data is None:
         root = PROJECT_ROOT / "data" / "synthetic"
         data = root / HAM_DIR
         if not (data / "HAM10000_metadata.csv").is_file():
-            generate(root, SynthConfig(seed=setting(args.seed, "SEED", 0, int)))
+            generate(root, SynthConfig(seed=seed))
     from training.experiments import EXPERIMENT_CONFIG, run_experiments
 
     epochs = setting(args.epochs, "EXP_EPOCHS", EXPERIMENT_CONFIG.epochs, int)
-    config = replace(EXPERIMENT_CONFIG, epochs=epochs, low_res_epochs=min(EXPERIMENT_CONFIG.low_res_epochs, epochs - 1),
-                     seed=setting(args.seed, "SEED", 0, int), progress=sys.stderr.isatty())
+    config = replace(EXPERIMENT_CONFIG, epochs=epochs, low_res_epochs=low_res_epochs_for(epochs, EXPERIMENT_CONFIG.low_res_epochs),
+                     seed=seed, progress=sys.stderr.isatty())
     run_experiments(data, args.out, config)
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 
 from ..settings import setting  # noqa: E402
 from .run import prepare_data, run_classifier  # noqa: E402
+from .schedule import low_res_epochs_for  # noqa: E402
 from .train import ClassifierConfig  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ClassifierConfig:
     """CLI > DERMASSIST_CLS_* environment > defaults."""
+    epochs = setting(args.epochs, "CLS_EPOCHS", 6, int)
     return ClassifierConfig(
-        epochs=setting(args.epochs, "CLS_EPOCHS", 6, int),
-        low_res_epochs=setting(args.low_res_epochs, "CLS_LOW_RES_EPOCHS", 4, int),
+        epochs=epochs,
+        low_res_epochs=setting(args.low_res_epochs, "CLS_LOW_RES_EPOCHS", low_res_epochs_for(epochs), int),
         low_res=setting(args.low_res, "CLS_LOW_RES", 112, int),
         batch_size=setting(args.batch_size, "CLS_BATCH_SIZE", 32, int),
         learning_rate=setting(args.lr, "CLS_LR", 2e-3, float),

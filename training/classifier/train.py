@@ -26,6 +26,7 @@ from ..errors import TrainingConfigError  # noqa: E402
 from ..metrics import classification_metrics  # noqa: E402
 from ..plots import plot_confusion, plot_curves  # noqa: E402
 from .data import CropSet  # noqa: E402
+from .schedule import DEFAULT_LOW_RES_EPOCHS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class ClassifierConfig:
     """Everything one classifier run needs; validated on construction."""
 
     epochs: int = 6
-    low_res_epochs: int = 4
+    low_res_epochs: int = DEFAULT_LOW_RES_EPOCHS
     low_res: int = 112
     batch_size: int = 32
     learning_rate: float = 2e-3
