@@ -35,6 +35,7 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
     assert json.loads((out / "segmenter_split.json").read_text())["train"]
     predicted = sorted((tmp_path / "pred").glob("ISIC_*.png"))
     assert len(predicted) == 160
+    assert report["predicted_masks"] == {"folder": str(tmp_path / "pred"), "count": 160}
     assert cv2.imread(str(predicted[0]), cv2.IMREAD_GRAYSCALE).shape == (256, 256)
 
     repo2 = tmp_path / "repo2"

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict:
 
         exported = export_classifier(model, args.repository)
         report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
-        (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
+    (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
 
 

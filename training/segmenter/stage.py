@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
 
         exported = export_segmenter(model, args.repository)
         report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
-        (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
+    (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
     return report
 
 
