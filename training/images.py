@@ -9,22 +9,21 @@ import numpy as np
 
 from preprocess.contract import SEG_SIZE
 from preprocess.crop import CropParams, crop_batch
-from preprocess.prepare import prepare_image, to_seg_input
+from preprocess.prepare import PreparedImage, prepare_image
 
 from .errors import MaskMismatchError
 from .readers.common import image_size
 from .records import Sample
 
 
-def load_work_image(path: Path) -> tuple[np.ndarray, float]:
-    """Decode an image file to (work image, scale) with the served ``prepare`` step's own function."""
-    prepared = prepare_image(Path(path).read_bytes())
-    return prepared.work_image, prepared.scale
+def load_prepared(path: Path) -> PreparedImage:
+    """Decode and prepare an image file with the served ``prepare`` step's own function."""
+    return prepare_image(Path(path).read_bytes())
 
 
-def seg_input_uint8(work: np.ndarray) -> np.ndarray:
-    """``to_seg_input`` stored losslessly as uint8 (its values are exact multiples of 1/255)."""
-    return np.round(to_seg_input(work) * np.float32(255.0)).astype(np.uint8)
+def seg_input_uint8(prepared: PreparedImage) -> np.ndarray:
+    """The prepared segmenter input stored losslessly as uint8 (its values are exact multiples of 1/255)."""
+    return np.round(prepared.seg_input * np.float32(255.0)).astype(np.uint8)
 
 
 def load_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -51,9 +50,9 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
     xs = np.empty((len(samples), SEG_SIZE, SEG_SIZE, 3), np.uint8)
     ys = np.empty((len(samples), SEG_SIZE, SEG_SIZE), np.uint8)
     for i, s in enumerate(samples):
-        work, _ = load_work_image(s.image_path)
-        mask = load_mask(s.mask_path, original_size(s.image_path))
-        xs[i] = seg_input_uint8(work)
+        prepared = load_prepared(s.image_path)
+        mask = load_mask(s.mask_path, prepared.original_size)
+        xs[i] = seg_input_uint8(prepared)
         ys[i] = seg_mask(mask).astype(np.uint8)
     return xs, ys
 
@@ -70,9 +69,9 @@ def classifier_crop(sample: Sample, prob_map: np.ndarray | None, params: CropPar
     ``prob_map`` is a (256, 256) map in [0, 1]; None or ``full_image`` classifies the whole image,
     exactly as ``lesion_crop`` does when no lesion is found.
     """
-    work, scale = load_work_image(sample.image_path)
+    prepared = load_prepared(sample.image_path)
     prob = np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32)
     if prob_map is not None and not full_image:
         prob[0, ..., 0] = prob_map
-    batch = crop_batch(prob, [work], np.array([scale], np.float32), params)
+    batch = crop_batch(prob, [prepared.work_image], np.array([prepared.scale], np.float32), params)
     return batch.crop[0]

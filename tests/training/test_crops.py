@@ -33,3 +33,15 @@ def test_predicted_mask_used_when_no_ground_truth(tmp_path: Path, synthetic_set:
     prob = mask_prob(bare, tmp_path)
     assert prob.shape == (256, 256) and prob.max() == 1.0 and prob[120, 120] == 1.0
     assert build_crops([bare], predicted_masks=tmp_path, progress=False).with_mask == 1
+
+
+def test_segmentation_arrays_are_the_served_prepare_inputs(synthetic_set: Path) -> None:
+    from preprocess.prepare import prepare_image
+    from training.images import load_segmentation_arrays
+
+    samples = read_dataset(synthetic_set / "ham10000").samples[:2]
+    xs, ys = load_segmentation_arrays(samples)
+    for x, y, sample in zip(xs, ys, samples):
+        served = prepare_image(sample.image_path.read_bytes()).seg_input
+        np.testing.assert_array_equal(x.astype(np.float32) * np.float32(1.0 / 255.0), served)  # as to_seg_input scales
+        assert set(np.unique(y)) <= {0, 1} and y.any()

@@ -112,14 +112,14 @@ def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16
     can crop images that have no ground-truth mask (``--predicted-masks``); returns the count."""
     import cv2
 
-    from ..images import load_work_image, seg_input_uint8
+    from ..images import load_prepared, seg_input_uint8
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = read_dataset(data).samples
     for i in range(0, len(samples), batch_size):
         chunk = samples[i : i + batch_size]
-        xs = np.stack([seg_input_uint8(load_work_image(s.image_path)[0]) for s in chunk])
+        xs = np.stack([seg_input_uint8(load_prepared(s.image_path)) for s in chunk])
         for s, prob in zip(chunk, predict(model, xs, batch_size)):
             cv2.imwrite(str(out_dir / f"{s.image_id}.png"), np.round(prob * 255).astype(np.uint8))
     logger.info("wrote %d predicted masks for %s to %s", len(samples), data, out_dir)
