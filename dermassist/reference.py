@@ -19,19 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import BBOX, CLASSIFIER_MODEL, LESION_FRACTION, MASK, PROBABILITIES, SEG_SIZE
+from preprocess.contract import BBOX, CLASSIFIER_MODEL, LESION_FRACTION, MASK, PROBABILITIES, SEG_SIZE, STEP_MODELS
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import InvalidImageError
 from preprocess.prepare import PreparedImage, prepare_images
 
 from .errors import DermAssistError
+from .export_segmenter import SAVEDMODEL_OUTPUT
 from .repository import SOURCE_REPOSITORY, classifier_artifact, missing_artifacts, model_parameters, segmenter_artifact
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("prepare", "lesion_segmenter", "lesion_crop", "lesion_classifier")
-OUTPUTS = (PROBABILITIES.name, MASK.name, BBOX.name, LESION_FRACTION.name)
-SAVEDMODEL_OUTPUT = "output_0"
+STEPS = STEP_MODELS  # the per-step timings are keyed by the ensemble's step models
 
 
 class ReferenceError(DermAssistError):
