@@ -182,7 +182,7 @@ def write_metrics(config: PipelineConfig, state: dict, timings: dict[str, float]
             "export": seg.get("export"),
         },
         "classification": {
-            "test": {k: v for k, v in cls["test"].items()},
+            "test": dict(cls["test"]),
             "best_epoch": cls.get("best_epoch"),
             "export": cls.get("export"),
         },

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preprocess.contract import CLASS_CODES, NUM_CLASSES
+from preprocess.contract import CLASS_CODES
 
 from .errors import EmptyDatasetError
 
@@ -81,10 +81,3 @@ class Dataset:
             "class_counts": self.class_counts() if any(s.label is not None for s in self.samples) else {},
             "splits": {k: len(v) for k, v in self.splits.items()},
         }
-
-
-def check_label(index: int) -> int:
-    """Return a class index after checking it lies in the contract range."""
-    if not 0 <= index < NUM_CLASSES:
-        raise ValueError(f"class index must lie in [0, {NUM_CLASSES}), got {index}")
-    return index

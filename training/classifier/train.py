@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -191,10 +190,3 @@ def write_classifier_report(
     plot_curves(report["history"], out_dir / f"{name}_curves.png", f"{name}: ResNet18")
     (out_dir / f"{name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
-
-
-def timed(fn, *args, **kwargs):
-    """Run ``fn`` and return (result, seconds)."""
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - start
