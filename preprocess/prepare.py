@@ -86,10 +86,10 @@ def stack_prepared(images: Sequence[PreparedImage]) -> PreparedBatch:
     if not images:
         raise InvalidTensorError("stack_prepared needs at least one prepared image, got none")
     sizes = np.array([im.work_image.shape[:2] for im in images], dtype=np.int32)
-    max_h, max_w = (int(v) for v in sizes.max(axis=0))
     if len(images) == 1:
         work = images[0].work_image[np.newaxis]  # the common one-image request: no copy
     else:
+        max_h, max_w = (int(v) for v in sizes.max(axis=0))
         work = np.zeros((len(images), max_h, max_w, 3), dtype=np.uint8)
         for row, im in enumerate(images):
             h, w = im.work_image.shape[:2]

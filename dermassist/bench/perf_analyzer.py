@@ -70,6 +70,11 @@ def _pytriton_libs() -> Path:
         raise PerfAnalyzerUnavailable(f"{e}; its libb64/libcudart copies are needed") from e
 
 
+def _downloaded_wheel(wheels: Path) -> Path | None:
+    """The tritonclient wheel carrying perf_analyzer in ``wheels``, if one was downloaded."""
+    return next(iter(sorted(wheels.glob(f"tritonclient-{WHEEL_VERSION}-*manylinux*x86_64.whl"))), None)
+
+
 def ensure_perf_analyzer(tools_dir: Path) -> PerfAnalyzerInstall:
     """Download (pip download --no-deps), unpack and link perf_analyzer under ``tools_dir`` if needed."""
     root = Path(tools_dir) / f"perf_analyzer-{WHEEL_VERSION}"
@@ -77,12 +82,12 @@ def ensure_perf_analyzer(tools_dir: Path) -> PerfAnalyzerInstall:
     if install.binary.exists() and all((install.lib_dir / n).exists() for n in LIB_PATTERNS):
         return install
     wheels = Path(tools_dir) / "wheels"
-    wheel = next(iter(sorted(wheels.glob(f"tritonclient-{WHEEL_VERSION}-*manylinux*x86_64.whl"))), None)
+    wheel = _downloaded_wheel(wheels)
     if wheel is None:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                "--platform", "manylinux1_x86_64", f"tritonclient=={WHEEL_VERSION}", "-d", str(wheels)]
         done = subprocess.run(cmd, capture_output=True, text=True)
-        wheel = next(iter(sorted(wheels.glob(f"tritonclient-{WHEEL_VERSION}-*manylinux*x86_64.whl"))), None)
+        wheel = _downloaded_wheel(wheels)
         if done.returncode != 0 or wheel is None:
             raise PerfAnalyzerUnavailable(
                 f"could not download tritonclient=={WHEEL_VERSION} (needed for perf_analyzer): {done.stderr.strip()[-300:]}")
