@@ -26,7 +26,7 @@ from preprocess.prepare import PreparedImage, prepare_images
 
 from .errors import DermAssistError
 from .export_segmenter import SAVEDMODEL_OUTPUT
-from .repository import SOURCE_REPOSITORY, classifier_artifact, missing_artifacts, model_parameters, segmenter_artifact
+from .repository import SOURCE_REPOSITORY, classifier_artifact, model_parameters, require_artifacts, segmenter_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +81,7 @@ class ReferencePipeline:
         tf_intra_op_threads: int = 0,
     ) -> None:
         self.repository = Path(repository)
-        missing = missing_artifacts(self.repository)
-        if missing:
-            raise ReferenceArtifactsMissing(
-                f"model repository {self.repository} lacks {', '.join(str(p) for p in missing)}; "
-                "run `make models` (or pass --repository to a repository with exported models)"
-            )
+        require_artifacts(self.repository, ReferenceArtifactsMissing, "pass --repository to a repository with exported models")
         self.crop_params = crop_params
         torch, tf = _import_frameworks()
         if torch_threads > 0:

@@ -62,6 +62,14 @@ def missing_artifacts(repository: Path) -> list[Path]:
     return [p for p in needed if not p.exists()]
 
 
+def require_artifacts(repository: Path, error: type[Exception], alternative: str = "pass --repository") -> None:
+    """Raise ``error`` naming every missing build artifact unless ``repository`` is servable."""
+    missing = missing_artifacts(repository)
+    if missing:
+        raise error(f"model repository {repository} lacks {', '.join(map(str, missing))}; "
+                    f"run `make models` first (or {alternative})")
+
+
 def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Path:
     """Copy the repository's source files (configs, ``model.py``) without any build artifact."""
     destination = Path(destination)

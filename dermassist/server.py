@@ -221,3 +221,9 @@ class TritonServer:
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self.process is not None and self.process.poll() is None
+
+
+def embedded_server(repository: Path) -> TritonServer:
+    """A TritonServer for ``repository`` on three free ports: ``with embedded_server(repo) as server: ...``."""
+    http, grpc, metrics = free_ports(3)
+    return TritonServer(ServerConfig(repository=Path(repository), http_port=http, grpc_port=grpc, metrics_port=metrics))

@@ -39,20 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _embedded_server(stack: ExitStack, run: RunConfig) -> str:
-    from dermassist.config import ServerConfig
-    from dermassist.repository import missing_artifacts
-    from dermassist.server import TritonServer, free_ports
+    from dermassist.repository import require_artifacts
+    from dermassist.server import embedded_server
 
-    missing = missing_artifacts(run.repository)
-    if missing:
-        raise LoadtestError(
-            f"model repository {run.repository} lacks {', '.join(map(str, missing))}; "
-            "run `make models` first (or pass --repository / --host)"
-        )
-    http, grpc, metrics = free_ports(3)
-    config = ServerConfig(repository=run.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
-    server = stack.enter_context(TritonServer(config))
-    return server.config.grpc_address
+    require_artifacts(run.repository, LoadtestError, "pass --repository / --host")
+    return stack.enter_context(embedded_server(run.repository)).config.grpc_address
 
 
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig) -> None:

@@ -59,10 +59,7 @@ def tiny_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def triton_server(tiny_repository: Path):
     """ONE real embedded Triton server for the whole test session, on free ports."""
-    from dermassist.config import ServerConfig
-    from dermassist.server import TritonServer, free_ports
+    from dermassist.server import embedded_server
 
-    http, grpc, metrics = free_ports(3)
-    config = ServerConfig(repository=tiny_repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
-    with TritonServer(config) as server:
+    with embedded_server(tiny_repository) as server:
         yield server

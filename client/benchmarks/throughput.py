@@ -25,16 +25,12 @@ def tiny_server():
     """A real embedded Triton serving the tiny test models; yields its gRPC address."""
     sys.modules.setdefault("triton", None)
     sys.path.insert(0, str(ROOT))
-    from dermassist.config import ServerConfig
-    from dermassist.server import TritonServer, free_ports
+    from dermassist.server import embedded_server
     from tests.conftest import export_tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:
-        repository = export_tiny_models(Path(tmp) / "repository")
-        http, grpc, metrics = free_ports(3)
-        config = ServerConfig(repository=repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
-        with TritonServer(config):
-            yield config.grpc_address
+        with embedded_server(export_tiny_models(Path(tmp) / "repository")) as server:
+            yield server.config.grpc_address
 
 
 def run_sync(url: str, images: list[bytes]) -> float:

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config import ServerConfig
-from ..repository import missing_artifacts
+from ..repository import require_artifacts
 from .config import BenchConfig
 from .errors import BenchError, PerfAnalyzerUnavailable
 from .inprocess import measure_inprocess
@@ -18,21 +17,16 @@ def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
     from loadtest.images import CorpusSpec, SIZES, load_corpus
 
-    missing = missing_artifacts(config.repository)
-    if missing:
-        raise BenchError(f"model repository {config.repository} lacks {', '.join(map(str, missing))}; "
-                         "run `make models` first (or pass --repository)")
+    require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
     threads = config.inprocess_torch_threads or "default"
     corpus = f"in-process torch threads {threads}; {len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
     inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup,
                                   config.inprocess_torch_threads)
 
-    from ..server import TritonServer, free_ports
+    from ..server import embedded_server
 
-    http, grpc, metrics = free_ports(3)
-    server_config = ServerConfig(repository=config.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
-    with TritonServer(server_config) as server:
+    with embedded_server(config.repository) as server:
         address = server.config.grpc_address
         warm_up(address, images, config.warmup)
         served = [measure_level(address, images, c, config.requests_per_level) for c in config.concurrencies]

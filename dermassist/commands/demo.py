@@ -31,13 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import ServerConfig
     from ..errors import ServerError
-    from ..repository import missing_artifacts
+    from ..repository import require_artifacts
     from ..server import TritonServer
 
     config = ServerConfig.resolve(server_overrides(args))
-    missing = missing_artifacts(config.repository)
-    if missing:
-        raise ServerError(f"model artifacts missing ({', '.join(map(str, missing))}); run `make models` first")
+    require_artifacts(config.repository, ServerError)
     with TritonServer(config) as server:
         page, url = launch_demo(config.grpc_address, protocol="grpc", host=args.host, port=args.port)
         try:
