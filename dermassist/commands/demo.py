@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .serve import SERVER_FIELDS, add_server_arguments
+
 logger = logging.getLogger(__name__)
 
 
@@ -11,18 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
     parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="demo page port (default 7860)")
-    parser.add_argument("--repository", help="model repository (default: the project's model_repository/)")
-    parser.add_argument("--profile", choices=("embedded", "gpu"), help="config profile (default: embedded)")
-    parser.add_argument("--http-port", type=int, help="Triton HTTP port (default 8000)")
-    parser.add_argument("--grpc-port", type=int, help="Triton gRPC port (default 8001)")
-    parser.add_argument("--metrics-port", type=int, help="Triton metrics port (default 8002)")
-    parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for Triton readiness (default 180)")
+    add_server_arguments(parser)
 
 
 def server_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The ServerConfig fields the flags set (``--host`` is the page's, not the server's)."""
-    names = ("repository", "profile", "http_port", "grpc_port", "metrics_port", "startup_timeout_s")
-    return {name: getattr(args, name, None) for name in names}
+    return {name: getattr(args, name, None) for name in SERVER_FIELDS}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,15 +8,26 @@ import signal
 logger = logging.getLogger(__name__)
 
 
+# ServerConfig fields set by add_server_arguments (serve's --host is one more; demo's --host is the page's).
+SERVER_FIELDS = ("repository", "profile", "http_port", "grpc_port", "metrics_port", "startup_timeout_s")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The embedded server's flags, shared by ``serve`` and ``demo`` (each falls back to DERMASSIST_*, then the default)."""
+    from ..config import PROFILES
+
+    parser.add_argument("--repository", help="model repository (default: the project's model_repository/)")
+    parser.add_argument("--profile", choices=PROFILES, help="config profile (default: embedded)")
+    parser.add_argument("--http-port", type=int, help="Triton HTTP port (default 8000)")
+    parser.add_argument("--grpc-port", type=int, help="Triton gRPC port (default 8001)")
+    parser.add_argument("--metrics-port", type=int, help="Triton metrics port (default 8002)")
+    parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for Triton readiness (default 180)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``serve`` (each falls back to its DERMASSIST_* variable, then the default)."""
-    parser.add_argument("--repository", help="model repository (default: the project's model_repository/)")
-    parser.add_argument("--profile", choices=("embedded", "gpu"), help="config profile (default: embedded)")
-    parser.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
-    parser.add_argument("--grpc-port", type=int, help="gRPC port (default 8001)")
-    parser.add_argument("--metrics-port", type=int, help="metrics port (default 8002)")
+    add_server_arguments(parser)
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for readiness (default 180)")
 
 
 def run(args: argparse.Namespace) -> int:
