@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 
 from .errors import DermAssistError
 
@@ -23,17 +24,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def first_word(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option: the (sub)command being asked for."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """Build the parser; only the chosen subcommand's module is imported."""
     parser = argparse.ArgumentParser(prog="dermassist", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = first_word(argv)
     for name, (module, help_text) in COMMANDS.items():
         if name == chosen:
             mod = importlib.import_module(f"dermassist.commands.{module}")
             p = sub.add_parser(name, help=help_text, description=help_text)
-            mod.add_arguments(p)
+            mod.add_arguments(p, argv[argv.index(name) + 1 :])
             p.set_defaults(run=mod.run)
         else:
             sub.add_parser(name, help=help_text, add_help=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 
 logger = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ def _levels(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"concurrency levels must be comma-separated integers, got {text!r}") from e
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist bench`` (each overrides its DERMASSIST_BENCH_* variable)."""
     parser.add_argument("--repository", help="model repository with exported models (default: the project's)")
     parser.add_argument("--concurrency", dest="concurrencies", type=_levels, help="served levels, e.g. 1,2,4,8 (default)")

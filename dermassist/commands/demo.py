@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 
 from .serve import SERVER_FIELDS, add_server_arguments
@@ -9,7 +10,7 @@ from .serve import SERVER_FIELDS, add_server_arguments
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
     parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="demo page port (default 7860)")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist import``."""
     parser.add_argument("--keras", type=Path, default=None, help="full Keras segmenter (.keras), (N,256,256,3)->(N,256,256,1)")
     parser.add_argument("--torch", type=Path, default=None, help="torchvision resnet18 state_dict (.pt/.pth) with an 8-class fc")

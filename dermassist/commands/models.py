@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist models`` (all optional; defaults fit 15 minutes on two cores)."""
     parser.add_argument("--repository", type=Path, default=None, help="model repository to export into")
     parser.add_argument("--count", type=int, default=None, help="synthetic images (env DERMASSIST_SYNTH_COUNT)")

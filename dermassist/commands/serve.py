@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 import signal
 
@@ -24,7 +25,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for Triton readiness (default 180)")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``serve`` (each falls back to its DERMASSIST_* variable, then the default)."""
     add_server_arguments(parser)
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import logging
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist synth``."""
     parser.add_argument("out", type=Path, help="output folder (gets ham10000/ and isic2018/)")
     parser.add_argument("--count", type=int, default=None, help="number of images (env DERMASSIST_SYNTH_COUNT, default 1600)")

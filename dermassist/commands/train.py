@@ -9,7 +9,7 @@ import argparse
 import importlib
 import json
 import logging
-import sys
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -19,18 +19,12 @@ MODELS = {
 }
 
 
-def _chosen(argv: list[str]) -> str | None:
-    words = [a for a in argv if not a.startswith("-")]
-    if "train" in words:
-        after = words[words.index("train") + 1 :]
-        return after[0] if after and after[0] in MODELS else None
-    return None
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
+    """Subcommands ``segmenter`` and ``classifier``; only the one named in ``argv`` loads its flags (and framework)."""
+    from ..cli import first_word
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Subcommands ``segmenter`` and ``classifier``; only the chosen one's flags (and framework) load."""
     sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
-    chosen = _chosen(sys.argv[1:])
+    chosen = first_word(argv)
     for name, (module, help_text) in MODELS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
