@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterator, Sequence
 
+from .classes import OUTPUT_PROBABILITIES
 from .errors import InvalidImageError
 from .images import EncodedImage
 from .result import LesionResult, build_result
@@ -20,7 +21,7 @@ def chunks(items: Sequence[EncodedImage], size: int) -> Iterator[tuple[int, Sequ
 
 def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[LesionResult]:
     """One result per row of an answer, in request order."""
-    rows = len(answer.outputs["PROBABILITIES"])
+    rows = len(answer.outputs[OUTPUT_PROBABILITIES])
     if rows != len(images):
         raise InvalidImageError(f"the server answered {rows} rows for {len(images)} images; expected one per image")
     return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version)

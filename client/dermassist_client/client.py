@@ -1,7 +1,6 @@
 """``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Iterable
 
 from .batching import chunks, name_rejected_image, results_of
@@ -11,8 +10,6 @@ from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
 from .retry import call_with_retries
 from .transport import make_transport
-
-logger = logging.getLogger(__name__)
 
 
 def make_config(url: str, protocol: str, timeout: float, retries: int, options: dict[str, Any]) -> ClientConfig:

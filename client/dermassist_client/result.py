@@ -8,7 +8,15 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from .classes import CLASSES, LesionClass
+from .classes import (
+    CLASSES,
+    OUTPUT_BBOX,
+    OUTPUT_CROP,
+    OUTPUT_LESION_FRACTION,
+    OUTPUT_MASK,
+    OUTPUT_PROBABILITIES,
+    LesionClass,
+)
 from .errors import ResultError
 
 
@@ -95,17 +103,17 @@ def build_result(
     model_name: str, model_version: str,
 ) -> LesionResult:
     """Build the result of batch row ``row`` from the ensemble's output arrays."""
-    probs = np.asarray(outputs["PROBABILITIES"][row], dtype=np.float64)
+    probs = np.asarray(outputs[OUTPUT_PROBABILITIES][row], dtype=np.float64)
     if probs.shape != (len(CLASSES),):
         raise ResultError(f"PROBABILITIES row must have {len(CLASSES)} values, got shape {probs.shape}")
-    bbox = BBox(*(int(v) for v in outputs["BBOX"][row]))
-    crop = outputs.get("CROP")
+    bbox = BBox(*(int(v) for v in outputs[OUTPUT_BBOX][row]))
+    crop = outputs.get(OUTPUT_CROP)
     return LesionResult(
         label=CLASSES[int(np.argmax(probs))],
         probabilities=MappingProxyType({c.code: float(probs[c.index]) for c in CLASSES}),
         bbox=bbox,
-        lesion_fraction=float(outputs["LESION_FRACTION"][row][0]),
-        mask=_read_only(outputs["MASK"][row]),
+        lesion_fraction=float(outputs[OUTPUT_LESION_FRACTION][row][0]),
+        mask=_read_only(outputs[OUTPUT_MASK][row]),
         original_size=original_size,
         model_name=model_name,
         model_version=model_version,

@@ -1,7 +1,6 @@
 """Blocking transports over tritonclient's gRPC and HTTP clients; errors come out translated."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -10,8 +9,6 @@ import numpy as np
 from .classes import CORE_OUTPUTS, INPUT_IMAGE, OUTPUT_CROP
 from .config import ClientConfig
 from .translate import translate
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
