@@ -27,7 +27,13 @@ _MAGIC = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
-_REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+# IMREAD_COLOR_RGB has libjpeg write RGB directly: no BGR->RGB pass over the decoded pixels.
+_RGB = cv2.IMREAD_COLOR_RGB
+_REDUCED_FLAGS = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8 | _RGB),
+    (4, cv2.IMREAD_REDUCED_COLOR_4 | _RGB),
+    (2, cv2.IMREAD_REDUCED_COLOR_2 | _RGB),
+)
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
 
 
@@ -100,7 +106,7 @@ def _reduction(width: int, height: int, fmt: str) -> tuple[int, int]:
         for factor, flag in _REDUCED_FLAGS:
             if max(width, height) // factor >= REDUCED_DECODE_MIN_SIDE:
                 return factor, flag
-    return 1, cv2.IMREAD_COLOR
+    return 1, _RGB
 
 
 @dataclass(frozen=True)
@@ -133,12 +139,12 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
         raise TruncatedImageError(
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
-    factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, cv2.IMREAD_COLOR)
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
-    if bgr is None:
+    factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
+    rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if rgb is None:
         raise TruncatedImageError(
             f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or corrupt"
         )
     if factor > 1:
-        bgr = bgr[: height // factor, : width // factor]
-    return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (height, width), factor)
+        rgb = np.ascontiguousarray(rgb[: height // factor, : width // factor])
+    return DecodedImage(rgb, (height, width), factor)
