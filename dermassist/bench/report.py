@@ -49,6 +49,14 @@ class BenchResult:
         total = sum(compute.values())
         return {m: (v / total if total else 0.0) for m, v in compute.items()}
 
+    def decode_floor(self) -> tuple[float, float] | None:
+        """(JPEG decode ms per image, its share of the c=1 compute): the floor under ``prepare``'s share."""
+        ref = self.level(1)
+        if ref is None or not self.inprocess.decode_ms:
+            return None
+        total = sum(ref.models[m].compute_ms_per_image for m in STEP_MODELS if m in ref.models)
+        return self.inprocess.decode_ms, (self.inprocess.decode_ms / total if total else 0.0)
+
     def targets(self) -> list[Target]:
         """The issue's targets, evaluated on this run."""
         base = self.inprocess.latency
@@ -106,6 +114,11 @@ class BenchResult:
         lines += ["\n## Targets (issue 5)\n", "| target | value | limit | met |", "|---|---|---|---|"]
         for t in self.targets():
             lines.append(f"| {t.name} | {t.value:.3f} | {t.limit:.2f} | {'yes' if t.met else 'NO'} |")
+        floor = self.decode_floor()
+        if floor is not None:
+            lines.append(f"\nFloor under the {PREPARE_MODEL} share: decoding the corpus alone, as {PREPARE_MODEL} does "
+                         f"(same shrink-on-load, one core, in-process), takes {floor[0]:.2f} ms per image, "
+                         f"{floor[1]:.1%} of the c=1 compute.")
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> dict:
@@ -121,6 +134,7 @@ class BenchResult:
             "perf_analyzer": [asdict(r) for r in self.perf_analyzer],
             "perf_analyzer_note": self.perf_analyzer_note,
             "targets": [asdict(t) for t in self.targets()],
+            "decode_floor": None if (floor := self.decode_floor()) is None else {"ms_per_image": floor[0], "share_c1": floor[1]},
         }
 
     def write(self, report_dir: Path) -> tuple[Path, Path]:

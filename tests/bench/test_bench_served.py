@@ -66,3 +66,6 @@ def test_run_bench_writes_reports(tiny_repository: Path, tmp_path: Path):
     assert "| in-process (batch 1, sequential) | 1 |" in text and "| served gRPC (ours) | 2 |" in text
     assert len(result.targets()) == 3  # no c=4 level: throughput target not evaluated
     assert result.inprocess.latency.images == 4
+    decode_ms, share = result.decode_floor()
+    assert 0 < decode_ms < result.inprocess.latency.p50_ms  # one part of the pipeline, far from all of it
+    assert 0 < share < 1 and f"takes {decode_ms:.2f} ms per image" in text

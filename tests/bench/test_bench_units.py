@@ -73,6 +73,17 @@ def test_targets_use_throughput_latency_and_step_shares(tmp_path: Path):
     md, js = result.write(tmp_path)
     assert "| served gRPC (ours) | 4 | 25.00 |" in md.read_text()
     assert json.loads(js.read_text())["targets"][3]["met"] is False
+    assert result.decode_floor() is None and "Floor under" not in md.read_text()  # decode not measured
+
+
+def test_decode_floor_is_a_share_of_the_c1_compute(tmp_path: Path):
+    inproc = InProcessResult(summarize([0.050] * 10, 20, 1.0), dict.fromkeys(STEPS, 1.0), 0.5, decode_ms=4.0)
+    compute = {"prepare": 5.0, "lesion_segmenter": 15.0, "lesion_crop": 5.0, "lesion_classifier": 25.0}
+    result = BenchResult("test machine", "test corpus", inproc, [_level(1, 18, 60.0, compute)])
+    assert result.decode_floor() == pytest.approx((4.0, 0.08))
+    md, js = result.write(tmp_path)
+    assert "takes 4.00 ms per image, 8.0% of the c=1 compute" in md.read_text()
+    assert json.loads(js.read_text())["decode_floor"]["share_c1"] == pytest.approx(0.08)
 
 
 def test_perf_analyzer_input_is_one_serialised_bytes_element(tmp_path: Path):
