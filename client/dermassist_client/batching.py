@@ -5,7 +5,7 @@ import re
 from typing import Iterator, Sequence
 
 from .classes import OUTPUT_PROBABILITIES
-from .errors import InvalidImageError
+from .errors import InvalidImageError, ServerError
 from .images import EncodedImage
 from .result import LesionResult, build_result
 from .transport import RawAnswer
@@ -23,7 +23,10 @@ def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[Lesion
     """One result per row of an answer, in request order."""
     rows = len(answer.outputs[OUTPUT_PROBABILITIES])
     if rows != len(images):
-        raise InvalidImageError(f"the server answered {rows} rows for {len(images)} images; expected one per image")
+        raise ServerError(
+            f"model {answer.model_name!r} answered {rows} rows for {len(images)} images; expected one row per image "
+            "(the server or a proxy between us is misbehaving)"
+        )
     return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version)
             for i, img in enumerate(images)]
 

@@ -17,15 +17,16 @@ from dermassist_client import (
     ClientConfigError,
     InvalidImageError,
     ResultError,
+    ServerError,
     ServerUnavailableError,
 )
-from dermassist_client.batching import chunks, name_rejected_image
+from dermassist_client.batching import chunks, name_rejected_image, results_of
 from dermassist_client.images import EncodedImage, encode_image
 from dermassist_client.overlay import BOX_COLOUR, draw_overlay
 from dermassist_client.result import build_result
 from dermassist_client.retry import backoff_s, call_with_retries
 from dermassist_client.samples import sample_paths
-from dermassist_client.transport import grpc_channel_args, grpc_tls_kwargs, http_ssl_options
+from dermassist_client.transport import RawAnswer, grpc_channel_args, grpc_tls_kwargs, http_ssl_options
 from preprocess import contract
 
 
@@ -157,6 +158,13 @@ def test_batches_split_at_max_batch_size_and_rejections_name_the_image():
     error = InvalidImageError("rejected", server_message="in ensemble 'dermassist', IMAGE row 3: bad")
     named = name_rejected_image(error, 32, parts[1][1])
     assert str(named).startswith("image 35 (img35): rejected") and named.server_message == error.server_message
+
+
+def test_an_answer_with_the_wrong_row_count_is_a_server_error_not_a_bad_image():
+    images = [EncodedImage(b"x", (600, 450), f"img{i}") for i in range(3)]
+    assert len(results_of(RawAnswer(_outputs(3), "dermassist", "1"), images)) == 3
+    with pytest.raises(ServerError, match="'dermassist' answered 2 rows for 3 images"):
+        results_of(RawAnswer(_outputs(2), "dermassist", "1"), images)
 
 
 def test_retries_back_off_exponentially_only_while_unavailable(caplog):
