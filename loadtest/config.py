@@ -61,6 +61,10 @@ class ScenarioConfig:
             "bad_input": self.bad_share,
         }
 
+    def mix_text(self) -> str:
+        """The scenario mix as people read it, e.g. ``single 66.3%, batch 32.7%, bad_input 1.0%``."""
+        return ", ".join(f"{k} {v:.1%}" for k, v in self.probabilities().items())
+
     def to_env(self) -> dict[str, str]:
         """The ``LOADTEST_*`` variables that reproduce this config in another process."""
         return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
@@ -89,8 +93,8 @@ class RunConfig:
             raise LoadtestConfigError(f"spawn_rate must be positive, got {self.spawn_rate}")
         if self.run_time_s < 1:
             raise LoadtestConfigError(f"run_time_s must be at least 1 second, got {self.run_time_s}")
-        if self.host and (":" not in self.host or "://" in self.host):
-            raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint, got {self.host!r}")
+        if self.host:
+            check_grpc_host(self.host)
         object.__setattr__(self, "report_dir", Path(self.report_dir))
         object.__setattr__(self, "repository", Path(self.repository))
 
@@ -98,6 +102,12 @@ class RunConfig:
     def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "RunConfig":
         """CLI overrides (None = unset), then LOADTEST_* variables, then defaults."""
         return cls(**_resolve_values(cls, overrides, environ))
+
+
+def check_grpc_host(host: str) -> None:
+    """Refuse anything but ``HOST:PORT`` (no scheme) for Triton's gRPC endpoint."""
+    if ":" not in host or "://" in host:
+        raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint (no scheme), got {host!r}")
 
 
 def _resolve_values(cls: type, overrides: dict[str, Any] | None, environ: dict[str, str] | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import time  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
 from tritonclient.grpc import service_pb2_grpc  # noqa: E402
 
-from loadtest.config import ScenarioConfig  # noqa: E402
+from loadtest.config import ScenarioConfig, check_grpc_host  # noqa: E402
 from loadtest.errors import LoadtestError, UnexpectedAcceptance  # noqa: E402
 from loadtest.images import CorpusSpec, bad_inputs, load_corpus  # noqa: E402
 from loadtest.protocol import CHANNEL_OPTIONS, infer_request, rejection_outcome, response_rows  # noqa: E402
@@ -42,9 +42,8 @@ class RowCountMismatch(LoadtestError):
 
 @events.test_start.add_listener
 def _announce(environment, **_kwargs) -> None:
-    shares = ", ".join(f"{k} {v:.1%}" for k, v in CONFIG.probabilities().items())
     logger.info("dermassist load test: %d images (%d sizes), mix %s, deadline %.0f s",
-                len(IMAGES), len(CorpusSpec().sizes), shares, CONFIG.deadline_s)
+                len(IMAGES), len(CorpusSpec().sizes), CONFIG.mix_text(), CONFIG.deadline_s)
 
 
 class DermAssistGrpcUser(User):
@@ -54,8 +53,7 @@ class DermAssistGrpcUser(User):
 
     def on_start(self) -> None:
         """Open this user's channel (one per user, so load spreads like real clients)."""
-        if not self.host or "://" in self.host:
-            raise LoadtestError(f"--host must be Triton's gRPC HOST:PORT (no scheme), got {self.host!r}")
+        check_grpc_host(self.host or "")
         self.channel = grpc.insecure_channel(self.host, options=CHANNEL_OPTIONS)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.rng = random.Random()

@@ -49,8 +49,7 @@ def _embedded_server(stack: ExitStack, run: RunConfig) -> str:
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig) -> None:
     """Write summary.md and summary.json beside Locust's reports."""
     run.report_dir.mkdir(parents=True, exist_ok=True)
-    header = f"Locust: {run.users} users, {run.run_time_s} s, mix " + ", ".join(
-        f"{k} {v:.1%}" for k, v in scenario.probabilities().items())
+    header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}"
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
     payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
-from loadtest.config import RunConfig, ScenarioConfig
+from loadtest.config import RunConfig, ScenarioConfig, check_grpc_host
 from loadtest.errors import LoadtestConfigError, LocustRunError
 from loadtest.images import CorpusSpec, bad_inputs, build_corpus
 from loadtest.protocol import REQUESTED_OUTPUTS, infer_request, rejection_outcome, serialize_bytes_elements
@@ -63,6 +63,15 @@ def test_run_config_precedence_cli_over_env_over_default():
         RunConfig.resolve({}, {"LOADTEST_USERS": "many"})
     with pytest.raises(LoadtestConfigError, match="HOST:PORT"):
         RunConfig(host="http://triton:8001")
+    for bad in ("triton", "grpc://triton:8001", ""):
+        with pytest.raises(LoadtestConfigError, match="no scheme"):
+            check_grpc_host(bad)  # the check every Locust user runs on --host
+    check_grpc_host("triton:8001")
+
+
+def test_mix_text_names_every_scenario_share():
+    assert ScenarioConfig(single_weight=1, batch_weight=1, bad_share=0.1).mix_text() == (
+        "single 45.0%, batch 45.0%, bad_input 10.0%")
 
 
 def test_scenario_env_round_trip():
