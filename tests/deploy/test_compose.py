@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,19 @@ def test_triton_image_is_built_from_a_pinned_ngc_py3_tag(config: dict):
     tag = build["args"]["TRITON_TAG"]
     assert re.fullmatch(r"\d\d\.\d\d-py3", tag), tag
     assert f"ARG TRITON_TAG={tag}" in dockerfile
-    for need in ('"numpy==1.26.4"', "opencv-python-headless", "tensorflow", "COPY preprocess"):
+    for need in ("opencv-python-headless", "tensorflow", "COPY preprocess"):
         assert need in dockerfile, need
+
+
+def test_triton_image_pins_the_python_backend_packages_the_project_pins(config: dict):
+    """The serving image runs preprocess with the versions the tests ran it with (numpy<2 above all)."""
+    pins = dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^;\s]+)", d).groups()
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"] if "==" in d)
+    dockerfile = (ROOT / config["services"]["triton"]["build"]["dockerfile"]).read_text()
+    image_pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^"]+)"', dockerfile))
+    for name in ("numpy", "opencv-python-headless", "pillow"):
+        assert image_pins.get(name) == pins[name], f"{name}: image {image_pins.get(name)} vs pyproject {pins[name]}"
+    assert image_pins["tensorflow"] == pins["tensorflow-cpu"]  # same TF, GPU build in the image
 
 
 def test_demo_waits_for_healthy_triton_and_locust_is_a_profile(config: dict):
