@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 HAM_METADATA = "HAM10000_metadata.csv"
 HAM_IMAGE_PREFIX = "HAM10000_images"
 HAM_MASKS = "HAM10000_segmentations_lesion_tschandl"
+HAM_MASK_SUFFIX = "_segmentation.png"
 HAM_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
 DX_TO_INDEX = {c.ham_dx: c.index for c in CLASSES if c.ham_dx is not None}
 
@@ -71,7 +72,7 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
         images.update(list_images(folder))
     masks: dict[str, Path] = {}
     if (root / HAM_MASKS).is_dir():
-        masks = pair_masks(images, list_masks(root / HAM_MASKS, "_segmentation.png"), HAM_MASKS, strict=False)
+        masks = pair_masks(images, list_masks(root / HAM_MASKS, HAM_MASK_SUFFIX), HAM_MASKS, strict=False)
     if isic2019_csv is None and (root / ISIC2019_GROUND_TRUTH).is_file():
         isic2019_csv = root / ISIC2019_GROUND_TRUTH
     refine = isic2019_refinement(isic2019_csv) if isic2019_csv else {}

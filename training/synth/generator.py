@@ -21,7 +21,8 @@ from tqdm import tqdm
 from preprocess.contract import CLASS_CODES, CLASSES
 
 from ..errors import TrainingConfigError
-from ..readers.ham import HAM_MASKS, HAM_METADATA
+from ..readers.ham import HAM_IMAGE_PREFIX, HAM_MASK_SUFFIX, HAM_MASKS, HAM_METADATA
+from ..readers.isic_seg import LAYOUTS
 from ..readers.isic2019 import ISIC2019_GROUND_TRUTH
 from ..records import Sample
 from ..splits import SplitConfig, split_samples
@@ -35,6 +36,8 @@ ISIC2018_DIR = "isic2018"
 MANIFEST = "synth_manifest.json"
 VIEWS_PER_LESION = (0.55, 0.30, 0.15)
 ISIC2018_WORDS = {"train": "Training", "val": "Validation", "test": "Test"}
+ISIC2018 = next(layout for layout in LAYOUTS if layout.name == "isic2018")  # the folder names its reader expects
+HAM_PARTS = (f"{HAM_IMAGE_PREFIX}_part_1", f"{HAM_IMAGE_PREFIX}_part_2")
 LOCALIZATIONS = ("back", "lower extremity", "trunk", "upper extremity", "abdomen", "face", "chest", "scalp")
 IMAGE_ID_OFFSET = 9_000_000
 
@@ -134,24 +137,23 @@ def generate(out: Path, config: SynthConfig = SynthConfig(), progress: bool = Tr
     ham, isic = out / HAM_DIR, out / ISIC2018_DIR
     items = plan(config)
     half = (len(items) + 1) // 2
-    for d in ("HAM10000_images_part_1", "HAM10000_images_part_2", HAM_MASKS):
+    for d in (*HAM_PARTS, HAM_MASKS):
         (ham / d).mkdir(parents=True, exist_ok=True)
     for word in ISIC2018_WORDS.values():
-        (isic / f"ISIC2018_Task1-2_{word}_Input").mkdir(parents=True, exist_ok=True)
-        (isic / f"ISIC2018_Task1_{word}_GroundTruth").mkdir(parents=True, exist_ok=True)
+        (isic / ISIC2018.images.format(word)).mkdir(parents=True, exist_ok=True)
+        (isic / ISIC2018.masks.format(word)).mkdir(parents=True, exist_ok=True)
     meta_rng = np.random.default_rng(config.seed + 1)
     rows = []
     start = time.perf_counter()
     for i, item in enumerate(tqdm(items, desc="synth", unit="img", disable=not progress)):
         r = render(CLASS_CODES[item.label], item.lesion_seed, item.view_seed, config.width, config.height)
-        part = "HAM10000_images_part_1" if i < half else "HAM10000_images_part_2"
-        image_path = ham / part / f"{item.image_id}.jpg"
-        mask_path = ham / HAM_MASKS / f"{item.image_id}_segmentation.png"
+        image_path = ham / HAM_PARTS[i >= half] / f"{item.image_id}.jpg"
+        mask_path = ham / HAM_MASKS / f"{item.image_id}{HAM_MASK_SUFFIX}"
         cv2.imwrite(str(image_path), cv2.cvtColor(r.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         cv2.imwrite(str(mask_path), r.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         word = ISIC2018_WORDS[item.split]
-        _link(image_path, isic / f"ISIC2018_Task1-2_{word}_Input" / image_path.name)
-        _link(mask_path, isic / f"ISIC2018_Task1_{word}_GroundTruth" / mask_path.name)
+        _link(image_path, isic / ISIC2018.images.format(word) / image_path.name)
+        _link(mask_path, isic / ISIC2018.masks.format(word) / f"{item.image_id}{ISIC2018.mask_suffix}")
         rows.append(_metadata_row(item, meta_rng))
     seconds = time.perf_counter() - start
     with (ham / HAM_METADATA).open("w", newline="") as f:
