@@ -43,9 +43,14 @@ class BenchResult:
         """The served level at a concurrency, if measured."""
         return next((lv for lv in self.served if lv.concurrency == concurrency), None)
 
+    @staticmethod
+    def step_compute_ms(level: ServedLevel) -> dict[str, float]:
+        """Per-image compute milliseconds of each of the four steps measured at a level."""
+        return {m: level.models[m].compute_ms_per_image for m in STEP_MODELS if m in level.models}
+
     def step_shares(self, level: ServedLevel) -> dict[str, float]:
         """Each step's share of the summed per-image compute time of the four steps."""
-        compute = {m: level.models[m].compute_ms_per_image for m in STEP_MODELS if m in level.models}
+        compute = self.step_compute_ms(level)
         total = sum(compute.values())
         return {m: (v / total if total else 0.0) for m, v in compute.items()}
 
@@ -54,7 +59,7 @@ class BenchResult:
         ref = self.level(1)
         if ref is None or not self.inprocess.decode_ms:
             return None
-        total = sum(ref.models[m].compute_ms_per_image for m in STEP_MODELS if m in ref.models)
+        total = sum(self.step_compute_ms(ref).values())
         return self.inprocess.decode_ms, (self.inprocess.decode_ms / total if total else 0.0)
 
     def targets(self) -> list[Target]:
