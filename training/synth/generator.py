@@ -147,7 +147,8 @@ def generate(out: Path, config: SynthConfig = SynthConfig(), progress: bool = Tr
     start = time.perf_counter()
     for i, item in enumerate(tqdm(items, desc="synth", unit="img", disable=not progress)):
         r = render(CLASS_CODES[item.label], item.lesion_seed, item.view_seed, config.width, config.height)
-        image_path = ham / HAM_PARTS[i >= half] / f"{item.image_id}.jpg"
+        part = HAM_PARTS[0] if i < half else HAM_PARTS[1]
+        image_path = ham / part / f"{item.image_id}.jpg"
         mask_path = ham / HAM_MASKS / f"{item.image_id}{HAM_MASK_SUFFIX}"
         cv2.imwrite(str(image_path), cv2.cvtColor(r.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         cv2.imwrite(str(mask_path), r.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
