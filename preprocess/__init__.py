@@ -1,5 +1,5 @@
 """DermAssist image maths and tensor contract (numpy and OpenCV only, batch in, batch out)."""
-from .contract import CLASSES, CLASS_CODES, CLASS_NAMES, NUM_CLASSES
+from .contract import CLASS_CODES, CLASS_NAMES, CLASSES, NUM_CLASSES
 from .crop import CropBatch, CropParams, crop_batch
 from .decode import decode, decode_image
 from .errors import InvalidImageError, InvalidTensorError, PreprocessError

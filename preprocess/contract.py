@@ -12,7 +12,8 @@ PREPARE_MODEL = "prepare"
 SEGMENTER_MODEL = "lesion_segmenter"
 CROP_MODEL = "lesion_crop"
 CLASSIFIER_MODEL = "lesion_classifier"
-STEP_MODELS = (PREPARE_MODEL, SEGMENTER_MODEL, CROP_MODEL, CLASSIFIER_MODEL)
+TRIAGE_MODEL = "triage"
+STEP_MODELS = (PREPARE_MODEL, SEGMENTER_MODEL, CROP_MODEL, CLASSIFIER_MODEL, TRIAGE_MODEL)
 ALL_MODELS = STEP_MODELS + (ENSEMBLE_NAME,)
 
 MAX_BATCH_SIZE = 32
@@ -27,6 +28,11 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 DEFAULT_THRESHOLD = 0.35
 DEFAULT_MARGIN = 0.10
+# Triage defaults, used only when the release ships no tuned artifact (and no Triton parameter overrides it).
+DEFAULT_REFER_THRESHOLD = 0.20
+DEFAULT_OOD_LIMIT = 1.0
+# REFER_SCORE sums the calibrated probabilities of the malignant and pre-malignant classes.
+REFER_CLASSES = ("MEL", "BCC", "SCC", "AK")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -75,6 +81,14 @@ BBOX = TensorSpec("BBOX", "TYPE_INT32", (4,))
 LESION_FRACTION = TensorSpec("LESION_FRACTION", "TYPE_FP32", (1,))
 # Added output (optional to request): the RGB crop the classifier saw, for display.
 CROP = TensorSpec("CROP", "TYPE_UINT8", (CLS_SIZE, CLS_SIZE, 3))
+# Triage outputs: the referral decision, its calibrated score, the assessability gate and its note.
+REFER = TensorSpec("REFER", "TYPE_BOOL", (1,))
+REFER_SCORE = TensorSpec("REFER_SCORE", "TYPE_FP32", (1,))
+ASSESSABLE = TensorSpec("ASSESSABLE", "TYPE_BOOL", (1,))
+OOD_SCORE = TensorSpec("OOD_SCORE", "TYPE_FP32", (1,))
+NOTE = TensorSpec("NOTE", "TYPE_STRING", (1,))
+# Added output (optional to request): class activation map of the top class over CROP, 0..255.
+CAM = TensorSpec("CAM", "TYPE_UINT8", (CLS_SIZE, CLS_SIZE))
 
 # Internal tensors between the steps.
 SEG_INPUT = TensorSpec("SEG_INPUT", "TYPE_FP32", (SEG_SIZE, SEG_SIZE, 3))
@@ -82,28 +96,59 @@ WORK_IMAGE = TensorSpec("WORK_IMAGE", "TYPE_UINT8", (-1, -1, 3))
 # Valid (height, width) of each WORK_IMAGE row: rows of one request are zero-padded to a common size.
 WORK_SIZE = TensorSpec("WORK_SIZE", "TYPE_INT32", (2,))
 SCALE = TensorSpec("SCALE", "TYPE_FP32", (1,))
+# Image-quality measures of each row: sharpness, under-exposure and over-exposure, each scaled so
+# >= 1.0 is acceptable (exposure has two sides so the note can say "too dark" or "too bright").
+QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (3,))
 SEG_PROB = TensorSpec("SEG_PROB", "TYPE_FP32", (SEG_SIZE, SEG_SIZE, 1))
 CLS_INPUT = TensorSpec("CLS_INPUT", "TYPE_FP32", (3, CLS_SIZE, CLS_SIZE))
+# The classifier's and the crop step's answers on their way to triage, which passes them on as the public
+# PROBABILITIES, OOD_SCORE and LESION_FRACTION. Triton 2.51 prunes the steps a request does not need, and
+# its pruning counts a tensor that is both an ensemble output and a step input twice: a request for
+# some of the outputs then fails with "unexpected deadlock". So no public output feeds another step.
+CLS_PROBABILITIES = TensorSpec("CLS_PROBABILITIES", "TYPE_FP32", (NUM_CLASSES,))
+CLS_OOD_SCORE = TensorSpec("CLS_OOD_SCORE", "TYPE_FP32", (1,))
+CROP_LESION_FRACTION = TensorSpec("CROP_LESION_FRACTION", "TYPE_FP32", (1,))
+
+# Name Keras gives the output of an exported SavedModel's serving signature, whatever its layer is called.
+SAVEDMODEL_OUTPUT = "output_0"
 
 ENSEMBLE_INPUTS = (IMAGE,)
-ENSEMBLE_OUTPUTS = (PROBABILITIES, MASK, BBOX, LESION_FRACTION, CROP)
+# Outputs are only ever appended; CROP and CAM are sent only when a client asks for them.
+ENSEMBLE_OUTPUTS = (PROBABILITIES, MASK, BBOX, LESION_FRACTION, CROP, REFER, REFER_SCORE, ASSESSABLE, OOD_SCORE, NOTE, CAM)
+ON_REQUEST_OUTPUTS = (CROP, CAM)
 
 STEP_SIGNATURES: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
-    PREPARE_MODEL: ((IMAGE,), (SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE)),
+    PREPARE_MODEL: ((IMAGE,), (SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, QUALITY)),
     SEGMENTER_MODEL: ((SEG_INPUT,), (SEG_PROB,)),
     CROP_MODEL: ((SEG_PROB, WORK_IMAGE, WORK_SIZE, SCALE), (CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP)),
-    CLASSIFIER_MODEL: ((CLS_INPUT,), (PROBABILITIES,)),
+    CLASSIFIER_MODEL: ((CLS_INPUT,), (PROBABILITIES, OOD_SCORE, CAM)),
+    TRIAGE_MODEL: ((CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION),
+                   (REFER, REFER_SCORE, ASSESSABLE, NOTE, PROBABILITIES, OOD_SCORE, LESION_FRACTION)),
     ENSEMBLE_NAME: (ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS),
 }
+# Step outputs the ensemble routes under another tensor name (see CLS_PROBABILITIES above).
+ENSEMBLE_ROUTES: dict[tuple[str, str], TensorSpec] = {
+    (CLASSIFIER_MODEL, PROBABILITIES.name): CLS_PROBABILITIES,
+    (CLASSIFIER_MODEL, OOD_SCORE.name): CLS_OOD_SCORE,
+    (CROP_MODEL, LESION_FRACTION.name): CROP_LESION_FRACTION,
+}
+
+
+def ensemble_tensor(model: str, name: str) -> str:
+    """Name of the ensemble tensor that carries step ``model``'s output ``name``."""
+    route = ENSEMBLE_ROUTES.get((model, name))
+    return route.name if route is not None else name
 
 NUMPY_DTYPES = {
     "TYPE_STRING": "object",
+    "TYPE_BOOL": "bool",
     "TYPE_FP32": "float32",
     "TYPE_UINT8": "uint8",
     "TYPE_INT32": "int32",
 }
 
 
-def libtorch_name(name: str) -> str:
-    """Tensor name the native PyTorch backend needs (``<name>__<index>``, one input/output)."""
-    return f"{name}__0"
+def libtorch_name(name: str, index: int = 0) -> str:
+    """Tensor name the native PyTorch backend needs: ``<name>__<index>``, the index being the position of
+    the tensor among the module's inputs or outputs."""
+    return f"{name}__{index}"

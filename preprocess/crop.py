@@ -99,6 +99,15 @@ def original_extent(work_h: int, work_w: int, scale: float) -> tuple[int, int]:
     return int(math.floor(work_h * scale + 1e-3)), int(math.floor(work_w * scale + 1e-3))
 
 
+def crop_box(seg_box: Box | None, work_w: int, work_h: int, margin: float) -> Box:
+    """The work-image region the classifier sees for a lesion box on the segmenter grid: a square with
+    ``margin`` around it, or the whole work image when no lesion was found (``seg_box`` None)."""
+    if seg_box is None:
+        return 0, 0, work_w, work_h
+    sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
+    return square_box(scale_box(seg_box, sx, sy, work_w, work_h), margin, work_w, work_h)
+
+
 def crop_resize(image: np.ndarray, box: Box) -> np.ndarray:
     """Cut a box out of an RGB image and resize it to CLS_SIZE x CLS_SIZE."""
     x0, y0, x1, y1 = box
@@ -157,12 +166,10 @@ def crop_batch(
         masks[row] = lesion_mask(prob[row], params.threshold)
         box = mask_box(masks[row])
         if box is None:
-            crop_box: Box = (0, 0, work_w, work_h)
             bboxes[row] = (0, 0, orig_w, orig_h)
         else:
             fractions[row, 0] = np.count_nonzero(masks[row]) / float(SEG_SIZE * SEG_SIZE)
             sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
-            crop_box = square_box(scale_box(box, sx, sy, work_w, work_h), params.margin, work_w, work_h)
             bboxes[row] = scale_box(box, sx * scale, sy * scale, orig_w, orig_h)
-        crops[row] = crop_resize(image, crop_box)
+        crops[row] = crop_resize(image, crop_box(box, work_w, work_h, params.margin))
     return CropBatch(normalise(crops), masks, bboxes, fractions, crops)

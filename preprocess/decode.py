@@ -19,7 +19,6 @@ from .errors import (
     TruncatedImageError,
 )
 
-
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),

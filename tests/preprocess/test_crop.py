@@ -64,7 +64,8 @@ def test_scale_box_stays_inside_and_covers_the_scaled_box(case: tuple, sx: float
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 250), st.integers(0, 250), st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=4))
+@given(st.lists(st.tuples(st.integers(0, 250), st.integers(0, 250), st.integers(1, 60), st.integers(1, 60)),
+                min_size=1, max_size=4))
 def test_largest_component_is_kept_and_contained_in_the_box(rects: list) -> None:
     prob = np.zeros((SEG_SIZE, SEG_SIZE), np.float32)
     for x, y, w, h in rects:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 from preprocess.decode import decode, decode_image
 from preprocess.errors import (
     EmptyImageError,
@@ -35,7 +34,8 @@ def test_jpeg_decodes_to_rgb_not_bgr() -> None:
     assert out[..., 0].mean() > 200 and out[..., 2].mean() < 30
 
 
-@pytest.mark.parametrize("orientation,expected_shape", [(1, (120, 160, 3)), (3, (120, 160, 3)), (6, (160, 120, 3)), (8, (160, 120, 3))])
+@pytest.mark.parametrize("orientation,expected_shape",
+                         [(1, (120, 160, 3)), (3, (120, 160, 3)), (6, (160, 120, 3)), (8, (160, 120, 3))])
 def test_jpeg_exif_orientation_is_applied(orientation: int, expected_shape: tuple[int, int, int]) -> None:
     marked = RGB.copy()
     marked[:20, :20] = (255, 255, 255)  # a white corner shows where the top-left went
@@ -75,7 +75,8 @@ def test_non_image_bytes_are_refused_with_the_formats_expected() -> None:
         decode_image(b"%PDF-1.4 definitely not a picture")
 
 
-@pytest.mark.parametrize("fmt,keep", [(".jpg", 0.5), (".jpg", 0.98), (".png", 0.5), (".png", 0.98), (".bmp", 0.5), (".tiff", 0.5)])
+@pytest.mark.parametrize("fmt,keep",
+                         [(".jpg", 0.5), (".jpg", 0.98), (".png", 0.5), (".png", 0.98), (".bmp", 0.5), (".tiff", 0.5)])
 def test_truncated_files_are_refused(fmt: str, keep: float) -> None:
     data = encode(RGB, fmt)
     with pytest.raises(TruncatedImageError, match="truncated"):

@@ -1,0 +1,83 @@
+"""Typed settings of a Python-backend step: a Triton ``parameters`` entry > the version's tuned artifact >
+the dataclass default. One reader for every step, so each default is written once (in its dataclass)."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from .errors import InvalidTensorError
+
+TUNED_FILENAME = "tuned.json"
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+T = TypeVar("T")
+
+
+def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() not in _TRUE + _FALSE:
+                raise ValueError(raw)
+            return str(raw).lower() in _TRUE
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except (TypeError, ValueError) as e:
+        raise InvalidTensorError(f"{where}: {name} must be a {kind}, got {raw!r}") from e
+    return raw
+
+
+def config_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
+    """The string values of a Triton model config's ``parameters`` (as the Python backend hands it over)."""
+    return {k: v.get("string_value", "") for k, v in model_config.get("parameters", {}).items()}
+
+
+def set_opencv_threads(model_config: Mapping[str, Any]) -> None:
+    """Give OpenCV the thread count of the config's ``opencv_threads`` parameter, when it has one."""
+    threads = config_parameters(model_config).get("opencv_threads", "")
+    if threads:
+        import cv2
+
+        cv2.setNumThreads(int(threads))
+
+
+def read_tuned(version_dir: str) -> dict[str, Any]:
+    """The ``values`` of ``<version_dir>/tuned.json``, or {} when the version ships none."""
+    path = os.path.join(version_dir, TUNED_FILENAME)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            values = json.load(f)["values"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InvalidTensorError(f"{path} is not a tuned-values artifact ({e}); expected {{\"values\": {{...}}}}") from e
+    if not isinstance(values, dict):
+        raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}")
+    return values
+
+
+def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[str, Any], where: str) -> T:
+    """Build ``cls`` field by field: Triton parameter, else tuned artifact, else the dataclass default."""
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if parameters.get(f.name, "") != "":
+            values[f.name] = _cast(f.name, parameters[f.name], str(f.type), where)
+        elif f.name in tuned:
+            values[f.name] = _cast(f.name, tuned[f.name], str(f.type), where)
+    return cls(**values)
+
+
+def step_params(cls: type[T], args: Mapping[str, str], model_config: Mapping[str, Any]) -> T:
+    """``resolve_params`` for a Python-backend ``initialize(args)``: its config and its version folder."""
+    version_dir = os.path.join(args["model_repository"], args["model_version"])
+    return resolve_params(cls, config_parameters(model_config), read_tuned(version_dir), args.get("model_name", "model"))
+
+
+def tuned_artifact(values: Mapping[str, Any], figures: Mapping[str, Any], source: str) -> str:
+    """The JSON text of a tuned-values artifact (what ``read_tuned`` reads), with the figures behind them."""
+    return json.dumps({"values": dict(values), "figures": dict(figures), "source": source}, indent=1) + "\n"

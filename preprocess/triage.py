@@ -1,0 +1,101 @@
+"""The ``triage`` step's rules: referral score and decision, assessability and the note a clinician reads.
+
+Pure numpy, batch in, batch out. The operating threshold and the out-of-distribution limit are
+tuned on validation and travel with the release; the contract defaults apply only without them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .contract import CLASS_CODES, DEFAULT_OOD_LIMIT, DEFAULT_REFER_THRESHOLD, NUM_CLASSES, REFER_CLASSES
+from .errors import InvalidTensorError
+
+REFER_INDEX = tuple(CLASS_CODES.index(code) for code in REFER_CLASSES)
+
+
+@dataclass(frozen=True)
+class TriageParams:
+    """Referral threshold on REFER_SCORE, the OOD_SCORE limit, and whether a non-assessable image is referred."""
+
+    refer_threshold: float = DEFAULT_REFER_THRESHOLD
+    ood_limit: float = DEFAULT_OOD_LIMIT
+    refer_when_not_assessable: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.refer_threshold < 1.0:
+            raise InvalidTensorError(f"refer_threshold must lie in (0, 1), got {self.refer_threshold}")
+        if not self.ood_limit > 0:
+            raise InvalidTensorError(f"ood_limit must be positive, got {self.ood_limit}")
+
+    def as_dict(self) -> dict:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TriageBatch:
+    """The ``triage`` outputs for N rows."""
+
+    refer: np.ndarray  # bool (N, 1)
+    refer_score: np.ndarray  # float32 (N, 1)
+    assessable: np.ndarray  # bool (N, 1)
+    note: np.ndarray  # object (N, 1) of UTF-8 bytes, b"" when all is well
+
+
+def refer_scores(probabilities: np.ndarray) -> np.ndarray:
+    """P(MEL) + P(BCC) + P(SCC) + P(AK) per row, float32 (N,)."""
+    return np.asarray(probabilities, np.float32)[:, REFER_INDEX].sum(axis=1)
+
+
+def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
+    """The sentences naming each reason one image cannot be assessed, with its measure."""
+    sharpness, dark, bright = (float(v) for v in quality)
+    problems = []
+    if sharpness < 1.0:
+        problems.append(f"Image too blurred: sharpness {sharpness:.2f} of the minimum.")
+    if dark < 1.0:
+        problems.append(f"Image too dark: brightness {dark:.2f} of the minimum.")
+    if bright < 1.0:
+        problems.append(f"Image too bright (overexposed): headroom below white {bright:.2f} of the minimum.")
+    if ood >= params.ood_limit:
+        problems.append(f"Image unlike the dermoscopy the models were validated on: out-of-distribution score "
+                        f"{ood:.2f} (limit {params.ood_limit:.2f}).")
+    return problems
+
+
+def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, fraction: np.ndarray) -> int:
+    n = len(probabilities)
+    shapes = {"PROBABILITIES": (probabilities.shape, (n, NUM_CLASSES)), "OOD_SCORE": (ood.shape, (n,)),
+              "QUALITY": (quality.shape, (n, 3)), "LESION_FRACTION": (fraction.shape, (n,))}
+    for name, (got, want) in shapes.items():
+        if got != want:
+            raise InvalidTensorError(f"triage: {name} must be {want} for {n} rows, got {got}")
+    for name, array in (("PROBABILITIES", probabilities), ("OOD_SCORE", ood), ("QUALITY", quality),
+                        ("LESION_FRACTION", fraction)):
+        if not np.all(np.isfinite(array)):
+            raise InvalidTensorError(f"triage: {name} holds a NaN or infinite value")
+    return n
+
+
+def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.ndarray, lesion_fraction: np.ndarray,
+                 params: TriageParams = TriageParams()) -> TriageBatch:
+    """Refer, its score, assessability and the note for every row."""
+    probabilities = np.asarray(probabilities, np.float32)
+    ood = np.asarray(ood_score, np.float32).reshape(-1)
+    quality = np.asarray(quality, np.float32)
+    fraction = np.asarray(lesion_fraction, np.float32).reshape(-1)
+    n = _check(probabilities, ood, quality, fraction)
+    score = refer_scores(probabilities)
+    refer = np.zeros((n, 1), bool)
+    assessable = np.zeros((n, 1), bool)
+    notes = np.empty((n, 1), object)
+    for row in range(n):
+        problems = row_problems(quality[row], float(ood[row]), params)
+        assessable[row, 0] = not problems
+        refer[row, 0] = bool(score[row] >= params.refer_threshold) or (bool(problems) and params.refer_when_not_assessable)
+        if fraction[row] <= 0.0:
+            problems.append("No lesion found: the whole image was classified.")
+        notes[row, 0] = " ".join(problems).encode("utf-8")
+    return TriageBatch(refer, score.reshape(n, 1), assessable, notes)

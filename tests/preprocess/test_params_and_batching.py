@@ -1,0 +1,127 @@
+"""The adapters' shared pieces: the typed settings reader and the batching helper."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from preprocess.batching import batch_execute, expect_rows, triton_responses
+from preprocess.crop import CropParams
+from preprocess.errors import InvalidTensorError, PreprocessError
+from preprocess.params import TUNED_FILENAME, config_parameters, read_tuned, resolve_params, step_params, tuned_artifact
+from preprocess.triage import TriageParams
+
+
+def _version(tmp_path: Path, values: dict) -> dict:
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / TUNED_FILENAME).write_text(tuned_artifact(values, {"val": {"jaccard": 0.8}}, "release 1"))
+    return {"model_repository": str(tmp_path / "m"), "model_version": "1", "model_name": "m"}
+
+
+def test_parameter_beats_tuned_file_beats_default(tmp_path: Path) -> None:
+    args = _version(tmp_path, {"threshold": 0.55, "margin": 0.2})
+    assert step_params(CropParams, args, {}) == CropParams(threshold=0.55, margin=0.2)
+    config = {"parameters": {"threshold": {"string_value": "0.4"}, "margin": {"string_value": ""}}}
+    assert step_params(CropParams, args, config) == CropParams(threshold=0.4, margin=0.2)
+    bare = {"model_repository": str(tmp_path / "none"), "model_version": "1"}
+    assert step_params(CropParams, bare, {}) == CropParams()
+
+
+def test_booleans_and_bad_values_are_typed(tmp_path: Path) -> None:
+    params = resolve_params(TriageParams, {"refer_when_not_assessable": "false"}, {"refer_threshold": 0.3}, "triage")
+    assert params.refer_when_not_assessable is False and params.refer_threshold == 0.3
+    with pytest.raises(InvalidTensorError, match="triage: refer_when_not_assessable must be a bool, got 'maybe'"):
+        resolve_params(TriageParams, {"refer_when_not_assessable": "maybe"}, {}, "triage")
+    with pytest.raises(InvalidTensorError, match="threshold must be a float"):
+        resolve_params(CropParams, {"threshold": "high"}, {}, "lesion_crop")
+
+
+def test_a_broken_tuned_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / TUNED_FILENAME).write_text("{not json")
+    with pytest.raises(InvalidTensorError, match="tuned.json is not a tuned-values artifact"):
+        read_tuned(str(tmp_path))
+    assert config_parameters({"parameters": {"a": {"string_value": "1"}}}) == {"a": "1"}
+    assert json.loads(tuned_artifact({"x": 1}, {}, "s"))["values"] == {"x": 1}
+
+
+def test_batch_execute_runs_once_splits_back_and_isolates_bad_requests() -> None:
+    calls = []
+
+    def double(x):
+        calls.append(len(x))
+        return {"y": x * 2}
+
+    parsed = [{"x": np.array([1, 2])}, PreprocessError("request 1 is bad"), {"x": np.array([3])}]
+    results = batch_execute(parsed, double)
+    assert calls == [3]  # one call over the good rows of every request
+    assert results[0]["y"].tolist() == [2, 4] and results[2]["y"].tolist() == [6]
+    assert isinstance(results[1], PreprocessError)
+
+
+def test_batch_execute_lists_rows_finish_and_refusals() -> None:
+    def lengths(items):
+        return {"n": np.array([len(i) for i in items])}
+
+    def finish(rows):
+        if (rows["n"] == 0).any():
+            raise PreprocessError("an empty item")
+        return {"total": rows["n"].sum(keepdims=True)}
+
+    results = batch_execute([{"items": ["ab", "c"]}, {"items": ["", "d"]}], lengths, finish)
+    assert results[0]["total"].tolist() == [3] and str(results[1]) == "an empty item"
+    mismatch = batch_execute([{"a": np.zeros(2), "b": np.zeros(3)}], lengths)
+    assert "batch sizes differ" in str(mismatch[0])
+
+    def refuse(x):
+        raise PreprocessError("NaN in x")
+
+    assert all(str(r) == "NaN in x" for r in batch_execute([{"x": np.zeros(1)}, {"x": np.zeros(2)}], refuse))
+
+
+def test_triton_responses_answer_errors_as_invalid_argument() -> None:
+    made = []
+    fake = SimpleNamespace(
+        TritonError=lambda message, code: ("error", message, code),
+        InferenceResponse=lambda tensors=None, error=None: made.append((tensors, error)) or len(made),
+        Tensor=lambda name, array: (name, array.flags["C_CONTIGUOUS"]),
+    )
+    fake.TritonError.INVALID_ARG = "INVALID_ARG"
+    triton_responses([{"Y": np.zeros((2, 3)).T}, PreprocessError("bad row")], fake, "step")
+    assert made[0] == ([("Y", True)], None)
+    assert made[1] == (None, ("error", "step: bad row", "INVALID_ARG"))
+
+
+def test_expect_rows_checks_dims_after_the_batch_axis() -> None:
+    assert expect_rows(np.zeros((2, 3, 4)), "X", (3, -1)).shape == (2, 3, 4)
+    with pytest.raises(PreprocessError, match=r"X must be \(N, 3, 5\), got \(2, 3, 4\)"):
+        expect_rows(np.zeros((2, 3, 4)), "X", (3, 5))
+
+
+def test_input_rows_reads_each_named_input_and_names_a_malformed_one() -> None:
+    from preprocess.batching import input_rows
+    from preprocess.contract import OOD_SCORE, PROBABILITIES
+
+    tensors = {PROBABILITIES.name: np.zeros((2, 8), np.float32), OOD_SCORE.name: np.zeros((2, 1), np.float32)}
+    pb_utils = SimpleNamespace(get_input_tensor_by_name=lambda request, name: SimpleNamespace(as_numpy=lambda: request[name]))
+    rows = input_rows(tensors, pb_utils, {"p": PROBABILITIES, "ood": OOD_SCORE})
+    assert isinstance(rows, dict) and rows["p"].shape == (2, 8) and rows["ood"].shape == (2, 1)
+    bad = input_rows({**tensors, OOD_SCORE.name: np.zeros((2, 3), np.float32)}, pb_utils, {"p": PROBABILITIES, "ood": OOD_SCORE})
+    assert isinstance(bad, PreprocessError) and "OOD_SCORE must be (N, 1), got (2, 3)" in str(bad)
+
+
+def test_opencv_threads_come_from_the_config_parameter() -> None:
+    import cv2
+
+    from preprocess.params import set_opencv_threads
+
+    before = cv2.getNumThreads()
+    try:
+        set_opencv_threads({"parameters": {"opencv_threads": {"string_value": "1"}}})
+        assert cv2.getNumThreads() == 1
+        set_opencv_threads({"parameters": {}})  # unset: left as it is
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
