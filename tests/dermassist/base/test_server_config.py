@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dermassist.config import ServerConfig
-from dermassist.errors import ConfigError
-from dermassist.server import locate_triton, server_command, server_environment
+from dermassist.base.errors import ConfigError
+from dermassist.base.server import locate_triton, server_command, server_environment
+from dermassist.base.server_config import ServerConfig
 
 
 def test_defaults_follow_the_architecture(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_missing_repository_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_bad_environment_value_is_named() -> None:
-    with pytest.raises(ConfigError, match="DERMASSIST_HTTP_PORT must be a int"):
+    with pytest.raises(ConfigError, match="DERMASSIST_HTTP_PORT must be of type int"):
         ServerConfig.resolve({}, environ={"DERMASSIST_HTTP_PORT": "eighty"})
 
 
@@ -54,7 +54,8 @@ def test_command_line_selects_profile_and_ports(tmp_path: Path) -> None:
     assert install.binary.is_file() and install.stub.is_file()
     embedded = server_command(install, ServerConfig(repository=tmp_path, http_port=1, grpc_port=2, metrics_port=3), tmp_path)
     assert "--model-config-name=embedded" in embedded
-    assert {"--strict-readiness=true", "--exit-on-error=true", "--http-port=1", "--grpc-port=2", "--metrics-port=3"} <= set(embedded)
+    expected = {"--strict-readiness=true", "--exit-on-error=true", "--http-port=1", "--grpc-port=2", "--metrics-port=3"}
+    assert expected <= set(embedded)
     gpu = server_command(install, ServerConfig(repository=tmp_path, profile="gpu"), tmp_path)
     assert not any(arg.startswith("--model-config-name") for arg in gpu)
 

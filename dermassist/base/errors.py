@@ -1,9 +1,9 @@
-"""Exceptions of the ``dermassist`` package: one root, narrow subclasses."""
+"""Exceptions of DermAssist: the root every package's own root derives from, and the base's narrow subclasses."""
 from __future__ import annotations
 
 
 class DermAssistError(Exception):
-    """Root of every error raised by the ``dermassist`` tooling."""
+    """Root of every error DermAssist raises (``training``, the guard, the bench and the base derive from it)."""
 
 
 class ConfigError(DermAssistError):
@@ -18,13 +18,9 @@ class ServerStartupError(ServerError):
     """The server process exited or did not become ready in time; carries the log tail."""
 
 
-class ExportError(DermAssistError):
-    """A model could not be exported, or the exported copy disagrees with the eager model."""
-
-
-class ModelArchitectureError(ExportError):
-    """A model handed to export/import is not the architecture the contract expects."""
-
-
 class RepositoryError(DermAssistError):
     """A model repository file (config or artifact) cannot be read."""
+
+
+class ImageCorpusError(DermAssistError):
+    """The benchmark and load-test image corpus cannot be built (source images missing or unreadable)."""

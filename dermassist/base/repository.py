@@ -5,16 +5,18 @@ import shutil
 from pathlib import Path
 
 from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, SEGMENTER_MODEL
+from preprocess.params import TUNED_FILENAME, read_tuned, resolve_params
 
 from .errors import RepositoryError
+from .paths import SOURCE_REPOSITORY
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SOURCE_REPOSITORY = PROJECT_ROOT / "model_repository"
 SAVEDMODEL_DIRNAME = "model.savedmodel"
 KERAS_FILENAME = "model.keras"
 TORCHSCRIPT_FILENAME = "model.pt"
 LABELS_FILENAME = "labels.txt"
-_ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, "__pycache__"}
+CALIBRATION_FILENAME = "calibration.json"
+_ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, TUNED_FILENAME,
+                   CALIBRATION_FILENAME, "__pycache__"}
 
 
 def segmenter_artifact(repository: Path) -> Path:
@@ -30,6 +32,11 @@ def segmenter_keras_copy(repository: Path) -> Path:
 def classifier_artifact(repository: Path) -> Path:
     """Path of the exported TorchScript classifier inside a model repository."""
     return Path(repository) / CLASSIFIER_MODEL / "1" / TORCHSCRIPT_FILENAME
+
+
+def tuned_file(repository: Path, model: str) -> Path:
+    """Path of a step's tuned-values artifact (``<model>/1/tuned.json``), read by its ``initialize``."""
+    return Path(repository) / model / "1" / TUNED_FILENAME
 
 
 def labels_file(repository: Path) -> Path:
@@ -54,6 +61,12 @@ def model_parameters(repository: Path, model: str, config_name: str = "embedded"
     path = folder / "configs" / f"{config_name}.pbtxt"
     config = read_model_config(path if path.is_file() else folder / "config.pbtxt")
     return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def step_settings(repository: Path, model: str, cls: type, config_name: str = "embedded"):
+    """A step's typed settings as its ``initialize`` resolves them: config parameter > tuned.json > default."""
+    return resolve_params(cls, model_parameters(repository, model, config_name),
+                          read_tuned(str(Path(repository) / model / "1")), model)
 
 
 def missing_artifacts(repository: Path) -> list[Path]:

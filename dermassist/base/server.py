@@ -1,4 +1,4 @@
-"""Start, watch and stop the ``tritonserver`` binary shipped in the nvidia-pytriton wheel."""
+"""Start, watch and stop ``tritonserver``: the binary shipped in the nvidia-pytriton wheel, or a system one."""
 from __future__ import annotations
 
 import ctypes
@@ -18,8 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ServerConfig
 from .errors import ServerError, ServerStartupError
+from .frameworks import quiet_tensorflow
+from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,30 +35,47 @@ class TritonInstall:
     binary: Path
     python_backend: Path
     stub: Path
-    libs: Path
+    libs: Path | None  # the wheel's shared libraries; None for a system install
+    backends: Path | None = None  # a system install's backend directory, used as it is
 
 
-def locate_triton() -> TritonInstall:
-    """Find tritonserver, its Python backend and the stub for this interpreter in the wheel."""
+def locate_triton(home: Path | None = None) -> TritonInstall:
+    """Find tritonserver, its Python backend and the stub: under ``home`` (e.g. /opt/tritonserver), else in the wheel."""
+    if home is not None:
+        home = Path(home)
+        install = TritonInstall(binary=home / "bin" / "tritonserver", python_backend=home / "backends" / "python",
+                                stub=home / "backends" / "python" / "triton_python_backend_stub", libs=None,
+                                backends=home / "backends")
+        for path in (install.binary, install.stub):
+            if not path.exists():
+                raise ServerError(f"{path} is missing from the Triton install at {home}; "
+                                  "point DERMASSIST_TRITON_HOME at a Triton with the Python backend")
+        return install
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         raise ServerError("nvidia-pytriton is not installed in this environment; run `make install`")
     root = Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    libs = root.parents[1] / "nvidia_pytriton.libs"
     install = TritonInstall(
         binary=root / "bin" / "tritonserver",
         python_backend=root / "backends" / "python",
         stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
-        libs=root.parents[1] / "nvidia_pytriton.libs",
+        libs=libs,
     )
-    for path in (install.binary, install.python_backend, install.stub, install.libs):
+    for path in (install.binary, install.python_backend, install.stub, libs):
         if not path.exists():
             raise ServerError(f"{path} is missing from the nvidia-pytriton wheel (Python {version}); reinstall it")
     return install
 
 
 def stage_backends(install: TritonInstall, runtime_dir: Path) -> Path:
-    """Lay out a backend directory whose python/ holds the wheel's backend plus the matching stub."""
+    """Lay out a backend directory whose python/ holds the wheel's backend plus the matching stub.
+
+    A system install already has that layout: its backend directory is used as it is.
+    """
+    if install.backends is not None:
+        return install.backends
     python_dir = Path(runtime_dir) / "backends" / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
     for item in install.python_backend.iterdir():
@@ -73,7 +91,8 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
         str(install.binary),
         f"--model-repository={config.repository}",
         f"--backend-directory={backend_dir}",
-        "--model-control-mode=none",
+        f"--model-control-mode={config.model_control_mode}",
+        *(["--load-model=*"] if config.model_control_mode == "explicit" else []),
         "--strict-readiness=true",
         "--exit-on-error=true",
         f"--http-port={config.http_port}",
@@ -81,22 +100,42 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
         f"--metrics-port={config.metrics_port}",
         f"--http-address={config.host}",
         f"--grpc-address={config.host}",
+        f"--metrics-address={config.metrics_host or config.host}",
         f"--log-verbose={config.log_verbose}",
+        *restricted_flags(config.admin_key),
     ]
     if config.profile == "embedded":
         cmd.append("--model-config-name=embedded")
     return cmd
 
 
+def restricted_flags(admin_key: str) -> list[str]:
+    """Flags that put every API but inference, health and metadata behind the admin key header."""
+    apis = ",".join(RESTRICTED_APIS)
+    return [f"--grpc-restricted-protocol={apis}:{ADMIN_KEY_NAME}={admin_key}",
+            f"--http-restricted-api={apis}:{ADMIN_KEY_NAME}={admin_key}"]
+
+
 def server_environment(install: TritonInstall, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment in which the Python backend stub finds this interpreter and its libpython."""
+    """Environment in which the Python backend stub finds this interpreter and its libpython.
+
+    A system install (NGC image) brings its own environment: only the base is passed on.
+    """
     env = dict(os.environ if base is None else base)
+    if install.libs is None:
+        return env
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
     libdirs = [sysconfig.get_config_var("LIBDIR") or "", str(install.libs), env.get("LD_LIBRARY_PATH", "")]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libdirs if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(env)
     return env
+
+
+def redact(cmd: list[str]) -> list[str]:
+    """The command line with the admin key replaced, for logs."""
+    return [a.rsplit("=", 1)[0] + "=***" if a.startswith(("--grpc-restricted-protocol=", "--http-restricted-api="))
+            else a for a in cmd]
 
 
 def free_ports(count: int) -> list[int]:
@@ -132,21 +171,21 @@ class TritonServer:
         self.log_path: Path | None = None
         self.startup_s: float | None = None
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         """Launch tritonserver and block until /v2/health/ready answers 200."""
-        install = locate_triton()
+        install = locate_triton(self.config.triton_home)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="dermassist-triton-"))
         backend_dir = stage_backends(install, self.runtime_dir)
         self.log_path = self.runtime_dir / "tritonserver.log"
         cmd = server_command(install, self.config, backend_dir)
         logger.info("starting tritonserver (%s profile, repository %s)", self.config.profile, self.config.repository)
-        logger.debug("command: %s", " ".join(cmd))
+        logger.debug("command: %s", " ".join(redact(cmd)))
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -154,19 +193,20 @@ class TritonServer:
                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
             )
         try:
-            self._wait_ready(started)
+            self._wait_ready(self.process, started)
         except BaseException:
             self.stop()
             raise
         self.startup_s = time.monotonic() - started
-        logger.info("tritonserver ready in %.1f s: HTTP %s, gRPC %s", self.startup_s, self.config.http_address, self.config.grpc_address)
+        logger.info("tritonserver ready in %.1f s: HTTP %s, gRPC %s", self.startup_s, self.config.http_address,
+                    self.config.grpc_address)
         return self
 
-    def _wait_ready(self, started: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen, started: float) -> None:
         url = f"http://127.0.0.1:{self.config.http_port}/v2/health/ready"
         deadline = started + self.config.startup_timeout_s
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = process.poll()
             if code is not None:
                 raise ServerStartupError(
                     f"tritonserver exited with code {code} before becoming ready; last lines of its log:\n{self.log_tail()}"
@@ -216,6 +256,18 @@ class TritonServer:
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (ServerError before ``start``)."""
+        if self.process is None:
+            raise ServerError("tritonserver is not started; call start() first")
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The server's exit code, None while it runs or before ``start``."""
+        return None if self.process is None else self.process.poll()
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,108 @@
+"""The image corpus shared by the load test and the benchmark.
+
+Real HAM10000 JPEGs (600x450) are used as they are and upscaled with OpenCV to the sizes clinics
+upload (up to 3000x2000); generated files are cached in a git-ignored folder, never committed.
+The bad inputs are what a careless client sends; the server must reject each with INVALID_ARGUMENT.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ImageCorpusError
+from .paths import HAM_SAMPLE_IMAGES, PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOURCE_DIR = HAM_SAMPLE_IMAGES
+DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "images"
+# (width, height) of the corpus images; the first is the HAM10000 original size (kept as is).
+SIZES: tuple[tuple[int, int], ...] = ((600, 450), (1200, 900), (2000, 1500), (3000, 2000))
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Which real images to take and how many of each generated size to write."""
+
+    source_dir: Path = DEFAULT_SOURCE_DIR
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    per_size: int = 4
+    sizes: tuple[tuple[int, int], ...] = SIZES
+
+    def __post_init__(self) -> None:
+        if self.per_size < 1:
+            raise ImageCorpusError(f"per_size must be at least 1, got {self.per_size}")
+        for w, h in self.sizes:
+            if min(w, h) < 32:
+                raise ImageCorpusError(f"corpus sizes must be at least 32x32, got {w}x{h}")
+
+
+def _sources(spec: CorpusSpec) -> list[Path]:
+    found = sorted(Path(spec.source_dir).glob("*.jpg"))
+    if not found:
+        raise ImageCorpusError(
+            f"no *.jpg under {spec.source_dir}; the real samples live in ../shared/data "
+            "(see its README) or pass another source folder"
+        )
+    return found
+
+
+def build_corpus(spec: CorpusSpec = CorpusSpec()) -> list[Path]:
+    """Return the corpus files (per_size images of every size), writing missing upscaled copies."""
+    sources = _sources(spec)
+    out: list[Path] = []
+    cache = Path(spec.cache_dir)
+    for k, (w, h) in enumerate(spec.sizes):
+        for i in range(spec.per_size):
+            src = sources[(k * spec.per_size + i) % len(sources)]
+            target = cache / f"{src.stem}_{w}x{h}.jpg"
+            if not target.exists():
+                _write_resized(src, target, w, h)
+            out.append(target)
+    return out
+
+
+def _write_resized(src: Path, target: Path, width: int, height: int) -> None:
+    import cv2
+
+    image = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageCorpusError(f"{src} could not be decoded as an image; replace or remove it")
+    if image.shape[:2] != (height, width):
+        interp = cv2.INTER_CUBIC if width > image.shape[1] else cv2.INTER_AREA
+        image = cv2.resize(image, (width, height), interpolation=interp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{random.randrange(1 << 30)}.jpg")
+    if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise ImageCorpusError(f"could not write {tmp}; is {target.parent} writable?")
+    tmp.replace(target)  # atomic: parallel Locust workers may build the same cache
+    logger.debug("wrote %s (%dx%d) from %s", target, width, height, src.name)
+
+
+def load_corpus(spec: CorpusSpec = CorpusSpec()) -> list[bytes]:
+    """The encoded bytes of every corpus image."""
+    return [p.read_bytes() for p in build_corpus(spec)]
+
+
+def bad_inputs(good_jpeg: bytes) -> dict[str, bytes]:
+    """Inputs the service must reject as INVALID_ARGUMENT, keyed by what is wrong with them."""
+    return {
+        "empty": b"",
+        "not_an_image": b"%PDF-1.7 this is a document, not a photo " + hashlib.sha256(good_jpeg).digest(),
+        "truncated_jpeg": good_jpeg[: len(good_jpeg) // 3],
+        "too_small_png": _tiny_png(),
+    }
+
+
+def _tiny_png(side: int = 8) -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buf = cv2.imencode(".png", np.full((side, side, 3), 128, dtype=np.uint8))
+    if not ok:
+        raise ImageCorpusError("OpenCV could not encode a PNG; check the opencv-python-headless install")
+    return buf.tobytes()

@@ -1,0 +1,11 @@
+"""Where the project and the shared real samples are on disk (no import beyond the standard library)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The model repository the project serves: configs and model.py files in git, artifacts from `make models`.
+SOURCE_REPOSITORY = PROJECT_ROOT / "model_repository"
+# The real dermoscopy sets beside the project (../shared/data, see its README); never copied into it.
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+HAM_SAMPLE_IMAGES = SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1"

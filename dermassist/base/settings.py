@@ -1,0 +1,149 @@
+"""One resolver for every frozen settings dataclass: the command line, then the environment, then the default.
+
+A config class derives from :class:`Settings`, names its variables' prefix (``env_prefix``) and the
+error it raises, and writes each default once, as the field's default. ``Config.resolve(vars(args))``
+then takes a flag when it is not None (argparse defaults are None), else ``<PREFIX><FIELD>`` from the
+environment parsed as the field's type, else the default. A field whose variable has another name
+says so with ``field(..., metadata=env_name("DERMASSIST_SEED"))``; a field whose type is itself a
+Settings class is resolved the same way from the same flags. An empty variable counts as unset,
+except for a ``str`` field, where it is the empty string. A default that follows from other fields (the
+classifier's low-resolution epochs from its epochs) comes from the class's ``derived_defaults``.
+"""
+from __future__ import annotations
+
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from .errors import ConfigError
+from .paths import PROJECT_ROOT
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+_ENV_KEY = "env"
+S = TypeVar("S", bound="Settings")
+
+
+class UnparsableType(TypeError):
+    """A field's type has no text form: it can be set by a flag or in code, not from the environment."""
+
+
+def env_name(name: str) -> dict[str, str]:
+    """Field metadata naming the environment variable of a field whose name does not follow the prefix rule."""
+    return {_ENV_KEY: name}
+
+
+def _optional_inner(kind: Any) -> Any:
+    """``X`` for ``X | None``, else None."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(kind)) == 2:
+            return args[0]
+    return None
+
+
+def _type_name(kind: Any) -> str:
+    plain = typing.get_origin(kind) is None and hasattr(kind, "__name__")
+    return kind.__name__ if plain else str(kind).replace("typing.", "")
+
+
+def parse_text(raw: str, kind: Any) -> Any:
+    """``raw`` as a value of ``kind`` (str, int, float, bool, Path, tuple[int, ...], or one of them | None).
+
+    Raises ValueError for a value that is not of that type and UnparsableType for a type without a text form.
+    """
+    inner = _optional_inner(kind)
+    if inner is not None:
+        return parse_text(raw, inner)
+    if kind is str:
+        return raw
+    if kind is bool:
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ValueError(raw)
+        return raw.strip().lower() in _TRUE
+    if kind in (int, float):
+        return kind(raw)
+    if kind is Path:
+        return Path(raw)
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[1:] == (Ellipsis,):
+        item = typing.get_args(kind)[0]
+        return tuple(parse_text(v, item) for v in raw.replace(" ", "").split(",") if v)
+    raise UnparsableType(f"{kind} has no text form")
+
+
+def resolve_values(
+    cls: type,
+    prefix: str,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    error: type[Exception] = ConfigError,
+) -> dict[str, Any]:
+    """Keyword arguments for ``cls``: a non-None override, else the field's variable, else nothing (the default)."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        kind = hints[f.name]
+        if not f.init:
+            continue
+        if overrides.get(f.name) is not None:
+            values[f.name] = overrides[f.name]
+        elif isinstance(kind, type) and issubclass(kind, Settings) and is_dataclass(kind):
+            values[f.name] = kind.resolve(overrides, environ)
+        else:
+            name = f.metadata.get(_ENV_KEY, prefix + f.name.upper())
+            raw = environ.get(name)
+            if raw is None or (raw == "" and kind is not str):
+                continue
+            try:
+                values[f.name] = parse_text(raw, kind)
+            except ValueError as e:
+                raise error(f"environment variable {name} must be of type {_type_name(kind)}, got {raw!r}") from e
+            except UnparsableType as e:
+                raise error(f"environment variable {name} cannot set {f.name} ({_type_name(kind)}); "
+                            "unset it and pass the value in code") from e
+    return values
+
+
+class Settings:
+    """Base of a frozen settings dataclass: ``resolve`` reads flags, then ``<env_prefix><FIELD>``, then defaults."""
+
+    env_prefix: ClassVar[str] = "DERMASSIST_"
+    config_error: ClassVar[type[Exception]] = ConfigError
+
+    @classmethod
+    def resolve(cls: type[S], overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> S:
+        """Build the config: a non-None override (a flag) wins, then the environment, then the default."""
+        values = resolve_values(cls, cls.env_prefix, overrides, environ, cls.config_error)
+        return cls(**cls.derived_defaults(values))
+
+    @classmethod
+    def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` (the values set by flags or the environment) plus any default that follows a rule over
+        other fields; a config with such a default overrides this (none by default)."""
+        return given
+
+
+def setting_help(cls: type[Settings], name: str, text: str) -> str:
+    """Help of the flag that sets ``cls``'s field ``name``: ``text``, then its variable and default, e.g.
+    ``"concurrent users (LOADTEST_USERS, default 4)"``."""
+    (f,) = [f for f in fields(cls) if f.name == name]  # type: ignore[arg-type]
+    variable = f.metadata.get(_ENV_KEY, cls.env_prefix + name.upper())
+    if f.default is not MISSING:
+        default = f.default
+    elif f.default_factory is not MISSING:
+        default = f.default_factory()
+    else:
+        return f"{text} ({variable}; required)"
+    if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):
+        default = default.relative_to(PROJECT_ROOT)
+    elif isinstance(default, tuple):
+        default = ",".join(map(str, default))
+    if isinstance(default, bool):
+        default = str(default).lower()
+    return f"{text} ({variable}, default {'none' if default is None or default == '' else default})"

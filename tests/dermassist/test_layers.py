@@ -1,0 +1,48 @@
+"""Imports point down: the graph read from the sources has no arrow sideways or up, and docs/imports.md is current."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dermassist.layers import FLOORS, Import, import_graph, mermaid, project_modules, unit_of, upward
+from tests.conftest import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def graph() -> list[Import]:
+    return import_graph()
+
+
+def test_every_import_points_down(graph: list[Import]) -> None:
+    bad = [f"{i.where()}: {i.source} imports {i.target}" for i in upward(graph)]
+    assert not bad, "imports that do not point to a lower floor:\n" + "\n".join(bad)
+
+
+def test_every_project_module_is_on_a_floor() -> None:
+    modules = project_modules()
+    assert {"preprocess.contract", "dermassist.base.settings", "training.pipeline", "model_repository.triage",
+            "dermassist.cli", "loadtest.locustfile", "dermassist_client.client"} <= set(modules)
+    assert {unit_of(m) for m in modules} == {u for _, units in FLOORS for u in units}
+
+
+def test_the_check_sees_a_lazy_upward_import(tmp_path: Path) -> None:
+    """A relative import inside a function of the base that reaches the command line is caught."""
+    (tmp_path / "dermassist" / "base").mkdir(parents=True)
+    for package in ("dermassist", "dermassist/base"):
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "dermassist" / "cli.py").write_text("")
+    (tmp_path / "dermassist" / "base" / "paths.py").write_text("def f():\n    from ..cli import main\n")
+    bad = upward(import_graph(tmp_path))
+    assert [(i.source, i.target, i.line) for i in bad] == [("dermassist.base.paths", "dermassist.cli", 2)]
+
+
+def test_the_thin_client_and_preprocess_import_no_other_project_package(graph: list[Import]) -> None:
+    for imp in graph:
+        if unit_of(imp.source) in ("dermassist_client", "preprocess"):
+            assert unit_of(imp.target) == unit_of(imp.source), imp.where()
+
+
+def test_the_picture_in_docs_is_current(graph: list[Import]) -> None:
+    page = (PROJECT_ROOT / "docs" / "imports.md").read_text()
+    assert page == mermaid(graph), "docs/imports.md is stale: run `python -m dermassist.layers --markdown docs/imports.md`"
