@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ExportError
+from ..errors import ExportError
 
 PARITY_ATOL = 1e-5
 

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import SEG_SIZE
+from dermassist.base.repository import segmenter_artifact, segmenter_keras_copy
+from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_SIZE
 
-from .errors import ExportError, ModelArchitectureError
+from ..errors import ExportError, ModelArchitectureError
 from .parity import check_parity
-from .repository import segmenter_artifact, segmenter_keras_copy
 
 logger = logging.getLogger(__name__)
 
 SEG_IN_SHAPE = (SEG_SIZE, SEG_SIZE, 3)
 SEG_OUT_SHAPE = (SEG_SIZE, SEG_SIZE, 1)
-SAVEDMODEL_OUTPUT = "output_0"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Exports: parity of exported vs eager models, architecture checks, and the export command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dermassist.base.repository import classifier_artifact, labels_file, segmenter_artifact
+from preprocess.contract import CLASS_CODES
+from tests.conftest import PROJECT_ROOT
+from training.errors import ExportError
+from training.export.parity import check_parity
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    """Run a snippet in a fresh process (TensorFlow and torch never share one)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_check_parity_accepts_equal_and_refuses_different_outputs() -> None:
+    a = np.random.default_rng(0).random((2, 8), dtype=np.float32)
+    assert check_parity("x", a, a.copy()) == 0.0
+    with pytest.raises(ExportError, match="differs from eager by"):
+        check_parity("x", a, a + 1e-3)
+    with pytest.raises(ExportError, match="shape"):
+        check_parity("x", a, a[:1])
+
+
+SEGMENTER_PARITY = """
+import numpy as np, tensorflow as tf, keras, sys
+from tests.support.tiny_models import build_darkness_segmenter
+from training.export.segmenter import export_segmenter, load_savedmodel_fn
+repo = sys.argv[1] if len(sys.argv) > 1 else {repo!r}
+model = build_darkness_segmenter()
+done = export_segmenter(model, repo)
+fn, name = load_savedmodel_fn(done.savedmodel)
+x = np.random.default_rng(1).random((3, 256, 256, 3), dtype=np.float32)
+np.testing.assert_allclose(fn(**{{name: tf.constant(x)}})["output_0"].numpy(), np.asarray(model(x)), atol=1e-5, rtol=0)
+reloaded = keras.saving.load_model(str(done.keras_copy))
+np.testing.assert_allclose(np.asarray(reloaded(x)), np.asarray(model(x)), atol=1e-5, rtol=0)
+print("parity-ok", done.max_abs_diff)
+"""
+
+CLASSIFIER_PARITY = """
+from dermassist.base.frameworks import without_triton_compiler; without_triton_compiler()
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tests.support.tiny_models import build_classifier
+from training.export.classifier import ClassifierCalibration, export_classifier
+model = build_classifier(seed=3)
+rng = np.random.default_rng(0)
+means = rng.standard_normal((3, 512)).astype(np.float32)
+a = rng.standard_normal((512, 512)).astype(np.float32) / 30
+precision = (a @ a.T + np.eye(512, dtype=np.float32)).astype(np.float32)
+calibration = ClassifierCalibration(temperature=2.5, ood_means=means, ood_precision=precision, ood_scale=7.0)
+done = export_classifier(model, {repo!r}, calibration)
+x = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+with torch.no_grad():
+    m = model
+    f = m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
+    pooled = f.mean(dim=(2, 3))
+    probs_eager = torch.softmax(m.fc(pooled) / 2.5, dim=1)
+    d = pooled.numpy().astype(np.float64)[:, None, :] - means[None].astype(np.float64)
+    ood_eager = np.sqrt(np.einsum("nkd,de,nke->nk", d, precision.astype(np.float64), d).min(axis=1)) / 7.0
+    top = probs_eager.argmax(dim=1)
+    w = m.fc.weight[top] - probs_eager @ m.fc.weight  # the gradient of log p_top by the pooled features, times T
+    cam = torch.relu((w[:, :, None, None] * f).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
+    cam = (cam / cam.amax(dim=(1, 2), keepdim=True) * 255).round()
+    probs, ood, cam_out = torch.jit.load(str(done.torchscript))(x)
+torch.testing.assert_close(probs, probs_eager, atol=1e-5, rtol=0)
+torch.testing.assert_close(probs.sum(dim=1), torch.ones(4), atol=1e-5, rtol=0)
+np.testing.assert_allclose(ood.numpy()[:, 0], ood_eager, rtol=1e-4)
+assert cam_out.dtype == torch.uint8 and tuple(cam_out.shape) == (4, 224, 224)
+assert int((cam_out.float() - cam).abs().max()) <= 1 and int(cam_out.amax()) == 255
+print("parity-ok", done.max_abs_diff)
+"""
+
+
+def test_segmenter_savedmodel_matches_keras(tmp_path: Path) -> None:
+    done = _run(SEGMENTER_PARITY.format(repo=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "parity-ok" in done.stdout
+    assert (segmenter_artifact(tmp_path) / "saved_model.pb").is_file()
+
+
+def test_classifier_torchscript_matches_eager_temperature_ood_and_cam(tmp_path: Path) -> None:
+    done = _run(CLASSIFIER_PARITY.format(repo=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "parity-ok" in done.stdout
+    assert classifier_artifact(tmp_path).is_file()
+    written = json.loads((classifier_artifact(tmp_path).parent / "calibration.json").read_text())
+    assert written["temperature"] == 2.5 and written["ood_scale"] == 7.0 and written["ood_classes"] == 3
+    assert labels_file(tmp_path).read_text().split() == list(CLASS_CODES)
+
+
+def test_classifier_export_refuses_other_architectures(tmp_path: Path) -> None:
+    code = (
+        "from dermassist.base.frameworks import without_triton_compiler; without_triton_compiler()\n"
+        "import torchvision\n"
+        "from training.export.classifier import export_classifier\n"
+        "from training.errors import ModelArchitectureError\n"
+        "for m in (torchvision.models.resnet18(num_classes=5), torchvision.models.resnet34(num_classes=8)):\n"
+        "    try:\n"
+        f"        export_classifier(m, {str(tmp_path)!r})\n"
+        "    except ModelArchitectureError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "8 outputs" in done.stdout and "blocks [2, 2, 2, 2]" in done.stdout
+    assert not classifier_artifact(tmp_path).exists()
+
+
+def test_export_command_round_trips_files_and_reports_bad_ones(tmp_path: Path) -> None:
+    keras_file, state_file, repo = tmp_path / "seg.keras", tmp_path / "cls.pt", tmp_path / "repo"
+    built = _run(
+        "from tests.support.tiny_models import build_darkness_segmenter\n"
+        f"build_darkness_segmenter().save({str(keras_file)!r})\n"
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    built = _run(
+        "from dermassist.base.frameworks import without_triton_compiler; without_triton_compiler()\n"
+        "import torch, torchvision\n"
+        f"torch.save(torchvision.models.resnet18(num_classes=8).state_dict(), {str(state_file)!r})\n"
+        f"torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), {str(tmp_path / 'three.pt')!r})\n"
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    cli = [sys.executable, "-m", "dermassist.cli", "export", "--repository", str(repo)]
+    done = subprocess.run(cli + ["--keras", str(keras_file), "--torch", str(state_file)], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert segmenter_artifact(repo).is_dir() and classifier_artifact(repo).is_file()
+    bad = subprocess.run(cli + ["--torch", str(tmp_path / "three.pt")], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert bad.returncode != 0 and "3-class fc" in bad.stderr
+    missing = subprocess.run(cli + ["--keras", str(tmp_path / "nope.keras")], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    bad = subprocess.run(cli + ["--keras", str(junk)], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert bad.returncode != 0 and "cannot be loaded" in bad.stderr
+
+
+def test_cli_help_is_instant_and_imports_no_framework() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from dermassist.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "heavy = [m for m in ('tensorflow', 'torch', 'keras', 'tritonclient') if m in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stdout
+    for command in ("serve", "export", "synth", "train", "import", "bench"):
+        sub = subprocess.run([sys.executable, "-m", "dermassist.cli", command, "--help"], capture_output=True, text=True,
+                             cwd=PROJECT_ROOT)
+        assert sub.returncode == 0 and "usage: dermassist" in sub.stdout, (command, sub.stderr[-500:])

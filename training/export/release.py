@@ -1,0 +1,74 @@
+"""Export a release folder into a model repository: ``python -m training.export.release segmenter|classifier
+RELEASE REPOSITORY`` (one framework per process). Weights are widened from float16, each export is
+parity-checked, and the tuned values are written as the steps' ``tuned.json``."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from dermassist.base.logs import configure_logging
+
+from ..child import child_main
+
+
+def export_segmenter_release(folder: Path, repository: Path) -> str:
+    """The release's UNet as the served SavedModel, and its tuned threshold for ``lesion_crop``."""
+    from preprocess.crop import CropParams
+
+    from ..release import SEGMENTER_WEIGHTS, load_weights, read_release
+    from ..segmenter.model import UNetConfig, build_resnet_unet, set_weight_arrays
+    from .segmenter import export_segmenter
+    from .steps import write_crop_values
+
+    release = read_release(folder)
+    section = release["segmenter"]
+    model = build_resnet_unet(UNetConfig(depth=int(section["unet"]["depth"]), width=float(section["unet"]["width"])))
+    set_weight_arrays(model, load_weights(Path(folder) / SEGMENTER_WEIGHTS), str(Path(folder) / SEGMENTER_WEIGHTS))
+    done = export_segmenter(model, repository)
+    params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]))
+    write_crop_values(repository, params, {"val": section["figures"]["val"]}, _source(release))
+    return f"segmenter -> {done.savedmodel} (parity {done.max_abs_diff:.1e}), crop threshold {params.threshold:.2f}"
+
+
+def export_classifier_release(folder: Path, repository: Path) -> str:
+    """The release's ResNet18 (with temperature, OOD statistics and CAM) as the served TorchScript, and the
+    tuned values of ``triage`` and ``prepare``."""
+    from preprocess.contract import PREPARE_MODEL, TRIAGE_MODEL
+    from preprocess.quality import QualityLimits
+    from preprocess.triage import TriageParams
+
+    from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
+    from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release
+    from .classifier import ClassifierCalibration, export_classifier
+    from .steps import write_step_file
+
+    release = read_release(folder)
+    path = Path(folder) / CLASSIFIER_WEIGHTS
+    arrays = load_weights(path)
+    section = release["classifier"]
+    calibration = ClassifierCalibration(float(section["temperature"]), arrays[OOD_MEANS], arrays[OOD_PRECISION],
+                                        float(section["ood_scale"]), section["figures"].get("calibration", {}))
+    done = export_classifier(model_from_arrays(arrays, str(path)), repository, calibration)
+    triage = TriageParams(**release["triage"]["values"])
+    quality = QualityLimits(**release["quality"]["values"])
+    write_step_file(repository, TRIAGE_MODEL, triage.as_dict(), release["triage"]["figures"], _source(release))
+    write_step_file(repository, PREPARE_MODEL, quality.as_dict(), release["quality"]["figures"], _source(release))
+    return (f"classifier -> {done.torchscript} (parity {done.max_abs_diff:.1e}, T {calibration.temperature:.3f}), "
+            f"REFER threshold {triage.refer_threshold:.3f}")
+
+
+def _source(release: dict) -> str:
+    return f"release {release.get('version', '?')}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Subprocess entry (see ``training.child.run_child``)."""
+    configure_logging(level=logging.WARNING)
+    kind, folder, repository = (argv if argv is not None else sys.argv[1:])[:3]
+    exporter = {"segmenter": export_segmenter_release, "classifier": export_classifier_release}[kind]
+    return child_main(lambda: exporter(Path(folder), Path(repository)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
