@@ -4,7 +4,7 @@ Messages name the object, what was expected, what was found and how to fix it.
 """
 from __future__ import annotations
 
-from dermassist.errors import DermAssistError
+from dermassist.base.errors import DermAssistError
 
 
 class TrainingError(DermAssistError):
@@ -27,6 +27,10 @@ class MaskMismatchError(DatasetError):
     """An image has no mask, a mask has no image, or a mask differs in size from its image."""
 
 
+class MissingImageError(DatasetError):
+    """A ground truth lists an image (or its mask) that is not on disk."""
+
+
 class UnknownLabelError(DatasetError):
     """A diagnosis code or one-hot row does not map to a contract class."""
 
@@ -45,6 +49,14 @@ class TrainingConfigError(TrainingError):
 
 class StageError(TrainingError):
     """A pipeline stage subprocess failed; the message carries its log tail."""
+
+
+class ExportError(TrainingError):
+    """A model could not be exported, or the exported copy disagrees with the eager model."""
+
+
+class ModelArchitectureError(ExportError):
+    """A model handed to export/import is not the architecture the contract expects."""
 
 
 class ImportModelError(TrainingError):

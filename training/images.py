@@ -50,6 +50,9 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
     xs = np.empty((len(samples), SEG_SIZE, SEG_SIZE, 3), np.uint8)
     ys = np.empty((len(samples), SEG_SIZE, SEG_SIZE), np.uint8)
     for i, s in enumerate(samples):
+        if s.mask_path is None:
+            raise MaskMismatchError(f"{s.image_path} has no lesion mask; the segmenter trains and validates on "
+                                    "masked images only")
         prepared = load_prepared(s.image_path)
         mask = load_mask(s.mask_path, prepared.original_size)
         xs[i] = seg_input_uint8(prepared)
@@ -63,7 +66,8 @@ def original_size(path: Path) -> tuple[int, int]:
     return h, w
 
 
-def classifier_crop(sample: Sample, prob_map: np.ndarray | None, params: CropParams = CropParams(), full_image: bool = False) -> np.ndarray:
+def classifier_crop(sample: Sample, prob_map: np.ndarray | None, params: CropParams = CropParams(),
+                    full_image: bool = False) -> np.ndarray:
     """The 224x224 RGB crop the classifier sees: ``crop_batch`` over the ground-truth (or predicted) mask.
 
     ``prob_map`` is a (256, 256) map in [0, 1]; None or ``full_image`` classifies the whole image,

@@ -5,17 +5,12 @@ TensorFlow and PyTorch never share a process; errors come back as ImportModelErr
 """
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 
-from dermassist.errors import DermAssistError
-
+from .child import child_main, run_child
 from .errors import ImportModelError
-
-ERROR_PREFIX = "IMPORT-ERROR: "
 
 
 def check_file(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
@@ -30,11 +25,9 @@ def check_file(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
 
 def import_keras(path: Path, repository: Path) -> str:
     """Load a full Keras model file and export it as the served segmenter (TensorFlow process)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from dermassist.export_segmenter import export_segmenter
-
+    from .export.segmenter import export_segmenter
     from .segmenter.losses import CUSTOM_OBJECTS
 
     try:
@@ -50,13 +43,12 @@ def import_keras(path: Path, repository: Path) -> str:
 
 def import_torch(path: Path, repository: Path) -> str:
     """Load a torchvision ResNet18 state_dict with an 8-class fc and export it (PyTorch process)."""
-    sys.modules.setdefault("triton", None)
     import torch
     from torchvision.models import resnet18
 
-    from dermassist.export_classifier import export_classifier
-
     from preprocess.contract import CLASS_CODES, NUM_CLASSES
+
+    from .export.classifier import export_classifier
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -87,32 +79,14 @@ def import_torch(path: Path, repository: Path) -> str:
 
 def run_import(kind: str, path: Path, repository: Path) -> str:
     """Run one import in a fresh subprocess; raise ImportModelError with the child's message on failure."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.importer", kind, str(path), str(repository)],
-        capture_output=True, text=True, env=_child_env(),
-    )
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        errors = [ln[len(ERROR_PREFIX):] for ln in lines if ln.startswith(ERROR_PREFIX)]
-        raise ImportModelError(errors[-1] if errors else f"{kind} import of {path} failed:\n" + "\n".join(lines[-15:]))
-    out = proc.stdout.strip().splitlines()
-    return out[-1] if out else ""
-
-
-def _child_env() -> dict[str, str]:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return run_child("training.importer", [kind, str(path), str(repository)], ImportModelError, f"{kind} import of {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Subprocess entry: ``python -m training.importer keras|torch FILE REPOSITORY``."""
     kind, path, repository = (argv if argv is not None else sys.argv[1:])[:3]
-    try:
-        message = import_keras(Path(path), Path(repository)) if kind == "keras" else import_torch(Path(path), Path(repository))
-    except DermAssistError as e:
-        print(ERROR_PREFIX + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    print(message)
-    return 0
+    importer = import_keras if kind == "keras" else import_torch
+    return child_main(lambda: importer(Path(path), Path(repository)))
 
 
 if __name__ == "__main__":

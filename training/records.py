@@ -11,13 +11,19 @@ from .errors import EmptyDatasetError
 
 @dataclass(frozen=True)
 class Sample:
-    """One image: its file, optional lesion mask, optional contract class index and lesion group."""
+    """One image: its file, optional lesion mask, optional contract class index and lesion group.
+
+    ``source`` names the dataset it came from; ``stratum`` refines the class for stratified splits
+    (PH2's common and atypical nevi are both NV but are spread over the splits separately).
+    """
 
     image_id: str
     image_path: Path
     mask_path: Path | None = None
     label: int | None = None
     lesion_id: str | None = None
+    source: str | None = None
+    stratum: str | None = None
 
     @property
     def group(self) -> str:
@@ -39,6 +45,7 @@ class Dataset:
     samples: tuple[Sample, ...]
     missing_images: tuple[str, ...] = ()
     skipped_unknown: int = 0
+    skipped_unlabelled: int = 0
     splits: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,7 +53,8 @@ class Dataset:
             raise EmptyDatasetError(
                 f"dataset {self.name!r} at {self.root} holds no usable image; "
                 f"expected at least one image in the layout, got 0 "
-                f"({len(self.missing_images)} listed but absent, {self.skipped_unknown} UNK rows skipped); "
+                f"({len(self.missing_images)} listed but absent, {self.skipped_unknown} UNK rows skipped, "
+                f"{self.skipped_unlabelled} without a label); "
                 "point --data at a folder with images"
             )
 
@@ -78,6 +86,7 @@ class Dataset:
             "lesions": len({s.group for s in self.samples}),
             "missing_images": len(self.missing_images),
             "skipped_unknown": self.skipped_unknown,
+            "skipped_unlabelled": self.skipped_unlabelled,
             "class_counts": self.class_counts() if any(s.label is not None for s in self.samples) else {},
             "splits": {k: len(v) for k, v in self.splits.items()},
         }

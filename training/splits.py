@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +34,17 @@ class SplitConfig:
             )
 
 
-def _group_label(samples: Sequence[Sample]) -> int:
+def _group_stratum(samples: Sequence[Sample]) -> tuple[int, int | str]:
+    """The stratum of a lesion group: its majority ``stratum`` where samples carry one, else its majority class."""
+    strata = [s.stratum for s in samples if s.stratum is not None]
+    if strata:
+        return 1, Counter(strata).most_common(1)[0][0]
     labels = [s.label for s in samples if s.label is not None]
-    return Counter(labels).most_common(1)[0][0] if labels else -1
+    return 0, Counter(labels).most_common(1)[0][0] if labels else -1
 
 
 def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()) -> dict[str, tuple[Sample, ...]]:
-    """Split samples into train/val/test by lesion group, stratified by each group's majority class.
+    """Split samples into train/val/test by lesion group, stratified by each group's majority class (or stratum).
 
     Within each class, groups are shuffled with the seed and cut by the fractions; a class with at
     least three groups gets at least one group in every non-empty split.
@@ -50,9 +54,9 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[s.group].append(s)
-    by_class: dict[int, list[str]] = defaultdict(list)
+    by_class: dict[tuple[int, int | str], list[str]] = defaultdict(list)
     for name in sorted(groups):
-        by_class[_group_label(groups[name])].append(name)
+        by_class[_group_stratum(groups[name])].append(name)
     rng = np.random.default_rng(config.seed)
     assigned: dict[str, list[Sample]] = {k: [] for k in SPLITS}
     for label in sorted(by_class):
@@ -72,7 +76,7 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
     return out
 
 
-def manifest(splits: dict[str, Sequence[Sample]]) -> dict:
+def manifest(splits: Mapping[str, Sequence[Sample]]) -> dict:
     """JSON-ready manifest: per split, the image id, lesion id, class code and file of every sample."""
     return {
         split: [
@@ -83,7 +87,7 @@ def manifest(splits: dict[str, Sequence[Sample]]) -> dict:
     }
 
 
-def write_manifest(splits: dict[str, Sequence[Sample]], path: Path) -> Path:
+def write_manifest(splits: Mapping[str, Sequence[Sample]], path: Path) -> Path:
     """Write the split manifest as JSON (beside the model it was used for)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,17 @@ from ..records import Dataset
 from .ham import HAM_METADATA, read_ham
 from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019
 from .isic_seg import detect_segmentation_layout, read_isic_segmentation
+from .isic_task3 import TASK3_INPUT, detect_task3, read_isic_task3
+from .ph2 import PH2_DIR, PH2_IMAGES, ph2_root, read_ph2
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["read_dataset", "read_ham", "read_isic2019", "read_isic_segmentation"]
+__all__ = ["read_dataset", "read_ham", "read_isic2019", "read_isic_segmentation", "read_isic_task3", "read_ph2"]
 
 
 def read_dataset(root: Path) -> Dataset:
-    """Read any accepted layout under ``root`` (ISIC 2016/2017/2018 segmentation, HAM10000, ISIC 2019)."""
+    """Read any accepted layout under ``root`` (ISIC 2016/2017/2018 segmentation, ISIC 2018 Task 3, PH2,
+    HAM10000, ISIC 2019)."""
     root = Path(root)
     if not root.is_dir():
         raise MissingFolderError(
@@ -25,6 +28,10 @@ def read_dataset(root: Path) -> Dataset:
         )
     if detect_segmentation_layout(root) is not None:
         return read_isic_segmentation(root)
+    if detect_task3(root):
+        return read_isic_task3(root)
+    if ph2_root(root) is not None:
+        return read_ph2(root)
     if (root / HAM_METADATA).is_file():
         return read_ham(root)
     if (root / ISIC2019_GROUND_TRUTH).is_file():
@@ -32,6 +39,7 @@ def read_dataset(root: Path) -> Dataset:
     entries = sorted(p.name for p in root.iterdir())[:10]
     raise UnknownLayoutError(
         f"dataset folder {root} matches no accepted layout; expected ISIC2018_Task1-2_Training_Input/, "
-        f"ISIC-2017_Training_Data/, ISBI2016_ISIC_Part1_Training_Data/, {HAM_METADATA} or "
+        f"ISIC-2017_Training_Data/, ISBI2016_ISIC_Part1_Training_Data/, {TASK3_INPUT.format('Test')}/, "
+        f"{PH2_DIR}/{PH2_IMAGES}/, {HAM_METADATA} or "
         f"{ISIC2019_GROUND_TRUTH}; found {entries}"
     )

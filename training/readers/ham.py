@@ -87,7 +87,7 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
         if image_id not in images:
             missing.append(image_id)
             continue
-        samples.append(Sample(image_id, images[image_id], masks.get(image_id), label, row["lesion_id"].strip()))
+        samples.append(Sample(image_id, images[image_id], masks.get(image_id), label, row["lesion_id"].strip(), "ham10000"))
     if missing:
         logger.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s", root, len(missing), HAM_METADATA, missing[0])
     return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing))

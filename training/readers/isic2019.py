@@ -68,7 +68,7 @@ def read_isic2019(root: Path) -> Dataset:
         if image_id not in images:
             missing.append(image_id)
             continue
-        samples.append(Sample(image_id, images[image_id], None, labels[image_id], lesions.get(image_id)))
+        samples.append(Sample(image_id, images[image_id], None, labels[image_id], lesions.get(image_id), "isic2019"))
     if unknown:
         logger.info("%s: skipped %d UNK row(s)", root, unknown)
     if missing:

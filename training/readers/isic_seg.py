@@ -89,7 +89,8 @@ def read_isic_segmentation(root: Path) -> Dataset:
         if layout.labels_csv and (root / layout.labels_csv.format(word)).is_file():
             labels = _part3_labels(root / layout.labels_csv.format(word))
         samples = tuple(
-            Sample(image_id, images[image_id], masks[image_id], labels.get(image_id)) for image_id in sorted(images)
+            Sample(image_id, images[image_id], masks[image_id], labels.get(image_id), source=layout.name)
+            for image_id in sorted(images)
         )
         if samples:
             splits[split] = samples
