@@ -1,11 +1,18 @@
 """Segmentation and classification metrics on numpy arrays (no framework imports)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from preprocess.contract import CLASS_CODES, NUM_CLASSES
+from preprocess.triage import REFER_INDEX
+
+# Label and score vectors: the functions here take lists or numpy arrays and work on arrays.
+Labels = Sequence[int] | np.ndarray
+Scores = Sequence[float] | np.ndarray
+Flags = Sequence[bool] | np.ndarray
 
 ISIC_JACCARD_FLOOR = 0.65
 EPS = 1e-7
@@ -45,23 +52,31 @@ def segmentation_metrics(truth: np.ndarray, prob: np.ndarray, threshold: float =
     }
 
 
+THRESHOLD_CANDIDATES = tuple(float(t) for t in np.round(np.arange(0.1, 0.91, 0.05), 2))
+
+
 def tune_threshold(
-    truth: np.ndarray, prob: np.ndarray, candidates: Sequence[float] = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2))
+    truth: np.ndarray, prob: np.ndarray, candidates: Sequence[float] = THRESHOLD_CANDIDATES,
+    score: Callable[[float], dict[str, float]] | None = None,
 ) -> tuple[float, dict[float, dict[str, float]]]:
-    """The candidate threshold maximising thresholded Jaccard (ties to the lower Dice loss), and all scores."""
-    scores = {float(t): segmentation_metrics(truth, prob, float(t)) for t in candidates}
+    """The candidate threshold maximising thresholded Jaccard (ties to the higher Dice), and all scores.
+
+    ``score(t)`` replaces the plain binarisation when the masks are post-processed (e.g. as served).
+    """
+    score = score or (lambda t: segmentation_metrics(truth, prob, t))
+    scores = {float(t): score(float(t)) for t in candidates}
     best = max(scores, key=lambda t: (scores[t]["thresholded_jaccard"], scores[t]["dice"]))
     return best, scores
 
 
-def confusion_matrix(truth: Sequence[int], pred: Sequence[int], n: int = NUM_CLASSES) -> np.ndarray:
+def confusion_matrix(truth: Labels, pred: Labels, n: int = NUM_CLASSES) -> np.ndarray:
     """n x n counts, rows true class, columns predicted class."""
     cm = np.zeros((n, n), dtype=np.int64)
     np.add.at(cm, (np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)), 1)
     return cm
 
 
-def classification_metrics(truth: Sequence[int], pred: Sequence[int]) -> dict:
+def classification_metrics(truth: Labels, pred: Labels) -> dict:
     """Accuracy, macro precision/recall/F1, balanced accuracy, per-class recall and the confusion matrix.
 
     Macro averages run over the classes present in ``truth`` (a class absent from the test set has
@@ -88,3 +103,76 @@ def classification_metrics(truth: Sequence[int], pred: Sequence[int]) -> dict:
         "support": {CLASS_CODES[i]: int(support[i]) for i in range(NUM_CLASSES)},
         "confusion_matrix": cm.tolist(),
     }
+
+
+def roc_auc(positive: Flags, scores: Scores) -> float | None:
+    """Area under the ROC curve (ties count half), or None when only one class occurs."""
+    pos, sc = np.asarray(positive, dtype=bool), np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(sc, kind="mergesort")
+    ranks = np.empty(len(sc), np.float64)
+    sorted_scores = sc[order]
+    i = 0
+    while i < len(sc):
+        j = i
+        while j + 1 < len(sc) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class ReferralFigures:
+    """Of the images referred: the share of melanomas and of malignant lesions (REFER_CLASSES) caught and the
+    share of benign ones left alone (None for an empty group), and the three group sizes."""
+
+    melanoma_sensitivity: float | None
+    malignant_sensitivity: float | None
+    specificity: float | None
+    melanomas: int
+    malignant: int
+    benign: int
+
+
+def referral_figures(truth: Labels, refer: Flags) -> ReferralFigures:
+    """Melanoma and malignant sensitivity and benign specificity of the ``refer`` flags against ``truth``."""
+    labels, flags = np.asarray(truth), np.asarray(refer, bool)
+    mel, malignant = labels == CLASS_CODES.index("MEL"), np.isin(labels, REFER_INDEX)
+
+    def share(of: np.ndarray, want: np.ndarray) -> float | None:
+        return float(want[of].mean()) if of.any() else None
+
+    return ReferralFigures(share(mel, flags), share(malignant, flags), share(~malignant, ~flags), int(mel.sum()),
+                           int(malignant.sum()), int((~malignant).sum()))
+
+
+def melanoma_auc(truth: Labels, probabilities: np.ndarray) -> float | None:
+    """ROC AUC of P(MEL) for melanoma against every other class, or None without both."""
+    mel = CLASS_CODES.index("MEL")
+    return roc_auc(np.asarray(truth) == mel, np.asarray(probabilities)[:, mel])
+
+
+ECE_BINS = 15
+
+
+def reliability(truth: Labels, probabilities: np.ndarray, bins: int = ECE_BINS) -> dict[str, list[float]]:
+    """Per equal-width bin of top-class confidence: count, mean confidence and accuracy (empty bins: 0)."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    correct = (pred == np.asarray(truth)).astype(np.float64)
+    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)  # (lo, hi] bins, 0 in the first
+    count = np.bincount(which, minlength=bins).astype(np.float64)
+    mean_conf = np.divide(np.bincount(which, conf, bins), count, out=np.zeros(bins), where=count > 0)
+    accuracy = np.divide(np.bincount(which, correct, bins), count, out=np.zeros(bins), where=count > 0)
+    return {"count": count.tolist(), "confidence": mean_conf.tolist(), "accuracy": accuracy.tolist()}
+
+
+def expected_calibration_error(truth: Labels, probabilities: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE of the top class: sum over confidence bins of (bin share) x |accuracy - mean confidence|."""
+    r = reliability(truth, probabilities, bins)
+    count = np.asarray(r["count"])
+    gap = np.abs(np.asarray(r["accuracy"]) - np.asarray(r["confidence"]))
+    return float((count * gap).sum() / max(1.0, count.sum()))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import Flags, Scores
+
 
 def _pyplot():
     import matplotlib
@@ -61,5 +63,83 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_reliability(before: Mapping[str, Sequence[float]], after: Mapping[str, Sequence[float]], path: Path,
+                     title: str) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, before and after calibration."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
+    for series, style, label in ((before, "o--", "before"), (after, "s-", "after")):
+        count = np.asarray(series["count"])
+        keep = count > 0
+        ax.plot(np.asarray(series["confidence"])[keep], np.asarray(series["accuracy"])[keep], style, ms=4, label=label)
+    ax.set_xlabel("mean top-class confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_roc(positive: Flags, scores: Scores, path: Path, title: str) -> Path:
+    """ROC curve of a score for a positive class, with its AUC in the legend."""
+    from .metrics import roc_auc
+
+    plt = _pyplot()
+    pos, sc = np.asarray(positive, bool), np.asarray(scores, np.float64)
+    order = np.argsort(-sc, kind="mergesort")
+    tpr = np.concatenate([[0.0], np.cumsum(pos[order]) / max(1, pos.sum())])
+    fpr = np.concatenate([[0.0], np.cumsum(~pos[order]) / max(1, (~pos).sum())])
+    auc = roc_auc(pos, sc)
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.plot(fpr, tpr, "-", label=f"AUC {auc:.3f}" if auc is not None else "AUC n/a")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_bars(values: Mapping[str, float | None], path: Path, title: str, ylabel: str) -> Path:
+    """One bar per key (None drawn as a gap), values on top, y from 0 to 1."""
+    plt = _pyplot()
+    keys = list(values)
+    heights = [0.0 if (v := values[k]) is None else float(v) for k in keys]
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    bars = ax.bar(keys, heights, color="#4C72B0")
+    for bar, key in zip(bars, keys):
+        label = "n/a" if values[key] is None else f"{values[key]:.2f}"
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, label, ha="center", fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def plot_histograms(series: Mapping[str, Sequence[float]], path: Path, title: str, xlabel: str,
+                    line: float | None = None) -> Path:
+    """Overlaid histograms of several score series (e.g. in- and out-of-distribution), with an optional limit line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    values = [np.asarray(v, np.float64) for v in series.values() if len(v)]
+    top = max(float(np.quantile(np.concatenate(values), 0.99)), line or 0.0) * 1.1 if values else 1.0
+    bins = np.linspace(0.0, top, 40)
+    for name, v in series.items():
+        if len(v):
+            ax.hist(np.clip(v, 0, top), bins=bins, alpha=0.55, label=f"{name} ({len(v)})")
+    if line is not None:
+        ax.axvline(line, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
     ax.set_title(title)
     return _save(plt, fig, path)

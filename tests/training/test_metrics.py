@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from preprocess.contract import CLASS_CODES
 from training.metrics import classification_metrics, segmentation_metrics, tune_threshold
 
 
@@ -63,3 +64,52 @@ def test_classification_metrics_known_confusion() -> None:
     assert m["macro_f1"] == pytest.approx(np.mean(f1))
     assert m["per_class_recall"]["AK"] == 0.5 and m["per_class_recall"]["SCC"] is None
     assert m["confusion_matrix"][0][1] == 1 and sum(map(sum, m["confusion_matrix"])) == 8
+
+
+def test_roc_auc_counts_ordered_pairs_and_ties_by_hand() -> None:
+    from training.metrics import roc_auc
+
+    # positives 0.9, 0.4; negatives 0.8, 0.4, 0.1: pairs (pos > neg) = 3 + 1 + 0.5 (tie 0.4/0.4) = 4.5 of 6
+    assert roc_auc([1, 0, 1, 0, 0], [0.9, 0.8, 0.4, 0.4, 0.1]) == pytest.approx(4.5 / 6)
+    assert roc_auc([1, 1, 0], [0.9, 0.8, 0.1]) == 1.0
+    assert roc_auc([0, 0], [0.2, 0.3]) is None
+
+
+def test_melanoma_auc_reads_the_mel_column() -> None:
+    from training.metrics import melanoma_auc
+
+    probs = np.zeros((4, 8))
+    probs[:, 3] = [0.9, 0.2, 0.7, 0.1]  # MEL is index 3
+    assert melanoma_auc([3, 4, 3, 0], probs) == 1.0
+    assert melanoma_auc([4, 3, 3, 0], probs) == pytest.approx(0.5)  # pos 0.2, 0.7 vs neg 0.9, 0.1: 2 of 4 pairs
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    from training.metrics import expected_calibration_error, reliability
+
+    # two samples at confidence 0.9 (one right) and two at 0.6 (both right), 15 bins:
+    # |0.5 - 0.9| * 2/4 + |1.0 - 0.6| * 2/4 = 0.2 + 0.2
+    probs = np.full((4, 8), 0.0)
+    probs[0, 1], probs[0, 0] = 0.9, 0.1
+    probs[1, 1], probs[1, 0] = 0.9, 0.1
+    probs[2, 2], probs[2, 0] = 0.6, 0.4
+    probs[3, 2], probs[3, 0] = 0.6, 0.4
+    truth = [1, 0, 2, 2]
+    assert expected_calibration_error(truth, probs) == pytest.approx(0.4)
+    r = reliability(truth, probs)
+    assert sum(r["count"]) == 4 and r["accuracy"][13] == 0.5 and r["confidence"][8] == pytest.approx(0.6)
+    perfect = np.eye(8)[[0, 1, 2]]
+    assert expected_calibration_error([0, 1, 2], perfect) == 0.0
+
+
+def test_referral_figures_by_hand() -> None:
+    from training.metrics import ReferralFigures, referral_figures
+
+    ak, bcc, mel, nv, bkl = (CLASS_CODES.index(c) for c in ("AK", "BCC", "MEL", "NV", "BKL"))
+    # referred: MEL yes, MEL no, BCC yes, AK no, NV yes, BKL no -> melanoma 1/2, malignant 2/4, benign left 1/2
+    figures = referral_figures([mel, mel, bcc, ak, nv, bkl], [True, False, True, False, True, False])
+    assert figures == ReferralFigures(melanoma_sensitivity=0.5, malignant_sensitivity=0.5, specificity=0.5,
+                                      melanomas=2, malignant=4, benign=2)
+    none_malignant = referral_figures([nv, bkl], [False, True])
+    assert none_malignant.melanoma_sensitivity is None and none_malignant.malignant_sensitivity is None
+    assert none_malignant.specificity == 0.5 and none_malignant.benign == 2

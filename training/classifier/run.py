@@ -1,19 +1,24 @@
-"""One classifier run end to end: read, split by lesion, crop, train, report, optionally export (PyTorch only)."""
+"""One classifier run end to end: read, split, crop, train, report, optionally export (PyTorch only)."""
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..errors import EmptyDatasetError
+from preprocess.contract import DEFAULT_THRESHOLD
+
+from ..errors import EmptyDatasetError, TrainingConfigError
+from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
 from ..records import Dataset, Sample
-from ..splits import SplitConfig, split_samples, write_manifest
+from ..splits import SPLITS, SplitConfig, split_samples, write_manifest
 from .data import CropSet, build_crops
-from .train import ClassifierConfig, train_classifier, write_classifier_report
+from .train import ClassifierConfig, predict_logits, train_classifier, write_classifier_report
+from .weights import round_to_float16
 
 logger = logging.getLogger(__name__)
 
@@ -22,51 +27,85 @@ STATE_DICT = "resnet18.pt"
 
 @dataclass(frozen=True)
 class ClassifierData:
-    """A dataset split by lesion and turned into crop sets."""
+    """Datasets split (each on its own, then pooled per split) and turned into crop sets."""
 
-    dataset: Dataset
+    datasets: tuple[Dataset, ...]
     splits: dict[str, tuple[Sample, ...]]
     sets: dict[str, CropSet]
 
+    @property
+    def dataset(self) -> Dataset:
+        """The first (primary) dataset."""
+        return self.datasets[0]
+
 
 def classification_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample, ...]]:
-    """Labelled samples split train/val/test by lesion id, stratified by class."""
+    """Labelled samples split train/val/test (70/15/15) by lesion id where known, stratified by class."""
     labelled = tuple(s for s in dataset.samples if s.label is not None)
     if not labelled:
         raise EmptyDatasetError(
             f"dataset {dataset.name!r} at {dataset.root} has no class labels; the classifier needs the HAM10000 "
-            "metadata, the ISIC 2019 ground truth or the ISIC 2017 Part 3 CSVs"
+            "metadata, the ISIC 2019 / ISIC 2018 Task 3 ground truth, the PH2 diagnosis file or the ISIC 2017 Part 3 CSVs"
         )
     return split_samples(labelled, SplitConfig(seed=seed))
 
 
-def prepare_data(data: Path, seed: int, full_image: bool = False, predicted_masks: Path | None = None,
-                 progress: bool = True) -> ClassifierData:
-    """Read, split and crop a classification dataset."""
-    dataset = read_dataset(data)
-    splits = classification_splits(dataset, seed)
-    sets = {k: build_crops(v, full_image, predicted_masks, progress) for k, v in splits.items() if v}
-    for needed in ("train", "val", "test"):
-        if needed not in sets:
-            raise EmptyDatasetError(f"split {needed!r} of {data} is empty; the dataset is too small to split by lesion")
-    return ClassifierData(dataset, splits, sets)
+def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
+                 progress: bool = True, threshold: float = DEFAULT_THRESHOLD, context: bool = False) -> ClassifierData:
+    """Read each dataset, split each by its own lesions and classes, pool the splits and crop them
+    (the training split also gets augmentation contexts when ``context``)."""
+    roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    datasets = tuple(read_dataset(root) for root in roots)
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise TrainingConfigError(f"each classification source must be a different dataset, got {names}")
+    per_source = [classification_splits(d, seed) for d in datasets]
+    splits = {k: tuple(s for sp in per_source for s in sp.get(k, ())) for k in SPLITS}
+    for needed in SPLITS:
+        if not splits[needed]:
+            raise EmptyDatasetError(f"split {needed!r} of {roots} is empty; the data is too small to split by lesion")
+    sets = {k: build_crops(v, full_image, predicted_masks, progress, threshold, context=context and k == "train")
+            for k, v in splits.items()}
+    return ClassifierData(datasets, splits, sets)
+
+
+def by_source(model: torch.nn.Module, data: CropSet) -> dict[str, dict]:
+    """Test metrics (with melanoma ROC AUC where both classes occur) for each source of a crop set."""
+    import numpy as np
+
+    logits = predict_logits(model, data.crops)
+    out = {}
+    for source in sorted(set(data.sources)):
+        keep = np.array([s == source for s in data.sources])
+        metrics = classification_metrics(data.labels[keep], logits[keep].argmax(axis=1))
+        probs = torch.softmax(torch.from_numpy(logits[keep]), dim=1).numpy()
+        out[source] = {**metrics, "images": int(keep.sum()), "melanoma_auc": melanoma_auc(data.labels[keep], probs)}
+    return out
 
 
 def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: ClassifierConfig) -> tuple[torch.nn.Module, dict]:
     """Train on prepared data and write ``<name>_metrics.json``, confusion + curve PNGs and the state_dict."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(data.splits, out_dir / f"{name}_split.json")
     model, info = train_classifier(data.sets["train"], data.sets["val"], config)
+    round_to_float16(model)  # every figure below is measured on the weights the release stores
     torch.save(model.state_dict(), out_dir / f"{name}_{STATE_DICT}")
     extra = {
         **info,
-        "dataset": {**data.dataset.report(), "crops_with_mask": {k: v.with_mask for k, v in data.sets.items()}},
+        "dataset": {d.name: d.report() for d in data.datasets},
+        "crops_with_mask": {k: v.with_mask for k, v in data.sets.items()},
         "splits": {k: len(v) for k, v in data.splits.items()},
+        "test_by_source": by_source(model, data.sets["test"]),
+        "val_by_source": by_source(model, data.sets["val"]),
         "seconds": round(time.perf_counter() - start, 1),
     }
     report = write_classifier_report(out_dir, name, model, data.sets["test"], extra, config)
     t = report["test"]
     logger.info("%s test: accuracy %.3f macro P %.3f R %.3f F1 %.3f balanced acc %.3f", name, t["accuracy"],
                 t["macro_precision"], t["macro_recall"], t["macro_f1"], t["balanced_accuracy"])
+    for source, m in report["test_by_source"].items():
+        logger.info("%s test on %s (%d images): balanced acc %.3f macro F1 %.3f accuracy %.3f melanoma AUC %s", name,
+                    source, m["images"], m["balanced_accuracy"], m["macro_f1"], m["accuracy"], m["melanoma_auc"])
     return model, report

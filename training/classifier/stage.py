@@ -1,79 +1,186 @@
 """Classifier stage entry point: ``python -m training.classifier.stage`` (a PyTorch-only process)."""
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-sys.modules.setdefault("triton", None)
+from dermassist.base.settings import Settings, setting_help
+from preprocess.contract import DEFAULT_THRESHOLD
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from ..settings import setting  # noqa: E402
-from .run import prepare_data, run_classifier  # noqa: E402
-from .schedule import low_res_epochs_for  # noqa: E402
-from .train import ClassifierConfig  # noqa: E402
+from ..child import stage_main
+from ..errors import TrainingConfigError
+from .calibrate import Tuned, tune
+from .run import ClassifierData, prepare_data, run_classifier
+from .train import ClassifierConfig
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class StageOptions(Settings):
+    """What the stage does around training: the segmentation threshold its crops are cut at (the one
+    ``lesion_crop`` serves) and a factor on the REFER threshold tuned on validation (< 1 leaves room for
+    unseen melanomas)."""
+
+    env_prefix = "DERMASSIST_CLS_"
+    config_error = TrainingConfigError
+
+    crop_threshold: float = DEFAULT_THRESHOLD
+    refer_safety: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.crop_threshold < 1:
+            raise TrainingConfigError(f"crop threshold must lie in (0, 1), got {self.crop_threshold}")
+        if not self.refer_safety > 0:
+            raise TrainingConfigError(f"REFER safety factor must be positive, got {self.refer_safety}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of a classifier run (shared by ``dermassist train classifier`` and the pipeline stage)."""
-    parser.add_argument("--data", type=Path, required=True, help="folder in the HAM10000 / ISIC 2019 / ISIC 2017 layout")
+    cls, opts = ClassifierConfig, StageOptions
+    parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
+                        help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout; each is "
+                             "split on its own and the splits are pooled")
     parser.add_argument("--out", type=Path, default=Path("reports/classifier"), help="where metrics, plots, weights go")
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
+    parser.add_argument("--release", type=Path, default=None,
+                        help="write the float16 weights, tuned values and figures into this release folder")
+    parser.add_argument("--refer-safety", type=float,
+                        help=setting_help(opts, "refer_safety", "multiply the validation REFER threshold by this"))
     parser.add_argument("--name", default="classifier", help="file prefix of this run's outputs")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 6)")
-    parser.add_argument("--low-res-epochs", type=int, default=None, help="first epochs at --low-res px (default 4)")
-    parser.add_argument("--low-res", type=int, default=None, help="resolution of the early epochs (default 112)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
-    parser.add_argument("--brightness", action="store_true", default=None, help="brightness augmentation")
+    parser.add_argument("--retune", action="store_true",
+                        help="do not train: re-fit the temperature, OOD statistics, REFER threshold and quality limits "
+                             "of the classifier already in --release, on the same splits (its --out split manifest)")
+    parser.add_argument("--epochs", type=int, help=setting_help(cls, "epochs", "training epochs"))
+    parser.add_argument("--low-res-epochs", type=int,
+                        help=setting_help(cls, "low_res_epochs", "first epochs at --low-res px (at most epochs - 1)"))
+    parser.add_argument("--low-res", type=int, help=setting_help(cls, "low_res", "resolution of the early epochs"))
+    parser.add_argument("--batch-size", type=int, help=setting_help(cls, "batch_size", "crops per step"))
+    parser.add_argument("--lr", dest="learning_rate", type=float, help=setting_help(cls, "learning_rate", "peak learning rate"))
+    parser.add_argument("--warmup-epochs", type=int, help=setting_help(cls, "warmup_epochs", "linear warm-up epochs"))
+    parser.add_argument("--weight-decay", type=float, help=setting_help(cls, "weight_decay", "AdamW weight decay"))
+    parser.add_argument("--label-smoothing", type=float, help=setting_help(cls, "label_smoothing", "label smoothing"))
+    parser.add_argument("--balance", type=float, help=setting_help(
+        cls, "balance", "class-balanced sampling: 0 as the data comes, 1 every class equally often"))
+    parser.add_argument("--mixup", type=float, help=setting_help(cls, "mixup", "mixup alpha, 0 = off"))
+    parser.add_argument("--dropout", type=float,
+                        help=setting_help(cls, "dropout", "dropout on the pooled features while training"))
+    parser.add_argument("--ema", type=float, help=setting_help(cls, "ema", "weight moving-average decay, 0 = off"))
+    parser.add_argument("--select-after", type=float,
+                        help=setting_help(cls, "select_after", "keep the best epoch after this fraction of the run"))
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                        help=setting_help(cls, "augment", "flips and quarter turns of the served crops only"))
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", default=None,
+                        help=setting_help(cls, "bf16", "train in float32"))
+    parser.add_argument("--brightness", action="store_true", default=None,
+                        help=setting_help(cls, "brightness", "the seed's brightness augmentation"))
+    parser.add_argument("--white-balance", type=float, help=setting_help(
+        cls, "white_balance", "per-channel gain spread (log scale) of the colour jitter, 0 = off"))
+    parser.add_argument("--crop-threshold", type=float, help=setting_help(
+        opts, "crop_threshold", "segmentation threshold the crops are cut at: the one lesion_crop serves"))
     parser.add_argument("--full-image", action="store_true", help="train on the whole image instead of lesion crops")
     parser.add_argument("--predicted-masks", type=Path, default=None,
                         help="folder of <image_id>.png 256x256 segmenter masks for images without ground truth")
-    parser.add_argument("--pretrained", type=Path, default=None, help="local torchvision resnet18 state_dict")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--pretrained", type=Path, help=setting_help(cls, "pretrained", "local torchvision resnet18 state_dict"))
+    parser.add_argument("--seed", type=int, help=setting_help(cls, "seed", "random seed"))
 
 
 def config_from_args(args: argparse.Namespace) -> ClassifierConfig:
-    """CLI > DERMASSIST_CLS_* environment > defaults."""
-    epochs = setting(args.epochs, "CLS_EPOCHS", 6, int)
-    return ClassifierConfig(
-        epochs=epochs,
-        low_res_epochs=setting(args.low_res_epochs, "CLS_LOW_RES_EPOCHS", low_res_epochs_for(epochs), int),
-        low_res=setting(args.low_res, "CLS_LOW_RES", 112, int),
-        batch_size=setting(args.batch_size, "CLS_BATCH_SIZE", 32, int),
-        learning_rate=setting(args.lr, "CLS_LR", 2e-3, float),
-        brightness=setting(args.brightness, "CLS_BRIGHTNESS", False, bool),
-        pretrained=args.pretrained,
-        seed=setting(args.seed, "SEED", 0, int),
-        progress=sys.stderr.isatty(),
-    )
+    """Flags > DERMASSIST_CLS_* environment > the dataclass defaults (a progress bar only on a terminal)."""
+    return ClassifierConfig.resolve({**vars(args), "progress": sys.stderr.isatty()})
 
 
 def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
     config = config_from_args(args)
-    data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress)
+    options = StageOptions.resolve(vars(args))
+    threshold = options.crop_threshold
+    data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
+                        threshold=threshold, context=config.augment and not args.retune)
+    if args.retune:
+        return retune_release(data, args, options)
     model, report = run_classifier(data, args.out, args.name, config)
+    tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], Path(args.out), options.refer_safety)
+    report["tuned"] = tuned.figures
+    report["crop_threshold"] = threshold
+    if args.release is not None:
+        write_release_sections(model, tuned, report, args.release)
     if args.repository is not None:
-        from dermassist.export_classifier import export_classifier
+        from training.export.classifier import export_classifier
+        from training.export.steps import write_step_values
 
-        exported = export_classifier(model, args.repository)
+        exported = export_classifier(model, args.repository, tuned.calibration)
+        write_step_values(args.repository, tuned.triage, tuned.quality, tuned.figures, "classifier stage")
         report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
 
 
+def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> None:
+    """The classifier's part of a release: ``classifier.npz`` and the classifier, triage and quality sections."""
+    figures = {k: report[k] for k in ("test", "test_by_source", "val_by_source", "best_epoch", "best_val", "dataset",
+                                      "splits", "crops_with_mask", "crop_threshold") if k in report}
+    _write_tuned(model, tuned, folder, {"figures": figures, "config": report["config"], "seconds": report["seconds"]})
+
+
+def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
+    from ..release import CLASSIFIER_WEIGHTS, save_weights, update_release
+    from .weights import OOD_MEANS, OOD_PRECISION, state_arrays
+
+    save_weights(Path(folder) / CLASSIFIER_WEIGHTS, state_arrays(model, tuned.calibration),
+                 keep=(OOD_MEANS, OOD_PRECISION))
+    update_release(folder, {
+        "classifier": {**classifier, "temperature": tuned.calibration.temperature,
+                       "ood_scale": tuned.calibration.ood_scale,
+                       "figures": {**classifier["figures"], "calibration": tuned.figures}},
+        "triage": {"values": tuned.triage.as_dict(), "figures": {"val": tuned.figures["val"]["operating_point"],
+                                                                   "test": tuned.figures["test"]["operating_point"]}},
+        "quality": {"values": tuned.quality.as_dict(), "figures": tuned.figures["quality"]},
+    })
+
+
+def retune_release(data: ClassifierData, args: argparse.Namespace, options: StageOptions) -> dict:
+    """Re-fit what ``tune`` fits for the classifier a release already holds, on the splits it was trained with
+    (a changed rule, e.g. the REFER threshold's, reaches a shipped model without retraining it)."""
+    from ..release import CLASSIFIER_WEIGHTS, ReleaseError, load_weights, read_manifest
+    from ..splits import manifest
+    from .weights import model_from_arrays
+
+    if args.release is None:
+        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
+    folder, out = Path(args.release), Path(args.out)
+    recorded_path = out / f"{args.name}_split.json"
+    try:
+        recorded = json.loads(recorded_path.read_text())
+    except (OSError, ValueError) as e:
+        raise TrainingConfigError(f"--retune reads the split manifest the training wrote, {recorded_path}, but it "
+                                  f"cannot be read ({e}); pass the --out and --name of that training run") from e
+    if json.loads(json.dumps(manifest(data.splits))) != recorded:
+        raise TrainingConfigError(f"the splits of {args.data} differ from those recorded in {recorded_path}: the "
+                                  "data or the seed changed since training, so re-tuning would mix in training images")
+    release = read_manifest(folder)
+    if "classifier" not in release:
+        raise ReleaseError(f"release {folder} holds no classifier section to re-tune; train one into it first")
+    weights = folder / CLASSIFIER_WEIGHTS
+    model = model_from_arrays(load_weights(weights), str(weights))
+    before = release.get("triage", {}).get("values", {}).get("refer_threshold")
+    tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], out, options.refer_safety)
+    _write_tuned(model, tuned, folder, release["classifier"])
+    logger.info("re-tuned %s: temperature %.4f -> %.4f, REFER threshold %s -> %.4f", folder,
+                release["classifier"]["temperature"], tuned.calibration.temperature, before, tuned.triage.refer_threshold)
+    report = {"tuned": tuned.figures, "retuned_from": {"temperature": release["classifier"]["temperature"],
+                                                        "refer_threshold": before}}
+    (out / f"{args.name}_retune.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the stage subprocess."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m training.classifier.stage", description=__doc__)
-    add_arguments(parser)
-    run(parser.parse_args(argv))
-    return 0
+    return stage_main("training.classifier.stage", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,49 +1,77 @@
-"""Train torchvision ResNet18 on lesion crops with class-weighted cross entropy (PyTorch only).
+"""Train torchvision ResNet18 from scratch (or a local ImageNet file) on lesion crops (PyTorch only).
 
-Epochs run at a reduced resolution first and at the served 224x224 last (progressive resizing),
-so a CPU-only machine can train the full-width ResNet18 in minutes.
+The recipe for a thousand images on two CPU cores: augmented views warped out of each crop's context,
+class-balanced sampling, label smoothing and optional mixup, AdamW with a linear warm-up then cosine
+decay, bfloat16 autocast, an exponential moving average of the weights, most epochs at a reduced
+resolution and the last ones at the served 224 px, and the checkpoint with the best validation
+balanced accuracy (always measured on the exact served 224 px crops).
 """
 from __future__ import annotations
 
 import json
 import logging
-import sys
-from dataclasses import asdict, dataclass
+import math
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-sys.modules.setdefault("triton", None)
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from dermassist.base.settings import Settings, env_name
+from preprocess.contract import CLASS_CODES, CLS_SIZE, NUM_CLASSES
+from preprocess.crop import normalise
 
-from preprocess.contract import CLASS_CODES, CLS_SIZE, NUM_CLASSES  # noqa: E402
-from preprocess.crop import normalise  # noqa: E402
-
-from ..errors import TrainingConfigError  # noqa: E402
-from ..metrics import classification_metrics  # noqa: E402
-from ..plots import plot_confusion, plot_curves  # noqa: E402
-from .data import CropSet  # noqa: E402
-from .schedule import DEFAULT_LOW_RES_EPOCHS  # noqa: E402
+from ..errors import TrainingConfigError
+from ..metrics import classification_metrics
+from ..plots import plot_confusion, plot_curves
+from .augment import colour_jitter, random_view
+from .data import CropSet
+from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
 
 logger = logging.getLogger(__name__)
 
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
 
 @dataclass(frozen=True)
-class ClassifierConfig:
-    """Everything one classifier run needs; validated on construction."""
+class ClassifierConfig(Settings):
+    """Everything one classifier run needs; validated on construction (``resolve``: flags > DERMASSIST_CLS_* > defaults)."""
+
+    env_prefix = "DERMASSIST_CLS_"
+    config_error = TrainingConfigError
 
     epochs: int = 6
-    low_res_epochs: int = DEFAULT_LOW_RES_EPOCHS
+    low_res_epochs: int = DEFAULT_LOW_RES_EPOCHS  # resolve(): at most epochs - 1 unless given (see derived_defaults)
     low_res: int = 112
     batch_size: int = 32
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
+    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_CLS_LR"))
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    balance: float = 0.5
+    mixup: float = 0.0
+    dropout: float = 0.0
+    ema: float = 0.0
+    augment: bool = True
     brightness: bool = False
+    white_balance: float = 0.0
+    bf16: bool = True
+    select_after: float = 0.5
     pretrained: Path | None = None
-    seed: int = 0
+    seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
     progress: bool = True
+
+    @classmethod
+    def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Unless given, the low-resolution epochs leave at least one epoch at the served size."""
+        if given.get("low_res_epochs") is None:
+            given = {**given, "low_res_epochs": low_res_epochs_for(given.get("epochs", cls.epochs))}
+        return given
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or not 0 <= self.low_res_epochs <= self.epochs:
@@ -54,6 +82,14 @@ class ClassifierConfig:
             raise TrainingConfigError(f"low resolution must lie in [32, {CLS_SIZE}], got {self.low_res}")
         if self.batch_size < 2:
             raise TrainingConfigError(f"batch size must be >= 2 (batch norm), got {self.batch_size}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}")
+        for name, lo, hi in (("balance", 0, 1), ("label_smoothing", 0, 0.5), ("ema", 0, 0.99999), ("select_after", 0, 1),
+                             ("dropout", 0, 0.9), ("white_balance", 0, 0.5)):
+            if not lo <= getattr(self, name) <= hi:
+                raise TrainingConfigError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
+        if self.mixup < 0:
+            raise TrainingConfigError(f"mixup alpha must be >= 0 (0 = off), got {self.mixup}")
         if self.pretrained is not None and not Path(self.pretrained).is_file():
             raise TrainingConfigError(
                 f"--pretrained {self.pretrained} does not exist; give a local torchvision resnet18 state_dict "
@@ -62,12 +98,17 @@ class ClassifierConfig:
 
 
 def build_resnet18(pretrained: Path | None = None) -> torch.nn.Module:
-    """torchvision resnet18 with an 8-class head; backbone weights from a local state_dict when given."""
+    """torchvision resnet18 with an 8-class head (residual branches start at zero when training from
+    scratch); backbone weights from a local state_dict when given."""
     from torchvision.models import resnet18
 
-    model = resnet18(weights=None, num_classes=NUM_CLASSES)
+    model = resnet18(weights=None, num_classes=NUM_CLASSES, zero_init_residual=pretrained is None)
     if pretrained is not None:
-        state = torch.load(str(pretrained), map_location="cpu", weights_only=True)
+        check_pretrained_file(Path(pretrained))
+        try:
+            state = torch.load(str(pretrained), map_location="cpu", weights_only=True)
+        except (RuntimeError, OSError, ValueError, EOFError) as e:
+            raise TrainingConfigError(f"--pretrained {pretrained} cannot be loaded ({e}); expected torch.save(state_dict)") from e
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
@@ -79,6 +120,23 @@ def build_resnet18(pretrained: Path | None = None) -> torch.nn.Module:
     return model
 
 
+def check_pretrained_file(path: Path) -> str:
+    """Log a pretrained file's SHA-256 and refuse it when its torchvision-style name (``<arch>-<hex>.pth``)
+    promises a digest prefix it does not have; returns the digest."""
+    import hashlib
+    import re
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    named = re.search(r"-([a-f0-9]{8,})\.", path.name)
+    if named and not digest.startswith(named.group(1)):
+        raise TrainingConfigError(
+            f"--pretrained {path}: its SHA-256 {digest} does not begin with {named.group(1)} as its name says; the file "
+            f"is damaged or not the one named (torchvision's ImageNet ResNet18 begins {PRETRAINED_SHA256_PREFIX})"
+        )
+    logger.info("pretrained file %s has SHA-256 %s", path, digest)
+    return digest
+
+
 def class_weights(labels: np.ndarray) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 over present classes (absent classes weigh 1)."""
     counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
@@ -87,97 +145,162 @@ def class_weights(labels: np.ndarray) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def _batch(crops: np.ndarray, rng: np.random.Generator, train: bool, brightness: bool, size: int) -> torch.Tensor:
-    x = crops
-    if train:
-        x = x.copy()
-        if rng.random() < 0.5:
-            x = x[:, :, ::-1]
-        if rng.random() < 0.5:
-            x = x[:, ::-1]
-        x = np.rot90(x, int(rng.integers(4)), axes=(1, 2))
-        if brightness:
-            gain = rng.uniform(0.7, 1.3, (len(x), 1, 1, 1)).astype(np.float32)
-            shift = rng.uniform(-20, 20, (len(x), 1, 1, 1)).astype(np.float32)
-            x = np.clip(x.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
-    t = torch.from_numpy(normalise(np.ascontiguousarray(x)))
-    if size != CLS_SIZE:
+def sampling_weights(labels: np.ndarray, balance: float) -> np.ndarray:
+    """Per-sample draw probabilities: class c drawn in proportion to count_c ** (1 - balance)
+    (0: as the data comes, 1: every class equally often)."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    per_class = np.where(counts > 0, counts ** (1.0 - balance) / np.maximum(counts, 1), 0.0)
+    w = per_class[labels]
+    return w / w.sum()
+
+
+def to_tensor(images: np.ndarray, size: int = CLS_SIZE) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised float (N, 3, size, size), as ``lesion_crop`` normalises."""
+    t = torch.from_numpy(normalise(np.ascontiguousarray(images)))
+    if t.shape[-1] != size:
         t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return t
 
 
-def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64, size: int = CLS_SIZE) -> np.ndarray:
+def _train_batch(data: CropSet, idx: np.ndarray, rng: np.random.Generator, config: ClassifierConfig, size: int) -> torch.Tensor:
+    """An augmented batch: views from the contexts (or flips and quarter turns of the crops when
+    augmentation is off or there are no contexts), colour-jittered and normalised."""
+    if config.augment and data.contexts is not None:
+        views = np.stack([random_view(data.contexts[i], size, rng) for i in idx])
+        x = torch.from_numpy(views).permute(0, 3, 1, 2).float().div_(255.0)
+        x = colour_jitter(x, rng, config.brightness, config.white_balance)
+        return ((x - _MEAN) / _STD).contiguous(memory_format=torch.channels_last)
+    crops = data.crops[idx]
+    if rng.random() < 0.5:
+        crops = crops[:, :, ::-1]
+    if rng.random() < 0.5:
+        crops = crops[:, ::-1]
+    crops = np.rot90(crops, int(rng.integers(4)), axes=(1, 2))
+    if config.brightness:
+        gain = rng.uniform(0.7, 1.3, (len(crops), 1, 1, 1)).astype(np.float32)
+        shift = rng.uniform(-20, 20, (len(crops), 1, 1, 1)).astype(np.float32)
+        crops = np.clip(crops.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
+    return to_tensor(crops, size).contiguous(memory_format=torch.channels_last)
+
+
+def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64, size: int = CLS_SIZE,
+                   bf16: bool = False) -> np.ndarray:
     """Logits (N, 8) for uint8 224x224 crops, seen at ``size`` px (224, as served, unless told)."""
     model.eval()
     out = []
-    with torch.no_grad():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for i in range(0, len(crops), batch_size):
-            out.append(model(_batch(crops[i : i + batch_size], None, False, False, size)).numpy())
+            out.append(model(to_tensor(crops[i : i + batch_size], size)).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
 def evaluate(model: torch.nn.Module, data: CropSet) -> dict:
-    """Classification metrics of the model on a crop set."""
+    """Classification metrics of the model on a crop set (float32, as served)."""
     return classification_metrics(data.labels, predict_logits(model, data.crops).argmax(axis=1))
 
 
+def forward_train(model: torch.nn.Module, x: torch.Tensor, dropout: float) -> torch.Tensor:
+    """Training logits; ``dropout`` > 0 drops pooled features before the head (the exported network is
+    unchanged: torchvision's ResNet18 has no dropout layer, so it lives only in the training loop)."""
+    if dropout <= 0:
+        return model(x)
+    m: Any = model  # torchvision's ResNet: its layers are untyped attributes
+    f = m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
+    return m.fc(F.dropout(torch.flatten(m.avgpool(f), 1), p=dropout, training=True))
+
+
+def _soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    return F.one_hot(labels, NUM_CLASSES).float() * (1.0 - smoothing) + smoothing / NUM_CLASSES
+
+
+def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig()) -> tuple[torch.nn.Module, dict]:
-    """Train, keeping the epoch with the best validation macro F1; returns the model and its history."""
+    """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_resnet18(config.pretrained)
-    weights = class_weights(train.labels)
-    steps_per_epoch = int(np.ceil(len(train.labels) / config.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch, pct_start=0.2
-    )
-    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "accuracy": [], "val_accuracy": [], "val_macro_f1": []}
-    best = (-1.0, None, 0)
+    model = build_resnet18(config.pretrained).to(memory_format=torch.channels_last)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
+    probs = sampling_weights(train.labels, config.balance)
+    steps_per_epoch = max(1, len(train.labels) // config.batch_size)
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
+    history: dict[str, list[float]] = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
+                                                        "val_balanced_accuracy", "val_macro_f1")}
+    best: tuple[tuple[float, float], dict | None, int] = ((-1.0, -1.0), None, 0)
+    first_selectable = int(config.epochs * config.select_after)
+    start, step = time.perf_counter(), 0
     for epoch in range(config.epochs):
         size = config.low_res if epoch < config.low_res_epochs else CLS_SIZE
         model.train()
-        order = rng.permutation(len(train.labels))
-        losses, correct = [], 0
+        losses, correct, seen = [], 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", unit="batch",
                    disable=not config.progress, leave=False)
-        for step in bar:
-            idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
-            if len(idx) < 2:
-                continue
-            x = _batch(train.crops[idx], rng, True, config.brightness, size)
+        for _ in bar:
+            idx = rng.choice(len(train.labels), size=config.batch_size, replace=True, p=probs)
+            x = _train_batch(train, idx, rng, config, size)
             y = torch.from_numpy(train.labels[idx])
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, weight=weights)
+            target = _soft_targets(y, config.label_smoothing)
+            if config.mixup > 0:
+                lam = float(rng.beta(config.mixup, config.mixup))
+                perm = torch.from_numpy(rng.permutation(len(idx)))
+                x = lam * x + (1 - lam) * x[perm]
+                target = lam * target + (1 - lam) * target[perm]
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = forward_train(model, x, config.dropout)
+            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
             losses.append(float(loss.detach()))
             correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        val_logits = predict_logits(model, val.crops, size=size)
+        judged = ema.module if ema is not None else model
+        val_logits = predict_logits(judged, val.crops, bf16=config.bf16)
         val_metrics = classification_metrics(val.labels, val_logits.argmax(axis=1))
-        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels), weight=weights))
-        history["loss"].append(float(np.mean(losses)))
-        history["accuracy"].append(correct / len(train.labels))
-        history["val_loss"].append(val_loss)
-        history["val_accuracy"].append(val_metrics["accuracy"])
-        history["val_macro_f1"].append(val_metrics["macro_f1"])
-        logger.info("epoch %d/%d @%dpx (val at the same size): loss %.3f val loss %.3f val acc %.3f val macro F1 %.3f", epoch + 1,
-                    config.epochs, size, history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["macro_f1"])
-        if size == CLS_SIZE and val_metrics["macro_f1"] >= best[0]:
-            best = (val_metrics["macro_f1"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    model.eval()
-    return model, {"history": history, "best_epoch": best[2]}
+        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels)))
+        for key, value in (("loss", float(np.mean(losses))), ("accuracy", correct / max(1, seen)), ("val_loss", val_loss),
+                           ("val_accuracy", val_metrics["accuracy"]),
+                           ("val_balanced_accuracy", val_metrics["balanced_accuracy"]),
+                           ("val_macro_f1", val_metrics["macro_f1"])):
+            history[key].append(value)
+        score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
+        if epoch >= first_selectable and score > best[0]:
+            best = (score, {k: v.detach().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+        logger.info("epoch %d/%d @%dpx %.0fs: loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
+                    epoch + 1, config.epochs, size, time.perf_counter() - start, history["loss"][-1], val_loss,
+                    val_metrics["accuracy"], val_metrics["balanced_accuracy"], val_metrics["macro_f1"],
+                    " (best)" if best[2] == epoch + 1 else "")
+    final = build_resnet18(None)
+    final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
+    final.eval()
+    return final, {"history": history, "best_epoch": best[2], "best_val": {"balanced_accuracy": best[0][0],
+                                                                            "macro_f1": best[0][1]},
+                   "train_seconds": round(time.perf_counter() - start, 1)}
 
 
 def write_classifier_report(
     out_dir: Path, name: str, model: torch.nn.Module, test: CropSet, extra: dict, config: ClassifierConfig
 ) -> dict:
-    """Test metrics + confusion matrix PNG + curves PNG + state_dict, under ``out_dir`` with prefix ``name``."""
+    """Test metrics + confusion matrix PNG + curves PNG, under ``out_dir`` with prefix ``name``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {

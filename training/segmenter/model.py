@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
+from dermassist.base.settings import Settings
 from preprocess.contract import IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
 
 from ..errors import TrainingConfigError
@@ -19,8 +21,11 @@ INPUT_NAME = "seg_input"
 
 
 @dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(Settings):
     """Encoder depth (18 or 34), width multiplier of the ResNet channels, optional local encoder weights."""
+
+    env_prefix = "DERMASSIST_SEG_"
+    config_error = TrainingConfigError
 
     depth: int = 18
     width: float = 0.25
@@ -108,3 +113,40 @@ def build_resnet_unet(config: UNetConfig = UNetConfig()) -> keras.Model:
     logits = layers.UpSampling2D(2, interpolation="bilinear", name="full_res")(logits)
     outputs = layers.Activation("sigmoid", dtype="float32", name="lesion_prob")(logits)
     return keras.Model(inputs, outputs, name=f"resnet{config.depth}_unet_w{w:g}")
+
+
+def float32_copy(model: keras.Model, config: UNetConfig) -> keras.Model:
+    """The same network rebuilt under the float32 policy with the trained weights (serving runs float32)."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    copy = build_resnet_unet(config)
+    copy.set_weights([w.astype("float32") for w in model.get_weights()])
+    return copy
+
+
+def weight_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's weights by position (``w0000``...) plus their layer paths (``names``), for a release file."""
+    arrays = {f"w{i:04d}": np.asarray(w) for i, w in enumerate(model.get_weights())}
+    arrays["names"] = np.array([w.path for w in model.weights])
+    return arrays
+
+
+def set_weight_arrays(model: keras.Model, arrays: dict[str, np.ndarray], source: str) -> keras.Model:
+    """Load ``weight_arrays`` output into a model built from the same config (float16 is widened)."""
+    names = [str(n) for n in arrays.get("names", [])]
+    expected = [w.path for w in model.weights]
+    if names != expected:
+        raise TrainingConfigError(
+            f"{source} holds weights for {len(names)} tensors that do not match this UNet's {len(expected)} "
+            f"(first difference: {next((a, b) for a, b in zip(names + [''], expected + ['']) if a != b)}); "
+            "the release's unet settings must be the ones it was trained with"
+        )
+    model.set_weights([arrays[f"w{i:04d}"].astype(np.float32) for i in range(len(expected))])
+    return model
+
+
+def round_to_float16(model: keras.Model) -> keras.Model:
+    """Round every weight through float16 in place, so figures are measured on what the release stores."""
+    model.set_weights([np.asarray(w).astype(np.float16).astype(np.asarray(w).dtype) for w in model.get_weights()])
+    return model

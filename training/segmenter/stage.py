@@ -7,8 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from ..settings import setting
-from .model import UNetConfig
+from dermassist.base.settings import setting_help
+
+from ..child import stage_main
+from .model import BLOCKS, UNetConfig, float32_copy
 from .train import SegmenterConfig, train_segmenter
 
 logger = logging.getLogger(__name__)
@@ -16,54 +18,61 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of a segmenter run (shared by ``dermassist train segmenter`` and the pipeline stage)."""
-    parser.add_argument("--data", type=Path, required=True, help="folder in an ISIC segmentation / HAM10000 layout")
+    seg, unet = SegmenterConfig, UNetConfig
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder in an ISIC segmentation / PH2 / HAM10000 layout; its validation split is the one reported")
+    parser.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
+                        help="another masked dataset whose training split is added (repeatable), e.g. PH2")
     parser.add_argument("--out", type=Path, default=Path("reports/segmenter"), help="where metrics, curves, model go")
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
-    parser.add_argument("--depth", type=int, choices=(18, 34), default=None, help="ResNet encoder depth (default 18)")
-    parser.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 8)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
-    parser.add_argument("--max-train-images", type=int, default=None, help="cap on training images (0 = all)")
-    parser.add_argument("--brightness", action="store_true", default=None, help="brightness/contrast augmentation")
-    parser.add_argument("--encoder-weights", type=Path, default=None, help="local encoder .weights.h5 to start from")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--predict-masks", type=Path, default=None, metavar="DATA",
-                        help="after training, write predicted masks for every image of this dataset")
+    parser.add_argument("--release", type=Path, default=None,
+                        help="write the float16 weights, tuned threshold and figures into this release folder")
+    parser.add_argument("--depth", type=int, choices=sorted(BLOCKS), help=setting_help(unet, "depth", "ResNet encoder depth"))
+    parser.add_argument("--width", type=float, help=setting_help(unet, "width", "channel width multiplier"))
+    parser.add_argument("--epochs", type=int, help=setting_help(seg, "epochs", "training epochs"))
+    parser.add_argument("--batch-size", type=int, help=setting_help(seg, "batch_size", "images per step"))
+    parser.add_argument("--lr", dest="learning_rate", type=float, help=setting_help(seg, "learning_rate", "peak learning rate"))
+    parser.add_argument("--warmup-epochs", type=int,
+                        help=setting_help(seg, "warmup_epochs", "linear warm-up epochs before the cosine decay"))
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                        help=setting_help(seg, "augment", "flips and quarter turns only (no rotation, scale, stretch or colour)"))
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help=setting_help(seg, "mixed_precision", "train in bfloat16 (exports float32)"))
+    parser.add_argument("--max-train-images", type=int,
+                        help=setting_help(seg, "max_train_images", "cap on training images (0 = all)"))
+    parser.add_argument("--brightness", action="store_true", default=None,
+                        help=setting_help(seg, "brightness", "brightness/contrast augmentation"))
+    parser.add_argument("--encoder-weights", type=Path,
+                        help=setting_help(unet, "encoder_weights", "local encoder .weights.h5 to start from"))
+    parser.add_argument("--seed", type=int, help=setting_help(seg, "seed", "random seed"))
+    parser.add_argument("--predict-masks", type=Path, action="append", default=[], metavar="DATA",
+                        help="after training, write predicted masks for every image of this dataset (repeatable)")
     parser.add_argument("--predict-out", type=Path, default=None,
-                        help="folder for those masks (default OUT/predicted_masks); pass it to the classifier's --predicted-masks")
+                        help="folder for those masks (default OUT/predicted_masks); "
+                             "pass it to the classifier's --predicted-masks")
 
 
 def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
-    """CLI > DERMASSIST_SEG_* environment > defaults."""
-    return SegmenterConfig(
-        unet=UNetConfig(
-            depth=setting(args.depth, "SEG_DEPTH", 18, int),
-            width=setting(args.width, "SEG_WIDTH", 0.25, float),
-            encoder_weights=args.encoder_weights,
-        ),
-        epochs=setting(args.epochs, "SEG_EPOCHS", 8, int),
-        batch_size=setting(args.batch_size, "SEG_BATCH_SIZE", 16, int),
-        learning_rate=setting(args.lr, "SEG_LR", 2e-3, float),
-        brightness=setting(args.brightness, "SEG_BRIGHTNESS", False, bool),
-        max_train_images=setting(args.max_train_images, "SEG_MAX_TRAIN_IMAGES", 0, int),
-        seed=setting(args.seed, "SEED", 0, int),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    """Flags > DERMASSIST_SEG_* environment > the dataclass defaults (Keras prints one line per epoch off a terminal)."""
+    return SegmenterConfig.resolve({**vars(args), "verbose": 1 if sys.stdout.isatty() else 2})
 
 
 def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
-    result = train_segmenter(args.data, args.out, config_from_args(args))
-    model, report = result.model, result.report
+    config = config_from_args(args)
+    result = train_segmenter(args.data, args.out, config, extra=args.extra_data)
+    model, report = float32_copy(result.model, config.unet), result.report
     model.save(str(Path(args.out) / "segmenter.keras"))
-    if args.predict_masks is not None:
+    if args.predict_masks:
         from .train import write_predicted_masks
 
         target = args.predict_out or Path(args.out) / "predicted_masks"
-        report["predicted_masks"] = {"folder": str(target), "count": write_predicted_masks(model, args.predict_masks, target)}
+        count = sum(write_predicted_masks(model, data, target) for data in args.predict_masks)
+        report["predicted_masks"] = {"folder": str(target), "count": count}
+    if args.release is not None:
+        write_release_section(model, config, report, args.release)
     if args.repository is not None:
-        from dermassist.export_segmenter import export_segmenter
+        from training.export.segmenter import export_segmenter
 
         exported = export_segmenter(model, args.repository)
         report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
@@ -71,13 +80,26 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def write_release_section(model, config: SegmenterConfig, report: dict, folder: Path) -> None:
+    """The segmenter's part of a release: ``segmenter.npz`` and the ``segmenter`` section of release.json."""
+    from preprocess.contract import DEFAULT_MARGIN
+
+    from ..release import SEGMENTER_WEIGHTS, save_weights, update_release
+    from .model import weight_arrays
+
+    save_weights(Path(folder) / SEGMENTER_WEIGHTS, weight_arrays(model))
+    unet = {"depth": config.unet.depth, "width": config.unet.width}
+    figures = {k: report[k] for k in ("val", "val_at_default", "best_epoch", "params", "dataset") if k in report}
+    update_release(folder, {"segmenter": {
+        "unet": unet, "threshold": report["threshold"], "margin": DEFAULT_MARGIN,
+        "figures": {**figures, **({"test": report["test"]} if "test" in report else {})},
+        "config": report["config"], "seconds": report["seconds"],
+    }})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the stage subprocess."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m training.segmenter.stage", description=__doc__)
-    add_arguments(parser)
-    run(parser.parse_args(argv))
-    return 0
+    return stage_main("training.segmenter.stage", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""Train the ResNet-UNet, tune the threshold on validation, report metrics and export (TensorFlow only)."""
+"""Train the ResNet-UNet, keep the best epoch and tune the threshold on validation, report metrics (TensorFlow only).
+
+Validation figures use the served post-processing (threshold, then the largest component, as
+``lesion_crop`` does), so the reported Jaccard is the one the ensemble's MASK gets.
+"""
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from dermassist.base.settings import Settings, env_name
 from preprocess.contract import DEFAULT_THRESHOLD
+from preprocess.crop import lesion_mask
 
 from ..errors import EmptyDatasetError, TrainingConfigError
 from ..images import load_segmentation_arrays
@@ -19,27 +25,37 @@ from ..plots import plot_curves
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..splits import SplitConfig, split_samples, write_manifest
-from .model import UNetConfig
+from .model import UNetConfig, round_to_float16
 
 logger = logging.getLogger(__name__)
 
+SELECTION_THRESHOLD = 0.5
+
 
 @dataclass(frozen=True)
-class SegmenterConfig:
-    """Everything one segmenter run needs; validated on construction."""
+class SegmenterConfig(Settings):
+    """Everything one segmenter run needs; validated on construction (``resolve``: flags > DERMASSIST_SEG_* > defaults)."""
+
+    env_prefix = "DERMASSIST_SEG_"
+    config_error = TrainingConfigError
 
     unet: UNetConfig = field(default_factory=UNetConfig)
     epochs: int = 8
     batch_size: int = 16
-    learning_rate: float = 2e-3
+    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_SEG_LR"))
+    warmup_epochs: int = 1
+    augment: bool = True
     brightness: bool = False
+    mixed_precision: bool = False
     max_train_images: int = 0
-    seed: int = 0
+    seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
     verbose: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingConfigError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}")
         if not 0 < self.learning_rate < 1:
             raise TrainingConfigError(f"learning rate must lie in (0, 1), got {self.learning_rate}")
         if self.max_train_images < 0:
@@ -54,48 +70,46 @@ class SegmenterRun:
     report: dict
 
 
+@dataclass(frozen=True)
+class SegmentationSets:
+    """Training images from every source, the primary source's validation split and each source's test split."""
+
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...]
+    tests: dict[str, tuple[Sample, ...]]
+    datasets: tuple[Dataset, ...]
+
+
 def segmentation_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample, ...]]:
     """The dataset's own Training/Validation(/Test) folders, else a grouped seeded split of masked samples."""
     masked = tuple(s for s in dataset.samples if s.mask_path is not None)
     if not masked:
         raise EmptyDatasetError(
             f"dataset {dataset.name!r} at {dataset.root} has no image with a lesion mask; the segmenter needs masks "
-            "(ISIC Task 1 / 2017 Part 1 folders or HAM10000_segmentations_lesion_tschandl)"
+            "(ISIC Task 1 / 2017 Part 1 folders, PH2 or HAM10000_segmentations_lesion_tschandl)"
         )
     if "train" in dataset.splits and "val" in dataset.splits:
         return dict(dataset.splits)
     return split_samples(masked, SplitConfig(seed=seed))
 
 
-def _augment_fn(brightness: bool, seed: int):
-    import tensorflow as tf
-
-    def augment(x, y):
-        x = tf.cast(x, tf.float32) * (1.0 / 255.0)
-        y = tf.cast(y, tf.float32)[..., None]
-        both = tf.concat([x, y], axis=-1)
-        both = tf.image.random_flip_left_right(both)
-        both = tf.image.random_flip_up_down(both)
-        both = tf.image.rot90(both, tf.random.uniform([], 0, 4, dtype=tf.int32))
-        x, y = both[..., :3], both[..., 3:]
-        if brightness:
-            x = x * tf.random.uniform([], 0.7, 1.3) + tf.random.uniform([], -0.08, 0.08)
-            x = tf.clip_by_value(x, 0.0, 1.0)
-        return x, y
-
-    return augment
-
-
-def _dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, train: bool):
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((xs, ys))
-    if train:
-        ds = ds.shuffle(len(xs), seed=config.seed, reshuffle_each_iteration=True)
-        ds = ds.map(_augment_fn(config.brightness, config.seed), num_parallel_calls=2)
-    else:
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.float32)[..., None]))
-    return ds.batch(config.batch_size).prefetch(2)
+def segmentation_sets(data: Path, extra: Sequence[Path] = (), seed: int = 0) -> SegmentationSets:
+    """Train on every source's train split; validate on ``data``'s validation split only (extra sources
+    add training images and a test split each, never validation images)."""
+    datasets = tuple(read_dataset(root) for root in (data, *extra))
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise TrainingConfigError(f"each segmentation source must be a different dataset, got {names}")
+    splits = [segmentation_splits(d, seed) for d in datasets]
+    train = tuple(s for sp in splits for s in sp["train"])
+    val = splits[0].get("val") or ()
+    tests = {d.name: sp["test"] for d, sp in zip(datasets, splits) if sp.get("test")}
+    if not train or not val:
+        raise EmptyDatasetError(
+            f"segmenter needs training and validation images; got {len(train)} train and {len(val)} validation "
+            f"images from {[str(p) for p in (data, *extra)]}"
+        )
+    return SegmentationSets(train, tuple(val), tests, datasets)
 
 
 def predict(model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -103,8 +117,23 @@ def predict(model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
     out = np.empty(xs.shape[:3], np.float32)
     for i in range(0, len(xs), batch_size):
         chunk = xs[i : i + batch_size].astype(np.float32) * np.float32(1.0 / 255.0)
-        out[i : i + batch_size] = np.asarray(model(chunk, training=False))[..., 0]
+        out[i : i + batch_size] = np.asarray(model(chunk, training=False), dtype=np.float32)[..., 0]
     return out
+
+
+def served_masks(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """The masks ``lesion_crop`` serves for probability maps (N, H, W): threshold + largest component, 0/1."""
+    return np.stack([lesion_mask(p, threshold) for p in prob]) // 255
+
+
+def served_metrics(truth: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """Dice, Jaccard and thresholded Jaccard of the served masks at ``threshold``."""
+    return segmentation_metrics(truth, served_masks(prob, threshold), 0.5)
+
+
+def tune_served_threshold(truth: np.ndarray, prob: np.ndarray) -> tuple[float, dict[float, dict[str, float]]]:
+    """The threshold maximising the served masks' thresholded Jaccard on validation, and every candidate's scores."""
+    return tune_threshold(truth, prob, score=lambda t: served_metrics(truth, prob, t))
 
 
 def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
@@ -126,9 +155,47 @@ def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16
     return len(samples)
 
 
-def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig()) -> SegmenterRun:
-    """Train on a segmentation dataset, tune the threshold on validation, write metrics JSON and curves PNG."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig):
+    import tensorflow as tf
+
+    from .augment import augment_fn
+
+    ds = tf.data.Dataset.from_tensor_slices((xs, ys)).shuffle(len(xs), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.map(augment_fn(config.augment, config.brightness), num_parallel_calls=2)
+    return ds.batch(config.batch_size, drop_remainder=True).prefetch(2)
+
+
+def _schedule(keras, config: SegmenterConfig, steps_per_epoch: int):
+    """Linear warm-up to the peak rate, then cosine decay to 5% of it."""
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, decay_steps=max(1, total - warmup), alpha=0.05,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+
+
+def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: dict[str, list[float]]):
+    """Score every epoch's served Jaccard on validation and keep the best weights."""
+
+    class KeepBest(keras.callbacks.Callback):
+        best = (-1.0, None, 0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            scores = served_metrics(y_val, predict(self.model, x_val), SELECTION_THRESHOLD)
+            history.setdefault("val_served_jaccard", []).append(scores["jaccard"])
+            if scores["jaccard"] > self.best[0]:
+                self.best = (scores["jaccard"], self.model.get_weights(), epoch + 1)
+            logger.info("epoch %d: val served Jaccard %.4f (best %.4f at epoch %d)", epoch + 1, scores["jaccard"],
+                        self.best[0], self.best[2])
+
+    return KeepBest()
+
+
+def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig(),
+                    extra: Sequence[Path] = ()) -> SegmenterRun:
+    """Train on ``data`` (+ ``extra`` sources), keep the epoch with the best validation Jaccard, tune the
+    threshold on validation, write metrics JSON, split manifest and curves PNG."""
     import keras
 
     from .losses import bce_dice_loss, dice_coefficient
@@ -138,55 +205,57 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     keras.utils.set_random_seed(config.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = read_dataset(data)
-    splits = segmentation_splits(dataset, config.seed)
-    train = splits["train"]
+    sets = segmentation_sets(data, extra, config.seed)
+    train = sets.train
     if config.max_train_images:
         rng = np.random.default_rng(config.seed)
         train = tuple(train[i] for i in sorted(rng.permutation(len(train))[: config.max_train_images]))
-    val = splits.get("val") or splits.get("test")
-    if not train or not val:
-        raise EmptyDatasetError(
-            f"segmenter needs training and validation images; got {len(train)} train, {len(val or ())} val in {data}"
-        )
-    write_manifest({"train": train, "val": val, **({"test": splits["test"]} if "test" in splits else {})},
+    write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
                    out_dir / "segmenter_split.json")
-    logger.info("loading %d train + %d val images from %s", len(train), len(val), data)
+    logger.info("loading %d train + %d val images from %s", len(train), len(sets.val), [d.name for d in sets.datasets])
     x_train, y_train = load_segmentation_arrays(train)
-    x_val, y_val = load_segmentation_arrays(val)
+    x_val, y_val = load_segmentation_arrays(sets.val)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_resnet_unet(config.unet)
-    steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=bce_dice_loss, metrics=[dice_coefficient])
+    steps = len(train) // config.batch_size
+    if steps < 1:
+        raise EmptyDatasetError(f"segmenter needs at least one full batch of {config.batch_size}; got {len(train)} images")
+    model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, config, steps)), loss=bce_dice_loss,
+                  metrics=[dice_coefficient])
     load_seconds = time.perf_counter() - start
-    history = model.fit(
-        _dataset(x_train, y_train, config, train=True),
-        validation_data=_dataset(x_val, y_val, config, train=False),
-        epochs=config.epochs,
-        verbose=config.verbose,
-    ).history
+    history: dict[str, list[float]] = {}
+    keep = _best_epoch_callback(keras, x_val, y_val, history)
+    fit = model.fit(_training_dataset(x_train, y_train, config), epochs=config.epochs, verbose=config.verbose,
+                    callbacks=[keep]).history
+    model.set_weights(keep.best[1])
+    round_to_float16(model)
+    history.update({k: [float(v) for v in vals] for k, vals in fit.items()})
     prob = predict(model, x_val)
-    threshold, scores = tune_threshold(y_val, prob)
+    threshold, scores = tune_served_threshold(y_val, prob)
     report = {
-        "dataset": {**dataset.report(), "train_images": len(train), "val_images": len(val)},
+        "dataset": {**{d.name: d.report() for d in sets.datasets}, "train_images": len(train), "val_images": len(sets.val),
+                    "val_source": sets.datasets[0].name},
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "params": int(model.count_params()),
+        "best_epoch": keep.best[2],
         "threshold": threshold,
         "default_threshold": DEFAULT_THRESHOLD,
         "val": scores[threshold],
-        "val_at_default": segmentation_metrics(y_val, prob, DEFAULT_THRESHOLD),
-        "history": {k: [float(v) for v in vals] for k, vals in history.items()},
-        "seconds": {"load": round(load_seconds, 1), "total": round(time.perf_counter() - start, 1)},
+        "val_at_default": served_metrics(y_val, prob, DEFAULT_THRESHOLD),
+        "val_by_threshold": {f"{t:.2f}": s for t, s in scores.items()},
+        "history": history,
     }
-    if "test" in splits and splits["test"] is not val:
-        x_test, y_test = load_segmentation_arrays(splits["test"])
-        report["test"] = segmentation_metrics(y_test, predict(model, x_test), threshold)
+    for name, samples in sets.tests.items():
+        x_test, y_test = load_segmentation_arrays(samples)
+        report.setdefault("test", {})[name] = {**served_metrics(y_test, predict(model, x_test), threshold),
+                                               "images": len(samples)}
+    report["seconds"] = {"load": round(load_seconds, 1), "total": round(time.perf_counter() - start, 1)}
     plot_curves(report["history"], out_dir / "segmenter_curves.png", f"ResNet{config.unet.depth}-UNet w{config.unet.width:g}")
     (out_dir / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
     logger.info(
-        "segmenter val: dice %.3f jaccard %.3f thresholded jaccard %.3f at tuned threshold %.2f "
-        "(at %.2f: dice %.3f, thresholded jaccard %.3f)",
-        report["val"]["dice"], report["val"]["jaccard"], report["val"]["thresholded_jaccard"], threshold,
-        DEFAULT_THRESHOLD, report["val_at_default"]["dice"], report["val_at_default"]["thresholded_jaccard"],
+        "segmenter val (served masks, best epoch %d): dice %.3f jaccard %.3f thresholded jaccard %.3f at tuned "
+        "threshold %.2f (at %.2f: jaccard %.3f)", keep.best[2], report["val"]["dice"], report["val"]["jaccard"],
+        report["val"]["thresholded_jaccard"], threshold, DEFAULT_THRESHOLD, report["val_at_default"]["jaccard"],
     )
     return SegmenterRun(model, report)

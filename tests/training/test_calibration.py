@@ -1,0 +1,80 @@
+"""Values tuned after training: temperature, operating point, Mahalanobis OOD, quality limits (by hand)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.calibration import (
+    choose_threshold,
+    fit_mahalanobis,
+    fit_quality_limits,
+    fit_temperature,
+    nll,
+    operating_point,
+    quantile_scale,
+    softmax,
+)
+from training.errors import TrainingError
+
+MEL, NV, BCC = 3, 4, 1
+
+
+def test_temperature_minimises_nll_and_undoes_a_known_sharpening() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 8))
+    labels = np.array([rng.choice(8, p=p) for p in softmax(true_logits)])
+    t = fit_temperature(true_logits * 3.0, labels)  # logits three times too sharp
+    assert t == pytest.approx(3.0, rel=0.1)
+    assert nll(true_logits * 3.0, labels, t) < nll(true_logits * 3.0, labels, 1.0)
+    with pytest.raises(TrainingError, match="empty validation set"):
+        fit_temperature(np.zeros((0, 8)), [])
+
+
+def test_threshold_keeps_the_sensitivity_on_the_next_melanoma() -> None:
+    mel = list(np.linspace(0.5, 0.95, 39))
+    labels = [MEL] * 39 + [NV] * 10
+    scores = mel + [0.1] * 5 + [0.6] * 5
+    point = choose_threshold(labels, scores, 0.95)
+    # 39 melanomas: k = floor(40 * 0.05) = 2, the second-lowest; a new one falls below it with probability 2/40
+    assert point.threshold == pytest.approx(mel[1])
+    assert point.melanoma_sensitivity == pytest.approx(38 / 39) and point.specificity == pytest.approx(0.5)
+    # 24 melanomas (the release's validation): k = floor(25 * 0.05) = 1, the lowest, not the second-lowest that
+    # the plain 95% of these 24 would allow (a new melanoma would fall below that with probability 2/25 = 0.08)
+    assert choose_threshold([MEL] * 24 + [NV], mel[:24] + [0.1]).threshold == pytest.approx(mel[0])
+    safer = choose_threshold(labels, scores, 0.95, safety=0.5)
+    assert safer.threshold == pytest.approx(point.threshold * 0.5) and safer.melanoma_sensitivity == 1.0
+    with pytest.raises(TrainingError, match="no melanoma"):
+        choose_threshold([NV, NV], [0.1, 0.2])
+
+
+def test_too_few_melanomas_take_the_lowest_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="training.calibration"):
+        point = choose_threshold([MEL] * 10 + [NV], [0.3, *np.linspace(0.4, 0.9, 9), 0.2], 0.95)
+    assert point.threshold == pytest.approx(0.3) and "at least 19 are needed" in caplog.text
+
+
+def test_operating_point_counts_malignant_and_benign() -> None:
+    point = operating_point([MEL, BCC, NV, NV], [0.9, 0.2, 0.5, 0.1], 0.4)
+    assert point.melanoma_sensitivity == 1.0 and point.malignant_sensitivity == 0.5 and point.specificity == 0.5
+    assert (point.melanomas, point.malignant, point.benign) == (1, 2, 2)
+
+
+def test_mahalanobis_by_hand_and_the_scale() -> None:
+    features = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [12.0, 0.0]])
+    # class means (1, 0) and (11, 0); the pooled within-class covariance diag(2, 0) is singular without shrinkage
+    with pytest.raises(TrainingError, match="covariance of 4 images is singular"):
+        fit_mahalanobis(features, [0, 0, 1, 1], shrinkage=0.0)
+    shrunk = fit_mahalanobis(features, [0, 0, 1, 1], shrinkage=0.5)
+    np.testing.assert_allclose(shrunk.means, [[1.0, 0.0], [11.0, 0.0]])
+    # cov = 0.5 * diag(2, 0) + 0.5 * I * (2 / 2) = diag(1.5, 0.5): distance of (1, 1) to (1, 0) is sqrt(1 / 0.5)
+    assert shrunk.distances(np.array([[1.0, 1.0]]))[0] == pytest.approx(np.sqrt(2.0))
+    assert quantile_scale(np.arange(101.0), 0.95) == pytest.approx(95.0)
+
+
+def test_quality_limits_pass_every_training_image() -> None:
+    rng = np.random.default_rng(1)
+    sharp, bright = rng.uniform(20, 800, 500), rng.uniform(80, 210, 500)
+    limits = fit_quality_limits(sharp, bright)
+    assert limits.min_sharpness == pytest.approx(np.percentile(sharp, 1) / 2)
+    assert limits.min_brightness < bright.min() and limits.max_brightness > bright.max()
+

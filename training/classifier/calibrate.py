@@ -1,0 +1,104 @@
+"""After training: fit the temperature, the OOD statistics, the referral operating point and the quality
+limits on the right splits, and measure what they give (PyTorch process; the maths is ``training.calibration``)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from preprocess.quality import QualityLimits
+from preprocess.triage import TriageParams, refer_scores
+
+from ..calibration import (
+    choose_threshold,
+    fit_mahalanobis,
+    fit_quality_limits,
+    fit_temperature,
+    operating_point,
+    quantile_scale,
+    softmax,
+)
+from ..export.classifier import ClassifierCalibration
+from ..metrics import expected_calibration_error, reliability
+from ..plots import plot_reliability
+from .data import CropSet
+from .train import to_tensor
+
+logger = logging.getLogger(__name__)
+
+REFER_SENSITIVITY = 0.95
+# OOD_SCORE 1.0 is this quantile of the validation distances: the limit passes 98% of the in-distribution
+# images, so with the quality gate at most a few percent of real test images come back not assessable.
+OOD_VALIDATION_QUANTILE = 0.98
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """Everything tuned after training, with the figures behind each value."""
+
+    calibration: ClassifierCalibration
+    triage: TriageParams
+    quality: QualityLimits
+    figures: dict
+
+
+def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, 8), pooled layer4 features (N, 512)) of served 224 px crops, float32 as served."""
+    model.eval()
+    logits, features = [], []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch_size):
+            x = to_tensor(crops[i : i + batch_size])
+            n: Any = model  # torchvision's ResNet: its layers are untyped attributes
+            f = n.layer4(n.layer3(n.layer2(n.layer1(n.maxpool(n.relu(n.bn1(n.conv1(x))))))))
+            pooled = torch.flatten(n.avgpool(f), 1)
+            features.append(pooled.numpy())
+            logits.append(n.fc(pooled).numpy())
+    return np.concatenate(logits), np.concatenate(features)
+
+
+def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, out_dir: Path,
+         refer_safety: float = 1.0) -> Tuned:
+    """Temperature on validation NLL; Mahalanobis statistics on training features, scaled by the validation
+    OOD_VALIDATION_QUANTILE; the REFER threshold on calibrated validation scores; quality limits from the training
+    images. Test figures (ECE before/after, operating point) are measured, never tuned on."""
+    train_logits, train_features = logits_and_features(model, train.crops)
+    val_logits, val_features = logits_and_features(model, val.crops)
+    test_logits, test_features = logits_and_features(model, test.crops)
+    temperature = fit_temperature(val_logits, val.labels)
+    maha = fit_mahalanobis(train_features, train.labels)
+    scale = quantile_scale(maha.distances(val_features), OOD_VALIDATION_QUANTILE)
+    val_probs, test_probs = softmax(val_logits, temperature), softmax(test_logits, temperature)
+    point = choose_threshold(val.labels, refer_scores(val_probs), REFER_SENSITIVITY, refer_safety)
+    test_point = operating_point(test.labels, refer_scores(test_probs), point.threshold)
+    raw = np.asarray(train.quality)
+    limits = fit_quality_limits(raw[:, 0], raw[:, 1])
+    figures: dict[str, Any] = {
+        "temperature": temperature,
+        "val": {"ece_before": expected_calibration_error(val.labels, softmax(val_logits)),
+                "ece_after": expected_calibration_error(val.labels, val_probs),
+                "operating_point": point.as_dict(),
+                "ood_limit_quantile": OOD_VALIDATION_QUANTILE},
+        "test": {"ece_before": expected_calibration_error(test.labels, softmax(test_logits)),
+                 "ece_after": expected_calibration_error(test.labels, test_probs),
+                 "reliability_before": reliability(test.labels, softmax(test_logits)),
+                 "reliability_after": reliability(test.labels, test_probs),
+                 "operating_point": test_point.as_dict(),
+                 "ood_share_at_or_above_1": float(np.mean(maha.distances(test_features) / scale >= 1.0))},
+        "ood": {"classes": int(len(maha.means)), "train_images": int(len(train.labels)), "scale": scale},
+        "quality": {**limits.as_dict(), "train_images": int(len(raw))},
+    }
+    plot_reliability(figures["test"]["reliability_before"], figures["test"]["reliability_after"],
+                     out_dir / "reliability.png", f"test reliability (T = {temperature:.2f})")
+    logger.info("temperature %.3f: test ECE %.3f -> %.3f; REFER threshold %.3f (val melanoma sensitivity %.3f); "
+                "test melanoma sensitivity %.3f, malignant %.3f, benign specificity %.3f", temperature,
+                figures["test"]["ece_before"], figures["test"]["ece_after"], point.threshold,
+                point.melanoma_sensitivity, test_point.melanoma_sensitivity, test_point.malignant_sensitivity,
+                test_point.specificity)
+    calibration = ClassifierCalibration(temperature, maha.means, maha.precision, scale,
+                                        {"val": figures["val"], "ood": figures["ood"]})
+    return Tuned(calibration, TriageParams(refer_threshold=point.threshold), limits, figures)
