@@ -1,62 +1,114 @@
-"""``make models``: synthetic data -> segmenter -> classifier -> export -> ``reports/latest/metrics.json``.
+"""The release pipeline and ``make models``.
 
-The segmenter (TensorFlow) and classifier (PyTorch) stages run as their own subprocesses. A stage
-is skipped when its outputs exist and its fingerprint (settings + training/preprocess source) is
-unchanged, so a second run only checks and rewrites the report.
+``build_release``: data -> segmenter stage -> classifier stage (on crops cut at the segmenter's tuned
+threshold from its predicted masks, as served) -> a release folder: float16 weights, ``release.json``
+with the recipe, tuned values and figures, and the split manifests. Each stage runs as its own
+subprocess (TensorFlow and PyTorch never share one) and is skipped when its outputs exist and its
+recipe, data and code are unchanged, so an interrupted build resumes.
+
+``export_release``: a release -> the served model repository, in seconds.
+``metrics_from_release``: the release's figures -> ``reports/latest/metrics.json``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dermassist.repository import PROJECT_ROOT, SOURCE_REPOSITORY, classifier_artifact, labels_file, segmenter_artifact
+from dermassist.base.frameworks import framework_env
+from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
+from dermassist.base.settings import Settings
 
-from .classifier.schedule import low_res_epochs_for
+from .child import run_child
 from .errors import StageError, TrainingConfigError
-from .synth.generator import HAM_DIR, ISIC2018_DIR, SynthConfig, generate, read_manifest
-from .synth.grid import sample_grid
+from .release import ReleaseError, read_release, update_release
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "build_state.json"
 METRICS_FILE = "metrics.json"
+RELEASE_VERSION = "1"
+RELEASE_NAME = "dermassist-real-2026.12"
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
-    """Where things go and the schedule of each stage; validated on construction."""
+class Recipe:
+    """Which dataset folders (under ``--data``) each stage reads and the flags it runs with."""
 
-    data_dir: Path = PROJECT_ROOT / "data" / "synthetic"
-    runs_dir: Path = PROJECT_ROOT / "data" / "runs"
-    reports_dir: Path = PROJECT_ROOT / "reports" / "latest"
-    repository: Path = SOURCE_REPOSITORY
-    count: int = 1600
-    seed: int = 0
-    seg_width: float = 0.25
-    seg_epochs: int = 5
-    seg_max_train_images: int = 0
-    cls_epochs: int = 6
-    cls_low_res_epochs: int = 4
-    cls_low_res: int = 112
-    force: bool = False
+    seg_data: str
+    seg_extra: tuple[str, ...]
+    cls_data: tuple[str, ...]
+    seg_args: tuple[str, ...]
+    cls_args: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if self.count < 100:
-            raise TrainingConfigError(f"make models needs at least 100 synthetic images to split, got {self.count}")
-        if self.seg_epochs < 1 or self.cls_epochs < 1:
-            raise TrainingConfigError(f"epochs must be >= 1, got seg {self.seg_epochs}, cls {self.cls_epochs}")
+        if not self.cls_data:
+            raise TrainingConfigError("a recipe needs at least one classification dataset (cls_data)")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Recipe:
+        """The recipe recorded in a release.json."""
+        try:
+            return cls(values["seg_data"], tuple(values["seg_extra"]), tuple(values["cls_data"]),
+                       tuple(values["seg_args"]), tuple(values["cls_args"]))
+        except (KeyError, TypeError) as e:
+            raise ReleaseError(f"release recipe {values!r} lacks {e}; expected seg_data, seg_extra, cls_data, "
+                               "seg_args and cls_args") from e
 
 
-NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py")
+# The recipe of the shipped release: ISIC 2017 Training + PH2 for the UNet (ISIC 2017 Validation is its
+# validation set), ISIC 2018 Task 3 + PH2 for the classifier; the evaluation-only samples are never read.
+REAL_RECIPE = Recipe(
+    seg_data="isic2017_seg_256",
+    seg_extra=("ph2",),
+    cls_data=("isic2018_task3", "ph2"),
+    seg_args=("--depth", "18", "--width", "0.5", "--epochs", "100", "--warmup-epochs", "2", "--lr", "2e-3",
+              "--mixed-precision", "--seed", "0"),
+    cls_args=("--epochs", "150", "--low-res-epochs", "60", "--low-res", "160", "--lr", "2e-3", "--warmup-epochs", "3",
+              "--balance", "0.7", "--dropout", "0.2", "--ema", "0.998", "--label-smoothing", "0.1", "--seed", "0"),
+)
+# A few-minute recipe on the synthetic set (`dermassist synth`), for machines without the real data.
+SYNTHETIC_RECIPE = Recipe(
+    seg_data="isic2018", seg_extra=(), cls_data=("ham10000",),
+    seg_args=("--width", "0.25", "--epochs", "5", "--seed", "0"),
+    cls_args=("--epochs", "6", "--low-res-epochs", "4", "--low-res", "112", "--seed", "0"),
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig(Settings):
+    """Where a release build reads and writes; validated on construction (``resolve``: flags >
+    DERMASSIST_BUILD_* > defaults)."""
+
+    env_prefix = "DERMASSIST_BUILD_"
+    config_error = TrainingConfigError
+
+    data: Path = SHARED_DATA
+    out: Path = PROJECT_ROOT / "data" / "release"
+    runs: Path = PROJECT_ROOT / "data" / "runs" / "release"
+    recipe: Recipe = REAL_RECIPE
+    force: bool = False
+    extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("data", "out", "runs"):  # one spelling per folder, so stage fingerprints do not depend on it
+            object.__setattr__(self, name, Path(getattr(self, name)).resolve())
+        for name in (self.recipe.seg_data, *self.recipe.seg_extra, *self.recipe.cls_data):
+            if not (Path(self.data) / name).is_dir():
+                raise TrainingConfigError(
+                    f"dataset folder {Path(self.data) / name} does not exist; --data must hold {name}/ "
+                    f"(the real sets are in {SHARED_DATA}; `dermassist synth` makes a synthetic one)"
+                )
+
+
+NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py", "child.py")
 
 
 def source_digest(stage: str) -> str:
@@ -66,28 +118,23 @@ def source_digest(stage: str) -> str:
     paths = sorted((PROJECT_ROOT / "preprocess").rglob("*.py"))
     training = PROJECT_ROOT / "training"
     paths += sorted(p for p in training.glob("*.py") if p.name not in NOT_MODEL_CODE)
-    paths += sorted(p for p in training.rglob("*.py") if p.parent.name == stage)
+    paths += sorted(p for p in training.rglob("*.py") if p.parent.name in (stage, "export"))
     for path in paths:
         h.update(path.relative_to(PROJECT_ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def _fingerprint(*parts: object) -> str:
+def fingerprint(*parts: object) -> str:
+    """A short stable hash of JSON-able parts."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _load_state(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def run_stage(module: str, args: list[str], log_path: Path) -> float:
-    """Run ``python -m <module> <args>`` in its own process, streaming its output to a log; returns seconds."""
+    """Run ``python -m <module> <args>`` in its own process, streaming its output to a log and to stderr
+    (progress shows); returns seconds, raises StageError with the log tail when it fails."""
     cmd = [sys.executable, "-m", module, *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env = framework_env()
     logger.info("stage %s: %s (log %s)", module, " ".join(args), log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=25)
@@ -95,8 +142,7 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
     with log_path.open("w") as log, subprocess.Popen(
         cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             log.write(line)
             tail.append(line.rstrip())
             if "WARNING" not in line and "oneDNN" not in line:
@@ -107,104 +153,135 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def _stage_needed(name: str, state: dict, fingerprint: str, outputs: list[Path], force: bool) -> bool:
-    if force:
-        return True
-    if state.get(name, {}).get("fingerprint") != fingerprint:
-        return True
-    return not all(p.exists() for p in outputs)
+def _load_state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def build_models(config: PipelineConfig = PipelineConfig()) -> dict:
-    """Run every stage that needs it and write ``metrics.json``; returns the metrics."""
-    start = time.perf_counter()
-    reports, runs, repo = Path(config.reports_dir), Path(config.runs_dir), Path(config.repository)
-    reports.mkdir(parents=True, exist_ok=True)
-    state_path = runs / STATE_FILE
-    state = _load_state(state_path)
-    timings: dict[str, float] = {}
-
-    synth_cfg = SynthConfig(count=config.count, seed=config.seed)
-    synth_fp = _fingerprint(asdict(synth_cfg), source_digest("synth"))
-    if _stage_needed("synth", state, synth_fp, [config.data_dir / HAM_DIR, config.data_dir / ISIC2018_DIR], config.force) \
-            or read_manifest(config.data_dir) is None:
-        shutil.rmtree(config.data_dir, ignore_errors=True)
-        t = time.perf_counter()
-        result = generate(config.data_dir, synth_cfg, progress=sys.stderr.isatty())
-        sample_grid(reports / "synthetic_samples.png", seed=config.seed)
-        timings["synth"] = round(time.perf_counter() - t, 1)
-        state["synth"] = {"fingerprint": synth_fp, "seconds": timings["synth"],
-                          "images_per_second": round(result.images_per_second, 1)}
-        _save(state_path, state)
-    seg_dir, cls_dir = runs / "segmenter", runs / "classifier"
-    seg_args = ["--data", str(config.data_dir / ISIC2018_DIR), "--out", str(seg_dir), "--repository", str(repo),
-                "--width", str(config.seg_width), "--epochs", str(config.seg_epochs), "--seed", str(config.seed),
-                "--max-train-images", str(config.seg_max_train_images)]
-    seg_fp = _fingerprint(seg_args, synth_fp, source_digest("segmenter"))
-    if _stage_needed("segmenter", state, seg_fp, [seg_dir / "segmenter_metrics.json", segmenter_artifact(repo)], config.force):
-        timings["segmenter"] = round(run_stage("training.segmenter.stage", seg_args, seg_dir / "stage.log"), 1)
-        state["segmenter"] = {"fingerprint": seg_fp, "seconds": timings["segmenter"]}
-        _save(state_path, state)
-    cls_args = ["--data", str(config.data_dir / HAM_DIR), "--out", str(cls_dir), "--repository", str(repo),
-                "--epochs", str(config.cls_epochs), "--low-res-epochs", str(low_res_epochs_for(config.cls_epochs, config.cls_low_res_epochs)),
-                "--low-res", str(config.cls_low_res),
-                "--seed", str(config.seed)]
-    cls_fp = _fingerprint(cls_args, synth_fp, source_digest("classifier"))
-    if _stage_needed("classifier", state, cls_fp,
-                     [cls_dir / "classifier_metrics.json", classifier_artifact(repo), labels_file(repo)], config.force):
-        timings["classifier"] = round(run_stage("training.classifier.stage", cls_args, cls_dir / "stage.log"), 1)
-        state["classifier"] = {"fingerprint": cls_fp, "seconds": timings["classifier"]}
-        _save(state_path, state)
-    metrics = write_metrics(config, state, timings, time.perf_counter() - start)
-    return metrics
-
-
-def _save(path: Path, state: dict) -> None:
+def _save_state(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=1))
 
 
-def write_metrics(config: PipelineConfig, state: dict, timings: dict[str, float], seconds: float) -> dict:
-    """Combine the stage reports into ``reports/latest/metrics.json`` and copy their PNGs beside it."""
-    runs, reports = Path(config.runs_dir), Path(config.reports_dir)
-    seg = json.loads((runs / "segmenter" / "segmenter_metrics.json").read_text())
-    cls = json.loads((runs / "classifier" / "classifier_metrics.json").read_text())
-    for png in [*(runs / "segmenter").glob("*.png"), *(runs / "classifier").glob("*.png")]:
-        shutil.copy2(png, reports / png.name)
-    metrics = {
-        "segmentation": {
-            "val": seg["val"],
-            "threshold": seg["threshold"],
-            "default_threshold": seg["default_threshold"],
-            "val_at_default": seg["val_at_default"],
-            **({"test": seg["test"]} if "test" in seg else {}),
-            "params": seg["params"],
-            "export": seg.get("export"),
-        },
+def _stage(name: str, module: str, args: list[str], config: BuildConfig, state: dict, outputs: list[Path],
+           fp: str) -> None:
+    runs = Path(config.runs)
+    if not config.force and state.get(name, {}).get("fingerprint") == fp and all(p.exists() for p in outputs):
+        logger.info("stage %s is current (fingerprint %s); reusing it", name, fp)
+        return
+    seconds = run_stage(module, args, runs / f"{name}.log")
+    state[name] = {"fingerprint": fp, "seconds": round(seconds, 1)}
+    _save_state(runs / STATE_FILE, state)
+
+
+def segmenter_stage(config: BuildConfig) -> tuple[list[str], str]:
+    """(arguments, fingerprint) of the segmenter stage of a build."""
+    data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
+    args = ["--data", str(data / recipe.seg_data), *sum((["--extra-data", str(data / d)] for d in recipe.seg_extra), []),
+            "--out", str(runs / "segmenter"), "--release", str(out), "--predict-out", str(runs / "predicted_masks"),
+            *sum((["--predict-masks", str(data / d)] for d in recipe.cls_data), []),
+            *recipe.seg_args, *config.extra_args.get("segmenter", ())]
+    return args, fingerprint(args, source_digest("segmenter"))
+
+
+def classifier_stage(config: BuildConfig, threshold: float, seg_fp: str) -> tuple[list[str], str]:
+    """(arguments, fingerprint) of the classifier stage: crops at the segmenter's tuned threshold."""
+    data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
+    args = ["--data", *(str(data / d) for d in recipe.cls_data), "--predicted-masks", str(runs / "predicted_masks"),
+            "--crop-threshold", str(threshold), "--out", str(runs / "classifier"), "--release", str(out),
+            *recipe.cls_args, *config.extra_args.get("classifier", ())]
+    return args, fingerprint(args, seg_fp, source_digest("classifier"))
+
+
+def build_release(config: BuildConfig) -> dict:
+    """Train both models with the recipe into ``config.out``; returns the release manifest."""
+    data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
+    state = _load_state(runs / STATE_FILE)
+    seg_args, seg_fp = segmenter_stage(config)
+    _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
+           [out / "segmenter.npz", runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
+    threshold = json.loads((out / "release.json").read_text())["segmenter"]["threshold"]
+    cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
+    _stage("classifier", "training.classifier.stage", cls_args, config, state,
+           [out / "classifier.npz", runs / "classifier" / "classifier_metrics.json"], cls_fp)
+    splits = _copy_split_manifests(runs, out)
+    update_release(out, {
+        "name": RELEASE_NAME, "version": RELEASE_VERSION, "created": time.strftime("%Y-%m-%d"),
+        "recipe": asdict(recipe), "data": {"root": str(data), "splits": splits},
+        "build_seconds": {k: v.get("seconds") for k, v in state.items()},
+    })
+    return read_release(out)
+
+
+def retune_release(config: BuildConfig) -> dict:
+    """Re-tune the classifier ``config.out`` already holds on the splits its build used (no training), e.g. after
+    a change to how the REFER threshold is chosen; the build's runs folder must still hold its predicted masks."""
+    release = read_release(config.out)
+    masks = Path(config.runs) / "predicted_masks"
+    if not masks.is_dir():
+        raise ReleaseError(f"re-tuning {config.out} needs the predicted masks its build cut the crops from, expected "
+                           f"in {masks}; pass the build's --runs folder (or rebuild the release)")
+    args, _ = classifier_stage(config, release["segmenter"]["threshold"], "")
+    run_stage("training.classifier.stage", [*args, "--retune"], Path(config.runs) / "classifier_retune.log")
+    return read_release(config.out)
+
+
+def _copy_split_manifests(runs: Path, out: Path) -> dict[str, str]:
+    """Copy the stages' split manifests into the release's ``splits/`` folder; returns their release paths."""
+    target = out / "splits"
+    target.mkdir(parents=True, exist_ok=True)
+    copied = {}
+    for stage, name in (("segmenter", "segmenter_split.json"), ("classifier", "classifier_split.json")):
+        source = runs / stage / name
+        if source.is_file():
+            shutil.copy2(source, target / name)
+            copied[stage] = f"splits/{name}"
+    return copied
+
+
+def export_release(release: Path, repository: Path) -> list[str]:
+    """Export both models of a release into a repository that already holds the configs and model.py files."""
+    read_release(release)
+    return [run_child("training.export.release", [kind, str(release), str(repository)], ReleaseError,
+                      f"{kind} export of {release}") for kind in ("segmenter", "classifier")]
+
+
+def metrics_from_release(release: dict) -> dict:
+    """The ``metrics.json`` keys ARCHITECTURE.md lists, from a release manifest (served figures where the
+    release was evaluated through the ensemble, training-time figures otherwise)."""
+    seg, cls, triage = release["segmenter"], release["classifier"], release["triage"]
+    served = release.get("evaluation", {})
+    calibration = cls["figures"].get("calibration", {})
+    cls_test = served.get("classification_test") or cls["figures"]["test"]
+    return {
+        "segmentation": {"val": served.get("segmentation_val") or seg["figures"]["val"], "threshold": seg["threshold"],
+                         "test": seg["figures"].get("test", {})},
         "classification": {
-            "test": dict(cls["test"]),
-            "best_epoch": cls.get("best_epoch"),
-            "export": cls.get("export"),
+            "test": {**cls_test,
+                     "ece": cls_test.get("ece", calibration.get("test", {}).get("ece_after")),
+                     "ece_before_calibration": calibration.get("test", {}).get("ece_before")},
+            "temperature": cls["temperature"],
         },
-        "dataset": {
-            "synthetic": read_manifest(config.data_dir),
-            "segmentation": seg["dataset"],
-            "classification": {**cls["dataset"], "splits": cls.get("splits")},
-        },
-        "timings_seconds": {
-            "this_run": {**timings, "total": round(seconds, 1)},
-            "last_build": {k: v.get("seconds") for k, v in state.items() if isinstance(v, dict)},
-        },
-        "repository": str(config.repository),
+        "triage": {"threshold": triage["values"]["refer_threshold"],
+                   "test": served.get("triage_test") or triage["figures"]["test"]},
+        "ood": {"test": served.get("ood_test", {}), "scale": cls["ood_scale"]},
+        "dataset": {"release": release.get("name"), "version": release.get("version"), **release.get("data", {}),
+                    "segmentation": seg["figures"].get("dataset"), "classification": cls["figures"].get("dataset"),
+                    "classification_splits": cls["figures"].get("splits")},
+        "evaluation": served,
     }
+
+
+def write_metrics(release_dir: Path, reports: Path) -> dict:
+    """Write ``metrics.json`` for a release and copy its report plots beside it."""
+    release = read_release(release_dir)
+    reports = Path(reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    metrics = metrics_from_release(release)
     (reports / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
-    logger.info(
-        "metrics: segmentation val dice %.3f (thr %.2f), classification test macro F1 %.3f -> %s",
-        seg["val"]["dice"], seg["threshold"], cls["test"]["macro_f1"], reports / METRICS_FILE,
-    )
+    for png in Path(release_dir).glob("reports/**/*.png"):
+        shutil.copy2(png, reports / f"{png.parent.name}_{png.name}")
     return metrics
 
-
-def with_overrides(config: PipelineConfig, **overrides: object) -> PipelineConfig:
-    """A copy of ``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

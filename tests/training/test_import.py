@@ -13,7 +13,7 @@ from training.importer import run_import
 from .conftest import run_python
 
 SAVE_RESNET = (
-    "import sys; sys.modules['triton'] = None; import torch, torchvision; "
+    "import sys; from dermassist.base.frameworks import import_torch; torch = import_torch(); import torchvision; "
     "torch.save(getattr(torchvision.models, sys.argv[1])(num_classes=int(sys.argv[2])).state_dict(), sys.argv[3])"
 )
 

@@ -60,7 +60,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     for rel in files:
         assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes(), rel
     first = sorted((a.ham_root / "HAM10000_images_part_1").iterdir())[0].name
-    assert (a.ham_root / "HAM10000_images_part_1" / first).read_bytes() != (c.ham_root / "HAM10000_images_part_1" / first).read_bytes()
+    part = "HAM10000_images_part_1"
+    assert (a.ham_root / part / first).read_bytes() != (c.ham_root / part / first).read_bytes()
 
 
 def test_class_imbalance_is_ham_like() -> None:

@@ -47,24 +47,43 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
 @pytest.mark.slow
 def test_tiny_classifier_learns_and_exports(synthetic_set: Path, tmp_path: Path) -> None:
     out, repo = tmp_path / "cls", tmp_path / "repo"
-    proc = run_python("-m", "training.classifier.stage", "--data", str(synthetic_set / "ham10000"), "--out", str(out),
-                      "--repository", str(repo), "--epochs", "3", "--low-res-epochs", "3", "--low-res", "64",
-                      "--batch-size", "16", "--lr", "3e-3")
+    release = tmp_path / "release"
+    args = ("-m", "training.classifier.stage", "--data", str(synthetic_set / "ham10000"), "--out", str(out),
+            "--epochs", "3", "--low-res-epochs", "3", "--low-res", "64", "--batch-size", "16", "--lr", "3e-3")
+    proc = run_python(*args, "--repository", str(repo), "--release", str(release))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "classifier_metrics.json").read_text())
     assert CLS_KEYS <= set(report["test"])
     assert set(report["test"]["per_class_recall"]) == set(CLASS_CODES)
     loss = report["history"]["loss"]
     assert loss[-1] < loss[0], loss
-    # Learning shows on the training set (0.19 -> 0.68 here); the 26-image test split of a
-    # three-epoch, 64 px run sits at chance and is only checked for shape above.
+    # Learning shows on the augmented, label-smoothed training batches (0.27 -> 0.47 here); the 26-image
+    # test split of a three-epoch, 64 px run sits at chance and is only checked for shape above.
     accuracy, val_accuracy = report["history"]["accuracy"], report["history"]["val_accuracy"]
-    assert accuracy[-1] > accuracy[0] + 0.2, accuracy
-    assert max(val_accuracy[1:]) > val_accuracy[0], val_accuracy
+    assert accuracy[-1] > accuracy[0] + 0.15, accuracy
+    assert len(val_accuracy) == 3 and len(report["history"]["val_balanced_accuracy"]) == 3
     assert 0.0 <= report["test"]["accuracy"] <= 1.0
     assert (repo / "lesion_classifier" / "1" / "model.pt").is_file()
     assert (repo / "lesion_classifier" / "labels.txt").read_text().split() == list(CLASS_CODES)
+    tuned = report["tuned"]
+    assert tuned["temperature"] > 0 and 0.0 <= tuned["test"]["ece_after"] <= 1.0
+    assert tuned["val"]["operating_point"]["melanoma_sensitivity"] >= 0.95  # chosen on validation for >= 0.95
+    triage = json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"]
+    assert triage["refer_threshold"] == pytest.approx(tuned["val"]["operating_point"]["threshold"])
+    quality = json.loads((repo / "prepare" / "1" / "tuned.json").read_text())["values"]
+    assert 0 < quality["min_brightness"] < quality["max_brightness"] < 255 and quality["min_sharpness"] > 0
     assert (out / "classifier_confusion.png").stat().st_size > 1000
     split = json.loads((out / "classifier_split.json").read_text())
     lesions = [{r["lesion_id"] for r in split[k]} for k in ("train", "val", "test")]
     assert not (lesions[0] & lesions[1] or lesions[0] & lesions[2] or lesions[1] & lesions[2])
+    # re-tuning the released (float16) weights on the same splits gives back what training tuned
+    trained = json.loads((release / "release.json").read_text())
+    proc = run_python(*args, "--release", str(release), "--retune")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    retuned = json.loads((release / "release.json").read_text())
+    assert retuned["classifier"]["temperature"] == pytest.approx(trained["classifier"]["temperature"], rel=1e-6)
+    assert retuned["triage"]["values"]["refer_threshold"] == pytest.approx(
+        trained["triage"]["values"]["refer_threshold"], rel=1e-6)
+    assert retuned["classifier"]["figures"]["test"] == trained["classifier"]["figures"]["test"]  # training's, kept
+    proc = run_python(*args, "--release", str(release), "--retune", "--seed", "5")
+    assert proc.returncode != 0 and "differ from those recorded" in proc.stderr

@@ -47,7 +47,8 @@ STYLES: dict[str, ClassStyle] = {
                    (1.0, 2.5), ("lacunae",), "BCC"),
     )
 }
-assert tuple(sorted(STYLES)) == tuple(sorted(CLASS_CODES))
+if sorted(STYLES) != sorted(CLASS_CODES):
+    raise RuntimeError(f"synthetic styles {sorted(STYLES)} must cover the contract classes {sorted(CLASS_CODES)}")
 
 PRIORS: tuple[float, ...] = tuple(STYLES[c].prior / sum(s.prior for s in STYLES.values()) for c in CLASS_CODES)
 

@@ -11,19 +11,20 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dermassist.base.settings import Settings, env_name
 from preprocess.contract import CLASS_CODES, CLASSES
 
 from ..errors import TrainingConfigError
 from ..readers.ham import HAM_IMAGE_PREFIX, HAM_MASK_SUFFIX, HAM_MASKS, HAM_METADATA
-from ..readers.isic_seg import LAYOUTS
 from ..readers.isic2019 import ISIC2019_GROUND_TRUTH
+from ..readers.isic_seg import LAYOUTS
 from ..records import Sample
 from ..splits import SplitConfig, split_samples
 from .classes import PRIORS
@@ -43,11 +44,15 @@ IMAGE_ID_OFFSET = 9_000_000
 
 
 @dataclass(frozen=True)
-class SynthConfig:
-    """How many images, the seed and the image size; validated on construction."""
+class SynthConfig(Settings):
+    """How many images, the seed and the image size; validated on construction (``resolve``: flags >
+    DERMASSIST_SYNTH_* > defaults)."""
+
+    env_prefix = "DERMASSIST_SYNTH_"
+    config_error = TrainingConfigError
 
     count: int = 1600
-    seed: int = 0
+    seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
     width: int = 600
     height: int = 450
 

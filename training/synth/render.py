@@ -24,10 +24,10 @@ def _noise_bank() -> dict[str, np.ndarray]:
     bank = {}
     for name, cells in _BANK_SCALES.items():
         if cells == 0:
-            field = rng.standard_normal((BANK_SIDE, BANK_SIDE), dtype=np.float32) * np.float32(0.5)
+            field: np.ndarray = rng.standard_normal((BANK_SIDE, BANK_SIDE), dtype=np.float32) * np.float32(0.5)
         else:
             low = rng.standard_normal((cells, cells), dtype=np.float32)
-            field = cv2.resize(low, (BANK_SIDE, BANK_SIDE), interpolation=cv2.INTER_CUBIC)
+            field = np.asarray(cv2.resize(low, (BANK_SIDE, BANK_SIDE), interpolation=cv2.INTER_CUBIC), np.float32)
             field /= np.float32(max(1e-6, float(np.abs(field).max())))
         bank[name] = np.ascontiguousarray(field)
     return bank
@@ -94,7 +94,7 @@ class _Canvas:
         pts = self.view.to_image(_local_points(self.lrng, n, r_lo, r_hi))
         radii = self.lrng.uniform(*rad_px, n)
         for (x, y), r in zip(pts, radii):
-            cv2.circle(layer, (int(x * 4), int(y * 4)), max(1, int(r * 4)), 255, -1, cv2.LINE_AA, shift=2)
+            cv2.circle(layer, (int(x * 4), int(y * 4)), max(1, int(r * 4)), (255,), -1, cv2.LINE_AA, shift=2)
         return layer
 
     def ridges(self, name: str, width: float) -> np.ndarray:
@@ -105,6 +105,8 @@ class _Canvas:
 def _paint(canvas: _Canvas, structure: str, style: ClassStyle) -> None:
     """Paint one named dermoscopic structure onto the lesion colour field."""
     rng, depth, R = canvas.lrng, canvas.depth, canvas.view.radius
+    if depth is None:
+        raise RuntimeError("structures are painted after the lesion's depth map is made")
     if structure == "fine_network":
         canvas.mix(canvas.ridges("mid", 0.22), (70, 40, 28), rng.uniform(0.35, 0.55))
     elif structure == "coarse_network":
@@ -137,13 +139,13 @@ def _paint(canvas: _Canvas, structure: str, style: ClassStyle) -> None:
                 heading += rng.uniform(-0.6, 0.6)
                 steps.append(steps[-1] + 0.08 * np.array([np.cos(heading), np.sin(heading)]))
             pts = canvas.view.to_image(np.array(steps))
-            cv2.polylines(layer, [np.round(pts).astype(np.int32)], False, 255, int(rng.integers(1, 3)), cv2.LINE_AA)
+            cv2.polylines(layer, [np.round(pts).astype(np.int32)], False, (255,), int(rng.integers(1, 3)), cv2.LINE_AA)
         canvas.mix(layer, (185, 22, 38), 0.9)
     elif structure == "ovoid_nests":
         layer = canvas.layer()
         for (x, y) in canvas.view.to_image(_local_points(rng, int(rng.integers(1, 5)), 0.0, 0.7)):
             axes = (int(rng.uniform(0.08, 0.18) * R), int(rng.uniform(0.05, 0.12) * R))
-            cv2.ellipse(layer, (int(x), int(y)), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
+            cv2.ellipse(layer, (int(x), int(y)), axes, float(rng.uniform(0, 180)), 0, 360, (255,), -1, cv2.LINE_AA)
         canvas.mix(layer, (88, 98, 122), 0.75)
     elif structure == "red_network":
         canvas.mix(canvas.ridges("mid", 0.3), (185, 55, 55), 0.55)
@@ -259,7 +261,7 @@ def render(code: str, lesion_seed: int, view_seed: int, width: int = 600, height
     )
     contour = view.to_image(_contour(lrng, lrng.uniform(*style.irregularity)))
     mask = np.zeros((height, width), np.uint8)
-    cv2.fillPoly(mask, [np.round(contour * 4).astype(np.int32)], 255, cv2.LINE_8, shift=2)
+    cv2.fillPoly(mask, [np.round(contour * 4).astype(np.int32)], (255,), cv2.LINE_8, shift=2)
     sigma = float(lrng.uniform(*style.softness))
     pad = int(3 * sigma) + 4
     x0, y0 = (max(0, int(v) - pad) for v in contour.min(axis=0))

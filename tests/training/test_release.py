@@ -1,0 +1,115 @@
+"""The release folder: float16 weights, the manifest, its checks, and metrics.json from it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.pipeline import REAL_RECIPE, Recipe, metrics_from_release
+from training.release import (
+    CLASSIFIER_WEIGHTS,
+    SEGMENTER_WEIGHTS,
+    ReleaseError,
+    load_weights,
+    read_release,
+    save_weights,
+    update_release,
+)
+
+
+def test_weights_are_stored_as_float16_except_what_is_kept(tmp_path: Path) -> None:
+    arrays = {"w": np.linspace(0, 1, 7, dtype=np.float32), "n": np.array([3], np.int64),
+              "precision": np.eye(3, dtype=np.float32) * 1.0001}
+    save_weights(tmp_path / "x.npz", arrays, keep=("precision",))
+    back = load_weights(tmp_path / "x.npz")
+    assert back["w"].dtype == np.float16 and back["n"].dtype == np.int64 and back["precision"].dtype == np.float32
+    np.testing.assert_allclose(back["w"], arrays["w"], atol=5e-4)
+    with pytest.raises(ReleaseError, match="cannot be read"):
+        load_weights(tmp_path / "missing.npz")
+
+
+def test_manifest_merges_sections_and_names_what_is_missing(tmp_path: Path) -> None:
+    update_release(tmp_path, {"segmenter": {"threshold": 0.4}})
+    update_release(tmp_path, {"classifier": {"temperature": 1.5}})
+    assert json.loads((tmp_path / "release.json").read_text()) == {"segmenter": {"threshold": 0.4},
+                                                                    "classifier": {"temperature": 1.5}}
+    with pytest.raises(ReleaseError, match=r"incomplete: sections \['triage', 'quality'\] and files \['segmenter.npz', "
+                                           r"'classifier.npz'\] are missing"):
+        read_release(tmp_path)
+    with pytest.raises(ReleaseError, match="cannot be read"):
+        read_release(tmp_path / "nowhere")
+
+
+def test_shipped_release_is_complete_and_small() -> None:
+    from training.release import RELEASE_DIR
+
+    release = read_release(RELEASE_DIR)
+    size = sum((RELEASE_DIR / f).stat().st_size for f in (SEGMENTER_WEIGHTS, CLASSIFIER_WEIGHTS))
+    assert size <= 40 * 1024 * 1024
+    assert Recipe.from_dict(release["recipe"]) == REAL_RECIPE  # the recorded recipe is the one the code ships
+    assert (RELEASE_DIR / "MODEL_CARD.md").is_file()
+    splits = json.loads((RELEASE_DIR / release["data"]["splits"]["classifier"]).read_text())
+    evaluation_only = {"ham10000_sample", "isic2019_sample"}
+    for split in ("train", "val", "test"):
+        assert not any(part in row["image"] for row in splits[split] for part in evaluation_only)
+    seg_splits = json.loads((RELEASE_DIR / release["data"]["splits"]["segmenter"]).read_text())
+    assert not any("Validation" in row["image"] for row in seg_splits["train"])  # ISIC 2017 validation never trained on
+
+
+def test_metrics_json_keys_from_a_release() -> None:
+    from training.release import RELEASE_DIR
+
+    metrics = metrics_from_release(read_release(RELEASE_DIR))
+    for key in ("dice", "jaccard", "thresholded_jaccard"):
+        assert 0 < metrics["segmentation"]["val"][key] <= 1
+    test = metrics["classification"]["test"]
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced_accuracy", "melanoma_auc", "ece",
+                "ece_before_calibration"):
+        assert 0 <= test[key] <= 1, key
+    assert set(test["per_class_recall"]) == {"AK", "BCC", "DF", "MEL", "NV", "BKL", "SCC", "VASC"}
+    assert metrics["classification"]["temperature"] > 0 and 0 < metrics["triage"]["threshold"] < 1
+    for key in ("melanoma_sensitivity", "malignant_sensitivity", "specificity"):
+        assert 0 <= metrics["triage"]["test"][key] <= 1
+    assert 0.5 <= metrics["ood"]["test"]["auroc"] <= 1
+    assert metrics["dataset"]["splits"]["classifier"].startswith("splits/")
+
+
+@pytest.mark.slow
+def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from dermassist.base.paths import PROJECT_ROOT
+    from dermassist.base.repository import classifier_artifact, segmenter_artifact, stage_repository
+    from training.release import RELEASE_DIR
+
+    repo = stage_repository(tmp_path / "repo")
+    done = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
+                           "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (segmenter_artifact(repo) / "saved_model.pb").is_file() and classifier_artifact(repo).is_file()
+    release = read_release(RELEASE_DIR)
+    tuned = {m: json.loads((repo / m / "1" / "tuned.json").read_text())["values"]
+             for m in ("lesion_crop", "triage", "prepare")}
+    assert tuned["lesion_crop"]["threshold"] == release["segmenter"]["threshold"]
+    assert tuned["triage"] == release["triage"]["values"] and tuned["prepare"] == release["quality"]["values"]
+    calibration = json.loads((classifier_artifact(repo).parent / "calibration.json").read_text())
+    assert calibration["temperature"] == pytest.approx(release["classifier"]["temperature"])
+    metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["segmentation"]["threshold"] == release["segmenter"]["threshold"]
+    again = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
+                            "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                           timeout=300)
+    assert again.returncode == 0 and "already serves release" in again.stderr
+
+
+def test_retune_needs_the_builds_predicted_masks(tmp_path: Path, shared_data: Path) -> None:
+    from training.pipeline import BuildConfig, retune_release
+    from training.release import RELEASE_DIR
+
+    config = BuildConfig(data=shared_data, out=RELEASE_DIR, runs=tmp_path / "runs")
+    with pytest.raises(ReleaseError, match=r"needs the predicted masks .*/runs/predicted_masks; pass the build's --runs"):
+        retune_release(config)

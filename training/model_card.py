@@ -1,0 +1,164 @@
+"""``MODEL_CARD.md`` of a release, rendered from its ``release.json`` (figures through the served ensemble)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .classifier.schedule import PRETRAINED_SHA256_PREFIX
+from .release import read_release
+
+CARD = "MODEL_CARD.md"
+SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
+
+
+def _f(value: object, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def render_model_card(release: dict) -> str:
+    """The card's markdown."""
+    seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
+    ev = release.get("evaluation", {})
+    reports = ev.get("reports", {})
+    test = ev.get("classification_test") or {}
+    dataset = cls["figures"].get("dataset", {})
+    lines = [
+        f"# DermAssist model card: {release.get('name')} (version {release.get('version')}, {release.get('created')})",
+        "",
+        "**Research use only. Not a medical device.** Trained on public research data whose licences forbid commercial",
+        "use (CC BY-NC 4.0, CC BY-NC-SA 4.0): these weights inherit the non-commercial terms.",
+        "",
+        "## What it is",
+        "",
+        f"- Segmenter: Keras ResNet{seg['unet']['depth']}-UNet, width {seg['unet']['width']} "
+        f"({seg['figures'].get('params', 0) / 1e6:.1f} M parameters), 256x256 input, BCE + Dice, trained from scratch;",
+        f"  served threshold {seg['threshold']:.2f} (tuned on validation), crop margin {seg['margin']:.2f}.",
+        "- Classifier: torchvision ResNet18 (11.2 M parameters) trained from scratch on the served 224 px lesion crops, with",
+        f"  temperature {cls['temperature']:.3f} (fitted on validation), an out-of-distribution score (Mahalanobis distance",
+        "  of the pooled features to the training class means, 1.0 = the validation 98th percentile) and the class",
+        "  activation map of the top class (Grad-CAM of its calibrated log-probability), all inside one TorchScript.",
+        f"- Referral: REFER_SCORE = P(MEL)+P(BCC)+P(SCC)+P(AK) >= {triage['values']['refer_threshold']:.3f}, chosen on",
+        "  validation as the highest threshold keeping melanoma sensitivity >= 0.95 on new melanomas: with n validation",
+        "  melanomas it is the k-th lowest melanoma score, k = floor((n + 1) x 0.05) (a new melanoma falls below it with",
+        "  probability k / (n + 1)); REFER is also true for an image that is not assessable.",
+        f"- Assessability: sharpness >= {quality['values']['min_sharpness']:.1f} (Laplacian variance), brightness in "
+        f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
+        "  training images; OOD_SCORE < 1.0.",
+        "- Weights are stored in float16 (`segmenter.npz`, `classifier.npz`); every figure below was measured on them.",
+        "",
+        "## Data",
+        "",
+        "| set | use | images | licence |",
+        "|---|---|---|---|",
+        "| ISIC 2017 Part 1 (256x256 copies) | segmenter training (Training), validation and threshold (Validation) | "
+        f"{seg['figures'].get('dataset', {}).get('isic2017', {}).get('images', 'n/a')} | CC-0 |",
+        f"| PH2 | segmenter and classifier training, validation and test (70/15/15 by clinical diagnosis) | "
+        f"{dataset.get('ph2', {}).get('images', 'n/a')} | research use with citation |",
+        f"| ISIC 2018 Task 3 (HAM10000 test set) | classifier training, validation and test (70/15/15 by class) | "
+        f"{dataset.get('isic2018_task3', {}).get('images', 'n/a')} | CC BY-NC 4.0 |",
+        "| HAM10000 sample, ISIC 2019 sample | evaluation only, never trained on | 75, 18 | CC BY-NC-SA 4.0, CC BY-NC |",
+        "",
+        f"Split manifests: `splits/` ({', '.join(release.get('data', {}).get('splits', {}).values())}). Classifier splits: "
+        f"{cls['figures'].get('splits')}. No lesion ids are published for ISIC 2018 Task 3, so its split is by image;",
+        "HAM10000 lesions photographed more than once may sit in two splits (the shipped sample has none).",
+        "",
+        "## Figures (through the served ensemble, `dermassist evaluate`; reports in `reports/`)",
+        "",
+    ]
+    sv = ev.get("segmentation_val") or seg["figures"]["val"]
+    lines += ["| segmentation | images | Dice | Jaccard | thresholded Jaccard |", "|---|---|---|---|---|",
+              f"| ISIC 2017 validation | {sv.get('images', 150)} | {_f(sv['dice'])} | {_f(sv['jaccard'])} | "
+              f"{_f(sv['thresholded_jaccard'])} |"]
+    for name in ("ph2_test", "ham10000_sample"):
+        s = reports.get(name, {}).get("segmentation")
+        if s:
+            lines.append(f"| {name} | {s['images']} | {_f(s['dice'])} | {_f(s['jaccard'])} | {_f(s['thresholded_jaccard'])} |")
+    lines += ["", "| diagnosis | images | accuracy | balanced accuracy | macro F1 | melanoma ROC AUC | ECE |",
+              "|---|---|---|---|---|---|---|"]
+    for name in ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation"):
+        c = reports.get(name, {}).get("classification")
+        if c:
+            lines.append(f"| {name} | {c['images']} | {_pct(c['accuracy'])} | {_f(c['balanced_accuracy'])} | "
+                         f"{_f(c['macro_f1'])} | {_f(c['melanoma_auc'])} | {_f(c['ece'])} |")
+    if test:
+        lines += ["", "Per-class recall, ISIC 2018 Task 3 test: " + ", ".join(
+            f"{k} {_f(v, 2)}" for k, v in test["per_class_recall"].items() if v is not None) + "."]
+    lines += ["", "isic2017_validation holds the ISIC 2017 segmentation images squashed to 256x256 with their Part 3 labels",
+              "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like them, and its",
+              "figures there show how much such a shift costs.", "",
+              "The ECE column is served, after the temperature fitted on validation; the ECE before it, measured while",
+              "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves.", "",
+              "| referral | melanoma sensitivity | malignant sensitivity | benign specificity | not assessable |",
+              "|---|---|---|---|---|"]
+    for name in ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation"):
+        t = reports.get(name, {}).get("triage")
+        if t:
+            lines.append(f"| {name} | {_f(t['melanoma_sensitivity'])} | {_f(t['malignant_sensitivity'])} | "
+                         f"{_f(t['specificity'])} | {_pct(t['not_assessable'])} |")
+    ood = ev.get("ood_test")
+    if ood:
+        lines += ["", f"Out of distribution: OOD_SCORE AUROC {_f(ood['auroc'])} for {ood['images']} non-dermoscopic images "
+                  f"(photographs, documents, plain and noise images, synthetic renderings) against the "
+                  f"{ood['in_distribution_images']} ISIC 2018 Task 3 test images."]
+    cam, quality = ev.get("cam_faithfulness"), ev.get("quality_check")
+    if cam:
+        lines += ["", f"Class activation map: erasing the {cam['erased_share']:.0%} of the crop the CAM ranks highest "
+                  f"lowered the top-class probability more than erasing as many random patches on "
+                  f"{_pct(cam['share_cam_beats_random'])} of {cam['images']} ISIC 2018 Task 3 test crops (mean drop "
+                  f"{_f(cam['mean_drop_cam'])} against {_f(cam['mean_drop_random'])})."]
+    if quality:
+        lines += ["", "Quality gate on degraded copies of 40 test images: " + "; ".join(
+            f"{kind}: {_pct(v['not_assessable'])} not assessable, note names it for {_pct(v['note_names_it'])}"
+            for kind, v in quality.items()) + "."]
+    lines += ["", "Seed project (ResNet18, about 10,000 HAM10000 images, ImageNet weights): accuracy "
+              f"{_pct(SEED['accuracy'])}, macro precision {SEED['macro_precision']}, recall {SEED['macro_recall']}, F1 "
+              f"{SEED['macro_f1']}. This release had about 880 training images and no pretrained weights.", ""]
+    lines += [
+        "## Known limits",
+        "",
+        "- **No SCC in the training data**: ISIC 2018 Task 3 and PH2 have no squamous cell carcinoma, so P(SCC) is never",
+        "  learnt; an SCC is at best called AK or BCC (both referred). The ISIC 2019 sample's SCC rows show this.",
+        "- Trained from scratch on about 880 images from two sources (Vienna/Queensland HAM10000 and Porto PH2); expect",
+        "  lower figures on other devices, populations and skin types, none of which were tested. Run `dermassist",
+        "  evaluate` on your own labelled images before use.",
+        "- Rare classes (DF, VASC, AK) have 17-22 training images each; their recall is noisy on 4-5 test images.",
+        "- The segmenter sees every image squashed to 256x256; very small lesions in large photographs may be missed",
+        "  (LESION_FRACTION 0: the whole image is classified and the note says so).",
+        "- Dermoscopy only: clinical (non-dermoscopic) photographs are out of distribution.",
+        "- The demo page's four example images are HAM10000 evaluation-only images (CC BY-NC-SA 4.0), shipped in the",
+        "  client package with their attribution.",
+        "",
+        "## Reproduce",
+        "",
+        "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` retrains",
+        "with the recorded recipe (below) and evaluates through the ensemble; run-to-run noise on 2 CPU cores is a few",
+        "points of balanced accuracy. Build time on this 2-core machine (shared with other work): " + ", ".join(
+            f"{stage} {seconds / 60:.0f} min" for stage, seconds in (release.get("build_seconds") or {}).items()
+            if seconds) + ".",
+        "",
+        f"Recipe: `{release.get('recipe')}`",
+        "",
+        "With torchvision's ImageNet ResNet18 file (`resnet18-f37072fd.pth`, ResNet18_Weights.IMAGENET1K_V1, whose",
+        f"SHA-256 begins `{PRETRAINED_SHA256_PREFIX}`, as torch.hub checks), `--pretrained FILE` on the classifier stage",
+        "starts from it instead; the stage logs the file's full SHA-256 and refuses a file whose digest does not begin",
+        "with the prefix its torchvision-style name carries.",
+        "",
+        "## Attribution",
+        "",
+        "ISIC 2017: Codella et al., ISBI 2018 (CC-0). ISIC 2018 Task 3: Codella et al., arXiv:1902.03368; Tschandl P.,",
+        "Rosendahl C., Kittler H., The HAM10000 dataset, Sci. Data 5, 180161 (2018) (CC BY-NC 4.0). PH2: Mendonca T.,",
+        "Ferreira P.M., Marques J.S., Marcal A.R.S., Rozeira J., PH2 - A dermoscopic image database for research and",
+        "benchmarking, IEEE EMBC 2013. HAM10000 masks: Tschandl et al., Nat. Med. 2020. ISIC 2019: BCN20000 (Combalia",
+        "et al. 2019) and HAM10000 (CC BY-NC).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(folder: Path) -> Path:
+    """Write ``MODEL_CARD.md`` beside the release's ``release.json``."""
+    path = Path(folder) / CARD
+    path.write_text(render_model_card(read_release(folder)))
+    return path

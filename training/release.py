@@ -1,0 +1,87 @@
+"""The released models: one folder with float16 weights, ``release.json`` (recipe, tuned values, figures),
+split manifests, reports and the model card. Framework-free: the stages fill it, ``make models`` reads it."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from dermassist.base.paths import PROJECT_ROOT
+
+from .errors import TrainingError
+
+RELEASE_DIR = PROJECT_ROOT / "training" / "release"
+MANIFEST = "release.json"
+SEGMENTER_WEIGHTS = "segmenter.npz"
+CLASSIFIER_WEIGHTS = "classifier.npz"
+SECTIONS = ("segmenter", "classifier", "triage", "quality")
+
+
+class ReleaseError(TrainingError):
+    """A release folder is missing, incomplete or unreadable."""
+
+
+def read_manifest(folder: Path = RELEASE_DIR) -> dict:
+    """``release.json`` of a release folder as it stands (a build in progress may lack sections)."""
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        raise ReleaseError(f"release manifest {path} cannot be read ({e.strerror}); expected a release folder made by "
+                           "`dermassist release` (the shipped one is training/release/)") from e
+    except ValueError as e:
+        raise ReleaseError(f"release manifest {path} is not valid JSON ({e}); restore it from git") from e
+
+
+def read_release(folder: Path = RELEASE_DIR) -> dict:
+    """``release.json`` of a release folder, after checking every section and weight file is there."""
+    folder = Path(folder)
+    release = read_manifest(folder)
+    missing = [s for s in SECTIONS if s not in release]
+    weights = [folder / SEGMENTER_WEIGHTS, folder / CLASSIFIER_WEIGHTS]
+    absent = [w.name for w in weights if not w.is_file()]
+    if missing or absent:
+        raise ReleaseError(f"release {folder} is incomplete: sections {missing} and files {absent} are missing; "
+                           "rebuild it with `dermassist release` or restore it from git")
+    return release
+
+
+def update_release(folder: Path, sections: Mapping[str, object]) -> Path:
+    """Merge top-level sections into ``release.json`` (created when absent), written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MANIFEST
+    release = json.loads(path.read_text()) if path.is_file() else {}
+    release.update(sections)
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
+        json.dump(release, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(f.name, path)
+    return path
+
+
+def to_float16(arrays: Mapping[str, np.ndarray], keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Floating arrays as float16 (except the names in ``keep``); integer arrays unchanged."""
+    return {k: (v.astype(np.float16) if np.issubdtype(v.dtype, np.floating) and k not in keep else v)
+            for k, v in arrays.items()}
+
+
+def save_weights(path: Path, arrays: Mapping[str, np.ndarray], keep: tuple[str, ...] = ()) -> Path:
+    """Write arrays to a compressed ``.npz``, floats as float16 unless kept."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **to_float16(arrays, keep))
+    return path
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """Arrays of a weights ``.npz`` (float16 stays float16; the caller casts)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise ReleaseError(f"weights file {path} cannot be read ({e}); restore the release from git") from e
