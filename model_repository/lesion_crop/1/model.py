@@ -1,75 +1,59 @@
 """Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE -> CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP."""
 import json
 
-import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import (
-    BBOX, CLS_INPUT, CROP, DEFAULT_MARGIN, DEFAULT_THRESHOLD, LESION_FRACTION, MASK, SCALE, SEG_PROB, SEG_SIZE,
-    WORK_IMAGE, WORK_SIZE,
+    BBOX,
+    CLS_INPUT,
+    CROP,
+    CROP_MODEL,
+    LESION_FRACTION,
+    MASK,
+    SCALE,
+    SEG_PROB,
+    SEG_SIZE,
+    WORK_IMAGE,
+    WORK_SIZE,
 )
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import PreprocessError
+from preprocess.params import set_opencv_threads, step_params
 
-
-def _error(message):
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
-
-
-def _parameter(config, name, default):
-    return float(config.get("parameters", {}).get(name, {}).get("string_value", default))
+INPUTS = {"prob": SEG_PROB, "work": WORK_IMAGE, "size": WORK_SIZE, "scale": SCALE}
 
 
 def _rows(request):
-    """Validated per-row inputs of one request: (prob, [work views], scales)."""
-    prob = pb_utils.get_input_tensor_by_name(request, SEG_PROB.name).as_numpy()
-    work = pb_utils.get_input_tensor_by_name(request, WORK_IMAGE.name).as_numpy()
-    size = pb_utils.get_input_tensor_by_name(request, WORK_SIZE.name).as_numpy().reshape(-1, 2)
-    scale = pb_utils.get_input_tensor_by_name(request, SCALE.name).as_numpy().reshape(-1)
+    """Validated per-row inputs of one request: probability maps, work-image views, scales."""
+    rows = input_rows(request, pb_utils, INPUTS)
+    if isinstance(rows, PreprocessError):
+        return rows
+    prob, work, size, scale = rows["prob"], rows["work"], rows["size"], rows["scale"].reshape(-1)
     if not (len(prob) == len(work) == len(size) == len(scale)):
-        raise PreprocessError(f"batch sizes differ: SEG_PROB {len(prob)}, WORK_IMAGE {len(work)}, "
-                              f"WORK_SIZE {len(size)}, SCALE {len(scale)}")
+        return PreprocessError(f"batch sizes differ: SEG_PROB {len(prob)}, WORK_IMAGE {len(work)}, "
+                               f"WORK_SIZE {len(size)}, SCALE {len(scale)}")
     if np.any(size < 1) or np.any(size[:, 0] > work.shape[1]) or np.any(size[:, 1] > work.shape[2]):
-        raise PreprocessError(f"WORK_SIZE {size.tolist()} exceeds WORK_IMAGE {list(work.shape[1:3])} or is empty")
-    return prob, [work[i, : h, : w] for i, (h, w) in enumerate(size)], scale
+        return PreprocessError(f"WORK_SIZE {size.tolist()} exceeds WORK_IMAGE {list(work.shape[1:3])} or is empty")
+    return {"prob": prob.reshape(-1, SEG_SIZE, SEG_SIZE), "work": [work[i, :h, :w] for i, (h, w) in enumerate(size)],
+            "scale": scale}
 
 
 class TritonPythonModel:
     """Crop every row of every request in one batch call; a malformed request fails alone."""
 
     def initialize(self, args):
+        """Read the crop settings once: config parameter > the version's tuned.json > default."""
         config = json.loads(args["model_config"])
-        if "opencv_threads" in config.get("parameters", {}):
-            cv2.setNumThreads(int(_parameter(config, "opencv_threads", 0)))
-        self.params = CropParams(_parameter(config, "threshold", DEFAULT_THRESHOLD), _parameter(config, "margin", DEFAULT_MARGIN))
-        self.outputs = (CLS_INPUT.name, MASK.name, BBOX.name, LESION_FRACTION.name, CROP.name)
+        set_opencv_threads(config)
+        self.params = step_params(CropParams, args, config)
 
     def execute(self, requests):
-        parsed = []
-        for request in requests:
-            try:
-                parsed.append(_rows(request))
-            except PreprocessError as e:
-                parsed.append(e)
-        good = [p for p in parsed if not isinstance(p, Exception)]
-        result = None
-        if good:
-            result = crop_batch(
-                np.concatenate([p[0] for p in good]).reshape(-1, SEG_SIZE, SEG_SIZE),
-                [view for p in good for view in p[1]],
-                np.concatenate([p[2] for p in good]),
-                self.params,
-            )
-        responses, offset = [], 0
-        for p in parsed:
-            if isinstance(p, Exception):
-                responses.append(_error(f"lesion_crop: {p}"))
-                continue
-            n = len(p[1])
-            arrays = (result.cls_input, result.mask, result.bbox, result.lesion_fraction, result.crop)
-            responses.append(pb_utils.InferenceResponse(
-                [pb_utils.Tensor(name, np.ascontiguousarray(a[offset : offset + n])) for name, a in zip(self.outputs, arrays)]
-            ))
-            offset += n
-        return responses
+        """Crop every row of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
+        return triton_responses(batch_execute([_rows(r) for r in requests], self._compute), pb_utils, CROP_MODEL)
+
+    def _compute(self, prob, work, scale):
+        out = crop_batch(prob, work, scale, self.params)
+        return {CLS_INPUT.name: out.cls_input, MASK.name: out.mask, BBOX.name: out.bbox,
+                LESION_FRACTION.name: out.lesion_fraction, CROP.name: out.crop}

@@ -1,41 +1,40 @@
-"""Triton adapter for ``prepare``: encoded bytes -> SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE."""
+"""Triton adapter for ``prepare``: encoded bytes -> SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, QUALITY."""
 import json
 
-import cv2
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from preprocess.contract import IMAGE, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
+from preprocess.batching import batch_execute, triton_responses
+from preprocess.contract import IMAGE, PREPARE_MODEL, QUALITY, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
 from preprocess.errors import InvalidImageError
+from preprocess.params import set_opencv_threads, step_params
 from preprocess.prepare import prepare_images, stack_prepared
-
-
-def _error(message):
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
+from preprocess.quality import QualityLimits, quality_batch
 
 
 class TritonPythonModel:
-    """Decode, validate and resize every image of every request in one pass."""
+    """Decode, validate, measure and resize every image of every request in one pass."""
 
     def initialize(self, args):
-        threads = json.loads(args["model_config"]).get("parameters", {}).get("opencv_threads", {})
-        if threads.get("string_value"):
-            cv2.setNumThreads(int(threads["string_value"]))
-        self.outputs = (SEG_INPUT.name, WORK_IMAGE.name, WORK_SIZE.name, SCALE.name)
+        """Read the quality limits once: config parameter > the version's tuned.json > default."""
+        config = json.loads(args["model_config"])
+        set_opencv_threads(config)
+        self.limits = step_params(QualityLimits, args, config)
 
     def execute(self, requests):
-        blobs = [pb_utils.get_input_tensor_by_name(r, IMAGE.name).as_numpy().reshape(-1) for r in requests]
-        prepared = prepare_images([b for rows in blobs for b in rows])
-        responses, offset = [], 0
-        for rows in blobs:
-            mine, offset = prepared[offset : offset + len(rows)], offset + len(rows)
-            bad = [(i, r) for i, r in enumerate(mine) if isinstance(r, InvalidImageError)]
-            if bad:
-                responses.append(_error("; ".join(f"IMAGE row {i}: {e}" for i, e in bad)))
-                continue
-            batch = stack_prepared(mine)
-            arrays = (batch.seg_input, batch.work_image, batch.work_size, batch.scale)
-            responses.append(
-                pb_utils.InferenceResponse([pb_utils.Tensor(n, np.ascontiguousarray(a)) for n, a in zip(self.outputs, arrays)])
-            )
-        return responses
+        """Prepare every image of every request in one pass; a request with a bad image gets its own INVALID_ARGUMENT."""
+        parsed = [{"blobs": list(pb_utils.get_input_tensor_by_name(r, IMAGE.name).as_numpy().reshape(-1))}
+                  for r in requests]
+        return triton_responses(batch_execute(parsed, self._compute, self._finish), pb_utils, PREPARE_MODEL)
+
+    @staticmethod
+    def _compute(blobs):
+        return {"prepared": prepare_images(blobs)}
+
+    def _finish(self, rows):
+        """One request's outputs; a bad image refuses its whole request, naming every bad row."""
+        bad = [(i, r) for i, r in enumerate(rows["prepared"]) if isinstance(r, InvalidImageError)]
+        if bad:
+            raise InvalidImageError("; ".join(f"IMAGE row {i}: {e}" for i, e in bad))
+        batch = stack_prepared(rows["prepared"])
+        return {SEG_INPUT.name: batch.seg_input, WORK_IMAGE.name: batch.work_image, WORK_SIZE.name: batch.work_size,
+                SCALE.name: batch.scale, QUALITY.name: quality_batch(batch.seg_input, self.limits)}

@@ -1,0 +1,45 @@
+"""Triton adapter for ``triage``: CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION -> REFER,
+REFER_SCORE, ASSESSABLE, NOTE, and the public PROBABILITIES, OOD_SCORE and LESION_FRACTION passed on."""
+import json
+
+import triton_python_backend_utils as pb_utils
+
+from preprocess.batching import batch_execute, input_rows, triton_responses
+from preprocess.contract import (
+    ASSESSABLE,
+    CLS_OOD_SCORE,
+    CLS_PROBABILITIES,
+    CROP_LESION_FRACTION,
+    LESION_FRACTION,
+    NOTE,
+    OOD_SCORE,
+    PROBABILITIES,
+    QUALITY,
+    REFER,
+    REFER_SCORE,
+    TRIAGE_MODEL,
+)
+from preprocess.params import step_params
+from preprocess.triage import TriageParams, triage_batch
+
+INPUTS = {"probabilities": CLS_PROBABILITIES, "ood_score": CLS_OOD_SCORE, "quality": QUALITY,
+          "lesion_fraction": CROP_LESION_FRACTION}
+
+
+class TritonPythonModel:
+    """Apply the release's operating point and limits to every row of every request in one call."""
+
+    def initialize(self, args):
+        """Read the operating point and limits once: config parameter > the version's tuned.json > default."""
+        self.params = step_params(TriageParams, args, json.loads(args["model_config"]))
+
+    def execute(self, requests):
+        """Triage every row of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
+        parsed = [input_rows(r, pb_utils, INPUTS) for r in requests]
+        return triton_responses(batch_execute(parsed, self._compute), pb_utils, TRIAGE_MODEL)
+
+    def _compute(self, probabilities, ood_score, quality, lesion_fraction):
+        out = triage_batch(probabilities, ood_score, quality, lesion_fraction, self.params)
+        return {REFER.name: out.refer, REFER_SCORE.name: out.refer_score, ASSESSABLE.name: out.assessable,
+                NOTE.name: out.note, PROBABILITIES.name: probabilities, OOD_SCORE.name: ood_score,
+                LESION_FRACTION.name: lesion_fraction}
