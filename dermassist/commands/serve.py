@@ -1,10 +1,14 @@
-"""``dermassist serve``: run the embedded Triton server in the foreground until SIGINT/SIGTERM."""
+"""``dermassist serve``: run Triton behind the guard in the foreground until SIGINT/SIGTERM.
+
+tritonserver listens on loopback only; the public gRPC port is the guard's front (TLS, audit
+trail, truthful readiness), the public HTTP port answers the health probes, and the metrics port
+is Triton's.
+"""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
-import signal
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -15,38 +19,75 @@ SERVER_FIELDS = ("repository", "profile", "http_port", "grpc_port", "metrics_por
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The embedded server's flags, shared by ``serve`` and ``demo`` (each falls back to DERMASSIST_*, then the default)."""
-    from ..config import PROFILES
+    from ..base.server_config import PROFILES, ServerConfig
+    from ..base.settings import setting_help
 
-    parser.add_argument("--repository", help="model repository (default: the project's model_repository/)")
-    parser.add_argument("--profile", choices=PROFILES, help="config profile (default: embedded)")
-    parser.add_argument("--http-port", type=int, help="Triton HTTP port (default 8000)")
-    parser.add_argument("--grpc-port", type=int, help="Triton gRPC port (default 8001)")
-    parser.add_argument("--metrics-port", type=int, help="Triton metrics port (default 8002)")
-    parser.add_argument("--startup-timeout-s", type=float, help="seconds to wait for Triton readiness (default 180)")
+    parser.add_argument("--repository", help=setting_help(ServerConfig, "repository", "model repository"))
+    parser.add_argument("--profile", choices=PROFILES, help=setting_help(ServerConfig, "profile", "config profile"))
+    parser.add_argument("--http-port", type=int,
+                        help=setting_help(ServerConfig, "http_port", "HTTP port (serve: health probes only)"))
+    parser.add_argument("--grpc-port", type=int, help=setting_help(ServerConfig, "grpc_port", "gRPC port"))
+    parser.add_argument("--metrics-port", type=int, help=setting_help(ServerConfig, "metrics_port", "Triton metrics port"))
+    parser.add_argument("--startup-timeout-s", type=float,
+                        help=setting_help(ServerConfig, "startup_timeout_s", "seconds to wait for Triton readiness"))
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``serve`` (each falls back to its DERMASSIST_* variable, then the default)."""
+    from ..base.server_config import ServerConfig
+    from ..base.settings import setting_help
+    from ..guard.config import RECOVERY_MODES, GuardConfig
+
     add_server_arguments(parser)
-    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", help=setting_help(ServerConfig, "host", "address the public ports bind"))
+    parser.add_argument("--metrics-host",
+                        help=setting_help(ServerConfig, "metrics_host", "address the metrics port binds (none: --host)"))
+    tls = parser.add_argument_group("the public gRPC port: TLS, connections")
+    tls.add_argument("--tls-cert", help=setting_help(GuardConfig, "tls_cert", "server certificate chain (PEM); turns TLS on"))
+    tls.add_argument("--tls-key", help=setting_help(GuardConfig, "tls_key", "private key of that certificate (PEM)"))
+    tls.add_argument("--tls-client-ca", help=setting_help(GuardConfig, "tls_client_ca",
+                                                         "CA that signs client certificates (PEM); turns mutual TLS on"))
+    tls.add_argument("--grpc-max-connection-age", type=int, metavar="MS",
+                     help=setting_help(GuardConfig, "grpc_max_connection_age",
+                                       "close client connections after MS ms so clients rebalance (0: never)"))
+    tls.add_argument("--grpc-max-connection-age-grace", type=int, metavar="MS",
+                     help=setting_help(GuardConfig, "grpc_max_connection_age_grace",
+                                       "grace for calls in flight when a connection is aged out"))
+    ops = parser.add_argument_group("admin key, audit trail and self-healing")
+    ops.add_argument("--admin-key-file", help=setting_help(
+        ServerConfig, "admin_key_file",
+        "file holding the key of the restricted APIs (or DERMASSIST_ADMIN_KEY; none: a random key for this run, i.e. closed)"))
+    ops.add_argument("--audit-log", help=setting_help(GuardConfig, "audit_log",
+                                                      "file the audit JSON lines are appended to, or - for stdout"))
+    ops.add_argument("--recovery", choices=RECOVERY_MODES,
+                     help=setting_help(GuardConfig, "recovery", "how a broken step is healed"))
+    ops.add_argument("--canary-interval-s", type=float, help=setting_help(GuardConfig, "canary_interval_s",
+                                                                          "seconds between canary inferences"))
+    ops.add_argument("--canary-timeout-s", type=float, help=setting_help(GuardConfig, "canary_timeout_s",
+                                                                         "deadline of a canary inference"))
+    ops.add_argument("--triton-home", help=setting_help(ServerConfig, "triton_home",
+                                                        "a system Triton install (e.g. /opt/tritonserver); none: the wheel's"))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the server, wait for readiness, forward SIGINT/SIGTERM and return its exit code."""
-    from ..config import ServerConfig
-    from ..repository import missing_artifacts
-    from ..server import TritonServer
+    """Start Triton and the guard, serve until SIGINT/SIGTERM, stop both."""
+    import asyncio
 
-    config = ServerConfig.resolve(vars(args))
+    from ..base.repository import missing_artifacts
+    from ..base.server_config import ServerConfig
+    from ..guard.config import GuardConfig
+    from ..guard.guard import Guard, serve_until_signal
+
+    overrides = vars(args)
+    config = ServerConfig.resolve(overrides)
+    guard_config = GuardConfig.resolve(overrides)
     missing = missing_artifacts(config.repository)
     if missing:
         logger.warning("model artifacts missing (%s); run `make models` first", ", ".join(map(str, missing)))
-    server = TritonServer(config)
-    server.start()
-    logger.info("serving; press Ctrl-C to stop (log: %s)", server.log_path)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: server.send_signal(signum))
-    code = server.wait()
-    server.stop()
-    logger.info("tritonserver stopped (exit code %s)", code)
-    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else 1
+    if config.admin_key_is_generated:
+        logger.info("no admin key configured (DERMASSIST_ADMIN_KEY or --admin-key-file): the restricted APIs "
+                    "(repository, config, statistics, shared memory, trace, logging) are closed for this run")
+    guard = Guard(config, guard_config)
+    asyncio.run(serve_until_signal(guard))
+    logger.info("tritonserver stopped")
+    return 0

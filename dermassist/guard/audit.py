@@ -1,0 +1,166 @@
+"""The audit trail: one JSON line per inference request, success or failure, never pixels.
+
+A line holds the request id, the UTC time, who called (peer, and the certificate's common name
+under mutual TLS), the model and the versions of every step, one entry per image (SHA-256 and
+size of its encoded bytes, top class, REFER and ASSESSABLE when the answer holds them), the
+latency and the gRPC status with its message. Nothing of the image content and nothing the
+client sends besides the bytes it asked to be analysed (hashed) is kept.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import struct
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from tritonclient.grpc import service_pb2
+
+from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, NUM_CLASSES, PROBABILITIES, REFER
+
+logger = logging.getLogger(__name__)
+
+STDOUT = "-"
+MAX_ID_CHARS = 128
+MAX_ERROR_CHARS = 300
+
+
+class MalformedTensor(ValueError):
+    """A BYTES tensor whose length prefixes do not match its contents."""
+
+
+def bytes_elements(raw: bytes) -> list[memoryview]:
+    """Split the raw contents of a BYTES tensor (uint32 little-endian length, then the bytes, each): views, no copies."""
+    elements: list[memoryview] = []
+    offset = 0
+    view = memoryview(raw)
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise MalformedTensor(f"a length prefix is cut at byte {offset} of {len(raw)}")
+        (size,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise MalformedTensor(f"an element of {size} bytes runs past the end ({len(raw)} bytes)")
+        elements.append(view[offset:offset + size])
+        offset += size
+    return elements
+
+
+def _digest(data: bytes | memoryview) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any]]:
+    """One entry per image of the IMAGE input (SHA-256 and size); other inputs are hashed whole."""
+    entries: list[dict[str, Any]] = []
+    raw = request.raw_input_contents
+    for index, tensor in enumerate(request.inputs):
+        if raw:
+            if index >= len(raw):
+                entries.append({"input": tensor.name, "malformed": "no raw contents for this input"})
+                continue
+            data = raw[index]
+        else:
+            data = None
+        if tensor.name == IMAGE.name and tensor.datatype == "BYTES":
+            try:
+                elements = bytes_elements(data) if data is not None else list(tensor.contents.bytes_contents)
+            except MalformedTensor as e:
+                entries.append({"input": tensor.name, "malformed": str(e), **_digest(data)})
+                continue
+            entries.extend(_digest(e) for e in elements)
+        else:
+            whole = data if data is not None else tensor.contents.SerializeToString()
+            entries.append({"input": tensor.name, **_digest(whole)})
+    return entries
+
+
+def _raw_outputs(response: service_pb2.ModelInferResponse) -> dict[str, bytes]:
+    return {o.name: response.raw_output_contents[i] for i, o in enumerate(response.outputs)
+            if i < len(response.raw_output_contents)}
+
+
+def answer_rows(response: service_pb2.ModelInferResponse) -> list[dict[str, Any]]:
+    """Per row: the top class (when PROBABILITIES was sent), REFER and ASSESSABLE (when sent)."""
+    outputs = _raw_outputs(response)
+    columns: dict[str, list[Any]] = {}
+    if PROBABILITIES.name in outputs:
+        probs = np.frombuffer(outputs[PROBABILITIES.name], dtype=np.float32)
+        if probs.size % NUM_CLASSES == 0:
+            columns["top_class"] = [CLASS_CODES[int(i)] for i in probs.reshape(-1, NUM_CLASSES).argmax(axis=1)]
+    for spec, key in ((REFER, "refer"), (ASSESSABLE, "assessable")):
+        if spec.name in outputs:
+            columns[key] = [bool(v) for v in np.frombuffer(outputs[spec.name], dtype=np.bool_)]
+    rows = max((len(v) for v in columns.values()), default=0)
+    return [{k: (v[r] if r < len(v) else None) for k, v in columns.items()} for r in range(rows)]
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with microseconds and a Z."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (marked with an ellipsis)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: str, peer: str, client: str | None,
+                 versions: dict[str, str], status: str, error: str | None, latency_ms: float,
+                 response: service_pb2.ModelInferResponse | None = None,
+                 images: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The audit line of one request, as a dict (``AuditLog.write`` serialises it).
+
+    ``images``: ``request_images(request)`` when already computed (the front hashes while Triton works).
+    """
+    if images is None:
+        images = request_images(request) if request is not None else []
+    if response is not None:
+        for image, answer in zip(images, answer_rows(response)):
+            image.update(answer)
+    model = request.model_name if request is not None else ""
+    return {
+        "time": utc_now(),
+        "request_id": clip(request_id, MAX_ID_CHARS),
+        "peer": peer,
+        "client": client,
+        "model": model,
+        "model_version": response.model_version if response is not None else (request.model_version if request else ""),
+        "versions": versions,
+        "status": status,
+        "error": None if error is None else clip(error, MAX_ERROR_CHARS),
+        "latency_ms": round(latency_ms, 3),
+        "images": images,
+    }
+
+
+class AuditLog:
+    """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one flush per line."""
+
+    def __init__(self, destination: str | Path = STDOUT) -> None:
+        self.destination = str(destination)
+        self._lock = threading.Lock()
+        self._stream: TextIO
+        if self.destination == STDOUT:
+            self._stream, self._owned = sys.stdout, False
+        else:
+            path = Path(self.destination)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream, self._owned = path.open("a", encoding="utf-8"), True
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Write one record as one line."""
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Close the file (stdout stays open)."""
+        if self._owned:
+            self._stream.close()

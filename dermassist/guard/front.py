@@ -1,0 +1,199 @@
+"""The public gRPC endpoint: Triton's KServe API forwarded to the loopback tritonserver.
+
+Every ``ModelInfer`` leaves one audit line, whatever happens to it (answered, refused, failed in
+a step, cancelled). ``ServerLive``/``ServerReady``/``ModelReady`` answer with the guard's truth;
+every other call is passed through unchanged with its metadata, so Triton's admin key still
+guards the restricted APIs. While the guard recovers, requests wait for readiness (within their
+deadline and ``hold_s``); a request that failed because a step broke comes back UNAVAILABLE,
+which clients retry.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+from google.protobuf.message import DecodeError
+from tritonclient.grpc import service_pb2
+
+from preprocess.contract import ENSEMBLE_NAME
+
+from ..base.server_config import GRPC_ADMIN_HEADER
+from .audit import build_record, request_images
+
+if TYPE_CHECKING:
+    from .guard import Guard
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "inference.GRPCInferenceService"
+UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+# Metadata a proxy must not copy onto its own call.
+_HOP_BY_HOP = ("user-agent", "grpc-", ":")
+STUB_UNHEALTHY = "is not healthy"
+
+
+def method_path(name: str) -> str:
+    """The full gRPC path of one method of Triton's service."""
+    return f"/{SERVICE}/{name}"
+
+
+def forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
+    """The caller's metadata without transport headers (the admin key header is kept)."""
+    return tuple((m.key, m.value) for m in (context.invocation_metadata() or ())
+                 if not m.key.startswith(_HOP_BY_HOP))
+
+
+def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
+    """Whether the call carries the admin key header with the right value."""
+    for m in context.invocation_metadata() or ():
+        if m.key == GRPC_ADMIN_HEADER:
+            value = m.value.encode() if isinstance(m.value, str) else m.value
+            return hmac.compare_digest(value, key.encode())
+    return False
+
+
+def client_identity(context: grpc.aio.ServicerContext) -> str | None:
+    """The common name of the client certificate under mutual TLS, else None."""
+    names = (context.auth_context() or {}).get("x509_common_name") or []
+    return names[0].decode("utf-8", "replace") if names else None
+
+
+def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
+    """Whether Triton's error means the pipeline broke (not that the request was bad)."""
+    return code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and STUB_UNHEALTHY in details)
+
+
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker)."""
+    await context.abort(code, details)
+    raise RuntimeError("grpc.aio's ServicerContext.abort returned instead of raising")
+
+
+class Front(grpc.GenericRpcHandler):
+    """Routes each method of Triton's service: audited inference, truthful health, plain forwarding."""
+
+    def __init__(self, guard: Guard, channel: grpc.aio.Channel) -> None:
+        self.guard = guard
+        self.channel = channel
+        self._calls: dict[str, Any] = {}
+        # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
+        self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
+        own: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]] = {
+            "ModelInfer": self.model_infer,
+            "ServerLive": self.server_live,
+            "ServerReady": self.server_ready,
+            "ModelReady": self.model_ready,
+        }
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        for method in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+            if method.client_streaming or method.server_streaming:
+                self._handlers[method_path(method.name)] = grpc.stream_stream_rpc_method_handler(self.refuse_stream)
+            else:
+                behaviour = own.get(method.name) or self._forwarder(method.name)
+                self._handlers[method_path(method.name)] = grpc.unary_unary_rpc_method_handler(behaviour)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """The handler of a method path (None: UNIMPLEMENTED)."""
+        return self._handlers.get(handler_call_details.method)
+
+    def _call(self, name: str) -> Any:
+        if name not in self._calls:
+            self._calls[name] = self.channel.unary_unary(method_path(name))
+        return self._calls[name]
+
+    def _forwarder(self, name: str) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
+        async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                return await self._call(name)(request, metadata=forwarded_metadata(context),
+                                              timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as e:
+                await abort(context, e.code(), e.details() or "")
+        return forward
+
+    async def refuse_stream(self, requests: Any, context: grpc.aio.ServicerContext) -> None:
+        """Streaming inference is not part of the contract (and could not be audited per request)."""
+        await abort(context, grpc.StatusCode.UNIMPLEMENTED,
+                            "streaming inference is not served; call ModelInfer (one request per batch of images)")
+
+    async def server_live(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Live while the guard runs (it restarts tritonserver itself when that dies)."""
+        return service_pb2.ServerLiveResponse(live=True).SerializeToString()
+
+    async def server_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Ready only when the last canary inference through the ensemble succeeded."""
+        return service_pb2.ServerReadyResponse(ready=self.guard.readiness.ready).SerializeToString()
+
+    async def model_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Triton's answer, and false while the guard is not ready."""
+        if not self.guard.readiness.ready:
+            return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
+        return await self._forwarder("ModelReady")(request, context)
+
+    async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Forward one inference request and write exactly one audit line for it."""
+        started = time.perf_counter()
+        request: service_pb2.ModelInferRequest | None = None
+        response: service_pb2.ModelInferResponse | None = None
+        status = grpc.StatusCode.UNKNOWN
+        error: str | None = "the request ended before an answer"
+        request_id = ""
+        hashing: concurrent.futures.Future | None = None
+        try:
+            try:
+                request = service_pb2.ModelInferRequest.FromString(raw)
+            except DecodeError as e:
+                status, error = grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a ModelInferRequest: {e}"
+                await abort(context, status, error)
+            if not request.id:
+                request.id = uuid.uuid4().hex
+                raw = request.SerializeToString()
+            request_id = request.id
+            hashing = self._hashing.submit(request_images, request)
+            if request.model_name != ENSEMBLE_NAME and not has_admin_key(context, self.guard.admin_key):
+                status = grpc.StatusCode.PERMISSION_DENIED
+                error = (f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
+                         "(internal steps need the admin key)")
+                await abort(context, status, error)
+            timeout = context.time_remaining()
+            hold = self.guard.config.hold_s if timeout is None else min(timeout, self.guard.config.hold_s)
+            if not await self.guard.readiness.wait(hold):
+                status = grpc.StatusCode.UNAVAILABLE
+                error = f"DermAssist is not ready ({self.guard.readiness.reason}); retry later"
+                await abort(context, status, error)
+            sent_at = time.monotonic()
+            try:
+                answer = await self._call("ModelInfer")(raw, metadata=forwarded_metadata(context),
+                                                         timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as e:
+                status, error = e.code(), e.details() or ""
+                if is_step_failure(status, error):
+                    self.guard.report_step_failure(error, sent_at)
+                    status = grpc.StatusCode.UNAVAILABLE
+                    error = f"a pipeline step failed and DermAssist is recovering; retry: {error}"
+                await abort(context, status, error)
+            response = service_pb2.ModelInferResponse.FromString(answer)
+            status, error = grpc.StatusCode.OK, None
+            return answer
+        except asyncio.CancelledError:
+            remaining = context.time_remaining()
+            status = grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED
+            error = "the client's deadline passed before the answer" if status == grpc.StatusCode.DEADLINE_EXCEEDED \
+                else "the client cancelled the call"
+            raise
+        finally:
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            self.guard.audit.write(build_record(
+                request, request_id=request_id, peer=context.peer(), client=client_identity(context),
+                versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms,
+                response=response, images=None if hashing is None else hashing.result()))
+
+    def close(self) -> None:
+        """Stop the hashing threads."""
+        self._hashing.shutdown(wait=True)

@@ -1,0 +1,433 @@
+"""The guard: runs tritonserver on loopback, serves the public gRPC front and the health endpoint,
+watches every step and heals the pipeline when one breaks.
+
+Detection: the stub processes of the Python-backend steps are looked at every
+``scan_interval_s`` (a killed, crashed or stopped stub is seen at once); a canary inference goes
+through the ensemble every ``canary_interval_s`` and whenever a client request fails in a step; a
+tritonserver that exited is seen on the next scan. Readiness turns false at the first sign and
+comes back only after a canary succeeded.
+
+Healing: ``reload`` kills what is left of the broken model's stubs, unloads it and loads it again
+through the repository API with the admin key (about 1.5-2 s for one Python step here), falling back
+to a restart of tritonserver when the reload does not bring the canary back, after
+``max_reloads`` reloads (Triton 2.51 never finishes unloading a model whose stub died, so each
+reload leaves that unload pending until the next restart), or when tritonserver itself died.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from preprocess.contract import ENSEMBLE_NAME
+
+from ..base.errors import DermAssistError, ServerError
+from ..base.server import TritonServer, free_ports
+from ..base.server_config import ServerConfig
+from .audit import AuditLog
+from .canary import canary_request, check_canary_answer
+from .config import GuardConfig
+from .front import UNLIMITED_MESSAGES, Front
+from .health import Readiness, start_health_server
+from .stubs import Stub, broken_stubs, find_stubs
+
+logger = logging.getLogger(__name__)
+
+RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
+FRONT_GRACE_S = 5.0
+MAX_BACKOFF_S = 60.0
+MAX_RECORDS = 1000  # recoveries kept for the log and the tests
+_STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
+_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
+    ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the watchdog found: why, which models (if known), and whether tritonserver is gone."""
+
+    reason: str
+    models: tuple[str, ...] = ()
+    server_down: bool = False
+
+
+@dataclass
+class Recovery:
+    """One healing, for the log and the tests: what broke, what was done, how long it took."""
+
+    reason: str
+    action: str
+    detected_at: float  # time.monotonic()
+    ready_at: float | None = None
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from detection to readiness (None while it has not come back)."""
+        return None if self.ready_at is None else self.ready_at - self.detected_at
+
+
+def models_in_message(message: str) -> tuple[str, ...]:
+    """The models whose stub an error message names as unhealthy."""
+    return tuple(sorted({m.group("instance") for m in _STUB_IN_MESSAGE.finditer(message)}))
+
+
+def describe(error: grpc.aio.AioRpcError) -> str:
+    """A one-line account of a failed call."""
+    return f"{error.code().name}: {error.details()}"
+
+
+class Guard:
+    """tritonserver on loopback behind the public front; see the module docstring."""
+
+    def __init__(self, public: ServerConfig, config: GuardConfig, server: TritonServer | None = None) -> None:
+        """``server``: a tritonserver already running to put the guard in front of (it is not stopped
+        with the guard); by default the guard starts its own on loopback ports."""
+        self.public = public
+        self.config = config
+        self._owns_server = server is None
+        if server is None:
+            http, grpc_port = free_ports(2)
+            server = TritonServer(dataclasses.replace(
+                public, host="127.0.0.1", http_port=http, grpc_port=grpc_port,
+                metrics_host=public.metrics_host or public.host,
+                model_control_mode="explicit" if config.recovery == "reload" else public.model_control_mode,
+            ))
+        self.server = server
+        self.triton_config = server.config
+        self.audit = AuditLog(config.audit_log)
+        self.versions: dict[str, str] = {}
+        self.stubs: list[Stub] = []
+        self.recoveries: list[Recovery] = []
+        self.reloads = 0
+        # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
+        self.readiness = Readiness()
+        self._suspect = asyncio.Event()
+        self._canaries = 0
+        self._been_ready = False
+        # tritonserver is started, restarted and stopped from this one thread, which lives as long as
+        # the guard: the launcher sets PR_SET_PDEATHSIG, which fires when the *thread* that started
+        # the child ends, so a short-lived thread would take tritonserver down with it.
+        self._lifecycle = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dermassist-triton")
+
+    @property
+    def admin_key(self) -> str:
+        """The key that opens Triton's restricted APIs."""
+        return self.triton_config.admin_key
+
+    @property
+    def _admin_metadata(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.triton_config.grpc_admin_headers.items())
+
+    # ---- life cycle -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, on_started=None) -> None:
+        """Start everything, serve until ``stop`` is set, then stop everything."""
+        loop = asyncio.get_running_loop()
+        self.readiness = Readiness()
+        self._suspect = asyncio.Event()
+        if self._owns_server:
+            try:
+                await loop.run_in_executor(self._lifecycle, self.server.start)
+            except BaseException:
+                self.audit.close()
+                self._lifecycle.shutdown(wait=False)
+                raise
+        front = health = watchdog = None
+        self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=_CHANNEL_OPTIONS)
+        try:
+            self.triton = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+            self.stubs = find_stubs(self.server.pid)
+            front = await self._start_front()
+            health = await start_health_server(self.public.host, self.public.http_port, self.readiness)
+            watchdog = asyncio.create_task(self._watch(), name="dermassist-watchdog")
+            logger.info("gRPC front on %s:%d (%s), health on http://%s:%d%s; audit trail to %s",
+                        self.public.host, self.public.grpc_port, self._tls_text(), self.public.host,
+                        self.public.http_port, "/v2/health/ready", self.audit.destination)
+            if on_started is not None:
+                on_started()
+            await stop.wait()
+        finally:
+            self.readiness.set_not_ready("stopping")
+            if front is not None:
+                await front.stop(FRONT_GRACE_S)
+                self.front.close()
+            if health is not None:
+                health.close()
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
+            await self.channel.close()
+            if self._owns_server:
+                # after a reload Triton waits its whole exit timeout for the unload that never ends;
+                # a restart still running finishes first (same thread), then this stop runs
+                grace = RESTART_GRACE_S if self.reloads else 30.0
+                await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
+            self._lifecycle.shutdown(wait=True)
+            self.audit.close()
+
+    def _tls_text(self) -> str:
+        if not self.config.tls:
+            return "plaintext"
+        return "mutual TLS" if self.config.mutual_tls else "TLS"
+
+    async def _start_front(self) -> grpc.aio.Server:
+        server = grpc.aio.server(options=self.config.server_options())
+        self.front = Front(self, self.channel)
+        server.add_generic_rpc_handlers((self.front,))
+        address = f"{self.public.host}:{self.public.grpc_port}"
+        try:
+            cert, key, client_ca = self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca
+            if cert is not None and key is not None:  # GuardConfig: both or neither; a client CA needs them
+                ca = client_ca.read_bytes() if client_ca is not None else None
+                credentials = grpc.ssl_server_credentials(
+                    [(key.read_bytes(), cert.read_bytes())], root_certificates=ca, require_client_auth=ca is not None)
+                bound = server.add_secure_port(address, credentials)
+            else:
+                bound = server.add_insecure_port(address)
+        except RuntimeError as e:
+            raise ServerError(f"cannot serve gRPC on {address}: {e}; is the port taken or the address wrong?") from e
+        if not bound:
+            raise ServerError(f"cannot serve gRPC on {address}; is the port taken?")
+        await server.start()
+        return server
+
+    # ---- what the front tells the guard -------------------------------------------------------
+    def report_step_failure(self, details: str, sent_at: float) -> None:
+        """A client request sent at ``sent_at`` (time.monotonic) failed in a step: stop advertising
+        readiness and look at once, unless it was sent before the last healing (a stale failure of
+        the instance that was just replaced)."""
+        if self.readiness.ready and sent_at < self.readiness.since:
+            logger.info("a request sent before the last recovery failed: %s", details)
+            return
+        self.readiness.set_not_ready(f"a request failed in the pipeline: {details}")
+        self._suspect.set()
+
+    # ---- watching ---------------------------------------------------------------------------
+    def _scan(self) -> Fault | None:
+        if not self.server.running:
+            return Fault(f"tritonserver exited (code {self.server.returncode})", server_down=True)
+        broken = broken_stubs(self.stubs)
+        if broken:
+            names = ", ".join(f"{s.instance} (pid {s.pid}) {why}" for s, why in broken)
+            return Fault(f"stub process {names}", tuple(sorted({s.model for s, _ in broken})))
+        return None
+
+    async def canary(self) -> str | None:
+        """One inference through the ensemble on loopback: None when it answered well, else why not."""
+        self._canaries += 1
+        request = canary_request(f"dermassist-canary-{self._canaries}")
+        try:
+            response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s)
+        except grpc.aio.AioRpcError as e:
+            return f"canary inference failed: {describe(e)}"
+        problem = check_canary_answer(response)
+        return None if problem is None else f"canary answer is wrong: {problem}"
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self._watch_loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a watchdog that dies would leave readiness stuck; log and go on
+                logger.exception("watchdog error; watching again in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _watch_loop(self) -> None:
+        next_canary = 0.0
+        while True:
+            fault = self._scan()
+            due = self._suspect.is_set() or not self.readiness.ready or time.monotonic() >= next_canary
+            if fault is None and due:
+                self._suspect.clear()
+                problem = await self.canary()
+                next_canary = time.monotonic() + self.config.canary_interval_s
+                if problem is None and not self.readiness.ready:
+                    await self._mark_ready()
+                elif problem is not None and (self._been_ready or models_in_message(problem)):
+                    fault = Fault(problem, models_in_message(problem))
+                elif problem is not None:
+                    self.readiness.set_not_ready(problem)  # never served yet (models still missing?): wait
+            if fault is not None:
+                await self._recover(fault)
+                next_canary = 0.0
+                continue
+            try:
+                await asyncio.wait_for(self._suspect.wait(), self.config.scan_interval_s)
+            except TimeoutError:
+                pass
+
+    async def _mark_ready(self) -> None:
+        self.stubs = find_stubs(self.server.pid)
+        try:
+            index = await self.triton.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True),
+                                                      metadata=self._admin_metadata, timeout=10)
+            self.versions = {m.name: m.version for m in index.models}
+        except grpc.aio.AioRpcError as e:
+            logger.warning("could not read the model versions for the audit trail: %s", describe(e))
+        self._been_ready = True
+        self.readiness.set_ready()
+
+    # ---- healing ----------------------------------------------------------------------------
+    def _choose(self, fault: Fault) -> str:
+        if (fault.server_down or self.config.recovery == "restart" or not fault.models
+                or self.triton_config.model_control_mode != "explicit" or self.reloads >= self.config.max_reloads):
+            return "restart"
+        return "reload " + ", ".join(fault.models)
+
+    async def _recover(self, fault: Fault) -> None:
+        record = Recovery(fault.reason, self._choose(fault), time.monotonic())
+        self.recoveries.append(record)
+        del self.recoveries[:-MAX_RECORDS]
+        self.readiness.set_not_ready(fault.reason)
+        logger.warning("pipeline fault: %s; recovering by %s", fault.reason, record.action)
+        problem = await self._heal(record.action, fault)
+        if problem is not None and record.action != "restart":
+            logger.warning("%s did not bring the pipeline back (%s); restarting tritonserver", record.action, problem)
+            record.action += ", then restart"
+            problem = await self._heal("restart", fault)
+        if problem is not None:
+            record.error = problem
+            failed = sum(1 for r in self.recoveries[-6:] if r.error)
+            backoff = min(MAX_BACKOFF_S, 2.0 ** failed)
+            logger.error("recovery failed (%s); next try in %.0f s", problem, backoff)
+            self.readiness.set_not_ready(f"recovery failed: {problem}")
+            await asyncio.sleep(backoff)
+            return
+        await self._mark_ready()
+        record.ready_at = time.monotonic()
+        logger.warning("recovered in %.2f s by %s", record.duration_s, record.action)
+
+    async def _heal(self, action: str, fault: Fault) -> str | None:
+        """Do ``action``; None when a canary then succeeds, else what went wrong."""
+        try:
+            if action == "restart":
+                await self._restart()
+            else:
+                await self._reload(fault.models)
+        except (grpc.aio.AioRpcError, DermAssistError) as e:
+            return describe(e) if isinstance(e, grpc.aio.AioRpcError) else str(e)
+        return await self.canary()
+
+    async def _reload(self, models: tuple[str, ...]) -> None:
+        for stub in self.stubs:
+            if stub.model in models:
+                try:
+                    os.kill(stub.pid, signal.SIGKILL)  # a hung or half-dead instance would block the reload
+                except ProcessLookupError:
+                    pass
+        metadata = self._admin_metadata
+        for model in models:
+            await self.triton.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name=model),
+                                                    metadata=metadata, timeout=30)
+        for model in models:
+            await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
+                                                  metadata=metadata, timeout=self.triton_config.startup_timeout_s)
+        ensemble = await self.triton.ModelReady(service_pb2.ModelReadyRequest(name=ENSEMBLE_NAME), timeout=10)
+        if not ensemble.ready:
+            await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=ENSEMBLE_NAME),
+                                                  metadata=metadata, timeout=60)
+        self.reloads += 1
+
+    async def _restart(self) -> None:
+        def restart() -> None:
+            self.server.stop(timeout_s=RESTART_GRACE_S)
+            self.server.start()
+
+        await asyncio.wrap_future(self._lifecycle.submit(restart))
+        self.reloads = 0
+        self.stubs = find_stubs(self.server.pid)
+
+
+async def serve_until_signal(guard: Guard) -> None:
+    """Run the guard until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await guard.run(stop)
+
+
+@dataclass
+class BackgroundGuard:
+    """A Guard on its own event loop in a thread: ``with BackgroundGuard(public, config) as g: ...``."""
+
+    public: ServerConfig
+    config: GuardConfig = field(default_factory=GuardConfig)
+    server: TritonServer | None = None
+    ready_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        self.guard = Guard(self.public, self.config, self.server)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="dermassist-guard", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            await self.guard.run(self._stop, on_started=self._started.set)
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 - handed to the starting thread
+            self._error = e
+        finally:
+            self._started.set()
+
+    def __enter__(self) -> BackgroundGuard:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> BackgroundGuard:
+        """Start and wait until the guard is ready (a canary succeeded)."""
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+        if not self.wait_ready(self.ready_timeout_s):
+            self.stop()
+            raise ServerError(f"the guard did not become ready within {self.ready_timeout_s:.0f} s: "
+                              f"{self.guard.readiness.reason}")
+        return self
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Poll readiness for up to ``timeout_s``; whether it came."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.guard.readiness.ready:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        """Stop the front, the watchdog and tritonserver."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=120)
+
+    @property
+    def grpc_address(self) -> str:
+        """host:port of the public gRPC front."""
+        return self.public.grpc_address
+
+    @property
+    def http_address(self) -> str:
+        """host:port of the health endpoint."""
+        return self.public.http_address

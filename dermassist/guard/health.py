@@ -1,0 +1,98 @@
+"""Readiness that tells the truth, and the plain HTTP endpoint the probes read it from.
+
+``GET /v2/health/live``: 200 while the guard runs. ``GET /v2/health/ready``: 200 only when the
+last canary inference through the ensemble succeeded and no step is known broken, else 503 with
+the reason. Same paths as Triton's, so probes written for Triton keep working; nothing else is
+served on this port (inference is gRPC only).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+_MAX_HEADER_BYTES = 8192
+
+
+class Readiness:
+    """The guard's verdict: ready or not, why, and since when (``history``: the last flips, as
+    (time.monotonic(), ready, reason)); requests can wait for it."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.reason = "starting"
+        self.since = time.monotonic()
+        self.history: collections.deque[tuple[float, bool, str]] = collections.deque(maxlen=200)
+        self._event = asyncio.Event()
+
+    def set_ready(self) -> None:
+        """The pipeline answered a canary: serve."""
+        if not self.ready:
+            self.ready, self.reason, self.since = True, "", time.monotonic()
+            self.history.append((self.since, True, ""))
+            self._event.set()
+            logger.info("ready: a canary inference through the ensemble succeeded")
+
+    def set_not_ready(self, reason: str) -> None:
+        """The pipeline cannot answer: stop advertising readiness at once."""
+        if self.ready:
+            self.since = time.monotonic()
+            self.history.append((self.since, False, reason))
+            logger.warning("not ready: %s", reason)
+        self.ready, self.reason = False, reason
+        self._event.clear()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for readiness; whether it came."""
+        if self.ready:
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        except TimeoutError:
+            return False
+        return self.ready
+
+
+def _response(status: int, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + payload
+
+
+def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
+    """The HTTP response for one request line."""
+    if path not in (LIVE_PATH, READY_PATH):
+        return _response(404, {"error": f"only {LIVE_PATH} and {READY_PATH} are served here"})
+    if method not in ("GET", "HEAD"):
+        return _response(405, {"error": "use GET"})
+    if path == LIVE_PATH:
+        return _response(200, {"live": True})
+    if readiness.ready:
+        return _response(200, {"ready": True})
+    return _response(503, {"ready": False, "reason": readiness.reason})
+
+
+async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, readiness: Readiness) -> None:
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        method, path, *_ = head[:_MAX_HEADER_BYTES].decode("latin-1").split("\r\n", 1)[0].split(" ")
+        writer.write(health_answer(method, path.split("?", 1)[0], readiness))
+        await writer.drain()
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def start_health_server(host: str, port: int, readiness: Readiness) -> asyncio.base_events.Server:
+    """Serve the two health paths on host:port."""
+    return await asyncio.start_server(lambda r, w: _serve_one(r, w, readiness), host, port,
+                                      limit=_MAX_HEADER_BYTES)

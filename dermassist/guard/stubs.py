@@ -1,0 +1,76 @@
+"""Find the Python-backend stub processes of a tritonserver and tell which are dead or stopped."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+STUB_NAME = "triton_python_backend_stub"
+_INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
+# /proc/<pid>/stat states of a process that will not answer: stopped, traced, zombie, dead.
+_NOT_RUNNING = set("TtZXx")
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One stub process: its pid, the model it serves and the instance name Triton gave it."""
+
+    pid: int
+    model: str
+    instance: str
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def stub_of(pid: int, parent: int) -> Stub | None:
+    """The stub running as ``pid`` when it is a child of ``parent`` (tritonserver), else None."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None or int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+        return None
+    cmdline = _read(f"/proc/{pid}/cmdline")
+    if not cmdline:
+        return None
+    argv = cmdline.rstrip("\0").split("\0")
+    if not argv[0].endswith(STUB_NAME) or len(argv) < 3:
+        return None
+    # argv: stub, <repository>/<model>/<version>/model.py, ..., <instance name>, <kind>
+    model = Path(argv[1]).parent.parent.name
+    instance = argv[-2]
+    match = _INSTANCE.match(instance)
+    return Stub(pid, match.group("model") if match else model, instance)
+
+
+def find_stubs(parent: int) -> list[Stub]:
+    """Every stub process tritonserver ``parent`` has started, ordered by model then instance."""
+    stubs = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stub = stub_of(int(entry), parent)
+            if stub is not None:
+                stubs.append(stub)
+    return sorted(stubs, key=lambda s: (s.model, s.instance))
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of a process (R, S, T, Z ...), or None when it is gone."""
+    stat = _read(f"/proc/{pid}/stat")
+    return None if stat is None else stat.rsplit(")", 1)[1].split()[0]
+
+
+def broken_stubs(stubs: list[Stub]) -> list[tuple[Stub, str]]:
+    """Stubs that can no longer answer, each with why: gone, a zombie, or stopped (hung)."""
+    broken = []
+    for stub in stubs:
+        state = process_state(stub.pid)
+        if state is None:
+            broken.append((stub, "exited"))
+        elif state in _NOT_RUNNING:
+            broken.append((stub, "stopped" if state in "Tt" else "exited"))
+    return broken

@@ -1,0 +1,225 @@
+"""The guard's pieces without a server: audit records, canary, stub scan, health answers, settings."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tritonclient.grpc import service_pb2
+
+from dermassist.base.errors import ConfigError
+from dermassist.base.server import locate_triton, redact, server_command
+from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
+from dermassist.guard.audit import AuditLog, MalformedTensor, answer_rows, build_record, bytes_elements, request_images
+from dermassist.guard.canary import bytes_tensor, canary_image, canary_request, check_canary_answer
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.guard import models_in_message
+from dermassist.guard.health import Readiness, health_answer
+from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
+from preprocess.contract import CLASS_CODES, NUM_CLASSES
+from preprocess.decode import decode_image
+
+
+def _request(images: list[bytes], raw: bool = True) -> service_pb2.ModelInferRequest:
+    request = service_pb2.ModelInferRequest(model_name="dermassist", id="r-1")
+    tensor = request.inputs.add(name="IMAGE", datatype="BYTES", shape=[len(images), 1])
+    if raw:
+        request.raw_input_contents.append(bytes_tensor(images))
+    else:
+        tensor.contents.bytes_contents.extend(images)
+    return request
+
+
+def _response(probs: np.ndarray, refer: list[bool] | None = None) -> service_pb2.ModelInferResponse:
+    response = service_pb2.ModelInferResponse(model_name="dermassist", model_version="1", id="r-1")
+    response.outputs.add(name="PROBABILITIES", datatype="FP32", shape=list(probs.shape))
+    response.raw_output_contents.append(probs.astype(np.float32).tobytes())
+    if refer is not None:
+        response.outputs.add(name="REFER", datatype="BOOL", shape=[len(refer), 1])
+        response.raw_output_contents.append(np.array(refer, np.bool_).tobytes())
+    return response
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_audit_hashes_each_image_as_sent(raw: bool, ham_jpeg: bytes) -> None:
+    images = [ham_jpeg, b"\x89PNG not really", b""]
+    entries = request_images(_request(images, raw))
+    assert [e["sha256"] for e in entries] == [hashlib.sha256(i).hexdigest() for i in images]
+    assert [e["bytes"] for e in entries] == [len(i) for i in images]
+
+
+def test_bytes_tensor_split_refuses_lengths_past_the_end() -> None:
+    assert [bytes(e) for e in bytes_elements(bytes_tensor([b"ab", b"", b"cde"]))] == [b"ab", b"", b"cde"]
+    with pytest.raises(MalformedTensor, match="runs past the end"):
+        bytes_elements(struct.pack("<I", 10) + b"abc")
+    with pytest.raises(MalformedTensor, match="cut"):
+        bytes_elements(b"\x01\x00")
+
+
+def test_audit_reads_top_class_and_triage_flags_per_row() -> None:
+    probs = np.full((2, NUM_CLASSES), 0.01, np.float32)
+    probs[0, 3], probs[1, 4] = 0.9, 0.9
+    rows = answer_rows(_response(probs, refer=[True, False]))
+    assert rows == [{"top_class": CLASS_CODES[3], "refer": True}, {"top_class": CLASS_CODES[4], "refer": False}]
+    assert answer_rows(service_pb2.ModelInferResponse()) == []
+
+
+def test_audit_line_holds_no_image_bytes_and_names_the_outcome(tmp_path: Path, ham_jpeg: bytes) -> None:
+    probs = np.eye(NUM_CLASSES, dtype=np.float32)[[1]]
+    record = build_record(_request([ham_jpeg]), request_id="r-1", peer="ipv4:10.0.0.9:5000", client="clinic-a",
+                          versions={"dermassist": "1"}, status="OK", error=None, latency_ms=12.3456,
+                          response=_response(probs))
+    log = AuditLog(tmp_path / "audit" / "trail.jsonl")
+    log.write(record)
+    log.write(build_record(None, request_id="x" * 500, peer="p", client=None, versions={}, status="INVALID_ARGUMENT",
+                           error="e" * 1000, latency_ms=1.0))
+    log.close()
+    lines = (tmp_path / "audit" / "trail.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["images"] == [{"sha256": hashlib.sha256(ham_jpeg).hexdigest(), "bytes": len(ham_jpeg),
+                                "top_class": CLASS_CODES[1]}]
+    assert (first["status"], first["model"], first["model_version"], first["latency_ms"]) == ("OK", "dermassist", "1", 12.346)
+    assert first["time"].endswith("Z") and first["client"] == "clinic-a"
+    assert len(second["request_id"]) == 128 and len(second["error"]) == 300
+    text = "\n".join(lines)
+    for window in (ham_jpeg[1000:1024], ham_jpeg[:64]):
+        assert base64.b64encode(window).decode() not in text and window.hex() not in text
+    assert len(lines[0]) < 1000
+
+
+def test_canary_is_a_valid_bmp_with_a_dark_lesion() -> None:
+    rgb = decode_image(canary_image())
+    assert rgb.shape == (64, 64, 3)
+    assert rgb[32, 32].mean() < 80 < 150 < rgb[2, 2].mean()
+    request = canary_request("c-1")
+    assert request.model_name == "dermassist" and [o.name for o in request.outputs] == ["PROBABILITIES"]
+
+
+def test_canary_answer_must_be_a_probability_vector() -> None:
+    good = np.full((1, NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
+    assert check_canary_answer(_response(good)) is None
+    assert "not a probability vector" in check_canary_answer(_response(good * 2))
+    assert "values" in check_canary_answer(_response(good[:, :3]))
+    assert "no PROBABILITIES" in check_canary_answer(service_pb2.ModelInferResponse())
+
+
+def test_stub_names_in_tritons_error_messages() -> None:
+    message = "in ensemble 'dermassist', Stub process 'lesion_crop_0_0' is not healthy."
+    assert models_in_message(message) == ("lesion_crop",)
+    both = "Stub process 'prepare_0_1' is not healthy; Stub process 'prepare_0_0' is not healthy"
+    assert models_in_message(both) == ("prepare",)
+    assert models_in_message("deadline exceeded") == ()
+
+
+def _fake_stub(tmp_path: Path, model: str) -> subprocess.Popen:
+    """A child process whose argv looks like a Python-backend stub's (a Python script that sleeps)."""
+    script = tmp_path / model / "1" / "model.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("import time\ntime.sleep(60)\n")
+    argv = [str(tmp_path / STUB_NAME), str(script), "shm_region", "1048576", "1048576", str(os.getpid()),
+            "/backends/python", "336", f"{model}_0_0", "DEFAULT"]
+    return subprocess.Popen(argv, executable=sys.executable)
+
+
+def test_stub_scan_finds_children_and_tells_stopped_and_dead_ones(tmp_path: Path) -> None:
+    proc = _fake_stub(tmp_path, "lesion_crop")
+    try:
+        deadline = time.monotonic() + 10
+        while not (stubs := find_stubs(os.getpid())) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (stub,) = stubs
+        assert (stub.pid, stub.model, stub.instance) == (proc.pid, "lesion_crop", "lesion_crop_0_0")
+        assert broken_stubs(stubs) == []
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        assert broken_stubs(stubs) == [(stub, "stopped")]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert broken_stubs(stubs) == [(stub, "exited")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_health_answers_tell_the_reason() -> None:
+    readiness = Readiness()
+    readiness.set_not_ready("stub process lesion_crop_0_0 (pid 7) exited")
+    assert health_answer("GET", "/v2/health/live", readiness).startswith(b"HTTP/1.1 200")
+    answer = health_answer("GET", "/v2/health/ready", readiness)
+    assert answer.startswith(b"HTTP/1.1 503") and b"lesion_crop_0_0" in answer
+    readiness.set_ready()
+    assert health_answer("GET", "/v2/health/ready", readiness).startswith(b"HTTP/1.1 200")
+    assert health_answer("GET", "/v2/models/dermassist/infer", readiness).startswith(b"HTTP/1.1 404")
+    assert health_answer("POST", "/v2/health/ready", readiness).startswith(b"HTTP/1.1 405")
+
+
+def test_readiness_lets_requests_wait_for_healing() -> None:
+    async def main() -> tuple[bool, bool]:
+        readiness = Readiness()
+        timed_out = await readiness.wait(0.05)
+        asyncio.get_running_loop().call_later(0.05, readiness.set_ready)
+        return timed_out, await readiness.wait(5)
+
+    assert asyncio.run(main()) == (False, True)
+
+
+def test_admin_key_from_environment_file_or_random(tmp_path: Path) -> None:
+    key_file = tmp_path / "admin.key"
+    key_file.write_text("from-a-file\n")
+    env = {"DERMASSIST_REPOSITORY": str(tmp_path), "DERMASSIST_ADMIN_KEY": "from-env"}
+    assert ServerConfig.resolve({}, env).admin_key == "from-env"
+    from_file = ServerConfig.resolve({"repository": tmp_path}, {"DERMASSIST_ADMIN_KEY_FILE": str(key_file)})
+    assert from_file.admin_key == "from-a-file" and from_file.grpc_admin_headers == {GRPC_ADMIN_HEADER: "from-a-file"}
+    one, two = ServerConfig(repository=tmp_path), ServerConfig(repository=tmp_path)
+    assert one.admin_key_is_generated and len(one.admin_key) >= 32 and one.admin_key != two.admin_key
+    assert "admin_key=" not in repr(one)
+    with pytest.raises(ConfigError, match="must not contain"):
+        ServerConfig(repository=tmp_path, admin_key="a,b")
+    with pytest.raises(ConfigError, match="cannot read the admin key file"):
+        ServerConfig(repository=tmp_path, admin_key_file=tmp_path / "missing")
+
+
+def test_command_line_restricts_admin_apis_and_logs_redact_the_key(tmp_path: Path) -> None:
+    config = ServerConfig(repository=tmp_path, admin_key="s3cret", model_control_mode="explicit", metrics_host="0.0.0.0")
+    cmd = server_command(locate_triton(), config, tmp_path)
+    apis = ",".join(RESTRICTED_APIS)
+    assert f"--grpc-restricted-protocol={apis}:admin-key=s3cret" in cmd
+    assert f"--http-restricted-api={apis}:admin-key=s3cret" in cmd
+    assert {"--model-control-mode=explicit", "--load-model=*", "--metrics-address=0.0.0.0"} <= set(cmd)
+    assert not any("s3cret" in arg for arg in redact(cmd))
+    for api in ("inference", "health", "metadata"):
+        assert api not in RESTRICTED_APIS
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"tls_cert": "CERT"}, "go together"),
+    ({"tls_client_ca": "CERT"}, "needs tls_cert"),
+    ({"tls_cert": "/nope.pem", "tls_key": "/nope.key"}, "does not exist"),
+    ({"recovery": "pray"}, "recovery must be one of"),
+    ({"canary_timeout_s": 0}, "canary_timeout_s must be a positive"),
+    ({"audit_log": ""}, "cannot be turned off"),
+])
+def test_guard_settings_are_validated(tmp_path: Path, kwargs: dict, message: str) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    kwargs = {k: (str(cert) if v == "CERT" else v) for k, v in kwargs.items()}
+    with pytest.raises(ConfigError, match=message):
+        GuardConfig(**kwargs)
+
+
+def test_guard_settings_come_from_the_environment(tmp_path: Path) -> None:
+    config = GuardConfig.resolve({"recovery": None}, {"DERMASSIST_RECOVERY": "restart", "DERMASSIST_CANARY_INTERVAL_S": "2.5",
+                                                      "DERMASSIST_AUDIT_LOG": str(tmp_path / "a.jsonl")})
+    assert (config.recovery, config.canary_interval_s, config.tls) == ("restart", 2.5, False)

@@ -1,0 +1,231 @@
+"""The guard in front of the session's Triton: truthful health, TLS and mutual TLS, restricted APIs, audit trail."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
+
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.guard import BackgroundGuard
+from dermassist_client import DermAssistClient, ServerUnavailableError
+from preprocess.contract import CROP_MODEL, ENSEMBLE_NAME, PREPARE_MODEL
+from tests.support.guard import audit_lines, make_certificates, public_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def guards(triton_server, tiny_repository: Path, certs, tmp_path_factory):
+    """Three fronts on the session's Triton: plaintext, TLS and mutual TLS, each with its own audit file."""
+    folder = tmp_path_factory.mktemp("audit")
+    settings = {
+        "plain": GuardConfig(audit_log=str(folder / "plain.jsonl")),
+        "tls": GuardConfig(audit_log=str(folder / "tls.jsonl"), tls_cert=certs.server_cert, tls_key=certs.server_key),
+        "mtls": GuardConfig(audit_log=str(folder / "mtls.jsonl"), tls_cert=certs.server_cert,
+                            tls_key=certs.server_key, tls_client_ca=certs.ca),
+    }
+    started = {}
+    try:
+        for name, config in settings.items():
+            started[name] = BackgroundGuard(public_config(tiny_repository), config, server=triton_server).start()
+        yield started
+    finally:
+        for guard in started.values():
+            guard.stop()
+
+
+def _http_get(address: str, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_health_endpoint_and_grpc_readiness_tell_the_canarys_truth(guards) -> None:
+    plain = guards["plain"]
+    assert _http_get(plain.http_address, "/v2/health/ready") == (200, b'{"ready": true}')
+    assert _http_get(plain.http_address, "/v2/health/live")[0] == 200
+    assert _http_get(plain.http_address, "/v2/models/dermassist/infer")[0] == 404  # no inference over HTTP here
+    with DermAssistClient(plain.grpc_address) as client:
+        assert client.ready() and client.health()
+    plain.guard.readiness.set_not_ready("test: pretend a step broke")
+    try:
+        status, body = _http_get(plain.http_address, "/v2/health/ready")
+        assert status == 503 and b"pretend a step broke" in body
+        raw = grpcclient.InferenceServerClient(plain.grpc_address)
+        assert not raw.is_server_ready() and not raw.is_model_ready(ENSEMBLE_NAME)
+        raw.close()
+    finally:
+        assert plain.wait_ready(30)  # the next canary brings it back
+
+
+def test_tls_client_is_served_and_a_plaintext_client_fails_clearly(guards, certs, ham_jpeg: bytes) -> None:
+    address = guards["tls"].grpc_address
+    with DermAssistClient(address, ssl=True, root_certificates=certs.ca) as client:
+        assert client.analyze(ham_jpeg).probabilities
+    with DermAssistClient(address, timeout=5, retries=0) as client:
+        with pytest.raises(ServerUnavailableError, match="if the server serves TLS, connect with ssl=True"):
+            client.analyze(ham_jpeg)
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(guards, certs, ham_jpeg: bytes) -> None:
+    guard = guards["mtls"]
+    with DermAssistClient(guard.grpc_address, ssl=True, root_certificates=certs.ca,
+                          private_key=certs.client_key, certificate_chain=certs.client_cert) as client:
+        result = client.analyze(ham_jpeg)
+    (line,) = [r for r in audit_lines(guard.config.audit_log) if r["request_id"] == result.request_id]
+    assert line["client"] == certs.client_name and line["status"] == "OK"
+    with DermAssistClient(guard.grpc_address, ssl=True, root_certificates=certs.ca, timeout=5, retries=0) as client:
+        with pytest.raises(ServerUnavailableError, match="requires mutual TLS pass private_key and certificate_chain"):
+            client.analyze(ham_jpeg)
+
+
+def test_client_cli_speaks_tls(guards, certs) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import HAM_IMAGES
+
+    done = subprocess.run([sys.executable, "-m", "dermassist_client.cli", "analyze", str(HAM_IMAGES / "ISIC_0024311.jpg"),
+                           "--url", guards["tls"].grpc_address, "--ssl", "--root-certificates", str(certs.ca), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    (line,) = [r for r in audit_lines(guards["tls"].config.audit_log) if r["request_id"] == answer["request_id"]]
+    assert line["images"][0]["top_class"] == answer["label"]
+
+
+def _admin_calls(client, headers):
+    return {
+        "repository index": lambda: client.get_model_repository_index(headers=headers),
+        "model config": lambda: client.get_model_config(ENSEMBLE_NAME, headers=headers),
+        "statistics": lambda: client.get_inference_statistics(headers=headers),
+        "load": lambda: client.load_model(ENSEMBLE_NAME, headers=headers),
+        "log settings": lambda: client.get_log_settings(headers=headers),
+        "trace settings": lambda: client.get_trace_settings(headers=headers),
+        "shared memory": lambda: client.get_system_shared_memory_status(headers=headers),
+    }
+
+
+@pytest.mark.parametrize("through", ["front", "triton"])
+def test_admin_apis_need_the_key_and_inference_and_health_do_not(guards, triton_server, through, ham_jpeg) -> None:
+    address = guards["plain"].grpc_address if through == "front" else triton_server.config.grpc_address
+    client = grpcclient.InferenceServerClient(address)
+    try:
+        for name, call in _admin_calls(client, None).items():
+            with pytest.raises(InferenceServerException, match="restricted") as info:
+                call()
+            assert "UNAVAILABLE" in str(info.value.status()), name
+        for name, call in _admin_calls(client, triton_server.config.grpc_admin_headers).items():
+            if name == "load":  # past the key; refused only because this server runs with model control "none"
+                with pytest.raises(InferenceServerException, match="not allowed if polling is enabled"):
+                    call()
+            else:
+                call()
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.get_model_metadata(ENSEMBLE_NAME).name == ENSEMBLE_NAME
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+        assert client.infer(ENSEMBLE_NAME, [tensor]).as_numpy("PROBABILITIES").shape == (1, 8)
+    finally:
+        client.close()
+
+
+def test_tritons_http_api_is_restricted_too(triton_server) -> None:
+    client = httpclient.InferenceServerClient(triton_server.config.http_address)
+    try:
+        with pytest.raises(InferenceServerException, match="restricted"):
+            client.get_inference_statistics()
+        assert client.get_inference_statistics(headers=triton_server.config.http_admin_headers)["model_stats"]
+        assert client.is_server_ready()
+    finally:
+        client.close()
+
+
+def test_internal_steps_are_not_served_to_clients_without_the_key(guards, triton_server, ham_jpeg) -> None:
+    client = grpcclient.InferenceServerClient(guards["plain"].grpc_address)
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+    try:
+        with pytest.raises(InferenceServerException, match="internal step") as info:
+            client.infer(PREPARE_MODEL, [tensor], request_id="internal-no-key")
+        assert "PERMISSION_DENIED" in str(info.value.status())
+        answer = client.infer(PREPARE_MODEL, [tensor], request_id="internal-with-key",
+                              headers=triton_server.config.grpc_admin_headers)
+        assert answer.as_numpy("SEG_INPUT").shape == (1, 256, 256, 3)
+    finally:
+        client.close()
+
+
+def test_streaming_inference_is_refused(guards) -> None:
+    with grpc.insecure_channel(guards["plain"].grpc_address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.ModelStreamInfer(iter([service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME)]), timeout=10))
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED and "ModelInfer" in info.value.details()
+
+
+def test_audit_has_exactly_one_line_per_request_good_or_bad(guards, ham_jpeg: bytes, isic2017_jpeg: bytes) -> None:
+    guard = guards["plain"]
+    sent: dict[str, tuple[str, list[bytes]]] = {}
+    with DermAssistClient(guard.grpc_address) as sdk:
+        one = sdk.analyze(ham_jpeg)
+        sent[one.request_id] = ("OK", [ham_jpeg])
+        batch = sdk.analyze_batch([ham_jpeg, isic2017_jpeg, ham_jpeg])
+        assert len({r.request_id for r in batch}) == 1
+        sent[batch[0].request_id] = ("OK", [ham_jpeg, isic2017_jpeg, ham_jpeg])
+    raw = grpcclient.InferenceServerClient(guard.grpc_address)
+    bad_inputs = {"bad-empty": b"", "bad-text": b"not an image at all", "bad-truncated": ham_jpeg[:300]}
+    try:
+        for request_id, blob in bad_inputs.items():
+            tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([[blob]], dtype=object))
+            with pytest.raises(InferenceServerException):
+                raw.infer(ENSEMBLE_NAME, [tensor], request_id=request_id)
+            sent[request_id] = ("INVALID_ARGUMENT", [blob])
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+        with pytest.raises(InferenceServerException):
+            raw.infer(CROP_MODEL, [tensor], request_id="internal-step")
+        sent["internal-step"] = ("PERMISSION_DENIED", [])
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+        unnamed = raw.infer(ENSEMBLE_NAME, [tensor])  # no id: the front gives one and the answer carries it
+        assert unnamed.get_response().id
+        sent[unnamed.get_response().id] = ("OK", [ham_jpeg])
+    finally:
+        raw.close()
+    lines = audit_lines(guard.config.audit_log)
+    counts = collections.Counter(line["request_id"] for line in lines)
+    for request_id, (status, blobs) in sent.items():
+        assert counts[request_id] == 1, request_id
+        (line,) = [r for r in lines if r["request_id"] == request_id]
+        assert line["status"] == status, (request_id, line)
+        if status == "PERMISSION_DENIED":
+            continue
+        assert [i["sha256"] for i in line["images"]] == [hashlib.sha256(b).hexdigest() for b in blobs]
+        assert line["model"] == ENSEMBLE_NAME and line["versions"][ENSEMBLE_NAME] == "1"
+        if status == "OK":
+            assert all(i["top_class"] for i in line["images"]) and line["error"] is None and line["model_version"] == "1"
+        else:
+            assert line["error"] and "top_class" not in line["images"][0]
+    assert one.label.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
+    assert set(lines[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions", "status",
+                             "error", "latency_ms", "images"}
