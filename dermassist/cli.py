@@ -8,7 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .errors import DermAssistError
+from .base.errors import DermAssistError
+from .base.logs import configure_logging
 
 # name -> (module under dermassist.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -17,8 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("import_models", "bring your own trained models into the served repository (same as export)"),
     "synth": ("synth", "write a synthetic dermoscopy data set in the official layouts"),
     "train": ("train", "train the segmenter or the classifier"),
-    "models": ("models", "build served models end to end (synthetic data -> train -> export -> report)"),
-    "experiments": ("experiments", "run the seed's experiment table on the synthetic set"),
+    "models": ("models", "export the released real-data models into the served repository (--synthetic: train a small one)"),
+    "release": ("release", "train a release on real data with its recorded recipe, evaluate it through the ensemble"),
+    "evaluate": ("evaluate", "run a labelled folder through the served ensemble and write a site-validation report"),
+    "experiments": ("experiments", "run the seed's experiment table on real data (segmenter augmentation, crop vs full image)"),
     "bench": ("bench", "benchmark the in-process pipeline against the served ensemble"),
     "demo": ("demo", "start the embedded server and the Gradio demo page"),
 }
@@ -50,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dermassist``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         return int(args.run(args) or 0)
     except DermAssistError as e:

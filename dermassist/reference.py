@@ -11,7 +11,6 @@ torch is imported before TensorFlow (TensorFlow first, then anything that loads 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,14 +18,42 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import BBOX, CLASSIFIER_MODEL, LESION_FRACTION, MASK, PROBABILITIES, SEG_SIZE, STEP_MODELS
+from preprocess.contract import (
+    ASSESSABLE,
+    BBOX,
+    CAM,
+    CLASSIFIER_MODEL,
+    CROP,
+    CROP_MODEL,
+    LESION_FRACTION,
+    MASK,
+    NOTE,
+    OOD_SCORE,
+    PREPARE_MODEL,
+    PROBABILITIES,
+    REFER,
+    REFER_SCORE,
+    SAVEDMODEL_OUTPUT,
+    SEG_SIZE,
+    STEP_MODELS,
+    TRIAGE_MODEL,
+)
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import InvalidImageError
 from preprocess.prepare import PreparedImage, prepare_images
+from preprocess.quality import QualityLimits, quality_batch
+from preprocess.triage import TriageParams, triage_batch
 
-from .errors import DermAssistError
-from .export_segmenter import SAVEDMODEL_OUTPUT
-from .repository import SOURCE_REPOSITORY, classifier_artifact, model_parameters, require_artifacts, segmenter_artifact
+from .base.errors import DermAssistError
+from .base.frameworks import import_torch
+from .base.repository import (
+    SOURCE_REPOSITORY,
+    classifier_artifact,
+    model_parameters,
+    require_artifacts,
+    segmenter_artifact,
+    step_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,30 +86,48 @@ class StepTimes:
 
 def _import_frameworks():
     """Import torch, then TensorFlow (order matters, see module docstring)."""
-    sys.modules.setdefault("triton", None)
-    import torch  # noqa: F401  (must precede tensorflow)
+    torch = import_torch()  # before tensorflow
     import tensorflow as tf
 
     return torch, tf
 
 
+def _bare_classifier(torch, net):
+    """The served classifier's own layers without its OOD score and CAM, as one module to script."""
+
+    class Bare(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            n = self.net
+            f = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+            f = n.layer4(n.layer3(n.layer2(n.layer1(f))))
+            return torch.softmax(n.fc(torch.flatten(n.avgpool(f), 1)), dim=1)
+
+    return Bare(net).eval()
+
+
 class ReferencePipeline:
     """prepare -> lesion_segmenter -> lesion_crop -> lesion_classifier, in this process.
 
-    ``ReferencePipeline(repository).run([jpeg_bytes, ...])`` returns a dict of numpy arrays keyed
-    by PROBABILITIES/MASK/BBOX/LESION_FRACTION with one row per input, like the ensemble.
+    ``ReferencePipeline(repository).run([jpeg_bytes, ...])`` returns a dict of numpy arrays keyed by
+    every ensemble output name, one row per input, like the ensemble. The steps' tuned values are read
+    from the repository as the server reads them.
     """
 
     def __init__(
         self,
         repository: Path = SOURCE_REPOSITORY,
-        crop_params: CropParams = CropParams(),
         torch_threads: int = 0,
         tf_intra_op_threads: int = 0,
     ) -> None:
         self.repository = Path(repository)
         require_artifacts(self.repository, ReferenceArtifactsMissing, "pass --repository to a repository with exported models")
-        self.crop_params = crop_params
+        self.crop_params = step_settings(self.repository, CROP_MODEL, CropParams)
+        self.quality_limits = step_settings(self.repository, PREPARE_MODEL, QualityLimits)
+        self.triage_params = step_settings(self.repository, TRIAGE_MODEL, TriageParams)
         torch, tf = _import_frameworks()
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
@@ -98,6 +143,7 @@ class ReferencePipeline:
         self._seg_keep = seg  # the signature needs its object alive
         (self._seg_input,) = self._seg_fn.structured_input_signature[1].keys()
         classifier = torch.jit.load(str(classifier_artifact(self.repository)), map_location="cpu").eval()
+        self._unfrozen_classifier = classifier  # keeps its submodules, for triage_extras_ms
         if model_parameters(self.repository, CLASSIFIER_MODEL).get("optimize_for_cpu", "").lower() == "true":
             classifier = torch.jit.optimize_for_inference(torch.jit.freeze(classifier))  # as the embedded step does
         self._classifier = classifier
@@ -115,10 +161,45 @@ class ReferencePipeline:
         out = self._seg_fn(**{self._seg_input: self._tf.constant(seg_input)})[SAVEDMODEL_OUTPUT]
         return out.numpy().astype(np.float32, copy=False)
 
-    def _classify(self, cls_input: np.ndarray) -> np.ndarray:
+    def _classify(self, cls_input: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._torch.inference_mode():
-            probs = self._classifier(self._torch.from_numpy(np.ascontiguousarray(cls_input)))
-        return probs.numpy().astype(np.float32, copy=False)
+            probs, ood, cam = self._classifier(self._torch.from_numpy(np.ascontiguousarray(cls_input)))
+        return probs.numpy().astype(np.float32, copy=False), ood.numpy(), cam.numpy()
+
+    def classifier_without_extras(self):
+        """The classifier's own layers scripted without its OOD score and CAM: same probabilities, less work."""
+        return self._torch.jit.script(_bare_classifier(self._torch, self._unfrozen_classifier.net))
+
+    def triage_extras_ms(self, images: Sequence[bytes], passes: int = 1) -> dict[str, float]:
+        """Milliseconds per image the triage outputs add outside the triage step: the quality measures in
+        ``prepare``, and the classifier's OOD score and CAM (its whole TorchScript against the same layers called without
+        them, both unfrozen; the frozen module served has no submodules left to call)."""
+        prepared = self._prepare(images)
+        seg_input = np.stack([p.seg_input for p in prepared]).astype(np.float32, copy=False)
+        crops = crop_batch(self._segment(seg_input).reshape(-1, SEG_SIZE, SEG_SIZE), [p.work_image for p in prepared],
+                           np.array([p.scale for p in prepared], dtype=np.float32), self.crop_params)
+        rows = [np.ascontiguousarray(crops.cls_input[i : i + 1]) for i in range(len(prepared))]
+        whole, bare = self._unfrozen_classifier, self.classifier_without_extras()
+        timings: dict[str, list[float]] = {"quality": [], "classifier_full": [], "classifier_bare": []}
+
+        def timed(name: str, call, args) -> None:
+            for arg in args:
+                t0 = time.perf_counter()
+                call(arg)
+                timings[name].append(time.perf_counter() - t0)
+
+        tensors = [self._torch.from_numpy(row) for row in rows]
+        with self._torch.inference_mode():
+            whole(tensors[0]), bare(tensors[0])  # warm both before timing
+            for k in range(passes):
+                timed("quality", lambda seg: quality_batch(seg[None], self.quality_limits), seg_input)
+                # each in its own loop, in alternating order: calling one right after the other on the same
+                # input lets the second find the weights in cache and hides the difference
+                order = (("classifier_full", whole), ("classifier_bare", bare))
+                for name, call in order if k % 2 == 0 else order[::-1]:
+                    timed(name, call, tensors)
+        ms = {k: 1000.0 * float(np.median(v)) for k, v in timings.items()}  # medians: one slow call moves nothing
+        return {"quality": ms["quality"], "classifier_extras": max(0.0, ms["classifier_full"] - ms["classifier_bare"])}
 
     def run_timed(self, images: Sequence[bytes]) -> tuple[dict[str, np.ndarray], StepTimes]:
         """Run a batch of encoded images; return the contract outputs and per-step seconds."""
@@ -128,6 +209,7 @@ class ReferencePipeline:
         t0 = time.perf_counter()
         prepared = self._prepare(images)
         seg_input = np.stack([p.seg_input for p in prepared]).astype(np.float32, copy=False)
+        quality = quality_batch(seg_input, self.quality_limits)
         t1 = time.perf_counter()
         seg_prob = self._segment(seg_input)
         t2 = time.perf_counter()
@@ -138,17 +220,19 @@ class ReferencePipeline:
             self.crop_params,
         )
         t3 = time.perf_counter()
-        probs = self._classify(crops.cls_input)
+        probs, ood, cam = self._classify(crops.cls_input)
         t4 = time.perf_counter()
-        times.update(zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)))
+        triage = triage_batch(probs, ood, quality, crops.lesion_fraction, self.triage_params)
+        t5 = time.perf_counter()
+        times.update(zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
         outputs = {
-            PROBABILITIES.name: probs,
-            MASK.name: crops.mask,
-            BBOX.name: crops.bbox,
-            LESION_FRACTION.name: crops.lesion_fraction,
+            PROBABILITIES.name: probs, MASK.name: crops.mask, BBOX.name: crops.bbox,
+            LESION_FRACTION.name: crops.lesion_fraction, CROP.name: crops.crop, REFER.name: triage.refer,
+            REFER_SCORE.name: triage.refer_score, ASSESSABLE.name: triage.assessable, OOD_SCORE.name: ood,
+            NOTE.name: triage.note, CAM.name: cam,
         }
         return outputs, StepTimes(times)
 
     def run(self, images: Sequence[bytes]) -> dict[str, np.ndarray]:
-        """Run a batch of encoded images; return PROBABILITIES/MASK/BBOX/LESION_FRACTION arrays."""
+        """Run a batch of encoded images; return every ensemble output as arrays, one row per image."""
         return self.run_timed(images)[0]

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..repository import PROJECT_ROOT, SOURCE_REPOSITORY
-from ..settings import resolve_values
+from ..base.paths import PROJECT_ROOT
+from ..base.repository import SOURCE_REPOSITORY
+from ..base.settings import Settings
 from .errors import BenchConfigError
-
-ENV_PREFIX = "DERMASSIST_BENCH_"
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(Settings):
     """What ``dermassist bench`` measures and where it writes."""
+
+    env_prefix = "DERMASSIST_BENCH_"
+    config_error = BenchConfigError
 
     repository: Path = SOURCE_REPOSITORY
     concurrencies: tuple[int, ...] = (1, 2, 4, 8)
@@ -42,9 +43,4 @@ class BenchConfig:
             raise BenchConfigError(f"inprocess_torch_threads must be >= 0 (0 = default), got {self.inprocess_torch_threads}")
         if self.warmup < 0:
             raise BenchConfigError(f"warmup must be >= 0, got {self.warmup}")
-
-    @classmethod
-    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "BenchConfig":
-        """CLI overrides (None = unset), then DERMASSIST_BENCH_* variables, then defaults."""
-        return cls(**resolve_values(cls, ENV_PREFIX, overrides, environ, BenchConfigError))
 

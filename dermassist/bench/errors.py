@@ -1,7 +1,7 @@
 """Exceptions of the benchmark (under the package's DermAssistError root)."""
 from __future__ import annotations
 
-from ..errors import DermAssistError
+from ..base.errors import DermAssistError
 
 
 class BenchError(DermAssistError):

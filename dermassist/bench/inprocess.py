@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..reference import STEPS, ReferencePipeline
@@ -21,6 +21,7 @@ class InProcessResult:
     step_ms: dict[str, float]
     load_s: float
     decode_ms: float = 0.0  # JPEG decode alone, as ``prepare`` does it: the floor under that step
+    triage_extras_ms: dict[str, float] = field(default_factory=dict)  # quality measures, classifier OOD + CAM
 
 
 def measure_decode(images: Sequence[bytes], passes: int) -> float:
@@ -53,7 +54,7 @@ def measure_inprocess(repository: Path, images: Sequence[bytes], passes: int, wa
     wall = time.perf_counter() - started
     n = len(latencies)
     result = InProcessResult(summarize(latencies, n, wall), {k: v * 1000.0 / n for k, v in step_totals.items()},
-                             pipeline.load_s, measure_decode(images, passes))
+                             pipeline.load_s, measure_decode(images, passes), pipeline.triage_extras_ms(images, passes))
     logger.info("in-process: %.2f images/s, p50 %.1f ms; decode alone %.2f ms per image",
                 result.latency.images_per_s, result.latency.p50_ms, result.decode_ms)
     return result

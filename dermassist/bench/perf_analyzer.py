@@ -61,13 +61,16 @@ class PerfAnalyzerRow:
 
 
 def _pytriton_libs() -> Path:
-    from ..errors import ServerError
-    from ..server import locate_triton
+    from ..base.errors import ServerError
+    from ..base.server import locate_triton
 
     try:
-        return locate_triton().libs
+        libs = locate_triton().libs
     except ServerError as e:
         raise PerfAnalyzerUnavailable(f"{e}; its libb64/libcudart copies are needed") from e
+    if libs is None:  # not reached: locate_triton() without a home is the wheel, which has its libraries
+        raise PerfAnalyzerUnavailable("the nvidia-pytriton wheel's libraries (libb64, libcudart) were not found")
+    return libs
 
 
 def _downloaded_wheel(wheels: Path) -> Path | None:
@@ -138,8 +141,14 @@ def parse_csv(path: Path) -> list[PerfAnalyzerRow]:
 
 
 def run_perf_analyzer(install: PerfAnalyzerInstall, address: str, images: Sequence[bytes], work_dir: Path,
-                      concurrencies: Sequence[int], window_ms: int) -> list[PerfAnalyzerRow]:
-    """Measure the ensemble at each concurrency; raise PerfAnalyzerUnavailable if it fails."""
+                      concurrencies: Sequence[int], window_ms: int,
+                      headers: dict[str, str] | None = None) -> list[PerfAnalyzerRow]:
+    """Measure the ensemble at each concurrency; raise PerfAnalyzerUnavailable if it fails.
+
+    perf_analyzer reads the model config and the statistics, which sit behind the admin key:
+    ``headers`` (the key's gRPC header) go with every call through ``-H`` (2.51 sends them on gRPC too,
+    whatever its help says).
+    """
     data = write_input_data(images, Path(work_dir) / "perf_analyzer_input.json")
     rows: list[PerfAnalyzerRow] = []
     for c in concurrencies:
@@ -147,6 +156,8 @@ def run_perf_analyzer(install: PerfAnalyzerInstall, address: str, images: Sequen
         cmd = [str(install.binary), "-m", ENSEMBLE_NAME, "-u", address, "-i", "grpc", "--input-data", str(data),
                "--shape", f"{IMAGE.name}:1", "--concurrency-range", f"{c}:{c}", "--measurement-interval",
                str(window_ms), "--max-trials", "3", "--stability-percentage", str(STABILITY_PERCENT), "-f", str(out)]
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}:{value}"]
         done = subprocess.run(cmd, env=install.environment(), capture_output=True, text=True, timeout=300)
         (Path(work_dir) / f"perf_analyzer_c{c}.log").write_text(done.stdout + done.stderr)
         if done.returncode != 0 or not out.exists():
@@ -158,8 +169,11 @@ def run_perf_analyzer(install: PerfAnalyzerInstall, address: str, images: Sequen
 
 def main(argv: list[str]) -> int:
     """Set up perf_analyzer under the given tools folder and print its path."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    tools = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "tools"
+    from ..base.logs import configure_logging
+    from .config import BenchConfig
+
+    configure_logging()
+    tools = Path(argv[0]) if argv else BenchConfig.tools_dir
     try:
         install = ensure_perf_analyzer(tools)
     except PerfAnalyzerUnavailable as e:

@@ -6,8 +6,9 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS
+from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS, TRIAGE_MODEL
 
+from .front import FrontCost
 from .inprocess import InProcessResult
 from .perf_analyzer import PerfAnalyzerRow
 from .served import ServedLevel
@@ -16,6 +17,7 @@ THROUGHPUT_TARGET_C = 4
 THROUGHPUT_TARGET = 1.0  # served images/s at c=4 >= 1.0 x in-process sequential
 P50_TARGET = 1.3  # served p50 at c=1 <= 1.3 x in-process p50
 STEP_SHARE_TARGET = 0.10  # prepare and lesion_crop each < 10% of end-to-end compute
+TRIAGE_COST_TARGET = 0.10  # the triage outputs (quality, OOD, CAM, the triage step) <= 10% of served p50 at c=1
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class BenchResult:
     served: list[ServedLevel]
     perf_analyzer: list[PerfAnalyzerRow] = field(default_factory=list)
     perf_analyzer_note: str = ""
+    front: FrontCost | None = None  # what `dermassist serve`'s gRPC front adds (audit, readiness)
 
     def level(self, concurrency: int) -> ServedLevel | None:
         """The served level at a concurrency, if measured."""
@@ -62,6 +65,16 @@ class BenchResult:
         total = sum(self.step_compute_ms(ref).values())
         return self.inprocess.decode_ms, (self.inprocess.decode_ms / total if total else 0.0)
 
+    def triage_cost(self) -> tuple[dict[str, float], float] | None:
+        """(milliseconds per image of each part the triage outputs add, their sum over the served c=1 p50):
+        the served triage step's compute, and in-process the quality measures and the classifier's OOD + CAM."""
+        c1 = self.level(1)
+        if c1 is None or not self.inprocess.triage_extras_ms:
+            return None
+        step = c1.models.get(TRIAGE_MODEL)
+        parts = {**self.inprocess.triage_extras_ms, "triage step": step.compute_ms_per_image if step else 0.0}
+        return parts, sum(parts.values()) / c1.latency.p50_ms
+
     def targets(self) -> list[Target]:
         """The issue's targets, evaluated on this run."""
         base = self.inprocess.latency
@@ -84,6 +97,10 @@ class BenchResult:
                 share = shares.get(model, 0.0)
                 out.append(Target(f"{model} share of compute (c={ref.concurrency})", share, STEP_SHARE_TARGET,
                                   share < STEP_SHARE_TARGET))
+        cost = self.triage_cost()
+        if cost is not None:
+            out.append(Target("triage outputs' cost / served p50 at c=1", cost[1], TRIAGE_COST_TARGET,
+                              cost[1] <= TRIAGE_COST_TARGET))
         return out
 
     def markdown(self) -> str:
@@ -94,7 +111,8 @@ class BenchResult:
             "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
             "| path | concurrency | images/s | p50 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
             "|---|---|---|---|---|---|---|",
-            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p99_ms:.1f} | 1.00x | 1.00x |",
+            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p99_ms:.1f} "
+            "| 1.00x | 1.00x |",
         ]
         for lv in self.served:
             s = lv.latency
@@ -105,8 +123,14 @@ class BenchResult:
                          f"{row.throughput / base.images_per_s:.2f}x | {row.p50_ms / base.p50_ms:.2f}x |")
         if self.perf_analyzer_note:
             lines.append(f"\nperf_analyzer: {self.perf_analyzer_note}")
+        if self.front is not None:
+            f = self.front
+            lines.append(f"\nThe guard's gRPC front (`dermassist serve`: audit line, truthful readiness), c=1, "
+                         f"{f.requests} requests each way, interleaved: p50 {f.direct_p50_ms:.1f} ms straight to Triton, "
+                         f"{f.front_p50_ms:.1f} ms through the front (+{f.added_ms:.2f} ms, {f.ratio:.3f}x).")
         lines += ["\n## Per-step time per image (ms)\n",
-                  "| step | in-process | " + " | ".join(f"served c={lv.concurrency} compute / queue / batch / share" for lv in self.served) + " |",
+                  "| step | in-process | "
+                  + " | ".join(f"served c={lv.concurrency} compute / queue / batch / share" for lv in self.served) + " |",
                   "|---|---|" + "---|" * len(self.served)]
         for model in STEP_MODELS:
             cells = [f"{self.inprocess.step_ms.get(model, 0.0):.1f}"]
@@ -114,11 +138,16 @@ class BenchResult:
                 st = lv.models.get(model)
                 share = self.step_shares(lv).get(model, 0.0)
                 cells.append("n/a" if st is None else
-                             f"{st.compute_ms_per_image:.1f} / {st.per_image_ms('queue'):.1f} / {st.mean_batch:.1f} / {share:.0%}")
+                             f"{st.compute_ms_per_image:.1f} / {st.per_image_ms('queue'):.1f} / {st.mean_batch:.1f} "
+                             f"/ {share:.0%}")
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        lines += ["\n## Targets (issue 5)\n", "| target | value | limit | met |", "|---|---|---|---|"]
+        lines += ["\n## Targets (issues 5 and 10)\n", "| target | value | limit | met |", "|---|---|---|---|"]
         for t in self.targets():
             lines.append(f"| {t.name} | {t.value:.3f} | {t.limit:.2f} | {'yes' if t.met else 'NO'} |")
+        cost = self.triage_cost()
+        if cost is not None:
+            lines.append("\nTriage outputs' cost per image: " + ", ".join(f"{k} {v:.2f} ms" for k, v in cost[0].items())
+                         + f" = {cost[1]:.1%} of the served c=1 p50.")
         floor = self.decode_floor()
         if floor is not None:
             lines.append(f"\nFloor under the {PREPARE_MODEL} share: decoding the corpus alone, as {PREPARE_MODEL} does "
@@ -138,7 +167,11 @@ class BenchResult:
                         "step_shares": self.step_shares(lv)} for lv in self.served],
             "perf_analyzer": [asdict(r) for r in self.perf_analyzer],
             "perf_analyzer_note": self.perf_analyzer_note,
+            "front": None if self.front is None else {**asdict(self.front), "added_ms": self.front.added_ms,
+                                                      "ratio": self.front.ratio},
             "targets": [asdict(t) for t in self.targets()],
+            "triage_cost": None if (cost := self.triage_cost()) is None
+            else {"ms_per_image": cost[0], "share_of_p50_c1": cost[1]},
             "decode_floor": None if (floor := self.decode_floor()) is None else {"ms_per_image": floor[0], "share_c1": floor[1]},
         }
 

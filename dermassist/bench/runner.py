@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from ..repository import require_artifacts
+from ..base.corpus import SIZES, CorpusSpec, load_corpus
+from ..base.repository import require_artifacts
 from .config import BenchConfig
 from .errors import BenchError, PerfAnalyzerUnavailable
+from .front import measure_behind_guard
 from .inprocess import measure_inprocess
 from .report import BenchResult, machine_description
 from .served import measure_level, warm_up
@@ -15,21 +17,23 @@ logger = logging.getLogger(__name__)
 
 def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
-    from loadtest.images import CorpusSpec, SIZES, load_corpus
-
     require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
     threads = config.inprocess_torch_threads or "default"
-    corpus = f"in-process torch threads {threads}; {len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
+    corpus = (f"in-process torch threads {threads}; {len(images)} JPEGs, {config.per_size} each of "
+              + ", ".join(f"{w}x{h}" for w, h in SIZES))
     inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup,
                                   config.inprocess_torch_threads)
 
-    from ..server import embedded_server
+    from ..base.server import embedded_server
 
     with embedded_server(config.repository) as server:
         address = server.config.grpc_address
-        warm_up(address, images, config.warmup)
-        served = [measure_level(address, images, c, config.requests_per_level) for c in config.concurrencies]
+        admin = server.config.grpc_admin_headers
+        warm_up(address, images, config.warmup, admin)
+        served = [measure_level(address, images, c, config.requests_per_level, admin) for c in config.concurrencies]
+        front = measure_behind_guard(server, images, config.requests_per_level,
+                                     str(config.report_dir / "front_audit.jsonl"))
         pa_rows, note = [], ""
         if config.perf_analyzer:
             from .perf_analyzer import STABILITY_PERCENT, ensure_perf_analyzer, run_perf_analyzer
@@ -38,13 +42,14 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 install = ensure_perf_analyzer(config.tools_dir)
                 levels = [c for c in config.concurrencies if c in (1, 4)] or list(config.concurrencies[:1])
                 pa_rows = run_perf_analyzer(install, address, images, config.report_dir, levels,
-                                            config.perf_analyzer_window_ms)
+                                            config.perf_analyzer_window_ms, admin)
                 note = (f"tritonclient {install.binary.parent.name}, gRPC, batch 1, same corpus, "
-                        f"{config.perf_analyzer_window_ms} ms windows, stability relaxed to {STABILITY_PERCENT}% (shared machine); "
+                        f"{config.perf_analyzer_window_ms} ms windows, stability relaxed to {STABILITY_PERCENT}% "
+                        "(shared machine); "
                         "it requests every output (CROP too)")
             except (PerfAnalyzerUnavailable, OSError) as e:
                 note = f"not run: {e}"
                 logger.warning("perf_analyzer skipped: %s", e)
         else:
             note = "not run (--no-perf-analyzer)"
-    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note)
+    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front)

@@ -37,8 +37,12 @@ def _request(grpcclient, blob: bytes):
     return [tensor], [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
 
 
-def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int) -> ServedLevel:
-    """Send ``requests`` single-image requests from ``concurrency`` threads (one client each)."""
+def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int,
+                  admin_headers: dict[str, str] | None = None) -> ServedLevel:
+    """Send ``requests`` single-image requests from ``concurrency`` threads (one client each).
+
+    Triton's statistics (read before and after) sit behind the admin key: pass its header.
+    """
     import tritonclient.grpc as grpcclient
 
     requests = max(requests, concurrency)
@@ -56,14 +60,14 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
                 client.infer(ENSEMBLE_NAME, inputs, outputs=outputs, client_timeout=CALL_TIMEOUT_S)
                 with lock:
                     latencies.append(time.perf_counter() - t0)
-        except BaseException as e:  # reported after join
+        except BaseException as e:  # noqa: BLE001 - reported after join
             errors.append(e)
         finally:
             client.close()
 
     control = grpcclient.InferenceServerClient(address)
     try:
-        before = snapshot(control)
+        before = snapshot(control, admin_headers)
         threads = [threading.Thread(target=worker, name=f"bench-c{concurrency}-{k}") for k in range(concurrency)]
         started = time.perf_counter()
         for t in threads:
@@ -71,7 +75,7 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
-        after = snapshot(control)
+        after = snapshot(control, admin_headers)
     finally:
         control.close()
     if errors:
@@ -81,7 +85,7 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
     return level
 
 
-def warm_up(address: str, images: Sequence[bytes], count: int) -> None:
+def warm_up(address: str, images: Sequence[bytes], count: int, admin_headers: dict[str, str] | None = None) -> None:
     """Send a few requests so every model instance has run once."""
     if count > 0:
-        measure_level(address, images, min(2, count), count)
+        measure_level(address, images, min(2, count), count, admin_headers)

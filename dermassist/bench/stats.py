@@ -16,7 +16,7 @@ class ModelStats:
     execution_count: int
     ns: dict[str, int]
 
-    def minus(self, before: "ModelStats") -> "ModelStats":
+    def minus(self, before: ModelStats) -> ModelStats:
         """Counters accumulated since ``before``."""
         return ModelStats(
             self.inference_count - before.inference_count,
@@ -52,9 +52,9 @@ def parse_statistics(payload: dict[str, Any]) -> dict[str, ModelStats]:
     return out
 
 
-def snapshot(client) -> dict[str, ModelStats]:
-    """Current statistics of every model from a tritonclient.grpc client."""
-    return parse_statistics(client.get_inference_statistics(model_name="", as_json=True))
+def snapshot(client, headers: dict[str, str] | None = None) -> dict[str, ModelStats]:
+    """Current statistics of every model from a tritonclient.grpc client (``headers``: the admin key)."""
+    return parse_statistics(client.get_inference_statistics(model_name="", headers=headers, as_json=True))
 
 
 def diff(after: dict[str, ModelStats], before: dict[str, ModelStats]) -> dict[str, ModelStats]:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -17,18 +17,26 @@ def _levels(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist bench`` (each overrides its DERMASSIST_BENCH_* variable)."""
-    parser.add_argument("--repository", help="model repository with exported models (default: the project's)")
-    parser.add_argument("--concurrency", dest="concurrencies", type=_levels, help="served levels, e.g. 1,2,4,8 (default)")
-    parser.add_argument("--requests", dest="requests_per_level", type=int, help="served requests per level (default 96)")
-    parser.add_argument("--passes", dest="inprocess_passes", type=int, help="in-process passes over the corpus (default 4)")
-    parser.add_argument("--per-size", type=int, help="corpus images per size (default 3; 4 sizes 600x450..3000x2000)")
+    from ..base.settings import setting_help
+    from ..bench.config import BenchConfig as B
+
+    parser.add_argument("--repository", help=setting_help(B, "repository", "model repository with exported models"))
+    parser.add_argument("--concurrency", dest="concurrencies", type=_levels,
+                        help=setting_help(B, "concurrencies", "served concurrency levels"))
+    parser.add_argument("--requests", dest="requests_per_level", type=int,
+                        help=setting_help(B, "requests_per_level", "served requests per level"))
+    parser.add_argument("--passes", dest="inprocess_passes", type=int,
+                        help=setting_help(B, "inprocess_passes", "in-process passes over the corpus"))
+    parser.add_argument("--per-size", type=int,
+                        help=setting_help(B, "per_size", "corpus images per size (4 sizes 600x450..3000x2000)"))
     parser.add_argument("--inprocess-threads", dest="inprocess_torch_threads", type=int,
-                        help="torch intra-op threads of the in-process reference (default 0 = torch's default)")
-    parser.add_argument("--warmup", type=int, help="warm-up requests (default 4)")
-    parser.add_argument("--report-dir", help="where latest.md / latest.json go (default reports/bench)")
-    parser.add_argument("--tools-dir", help="where perf_analyzer is unpacked (default tools/)")
+                        help=setting_help(B, "inprocess_torch_threads",
+                                          "torch intra-op threads of the in-process reference (0: torch's default)"))
+    parser.add_argument("--warmup", type=int, help=setting_help(B, "warmup", "warm-up requests"))
+    parser.add_argument("--report-dir", help=setting_help(B, "report_dir", "where latest.md / latest.json go"))
+    parser.add_argument("--tools-dir", help=setting_help(B, "tools_dir", "where perf_analyzer is unpacked"))
     parser.add_argument("--no-perf-analyzer", dest="perf_analyzer", action="store_const", const=False,
-                        help="skip perf_analyzer")
+                        help=setting_help(B, "perf_analyzer", "skip perf_analyzer"))
 
 
 def run(args: argparse.Namespace) -> int:

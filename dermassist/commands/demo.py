@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 
 from .serve import SERVER_FIELDS, add_server_arguments
 
@@ -12,8 +12,8 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
-    parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7860, help="demo page port (default 7860)")
+    parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default %(default)s)")
+    parser.add_argument("--port", type=int, default=7860, help="demo page port (default %(default)s)")
     add_server_arguments(parser)
 
 
@@ -26,10 +26,10 @@ def run(args: argparse.Namespace) -> int:
     """Start Triton, wait until ready, serve the page, print its URL; stop both on SIGINT/SIGTERM."""
     from dermassist_client.demo import launch_demo, wait_for_signal
 
-    from ..config import ServerConfig
-    from ..errors import ServerError
-    from ..repository import require_artifacts
-    from ..server import TritonServer
+    from ..base.errors import ServerError
+    from ..base.repository import require_artifacts
+    from ..base.server import TritonServer
+    from ..base.server_config import ServerConfig
 
     config = ServerConfig.resolve(server_overrides(args))
     require_artifacts(config.repository, ServerError)

@@ -1,9 +1,9 @@
-"""``dermassist experiments``: the seed's experiment table (augmentation and crop vs full image) on the synthetic set."""
+"""``dermassist experiments``: the seed's experiment table on real data (segmenter augmentation, crop vs full image)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -11,34 +11,22 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist experiments``."""
-    parser.add_argument("--data", type=Path, default=None,
-                        help="HAM10000-layout folder (default data/synthetic/ham10000, generated if missing)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="writes experiments.md / .json here")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 3)")
-    parser.add_argument("--seed", type=int, default=None)
+    from training.experiments import ExperimentSchedule as schedule
+
+    from ..base.settings import setting_help
+
+    parser.add_argument("--data", type=Path, default=None, help="folder holding the real sets (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("data/runs/experiments"),
+                        help="runs, logs, experiments.md / .json (default %(default)s)")
+    parser.add_argument("--seg-epochs", type=int, help=setting_help(schedule, "seg_epochs", "segmenter epochs per run"))
+    parser.add_argument("--cls-epochs", type=int, help=setting_help(schedule, "cls_epochs", "classifier epochs per run"))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Make sure the data exist, then train the three variants (PyTorch only in this process)."""
-    import sys
-    from dataclasses import replace
+    """Train the five variants (each framework in its own subprocess) and write the table."""
+    from training.experiments import ExperimentSchedule, run_experiments
 
-    from dermassist.repository import PROJECT_ROOT
-    from training.classifier.schedule import low_res_epochs_for
-    from training.settings import setting
-    from training.synth.generator import HAM_DIR, SynthConfig, generate
+    from ..base.paths import SHARED_DATA
 
-    seed = setting(args.seed, "SEED", 0, int)
-    data = args.data
-    if data is None:
-        root = PROJECT_ROOT / "data" / "synthetic"
-        data = root / HAM_DIR
-        if not (data / "HAM10000_metadata.csv").is_file():
-            generate(root, SynthConfig(seed=seed))
-    from training.experiments import EXPERIMENT_CONFIG, run_experiments
-
-    epochs = setting(args.epochs, "EXP_EPOCHS", EXPERIMENT_CONFIG.epochs, int)
-    config = replace(EXPERIMENT_CONFIG, epochs=epochs, low_res_epochs=low_res_epochs_for(epochs, EXPERIMENT_CONFIG.low_res_epochs),
-                     seed=seed, progress=sys.stderr.isatty())
-    run_experiments(data, args.out, config)
+    run_experiments(args.out, args.data or SHARED_DATA, schedule=ExperimentSchedule.resolve(vars(args)))
     return 0

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Validate both files first, then export each in its own subprocess through the parity-checked exports."""
-    from dermassist.repository import SOURCE_REPOSITORY
+    from dermassist.base.repository import SOURCE_REPOSITORY
     from training.errors import ImportModelError
     from training.importer import check_file, run_import
 

@@ -1,43 +1,68 @@
-"""``dermassist models``: synthetic data -> segmenter -> classifier -> export -> reports/latest/metrics.json."""
+"""``dermassist models``: the released real-data models -> the served model repository (seconds).
+
+``--synthetic`` instead trains a small release on the synthetic set (minutes), for machines without
+the release or the real data.
+"""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+STAMP = ".release-stamp"
+
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
-    """Flags of ``dermassist models`` (all optional; defaults fit 15 minutes on two cores)."""
-    parser.add_argument("--repository", type=Path, default=None, help="model repository to export into")
-    parser.add_argument("--count", type=int, default=None, help="synthetic images (env DERMASSIST_SYNTH_COUNT)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (env DERMASSIST_SEED)")
-    parser.add_argument("--seg-epochs", type=int, default=None, help="segmenter epochs (env DERMASSIST_SEG_EPOCHS)")
-    parser.add_argument("--cls-epochs", type=int, default=None, help="classifier epochs (env DERMASSIST_CLS_EPOCHS)")
-    parser.add_argument("--force", action="store_true", help="rebuild every stage even if its outputs are current")
+    """Flags of ``dermassist models``."""
+    parser.add_argument("--release", type=Path, default=None, help="release folder (default training/release)")
+    parser.add_argument("--repository", type=Path, default=None, help="model repository to export into (default the project's)")
+    parser.add_argument("--reports", type=Path, default=None, help="where metrics.json goes (default reports/latest)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="train a small release on the synthetic set first (minutes) and serve that instead")
+    parser.add_argument("--force", action="store_true", help="export (and with --synthetic, retrain) even if current")
+
+
+def release_stamp(release: Path) -> str:
+    """Fingerprint of a release's manifest and weights: the exported repository is current when it matches."""
+    from training.pipeline import fingerprint
+
+    files = sorted(p for p in Path(release).glob("*") if p.suffix in (".json", ".npz"))
+    return fingerprint([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build (or reuse) the served models and write the metrics report."""
-    from training.pipeline import PipelineConfig, build_models, with_overrides
-    from training.settings import setting
+    """Export the release (or a fresh synthetic one) and write reports/latest/metrics.json."""
+    from dermassist.base.paths import PROJECT_ROOT
+    from dermassist.base.repository import SOURCE_REPOSITORY, missing_artifacts
+    from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
+    from training.release import RELEASE_DIR
 
-    base = PipelineConfig()
-    config = with_overrides(
-        base,
-        repository=args.repository,
-        count=setting(args.count, "SYNTH_COUNT", base.count, int),
-        seed=setting(args.seed, "SEED", base.seed, int),
-        seg_epochs=setting(args.seg_epochs, "SEG_EPOCHS", base.seg_epochs, int),
-        cls_epochs=setting(args.cls_epochs, "CLS_EPOCHS", base.cls_epochs, int),
-        force=args.force or None,
-    )
-    metrics = build_models(config)
+    repository = args.repository or SOURCE_REPOSITORY
+    reports = args.reports or PROJECT_ROOT / "reports" / "latest"
+    release = args.release or RELEASE_DIR
+    if args.synthetic:
+        from training.synth.generator import SynthConfig, generate, read_manifest
+
+        data = PROJECT_ROOT / "data" / "synthetic"
+        if read_manifest(data) is None:
+            generate(data, SynthConfig(), progress=True)
+        release = args.release or PROJECT_ROOT / "data" / "runs" / "synthetic" / "release"
+        build_release(BuildConfig(data=data, out=release, runs=PROJECT_ROOT / "data" / "runs" / "synthetic",
+                                  recipe=SYNTHETIC_RECIPE, force=args.force))
+    stamp = Path(repository) / STAMP
+    current = release_stamp(release)
+    if args.force or missing_artifacts(repository) or not stamp.is_file() or stamp.read_text() != current:
+        for line in export_release(release, repository):
+            logger.info("%s", line)
+        stamp.write_text(current)
+    else:
+        logger.info("model repository %s already serves release %s", repository, release)
+    metrics = write_metrics(release, reports)
     seg, cls = metrics["segmentation"], metrics["classification"]["test"]
-    logger.info("segmentation val dice %.3f jaccard %.3f thresholded jaccard %.3f (threshold %.2f)",
-                seg["val"]["dice"], seg["val"]["jaccard"], seg["val"]["thresholded_jaccard"], seg["threshold"])
-    logger.info("classification test accuracy %.3f macro F1 %.3f balanced accuracy %.3f",
-                cls["accuracy"], cls["macro_f1"], cls["balanced_accuracy"])
+    logger.info("segmentation val jaccard %.3f (threshold %.2f); classification test balanced accuracy %.3f, "
+                "macro F1 %.3f; metrics -> %s", seg["val"]["jaccard"], seg["threshold"], cls["balanced_accuracy"],
+                cls["macro_f1"], reports / "metrics.json")
     return 0

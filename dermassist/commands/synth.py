@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -11,27 +11,25 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist synth``."""
+    from training.synth.generator import SynthConfig
+
+    from ..base.settings import setting_help
+
     parser.add_argument("out", type=Path, help="output folder (gets ham10000/ and isic2018/)")
-    parser.add_argument("--count", type=int, default=None, help="number of images (env DERMASSIST_SYNTH_COUNT, default 1600)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (env DERMASSIST_SEED, default 0)")
-    parser.add_argument("--width", type=int, default=600)
-    parser.add_argument("--height", type=int, default=450)
+    parser.add_argument("--count", type=int, help=setting_help(SynthConfig, "count", "number of images"))
+    parser.add_argument("--seed", type=int, help=setting_help(SynthConfig, "seed", "random seed"))
+    parser.add_argument("--width", type=int, help=setting_help(SynthConfig, "width", "image width, px"))
+    parser.add_argument("--height", type=int, help=setting_help(SynthConfig, "height", "image height, px"))
     parser.add_argument("--grid", type=Path, default=Path("reports/synthetic_samples.png"),
-                        help="PNG grid of samples per class (default reports/synthetic_samples.png)")
+                        help="PNG grid of samples per class (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the set and the sample grid."""
-    from training.settings import setting
     from training.synth.generator import SynthConfig, generate
     from training.synth.grid import sample_grid
 
-    config = SynthConfig(
-        count=setting(args.count, "SYNTH_COUNT", 1600, int),
-        seed=setting(args.seed, "SEED", 0, int),
-        width=args.width,
-        height=args.height,
-    )
+    config = SynthConfig.resolve(vars(args))
     result = generate(args.out, config)
     grid = sample_grid(args.grid, seed=config.seed)
     logger.info("%d images at %.1f images/s -> %s; sample grid %s", result.images, result.images_per_second, args.out, grid)

@@ -109,3 +109,18 @@ def test_bench_command_fails_cleanly_without_models(tmp_path: Path, caplog):
 
     assert main(["bench", "--repository", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
     assert "make models" in caplog.text
+
+
+def test_triage_cost_is_the_extras_plus_the_triage_step_over_the_c1_p50(tmp_path: Path):
+    extras = {"quality": 0.2, "classifier_extras": 1.3}
+    inproc = InProcessResult(summarize([0.050] * 10, 20, 1.0), dict.fromkeys(STEPS, 1.0), 0.5, 4.0, extras)
+    compute = {"prepare": 5.0, "lesion_segmenter": 15.0, "lesion_crop": 5.0, "lesion_classifier": 25.0, "triage": 0.5}
+    result = BenchResult("test machine", "test corpus", inproc, [_level(1, 18, 60.0, compute)])
+    parts, share = result.triage_cost()
+    assert parts == pytest.approx({"quality": 0.2, "classifier_extras": 1.3, "triage step": 0.5})
+    assert share == pytest.approx(2.0 / 60.0)
+    target = next(t for t in result.targets() if t.name.startswith("triage"))
+    assert target.met and target.limit == 0.10
+    md, js = result.write(tmp_path)
+    assert "triage step 0.50 ms = 3.3% of the served c=1 p50" in md.read_text()
+    assert json.loads(js.read_text())["triage_cost"]["share_of_p50_c1"] == pytest.approx(2.0 / 60.0)

@@ -1,0 +1,363 @@
+"""Site validation through the SERVED ensemble: ``dermassist evaluate``.
+
+A labelled folder in any accepted layout (optionally one split of a manifest) goes through a running
+DermAssist (``--url``) or an embedded one started for the run, with the thin client SDK, exactly as a
+hospital's integration would call it. The report gives segmentation Dice/Jaccard where masks exist;
+accuracy, balanced accuracy, macro F1, per-class recall, melanoma ROC AUC, ECE with a reliability
+diagram; REFER sensitivity and specificity; the share not assessable; and, with ``--ood``, how well
+OOD_SCORE tells a folder of non-dermoscopic images from the labelled ones.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .base.errors import DermAssistError
+from .base.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+BATCH = 8
+ATTRIBUTION = {
+    "isic2018_task3": "ISIC 2018 Task 3 (Codella et al., arXiv:1902.03368; Tschandl et al., HAM10000, Sci. Data 5, "
+                      "180161, 2018), CC BY-NC 4.0",
+    "ph2": "PH2 (Mendonca et al., IEEE EMBC 2013), free for research use with this citation",
+    "isic2017": "ISIC 2017 Challenge (Codella et al., ISBI 2018), ISIC Archive, CC-0",
+    "ham10000": "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), CC BY-NC-SA 4.0; lesion masks "
+                "Tschandl et al., Nat. Med. 2020",
+    "isic2019": "ISIC 2019 Challenge (BCN20000: Combalia et al. 2019; HAM10000), CC BY-NC",
+}
+
+
+class EvaluationError(DermAssistError):
+    """The evaluation cannot run: no images, a bad split manifest, or a server that cannot be reached."""
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(Settings):
+    """What to evaluate and where the report goes; validated on construction (``resolve``: flags >
+    DERMASSIST_EVALUATE_* > defaults)."""
+
+    env_prefix = "DERMASSIST_EVALUATE_"
+    config_error = EvaluationError
+
+    data: Path
+    name: str = ""
+    out: Path = Path("reports/evaluate")
+    url: str | None = None
+    repository: Path | None = None
+    split_manifest: Path | None = None
+    split: str = "test"
+    ood: Path | None = None
+    timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not Path(self.data).is_dir():
+            raise EvaluationError(f"--data {self.data} is not a folder; expected a dataset in an accepted layout")
+        if self.ood is not None and not Path(self.ood).is_dir():
+            raise EvaluationError(f"--ood {self.ood} is not a folder; expected a folder of non-dermoscopic images")
+        if self.split_manifest is not None and not Path(self.split_manifest).is_file():
+            raise EvaluationError(f"--split-manifest {self.split_manifest} does not exist; expected a split JSON "
+                                  "written by training (e.g. training/release/splits/classifier_split.json)")
+        if not self.name:
+            object.__setattr__(self, "name", Path(self.data).name + (f"_{self.split}" if self.split_manifest else ""))
+
+
+@dataclass
+class Answers:
+    """What the service said about each image that it answered, and which images it refused."""
+
+    paths: list[Path] = field(default_factory=list)
+    results: list = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def select_samples(config: EvaluationConfig) -> tuple[str, list]:
+    """(dataset name, samples) of the folder, restricted to one split of a manifest when given."""
+    from training.readers import read_dataset
+
+    dataset = read_dataset(config.data)
+    samples = list(dataset.samples)
+    if config.split_manifest is not None:
+        try:
+            manifest = json.loads(Path(config.split_manifest).read_text())
+            wanted = {row["image_id"] for row in manifest[config.split]}
+        except (ValueError, KeyError, TypeError) as e:
+            raise EvaluationError(f"split manifest {config.split_manifest} has no split {config.split!r} of image ids "
+                                  f"({e}); expected {{'{config.split}': [{{'image_id': ...}}, ...]}}") from e
+        samples = [s for s in samples if s.image_id in wanted]
+    if not samples:
+        raise EvaluationError(f"no image of {config.data} is selected (split {config.split!r} of "
+                              f"{config.split_manifest}); check that the manifest belongs to this dataset")
+    return dataset.name, samples
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under a folder, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@contextmanager
+def service(config: EvaluationConfig) -> Iterator[str]:
+    """The gRPC address to evaluate: ``--url``, or an embedded server started on the repository for the run."""
+    if config.url:
+        yield config.url
+        return
+    from .base.repository import SOURCE_REPOSITORY, require_artifacts
+    from .base.server import embedded_server
+
+    repository = config.repository or SOURCE_REPOSITORY
+    require_artifacts(repository, EvaluationError)
+    with embedded_server(repository) as server:
+        yield server.config.grpc_address
+
+
+def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False) -> Answers:
+    """Send the images in batches; a refused batch is retried image by image so one bad file refuses only itself."""
+    from dermassist_client import DermAssistClient, InvalidImageError
+
+    answers = Answers()
+    with DermAssistClient(url, timeout=timeout_s) as client:
+        for start in range(0, len(paths), BATCH):
+            part = list(paths[start : start + BATCH])
+            try:
+                pairs = list(zip(part, client.analyze_batch(part, with_crop=with_crop)))
+            except InvalidImageError:
+                pairs = []
+                for path in part:
+                    try:
+                        pairs.append((path, client.analyze(path, with_crop=with_crop)))
+                    except InvalidImageError as e:
+                        answers.refused.append((str(path), str(e)))
+            for path, result in pairs:
+                answers.paths.append(path)
+                answers.results.append(result)
+            logger.info("evaluated %d / %d images", min(start + BATCH, len(paths)), len(paths))
+    return answers
+
+
+DEGRADATIONS = ("blurred", "dark", "overexposed")
+NOTE_WORDS = {"blurred": "blurred", "dark": "dark", "overexposed": "bright"}
+
+
+def degrade(rgb: np.ndarray, kind: str) -> np.ndarray:
+    """A heavily blurred (Gaussian, sigma 1.5% of the long side), dark (x0.25) or overexposed (x2.2 + 60)
+    version of an RGB image."""
+    import cv2
+
+    if kind == "blurred":
+        return cv2.GaussianBlur(rgb, (0, 0), 0.015 * max(rgb.shape[:2]))
+    if kind == "dark":
+        return (rgb.astype(np.float32) * 0.25).astype(np.uint8)
+    if kind == "overexposed":
+        return np.clip(rgb.astype(np.float32) * 2.2 + 60.0, 0, 255).astype(np.uint8)
+    raise EvaluationError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
+
+
+def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: float) -> dict:
+    """Degraded copies of real images through the service: the share flagged not assessable and the share
+    whose note names the right problem, per kind of degradation."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind in DEGRADATIONS:
+        copies = []
+        for path in paths:
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            target = folder / f"{kind}_{Path(path).stem}.jpg"
+            cv2.imwrite(str(target), cv2.cvtColor(degrade(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), kind), cv2.COLOR_RGB2BGR))
+            copies.append(target)
+        results = analyse(url, copies, timeout_s).results
+        out[kind] = {"images": len(results),
+                     "not_assessable": float(np.mean([not r.assessable for r in results])) if results else None,
+                     "note_names_it": float(np.mean([NOTE_WORDS[kind] in r.note for r in results])) if results else None}
+    return out
+
+
+def _truth_mask(path: Path) -> np.ndarray:
+    import cv2
+
+    from preprocess.contract import SEG_SIZE
+
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise EvaluationError(f"mask {path} cannot be read; expected a 0/255 image")
+    return (cv2.resize(mask, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+
+
+def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:
+    """Served MASK against the ground truth (resized to the mask grid): mean Dice, Jaccard, thresholded Jaccard."""
+    from training.metrics import segmentation_metrics
+
+    pairs = [(s, r) for s, r in zip(samples, results) if s.mask_path is not None]
+    if not pairs:
+        return None
+    truth = np.stack([_truth_mask(s.mask_path) for s, _ in pairs])
+    served = np.stack([(np.asarray(r.mask) > 0).astype(np.uint8) for _, r in pairs])
+    return {**segmentation_metrics(truth, served, 0.5), "images": len(pairs)}
+
+
+def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy, balanced accuracy, macro F1, per-class recall, melanoma ROC AUC and ECE of served answers."""
+    from training.metrics import classification_metrics, expected_calibration_error, melanoma_auc, reliability
+
+    return {**classification_metrics(labels, probs.argmax(axis=1)), "melanoma_auc": melanoma_auc(labels, probs),
+            "ece": expected_calibration_error(labels, probs), "reliability": reliability(labels, probs),
+            "images": int(len(labels))}
+
+
+def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray) -> dict:
+    """REFER's melanoma and malignant sensitivity, its benign specificity, and the share not assessable."""
+    from training.metrics import referral_figures
+
+    return {**asdict(referral_figures(labels, refer)), "not_assessable": float((~np.asarray(assessable, bool)).mean())}
+
+
+def ood_figures(inside: np.ndarray, outside: np.ndarray, outside_paths: Sequence[Path],
+                outside_assessable: np.ndarray) -> dict:
+    """AUROC of OOD_SCORE for the out-of-distribution folder against the evaluated images, and per kind
+    (the file-name prefix) the share flagged not assessable."""
+    from training.metrics import roc_auc
+
+    kinds: dict[str, list[bool]] = {}
+    for path, ok in zip(outside_paths, outside_assessable):
+        kinds.setdefault(Path(path).stem.rsplit("_", 1)[0], []).append(not ok)
+    return {"auroc": roc_auc(np.r_[np.zeros(len(inside)), np.ones(len(outside))], np.r_[inside, outside]),
+            "images": int(len(outside)), "in_distribution_images": int(len(inside)),
+            "share_at_or_above_1": float((outside >= 1.0).mean()) if len(outside) else None,
+            "in_distribution_share_at_or_above_1": float((inside >= 1.0).mean()) if len(inside) else None,
+            "not_assessable_by_kind": {k: float(np.mean(v)) for k, v in sorted(kinds.items())}}
+
+
+def evaluate(config: EvaluationConfig) -> dict:
+    """Run the evaluation and write ``report.json``, ``report.md`` and the plots; returns the report."""
+    name, samples = select_samples(config)
+    outside_paths = image_files(config.ood) if config.ood is not None else []
+    start = time.perf_counter()
+    with service(config) as url:
+        answers = analyse(url, [s.image_path for s in samples], config.timeout_s)
+        outside = analyse(url, outside_paths, config.timeout_s) if outside_paths else Answers()
+    by_path = {s.image_path: s for s in samples}
+    answered = [by_path[p] for p in answers.paths]
+    results = answers.results
+    report: dict = {"name": config.name, "dataset": name, "data": str(config.data), "split": config.split
+                    if config.split_manifest else None, "split_manifest": str(config.split_manifest or ""),
+                    "images": len(samples), "answered": len(results), "refused": answers.refused,
+                    "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
+    report["segmentation"] = segmentation_figures(answered, results)
+    labelled = [(s, r) for s, r in zip(answered, results) if s.label is not None]
+    if labelled:
+        labels = np.array([s.label for s, _ in labelled])
+        probs = np.array([[r.probabilities[c] for c in r.probabilities] for _, r in labelled])
+        report["classification"] = classification_figures(labels, probs)
+        if all(r.refer is not None for _, r in labelled):
+            refer = np.array([r.refer for _, r in labelled])
+            assessable = np.array([r.assessable for _, r in labelled])
+            report["triage"] = triage_figures(labels, refer, assessable)
+    if outside.results:
+        inside = np.array([r.ood_score for r in results], np.float64)
+        report["ood"] = ood_figures(inside, np.array([r.ood_score for r in outside.results], np.float64),
+                                    outside.paths, np.array([r.assessable for r in outside.results]))
+        report["ood"]["refused"] = len(outside.refused)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    write_report(report, results, answered, outside, Path(config.out) / config.name)
+    return report
+
+
+def _model_of(results: Sequence) -> dict:
+    return {"name": results[0].model_name, "version": results[0].model_version} if results else {}
+
+
+def write_report(report: dict, results: Sequence, samples: Sequence, outside: Answers, folder: Path) -> Path:
+    """``report.json``, ``report.md`` and the plots of one evaluation."""
+    from preprocess.contract import CLASS_CODES, CLASS_NAMES
+    from training.plots import plot_bars, plot_confusion, plot_histograms, plot_reliability, plot_roc
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = []
+    cls = report.get("classification")
+    if cls:
+        labelled = [(s, r) for s, r in zip(samples, results) if s.label is not None]
+        mel = np.array([s.code == "MEL" for s, _ in labelled])
+        plot_confusion(cls["confusion_matrix"], CLASS_CODES, folder / "confusion.png",
+                       f"{report['name']}: confusion (balanced accuracy {cls['balanced_accuracy']:.3f})")
+        plots.append(("Confusion matrix", "confusion.png"))
+        if mel.any() and not mel.all():
+            plot_roc(mel, [r.probabilities["MEL"] for _, r in labelled], folder / "melanoma_roc.png",
+                     f"{report['name']}: melanoma vs the rest")
+            plots.append(("Melanoma ROC", "melanoma_roc.png"))
+        plot_bars({c: v for c, v in cls["per_class_recall"].items()}, folder / "per_class_recall.png",
+                  f"{report['name']}: recall per class", "recall")
+        plots.append(("Recall per class", "per_class_recall.png"))
+        plot_reliability(cls["reliability"], cls["reliability"], folder / "reliability.png",
+                         f"{report['name']}: reliability of served probabilities (ECE {cls['ece']:.3f})")
+        plots.append(("Reliability", "reliability.png"))
+    if "ood" in report:
+        plot_histograms({"evaluated images": [r.ood_score for r in results],
+                         "out-of-distribution folder": [r.ood_score for r in outside.results]},
+                        folder / "ood_scores.png", f"OOD_SCORE (AUROC {report['ood']['auroc']:.3f})", "OOD_SCORE", 1.0)
+        plots.append(("Out-of-distribution scores", "ood_scores.png"))
+    (folder / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    (folder / "report.md").write_text(render_markdown(report, plots, dict(zip(CLASS_CODES, CLASS_NAMES))))
+    logger.info("evaluation report -> %s", folder / "report.md")
+    return folder
+
+
+def _fmt(value: object) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:
+    """The human-readable report."""
+    lines = [f"# DermAssist site validation: {report['name']}", "",
+             f"Data: `{report['data']}` ({report['dataset']}"
+             + (f", split `{report['split']}` of `{report['split_manifest']}`" if report.get("split") else "") + "), "
+             f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
+             f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
+             "through the served ensemble.", ""]
+    if report.get("segmentation"):
+        seg = report["segmentation"]
+        lines += ["## Segmentation (served MASK against the ground truth)", "",
+                  "| images | Dice | Jaccard | thresholded Jaccard |",
+                  "|---|---|---|---|", f"| {seg['images']} | {_fmt(seg['dice'])} | {_fmt(seg['jaccard'])} | "
+                  f"{_fmt(seg['thresholded_jaccard'])} |", ""]
+    if report.get("classification"):
+        c = report["classification"]
+        lines += ["## Diagnosis", "", "| images | accuracy | balanced accuracy | macro precision | macro recall | "
+                  "macro F1 | melanoma ROC AUC | ECE |", "|---|---|---|---|---|---|---|---|",
+                  f"| {c['images']} | {_fmt(c['accuracy'])} | {_fmt(c['balanced_accuracy'])} | {_fmt(c['macro_precision'])} | "
+                  f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])} | {_fmt(c['melanoma_auc'])} | {_fmt(c['ece'])} |", "",
+                  "| class | images | recall | F1 |", "|---|---|---|---|"]
+        for code, recall in c["per_class_recall"].items():
+            lines.append(f"| {code} ({names[code]}) | {c['support'][code]} | {_fmt(recall)} | {_fmt(c['per_class_f1'][code])} |")
+        lines.append("")
+    if report.get("triage"):
+        t = report["triage"]
+        lines += ["## Referral and assessability", "", "| melanoma sensitivity | malignant sensitivity | benign specificity | "
+                  "not assessable |", "|---|---|---|---|",
+                  f"| {_fmt(t['melanoma_sensitivity'])} ({t['melanomas']} melanomas) | {_fmt(t['malignant_sensitivity'])} "
+                  f"({t['malignant']}) | {_fmt(t['specificity'])} ({t['benign']} benign) | {_fmt(t['not_assessable'])} |", ""]
+    if report.get("ood"):
+        o = report["ood"]
+        lines += ["## Out-of-distribution images", "", f"AUROC of OOD_SCORE, {o['images']} non-dermoscopic images against "
+                  f"the {o['in_distribution_images']} evaluated ones: **{_fmt(o['auroc'])}**. Share at or above the limit "
+                  f"1.0: {_fmt(o['share_at_or_above_1'])} (evaluated images: {_fmt(o['in_distribution_share_at_or_above_1'])}).",
+                  "", "| kind | share not assessable |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in o["not_assessable_by_kind"].items()]
+        lines.append("")
+    for title, png in plots:
+        lines += [f"### {title}", "", f"![{title}]({png})", ""]
+    if report["refused"]:
+        lines += ["## Refused images", ""] + [f"- `{p}`: {why}" for p, why in report["refused"]] + [""]
+    if report.get("attribution"):
+        lines += ["---", f"Data: {report['attribution']}. For research and testing only."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,24 @@
+"""The lazy command line: a subcommand (and a train model) loads its flags from the argv it is given."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dermassist.cli import first_word
+from tests.conftest import PROJECT_ROOT
+
+
+def test_first_word_skips_options() -> None:
+    assert first_word(["-v", "train", "classifier"]) == "train"
+    assert first_word(["--verbose"]) is None
+
+
+@pytest.mark.parametrize(("model", "flag"), [("classifier", "--low-res-epochs"), ("segmenter", "--predict-masks")])
+def test_main_called_from_code_shows_the_chosen_models_flags(model: str, flag: str) -> None:
+    # main() gets its own argv while the process's sys.argv names no command (as when a script calls it).
+    code = f"import sys; from dermassist.cli import main; sys.exit(main(['train', '{model}', '--help']))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert flag in done.stdout

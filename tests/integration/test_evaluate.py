@@ -1,0 +1,85 @@
+"""``dermassist evaluate`` through the served ensemble (tiny models) on real HAM10000 images with masks."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dermassist.evaluation import EvaluationConfig, evaluate
+from preprocess.contract import CLASS_CODES
+from tests.conftest import PROJECT_ROOT, SHARED_DATA
+
+pytestmark = pytest.mark.integration
+HAM = SHARED_DATA / "ham10000_sample"
+
+
+@pytest.fixture(scope="module")
+def small_ham(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve HAM10000 sample images (the five with masks among them) in the HAM layout."""
+    root = tmp_path_factory.mktemp("ham")
+    rows = list(csv.DictReader((HAM / "HAM10000_metadata.csv").open()))
+    masked = {p.name.split("_segmentation")[0] for p in (HAM / "HAM10000_segmentations_lesion_tschandl").iterdir()}
+    keep = [r for r in rows if r["image_id"] in masked] + [r for r in rows if r["image_id"] not in masked][:7]
+    with (root / "HAM10000_metadata.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(keep)
+    for folder in ("HAM10000_images_part_1", "HAM10000_segmentations_lesion_tschandl"):
+        (root / folder).symlink_to(HAM / folder)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ood_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ood")
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "noise_000.png"), rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "plain_000.png"), np.full((300, 400, 3), 90, np.uint8))
+    return folder
+
+
+def test_report_figures_equal_the_answers_a_client_gets(triton_server, small_ham: Path, ood_folder: Path,
+                                                        tmp_path: Path) -> None:
+    from dermassist_client import DermAssistClient
+    from training.readers import read_dataset
+
+    url = triton_server.config.grpc_address
+    report = evaluate(EvaluationConfig(data=small_ham, name="small", out=tmp_path, url=url, ood=ood_folder))
+    assert report["images"] == report["answered"] == 12 and not report["refused"]
+    samples = read_dataset(small_ham).samples
+    with DermAssistClient(url) as client:
+        answers = client.analyze_batch([s.image_path for s in samples])
+    labels = np.array([s.label for s in samples])
+    predicted = np.array([CLASS_CODES.index(a.label.code) for a in answers])
+    assert report["classification"]["accuracy"] == pytest.approx(float((labels == predicted).mean()))
+    refer = np.array([a.refer for a in answers])
+    mel = labels == CLASS_CODES.index("MEL")
+    assert report["triage"]["melanoma_sensitivity"] == pytest.approx(float(refer[mel].mean()))
+    assert report["segmentation"]["images"] == 5 and 0 <= report["segmentation"]["jaccard"] <= 1
+    assert report["ood"]["images"] == 2 and 0 <= report["ood"]["auroc"] <= 1
+    folder = tmp_path / "small"
+    for name in ("report.md", "report.json", "confusion.png", "per_class_recall.png", "reliability.png", "ood_scores.png"):
+        assert (folder / name).stat().st_size > 100, name
+    assert json.loads((folder / "report.json").read_text())["classification"]["images"] == 12
+    assert "HAM10000" in (folder / "report.md").read_text()
+
+
+def test_evaluate_command_with_a_split_manifest(triton_server, small_ham: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "split.json"
+    manifest.write_text(json.dumps({"test": [{"image_id": "ISIC_0024311"}, {"image_id": "ISIC_0024354"}]}))
+    done = subprocess.run(
+        [sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(small_ham), "--url",
+         triton_server.config.grpc_address, "--split-manifest", str(manifest), "--out", str(tmp_path / "reports")],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "reports" / f"{small_ham.name}_test" / "report.json").read_text())
+    assert report["images"] == 2 and report["split"] == "test"
+    bad = subprocess.run([sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(tmp_path / "none")],
+                         capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert bad.returncode == 2 and "is not a folder" in bad.stderr

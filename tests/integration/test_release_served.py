@@ -1,0 +1,69 @@
+"""The released real-data models, served: real dermoscopy gets meaningful, assessable answers, and the
+served figures equal what the release recorded."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED_DATA
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def release_server(tmp_path_factory: pytest.TempPathFactory):
+    """An embedded Triton serving the shipped release (exported into a staged repository)."""
+    from dermassist.base.repository import stage_repository
+    from dermassist.base.server import embedded_server
+    from training.pipeline import export_release
+    from training.release import RELEASE_DIR
+
+    repository = stage_repository(tmp_path_factory.mktemp("release_repository"))
+    export_release(RELEASE_DIR, repository)
+    with embedded_server(repository) as server:
+        yield server
+
+
+def test_real_dermoscopy_is_assessable_and_non_dermoscopy_is_not(release_server, tmp_path: Path) -> None:
+    import cv2
+
+    from dermassist_client import DermAssistClient
+
+    images = sorted((SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1").glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    noise, text = tmp_path / "noise.png", tmp_path / "page.png"
+    cv2.imwrite(str(noise), rng.integers(0, 256, (450, 600, 3), dtype=np.uint8))
+    page = np.full((450, 600, 3), 245, np.uint8)
+    for y in range(40, 420, 28):
+        cv2.putText(page, "patient report summary result", (20, y), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 1)
+    cv2.imwrite(str(text), page)
+    with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
+        real = client.analyze_batch(images)
+        other = client.analyze_batch([noise, text])
+    assessable = np.mean([r.assessable for r in real])
+    assert assessable >= 0.85, [r.note for r in real if not r.assessable]
+    assert all(r.lesion_found for r in real[:10])
+    assert all(not r.assessable and "out-of-distribution" in r.note and r.refer for r in other)
+    for r in real:
+        assert abs(sum(r.probabilities.values()) - 1.0) < 1e-4
+        assert r.refer_score == pytest.approx(sum(r.probabilities[c] for c in ("MEL", "BCC", "SCC", "AK")), abs=1e-5)
+
+
+def test_served_test_split_figures_equal_the_release_record(release_server, tmp_path: Path) -> None:
+    from dermassist.evaluation import EvaluationConfig, evaluate
+    from training.release import RELEASE_DIR, read_release
+
+    release = read_release(RELEASE_DIR)
+    report = evaluate(EvaluationConfig(data=SHARED_DATA / "isic2018_task3", name="t3", out=tmp_path,
+                                       url=release_server.config.grpc_address,
+                                       split_manifest=RELEASE_DIR / release["data"]["splits"]["classifier"]))
+    recorded = release["evaluation"]["classification_test"]
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "melanoma_auc"):
+        assert report["classification"][key] == pytest.approx(recorded[key], abs=1e-9), key
+    assert report["triage"] == pytest.approx(release["evaluation"]["triage_test"])
+    card = (RELEASE_DIR / "MODEL_CARD.md").read_text()
+    assert f"{report['classification']['balanced_accuracy']:.3f}" in card
+    assert json.loads((tmp_path / "t3" / "report.json").read_text())["images"] == 159
