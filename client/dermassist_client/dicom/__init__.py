@@ -1,0 +1,4 @@
+"""DICOM interoperability (the ``dicom`` extra): read dermoscopy DICOM, write SEG and SR, run a DICOM node.
+
+Install with ``pip install 'dermassist-client[dicom]'``. Nothing here is imported by the core SDK.
+"""

@@ -1,0 +1,65 @@
+"""Analyse one DICOM photograph with the served ensemble and build its SEG and SR."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from ..result import LesionResult
+from .errors import DicomError
+from .identity import OutputIdentity
+from .report import build_report, lesion_area_mm2
+from .seg import build_segmentation, lesion_mask
+from .source import DicomImage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class DicomAnalysis:
+    """A DICOM image, what the ensemble said about it, and the DICOM objects that carry the answer."""
+
+    image: DicomImage
+    result: LesionResult
+    segmentation: Dataset | None
+    report: Dataset
+
+    def outputs(self) -> list[Dataset]:
+        """The SEG (when a lesion was found) and the SR, in the order a PACS should receive them."""
+        return ([self.segmentation] if self.segmentation is not None else []) + [self.report]
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write the outputs as DICOM files ``SEG_<uid>.dcm`` / ``SR_<uid>.dcm`` into ``directory``."""
+        folder = Path(directory)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for ds in self.outputs():
+                path = folder / f"{ds.Modality}_{ds.SOPInstanceUID}.dcm"
+                ds.save_as(path, enforce_file_format=True)
+                paths.append(path)
+        except OSError as e:
+            raise DicomError(f"cannot write DICOM outputs of {self.image.name} to {folder}: {e.strerror or e}") from e
+        return paths
+
+    @property
+    def lesion_area_mm2(self) -> float | None:
+        """Lesion area in mm2 on the source grid, or None without Pixel Spacing."""
+        return lesion_area_mm2(self.image, self.result)
+
+
+def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIdentity | None = None) -> DicomAnalysis:
+    """SEG (only when a lesion was found) and SR of ``result`` on ``image``."""
+    identity = identity or OutputIdentity()
+    found = result.lesion_found and bool(lesion_mask(image, result).any())
+    segmentation = build_segmentation(image, result, identity) if found else None
+    if segmentation is None:
+        log.info("no lesion found in %s: writing the SR without a SEG", image.name)
+    return DicomAnalysis(image, result, segmentation, build_report(image, result, segmentation, identity))
+
+
+def analyze_dicom(client, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:
+    """Send the image's pixels to the ensemble (``client`` is a DermAssistClient) and build its outputs."""
+    return build_analysis(image, client.analyze(image.pixels), identity)

@@ -1,0 +1,54 @@
+"""``dermassist-client dicom-listen``: its arguments and its foreground loop (pydicom loads only when run)."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .config import DEFAULT_AE_TITLE, DEFAULT_PORT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPOOL = "dermassist-spool"
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """The node's own flags (the connection flags to the server are added by the caller)."""
+    parser.add_argument("--aet", default=DEFAULT_AE_TITLE, help=f"this node's AE title (default {DEFAULT_AE_TITLE})")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"DICOM port (default {DEFAULT_PORT})")
+    parser.add_argument("--pacs", metavar="HOST:PORT", help="PACS to C-STORE the SEG and SR to (omit: spool only)")
+    parser.add_argument("--pacs-aet", metavar="AET", help="the PACS's AE title (required with --pacs)")
+    parser.add_argument("--spool", default=DEFAULT_SPOOL, metavar="DIR",
+                        help=f"folder holding results until the PACS has them (default ./{DEFAULT_SPOOL})")
+    parser.add_argument("--no-forward-source", dest="forward_source", action="store_false",
+                        help="do not send the received image to the PACS (when the PACS is the sender)")
+
+
+def listen(args: argparse.Namespace) -> int:
+    """Run the DICOM node until SIGINT or SIGTERM."""
+    from ..client import DermAssistClient
+    from ..errors import ClientConfigError
+    from ..interop import require_extra
+    from ..signals import wait_for_signal
+
+    require_extra("dicom", "dicom-listen")
+    from ..config import connection_options
+    from .config import NodeConfig, PacsConfig, parse_host_port
+    from .node import DicomNode
+
+    if bool(args.pacs) != bool(args.pacs_aet):
+        raise ClientConfigError("--pacs and --pacs-aet go together: give the PACS's HOST:PORT and its AE title")
+    pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet) if args.pacs else None
+    config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
+                        forward_source=args.forward_source)
+    if pacs is None:
+        log.warning("no --pacs given: results stay in %s", config.spool / "pending")
+    with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
+        with DicomNode(client, config) as node:
+            host, port = node.address
+            wait_for_signal(on_ready=lambda: print(
+                f"DermAssist DICOM node {config.ae_title} on {host}:{port} (server {args.url}, "
+                f"PACS {pacs or 'none: spool only'}); Ctrl-C to stop", flush=True))
+    return 0

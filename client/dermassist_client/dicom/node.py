@@ -1,0 +1,208 @@
+"""``DicomNode``: a C-STORE SCP that analyses every photograph it receives and sends its SEG and SR on.
+
+For each received instance: check it (a failure status and a clear ErrorComment for anything that is
+not a decodable single-frame colour photograph), analyse it with the ensemble, build the SEG and SR,
+write them (and the source) into ``spool/pending/<item>/``, then C-STORE the item to the PACS and
+remove it. An item the PACS does not take stays in the spool and is sent again after the next
+successful store (and at start-up): nothing is lost while the PACS is down. Every failure is answered
+and logged; the node keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from pynetdicom's UID tables
+from pynetdicom.transport import ThreadedAssociationServer
+
+from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
+from .analysis import build_analysis
+from .config import NodeConfig
+from .errors import DicomError, DicomInputError, PacsError
+from .pacs import store_files
+from .source import describe, image_from_dataset
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+#: Failure statuses (PS3.4 C-STORE: A7xx refused, out of resources; Cxxx cannot understand).
+OUT_OF_RESOURCES = 0xA700          # the ensemble is unavailable or too slow: the sender may retry
+IMAGE_REJECTED = 0xC010            # the ensemble refused the pixels
+ANALYSIS_FAILED = 0xC011           # any other error answering the image
+MAX_ERROR_COMMENT = 64             # Error Comment is LO
+PARTIAL = ".partial"               # a spool item still being written
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What the node answered for one instance: the C-STORE status and, on failure, the reason.
+
+    ``comment`` goes into the response's Error Comment (at most 64 characters); ``message`` is logged.
+    """
+
+    status: int
+    comment: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the instance was accepted."""
+        return self.status == SUCCESS
+
+
+class DicomNode:
+    """The DermAssist DICOM node. ``client`` is a connected ``DermAssistClient``."""
+
+    def __init__(self, client, config: NodeConfig) -> None:
+        self.config = config
+        self._client = client
+        self._analysis_lock = threading.Lock()
+        self._forward_lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self._server: ThreadedAssociationServer | None = None
+        self._pending = config.spool / "pending"
+        try:
+            self._pending.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
+        self._ae = AE(ae_title=config.ae_title)
+        self._ae.maximum_associations = 8
+        for context in AllStoragePresentationContexts:
+            self._ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)  # type: ignore[arg-type]  # all set
+        self._ae.add_supported_context(Verification)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the node listens on (the real port when configured with 0)."""
+        if self._server is None:
+            raise DicomError("the DICOM node is not started; call start() first")
+        host, port = self._server.server_address[:2]
+        return host, port
+
+    def start(self) -> DicomNode:
+        """Listen in background threads; send what an earlier run left in the spool."""
+        try:
+            self._server = self._ae.start_server(
+                (self.config.host, self.config.port), block=False,
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS)],
+            )
+        except OSError as e:
+            raise DicomError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
+            ) from e
+        log.info("DICOM node %s listening on %s:%d", self.config.ae_title, *self.address)
+        self.flush()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (associations in progress are ended)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def __enter__(self) -> DicomNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def pending(self) -> list[Path]:
+        """Spool items not yet stored in the PACS, oldest first."""
+        return sorted(p for p in self._pending.iterdir() if p.is_dir() and not p.name.endswith(PARTIAL))
+
+    def _on_store(self, event) -> Dataset:
+        calling = event.assoc.requestor.ae_title
+        try:
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+        except Exception as e:  # noqa: BLE001 - a data set pydicom cannot decode, whatever the cause
+            outcome = StoreOutcome(DicomInputError.status, DicomInputError.comment,
+                                   f"cannot decode the data set from {calling}: {e}")
+        else:
+            outcome = self.process(ds, name=f"{describe(ds)} from {calling}")
+        return _answer(outcome)
+
+    def process(self, ds: Dataset, name: str) -> StoreOutcome:
+        """Check, analyse, spool and forward one instance; the outcome the sender is answered with."""
+        self.counts["received"] += 1
+        outcome = self._analyse_and_spool(ds, name)
+        self.counts["stored" if outcome.ok else "failed"] += 1
+        if outcome.ok:
+            self.flush()
+        else:
+            log.warning("refused %s: %s", name, outcome.message)
+        return outcome
+
+    def _analyse_and_spool(self, ds: Dataset, name: str) -> StoreOutcome:
+        try:
+            image = image_from_dataset(ds, name)
+        except DicomInputError as e:
+            return StoreOutcome(e.status, e.comment, str(e))
+        try:
+            with self._analysis_lock:
+                result = self._client.analyze(image.pixels)
+        except InvalidImageError as e:
+            return StoreOutcome(IMAGE_REJECTED, "the ensemble rejected the image", f"the ensemble rejected {name}: {e}")
+        except (ServerUnavailableError, DeadlineExceededError) as e:
+            return StoreOutcome(OUT_OF_RESOURCES, "analysis service unavailable: retry later",
+                                f"the ensemble is unavailable, retry later: {e}")
+        except DermAssistClientError as e:
+            return StoreOutcome(ANALYSIS_FAILED, "analysis failed", f"analysing {name} failed: {e}")
+        try:
+            analysis = build_analysis(image, result, self.config.identity)
+            self._spool(analysis)
+        except DicomError as e:
+            return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(e))
+        log.info("analysed %s: %s p=%.3f", name, result.label.code, result.probabilities[result.label.code])
+        return StoreOutcome(SUCCESS)
+
+    def _spool(self, analysis) -> Path:
+        """Write the item (source first, then SEG and SR) into a fresh pending folder, atomically."""
+        uid = analysis.image.dataset.SOPInstanceUID
+        item = self._pending / f"{time.time_ns():020d}-{uid}"
+        staging = item.with_name(item.name + PARTIAL)
+        try:
+            staging.mkdir(parents=True)
+            if self.config.forward_source:
+                analysis.image.dataset.save_as(staging / f"0_SOURCE_{uid}.dcm", enforce_file_format=True)
+            for index, path in enumerate(analysis.write(staging), start=1):
+                path.rename(staging / f"{index}_{path.name}")
+            staging.rename(item)
+        except OSError as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise DicomError(f"cannot write the results of {analysis.image.name} to the spool {item}: {e}") from e
+        return item
+
+    def flush(self) -> int:
+        """Send pending spool items to the PACS, oldest first; stop at the first failure. Items sent."""
+        pacs = self.config.pacs
+        if pacs is None:
+            return 0
+        sent = 0
+        with self._forward_lock:
+            for item in self.pending():
+                try:
+                    store_files(pacs, self.config.ae_title, sorted(item.glob("*.dcm")))
+                except PacsError as e:
+                    self.counts["forward_failed"] += 1
+                    log.error("%s; %d item(s) kept in %s and sent again later", e, len(self.pending()), self._pending)
+                    break
+                shutil.rmtree(item, ignore_errors=True)
+                self.counts["forwarded"] += 1
+                sent += 1
+        return sent
+
+
+def _answer(outcome: StoreOutcome) -> Dataset:
+    answer = Dataset()
+    answer.Status = outcome.status
+    if not outcome.ok:
+        answer.ErrorComment = outcome.comment[:MAX_ERROR_COMMENT]
+    return answer

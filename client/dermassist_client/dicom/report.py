@@ -1,0 +1,158 @@
+"""One result as a DICOM Comprehensive SR: a TID 1500 measurement report of the lesion.
+
+One measurement group (finding type: Lesion, site: Skin) holds the findings: the most likely class as
+"Differential Diagnosis/Impression" (SNOMED CT where ``terminology`` has a code, else DermAssist's code),
+each class's calibrated probability, REFER and its score, ASSESSABLE,
+the out-of-distribution score and the note (each only when the server sent it), and the lesion area
+(as a share of the image, and in mm2 when the source image carries Pixel Spacing). With a SEG the group
+is a planar ROI group referencing the lesion segment; without one (no lesion found) an image-level group.
+"""
+from __future__ import annotations
+
+import highdicom as hd
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from .. import terminology as term
+from ..classes import CLASSES
+from ..result import LesionResult
+from .errors import DicomOutputError
+from .identity import OutputIdentity
+from .seg import SEGMENT_NUMBER, lesion_mask
+from .source import DicomImage
+
+TRACKING_LABEL = "Lesion 1"
+
+
+def local(concept: term.Concept) -> Code:
+    """A DermAssist concept as a DICOM code of the private scheme."""
+    return Code(concept.code, term.LOCAL_DICOM_SCHEME, concept.meaning)
+
+
+def yes_no(value: bool) -> Code:
+    """SNOMED CT Yes / No."""
+    return codes.SCT.Yes if value else codes.SCT.No
+
+
+def finding_code(result: LesionResult) -> Code:
+    """The most likely class: its SNOMED CT concept where there is one, else DermAssist's class code."""
+    snomed = term.snomed_for(result.label)
+    return Code(snomed.code, "SCT", snomed.meaning) if snomed else local(term.class_concept(result.label))
+
+
+def measurements(image: DicomImage, result: LesionResult) -> list[hd.sr.Measurement]:
+    """Class probabilities, triage scores (when sent) and the lesion area."""
+    items = [hd.sr.Measurement(name=local(term.probability_concept(c)), value=float(result.probabilities[c.code]),
+                               unit=codes.UCUM.NoUnits) for c in CLASSES]
+    if result.refer_score is not None:
+        items.append(hd.sr.Measurement(name=local(term.REFER_SCORE), value=result.refer_score, unit=codes.UCUM.NoUnits))
+    if result.ood_score is not None:
+        items.append(hd.sr.Measurement(name=local(term.OOD_SCORE), value=result.ood_score, unit=codes.UCUM.NoUnits))
+    items.append(hd.sr.Measurement(name=local(term.LESION_FRACTION), value=100.0 * result.lesion_fraction,
+                                   unit=codes.UCUM.Percent))
+    area = lesion_area_mm2(image, result)
+    if area is not None:
+        items.append(hd.sr.Measurement(name=codes.SCT.Area, value=area, unit=codes.UCUM.SquareMillimeter))
+    return items
+
+
+def lesion_area_mm2(image: DicomImage, result: LesionResult) -> float | None:
+    """Mask pixels on the source grid times the pixel area, or None when the image has no Pixel Spacing."""
+    spacing = image.pixel_spacing_mm
+    if spacing is None or not result.lesion_found:
+        return None
+    return float(lesion_mask(image, result).sum()) * spacing[0] * spacing[1]
+
+
+def evaluations(result: LesionResult) -> list[hd.sr.QualitativeEvaluation]:
+    """The finding, then REFER and ASSESSABLE when the server sent them."""
+    items = [hd.sr.QualitativeEvaluation(name=codes.DCM.DifferentialDiagnosisImpression, value=finding_code(result))]
+    if result.refer is not None:
+        items.append(hd.sr.QualitativeEvaluation(name=local(term.REFER), value=yes_no(result.refer)))
+    if result.assessable is not None:
+        items.append(hd.sr.QualitativeEvaluation(name=local(term.ASSESSABLE), value=yes_no(result.assessable)))
+    return items
+
+
+def observation_context(result: LesionResult, identity: OutputIdentity) -> hd.sr.ObservationContext:
+    """The observer is the device: DermAssist with the served model, identified by a UID stable per node."""
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=generate_uid(entropy_srcs=[identity.manufacturer, identity.device_serial_number, result.model_name]),
+        name=f"{identity.manufacturer} {result.model_name}",
+        manufacturer_name=identity.manufacturer,
+        model_name=result.model_name,
+        serial_number=identity.device_serial_number,
+    )
+    return hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device, observer_identifying_attributes=device))
+
+
+def measurement_group(
+    image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1410 (planar ROI, referencing the SEG) or TID 1501 (whole image, no lesion found) with the note."""
+    common = dict(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_LABEL),
+        finding_type=codes.SCT.Lesion,
+        algorithm_id=hd.sr.AlgorithmIdentification(name=result.model_name, version=result.model_version),
+        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Skin)],
+        measurements=measurements(image, result),
+        qualitative_evaluations=evaluations(result),
+    )
+    group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations
+    if segmentation is not None:
+        segment = hd.sr.ReferencedSegmentationFrame(
+            sop_class_uid=segmentation.SOPClassUID, sop_instance_uid=segmentation.SOPInstanceUID,
+            frame_number=1, segment_number=SEGMENT_NUMBER,
+            source_image=hd.sr.SourceImageForSegmentation.from_source_image(image.dataset))
+        _refer_to_segment_only(segment)
+        group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
+    else:
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(image.dataset)], **common)
+    if result.note:
+        group[0].ContentSequence.append(hd.sr.TextContentItem(
+            name=local(term.NOTE), value=result.note, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    return group
+
+
+def _refer_to_segment_only(segment: hd.sr.ReferencedSegmentationFrame) -> None:
+    """Keep the Referenced Segment Number and drop the Referenced Frame Number of the SEG reference.
+
+    PS3.3 (Image SOP Instance Reference Macro) allows only one of the two; the SEG has a single frame,
+    so the segment number alone identifies the lesion.
+    """
+    for item in segment:
+        for ref in item.get("ReferencedSOPSequence", []):
+            if "ReferencedSegmentNumber" in ref and "ReferencedFrameNumber" in ref:
+                del ref.ReferencedFrameNumber
+
+
+def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
+                 identity: OutputIdentity) -> hd.sr.ComprehensiveSR:
+    """The Comprehensive SR of one result, with the source image (and the SEG, if any) as evidence."""
+    try:
+        report = hd.sr.MeasurementReport(
+            observation_context=observation_context(result, identity),
+            procedure_reported=codes.SCT.DermoscopicPhotography,
+            imaging_measurements=[measurement_group(image, result, segmentation)],
+            title=codes.DCM.ImagingMeasurementReport,
+        )
+        return hd.sr.ComprehensiveSR(
+            evidence=[image.dataset] + ([segmentation] if segmentation is not None else []),
+            content=report[0],
+            series_instance_uid=generate_uid(),
+            series_number=identity.report_series_number,
+            sop_instance_uid=generate_uid(),
+            instance_number=1,
+            manufacturer=identity.manufacturer,
+            institution_name=identity.institution_name,
+            is_complete=True,
+            series_description=f"DermAssist findings ({result.model_name} {result.model_version})",
+            coding_schemes=[hd.coding_schemes.CodingSchemeIdentificationItem(
+                designator=term.LOCAL_DICOM_SCHEME, name=term.LOCAL_DICOM_SCHEME_NAME,
+                responsible_organization=identity.manufacturer)],
+        )
+    except (ValueError, TypeError) as e:
+        raise DicomOutputError(f"cannot build the structured report of {image.name}: {e}") from e

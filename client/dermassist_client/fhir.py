@@ -1,0 +1,272 @@
+"""One or more results as a FHIR R4 transaction Bundle: a DiagnosticReport with Observations and a Device.
+
+Install with ``pip install 'dermassist-client[fhir]'``. The resources are built and validated with the
+``fhir.resources`` R4B models; every element used here is the same in R4 (4.0.1), so an R4 server takes
+the Bundle as it is (POST it to the server's base URL). Per analysed image:
+
+- ``Observation`` most likely class (SNOMED CT where ``terminology`` has a code, plus DermAssist's code),
+  with its probability as a component;
+- ``Observation`` the eight calibrated class probabilities, one component each;
+- ``Observation`` lesion area (share of the image, and mm2 when known);
+- ``Observation`` REFER (with REFER_SCORE) and ``Observation`` ASSESSABLE (with OOD_SCORE and the note),
+  each only when the server sent it;
+- ``DiagnosticReport`` holding them, linked to the imaging study (Study Instance UID) and to the DICOM SR
+  (its SOP Instance UID) when there is one.
+One ``Device`` per model version is referenced by every Observation.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import terminology as term
+from .classes import CLASSES
+from .errors import DermAssistClientError
+from .result import LesionResult
+from .software import client_version as installed_client_version
+
+OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+STATUS = "preliminary"  # machine output that no clinician has reviewed yet
+
+
+class FhirError(DermAssistClientError):
+    """A FHIR Bundle could not be built, validated or written."""
+
+
+@dataclass(frozen=True)
+class ImagingContext:
+    """Who and what a result is about, as the EHR knows it: patient, study, and the DICOM outputs' UIDs.
+
+    ``patient_system`` is the URI of the site's patient identifier system (e.g. its MRN namespace);
+    without it the identifier is sent as a value with the DICOM Issuer of Patient ID as its assigner.
+    """
+
+    patient_id: str | None = None
+    patient_issuer: str | None = None
+    patient_system: str | None = None
+    patient_name: str | None = None
+    study_uid: str | None = None
+    accession_number: str | None = None
+    image_uid: str | None = None
+    report_uid: str | None = None
+    effective: str | None = None
+    lesion_area_mm2: float | None = None
+
+    @classmethod
+    def from_dataset(cls, ds: Any, **extra: Any) -> ImagingContext:
+        """The identifiers of a DICOM dataset (any object with pydicom-style attributes)."""
+        def text(keyword: str) -> str | None:
+            value = getattr(ds, keyword, None)
+            return str(value) if value not in (None, "") else None
+
+        date = text("ContentDate") or text("StudyDate")
+        effective = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if date and len(date) == 8 and date.isdigit() else None
+        return cls(patient_id=text("PatientID"), patient_issuer=text("IssuerOfPatientID"),
+                   patient_name=text("PatientName"), study_uid=text("StudyInstanceUID"),
+                   accession_number=text("AccessionNumber"), image_uid=text("SOPInstanceUID"),
+                   effective=effective, **extra)
+
+
+def _uid_identifier(uid: str) -> dict[str, str]:
+    return {"system": term.DICOM_UID_FHIR_SYSTEM, "value": f"urn:oid:{uid}"}
+
+
+def _local(concept: term.Concept) -> dict[str, Any]:
+    return {"coding": [{"system": term.LOCAL_FHIR_SYSTEM, "code": concept.code, "display": concept.meaning}],
+            "text": concept.meaning}
+
+
+def _quantity(value: float, unit: str, code: str) -> dict[str, Any]:
+    return {"value": round(float(value), 6), "unit": unit, "system": term.UCUM_FHIR_SYSTEM, "code": code}
+
+
+def _probability(value: float) -> dict[str, Any]:
+    return _quantity(value, "probability", "1")
+
+
+def class_codeable_concept(result: LesionResult) -> dict[str, Any]:
+    """The most likely class: SNOMED CT coding first where there is one, then DermAssist's class code."""
+    codings = []
+    snomed = term.snomed_for(result.label)
+    if snomed:
+        codings.append({"system": term.SNOMED_FHIR_SYSTEM, "code": snomed.code, "display": snomed.meaning})
+    local = term.class_concept(result.label)
+    codings.append({"system": term.LOCAL_FHIR_SYSTEM, "code": local.code, "display": local.meaning})
+    return {"coding": codings, "text": result.label.name}
+
+
+def _subject(context: ImagingContext) -> dict[str, Any] | None:
+    if not context.patient_id:
+        return None
+    identifier: dict[str, Any] = {"value": context.patient_id}
+    if context.patient_system:
+        identifier["system"] = context.patient_system
+    if context.patient_issuer:
+        identifier["assigner"] = {"display": context.patient_issuer}
+    subject: dict[str, Any] = {"type": "Patient", "identifier": identifier}
+    if context.patient_name:
+        family, _, given = context.patient_name.partition("^")
+        subject["display"] = ", ".join(p for p in (family.strip(), given.replace("^", " ").strip()) if p)
+    return subject
+
+
+def _study(context: ImagingContext) -> dict[str, Any] | None:
+    if not context.study_uid:
+        return None
+    return {"type": "ImagingStudy", "identifier": _uid_identifier(context.study_uid)}
+
+
+def conclusion(result: LesionResult) -> str:
+    """One plain sentence per finding, for DiagnosticReport.conclusion."""
+    top = result.probabilities[result.label.code]
+    parts = [f"Most likely {result.label.name} ({result.label.code}, probability {top:.2f})."]
+    if result.refer is not None:
+        score = f" (score {result.refer_score:.2f})" if result.refer_score is not None else ""
+        parts.append(f"Referral to a dermatologist {'recommended' if result.refer else 'not required'}{score}.")
+    if result.assessable is False:
+        parts.append("The image is not assessable.")
+    if not result.lesion_found:
+        parts.append("No lesion was found: the whole image was classified.")
+    if result.note:
+        note = result.note.strip()
+        parts.append(note if note.endswith((".", "!", "?")) else note + ".")
+    parts.append("Machine output, not reviewed by a clinician.")
+    return " ".join(parts)
+
+
+class _Entries:
+    """Bundle entries under construction, each with a urn:uuid full URL."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, resource: dict[str, Any]) -> str:
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        self.entries.append({"fullUrl": full_url, "resource": resource,
+                             "request": {"method": "POST", "url": resource["resourceType"]}})
+        return full_url
+
+
+def _device(result: LesionResult, manufacturer: str, client_version: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Device",
+        "status": "active",
+        "manufacturer": manufacturer,
+        "modelNumber": result.model_name,
+        "deviceName": [{"name": f"{manufacturer} {result.model_name}", "type": "model-name"}],
+        "version": [{"type": {"text": "model version"}, "value": str(result.model_version)},
+                    {"type": {"text": "dermassist-client version"}, "value": client_version}],
+    }
+
+
+def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[term.Concept, dict[str, Any]]]:
+    """(concept, observation body) for each finding the result holds; triage ones only when sent."""
+    top = result.label
+    items: list[tuple[term.Concept, dict[str, Any]]] = [
+        (term.DIAGNOSIS, {"valueCodeableConcept": class_codeable_concept(result), "component": [
+            {"code": _local(term.probability_concept(top)), "valueQuantity": _probability(result.probabilities[top.code])}]}),
+        (term.CLASS_PROBABILITIES, {"component": [
+            {"code": _local(term.probability_concept(c)), "valueQuantity": _probability(result.probabilities[c.code])}
+            for c in CLASSES]}),
+    ]
+    area: dict[str, Any] = {"valueQuantity": _quantity(100.0 * result.lesion_fraction, "%", "%")}
+    if context.lesion_area_mm2 is not None:
+        area["component"] = [{"code": _local(term.LESION_AREA),
+                              "valueQuantity": _quantity(context.lesion_area_mm2, "mm2", "mm2")}]
+    items.append((term.LESION_FRACTION, area))
+    if result.refer is not None:
+        refer: dict[str, Any] = {"valueBoolean": bool(result.refer)}
+        if result.refer_score is not None:
+            refer["component"] = [{"code": _local(term.REFER_SCORE), "valueQuantity": _probability(result.refer_score)}]
+        items.append((term.REFER, refer))
+    if result.assessable is not None:
+        assessable: dict[str, Any] = {"valueBoolean": bool(result.assessable)}
+        if result.ood_score is not None:
+            assessable["component"] = [{"code": _local(term.OOD_SCORE),
+                                        "valueQuantity": _quantity(result.ood_score, "score", "1")}]
+        if result.note:
+            assessable["note"] = [{"text": result.note}]
+        items.append((term.ASSESSABLE, assessable))
+    return items
+
+
+def _report_entries(entries: _Entries, result: LesionResult, context: ImagingContext, device_url: str,
+                    issued: str) -> None:
+    subject, study = _subject(context), _study(context)
+    common: dict[str, Any] = {"status": STATUS, "device": {"reference": device_url}}
+    if subject:
+        common["subject"] = subject
+    if context.effective:
+        common["effectiveDateTime"] = context.effective
+    common["issued"] = issued
+    observation_urls = []
+    for concept, body in _observations(result, context):
+        observation = {"resourceType": "Observation", **common, "code": _local(concept),
+                       "category": [{"coding": [{"system": OBSERVATION_CATEGORY_SYSTEM, "code": "imaging"}]}], **body}
+        if study:
+            observation["derivedFrom"] = [study]
+        observation_urls.append(entries.add(observation))
+    report: dict[str, Any] = {"resourceType": "DiagnosticReport", "status": STATUS, "code": _local(term.REPORT)}
+    if context.report_uid:
+        report["identifier"] = [_uid_identifier(context.report_uid)]
+    if subject:
+        report["subject"] = subject
+    if context.effective:
+        report["effectiveDateTime"] = context.effective
+    report["issued"] = issued
+    if study:
+        report["imagingStudy"] = [study]
+    report["result"] = [{"reference": url} for url in observation_urls]
+    report["conclusion"] = conclusion(result)
+    report["conclusionCode"] = [class_codeable_concept(result)]
+    entries.add(report)
+
+
+def build_bundle(items: Iterable[tuple[LesionResult, ImagingContext | None]], manufacturer: str = "DermAssist",
+                 client_version: str | None = None, now: datetime | None = None):
+    """A validated FHIR transaction Bundle (``fhir.resources`` R4B model) of one report per result."""
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    client_version = client_version or installed_client_version()
+    issued = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    entries, devices = _Entries(), {}
+    for result, context in items:
+        key = (result.model_name, result.model_version)
+        if key not in devices:
+            devices[key] = entries.add(_device(result, manufacturer, client_version))
+        _report_entries(entries, result, context or ImagingContext(), devices[key], issued)
+    if not entries.entries:
+        raise FhirError("no results to put in the FHIR Bundle; analyse at least one image")
+    try:
+        return Bundle.model_validate({"resourceType": "Bundle", "type": "transaction", "entry": entries.entries})
+    except ValidationError as e:
+        raise FhirError(f"the FHIR Bundle does not validate against the R4B models: {e}") from e
+
+
+def bundle_json(bundle: Any) -> str:
+    """The Bundle as FHIR JSON (no empty elements)."""
+    return bundle.model_dump_json(exclude_none=True, by_alias=True, indent=2)
+
+
+def write_bundle(bundle: Any, path: str | Path) -> Path:
+    """Write the Bundle as FHIR JSON to ``path`` (the parent folder must exist)."""
+    path = Path(path)
+    try:
+        path.write_text(bundle_json(bundle) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise FhirError(f"cannot write the FHIR Bundle to {path}: {e.strerror or e}; check the folder") from e
+    return path
+
+
+def resources_by_type(bundle_dict: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The Bundle's resources grouped by resourceType (a helper for readers and tests)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for entry in bundle_dict.get("entry", []):
+        resource = entry["resource"]
+        grouped.setdefault(resource["resourceType"], []).append(resource)
+    return grouped

@@ -1,0 +1,99 @@
+"""``analyze`` for hospital systems: DICOM files in, DICOM SEG and SR and a FHIR Bundle out.
+
+The command line's ``analyze`` goes through ``InteropRun``: plain images as before; a DICOM file is
+read with the ``dicom`` extra, its pixels analysed, and (with ``dicom_out``) its SEG and SR written;
+with ``fhir_out`` every result ends up in one FHIR transaction Bundle. The extras are imported only
+when a DICOM file or an output asks for them.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from .errors import ClientConfigError
+from .result import LesionResult
+
+log = logging.getLogger(__name__)
+
+EXTRAS = {"dicom": ("pydicom", "highdicom"), "fhir": ("fhir.resources",)}
+
+
+def require_extra(extra: str, why: str) -> None:
+    """Raise ClientConfigError naming the pip command when an optional extra is not installed."""
+    for module in EXTRAS[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ClientConfigError(
+                f"{why} needs the '{extra}' extra ({module} is missing): pip install 'dermassist-client[{extra}]'"
+            ) from e
+
+
+def is_dicom_path(path: str | Path) -> bool:
+    """Whether ``path`` is a DICOM Part 10 file ('DICM' at byte 128); never imports pydicom."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+class InteropRun:
+    """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
+
+    def __init__(self, client, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
+                 patient_system: str | None = None) -> None:
+        self._client = client
+        self.dicom_out = Path(dicom_out) if dicom_out else None
+        self.fhir_out = Path(fhir_out) if fhir_out else None
+        self.patient_system = patient_system
+        if self.dicom_out:
+            require_extra("dicom", "--dicom-out")
+        if self.fhir_out:
+            require_extra("fhir", "--fhir-out")
+            if not self.fhir_out.parent.is_dir():
+                raise ClientConfigError(f"--fhir-out folder {self.fhir_out.parent} does not exist; create it first")
+        self._fhir_items: list[tuple[LesionResult, Any]] = []
+
+    def analyze(self, path: str) -> dict[str, Any]:
+        """Analyse one file; the result's summary dict, plus ``dicom_outputs`` when files were written."""
+        if is_dicom_path(path):
+            return self._analyze_dicom(path)
+        if self.dicom_out:
+            log.warning("%s is not DICOM: no SEG or SR is written for it", path)
+        result = self._client.analyze(path)
+        self._collect(result, None)
+        return result.to_dict()
+
+    def _analyze_dicom(self, path: str) -> dict[str, Any]:
+        require_extra("dicom", f"{path} is DICOM: reading it")
+        from .dicom.analysis import analyze_dicom
+        from .dicom.source import read_dicom
+
+        analysis = analyze_dicom(self._client, read_dicom(path))
+        summary = analysis.result.to_dict()
+        if self.dicom_out:
+            summary["dicom_outputs"] = [str(p) for p in analysis.write(self.dicom_out)]
+        if self.fhir_out:
+            from .fhir import ImagingContext
+
+            self._collect(analysis.result, ImagingContext.from_dataset(
+                analysis.image.dataset, patient_system=self.patient_system,
+                report_uid=str(analysis.report.SOPInstanceUID) if self.dicom_out else None,
+                lesion_area_mm2=analysis.lesion_area_mm2))
+        return summary
+
+    def _collect(self, result: LesionResult, context: Any) -> None:
+        if self.fhir_out:
+            self._fhir_items.append((result, context))
+
+    def finish(self) -> Path | None:
+        """Write the FHIR Bundle of every result analysed (when asked and there is one); its path."""
+        if not self.fhir_out or not self._fhir_items:
+            return None
+        from .fhir import build_bundle, write_bundle
+
+        return write_bundle(build_bundle(self._fhir_items), self.fhir_out)

@@ -1,0 +1,72 @@
+"""Codes DermAssist writes into DICOM SR and FHIR: SNOMED CT where a code is certain, else DermAssist's own.
+
+SNOMED CT codes are given only for the classes with an unambiguous disorder concept. AK and SCC also
+appear in DICOM PS3.16 (CID 4405 and the neoplasm context groups); MEL and BCC are the SNOMED CT
+International disorder concepts. NV, DF, BKL and VASC have no code here: BKL and VASC are groups of
+diagnoses (no single concept fits), and NV and DF are left uncoded rather than guessed. Every class
+also carries a DermAssist code (private DICOM scheme ``99DERMASSIST``, FHIR system ``LOCAL_FHIR_SYSTEM``)
+so a receiving system can map all eight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .classes import LesionClass
+
+SNOMED_FHIR_SYSTEM = "http://snomed.info/sct"
+UCUM_FHIR_SYSTEM = "http://unitsofmeasure.org"
+DICOM_UID_FHIR_SYSTEM = "urn:dicom:uid"
+LOCAL_DICOM_SCHEME = "99DERMASSIST"
+LOCAL_DICOM_SCHEME_NAME = "DermAssist codes"
+LOCAL_FHIR_SYSTEM = "urn:dermassist:codes"
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A code in DermAssist's own scheme: its value and meaning (DICOM Code Meaning, FHIR display)."""
+
+    code: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class SnomedConcept:
+    """A SNOMED CT concept: identifier and preferred term."""
+
+    code: str
+    meaning: str
+
+
+SNOMED_BY_CLASS: dict[str, SnomedConcept] = {
+    "AK": SnomedConcept("201101007", "Actinic keratosis"),
+    "BCC": SnomedConcept("254701007", "Basal cell carcinoma of skin"),
+    "MEL": SnomedConcept("372244006", "Malignant melanoma"),
+    "SCC": SnomedConcept("254651007", "Squamous cell carcinoma of skin"),
+}
+
+DIAGNOSIS = Concept("DIAGNOSIS", "Most likely skin lesion class")
+CLASS_PROBABILITIES = Concept("CLASS_PROBABILITIES", "Skin lesion class probabilities")
+REFER = Concept("REFER", "Referral to a dermatologist recommended")
+REFER_SCORE = Concept("REFER_SCORE", "Probability of a malignant or pre-malignant lesion")
+ASSESSABLE = Concept("ASSESSABLE", "Image assessable")
+OOD_SCORE = Concept("OOD_SCORE", "Out-of-distribution score (1.0 is the validated limit)")
+NOTE = Concept("NOTE", "Image problems")
+LESION_FRACTION = Concept("LESION_FRACTION", "Lesion area as a share of the image")
+LESION_AREA = Concept("LESION_AREA", "Lesion area")
+REPORT = Concept("DERMOSCOPY_ANALYSIS", "DermAssist dermoscopy analysis")
+
+
+def class_concept(lesion_class: LesionClass) -> Concept:
+    """DermAssist's code of a lesion class (the class code, e.g. ``MEL``)."""
+    return Concept(lesion_class.code, lesion_class.name)
+
+
+def probability_concept(lesion_class: LesionClass) -> Concept:
+    """DermAssist's code of one class's calibrated probability (``P_MEL`` ...)."""
+    return Concept(f"P_{lesion_class.code}", f"Probability of {lesion_class.name}")
+
+
+def snomed_for(lesion_class: LesionClass) -> SnomedConcept | None:
+    """The SNOMED CT concept of a class, or None where this module gives none."""
+    return SNOMED_BY_CLASS.get(lesion_class.code)
+

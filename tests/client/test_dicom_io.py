@@ -1,0 +1,214 @@
+"""DICOM in and out without a server: real JPEGs made into DICOM, synthetic results made into SEG and SR.
+
+The outputs are checked with dciodvfy (no errors; the warnings are listed in EXPECTED_WARNINGS) and
+read back both by walking the raw content tree and through highdicom's SR API.
+"""
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.sr.codedict import codes
+from pydicom.uid import SecondaryCaptureImageStorage, VLPhotographicImageStorage
+
+from dermassist_client.dicom.analysis import build_analysis
+from dermassist_client.dicom.errors import (
+    DicomOutputError,
+    NoPixelDataError,
+    NotAPhotographError,
+    UnreadableDicomError,
+    UnsupportedTransferSyntaxError,
+)
+from dermassist_client.dicom.identity import OutputIdentity
+from dermassist_client.dicom.source import read_dicom
+from dermassist_client.errors import DermAssistClientError
+from tests.support import dicom_images as di
+from tests.support.dicom_checks import EXPECTED_WARNINGS, check_seg_and_sr, dciodvfy, synthetic_result
+
+PATIENT = di.Patient(patient_id="DA-UNIT-0042", patient_name="Unit^Test", issuer="DERMASSIST-TEST").with_study()
+
+
+@pytest.fixture(scope="module")
+def ham_rgb(ham_jpeg) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(ham_jpeg)).convert("RGB"))
+
+
+@pytest.mark.parametrize("sop_class,compressed", [
+    (di.DermoscopicPhotographyImageStorage, True), (di.DermoscopicPhotographyImageStorage, False),
+    (VLPhotographicImageStorage, True), (SecondaryCaptureImageStorage, False),
+])
+def test_colour_photographs_decode_to_the_jpeg_pixels(tmp_path, ham_jpeg, ham_rgb, sop_class, compressed):
+    path = di.save(di.photograph(ham_jpeg, PATIENT, sop_class=sop_class, compressed=compressed), tmp_path / "a.dcm")
+    image = read_dicom(path)
+    assert image.size == (600, 450) and image.pixels.dtype == np.uint8
+    # JPEG baseline is decoded by Pillow both here and in PIL: the same pixels, not just similar ones.
+    assert np.array_equal(image.pixels, ham_rgb)
+    assert image.dataset.PatientID == PATIENT.patient_id and not image.pixels.flags.writeable
+
+
+def test_bytes_and_datasets_read_like_files(tmp_path, ham_jpeg):
+    ds = di.photograph(ham_jpeg, PATIENT)
+    path = di.save(ds, tmp_path / "a.dcm")
+    assert np.array_equal(read_dicom(path.read_bytes()).pixels, read_dicom(ds).pixels)
+
+
+@pytest.mark.parametrize("make,error,words", [
+    (lambda jpeg, tmp: di.save(di.ct_slice(PATIENT), tmp / "ct.dcm"), NotAPhotographError,
+     ["CT Image Storage", "not an RGB photograph", "MONOCHROME2", "1 sample(s)"]),
+    (lambda jpeg, tmp: di.save(di.without_pixels(jpeg, PATIENT), tmp / "np.dcm"), NoPixelDataError,
+     ["has no Pixel Data (7FE0,0010)"]),
+    (lambda jpeg, tmp: di.truncated_file(jpeg, PATIENT, tmp / "cut.dcm"), UnreadableDicomError,
+     ["cannot be decoded", "truncated or corrupt", "less than expected"]),
+    (lambda jpeg, tmp: di.save(di.with_transfer_syntax(jpeg, PATIENT), tmp / "hevc.dcm"),
+     UnsupportedTransferSyntaxError, ["HEVC/H.265", "1.2.840.10008.1.2.4.107", "uncompressed or as JPEG baseline"]),
+    (lambda jpeg, tmp: di.save(di.with_transfer_syntax(jpeg, PATIENT, di.UID("1.2.840.10008.1.2.4.70")),
+                               tmp / "lossless.dcm"),
+     UnsupportedTransferSyntaxError, ["JPEG Lossless", "no decoder for it is installed", "pylibjpeg"]),
+    (lambda jpeg, tmp: (tmp / "photo.jpg").write_bytes(jpeg) and tmp / "photo.jpg", UnreadableDicomError,
+     ["is not a DICOM file", "'DICM' at byte 128"]),
+])
+def test_bad_inputs_get_a_clear_error_and_their_own_status(tmp_path, ham_jpeg, make, error, words):
+    path = make(ham_jpeg, tmp_path)
+    with pytest.raises(error) as caught:
+        read_dicom(path)
+    message = str(caught.value)
+    assert str(path) in message and all(w in message for w in words), message
+    assert isinstance(caught.value, DermAssistClientError)
+    assert 0xC000 <= caught.value.status <= 0xCFFF and 0 < len(caught.value.comment) <= 64
+
+
+def test_multiframe_is_refused(ham_jpeg):
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.NumberOfFrames = 2
+    with pytest.raises(NotAPhotographError, match="has 2 frames"):
+        read_dicom(ds, name="cine")
+
+
+def sr_items(ds) -> list[tuple[str, object]]:
+    """Every content item under the root as (code meaning of its concept name, its value), depth first."""
+    found = []
+
+    def walk(items):
+        for item in items:
+            name = item.ConceptNameCodeSequence[0].CodeMeaning if "ConceptNameCodeSequence" in item else ""
+            kind = item.ValueType
+            if kind == "NUM":
+                value = float(item.MeasuredValueSequence[0].NumericValue)
+            elif kind == "CODE":
+                code = item.ConceptCodeSequence[0]
+                value = (code.CodingSchemeDesignator, code.CodeValue)
+            elif kind == "TEXT":
+                value = item.TextValue
+            elif kind == "IMAGE":
+                ref = item.ReferencedSOPSequence[0]
+                value = (ref.ReferencedSOPInstanceUID, ref.get("ReferencedSegmentNumber"), ref.get("ReferencedFrameNumber"))
+            else:
+                value = None
+            found.append((name, value))
+            walk(item.get("ContentSequence", []))
+
+    walk(ds.ContentSequence)
+    return found
+
+
+@pytest.fixture
+def source(tmp_path, ham_jpeg):
+    return read_dicom(di.save(di.photograph(ham_jpeg, PATIENT, pixel_spacing_mm=0.05), tmp_path / "src.dcm"))
+
+
+def test_seg_and_sr_with_triage_outputs(tmp_path, source):
+    result = synthetic_result(source.size)
+    analysis = build_analysis(source, result, OutputIdentity(device_serial_number="node-7"))
+    seg_path, sr_path = analysis.write(tmp_path / "out")
+
+    seg = check_seg_and_sr(seg_path, sr_path, source.size, result)
+    assert seg.SegmentationType == "BINARY"
+    lesion_pixels = int(seg.pixel_array.astype(bool).sum())  # the served mask at the source's size (checked above)
+    assert seg.PatientID == PATIENT.patient_id and seg.StudyInstanceUID == PATIENT.study_uid
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID \
+        == source.dataset.SOPInstanceUID
+    assert seg.DeviceSerialNumber == "node-7" and "dermassist 3" in seg.SoftwareVersions
+
+    sr = pydicom.dcmread(sr_path)
+    assert sr.PatientID == PATIENT.patient_id and sr.StudyInstanceUID == PATIENT.study_uid
+    assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99DERMASSIST"
+    items = dict(sr_items(sr))
+    assert items["Differential Diagnosis/Impression"] == ("SCT", "372244006")
+    assert items["Finding"] == ("SCT", "52988006")  # finding type: Lesion
+    for lesion_class in result.probabilities:
+        name = next(i for i in items if i.startswith("Probability of") and i.endswith(
+            {"AK": "Actinic keratosis", "BCC": "Basal cell carcinoma", "DF": "Dermatofibroma", "MEL": "Melanoma",
+             "NV": "Nevus", "BKL": "Pigmented benign keratosis", "SCC": "Squamous cell carcinoma",
+             "VASC": "Vascular lesion"}[lesion_class]))
+        assert items[name] == pytest.approx(result.probabilities[lesion_class])
+    assert items["Referral to a dermatologist recommended"] == ("SCT", "373066001")  # Yes
+    assert items["Image assessable"] == ("SCT", "373067005")  # No
+    assert items["Probability of a malignant or pre-malignant lesion"] == pytest.approx(0.81)
+    assert items["Out-of-distribution score (1.0 is the validated limit)"] == pytest.approx(0.62)
+    assert items["Image problems"] == result.note
+    assert items["Lesion area as a share of the image"] == pytest.approx(100 * result.lesion_fraction)
+    assert items["Area"] == pytest.approx(lesion_pixels * 0.05 * 0.05)
+    assert items["Algorithm Name"] == "dermassist" and items["Algorithm Version"] == "3"
+    segment_refs = [v for n, v in sr_items(sr) if n == "Referenced Segmentation Frame"]
+    assert segment_refs == [(seg.SOPInstanceUID, 1, None)]
+
+    parsed = hd.sr.ComprehensiveSR.from_dataset(sr)
+    (group,) = parsed.content.get_planar_roi_measurement_groups()
+    assert group.referenced_segmentation_frame.referenced_sop_instance_uid == seg.SOPInstanceUID
+    assert group.get_measurements(name=codes.SCT.Area)[0].value == pytest.approx(lesion_pixels * 0.0025)
+    finding = group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression)[0]
+    assert finding.value.value == "372244006"
+
+
+def test_without_triage_outputs_those_items_are_absent(tmp_path, source):
+    result = synthetic_result(source.size, top="NV", triage=False)
+    analysis = build_analysis(source, result)
+    names = [n for n, _ in sr_items(analysis.report)]
+    for absent in ("Referral to a dermatologist recommended", "Image assessable", "Image problems",
+                   "Probability of a malignant or pre-malignant lesion",
+                   "Out-of-distribution score (1.0 is the validated limit)"):
+        assert absent not in names
+    # Nevus has no SNOMED CT code in terminology: the finding is DermAssist's class code.
+    assert dict(sr_items(analysis.report))["Differential Diagnosis/Impression"] == ("99DERMASSIST", "NV")
+    assert dciodvfy(analysis.write(tmp_path)[1]).errors == []
+
+
+def test_no_lesion_gives_an_sr_without_seg(tmp_path, source):
+    result = synthetic_result(source.size, lesion=False)
+    analysis = build_analysis(source, result)
+    assert analysis.segmentation is None and analysis.lesion_area_mm2 is None
+    (sr_path,) = analysis.write(tmp_path)
+    verdict = dciodvfy(sr_path)
+    assert verdict.errors == [] and verdict.warnings <= EXPECTED_WARNINGS, verdict.output
+    items = sr_items(pydicom.dcmread(sr_path))
+    assert ("Source of Measurement", (source.dataset.SOPInstanceUID, None, None)) in items
+    assert dict(items)["Lesion area as a share of the image"] == 0.0 and "Area" not in dict(items)
+
+
+def test_without_pixel_spacing_there_is_no_area_in_mm2(tmp_path, ham_jpeg):
+    image = read_dicom(di.photograph(ham_jpeg, PATIENT))
+    analysis = build_analysis(image, synthetic_result(image.size))
+    assert analysis.lesion_area_mm2 is None and "Area" not in dict(sr_items(analysis.report))
+
+
+def test_a_result_of_another_image_size_is_refused(source):
+    with pytest.raises(DicomOutputError, match=r"computed on an image of size \(300, 225\)"):
+        build_analysis(source, synthetic_result((300, 225)))
+
+
+def test_identity_is_validated():
+    with pytest.raises(DermAssistClientError, match="device_serial_number"):
+        OutputIdentity(device_serial_number="x" * 65)
+    with pytest.raises(DermAssistClientError, match="report_series_number"):
+        OutputIdentity(report_series_number=0)
+
+
+def test_snomed_codes_shared_with_dicom_match_its_dictionary():
+    from dermassist_client.terminology import SNOMED_BY_CLASS
+
+    assert SNOMED_BY_CLASS["AK"].code == codes.SCT.ActinicKeratosis.value
+    assert SNOMED_BY_CLASS["SCC"].code == codes.SCT.SquamousCellCarcinomaOfSkin.value

@@ -1,0 +1,106 @@
+"""FHIR out: the Bundle of synthetic results parses back with fhir.resources and holds the figures."""
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from dermassist_client import terminology as term
+from dermassist_client.classes import CLASSES
+from dermassist_client.fhir import FhirError, ImagingContext, build_bundle, resources_by_type, write_bundle
+from tests.support.dicom_checks import synthetic_result
+
+CONTEXT = ImagingContext(patient_id="DA-UNIT-0042", patient_issuer="DERMASSIST-TEST", patient_name="Unit^Test^J",
+                         patient_system="urn:oid:1.2.3.4.5", study_uid="1.2.826.0.1.3680043.8.498.1",
+                         report_uid="1.2.826.0.1.3680043.8.498.2", effective="2026-12-03", lesion_area_mm2=42.5)
+
+
+def parsed(bundle) -> dict:
+    """Write and parse back through fhir.resources, then as plain JSON."""
+    text = bundle.model_dump_json(exclude_none=True, by_alias=True)
+    return json.loads(Bundle.model_validate_json(text).model_dump_json(exclude_none=True, by_alias=True))
+
+
+def by_code(observations: list[dict]) -> dict[str, dict]:
+    return {o["code"]["coding"][0]["code"]: o for o in observations}
+
+
+def test_bundle_with_triage_outputs(tmp_path):
+    result = synthetic_result((600, 450))
+    path = write_bundle(build_bundle([(result, CONTEXT)], now=datetime(2026, 12, 3, 9, 0, tzinfo=UTC)),
+                        tmp_path / "bundle.json")
+    bundle = json.loads(Bundle.model_validate_json(path.read_text()).model_dump_json(exclude_none=True, by_alias=True))
+    assert bundle["type"] == "transaction"
+    assert all(e["fullUrl"].startswith("urn:uuid:") and e["request"]["method"] == "POST" for e in bundle["entry"])
+    resources = resources_by_type(bundle)
+    (device,) = resources["Device"]
+    assert device["version"][0]["value"] == "3" and device["modelNumber"] == "dermassist"
+    (report,) = resources["DiagnosticReport"]
+    observations = by_code(resources["Observation"])
+    assert set(observations) == {"DIAGNOSIS", "CLASS_PROBABILITIES", "LESION_FRACTION", "REFER", "ASSESSABLE"}
+    urls = {e["resource"]["resourceType"] + e["resource"]["code"]["coding"][0]["code"]: e["fullUrl"]
+            for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"}
+    assert sorted(r["reference"] for r in report["result"]) == sorted(urls.values())
+
+    diagnosis = observations["DIAGNOSIS"]
+    snomed, local = diagnosis["valueCodeableConcept"]["coding"]
+    assert (snomed["system"], snomed["code"]) == ("http://snomed.info/sct", "372244006")
+    assert (local["system"], local["code"]) == (term.LOCAL_FHIR_SYSTEM, "MEL")
+    assert diagnosis["component"][0]["valueQuantity"]["value"] == pytest.approx(result.probabilities["MEL"])
+    components = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
+                  for c in observations["CLASS_PROBABILITIES"]["component"]}
+    assert components == pytest.approx({f"P_{c.code}": result.probabilities[c.code] for c in CLASSES})
+    assert observations["REFER"]["valueBoolean"] is True
+    assert observations["REFER"]["component"][0]["valueQuantity"]["value"] == pytest.approx(0.81)
+    assert observations["ASSESSABLE"]["valueBoolean"] is False
+    assert observations["ASSESSABLE"]["note"][0]["text"] == result.note
+    assert observations["LESION_FRACTION"]["valueQuantity"]["value"] == pytest.approx(100 * result.lesion_fraction)
+    assert observations["LESION_FRACTION"]["component"][0]["valueQuantity"] == {
+        "value": 42.5, "unit": "mm2", "system": "http://unitsofmeasure.org", "code": "mm2"}
+
+    for resource in [report, *observations.values()]:
+        assert resource["status"] == "preliminary" and resource["subject"]["identifier"] == {
+            "system": "urn:oid:1.2.3.4.5", "value": "DA-UNIT-0042", "assigner": {"display": "DERMASSIST-TEST"}}
+        assert resource["effectiveDateTime"] == "2026-12-03" and resource["issued"].startswith("2026-12-03T09:00:00")
+    study = {"type": "ImagingStudy", "identifier": {"system": "urn:dicom:uid",
+                                                    "value": "urn:oid:1.2.826.0.1.3680043.8.498.1"}}
+    assert report["imagingStudy"] == [study] and observations["REFER"]["derivedFrom"] == [study]
+    assert report["identifier"] == [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.826.0.1.3680043.8.498.2"}]
+    assert all(o["device"]["reference"] == bundle["entry"][0]["fullUrl"] for o in observations.values())
+    assert "Referral to a dermatologist recommended (score 0.81)" in report["conclusion"]
+    assert result.note in report["conclusion"] and "not assessable" in report["conclusion"]
+    assert report["conclusionCode"][0]["coding"][0]["code"] == "372244006"
+
+
+def test_without_triage_outputs_and_without_context():
+    result = synthetic_result((600, 450), top="NV", triage=False)
+    bundle = parsed(build_bundle([(result, None)]))
+    resources = resources_by_type(bundle)
+    observations = by_code(resources["Observation"])
+    assert set(observations) == {"DIAGNOSIS", "CLASS_PROBABILITIES", "LESION_FRACTION"}
+    assert [c["system"] for c in observations["DIAGNOSIS"]["valueCodeableConcept"]["coding"]] == [term.LOCAL_FHIR_SYSTEM]
+    (report,) = resources["DiagnosticReport"]
+    for key in ("subject", "imagingStudy", "identifier", "effectiveDateTime"):
+        assert key not in report
+    assert "Referral" not in report["conclusion"] and "component" not in observations["LESION_FRACTION"]
+
+
+def test_one_device_per_model_version_and_one_report_per_result():
+    a, b = synthetic_result((600, 450)), synthetic_result((600, 450), top="BCC")
+    resources = resources_by_type(parsed(build_bundle([(a, CONTEXT), (b, CONTEXT)])))
+    assert len(resources["Device"]) == 1 and len(resources["DiagnosticReport"]) == 2
+    codes = {r["conclusionCode"][0]["coding"][0]["code"] for r in resources["DiagnosticReport"]}
+    assert codes == {"372244006", "254701007"}
+
+
+def test_empty_bundle_is_refused():
+    with pytest.raises(FhirError, match="no results"):
+        build_bundle([])
+
+
+def test_snomed_codes_name_only_contract_classes():
+    codes = {c.code for c in CLASSES}
+    assert set(term.SNOMED_BY_CLASS) <= codes
+    assert {"NV", "DF", "BKL", "VASC"}.isdisjoint(term.SNOMED_BY_CLASS)

@@ -1,0 +1,44 @@
+"""The command line without the extras: no DICOM or FHIR library loads until asked, and a missing extra is named."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import dicom_images as di
+
+HEAVY = ("pydicom", "highdicom", "pynetdicom", "fhir")
+BLOCK = "import sys; [sys.modules.__setitem__(m, None) for m in {mods!r}]; from dermassist_client.cli import main; "
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_the_command_line_loads_no_dicom_or_fhir_library():
+    done = run("import sys, json, dermassist_client.cli as c; c.build_parser(); "
+               f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_a_dicom_file_without_the_dicom_extra_names_the_extra(tmp_path, ham_jpeg):
+    dcm = di.save(di.photograph(ham_jpeg, di.Patient()), tmp_path / "a.dcm")
+    code = BLOCK.format(mods=("pydicom", "highdicom")) + f"sys.exit(main(['analyze', {str(dcm)!r}, '--url', '127.0.0.1:9']))"
+    done = run(code)
+    assert done.returncode == 1
+    assert f"{dcm}: FAILED:" in done.stderr and "pip install 'dermassist-client[dicom]'" in done.stderr
+
+
+def test_fhir_out_without_the_fhir_extra_is_a_usage_error(tmp_path):
+    code = BLOCK.format(mods=("fhir", "fhir.resources")) + (
+        f"sys.exit(main(['analyze', 'x.jpg', '--fhir-out', {str(tmp_path / 'b.json')!r}, '--url', '127.0.0.1:9']))")
+    done = run(code)
+    assert done.returncode == 2
+    assert "--fhir-out needs the 'fhir' extra" in done.stderr and "dermassist-client[fhir]" in done.stderr
+
+
+def test_fhir_out_into_a_missing_folder_is_a_usage_error(tmp_path):
+    done = run(f"import sys; from dermassist_client.cli import main; sys.exit(main(['analyze', 'x.jpg', '--fhir-out', "
+               f"{str(tmp_path / 'nope' / 'b.json')!r}, '--url', '127.0.0.1:9']))")
+    assert done.returncode == 2 and "does not exist; create it first" in done.stderr
