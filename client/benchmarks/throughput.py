@@ -23,9 +23,8 @@ HAM_DIR = ROOT.parent / "shared" / "data" / "ham10000_sample" / "HAM10000_images
 @contextlib.contextmanager
 def tiny_server():
     """A real embedded Triton serving the tiny test models; yields its gRPC address."""
-    sys.modules.setdefault("triton", None)
     sys.path.insert(0, str(ROOT))
-    from dermassist.server import embedded_server
+    from dermassist.base.server import embedded_server
     from tests.conftest import export_tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .aio_transport import make_async_transport
 from .batching import chunks, name_rejected_image, results_of
@@ -11,6 +12,7 @@ from .errors import InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
 from .retry import acall_with_retries
+from .transport import new_request_id
 
 
 class AsyncDermAssistClient(ClientCore):
@@ -22,7 +24,7 @@ class AsyncDermAssistClient(ClientCore):
 
     _make_transport = staticmethod(make_async_transport)
 
-    async def __aenter__(self) -> "AsyncDermAssistClient":
+    async def __aenter__(self) -> AsyncDermAssistClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -33,7 +35,8 @@ class AsyncDermAssistClient(ClientCore):
         await self._transport.close()
 
     async def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
-        """Segment and classify one image (path, bytes, HxWx3 uint8 array or PIL image)."""
+        """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
+        also returns the crop the classifier saw and its class activation map."""
         return (await self._analyze_part(0, [encode_image(image)], with_crop))[0]
 
     async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
@@ -43,10 +46,10 @@ class AsyncDermAssistClient(ClientCore):
                                        for offset, part in chunks(encoded, self.config.max_batch_size)))
         return [result for part in parts for result in part]
 
-    async def _analyze_part(self, offset: int, part: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
-        data = [img.data for img in part]
+    async def _analyze_part(self, offset: int, part: Sequence[EncodedImage], with_crop: bool) -> list[LesionResult]:
+        data, request_id = [img.data for img in part], new_request_id()
         try:
-            answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t))
+            answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
         except InvalidImageError as e:
             raise name_rejected_image(e, offset, part) from e
         return results_of(answer, part)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
-from typing import Any, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from .classes import INPUT_IMAGE
 from .config import ClientConfig
-from .transport import RawAnswer, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
 from .translate import translate
+from .transport import RawAnswer, connection_hint, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
 
 
 class AsyncGrpcTransport:
@@ -34,23 +35,23 @@ class AsyncGrpcTransport:
         try:
             return await coro
         except Exception as e:
-            raise translate(e, what, self.config.url, inference) from e
+            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
 
-    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows."""
         batch = image_batch(images)
         inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
         inp.set_data_from_numpy(batch)
         outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
         result = await self._call(
-            f"analyzing {len(images)} image(s)",
+            f"analyzing {len(images)} image(s) (request {request_id})",
             self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version,
-                              outputs=outs, client_timeout=timeout_s),
+                              outputs=outs, client_timeout=timeout_s, request_id=request_id),
             inference=True,
         )
         response = result.get_response()
         return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
-                         response.model_name, response.model_version)
+                         response.model_name, response.model_version, response.id or request_id)
 
     async def live(self, timeout_s: float) -> bool:
         """Whether the server reports itself live."""
@@ -114,20 +115,22 @@ class AsyncHttpTransport:
         except Exception as e:
             raise translate(e, what, self.config.url, inference) from e
 
-    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+    async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
         batch = image_batch(images)
         inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
         inp.set_data_from_numpy(batch, binary_data=True)
         outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
         result = await self._call(
-            f"analyzing {len(images)} image(s)",
-            self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs),
+            f"analyzing {len(images)} image(s) (request {request_id})",
+            self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs,
+                              request_id=request_id),
             timeout_s, inference=True,
         )
         response = result.get_response()
         return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
-                         response["model_name"], str(response.get("model_version", "")))
+                         response["model_name"], str(response.get("model_version", "")),
+                         response.get("id") or request_id)
 
     async def live(self, timeout_s: float) -> bool:
         """Whether the server reports itself live."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from .classes import OUTPUT_PROBABILITIES
 from .errors import InvalidImageError, ServerError
@@ -27,7 +27,7 @@ def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[Lesion
             f"model {answer.model_name!r} answered {rows} rows for {len(images)} images; expected one row per image "
             "(the server or a proxy between us is misbehaving)"
         )
-    return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version)
+    return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version, answer.request_id)
             for i, img in enumerate(images)]
 
 

@@ -1,7 +1,8 @@
 """``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from .batching import chunks, name_rejected_image, results_of
 from .config import ClientConfig
@@ -9,7 +10,7 @@ from .errors import ClientConfigError, InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
 from .retry import call_with_retries
-from .transport import make_transport
+from .transport import make_transport, new_request_id
 
 
 def make_config(url: str, protocol: str, timeout: float, retries: int, options: dict[str, Any]) -> ClientConfig:
@@ -50,7 +51,7 @@ class DermAssistClient(ClientCore):
 
     _make_transport = staticmethod(make_transport)
 
-    def __enter__(self) -> "DermAssistClient":
+    def __enter__(self) -> DermAssistClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -61,7 +62,8 @@ class DermAssistClient(ClientCore):
         self._transport.close()
 
     def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
-        """Segment and classify one image (path, bytes, HxWx3 uint8 array or PIL image)."""
+        """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
+        also returns the crop the classifier saw and its class activation map."""
         return self._analyze_encoded([encode_image(image)], with_crop)[0]
 
     def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
@@ -71,9 +73,10 @@ class DermAssistClient(ClientCore):
     def _analyze_encoded(self, encoded: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
         results: list[LesionResult] = []
         for offset, part in chunks(encoded, self.config.max_batch_size):
-            data = [img.data for img in part]
+            data, request_id = [img.data for img in part], new_request_id()
             try:
-                answer = call_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t))
+                answer = call_with_retries(  # the lambda runs within this iteration
+                    self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))  # noqa: B023
             except InvalidImageError as e:
                 raise name_rejected_image(e, offset, part) from e
             results.extend(results_of(answer, part))

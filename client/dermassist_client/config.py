@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .classes import MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
@@ -77,3 +78,10 @@ class ClientConfig:
                 "private_key and certificate_chain go together (client certificate authentication); "
                 f"got private_key={self.private_key}, certificate_chain={self.certificate_chain}"
             )
+
+
+def connection_options(args: Any) -> dict[str, Any]:
+    """Client options from the command line's connection flags (deadline, retries and TLS)."""
+    return {"timeout": args.timeout, "retries": args.retries, "ssl": args.ssl,
+            "root_certificates": args.root_certificates, "private_key": args.private_key,
+            "certificate_chain": args.certificate_chain}

@@ -1,14 +1,19 @@
-"""Draw a result onto its image: the mask tinted over the lesion and the box around it."""
+"""Draw a result onto its images: the mask and box over the original, the class activation map over the crop.
+
+Pure numpy and Pillow: the client imports no plotting library.
+"""
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .errors import ResultError
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
 BOX_COLOUR = (40, 220, 90)
 MASK_ALPHA = 0.4
+CAM_ALPHA = 0.5  # weight of the heat colour where the map is at its peak; where it is 0 the crop shows as is
 
 
 def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
@@ -31,3 +36,36 @@ def _with_size(result: LesionResult, size: tuple[int, int]) -> LesionResult:
     from dataclasses import replace
 
     return replace(result, original_size=size)
+
+
+def jet_colours(values: np.ndarray) -> np.ndarray:
+    """The jet colour map: values in [0, 1] (clipped) to RGB uint8 (..., 3), dark blue (0) via green to dark red (1)."""
+    v = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)[..., None]
+    peaks = np.array([0.75, 0.5, 0.25], dtype=np.float32)  # where red, green and blue are brightest
+    rgb = np.clip(1.5 - 4.0 * np.abs(v - peaks), 0.0, 1.0)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def blend_cam(crop: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The crop (HxWx3 uint8) with its CAM (HxW uint8, 0..255) as a heat map, HxWx3 uint8.
+
+    Each pixel moves toward the jet colour of its CAM value by ``CAM_ALPHA`` times that value, so
+    what the model looked at most is red and strongly tinted, and what it ignored keeps its colours.
+    """
+    crop, cam = np.asarray(crop), np.asarray(cam)
+    if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
+        raise ResultError(f"the crop must be an HxWx3 uint8 array, got shape {crop.shape} and dtype {crop.dtype}")
+    if cam.shape != crop.shape[:2] or cam.dtype != np.uint8:
+        raise ResultError(f"the CAM must be a {crop.shape[0]}x{crop.shape[1]} uint8 array like its crop, "
+                          f"got shape {cam.shape} and dtype {cam.dtype}")
+    level = cam.astype(np.float32) / 255.0
+    weight = (CAM_ALPHA * level)[..., None]
+    blended = crop.astype(np.float32) * (1.0 - weight) + jet_colours(level).astype(np.float32) * weight
+    return np.round(blended).astype(np.uint8)
+
+
+def draw_cam(result: LesionResult) -> Image.Image | None:
+    """The result's crop with its class activation map over it, or None when it came without them."""
+    if result.crop is None or result.cam is None:
+        return None
+    return Image.fromarray(blend_cam(result.crop, result.cam))

@@ -1,20 +1,27 @@
 """``LesionResult``: one image's answer from the ensemble, frozen and read-only."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .classes import (
     CLASSES,
+    OUTPUT_ASSESSABLE,
     OUTPUT_BBOX,
+    OUTPUT_CAM,
     OUTPUT_CROP,
     OUTPUT_LESION_FRACTION,
     OUTPUT_MASK,
+    OUTPUT_NOTE,
+    OUTPUT_OOD_SCORE,
     OUTPUT_PROBABILITIES,
+    OUTPUT_REFER,
+    OUTPUT_REFER_SCORE,
     LesionClass,
 )
 from .errors import ResultError
@@ -50,6 +57,10 @@ class LesionResult:
 
     ``mask`` is at segmenter resolution (256x256, 0/255); ``mask_at_original_size()`` resizes it.
     ``lesion_fraction`` 0 means no lesion was found and the whole image was classified.
+    The triage fields (``refer``, ``refer_score``, ``assessable``, ``ood_score``, ``note``) are None
+    (``note`` empty) when the server predates them; ``crop`` and ``cam`` only when asked for.
+    ``request_id`` is the id the SDK sent with the request (all images of one request share it):
+    the server's audit trail records it, so an answer can be traced end to end.
     """
 
     label: LesionClass
@@ -61,6 +72,13 @@ class LesionResult:
     model_name: str
     model_version: str
     crop: np.ndarray | None = None
+    refer: bool | None = None
+    refer_score: float | None = None
+    assessable: bool | None = None
+    ood_score: float | None = None
+    note: str = ""
+    cam: np.ndarray | None = None
+    request_id: str = ""
 
     @property
     def lesion_found(self) -> bool:
@@ -74,7 +92,8 @@ class LesionResult:
                 "the original image size is unknown (its header could not be read client-side); "
                 "pass a path, an array or a PIL image, or resize `mask` yourself"
             )
-        resized = Image.fromarray(self.mask).resize(self.original_size, Image.NEAREST)
+        # Image.NEAREST: every Pillow this client supports (>= 9) has it; Image.Resampling came in 9.1
+        resized = Image.fromarray(self.mask).resize(self.original_size, Image.NEAREST)  # type: ignore[attr-defined]
         return np.asarray(resized)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +108,12 @@ class LesionResult:
             "original_size": list(self.original_size) if self.original_size else None,
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "refer": self.refer,
+            "refer_score": self.refer_score,
+            "assessable": self.assessable,
+            "ood_score": self.ood_score,
+            "note": self.note,
+            "request_id": self.request_id,
         }
 
 
@@ -98,16 +123,27 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _scalar(outputs: Mapping[str, np.ndarray], name: str, row: int, cast: type) -> Any:
+    """One row's single value of an optional output, cast; None when the server did not send it."""
+    array = outputs.get(name)
+    if array is None:
+        return None
+    value = np.asarray(array[row]).reshape(-1)[0]
+    if cast is str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return cast(value)
+
+
 def build_result(
     outputs: Mapping[str, np.ndarray], row: int, original_size: tuple[int, int] | None,
-    model_name: str, model_version: str,
+    model_name: str, model_version: str, request_id: str = "",
 ) -> LesionResult:
     """Build the result of batch row ``row`` from the ensemble's output arrays."""
     probs = np.asarray(outputs[OUTPUT_PROBABILITIES][row], dtype=np.float64)
     if probs.shape != (len(CLASSES),):
         raise ResultError(f"PROBABILITIES row must have {len(CLASSES)} values, got shape {probs.shape}")
     bbox = BBox(*(int(v) for v in outputs[OUTPUT_BBOX][row]))
-    crop = outputs.get(OUTPUT_CROP)
+    crop, cam = outputs.get(OUTPUT_CROP), outputs.get(OUTPUT_CAM)
     return LesionResult(
         label=CLASSES[int(np.argmax(probs))],
         probabilities=MappingProxyType({c.code: float(probs[c.index]) for c in CLASSES}),
@@ -118,4 +154,11 @@ def build_result(
         model_name=model_name,
         model_version=model_version,
         crop=None if crop is None else _read_only(crop[row]),
+        refer=_scalar(outputs, OUTPUT_REFER, row, bool),
+        refer_score=_scalar(outputs, OUTPUT_REFER_SCORE, row, float),
+        assessable=_scalar(outputs, OUTPUT_ASSESSABLE, row, bool),
+        ood_score=_scalar(outputs, OUTPUT_OOD_SCORE, row, float),
+        note=_scalar(outputs, OUTPUT_NOTE, row, str) or "",
+        cam=None if cam is None else _read_only(cam[row]),
+        request_id=request_id,
     )

@@ -1,10 +1,16 @@
-"""Exponential backoff on UNAVAILABLE only, within one call's deadline (blocking and asyncio)."""
+"""Exponential backoff within one call's deadline (blocking and asyncio).
+
+Only ServerUnavailableError is retried: the server could not be reached, was not ready, or a
+pipeline step failed while the server heals it ("Stub process ... is not healthy"). Inference is
+idempotent, so a retried request gives the answer the first would have given.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable
+from typing import Callable, TypeVar
 
 from .config import ClientConfig
 from .errors import DeadlineExceededError, ServerUnavailableError

@@ -17,16 +17,37 @@ from .errors import (
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "503"}
 _DEADLINE = {"StatusCode.DEADLINE_EXCEEDED", "504"}
 _INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
+# Triton's answer while a Python-backend step's process is dead or hung: the request never ran in
+# that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
+STEP_UNHEALTHY = "is not healthy"
 _TIMEOUTS = (TimeoutError, socket.timeout, asyncio.TimeoutError)
 
 
-def translate(error: BaseException, what: str, url: str, inference: bool = False) -> DermAssistClientError:
-    """The client exception for ``error`` raised while doing ``what`` against ``url``."""
+_CONNECTION_FAILED = ("failed to connect", "Socket closed", "handshake", "Connection reset")
+
+
+def tls_hint(ssl: bool, client_certificate: bool) -> str:
+    """What to check when a connection fails: a TLS mismatch looks like any refused connection."""
+    if not ssl:
+        return "; if the server serves TLS, connect with ssl=True (--ssl) and its CA (root_certificates)"
+    if not client_certificate:
+        return ("; check root_certificates is the CA of the server's certificate, and if the server requires "
+                "mutual TLS pass private_key and certificate_chain")
+    return "; check the CA and that the server trusts the client certificate"
+
+
+def translate(error: BaseException, what: str, url: str, inference: bool = False, hint: str = "") -> DermAssistClientError:
+    """The client exception for ``error`` raised while doing ``what`` against ``url`` (``hint``: added
+    when the connection itself failed, e.g. from ``tls_hint``)."""
     if isinstance(error, InferenceServerException):
         status = str(error.status() or "")
         message = error.message() or str(error)
         if status in _UNAVAILABLE:
-            return ServerUnavailableError(f"{what}: server at {url} is unavailable ({message}); is it running and ready?")
+            extra = hint if any(m in message for m in _CONNECTION_FAILED) else ""
+            return ServerUnavailableError(f"{what}: server at {url} is unavailable ({message}); "
+                                          f"is it running and ready{extra}?")
+        if STEP_UNHEALTHY in message:
+            return ServerUnavailableError(f"{what}: a pipeline step at {url} failed ({message}); retried while it heals")
         if status in _DEADLINE:
             return DeadlineExceededError(f"{what}: no answer from {url} within the deadline ({message}); raise timeout")
         if inference and status in _INVALID:

@@ -1,28 +1,36 @@
 """Blocking transports over tritonclient's gRPC and HTTP clients; errors come out translated."""
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from .classes import CORE_OUTPUTS, INPUT_IMAGE, OUTPUT_CROP
+from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_IMAGE, TRIAGE_OUTPUTS
 from .config import ClientConfig
-from .translate import translate
+from .translate import tls_hint, translate
 
 
 @dataclass(frozen=True)
 class RawAnswer:
-    """Output arrays of one inference request and the model that answered."""
+    """Output arrays of one inference request, the model that answered and the request's id."""
 
     outputs: dict[str, np.ndarray]
     model_name: str
     model_version: str
+    request_id: str = ""
+
+
+def new_request_id() -> str:
+    """A fresh id for one request (the server's audit trail records it; never put patient data in one)."""
+    return uuid.uuid4().hex
 
 
 def output_names(with_crop: bool) -> tuple[str, ...]:
-    """Names of the outputs to request."""
-    return CORE_OUTPUTS + ((OUTPUT_CROP,) if with_crop else ())
+    """Names of the outputs to request: the answer and the triage, plus the crop and its CAM when asked for."""
+    return CORE_OUTPUTS + TRIAGE_OUTPUTS + (IMAGE_OUTPUTS if with_crop else ())
 
 
 def image_batch(images: Sequence[bytes]) -> np.ndarray:
@@ -60,6 +68,11 @@ def grpc_tls_kwargs(config: ClientConfig) -> dict[str, Any]:
     }
 
 
+def connection_hint(config: ClientConfig) -> str:
+    """The TLS hint added to a failed connection's message."""
+    return tls_hint(config.ssl, config.certificate_chain is not None)
+
+
 def _str(path: Any) -> str | None:
     return None if path is None else str(path)
 
@@ -73,7 +86,7 @@ class _Transport:
         try:
             return fn()
         except Exception as e:
-            raise translate(e, what, self.config.url, inference) from e
+            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
 
 
 class GrpcTransport(_Transport):
@@ -88,23 +101,24 @@ class GrpcTransport(_Transport):
             config.url, channel_args=grpc_channel_args(config), **grpc_tls_kwargs(config)
         )
 
-    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows."""
         batch = image_batch(images)
         inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
         inp.set_data_from_numpy(batch)
         outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
         result = self._call(
-            f"analyzing {len(images)} image(s)",
+            f"analyzing {len(images)} image(s) (request {request_id})",
             lambda: self._client.infer(
                 self.config.model_name, [inp], model_version=self.config.model_version,
-                outputs=outs, client_timeout=timeout_s,
+                outputs=outs, client_timeout=timeout_s, request_id=request_id,
             ),
             inference=True,
         )
         response = result.get_response()
         return RawAnswer(
-            {n: result.as_numpy(n) for n in output_names(with_crop)}, response.model_name, response.model_version
+            {n: result.as_numpy(n) for n in output_names(with_crop)}, response.model_name, response.model_version,
+            response.id or request_id,
         )
 
     def live(self, timeout_s: float) -> bool:
@@ -150,23 +164,24 @@ class HttpTransport(_Transport):
             ssl=config.ssl, ssl_options=http_ssl_options(config) or None,
         )
 
-    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float) -> RawAnswer:
+    def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
         batch = image_batch(images)
         inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
         inp.set_data_from_numpy(batch, binary_data=True)
         outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
         result = self._call(
-            f"analyzing {len(images)} image(s)",
+            f"analyzing {len(images)} image(s) (request {request_id})",
             lambda: self._client.infer(
-                self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs
+                self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs,
+                request_id=request_id,
             ),
             inference=True,
         )
         response = result.get_response()
         return RawAnswer(
             {n: result.as_numpy(n) for n in output_names(with_crop)},
-            response["model_name"], str(response.get("model_version", "")),
+            response["model_name"], str(response.get("model_version", "")), response.get("id") or request_id,
         )
 
     def live(self, timeout_s: float) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import FrozenInstanceError, replace
 import numpy as np
 import pytest
 from PIL import Image
+from tritonclient.utils import InferenceServerException
 
 import dermassist_client.classes as client_contract
 from dermassist_client import (
@@ -25,8 +26,8 @@ from dermassist_client.images import EncodedImage, encode_image
 from dermassist_client.overlay import BOX_COLOUR, draw_overlay
 from dermassist_client.result import build_result
 from dermassist_client.retry import backoff_s, call_with_retries
-from dermassist_client.samples import sample_paths
-from dermassist_client.transport import RawAnswer, grpc_channel_args, grpc_tls_kwargs, http_ssl_options
+from dermassist_client.translate import translate
+from dermassist_client.transport import RawAnswer, grpc_channel_args, grpc_tls_kwargs, http_ssl_options, new_request_id
 from preprocess import contract
 
 
@@ -40,6 +41,35 @@ def test_client_contract_equals_server_contract():
     assert client_contract.CORE_OUTPUTS == (contract.PROBABILITIES.name, contract.MASK.name,
                                             contract.BBOX.name, contract.LESION_FRACTION.name)
     assert client_contract.OUTPUT_CROP == contract.CROP.name
+    for name in ("REFER", "REFER_SCORE", "ASSESSABLE", "OOD_SCORE", "NOTE", "CAM"):
+        assert getattr(client_contract, f"OUTPUT_{name}") == getattr(contract, name).name
+
+
+def test_client_image_formats_mirror_the_servers_decoder():
+    """The client names a file's format from its first bytes as the server's decoder does (a tested mirror:
+    the client never imports preprocess)."""
+    from dermassist_client.images import _MAGIC as CLIENT_MAGIC
+    from preprocess.decode import _MAGIC as SERVER_MAGIC
+
+    assert CLIENT_MAGIC == SERVER_MAGIC
+
+
+def test_result_reads_the_triage_outputs_when_present_and_none_when_absent():
+    outputs = {
+        **_outputs(),
+        "REFER": np.array([[True]]), "REFER_SCORE": np.array([[0.62]], np.float32),
+        "ASSESSABLE": np.array([[False]]), "OOD_SCORE": np.array([[1.5]], np.float32),
+        "NOTE": np.array([[b"image too blurred: sharpness 0.40 of the minimum"]], dtype=object),
+        "CAM": np.full((1, 224, 224), 7, np.uint8),
+    }
+    result = build_result(outputs, 0, (600, 450), "dermassist", "1")
+    assert result.refer is True and result.assessable is False
+    assert result.refer_score == pytest.approx(0.62) and result.ood_score == pytest.approx(1.5)
+    assert result.note.startswith("image too blurred") and result.cam.shape == (224, 224)
+    summary = result.to_dict()
+    assert summary["refer"] is True and summary["note"] == result.note and "cam" not in summary
+    old = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
+    assert old.refer is None and old.refer_score is None and old.note == "" and old.cam is None
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
@@ -167,6 +197,26 @@ def test_an_answer_with_the_wrong_row_count_is_a_server_error_not_a_bad_image():
         results_of(RawAnswer(_outputs(2), "dermassist", "1"), images)
 
 
+def test_results_carry_the_request_id_the_answer_echoes():
+    images = [EncodedImage(b"x", (600, 450), f"img{i}") for i in range(2)]
+    results = results_of(RawAnswer(_outputs(2), "dermassist", "1", "req-42"), images)
+    assert [r.request_id for r in results] == ["req-42", "req-42"]
+    assert results[0].to_dict()["request_id"] == "req-42"
+    assert new_request_id() != new_request_id() and len(new_request_id()) == 32
+
+
+@pytest.mark.parametrize(("status", "message", "expected"), [
+    ("StatusCode.INTERNAL", "in ensemble 'dermassist', Stub process 'lesion_crop_0_0' is not healthy.",
+     ServerUnavailableError),
+    ("StatusCode.UNAVAILABLE", "DermAssist is not ready (recovering); retry later", ServerUnavailableError),
+    ("StatusCode.INTERNAL", "something else broke", ServerError),
+    ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
+])
+def test_a_failed_step_is_retryable_like_unavailability(status, message, expected):
+    error = translate(InferenceServerException(message, status=status), "analyzing", "h:1", inference=True)
+    assert type(error) is expected
+
+
 def test_retries_back_off_exponentially_only_while_unavailable(caplog):
     config = ClientConfig(url="h:1", retries=3, backoff_initial_s=0.05, backoff_max_s=0.15, timeout_s=5)
     assert [backoff_s(config, a) for a in range(4)] == [0.05, 0.1, 0.15, 0.15]
@@ -193,9 +243,3 @@ def test_retries_back_off_exponentially_only_while_unavailable(caplog):
         call_with_retries(config, invalid)
     assert len(other) == 1
 
-
-def test_samples_are_bundled_small_jpegs():
-    paths = sample_paths()
-    assert len(paths) >= 3
-    for path in paths:
-        assert path.read_bytes().startswith(b"\xff\xd8\xff") and path.stat().st_size <= 60_000

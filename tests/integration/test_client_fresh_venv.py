@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,13 +14,15 @@ from tests.conftest import HAM_IMAGES, PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FORBIDDEN = ("tensorflow", "torch", "torchvision", "cv2", "preprocess", "dermassist", "gradio", "keras")
+FORBIDDEN = ("tensorflow", "torch", "torchvision", "cv2", "preprocess", "dermassist", "gradio", "keras", "matplotlib")
 PROBE = f"""
 import json, sys
 import dermassist_client
-from dermassist_client.samples import sample_paths
+import dermassist_client.cli, dermassist_client.overlay, dermassist_client.verdict
+from dermassist_client.samples import ATTRIBUTION_FILE, samples
 loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r}))
-print(json.dumps({{"forbidden_loaded": loaded, "file": dermassist_client.__file__, "samples": len(sample_paths())}}))
+print(json.dumps({{"forbidden_loaded": loaded, "file": dermassist_client.__file__, "samples": len(samples()),
+                  "attribution": ATTRIBUTION_FILE.is_file()}}))
 """
 
 
@@ -34,19 +37,22 @@ def test_client_installs_into_a_fresh_venv_and_stays_thin(tmp_path, triton_serve
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-3000:]
 
-    probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    # A PYTHONPATH pointing at a checkout (how a worktree runs its tests) would shadow the installed package.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env=env)
     assert probe.returncode == 0, probe.stderr
     report = json.loads(probe.stdout)
     assert report["forbidden_loaded"] == []
-    assert report["file"].startswith(str(env_dir)) and report["samples"] >= 3
+    assert report["file"].startswith(str(env_dir)) and report["samples"] == 4 and report["attribution"]
 
-    cant = subprocess.run([str(python), "-c", "import gradio"], capture_output=True, text=True, cwd=tmp_path)
+    cant = subprocess.run([str(python), "-c", "import gradio"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert cant.returncode != 0 and "No module named 'gradio'" in cant.stderr
 
     done = subprocess.run(
         [str(env_dir / "bin" / "dermassist-client"), "analyze", str(HAM_IMAGES / "ISIC_0024311.jpg"),
          "--url", triton_server.config.grpc_address, "--json"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["model_name"] == "dermassist"

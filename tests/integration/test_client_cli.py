@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dermassist.server import free_ports
+from dermassist.base.server import free_ports
 from tests.conftest import HAM_IMAGES
 
 pytestmark = pytest.mark.integration
@@ -34,10 +34,31 @@ def test_json_lines_one_per_image(triton_server):
         assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 450
 
 
-def test_human_output_over_http(triton_server):
+def test_json_carries_the_triage_the_server_sent(triton_server):
+    from dermassist_client import DermAssistClient
+
+    direct = DermAssistClient(triton_server.config.grpc_address).analyze(HAM)
+    done = cli("analyze", HAM, "--url", triton_server.config.grpc_address, "--json")
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert isinstance(line["refer"], bool) and isinstance(line["assessable"], bool)
+    assert (line["refer"], line["assessable"], line["note"]) == (direct.refer, direct.assessable, direct.note)
+    assert line["refer_score"] == pytest.approx(direct.refer_score)
+    assert line["ood_score"] == pytest.approx(direct.ood_score)
+    assert line["refer_score"] == pytest.approx(sum(line["probabilities"][c] for c in ("MEL", "BCC", "SCC", "AK")),
+                                                abs=1e-5)
+
+
+def test_human_output_over_http_starts_with_the_triage(triton_server):
+    from dermassist_client import DermAssistClient
+    from dermassist_client.verdict import verdict_line, verdict_of_result
+
+    direct = DermAssistClient(triton_server.config.http_address, "http").analyze(HAM)
     done = cli("analyze", HAM, "--url", triton_server.config.http_address, "--protocol", "http")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"{HAM}: ") and "model dermassist v1" in done.stdout
+    assert done.stdout.startswith(f"{HAM}: {verdict_line(verdict_of_result(direct))}; ")
+    assert direct.note == "" or direct.note in done.stdout
+    assert "model dermassist v1" in done.stdout and len(done.stdout.splitlines()) == 1
 
 
 def test_a_failed_image_gives_nonzero_exit_and_its_reason(triton_server, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dermassist.base.server import free_ports
 from dermassist_client import (
     CLASSES,
     AsyncDermAssistClient,
@@ -19,7 +20,6 @@ from dermassist_client import (
     ServerUnavailableError,
 )
 from dermassist_client import transport as transport_module
-from dermassist.server import free_ports
 from tests.conftest import HAM_IMAGES
 
 pytestmark = pytest.mark.integration
@@ -80,9 +80,9 @@ def test_batch_keeps_order_and_original_sizes(triton_server, ham_jpeg, isic2017_
         sent = []
         real_infer = transport_module.GrpcTransport.infer
 
-        def counting_infer(self, data, with_crop, timeout_s):
+        def counting_infer(self, data, *args):
             sent.append(len(data))
-            return real_infer(self, data, with_crop, timeout_s)
+            return real_infer(self, data, *args)
 
         monkeypatch.setattr(transport_module.GrpcTransport, "infer", counting_infer)
         batch = client.analyze_batch(images)
@@ -136,7 +136,7 @@ def test_bad_image_carries_the_servers_message(triton_server, protocol):
     with DermAssistClient(_url(triton_server, protocol), protocol) as client:
         with pytest.raises(InvalidImageError) as info:
             client.analyze(b"garbage")
-        assert "in ensemble 'dermassist', IMAGE row 0: input of 7 bytes is not an image" in info.value.server_message
+        assert "in ensemble 'dermassist', prepare: IMAGE row 0: input of 7 bytes is not an image" in info.value.server_message
         assert info.value.server_message in str(info.value)
         tiny = Image.new("RGB", (8, 8))
         with pytest.raises(InvalidImageError, match="8x8 pixels; each side must be at least 32"):

@@ -1,6 +1,7 @@
 """The Gradio demo page: its handler, a real headless Chromium driving it, and ``dermassist demo``."""
 from __future__ import annotations
 
+import html
 import os
 import signal
 import subprocess
@@ -10,13 +11,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from dermassist.server import free_ports
-from tests.conftest import HAM_IMAGES, PROJECT_ROOT
+from dermassist.base.server import free_ports
+from dermassist_client import CLASSES
+from dermassist_client.samples import LICENCE, samples
+from tests.conftest import PROJECT_ROOT
 
-HAM = HAM_IMAGES / "ISIC_0024311.jpg"
+MELANOMA = next(s for s in samples() if s.diagnosis == "melanoma")
+HAM = MELANOMA.path
 SCREENSHOT = PROJECT_ROOT / "reports" / "demo_screenshot.png"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -61,23 +66,35 @@ def not_an_image(tmp_path) -> Path:
 
 
 @pytest.mark.integration
-def test_handler_outputs_and_plain_messages(triton_server, plain_png, not_an_image):
+def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, plain_png, not_an_image):
     from dermassist_client import DermAssistClient
     from dermassist_client.demo import NO_FILE, analyze_file
+    from dermassist_client.overlay import blend_cam
+    from dermassist_client.verdict import banner_html, verdict_of_result
 
     client = DermAssistClient(triton_server.config.grpc_address)
-    overlay, crop, probabilities, status, model = analyze_file(client, str(HAM))
-    assert overlay.size == (600, 450) and crop.shape == (224, 224, 3)
-    assert len(probabilities) == 8 and "Melanoma (MEL)" in probabilities
-    assert status.startswith("Lesion found") and "version `1`" in model
-    assert "no lesion found" in analyze_file(client, str(plain_png))[3]
-    outputs = analyze_file(client, str(not_an_image))
-    assert outputs[:3] == (None, None, None)
-    assert outputs[3].startswith("**Could not analyze:** notes.jpg is not an image")
-    assert str(not_an_image.parent) not in outputs[3] and "Traceback" not in outputs[3]
-    assert analyze_file(client, None)[3] == NO_FILE
+    direct = client.analyze(HAM, with_crop=True)
+    shown = analyze_file(client, str(HAM))
+    assert shown.banner == banner_html(verdict_of_result(direct))
+    assert f">{verdict_of_result(direct).kind}<" in shown.banner and f"{100 * direct.refer_score:.1f}%" in shown.banner
+    assert html.escape(direct.note) in shown.banner
+    assert shown.overlay.size == (600, 450) and shown.crop.shape == (224, 224, 3)
+    assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
+    assert shown.probabilities == {f"{c.name} ({c.code})": direct.probabilities[c.code] for c in CLASSES}
+    assert shown.status.startswith("Lesion found") and "version `1`" in shown.model
+
+    plain = analyze_file(client, str(plain_png))
+    plain_direct = client.analyze(str(plain_png))
+    assert "No lesion found" in plain.status and plain.banner == banner_html(verdict_of_result(plain_direct))
+    assert "No lesion found" in plain_direct.note and plain.cam is not None
+
+    refused = analyze_file(client, str(not_an_image))
+    assert refused.banner == "" and (refused.overlay, refused.crop, refused.cam, refused.probabilities) == (None,) * 4
+    assert refused.status.startswith("**Could not analyze:** notes.jpg is not an image")
+    assert str(not_an_image.parent) not in refused.status and "Traceback" not in refused.status
+    assert analyze_file(client, None).status == NO_FILE
     (dead,) = free_ports(1)
-    unreachable = analyze_file(DermAssistClient(f"127.0.0.1:{dead}", retries=0), str(HAM))[3]
+    unreachable = analyze_file(DermAssistClient(f"127.0.0.1:{dead}", retries=0), str(HAM)).status
     assert f"cannot connect to 127.0.0.1:{dead}" in unreachable or "unavailable" in unreachable
 
 
@@ -93,8 +110,11 @@ def wait_for_upload(page, path: Path) -> None:
 def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
     from playwright.sync_api import expect, sync_playwright
 
+    from dermassist_client import DermAssistClient
     from dermassist_client.demo import launch_demo
+    from dermassist_client.verdict import score_text, verdict_of_result
 
+    said = verdict_of_result(DermAssistClient(triton_server.config.grpc_address).analyze(HAM))
     port, dead, dead_port = free_ports(3)
     page_process = subprocess.Popen(
         [sys.executable, "-m", "dermassist_client.cli", "demo", "--url", triton_server.config.grpc_address,
@@ -107,7 +127,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
         assert url == f"http://127.0.0.1:{port}/"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
 
             def analyze(path: Path) -> None:
                 page.goto(url)
@@ -115,23 +135,39 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
                 wait_for_upload(page, path)
                 page.locator("#analyze").click()
 
-            analyze(HAM)
-            expect(page.locator("#probabilities")).to_contain_text("Melanoma (MEL)", timeout=30_000)
+            page.goto(url)
+            expect(page.locator("#attribution")).to_contain_text(LICENCE)
+            for sample in samples():
+                expect(page.locator("#attribution")).to_contain_text(sample.isic_id)
+            page.get_by_text(MELANOMA.label, exact=True).click()
+            wait_for_upload(page, HAM)
+            page.locator("#analyze").click()
+            banner = page.locator("#banner .verdict")
+            expect(banner.locator(".verdict-kind")).to_have_text(said.kind, timeout=30_000)
+            expect(banner).to_contain_text(score_text(said.refer_score).replace("refer score", "Refer score"))
+            if said.note:
+                expect(banner.locator(".verdict-note")).to_contain_text(said.note)
+            expect(banner).to_contain_text("Research demo, not a medical device")
+            expect(page.locator("#probabilities")).to_contain_text("Melanoma (MEL)")
             for code in ("AK", "BCC", "DF", "NV", "BKL", "SCC", "VASC"):
                 expect(page.locator("#probabilities")).to_contain_text(f"({code})")
-            expect(page.locator("#overlay img")).to_be_visible()
-            expect(page.locator("#crop img")).to_be_visible()
+            expect(page.locator("#probabilities")).to_contain_text("%")
+            for image in ("#overlay img", "#crop img", "#cam img"):
+                expect(page.locator(image)).to_be_visible()
+            assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
             expect(page.locator("#status")).to_contain_text("Lesion found")
             expect(page.locator("#model")).to_contain_text("dermassist")
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
             analyze(plain_png)
-            expect(page.locator("#status")).to_contain_text("no lesion found", timeout=30_000)
+            expect(page.locator("#status")).to_contain_text("No lesion found", timeout=30_000)
+            expect(page.locator("#banner .verdict-note")).to_contain_text("No lesion found")
 
             analyze(not_an_image)
             expect(page.locator("#status")).to_contain_text("Could not analyze: notes.jpg is not an image",
                                                              timeout=30_000)
+            expect(page.locator("#banner .verdict")).to_have_count(0)
             assert "Traceback" not in page.content()
 
             page.goto(dead_url)

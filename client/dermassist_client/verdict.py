@@ -1,0 +1,100 @@
+"""The triage verdict a person reads: REFER, ROUTINE or NOT ASSESSABLE, as a text line and as a banner.
+
+Pure functions of the result's triage fields (``refer``, ``refer_score``, ``assessable``, ``note``), so
+the command line (which holds ``LesionResult.to_dict()``) and the demo page say the same thing.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .result import LesionResult
+
+REFER = "REFER"
+ROUTINE = "ROUTINE"
+NOT_ASSESSABLE = "NOT ASSESSABLE"
+NO_TRIAGE = "NO TRIAGE"
+DISCLAIMER = "Research demo, not a medical device."
+SCORE_MEANING = "calibrated probability of melanoma, basal cell carcinoma, squamous cell carcinoma or actinic keratosis"
+
+_ADVICE = {
+    REFER: "A dermatologist should see this lesion.",
+    ROUTINE: "No referral indicated by the model.",
+    NOT_ASSESSABLE: "This image cannot be assessed reliably: retake it before relying on any answer.",
+    NO_TRIAGE: "The server sent no triage (it predates it): read the probabilities with care.",
+}
+_REFERRED_ANYWAY = " Until then, a dermatologist should see this lesion."
+# (border, background) per verdict; dark text on light backgrounds reads in light and dark themes alike.
+_COLOURS = {
+    REFER: ("#b3261e", "#fdecea"),
+    ROUTINE: ("#1e7b34", "#e8f5e9"),
+    NOT_ASSESSABLE: ("#b26a00", "#fff4e0"),
+    NO_TRIAGE: ("#5f6368", "#f1f3f4"),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the triage says, ready to print: the verdict, its advice sentence, the score and the note."""
+
+    kind: str
+    advice: str
+    refer_score: float | None
+    note: str
+
+
+def verdict_of(refer: bool | None, refer_score: float | None, assessable: bool | None, note: str = "") -> Verdict:
+    """The verdict of one answer's triage fields (all None from a server that predates the triage)."""
+    if refer is None and assessable is None:
+        kind = NO_TRIAGE
+    elif assessable is False:
+        kind = NOT_ASSESSABLE
+    else:
+        kind = REFER if refer else ROUTINE
+    advice = _ADVICE[kind] + (_REFERRED_ANYWAY if kind == NOT_ASSESSABLE and refer else "")
+    return Verdict(kind, advice, refer_score, (note or "").strip())
+
+
+def verdict_of_result(result: LesionResult) -> Verdict:
+    """The verdict of a ``LesionResult``."""
+    return verdict_of(result.refer, result.refer_score, result.assessable, result.note)
+
+
+def verdict_of_dict(summary: Mapping[str, Any]) -> Verdict:
+    """The verdict of ``LesionResult.to_dict()`` (what the command line holds)."""
+    return verdict_of(summary.get("refer"), summary.get("refer_score"), summary.get("assessable"),
+                      summary.get("note") or "")
+
+
+def score_text(refer_score: float | None) -> str:
+    """``refer score 62.4%``, or ``no refer score`` when the server sent none."""
+    return "no refer score" if refer_score is None else f"refer score {100 * refer_score:.1f}%"
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """One plain-text line: ``REFER (refer score 62.4%)``, then `` - <note>`` when there is one."""
+    line = f"{verdict.kind} ({score_text(verdict.refer_score)})"
+    return f"{line} - {verdict.note}" if verdict.note else line
+
+
+def banner_html(verdict: Verdict) -> str:
+    """The coloured banner at the top of the page's result: verdict, advice, refer score, note, disclaimer."""
+    border, background = _COLOURS[verdict.kind]
+    score = "" if verdict.refer_score is None else (
+        f'<div class="verdict-score">Refer score <strong>{100 * verdict.refer_score:.1f}%</strong> '
+        f"({SCORE_MEANING}).</div>"
+    )
+    note = f'<div class="verdict-note"><strong>Note:</strong> {html.escape(verdict.note)}</div>' if verdict.note else ""
+    kind_class = verdict.kind.lower().replace(" ", "-")
+    return (
+        f'<div class="verdict verdict-{kind_class}" role="status" style="border-left: 10px solid {border}; '
+        f'background: {background}; color: #1f1f1f; padding: 12px 16px; border-radius: 6px;">'
+        f'<div class="verdict-kind" style="font-size: 1.8em; font-weight: 800; color: {border};">'
+        f"{html.escape(verdict.kind)}</div>"
+        f'<div class="verdict-advice" style="font-size: 1.1em;">{html.escape(verdict.advice)}</div>'
+        f"{score}{note}"
+        f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px;">{DISCLAIMER}</div>'
+        f"</div>"
+    )

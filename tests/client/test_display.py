@@ -1,0 +1,173 @@
+"""What a person sees, without a server: the triage verdict, its banner and text line, the CAM heat map."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermassist_client import ResultError
+from dermassist_client.overlay import CAM_ALPHA, blend_cam, draw_cam, jet_colours
+from dermassist_client.result import build_result
+from dermassist_client.verdict import (
+    DISCLAIMER,
+    NO_TRIAGE,
+    NOT_ASSESSABLE,
+    REFER,
+    ROUTINE,
+    banner_html,
+    verdict_line,
+    verdict_of,
+    verdict_of_dict,
+    verdict_of_result,
+)
+
+BLURRED = "Image too blurred: sharpness 0.40 of the minimum."
+NO_LESION = "No lesion found: the whole image was classified."
+
+
+def _result(**triage):
+    probs = np.full((1, 8), 0.05, np.float32)
+    probs[0, 3] = 0.65
+    mask = np.zeros((1, 256, 256), np.uint8)
+    outputs = {"PROBABILITIES": probs, "MASK": mask, "BBOX": np.array([[0, 0, 600, 450]], np.int32),
+               "LESION_FRACTION": np.array([[0.0]], np.float32)}
+    outputs.update(triage)
+    return build_result(outputs, 0, (600, 450), "dermassist", "1")
+
+
+# --- the verdict and its banner ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("refer, score, assessable, note, kind, line", [
+    (True, 0.624, True, "", REFER, "REFER (refer score 62.4%)"),
+    (False, 0.031, True, "", ROUTINE, "ROUTINE (refer score 3.1%)"),
+    (True, 0.2, False, BLURRED, NOT_ASSESSABLE, f"NOT ASSESSABLE (refer score 20.0%) - {BLURRED}"),
+    (False, 0.2, True, NO_LESION, ROUTINE, f"ROUTINE (refer score 20.0%) - {NO_LESION}"),
+    (True, 0.9, True, NO_LESION, REFER, f"REFER (refer score 90.0%) - {NO_LESION}"),
+    (None, None, None, "", NO_TRIAGE, "NO TRIAGE (no refer score)"),
+])
+def test_verdict_kind_and_line(refer, score, assessable, note, kind, line):
+    verdict = verdict_of(refer, score, assessable, note)
+    assert verdict.kind == kind and verdict.note == note
+    assert verdict_line(verdict) == line
+
+
+def test_not_assessable_wins_over_refer_and_says_whether_it_was_referred():
+    referred = verdict_of(True, 0.9, False, BLURRED)
+    kept = verdict_of(False, 0.9, False, BLURRED)
+    assert referred.kind == kept.kind == NOT_ASSESSABLE
+    assert "retake it" in referred.advice and "dermatologist should see" in referred.advice
+    assert "dermatologist" not in kept.advice
+
+
+@pytest.mark.parametrize("refer, assessable, note, kind", [
+    (True, True, "", REFER), (False, True, "", ROUTINE), (True, False, BLURRED, NOT_ASSESSABLE),
+    (False, True, NO_LESION, ROUTINE), (None, None, "", NO_TRIAGE),
+])
+def test_banner_shows_verdict_score_note_and_disclaimer(refer, assessable, note, kind):
+    score = None if refer is None else 0.4567
+    banner = banner_html(verdict_of(refer, score, assessable, note))
+    assert f">{kind}<" in banner and DISCLAIMER in banner
+    assert ("Refer score <strong>45.7%</strong>" in banner) == (score is not None)
+    assert ("verdict-note" in banner) == bool(note) and (note in banner)
+
+
+def test_banners_of_different_verdicts_differ_in_colour():
+    colours = {re.search(r"border-left: 10px solid (#[0-9a-f]{6})", banner_html(verdict_of(r, 0.5, a))).group(1)
+               for r, a in ((True, True), (False, True), (True, False), (None, None))}
+    assert len(colours) == 4
+
+
+def test_banner_escapes_the_note():
+    banner = banner_html(verdict_of(False, 0.1, False, "<script>alert(1)</script> & more"))
+    assert "<script>" not in banner and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in banner
+
+
+def test_verdict_of_a_result_equals_that_of_its_json_summary():
+    result = _result(REFER=np.array([[True]]), REFER_SCORE=np.array([[0.62]], np.float32),
+                     ASSESSABLE=np.array([[False]]), OOD_SCORE=np.array([[1.5]], np.float32),
+                     NOTE=np.array([[BLURRED.encode()]], dtype=object))
+    assert verdict_of_result(result) == verdict_of_dict(result.to_dict())
+    assert verdict_of_result(result).kind == NOT_ASSESSABLE and verdict_of_result(result).note == BLURRED
+    old = _result()
+    assert verdict_of_result(old).kind == verdict_of_dict(old.to_dict()).kind == NO_TRIAGE
+
+
+@pytest.mark.parametrize("triage, lesion_fraction, starts, contains", [
+    ({"refer": True, "refer_score": 0.81, "assessable": True, "note": ""}, 0.1,
+     "a.jpg: REFER (refer score 81.0%); MEL (Melanoma) p=0.650; lesion 10.0% of image", ()),
+    ({"refer": False, "refer_score": 0.04, "assessable": True, "note": ""}, 0.1,
+     "a.jpg: ROUTINE (refer score 4.0%); MEL", ()),
+    ({"refer": True, "refer_score": 0.3, "assessable": False, "note": BLURRED}, 0.1,
+     f"a.jpg: NOT ASSESSABLE (refer score 30.0%) - {BLURRED}; MEL", ()),
+    ({"refer": False, "refer_score": 0.2, "assessable": True, "note": NO_LESION}, 0.0,
+     f"a.jpg: ROUTINE (refer score 20.0%) - {NO_LESION}; MEL", ("NO LESION FOUND",)),
+    ({"refer": None, "refer_score": None, "assessable": None, "note": ""}, 0.1,
+     "a.jpg: NO TRIAGE (no refer score); MEL", ()),
+])
+def test_cli_summary_line_leads_with_the_verdict(triage, lesion_fraction, starts, contains):
+    from dermassist_client.cli import summary_line
+
+    result = _result(LESION_FRACTION=np.array([[lesion_fraction]], np.float32))
+    summary = {**result.to_dict(), **triage}
+    line = summary_line("a.jpg", summary)
+    assert line.startswith(starts) and line.endswith("model dermassist v1") and "\n" not in line
+    for fragment in contains:
+        assert fragment in line
+
+
+# --- the CAM heat map ---------------------------------------------------------------------------------
+
+def test_jet_runs_dark_blue_to_dark_red_and_clips():
+    got = jet_colours(np.array([-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 2.0]))
+    assert got.dtype == np.uint8 and got.shape == (7, 3)
+    assert got.tolist() == [[0, 0, 128], [0, 0, 128], [0, 128, 255], [128, 255, 128], [255, 128, 0],
+                            [128, 0, 0], [128, 0, 0]]
+    ramp = jet_colours(np.linspace(0, 1, 256)).astype(int)
+    assert np.argmax(ramp[:, 2]) < np.argmax(ramp[:, 1]) < np.argmax(ramp[:, 0])  # blue, then green, then red
+    assert jet_colours(np.zeros((4, 5))).shape == (4, 5, 3)
+
+
+def test_cam_blend_leaves_ignored_pixels_alone_and_tints_the_peak():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    cam = np.zeros((224, 224), np.uint8)
+    cam[100:120, 50:70] = 255
+    cam[0:10, 0:10] = 128
+    out = blend_cam(crop, cam)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    untouched = cam == 0
+    assert np.array_equal(out[untouched], crop[untouched])
+    peak = crop[110, 60].astype(float) * (1 - CAM_ALPHA) + np.array([128, 0, 0]) * CAM_ALPHA
+    assert np.abs(out[110, 60].astype(float) - peak).max() <= 0.5
+    half = 128 / 255
+    expected = crop[5, 5].astype(float) * (1 - CAM_ALPHA * half) + jet_colours(half).astype(float) * CAM_ALPHA * half
+    assert np.abs(out[5, 5].astype(float) - expected).max() <= 0.5
+    grey = np.full((224, 224, 3), 200, np.uint8)
+    tinted = blend_cam(grey, np.full((224, 224), 255, np.uint8))[0, 0].astype(int)
+    assert tinted[0] > tinted[1] and tinted[0] > tinted[2]  # the peak reads red
+
+
+@pytest.mark.parametrize("crop, cam, fragment", [
+    (np.zeros((224, 224, 3), np.uint8), np.zeros((112, 112), np.uint8), "CAM must be a 224x224 uint8"),
+    (np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224), np.float32), "dtype float32"),
+    (np.zeros((224, 224), np.uint8), np.zeros((224, 224), np.uint8), "crop must be an HxWx3 uint8"),
+    (np.zeros((224, 224, 3), np.float32), np.zeros((224, 224), np.uint8), "crop must be an HxWx3 uint8"),
+])
+def test_cam_blend_rejects_mismatched_arrays(crop, cam, fragment):
+    with pytest.raises(ResultError, match=fragment):
+        blend_cam(crop, cam)
+
+
+def test_draw_cam_needs_both_crop_and_cam():
+    crop = np.full((1, 224, 224, 3), 90, np.uint8)
+    cam = np.zeros((1, 224, 224), np.uint8)
+    cam[0, 50:60, 50:60] = 255
+    with_both = _result(CROP=crop, CAM=cam)
+    image = draw_cam(with_both)
+    assert isinstance(image, Image.Image) and image.size == (224, 224)
+    assert np.asarray(image)[55, 55, 0] > 90 and tuple(np.asarray(image)[0, 0]) == (90, 90, 90)
+    assert draw_cam(_result(CROP=crop)) is None and draw_cam(_result()) is None
+    assert draw_cam(replace(with_both, crop=None)) is None
