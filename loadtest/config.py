@@ -5,22 +5,26 @@ master and its workers (possibly on other hosts) run one scenario mix.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+
+from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
+from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
+from dermassist.base.settings import Settings
 
 from .errors import LoadtestConfigError
-from .images import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
 
 ENV_PREFIX = "LOADTEST_"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPORT_DIR = PROJECT_ROOT / "reports" / "loadtest"
+FAULTS = ("", "kill", "stop")
 
 
 @dataclass(frozen=True)
-class ScenarioConfig:
+class ScenarioConfig(Settings):
     """What each Locust user sends: the scenario mix, batch size, deadline and image corpus."""
+
+    env_prefix = ENV_PREFIX
+    config_error = LoadtestConfigError
 
     single_weight: float = 0.66
     batch_weight: float = 0.33
@@ -31,6 +35,8 @@ class ScenarioConfig:
     per_size: int = 4
     image_source: Path = DEFAULT_SOURCE_DIR
     image_cache: Path = DEFAULT_CACHE_DIR
+    retries: int = 5  # of a call that failed UNAVAILABLE (server healing), within deadline_s
+    root_certificates: str = ""  # CA of the server's certificate: connect over TLS
 
     def __post_init__(self) -> None:
         for name in ("single_weight", "batch_weight"):
@@ -48,6 +54,10 @@ class ScenarioConfig:
             raise LoadtestConfigError(f"think_time_s must be >= 0, got {self.think_time_s}")
         if self.per_size < 1:
             raise LoadtestConfigError(f"per_size must be at least 1, got {self.per_size}")
+        if self.retries < 0:
+            raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
+        if self.root_certificates and not Path(self.root_certificates).is_file():
+            raise LoadtestConfigError(f"root_certificates file {self.root_certificates} does not exist")
         object.__setattr__(self, "image_source", Path(self.image_source))
         object.__setattr__(self, "image_cache", Path(self.image_cache))
 
@@ -67,24 +77,26 @@ class ScenarioConfig:
 
     def to_env(self) -> dict[str, str]:
         """The ``LOADTEST_*`` variables that reproduce this config in another process."""
-        return {ENV_PREFIX + k.upper(): str(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "ScenarioConfig":
-        """CLI overrides (None = unset), then LOADTEST_* variables, then defaults."""
-        return cls(**_resolve_values(cls, overrides, environ))
+        return {self.env_prefix + k.upper(): str(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Settings):
     """How ``python -m loadtest.run`` drives Locust: users, ramp, duration, reports and server."""
+
+    env_prefix = ENV_PREFIX
+    config_error = LoadtestConfigError
 
     users: int = 4
     spawn_rate: float = 2.0
     run_time_s: int = 60
     report_dir: Path = DEFAULT_REPORT_DIR
-    repository: Path = PROJECT_ROOT / "model_repository"
+    repository: Path = SOURCE_REPOSITORY
     host: str = ""  # host:port of a running Triton gRPC endpoint; empty = start the embedded server
+    fault: str = ""  # "kill" (SIGKILL) or "stop" (SIGSTOP) one stub of fault_model mid-run (embedded server only)
+    fault_model: str = "lesion_crop"
+    fault_at_s: float = 10.0
+    admin_key_file: str = ""  # key of the restricted APIs of a --host server, to read its statistics
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -95,13 +107,14 @@ class RunConfig:
             raise LoadtestConfigError(f"run_time_s must be at least 1 second, got {self.run_time_s}")
         if self.host:
             check_grpc_host(self.host)
+        if self.fault not in FAULTS:
+            raise LoadtestConfigError(f"fault must be one of {', '.join(repr(f) for f in FAULTS)}, got {self.fault!r}")
+        if self.fault and self.host:
+            raise LoadtestConfigError("a fault can only be injected into the embedded server; drop --host or --fault")
+        if self.fault and not 0 < self.fault_at_s < self.run_time_s:
+            raise LoadtestConfigError(f"fault_at_s must lie inside the run (0, {self.run_time_s}), got {self.fault_at_s}")
         object.__setattr__(self, "report_dir", Path(self.report_dir))
         object.__setattr__(self, "repository", Path(self.repository))
-
-    @classmethod
-    def resolve(cls, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> "RunConfig":
-        """CLI overrides (None = unset), then LOADTEST_* variables, then defaults."""
-        return cls(**_resolve_values(cls, overrides, environ))
 
 
 def check_grpc_host(host: str) -> None:
@@ -109,26 +122,3 @@ def check_grpc_host(host: str) -> None:
     if ":" not in host or "://" in host:
         raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint (no scheme), got {host!r}")
 
-
-def _resolve_values(cls: type, overrides: dict[str, Any] | None, environ: dict[str, str] | None) -> dict[str, Any]:
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        env_name = ENV_PREFIX + f.name.upper()
-        if overrides and overrides.get(f.name) is not None:
-            values[f.name] = overrides[f.name]
-        elif env_name in environ:
-            values[f.name] = _cast(env_name, environ[env_name], f.type)
-    return values
-
-
-def _cast(name: str, raw: str, type_name: Any) -> Any:
-    kind = str(type_name)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError as e:
-        raise LoadtestConfigError(f"environment variable {name} must be a {kind}, got {raw!r}") from e
-    return raw

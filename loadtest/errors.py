@@ -10,10 +10,6 @@ class LoadtestConfigError(LoadtestError):
     """A load-test setting (flag, environment variable or default) is invalid."""
 
 
-class ImageCorpusError(LoadtestError):
-    """The image corpus cannot be built (source images missing or unreadable)."""
-
-
 class LocustRunError(LoadtestError):
     """Locust did not run, or wrote no usable CSV report."""
 

@@ -5,25 +5,34 @@ Run through ``python -m loadtest.run`` (headless, embedded server), or by hand a
 see ``loadtest/config.py``). Every call is reported through ``events.request`` as ``grpc`` with
 its latency, response size and exception. Deliberately bad inputs are reported under their own name:
 a rejection with INVALID_ARGUMENT is the expected outcome (success), anything else is a failure.
+A call that fails UNAVAILABLE (the server is healing a step) is sent again with backoff within its
+deadline, as the SDK does; it is reported once, with its total time.
 """
-# gRPC must be patched for gevent before any channel exists, i.e. before anything else runs.
+import itertools
+import logging
+import random
+import time
+
 import grpc
 import grpc.experimental.gevent as grpc_gevent
+from locust import User, constant, events, task
+from tritonclient.grpc import service_pb2_grpc
 
+from dermassist.base.corpus import CorpusSpec, bad_inputs, load_corpus
+from loadtest.config import ScenarioConfig, check_grpc_host
+from loadtest.errors import LoadtestError, UnexpectedAcceptance
+from loadtest.protocol import (
+    CHANNEL_OPTIONS,
+    backoff_s,
+    infer_request,
+    rejection_outcome,
+    response_rows,
+    retryable,
+)
+
+# gRPC must be patched for gevent (locust has monkey-patched the standard library on import) before any
+# channel exists: before the first user starts.
 grpc_gevent.init_gevent()
-
-import itertools  # noqa: E402
-import logging  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-
-from locust import User, constant, events, task  # noqa: E402
-from tritonclient.grpc import service_pb2_grpc  # noqa: E402
-
-from loadtest.config import ScenarioConfig, check_grpc_host  # noqa: E402
-from loadtest.errors import LoadtestError, UnexpectedAcceptance  # noqa: E402
-from loadtest.images import CorpusSpec, bad_inputs, load_corpus  # noqa: E402
-from loadtest.protocol import CHANNEL_OPTIONS, infer_request, rejection_outcome, response_rows  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +63,12 @@ class DermAssistGrpcUser(User):
     def on_start(self) -> None:
         """Open this user's channel (one per user, so load spreads like real clients)."""
         check_grpc_host(self.host or "")
-        self.channel = grpc.insecure_channel(self.host, options=CHANNEL_OPTIONS)
+        if CONFIG.root_certificates:
+            with open(CONFIG.root_certificates, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self.channel = grpc.secure_channel(self.host, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(self.host, options=CHANNEL_OPTIONS)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.rng = random.Random()
         self.counter = itertools.count()
@@ -86,11 +100,27 @@ class DermAssistGrpcUser(User):
             response_length=length, exception=exception, context={},
         )
 
+    def _infer(self, request):
+        """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow."""
+        deadline = time.monotonic() + CONFIG.deadline_s
+        attempt = 0
+        while True:
+            try:
+                return self.stub.ModelInfer(request, timeout=max(deadline - time.monotonic(), 0.001))
+            except grpc.RpcError as e:
+                wait = backoff_s(attempt)
+                if (attempt >= CONFIG.retries or not retryable(e.code(), e.details() or "")
+                        or time.monotonic() + wait >= deadline):
+                    raise
+                logger.debug("retrying %s in %.2f s after %s", request.id, wait, e.code())
+                time.sleep(wait)  # gevent-patched: other users run meanwhile
+                attempt += 1
+
     def _call(self, name: str, images: list[bytes]) -> None:
         request = infer_request(images, request_id=f"{id(self):x}-{next(self.counter)}")
         started = time.perf_counter()
         try:
-            response = self.stub.ModelInfer(request, timeout=CONFIG.deadline_s)
+            response = self._infer(request)
         except grpc.RpcError as e:
             self._fire(name, started, 0, e)
             return
@@ -103,7 +133,7 @@ class DermAssistGrpcUser(User):
         started = time.perf_counter()
         code, detail, length = None, "", 0
         try:
-            length = self.stub.ModelInfer(request, timeout=CONFIG.deadline_s).ByteSize()
+            length = self._infer(request).ByteSize()
         except grpc.RpcError as e:
             code, detail = e.code(), e.details() or ""
             length = len(detail)

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from tritonclient.grpc import service_pb2
 
-from dermassist_client.classes import CORE_OUTPUTS, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES
+from dermassist_client.classes import CORE_OUTPUTS, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
 
 # Outputs the load test asks for (CROP is optional and left out on purpose).
-REQUESTED_OUTPUTS = CORE_OUTPUTS
+REQUESTED_OUTPUTS = CORE_OUTPUTS + TRIAGE_OUTPUTS
 # No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
 
@@ -38,6 +38,22 @@ def response_rows(response: service_pb2.ModelInferResponse) -> int:
         if out.name == OUTPUT_PROBABILITIES:
             return int(out.shape[0])
     return -1
+
+
+# Answers that mean "not now" rather than "no": the server is not ready or a step is being healed
+# (Triton's "Stub process ... is not healthy" when no guard stands in front). Inference is idempotent.
+STEP_UNHEALTHY = "is not healthy"
+
+
+def retryable(code: object, details: str) -> bool:
+    """Whether a failed call may be sent again (``code`` a grpc.StatusCode name or member)."""
+    name = getattr(code, "name", str(code))
+    return name == "UNAVAILABLE" or (name == "INTERNAL" and STEP_UNHEALTHY in (details or ""))
+
+
+def backoff_s(attempt: int, initial_s: float = 0.1, cap_s: float = 2.0) -> float:
+    """Seconds before retry number ``attempt`` (0-based): doubling from ``initial_s`` up to ``cap_s``."""
+    return min(cap_s, initial_s * (2 ** attempt))
 
 
 def rejection_outcome(code: object | None, expected: object, detail: str = "") -> str | None:

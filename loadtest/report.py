@@ -44,7 +44,8 @@ class LoadtestSummary:
         """A markdown table of the run."""
         lines = ["| name | requests | failures | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
         for r in [*self.rows.values(), self.total]:
-            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |")
+            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} "
+                         f"| {r.p99_ms:.0f} |")
         return "\n".join(lines)
 
 

@@ -1,4 +1,9 @@
-"""``python -m loadtest.run``: start the embedded Triton, run Locust headless, judge the CSV.
+"""``python -m loadtest.run``: start the embedded server behind the guard, run Locust headless, judge the CSV.
+
+The embedded server is what ``dermassist serve`` runs (gRPC front with its audit trail, truthful
+readiness, self-healing); ``--fault kill|stop`` signals one Python-backend stub mid-run to show that
+the run still ends with no unexpected failure. Triton's statistics of the ensemble (behind the admin
+key) go into summary.json.
 
 Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures (or no
 requests), 2 = the run could not be made (missing models, bad settings, Locust or server broke).
@@ -11,8 +16,12 @@ import logging
 import sys
 from contextlib import ExitStack
 from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
-from dermassist.errors import DermAssistError
+from dermassist.base.errors import DermAssistError
+from dermassist.base.logs import configure_logging
+from dermassist.base.settings import setting_help
 
 from .config import RunConfig, ScenarioConfig
 from .errors import LoadtestError
@@ -25,54 +34,113 @@ logger = logging.getLogger("loadtest.run")
 def build_parser() -> argparse.ArgumentParser:
     """Flags (each overrides its LOADTEST_* variable)."""
     p = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.splitlines()[0])
-    p.add_argument("-u", "--users", type=int, help="concurrent Locust users (LOADTEST_USERS, default 4)")
-    p.add_argument("-r", "--spawn-rate", type=float, help="users started per second (LOADTEST_SPAWN_RATE, default 2)")
-    p.add_argument("-t", "--run-time", dest="run_time_s", type=int, help="seconds of load (LOADTEST_RUN_TIME_S, default 60)")
-    p.add_argument("--host", help="gRPC HOST:PORT of a running Triton; default: start the embedded server (LOADTEST_HOST)")
-    p.add_argument("--repository", help="model repository for the embedded server (LOADTEST_REPOSITORY)")
-    p.add_argument("--report-dir", help="where CSV/HTML reports go (LOADTEST_REPORT_DIR, default reports/loadtest)")
-    p.add_argument("--bad-share", type=float, help="share of bad-input calls (LOADTEST_BAD_SHARE, default 0.01)")
-    p.add_argument("--batch-size", type=int, help="images per batch call (LOADTEST_BATCH_SIZE, default 8)")
-    p.add_argument("--deadline", dest="deadline_s", type=float, help="per-call gRPC deadline, s (LOADTEST_DEADLINE_S)")
+    run, scenario = RunConfig, ScenarioConfig
+    p.add_argument("-u", "--users", type=int, help=setting_help(run, "users", "concurrent Locust users"))
+    p.add_argument("-r", "--spawn-rate", type=float, help=setting_help(run, "spawn_rate", "users started per second"))
+    p.add_argument("-t", "--run-time", dest="run_time_s", type=int, help=setting_help(run, "run_time_s", "seconds of load"))
+    p.add_argument("--host", help=setting_help(run, "host", "gRPC HOST:PORT of a running Triton (none: start the embedded one)"))
+    p.add_argument("--repository", help=setting_help(run, "repository", "model repository for the embedded server"))
+    p.add_argument("--report-dir", help=setting_help(run, "report_dir", "where CSV/HTML reports go"))
+    p.add_argument("--bad-share", type=float, help=setting_help(scenario, "bad_share", "share of bad-input calls"))
+    p.add_argument("--batch-size", type=int, help=setting_help(scenario, "batch_size", "images per batch call"))
+    p.add_argument("--deadline", dest="deadline_s", type=float,
+                   help=setting_help(scenario, "deadline_s", "per-call gRPC deadline, s"))
+    p.add_argument("--fault", choices=("kill", "stop"), help=setting_help(run, "fault", "SIGKILL or SIGSTOP one stub mid-run"))
+    p.add_argument("--fault-model", help=setting_help(run, "fault_model", "whose stub"))
+    p.add_argument("--fault-at", dest="fault_at_s", type=float, help=setting_help(run, "fault_at_s", "seconds into the run"))
+    p.add_argument("--admin-key-file",
+                   help=setting_help(run, "admin_key_file", "admin key of a --host server, to read its statistics"))
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return p
 
 
-def _embedded_server(stack: ExitStack, run: RunConfig) -> str:
-    from dermassist.repository import require_artifacts
-    from dermassist.server import embedded_server
+def _embedded_guard(stack: ExitStack, run: RunConfig):
+    """The embedded server behind the guard, as ``dermassist serve`` runs it (audit trail in the report folder)."""
+    from dermassist.base.repository import require_artifacts
+    from dermassist.base.server import free_ports
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.config import GuardConfig
+    from dermassist.guard.guard import BackgroundGuard
 
     require_artifacts(run.repository, LoadtestError, "pass --repository / --host")
-    return stack.enter_context(embedded_server(run.repository)).config.grpc_address
+    http, grpc, metrics = free_ports(3)
+    public = ServerConfig(repository=run.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
+    run.report_dir.mkdir(parents=True, exist_ok=True)
+    guard = BackgroundGuard(public, GuardConfig(audit_log=str(run.report_dir / "audit.jsonl")))
+    return stack.enter_context(guard)
 
 
-def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig) -> None:
-    """Write summary.md and summary.json beside Locust's reports."""
+def server_statistics(host: str, admin_headers: dict[str, str], root_certificates: str = "") -> dict[str, Any]:
+    """Success and failure counts of the ensemble from Triton's statistics (restricted: needs the key)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from dermassist_client.classes import MODEL_NAME
+
+    tls = {"ssl": True, "root_certificates": root_certificates} if root_certificates else {}
+    client = grpcclient.InferenceServerClient(host, **tls)
+    try:
+        stats = client.get_inference_statistics(MODEL_NAME, headers=admin_headers, as_json=True)["model_stats"]
+    except InferenceServerException as e:
+        logger.warning("could not read the server's statistics: %s", e)
+        return {"model": MODEL_NAME, "error": str(e)}
+    finally:
+        client.close()
+    inference = stats[0].get("inference_stats", {}) if stats else {}
+    return {"model": MODEL_NAME, "success": int(inference.get("success", {}).get("count", 0)),
+            "fail": int(inference.get("fail", {}).get("count", 0))}
+
+
+def _admin_headers(run: RunConfig, guard) -> dict[str, str] | None:
+    from dermassist.base.server_config import GRPC_ADMIN_HEADER, read_secret_file
+
+    if guard is not None:
+        return guard.guard.triton_config.grpc_admin_headers
+    if run.admin_key_file:
+        return {GRPC_ADMIN_HEADER: read_secret_file(Path(run.admin_key_file), "admin key")}
+    return None
+
+
+def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,
+                  extra: dict[str, Any] | None = None) -> None:
+    """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures)."""
     run.report_dir.mkdir(parents=True, exist_ok=True)
     header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}"
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
     payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),
-               "unexpected_failures": summary.unexpected_failures, "ok": summary.ok()}
+               "unexpected_failures": summary.unexpected_failures, "ok": summary.ok(), **(extra or {})}
     (run.report_dir / "summary.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the load test; return the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     flags = vars(args)
     try:
         run = RunConfig.resolve(flags)
         scenario = ScenarioConfig.resolve(flags)
+        extra: dict[str, Any] = {}
         with ExitStack() as stack:
-            host = run.host or _embedded_server(stack, run)
+            guard = None if run.host else _embedded_guard(stack, run)
+            host = run.host if guard is None else guard.grpc_address
+            injector = None
+            if run.fault:
+                from .faults import FaultInjector
+
+                injector = FaultInjector(guard, run.fault, run.fault_model, run.fault_at_s).start()
+                stack.callback(injector.cancel)
             summary, files = run_locust(run, scenario, host)
+            if injector is not None:
+                extra["fault"] = injector.report()
+            headers = _admin_headers(run, guard)
+            if headers is not None:
+                extra["server"] = server_statistics(host, headers, scenario.root_certificates)
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2
-    write_summary(summary, run, scenario)
+    write_summary(summary, run, scenario, extra)
     print(summary.table())
     print(f"reports: {files.stats_csv.parent} (HTML {files.html.name}, CSV {files.stats_csv.name})")
     if not summary.ok():

@@ -4,13 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
+from dermassist.base.corpus import CorpusSpec, bad_inputs, build_corpus
 from loadtest.config import RunConfig, ScenarioConfig, check_grpc_host
 from loadtest.errors import LoadtestConfigError, LocustRunError
-from loadtest.images import CorpusSpec, bad_inputs, build_corpus
 from loadtest.protocol import REQUESTED_OUTPUTS, infer_request, rejection_outcome, serialize_bytes_elements
 from loadtest.report import read_stats
 from preprocess.errors import InvalidImageError
@@ -113,3 +112,23 @@ def test_run_exits_2_and_says_make_models_when_artifacts_are_missing(tmp_path: P
 
     assert main(["--repository", str(tmp_path), "--report-dir", str(tmp_path / "r"), "-t", "1"]) == 2
     assert "make models" in caplog.text
+
+
+def test_only_unavailability_and_unhealthy_steps_are_retried():
+    from loadtest.protocol import backoff_s, retryable
+
+    assert retryable(grpc.StatusCode.UNAVAILABLE, "DermAssist is not ready")
+    assert retryable(grpc.StatusCode.INTERNAL, "Stub process 'lesion_crop_0_0' is not healthy.")
+    assert not retryable(grpc.StatusCode.INTERNAL, "boom")
+    assert not retryable(grpc.StatusCode.INVALID_ARGUMENT, "IMAGE row 0: not an image")
+    assert [backoff_s(a) for a in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"fault": "explode"}, "fault must be one of"),
+    ({"fault": "kill", "host": "h:1"}, "only be injected into the embedded server"),
+    ({"fault": "kill", "fault_at_s": 99, "run_time_s": 30}, "inside the run"),
+])
+def test_fault_settings_are_checked(kwargs, message):
+    with pytest.raises(LoadtestConfigError, match=message):
+        RunConfig(**kwargs)

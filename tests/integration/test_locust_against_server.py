@@ -7,8 +7,8 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2_grpc
 
+from dermassist.base.corpus import bad_inputs
 from loadtest.config import RunConfig, ScenarioConfig
-from loadtest.images import bad_inputs
 from loadtest.protocol import CHANNEL_OPTIONS, infer_request, response_rows
 from loadtest.runner import run_locust
 
@@ -40,3 +40,26 @@ def test_headless_locust_reports_no_unexpected_failures(triton_server, shared_da
     bad = summary.rows["bad_input:rejected"]
     assert bad.requests > 0 and bad.failures == 0
     assert sum(r.requests for n, r in summary.rows.items() if n != "bad_input:rejected") > 0
+
+
+def test_locust_run_with_a_stub_killed_mid_run_has_no_unexpected_failure(tiny_repository: Path, shared_data: Path,
+                                                                         tmp_path_factory, monkeypatch):
+    """``python -m loadtest.run --fault kill``: the embedded server behind the guard heals; Locust's retries hide it."""
+    import json
+
+    from loadtest.run import main
+
+    reports = tmp_path_factory.mktemp("loadtest_fault")
+    monkeypatch.setenv("LOADTEST_IMAGE_CACHE", str(tmp_path_factory.mktemp("loadtest_fault_images")))
+    monkeypatch.setenv("LOADTEST_PER_SIZE", "1")
+    code = main(["--repository", str(tiny_repository), "-u", "3", "-r", "3", "-t", "20", "--batch-size", "2",
+                 "--bad-share", "0.1", "--fault", "kill", "--fault-model", "lesion_crop", "--fault-at", "6",
+                 "--report-dir", str(reports)])
+    summary = json.loads((reports / "summary.json").read_text())
+    assert code == 0, (reports / "locust.log").read_text()[-3000:]
+    assert summary["unexpected_failures"] == 0 and summary["total"]["requests"] > 0
+    fault = summary["fault"]
+    assert fault["injected"] and fault["recoveries"], fault
+    assert fault["recoveries"][0]["detected_after_s"] <= 2.0 and fault["recoveries"][0]["ready_after_s"] <= 15.0
+    assert summary["server"]["success"] > 0  # read through the front with the admin key
+    assert (reports / "audit.jsonl").read_text().count("\n") >= summary["total"]["requests"]
