@@ -48,8 +48,33 @@ def test_triton_service_gpu_shm_readonly_repository_and_flags(config: dict):
     (volume,) = [v for v in triton["volumes"] if v.split(":")[1] == "/models"]
     source, _, mode = volume.split(":")
     assert mode == "ro" and source.endswith("model_repository")
-    assert "--model-control-mode=none" in triton["command"] and "--strict-readiness=true" in triton["command"]
+    assert "--profile=gpu" in triton["command"] and "--recovery=reload" in triton["command"]
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+
+
+def test_triton_serves_tls_with_secrets_and_writes_the_audit_trail_to_a_volume(config: dict):
+    triton = config["services"]["triton"]
+    args = dict(a.split("=", 1) for a in triton["command"] if "=" in a)
+    secrets = {s["source"] if isinstance(s, dict) else s for s in triton["secrets"]}
+    for flag in ("--tls-cert", "--tls-key", "--admin-key-file"):
+        name = args[flag].removeprefix("/run/secrets/")
+        assert name in secrets and name in config["secrets"], flag
+    assert not any(a.startswith("--admin-key=") for a in triton["command"])
+    assert "DERMASSIST_ADMIN_KEY" not in (triton.get("environment") or {})
+    audit_dir = str(Path(args["--audit-log"]).parent)
+    assert any(v.split(":")[1] == audit_dir for v in triton["volumes"])
+    # docker-compose 1.29 prints "8001:8001" as a dict and host-bound ports as "IP:HOST:TARGET/tcp"
+    public = [p["target"] for p in triton["ports"] if isinstance(p, dict)]
+    loopback = [p for p in triton["ports"] if isinstance(p, str)]
+    assert public == [8001]  # gRPC over TLS is the only port published beyond the host
+    assert all(p.startswith("127.0.0.1:") for p in loopback), loopback
+
+
+def test_every_service_runs_non_root_on_a_read_only_root_filesystem(config: dict):
+    for name, service in config["services"].items():
+        assert service.get("read_only") is True, name
+        assert service.get("user") and not service["user"].startswith("0"), name
+        assert service.get("cap_drop") == ["ALL"], name
 
 
 def test_triton_image_is_built_from_a_pinned_ngc_py3_tag(config: dict):
@@ -77,7 +102,8 @@ def test_triton_image_pins_the_python_backend_packages_the_project_pins(config: 
 def test_demo_waits_for_healthy_triton_and_locust_is_a_profile(config: dict):
     services = config["services"]
     assert services["demo"]["depends_on"]["triton"]["condition"] == "service_healthy"
-    assert "triton:8001" in services["demo"]["command"]
+    assert services["demo"]["command"][0] == "demo" and "triton:8001" in services["demo"]["command"]
+    assert "--ssl" in services["demo"]["command"]
     for name in ("locust-master", "locust-worker"):
         assert services[name]["profiles"] == ["loadtest"]
     assert "--master" in services["locust-master"]["command"]
@@ -93,35 +119,24 @@ def test_prometheus_scrapes_tritons_metrics_port(config: dict):
     assert f"triton:{port}" in targets
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """First names of the modules ``path`` imports at module level (not inside functions)."""
-    import ast
+def test_locust_image_ships_every_project_module_the_locustfile_imports():
+    """Follow the locustfile's imports (any depth, lazy ones too) and find each module under a COPY of the image."""
+    from dermassist.layers import imports_of, project_modules, unit_of
 
-    names: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
-def test_locust_image_ships_every_first_party_package_the_locustfile_imports():
-    sources = {"loadtest": "loadtest", "dermassist_client": "client", "preprocess": "preprocess",
-               "dermassist": "dermassist", "training": "training"}
-    seen, todo, needed = set(), ["loadtest.locustfile"], set()
+    modules = project_modules(ROOT)
+    needed: set[str] = set()
+    todo = ["loadtest.locustfile"]
     while todo:
         module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        for name in _top_level_imports(ROOT / (module.replace(".", "/") + ".py")):
-            root = name.split(".")[0]
-            if root in sources:
-                needed.add(root)
-                if root == "loadtest":
-                    todo.append(name)
+        parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
+        for name in (module, *parents):
+            if name in modules and name not in needed:
+                needed.add(name)
+                todo += [imp.target for imp in imports_of(name, modules[name], modules)]
+    server_side = sorted(m for m in needed if unit_of(m) not in ("loadtest", "dermassist_client"))
+    assert all(m == "dermassist" or unit_of(m) == "dermassist.base" for m in server_side), server_side
     dockerfile = (ROOT / "docker" / "locust" / "Dockerfile").read_text()
-    copied = set(re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE))
-    assert needed == {"loadtest", "dermassist_client"}, needed
-    assert {sources[root] for root in needed} <= copied, (needed, copied)
+    copied = [Path(source) for source in re.findall(r"^COPY (\S+) ", dockerfile, flags=re.MULTILINE)]
+    files = sorted(modules[m].relative_to(ROOT) for m in needed)
+    missing = [f for f in files if not any(c == f or c in f.parents for c in copied)]
+    assert not missing, f"the Locust image lacks {missing} (COPY sources: {copied})"

@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.32.0"
-TARGETS = ("base", "overlays/production", "monitoring")
+TARGETS = ("base", "overlays/production", "overlays/mutual-tls", "monitoring")
 
 
 def render(target: str) -> list[dict]:
@@ -48,12 +48,69 @@ def test_deployment_gpu_probes_and_read_only_repository():
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert "--model-control-mode=none" in container["args"]
+    assert container["readinessProbe"]["periodSeconds"] * container["readinessProbe"]["failureThreshold"] <= 2
+    assert "--profile=gpu" in container["args"] and "--recovery=reload" in container["args"]
     assert any(a.startswith("--grpc-max-connection-age=") for a in container["args"])
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
     assert mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["persistentVolumeClaim"]["readOnly"] is True
+
+
+def _mounted_secret(pod: dict, container: dict, path: str) -> str:
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    return next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]["secretName"]
+
+
+def test_tls_and_admin_key_come_from_mounted_secrets_never_literals():
+    (deployment,) = by_kind(render("base"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = dict(a.split("=", 1) for a in container["args"] if "=" in a)
+    assert _mounted_secret(pod, container, args["--tls-cert"]) == "dermassist-tls"
+    assert _mounted_secret(pod, container, args["--tls-key"]) == "dermassist-tls"
+    assert _mounted_secret(pod, container, args["--admin-key-file"]) == "dermassist-admin-key"
+    assert not any("admin-key=" in a or a.startswith("--admin-key=") for a in container["args"])
+    assert not [e for e in container.get("env", []) if e["name"] == "DERMASSIST_ADMIN_KEY"]
+    (mtls,) = by_kind(render("overlays/mutual-tls"), "Deployment")
+    mtls_args = mtls["spec"]["template"]["spec"]["containers"][0]["args"]
+    ca = next(a.split("=", 1)[1] for a in mtls_args if a.startswith("--tls-client-ca="))
+    pod = mtls["spec"]["template"]["spec"]
+    assert _mounted_secret(pod, pod["containers"][0], ca) == "dermassist-tls"
+
+
+def test_pods_run_as_non_root_on_a_read_only_root_filesystem():
+    (deployment,) = by_kind(render("base"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp", "/dev/shm"}
+
+
+def test_network_policy_opens_only_grpc_to_client_namespaces_and_metrics_to_prometheus():
+    docs = render("base")
+    (policy,) = by_kind(docs, "NetworkPolicy")
+    (deployment,) = by_kind(docs, "Deployment")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"]["egress"] == []
+    rules = {tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in policy["spec"]["ingress"]}
+    assert set(rules) == {("grpc",), ("metrics",)}
+    assert rules[("grpc",)] == [{"namespaceSelector": {"matchLabels": {"dermassist.io/client": "true"}}}]
+    (scraper,) = rules[("metrics",)]
+    assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+def test_disruption_budget_keeps_a_pod_serving_in_production():
+    docs = render("overlays/production")
+    (pdb,) = by_kind(docs, "PodDisruptionBudget")
+    (deployment,) = by_kind(docs, "Deployment")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert deployment["spec"]["replicas"] - pdb["spec"]["maxUnavailable"] >= 1
 
 
 def test_services_expose_grpc_and_http_and_a_headless_variant():
