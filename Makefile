@@ -6,37 +6,65 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-installed
+# checkov (the policy scanner the deploy tests run) pins dozens of packages of its own: it lives in
+# its own venv under the git-ignored tools/, never in the serving environment.
+CHECKOV := tools/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 export PYTHONUNBUFFERED := 1
 # Triton's CPU-only start-up warnings stay out of test logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install system-deps models serve demo test test-fast bench loadtest clean
+.PHONY: help install system-deps models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
 
 help:
 	@echo "make demo      install, build models if missing, serve them and open the demo page"
-	@echo "make test      install and run the whole test suite"
-	@echo "make models | serve | bench | loadtest"
+	@echo "make test      install and run the whole test suite (ruff and mypy included)"
+	@echo "make lint      ruff and mypy only"
+	@echo "make models | serve | bench | loadtest | release | experiments | evaluate"
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' -e './client[demo]'
+	$(PY) -m pip install -q -e '.[dev]' -e './client[demo,dicom,fhir]'
 	touch $@
 
 install: $(STAMP)
 
 # Debian packages the tests drive: headless Chromium (browser tests), docker-compose (compose
-# config check) and kubectl (kustomize rendering; the machine image ships 1.32, Debian's is a fallback).
+# config check), kubectl (kustomize rendering; the machine image ships 1.32, Debian's is a fallback),
+# and Orthanc (the PACS), dicom3tools (dciodvfy) and dcmtk (storescu) for the DICOM round trip.
 $(SYSTEM_STAMP): | $(STAMP)
 	if ! command -v chromium >/dev/null || ! command -v docker-compose >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium docker-compose; fi
+	if ! command -v Orthanc >/dev/null || ! command -v dciodvfy >/dev/null || ! command -v storescu >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends orthanc dicom3tools dcmtk; fi
 	command -v kubectl >/dev/null || apt-get install -y -qq --no-install-recommends kubernetes-client
 	touch $@
 
 system-deps: $(SYSTEM_STAMP)
 
+$(CHECKOV):
+	$(PYTHON) -m venv tools/checkov
+	tools/checkov/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+# The released real-data models (training/release) -> model_repository/, in seconds.
 models: $(STAMP)
 	$(VENV)/bin/dermassist models
+
+# A small release trained on the synthetic set, for machines without the release.
+models-synthetic: $(STAMP)
+	$(VENV)/bin/dermassist models --synthetic
+
+# Retrain a release from ../shared/data with the shipped recipe (about 1.5 hours on two cores) and prove it.
+release: $(STAMP)
+	$(VENV)/bin/dermassist release --data ../shared/data --recipe training/release/release.json --out data/release
+
+experiments: $(STAMP)
+	$(VENV)/bin/dermassist experiments --data ../shared/data
+
+# Site validation of the served models on a labelled folder: make evaluate DATA=path/to/folder
+evaluate: models
+	$(VENV)/bin/dermassist evaluate --data $(DATA)
 
 serve: $(STAMP)
 	$(VENV)/bin/dermassist serve
@@ -44,8 +72,12 @@ serve: $(STAMP)
 demo: models
 	$(VENV)/bin/dermassist demo
 
-test: $(STAMP) $(SYSTEM_STAMP)
+# The suite runs ruff and mypy too (tests/test_lint.py; both pinned in the dev extras).
+test: $(STAMP) $(SYSTEM_STAMP) $(CHECKOV)
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m pytest -q tests/test_lint.py
 
 bench: models
 	$(VENV)/bin/dermassist bench

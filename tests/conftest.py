@@ -5,15 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-# TensorFlow then torchvision in one process segfaults through the `triton` compiler package;
-# tests may import both, so torch is told that package is absent before anything imports it.
-sys.modules.setdefault("triton", None)
+import pytest
 
-import pytest  # noqa: E402
+from dermassist.base.frameworks import without_triton_compiler
+from dermassist.base.paths import HAM_SAMPLE_IMAGES as HAM_IMAGES
+from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-HAM_IMAGES = SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1"
+# Tests import TensorFlow and torch in one process: torch must never load its triton compiler package.
+without_triton_compiler()
+
 ISIC2017_IMAGES = SHARED_DATA / "isic2017_seg_256" / "ISIC-2017_Training_Data"
 
 
@@ -39,7 +39,7 @@ def isic2017_jpeg(shared_data: Path) -> bytes:
 
 def export_tiny_models(repository: Path) -> Path:
     """Stage the source repository and export the tiny models into it, one process per framework."""
-    from dermassist.repository import stage_repository
+    from dermassist.base.repository import stage_repository
 
     stage_repository(repository)
     for kind in ("segmenter", "classifier"):
@@ -59,7 +59,7 @@ def tiny_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def triton_server(tiny_repository: Path):
     """ONE real embedded Triton server for the whole test session, on free ports."""
-    from dermassist.server import embedded_server
+    from dermassist.base.server import embedded_server
 
     with embedded_server(tiny_repository) as server:
         yield server

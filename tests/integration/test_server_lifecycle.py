@@ -1,19 +1,19 @@
 """The launcher against the real tritonserver binary: readiness, failure reporting, signals, no orphans."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from dermassist.config import ServerConfig
-from dermassist.errors import ServerStartupError
-from dermassist.server import TritonServer, free_ports
+from dermassist.base.errors import ServerStartupError
+from dermassist.base.server import TritonServer, free_ports
+from dermassist.base.server_config import ServerConfig
 
 pytestmark = pytest.mark.integration
 
@@ -55,30 +55,79 @@ def test_not_ready_in_time_is_reported_and_no_process_is_left(tiny_repository: P
     assert _stub_pids(runtime_dir) == []  # stubs still loading TensorFlow/torch were ended too
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_command_forwards_signals_and_leaves_no_orphan(tmp_path: Path, sig: int) -> None:
-    http, grpc, metrics = free_ports(3)
-    cmd = [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(tmp_path),
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "tritonserver"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _serve(repository: Path, http: int, grpc: int, metrics: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(repository),
            "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _health(http: int, path: str) -> tuple[int, str]:
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        assert _tritonserver_pids(http), "server should be running"
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=1) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _wait_for(http: int, path: str, status: int, timeout_s: float = 180) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        code, body = _health(http, path)
+        if code == status:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never answered {status}")
+
+
+def _stop(proc: subprocess.Popen, sig: int, triton: list[int]) -> str:
+    try:
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
-    assert "ready in" in out and "stopped" in out
-    assert _tritonserver_pids(http) == []
+    assert "stopped" in out
+    time.sleep(0.5)
+    assert not [p for p in triton if Path(f"/proc/{p}").exists()], "tritonserver outlived serve"
+    return out
+
+
+def test_serve_command_serves_through_the_guard_and_stops_on_sigterm(tiny_repository: Path, ham_jpeg: bytes) -> None:
+    http, grpc, metrics = free_ports(3)
+    proc = _serve(tiny_repository, http, grpc, metrics)
+    triton: list[int] = []
+    try:
+        assert _wait_for(http, "/v2/health/ready", 200) == '{"ready": true}'
+        triton = _children(proc.pid)
+        assert triton, "serve should run tritonserver as its child"
+        from tests.support.triton import infer
+
+        assert infer(f"127.0.0.1:{grpc}", [ham_jpeg])["PROBABILITIES"].shape == (1, 8)
+    finally:
+        out = _stop(proc, signal.SIGTERM, triton)
+    assert "ready in" in out and '"status":"OK"' in out  # the audit line went to stdout
+
+
+def test_serve_on_a_repository_without_the_ensemble_is_live_but_never_ready(tmp_path: Path) -> None:
+    http, grpc, metrics = free_ports(3)
+    proc = _serve(tmp_path, http, grpc, metrics)
+    triton: list[int] = []
+    try:
+        _wait_for(http, "/v2/health/live", 200)
+        triton = _children(proc.pid)
+        time.sleep(1.0)
+        code, body = _health(http, "/v2/health/ready")
+        assert code == 503 and "canary" in body and "dermassist" in body
+    finally:
+        _stop(proc, signal.SIGINT, triton)
 
 
 def test_serve_command_exits_non_zero_when_start_fails(tmp_path: Path) -> None:

@@ -34,8 +34,9 @@ def build_darkness_segmenter():
 
 def build_classifier(seed: int = 0):
     """Seeded, untrained torchvision ResNet18 with the contract's 8-class head."""
-    sys.modules.setdefault("triton", None)
-    import torch
+    from dermassist.base.frameworks import import_torch
+
+    torch = import_torch()
     import torchvision
 
     from preprocess.contract import NUM_CLASSES
@@ -48,11 +49,11 @@ def main(argv: list[str]) -> int:
     """Build and export one tiny model into a repository."""
     kind, repository = argv[0], Path(argv[1])
     if kind == "segmenter":
-        from dermassist.export_segmenter import export_segmenter
+        from training.export.segmenter import export_segmenter
 
         export_segmenter(build_darkness_segmenter(), repository)
     elif kind == "classifier":
-        from dermassist.export_classifier import export_classifier
+        from training.export.classifier import export_classifier
 
         export_classifier(build_classifier(), repository)
     else:

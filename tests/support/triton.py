@@ -17,16 +17,20 @@ def image_batch(blobs: Sequence[bytes]) -> np.ndarray:
     return np.array([[b] for b in blobs], dtype=object)
 
 
-def infer(url: str, blobs: Sequence[bytes], protocol: str = "grpc", timeout: float | None = None) -> dict[str, np.ndarray]:
-    """Send one request to the ensemble and return every contract output."""
+def infer(url: str, blobs: Sequence[bytes], protocol: str = "grpc", timeout: float | None = None,
+          outputs: Sequence[str] = OUTPUT_NAMES) -> dict[str, np.ndarray]:
+    """Send one request to the ensemble asking for ``outputs`` (default: every contract output); return every
+    output the answer holds, by name."""
     lib = grpcclient if protocol == "grpc" else httpclient
     client = lib.InferenceServerClient(url)
     try:
         tensor = lib.InferInput(IMAGE.name, [len(blobs), 1], "BYTES")
         tensor.set_data_from_numpy(image_batch(blobs))
-        outputs = [lib.InferRequestedOutput(name) for name in OUTPUT_NAMES]
+        requested = [lib.InferRequestedOutput(name) for name in outputs]
         kwargs = {"client_timeout": timeout} if protocol == "grpc" and timeout else {}
-        result = client.infer(ENSEMBLE_NAME, [tensor], outputs=outputs, **kwargs)
-        return {name: result.as_numpy(name) for name in OUTPUT_NAMES}
+        result = client.infer(ENSEMBLE_NAME, [tensor], outputs=requested, **kwargs)
+        response = result.get_response()
+        held = [o.name for o in response.outputs] if protocol == "grpc" else [o["name"] for o in response["outputs"]]
+        return {name: result.as_numpy(name) for name in held}
     finally:
         client.close()
