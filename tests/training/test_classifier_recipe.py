@@ -52,6 +52,27 @@ def test_training_dropout_leaves_the_network_and_eval_path_unchanged() -> None:
     assert [type(m).__name__ for m in model.children()][-1] == "Linear"  # no layer was added to the network
 
 
+def test_calibration_features_are_the_networks_own_pooled_features() -> None:
+    import torch
+
+    from training.classifier.calibrate import logits_and_features
+    from training.classifier.train import build_resnet18, to_tensor
+
+    torch.manual_seed(1)
+    model = build_resnet18(None)
+    with torch.no_grad():
+        for p in model.parameters():  # leave the zero-initialised residual branches: every layer must count
+            p.add_(0.05 * torch.randn_like(p))
+    crops = np.random.default_rng(1).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    logits, features = logits_and_features(model, crops)
+    with torch.no_grad():
+        expected = model.eval()(to_tensor(crops)).numpy()
+        head = model.fc(torch.from_numpy(features)).numpy()
+    assert features.shape == (3, 512) and features.std() > 0
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(head, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_white_balance_gains_tint_apart_and_keep_the_level() -> None:
     import torch
 

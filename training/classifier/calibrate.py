@@ -26,7 +26,7 @@ from ..export.classifier import ClassifierCalibration
 from ..metrics import expected_calibration_error, reliability
 from ..plots import plot_reliability
 from .data import CropSet
-from .train import to_tensor
+from .train import pooled_features, to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,10 @@ def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: i
     with torch.inference_mode():
         for i in range(0, len(crops), batch_size):
             x = to_tensor(crops[i : i + batch_size])
-            n: Any = model  # torchvision's ResNet: its layers are untyped attributes
-            f = n.layer4(n.layer3(n.layer2(n.layer1(n.maxpool(n.relu(n.bn1(n.conv1(x))))))))
-            pooled = torch.flatten(n.avgpool(f), 1)
+            pooled = pooled_features(model, x)
             features.append(pooled.numpy())
-            logits.append(n.fc(pooled).numpy())
+            head: Any = model.fc  # torchvision's ResNet: its layers are untyped attributes
+            logits.append(head(pooled).numpy())
     return np.concatenate(logits), np.concatenate(features)
 
 

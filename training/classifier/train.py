@@ -199,14 +199,27 @@ def evaluate(model: torch.nn.Module, data: CropSet) -> dict:
     return classification_metrics(data.labels, predict_logits(model, data.crops).argmax(axis=1))
 
 
+def feature_map(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ResNet18's layer4 feature map (N, 512, h, w) of normalised crops, for the eager callers (the TorchScript
+    modules, the export and the reference's bare classifier, spell it again: a scripted module cannot pass a
+    submodule to a free function)."""
+    m: Any = model  # torchvision's ResNet: its layers are untyped attributes
+    return m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
+
+
+def pooled_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The pooled layer4 features (N, 512) that ResNet18's head reads."""
+    m: Any = model
+    return torch.flatten(m.avgpool(feature_map(model, x)), 1)
+
+
 def forward_train(model: torch.nn.Module, x: torch.Tensor, dropout: float) -> torch.Tensor:
     """Training logits; ``dropout`` > 0 drops pooled features before the head (the exported network is
     unchanged: torchvision's ResNet18 has no dropout layer, so it lives only in the training loop)."""
     if dropout <= 0:
         return model(x)
-    m: Any = model  # torchvision's ResNet: its layers are untyped attributes
-    f = m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
-    return m.fc(F.dropout(torch.flatten(m.avgpool(f), 1), p=dropout, training=True))
+    m: Any = model
+    return m.fc(F.dropout(pooled_features(model, x), p=dropout, training=True))
 
 
 def _soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
