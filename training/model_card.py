@@ -9,6 +9,9 @@ from .release import read_release
 CARD = "MODEL_CARD.md"
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
+# The served reports whose classification and referral rows the card shows, in this order.
+CLASSIFICATION_REPORTS = ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation")
+
 
 def _f(value: object, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
@@ -78,7 +81,7 @@ def render_model_card(release: dict) -> str:
             lines.append(f"| {name} | {s['images']} | {_f(s['dice'])} | {_f(s['jaccard'])} | {_f(s['thresholded_jaccard'])} |")
     lines += ["", "| diagnosis | images | accuracy | balanced accuracy | macro F1 | melanoma ROC AUC | ECE |",
               "|---|---|---|---|---|---|---|"]
-    for name in ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation"):
+    for name in CLASSIFICATION_REPORTS:
         c = reports.get(name, {}).get("classification")
         if c:
             lines.append(f"| {name} | {c['images']} | {_pct(c['accuracy'])} | {_f(c['balanced_accuracy'])} | "
@@ -93,7 +96,7 @@ def render_model_card(release: dict) -> str:
               "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves.", "",
               "| referral | melanoma sensitivity | malignant sensitivity | benign specificity | not assessable |",
               "|---|---|---|---|---|"]
-    for name in ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation"):
+    for name in CLASSIFICATION_REPORTS:
         t = reports.get(name, {}).get("triage")
         if t:
             lines.append(f"| {name} | {_f(t['melanoma_sensitivity'])} | {_f(t['malignant_sensitivity'])} | "

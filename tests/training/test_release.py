@@ -58,6 +58,16 @@ def test_shipped_release_is_complete_and_small() -> None:
     assert not any("Validation" in row["image"] for row in seg_splits["train"])  # ISIC 2017 validation never trained on
 
 
+def test_shipped_model_card_is_the_one_its_release_renders() -> None:
+    from training.model_card import CARD, render_model_card
+    from training.release import RELEASE_DIR
+
+    card = (RELEASE_DIR / CARD).read_text()
+    assert card == render_model_card(read_release(RELEASE_DIR)), "MODEL_CARD.md is stale: re-render it from release.json"
+    test = read_release(RELEASE_DIR)["evaluation"]["classification_test"]
+    assert f"{test['balanced_accuracy']:.3f}" in card  # the card carries the served figures
+
+
 def test_metrics_json_keys_from_a_release() -> None:
     from training.release import RELEASE_DIR
 
