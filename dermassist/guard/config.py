@@ -7,6 +7,9 @@ from pathlib import Path
 from ..base.errors import ConfigError
 from ..base.settings import Settings
 
+# gRPC channel and server options that lift the message size limits (images and masks travel whole).
+UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
 RECOVERY_MODES = ("reload", "restart")
 
 
@@ -63,7 +66,7 @@ class GuardConfig(Settings):
 
     def server_options(self) -> list[tuple[str, int]]:
         """gRPC server options of the front: no message size limit, connection ageing when asked."""
-        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        options = list(UNLIMITED_MESSAGES)
         if self.grpc_max_connection_age:
             options.append(("grpc.max_connection_age_ms", self.grpc_max_connection_age))
         if self.grpc_max_connection_age_grace:

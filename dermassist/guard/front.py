@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE = "inference.GRPCInferenceService"
-UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 # Metadata a proxy must not copy onto its own call.
 _HOP_BY_HOP = ("user-agent", "grpc-", ":")
 STUB_UNHEALTHY = "is not healthy"

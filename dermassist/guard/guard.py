@@ -36,8 +36,8 @@ from ..base.server import TritonServer, free_ports
 from ..base.server_config import ServerConfig
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
-from .config import GuardConfig
-from .front import UNLIMITED_MESSAGES, Front
+from .config import UNLIMITED_MESSAGES, GuardConfig
+from .front import Front
 from .health import Readiness, start_health_server
 from .stubs import Stub, broken_stubs, find_stubs
 
