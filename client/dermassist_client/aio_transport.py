@@ -113,7 +113,7 @@ class AsyncHttpTransport:
         try:
             return await asyncio.wait_for(coro, timeout_s)
         except Exception as e:
-            raise translate(e, what, self.config.url, inference) from e
+            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
 
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
