@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from tritonclient.grpc import service_pb2
 
 from dermassist_client.classes import CORE_OUTPUTS, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
+from dermassist_client.translate import STEP_UNHEALTHY
 
 # Outputs the load test asks for (CROP is optional and left out on purpose).
 REQUESTED_OUTPUTS = CORE_OUTPUTS + TRIAGE_OUTPUTS
@@ -40,13 +41,11 @@ def response_rows(response: service_pb2.ModelInferResponse) -> int:
     return -1
 
 
-# Answers that mean "not now" rather than "no": the server is not ready or a step is being healed
-# (Triton's "Stub process ... is not healthy" when no guard stands in front). Inference is idempotent.
-STEP_UNHEALTHY = "is not healthy"
 
 
 def retryable(code: object, details: str) -> bool:
-    """Whether a failed call may be sent again (``code`` a grpc.StatusCode name or member)."""
+    """Whether a failed call may be sent again (``code`` a grpc.StatusCode name or member): the server is not
+    ready, or a step is being healed (the client's STEP_UNHEALTHY text); inference is idempotent."""
     name = getattr(code, "name", str(code))
     return name == "UNAVAILABLE" or (name == "INTERNAL" and STEP_UNHEALTHY in (details or ""))
 
