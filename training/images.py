@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 
 from preprocess.contract import SEG_SIZE
-from preprocess.crop import CropParams, crop_batch
 from preprocess.prepare import PreparedImage, prepare_image
 
 from .errors import MaskMismatchError
@@ -64,18 +63,3 @@ def original_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file from its header."""
     w, h = image_size(path)
     return h, w
-
-
-def classifier_crop(sample: Sample, prob_map: np.ndarray | None, params: CropParams = CropParams(),
-                    full_image: bool = False) -> np.ndarray:
-    """The 224x224 RGB crop the classifier sees: ``crop_batch`` over the ground-truth (or predicted) mask.
-
-    ``prob_map`` is a (256, 256) map in [0, 1]; None or ``full_image`` classifies the whole image,
-    exactly as ``lesion_crop`` does when no lesion is found.
-    """
-    prepared = load_prepared(sample.image_path)
-    prob = np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32)
-    if prob_map is not None and not full_image:
-        prob[0, ..., 0] = prob_map
-    batch = crop_batch(prob, [prepared.work_image], np.array([prepared.scale], np.float32), params)
-    return batch.crop[0]

@@ -41,15 +41,6 @@ class CropSet:
     image_ids: tuple[str, ...] = ()
     quality: np.ndarray | None = None  # (N, 2) raw sharpness and brightness of each image (preprocess.quality)
 
-    def subset(self, keep: np.ndarray) -> CropSet:
-        """The rows selected by a boolean mask or index array."""
-        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
-        return CropSet(self.crops[idx], self.labels[idx], self.with_mask,
-                       None if self.contexts is None else self.contexts[idx],
-                       tuple(self.sources[i] for i in idx) if self.sources else (),
-                       tuple(self.image_ids[i] for i in idx) if self.image_ids else (),
-                       None if self.quality is None else self.quality[idx])
-
 
 def mask_prob(sample: Sample, predicted_masks: Path | None) -> np.ndarray | None:
     """(256, 256) float map: the segmenter's ``<predicted_masks>/<id>.png`` when there is one (as served),

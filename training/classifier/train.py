@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dermassist.base.settings import Settings, env_name
-from preprocess.contract import CLASS_CODES, CLS_SIZE, NUM_CLASSES
+from preprocess.contract import CLASS_CODES, CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from preprocess.crop import normalise
 
 from ..errors import TrainingConfigError
@@ -34,8 +34,8 @@ from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_
 
 logger = logging.getLogger(__name__)
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,6 @@ def check_pretrained_file(path: Path) -> str:
         )
     logger.info("pretrained file %s has SHA-256 %s", path, digest)
     return digest
-
-
-def class_weights(labels: np.ndarray) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 over present classes (absent classes weigh 1)."""
-    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 1.0)
-    w = np.where(counts > 0, w / w[counts > 0].mean(), 1.0)
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def sampling_weights(labels: np.ndarray, balance: float) -> np.ndarray:
