@@ -28,7 +28,7 @@ from dermassist.base.settings import Settings
 
 from .child import run_child
 from .errors import StageError, TrainingConfigError
-from .release import ReleaseError, read_release, update_release
+from .release import ReleaseError, read_manifest, read_release, update_release
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def build_release(config: BuildConfig) -> dict:
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
            [out / "segmenter.npz", runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
-    threshold = json.loads((out / "release.json").read_text())["segmenter"]["threshold"]
+    threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
            [out / "classifier.npz", runs / "classifier" / "classifier_metrics.json"], cls_fp)
