@@ -25,6 +25,7 @@ class DicomAnalysis:
     result: LesionResult
     segmentation: Dataset | None
     report: Dataset
+    lesion_area_mm2: float | None = None  # on the source grid; None without Pixel Spacing or a lesion
 
     def outputs(self) -> list[Dataset]:
         """The SEG (when a lesion was found) and the SR, in the order a PACS should receive them."""
@@ -44,20 +45,16 @@ class DicomAnalysis:
             raise DicomError(f"cannot write DICOM outputs of {self.image.name} to {folder}: {e.strerror or e}") from e
         return paths
 
-    @property
-    def lesion_area_mm2(self) -> float | None:
-        """Lesion area in mm2 on the source grid, or None without Pixel Spacing."""
-        return lesion_area_mm2(self.image, self.result)
-
 
 def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIdentity | None = None) -> DicomAnalysis:
     """SEG (only when a lesion was found) and SR of ``result`` on ``image``."""
     identity = identity or OutputIdentity()
-    found = result.lesion_found and bool(lesion_mask(image, result).any())
-    segmentation = build_segmentation(image, result, identity) if found else None
+    mask = lesion_mask(image, result) if result.lesion_found else None  # resampled to the source grid once
+    segmentation = build_segmentation(image, result, identity, mask) if mask is not None and mask.any() else None
     if segmentation is None:
         log.info("no lesion found in %s: writing the SR without a SEG", image.name)
-    return DicomAnalysis(image, result, segmentation, build_report(image, result, segmentation, identity))
+    area = lesion_area_mm2(image, mask)
+    return DicomAnalysis(image, result, segmentation, build_report(image, result, segmentation, identity, area), area)
 
 
 def analyze_dicom(client, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:

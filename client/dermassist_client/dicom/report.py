@@ -10,6 +10,7 @@ is a planar ROI group referencing the lesion segment; without one (no lesion fou
 from __future__ import annotations
 
 import highdicom as hd
+import numpy as np
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -19,7 +20,7 @@ from ..classes import CLASSES
 from ..result import LesionResult
 from .errors import DicomOutputError
 from .identity import OutputIdentity
-from .seg import SEGMENT_NUMBER, lesion_mask
+from .seg import SEGMENT_NUMBER
 from .source import DicomImage
 
 TRACKING_LABEL = "Lesion 1"
@@ -41,7 +42,7 @@ def finding_code(result: LesionResult) -> Code:
     return Code(snomed.code, "SCT", snomed.meaning) if snomed else local(term.class_concept(result.label))
 
 
-def measurements(image: DicomImage, result: LesionResult) -> list[hd.sr.Measurement]:
+def measurements(result: LesionResult, area_mm2: float | None) -> list[hd.sr.Measurement]:
     """Class probabilities, triage scores (when sent) and the lesion area."""
     items = [hd.sr.Measurement(name=local(term.probability_concept(c)), value=float(result.probabilities[c.code]),
                                unit=codes.UCUM.NoUnits) for c in CLASSES]
@@ -51,18 +52,18 @@ def measurements(image: DicomImage, result: LesionResult) -> list[hd.sr.Measurem
         items.append(hd.sr.Measurement(name=local(term.OOD_SCORE), value=result.ood_score, unit=codes.UCUM.NoUnits))
     items.append(hd.sr.Measurement(name=local(term.LESION_FRACTION), value=100.0 * result.lesion_fraction,
                                    unit=codes.UCUM.Percent))
-    area = lesion_area_mm2(image, result)
-    if area is not None:
-        items.append(hd.sr.Measurement(name=codes.SCT.Area, value=area, unit=codes.UCUM.SquareMillimeter))
+    if area_mm2 is not None:
+        items.append(hd.sr.Measurement(name=codes.SCT.Area, value=area_mm2, unit=codes.UCUM.SquareMillimeter))
     return items
 
 
-def lesion_area_mm2(image: DicomImage, result: LesionResult) -> float | None:
-    """Mask pixels on the source grid times the pixel area, or None when the image has no Pixel Spacing."""
+def lesion_area_mm2(image: DicomImage, mask: np.ndarray | None) -> float | None:
+    """Pixels of the lesion mask on the source grid (``lesion_mask``; None when no lesion was found) times the
+    pixel area, or None when there is no mask or the image has no Pixel Spacing."""
     spacing = image.pixel_spacing_mm
-    if spacing is None or not result.lesion_found:
+    if spacing is None or mask is None:
         return None
-    return float(lesion_mask(image, result).sum()) * spacing[0] * spacing[1]
+    return float(mask.sum()) * spacing[0] * spacing[1]
 
 
 def evaluations(result: LesionResult) -> list[hd.sr.QualitativeEvaluation]:
@@ -89,7 +90,7 @@ def observation_context(result: LesionResult, identity: OutputIdentity) -> hd.sr
 
 
 def measurement_group(
-    image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
+    image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None, area_mm2: float | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
     """TID 1410 (planar ROI, referencing the SEG) or TID 1501 (whole image, no lesion found) with the note."""
     common = dict(
@@ -97,7 +98,7 @@ def measurement_group(
         finding_type=codes.SCT.Lesion,
         algorithm_id=hd.sr.AlgorithmIdentification(name=result.model_name, version=result.model_version),
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Skin)],
-        measurements=measurements(image, result),
+        measurements=measurements(result, area_mm2),
         qualitative_evaluations=evaluations(result),
     )
     group: hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations
@@ -130,13 +131,14 @@ def _refer_to_segment_only(segment: hd.sr.ReferencedSegmentationFrame) -> None:
 
 
 def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
-                 identity: OutputIdentity) -> hd.sr.ComprehensiveSR:
-    """The Comprehensive SR of one result, with the source image (and the SEG, if any) as evidence."""
+                 identity: OutputIdentity, area_mm2: float | None = None) -> hd.sr.ComprehensiveSR:
+    """The Comprehensive SR of one result, with the source image (and the SEG, if any) as evidence and the lesion
+    area (``lesion_area_mm2``) when known."""
     try:
         report = hd.sr.MeasurementReport(
             observation_context=observation_context(result, identity),
             procedure_reported=codes.SCT.DermoscopicPhotography,
-            imaging_measurements=[measurement_group(image, result, segmentation)],
+            imaging_measurements=[measurement_group(image, result, segmentation, area_mm2)],
             title=codes.DCM.ImagingMeasurementReport,
         )
         return hd.sr.ComprehensiveSR(

@@ -26,9 +26,11 @@ def lesion_mask(image: DicomImage, result: LesionResult) -> np.ndarray:
     return result.mask_at_original_size() > 0
 
 
-def build_segmentation(image: DicomImage, result: LesionResult, identity: OutputIdentity) -> hd.seg.Segmentation:
-    """A binary SEG with one segment (the lesion) referencing the source instance."""
-    mask = lesion_mask(image, result)
+def build_segmentation(image: DicomImage, result: LesionResult, identity: OutputIdentity,
+                       mask: np.ndarray | None = None) -> hd.seg.Segmentation:
+    """A binary SEG with one segment (the lesion) referencing the source instance (``mask``: ``lesion_mask``'s
+    answer when the caller has it already)."""
+    mask = lesion_mask(image, result) if mask is None else mask
     if not mask.any():
         raise DicomOutputError(
             f"no lesion was found in {image.name}: there is no mask to store; write the SR alone"
