@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from .errors import TrainingError
 
 RELEASE_DIR = PROJECT_ROOT / "training" / "release"
 MANIFEST = "release.json"
+MANIFEST_MODE = 0o644  # a new manifest is readable by the serving user, like the weights beside it
 SEGMENTER_WEIGHTS = "segmenter.npz"
 CLASSIFIER_WEIGHTS = "classifier.npz"
 SECTIONS = ("segmenter", "classifier", "triage", "quality")
@@ -57,9 +59,11 @@ def update_release(folder: Path, sections: Mapping[str, object]) -> Path:
     path = folder / MANIFEST
     release = json.loads(path.read_text()) if path.is_file() else {}
     release.update(sections)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else MANIFEST_MODE
     with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
         json.dump(release, f, indent=1, sort_keys=False)
         f.write("\n")
+    os.chmod(f.name, mode)  # the temporary file is private (0600); the manifest keeps the mode it had
     os.replace(f.name, path)
     return path
 

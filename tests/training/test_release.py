@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,10 @@ def test_manifest_merges_sections_and_names_what_is_missing(tmp_path: Path) -> N
     update_release(tmp_path, {"classifier": {"temperature": 1.5}})
     assert json.loads((tmp_path / "release.json").read_text()) == {"segmenter": {"threshold": 0.4},
                                                                     "classifier": {"temperature": 1.5}}
+    assert stat.S_IMODE((tmp_path / "release.json").stat().st_mode) == 0o644  # not the temporary file's 0600
+    (tmp_path / "release.json").chmod(0o640)
+    update_release(tmp_path, {"classifier": {"temperature": 1.5}})
+    assert stat.S_IMODE((tmp_path / "release.json").stat().st_mode) == 0o640
     with pytest.raises(ReleaseError, match=r"incomplete: sections \['triage', 'quality'\] and files \['segmenter.npz', "
                                            r"'classifier.npz'\] are missing"):
         read_release(tmp_path)
