@@ -186,12 +186,17 @@ def segmenter_stage(config: BuildConfig) -> tuple[list[str], str]:
     return args, fingerprint(args, source_digest("segmenter"))
 
 
-def classifier_stage(config: BuildConfig, threshold: float, seg_fp: str) -> tuple[list[str], str]:
-    """(arguments, fingerprint) of the classifier stage: crops at the segmenter's tuned threshold."""
+def classifier_args(config: BuildConfig, threshold: float) -> list[str]:
+    """Arguments of the classifier stage: crops from the runs folder's predicted masks at the segmenter's tuned threshold."""
     data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
-    args = ["--data", *(str(data / d) for d in recipe.cls_data), "--predicted-masks", str(runs / "predicted_masks"),
+    return ["--data", *(str(data / d) for d in recipe.cls_data), "--predicted-masks", str(runs / "predicted_masks"),
             "--crop-threshold", str(threshold), "--out", str(runs / "classifier"), "--release", str(out),
             *recipe.cls_args, *config.extra_args.get("classifier", ())]
+
+
+def classifier_stage(config: BuildConfig, threshold: float, seg_fp: str) -> tuple[list[str], str]:
+    """(arguments, fingerprint) of the classifier stage; the fingerprint also covers the segmenter's."""
+    args = classifier_args(config, threshold)
     return args, fingerprint(args, seg_fp, source_digest("classifier"))
 
 
@@ -217,14 +222,27 @@ def build_release(config: BuildConfig) -> dict:
 
 def retune_release(config: BuildConfig) -> dict:
     """Re-tune the classifier ``config.out`` already holds on the splits its build used (no training), e.g. after
-    a change to how the REFER threshold is chosen; the build's runs folder must still hold its predicted masks."""
+    a change to how the REFER threshold is chosen. The crops are cut from the build's predicted masks in the runs
+    folder and split by its split manifest; where they are gone (a fresh clone), the release's own segmenter predicts
+    the masks again and the manifest the release recorded is used."""
     release = read_release(config.out)
-    masks = Path(config.runs) / "predicted_masks"
+    runs = Path(config.runs)
+    masks = runs / "predicted_masks"
     if not masks.is_dir():
-        raise ReleaseError(f"re-tuning {config.out} needs the predicted masks its build cut the crops from, expected "
-                           f"in {masks}; pass the build's --runs folder (or rebuild the release)")
-    args, _ = classifier_stage(config, release["segmenter"]["threshold"], "")
-    run_stage("training.classifier.stage", [*args, "--retune"], Path(config.runs) / "classifier_retune.log")
+        logger.info("no predicted masks in %s: the release's segmenter predicts them (its float16 weights, as served; "
+                    "crops may differ by a pixel from the build's)", masks)
+        run_stage("training.segmenter.predict",
+                  ["--release", str(config.out), "--out", str(masks),
+                   "--data", *(str(Path(config.data) / d) for d in config.recipe.cls_data)],
+                  runs / "segmenter_predict.log")
+    split = runs / "classifier" / "classifier_split.json"
+    recorded = release.get("data", {}).get("splits", {}).get("classifier")
+    if not split.is_file() and recorded:
+        logger.info("no split manifest in %s: re-tuning on the one the release recorded, %s", split.parent, recorded)
+        split.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(config.out) / recorded, split)
+    args = classifier_args(config, release["segmenter"]["threshold"])
+    run_stage("training.classifier.stage", [*args, "--retune"], runs / "classifier_retune.log")
     return read_release(config.out)
 
 

@@ -87,6 +87,15 @@ def manifest(splits: Mapping[str, Sequence[Sample]]) -> dict:
     }
 
 
+def same_splits(a: Mapping[str, Sequence[Mapping]], b: Mapping[str, Sequence[Mapping]]) -> bool:
+    """Whether two split manifests put the same images (id, lesion, class, file name) in the same splits, wherever
+    the data folder lies (a manifest records the paths as the run spelled them)."""
+    def key(m: Mapping[str, Sequence[Mapping]]) -> dict[str, list[tuple]]:
+        return {split: [(r["image_id"], r["lesion_id"], r["label"], Path(r["image"]).name) for r in rows]
+                for split, rows in m.items()}
+    return key(a) == key(b)
+
+
 def write_manifest(splits: Mapping[str, Sequence[Sample]], path: Path) -> Path:
     """Write the split manifest as JSON (beside the model it was used for)."""
     path = Path(path)

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help="skip the evaluation through the served ensemble and the model card")
     parser.add_argument("--retune", action="store_true",
                         help="do not train: re-fit the tuned values of the classifier in --out on its build's splits "
-                             "(needs the build's --runs folder), then evaluate")
+                             "(crops from the --runs folder's predicted masks; where they are gone the release's segmenter "
+                             "predicts them again), then evaluate")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="only evaluate the release already in --out through the ensemble and rewrite its card")
 

@@ -173,3 +173,22 @@ def test_ph2_bmp_images_are_accepted_like_the_official_copy(shared_data: Path, t
                 [["IMD002", None, "X", None]])
     (sample,) = read_ph2(tmp_path).samples
     assert sample.image_path.suffix == ".bmp" and sample.code == "NV"
+
+
+def test_released_split_manifest_matches_the_data_wherever_it_lies(shared_data: Path) -> None:
+    import json
+
+    from training.classifier.run import classification_splits
+    from training.release import RELEASE_DIR
+    from training.splits import SPLITS, manifest, same_splits
+
+    recorded = json.loads((RELEASE_DIR / "splits" / "classifier_split.json").read_text())
+    pooled: dict[str, list] = {k: [] for k in SPLITS}
+    for name in ("isic2018_task3", "ph2"):  # read from the absolute path; the release recorded ../shared/data
+        for split, samples in classification_splits(read_dataset(shared_data.resolve() / name), seed=0).items():
+            pooled[split].extend(samples)
+    current = json.loads(json.dumps(manifest(pooled)))
+    assert current != recorded and same_splits(current, recorded)
+    assert not same_splits(current, {**recorded, "val": recorded["val"][1:]})
+    moved = dict(recorded, test=[dict(recorded["test"][0], image_id="ISIC_0000000"), *recorded["test"][1:]])
+    assert not same_splits(current, moved)

@@ -121,10 +121,52 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
     assert again.returncode == 0 and "already serves release" in again.stderr
 
 
-def test_retune_needs_the_builds_predicted_masks(tmp_path: Path, shared_data: Path) -> None:
-    from training.pipeline import BuildConfig, retune_release
+def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path, shared_data: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.pipeline as pipeline
     from training.release import RELEASE_DIR
 
-    config = BuildConfig(data=shared_data, out=RELEASE_DIR, runs=tmp_path / "runs")
-    with pytest.raises(ReleaseError, match=r"needs the predicted masks .*/runs/predicted_masks; pass the build's --runs"):
-        retune_release(config)
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(pipeline, "run_stage", lambda module, args, log: calls.append((module, args)) or 0.0)
+    runs = tmp_path / "runs"
+    config = pipeline.BuildConfig(data=shared_data, out=RELEASE_DIR, runs=runs)
+    pipeline.retune_release(config)
+    (predict, predict_args), (classify, classify_args) = calls
+    masks = str(config.runs / "predicted_masks")
+    assert predict == "training.segmenter.predict" and classify == "training.classifier.stage"
+    assert predict_args == ["--release", str(config.out), "--out", masks,
+                            "--data", str(config.data / "isic2018_task3"), str(config.data / "ph2")]
+    assert classify_args[-1] == "--retune" and classify_args[classify_args.index("--predicted-masks") + 1] == masks
+    release = read_release(RELEASE_DIR)
+    assert float(classify_args[classify_args.index("--crop-threshold") + 1]) == release["segmenter"]["threshold"]
+    split = runs / "classifier" / "classifier_split.json"  # the release's recorded splits, where the stage reads them
+    assert split.read_bytes() == (RELEASE_DIR / release["data"]["splits"]["classifier"]).read_bytes()
+
+    calls.clear()
+    (runs / "predicted_masks").mkdir(parents=True)  # the build's own masks are there: they are used
+    pipeline.retune_release(config)
+    assert [module for module, _ in calls] == ["training.classifier.stage"]
+
+
+@pytest.mark.slow
+def test_the_released_segmenter_predicts_masks_that_match_ph2(tmp_path: Path, shared_data: Path) -> None:
+    import cv2
+
+    from training.metrics import segmentation_metrics
+    from training.readers import read_dataset
+    from training.release import RELEASE_DIR
+
+    from .conftest import run_python
+
+    proc = run_python("-m", "training.segmenter.predict", "--release", str(RELEASE_DIR), "--data",
+                      str(shared_data / "ph2"), "--out", str(tmp_path / "masks"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    samples = read_dataset(shared_data / "ph2").samples
+    assert sorted(p.stem for p in (tmp_path / "masks").glob("*.png")) == sorted(s.image_id for s in samples)
+    prob = np.stack([cv2.imread(str(tmp_path / "masks" / f"{s.image_id}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+                     for s in samples])
+    truth = np.stack([cv2.resize(cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE), (256, 256),
+                                 interpolation=cv2.INTER_NEAREST) > 0 for s in samples])
+    # the release's own weights (most of PH2 was in its training data: a check of the weights, not a quality figure)
+    figures = segmentation_metrics(truth.astype(np.float32), prob, read_release(RELEASE_DIR)["segmenter"]["threshold"])
+    assert figures["jaccard"] > 0.75, figures

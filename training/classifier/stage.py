@@ -147,7 +147,7 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     """Re-fit what ``tune`` fits for the classifier a release already holds, on the splits it was trained with
     (a changed rule, e.g. the REFER threshold's, reaches a shipped model without retraining it)."""
     from ..release import CLASSIFIER_WEIGHTS, ReleaseError, load_weights, read_manifest
-    from ..splits import manifest
+    from ..splits import manifest, same_splits
     from .weights import model_from_arrays
 
     if args.release is None:
@@ -159,7 +159,7 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     except (OSError, ValueError) as e:
         raise TrainingConfigError(f"--retune reads the split manifest the training wrote, {recorded_path}, but it "
                                   f"cannot be read ({e}); pass the --out and --name of that training run") from e
-    if json.loads(json.dumps(manifest(data.splits))) != recorded:
+    if not same_splits(manifest(data.splits), recorded):
         raise TrainingConfigError(f"the splits of {args.data} differ from those recorded in {recorded_path}: the "
                                   "data or the seed changed since training, so re-tuning would mix in training images")
     release = read_manifest(folder)

@@ -16,15 +16,13 @@ def export_segmenter_release(folder: Path, repository: Path) -> str:
     """The release's UNet as the served SavedModel, and its tuned threshold for ``lesion_crop``."""
     from preprocess.crop import CropParams
 
-    from ..release import SEGMENTER_WEIGHTS, load_weights, read_release
-    from ..segmenter.model import UNetConfig, build_resnet_unet, set_weight_arrays
+    from ..release import read_release
+    from ..segmenter.predict import release_segmenter
     from .segmenter import export_segmenter
     from .steps import write_crop_values
 
     release = read_release(folder)
-    section = release["segmenter"]
-    model = build_resnet_unet(UNetConfig(depth=int(section["unet"]["depth"]), width=float(section["unet"]["width"])))
-    set_weight_arrays(model, load_weights(Path(folder) / SEGMENTER_WEIGHTS), str(Path(folder) / SEGMENTER_WEIGHTS))
+    model, section = release_segmenter(folder)
     done = export_segmenter(model, repository)
     params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]))
     write_crop_values(repository, params, {"val": section["figures"]["val"]}, _source(release))
