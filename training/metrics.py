@@ -176,3 +176,49 @@ def expected_calibration_error(truth: Labels, probabilities: np.ndarray, bins: i
     count = np.asarray(r["count"])
     gap = np.abs(np.asarray(r["accuracy"]) - np.asarray(r["confidence"]))
     return float((count * gap).sum() / max(1.0, count.sum()))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (95% at z = 1.96); None for an empty group. Unlike the plain
+    p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and is honest at 16 of 18 or at n of n."""
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie in [0, {n}], got {successes}")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def balanced_accuracy_interval(truth: Labels, pred: Labels, draws: int = 1000, level: float = 0.95,
+                               seed: int = 0) -> tuple[float, float] | None:
+    """Stratified bootstrap interval of the balanced accuracy: each class's images are resampled within the
+    class (so every class keeps its count and a rare class cannot vanish from a draw); None without images."""
+    labels, predicted = np.asarray(truth), np.asarray(pred)
+    if labels.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    recalls = []
+    for c in np.unique(labels):
+        right = (predicted[labels == c] == c).astype(np.float64)
+        recalls.append(rng.choice(right, size=(draws, right.size), replace=True).mean(axis=1))
+    scores = np.mean(recalls, axis=0)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(scores, tail)), float(np.quantile(scores, 1.0 - tail))
+
+
+def ece_noise_floor(probabilities: np.ndarray, bins: int = ECE_BINS, draws: int = 1000,
+                    seed: int = 0) -> dict[str, float]:
+    """The ECE a PERFECTLY calibrated model would score with these same probabilities on this many images: labels
+    drawn from the probabilities themselves, ECE measured per draw; its median and 95th percentile. An observed
+    ECE below that 95th percentile is within what the sample size alone produces."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.shape[0] == 0:
+        return {"median": 0.0, "p95": 0.0}
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(probs, axis=1)
+    cumulative[:, -1] = np.inf  # rounding in the last digit never draws past the last class
+    eces = [expected_calibration_error((rng.random((len(probs), 1)) >= cumulative).sum(axis=1), probs, bins)
+            for _ in range(draws)]
+    return {"median": float(np.median(eces)), "p95": float(np.percentile(eces, 95))}

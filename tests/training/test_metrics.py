@@ -113,3 +113,42 @@ def test_referral_figures_by_hand() -> None:
     none_malignant = referral_figures([nv, bkl], [False, True])
     assert none_malignant.melanoma_sensitivity is None and none_malignant.malignant_sensitivity is None
     assert none_malignant.specificity == 0.5 and none_malignant.benign == 2
+
+
+def test_wilson_interval_by_hand() -> None:
+    from training.metrics import wilson_interval
+
+    # 5 of 10, z = 1.96: centre (0.5 + 3.8416/20) / 1.38416 = 0.5, half 1.96 sqrt(0.025 + 0.009604) / 1.38416 = 0.26341
+    assert wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    # 10 of 10: centre (1 + 0.19208) / 1.38416 = 0.861230, half 1.96 sqrt(0.009604) / 1.38416 = 0.138770
+    low, high = wilson_interval(10, 10)
+    assert low == pytest.approx(0.72246, abs=1e-5) and high == 1.0
+    assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError, match="successes must lie in"):
+        wilson_interval(11, 10)
+
+
+def test_balanced_accuracy_interval_by_hand() -> None:
+    from training.metrics import balanced_accuracy_interval
+
+    assert balanced_accuracy_interval([0, 0, 1, 1, 2], [0, 0, 1, 1, 2]) == (1.0, 1.0)
+    # class 0 always right, class 1 always wrong: every draw has balanced accuracy (1 + 0) / 2
+    assert balanced_accuracy_interval([0, 0, 0, 1, 1], [0, 0, 0, 0, 0]) == (0.5, 0.5)
+    # class 0 right 1 of 2 (draw recall 0, 0.5 or 1), class 1 always right: balanced accuracy 0.5, 0.75 or 1
+    low, high = balanced_accuracy_interval([0, 0, 1], [0, 1, 1], draws=4000)
+    assert (low, high) == (0.5, 1.0)
+    assert balanced_accuracy_interval([], []) is None
+
+
+def test_ece_noise_floor_by_hand() -> None:
+    from training.metrics import ece_noise_floor
+
+    one_hot = np.eye(8)[[0, 3, 5]]
+    assert ece_noise_floor(one_hot) == {"median": 0.0, "p95": 0.0}  # certain and right in every draw
+    # one image at 0.5 / 0.5: the draw is right (accuracy 1) or wrong (0), either way |accuracy - 0.5| = 0.5
+    half = np.zeros((1, 8))
+    half[0, :2] = 0.5
+    assert ece_noise_floor(half) == {"median": 0.5, "p95": 0.5}
+    # many images at 0.9 for class 0: the bin's accuracy is close to 0.9, so the floor shrinks with the count
+    sure = np.tile(np.r_[0.9, 0.1, np.zeros(6)], (2000, 1))
+    assert ece_noise_floor(sure)["p95"] < 0.02 < ece_noise_floor(sure[:20])["median"]
