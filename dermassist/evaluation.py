@@ -207,19 +207,41 @@ def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:
 
 
 def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy, macro F1, per-class recall, melanoma ROC AUC and ECE of served answers."""
-    from training.metrics import classification_metrics, expected_calibration_error, melanoma_auc, reliability
+    """Accuracy, balanced accuracy (with its 95% stratified bootstrap interval), macro F1, per-class recall,
+    melanoma ROC AUC, and ECE beside the ECE a perfectly calibrated model would score on as many images."""
+    from training.metrics import (
+        balanced_accuracy_interval,
+        classification_metrics,
+        ece_noise_floor,
+        expected_calibration_error,
+        melanoma_auc,
+        reliability,
+    )
 
-    return {**classification_metrics(labels, probs.argmax(axis=1)), "melanoma_auc": melanoma_auc(labels, probs),
-            "ece": expected_calibration_error(labels, probs), "reliability": reliability(labels, probs),
+    predicted = probs.argmax(axis=1)
+    return {**classification_metrics(labels, predicted),
+            "balanced_accuracy_ci95": balanced_accuracy_interval(labels, predicted),
+            "melanoma_auc": melanoma_auc(labels, probs), "ece": expected_calibration_error(labels, probs),
+            "ece_if_calibrated": ece_noise_floor(probs), "reliability": reliability(labels, probs),
             "images": int(len(labels))}
 
 
 def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray) -> dict:
-    """REFER's melanoma and malignant sensitivity, its benign specificity, and the share not assessable."""
-    from training.metrics import referral_figures
+    """REFER's melanoma and malignant sensitivity and its benign specificity, each with its 95% Wilson interval,
+    and the share not assessable."""
+    from training.metrics import referral_figures, wilson_interval
 
-    return {**asdict(referral_figures(labels, refer)), "not_assessable": float((~np.asarray(assessable, bool)).mean())}
+    figures = asdict(referral_figures(labels, refer))
+    for share, count in (("melanoma_sensitivity", "melanomas"), ("malignant_sensitivity", "malignant"),
+                         ("specificity", "benign")):
+        n = figures[count]
+        figures[f"{share}_ci95"] = None if not n else wilson_interval(round(figures[share] * n), n)
+    return {**figures, "not_assessable": float((~np.asarray(assessable, bool)).mean())}
+
+
+def format_interval(interval: Sequence[float] | None, digits: int = 2) -> str:
+    """``(0.67-0.97)`` for an interval, empty for none."""
+    return "" if interval is None else f" ({interval[0]:.{digits}f}-{interval[1]:.{digits}f})"
 
 
 def ood_figures(inside: np.ndarray, outside: np.ndarray, outside_paths: Sequence[Path],
@@ -332,11 +354,19 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{_fmt(seg['thresholded_jaccard'])} |", ""]
     if report.get("classification"):
         c = report["classification"]
+        floor = c.get("ece_if_calibrated")
         lines += ["## Diagnosis", "", "| images | accuracy | balanced accuracy | macro precision | macro recall | "
                   "macro F1 | melanoma ROC AUC | ECE |", "|---|---|---|---|---|---|---|---|",
-                  f"| {c['images']} | {_fmt(c['accuracy'])} | {_fmt(c['balanced_accuracy'])} | {_fmt(c['macro_precision'])} | "
-                  f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])} | {_fmt(c['melanoma_auc'])} | {_fmt(c['ece'])} |", "",
-                  "| class | images | recall | F1 |", "|---|---|---|---|"]
+                  f"| {c['images']} | {_fmt(c['accuracy'])} | {_fmt(c['balanced_accuracy'])}"
+                  f"{format_interval(c.get('balanced_accuracy_ci95'))} | {_fmt(c['macro_precision'])} | "
+                  f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])} | {_fmt(c['melanoma_auc'])} | {_fmt(c['ece'])} |", ""]
+        if c.get("balanced_accuracy_ci95") or floor:
+            lines += ["In parentheses: the 95% interval (stratified bootstrap over the images of each class)."
+                      + (f" ECE is not zero even for a perfectly calibrated model on {c['images']} images: with these same "
+                         f"probabilities and labels drawn from them it scores a median {floor['median']:.3f} (95th "
+                         f"percentile {floor['p95']:.3f}), so an ECE under {floor['p95']:.3f} is within what the sample "
+                         "size alone produces." if floor else ""), ""]
+        lines += ["| class | images | recall | F1 |", "|---|---|---|---|"]
         for code, recall in c["per_class_recall"].items():
             lines.append(f"| {code} ({names[code]}) | {c['support'][code]} | {_fmt(recall)} | {_fmt(c['per_class_f1'][code])} |")
         lines.append("")
@@ -344,8 +374,11 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
         t = report["triage"]
         lines += ["## Referral and assessability", "", "| melanoma sensitivity | malignant sensitivity | benign specificity | "
                   "not assessable |", "|---|---|---|---|",
-                  f"| {_fmt(t['melanoma_sensitivity'])} ({t['melanomas']} melanomas) | {_fmt(t['malignant_sensitivity'])} "
-                  f"({t['malignant']}) | {_fmt(t['specificity'])} ({t['benign']} benign) | {_fmt(t['not_assessable'])} |", ""]
+                  f"| {_fmt(t['melanoma_sensitivity'])}{format_interval(t.get('melanoma_sensitivity_ci95'))}, "
+                  f"{t['melanomas']} melanomas | {_fmt(t['malignant_sensitivity'])}"
+                  f"{format_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_fmt(t['specificity'])}"
+                  f"{format_interval(t.get('specificity_ci95'))}, {t['benign']} benign | {_fmt(t['not_assessable'])} |", "",
+                  "In parentheses: the 95% Wilson interval of each share.", ""]
     if report.get("ood"):
         o = report["ood"]
         lines += ["## Out-of-distribution images", "", f"AUROC of OOD_SCORE, {o['images']} non-dermoscopic images against "

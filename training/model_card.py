@@ -21,6 +21,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(interval: list[float] | None) -> str:
+    return "" if interval is None else f" ({interval[0]:.2f}-{interval[1]:.2f})"
+
+
 def render_model_card(release: dict) -> str:
     """The card's markdown."""
     seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
@@ -79,13 +83,16 @@ def render_model_card(release: dict) -> str:
         s = reports.get(name, {}).get("segmentation")
         if s:
             lines.append(f"| {name} | {s['images']} | {_f(s['dice'])} | {_f(s['jaccard'])} | {_f(s['thresholded_jaccard'])} |")
-    lines += ["", "| diagnosis | images | accuracy | balanced accuracy | macro F1 | melanoma ROC AUC | ECE |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| diagnosis | images | accuracy | balanced accuracy (95% interval) | macro F1 | melanoma ROC AUC | ECE "
+              "| ECE if perfectly calibrated (median, 95th pct.) |", "|---|---|---|---|---|---|---|---|"]
     for name in CLASSIFICATION_REPORTS:
         c = reports.get(name, {}).get("classification")
         if c:
-            lines.append(f"| {name} | {c['images']} | {_pct(c['accuracy'])} | {_f(c['balanced_accuracy'])} | "
-                         f"{_f(c['macro_f1'])} | {_f(c['melanoma_auc'])} | {_f(c['ece'])} |")
+            floor = c.get("ece_if_calibrated")
+            floor_text = f"{_f(floor['median'])}, {_f(floor['p95'])}" if floor else "n/a"
+            lines.append(f"| {name} | {c['images']} | {_pct(c['accuracy'])} | {_f(c['balanced_accuracy'])}"
+                         f"{_interval(c.get('balanced_accuracy_ci95'))} | {_f(c['macro_f1'])} | {_f(c['melanoma_auc'])} | "
+                         f"{_f(c['ece'])} | {floor_text} |")
     if test:
         lines += ["", "Per-class recall, ISIC 2018 Task 3 test: " + ", ".join(
             f"{k} {_f(v, 2)}" for k, v in test["per_class_recall"].items() if v is not None) + "."]
@@ -93,14 +100,20 @@ def render_model_card(release: dict) -> str:
               "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like them, and its",
               "figures there show how much such a shift costs.", "",
               "The ECE column is served, after the temperature fitted on validation; the ECE before it, measured while",
-              "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves.", "",
-              "| referral | melanoma sensitivity | malignant sensitivity | benign specificity | not assessable |",
+              "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves. The",
+              "last column is the ECE a perfectly calibrated model would score with the same probabilities on as many",
+              "images (labels drawn from the probabilities): an ECE under its 95th percentile is within what the sample",
+              "size alone produces. Balanced accuracy intervals: stratified bootstrap; referral intervals: Wilson, 95%.", "",
+              "| referral | melanoma sensitivity (95% interval), melanomas | malignant sensitivity, malignant | benign "
+              "specificity, benign | not assessable |",
               "|---|---|---|---|---|"]
     for name in CLASSIFICATION_REPORTS:
         t = reports.get(name, {}).get("triage")
         if t:
-            lines.append(f"| {name} | {_f(t['melanoma_sensitivity'])} | {_f(t['malignant_sensitivity'])} | "
-                         f"{_f(t['specificity'])} | {_pct(t['not_assessable'])} |")
+            lines.append(f"| {name} | {_f(t['melanoma_sensitivity'])}{_interval(t.get('melanoma_sensitivity_ci95'))}, "
+                         f"{t['melanomas']} | {_f(t['malignant_sensitivity'])}"
+                         f"{_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_f(t['specificity'])}"
+                         f"{_interval(t.get('specificity_ci95'))}, {t['benign']} | {_pct(t['not_assessable'])} |")
     ood = ev.get("ood_test")
     if ood:
         lines += ["", f"Out of distribution: OOD_SCORE AUROC {_f(ood['auroc'])} for {ood['images']} non-dermoscopic images "

@@ -16,6 +16,7 @@ from dermassist.evaluation import (
     segmentation_figures,
     triage_figures,
 )
+from training.metrics import wilson_interval
 
 MEL, NV, BCC = 3, 4, 1
 
@@ -28,6 +29,20 @@ def test_triage_figures_by_hand() -> None:
     assert t["melanoma_sensitivity"] == 0.5 and t["malignant_sensitivity"] == pytest.approx(2 / 3)
     assert t["specificity"] == pytest.approx(2 / 3) and t["not_assessable"] == pytest.approx(1 / 6)
     assert (t["melanomas"], t["malignant"], t["benign"]) == (2, 3, 3)
+    assert t["melanoma_sensitivity_ci95"] == wilson_interval(1, 2) and t["specificity_ci95"] == wilson_interval(2, 3)
+    assert t["malignant_sensitivity_ci95"] == wilson_interval(2, 3)
+    assert triage_figures(np.array([NV]), np.array([False]), np.array([True]))["melanoma_sensitivity_ci95"] is None
+
+
+def test_classification_figures_carry_their_uncertainty() -> None:
+    from dermassist.evaluation import classification_figures
+
+    labels = np.array([MEL, MEL, NV, NV])
+    probs = np.eye(8)[[MEL, NV, NV, NV]]  # certain answers: a perfectly calibrated model would have ECE 0
+    c = classification_figures(labels, probs)
+    assert c["balanced_accuracy"] == 0.75 and c["ece_if_calibrated"] == {"median": 0.0, "p95": 0.0}
+    low, high = c["balanced_accuracy_ci95"]  # MEL recall 0, 0.5 or 1 in a draw, NV always 1
+    assert (low, high) == (0.5, 1.0) and c["ece"] == pytest.approx(0.25)
 
 
 def test_ood_figures_by_hand(tmp_path: Path) -> None:
@@ -64,10 +79,17 @@ def test_markdown_report_carries_figures_and_attribution() -> None:
               "model": {"name": "dermassist", "version": "1"}, "attribution": "PH2 (Mendonca et al.)",
               "segmentation": {"images": 2, "dice": 0.9, "jaccard": 0.8, "thresholded_jaccard": 0.7},
               "triage": {"melanoma_sensitivity": 1.0, "malignant_sensitivity": 1.0, "specificity": 0.5,
-                         "not_assessable": 0.0, "melanomas": 1, "malignant": 1, "benign": 1}}
+                         "not_assessable": 0.0, "melanomas": 1, "malignant": 1, "benign": 1,
+                         "melanoma_sensitivity_ci95": (0.2065, 1.0)},
+              "classification": {"images": 2, "accuracy": 0.5, "balanced_accuracy": 0.5, "macro_precision": 0.25,
+                                 "macro_recall": 0.5, "macro_f1": 0.33, "melanoma_auc": None, "ece": 0.4,
+                                 "balanced_accuracy_ci95": (0.5, 0.5), "ece_if_calibrated": {"median": 0.3, "p95": 0.45},
+                                 "per_class_recall": {}, "per_class_f1": {}, "support": {}}}
     text = render_markdown(report, [("Confusion matrix", "confusion.png")], {})
     assert "| 2 | 0.900 | 0.800 | 0.700 |" in text and "![Confusion matrix](confusion.png)" in text
-    assert "| 1.000 (1 melanomas) |" in text and text.rstrip().endswith("For research and testing only.")
+    assert "| 1.000 (0.21-1.00), 1 melanomas | 1.000, 1 |" in text and text.rstrip().endswith("For research and testing only.")
+    assert "| 2 | 0.500 | 0.500 (0.50-0.50) | 0.250 |" in text
+    assert "median 0.300 (95th percentile 0.450), so an ECE under 0.450 is within" in text
 
 
 def test_degradations_blur_darken_and_overexpose() -> None:
