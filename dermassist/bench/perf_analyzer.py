@@ -14,7 +14,6 @@ import csv
 import json
 import logging
 import os
-import struct
 import subprocess
 import sys
 import zipfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from preprocess.contract import ENSEMBLE_NAME, IMAGE
 
+from ..base.bytes_tensor import encode
 from .errors import PerfAnalyzerUnavailable
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def ensure_perf_analyzer(tools_dir: Path) -> PerfAnalyzerInstall:
 def write_input_data(images: Sequence[bytes], path: Path) -> Path:
     """perf_analyzer's real-input JSON: one entry per image. perf_analyzer sends decoded ``b64`` content as
     the raw tensor, so each entry is a serialised one-element BYTES tensor (uint32 LE length + bytes)."""
-    entries = [{IMAGE.name: {"b64": base64.b64encode(struct.pack("<I", len(b)) + b).decode("ascii")}} for b in images]
+    entries = [{IMAGE.name: {"b64": base64.b64encode(encode([b])).decode("ascii")}} for b in images]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"data": entries}))
     return path

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import struct
 import sys
 import threading
 from pathlib import Path
@@ -23,32 +22,13 @@ from tritonclient.grpc import service_pb2
 
 from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, NUM_CLASSES, PROBABILITIES, REFER
 
+from ..base.bytes_tensor import MalformedTensor, decode
+
 logger = logging.getLogger(__name__)
 
 STDOUT = "-"
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
-
-
-class MalformedTensor(ValueError):
-    """A BYTES tensor whose length prefixes do not match its contents."""
-
-
-def bytes_elements(raw: bytes) -> list[memoryview]:
-    """Split the raw contents of a BYTES tensor (uint32 little-endian length, then the bytes, each): views, no copies."""
-    elements: list[memoryview] = []
-    offset = 0
-    view = memoryview(raw)
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            raise MalformedTensor(f"a length prefix is cut at byte {offset} of {len(raw)}")
-        (size,) = struct.unpack_from("<I", raw, offset)
-        offset += 4
-        if offset + size > len(raw):
-            raise MalformedTensor(f"an element of {size} bytes runs past the end ({len(raw)} bytes)")
-        elements.append(view[offset:offset + size])
-        offset += size
-    return elements
 
 
 def _digest(data: bytes | memoryview) -> dict[str, Any]:
@@ -69,7 +49,7 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
             data = None
         if tensor.name == IMAGE.name and tensor.datatype == "BYTES":
             try:
-                elements = bytes_elements(data) if data is not None else list(tensor.contents.bytes_contents)
+                elements = decode(data) if data is not None else list(tensor.contents.bytes_contents)
             except MalformedTensor as e:
                 entries.append({"input": tensor.name, "malformed": str(e), **_digest(data)})
                 continue

@@ -9,6 +9,8 @@ from tritonclient.grpc import service_pb2
 
 from preprocess.contract import ENSEMBLE_NAME, IMAGE, NUM_CLASSES, PROBABILITIES
 
+from ..base.bytes_tensor import encode
+
 CANARY_SIDE = 64
 _SKIN_RGB, _LESION_RGB = (205, 160, 140), (70, 45, 35)
 
@@ -26,17 +28,12 @@ def canary_image(side: int = CANARY_SIDE) -> bytes:
     return header + info + pixels
 
 
-def bytes_tensor(elements: list[bytes]) -> bytes:
-    """Raw contents of a BYTES tensor: a little-endian uint32 length before each element."""
-    return b"".join(struct.pack("<I", len(e)) + e for e in elements)
-
-
 def canary_request(request_id: str, image: bytes | None = None) -> service_pb2.ModelInferRequest:
     """A one-row request of the ensemble asking for PROBABILITIES."""
     request = service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME, id=request_id)
     request.inputs.add(name=IMAGE.name, datatype="BYTES", shape=[1, 1])
     request.outputs.add(name=PROBABILITIES.name)
-    request.raw_input_contents.append(bytes_tensor([canary_image() if image is None else image]))
+    request.raw_input_contents.append(encode([canary_image() if image is None else image]))
     return request
 
 

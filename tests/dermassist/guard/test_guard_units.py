@@ -17,11 +17,14 @@ import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
 
+from dermassist.base.bytes_tensor import MalformedTensor
+from dermassist.base.bytes_tensor import decode as bytes_elements
+from dermassist.base.bytes_tensor import encode as bytes_tensor
 from dermassist.base.errors import ConfigError
 from dermassist.base.server import locate_triton, redact, server_command
 from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, ServerConfig
-from dermassist.guard.audit import AuditLog, MalformedTensor, answer_rows, build_record, bytes_elements, request_images
-from dermassist.guard.canary import bytes_tensor, canary_image, canary_request, check_canary_answer
+from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_images
+from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import models_in_message
 from dermassist.guard.health import Readiness, health_answer

@@ -1,0 +1,31 @@
+"""The raw wire form of a Triton BYTES tensor: each element as a little-endian uint32 length, then its bytes."""
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+
+class MalformedTensor(ValueError):
+    """A BYTES tensor whose length prefixes do not match its contents."""
+
+
+def encode(elements: Sequence[bytes]) -> bytes:
+    """Raw contents of a BYTES tensor holding ``elements``, as Triton reads ``raw_input_contents``."""
+    return b"".join(struct.pack("<I", len(e)) + bytes(e) for e in elements)
+
+
+def decode(raw: bytes) -> list[memoryview]:
+    """Split the raw contents of a BYTES tensor into its elements: views, no copies."""
+    elements: list[memoryview] = []
+    offset = 0
+    view = memoryview(raw)
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise MalformedTensor(f"a length prefix is cut at byte {offset} of {len(raw)}")
+        (size,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + size > len(raw):
+            raise MalformedTensor(f"an element of {size} bytes runs past the end ({len(raw)} bytes)")
+        elements.append(view[offset:offset + size])
+        offset += size
+    return elements
