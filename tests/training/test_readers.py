@@ -75,6 +75,13 @@ def test_isic2019_row_with_two_classes_is_an_error(tmp_path: Path) -> None:
         read_isic2019_labels(tmp_path / "gt.csv")
 
 
+def test_isic2019_value_that_is_not_a_number_is_named(tmp_path: Path) -> None:
+    (tmp_path / "gt.csv").write_text("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nISIC_0000001,1,0,0,0,0,0,0,0,0\n"
+                                     "ISIC_0000002,yes,0,0,0,0,0,0,0,0\n")
+    with pytest.raises(UnknownLabelError, match=r"gt.csv line 3 \(ISIC_0000002\): a class value is not a number"):
+        read_isic2019_labels(tmp_path / "gt.csv")
+
+
 def test_reference_labels_map_to_contract(shared_data: Path) -> None:
     labels, unknown = read_isic2019_labels(shared_data / "reference" / "ISIC_2019_Training_GroundTruth.csv")
     assert len(labels) + unknown == 25331

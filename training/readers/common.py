@@ -1,12 +1,13 @@
-"""Helpers shared by the readers: image listing, header sizes and mask pairing."""
+"""Helpers shared by the readers: image listing, header sizes, mask pairing and one-hot label rows."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from PIL import Image
 
-from ..errors import MaskMismatchError, MissingFolderError
+from ..errors import MaskMismatchError, MissingFolderError, UnknownLabelError
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -67,3 +68,13 @@ def pair_masks(images: dict[str, Path], masks: dict[str, Path], where: str, stri
     for image_id, mask in masks.items():
         check_mask_size(images[image_id], mask)
     return masks
+
+
+def hot_columns(row: Mapping[str, str], columns: Iterable[str], path: Path, line: int) -> list[str]:
+    """The class columns of a one-hot ground-truth CSV row that are set (>= 0.5; empty counts as 0); a value
+    that is not a number is an UnknownLabelError naming the file, the line and the image."""
+    try:
+        return [c for c in columns if float(row[c] or 0) >= 0.5]
+    except ValueError as e:
+        raise UnknownLabelError(f"{path} line {line} ({row.get('image')}): a class value is not a number: {e}; "
+                                "fix the row or remove it") from e

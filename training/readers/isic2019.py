@@ -9,7 +9,7 @@ from preprocess.contract import CLASSES
 
 from ..errors import MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import list_images, require_dir
+from .common import hot_columns, list_images, require_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int]:
                 f"{','.join(COLUMN_TO_INDEX)},{UNK} (unexpected {extra})"
             )
         for line, row in enumerate(reader, start=2):
-            hot = [c for c in columns if float(row[c] or 0) >= 0.5]
+            hot = hot_columns(row, columns, path, line)
             if hot == [UNK]:
                 unknown += 1
                 continue

@@ -9,7 +9,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MissingFolderError, MissingImageError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import list_images
+from .common import hot_columns, list_images
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +47,7 @@ def read_task3_labels(path: Path) -> dict[str, int]:
                 f"(the official Task 3 ground truth), got {header}"
             )
         for line, row in enumerate(reader, start=2):
-            try:
-                hot = [c for c in TASK3_COLUMNS if float(row[c] or 0) >= 0.5]
-            except ValueError as e:
-                raise UnknownLabelError(f"{path} line {line} ({row['image']}): a class value is not a number: {e}") from e
+            hot = hot_columns(row, TASK3_COLUMNS, path, line)
             if len(hot) != 1:
                 raise UnknownLabelError(
                     f"{path} line {line} ({row['image']}): expected exactly one of {','.join(TASK3_COLUMNS)} set to 1, "
