@@ -197,12 +197,11 @@ def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[t
 def _report_entries(entries: _Entries, result: LesionResult, context: ImagingContext, device_url: str,
                     issued: str) -> None:
     subject, study = _subject(context), _study(context)
-    common: dict[str, Any] = {"status": STATUS, "device": {"reference": device_url}}
-    if subject:
-        common["subject"] = subject
+    about: dict[str, Any] = {"subject": subject} if subject else {}  # who and when: every resource of the report
     if context.effective:
-        common["effectiveDateTime"] = context.effective
-    common["issued"] = issued
+        about["effectiveDateTime"] = context.effective
+    about["issued"] = issued
+    common: dict[str, Any] = {"status": STATUS, "device": {"reference": device_url}, **about}
     observation_urls = []
     for concept, body in _observations(result, context):
         observation = {"resourceType": "Observation", **common, "code": _local(concept),
@@ -213,11 +212,7 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
     report: dict[str, Any] = {"resourceType": "DiagnosticReport", "status": STATUS, "code": _local(term.REPORT)}
     if context.report_uid:
         report["identifier"] = [_uid_identifier(context.report_uid)]
-    if subject:
-        report["subject"] = subject
-    if context.effective:
-        report["effectiveDateTime"] = context.effective
-    report["issued"] = issued
+    report.update(about)
     if study:
         report["imagingStudy"] = [study]
     report["result"] = [{"reference": url} for url in observation_urls]
