@@ -194,15 +194,16 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 def balanced_accuracy_interval(truth: Labels, pred: Labels, draws: int = 1000, level: float = 0.95,
                                seed: int = 0) -> tuple[float, float] | None:
     """Stratified bootstrap interval of the balanced accuracy: each class's images are resampled within the
-    class (so every class keeps its count and a rare class cannot vanish from a draw); None without images."""
+    class (so every class keeps its count and a rare class cannot vanish from a draw); None without images.
+    Resampling n answers of which k are right draws Binomial(n, k/n) right ones, so that is what is drawn."""
     labels, predicted = np.asarray(truth), np.asarray(pred)
     if labels.size == 0:
         return None
     rng = np.random.default_rng(seed)
     recalls = []
     for c in np.unique(labels):
-        right = (predicted[labels == c] == c).astype(np.float64)
-        recalls.append(rng.choice(right, size=(draws, right.size), replace=True).mean(axis=1))
+        right = predicted[labels == c] == c
+        recalls.append(rng.binomial(right.size, right.mean(), size=draws) / right.size)
     scores = np.mean(recalls, axis=0)
     tail = (1.0 - level) / 2.0
     return float(np.quantile(scores, tail)), float(np.quantile(scores, 1.0 - tail))
