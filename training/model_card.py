@@ -149,9 +149,12 @@ def render_model_card(release: dict) -> str:
         "",
         "## Reproduce",
         "",
-        "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` retrains",
-        "with the recorded recipe (below) and evaluates through the ensemble; run-to-run noise on 2 CPU cores is a few",
-        "points of balanced accuracy. Build time on this 2-core machine (shared with other work): " + ", ".join(
+        "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` (`make",
+        "release`) retrains with the recorded recipe (below) and evaluates through the ensemble. The classifier stage is",
+        "deterministic on CPU (the same crops give the same weights, bit for bit); the segmenter stage (TensorFlow on",
+        "CPU) is not, and its masks cut the classifier's crops, so a rebuild differs by run-to-run noise: `RUNS.md`",
+        "compares a rebuild from scratch with this release, figure by figure, and gives each stage's time alone.",
+        "Build time of this release on a 2-core machine (shared with other work): " + ", ".join(
             f"{stage} {seconds / 60:.0f} min" for stage, seconds in (release.get("build_seconds") or {}).items()
             if seconds) + ".",
         "",
