@@ -50,17 +50,41 @@ def classification_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample
     return split_samples(labelled, SplitConfig(seed=seed))
 
 
-def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
-                 progress: bool = True, threshold: float = DEFAULT_THRESHOLD, context: bool = False) -> ClassifierData:
-    """Read each dataset, split each by its own lesions and classes, pool the splits and crop them
-    (the training split also gets augmentation contexts when ``context``)."""
-    roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-    datasets = tuple(read_dataset(root) for root in roots)
-    names = [d.name for d in datasets]
+def official_training(dataset: Dataset) -> dict[str, tuple[Sample, ...]]:
+    """The labelled images of a dataset's official Training split, all for training (none for validation or test)."""
+    train = tuple(s for s in dataset.splits.get("train", ()) if s.label is not None)
+    if not train:
+        raise EmptyDatasetError(
+            f"training-only source {dataset.name!r} at {dataset.root} has no labelled official Training split; "
+            "expected e.g. ISIC-2017_Training_Data/ with ISIC-2017_Training_Part3_GroundTruth.csv, or pass it with "
+            "--data to split it train/val/test"
+        )
+    return {"train": train}
+
+
+def pooled_splits(split_sources: Sequence[Dataset], train_only: Sequence[Dataset] = (),
+                  seed: int = 0) -> dict[str, tuple[Sample, ...]]:
+    """Each of ``split_sources`` split on its own, each ``train_only`` source's official Training split added
+    to training, pooled per split."""
+    names = [d.name for d in (*split_sources, *train_only)]
     if len(set(names)) != len(names):
         raise TrainingConfigError(f"each classification source must be a different dataset, got {names}")
-    per_source = [classification_splits(d, seed) for d in datasets]
-    splits = {k: tuple(s for sp in per_source for s in sp.get(k, ())) for k in SPLITS}
+    per_source = [classification_splits(d, seed) for d in split_sources] + [official_training(d) for d in train_only]
+    return {k: tuple(s for sp in per_source for s in sp.get(k, ())) for k in SPLITS}
+
+
+def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
+                 progress: bool = True, threshold: float = DEFAULT_THRESHOLD, context: bool = False,
+                 train_only: Sequence[Path] = ()) -> ClassifierData:
+    """Read each dataset, split each by its own lesions and classes, pool the splits and crop them
+    (the training split also gets augmentation contexts when ``context``). Each ``train_only`` source adds
+    the images of its official Training split to the training split only, so validation and test stay
+    what ``data`` alone would give."""
+    roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+    split_sources = tuple(read_dataset(root) for root in roots)
+    extra_sources = tuple(read_dataset(Path(root)) for root in train_only)
+    datasets = (*split_sources, *extra_sources)
+    splits = pooled_splits(split_sources, extra_sources, seed)
     for needed in SPLITS:
         if not splits[needed]:
             raise EmptyDatasetError(f"split {needed!r} of {roots} is empty; the data is too small to split by lesion")

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
                         help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout; each is "
                              "split on its own and the splits are pooled")
+    parser.add_argument("--train-only", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="folder(s) with an official Training split (e.g. ISIC 2017 with its Part 3 CSVs) whose "
+                             "labelled images only add to the training split")
     parser.add_argument("--out", type=Path, default=Path("reports/classifier"), help="where metrics, plots, weights go")
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
     parser.add_argument("--release", type=Path, default=None,
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> dict:
     options = StageOptions.resolve(vars(args))
     threshold = options.crop_threshold
     data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
-                        threshold=threshold, context=config.augment and not args.retune)
+                        threshold=threshold, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
         return retune_release(data, args, options)
     model, report = run_classifier(data, args.out, args.name, config)
