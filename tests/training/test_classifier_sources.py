@@ -34,12 +34,11 @@ def test_official_training_takes_every_labelled_isic2017_training_image_and_no_v
     root = shared_data / "isic2017_seg_256"
     (only,) = official_training(sources["isic2017_seg_256"]).items()
     split, train = only
-    training = _csv_ids(root / "ISIC-2017_Training_Part3_GroundTruth.csv", "image_id")
-    validation = _csv_ids(root / "ISIC-2017_Validation_Part3_GroundTruth.csv", "image_id")
-    assert split == "train" and _ids(train) == training and not _ids(train) & validation
-    counts = Counter(CLASS_CODES[s.label] for s in train)
     with (root / "ISIC-2017_Training_Part3_GroundTruth.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
+    validation = _csv_ids(root / "ISIC-2017_Validation_Part3_GroundTruth.csv", "image_id")
+    assert split == "train" and _ids(train) == {r["image_id"] for r in rows} and not _ids(train) & validation
+    counts = Counter(CLASS_CODES[s.label] for s in train)
     melanomas = sum(float(r["melanoma"]) >= 0.5 for r in rows)
     keratoses = sum(float(r["seborrheic_keratosis"]) >= 0.5 and float(r["melanoma"]) < 0.5 for r in rows)
     assert counts == {"MEL": melanomas, "BKL": keratoses, "NV": len(rows) - melanomas - keratoses}

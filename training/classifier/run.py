@@ -82,7 +82,7 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     what ``data`` alone would give."""
     roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
     split_sources = tuple(read_dataset(root) for root in roots)
-    extra_sources = tuple(read_dataset(Path(root)) for root in train_only)
+    extra_sources = tuple(read_dataset(root) for root in train_only)
     datasets = (*split_sources, *extra_sources)
     splits = pooled_splits(split_sources, extra_sources, seed)
     for needed in SPLITS:
