@@ -59,6 +59,7 @@ def test_shipped_release_is_complete_and_small() -> None:
     evaluation_only = {"ham10000_sample", "isic2019_sample"}
     for split in ("train", "val", "test"):
         assert not any(part in row["image"] for row in splits[split] for part in evaluation_only)
+    assert not any("Validation" in row["image"] for row in splits["train"])  # nor the classifier (--train-only)
     seg_splits = json.loads((RELEASE_DIR / release["data"]["splits"]["segmenter"]).read_text())
     assert not any("Validation" in row["image"] for row in seg_splits["train"])  # ISIC 2017 validation never trained on
 
