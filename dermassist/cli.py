@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from .base.errors import DermAssistError
 from .base.logs import configure_logging
 
+DESCRIPTION = "DermAssist: serve, train, release, evaluate and benchmark the skin-lesion ensemble."
+
 # name -> (module under dermassist.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "run the embedded Triton server in the foreground"),
@@ -34,7 +36,7 @@ def first_word(argv: Sequence[str]) -> str | None:
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     """Build the parser; only the chosen subcommand's module is imported."""
-    parser = argparse.ArgumentParser(prog="dermassist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dermassist", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = first_word(argv)

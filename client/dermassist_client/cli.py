@@ -12,6 +12,7 @@ from .errors import DermAssistClientError
 from .verdict import verdict_line, verdict_of_dict
 
 DEFAULT_URL = "127.0.0.1:8001"
+DESCRIPTION = "DermAssist client: analyze images, start the demo page against a running server, or run a DICOM node."
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dermassist-client``."""
-    parser = argparse.ArgumentParser(prog="dermassist-client", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dermassist-client", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     analyze = sub.add_parser("analyze", help="analyze images; one result per image")

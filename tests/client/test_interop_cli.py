@@ -42,3 +42,11 @@ def test_fhir_out_into_a_missing_folder_is_a_usage_error(tmp_path):
     done = run(f"import sys; from dermassist_client.cli import main; sys.exit(main(['analyze', 'x.jpg', '--fhir-out', "
                f"{str(tmp_path / 'nope' / 'b.json')!r}, '--url', '127.0.0.1:9']))")
     assert done.returncode == 2 and "does not exist; create it first" in done.stderr
+
+
+def test_help_lists_every_command_under_a_plain_sentence():
+    from dermassist_client.cli import DESCRIPTION, build_parser
+
+    text = build_parser().format_help()
+    assert "``" not in text and " ".join(DESCRIPTION.split()) in " ".join(text.split())
+    assert all(name in text for name in ("analyze", "demo", "dicom-listen"))

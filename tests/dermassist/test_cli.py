@@ -22,3 +22,11 @@ def test_main_called_from_code_shows_the_chosen_models_flags(model: str, flag: s
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert flag in done.stdout
+
+
+def test_top_level_help_lists_every_command_under_a_whole_sentence() -> None:
+    from dermassist.cli import COMMANDS, DESCRIPTION, build_parser
+
+    text = build_parser(["--help"]).format_help()
+    assert DESCRIPTION.endswith(".") and " ".join(DESCRIPTION.split()) in " ".join(text.split())
+    assert all(name in text for name in COMMANDS)
