@@ -207,6 +207,15 @@ def test_identity_is_validated():
         OutputIdentity(report_series_number=0)
 
 
+@pytest.mark.parametrize("retry_s", [0, -1.0, float("nan"), float("inf"), True, "30"])
+def test_the_spool_retry_interval_is_validated(tmp_path, retry_s):
+    from dermassist_client.dicom.config import NodeConfig
+
+    with pytest.raises(DermAssistClientError, match=r"--pacs-retry\) must be more than 0"):
+        NodeConfig(spool=tmp_path, retry_s=retry_s)
+    assert NodeConfig(spool=tmp_path, retry_s=0.5).retry_s == 0.5
+
+
 def test_snomed_codes_shared_with_dicom_match_its_dictionary():
     from dermassist_client.terminology import SNOMED_BY_CLASS
 

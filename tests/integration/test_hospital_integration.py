@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +84,19 @@ def listener(triton_server, orthanc, tmp_path_factory):
         assert code == 0, log_path.read_text()[-3000:]
 
 
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.2)
+
+
+def delivered(spool: Path) -> bool:
+    """Whether the node's forwarder has sent (and removed) every item of its spool."""
+    return not list((spool / "pending").glob("*"))
+
+
 def served(triton_server, image) -> object:
     """The reference: the same DICOM pixels analysed directly by the SDK."""
     with DermAssistClient(triton_server.config.grpc_address) as client:
@@ -128,8 +144,8 @@ def test_listener_round_trip_through_orthanc(listener, orthanc, triton_server, t
     source = read_dicom(ds)
     (answer,) = send("127.0.0.1", listener.port, NODE_AET, [ds])
     assert answer.status == SUCCESS and answer.comment == "", answer
+    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
     check_outputs(orthanc, patient.study_uid, source, served(triton_server, source), tmp_path)
-    assert list(listener.spool.glob("pending/*")) == []
 
 
 def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, triton_server, tmp_path):
@@ -137,6 +153,7 @@ def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, trito
     jpeg = HAM_A.read_bytes()
     first = di.photograph(HAM_B.read_bytes(), patient, compressed=False)
     assert send("127.0.0.1", listener.port, NODE_AET, [first])[0].status == SUCCESS
+    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
     before = {i["ID"] for i in orthanc.instances()}
 
     truncated = pydicom.dcmread(di.truncated_file(jpeg, patient, tmp_path / "cut.dcm"))
@@ -156,6 +173,7 @@ def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, trito
     sent = subprocess.run(["storescu", "-v", "-aet", "STORESCU", "-aec", NODE_AET, "127.0.0.1", str(listener.port),
                            str(last)], capture_output=True, text=True, timeout=120)
     assert sent.returncode == 0 and "Received Store Response (Success)" in sent.stdout + sent.stderr, sent.stderr
+    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
     after = {i["ID"] for i in orthanc.instances()}
     assert before < after and len(after - before) == 3
     text = listener.log_path.read_text()
@@ -163,22 +181,40 @@ def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, trito
         assert words in text, text[-3000:]
 
 
-def test_results_wait_in_the_spool_while_the_pacs_is_down(triton_server, tmp_path):
+def test_results_wait_in_the_spool_while_the_pacs_is_down_and_reach_it_when_it_is_back(triton_server, tmp_path):
     (pacs_port,) = free_ports(1)
-    config = NodeConfig(spool=tmp_path / "spool", port=0,
+    config = NodeConfig(spool=tmp_path / "spool", port=0, retry_s=1.0,
                         pacs=PacsConfig("127.0.0.1", pacs_port, "ORTHANC", timeout_s=5))
     patient = di.Patient(patient_id="DA-INT-0003", patient_name="Pacs^Down").with_study()
     ds = di.photograph(HAM_A.read_bytes(), patient)
     with DermAssistClient(triton_server.config.grpc_address) as client, DicomNode(client, config) as node:
         host, port = node.address
         assert send(host, port, NODE_AET, [ds])[0].status == SUCCESS
+        wait_for(lambda: node.counts["forward_failed"] >= 2, "two failed attempts to reach the stopped PACS")
         (item,) = node.pending()
         assert sorted(p.name.split("_")[1] for p in item.glob("*.dcm")) == ["SEG", "SOURCE", "SR"]
-        assert node.counts["forward_failed"] >= 1
         with Orthanc(tmp_path / "orthanc", dicom_port=pacs_port) as orthanc:
-            assert node.flush() == 1 and node.pending() == []
+            # No image is sent again and nobody calls flush(): the forwarder's next attempt delivers.
+            wait_for(lambda: node.pending() == [], "the spooled results reaching the PACS once it is back")
+            assert node.counts["received"] == 1 and node.counts["forwarded"] == 1
             source = read_dicom(ds)
             check_outputs(orthanc, patient.study_uid, source, served(triton_server, source), tmp_path)
+
+
+def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(triton_server, tmp_path):
+    # A PACS whose port accepts the connection but never answers the association request.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        config = NodeConfig(spool=tmp_path / "spool", port=0,
+                            pacs=PacsConfig("127.0.0.1", silent.getsockname()[1], "ORTHANC", timeout_s=20))
+        patient = di.Patient(patient_id="DA-INT-0005", patient_name="Pacs^Silent").with_study()
+        with DermAssistClient(triton_server.config.grpc_address) as client, DicomNode(client, config) as node:
+            host, port = node.address
+            (answer,) = send(host, port, NODE_AET, [di.photograph(HAM_A.read_bytes(), patient)])
+            # Answered while the forwarder still waits on the PACS (20 s): nothing has failed or been sent yet.
+            assert answer.status == SUCCESS
+            assert node.counts["forward_failed"] == 0 and node.counts["forwarded"] == 0
+            assert len(node.pending()) == 1
+            silent.close()  # the waiting association is reset, so the node stops without waiting out the timeout
 
 
 def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):

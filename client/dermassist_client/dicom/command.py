@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .config import DEFAULT_AE_TITLE, DEFAULT_PORT
+from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,8 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"DICOM port (default {DEFAULT_PORT})")
     parser.add_argument("--pacs", metavar="HOST:PORT", help="PACS to C-STORE the SEG and SR to (omit: spool only)")
     parser.add_argument("--pacs-aet", metavar="AET", help="the PACS's AE title (required with --pacs)")
+    parser.add_argument("--pacs-retry", type=float, default=DEFAULT_RETRY_S, metavar="SECONDS",
+                        help=f"while the PACS is down, try the spool again every SECONDS (default {DEFAULT_RETRY_S:g})")
     parser.add_argument("--spool", default=DEFAULT_SPOOL, metavar="DIR",
                         help=f"folder holding results until the PACS has them (default ./{DEFAULT_SPOOL})")
     parser.add_argument("--no-forward-source", dest="forward_source", action="store_false",
@@ -42,7 +44,7 @@ def listen(args: argparse.Namespace) -> int:
         raise ClientConfigError("--pacs and --pacs-aet go together: give the PACS's HOST:PORT and its AE title")
     pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet) if args.pacs else None
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
-                        forward_source=args.forward_source)
+                        forward_source=args.forward_source, retry_s=args.pacs_retry)
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:

@@ -10,6 +10,8 @@ from .identity import OutputIdentity
 MAX_AE_TITLE = 16
 DEFAULT_AE_TITLE = "DERMASSIST"
 DEFAULT_PORT = 11112
+#: Seconds between attempts to send what waits in the spool while the PACS is down.
+DEFAULT_RETRY_S = 30.0
 
 
 def check_ae_title(value: str, what: str) -> str:
@@ -62,7 +64,8 @@ class NodeConfig:
     """The DICOM node: the address and AE title it listens on, the PACS, the spool, the output identity.
 
     ``forward_source``: also C-STORE the received image to the PACS (so the PACS holds the image its
-    SEG and SR reference; turn it off when the PACS itself is the sender).
+    SEG and SR reference; turn it off when the PACS itself is the sender). ``retry_s``: seconds between
+    attempts to send what waits in the spool while the PACS is down.
     """
 
     spool: Path
@@ -71,9 +74,13 @@ class NodeConfig:
     port: int = DEFAULT_PORT
     pacs: PacsConfig | None = None
     forward_source: bool = True
+    retry_s: float = DEFAULT_RETRY_S
     identity: OutputIdentity = field(default_factory=OutputIdentity)
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title, "node AE title")
         check_port(self.port, "node port", allow_zero=True)
+        if isinstance(self.retry_s, bool) or not (isinstance(self.retry_s, (int, float)) and 0 < self.retry_s <= 86400):
+            raise DicomError("spool retry interval (--pacs-retry) must be more than 0 and at most 86400 seconds, "
+                             f"got {self.retry_s!r}")
         object.__setattr__(self, "spool", Path(self.spool))

@@ -2,10 +2,11 @@
 
 For each received instance: check it (a failure status and a clear ErrorComment for anything that is
 not a decodable single-frame colour photograph), analyse it with the ensemble, build the SEG and SR,
-write them (and the source) into ``spool/pending/<item>/``, then C-STORE the item to the PACS and
-remove it. An item the PACS does not take stays in the spool and is sent again after the next
-successful store (and at start-up): nothing is lost while the PACS is down. Every failure is answered
-and logged; the node keeps serving.
+write them (and the source) into ``spool/pending/<item>/`` and answer Success: the results are safe on
+disk. A forwarder thread C-STOREs each item to the PACS, oldest first, and removes it once stored. An
+item the PACS does not take stays in the spool and is tried again every ``retry_s`` seconds, at once
+when a new item arrives, and at start-up: nothing is lost while the PACS is down, and a slow or
+unreachable PACS never holds up the sender. Every failure is answered and logged; the node keeps serving.
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ class DicomNode:
         self._client = client
         self._analysis_lock = threading.Lock()
         self._forward_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping: threading.Event | None = None
+        self._forwarder: threading.Thread | None = None
         self.counts: Counter[str] = Counter()
         self._server: ThreadedAssociationServer | None = None
         self._pending = config.spool / "pending"
@@ -87,7 +91,7 @@ class DicomNode:
         return host, port
 
     def start(self) -> DicomNode:
-        """Listen in background threads; send what an earlier run left in the spool."""
+        """Listen in background threads; a forwarder thread sends what an earlier run left in the spool."""
         try:
             self._server = self._ae.start_server(
                 (self.config.host, self.config.port), block=False,
@@ -98,14 +102,35 @@ class DicomNode:
                 f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
             ) from e
         log.info("DICOM node %s listening on %s:%d", self.config.ae_title, *self.address)
-        self.flush()
+        if self.config.pacs is not None:
+            self._stopping = threading.Event()
+            self._forwarder = threading.Thread(target=self._forward_loop, args=(self._stopping,),
+                                               name=f"{self.config.ae_title}-forwarder", daemon=True)
+            self._forwarder.start()
         return self
 
     def stop(self) -> None:
-        """Stop listening (associations in progress are ended)."""
+        """Stop listening (associations in progress are ended) and stop the forwarder after its current item."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        if self._forwarder is not None and self._stopping is not None:
+            self._stopping.set()
+            self._wake.set()
+            pacs = self.config.pacs
+            self._forwarder.join(timeout=4 * pacs.timeout_s if pacs else None)
+            self._forwarder = None
+
+    def _forward_loop(self, stopping: threading.Event) -> None:
+        """Send the spool now, then whenever a new item arrives or ``retry_s`` has passed, until stopped."""
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                self.flush(until=stopping)
+            except Exception:  # the forwarder outlives any one failure; the items stay in the spool
+                self.counts["forward_failed"] += 1
+                log.exception("forwarding the spool %s failed; tried again in %g s", self._pending, self.config.retry_s)
+            self._wake.wait(self.config.retry_s)
 
     def __enter__(self) -> DicomNode:
         return self.start()
@@ -135,7 +160,7 @@ class DicomNode:
         outcome = self._analyse_and_spool(ds, name)
         self.counts["stored" if outcome.ok else "failed"] += 1
         if outcome.ok:
-            self.flush()
+            self._wake.set()
         else:
             log.warning("refused %s: %s", name, outcome.message)
         return outcome
@@ -180,19 +205,23 @@ class DicomNode:
             raise DicomError(f"cannot write the results of {analysis.image.name} to the spool {item}: {e}") from e
         return item
 
-    def flush(self) -> int:
-        """Send pending spool items to the PACS, oldest first; stop at the first failure. Items sent."""
+    def flush(self, until: threading.Event | None = None) -> int:
+        """Send pending spool items to the PACS, oldest first; stop at the first failure (or once ``until`` is
+        set). Items sent."""
         pacs = self.config.pacs
         if pacs is None:
             return 0
         sent = 0
         with self._forward_lock:
             for item in self.pending():
+                if until is not None and until.is_set():
+                    break
                 try:
                     store_files(pacs, self.config.ae_title, sorted(item.glob("*.dcm")))
                 except PacsError as e:
                     self.counts["forward_failed"] += 1
-                    log.error("%s; %d item(s) kept in %s and sent again later", e, len(self.pending()), self._pending)
+                    log.error("%s; %d item(s) kept in %s and tried again in %g s", e, len(self.pending()),
+                              self._pending, self.config.retry_s)
                     break
                 shutil.rmtree(item, ignore_errors=True)
                 self.counts["forwarded"] += 1
