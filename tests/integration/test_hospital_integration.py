@@ -26,6 +26,7 @@ from pydicom.uid import VLPhotographicImageStorage
 
 from dermassist.base.server import free_ports
 from dermassist_client import DermAssistClient
+from dermassist_client.dicom import node as node_module
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
 from dermassist_client.dicom.node import DicomNode
 from dermassist_client.dicom.source import read_dicom
@@ -201,7 +202,9 @@ def test_results_wait_in_the_spool_while_the_pacs_is_down_and_reach_it_when_it_i
             check_outputs(orthanc, patient.study_uid, source, served(triton_server, source), tmp_path)
 
 
-def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(triton_server, tmp_path):
+def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(triton_server, tmp_path, monkeypatch,
+                                                                               caplog):
+    monkeypatch.setattr(node_module, "STOP_WAIT_S", 1.0)
     # A PACS whose port accepts the connection but never answers the association request.
     with socket.create_server(("127.0.0.1", 0)) as silent:
         config = NodeConfig(spool=tmp_path / "spool", port=0,
@@ -214,7 +217,8 @@ def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(
             assert answer.status == SUCCESS
             assert node.counts["forward_failed"] == 0 and node.counts["forwarded"] == 0
             assert len(node.pending()) == 1
-            silent.close()  # the waiting association is reset, so the node stops without waiting out the timeout
+        # Stopped while the forwarder still waits: stop() does not wait out the PACS, and the item stays.
+        assert len(node.pending()) == 1 and "sent again at the next start" in caplog.text
 
 
 def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):

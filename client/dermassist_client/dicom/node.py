@@ -39,6 +39,7 @@ IMAGE_REJECTED = 0xC010            # the ensemble refused the pixels
 ANALYSIS_FAILED = 0xC011           # any other error answering the image
 MAX_ERROR_COMMENT = 64             # Error Comment is LO
 PARTIAL = ".partial"               # a spool item still being written
+STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,18 @@ class DicomNode:
         return self
 
     def stop(self) -> None:
-        """Stop listening (associations in progress are ended) and stop the forwarder after its current item."""
+        """Stop listening (associations in progress are ended) and the forwarder after its current item (an item
+        still unsent after STOP_WAIT_S stays in the spool: stored items are only removed once the PACS has them)."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
         if self._forwarder is not None and self._stopping is not None:
             self._stopping.set()
             self._wake.set()
-            pacs = self.config.pacs
-            self._forwarder.join(timeout=4 * pacs.timeout_s if pacs else None)
+            self._forwarder.join(timeout=STOP_WAIT_S)
+            if self._forwarder.is_alive():
+                log.warning("the PACS %s is still busy with a spool item; it stays in %s and is sent again at the "
+                            "next start", self.config.pacs, self._pending)
             self._forwarder = None
 
     def _forward_loop(self, stopping: threading.Event) -> None:
