@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from dermassist.base.cpu import native_bfloat16, precision_name
 from preprocess.contract import CLASS_CODES
 
 from .conftest import run_python
@@ -20,12 +21,13 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
     out, repo = tmp_path / "seg", tmp_path / "repo"
     proc = run_python("-m", "training.segmenter.stage", "--data", str(synthetic_set / "isic2018"), "--out", str(out),
                       "--repository", str(repo), "--width", "0.0625", "--epochs", "3", "--batch-size", "8",
-                      "--max-train-images", "40", "--lr", "5e-3",
+                      "--max-train-images", "40", "--lr", "5e-3", "--mixed-precision",
                       "--predict-masks", str(synthetic_set / "ham10000"), "--predict-out", str(tmp_path / "pred"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "segmenter_metrics.json").read_text())
     assert SEG_KEYS <= set(report["val"]) and SEG_KEYS <= set(report["val_at_default"])
     assert report["default_threshold"] == 0.35 and 0.0 < report["threshold"] < 1.0
+    assert report["precision"] == precision_name(native_bfloat16())  # bfloat16 asked for, float32 without AVX-512
     loss = report["history"]["loss"]
     assert loss[-1] < loss[0], loss
     assert report["val"]["dice"] > 0.3  # tiny schedule: an honest, low bar
@@ -55,6 +57,7 @@ def test_tiny_classifier_learns_and_exports(synthetic_set: Path, tmp_path: Path)
     report = json.loads((out / "classifier_metrics.json").read_text())
     assert CLS_KEYS <= set(report["test"])
     assert set(report["test"]["per_class_recall"]) == set(CLASS_CODES)
+    assert report["precision"] == precision_name(native_bfloat16())  # bfloat16 by default, float32 without AVX-512
     loss = report["history"]["loss"]
     assert loss[-1] < loss[0], loss
     # Learning shows on the augmented, label-smoothed training batches (0.27 -> 0.47 here); the 26-image

@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                         help=setting_help(cls, "augment", "flips and quarter turns of the served crops only"))
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", default=None,
-                        help=setting_help(cls, "bf16", "train in float32"))
+                        help=setting_help(cls, "bf16", "train in float32 (bfloat16 is used only where the CPU has it natively)"))
     parser.add_argument("--brightness", action="store_true", default=None,
                         help=setting_help(cls, "brightness", "the seed's brightness augmentation"))
     parser.add_argument("--white-balance", type=float, help=setting_help(
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
 def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> None:
     """The classifier's part of a release: ``classifier.npz`` and the classifier, triage and quality sections."""
     figures = {k: report[k] for k in ("test", "test_by_source", "val_by_source", "best_epoch", "best_val", "dataset",
-                                      "splits", "crops_with_mask", "crop_threshold") if k in report}
+                                      "splits", "crops_with_mask", "crop_threshold", "precision") if k in report}
     _write_tuned(model, tuned, folder, {"figures": figures, "config": report["config"], "seconds": report["seconds"]})
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.settings import Settings, env_name
 from preprocess.contract import CLASS_CODES, CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from preprocess.crop import normalise
@@ -231,6 +232,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    bf16 = use_bfloat16(config.bf16, "classifier training")
     model = build_resnet18(config.pretrained).to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     probs = sampling_weights(train.labels, config.balance)
@@ -265,7 +267,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                 target = lam * target + (1 - lam) * target[perm]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = forward_train(model, x, config.dropout)
             loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -279,7 +281,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
             seen += len(idx)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         judged = ema.module if ema is not None else model
-        val_logits = predict_logits(judged, val.crops, bf16=config.bf16)
+        val_logits = predict_logits(judged, val.crops, bf16=bf16)
         val_metrics = classification_metrics(val.labels, val_logits.argmax(axis=1))
         val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels)))
         for key, value in (("loss", float(np.mean(losses))), ("accuracy", correct / max(1, seen)), ("val_loss", val_loss),
@@ -299,7 +301,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     final.eval()
     return final, {"history": history, "best_epoch": best[2], "best_val": {"balanced_accuracy": best[0][0],
                                                                             "macro_f1": best[0][1]},
-                   "train_seconds": round(time.perf_counter() - start, 1)}
+                   "train_seconds": round(time.perf_counter() - start, 1), "precision": precision_name(bf16)}
 
 
 def write_classifier_report(

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                         help=setting_help(seg, "augment", "flips and quarter turns only (no rotation, scale, stretch or colour)"))
     parser.add_argument("--mixed-precision", action="store_true", default=None,
-                        help=setting_help(seg, "mixed_precision", "train in bfloat16 (exports float32)"))
+                        help=setting_help(seg, "mixed_precision",
+                                         "train in bfloat16 where the CPU has it natively, else float32 (exports float32)"))
     parser.add_argument("--max-train-images", type=int,
                         help=setting_help(seg, "max_train_images", "cap on training images (0 = all)"))
     parser.add_argument("--brightness", action="store_true", default=None,
@@ -89,7 +90,7 @@ def write_release_section(model, config: SegmenterConfig, report: dict, folder: 
 
     save_weights(Path(folder) / SEGMENTER_WEIGHTS, weight_arrays(model))
     unet = {"depth": config.unet.depth, "width": config.unet.width}
-    figures = {k: report[k] for k in ("val", "val_at_default", "best_epoch", "params", "dataset") if k in report}
+    figures = {k: report[k] for k in ("val", "val_at_default", "best_epoch", "params", "precision", "dataset") if k in report}
     update_release(folder, {"segmenter": {
         "unet": unet, "threshold": report["threshold"], "margin": DEFAULT_MARGIN,
         "figures": {**figures, **({"test": report["test"]} if "test" in report else {})},

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.settings import Settings, env_name
 from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
@@ -215,7 +216,8 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     logger.info("loading %d train + %d val images from %s", len(train), len(sets.val), [d.name for d in sets.datasets])
     x_train, y_train = load_segmentation_arrays(train)
     x_val, y_val = load_segmentation_arrays(sets.val)
-    if config.mixed_precision:
+    bf16 = use_bfloat16(config.mixed_precision, "segmenter training")
+    if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_resnet_unet(config.unet)
     steps = len(train) // config.batch_size
@@ -238,6 +240,7 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
                     "val_source": sets.datasets[0].name},
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "params": int(model.count_params()),
+        "precision": precision_name(bf16),
         "best_epoch": keep.best[2],
         "threshold": threshold,
         "default_threshold": DEFAULT_THRESHOLD,
