@@ -151,9 +151,12 @@ def render_model_card(release: dict) -> str:
         "",
         "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` (`make",
         "release`) retrains with the recorded recipe (below) and evaluates through the ensemble. The classifier stage is",
-        "deterministic on CPU (the same crops give the same weights, bit for bit); the segmenter stage (TensorFlow on",
-        "CPU) is not, and its masks cut the classifier's crops, so a rebuild differs by run-to-run noise: `RUNS.md`",
-        "compares a rebuild from scratch with this release, figure by figure, and gives each stage's time alone.",
+        "deterministic on CPU (the same crops give the same weights, bit for bit, in the same arithmetic); the segmenter",
+        "stage (TensorFlow on CPU) is not, and its masks cut the classifier's crops, so a rebuild differs by run-to-run",
+        "noise: `RUNS.md` compares a rebuild from scratch with this release, figure by figure, and gives each stage's",
+        "time alone. Both stages train in bfloat16 where the CPU has it natively (AVX-512 or AMX, as this release was",
+        "built) and fall back to float32 elsewhere, where bfloat16 is 8-15x slower: a rebuild there takes several",
+        "times longer and its figures differ by that noise too.",
         "Build time of this release on a 2-core machine (shared with other work): " + ", ".join(
             f"{stage} {seconds / 60:.0f} min" for stage, seconds in (release.get("build_seconds") or {}).items()
             if seconds) + ".",
