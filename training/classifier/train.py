@@ -2,9 +2,9 @@
 
 The recipe for a thousand images on two CPU cores: augmented views warped out of each crop's context,
 class-balanced sampling, label smoothing and optional mixup, AdamW with a linear warm-up then cosine
-decay, bfloat16 autocast where the CPU has it natively, an exponential moving average of the weights, most epochs at a reduced
-resolution and the last ones at the served 224 px, and the checkpoint with the best validation
-balanced accuracy (always measured on the exact served 224 px crops).
+decay, bfloat16 autocast where the CPU has it natively, an exponential moving average of the weights,
+most epochs at a reduced resolution and the last ones at the served 224 px, and the checkpoint with the
+best validation balanced accuracy (always measured on the exact served 224 px crops).
 """
 from __future__ import annotations
 
