@@ -121,8 +121,9 @@ class DicomNode:
             self._wake.set()
             self._forwarder.join(timeout=STOP_WAIT_S)
             if self._forwarder.is_alive():
-                log.warning("the PACS %s is still busy with a spool item; it stays in %s and is sent again at the "
-                            "next start", self.config.pacs, self._pending)
+                log.warning("the PACS %s is still busy with a spool item; unless it takes the item before this process "
+                            "exits, the item stays in %s and is sent again at the next start", self.config.pacs,
+                            self._pending)
             self._forwarder = None
 
     def _forward_loop(self, stopping: threading.Event) -> None:
