@@ -5,10 +5,13 @@ DermAssist (``--url``) or an embedded one started for the run, with the thin cli
 hospital's integration would call it. The report gives segmentation Dice/Jaccard where masks exist;
 accuracy, balanced accuracy, macro F1, per-class recall, melanoma ROC AUC, ECE with a reliability
 diagram; REFER sensitivity and specificity; the share not assessable; and, with ``--ood``, how well
-OOD_SCORE tells a folder of non-dermoscopic images from the labelled ones.
+OOD_SCORE tells a folder of non-dermoscopic images from the labelled ones. Beside the figures, every
+image's answer (``images.csv``) and the images a clinician should look at first: the melanomas REFER
+missed and the images that came back not assessable.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -26,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 BATCH = 8
+REVIEW_ROWS = 25  # rows of each review list in report.md; images.csv has them all
 ATTRIBUTION = {
     "isic2018_task3": "ISIC 2018 Task 3 (Codella et al., arXiv:1902.03368; Tschandl et al., HAM10000, Sci. Data 5, "
                       "180161, 2018), CC BY-NC 4.0",
@@ -285,14 +289,89 @@ def evaluate(config: EvaluationConfig) -> dict:
             refer = np.array([r.refer for _, r in labelled])
             assessable = np.array([r.assessable for _, r in labelled])
             report["triage"] = triage_figures(labels, refer, assessable)
+    report["review"] = review_lists(answered, results)
     if outside.results:
         inside = np.array([r.ood_score for r in results], np.float64)
         report["ood"] = ood_figures(inside, np.array([r.ood_score for r in outside.results], np.float64),
                                     outside.paths, np.array([r.assessable for r in outside.results]))
         report["ood"]["refused"] = len(outside.refused)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    write_report(report, results, answered, outside, Path(config.out) / config.name)
+    folder = write_report(report, results, answered, outside, Path(config.out) / config.name)
+    write_image_table(image_rows(answered, results, outside, report["refused"], Path(config.data), config.ood),
+                      folder / "images.csv")
     return report
+
+
+def _review_entry(sample, result) -> dict:
+    return {"image": sample.image_id, "truth": sample.code, "predicted": result.label.code,
+            "probability": float(max(result.probabilities.values())), "refer_score": result.refer_score,
+            "ood_score": result.ood_score, "note": result.note}
+
+
+def review_lists(samples: Sequence, results: Sequence) -> dict[str, list[dict]]:
+    """The images to look at first: melanomas REFER did not refer (lowest REFER score first) and images that
+    came back not assessable, each with its truth, top class, scores and note."""
+    pairs = list(zip(samples, results))
+    missed = [(s, r) for s, r in pairs if s.code == "MEL" and r.refer is not None and not r.refer]
+    missed.sort(key=lambda pair: pair[1].refer_score if pair[1].refer_score is not None else 0.0)
+    return {"melanomas_not_referred": [_review_entry(s, r) for s, r in missed],
+            "not_assessable": [_review_entry(s, r) for s, r in pairs
+                               if r.assessable is not None and not r.assessable]}
+
+
+def _relative(path: Path | str, folder: Path | None) -> str:
+    """``path`` below ``folder`` when it lies there (the report names the folder), else as given."""
+    try:
+        return str(Path(path).relative_to(folder)) if folder is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+def image_rows(samples: Sequence, results: Sequence, outside: Answers, refused: Sequence[tuple[str, str]],
+               data: Path | None = None, ood: Path | None = None) -> list[dict]:
+    """One row per image: the evaluated images' answers, the out-of-distribution folder's, and the refused
+    images with the reason, so no image of the run is missing from ``images.csv``; paths relative to the
+    ``data`` and ``ood`` folders."""
+    from preprocess.contract import CLASS_CODES
+
+    def row(group: str, image: str, path: Path | str, truth: str | None, result=None, refusal: str = "") -> dict:
+        folder = data if group == "evaluated" else ood
+        values: dict = {"set": group, "image": image, "path": _relative(path, folder), "truth": truth or "",
+                        "status": f"refused: {refusal}" if refusal else "answered"}
+        if result is not None:
+            values.update({"predicted": result.label.code, "probability": max(result.probabilities.values()),
+                           "refer": result.refer, "refer_score": result.refer_score, "assessable": result.assessable,
+                           "ood_score": result.ood_score, "lesion_fraction": result.lesion_fraction,
+                           "bbox": f"{result.bbox.x_min} {result.bbox.y_min} {result.bbox.x_max} {result.bbox.y_max}",
+                           **{f"p_{code}": result.probabilities[code] for code in CLASS_CODES}, "note": result.note})
+        return values
+
+    by_path = {str(s.image_path): s for s in samples}
+    rows = [row("evaluated", s.image_id, s.image_path, s.code, r) for s, r in zip(samples, results)]
+    rows += [row("out_of_distribution", Path(p).stem, p, None, r) for p, r in zip(outside.paths, outside.results)]
+    for path, why in refused:
+        sample = by_path.get(str(path))
+        rows.append(row("evaluated", sample.image_id if sample else Path(path).stem, path,
+                        sample.code if sample else None, refusal=why))
+    rows += [row("out_of_distribution", Path(p).stem, p, None, refusal=why) for p, why in outside.refused]
+    return rows
+
+
+IMAGE_COLUMNS = ("set", "image", "path", "truth", "status", "predicted", "probability", "refer", "refer_score",
+                 "assessable", "ood_score", "lesion_fraction", "bbox")
+
+
+def write_image_table(rows: Sequence[dict], path: Path) -> Path:
+    """``images.csv``: the rows of ``image_rows`` (class probabilities as ``p_<code>``), empty cells where an
+    image was refused."""
+    from preprocess.contract import CLASS_CODES
+
+    columns = [*IMAGE_COLUMNS, *(f"p_{code}" for code in CLASS_CODES), "note"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _model_of(results: Sequence) -> dict:
@@ -338,6 +417,22 @@ def _fmt(value: object) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _review_markdown(review: dict[str, list[dict]]) -> list[str]:
+    """The review lists as tables (at most REVIEW_ROWS rows each), pointing to images.csv for the rest."""
+    lines = ["## Images to review", "", "Every image's answer is in `images.csv` beside this report."]
+    for key, title in (("melanomas_not_referred", "Melanomas REFER did not refer"), ("not_assessable", "Not assessable")):
+        entries = review.get(key, [])
+        lines += ["", f"{title}: {len(entries) or 'none'}."]
+        if entries:
+            lines += ["", "| image | truth | top class | REFER score | OOD score | note |", "|---|---|---|---|---|---|"]
+            lines += [f"| {e['image']} | {e['truth'] or '-'} | {e['predicted']} {_fmt(e['probability'])} | "
+                      f"{_fmt(e['refer_score'])} | {_fmt(e['ood_score'])} | {e['note'].replace('|', '/')} |"
+                      for e in entries[:REVIEW_ROWS]]
+            if len(entries) > REVIEW_ROWS:
+                lines.append(f"| and {len(entries) - REVIEW_ROWS} more: see images.csv | | | | | |")
+    return lines + [""]
+
+
 def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:
     """The human-readable report."""
     lines = [f"# DermAssist site validation: {report['name']}", "",
@@ -379,6 +474,8 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{format_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_fmt(t['specificity'])}"
                   f"{format_interval(t.get('specificity_ci95'))}, {t['benign']} benign | {_fmt(t['not_assessable'])} |", "",
                   "In parentheses: the 95% Wilson interval of each share.", ""]
+    if "review" in report:
+        lines += _review_markdown(report["review"])
     if report.get("ood"):
         o = report["ood"]
         lines += ["## Out-of-distribution images", "", f"AUROC of OOD_SCORE, {o['images']} non-dermoscopic images against "

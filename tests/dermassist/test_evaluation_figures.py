@@ -11,11 +11,15 @@ import pytest
 from dermassist.evaluation import (
     EvaluationConfig,
     EvaluationError,
+    image_rows,
     ood_figures,
     render_markdown,
+    review_lists,
     segmentation_figures,
     triage_figures,
+    write_image_table,
 )
+from preprocess.contract import CLASS_CODES
 from training.metrics import wilson_interval
 
 MEL, NV, BCC = 3, 4, 1
@@ -102,3 +106,70 @@ def test_degradations_blur_darken_and_overexpose() -> None:
     assert degrade(image, "overexposed").mean() > 230
     with pytest.raises(EvaluationError, match="unknown degradation 'sepia'"):
         degrade(image, "sepia")
+
+
+def _answer(code: str, refer: bool | None, score: float | None, assessable: bool | None = True,
+            note: str = "") -> SimpleNamespace:
+    probs = {c: 0.0 for c in CLASS_CODES}
+    probs[code] = 0.7
+    probs["NV" if code != "NV" else "BKL"] = 0.3
+    return SimpleNamespace(label=SimpleNamespace(code=code), probabilities=probs, refer=refer, refer_score=score,
+                           assessable=assessable, ood_score=0.5, lesion_fraction=0.25,
+                           bbox=SimpleNamespace(x_min=1, y_min=2, x_max=30, y_max=40), note=note)
+
+
+def _sample(image_id: str, code: str | None) -> SimpleNamespace:
+    return SimpleNamespace(image_id=image_id, code=code, image_path=Path(f"/data/{image_id}.jpg"))
+
+
+def test_review_lists_name_the_missed_melanomas_lowest_score_first_and_the_unassessable() -> None:
+    samples = [_sample("a", "MEL"), _sample("b", "MEL"), _sample("c", "MEL"), _sample("d", "NV"), _sample("e", "BKL"),
+               _sample("f", "MEL")]
+    results = [_answer("NV", False, 0.04), _answer("MEL", True, 0.9), _answer("BKL", False, 0.01),
+               _answer("NV", False, 0.02, assessable=False, note="Image too blurred."), _answer("BKL", True, 0.3),
+               _answer("NV", None, None)]  # an answer without triage outputs is not counted as a miss
+    review = review_lists(samples, results)
+    assert [e["image"] for e in review["melanomas_not_referred"]] == ["c", "a"]
+    assert review["melanomas_not_referred"][0] == {"image": "c", "truth": "MEL", "predicted": "BKL", "probability": 0.7,
+                                                   "refer_score": 0.01, "ood_score": 0.5, "note": ""}
+    assert [(e["image"], e["truth"], e["note"]) for e in review["not_assessable"]] == [("d", "NV", "Image too blurred.")]
+
+
+def test_image_table_has_every_image_answered_or_refused(tmp_path: Path) -> None:
+    import csv
+
+    from dermassist.evaluation import Answers
+
+    samples = [_sample("a", "MEL"), _sample("b", None)]
+    outside = Answers(paths=[Path("/ood/noise_000.png")], results=[_answer("DF", True, 3.1, assessable=False)],
+                      refused=[("/ood/empty.png", "not an image")])
+    rows = image_rows(samples, [_answer("NV", False, 0.04, note="Routine."), _answer("BKL", True, 0.3)], outside,
+                      [("/data/c.jpg", "cannot be decoded")], data=Path("/data"), ood=Path("/elsewhere"))
+    with open(write_image_table(rows, tmp_path / "images.csv"), newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["set"], r["image"], r["status"]) for r in table] == [
+        ("evaluated", "a", "answered"), ("evaluated", "b", "answered"), ("out_of_distribution", "noise_000", "answered"),
+        ("evaluated", "c", "refused: cannot be decoded"), ("out_of_distribution", "empty", "refused: not an image")]
+    first = table[0]
+    assert (first["truth"], first["predicted"], first["refer"], first["assessable"]) == ("MEL", "NV", "False", "True")
+    assert float(first["refer_score"]) == 0.04 and float(first["p_NV"]) == 0.7 and float(first["p_MEL"]) == 0.0
+    assert first["bbox"] == "1 2 30 40" and first["note"] == "Routine." and first["path"] == "a.jpg"
+    assert table[2]["path"] == "/ood/noise_000.png"  # not below the folder given: as it came
+    assert table[1]["truth"] == "" and table[3]["predicted"] == "" and table[3]["p_MEL"] == ""
+    assert list(table[0])[-1] == "note" and sum(k.startswith("p_") for k in table[0]) == len(CLASS_CODES)
+
+
+def test_markdown_lists_the_images_to_review_and_points_to_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dermassist.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "REVIEW_ROWS", 2)
+    entry = {"truth": "MEL", "predicted": "NV", "probability": 0.53, "refer_score": 0.014, "ood_score": 0.81,
+             "note": "Routine | no referral."}
+    review = {"melanomas_not_referred": [{**entry, "image": f"m{i}"} for i in range(3)], "not_assessable": []}
+    report = {"name": "x", "data": "d", "dataset": "ph2", "split": None, "images": 3, "answered": 3, "refused": [],
+              "model": {}, "review": review}
+    text = render_markdown(report, [], {})
+    assert "Melanomas REFER did not refer: 3." in text and "Not assessable: none." in text
+    assert "| m0 | MEL | NV 0.530 | 0.014 | 0.810 | Routine / no referral. |" in text and "| m2 |" not in text
+    assert "| and 1 more: see images.csv |" in text and "`images.csv`" in text
+    assert "Images to review" not in render_markdown({k: v for k, v in report.items() if k != "review"}, [], {})

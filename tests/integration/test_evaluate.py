@@ -68,6 +68,19 @@ def test_report_figures_equal_the_answers_a_client_gets(triton_server, small_ham
         assert (folder / name).stat().st_size > 100, name
     assert json.loads((folder / "report.json").read_text())["classification"]["images"] == 12
     assert "HAM10000" in (folder / "report.md").read_text()
+    with open(folder / "images.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["set"] for r in table] == ["evaluated"] * 12 + ["out_of_distribution"] * 2
+    by_id = {r["image"]: r for r in table}
+    for sample, answer in zip(samples, answers):
+        row = by_id[sample.image_id]
+        assert row["path"] == str(sample.image_path.relative_to(small_ham))
+        assert (row["truth"], row["predicted"], row["refer"]) == (sample.code, answer.label.code, str(answer.refer))
+        assert float(row["refer_score"]) == pytest.approx(answer.refer_score)
+    missed = [s.image_id for s, a in sorted(zip(samples, answers), key=lambda p: p[1].refer_score)
+              if s.code == "MEL" and not a.refer]
+    assert [e["image"] for e in report["review"]["melanomas_not_referred"]] == missed
+    assert f"Melanomas REFER did not refer: {len(missed) or 'none'}." in (folder / "report.md").read_text()
 
 
 def test_evaluate_command_with_a_split_manifest(triton_server, small_ham: Path, tmp_path: Path) -> None:
