@@ -297,7 +297,7 @@ def evaluate(config: EvaluationConfig) -> dict:
         report["ood"]["refused"] = len(outside.refused)
     report["seconds"] = round(time.perf_counter() - start, 1)
     folder = write_report(report, results, answered, outside, Path(config.out) / config.name)
-    write_image_table(image_rows(answered, results, outside, report["refused"], Path(config.data), config.ood),
+    write_image_table(image_rows(samples, answers, outside, Path(config.data), config.ood),
                       folder / "images.csv")
     return report
 
@@ -327,11 +327,11 @@ def _relative(path: Path | str, folder: Path | None) -> str:
         return str(path)
 
 
-def image_rows(samples: Sequence, results: Sequence, outside: Answers, refused: Sequence[tuple[str, str]],
-               data: Path | None = None, ood: Path | None = None) -> list[dict]:
+def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path | None = None,
+               ood: Path | None = None) -> list[dict]:
     """One row per image: the evaluated images' answers, the out-of-distribution folder's, and the refused
-    images with the reason, so no image of the run is missing from ``images.csv``; paths relative to the
-    ``data`` and ``ood`` folders."""
+    images with the reason, so no image of the run is missing from ``images.csv``; ``samples`` are all the
+    evaluated images (answered or not), paths relative to the ``data`` and ``ood`` folders."""
     from preprocess.contract import CLASS_CODES
 
     def row(group: str, image: str, path: Path | str, truth: str | None, result=None, refusal: str = "") -> dict:
@@ -347,9 +347,10 @@ def image_rows(samples: Sequence, results: Sequence, outside: Answers, refused: 
         return values
 
     by_path = {str(s.image_path): s for s in samples}
-    rows = [row("evaluated", s.image_id, s.image_path, s.code, r) for s, r in zip(samples, results)]
+    rows = [row("evaluated", by_path[str(p)].image_id, p, by_path[str(p)].code, r)
+            for p, r in zip(answers.paths, answers.results)]
     rows += [row("out_of_distribution", Path(p).stem, p, None, r) for p, r in zip(outside.paths, outside.results)]
-    for path, why in refused:
+    for path, why in answers.refused:
         sample = by_path.get(str(path))
         rows.append(row("evaluated", sample.image_id if sample else Path(path).stem, path,
                         sample.code if sample else None, refusal=why))

@@ -140,11 +140,13 @@ def test_image_table_has_every_image_answered_or_refused(tmp_path: Path) -> None
 
     from dermassist.evaluation import Answers
 
-    samples = [_sample("a", "MEL"), _sample("b", None)]
+    samples = [_sample("a", "MEL"), _sample("b", None), _sample("c", "BKL")]
+    answers = Answers(paths=[s.image_path for s in samples[:2]],
+                      results=[_answer("NV", False, 0.04, note="Routine."), _answer("BKL", True, 0.3)],
+                      refused=[("/data/c.jpg", "cannot be decoded")])
     outside = Answers(paths=[Path("/ood/noise_000.png")], results=[_answer("DF", True, 3.1, assessable=False)],
                       refused=[("/ood/empty.png", "not an image")])
-    rows = image_rows(samples, [_answer("NV", False, 0.04, note="Routine."), _answer("BKL", True, 0.3)], outside,
-                      [("/data/c.jpg", "cannot be decoded")], data=Path("/data"), ood=Path("/elsewhere"))
+    rows = image_rows(samples, answers, outside, data=Path("/data"), ood=Path("/elsewhere"))
     with open(write_image_table(rows, tmp_path / "images.csv"), newline="") as f:
         table = list(csv.DictReader(f))
     assert [(r["set"], r["image"], r["status"]) for r in table] == [
@@ -156,6 +158,7 @@ def test_image_table_has_every_image_answered_or_refused(tmp_path: Path) -> None
     assert first["bbox"] == "1 2 30 40" and first["note"] == "Routine." and first["path"] == "a.jpg"
     assert table[2]["path"] == "/ood/noise_000.png"  # not below the folder given: as it came
     assert table[1]["truth"] == "" and table[3]["predicted"] == "" and table[3]["p_MEL"] == ""
+    assert table[3]["truth"] == "BKL"  # a refused image keeps its label: the reviewer sees what was lost
     assert list(table[0])[-1] == "note" and sum(k.startswith("p_") for k in table[0]) == len(CLASS_CODES)
 
 

@@ -96,3 +96,28 @@ def test_evaluate_command_with_a_split_manifest(triton_server, small_ham: Path, 
     bad = subprocess.run([sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(tmp_path / "none")],
                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+def test_a_file_that_is_no_image_is_refused_and_listed_with_its_label(triton_server, tmp_path: Path) -> None:
+    rows = list(csv.DictReader((HAM / "HAM10000_metadata.csv").open()))[:3]
+    images = tmp_path / "ham" / "HAM10000_images_part_1"
+    images.mkdir(parents=True)
+    with (tmp_path / "ham" / "HAM10000_metadata.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows[:2]:
+        (images / f"{row['image_id']}.jpg").symlink_to(HAM / "HAM10000_images_part_1" / f"{row['image_id']}.jpg")
+    (images / f"{rows[2]['image_id']}.jpg").write_bytes(b"not a jpeg")
+    report = evaluate(EvaluationConfig(data=tmp_path / "ham", name="bad", out=tmp_path / "out",
+                                       url=triton_server.config.grpc_address))
+    assert report["images"] == 3 and report["answered"] == 2 and len(report["refused"]) == 1
+    with open(tmp_path / "out" / "bad" / "images.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    refused = [r for r in table if r["status"] != "answered"]
+    assert len(table) == 3 and [r["image"] for r in refused] == [rows[2]["image_id"]]
+    assert refused[0]["status"].startswith("refused: ") and "is not an image" in refused[0]["status"]
+    from training.readers import read_dataset
+
+    label = {s.image_id: s.code for s in read_dataset(tmp_path / "ham").samples}[rows[2]["image_id"]]
+    assert refused[0]["truth"] == label and label
