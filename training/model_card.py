@@ -114,6 +114,9 @@ def render_model_card(release: dict) -> str:
                          f"{t['melanomas']} | {_f(t['malignant_sensitivity'])}"
                          f"{_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_f(t['specificity'])}"
                          f"{_interval(t.get('specificity_ci95'))}, {t['benign']} | {_pct(t['not_assessable'])} |")
+    if any(reports.get(name, {}).get("triage") for name in CLASSIFICATION_REPORTS):
+        lines += ["", "Each set's `reports/<set>/report.md` names the melanomas REFER did not refer and the images not "
+                  "assessable (\"Images to review\"); `images.csv` beside it holds every image's answer."]
     ood = ev.get("ood_test")
     if ood:
         lines += ["", f"Out of distribution: OOD_SCORE AUROC {_f(ood['auroc'])} for {ood['images']} non-dermoscopic images "

@@ -74,6 +74,23 @@ def test_shipped_model_card_is_the_one_its_release_renders() -> None:
     assert f"{test['balanced_accuracy']:.3f}" in card  # the card carries the served figures
 
 
+def test_every_shipped_report_the_card_points_to_lists_its_images() -> None:
+    import csv
+
+    from training.model_card import CARD
+    from training.release import RELEASE_DIR
+
+    assert "`images.csv` beside it holds every image's answer" in (RELEASE_DIR / CARD).read_text()
+    reports = read_release(RELEASE_DIR)["evaluation"]["reports"]
+    for name, figures in reports.items():
+        folder = RELEASE_DIR / "reports" / name
+        with open(folder / "images.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["set"] == "evaluated"]
+        assert len(rows) == figures["images"], name
+        review = f"Melanomas REFER did not refer: {sum(r['truth'] == 'MEL' and r['refer'] == 'False' for r in rows) or 'none'}."
+        assert review in (folder / "report.md").read_text(), name
+
+
 def test_metrics_json_keys_from_a_release() -> None:
     from training.release import RELEASE_DIR
 
