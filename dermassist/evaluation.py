@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,10 @@ class EvaluationConfig(Settings):
     split: str = "test"
     ood: Path | None = None
     timeout_s: float = 120.0
+    ssl: bool = False
+    root_certificates: Path | None = None
+    private_key: Path | None = None
+    certificate_chain: Path | None = None
 
     def __post_init__(self) -> None:
         if not Path(self.data).is_dir():
@@ -73,6 +78,26 @@ class EvaluationConfig(Settings):
                                   "written by training (e.g. training/release/splits/classifier_split.json)")
         if not self.name:
             object.__setattr__(self, "name", Path(self.data).name + (f"_{self.split}" if self.split_manifest else ""))
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        """TLS options only with ``--url`` (the embedded server is local plaintext); the client SDK checks the rest."""
+        if not (self.ssl or self.root_certificates or self.private_key or self.certificate_chain):
+            return
+        if not self.url:
+            raise EvaluationError("--ssl and the certificate options need --url: they are for a running DermAssist "
+                                  "served over TLS (the embedded server started without --url is local plaintext)")
+        from dermassist_client import ClientConfig, ClientConfigError
+
+        try:
+            ClientConfig(url=self.url, timeout_s=self.timeout_s, **self.client_options())
+        except ClientConfigError as e:
+            raise EvaluationError(f"TLS options of --url {self.url}: {e}") from e
+
+    def client_options(self) -> dict[str, Any]:
+        """The TLS keyword options of the client SDK."""
+        return {"ssl": self.ssl, "root_certificates": self.root_certificates, "private_key": self.private_key,
+                "certificate_chain": self.certificate_chain}
 
 
 @dataclass
@@ -124,12 +149,24 @@ def service(config: EvaluationConfig) -> Iterator[str]:
         yield server.config.grpc_address
 
 
-def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False) -> Answers:
-    """Send the images in batches; a refused batch is retried image by image so one bad file refuses only itself."""
+def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False,
+            options: dict[str, Any] | None = None) -> Answers:
+    """Send the images in batches; a refused batch is retried image by image so one bad file refuses only itself.
+    ``options`` are further client SDK options (TLS). A service that cannot be reached or fails raises
+    EvaluationError."""
+    from dermassist_client import DermAssistClientError
+
+    try:
+        return _analyse(url, paths, timeout_s, with_crop, options or {})
+    except DermAssistClientError as e:
+        raise EvaluationError(f"the DermAssist at {url} did not answer the evaluation: {e}") from e
+
+
+def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool, options: dict[str, Any]) -> Answers:
     from dermassist_client import DermAssistClient, InvalidImageError
 
     answers = Answers()
-    with DermAssistClient(url, timeout=timeout_s) as client:
+    with DermAssistClient(url, timeout=timeout_s, **options) as client:
         for start in range(0, len(paths), BATCH):
             part = list(paths[start : start + BATCH])
             try:
@@ -270,8 +307,9 @@ def evaluate(config: EvaluationConfig) -> dict:
     outside_paths = image_files(config.ood) if config.ood is not None else []
     start = time.perf_counter()
     with service(config) as url:
-        answers = analyse(url, [s.image_path for s in samples], config.timeout_s)
-        outside = analyse(url, outside_paths, config.timeout_s) if outside_paths else Answers()
+        options = config.client_options() if config.url else {}
+        answers = analyse(url, [s.image_path for s in samples], config.timeout_s, options=options)
+        outside = analyse(url, outside_paths, config.timeout_s, options=options) if outside_paths else Answers()
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
     results = answers.results

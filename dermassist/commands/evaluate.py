@@ -25,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help=setting_help(E, "ood", "folder of non-dermoscopic images: adds the OOD_SCORE AUROC"))
     parser.add_argument("--name", help=setting_help(E, "name", "report name (none: the folder name, plus the split)"))
     parser.add_argument("--out", type=Path, help=setting_help(E, "out", "reports go to OUT/NAME/"))
+    tls = parser.add_argument_group("TLS (with --url, a DermAssist served over TLS, e.g. behind the guard)")
+    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(E, "ssl", "connect over TLS"))
+    tls.add_argument("--root-certificates", type=Path, metavar="PEM",
+                     help=setting_help(E, "root_certificates", "CA that signed the server's certificate"))
+    tls.add_argument("--private-key", type=Path, metavar="PEM",
+                     help=setting_help(E, "private_key", "client key, for mutual TLS (with --certificate-chain)"))
+    tls.add_argument("--certificate-chain", type=Path, metavar="PEM",
+                     help=setting_help(E, "certificate_chain", "client certificate, for mutual TLS"))
 
 
 def run(args: argparse.Namespace) -> int:

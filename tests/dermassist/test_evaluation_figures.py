@@ -78,6 +78,33 @@ def test_config_refuses_missing_folders_and_names_the_split(tmp_path: Path) -> N
     assert EvaluationConfig(data=tmp_path, split_manifest=tmp_path / "split.json").name == f"{tmp_path.name}_test"
 
 
+def test_config_takes_tls_options_only_for_a_running_service(tmp_path: Path) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(EvaluationError, match="need --url"):
+        EvaluationConfig(data=tmp_path, ssl=True)
+    with pytest.raises(EvaluationError, match="root_certificates was given but ssl is off"):
+        EvaluationConfig(data=tmp_path, url="10.0.0.5:8001", root_certificates=pem)
+    with pytest.raises(EvaluationError, match="file .*missing.pem does not exist"):
+        EvaluationConfig(data=tmp_path, url="10.0.0.5:8001", ssl=True, root_certificates=tmp_path / "missing.pem")
+    with pytest.raises(EvaluationError, match="private_key and certificate_chain go together"):
+        EvaluationConfig(data=tmp_path, url="10.0.0.5:8001", ssl=True, private_key=pem)
+    config = EvaluationConfig.resolve({"data": tmp_path, "url": "10.0.0.5:8001"},
+                                      {"DERMASSIST_EVALUATE_SSL": "true", "DERMASSIST_EVALUATE_ROOT_CERTIFICATES": str(pem)})
+    assert config.client_options() == {"ssl": True, "root_certificates": pem, "private_key": None,
+                                       "certificate_chain": None}
+    assert EvaluationConfig(data=tmp_path).client_options()["ssl"] is False
+
+
+def test_an_unreachable_service_is_an_evaluation_error(tmp_path: Path) -> None:
+    from dermassist.evaluation import analyse
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(EvaluationError, match="the DermAssist at 127.0.0.1:1 did not answer the evaluation: .*unavailable"):
+        analyse("127.0.0.1:1", [image], 2.0, options={"retries": 0})
+
+
 def test_markdown_report_carries_figures_and_attribution() -> None:
     report = {"name": "x", "data": "d", "dataset": "ph2", "split": None, "images": 2, "answered": 2, "refused": [],
               "model": {"name": "dermassist", "version": "1"}, "attribution": "PH2 (Mendonca et al.)",

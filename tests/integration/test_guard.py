@@ -112,6 +112,35 @@ def test_client_cli_speaks_tls(guards, certs) -> None:
     assert line["images"][0]["top_class"] == answer["label"]
 
 
+def test_evaluate_reaches_a_service_behind_mutual_tls(guards, certs, tmp_path: Path) -> None:
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT, SHARED_DATA
+
+    ham = SHARED_DATA / "ham10000_sample"
+    rows = list(csv.DictReader((ham / "HAM10000_metadata.csv").open()))[:2]
+    with (tmp_path / "HAM10000_metadata.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "HAM10000_images_part_1").symlink_to(ham / "HAM10000_images_part_1")
+    guard = guards["mtls"]
+    command = [sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(tmp_path), "--url", guard.grpc_address,
+               "--out", str(tmp_path / "reports"), "--name", "mtls", "--ssl", "--root-certificates", str(certs.ca)]
+    done = subprocess.run([*command, "--private-key", str(certs.client_key), "--certificate-chain", str(certs.client_cert)],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "reports" / "mtls" / "report.json").read_text())
+    assert report["answered"] == 2 and not report["refused"]
+    assert sum(line["client"] == certs.client_name for line in audit_lines(guard.config.audit_log)) >= 1
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "did not answer the evaluation" in refused.stderr and "private_key and certificate_chain" in refused.stderr
+
+
 def _admin_calls(client, headers):
     return {
         "repository index": lambda: client.get_model_repository_index(headers=headers),
