@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -301,10 +302,23 @@ def ood_figures(inside: np.ndarray, outside: np.ndarray, outside_paths: Sequence
             "not_assessable_by_kind": {k: float(np.mean(v)) for k, v in sorted(kinds.items())}}
 
 
+def report_folder(folder: Path) -> Path:
+    """Create the report folder and check it can be written, before any image is sent (no run is lost to it)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise EvaluationError(f"the report folder {folder} cannot be written ({e.strerror or e}); pass --out a "
+                              "writable folder") from e
+    return folder
+
+
 def evaluate(config: EvaluationConfig) -> dict:
     """Run the evaluation and write ``report.json``, ``report.md`` and the plots; returns the report."""
     name, samples = select_samples(config)
     outside_paths = image_files(config.ood) if config.ood is not None else []
+    report_folder(Path(config.out) / config.name)
     start = time.perf_counter()
     with service(config) as url:
         options = config.client_options() if config.url else {}

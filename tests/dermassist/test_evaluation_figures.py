@@ -105,6 +105,15 @@ def test_an_unreachable_service_is_an_evaluation_error(tmp_path: Path) -> None:
         analyse("127.0.0.1:1", [image], 2.0, options={"retries": 0})
 
 
+def test_a_report_folder_that_cannot_be_written_is_refused_before_any_image_is_sent(tmp_path: Path) -> None:
+    from dermassist.evaluation import report_folder
+
+    assert report_folder(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EvaluationError, match="report folder .*file/x cannot be written .*pass --out a writable"):
+        report_folder(tmp_path / "file" / "x")
+
+
 def test_markdown_report_carries_figures_and_attribution() -> None:
     report = {"name": "x", "data": "d", "dataset": "ph2", "split": None, "images": 2, "answered": 2, "refused": [],
               "model": {"name": "dermassist", "version": "1"}, "attribution": "PH2 (Mendonca et al.)",
