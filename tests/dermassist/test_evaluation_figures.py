@@ -198,6 +198,20 @@ def test_image_table_has_every_image_answered_or_refused(tmp_path: Path) -> None
     assert list(table[0])[-1] == "note" and sum(k.startswith("p_") for k in table[0]) == len(CLASS_CODES)
 
 
+def test_image_table_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) -> None:
+    import csv
+
+    from dermassist.evaluation import Answers
+
+    sample = _sample("=HYPERLINK(\"http://x\")", "NV")
+    answers = Answers(paths=[sample.image_path], results=[_answer("NV", False, 0.04, note="@note")])
+    path = write_image_table(image_rows([sample], answers, Answers()), tmp_path / "images.csv")
+    with open(path, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["image"] == "'=HYPERLINK(\"http://x\")" and row["note"] == "'@note"
+    assert row["truth"] == "NV" and float(row["refer_score"]) == 0.04  # plain text and numbers untouched
+
+
 def test_markdown_lists_the_images_to_review_and_points_to_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     import dermassist.evaluation as evaluation
 
