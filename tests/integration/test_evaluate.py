@@ -14,6 +14,7 @@ import pytest
 from dermassist.evaluation import EvaluationConfig, evaluate
 from preprocess.contract import CLASS_CODES
 from tests.conftest import PROJECT_ROOT, SHARED_DATA
+from tests.support.ham import ham_rows, write_ham_metadata
 
 pytestmark = pytest.mark.integration
 HAM = SHARED_DATA / "ham10000_sample"
@@ -23,13 +24,9 @@ HAM = SHARED_DATA / "ham10000_sample"
 def small_ham(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Twelve HAM10000 sample images (the five with masks among them) in the HAM layout."""
     root = tmp_path_factory.mktemp("ham")
-    rows = list(csv.DictReader((HAM / "HAM10000_metadata.csv").open()))
+    rows = ham_rows(HAM)
     masked = {p.name.split("_segmentation")[0] for p in (HAM / "HAM10000_segmentations_lesion_tschandl").iterdir()}
-    keep = [r for r in rows if r["image_id"] in masked] + [r for r in rows if r["image_id"] not in masked][:7]
-    with (root / "HAM10000_metadata.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(keep)
+    write_ham_metadata(root, [r for r in rows if r["image_id"] in masked] + [r for r in rows if r["image_id"] not in masked][:7])
     for folder in ("HAM10000_images_part_1", "HAM10000_segmentations_lesion_tschandl"):
         (root / folder).symlink_to(HAM / folder)
     return root
@@ -99,13 +96,10 @@ def test_evaluate_command_with_a_split_manifest(triton_server, small_ham: Path, 
 
 
 def test_a_file_that_is_no_image_is_refused_and_listed_with_its_label(triton_server, tmp_path: Path) -> None:
-    rows = list(csv.DictReader((HAM / "HAM10000_metadata.csv").open()))[:3]
+    rows = ham_rows(HAM)[:3]
+    write_ham_metadata(tmp_path / "ham", rows)
     images = tmp_path / "ham" / "HAM10000_images_part_1"
-    images.mkdir(parents=True)
-    with (tmp_path / "ham" / "HAM10000_metadata.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    images.mkdir()
     for row in rows[:2]:
         (images / f"{row['image_id']}.jpg").symlink_to(HAM / "HAM10000_images_part_1" / f"{row['image_id']}.jpg")
     (images / f"{rows[2]['image_id']}.jpg").write_bytes(b"not a jpeg")

@@ -113,19 +113,15 @@ def test_client_cli_speaks_tls(guards, certs) -> None:
 
 
 def test_evaluate_reaches_a_service_behind_mutual_tls(guards, certs, tmp_path: Path) -> None:
-    import csv
     import json
     import subprocess
     import sys
 
     from tests.conftest import PROJECT_ROOT, SHARED_DATA
+    from tests.support.ham import ham_rows, write_ham_metadata
 
     ham = SHARED_DATA / "ham10000_sample"
-    rows = list(csv.DictReader((ham / "HAM10000_metadata.csv").open()))[:2]
-    with (tmp_path / "HAM10000_metadata.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_ham_metadata(tmp_path, ham_rows(ham)[:2])
     (tmp_path / "HAM10000_images_part_1").symlink_to(ham / "HAM10000_images_part_1")
     guard = guards["mtls"]
     command = [sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(tmp_path), "--url", guard.grpc_address,
