@@ -321,9 +321,9 @@ def evaluate(config: EvaluationConfig) -> dict:
     report_folder(Path(config.out) / config.name)
     start = time.perf_counter()
     with service(config) as url:
-        options = config.client_options() if config.url else {}
-        answers = analyse(url, [s.image_path for s in samples], config.timeout_s, options=options)
-        outside = analyse(url, outside_paths, config.timeout_s, options=options) if outside_paths else Answers()
+        answers = analyse(url, [s.image_path for s in samples], config.timeout_s, options=config.client_options())
+        outside = (analyse(url, outside_paths, config.timeout_s, options=config.client_options()) if outside_paths
+                   else Answers())
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
     results = answers.results

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from .config import connection_options
+from .config import TLS_HELP, connection_options
 from .dicom.command import add_listen_arguments, listen
 from .errors import DermAssistClientError
 from .verdict import verdict_line, verdict_of_dict
@@ -21,10 +21,10 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of one call in seconds (default 30)")
     parser.add_argument("--retries", type=int, default=3, help="retries while the server is unavailable (default 3)")
     tls = parser.add_argument_group("TLS (gRPC or HTTPS)")
-    tls.add_argument("--ssl", action="store_true", help="connect over TLS")
-    tls.add_argument("--root-certificates", metavar="PEM", help="CA that signed the server's certificate")
-    tls.add_argument("--private-key", metavar="PEM", help="client key, for mutual TLS (with --certificate-chain)")
-    tls.add_argument("--certificate-chain", metavar="PEM", help="client certificate, for mutual TLS")
+    tls.add_argument("--ssl", action="store_true", help=TLS_HELP["ssl"])
+    tls.add_argument("--root-certificates", metavar="PEM", help=TLS_HELP["root_certificates"])
+    tls.add_argument("--private-key", metavar="PEM", help=TLS_HELP["private_key"])
+    tls.add_argument("--certificate-chain", metavar="PEM", help=TLS_HELP["certificate_chain"])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,15 @@ class ClientConfig:
             )
 
 
+#: Help of the TLS options, for every command line that takes them (``dermassist-client``, ``dermassist evaluate``).
+TLS_HELP = {
+    "ssl": "connect over TLS",
+    "root_certificates": "CA that signed the server's certificate",
+    "private_key": "client key, for mutual TLS (with --certificate-chain)",
+    "certificate_chain": "client certificate, for mutual TLS",
+}
+
+
 def connection_options(args: Any) -> dict[str, Any]:
     """Client options from the command line's connection flags (deadline, retries and TLS)."""
     return {"timeout": args.timeout, "retries": args.retries, "ssl": args.ssl,

@@ -11,6 +11,8 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist evaluate``."""
+    from dermassist_client.config import TLS_HELP
+
     from ..base.settings import setting_help
     from ..evaluation import EvaluationConfig as E
 
@@ -26,13 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--name", help=setting_help(E, "name", "report name (none: the folder name, plus the split)"))
     parser.add_argument("--out", type=Path, help=setting_help(E, "out", "reports go to OUT/NAME/"))
     tls = parser.add_argument_group("TLS (with --url, a DermAssist served over TLS, e.g. behind the guard)")
-    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(E, "ssl", "connect over TLS"))
-    tls.add_argument("--root-certificates", type=Path, metavar="PEM",
-                     help=setting_help(E, "root_certificates", "CA that signed the server's certificate"))
-    tls.add_argument("--private-key", type=Path, metavar="PEM",
-                     help=setting_help(E, "private_key", "client key, for mutual TLS (with --certificate-chain)"))
-    tls.add_argument("--certificate-chain", type=Path, metavar="PEM",
-                     help=setting_help(E, "certificate_chain", "client certificate, for mutual TLS"))
+    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(E, "ssl", TLS_HELP["ssl"]))
+    for flag in ("--root-certificates", "--private-key", "--certificate-chain"):
+        name = flag[2:].replace("-", "_")
+        tls.add_argument(flag, type=Path, metavar="PEM", help=setting_help(E, name, TLS_HELP[name]))
 
 
 def run(args: argparse.Namespace) -> int:
