@@ -17,6 +17,7 @@ from .errors import (
     ImageTooSmallError,
     NotAnImageError,
     TruncatedImageError,
+    UnsupportedFormatError,
 )
 
 _MAGIC = (
@@ -36,6 +37,27 @@ _REDUCED_FLAGS = (
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
 
 
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
+                b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
+def other_format(data: bytes) -> str | None:
+    """Name a file format that is not accepted but is often sent by mistake (WebP, GIF, HEIC, ...), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return _HEIF_BRANDS[data[8:12]]
+    if data.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "JPEG 2000"
+    if data[128:132] == b"DICM":
+        return "DICOM"
+    if data.startswith(b"%PDF"):
+        return "PDF"
+    return None
+
+
 def sniff_format(data: bytes) -> str:
     """Return the image format named by the leading magic bytes, or raise NotAnImageError."""
     if len(data) == 0:
@@ -43,6 +65,17 @@ def sniff_format(data: bytes) -> str:
     for magic, fmt in _MAGIC:
         if data.startswith(magic):
             return fmt
+    other = other_format(data)
+    if other == "DICOM":
+        raise UnsupportedFormatError(
+            f"input of {len(data)} bytes is a DICOM file, not an encoded image; send its pixel data as "
+            f"{SUPPORTED}, or analyse it with dermassist-client, which reads DICOM files"
+        )
+    if other is not None:
+        raise UnsupportedFormatError(
+            f"input of {len(data)} bytes is a {other} file, which is not accepted; expected {SUPPORTED}: "
+            "convert it (for example to PNG) before sending"
+        )
     head = data[:8].hex(" ")
     raise NotAnImageError(
         f"input of {len(data)} bytes is not an image (first bytes {head}); expected {SUPPORTED}"
@@ -91,12 +124,38 @@ def check_size(width: int, height: int) -> None:
         )
 
 
+_JPEG_EOI = b"\xff\xd9"
+_JPEG_SOS = 0xDA
+_PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and its fixed CRC
+
+
 def _jpeg_complete(data: bytes) -> bool:
-    return b"\xff\xd9" in data[-64:].rstrip(b"\x00")
+    """Whether the main image's scan data is followed by its end-of-image marker.
+
+    The marker segments are walked from SOI to the first start-of-scan, so an EXIF thumbnail (inside
+    APP1, with its own end marker) cannot pass for the main image's end; bytes after the end marker
+    (a phone's trailer, padding, a second MPF picture) are allowed. A stream whose segments cannot be
+    walked falls back to looking for the end marker at the end of the file.
+    """
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return _JPEG_EOI in data[-64:].rstrip(b"\x00")
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+        elif marker == _JPEG_SOS:
+            return data.rfind(_JPEG_EOI, pos) != -1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return False
 
 
 def _png_complete(data: bytes) -> bool:
-    return b"IEND" in data[-64:]
+    """Whether the PNG holds its IEND chunk; bytes appended after it are allowed."""
+    return data.rfind(_PNG_IEND) != -1
 
 
 def _reduction(width: int, height: int, fmt: str) -> tuple[int, int]:
@@ -141,8 +200,10 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
     rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if rgb is None:
+        samples = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB" if fmt == "TIFF" else ""
         raise TruncatedImageError(
-            f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or corrupt"
+            f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or "
+            f"corrupt{samples}"
         )
     if factor > 1:
         rgb = np.ascontiguousarray(rgb[: height // factor, : width // factor])

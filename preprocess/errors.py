@@ -18,6 +18,10 @@ class NotAnImageError(InvalidImageError):
     """The bytes are not a JPEG, PNG, BMP or TIFF image."""
 
 
+class UnsupportedFormatError(NotAnImageError):
+    """The bytes are a known format that is not accepted (WebP, GIF, HEIC, JPEG 2000, DICOM, PDF)."""
+
+
 class TruncatedImageError(InvalidImageError):
     """The bytes start like an image but the file is cut short or corrupt."""
 

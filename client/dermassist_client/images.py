@@ -50,6 +50,15 @@ def probe_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def other_format(data: bytes) -> str | None:
+    """The format PIL recognises in bytes the server does not accept (WEBP, GIF, ...), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.format
+    except Exception:  # noqa: BLE001 - a format PIL cannot name is reported as "not an image"
+        return None
+
+
 def encode_image(image: ImageInput) -> EncodedImage:
     """Encode one image for the server.
 
@@ -78,6 +87,12 @@ def _from_path(path: Path) -> EncodedImage:
         raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
     fmt = sniff_format(data)
     size = probe_size(data) if fmt else None
+    other = other_format(data) if fmt is None else None
+    if other is not None:
+        raise InvalidImageError(
+            f"{path} is a {other} image, which DermAssist does not accept; expected a {SUPPORTED} file: "
+            "convert it (for example to PNG) first"
+        )
     if size is None:
         first = data[:8].hex(" ") or "nothing"
         raise InvalidImageError(

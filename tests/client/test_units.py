@@ -134,6 +134,11 @@ def test_encode_rejects_non_images_locally(tmp_path):
         encode_image(truncated)
     with pytest.raises(InvalidImageError, match="cannot read image file"):
         encode_image(tmp_path / "missing.png")
+    webp = tmp_path / "phone.webp"
+    Image.new("RGB", (64, 48), (120, 80, 60)).save(webp, "WEBP")
+    with pytest.raises(InvalidImageError, match=r"phone.webp is a WEBP image, which DermAssist does not accept; "
+                                                r"expected a JPEG, PNG, BMP or TIFF file: convert it"):
+        encode_image(webp)
     with pytest.raises(InvalidImageError, match="HxWx3 uint8"):
         encode_image(np.zeros((10, 10), np.float32))
     with pytest.raises(InvalidImageError, match="got int"):

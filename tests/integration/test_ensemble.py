@@ -13,7 +13,7 @@ from tritonclient.utils import InferenceServerException
 
 from preprocess.contract import CLS_SIZE, ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, NUM_CLASSES, SEG_SIZE, STEP_MODELS
 from tests.conftest import HAM_IMAGES
-from tests.support.images import encode, png_bomb, synthetic_lesion
+from tests.support.images import encode, pil_bytes, png_bomb, synthetic_lesion
 from tests.support.triton import infer
 
 pytestmark = pytest.mark.integration
@@ -69,6 +69,14 @@ def test_real_lesion_is_found_by_the_darkness_segmenter(triton_server, ham_jpeg:
     assert 0.0 < out["LESION_FRACTION"][0, 0] < 1.0
 
 
+def test_jpeg_with_a_trailer_after_its_end_marker_gets_the_same_answer(triton_server, ham_jpeg: bytes) -> None:
+    url = triton_server.config.grpc_address
+    trailed = infer(url, [ham_jpeg + b"SEFH" + bytes(300) + b"SEFT"])
+    plain = infer(url, [ham_jpeg])
+    for name in ("PROBABILITIES", "BBOX", "REFER_SCORE"):
+        np.testing.assert_array_equal(trailed[name], plain[name])
+
+
 def test_batch_of_eight_mixed_images_matches_single_requests(triton_server, ham_jpeg: bytes, isic2017_jpeg: bytes) -> None:
     hams = [p.read_bytes() for p in sorted(HAM_IMAGES.glob("*.jpg"))[:4]]
     big = encode(synthetic_lesion(2000, 3000, seed=3), ".jpg")
@@ -101,7 +109,8 @@ def test_sixteen_concurrent_requests_all_succeed(triton_server) -> None:
 
 BAD_INPUTS = {
     "empty": (b"", "empty"),
-    "not an image": (b"GIF89a-not-supported", "not an image"),
+    "not an image": (b"plain text, no picture at all", "not an image"),
+    "webp": (pil_bytes(Image.fromarray(synthetic_lesion(64, 64)), "WEBP"), "WebP file, which is not accepted"),
     "truncated jpeg": (None, "truncated"),
     "too small": (encode(synthetic_lesion(20, 300), ".png"), "at least 32"),
     "png bomb": (png_bomb(30000), "megapixels"),

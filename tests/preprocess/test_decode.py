@@ -14,6 +14,7 @@ from preprocess.errors import (
     InvalidImageError,
     NotAnImageError,
     TruncatedImageError,
+    UnsupportedFormatError,
 )
 from tests.support.images import encode, jpeg_with_orientation, pil_bytes, png_bomb, synthetic_lesion
 
@@ -83,6 +84,54 @@ def test_truncated_files_are_refused(fmt: str, keep: float) -> None:
         decode_image(data[: int(len(data) * keep)])
 
 
+@pytest.mark.parametrize("fmt,trailer", [(".jpg", b"SEFH" + bytes(200) + b"SEFT"), (".jpg", bytes(5000)),
+                                         (".png", b"appended by an editor")])
+def test_bytes_after_the_end_marker_do_not_make_a_file_truncated(fmt: str, trailer: bytes) -> None:
+    data = encode(RGB, fmt)
+    np.testing.assert_array_equal(decode_image(data + trailer), decode_image(data))
+
+
+def _with_thumbnail(jpeg: bytes) -> bytes:
+    """The JPEG with an APP1 segment holding a small JPEG (with its own end marker), like an EXIF thumbnail."""
+    payload = b"Exif\x00\x00" + encode(synthetic_lesion(40, 40), ".jpg")
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+def test_truncated_jpeg_is_refused_even_when_its_thumbnail_is_complete() -> None:
+    data = _with_thumbnail(encode(RGB, ".jpg"))
+    np.testing.assert_array_equal(decode_image(data), decode_image(encode(RGB, ".jpg")))
+    with pytest.raises(TruncatedImageError, match="truncated"):
+        decode_image(data[: int(len(data) * 0.9)])
+
+
+DICOM_FILE = bytes(128) + b"DICM" + bytes(64)
+OTHER_FORMATS = {
+    "WebP": pil_bytes(Image.fromarray(RGB), "WEBP"),
+    "GIF": pil_bytes(Image.fromarray(RGB), "GIF"),
+    "HEIC": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+    "AVIF": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64),
+    "JPEG 2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
+    "PDF": b"%PDF-1.4 a scanned referral letter",
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_FORMATS))
+def test_formats_sent_by_mistake_are_named_in_the_refusal(name: str) -> None:
+    with pytest.raises(UnsupportedFormatError, match=f"is a {name} file, which is not accepted; expected JPEG, PNG"):
+        decode_image(OTHER_FORMATS[name])
+
+
+def test_dicom_file_is_refused_with_the_way_to_send_it() -> None:
+    with pytest.raises(UnsupportedFormatError, match="DICOM file.*dermassist-client, which reads DICOM"):
+        decode_image(DICOM_FILE)
+
+
+def test_float_tiff_refusal_says_how_to_resave_it() -> None:
+    data = pil_bytes(Image.fromarray(RGB[..., 0].astype(np.float32) / 255.0), "TIFF")
+    with pytest.raises(TruncatedImageError, match="re-save it as 8-bit RGB"):
+        decode_image(data)
+
+
 def test_images_under_32_pixels_a_side_are_refused() -> None:
     with pytest.raises(ImageTooSmallError, match="at least 32"):
         decode_image(encode(synthetic_lesion(31, 200), ".png"))
@@ -101,7 +150,7 @@ def test_png_bomb_is_refused_from_the_header_before_any_decode(monkeypatch: pyte
 
 
 def test_every_refusal_is_an_invalid_image_error() -> None:
-    for bad in (b"", b"hello", encode(RGB, ".png")[:100]):
+    for bad in (b"", b"hello", encode(RGB, ".png")[:100], OTHER_FORMATS["WebP"], DICOM_FILE):
         with pytest.raises(InvalidImageError):
             decode_image(bad)
 
