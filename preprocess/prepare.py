@@ -9,6 +9,7 @@ import numpy as np
 from .contract import SEG_SIZE, WORK_MAX_SIDE
 from .decode import decode
 from .errors import InvalidImageError, InvalidTensorError
+from .field import fill_dark_border
 from .resize import resize_antialiased
 
 
@@ -64,9 +65,10 @@ def to_seg_input(work_image: np.ndarray) -> np.ndarray:
 
 
 def prepare_image(data: bytes) -> PreparedImage:
-    """Decode, validate and resize one encoded image (raises InvalidImageError)."""
+    """Decode, validate and resize one encoded image, its dark field-of-view border filled (raises InvalidImageError)."""
     decoded = decode(data, allow_reduced=True)
     work, scale = to_work_image(decoded.rgb, decoded.original_size, decoded.reduction)
+    work = fill_dark_border(work)
     return PreparedImage(to_seg_input(work), work, scale, decoded.original_size)
 
 
