@@ -71,3 +71,32 @@ def test_served_test_split_figures_equal_the_release_record(release_server, tmp_
     card = (RELEASE_DIR / "MODEL_CARD.md").read_text()
     assert f"{report['classification']['balanced_accuracy']:.3f}" in card
     assert json.loads((tmp_path / "t3" / "report.json").read_text())["images"] == 159
+
+
+def test_a_round_lens_border_does_not_change_the_answer(release_server) -> None:
+    """The black border a round dermatoscope lens leaves is filled in ``prepare``: the answer follows the lesion."""
+    import io
+
+    from PIL import Image
+
+    from dermassist_client import DermAssistClient
+
+    images = sorted((SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1").glob("*.jpg"))[:8]
+    plain = [np.asarray(Image.open(path).convert("RGB")) for path in images]
+    height, width = plain[0].shape[:2]
+    yy, xx = np.mgrid[:height, :width]
+    outside = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 > (height / 2) ** 2  # a circle touching top and bottom
+    lensed = []
+    for rgb in plain:
+        buffer = io.BytesIO()
+        Image.fromarray(np.where(outside[..., None], 0, rgb).astype(np.uint8)).save(buffer, "JPEG", quality=92)
+        lensed.append(buffer.getvalue())
+    with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
+        before = [client.analyze(path, with_crop=True) for path in images]
+        after = [client.analyze(blob, with_crop=True) for blob in lensed]
+    assert sum(a.label == b.label for a, b in zip(after, before)) >= 7
+    assert sum(a.refer == b.refer for a, b in zip(after, before)) >= 7
+    assert [a.assessable for a in after] == [b.assessable for b in before]
+    for a, b in zip(after, before):  # no lens black in any crop: no more near-black pixels than without the border
+        assert a.crop is not None and b.crop is not None
+        assert np.mean(a.crop.max(axis=2) < 40) <= np.mean(b.crop.max(axis=2) < 40) + 0.01
