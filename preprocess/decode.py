@@ -96,7 +96,8 @@ def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 width, height = int(im.size[0]), int(im.size[1])
-                orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "TIFF") else 1
+                # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
+                orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "PNG") else 1
         return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
@@ -184,7 +185,8 @@ def decode_image(data: bytes) -> np.ndarray:
 def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     """Decode one encoded image to RGB uint8, validating it first.
 
-    EXIF orientation is applied; 16-bit, grayscale, palette and alpha images become 8-bit RGB
+    EXIF orientation is applied (JPEG, PNG and TIFF), and ``original_size`` is that of the turned image;
+    16-bit, grayscale, palette and alpha images become 8-bit RGB
     (alpha is dropped). With ``allow_reduced`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale as
     long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``; the decoded image is then
     trimmed to ``original // factor`` per side so that it never maps beyond the original.
@@ -205,6 +207,6 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or "
             f"corrupt{samples}"
         )
-    if factor > 1:
-        rgb = np.ascontiguousarray(rgb[: height // factor, : width // factor])
-    return DecodedImage(rgb, (height, width), factor)
+    if factor == 1:  # the decoder's own orientation handling (JPEG, PNG and TIFF alike) sets the size
+        return DecodedImage(rgb, (int(rgb.shape[0]), int(rgb.shape[1])), 1)
+    return DecodedImage(np.ascontiguousarray(rgb[: height // factor, : width // factor]), (height, width), factor)

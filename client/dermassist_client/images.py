@@ -41,13 +41,24 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
 def probe_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from the header with PIL, or None when PIL cannot read it."""
+    """(width, height) as displayed, read from the header with PIL, or None when PIL cannot read it.
+
+    An EXIF orientation that turns the picture by 90 degrees swaps the stored sides, as the server's
+    decoder does, so the size matches the frame the server's BBOX and MASK are in.
+    """
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return im.size
+            width, height = im.size
+            # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
+            turned = im.format in ("JPEG", "PNG") and im.getexif().get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
     except Exception:  # noqa: BLE001 - any unreadable header just means "size unknown"
         return None
+    return (height, width) if turned else (width, height)
 
 
 def other_format(data: bytes) -> str | None:

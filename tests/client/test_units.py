@@ -123,6 +123,16 @@ def test_encode_accepts_path_bytes_array_and_pil(ham_jpeg, tmp_path):
     assert encode_image(Image.new("L", (70, 60))).size == (70, 60)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+@pytest.mark.parametrize("orientation,size", [(1, (80, 60)), (3, (80, 60)), (6, (60, 80)), (8, (60, 80))])
+def test_encoded_size_is_the_displayed_size(fmt, orientation, size):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), (150, 100, 90)).save(buffer, fmt, exif=exif)
+    assert encode_image(buffer.getvalue()).size == size
+
+
 def test_encode_rejects_non_images_locally(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image at all")

@@ -21,6 +21,7 @@ from dermassist_client import (
 )
 from dermassist_client import transport as transport_module
 from tests.conftest import HAM_IMAGES
+from tests.support.images import jpeg_with_orientation
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,22 @@ def test_sync_analyze_of_a_real_ham_jpeg(triton_server, protocol):
         assert client.analyze(HAM).crop is None
         again = client.analyze(HAM.read_bytes())
         assert again.bbox == result.bbox and again.probabilities == result.probabilities
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_turned_picture_is_answered_in_the_frame_it_is_displayed_in(triton_server, fmt, tmp_path):
+    stored = np.asarray(Image.open(HAM).convert("RGB"))  # 600 wide, 450 high
+    tagged = tmp_path / f"phone.{fmt.lower()}"
+    tagged.write_bytes(jpeg_with_orientation(stored, 6, fmt))  # shown turned a quarter clockwise
+    upright = Image.fromarray(np.ascontiguousarray(np.rot90(stored, k=-1)))
+    with DermAssistClient(triton_server.config.grpc_address, timeout=60) as client:
+        result = client.analyze(tagged)
+        turned_by_hand = client.analyze(upright)
+    assert result.original_size == (450, 600)
+    assert result.bbox.x_max <= 450 and result.bbox.y_max <= 600
+    assert result.mask_at_original_size().shape == (600, 450)
+    if fmt == "PNG":  # lossless: the server's turn and the hand-turned pixels are the same picture
+        assert result.bbox == turned_by_hand.bbox and result.probabilities == turned_by_hand.probabilities
 
 
 def test_grpc_and_http_agree(triton_server):

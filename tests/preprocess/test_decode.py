@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preprocess.decode import decode, decode_image
+from preprocess.decode import decode, decode_image, read_header_size
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -16,6 +16,7 @@ from preprocess.errors import (
     TruncatedImageError,
     UnsupportedFormatError,
 )
+from preprocess.prepare import prepare_image
 from tests.support.images import encode, jpeg_with_orientation, pil_bytes, png_bomb, synthetic_lesion
 
 RGB = synthetic_lesion(120, 160)
@@ -46,6 +47,29 @@ def test_jpeg_exif_orientation_is_applied(orientation: int, expected_shape: tupl
     corners = {"tl": out.rgb[:10, :10], "tr": out.rgb[:10, -10:], "bl": out.rgb[-10:, :10], "br": out.rgb[-10:, -10:]}
     bright = max(corners, key=lambda k: corners[k].mean())
     assert bright == {1: "tl", 3: "br", 6: "tr", 8: "bl"}[orientation]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_png_and_tiff_exif_orientation_is_applied_and_sets_the_original_size(fmt: str) -> None:
+    marked = RGB.copy()
+    marked[:20, :20] = (255, 255, 255)
+    out = decode(jpeg_with_orientation(marked, 6, fmt))
+    assert out.rgb.shape == (160, 120, 3) and out.original_size == (160, 120)
+    assert out.rgb[:10, -10:].mean() > 250  # the top-left corner turned to the top right
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+def test_the_header_size_is_the_decoded_size_of_a_turned_picture(fmt: str) -> None:
+    data = jpeg_with_orientation(RGB, 6, fmt)
+    height, width = decode(data).rgb.shape[:2]
+    assert read_header_size(data, fmt) == (width, height) == (120, 160)
+
+
+def test_a_large_turned_png_keeps_its_aspect_in_the_work_image() -> None:
+    big = cv2.resize(RGB, (2400, 1800), interpolation=cv2.INTER_LINEAR)
+    prepared = prepare_image(jpeg_with_orientation(big, 6, "PNG"))
+    assert prepared.original_size == (2400, 1800)
+    assert prepared.work_image.shape[:2] == (1024, 768)  # portrait, as displayed; not squashed to landscape
 
 
 def test_png_16_bit_is_scaled_to_8_bit() -> None:

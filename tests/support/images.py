@@ -39,11 +39,12 @@ def pil_bytes(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
     return buf.getvalue()
 
 
-def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
-    """A JPEG whose EXIF orientation tag is set (pixels stored unrotated)."""
+def jpeg_with_orientation(rgb: np.ndarray, orientation: int, fmt: str = "JPEG") -> bytes:
+    """A JPEG (or PNG, TIFF: ``fmt``) whose EXIF orientation tag is set (pixels stored unrotated)."""
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return pil_bytes(Image.fromarray(rgb), "JPEG", exif=exif, quality=95)
+    quality = {"quality": 95} if fmt == "JPEG" else {}
+    return pil_bytes(Image.fromarray(rgb), fmt, exif=exif, **quality)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
