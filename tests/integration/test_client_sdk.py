@@ -21,7 +21,7 @@ from dermassist_client import (
 )
 from dermassist_client import transport as transport_module
 from tests.conftest import HAM_IMAGES
-from tests.support.images import jpeg_with_orientation
+from tests.support.images import with_orientation
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_sync_analyze_of_a_real_ham_jpeg(triton_server, protocol):
 def test_a_turned_picture_is_answered_in_the_frame_it_is_displayed_in(triton_server, fmt, tmp_path):
     stored = np.asarray(Image.open(HAM).convert("RGB"))  # 600 wide, 450 high
     tagged = tmp_path / f"phone.{fmt.lower()}"
-    tagged.write_bytes(jpeg_with_orientation(stored, 6, fmt))  # shown turned a quarter clockwise
+    tagged.write_bytes(with_orientation(stored, 6, fmt))  # shown turned a quarter clockwise
     upright = Image.fromarray(np.ascontiguousarray(np.rot90(stored, k=-1)))
     with DermAssistClient(triton_server.config.grpc_address, timeout=60) as client:
         result = client.analyze(tagged)

@@ -17,7 +17,7 @@ from preprocess.errors import (
     UnsupportedFormatError,
 )
 from preprocess.prepare import prepare_image
-from tests.support.images import encode, jpeg_with_orientation, pil_bytes, png_bomb, synthetic_lesion
+from tests.support.images import encode, pil_bytes, png_bomb, synthetic_lesion, with_orientation
 
 RGB = synthetic_lesion(120, 160)
 
@@ -41,7 +41,7 @@ def test_jpeg_decodes_to_rgb_not_bgr() -> None:
 def test_jpeg_exif_orientation_is_applied(orientation: int, expected_shape: tuple[int, int, int]) -> None:
     marked = RGB.copy()
     marked[:20, :20] = (255, 255, 255)  # a white corner shows where the top-left went
-    out = decode(jpeg_with_orientation(marked, orientation))
+    out = decode(with_orientation(marked, orientation))
     assert out.rgb.shape == expected_shape
     assert out.original_size == expected_shape[:2]
     corners = {"tl": out.rgb[:10, :10], "tr": out.rgb[:10, -10:], "bl": out.rgb[-10:, :10], "br": out.rgb[-10:, -10:]}
@@ -53,21 +53,21 @@ def test_jpeg_exif_orientation_is_applied(orientation: int, expected_shape: tupl
 def test_png_and_tiff_exif_orientation_is_applied_and_sets_the_original_size(fmt: str) -> None:
     marked = RGB.copy()
     marked[:20, :20] = (255, 255, 255)
-    out = decode(jpeg_with_orientation(marked, 6, fmt))
+    out = decode(with_orientation(marked, 6, fmt))
     assert out.rgb.shape == (160, 120, 3) and out.original_size == (160, 120)
     assert out.rgb[:10, -10:].mean() > 250  # the top-left corner turned to the top right
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
 def test_the_header_size_is_the_decoded_size_of_a_turned_picture(fmt: str) -> None:
-    data = jpeg_with_orientation(RGB, 6, fmt)
+    data = with_orientation(RGB, 6, fmt)
     height, width = decode(data).rgb.shape[:2]
     assert read_header_size(data, fmt) == (width, height) == (120, 160)
 
 
 def test_a_large_turned_png_keeps_its_aspect_in_the_work_image() -> None:
     big = cv2.resize(RGB, (2400, 1800), interpolation=cv2.INTER_LINEAR)
-    prepared = prepare_image(jpeg_with_orientation(big, 6, "PNG"))
+    prepared = prepare_image(with_orientation(big, 6, "PNG"))
     assert prepared.original_size == (2400, 1800)
     assert prepared.work_image.shape[:2] == (1024, 768)  # portrait, as displayed; not squashed to landscape
 

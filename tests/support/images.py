@@ -39,8 +39,8 @@ def pil_bytes(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
     return buf.getvalue()
 
 
-def jpeg_with_orientation(rgb: np.ndarray, orientation: int, fmt: str = "JPEG") -> bytes:
-    """A JPEG (or PNG, TIFF: ``fmt``) whose EXIF orientation tag is set (pixels stored unrotated)."""
+def with_orientation(rgb: np.ndarray, orientation: int, fmt: str = "JPEG") -> bytes:
+    """An encoded picture (JPEG, PNG or TIFF: ``fmt``) whose EXIF orientation tag is set (pixels stored unrotated)."""
     exif = Image.Exif()
     exif[0x0112] = orientation
     quality = {"quality": 95} if fmt == "JPEG" else {}
