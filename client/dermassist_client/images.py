@@ -45,8 +45,9 @@ _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 
-def probe_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) as displayed, read from the header with PIL, or None when PIL cannot read it.
+def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """PIL's name for the format and the (width, height) as displayed, from the header alone; None when PIL
+    cannot read it.
 
     An EXIF orientation that turns the picture by 90 degrees swaps the stored sides, as the server's
     decoder does, so the size matches the frame the server's BBOX and MASK are in.
@@ -56,18 +57,16 @@ def probe_size(data: bytes) -> tuple[int, int] | None:
             width, height = im.size
             # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
             turned = im.format in ("JPEG", "PNG") and im.getexif().get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
-    except Exception:  # noqa: BLE001 - any unreadable header just means "size unknown"
+            name = str(im.format)
+    except Exception:  # noqa: BLE001 - any unreadable header just means "format and size unknown"
         return None
-    return (height, width) if turned else (width, height)
+    return name, ((height, width) if turned else (width, height))
 
 
-def other_format(data: bytes) -> str | None:
-    """The format PIL recognises in bytes the server does not accept (WEBP, GIF, ...), or None."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.format
-    except Exception:  # noqa: BLE001 - a format PIL cannot name is reported as "not an image"
-        return None
+def probe_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as displayed (see ``read_header``), or None when PIL cannot read the header."""
+    header = read_header(data)
+    return header[1] if header else None
 
 
 def encode_image(image: ImageInput) -> EncodedImage:
@@ -97,19 +96,18 @@ def _from_path(path: Path) -> EncodedImage:
     except OSError as e:
         raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
     fmt = sniff_format(data)
-    size = probe_size(data) if fmt else None
-    other = other_format(data) if fmt is None else None
-    if other is not None:
+    header = read_header(data)
+    if fmt is None and header is not None:
         raise InvalidImageError(
-            f"{path} is a {other} image, which DermAssist does not accept; expected a {SUPPORTED} file: "
+            f"{path} is a {header[0]} image, which DermAssist does not accept; expected a {SUPPORTED} file: "
             "convert it (for example to PNG) first"
         )
-    if size is None:
+    if fmt is None or header is None:
         first = data[:8].hex(" ") or "nothing"
         raise InvalidImageError(
             f"{path} is not an image ({len(data)} bytes, first bytes {first}); expected a {SUPPORTED} file"
         )
-    return EncodedImage(data, size, str(path))
+    return EncodedImage(data, header[1], str(path))
 
 
 def _from_array(array: np.ndarray) -> EncodedImage:
