@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA
+from tests.support.images import outside_circle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,8 +85,7 @@ def test_a_round_lens_border_does_not_change_the_answer(release_server) -> None:
     images = sorted((SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1").glob("*.jpg"))[:8]
     plain = [np.asarray(Image.open(path).convert("RGB")) for path in images]
     height, width = plain[0].shape[:2]
-    yy, xx = np.mgrid[:height, :width]
-    outside = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 > (height / 2) ** 2  # a circle touching top and bottom
+    outside = outside_circle(height, width, height / 2)  # a circle touching top and bottom
     lensed = []
     for rgb in plain:
         buffer = io.BytesIO()

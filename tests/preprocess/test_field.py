@@ -8,15 +8,9 @@ from preprocess.decode import decode
 from preprocess.errors import InvalidTensorError
 from preprocess.field import DARK_LEVEL, dark_border, fill_dark_border
 from preprocess.prepare import prepare_image, to_work_image
-from tests.support.images import encode, synthetic_lesion
+from tests.support.images import encode, outside_circle, synthetic_lesion
 
 SKIN = (205, 160, 140)
-
-
-def outside_circle(height: int, width: int, radius: float) -> np.ndarray:
-    """Pixels outside the centred circle of this radius (the black border a round lens leaves)."""
-    yy, xx = np.mgrid[:height, :width]
-    return (yy - height / 2) ** 2 + (xx - width / 2) ** 2 > radius**2
 
 
 def with_lens(rgb: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

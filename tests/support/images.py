@@ -23,6 +23,12 @@ def synthetic_lesion(height: int = 450, width: int = 600, seed: int = 0) -> np.n
     return img
 
 
+def outside_circle(height: int, width: int, radius: float) -> np.ndarray:
+    """Pixels outside the centred circle of this radius: the black border a dermatoscope's round lens leaves."""
+    yy, xx = np.mgrid[:height, :width]
+    return (yy - height / 2) ** 2 + (xx - width / 2) ** 2 > radius**2
+
+
 def encode(rgb: np.ndarray, fmt: str = ".jpg", **params: int) -> bytes:
     """Encode an RGB array with OpenCV (".jpg", ".png", ".bmp", ".tiff")."""
     arr = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
