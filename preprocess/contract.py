@@ -28,6 +28,7 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 DEFAULT_THRESHOLD = 0.35
 DEFAULT_MARGIN = 0.10
+DEFAULT_COLOUR_CONSTANCY = 0.0  # lesion_crop's shades-of-grey norm p; 0 = crops keep the camera's colours
 # Triage defaults, used only when the release ships no tuned artifact (and no Triton parameter overrides it).
 DEFAULT_REFER_THRESHOLD = 0.20
 DEFAULT_OOD_LIMIT = 1.0

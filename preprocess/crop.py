@@ -8,7 +8,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .contract import CLS_SIZE, DEFAULT_MARGIN, DEFAULT_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
+from .colour import apply_gains, shades_of_grey_gains
+from .contract import (
+    CLS_SIZE,
+    DEFAULT_COLOUR_CONSTANCY,
+    DEFAULT_MARGIN,
+    DEFAULT_THRESHOLD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SEG_SIZE,
+)
 from .errors import InvalidTensorError
 from .resize import resize_antialiased
 
@@ -24,12 +33,17 @@ class CropParams:
 
     threshold: float = DEFAULT_THRESHOLD
     margin: float = DEFAULT_MARGIN
+    colour_constancy: float = DEFAULT_COLOUR_CONSTANCY  # shades-of-grey norm p of the crop's colour balance; 0 = off
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise InvalidTensorError(f"crop threshold must lie in (0, 1), got {self.threshold}")
         if not 0.0 <= self.margin <= 1.0:
             raise InvalidTensorError(f"crop margin must lie in [0, 1] (fraction per side), got {self.margin}")
+        if not (self.colour_constancy == 0 or 1 <= self.colour_constancy <= 16):
+            raise InvalidTensorError(
+                f"crop colour_constancy must be 0 (off) or a shades-of-grey norm p in [1, 16], got {self.colour_constancy}"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,15 @@ def crop_resize(image: np.ndarray, box: Box) -> np.ndarray:
     return resize_antialiased(image[y0:y1, x0:x1], CLS_SIZE, CLS_SIZE)
 
 
+def balanced_crop(image: np.ndarray, box: Box, colour_constancy: float) -> np.ndarray:
+    """The classifier's RGB crop of a work image: ``crop_resize``, its colours balanced by the whole image's
+    shades-of-grey gains when ``colour_constancy`` (the norm p) is not 0."""
+    crop = crop_resize(image, box)
+    if not colour_constancy:
+        return crop
+    return apply_gains(crop, shades_of_grey_gains(image, colour_constancy))
+
+
 def normalise(crops: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) with ImageNet mean/std."""
     x = crops.astype(np.float32) * np.float32(1.0 / 255.0)
@@ -148,7 +171,8 @@ def crop_batch(
     scales: np.ndarray,
     params: CropParams = CropParams(),
 ) -> CropBatch:
-    """Threshold, keep the largest lesion, box it, crop a square with margin and normalise, per row.
+    """Threshold, keep the largest lesion, box it, crop a square with margin, balance its colours (when
+    ``params.colour_constancy``) and normalise, per row.
 
     An empty mask classifies the whole work image and reports a lesion fraction of 0.
     """
@@ -171,5 +195,5 @@ def crop_batch(
             fractions[row, 0] = np.count_nonzero(masks[row]) / float(SEG_SIZE * SEG_SIZE)
             sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
             bboxes[row] = scale_box(box, sx * scale, sy * scale, orig_w, orig_h)
-        crops[row] = crop_resize(image, crop_box(box, work_w, work_h, params.margin))
+        crops[row] = balanced_crop(image, crop_box(box, work_w, work_h, params.margin), params.colour_constancy)
     return CropBatch(normalise(crops), masks, bboxes, fractions, crops)

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from preprocess.contract import CLS_SIZE, DEFAULT_THRESHOLD, SEG_SIZE
+from preprocess.colour import apply_gains, shades_of_grey_gains
+from preprocess.contract import CLS_SIZE, SEG_SIZE
 from preprocess.crop import CropParams, crop_batch, crop_box, lesion_mask, mask_box
 from preprocess.quality import raw_quality
 
@@ -59,7 +60,8 @@ def mask_prob(sample: Sample, predicted_masks: Path | None) -> np.ndarray | None
 
 def sample_crop(sample: Sample, prob: np.ndarray | None, params: CropParams,
                 context: bool) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float]]:
-    """(served 224x224 crop, context or None, raw quality) of one sample; ``prob`` None classifies the whole image."""
+    """(served 224x224 crop, context or None, raw quality) of one sample; ``prob`` None classifies the whole image.
+    The context gets the crop's colour balance (the whole image's gains) when ``params.colour_constancy``."""
     prepared = load_prepared(sample.image_path)
     quality = raw_quality(prepared.seg_input)
     work = prepared.work_image
@@ -71,18 +73,21 @@ def sample_crop(sample: Sample, prob: np.ndarray | None, params: CropParams,
         return crop, None, quality
     box = None if prob is None else mask_box(lesion_mask(prob, params.threshold))
     region = crop_box(box, work.shape[1], work.shape[0], params.margin)
-    return crop, context_crop(work, region, CONTEXT_FACTOR, CONTEXT_SIZE), quality
+    around = context_crop(work, region, CONTEXT_FACTOR, CONTEXT_SIZE)
+    if params.colour_constancy:
+        around = apply_gains(around, shades_of_grey_gains(work, params.colour_constancy))
+    return crop, around, quality
 
 
 def build_crops(
     samples: Sequence[Sample], full_image: bool = False, predicted_masks: Path | None = None, progress: bool = True,
-    threshold: float = DEFAULT_THRESHOLD, context: bool = False,
+    params: CropParams = CropParams(), context: bool = False,
 ) -> CropSet:
-    """Crops for labelled samples at the served ``threshold``; samples with no mask use the whole image."""
+    """Crops for labelled samples cut as ``lesion_crop`` serves them with ``params`` (threshold, colour balance);
+    samples with no mask use the whole image."""
     labelled = [s for s in samples if s.label is not None]
     if not labelled:
         raise EmptyDatasetError("classifier needs labelled images; got none with a class label")
-    params = CropParams(threshold=threshold)
     crops = np.empty((len(labelled), CLS_SIZE, CLS_SIZE, 3), np.uint8)
     contexts = np.empty((len(labelled), CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8) if context else None
     quality = np.empty((len(labelled), 2), np.float32)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from preprocess.contract import DEFAULT_THRESHOLD
+from preprocess.crop import CropParams
 
 from ..errors import EmptyDatasetError, TrainingConfigError
 from ..metrics import classification_metrics, melanoma_auc
@@ -74,7 +74,7 @@ def pooled_splits(split_sources: Sequence[Dataset], train_only: Sequence[Dataset
 
 
 def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
-                 progress: bool = True, threshold: float = DEFAULT_THRESHOLD, context: bool = False,
+                 progress: bool = True, crop: CropParams = CropParams(), context: bool = False,
                  train_only: Sequence[Path] = ()) -> ClassifierData:
     """Read each dataset, split each by its own lesions and classes, pool the splits and crop them
     (the training split also gets augmentation contexts when ``context``). Each ``train_only`` source adds
@@ -88,7 +88,7 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     for needed in SPLITS:
         if not splits[needed]:
             raise EmptyDatasetError(f"split {needed!r} of {roots} is empty; the data is too small to split by lesion")
-    sets = {k: build_crops(v, full_image, predicted_masks, progress, threshold, context=context and k == "train")
+    sets = {k: build_crops(v, full_image, predicted_masks, progress, crop, context=context and k == "train")
             for k, v in splits.items()}
     return ClassifierData(datasets, splits, sets)
 

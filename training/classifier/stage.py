@@ -5,11 +5,13 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dermassist.base.settings import Settings, setting_help
-from preprocess.contract import DEFAULT_THRESHOLD
+from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
+from preprocess.crop import CropParams
+from preprocess.errors import PreprocessError
 
 from ..child import stage_main
 from ..errors import TrainingConfigError
@@ -22,21 +24,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StageOptions(Settings):
-    """What the stage does around training: the segmentation threshold its crops are cut at (the one
-    ``lesion_crop`` serves) and a factor on the REFER threshold tuned on validation (< 1 leaves room for
-    unseen melanomas)."""
+    """What the stage does around training: how its crops are cut (the segmentation threshold and colour
+    balance ``lesion_crop`` then serves) and a factor on the REFER threshold tuned on validation (< 1 leaves
+    room for unseen melanomas)."""
 
     env_prefix = "DERMASSIST_CLS_"
     config_error = TrainingConfigError
 
     crop_threshold: float = DEFAULT_THRESHOLD
+    colour_constancy: float = DEFAULT_COLOUR_CONSTANCY
     refer_safety: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.crop_threshold < 1:
-            raise TrainingConfigError(f"crop threshold must lie in (0, 1), got {self.crop_threshold}")
+        self.crop()
         if not self.refer_safety > 0:
             raise TrainingConfigError(f"REFER safety factor must be positive, got {self.refer_safety}")
+
+    def crop(self) -> CropParams:
+        """The crop settings the training crops are cut with (and ``lesion_crop`` serves)."""
+        try:
+            return CropParams(threshold=self.crop_threshold, colour_constancy=self.colour_constancy)
+        except PreprocessError as e:
+            raise TrainingConfigError(f"--crop-threshold / --colour-constancy: {e}") from e
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         cls, "white_balance", "per-channel gain spread (log scale) of the colour jitter, 0 = off"))
     parser.add_argument("--crop-threshold", type=float, help=setting_help(
         opts, "crop_threshold", "segmentation threshold the crops are cut at: the one lesion_crop serves"))
+    parser.add_argument("--colour-constancy", type=float, help=setting_help(
+        opts, "colour_constancy", "shades-of-grey norm p that balances each crop's colours (6 is usual), 0 = off"))
     parser.add_argument("--full-image", action="store_true", help="train on the whole image instead of lesion crops")
     parser.add_argument("--predicted-masks", type=Path, default=None,
                         help="folder of <image_id>.png 256x256 segmenter masks for images without ground truth")
@@ -101,15 +112,18 @@ def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
     config = config_from_args(args)
     options = StageOptions.resolve(vars(args))
-    threshold = options.crop_threshold
+    crop = options.crop()
+    if args.retune:
+        crop = replace(crop, colour_constancy=released_colour_constancy(args.release))
     data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
-                        threshold=threshold, context=config.augment and not args.retune, train_only=args.train_only)
+                        crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
         return retune_release(data, args, options)
     model, report = run_classifier(data, args.out, args.name, config)
     tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], Path(args.out), options.refer_safety)
     report["tuned"] = tuned.figures
-    report["crop_threshold"] = threshold
+    report["crop_threshold"] = crop.threshold
+    report["colour_constancy"] = crop.colour_constancy
     if args.release is not None:
         write_release_sections(model, tuned, report, args.release)
     if args.repository is not None:
@@ -127,7 +141,17 @@ def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> N
     """The classifier's part of a release: ``classifier.npz`` and the classifier, triage and quality sections."""
     figures = {k: report[k] for k in ("test", "test_by_source", "val_by_source", "best_epoch", "best_val", "dataset",
                                       "splits", "crops_with_mask", "crop_threshold", "precision") if k in report}
-    _write_tuned(model, tuned, folder, {"figures": figures, "config": report["config"], "seconds": report["seconds"]})
+    _write_tuned(model, tuned, folder, {"figures": figures, "config": report["config"], "seconds": report["seconds"],
+                                        "colour_constancy": report["colour_constancy"]})
+
+
+def released_colour_constancy(folder: Path | None) -> float:
+    """The shades-of-grey norm a release's classifier was trained with (0 when it records none, as before it existed)."""
+    from ..release import read_manifest
+
+    if folder is None:
+        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
+    return float(read_manifest(folder).get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
 
 
 def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
