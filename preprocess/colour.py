@@ -26,7 +26,11 @@ def _check_rgb(rgb: np.ndarray, what: str) -> None:
 
 
 def shades_of_grey_gains(rgb: np.ndarray, p: float) -> np.ndarray:
-    """Per-channel gains (3,) float32 that make the image's Minkowski p-norm mean colour grey, at its mean level."""
+    """Per-channel gains (3,) float32 that make the image's Minkowski p-norm mean colour grey.
+
+    The grey is the geometric mean of the three channel estimates, so the gains multiply to 1: they change
+    the colour of the light, not the exposure (a cast that scales all channels alike is left alone).
+    """
     _check_rgb(rgb, "shades_of_grey_gains")
     if not p >= 1:
         raise InvalidTensorError(f"shades-of-grey norm p must be at least 1, got {p}")
@@ -37,7 +41,7 @@ def shades_of_grey_gains(rgb: np.ndarray, p: float) -> np.ndarray:
     light = np.power(np.array([powers @ n for n in counts]) / len(sample), 1.0 / p)
     if light.min() < MIN_LEVEL:
         return np.ones(3, np.float32)
-    return np.clip(light.mean() / light, 1.0 / MAX_GAIN, MAX_GAIN).astype(np.float32)
+    return np.clip(np.exp(np.log(light).mean()) / light, 1.0 / MAX_GAIN, MAX_GAIN).astype(np.float32)
 
 
 def apply_gains(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -44,6 +44,10 @@ class CropParams:
             raise InvalidTensorError(
                 f"crop colour_constancy must be 0 (off) or a shades-of-grey norm p in [1, 16], got {self.colour_constancy}"
             )
+
+    def as_dict(self) -> dict[str, float]:
+        """JSON-ready fields (``lesion_crop``'s tuned values)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

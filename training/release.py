@@ -52,6 +52,14 @@ def read_release(folder: Path = RELEASE_DIR) -> dict:
     return release
 
 
+def classifier_colour_constancy(release: Mapping) -> float:
+    """The shades-of-grey norm a release's classifier was trained with, which ``lesion_crop`` must serve its crops
+    with (0, the camera's colours, for a release that records none, as every release before the setting existed)."""
+    from preprocess.contract import DEFAULT_COLOUR_CONSTANCY
+
+    return float(release.get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
+
+
 def update_release(folder: Path, sections: Mapping[str, object]) -> Path:
     """Merge top-level sections into ``release.json`` (created when absent), written atomically."""
     folder = Path(folder)

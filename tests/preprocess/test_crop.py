@@ -147,11 +147,48 @@ def test_crop_batch_rows_are_independent() -> None:
 
 
 @pytest.mark.parametrize(
-    "threshold,margin", [(0.0, 0.1), (1.0, 0.1), (0.5, -0.1), (0.5, 1.5)]
+    "threshold,margin,colour", [(0.0, 0.1, 0), (1.0, 0.1, 0), (0.5, -0.1, 0), (0.5, 1.5, 0), (0.5, 0.1, 0.5),
+                                (0.5, 0.1, -1), (0.5, 0.1, 17)]
 )
-def test_crop_params_validate_themselves(threshold: float, margin: float) -> None:
+def test_crop_params_validate_themselves(threshold: float, margin: float, colour: float) -> None:
     with pytest.raises(InvalidTensorError):
-        CropParams(threshold, margin)
+        CropParams(threshold, margin, colour)
+
+
+def _skin_with_lesion(cast: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    img = rng.normal((180, 130, 110), 8, (450, 600, 3))
+    img[150:300, 200:400] = (90, 45, 35)
+    img[:60, :120] = (190, 200, 230)  # a bright bluish label in a corner, far outside the crop
+    return np.clip(img * np.array(cast), 0, 255).astype(np.uint8)
+
+
+def test_colour_constancy_balances_the_served_crop_with_the_whole_images_gains() -> None:
+    from preprocess.colour import apply_gains, shades_of_grey_gains
+
+    prob = np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32)
+    prob[0, 85:171, 85:171] = 0.9  # the lesion, in segmenter coordinates
+    one = np.ones((1, 1), np.float32)
+    work = _skin_with_lesion()
+    plain = crop_batch(prob, [work], one)
+    balanced = crop_batch(prob, [work], one, CropParams(colour_constancy=6))
+    np.testing.assert_array_equal(balanced.crop[0], apply_gains(plain.crop[0], shades_of_grey_gains(work, 6)))
+    np.testing.assert_array_equal(balanced.cls_input, normalise(balanced.crop))
+    np.testing.assert_array_equal(balanced.bbox, plain.bbox)  # only the colours change
+    # the estimate reads the whole image (the label in its corner too), not the crop alone
+    assert np.abs(shades_of_grey_gains(plain.crop[0], 6) - shades_of_grey_gains(work, 6)).max() > 0.05
+    # a warmer and a cooler light give the same crop (up to rounding); unbalanced they do not
+    for cast in ((1.12, 1.0, 0.88), (0.88, 1.0, 1.12)):
+        shifted = _skin_with_lesion(cast)
+        again = crop_batch(prob, [shifted], one, CropParams(colour_constancy=6)).crop[0]
+        level = np.exp(np.log(cast).mean())  # a white-balance change of gains c keeps their geometric mean
+        assert np.abs(again.astype(int) - balanced.crop[0] * level).max() <= 3, cast
+        assert np.abs(crop_batch(prob, [shifted], one).crop[0].astype(int) - plain.crop[0]).max() > 10
+
+
+def test_crop_params_as_dict_round_trips() -> None:
+    params = CropParams(0.3, 0.1, 6.0)
+    assert CropParams(**params.as_dict()) == params
 
 
 def test_crop_batch_rejects_wrong_shapes_with_a_message() -> None:

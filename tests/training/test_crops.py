@@ -45,3 +45,22 @@ def test_segmentation_arrays_are_the_served_prepare_inputs(synthetic_set: Path) 
         served = prepare_image(sample.image_path.read_bytes()).seg_input
         np.testing.assert_array_equal(x.astype(np.float32) * np.float32(1.0 / 255.0), served)  # as to_seg_input scales
         assert set(np.unique(y)) <= {0, 1} and y.any()
+
+
+def test_colour_balanced_crops_and_contexts_are_the_served_ones(synthetic_set: Path) -> None:
+    from preprocess.colour import apply_gains, shades_of_grey_gains
+    from preprocess.crop import CropParams, crop_batch
+    from preprocess.prepare import prepare_image
+    from training.classifier.data import mask_prob
+
+    sample = read_dataset(synthetic_set / "ham10000").samples[3]
+    params = CropParams(threshold=0.3, colour_constancy=6)
+    plain = build_crops([sample], progress=False, params=CropParams(threshold=0.3), context=True)
+    balanced = build_crops([sample], progress=False, params=params, context=True)
+    prepared = prepare_image(sample.image_path.read_bytes())
+    grid = mask_prob(sample, None)[None, ..., None]
+    served = crop_batch(grid, [prepared.work_image], np.array([prepared.scale], np.float32), params).crop[0]
+    np.testing.assert_array_equal(balanced.crops[0], served)
+    gains = shades_of_grey_gains(prepared.work_image, 6)
+    assert np.abs(gains - 1).max() > 0.05  # the synthetic light is not grey, so balancing changes the colours
+    np.testing.assert_array_equal(balanced.contexts[0], apply_gains(plain.contexts[0], gains))

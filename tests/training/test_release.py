@@ -116,7 +116,7 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
 
     from dermassist.base.paths import PROJECT_ROOT
     from dermassist.base.repository import classifier_artifact, segmenter_artifact, stage_repository
-    from training.release import RELEASE_DIR
+    from training.release import RELEASE_DIR, classifier_colour_constancy
 
     repo = stage_repository(tmp_path / "repo")
     done = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
@@ -128,6 +128,7 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
     tuned = {m: json.loads((repo / m / "1" / "tuned.json").read_text())["values"]
              for m in ("lesion_crop", "triage", "prepare")}
     assert tuned["lesion_crop"]["threshold"] == release["segmenter"]["threshold"]
+    assert tuned["lesion_crop"]["colour_constancy"] == classifier_colour_constancy(release)
     assert tuned["triage"] == release["triage"]["values"] and tuned["prepare"] == release["quality"]["values"]
     calibration = json.loads((classifier_artifact(repo).parent / "calibration.json").read_text())
     assert calibration["temperature"] == pytest.approx(release["classifier"]["temperature"])

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> dict:
     options = StageOptions.resolve(vars(args))
     crop = options.crop()
     if args.retune:
-        crop = replace(crop, colour_constancy=released_colour_constancy(args.release))
+        crop = replace(crop, colour_constancy=_released_colour(args.release))
     data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
                         crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
@@ -128,10 +128,11 @@ def run(args: argparse.Namespace) -> dict:
         write_release_sections(model, tuned, report, args.release)
     if args.repository is not None:
         from training.export.classifier import export_classifier
-        from training.export.steps import write_step_values
+        from training.export.steps import set_crop_colour, write_step_values
 
         exported = export_classifier(model, args.repository, tuned.calibration)
         write_step_values(args.repository, tuned.triage, tuned.quality, tuned.figures, "classifier stage")
+        set_crop_colour(args.repository, crop.colour_constancy, "classifier stage")
         report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
@@ -143,15 +144,6 @@ def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> N
                                       "splits", "crops_with_mask", "crop_threshold", "precision") if k in report}
     _write_tuned(model, tuned, folder, {"figures": figures, "config": report["config"], "seconds": report["seconds"],
                                         "colour_constancy": report["colour_constancy"]})
-
-
-def released_colour_constancy(folder: Path | None) -> float:
-    """The shades-of-grey norm a release's classifier was trained with (0 when it records none, as before it existed)."""
-    from ..release import read_manifest
-
-    if folder is None:
-        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
-    return float(read_manifest(folder).get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
 
 
 def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
@@ -168,6 +160,14 @@ def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
                                                                    "test": tuned.figures["test"]["operating_point"]}},
         "quality": {"values": tuned.quality.as_dict(), "figures": tuned.figures["quality"]},
     })
+
+
+def _released_colour(folder: Path | None) -> float:
+    from ..release import classifier_colour_constancy, read_manifest
+
+    if folder is None:
+        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
+    return classifier_colour_constancy(read_manifest(folder))
 
 
 def retune_release(data: ClassifierData, args: argparse.Namespace, options: StageOptions) -> dict:

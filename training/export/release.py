@@ -16,7 +16,7 @@ def export_segmenter_release(folder: Path, repository: Path) -> str:
     """The release's UNet as the served SavedModel, and its tuned threshold for ``lesion_crop``."""
     from preprocess.crop import CropParams
 
-    from ..release import read_release
+    from ..release import classifier_colour_constancy, read_release
     from ..segmenter.predict import release_segmenter
     from .segmenter import export_segmenter
     from .steps import write_crop_values
@@ -24,9 +24,11 @@ def export_segmenter_release(folder: Path, repository: Path) -> str:
     release = read_release(folder)
     model, section = release_segmenter(folder)
     done = export_segmenter(model, repository)
-    params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]))
+    params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]),
+                        colour_constancy=classifier_colour_constancy(release))
     write_crop_values(repository, params, {"val": section["figures"]["val"]}, _source(release))
     return f"segmenter -> {done.savedmodel} (parity {done.max_abs_diff:.1e}), crop threshold {params.threshold:.2f}"
+
 
 
 def export_classifier_release(folder: Path, repository: Path) -> str:

@@ -115,3 +115,19 @@ def test_the_classifier_stage_takes_its_defaults_from_the_dataclasses(monkeypatc
     monkeypatch.setenv("DERMASSIST_CLS_EPOCHS", "six")
     with pytest.raises(TrainingConfigError, match="DERMASSIST_CLS_EPOCHS must be of type int, got 'six'"):
         config_from_args(args)
+
+
+def test_the_classifier_stage_cuts_its_crops_with_the_colour_balance_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from preprocess.crop import CropParams
+    from training.classifier.stage import StageOptions, add_arguments
+    from training.errors import TrainingConfigError
+
+    monkeypatch.delenv("DERMASSIST_CLS_COLOUR_CONSTANCY", raising=False)
+    assert StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d"]))).crop() == CropParams()
+    given = StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d", "--colour-constancy", "6",
+                                                                 "--crop-threshold", "0.3"])))
+    assert given.crop() == CropParams(threshold=0.3, colour_constancy=6.0)
+    monkeypatch.setenv("DERMASSIST_CLS_COLOUR_CONSTANCY", "4")
+    assert StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d"]))).colour_constancy == 4.0
+    with pytest.raises(TrainingConfigError, match="--colour-constancy.*shades-of-grey norm p in \\[1, 16\\], got 0.5"):
+        StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d", "--colour-constancy", "0.5"])))

@@ -162,3 +162,22 @@ def test_cli_help_is_instant_and_imports_no_framework() -> None:
         sub = subprocess.run([sys.executable, "-m", "dermassist.cli", command, "--help"], capture_output=True, text=True,
                              cwd=PROJECT_ROOT)
         assert sub.returncode == 0 and "usage: dermassist" in sub.stdout, (command, sub.stderr[-500:])
+
+
+def test_a_classifiers_colour_balance_joins_the_segmenters_crop_values(tmp_path: Path) -> None:
+    from dermassist.base.repository import tuned_file
+    from preprocess.contract import CROP_MODEL
+    from preprocess.crop import CropParams
+    from training.export.steps import set_crop_colour, write_crop_values
+    from training.release import classifier_colour_constancy
+
+    write_crop_values(tmp_path, CropParams(threshold=0.3, margin=0.12), {"val": {"jaccard": 0.75}}, "release 1")
+    set_crop_colour(tmp_path, 6.0, "classifier stage")
+    written = json.loads(tuned_file(tmp_path, CROP_MODEL).read_text())
+    assert written["values"] == {"threshold": 0.3, "margin": 0.12, "colour_constancy": 6.0}
+    assert written["figures"] == {"val": {"jaccard": 0.75}} and written["source"] == "classifier stage"
+    set_crop_colour(tmp_path / "fresh", 6.0, "classifier stage")  # no segmenter values yet: the defaults
+    assert CropParams(**json.loads(tuned_file(tmp_path / "fresh", CROP_MODEL).read_text())["values"]) == \
+        CropParams(colour_constancy=6.0)
+    assert classifier_colour_constancy({"classifier": {"colour_constancy": 6}}) == 6.0
+    assert classifier_colour_constancy({"classifier": {}}) == 0.0  # a release from before the setting

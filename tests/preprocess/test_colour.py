@@ -1,0 +1,76 @@
+"""Shades-of-grey colour balance: the estimate and the gains worked by hand, invariance to a camera's white balance."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from preprocess.colour import MAX_GAIN, apply_gains, shades_of_grey_gains
+from preprocess.errors import InvalidTensorError
+
+
+def _flat(r: int, g: int, b: int, shape: tuple[int, int] = (40, 60)) -> np.ndarray:
+    image = np.empty((*shape, 3), np.uint8)
+    image[:] = (r, g, b)
+    return image
+
+
+def test_gains_of_a_flat_colour_make_it_grey_at_its_geometric_mean_level() -> None:
+    # light = (200, 100, 50) / 255 for any p; its geometric mean is 100 / 255, so the gains are (0.5, 1, 2)
+    gains = shades_of_grey_gains(_flat(200, 100, 50), 6)
+    np.testing.assert_allclose(gains, [0.5, 1.0, 2.0], rtol=1e-5)
+    assert np.all(apply_gains(_flat(200, 100, 50), gains) == 100)
+
+
+def test_the_estimate_is_the_minkowski_p_mean() -> None:
+    # red: half the pixels 255 and half 0, so its p-mean is 0.5 ** (1/p); green and blue 51 everywhere (0.2)
+    image = _flat(255, 51, 51)
+    image[:, 30:, 0] = 0
+    for p in (1, 6):
+        red = 0.5 ** (1 / p)
+        grey = (red * 0.2 * 0.2) ** (1 / 3)
+        np.testing.assert_allclose(shades_of_grey_gains(image, p), [grey / red, grey / 0.2, grey / 0.2], rtol=1e-5)
+
+
+def test_a_change_of_white_balance_is_balanced_away_and_exposure_kept() -> None:
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal((180, 130, 110), 10, (300, 400, 3)), 0, 255).astype(np.uint8)  # skin
+    image[100:200, 150:250] = (90, 40, 30)  # a brown lesion
+    reference = shades_of_grey_gains(image, 6)
+    for cast in ((1.12, 1.0, 0.88), (0.88, 1.0, 1.12), (0.8, 1.1, 1.15), (1.1, 1.1, 1.1)):
+        cast = np.array(cast, np.float32)
+        shifted = apply_gains(image, cast)
+        assert np.abs(shifted.astype(int) - image).mean() > 5  # the cast itself is no rounding
+        # a cast of gains c comes back balanced as the original times their geometric mean (1.1 for a plain x1.1)
+        level = np.exp(np.log(cast).mean())
+        balanced = apply_gains(shifted, shades_of_grey_gains(shifted, 6))
+        expected = apply_gains(image, reference * level)
+        assert np.abs(balanced.astype(int) - expected).max() <= 2, cast  # rounding only
+
+
+@pytest.mark.parametrize("image", [_flat(90, 90, 90), _flat(0, 0, 0), _flat(255, 0, 0)])
+def test_grey_black_and_one_colour_images_are_left_as_they_are(image: np.ndarray) -> None:
+    np.testing.assert_array_equal(shades_of_grey_gains(image, 6), np.ones(3, np.float32))
+
+
+def test_gains_are_bounded() -> None:
+    gains = shades_of_grey_gains(_flat(250, 250, 10), 6)  # unbounded, blue would be scaled 8.5 times
+    assert gains[2] == pytest.approx(MAX_GAIN) and gains.min() >= 1 / MAX_GAIN
+
+
+def test_a_large_image_is_estimated_from_a_strided_sample() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (1536, 2048, 3), dtype=np.uint8)
+    whole = image.reshape(-1, 3).astype(np.float64) / 255
+    light = np.power(np.mean(whole ** 6, axis=0), 1 / 6)
+    np.testing.assert_allclose(shades_of_grey_gains(image, 6), np.exp(np.log(light).mean()) / light, rtol=2e-3)
+
+
+def test_bad_inputs_are_refused_by_name() -> None:
+    with pytest.raises(InvalidTensorError, match="RGB uint8"):
+        shades_of_grey_gains(np.zeros((10, 10, 3), np.float32), 6)
+    with pytest.raises(InvalidTensorError, match="RGB uint8"):
+        apply_gains(np.zeros((10, 10), np.uint8), np.ones(3))
+    with pytest.raises(InvalidTensorError, match="at least 1"):
+        shades_of_grey_gains(_flat(1, 2, 3), 0.5)
+    for gains in ([1.0, 1.0], [1.0, -1.0, 1.0], [1.0, np.nan, 1.0]):
+        with pytest.raises(InvalidTensorError, match="three positive finite"):
+            apply_gains(_flat(1, 2, 3), np.array(gains))
