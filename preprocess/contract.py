@@ -97,9 +97,9 @@ WORK_IMAGE = TensorSpec("WORK_IMAGE", "TYPE_UINT8", (-1, -1, 3))
 # Valid (height, width) of each WORK_IMAGE row: rows of one request are zero-padded to a common size.
 WORK_SIZE = TensorSpec("WORK_SIZE", "TYPE_INT32", (2,))
 SCALE = TensorSpec("SCALE", "TYPE_FP32", (1,))
-# Image-quality measures of each row: sharpness, under-exposure and over-exposure, each scaled so
+# Image-quality measures of each row: sharpness, under-exposure, over-exposure and colour, each scaled so
 # >= 1.0 is acceptable (exposure has two sides so the note can say "too dark" or "too bright").
-QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (3,))
+QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (4,))
 SEG_PROB = TensorSpec("SEG_PROB", "TYPE_FP32", (SEG_SIZE, SEG_SIZE, 1))
 CLS_INPUT = TensorSpec("CLS_INPUT", "TYPE_FP32", (3, CLS_SIZE, CLS_SIZE))
 # The classifier's and the crop step's answers on their way to triage, which passes them on as the public

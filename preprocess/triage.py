@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .contract import CLASS_CODES, DEFAULT_OOD_LIMIT, DEFAULT_REFER_THRESHOLD, NUM_CLASSES, REFER_CLASSES
+from .contract import CLASS_CODES, DEFAULT_OOD_LIMIT, DEFAULT_REFER_THRESHOLD, NUM_CLASSES, QUALITY, REFER_CLASSES
 from .errors import InvalidTensorError
 
 REFER_INDEX = tuple(CLASS_CODES.index(code) for code in REFER_CLASSES)
@@ -51,7 +51,7 @@ def refer_scores(probabilities: np.ndarray) -> np.ndarray:
 
 def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
     """The sentences naming each reason one image cannot be assessed, with its measure."""
-    sharpness, dark, bright = (float(v) for v in quality)
+    sharpness, dark, bright, colour = (float(v) for v in quality)
     problems = []
     if sharpness < 1.0:
         problems.append(f"Image too blurred: sharpness {sharpness:.2f} of the minimum.")
@@ -59,6 +59,9 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
         problems.append(f"Image too dark: brightness {dark:.2f} of the minimum.")
     if bright < 1.0:
         problems.append(f"Image too bright (overexposed): headroom below white {bright:.2f} of the minimum.")
+    if colour < 1.0:
+        problems.append(f"Image has no colour (greyscale): the models judge colour photographs; colour {colour:.2f} "
+                        "of the minimum.")
     if ood >= params.ood_limit:
         problems.append(f"Image unlike the dermoscopy the models were validated on: out-of-distribution score "
                         f"{ood:.2f} (limit {params.ood_limit:.2f}).")
@@ -68,7 +71,7 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
 def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, fraction: np.ndarray) -> int:
     n = len(probabilities)
     shapes = {"PROBABILITIES": (probabilities.shape, (n, NUM_CLASSES)), "OOD_SCORE": (ood.shape, (n,)),
-              "QUALITY": (quality.shape, (n, 3)), "LESION_FRACTION": (fraction.shape, (n,))}
+              "QUALITY": (quality.shape, (n, *QUALITY.dims)), "LESION_FRACTION": (fraction.shape, (n,))}
     for name, (got, want) in shapes.items():
         if got != want:
             raise InvalidTensorError(f"triage: {name} must be {want} for {n} rows, got {got}")

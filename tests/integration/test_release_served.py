@@ -100,3 +100,26 @@ def test_a_round_lens_border_does_not_change_the_answer(release_server) -> None:
     for a, b in zip(after, before):  # no lens black in any crop: no more near-black pixels than without the border
         assert a.crop is not None and b.crop is not None
         assert np.mean(a.crop.max(axis=2) < 40) <= np.mean(b.crop.max(axis=2) < 40) + 0.01
+
+
+def test_a_greyscale_photograph_gets_no_diagnosis(release_server) -> None:
+    """A picture without colour is answered (not refused) as not assessable, referred, with the reason named;
+    the same pictures in colour are assessable."""
+    import io
+
+    from PIL import Image
+
+    from dermassist_client import DermAssistClient
+
+    images = sorted((SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1").glob("*.jpg"))[:6]
+    grey = []
+    for path, mode in zip(images, ("L", "RGB") * 3):  # stored greyscale, and greyscale saved in colour
+        buffer = io.BytesIO()
+        Image.open(path).convert("L").convert(mode).save(buffer, "JPEG", quality=90)
+        grey.append(buffer.getvalue())
+    with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
+        colour = client.analyze_batch(images)
+        answers = client.analyze_batch(grey)
+    assert all(r.assessable for r in colour), [r.note for r in colour]
+    for r in answers:
+        assert not r.assessable and r.refer and "no colour (greyscale)" in r.note, r.note

@@ -7,7 +7,7 @@ import pytest
 
 from preprocess.errors import InvalidTensorError
 from preprocess.prepare import prepare_image
-from preprocess.quality import QualityLimits, quality_batch, raw_quality, scaled_quality
+from preprocess.quality import MIN_COLOUR, QualityLimits, colour_score, quality_batch, raw_quality, scaled_quality
 from tests.conftest import HAM_IMAGES
 
 
@@ -32,7 +32,24 @@ def test_blur_darkness_and_overexposure_lower_the_right_score() -> None:
     assert (base >= 1.0).all()
     assert blurred[0] < 1.0 <= blurred[1]
     assert dark[1] < 1.0 and bright[2] < 1.0
-    assert quality_batch(image.seg_input[None], limits).shape == (1, 3)
+    assert quality_batch(image.seg_input[None], limits).shape == (1, 4)
+    assert blurred[3] >= 1.0 and dark[3] < base[3]  # a darker picture has less colour spread, still enough
+
+
+def test_colour_is_the_mean_channel_spread_over_its_minimum_by_hand() -> None:
+    seg = np.zeros((8, 8, 3), np.float32)
+    seg[..., 0] = 30 / 255  # red 30 levels above green and blue on half the pixels: mean spread 15 levels
+    seg[4:, :, 0] = 0
+    assert colour_score(seg) == pytest.approx(15 / MIN_COLOUR, rel=1e-5)
+
+
+def test_a_greyscale_picture_has_no_colour_and_the_real_one_has() -> None:
+    image = prepare_image((HAM_IMAGES / "ISIC_0024311.jpg").read_bytes())
+    grey = np.repeat(cv2.cvtColor(image.seg_input, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert colour_score(grey) == 0.0 and colour_score(image.seg_input) > 2.0
+    _, encoded = cv2.imencode(".jpg", cv2.cvtColor((grey * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    resaved = prepare_image(encoded.tobytes()).seg_input  # greyscale saved as a colour JPEG: chroma noise only
+    assert colour_score(resaved) < 1.0
 
 
 def test_limits_validate_themselves() -> None:

@@ -7,7 +7,7 @@ import pytest
 from preprocess.errors import InvalidTensorError
 from preprocess.triage import TriageParams, refer_scores, triage_batch
 
-GOOD = (2.0, 1.5, 1.5)  # sharpness, under-, over-exposure: all acceptable
+GOOD = (2.0, 1.5, 1.5, 12.0)  # sharpness, under-, over-exposure, colour: all acceptable
 
 
 def _probs(**by_code: float) -> np.ndarray:
@@ -30,20 +30,22 @@ def test_refer_at_or_above_the_threshold_and_routine_below() -> None:
 
 
 def test_each_problem_is_named_with_its_measure_and_refers() -> None:
-    probs = np.repeat(_probs(NV=1.0), 4, axis=0)
-    quality = [(0.4, 1.5, 1.5), (2.0, 0.62, 1.5), (2.0, 1.5, 0.45), GOOD]
-    ood = [[0.3], [0.3], [0.3], [1.8]]
-    out = triage_batch(probs, ood, quality, [[0.1]] * 4, TriageParams(refer_threshold=0.5))
+    probs = np.repeat(_probs(NV=1.0), 5, axis=0)
+    quality = [(0.4, 1.5, 1.5, 12.0), (2.0, 0.62, 1.5, 12.0), (2.0, 1.5, 0.45, 12.0), GOOD, (2.0, 1.5, 1.5, 0.1)]
+    ood = [[0.3], [0.3], [0.3], [1.8], [0.3]]
+    out = triage_batch(probs, ood, quality, [[0.1]] * 5, TriageParams(refer_threshold=0.5))
     notes = [n.decode() for n in out.note[:, 0]]
     assert notes[0] == "Image too blurred: sharpness 0.40 of the minimum."
     assert notes[1] == "Image too dark: brightness 0.62 of the minimum."
     assert notes[2].startswith("Image too bright") and "0.45" in notes[2]
     assert "out-of-distribution score 1.80 (limit 1.00)" in notes[3]
+    assert notes[4] == ("Image has no colour (greyscale): the models judge colour photographs; colour 0.10 of the "
+                        "minimum.")
     assert not out.assessable.any() and out.refer.all()  # not assessable -> referred by default
 
 
 def test_not_assessable_need_not_refer_when_told() -> None:
-    out = triage_batch(_probs(NV=1.0), [[0.1]], [(0.4, 1.5, 1.5)], [[0.1]],
+    out = triage_batch(_probs(NV=1.0), [[0.1]], [(0.4, 1.5, 1.5, 12.0)], [[0.1]],
                        TriageParams(refer_threshold=0.5, refer_when_not_assessable=False))
     assert not out.assessable[0, 0] and not out.refer[0, 0]
 
@@ -55,8 +57,8 @@ def test_no_lesion_found_is_said_but_is_not_a_quality_problem() -> None:
 
 
 def test_bad_shapes_and_values_are_refused() -> None:
-    with pytest.raises(InvalidTensorError, match=r"QUALITY must be \(1, 3\)"):
-        triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0)], [[0.1]])
+    with pytest.raises(InvalidTensorError, match=r"QUALITY must be \(1, 4\)"):
+        triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0, 1.0)], [[0.1]])
     with pytest.raises(InvalidTensorError, match="OOD_SCORE holds a NaN"):
         triage_batch(_probs(NV=1.0), [[np.nan]], [GOOD], [[0.1]])
     with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
