@@ -150,6 +150,8 @@ def render_model_card(release: dict) -> str:
         "- A round lens's black border is filled with the skin colour before the models see the image (RUNS.md: on 80",
         "  validation images behind a synthetic round lens the top class stayed as without it on 75, against 49",
         "  unfilled); a border that is not near-black (a grey or coloured vignette) is left as it is.",
+        *_colour_limit(release),
+        "- Greyscale pictures get no diagnosis: they come back not assessable (and referred), the note says why.",
         "- The demo page's four example images are HAM10000 evaluation-only images (CC BY-NC-SA 4.0), shipped in the",
         "  client package with their attribution.",
         "",
@@ -183,6 +185,18 @@ def render_model_card(release: dict) -> str:
         "et al. 2019) and HAM10000 (CC BY-NC).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _colour_limit(release: dict) -> list[str]:
+    """The known limit of a classifier that sees the camera's colours (none for one trained on balanced crops)."""
+    from .release import classifier_colour_constancy
+
+    if classifier_colour_constancy(release):
+        return [f"- Crops are colour-balanced (shades of grey, p = {classifier_colour_constancy(release):g}) before "
+                "the classifier sees them, so a change of white balance leaves the answer as it was."]
+    return ["- The classifier sees the camera's colours: a 12% change of white balance changed the top class of 19 to",
+            "  24 of 80 validation images (RUNS.md, \"Camera colour\"). Keep a device's white balance fixed, and",
+            "  check the model on your own device's images before use."]
 
 
 def write_model_card(folder: Path) -> Path:
