@@ -51,3 +51,11 @@ def apply_gains(rgb: np.ndarray, gains: np.ndarray) -> np.ndarray:
     if gains.shape != (3,) or not np.all(np.isfinite(gains)) or np.any(gains <= 0):
         raise InvalidTensorError(f"colour gains must be three positive finite numbers, got {gains.tolist()}")
     return np.clip(rgb * gains + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
+def balance_part(part: np.ndarray, whole: np.ndarray, p: float) -> np.ndarray:
+    """``part`` (a crop of ``whole``) with its colours balanced by the shades-of-grey gains of ``whole``; as it is
+    when ``p`` is 0 (balancing off)."""
+    if not p:
+        return part
+    return apply_gains(part, shades_of_grey_gains(whole, p))

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .colour import apply_gains, shades_of_grey_gains
+from .colour import balance_part
 from .contract import (
     CLS_SIZE,
     DEFAULT_COLOUR_CONSTANCY,
@@ -135,10 +135,7 @@ def crop_resize(image: np.ndarray, box: Box) -> np.ndarray:
 def balanced_crop(image: np.ndarray, box: Box, colour_constancy: float) -> np.ndarray:
     """The classifier's RGB crop of a work image: ``crop_resize``, its colours balanced by the whole image's
     shades-of-grey gains when ``colour_constancy`` (the norm p) is not 0."""
-    crop = crop_resize(image, box)
-    if not colour_constancy:
-        return crop
-    return apply_gains(crop, shades_of_grey_gains(image, colour_constancy))
+    return balance_part(crop_resize(image, box), image, colour_constancy)
 
 
 def normalise(crops: np.ndarray) -> np.ndarray:

@@ -74,3 +74,14 @@ def test_bad_inputs_are_refused_by_name() -> None:
     for gains in ([1.0, 1.0], [1.0, -1.0, 1.0], [1.0, np.nan, 1.0]):
         with pytest.raises(InvalidTensorError, match="three positive finite"):
             apply_gains(_flat(1, 2, 3), np.array(gains))
+
+
+def test_a_part_is_balanced_by_the_gains_of_the_whole_or_left_alone() -> None:
+    from preprocess.colour import balance_part
+
+    whole = _flat(200, 100, 50)
+    whole[:10, :10] = (90, 40, 30)
+    part = np.ascontiguousarray(whole[:20, :20])
+    assert balance_part(part, whole, 0) is part
+    np.testing.assert_array_equal(balance_part(part, whole, 6), apply_gains(part, shades_of_grey_gains(whole, 6)))
+    assert not np.array_equal(balance_part(part, whole, 6), apply_gains(part, shades_of_grey_gains(part, 6)))

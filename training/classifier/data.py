@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from preprocess.colour import apply_gains, shades_of_grey_gains
+from preprocess.colour import balance_part
 from preprocess.contract import CLS_SIZE, SEG_SIZE
 from preprocess.crop import CropParams, crop_batch, crop_box, lesion_mask, mask_box
 from preprocess.quality import raw_quality
@@ -73,10 +73,7 @@ def sample_crop(sample: Sample, prob: np.ndarray | None, params: CropParams,
         return crop, None, quality
     box = None if prob is None else mask_box(lesion_mask(prob, params.threshold))
     region = crop_box(box, work.shape[1], work.shape[0], params.margin)
-    around = context_crop(work, region, CONTEXT_FACTOR, CONTEXT_SIZE)
-    if params.colour_constancy:
-        around = apply_gains(around, shades_of_grey_gains(work, params.colour_constancy))
-    return crop, around, quality
+    return crop, balance_part(context_crop(work, region, CONTEXT_FACTOR, CONTEXT_SIZE), work, params.colour_constancy), quality
 
 
 def build_crops(
