@@ -81,6 +81,7 @@ def test_a_part_is_balanced_by_the_gains_of_the_whole_or_left_alone() -> None:
 
     whole = _flat(200, 100, 50)
     whole[:10, :10] = (90, 40, 30)
+    whole[25:, 30:] = (230, 230, 245)  # a bright bluish label outside the part, which the whole's light sees
     part = np.ascontiguousarray(whole[:20, :20])
     assert balance_part(part, whole, 0) is part
     np.testing.assert_array_equal(balance_part(part, whole, 6), apply_gains(part, shades_of_grey_gains(whole, 6)))
