@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .contract import QUALITY
 from .errors import InvalidTensorError
 
 _GREY = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255.0)
@@ -71,8 +72,7 @@ def colour_score(seg_input: np.ndarray) -> float:
 def quality_batch(seg_inputs: np.ndarray, limits: QualityLimits) -> np.ndarray:
     """QUALITY (N, 4) float32 for a batch of segmenter inputs (N, H, W, 3): sharpness, under-exposure,
     over-exposure, colour."""
-    out = np.empty((len(seg_inputs), 4), np.float32)
+    out = np.empty((len(seg_inputs), *QUALITY.dims), np.float32)
     for row, seg in enumerate(seg_inputs):
-        out[row, :3] = scaled_quality(*raw_quality(seg), limits)
-        out[row, 3] = colour_score(seg)
+        out[row] = (*scaled_quality(*raw_quality(seg), limits), colour_score(seg))
     return out

@@ -191,8 +191,9 @@ def _colour_limit(release: dict) -> list[str]:
     """The known limit of a classifier that sees the camera's colours (none for one trained on balanced crops)."""
     from .release import classifier_colour_constancy
 
-    if classifier_colour_constancy(release):
-        return [f"- Crops are colour-balanced (shades of grey, p = {classifier_colour_constancy(release):g}) before "
+    p = classifier_colour_constancy(release)
+    if p:
+        return [f"- Crops are colour-balanced (shades of grey, p = {p:g}) before "
                 "the classifier sees them, so a change of white balance leaves the answer as it was."]
     return ["- The classifier sees the camera's colours: a 12% change of white balance changed the top class of 19 to",
             "  24 of 80 validation images (RUNS.md, \"Camera colour\"). Keep a device's white balance fixed, and",

@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> dict:
     options = StageOptions.resolve(vars(args))
     crop = options.crop()
     if args.retune:
-        crop = replace(crop, colour_constancy=_released_colour(args.release))
+        if args.release is None:
+            raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
+        crop = replace(crop, colour_constancy=_released_colour(Path(args.release)))
     data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
                         crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
@@ -162,11 +164,9 @@ def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
     })
 
 
-def _released_colour(folder: Path | None) -> float:
+def _released_colour(folder: Path) -> float:
     from ..release import classifier_colour_constancy, read_manifest
 
-    if folder is None:
-        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
     return classifier_colour_constancy(read_manifest(folder))
 
 
@@ -177,8 +177,6 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     from ..splits import manifest, same_splits
     from .weights import model_from_arrays
 
-    if args.release is None:
-        raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
     folder, out = Path(args.release), Path(args.out)
     recorded_path = out / f"{args.name}_split.json"
     try:

@@ -30,7 +30,6 @@ def export_segmenter_release(folder: Path, repository: Path) -> str:
     return f"segmenter -> {done.savedmodel} (parity {done.max_abs_diff:.1e}), crop threshold {params.threshold:.2f}"
 
 
-
 def export_classifier_release(folder: Path, repository: Path) -> str:
     """The release's ResNet18 (with temperature, OOD statistics and CAM) as the served TorchScript, and the
     tuned values of ``triage`` and ``prepare``."""
