@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .colour_profile import to_srgb
 from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, REDUCED_DECODE_MIN_SIDE
 from .errors import (
     EmptyImageError,
@@ -91,6 +92,11 @@ def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
 
     EXIF orientations that rotate by 90 degrees swap the stored sides, as the decoder does.
     """
+    return read_header(data, fmt)[0]
+
+
+def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
+    """The displayed (width, height) (see ``read_header_size``) and the embedded ICC colour profile, or None."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -98,7 +104,9 @@ def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
                 width, height = int(im.size[0]), int(im.size[1])
                 # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
                 orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "PNG") else 1
-        return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+                profile = im.info.get("icc_profile") or None
+        size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+        return size, profile
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
         declared = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
@@ -186,14 +194,14 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     """Decode one encoded image to RGB uint8, validating it first.
 
     EXIF orientation is applied (JPEG, PNG and TIFF), and ``original_size`` is that of the turned image;
-    16-bit, grayscale, palette and alpha images become 8-bit RGB
-    (alpha is dropped). With ``allow_reduced`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale as
-    long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``; the decoded image is then
-    trimmed to ``original // factor`` per side so that it never maps beyond the original.
+    16-bit, grayscale, palette and alpha images become 8-bit RGB (alpha is dropped), and the colours of
+    an embedded ICC profile become sRGB (``colour_profile``). With ``allow_reduced`` a large JPEG is
+    decoded at 1/2, 1/4 or 1/8 scale as long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``;
+    the decoded image is then trimmed to ``original // factor`` per side so that it never maps beyond the original.
     """
     data = bytes(data)
     fmt = sniff_format(data)
-    width, height = read_header_size(data, fmt)
+    (width, height), profile = read_header(data, fmt)
     check_size(width, height)
     if (fmt == "JPEG" and not _jpeg_complete(data)) or (fmt == "PNG" and not _png_complete(data)):
         raise TruncatedImageError(
@@ -207,6 +215,7 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or "
             f"corrupt{samples}"
         )
+    rgb = to_srgb(rgb, profile, f"{fmt} input of {len(data)} bytes ({width}x{height})")
     if factor == 1:  # the decoder's own orientation handling (JPEG, PNG and TIFF alike) sets the size
         return DecodedImage(rgb, (int(rgb.shape[0]), int(rgb.shape[1])), 1)
     return DecodedImage(np.ascontiguousarray(rgb[: height // factor, : width // factor]), (height, width), factor)

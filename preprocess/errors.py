@@ -36,3 +36,7 @@ class ImageTooLargeError(InvalidImageError):
 
 class InvalidTensorError(PreprocessError):
     """A tensor handed to the image maths has the wrong shape, dtype or range."""
+
+
+class ColourProfileError(InvalidImageError):
+    """The image embeds an ICC colour profile that cannot be read, so its colours cannot be interpreted."""

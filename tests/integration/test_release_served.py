@@ -123,3 +123,28 @@ def test_a_greyscale_photograph_gets_no_diagnosis(release_server) -> None:
     assert all(r.assessable for r in colour), [r.note for r in colour]
     for r in answers:
         assert not r.assessable and r.refer and "no colour (greyscale)" in r.note, r.note
+
+
+def test_a_phone_picture_in_display_p3_gets_the_answer_of_its_srgb_original(release_server) -> None:
+    """The same pictures stored in a phone's colours (Display P3, profile embedded) are read as the sRGB they show:
+    the served answers are those of the originals (the 8-bit round trip moves a pixel by at most two levels)."""
+    import io
+
+    from PIL import Image
+
+    from dermassist_client import DermAssistClient
+    from tests.support import icc
+
+    images = sorted((SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1").glob("*.jpg"))[:6]
+    originals, phones = [], []
+    for path in images:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        for target, pixels, profile in ((originals, rgb, None), (phones, icc.srgb_to_display_p3(rgb), icc.display_p3())):
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, "PNG", **({"icc_profile": profile} if profile else {}))
+            target.append(buffer.getvalue())
+    with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
+        before, after = client.analyze_batch(originals), client.analyze_batch(phones)
+    for a, b in zip(after, before):
+        assert (a.label, a.refer, a.assessable) == (b.label, b.refer, b.assessable)
+        assert sum(abs(a.probabilities[k] - b.probabilities[k]) for k in b.probabilities) < 0.05
