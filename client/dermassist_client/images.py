@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
 from .errors import InvalidImageError
 
@@ -123,3 +124,21 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="PNG")
     return EncodedImage(buffer.getvalue(), image.size, source)
+
+
+def as_srgb(image: Image.Image) -> Image.Image:
+    """``image`` as RGB in the colours a colour-managed viewer shows: an embedded ICC profile converted to sRGB.
+
+    For display (the demo's overlay): the pixels a browser is given carry no profile. A profile Pillow cannot use
+    leaves the pixels as they are; the service names it when the image is analysed.
+    """
+    rgb = image.convert("RGB")
+    profile = rgb.info.get("icc_profile")
+    if not profile:
+        return rgb
+    try:
+        converted = ImageCms.profileToProfile(rgb, io.BytesIO(profile), ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as e:
+        logging.getLogger(__name__).debug("colour profile of a %dx%d image not used for display: %s", *rgb.size, e)
+        return rgb
+    return rgb if converted is None else converted

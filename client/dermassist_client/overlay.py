@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .errors import ResultError
+from .images import as_srgb
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
@@ -17,8 +18,8 @@ CAM_ALPHA = 0.5  # weight of the heat colour where the map is at its peak; where
 
 
 def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
-    """A copy of ``image`` (its original size) with the mask tinted in red and the bbox in green."""
-    base = image.convert("RGB")
+    """A copy of ``image`` (its original size, in sRGB) with the mask tinted in red and the bbox in green."""
+    base = as_srgb(image)
     if base.size != result.original_size:
         result = _with_size(result, base.size)
     pixels = np.asarray(base, dtype=np.float32)

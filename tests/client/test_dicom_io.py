@@ -56,6 +56,22 @@ def test_bytes_and_datasets_read_like_files(tmp_path, ham_jpeg):
     assert np.array_equal(read_dicom(path.read_bytes()).pixels, read_dicom(ds).pixels)
 
 
+def test_the_icc_profile_travels_with_the_pixels_to_the_service(ham_jpeg):
+    """An instance's ICC Profile (0028,2000) goes with its pixels, so the service converts its colours to sRGB."""
+    from dermassist_client.images import encode_image
+    from tests.support import icc
+
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    plain = read_dicom(ds)
+    assert plain.icc_profile is None
+    assert "icc_profile" not in Image.open(io.BytesIO(encode_image(plain.photograph()).data)).info
+    ds.ICCProfile = icc.display_p3()
+    tagged = read_dicom(ds)
+    sent = Image.open(io.BytesIO(encode_image(tagged.photograph()).data))
+    assert tagged.icc_profile == icc.display_p3() and sent.info["icc_profile"] == icc.display_p3()
+    assert np.array_equal(np.asarray(sent), tagged.pixels)
+
+
 @pytest.mark.parametrize("make,error,words", [
     (lambda jpeg, tmp: di.save(di.ct_slice(PATIENT), tmp / "ct.dcm"), NotAPhotographError,
      ["CT Image Storage", "not an RGB photograph", "MONOCHROME2", "1 sample(s)"]),

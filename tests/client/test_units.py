@@ -123,6 +123,18 @@ def test_encode_accepts_path_bytes_array_and_pil(ham_jpeg, tmp_path):
     assert encode_image(Image.new("L", (70, 60))).size == (70, 60)
 
 
+def test_a_pil_image_keeps_its_colour_profile_when_encoded():
+    """A phone picture opened with PIL is sent with its Display P3 profile, so the service reads its colours."""
+    from tests.support import icc
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (60, 40), (200, 80, 60)).save(buffer, "JPEG", icc_profile=icc.display_p3())
+    with Image.open(io.BytesIO(buffer.getvalue())) as phone:
+        sent = Image.open(io.BytesIO(encode_image(phone).data))
+    assert sent.info["icc_profile"] == icc.display_p3()
+    assert "icc_profile" not in Image.open(io.BytesIO(encode_image(Image.new("RGB", (60, 40))).data)).info
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
 @pytest.mark.parametrize("orientation,size", [(1, (80, 60)), (3, (80, 60)), (6, (60, 80)), (8, (60, 80))])
 def test_encoded_size_is_the_displayed_size(fmt, orientation, size):
@@ -194,6 +206,22 @@ def test_overlay_tints_the_mask_and_draws_the_box():
     inside = out[int(96 / 256 * 450), int(160 / 256 * 600)]
     assert inside[0] > 200 and inside[1] < 150
     assert tuple(out[150, 300]) == BOX_COLOUR
+
+
+def test_overlay_shows_a_display_p3_picture_in_its_srgb_colours():
+    """The overlay the page shows carries no profile, so a phone's Display P3 pixels are converted for it."""
+    from tests.support import icc
+
+    srgb = np.array([[[190, 90, 70], [90, 150, 100], [100, 110, 190], [128, 128, 128]]], np.uint8).repeat(40, 0)
+    image = Image.fromarray(icc.srgb_to_display_p3(srgb.repeat(150, 1)))
+    image.info["icc_profile"] = icc.display_p3()
+    no_lesion = replace(build_result(_outputs(), 0, (600, 40), "dermassist", "1"), lesion_fraction=0.0)
+    shown = np.asarray(draw_overlay(image, no_lesion))[0, ::150]  # the top row is outside the mask
+    assert np.abs(shown.astype(int) - srgb[0]).max() <= 2
+    assert np.abs(np.asarray(image)[0, ::150].astype(int) - srgb[0]).max() >= 10  # unconverted it would be duller
+    image.info["icc_profile"] = b"not a profile"
+    untagged = Image.fromarray(np.asarray(image))
+    assert np.array_equal(np.asarray(draw_overlay(image, no_lesion)), np.asarray(draw_overlay(untagged, no_lesion)))
 
 
 def test_batches_split_at_max_batch_size_and_rejections_name_the_image():

@@ -177,7 +177,7 @@ class DicomNode:
             return StoreOutcome(e.status, e.comment, str(e))
         try:
             with self._analysis_lock:
-                result = self._client.analyze(image.pixels)
+                result = self._client.analyze(image.photograph())
         except InvalidImageError as e:
             return StoreOutcome(IMAGE_REJECTED, "the ensemble rejected the image", f"the ensemble rejected {name}: {e}")
         except (ServerUnavailableError, DeadlineExceededError) as e:

@@ -9,6 +9,7 @@ from typing import Union
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
@@ -43,6 +44,19 @@ class DicomImage:
         if not spacing or len(spacing) != 2 or min(float(v) for v in spacing) <= 0:
             return None
         return float(spacing[0]), float(spacing[1])
+
+    @property
+    def icc_profile(self) -> bytes | None:
+        """The instance's ICC Profile (0028,2000): what its RGB values mean, or None when it has none."""
+        profile = self.dataset.get("ICCProfile")
+        return bytes(profile) if profile else None
+
+    def photograph(self) -> Image.Image:
+        """The pixels as a PIL image carrying the ICC profile, so the service reads its colours as sRGB."""
+        image = Image.fromarray(self.pixels)
+        if self.icc_profile:
+            image.info["icc_profile"] = self.icc_profile
+        return image
 
     @property
     def transfer_syntax(self) -> UID:
