@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from preprocess.colour_profile import SRGB_PROBE, srgb_transform, to_srgb
+from preprocess.colour_profile import SRGB_PROBE, srgb_converter, to_srgb
 from preprocess.decode import decode, decode_image, read_header
 from preprocess.errors import ColourProfileError, InvalidImageError
 from preprocess.prepare import prepare_image
@@ -66,7 +66,7 @@ def test_an_adobe_rgb_jpeg_decodes_to_srgb() -> None:
 @pytest.mark.parametrize("profile", [BUILT_IN_SRGB, icc.srgb()], ids=["built-in sRGB", "sRGB from its primaries"])
 def test_an_srgb_profile_leaves_the_pixels_bit_identical(profile: bytes) -> None:
     np.testing.assert_array_equal(decode_image(saved(RGB, "PNG", profile)), RGB)
-    assert srgb_transform(profile, "test") is None
+    assert srgb_converter(profile, "test") is None
 
 
 def test_a_profile_of_another_colour_space_leaves_the_pixels() -> None:
@@ -106,8 +106,8 @@ def test_an_unreadable_profile_is_refused_by_name(fmt: str) -> None:
 def test_a_transform_is_built_once_per_profile() -> None:
     from preprocess import colour_profile
 
-    colour_profile._transform.cache_clear()
+    colour_profile._converter.cache_clear()
     for _ in range(3):
         decode_image(saved(RGB, "PNG", icc.display_p3()))
-    info = colour_profile._transform.cache_info()
+    info = colour_profile._converter.cache_info()
     assert (info.misses, info.hits) == (1, 2)

@@ -52,17 +52,23 @@ def _desc_tag(text: str) -> bytes:
     return b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text + b"\0" * (4 + 4 + 2 + 1 + 67)
 
 
-def _curve_tag(gamma: float | None, parametric: tuple[float, ...] | None) -> bytes:
+def curve_tag(gamma: float | None = None, parametric: tuple[float, ...] | None = None, function: int = 3,
+              table: np.ndarray | None = None) -> bytes:
+    """A curveType tag (a gamma, or a table of values in [0, 1]) or a parametricCurveType tag of ``function``."""
+    if table is not None:
+        values = np.round(np.clip(table, 0, 1) * 65535).astype(">u2")
+        return b"curv\0\0\0\0" + struct.pack(">I", len(values)) + values.tobytes()
     if parametric is not None:
-        return b"para\0\0\0\0" + struct.pack(">H", 3) + b"\0\0" + _s15(parametric)
+        return b"para\0\0\0\0" + struct.pack(">H", function) + b"\0\0" + _s15(parametric)
     return b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(float(gamma) * 256))) + b"\0\0"
 
 
 def matrix_trc_profile(description: str, primaries, *, gamma: float | None = None,
-                       parametric: tuple[float, ...] | None = SRGB_CURVE, white=D65) -> bytes:
-    """An ICC v2 RGB display profile: D50-adapted colorants of ``primaries`` and one tone curve for all channels."""
+                       parametric: tuple[float, ...] | None = SRGB_CURVE, white=D65, curve: bytes | None = None) -> bytes:
+    """An ICC v2 RGB display profile: D50-adapted colorants of ``primaries`` and one tone curve for all channels
+    (``curve``, a tag from ``curve_tag``; by default ``gamma`` or else the ``parametric`` sRGB curve)."""
     colorants = adapted_to_d50(rgb_to_xyz_matrix(primaries, white), white)
-    curve = _curve_tag(gamma, None if gamma is not None else parametric)
+    curve = curve or curve_tag(gamma, None if gamma is not None else parametric)
     tags = [(b"desc", _desc_tag(description)), (b"cprt", b"text\0\0\0\0public domain\0"),
             (b"wtpt", _xyz_tag(D50_XYZ)), (b"rXYZ", _xyz_tag(colorants[:, 0])), (b"gXYZ", _xyz_tag(colorants[:, 1])),
             (b"bXYZ", _xyz_tag(colorants[:, 2])), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
