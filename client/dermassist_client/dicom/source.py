@@ -53,9 +53,9 @@ class DicomImage:
 
     def photograph(self) -> Image.Image:
         """The pixels as a PIL image carrying the ICC profile, so the service reads its colours as sRGB."""
-        image = Image.fromarray(self.pixels)
-        if self.icc_profile:
-            image.info["icc_profile"] = self.icc_profile
+        image, profile = Image.fromarray(self.pixels), self.icc_profile
+        if profile:
+            image.info["icc_profile"] = profile
         return image
 
     @property
