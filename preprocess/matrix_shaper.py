@@ -73,7 +73,7 @@ def tone_curve(tag: bytes) -> np.ndarray | None:
             params = tuple(v / 65536.0 for v in struct.unpack_from(f">{_PARAMETER_COUNTS[function]}i", tag, 12))
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.clip(parametric_curve(function, params, _CODES), 0.0, 1.0)
-    except (struct.error, ValueError):
+    except (struct.error, ValueError, ZeroDivisionError):
         return None
     return None
 

@@ -42,7 +42,8 @@ def test_curve_types_by_hand() -> None:
 
 
 @pytest.mark.parametrize("tag", [b"curv\0\0\0\0\0\0\0\x09\0\x01", b"para\0\0\0\0\0\x07\0\0" + bytes(28),
-                                 b"mft2" + bytes(40), b"para\0\0"], ids=["short table", "function 7", "LUT", "cut"])
+                                 b"mft2" + bytes(40), b"para\0\0", icc.curve_tag(parametric=(2.0, 0.0, 0.5), function=1)],
+                         ids=["short table", "function 7", "LUT", "cut", "type 1 with a = 0"])
 def test_a_curve_it_cannot_read_is_none(tag: bytes) -> None:
     assert tone_curve(tag) is None
 
