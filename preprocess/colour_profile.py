@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from .errors import ColourProfileError
+from .icc_profiles import adobe_rgb
 from .matrix_shaper import matrix_shaper
 
 _INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
@@ -94,6 +95,26 @@ def srgb_converter(profile: bytes, what: str) -> Converter | None:
             f"{what} embeds an ICC colour profile of {len(profile)} bytes that cannot be read ({e}); its colours "
             "cannot be interpreted: re-save the image as sRGB, or without a colour profile"
         ) from e
+
+
+_EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD, _INTEROP_INDEX = 0x8769, 0xA001, 0xA005, 0x0001
+_UNCALIBRATED = 0xFFFF
+_DCF_OPTION_FILE = "R03"  # DCF's interoperability index of an Adobe RGB file
+
+
+def declared_profile(exif: Image.Exif) -> bytes | None:
+    """The profile a JPEG declares in EXIF without embedding one, or None.
+
+    A camera set to Adobe RGB writes the DCF option file: ColorSpace "uncalibrated" and the interoperability index
+    R03, often with no ICC profile; those pixels are Adobe RGB (1998). Anything else declares nothing usable.
+    """
+    try:
+        if exif.get_ifd(_EXIF_IFD).get(_COLOR_SPACE) != _UNCALIBRATED:
+            return None
+        index = exif.get_ifd(_INTEROP_IFD).get(_INTEROP_INDEX)
+    except (KeyError, ValueError, TypeError, OSError, SyntaxError):
+        return None
+    return adobe_rgb() if isinstance(index, str) and index.strip("\0 ") == _DCF_OPTION_FILE else None
 
 
 def to_srgb(rgb: np.ndarray, profile: bytes | None, what: str) -> np.ndarray:

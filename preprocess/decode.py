@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .colour_profile import to_srgb
+from .colour_profile import declared_profile, to_srgb
 from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, REDUCED_DECODE_MIN_SIDE
 from .errors import (
     EmptyImageError,
@@ -96,15 +96,21 @@ def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
 
 
 def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
-    """The displayed (width, height) (see ``read_header_size``) and the embedded ICC colour profile, or None."""
+    """The displayed (width, height) (see ``read_header_size``) and the ICC colour profile, or None.
+
+    The profile is the embedded one, or for a JPEG without one the Adobe RGB its EXIF may declare.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 width, height = int(im.size[0]), int(im.size[1])
                 # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
-                orientation = im.getexif().get(_ORIENTATION_TAG, 1) if fmt in ("JPEG", "PNG") else 1
+                exif = im.getexif() if fmt in ("JPEG", "PNG") else None
+                orientation = exif.get(_ORIENTATION_TAG, 1) if exif is not None else 1
                 profile = im.info.get("icc_profile") or None
+                if profile is None and fmt == "JPEG" and exif is not None:
+                    profile = declared_profile(exif)
         size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
         return size, profile
     except Image.DecompressionBombError as e:

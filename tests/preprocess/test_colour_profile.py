@@ -111,3 +111,41 @@ def test_a_transform_is_built_once_per_profile() -> None:
         decode_image(saved(RGB, "PNG", icc.display_p3()))
     info = colour_profile._converter.cache_info()
     assert (info.misses, info.hits) == (1, 2)
+
+
+def dcf_exif(colour_space: int | None = 0xFFFF, interop: str | None = "R03") -> Image.Exif:
+    """EXIF as a camera writes it: ColorSpace (uncalibrated for Adobe RGB) and DCF's interoperability index."""
+    exif = Image.Exif()
+    ifd = exif.get_ifd(0x8769)
+    if colour_space is not None:
+        ifd[0xA001] = colour_space
+    if interop is not None:
+        ifd[0xA005] = {1: interop}
+    return exif
+
+
+def test_a_camera_jpeg_declaring_adobe_rgb_in_exif_is_converted_as_computed_by_hand() -> None:
+    adobe = np.array([[[200, 60, 60], [60, 160, 90], [70, 90, 200], [128, 128, 128]]], np.uint8)
+    out = decode_image(saved(np.repeat(np.repeat(adobe, 40, 0), 40, 1), "JPEG", quality=100, subsampling=0,
+                             exif=dcf_exif()))[20, 20::40]
+    matrix = np.linalg.solve(icc.rgb_to_xyz_matrix(icc.SRGB_PRIMARIES), icc.rgb_to_xyz_matrix(icc.ADOBE_RGB_PRIMARIES))
+    expected = icc.srgb_encode((adobe[0] / 255.0) ** icc.ADOBE_RGB_GAMMA @ matrix.T)
+    assert np.abs(out.astype(float) - expected).max() <= 2.0  # JPEG quality 100 moves a flat patch by a level
+    assert np.abs(out.astype(int) - adobe[0]).max() >= 20
+
+
+@pytest.mark.parametrize("exif", [dcf_exif(interop=None), dcf_exif(colour_space=1), dcf_exif(interop="R98"),
+                                  dcf_exif(colour_space=None)],
+                         ids=["uncalibrated, no index", "sRGB with R03", "uncalibrated R98", "index only"])
+def test_exif_that_declares_no_adobe_rgb_leaves_the_pixels(exif: Image.Exif) -> None:
+    data = saved(RGB, "JPEG", quality=95, exif=exif)
+    np.testing.assert_array_equal(decode_image(data), decode_image(saved(RGB, "JPEG", quality=95)))
+
+
+def test_an_embedded_profile_wins_over_the_exif_declaration() -> None:
+    p3 = icc.srgb_to_display_p3(RGB)
+    jpeg = saved(p3, "JPEG", icc.display_p3(), quality=95, exif=dcf_exif())
+    assert read_header(jpeg, "JPEG")[1] == icc.display_p3()
+    plain = decode_image(saved(p3, "JPEG", quality=95))
+    np.testing.assert_array_equal(decode_image(jpeg), to_srgb(plain, icc.display_p3(), "test"))
+    assert read_header(saved(p3, "JPEG", quality=95, exif=dcf_exif()), "JPEG")[1] == icc.adobe_rgb()
