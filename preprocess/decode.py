@@ -87,18 +87,11 @@ _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 
-def read_header_size(data: bytes, fmt: str) -> tuple[int, int]:
-    """Return the displayed (width, height) from the header alone, without decoding pixel data.
-
-    EXIF orientations that rotate by 90 degrees swap the stored sides, as the decoder does.
-    """
-    return read_header(data, fmt)[0]
-
-
 def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
-    """The displayed (width, height) (see ``read_header_size``) and the ICC colour profile, or None.
+    """The displayed (width, height) and the ICC colour profile (or None), from the header alone.
 
-    The profile is the embedded one, or for a JPEG without one the Adobe RGB its EXIF may declare.
+    EXIF orientations that rotate by 90 degrees swap the stored sides, as the decoder does. The profile is the
+    embedded one, or for a JPEG without one the Adobe RGB its EXIF may declare.
     """
     try:
         with warnings.catch_warnings():

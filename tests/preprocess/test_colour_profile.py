@@ -12,7 +12,7 @@ from preprocess.decode import decode, decode_image, read_header
 from preprocess.errors import ColourProfileError, InvalidImageError
 from preprocess.prepare import prepare_image
 from tests.support import icc
-from tests.support.images import synthetic_lesion
+from tests.support.images import pil_bytes, synthetic_lesion
 
 RGB = synthetic_lesion(120, 160)
 BUILT_IN_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -20,11 +20,9 @@ BUILT_IN_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes
 
 def saved(rgb: np.ndarray, fmt: str, profile: bytes | None = None, **options) -> bytes:
     """``rgb`` encoded as ``fmt`` by Pillow, with ``profile`` embedded when given."""
-    buffer = io.BytesIO()
     if profile is not None:
         options["icc_profile"] = profile
-    Image.fromarray(rgb).save(buffer, fmt, **options)
-    return buffer.getvalue()
+    return pil_bytes(Image.fromarray(rgb), fmt, **options)
 
 
 def p3_to_srgb_by_hand(p3: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preprocess.decode import decode, decode_image, read_header_size
+from preprocess.decode import decode, decode_image, read_header
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -62,7 +62,7 @@ def test_png_and_tiff_exif_orientation_is_applied_and_sets_the_original_size(fmt
 def test_the_header_size_is_the_decoded_size_of_a_turned_picture(fmt: str) -> None:
     data = with_orientation(RGB, 6, fmt)
     height, width = decode(data).rgb.shape[:2]
-    assert read_header_size(data, fmt) == (width, height) == (120, 160)
+    assert read_header(data, fmt)[0] == (width, height) == (120, 160)
 
 
 def test_a_large_turned_png_keeps_its_aspect_in_the_work_image() -> None:
