@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .icc_profiles import SRGB_CURVE
+
 _TRC_TAGS = (b"rTRC", b"gTRC", b"bTRC")
 _PARAMETER_COUNTS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}  # ICC parametricCurveType function types
 _CODES = np.arange(256, dtype=np.float64) / 255.0
@@ -22,9 +24,11 @@ ENCODE_STEPS = 65535
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """sRGB's tone curve (IEC 61966-2-1): linear light in [0, 1] -> code values in [0, 255] (float)."""
+    """sRGB's tone curve (IEC 61966-2-1, ``SRGB_CURVE`` inverted): linear light in [0, 1] -> code values in [0, 255]
+    (float)."""
+    g, a, b, c, d = SRGB_CURVE
     v = np.clip(linear, 0.0, 1.0)
-    return 255.0 * np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+    return 255.0 * np.where(v <= c * d, v / c, (np.power(v, 1 / g) - b) / a)
 
 
 _SRGB_ENCODE = np.round(srgb_encode(np.arange(ENCODE_STEPS + 1) / ENCODE_STEPS)).astype(np.uint8)
