@@ -58,9 +58,8 @@ def _with_lcms(transform: ImageCms.ImageCmsTransform) -> Converter:
     return convert
 
 
-def _farthest(convert: Converter, reference: Converter | np.ndarray, probe: np.ndarray) -> int:
-    expected = reference if isinstance(reference, np.ndarray) else reference(probe)
-    return int(np.abs(convert(probe).astype(np.int16) - expected).max())
+def _farthest(got: np.ndarray, expected: np.ndarray) -> int:
+    return int(np.abs(got.astype(np.int16) - expected).max())
 
 
 @functools.lru_cache(maxsize=16)
@@ -70,12 +69,12 @@ def _converter(profile: bytes) -> Converter | None:
         return None
     srgb = _srgb()
     lcms = _with_lcms(ImageCms.buildTransform(source, srgb, "RGB", "RGB", renderingIntent=_INTENT, flags=_FLAGS))
-    if _farthest(lcms, SRGB_PROBE, SRGB_PROBE) <= TOLERANCE:
+    if _farthest(lcms(SRGB_PROBE), SRGB_PROBE) <= TOLERANCE:
         return None
     colorants, srgb_colorants = _colorants(source), _colorants(srgb)
     if source.profile.is_matrix_shaper and colorants is not None and srgb_colorants is not None:
         tables = matrix_shaper(profile, colorants, srgb_colorants)
-        if tables is not None and _farthest(tables, lcms, AGREEMENT_PROBE) <= TOLERANCE:
+        if tables is not None and _farthest(tables(AGREEMENT_PROBE), lcms(AGREEMENT_PROBE)) <= TOLERANCE:
             return tables
     return lcms
 
