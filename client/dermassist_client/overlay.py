@@ -5,7 +5,7 @@ Pure numpy and Pillow: the client imports no plotting library.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from .errors import ResultError
 from .images import as_srgb
@@ -18,8 +18,12 @@ CAM_ALPHA = 0.5  # weight of the heat colour where the map is at its peak; where
 
 
 def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
-    """A copy of ``image`` (its original size, in sRGB) with the mask tinted in red and the bbox in green."""
-    base = as_srgb(image)
+    """A copy of ``image`` (as displayed: EXIF orientation applied, in sRGB) with the mask tinted red and the bbox green.
+
+    The server's MASK and BBOX are in the frame of the turned picture, so a phone photo stored sideways with an EXIF
+    orientation is turned before they are drawn on it.
+    """
+    base = as_srgb(ImageOps.exif_transpose(image))
     if base.size != result.original_size:
         result = _with_size(result, base.size)
     pixels = np.asarray(base, dtype=np.float32)

@@ -208,6 +208,25 @@ def test_overlay_tints_the_mask_and_draws_the_box():
     assert tuple(out[150, 300]) == BOX_COLOUR
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+def test_overlay_of_a_picture_stored_sideways_is_drawn_on_it_as_displayed(fmt):
+    """A phone stores a portrait photo sideways with EXIF orientation 6; the server's mask is in the turned frame."""
+    stored = np.full((450, 600, 3), 200, np.uint8)  # 600 wide, 450 high as stored
+    stored[:40, :40] = (0, 0, 255)  # blue in the stored top-left corner: the displayed top-right corner
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, fmt, exif=exif, **({"quality": 100} if fmt == "JPEG" else {}))
+    result = build_result(_outputs(), 0, (450, 600), "dermassist", "1")  # the displayed size, as the server says
+    with Image.open(io.BytesIO(buffer.getvalue())) as photo:
+        out = np.asarray(draw_overlay(photo, result))
+    assert out.shape == (600, 450, 3)
+    assert out[10, 440, 2] > 200 and out[10, 440, 0] < 60  # the blue corner where the viewer shows it
+    expected = (result.mask_at_original_size() > 0)
+    tinted = (out[..., 0].astype(int) - out[..., 2].astype(int)) > 40
+    assert (tinted == expected)[5:-5, 5:-5].mean() > 0.99  # the mask lies where the server put it
+
+
 def test_overlay_shows_a_display_p3_picture_in_its_srgb_colours():
     """The overlay the page shows carries no profile, so a phone's Display P3 pixels are converted for it."""
     from tests.support import icc
