@@ -41,7 +41,8 @@ def batch_execute(
 ) -> list[Result]:
     """Run ``compute(**merged rows)`` once for every good request and hand each request its share.
 
-    ``compute`` returns row-aligned outputs (a PreprocessError from it refuses every request it saw);
+    ``compute`` returns row-aligned outputs; when it raises PreprocessError over several requests, each runs alone
+    again, so a bad request is refused by its own reason and the others are answered;
     ``finish`` (default: as they are) may reshape one request's rows or raise PreprocessError to refuse
     that request alone.
     """
@@ -60,9 +61,13 @@ def batch_execute(
     merged = {name: _merge([parsed[i][name] for i, _ in good]) for name in names}  # type: ignore[index]
     try:
         outputs = compute(**merged)
-    except PreprocessError as e:  # the batch function refused the rows: every request in it gets the reason
+    except PreprocessError as e:
+        if len(good) == 1:
+            results[good[0][0]] = e
+            return results
+        # some request's rows were refused: run each request alone, so only the bad one is refused, by its own values
         for i, _ in good:
-            results[i] = e
+            results[i] = batch_execute([parsed[i]], compute, finish)[0]
         return results
     offset = 0
     for i, n in good:

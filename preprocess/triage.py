@@ -74,11 +74,11 @@ def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, frac
               "QUALITY": (quality.shape, (n, *QUALITY.dims)), "LESION_FRACTION": (fraction.shape, (n,))}
     for name, (got, want) in shapes.items():
         if got != want:
-            raise InvalidTensorError(f"triage: {name} must be {want} for {n} rows, got {got}")
+            raise InvalidTensorError(f"{name} must be {want} for {n} rows, got {got}")
     for name, array in (("PROBABILITIES", probabilities), ("OOD_SCORE", ood), ("QUALITY", quality),
                         ("LESION_FRACTION", fraction)):
         if not np.all(np.isfinite(array)):
-            raise InvalidTensorError(f"triage: {name} holds a NaN or infinite value")
+            raise InvalidTensorError(f"{name} holds a NaN or infinite value")
     return n
 
 

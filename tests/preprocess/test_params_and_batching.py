@@ -81,6 +81,22 @@ def test_batch_execute_lists_rows_finish_and_refusals() -> None:
     assert all(str(r) == "NaN in x" for r in batch_execute([{"x": np.zeros(1)}, {"x": np.zeros(2)}], refuse))
 
 
+def test_a_request_the_batch_function_refuses_fails_alone_with_its_own_values() -> None:
+    """Dynamic batching merges requests of several callers: one bad row must not refuse, or show, the others."""
+    calls = []
+
+    def positive(x):
+        calls.append(x.tolist())
+        if (x <= 0).any():
+            raise PreprocessError(f"x must be positive, got {x.tolist()}")
+        return {"y": x * 2}
+
+    results = batch_execute([{"x": np.array([1.0])}, {"x": np.array([0.0, 5.0])}, {"x": np.array([3.0])}], positive)
+    assert results[0]["y"].tolist() == [2.0] and results[2]["y"].tolist() == [6.0]
+    assert isinstance(results[1], PreprocessError) and str(results[1]) == "x must be positive, got [0.0, 5.0]"
+    assert calls == [[1.0, 0.0, 5.0, 3.0], [1.0], [0.0, 5.0], [3.0]]
+
+
 def test_triton_responses_answer_errors_as_invalid_argument() -> None:
     made = []
     fake = SimpleNamespace(
