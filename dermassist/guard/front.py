@@ -49,6 +49,19 @@ def forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, st
                  if not m.key.startswith(_HOP_BY_HOP))
 
 
+async def finished_hashes(hashing: concurrent.futures.Future | None) -> Any:
+    """The hashing thread's result, awaited so the event loop (every other call, the health endpoint) runs meanwhile.
+
+    A second cancellation while it is awaited still finishes the audit line: then it waits for the thread.
+    """
+    if hashing is None:
+        return None
+    try:
+        return await asyncio.shield(asyncio.wrap_future(hashing))
+    except asyncio.CancelledError:
+        return hashing.result()
+
+
 def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
     """Whether the call carries the admin key header with the right value."""
     for m in context.invocation_metadata() or ():
@@ -191,7 +204,7 @@ class Front(grpc.GenericRpcHandler):
             self.guard.audit.write(build_record(
                 request, request_id=request_id, peer=context.peer(), client=client_identity(context),
                 versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms,
-                response=response, images=None if hashing is None else hashing.result()))
+                response=response, images=await finished_hashes(hashing)))
 
     def close(self) -> None:
         """Stop the hashing threads."""

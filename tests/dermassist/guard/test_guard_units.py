@@ -26,6 +26,7 @@ from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, Se
 from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
+from dermassist.guard.front import finished_hashes
 from dermassist.guard.guard import models_in_message
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
@@ -176,6 +177,26 @@ def test_readiness_lets_requests_wait_for_healing() -> None:
         return timed_out, await readiness.wait(5)
 
     assert asyncio.run(main()) == (False, True)
+
+
+def test_the_audit_waits_for_image_hashes_without_stopping_the_event_loop() -> None:
+    """The hash of up to 32 images may still run when a call ends; other calls and the health endpoint share the loop."""
+    import concurrent.futures
+    import threading
+
+    released = threading.Event()
+
+    def hash_images() -> str:
+        return "hashed after the loop ran" if released.wait(10) else "the loop was blocked"
+
+    async def main() -> str:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            hashing = pool.submit(hash_images)
+            asyncio.get_running_loop().call_soon(released.set)  # runs only if the loop is free while we wait
+            return await finished_hashes(hashing)
+
+    assert asyncio.run(main()) == "hashed after the loop ran"
+    assert asyncio.run(finished_hashes(None)) is None
 
 
 def test_admin_key_from_environment_file_or_random(tmp_path: Path) -> None:
