@@ -17,6 +17,7 @@ from .errors import (
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "503"}
 _DEADLINE = {"StatusCode.DEADLINE_EXCEEDED", "504"}
 _INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
+_TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
 # Triton's answer while a Python-backend step's process is dead or hung: the request never ran in
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
@@ -50,6 +51,11 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
             return ServerUnavailableError(f"{what}: a pipeline step at {url} failed ({message}); retried while it heals")
         if status in _DEADLINE:
             return DeadlineExceededError(f"{what}: no answer from {url} within the deadline ({message}); raise timeout")
+        if inference and status in _TOO_LARGE:
+            return InvalidImageError(
+                f"{what}: the request is larger than the gRPC message limit ({message}); send fewer images per call "
+                "(max_batch_size) or smaller files; the limits are the client's max_message_bytes and the server's "
+                "--max-request-mib", server_message=message)
         if inference and status in _INVALID:
             return InvalidImageError(f"{what}: the server rejected the image: {message}", server_message=message)
         return ServerError(f"{what}: server at {url} answered {status or 'an error'}: {message}")

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     tls.add_argument("--grpc-max-connection-age-grace", type=int, metavar="MS",
                      help=setting_help(GuardConfig, "grpc_max_connection_age_grace",
                                        "grace for calls in flight when a connection is aged out"))
+    tls.add_argument("--max-request-mib", type=int, metavar="MIB",
+                     help=setting_help(GuardConfig, "max_request_mib",
+                                       "largest request the public port reads, in MiB (larger: RESOURCE_EXHAUSTED)"))
     ops = parser.add_argument_group("admin key, audit trail and self-healing")
     ops.add_argument("--admin-key-file", help=setting_help(
         ServerConfig, "admin_key_file",

@@ -7,8 +7,10 @@ from pathlib import Path
 from ..base.errors import ConfigError
 from ..base.settings import Settings
 
-# gRPC channel and server options that lift the message size limits (images and masks travel whole).
+# gRPC channel options that lift the message size limits (images and masks travel whole) between the guard and
+# its own loopback tritonserver; the public front bounds what it receives (``max_request_mib``).
 UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+MIB = 1024 * 1024
 
 RECOVERY_MODES = ("reload", "restart")
 
@@ -32,6 +34,9 @@ class GuardConfig(Settings):
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0
     hold_s: float = 30.0  # longest a request waits for readiness while the guard recovers
+    # Largest request the public port reads: a batch of 32 phone JPEGs is a few tens of MiB, one uncompressed
+    # 50-megapixel TIFF 150 MiB; beyond it gRPC refuses the call (RESOURCE_EXHAUSTED) before it is held in memory.
+    max_request_mib: int = 256
     # Close client connections after this many ms (0: never) so clients reconnect through the load
     # balancer and new pods get traffic; the grace lets calls in flight finish (Triton's flag names).
     grpc_max_connection_age: int = 0
@@ -53,6 +58,10 @@ class GuardConfig(Settings):
             raise ConfigError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too")
         if self.recovery not in RECOVERY_MODES:
             raise ConfigError(f"recovery must be one of {', '.join(RECOVERY_MODES)}, got {self.recovery!r}")
+        if isinstance(self.max_request_mib, bool) or not isinstance(self.max_request_mib, int) \
+                or not 1 <= self.max_request_mib <= 2047:
+            raise ConfigError(f"max_request_mib must be a whole number of MiB from 1 to 2047 (gRPC's limit is under "
+                              f"2 GiB), got {self.max_request_mib!r}")
         if self.max_reloads < 0:
             raise ConfigError(f"max_reloads must be >= 0, got {self.max_reloads}")
         for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "hold_s"):
@@ -65,8 +74,10 @@ class GuardConfig(Settings):
             raise ConfigError("audit_log must be '-' (stdout) or a file path; the audit trail cannot be turned off")
 
     def server_options(self) -> list[tuple[str, int]]:
-        """gRPC server options of the front: no message size limit, connection ageing when asked."""
-        options = list(UNLIMITED_MESSAGES)
+        """gRPC server options of the front: requests up to ``max_request_mib``, answers of any size, connection
+        ageing when asked."""
+        options: list[tuple[str, int]] = [("grpc.max_send_message_length", -1),
+                                          ("grpc.max_receive_message_length", self.max_request_mib * MIB)]
         if self.grpc_max_connection_age:
             options.append(("grpc.max_connection_age_ms", self.grpc_max_connection_age))
         if self.grpc_max_connection_age_grace:

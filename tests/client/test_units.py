@@ -273,10 +273,13 @@ def test_results_carry_the_request_id_the_answer_echoes():
     ("StatusCode.UNAVAILABLE", "DermAssist is not ready (recovering); retry later", ServerUnavailableError),
     ("StatusCode.INTERNAL", "something else broke", ServerError),
     ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
+    ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", InvalidImageError),
 ])
 def test_a_failed_step_is_retryable_like_unavailability(status, message, expected):
     error = translate(InferenceServerException(message, status=status), "analyzing", "h:1", inference=True)
     assert type(error) is expected
+    if status == "StatusCode.RESOURCE_EXHAUSTED":
+        assert "larger than the gRPC message limit" in str(error) and "send fewer images per call" in str(error)
 
 
 def test_retries_back_off_exponentially_only_while_unavailable(caplog):

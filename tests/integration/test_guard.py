@@ -254,3 +254,22 @@ def test_audit_has_exactly_one_line_per_request_good_or_bad(guards, ham_jpeg: by
     assert one.label.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
     assert set(lines[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions", "status",
                              "error", "latency_ms", "images"}
+
+
+def test_a_request_over_the_size_limit_is_refused_clearly_and_the_port_serves_on(
+        triton_server, tiny_repository: Path, ham_jpeg: bytes, tmp_path: Path) -> None:
+    """The public port reads at most max_request_mib: a larger call is refused before it is held in memory."""
+    from dermassist_client import InvalidImageError
+
+    noise = np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)  # about 1.9 MB as PNG
+    guard = BackgroundGuard(public_config(tiny_repository),
+                            GuardConfig(audit_log=str(tmp_path / "audit.jsonl"), max_request_mib=1),
+                            server=triton_server).start()
+    try:
+        with DermAssistClient(guard.grpc_address, retries=0) as sdk:
+            with pytest.raises(InvalidImageError, match="larger than the gRPC message limit") as info:
+                sdk.analyze(noise)
+            assert "RESOURCE_EXHAUSTED" in str(info.value) or "larger than max" in str(info.value)
+            assert sdk.analyze(ham_jpeg).probabilities  # the same connection still serves a normal image
+    finally:
+        guard.stop()

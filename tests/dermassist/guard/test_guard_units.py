@@ -234,6 +234,8 @@ def test_command_line_restricts_admin_apis_and_logs_redact_the_key(tmp_path: Pat
     ({"recovery": "pray"}, "recovery must be one of"),
     ({"canary_timeout_s": 0}, "canary_timeout_s must be a positive"),
     ({"audit_log": ""}, "cannot be turned off"),
+    ({"max_request_mib": 0}, "max_request_mib must be a whole number of MiB from 1 to 2047"),
+    ({"max_request_mib": 4096}, "got 4096"),
 ])
 def test_guard_settings_are_validated(tmp_path: Path, kwargs: dict, message: str) -> None:
     cert = tmp_path / "cert.pem"
@@ -247,3 +249,12 @@ def test_guard_settings_come_from_the_environment(tmp_path: Path) -> None:
     config = GuardConfig.resolve({"recovery": None}, {"DERMASSIST_RECOVERY": "restart", "DERMASSIST_CANARY_INTERVAL_S": "2.5",
                                                       "DERMASSIST_AUDIT_LOG": str(tmp_path / "a.jsonl")})
     assert (config.recovery, config.canary_interval_s, config.tls) == ("restart", 2.5, False)
+
+
+def test_the_public_port_bounds_what_it_reads_and_not_what_it_answers() -> None:
+    options = dict(GuardConfig.resolve({"max_request_mib": None}, {"DERMASSIST_MAX_REQUEST_MIB": "64"}).server_options())
+    assert options["grpc.max_receive_message_length"] == 64 * 1024 * 1024
+    assert options["grpc.max_send_message_length"] == -1
+    flagged = GuardConfig.resolve({"max_request_mib": 8}, {"DERMASSIST_MAX_REQUEST_MIB": "64"})
+    assert dict(flagged.server_options())["grpc.max_receive_message_length"] == 8 * 1024 * 1024
+    assert dict(GuardConfig().server_options())["grpc.max_receive_message_length"] == 256 * 1024 * 1024
