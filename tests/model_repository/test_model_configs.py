@@ -98,6 +98,13 @@ def test_no_config_pins_a_value_the_release_tunes(model: str, tuned: str) -> Non
         assert not names & set(read_model_config(path).parameters), path
 
 
+@pytest.mark.parametrize("model", [c.PREPARE_MODEL, c.CROP_MODEL])
+def test_opencv_steps_pin_one_thread_per_instance_in_both_profiles(model: str) -> None:
+    """Several instances of a step each starting OpenCV's all-core pool would fight over the CPU."""
+    for path in (SOURCE_REPOSITORY / model / "config.pbtxt", SOURCE_REPOSITORY / model / "configs" / "embedded.pbtxt"):
+        assert read_model_config(path).parameters["opencv_threads"].string_value == "1", path
+
+
 def test_python_steps_have_a_model_py_and_no_artifacts_are_tracked() -> None:
     for model in c.STEP_MODELS:
         assert (SOURCE_REPOSITORY / model / "1" / "model.py").is_file()
