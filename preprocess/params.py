@@ -28,7 +28,8 @@ def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
         if kind == "float":
             return float(raw)
     except (TypeError, ValueError) as e:
-        raise InvalidTensorError(f"{where}: {name} must be a {kind}, got {raw!r}") from e
+        article = "an" if kind == "int" else "a"
+        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}") from e
     return raw
 
 
@@ -37,13 +38,24 @@ def config_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
     return {k: v.get("string_value", "") for k, v in model_config.get("parameters", {}).items()}
 
 
+def thread_parameter(parameters: Mapping[str, str], name: str) -> int:
+    """A thread count from a config's ``parameters`` (0 when unset: the library's own choice); a value that is not a
+    count >= 0 is refused by name, so the model's load failure says which parameter to fix."""
+    raw = parameters.get(name, "")
+    count = _cast(name, raw, "int", "config parameter") if raw != "" else 0
+    if count < 0:
+        raise InvalidTensorError(f"config parameter: {name} must be a thread count >= 0 (0: the library's choice), "
+                                 f"got {raw!r}")
+    return count
+
+
 def set_opencv_threads(model_config: Mapping[str, Any]) -> None:
     """Give OpenCV the thread count of the config's ``opencv_threads`` parameter, when it has one."""
-    threads = config_parameters(model_config).get("opencv_threads", "")
+    threads = thread_parameter(config_parameters(model_config), "opencv_threads")
     if threads:
         import cv2
 
-        cv2.setNumThreads(int(threads))
+        cv2.setNumThreads(threads)
 
 
 def read_tuned(version_dir: str) -> dict[str, Any]:

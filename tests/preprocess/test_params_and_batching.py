@@ -139,5 +139,18 @@ def test_opencv_threads_come_from_the_config_parameter() -> None:
         assert cv2.getNumThreads() == 1
         set_opencv_threads({"parameters": {}})  # unset: left as it is
         assert cv2.getNumThreads() == 1
+        with pytest.raises(InvalidTensorError, match="config parameter: opencv_threads must be an int, got 'one'"):
+            set_opencv_threads({"parameters": {"opencv_threads": {"string_value": "one"}}})
     finally:
         cv2.setNumThreads(before)
+
+
+def test_thread_parameters_are_counts_named_when_wrong() -> None:
+    from preprocess.params import thread_parameter
+
+    assert thread_parameter({"intra_op_threads": "2"}, "intra_op_threads") == 2
+    assert thread_parameter({}, "intra_op_threads") == 0 and thread_parameter({"x": ""}, "x") == 0
+    with pytest.raises(InvalidTensorError, match="intra_op_threads must be an int, got 'two'"):
+        thread_parameter({"intra_op_threads": "two"}, "intra_op_threads")
+    with pytest.raises(InvalidTensorError, match="inter_op_threads must be a thread count >= 0"):
+        thread_parameter({"inter_op_threads": "-1"}, "inter_op_threads")

@@ -7,7 +7,7 @@ import triton_python_backend_utils as pb_utils
 from dermassist.base.frameworks import import_torch
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import CAM, CLASSIFIER_MODEL, CLS_INPUT, OOD_SCORE, PROBABILITIES
-from preprocess.params import config_parameters
+from preprocess.params import config_parameters, thread_parameter
 
 
 class TritonPythonModel:
@@ -20,7 +20,7 @@ class TritonPythonModel:
             os.environ["OMP_WAIT_POLICY"] = params["omp_wait_policy"]
         torch = import_torch()
 
-        threads = int(params.get("intra_op_threads") or 0)
+        threads = thread_parameter(params, "intra_op_threads")
         if threads > 0:
             torch.set_num_threads(threads)
         path = os.path.join(args["model_repository"], args["model_version"], "model.pt")

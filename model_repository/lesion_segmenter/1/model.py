@@ -7,7 +7,7 @@ import triton_python_backend_utils as pb_utils
 
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
-from preprocess.params import config_parameters
+from preprocess.params import config_parameters, thread_parameter
 
 
 class TritonPythonModel:
@@ -23,8 +23,8 @@ class TritonPythonModel:
             device = gpus[int(args["model_instance_device_id"])]
             tf.config.set_visible_devices(device, "GPU")
             tf.config.experimental.set_memory_growth(device, True)
-        tf.config.threading.set_intra_op_parallelism_threads(int(params.get("intra_op_threads") or 0))
-        tf.config.threading.set_inter_op_parallelism_threads(int(params.get("inter_op_threads") or 0))
+        tf.config.threading.set_intra_op_parallelism_threads(thread_parameter(params, "intra_op_threads"))
+        tf.config.threading.set_inter_op_parallelism_threads(thread_parameter(params, "inter_op_threads"))
         path = os.path.join(args["model_repository"], args["model_version"], "model.savedmodel")
         self.fn = tf.saved_model.load(path).signatures["serving_default"]
         (self.input_name,) = self.fn.structured_input_signature[1].keys()
