@@ -203,7 +203,7 @@ class TritonServer:
         return self
 
     def _wait_ready(self, process: subprocess.Popen, started: float) -> None:
-        url = f"http://127.0.0.1:{self.config.http_port}/v2/health/ready"
+        url = self.config.ready_url
         deadline = started + self.config.startup_timeout_s
         while time.monotonic() < deadline:
             code = process.poll()

@@ -115,3 +115,9 @@ class ServerConfig(Settings):
     def grpc_address(self) -> str:
         """host:port of the gRPC endpoint."""
         return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def ready_url(self) -> str:
+        """The HTTP readiness URL as this machine reaches it: the bound address, or loopback when it binds every one."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.http_port}/v2/health/ready"

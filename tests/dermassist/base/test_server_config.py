@@ -66,3 +66,14 @@ def test_environment_puts_this_venv_and_libpython_first() -> None:
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     libdirs = env["LD_LIBRARY_PATH"].split(":")
     assert libdirs[0] == sysconfig.get_config_var("LIBDIR") and str(install.libs) in libdirs
+
+
+@pytest.mark.parametrize(("host", "url"), [
+    ("127.0.0.1", "http://127.0.0.1:8000/v2/health/ready"),
+    ("0.0.0.0", "http://127.0.0.1:8000/v2/health/ready"),  # every address: loopback is one of them
+    ("10.20.30.40", "http://10.20.30.40:8000/v2/health/ready"),  # one interface: loopback is not served
+    ("::", "http://[::1]:8000/v2/health/ready"),
+    ("fd00::5", "http://[fd00::5]:8000/v2/health/ready"),
+])
+def test_readiness_is_polled_where_the_server_listens(tmp_path: Path, host: str, url: str) -> None:
+    assert ServerConfig(repository=tmp_path, host=host, http_port=8000).ready_url == url
