@@ -92,21 +92,22 @@ def _import_frameworks():
     return torch, tf
 
 
-def _bare_classifier(torch, net):
-    """The served classifier's own layers without its OOD score and CAM, as one module to script."""
+def _bare_classifier(torch, served):
+    """The served classifier's own layers and temperature without its OOD score and CAM, as one module to script."""
 
     class Bare(torch.nn.Module):
-        def __init__(self, net):
+        def __init__(self, served):
             super().__init__()
-            self.net = net
+            self.net = served.net
+            self.register_buffer("temperature", served.temperature.detach().clone())
 
         def forward(self, x):
             n = self.net
             f = n.maxpool(n.relu(n.bn1(n.conv1(x))))
             f = n.layer4(n.layer3(n.layer2(n.layer1(f))))
-            return torch.softmax(n.fc(torch.flatten(n.avgpool(f), 1)), dim=1)
+            return torch.softmax(n.fc(torch.flatten(n.avgpool(f), 1)) / self.temperature, dim=1)
 
-    return Bare(net).eval()
+    return Bare(served).eval()
 
 
 class ReferencePipeline:
@@ -168,7 +169,7 @@ class ReferencePipeline:
 
     def classifier_without_extras(self):
         """The classifier's own layers scripted without its OOD score and CAM: same probabilities, less work."""
-        return self._torch.jit.script(_bare_classifier(self._torch, self._unfrozen_classifier.net))
+        return self._torch.jit.script(_bare_classifier(self._torch, self._unfrozen_classifier))
 
     def triage_extras_ms(self, images: Sequence[bytes], passes: int = 1) -> dict[str, float]:
         """Milliseconds per image the triage outputs add outside the triage step: the quality measures in

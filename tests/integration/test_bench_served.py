@@ -86,6 +86,8 @@ def test_triage_extras_measure_the_classifiers_ood_and_cam(tiny_repository: Path
     import torch
 
     reference = ReferencePipeline(tiny_repository)
+    with torch.no_grad():
+        reference._unfrozen_classifier.temperature.fill_(0.7)  # a release's temperature, not the tiny model's 1
     x = torch.from_numpy(np.random.default_rng(0).random((2, 3, CLS_SIZE, CLS_SIZE), dtype=np.float32))
     with torch.inference_mode():
         probs, _ood, _cam = reference._unfrozen_classifier(x)
