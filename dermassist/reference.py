@@ -60,15 +60,15 @@ logger = logging.getLogger(__name__)
 STEPS = STEP_MODELS  # the per-step timings are keyed by the ensemble's step models
 
 
-class ReferenceError(DermAssistError):
+class ReferencePipelineError(DermAssistError):
     """The reference pipeline cannot load its artifacts or run an input."""
 
 
-class ReferenceArtifactsMissing(ReferenceError):
+class ReferenceArtifactsMissing(ReferencePipelineError):
     """The model repository lacks the trained artifacts (run ``make models``)."""
 
 
-class ReferenceInputError(ReferenceError):
+class ReferenceInputError(ReferencePipelineError):
     """An input image is invalid (the served ensemble rejects it with INVALID_ARGUMENT too)."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from .errors import DermAssistError
 
-class MalformedTensor(ValueError):
+
+class MalformedTensor(DermAssistError, ValueError):
     """A BYTES tensor whose length prefixes do not match its contents."""
 
 

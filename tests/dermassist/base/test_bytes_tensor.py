@@ -20,5 +20,8 @@ def test_decode_reads_what_tritonclient_encodes() -> None:
 
 
 def test_decode_refuses_a_cut_tensor() -> None:
+    from dermassist.base.errors import DermAssistError
+
+    assert issubclass(MalformedTensor, DermAssistError)  # under the one root callers catch
     with pytest.raises(MalformedTensor, match="runs past the end"):
         decode(encode([b"abcdef"])[:-1])
