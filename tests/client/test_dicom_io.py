@@ -18,6 +18,7 @@ from pydicom.uid import SecondaryCaptureImageStorage, VLPhotographicImageStorage
 from dermassist_client.dicom.analysis import build_analysis
 from dermassist_client.dicom.errors import (
     DicomOutputError,
+    MissingIdentifierError,
     NoPixelDataError,
     NotAPhotographError,
     UnreadableDicomError,
@@ -95,6 +96,45 @@ def test_bad_inputs_get_a_clear_error_and_their_own_status(tmp_path, ham_jpeg, m
     assert str(path) in message and all(w in message for w in words), message
     assert isinstance(caught.value, DermAssistClientError)
     assert 0xC000 <= caught.value.status <= 0xCFFF and 0 < len(caught.value.comment) <= 64
+
+
+@pytest.mark.parametrize("sop_class,kind", [
+    ("1.2.840.10008.5.1.4.1.1.2", "CT Image Storage"), ("1.2.840.10008.5.1.4.1.1.77.1.1.1", "Video Endoscopic"),
+    (None, "without a SOP Class UID")])
+def test_rgb_pixels_of_another_storage_class_are_refused_as_not_a_photograph(ham_jpeg, sop_class, kind):
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    if sop_class is None:
+        del ds.SOPClassUID
+    else:
+        ds.SOPClassUID = sop_class
+    with pytest.raises(NotAPhotographError, match=f"{kind}.*not a photograph.*store the picture as one of those"):
+        read_dicom(ds, name="odd.dcm")
+
+
+def test_an_instance_without_its_study_uid_is_refused_by_name(ham_jpeg):
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    del ds.StudyInstanceUID
+    with pytest.raises(MissingIdentifierError, match=r"no StudyInstanceUID \(0020,000D\); its segmentation and report") as e:
+        read_dicom(ds, name="anon.dcm")
+    assert e.value.status == 0xC000 and e.value.comment
+
+
+def test_an_anonymised_instance_still_gets_its_seg_and_sr(tmp_path, ham_jpeg, caplog):
+    """Anonymisers drop Type 2 patient and study attributes, and some write dates that are not DICOM dates."""
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber",
+                    "StudyTime", "ReferringPhysicianName", "Modality"):
+        delattr(ds, keyword)
+    with pytest.warns(UserWarning, match="Invalid value for VR DA"):  # pydicom warns, and writes it as given
+        ds.StudyDate = "2026"
+    image = read_dicom(di.save(ds, tmp_path / "anon.dcm"))
+    analysis = build_analysis(image, synthetic_result(image.size))
+    seg_path, sr_path = analysis.write(tmp_path / "out")
+    for written in (pydicom.dcmread(seg_path), pydicom.dcmread(sr_path)):
+        assert written.PatientID == "" and written.StudyDate == "" and written.StudyInstanceUID == ds.StudyInstanceUID
+    assert "StudyDate '2026' is not a DICOM DA value" in caplog.text
+    assert "PatientID" not in image.dataset and image.dataset.StudyDate == "2026"  # the instance stays as it came
+    assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
 
 
 def test_multiframe_is_refused(ham_jpeg):

@@ -38,6 +38,13 @@ class NotAPhotographError(DicomInputError):
     comment = "not a single-frame 8-bit colour photograph"
 
 
+class MissingIdentifierError(DicomInputError):
+    """The object lacks a Study, Series or SOP Instance UID, which its SEG and SR must reference."""
+
+    status = 0xC000
+    comment = "no Study, Series or SOP Instance UID"
+
+
 class NoPixelDataError(DicomInputError):
     """The object has no Pixel Data."""
 

@@ -49,7 +49,7 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
     )
     try:
         segmentation = hd.seg.Segmentation(
-            source_images=[image.dataset],
+            source_images=[image.output_source()],
             pixel_array=mask.astype(np.uint8)[np.newaxis],
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[segment],
@@ -66,8 +66,9 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
             content_label="LESION",
             content_description="Automatic skin lesion segmentation",
         )
-    except (ValueError, TypeError) as e:
-        raise DicomOutputError(f"cannot build the segmentation of {image.name}: {e}") from e
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise DicomOutputError(f"cannot build the segmentation of {image.name} ({type(e).__name__}: {e}); the "
+                               "instance's header does not meet its storage class: check it with dciodvfy") from e
     # General Image module, Type 2C for images without a patient coordinate system (photographs): the
     # source's value, or empty.
     segmentation.PatientOrientation = image.dataset.get("PatientOrientation", "")

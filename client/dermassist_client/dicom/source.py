@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +14,40 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID
+from pydicom.uid import (
+    UID,
+    DermoscopicPhotographyImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
+    SecondaryCaptureImageStorage,
+    VLPhotographicImageStorage,
+)
+from pydicom.valuerep import DA, DT, TM
 
-from .errors import NoPixelDataError, NotAPhotographError, UnreadableDicomError, UnsupportedTransferSyntaxError
+from .errors import (
+    MissingIdentifierError,
+    NoPixelDataError,
+    NotAPhotographError,
+    UnreadableDicomError,
+    UnsupportedTransferSyntaxError,
+)
+
+logger = logging.getLogger(__name__)
 
 DicomInput = Union[str, os.PathLike, bytes, bytearray, Dataset]
 
 #: Photometric interpretations of a colour photograph; YBR forms are converted to RGB on decoding.
 COLOUR_PHOTOMETRICS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"})
 PHOTOGRAPH_KINDS = "dermoscopy (modality DMS), VL photographic or secondary-capture colour images"
+#: Storage classes of a colour photograph: a CT, MR, video or endoscopy object is refused even with RGB pixels.
+PHOTOGRAPH_CLASSES = frozenset({DermoscopicPhotographyImageStorage, VLPhotographicImageStorage,
+                                SecondaryCaptureImageStorage, MultiFrameTrueColorSecondaryCaptureImageStorage})
+#: Type 1 identifiers the SEG and SR reference: without them the results cannot be tied to the instance.
+REQUIRED_UIDS = (("StudyInstanceUID", "(0020,000D)"), ("SeriesInstanceUID", "(0020,000E)"),
+                 ("SOPInstanceUID", "(0008,0018)"))
+#: Type 2 patient and study attributes the SEG and SR copy: they may be empty, never absent.
+COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                "ReferringPhysicianName", "StudyID", "AccessionNumber")
+_TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +83,30 @@ class DicomImage:
         if profile:
             image.info["icc_profile"] = profile
         return image
+
+    def output_source(self) -> Dataset:
+        """The instance as its SEG and SR copy it: an absent Type 2 patient or study attribute present and empty, a
+        date or time that is not a DICOM value emptied (logged), an absent Modality "OT".
+
+        The elements are shared, not copied; the instance itself stays as it came (it is stored as received).
+        """
+        out = Dataset({tag: element for tag, element in self.dataset.items()})
+        out.file_meta = self.dataset.file_meta
+        for keyword in COPIED_TYPE2:
+            if keyword not in out:
+                setattr(out, keyword, "")
+        for tag in list(out.keys()):
+            element = out[tag]  # a file's elements are read lazily: this converts the copy's, not the instance's
+            if element.VR in _TEMPORAL and element.value not in (None, "") and not isinstance(element.value, list):
+                try:
+                    _TEMPORAL[element.VR](str(element.value))
+                except (ValueError, TypeError):
+                    logger.warning("%s: %s %r is not a DICOM %s value; its SEG and SR carry it empty", self.name,
+                                   element.keyword or element.tag, str(element.value), element.VR)
+                    setattr(out, element.keyword, "")
+        if not out.get("Modality"):
+            out.Modality = "OT"
+        return out
 
     @property
     def transfer_syntax(self) -> UID:
@@ -118,6 +168,20 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
     if frames != 1:
         raise NotAPhotographError(
             f"{name}: {what} has {frames} frames; DermAssist analyses single-frame photographs, one per instance"
+        )
+    sop_class = ds.get("SOPClassUID")
+    if sop_class not in PHOTOGRAPH_CLASSES:
+        kind = f"a {UID(sop_class).name} instance" if sop_class else "an instance without a SOP Class UID (0008,0016)"
+        raise NotAPhotographError(
+            f"{name}: {what} is {kind}, not a photograph, although its pixels are RGB; DermAssist analyses "
+            f"{PHOTOGRAPH_KINDS}: store the picture as one of those",
+            comment="not a photograph storage class",
+        )
+    missing = [f"{keyword} {tag}" for keyword, tag in REQUIRED_UIDS if not ds.get(keyword)]
+    if missing:
+        raise MissingIdentifierError(
+            f"{name}: {what} has no {', '.join(missing)}; its segmentation and report must reference the "
+            "instance, its series and its study: send the instance as the modality stored it",
         )
     transfer_syntax = _transfer_syntax(ds, name)
     _check_decoder(transfer_syntax, name)
