@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 from .errors import InvalidImageError
 
@@ -120,10 +120,26 @@ def _from_array(array: np.ndarray) -> EncodedImage:
     return _from_pil(Image.fromarray(np.ascontiguousarray(array)), f"<array {array.shape[1]}x{array.shape[0]}>")
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def _from_pil(image: Image.Image, source: str) -> EncodedImage:
+    """A PIL image as PNG, as it is displayed: turned by its EXIF orientation (the original's frame, which BBOX and
+    MASK are in), its colour profile kept, and 16-bit greyscale kept at 16 bits (converting it to RGB would clip
+    every value over 255 to white)."""
+    if image.mode == "F":
+        raise InvalidImageError(
+            f"{source} is a floating-point PIL image (mode F), whose values have no defined 0-255 range; "
+            "scale it to 8-bit RGB (mode RGB) first"
+        )
+    shown = ImageOps.exif_transpose(image)
+    if shown.mode in _SIXTEEN_BIT_MODES:
+        encoded = Image.fromarray(np.clip(np.asarray(shown), 0, 65535).astype(np.uint16))
+    else:
+        encoded = shown.convert("RGB")
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
-    return EncodedImage(buffer.getvalue(), image.size, source)
+    encoded.save(buffer, format="PNG")
+    return EncodedImage(buffer.getvalue(), shown.size, source)
 
 
 def as_srgb(image: Image.Image) -> Image.Image:

@@ -145,6 +145,28 @@ def test_encoded_size_is_the_displayed_size(fmt, orientation, size):
     assert encode_image(buffer.getvalue()).size == size
 
 
+def test_a_pil_image_is_sent_as_displayed_turned_and_at_its_bit_depth():
+    """A PIL photo opened from a phone JPEG keeps its EXIF orientation; a 16-bit scan keeps its 16 bits."""
+    stored = np.zeros((60, 80, 3), np.uint8)
+    stored[:10, :10] = 255  # the stored top-left corner is the displayed top-right corner under orientation 6
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "PNG", exif=exif)
+    with Image.open(io.BytesIO(buffer.getvalue())) as photo:
+        encoded = encode_image(photo)
+    sent = np.asarray(Image.open(io.BytesIO(encoded.data)))
+    assert encoded.size == (60, 80) and sent.shape == (80, 60, 3)
+    assert sent[:10, -10:].min() == 255 and sent[:10, :10].max() == 0
+
+    ramp = (np.arange(40 * 50).reshape(40, 50) * 30).astype(np.uint16)  # up to 59,970: all but the first 9 over 255
+    for scan in (Image.fromarray(ramp), Image.fromarray(ramp).convert("I")):
+        back = Image.open(io.BytesIO(encode_image(scan).data))
+        assert back.mode == "I;16" and np.array_equal(np.asarray(back), ramp)
+    with pytest.raises(InvalidImageError, match=r"floating-point PIL image \(mode F\).*scale it to 8-bit RGB"):
+        encode_image(Image.fromarray(np.zeros((8, 8), np.float32)))
+
+
 def test_encode_rejects_non_images_locally(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image at all")
