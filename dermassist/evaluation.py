@@ -164,24 +164,22 @@ def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool =
 
 
 def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool, options: dict[str, Any]) -> Answers:
-    from dermassist_client import DermAssistClient, InvalidImageError
+    from dermassist_client import DermAssistClient, InvalidImageError, PartialBatchError
 
     answers = Answers()
     with DermAssistClient(url, timeout=timeout_s, **options) as client:
         for start in range(0, len(paths), BATCH):
             part = list(paths[start : start + BATCH])
             try:
-                pairs = list(zip(part, client.analyze_batch(part, with_crop=with_crop)))
-            except InvalidImageError:
-                pairs = []
-                for path in part:
-                    try:
-                        pairs.append((path, client.analyze(path, with_crop=with_crop)))
-                    except InvalidImageError as e:
-                        answers.refused.append((str(path), str(e)))
-            for path, result in pairs:
-                answers.paths.append(path)
-                answers.results.append(result)
+                outcomes: list[Any] = client.analyze_batch(part, with_crop=with_crop)
+            except PartialBatchError as e:  # the refused images are named, the others answered
+                outcomes = e.results
+            for path, outcome in zip(part, outcomes):
+                if isinstance(outcome, InvalidImageError):
+                    answers.refused.append((str(path), str(outcome)))
+                else:
+                    answers.paths.append(path)
+                    answers.results.append(outcome)
             logger.info("evaluated %d / %d images", min(start + BATCH, len(paths)), len(paths))
     return answers
 

@@ -8,6 +8,7 @@ from .errors import (
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
+    PartialBatchError,
     ResultError,
     ServerError,
     ServerUnavailableError,
@@ -17,5 +18,5 @@ from .result import BBox, LesionResult
 __all__ = [
     "AsyncDermAssistClient", "BBox", "CLASSES", "ClientConfig", "ClientConfigError", "DeadlineExceededError",
     "DermAssistClient", "DermAssistClientError", "InvalidImageError", "LesionClass", "LesionResult",
-    "ResultError", "ServerError", "ServerUnavailableError",
+    "PartialBatchError", "ResultError", "ServerError", "ServerUnavailableError",
 ]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .aio_transport import make_async_transport
-from .batching import chunks, name_rejected_image, results_of
+from .batching import MESSAGE_OVERHEAD_BYTES, chunks, encode_each, refusal, results_of, settle
 from .client import ClientCore
 from .errors import InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
@@ -37,21 +37,36 @@ class AsyncDermAssistClient(ClientCore):
     async def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
         also returns the crop the classifier saw and its class activation map."""
-        return (await self._analyze_part(0, [encode_image(image)], with_crop))[0]
+        return (await self._infer([encode_image(image)], with_crop))[0]
 
     async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
-        """Analyze many images, ``max_batch_size`` rows per request, requests in flight together."""
-        encoded = [encode_image(i) for i in images]
-        parts = await asyncio.gather(*(self._analyze_part(offset, part, with_crop)
-                                       for offset, part in chunks(encoded, self.config.max_batch_size)))
-        return [result for part in parts for result in part]
+        """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request, requests in flight
+        together; as DermAssistClient.analyze_batch, a refused image raises PartialBatchError after the others were
+        answered."""
+        outcomes: list[Any] = encode_each(images)
+        sendable = [(i, x) for i, x in enumerate(outcomes) if isinstance(x, EncodedImage)]
+        budget = self.config.max_message_bytes - MESSAGE_OVERHEAD_BYTES
+        parts = [part for _, part in chunks(sendable, self.config.max_batch_size, budget, lambda item: len(item[1].data))]
+        answers = await asyncio.gather(*(self._answer(part, with_crop) for part in parts))
+        for part, answer in zip(parts, answers):
+            for (i, _), outcome in zip(part, answer):
+                outcomes[i] = outcome
+        return settle(outcomes)
 
-    async def _analyze_part(self, offset: int, part: Sequence[EncodedImage], with_crop: bool) -> list[LesionResult]:
-        data, request_id = [img.data for img in part], new_request_id()
+    async def _answer(self, part: Sequence[tuple[int, EncodedImage]],
+                      with_crop: bool) -> list[LesionResult | InvalidImageError]:
+        """One request's answers; when the server refuses it, each image alone, so only the bad ones are refused."""
         try:
-            answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
+            return list(await self._infer([image for _, image in part], with_crop))
         except InvalidImageError as e:
-            raise name_rejected_image(e, offset, part) from e
+            if len(part) == 1:
+                return [refusal(part[0][0], part[0][1], e)]
+        singles = await asyncio.gather(*(self._answer([item], with_crop) for item in part))
+        return [single[0] for single in singles]
+
+    async def _infer(self, part: Sequence[EncodedImage], with_crop: bool) -> list[LesionResult]:
+        data, request_id = [img.data for img in part], new_request_id()
+        answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
         return results_of(answer, part)
 
     async def health(self) -> bool:

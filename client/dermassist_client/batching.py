@@ -1,22 +1,62 @@
-"""Split images into requests of at most ``max_batch_size`` rows and map answers back."""
+"""Split images into requests of at most ``max_batch_size`` rows and ``max_message_bytes``, map answers back, and
+settle a batch some of whose images were refused."""
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from .classes import OUTPUT_PROBABILITIES
-from .errors import InvalidImageError, ServerError
-from .images import EncodedImage
+from .errors import InvalidImageError, PartialBatchError, ServerError
+from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult, build_result
 from .transport import RawAnswer
 
-_ROW = re.compile(r"IMAGE row (\d+)")
+#: Room left in a request for everything but the image bytes (tensor headers, names, the request id).
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
-def chunks(items: Sequence[EncodedImage], size: int) -> Iterator[tuple[int, Sequence[EncodedImage]]]:
-    """(offset, slice) pairs of at most ``size`` items, in order."""
-    for start in range(0, len(items), size):
-        yield start, items[start:start + size]
+def chunks(items: Sequence[T], size: int, max_bytes: int | None = None,
+           nbytes: Callable[[T], int] | None = None) -> Iterator[tuple[int, Sequence[T]]]:
+    """(offset, slice) pairs in order: at most ``size`` items and, with ``max_bytes``, at most that many bytes
+    (``nbytes`` of each) unless one item alone is larger (it then goes alone, and the message limit names it)."""
+    start = 0
+    while start < len(items):
+        end, total = start, 0
+        while end < len(items) and end - start < size:
+            total += nbytes(items[end]) if nbytes is not None else 0
+            if max_bytes is not None and end > start and total > max_bytes:
+                break
+            end += 1
+        yield start, items[start:end]
+        start = end
+
+
+def encode_each(images: Iterable[ImageInput]) -> list[EncodedImage | InvalidImageError]:
+    """Each image encoded, or the local reason it cannot be sent, naming its index."""
+    out: list[EncodedImage | InvalidImageError] = []
+    for index, image in enumerate(images):
+        try:
+            out.append(encode_image(image))
+        except InvalidImageError as e:
+            out.append(InvalidImageError(f"image {index}: {e}", server_message=e.server_message))
+    return out
+
+
+def refusal(index: int, image: EncodedImage, error: InvalidImageError) -> InvalidImageError:
+    """The server's refusal of one image, naming its index and source."""
+    return InvalidImageError(f"image {index} ({image.source}): {error}", server_message=error.server_message)
+
+
+def settle(outcomes: Sequence[LesionResult | InvalidImageError]) -> list[LesionResult]:
+    """The results when every image was answered, else PartialBatchError holding every outcome in input order."""
+    refused = [o for o in outcomes if isinstance(o, InvalidImageError)]
+    if not refused:
+        return list(outcomes)  # type: ignore[arg-type]
+    shown = "; ".join(str(e) for e in refused[:3]) + (f"; and {len(refused) - 3} more" if len(refused) > 3 else "")
+    raise PartialBatchError(
+        f"{len(refused)} of {len(outcomes)} images were refused ({shown}); the other {len(outcomes) - len(refused)} "
+        "were answered: the error's results holds every answer and refusal in input order", list(outcomes))
 
 
 def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[LesionResult]:
@@ -29,15 +69,3 @@ def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[Lesion
         )
     return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version, answer.request_id)
             for i, img in enumerate(images)]
-
-
-def name_rejected_image(error: InvalidImageError, offset: int, images: Sequence[EncodedImage]) -> InvalidImageError:
-    """The same rejection, naming which caller image (index and source) the server's row refers to."""
-    match = _ROW.search(error.server_message or "")
-    if match is None or len(images) == 1 and offset == 0:
-        return error
-    row = int(match.group(1))
-    if row >= len(images):
-        return error
-    index = offset + row
-    return InvalidImageError(f"image {index} ({images[row].source}): {error}", server_message=error.server_message)

@@ -1,10 +1,10 @@
 """``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
-from .batching import chunks, name_rejected_image, results_of
+from .batching import MESSAGE_OVERHEAD_BYTES, chunks, encode_each, refusal, results_of, settle
 from .config import ClientConfig
 from .errors import ClientConfigError, InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
@@ -64,23 +64,35 @@ class DermAssistClient(ClientCore):
     def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
         also returns the crop the classifier saw and its class activation map."""
-        return self._analyze_encoded([encode_image(image)], with_crop)[0]
+        return self._infer([encode_image(image)], with_crop)[0]
 
     def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
-        """Analyze many images, ``max_batch_size`` rows per request; results in input order."""
-        return self._analyze_encoded([encode_image(i) for i in images], with_crop)
+        """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request; results in input order.
 
-    def _analyze_encoded(self, encoded: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
-        results: list[LesionResult] = []
-        for offset, part in chunks(encoded, self.config.max_batch_size):
-            data, request_id = [img.data for img in part], new_request_id()
-            try:
-                answer = call_with_retries(  # the lambda runs within this iteration
-                    self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))  # noqa: B023
-            except InvalidImageError as e:
-                raise name_rejected_image(e, offset, part) from e
-            results.extend(results_of(answer, part))
-        return results
+        A bad image does not cost the others their answers: when some are refused, PartialBatchError is raised
+        after every other image was answered, and its ``results`` holds each answer or refusal in input order.
+        """
+        outcomes: list[Any] = encode_each(images)
+        sendable = [(i, x) for i, x in enumerate(outcomes) if isinstance(x, EncodedImage)]
+        budget = self.config.max_message_bytes - MESSAGE_OVERHEAD_BYTES
+        for _, part in chunks(sendable, self.config.max_batch_size, budget, lambda item: len(item[1].data)):
+            for (i, _), outcome in zip(part, self._answer(part, with_crop)):
+                outcomes[i] = outcome
+        return settle(outcomes)
+
+    def _answer(self, part: Sequence[tuple[int, EncodedImage]], with_crop: bool) -> list[LesionResult | InvalidImageError]:
+        """One request's answers; when the server refuses it, each image alone, so only the bad ones are refused."""
+        try:
+            return list(self._infer([image for _, image in part], with_crop))
+        except InvalidImageError as e:
+            if len(part) == 1:
+                return [refusal(part[0][0], part[0][1], e)]
+        return [self._answer([item], with_crop)[0] for item in part]
+
+    def _infer(self, part: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
+        data, request_id = [img.data for img in part], new_request_id()
+        answer = call_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
+        return results_of(answer, part)
 
     def health(self) -> bool:
         """Whether the server is live (raises ServerUnavailableError when it cannot be reached)."""

@@ -10,7 +10,7 @@ from .classes import MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
 
 PROTOCOLS = ("grpc", "http")
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # the guard's default --max-request-mib: a 50-megapixel TIFF fits
 _URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 

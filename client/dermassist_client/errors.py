@@ -18,6 +18,15 @@ class InvalidImageError(DermAssistClientError):
         self.server_message = server_message
 
 
+class PartialBatchError(InvalidImageError):
+    """Some images of a batch were refused and the others answered: ``results`` holds, in input order, each image's
+    ``LesionResult`` or the ``InvalidImageError`` that names why it was refused."""
+
+    def __init__(self, message: str, results: list) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 class ServerUnavailableError(DermAssistClientError):
     """The server could not be reached (or was not ready) after every retry."""
 

@@ -1,10 +1,12 @@
 """Client pieces that need no server: contract copy, config validation, encoding, results, overlay, retries."""
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
 from dataclasses import FrozenInstanceError, replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,14 +16,17 @@ from tritonclient.utils import InferenceServerException
 import dermassist_client.classes as client_contract
 from dermassist_client import (
     CLASSES,
+    AsyncDermAssistClient,
     ClientConfig,
     ClientConfigError,
+    DermAssistClient,
     InvalidImageError,
+    PartialBatchError,
     ResultError,
     ServerError,
     ServerUnavailableError,
 )
-from dermassist_client.batching import chunks, name_rejected_image, results_of
+from dermassist_client.batching import chunks, results_of
 from dermassist_client.images import EncodedImage, encode_image
 from dermassist_client.overlay import BOX_COLOUR, draw_overlay
 from dermassist_client.result import build_result
@@ -104,7 +109,7 @@ def test_config_is_frozen_and_tls_needs_key_with_chain(tmp_path):
 
 def test_channel_args_set_message_limits_and_keepalive():
     args = dict(grpc_channel_args(ClientConfig(url="h:1", keepalive_time_s=300, keepalive_timeout_s=20)))
-    assert args["grpc.max_send_message_length"] == args["grpc.max_receive_message_length"] == 64 * 1024 * 1024
+    assert args["grpc.max_send_message_length"] == args["grpc.max_receive_message_length"] == 256 * 1024 * 1024
     assert args["grpc.keepalive_time_ms"] == 300_000
     assert args["grpc.keepalive_timeout_ms"] == 20_000
 
@@ -265,13 +270,57 @@ def test_overlay_shows_a_display_p3_picture_in_its_srgb_colours():
     assert np.array_equal(np.asarray(draw_overlay(image, no_lesion)), np.asarray(draw_overlay(untagged, no_lesion)))
 
 
-def test_batches_split_at_max_batch_size_and_rejections_name_the_image():
+def test_batches_split_at_max_batch_size_and_max_bytes():
     images = [EncodedImage(b"x", None, f"img{i}") for i in range(70)]
     parts = list(chunks(images, 32))
     assert [(offset, len(part)) for offset, part in parts] == [(0, 32), (32, 32), (64, 6)]
-    error = InvalidImageError("rejected", server_message="in ensemble 'dermassist', IMAGE row 3: bad")
-    named = name_rejected_image(error, 32, parts[1][1])
-    assert str(named).startswith("image 35 (img35): rejected") and named.server_message == error.server_message
+    sized = [EncodedImage(b"x" * n, None, f"img{i}") for i, n in enumerate([30, 30, 50, 200, 10])]
+    by_bytes = list(chunks(sized, 32, max_bytes=100, nbytes=lambda image: len(image.data)))
+    # 30+30 fit, +50 would pass 100; 200 alone is over it but goes alone (the message limit then names it)
+    assert [(offset, len(part)) for offset, part in by_bytes] == [(0, 2), (2, 1), (3, 1), (4, 1)]
+
+
+class _Transport:
+    """Answers every request like the ensemble, refusing the whole request when it holds a b"bad" image."""
+
+    def __init__(self) -> None:
+        self.requests: list[int] = []
+
+    def infer(self, data, with_crop, timeout_s, request_id):
+        self.requests.append(len(data))
+        if b"bad" in data:
+            raise InvalidImageError("analyzing: the server rejected the image: bad",
+                                    server_message=f"IMAGE row {data.index(b'bad')}")
+        return RawAnswer(_outputs(len(data)), "dermassist", "1", request_id)
+
+    async def ainfer(self, data, with_crop, timeout_s, request_id):
+        return self.infer(data, with_crop, timeout_s, request_id)
+
+
+def _fake_png() -> bytes:
+    return encode_image(Image.new("RGB", (600, 450), (150, 100, 90))).data
+
+
+def test_one_refused_image_does_not_cost_the_others_their_answers(tmp_path):
+    client = DermAssistClient("127.0.0.1:1", retries=0, max_batch_size=4)
+    client._transport = fake = _Transport()
+    good, missing = _fake_png(), tmp_path / "missing.png"
+    with pytest.raises(PartialBatchError) as info:
+        client.analyze_batch([good, b"bad", good, missing, good, good])
+    message = str(info.value)
+    assert message.startswith("2 of 6 images were refused (image 1 (<3 bytes>): analyzing: the server rejected")
+    assert "image 3: cannot read image file" in message and "the other 4 were answered" in message
+    kinds = [type(r).__name__ for r in info.value.results]
+    assert kinds == ["LesionResult", "InvalidImageError", "LesionResult", "InvalidImageError", "LesionResult", "LesionResult"]
+    assert fake.requests == [4, 1, 1, 1, 1, 1]  # the refused request of 4 again one by one, then the fifth image
+    assert isinstance(info.value, InvalidImageError)  # callers that caught InvalidImageError still do
+    assert len(client.analyze_batch([good] * 5)) == 5 and fake.requests[-2:] == [4, 1]
+
+    aclient = AsyncDermAssistClient("127.0.0.1:1", retries=0, max_batch_size=4)
+    aclient._transport = SimpleNamespace(infer=_Transport().ainfer)
+    with pytest.raises(PartialBatchError) as ainfo:
+        asyncio.run(aclient.analyze_batch([good, b"bad", good, missing, good, good]))
+    assert [type(r).__name__ for r in ainfo.value.results] == kinds
 
 
 def test_an_answer_with_the_wrong_row_count_is_a_server_error_not_a_bad_image():

@@ -17,6 +17,7 @@ from dermassist_client import (
     DermAssistClient,
     DermAssistClientError,
     InvalidImageError,
+    PartialBatchError,
     ServerUnavailableError,
 )
 from dermassist_client import transport as transport_module
@@ -158,8 +159,11 @@ def test_bad_image_carries_the_servers_message(triton_server, protocol):
         tiny = Image.new("RGB", (8, 8))
         with pytest.raises(InvalidImageError, match="8x8 pixels; each side must be at least 32"):
             client.analyze(tiny)
-        with pytest.raises(InvalidImageError, match=r"image 1 \(<7 bytes>\)"):
-            client.analyze_batch([HAM, b"garbage"])
+        with pytest.raises(PartialBatchError, match=r"1 of 3 images were refused \(image 1 \(<7 bytes>\)") as batch:
+            client.analyze_batch([HAM, b"garbage", HAM])
+        first, refused, last = batch.value.results  # the good images of the batch are answered all the same
+        assert isinstance(refused, InvalidImageError) and "is not an image" in refused.server_message
+        assert first.probabilities == last.probabilities == client.analyze(HAM).probabilities
 
 
 def test_async_bad_image(triton_server):
@@ -235,8 +239,8 @@ def test_local_non_image_is_rejected_before_any_network_call(tmp_path, protocol,
     with pytest.raises(InvalidImageError, match="report.png is not an image") as info:
         client.analyze(not_image)
     assert info.value.server_message is None and calls == []
-    with pytest.raises(InvalidImageError):
-        client.analyze_batch([HAM, not_image])
+    with pytest.raises(PartialBatchError, match="2 of 2 images were refused"):
+        client.analyze_batch([not_image, not_image])
     assert calls == []
 
 
