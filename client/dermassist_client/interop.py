@@ -52,8 +52,14 @@ class InteropRun:
         self.patient_system = patient_system
         if self.dicom_out:
             require_extra("dicom", "--dicom-out")
+            if self.dicom_out.exists() and not self.dicom_out.is_dir():
+                raise ClientConfigError(f"--dicom-out {self.dicom_out} is a file, not a folder; name a folder (it is "
+                                        "created when missing)")
         if self.fhir_out:
             require_extra("fhir", "--fhir-out")
+            if self.fhir_out.is_dir():
+                raise ClientConfigError(f"--fhir-out {self.fhir_out} is a folder; name the Bundle's file, e.g. "
+                                        f"{self.fhir_out / 'bundle.json'}")
             if not self.fhir_out.parent.is_dir():
                 raise ClientConfigError(f"--fhir-out folder {self.fhir_out.parent} does not exist; create it first")
         self._fhir_items: list[tuple[LesionResult, Any]] = []

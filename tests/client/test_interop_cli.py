@@ -50,3 +50,27 @@ def test_help_lists_every_command_under_a_plain_sentence():
     text = build_parser().format_help()
     assert "``" not in text and " ".join(DESCRIPTION.split()) in " ".join(text.split())
     assert all(name in text for name in ("analyze", "demo", "dicom-listen"))
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_any_analysis(tmp_path):
+    a_file = tmp_path / "photo.jpg"
+    a_file.write_bytes(b"x")
+    for flag, target, words in (("--fhir-out", tmp_path, "is a folder; name the Bundle's file"),
+                                ("--dicom-out", a_file, "is a file, not a folder")):
+        done = run(f"import sys; from dermassist_client.cli import main; sys.exit(main(['analyze', 'x.jpg', {flag!r}, "
+                   f"{str(target)!r}, '--url', '127.0.0.1:9', '--retries', '0']))")
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+        assert "x.jpg: FAILED" not in done.stderr  # refused before the first image was tried
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly():
+    """``dermassist-client analyze ... --json | head -c 10``: the closed pipe is no traceback."""
+    code = ("import sys, dermassist_client.cli as c; "
+            "c.analyze = lambda args: [print('{\"image\": \"x\"}' * 50, flush=True) for _ in range(100000)] and 0; "
+            "sys.exit(c.main(['analyze', 'x.jpg']))")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.read(10)
+    process.stdout.close()  # what `head -c 10` does once it has its bytes
+    assert process.wait(timeout=60) == 141
+    errors = process.stderr.read().decode()
+    assert first == b'{"image": ' and "Traceback" not in errors and "BrokenPipe" not in errors, errors
