@@ -97,6 +97,12 @@ def _from_path(path: Path) -> EncodedImage:
     except OSError as e:
         raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
     fmt = sniff_format(data)
+    if fmt is None and data[128:132] == b"DICM":
+        raise InvalidImageError(
+            f"{path} is a DICOM file, not an encoded image; analyse it with `dermassist-client analyze` or "
+            "dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "
+            "(pip install 'dermassist-client[dicom]')"
+        )
     header = read_header(data)
     if fmt is None and header is not None:
         raise InvalidImageError(

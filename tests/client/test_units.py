@@ -188,6 +188,11 @@ def test_encode_rejects_non_images_locally(tmp_path):
     with pytest.raises(InvalidImageError, match=r"phone.webp is a WEBP image, which DermAssist does not accept; "
                                                 r"expected a JPEG, PNG, BMP or TIFF file: convert it"):
         encode_image(webp)
+    dicom = tmp_path / "photo.dcm"
+    dicom.write_bytes(bytes(128) + b"DICM" + bytes(64))
+    with pytest.raises(InvalidImageError, match=r"photo.dcm is a DICOM file, not an encoded image; analyse it with "
+                                                r"`dermassist-client analyze`"):
+        encode_image(dicom)
     with pytest.raises(InvalidImageError, match="HxWx3 uint8"):
         encode_image(np.zeros((10, 10), np.float32))
     with pytest.raises(InvalidImageError, match="got int"):
