@@ -19,7 +19,9 @@ DESCRIPTION = "DermAssist client: analyze images, start the demo page against a 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server HOST:PORT (default {DEFAULT_URL})")
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="grpc (default) or http")
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc",
+                        help="grpc (default: what `dermassist serve` serves) or http (a bare tritonserver's HTTP API; "
+                             "the HTTP port of `dermassist serve` answers health probes only)")
     parser.add_argument("--timeout", type=float, default=30.0, help="deadline of one call in seconds (default 30)")
     parser.add_argument("--retries", type=int, default=3, help="retries while the server is unavailable (default 3)")
     tls = parser.add_argument_group("TLS (gRPC or HTTPS)")

@@ -44,7 +44,8 @@ class ClientCore:
 class DermAssistClient(ClientCore):
     """Blocking client of the ``dermassist`` ensemble.
 
-    ``DermAssistClient("127.0.0.1:8001")`` talks gRPC; ``protocol="http"`` uses port 8000's API.
+    ``DermAssistClient("127.0.0.1:8001")`` talks gRPC (what ``dermassist serve`` serves); ``protocol="http"`` uses a
+    bare tritonserver's HTTP API (the HTTP port of ``dermassist serve`` answers health probes only).
     Further keyword options (``ssl``, ``root_certificates``, ``private_key``,
     ``certificate_chain``, ``keepalive_time_s``, ``backoff_initial_s`` ...) are ClientConfig fields.
     """

@@ -22,6 +22,7 @@ _TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
 _TIMEOUTS = (TimeoutError, socket.timeout, asyncio.TimeoutError)
+_HEALTH_ONLY = "only /v2/health/live and /v2/health/ready are served here"  # the guard's HTTP port (dermassist serve)
 
 
 _CONNECTION_FAILED = ("failed to connect", "Socket closed", "handshake", "Connection reset")
@@ -58,9 +59,15 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
                 "--max-request-mib", server_message=message)
         if inference and status in _INVALID:
             return InvalidImageError(f"{what}: the server rejected the image: {message}", server_message=message)
+        if _HEALTH_ONLY in message:
+            return ServerError(f"{what}: {url} is DermAssist's health port, which serves no inference ({message}); "
+                               "call its gRPC port (8001 by default) with protocol grpc")
         return ServerError(f"{what}: server at {url} answered {status or 'an error'}: {message}")
     if isinstance(error, _TIMEOUTS) or type(error).__name__ in ("Timeout", "ServerTimeoutError"):
         return DeadlineExceededError(f"{what}: no answer from {url} within the deadline; raise timeout")
     if isinstance(error, OSError) or type(error).__name__ in ("ClientConnectionError", "ServerDisconnectedError"):
         return ServerUnavailableError(f"{what}: cannot connect to {url} ({error}); is the server running?")
+    if type(error).__name__ == "HTTPParseError":
+        return ServerError(f"{what}: {url} did not answer in HTTP ({error}); if it is a gRPC port (8001 by default), "
+                           "use protocol grpc")
     return ServerError(f"{what}: unexpected {type(error).__name__} talking to {url}: {error}")

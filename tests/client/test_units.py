@@ -358,6 +358,24 @@ def test_a_failed_step_is_retryable_like_unavailability(status, message, expecte
         assert "larger than the gRPC message limit" in str(error) and "send fewer images per call" in str(error)
 
 
+def test_calling_the_guards_health_port_or_a_grpc_port_over_http_says_which_port_to_call():
+    import json
+
+    from dermassist.guard.health import Readiness, health_answer
+
+    body = health_answer("POST", "/v2/models/dermassist/infer", Readiness()).split(b"\r\n\r\n", 1)[1]
+    guard_says = json.loads(body)["error"]
+    error = translate(InferenceServerException(guard_says, status="404"), "analyzing", "h:8000", inference=True)
+    assert "h:8000 is DermAssist's health port, which serves no inference" in str(error)
+    assert "call its gRPC port (8001 by default) with protocol grpc" in str(error)
+
+    class HTTPParseError(Exception):
+        pass
+
+    error = translate(HTTPParseError("('Expected HTTP/, RTSP/ or ICE/', 8)"), "analyzing", "h:8001")
+    assert "h:8001 did not answer in HTTP" in str(error) and "use protocol grpc" in str(error)
+
+
 def test_retries_back_off_exponentially_only_while_unavailable(caplog):
     config = ClientConfig(url="h:1", retries=3, backoff_initial_s=0.05, backoff_max_s=0.15, timeout_s=5)
     assert [backoff_s(config, a) for a in range(4)] == [0.05, 0.1, 0.15, 0.15]
