@@ -16,6 +16,7 @@ from .errors import (
     EmptyImageError,
     ImageTooLargeError,
     ImageTooSmallError,
+    MultiPictureImageError,
     NotAnImageError,
     TruncatedImageError,
     UnsupportedFormatError,
@@ -104,8 +105,7 @@ def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
                 profile = im.info.get("icc_profile") or None
                 if profile is None and fmt == "JPEG" and exif is not None:
                     profile = declared_profile(exif)
-        size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-        return size, profile
+                pictures = full_size_pictures(im) if fmt in ("TIFF", "PNG") else 1
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
         declared = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
@@ -113,10 +113,35 @@ def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
             f"{fmt} header declares {declared}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted: "
             "downscale it before sending"
         ) from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise TruncatedImageError(
             f"{fmt} header of a {len(data)}-byte input cannot be read ({e}); the file is truncated or corrupt"
         ) from e
+    if pictures > 1:
+        kind = "pages" if fmt == "TIFF" else "animation frames"
+        raise MultiPictureImageError(
+            f"{fmt} input of {len(data)} bytes holds {pictures} full-size pictures ({kind}); DermAssist analyses one "
+            "picture per image and will not guess which: send each as its own image"
+        )
+    size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
+    return size, profile
+
+
+_NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
+
+
+def full_size_pictures(im: Image.Image) -> int:
+    """How many full-size pictures an open TIFF or PNG holds: TIFF pages that are not marked as reduced-resolution
+    copies (a thumbnail page is allowed), or an animated PNG's frames. Leaves the image at its first picture."""
+    frames = int(getattr(im, "n_frames", 1))
+    if frames <= 1 or im.format != "TIFF":
+        return max(frames, 1)
+    full = 0
+    for index in range(frames):
+        im.seek(index)
+        full += 0 if int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1 else 1
+    im.seek(0)
+    return full
 
 
 def check_size(width: int, height: int) -> None:

@@ -26,6 +26,10 @@ class TruncatedImageError(InvalidImageError):
     """The bytes start like an image but the file is cut short or corrupt."""
 
 
+class MultiPictureImageError(InvalidImageError):
+    """The file holds more than one full-size picture (a multi-page TIFF, an animated PNG)."""
+
+
 class ImageTooSmallError(InvalidImageError):
     """A side is below the minimum the pipeline can segment."""
 

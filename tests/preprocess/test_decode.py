@@ -12,6 +12,7 @@ from preprocess.errors import (
     ImageTooLargeError,
     ImageTooSmallError,
     InvalidImageError,
+    MultiPictureImageError,
     NotAnImageError,
     TruncatedImageError,
     UnsupportedFormatError,
@@ -187,3 +188,21 @@ def test_large_jpeg_may_be_decoded_reduced_but_keeps_its_original_size() -> None
     odd = decode(encode(cv2.resize(RGB, (2001, 1601)), ".jpg"), allow_reduced=True)
     assert odd.reduction == 2 and odd.rgb.shape[:2] == (800, 1000)  # floor, never past the original
     assert decode(encode(big, ".png"), allow_reduced=True).reduction == 1  # shrink-on-load is JPEG only
+
+
+def test_a_file_of_several_pictures_is_refused_but_a_thumbnail_page_is_allowed(tmp_path) -> None:
+    """A multi-page TIFF or an animated PNG: the service would otherwise answer for page 1 and say nothing."""
+    import io
+
+    import tifffile
+
+    lesion, other = synthetic_lesion(), np.full((96, 128, 3), (200, 150, 130), np.uint8)
+    for fmt, kind in (("TIFF", "pages"), ("PNG", "animation frames")):
+        buffer = io.BytesIO()
+        Image.fromarray(other).save(buffer, fmt, save_all=True, append_images=[Image.fromarray(lesion)])
+        with pytest.raises(MultiPictureImageError, match=rf"holds 2 full-size pictures \({kind}\).*send each as its own"):
+            decode(buffer.getvalue())
+    scanner = tmp_path / "with_preview.tif"  # a full page, then a reduced-resolution preview (NewSubfileType 1)
+    tifffile.imwrite(scanner, lesion, photometric="rgb", subfiletype=0)
+    tifffile.imwrite(scanner, lesion[::4, ::4], photometric="rgb", subfiletype=1, append=True)
+    assert np.array_equal(decode(scanner.read_bytes()).rgb, lesion)
