@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print one JSON object per line")
     analyze.add_argument("--dicom-out", metavar="DIR", help="write a DICOM SEG and SR per DICOM image into DIR")
     analyze.add_argument("--fhir-out", metavar="FILE", help="write one FHIR R4 transaction Bundle of all results")
+    analyze.add_argument("--patient-id", metavar="ID",
+                         help="the patient of the plain pictures, for the FHIR subject (a DICOM file names its own)")
+    analyze.add_argument("--patient-system", metavar="URI",
+                         help="the URI of the site's patient identifier system (its MRN namespace), for the FHIR subject")
     _add_connection(analyze)
     demo = sub.add_parser("demo", help="start the Gradio demo page against a running server")
     demo.add_argument("--host", default="127.0.0.1", help="address the page binds (default 127.0.0.1)")
@@ -68,7 +72,8 @@ def analyze(args: argparse.Namespace) -> int:
 
     failures = 0
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
-        run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out)
+        run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
+                         patient_id=args.patient_id)
         for path in args.images:
             try:
                 result = run.analyze(path)

@@ -16,12 +16,17 @@ One ``Device`` per model version is referenced by every Observation.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from . import terminology as term
 from .classes import CLASSES
@@ -52,9 +57,17 @@ class ImagingContext:
     study_uid: str | None = None
     accession_number: str | None = None
     image_uid: str | None = None
+    image_sha256: str | None = None
     report_uid: str | None = None
     effective: str | None = None
     lesion_area_mm2: float | None = None
+
+    @classmethod
+    def from_image_file(cls, path: str | Path, **extra: Any) -> ImagingContext:
+        """A plain picture's context: its SHA-256 (the service's audit line records the same digest) and, from its
+        EXIF, when it was taken (with its UTC offset when the camera wrote one, else the date alone)."""
+        data = Path(path).read_bytes()
+        return cls(image_sha256=hashlib.sha256(data).hexdigest(), effective=exif_taken(data), **extra)
 
     @classmethod
     def from_dataset(cls, ds: Any, **extra: Any) -> ImagingContext:
@@ -69,6 +82,29 @@ class ImagingContext:
                    patient_name=text("PatientName"), study_uid=text("StudyInstanceUID"),
                    accession_number=text("AccessionNumber"), image_uid=text("SOPInstanceUID"),
                    effective=effective, **extra)
+
+
+_EXIF_IFD, _DATE_TIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x8769, 0x9003, 0x9011
+_EXIF_DATE = re.compile(r"^(\d{4}):(\d{2}):(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+_EXIF_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+
+
+def exif_taken(data: bytes) -> str | None:
+    """When a picture was taken, as a FHIR dateTime from its EXIF DateTimeOriginal: with the time when the camera
+    wrote its UTC offset (FHIR requires one with a time), else the date alone; None without a usable date."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            exif = im.getexif().get_ifd(_EXIF_IFD)
+    except Exception:  # noqa: BLE001 - a picture without readable EXIF simply has no acquisition time
+        return None
+    found = _EXIF_DATE.match(str(exif.get(_DATE_TIME_ORIGINAL, "")).strip("\x00 "))
+    if not found or found.group(1) == "0000":
+        return None
+    year, month, day, hour, minute, second = found.groups()
+    offset = str(exif.get(_OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
+    if _EXIF_OFFSET.match(offset):
+        return f"{year}-{month}-{day}T{hour}:{minute}:{second}{offset}"
+    return f"{year}-{month}-{day}"
 
 
 def _uid_identifier(uid: str) -> dict[str, str]:
@@ -210,8 +246,11 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
             observation["derivedFrom"] = [study]
         observation_urls.append(entries.add(observation))
     report: dict[str, Any] = {"resourceType": "DiagnosticReport", "status": STATUS, "code": _local(term.REPORT)}
-    if context.report_uid:
-        report["identifier"] = [_uid_identifier(context.report_uid)]
+    identifiers = [_uid_identifier(context.report_uid)] if context.report_uid else []
+    if context.image_sha256:
+        identifiers.append({"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256})
+    if identifiers:
+        report["identifier"] = identifiers
     report.update(about)
     if study:
         report["imagingStudy"] = [study]

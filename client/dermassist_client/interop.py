@@ -45,11 +45,14 @@ class InteropRun:
     """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
 
     def __init__(self, client, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
-                 patient_system: str | None = None) -> None:
+                 patient_system: str | None = None, patient_id: str | None = None) -> None:
+        """``patient_id``: the patient of the plain pictures (JPEG, PNG, ...), which carry none; a DICOM file's
+        own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers."""
         self._client = client
         self.dicom_out = Path(dicom_out) if dicom_out else None
         self.fhir_out = Path(fhir_out) if fhir_out else None
         self.patient_system = patient_system
+        self.patient_id = patient_id or None
         if self.dicom_out:
             require_extra("dicom", "--dicom-out")
             if self.dicom_out.exists() and not self.dicom_out.is_dir():
@@ -71,7 +74,11 @@ class InteropRun:
         if self.dicom_out:
             log.warning("%s is not DICOM: no SEG or SR is written for it", path)
         result = self._client.analyze(path)
-        self._collect(result, None)
+        if self.fhir_out:
+            from .fhir import ImagingContext
+
+            self._collect(result, ImagingContext.from_image_file(path, patient_id=self.patient_id,
+                                                                 patient_system=self.patient_system), path)
         return result.to_dict()
 
     def _analyze_dicom(self, path: str) -> dict[str, Any]:
@@ -89,12 +96,15 @@ class InteropRun:
             self._collect(analysis.result, ImagingContext.from_dataset(
                 analysis.image.dataset, patient_system=self.patient_system,
                 report_uid=str(analysis.report.SOPInstanceUID) if self.dicom_out else None,
-                lesion_area_mm2=analysis.lesion_area_mm2))
+                lesion_area_mm2=analysis.lesion_area_mm2), path)
         return summary
 
-    def _collect(self, result: LesionResult, context: Any) -> None:
-        if self.fhir_out:
-            self._fhir_items.append((result, context))
+    def _collect(self, result: LesionResult, context: Any, path: str) -> None:
+        if context.patient_id is None:
+            log.warning("%s: its FHIR report has no subject (no patient identifier: %s)", path,
+                        "a plain picture carries none; pass --patient-id" if context.image_uid is None
+                        else "the DICOM Patient ID is empty")
+        self._fhir_items.append((result, context))
 
     def finish(self) -> Path | None:
         """Write the FHIR Bundle of every result analysed (when asked and there is one); its path."""

@@ -19,6 +19,8 @@ DICOM_UID_FHIR_SYSTEM = "urn:dicom:uid"
 LOCAL_DICOM_SCHEME = "99DERMASSIST"
 LOCAL_DICOM_SCHEME_NAME = "DermAssist codes"
 LOCAL_FHIR_SYSTEM = "urn:dermassist:codes"
+#: Identifier system of a plain image's SHA-256 (hex): the digest the service's audit line records for it.
+IMAGE_SHA256_FHIR_SYSTEM = "urn:dermassist:image-sha256"
 
 
 @dataclass(frozen=True)

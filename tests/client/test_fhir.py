@@ -104,3 +104,41 @@ def test_snomed_codes_name_only_contract_classes():
     codes = {c.code for c in CLASSES}
     assert set(term.SNOMED_BY_CLASS) <= codes
     assert {"NV", "DF", "BKL", "VASC"}.isdisjoint(term.SNOMED_BY_CLASS)
+
+
+def _photo(tmp_path, taken: str | None, offset: str | None = None):
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    if taken is not None:
+        exif.get_ifd(0x8769)[0x9003] = taken
+    if offset is not None:
+        exif.get_ifd(0x8769)[0x9011] = offset
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (150, 100, 90)).save(buffer, "JPEG", exif=exif)
+    path = tmp_path / f"photo{len(list(tmp_path.iterdir()))}.jpg"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_a_plain_picture_is_tied_to_its_digest_its_patient_and_when_it_was_taken(tmp_path):
+    """A JPEG carries no study: its report is identified by the SHA-256 the service's audit records."""
+    import hashlib
+
+    from dermassist_client.fhir import exif_taken
+
+    photo = _photo(tmp_path, "2026:12:03 10:15:30", "+01:00")
+    assert exif_taken(photo.read_bytes()) == "2026-12-03T10:15:30+01:00"
+    assert exif_taken(_photo(tmp_path, "2026:12:03 10:15:30").read_bytes()) == "2026-12-03"  # FHIR: a time needs a zone
+    assert exif_taken(_photo(tmp_path, "0000:00:00 00:00:00").read_bytes()) is None
+    assert exif_taken(_photo(tmp_path, None).read_bytes()) is None and exif_taken(b"not an image") is None
+
+    context = ImagingContext.from_image_file(photo, patient_id="MRN-7", patient_system="urn:oid:1.2.3.4.5")
+    assert context.image_sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+    resources = resources_by_type(parsed(build_bundle([(synthetic_result((64, 48)), context)])))
+    (report,) = resources["DiagnosticReport"]
+    assert report["identifier"] == [{"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256}]
+    assert report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-7"}
+    assert all(o["effectiveDateTime"] == "2026-12-03T10:15:30+01:00" for o in resources["Observation"])

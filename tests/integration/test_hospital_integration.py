@@ -8,6 +8,7 @@ get failure statuses while the node keeps serving and nothing already stored is 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import socket
@@ -233,7 +234,8 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     out, bundle_path = tmp_path / "dicom-out", tmp_path / "bundle.json"
     done = subprocess.run(
         [sys.executable, "-m", "dermassist_client.cli", "analyze", str(dcm), str(HAM_B), str(ct), "--json",
-         "--dicom-out", str(out), "--fhir-out", str(bundle_path), "--url", triton_server.config.grpc_address],
+         "--dicom-out", str(out), "--fhir-out", str(bundle_path), "--patient-id", "MRN-PLAIN-9",
+         "--patient-system", "urn:oid:1.2.3.4.5", "--url", triton_server.config.grpc_address],
         capture_output=True, text=True, timeout=180)
     assert done.returncode == 1, done.stderr  # the CT slice fails, the others are answered
     assert f"{ct}: FAILED:" in done.stderr and "not an RGB photograph" in done.stderr
@@ -253,8 +255,12 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     bundle = json.loads(Bundle.model_validate_json(bundle_path.read_text()).model_dump_json(exclude_none=True))
     reports = resources_by_type(bundle)["DiagnosticReport"]
     assert len(reports) == 2  # the DICOM image and the JPEG
-    dicom_report = next(r for r in reports if "subject" in r)
-    assert dicom_report["subject"]["identifier"]["value"] == "DA-INT-0004"
+    dicom_report = next(r for r in reports if "imagingStudy" in r)
+    assert dicom_report["subject"]["identifier"]["value"] == "DA-INT-0004"  # its own, not --patient-id
+    jpeg_report = next(r for r in reports if "imagingStudy" not in r)  # the plain picture: --patient-id, its digest
+    assert jpeg_report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-PLAIN-9"}
+    assert jpeg_report["identifier"] == [{"system": "urn:dermassist:image-sha256",
+                                          "value": hashlib.sha256(HAM_B.read_bytes()).hexdigest()}]
     assert dicom_report["identifier"][0]["value"] == f"urn:oid:{pydicom.dcmread(sr_path).SOPInstanceUID}"
     assert dicom_report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{patient.study_uid}"
     assert result.label.name in dicom_report["conclusion"]
