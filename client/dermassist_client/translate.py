@@ -7,6 +7,7 @@ import socket
 from tritonclient.utils import InferenceServerException
 
 from .errors import (
+    ClientConfigError,
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
@@ -67,6 +68,9 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
         return DeadlineExceededError(f"{what}: no answer from {url} within the deadline; raise timeout")
     if isinstance(error, OSError) or type(error).__name__ in ("ClientConnectionError", "ServerDisconnectedError"):
         return ServerUnavailableError(f"{what}: cannot connect to {url} ({error}); is the server running?")
+    if isinstance(error, RuntimeError) and "Event loop is closed" in str(error):
+        return ClientConfigError(f"{what}: this asyncio client's connection belongs to an event loop that has closed; "
+                                 "create the client inside the loop that uses it (one per asyncio.run, with async with)")
     if type(error).__name__ == "HTTPParseError":
         return ServerError(f"{what}: {url} did not answer in HTTP ({error}); if it is a gRPC port (8001 by default), "
                            "use protocol grpc")

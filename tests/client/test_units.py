@@ -376,6 +376,11 @@ def test_calling_the_guards_health_port_or_a_grpc_port_over_http_says_which_port
     assert "h:8001 did not answer in HTTP" in str(error) and "use protocol grpc" in str(error)
 
 
+def test_an_asyncio_client_used_after_its_loop_closed_is_a_usage_error_not_a_server_error():
+    error = translate(RuntimeError("Event loop is closed"), "analyzing", "h:8001")
+    assert isinstance(error, ClientConfigError) and "create the client inside the loop that uses it" in str(error)
+
+
 def test_retries_back_off_exponentially_only_while_unavailable(caplog):
     config = ClientConfig(url="h:1", retries=3, backoff_initial_s=0.05, backoff_max_s=0.15, timeout_s=5)
     assert [backoff_s(config, a) for a in range(4)] == [0.05, 0.1, 0.15, 0.15]
