@@ -19,11 +19,12 @@ from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from preprocess.params import parse_bool
-
 from .errors import ConfigError
 from .paths import PROJECT_ROOT
 
+# Also in preprocess.params (a step's Triton parameters): the base imports only the standard library, so the
+# load-test image can ship it without preprocess (tests/deploy checks it).
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _ENV_KEY = "env"
 S = TypeVar("S", bound="Settings")
 
@@ -62,7 +63,9 @@ def parse_text(raw: str, kind: Any) -> Any:
     if kind is str:
         return raw
     if kind is bool:
-        return parse_bool(raw)
+        if raw.strip().lower() not in _TRUE + _FALSE:
+            raise ValueError(raw)
+        return raw.strip().lower() in _TRUE
     if kind in (int, float):
         return kind(raw)
     if kind is Path:
