@@ -140,3 +140,17 @@ def test_locust_image_ships_every_project_module_the_locustfile_imports():
     files = sorted(modules[m].relative_to(ROOT) for m in needed)
     missing = [f for f in files if not any(c == f or c in f.parents for c in copied)]
     assert not missing, f"the Locust image lacks {missing} (COPY sources: {copied})"
+
+
+def test_the_build_context_holds_what_the_images_copy_and_no_secrets():
+    """Compose builds from the checkout's root: without .dockerignore, .venv (gigabytes) and secrets/ go to the daemon."""
+    rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert rules[0] == "*"  # an allow-list: everything not named below stays out
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    copied = set()
+    for dockerfile in (ROOT / "docker").glob("*/Dockerfile"):
+        for source in re.findall(r"^COPY\s+(\S+)\s", dockerfile.read_text(), flags=re.MULTILINE):
+            copied.add(source.split("/")[0])
+    assert copied and copied <= allowed, copied - allowed
+    assert not allowed & {"secrets", ".venv", ".git", "data", "reports", "tools", ".cache", "training"}
