@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LocustRunError
 
 AGGREGATED = "Aggregated"
+_BATCH = re.compile(r"^batch(\d+)$")
+_REJECTED = ":rejected"
+
+
+def images_per_request(name: str) -> int:
+    """Images one request of a stats row carries: ``batchN`` N, a rejected bad input none, any other one."""
+    if name.endswith(_REJECTED):
+        return 0
+    found = _BATCH.match(name)
+    return int(found.group(1)) if found else 1
 
 
 @dataclass(frozen=True)
@@ -40,12 +51,21 @@ class LoadtestSummary:
         """Requests were made and none failed unexpectedly."""
         return self.total.requests > 0 and self.unexpected_failures == 0
 
+    def images_per_s(self) -> float:
+        """Images analysed per second: each row's requests per second times the images one of its requests carries
+        (a batch request counts its images, a rejected bad input none)."""
+        return sum(r.rps * images_per_request(r.name) for r in self.rows.values())
+
     def table(self) -> str:
-        """A markdown table of the run."""
-        lines = ["| name | requests | failures | req/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
-        for r in [*self.rows.values(), self.total]:
-            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.p50_ms:.0f} | {r.p95_ms:.0f} "
-                         f"| {r.p99_ms:.0f} |")
+        """A markdown table of the run: one row per request kind (their latencies), then the whole run's images per
+        second (its latency columns mix single, batch and rejected requests, so they are not repeated)."""
+        lines = ["| name | requests | failures | req/s | images/s | p50 ms | p95 ms | p99 ms |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in self.rows.values():
+            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.rps * images_per_request(r.name):.2f} "
+                         f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |")
+        t = self.total
+        lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - |")
         return "\n".join(lines)
 
 

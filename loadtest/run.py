@@ -109,7 +109,8 @@ def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioCo
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
     payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),
-               "unexpected_failures": summary.unexpected_failures, "ok": summary.ok(), **(extra or {})}
+               "images_per_s": summary.images_per_s(), "unexpected_failures": summary.unexpected_failures,
+               "ok": summary.ok(), **(extra or {})}
     (run.report_dir / "summary.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 

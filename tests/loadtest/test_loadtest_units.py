@@ -96,13 +96,17 @@ def test_read_stats_parses_locust_csv(tmp_path: Path):
     csv_path.write_text("\n".join([
         header,
         "grpc,single,10,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90",
+        "grpc,batch8,4,0,300,310,250,400,520000,1.0,0,300,320,330,340,350,380,390,400,400,400,400",
         "grpc,bad_input:rejected,2,1,5,5,4,6,50,0.1,0.1,5,5,6,6,6,6,6,6,6,6,6",
-        ",Aggregated,12,1,38,35,4,90,55000,2.6,0.1,38,44,50,55,60,70,80,90,90,90,90",
+        ",Aggregated,16,1,38,35,4,400,55000,3.6,0.1,38,44,50,55,60,70,80,90,90,90,90",
     ]) + "\n")
     summary = read_stats(csv_path)
-    assert summary.total.requests == 12 and summary.unexpected_failures == 1 and not summary.ok()
+    assert summary.total.requests == 16 and summary.unexpected_failures == 1 and not summary.ok()
     assert summary.rows["single"].p95_ms == 70 and summary.rows["single"].rps == 2.5
-    assert "| single | 10 | 0 |" in summary.table()
+    assert summary.images_per_s() == pytest.approx(2.5 * 1 + 1.0 * 8 + 0.1 * 0)  # by hand: 10.5 images a second
+    table = summary.table()
+    assert "| single | 10 | 0 | 2.50 | 2.50 |" in table and "| batch8 | 4 | 0 | 1.00 | 8.00 |" in table
+    assert "| all requests | 16 | 1 | 3.60 | 10.50 | - | - | - |" in table
     with pytest.raises(LocustRunError, match="does not exist"):
         read_stats(tmp_path / "missing.csv")
 
