@@ -22,7 +22,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ENSEMBLE_NAME
+from preprocess.contract import ASSESSABLE, ENSEMBLE_NAME, PROBABILITIES, REFER
 
 from ..base.server_config import GRPC_ADMIN_HEADER
 from .audit import build_record, request_images
@@ -36,6 +36,39 @@ SERVICE = "inference.GRPCInferenceService"
 # Metadata a proxy must not copy onto its own call.
 _HOP_BY_HOP = ("user-agent", "grpc-", ":")
 STUB_UNHEALTHY = "is not healthy"
+
+
+# What every audit line records of an answer (top class, REFER, ASSESSABLE): asked of the ensemble for a request
+# that names only other outputs, and taken out of its answer again.
+AUDITED_OUTPUTS = (PROBABILITIES.name, REFER.name, ASSESSABLE.name)
+
+
+def with_audited_outputs(request: service_pb2.ModelInferRequest) -> list[str]:
+    """Add to an ensemble request that names its outputs the ones the audit records; the names added.
+
+    A request naming no outputs gets every output already; an internal step's request is left as it is.
+    """
+    if request.model_name != ENSEMBLE_NAME or not request.outputs:
+        return []
+    wanted = {o.name for o in request.outputs}
+    added = [name for name in AUDITED_OUTPUTS if name not in wanted]
+    for name in added:
+        request.outputs.add(name=name)
+    return added
+
+
+def without_outputs(response: service_pb2.ModelInferResponse, names: list[str]) -> service_pb2.ModelInferResponse:
+    """The answer without the outputs ``names`` (their tensors and raw contents alike), in the same order otherwise."""
+    raw = list(response.raw_output_contents)
+    kept = [i for i, o in enumerate(response.outputs) if o.name not in names]
+    trimmed = service_pb2.ModelInferResponse()
+    trimmed.CopyFrom(response)
+    del trimmed.outputs[:]
+    del trimmed.raw_output_contents[:]
+    trimmed.outputs.extend(response.outputs[i] for i in kept)
+    if raw:
+        trimmed.raw_output_contents.extend(raw[i] for i in kept if i < len(raw))
+    return trimmed
 
 
 def method_path(name: str) -> str:
@@ -163,8 +196,10 @@ class Front(grpc.GenericRpcHandler):
             except DecodeError as e:
                 status, error = grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a ModelInferRequest: {e}"
                 await abort(context, status, error)
-            if not request.id:
+            added, named = with_audited_outputs(request), bool(request.id)
+            if not named:
                 request.id = uuid.uuid4().hex
+            if added or not named:
                 raw = request.SerializeToString()
             request_id = request.id
             hashing = self._hashing.submit(request_images, request)
@@ -192,7 +227,7 @@ class Front(grpc.GenericRpcHandler):
                 await abort(context, status, error)
             response = service_pb2.ModelInferResponse.FromString(answer)
             status, error = grpc.StatusCode.OK, None
-            return answer
+            return without_outputs(response, added).SerializeToString() if added else answer
         except asyncio.CancelledError:
             remaining = context.time_remaining()
             status = grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED

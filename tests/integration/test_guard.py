@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import BackgroundGuard
 from dermassist_client import DermAssistClient, ServerUnavailableError
-from preprocess.contract import CROP_MODEL, ENSEMBLE_NAME, PREPARE_MODEL
+from preprocess.contract import CLASS_CODES, CROP_MODEL, ENSEMBLE_NAME, PREPARE_MODEL
 from tests.support.guard import audit_lines, make_certificates, public_config
 
 pytestmark = pytest.mark.integration
@@ -273,3 +273,25 @@ def test_a_request_over_the_size_limit_is_refused_clearly_and_the_port_serves_on
             assert sdk.analyze(ham_jpeg).probabilities  # the same connection still serves a normal image
     finally:
         guard.stop()
+
+
+def test_a_client_asking_only_for_the_mask_gets_only_the_mask_and_the_audit_still_records_the_answer(
+        guards, ham_jpeg: bytes) -> None:
+    guard = guards["plain"]
+    raw = grpcclient.InferenceServerClient(guard.grpc_address)
+    try:
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+        answer = raw.infer(ENSEMBLE_NAME, [tensor], outputs=[grpcclient.InferRequestedOutput("MASK")],
+                           request_id="mask-only")
+        full = raw.infer(ENSEMBLE_NAME, [tensor], request_id="everything")
+    finally:
+        raw.close()
+    assert [o.name for o in answer.get_response().outputs] == ["MASK"]
+    assert np.array_equal(answer.as_numpy("MASK"), full.as_numpy("MASK"))
+    records = {line["request_id"]: line for line in audit_lines(guard.config.audit_log)}
+    (image,) = records["mask-only"]["images"]
+    (reference,) = records["everything"]["images"]
+    assert {k: image[k] for k in ("top_class", "refer", "assessable")} == \
+        {k: reference[k] for k in ("top_class", "refer", "assessable")}
+    assert image["top_class"] in CLASS_CODES

@@ -26,7 +26,7 @@ from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, Se
 from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import finished_hashes
+from dermassist.guard.front import AUDITED_OUTPUTS, finished_hashes, with_audited_outputs, without_outputs
 from dermassist.guard.guard import models_in_message
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
@@ -258,3 +258,24 @@ def test_the_public_port_bounds_what_it_reads_and_not_what_it_answers() -> None:
     flagged = GuardConfig.resolve({"max_request_mib": 8}, {"DERMASSIST_MAX_REQUEST_MIB": "64"})
     assert dict(flagged.server_options())["grpc.max_receive_message_length"] == 8 * 1024 * 1024
     assert dict(GuardConfig().server_options())["grpc.max_receive_message_length"] == 256 * 1024 * 1024
+
+
+def test_the_audit_asks_for_the_class_and_triage_of_a_request_that_names_other_outputs_and_hides_them_again() -> None:
+    request = service_pb2.ModelInferRequest(model_name="dermassist")
+    request.outputs.add(name="MASK")
+    request.outputs.add(name="REFER")
+    assert with_audited_outputs(request) == ["PROBABILITIES", "ASSESSABLE"]
+    assert [o.name for o in request.outputs] == ["MASK", "REFER", "PROBABILITIES", "ASSESSABLE"]
+    assert with_audited_outputs(service_pb2.ModelInferRequest(model_name="dermassist")) == []  # names none: gets all
+    internal = service_pb2.ModelInferRequest(model_name="prepare")
+    internal.outputs.add(name="SEG_INPUT")
+    assert with_audited_outputs(internal) == [] and len(internal.outputs) == 1
+
+    answer = service_pb2.ModelInferResponse(model_name="dermassist", id="r1")
+    for name, raw in (("MASK", b"m"), ("REFER", b"r"), ("PROBABILITIES", b"p"), ("ASSESSABLE", b"a")):
+        answer.outputs.add(name=name, datatype="UINT8", shape=[1])
+        answer.raw_output_contents.append(raw)
+    trimmed = without_outputs(answer, ["PROBABILITIES", "ASSESSABLE"])
+    assert [o.name for o in trimmed.outputs] == ["MASK", "REFER"] and list(trimmed.raw_output_contents) == [b"m", b"r"]
+    assert trimmed.id == "r1" and len(answer.outputs) == 4  # the answer the audit reads keeps every output
+    assert set(AUDITED_OUTPUTS) == {"PROBABILITIES", "REFER", "ASSESSABLE"}
