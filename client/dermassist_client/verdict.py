@@ -25,7 +25,7 @@ _ADVICE = {
     NOT_ASSESSABLE: "This image cannot be assessed reliably: retake it before relying on any answer.",
     NO_TRIAGE: "The server sent no triage (it predates it): read the probabilities with care.",
 }
-_REFERRED_ANYWAY = " Until then, a dermatologist should see this lesion."
+_REFERRED_ANYWAY = " Until a clear dermoscopic image is assessed, refer the patient to a dermatologist."
 # (border, background) per verdict; dark text on light backgrounds reads in light and dark themes alike.
 _COLOURS = {
     REFER: ("#b3261e", "#fdecea"),
@@ -79,22 +79,29 @@ def verdict_line(verdict: Verdict) -> str:
     return f"{line} - {verdict.note}" if verdict.note else line
 
 
+TEXT_COLOUR = "#1f1f1f"
+# Every element carries the dark text colour itself: a page theme (Gradio's dark mode) styles inner divs and
+# <strong> with its own light text colour, which on the light background is unreadable.
+_TEXT = f"color: {TEXT_COLOUR};"
+
+
 def banner_html(verdict: Verdict) -> str:
     """The coloured banner at the top of the page's result: verdict, advice, refer score, note, disclaimer."""
     border, background = _COLOURS[verdict.kind]
     score = "" if verdict.refer_score is None else (
-        f'<div class="verdict-score">Refer score <strong>{100 * verdict.refer_score:.1f}%</strong> '
-        f"({SCORE_MEANING}).</div>"
+        f'<div class="verdict-score" style="{_TEXT}">Refer score <strong style="{_TEXT}">'
+        f"{100 * verdict.refer_score:.1f}%</strong> ({SCORE_MEANING}).</div>"
     )
-    note = f'<div class="verdict-note"><strong>Note:</strong> {html.escape(verdict.note)}</div>' if verdict.note else ""
+    note = (f'<div class="verdict-note" style="{_TEXT}"><strong style="{_TEXT}">Note:</strong> '
+            f"{html.escape(verdict.note)}</div>") if verdict.note else ""
     kind_class = verdict.kind.lower().replace(" ", "-")
     return (
         f'<div class="verdict verdict-{kind_class}" role="status" style="border-left: 10px solid {border}; '
-        f'background: {background}; color: #1f1f1f; padding: 12px 16px; border-radius: 6px;">'
+        f'background: {background}; {_TEXT} padding: 12px 16px; border-radius: 6px;">'
         f'<div class="verdict-kind" style="font-size: 1.8em; font-weight: 800; color: {border};">'
         f"{html.escape(verdict.kind)}</div>"
-        f'<div class="verdict-advice" style="font-size: 1.1em;">{html.escape(verdict.advice)}</div>'
+        f'<div class="verdict-advice" style="font-size: 1.1em; {_TEXT}">{html.escape(verdict.advice)}</div>'
         f"{score}{note}"
-        f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px;">{DISCLAIMER}</div>'
+        f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px; {_TEXT}">{DISCLAIMER}</div>'
         f"</div>"
     )
