@@ -14,7 +14,7 @@ from PIL import Image
 
 from .classes import CLASSES
 from .client import DermAssistClient
-from .errors import DermAssistClientError
+from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from .overlay import draw_cam, draw_overlay
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
@@ -28,6 +28,15 @@ INTRO = (
     f"**Analyze**. {DISCLAIMER}"
 )
 NO_FILE = "Upload an image or pick an example first."
+NEW_FILE = "**{name}** is loaded: press **Analyze**."
+UNREACHABLE = ("The analysis service cannot be reached right now. Try again in a minute; if it goes on, tell the team "
+               "that runs DermAssist.")
+TOO_SLOW = "The analysis service took too long to answer. Try again; a very large picture takes longer."
+NOT_RELIABLE = ("**Image not assessable: the mask, box and probabilities below are not a diagnosis** (see the note "
+                "above); they are shown only to help retake the picture.")
+ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and its box drawn in green"
+ALT_CROP = "The square crop around the lesion that the classifier analysed"
+ALT_CAM = "The crop with a heat map of where the model looked: red raised the top class most"
 NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole image was classified "
              "(no mask, no box).")
 CAM_LEGEND = ("Class activation map of the top class over the crop: red is what raised that class's probability "
@@ -50,10 +59,35 @@ def _message(status: str) -> PageOutputs:
     return PageOutputs("", None, None, None, None, status, "")
 
 
+def loaded_file(path: str | None) -> PageOutputs:
+    """Handler of a new or cleared upload: every output of the last analysis is emptied, so a result is never shown
+    beside a picture it is not about."""
+    return _message(NEW_FILE.format(name=Path(path).name) if path else NO_FILE)
+
+
+def plain_error(error: DermAssistClientError, path: str) -> str:
+    """What a clinician reads when a picture could not be analysed: the reason in plain words, no request ids,
+    tensor names or SDK advice (those go to the log)."""
+    name = Path(path).name
+    if isinstance(error, ServerUnavailableError):
+        return UNREACHABLE
+    if isinstance(error, DeadlineExceededError):
+        return TOO_SLOW
+    if isinstance(error, InvalidImageError):
+        if "is a DICOM file" in str(error):
+            return (f"{name} is a DICOM file. This page takes pictures (JPEG, PNG, BMP or TIFF): export the image as "
+                    "one from your viewer, or analyse DICOM files with the dermassist-client command.")
+        if error.server_message:  # the service's own reason, without the step and tensor it came from
+            return f"{name} cannot be analysed: {error.server_message.split('IMAGE row 0: ', 1)[-1]}"
+        return str(error).replace(str(path), name)  # refused here, before sending: the message names the file
+    return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
+
+
 def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
     """Handler of the Analyze button: triage banner, overlay, crop, CAM, probabilities, status and model lines.
 
-    An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error.
+    An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error; its
+    status line says that what is shown below is not a diagnosis.
     """
     if not path:
         return _message(NO_FILE)
@@ -61,15 +95,17 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
         result = client.analyze(path, with_crop=True)
     except DermAssistClientError as e:
         logger.info("analysis of %s failed: %s", path, e)
-        return _message(f"**Could not analyze:** {str(e).replace(str(path), Path(path).name)}")
+        return _message(f"**Could not analyze:** {plain_error(e, path)}")
     with Image.open(path) as original:
         overlay = draw_overlay(original, result)
     probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
-    status = NO_LESION if not result.lesion_found else (
+    found = NO_LESION if not result.lesion_found else (
         f"Lesion found: {100 * result.lesion_fraction:.1f}% of the image, box {list(result.bbox.as_tuple())} "
         f"(original pixels). Top class: **{result.label.name} ({result.label.code})**, "
         f"{100 * result.probabilities[result.label.code]:.1f}%."
     )
+    caution = f"{NOT_RELIABLE}\n\n" if result.assessable is False else ""
+    status = f"{caution}Result for **{Path(path).name}**. {found}"
     model = f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`."
     crop = None if result.crop is None else np.asarray(result.crop)
     return PageOutputs(banner_html(verdict_of_result(result)), overlay, crop, draw_cam(result), probabilities,
@@ -93,15 +129,19 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries:
             with gr.Column(scale=2):
                 banner = gr.HTML(elem_id="banner")
                 status = gr.Markdown(elem_id="status")
-                overlay = gr.Image(label="Mask and box", type="pil", elem_id="overlay", interactive=False)
+                overlay = gr.Image(label="Mask and box", type="pil", elem_id="overlay", interactive=False,
+                                   alt_text=ALT_OVERLAY)
                 with gr.Row():
-                    crop = gr.Image(label="Crop the classifier saw (224x224)", elem_id="crop", interactive=False)
-                    cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False)
+                    crop = gr.Image(label="Crop the classifier saw (224x224)", elem_id="crop", interactive=False,
+                                    alt_text=ALT_CROP)
+                    cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False,
+                                   alt_text=ALT_CAM)
                 gr.Markdown(CAM_LEGEND)
                 label = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="probabilities")
                 model = gr.Markdown(elem_id="model")
-        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload],
-                     outputs=[banner, overlay, crop, cam, label, status, model])
+        outputs = [banner, overlay, crop, cam, label, status, model]
+        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs)
+        upload.change(lambda path: tuple(loaded_file(path)), inputs=[upload], outputs=outputs)
     return page
 
 

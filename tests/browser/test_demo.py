@@ -68,7 +68,7 @@ def not_an_image(tmp_path) -> Path:
 @pytest.mark.integration
 def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, plain_png, not_an_image):
     from dermassist_client import DermAssistClient
-    from dermassist_client.demo import NO_FILE, analyze_file
+    from dermassist_client.demo import NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file
     from dermassist_client.overlay import blend_cam
     from dermassist_client.verdict import banner_html, verdict_of_result
 
@@ -81,7 +81,8 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     assert shown.overlay.size == (600, 450) and shown.crop.shape == (224, 224, 3)
     assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
     assert shown.probabilities == {f"{c.name} ({c.code})": direct.probabilities[c.code] for c in CLASSES}
-    assert shown.status.startswith("Lesion found") and "version `1`" in shown.model
+    assert f"Result for **{HAM.name}**. Lesion found" in shown.status and "version `1`" in shown.model
+    assert (NOT_RELIABLE in shown.status) == (direct.assessable is False)  # said exactly when not assessable
 
     plain = analyze_file(client, str(plain_png))
     plain_direct = client.analyze(str(plain_png))
@@ -95,7 +96,12 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     assert analyze_file(client, None).status == NO_FILE
     (dead,) = free_ports(1)
     unreachable = analyze_file(DermAssistClient(f"127.0.0.1:{dead}", retries=0), str(HAM)).status
-    assert f"cannot connect to 127.0.0.1:{dead}" in unreachable or "unavailable" in unreachable
+    assert unreachable == f"**Could not analyze:** {UNREACHABLE}"  # plain words; the address and gRPC text go to the log
+
+    grey = plain_png.parent / "grey.png"  # answered, not assessable: the page says the rest is not a diagnosis
+    Image.open(HAM).convert("L").convert("RGB").save(grey)
+    greyed = analyze_file(client, str(grey))
+    assert ">NOT ASSESSABLE<" in greyed.banner and greyed.status.startswith(NOT_RELIABLE)
 
 
 def wait_for_upload(page, path: Path) -> None:
@@ -157,8 +163,17 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
             expect(page.locator("#status")).to_contain_text("Lesion found")
             expect(page.locator("#model")).to_contain_text("dermassist")
+            for image in ("#overlay img", "#crop img", "#cam img"):
+                assert page.locator(image).get_attribute("alt"), image  # screen readers say what each picture is
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # another picture empties the last result: no verdict is ever shown beside a picture it is not about
+            other = next(sample for sample in samples() if sample.label != MELANOMA.label)
+            page.get_by_text(other.label, exact=True).click()
+            wait_for_upload(page, other.path)
+            expect(page.locator("#banner .verdict")).to_have_count(0)
+            expect(page.locator("#status")).to_contain_text(f"{other.path.name} is loaded: press Analyze")
 
             analyze(plain_png)
             expect(page.locator("#status")).to_contain_text("No lesion found", timeout=30_000)
@@ -174,7 +189,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             page.locator("#upload input[type=file]").set_input_files(str(HAM))
             wait_for_upload(page, HAM)
             page.locator("#analyze").click()
-            expect(page.locator("#status")).to_contain_text(f"127.0.0.1:{dead}", timeout=30_000)
+            expect(page.locator("#status")).to_contain_text("cannot be reached right now", timeout=30_000)
             expect(page.locator("#status")).to_contain_text("Could not analyze")
             browser.close()
     finally:

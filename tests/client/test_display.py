@@ -58,7 +58,7 @@ def test_not_assessable_wins_over_refer_and_says_whether_it_was_referred():
     referred = verdict_of(True, 0.9, False, BLURRED)
     kept = verdict_of(False, 0.9, False, BLURRED)
     assert referred.kind == kept.kind == NOT_ASSESSABLE
-    assert "retake it" in referred.advice and "dermatologist should see" in referred.advice
+    assert "retake it" in referred.advice and "refer the patient to a dermatologist" in referred.advice
     assert "dermatologist" not in kept.advice
 
 
@@ -70,8 +70,18 @@ def test_banner_shows_verdict_score_note_and_disclaimer(refer, assessable, note,
     score = None if refer is None else 0.4567
     banner = banner_html(verdict_of(refer, score, assessable, note))
     assert f">{kind}<" in banner and DISCLAIMER in banner
-    assert ("Refer score <strong>45.7%</strong>" in banner) == (score is not None)
+    assert ("Refer score <strong style=\"color: #1f1f1f;\">45.7%</strong>" in banner) == (score is not None)
     assert ("verdict-note" in banner) == bool(note) and (note in banner)
+
+
+@pytest.mark.parametrize("refer, assessable", [(True, True), (False, True), (True, False), (None, None)])
+def test_every_text_of_the_banner_carries_its_dark_colour_so_a_dark_page_theme_cannot_hide_it(refer, assessable):
+    """Gradio's dark theme gives inner divs and <strong> a light text colour: on the light banner it would vanish."""
+    banner = banner_html(verdict_of(refer, 0.5, assessable, BLURRED))
+    tags = re.findall(r"<(div|strong)([^>]*)>", banner)
+    assert len(tags) >= 5
+    for name, attributes in tags:
+        assert re.search(r"(?<!-)color: #[0-9a-f]{6}", attributes), (name, attributes)
 
 
 def test_banners_of_different_verdicts_differ_in_colour():
@@ -171,3 +181,30 @@ def test_draw_cam_needs_both_crop_and_cam():
     assert np.asarray(image)[55, 55, 0] > 90 and tuple(np.asarray(image)[0, 0]) == (90, 90, 90)
     assert draw_cam(_result(CROP=crop)) is None and draw_cam(_result()) is None
     assert draw_cam(replace(with_both, crop=None)) is None
+
+
+def test_the_page_says_why_a_picture_failed_in_plain_words():
+    from dermassist_client import DeadlineExceededError, InvalidImageError, ServerError, ServerUnavailableError
+    from dermassist_client.demo import TOO_SLOW, UNREACHABLE, loaded_file, plain_error
+
+    path = "/tmp/gradio/abc123/lesion.jpg"
+    server = InvalidImageError(
+        "analyzing 1 image(s) (request 84ff): the server rejected the image: in ensemble 'dermassist', prepare: "
+        "IMAGE row 0: input of 300 bytes ends before its end marker; the file is truncated",
+        server_message="in ensemble 'dermassist', prepare: IMAGE row 0: input of 300 bytes ends before its end marker; "
+                       "the file is truncated")
+    assert plain_error(server, path) == ("lesion.jpg cannot be analysed: input of 300 bytes ends before its end marker; "
+                                         "the file is truncated")
+    local = InvalidImageError(f"{path} is not an image (12 bytes, first bytes 74 65); expected a JPEG, PNG, BMP or TIFF")
+    assert plain_error(local, path).startswith("lesion.jpg is not an image (12 bytes")
+    dicom = InvalidImageError(f"{path} is a DICOM file, not an encoded image; analyse it with `dermassist-client ...")
+    assert "lesion.jpg is a DICOM file. This page takes pictures" in plain_error(dicom, path)
+    assert plain_error(ServerUnavailableError("… ipv4:127.0.0.1:18101 Connection refused; ssl=True …"), path) == UNREACHABLE
+    assert plain_error(DeadlineExceededError("…"), path) == TOO_SLOW
+    assert "fault in the service" in plain_error(ServerError("unexpected RuntimeError"), path)
+    for shown in (plain_error(server, path), plain_error(local, path)):
+        assert "/tmp/gradio" not in shown and "request" not in shown and "IMAGE row" not in shown
+
+    fresh = loaded_file(path)  # a new upload empties the last result
+    assert fresh.banner == "" and (fresh.overlay, fresh.crop, fresh.cam, fresh.probabilities) == (None,) * 4
+    assert fresh.status == "**lesion.jpg** is loaded: press **Analyze**."
