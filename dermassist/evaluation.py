@@ -77,8 +77,9 @@ class EvaluationConfig(Settings):
         if self.split_manifest is not None and not Path(self.split_manifest).is_file():
             raise EvaluationError(f"--split-manifest {self.split_manifest} does not exist; expected a split JSON "
                                   "written by training (e.g. training/release/splits/classifier_split.json)")
-        if not self.name:
-            object.__setattr__(self, "name", Path(self.data).name + (f"_{self.split}" if self.split_manifest else ""))
+        if not self.name:  # the folder's own name, also for `--data .`
+            object.__setattr__(self, "name", Path(self.data).resolve().name
+                               + (f"_{self.split}" if self.split_manifest else ""))
         self._check_tls()
 
     def _check_tls(self) -> None:
@@ -112,9 +113,18 @@ class Answers:
 
 def select_samples(config: EvaluationConfig) -> tuple[str, list]:
     """(dataset name, samples) of the folder, restricted to one split of a manifest when given."""
+    name, samples, _ = read_selection(config)
+    return name, samples
+
+
+def read_selection(config: EvaluationConfig) -> tuple[str, list, dict]:
+    """(dataset name, samples, what the folder's labels named but the run cannot evaluate): images listed but absent
+    on disk, rows listed again with the same label (read once), UNK rows and images without a label."""
     from training.readers import read_dataset
 
     dataset = read_dataset(config.data)
+    not_evaluated = {"absent_on_disk": list(dataset.missing_images), "listed_again": list(dataset.duplicate_rows),
+                     "unknown_label_rows": dataset.skipped_unknown, "unlabelled_images": dataset.skipped_unlabelled}
     samples = list(dataset.samples)
     if config.split_manifest is not None:
         try:
@@ -127,7 +137,7 @@ def select_samples(config: EvaluationConfig) -> tuple[str, list]:
     if not samples:
         raise EvaluationError(f"no image of {config.data} is selected (split {config.split!r} of "
                               f"{config.split_manifest}); check that the manifest belongs to this dataset")
-    return dataset.name, samples
+    return dataset.name, samples, not_evaluated
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -176,7 +186,7 @@ def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool,
                 outcomes = e.results
             for path, outcome in zip(part, outcomes):
                 if isinstance(outcome, InvalidImageError):
-                    answers.refused.append((str(path), str(outcome)))
+                    answers.refused.append((str(path), outcome.reason))
                 else:
                     answers.paths.append(path)
                     answers.results.append(outcome)
@@ -314,7 +324,7 @@ def report_folder(folder: Path) -> Path:
 
 def evaluate(config: EvaluationConfig) -> dict:
     """Run the evaluation and write ``report.json``, ``report.md`` and the plots; returns the report."""
-    name, samples = select_samples(config)
+    name, samples, not_evaluated = read_selection(config)
     outside_paths = image_files(config.ood) if config.ood is not None else []
     report_folder(Path(config.out) / config.name)
     start = time.perf_counter()
@@ -328,7 +338,7 @@ def evaluate(config: EvaluationConfig) -> dict:
     report: dict = {"name": config.name, "dataset": name, "data": str(config.data), "split": config.split
                     if config.split_manifest else None, "split_manifest": str(config.split_manifest or ""),
                     "images": len(samples), "answered": len(results), "refused": answers.refused,
-                    "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
+                    "not_evaluated": not_evaluated, "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
     report["segmentation"] = segmentation_figures(answered, results)
     labelled = [(s, r) for s, r in zip(answered, results) if s.label is not None]
     if labelled:
@@ -347,8 +357,10 @@ def evaluate(config: EvaluationConfig) -> dict:
         report["ood"]["refused"] = len(outside.refused)
     report["seconds"] = round(time.perf_counter() - start, 1)
     folder = write_report(report, results, answered, outside, Path(config.out) / config.name)
-    write_image_table(image_rows(samples, answers, outside, Path(config.data), config.ood),
-                      folder / "images.csv")
+    rows = image_rows(samples, answers, outside, Path(config.data), config.ood)
+    rows += [{"set": "evaluated", "image": image_id, "status": "not evaluated: listed in the labels but absent on disk"}
+             for image_id in not_evaluated["absent_on_disk"]]
+    write_image_table(rows, folder / "images.csv")
     return report
 
 
@@ -459,8 +471,9 @@ def write_report(report: dict, results: Sequence, samples: Sequence, outside: An
         plot_bars({c: v for c, v in cls["per_class_recall"].items()}, folder / "per_class_recall.png",
                   f"{report['name']}: recall per class", "recall")
         plots.append(("Recall per class", "per_class_recall.png"))
-        plot_reliability(cls["reliability"], cls["reliability"], folder / "reliability.png",
-                         f"{report['name']}: reliability of served probabilities (ECE {cls['ece']:.3f})")
+        plot_reliability({"served": cls["reliability"]}, folder / "reliability.png",
+                         f"{report['name']}: reliability of the served probabilities (ECE {cls['ece']:.3f}; "
+                         "numbers: images per bin)")
         plots.append(("Reliability", "reliability.png"))
     if "ood" in report:
         plot_histograms({"evaluated images": [r.ood_score for r in results],
@@ -493,6 +506,23 @@ def _review_markdown(review: dict[str, list[dict]]) -> list[str]:
     return lines + [""]
 
 
+def _not_evaluated_markdown(skipped: dict) -> list[str]:
+    """What the labels named that the figures do not cover, said at the top so no one reads them as the whole set."""
+    absent, again = skipped.get("absent_on_disk", []), skipped.get("listed_again", [])
+    parts = []
+    if absent:
+        shown = ", ".join(absent[:REVIEW_ROWS]) + (f" and {len(absent) - REVIEW_ROWS} more" if len(absent) > REVIEW_ROWS else "")
+        parts.append(f"{len(absent)} image(s) listed in the labels are not on disk and were not evaluated ({shown}; "
+                     "images.csv lists them)")
+    if again:
+        parts.append(f"{len(again)} image(s) listed twice with the same label were evaluated once ({', '.join(again[:5])})")
+    if skipped.get("unknown_label_rows"):
+        parts.append(f"{skipped['unknown_label_rows']} row(s) labelled UNK (unknown diagnosis) were left out")
+    if skipped.get("unlabelled_images"):
+        parts.append(f"{skipped['unlabelled_images']} image(s) on disk have no label and were left out")
+    return [f"**Not in these figures:** {'; '.join(parts)}.", ""] if parts else []
+
+
 def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:
     """The human-readable report."""
     lines = [f"# DermAssist site validation: {report['name']}", "",
@@ -500,7 +530,7 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
              + (f", split `{report['split']}` of `{report['split_manifest']}`" if report.get("split") else "") + "), "
              f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
              f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
-             "through the served ensemble.", ""]
+             "through the served ensemble.", ""] + _not_evaluated_markdown(report.get("not_evaluated") or {})
     if report.get("segmentation"):
         seg = report["segmentation"]
         lines += ["## Segmentation (served MASK against the ground truth)", "",

@@ -31,6 +31,10 @@ class MissingImageError(DatasetError):
     """A ground truth lists an image (or its mask) that is not on disk."""
 
 
+class DuplicateImageError(DatasetError):
+    """One image id names two files, or two label rows that disagree."""
+
+
 class UnknownLabelError(DatasetError):
     """A diagnosis code or one-hot row does not map to a contract class."""
 

@@ -1,6 +1,7 @@
 """Training-curve and confusion-matrix PNGs (matplotlib, Agg backend)."""
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -67,23 +68,27 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     return _save(plt, fig, path)
 
 
-def plot_reliability(before: Mapping[str, Sequence[float]], after: Mapping[str, Sequence[float]], path: Path,
-                     title: str) -> Path:
-    """Reliability diagram: accuracy against mean confidence per bin, before and after calibration."""
+def plot_reliability(curves: Mapping[str, Mapping[str, Sequence[float]]], path: Path, title: str) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per named curve (e.g. before and
+    after calibration, or the served probabilities alone), each point labelled with its number of images."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
-    for series, style, label in ((before, "o--", "before"), (after, "s-", "after")):
+    for (label, series), style in zip(curves.items(), ("o-", "s--", "^-.")):
         count = np.asarray(series["count"])
         keep = count > 0
-        ax.plot(np.asarray(series["confidence"])[keep], np.asarray(series["accuracy"])[keep], style, ms=4, label=label)
+        x, y = np.asarray(series["confidence"])[keep], np.asarray(series["accuracy"])[keep]
+        ax.plot(x, y, style, ms=4, label=label)
+        if len(curves) == 1:
+            for xi, yi, n in zip(x, y, count[keep]):
+                ax.annotate(str(int(n)), (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
     ax.set_xlabel("mean top-class confidence")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 48), fontsize=9)
     return _save(plt, fig, path)
 
 

@@ -46,6 +46,7 @@ class Dataset:
     missing_images: tuple[str, ...] = ()
     skipped_unknown: int = 0
     skipped_unlabelled: int = 0
+    duplicate_rows: tuple[str, ...] = ()  # image ids a label CSV lists again with the same label (read once)
     splits: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

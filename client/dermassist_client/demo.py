@@ -78,8 +78,8 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
             return (f"{name} is a DICOM file. This page takes pictures (JPEG, PNG, BMP or TIFF): export the image as "
                     "one from your viewer, or analyse DICOM files with the dermassist-client command.")
         if error.server_message:  # the service's own reason, without the step and tensor it came from
-            return f"{name} cannot be analysed: {error.server_message.split('IMAGE row 0: ', 1)[-1]}"
-        return str(error).replace(str(path), name)  # refused here, before sending: the message names the file
+            return f"{name} cannot be analysed: {error.reason}"
+        return error.reason.replace(str(path), name)  # refused here, before sending: the message names the file
     return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
 
 

@@ -1,6 +1,11 @@
 """Exceptions of the DermAssist client: one root, narrow subclasses."""
 from __future__ import annotations
 
+import re
+
+_SERVER_PREFIX = re.compile(r"^.*?IMAGE row \d+: ", re.DOTALL)
+_INDEX_PREFIX = re.compile(r"^image \d+: ")
+
 
 class DermAssistClientError(Exception):
     """Root of every error the DermAssist client raises."""
@@ -16,6 +21,14 @@ class InvalidImageError(DermAssistClientError):
     def __init__(self, message: str, server_message: str | None = None) -> None:
         super().__init__(message)
         self.server_message = server_message
+
+    @property
+    def reason(self) -> str:
+        """Why the image was refused, for a person: the server's own words without the step and batch row they came
+        from (``in ensemble 'dermassist', prepare: IMAGE row 0: ``), or this error's message when refused here."""
+        if self.server_message:
+            return _SERVER_PREFIX.sub("", self.server_message)
+        return _INDEX_PREFIX.sub("", str(self))
 
 
 class PartialBatchError(InvalidImageError):

@@ -407,3 +407,11 @@ def test_retries_back_off_exponentially_only_while_unavailable(caplog):
         call_with_retries(config, invalid)
     assert len(other) == 1
 
+
+
+def test_a_refusals_reason_is_the_servers_own_words_or_the_local_message():
+    served = InvalidImageError("image 3 (a.jpg): analyzing 1 image(s) (request 8f): the server rejected the image: ...",
+                               server_message="in ensemble 'dermassist', prepare: IMAGE row 0: the file is truncated")
+    assert served.reason == "the file is truncated"
+    local = InvalidImageError("image 2: /x/notes.jpg is not an image (12 bytes)")
+    assert local.reason == "/x/notes.jpg is not an image (12 bytes)"

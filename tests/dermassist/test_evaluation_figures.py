@@ -71,11 +71,13 @@ def test_segmentation_figures_compare_the_served_mask_with_the_resized_truth(tmp
     assert figures["thresholded_jaccard"] == 0.0
 
 
-def test_config_refuses_missing_folders_and_names_the_split(tmp_path: Path) -> None:
+def test_config_refuses_missing_folders_and_names_the_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EvaluationError, match="is not a folder"):
         EvaluationConfig(data=tmp_path / "nope")
     (tmp_path / "split.json").write_text("{}")
     assert EvaluationConfig(data=tmp_path, split_manifest=tmp_path / "split.json").name == f"{tmp_path.name}_test"
+    monkeypatch.chdir(tmp_path)
+    assert EvaluationConfig(data=Path(".")).name == tmp_path.name  # `--data .` names the report after the folder
 
 
 def test_config_takes_tls_options_only_for_a_running_service(tmp_path: Path) -> None:

@@ -115,3 +115,27 @@ def test_a_file_that_is_no_image_is_refused_and_listed_with_its_label(triton_ser
 
     label = {s.image_id: s.code for s in read_dataset(tmp_path / "ham").samples}[rows[2]["image_id"]]
     assert refused[0]["truth"] == label and label
+
+
+def test_what_the_labels_name_but_the_figures_do_not_cover_is_said_at_the_top(triton_server, tmp_path: Path) -> None:
+    """A site's CSV (saved by a spreadsheet, with its byte-order mark) lists an image it forgot to copy and one twice."""
+    rows = ham_rows(HAM)[:3]
+    absent = {**rows[0], "image_id": "ISIC_0099999"}
+    path = write_ham_metadata(tmp_path / "site", [*rows, rows[1], absent])
+    path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    images = tmp_path / "site" / "HAM10000_images_part_1"
+    (images / "clinic_b").mkdir(parents=True)
+    for row, where in zip(rows, (images, images, images / "clinic_b")):  # one in a subfolder
+        (where / f"{row['image_id']}.jpg").symlink_to(HAM / "HAM10000_images_part_1" / f"{row['image_id']}.jpg")
+    report = evaluate(EvaluationConfig(data=tmp_path / "site", out=tmp_path / "out",
+                                       url=triton_server.config.grpc_address))
+    assert report["images"] == report["answered"] == 3  # each image once, the subfolder's too
+    assert report["not_evaluated"]["absent_on_disk"] == ["ISIC_0099999"]
+    assert report["not_evaluated"]["listed_again"] == [rows[1]["image_id"]]
+    text = (tmp_path / "out" / "site" / "report.md").read_text()
+    assert "**Not in these figures:** 1 image(s) listed in the labels are not on disk and were not evaluated " \
+           "(ISIC_0099999" in text and "1 image(s) listed twice with the same label were evaluated once" in text
+    with open(tmp_path / "out" / "site" / "images.csv", newline="") as f:
+        table = {r["image"]: r for r in csv.DictReader(f)}
+    assert table["ISIC_0099999"]["status"] == "not evaluated: listed in the labels but absent on disk"
+    assert len(table) == 4

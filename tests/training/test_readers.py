@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from training.errors import (
+    DuplicateImageError,
     EmptyDatasetError,
     MaskMismatchError,
     MissingFolderError,
@@ -83,8 +84,8 @@ def test_isic2019_value_that_is_not_a_number_is_named(tmp_path: Path) -> None:
 
 
 def test_reference_labels_map_to_contract(shared_data: Path) -> None:
-    labels, unknown = read_isic2019_labels(shared_data / "reference" / "ISIC_2019_Training_GroundTruth.csv")
-    assert len(labels) + unknown == 25331
+    labels, unknown, repeated = read_isic2019_labels(shared_data / "reference" / "ISIC_2019_Training_GroundTruth.csv")
+    assert len(labels) + unknown == 25331 and repeated == ()
     assert set(labels.values()) == set(range(8))
 
 
@@ -217,3 +218,45 @@ def test_ham_metadata_csv_columns_checked(tmp_path: Path) -> None:
         csv.writer(f).writerows([["image_id", "dx"], ["ISIC_0000001", "nv"]])
     with pytest.raises(UnknownLabelError, match="lesion_id"):
         read_ham_metadata(tmp_path / "HAM10000_metadata.csv")
+
+
+def test_a_sites_own_csv_is_read_as_it_is_written(shared_data: Path, tmp_path: Path) -> None:
+    """What a hospital's folder looks like: a spreadsheet's byte-order mark, its own file names, subfolders, TIFF and
+    BMP files, only its own classes, and a row listed twice."""
+    from PIL import Image
+
+    src = sorted((shared_data / "isic2019_sample" / "ISIC_2019_Training_Input").glob("*.jpg"))[:4]
+    root = tmp_path / "site"
+    images = root / "ISIC_2019_Training_Input"
+    (images / "clinic_b").mkdir(parents=True)
+    names = ["P001.jpg", "clinic_b/P002.tif", "P003.bmp", "P004.JPG"]
+    for path, name in zip(src, names):
+        Image.open(path).save(images / name)
+    rows = ["image,MEL,NV,BKL", "P001,1,0,0", "P002,0,1,0", "P003,0,0,1", "P004,0,1,0", "P004,0,1,0"]
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    ds = read_isic2019(root)
+    assert [(s.image_id, s.image_path.name, s.code) for s in ds.samples] == [
+        ("P001", "P001.jpg", "MEL"), ("P002", "P002.tif", "NV"), ("P003", "P003.bmp", "BKL"), ("P004", "P004.JPG", "NV")]
+    assert ds.duplicate_rows == ("P004",)
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_text("\n".join([*rows, "P004,1,0,0"]) + "\n")
+    with pytest.raises(DuplicateImageError, match="lines 5 and 7 both list P004, with different diagnoses"):
+        read_isic2019(root)
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_text("\n".join(rows) + "\n")
+    Image.open(src[0]).save(images / "P001.png")
+    with pytest.raises(DuplicateImageError, match="image id P001 names two files"):
+        read_isic2019(root)
+
+
+def test_a_ham_row_listed_twice_is_read_once_and_a_conflicting_one_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    root = _ham_copy(shared_data, tmp_path)
+    metadata = root / "HAM10000_metadata.csv"
+    lines = metadata.read_text().splitlines()
+    before = read_ham(root)
+    metadata.write_text("\n".join([*lines, lines[1]]) + "\n")
+    again = read_ham(root)
+    assert len(again.samples) == len(before.samples) and again.duplicate_rows == (before.samples[0].image_id,)
+    first = lines[1].split(",")
+    first[2] = "mel" if first[2] != "mel" else "nv"
+    metadata.write_text("\n".join([*lines, ",".join(first)]) + "\n")
+    with pytest.raises(DuplicateImageError, match=rf"lines 2 and {len(lines) + 1} both list {first[1]}"):
+        read_ham(root)

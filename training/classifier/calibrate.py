@@ -91,7 +91,8 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
         "ood": {"classes": int(len(maha.means)), "train_images": int(len(train.labels)), "scale": scale},
         "quality": {**limits.as_dict(), "train_images": int(len(raw))},
     }
-    plot_reliability(figures["test"]["reliability_before"], figures["test"]["reliability_after"],
+    plot_reliability({"before calibration": figures["test"]["reliability_before"],
+                      f"after (T = {temperature:.2f})": figures["test"]["reliability_after"]},
                      out_dir / "reliability.png", f"test reliability (T = {temperature:.2f})")
     logger.info("temperature %.3f: test ECE %.3f -> %.3f; REFER threshold %.3f (val melanoma sensitivity %.3f); "
                 "test melanoma sensitivity %.3f, malignant %.3f, benign specificity %.3f", temperature,

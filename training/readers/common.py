@@ -7,10 +7,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import MaskMismatchError, MissingFolderError, UnknownLabelError
+from ..errors import DuplicateImageError, MaskMismatchError, MissingFolderError, UnknownLabelError
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
+#: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
+CSV_ENCODING = "utf-8-sig"
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -20,13 +22,40 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def list_images(folder: Path) -> dict[str, Path]:
-    """Map ``ISIC_<7 digits>`` ids to their image files in a folder (superpixel and other files skipped)."""
+def list_images(folder: Path, any_name: bool = False) -> dict[str, Path]:
+    """Map image ids (file stems) to their image files in a folder and its subfolders.
+
+    Only ``ISIC_<7 digits>`` stems count (superpixel and other files are skipped) unless ``any_name``, for layouts
+    whose label CSV names the images (a site's own names, e.g. ``P001``). One id naming two files (``x.jpg`` and
+    ``x.png``, or the same name in two subfolders) is a DuplicateImageError: which one is labelled cannot be known.
+    """
     out: dict[str, Path] = {}
-    for p in folder.iterdir():
-        if p.suffix.lower() in IMAGE_SUFFIXES and IMAGE_ID.match(p.stem):
+    found = [p for p in folder.iterdir() if p.is_file()]
+    found += sorted(p for p in folder.rglob("*") if p.parent != folder and p.is_file() and not p.name.startswith("."))
+    for p in found:
+        if p.suffix.lower() in IMAGE_SUFFIXES and (any_name or IMAGE_ID.match(p.stem)):
+            if p.stem in out:
+                raise DuplicateImageError(
+                    f"image id {p.stem} names two files, {out[p.stem]} and {p}; expected one file per id: "
+                    "remove or rename one"
+                )
             out[p.stem] = p
     return out
+
+
+def keep_label(labels: dict[str, tuple[int, int]], image_id: str, label: int, line: int, where: str) -> bool:
+    """Record ``image_id``'s label from CSV ``line``; False when an earlier row gave it the same label (the repeat is
+    to be skipped), DuplicateImageError when it gave another one (which is right cannot be known)."""
+    if image_id not in labels:
+        labels[image_id] = (label, line)
+        return True
+    first_label, first_line = labels[image_id]
+    if first_label != label:
+        raise DuplicateImageError(
+            f"{where}: lines {first_line} and {line} both list {image_id}, with different diagnoses; expected one row "
+            "per image: keep the row with the right diagnosis and remove the other"
+        )
+    return False
 
 
 def list_masks(folder: Path, suffix: str) -> dict[str, Path]:

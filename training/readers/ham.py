@@ -7,9 +7,9 @@ from pathlib import Path
 
 from preprocess.contract import CLASS_CODES, CLASSES
 
-from ..errors import MissingFolderError, UnknownLabelError
+from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import list_images, list_masks, pair_masks
+from .common import CSV_ENCODING, keep_label, list_images, list_masks, pair_masks
 from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019_labels
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def read_ham_metadata(path: Path) -> list[dict[str, str]]:
     """Rows of a HAM10000 metadata CSV, after checking its columns."""
     if not path.is_file():
         raise MissingFolderError(f"HAM10000 metadata {path} does not exist; expected {HAM_METADATA} in the folder")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding=CSV_ENCODING) as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("lesion_id", "image_id", "dx") if c not in (reader.fieldnames or [])]
         if missing:
@@ -50,8 +50,7 @@ def read_ham_metadata(path: Path) -> list[dict[str, str]]:
 
 def isic2019_refinement(csv_path: Path) -> dict[str, int]:
     """image_id -> class index from an ISIC 2019 ground truth, to split HAM ``akiec`` into AK / SCC."""
-    labels, _ = read_isic2019_labels(csv_path)
-    return labels
+    return read_isic2019_labels(csv_path)[0]
 
 
 def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
@@ -69,7 +68,11 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
         )
     images: dict[str, Path] = {}
     for folder in folders:
-        images.update(list_images(folder))
+        for image_id, path in list_images(folder, any_name=True).items():  # the metadata names the images
+            if image_id in images:
+                raise DuplicateImageError(f"image id {image_id} names two files, {images[image_id]} and {path}; "
+                                          "expected one file per id: remove or rename one")
+            images[image_id] = path
     masks: dict[str, Path] = {}
     if (root / HAM_MASKS).is_dir():
         masks = pair_masks(images, list_masks(root / HAM_MASKS, HAM_MASK_SUFFIX), HAM_MASKS, strict=False)
@@ -79,15 +82,23 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     ak = CLASS_CODES.index("AK")
     samples: list[Sample] = []
     missing: list[str] = []
+    repeated: list[str] = []
+    labels: dict[str, tuple[int, int]] = {}
     for line, row in enumerate(rows, start=2):
         image_id = row["image_id"].strip()
         label = dx_to_label(row["dx"], f"{HAM_METADATA} line {line} ({image_id})")
         if label == ak and image_id in refine:
             label = refine[image_id]
+        if not keep_label(labels, image_id, label, line, HAM_METADATA):
+            repeated.append(image_id)
+            continue
         if image_id not in images:
             missing.append(image_id)
             continue
         samples.append(Sample(image_id, images[image_id], masks.get(image_id), label, row["lesion_id"].strip(), "ham10000"))
     if missing:
         logger.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s", root, len(missing), HAM_METADATA, missing[0])
-    return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing))
+    if repeated:
+        logger.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
+                       len(repeated), HAM_METADATA, repeated[0])
+    return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated))

@@ -10,7 +10,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MaskMismatchError, MissingFolderError
 from ..records import Dataset, Sample
-from .common import list_images, list_masks, pair_masks
+from .common import CSV_ENCODING, list_images, list_masks, pair_masks
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _part3_labels(path: Path) -> dict[str, int]:
     """ISIC 2017 Part 3 labels: melanoma -> MEL, seborrheic keratosis -> BKL, otherwise NV."""
     mel, bkl, nv = (CLASS_CODES.index(c) for c in ("MEL", "BKL", "NV"))
     out: dict[str, int] = {}
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding=CSV_ENCODING) as f:
         for row in csv.DictReader(f):
             if float(row["melanoma"]) >= 0.5:
                 out[row["image_id"]] = mel

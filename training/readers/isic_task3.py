@@ -9,7 +9,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MissingFolderError, MissingImageError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import hot_columns, list_images
+from .common import CSV_ENCODING, hot_columns, keep_label, list_images
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def detect_task3(root: Path) -> bool:
 
 def read_task3_labels(path: Path) -> dict[str, int]:
     """image id -> contract class index from one Task 3 one-hot CSV (exactly one class per row)."""
-    labels: dict[str, int] = {}
-    with Path(path).open(newline="") as f:
+    labels: dict[str, tuple[int, int]] = {}
+    with Path(path).open(newline="", encoding=CSV_ENCODING) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in ("image", *TASK3_COLUMNS) if c not in header]
@@ -53,8 +53,8 @@ def read_task3_labels(path: Path) -> dict[str, int]:
                     f"{path} line {line} ({row['image']}): expected exactly one of {','.join(TASK3_COLUMNS)} set to 1, "
                     f"got {hot or 'none'}: fix the row or remove it"
                 )
-            labels[row["image"].strip()] = CLASS_CODES.index(TASK3_COLUMNS[hot[0]])
-    return labels
+            keep_label(labels, row["image"].strip(), CLASS_CODES.index(TASK3_COLUMNS[hot[0]]), line, str(path))
+    return {image_id: label for image_id, (label, _) in labels.items()}
 
 
 def read_isic_task3(root: Path) -> Dataset:
