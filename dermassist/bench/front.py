@@ -14,7 +14,12 @@ import numpy as np
 
 from preprocess.contract import ENSEMBLE_NAME
 
-from .served import CALL_TIMEOUT_S, _request
+from ..guard.front import AUDITED_OUTPUTS
+from .served import CALL_TIMEOUT_S, OUTPUTS, _request
+
+# Both paths ask for what every audit line records, as the client SDK does: a request without them would have the
+# front add them (and the ensemble run triage) on one path only, and the difference would not be the front's cost.
+FRONT_OUTPUTS = tuple(dict.fromkeys((*OUTPUTS, *AUDITED_OUTPUTS)))
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def measure_front_cost(direct: str, front: str, images: Sequence[bytes], request
         for i in range(requests):
             order = ("direct", "front") if i % 2 == 0 else ("front", "direct")
             for name in order:
-                inputs, outputs = _request(grpcclient, images[i % len(images)])
+                inputs, outputs = _request(grpcclient, images[i % len(images)], FRONT_OUTPUTS)
                 started = time.perf_counter()
                 clients[name].infer(ENSEMBLE_NAME, inputs, outputs=outputs, client_timeout=CALL_TIMEOUT_S)
                 samples[name].append((time.perf_counter() - started) * 1000.0)

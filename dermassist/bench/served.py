@@ -31,10 +31,10 @@ class ServedLevel:
     models: dict[str, ModelStats]
 
 
-def _request(grpcclient, blob: bytes):
+def _request(grpcclient, blob: bytes, outputs: Sequence[str] = OUTPUTS):
     tensor = grpcclient.InferInput(IMAGE.name, [1, 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[blob]], dtype=object))
-    return [tensor], [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
+    return [tensor], [grpcclient.InferRequestedOutput(n) for n in outputs]
 
 
 def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int,
