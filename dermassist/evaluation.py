@@ -338,7 +338,10 @@ def evaluate(config: EvaluationConfig) -> dict:
     report: dict = {"name": config.name, "dataset": name, "data": str(config.data), "split": config.split
                     if config.split_manifest else None, "split_manifest": str(config.split_manifest or ""),
                     "images": len(samples), "answered": len(results), "refused": answers.refused,
-                    "not_evaluated": not_evaluated, "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
+                    "not_evaluated": not_evaluated,
+                    "refused_truth": {p: by_path[Path(p)].code for p, _ in answers.refused
+                                      if Path(p) in by_path and by_path[Path(p)].code},
+                    "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
     report["segmentation"] = segmentation_figures(answered, results)
     labelled = [(s, r) for s, r in zip(answered, results) if s.label is not None]
     if labelled:
@@ -577,7 +580,10 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
     for title, png in plots:
         lines += [f"### {title}", "", f"![{title}]({png})", ""]
     if report["refused"]:
-        lines += ["## Refused images", ""] + [f"- `{p}`: {why}" for p, why in report["refused"]] + [""]
+        truth = report.get("refused_truth") or {}
+        lines += ["## Refused images", "", "No figure above counts these; a refused melanoma is one the service never saw.",
+                  ""] + [f"- `{p}`" + (f" (truth {truth[p]})" if p in truth else "") + f": {why}"
+                         for p, why in report["refused"]] + [""]
     if report.get("attribution"):
         lines += ["---", f"Data: {report['attribution']}. For research and testing only."]
     return "\n".join(lines) + "\n"
