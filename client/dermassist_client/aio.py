@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .aio_transport import make_async_transport
-from .batching import MESSAGE_OVERHEAD_BYTES, chunks, encode_each, refusal, results_of, settle
+from .batching import encode_each, refusal, request_parts, results_of, settle
 from .client import ClientCore
 from .errors import InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
@@ -44,9 +44,7 @@ class AsyncDermAssistClient(ClientCore):
         together; as DermAssistClient.analyze_batch, a refused image raises PartialBatchError after the others were
         answered."""
         outcomes: list[Any] = encode_each(images)
-        sendable = [(i, x) for i, x in enumerate(outcomes) if isinstance(x, EncodedImage)]
-        budget = self.config.max_message_bytes - MESSAGE_OVERHEAD_BYTES
-        parts = [part for _, part in chunks(sendable, self.config.max_batch_size, budget, lambda item: len(item[1].data))]
+        parts = request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes)
         answers = await asyncio.gather(*(self._answer(part, with_crop) for part in parts))
         for part, answer in zip(parts, answers):
             for (i, _), outcome in zip(part, answer):

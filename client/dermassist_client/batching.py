@@ -32,6 +32,15 @@ def chunks(items: Sequence[T], size: int, max_bytes: int | None = None,
         start = end
 
 
+def request_parts(outcomes: Sequence[object], max_batch_size: int,
+                  max_message_bytes: int) -> list[Sequence[tuple[int, EncodedImage]]]:
+    """The requests a batch is sent in: the encoded images among ``outcomes`` (``encode_each``'s answer) with their
+    input index, at most ``max_batch_size`` rows and ``max_message_bytes`` (less the request's overhead) each."""
+    sendable = [(i, x) for i, x in enumerate(outcomes) if isinstance(x, EncodedImage)]
+    budget = max_message_bytes - MESSAGE_OVERHEAD_BYTES
+    return [part for _, part in chunks(sendable, max_batch_size, budget, lambda item: len(item[1].data))]
+
+
 def encode_each(images: Iterable[ImageInput]) -> list[EncodedImage | InvalidImageError]:
     """Each image encoded, or the local reason it cannot be sent, naming its index."""
     out: list[EncodedImage | InvalidImageError] = []

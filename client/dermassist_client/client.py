@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
-from .batching import MESSAGE_OVERHEAD_BYTES, chunks, encode_each, refusal, results_of, settle
+from .batching import encode_each, refusal, request_parts, results_of, settle
 from .config import ClientConfig
 from .errors import ClientConfigError, InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
@@ -74,9 +74,7 @@ class DermAssistClient(ClientCore):
         after every other image was answered, and its ``results`` holds each answer or refusal in input order.
         """
         outcomes: list[Any] = encode_each(images)
-        sendable = [(i, x) for i, x in enumerate(outcomes) if isinstance(x, EncodedImage)]
-        budget = self.config.max_message_bytes - MESSAGE_OVERHEAD_BYTES
-        for _, part in chunks(sendable, self.config.max_batch_size, budget, lambda item: len(item[1].data)):
+        for part in request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes):
             for (i, _), outcome in zip(part, self._answer(part, with_crop)):
                 outcomes[i] = outcome
         return settle(outcomes)
