@@ -106,12 +106,12 @@ def measurement_group(
         segment = hd.sr.ReferencedSegmentationFrame(
             sop_class_uid=segmentation.SOPClassUID, sop_instance_uid=segmentation.SOPInstanceUID,
             frame_number=1, segment_number=SEGMENT_NUMBER,
-            source_image=hd.sr.SourceImageForSegmentation.from_source_image(image.output_source()))
+            source_image=hd.sr.SourceImageForSegmentation.from_source_image(image.output_source))
         _refer_to_segment_only(segment)
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
     else:
         group = hd.sr.MeasurementsAndQualitativeEvaluations(
-            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(image.output_source())], **common)
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(image.output_source)], **common)
     if result.note:
         group[0].ContentSequence.append(hd.sr.TextContentItem(
             name=local(term.NOTE), value=result.note, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
@@ -142,7 +142,7 @@ def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.S
             title=codes.DCM.ImagingMeasurementReport,
         )
         return hd.sr.ComprehensiveSR(
-            evidence=[image.output_source()] + ([segmentation] if segmentation is not None else []),
+            evidence=[image.output_source] + ([segmentation] if segmentation is not None else []),
             content=report[0],
             series_instance_uid=generate_uid(),
             series_number=identity.report_series_number,

@@ -49,7 +49,7 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
     )
     try:
         segmentation = hd.seg.Segmentation(
-            source_images=[image.output_source()],
+            source_images=[image.output_source],
             pixel_array=mask.astype(np.uint8)[np.newaxis],
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[segment],

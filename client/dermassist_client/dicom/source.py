@@ -5,6 +5,7 @@ import io
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Union
 
@@ -84,11 +85,13 @@ class DicomImage:
             image.info["icc_profile"] = profile
         return image
 
+    @cached_property
     def output_source(self) -> Dataset:
         """The instance as its SEG and SR copy it: an absent Type 2 patient or study attribute present and empty, a
         date or time that is not a DICOM value emptied (logged), an absent Modality "OT".
 
-        The elements are shared, not copied; the instance itself stays as it came (it is stored as received).
+        Made once per image (the SEG and the SR's three references share it); the elements are shared with the
+        instance, not copied, and the instance itself stays as it came (it is stored as received).
         """
         out = Dataset({tag: element for tag, element in self.dataset.items()})
         out.file_meta = self.dataset.file_meta
