@@ -34,6 +34,11 @@ class EncodedImage:
     source: str
 
 
+def is_dicom(head: bytes) -> bool:
+    """Whether bytes starting a file are a DICOM Part 10 file ('DICM' at byte 128)."""
+    return head[128:132] == b"DICM"
+
+
 def sniff_format(data: bytes) -> str | None:
     """The image format named by the leading magic bytes, or None."""
     for magic, name in _MAGIC:
@@ -97,7 +102,7 @@ def _from_path(path: Path) -> EncodedImage:
     except OSError as e:
         raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
     fmt = sniff_format(data)
-    if fmt is None and data[128:132] == b"DICM":
+    if fmt is None and is_dicom(data):
         raise InvalidImageError(
             f"{path} is a DICOM file, not an encoded image; analyse it with `dermassist-client analyze` or "
             "dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClientConfigError
+from .images import is_dicom
 from .result import LesionResult
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ def is_dicom_path(path: str | Path) -> bool:
     """Whether ``path`` is a DICOM Part 10 file ('DICM' at byte 128); never imports pydicom."""
     try:
         with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
+            return is_dicom(f.read(132))
     except OSError:
         return False
 
