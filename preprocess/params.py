@@ -15,18 +15,14 @@ _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 T = TypeVar("T")
 
 
-def parse_bool(raw: str) -> bool:
-    """A true/false setting written as 1/true/yes or 0/false/no (any case); ValueError for anything else."""
-    text = str(raw).strip().lower()
-    if text not in _TRUE + _FALSE:
-        raise ValueError(raw)
-    return text in _TRUE
-
-
 def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
     try:
         if kind == "bool":
-            return raw if isinstance(raw, bool) else parse_bool(raw)
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() not in _TRUE + _FALSE:
+                raise ValueError(raw)
+            return str(raw).lower() in _TRUE
         if kind == "int":
             return int(raw)
         if kind == "float":
