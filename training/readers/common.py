@@ -22,16 +22,19 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def list_images(folder: Path, any_name: bool = False) -> dict[str, Path]:
-    """Map image ids (file stems) to their image files in a folder and its subfolders.
+def list_images(*folders: Path, any_name: bool = False) -> dict[str, Path]:
+    """Map image ids (file stems) to their image files in one or more folders and their subfolders.
 
     Only ``ISIC_<7 digits>`` stems count (superpixel and other files are skipped) unless ``any_name``, for layouts
     whose label CSV names the images (a site's own names, e.g. ``P001``). One id naming two files (``x.jpg`` and
-    ``x.png``, or the same name in two subfolders) is a DuplicateImageError: which one is labelled cannot be known.
+    ``x.png``, the same name in two subfolders or two folders) is a DuplicateImageError: which one is labelled
+    cannot be known.
     """
     out: dict[str, Path] = {}
-    found = [p for p in folder.iterdir() if p.is_file()]
-    found += sorted(p for p in folder.rglob("*") if p.parent != folder and p.is_file() and not p.name.startswith("."))
+    found: list[Path] = []
+    for folder in folders:
+        found += [p for p in folder.iterdir() if p.is_file()]
+        found += sorted(p for p in folder.rglob("*") if p.parent != folder and p.is_file() and not p.name.startswith("."))
     for p in found:
         if p.suffix.lower() in IMAGE_SUFFIXES and (any_name or IMAGE_ID.match(p.stem)):
             if p.stem in out:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from preprocess.contract import CLASS_CODES, CLASSES
 
-from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
+from ..errors import MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
 from .common import CSV_ENCODING, keep_label, list_images, list_masks, pair_masks
 from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019_labels
@@ -66,13 +66,7 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
         raise MissingFolderError(
             f"{root} has {HAM_METADATA} but no image folder; expected {HAM_IMAGE_PREFIX}_part_1/ (and more)"
         )
-    images: dict[str, Path] = {}
-    for folder in folders:
-        for image_id, path in list_images(folder, any_name=True).items():  # the metadata names the images
-            if image_id in images:
-                raise DuplicateImageError(f"image id {image_id} names two files, {images[image_id]} and {path}; "
-                                          "expected one file per id: remove or rename one")
-            images[image_id] = path
+    images = list_images(*folders, any_name=True)  # the metadata names the images
     masks: dict[str, Path] = {}
     if (root / HAM_MASKS).is_dir():
         masks = pair_masks(images, list_masks(root / HAM_MASKS, HAM_MASK_SUFFIX), HAM_MASKS, strict=False)
