@@ -360,10 +360,8 @@ def evaluate(config: EvaluationConfig) -> dict:
         report["ood"]["refused"] = len(outside.refused)
     report["seconds"] = round(time.perf_counter() - start, 1)
     folder = write_report(report, results, answered, outside, Path(config.out) / config.name)
-    rows = image_rows(samples, answers, outside, Path(config.data), config.ood)
-    rows += [{"set": "evaluated", "image": image_id, "status": "not evaluated: listed in the labels but absent on disk"}
-             for image_id in not_evaluated["absent_on_disk"]]
-    write_image_table(rows, folder / "images.csv")
+    write_image_table(image_rows(samples, answers, outside, Path(config.data), config.ood,
+                                 absent=not_evaluated["absent_on_disk"]), folder / "images.csv")
     return report
 
 
@@ -393,10 +391,11 @@ def _relative(path: Path | str, folder: Path | None) -> str:
 
 
 def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path | None = None,
-               ood: Path | None = None) -> list[dict]:
-    """One row per image: the evaluated images' answers, the out-of-distribution folder's, and the refused
-    images with the reason, so no image of the run is missing from ``images.csv``; ``samples`` are all the
-    evaluated images (answered or not), paths relative to the ``data`` and ``ood`` folders."""
+               ood: Path | None = None, absent: Sequence[str] = ()) -> list[dict]:
+    """One row per image: the evaluated images' answers, the out-of-distribution folder's, the refused images
+    with the reason and the ``absent`` ones (listed in the labels, not on disk), so no image of the run is missing
+    from ``images.csv``; ``samples`` are all the evaluated images (answered or not), paths relative to the ``data``
+    and ``ood`` folders."""
     from preprocess.contract import CLASS_CODES
 
     def row(group: str, image: str, path: Path | str, truth: str | None, result=None, refusal: str = "") -> dict:
@@ -420,6 +419,8 @@ def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path
         rows.append(row("evaluated", sample.image_id if sample else Path(path).stem, path,
                         sample.code if sample else None, refusal=why))
     rows += [row("out_of_distribution", Path(p).stem, p, None, refusal=why) for p, why in outside.refused]
+    rows += [{"set": "evaluated", "image": image_id, "status": "not evaluated: listed in the labels but absent on disk"}
+             for image_id in absent]
     return rows
 
 
