@@ -78,9 +78,12 @@ def sniff_format(data: bytes) -> str:
             f"input of {len(data)} bytes is a {other} file, which is not accepted; expected {SUPPORTED}: "
             "convert it (for example to PNG) before sending"
         )
-    head = data[:8].hex(" ")
+    # the message reaches the audit trail: it says what the bytes look like, never what they hold
+    head = data[:16]
+    text = head.isascii() and all(c.isprintable() or c in "\r\n\t" for c in head.decode("ascii"))
+    looks = "starts with text" if text else "has no known image signature"
     raise NotAnImageError(
-        f"input of {len(data)} bytes is not an image (first bytes {head}); expected {SUPPORTED}"
+        f"input of {len(data)} bytes is not an image (it {looks}); expected {SUPPORTED}"
     )
 
 

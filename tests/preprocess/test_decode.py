@@ -101,6 +101,17 @@ def test_non_image_bytes_are_refused_with_the_formats_expected() -> None:
         decode_image(b"%PDF-1.4 definitely not a picture")
 
 
+@pytest.mark.parametrize("data,looks", [(b"DOE^JOHN 19570312 M\r\nreferral letter", "starts with text"),
+                                        (b"\x00\x01\x02\x03DOE^JOHN" * 3, "no known image signature")])
+def test_the_refusal_of_non_image_bytes_never_quotes_them(data: bytes, looks: str) -> None:
+    """The message reaches the audit trail, which must hold no patient data: it says what the bytes look like."""
+    with pytest.raises(NotAnImageError) as info:
+        decode_image(data)
+    message = str(info.value)
+    assert looks in message and f"{len(data)} bytes" in message
+    assert "DOE" not in message and "44 4f 45" not in message and data[:4].hex() not in message
+
+
 @pytest.mark.parametrize("fmt,keep",
                          [(".jpg", 0.5), (".jpg", 0.98), (".png", 0.5), (".png", 0.98), (".bmp", 0.5), (".tiff", 0.5)])
 def test_truncated_files_are_refused(fmt: str, keep: float) -> None:
