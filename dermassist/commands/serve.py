@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                                                                           "seconds between canary inferences"))
     ops.add_argument("--canary-timeout-s", type=float, help=setting_help(GuardConfig, "canary_timeout_s",
                                                                          "deadline of a canary inference"))
+    ops.add_argument("--drain-s", type=float, help=setting_help(
+        GuardConfig, "drain_s", "on SIGTERM, seconds the calls in flight get to be answered before they are cancelled"))
     ops.add_argument("--triton-home", help=setting_help(ServerConfig, "triton_home",
                                                         "a system Triton install (e.g. /opt/tritonserver); none: the wheel's"))
 

@@ -60,22 +60,24 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
     return entries
 
 
-def _raw_outputs(response: service_pb2.ModelInferResponse) -> dict[str, bytes]:
-    return {o.name: response.raw_output_contents[i] for i, o in enumerate(response.outputs)
+def _raw_outputs(response: service_pb2.ModelInferResponse) -> dict[str, tuple[str, bytes]]:
+    return {o.name: (o.datatype, response.raw_output_contents[i]) for i, o in enumerate(response.outputs)
             if i < len(response.raw_output_contents)}
 
 
 def answer_rows(response: service_pb2.ModelInferResponse) -> list[dict[str, Any]]:
-    """Per row: the top class (when PROBABILITIES was sent), REFER and ASSESSABLE (when sent)."""
+    """Per row: the top class (when PROBABILITIES was sent as the contract's FP32), REFER and ASSESSABLE (when
+    sent as BOOL); an output in another form is left out of the line rather than misread."""
     outputs = _raw_outputs(response)
     columns: dict[str, list[Any]] = {}
-    if PROBABILITIES.name in outputs:
-        probs = np.frombuffer(outputs[PROBABILITIES.name], dtype=np.float32)
-        if probs.size % NUM_CLASSES == 0:
-            columns["top_class"] = [CLASS_CODES[int(i)] for i in probs.reshape(-1, NUM_CLASSES).argmax(axis=1)]
+    datatype, data = outputs.get(PROBABILITIES.name, ("", b""))
+    if datatype == "FP32" and len(data) % (4 * NUM_CLASSES) == 0:
+        probs = np.frombuffer(data, dtype=np.float32).reshape(-1, NUM_CLASSES)
+        columns["top_class"] = [CLASS_CODES[int(i)] for i in probs.argmax(axis=1)]
     for spec, key in ((REFER, "refer"), (ASSESSABLE, "assessable")):
-        if spec.name in outputs:
-            columns[key] = [bool(v) for v in np.frombuffer(outputs[spec.name], dtype=np.bool_)]
+        datatype, data = outputs.get(spec.name, ("", b""))
+        if datatype == "BOOL":
+            columns[key] = [bool(v) for v in np.frombuffer(data, dtype=np.bool_)]
     rows = max((len(v) for v in columns.values()), default=0)
     return [{k: (v[r] if r < len(v) else None) for k, v in columns.items()} for r in range(rows)]
 

@@ -34,6 +34,9 @@ class GuardConfig(Settings):
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0
     hold_s: float = 30.0  # longest a request waits for readiness while the guard recovers
+    # On SIGTERM the front stops taking calls and gives those in flight this long to be answered (a batch of 32
+    # takes about 13 s on two CPU cores, and calls queue behind it); keep it under the orchestrator's grace period.
+    drain_s: float = 30.0
     # Largest request the public port reads: a batch of 32 phone JPEGs is a few tens of MiB, one uncompressed
     # 50-megapixel TIFF 150 MiB; beyond it gRPC refuses the call (RESOURCE_EXHAUSTED) before it is held in memory.
     max_request_mib: int = 256
@@ -64,7 +67,7 @@ class GuardConfig(Settings):
                               f"2 GiB), got {self.max_request_mib!r}")
         if self.max_reloads < 0:
             raise ConfigError(f"max_reloads must be >= 0, got {self.max_reloads}")
-        for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "hold_s"):
+        for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "hold_s", "drain_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):

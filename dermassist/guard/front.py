@@ -22,7 +22,15 @@ import grpc
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ASSESSABLE, ENSEMBLE_NAME, PROBABILITIES, REFER
+from preprocess.contract import (
+    ALL_MODELS,
+    ASSESSABLE,
+    ENSEMBLE_NAME,
+    ENSEMBLE_OUTPUTS,
+    ON_REQUEST_OUTPUTS,
+    PROBABILITIES,
+    REFER,
+)
 
 from ..base.server_config import GRPC_ADMIN_HEADER
 from .audit import build_record, request_images
@@ -36,6 +44,12 @@ SERVICE = "inference.GRPCInferenceService"
 # Metadata a proxy must not copy onto its own call.
 _HOP_BY_HOP = ("user-agent", "grpc-", ":")
 STUB_UNHEALTHY = "is not healthy"
+# Triton's words when a restricted API is called without its key (it answers UNAVAILABLE, which clients retry).
+RESTRICTED_REFUSAL = "This protocol is restricted"
+# KServe's classification extension: Triton 2.51 dies (SIGFPE) when it is asked of a BYTES output such as NOTE.
+CLASSIFICATION_PARAMETER = "classification"
+# What a request naming no outputs gets: every output but those sent only on request (CROP, CAM).
+DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_OUTPUTS)
 
 
 # What every audit line records of an answer (top class, REFER, ASSESSABLE): asked of the ensemble for a request
@@ -43,10 +57,35 @@ STUB_UNHEALTHY = "is not healthy"
 AUDITED_OUTPUTS = (PROBABILITIES.name, REFER.name, ASSESSABLE.name)
 
 
+def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.StatusCode, str] | None:
+    """Why the front refuses a request before it reaches Triton (status and message), or None to forward it."""
+    if request.model_name not in ALL_MODELS:
+        return (grpc.StatusCode.NOT_FOUND,
+                f"no model named {request.model_name!r}; clients call {ENSEMBLE_NAME!r}")
+    for output in request.outputs:
+        if CLASSIFICATION_PARAMETER in output.parameters:
+            return (grpc.StatusCode.INVALID_ARGUMENT,
+                    f"output {output.name!r} asks for the classification extension (class_count), which is not "
+                    f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
+                    "them yourself")
+    return None
+
+
+def with_default_outputs(request: service_pb2.ModelInferRequest) -> bool:
+    """Name the default outputs of an ensemble request that names none (CROP and CAM only when asked for);
+    whether any were named."""
+    if request.model_name != ENSEMBLE_NAME or request.outputs:
+        return False
+    for name in DEFAULT_OUTPUTS:
+        request.outputs.add(name=name)
+    return True
+
+
 def with_audited_outputs(request: service_pb2.ModelInferRequest) -> list[str]:
     """Add to an ensemble request that names its outputs the ones the audit records; the names added.
 
-    A request naming no outputs gets every output already; an internal step's request is left as it is.
+    A request naming no outputs gets the default outputs first (``with_default_outputs``); an internal step's
+    request is left as it is.
     """
     if request.model_name != ENSEMBLE_NAME or not request.outputs:
         return []
@@ -76,10 +115,15 @@ def method_path(name: str) -> str:
     return f"/{SERVICE}/{name}"
 
 
-def forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
-    """The caller's metadata without transport headers (the admin key header is kept)."""
-    return tuple((m.key, m.value) for m in (context.invocation_metadata() or ())
-                 if not m.key.startswith(_HOP_BY_HOP))
+def forwarded_metadata(context: grpc.aio.ServicerContext, admin_key: str,
+                       internal_key: str) -> tuple[tuple[str, str | bytes], ...]:
+    """The caller's metadata without transport headers; a right admin key is swapped for tritonserver's own
+    (``internal_key``, which never leaves this process), a wrong one is dropped."""
+    kept: list[tuple[str, str | bytes]] = [(m.key, m.value) for m in (context.invocation_metadata() or ())
+                                           if not m.key.startswith(_HOP_BY_HOP) and m.key != GRPC_ADMIN_HEADER]
+    if has_admin_key(context, admin_key):
+        kept.append((GRPC_ADMIN_HEADER, internal_key))
+    return tuple(kept)
 
 
 async def finished_hashes(hashing: concurrent.futures.Future | None) -> Any:
@@ -110,9 +154,30 @@ def client_identity(context: grpc.aio.ServicerContext) -> str | None:
     return names[0].decode("utf-8", "replace") if names else None
 
 
+def forwarded_status(code: grpc.StatusCode, details: str) -> tuple[grpc.StatusCode, str]:
+    """Triton's status of a forwarded call as the client gets it: a restricted API refused for its key is
+    PERMISSION_DENIED (Triton says UNAVAILABLE, which clients retry), everything else as it came."""
+    if code == grpc.StatusCode.UNAVAILABLE and RESTRICTED_REFUSAL in details:
+        return (grpc.StatusCode.PERMISSION_DENIED,
+                f"this API needs the admin key in the {GRPC_ADMIN_HEADER!r} header; the call carried none or a "
+                "wrong one (see docs/operations.md, 'Serving safely')")
+    return code, details
+
+
 def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
     """Whether Triton's error means the pipeline broke (not that the request was bad)."""
     return code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and STUB_UNHEALTHY in details)
+
+
+def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> tuple[grpc.StatusCode, str]:
+    """The audited status of a call cancelled before its answer: the client's deadline, the server's shutdown
+    (the call was still running when the drain ended), or the client itself."""
+    if remaining_s is not None and remaining_s <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the client's deadline passed before the answer"
+    if stopping:
+        return (grpc.StatusCode.UNAVAILABLE,
+                f"DermAssist shut down before the answer (calls in flight get {drain_s:g} s, --drain-s)")
+    return grpc.StatusCode.CANCELLED, "the client cancelled the call"
 
 
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -148,6 +213,9 @@ class Front(grpc.GenericRpcHandler):
         """The handler of a method path (None: UNIMPLEMENTED)."""
         return self._handlers.get(handler_call_details.method)
 
+    def _metadata(self, context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
+        return forwarded_metadata(context, self.guard.admin_key, self.guard.internal_admin_key)
+
     def _call(self, name: str) -> Any:
         if name not in self._calls:
             self._calls[name] = self.channel.unary_unary(method_path(name))
@@ -156,10 +224,10 @@ class Front(grpc.GenericRpcHandler):
     def _forwarder(self, name: str) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
         async def forward(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:
-                return await self._call(name)(request, metadata=forwarded_metadata(context),
+                return await self._call(name)(request, metadata=self._metadata(context),
                                               timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
-                await abort(context, e.code(), e.details() or "")
+                await abort(context, *forwarded_status(e.code(), e.details() or ""))
         return forward
 
     async def refuse_stream(self, requests: Any, context: grpc.aio.ServicerContext) -> None:
@@ -196,13 +264,18 @@ class Front(grpc.GenericRpcHandler):
             except DecodeError as e:
                 status, error = grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a ModelInferRequest: {e}"
                 await abort(context, status, error)
+            defaulted = with_default_outputs(request)
             added, named = with_audited_outputs(request), bool(request.id)
             if not named:
                 request.id = uuid.uuid4().hex
-            if added or not named:
+            if defaulted or added or not named:
                 raw = request.SerializeToString()
             request_id = request.id
             hashing = self._hashing.submit(request_images, request)
+            refusal = request_refusal(request)
+            if refusal is not None:
+                status, error = refusal
+                await abort(context, status, error)
             if request.model_name != ENSEMBLE_NAME and not has_admin_key(context, self.guard.admin_key):
                 status = grpc.StatusCode.PERMISSION_DENIED
                 error = (f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
@@ -216,7 +289,7 @@ class Front(grpc.GenericRpcHandler):
                 await abort(context, status, error)
             sent_at = time.monotonic()
             try:
-                answer = await self._call("ModelInfer")(raw, metadata=forwarded_metadata(context),
+                answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
                                                          timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
                 status, error = e.code(), e.details() or ""
@@ -229,17 +302,19 @@ class Front(grpc.GenericRpcHandler):
             status, error = grpc.StatusCode.OK, None
             return without_outputs(response, added).SerializeToString() if added else answer
         except asyncio.CancelledError:
-            remaining = context.time_remaining()
-            status = grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED
-            error = "the client's deadline passed before the answer" if status == grpc.StatusCode.DEADLINE_EXCEEDED \
-                else "the client cancelled the call"
+            status, error = cancellation(context.time_remaining(), self.guard.stopping, self.guard.config.drain_s)
             raise
         finally:
             latency_ms = (time.perf_counter() - started) * 1000.0
-            self.guard.audit.write(build_record(
-                request, request_id=request_id, peer=context.peer(), client=client_identity(context),
-                versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms,
-                response=response, images=await finished_hashes(hashing)))
+            fields = dict(request_id=request_id, peer=context.peer(), client=client_identity(context),
+                          versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms)
+            images = await finished_hashes(hashing)
+            try:
+                record = build_record(request, response=response, images=images, **fields)
+            except Exception:  # the audit line must never take the answer down with it; it loses the answer columns
+                logger.exception("the audit line of request %s was written without its answer", request_id)
+                record = build_record(request, images=images, **fields)
+            self.guard.audit.write(record)
 
     def close(self) -> None:
         """Stop the hashing threads."""

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import os
 import re
+import secrets
 import signal
 import threading
 import time
@@ -44,7 +45,6 @@ from .stubs import Stub, broken_stubs, find_stubs
 logger = logging.getLogger(__name__)
 
 RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
-FRONT_GRACE_S = 5.0
 MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
@@ -100,8 +100,10 @@ class Guard:
         self._owns_server = server is None
         if server is None:
             http, grpc_port = free_ports(2)
+            # tritonserver's admin key is this run's own random one: its command line is readable by every local
+            # user (ps), so the operator's key, which opens the public port, never appears there
             server = TritonServer(dataclasses.replace(
-                public, host="127.0.0.1", http_port=http, grpc_port=grpc_port,
+                public, host="127.0.0.1", http_port=http, grpc_port=grpc_port, admin_key=secrets.token_hex(32),
                 metrics_host=public.metrics_host or public.host,
                 model_control_mode="explicit" if config.recovery == "reload" else public.model_control_mode,
             ))
@@ -114,6 +116,7 @@ class Guard:
         self.reloads = 0
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
         self.readiness = Readiness()
+        self.stopping = False  # set when the guard begins to stop: calls cancelled from then on were cut by it
         self._suspect = asyncio.Event()
         self._canaries = 0
         self._been_ready = False
@@ -124,7 +127,12 @@ class Guard:
 
     @property
     def admin_key(self) -> str:
-        """The key that opens Triton's restricted APIs."""
+        """The key a client presents on the public port to reach the restricted APIs and the internal steps."""
+        return self.public.admin_key if self._owns_server else self.triton_config.admin_key
+
+    @property
+    def internal_admin_key(self) -> str:
+        """The key tritonserver itself was started with (the front swaps the client's right key for it)."""
         return self.triton_config.admin_key
 
     @property
@@ -159,9 +167,10 @@ class Guard:
                 on_started()
             await stop.wait()
         finally:
+            self.stopping = True
             self.readiness.set_not_ready("stopping")
             if front is not None:
-                await front.stop(FRONT_GRACE_S)
+                await front.stop(self.config.drain_s)
                 self.front.close()
             if health is not None:
                 health.close()

@@ -1,9 +1,9 @@
 """Readiness that tells the truth, and the plain HTTP endpoint the probes read it from.
 
-``GET /v2/health/live``: 200 while the guard runs. ``GET /v2/health/ready``: 200 only when the
-last canary inference through the ensemble succeeded and no step is known broken, else 503 with
-the reason. Same paths as Triton's, so probes written for Triton keep working; nothing else is
-served on this port (inference is gRPC only).
+``GET /v2/health/live``: 200 while the guard runs. ``GET /v2/health/ready`` (and the ensemble's
+``/v2/models/dermassist/ready``): 200 only when the last canary inference through the ensemble
+succeeded and no step is known broken, else 503 with the reason. Same paths as Triton's, so probes
+written for Triton keep working; nothing else is served on this port (inference is gRPC only).
 """
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ import json
 import logging
 import time
 
+from preprocess.contract import ENSEMBLE_NAME
+
 logger = logging.getLogger(__name__)
 
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
+# The ensemble's readiness (Triton's per-model path, which tritonclient's is_model_ready reads): the same verdict.
+MODEL_READY_PATH = f"/v2/models/{ENSEMBLE_NAME}/ready"
 _MAX_HEADER_BYTES = 8192
 
 
@@ -69,8 +73,8 @@ def _response(status: int, body: dict) -> bytes:
 
 def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
     """The HTTP response for one request line."""
-    if path not in (LIVE_PATH, READY_PATH):
-        return _response(404, {"error": f"only {LIVE_PATH} and {READY_PATH} are served here"})
+    if path not in (LIVE_PATH, READY_PATH, MODEL_READY_PATH):
+        return _response(404, {"error": f"only {LIVE_PATH}, {READY_PATH} and {MODEL_READY_PATH} are served here"})
     if method not in ("GET", "HEAD"):
         return _response(405, {"error": "use GET"})
     if path == LIVE_PATH:

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
+from dermassist.base.server_config import GRPC_ADMIN_HEADER
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import BackgroundGuard
 from dermassist.guard.stubs import process_state
@@ -203,3 +205,21 @@ def test_a_dead_tritonserver_is_restarted(healing, ham_jpeg: bytes) -> None:
     assert healing.guard.recoveries[-1].action == "restart" and healing.guard.reloads == 0
     with DermAssistClient(healing.grpc_address) as client:
         assert client.analyze(ham_jpeg).probabilities
+
+
+def test_tritonserver_runs_with_a_key_of_its_own_and_the_front_swaps_the_operators_key_for_it(healing) -> None:
+    """tritonserver's command line is readable by every local user: the operator's key must not be on it."""
+    operator = healing.guard.admin_key
+    internal = healing.guard.internal_admin_key
+    assert operator and internal and operator != internal
+    cmdline = Path(f"/proc/{healing.guard.server.pid}/cmdline").read_bytes()
+    assert operator.encode() not in cmdline and internal.encode() in cmdline
+    client = grpcclient.InferenceServerClient(healing.grpc_address)
+    try:
+        assert client.get_inference_statistics(headers={GRPC_ADMIN_HEADER: operator}).model_stats
+        for key in (internal, operator + "x"):
+            with pytest.raises(InferenceServerException, match="admin key") as info:
+                client.get_inference_statistics(headers={GRPC_ADMIN_HEADER: key})
+            assert "PERMISSION_DENIED" in str(info.value.status())
+    finally:
+        client.close()

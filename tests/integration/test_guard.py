@@ -154,10 +154,14 @@ def test_admin_apis_need_the_key_and_inference_and_health_do_not(guards, triton_
     address = guards["plain"].grpc_address if through == "front" else triton_server.config.grpc_address
     client = grpcclient.InferenceServerClient(address)
     try:
-        for name, call in _admin_calls(client, None).items():
-            with pytest.raises(InferenceServerException, match="restricted") as info:
-                call()
-            assert "UNAVAILABLE" in str(info.value.status()), name
+        # Triton says UNAVAILABLE (which clients retry); the front says PERMISSION_DENIED, for no key and a wrong one
+        refusal, code = ("admin key", "PERMISSION_DENIED") if through == "front" else ("restricted", "UNAVAILABLE")
+        wrong = {k: v + "x" for k, v in triton_server.config.grpc_admin_headers.items()}
+        for headers in (None, wrong):
+            for name, call in _admin_calls(client, headers).items():
+                with pytest.raises(InferenceServerException, match=refusal) as info:
+                    call()
+                assert code in str(info.value.status()), name
         for name, call in _admin_calls(client, triton_server.config.grpc_admin_headers).items():
             if name == "load":  # past the key; refused only because this server runs with model control "none"
                 with pytest.raises(InferenceServerException, match="not allowed if polling is enabled"):
@@ -295,3 +299,30 @@ def test_a_client_asking_only_for_the_mask_gets_only_the_mask_and_the_audit_stil
     assert {k: image[k] for k in ("top_class", "refer", "assessable")} == \
         {k: reference[k] for k in ("top_class", "refer", "assessable")}
     assert image["top_class"] in CLASS_CODES
+
+
+def test_the_classification_extension_and_unknown_models_are_refused_and_the_server_serves_on(
+        guards, ham_jpeg: bytes) -> None:
+    """class_count asked of NOTE made Triton 2.51 die (SIGFPE): an outage any client could cause and repeat."""
+    guard = guards["plain"]
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+    raw = grpcclient.InferenceServerClient(guard.grpc_address)
+    try:
+        for name in ("NOTE", "PROBABILITIES"):
+            with pytest.raises(InferenceServerException, match="class_count") as info:
+                raw.infer(ENSEMBLE_NAME, [tensor], outputs=[grpcclient.InferRequestedOutput(name, class_count=1)],
+                          request_id=f"class-count-{name}")
+            assert "INVALID_ARGUMENT" in str(info.value.status())
+        with pytest.raises(InferenceServerException, match="no model named 'nosuch'") as info:
+            raw.infer("nosuch", [tensor])
+        assert "NOT_FOUND" in str(info.value.status())
+        assert raw.is_server_ready()
+        plain = raw.infer(ENSEMBLE_NAME, [tensor], request_id="no-outputs-named")
+    finally:
+        raw.close()
+    names = [o.name for o in plain.get_response().outputs]
+    assert "CROP" not in names and "CAM" not in names and {"PROBABILITIES", "MASK", "NOTE", "REFER"} <= set(names)
+    records = {line["request_id"]: line for line in audit_lines(guard.config.audit_log)}
+    assert records["class-count-NOTE"]["status"] == "INVALID_ARGUMENT"
+    assert records["no-outputs-named"]["images"][0]["top_class"] in CLASS_CODES

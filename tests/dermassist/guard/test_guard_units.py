@@ -11,8 +11,10 @@ import struct
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2
@@ -26,7 +28,19 @@ from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, Se
 from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import AUDITED_OUTPUTS, finished_hashes, with_audited_outputs, without_outputs
+from dermassist.guard.front import (
+    AUDITED_OUTPUTS,
+    DEFAULT_OUTPUTS,
+    cancellation,
+    finished_hashes,
+    forwarded_metadata,
+    forwarded_status,
+    has_admin_key,
+    request_refusal,
+    with_audited_outputs,
+    with_default_outputs,
+    without_outputs,
+)
 from dermassist.guard.guard import models_in_message
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
@@ -165,7 +179,11 @@ def test_health_answers_tell_the_reason() -> None:
     assert answer.startswith(b"HTTP/1.1 503") and b"lesion_crop_0_0" in answer
     readiness.set_ready()
     assert health_answer("GET", "/v2/health/ready", readiness).startswith(b"HTTP/1.1 200")
+    assert health_answer("GET", "/v2/models/dermassist/ready", readiness).startswith(b"HTTP/1.1 200")
     assert health_answer("GET", "/v2/models/dermassist/infer", readiness).startswith(b"HTTP/1.1 404")
+    assert health_answer("GET", "/v2/models/prepare/ready", readiness).startswith(b"HTTP/1.1 404")
+    readiness.set_not_ready("stopping")
+    assert health_answer("GET", "/v2/models/dermassist/ready", readiness).startswith(b"HTTP/1.1 503")
     assert health_answer("POST", "/v2/health/ready", readiness).startswith(b"HTTP/1.1 405")
 
 
@@ -279,3 +297,85 @@ def test_the_audit_asks_for_the_class_and_triage_of_a_request_that_names_other_o
     assert [o.name for o in trimmed.outputs] == ["MASK", "REFER"] and list(trimmed.raw_output_contents) == [b"m", b"r"]
     assert trimmed.id == "r1" and len(answer.outputs) == 4  # the answer the audit reads keeps every output
     assert set(AUDITED_OUTPUTS) == {"PROBABILITIES", "REFER", "ASSESSABLE"}
+
+
+Metadatum = namedtuple("Metadatum", "key value")
+
+
+class _Context:
+    """The part of grpc.aio's ServicerContext the front reads of a call's metadata."""
+
+    def __init__(self, *metadata: tuple[str, str]) -> None:
+        self.metadata = tuple(Metadatum(k, v) for k, v in metadata)
+
+    def invocation_metadata(self) -> tuple[Metadatum, ...]:
+        return self.metadata
+
+
+def test_only_the_right_admin_key_opens_and_tritonserver_gets_its_own_key_instead() -> None:
+    right = _Context((GRPC_ADMIN_HEADER, "operator-key"), ("x-request-tag", "a"), ("user-agent", "grpc-python"))
+    wrong = _Context((GRPC_ADMIN_HEADER, "operator-kez"), ("x-request-tag", "a"))
+    empty = _Context((GRPC_ADMIN_HEADER, ""))
+    assert has_admin_key(right, "operator-key")
+    assert not has_admin_key(wrong, "operator-key") and not has_admin_key(empty, "operator-key")
+    assert not has_admin_key(_Context(), "operator-key")
+    assert forwarded_metadata(right, "operator-key", "internal") == (("x-request-tag", "a"), (GRPC_ADMIN_HEADER, "internal"))
+    assert forwarded_metadata(wrong, "operator-key", "internal") == (("x-request-tag", "a"),)
+
+
+def test_a_restricted_api_refused_for_its_key_is_permission_denied_not_a_retryable_outage() -> None:
+    code, message = forwarded_status(grpc.StatusCode.UNAVAILABLE,
+                                     "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'")
+    assert code == grpc.StatusCode.PERMISSION_DENIED and GRPC_ADMIN_HEADER in message and "wrong" in message
+    assert forwarded_status(grpc.StatusCode.UNAVAILABLE, "Socket closed") == (grpc.StatusCode.UNAVAILABLE, "Socket closed")
+    assert forwarded_status(grpc.StatusCode.NOT_FOUND, "x") == (grpc.StatusCode.NOT_FOUND, "x")
+
+
+def test_the_front_refuses_the_classification_extension_and_unknown_models_before_triton() -> None:
+    """Triton 2.51 dies (SIGFPE) when class_count is asked of the BYTES output NOTE: the request must not reach it."""
+    for name in ("NOTE", "PROBABILITIES"):
+        request = service_pb2.ModelInferRequest(model_name="dermassist")
+        request.outputs.add(name=name).parameters["classification"].int64_param = 1
+        code, message = request_refusal(request)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and name in message and "class_count" in message
+    code, message = request_refusal(service_pb2.ModelInferRequest(model_name="nosuch"))
+    assert code == grpc.StatusCode.NOT_FOUND and "'nosuch'" in message and "'dermassist'" in message
+    assert request_refusal(service_pb2.ModelInferRequest(model_name="")) is not None
+    plain = service_pb2.ModelInferRequest(model_name="dermassist")
+    plain.outputs.add(name="MASK")
+    assert request_refusal(plain) is None
+    assert request_refusal(service_pb2.ModelInferRequest(model_name="prepare")) is None  # the key is checked apart
+
+
+def test_a_request_naming_no_outputs_gets_all_but_the_crop_and_cam() -> None:
+    request = service_pb2.ModelInferRequest(model_name="dermassist")
+    assert with_default_outputs(request)
+    named = [o.name for o in request.outputs]
+    assert named == list(DEFAULT_OUTPUTS) and "CROP" not in named and "CAM" not in named
+    assert {"PROBABILITIES", "MASK", "BBOX", "REFER", "ASSESSABLE", "NOTE"} <= set(named) and len(named) == 9
+    assert with_audited_outputs(request) == []  # the audited three are among them
+    asked = service_pb2.ModelInferRequest(model_name="dermassist")
+    asked.outputs.add(name="CAM")
+    assert not with_default_outputs(asked) and [o.name for o in asked.outputs] == ["CAM"]
+    internal = service_pb2.ModelInferRequest(model_name="prepare")
+    assert not with_default_outputs(internal) and not internal.outputs
+
+
+def test_the_audit_leaves_out_an_output_in_another_form_instead_of_misreading_it() -> None:
+    response = service_pb2.ModelInferResponse(model_name="dermassist")
+    response.outputs.add(name="PROBABILITIES", datatype="BYTES", shape=[1, 1])
+    response.raw_output_contents.append(bytes_tensor([b"0.9:3:MEL"]))  # what class_count would have sent
+    response.outputs.add(name="REFER", datatype="BOOL", shape=[1, 1])
+    response.raw_output_contents.append(np.array([True]).tobytes())
+    assert answer_rows(response) == [{"refer": True}]
+
+
+def test_a_call_cut_by_the_shutdown_is_audited_as_such_not_as_the_clients_cancel() -> None:
+    assert cancellation(0.0, stopping=True, drain_s=30)[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    code, message = cancellation(12.0, stopping=True, drain_s=30)
+    assert code == grpc.StatusCode.UNAVAILABLE and "shut down" in message and "30 s" in message
+    assert cancellation(None, stopping=False, drain_s=30) == (grpc.StatusCode.CANCELLED, "the client cancelled the call")
+    assert GuardConfig().drain_s == 30.0
+    assert GuardConfig.resolve({"drain_s": None}, {"DERMASSIST_DRAIN_S": "45"}).drain_s == 45.0
+    with pytest.raises(ConfigError, match="drain_s"):
+        GuardConfig(drain_s=0)
