@@ -23,7 +23,8 @@ _TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
 _TIMEOUTS = (TimeoutError, socket.timeout, asyncio.TimeoutError)
-_HEALTH_ONLY = "only /v2/health/live and /v2/health/ready are served here"  # the guard's HTTP port (dermassist serve)
+# the guard's HTTP port (dermassist serve) answers any other path with "only /v2/health/live, ... are served here"
+_HEALTH_ONLY = ("only /v2/health/live", "are served here")
 
 
 _CONNECTION_FAILED = ("failed to connect", "Socket closed", "handshake", "Connection reset")
@@ -60,7 +61,7 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
                 "--max-request-mib", server_message=message)
         if inference and status in _INVALID:
             return InvalidImageError(f"{what}: the server rejected the image: {message}", server_message=message)
-        if _HEALTH_ONLY in message:
+        if all(words in message for words in _HEALTH_ONLY):
             return ServerError(f"{what}: {url} is DermAssist's health port, which serves no inference ({message}); "
                                "call its gRPC port (8001 by default) with protocol grpc")
         return ServerError(f"{what}: server at {url} answered {status or 'an error'}: {message}")
