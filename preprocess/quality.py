@@ -8,7 +8,7 @@ Their limits are fitted on the real training images and travel with the release 
 Colour is the mean spread between a pixel's brightest and darkest channel (levels 0..255): 0 for a greyscale
 picture, at most about 2 for one re-saved in colour, and at least 8 on every one of the 1,701 real dermoscopy
 images of the shared sets (median 50). Its limit, ``MIN_COLOUR``, says what "no colour" is, not how a model was
-tuned, so it is a constant here: the models judge colour photographs, and a greyscale one gets no diagnosis.
+tuned, so it is a constant here: the models judge colour photographs, and a greyscale one is not assessable.
 """
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ def render_model_card(release: dict) -> str:
         "  validation images behind a synthetic round lens the top class stayed as without it on 75, against 49",
         "  unfilled); a border that is not near-black (a grey or coloured vignette) is left as it is.",
         *_colour_limit(release),
-        "- Greyscale pictures get no diagnosis: they come back not assessable (and referred), the note says why.",
+        "- Greyscale pictures come back not assessable (and referred), the note says why; the FHIR and DICOM reports then code no diagnosis.",
         "- The demo page's four example images are HAM10000 evaluation-only images (CC BY-NC-SA 4.0), shipped in the",
         "  client package with their attribution.",
         "",

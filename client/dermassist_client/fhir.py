@@ -35,6 +35,7 @@ from .result import LesionResult
 from .software import client_version as installed_client_version
 
 OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 STATUS = "preliminary"  # machine output that no clinician has reviewed yet
 
 
@@ -157,16 +158,24 @@ def _study(context: ImagingContext) -> dict[str, Any] | None:
 
 
 def conclusion(result: LesionResult) -> str:
-    """One plain sentence per finding, for DiagnosticReport.conclusion."""
-    top = result.probabilities[result.label.code]
-    parts = [f"Most likely {result.label.name} ({result.label.code}, probability {top:.2f})."]
+    """One plain sentence per finding, for DiagnosticReport.conclusion (no most likely class when the answer is no
+    diagnosis: the image was not assessable or no lesion was found)."""
+    parts = []
+    if result.diagnosis_given:
+        top = result.probabilities[result.label.code]
+        parts.append(f"Most likely {result.label.name} ({result.label.code}, probability {top:.2f}).")
+    elif result.assessable is False:
+        parts.append("The image is not assessable, so no diagnosis is given.")
+    else:
+        parts.append("No lesion was found, so no diagnosis is given.")
     if result.refer is not None:
         score = f" (score {result.refer_score:.2f})" if result.refer_score is not None else ""
-        parts.append(f"Referral to a dermatologist {'recommended' if result.refer else 'not required'}{score}.")
-    if result.assessable is False:
-        parts.append("The image is not assessable.")
-    if not result.lesion_found:
-        parts.append("No lesion was found: the whole image was classified.")
+        if result.refer and result.assessable is False:
+            parts.append("Referral to a dermatologist recommended because the image is not assessable.")
+        elif result.refer:
+            parts.append(f"Referral to a dermatologist recommended{score}.")
+        else:
+            parts.append(f"No referral indicated by the model{score}.")
     if result.note:
         note = result.note.strip()
         parts.append(note if note.endswith((".", "!", "?")) else note + ".")
@@ -202,9 +211,16 @@ def _device(result: LesionResult, manufacturer: str, client_version: str) -> dic
 def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[term.Concept, dict[str, Any]]]:
     """(concept, observation body) for each finding the result holds; triage ones only when sent."""
     top = result.label
+    diagnosis: dict[str, Any] = {"valueCodeableConcept": class_codeable_concept(result), "component": [
+        {"code": _local(term.probability_concept(top)), "valueQuantity": _probability(result.probabilities[top.code])}]}
+    if not result.diagnosis_given:  # no coded class for a registry to count: the image was not assessable or empty
+        diagnosis = {"dataAbsentReason": {"coding": [{"system": DATA_ABSENT_REASON_SYSTEM, "code": "unknown",
+                                                      "display": "Unknown"}],
+                                          "text": "no diagnosis: " + ("the image is not assessable"
+                                                                      if result.assessable is False
+                                                                      else "no lesion was found")}}
     items: list[tuple[term.Concept, dict[str, Any]]] = [
-        (term.DIAGNOSIS, {"valueCodeableConcept": class_codeable_concept(result), "component": [
-            {"code": _local(term.probability_concept(top)), "valueQuantity": _probability(result.probabilities[top.code])}]}),
+        (term.DIAGNOSIS, diagnosis),
         (term.CLASS_PROBABILITIES, {"component": [
             {"code": _local(term.probability_concept(c)), "valueQuantity": _probability(result.probabilities[c.code])}
             for c in CLASSES]}),
@@ -256,7 +272,8 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
         report["imagingStudy"] = [study]
     report["result"] = [{"reference": url} for url in observation_urls]
     report["conclusion"] = conclusion(result)
-    report["conclusionCode"] = [class_codeable_concept(result)]
+    if result.diagnosis_given:
+        report["conclusionCode"] = [class_codeable_concept(result)]
     entries.add(report)
 
 

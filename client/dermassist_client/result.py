@@ -85,6 +85,12 @@ class LesionResult:
         """Whether the segmenter found a lesion (otherwise the whole image was classified)."""
         return self.lesion_fraction > 0.0
 
+    @property
+    def diagnosis_given(self) -> bool:
+        """Whether the answer stands as a diagnosis: the image was assessable (or the server predates triage) and a
+        lesion was found. Reports code the most likely class only then; the probabilities are sent either way."""
+        return self.assessable is not False and self.lesion_found
+
     def mask_at_original_size(self) -> np.ndarray:
         """The mask resized (nearest neighbour) to the original image size, HxW uint8 0/255."""
         if self.original_size is None:
@@ -105,6 +111,7 @@ class LesionResult:
             "bbox": list(self.bbox.as_tuple()),
             "lesion_fraction": self.lesion_fraction,
             "lesion_found": self.lesion_found,
+            "diagnosis_given": self.diagnosis_given,
             "original_size": list(self.original_size) if self.original_size else None,
             "model_name": self.model_name,
             "model_version": self.model_version,

@@ -193,7 +193,7 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     assert sr.PatientID == PATIENT.patient_id and sr.StudyInstanceUID == PATIENT.study_uid
     assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99DERMASSIST"
     items = dict(sr_items(sr))
-    assert items["Differential Diagnosis/Impression"] == ("SCT", "372244006")
+    assert "Differential Diagnosis/Impression" not in items  # not assessable: no diagnosis coded
     assert items["Finding"] == ("SCT", "52988006")  # finding type: Lesion
     for lesion_class in result.probabilities:
         name = next(i for i in items if i.startswith("Probability of") and i.endswith(
@@ -216,6 +216,16 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     (group,) = parsed.content.get_planar_roi_measurement_groups()
     assert group.referenced_segmentation_frame.referenced_sop_instance_uid == seg.SOPInstanceUID
     assert group.get_measurements(name=codes.SCT.Area)[0].value == pytest.approx(lesion_pixels * 0.0025)
+    assert group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression) == []
+
+
+def test_the_sr_codes_the_most_likely_class_when_the_image_was_assessable(tmp_path, source):
+    result = synthetic_result(source.size, assessable=True)
+    sr = build_analysis(source, result).report
+    items = dict(sr_items(sr))
+    assert items["Differential Diagnosis/Impression"] == ("SCT", "372244006")
+    assert items["Image assessable"] == ("SCT", "373066001")  # Yes
+    (group,) = hd.sr.ComprehensiveSR.from_dataset(sr).content.get_planar_roi_measurement_groups()
     finding = group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression)[0]
     assert finding.value.value == "372244006"
 

@@ -44,11 +44,11 @@ def test_bundle_with_triage_outputs(tmp_path):
             for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"}
     assert sorted(r["reference"] for r in report["result"]) == sorted(urls.values())
 
+    # not assessable: no coded class a registry could count as a diagnosis, the probabilities all the same
     diagnosis = observations["DIAGNOSIS"]
-    snomed, local = diagnosis["valueCodeableConcept"]["coding"]
-    assert (snomed["system"], snomed["code"]) == ("http://snomed.info/sct", "372244006")
-    assert (local["system"], local["code"]) == (term.LOCAL_FHIR_SYSTEM, "MEL")
-    assert diagnosis["component"][0]["valueQuantity"]["value"] == pytest.approx(result.probabilities["MEL"])
+    assert "valueCodeableConcept" not in diagnosis and "component" not in diagnosis
+    assert diagnosis["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+    assert "not assessable" in diagnosis["dataAbsentReason"]["text"]
     components = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
                   for c in observations["CLASS_PROBABILITIES"]["component"]}
     assert components == pytest.approx({f"P_{c.code}": result.probabilities[c.code] for c in CLASSES})
@@ -69,9 +69,33 @@ def test_bundle_with_triage_outputs(tmp_path):
     assert report["imagingStudy"] == [study] and observations["REFER"]["derivedFrom"] == [study]
     assert report["identifier"] == [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.826.0.1.3680043.8.498.2"}]
     assert all(o["device"]["reference"] == bundle["entry"][0]["fullUrl"] for o in observations.values())
-    assert "Referral to a dermatologist recommended (score 0.81)" in report["conclusion"]
-    assert result.note in report["conclusion"] and "not assessable" in report["conclusion"]
-    assert report["conclusionCode"][0]["coding"][0]["code"] == "372244006"
+    assert "Referral to a dermatologist recommended because the image is not assessable" in report["conclusion"]
+    assert result.note in report["conclusion"] and "not assessable, so no diagnosis" in report["conclusion"]
+    assert "conclusionCode" not in report and "Melanoma" not in report["conclusion"]
+
+
+@pytest.mark.parametrize("assessable,lesion", [(True, True), (True, False)])
+def test_a_diagnosis_is_coded_only_when_the_image_was_assessable_and_a_lesion_found(assessable, lesion):
+    result = synthetic_result((600, 450), assessable=assessable, lesion=lesion)
+    resources = resources_by_type(parsed(build_bundle([(result, CONTEXT)])))
+    (report,) = resources["DiagnosticReport"]
+    diagnosis = by_code(resources["Observation"])["DIAGNOSIS"]
+    if lesion:
+        snomed, local = diagnosis["valueCodeableConcept"]["coding"]
+        assert (snomed["system"], snomed["code"]) == ("http://snomed.info/sct", "372244006")
+        assert (local["system"], local["code"]) == (term.LOCAL_FHIR_SYSTEM, "MEL")
+        assert diagnosis["component"][0]["valueQuantity"]["value"] == pytest.approx(result.probabilities["MEL"])
+        assert report["conclusionCode"][0]["coding"][0]["code"] == "372244006"
+        assert report["conclusion"].startswith("Most likely Melanoma (MEL, probability 0.86).")
+        assert "Referral to a dermatologist recommended (score 0.81)." in report["conclusion"]
+    else:
+        assert "conclusionCode" not in report and "valueCodeableConcept" not in diagnosis
+        assert "no lesion was found" in diagnosis["dataAbsentReason"]["text"]
+        assert report["conclusion"].startswith("No lesion was found, so no diagnosis is given.")
+    routine = synthetic_result((600, 450), top="NV", assessable=True)
+    routine = type(routine)(**{**routine.__dict__, "refer": False, "refer_score": 0.05})
+    (report,) = resources_by_type(parsed(build_bundle([(routine, CONTEXT)])))["DiagnosticReport"]
+    assert "No referral indicated by the model (score 0.05)." in report["conclusion"]
 
 
 def test_without_triage_outputs_and_without_context():
@@ -88,7 +112,7 @@ def test_without_triage_outputs_and_without_context():
 
 
 def test_one_device_per_model_version_and_one_report_per_result():
-    a, b = synthetic_result((600, 450)), synthetic_result((600, 450), top="BCC")
+    a, b = synthetic_result((600, 450), assessable=True), synthetic_result((600, 450), top="BCC", assessable=True)
     resources = resources_by_type(parsed(build_bundle([(a, CONTEXT), (b, CONTEXT)])))
     assert len(resources["Device"]) == 1 and len(resources["DiagnosticReport"]) == 2
     codes = {r["conclusionCode"][0]["coding"][0]["code"] for r in resources["DiagnosticReport"]}

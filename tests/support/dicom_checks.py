@@ -50,8 +50,10 @@ def ellipse_mask(size: int = 256, centre: tuple[float, float] = (0.45, 0.55), ra
 
 
 def synthetic_result(original_size: tuple[int, int], top: str = "MEL", triage: bool = True, lesion: bool = True,
-                     note: str = "image too blurred: sharpness 0.4 of the minimum") -> LesionResult:
-    """A result as the served ensemble gives it, with the triage outputs or without (an older server)."""
+                     note: str = "image too blurred: sharpness 0.4 of the minimum", assessable: bool = False,
+                     ) -> LesionResult:
+    """A result as the served ensemble gives it, with the triage outputs (not assessable unless ``assessable``,
+    then with no note) or without (an older server)."""
     probs = np.full(len(CLASSES), 0.02)
     probs[[c.code for c in CLASSES].index(top)] = 1.0 - 0.02 * (len(CLASSES) - 1)
     mask = ellipse_mask() if lesion else np.zeros((256, 256), np.uint8)
@@ -65,8 +67,8 @@ def synthetic_result(original_size: tuple[int, int], top: str = "MEL", triage: b
         lesion_fraction=fraction, mask=mask, original_size=original_size,
         model_name="dermassist", model_version="3",
         refer=True if triage else None, refer_score=0.81 if triage else None,
-        assessable=False if triage else None, ood_score=0.62 if triage else None,
-        note=note if triage else "",
+        assessable=assessable if triage else None, ood_score=0.62 if triage else None,
+        note=note if triage and not assessable else "",
     )
 
 

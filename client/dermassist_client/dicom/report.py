@@ -1,7 +1,8 @@
 """One result as a DICOM Comprehensive SR: a TID 1500 measurement report of the lesion.
 
 One measurement group (finding type: Lesion, site: Skin) holds the findings: the most likely class as
-"Differential Diagnosis/Impression" (SNOMED CT where ``terminology`` has a code, else DermAssist's code),
+"Differential Diagnosis/Impression" (SNOMED CT where ``terminology`` has a code, else DermAssist's code; left out
+when the image is not assessable or no lesion was found, so no query counts it as a diagnosis),
 each class's calibrated probability, REFER and its score, ASSESSABLE,
 the out-of-distribution score and the note (each only when the server sent it), and the lesion area
 (as a share of the image, and in mm2 when the source image carries Pixel Spacing). With a SEG the group
@@ -67,8 +68,12 @@ def lesion_area_mm2(image: DicomImage, mask: np.ndarray | None) -> float | None:
 
 
 def evaluations(result: LesionResult) -> list[hd.sr.QualitativeEvaluation]:
-    """The finding, then REFER and ASSESSABLE when the server sent them."""
-    items = [hd.sr.QualitativeEvaluation(name=codes.DCM.DifferentialDiagnosisImpression, value=finding_code(result))]
+    """The finding (only when the answer is a diagnosis: assessable, lesion found), then REFER and ASSESSABLE
+    when the server sent them."""
+    items = []
+    if result.diagnosis_given:
+        items.append(hd.sr.QualitativeEvaluation(name=codes.DCM.DifferentialDiagnosisImpression,
+                                                 value=finding_code(result)))
     if result.refer is not None:
         items.append(hd.sr.QualitativeEvaluation(name=local(term.REFER), value=yes_no(result.refer)))
     if result.assessable is not None:
