@@ -49,22 +49,31 @@ def refer_scores(probabilities: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities, np.float32)[:, REFER_INDEX].sum(axis=1)
 
 
+NO_LESION = ("No lesion found, so the whole picture was classified and the answer is not a diagnosis: check that "
+             "the lesion is in the picture and retake it.")
+
+
 def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
-    """The sentences naming each reason one image cannot be assessed, with its measure."""
+    """The plain sentences naming each reason one image cannot be assessed and what to do, each with its measure
+    (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record."""
     sharpness, dark, bright, colour = (float(v) for v in quality)
     problems = []
     if sharpness < 1.0:
-        problems.append(f"Image too blurred: sharpness {sharpness:.2f} of the minimum.")
+        problems.append(f"Picture too blurred to assess: retake it in focus (sharpness {sharpness:.0%} of the lowest "
+                        "accepted).")
     if dark < 1.0:
-        problems.append(f"Image too dark: brightness {dark:.2f} of the minimum.")
+        problems.append(f"Picture too dark to assess: retake it with more light (brightness {dark:.0%} of the lowest "
+                        "accepted).")
     if bright < 1.0:
-        problems.append(f"Image too bright (overexposed): headroom below white {bright:.2f} of the minimum.")
-    if colour < 1.0:
-        problems.append(f"Image has no colour (greyscale): the models judge colour photographs; colour {colour:.2f} "
-                        "of the minimum.")
+        problems.append(f"Picture too bright (overexposed) to assess: retake it with less light (margin below white "
+                        f"{bright:.0%} of the lowest accepted).")
+    if colour < 1.0 and dark >= 1.0:  # a very dark picture has little colour left: its darkness is the problem
+        problems.append(f"Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour "
+                        f"original (colour {colour:.0%} of the lowest accepted).")
     if ood >= params.ood_limit:
-        problems.append(f"Image unlike the dermoscopy the models were validated on: out-of-distribution score "
-                        f"{ood:.2f} (limit {params.ood_limit:.2f}).")
+        problems.append(f"Picture unlike the dermoscopy the system was checked on (a clinical photograph, another kind "
+                        f"of picture, or not skin), so its answer cannot be trusted: retake it with a dermatoscope "
+                        f"(out-of-distribution score {ood:.2f}, limit {params.ood_limit:.2f}).")
     return problems
 
 
@@ -96,9 +105,9 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
     notes = np.empty((n, 1), object)
     for row in range(n):
         problems = row_problems(quality[row], float(ood[row]), params)
+        if fraction[row] <= 0.0:  # the classifier saw the whole picture, not a lesion: nothing it says is assessed
+            problems.append(NO_LESION)
         assessable[row, 0] = not problems
         refer[row, 0] = bool(score[row] >= params.refer_threshold) or (bool(problems) and params.refer_when_not_assessable)
-        if fraction[row] <= 0.0:
-            problems.append("No lesion found: the whole image was classified.")
         notes[row, 0] = " ".join(problems).encode("utf-8")
     return TriageBatch(refer, score.reshape(n, 1), assessable, notes)

@@ -22,26 +22,49 @@ def test_refer_score_sums_mel_bcc_scc_ak() -> None:
 
 def test_refer_at_or_above_the_threshold_and_routine_below() -> None:
     probs = np.concatenate([_probs(MEL=0.30, NV=0.70), _probs(MEL=0.29, NV=0.71)])
-    out = triage_batch(probs, [[0.2], [0.2]], [GOOD, GOOD], [[0.1], [0.1]], TriageParams(refer_threshold=0.30))
+    threshold = float(np.float32(0.30))  # exactly the first score as float32: "at" the threshold refers
+    out = triage_batch(probs, [[0.2], [0.2]], [GOOD, GOOD], [[0.1], [0.1]], TriageParams(refer_threshold=threshold))
     assert out.refer[:, 0].tolist() == [True, False]
     assert out.assessable[:, 0].tolist() == [True, True]
     assert out.note[:, 0].tolist() == [b"", b""]
     assert out.refer_score.dtype == np.float32 and out.refer_score.shape == (2, 1)
 
 
-def test_each_problem_is_named_with_its_measure_and_refers() -> None:
+def test_each_problem_is_named_in_plain_words_with_what_to_do_and_its_measure_and_refers() -> None:
     probs = np.repeat(_probs(NV=1.0), 5, axis=0)
     quality = [(0.4, 1.5, 1.5, 12.0), (2.0, 0.62, 1.5, 12.0), (2.0, 1.5, 0.45, 12.0), GOOD, (2.0, 1.5, 1.5, 0.1)]
     ood = [[0.3], [0.3], [0.3], [1.8], [0.3]]
     out = triage_batch(probs, ood, quality, [[0.1]] * 5, TriageParams(refer_threshold=0.5))
     notes = [n.decode() for n in out.note[:, 0]]
-    assert notes[0] == "Image too blurred: sharpness 0.40 of the minimum."
-    assert notes[1] == "Image too dark: brightness 0.62 of the minimum."
-    assert notes[2].startswith("Image too bright") and "0.45" in notes[2]
-    assert "out-of-distribution score 1.80 (limit 1.00)" in notes[3]
-    assert notes[4] == ("Image has no colour (greyscale): the models judge colour photographs; colour 0.10 of the "
-                        "minimum.")
+    assert notes[0] == "Picture too blurred to assess: retake it in focus (sharpness 40% of the lowest accepted)."
+    assert notes[1] == "Picture too dark to assess: retake it with more light (brightness 62% of the lowest accepted)."
+    assert notes[2] == ("Picture too bright (overexposed) to assess: retake it with less light (margin below white 45% "
+                        "of the lowest accepted).")
+    assert notes[3].startswith("Picture unlike the dermoscopy the system was checked on")
+    assert notes[3].endswith("(out-of-distribution score 1.80, limit 1.00).")
+    assert notes[4] == ("Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour original "
+                        "(colour 10% of the lowest accepted).")
     assert not out.assessable.any() and out.refer.all()  # not assessable -> referred by default
+
+
+def test_a_dark_picture_is_told_it_is_dark_not_that_it_has_no_colour() -> None:
+    """Darkness takes the colour spread with it: the retake advice is light, not a colour original."""
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 0.3, 1.5, 0.5)], [[0.1]], TriageParams(refer_threshold=0.5))
+    note = out.note[0, 0].decode()
+    assert note.startswith("Picture too dark") and "colour" not in note and not out.assessable[0, 0]
+
+
+@pytest.mark.parametrize("measure,row", [(0, (1.0, 1.5, 1.5, 12.0)), (1, (2.0, 1.0, 1.5, 12.0)),
+                                         (2, (2.0, 1.5, 1.0, 12.0)), (3, (2.0, 1.5, 1.5, 1.0))])
+def test_a_measure_at_exactly_one_is_acceptable(measure: int, row: tuple) -> None:
+    """The contract: QUALITY >= 1.0 is acceptable; OOD_SCORE at its limit is out of distribution."""
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [row], [[0.1]], TriageParams(refer_threshold=0.5))
+    assert out.assessable[0, 0] and out.note[0, 0] == b"", measure
+    below = list(row)
+    below[measure] = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+    assert not triage_batch(_probs(NV=1.0), [[0.3]], [below], [[0.1]], TriageParams(refer_threshold=0.5)).assessable[0, 0]
+    at_limit = triage_batch(_probs(NV=1.0), [[1.0]], [GOOD], [[0.1]], TriageParams(refer_threshold=0.5, ood_limit=1.0))
+    assert not at_limit.assessable[0, 0]
 
 
 def test_not_assessable_need_not_refer_when_told() -> None:
@@ -50,10 +73,11 @@ def test_not_assessable_need_not_refer_when_told() -> None:
     assert not out.assessable[0, 0] and not out.refer[0, 0]
 
 
-def test_no_lesion_found_is_said_but_is_not_a_quality_problem() -> None:
+def test_no_lesion_found_is_said_and_the_answer_is_not_assessed() -> None:
+    """The classifier then saw the whole picture (plain skin, or a lesion the segmenter missed): no diagnosis."""
     out = triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[0.0]], TriageParams(refer_threshold=0.5))
-    assert out.assessable[0, 0] and not out.refer[0, 0]
-    assert out.note[0, 0] == b"No lesion found: the whole image was classified."
+    assert not out.assessable[0, 0] and out.refer[0, 0]
+    assert out.note[0, 0].decode().startswith("No lesion found, so the whole picture was classified")
 
 
 def test_bad_shapes_and_values_are_refused() -> None:
@@ -61,5 +85,13 @@ def test_bad_shapes_and_values_are_refused() -> None:
         triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0, 1.0)], [[0.1]])
     with pytest.raises(InvalidTensorError, match="OOD_SCORE holds a NaN"):
         triage_batch(_probs(NV=1.0), [[np.nan]], [GOOD], [[0.1]])
+    nan_probs = _probs(NV=1.0)
+    nan_probs[0, 3] = np.nan
+    with pytest.raises(InvalidTensorError, match="PROBABILITIES holds a NaN"):
+        triage_batch(nan_probs, [[0.1]], [GOOD], [[0.1]])
+    with pytest.raises(InvalidTensorError, match="QUALITY holds a NaN"):
+        triage_batch(_probs(NV=1.0), [[0.1]], [(np.nan, 1.5, 1.5, 12.0)], [[0.1]])
+    with pytest.raises(InvalidTensorError, match="LESION_FRACTION holds a NaN"):
+        triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[np.inf]])
     with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
         TriageParams(refer_threshold=1.5)
