@@ -13,6 +13,9 @@ from .contract import CLASS_CODES, DEFAULT_OOD_LIMIT, DEFAULT_REFER_THRESHOLD, N
 from .errors import InvalidTensorError
 
 REFER_INDEX = tuple(CLASS_CODES.index(code) for code in REFER_CLASSES)
+# The OOD limit of a classifier served without OOD statistics (one brought with ``dermassist import``): no score
+# reaches it, so the check is off rather than every image out of distribution.
+OOD_UNCHECKED = 1e9
 
 
 @dataclass(frozen=True)

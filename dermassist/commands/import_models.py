@@ -30,6 +30,22 @@ def run(args: argparse.Namespace) -> int:
         jobs.append(("keras", check_file(args.keras, "Keras segmenter", (".keras",))))
     if args.torch is not None:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
+    from training.export.steps import reset_for_imported
+
+    from .models import STAMP, IMPORTED
+
     for kind, path in jobs:
         logger.info("%s", run_import(kind, path, repository))
+        reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
+        (Path(repository) / STAMP).write_text(f"{IMPORTED} {kind} {path}\n")
+    if args.torch is not None:
+        logger.warning("the imported classifier is served uncalibrated: its probabilities are the network's own "
+                       "(temperature 1), REFER uses the contract's default threshold and the out-of-distribution check "
+                       "is off (no OOD statistics); measure it with `dermassist evaluate` on labelled images of your "
+                       "own before any clinical use, or train a release with `dermassist release`, which tunes all "
+                       "three")
+    if args.keras is not None:
+        logger.warning("the imported segmenter's mask threshold is the default (not tuned on validation)")
+    logger.info("`dermassist models` leaves these models in %s (it says so); `--force` replaces them with the release",
+                repository)
     return 0

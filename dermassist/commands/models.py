@@ -13,6 +13,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 STAMP = ".release-stamp"
+IMPORTED = "imported:"  # how a stamp written by `dermassist import` begins: the repository serves the user's models
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
@@ -54,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
                                   recipe=SYNTHETIC_RECIPE, force=args.force))
     stamp = Path(repository) / STAMP
     current = release_stamp(release)
+    if not args.force and stamp.is_file() and stamp.read_text().startswith(IMPORTED):
+        logger.warning("model repository %s serves models brought with `dermassist import` (%s); left as they are, "
+                       "and no release figures are written for them (`dermassist models --force` serves the release "
+                       "again)", repository, stamp.read_text().strip().removeprefix(IMPORTED).strip())
+        return 0
     if args.force or missing_artifacts(repository) or not stamp.is_file() or stamp.read_text() != current:
         for line in export_release(release, repository):
             logger.info("%s", line)

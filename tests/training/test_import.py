@@ -58,6 +58,37 @@ def test_torch_class_count_architecture_and_success(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_models_leaves_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The release's REFER threshold and OOD statistics belong to its own classifier: with an imported one every
+    image came back out of distribution, and `dermassist models` reported the release's figures for it."""
+    from dermassist.base.repository import tuned_file
+    from dermassist.commands.models import IMPORTED, STAMP
+    from preprocess.contract import CROP_MODEL, DEFAULT_REFER_THRESHOLD, TRIAGE_MODEL
+    from preprocess.params import read_tuned
+    from preprocess.triage import OOD_UNCHECKED
+
+    repo = tmp_path / "repo"
+    assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "reports")]) == 0  # the release
+    assert read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))["ood_limit"] == 1.0
+    state = _state_dict(tmp_path, "resnet18", 8)
+    with caplog.at_level(logging.WARNING):
+        assert main(["import", "--torch", str(state), "--repository", str(repo)]) == 0
+    assert "served uncalibrated" in caplog.text and "out-of-distribution check is off" in caplog.text
+    triage = read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))
+    assert triage["ood_limit"] == OOD_UNCHECKED and triage["refer_threshold"] == DEFAULT_REFER_THRESHOLD
+    assert read_tuned(str(tuned_file(repo, CROP_MODEL).parent))["colour_constancy"] == 0.0
+    assert (repo / STAMP).read_text().startswith(f"{IMPORTED} torch {state}")
+    model = repo / "lesion_classifier" / "1" / "model.pt"
+    before = model.stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "after")]) == 0
+    assert "brought with `dermassist import`" in caplog.text and model.stat().st_mtime_ns == before
+    assert not (tmp_path / "after" / "metrics.json").exists()  # no release figures for models that are not its
+
+
+@pytest.mark.slow
 def test_keras_wrong_output_shape_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "two_channel.keras"
     proc = run_python("-c", (

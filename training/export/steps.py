@@ -11,7 +11,7 @@ from preprocess.contract import CROP_MODEL, PREPARE_MODEL, TRIAGE_MODEL
 from preprocess.crop import CropParams
 from preprocess.params import read_tuned, tuned_artifact
 from preprocess.quality import QualityLimits
-from preprocess.triage import TriageParams
+from preprocess.triage import OOD_UNCHECKED, TriageParams
 
 
 def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapping, source: str) -> Path:
@@ -45,3 +45,15 @@ def write_step_values(repository: Path, triage: TriageParams, quality: QualityLi
                         {"val": figures["val"]["operating_point"], "test": figures["test"]["operating_point"]}, source),
         write_step_file(repository, PREPARE_MODEL, quality.as_dict(), figures["quality"], source),
     ]
+
+
+def reset_for_imported(repository: Path, kind: str, source: str) -> list[Path]:
+    """After ``dermassist import``: the tuned values that belonged to the replaced model go back to the contract's
+    defaults, so nothing tuned for another model is served with this one. A classifier (``torch``): REFER at the
+    default threshold, the OOD check off (no OOD statistics), the crop in the camera's colours. A segmenter
+    (``keras``): the crop's default mask threshold. ``prepare``'s quality limits describe images, not a model."""
+    crop = CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent)))
+    if kind == "torch":
+        return [write_step_file(repository, TRIAGE_MODEL, TriageParams(ood_limit=OOD_UNCHECKED).as_dict(), {}, source),
+                write_crop_values(repository, replace(crop, colour_constancy=0.0), {}, source)]
+    return [write_crop_values(repository, replace(crop, threshold=CropParams().threshold), {}, source)]
