@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
     from training.export.steps import reset_for_imported
 
-    from .models import STAMP, IMPORTED
+    from .models import IMPORTED, STAMP
 
     for kind, path in jobs:
         logger.info("%s", run_import(kind, path, repository))
