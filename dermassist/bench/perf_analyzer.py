@@ -169,11 +169,17 @@ def run_perf_analyzer(install: PerfAnalyzerInstall, address: str, images: Sequen
 
 def main(argv: list[str]) -> int:
     """Set up perf_analyzer under the given tools folder and print its path."""
+    import argparse
+
     from ..base.logs import configure_logging
     from .config import BenchConfig
 
+    parser = argparse.ArgumentParser(prog="python -m dermassist.bench.perf_analyzer",
+                                     description="install perf_analyzer (tritonclient's wheel from PyPI) and print its path")
+    parser.add_argument("tools", nargs="?", type=Path, default=BenchConfig.tools_dir,
+                        help=f"folder it is installed under (default {BenchConfig.tools_dir})")
+    tools = parser.parse_args(argv).tools
     configure_logging()
-    tools = Path(argv[0]) if argv else BenchConfig.tools_dir
     try:
         install = ensure_perf_analyzer(tools)
     except PerfAnalyzerUnavailable as e:

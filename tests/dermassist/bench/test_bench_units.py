@@ -124,3 +124,14 @@ def test_triage_cost_is_the_extras_plus_the_triage_step_over_the_c1_p50(tmp_path
     md, js = result.write(tmp_path)
     assert "triage step 0.50 ms = 3.3% of the served c=1 p50" in md.read_text()
     assert json.loads(js.read_text())["triage_cost"]["share_of_p50_c1"] == pytest.approx(2.0 / 60.0)
+
+
+def test_perf_analyzer_setup_answers_help_instead_of_installing_into_a_folder_named_help(
+        tmp_path, monkeypatch, capsys) -> None:
+    from dermassist.bench import perf_analyzer
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        perf_analyzer.main(["--help"])
+    assert info.value.code == 0 and "print its path" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
