@@ -55,7 +55,7 @@ models: $(STAMP)
 models-synthetic: $(STAMP)
 	$(VENV)/bin/dermassist models --synthetic
 
-# Retrain a release from ../shared/data with the shipped recipe and prove it: about 1.5 hours on two AVX-512 cores
+# Retrain a release from ../shared/data with the shipped recipe and prove it: about 1.5 hours (rebuilt alone, RUNS.md; 2 hours with the cores shared) on two AVX-512 cores
 # (bfloat16); on CPUs without AVX-512 training falls back to float32 and takes several times longer (RUNS.md).
 release: $(STAMP)
 	$(VENV)/bin/dermassist release --data ../shared/data --recipe training/release/release.json --out data/release
