@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The client SDK is its own package (client/): import this checkout's, even where the venv's editable install points
+# at another checkout (a clone that shares a venv would otherwise test the other checkout's client).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
+
 from dermassist.base.frameworks import without_triton_compiler
 from dermassist.base.paths import HAM_SAMPLE_IMAGES as HAM_IMAGES
 from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
