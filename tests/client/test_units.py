@@ -26,7 +26,7 @@ from dermassist_client import (
     ServerError,
     ServerUnavailableError,
 )
-from dermassist_client.batching import chunks, results_of
+from dermassist_client.batching import MESSAGE_OVERHEAD_BYTES, chunks, request_parts, results_of
 from dermassist_client.images import EncodedImage, encode_image
 from dermassist_client.overlay import BOX_COLOUR, draw_overlay
 from dermassist_client.result import build_result
@@ -200,11 +200,16 @@ def test_encode_rejects_non_images_locally(tmp_path):
 
 
 def _outputs(n: int = 1) -> dict[str, np.ndarray]:
+    """n rows that differ (row r: class r % 8 most likely, its box shifted r pixels), so a mixed-up row shows."""
     probs = np.full((n, 8), 0.05, np.float32)
     probs[:, 3] = 0.65
+    for r in range(1, n):
+        probs[r] = np.full(8, 0.05, np.float32)
+        probs[r, (3 + r) % 8] = 0.65
     mask = np.zeros((n, 256, 256), np.uint8)
     mask[:, 64:128, 128:192] = 255
-    return {"PROBABILITIES": probs, "MASK": mask, "BBOX": np.array([[300, 112, 450, 225]] * n, np.int32),
+    bbox = np.array([[300 + r, 112, 450 + r, 225] for r in range(n)], np.int32)
+    return {"PROBABILITIES": probs, "MASK": mask, "BBOX": bbox,
             "LESION_FRACTION": np.array([[0.0625]] * n, np.float32)}
 
 
@@ -333,6 +338,26 @@ def test_an_answer_with_the_wrong_row_count_is_a_server_error_not_a_bad_image():
     assert len(results_of(RawAnswer(_outputs(3), "dermassist", "1"), images)) == 3
     with pytest.raises(ServerError, match="'dermassist' answered 2 rows for 3 images"):
         results_of(RawAnswer(_outputs(2), "dermassist", "1"), images)
+
+
+def test_each_result_reads_its_own_row_of_the_answer():
+    images = [EncodedImage(b"x", (600, 450), f"img{i}") for i in range(3)]
+    results = results_of(RawAnswer(_outputs(3), "dermassist", "1"), images)
+    assert [r.label.code for r in results] == ["MEL", "NV", "BKL"]
+    assert [r.bbox.as_tuple()[0] for r in results] == [300, 301, 302]
+
+
+def test_requests_are_cut_at_the_batch_size_and_the_message_budget_and_skip_refused_images():
+    big = EncodedImage(b"x" * 10_000_000, (600, 450), "big")
+    small = EncodedImage(b"x" * 1000, (600, 450), "small")
+    refused = InvalidImageError("image 2: not an image")
+    outcomes = [big, big, refused, big, small, small, small]
+    budget = 25_000_000 + MESSAGE_OVERHEAD_BYTES  # two big images and change per request
+    parts = request_parts(outcomes, max_batch_size=3, max_message_bytes=budget)
+    assert [[i for i, _ in part] for part in parts] == [[0, 1], [3, 4, 5], [6]]
+    assert all(sum(len(e.data) for _, e in part) <= budget - MESSAGE_OVERHEAD_BYTES for part in parts)
+    huge = EncodedImage(b"x" * 30_000_000, (600, 450), "huge")  # over the budget alone: sent alone, named by the limit
+    assert [[i for i, _ in part] for part in request_parts([huge, small], 32, budget)] == [[0], [1]]
 
 
 def test_results_carry_the_request_id_the_answer_echoes():

@@ -85,6 +85,7 @@ def test_corpus_spans_real_sizes_and_bad_inputs_are_invalid(shared_data: Path, t
     shapes = [cv2.imread(str(f)).shape[:2] for f in files]
     assert shapes == [(450, 600), (2000, 3000)]
     bad = bad_inputs(files[0].read_bytes())
+    assert set(bad) == {"empty", "not_an_image", "truncated_jpeg", "too_small_png"}  # an empty corpus would pass below
     results = prepare_images(list(bad.values()))
     assert all(isinstance(r, InvalidImageError) for r in results), results
 
@@ -102,6 +103,8 @@ def test_read_stats_parses_locust_csv(tmp_path: Path):
     ]) + "\n")
     summary = read_stats(csv_path)
     assert summary.total.requests == 16 and summary.unexpected_failures == 1 and not summary.ok()
+    idle = type(summary)(rows={}, total=type(summary.total)(**{**summary.total.__dict__, "requests": 0, "failures": 0}))
+    assert not idle.ok()  # a run that made no request proves nothing
     assert summary.rows["single"].p95_ms == 70 and summary.rows["single"].rps == 2.5
     assert summary.images_per_s() == pytest.approx(2.5 * 1 + 1.0 * 8 + 0.1 * 0)  # by hand: 10.5 images a second
     table = summary.table()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preprocess.decode import decode, decode_image, read_header
+from preprocess.contract import MAX_IMAGE_PIXELS
+from preprocess.decode import check_size, decode, decode_image, read_header
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -183,6 +184,25 @@ def test_png_bomb_is_refused_from_the_header_before_any_decode(monkeypatch: pyte
     assert len(bomb) < 1_000_000
     with pytest.raises(ImageTooLargeError, match="900.0 megapixels"):
         decode_image(bomb)
+
+
+def test_our_own_50_megapixel_limit_refuses_a_bomb_under_pillows_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 megapixels is under Pillow's own bomb check (89 MP warns, 179 MP errors): the contract's limit must act."""
+    def forbidden(*_args: object) -> None:
+        raise AssertionError("the full decode must not start for an oversized image")
+
+    monkeypatch.setattr(cv2, "imdecode", forbidden)
+    with pytest.raises(ImageTooLargeError, match="8000x8000 = 64.0 megapixels; at most 50 megapixels"):
+        decode_image(png_bomb(8000))
+
+
+def test_the_size_limits_are_inclusive_of_their_bounds() -> None:
+    check_size(10_000, MAX_IMAGE_PIXELS // 10_000)  # exactly 50,000,000 pixels: accepted
+    with pytest.raises(ImageTooLargeError):
+        check_size(10_001, MAX_IMAGE_PIXELS // 10_000)
+    check_size(32, 32)
+    with pytest.raises(ImageTooSmallError):
+        check_size(31, 5000)
 
 
 def test_every_refusal_is_an_invalid_image_error() -> None:

@@ -57,3 +57,7 @@ def test_limits_validate_themselves() -> None:
         QualityLimits(min_brightness=200.0, max_brightness=100.0)
     with pytest.raises(InvalidTensorError, match="min_sharpness must be positive"):
         QualityLimits(min_sharpness=0.0)
+    with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):  # 255 would divide the headroom by zero
+        QualityLimits(max_brightness=255.0)
+    with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):
+        QualityLimits(min_brightness=0.0)

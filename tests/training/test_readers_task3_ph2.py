@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.errors import MissingFolderError, MissingImageError, UnknownLabelError
+from training.errors import MissingFolderError, MissingImageError, SplitError, UnknownLabelError
 from training.readers import read_dataset
 from training.readers.isic_task3 import read_isic_task3, read_task3_labels
 from training.readers.ph2 import PH2_DIR, PH2_IMAGES, PH2_XLSX, read_diagnoses, read_ph2
@@ -192,3 +192,9 @@ def test_released_split_manifest_matches_the_data_wherever_it_lies(shared_data: 
     assert not same_splits(current, {**recorded, "val": recorded["val"][1:]})
     moved = dict(recorded, test=[dict(recorded["test"][0], image_id="ISIC_0000000"), *recorded["test"][1:]])
     assert not same_splits(current, moved)
+
+
+@pytest.mark.parametrize("val,test", [(0.6, 0.6), (0.5, 0.5), (-0.1, 0.2), (1.0, 0.0)])
+def test_split_fractions_that_leave_no_training_set_are_refused(val: float, test: float) -> None:
+    with pytest.raises(SplitError, match="sum below 1"):
+        SplitConfig(val=val, test=test)

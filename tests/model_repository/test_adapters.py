@@ -1,0 +1,43 @@
+"""The Python-backend adapters' own lines, run without Triton: a stand-in ``triton_python_backend_utils`` feeds
+them requests as numpy arrays."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dermassist.base.paths import PROJECT_ROOT
+from preprocess.contract import SCALE, SEG_PROB, SEG_SIZE, WORK_IMAGE, WORK_SIZE
+from preprocess.errors import PreprocessError
+
+
+@pytest.fixture
+def lesion_crop_adapter(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``model_repository/lesion_crop/1/model.py`` imported with a stand-in for Triton's utilities."""
+    stand_in = ModuleType("triton_python_backend_utils")
+    stand_in.get_input_tensor_by_name = lambda request, name: SimpleNamespace(as_numpy=lambda: request[name])
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", stand_in)
+    spec = importlib.util.spec_from_file_location("lesion_crop_model", PROJECT_ROOT / "model_repository" /
+                                                  "lesion_crop" / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lesion_crop_takes_each_work_image_out_of_its_padding_by_its_own_height_and_width(lesion_crop_adapter) -> None:
+    """The ensemble pads a batch's work images to the largest: WORK_SIZE is (height, width) of each."""
+    rng = np.random.default_rng(0)
+    padded = np.zeros((2, 300, 700, 3), np.uint8)
+    first, second = rng.integers(1, 256, (225, 600, 3), np.uint8), rng.integers(1, 256, (300, 400, 3), np.uint8)
+    padded[0, :225, :600], padded[1, :300, :400] = first, second
+    request = {SEG_PROB.name: np.zeros((2, SEG_SIZE, SEG_SIZE, 1), np.float32), WORK_IMAGE.name: padded,
+               WORK_SIZE.name: np.array([[225, 600], [300, 400]], np.int32), SCALE.name: np.ones((2, 1), np.float32)}
+    rows = lesion_crop_adapter._rows(request)
+    assert np.array_equal(rows["work"][0], first) and np.array_equal(rows["work"][1], second)
+    assert rows["prob"].shape == (2, SEG_SIZE, SEG_SIZE) and rows["scale"].tolist() == [1.0, 1.0]
+    too_big = {**request, WORK_SIZE.name: np.array([[225, 701], [300, 400]], np.int32)}
+    refused = lesion_crop_adapter._rows(too_big)
+    assert isinstance(refused, PreprocessError) and "exceeds WORK_IMAGE" in str(refused)
