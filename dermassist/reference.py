@@ -223,7 +223,7 @@ class ReferencePipeline:
         t3 = time.perf_counter()
         probs, ood, cam = self._classify(crops.cls_input)
         t4 = time.perf_counter()
-        triage = triage_batch(probs, ood, quality, crops.lesion_fraction, self.triage_params)
+        triage = triage_batch(probs, ood, quality, crops.lesion_fraction, crops.other_fraction, self.triage_params)
         t5 = time.perf_counter()
         times.update(zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
         outputs = {

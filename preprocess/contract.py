@@ -109,6 +109,9 @@ CLS_INPUT = TensorSpec("CLS_INPUT", "TYPE_FP32", (3, CLS_SIZE, CLS_SIZE))
 CLS_PROBABILITIES = TensorSpec("CLS_PROBABILITIES", "TYPE_FP32", (NUM_CLASSES,))
 CLS_OOD_SCORE = TensorSpec("CLS_OOD_SCORE", "TYPE_FP32", (1,))
 CROP_LESION_FRACTION = TensorSpec("CROP_LESION_FRACTION", "TYPE_FP32", (1,))
+# Share of the segmenter grid covered by the largest lesion-like area other than the one classified (0: none):
+# from the crop step to triage, which tells a picture of two lesions (only one of them was assessed).
+OTHER_LESION_FRACTION = TensorSpec("OTHER_LESION_FRACTION", "TYPE_FP32", (1,))
 
 # Name Keras gives the output of an exported SavedModel's serving signature, whatever its layer is called.
 SAVEDMODEL_OUTPUT = "output_0"
@@ -121,9 +124,10 @@ ON_REQUEST_OUTPUTS = (CROP, CAM)
 STEP_SIGNATURES: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
     PREPARE_MODEL: ((IMAGE,), (SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, QUALITY)),
     SEGMENTER_MODEL: ((SEG_INPUT,), (SEG_PROB,)),
-    CROP_MODEL: ((SEG_PROB, WORK_IMAGE, WORK_SIZE, SCALE), (CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP)),
+    CROP_MODEL: ((SEG_PROB, WORK_IMAGE, WORK_SIZE, SCALE),
+                 (CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP, OTHER_LESION_FRACTION)),
     CLASSIFIER_MODEL: ((CLS_INPUT,), (PROBABILITIES, OOD_SCORE, CAM)),
-    TRIAGE_MODEL: ((CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION),
+    TRIAGE_MODEL: ((CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION, OTHER_LESION_FRACTION),
                    (REFER, REFER_SCORE, ASSESSABLE, NOTE, PROBABILITIES, OOD_SCORE, LESION_FRACTION)),
     ENSEMBLE_NAME: (ENSEMBLE_INPUTS, ENSEMBLE_OUTPUTS),
 }

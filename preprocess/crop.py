@@ -59,15 +59,24 @@ class CropBatch:
     bbox: np.ndarray  # int32 (N, 4) in original pixels, max exclusive
     lesion_fraction: np.ndarray  # float32 (N, 1)
     crop: np.ndarray  # uint8 (N, CLS_SIZE, CLS_SIZE, 3), the RGB crop before normalisation
+    other_fraction: np.ndarray  # float32 (N, 1): the largest other lesion-like area, share of the grid (0: none)
+
+
+def components(binary: np.ndarray) -> tuple[np.ndarray, float]:
+    """The largest 8-connected component of a boolean mask, and the share of the mask's area the second largest
+    covers (0.0 when there is none)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(binary.shape, dtype=bool), 0.0
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(-areas, kind="stable")
+    second = float(areas[order[1]]) / binary.size if count > 2 else 0.0
+    return labels == 1 + int(order[0]), second
 
 
 def largest_component(binary: np.ndarray) -> np.ndarray:
     """Keep only the largest 8-connected component of a boolean mask."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
-    if count <= 1:
-        return np.zeros(binary.shape, dtype=bool)
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == best
+    return components(binary)[0]
 
 
 def lesion_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -172,8 +181,8 @@ def crop_batch(
     scales: np.ndarray,
     params: CropParams = CropParams(),
 ) -> CropBatch:
-    """Threshold, keep the largest lesion, box it, crop a square with margin, balance its colours (when
-    ``params.colour_constancy``) and normalise, per row.
+    """Threshold, keep the largest lesion (and measure the next largest lesion-like area), box it, crop a square with
+    margin, balance its colours (when ``params.colour_constancy``) and normalise, per row.
 
     An empty mask classifies the whole work image and reports a lesion fraction of 0.
     """
@@ -182,13 +191,15 @@ def crop_batch(
     masks = np.zeros((n, SEG_SIZE, SEG_SIZE), dtype=np.uint8)
     bboxes = np.zeros((n, 4), dtype=np.int32)
     fractions = np.zeros((n, 1), dtype=np.float32)
+    others = np.zeros((n, 1), dtype=np.float32)
     crops = np.empty((n, CLS_SIZE, CLS_SIZE, 3), dtype=np.uint8)
     for row in range(n):
         image = work_images[row]
         work_h, work_w = image.shape[:2]
         scale = float(np.ravel(scales)[row])
         orig_h, orig_w = original_extent(work_h, work_w, scale)
-        masks[row] = lesion_mask(prob[row], params.threshold)
+        largest, others[row, 0] = components(prob[row] >= params.threshold)
+        masks[row] = largest.astype(np.uint8) * np.uint8(255)
         box = mask_box(masks[row])
         if box is None:
             bboxes[row] = (0, 0, orig_w, orig_h)
@@ -197,4 +208,4 @@ def crop_batch(
             sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
             bboxes[row] = scale_box(box, sx * scale, sy * scale, orig_w, orig_h)
         crops[row] = balanced_crop(image, crop_box(box, work_w, work_h, params.margin), params.colour_constancy)
-    return CropBatch(normalise(crops), masks, bboxes, fractions, crops)
+    return CropBatch(normalise(crops), masks, bboxes, fractions, crops, others)

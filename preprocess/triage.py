@@ -52,6 +52,11 @@ def refer_scores(probabilities: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities, np.float32)[:, REFER_INDEX].sum(axis=1)
 
 
+# Another lesion-like area counts as a second lesion when it covers at least this share of the picture and at
+# least this share of the classified lesion's area. Set on the classifier's training images (879): it holds for 7,
+# each a picture of two separate lesions, and for none of the 189 validation images (RUNS.md, "Two lesions").
+OTHER_LESION_MIN_FRACTION = 0.02
+OTHER_LESION_MIN_SHARE = 0.25
 NO_LESION = ("No lesion found, so the whole picture was classified and the answer is not a diagnosis: check that "
              "the lesion is in the picture and retake it.")
 
@@ -80,28 +85,41 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     return problems
 
 
-def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, fraction: np.ndarray) -> int:
+def second_lesion(fraction: float, other: float) -> str | None:
+    """The sentence for a picture whose segmentation holds another lesion-like area beside the classified one
+    (``other`` and ``fraction``: shares of the picture), or None."""
+    share = np.float32(other)  # compared as the float32 the crop step sends: 0.02 there is 0.02 here
+    if share >= np.float32(OTHER_LESION_MIN_FRACTION) and share >= np.float32(OTHER_LESION_MIN_SHARE * fraction):
+        return (f"Another lesion-like area ({other:.0%} of the picture) was not assessed: only the largest was; "
+                "photograph each lesion on its own.")
+    return None
+
+
+def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, fraction: np.ndarray,
+           other: np.ndarray) -> int:
     n = len(probabilities)
     shapes = {"PROBABILITIES": (probabilities.shape, (n, NUM_CLASSES)), "OOD_SCORE": (ood.shape, (n,)),
-              "QUALITY": (quality.shape, (n, *QUALITY.dims)), "LESION_FRACTION": (fraction.shape, (n,))}
+              "QUALITY": (quality.shape, (n, *QUALITY.dims)), "LESION_FRACTION": (fraction.shape, (n,)),
+              "OTHER_LESION_FRACTION": (other.shape, (n,))}
     for name, (got, want) in shapes.items():
         if got != want:
             raise InvalidTensorError(f"{name} must be {want} for {n} rows, got {got}")
     for name, array in (("PROBABILITIES", probabilities), ("OOD_SCORE", ood), ("QUALITY", quality),
-                        ("LESION_FRACTION", fraction)):
+                        ("LESION_FRACTION", fraction), ("OTHER_LESION_FRACTION", other)):
         if not np.all(np.isfinite(array)):
             raise InvalidTensorError(f"{name} holds a NaN or infinite value")
     return n
 
 
 def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.ndarray, lesion_fraction: np.ndarray,
-                 params: TriageParams = TriageParams()) -> TriageBatch:
+                 other_lesion_fraction: np.ndarray, params: TriageParams = TriageParams()) -> TriageBatch:
     """Refer, its score, assessability and the note for every row."""
     probabilities = np.asarray(probabilities, np.float32)
     ood = np.asarray(ood_score, np.float32).reshape(-1)
     quality = np.asarray(quality, np.float32)
     fraction = np.asarray(lesion_fraction, np.float32).reshape(-1)
-    n = _check(probabilities, ood, quality, fraction)
+    other = np.asarray(other_lesion_fraction, np.float32).reshape(-1)
+    n = _check(probabilities, ood, quality, fraction, other)
     score = refer_scores(probabilities)
     refer = np.zeros((n, 1), bool)
     assessable = np.zeros((n, 1), bool)
@@ -110,6 +128,9 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
         problems = row_problems(quality[row], float(ood[row]), params)
         if fraction[row] <= 0.0:  # the classifier saw the whole picture, not a lesion: nothing it says is assessed
             problems.append(NO_LESION)
+        second = second_lesion(float(fraction[row]), float(other[row]))
+        if second is not None:  # the answer is about one of two lesions: the other must not go unseen
+            problems.append(second)
         assessable[row, 0] = not problems
         refer[row, 0] = bool(score[row] >= params.refer_threshold) or (bool(problems) and params.refer_when_not_assessable)
         notes[row, 0] = " ".join(problems).encode("utf-8")

@@ -148,3 +148,28 @@ def test_a_phone_picture_in_display_p3_gets_the_answer_of_its_srgb_original(rele
     for a, b in zip(after, before):
         assert (a.label, a.refer, a.assessable) == (b.label, b.refer, b.assessable)
         assert sum(abs(a.probabilities[k] - b.probabilities[k]) for k in b.probabilities) < 0.05
+
+
+def test_a_melanoma_beside_a_larger_nevus_is_not_left_unassessed(release_server) -> None:
+    """Only the largest lesion is classified: the melanoma of a two-lesion picture came back ROUTINE with nothing
+    said. The picture is now not assessable (so referred) and the note says another lesion was not assessed."""
+    import io
+
+    from PIL import Image
+
+    from dermassist_client import DermAssistClient
+
+    folder = SHARED_DATA / "ph2" / "PH2Dataset" / "PH2 Dataset images"
+
+    def picture(name: str) -> np.ndarray:
+        return np.asarray(Image.open(folder / name / f"{name}_Dermoscopic_Image" / f"{name}.jpg").convert("RGB"))
+
+    melanoma, nevus = picture("IMD405"), picture("IMD002")  # PH2: melanoma, common nevus (the larger lesion)
+    buffer = io.BytesIO()
+    Image.fromarray(np.concatenate([melanoma[:572, :765], nevus[:572, :765]], axis=1)).save(buffer, "JPEG", quality=95)
+    with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
+        both = client.analyze(buffer.getvalue())
+        alone = client.analyze(np.ascontiguousarray(nevus[:572, :765]))
+    assert not both.assessable and both.refer, (both.label.code, both.note)
+    assert "Another lesion-like area" in both.note and "photograph each lesion on its own" in both.note
+    assert alone.assessable and "Another lesion-like area" not in alone.note, alone.note

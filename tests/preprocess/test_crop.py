@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from preprocess.contract import CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
 from preprocess.crop import (
     CropParams,
+    components,
     crop_batch,
     largest_component,
     lesion_mask,
@@ -80,6 +81,21 @@ def test_largest_component_is_kept_and_contained_in_the_box(rects: list) -> None
     box = mask_box(mask)
     ys, xs = np.nonzero(kept)
     assert box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_the_second_largest_area_is_measured_beside_the_kept_lesion() -> None:
+    prob = np.zeros((SEG_SIZE, SEG_SIZE), np.float32)
+    prob[10:60, 10:60] = 0.9  # 2500 pixels: kept
+    prob[100:130, 100:140] = 0.9  # 1200 pixels: the other lesion-like area
+    prob[200:205, 200:205] = 0.9  # 25 pixels: third, not measured
+    largest, other = components(prob >= 0.35)
+    assert largest.sum() == 2500 and other == pytest.approx(1200 / SEG_SIZE**2)
+    assert components(prob[:80, :80] >= 0.35)[1] == 0.0  # one area only
+    assert components(np.zeros((8, 8), bool))[1] == 0.0
+    out = crop_batch(prob[None], [np.full((450, 600, 3), 128, np.uint8)], np.ones(1, np.float32))
+    assert out.other_fraction.shape == (1, 1) and out.other_fraction.dtype == np.float32
+    assert out.other_fraction[0, 0] == pytest.approx(1200 / SEG_SIZE**2)
+    assert out.lesion_fraction[0, 0] == pytest.approx(2500 / SEG_SIZE**2)
 
 
 def test_empty_map_gives_no_box() -> None:

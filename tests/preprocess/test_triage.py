@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from preprocess.errors import InvalidTensorError
-from preprocess.triage import TriageParams, refer_scores, triage_batch
+from preprocess.triage import TriageParams, refer_scores
+from preprocess.triage import triage_batch as triage_with_other
 
 GOOD = (2.0, 1.5, 1.5, 12.0)  # sharpness, under-, over-exposure, colour: all acceptable
+
+
+def triage_batch(probabilities, ood, quality, fraction, params: TriageParams | None = None, other=None):
+    """The triage of rows with no other lesion-like area unless ``other`` says so."""
+    other = np.zeros((len(probabilities), 1), np.float32) if other is None else other
+    return triage_with_other(probabilities, ood, quality, fraction, other, params or TriageParams())
 
 
 def _probs(**by_code: float) -> np.ndarray:
@@ -95,3 +102,18 @@ def test_bad_shapes_and_values_are_refused() -> None:
         triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[np.inf]])
     with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
         TriageParams(refer_threshold=1.5)
+
+
+def test_a_second_lesion_in_the_picture_is_said_and_the_answer_is_not_assessable() -> None:
+    """Only the largest lesion is classified: a melanoma beside a larger nevus must not come back ROUTINE."""
+    probs = np.repeat(_probs(NV=1.0), 5, axis=0)
+    fraction = [[0.18], [0.05], [0.05], [0.40], [0.18]]  # other: 2% of the picture at least, and a quarter of it
+    other = np.array([[0.13], [0.02], [0.0199], [0.09], [0.0]], np.float32)  # 0.09 < 0.25 x 0.40
+    out = triage_batch(probs, [[0.2]] * 5, [GOOD] * 5, fraction, TriageParams(refer_threshold=0.5), other=other)
+    assert out.assessable[:, 0].tolist() == [False, False, True, True, True]
+    assert out.refer[:, 0].tolist() == [True, True, False, False, False]
+    assert out.note[0, 0].decode() == ("Another lesion-like area (13% of the picture) was not assessed: only the "
+                                       "largest was; photograph each lesion on its own.")
+    assert out.note[2, 0] == b"" and out.note[3, 0] == b""
+    with pytest.raises(InvalidTensorError, match="OTHER_LESION_FRACTION must be"):
+        triage_with_other(_probs(NV=1.0), [[0.1]], [GOOD], [[0.1]], np.zeros((2, 1), np.float32))

@@ -1,4 +1,5 @@
-"""Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE -> CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP."""
+"""Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE -> CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP,
+OTHER_LESION_FRACTION."""
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from preprocess.contract import (
     CROP_MODEL,
     LESION_FRACTION,
     MASK,
+    OTHER_LESION_FRACTION,
     SCALE,
     SEG_PROB,
     SEG_SIZE,
@@ -56,4 +58,5 @@ class TritonPythonModel:
     def _compute(self, prob, work, scale):
         out = crop_batch(prob, work, scale, self.params)
         return {CLS_INPUT.name: out.cls_input, MASK.name: out.mask, BBOX.name: out.bbox,
-                LESION_FRACTION.name: out.lesion_fraction, CROP.name: out.crop}
+                LESION_FRACTION.name: out.lesion_fraction, CROP.name: out.crop,
+                OTHER_LESION_FRACTION.name: out.other_fraction}

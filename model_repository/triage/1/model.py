@@ -1,5 +1,6 @@
-"""Triton adapter for ``triage``: CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION -> REFER,
-REFER_SCORE, ASSESSABLE, NOTE, and the public PROBABILITIES, OOD_SCORE and LESION_FRACTION passed on."""
+"""Triton adapter for ``triage``: CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION,
+OTHER_LESION_FRACTION -> REFER, REFER_SCORE, ASSESSABLE, NOTE, and the public PROBABILITIES, OOD_SCORE and
+LESION_FRACTION passed on."""
 import json
 
 import triton_python_backend_utils as pb_utils
@@ -13,6 +14,7 @@ from preprocess.contract import (
     LESION_FRACTION,
     NOTE,
     OOD_SCORE,
+    OTHER_LESION_FRACTION,
     PROBABILITIES,
     QUALITY,
     REFER,
@@ -23,7 +25,7 @@ from preprocess.params import step_params
 from preprocess.triage import TriageParams, triage_batch
 
 INPUTS = {"probabilities": CLS_PROBABILITIES, "ood_score": CLS_OOD_SCORE, "quality": QUALITY,
-          "lesion_fraction": CROP_LESION_FRACTION}
+          "lesion_fraction": CROP_LESION_FRACTION, "other_lesion_fraction": OTHER_LESION_FRACTION}
 
 
 class TritonPythonModel:
@@ -38,8 +40,8 @@ class TritonPythonModel:
         parsed = [input_rows(r, pb_utils, INPUTS) for r in requests]
         return triton_responses(batch_execute(parsed, self._compute), pb_utils, TRIAGE_MODEL)
 
-    def _compute(self, probabilities, ood_score, quality, lesion_fraction):
-        out = triage_batch(probabilities, ood_score, quality, lesion_fraction, self.params)
+    def _compute(self, probabilities, ood_score, quality, lesion_fraction, other_lesion_fraction):
+        out = triage_batch(probabilities, ood_score, quality, lesion_fraction, other_lesion_fraction, self.params)
         return {REFER.name: out.refer, REFER_SCORE.name: out.refer_score, ASSESSABLE.name: out.assessable,
                 NOTE.name: out.note, PROBABILITIES.name: probabilities, OOD_SCORE.name: ood_score,
                 LESION_FRACTION.name: lesion_fraction}
