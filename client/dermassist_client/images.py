@@ -157,8 +157,14 @@ def as_srgb(image: Image.Image) -> Image.Image:
     """``image`` as RGB in the colours a colour-managed viewer shows: an embedded ICC profile converted to sRGB.
 
     For display (the demo's overlay): the pixels a browser is given carry no profile. A profile Pillow cannot use
-    leaves the pixels as they are; the service names it when the image is analysed.
+    leaves the pixels as they are; the service names it when the image is analysed. A 16-bit greyscale picture is
+    shown by its top 8 bits (``convert("RGB")`` alone clips every value over 255 to white).
     """
+    if image.mode in _SIXTEEN_BIT_MODES:
+        eight = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        shown = Image.fromarray(eight)
+        shown.info.update(image.info)
+        image = shown
     rgb = image.convert("RGB")
     profile = rgb.info.get("icc_profile")
     if not profile:

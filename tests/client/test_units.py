@@ -140,6 +140,13 @@ def test_a_pil_image_keeps_its_colour_profile_when_encoded():
     assert "icc_profile" not in Image.open(io.BytesIO(encode_image(Image.new("RGB", (60, 40))).data)).info
 
 
+def test_the_overlay_of_a_16_bit_greyscale_picture_shows_its_greys_not_white():
+    result = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
+    grey16 = Image.fromarray(np.full((450, 600), 30000, np.uint16))  # mid grey at 16 bits (mode I;16)
+    out = np.asarray(draw_overlay(grey16, result))
+    assert tuple(out[10, 10]) == (117, 117, 117)  # 30000 >> 8, by hand; convert("RGB") made it 255
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
 @pytest.mark.parametrize("orientation,size", [(1, (80, 60)), (3, (80, 60)), (6, (60, 80)), (8, (60, 80))])
 def test_encoded_size_is_the_displayed_size(fmt, orientation, size):
