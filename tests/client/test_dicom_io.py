@@ -25,6 +25,7 @@ from dermassist_client.dicom.errors import (
     UnsupportedTransferSyntaxError,
 )
 from dermassist_client.dicom.identity import OutputIdentity
+from dermassist_client.dicom.report import lesion_area_mm2
 from dermassist_client.dicom.source import read_dicom
 from dermassist_client.errors import DermAssistClientError
 from tests.support import dicom_images as di
@@ -287,3 +288,13 @@ def test_snomed_codes_shared_with_dicom_match_its_dictionary():
 
     assert SNOMED_BY_CLASS["AK"].code == codes.SCT.ActinicKeratosis.value
     assert SNOMED_BY_CLASS["SCC"].code == codes.SCT.SquamousCellCarcinomaOfSkin.value
+
+
+def test_the_lesion_area_multiplies_row_and_column_spacing(tmp_path, ham_jpeg):
+    """Pixels are not always square: 0.05 mm rows by 0.08 mm columns make each pixel 0.004 mm2."""
+    dataset = di.photograph(ham_jpeg, PATIENT, pixel_spacing_mm=0.05)
+    dataset.PixelSpacing = [0.05, 0.08]
+    image = read_dicom(di.save(dataset, tmp_path / "oblong.dcm"))
+    mask = np.zeros((image.size[1], image.size[0]), bool)
+    mask[10:20, 10:60] = True  # 500 pixels
+    assert lesion_area_mm2(image, mask) == pytest.approx(500 * 0.05 * 0.08)

@@ -60,6 +60,7 @@ def test_bundle_with_triage_outputs(tmp_path):
     assert observations["LESION_FRACTION"]["component"][0]["valueQuantity"] == {
         "value": 42.5, "unit": "mm2", "system": "http://unitsofmeasure.org", "code": "mm2"}
 
+    assert report["subject"]["display"] == "Unit, Test J"  # DICOM Unit^Test^J: family name, then given names
     for resource in [report, *observations.values()]:
         assert resource["status"] == "preliminary" and resource["subject"]["identifier"] == {
             "system": "urn:oid:1.2.3.4.5", "value": "DA-UNIT-0042", "assigner": {"display": "DERMASSIST-TEST"}}
