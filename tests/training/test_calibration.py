@@ -69,6 +69,10 @@ def test_mahalanobis_by_hand_and_the_scale() -> None:
     # cov = 0.5 * diag(2, 0) + 0.5 * I * (2 / 2) = diag(1.5, 0.5): distance of (1, 1) to (1, 0) is sqrt(1 / 0.5)
     assert shrunk.distances(np.array([[1.0, 1.0]]))[0] == pytest.approx(np.sqrt(2.0))
     assert quantile_scale(np.arange(101.0), 0.95) == pytest.approx(95.0)
+    # mean variance 4, not 1 (where shrinking towards the identity would agree): points 0, 4 and 12, 16 make
+    # cov = diag(8, 0) (4 + 4 over 4 - 2), shrunk by 0.5 towards I * 8 / 2 = 4: diag(6, 2); (2, 1) is at sqrt(1 / 2)
+    wide = fit_mahalanobis(np.array([[0.0, 0.0], [4.0, 0.0], [12.0, 0.0], [16.0, 0.0]]), [0, 0, 1, 1], shrinkage=0.5)
+    assert wide.distances(np.array([[2.0, 1.0]]))[0] == pytest.approx(np.sqrt(0.5))
 
 
 def test_quality_limits_pass_every_training_image() -> None:
@@ -76,5 +80,8 @@ def test_quality_limits_pass_every_training_image() -> None:
     sharp, bright = rng.uniform(20, 800, 500), rng.uniform(80, 210, 500)
     limits = fit_quality_limits(sharp, bright)
     assert limits.min_sharpness == pytest.approx(np.percentile(sharp, 1) / 2)
+    # brightness: the 0.5 and 99.5 percentiles widened by 35% of the room to black and to white, by hand
+    ramp = fit_quality_limits(np.full(201, 100.0), np.linspace(50.0, 250.0, 201))  # percentiles 51 and 249
+    assert ramp.min_brightness == pytest.approx(51.0 * 0.65) and ramp.max_brightness == pytest.approx(249.0 + 6 * 0.35)
     assert limits.min_brightness < bright.min() and limits.max_brightness > bright.max()
 

@@ -35,6 +35,16 @@ def test_thresholded_jaccard_zeroes_images_below_065() -> None:
     assert m["thresholded_jaccard"] == pytest.approx(0.9 / 2)
 
 
+def test_a_jaccard_of_exactly_065_counts() -> None:
+    """ISIC's rule zeroes an image BELOW 0.65: 13 of 20 pixels found, none extra, is exactly 0.65 and is kept."""
+    truth = np.zeros((1, 4, 5), np.float32)
+    truth[0] = 1.0  # 20 pixels
+    found = truth.copy()
+    found[0].flat[13:] = 0.0  # 13 of them
+    m = segmentation_metrics(truth, found)
+    assert m["jaccard"] == pytest.approx(0.65) and m["thresholded_jaccard"] == pytest.approx(0.65)
+
+
 def test_threshold_changes_the_mask_and_tuning_finds_it() -> None:
     truth = _square(20, 5, 15)[None]
     prob = np.where(truth > 0, 0.6, 0.3).astype(np.float32)
