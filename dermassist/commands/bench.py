@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--report-dir", help=setting_help(B, "report_dir", "where latest.md / latest.json go"))
     parser.add_argument("--tools-dir", help=setting_help(B, "tools_dir", "where perf_analyzer is unpacked"))
     parser.add_argument("--no-perf-analyzer", dest="perf_analyzer", action="store_const", const=False,
-                        help=setting_help(B, "perf_analyzer", "skip perf_analyzer"))
+                        help=setting_help(B, "perf_analyzer", "skip perf_analyzer (it runs unless this flag or the "
+                                          "variable false says otherwise)"))
 
 
 def run(args: argparse.Namespace) -> int:
