@@ -292,12 +292,30 @@ def metrics_from_release(release: dict) -> dict:
     }
 
 
+def evaluated_sets(release_dir: Path) -> dict[str, dict]:
+    """Each real set the release was evaluated on, from its ``reports/<set>/report.json``: name, size, data folder
+    and split with its manifest (inside the release, relative to it; empty for a set used whole)."""
+    sets = {}
+    for path in sorted(Path(release_dir).glob("reports/*/report.json")):
+        report = json.loads(path.read_text())
+        manifest = report.get("split_manifest") or ""
+        if manifest:
+            splits = Path(release_dir).resolve() / "splits"
+            named = splits / Path(manifest).name
+            manifest = f"splits/{named.name}" if named.is_file() else manifest
+        sets[report["name"]] = {"name": report["name"], "images": report["images"],
+                                "data": Path(report.get("data") or "").name, "split": report.get("split"),
+                                "split_manifest": manifest}
+    return sets
+
+
 def write_metrics(release_dir: Path, reports: Path) -> dict:
     """Write ``metrics.json`` for a release and copy its report plots beside it."""
     release = read_release(release_dir)
     reports = Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     metrics = metrics_from_release(release)
+    metrics["evaluation"]["sets"] = evaluated_sets(Path(release_dir))
     (reports / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
     for png in Path(release_dir).glob("reports/**/*.png"):
         shutil.copy2(png, reports / f"{png.parent.name}_{png.name}")

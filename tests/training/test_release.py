@@ -109,6 +109,21 @@ def test_metrics_json_keys_from_a_release() -> None:
     assert metrics["dataset"]["splits"]["classifier"].startswith("splits/")
 
 
+def test_metrics_json_names_each_evaluated_set_its_size_and_split_manifest(tmp_path: Path) -> None:
+    """ARCHITECTURE: metrics.json gives, for each real set evaluated, its name, size and split manifest."""
+    from training.pipeline import write_metrics
+    from training.release import RELEASE_DIR
+
+    sets = write_metrics(RELEASE_DIR, tmp_path)["evaluation"]["sets"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["evaluation"]["sets"] == sets
+    assert set(sets) == {"isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation"}
+    assert sets["isic2018_task3_test"] == {"name": "isic2018_task3_test", "images": 159, "data": "isic2018_task3",
+                                           "split": "test", "split_manifest": "splits/classifier_split.json"}
+    assert sets["isic2017_validation"]["split_manifest"] == "splits/segmenter_split.json"
+    assert sets["ham10000_sample"]["split"] is None and sets["ham10000_sample"]["split_manifest"] == ""
+    assert all(s["images"] > 0 for s in sets.values())
+
+
 @pytest.mark.slow
 def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path) -> None:
     import subprocess
