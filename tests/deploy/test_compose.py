@@ -44,6 +44,8 @@ def test_triton_service_gpu_shm_readonly_repository_and_flags(config: dict):
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
     assert triton["shm_size"]
+    # compose's default 10 s before SIGKILL would cut the guard's 30 s drain of the calls in flight
+    assert triton["stop_grace_period"] in ("60s", "1m0s", "1m")
     # docker-compose 1.29 prints volumes in the short SOURCE:TARGET:MODE form
     (volume,) = [v for v in triton["volumes"] if v.split(":")[1] == "/models"]
     source, _, mode = volume.split(":")
