@@ -3,13 +3,16 @@ error message back as an exception of the caller's choosing; the entry of a trai
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from dermassist.base.errors import DermAssistError
 from dermassist.base.frameworks import TF_SILENT, framework_env
 from dermassist.base.logs import configure_logging
+from preprocess.errors import PreprocessError
 
 ERROR_PREFIX = "CHILD-ERROR: "
 
@@ -36,7 +39,12 @@ def stage_main(module: str, description: str | None, add_arguments: Callable[[ar
     configure_logging()
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     add_arguments(parser)
-    run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (DermAssistError, PreprocessError) as e:  # a clear message already: said once, without a traceback
+        logging.getLogger(module).error("%s", e)
+        return 2
     return 0
 
 
@@ -44,8 +52,12 @@ def child_main(action: Callable[[], str]) -> int:
     """Body of a child's ``main``: print the action's message, or its DermAssistError for ``run_child``."""
     try:
         message = action()
-    except DermAssistError as e:
+    except (DermAssistError, PreprocessError) as e:
         print(ERROR_PREFIX + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a framework's own error (Keras, PyTorch, zlib): its type and words
+        traceback.print_exc()
+        print(ERROR_PREFIX + f"{type(e).__name__}: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     print(message)
     return 0

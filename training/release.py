@@ -6,6 +6,8 @@ import json
 import os
 import stat
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -86,7 +88,10 @@ def save_weights(path: Path, arrays: Mapping[str, np.ndarray], keep: tuple[str, 
     """Write arrays to a compressed ``.npz``, floats as float16 unless kept."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **to_float16(arrays, keep))
+    partial = path.with_name(path.name + ".partial")  # an interrupted write never leaves a cut file under the name
+    with open(partial, "wb") as f:
+        np.savez_compressed(f, **to_float16(arrays, keep))
+    os.replace(partial, path)
     return path
 
 
@@ -95,5 +100,6 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise ReleaseError(f"weights file {path} cannot be read ({e}); restore the release from git") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ReleaseError(f"weights file {path} cannot be read ({type(e).__name__}: {e}); expected the .npz a build "
+                           "writes: restore the release from git or build it again") from e

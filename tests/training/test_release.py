@@ -204,3 +204,13 @@ def test_the_released_segmenter_predicts_masks_that_match_ph2(tmp_path: Path, sh
     # the release's own weights (most of PH2 was in its training data: a check of the weights, not a quality figure)
     figures = segmentation_metrics(truth.astype(np.float32), prob, read_release(RELEASE_DIR)["segmenter"]["threshold"])
     assert figures["jaccard"] > 0.75, figures
+
+
+def test_weights_are_written_whole_or_not_at_all_and_a_cut_file_is_named(tmp_path: Path) -> None:
+    from training.release import ReleaseError, load_weights, save_weights
+
+    path = save_weights(tmp_path / "classifier.npz", {"w": np.ones((64, 64), np.float32)})
+    assert list(tmp_path.iterdir()) == [path] and load_weights(path)["w"].dtype == np.float16
+    path.write_bytes(path.read_bytes()[:200])  # what an interrupted in-place write left
+    with pytest.raises(ReleaseError, match="classifier.npz cannot be read .*build it again"):
+        load_weights(path)

@@ -28,6 +28,10 @@ def test_check_parity_accepts_equal_and_refuses_different_outputs() -> None:
         check_parity("x", a, a + 1e-3)
     with pytest.raises(ExportError, match="shape"):
         check_parity("x", a, a[:1])
+    broken = a.copy()
+    broken[1, 3] = np.nan  # NaN weights: the eager model is what is broken, not the export
+    with pytest.raises(ExportError, match="own .eager. output holds NaN or infinite values, so its weights do"):
+        check_parity("x", broken, broken.copy())
 
 
 SEGMENTER_PARITY = """
