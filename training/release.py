@@ -103,3 +103,30 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ReleaseError(f"weights file {path} cannot be read ({type(e).__name__}: {e}); expected the .npz a build "
                            "writes: restore the release from git or build it again") from e
+
+
+def recorded_values(cls: type, values: Mapping, where: str):
+    """The tuned values a release records for one step (``cls``: its frozen settings), every field present, none
+    unknown, each of its field's type and validated by ``cls`` itself, or ReleaseError naming what is wrong."""
+    import dataclasses
+    import math
+
+    from preprocess.errors import PreprocessError
+
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    missing, unknown = sorted(set(fields) - set(values)), sorted(set(values) - set(fields))
+    if missing or unknown:
+        raise ReleaseError(f"{where} in release.json must hold exactly {', '.join(fields)}; missing {missing or 'none'}, "
+                           f"unknown {unknown or 'none'}: restore release.json from git or rebuild the release")
+    for name, kind in fields.items():
+        value = values[name]
+        wanted_bool = kind in (bool, "bool")
+        good = isinstance(value, bool) if wanted_bool else (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        if not good:
+            raise ReleaseError(f"{where}.{name} in release.json must be {'true or false' if wanted_bool else 'a finite number'}, "
+                               f"got {value!r}: restore release.json from git or rebuild the release")
+    try:
+        return cls(**values)
+    except PreprocessError as e:
+        raise ReleaseError(f"{where} in release.json: {e}; restore release.json from git or rebuild the release") from e

@@ -214,3 +214,21 @@ def test_weights_are_written_whole_or_not_at_all_and_a_cut_file_is_named(tmp_pat
     path.write_bytes(path.read_bytes()[:200])  # what an interrupted in-place write left
     with pytest.raises(ReleaseError, match="classifier.npz cannot be read .*build it again"):
         load_weights(path)
+
+
+def test_a_releases_tuned_values_are_all_there_typed_and_valid_or_named() -> None:
+    """A hand-edited release.json served the contract's default threshold (0.20 for 0.066) without a word."""
+    from preprocess.triage import TriageParams
+    from training.release import ReleaseError, recorded_values
+
+    good = {"refer_threshold": 0.066, "ood_limit": 1.0, "refer_when_not_assessable": True}
+    assert recorded_values(TriageParams, good, "triage.values") == TriageParams(0.066, 1.0, True)
+    cases = [({k: v for k, v in good.items() if k != "refer_threshold"}, "missing \\['refer_threshold'\\]"),
+             ({**good, "refer_treshold": 0.1}, "unknown \\['refer_treshold'\\]"),
+             ({**good, "refer_threshold": "0.066"}, "refer_threshold .* must be a finite number, got '0.066'"),
+             ({**good, "ood_limit": float("nan")}, "ood_limit .* must be a finite number"),
+             ({**good, "refer_when_not_assessable": "nope"}, "must be true or false, got 'nope'"),
+             ({**good, "refer_threshold": 1.5}, "refer_threshold must lie in")]
+    for values, message in cases:
+        with pytest.raises(ReleaseError, match=message):
+            recorded_values(TriageParams, values, "triage.values")

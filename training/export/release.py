@@ -38,7 +38,7 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     from preprocess.triage import TriageParams
 
     from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
-    from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release
+    from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release, recorded_values
     from .classifier import ClassifierCalibration, export_classifier
     from .steps import write_step_file
 
@@ -49,8 +49,8 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     calibration = ClassifierCalibration(float(section["temperature"]), arrays[OOD_MEANS], arrays[OOD_PRECISION],
                                         float(section["ood_scale"]), section["figures"].get("calibration", {}))
     done = export_classifier(model_from_arrays(arrays, str(path)), repository, calibration)
-    triage = TriageParams(**release["triage"]["values"])
-    quality = QualityLimits(**release["quality"]["values"])
+    triage = recorded_values(TriageParams, release["triage"]["values"], "triage.values")
+    quality = recorded_values(QualityLimits, release["quality"]["values"], "quality.values")
     write_step_file(repository, TRIAGE_MODEL, triage.as_dict(), release["triage"]["figures"], _source(release))
     write_step_file(repository, PREPARE_MODEL, quality.as_dict(), release["quality"]["figures"], _source(release))
     return (f"classifier -> {done.torchscript} (parity {done.max_abs_diff:.1e}, T {calibration.temperature:.3f}), "
