@@ -94,8 +94,8 @@ def server_statistics(host: str, admin_headers: dict[str, str], root_certificate
 def _admin_headers(run: RunConfig, guard) -> dict[str, str] | None:
     from dermassist.base.server_config import GRPC_ADMIN_HEADER, read_secret_file
 
-    if guard is not None:
-        return guard.guard.triton_config.grpc_admin_headers
+    if guard is not None:  # the key the public port takes (the front swaps it for tritonserver's own)
+        return {GRPC_ADMIN_HEADER: guard.guard.admin_key}
     if run.admin_key_file:
         return {GRPC_ADMIN_HEADER: read_secret_file(Path(run.admin_key_file), "admin key")}
     return None
