@@ -15,6 +15,10 @@ KERAS_FILENAME = "model.keras"
 TORCHSCRIPT_FILENAME = "model.pt"
 LABELS_FILENAME = "labels.txt"
 CALIBRATION_FILENAME = "calibration.json"
+# Which models a repository serves: the fingerprint of the release `dermassist models` exported, or (beginning with
+# IMPORTED) the models put there another way (`dermassist import`, a training stage's --repository).
+RELEASE_STAMP = ".release-stamp"
+IMPORTED = "imported:"
 _ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, TUNED_FILENAME,
                    CALIBRATION_FILENAME, "__pycache__"}
 
@@ -94,3 +98,12 @@ def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Pat
             dirs_exist_ok=True,
         )
     return destination
+
+
+def mark_not_release(repository: Path, origin: str) -> Path:
+    """Stamp a repository as serving models that are not an exported release (``origin`` says what), so `dermassist
+    models` leaves them in place instead of reporting the release's figures for them."""
+    path = Path(repository) / RELEASE_STAMP
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{IMPORTED} {origin}\n")
+    return path

@@ -30,14 +30,13 @@ def run(args: argparse.Namespace) -> int:
         jobs.append(("keras", check_file(args.keras, "Keras segmenter", (".keras",))))
     if args.torch is not None:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
+    from dermassist.base.repository import mark_not_release
     from training.export.steps import reset_for_imported
-
-    from .models import IMPORTED, STAMP
 
     for kind, path in jobs:
         logger.info("%s", run_import(kind, path, repository))
         reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
-        (Path(repository) / STAMP).write_text(f"{IMPORTED} {kind} {path}\n")
+        mark_not_release(repository, f"{kind} {path}")
     if args.torch is not None:
         logger.warning("the imported classifier is served uncalibrated: its probabilities are the network's own "
                        "(temperature 1), REFER uses the contract's default threshold and the out-of-distribution check "

@@ -12,8 +12,6 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-STAMP = ".release-stamp"
-IMPORTED = "imported:"  # how a stamp written by `dermassist import` begins: the repository serves the user's models
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
@@ -37,7 +35,7 @@ def release_stamp(release: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     """Export the release (or a fresh synthetic one) and write reports/latest/metrics.json."""
     from dermassist.base.paths import PROJECT_ROOT
-    from dermassist.base.repository import SOURCE_REPOSITORY, missing_artifacts
+    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, missing_artifacts
     from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
     from training.release import RELEASE_DIR
 
@@ -53,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         release = args.release or PROJECT_ROOT / "data" / "runs" / "synthetic" / "release"
         build_release(BuildConfig(data=data, out=release, runs=PROJECT_ROOT / "data" / "runs" / "synthetic",
                                   recipe=SYNTHETIC_RECIPE, force=args.force))
-    stamp = Path(repository) / STAMP
+    stamp = Path(repository) / RELEASE_STAMP
     current = release_stamp(release)
     if not args.force and stamp.is_file() and stamp.read_text().startswith(IMPORTED):
         logger.warning("model repository %s serves models brought with `dermassist import` (%s); left as they are, "
@@ -61,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                        "again)", repository, stamp.read_text().strip().removeprefix(IMPORTED).strip())
         return 0
     if args.force or missing_artifacts(repository) or not stamp.is_file() or stamp.read_text() != current:
+        stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):
             logger.info("%s", line)
         stamp.write_text(current)

@@ -62,8 +62,7 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The release's REFER threshold and OOD statistics belong to its own classifier: with an imported one every
     image came back out of distribution, and `dermassist models` reported the release's figures for it."""
-    from dermassist.base.repository import tuned_file
-    from dermassist.commands.models import IMPORTED, STAMP
+    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, tuned_file
     from preprocess.contract import CROP_MODEL, DEFAULT_REFER_THRESHOLD, TRIAGE_MODEL
     from preprocess.params import read_tuned
     from preprocess.triage import OOD_UNCHECKED
@@ -78,7 +77,7 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
     triage = read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))
     assert triage["ood_limit"] == OOD_UNCHECKED and triage["refer_threshold"] == DEFAULT_REFER_THRESHOLD
     assert read_tuned(str(tuned_file(repo, CROP_MODEL).parent))["colour_constancy"] == 0.0
-    assert (repo / STAMP).read_text().startswith(f"{IMPORTED} torch {state}")
+    assert (repo / RELEASE_STAMP).read_text().startswith(f"{IMPORTED} torch {state}")
     model = repo / "lesion_classifier" / "1" / "model.pt"
     before = model.stat().st_mtime_ns
     caplog.clear()

@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> dict:
         exported = export_classifier(model, args.repository, tuned.calibration)
         write_step_values(args.repository, tuned.triage, tuned.quality, tuned.figures, "classifier stage")
         set_crop_colour(args.repository, crop.colour_constancy, "classifier stage")
+        from dermassist.base.repository import mark_not_release
+
+        mark_not_release(args.repository, f"classifier stage {args.out}")
         report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
