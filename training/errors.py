@@ -31,6 +31,10 @@ class MissingImageError(DatasetError):
     """A ground truth lists an image (or its mask) that is not on disk."""
 
 
+class UnreadableImageError(DatasetError):
+    """An image or mask file of a dataset cannot be decoded (truncated, not an image)."""
+
+
 class DuplicateImageError(DatasetError):
     """One image id names two files, or two label rows that disagree."""
 

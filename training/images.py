@@ -8,16 +8,22 @@ import cv2
 import numpy as np
 
 from preprocess.contract import SEG_SIZE
+from preprocess.errors import PreprocessError
 from preprocess.prepare import PreparedImage, prepare_image
 
-from .errors import MaskMismatchError
+from .errors import MaskMismatchError, UnreadableImageError
 from .readers.common import image_size
 from .records import Sample
 
 
 def load_prepared(path: Path) -> PreparedImage:
-    """Decode and prepare an image file with the served ``prepare`` step's own function."""
-    return prepare_image(Path(path).read_bytes())
+    """Decode and prepare an image file with the served ``prepare`` step's own function; a file it refuses is an
+    UnreadableImageError naming the file."""
+    try:
+        return prepare_image(Path(path).read_bytes())
+    except PreprocessError as e:
+        raise UnreadableImageError(f"dataset image {path} cannot be used: {e}; replace the file or remove it from "
+                                   "the dataset (and its CSV row)") from e
 
 
 def seg_input_uint8(prepared: PreparedImage) -> np.ndarray:

@@ -260,3 +260,18 @@ def test_a_ham_row_listed_twice_is_read_once_and_a_conflicting_one_is_refused(sh
     metadata.write_text("\n".join([*lines, ",".join(first)]) + "\n")
     with pytest.raises(DuplicateImageError, match=rf"lines 2 and {len(lines) + 1} both list {first[1]}"):
         read_ham(root)
+
+
+def test_an_unreadable_dataset_file_is_named_not_a_traceback(tmp_path: Path, ham_jpeg: bytes) -> None:
+    from training.errors import UnreadableImageError
+    from training.images import load_prepared
+    from training.readers.common import image_size
+
+    cut = tmp_path / "ISIC_0000001.jpg"
+    cut.write_bytes(ham_jpeg[: len(ham_jpeg) // 3])
+    with pytest.raises(UnreadableImageError, match="dataset image .*ISIC_0000001.jpg cannot be used: .*truncated"):
+        load_prepared(cut)
+    garbage = tmp_path / "ISIC_0000002_segmentation.png"
+    garbage.write_bytes(b"not a png at all")
+    with pytest.raises(UnreadableImageError, match="ISIC_0000002_segmentation.png cannot be read as an image"):
+        image_size(garbage)

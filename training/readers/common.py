@@ -7,7 +7,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import DuplicateImageError, MaskMismatchError, MissingFolderError, UnknownLabelError
+from ..errors import (
+    DuplicateImageError,
+    MaskMismatchError,
+    MissingFolderError,
+    UnknownLabelError,
+    UnreadableImageError,
+)
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
@@ -68,8 +74,12 @@ def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file from its header."""
-    with Image.open(path) as im:
-        return int(im.size[0]), int(im.size[1])
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
+        raise UnreadableImageError(f"dataset file {path} cannot be read as an image ({e}); replace the file or remove "
+                                   "it from the dataset") from e
 
 
 def check_mask_size(image: Path, mask: Path) -> None:
