@@ -49,18 +49,33 @@ class Recipe:
     cls_args: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.seg_data, str) or not self.seg_data:
+            raise TrainingConfigError(f"recipe seg_data must be a dataset folder name, got {self.seg_data!r}")
+        for name in ("seg_extra", "cls_data", "seg_args", "cls_args"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise TrainingConfigError(f"recipe {name} must be a list of strings (e.g. [\"--epochs\", \"100\"]), "
+                                          f"got {value!r}")
         if not self.cls_data:
             raise TrainingConfigError("a recipe needs at least one classification dataset (cls_data)")
 
     @classmethod
     def from_dict(cls, values: dict) -> Recipe:
-        """The recipe recorded in a release.json."""
+        """The recipe recorded in a release.json (each list a JSON list: a string is not split into characters)."""
+        if not isinstance(values, dict):
+            raise ReleaseError(f"a recipe must be a JSON object with seg_data, seg_extra, cls_data, seg_args and "
+                               f"cls_args, got {type(values).__name__}")
         try:
-            return cls(values["seg_data"], tuple(values["seg_extra"]), tuple(values["cls_data"]),
-                       tuple(values["seg_args"]), tuple(values["cls_args"]))
-        except (KeyError, TypeError) as e:
+            lists = {k: values[k] for k in ("seg_extra", "cls_data", "seg_args", "cls_args")}
+            seg_data = values["seg_data"]
+        except KeyError as e:
             raise ReleaseError(f"release recipe {values!r} lacks {e}; expected seg_data, seg_extra, cls_data, "
                                "seg_args and cls_args") from e
+        wrong = [k for k, v in lists.items() if not isinstance(v, list)]
+        if wrong:
+            raise ReleaseError(f"recipe {', '.join(wrong)} must be JSON lists of strings, got "
+                               f"{', '.join(repr(lists[k]) for k in wrong)}")
+        return cls(seg_data, *(tuple(lists[k]) for k in ("seg_extra", "cls_data", "seg_args", "cls_args")))
 
 
 # The recipe of the shipped release: ISIC 2017 Training + PH2 for the UNet (ISIC 2017 Validation is its
@@ -100,6 +115,9 @@ class BuildConfig(Settings):
     def __post_init__(self) -> None:
         for name in ("data", "out", "runs"):  # one spelling per folder, so stage fingerprints do not depend on it
             object.__setattr__(self, name, Path(getattr(self, name)).resolve())
+            if Path(getattr(self, name)).exists() and not Path(getattr(self, name)).is_dir():
+                raise TrainingConfigError(f"--{name} {getattr(self, name)} is a file; expected a folder (it is checked "
+                                          "before any training, not after the first stage)")
         for name in (self.recipe.seg_data, *self.recipe.seg_extra, *self.recipe.cls_data):
             if not (Path(self.data) / name).is_dir():
                 raise TrainingConfigError(

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = vars(args)
     if args.recipe is not None:  # else the config's default: the built-in real-data recipe
-        overrides = {**overrides, "recipe": Recipe.from_dict(json.loads(Path(args.recipe).read_text())["recipe"])}
+        overrides = {**overrides, "recipe": Recipe.from_dict(read_recipe(Path(args.recipe)))}
     config = BuildConfig.resolve(overrides)
     if args.retune:
         retune_release(config)
@@ -61,6 +61,22 @@ def run(args: argparse.Namespace) -> int:
     release = read_release(config.out)
     logger.info("release %s written to %s", release.get("version"), config.out)
     return 0
+
+
+def read_recipe(path: Path) -> dict:
+    """The ``recipe`` object of a release.json (or of a file holding one), or TrainingConfigError naming the file."""
+    from training.errors import TrainingConfigError
+
+    try:
+        recorded = json.loads(path.read_text())
+    except OSError as e:
+        raise TrainingConfigError(f"recipe file {path} cannot be read ({e}); pass a release.json, e.g. "
+                                  "training/release/release.json") from e
+    except json.JSONDecodeError as e:
+        raise TrainingConfigError(f"recipe file {path} is not JSON ({e}); pass a release.json") from e
+    if not isinstance(recorded, dict) or "recipe" not in recorded:
+        raise TrainingConfigError(f"recipe file {path} has no 'recipe' object; pass a release.json, which records one")
+    return recorded["recipe"]
 
 
 def evaluate_release(folder: Path, data: Path) -> dict:

@@ -232,3 +232,33 @@ def test_a_releases_tuned_values_are_all_there_typed_and_valid_or_named() -> Non
     for values, message in cases:
         with pytest.raises(ReleaseError, match=message):
             recorded_values(TriageParams, values, "triage.values")
+
+
+def test_a_bad_recipe_is_refused_before_anything_trains(tmp_path: Path) -> None:
+    from dermassist.commands.release import read_recipe
+    from training.errors import TrainingConfigError
+    from training.pipeline import REAL_RECIPE, BuildConfig, Recipe
+    from training.release import ReleaseError
+
+    good = {"seg_data": "isic2017_seg_256", "seg_extra": ["ph2"], "cls_data": ["isic2018_task3"],
+            "seg_args": ["--epochs", "1"], "cls_args": ["--epochs", "1"]}
+    assert Recipe.from_dict(good).cls_args == ("--epochs", "1")
+    with pytest.raises(ReleaseError, match="cls_args must be JSON lists of strings, got '--epochs 1'"):
+        Recipe.from_dict({**good, "cls_args": "--epochs 1"})  # was split into characters
+    with pytest.raises(TrainingConfigError, match="seg_args must be a list of strings"):
+        Recipe.from_dict({**good, "seg_args": ["--epochs", 1]})
+    with pytest.raises(ReleaseError, match="lacks 'cls_data'"):
+        Recipe.from_dict({k: v for k, v in good.items() if k != "cls_data"})
+    for content, message in ((None, "cannot be read"), ("{not json", "is not JSON"), ('{"name": 1}', "no 'recipe'")):
+        path = tmp_path / "recipe.json"
+        path.unlink(missing_ok=True)
+        if content is not None:
+            path.write_text(content)
+        with pytest.raises(TrainingConfigError, match=message):
+            read_recipe(path)
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("x")
+    from training.pipeline import SHARED_DATA
+
+    with pytest.raises(TrainingConfigError, match="--out .*out.txt is a file"):
+        BuildConfig(data=SHARED_DATA, out=a_file, runs=tmp_path / "runs", recipe=REAL_RECIPE)
