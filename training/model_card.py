@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .classifier.schedule import PRETRAINED_SHA256_PREFIX
+from .release import MODEL_CARD as CARD
 from .release import read_release
 
-CARD = "MODEL_CARD.md"
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
 # The served reports whose classification and referral rows the card shows, in this order.

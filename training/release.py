@@ -3,6 +3,7 @@ split manifests, reports and the model card. Framework-free: the stages fill it,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -17,7 +18,10 @@ from dermassist.base.paths import PROJECT_ROOT
 
 from .errors import TrainingError
 
+logger = logging.getLogger(__name__)
+
 RELEASE_DIR = PROJECT_ROOT / "training" / "release"
+MODEL_CARD = "MODEL_CARD.md"  # written by training.model_card from release.json
 MANIFEST = "release.json"
 MANIFEST_MODE = 0o644  # a new manifest is readable by the serving user, like the weights beside it
 SEGMENTER_WEIGHTS = "segmenter.npz"
@@ -62,13 +66,21 @@ def classifier_colour_constancy(release: Mapping) -> float:
     return float(release.get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
 
 
-def update_release(folder: Path, sections: Mapping[str, object]) -> Path:
-    """Merge top-level sections into ``release.json`` (created when absent), written atomically."""
+def update_release(folder: Path, sections: Mapping[str, object], new_weights: bool = False) -> Path:
+    """Merge top-level sections into ``release.json`` (created when absent), written atomically.
+
+    ``new_weights``: the sections come with weights the release's served figures were not measured on, so its
+    ``evaluation`` section and model card go (`dermassist release --evaluate-only` measures and writes them again).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST
     release = json.loads(path.read_text()) if path.is_file() else {}
     release.update(sections)
+    if new_weights and (release.pop("evaluation", None) is not None or (folder / MODEL_CARD).is_file()):
+        (folder / MODEL_CARD).unlink(missing_ok=True)
+        logger.warning("%s: its served figures and model card described the weights replaced now; removed (run "
+                       "`dermassist release --evaluate-only --out %s` to measure and write them again)", folder, folder)
     mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else MANIFEST_MODE
     with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
         json.dump(release, f, indent=1, sort_keys=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from pathlib import Path
 
@@ -262,3 +263,20 @@ def test_a_bad_recipe_is_refused_before_anything_trains(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingConfigError, match="--out .*out.txt is a file"):
         BuildConfig(data=SHARED_DATA, out=a_file, runs=tmp_path / "runs", recipe=REAL_RECIPE)
+
+
+def test_new_weights_take_the_served_figures_and_card_of_the_old_ones_with_them(tmp_path: Path) -> None:
+    """A stage writing into a release left its old served figures, which `dermassist models` then reported."""
+    from training.pipeline import metrics_from_release
+    from training.release import MANIFEST, MODEL_CARD, RELEASE_DIR, read_manifest, update_release
+
+    for name in (MANIFEST, MODEL_CARD):
+        shutil.copy2(RELEASE_DIR / name, tmp_path / name)
+    update_release(tmp_path, {"name": "renamed"})  # no new weights: figures kept
+    assert "evaluation" in read_manifest(tmp_path) and (tmp_path / MODEL_CARD).is_file()
+    segmenter = read_manifest(tmp_path)["segmenter"]
+    update_release(tmp_path, {"segmenter": {**segmenter, "threshold": 0.45}}, new_weights=True)
+    release = read_manifest(tmp_path)
+    assert "evaluation" not in release and not (tmp_path / MODEL_CARD).exists()
+    served = read_release(RELEASE_DIR)["evaluation"]["segmentation_val"]["jaccard"]
+    assert metrics_from_release(release)["segmentation"]["val"]["jaccard"] != served  # the training-time figure now

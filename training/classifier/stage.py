@@ -164,7 +164,7 @@ def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
         "triage": {"values": tuned.triage.as_dict(), "figures": {"val": tuned.figures["val"]["operating_point"],
                                                                    "test": tuned.figures["test"]["operating_point"]}},
         "quality": {"values": tuned.quality.as_dict(), "figures": tuned.figures["quality"]},
-    })
+    }, new_weights=True)
 
 
 def _released_colour(folder: Path) -> float:

@@ -106,7 +106,7 @@ def write_release_section(model, config: SegmenterConfig, report: dict, folder: 
         "unet": unet, "threshold": report["threshold"], "margin": DEFAULT_MARGIN,
         "figures": {**figures, **({"test": report["test"]} if "test" in report else {})},
         "config": report["config"], "seconds": report["seconds"],
-    }})
+    }}, new_weights=True)
 
 
 def main(argv: list[str] | None = None) -> int:
