@@ -280,3 +280,16 @@ def test_new_weights_take_the_served_figures_and_card_of_the_old_ones_with_them(
     assert "evaluation" not in release and not (tmp_path / MODEL_CARD).exists()
     served = read_release(RELEASE_DIR)["evaluation"]["segmentation_val"]["jaccard"]
     assert metrics_from_release(release)["segmentation"]["val"]["jaccard"] != served  # the training-time figure now
+
+
+def test_a_classifier_stage_cuts_its_crops_at_the_threshold_its_release_serves(tmp_path: Path) -> None:
+    from training.classifier.stage import _check_release_threshold
+    from training.errors import TrainingConfigError
+    from training.release import MANIFEST, RELEASE_DIR
+
+    served = read_release(RELEASE_DIR)["segmenter"]["threshold"]
+    _check_release_threshold(RELEASE_DIR, served)
+    _check_release_threshold(tmp_path, 0.2)  # a release not written yet: its segmenter comes with this threshold
+    shutil.copy2(RELEASE_DIR / MANIFEST, tmp_path / MANIFEST)
+    with pytest.raises(TrainingConfigError, match=f"--crop-threshold 0.2 differs from the threshold {served:g}"):
+        _check_release_threshold(tmp_path, 0.2)

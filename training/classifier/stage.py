@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> dict:
     config = config_from_args(args)
     options = StageOptions.resolve(vars(args))
     crop = options.crop()
+    if args.release is not None:
+        _check_release_threshold(Path(args.release), crop.threshold)
     if args.retune:
         if args.release is None:
             raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
@@ -165,6 +167,20 @@ def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
                                                                    "test": tuned.figures["test"]["operating_point"]}},
         "quality": {"values": tuned.quality.as_dict(), "figures": tuned.figures["quality"]},
     }, new_weights=True)
+
+
+def _check_release_threshold(folder: Path, threshold: float) -> None:
+    """The crops a release's classifier trains on are cut at the threshold its segmenter is served with."""
+    from ..release import MANIFEST, read_manifest
+
+    if not (Path(folder) / MANIFEST).is_file():
+        return  # a new release: the build writes the segmenter first, with this threshold
+    served = read_manifest(folder).get("segmenter", {}).get("threshold")
+    if served is not None and abs(float(served) - threshold) > 1e-9:
+        raise TrainingConfigError(
+            f"--crop-threshold {threshold:g} differs from the threshold {float(served):g} the segmenter of release "
+            f"{folder} is served with: the classifier would train on other crops than it is served; pass "
+            f"--crop-threshold {float(served):g}")
 
 
 def _released_colour(folder: Path) -> float:
