@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,19 @@ def source_digest(stage: str) -> str:
     return h.hexdigest()[:16]
 
 
+def data_digest(folders: Iterable[Path]) -> str:
+    """Hash of what dataset folders hold: every file's path, size and modification time, and the bytes of the label
+    files (CSV, XLSX, TXT), so a relabelled or replaced image makes a stage run again."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            info = path.stat()
+            h.update(f"{path.relative_to(folder).as_posix()}:{info.st_size}:{info.st_mtime_ns}".encode())
+            if path.suffix.lower() in (".csv", ".xlsx", ".txt"):
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def fingerprint(*parts: object) -> str:
     """A short stable hash of JSON-able parts."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -201,7 +215,8 @@ def segmenter_stage(config: BuildConfig) -> tuple[list[str], str]:
             "--out", str(runs / "segmenter"), "--release", str(out), "--predict-out", str(runs / "predicted_masks"),
             *sum((["--predict-masks", str(data / d)] for d in recipe.cls_data), []),
             *recipe.seg_args, *config.extra_args.get("segmenter", ())]
-    return args, fingerprint(args, source_digest("segmenter"))
+    folders = [data / recipe.seg_data, *(data / d for d in recipe.seg_extra), *(data / d for d in recipe.cls_data)]
+    return args, fingerprint(args, source_digest("segmenter"), data_digest(folders))
 
 
 def classifier_args(config: BuildConfig, threshold: float) -> list[str]:
@@ -215,7 +230,8 @@ def classifier_args(config: BuildConfig, threshold: float) -> list[str]:
 def classifier_stage(config: BuildConfig, threshold: float, seg_fp: str) -> tuple[list[str], str]:
     """(arguments, fingerprint) of the classifier stage; the fingerprint also covers the segmenter's."""
     args = classifier_args(config, threshold)
-    return args, fingerprint(args, seg_fp, source_digest("classifier"))
+    folders = [Path(config.data) / d for d in config.recipe.cls_data]
+    return args, fingerprint(args, seg_fp, source_digest("classifier"), data_digest(folders))
 
 
 def build_release(config: BuildConfig) -> dict:

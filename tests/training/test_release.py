@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -293,3 +294,23 @@ def test_a_classifier_stage_cuts_its_crops_at_the_threshold_its_release_serves(t
     shutil.copy2(RELEASE_DIR / MANIFEST, tmp_path / MANIFEST)
     with pytest.raises(TrainingConfigError, match=f"--crop-threshold 0.2 differs from the threshold {served:g}"):
         _check_release_threshold(tmp_path, 0.2)
+
+
+def test_a_stage_runs_again_when_its_data_changed(tmp_path: Path) -> None:
+    """A relabelled CSV left both stages 'current': the release kept the old labels."""
+    from training.pipeline import data_digest
+
+    folder = tmp_path / "ham10000"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "ISIC_0000001.jpg").write_bytes(b"jpeg")
+    labels = folder / "HAM10000_metadata.csv"
+    labels.write_text("image_id,dx\nISIC_0000001,nv\n")
+    before = data_digest([folder])
+    assert data_digest([folder]) == before
+    stamp = labels.stat().st_mtime_ns
+    labels.write_text("image_id,dx\nISIC_0000001,me\n")  # same size, other label
+    os.utime(labels, ns=(stamp, stamp))  # even with its old modification time
+    relabelled = data_digest([folder])
+    assert relabelled != before
+    (folder / "images" / "ISIC_0000002.jpg").write_bytes(b"jpeg")
+    assert data_digest([folder]) not in (before, relabelled)
