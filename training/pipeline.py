@@ -29,7 +29,7 @@ from dermassist.base.settings import Settings
 
 from .child import run_child
 from .errors import StageError, TrainingConfigError
-from .release import ReleaseError, read_manifest, read_release, update_release
+from .release import MANIFEST, ReleaseError, read_manifest, read_release, update_release
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +237,7 @@ def classifier_stage(config: BuildConfig, threshold: float, seg_fp: str) -> tupl
 def build_release(config: BuildConfig) -> dict:
     """Train both models with the recipe into ``config.out``; returns the release manifest."""
     data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
+    _check_out(config)
     state = _load_state(runs / STATE_FILE)
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
@@ -252,6 +253,18 @@ def build_release(config: BuildConfig) -> dict:
         "build_seconds": {k: v.get("seconds") for k, v in state.items()},
     })
     return read_release(out)
+
+
+def _check_out(config: BuildConfig) -> None:
+    """A build resumes into its own release; it does not write over one of another recipe unless forced."""
+    manifest = Path(config.out) / MANIFEST
+    if config.force or not manifest.is_file():
+        return
+    recorded = read_manifest(config.out).get("recipe")
+    if recorded is not None and Recipe.from_dict(recorded) != config.recipe:
+        raise TrainingConfigError(
+            f"{config.out} holds a release of another recipe ({recorded}); a build would replace its weights stage by "
+            "stage: pass another --out, or --force to replace it")
 
 
 def retune_release(config: BuildConfig) -> dict:

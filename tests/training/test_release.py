@@ -314,3 +314,21 @@ def test_a_stage_runs_again_when_its_data_changed(tmp_path: Path) -> None:
     assert relabelled != before
     (folder / "images" / "ISIC_0000002.jpg").write_bytes(b"jpeg")
     assert data_digest([folder]) not in (before, relabelled)
+
+
+def test_a_build_does_not_write_over_a_release_of_another_recipe(tmp_path: Path) -> None:
+    from training.errors import TrainingConfigError
+    from training.pipeline import REAL_RECIPE, SYNTHETIC_RECIPE, BuildConfig, _check_out
+    from training.release import MANIFEST, RELEASE_DIR
+
+    out = tmp_path / "release"
+    out.mkdir()
+    shutil.copy2(RELEASE_DIR / MANIFEST, out / MANIFEST)  # the shipped recipe
+    data = tmp_path / "data"
+    for name in ("isic2018", "ham10000", "isic2017_seg_256", "ph2", "isic2018_task3"):
+        (data / name).mkdir(parents=True)
+    _check_out(BuildConfig(data=data, out=out, runs=tmp_path / "runs", recipe=REAL_RECIPE))  # resumes its own
+    other = BuildConfig(data=data, out=out, runs=tmp_path / "runs", recipe=SYNTHETIC_RECIPE)
+    with pytest.raises(TrainingConfigError, match="holds a release of another recipe.*--force to replace it"):
+        _check_out(other)
+    _check_out(BuildConfig(data=data, out=out, runs=tmp_path / "runs", recipe=SYNTHETIC_RECIPE, force=True))
