@@ -45,7 +45,12 @@ def fit_temperature(logits: np.ndarray, labels: Labels, lo: float = 0.05, hi: fl
         else:
             a = c
         c, d = b - ratio * (b - a), a + ratio * (b - a)
-    return float(np.exp((a + b) / 2.0))
+    temperature = float(np.exp((a + b) / 2.0))
+    if not lo * 1.01 < temperature < hi / 1.01:
+        logger.warning("the fitted temperature %.3f sits at the search bound [%g, %g]: the validation logits are "
+                       "degenerate (a model barely trained, or one class only); the calibration is not meaningful",
+                       temperature, lo, hi)
+    return temperature
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,15 @@ def test_quality_limits_pass_every_training_image() -> None:
     assert ramp.min_brightness == pytest.approx(51.0 * 0.65) and ramp.max_brightness == pytest.approx(249.0 + 6 * 0.35)
     assert limits.min_brightness < bright.min() and limits.max_brightness > bright.max()
 
+
+
+def test_a_temperature_at_the_search_bound_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """Logits that say nothing of the labels (each row's answer right half the time) flatten forever: T runs to 20."""
+    logits = np.array([[5.0, 0.0], [5.0, 0.0]] * 10)
+    with caplog.at_level("WARNING"):
+        temperature = fit_temperature(logits, [0, 1] * 10)
+    assert temperature > 19.0 and "sits at the search bound" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        fit_temperature(np.array([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0]]), [0, 1, 1])
+    assert "search bound" not in caplog.text

@@ -84,7 +84,8 @@ class ClassifierConfig(Settings):
         if self.batch_size < 2:
             raise TrainingConfigError(f"batch size must be >= 2 (batch norm), got {self.batch_size}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}")
+            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}; "
+                                          "pass --warmup-epochs 0 for a run this short")
         for name, lo, hi in (("balance", 0, 1), ("label_smoothing", 0, 0.5), ("ema", 0, 0.99999), ("select_after", 0, 1),
                              ("dropout", 0, 0.9), ("white_balance", 0, 0.5)):
             if not lo <= getattr(self, name) <= hi:

@@ -56,7 +56,8 @@ class SegmenterConfig(Settings):
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingConfigError(f"epochs and batch size must be >= 1, got {self.epochs} and {self.batch_size}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}")
+            raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}; "
+                                          "pass --warmup-epochs 0 for a run this short")
         if not 0 < self.learning_rate < 1:
             raise TrainingConfigError(f"learning rate must lie in (0, 1), got {self.learning_rate}")
         if self.max_train_images < 0:
