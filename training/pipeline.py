@@ -248,11 +248,18 @@ def build_release(config: BuildConfig) -> dict:
            [out / "classifier.npz", runs / "classifier" / "classifier_metrics.json"], cls_fp)
     splits = _copy_split_manifests(runs, out)
     update_release(out, {
-        "name": RELEASE_NAME, "version": RELEASE_VERSION, "created": time.strftime("%Y-%m-%d"),
+        "name": release_name(recipe), "version": RELEASE_VERSION, "created": time.strftime("%Y-%m-%d"),
         "recipe": asdict(recipe), "data": {"root": str(data), "splits": splits},
         "build_seconds": {k: v.get("seconds") for k, v in state.items()},
     })
     return read_release(out)
+
+
+def release_name(recipe: Recipe) -> str:
+    """The name a build gives its release: the shipped real-data name for the shipped recipe only."""
+    if recipe == REAL_RECIPE:
+        return RELEASE_NAME
+    return "dermassist-synthetic" if recipe == SYNTHETIC_RECIPE else "dermassist-custom"
 
 
 def _check_out(config: BuildConfig) -> None:

@@ -332,3 +332,14 @@ def test_a_build_does_not_write_over_a_release_of_another_recipe(tmp_path: Path)
     with pytest.raises(TrainingConfigError, match="holds a release of another recipe.*--force to replace it"):
         _check_out(other)
     _check_out(BuildConfig(data=data, out=out, runs=tmp_path / "runs", recipe=SYNTHETIC_RECIPE, force=True))
+
+
+def test_only_the_shipped_recipe_names_its_release_the_real_data_release() -> None:
+    from dataclasses import replace
+
+    from training.pipeline import RELEASE_NAME, SYNTHETIC_RECIPE, release_name
+    from training.release import RELEASE_DIR
+
+    assert release_name(REAL_RECIPE) == RELEASE_NAME == read_release(RELEASE_DIR)["name"]
+    assert release_name(SYNTHETIC_RECIPE) == "dermassist-synthetic"
+    assert release_name(replace(REAL_RECIPE, cls_args=("--epochs", "1"))) == "dermassist-custom"
