@@ -53,7 +53,7 @@ def import_torch(path: Path, repository: Path) -> str:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        reason = str(e).splitlines()[0][:200]
+        reason = str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ImportModelError(
             f"PyTorch file {path} cannot be loaded ({reason}); expected torch.save(model.state_dict())"
         ) from e

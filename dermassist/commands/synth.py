@@ -26,10 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the set and the sample grid."""
+    from training.errors import TrainingConfigError
     from training.synth.generator import SynthConfig, generate
     from training.synth.grid import sample_grid
 
     config = SynthConfig.resolve(vars(args))
+    for what, path in (("out", Path(args.out)), ("--grid's folder", Path(args.grid).parent)):
+        if path.exists() and not path.is_dir():
+            raise TrainingConfigError(f"synth {what} {path} is a file; expected a folder (new or existing)")
     result = generate(args.out, config)
     grid = sample_grid(args.grid, seed=config.seed)
     logger.info("%d images at %.1f images/s -> %s; sample grid %s", result.images, result.images_per_second, args.out, grid)

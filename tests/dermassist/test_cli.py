@@ -30,3 +30,22 @@ def test_top_level_help_lists_every_command_under_a_whole_sentence() -> None:
     text = build_parser(["--help"]).format_help()
     assert DESCRIPTION.endswith(".") and " ".join(DESCRIPTION.split()) in " ".join(text.split())
     assert all(name in text for name in COMMANDS)
+
+
+def test_synth_into_a_file_and_import_of_an_empty_file_are_named(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from dermassist.cli import main
+
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    with caplog.at_level(logging.ERROR):
+        assert main(["synth", str(a_file), "--count", "8"]) == 2
+    assert f"synth out {a_file} is a file; expected a folder" in caplog.text
+    from training.errors import ImportModelError
+    from training.importer import run_import
+
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ImportModelError, match="empty.pt cannot be loaded \\(EOFError\\)"):
+        run_import("torch", empty, tmp_path / "repo")
