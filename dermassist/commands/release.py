@@ -45,12 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Build, export to a staged repository, evaluate through an embedded server, write the card."""
-    from training.pipeline import BuildConfig, Recipe, build_release, retune_release
+    from training.pipeline import BuildConfig, build_release, retune_release
     from training.release import read_release
 
     overrides = vars(args)
-    if args.recipe is not None:  # else the config's default: the built-in real-data recipe
-        overrides = {**overrides, "recipe": Recipe.from_dict(read_recipe(Path(args.recipe)))}
+    recipe = chosen_recipe(args)
+    if recipe is not None:  # else the config's default: the built-in real-data recipe
+        overrides = {**overrides, "recipe": recipe}
     config = BuildConfig.resolve(overrides)
     if args.retune:
         retune_release(config)
@@ -61,6 +62,22 @@ def run(args: argparse.Namespace) -> int:
     release = read_release(config.out)
     logger.info("release %s written to %s", release.get("version"), config.out)
     return 0
+
+
+def chosen_recipe(args: argparse.Namespace):
+    """The recipe a run uses: ``--recipe``'s; for ``--retune`` and ``--evaluate-only`` without it, the one the release
+    in ``--out`` recorded (not the built-in one: a synthetic release names synthetic folders); else None (built-in)."""
+    from training.pipeline import BuildConfig, Recipe
+
+    from ..base.settings import resolve_values
+
+    if args.recipe is not None:
+        return Recipe.from_dict(read_recipe(Path(args.recipe)))
+    out = resolve_values(BuildConfig, BuildConfig.env_prefix, {"out": args.out}).get("out", BuildConfig.out)
+    recorded = Path(out) / "release.json"
+    if (args.retune or args.evaluate_only) and recorded.is_file():
+        return Recipe.from_dict(read_recipe(recorded))
+    return None
 
 
 def read_recipe(path: Path) -> dict:

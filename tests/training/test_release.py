@@ -343,3 +343,23 @@ def test_only_the_shipped_recipe_names_its_release_the_real_data_release() -> No
     assert release_name(REAL_RECIPE) == RELEASE_NAME == read_release(RELEASE_DIR)["name"]
     assert release_name(SYNTHETIC_RECIPE) == "dermassist-synthetic"
     assert release_name(replace(REAL_RECIPE, cls_args=("--epochs", "1"))) == "dermassist-custom"
+
+
+def test_retune_and_evaluate_only_use_the_recipe_their_release_recorded(tmp_path: Path) -> None:
+    """A synthetic release re-tuned with the built-in real-data recipe looked for isic2017_seg_256."""
+    import argparse
+
+    from dermassist.commands.release import chosen_recipe
+    from training.pipeline import SYNTHETIC_RECIPE
+    from training.release import update_release
+
+    update_release(tmp_path, {"recipe": {k: list(v) if isinstance(v, tuple) else v
+                                         for k, v in SYNTHETIC_RECIPE.__dict__.items()}})
+    args = argparse.Namespace(recipe=None, out=tmp_path, retune=True, evaluate_only=False)
+    assert chosen_recipe(args) == SYNTHETIC_RECIPE
+    assert chosen_recipe(argparse.Namespace(recipe=None, out=tmp_path, retune=False, evaluate_only=True)) == SYNTHETIC_RECIPE
+    assert chosen_recipe(argparse.Namespace(recipe=None, out=tmp_path, retune=False, evaluate_only=False)) is None
+    from training.release import RELEASE_DIR
+
+    other = argparse.Namespace(recipe=str(RELEASE_DIR / "release.json"), out=tmp_path, retune=True, evaluate_only=False)
+    assert chosen_recipe(other) == REAL_RECIPE  # --recipe wins
