@@ -29,6 +29,7 @@ from preprocess.crop import normalise
 from ..errors import TrainingConfigError
 from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
+from ..progress import eta_text
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -293,10 +294,11 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
         score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
         if epoch >= first_selectable and score > best[0]:
             best = (score, {k: v.detach().clone() for k, v in judged.state_dict().items()}, epoch + 1)
-        logger.info("epoch %d/%d @%dpx %.0fs: loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
-                    epoch + 1, config.epochs, size, time.perf_counter() - start, history["loss"][-1], val_loss,
-                    val_metrics["accuracy"], val_metrics["balanced_accuracy"], val_metrics["macro_f1"],
-                    " (best)" if best[2] == epoch + 1 else "")
+        elapsed = time.perf_counter() - start
+        logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
+                    epoch + 1, config.epochs, size, elapsed, eta_text(elapsed, epoch + 1, config.epochs) or "done",
+                    history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
+                    val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
     final = build_resnet18(None)
     final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
     final.eval()

@@ -23,6 +23,7 @@ from ..errors import EmptyDatasetError, TrainingConfigError
 from ..images import load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
+from ..progress import eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..splits import SplitConfig, split_samples, write_manifest
@@ -182,14 +183,20 @@ def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: d
 
     class KeepBest(keras.callbacks.Callback):
         best = (-1.0, None, 0)
+        started = 0.0
+
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             scores = served_metrics(y_val, predict(self.model, x_val), SELECTION_THRESHOLD)
             history.setdefault("val_served_jaccard", []).append(scores["jaccard"])
             if scores["jaccard"] > self.best[0]:
                 self.best = (scores["jaccard"], self.model.get_weights(), epoch + 1)
-            logger.info("epoch %d: val served Jaccard %.4f (best %.4f at epoch %d)", epoch + 1, scores["jaccard"],
-                        self.best[0], self.best[2])
+            total = int(self.params.get("epochs", epoch + 1))
+            eta = eta_text(time.perf_counter() - self.started, epoch + 1, total) or "done"
+            logger.info("epoch %d/%d (%s): val served Jaccard %.4f (best %.4f at epoch %d)", epoch + 1, total, eta,
+                        scores["jaccard"], self.best[0], self.best[2])
 
     return KeepBest()
 
