@@ -228,3 +228,43 @@ def test_markdown_lists_the_images_to_review_and_points_to_the_table(monkeypatch
     assert "| m0 | MEL | NV 0.530 | 0.014 | 0.810 | Routine / no referral. |" in text and "| m2 |" not in text
     assert "| and 1 more: see images.csv |" in text and "`images.csv`" in text
     assert "Images to review" not in render_markdown({k: v for k, v in report.items() if k != "review"}, [], {})
+
+
+def test_evaluate_reads_a_folder_sends_it_and_figures_each_answer_against_its_own_truth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ham_jpeg: bytes) -> None:
+    """The plumbing of `dermassist evaluate` with the service stood in for: truths from the CSV, answers by path."""
+    import contextlib
+    import dataclasses
+    import json
+
+    from dermassist import evaluation
+    from tests.support.dicom_checks import synthetic_result
+
+    folder = tmp_path / "site"
+    images = folder / "HAM10000_images_part_1"
+    images.mkdir(parents=True)
+    truths = {"ISIC_0000001": "mel", "ISIC_0000002": "nv", "ISIC_0000003": "nv", "ISIC_0000004": "bkl"}
+    answers = {"ISIC_0000001": "MEL", "ISIC_0000002": "NV", "ISIC_0000003": "BKL", "ISIC_0000004": "BKL"}
+    rows = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
+    for image_id, dx in truths.items():
+        (images / f"{image_id}.jpg").write_bytes(ham_jpeg)
+        rows.append(f"HAM_{image_id},{image_id},{dx},histo,50,male,back")
+    (folder / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
+
+    def answered(url, paths, timeout_s, with_crop=False, options=None):
+        results = [dataclasses.replace(synthetic_result((600, 450), top=answers[Path(p).stem], assessable=True),
+                                       refer=answers[Path(p).stem] == "MEL") for p in paths]
+        return evaluation.Answers(paths=list(paths), results=results)
+
+    monkeypatch.setattr(evaluation, "service", lambda config: contextlib.nullcontext("stand-in:1"))
+    monkeypatch.setattr(evaluation, "analyse", answered)
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=folder, out=tmp_path / "reports",
+                                                             url="stand-in:1"))
+    cls = report["classification"]
+    assert (report["images"], report["answered"]) == (4, 4)
+    assert cls["accuracy"] == pytest.approx(3 / 4)  # by hand: only ISIC_0000003 (NV) answered BKL
+    assert cls["per_class_recall"]["MEL"] == 1.0 and cls["per_class_recall"]["NV"] == 0.5
+    assert cls["per_class_recall"]["BKL"] == 1.0
+    assert report["triage"]["melanoma_sensitivity"] == 1.0 and report["triage"]["specificity"] == 1.0
+    written = json.loads((tmp_path / "reports" / "site" / "report.json").read_text())
+    assert written["classification"]["accuracy"] == pytest.approx(3 / 4)
