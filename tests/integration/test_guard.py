@@ -326,3 +326,39 @@ def test_the_classification_extension_and_unknown_models_are_refused_and_the_ser
     records = {line["request_id"]: line for line in audit_lines(guard.config.audit_log)}
     assert records["class-count-NOTE"]["status"] == "INVALID_ARGUMENT"
     assert records["no-outputs-named"]["images"][0]["top_class"] in CLASS_CODES
+
+
+def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
+        triton_server, tiny_repository: Path, ham_jpeg: bytes, tmp_path: Path) -> None:
+    """SIGTERM drains: the front takes no new call but answers those in flight (it cut them after 5 s before)."""
+    import io
+    import threading
+    import time
+
+    from PIL import Image
+
+    big = io.BytesIO()  # 32 pictures of 12 megapixels: seconds of decoding, so the stop comes while they are served
+    Image.open(io.BytesIO(ham_jpeg)).resize((4000, 3000)).save(big, "JPEG", quality=90)
+    audit = tmp_path / "audit.jsonl"
+    guard = BackgroundGuard(public_config(tiny_repository), GuardConfig(audit_log=str(audit), drain_s=60),
+                            server=triton_server).start()
+    outcome: dict = {}
+
+    def call() -> None:
+        with DermAssistClient(guard.grpc_address, retries=0, timeout=120) as sdk:
+            try:
+                outcome["results"] = sdk.analyze_batch([big.getvalue()] * 32)
+            except Exception as e:  # what the client got is the finding
+                outcome["error"] = e
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(1.0)
+    in_flight = caller.is_alive() and audit.read_text() == ""  # no line yet: the call is not answered
+    guard.stop()
+    caller.join(timeout=120)
+    assert in_flight, "the batch was answered before the stop: nothing was in flight to drain"
+    assert "error" not in outcome, outcome.get("error")
+    assert len(outcome["results"]) == 32
+    (line,) = audit_lines(audit)
+    assert line["status"] == "OK" and len(line["images"]) == 32
