@@ -63,8 +63,8 @@ class CropBatch:
 
 
 def components(binary: np.ndarray) -> tuple[np.ndarray, float]:
-    """The largest 8-connected component of a boolean mask, and the share of the mask's area the second largest
-    covers (0.0 when there is none)."""
+    """The largest 8-connected component of a boolean mask, and the share of all the mask's pixels (the picture on
+    the segmenter grid) the second largest covers (0.0 when there is none)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
     if count <= 1:
         return np.zeros(binary.shape, dtype=bool), 0.0
