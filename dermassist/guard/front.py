@@ -192,6 +192,7 @@ class Front(grpc.GenericRpcHandler):
     def __init__(self, guard: Guard, channel: grpc.aio.Channel) -> None:
         self.guard = guard
         self.channel = channel
+        self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
         self._calls: dict[str, Any] = {}
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
@@ -258,6 +259,7 @@ class Front(grpc.GenericRpcHandler):
         error: str | None = "the request ended before an answer"
         request_id = ""
         hashing: concurrent.futures.Future | None = None
+        self.in_flight += 1
         try:
             try:
                 request = service_pb2.ModelInferRequest.FromString(raw)
@@ -305,6 +307,7 @@ class Front(grpc.GenericRpcHandler):
             status, error = cancellation(context.time_remaining(), self.guard.stopping, self.guard.config.drain_s)
             raise
         finally:
+            self.in_flight -= 1
             latency_ms = (time.perf_counter() - started) * 1000.0
             fields = dict(request_id=request_id, peer=context.peer(), client=client_identity(context),
                           versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms)

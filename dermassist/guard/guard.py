@@ -170,6 +170,9 @@ class Guard:
             self.stopping = True
             self.readiness.set_not_ready("stopping")
             if front is not None:
+                if self.front.in_flight:
+                    logger.info("stopping: %d inference call(s) in flight get up to %g s to be answered",
+                                self.front.in_flight, self.config.drain_s)
                 await front.stop(self.config.drain_s)
                 self.front.close()
             if health is not None:

@@ -353,8 +353,10 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(1.0)
-    in_flight = caller.is_alive() and audit.read_text() == ""  # no line yet: the call is not answered
+    deadline = time.monotonic() + 60
+    while guard.guard.front.in_flight == 0 and caller.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the front holds the call
+    in_flight = guard.guard.front.in_flight == 1 and audit.read_text() == ""  # received, not answered
     guard.stop()
     caller.join(timeout=120)
     assert in_flight, "the batch was answered before the stop: nothing was in flight to drain"
