@@ -105,10 +105,13 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
 
 
 def wait_for_upload(page, path: Path) -> None:
-    """Wait until Gradio serves the uploaded file back: the upload has finished, whatever the markup."""
+    """Wait until Gradio serves the uploaded file back (the upload has finished, whatever the markup) and the page
+    says it is loaded, as a user sees it before pressing Analyze (the 'loaded' message comes from the server: a
+    click sent before it could have its answer replaced by it)."""
     from playwright.sync_api import expect
 
     expect(page.locator(f"#upload a[href$='/{path.name}']")).to_be_visible(timeout=30_000)
+    expect(page.locator("#status")).to_contain_text(f"{path.name} is loaded", timeout=30_000)
 
 
 @pytest.mark.integration
