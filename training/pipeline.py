@@ -353,10 +353,8 @@ def evaluated_sets(release_dir: Path) -> dict[str, dict]:
     for path in sorted(Path(release_dir).glob("reports/*/report.json")):
         report = json.loads(path.read_text())
         manifest = report.get("split_manifest") or ""
-        if manifest:
-            splits = Path(release_dir).resolve() / "splits"
-            named = splits / Path(manifest).name
-            manifest = f"splits/{named.name}" if named.is_file() else manifest
+        if manifest and (Path(release_dir) / "splits" / Path(manifest).name).is_file():
+            manifest = f"splits/{Path(manifest).name}"
         sets[report["name"]] = {"name": report["name"], "images": report["images"],
                                 "data": Path(report.get("data") or "").name, "split": report.get("split"),
                                 "split_manifest": manifest}

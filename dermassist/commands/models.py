@@ -53,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
                                   recipe=SYNTHETIC_RECIPE, force=args.force))
     stamp = Path(repository) / RELEASE_STAMP
     current = release_stamp(release)
-    if not args.force and stamp.is_file() and stamp.read_text().startswith(IMPORTED):
+    served = stamp.read_text() if stamp.is_file() else ""
+    if not args.force and served.startswith(IMPORTED):
         logger.warning("model repository %s serves models brought with `dermassist import` (%s); left as they are, "
                        "and no release figures are written for them (`dermassist models --force` serves the release "
-                       "again)", repository, stamp.read_text().strip().removeprefix(IMPORTED).strip())
+                       "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
-    if args.force or missing_artifacts(repository) or not stamp.is_file() or stamp.read_text() != current:
+    if args.force or missing_artifacts(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):
             logger.info("%s", line)

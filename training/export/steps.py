@@ -37,6 +37,13 @@ def set_crop_colour(repository: Path, colour_constancy: float, source: str) -> P
     return write_crop_values(repository, params, figures, source)
 
 
+def set_crop_threshold(repository: Path, threshold: float, source: str) -> Path:
+    """Record a newly exported segmenter's mask threshold in ``lesion_crop``'s tuned values, keeping the margin and the
+    classifier's colour balance there; the figures, which described the replaced segmenter's threshold, go."""
+    params = replace(CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent))), threshold=threshold)
+    return write_crop_values(repository, params, {}, source)
+
+
 def write_step_values(repository: Path, triage: TriageParams, quality: QualityLimits, figures: Mapping,
                       source: str) -> list[Path]:
     """``triage``'s operating point and ``prepare``'s quality limits."""
@@ -52,8 +59,7 @@ def reset_for_imported(repository: Path, kind: str, source: str) -> list[Path]:
     defaults, so nothing tuned for another model is served with this one. A classifier (``torch``): REFER at the
     default threshold, the OOD check off (no OOD statistics), the crop in the camera's colours. A segmenter
     (``keras``): the crop's default mask threshold. ``prepare``'s quality limits describe images, not a model."""
-    crop = CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent)))
     if kind == "torch":
         return [write_step_file(repository, TRIAGE_MODEL, TriageParams(ood_limit=OOD_UNCHECKED).as_dict(), {}, source),
-                write_crop_values(repository, replace(crop, colour_constancy=0.0), {}, source)]
-    return [write_crop_values(repository, replace(crop, threshold=CropParams().threshold), {}, source)]
+                set_crop_colour(repository, 0.0, source)]
+    return [set_crop_threshold(repository, CropParams().threshold, source)]

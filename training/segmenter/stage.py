@@ -73,19 +73,13 @@ def run(args: argparse.Namespace) -> dict:
     if args.release is not None:
         write_release_section(model, config, report, args.release)
     if args.repository is not None:
-        from dataclasses import replace
-
-        from dermassist.base.repository import mark_not_release, tuned_file
-        from preprocess.contract import CROP_MODEL
-        from preprocess.crop import CropParams
-        from preprocess.params import read_tuned
+        from dermassist.base.repository import mark_not_release
         from training.export.segmenter import export_segmenter
-        from training.export.steps import write_crop_values
+        from training.export.steps import set_crop_threshold
 
         exported = export_segmenter(model, args.repository)
-        crop = CropParams(**read_tuned(str(tuned_file(args.repository, CROP_MODEL).parent)))
-        write_crop_values(args.repository, replace(crop, threshold=report["threshold"]), {},
-                          "segmenter stage")  # its own tuned threshold, not the one of the model it replaced
+        # its own tuned threshold, not the one of the model it replaced
+        set_crop_threshold(args.repository, report["threshold"], "segmenter stage")
         mark_not_release(args.repository, f"segmenter stage {args.out}")
         report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
