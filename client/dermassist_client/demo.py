@@ -4,6 +4,7 @@ Gradio is imported only here (``pip install dermassist-client[demo]``).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,16 +54,30 @@ class PageOutputs(NamedTuple):
     probabilities: dict[str, float] | None
     status: str
     model: str
+    about: str  # the name of the file these outputs are about ("" for none), held in a hidden field of the page
 
 
-def _message(status: str) -> PageOutputs:
-    return PageOutputs("", None, None, None, None, status, "")
+def _message(status: str, about: str = "") -> PageOutputs:
+    return PageOutputs("", None, None, None, None, status, "", about)
 
 
-def loaded_file(path: str | None) -> PageOutputs:
-    """Handler of a new or cleared upload: every output of the last analysis is emptied, so a result is never shown
-    beside a picture it is not about."""
-    return _message(NEW_FILE.format(name=Path(path).name) if path else NO_FILE)
+_FILE_NAME_JS = "const name = file ? (file.orig_name || String(file.path || '').split('/').pop()) : '';"
+LOADED_JS = (
+    f"(file) => {{ {_FILE_NAME_JS} "
+    f"return ['', null, null, null, {{}}, name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
+    f"{json.dumps(NO_FILE)}, '', name]; }}"
+)
+"""Handler of a new or cleared upload, run in the browser the moment the picture changes (a server round trip could
+arrive after an answer and replace it): every output of the last analysis is emptied, so a result is never shown
+beside a picture it is not about, and the page says the picture is loaded. (Gradio's Label takes an empty object, not
+null, from the browser: null would stop the whole update.)"""
+KEEP_IF_CURRENT_JS = (
+    f"(file, ...shown) => {{ {_FILE_NAME_JS} "
+    f"return shown[shown.length - 1] === name ? shown.map((v, i) => (i === 4 && v == null ? {{}} : v)) "
+    f": ({LOADED_JS})(file); }}"
+)
+"""Run in the browser when an answer arrives: an answer about another picture than the one now loaded (the picture
+was changed while it was being analysed) is replaced by the 'loaded' message of the picture shown."""
 
 
 def plain_error(error: DermAssistClientError, path: str) -> str:
@@ -95,7 +110,7 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
         result = client.analyze(path, with_crop=True)
     except DermAssistClientError as e:
         logger.info("analysis of %s failed: %s", path, e)
-        return _message(f"**Could not analyze:** {plain_error(e, path)}")
+        return _message(f"**Could not analyze:** {plain_error(e, path)}", Path(path).name)
     with Image.open(path) as original:
         overlay = draw_overlay(original, result)
     probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
@@ -109,7 +124,7 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
     model = f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`."
     crop = None if result.crop is None else np.asarray(result.crop)
     return PageOutputs(banner_html(verdict_of_result(result)), overlay, crop, draw_cam(result), probabilities,
-                       status, model)
+                       status, model, Path(path).name)
 
 
 def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 1, **options: Any) -> gr.Blocks:
@@ -139,9 +154,11 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries:
                 gr.Markdown(CAM_LEGEND)
                 label = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="probabilities")
                 model = gr.Markdown(elem_id="model")
-        outputs = [banner, overlay, crop, cam, label, status, model]
-        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs)
-        upload.change(lambda path: tuple(loaded_file(path)), inputs=[upload], outputs=outputs)
+                about = gr.Textbox(visible=False, elem_id="about")
+        outputs = [banner, overlay, crop, cam, label, status, model, about]
+        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs).then(
+            None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
+        upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
     return page
 
 

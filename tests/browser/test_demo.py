@@ -106,12 +106,54 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
 
 def wait_for_upload(page, path: Path) -> None:
     """Wait until Gradio serves the uploaded file back (the upload has finished, whatever the markup) and the page
-    says it is loaded, as a user sees it before pressing Analyze (the 'loaded' message comes from the server: a
-    click sent before it could have its answer replaced by it)."""
+    says it is loaded, as a user sees it before pressing Analyze."""
     from playwright.sync_api import expect
 
     expect(page.locator(f"#upload a[href$='/{path.name}']")).to_be_visible(timeout=30_000)
     expect(page.locator("#status")).to_contain_text(f"{path.name} is loaded", timeout=30_000)
+
+
+@pytest.mark.browser
+def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
+    """Races a clinician can hit with a slow answer: Analyze pressed the moment the upload ends keeps its answer (the
+    'loaded' message must not arrive after it), and a picture changed while the last one is analysed never gets the
+    last one's answer beside it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    import dermassist_client.demo as demo
+
+    def slow_analysis(client, path: str) -> demo.PageOutputs:
+        time.sleep(2.0)
+        return demo._message(f"Answer about {Path(path).name}.", Path(path).name)
+
+    monkeypatch.setattr(demo, "analyze_file", slow_analysis)
+    first, second = samples()[0], samples()[1]
+    port, dead = free_ports(2)
+    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#upload input[type=file]").set_input_files(str(first.path))
+            expect(page.locator(f"#upload a[href$='/{first.path.name}']")).to_be_visible(timeout=30_000)
+            page.locator("#analyze").click()  # at once, not waiting for the page to say the picture is loaded
+            expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}", timeout=30_000)
+            time.sleep(1.0)
+            expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}")
+
+            page.locator("#analyze").click()
+            time.sleep(0.5)
+            page.get_by_text(second.label, exact=True).click()  # another picture while the first is analysed
+            expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
+            time.sleep(3.0)  # the first picture's answer has come back by now, and is not shown
+            expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
+            assert first.path.name not in page.locator("#status").inner_text()
+            page.locator("#analyze").click()
+            expect(page.locator("#status")).to_contain_text(f"Answer about {second.path.name}", timeout=30_000)
+            browser.close()
+    finally:
+        page_server.close()
 
 
 @pytest.mark.integration
