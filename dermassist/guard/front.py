@@ -193,6 +193,7 @@ class Front(grpc.GenericRpcHandler):
         self.guard = guard
         self.channel = channel
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
+        self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
         self._calls: dict[str, Any] = {}
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
@@ -300,6 +301,7 @@ class Front(grpc.GenericRpcHandler):
                     status = grpc.StatusCode.UNAVAILABLE
                     error = f"a pipeline step failed and DermAssist is recovering; retry: {error}"
                 await abort(context, status, error)
+            self.answered_at = time.monotonic()
             response = service_pb2.ModelInferResponse.FromString(answer)
             status, error = grpc.StatusCode.OK, None
             return without_outputs(response, added).SerializeToString() if added else answer

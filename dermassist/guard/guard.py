@@ -84,6 +84,12 @@ def models_in_message(message: str) -> tuple[str, ...]:
     return tuple(sorted({m.group("instance") for m in _STUB_IN_MESSAGE.finditer(message)}))
 
 
+def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float) -> bool:
+    """A canary sent at ``sent_at`` that ran out of time while the ensemble answered a client (at ``answered_at``,
+    both time.monotonic) met a queue, not a fault: healing a pipeline that works would turn load into an outage."""
+    return code == grpc.StatusCode.DEADLINE_EXCEEDED and answered_at > sent_at
+
+
 def describe(error: grpc.aio.AioRpcError) -> str:
     """A one-line account of a failed call."""
     return f"{error.code().name}: {error.details()}"
@@ -168,6 +174,9 @@ class Guard:
             await stop.wait()
         finally:
             self.stopping = True
+            if watchdog is not None:  # first: a canary during the drain would advertise readiness again
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
             self.readiness.set_not_ready("stopping")
             if front is not None:
                 if self.front.in_flight:
@@ -177,9 +186,6 @@ class Guard:
                 self.front.close()
             if health is not None:
                 health.close()
-            if watchdog is not None:
-                watchdog.cancel()
-                await asyncio.gather(watchdog, return_exceptions=True)
             await self.channel.close()
             if self._owns_server:
                 # after a reload Triton waits its whole exit timeout for the unload that never ends;
@@ -240,9 +246,15 @@ class Guard:
         """One inference through the ensemble on loopback: None when it answered well, else why not."""
         self._canaries += 1
         request = canary_request(f"dermassist-canary-{self._canaries}")
+        sent_at = time.monotonic()
         try:
             response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s)
         except grpc.aio.AioRpcError as e:
+            if busy_not_broken(e.code(), sent_at, self.front.answered_at):
+                logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile: "
+                               "busy, not broken (--canary-timeout-s sets how long it waits)",
+                               self.config.canary_timeout_s)
+                return None
             return f"canary inference failed: {describe(e)}"
         problem = check_canary_answer(response)
         return None if problem is None else f"canary answer is wrong: {problem}"

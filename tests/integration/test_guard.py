@@ -357,9 +357,23 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
     while guard.guard.front.in_flight == 0 and caller.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)  # until the front holds the call
     in_flight = guard.guard.front.in_flight == 1 and audit.read_text() == ""  # received, not answered
+    ready_while_draining: list[str] = []
+
+    def watch_readiness() -> None:  # a load balancer must never be told "ready" by a guard that refuses new calls
+        while guard.guard.stopping is False:
+            time.sleep(0.005)
+        while caller.is_alive():
+            if guard.guard.readiness.ready:
+                ready_while_draining.append(f"{guard.guard.front.in_flight} in flight")
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_readiness)
+    watcher.start()
     guard.stop()
     caller.join(timeout=120)
+    watcher.join(timeout=10)
     assert in_flight, "the batch was answered before the stop: nothing was in flight to drain"
+    assert not ready_while_draining, ready_while_draining[:3]
     assert "error" not in outcome, outcome.get("error")
     assert len(outcome["results"]) == 32
     (line,) = audit_lines(audit)

@@ -379,3 +379,37 @@ def test_a_call_cut_by_the_shutdown_is_audited_as_such_not_as_the_clients_cancel
     assert GuardConfig.resolve({"drain_s": None}, {"DERMASSIST_DRAIN_S": "45"}).drain_s == 45.0
     with pytest.raises(ConfigError, match="drain_s"):
         GuardConfig(drain_s=0)
+
+
+def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault(tmp_path: Path) -> None:
+    """Under load the canary queues with the clients' images: while the ensemble keeps answering them a timeout is
+    not a fault (healing would restart a working server); with no answer since it was sent, it is one."""
+    from types import SimpleNamespace
+
+    from dermassist.guard.guard import Guard, busy_not_broken
+
+    deadline, refused = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE
+    assert busy_not_broken(deadline, sent_at=10.0, answered_at=12.5)
+    assert not busy_not_broken(deadline, sent_at=10.0, answered_at=10.0)  # nothing answered since it was sent: hung
+    assert not busy_not_broken(deadline, sent_at=10.0, answered_at=9.0)
+    assert not busy_not_broken(refused, sent_at=10.0, answered_at=12.5)  # a broken step answers fast, and is a fault
+
+    class Triton:
+        def __init__(self, code: grpc.StatusCode, answer_meanwhile: bool) -> None:
+            self.code, self.answer_meanwhile = code, answer_meanwhile
+
+        async def ModelInfer(self, request, timeout):  # Triton's method name
+            if self.answer_meanwhile:
+                guard.front.answered_at = time.monotonic() + 1e-3  # a client's batch answered while this waited
+            raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), "Deadline Exceeded")
+
+    server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
+    guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)
+    guard.front = SimpleNamespace(answered_at=0.0)
+    guard.triton = Triton(deadline, answer_meanwhile=True)
+    assert asyncio.run(guard.canary()) is None
+    guard.triton = Triton(deadline, answer_meanwhile=False)
+    assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+    guard.triton = Triton(refused, answer_meanwhile=True)
+    assert asyncio.run(guard.canary()).startswith("canary inference failed: UNAVAILABLE")
+    guard.audit.close()
