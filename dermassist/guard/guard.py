@@ -45,6 +45,7 @@ from .stubs import Stub, broken_stubs, find_stubs
 logger = logging.getLogger(__name__)
 
 RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
+STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the guard stops (after the drain)
 MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
@@ -190,7 +191,7 @@ class Guard:
             if self._owns_server:
                 # after a reload Triton waits its whole exit timeout for the unload that never ends;
                 # a restart still running finishes first (same thread), then this stop runs
-                grace = RESTART_GRACE_S if self.reloads else 30.0
+                grace = RESTART_GRACE_S if self.reloads else STOP_GRACE_S
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
             self.audit.close()

@@ -44,8 +44,13 @@ def test_triton_service_gpu_shm_readonly_repository_and_flags(config: dict):
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
     assert triton["shm_size"]
-    # compose's default 10 s before SIGKILL would cut the guard's 30 s drain of the calls in flight
-    assert triton["stop_grace_period"] in ("60s", "1m0s", "1m")
+    # compose's default 10 s before SIGKILL would cut the guard's drain of the calls in flight and Triton's stop
+    from dermassist.guard.config import GuardConfig
+    from dermassist.guard.guard import STOP_GRACE_S
+
+    minutes, secs = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", triton["stop_grace_period"]).groups(default="0")
+    seconds = 60 * int(minutes) + int(secs)
+    assert seconds >= GuardConfig().drain_s + STOP_GRACE_S + 5
     # docker-compose 1.29 prints volumes in the short SOURCE:TARGET:MODE form
     (volume,) = [v for v in triton["volumes"] if v.split(":")[1] == "/models"]
     source, _, mode = volume.split(":")
@@ -156,3 +161,13 @@ def test_the_build_context_holds_what_the_images_copy_and_no_secrets():
             copied.add(source.split("/")[0])
     assert copied and copied <= allowed, copied - allowed
     assert not allowed & {"secrets", ".venv", ".git", "data", "reports", "tools", ".cache", "training"}
+
+
+def test_our_images_are_built_here_never_pulled(config: dict):
+    """An image named dermassist/... would be pulled from Docker Hub, where anyone may own that name: every service
+    running one of ours builds it (`pull_policy: build`), the Locust workers included."""
+    ours = {name: service for name, service in config["services"].items() if service["image"].startswith("dermassist/")}
+    assert set(ours) == {"triton", "demo", "locust-master", "locust-worker"}
+    for name, service in ours.items():
+        assert service.get("pull_policy") == "build", name
+        assert (ROOT / service["build"]["dockerfile"]).is_file(), name

@@ -109,8 +109,9 @@ def test_disruption_budget_keeps_a_pod_serving_in_production():
     docs = render("overlays/production")
     (pdb,) = by_kind(docs, "PodDisruptionBudget")
     (deployment,) = by_kind(docs, "Deployment")
+    (hpa,) = by_kind(docs, "HorizontalPodAutoscaler")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert deployment["spec"]["replicas"] - pdb["spec"]["maxUnavailable"] >= 1
+    assert hpa["spec"]["minReplicas"] - pdb["spec"]["maxUnavailable"] >= 1
 
 
 def test_services_expose_grpc_and_http_and_a_headless_variant():
@@ -132,11 +133,36 @@ def test_hpa_scales_on_the_adapter_metric_of_queue_time_per_request():
     assert "nv_inference_request_success" in rule["metricsQuery"]
 
 
+def test_the_pod_gets_time_to_leave_the_service_drain_its_calls_and_stop_triton():
+    """Rollouts and scale-downs lose no call: new calls still come while the pod leaves the Service (preStop), the
+    calls in flight get the guard's drain, tritonserver its stop, and only then may the kubelet kill the pod."""
+    from dermassist.guard.config import GuardConfig
+    from dermassist.guard.guard import STOP_GRACE_S
+
+    (deployment,) = by_kind(render("overlays/production"), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and float(command[1]) >= 5
+    drain = [float(a.split("=", 1)[1]) for a in container["args"] if a.startswith("--drain-s=")] or [GuardConfig().drain_s]
+    assert pod["terminationGracePeriodSeconds"] >= float(command[1]) + drain[0] + STOP_GRACE_S + 5
+
+
 def test_production_overlay_pins_image_and_scale():
     docs = render("overlays/production")
     (deployment,) = by_kind(docs, "Deployment")
-    assert deployment["spec"]["replicas"] == 2
+    assert "replicas" not in deployment["spec"]  # the HPA owns the scale: an apply must not reset it
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.startswith("registry.example.com/dermassist/triton:")
     (hpa,) = by_kind(docs, "HorizontalPodAutoscaler")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/production", "overlays/mutual-tls"])
+def test_the_image_is_never_a_docker_hub_name(target: str):
+    """A name without a registry host resolves to Docker Hub, where anyone may own `dermassist/...`: with
+    `imagePullPolicy: Always` the pod would run whatever is published there, with the GPU, TLS key and admin key."""
+    (deployment,) = by_kind(render(target), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    host = image.split("/", 1)[0]
+    assert "/" in image and ("." in host or ":" in host or host == "localhost"), image
