@@ -318,6 +318,8 @@ class Guard:
         del self.recoveries[:-MAX_RECORDS]
         self.readiness.set_not_ready(fault.reason)
         logger.warning("pipeline fault: %s; recovering by %s", fault.reason, record.action)
+        # tritonserver's own log lives in its run folder, which a restart deletes: its last words go to the guard's log
+        logger.warning("the last lines of tritonserver's log:\n%s", self.server.log_tail())
         problem = await self._heal(record.action, fault)
         if problem is not None and record.action != "restart":
             logger.warning("%s did not bring the pipeline back (%s); restarting tritonserver", record.action, problem)

@@ -5,7 +5,9 @@ and every request leaves exactly one audit line."""
 from __future__ import annotations
 
 import collections
+import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -196,13 +198,17 @@ def test_a_hung_stub_is_found_killed_and_replaced(healing, ham_jpeg: bytes) -> N
     assert all(c.started < stopped + down for c in failed), failed
 
 
-def test_a_dead_tritonserver_is_restarted(healing, ham_jpeg: bytes) -> None:
+def test_a_dead_tritonserver_is_restarted(healing, ham_jpeg: bytes, caplog) -> None:
     faults = len(healing.guard.recoveries)
     killed = time.monotonic()
     os.kill(healing.guard.server.process.pid, signal.SIGKILL)
-    down, up = _heal_after(healing, killed, faults, timeout_s=240)
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        down, up = _heal_after(healing, killed, faults, timeout_s=240)
     assert down <= NOT_READY_WITHIN_S
     assert healing.guard.recoveries[-1].action == "restart" and healing.guard.reloads == 0
+    # the dead server's own log, deleted with its run folder by the restart, reached the guard's log first
+    (last_words,) = [r.getMessage() for r in caplog.records if "the last lines of tritonserver's log" in r.getMessage()]
+    assert re.search(r"^[IWE]\d{4} ", last_words, re.MULTILINE), last_words  # Triton's own lines (I1204 ...)
     with DermAssistClient(healing.grpc_address) as client:
         assert client.analyze(ham_jpeg).probabilities
 
