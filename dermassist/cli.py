@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "run a labelled folder through the served ensemble and write a site-validation report"),
     "experiments": ("experiments", "run the seed's experiment table on real data (segmenter augmentation, crop vs full image)"),
     "bench": ("bench", "benchmark the in-process pipeline against the served ensemble"),
+    "gpu-check": ("gpu_check", "check the GPU profile's classifier on the accelerator against the CPU, and time it"),
     "demo": ("demo", "start the embedded server and the Gradio demo page"),
 }
 

@@ -1,0 +1,38 @@
+"""``dermassist gpu-check``: the GPU profile's classifier (TorchScript on the accelerator) against the CPU."""
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
+    """Flags of ``dermassist gpu-check`` (each overrides its DERMASSIST_GPU_CHECK_* variable)."""
+    from ..base.settings import setting_help
+    from ..gpu_parity import GpuCheckConfig as G
+
+    parser.add_argument("--crops", type=Path, help=setting_help(G, "crops", ".npz of served crops (and answers)"))
+    parser.add_argument("--repository", type=Path, help=setting_help(G, "repository", "repository with the exported classifier"))
+    parser.add_argument("--device", help=setting_help(G, "device", "torch device to check against the CPU"))
+    parser.add_argument("--repeats", type=int, help=setting_help(G, "repeats", "timed calls per batch size"))
+    parser.add_argument("--refer-threshold", type=float,
+                        help=setting_help(G, "refer_threshold", "REFER threshold (none: the GPU profile's triage step)"))
+    parser.add_argument("--out", type=Path, help=setting_help(G, "out", "where gpu_check.md / .json go"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the check, print the table, write the report; 1 when the accelerator's answers differ."""
+    from ..gpu_parity import GpuCheckConfig, gpu_check, markdown, write_report
+
+    config = GpuCheckConfig.resolve(vars(args))
+    result = gpu_check(config)
+    js, md = write_report(result, Path(config.out))
+    print(markdown(result))
+    print(f"written: {md} and {js}")
+    if not result["agrees"]:
+        logger.error("the classifier on %s does not answer as on the CPU (table above)", config.device)
+        return 1
+    return 0

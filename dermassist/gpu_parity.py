@@ -1,0 +1,234 @@
+"""Does the GPU profile's classifier answer as the embedded one does? (``dermassist gpu-check``)
+
+The GPU profile serves the same exported TorchScript through Triton's native libtorch backend, which loads it
+onto the GPU as it is (``torch::jit::load(path, device)``, no freezing). This check does the same in one process:
+the file on CPU and on the accelerator, fed the same served crops, then compares the answers a clinician reads
+(the calibrated probabilities, the top class, REFER at the tuned threshold, the OOD score and the CAM) and times
+the classifier by batch size. PyTorch and libtorch let cuDNN convolutions run in TF32 unless told otherwise, so
+the accelerator is measured with TF32 on (what the backend does by default) and off.
+
+Crops come from a ``.npz`` holding ``crops`` (N, 224, 224, 3) uint8, as the ensemble's ``CROP``, and optionally
+the embedded server's answers to them (``probabilities``, ``ood_score``, ``cam``): those are compared too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.contract import CLS_SIZE, TRIAGE_MODEL
+from preprocess.crop import normalise
+from preprocess.triage import TriageParams, refer_scores
+
+from .base.errors import DermAssistError
+from .base.frameworks import import_torch
+from .base.repository import SOURCE_REPOSITORY, classifier_artifact, step_settings
+from .base.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# What "answers the same" means: the page shows percentages to one decimal, so half a point; the decisions
+# (top class, REFER) on every crop; the CAM overlay within two grey levels on all but 1% of its pixels.
+PROBABILITY_TOLERANCE = 0.005
+CAM_LEVELS = 2
+CAM_SHARE_ALLOWED = 0.01
+BATCH_SIZES = (1, 8, 32)
+
+
+class GpuCheckError(DermAssistError):
+    """The check cannot run: no accelerator, no exported classifier, or a crops file of the wrong shape."""
+
+
+@dataclass(frozen=True)
+class GpuCheckConfig(Settings):
+    """What to check and where the report goes (``resolve``: flags > DERMASSIST_GPU_CHECK_* > defaults)."""
+
+    env_prefix = "DERMASSIST_GPU_CHECK_"
+    config_error = GpuCheckError
+
+    crops: Path
+    repository: Path = SOURCE_REPOSITORY
+    device: str = "cuda"
+    repeats: int = 20
+    out: Path = Path("reports/gpu_check")
+    refer_threshold: float | None = None  # None: the triage step's threshold in the GPU profile (needs tritonclient)
+
+    def __post_init__(self) -> None:
+        if not Path(self.crops).is_file():
+            raise GpuCheckError(f"--crops {self.crops} is not a file; expected a .npz of served crops (module docstring)")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.repeats < 1:
+            raise GpuCheckError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.refer_threshold is not None and not 0.0 < self.refer_threshold < 1.0:
+            raise GpuCheckError(f"--refer-threshold must lie in (0, 1), got {self.refer_threshold}")
+
+
+def profile_threshold(repository: Path) -> float:
+    """The REFER threshold the GPU profile's triage step serves (config parameter > tuned.json > default)."""
+    try:
+        return float(step_settings(repository, TRIAGE_MODEL, TriageParams, "gpu").refer_threshold)
+    except ImportError as e:
+        raise GpuCheckError(f"reading the triage step's Triton config needs tritonclient ({e}); install it, or pass "
+                            f"--refer-threshold (the value in {repository}/{TRIAGE_MODEL}/1/tuned.json)") from e
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The classifier's three outputs for a set of crops."""
+
+    probabilities: np.ndarray  # (N, 8) float32
+    ood_score: np.ndarray  # (N, 1) float32
+    cam: np.ndarray  # (N, 224, 224) uint8
+
+
+def load_crops(path: Path) -> tuple[np.ndarray, Outputs | None]:
+    """Crops (N, 224, 224, 3) uint8 from ``path`` and, when the file holds them, the embedded server's answers."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise GpuCheckError(f"crops file {path} could not be read as a .npz: {e}") from e
+    crops = arrays.get("crops")
+    if crops is None or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (CLS_SIZE, CLS_SIZE, 3):
+        got = "no 'crops' array" if crops is None else f"{crops.dtype} {crops.shape}"
+        raise GpuCheckError(f"crops file {path} must hold 'crops' as uint8 (N, {CLS_SIZE}, {CLS_SIZE}, 3), got {got}; "
+                            "save the ensemble's CROP outputs with numpy.savez")
+    if not len(crops):
+        raise GpuCheckError(f"crops file {path} holds no crops")
+    names = ("probabilities", "ood_score", "cam")
+    if all(n in arrays for n in names):
+        return crops, Outputs(*(arrays[n] for n in names))
+    return crops, None
+
+
+def compare(reference: Outputs, got: Outputs, refer_threshold: float) -> dict:
+    """How far ``got`` is from ``reference``: largest differences and the share of crops with the same decisions."""
+    if reference.probabilities.shape != got.probabilities.shape:
+        raise GpuCheckError(f"cannot compare {reference.probabilities.shape} probabilities with {got.probabilities.shape}")
+    ref_refer = refer_scores(reference.probabilities) >= refer_threshold
+    got_refer = refer_scores(got.probabilities) >= refer_threshold
+    ood_scale = np.maximum(np.abs(reference.ood_score), 1.0)
+    cam_diff = np.abs(reference.cam.astype(np.int16) - got.cam.astype(np.int16))
+    return {
+        "crops": int(len(got.probabilities)),
+        "max_abs_probability": float(np.abs(reference.probabilities - got.probabilities).max()),
+        "same_top_class": float(np.mean(reference.probabilities.argmax(1) == got.probabilities.argmax(1))),
+        "same_refer": float(np.mean(ref_refer.ravel() == got_refer.ravel())),
+        "max_rel_ood": float((np.abs(reference.ood_score - got.ood_score) / ood_scale).max()),
+        "max_cam_levels": int(cam_diff.max()),
+        "cam_share_over_tolerance": float(np.mean(cam_diff > CAM_LEVELS)),
+    }
+
+
+def agrees(figures: dict) -> bool:
+    """True when the differences in ``compare``'s figures are within what this check calls the same answer."""
+    return (figures["max_abs_probability"] <= PROBABILITY_TOLERANCE and figures["same_top_class"] == 1.0
+            and figures["same_refer"] == 1.0 and figures["max_rel_ood"] <= PROBABILITY_TOLERANCE
+            and figures["cam_share_over_tolerance"] <= CAM_SHARE_ALLOWED)
+
+
+def run_classifier(model, x: np.ndarray, device: str, batch: int = 32) -> Outputs:
+    """The scripted classifier's outputs for normalised crops ``x`` (N, 3, 224, 224), run on ``device``."""
+    torch = import_torch()
+    parts: list[tuple[np.ndarray, ...]] = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch):
+            out = model(torch.from_numpy(np.ascontiguousarray(x[start:start + batch])).to(device))
+            parts.append(tuple(t.cpu().numpy() for t in out))
+    return Outputs(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
+
+
+def time_batches(model, x: np.ndarray, device: str, batch_sizes: Sequence[int] = BATCH_SIZES,
+                 repeats: int = 20, warmup: int = 3) -> list[dict]:
+    """Median milliseconds per call and images per second of the classifier at each batch size on ``device``."""
+    torch = import_torch()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    rows = []
+    with torch.inference_mode():
+        for size in batch_sizes:
+            take = np.resize(np.arange(len(x)), size)
+            batch = torch.from_numpy(np.ascontiguousarray(x[take])).to(device)
+            times = []
+            for k in range(warmup + repeats):
+                sync()
+                t0 = time.perf_counter()
+                model(batch)
+                sync()
+                if k >= warmup:
+                    times.append(time.perf_counter() - t0)
+            ms = 1000.0 * float(np.median(times))
+            rows.append({"batch": int(size), "ms": ms, "images_per_s": size / (ms / 1000.0)})
+    return rows
+
+
+def gpu_check(config: GpuCheckConfig) -> dict:
+    """Run the classifier of ``config.repository`` on CPU and on ``config.device`` and compare (module docstring)."""
+    repository, device, repeats = Path(config.repository), config.device, config.repeats
+    torch = import_torch()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GpuCheckError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
+                            "run the check on a GPU host, or pass --device cpu to try the plumbing")
+    path = classifier_artifact(repository)
+    if not path.is_file():
+        raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first")
+    threshold = config.refer_threshold if config.refer_threshold is not None else profile_threshold(repository)
+    crops, served = load_crops(Path(config.crops))
+    x = normalise(crops)
+    cpu = run_classifier(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu")
+    model = torch.jit.load(str(path), map_location=device).eval()
+    result: dict = {"device": device, "torch": torch.__version__, "crops": int(len(crops)),
+                    "refer_threshold": threshold, "settings": {}}
+    if device.startswith("cuda"):
+        result["device_name"] = torch.cuda.get_device_name(device)
+    if served is not None:
+        result["cpu_vs_served"] = compare(served, cpu, threshold)
+    for tf32 in (True, False) if device.startswith("cuda") else (False,):
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        got = run_classifier(model, x, device)
+        figures = compare(cpu, got, threshold)
+        figures["agrees"] = agrees(figures)
+        figures["timing"] = time_batches(model, x, device, repeats=repeats)
+        result["settings"]["tf32" if tf32 else "fp32"] = figures
+    result["cpu_timing"] = time_batches(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu",
+                                        batch_sizes=(1, 8), repeats=max(3, repeats // 4), warmup=1)
+    result["agrees"] = all(s["agrees"] for s in result["settings"].values())
+    return result
+
+
+def markdown(result: dict) -> str:
+    """The check's figures as a Markdown table for people to read."""
+    lines = [f"# GPU profile classifier check: {result.get('device_name', result['device'])}, torch {result['torch']}",
+             "", f"{result['crops']} served crops; REFER threshold {result['refer_threshold']:.3f}.", "",
+             "| against CPU | max abs prob. | same top class | same REFER | max rel. OOD | max CAM levels "
+             f"| CAM pixels off by > {CAM_LEVELS} | agrees |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, f in result["settings"].items():
+        lines.append(f"| {result['device']} {name} | {f['max_abs_probability']:.2e} | {f['same_top_class']:.3f} "
+                     f"| {f['same_refer']:.3f} | {f['max_rel_ood']:.2e} | {f['max_cam_levels']} "
+                     f"| {f['cam_share_over_tolerance']:.4f} | {'yes' if f['agrees'] else 'NO'} |")
+    if "cpu_vs_served" in result:
+        f = result["cpu_vs_served"]
+        lines.append(f"| this CPU vs the embedded server's answers | {f['max_abs_probability']:.2e} "
+                     f"| {f['same_top_class']:.3f} | {f['same_refer']:.3f} | {f['max_rel_ood']:.2e} "
+                     f"| {f['max_cam_levels']} | {f['cam_share_over_tolerance']:.4f} | - |")
+    lines += ["", "| where | batch | ms per call (median) | images/s |", "|---|---|---|---|"]
+    timed = [(f"{result['device']} {n}", s["timing"]) for n, s in result["settings"].items()]
+    for where, rows in timed + [("cpu", result["cpu_timing"])]:
+        lines += [f"| {where} | {r['batch']} | {r['ms']:.2f} | {r['images_per_s']:.0f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, out: Path) -> tuple[Path, Path]:
+    """Write ``gpu_check.json`` and ``gpu_check.md`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / "gpu_check.json", out / "gpu_check.md"
+    js.write_text(json.dumps(result, indent=1))
+    md.write_text(markdown(result))
+    return js, md
