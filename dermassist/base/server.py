@@ -5,6 +5,7 @@ import ctypes
 import importlib.util
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 40
 _PR_SET_PDEATHSIG = 1
+SHM_DIR = Path("/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,33 @@ def stage_backends(install: TritonInstall, runtime_dir: Path) -> Path:
     return python_dir.parent
 
 
-def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path) -> list[str]:
-    """The tritonserver command line for a config."""
+def shm_prefix() -> str:
+    """A name prefix, unique to one server start, for its Python backend's shared-memory regions."""
+    return f"dermassist-{os.getpid()}-{secrets.token_hex(4)}-"
+
+
+def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> int:
+    """Delete the shared-memory regions named ``prefix*`` (a stopped server's); return how many went.
+
+    A server and stubs that are killed never unlink their regions, and each holds a few hundred MiB of
+    /dev/shm (the soak test lost 200-300 MiB per forced restart), so the launcher removes them.
+    """
+    if not prefix:
+        raise ServerError("refusing to remove shared-memory regions without a name prefix")
+    removed = 0
+    for path in shm_dir.glob(f"{prefix}*"):
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            logger.warning("could not remove the shared-memory region %s: %s", path, e)
+    return removed
+
+
+def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path, shm_name_prefix: str = "") -> list[str]:
+    """The tritonserver command line for a config (and, if given, the prefix of its shared-memory regions)."""
     cmd = [
         str(install.binary),
         f"--model-repository={config.repository}",
@@ -103,6 +130,7 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
         f"--metrics-address={config.metrics_host or config.host}",
         f"--log-verbose={config.log_verbose}",
         *restricted_flags(config.admin_key),
+        *([f"--backend-config=python,shm-region-prefix-name={shm_name_prefix}"] if shm_name_prefix else []),
     ]
     if config.profile == "embedded":
         cmd.append("--model-config-name=embedded")
@@ -170,6 +198,7 @@ class TritonServer:
         self.runtime_dir: Path | None = None
         self.log_path: Path | None = None
         self.startup_s: float | None = None
+        self.shm_prefix = ""
 
     def __enter__(self) -> TritonServer:
         return self.start()
@@ -183,7 +212,8 @@ class TritonServer:
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="dermassist-triton-"))
         backend_dir = stage_backends(install, self.runtime_dir)
         self.log_path = self.runtime_dir / "tritonserver.log"
-        cmd = server_command(install, self.config, backend_dir)
+        self.shm_prefix = shm_prefix()
+        cmd = server_command(install, self.config, backend_dir, self.shm_prefix)
         logger.info("starting tritonserver (%s profile, repository %s)", self.config.profile, self.config.repository)
         logger.debug("command: %s", " ".join(redact(cmd)))
         started = time.monotonic()
@@ -242,7 +272,8 @@ class TritonServer:
         """Stop the server gracefully (SIGTERM), then kill whatever of its process group is left.
 
         A server stopped while it is still loading models can exit before its Python backend
-        stubs do; they share its process group, so none outlives it.
+        stubs do; they share its process group, so none outlives it. Its shared-memory regions go
+        with it (a killed server leaves them in /dev/shm).
         """
         if self.process is not None:
             if self.process.poll() is None:
@@ -253,6 +284,10 @@ class TritonServer:
                     logger.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
             _kill_group(self.process.pid)
             self.process.wait()
+            if self.shm_prefix:
+                removed = remove_shm_regions(self.shm_prefix)
+                if removed:
+                    logger.debug("removed %d shared-memory region(s) %s*", removed, self.shm_prefix)
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None

@@ -1,6 +1,7 @@
 """The launcher against the real tritonserver binary: readiness, failure reporting, signals, no orphans."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dermassist.base.errors import ServerStartupError
-from dermassist.base.server import TritonServer, free_ports
+from dermassist.base.server import SHM_DIR, TritonServer, free_ports
 from dermassist.base.server_config import ServerConfig
 
 pytestmark = pytest.mark.integration
@@ -145,3 +146,16 @@ def test_serve_command_exits_non_zero_when_start_fails(tmp_path: Path) -> None:
 
 def test_session_server_reports_its_start_time(triton_server: TritonServer) -> None:
     assert triton_server.running and 0 < triton_server.startup_s < triton_server.config.startup_timeout_s
+
+
+def test_a_killed_server_leaves_no_shared_memory_behind(tiny_repository: Path) -> None:
+    server = TritonServer(_config(tiny_repository)).start()
+    try:
+        regions = list(SHM_DIR.glob(f"{server.shm_prefix}*"))
+        assert regions, "the Python backend's regions carry this start's prefix"
+        os.killpg(server.pid, signal.SIGKILL)  # a crash, or the guard's kill after its grace
+        assert server.process is not None and server.process.wait(timeout=30) == -signal.SIGKILL
+        assert all(p.exists() for p in regions)  # a killed server removes nothing itself
+    finally:
+        server.stop()
+    assert list(SHM_DIR.glob(f"{server.shm_prefix}*")) == []

@@ -60,6 +60,23 @@ def test_command_line_selects_profile_and_ports(tmp_path: Path) -> None:
     assert not any(arg.startswith("--model-config-name") for arg in gpu)
 
 
+def test_each_start_names_its_shared_memory_and_only_those_regions_are_removed(tmp_path: Path) -> None:
+    from dermassist.base.errors import ServerError
+    from dermassist.base.server import remove_shm_regions, shm_prefix
+
+    first, second = shm_prefix(), shm_prefix()
+    assert first != second and first.startswith("dermassist-")
+    cmd = server_command(locate_triton(), ServerConfig(repository=tmp_path), tmp_path, first)
+    assert f"--backend-config=python,shm-region-prefix-name={first}" in cmd
+    assert not any("shm-region-prefix" in a for a in server_command(locate_triton(), ServerConfig(repository=tmp_path), tmp_path))
+    for name in (f"{first}region_0", f"{first}region_1", f"{second}region_0", "triton_python_backend_shm_region_7"):
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_shm_regions(first, tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{second}region_0", "triton_python_backend_shm_region_7"]
+    with pytest.raises(ServerError, match="without a name prefix"):
+        remove_shm_regions("", tmp_path)
+
+
 def test_environment_puts_this_venv_and_libpython_first() -> None:
     install = locate_triton()
     env = server_environment(install, base={"PATH": "/usr/bin"})
