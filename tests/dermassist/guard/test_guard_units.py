@@ -30,6 +30,7 @@ from dermassist.guard.canary import canary_image, canary_request, check_canary_a
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.front import (
     AUDITED_OUTPUTS,
+    DEADLINE_SLACK_S,
     DEFAULT_OUTPUTS,
     cancellation,
     finished_hashes,
@@ -375,6 +376,10 @@ def test_a_call_cut_by_the_shutdown_is_audited_as_such_not_as_the_clients_cancel
     code, message = cancellation(12.0, stopping=True, drain_s=30)
     assert code == grpc.StatusCode.UNAVAILABLE and "shut down" in message and "30 s" in message
     assert cancellation(None, stopping=False, drain_s=30) == (grpc.StatusCode.CANCELLED, "the client cancelled the call")
+    # the client's timer fires a little before the server's copy of its deadline (the headers' travel time)
+    assert cancellation(0.004, stopping=False, drain_s=30)[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cancellation(DEADLINE_SLACK_S, stopping=False, drain_s=30)[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert cancellation(DEADLINE_SLACK_S + 0.01, stopping=False, drain_s=30)[0] == grpc.StatusCode.CANCELLED
     assert GuardConfig().drain_s == 30.0
     assert GuardConfig.resolve({"drain_s": None}, {"DERMASSIST_DRAIN_S": "45"}).drain_s == 45.0
     with pytest.raises(ConfigError, match="drain_s"):
