@@ -3,7 +3,8 @@
 The embedded server is what ``dermassist serve`` runs (gRPC front with its audit trail, truthful
 readiness, self-healing); ``--fault kill|stop`` signals one Python-backend stub mid-run to show that
 the run still ends with no unexpected failure. Triton's statistics of the ensemble (behind the admin
-key) go into summary.json.
+key), read before and after the run, go into summary.json as the counts during it (the guard's canary
+calls, one every few seconds, included).
 
 Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures (or no
 requests), 2 = the run could not be made (missing models, bad settings, Locust or server broke).
@@ -91,6 +92,25 @@ def server_statistics(host: str, admin_headers: dict[str, str], root_certificate
             "fail": int(inference.get("fail", {}).get("count", 0))}
 
 
+def counts_during(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The ensemble's success and failure counts during the run (``after - before``), with the server's totals.
+
+    Triton counts from its own start; when a count went down between the readings the server restarted during the
+    run, and the counts since that restart are all that can be told. Either reading may hold an ``error``.
+    """
+    if "error" in after:
+        return after
+    totals = {k: after[k] for k in ("success", "fail")}
+    out: dict[str, Any] = {"model": after["model"], **totals, "since_server_start": totals}
+    if "error" in before:
+        out["note"] = f"counted since the server started: the counts before the run could not be read ({before['error']})"
+    elif any(after[k] < before[k] for k in totals):
+        out["note"] = "the server restarted during the run: counted since that restart"
+    else:
+        out.update({k: after[k] - before[k] for k in totals})
+    return out
+
+
 def _admin_headers(run: RunConfig, guard) -> dict[str, str] | None:
     from dermassist.base.server_config import GRPC_ADMIN_HEADER, read_secret_file
 
@@ -132,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
 
                 injector = FaultInjector(guard, run.fault, run.fault_model, run.fault_at_s).start()
                 stack.callback(injector.cancel)
+            headers = _admin_headers(run, guard)
+            before = server_statistics(host, headers, scenario.root_certificates) if headers is not None else None
             summary, files = run_locust(run, scenario, host)
             if injector is not None:
                 extra["fault"] = injector.report()
-            headers = _admin_headers(run, guard)
-            if headers is not None:
-                extra["server"] = server_statistics(host, headers, scenario.root_certificates)
+            if headers is not None and before is not None:
+                extra["server"] = counts_during(before, server_statistics(host, headers, scenario.root_certificates))
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2

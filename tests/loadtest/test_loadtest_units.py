@@ -139,3 +139,20 @@ def test_only_unavailability_and_unhealthy_steps_are_retried():
 def test_fault_settings_are_checked(kwargs, message):
     with pytest.raises(LoadtestConfigError, match=message):
         RunConfig(**kwargs)
+
+
+def test_server_counts_are_those_of_the_run_not_since_the_server_started() -> None:
+    from loadtest.run import counts_during
+
+    before = {"model": "dermassist", "success": 120, "fail": 3}
+    after = {"model": "dermassist", "success": 470, "fail": 5}
+    during = counts_during(before, after)
+    assert (during["success"], during["fail"]) == (350, 2)  # 470 - 120, 5 - 3
+    assert during["since_server_start"] == {"success": 470, "fail": 5} and "note" not in during
+    # a count that went down: the server restarted in between, so only the counts since that restart are known
+    restarted = counts_during(before, {"model": "dermassist", "success": 40, "fail": 0})
+    assert (restarted["success"], restarted["fail"]) == (40, 0) and "restarted" in restarted["note"]
+    unread = counts_during({"model": "dermassist", "error": "permission denied"}, after)
+    assert unread["success"] == 470 and "could not be read (permission denied)" in unread["note"]
+    failed = {"model": "dermassist", "error": "unavailable"}
+    assert counts_during(before, failed) == failed
