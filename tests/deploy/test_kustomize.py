@@ -166,3 +166,22 @@ def test_the_image_is_never_a_docker_hub_name(target: str):
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     host = image.split("/", 1)[0]
     assert "/" in image and ("." in host or ":" in host or host == "localhost"), image
+
+
+def test_the_prometheus_operator_monitor_scrapes_the_pods_the_hpa_scales():
+    """The operator ignores the prometheus.io annotations: its PodMonitor must select the Deployment's pods in their
+    namespace, on the container port named for Triton's metrics, at the annotations' path."""
+    (monitor,) = render("monitoring/prometheus-operator")
+    base = render("base")
+    (deployment,) = by_kind(base, "Deployment")
+    (namespace,) = by_kind(base, "Namespace")
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert monitor["metadata"]["namespace"] == "monitoring"  # where the NetworkPolicy lets the scraper in from
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == [namespace["metadata"]["name"]]
+    pod = deployment["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (container,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert str(ports[endpoint["port"]]) == pod["metadata"]["annotations"]["prometheus.io/port"]
+    assert endpoint["path"] == pod["metadata"]["annotations"]["prometheus.io/path"]
