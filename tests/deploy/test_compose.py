@@ -95,15 +95,35 @@ def test_triton_image_is_built_from_a_pinned_ngc_py3_tag(config: dict):
         assert need in dockerfile, need
 
 
-def test_triton_image_pins_the_python_backend_packages_the_project_pins(config: dict):
-    """The serving image runs preprocess with the versions the tests ran it with (numpy<2 above all)."""
-    pins = dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^;\s]+)", d).groups()
+def _project_pins() -> dict[str, str]:
+    return dict(re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^;\s]+)", d).groups()  # type: ignore[union-attr]
                 for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"] if "==" in d)
-    dockerfile = (ROOT / config["services"]["triton"]["build"]["dockerfile"]).read_text()
-    image_pins = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^"]+)"', dockerfile))
-    for name in ("numpy", "opencv-python-headless", "pillow"):
-        assert image_pins.get(name) == pins[name], f"{name}: image {image_pins.get(name)} vs pyproject {pins[name]}"
-    assert image_pins["tensorflow"] == pins["tensorflow-cpu"]  # same TF, GPU build in the image
+
+
+def _image_pins(dockerfile: Path) -> dict[str, str]:
+    return dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^"]+)"', dockerfile.read_text()))
+
+
+# What each image installs that the tests ran at a pinned version: an unpinned one (gradio, keras, grpcio came in
+# unpinned through other packages) would be whatever PyPI had on the day the image was built.
+IMAGE_PACKAGES = {
+    "triton": ("numpy", "opencv-python-headless", "pillow", "tensorflow", "keras", "tritonclient", "grpcio", "protobuf"),
+    "demo": ("gradio", "tritonclient", "grpcio", "protobuf", "numpy", "pillow"),
+    "locust-master": ("locust", "tritonclient", "grpcio", "protobuf", "numpy", "opencv-python-headless", "pillow"),
+}
+
+
+@pytest.mark.parametrize("service", sorted(IMAGE_PACKAGES))
+def test_each_image_pins_what_it_installs_at_the_projects_versions(config: dict, service: str):
+    """An image runs our code with the versions the tests ran it with (numpy<2 above all), each pinned once, in
+    pyproject.toml (the GPU image's tensorflow is the same release as the tests' tensorflow-cpu)."""
+    pins = _project_pins()
+    pins["tensorflow"] = pins["tensorflow-cpu"]
+    image_pins = _image_pins(ROOT / config["services"][service]["build"]["dockerfile"])
+    for name in IMAGE_PACKAGES[service]:
+        assert name in image_pins, f"{service} image installs {name} unpinned"
+    for name, version in image_pins.items():
+        assert version == pins.get(name), f"{service} image: {name}=={version}, pyproject.toml {pins.get(name)}"
 
 
 def test_demo_waits_for_healthy_triton_and_locust_is_a_profile(config: dict):
