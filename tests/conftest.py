@@ -1,6 +1,7 @@
 """Session-wide fixtures: real sample data, a staged repository with tiny models, one real Triton."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
 from dermassist.base.frameworks import without_triton_compiler
 from dermassist.base.paths import HAM_SAMPLE_IMAGES as HAM_IMAGES
 from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
+
+# The same for the processes tests start (exports, the CLI, tritonserver's Python stubs): this checkout first.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(_CHECKOUT), str(_CHECKOUT / "client"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
 # Tests import TensorFlow and torch in one process: torch must never load its triton compiler package.
 without_triton_compiler()
