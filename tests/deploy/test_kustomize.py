@@ -76,7 +76,8 @@ def test_tls_and_admin_key_come_from_mounted_secrets_never_literals():
     mtls_args = mtls["spec"]["template"]["spec"]["containers"][0]["args"]
     ca = next(a.split("=", 1)[1] for a in mtls_args if a.startswith("--tls-client-ca="))
     pod = mtls["spec"]["template"]["spec"]
-    assert _mounted_secret(pod, pod["containers"][0], ca) == "dermassist-tls"
+    # the clients' trust anchor is a CA of its own, not the server certificate's (whose certificates must not call)
+    assert _mounted_secret(pod, pod["containers"][0], ca) == "dermassist-client-ca"
 
 
 def test_pods_run_as_non_root_on_a_read_only_root_filesystem():
