@@ -96,6 +96,18 @@ def describe(error: grpc.aio.AioRpcError) -> str:
     return f"{error.code().name}: {error.details()}"
 
 
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def plaintext_warning(host: str, tls: bool) -> str | None:
+    """What to tell an operator who serves gRPC without TLS beyond this machine (None: TLS, or loopback only)."""
+    if tls or host in LOOPBACK_HOSTS or host.startswith("127."):
+        return None
+    return (f"serving gRPC in PLAINTEXT on {host}: images and answers cross the network unencrypted and no client "
+            "is authenticated; pass --tls-cert and --tls-key (docs/operations.md, 'Certificates and keys')")
+
+
 class Guard:
     """tritonserver on loopback behind the public front; see the module docstring."""
 
@@ -202,6 +214,9 @@ class Guard:
         return "mutual TLS" if self.config.mutual_tls else "TLS"
 
     async def _start_front(self) -> grpc.aio.Server:
+        warning = plaintext_warning(self.public.host, self.config.tls)
+        if warning:
+            logger.warning("%s", warning)
         server = grpc.aio.server(options=self.config.server_options())
         self.front = Front(self, self.channel)
         server.add_generic_rpc_handlers((self.front,))
