@@ -9,6 +9,10 @@ the accelerator is measured with TF32 on (what the backend does by default) and 
 
 Crops come from a ``.npz`` holding ``crops`` (N, 224, 224, 3) uint8, as the ensemble's ``CROP``, and optionally
 the embedded server's answers to them (``probabilities``, ``ood_score``, ``cam``): those are compared too.
+
+With ``--url HOST:PORT --images FOLDER`` the check asks a running DermAssist (the GPU host, through its front) for
+its answers and crops instead, and compares them with this machine's CPU run of the exported classifier on the same
+crops: what an operator runs before a GPU host goes live, with no accelerator where the check runs.
 """
 from __future__ import annotations
 
@@ -51,16 +55,32 @@ class GpuCheckConfig(Settings):
     env_prefix = "DERMASSIST_GPU_CHECK_"
     config_error = GpuCheckError
 
-    crops: Path
+    crops: Path | None = None
+    url: str | None = None  # with images: a running DermAssist's answers against this machine's CPU
+    images: Path | None = None
     repository: Path = SOURCE_REPOSITORY
     device: str = "cuda"
     repeats: int = 20
     out: Path = Path("reports/gpu_check")
     refer_threshold: float | None = None  # None: the triage step's threshold in the GPU profile (needs tritonclient)
+    timeout_s: float = 120.0
+    ssl: bool = False
+    root_certificates: Path | None = None
+    private_key: Path | None = None
+    certificate_chain: Path | None = None
 
     def __post_init__(self) -> None:
-        if not Path(self.crops).is_file():
+        if (self.crops is None) == (self.url is None):
+            given = "both" if self.crops is not None else "neither"
+            raise GpuCheckError("give --crops FILE (the classifier on CPU and on --device here) or --url HOST:PORT "
+                                f"with --images FOLDER (a running DermAssist against this CPU), not {given}")
+        if self.crops is not None and not Path(self.crops).is_file():
             raise GpuCheckError(f"--crops {self.crops} is not a file; expected a .npz of served crops (module docstring)")
+        if self.url is not None and (self.images is None or not Path(self.images).is_dir()):
+            raise GpuCheckError(f"--url needs --images, a folder of images to send; got {self.images}")
+        if self.url is None and (self.images is not None or self.ssl or self.root_certificates or self.private_key
+                                 or self.certificate_chain):
+            raise GpuCheckError("--images and the TLS options go with --url (a running DermAssist)")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.repeats < 1:
@@ -167,9 +187,40 @@ def time_batches(model, x: np.ndarray, device: str, batch_sizes: Sequence[int] =
     return rows
 
 
+def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
+    """The crops and answers of the DermAssist at ``config.url`` for the images under ``config.images``."""
+    from dermassist_client.classes import CLASSES
+
+    from .evaluation import analyse, image_files
+
+    paths = image_files(Path(config.images))  # type: ignore[arg-type]  # __post_init__: images is set with url
+    if not paths:
+        raise GpuCheckError(f"--images {config.images} holds no image files (.jpg, .png, .bmp, .tif)")
+    options = {"ssl": config.ssl, "root_certificates": config.root_certificates, "private_key": config.private_key,
+               "certificate_chain": config.certificate_chain}
+    try:
+        answers = analyse(str(config.url), paths, config.timeout_s, with_crop=True, options=options)
+    except DermAssistError as e:
+        raise GpuCheckError(str(e)) from e
+    for path, reason in answers.refused:
+        logger.warning("%s was refused by the server and is left out: %s", path, reason)
+    results = answers.results
+    if not results:
+        raise GpuCheckError(f"the DermAssist at {config.url} answered none of the {len(paths)} images")
+    if any(r.crop is None or r.cam is None or r.ood_score is None for r in results):
+        raise GpuCheckError(f"the DermAssist at {config.url} sent no CROP, CAM or OOD_SCORE; it predates them")
+    probabilities = np.array([[r.probabilities[c.code] for c in CLASSES] for r in results], np.float32)
+    return (np.stack([r.crop for r in results]),
+            Outputs(probabilities, np.array([[r.ood_score] for r in results], np.float32),
+                    np.stack([r.cam for r in results])))
+
+
 def gpu_check(config: GpuCheckConfig) -> dict:
-    """Run the classifier of ``config.repository`` on CPU and on ``config.device`` and compare (module docstring)."""
+    """Run the classifier of ``config.repository`` on CPU and on ``config.device`` and compare, or compare a running
+    DermAssist's answers with it on CPU (module docstring)."""
     repository, device, repeats = Path(config.repository), config.device, config.repeats
+    if config.url is not None:
+        return _served_check(config)
     torch = import_torch()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GpuCheckError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
@@ -178,7 +229,7 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     if not path.is_file():
         raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first")
     threshold = config.refer_threshold if config.refer_threshold is not None else profile_threshold(repository)
-    crops, served = load_crops(Path(config.crops))
+    crops, served = load_crops(Path(config.crops))  # type: ignore[arg-type]  # __post_init__: crops or url
     x = normalise(crops)
     cpu = run_classifier(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu")
     model = torch.jit.load(str(path), map_location=device).eval()
@@ -202,6 +253,22 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     return result
 
 
+def _served_check(config: GpuCheckConfig) -> dict:
+    torch = import_torch()
+    repository = Path(config.repository)
+    path = classifier_artifact(repository)
+    if not path.is_file():
+        raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first (the release the "
+                            "GPU host serves)")
+    threshold = config.refer_threshold if config.refer_threshold is not None else profile_threshold(repository)
+    crops, served = served_answers(config)
+    cpu = run_classifier(torch.jit.load(str(path), map_location="cpu").eval(), normalise(crops), "cpu")
+    figures = compare(cpu, served, threshold)
+    figures["agrees"] = agrees(figures)
+    return {"device": config.url, "torch": torch.__version__, "crops": int(len(crops)), "refer_threshold": threshold,
+            "settings": {"served": figures}, "agrees": figures["agrees"]}
+
+
 def markdown(result: dict) -> str:
     """The check's figures as a Markdown table for people to read."""
     lines = [f"# GPU profile classifier check: {result.get('device_name', result['device'])}, torch {result['torch']}",
@@ -218,10 +285,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| this CPU vs the embedded server's answers | {f['max_abs_probability']:.2e} "
                      f"| {f['same_top_class']:.3f} | {f['same_refer']:.3f} | {f['max_rel_ood']:.2e} "
                      f"| {f['max_cam_levels']} | {f['cam_share_over_tolerance']:.4f} | - |")
-    lines += ["", "| where | batch | ms per call (median) | images/s |", "|---|---|---|---|"]
-    timed = [(f"{result['device']} {n}", s["timing"]) for n, s in result["settings"].items()]
-    for where, rows in timed + [("cpu", result["cpu_timing"])]:
-        lines += [f"| {where} | {r['batch']} | {r['ms']:.2f} | {r['images_per_s']:.0f} |" for r in rows]
+    timed = [(f"{result['device']} {n}", s["timing"]) for n, s in result["settings"].items() if "timing" in s]
+    if timed:
+        lines += ["", "| where | batch | ms per call (median) | images/s |", "|---|---|---|---|"]
+        for where, rows in timed + [("cpu", result["cpu_timing"])]:
+            lines += [f"| {where} | {r['batch']} | {r['ms']:.2f} | {r['images_per_s']:.0f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

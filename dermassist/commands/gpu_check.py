@@ -1,4 +1,5 @@
-"""``dermassist gpu-check``: the GPU profile's classifier (TorchScript on the accelerator) against the CPU."""
+"""``dermassist gpu-check``: the GPU profile's classifier against the CPU, in this process (TorchScript on the
+accelerator) or through a running DermAssist (its answers and crops)."""
 from __future__ import annotations
 
 import argparse
@@ -11,20 +12,31 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist gpu-check`` (each overrides its DERMASSIST_GPU_CHECK_* variable)."""
+    from dermassist_client.config import TLS_HELP
+
     from ..base.settings import setting_help
     from ..gpu_parity import GpuCheckConfig as G
 
     parser.add_argument("--crops", type=Path, help=setting_help(G, "crops", ".npz of served crops (and answers)"))
+    parser.add_argument("--url", help=setting_help(G, "url", "gRPC HOST:PORT of a running DermAssist to check instead"))
+    parser.add_argument("--images", type=Path, help=setting_help(G, "images", "with --url: a folder of images to send"))
     parser.add_argument("--repository", type=Path, help=setting_help(G, "repository", "repository with the exported classifier"))
-    parser.add_argument("--device", help=setting_help(G, "device", "torch device to check against the CPU"))
-    parser.add_argument("--repeats", type=int, help=setting_help(G, "repeats", "timed calls per batch size"))
+    parser.add_argument("--device", help=setting_help(G, "device", "with --crops: torch device to check against the CPU"))
+    parser.add_argument("--repeats", type=int, help=setting_help(G, "repeats", "with --crops: timed calls per batch size"))
     parser.add_argument("--refer-threshold", type=float,
                         help=setting_help(G, "refer_threshold", "REFER threshold (none: the GPU profile's triage step)"))
+    parser.add_argument("--timeout", dest="timeout_s", type=float,
+                        help=setting_help(G, "timeout_s", "with --url: seconds per call"))
     parser.add_argument("--out", type=Path, help=setting_help(G, "out", "where gpu_check.md / .json go"))
+    tls = parser.add_argument_group("TLS (with --url, a DermAssist served over TLS)")
+    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(G, "ssl", TLS_HELP["ssl"]))
+    for flag in ("--root-certificates", "--private-key", "--certificate-chain"):
+        name = flag[2:].replace("-", "_")
+        tls.add_argument(flag, type=Path, metavar="PEM", help=setting_help(G, name, TLS_HELP[name]))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the check, print the table, write the report; 1 when the accelerator's answers differ."""
+    """Run the check, print the table, write the report; 1 when the answers differ."""
     from ..gpu_parity import GpuCheckConfig, gpu_check, markdown, write_report
 
     config = GpuCheckConfig.resolve(vars(args))
@@ -33,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     print(markdown(result))
     print(f"written: {md} and {js}")
     if not result["agrees"]:
-        logger.error("the classifier on %s does not answer as on the CPU (table above)", config.device)
+        logger.error("the classifier on %s does not answer as on the CPU (table above)", result["device"])
         return 1
     return 0

@@ -169,3 +169,19 @@ def test_the_threshold_is_the_gpu_profiles_unless_one_is_given(tiny_repository: 
     monkeypatch.setitem(sys.modules, "tritonclient.grpc", None)  # a GPU host without tritonclient
     with pytest.raises(GpuCheckError, match="needs tritonclient.*pass --refer-threshold"):
         profile_threshold(tiny_repository)
+
+
+def test_config_takes_crops_or_a_running_server_with_images(tmp_path: Path) -> None:
+    crops = tmp_path / "c.npz"
+    crops.write_bytes(b"")
+    with pytest.raises(GpuCheckError, match="not neither"):
+        GpuCheckConfig()
+    with pytest.raises(GpuCheckError, match="not both"):
+        GpuCheckConfig(crops=crops, url="localhost:8001", images=tmp_path)
+    with pytest.raises(GpuCheckError, match="--url needs --images"):
+        GpuCheckConfig(url="localhost:8001")
+    with pytest.raises(GpuCheckError, match="go with --url"):
+        GpuCheckConfig(crops=crops, images=tmp_path)
+    with pytest.raises(GpuCheckError, match="go with --url"):
+        GpuCheckConfig(crops=crops, ssl=True)
+    assert GpuCheckConfig(url="localhost:8001", images=tmp_path).crops is None
