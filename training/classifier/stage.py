@@ -101,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of <image_id>.png 256x256 segmenter masks for images without ground truth")
     parser.add_argument("--pretrained", type=Path, help=setting_help(cls, "pretrained", "local torchvision resnet18 state_dict"))
     parser.add_argument("--seed", type=int, help=setting_help(cls, "seed", "random seed"))
+    parser.add_argument("--device", help=setting_help(cls, "device", "torch device the network trains on (cpu, cuda, cuda:N)"))
 
 
 def config_from_args(args: argparse.Namespace) -> ClassifierConfig:

@@ -67,6 +67,7 @@ class ClassifierConfig(Settings):
     pretrained: Path | None = None
     seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
     progress: bool = True
+    device: str = "cpu"  # "cuda" or "cuda:N": the network trains there; augmentation stays on the CPU
 
     @classmethod
     def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +94,8 @@ class ClassifierConfig(Settings):
                 raise TrainingConfigError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
         if self.mixup < 0:
             raise TrainingConfigError(f"mixup alpha must be >= 0 (0 = off), got {self.mixup}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise TrainingConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.pretrained is not None and not Path(self.pretrained).is_file():
             raise TrainingConfigError(
                 f"--pretrained {self.pretrained} does not exist; give a local torchvision resnet18 state_dict "
@@ -180,13 +183,21 @@ def _train_batch(data: CropSet, idx: np.ndarray, rng: np.random.Generator, confi
 
 def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64, size: int = CLS_SIZE,
                    bf16: bool = False) -> np.ndarray:
-    """Logits (N, 8) for uint8 224x224 crops, seen at ``size`` px (224, as served, unless told)."""
+    """Logits (N, 8) for uint8 224x224 crops, seen at ``size`` px (224, as served, unless told), on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for i in range(0, len(crops), batch_size):
-            out.append(model(to_tensor(crops[i : i + batch_size], size)).float().numpy())
+            out.append(model(to_tensor(crops[i : i + batch_size], size).to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def training_precision(config: ClassifierConfig) -> bool:
+    """Whether this run trains in bfloat16: on a GPU when asked; on the CPU when asked and the CPU has it natively."""
+    if config.device != "cpu":
+        return config.bf16
+    return use_bfloat16(config.bf16, "classifier training")
 
 
 def evaluate(model: torch.nn.Module, data: CropSet) -> dict:
@@ -234,8 +245,9 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    bf16 = use_bfloat16(config.bf16, "classifier training")
-    model = build_resnet18(config.pretrained).to(memory_format=torch.channels_last)
+    bf16 = training_precision(config)
+    device = torch.device(config.device)
+    model = build_resnet18(config.pretrained).to(device=device, memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     probs = sampling_weights(train.labels, config.balance)
     steps_per_epoch = max(1, len(train.labels) // config.batch_size)
@@ -259,17 +271,17 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                    disable=not config.progress, leave=False)
         for _ in bar:
             idx = rng.choice(len(train.labels), size=config.batch_size, replace=True, p=probs)
-            x = _train_batch(train, idx, rng, config, size)
-            y = torch.from_numpy(train.labels[idx])
+            x = _train_batch(train, idx, rng, config, size).to(device, non_blocking=True)
+            y = torch.from_numpy(train.labels[idx]).to(device)
             target = _soft_targets(y, config.label_smoothing)
             if config.mixup > 0:
                 lam = float(rng.beta(config.mixup, config.mixup))
-                perm = torch.from_numpy(rng.permutation(len(idx)))
+                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
                 x = lam * x + (1 - lam) * x[perm]
                 target = lam * target + (1 - lam) * target[perm]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = forward_train(model, x, config.dropout)
             loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -293,14 +305,15 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
             history[key].append(value)
         score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
         if epoch >= first_selectable and score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+            best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
         elapsed = time.perf_counter() - start
         logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
                     epoch + 1, config.epochs, size, elapsed, eta_text(elapsed, epoch + 1, config.epochs) or "done",
                     history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
                     val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
     final = build_resnet18(None)
-    final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
+    last = (ema.module if ema is not None else model).state_dict()
+    final.load_state_dict(best[1] if best[1] is not None else {k: v.cpu() for k, v in last.items()})
     final.eval()
     return final, {"history": history, "best_epoch": best[2], "best_val": {"balanced_accuracy": best[0][0],
                                                                             "macro_f1": best[0][1]},

@@ -1,0 +1,40 @@
+"""The classifier's training device: checked on construction; bfloat16 follows the device."""
+from __future__ import annotations
+
+import pytest
+
+from training.classifier.train import ClassifierConfig, predict_logits, training_precision
+from training.errors import TrainingConfigError
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1"])
+def test_cpu_and_cuda_devices_are_taken(device: str) -> None:
+    assert ClassifierConfig(device=device).device == device
+
+
+@pytest.mark.parametrize("device", ["gpu", "tpu", "cuda1", ""])
+def test_other_devices_are_refused_by_name(device: str) -> None:
+    with pytest.raises(TrainingConfigError, match=f"cpu, cuda or cuda:N, got {device!r}"):
+        ClassifierConfig(device=device)
+
+
+def test_a_gpu_trains_in_bfloat16_when_asked_whatever_the_cpu_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.classifier.train as train
+
+    monkeypatch.setattr(train, "use_bfloat16", lambda requested, what: False)  # a CPU without native bfloat16
+    assert training_precision(ClassifierConfig(device="cuda", bf16=True)) is True
+    assert training_precision(ClassifierConfig(device="cuda", bf16=False)) is False
+    assert training_precision(ClassifierConfig(device="cpu", bf16=True)) is False
+
+
+def test_predict_logits_runs_where_the_model_is_and_answers_on_the_cpu() -> None:
+    import numpy as np
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 8))
+    crops = np.zeros((3, 224, 224, 3), np.uint8)
+    logits = predict_logits(model, crops, batch_size=2)
+    # a black crop normalises to -mean/std per channel; the logits are the linear head of those three numbers
+    x = torch.tensor([[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]])
+    expected = model[2](x).detach().numpy()
+    assert logits.shape == (3, 8) and np.allclose(logits, np.repeat(expected, 3, axis=0), atol=1e-5)
