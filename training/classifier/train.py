@@ -247,7 +247,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     rng = np.random.default_rng(config.seed)
     bf16 = training_precision(config)
     device = torch.device(config.device)
-    model = build_resnet18(config.pretrained).to(device=device, memory_format=torch.channels_last)
+    model = build_resnet18(config.pretrained).to(device).to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     probs = sampling_weights(train.labels, config.balance)
     steps_per_epoch = max(1, len(train.labels) // config.batch_size)
