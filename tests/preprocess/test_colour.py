@@ -86,3 +86,54 @@ def test_a_part_is_balanced_by_the_gains_of_the_whole_or_left_alone() -> None:
     assert balance_part(part, whole, 0) is part
     np.testing.assert_array_equal(balance_part(part, whole, 6), apply_gains(part, shades_of_grey_gains(whole, 6)))
     assert not np.array_equal(balance_part(part, whole, 6), apply_gains(part, shades_of_grey_gains(part, 6)))
+
+
+def test_gains_are_clipped_to_four_and_a_quarter() -> None:
+    # (250, 250, 10): geometric mean (250 x 250 x 10) ** (1/3) = 85.5, so blue would be scaled 8.55 times: 4 at most
+    np.testing.assert_allclose(shades_of_grey_gains(_flat(250, 250, 10), 6), [85.5 / 250, 85.5 / 250, 4.0], rtol=1e-3)
+    # (250, 10, 10): geometric mean 29.24, so red would be scaled 0.117 times: a quarter at least
+    np.testing.assert_allclose(shades_of_grey_gains(_flat(250, 10, 10), 6), [0.25, 29.24 / 10, 29.24 / 10], rtol=1e-3)
+
+
+def _faint_blue(lit_pixels: int) -> np.ndarray:
+    """10 x 100 pixels of (200, 100, 0), the first ``lit_pixels`` with blue at level 1."""
+    image = _flat(200, 100, 0, (10, 100))
+    image.reshape(-1, 3)[:lit_pixels, 2] = 1
+    return image
+
+
+def test_a_channel_is_balanced_from_a_mean_level_of_one_thousandth() -> None:
+    # p = 1: blue's mean is lit / 1000 / 255: 260 lit pixels give 1.02e-3 (balanced, clipped to 4), 250 give 0.98e-3
+    np.testing.assert_allclose(shades_of_grey_gains(_faint_blue(260), 1), [0.25, 0.25, 4.0], rtol=1e-6)
+    np.testing.assert_array_equal(shades_of_grey_gains(_faint_blue(250), 1), np.ones(3, np.float32))
+
+
+def _dotted(height: int, width: int) -> np.ndarray:
+    """Grey 100 with (200, 100, 50) on every pixel of an even row and an even column."""
+    image = _flat(100, 100, 100, (height, width))
+    image[::2, ::2] = (200, 100, 50)
+    return image
+
+
+def test_the_estimate_strides_by_the_root_of_the_pixels_per_16384() -> None:
+    # 256 x 256 = 4 x 16384 pixels: a stride of 2 reads only the even rows and columns, all (200, 100, 50): gains
+    # (0.5, 1, 2) as for that flat colour
+    np.testing.assert_allclose(shades_of_grey_gains(_dotted(256, 256), 6), [0.5, 1.0, 2.0], rtol=1e-5)
+    # 255 x 256 = 3.98 x 16384: stride int(1.996) = 1, every pixel read: the p-mean of the whole image
+    image = _dotted(255, 256)
+    whole = image.reshape(-1, 3).astype(np.float64) / 255
+    light = np.power(np.mean(whole**6, axis=0), 1 / 6)
+    np.testing.assert_allclose(shades_of_grey_gains(image, 6), np.exp(np.log(light).mean()) / light, rtol=1e-5)
+
+
+def test_gains_are_applied_rounding_to_the_nearest_level() -> None:
+    # 11 x 1.25 = 13.75 -> 14 (not truncated to 13); 250 x 1.25 = 312.5 -> 255; 9 x 1.25 = 11.25 -> 11
+    out = apply_gains(_flat(11, 250, 9, (2, 2)), np.array([1.25, 1.25, 1.25]))
+    assert out[0, 0].tolist() == [14, 255, 11]
+
+
+def test_a_zero_gain_and_an_empty_image_are_refused() -> None:
+    with pytest.raises(InvalidTensorError, match="three positive finite"):
+        apply_gains(_flat(1, 2, 3), np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(InvalidTensorError, match="RGB uint8"):
+        shades_of_grey_gains(np.zeros((0, 5, 3), np.uint8), 6)

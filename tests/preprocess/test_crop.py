@@ -16,6 +16,7 @@ from preprocess.crop import (
     lesion_mask,
     mask_box,
     normalise,
+    original_extent,
     scale_box,
     square_box,
 )
@@ -214,3 +215,48 @@ def test_crop_batch_rejects_wrong_shapes_with_a_message() -> None:
         crop_batch(np.zeros((2, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(40, 40)], np.ones(2))
     with pytest.raises(InvalidTensorError, match="SCALE must be positive"):
         crop_batch(np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(40, 40)], np.zeros(1))
+
+
+def test_square_box_adds_the_margin_and_centres_rounding_down() -> None:
+    # 51 x 40 box, margin 0.1: side ceil(51 x 1.2) = ceil(61.2) = 62. x: (100 + 151 - 62) / 2 = 94.5 -> 94, to 156;
+    # y: (100 + 140 - 62) / 2 = 89, to 151
+    assert square_box((100, 100, 151, 140), 0.1, 1000, 1000) == (94, 89, 156, 151)
+    # margin 0: side 11 (the taller side); x: (10 + 20 - 11) / 2 = 9.5 -> 9, to 20
+    assert square_box((10, 10, 20, 21), 0.0, 100, 100) == (9, 10, 20, 21)
+
+
+def test_scale_box_maps_each_edge_by_its_own_factor() -> None:
+    # x by 2, y by 1.5: 64 -> 128, 128 -> 256; 64 -> 96, 128 -> 192 (exact: no rounding outward)
+    assert scale_box((64, 64, 128, 128), 2.0, 1.5, 1000, 1000) == (128, 96, 256, 192)
+    # 1/3: 10 -> 3.33 floors to 3, 20 -> 6.67 ceils to 7
+    assert scale_box((10, 10, 20, 20), 1 / 3, 1 / 3, 1000, 1000) == (3, 3, 7, 7)
+
+
+def test_the_original_extent_floors_the_scaled_work_size() -> None:
+    # 682 x 1024 work pixels at 3000 / 1024 = 2.9296875: 682 x 2.9296875 = 1998.05 -> 1998, 1024 x it = 3000
+    assert original_extent(682, 1024, 3000 / 1024) == (1998, 3000)
+    out = crop_batch(np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(682, 1024)],
+                     np.array([[3000 / 1024]], np.float32))
+    assert out.bbox[0].tolist() == [0, 0, 3000, 1998]  # no lesion: the whole original
+
+
+def test_areas_touching_at_a_corner_are_one_lesion() -> None:
+    prob = np.zeros((SEG_SIZE, SEG_SIZE), np.float32)
+    prob[10:20, 10:20] = 0.9
+    prob[20:30, 20:30] = 0.9  # joined to the first square by its top-left pixel's corner only
+    prob[100:112, 100:112] = 0.9  # 144 pixels: smaller than the two squares together (200)
+    largest, other = components(prob >= 0.35)
+    assert largest.sum() == 200 and other == pytest.approx(144 / SEG_SIZE**2)
+
+
+def test_crop_params_accept_their_bounds() -> None:
+    for margin, colour in ((0.0, 0.0), (1.0, 1.0), (0.1, 16.0)):
+        assert CropParams(0.5, margin, colour).as_dict() == {"threshold": 0.5, "margin": margin, "colour_constancy": colour}
+
+
+def test_crop_batch_counts_a_probability_at_the_threshold_as_lesion() -> None:
+    prob = np.full((1, SEG_SIZE, SEG_SIZE), 0.34, np.float32)
+    prob[0, 10:20, 10:20] = 0.35  # exactly the default threshold: 100 lesion pixels
+    out = crop_batch(prob, [_work_image(256, 256)], np.ones(1, np.float32))
+    assert out.lesion_fraction[0, 0] == pytest.approx(100 / SEG_SIZE**2)
+    assert out.bbox[0].tolist() == [10, 10, 20, 20]

@@ -237,3 +237,57 @@ def test_a_file_of_several_pictures_is_refused_but_a_thumbnail_page_is_allowed(t
     tifffile.imwrite(scanner, lesion, photometric="rgb", subfiletype=0)
     tifffile.imwrite(scanner, lesion[::4, ::4], photometric="rgb", subfiletype=1, append=True)
     assert np.array_equal(decode(scanner.read_bytes()).rgb, lesion)
+
+
+def test_the_pixel_limit_accepts_fifty_megapixels_and_refuses_one_more() -> None:
+    check_size(10_000, 5_000)  # 50,000,000 pixels: the limit itself
+    check_size(5_000, 10_000)
+    with pytest.raises(ImageTooLargeError, match="at most 50 megapixels"):
+        check_size(739, 67_659)  # 739 x 67,659 = 50,000,001 pixels: one too many
+    with pytest.raises(ImageTooLargeError):
+        check_size(7_072, 7_071)  # 50,006,112 pixels
+
+
+@pytest.mark.parametrize("width,reduction,shape", [(4096, 8, (5, 512)), (4095, 4, (10, 1023))])
+def test_shrink_on_load_keeps_a_long_side_of_at_least_512(width: int, reduction: int, shape: tuple[int, int]) -> None:
+    # 4096 // 8 = 512 is exactly the smallest long side allowed: 1/8; 4095 // 8 = 511 is under it, 4095 // 4 = 1023: 1/4.
+    # The short side (40) plays no part: it is the long side that is kept. Rows: ceil(40 / factor), trimmed to 40 // f.
+    data = encode(np.full((40, width, 3), 150, np.uint8), ".jpg")
+    out = decode(data, allow_reduced=True)
+    assert out.reduction == reduction and out.rgb.shape[:2] == shape and out.original_size == (40, width)
+
+
+@pytest.mark.parametrize("orientation", [2, 4, 5, 7])
+def test_every_exif_orientation_that_turns_the_picture_swaps_the_header_size(orientation: int) -> None:
+    # 5 (transpose) and 7 (transverse) turn by 90 degrees like 6 and 8; 2 and 4 only mirror: the stored 160x120 stays
+    data = with_orientation(RGB, orientation)
+    expected = (120, 160) if orientation in (5, 7) else (160, 120)
+    assert read_header(data, "JPEG")[0] == expected
+    height, width = decode(data).rgb.shape[:2]
+    assert (width, height) == expected
+
+
+def _with_junk_after_app0(jpeg: bytes) -> bytes:
+    """The JPEG with two stray bytes after its first (APP0) segment: its segments can no longer be walked."""
+    end = 4 + int.from_bytes(jpeg[4:6], "big")
+    return jpeg[:end] + b"\x00\x00" + jpeg[end:]
+
+
+def test_a_jpeg_whose_segments_cannot_be_walked_is_judged_by_its_last_bytes() -> None:
+    data = _with_junk_after_app0(encode(RGB, ".jpg"))
+    np.testing.assert_array_equal(decode_image(data), decode_image(encode(RGB, ".jpg")))  # its end marker is there
+    with pytest.raises(TruncatedImageError, match="ends before its end marker"):
+        decode_image(data[: int(len(data) * 0.9)])  # the fallback finds no end marker in the last 64 bytes
+
+
+def test_a_restart_marker_before_the_scan_is_stepped_over() -> None:
+    # RSTn (0xFFD0..0xFFD7) carries no length: read as a segment, its "length" would be the next marker's bytes
+    jpeg = encode(RGB, ".jpg")
+    end = 4 + int.from_bytes(jpeg[4:6], "big")
+    np.testing.assert_array_equal(decode_image(jpeg[:end] + b"\xff\xd0" + jpeg[end:]), decode_image(jpeg))
+
+
+def test_a_riff_file_that_is_not_webp_is_not_called_webp() -> None:
+    wav = b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + bytes(32)  # a RIFF container of sound, not WebP
+    with pytest.raises(NotAnImageError, match="has no known image signature"):
+        decode_image(wav)

@@ -154,3 +154,20 @@ def test_thread_parameters_are_counts_named_when_wrong() -> None:
         thread_parameter({"intra_op_threads": "two"}, "intra_op_threads")
     with pytest.raises(InvalidTensorError, match="inter_op_threads must be a thread count >= 0"):
         thread_parameter({"inter_op_threads": "-1"}, "inter_op_threads")
+
+
+def test_expect_rows_refuses_a_different_number_of_dims() -> None:
+    with pytest.raises(PreprocessError, match=r"X must be \(N, 3\), got \(2, 3, 4\)"):
+        expect_rows(np.zeros((2, 3, 4)), "X", (3,))  # the leading dims agree, one more follows
+
+
+def test_yes_and_no_and_json_booleans_are_read_as_booleans(tmp_path: Path) -> None:
+    assert resolve_params(TriageParams, {"refer_when_not_assessable": "no"}, {}, "t").refer_when_not_assessable is False
+    assert resolve_params(TriageParams, {"refer_when_not_assessable": "YES"}, {}, "t").refer_when_not_assessable is True
+    assert resolve_params(TriageParams, {}, {"refer_when_not_assessable": False}, "t").refer_when_not_assessable is False
+
+
+def test_a_tuned_file_whose_values_are_not_an_object_is_named(tmp_path: Path) -> None:
+    (tmp_path / TUNED_FILENAME).write_text('{"values": [0.3]}')
+    with pytest.raises(InvalidTensorError, match="'values' must be an object, got list"):
+        read_tuned(str(tmp_path))

@@ -61,3 +61,51 @@ def test_limits_validate_themselves() -> None:
         QualityLimits(max_brightness=255.0)
     with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):
         QualityLimits(min_brightness=0.0)
+
+
+@pytest.mark.parametrize("channel,grey_level", [(0, 0.299 * 255), (1, 0.587 * 255), (2, 0.114 * 255)])
+def test_the_grey_level_weighs_red_green_and_blue_as_bt601(channel: int, grey_level: float) -> None:
+    seg = np.zeros((4, 4, 3), np.float32)
+    seg[..., channel] = 1.0  # pure red, green or blue: its grey level is that channel's BT.601 weight x 255
+    assert raw_quality(seg) == (0.0, pytest.approx(grey_level, abs=1e-3))
+
+
+def _checkerboard(mean_level: float, sharpness: float) -> np.ndarray:
+    """A grey 8x8 checkerboard mean_level +- c levels whose Laplacian variance is ``sharpness``.
+
+    With the 4-neighbour Laplacian every pixel's four neighbours hold the other colour (also at the reflected border),
+    so each Laplacian value is -8 c s (s = +-1, half the pixels each): variance 64 c^2, hence c = sqrt(sharpness) / 8.
+    """
+    sign = np.indices((8, 8)).sum(axis=0) % 2 * 2 - 1
+    levels = mean_level + np.sqrt(sharpness) / 8 * sign
+    return np.repeat((levels / 255.0)[..., None], 3, axis=2).astype(np.float32)
+
+
+def test_the_default_limits_score_one_exactly_at_sharpness_10_and_grey_levels_60_and_225() -> None:
+    limits = QualityLimits()  # the defaults, used when a release ships no fitted limits
+    at_limits = quality_batch(_checkerboard(60.0, 10.0)[None], limits)[0]
+    assert at_limits[:2] == pytest.approx([1.0, 1.0], rel=1e-4)  # 10 / 10 and 60 / 60
+    assert at_limits[2] == pytest.approx(195.0 / 30.0, rel=1e-4)  # (255 - 60) / (255 - 225)
+    just_under = quality_batch(_checkerboard(59.0, 9.5)[None], limits)[0]
+    assert just_under[0] < 1.0 and just_under[1] < 1.0  # 9.5 / 10 and 59 / 60
+    bright = quality_batch(np.full((1, 8, 8, 3), 225.0 / 255.0, np.float32), limits)[0]
+    assert bright[2] == pytest.approx(1.0, rel=1e-4)  # (255 - 225) / (255 - 225)
+    too_bright = quality_batch(np.full((1, 8, 8, 3), 226.0 / 255.0, np.float32), limits)[0]
+    assert too_bright[2] < 1.0  # 29 / 30
+
+
+def test_a_colour_spread_of_three_levels_is_exactly_the_least_colour_accepted() -> None:
+    seg = np.zeros((8, 8, 3), np.float32)
+    seg[..., 0] = 3.0 / 255.0  # red 3 levels above green and blue everywhere: mean spread 3 levels, score 3 / 3
+    assert colour_score(seg) == pytest.approx(1.0, rel=1e-5)
+    seg[..., 0] = 2.9 / 255.0
+    assert colour_score(seg) < 1.0
+
+
+def test_the_colour_spread_is_read_on_every_second_pixel_each_way() -> None:
+    seg = np.zeros((8, 8, 3), np.float32)
+    seg[1::2, :, 0] = 30 / 255  # colour on the odd rows only: none of the pixels read (rows and columns 0, 2, 4, 6)
+    seg[:, 1::2, 0] = 30 / 255  # and on the odd columns
+    assert colour_score(seg) == 0.0
+    seg[::2, ::2, 0] = 6 / 255  # every pixel read: a spread of 6 levels, twice the least accepted
+    assert colour_score(seg) == pytest.approx(2.0, rel=1e-5)

@@ -117,3 +117,23 @@ def test_a_second_lesion_in_the_picture_is_said_and_the_answer_is_not_assessable
     assert out.note[2, 0] == b"" and out.note[3, 0] == b""
     with pytest.raises(InvalidTensorError, match="OTHER_LESION_FRACTION must be"):
         triage_with_other(_probs(NV=1.0), [[0.1]], [GOOD], [[0.1]], np.zeros((2, 1), np.float32))
+
+
+def test_another_area_of_exactly_a_quarter_of_the_lesion_is_a_second_lesion() -> None:
+    # lesion 40% of the picture: a quarter of it is 10%; an other area of 10% is said, 9.9% is not (both over 2%)
+    probs = np.repeat(_probs(NV=1.0), 2, axis=0)
+    other = np.array([[0.10], [0.099]], np.float32)
+    out = triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.40]] * 2, TriageParams(refer_threshold=0.5), other=other)
+    assert out.assessable[:, 0].tolist() == [False, True]
+    assert out.note[0, 0].decode().startswith("Another lesion-like area (10% of the picture)")
+
+
+def test_no_colour_is_said_when_the_brightness_is_exactly_acceptable() -> None:
+    # under-exposure 1.0 is acceptable: the missing colour is the problem then, not darkness
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 1.0, 1.5, 0.5)], [[0.1]], TriageParams(refer_threshold=0.5))
+    assert out.note[0, 0].decode().startswith("Picture has no colour (greyscale)") and not out.assessable[0, 0]
+
+
+def test_an_ood_limit_of_zero_is_refused() -> None:
+    with pytest.raises(InvalidTensorError, match="ood_limit must be positive, got 0.0"):
+        TriageParams(ood_limit=0.0)  # every image would be out of distribution
