@@ -48,7 +48,7 @@ def check_canary_answer(response: service_pb2.ModelInferResponse) -> str | None:
         if probs.size != NUM_CLASSES:
             return f"{PROBABILITIES.name} has {probs.size} values, expected {NUM_CLASSES}"
         total = float(probs.sum())
-        if not np.all(np.isfinite(probs)) or not math.isclose(total, 1.0, abs_tol=1e-3):
+        if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not math.isclose(total, 1.0, abs_tol=1e-3):
             return f"{PROBABILITIES.name} is not a probability vector (sum {total:.4f})"
         return None
     return f"the answer has no {PROBABILITIES.name}"

@@ -63,25 +63,28 @@ class Readiness:
         return self.ready
 
 
-def _response(status: int, body: dict) -> bytes:
+def _response(status: int, body: dict, with_body: bool = True) -> bytes:
+    """The whole HTTP response; a HEAD request's has GET's headers (its Content-Length too) and no body."""
     payload = json.dumps(body).encode()
     reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
-    return head.encode() + payload
+    return head.encode() + (payload if with_body else b"")
 
 
 def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
     """The HTTP response for one request line."""
+    with_body = method != "HEAD"
     if path not in (LIVE_PATH, READY_PATH, MODEL_READY_PATH):
-        return _response(404, {"error": f"only {LIVE_PATH}, {READY_PATH} and {MODEL_READY_PATH} are served here"})
+        return _response(404, {"error": f"only {LIVE_PATH}, {READY_PATH} and {MODEL_READY_PATH} are served here"},
+                         with_body)
     if method not in ("GET", "HEAD"):
         return _response(405, {"error": "use GET"})
     if path == LIVE_PATH:
-        return _response(200, {"live": True})
+        return _response(200, {"live": True}, with_body)
     if readiness.ready:
-        return _response(200, {"ready": True})
-    return _response(503, {"ready": False, "reason": readiness.reason})
+        return _response(200, {"ready": True}, with_body)
+    return _response(503, {"ready": False, "reason": readiness.reason}, with_body)
 
 
 async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, readiness: Readiness) -> None:

@@ -413,6 +413,7 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
     guard.front = SimpleNamespace(answered_at=0.0)
     guard.triton = Triton(deadline, answer_meanwhile=True)
     assert asyncio.run(guard.canary()) is None
+    guard.front.answered_at = 0.0  # the answer above was stamped 1 ms ahead: a canary sent within it would be busy
     guard.triton = Triton(deadline, answer_meanwhile=False)
     assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
     guard.triton = Triton(refused, answer_meanwhile=True)

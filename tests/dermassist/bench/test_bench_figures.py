@@ -1,0 +1,187 @@
+"""Exact figures of the benchmark that mutation testing found unpinned: percentiles and mean, per-image statistics,
+targets at their limits, every column of the report, settings at their limits, and the recovery timer."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dermassist.bench.config import BenchConfig
+from dermassist.bench.errors import BenchConfigError
+from dermassist.bench.front import FrontCost
+from dermassist.bench.inprocess import InProcessResult
+from dermassist.bench.latency import LatencySummary, summarize
+from dermassist.bench.perf_analyzer import PerfAnalyzerRow
+from dermassist.bench.recovery import heal_once
+from dermassist.bench.report import BenchResult
+from dermassist.bench.served import ServedLevel
+from dermassist.bench.stats import ModelStats, diff
+from dermassist.guard.stubs import Stub
+
+STEPS = ("prepare", "lesion_segmenter", "lesion_crop", "lesion_classifier")
+
+
+# --- Latency -------------------------------------------------------------------------------------------------
+
+
+def test_summary_mean_and_interpolated_percentiles() -> None:
+    s = summarize([0.010] * 98 + [0.100, 0.200], images=100, wall_s=2.0)
+    assert s.mean_ms == pytest.approx(12.8)  # (98 * 10 + 100 + 200) / 100
+    assert s.p99_ms == pytest.approx(101.0)  # rank 0.99 * 99 = 98.01: 100 + 0.01 * (200 - 100)
+    even = summarize([0.001, 0.002, 0.003, 0.004], images=4, wall_s=1.0)
+    assert even.p50_ms == pytest.approx(2.5)  # rank 1.5: halfway between 2 and 3 ms
+    with pytest.raises(ValueError, match="positive wall time"):
+        summarize([0.01], images=1, wall_s=0.0)
+
+
+# --- Statistics ----------------------------------------------------------------------------------------------
+
+
+def test_compute_per_image_sums_input_infer_and_output() -> None:
+    stats = ModelStats(4, 2, {"compute_input": 4_000_000, "compute_infer": 8_000_000, "compute_output": 12_000_000})
+    assert stats.compute_ms_per_image == pytest.approx(6.0)  # (4 + 8 + 12) ms / 4 images
+    assert stats.mean_batch == pytest.approx(2.0)
+
+
+def test_statistics_of_a_model_that_ran_nothing_are_zero() -> None:
+    assert ModelStats(0, 2, {"queue": 5_000_000}).per_image_ms("queue") == 0.0  # no image: no per-image time
+    assert ModelStats(4, 0, {}).mean_batch == 0.0  # no execution: no batch
+
+
+def test_a_model_absent_from_the_first_snapshot_counts_from_zero() -> None:
+    after = {"triage": ModelStats(6, 3, {"queue": 600, "compute_infer": 900})}
+    d = diff(after, {})["triage"]
+    assert (d.inference_count, d.execution_count, d.ns["queue"], d.ns["compute_infer"], d.ns["compute_input"]) == \
+        (6, 3, 600, 900, 0)
+
+
+# --- Report --------------------------------------------------------------------------------------------------
+
+
+def _summary(images_per_s: float, p50_ms: float, p99_ms: float) -> LatencySummary:
+    return LatencySummary(images=10, wall_s=1.0, images_per_s=images_per_s, p50_ms=p50_ms, p99_ms=p99_ms,
+                          mean_ms=p50_ms)
+
+
+def _level(c: int, summary: LatencySummary, compute: dict[str, float]) -> ServedLevel:
+    """A level whose models took ``compute`` ms per image (10 images, 5 executions), 0.5 ms queue each."""
+    models = {m: ModelStats(10, 5, {"compute_infer": round(ms * 1e6 * 10), "queue": 5_000_000}) for m, ms in compute.items()}
+    return ServedLevel(c, summary, models)
+
+
+def _inprocess(**kwargs: object) -> InProcessResult:
+    step_ms = {"prepare": 1.5, "lesion_segmenter": 12.0, "lesion_crop": 2.5, "lesion_classifier": 30.0}
+    return InProcessResult(_summary(20.0, 50.0, 80.0), step_ms, 0.5, **kwargs)  # type: ignore[arg-type]
+
+
+def test_targets_exactly_at_their_limits() -> None:
+    # c=4: 20 images/s over the in-process 20 = 1.0 (>= 1.0 met); c=1 p50 65 ms over 50 ms = 1.3 (<= 1.3 met);
+    # prepare 10 of 100 ms = 0.10 (< 0.10 not met); triage (1 + 2 + 3.5) ms over the 65 ms p50 = 0.10 (<= 0.10 met)
+    compute = {"prepare": 10.0, "lesion_segmenter": 40.0, "lesion_crop": 5.0, "lesion_classifier": 45.0, "triage": 3.5}
+    result = BenchResult("m", "c", _inprocess(triage_extras_ms={"quality": 1.0, "classifier_extras": 2.0}),
+                         [_level(1, _summary(15.0, 65.0, 500.0), compute), _level(4, _summary(20.0, 90.0, 99.0), compute)])
+    targets = {t.name: (t.value, t.met) for t in result.targets()}
+    assert targets == {
+        "served images/s at c=4 / in-process": (1.0, True),
+        "served p50 at c=1 / in-process p50": (1.3, True),
+        "prepare share of compute (c=1)": (pytest.approx(10.0 / 103.5), True),  # the triage step counts: 103.5 ms
+        "lesion_crop share of compute (c=1)": (pytest.approx(5.0 / 103.5), True),
+        "triage outputs' cost / served p50 at c=1": (pytest.approx(0.1), True),
+    }
+    without_triage = {m: v for m, v in compute.items() if m != "triage"}
+    shares = BenchResult("m", "c", _inprocess(), [_level(1, _summary(15.0, 65.0, 500.0), without_triage)]).targets()
+    assert [(t.name, t.value, t.met) for t in shares if t.name.startswith("prepare")] == \
+        [("prepare share of compute (c=1)", 0.1, False)]
+
+
+def test_step_shares_come_from_c1_when_measured_and_from_c4_otherwise() -> None:
+    c1 = {"prepare": 5.0, "lesion_segmenter": 15.0, "lesion_crop": 5.0, "lesion_classifier": 25.0}  # of 50 ms
+    c4 = {"prepare": 30.0, "lesion_segmenter": 30.0, "lesion_crop": 20.0, "lesion_classifier": 20.0}  # of 100 ms
+    both = BenchResult("m", "c", _inprocess(), [_level(1, _summary(15.0, 60.0, 90.0), c1),
+                                                _level(4, _summary(25.0, 150.0, 300.0), c4)])
+    shares = {t.name: t.value for t in both.targets() if "share" in t.name}
+    assert shares == {"prepare share of compute (c=1)": pytest.approx(0.10), "lesion_crop share of compute (c=1)":
+                      pytest.approx(0.10)}
+    only_c4 = BenchResult("m", "c", _inprocess(), [_level(4, _summary(25.0, 150.0, 300.0), c4)])
+    assert {t.name: t.value for t in only_c4.targets() if "share" in t.name} == {
+        "prepare share of compute (c=4)": pytest.approx(0.30), "lesion_crop share of compute (c=4)": pytest.approx(0.20)}
+    idle = _level(1, _summary(15.0, 60.0, 90.0), dict.fromkeys(STEPS, 0.0))
+    assert both.step_shares(idle) == dict.fromkeys(STEPS, 0.0)  # nothing computed: no share, no division by zero
+
+
+def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
+    compute = {"prepare": 5.0, "lesion_segmenter": 15.0, "lesion_crop": 5.0, "lesion_classifier": 25.0}  # of 50 ms
+    result = BenchResult(
+        "m", "c", _inprocess(),
+        [_level(1, _summary(18.0, 60.0, 90.0), compute), _level(4, _summary(25.0, 150.0, 300.0), compute)],
+        perf_analyzer=[PerfAnalyzerRow(concurrency=4, throughput=24.0, p50_ms=140.0, p99_ms=280.0, avg_ms=150.0)],
+        front=FrontCost(requests=50, direct_p50_ms=60.0, front_p50_ms=61.5))
+    md, _ = result.write(tmp_path)
+    text = md.read_text()
+    lines = text.splitlines()
+    # in-process: 20 images/s, p50 50 ms; served c=4: 25/20 = 1.25x, 150/50 = 3.00x; perf_analyzer: 24/20, 140/50
+    assert "| in-process (batch 1, sequential) | 1 | 20.00 | 50.0 | 80.0 | 1.00x | 1.00x |" in lines
+    assert "| served gRPC (ours) | 1 | 18.00 | 60.0 | 90.0 | 0.90x | 1.20x |" in lines
+    assert "| served gRPC (ours) | 4 | 25.00 | 150.0 | 300.0 | 1.25x | 3.00x |" in lines
+    assert "| perf_analyzer | 4 | 24.00 | 140.0 | 280.0 | 1.20x | 2.80x |" in lines
+    # front: 61.5 - 60 = 1.50 ms added, 61.5 / 60 = 1.025x
+    assert "p50 60.0 ms straight to Triton, 61.5 ms through the front (+1.50 ms, 1.025x)." in text
+    # per step: in-process ms, then per level compute / queue (5 ms / 10 images) / batch (10 / 5) / share of 50 ms
+    assert "| prepare | 1.5 | 5.0 / 0.5 / 2.0 / 10% | 5.0 / 0.5 / 2.0 / 10% |" in lines
+    assert "| lesion_classifier | 30.0 | 25.0 / 0.5 / 2.0 / 50% | 25.0 / 0.5 / 2.0 / 50% |" in lines
+    assert "| triage | 0.0 | n/a | n/a |" in lines
+    assert "| served p50 at c=1 / in-process p50 | 1.200 | 1.30 | yes |" in lines  # 60 / 50
+    assert "| served images/s at c=4 / in-process | 1.250 | 1.00 | yes |" in lines
+
+
+# --- Settings ------------------------------------------------------------------------------------------------
+
+
+def test_bench_settings_accept_their_smallest_values_and_refuse_no_concurrency() -> None:
+    config = BenchConfig(requests_per_level=1, inprocess_passes=1, per_size=1, perf_analyzer_window_ms=1, warmup=0,
+                         inprocess_torch_threads=0, concurrencies=(1,))
+    assert (config.requests_per_level, config.warmup, config.concurrencies) == (1, 0, (1,))
+    with pytest.raises(BenchConfigError, match="concurrencies"):
+        BenchConfig(concurrencies=())
+    with pytest.raises(BenchConfigError, match="warmup"):
+        BenchConfig(warmup=-1)
+
+
+# --- Recovery timer ------------------------------------------------------------------------------------------
+
+
+def test_heal_once_waits_for_a_new_recovery_and_for_readiness() -> None:
+    """The guard is ready with one earlier recovery on record; the fault (signal 0 to this process: harmless) is
+    detected, then healed: ready again 0.25 s after detection, and readiness comes back 0.3 s after that."""
+    earlier = SimpleNamespace(action="reload", detected_at=0.0, ready_at=1.0)
+    inner = SimpleNamespace(recoveries=[earlier], stubs=[Stub(os.getpid(), "prepare", "prepare_0_0")],
+                            readiness=SimpleNamespace(ready=True))
+
+    def guard_heals() -> None:
+        time.sleep(0.05)
+        inner.readiness.ready = False
+        detected = time.monotonic()
+        inner.recoveries.append(SimpleNamespace(action="restart", detected_at=detected, ready_at=detected + 0.25))
+        time.sleep(0.3)
+        inner.readiness.ready = True
+
+    healer = threading.Thread(target=guard_heals)
+    healer.start()
+    try:
+        action, down, up = heal_once(SimpleNamespace(guard=inner), "prepare", 0, timeout_s=30)
+        ready_when_returned = inner.readiness.ready
+    finally:
+        healer.join()
+    assert action == "restart" and ready_when_returned
+    assert 0 < down and up - down == pytest.approx(0.25)
+
+
+def test_heal_once_gives_up_after_its_timeout() -> None:
+    inner = SimpleNamespace(recoveries=[], stubs=[Stub(os.getpid(), "prepare", "prepare_0_0")],
+                            readiness=SimpleNamespace(ready=True))
+    with pytest.raises(TimeoutError, match="prepare was not healed"):
+        heal_once(SimpleNamespace(guard=inner), "prepare", 0, timeout_s=0.05)
