@@ -97,3 +97,22 @@ def test_a_temperature_at_the_search_bound_is_warned_about(caplog: pytest.LogCap
     with caplog.at_level("WARNING"):
         fit_temperature(np.array([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0]]), [0, 1, 1])
     assert "search bound" not in caplog.text
+
+
+def test_softmax_of_huge_logits_is_finite() -> None:
+    # exp(1000) overflows: the row maximum must come off first; softmax([1000, 0]) = [1, e^-1000] = [1, 0]
+    np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0]])), [[1.0, 0.0]])
+    assert nll(np.array([[1000.0, 0.0]]), [0], 1.0) == pytest.approx(0.0)
+
+
+def test_threshold_rank_survives_rounding_of_one_minus_sensitivity() -> None:
+    # 19 melanomas at sensitivity 0.9: k = floor(20 * 0.1) = 2, the second-lowest score. In floating point
+    # 1 - 0.9 = 0.09999999999999998 and 20 times it is 1.9999999999999996: without the epsilon floor() gives 1
+    mel = [0.1 * i for i in range(1, 20)]
+    point = choose_threshold([MEL] * 19 + [NV], [*mel, 0.05], 0.9)
+    assert point.threshold == pytest.approx(0.2)
+
+
+def test_quantile_scale_defaults_to_the_95th_percentile() -> None:
+    # 0, 1, ..., 100: the q quantile is 100 q exactly (linear interpolation lands on a point)
+    assert quantile_scale(np.arange(101.0)) == pytest.approx(95.0)

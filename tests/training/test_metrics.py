@@ -162,3 +162,88 @@ def test_ece_noise_floor_by_hand() -> None:
     # many images at 0.9 for class 0: the bin's accuracy is close to 0.9, so the floor shrinks with the count
     sure = np.tile(np.r_[0.9, 0.1, np.zeros(6)], (2000, 1))
     assert ece_noise_floor(sure)["p95"] < 0.02 < ece_noise_floor(sure[:20])["median"]
+
+
+def test_melanoma_auc_ranks_by_p_mel_not_by_the_top_probability() -> None:
+    from training.metrics import melanoma_auc
+
+    mel, nv, bcc = (CLASS_CODES.index(c) for c in ("MEL", "NV", "BCC"))
+    probs = np.zeros((4, 8))
+    probs[0, [mel, bcc]] = 0.4, 0.6  # melanoma, top probability 0.6
+    probs[1, [mel, bcc]] = 0.3, 0.7  # melanoma, top probability 0.7
+    probs[2, [mel, nv]] = 0.2, 0.8  # nevus, top probability 0.8
+    probs[3, [mel, nv]] = 0.1, 0.9  # nevus, top probability 0.9
+    # P(MEL) 0.4, 0.3 above 0.2, 0.1: 4 of 4 pairs -> 1.0; ranking by the top probability would give 0 of 4
+    assert melanoma_auc([mel, mel, nv, nv], probs) == 1.0
+
+
+def test_truth_is_binarised_at_one_half_whatever_the_prediction_threshold() -> None:
+    truth = np.array([[[0.4, 1.0]]])  # a soft truth (a resized mask): pixel 0 is background at 0.5
+    pred = np.array([[[0.35, 0.9]]])
+    # threshold 0.3: truth {1}, prediction {0, 1}: intersection 1, dice 2 * 1 / (1 + 2), jaccard 1 / 2
+    m = segmentation_metrics(truth, pred, threshold=0.3)
+    assert m["dice"] == pytest.approx(2 / 3) and m["jaccard"] == pytest.approx(0.5)
+
+
+def test_an_empty_truth_with_a_predicted_lesion_scores_zero() -> None:
+    empty, lesion = np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.float32)
+    lesion[0, :2, :2] = 1.0
+    # only BOTH masks empty count as a perfect match: 0 overlap of 4 predicted (or 4 true) pixels is dice 0
+    assert segmentation_metrics(empty, lesion) == {"dice": 0.0, "jaccard": 0.0, "thresholded_jaccard": 0.0}
+    assert segmentation_metrics(lesion, empty) == {"dice": 0.0, "jaccard": 0.0, "thresholded_jaccard": 0.0}
+
+
+def test_a_single_two_dimensional_mask_is_one_image() -> None:
+    truth = np.array([[1.0, 1.0], [0.0, 0.0]])
+    pred = np.array([[1.0, 0.0], [0.0, 0.0]])
+    # 2 true pixels, 1 predicted, 1 shared: dice 2 * 1 / 3, jaccard 1 / 2
+    m = segmentation_metrics(truth, pred)
+    assert m["dice"] == pytest.approx(2 / 3) and m["jaccard"] == pytest.approx(0.5)
+
+
+def test_tune_threshold_breaks_a_thresholded_jaccard_tie_by_dice() -> None:
+    table = {0.3: {"thresholded_jaccard": 0.0, "dice": 0.2}, 0.5: {"thresholded_jaccard": 0.0, "dice": 0.4},
+             0.7: {"thresholded_jaccard": 0.0, "dice": 0.1}}
+    best, _ = tune_threshold(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), (0.3, 0.5, 0.7), score=table.__getitem__)
+    assert best == 0.5  # all three tie at 0: the higher dice decides
+    table[0.7] = {"thresholded_jaccard": 0.7, "dice": 0.1}
+    best, _ = tune_threshold(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), (0.3, 0.5, 0.7), score=table.__getitem__)
+    assert best == 0.7  # thresholded jaccard comes first, whatever the dice
+
+
+def test_a_true_class_never_predicted_still_counts_in_the_macro_averages() -> None:
+    m = classification_metrics([0, 1], [0, 0])
+    # class 0: recall 1, precision 1/2; class 1 (never predicted): recall 0, precision 0 -> both averaged over 2
+    assert m["macro_recall"] == pytest.approx(0.5) and m["balanced_accuracy"] == pytest.approx(0.5)
+    assert m["macro_precision"] == pytest.approx(0.25) and m["per_class_recall"]["BCC"] == 0.0
+
+
+def test_wilson_interval_at_zero_and_at_all_stays_inside_zero_one() -> None:
+    from training.metrics import wilson_interval
+
+    # at p = 0 the centre equals the half width exactly (both z^2 / 2n / (1 + z^2 / n)), at p = 1 centre + half = 1;
+    # floating point lands a hair outside ([-2.8e-17, ...] and [..., 1 + 2e-16] for n = 5) unless clamped
+    for n in (5, 10, 19):
+        none_right, all_right = wilson_interval(0, n), wilson_interval(n, n)
+        assert none_right is not None and all_right is not None
+        assert none_right[0] == 0.0 and all_right[1] == 1.0
+
+
+def test_balanced_accuracy_interval_takes_half_the_missing_level_from_each_tail() -> None:
+    from training.metrics import balanced_accuracy_interval
+
+    # one class of 2 images, 1 right: a draw's recall is 0, 0.5 or 1 with probability 1/4, 1/2, 1/4. A 60% interval
+    # cuts 20% from each tail: the 20th percentile is 0 (a quarter of draws), the 80th is 1 (a quarter)
+    assert balanced_accuracy_interval([0, 0], [0, 1], draws=4000, level=0.6) == (0.0, 1.0)
+
+
+def test_ece_noise_floor_p95_is_the_95th_percentile() -> None:
+    from training.metrics import ece_noise_floor
+
+    # one image at 0.93 for class 0: the drawn label is class 0 (probability 0.93, ECE |1 - 0.93| = 0.07) or not
+    # (probability 0.07, ECE 0.93). 93% of draws give 0.07: the median is 0.07, the 95th percentile 0.93 (a 90th
+    # would be 0.07); 10,000 draws put the share of 0.07 within 0.93 +- 0.008 (3 sd)
+    sure = np.zeros((1, 8))
+    sure[0, :2] = 0.93, 0.07
+    floor = ece_noise_floor(sure, draws=10_000)
+    assert floor["median"] == pytest.approx(0.07) and floor["p95"] == pytest.approx(0.93)

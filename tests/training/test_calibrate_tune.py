@@ -1,0 +1,95 @@
+"""``training.classifier.calibrate.tune`` wiring, on logits and pooled features given by hand (no network runs):
+which split each statistic is fitted on, and the OOD scale's quantile."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from preprocess.contract import CLASS_CODES
+from training.classifier.data import CropSet
+
+MEL, NV = CLASS_CODES.index("MEL"), CLASS_CODES.index("NV")
+
+
+def _set(labels: list[int], quality: list[tuple[float, float]] | None = None) -> CropSet:
+    """A crop set whose crops are placeholders: the fake network below answers by the set, not by the pixels."""
+    n = len(labels)
+    return CropSet(np.zeros((n, 1, 1, 3), np.uint8), np.asarray(labels), 0,
+                   quality=np.asarray(quality if quality is not None else [(100.0, 120.0)] * n))
+
+
+def _tune(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sets: dict[str, tuple[CropSet, np.ndarray, np.ndarray]]):
+    """Run tune() with logits_and_features answering each set's (logits, features) as given."""
+    import training.classifier.calibrate as calibrate
+
+    answers = {id(s.crops): (logits, features) for s, logits, features in sets.values()}
+    monkeypatch.setattr(calibrate, "logits_and_features", lambda model, crops: answers[id(crops)])
+    return calibrate.tune(None, sets["train"][0], sets["val"][0], sets["test"][0], tmp_path)  # type: ignore[arg-type]
+
+
+def _unit_covariance_features() -> np.ndarray:
+    """(1024, 512) training features of one class: +-s e_d for every dimension d. Their mean is 0 and their scatter
+    2 s^2 I; over 1024 - 1 degrees of freedom with s^2 = 1023 / 2 the covariance is I (shrinkage keeps it: its mean
+    variance is 1), so the Mahalanobis distance of x to the class is the plain norm |x|."""
+    s = np.sqrt(1023 / 2)
+    return np.concatenate([s * np.eye(512), -s * np.eye(512)])
+
+
+def _along_first_axis(values: list[float]) -> np.ndarray:
+    """Feature rows value * e_0 (512 features, as the network pools)."""
+    rows = np.zeros((len(values), 512))
+    rows[:, 0] = values
+    return rows
+
+
+def test_ood_statistics_come_from_training_and_the_scale_is_the_98th_validation_percentile(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from training.classifier.calibrate import OOD_VALIDATION_QUANTILE
+
+    # training: one class (NV) with mean 0 and covariance I: the distance of x e_0 is |x|
+    train = _set([NV] * 1024)
+    val = _set([MEL] * 51 + [NV] * 50)
+    test = _set([MEL, NV, NV, MEL])
+    tuned = _tune(monkeypatch, tmp_path, {
+        "train": (train, np.zeros((1024, 8)), _unit_covariance_features()),
+        "val": (val, np.zeros((101, 8)), _along_first_axis(list(range(101)))),
+        "test": (test, np.zeros((4, 8)), _along_first_axis([98, 99, 97, 0])),
+    })
+    # validation distances 0, 1, ..., 100: the 98th percentile is 98 (the model card's "1.0 = the validation
+    # 98th percentile"); the training distances (all s = 22.6) would give 22.6 and the 95th percentile 95
+    assert OOD_VALIDATION_QUANTILE == 0.98
+    assert tuned.calibration.ood_scale == pytest.approx(98.0) and tuned.figures["ood"]["scale"] == pytest.approx(98.0)
+    np.testing.assert_allclose(tuned.calibration.ood_means, np.zeros((1, 512)), atol=1e-6)
+    np.testing.assert_allclose(tuned.calibration.ood_precision, np.eye(512), atol=1e-6)
+    assert tuned.figures["ood"]["classes"] == 1 and tuned.figures["ood"]["train_images"] == 1024
+    assert tuned.figures["val"]["ood_limit_quantile"] == 0.98
+    # test distances 98, 99, 97, 0 over 98: 1.0 and 1.01 are at or above 1, 0.99 and 0 are not -> 2 of 4
+    assert tuned.figures["test"]["ood_share_at_or_above_1"] == 0.5
+
+
+def test_temperature_is_fitted_on_validation_and_quality_limits_on_training(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from training.calibration import fit_temperature
+
+    logits = np.zeros((4, 8))
+    logits[:, MEL] = 2.0
+    # validation: 3 of 4 melanomas, every row MEL logit 2, the other 7 at 0. With u = exp(2 / T):
+    # NLL = -(3/4) log(u / (u + 7)) - (1/4) log(1 / (u + 7)) = -(3/4) log u + log(u + 7), least where
+    # -3 / (4u) + 1 / (u + 7) = 0, u = 21: T = 2 / ln 21 = 0.6569. Training rows are all melanomas: its NLL falls
+    # towards T = 0, so a temperature fitted there would sit at the lower bound 0.05.
+    train = _set([MEL] * 1024, quality=[(100.0, 50.0)] * 1024)
+    val = _set([MEL, MEL, MEL, NV])
+    test = _set([MEL, NV])
+    train_logits = np.tile(logits[:1], (1024, 1))
+    tuned = _tune(monkeypatch, tmp_path, {"train": (train, train_logits, _unit_covariance_features()),
+                                          "val": (val, logits, _along_first_axis([0, 1, 2, 3])),
+                                          "test": (test, logits[:2], _along_first_axis([0, 1]))})
+    assert tuned.calibration.temperature == pytest.approx(2.0 / np.log(21.0), rel=1e-6)
+    assert fit_temperature(train_logits, train.labels) < 0.06  # the training split's fit, for contrast
+    # training quality: sharpness 100, brightness 50 everywhere -> min sharpness 100 / 2, brightness limits
+    # 50 * (1 - 0.35) and 50 + (255 - 50) * 0.35
+    assert tuned.quality.min_sharpness == pytest.approx(50.0)
+    assert tuned.quality.min_brightness == pytest.approx(32.5) and tuned.quality.max_brightness == pytest.approx(121.75)
+    assert (tmp_path / "reliability.png").is_file()
