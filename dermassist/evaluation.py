@@ -26,6 +26,7 @@ import numpy as np
 
 from .base.errors import DermAssistError
 from .base.settings import Settings
+from .remote import RemoteSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class EvaluationError(DermAssistError):
 
 
 @dataclass(frozen=True)
-class EvaluationConfig(Settings):
+class EvaluationConfig(Settings, RemoteSettings):
     """What to evaluate and where the report goes; validated on construction (``resolve``: flags >
     DERMASSIST_EVALUATE_* > defaults)."""
 
@@ -58,16 +59,10 @@ class EvaluationConfig(Settings):
     data: Path
     name: str = ""
     out: Path = Path("reports/evaluate")
-    url: str | None = None
     repository: Path | None = None
     split_manifest: Path | None = None
     split: str = "test"
     ood: Path | None = None
-    timeout_s: float = 120.0
-    ssl: bool = False
-    root_certificates: Path | None = None
-    private_key: Path | None = None
-    certificate_chain: Path | None = None
 
     def __post_init__(self) -> None:
         if not Path(self.data).is_dir():
@@ -80,26 +75,8 @@ class EvaluationConfig(Settings):
         if not self.name:  # the folder's own name, also for `--data .`
             object.__setattr__(self, "name", Path(self.data).resolve().name
                                + (f"_{self.split}" if self.split_manifest else ""))
-        self._check_tls()
-
-    def _check_tls(self) -> None:
-        """TLS options only with ``--url`` (the embedded server is local plaintext); the client SDK checks the rest."""
-        if not (self.ssl or self.root_certificates or self.private_key or self.certificate_chain):
-            return
-        if not self.url:
-            raise EvaluationError("--ssl and the certificate options need --url: they are for a running DermAssist "
-                                  "served over TLS (the embedded server started without --url is local plaintext)")
-        from dermassist_client import ClientConfig, ClientConfigError
-
-        try:
-            ClientConfig(url=self.url, timeout_s=self.timeout_s, **self.client_options())
-        except ClientConfigError as e:
-            raise EvaluationError(f"TLS options of --url {self.url}: {e}") from e
-
-    def client_options(self) -> dict[str, Any]:
-        """The TLS keyword options of the client SDK."""
-        return {"ssl": self.ssl, "root_certificates": self.root_certificates, "private_key": self.private_key,
-                "certificate_chain": self.certificate_chain}
+        self.check_tls(EvaluationError, "they are for a running DermAssist served over TLS (the embedded server "
+                                        "started without --url is local plaintext)")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from .base.errors import DermAssistError
 from .base.frameworks import import_torch
 from .base.repository import SOURCE_REPOSITORY, classifier_artifact, step_settings
 from .base.settings import Settings
+from .remote import RemoteSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +50,19 @@ class GpuCheckError(DermAssistError):
 
 
 @dataclass(frozen=True)
-class GpuCheckConfig(Settings):
+class GpuCheckConfig(Settings, RemoteSettings):
     """What to check and where the report goes (``resolve``: flags > DERMASSIST_GPU_CHECK_* > defaults)."""
 
     env_prefix = "DERMASSIST_GPU_CHECK_"
     config_error = GpuCheckError
 
     crops: Path | None = None
-    url: str | None = None  # with images: a running DermAssist's answers against this machine's CPU
-    images: Path | None = None
+    images: Path | None = None  # with url: a running DermAssist's answers against this machine's CPU
     repository: Path = SOURCE_REPOSITORY
     device: str = "cuda"
     repeats: int = 20
     out: Path = Path("reports/gpu_check")
     refer_threshold: float | None = None  # None: the triage step's threshold in the GPU profile (needs tritonclient)
-    timeout_s: float = 120.0
-    ssl: bool = False
-    root_certificates: Path | None = None
-    private_key: Path | None = None
-    certificate_chain: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.crops is None) == (self.url is None):
@@ -78,9 +73,9 @@ class GpuCheckConfig(Settings):
             raise GpuCheckError(f"--crops {self.crops} is not a file; expected a .npz of served crops (module docstring)")
         if self.url is not None and (self.images is None or not Path(self.images).is_dir()):
             raise GpuCheckError(f"--url needs --images, a folder of images to send; got {self.images}")
-        if self.url is None and (self.images is not None or self.ssl or self.root_certificates or self.private_key
-                                 or self.certificate_chain):
-            raise GpuCheckError("--images and the TLS options go with --url (a running DermAssist)")
+        if self.url is None and self.images is not None:
+            raise GpuCheckError("--images goes with --url (a running DermAssist)")
+        self.check_tls(GpuCheckError, "they are for a running DermAssist served over TLS")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.repeats < 1:
@@ -196,10 +191,8 @@ def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
     paths = image_files(Path(config.images))  # type: ignore[arg-type]  # __post_init__: images is set with url
     if not paths:
         raise GpuCheckError(f"--images {config.images} holds no image files (.jpg, .png, .bmp, .tif)")
-    options = {"ssl": config.ssl, "root_certificates": config.root_certificates, "private_key": config.private_key,
-               "certificate_chain": config.certificate_chain}
     try:
-        answers = analyse(str(config.url), paths, config.timeout_s, with_crop=True, options=options)
+        answers = analyse(str(config.url), paths, config.timeout_s, with_crop=True, options=config.client_options())
     except DermAssistError as e:
         raise GpuCheckError(str(e)) from e
     for path, reason in answers.refused:

@@ -11,10 +11,9 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist evaluate``."""
-    from dermassist_client.config import TLS_HELP
-
     from ..base.settings import setting_help
     from ..evaluation import EvaluationConfig as E
+    from ..remote import add_tls_flags
 
     parser.add_argument("--data", type=Path, required=True, help="labelled folder in any accepted layout")
     parser.add_argument("--url", help=setting_help(E, "url", "gRPC HOST:PORT of a running DermAssist (none: start one)"))
@@ -27,11 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help=setting_help(E, "ood", "folder of non-dermoscopic images: adds the OOD_SCORE AUROC"))
     parser.add_argument("--name", help=setting_help(E, "name", "report name (none: the folder name, plus the split)"))
     parser.add_argument("--out", type=Path, help=setting_help(E, "out", "reports go to OUT/NAME/"))
-    tls = parser.add_argument_group("TLS (with --url, a DermAssist served over TLS, e.g. behind the guard)")
-    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(E, "ssl", TLS_HELP["ssl"]))
-    for flag in ("--root-certificates", "--private-key", "--certificate-chain"):
-        name = flag[2:].replace("-", "_")
-        tls.add_argument(flag, type=Path, metavar="PEM", help=setting_help(E, name, TLS_HELP[name]))
+    add_tls_flags(parser, E, "TLS (with --url, a DermAssist served over TLS, e.g. behind the guard)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,10 +12,9 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist gpu-check`` (each overrides its DERMASSIST_GPU_CHECK_* variable)."""
-    from dermassist_client.config import TLS_HELP
-
     from ..base.settings import setting_help
     from ..gpu_parity import GpuCheckConfig as G
+    from ..remote import add_tls_flags
 
     parser.add_argument("--crops", type=Path, help=setting_help(G, "crops", ".npz of served crops (and answers)"))
     parser.add_argument("--url", help=setting_help(G, "url", "gRPC HOST:PORT of a running DermAssist to check instead"))
@@ -28,11 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--timeout", dest="timeout_s", type=float,
                         help=setting_help(G, "timeout_s", "with --url: seconds per call"))
     parser.add_argument("--out", type=Path, help=setting_help(G, "out", "where gpu_check.md / .json go"))
-    tls = parser.add_argument_group("TLS (with --url, a DermAssist served over TLS)")
-    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(G, "ssl", TLS_HELP["ssl"]))
-    for flag in ("--root-certificates", "--private-key", "--certificate-chain"):
-        name = flag[2:].replace("-", "_")
-        tls.add_argument(flag, type=Path, metavar="PEM", help=setting_help(G, name, TLS_HELP[name]))
+    add_tls_flags(parser, G, "TLS (with --url, a DermAssist served over TLS)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,56 @@
+"""Settings of a command that can call a running DermAssist through the client SDK: ``--url`` and its TLS options
+(``dermassist evaluate``, ``dermassist gpu-check``); their flags are added by ``add_remote_flags``."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteSettings:
+    """A running DermAssist's gRPC address, the timeout of each call and the client SDK's TLS options."""
+
+    url: str | None = None
+    timeout_s: float = 120.0
+    ssl: bool = False
+    root_certificates: Path | None = None
+    private_key: Path | None = None
+    certificate_chain: Path | None = None
+
+    def uses_tls(self) -> bool:
+        """Whether any TLS option is set."""
+        return bool(self.ssl or self.root_certificates or self.private_key or self.certificate_chain)
+
+    def client_options(self) -> dict[str, Any]:
+        """The TLS keyword options of the client SDK."""
+        return {"ssl": self.ssl, "root_certificates": self.root_certificates, "private_key": self.private_key,
+                "certificate_chain": self.certificate_chain}
+
+    def check_tls(self, error: type[Exception], without_url: str) -> None:
+        """Raise ``error`` when TLS options come without ``--url`` (``without_url`` says why) or the client SDK
+        refuses them (a missing file, a key without its certificate)."""
+        if not self.uses_tls():
+            return
+        if not self.url:
+            raise error(f"--ssl and the certificate options need --url: {without_url}")
+        from dermassist_client import ClientConfig, ClientConfigError
+
+        try:
+            ClientConfig(url=self.url, timeout_s=self.timeout_s, **self.client_options())
+        except ClientConfigError as e:
+            raise error(f"TLS options of --url {self.url}: {e}") from e
+
+
+def add_tls_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """The TLS flags of a command whose settings ``cls`` are RemoteSettings (help with each variable and default)."""
+    from dermassist_client.config import TLS_HELP
+
+    from .base.settings import setting_help
+
+    tls = parser.add_argument_group(title)
+    tls.add_argument("--ssl", action="store_true", default=None, help=setting_help(cls, "ssl", TLS_HELP["ssl"]))
+    for flag in ("--root-certificates", "--private-key", "--certificate-chain"):
+        name = flag[2:].replace("-", "_")
+        tls.add_argument(flag, type=Path, metavar="PEM", help=setting_help(cls, name, TLS_HELP[name]))
