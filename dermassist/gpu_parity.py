@@ -5,7 +5,8 @@ onto the GPU as it is (``torch::jit::load(path, device)``, no freezing). This ch
 the file on CPU and on the accelerator, fed the same served crops, then compares the answers a clinician reads
 (the calibrated probabilities, the top class, REFER at the tuned threshold, the OOD score and the CAM) and times
 the classifier by batch size. PyTorch and libtorch let cuDNN convolutions run in TF32 unless told otherwise, so
-the accelerator is measured with TF32 on (what the backend does by default) and off.
+the accelerator is measured with cuDNN's TF32 on (what the backend does by default; matrix products stay FP32) and
+off.
 
 Crops come from a ``.npz`` holding ``crops`` (N, 224, 224, 3) uint8, as the ensemble's ``CROP``, and optionally
 the embedded server's answers to them (``probabilities``, ``ood_score``, ``cam``): those are compared too.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import CLS_SIZE, TRIAGE_MODEL
+from preprocess.contract import CLS_SIZE, NUM_CLASSES, TRIAGE_MODEL
 from preprocess.crop import normalise
 from preprocess.triage import TriageParams, refer_scores
 
@@ -76,8 +78,10 @@ class GpuCheckConfig(Settings, RemoteSettings):
         if self.url is None and self.images is not None:
             raise GpuCheckError("--images goes with --url (a running DermAssist)")
         self.check_tls(GpuCheckError, "they are for a running DermAssist served over TLS")
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise GpuCheckError(f"--out {self.out} is a file; give the folder the report goes to")
         if self.repeats < 1:
             raise GpuCheckError(f"--repeats must be at least 1, got {self.repeats}")
         if self.refer_threshold is not None and not 0.0 < self.refer_threshold < 1.0:
@@ -105,10 +109,14 @@ class Outputs:
 def load_crops(path: Path) -> tuple[np.ndarray, Outputs | None]:
     """Crops (N, 224, 224, 3) uint8 from ``path`` and, when the file holds them, the embedded server's answers."""
     try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
+        loaded = np.load(path)
     except (OSError, ValueError) as e:
         raise GpuCheckError(f"crops file {path} could not be read as a .npz: {e}") from e
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise GpuCheckError(f"crops file {path} holds one array, not named arrays; save it with "
+                            "numpy.savez(path, crops=..., [probabilities=..., ood_score=..., cam=...])")
+    with loaded as f:
+        arrays = {k: f[k] for k in f.files}
     crops = arrays.get("crops")
     if crops is None or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (CLS_SIZE, CLS_SIZE, 3):
         got = "no 'crops' array" if crops is None else f"{crops.dtype} {crops.shape}"
@@ -116,10 +124,25 @@ def load_crops(path: Path) -> tuple[np.ndarray, Outputs | None]:
                             "save the ensemble's CROP outputs with numpy.savez")
     if not len(crops):
         raise GpuCheckError(f"crops file {path} holds no crops")
+    return crops, saved_answers(arrays, len(crops), path)
+
+
+def saved_answers(arrays: dict[str, np.ndarray], n: int, path: Path) -> Outputs | None:
+    """The embedded server's answers saved beside ``n`` crops, checked for shape; None when none were saved."""
     names = ("probabilities", "ood_score", "cam")
-    if all(n in arrays for n in names):
-        return crops, Outputs(*(arrays[n] for n in names))
-    return crops, None
+    present = [name for name in names if name in arrays]
+    if not present:
+        return None
+    if len(present) < len(names):
+        missing = ", ".join(name for name in names if name not in arrays)
+        raise GpuCheckError(f"crops file {path} holds {', '.join(present)} but not {missing}: save all three "
+                            "answers with the crops, or none")
+    ood = arrays["ood_score"].reshape(-1, 1) if arrays["ood_score"].ndim == 1 else arrays["ood_score"]
+    expected = {"probabilities": (n, NUM_CLASSES), "ood_score": (n, 1), "cam": (n, CLS_SIZE, CLS_SIZE)}
+    for name, got in (("probabilities", arrays["probabilities"]), ("ood_score", ood), ("cam", arrays["cam"])):
+        if got.shape != expected[name]:
+            raise GpuCheckError(f"crops file {path}: {name} must be {expected[name]} for its {n} crops, got {got.shape}")
+    return Outputs(arrays["probabilities"].astype(np.float32), ood.astype(np.float32), arrays["cam"])
 
 
 def compare(reference: Outputs, got: Outputs, refer_threshold: float) -> dict:
@@ -218,6 +241,9 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GpuCheckError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
                             "run the check on a GPU host, or pass --device cpu to try the plumbing")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise GpuCheckError(f"device {device!r} asked for, but this host has {torch.cuda.device_count()} GPU(s), "
+                            "numbered from 0")
     path = classifier_artifact(repository)
     if not path.is_file():
         raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first")
@@ -232,14 +258,17 @@ def gpu_check(config: GpuCheckConfig) -> dict:
         result["device_name"] = torch.cuda.get_device_name(device)
     if served is not None:
         result["cpu_vs_served"] = compare(served, cpu, threshold)
-    for tf32 in (True, False) if device.startswith("cuda") else (False,):
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        got = run_classifier(model, x, device)
-        figures = compare(cpu, got, threshold)
-        figures["agrees"] = agrees(figures)
-        figures["timing"] = time_batches(model, x, device, repeats=repeats)
-        result["settings"]["tf32" if tf32 else "fp32"] = figures
+    before = torch.backends.cudnn.allow_tf32
+    try:
+        for tf32 in (True, False) if device.startswith("cuda") else (False,):
+            torch.backends.cudnn.allow_tf32 = tf32  # convolutions; matrix products stay FP32, as libtorch leaves them
+            got = run_classifier(model, x, device)
+            figures = compare(cpu, got, threshold)
+            figures["agrees"] = agrees(figures)
+            figures["timing"] = time_batches(model, x, device, repeats=repeats)
+            result["settings"]["tf32" if tf32 else "fp32"] = figures
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
     result["cpu_timing"] = time_batches(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu",
                                         batch_sizes=(1, 8), repeats=max(3, repeats // 4), warmup=1)
     result["agrees"] = all(s["agrees"] for s in result["settings"].values())

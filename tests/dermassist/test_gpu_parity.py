@@ -185,3 +185,35 @@ def test_config_takes_crops_or_a_running_server_with_images(tmp_path: Path) -> N
     with pytest.raises(GpuCheckError, match="goes with --url|need --url"):
         GpuCheckConfig(crops=crops, ssl=True)
     assert GpuCheckConfig(url="localhost:8001", images=tmp_path).crops is None
+
+
+def test_a_crops_file_with_wrong_or_partial_answers_is_refused_before_any_model_runs(tmp_path: Path) -> None:
+    crops = np.zeros((2, CLS_SIZE, CLS_SIZE, 3), np.uint8)
+    probs = np.full((2, len(CLASS_CODES)), 1 / len(CLASS_CODES), np.float32)
+    cam = np.zeros((2, CLS_SIZE, CLS_SIZE), np.uint8)
+    path = tmp_path / "c.npz"
+    np.save(tmp_path / "one.npy", crops)
+    with pytest.raises(GpuCheckError, match="holds one array, not named arrays"):
+        load_crops(tmp_path / "one.npy")
+    np.savez(path, crops=crops, probabilities=probs)
+    with pytest.raises(GpuCheckError, match="holds probabilities but not ood_score, cam"):
+        load_crops(path)
+    np.savez(path, crops=crops, probabilities=probs, ood_score=np.zeros((2, 1), np.float32), cam=cam[:, :10, :10])
+    with pytest.raises(GpuCheckError, match=r"cam must be \(2, 224, 224\) for its 2 crops, got \(2, 10, 10\)"):
+        load_crops(path)
+    np.savez(path, crops=crops, probabilities=probs, ood_score=np.zeros((3, 1), np.float32), cam=cam)
+    with pytest.raises(GpuCheckError, match=r"ood_score must be \(2, 1\)"):
+        load_crops(path)
+    np.savez(path, crops=crops, probabilities=probs, ood_score=np.array([0.0, 5.0], np.float32), cam=cam)
+    _, answers = load_crops(path)  # a flat OOD score is the same answer, one per crop
+    assert answers is not None and answers.ood_score.tolist() == [[0.0], [5.0]]
+
+
+def test_config_refuses_an_out_that_is_a_file_and_a_malformed_device(tmp_path: Path) -> None:
+    crops = tmp_path / "c.npz"
+    crops.write_bytes(b"")
+    with pytest.raises(GpuCheckError, match="is a file; give the folder"):
+        GpuCheckConfig(crops=crops, out=crops)
+    for device in ("cudax", "cuda:", "cuda:1x"):
+        with pytest.raises(GpuCheckError, match="cpu, cuda or cuda:N"):
+            GpuCheckConfig(crops=crops, device=device)
