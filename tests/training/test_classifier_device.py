@@ -12,7 +12,7 @@ def test_cpu_and_cuda_devices_are_taken(device: str) -> None:
     assert ClassifierConfig(device=device).device == device
 
 
-@pytest.mark.parametrize("device", ["gpu", "tpu", "cuda1", ""])
+@pytest.mark.parametrize("device", ["gpu", "tpu", "cuda1", "", "cuda:", "cuda:x"])
 def test_other_devices_are_refused_by_name(device: str) -> None:
     with pytest.raises(TrainingConfigError, match=f"cpu, cuda or cuda:N, got {device!r}"):
         ClassifierConfig(device=device)
@@ -38,3 +38,19 @@ def test_predict_logits_runs_where_the_model_is_and_answers_on_the_cpu() -> None
     x = torch.tensor([[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]])
     expected = model[2](x).detach().numpy()
     assert logits.shape == (3, 8) and np.allclose(logits, np.repeat(expected, 3, axis=0), atol=1e-5)
+
+
+def test_a_gpu_this_host_does_not_have_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from training.classifier.train import training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert training_device("cuda").type == "cuda" and training_device("cuda:0").index == 0
+    with pytest.raises(TrainingConfigError, match="'cuda:1' asked for, but torch .* sees 1 GPU"):
+        training_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrainingConfigError, match="sees 0 GPU.*--device cpu"):
+        training_device("cuda")
+    assert training_device("cpu").type == "cpu"

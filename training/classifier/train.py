@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ class ClassifierConfig(Settings):
                 raise TrainingConfigError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
         if self.mixup < 0:
             raise TrainingConfigError(f"mixup alpha must be >= 0 (0 = off), got {self.mixup}")
-        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise TrainingConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.pretrained is not None and not Path(self.pretrained).is_file():
             raise TrainingConfigError(
@@ -193,6 +194,17 @@ def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device ``name`` names, refused with the fix when this host has no such GPU."""
+    if name != "cpu":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= count:
+            raise TrainingConfigError(f"device {name!r} asked for, but torch {torch.__version__} sees {count} GPU(s); "
+                                      "train with --device cpu or on a GPU host")
+    return torch.device(name)
+
+
 def training_precision(config: ClassifierConfig) -> bool:
     """Whether this run trains in bfloat16: on a GPU when asked; on the CPU when asked and the CPU has it natively."""
     if config.device != "cpu":
@@ -245,8 +257,8 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    device = training_device(config.device)
     bf16 = training_precision(config)
-    device = torch.device(config.device)
     model = build_resnet18(config.pretrained).to(device).to(memory_format=torch.channels_last)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
     probs = sampling_weights(train.labels, config.balance)
