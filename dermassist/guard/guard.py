@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import ipaddress
 import logging
 import os
 import re
@@ -97,12 +98,19 @@ def describe(error: grpc.aio.AioRpcError) -> str:
 
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to any interface
+        return False
 
 
 def plaintext_warning(host: str, tls: bool) -> str | None:
     """What to tell an operator who serves gRPC without TLS beyond this machine (None: TLS, or loopback only)."""
-    if tls or host in LOOPBACK_HOSTS or host.startswith("127."):
+    if tls or is_loopback(host):
         return None
     return (f"serving gRPC in PLAINTEXT on {host}: images and answers cross the network unencrypted and no client "
             "is authenticated; pass --tls-cert and --tls-key (docs/operations.md, 'Certificates and keys')")
