@@ -92,11 +92,12 @@ def server_statistics(host: str, admin_headers: dict[str, str], root_certificate
             "fail": int(inference.get("fail", {}).get("count", 0))}
 
 
-def counts_during(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def counts_during(before: dict[str, Any], after: dict[str, Any], restarted: bool = False) -> dict[str, Any]:
     """The ensemble's success and failure counts during the run (``after - before``), with the server's totals.
 
-    Triton counts from its own start; when a count went down between the readings the server restarted during the
-    run, and the counts since that restart are all that can be told. Either reading may hold an ``error``.
+    Triton counts from its own start, so after a restart during the run only the counts since it can be told. The
+    embedded guard says whether it restarted tritonserver (``restarted``); of a ``--host`` server it can be seen
+    only when a count went down. Either reading may hold an ``error``.
     """
     if "error" in after:
         return after
@@ -104,7 +105,7 @@ def counts_during(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
     out: dict[str, Any] = {"model": after["model"], **totals, "since_server_start": totals}
     if "error" in before:
         out["note"] = f"counted since the server started: the counts before the run could not be read ({before['error']})"
-    elif any(after[k] < before[k] for k in totals):
+    elif restarted or any(after[k] < before[k] for k in totals):
         out["note"] = "the server restarted during the run: counted since that restart"
     else:
         out.update({k: after[k] - before[k] for k in totals})
@@ -154,11 +155,15 @@ def main(argv: list[str] | None = None) -> int:
                 stack.callback(injector.cancel)
             headers = _admin_headers(run, guard)
             before = server_statistics(host, headers, scenario.root_certificates) if headers is not None else None
+            heals_before = len(guard.guard.recoveries) if guard is not None else 0
             summary, files = run_locust(run, scenario, host)
             if injector is not None:
                 extra["fault"] = injector.report()
             if headers is not None and before is not None:
-                extra["server"] = counts_during(before, server_statistics(host, headers, scenario.root_certificates))
+                restarted = guard is not None and any(
+                    "restart" in r.action for r in guard.guard.recoveries[heals_before:])
+                extra["server"] = counts_during(before, server_statistics(host, headers, scenario.root_certificates),
+                                                restarted)
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2

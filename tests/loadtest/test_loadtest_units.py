@@ -152,6 +152,9 @@ def test_server_counts_are_those_of_the_run_not_since_the_server_started() -> No
     # a count that went down: the server restarted in between, so only the counts since that restart are known
     restarted = counts_during(before, {"model": "dermassist", "success": 40, "fail": 0})
     assert (restarted["success"], restarted["fail"]) == (40, 0) and "restarted" in restarted["note"]
+    # a restart the guard reports, although every count went up (3 canary calls before, 500 answers after it)
+    said = counts_during({"model": "dermassist", "success": 3, "fail": 0}, after, restarted=True)
+    assert (said["success"], said["fail"]) == (470, 5) and "restarted" in said["note"]
     unread = counts_during({"model": "dermassist", "error": "permission denied"}, after)
     assert unread["success"] == 470 and "could not be read (permission denied)" in unread["note"]
     failed = {"model": "dermassist", "error": "unavailable"}
