@@ -1,5 +1,5 @@
 """Settings of a command that can call a running DermAssist through the client SDK: ``--url`` and its TLS options
-(``dermassist evaluate``, ``dermassist gpu-check``); their flags are added by ``add_remote_flags``."""
+(``dermassist evaluate``, ``dermassist gpu-check``); ``add_tls_flags`` adds the TLS flags."""
 from __future__ import annotations
 
 import argparse
