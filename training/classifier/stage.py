@@ -17,7 +17,7 @@ from ..child import stage_main
 from ..errors import TrainingConfigError
 from .calibrate import Tuned, tune
 from .run import ClassifierData, prepare_data, run_classifier
-from .train import ClassifierConfig
+from .train import ClassifierConfig, training_device
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> ClassifierConfig:
 def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
     config = config_from_args(args)
+    training_device(config.device)  # a GPU this host lacks is refused before the data is read
     options = StageOptions.resolve(vars(args))
     crop = options.crop()
     if args.release is not None:
