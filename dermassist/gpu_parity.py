@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from preprocess.crop import normalise
 from preprocess.triage import TriageParams, refer_scores
 
 from .base.errors import DermAssistError
-from .base.frameworks import import_torch
+from .base.frameworks import import_torch, is_torch_device, missing_gpu
 from .base.repository import SOURCE_REPOSITORY, classifier_artifact, step_settings
 from .base.settings import Settings
 from .remote import RemoteSettings
@@ -78,7 +77,7 @@ class GpuCheckConfig(Settings, RemoteSettings):
         if self.url is None and self.images is not None:
             raise GpuCheckError("--images goes with --url (a running DermAssist)")
         self.check_tls(GpuCheckError, "they are for a running DermAssist served over TLS")
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+        if not is_torch_device(self.device):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise GpuCheckError(f"--out {self.out} is a file; give the folder the report goes to")
@@ -231,26 +230,32 @@ def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
                     np.stack([r.cam for r in results])))
 
 
+def _cpu_classifier(config: GpuCheckConfig):
+    """The exported classifier of ``config.repository`` loaded on the CPU, its path, and the REFER threshold."""
+    torch = import_torch()
+    path = classifier_artifact(Path(config.repository))
+    if not path.is_file():
+        raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first (with --url: the "
+                            "release the GPU host serves)")
+    threshold = (config.refer_threshold if config.refer_threshold is not None
+                 else profile_threshold(Path(config.repository)))
+    return torch.jit.load(str(path), map_location="cpu").eval(), path, threshold
+
+
 def gpu_check(config: GpuCheckConfig) -> dict:
     """Run the classifier of ``config.repository`` on CPU and on ``config.device`` and compare, or compare a running
     DermAssist's answers with it on CPU (module docstring)."""
-    repository, device, repeats = Path(config.repository), config.device, config.repeats
+    device, repeats = config.device, config.repeats
     if config.url is not None:
         return _served_check(config)
     torch = import_torch()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GpuCheckError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device; "
-                            "run the check on a GPU host, or pass --device cpu to try the plumbing")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
-        raise GpuCheckError(f"device {device!r} asked for, but this host has {torch.cuda.device_count()} GPU(s), "
-                            "numbered from 0")
-    path = classifier_artifact(repository)
-    if not path.is_file():
-        raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first")
-    threshold = config.refer_threshold if config.refer_threshold is not None else profile_threshold(repository)
+    problem = missing_gpu(torch, device)
+    if problem:
+        raise GpuCheckError(f"{problem}; run the check on a GPU host, or pass --device cpu to try the plumbing")
+    cpu_model, path, threshold = _cpu_classifier(config)
     crops, served = load_crops(Path(config.crops))  # type: ignore[arg-type]  # __post_init__: crops or url
     x = normalise(crops)
-    cpu = run_classifier(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu")
+    cpu = run_classifier(cpu_model, x, "cpu")
     model = torch.jit.load(str(path), map_location=device).eval()
     result: dict = {"device": device, "torch": torch.__version__, "crops": int(len(crops)),
                     "refer_threshold": threshold, "settings": {}}
@@ -269,22 +274,16 @@ def gpu_check(config: GpuCheckConfig) -> dict:
             result["settings"]["tf32" if tf32 else "fp32"] = figures
     finally:
         torch.backends.cudnn.allow_tf32 = before
-    result["cpu_timing"] = time_batches(torch.jit.load(str(path), map_location="cpu").eval(), x, "cpu",
-                                        batch_sizes=(1, 8), repeats=max(3, repeats // 4), warmup=1)
+    result["cpu_timing"] = time_batches(cpu_model, x, "cpu", batch_sizes=(1, 8), repeats=max(3, repeats // 4), warmup=1)
     result["agrees"] = all(s["agrees"] for s in result["settings"].values())
     return result
 
 
 def _served_check(config: GpuCheckConfig) -> dict:
     torch = import_torch()
-    repository = Path(config.repository)
-    path = classifier_artifact(repository)
-    if not path.is_file():
-        raise GpuCheckError(f"no exported classifier at {path}; run `dermassist models` first (the release the "
-                            "GPU host serves)")
-    threshold = config.refer_threshold if config.refer_threshold is not None else profile_threshold(repository)
+    cpu_model, _, threshold = _cpu_classifier(config)
     crops, served = served_answers(config)
-    cpu = run_classifier(torch.jit.load(str(path), map_location="cpu").eval(), normalise(crops), "cpu")
+    cpu = run_classifier(cpu_model, normalise(crops), "cpu")
     figures = compare(cpu, served, threshold)
     figures["agrees"] = agrees(figures)
     return {"device": config.url, "torch": torch.__version__, "crops": int(len(crops)), "refer_threshold": threshold,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from types import ModuleType
@@ -33,6 +34,26 @@ def import_torch() -> ModuleType:
     import torch
 
     return torch
+
+
+TORCH_DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the torch devices a setting may name
+
+
+def is_torch_device(name: str) -> bool:
+    """Whether ``name`` is ``cpu``, ``cuda`` or ``cuda:N``."""
+    return TORCH_DEVICE.fullmatch(name) is not None
+
+
+def missing_gpu(torch: ModuleType, name: str) -> str | None:
+    """What is wrong when this host has no GPU ``name`` (``cuda`` or ``cuda:N``); None when it has it, or for the CPU."""
+    if name == "cpu":
+        return None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index < count:
+        return None
+    sees = f"{count} GPU(s), numbered from 0" if count else "no CUDA device"
+    return f"device {name!r} asked for, but torch {torch.__version__} sees {sees}"
 
 
 def quiet_tensorflow(environ: MutableMapping[str, str] | None = None, level: str = TF_QUIET) -> None:

@@ -51,6 +51,6 @@ def test_a_gpu_this_host_does_not_have_is_refused_with_the_fix(monkeypatch: pyte
     with pytest.raises(TrainingConfigError, match="'cuda:1' asked for, but torch .* sees 1 GPU"):
         training_device("cuda:1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(TrainingConfigError, match="sees 0 GPU.*--device cpu"):
+    with pytest.raises(TrainingConfigError, match="sees no CUDA device.*--device cpu"):
         training_device("cuda")
     assert training_device("cpu").type == "cpu"

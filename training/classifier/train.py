@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dermassist.base.cpu import precision_name, use_bfloat16
+from dermassist.base.frameworks import is_torch_device, missing_gpu
 from dermassist.base.settings import Settings, env_name
 from preprocess.contract import CLASS_CODES, CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from preprocess.crop import normalise
@@ -95,7 +95,7 @@ class ClassifierConfig(Settings):
                 raise TrainingConfigError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
         if self.mixup < 0:
             raise TrainingConfigError(f"mixup alpha must be >= 0 (0 = off), got {self.mixup}")
-        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+        if not is_torch_device(self.device):
             raise TrainingConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.pretrained is not None and not Path(self.pretrained).is_file():
             raise TrainingConfigError(
@@ -196,12 +196,9 @@ def predict_logits(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 
 
 def training_device(name: str) -> torch.device:
     """The torch device ``name`` names, refused with the fix when this host has no such GPU."""
-    if name != "cpu":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= count:
-            raise TrainingConfigError(f"device {name!r} asked for, but torch {torch.__version__} sees {count} GPU(s); "
-                                      "train with --device cpu or on a GPU host")
+    problem = missing_gpu(torch, name)
+    if problem:
+        raise TrainingConfigError(f"{problem}; train with --device cpu or on a GPU host")
     return torch.device(name)
 
 
@@ -324,8 +321,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                     history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
                     val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
     final = build_resnet18(None)
-    last = (ema.module if ema is not None else model).state_dict()
-    final.load_state_dict(best[1] if best[1] is not None else {k: v.cpu() for k, v in last.items()})
+    final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
     final.eval()
     return final, {"history": history, "best_epoch": best[2], "best_val": {"balanced_accuracy": best[0][0],
                                                                             "macro_f1": best[0][1]},
