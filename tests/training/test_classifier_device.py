@@ -54,3 +54,31 @@ def test_a_gpu_this_host_does_not_have_is_refused_with_the_fix(monkeypatch: pyte
     with pytest.raises(TrainingConfigError, match="sees no CUDA device.*--device cpu"):
         training_device("cuda")
     assert training_device("cpu").type == "cpu"
+
+
+def test_the_epoch_hook_sees_every_epoch_with_the_judged_models_validation_logits() -> None:
+    import numpy as np
+
+    from training.classifier.data import CropSet
+    from training.classifier.train import train_classifier
+    from training.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
+    labels = np.arange(8, dtype=np.int64)
+    data = CropSet(crops, labels, with_mask=8)
+    seen: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def hook(epoch: int, model, val_logits: np.ndarray) -> None:
+        seen.append((epoch, val_logits.copy(), predict_logits(model, crops)))
+
+    config = ClassifierConfig(epochs=3, low_res_epochs=2, low_res=32, batch_size=4, warmup_epochs=0, augment=False,
+                              select_after=0.0, bf16=False, progress=False)
+    model, info = train_classifier(data, data, config, on_epoch=hook)
+    assert [e for e, _, _ in seen] == [1, 2, 3]
+    for _, val_logits, again in seen:  # the logits handed over are the judged model's on the validation crops
+        assert val_logits.shape == (8, 8) and np.allclose(val_logits, again, atol=1e-4)
+    balanced = [classification_metrics(labels, v.argmax(1))["balanced_accuracy"] for _, v, _ in seen]
+    assert info["history"]["val_balanced_accuracy"] == pytest.approx(balanced)
+    best = seen[info["best_epoch"] - 1][1]
+    assert np.allclose(predict_logits(model, crops), best, atol=1e-4)  # the returned weights are that epoch's

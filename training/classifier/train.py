@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +249,15 @@ def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig()) -> tuple[torch.nn.Module, dict]:
-    """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy."""
+EpochHook = Callable[[int, torch.nn.Module, np.ndarray], None]
+
+
+def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig(),
+                     on_epoch: EpochHook | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy.
+
+    ``on_epoch(epoch, judged model, validation logits)`` runs after each epoch's validation (epochs count from 1),
+    e.g. to save what a run has reached where a deadline may stop it."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     torch.manual_seed(config.seed)
@@ -315,6 +323,8 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
         score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
         if epoch >= first_selectable and score > best[0]:
             best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, judged, val_logits)
         elapsed = time.perf_counter() - start
         logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
                     epoch + 1, config.epochs, size, elapsed, eta_text(elapsed, epoch + 1, config.epochs) or "done",
