@@ -6,6 +6,7 @@ read back both by walking the raw content tree and through highdicom's SR API.
 from __future__ import annotations
 
 import io
+import warnings
 
 import highdicom as hd
 import numpy as np
@@ -135,6 +136,42 @@ def test_an_anonymised_instance_still_gets_its_seg_and_sr(tmp_path, ham_jpeg, ca
         assert written.PatientID == "" and written.StudyDate == "" and written.StudyInstanceUID == ds.StudyInstanceUID
     assert caplog.text.count("StudyDate '2026' is not a DICOM DA value") == 1  # one copy serves the SEG and the SR
     assert "PatientID" not in image.dataset and image.dataset.StudyDate == "2026"  # the instance stays as it came
+    assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
+
+
+@pytest.mark.parametrize("keyword,value", [("StudyDate", "2026.12.03"), ("StudyDate", "20260230"),
+                                           ("StudyDate", "00000000"), ("StudyTime", "12:30:00")])
+def test_retired_and_impossible_dates_are_written_empty_and_the_instance_keeps_its_own(tmp_path, ham_jpeg, caplog,
+                                                                                      keyword, value):
+    """Old ACR-NEMA dates ("2026.12.03", "12:30:00"), which pydicom reads, and dates no calendar has: a DICOM object
+    may not carry them, so the SEG and SR carry the attribute empty; the instance, held in memory as a node holds
+    what it received, is left as it came."""
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    with warnings.catch_warnings():  # pydicom warns about some of them, and keeps the value as given
+        warnings.simplefilter("ignore")
+        setattr(ds, keyword, value)
+    image = read_dicom(ds, name="old")
+    seg_path, sr_path = build_analysis(image, synthetic_result(image.size)).write(tmp_path / "out")
+    for written in (pydicom.dcmread(seg_path), pydicom.dcmread(sr_path)):
+        assert getattr(written, keyword) == ""
+    assert f"{keyword} {value!r} is not a DICOM" in caplog.text
+    assert str(getattr(image.dataset, keyword)) == value
+    assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
+
+
+def test_a_japanese_instance_with_code_extensions_gets_its_seg_and_sr(tmp_path, ham_jpeg):
+    """"\\ISO 2022 IR 87": the empty first value is the default repertoire (PS3.3 C.12.1.1.2), which the SEG and SR
+    spell out; the name comes back as written."""
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046"
+    image = read_dicom(di.save(ds, tmp_path / "jis.dcm"))
+    seg_path, sr_path = build_analysis(image, synthetic_result(image.size)).write(tmp_path / "out")
+    for written in (pydicom.dcmread(seg_path), pydicom.dcmread(sr_path)):
+        assert list(written.SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+        assert str(written.PatientName) == str(image.dataset.PatientName)
+        assert "\u5c71\u7530" in str(written.PatientName)
+    assert list(image.dataset.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
     assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Union
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
@@ -49,6 +51,27 @@ REQUIRED_UIDS = (("StudyInstanceUID", "(0020,000D)"), ("SeriesInstanceUID", "(00
 COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
 _TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
+# PS3.5 6.2: pydicom also takes the retired ACR-NEMA forms ("2026.12.03", "12:30:00"), which a DICOM object may not carry
+_TEMPORAL_FORMAT = {
+    "DA": re.compile(r"\d{8}"),
+    "TM": re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"),
+    "DT": re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?"),
+}
+# PS3.3 C.12.1.1.2: an empty first value of a Specific Character Set with code extensions is the default repertoire
+DEFAULT_EXTENDED_REPERTOIRE = "ISO 2022 IR 6"
+_CHARSET, _MODALITY = 0x00080005, 0x00080060
+
+
+def is_dicom_temporal(vr: str, value: str) -> bool:
+    """Whether ``value`` is a DICOM DA, TM or DT value (``vr``) in today's format that names a real date or time."""
+    text = value.rstrip(" ")
+    if not _TEMPORAL_FORMAT[vr].fullmatch(text):
+        return False
+    try:
+        _TEMPORAL[vr](text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,14 +124,15 @@ class DicomImage:
         for tag in list(out.keys()):
             element = out[tag]  # a file's elements are read lazily: this converts the copy's, not the instance's
             if element.VR in _TEMPORAL and element.value not in (None, "") and not isinstance(element.value, list):
-                try:
-                    _TEMPORAL[element.VR](str(element.value))
-                except (ValueError, TypeError):
+                if not is_dicom_temporal(element.VR, str(element.value)):
                     logger.warning("%s: %s %r is not a DICOM %s value; its SEG and SR carry it empty", self.name,
                                    element.keyword or element.tag, str(element.value), element.VR)
-                    setattr(out, element.keyword, "")
+                    out[tag] = DataElement(tag, element.VR, "")  # a new element: the instance keeps its own
+        charset = out.get("SpecificCharacterSet")
+        if charset is not None and not isinstance(charset, str) and len(charset) > 1 and not str(charset[0]).strip():
+            out[_CHARSET] = DataElement(_CHARSET, "CS", [DEFAULT_EXTENDED_REPERTOIRE, *charset[1:]])  # what '' means
         if not out.get("Modality"):
-            out.Modality = "OT"
+            out[_MODALITY] = DataElement(_MODALITY, "CS", "OT")
         return out
 
     @property
