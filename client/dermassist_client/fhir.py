@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,9 @@ class ImagingContext:
             value = getattr(ds, keyword, None)
             return str(value) if value not in (None, "") else None
 
-        date = text("ContentDate") or text("StudyDate")
-        effective = f"{date[:4]}-{date[4:6]}-{date[6:8]}" if date and len(date) == 8 and date.isdigit() else None
+        found = text("ContentDate") or text("StudyDate")
+        effective = (_calendar_date(found[:4], found[4:6], found[6:8])
+                     if found and len(found) == 8 and found.isdigit() else None)
         return cls(patient_id=text("PatientID"), patient_issuer=text("IssuerOfPatientID"),
                    patient_name=text("PatientName"), study_uid=text("StudyInstanceUID"),
                    accession_number=text("AccessionNumber"), image_uid=text("SOPInstanceUID"),
@@ -99,13 +100,23 @@ def exif_taken(data: bytes) -> str | None:
     except Exception:  # noqa: BLE001 - a picture without readable EXIF simply has no acquisition time
         return None
     found = _EXIF_DATE.match(str(exif.get(_DATE_TIME_ORIGINAL, "")).strip("\x00 "))
-    if not found or found.group(1) == "0000":
+    if not found:
         return None
     year, month, day, hour, minute, second = found.groups()
+    day = _calendar_date(year, month, day)
     offset = str(exif.get(_OFFSET_TIME_ORIGINAL, "")).strip("\x00 ")
-    if _EXIF_OFFSET.match(offset):
-        return f"{year}-{month}-{day}T{hour}:{minute}:{second}{offset}"
-    return f"{year}-{month}-{day}"
+    if day is None or not _EXIF_OFFSET.match(offset) or not (int(hour) < 24 and int(minute) < 60 and int(second) < 60):
+        return day
+    return f"{day}T{hour}:{minute}:{second}{offset}"
+
+
+def _calendar_date(year: str, month: str, day: str) -> str | None:
+    """``YYYY-MM-DD`` when the digits name a day on the calendar (a camera or modality whose clock was never set
+    writes 0000:00:00 or 00000000; some write 30 February), else None."""
+    try:
+        return date(int(year), int(month), int(day)).isoformat()
+    except ValueError:
+        return None
 
 
 def _uid_identifier(uid: str) -> dict[str, str]:
@@ -145,8 +156,9 @@ def _subject(context: ImagingContext) -> dict[str, Any] | None:
     if context.patient_issuer:
         identifier["assigner"] = {"display": context.patient_issuer}
     subject: dict[str, Any] = {"type": "Patient", "identifier": identifier}
-    if context.patient_name:
-        family, _, given = context.patient_name.partition("^")
+    if context.patient_name:  # a DICOM name's first group, the alphabetic one (the others: ideographic, phonetic)
+        alphabetic = next((g for g in context.patient_name.split("=") if g.strip("^ ")), "")
+        family, _, given = alphabetic.partition("^")
         subject["display"] = ", ".join(p for p in (family.strip(), given.replace("^", " ").strip()) if p)
     return subject
 

@@ -167,3 +167,39 @@ def test_a_plain_picture_is_tied_to_its_digest_its_patient_and_when_it_was_taken
     assert report["identifier"] == [{"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256}]
     assert report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-7"}
     assert all(o["effectiveDateTime"] == "2026-12-03T10:15:30+01:00" for o in resources["Observation"])
+
+
+@pytest.mark.parametrize("taken,offset,expected", [
+    ("2026:02:30 10:15:30", "+01:00", None),  # no 30 February: no date rather than a Bundle that does not validate
+    ("2026:13:01 10:15:30", None, None),
+    ("2026:12:03 24:15:30", "+01:00", "2026-12-03"),  # a date with an impossible time keeps the date alone
+    ("2024:02:29 23:59:59", "-05:00", "2024-02-29T23:59:59-05:00"),  # a leap day is a day
+])
+def test_an_exif_date_no_calendar_has_is_left_out(tmp_path, taken, offset, expected):
+    from dermassist_client.fhir import exif_taken
+
+    photo = _photo(tmp_path, taken, offset)
+    assert exif_taken(photo.read_bytes()) == expected
+    bundle = parsed(build_bundle([(synthetic_result((64, 48)), ImagingContext.from_image_file(photo))]))
+    assert all(o.get("effectiveDateTime") == expected for o in resources_by_type(bundle)["Observation"])
+
+
+@pytest.mark.parametrize("content_date,expected", [("20261203", "2026-12-03"), ("00000000", None),
+                                                   ("20260230", None), ("2026.12.03", None)])
+def test_a_dicom_date_no_calendar_has_is_left_out(content_date, expected):
+    from types import SimpleNamespace
+
+    context = ImagingContext.from_dataset(SimpleNamespace(ContentDate=content_date, PatientID="MRN-7"))
+    assert context.effective == expected
+    bundle = parsed(build_bundle([(synthetic_result((64, 48)), context)]))  # validates whatever the date was
+    assert all(o.get("effectiveDateTime") == expected for o in resources_by_type(bundle)["Observation"])
+
+
+def test_a_name_with_ideographic_and_phonetic_groups_is_shown_by_its_alphabetic_one():
+    from dataclasses import replace
+
+    from dermassist_client.fhir import _subject
+
+    context = replace(CONTEXT, patient_name="Yamada^Tarou=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046")
+    assert _subject(context)["display"] == "Yamada, Tarou"
+    assert _subject(replace(CONTEXT, patient_name="=\u5c71\u7530^\u592a\u90ce"))["display"] == "\u5c71\u7530, \u592a\u90ce"
