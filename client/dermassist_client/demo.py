@@ -54,18 +54,19 @@ class PageOutputs(NamedTuple):
     probabilities: dict[str, float] | None
     status: str
     model: str
-    about: str  # the name of the file these outputs are about ("" for none), held in a hidden field of the page
+    about: str  # the stored upload these outputs are about ("" for none), held in a hidden field of the page
 
 
 def _message(status: str, about: str = "") -> PageOutputs:
     return PageOutputs("", None, None, None, None, status, "", about)
 
 
-_FILE_NAME_JS = "const name = file ? (file.orig_name || String(file.path || '').split('/').pop()) : '';"
+_FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '').split('/').pop()) : ''; "
+                 "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
     f"return ['', null, null, null, {{}}, name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
-    f"{json.dumps(NO_FILE)}, '', name]; }}"
+    f"{json.dumps(NO_FILE)}, '', key]; }}"
 )
 """Handler of a new or cleared upload, run in the browser the moment the picture changes (a server round trip could
 arrive after an answer and replace it): every output of the last analysis is emptied, so a result is never shown
@@ -73,11 +74,17 @@ beside a picture it is not about, and the page says the picture is loaded. (Grad
 null, from the browser: null would stop the whole update.)"""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "
-    f"return shown[shown.length - 1] === name ? shown.map((v, i) => (i === 4 && v == null ? {{}} : v)) "
+    f"return shown[shown.length - 1] === key ? shown.map((v, i) => (i === 4 && v == null ? {{}} : v)) "
     f": ({LOADED_JS})(file); }}"
 )
 """Run in the browser when an answer arrives: an answer about another picture than the one now loaded (the picture
-was changed while it was being analysed) is replaced by the 'loaded' message of the picture shown."""
+was changed while it was being analysed) is replaced by the 'loaded' message of the picture shown. A picture is
+known by where Gradio stored its upload, not by its name: two cameras' IMG_0001.jpg are two pictures, and Gradio
+stores some names changed (``mole!.jpg``, ``CON.jpg``), so a name would both match the wrong picture and miss the
+right one."""
+UPLOAD_RETENTION_S = (600, 3600)
+"""Gradio's ``delete_cache``: every 10 minutes the uploads over an hour old are deleted, and all of them when the
+page stops (patients' pictures are not kept on the demo host)."""
 
 
 def plain_error(error: DermAssistClientError, path: str) -> str:
@@ -110,7 +117,7 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
         result = client.analyze(path, with_crop=True)
     except DermAssistClientError as e:
         logger.info("analysis of %s failed: %s", path, e)
-        return _message(f"**Could not analyze:** {plain_error(e, path)}", Path(path).name)
+        return _message(f"**Could not analyze:** {plain_error(e, path)}", path)
     with Image.open(path) as original:
         overlay = draw_overlay(original, result)
     probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
@@ -124,14 +131,14 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
     model = f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`."
     crop = None if result.crop is None else np.asarray(result.crop)
     return PageOutputs(banner_html(verdict_of_result(result)), overlay, crop, draw_cam(result), probabilities,
-                       status, model, Path(path).name)
+                       status, model, path)
 
 
 def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 1, **options: Any) -> gr.Blocks:
     """The page, talking to the ensemble at ``url`` (``options``: further ClientConfig fields, e.g. TLS)."""
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Row():
             with gr.Column(scale=1):
@@ -156,7 +163,9 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries:
                 model = gr.Markdown(elem_id="model")
                 about = gr.Textbox(visible=False, elem_id="about")
         outputs = [banner, overlay, crop, cam, label, status, model, about]
-        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs).then(
+        # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
+        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs,
+                     trigger_mode="always_last").then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
     return page

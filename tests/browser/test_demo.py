@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -124,7 +125,7 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
 
     def slow_analysis(client, path: str) -> demo.PageOutputs:
         time.sleep(2.0)
-        return demo._message(f"Answer about {Path(path).name}.", Path(path).name)
+        return demo._message(f"Answer about {Path(path).name}.", path)
 
     monkeypatch.setattr(demo, "analyze_file", slow_analysis)
     first, second = samples()[0], samples()[1]
@@ -154,6 +155,72 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
             browser.close()
     finally:
         page_server.close()
+
+
+@pytest.mark.browser
+def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp_path):
+    """Two cameras' lesion.jpg are two pictures: the second never shows the first's answer. A name Gradio stores
+    changed (mole!.jpg) still gets its answer. Analyze pressed while an answer is pending is not dropped: the picture
+    then shown is analysed once that answer is in. And the uploads are gone once the page stops."""
+    from playwright.sync_api import expect, sync_playwright
+
+    import dermassist_client.demo as demo
+
+    analysed: list[str] = []
+
+    def slow_analysis(client, path: str) -> demo.PageOutputs:
+        analysed.append(path)
+        time.sleep(2.0)
+        return demo._message(f"Answer about {Path(path).name}, {Path(path).stat().st_size} bytes.", path)
+
+    monkeypatch.setattr(demo, "analyze_file", slow_analysis)
+    first, second = (tmp_path / "a" / "lesion.jpg", tmp_path / "b" / "lesion.jpg")
+    for path, sample in ((first, samples()[0]), (second, samples()[1])):
+        path.parent.mkdir()
+        path.write_bytes(sample.path.read_bytes())
+    odd = tmp_path / "mole!.jpg"
+    odd.write_bytes(samples()[2].path.read_bytes())
+    port, dead = free_ports(2)
+    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(url)
+            upload = page.locator("#upload input[type=file]")
+            upload.set_input_files(str(first))
+            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded", timeout=30_000)
+            page.locator("#analyze").click()
+            time.sleep(0.5)
+            page.locator("#upload button[aria-label='Clear']").click()
+            upload.set_input_files(str(second))  # the same name, another picture, while the first is analysed
+            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze", timeout=30_000)
+            time.sleep(3.0)  # the first picture's answer is back by now, and is not shown beside the second
+            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze")
+            assert "Answer about" not in page.locator("#status").inner_text()
+
+            page.locator("#analyze").click()
+            size = second.stat().st_size
+            expect(page.locator("#status")).to_contain_text(f"Answer about lesion.jpg, {size} bytes", timeout=30_000)
+
+            page.locator("#upload button[aria-label='Clear']").click()
+            upload.set_input_files(str(odd))
+            expect(page.locator("#status")).to_contain_text("mole!.jpg is loaded", timeout=30_000)
+            page.locator("#analyze").click()
+            time.sleep(0.5)
+            page.locator("#analyze").click()  # pressed again while the answer is pending: analysed after it
+            expect(page.locator("#status")).to_contain_text(f"{odd.stat().st_size} bytes", timeout=30_000)
+            deadline = time.monotonic() + 30
+            while len(analysed) < 4 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(analysed) == 4, analysed
+            browser.close()
+    finally:
+        page_server.close()
+    stored = [Path(a) for a in analysed]
+    assert all(str(s).startswith(tempfile.gettempdir()) for s in stored), stored  # Gradio's copies, not the originals
+    assert not any(s.exists() for s in stored), [s for s in stored if s.exists()]  # deleted when the page stopped
+    assert first.exists() and second.exists() and odd.exists()
 
 
 @pytest.mark.integration
