@@ -104,7 +104,10 @@ def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
                 width, height = int(im.size[0]), int(im.size[1])
                 # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
                 exif = im.getexif() if fmt in ("JPEG", "PNG") else None
-                orientation = exif.get(_ORIENTATION_TAG, 1) if exif is not None else 1
+                # OpenCV turns a PNG by its eXIf chunk only, not by the EXIF ImageMagick writes in a text chunk
+                # ("Raw profile type exif"), which PIL also reads: the size follows the decoder
+                turns = exif is not None and (fmt != "PNG" or "exif" in im.info)
+                orientation = exif.get(_ORIENTATION_TAG, 1) if turns else 1
                 profile = im.info.get("icc_profile") or None
                 if profile is None and fmt == "JPEG" and exif is not None:
                     profile = declared_profile(exif)

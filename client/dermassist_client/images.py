@@ -61,8 +61,12 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
-            # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
-            turned = im.format in ("JPEG", "PNG") and im.getexif().get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
+            # PIL's TIFF reader reports the turned size already; for JPEG (a phone's multi-picture JPEG: "MPO") and
+            # PNG it reports the stored one. A PNG turns by its eXIf chunk only, as the server's decoder reads it: not
+            # by the EXIF ImageMagick writes in a text chunk, which PIL also reads
+            exif = im.getexif() if im.format in ("JPEG", "MPO", "PNG") else None
+            from_chunk = im.format != "PNG" or "exif" in im.info
+            turned = exif is not None and from_chunk and exif.get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
             name = str(im.format)
     except Exception:  # noqa: BLE001 - any unreadable header just means "format and size unknown"
         return None

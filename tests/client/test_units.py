@@ -447,3 +447,21 @@ def test_a_refusals_reason_is_the_servers_own_words_or_the_local_message():
     assert served.reason == "the file is truncated"
     local = InvalidImageError("image 2: /x/notes.jpg is not an image (12 bytes)")
     assert local.reason == "/x/notes.jpg is not an image (12 bytes)"
+
+
+def test_a_phones_multi_picture_jpeg_is_sent_as_displayed():
+    """Phones save JPEGs with a second picture (PIL names the format "MPO"); their orientation turns them too."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), (150, 100, 90)).save(buffer, "MPO", save_all=True,
+                                                    append_images=[Image.new("RGB", (40, 30))], exif=exif)
+    assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    assert encode_image(buffer.getvalue()).size == (60, 80)
+
+
+def test_a_png_orientation_in_a_text_chunk_is_not_applied_as_the_server_does_not():
+    from tests.support.images import raw_profile_png
+
+    data = raw_profile_png(np.zeros((60, 80, 3), np.uint8), 6)
+    assert encode_image(data).size == (80, 60)

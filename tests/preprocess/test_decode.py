@@ -291,3 +291,13 @@ def test_a_riff_file_that_is_not_webp_is_not_called_webp() -> None:
     wav = b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + bytes(32)  # a RIFF container of sound, not WebP
     with pytest.raises(NotAnImageError, match="has no known image signature"):
         decode_image(wav)
+
+
+def test_a_png_orientation_in_a_text_chunk_leaves_header_and_decoder_in_one_frame() -> None:
+    """OpenCV turns a PNG by its eXIf chunk only: the header size (size check, the client's frame) follows it."""
+    from tests.support.images import raw_profile_png
+
+    data = raw_profile_png(RGB, 6)
+    out = decode(data)
+    assert out.rgb.shape[:2] == out.original_size == (120, 160)  # not turned
+    assert read_header(data, "PNG")[0] == (160, 120)

@@ -64,3 +64,21 @@ def png_bomb(side: int = 30000) -> bytes:
     body = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def raw_profile_png(rgb: np.ndarray, orientation: int) -> bytes:
+    """A PNG whose EXIF sits in ImageMagick's "Raw profile type exif" text chunk, not an eXIf chunk."""
+    from PIL.PngImagePlugin import PngInfo
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    raw = exif.tobytes()
+    info = PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}\n")
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG", pnginfo=info)
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as im:  # PIL reads that orientation: the case the decoder must not follow
+        assert im.getexif().get(0x0112) == orientation and "exif" not in im.info
+    return data
+
