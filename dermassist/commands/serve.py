@@ -68,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                                                                           "seconds between canary inferences"))
     ops.add_argument("--canary-timeout-s", type=float, help=setting_help(GuardConfig, "canary_timeout_s",
                                                                          "deadline of a canary inference"))
+    ops.add_argument("--busy-limit-s", type=float, help=setting_help(
+        GuardConfig, "busy_limit_s", "a canary that times out behind a client call held for less than this is busy, not "
+        "a fault"))
     ops.add_argument("--drain-s", type=float, help=setting_help(
         GuardConfig, "drain_s", "on SIGTERM, seconds the calls in flight get to be answered before they are cancelled"))
     ops.add_argument("--triton-home", help=setting_help(ServerConfig, "triton_home",

@@ -33,6 +33,9 @@ class GuardConfig(Settings):
     scan_interval_s: float = 0.2  # how often the stub processes are looked at
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0
+    # A canary that times out behind a client call Triton has worked on for less than this is "busy": one batch of
+    # 32 large pictures answers nothing for minutes on a CPU. Held longer with no answer since, it is a hang.
+    busy_limit_s: float = 300.0
     hold_s: float = 30.0  # longest a request waits for readiness while the guard recovers
     # On SIGTERM the front stops taking calls and gives those in flight this long to be answered (a batch of 32
     # takes about 13 s on two CPU cores, and calls queue behind it); keep it under the orchestrator's grace period.
@@ -67,7 +70,8 @@ class GuardConfig(Settings):
                               f"2 GiB), got {self.max_request_mib!r}")
         if self.max_reloads < 0:
             raise ConfigError(f"max_reloads must be >= 0, got {self.max_reloads}")
-        for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "hold_s", "drain_s"):
+        for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "busy_limit_s", "hold_s",
+                     "drain_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
+import itertools
 import logging
 import time
 import uuid
@@ -200,6 +201,8 @@ class Front(grpc.GenericRpcHandler):
         self.channel = channel
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
+        self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
+        self._tokens = itertools.count()
         self._calls: dict[str, Any] = {}
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
@@ -216,6 +219,11 @@ class Front(grpc.GenericRpcHandler):
             else:
                 behaviour = own.get(method.name) or self._forwarder(method.name)
                 self._handlers[method_path(method.name)] = grpc.unary_unary_rpc_method_handler(behaviour)
+
+    @property
+    def oldest_forwarded_at(self) -> float | None:
+        """time.monotonic() when the oldest call Triton is still working on was forwarded (None: none is)."""
+        return min(self._forwarded.values(), default=None)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler of a method path (None: UNIMPLEMENTED)."""
@@ -266,6 +274,7 @@ class Front(grpc.GenericRpcHandler):
         error: str | None = "the request ended before an answer"
         request_id = ""
         hashing: concurrent.futures.Future | None = None
+        token = -1  # set when the call is forwarded to Triton
         self.in_flight += 1
         try:
             try:
@@ -297,6 +306,8 @@ class Front(grpc.GenericRpcHandler):
                 error = f"DermAssist is not ready ({self.guard.readiness.reason}); retry later"
                 await abort(context, status, error)
             sent_at = time.monotonic()
+            token = next(self._tokens)
+            self._forwarded[token] = sent_at
             try:
                 answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
                                                          timeout=context.time_remaining())
@@ -316,6 +327,7 @@ class Front(grpc.GenericRpcHandler):
             raise
         finally:
             self.in_flight -= 1
+            self._forwarded.pop(token, None)
             latency_ms = (time.perf_counter() - started) * 1000.0
             fields = dict(request_id=request_id, peer=context.peer(), client=client_identity(context),
                           versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms)

@@ -86,10 +86,18 @@ def models_in_message(message: str) -> tuple[str, ...]:
     return tuple(sorted({m.group("instance") for m in _STUB_IN_MESSAGE.finditer(message)}))
 
 
-def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float) -> bool:
-    """A canary sent at ``sent_at`` that ran out of time while the ensemble answered a client (at ``answered_at``,
-    both time.monotonic) met a queue, not a fault: healing a pipeline that works would turn load into an outage."""
-    return code == grpc.StatusCode.DEADLINE_EXCEEDED and answered_at > sent_at
+def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, holding_since: float | None = None,
+                    now: float = 0.0, limit_s: float = 0.0) -> bool:
+    """A canary sent at ``sent_at`` that ran out of time met a queue, not a fault, when the ensemble answered a client
+    meanwhile (at ``answered_at``), or when a client call it queued behind (forwarded at ``holding_since``, the
+    oldest still being worked on) has been worked on for less than ``limit_s`` (all time.monotonic; ``now``: the
+    canary's end). One large batch answers nothing for minutes: healing a pipeline that works would turn load into
+    an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed."""
+    if code != grpc.StatusCode.DEADLINE_EXCEEDED:
+        return False
+    if answered_at > sent_at:
+        return True
+    return holding_since is not None and holding_since <= sent_at and now - holding_since < limit_s
 
 
 def describe(error: grpc.aio.AioRpcError) -> str:
@@ -273,10 +281,11 @@ class Guard:
         try:
             response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s)
         except grpc.aio.AioRpcError as e:
-            if busy_not_broken(e.code(), sent_at, self.front.answered_at):
-                logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile: "
-                               "busy, not broken (--canary-timeout-s sets how long it waits)",
-                               self.config.canary_timeout_s)
+            if busy_not_broken(e.code(), sent_at, self.front.answered_at, self.front.oldest_forwarded_at,
+                               time.monotonic(), self.config.busy_limit_s):
+                logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile or "
+                               "is still working on: busy, not broken (--canary-timeout-s sets how long it waits, "
+                               "--busy-limit-s how long one call may hold the pipeline)", self.config.canary_timeout_s)
                 return None
             return f"canary inference failed: {describe(e)}"
         problem = check_canary_answer(response)

@@ -357,6 +357,9 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
     while guard.guard.front.in_flight == 0 and caller.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)  # until the front holds the call
     in_flight = guard.guard.front.in_flight == 1 and audit.read_text() == ""  # received, not answered
+    while guard.guard.front.oldest_forwarded_at is None and caller.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until it is forwarded to Triton: a canary behind it now is busy, not a fault
+    forwarded = guard.guard.front.oldest_forwarded_at is not None
     ready_while_draining: list[str] = []
 
     def watch_readiness() -> None:  # a load balancer must never be told "ready" by a guard that refuses new calls
@@ -373,6 +376,7 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
     caller.join(timeout=120)
     watcher.join(timeout=10)
     assert in_flight, "the batch was answered before the stop: nothing was in flight to drain"
+    assert forwarded and guard.guard.front.oldest_forwarded_at is None  # held while Triton worked on it, then let go
     assert not ready_while_draining, ready_while_draining[:3]
     assert "error" not in outcome, outcome.get("error")
     assert len(outcome["results"]) == 32

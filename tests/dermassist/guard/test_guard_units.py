@@ -386,6 +386,43 @@ def test_a_call_cut_by_the_shutdown_is_audited_as_such_not_as_the_clients_cancel
         GuardConfig(drain_s=0)
 
 
+def test_a_canary_behind_one_long_client_call_is_busy_until_the_call_is_held_past_the_limit(tmp_path: Path) -> None:
+    """One batch of 32 large pictures answers nothing for minutes: a canary queued behind it while Triton works on it
+    is busy (the guard restarted a working server under such load, and the clients' retries kept it restarting);
+    a call held past the limit with nothing answered since is a hang."""
+    from types import SimpleNamespace
+
+    from dermassist.guard.guard import Guard, busy_not_broken
+
+    deadline, refused = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE
+    # canary sent at 100 s, timed out at 110 s; the client call was forwarded at 40 s (held 70 s of a 300 s limit)
+    assert busy_not_broken(deadline, 100.0, 0.0, holding_since=40.0, now=110.0, limit_s=300.0)
+    assert not busy_not_broken(deadline, 100.0, 0.0, holding_since=40.0, now=110.0, limit_s=70.0)  # held 70 s: hung
+    assert busy_not_broken(deadline, 100.0, 0.0, holding_since=40.0, now=110.0, limit_s=70.1)
+    assert not busy_not_broken(deadline, 100.0, 0.0, holding_since=105.0, now=110.0, limit_s=300.0)  # came after it
+    assert busy_not_broken(deadline, 100.0, 0.0, holding_since=100.0, now=110.0, limit_s=300.0)
+    assert not busy_not_broken(deadline, 100.0, 0.0, holding_since=None, now=110.0, limit_s=300.0)  # nothing held
+    assert not busy_not_broken(refused, 100.0, 0.0, holding_since=40.0, now=110.0, limit_s=300.0)
+
+    class Triton:
+        async def ModelInfer(self, request, timeout):  # Triton's method name
+            raise grpc.aio.AioRpcError(deadline, grpc.aio.Metadata(), grpc.aio.Metadata(), "Deadline Exceeded")
+
+    server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
+    guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl"), busy_limit_s=60),
+                  server)
+    guard.triton = Triton()
+    guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=time.monotonic() - 30)  # held 30 s so far
+    assert asyncio.run(guard.canary()) is None
+    guard.front.oldest_forwarded_at = time.monotonic() - 61  # held past the limit: a hang
+    assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+    guard.front.oldest_forwarded_at = None
+    assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+    guard.audit.close()
+    with pytest.raises(ConfigError, match="busy_limit_s"):
+        GuardConfig(busy_limit_s=0)
+
+
 def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault(tmp_path: Path) -> None:
     """Under load the canary queues with the clients' images: while the ensemble keeps answering them a timeout is
     not a fault (healing would restart a working server); with no answer since it was sent, it is one."""
@@ -410,7 +447,7 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
 
     server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
     guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)
-    guard.front = SimpleNamespace(answered_at=0.0)
+    guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None)
     guard.triton = Triton(deadline, answer_meanwhile=True)
     assert asyncio.run(guard.canary()) is None
     guard.front.answered_at = 0.0  # the answer above was stamped 1 ms ahead: a canary sent within it would be busy
