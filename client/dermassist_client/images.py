@@ -4,12 +4,13 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidImageError
 
@@ -73,6 +74,21 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     return name, ((height, width) if turned else (width, height))
 
 
+def header_problem(data: bytes) -> str:
+    """Why PIL cannot read the header of a file whose signature is a supported format, in words for a user."""
+    try:
+        with Image.open(io.BytesIO(data)):
+            return "its header cannot be read"
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
+        return f"it declares {size}, far more than DermAssist analyses: downscale it before sending"
+    except UnidentifiedImageError:
+        return "its header cannot be read: the file is truncated or corrupt"
+    except Exception as e:  # noqa: BLE001 - whatever PIL says is the reason given
+        return f"its header cannot be read ({e}); the file is truncated or corrupt, or re-save it as 8-bit RGB"
+
+
 def probe_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as displayed (see ``read_header``), or None when PIL cannot read the header."""
     header = read_header(data)
@@ -118,6 +134,8 @@ def _from_path(path: Path) -> EncodedImage:
             f"{path} is a {header[0]} image, which DermAssist does not accept; expected a {SUPPORTED} file: "
             "convert it (for example to PNG) first"
         )
+    if fmt is not None and header is None:
+        raise InvalidImageError(f"{path} is a {fmt} file, but {header_problem(data)}")
     if fmt is None or header is None:
         first = data[:8].hex(" ") or "nothing"
         raise InvalidImageError(

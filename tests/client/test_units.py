@@ -186,7 +186,7 @@ def test_encode_rejects_non_images_locally(tmp_path):
         encode_image(text)
     truncated = tmp_path / "header_only.png"
     truncated.write_bytes(b"\x89PNG\r\n\x1a\n")
-    with pytest.raises(InvalidImageError, match="is not an image"):
+    with pytest.raises(InvalidImageError, match="header_only.png is a PNG file, but its header cannot be read"):
         encode_image(truncated)
     with pytest.raises(InvalidImageError, match="cannot read image file"):
         encode_image(tmp_path / "missing.png")
@@ -465,3 +465,21 @@ def test_a_png_orientation_in_a_text_chunk_is_not_applied_as_the_server_does_not
 
     data = raw_profile_png(np.zeros((60, 80, 3), np.uint8), 6)
     assert encode_image(data).size == (80, 60)
+
+
+def test_a_picture_of_too_many_pixels_is_called_that_not_not_an_image(tmp_path):
+    """A 200-megapixel phone JPEG: PIL refuses its header as a possible decompression bomb; the user is told its
+    size and to downscale it, not that it is no image."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")  # start of frame: height then width, two bytes each, after length and precision
+    data[sof + 5:sof + 9] = (12240).to_bytes(2, "big") + (16320).to_bytes(2, "big")
+    big = tmp_path / "phone200mp.jpg"
+    big.write_bytes(bytes(data))
+    with pytest.raises(InvalidImageError, match=r"phone200mp.jpg is a JPEG file, but it declares 199.8 megapixels"):
+        encode_image(big)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with pytest.raises(InvalidImageError, match="broken.png is a PNG file, but its header cannot be read"):
+        encode_image(broken)
