@@ -15,6 +15,8 @@ import time
 
 from preprocess.contract import ENSEMBLE_NAME
 
+from ..base.errors import ServerError
+
 logger = logging.getLogger(__name__)
 
 LIVE_PATH = "/v2/health/live"
@@ -100,6 +102,10 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def start_health_server(host: str, port: int, readiness: Readiness) -> asyncio.base_events.Server:
-    """Serve the two health paths on host:port."""
-    return await asyncio.start_server(lambda r, w: _serve_one(r, w, readiness), host, port,
-                                      limit=_MAX_HEADER_BYTES)
+    """Serve the two health paths on host:port (a ServerError naming the port when it cannot be bound)."""
+    try:
+        return await asyncio.start_server(lambda r, w: _serve_one(r, w, readiness), host, port,
+                                          limit=_MAX_HEADER_BYTES)
+    except OSError as e:
+        raise ServerError(f"cannot serve the health endpoint on http://{host}:{port}: {e.strerror or e}; is the port "
+                          "taken or the address wrong? (--http-port sets it)") from e

@@ -404,3 +404,17 @@ def test_pseudo_headers_are_not_forwarded_and_only_the_first_admin_header_counts
 
 def test_method_paths_are_absolute() -> None:
     assert method_path("ModelInfer") == "/inference.GRPCInferenceService/ModelInfer"
+
+
+def test_a_health_port_that_is_taken_is_a_clear_server_error() -> None:
+    """An operator who gives a busy --http-port gets the port named and the flag to change, not an OSError."""
+    import socket
+
+    from dermassist.base.errors import ServerError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerError, match=rf"health endpoint on http://127.0.0.1:{port}: .*is the port taken.*--http-port"):
+            asyncio.run(start_health_server("127.0.0.1", port, Readiness()))
