@@ -1,6 +1,7 @@
 """The Gradio demo page: its handler, a real headless Chromium driving it, and ``dermassist demo``."""
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import signal
@@ -10,7 +11,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,12 +117,32 @@ def wait_for_upload(page, path: Path) -> None:
     expect(page.locator("#status")).to_contain_text(f"{path.name} is loaded", timeout=30_000)
 
 
+@contextlib.contextmanager
+def demo_page_without_server() -> Iterator[Any]:
+    """The demo page (its analysis replaced by the caller) in headless Chromium, opened; closed and stopped after."""
+    from playwright.sync_api import sync_playwright
+
+    import dermassist_client.demo as demo
+
+    port, dead = free_ports(2)
+    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(url)
+            yield page
+            browser.close()
+    finally:
+        page_server.close()
+
+
 @pytest.mark.browser
 def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
     """Races a clinician can hit with a slow answer: Analyze pressed the moment the upload ends keeps its answer (the
     'loaded' message must not arrive after it), and a picture changed while the last one is analysed never gets the
     last one's answer beside it."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     import dermassist_client.demo as demo
 
@@ -129,32 +152,23 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
 
     monkeypatch.setattr(demo, "analyze_file", slow_analysis)
     first, second = samples()[0], samples()[1]
-    port, dead = free_ports(2)
-    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(url)
-            page.locator("#upload input[type=file]").set_input_files(str(first.path))
-            expect(page.locator(f"#upload a[href$='/{first.path.name}']")).to_be_visible(timeout=30_000)
-            page.locator("#analyze").click()  # at once, not waiting for the page to say the picture is loaded
-            expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}", timeout=30_000)
-            time.sleep(1.0)
-            expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}")
+    with demo_page_without_server() as page:
+        page.locator("#upload input[type=file]").set_input_files(str(first.path))
+        expect(page.locator(f"#upload a[href$='/{first.path.name}']")).to_be_visible(timeout=30_000)
+        page.locator("#analyze").click()  # at once, not waiting for the page to say the picture is loaded
+        expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}", timeout=30_000)
+        time.sleep(1.0)
+        expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}")
 
-            page.locator("#analyze").click()
-            time.sleep(0.5)
-            page.get_by_text(second.label, exact=True).click()  # another picture while the first is analysed
-            expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
-            time.sleep(3.0)  # the first picture's answer has come back by now, and is not shown
-            expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
-            assert first.path.name not in page.locator("#status").inner_text()
-            page.locator("#analyze").click()
-            expect(page.locator("#status")).to_contain_text(f"Answer about {second.path.name}", timeout=30_000)
-            browser.close()
-    finally:
-        page_server.close()
+        page.locator("#analyze").click()
+        time.sleep(0.5)
+        page.get_by_text(second.label, exact=True).click()  # another picture while the first is analysed
+        expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
+        time.sleep(3.0)  # the first picture's answer has come back by now, and is not shown
+        expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
+        assert first.path.name not in page.locator("#status").inner_text()
+        page.locator("#analyze").click()
+        expect(page.locator("#status")).to_contain_text(f"Answer about {second.path.name}", timeout=30_000)
 
 
 @pytest.mark.browser
@@ -162,7 +176,7 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
     """Two cameras' lesion.jpg are two pictures: the second never shows the first's answer. A name Gradio stores
     changed (mole!.jpg) still gets its answer. Analyze pressed while an answer is pending is not dropped: the picture
     then shown is analysed once that answer is in. And the uploads are gone once the page stops."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     import dermassist_client.demo as demo
 
@@ -180,43 +194,34 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
         path.write_bytes(sample.path.read_bytes())
     odd = tmp_path / "mole!.jpg"
     odd.write_bytes(samples()[2].path.read_bytes())
-    port, dead = free_ports(2)
-    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(url)
-            upload = page.locator("#upload input[type=file]")
-            upload.set_input_files(str(first))
-            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded", timeout=30_000)
-            page.locator("#analyze").click()
-            time.sleep(0.5)
-            page.locator("#upload button[aria-label='Clear']").click()
-            upload.set_input_files(str(second))  # the same name, another picture, while the first is analysed
-            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze", timeout=30_000)
-            time.sleep(3.0)  # the first picture's answer is back by now, and is not shown beside the second
-            expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze")
-            assert "Answer about" not in page.locator("#status").inner_text()
+    with demo_page_without_server() as page:
+        upload = page.locator("#upload input[type=file]")
+        upload.set_input_files(str(first))
+        expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded", timeout=30_000)
+        page.locator("#analyze").click()
+        time.sleep(0.5)
+        page.locator("#upload button[aria-label='Clear']").click()
+        upload.set_input_files(str(second))  # the same name, another picture, while the first is analysed
+        expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze", timeout=30_000)
+        time.sleep(3.0)  # the first picture's answer is back by now, and is not shown beside the second
+        expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze")
+        assert "Answer about" not in page.locator("#status").inner_text()
 
-            page.locator("#analyze").click()
-            size = second.stat().st_size
-            expect(page.locator("#status")).to_contain_text(f"Answer about lesion.jpg, {size} bytes", timeout=30_000)
+        page.locator("#analyze").click()
+        size = second.stat().st_size
+        expect(page.locator("#status")).to_contain_text(f"Answer about lesion.jpg, {size} bytes", timeout=30_000)
 
-            page.locator("#upload button[aria-label='Clear']").click()
-            upload.set_input_files(str(odd))
-            expect(page.locator("#status")).to_contain_text("mole!.jpg is loaded", timeout=30_000)
-            page.locator("#analyze").click()
-            time.sleep(0.5)
-            page.locator("#analyze").click()  # pressed again while the answer is pending: analysed after it
-            expect(page.locator("#status")).to_contain_text(f"{odd.stat().st_size} bytes", timeout=30_000)
-            deadline = time.monotonic() + 30
-            while len(analysed) < 4 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert len(analysed) == 4, analysed
-            browser.close()
-    finally:
-        page_server.close()
+        page.locator("#upload button[aria-label='Clear']").click()
+        upload.set_input_files(str(odd))
+        expect(page.locator("#status")).to_contain_text("mole!.jpg is loaded", timeout=30_000)
+        page.locator("#analyze").click()
+        time.sleep(0.5)
+        page.locator("#analyze").click()  # pressed again while the answer is pending: analysed after it
+        expect(page.locator("#status")).to_contain_text(f"{odd.stat().st_size} bytes", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while len(analysed) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(analysed) == 4, analysed
     stored = [Path(a) for a in analysed]
     assert all(str(s).startswith(tempfile.gettempdir()) for s in stored), stored  # Gradio's copies, not the originals
     assert not any(s.exists() for s in stored), [s for s in stored if s.exists()]  # deleted when the page stopped
