@@ -106,8 +106,8 @@ def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
                 exif = im.getexif() if fmt in ("JPEG", "PNG") else None
                 # OpenCV turns a PNG by its eXIf chunk only, not by the EXIF ImageMagick writes in a text chunk
                 # ("Raw profile type exif"), which PIL also reads: the size follows the decoder
-                turns = exif is not None and (fmt != "PNG" or "exif" in im.info)
-                orientation = exif.get(_ORIENTATION_TAG, 1) if turns else 1
+                turns = fmt != "PNG" or "exif" in im.info
+                orientation = exif.get(_ORIENTATION_TAG, 1) if exif is not None and turns else 1
                 profile = im.info.get("icc_profile") or None
                 if profile is None and fmt == "JPEG" and exif is not None:
                     profile = declared_profile(exif)
