@@ -2,11 +2,12 @@
 
 Run through ``python -m loadtest.run`` (headless, embedded server), or by hand against any Triton:
 ``locust -f loadtest/locustfile.py --host TRITON_HOST:8001`` (settings from ``LOADTEST_*`` variables,
-see ``loadtest/config.py``). Every call is reported through ``events.request`` as ``grpc`` with
-its latency, response size and exception. Deliberately bad inputs are reported under their own name:
-a rejection with INVALID_ARGUMENT is the expected outcome (success), anything else is a failure.
-A call that fails UNAVAILABLE (the server is healing a step) is sent again with backoff within its
-deadline, as the SDK does; it is reported once, with its total time.
+see ``loadtest/config.py``; with ``--csv PREFIX`` the final stats go to ``PREFIX_final_stats.csv``).
+Every call is reported through ``events.request`` as ``grpc`` with its latency, response size and exception.
+Deliberately bad inputs are reported under their own name: a rejection with INVALID_ARGUMENT is the
+expected outcome (success), anything else is a failure. A call that fails UNAVAILABLE (the server is
+healing a step) is sent again with backoff within its deadline, as the SDK does; it is reported once,
+with its total time.
 """
 import itertools
 import logging
@@ -21,6 +22,7 @@ from tritonclient.grpc import service_pb2_grpc
 from dermassist.base.corpus import CorpusSpec, bad_inputs, load_corpus
 from loadtest.config import ScenarioConfig, check_grpc_host
 from loadtest.errors import LoadtestError, UnexpectedAcceptance
+from loadtest.final_stats import write_final_stats
 from loadtest.protocol import (
     CHANNEL_OPTIONS,
     backoff_s,
@@ -47,6 +49,10 @@ REQUEST_TYPE = "grpc"
 
 class RowCountMismatch(LoadtestError):
     """The response's batch size differs from the request's."""
+
+
+# With --csv PREFIX: the whole run's stats (the last in-flight calls included) to PREFIX_final_stats.csv at exit.
+events.quitting.add_listener(write_final_stats)
 
 
 @events.test_start.add_listener

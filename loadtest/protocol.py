@@ -15,8 +15,11 @@ from dermassist_client.translate import STEP_UNHEALTHY
 
 # Outputs the load test asks for (CROP is optional and left out on purpose).
 REQUESTED_OUTPUTS = CORE_OUTPUTS + TRIAGE_OUTPUTS
-# No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB.
-CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+# No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB. A local subchannel pool per
+# channel: with gRPC's default global pool every channel of a process to one address shares ONE connection, so
+# Locust's users would not spread over the pods behind a ClusterIP as separate clients do.
+CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
+                   ("grpc.use_local_subchannel_pool", 1))
 
 
 def serialize_bytes_elements(elements: Sequence[bytes]) -> bytes:

@@ -1,4 +1,4 @@
-"""Read Locust's ``<prefix>_stats.csv`` and judge the run (requests made, unexpected failures)."""
+"""Read Locust's stats CSV and judge the run (requests made, unexpected failures, images analysed)."""
 from __future__ import annotations
 
 import csv
@@ -9,6 +9,8 @@ from pathlib import Path
 from .errors import LocustRunError
 
 AGGREGATED = "Aggregated"
+# Written by loadtest.final_stats when Locust quits: its periodic ``<prefix>_stats.csv`` misses the last requests.
+FINAL_STATS_SUFFIX = "_final_stats.csv"
 _BATCH = re.compile(r"^batch(\d+)$")
 _REJECTED = ":rejected"
 
@@ -19,6 +21,11 @@ def images_per_request(name: str) -> int:
         return 0
     found = _BATCH.match(name)
     return int(found.group(1)) if found else 1
+
+
+def final_stats_path(csv_prefix: str | Path) -> Path:
+    """Where the final stats of a run with ``--csv csv_prefix`` go."""
+    return Path(f"{csv_prefix}{FINAL_STATS_SUFFIX}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,15 @@ class EndpointStats:
     p95_ms: float
     p99_ms: float
     avg_ms: float
+
+    def successes_per_s(self) -> float:
+        """Successful requests per second: Locust's requests per second (failures included) times the share that
+        succeeded, i.e. successes over the run's duration."""
+        return self.rps * (self.requests - self.failures) / self.requests if self.requests > 0 else 0.0
+
+    def images_per_s(self) -> float:
+        """Images analysed per second: successful requests per second times the images one request carries."""
+        return self.successes_per_s() * images_per_request(self.name)
 
 
 @dataclass(frozen=True)
@@ -52,9 +68,9 @@ class LoadtestSummary:
         return self.total.requests > 0 and self.unexpected_failures == 0
 
     def images_per_s(self) -> float:
-        """Images analysed per second: each row's requests per second times the images one of its requests carries
-        (a batch request counts its images, a rejected bad input none)."""
-        return sum(r.rps * images_per_request(r.name) for r in self.rows.values())
+        """Images analysed per second: each row's successful requests per second times the images one of its requests
+        carries (a batch request counts its images, a rejected bad input none, a failed request none)."""
+        return sum(r.images_per_s() for r in self.rows.values())
 
     def table(self) -> str:
         """A markdown table of the run: one row per request kind (their latencies), then the whole run's images per
@@ -62,7 +78,7 @@ class LoadtestSummary:
         lines = ["| name | requests | failures | req/s | images/s | p50 ms | p95 ms | p99 ms |",
                  "|---|---|---|---|---|---|---|---|"]
         for r in self.rows.values():
-            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.rps * images_per_request(r.name):.2f} "
+            lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.images_per_s():.2f} "
                          f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |")
         t = self.total
         lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - |")
@@ -81,7 +97,8 @@ def read_stats(stats_csv: Path) -> LoadtestSummary:
     """Parse a Locust stats CSV; raise LocustRunError when it is missing or has no aggregate row."""
     path = Path(stats_csv)
     if not path.is_file():
-        raise LocustRunError(f"Locust stats CSV {path} does not exist; did Locust start? (see its log beside it)")
+        raise LocustRunError(f"Locust stats CSV {path} does not exist; did Locust start and quit normally? "
+                             "(see its log beside it)")
     rows: dict[str, EndpointStats] = {}
     total: EndpointStats | None = None
     with path.open(newline="") as f:

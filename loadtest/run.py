@@ -4,7 +4,7 @@ The embedded server is what ``dermassist serve`` runs (gRPC front with its audit
 readiness, self-healing); ``--fault kill|stop`` signals one Python-backend stub mid-run to show that
 the run still ends with no unexpected failure. Triton's statistics of the ensemble (behind the admin
 key), read before and after the run, go into summary.json as the counts during it (the guard's canary
-calls, one every few seconds, included).
+calls, one every few seconds, included; a restart or reload by the guard resets them, see ``counts_during``).
 
 Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures (or no
 requests), 2 = the run could not be made (missing models, bad settings, Locust or server broke).
@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +31,13 @@ from .report import LoadtestSummary
 from .runner import run_locust
 
 logger = logging.getLogger("loadtest.run")
+
+# Guard recoveries that reset Triton's statistics of the ensemble: a restart of tritonserver, and a reload (the
+# guard unloads and loads the faulty steps, and the ensemble is reloaded with them: its counts start again at 0).
+COUNTER_RESETS = ("restart", "reload")
+# What summary.json's server ``fail`` is: Triton's count, not a number of requests (measured with Triton 2.51).
+FAIL_COUNT_NOTE = ("Triton's failure count of the ensemble, not a number of requests: Triton counts a request "
+                   "a step rejects with INVALID_ARGUMENT (a bad input) twice")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,21 +100,31 @@ def server_statistics(host: str, admin_headers: dict[str, str], root_certificate
             "fail": int(inference.get("fail", {}).get("count", 0))}
 
 
-def counts_during(before: dict[str, Any], after: dict[str, Any], restarted: bool = False) -> dict[str, Any]:
-    """The ensemble's success and failure counts during the run (``after - before``), with the server's totals.
+def counter_resets(actions: Iterable[str]) -> list[str]:
+    """The guard's recovery actions (``Recovery.action``) that reset Triton's counts of the ensemble."""
+    return [a for a in actions if any(word in a for word in COUNTER_RESETS)]
 
-    Triton counts from its own start, so after a restart during the run only the counts since it can be told. The
-    embedded guard says whether it restarted tritonserver (``restarted``); of a ``--host`` server it can be seen
-    only when a count went down. Either reading may hold an ``error``.
+
+def counts_during(before: dict[str, Any], after: dict[str, Any], resets: Sequence[str] = ()) -> dict[str, Any]:
+    """The ensemble's success and failure counts during the run (``after - before``), with Triton's totals.
+
+    Triton counts from the ensemble's last load (the server's start, or a restart or reload by the guard), so after
+    such a reset during the run only the counts since it can be told. The embedded guard says which recoveries
+    reset them (``resets``, see ``counter_resets``); of a ``--host`` server a reset can be seen only when a count
+    went down. Either reading may hold an ``error``. ``fail`` is Triton's count: see FAIL_COUNT_NOTE.
     """
     if "error" in after:
         return after
     totals = {k: after[k] for k in ("success", "fail")}
-    out: dict[str, Any] = {"model": after["model"], **totals, "since_server_start": totals}
+    out: dict[str, Any] = {"model": after["model"], **totals, "since_model_load": totals, "fail_note": FAIL_COUNT_NOTE}
     if "error" in before:
-        out["note"] = f"counted since the server started: the counts before the run could not be read ({before['error']})"
-    elif restarted or any(after[k] < before[k] for k in totals):
-        out["note"] = "the server restarted during the run: counted since that restart"
+        out["note"] = ("counted since the ensemble was last loaded: the counts before the run could not be read "
+                       f"({before['error']})")
+    elif resets:
+        out["note"] = (f"Triton's counts were reset during the run (by the guard's {'; '.join(resets)}): "
+                       "counted since the last reset")
+    elif any(after[k] < before[k] for k in totals):
+        out["note"] = "Triton's counts went down during the run (a restart or reload): counted since that reset"
     else:
         out.update({k: after[k] - before[k] for k in totals})
     return out
@@ -160,10 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             if injector is not None:
                 extra["fault"] = injector.report()
             if headers is not None and before is not None:
-                restarted = guard is not None and any(
-                    "restart" in r.action for r in guard.guard.recoveries[heals_before:])
+                resets = counter_resets(r.action for r in guard.guard.recoveries[heals_before:]) if guard else []
                 extra["server"] = counts_during(before, server_statistics(host, headers, scenario.root_certificates),
-                                                restarted)
+                                                resets)
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2

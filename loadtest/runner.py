@@ -1,4 +1,9 @@
-"""Run Locust headless as its own process and collect its CSV/HTML reports."""
+"""Run Locust headless as its own process and collect its CSV/HTML reports.
+
+The summary is read from ``dermassist_final_stats.csv``, which the locustfile writes when Locust quits (see
+``loadtest.final_stats``), not from Locust's periodic ``dermassist_stats.csv``, which misses the requests still
+in flight when the run time is up.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,7 +15,7 @@ from pathlib import Path
 
 from .config import RunConfig, ScenarioConfig
 from .errors import LocustRunError
-from .report import LoadtestSummary, read_stats
+from .report import LoadtestSummary, final_stats_path, read_stats
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +26,7 @@ STOP_TIMEOUT_S = 30  # let in-flight calls finish when the run time is up
 
 @dataclass(frozen=True)
 class LocustReports:
-    """Files one headless run writes."""
+    """Files one headless run writes (``stats_csv``: the final stats, every request of the run)."""
 
     stats_csv: Path
     html: Path
@@ -43,8 +48,8 @@ def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[Loa
     """Run Locust against ``host`` and return its parsed summary; raise LocustRunError if it broke."""
     reports = Path(run.report_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    files = LocustReports(reports / f"{CSV_PREFIX}_stats.csv", reports / "report.html", reports / "locust.log")
-    files.stats_csv.unlink(missing_ok=True)
+    files = LocustReports(final_stats_path(reports / CSV_PREFIX), reports / "report.html", reports / "locust.log")
+    files.stats_csv.unlink(missing_ok=True)  # a previous run's must not pass for this one's
     env = {**os.environ, **scenario.to_env(), "PYTHONPATH": os.pathsep.join(
         p for p in (str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = locust_command(run, host, reports)

@@ -148,14 +148,92 @@ def test_server_counts_are_those_of_the_run_not_since_the_server_started() -> No
     after = {"model": "dermassist", "success": 470, "fail": 5}
     during = counts_during(before, after)
     assert (during["success"], during["fail"]) == (350, 2)  # 470 - 120, 5 - 3
-    assert during["since_server_start"] == {"success": 470, "fail": 5} and "note" not in during
+    assert during["since_model_load"] == {"success": 470, "fail": 5} and "note" not in during
+    assert "since_server_start" not in during and "INVALID_ARGUMENT" in during["fail_note"]
     # a count that went down: the server restarted in between, so only the counts since that restart are known
     restarted = counts_during(before, {"model": "dermassist", "success": 40, "fail": 0})
-    assert (restarted["success"], restarted["fail"]) == (40, 0) and "restarted" in restarted["note"]
+    assert (restarted["success"], restarted["fail"]) == (40, 0) and "went down" in restarted["note"]
     # a restart the guard reports, although every count went up (3 canary calls before, 500 answers after it)
-    said = counts_during({"model": "dermassist", "success": 3, "fail": 0}, after, restarted=True)
-    assert (said["success"], said["fail"]) == (470, 5) and "restarted" in said["note"]
+    said = counts_during({"model": "dermassist", "success": 3, "fail": 0}, after, resets=["restart"])
+    assert (said["success"], said["fail"]) == (470, 5) and "restart" in said["note"]
     unread = counts_during({"model": "dermassist", "error": "permission denied"}, after)
     assert unread["success"] == 470 and "could not be read (permission denied)" in unread["note"]
     failed = {"model": "dermassist", "error": "unavailable"}
     assert counts_during(before, failed) == failed
+
+
+def test_a_guard_reload_resets_the_server_counts_like_a_restart() -> None:
+    """The guard's reload unloads and loads the faulty steps, and the ensemble with them: Triton counts from 0 again."""
+    from loadtest.run import counter_resets, counts_during
+
+    actions = ["reload lesion_crop", "restart", "reload prepare, triage, then restart"]
+    assert counter_resets(actions) == actions  # every recovery the guard makes resets the ensemble's counts
+    assert counter_resets([]) == []
+    # 120 answers before the run; a reload mid-run; 130 answers since it: 130 - 120 = 10 would be wrong
+    before = {"model": "dermassist", "success": 120, "fail": 3}
+    after = {"model": "dermassist", "success": 130, "fail": 4}
+    during = counts_during(before, after, resets=counter_resets(["reload lesion_crop"]))
+    assert (during["success"], during["fail"]) == (130, 4)  # since the reload, not a difference
+    assert "reload lesion_crop" in during["note"] and "since_server_start" not in during
+    assert during["since_model_load"] == {"success": 130, "fail": 4}
+
+
+def test_images_per_s_counts_successful_requests_only(tmp_path: Path):
+    """A failed request analysed no image: images/s = successes / duration x images per request."""
+    header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Requests/s,Failures/s,50%,95%,99%"
+    dead = tmp_path / "dead_stats.csv"  # a dead port: 8 requests over 2.63 s, all failed
+    dead.write_text("\n".join([header, "grpc,single,8,8,3,3,3.04,3.04,3,3,3", ",Aggregated,8,8,3,3,3.04,3.04,3,3,3"]) + "\n")
+    assert read_stats(dead).images_per_s() == 0.0
+    assert "| single | 8 | 8 | 3.04 | 0.00 |" in read_stats(dead).table()
+    mixed = tmp_path / "mixed_stats.csv"  # 4 s: single 10 requests (2 failed), batch8 4 requests (1 failed)
+    mixed.write_text("\n".join([header, "grpc,single,10,2,40,40,2.5,0.5,40,70,90", "grpc,batch8,4,1,300,300,1.0,0.25,300,380,400",
+                                 ",Aggregated,14,3,40,40,3.5,0.75,40,380,400"]) + "\n")
+    summary = read_stats(mixed)
+    # by hand: single (10 - 2) / 4 s x 1 = 2.0 images/s; batch8 (4 - 1) / 4 s x 8 = 6.0 images/s; 8.0 in all
+    assert summary.rows["single"].images_per_s() == pytest.approx(2.0)
+    assert summary.rows["batch8"].images_per_s() == pytest.approx(6.0)
+    assert summary.images_per_s() == pytest.approx(8.0)
+    assert "| all requests | 14 | 3 | 3.50 | 8.00 | - | - | - |" in summary.table()
+
+
+def test_summary_counts_the_last_calls_of_the_run(tmp_path: Path, monkeypatch):
+    """Locust's periodic stats CSV misses the calls that end after its last rewrite (the users' last calls, in flight
+    when the run time is up); the summary counts them, failures included."""
+    import json
+
+    from loadtest import runner
+
+    monkeypatch.setattr(runner, "LOCUSTFILE", Path(__file__).parent / "locustfiles" / "last_calls.py")
+    truth = tmp_path / "truth.json"
+    monkeypatch.setenv("LAST_CALLS_TRUTH", str(truth))
+    run = RunConfig(users=2, spawn_rate=10, run_time_s=1, report_dir=tmp_path / "reports", host="127.0.0.1:1")
+    summary, files = runner.run_locust(run, ScenarioConfig(), run.host)
+    seen = json.loads(truth.read_text())  # every request event the Locust process fired
+    assert seen["failures"] == 2  # one failing last call per user, 2 users
+    assert (summary.total.requests, summary.total.failures) == (seen["requests"], seen["failures"])
+    assert summary.rows["last"].requests == 2 and summary.rows["last"].failures == 2
+    assert summary.rows["single"].requests == seen["requests"] - 2 and not summary.ok()
+
+
+def test_channel_options_open_one_connection_per_channel():
+    """Each Locust user's channel has its own connection (gRPC shares one per process by default)."""
+    from concurrent import futures
+
+    from loadtest.protocol import CHANNEL_OPTIONS
+
+    def peer(_request: bytes, context: grpc.ServicerContext) -> bytes:
+        return context.peer().encode()  # ipv4:127.0.0.1:<the client's port>: one per connection
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "probe.Probe", {"Peer": grpc.unary_unary_rpc_method_handler(peer)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        channels = [grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) for _ in range(2)]
+        peers = {channel.unary_unary("/probe.Probe/Peer")(b"", timeout=10) for channel in channels for _ in range(2)}
+        for channel in channels:
+            channel.close()
+    finally:
+        server.stop(None)
+    assert len(peers) == 2, peers  # two channels, two connections (each reused by its second call)
