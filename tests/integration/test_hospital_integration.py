@@ -9,6 +9,7 @@ get failure statuses while the node keeps serving and nothing already stored is 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import signal
 import socket
@@ -223,6 +224,29 @@ def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(
             assert len(node.pending()) == 1
         # Stopped while the forwarder still waits: stop() does not wait out the PACS, and the item stays.
         assert len(node.pending()) == 1 and "sent again at the next start" in caplog.text
+
+
+def test_a_pacs_refusing_rle_gets_every_result_and_the_rle_image_decompressed(tmp_path, ham_jpeg):
+    """The auditor's case: Orthanc with RLE refused; an RLE, a native RGB and a JPEG YBR_FULL_422 image all arrive
+    with their SEG and SR (the RLE image decompressed, its SOP Instance UID kept), none left in the spool."""
+    from tests.client.test_dicom_forwarding import SyntheticClient, the_three_photographs
+
+    sources = the_three_photographs(ham_jpeg)
+    with Orthanc(tmp_path / "orthanc", extra_config={"RleTransferSyntaxAccepted": False}) as orthanc:
+        config = NodeConfig(spool=tmp_path / "spool", port=0, retry_s=5.0,
+                            pacs=PacsConfig("127.0.0.1", orthanc.dicom_port, orthanc.ae_title, timeout_s=10))
+        with DicomNode(SyntheticClient(), config) as node:
+            host, port = node.address
+            assert [a.status for a in send(host, port, NODE_AET, sources)] == [SUCCESS] * len(sources)
+            wait_for(lambda: node.pending() == [], "every spool item reaching the PACS that refuses RLE")
+            assert node.failed() == [] and node.counts["forwarded"] == len(sources)
+        stored = orthanc.instances()
+        assert len(stored) == 3 * len(sources)  # each source with its SEG and SR
+        assert {s.SOPInstanceUID for s in sources} <= {i["SOPInstanceUID"] for i in stored}
+        rle = next(i for i in stored if i["SOPInstanceUID"] == sources[0].SOPInstanceUID)
+        arrived = pydicom.dcmread(io.BytesIO(orthanc.instance_file(rle["ID"])))
+        assert not arrived.file_meta.TransferSyntaxUID.is_compressed
+        assert np.array_equal(arrived.pixel_array, sources[0].pixel_array)
 
 
 def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):

@@ -29,8 +29,9 @@ def orthanc_binary() -> str:
 class Orthanc:
     """One Orthanc process on free ports with its storage in ``root``; a context manager."""
 
-    def __init__(self, root: Path, dicom_port: int | None = None) -> None:
+    def __init__(self, root: Path, dicom_port: int | None = None, extra_config: dict | None = None) -> None:
         self.root = root
+        self.extra_config = dict(extra_config or {})  # more orthanc.json settings, e.g. {"RleTransferSyntaxAccepted": False}
         self.http_port, default_dicom = free_ports(2)
         self.dicom_port = dicom_port or default_dicom
         self.ae_title = ORTHANC_AET
@@ -50,6 +51,7 @@ class Orthanc:
             "Name": "DermAssistTestPACS", "HttpPort": self.http_port, "DicomPort": self.dicom_port,
             "DicomAet": self.ae_title, "StorageDirectory": str(storage), "IndexDirectory": str(storage),
             "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "DicomCheckCalledAet": False,
+            **self.extra_config,
         }))
         self._log = open(self.root / "orthanc.log", "wb")
         self._process = subprocess.Popen([orthanc_binary(), str(config)], stdout=self._log, stderr=subprocess.STDOUT,

@@ -3,10 +3,14 @@
 For each received instance: check it (a failure status and a clear ErrorComment for anything that is
 not a decodable single-frame colour photograph), analyse it with the ensemble, build the SEG and SR,
 write them (and the source) into ``spool/pending/<item>/`` and answer Success: the results are safe on
-disk. A forwarder thread C-STOREs each item to the PACS, oldest first, and removes it once stored. An
+disk. A forwarder thread C-STOREs each item to the PACS, oldest first, and removes each object once stored. An
 item the PACS does not take stays in the spool and is tried again every ``retry_s`` seconds, at once
 when a new item arrives, and at start-up: nothing is lost while the PACS is down, and a slow or
-unreachable PACS never holds up the sender. Every failure is answered and logged; the node keeps serving.
+unreachable PACS never holds up the sender. One item the PACS refuses never holds up the others: each is tried
+on every pass, and one refused ``MAX_LASTING_REFUSALS`` passes in a row for a cause that retrying cannot fix (no
+presentation context even uncompressed, a failure status) is moved with a ``REASON.txt`` to ``spool/failed/``
+and logged as an ERROR. Nothing is deleted before the PACS has it. Every failure is answered and logged; the node
+keeps serving.
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from .analysis import build_analysis
 from .config import NodeConfig
-from .errors import DicomError, DicomInputError, PacsError
-from .pacs import store_files
+from .errors import DicomError, DicomInputError
+from .pacs import Delivery, PacsUnavailableError, store_files
 from .source import describe, image_from_dataset
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,8 @@ ANALYSIS_FAILED = 0xC011           # any other error answering the image
 MAX_ERROR_COMMENT = 64             # Error Comment is LO
 PARTIAL = ".partial"               # a spool item still being written
 STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
+MAX_LASTING_REFUSALS = 3           # passes an item is refused for a lasting cause before it goes to spool/failed/
+REASON_FILE = "REASON.txt"         # written into an item moved to spool/failed/: why, and how to send it again
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class DicomNode:
         self.counts: Counter[str] = Counter()
         self._server: ThreadedAssociationServer | None = None
         self._pending = config.spool / "pending"
+        self._failed = config.spool / "failed"
+        self._refusals: Counter[str] = Counter()  # item name -> passes in a row refused for a lasting cause
         try:
             self._pending.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -147,6 +155,12 @@ class DicomNode:
         """Spool items not yet stored in the PACS, oldest first."""
         return sorted(p for p in self._pending.iterdir() if p.is_dir() and not p.name.endswith(PARTIAL))
 
+    def failed(self) -> list[Path]:
+        """Spool items moved aside because the PACS kept refusing them for a lasting cause, oldest first."""
+        if not self._failed.is_dir():
+            return []
+        return sorted(p for p in self._failed.iterdir() if p.is_dir())
+
     def _on_store(self, event) -> Dataset:
         calling = event.assoc.requestor.ae_title
         try:
@@ -211,8 +225,11 @@ class DicomNode:
         return item
 
     def flush(self, until: threading.Event | None = None) -> int:
-        """Send pending spool items to the PACS, oldest first; stop at the first failure (or once ``until`` is
-        set). Items sent."""
+        """Send every pending spool item to the PACS, oldest first, until ``until`` is set; items sent.
+
+        An item the PACS refuses stays for the next pass (its stored objects removed) and does not hold up the
+        later ones; refused ``MAX_LASTING_REFUSALS`` passes in a row for a lasting cause, it goes to spool/failed/.
+        Only a PACS that cannot be reached at all ends the pass: every item would wait out the same timeout."""
         pacs = self.config.pacs
         if pacs is None:
             return 0
@@ -221,17 +238,73 @@ class DicomNode:
             for item in self.pending():
                 if until is not None and until.is_set():
                     break
+                files = sorted(item.glob("*.dcm"))
+                if not files:
+                    self._move_aside(item, f"it holds no .dcm file for PACS {pacs}")
+                    continue
                 try:
-                    store_files(pacs, self.config.ae_title, sorted(item.glob("*.dcm")))
-                except PacsError as e:
+                    delivery = store_files(pacs, self.config.ae_title, files)
+                except PacsUnavailableError as e:
                     self.counts["forward_failed"] += 1
                     log.error("%s; %d item(s) kept in %s and tried again in %g s", e, len(self.pending()),
                               self._pending, self.config.retry_s)
                     break
-                shutil.rmtree(item, ignore_errors=True)
-                self.counts["forwarded"] += 1
-                sent += 1
+                except Exception:  # an unforeseen fault with one item must not hold up the others
+                    self.counts["forward_failed"] += 1
+                    log.exception("sending spool item %s to the PACS %s failed; kept in %s and tried again in %g s",
+                                  item.name, pacs, self._pending, self.config.retry_s)
+                    continue
+                if delivery.ok:
+                    shutil.rmtree(item, ignore_errors=True)
+                    self._refusals.pop(item.name, None)
+                    self.counts["forwarded"] += 1
+                    sent += 1
+                else:
+                    self.counts["forward_failed"] += 1
+                    self._refused(item, delivery)
         return sent
+
+    def _refused(self, item: Path, delivery: Delivery) -> None:
+        """An item the PACS did not fully store: drop what it stored, keep the rest, set it aside if it lasts."""
+        for path in delivery.stored:  # the PACS has them: a later pass sends only what it still lacks
+            path.unlink(missing_ok=True)
+        reasons = "; ".join(f"{r.path.name}: {r.reason}" for r in delivery.refused)
+        if not delivery.lasting:
+            self._refusals.pop(item.name, None)
+            log.error("spool item %s was not fully stored in the PACS %s (%s); kept in %s and tried again in %g s",
+                      item.name, self.config.pacs, reasons, self._pending, self.config.retry_s)
+            return
+        self._refusals[item.name] += 1
+        if self._refusals[item.name] < MAX_LASTING_REFUSALS:
+            log.error("the PACS %s refused spool item %s (%d of %d passes before it is moved to %s): %s; kept in %s "
+                      "and tried again in %g s", self.config.pacs, item.name, self._refusals[item.name],
+                      MAX_LASTING_REFUSALS, self._failed, reasons, self._pending, self.config.retry_s)
+            return
+        self._move_aside(item, reasons)
+
+    def _move_aside(self, item: Path, reason: str) -> None:
+        """Move an item the PACS keeps refusing into spool/failed/ with a REASON.txt, and log an ERROR."""
+        target = self._failed / item.name
+        help_text = (f"it holds what the PACS does not have, nothing was deleted: fix the cause (the PACS's accepted "
+                     f"SOP classes and transfer syntaxes, or the object), then move {target} back into {self._pending} "
+                     "to send it again")
+        try:
+            self._failed.mkdir(parents=True, exist_ok=True)
+            (item / REASON_FILE).write_text(
+                f"PACS: {self.config.pacs}\nrefused after {max(self._refusals[item.name], 1)} pass(es), "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n"
+                f"objects the PACS stored were removed from this folder; {help_text}\n",
+                encoding="utf-8")
+            item.rename(target)
+        except OSError as e:
+            log.error("the PACS %s keeps refusing spool item %s (%s), and it cannot be moved to %s (%s); it stays in "
+                      "%s and is tried again in %g s", self.config.pacs, item.name, reason, target, e.strerror or e,
+                      self._pending, self.config.retry_s)
+            return
+        self._refusals.pop(item.name, None)
+        self.counts["moved_to_failed"] += 1
+        log.error("the PACS %s refused spool item %s for a cause that retrying cannot fix: %s; moved to %s, %s",
+                  self.config.pacs, item.name, reason, target, help_text)
 
 
 def _answer(outcome: StoreOutcome) -> Dataset:

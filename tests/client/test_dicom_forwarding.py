@@ -1,0 +1,226 @@
+"""The DICOM node's forwarder against an in-process pynetdicom storage SCP standing in for the PACS.
+
+Real HAM10000 JPEGs made into DICOM (RLE, native RGB, JPEG YBR_FULL_422) are analysed with a synthetic result,
+spooled by ``DicomNode.process`` and sent by ``DicomNode.flush`` (called directly: no forwarder thread, no timing).
+The PACS accepts only uncompressed transfer syntaxes, or refuses one object for good, or is out of resources.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    VLPhotographicImageStorage,
+)
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+from dermassist_client.dicom.config import NodeConfig, PacsConfig
+from dermassist_client.dicom.node import MAX_LASTING_REFUSALS, REASON_FILE, DicomNode
+from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
+from tests.support import dicom_images as di
+from tests.support.dicom_checks import synthetic_result
+
+PACS_AET = "TESTPACS"
+NODE_LOGGER = "dermassist_client.dicom.node"
+
+
+@dataclass
+class FakePacs:
+    """A storage SCP in a thread: what it stored (data set and transfer syntax it came in) and what it refuses."""
+
+    syntaxes: Sequence[str]
+    unsupported: frozenset[str] = frozenset()          # SOP classes it accepts in no transfer syntax
+    refuse: dict[str, int] = field(default_factory=dict)  # SOP Instance UID -> failure status it answers
+    stored: list[tuple[Dataset, UID]] = field(default_factory=list)
+    port: int = 0
+
+    def _on_store(self, event) -> int | Dataset:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        status = self.refuse.get(str(ds.SOPInstanceUID))
+        if status is not None:
+            answer = Dataset()
+            answer.Status, answer.ErrorComment = status, "refused by the test PACS"
+            return answer
+        self.stored.append((ds, UID(event.context.transfer_syntax)))
+        return 0x0000
+
+    def stored_uids(self) -> set[str]:
+        """SOP Instance UIDs stored."""
+        return {str(ds.SOPInstanceUID) for ds, _ in self.stored}
+
+
+@contextmanager
+def running(pacs: FakePacs) -> Iterator[FakePacs]:
+    """Serve ``pacs`` on a free local port for the ``with`` block."""
+    ae = AE(ae_title=PACS_AET)
+    for context in AllStoragePresentationContexts:
+        if context.abstract_syntax not in pacs.unsupported:
+            ae.add_supported_context(context.abstract_syntax, list(pacs.syntaxes))
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, pacs._on_store)])
+    pacs.port = server.server_address[1]
+    try:
+        yield pacs
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def uncompressed_pacs() -> Iterator[FakePacs]:
+    """A PACS that accepts every storage class in Explicit and Implicit VR Little Endian only (no RLE, no JPEG)."""
+    with running(FakePacs([ExplicitVRLittleEndian, ImplicitVRLittleEndian])) as pacs:
+        yield pacs
+
+
+class SyntheticClient:
+    """Stands in for ``DermAssistClient``: a lesion found in every photograph, at the photograph's size."""
+
+    def analyze(self, photo):
+        """A synthetic result for the PIL image ``photo``."""
+        return synthetic_result(photo.size)
+
+
+def make_node(tmp_path: Path, pacs: FakePacs, port: int | None = None) -> DicomNode:
+    """A node forwarding to ``pacs`` (not started: the tests call flush())."""
+    config = NodeConfig(spool=tmp_path / "spool", port=0, retry_s=30.0,
+                        pacs=PacsConfig("127.0.0.1", port or pacs.port, PACS_AET, timeout_s=10))
+    return DicomNode(SyntheticClient(), config)
+
+
+def rle_photograph(jpeg: bytes, patient: di.Patient) -> Dataset:
+    """The photograph's RGB pixels, RLE Lossless compressed."""
+    ds = di.photograph(jpeg, patient, compressed=False)
+    ds.compress(RLELossless, generate_instance_uid=False)
+    return ds
+
+
+def spool(node: DicomNode, datasets: Sequence[Dataset]) -> list[dict[str, Dataset]]:
+    """Analyse and spool each data set (oldest first); each item's objects as spooled, by SOP Instance UID."""
+    items = []
+    for ds in datasets:
+        assert node.process(ds, name=f"test instance {ds.SOPInstanceUID}").ok
+        item = node.pending()[-1]
+        items.append({str(f.SOPInstanceUID): f for f in map(pydicom.dcmread, sorted(item.glob("*.dcm")))})
+    return items
+
+
+def the_three_photographs(jpeg: bytes) -> list[Dataset]:
+    """The auditor's three instances, each its own patient: RLE, native RGB, JPEG baseline YBR_FULL_422."""
+    return [rle_photograph(jpeg, di.Patient(patient_id="DA-FWD-RLE").with_study()),
+            di.photograph(jpeg, di.Patient(patient_id="DA-FWD-RGB").with_study(), compressed=False),
+            di.photograph(jpeg, di.Patient(patient_id="DA-FWD-JPEG").with_study(), compressed=True)]
+
+
+def test_an_rle_item_and_all_other_results_reach_a_pacs_that_takes_only_uncompressed(tmp_path, ham_jpeg,
+                                                                                      uncompressed_pacs):
+    node = make_node(tmp_path, uncompressed_pacs)
+    sources = the_three_photographs(ham_jpeg)
+    items = spool(node, sources)
+    assert [str(s.file_meta.TransferSyntaxUID) for s in sources] == [RLELossless, ExplicitVRLittleEndian,
+                                                                     "1.2.840.10008.1.2.4.50"]
+
+    assert node.flush() == len(sources)
+
+    assert node.pending() == [] and node.failed() == []
+    spooled = {uid: ds for item in items for uid, ds in item.items()}
+    assert uncompressed_pacs.stored_uids() == set(spooled)  # source, SEG and SR of every item, UIDs kept
+    assert {syntax for _, syntax in uncompressed_pacs.stored} <= {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+    by_uid = {str(ds.SOPInstanceUID): ds for ds, _ in uncompressed_pacs.stored}
+    for source in sources:  # each source arrives with the pixels it was received with, decompressed
+        arrived = by_uid[str(source.SOPInstanceUID)]
+        assert np.array_equal(arrived.pixel_array, source.pixel_array)
+        assert arrived.PhotometricInterpretation == "RGB"
+    for item in items:  # the SEG and SR reference a source the PACS holds
+        seg = next(ds for ds in item.values() if ds.Modality == "SEG")
+        assert seg.SourceImageSequence[0].ReferencedSOPInstanceUID in by_uid
+    assert node.counts["forwarded"] == len(sources)
+
+
+def test_a_pacs_accepting_no_context_for_a_file_refuses_it_for_good_rather_than_being_down(tmp_path, ham_jpeg):
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES, unsupported=frozenset({VLPhotographicImageStorage}))) as pacs:
+        path = di.save(di.photograph(ham_jpeg, di.Patient(), sop_class=VLPhotographicImageStorage),
+                       tmp_path / "vl.dcm")
+        delivery = store_files(PacsConfig("127.0.0.1", pacs.port, PACS_AET, timeout_s=10), "DERMASSIST", [path])
+        assert not delivery.ok and delivery.lasting and delivery.stored == ()
+        (refusal,) = delivery.refused
+        assert refusal.path == path and "accepted no presentation context for VL Photographic Image Storage" \
+            in refusal.reason and PACS_AET in refusal.reason
+        assert pacs.stored == []
+
+
+@pytest.mark.parametrize("cause", ["failure status", "no presentation context"])
+def test_a_refused_item_does_not_hold_up_the_others_and_ends_in_the_failed_folder(tmp_path, ham_jpeg, caplog,
+                                                                                   cause):
+    refused_source = di.photograph(ham_jpeg, di.Patient(patient_id="DA-FWD-REFUSED").with_study(),
+                                   sop_class=VLPhotographicImageStorage)
+    others = the_three_photographs(ham_jpeg)
+    pacs = FakePacs(ALL_TRANSFER_SYNTAXES)
+    if cause == "failure status":
+        pacs.refuse[str(refused_source.SOPInstanceUID)] = 0xA900  # Data Set does not match SOP Class
+        words = "status 0xA900"
+    else:
+        pacs.unsupported = frozenset({VLPhotographicImageStorage})
+        words = "accepted no presentation context for VL Photographic Image Storage"
+    with running(pacs):
+        node = make_node(tmp_path, pacs)
+        first, *later = spool(node, [refused_source, *others])  # the refused item is the oldest
+        refused_item = node.pending()[0]
+
+        caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+        assert node.flush() == len(others)  # the later items go at once, past the refused one
+        assert pacs.stored_uids() == {uid for item in later for uid in item} | (set(first) - {
+            str(refused_source.SOPInstanceUID)})  # and the refused item's SEG and SR too
+        assert node.pending() == [refused_item]
+        assert [p.name for p in refused_item.glob("*.dcm")] == [f"0_SOURCE_{refused_source.SOPInstanceUID}.dcm"]
+
+        for _ in range(MAX_LASTING_REFUSALS - 1):
+            assert node.failed() == []
+            assert node.flush() == 0
+
+    assert node.pending() == []
+    (moved,) = node.failed()
+    assert moved.name == refused_item.name and moved.parent.name == "failed"
+    kept = pydicom.dcmread(moved / f"0_SOURCE_{refused_source.SOPInstanceUID}.dcm")  # nothing lost
+    assert kept.SOPInstanceUID == refused_source.SOPInstanceUID
+    reason = (moved / REASON_FILE).read_text()
+    assert words in reason and str(node.config.pacs) in reason and "move" in reason
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and str(moved) in r.getMessage()]
+    assert len(errors) == 1, caplog.text
+    assert refused_item.name in errors[0] and str(node.config.pacs) in errors[0] and words in errors[0]
+    assert f"back into {tmp_path / 'spool' / 'pending'}" in errors[0]
+    assert node.counts["moved_to_failed"] == 1 and node.counts["forwarded"] == len(others)
+
+
+def test_a_pacs_out_of_resources_keeps_the_item_pending_however_often_it_refuses(tmp_path, ham_jpeg):
+    (source,) = sources = [di.photograph(ham_jpeg, di.Patient().with_study(), compressed=False)]
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES, refuse={str(source.SOPInstanceUID): 0xA700})) as pacs:
+        node = make_node(tmp_path, pacs)
+        spool(node, sources)
+        for _ in range(MAX_LASTING_REFUSALS + 1):
+            assert node.flush() == 0
+        assert len(node.pending()) == 1 and node.failed() == []
+
+
+def test_a_pacs_that_is_down_keeps_every_item_pending(tmp_path, ham_jpeg, caplog):
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES)) as pacs:
+        closed_port = pacs.port
+        node = make_node(tmp_path, pacs)
+        spool(node, the_three_photographs(ham_jpeg))
+    with pytest.raises(PacsUnavailableError, match="did not accept an association"):
+        store_files(node.config.pacs, "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+    caplog.set_level(logging.ERROR, logger=NODE_LOGGER)
+    assert node.config.pacs.port == closed_port and node.flush() == 0
+    assert len(node.pending()) == 3 and node.failed() == []
+    assert all(len(list(item.glob("*.dcm"))) == 3 for item in node.pending())
+    assert "3 item(s) kept in" in caplog.text
