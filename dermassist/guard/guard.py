@@ -181,10 +181,13 @@ class Guard:
         self._suspect = asyncio.Event()
         if self._owns_server:
             try:
-                await loop.run_in_executor(self._lifecycle, self.server.start)
+                await self._start_server(stop)
             except BaseException:
                 self.audit.close()
                 self._lifecycle.shutdown(wait=False)
+                if stop.is_set() and not self.server.running:  # stopped as asked while it started: not a failure
+                    logger.info("stopped while tritonserver was starting")
+                    return
                 raise
         front = health = watchdog = None
         self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=_CHANNEL_OPTIONS)
@@ -222,6 +225,20 @@ class Guard:
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
             self.audit.close()
+
+    async def _start_server(self, stop: asyncio.Event) -> None:
+        """Start tritonserver; a stop asked for meanwhile (SIGTERM from an orchestrator that gives up on a slow start)
+        stops it at once instead of after it is ready, which can take minutes on a GPU host."""
+        starting = asyncio.get_running_loop().run_in_executor(self._lifecycle, self.server.start)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            while not starting.done():  # start() sees the exit, stops what is left and raises
+                self.server.send_signal(signal.SIGTERM)  # until it lands: the process may not be launched yet
+                await asyncio.wait({starting}, timeout=0.5)
+            await starting
+        finally:
+            stopping.cancel()
 
     def _tls_text(self) -> str:
         if not self.config.tls:

@@ -117,6 +117,22 @@ def test_serve_command_serves_through_the_guard_and_stops_on_sigterm(tiny_reposi
     assert "ready in" in out and '"status":"OK"' in out  # the audit line went to stdout
 
 
+def test_serve_stopped_while_tritonserver_starts_stops_without_waiting_for_it(tiny_repository: Path) -> None:
+    """An orchestrator that gives up on a slow start sends SIGTERM: serve stops the starting tritonserver at once
+    rather than first waiting for it to be ready (on a GPU host that can outlast the pod's grace period)."""
+    http, grpc, metrics = free_ports(3)
+    proc = _serve(tiny_repository, http, grpc, metrics)
+    triton: list[int] = []
+    deadline = time.monotonic() + 60
+    while not triton and proc.poll() is None and time.monotonic() < deadline:
+        triton = _children(proc.pid)  # tritonserver launched, still loading its models
+        time.sleep(0.05)
+    assert triton, "serve never launched tritonserver"
+    assert _health(http, "/v2/health/ready")[0] == 0  # the guard's ports are not open yet: still starting
+    out = _stop(proc, signal.SIGTERM, triton)
+    assert "stopped while tritonserver was starting" in out and "tritonserver ready in" not in out
+
+
 def test_serve_on_a_repository_without_the_ensemble_is_live_but_never_ready(tmp_path: Path) -> None:
     http, grpc, metrics = free_ports(3)
     proc = _serve(tmp_path, http, grpc, metrics)
