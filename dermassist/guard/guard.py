@@ -204,11 +204,13 @@ class Guard:
                 on_started()
             await stop.wait()
         finally:
+            # not ready before the stop is known to have begun, and the watchdog cancelled before anything awaits: a
+            # canary during the drain would advertise readiness again (the event loop runs nothing in between)
+            self.readiness.set_not_ready("stopping")
             self.stopping = True
-            if watchdog is not None:  # first: a canary during the drain would advertise readiness again
+            if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
-            self.readiness.set_not_ready("stopping")
             if front is not None:
                 if self.front.in_flight:
                     logger.info("stopping: %d inference call(s) in flight get up to %g s to be answered",
