@@ -134,7 +134,9 @@ def test_an_anonymised_instance_still_gets_its_seg_and_sr(tmp_path, ham_jpeg, ca
     seg_path, sr_path = analysis.write(tmp_path / "out")
     for written in (pydicom.dcmread(seg_path), pydicom.dcmread(sr_path)):
         assert written.PatientID == "" and written.StudyDate == "" and written.StudyInstanceUID == ds.StudyInstanceUID
-    assert caplog.text.count("StudyDate '2026' is not a DICOM DA value") == 1  # one copy serves the SEG and the SR
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("dermassist_client")]
+    assert sum("StudyDate is not a DICOM DA value" in m for m in ours) == 1  # one copy serves the SEG and the SR
+    assert not any("2026" in m for m in ours)  # a malformed date may be a birth date: its value is never logged
     assert "PatientID" not in image.dataset and image.dataset.StudyDate == "2026"  # the instance stays as it came
     assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
 
@@ -154,7 +156,8 @@ def test_retired_and_impossible_dates_are_written_empty_and_the_instance_keeps_i
     seg_path, sr_path = build_analysis(image, synthetic_result(image.size)).write(tmp_path / "out")
     for written in (pydicom.dcmread(seg_path), pydicom.dcmread(sr_path)):
         assert getattr(written, keyword) == ""
-    assert f"{keyword} {value!r} is not a DICOM" in caplog.text
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("dermassist_client")]
+    assert any(f"{keyword} is not a DICOM" in m for m in ours) and not any(value in m for m in ours)
     assert str(getattr(image.dataset, keyword)) == value
     assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
 
@@ -173,6 +176,32 @@ def test_a_japanese_instance_with_code_extensions_gets_its_seg_and_sr(tmp_path, 
         assert "\u5c71\u7530" in str(written.PatientName)
     assert list(image.dataset.SpecificCharacterSet) == ["", "ISO 2022 IR 87"]
     assert dciodvfy(seg_path).errors == [] and dciodvfy(sr_path).errors == []
+
+
+@pytest.mark.parametrize("uid", ["1.2/../../../outside/PWNED", "1.2.3.", "1.02.3", "1." + "2" * 63, "1.2.3x"])
+def test_a_sop_instance_uid_that_is_not_a_uid_is_refused_before_it_names_a_file(ham_jpeg, uid):
+    """The node names its spool folders by the SOP Instance UID: "1.2/../.." would write and delete outside it."""
+    from dermassist_client.dicom.errors import InvalidIdentifierError
+
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom only warns about an invalid UI value
+        ds.SOPInstanceUID = uid
+    with pytest.raises(InvalidIdentifierError, match=r"SOPInstanceUID \(0008,0018\) that is not a DICOM UID") as e:
+        read_dicom(ds, name="sent")
+    assert e.value.status == 0xC000
+
+
+def test_a_dicom_declaring_more_pixels_than_the_service_takes_is_refused_before_decoding(ham_jpeg):
+    """A few KB of compressed pixel data can declare 65535 x 65535 (12.9 GB decoded): refused by its header."""
+    from dermassist_client.dicom.source import MAX_PIXELS
+    from preprocess.contract import MAX_IMAGE_PIXELS
+
+    assert MAX_PIXELS == MAX_IMAGE_PIXELS  # the client's copy of the service's limit
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=True)
+    ds.Rows, ds.Columns = 12000, 12000  # the JPEG inside is 600 x 450: never decoded
+    with pytest.raises(NotAPhotographError, match=r"declares 12000 x 12000 pixels \(144.0 megapixels\); .* at most 50"):
+        read_dicom(ds, name="bomb")
 
 
 def test_multiframe_is_refused(ham_jpeg):

@@ -45,6 +45,13 @@ class MissingIdentifierError(DicomInputError):
     comment = "no Study, Series or SOP Instance UID"
 
 
+class InvalidIdentifierError(DicomInputError):
+    """A Study, Series or SOP Instance UID is not a DICOM UID (digits and dots, at most 64 characters)."""
+
+    status = 0xC000
+    comment = "a Study, Series or SOP Instance UID is malformed"
+
+
 class NoPixelDataError(DicomInputError):
     """The object has no Pixel Data."""
 

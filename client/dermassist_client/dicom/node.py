@@ -32,7 +32,7 @@ from .analysis import build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
 from .pacs import Delivery, PacsUnavailableError, store_files
-from .source import describe, image_from_dataset
+from .source import describe, image_from_dataset, is_uid
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +209,13 @@ class DicomNode:
 
     def _spool(self, analysis) -> Path:
         """Write the item (source first, then SEG and SR) into a fresh pending folder, atomically."""
-        uid = analysis.image.dataset.SOPInstanceUID
+        uid = str(analysis.image.dataset.SOPInstanceUID)
+        if not is_uid(uid):  # read_dicom refuses these; a file name must never be steered out of the spool
+            raise DicomError(f"{analysis.image.name}: SOP Instance UID {uid[:80]!r} is not a DICOM UID; not spooled")
         item = self._pending / f"{time.time_ns():020d}-{uid}"
         staging = item.with_name(item.name + PARTIAL)
         try:
-            staging.mkdir(parents=True)
+            staging.mkdir()
             if self.config.forward_source:
                 analysis.image.dataset.save_as(staging / f"0_SOURCE_{uid}.dcm", enforce_file_format=True)
             for index, path in enumerate(analysis.write(staging), start=1):

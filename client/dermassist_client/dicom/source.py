@@ -27,6 +27,7 @@ from pydicom.uid import (
 from pydicom.valuerep import DA, DT, TM
 
 from .errors import (
+    InvalidIdentifierError,
     MissingIdentifierError,
     NoPixelDataError,
     NotAPhotographError,
@@ -51,6 +52,14 @@ REQUIRED_UIDS = (("StudyInstanceUID", "(0020,000D)"), ("SeriesInstanceUID", "(00
 COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
 _TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
+#: The service's limit (preprocess.contract.MAX_IMAGE_PIXELS), checked here before a DICOM's pixels are decoded.
+MAX_PIXELS = 50_000_000
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+def is_uid(value: str) -> bool:
+    """Whether ``value`` is a DICOM UID: dot-separated numbers without leading zeros, at most 64 characters."""
+    return len(value) <= 64 and _UID.fullmatch(value) is not None
 # PS3.5 6.2: pydicom also takes the retired ACR-NEMA forms ("2026.12.03", "12:30:00"), which a DICOM object may not carry
 _TEMPORAL_FORMAT = {
     "DA": re.compile(r"\d{8}"),
@@ -124,9 +133,9 @@ class DicomImage:
         for tag in list(out.keys()):
             element = out[tag]  # a file's elements are read lazily: this converts the copy's, not the instance's
             if element.VR in _TEMPORAL and element.value not in (None, "") and not isinstance(element.value, list):
-                if not is_dicom_temporal(element.VR, str(element.value)):
-                    logger.warning("%s: %s %r is not a DICOM %s value; its SEG and SR carry it empty", self.name,
-                                   element.keyword or element.tag, str(element.value), element.VR)
+                if not is_dicom_temporal(element.VR, str(element.value)):  # the value may be a birth date: unlogged
+                    logger.warning("%s: %s is not a DICOM %s value; its SEG and SR carry it empty", self.name,
+                                   element.keyword or element.tag, element.VR)
                     out[tag] = DataElement(tag, element.VR, "")  # a new element: the instance keeps its own
         charset = out.get("SpecificCharacterSet")
         if charset is not None and not isinstance(charset, str) and len(charset) > 1 and not str(charset[0]).strip():
@@ -209,6 +218,19 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         raise MissingIdentifierError(
             f"{name}: {what} has no {', '.join(missing)}; its segmentation and report must reference the "
             "instance, its series and its study: send the instance as the modality stored it",
+        )
+    malformed = [f"{keyword} {tag}" for keyword, tag in REQUIRED_UIDS if not is_uid(str(ds.get(keyword)))]
+    if malformed:  # a UID names the spool's files: "1/../.." would write and delete outside it
+        raise InvalidIdentifierError(
+            f"{name}: {what} has a {', '.join(malformed)} that is not a DICOM UID (digits and dots, at most 64 "
+            "characters; PS3.5 9.1); send the instance as the modality stored it",
+        )
+    pixel_count = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0)
+    if pixel_count > MAX_PIXELS:  # checked before decoding: a few KB of JPEG-LS can declare 65535 x 65535
+        raise NotAPhotographError(
+            f"{name}: {what} declares {ds.get('Rows')} x {ds.get('Columns')} pixels ({pixel_count / 1e6:.1f} "
+            f"megapixels); DermAssist analyses at most {MAX_PIXELS / 1e6:.0f} megapixels: send a smaller rendition",
+            comment="image too large",
         )
     transfer_syntax = _transfer_syntax(ds, name)
     _check_decoder(transfer_syntax, name)
