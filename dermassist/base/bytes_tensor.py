@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .errors import DermAssistError
 
@@ -16,9 +16,9 @@ def encode(elements: Sequence[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(e)) + bytes(e) for e in elements)
 
 
-def decode(raw: bytes) -> list[memoryview]:
-    """Split the raw contents of a BYTES tensor into its elements: views, no copies."""
-    elements: list[memoryview] = []
+def iter_elements(raw: bytes) -> Iterator[memoryview]:
+    """The elements of the raw contents of a BYTES tensor one by one (views, no copies), for a caller that needs
+    only some of them: a request of millions of empty elements costs no list of millions."""
     offset = 0
     view = memoryview(raw)
     while offset < len(raw):
@@ -28,6 +28,10 @@ def decode(raw: bytes) -> list[memoryview]:
         offset += 4
         if offset + size > len(raw):
             raise MalformedTensor(f"an element of {size} bytes runs past the end ({len(raw)} bytes)")
-        elements.append(view[offset:offset + size])
+        yield view[offset:offset + size]
         offset += size
-    return elements
+
+
+def decode(raw: bytes) -> list[memoryview]:
+    """Split the raw contents of a BYTES tensor into its elements: views, no copies."""
+    return list(iter_elements(raw))

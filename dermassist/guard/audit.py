@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import sys
@@ -20,9 +21,9 @@ from typing import Any, TextIO
 import numpy as np
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, NUM_CLASSES, PROBABILITIES, REFER
+from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, MAX_BATCH_SIZE, NUM_CLASSES, PROBABILITIES, REFER
 
-from ..base.bytes_tensor import MalformedTensor, decode
+from ..base.bytes_tensor import MalformedTensor, iter_elements
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def _digest(data: bytes | memoryview) -> dict[str, Any]:
 
 
 def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any]]:
-    """One entry per image of the IMAGE input (SHA-256 and size); other inputs are hashed whole."""
+    """One entry per image of the IMAGE input (SHA-256 and size; past a batch's MAX_BATCH_SIZE images, one count of
+    the rest); other inputs are hashed whole."""
     entries: list[dict[str, Any]] = []
     raw = request.raw_input_contents
     for index, tensor in enumerate(request.inputs):
@@ -48,12 +50,18 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
         else:
             data = None
         if tensor.name == IMAGE.name and tensor.datatype == "BYTES":
-            try:
-                elements = decode(data) if data is not None else list(tensor.contents.bytes_contents)
+            elements = iter_elements(data) if data is not None else iter(tensor.contents.bytes_contents)
+            hashed: list[dict[str, Any]] = []
+            try:  # a batch is at most MAX_BATCH_SIZE images: beyond them only a count (Triton refuses the request)
+                hashed.extend(_digest(e) for e in itertools.islice(elements, MAX_BATCH_SIZE))
+                more = sum(1 for _ in elements)
             except MalformedTensor as e:
                 entries.append({"input": tensor.name, "malformed": str(e), **_digest(data)})
                 continue
-            entries.extend(_digest(e) for e in elements)
+            entries.extend(hashed)
+            if more:
+                entries.append({"input": tensor.name, "not_hashed": more,
+                                "why": f"over the batch limit of {MAX_BATCH_SIZE} images"})
         else:
             whole = data if data is not None else tensor.contents.SerializeToString()
             entries.append({"input": tensor.name, **_digest(whole)})
