@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -234,7 +235,8 @@ class Guard:
         starting = asyncio.get_running_loop().run_in_executor(self._lifecycle, self.server.start)
         stopping = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {starting, stopping}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             while not starting.done():  # start() sees the exit, stops what is left and raises
                 self.server.send_signal(signal.SIGTERM)  # until it lands: the process may not be launched yet
                 await asyncio.wait({starting}, timeout=0.5)
