@@ -31,6 +31,7 @@ from PIL import Image
 from . import terminology as term
 from .classes import CLASSES
 from .errors import DermAssistClientError
+from .private import write_private
 from .result import LesionResult
 from .software import client_version as installed_client_version
 
@@ -317,10 +318,10 @@ def bundle_json(bundle: Any) -> str:
 
 
 def write_bundle(bundle: Any, path: str | Path) -> Path:
-    """Write the Bundle as FHIR JSON to ``path`` (the parent folder must exist)."""
+    """Write the Bundle as FHIR JSON to ``path`` (the parent folder must exist), readable by its owner only."""
     path = Path(path)
     try:
-        path.write_text(bundle_json(bundle) + "\n", encoding="utf-8")
+        write_private(path, (bundle_json(bundle) + "\n").encode("utf-8"))
     except OSError as e:
         raise FhirError(f"cannot write the FHIR Bundle to {path}: {e.strerror or e}; check the folder") from e
     return path

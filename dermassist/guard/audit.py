@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..base.bytes_tensor import MalformedTensor, iter_elements
 logger = logging.getLogger(__name__)
 
 STDOUT = "-"
+AUDIT_FILE_MODE = 0o600  # a new audit file; an existing one keeps the mode its operator gave it
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
 
@@ -141,7 +143,9 @@ class AuditLog:
         else:
             path = Path(self.destination)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream, self._owned = path.open("a", encoding="utf-8"), True
+            # who called, from where, and each picture's digest: readable by the service's own user only
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_FILE_MODE)
+            self._stream, self._owned = os.fdopen(descriptor, "a", encoding="utf-8"), True
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as one line."""

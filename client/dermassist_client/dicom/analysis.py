@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from ..private import open_private, private_folder
 from ..result import LesionResult
 from .errors import DicomError
 from .identity import OutputIdentity
@@ -32,14 +33,16 @@ class DicomAnalysis:
         return ([self.segmentation] if self.segmentation is not None else []) + [self.report]
 
     def write(self, directory: str | Path) -> list[Path]:
-        """Write the outputs as DICOM files ``SEG_<uid>.dcm`` / ``SR_<uid>.dcm`` into ``directory``."""
+        """Write the outputs as DICOM files ``SEG_<uid>.dcm`` / ``SR_<uid>.dcm`` into ``directory`` (owner-only files;
+        the folder, when made here, owner-only too)."""
         folder = Path(directory)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_folder(folder)
             paths = []
             for ds in self.outputs():
                 path = folder / f"{ds.Modality}_{ds.SOPInstanceUID}.dcm"
-                ds.save_as(path, enforce_file_format=True)
+                with open_private(path) as f:  # they name the patient: readable by their owner only
+                    ds.save_as(f, enforce_file_format=True)
                 paths.append(path)
         except OSError as e:
             raise DicomError(f"cannot write DICOM outputs of {self.image.name} to {folder}: {e.strerror or e}") from e

@@ -28,6 +28,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # m
 from pynetdicom.transport import ThreadedAssociationServer
 
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
+from ..private import FOLDER_MODE, open_private, private_folder
 from .analysis import build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
@@ -81,8 +82,9 @@ class DicomNode:
         self._pending = config.spool / "pending"
         self._failed = config.spool / "failed"
         self._refusals: Counter[str] = Counter()  # item name -> passes in a row refused for a lasting cause
-        try:
-            self._pending.mkdir(parents=True, exist_ok=True)
+        try:  # the spool holds patients' instances and results: owner-only folders
+            private_folder(config.spool)
+            private_folder(self._pending)
         except OSError as e:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
         self._ae = AE(ae_title=config.ae_title)
@@ -215,9 +217,10 @@ class DicomNode:
         item = self._pending / f"{time.time_ns():020d}-{uid}"
         staging = item.with_name(item.name + PARTIAL)
         try:
-            staging.mkdir()
+            staging.mkdir(mode=FOLDER_MODE)
             if self.config.forward_source:
-                analysis.image.dataset.save_as(staging / f"0_SOURCE_{uid}.dcm", enforce_file_format=True)
+                with open_private(staging / f"0_SOURCE_{uid}.dcm") as f:
+                    analysis.image.dataset.save_as(f, enforce_file_format=True)
             for index, path in enumerate(analysis.write(staging), start=1):
                 path.rename(staging / f"{index}_{path.name}")
             staging.rename(item)
@@ -291,7 +294,7 @@ class DicomNode:
                      f"SOP classes and transfer syntaxes, or the object), then move {target} back into {self._pending} "
                      "to send it again")
         try:
-            self._failed.mkdir(parents=True, exist_ok=True)
+            private_folder(self._failed)
             (item / REASON_FILE).write_text(
                 f"PACS: {self.config.pacs}\nrefused after {max(self._refusals[item.name], 1)} pass(es), "
                 f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n"

@@ -435,3 +435,20 @@ def test_a_health_port_that_is_taken_is_a_clear_server_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ServerError, match=rf"health endpoint on http://127.0.0.1:{port}: .*is the port taken.*--http-port"):
             asyncio.run(start_health_server("127.0.0.1", port, Readiness()))
+
+
+def test_a_new_audit_file_is_readable_by_the_services_user_only(tmp_path: Path) -> None:
+    """Who called, from where, and each picture's digest: a new file is 0600 whatever the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        log = AuditLog(tmp_path / "audit" / "audit.jsonl")
+        log.write({"request_id": "r1"})
+        log.close()
+    finally:
+        os.umask(old)
+    path = tmp_path / "audit" / "audit.jsonl"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"request_id": "r1"}
