@@ -26,6 +26,8 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"folder holding results until the PACS has them (default ./{DEFAULT_SPOOL})")
     parser.add_argument("--no-forward-source", dest="forward_source", action="store_false",
                         help="do not send the received image to the PACS (when the PACS is the sender)")
+    parser.add_argument("--allow-aet", dest="calling_aets", action="append", default=[], metavar="AET",
+                        help="accept associations only from this calling AE title (repeatable; default: any)")
 
 
 def listen(args: argparse.Namespace) -> int:
@@ -44,7 +46,8 @@ def listen(args: argparse.Namespace) -> int:
         raise ClientConfigError("--pacs and --pacs-aet go together: give the PACS's HOST:PORT and its AE title")
     pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet) if args.pacs else None
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
-                        forward_source=args.forward_source, retry_s=args.pacs_retry)
+                        forward_source=args.forward_source, retry_s=args.pacs_retry,
+                        calling_aets=tuple(args.calling_aets))
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:

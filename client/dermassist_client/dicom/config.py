@@ -65,7 +65,9 @@ class NodeConfig:
 
     ``forward_source``: also C-STORE the received image to the PACS (so the PACS holds the image its
     SEG and SR reference; turn it off when the PACS itself is the sender). ``retry_s``: seconds between
-    attempts to send what waits in the spool while the PACS is down.
+    attempts to send what waits in the spool while the PACS is down. ``calling_aets``: the calling AE titles
+    whose associations are accepted (empty: any; DICOM authenticates no one, so this only keeps out senders
+    that were not configured).
     """
 
     spool: Path
@@ -76,9 +78,13 @@ class NodeConfig:
     forward_source: bool = True
     retry_s: float = DEFAULT_RETRY_S
     identity: OutputIdentity = field(default_factory=OutputIdentity)
+    calling_aets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title, "node AE title")
+        object.__setattr__(self, "calling_aets", tuple(self.calling_aets))
+        for title in self.calling_aets:
+            check_ae_title(title, "an accepted calling AE title (--allow-aet)")
         check_port(self.port, "node port", allow_zero=True)
         if isinstance(self.retry_s, bool) or not (isinstance(self.retry_s, (int, float)) and 0 < self.retry_s <= 86400):
             raise DicomError("spool retry interval (--pacs-retry) must be more than 0 and at most 86400 seconds, "

@@ -89,6 +89,8 @@ class DicomNode:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
         self._ae = AE(ae_title=config.ae_title)
         self._ae.maximum_associations = 8
+        if config.calling_aets:  # pynetdicom rejects any other calling AE title (A-ASSOCIATE-RJ, reason 3)
+            self._ae.require_calling_aet = list(config.calling_aets)
         for context in AllStoragePresentationContexts:
             self._ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)  # type: ignore[arg-type]  # all set
         self._ae.add_supported_context(Verification)
