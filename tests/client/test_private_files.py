@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from dermassist_client.dicom.analysis import build_analysis
+from dermassist_client.dicom.config import NodeConfig
+from dermassist_client.dicom.node import DicomNode
 from dermassist_client.dicom.source import read_dicom
 from dermassist_client.fhir import ImagingContext, build_bundle, write_bundle
 from dermassist_client.private import write_private
-from tests.client.test_dicom_forwarding import FakePacs, make_node, running, spool
+from tests.client.test_dicom_forwarding import SyntheticClient, spool
 from tests.support import dicom_images as di
 from tests.support.dicom_checks import synthetic_result
 
@@ -49,9 +51,8 @@ def test_seg_sr_and_fhir_outputs_are_owner_only(tmp_path, ham_jpeg, open_umask):
 
 
 def test_the_nodes_spool_is_owner_only(tmp_path, ham_jpeg, open_umask):
-    with running(FakePacs([])) as pacs:  # never reached: the test does not flush
-        node = make_node(tmp_path, pacs)
-        (item,) = [next(iter(i.values())) for i in spool(node, [di.photograph(ham_jpeg, PATIENT, compressed=False)])]
+    node = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0))  # no PACS: spool only
+    (item,) = [next(iter(i.values())) for i in spool(node, [di.photograph(ham_jpeg, PATIENT, compressed=False)])]
     spool_root = tmp_path / "spool"
     assert mode(spool_root) == 0o700 and mode(spool_root / "pending") == 0o700
     (folder,) = node.pending()

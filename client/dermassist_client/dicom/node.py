@@ -28,7 +28,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # m
 from pynetdicom.transport import ThreadedAssociationServer
 
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
-from ..private import FOLDER_MODE, open_private, private_folder
+from ..private import FOLDER_MODE, open_private, private_folder, write_private
 from .analysis import build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
@@ -297,11 +297,10 @@ class DicomNode:
                      "to send it again")
         try:
             private_folder(self._failed)
-            (item / REASON_FILE).write_text(
+            write_private(item / REASON_FILE, (
                 f"PACS: {self.config.pacs}\nrefused after {max(self._refusals[item.name], 1)} pass(es), "
                 f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\nreason: {reason}\n"
-                f"objects the PACS stored were removed from this folder; {help_text}\n",
-                encoding="utf-8")
+                f"objects the PACS stored were removed from this folder; {help_text}\n").encode())
             item.rename(target)
         except OSError as e:
             log.error("the PACS %s keeps refusing spool item %s (%s), and it cannot be moved to %s (%s); it stays in "
