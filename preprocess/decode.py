@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import simplejpeg
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .colour_profile import declared_profile, to_srgb
 from .contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, REDUCED_DECODE_MIN_SIDE
@@ -28,7 +29,13 @@ _MAGIC = (
     (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
 )
+# Pillow refuses a PNG whose ICC profile or text chunk decompresses to over 1 MB (its bomb guard); real profiles reach a
+# few MB. 16 MB per chunk keeps the guard (Pillow's 64 MB total for text chunks stays) without refusing them.
+_PNG_CHUNK_LIMIT = 16 * 2**20
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, _PNG_CHUNK_LIMIT)
 # IMREAD_COLOR_RGB has libjpeg write RGB directly: no BGR->RGB pass over the decoded pixels.
 _RGB = cv2.IMREAD_COLOR_RGB
 _REDUCED_FLAGS = (
@@ -37,6 +44,10 @@ _REDUCED_FLAGS = (
     (2, cv2.IMREAD_REDUCED_COLOR_2 | _RGB),
 )
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
+# JPEG and PNG are turned here by the header's EXIF orientation, which is also what sets the size the header reports:
+# OpenCV's own reading misses some valid tags (an orientation stored as LONG) and turns before a reduced decode is
+# trimmed. OpenCV's TIFF reader turns by the TIFF tag itself, which this flag does not stop.
+_OWN_ORIENTATION = cv2.IMREAD_IGNORE_ORIENTATION
 
 
 _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
@@ -74,8 +85,9 @@ def sniff_format(data: bytes) -> str:
             f"{SUPPORTED}, or analyse it with dermassist-client, which reads DICOM files"
         )
     if other is not None:
+        article = "an" if other[0] in "AEIOU" else "a"
         raise UnsupportedFormatError(
-            f"input of {len(data)} bytes is a {other} file, which is not accepted; expected {SUPPORTED}: "
+            f"input of {len(data)} bytes is {article} {other} file, which is not accepted; expected {SUPPORTED}: "
             "convert it (for example to PNG) before sending"
         )
     # the message reaches the audit trail: it says what the bytes look like, never what they hold
@@ -91,35 +103,59 @@ _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
 
+@dataclass(frozen=True)
+class Header:
+    """What the header alone says about an image: enough to refuse it before decoding any pixel."""
+
+    size: tuple[int, int]  # (width, height) as displayed: EXIF orientation applied
+    profile: bytes | None  # the ICC colour profile (embedded, or the Adobe RGB a JPEG's EXIF declares)
+    orientation: int = 1  # the EXIF orientation ``decode`` applies itself (JPEG and PNG); 1 for the rest
+    page: int = 0  # the TIFF page holding the full-size picture (a reduced-resolution preview may come first)
+
+
 def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
     """The displayed (width, height) and the ICC colour profile (or None), from the header alone.
 
     EXIF orientations that rotate by 90 degrees swap the stored sides, as the decoder does. The profile is the
     embedded one, or for a JPEG without one the Adobe RGB its EXIF may declare.
     """
+    header = parse_header(data, fmt)
+    return header.size, header.profile
+
+
+def parse_header(data: bytes, fmt: str) -> Header:
+    """Read the header of an image whose signature says ``fmt``; refuse what cannot be decoded safely."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
+                pictures, page = full_size_pictures(im) if fmt in ("TIFF", "PNG") else (1, 0)
+                if page:
+                    im.seek(page)
                 width, height = int(im.size[0]), int(im.size[1])
-                # PIL's TIFF reader reports the turned size already; for JPEG and PNG it reports the stored one
-                exif = im.getexif() if fmt in ("JPEG", "PNG") else None
-                # OpenCV turns a PNG by its eXIf chunk only, not by the EXIF ImageMagick writes in a text chunk
-                # ("Raw profile type exif"), which PIL also reads: the size follows the decoder
-                turns = fmt != "PNG" or "exif" in im.info
-                orientation = exif.get(_ORIENTATION_TAG, 1) if exif is not None and turns else 1
+                # PIL's TIFF reader reports the turned size already (OpenCV turns a TIFF itself). A PNG turns by its
+                # eXIf chunk only, not by the EXIF ImageMagick writes in a text chunk ("Raw profile type exif"),
+                # which PIL also reads; the chunk is found without PIL, whose getexif() decodes every pixel of a PNG
+                exif = im.getexif() if fmt == "JPEG" else _png_exif(data) if fmt == "PNG" else None
+                raw = exif.get(_ORIENTATION_TAG, 1) if exif is not None else 1
+                orientation = raw if isinstance(raw, int) and 1 <= raw <= 8 else 1
                 profile = im.info.get("icc_profile") or None
                 if profile is None and fmt == "JPEG" and exif is not None:
                     profile = declared_profile(exif)
-                pictures = full_size_pictures(im) if fmt in ("TIFF", "PNG") else 1
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
-        declared = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
+        count = int(found.group(1)) if found else 0
+        declared = f"{count:,} pixels ({count / 1e6:.1f} megapixels)" if found else "far too many pixels"
         raise ImageTooLargeError(
-            f"{fmt} header declares {declared}; at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted: "
-            "downscale it before sending"
+            f"{fmt} header declares {declared}; at most {MAX_IMAGE_PIXELS:,} pixels "
+            f"({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels) are accepted: downscale it before sending"
         ) from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+    except UnidentifiedImageError as e:
+        samples = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB" if fmt == "TIFF" else ""
+        raise TruncatedImageError(
+            f"{fmt} header of a {len(data)}-byte input cannot be read; the file is truncated or corrupt{samples}"
+        ) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise TruncatedImageError(
             f"{fmt} header of a {len(data)}-byte input cannot be read ({e}); the file is truncated or corrupt"
         ) from e
@@ -130,32 +166,64 @@ def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
             "picture per image and will not guess which: send each as its own image"
         )
     size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-    return size, profile
+    return Header(size, profile, orientation if fmt in ("JPEG", "PNG") else 1, page)
+
+
+def _png_exif(data: bytes) -> Image.Exif | None:
+    """The EXIF of a PNG's eXIf chunk (before or after the pixel data), found by walking the chunk headers."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if kind == b"eXIf":
+            exif = Image.Exif()
+            exif.load(data[pos + 8:pos + 8 + length])
+            return exif
+        if kind == b"IEND":
+            return None
+        pos += 12 + length
+    return None
+
+
+def apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """``rgb`` (stored as the file holds it) turned as a viewer shows it for an EXIF orientation of 1-8."""
+    turned = {
+        1: rgb,
+        2: rgb[:, ::-1],
+        3: rgb[::-1, ::-1],
+        4: rgb[::-1],
+        5: rgb.transpose(1, 0, 2),
+        6: np.rot90(rgb, -1),
+        7: rgb[::-1, ::-1].transpose(1, 0, 2),
+        8: np.rot90(rgb, 1),
+    }[orientation]
+    return turned if turned is rgb else np.ascontiguousarray(turned)
 
 
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
 
 
-def full_size_pictures(im: Image.Image) -> int:
-    """How many full-size pictures an open TIFF or PNG holds: TIFF pages that are not marked as reduced-resolution
-    copies (a thumbnail page is allowed), or an animated PNG's frames. Leaves the image at its first picture."""
+def full_size_pictures(im: Image.Image) -> tuple[int, int]:
+    """How many full-size pictures an open TIFF or PNG holds, and the index of the first: TIFF pages that are not
+    marked as reduced-resolution copies (a thumbnail or preview page is allowed, first or after), or an animated
+    PNG's frames. Leaves the image at its first page."""
     frames = int(getattr(im, "n_frames", 1))
     if frames <= 1 or im.format != "TIFF":
-        return max(frames, 1)
-    full = 0
+        return max(frames, 1), 0
+    full = []
     for index in range(frames):
         im.seek(index)
-        full += 0 if int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1 else 1
+        if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
+            full.append(index)
     im.seek(0)
-    return full
+    return len(full), (full[0] if full else 0)
 
 
 def check_size(width: int, height: int) -> None:
     """Reject images too small to segment or too large to decode safely."""
     if width * height > MAX_IMAGE_PIXELS:
         raise ImageTooLargeError(
-            f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels; at most "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted: downscale it before sending"
+            f"image is {width}x{height} = {width * height:,} pixels ({width * height / 1e6:.1f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels) are accepted: downscale it before sending"
         )
     if min(width, height) < MIN_IMAGE_SIDE:
         raise ImageTooSmallError(
@@ -225,27 +293,64 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
 
     EXIF orientation is applied (JPEG, PNG and TIFF), and ``original_size`` is that of the turned image;
     16-bit, grayscale, palette and alpha images become 8-bit RGB (alpha is dropped), and the colours of
-    an embedded ICC profile become sRGB (``colour_profile``). With ``allow_reduced`` a large JPEG is
-    decoded at 1/2, 1/4 or 1/8 scale as long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``;
+    an embedded ICC profile become sRGB (``colour_profile``). A JPEG whose scan data is damaged (cut short, bytes
+    overwritten, a second picture spliced in) is refused, not decoded half grey. With ``allow_reduced`` a large JPEG
+    is decoded at 1/2, 1/4 or 1/8 scale as long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``;
     the decoded image is then trimmed to ``original // factor`` per side so that it never maps beyond the original.
     """
     data = bytes(data)
     fmt = sniff_format(data)
-    (width, height), profile = read_header(data, fmt)
+    header = parse_header(data, fmt)
+    width, height = header.size
     check_size(width, height)
     if (fmt == "JPEG" and not _jpeg_complete(data)) or (fmt == "PNG" and not _png_complete(data)):
         raise TruncatedImageError(
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
+    described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
+    if fmt == "JPEG":
+        check_jpeg_scan(data, described)
     factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
-    rgb = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if header.page:
+        found, pages = cv2.imdecodemulti(buffer, flag, range=(header.page, header.page + 1))
+        rgb = pages[0] if found and pages else None
+    else:
+        rgb = cv2.imdecode(buffer, flag | (_OWN_ORIENTATION if fmt in ("JPEG", "PNG") else 0))
     if rgb is None:
         samples = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB" if fmt == "TIFF" else ""
-        raise TruncatedImageError(
-            f"{fmt} input of {len(data)} bytes ({width}x{height}) could not be decoded; the file is truncated or "
-            f"corrupt{samples}"
-        )
-    rgb = to_srgb(rgb, profile, f"{fmt} input of {len(data)} bytes ({width}x{height})")
-    if factor == 1:  # the decoder's own orientation handling (JPEG, PNG and TIFF alike) sets the size
+        raise TruncatedImageError(f"{described} could not be decoded; the file is truncated or corrupt{samples}")
+    rgb = to_srgb(rgb, header.profile, described)
+    if factor > 1:  # trimmed in the stored frame, where the partial blocks of a reduced decode lie: right and bottom
+        stored = (width, height) if header.orientation not in _TRANSPOSING_ORIENTATIONS else (height, width)
+        rgb = rgb[: stored[1] // factor, : stored[0] // factor]
+    rgb = apply_orientation(np.ascontiguousarray(rgb), header.orientation)
+    if factor == 1:  # the decoded size is the original's (a TIFF the decoder turned by its own tag included)
         return DecodedImage(rgb, (int(rgb.shape[0]), int(rgb.shape[1])), 1)
-    return DecodedImage(np.ascontiguousarray(rgb[: height // factor, : width // factor]), (height, width), factor)
+    return DecodedImage(rgb, (height, width), factor)
+
+
+_STRAY_BYTES = re.compile(r"extraneous bytes before marker 0x([0-9a-fA-F]{2})")
+
+
+def check_jpeg_scan(data: bytes, described: str) -> None:
+    """Refuse a JPEG whose compressed data libjpeg can only decode by guessing (a cut-short or overwritten scan).
+
+    OpenCV decodes such a file without a word, the missing part grey; libjpeg-turbo's strict mode raises on the
+    same warnings. Decoded at 1/8 scale, which reads every coded block but skips most of the inverse DCT. Stray
+    bytes between header segments are skipped by every decoder and leave the picture whole, so they pass (the
+    check then ends there); stray bytes before a restart or end marker mean the coded blocks did not fit.
+    """
+    try:
+        colour = simplejpeg.decode_jpeg_header(data)[2]
+        simplejpeg.decode_jpeg(data, colorspace="CMYK" if colour in ("CMYK", "YCCK") else "GRAY", min_factor=8,
+                               strict=True)
+    except (ValueError, RuntimeError) as e:
+        stray = _STRAY_BYTES.search(str(e))
+        if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
+            return
+        raise TruncatedImageError(
+            f"{described} cannot be decoded in full ({e}): its compressed data is damaged (cut short or overwritten, "
+            "which would leave part of the picture missing) or uses a JPEG variant DermAssist does not read; send the "
+            "original file again, or re-save it as an 8-bit JPEG or PNG"
+        ) from e

@@ -107,7 +107,8 @@ def _image_pins(dockerfile: Path) -> dict[str, str]:
 # What each image installs that the tests ran at a pinned version: an unpinned one (gradio, keras, grpcio came in
 # unpinned through other packages) would be whatever PyPI had on the day the image was built.
 IMAGE_PACKAGES = {
-    "triton": ("numpy", "opencv-python-headless", "pillow", "tensorflow", "keras", "tritonclient", "grpcio", "protobuf"),
+    "triton": ("numpy", "opencv-python-headless", "pillow", "simplejpeg", "tensorflow", "keras", "tritonclient", "grpcio",
+               "protobuf"),
     "demo": ("gradio", "tritonclient", "grpcio", "protobuf", "numpy", "pillow"),
     "locust-master": ("locust", "tritonclient", "grpcio", "protobuf", "numpy", "opencv-python-headless", "pillow"),
 }
