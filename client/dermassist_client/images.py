@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import InvalidImageError
 
@@ -23,7 +23,14 @@ _MAGIC = (
     (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
 )
+# As the server: a PNG whose ICC profile or text chunk decompresses to over Pillow's 1 MB default is a valid image
+# (never lowered if the application set more).
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 * 2**20)
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
+                b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,24 @@ class EncodedImage:
 def is_dicom(head: bytes) -> bool:
     """Whether bytes starting a file are a DICOM Part 10 file ('DICM' at byte 128)."""
     return head[128:132] == b"DICM"
+
+
+def other_format(data: bytes) -> str | None:
+    """Name a format that is not accepted but is often sent by mistake (WebP, GIF, HEIC, ...), as the server names
+    it (a copy: the thin client imports nothing of the server; a test holds the two equal)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return _HEIF_BRANDS[data[8:12]]
+    if data.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "JPEG 2000"
+    if is_dicom(data):
+        return "DICOM"
+    if data.startswith(b"%PDF"):
+        return "PDF"
+    return None
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -61,6 +86,7 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     """
     try:
         with Image.open(io.BytesIO(data)) as im:
+            _to_full_size_page(im)
             width, height = im.size
             # PIL's TIFF reader reports the turned size already; for JPEG (a phone's multi-picture JPEG: "MPO") and
             # PNG it reports the stored one. A PNG turns by its eXIf chunk only, as the server's decoder reads it: not
@@ -72,6 +98,20 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     except Exception:  # noqa: BLE001 - any unreadable header just means "format and size unknown"
         return None
     return name, ((height, width) if turned else (width, height))
+
+
+_NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
+
+
+def _to_full_size_page(im: Image.Image) -> None:
+    """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it."""
+    if im.format != "TIFF" or int(getattr(im, "n_frames", 1)) <= 1:
+        return
+    for index in range(int(im.n_frames)):
+        im.seek(index)
+        if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
+            return
+    im.seek(0)
 
 
 def header_problem(data: bytes) -> str:
@@ -128,10 +168,13 @@ def _from_path(path: Path) -> EncodedImage:
             "dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "
             "(pip install 'dermassist-client[dicom]')"
         )
+    other = other_format(data) if fmt is None else None
     header = read_header(data)
-    if fmt is None and header is not None:
+    if other is not None or (fmt is None and header is not None):
+        name = other or (header[0] if header is not None else "")
+        article = "an" if name[:1] in "AEIOU" else "a"
         raise InvalidImageError(
-            f"{path} is a {header[0]} image, which DermAssist does not accept; expected a {SUPPORTED} file: "
+            f"{path} is {article} {name} file, which DermAssist does not accept; expected a {SUPPORTED} file: "
             "convert it (for example to PNG) first"
         )
     if fmt is not None and header is None:

@@ -192,7 +192,7 @@ def test_encode_rejects_non_images_locally(tmp_path):
         encode_image(tmp_path / "missing.png")
     webp = tmp_path / "phone.webp"
     Image.new("RGB", (64, 48), (120, 80, 60)).save(webp, "WEBP")
-    with pytest.raises(InvalidImageError, match=r"phone.webp is a WEBP image, which DermAssist does not accept; "
+    with pytest.raises(InvalidImageError, match=r"phone.webp is a WebP file, which DermAssist does not accept; "
                                                 r"expected a JPEG, PNG, BMP or TIFF file: convert it"):
         encode_image(webp)
     dicom = tmp_path / "photo.dcm"

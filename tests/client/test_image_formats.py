@@ -1,0 +1,69 @@
+"""The client reads image files as the server does: the formats it names, BigTIFF, large PNG chunks."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from dermassist_client import InvalidImageError
+from dermassist_client.images import encode_image
+from dermassist_client.images import other_format as client_other_format
+from preprocess.decode import other_format as server_other_format
+from tests.support.images import pil_bytes, synthetic_lesion
+
+RGB = synthetic_lesion(120, 160)
+MISTAKES = {
+    "WebP": pil_bytes(Image.fromarray(RGB), "WEBP"),
+    "GIF": pil_bytes(Image.fromarray(RGB), "GIF"),
+    "HEIC": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+    "HEIF": b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(64),
+    "AVIF": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64),
+    "JPEG 2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
+    "DICOM": bytes(128) + b"DICM" + bytes(64),
+    "PDF": b"%PDF-1.4 a scanned referral letter",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_the_client_names_a_format_sent_by_mistake_as_the_server_does(name: str) -> None:
+    assert client_other_format(MISTAKES[name]) == server_other_format(MISTAKES[name]) == name
+    for plain in (b"", b"hello", pil_bytes(Image.fromarray(RGB), "PNG")):
+        assert client_other_format(plain) is None and server_other_format(plain) is None
+
+
+@pytest.mark.parametrize("name,article", [("PDF", "a"), ("HEIC", "a"), ("AVIF", "an")])
+def test_a_file_of_a_refused_format_is_named_before_it_is_sent(tmp_path, name: str, article: str) -> None:
+    path = tmp_path / f"letter.{name.lower()}"
+    path.write_bytes(MISTAKES[name])
+    expected = rf"letter\.{name.lower()} is {article} {name} file, which DermAssist does not accept"
+    with pytest.raises(InvalidImageError, match=expected):
+        encode_image(path)
+
+
+def test_a_bigtiff_file_is_read_with_its_size(tmp_path) -> None:
+    path = tmp_path / "scan.tif"
+    Image.fromarray(RGB).save(path, "TIFF", big_tiff=True)
+    encoded = encode_image(path)
+    assert encoded.size == (160, 120) and encoded.data[:4] == b"II+\x00"
+
+
+def test_a_png_with_a_text_chunk_over_pillows_default_limit_is_read(tmp_path) -> None:
+    info = PngInfo()
+    info.add_text("Comment", "".join(chr(65 + i % 26) for i in range(3 * 2**20)), zip=True)
+    path = tmp_path / "annotated.png"
+    Image.fromarray(RGB).save(path, "PNG", pnginfo=info)
+    assert encode_image(path).size == (160, 120)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(path.read_bytes())).convert("RGB")), RGB)
+
+
+def test_a_tiff_whose_preview_page_comes_first_has_the_full_pages_size(tmp_path) -> None:
+    """The server analyses the full-size page; the client's original size (the frame of BBOX) must be that page's."""
+    import tifffile
+
+    path = tmp_path / "preview_first.tif"
+    tifffile.imwrite(path, RGB[::4, ::4], photometric="rgb", subfiletype=1)
+    tifffile.imwrite(path, RGB, photometric="rgb", subfiletype=0, append=True)
+    assert encode_image(path).size == (160, 120)
