@@ -219,6 +219,7 @@ class ReferencePipeline:
             [p.work_image for p in prepared],
             np.array([p.scale for p in prepared], dtype=np.float32),
             self.crop_params,
+            np.array([p.original_size for p in prepared], dtype=np.int32),
         )
         t3 = time.perf_counter()
         probs, ood, cam = self._classify(crops.cls_input)

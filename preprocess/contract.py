@@ -97,6 +97,9 @@ WORK_IMAGE = TensorSpec("WORK_IMAGE", "TYPE_UINT8", (-1, -1, 3))
 # Valid (height, width) of each WORK_IMAGE row: rows of one request are zero-padded to a common size.
 WORK_SIZE = TensorSpec("WORK_SIZE", "TYPE_INT32", (2,))
 SCALE = TensorSpec("SCALE", "TYPE_FP32", (1,))
+# (height, width) of the original picture as displayed (EXIF orientation applied): the frame BBOX is in. SCALE alone
+# cannot give it back exactly (work sides are whole pixels), and a box reaching the edge would fall pixels short.
+ORIGINAL_SIZE = TensorSpec("ORIGINAL_SIZE", "TYPE_INT32", (2,))
 # Image-quality measures of each row: sharpness, under-exposure, over-exposure and colour, each scaled so
 # >= 1.0 is acceptable (exposure has two sides so the note can say "too dark" or "too bright").
 QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (4,))
@@ -122,9 +125,9 @@ ENSEMBLE_OUTPUTS = (PROBABILITIES, MASK, BBOX, LESION_FRACTION, CROP, REFER, REF
 ON_REQUEST_OUTPUTS = (CROP, CAM)
 
 STEP_SIGNATURES: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
-    PREPARE_MODEL: ((IMAGE,), (SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, QUALITY)),
+    PREPARE_MODEL: ((IMAGE,), (SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, ORIGINAL_SIZE, QUALITY)),
     SEGMENTER_MODEL: ((SEG_INPUT,), (SEG_PROB,)),
-    CROP_MODEL: ((SEG_PROB, WORK_IMAGE, WORK_SIZE, SCALE),
+    CROP_MODEL: ((SEG_PROB, WORK_IMAGE, WORK_SIZE, SCALE, ORIGINAL_SIZE),
                  (CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP, OTHER_LESION_FRACTION)),
     CLASSIFIER_MODEL: ((CLS_INPUT,), (PROBABILITIES, OOD_SCORE, CAM)),
     TRIAGE_MODEL: ((CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION, OTHER_LESION_FRACTION),

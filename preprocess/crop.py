@@ -175,18 +175,34 @@ def _check_inputs(seg_prob: np.ndarray, work_images: Sequence[np.ndarray], scale
     return prob
 
 
+def _check_original_sizes(original_sizes: np.ndarray | None, n: int) -> list[tuple[int, int]] | None:
+    """The (height, width) of each row's original as ints, or None when not given; refuses a malformed tensor."""
+    if original_sizes is None:
+        return None
+    sizes = np.asarray(original_sizes)
+    if sizes.shape != (n, 2) or not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+        raise InvalidTensorError(
+            f"ORIGINAL_SIZE must be {n} rows of positive integer (height, width), got {sizes.dtype} {sizes.tolist()}"
+        )
+    return [(int(h), int(w)) for h, w in sizes]
+
+
 def crop_batch(
     seg_prob: np.ndarray,
     work_images: Sequence[np.ndarray],
     scales: np.ndarray,
     params: CropParams = CropParams(),
+    original_sizes: np.ndarray | None = None,
 ) -> CropBatch:
     """Threshold, keep the largest lesion (and measure the next largest lesion-like area), box it, crop a square with
     margin, balance its colours (when ``params.colour_constancy``) and normalise, per row.
 
-    An empty mask classifies the whole work image and reports a lesion fraction of 0.
+    An empty mask classifies the whole work image and reports a lesion fraction of 0. BBOX is in the pixels of the
+    original, whose (height, width) per row ``original_sizes`` gives (the served ORIGINAL_SIZE); without it the
+    original is taken as ``original_extent`` of the work image, which can fall a few pixels short of its edge.
     """
     prob = _check_inputs(seg_prob, work_images, scales)
+    originals = _check_original_sizes(original_sizes, prob.shape[0])
     n = prob.shape[0]
     masks = np.zeros((n, SEG_SIZE, SEG_SIZE), dtype=np.uint8)
     bboxes = np.zeros((n, 4), dtype=np.int32)
@@ -197,7 +213,7 @@ def crop_batch(
         image = work_images[row]
         work_h, work_w = image.shape[:2]
         scale = float(np.ravel(scales)[row])
-        orig_h, orig_w = original_extent(work_h, work_w, scale)
+        orig_h, orig_w = original_extent(work_h, work_w, scale) if originals is None else originals[row]
         largest, others[row, 0] = components(prob[row] >= params.threshold)
         masks[row] = largest.astype(np.uint8) * np.uint8(255)
         box = mask_box(masks[row])
@@ -205,7 +221,6 @@ def crop_batch(
             bboxes[row] = (0, 0, orig_w, orig_h)
         else:
             fractions[row, 0] = np.count_nonzero(masks[row]) / float(SEG_SIZE * SEG_SIZE)
-            sx, sy = work_w / SEG_SIZE, work_h / SEG_SIZE
-            bboxes[row] = scale_box(box, sx * scale, sy * scale, orig_w, orig_h)
+            bboxes[row] = scale_box(box, orig_w / SEG_SIZE, orig_h / SEG_SIZE, orig_w, orig_h)
         crops[row] = balanced_crop(image, crop_box(box, work_w, work_h, params.margin), params.colour_constancy)
     return CropBatch(normalise(crops), masks, bboxes, fractions, crops, others)

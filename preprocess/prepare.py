@@ -31,6 +31,7 @@ class PreparedBatch:
     work_image: np.ndarray  # uint8 (N, Hmax, Wmax, 3), each row zero-padded past its WORK_SIZE
     work_size: np.ndarray  # int32 (N, 2): valid (height, width) of each row
     scale: np.ndarray  # float32 (N, 1)
+    original_size: np.ndarray  # int32 (N, 2): (height, width) of each original, as displayed
 
 
 def work_geometry(height: int, width: int) -> tuple[int, int, float]:
@@ -101,4 +102,5 @@ def stack_prepared(images: Sequence[PreparedImage]) -> PreparedBatch:
         work_image=work,
         work_size=sizes,
         scale=np.array([[im.scale] for im in images], dtype=np.float32),
+        original_size=np.array([im.original_size for im in images], dtype=np.int32),
     )

@@ -189,3 +189,19 @@ def test_any_subset_of_outputs_can_be_requested(triton_server, ham_jpeg: bytes, 
     assert set(part) == set(names)
     for name in names:
         np.testing.assert_array_equal(part[name], full[name], err_msg=name)
+
+
+@pytest.mark.parametrize("width,height", [(1500, 1100), (1025, 40), (32, 4000)])
+def test_a_picture_with_no_lesion_gets_the_whole_original_as_its_box(triton_server, width: int, height: int) -> None:
+    """Downscaled to the work image, these sides are not whole work pixels: the box must still reach every edge."""
+    flat = encode(np.full((height, width, 3), (205, 160, 140), np.uint8), ".png")
+    out = infer(triton_server.config.grpc_address, [flat])
+    assert out["LESION_FRACTION"][0, 0] == 0
+    check_contract(out, [(width, height)])
+
+
+def test_a_jpeg_whose_coded_data_is_cut_short_is_refused_though_it_ends_with_its_end_marker(triton_server,
+                                                                                          ham_jpeg: bytes) -> None:
+    with pytest.raises(InferenceServerException) as err:
+        infer(triton_server.config.grpc_address, [ham_jpeg[: len(ham_jpeg) // 2] + b"\xff\xd9"])
+    assert "cannot be decoded in full" in err.value.message() and "INVALID_ARGUMENT" in str(err.value.status())

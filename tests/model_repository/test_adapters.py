@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dermassist.base.paths import PROJECT_ROOT
-from preprocess.contract import SCALE, SEG_PROB, SEG_SIZE, WORK_IMAGE, WORK_SIZE
+from preprocess.contract import ORIGINAL_SIZE, SCALE, SEG_PROB, SEG_SIZE, WORK_IMAGE, WORK_SIZE
 from preprocess.errors import PreprocessError
 
 
@@ -34,10 +34,21 @@ def test_lesion_crop_takes_each_work_image_out_of_its_padding_by_its_own_height_
     first, second = rng.integers(1, 256, (225, 600, 3), np.uint8), rng.integers(1, 256, (300, 400, 3), np.uint8)
     padded[0, :225, :600], padded[1, :300, :400] = first, second
     request = {SEG_PROB.name: np.zeros((2, SEG_SIZE, SEG_SIZE, 1), np.float32), WORK_IMAGE.name: padded,
-               WORK_SIZE.name: np.array([[225, 600], [300, 400]], np.int32), SCALE.name: np.ones((2, 1), np.float32)}
+               WORK_SIZE.name: np.array([[225, 600], [300, 400]], np.int32), SCALE.name: np.ones((2, 1), np.float32),
+               ORIGINAL_SIZE.name: np.array([[225, 600], [300, 400]], np.int32)}
     rows = lesion_crop_adapter._rows(request)
     assert np.array_equal(rows["work"][0], first) and np.array_equal(rows["work"][1], second)
     assert rows["prob"].shape == (2, SEG_SIZE, SEG_SIZE) and rows["scale"].tolist() == [1.0, 1.0]
     too_big = {**request, WORK_SIZE.name: np.array([[225, 701], [300, 400]], np.int32)}
     refused = lesion_crop_adapter._rows(too_big)
     assert isinstance(refused, PreprocessError) and "exceeds WORK_IMAGE" in str(refused)
+
+
+def test_lesion_crop_refuses_an_original_size_that_is_not_one_positive_pair_per_row(lesion_crop_adapter) -> None:
+    request = {SEG_PROB.name: np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32),
+               WORK_IMAGE.name: np.full((1, 40, 60, 3), 128, np.uint8), WORK_SIZE.name: np.array([[40, 60]], np.int32),
+               SCALE.name: np.ones((1, 1), np.float32), ORIGINAL_SIZE.name: np.array([[40, 60]], np.int32)}
+    assert lesion_crop_adapter._rows(request)["original_sizes"].tolist() == [[40, 60]]
+    two_rows = {**request, ORIGINAL_SIZE.name: np.array([[40, 60], [40, 60]], np.int32)}
+    refused = lesion_crop_adapter._rows(two_rows)
+    assert isinstance(refused, PreprocessError) and "ORIGINAL_SIZE 2" in str(refused)

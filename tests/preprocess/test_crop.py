@@ -260,3 +260,22 @@ def test_crop_batch_counts_a_probability_at_the_threshold_as_lesion() -> None:
     out = crop_batch(prob, [_work_image(256, 256)], np.ones(1, np.float32))
     assert out.lesion_fraction[0, 0] == pytest.approx(100 / SEG_SIZE**2)
     assert out.bbox[0].tolist() == [10, 10, 20, 20]
+
+
+def test_with_the_original_size_a_box_reaches_the_originals_edges() -> None:
+    """1500 x 1100 works at 1024 x 750 (1100 / 1.46484375 = 750.9, floored): the scale alone gives back 1098 rows."""
+    work, scale = _work_image(750, 1024), np.array([[1500 / 1024]], np.float32)
+    nothing = np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32)
+    assert crop_batch(nothing, [work], scale).bbox[0].tolist() == [0, 0, 1500, 1098]  # without it: two rows short
+    original = np.array([[1100, 1500]], np.int32)
+    assert crop_batch(nothing, [work], scale, CropParams(), original).bbox[0].tolist() == [0, 0, 1500, 1100]
+    corner = np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32)
+    corner[0, 128:, 192:] = 0.9  # a lesion filling the bottom-right quarter of the grid and touching both edges
+    assert crop_batch(corner, [work], scale, CropParams(), original).bbox[0].tolist() == [1125, 550, 1500, 1100]
+
+
+def test_an_original_size_that_is_not_one_positive_pair_per_row_is_refused() -> None:
+    nothing, work, one = np.zeros((1, SEG_SIZE, SEG_SIZE), np.float32), [_work_image(40, 40)], np.ones(1, np.float32)
+    for bad in (np.array([[40, 40], [40, 40]], np.int32), np.array([[0, 40]], np.int32), np.array([[40.0, 40.0]])):
+        with pytest.raises(InvalidTensorError, match="ORIGINAL_SIZE must be 1 rows of positive integer"):
+            crop_batch(nothing, work, one, CropParams(), bad)

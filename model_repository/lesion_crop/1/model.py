@@ -1,5 +1,5 @@
-"""Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE -> CLS_INPUT, MASK, BBOX, LESION_FRACTION, CROP,
-OTHER_LESION_FRACTION."""
+"""Triton adapter for ``lesion_crop``: SEG_PROB + WORK_IMAGE (its size, scale, the original's size) -> CLS_INPUT, MASK,
+BBOX, LESION_FRACTION, CROP, OTHER_LESION_FRACTION."""
 import json
 
 import numpy as np
@@ -13,6 +13,7 @@ from preprocess.contract import (
     CROP_MODEL,
     LESION_FRACTION,
     MASK,
+    ORIGINAL_SIZE,
     OTHER_LESION_FRACTION,
     SCALE,
     SEG_PROB,
@@ -24,22 +25,23 @@ from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import PreprocessError
 from preprocess.params import set_opencv_threads, step_params
 
-INPUTS = {"prob": SEG_PROB, "work": WORK_IMAGE, "size": WORK_SIZE, "scale": SCALE}
+INPUTS = {"prob": SEG_PROB, "work": WORK_IMAGE, "size": WORK_SIZE, "scale": SCALE, "original": ORIGINAL_SIZE}
 
 
 def _rows(request):
-    """Validated per-row inputs of one request: probability maps, work-image views, scales."""
+    """Validated per-row inputs of one request: probability maps, work-image views, scales, original sizes."""
     rows = input_rows(request, pb_utils, INPUTS)
     if isinstance(rows, PreprocessError):
         return rows
     prob, work, size, scale = rows["prob"], rows["work"], rows["size"], rows["scale"].reshape(-1)
-    if not (len(prob) == len(work) == len(size) == len(scale)):
+    original = rows["original"]
+    if not (len(prob) == len(work) == len(size) == len(scale) == len(original)):
         return PreprocessError(f"batch sizes differ: SEG_PROB {len(prob)}, WORK_IMAGE {len(work)}, "
-                               f"WORK_SIZE {len(size)}, SCALE {len(scale)}")
+                               f"WORK_SIZE {len(size)}, SCALE {len(scale)}, ORIGINAL_SIZE {len(original)}")
     if np.any(size < 1) or np.any(size[:, 0] > work.shape[1]) or np.any(size[:, 1] > work.shape[2]):
         return PreprocessError(f"WORK_SIZE {size.tolist()} exceeds WORK_IMAGE {list(work.shape[1:3])} or is empty")
     return {"prob": prob.reshape(-1, SEG_SIZE, SEG_SIZE), "work": [work[i, :h, :w] for i, (h, w) in enumerate(size)],
-            "scale": scale}
+            "scale": scale, "original_sizes": original}
 
 
 class TritonPythonModel:
@@ -55,8 +57,8 @@ class TritonPythonModel:
         """Crop every row of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
         return triton_responses(batch_execute([_rows(r) for r in requests], self._compute), pb_utils, CROP_MODEL)
 
-    def _compute(self, prob, work, scale):
-        out = crop_batch(prob, work, scale, self.params)
+    def _compute(self, prob, work, scale, original_sizes):
+        out = crop_batch(prob, work, scale, self.params, original_sizes)
         return {CLS_INPUT.name: out.cls_input, MASK.name: out.mask, BBOX.name: out.bbox,
                 LESION_FRACTION.name: out.lesion_fraction, CROP.name: out.crop,
                 OTHER_LESION_FRACTION.name: out.other_fraction}

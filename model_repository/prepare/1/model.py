@@ -1,10 +1,10 @@
-"""Triton adapter for ``prepare``: encoded bytes -> SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, QUALITY."""
+"""Triton adapter for ``prepare``: encoded bytes -> SEG_INPUT, WORK_IMAGE, WORK_SIZE, SCALE, ORIGINAL_SIZE, QUALITY."""
 import json
 
 import triton_python_backend_utils as pb_utils
 
 from preprocess.batching import batch_execute, triton_responses
-from preprocess.contract import IMAGE, PREPARE_MODEL, QUALITY, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
+from preprocess.contract import IMAGE, ORIGINAL_SIZE, PREPARE_MODEL, QUALITY, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
 from preprocess.errors import InvalidImageError
 from preprocess.params import set_opencv_threads, step_params
 from preprocess.prepare import prepare_images, stack_prepared
@@ -37,4 +37,5 @@ class TritonPythonModel:
             raise InvalidImageError("; ".join(f"IMAGE row {i}: {e}" for i, e in bad))
         batch = stack_prepared(rows["prepared"])
         return {SEG_INPUT.name: batch.seg_input, WORK_IMAGE.name: batch.work_image, WORK_SIZE.name: batch.work_size,
-                SCALE.name: batch.scale, QUALITY.name: quality_batch(batch.seg_input, self.limits)}
+                SCALE.name: batch.scale, ORIGINAL_SIZE.name: batch.original_size,
+                QUALITY.name: quality_batch(batch.seg_input, self.limits)}
