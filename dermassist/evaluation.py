@@ -14,9 +14,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,17 @@ ATTRIBUTION = {
     "ham10000": "HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), CC BY-NC-SA 4.0; lesion masks "
                 "Tschandl et al., Nat. Med. 2020",
     "isic2019": "ISIC 2019 Challenge (BCN20000: Combalia et al. 2019; HAM10000), CC BY-NC",
+}
+PUBLIC_ID = re.compile(r"^ISIC_\d{7}$")  # how the ISIC archive names its images (PH2's layout admits only its own)
+#: Every file a report writes; a new run removes these (and only these) from the folder before it sends an image.
+REPORT_FILES = ("report.json", "report.md", "images.csv", "confusion.png", "melanoma_roc.png", "per_class_recall.png",
+                "reliability.png", "ood_scores.png")
+FITTED_SPLITS = ("train", "val")  # the splits of a release's manifest the model was fitted or tuned on
+NO_DIAGNOSIS = {
+    "isic2017": "no ISIC-2017_<Split>_Part3_GroundTruth.csv lies beside the image folders, so no image has a diagnosis: "
+                "add the Part 3 ground truth for diagnosis figures",
+    "isic2018": "the ISIC 2018 Task 1 segmentation layout carries lesion masks but no diagnosis (ISIC 2018 Task 3 has them)",
+    "isic2016": "the ISBI 2016 Part 1 segmentation layout carries lesion masks but no diagnosis",
 }
 
 
@@ -72,6 +84,10 @@ class EvaluationConfig(Settings, RemoteSettings):
         if self.split_manifest is not None and not Path(self.split_manifest).is_file():
             raise EvaluationError(f"--split-manifest {self.split_manifest} does not exist; expected a split JSON "
                                   "written by training (e.g. training/release/splits/classifier_split.json)")
+        if self.name and (Path(self.name).name != self.name or self.name in (".", "..") or "\\" in self.name):
+            raise EvaluationError(f"--name {self.name!r} is not a plain folder name; expected a name without / or \\ "
+                                  "that is not . or .. (the report goes to OUT/NAME/): pass e.g. --name site_a, and "
+                                  "--out for the folder above it")
         if not self.name:  # the folder's own name, also for `--data .`
             object.__setattr__(self, "name", Path(self.data).resolve().name
                                + (f"_{self.split}" if self.split_manifest else ""))
@@ -100,8 +116,12 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict]:
     from training.readers import read_dataset
 
     dataset = read_dataset(config.data)
+    kept = {s.image_path for s in dataset.samples}
     not_evaluated = {"absent_on_disk": list(dataset.missing_images), "listed_again": list(dataset.duplicate_rows),
-                     "unknown_label_rows": dataset.skipped_unknown, "unlabelled_images": dataset.skipped_unlabelled}
+                     "unknown_label_rows": dataset.skipped_unknown, "near_misses": dict(dataset.near_misses),
+                     # on disk, named by no label row: left out, or (ISIC 2017) in the segmentation figures only
+                     "unlabelled_images": [str(p) for p in dataset.unlabelled_images if p not in kept],
+                     "segmentation_only": [str(p) for p in dataset.unlabelled_images if p in kept]}
     samples = list(dataset.samples)
     if config.split_manifest is not None:
         try:
@@ -138,22 +158,23 @@ def service(config: EvaluationConfig) -> Iterator[str]:
 
 
 def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False,
-            options: dict[str, Any] | None = None) -> Answers:
+            options: dict[str, Any] | None = None, answers: Answers | None = None) -> Answers:
     """Send the images in batches; a refused batch is retried image by image so one bad file refuses only itself.
-    ``options`` are further client SDK options (TLS). A service that cannot be reached or fails raises
-    EvaluationError."""
+    ``options`` are further client SDK options (TLS). The answers go into ``answers`` as they come (a new Answers when
+    none), so a caller keeps those received when a service that cannot be reached or fails raises EvaluationError."""
     from dermassist_client import DermAssistClientError
 
+    answers = Answers() if answers is None else answers
     try:
-        return _analyse(url, paths, timeout_s, with_crop, options or {})
+        return _analyse(url, paths, timeout_s, with_crop, options or {}, answers)
     except DermAssistClientError as e:
         raise EvaluationError(f"the DermAssist at {url} did not answer the evaluation: {e}") from e
 
 
-def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool, options: dict[str, Any]) -> Answers:
+def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool, options: dict[str, Any],
+             answers: Answers) -> Answers:
     from dermassist_client import DermAssistClient, InvalidImageError, PartialBatchError
 
-    answers = Answers()
     with DermAssistClient(url, timeout=timeout_s, **options) as client:
         for start in range(0, len(paths), BATCH):
             part = list(paths[start : start + BATCH])
@@ -210,25 +231,36 @@ def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: floa
     return out
 
 
-def _truth_mask(path: Path) -> np.ndarray:
+def truth_mask(path: Path, image: Path) -> np.ndarray:
+    """A ground-truth mask on the served mask grid, in the frame the service answers in: the image as displayed.
+
+    A mask the size of the stored pixels of an image with an EXIF orientation is turned the way the image is turned
+    (a square image, or a 180-degree orientation, has both frames of one size: its mask is taken as drawn on the stored
+    pixels, as the image file holds them); a mask the size of the displayed image is used as it is.
+    """
     import cv2
 
     from preprocess.contract import SEG_SIZE
+    from training.readers.common import image_orientation, image_size, to_displayed
 
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
     if mask is None:
         raise EvaluationError(f"mask {path} cannot be read; expected a 0/255 image")
+    orientation = image_orientation(image)
+    if orientation != 1 and (mask.shape[1], mask.shape[0]) == image_size(image):
+        mask = to_displayed(mask, orientation)
     return (cv2.resize(mask, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
 
 
 def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:
-    """Served MASK against the ground truth (resized to the mask grid): mean Dice, Jaccard, thresholded Jaccard."""
+    """Served MASK against the ground truth (turned like its image for display, resized to the mask grid): mean
+    Dice, Jaccard, thresholded Jaccard."""
     from training.metrics import segmentation_metrics
 
     pairs = [(s, r) for s, r in zip(samples, results) if s.mask_path is not None]
     if not pairs:
         return None
-    truth = np.stack([_truth_mask(s.mask_path) for s, _ in pairs])
+    truth = np.stack([truth_mask(s.mask_path, s.image_path) for s, _ in pairs])
     served = np.stack([(np.asarray(r.mask) > 0).astype(np.uint8) for _, r in pairs])
     return {**segmentation_metrics(truth, served, 0.5), "images": len(pairs)}
 
@@ -299,16 +331,118 @@ def report_folder(folder: Path) -> Path:
     return folder
 
 
+def clear_report(folder: Path) -> None:
+    """Remove the files an earlier report left in ``folder`` (only the names in REPORT_FILES, nothing else), so no
+    plot or table of another run can be read as this one's."""
+    for name in REPORT_FILES:
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
+def attribution(dataset: str, image_ids: Sequence[str]) -> str:
+    """The credit line of the public set the images are, or "" for a site's own images in a public set's layout.
+
+    The ISIC layouts are credited only for images named as the ISIC archive names them (``ISIC_<7 digits>``; a
+    hospital's ``P001`` in the HAM10000 layout is not HAM10000), in part when only some are; PH2's layout admits
+    only its own image names."""
+    credit = ATTRIBUTION.get(dataset, "")
+    if not credit or dataset == "ph2" or not image_ids:
+        return credit
+    public = sum(bool(PUBLIC_ID.match(i)) for i in image_ids)
+    if public == len(image_ids):
+        return credit
+    return f"{public} of {len(image_ids)} images are named as in {credit}" if public else ""
+
+
+def seen_in_training(image_ids: Iterable[str], release: Path) -> list[dict]:
+    """Per split manifest of the release in ``release`` (its ``release.json`` names them): the evaluated images the
+    model was fitted or tuned on (FITTED_SPLITS), counted per split, and the manifest's other splits. An unreadable
+    release or manifest is logged and skipped: the check warns, it never stops an evaluation."""
+    from training.release import ReleaseError, read_manifest
+
+    ids = set(image_ids)
+    try:
+        manifests = read_manifest(release).get("data", {}).get("splits", {})
+    except ReleaseError as e:
+        logger.warning("no check against the training splits: %s", e)
+        return []
+    found = []
+    for model, relative in sorted(manifests.items()):
+        path = Path(release) / relative
+        try:
+            manifest = json.loads(path.read_text())
+            splits = {k: {row["image_id"] for row in manifest.get(k, [])} for k in FITTED_SPLITS}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            logger.warning("no check against the %s split manifest %s: %s", model, path, e)
+            continue
+        counts = {k: len(ids & v) for k, v in splits.items()}
+        if sum(counts.values()):
+            found.append({"model": model, "manifest": str(path), "splits": counts,
+                          "images": sorted(ids & set().union(*splits.values())),
+                          "unseen_splits": [k for k in manifest if k not in FITTED_SPLITS]})
+    return found
+
+
+def _not_sent(samples: Sequence, answers: Answers) -> list:
+    done = {str(p) for p in answers.paths} | {str(p) for p, _ in answers.refused}
+    return [s for s in samples if str(s.image_path) not in done]
+
+
+def write_partial(config: EvaluationConfig, name: str, samples: Sequence, answers: Answers, outside: Answers,
+                  not_evaluated: dict, reason: str) -> Path:
+    """After a run stopped (the service went away, Ctrl-C): ``images.csv`` with every answer received and the images
+    not sent, ``report.json`` and a ``report.md`` marked PARTIAL with the reason and no figure (a figure on the
+    images that happened to come first is not the site's)."""
+    folder = Path(config.out) / config.name
+    rows = image_rows(samples, answers, outside, Path(config.data), config.ood, absent=not_evaluated["absent_on_disk"],
+                      unlabelled=not_evaluated["unlabelled_images"], near=not_evaluated["near_misses"])
+    rows += [{"set": "evaluated", "image": s.image_id, "path": _relative(s.image_path, Path(config.data)),
+              "truth": s.code or "", "status": "not sent: the run stopped before this image"}
+             for s in _not_sent(samples, answers)]
+    write_image_table(rows, folder / "images.csv")
+    report = {"name": config.name, "dataset": name, "data": str(config.data), "partial": reason,
+              "images": len(samples), "answered": len(answers.results), "refused": answers.refused,
+              "out_of_distribution_answered": len(outside.results), "not_evaluated": not_evaluated,
+              "model": _model_of(answers.results)}
+    (folder / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    (folder / "report.md").write_text("\n".join([
+        f"# PARTIAL: DermAssist site validation: {config.name}", "",
+        f"**PARTIAL: this run stopped after {len(answers.results)} of {len(samples)} images were answered "
+        f"({len(answers.refused)} refused): {reason}.** It gives no figure: those on the images that happened to come "
+        "first would not be the site's. `images.csv` beside this report holds every answer received and names the "
+        "images not sent; run the evaluation again for the report.", ""]) + "\n")
+    logger.error("evaluation stopped (%s): partial answers -> %s", reason, folder / "images.csv")
+    return folder
+
+
 def evaluate(config: EvaluationConfig) -> dict:
-    """Run the evaluation and write ``report.json``, ``report.md`` and the plots; returns the report."""
+    """Run the evaluation and write ``report.json``, ``report.md``, ``images.csv`` and the plots; returns the report.
+    A run that stops (the service goes away, Ctrl-C) writes what was answered, marked PARTIAL, and raises on."""
     name, samples, not_evaluated = read_selection(config)
     outside_paths = image_files(config.ood) if config.ood is not None else []
-    report_folder(Path(config.out) / config.name)
+    clear_report(report_folder(Path(config.out) / config.name))
     start = time.perf_counter()
-    with service(config) as url:
-        answers = analyse(url, [s.image_path for s in samples], config.timeout_s, options=config.client_options())
-        outside = (analyse(url, outside_paths, config.timeout_s, options=config.client_options()) if outside_paths
-                   else Answers())
+    answers, outside = Answers(), Answers()
+    try:
+        with service(config) as url:
+            answers = analyse(url, [s.image_path for s in samples], config.timeout_s,
+                              options=config.client_options(), answers=answers)
+            if outside_paths:
+                outside = analyse(url, outside_paths, config.timeout_s, options=config.client_options(),
+                                  answers=outside)
+    except KeyboardInterrupt:
+        write_partial(config, name, samples, answers, outside, not_evaluated, "interrupted (Ctrl-C)")
+        raise
+    except DermAssistError as e:
+        write_partial(config, name, samples, answers, outside, not_evaluated, str(e))
+        raise
+    return _finish(config, name, samples, not_evaluated, answers, outside, time.perf_counter() - start)
+
+
+def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluated: dict, answers: Answers,
+            outside: Answers, seconds: float) -> dict:
+    """The figures of a complete run, written to the report folder."""
+    from training.release import RELEASE_DIR
+
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
     results = answers.results
@@ -316,9 +450,10 @@ def evaluate(config: EvaluationConfig) -> dict:
                     if config.split_manifest else None, "split_manifest": str(config.split_manifest or ""),
                     "images": len(samples), "answered": len(results), "refused": answers.refused,
                     "not_evaluated": not_evaluated,
+                    "seen_in_training": seen_in_training([s.image_id for s in samples], RELEASE_DIR),
                     "refused_truth": {p: by_path[Path(p)].code for p, _ in answers.refused
                                       if Path(p) in by_path and by_path[Path(p)].code},
-                    "attribution": ATTRIBUTION.get(name, ""), "model": _model_of(results)}
+                    "attribution": attribution(name, [s.image_id for s in samples]), "model": _model_of(results)}
     report["segmentation"] = segmentation_figures(answered, results)
     labelled = [(s, r) for s, r in zip(answered, results) if s.label is not None]
     if labelled:
@@ -328,17 +463,28 @@ def evaluate(config: EvaluationConfig) -> dict:
         if all(r.refer is not None for _, r in labelled):
             refer = np.array([r.refer for _, r in labelled])
             assessable = np.array([r.assessable for _, r in labelled])
-            report["triage"] = triage_figures(labels, refer, assessable)
+            report["triage"] = {**triage_figures(labels, refer, assessable),
+                                "melanomas_refused": sum(code == "MEL" for code in report["refused_truth"].values())}
+    else:
+        report["no_diagnosis"] = (NO_DIAGNOSIS.get(name, "no evaluated image has a diagnosis label")
+                                  if all(s.label is None for s in samples) else
+                                  "none of the labelled images was answered (see Refused images)")
     report["review"] = review_lists(answered, results)
+    report["melanomas_answered"] = sum(s.code == "MEL" for s in answered)
     if outside.results:
         inside = np.array([r.ood_score for r in results], np.float64)
         report["ood"] = ood_figures(inside, np.array([r.ood_score for r in outside.results], np.float64),
                                     outside.paths, np.array([r.assessable for r in outside.results]))
         report["ood"]["refused"] = len(outside.refused)
-    report["seconds"] = round(time.perf_counter() - start, 1)
+    elif config.ood is not None:
+        report["ood_note"] = (f"all {len(outside.refused)} images of --ood {config.ood} were refused (their reasons "
+                              "are in images.csv)" if outside.refused else
+                              f"--ood {config.ood} holds no image file (accepted: {', '.join(IMAGE_SUFFIXES)})")
+    report["seconds"] = round(seconds, 1)
     folder = write_report(report, results, answered, outside, Path(config.out) / config.name)
     write_image_table(image_rows(samples, answers, outside, Path(config.data), config.ood,
-                                 absent=not_evaluated["absent_on_disk"]), folder / "images.csv")
+                                 absent=not_evaluated["absent_on_disk"], unlabelled=not_evaluated["unlabelled_images"],
+                                 near=not_evaluated["near_misses"]), folder / "images.csv")
     return report
 
 
@@ -368,11 +514,13 @@ def _relative(path: Path | str, folder: Path | None) -> str:
 
 
 def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path | None = None,
-               ood: Path | None = None, absent: Sequence[str] = ()) -> list[dict]:
+               ood: Path | None = None, absent: Sequence[str] = (), unlabelled: Sequence[Path | str] = (),
+               near: dict[str, str] | None = None) -> list[dict]:
     """One row per image: the evaluated images' answers, the out-of-distribution folder's, the refused images
-    with the reason and the ``absent`` ones (listed in the labels, not on disk), so no image of the run is missing
-    from ``images.csv``; ``samples`` are all the evaluated images (answered or not), paths relative to the ``data``
-    and ``ood`` folders."""
+    with the reason, the ``absent`` ones (listed in the labels, not on disk; ``near`` says which file an absent name
+    nearly names) and the ``unlabelled`` files (on disk, in no label row), so no image of the run is missing from
+    ``images.csv``; ``samples`` are all the evaluated images (answered or not), paths relative to the ``data`` and
+    ``ood`` folders."""
     from preprocess.contract import CLASS_CODES
 
     def row(group: str, image: str, path: Path | str, truth: str | None, result=None, refusal: str = "") -> dict:
@@ -396,8 +544,11 @@ def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path
         rows.append(row("evaluated", sample.image_id if sample else Path(path).stem, path,
                         sample.code if sample else None, refusal=why))
     rows += [row("out_of_distribution", Path(p).stem, p, None, refusal=why) for p, why in outside.refused]
-    rows += [{"set": "evaluated", "image": image_id, "status": "not evaluated: listed in the labels but absent on disk"}
-             for image_id in absent]
+    near = near or {}
+    rows += [{"set": "evaluated", "image": image_id, "status": "not evaluated: listed in the labels but absent on disk"
+              + (f" ({near[image_id]})" if image_id in near else "")} for image_id in absent]
+    rows += [{"set": "evaluated", "image": Path(p).stem, "path": _relative(p, data),
+              "status": "not evaluated: on disk but no label row names it"} for p in unlabelled]
     return rows
 
 
@@ -471,11 +622,19 @@ def _fmt(value: object) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _review_markdown(review: dict[str, list[dict]]) -> list[str]:
-    """The review lists as tables (at most REVIEW_ROWS rows each), pointing to images.csv for the rest."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _review_markdown(review: dict[str, list[dict]], melanomas: int | None = None) -> list[str]:
+    """The review lists as tables (at most REVIEW_ROWS rows each), pointing to images.csv for the rest; ``melanomas``
+    answered (None: not known) tells "none missed" from "none to miss"."""
     lines = ["## Images to review", "", "Every image's answer is in `images.csv` beside this report."]
     for key, title in (("melanomas_not_referred", "Melanomas REFER did not refer"), ("not_assessable", "Not assessable")):
         entries = review.get(key, [])
+        if key == "melanomas_not_referred" and melanomas == 0:
+            lines += ["", f"{title}: none, as the answered images hold no melanoma."]
+            continue
         lines += ["", f"{title}: {len(entries) or 'none'}."]
         if entries:
             lines += ["", "| image | truth | top class | REFER score | OOD score | note |", "|---|---|---|---|---|---|"]
@@ -487,21 +646,45 @@ def _review_markdown(review: dict[str, list[dict]]) -> list[str]:
     return lines + [""]
 
 
+def _names(items: Sequence[str]) -> str:
+    """The first REVIEW_ROWS names, and how many more."""
+    return ", ".join(items[:REVIEW_ROWS]) + (f" and {len(items) - REVIEW_ROWS} more" if len(items) > REVIEW_ROWS else "")
+
+
 def _not_evaluated_markdown(skipped: dict) -> list[str]:
     """What the labels named that the figures do not cover, said at the top so no one reads them as the whole set."""
     absent, again = skipped.get("absent_on_disk", []), skipped.get("listed_again", [])
+    near = skipped.get("near_misses") or {}
     parts = []
     if absent:
-        shown = ", ".join(absent[:REVIEW_ROWS]) + (f" and {len(absent) - REVIEW_ROWS} more" if len(absent) > REVIEW_ROWS else "")
+        shown = _names([f"{a} ({near[a]})" if a in near else a for a in absent])
         parts.append(f"{len(absent)} image(s) listed in the labels are not on disk and were not evaluated ({shown}; "
                      "images.csv lists them)")
     if again:
         parts.append(f"{len(again)} image(s) listed twice with the same label were evaluated once ({', '.join(again[:5])})")
     if skipped.get("unknown_label_rows"):
         parts.append(f"{skipped['unknown_label_rows']} row(s) labelled UNK (unknown diagnosis) were left out")
-    if skipped.get("unlabelled_images"):
-        parts.append(f"{skipped['unlabelled_images']} image(s) on disk have no label and were left out")
+    unlabelled, seg_only = skipped.get("unlabelled_images") or [], skipped.get("segmentation_only") or []
+    if unlabelled:
+        parts.append(f"{len(unlabelled)} image(s) on disk have no label row and were left out "
+                     f"({_names([Path(p).name for p in unlabelled])}; images.csv lists them)")
+    if seg_only:
+        parts.append(f"{len(seg_only)} image(s) have no diagnosis row: they count in the segmentation figures only "
+                     f"({_names([Path(p).name for p in seg_only])})")
     return [f"**Not in these figures:** {'; '.join(parts)}.", ""] if parts else []
+
+
+def _seen_markdown(seen: Sequence[dict]) -> list[str]:
+    """The warning that the model was fitted or tuned on some evaluated images, and how to leave them out."""
+    lines = []
+    for m in seen:
+        split = (m["unseen_splits"] or ["test"])[0]
+        counts = " and ".join(f"{n} in {k}" for k, n in m["splits"].items() if n)
+        lines += [f"**Optimistic figures:** {len(m['images'])} of the evaluated images ({counts}; e.g. "
+                  f"{', '.join(m['images'][:5])}) are in the training or validation split of the released {m['model']} "
+                  f"(`{m['manifest']}`): the model was fitted or tuned on them, so figures on them are optimistic. "
+                  f"Evaluate only images it never saw with `--split-manifest {m['manifest']} --split {split}`.", ""]
+    return lines
 
 
 def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:
@@ -511,7 +694,8 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
              + (f", split `{report['split']}` of `{report['split_manifest']}`" if report.get("split") else "") + "), "
              f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
              f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
-             "through the served ensemble.", ""] + _not_evaluated_markdown(report.get("not_evaluated") or {})
+             "through the served ensemble.", ""] + _seen_markdown(report.get("seen_in_training") or []) \
+        + _not_evaluated_markdown(report.get("not_evaluated") or {})
     if report.get("segmentation"):
         seg = report["segmentation"]
         lines += ["## Segmentation (served MASK against the ground truth)", "",
@@ -527,7 +711,8 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{format_interval(c.get('balanced_accuracy_ci95'))} | {_fmt(c['macro_precision'])} | "
                   f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])} | {_fmt(c['melanoma_auc'])} | {_fmt(c['ece'])} |", ""]
         if c.get("balanced_accuracy_ci95") or floor:
-            lines += ["In parentheses: the 95% interval (stratified bootstrap over the images of each class)."
+            lines += ["In parentheses: the 95% interval (each class's recall drawn from its Jeffreys posterior, "
+                      "Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread)."
                       + (f" ECE is not zero even for a perfectly calibrated model on {c['images']} images: with these same "
                          f"probabilities and labels drawn from them it scores a median {floor['median']:.3f} (95th "
                          f"percentile {floor['p95']:.3f}), so an ECE under {floor['p95']:.3f} is within what the sample "
@@ -536,17 +721,21 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
         for code, recall in c["per_class_recall"].items():
             lines.append(f"| {code} ({names[code]}) | {c['support'][code]} | {_fmt(recall)} | {_fmt(c['per_class_f1'][code])} |")
         lines.append("")
+    elif report.get("no_diagnosis"):
+        lines += ["## Diagnosis", "", f"No diagnosis figures: {report['no_diagnosis']}.", ""]
     if report.get("triage"):
         t = report["triage"]
+        refused = t.get("melanomas_refused") or 0
+        left_out = f"; {_plural(refused, 'refused melanoma')} not counted" if refused else ""
         lines += ["## Referral and assessability", "", "| melanoma sensitivity | malignant sensitivity | benign specificity | "
                   "not assessable |", "|---|---|---|---|",
                   f"| {_fmt(t['melanoma_sensitivity'])}{format_interval(t.get('melanoma_sensitivity_ci95'))}, "
-                  f"{t['melanomas']} melanomas | {_fmt(t['malignant_sensitivity'])}"
+                  f"{_plural(t['melanomas'], 'melanoma')}{left_out} | {_fmt(t['malignant_sensitivity'])}"
                   f"{format_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_fmt(t['specificity'])}"
                   f"{format_interval(t.get('specificity_ci95'))}, {t['benign']} benign | {_fmt(t['not_assessable'])} |", "",
                   "In parentheses: the 95% Wilson interval of each share.", ""]
     if "review" in report:
-        lines += _review_markdown(report["review"])
+        lines += _review_markdown(report["review"], report.get("melanomas_answered"))
     if report.get("ood"):
         o = report["ood"]
         lines += ["## Out-of-distribution images", "", f"AUROC of OOD_SCORE, {o['images']} non-dermoscopic images against "
@@ -555,6 +744,8 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   "", "| kind | share not assessable |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in o["not_assessable_by_kind"].items()]
         lines.append("")
+    elif report.get("ood_note"):
+        lines += ["## Out-of-distribution images", "", f"No OOD figure: {report['ood_note']}.", ""]
     for title, png in plots:
         lines += [f"### {title}", "", f"![{title}]({png})", ""]
     if report["refused"]:

@@ -43,6 +43,10 @@ class UnknownLabelError(DatasetError):
     """A diagnosis code or one-hot row does not map to a contract class."""
 
 
+class LabelEncodingError(UnknownLabelError):
+    """A label CSV is not in UTF-8 (e.g. saved by Excel in the Windows code page)."""
+
+
 class EmptyDatasetError(DatasetError):
     """A dataset (or one split of it) holds no usable sample."""
 

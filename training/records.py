@@ -47,16 +47,26 @@ class Dataset:
     skipped_unknown: int = 0
     skipped_unlabelled: int = 0
     duplicate_rows: tuple[str, ...] = ()  # image ids a label CSV lists again with the same label (read once)
+    # image files on disk that no label row names; left out of the samples, or (ISIC 2017 without its Part 3 row)
+    # kept unlabelled for the segmentation figures
+    unlabelled_images: tuple[Path, ...] = ()
+    near_misses: dict[str, str] = field(default_factory=dict)  # absent listed name -> the file it nearly names
     splits: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.samples:
+            fix = "point --data at a folder with images"
+            if self.near_misses:
+                listed, where = next(iter(self.near_misses.items()))
+                fix = f"make the names in the labels match the files (e.g. {listed} is {where})"
+            elif self.missing_images:
+                fix = (f"copy the listed images into the layout's image folder or fix their names in the labels "
+                       f"(e.g. {self.missing_images[0]})")
             raise EmptyDatasetError(
                 f"dataset {self.name!r} at {self.root} holds no usable image; "
                 f"expected at least one image in the layout, got 0 "
                 f"({len(self.missing_images)} listed but absent, {self.skipped_unknown} UNK rows skipped, "
-                f"{self.skipped_unlabelled} without a label); "
-                "point --data at a folder with images"
+                f"{self.skipped_unlabelled} without a label); {fix}"
             )
 
     @property

@@ -1,6 +1,7 @@
 """Site-validation figures on answers worked out by hand (no server)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,8 +46,8 @@ def test_classification_figures_carry_their_uncertainty() -> None:
     probs = np.eye(8)[[MEL, NV, NV, NV]]  # certain answers: a perfectly calibrated model would have ECE 0
     c = classification_figures(labels, probs)
     assert c["balanced_accuracy"] == 0.75 and c["ece_if_calibrated"] == {"median": 0.0, "p95": 0.0}
-    low, high = c["balanced_accuracy_ci95"]  # MEL recall 0, 0.5 or 1 in a draw, NV always 1
-    assert (low, high) == (0.5, 1.0) and c["ece"] == pytest.approx(0.25)
+    low, high = c["balanced_accuracy_ci95"]  # MEL recall from Beta(3/2, 3/2), NV from Beta(5/2, 1/2): never certain
+    assert 0.25 < low < 0.5 and 0.9 < high < 1.0 and c["ece"] == pytest.approx(0.25)
 
 
 def test_ood_figures_by_hand(tmp_path: Path) -> None:
@@ -62,9 +63,11 @@ def test_segmentation_figures_compare_the_served_mask_with_the_resized_truth(tmp
     truth = np.zeros((450, 600), np.uint8)
     truth[:, :300] = 255  # left half of the original
     cv2.imwrite(str(tmp_path / "m.png"), truth)
+    cv2.imwrite(str(tmp_path / "i.jpg"), np.zeros((450, 600, 3), np.uint8))  # no EXIF orientation
     served = np.zeros((256, 256), np.uint8)
     served[:, :64] = 255  # left quarter on the mask grid: Jaccard 1/2, Dice 2/3
-    figures = segmentation_figures([SimpleNamespace(mask_path=tmp_path / "m.png"), SimpleNamespace(mask_path=None)],
+    figures = segmentation_figures([SimpleNamespace(mask_path=tmp_path / "m.png", image_path=tmp_path / "i.jpg"),
+                                    SimpleNamespace(mask_path=None, image_path=tmp_path / "i.jpg")],
                                    [SimpleNamespace(mask=served), SimpleNamespace(mask=served)])
     assert figures["images"] == 1
     assert figures["jaccard"] == pytest.approx(0.5) and figures["dice"] == pytest.approx(2 / 3)
@@ -81,8 +84,10 @@ def test_config_refuses_missing_folders_and_names_the_split(tmp_path: Path, monk
 
 
 def test_config_takes_tls_options_only_for_a_running_service(tmp_path: Path) -> None:
+    import trustme
+
     pem = tmp_path / "ca.pem"
-    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    trustme.CA().cert_pem.write_to_path(str(pem))
     with pytest.raises(EvaluationError, match="need --url"):
         EvaluationConfig(data=tmp_path, ssl=True)
     with pytest.raises(EvaluationError, match="root_certificates was given but ssl is off"):
@@ -129,7 +134,7 @@ def test_markdown_report_carries_figures_and_attribution() -> None:
                                  "per_class_recall": {}, "per_class_f1": {}, "support": {}}}
     text = render_markdown(report, [("Confusion matrix", "confusion.png")], {})
     assert "| 2 | 0.900 | 0.800 | 0.700 |" in text and "![Confusion matrix](confusion.png)" in text
-    assert "| 1.000 (0.21-1.00), 1 melanomas | 1.000, 1 |" in text and text.rstrip().endswith("For research and testing only.")
+    assert "| 1.000 (0.21-1.00), 1 melanoma | 1.000, 1 |" in text and text.rstrip().endswith("For research and testing only.")
     assert "| 2 | 0.500 | 0.500 (0.50-0.50) | 0.250 |" in text
     assert "median 0.300 (95th percentile 0.450), so an ECE under 0.450 is within" in text
 
@@ -244,16 +249,16 @@ def test_evaluate_reads_a_folder_sends_it_and_figures_each_answer_against_its_ow
     images = folder / "HAM10000_images_part_1"
     images.mkdir(parents=True)
     truths = {"ISIC_0000001": "mel", "ISIC_0000002": "nv", "ISIC_0000003": "nv", "ISIC_0000004": "bkl"}
-    answers = {"ISIC_0000001": "MEL", "ISIC_0000002": "NV", "ISIC_0000003": "BKL", "ISIC_0000004": "BKL"}
+    tops = {"ISIC_0000001": "MEL", "ISIC_0000002": "NV", "ISIC_0000003": "BKL", "ISIC_0000004": "BKL"}
     rows = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
     for image_id, dx in truths.items():
         (images / f"{image_id}.jpg").write_bytes(ham_jpeg)
         rows.append(f"HAM_{image_id},{image_id},{dx},histo,50,male,back")
     (folder / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
 
-    def answered(url, paths, timeout_s, with_crop=False, options=None):
-        results = [dataclasses.replace(synthetic_result((600, 450), top=answers[Path(p).stem], assessable=True),
-                                       refer=answers[Path(p).stem] == "MEL") for p in paths]
+    def answered(url, paths, timeout_s, with_crop=False, options=None, answers=None):
+        results = [dataclasses.replace(synthetic_result((600, 450), top=tops[Path(p).stem], assessable=True),
+                                       refer=tops[Path(p).stem] == "MEL") for p in paths]
         return evaluation.Answers(paths=list(paths), results=results)
 
     monkeypatch.setattr(evaluation, "service", lambda config: contextlib.nullcontext("stand-in:1"))
@@ -268,3 +273,199 @@ def test_evaluate_reads_a_folder_sends_it_and_figures_each_answer_against_its_ow
     assert report["triage"]["melanoma_sensitivity"] == 1.0 and report["triage"]["specificity"] == 1.0
     written = json.loads((tmp_path / "reports" / "site" / "report.json").read_text())
     assert written["classification"]["accuracy"] == pytest.approx(3 / 4)
+
+
+def _turned_jpeg(path: Path, stored: tuple[int, int], orientation: int) -> Path:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", stored, (128, 100, 90)).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_mask_is_compared_in_the_frame_the_service_answers_in(tmp_path: Path, orientation: int) -> None:
+    from training.readers.common import to_displayed
+
+    image = _turned_jpeg(tmp_path / "i.jpg", (600, 400), orientation)  # the service answers for the turned image
+    stored = np.zeros((400, 600), np.uint8)
+    stored[:, :150] = 255  # the left quarter of the stored pixels
+    shown = to_displayed(stored, orientation)
+    cv2.imwrite(str(tmp_path / "stored.png"), stored)
+    cv2.imwrite(str(tmp_path / "shown.png"), shown)
+    served = (cv2.resize(shown, (256, 256), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8) * 255
+    # a mask in either frame is compared in the displayed one; turned by 180 degrees both frames have one size, and
+    # a mask of that size is taken as drawn on the stored pixels
+    for mask in ("stored.png", "shown.png") if orientation in (6, 8) else ("stored.png",):
+        figures = segmentation_figures([SimpleNamespace(mask_path=tmp_path / mask, image_path=image)],
+                                       [SimpleNamespace(mask=served)])
+        assert figures["dice"] == 1.0 and figures["jaccard"] == 1.0, mask
+
+
+def _ham_site(root: Path, dx: dict[str, str], extra_files: Sequence[str] = ()) -> Path:
+    images = root / "HAM10000_images_part_1"
+    images.mkdir(parents=True)
+    for name in [f"{i}.jpg" for i in dx] + list(extra_files):
+        cv2.imwrite(str(images / name), np.full((45, 60, 3), 128, np.uint8))
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n"
+                                                + "".join(f"L{i},{i},{d}\n" for i, d in dx.items()))
+    return root
+
+
+def _stand_in(monkeypatch: pytest.MonkeyPatch, tops: dict[str, str], stop_after: int | None = None,
+              stop: BaseException | None = None) -> None:
+    """The service stood in for: each image answered with its ``tops`` class (NV when not named), REFER for MEL;
+    with ``stop_after``, ``stop`` is raised once that many images of the evaluated set have been answered."""
+    import contextlib
+    import dataclasses
+
+    from dermassist import evaluation
+    from tests.support.dicom_checks import synthetic_result
+
+    def answered(url, paths, timeout_s, with_crop=False, options=None, answers=None):
+        answers = evaluation.Answers() if answers is None else answers
+        for path in paths:
+            if stop_after is not None and len(answers.paths) == stop_after and stop is not None:
+                raise stop
+            top = tops.get(Path(path).stem, "NV")
+            answers.paths.append(path)
+            answers.results.append(dataclasses.replace(synthetic_result((60, 45), top=top, assessable=True),
+                                                       refer=top == "MEL"))
+        return answers
+
+    monkeypatch.setattr(evaluation, "service", lambda config: contextlib.nullcontext("stand-in:1"))
+    monkeypatch.setattr(evaluation, "analyse", answered)
+
+
+def test_a_rerun_removes_the_plots_of_the_earlier_run_and_nothing_else(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {"P1": "MEL"})
+    out = tmp_path / "reports"
+    config = evaluation.EvaluationConfig(data=_ham_site(tmp_path / "a", {"P1": "mel", "P2": "nv"}), out=out, name="site")
+    evaluation.evaluate(config)
+    assert (out / "site" / "melanoma_roc.png").is_file()
+    (out / "site" / "notes.txt").write_text("the site's own notes")
+    evaluation.evaluate(evaluation.EvaluationConfig(data=_ham_site(tmp_path / "b", {"P3": "nv", "P4": "bkl"}), out=out,
+                                                    name="site"))
+    assert not (out / "site" / "melanoma_roc.png").exists()  # no melanoma this time: no ROC, and not the old one
+    assert (out / "site" / "confusion.png").is_file() and (out / "site" / "notes.txt").read_text() == "the site's own notes"
+
+
+def test_attribution_credits_a_public_set_only_for_its_own_image_names() -> None:
+    from dermassist.evaluation import ATTRIBUTION, attribution
+
+    assert attribution("ham10000", ["ISIC_0024311", "ISIC_0027001"]) == ATTRIBUTION["ham10000"]
+    assert attribution("ham10000", ["P001", "P002"]) == ""  # a hospital's own images in the HAM10000 layout
+    assert attribution("isic2019", ["ISIC_0024311", "P002", "P003"]) == f"1 of 3 images are named as in {ATTRIBUTION['isic2019']}"
+    assert attribution("ham10000", ["ISIC_00243"]) == ""  # not 7 digits
+    assert attribution("ph2", ["IMD002"]) == ATTRIBUTION["ph2"]
+
+
+def test_a_sites_own_images_and_the_ones_without_a_label_row_are_reported(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {})
+    data = _ham_site(tmp_path / "site", {"P001": "nv", "P002": "bkl"}, extra_files=["P099.jpg"])
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert "1 image(s) on disk have no label row and were left out (P099.jpg; images.csv lists them)" in text
+    assert report["attribution"] == "" and "HAM10000 (Tschandl" not in text
+    with open(tmp_path / "r" / "site" / "images.csv", newline="") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert rows["P099"]["status"] == "not evaluated: on disk but no label row names it"
+    assert rows["P099"]["path"] == "HAM10000_images_part_1/P099.jpg" and rows["P001"]["status"] == "answered"
+    assert "Melanomas REFER did not refer: none, as the answered images hold no melanoma." in text
+
+
+@pytest.mark.parametrize("stop, reason", [(KeyboardInterrupt(), "interrupted (Ctrl-C)"),
+                                          (EvaluationError("the DermAssist at x:1 did not answer"),
+                                           "the DermAssist at x:1 did not answer")])
+def test_a_run_that_stops_midway_leaves_the_answers_received_marked_partial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException, reason: str) -> None:
+    import csv
+    import json
+
+    from dermassist import evaluation
+
+    data = _ham_site(tmp_path / "site", {f"P{i:03d}": "nv" for i in range(10)})
+    _stand_in(monkeypatch, {})
+    evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))  # an earlier, complete report
+    _stand_in(monkeypatch, {}, stop_after=4, stop=stop)
+    with pytest.raises(type(stop)):
+        evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    folder = tmp_path / "r" / "site"
+    text = (folder / "report.md").read_text()
+    assert text.startswith("# PARTIAL: DermAssist site validation: site")
+    assert f"**PARTIAL: this run stopped after 4 of 10 images were answered (0 refused): {reason}.**" in text
+    assert json.loads((folder / "report.json").read_text())["partial"] == reason
+    assert not (folder / "confusion.png").exists()  # the earlier run's plots do not pass for this one's
+    with open(folder / "images.csv", newline="") as f:
+        status = [r["status"] for r in csv.DictReader(f)]
+    assert status == ["answered"] * 4 + ["not sent: the run stopped before this image"] * 6
+
+
+def test_the_images_the_release_was_fitted_on_are_flagged_at_the_top(tmp_path: Path) -> None:
+    import json
+
+    from dermassist.evaluation import seen_in_training
+
+    release = tmp_path / "release"
+    (release / "splits").mkdir(parents=True)
+    (release / "release.json").write_text(json.dumps({"data": {"splits": {"classifier": "splits/c.json"}}}))
+    (release / "splits" / "c.json").write_text(json.dumps({
+        "train": [{"image_id": "A"}, {"image_id": "B"}], "val": [{"image_id": "C"}], "test": [{"image_id": "D"}]}))
+    seen = seen_in_training(["A", "C", "D", "E"], release)
+    assert seen == [{"model": "classifier", "manifest": str(release / "splits" / "c.json"), "splits": {"train": 1, "val": 1},
+                     "images": ["A", "C"], "unseen_splits": ["test"]}]
+    assert seen_in_training(["D", "E"], release) == [] and seen_in_training(["A"], tmp_path / "none") == []
+    report = {"name": "x", "data": "d", "dataset": "isic2019", "split": None, "images": 4, "answered": 4, "refused": [],
+              "model": {}, "seen_in_training": seen}
+    text = render_markdown(report, [], {})
+    assert ("**Optimistic figures:** 2 of the evaluated images (1 in train and 1 in val; e.g. A, C) are in the training "
+            "or validation split of the released classifier") in text
+    assert "so figures on them are optimistic. Evaluate only images it never saw with `--split-manifest " \
+           f"{release / 'splits' / 'c.json'} --split test`." in text
+    assert text.splitlines()[4].startswith("**Optimistic figures:**")  # at the top, under the data line
+
+
+def test_the_report_says_why_a_section_is_missing_and_counts_refused_melanomas_beside_the_figure() -> None:
+    base = {"name": "x", "data": "d", "dataset": "isic2017", "split": None, "images": 3, "answered": 3, "refused": [],
+            "model": {}}
+    text = render_markdown({**base, "no_diagnosis": "no ISIC-2017_<Split>_Part3_GroundTruth.csv lies beside"}, [], {})
+    assert "## Diagnosis\n\nNo diagnosis figures: no ISIC-2017_<Split>_Part3_GroundTruth.csv lies beside." in text
+    text = render_markdown({**base, "ood_note": "--ood /x holds no image file"}, [], {})
+    assert "## Out-of-distribution images\n\nNo OOD figure: --ood /x holds no image file." in text
+    triage = {"melanoma_sensitivity": 0.5, "malignant_sensitivity": 0.5, "specificity": 1.0, "not_assessable": 0.0,
+              "melanomas": 2, "malignant": 2, "benign": 1, "melanomas_refused": 1}
+    text = render_markdown({**base, "triage": triage}, [], {})
+    assert "| 0.500, 2 melanomas; 1 refused melanoma not counted | 0.500, 2 |" in text
+
+
+def test_evaluate_says_when_the_ood_folder_gave_no_figure_and_why_there_is_no_diagnosis(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {})
+    root = tmp_path / "i17"
+    for folder in ("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth", "ood"):
+        (root / folder).mkdir(parents=True)
+    cv2.imwrite(str(root / "ISIC-2017_Validation_Data" / "ISIC_0000001.jpg"), np.full((45, 60, 3), 128, np.uint8))
+    cv2.imwrite(str(root / "ISIC-2017_Validation_Part1_GroundTruth" / "ISIC_0000001_segmentation.png"),
+                np.zeros((45, 60), np.uint8))
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=root, out=tmp_path / "r", ood=root / "ood"))
+    text = (tmp_path / "r" / "i17" / "report.md").read_text()
+    assert "classification" not in report and "No diagnosis figures: no ISIC-2017_<Split>_Part3_GroundTruth.csv" in text
+    assert f"No OOD figure: --ood {root / 'ood'} holds no image file" in text
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", ".", "a\\b"])
+def test_a_report_name_that_is_not_a_plain_folder_name_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(EvaluationError, match="is not a plain folder name"):
+        EvaluationConfig(data=tmp_path, name=name)
+    assert EvaluationConfig(data=tmp_path, name="site_a.v2").name == "site_a.v2"

@@ -1,6 +1,8 @@
 """Segmentation and classification metrics on arrays whose answers are known by hand."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -138,16 +140,45 @@ def test_wilson_interval_by_hand() -> None:
         wilson_interval(11, 10)
 
 
+def _beta_15_05_quantile(p: float) -> float:
+    """Quantile of Beta(3/2, 1/2), the Jeffreys posterior of 1 right of 1, by bisection on its CDF worked out by hand:
+    density (2/pi) sqrt(x / (1 - x)); with x = sin(t)^2 the integral is (2/pi) (t - sin(t) cos(t))."""
+    def cdf(x: float) -> float:
+        t = math.asin(math.sqrt(x))
+        return 2 / math.pi * (t - math.sin(t) * math.cos(t))
+
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return low
+
+
 def test_balanced_accuracy_interval_by_hand() -> None:
     from training.metrics import balanced_accuracy_interval
 
-    assert balanced_accuracy_interval([0, 0, 1, 1, 2], [0, 0, 1, 1, 2]) == (1.0, 1.0)
-    # class 0 always right, class 1 always wrong: every draw has balanced accuracy (1 + 0) / 2
-    assert balanced_accuracy_interval([0, 0, 0, 1, 1], [0, 0, 0, 0, 0]) == (0.5, 0.5)
-    # class 0 right 1 of 2 (draw recall 0, 0.5 or 1), class 1 always right: balanced accuracy 0.5, 0.75 or 1
-    low, high = balanced_accuracy_interval([0, 0, 1], [0, 1, 1], draws=4000)
-    assert (low, high) == (0.5, 1.0)
+    # one class, 1 of 1 right: the interval is the central 95% of Beta(3/2, 1/2), about (0.1467, 0.9996)
+    expected = (_beta_15_05_quantile(0.025), _beta_15_05_quantile(0.975))
+    assert expected == pytest.approx((0.1467, 0.9996), abs=1e-4)
+    assert balanced_accuracy_interval([0], [0]) == pytest.approx(expected, abs=0.015)
+    # 0 of 1 right: Beta(1/2, 3/2), the mirror image
+    assert balanced_accuracy_interval([0], [1]) == pytest.approx((1 - expected[1], 1 - expected[0]), abs=0.015)
     assert balanced_accuracy_interval([], []) is None
+
+
+def test_balanced_accuracy_interval_keeps_its_width_when_every_class_is_all_right_or_all_wrong() -> None:
+    from training.metrics import balanced_accuracy_interval
+
+    # 10 images, all right: the old class bootstrap gave (1.0, 1.0); five right of five per class still leaves doubt
+    low, high = balanced_accuracy_interval([0, 1] * 5, [0, 1] * 5)
+    assert 0.6 < low < 0.85 and 0.99 < high < 1.0
+    # class 0 always right, class 1 always wrong: not the single point 0.5 either
+    low, high = balanced_accuracy_interval([0, 0, 0, 1, 1], [0, 0, 0, 0, 0])
+    assert low < 0.45 and 0.55 < high and low < 0.5 < high
+    # more images, narrower interval
+    wide = np.subtract(*balanced_accuracy_interval([0, 1] * 5, [0, 1] * 5)[::-1])
+    narrow = np.subtract(*balanced_accuracy_interval([0, 1] * 50, [0, 1] * 50)[::-1])
+    assert narrow < wide / 3
 
 
 def test_ece_noise_floor_by_hand() -> None:
@@ -232,9 +263,15 @@ def test_wilson_interval_at_zero_and_at_all_stays_inside_zero_one() -> None:
 def test_balanced_accuracy_interval_takes_half_the_missing_level_from_each_tail() -> None:
     from training.metrics import balanced_accuracy_interval
 
-    # one class of 2 images, 1 right: a draw's recall is 0, 0.5 or 1 with probability 1/4, 1/2, 1/4. A 60% interval
-    # cuts 20% from each tail: the 20th percentile is 0 (a quarter of draws), the 80th is 1 (a quarter)
-    assert balanced_accuracy_interval([0, 0], [0, 1], draws=4000, level=0.6) == (0.0, 1.0)
+    # one class of 2 images, 1 right: the recall is drawn from Beta(3/2, 3/2), density (8/pi) sqrt(x (1 - x)); with
+    # x = sin(t)^2 its CDF is (2/pi) (t - sin(4t) / 4). A 60% interval cuts 20% from each tail: CDF 0.2 and 0.8
+    def cdf(x: float) -> float:
+        t = math.asin(math.sqrt(x))
+        return 2 / math.pi * (t - math.sin(4 * t) / 4)
+
+    low, high = balanced_accuracy_interval([0, 0], [0, 1], level=0.6)
+    assert cdf(low) == pytest.approx(0.2, abs=0.01) and cdf(high) == pytest.approx(0.8, abs=0.01)
+    assert low + high == pytest.approx(1.0, abs=0.01)  # the posterior is symmetric about 1/2
 
 
 def test_ece_noise_floor_p95_is_the_95th_percentile() -> None:

@@ -183,7 +183,7 @@ def test_reference_splits_group_lesions_and_stratify(shared_data: Path) -> None:
     from training.readers.ham import dx_to_label
 
     rows = read_ham_metadata(shared_data / "reference" / "HAM10000_metadata.csv")
-    samples = [Sample(r["image_id"], Path(r["image_id"]), None, dx_to_label(r["dx"], "ref"), r["lesion_id"]) for r in rows]
+    samples = [Sample(r["image_id"], Path(r["image_id"]), None, dx_to_label(r["dx"], "ref"), r["lesion_id"]) for _, r in rows]
     assert len({s.lesion_id for s in samples}) < len(samples)
     splits = split_samples(samples, SplitConfig(seed=3))
     where: dict[str, set[str]] = defaultdict(set)

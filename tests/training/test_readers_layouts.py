@@ -175,3 +175,148 @@ def test_list_images_skips_hidden_files_in_subfolders(tmp_path: Path) -> None:
     _image(tmp_path / "clinic_b" / "P002.png")
     (tmp_path / "clinic_b" / "._P002.png").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork beside it
     assert list_images(tmp_path, any_name=True) == {"P002": tmp_path / "clinic_b" / "P002.png"}
+
+
+def _turned_jpeg(path: Path, stored: tuple[int, int], orientation: int) -> Path:
+    """A JPEG of ``stored`` (width, height) pixels with an EXIF orientation, as a camera held upright writes it."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", stored, (128, 100, 90)).save(path, exif=exif)
+    return path
+
+
+def test_a_mask_in_the_stored_or_the_displayed_frame_of_a_turned_image_is_accepted(tmp_path: Path) -> None:
+    from training.errors import MaskMismatchError
+    from training.readers.common import check_mask_size
+
+    image = _turned_jpeg(tmp_path / "i.jpg", (60, 40), 6)  # stored 60x40, shown 40x60
+    check_mask_size(image, _mask(tmp_path / "stored.png", (60, 40)))
+    check_mask_size(image, _mask(tmp_path / "shown.png", (40, 60)))
+    with pytest.raises(MaskMismatchError, match=r"is 50x40 but its image i.jpg is 60x40 \(shown 40x60 after its EXIF"):
+        check_mask_size(image, _mask(tmp_path / "other.png", (50, 40)))
+    plain = _image(tmp_path / "p.jpg", (60, 40))  # no orientation: only its own size
+    with pytest.raises(MaskMismatchError, match=r"is 40x60 but its image p.jpg is 60x40; masks"):
+        check_mask_size(plain, tmp_path / "shown.png")
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_a_stored_frame_mask_is_turned_as_pil_turns_the_image(orientation: int) -> None:
+    from PIL import Image, ImageOps
+
+    from training.readers.common import to_displayed
+
+    stored = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20  # every pixel different: any wrong turn shows
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.info["exif"] = exif.tobytes()
+    assert np.array_equal(to_displayed(stored, orientation), np.asarray(ImageOps.exif_transpose(im)))
+    assert to_displayed(stored, 1) is stored
+
+
+def _site_ham(root: Path, rows: list[str], files: list[str]) -> Path:
+    for name in files:
+        _image(root / "HAM10000_images_part_1" / name)
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+                                                + "".join(f"L{i},{r},nv,histo,50,male,back\n" for i, r in enumerate(rows)))
+    return root
+
+
+def test_ham_rows_name_their_images_with_or_without_the_extension_and_near_misses_are_said(tmp_path: Path) -> None:
+    from training.readers.ham import read_ham
+
+    root = _site_ham(tmp_path, ["P001.jpg", "P002", "P003", "p004", "P005.jpeg"],
+                     ["P001.jpg", "P002.jpg", "P003.JPG", "P004.jpg", "P005.jpg"])
+    ds = read_ham(root)
+    assert [(s.image_id, s.image_path.name) for s in ds.samples] == [("P001", "P001.jpg"), ("P002", "P002.jpg"),
+                                                                     ("P003", "P003.JPG")]
+    assert ds.missing_images == ("p004", "P005.jpeg")
+    assert ds.near_misses == {"p004": "on disk as P004.jpg: the names differ only in upper/lower case",
+                              "P005.jpeg": "on disk as P005.jpg: the extension differs"}
+
+
+def test_a_dataset_whose_every_name_differs_in_case_says_so_not_point_at_another_folder(tmp_path: Path) -> None:
+    from training.errors import EmptyDatasetError
+    from training.readers.ham import read_ham
+
+    with pytest.raises(EmptyDatasetError, match="make the names in the labels match the files .*p001 is on disk as "
+                                                 "P001.jpg: the names differ only in upper/lower case"):
+        read_ham(_site_ham(tmp_path, ["p001"], ["P001.jpg"]))
+
+
+def test_isic2019_rows_name_their_images_with_or_without_the_extension(tmp_path: Path) -> None:
+    for name in ("P001.jpg", "P002.jpg", "P003.png"):
+        _image(tmp_path / "ISIC_2019_Training_Input" / name)
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text("image,MEL,NV\nP001.jpg,1,0\nP002,0,1\np003,0,1\n")
+    ds = read_isic2019(tmp_path)
+    assert [(s.image_id, s.code) for s in ds.samples] == [("P001", "MEL"), ("P002", "NV")]
+    assert ds.missing_images == ("p003",) and "differ only in upper/lower case" in ds.near_misses["p003"]
+
+
+def test_images_on_disk_without_a_label_row_are_named_in_every_layout(tmp_path: Path) -> None:
+    from training.readers.ham import read_ham
+
+    ds = read_ham(_site_ham(tmp_path / "ham", ["P001"], ["P001.jpg", "P099.jpg"]))
+    assert [p.name for p in ds.unlabelled_images] == ["P099.jpg"] and ds.skipped_unlabelled == 1
+    for name in ("ISIC_0000001.jpg", "ISIC_0000002.jpg"):
+        _image(tmp_path / "i19" / "ISIC_2019_Training_Input" / name)
+    (tmp_path / "i19" / "ISIC_2019_Training_GroundTruth.csv").write_text("image,MEL,NV\nISIC_0000001,1,0\n")
+    ds = read_isic2019(tmp_path / "i19")
+    assert [p.name for p in ds.unlabelled_images] == ["ISIC_0000002.jpg"] and ds.skipped_unlabelled == 1
+    root = tmp_path / "i17"
+    for i in (1, 2):
+        _image(root / "ISIC-2017_Validation_Data" / f"ISIC_000000{i}.jpg")
+        _mask(root / "ISIC-2017_Validation_Part1_GroundTruth" / f"ISIC_000000{i}_segmentation.png")
+    (root / "ISIC-2017_Validation_Part3_GroundTruth.csv").write_text(
+        "image_id,melanoma,seborrheic_keratosis\nISIC_0000001,1,0\n")
+    ds = read_dataset(root)  # the unlabelled image stays for the segmentation figures, and is named
+    assert [(s.image_id, s.code) for s in ds.samples] == [("ISIC_0000001", "MEL"), ("ISIC_0000002", None)]
+    assert [p.name for p in ds.unlabelled_images] == ["ISIC_0000002.jpg"]
+    root = tmp_path / "t3"
+    for i in (1, 2):
+        _image(root / "ISIC2018_Task3_Test_Input" / f"ISIC_000000{i}.jpg")
+    (root / "ISIC2018_Task3_Test_GroundTruth.csv").write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n"
+                                                              "ISIC_0000001,1,0,0,0,0,0,0\n")
+    assert [p.name for p in read_dataset(root).unlabelled_images] == ["ISIC_0000002.jpg"]
+
+
+def test_a_label_csv_not_in_utf8_is_named_with_the_fix(tmp_path: Path) -> None:
+    from training.errors import LabelEncodingError
+    from training.readers.ham import read_ham
+
+    root = _site_ham(tmp_path, [], ["Müller_001.jpg"])
+    (root / "HAM10000_metadata.csv").write_bytes("lesion_id,image_id,dx\nL1,Müller_001,nv\n".encode("cp1252"))
+    with pytest.raises(LabelEncodingError, match=r"HAM10000_metadata.csv is not UTF-8: byte 0xfc on line 2 .*save it "
+                                                 r"again as \"CSV UTF-8"):
+        read_ham(root)
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_bytes("image,MEL,NV\nMüller_001,1,0\n".encode("cp1252"))
+    with pytest.raises(LabelEncodingError, match="ISIC_2019_Training_GroundTruth.csv is not UTF-8"):
+        read_isic2019_labels(tmp_path / "ISIC_2019_Training_GroundTruth.csv")
+
+
+def test_a_spreadsheets_trailing_empty_rows_are_skipped(tmp_path: Path) -> None:
+    from training.readers.ham import read_ham
+
+    root = _site_ham(tmp_path, ["P001"], ["P001.jpg"])
+    with (root / "HAM10000_metadata.csv").open("a") as f:
+        f.write(",,,,,,\n, ,,,,,\n")
+    assert [s.image_id for s in read_ham(root).samples] == ["P001"]
+
+
+def test_isic2017_part3_with_a_renamed_column_or_a_word_for_a_number_is_named(tmp_path: Path) -> None:
+    root = tmp_path
+    _image(root / "ISIC-2017_Validation_Data" / "ISIC_0000001.jpg")
+    _mask(root / "ISIC-2017_Validation_Part1_GroundTruth" / "ISIC_0000001_segmentation.png")
+    part3 = root / "ISIC-2017_Validation_Part3_GroundTruth.csv"
+    part3.write_text("image_id,melanoma,sk\nISIC_0000001,1,0\n")
+    with pytest.raises(UnknownLabelError, match=r"Part3_GroundTruth.csv: columns \['seborrheic_keratosis'\] are missing; "
+                                                r"expected image_id,melanoma,seborrheic_keratosis .*got \['image_id', "
+                                                r"'melanoma', 'sk'\]: restore"):
+        read_dataset(root)
+    part3.write_text("image_id,melanoma,seborrheic_keratosis\nISIC_0000001,yes,0\n")
+    with pytest.raises(UnknownLabelError, match=r"line 2 \(ISIC_0000001\): column melanoma holds 'yes'; expected a "
+                                                "number"):
+        read_dataset(root)

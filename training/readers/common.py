@@ -1,14 +1,18 @@
 """Helpers shared by the readers: image listing, header sizes, mask pairing and one-hot label rows."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ..errors import (
     DuplicateImageError,
+    LabelEncodingError,
     MaskMismatchError,
     MissingFolderError,
     UnknownLabelError,
@@ -19,6 +23,33 @@ IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
 CSV_ENCODING = "utf-8-sig"
+ORIENTATION_TAG = 0x0112  # EXIF orientation
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # they swap the stored width and height
+
+
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(header, [(line number, row), ...]) of a label CSV in UTF-8 (with or without a byte-order mark); rows with
+    every cell empty (a spreadsheet's trailing ``,,,,,,``) are skipped, missing cells read as empty.
+
+    A file in another encoding is a LabelEncodingError rather than a guess: cp1252 would decode nearly any bytes,
+    so a Mac Roman or Latin-9 file would be read with wrong names instead of refused.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode(CSV_ENCODING)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise LabelEncodingError(
+            f"label file {path} is not UTF-8: byte 0x{data[e.start]:02x} on line {line} is not a UTF-8 character "
+            "(it was probably saved by Excel as plain \"CSV\", in the Windows code page); expected UTF-8: open it "
+            "and save it again as \"CSV UTF-8 (Comma delimited)\"") from e
+    reader = csv.DictReader(io.StringIO(text, newline=""), restval="")
+    rows = []
+    for row in reader:
+        if any((value or "").strip() for key, value in row.items() if key is not None):
+            rows.append((reader.line_num, {k: v or "" for k, v in row.items() if k is not None}))
+    return list(reader.fieldnames or []), rows
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -72,6 +103,54 @@ def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
     return {p.name[: -len(suffix)]: p for p in folder.iterdir() if p.name.endswith(suffix)}
 
 
+def find_listed(listed: str, images: Mapping[str, Path]) -> Path | None:
+    """The file a label row names, with or without its extension: the file name exactly (``P001.jpg``), else the
+    stem (``P001``); None when neither matches. ``images`` maps stems to files, as ``list_images`` returns them."""
+    by_name = {p.name: p for p in images.values()}
+    return by_name.get(listed) or images.get(listed)
+
+
+def near_miss(listed: str, images: Mapping[str, Path]) -> str | None:
+    """For a listed name that matches no file: the file it differs from only in case (``p004`` for ``P004.jpg``)
+    or only in its extension (``P006.jpeg`` for ``P006.jpg``), as a phrase for a message; else None."""
+    lowered = listed.lower()
+    for p in images.values():
+        if lowered in (p.name.lower(), p.stem.lower()):
+            return f"on disk as {p.name}: the names differ only in upper/lower case"
+    stem = Path(listed).stem if Path(listed).suffix.lower() in IMAGE_SUFFIXES else None
+    if stem is not None:
+        for p in images.values():
+            if p.stem.lower() == stem.lower():
+                return f"on disk as {p.name}: the extension differs"
+    return None
+
+
+def image_orientation(path: Path) -> int:
+    """EXIF orientation (1-8) the service's decoder applies to an image file: that of a JPEG, or of a PNG with an
+    eXIf chunk (OpenCV ignores EXIF in PNG text chunks); 1 for other files (PIL reports a TIFF's turned size)."""
+    try:
+        with Image.open(path) as im:
+            turns = im.format == "JPEG" or (im.format == "PNG" and "exif" in im.info)
+            orientation = int(im.getexif().get(ORIENTATION_TAG, 1)) if turns else 1
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise UnreadableImageError(f"dataset file {path} cannot be read as an image ({e}); replace the file or remove "
+                                   "it from the dataset") from e
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def to_displayed(mask: np.ndarray, orientation: int) -> np.ndarray:
+    """A mask drawn on an image's stored pixels, turned the way the EXIF ``orientation`` turns the image for
+    display (as PIL's ``exif_transpose`` and OpenCV's decoder do)."""
+    turns = {2: lambda m: m[:, ::-1], 3: lambda m: m[::-1, ::-1], 4: lambda m: m[::-1], 5: lambda m: m.T,
+             6: lambda m: np.rot90(m, -1), 7: lambda m: m[::-1, ::-1].T, 8: lambda m: np.rot90(m, 1)}
+    return np.ascontiguousarray(turns[orientation](mask)) if orientation in turns else mask
+
+
+def displayed_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """(width, height) an image of ``stored`` (width, height) is shown at after its EXIF orientation."""
+    return (stored[1], stored[0]) if orientation in TRANSPOSING_ORIENTATIONS else stored
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file from its header."""
     try:
@@ -83,11 +162,14 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def check_mask_size(image: Path, mask: Path) -> None:
-    """Raise MaskMismatchError when a mask is not the size of its image."""
+    """Raise MaskMismatchError when a mask is the size of neither frame of its image: as stored, or as displayed
+    after its EXIF orientation (the two differ for an image stored turned by 90 degrees)."""
     isize, msize = image_size(image), image_size(mask)
-    if isize != msize:
+    shown = displayed_size(isize, image_orientation(image))
+    if msize not in (isize, shown):
+        turned = f" (shown {shown[0]}x{shown[1]} after its EXIF orientation)" if shown != isize else ""
         raise MaskMismatchError(
-            f"mask {mask.name} is {msize[0]}x{msize[1]} but its image {image.name} is {isize[0]}x{isize[1]}; "
+            f"mask {mask.name} is {msize[0]}x{msize[1]} but its image {image.name} is {isize[0]}x{isize[1]}{turned}; "
             "masks must have the size of their image: re-export the mask at the image size"
         )
 

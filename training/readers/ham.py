@@ -1,7 +1,6 @@
 """Reader for the HAM10000 layout: metadata CSV, images in one or more folders, optional masks."""
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -9,7 +8,7 @@ from preprocess.contract import CLASS_CODES, CLASSES
 
 from ..errors import MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import CSV_ENCODING, keep_label, list_images, list_masks, pair_masks
+from .common import find_listed, keep_label, list_images, list_masks, near_miss, pair_masks, read_csv
 from .isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019_labels
 
 logger = logging.getLogger(__name__)
@@ -33,19 +32,17 @@ def dx_to_label(dx: str, where: str) -> int:
         ) from None
 
 
-def read_ham_metadata(path: Path) -> list[dict[str, str]]:
-    """Rows of a HAM10000 metadata CSV, after checking its columns."""
+def read_ham_metadata(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a HAM10000 metadata CSV, after checking its columns; fully empty rows are skipped."""
     if not path.is_file():
         raise MissingFolderError(f"HAM10000 metadata {path} does not exist; expected {HAM_METADATA} in the folder")
-    with path.open(newline="", encoding=CSV_ENCODING) as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("lesion_id", "image_id", "dx") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UnknownLabelError(
-                f"{path.name}: columns {missing} are missing; expected {','.join(HAM_COLUMNS)}, "
-                f"got {reader.fieldnames}"
-            )
-        return list(reader)
+    header, rows = read_csv(path)
+    missing = [c for c in ("lesion_id", "image_id", "dx") if c not in header]
+    if missing:
+        raise UnknownLabelError(
+            f"{path.name}: columns {missing} are missing; expected {','.join(HAM_COLUMNS)}, got {header}"
+        )
+    return rows
 
 
 def isic2019_refinement(csv_path: Path) -> dict[str, int]:
@@ -54,7 +51,8 @@ def isic2019_refinement(csv_path: Path) -> dict[str, int]:
 
 
 def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
-    """Read HAM10000: images listed in the metadata but absent on disk are counted, not fatal.
+    """Read HAM10000: images listed in the metadata but absent on disk are counted, not fatal, and so are images on
+    disk that no row lists. A row names its image with or without the extension (``P001.jpg`` or ``P001``).
 
     With ``isic2019_csv`` (or an ``ISIC_2019_Training_GroundTruth.csv`` in the folder) the ISIC 2019
     label replaces ``akiec``: it tells AK from SCC.
@@ -78,21 +76,32 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     missing: list[str] = []
     repeated: list[str] = []
     labels: dict[str, tuple[int, int]] = {}
-    for line, row in enumerate(rows, start=2):
-        image_id = row["image_id"].strip()
-        label = dx_to_label(row["dx"], f"{HAM_METADATA} line {line} ({image_id})")
+    near: dict[str, str] = {}
+    for line, row in rows:
+        listed = row["image_id"].strip()
+        path = find_listed(listed, images)
+        image_id = path.stem if path is not None else listed
+        label = dx_to_label(row["dx"], f"{HAM_METADATA} line {line} ({listed})")
         if label == ak and image_id in refine:
             label = refine[image_id]
         if not keep_label(labels, image_id, label, line, HAM_METADATA):
             repeated.append(image_id)
             continue
-        if image_id not in images:
+        if path is None:
             missing.append(image_id)
+            if (hint := near_miss(listed, images)) is not None:
+                near[listed] = hint
             continue
-        samples.append(Sample(image_id, images[image_id], masks.get(image_id), label, row["lesion_id"].strip(), "ham10000"))
+        samples.append(Sample(image_id, path, masks.get(image_id), label, row["lesion_id"].strip(), "ham10000"))
+    unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labels)
     if missing:
-        logger.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s", root, len(missing), HAM_METADATA, missing[0])
+        logger.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s%s", root, len(missing), HAM_METADATA,
+                       missing[0], f" ({near[missing[0]]})" if missing[0] in near else "")
+    if unlabelled:
+        logger.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
+                       HAM_METADATA, unlabelled[0].name)
     if repeated:
         logger.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
                        len(repeated), HAM_METADATA, repeated[0])
-    return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated))
+    return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated),
+                   skipped_unlabelled=len(unlabelled), unlabelled_images=unlabelled, near_misses=near)

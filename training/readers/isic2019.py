@@ -1,15 +1,14 @@
 """Reader for ISIC 2019: ``ISIC_2019_Training_Input/`` and the one-hot ground truth CSV."""
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 from preprocess.contract import CLASSES
 
-from ..errors import MissingFolderError, UnknownLabelError
+from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import CSV_ENCODING, hot_columns, keep_label, list_images, require_dir
+from .common import find_listed, hot_columns, keep_label, list_images, near_miss, read_csv, require_dir
 
 logger = logging.getLogger(__name__)
 
@@ -29,59 +28,74 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
     labels: dict[str, tuple[int, int]] = {}
     repeated: list[str] = []
     unknown = 0
-    with path.open(newline="", encoding=CSV_ENCODING) as f:
-        reader = csv.DictReader(f)
-        columns = [c for c in (reader.fieldnames or []) if c != "image"]
-        extra = sorted(set(columns) - set(COLUMN_TO_INDEX) - {UNK})
-        if extra or "image" not in (reader.fieldnames or []) or not set(columns) & set(COLUMN_TO_INDEX):
+    header, rows = read_csv(path)
+    columns = [c for c in header if c != "image"]
+    extra = sorted(set(columns) - set(COLUMN_TO_INDEX) - {UNK})
+    if extra or "image" not in header or not set(columns) & set(COLUMN_TO_INDEX):
+        raise UnknownLabelError(
+            f"{path.name}: columns {header} do not match the contract; expected image and class "
+            f"columns among {','.join(COLUMN_TO_INDEX)},{UNK} (unexpected {extra or 'none'}; "
+            "a class the site does not have may be left out)"
+        )
+    absent = [c for c in COLUMN_TO_INDEX if c not in columns]
+    if absent:
+        logger.info("%s: no column for %s: counted as 0 for every row", path.name, ",".join(absent))
+    for line, row in rows:
+        hot = hot_columns(row, columns, path, line)
+        if hot == [UNK]:
+            unknown += 1
+            continue
+        if len(hot) != 1:
             raise UnknownLabelError(
-                f"{path.name}: columns {reader.fieldnames} do not match the contract; expected image and class "
-                f"columns among {','.join(COLUMN_TO_INDEX)},{UNK} (unexpected {extra or 'none'}; "
-                "a class the site does not have may be left out)"
+                f"{path.name} line {line} ({row['image']}): expected exactly one class set to 1, got {hot or 'none'}"
             )
-        absent = [c for c in COLUMN_TO_INDEX if c not in columns]
-        if absent:
-            logger.info("%s: no column for %s: counted as 0 for every row", path.name, ",".join(absent))
-        for line, row in enumerate(reader, start=2):
-            hot = hot_columns(row, columns, path, line)
-            if hot == [UNK]:
-                unknown += 1
-                continue
-            if len(hot) != 1:
-                raise UnknownLabelError(
-                    f"{path.name} line {line} ({row['image']}): expected exactly one class set to 1, got {hot or 'none'}"
-                )
-            image_id = row["image"].strip()
-            if not keep_label(labels, image_id, COLUMN_TO_INDEX[hot[0]], line, path.name):
-                repeated.append(image_id)
+        image_id = row["image"].strip()
+        if not keep_label(labels, image_id, COLUMN_TO_INDEX[hot[0]], line, path.name):
+            repeated.append(image_id)
     return {image_id: label for image_id, (label, _) in labels.items()}, unknown, tuple(repeated)
 
 
 def _lesion_ids(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    with path.open(newline="", encoding=CSV_ENCODING) as f:
-        return {r["image"]: r["lesion_id"] for r in csv.DictReader(f) if r.get("lesion_id")}
+    return {r["image"].strip(): r["lesion_id"] for _, r in read_csv(path)[1] if r.get("lesion_id")}
 
 
 def read_isic2019(root: Path) -> Dataset:
-    """Read ISIC 2019; UNK rows are skipped and counted, absent images counted, lesion ids used if known."""
+    """Read ISIC 2019; UNK rows are skipped and counted, absent images counted, images on disk without a row counted
+    and named, lesion ids used if known. A row names its image with or without the extension (``P001.jpg``)."""
     root = Path(root)
     labels, unknown, repeated = read_isic2019_labels(root / ISIC2019_GROUND_TRUTH)
     images = list_images(require_dir(root / ISIC2019_IMAGES, "ISIC 2019 image"), any_name=True)
     lesions = _lesion_ids(root / ISIC2019_METADATA)
     samples = []
     missing = []
-    for image_id in sorted(labels):
-        if image_id not in images:
-            missing.append(image_id)
+    near: dict[str, str] = {}
+    labelled: set[str] = set()
+    for listed in sorted(labels):
+        path = find_listed(listed, images)
+        if path is None:
+            missing.append(listed)
+            if (hint := near_miss(listed, images)) is not None:
+                near[listed] = hint
             continue
-        samples.append(Sample(image_id, images[image_id], None, labels[image_id], lesions.get(image_id), "isic2019"))
+        if path.stem in labelled:
+            raise DuplicateImageError(f"{ISIC2019_GROUND_TRUTH}: {path.name} is listed twice (as {path.stem} and as "
+                                      f"{path.name}); expected one row per image: remove one")
+        labelled.add(path.stem)
+        samples.append(Sample(path.stem, path, None, labels[listed], lesions.get(listed) or lesions.get(path.stem),
+                              "isic2019"))
+    unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labelled)
     if unknown:
         logger.info("%s: skipped %d UNK row(s)", root, unknown)
     if missing:
-        logger.warning("%s: %d image(s) in the ground truth are absent on disk", root, len(missing))
+        logger.warning("%s: %d image(s) in the ground truth are absent on disk, e.g. %s%s", root, len(missing), missing[0],
+                       f" ({near[missing[0]]})" if missing[0] in near else "")
+    if unlabelled:
+        logger.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
+                       ISIC2019_GROUND_TRUTH, unlabelled[0].name)
     if repeated:
         logger.warning("%s: %d image(s) listed again with the same class were read once", root, len(repeated))
     return Dataset("isic2019", root, tuple(samples), missing_images=tuple(missing), skipped_unknown=unknown,
-                   duplicate_rows=repeated)
+                   duplicate_rows=repeated, skipped_unlabelled=len(unlabelled), unlabelled_images=unlabelled,
+                   near_misses=near)

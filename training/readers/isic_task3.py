@@ -1,7 +1,6 @@
 """Reader for ISIC 2018 Task 3 (lesion diagnosis): ``ISIC2018_Task3_<Split>_Input/`` and the one-hot CSVs."""
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -9,7 +8,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MissingFolderError, MissingImageError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import CSV_ENCODING, hot_columns, keep_label, list_images
+from .common import hot_columns, keep_label, list_images, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -37,35 +36,33 @@ def detect_task3(root: Path) -> bool:
 def read_task3_labels(path: Path) -> dict[str, int]:
     """image id -> contract class index from one Task 3 one-hot CSV (exactly one class per row)."""
     labels: dict[str, tuple[int, int]] = {}
-    with Path(path).open(newline="", encoding=CSV_ENCODING) as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in ("image", *TASK3_COLUMNS) if c not in header]
-        if missing:
+    header, rows = read_csv(Path(path))
+    missing = [c for c in ("image", *TASK3_COLUMNS) if c not in header]
+    if missing:
+        raise UnknownLabelError(
+            f"{path}: columns {missing} are missing; expected image,{','.join(TASK3_COLUMNS)} "
+            f"(the official Task 3 ground truth), got {header}"
+        )
+    for line, row in rows:
+        hot = hot_columns(row, TASK3_COLUMNS, path, line)
+        if len(hot) != 1:
             raise UnknownLabelError(
-                f"{path}: columns {missing} are missing; expected image,{','.join(TASK3_COLUMNS)} "
-                f"(the official Task 3 ground truth), got {header}"
+                f"{path} line {line} ({row['image']}): expected exactly one of {','.join(TASK3_COLUMNS)} set to 1, "
+                f"got {hot or 'none'}: fix the row or remove it"
             )
-        for line, row in enumerate(reader, start=2):
-            hot = hot_columns(row, TASK3_COLUMNS, path, line)
-            if len(hot) != 1:
-                raise UnknownLabelError(
-                    f"{path} line {line} ({row['image']}): expected exactly one of {','.join(TASK3_COLUMNS)} set to 1, "
-                    f"got {hot or 'none'}: fix the row or remove it"
-                )
-            keep_label(labels, row["image"].strip(), CLASS_CODES.index(TASK3_COLUMNS[hot[0]]), line, str(path))
+        keep_label(labels, row["image"].strip(), CLASS_CODES.index(TASK3_COLUMNS[hot[0]]), line, str(path))
     return {image_id: label for image_id, (label, _) in labels.items()}
 
 
 def read_isic_task3(root: Path) -> Dataset:
     """Read every Task 3 split present; each needs its ground truth, and every listed image must exist.
 
-    Images on disk that no ground truth lists are counted (``unlabelled``) and left out. The official
+    Images on disk that no ground truth lists are counted and named (``unlabelled_images``) and left out. The official
     split folders are pooled: the project makes its own stratified splits (no lesion ids are published).
     """
     root = Path(root)
     samples: list[Sample] = []
-    unlabelled = 0
+    unlabelled: list[Path] = []
     for split in TASK3_SPLITS:
         folder = root / TASK3_INPUT.format(split)
         if not folder.is_dir():
@@ -84,8 +81,10 @@ def read_isic_task3(root: Path) -> Dataset:
                 f"{csv_path.name} lists {len(absent)} image(s) absent from {folder}, e.g. {absent[0]}.jpg; "
                 "copy the missing images there or remove their rows from the ground truth"
             )
-        unlabelled += len(set(images) - set(labels))
+        unlabelled += [images[i] for i in sorted(set(images) - set(labels))]
         samples += [Sample(i, images[i], None, labels[i], source="isic2018_task3") for i in sorted(labels)]
     if unlabelled:
-        logger.warning("%s: %d image(s) have no ground-truth row and were left out", root, unlabelled)
-    return Dataset("isic2018_task3", root, tuple(samples), skipped_unlabelled=unlabelled)
+        logger.warning("%s: %d image(s) have no ground-truth row and were left out, e.g. %s", root, len(unlabelled),
+                       unlabelled[0].name)
+    return Dataset("isic2018_task3", root, tuple(samples), skipped_unlabelled=len(unlabelled),
+                   unlabelled_images=tuple(unlabelled))

@@ -148,7 +148,8 @@ def read_ph2(root: Path) -> Dataset:
         check_mask_size(image, mask)
         code, stratum = DIAGNOSES[diagnoses[name]]
         samples.append(Sample(name, image, mask, CLASS_CODES.index(code), source="ph2", stratum=stratum))
-    unlabelled = len(set(cases) - set(diagnoses))
+    unlabelled = tuple(_find_image(cases[name]) or cases[name] for name in sorted(set(cases) - set(diagnoses)))
     if unlabelled:
-        logger.warning("%s: %d image folder(s) have no diagnosis in %s and were left out", folder, unlabelled, source.name)
-    return Dataset("ph2", folder, tuple(samples), skipped_unlabelled=unlabelled)
+        logger.warning("%s: %d image folder(s) have no diagnosis in %s and were left out", folder, len(unlabelled),
+                       source.name)
+    return Dataset("ph2", folder, tuple(samples), skipped_unlabelled=len(unlabelled), unlabelled_images=unlabelled)
