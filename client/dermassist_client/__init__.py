@@ -5,6 +5,7 @@ from .client import DermAssistClient
 from .config import ClientConfig
 from .errors import (
     ClientConfigError,
+    ConnectionSetupError,
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
@@ -16,7 +17,7 @@ from .errors import (
 from .result import BBox, LesionResult
 
 __all__ = [
-    "AsyncDermAssistClient", "BBox", "CLASSES", "ClientConfig", "ClientConfigError", "DeadlineExceededError",
-    "DermAssistClient", "DermAssistClientError", "InvalidImageError", "LesionClass", "LesionResult",
-    "PartialBatchError", "ResultError", "ServerError", "ServerUnavailableError",
+    "AsyncDermAssistClient", "BBox", "CLASSES", "ClientConfig", "ClientConfigError", "ConnectionSetupError",
+    "DeadlineExceededError", "DermAssistClient", "DermAssistClientError", "InvalidImageError", "LesionClass",
+    "LesionResult", "PartialBatchError", "ResultError", "ServerError", "ServerUnavailableError",
 ]

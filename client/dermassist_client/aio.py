@@ -11,7 +11,7 @@ from .client import ClientCore
 from .errors import InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
-from .retry import acall_with_retries
+from .retry import acall_with_retries, start_deadline
 from .transport import new_request_id
 
 
@@ -37,34 +37,36 @@ class AsyncDermAssistClient(ClientCore):
     async def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
         also returns the crop the classifier saw and its class activation map."""
-        return (await self._infer([encode_image(image)], with_crop))[0]
+        return (await self._infer([encode_image(image)], with_crop, start_deadline(self.config)))[0]
 
     async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
         """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request, requests in flight
         together; as DermAssistClient.analyze_batch, a refused image raises PartialBatchError after the others were
-        answered."""
+        answered; ``timeout_s`` bounds the whole call (DeadlineExceededError when it runs out)."""
+        deadline = start_deadline(self.config)
         outcomes: list[Any] = encode_each(images)
         parts = request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes)
-        answers = await asyncio.gather(*(self._answer(part, with_crop) for part in parts))
+        answers = await asyncio.gather(*(self._answer(part, with_crop, deadline) for part in parts))
         for part, answer in zip(parts, answers):
             for (i, _), outcome in zip(part, answer):
                 outcomes[i] = outcome
         return settle(outcomes)
 
-    async def _answer(self, part: Sequence[tuple[int, EncodedImage]],
-                      with_crop: bool) -> list[LesionResult | InvalidImageError]:
+    async def _answer(self, part: Sequence[tuple[int, EncodedImage]], with_crop: bool,
+                      deadline: float) -> list[LesionResult | InvalidImageError]:
         """One request's answers; when the server refuses it, each image alone, so only the bad ones are refused."""
         try:
-            return list(await self._infer([image for _, image in part], with_crop))
+            return list(await self._infer([image for _, image in part], with_crop, deadline))
         except InvalidImageError as e:
             if len(part) == 1:
                 return [refusal(part[0][0], part[0][1], e)]
-        singles = await asyncio.gather(*(self._answer([item], with_crop) for item in part))
+        singles = await asyncio.gather(*(self._answer([item], with_crop, deadline) for item in part))
         return [single[0] for single in singles]
 
-    async def _infer(self, part: Sequence[EncodedImage], with_crop: bool) -> list[LesionResult]:
+    async def _infer(self, part: Sequence[EncodedImage], with_crop: bool, deadline: float) -> list[LesionResult]:
         data, request_id = [img.data for img in part], new_request_id()
-        answer = await acall_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
+        answer = await acall_with_retries(
+            self.config, lambda t: self._transport.infer(data, with_crop, t, request_id), deadline)
         return results_of(answer, part)
 
     async def health(self) -> bool:

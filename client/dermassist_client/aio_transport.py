@@ -8,7 +8,7 @@ from typing import Any
 
 from .classes import INPUT_IMAGE
 from .config import ClientConfig
-from .translate import translate
+from .translate import closed_error, translate
 from .transport import RawAnswer, connection_hint, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
 
 
@@ -23,8 +23,11 @@ class AsyncGrpcTransport:
         self._aio = grpcaio
         self.config = config
         self._client: Any = None
+        self.closed = False
 
     def _get(self) -> Any:
+        if self.closed:
+            raise closed_error("calling the server")
         if self._client is None:
             self._client = self._aio.InferenceServerClient(
                 self.config.url, channel_args=grpc_channel_args(self.config), **grpc_tls_kwargs(self.config)
@@ -72,6 +75,7 @@ class AsyncGrpcTransport:
 
     async def close(self) -> None:
         """Close the channel."""
+        self.closed = True
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -100,8 +104,11 @@ class AsyncHttpTransport:
         self._aio = httpaio
         self.config = config
         self._client: Any = None
+        self.closed = False
 
     def _get(self) -> Any:
+        if self.closed:
+            raise closed_error("calling the server")
         if self._client is None:
             self._client = self._aio.InferenceServerClient(
                 self.config.url, conn_timeout=self.config.timeout_s,
@@ -151,6 +158,7 @@ class AsyncHttpTransport:
 
     async def close(self) -> None:
         """Close the session."""
+        self.closed = True
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -2,6 +2,7 @@
 settle a batch some of whose images were refused."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -14,6 +15,8 @@ from .transport import RawAnswer
 #: Room left in a request for everything but the image bytes (tensor headers, names, the request id).
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 T = TypeVar("T")
+# The server names the refused row of its request; a resend of one image is always row 0, not the caller's index.
+_SERVER_ROW = re.compile(r"IMAGE row \d+: ")
 
 
 def chunks(items: Sequence[T], size: int, max_bytes: int | None = None,
@@ -53,8 +56,10 @@ def encode_each(images: Iterable[ImageInput]) -> list[EncodedImage | InvalidImag
 
 
 def refusal(index: int, image: EncodedImage, error: InvalidImageError) -> InvalidImageError:
-    """The server's refusal of one image, naming its index and source."""
-    return InvalidImageError(f"image {index} ({image.source}): {error}", server_message=error.server_message)
+    """The server's refusal of one image, naming its index in the caller's input and its source (the row number of
+    the one-image request it was refused in is dropped: it would contradict the index)."""
+    return InvalidImageError(f"image {index} ({image.source}): {_SERVER_ROW.sub('', str(error))}",
+                             server_message=error.server_message)
 
 
 def settle(outcomes: Sequence[LesionResult | InvalidImageError]) -> list[LesionResult]:

@@ -10,11 +10,21 @@ import sys
 
 from .config import TLS_HELP, connection_options
 from .dicom.command import add_listen_arguments, listen
-from .errors import DermAssistClientError
+from .errors import DermAssistClientError, ServerUnavailableError
 from .verdict import verdict_line, verdict_of_dict
 
 DEFAULT_URL = "127.0.0.1:8001"
 DESCRIPTION = "DermAssist client: analyze images, start the demo page against a running server, or run a DICOM node."
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_CODES = f"""exit codes of analyze:
+  {EXIT_OK}    every image was answered
+  {EXIT_FAILED}    some images were refused or failed, each on its own (named on stderr; with --json each also
+       gets an error record on stdout); the others were answered
+  {EXIT_USAGE}    usage error (flags, settings, TLS files, output paths): nothing was analysed
+  {EXIT_UNREACHABLE}    the server could not be reached (down, wrong port, TLS mismatch): the run stopped at the
+       first such failure and the files not tried are counted on stderr (with --json each gets an error record)
+  130  interrupted (Ctrl-C)"""
+NOT_TRIED = "NotTried"
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +43,16 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``dermassist-client``."""
-    parser = argparse.ArgumentParser(prog="dermassist-client", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="dermassist-client", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    analyze = sub.add_parser("analyze", help="analyze images; one result per image")
+    analyze = sub.add_parser("analyze", help="analyze images; one result per image", epilog=EXIT_CODES,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     analyze.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, BMP, TIFF or DICOM)")
-    analyze.add_argument("--json", action="store_true", help="print one JSON object per line")
+    analyze.add_argument("--json", action="store_true",
+                         help="print one JSON object per line, one per IMAGE: its result, or {image, error: {kind, "
+                              "message}} when it failed or was not tried")
     analyze.add_argument("--dicom-out", metavar="DIR", help="write a DICOM SEG and SR per DICOM image into DIR")
     analyze.add_argument("--fhir-out", metavar="FILE", help="write one FHIR R4 transaction Bundle of all results")
     analyze.add_argument("--patient-id", metavar="ID",
@@ -57,35 +71,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def summary_line(path: str, result: dict) -> str:
-    """The plain-text line of one result: the triage verdict with its score and note first, then the details."""
-    top = result["label"]
+    """The plain-text line of one result: the triage verdict with its score and note first, then the details; the
+    most probable class is named as the diagnosis only when one is given (``diagnosis_given``)."""
+    top = result["top_class"]
+    p = result["probabilities"][top]
+    answer = (f"{top} ({result['top_class_name']}) p={p:.3f}" if result["diagnosis_given"]
+              else f"no diagnosis given; highest class {top} p={p:.3f} (not a diagnosis)")
     lesion = (f"lesion {100 * result['lesion_fraction']:.1f}% of image, bbox {result['bbox']}"
               if result["lesion_found"] else "NO LESION FOUND (whole image classified)")
-    return (f"{path}: {verdict_line(verdict_of_dict(result))}; {top} ({result['label_name']}) "
-            f"p={result['probabilities'][top]:.3f}; {lesion}; model {result['model_name']} v{result['model_version']}")
+    return (f"{path}: {verdict_line(verdict_of_dict(result))}; {answer}; {lesion}; "
+            f"model {result['model_name']} v{result['model_version']}")
+
+
+def error_record(path: str, kind: str, message: str) -> str:
+    """The --json line of an image that got no result: its path, the error's kind and message."""
+    return json.dumps({"image": path, "error": {"kind": kind, "message": message}})
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Analyze each image; print results on stdout, failures on stderr; 1 if any failed."""
+    """Analyze each image; results on stdout, failures on stderr (and as error records under --json). Stops at the
+    first failure to reach the server (EXIT_UNREACHABLE); EXIT_FAILED when some images failed on their own."""
     from .client import DermAssistClient
     from .interop import InteropRun
 
-    failures = 0
+    failures, unreachable = 0, False
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
         run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
                          patient_id=args.patient_id)
-        for path in args.images:
+        for index, path in enumerate(args.images):
             try:
                 result = run.analyze(path)
+            except ServerUnavailableError as e:
+                unreachable = True
+                _report_failure(args, path, type(e).__name__, str(e))
+                _report_not_tried(args, args.images[index + 1:])
+                break
             except DermAssistClientError as e:
                 failures += 1
-                print(f"{path}: FAILED: {e}", file=sys.stderr)
+                _report_failure(args, path, type(e).__name__, str(e))
                 continue
             print(json.dumps({"image": path, **result}) if args.json else summary_line(path, result), flush=True)
         bundle = run.finish()
     if bundle:
         print(f"FHIR bundle written to {bundle}", file=sys.stderr)
-    return 1 if failures else 0
+    elif run.removed_stale:
+        print(f"no FHIR bundle was written (no image was answered); the earlier file {run.removed_stale} was removed "
+              "so it cannot pass for this run's", file=sys.stderr)
+    elif args.fhir_out:
+        print("no FHIR bundle was written (no image was answered)", file=sys.stderr)
+    return EXIT_UNREACHABLE if unreachable else EXIT_FAILED if failures else EXIT_OK
+
+
+def _report_failure(args: argparse.Namespace, path: str, kind: str, message: str) -> None:
+    print(f"{path}: FAILED: {message}", file=sys.stderr)
+    if args.json:
+        print(error_record(path, kind, message), flush=True)
+
+
+def _report_not_tried(args: argparse.Namespace, paths: list[str]) -> None:
+    if not paths:
+        return
+    print(f"stopped: the server could not be reached, so {len(paths)} more file(s) were not tried", file=sys.stderr)
+    if args.json:
+        for path in paths:
+            print(error_record(path, NOT_TRIED, "not tried: the server could not be reached (see the error before)"),
+                  flush=True)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -111,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"analyze": analyze, "demo": demo, "dicom-listen": listen}[args.command](args)
     except DermAssistClientError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader of our output went away (``| head``): stop quietly, as Unix tools do

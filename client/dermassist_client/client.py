@@ -9,7 +9,7 @@ from .config import ClientConfig
 from .errors import ClientConfigError, InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
-from .retry import call_with_retries
+from .retry import call_with_retries, start_deadline
 from .transport import make_transport, new_request_id
 
 
@@ -65,32 +65,35 @@ class DermAssistClient(ClientCore):
     def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
         also returns the crop the classifier saw and its class activation map."""
-        return self._infer([encode_image(image)], with_crop)[0]
+        return self._infer([encode_image(image)], with_crop, start_deadline(self.config))[0]
 
     def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
         """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request; results in input order.
 
         A bad image does not cost the others their answers: when some are refused, PartialBatchError is raised
         after every other image was answered, and its ``results`` holds each answer or refusal in input order.
+        ``timeout_s`` bounds the whole call (every request, resend and retry): DeadlineExceededError when it runs out.
         """
+        deadline = start_deadline(self.config)
         outcomes: list[Any] = encode_each(images)
         for part in request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes):
-            for (i, _), outcome in zip(part, self._answer(part, with_crop)):
+            for (i, _), outcome in zip(part, self._answer(part, with_crop, deadline)):
                 outcomes[i] = outcome
         return settle(outcomes)
 
-    def _answer(self, part: Sequence[tuple[int, EncodedImage]], with_crop: bool) -> list[LesionResult | InvalidImageError]:
+    def _answer(self, part: Sequence[tuple[int, EncodedImage]], with_crop: bool,
+                deadline: float) -> list[LesionResult | InvalidImageError]:
         """One request's answers; when the server refuses it, each image alone, so only the bad ones are refused."""
         try:
-            return list(self._infer([image for _, image in part], with_crop))
+            return list(self._infer([image for _, image in part], with_crop, deadline))
         except InvalidImageError as e:
             if len(part) == 1:
                 return [refusal(part[0][0], part[0][1], e)]
-        return [self._answer([item], with_crop)[0] for item in part]
+        return [self._answer([item], with_crop, deadline)[0] for item in part]
 
-    def _infer(self, part: list[EncodedImage], with_crop: bool) -> list[LesionResult]:
+    def _infer(self, part: list[EncodedImage], with_crop: bool, deadline: float) -> list[LesionResult]:
         data, request_id = [img.data for img in part], new_request_id()
-        answer = call_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id))
+        answer = call_with_retries(self.config, lambda t: self._transport.infer(data, with_crop, t, request_id), deadline)
         return results_of(answer, part)
 
     def health(self) -> bool:

@@ -1,7 +1,9 @@
 """Typed, self-validating settings of a DermAssist client connection."""
 from __future__ import annotations
 
+import math
 import re
+import ssl as ssl_module
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,15 +52,16 @@ class ClientConfig:
             raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "keepalive_time_s", "keepalive_timeout_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ClientConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ClientConfigError(f"retries must be an integer >= 0, got {self.retries!r}")
-        if not isinstance(self.max_batch_size, int) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
+            if not _is_number(value) or not math.isfinite(value) or not value > 0:
+                raise ClientConfigError(f"{name} must be a positive number of seconds (a finite int or float, not a "
+                                        f"bool, inf or nan), got {value!r}")
+        if not _is_int(self.retries) or self.retries < 0:
+            raise ClientConfigError(f"retries must be an integer >= 0 (not a bool), got {self.retries!r}")
+        if not _is_int(self.max_batch_size) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
             raise ClientConfigError(
                 f"max_batch_size must be between 1 and the server's {MAX_BATCH_SIZE}, got {self.max_batch_size!r}"
             )
-        if not isinstance(self.max_message_bytes, int) or self.max_message_bytes < 1024 * 1024:
+        if not _is_int(self.max_message_bytes) or self.max_message_bytes < 1024 * 1024:
             raise ClientConfigError(f"max_message_bytes must be an integer >= 1 MiB, got {self.max_message_bytes!r}")
         self._validate_tls()
 
@@ -78,6 +81,55 @@ class ClientConfig:
                 "private_key and certificate_chain go together (client certificate authentication); "
                 f"got private_key={self.private_key}, certificate_chain={self.certificate_chain}"
             )
+        if self.root_certificates is not None:
+            check_root_certificates(self.root_certificates)
+        if self.certificate_chain is not None and self.private_key is not None:
+            check_key_pair(self.certificate_chain, self.private_key)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_root_certificates(path: Path) -> None:
+    """Raise ClientConfigError unless ``path`` holds at least one PEM certificate (the CA that signed the server's)."""
+    try:
+        ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except (ssl_module.SSLError, OSError, ValueError) as e:
+        raise ClientConfigError(
+            f"root_certificates file {path} holds no PEM certificate ({e}); expected the CA certificate that signed the "
+            "server's, as PEM (-----BEGIN CERTIFICATE-----); pass that file"
+        ) from e
+
+
+def check_key_pair(certificate_chain: Path, private_key: Path) -> None:
+    """Raise ClientConfigError unless ``certificate_chain`` holds a PEM certificate and ``private_key`` the unencrypted
+    PEM key of that certificate (the pair a client presents for mutual TLS)."""
+    context = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(certificate_chain))
+    except (ssl_module.SSLError, OSError, ValueError) as e:
+        raise ClientConfigError(
+            f"certificate_chain file {certificate_chain} holds no PEM certificate ({e}); expected the client "
+            "certificate (then its intermediates) as PEM; pass that file"
+        ) from e
+    try:
+        context.load_cert_chain(str(certificate_chain), str(private_key), password=lambda: b"")
+    except (ssl_module.SSLError, OSError, ValueError) as e:
+        if "KEY_VALUES_MISMATCH" in str(e):
+            raise ClientConfigError(
+                f"private_key file {private_key} is not the key of the certificate in certificate_chain file "
+                f"{certificate_chain} ({e}); pass the key that was issued with that certificate"
+            ) from e
+        raise ClientConfigError(
+            f"private_key file {private_key} is not an unencrypted PEM private key ({e}); expected "
+            "a key in PEM (-----BEGIN ... PRIVATE KEY-----), not password-protected (decrypt it first, e.g. "
+            "openssl pkey -in KEY -out KEY.pem)"
+        ) from e
 
 
 #: Help of the TLS options, for every command line that takes them (``dermassist-client``, ``dermassist evaluate``).

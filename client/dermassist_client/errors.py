@@ -44,6 +44,11 @@ class ServerUnavailableError(DermAssistClientError):
     """The server could not be reached (or was not ready) after every retry."""
 
 
+class ConnectionSetupError(ServerUnavailableError):
+    """The connection cannot work as set up (a TLS mismatch, or a port that does not speak the protocol): retrying
+    cannot help, so it is raised at once; the message says what to change."""
+
+
 class DeadlineExceededError(DermAssistClientError):
     """The call did not finish within its deadline."""
 

@@ -105,9 +105,10 @@ _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thu
 
 def _to_full_size_page(im: Image.Image) -> None:
     """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it."""
-    if im.format != "TIFF" or int(getattr(im, "n_frames", 1)) <= 1:
+    frames = int(getattr(im, "n_frames", 1))
+    if im.format != "TIFF" or frames <= 1:
         return
-    for index in range(int(im.n_frames)):
+    for index in range(frames):
         im.seek(index)
         if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
             return

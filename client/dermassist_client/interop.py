@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ClientConfigError
 from .images import is_dicom
+from .private import remove_output
 from .result import LesionResult
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class InteropRun:
             if not self.fhir_out.parent.is_dir():
                 raise ClientConfigError(f"--fhir-out folder {self.fhir_out.parent} does not exist; create it first")
         self._fhir_items: list[tuple[LesionResult, Any]] = []
+        #: set by ``finish`` when no Bundle was written and an earlier file at ``fhir_out`` was removed
+        self.removed_stale: Path | None = None
 
     def analyze(self, path: str) -> dict[str, Any]:
         """Analyse one file; the result's summary dict, plus ``dicom_outputs`` when files were written."""
@@ -107,8 +110,24 @@ class InteropRun:
         self._fhir_items.append((result, context))
 
     def finish(self) -> Path | None:
-        """Write the FHIR Bundle of every result analysed (when asked and there is one); its path."""
-        if not self.fhir_out or not self._fhir_items:
+        """Write the FHIR Bundle of every result analysed (when asked and there is one); its path.
+
+        When nothing was analysed, no Bundle is written and an earlier file at ``fhir_out`` (another run's, maybe
+        another patient's) is removed, so a job that reads the path cannot post it as this run's (``removed_stale``).
+        The DICOM outputs need no such care: each is a new file named by a fresh UID, never an earlier run's path.
+        """
+        if not self.fhir_out:
+            return None
+        if not self._fhir_items:
+            try:
+                self.removed_stale = self.fhir_out if remove_output(self.fhir_out) else None
+            except OSError as e:
+                raise ClientConfigError(
+                    f"--fhir-out {self.fhir_out}: no image was answered, so no Bundle was written, and the earlier "
+                    f"file there could not be removed ({e.strerror or e}); delete it before any job reads it"
+                ) from e
+            if self.removed_stale:
+                log.info("no FHIR Bundle written; removed the earlier file %s", self.removed_stale)
             return None
         from .fhir import build_bundle, write_bundle
 

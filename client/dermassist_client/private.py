@@ -29,3 +29,12 @@ def write_private(path: Path, data: bytes) -> Path:
     with open_private(path) as f:
         f.write(data)
     return path
+
+
+def remove_output(path: Path) -> bool:
+    """Remove an earlier run's output at ``path`` so it cannot pass for this run's; whether there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

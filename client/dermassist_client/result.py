@@ -103,10 +103,15 @@ class LesionResult:
         return np.asarray(resized)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no mask or crop pixels)."""
+        """JSON-ready summary (no mask or crop pixels). ``label`` and ``label_name`` are the diagnosis, None when
+        none is given (``diagnosis_given`` false: not assessable, or no lesion); ``top_class`` and ``top_class_name``
+        always name the most probable class, which is a diagnosis only when ``diagnosis_given``."""
+        given = self.diagnosis_given
         return {
-            "label": self.label.code,
-            "label_name": self.label.name,
+            "label": self.label.code if given else None,
+            "label_name": self.label.name if given else None,
+            "top_class": self.label.code,
+            "top_class_name": self.label.name,
             "probabilities": dict(self.probabilities),
             "bbox": list(self.bbox.as_tuple()),
             "lesion_fraction": self.lesion_fraction,

@@ -1,8 +1,13 @@
 """Exponential backoff within one call's deadline (blocking and asyncio).
 
 Only ServerUnavailableError is retried: the server could not be reached, was not ready, or a
-pipeline step failed while the server heals it ("Stub process ... is not healthy"). Inference is
-idempotent, so a retried request gives the answer the first would have given.
+pipeline step failed while the server heals it ("Stub process ... is not healthy"); its
+ConnectionSetupError (a TLS mismatch, a port of another protocol) is permanent and raised at once.
+Inference is idempotent, so a retried request gives the answer the first would have given.
+
+A public call that sends several requests (``analyze_batch``, its one-image resends after a refusal)
+passes one ``deadline`` (``start_deadline``) to every ``call_with_retries``: ``timeout_s`` bounds the
+whole call, not each request.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from collections.abc import Awaitable
 from typing import Callable, TypeVar
 
 from .config import ClientConfig
-from .errors import DeadlineExceededError, ServerUnavailableError
+from .errors import ConnectionSetupError, DeadlineExceededError, ServerUnavailableError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,32 +42,46 @@ def _next_wait(config: ClientConfig, attempt: int, deadline: float, error: Serve
     return wait
 
 
-def _remaining(deadline: float) -> float:
+def start_deadline(config: ClientConfig) -> float:
+    """The ``time.monotonic()`` by which a public call that starts now must finish (``timeout_s`` from now)."""
+    return time.monotonic() + config.timeout_s
+
+
+def _remaining(config: ClientConfig, deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise DeadlineExceededError("the call's deadline passed before the request could be sent; raise timeout")
+        raise DeadlineExceededError(
+            f"the call's deadline (timeout {config.timeout_s:g} s for the whole call: every request and retry of it) "
+            "passed before its next request could be sent; raise timeout, or send fewer images per call"
+        )
     return remaining
 
 
-def call_with_retries(config: ClientConfig, fn: Callable[[float], T]) -> T:
-    """Run ``fn(remaining_timeout_s)``, retrying with backoff while it raises ServerUnavailableError."""
-    deadline = time.monotonic() + config.timeout_s
+def call_with_retries(config: ClientConfig, fn: Callable[[float], T], deadline: float | None = None) -> T:
+    """Run ``fn(remaining_timeout_s)``, retrying with backoff while it raises ServerUnavailableError, until
+    ``deadline`` (a ``start_deadline``; by default ``timeout_s`` from now)."""
+    deadline = start_deadline(config) if deadline is None else deadline
     attempt = 0
     while True:
         try:
-            return fn(_remaining(deadline))
+            return fn(_remaining(config, deadline))
+        except ConnectionSetupError:
+            raise
         except ServerUnavailableError as e:
             time.sleep(_next_wait(config, attempt, deadline, e))
             attempt += 1
 
 
-async def acall_with_retries(config: ClientConfig, fn: Callable[[float], Awaitable[T]]) -> T:
+async def acall_with_retries(config: ClientConfig, fn: Callable[[float], Awaitable[T]],
+                             deadline: float | None = None) -> T:
     """The asyncio twin of ``call_with_retries``."""
-    deadline = time.monotonic() + config.timeout_s
+    deadline = start_deadline(config) if deadline is None else deadline
     attempt = 0
     while True:
         try:
-            return await fn(_remaining(deadline))
+            return await fn(_remaining(config, deadline))
+        except ConnectionSetupError:
+            raise
         except ServerUnavailableError as e:
             await asyncio.sleep(_next_wait(config, attempt, deadline, e))
             attempt += 1

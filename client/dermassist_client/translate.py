@@ -8,6 +8,7 @@ from tritonclient.utils import InferenceServerException
 
 from .errors import (
     ClientConfigError,
+    ConnectionSetupError,
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
@@ -28,6 +29,20 @@ _HEALTH_ONLY = ("only /v2/health/live", "are served here")
 
 
 _CONNECTION_FAILED = ("failed to connect", "Socket closed", "handshake", "Connection reset")
+# Connection failures that no retry can mend, with what to change (gRPC's and Python's ssl words alike).
+_SETUP_FAILURES = (
+    (("WRONG_VERSION_NUMBER",), "the server does not serve TLS on this port: drop --ssl (ssl=False) or use its TLS port"),
+    (("CERTIFICATE_VERIFY_FAILED",), "the server's TLS certificate is not signed by the CA given (or by a system CA, "
+                                     "without root_certificates): pass the CA that signed it as root_certificates "
+                                     "(--root-certificates), and use the host name the certificate names"),
+    (("Failed to create security handshaker",), "the client's TLS files cannot be used together: check that "
+                                                "private_key is the key of certificate_chain and both are PEM"),
+    # an HTTP/1 server answers gRPC's HTTP/2 preface with "HTTP/1.1 ..." ('H' is byte 72, read as frame type 79)
+    (("Failed parsing HTTP/2", "Trying to connect an http1.x server"),
+     "this looks like an HTTP/1 port (DermAssist's health port?), not gRPC: call the gRPC port of `dermassist serve` "
+     "(its --grpc-port, 8001 by default), or use protocol http for a bare tritonserver's HTTP port"),
+)
+CLOSED_CHANNEL = "closed channel"  # tritonclient.grpc after close(): "Cannot invoke RPC on closed channel!"
 
 
 def tls_hint(ssl: bool, client_certificate: bool) -> str:
@@ -40,9 +55,29 @@ def tls_hint(ssl: bool, client_certificate: bool) -> str:
     return "; check the CA and that the server trusts the client certificate"
 
 
+def closed_error(what: str) -> ClientConfigError:
+    """The error of a call on a client whose connection was closed."""
+    return ClientConfigError(f"{what}: this client was closed (close(), or the end of its with block); create a new "
+                             "client to call the server again")
+
+
+def _setup_failure(message: str) -> str:
+    """What to change when ``message`` is a connection failure no retry can mend, else ''."""
+    for markers, advice in _SETUP_FAILURES:
+        if any(marker in message for marker in markers):
+            return advice
+    return ""
+
+
 def translate(error: BaseException, what: str, url: str, inference: bool = False, hint: str = "") -> DermAssistClientError:
     """The client exception for ``error`` raised while doing ``what`` against ``url`` (``hint``: added
     when the connection itself failed, e.g. from ``tls_hint``)."""
+    text = (error.message() or str(error)) if isinstance(error, InferenceServerException) else str(error)
+    setup = _setup_failure(text)
+    if setup:
+        return ConnectionSetupError(f"{what}: cannot connect to {url}: {setup} ({text})")
+    if isinstance(error, ValueError) and CLOSED_CHANNEL in str(error):
+        return closed_error(what)
     if isinstance(error, InferenceServerException):
         status = str(error.status() or "")
         message = error.message() or str(error)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_IMAGE, TRIAGE_OUTPUTS
 from .config import ClientConfig
-from .translate import tls_hint, translate
+from .translate import closed_error, tls_hint, translate
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,11 @@ class _Transport:
     """What both transports share: errors of any call become the SDK's exceptions."""
 
     config: ClientConfig
+    closed = False
 
     def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
+        if self.closed:
+            raise closed_error(what)
         try:
             return fn()
         except Exception as e:
@@ -144,6 +147,7 @@ class GrpcTransport(_Transport):
 
     def close(self) -> None:
         """Close the channel."""
+        self.closed = True
         self._client.close()
 
 
@@ -205,6 +209,7 @@ class HttpTransport(_Transport):
 
     def close(self) -> None:
         """Close the connection pool."""
+        self.closed = True
         self._client.close()
 
 

@@ -83,7 +83,8 @@ def test_the_json_summary_puts_each_triage_field_under_its_own_name() -> None:
     assert {k: summary[k] for k in ("refer", "refer_score", "assessable", "ood_score", "note")} == {
         "refer": True, "refer_score": 0.75, "assessable": False, "ood_score": 2.0, "note": "too dark"}
     assert summary["lesion_found"] is True and summary["diagnosis_given"] is False
-    assert summary["original_size"] == [600, 450] and summary["label"] == "NV"
+    assert summary["original_size"] == [600, 450] and summary["top_class"] == "NV"
+    assert summary["label"] is None  # no diagnosis given: the top class is not offered as one
 
 
 # --- the verdict of a server that sent REFER but no ASSESSABLE ---------------------------------------
@@ -257,9 +258,10 @@ def test_analyze_json_prints_one_object_per_image_with_its_path_and_fails_with_1
     (line,) = capsys.readouterr().out.splitlines()
     expected = {"image": "a.jpg", **build_result(_two_rows(), 1, (600, 450), "dermassist", "7").to_dict()}
     assert json.loads(line) == expected and _FakeClient.options["retries"] == 0
-    assert main(["analyze", "bad1.jpg", "a.jpg", "bad2.jpg", "--json"]) == 1  # any failure: exit status 1
+    assert main(["analyze", "bad1.jpg", "a.jpg", "bad2.jpg", "--json"]) == 1  # any image failure: exit status 1
     captured = capsys.readouterr()
-    assert [json.loads(x)["image"] for x in captured.out.splitlines()] == ["a.jpg"]
+    records = [json.loads(x) for x in captured.out.splitlines()]
+    assert [(r["image"], "error" in r) for r in records] == [("bad1.jpg", True), ("a.jpg", False), ("bad2.jpg", True)]
     assert "bad1.jpg: FAILED: bad1.jpg is not an image" in captured.err and "bad2.jpg: FAILED" in captured.err
 
 
@@ -273,7 +275,7 @@ def test_interop_run_names_the_patient_of_plain_pictures_and_writes_no_empty_bun
     Image.new("RGB", (60, 40), GREY).save(picture)
     run = InteropRun(_FakeClient("h:1", "grpc"), fhir_out=tmp_path / "b.json", patient_id="MRN-7",
                      patient_system="urn:oid:1.2.3")
-    assert run.analyze(str(picture))["label"] == "NV"
+    assert run.analyze(str(picture))["top_class"] == "NV"
     written = run.finish()
     assert written == tmp_path / "b.json"
     (report,) = resources_by_type(json.loads(written.read_text()))["DiagnosticReport"]

@@ -94,8 +94,10 @@ def test_config_rejects_bad_settings(kwargs, fragment):
 
 
 def test_config_is_frozen_and_tls_needs_key_with_chain(tmp_path):
-    pem = tmp_path / "c.pem"
-    pem.write_text("x")
+    import trustme
+
+    pem = tmp_path / "c.pem"  # a key and its certificate in one file: it serves as CA, key and chain alike
+    trustme.CA().issue_cert("client.example").private_key_and_cert_chain_pem.write_to_path(pem)
     with pytest.raises(ClientConfigError, match="go together"):
         ClientConfig(url="h:1", ssl=True, certificate_chain=pem)
     config = ClientConfig(url="[::1]:8001", ssl=True, root_certificates=str(pem), private_key=pem, certificate_chain=pem)

@@ -27,7 +27,8 @@ def test_json_lines_one_per_image(triton_server):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["image"] for line in lines] == [HAM, other]
     for line in lines:
-        assert line["label"] in {"AK", "BCC", "DF", "MEL", "NV", "BKL", "SCC", "VASC"}
+        assert line["top_class"] in {"AK", "BCC", "DF", "MEL", "NV", "BKL", "SCC", "VASC"}
+        assert line["label"] == (line["top_class"] if line["diagnosis_given"] else None)
         assert abs(sum(line["probabilities"].values()) - 1) < 1e-4
         assert line["original_size"] == [600, 450] and line["model_name"] == "dermassist"
         x0, y0, x1, y1 = line["bbox"]
@@ -67,13 +68,15 @@ def test_a_failed_image_gives_nonzero_exit_and_its_reason(triton_server, tmp_pat
     done = cli("analyze", str(bad), HAM, "--url", triton_server.config.grpc_address, "--json")
     assert done.returncode == 1
     assert f"{bad}: FAILED: {bad} is not an image" in done.stderr
-    assert [json.loads(line)["image"] for line in done.stdout.splitlines()] == [HAM]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["image"] for r in records] == [str(bad), HAM] and records[0]["error"]["kind"] == "InvalidImageError"
 
 
 def test_unreachable_server_fails_every_image_with_the_reason():
     (port,) = free_ports(1)
-    done = cli("analyze", HAM, "--url", f"127.0.0.1:{port}", "--retries", "1", "--timeout", "5")
-    assert done.returncode == 1 and done.stdout == ""
+    done = cli("analyze", HAM, HAM, "--url", f"127.0.0.1:{port}", "--retries", "1", "--timeout", "5")
+    assert done.returncode == 3 and done.stdout == ""  # 3: the server could not be reached; the run stopped
+    assert done.stderr.count("FAILED") == 1 and "1 more file(s) were not tried" in done.stderr
     assert f"cannot connect to 127.0.0.1:{port}" in done.stderr or "unavailable" in done.stderr
 
 

@@ -109,7 +109,7 @@ def test_client_cli_speaks_tls(guards, certs) -> None:
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     (line,) = [r for r in audit_lines(guards["tls"].config.audit_log) if r["request_id"] == answer["request_id"]]
-    assert line["images"][0]["top_class"] == answer["label"]
+    assert line["images"][0]["top_class"] == answer["top_class"]
 
 
 def test_evaluate_reaches_a_service_behind_mutual_tls(guards, certs, tmp_path: Path) -> None:

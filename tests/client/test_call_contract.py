@@ -1,0 +1,328 @@
+"""What a caller of the SDK and the command line is promised: one deadline per call, settings refused up front, TLS
+mistakes named, no stale output left looking current, exit codes and JSON records that lose no input."""
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import trustme
+from PIL import Image
+
+from dermassist_client import (
+    AsyncDermAssistClient,
+    ClientConfig,
+    ClientConfigError,
+    ConnectionSetupError,
+    DeadlineExceededError,
+    DermAssistClient,
+    InvalidImageError,
+    PartialBatchError,
+    ServerUnavailableError,
+)
+from dermassist_client.cli import EXIT_FAILED, EXIT_UNREACHABLE, build_parser, main, summary_line
+from dermassist_client.images import encode_image
+from dermassist_client.interop import InteropRun
+from dermassist_client.result import build_result
+from dermassist_client.retry import call_with_retries
+from dermassist_client.transport import RawAnswer
+
+
+def _outputs(n: int, assessable: bool = True) -> dict[str, np.ndarray]:
+    """n rows whose top class is MEL (index 3, p=0.65), a lesion found, assessable as asked."""
+    probs = np.full((n, 8), 0.05, np.float32)
+    probs[:, 3] = 0.65
+    return {"PROBABILITIES": probs, "MASK": np.zeros((n, 256, 256), np.uint8),
+            "BBOX": np.tile(np.array([[10, 20, 30, 40]], np.int32), (n, 1)),
+            "LESION_FRACTION": np.full((n, 1), 0.5, np.float32),
+            "REFER": np.full((n, 1), True), "REFER_SCORE": np.full((n, 1), 0.75, np.float32),
+            "ASSESSABLE": np.full((n, 1), assessable), "NOTE": np.array([[b""]] * n, dtype=object)}
+
+
+def _png() -> bytes:
+    return encode_image(Image.new("RGB", (60, 40), (150, 100, 90))).data
+
+
+# --- 2: one deadline for the whole public call ---------------------------------------------------------------------
+
+class _SlowTransport:
+    """Answers each request after ``delay`` s (or fails at its deadline, as gRPC does), refusing requests holding
+    b"bad"."""
+
+    def __init__(self, delay: float = 0.1) -> None:
+        self.delay = delay
+        self.timeouts: list[float] = []
+
+    def infer(self, data: list[bytes], with_crop: bool, timeout_s: float, request_id: str) -> RawAnswer:
+        self.timeouts.append(timeout_s)
+        time.sleep(min(self.delay, timeout_s))
+        if timeout_s < self.delay:
+            raise DeadlineExceededError("no answer within the deadline")
+        if b"bad" in data:
+            raise InvalidImageError("the server rejected the image: IMAGE row 0: too small", "IMAGE row 0: too small")
+        return RawAnswer(_outputs(len(data)), "dermassist", "1", request_id)
+
+    async def ainfer(self, data: list[bytes], with_crop: bool, timeout_s: float, request_id: str) -> RawAnswer:
+        return await asyncio.to_thread(self.infer, data, with_crop, timeout_s, request_id)
+
+
+def test_analyze_batch_shares_one_deadline_across_its_requests() -> None:
+    """8 requests of 0.1 s under timeout 0.3: the old code gave each request its own 0.3 s and took 0.8 s."""
+    client = DermAssistClient("127.0.0.1:1", timeout=0.3, retries=0, max_batch_size=1)
+    client._transport = fake = _SlowTransport()
+    with pytest.raises(DeadlineExceededError):
+        client.analyze_batch([_png()] * 8)
+    assert len(fake.timeouts) <= 4 and fake.timeouts == sorted(fake.timeouts, reverse=True)
+
+
+def test_the_one_image_resends_after_a_refusal_share_the_calls_deadline() -> None:
+    """A refused request of 4 is resent image by image: 5 requests of 0.1 s do not fit in 0.3 s."""
+    client = DermAssistClient("127.0.0.1:1", timeout=0.3, retries=0, max_batch_size=4)
+    client._transport = fake = _SlowTransport()
+    with pytest.raises(DeadlineExceededError):
+        client.analyze_batch([_png(), b"bad", _png(), _png()])
+    assert max(fake.timeouts[1:]) < 0.25  # every resend got what was left of the call's 0.3 s, none a fresh 0.3 s
+
+
+def test_the_asyncio_batch_shares_one_deadline_too() -> None:
+    """Requests of 0.2 s under timeout 0.3: the refused request's resends start with 0.1 s left, too little."""
+    aclient = AsyncDermAssistClient("127.0.0.1:1", timeout=0.3, retries=0, max_batch_size=4)
+    fake = _SlowTransport(delay=0.2)
+    aclient._transport = type("T", (), {"infer": staticmethod(fake.ainfer)})()
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(aclient.analyze_batch([_png(), b"bad", _png(), _png()] * 2))
+    # both requests refused, then resends with what was left (how many start before it runs out is the scheduler's)
+    assert len(fake.timeouts) >= 3 and max(fake.timeouts[2:]) < 0.15
+
+
+# --- 3: settings that cannot work are refused --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"timeout_s": float("inf")}, "timeout_s must be a positive number of seconds \\(a finite"),
+    ({"timeout_s": float("nan")}, "timeout_s must be a positive number"),
+    ({"timeout_s": True}, "not a bool"),
+    ({"backoff_max_s": float("inf")}, "backoff_max_s must be a positive number"),
+    ({"retries": True}, "retries must be an integer >= 0 \\(not a bool\\), got True"),
+    ({"max_batch_size": True}, "max_batch_size must be between 1"),
+])
+def test_config_refuses_infinite_numbers_and_bools(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ClientConfigError, match=fragment):
+        ClientConfig(url="h:1", **kwargs)
+
+
+# --- 6: TLS mistakes named, permanent ones not retried ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("pems")
+    ca, other = trustme.CA(), trustme.CA()
+    server, client, rogue = ca.issue_cert("127.0.0.1", "localhost"), ca.issue_cert("c.example"), other.issue_cert("r")
+    paths = {name: folder / name for name in ("ca.pem", "client.pem", "client.key", "rogue.key", "text.pem")}
+    ca.cert_pem.write_to_path(paths["ca.pem"])
+    client.cert_chain_pems[0].write_to_path(paths["client.pem"])
+    client.private_key_pem.write_to_path(paths["client.key"])
+    rogue.private_key_pem.write_to_path(paths["rogue.key"])
+    paths["text.pem"].write_text("not a certificate\n")
+    return {**paths, "server": server}
+
+
+def test_tls_files_are_checked_when_the_config_is_made(pems: dict[str, Any]) -> None:
+    with pytest.raises(ClientConfigError, match=f"root_certificates file {pems['text.pem']} holds no PEM certificate"):
+        ClientConfig(url="h:1", ssl=True, root_certificates=pems["text.pem"])
+    with pytest.raises(ClientConfigError, match=f"private_key file {pems['rogue.key']} is not the key of the certificate"):
+        ClientConfig(url="h:1", ssl=True, private_key=pems["rogue.key"], certificate_chain=pems["client.pem"])
+    with pytest.raises(ClientConfigError, match=f"certificate_chain file {pems['client.key']} holds no PEM certificate"):
+        ClientConfig(url="h:1", ssl=True, private_key=pems["client.key"], certificate_chain=pems["client.key"])
+    with pytest.raises(ClientConfigError, match=f"private_key file {pems['ca.pem']} is not an unencrypted PEM"):
+        ClientConfig(url="h:1", ssl=True, private_key=pems["ca.pem"], certificate_chain=pems["client.pem"])
+    good = ClientConfig(url="h:1", ssl=True, root_certificates=pems["ca.pem"], private_key=pems["client.key"],
+                        certificate_chain=pems["client.pem"])
+    assert good.private_key == pems["client.key"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def grpc_ports(pems: dict[str, Any]) -> Iterator[dict[str, int]]:
+    """A plaintext and a TLS gRPC server (no services: any call is UNIMPLEMENTED) and an HTTP/1 server."""
+    ports = {"plain": _free_port(), "tls": _free_port(), "http1": _free_port()}
+    plain, tls = grpc.server(futures.ThreadPoolExecutor(2)), grpc.server(futures.ThreadPoolExecutor(2))
+    plain.add_insecure_port(f"127.0.0.1:{ports['plain']}")
+    server = pems["server"]
+    tls.add_secure_port(f"127.0.0.1:{ports['tls']}", grpc.ssl_server_credentials(
+        [(server.private_key_pem.bytes(), server.cert_chain_pems[0].bytes())]))
+    http1 = http.server.ThreadingHTTPServer(("127.0.0.1", ports["http1"]), http.server.BaseHTTPRequestHandler)
+    http1.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
+    threading.Thread(target=http1.serve_forever, daemon=True).start()
+    plain.start()
+    tls.start()
+    yield ports
+    plain.stop(0)
+    tls.stop(0)
+    http1.shutdown()
+
+
+@pytest.mark.parametrize("port, kwargs, fragment", [
+    ("plain", {"ssl": True}, "the server does not serve TLS on this port: drop --ssl"),
+    ("tls", {"ssl": True, "root_certificates": "other"}, "is not signed by the CA given"),
+    ("http1", {}, "this looks like an HTTP/1 port \\(DermAssist's health port\\?\\), not gRPC"),
+])
+def test_connection_mistakes_are_named_and_not_retried(grpc_ports: dict[str, int], pems: dict[str, Any],
+                                                       tmp_path: Path, port: str, kwargs: dict[str, Any],
+                                                       fragment: str) -> None:
+    if kwargs.get("root_certificates") == "other":
+        trustme.CA().cert_pem.write_to_path(tmp_path / "other.pem")
+        kwargs = {**kwargs, "root_certificates": tmp_path / "other.pem"}
+    start = time.monotonic()
+    with DermAssistClient(f"127.0.0.1:{grpc_ports[port]}", timeout=10, retries=3, backoff_initial_s=1.0, **kwargs) as c:
+        with pytest.raises(ConnectionSetupError, match=fragment) as info:
+            c.health()
+    assert isinstance(info.value, ServerUnavailableError)  # callers that caught unavailability still do
+    assert time.monotonic() - start < 1.0  # retries=3 with 1 s backoff would take 1 s before the first retry
+
+
+def test_a_permanent_connection_failure_is_raised_at_the_first_attempt() -> None:
+    calls: list[float] = []
+
+    def fail(timeout_s: float) -> None:
+        calls.append(timeout_s)
+        raise ConnectionSetupError("the server does not serve TLS on this port")
+
+    with pytest.raises(ConnectionSetupError):
+        call_with_retries(ClientConfig(url="h:1", retries=3, backoff_initial_s=0.01), fail)
+    assert len(calls) == 1
+
+
+# --- 7: a closed client says so ------------------------------------------------------------------------------------
+
+def test_a_closed_client_says_it_was_closed() -> None:
+    client = DermAssistClient("127.0.0.1:1", retries=0)
+    client.close()
+    with pytest.raises(ClientConfigError, match="this client was closed"):
+        client.analyze(_png())
+
+    async def closed_async() -> None:
+        async with AsyncDermAssistClient("127.0.0.1:1", retries=0) as aclient:
+            pass
+        await aclient.health()
+
+    with pytest.raises(ClientConfigError, match="this client was closed"):
+        asyncio.run(closed_async())
+
+
+# --- 8: a refusal names the caller's index, not the row of the resend ----------------------------------------------
+
+def test_a_refusal_in_a_batch_names_the_callers_index_and_no_resend_row() -> None:
+    client = DermAssistClient("127.0.0.1:1", retries=0, max_batch_size=4)
+    client._transport = _SlowTransport()
+    with pytest.raises(PartialBatchError) as info:
+        client.analyze_batch([_png(), _png(), b"bad"])
+    message = str(info.value)
+    assert "image 2 (<3 bytes>): the server rejected the image: too small" in message
+    assert "row 0" not in message
+    assert info.value.results[2].reason == "too small"
+
+
+# --- 5: no class named as a diagnosis when none is given ----------------------------------------------------------
+
+def test_an_image_without_a_diagnosis_names_no_class_as_one() -> None:
+    summary = build_result(_outputs(1, assessable=False), 0, (60, 40), "dermassist", "1").to_dict()
+    assert summary["diagnosis_given"] is False and summary["label"] is None and summary["label_name"] is None
+    assert summary["top_class"] == "MEL" and summary["top_class_name"] == "Melanoma"
+    line = summary_line("black.png", summary)
+    assert "no diagnosis given; highest class MEL p=0.650 (not a diagnosis)" in line and "(Melanoma)" not in line
+    given = build_result(_outputs(1), 0, (60, 40), "dermassist", "1").to_dict()
+    assert given["label"] == "MEL" and "; MEL (Melanoma) p=0.650;" in summary_line("a.png", given)
+
+
+# --- 1 and 4: the command line ------------------------------------------------------------------------------------
+
+class _CliClient:
+    """Stands in for DermAssistClient: 'bad' paths are refused, 'down' ones find no server; counts its calls."""
+
+    calls: list[str] = []
+
+    def __init__(self, url: str, protocol: str, **options: Any) -> None:
+        type(self).calls = []
+
+    def __enter__(self) -> _CliClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def analyze(self, path: str) -> Any:
+        self.calls.append(path)
+        if "down" in path:
+            raise ServerUnavailableError(f"analyzing {path}: cannot connect to h:1; is the server running?")
+        if "bad" in path:
+            raise InvalidImageError(f"{path} is not an image")
+        return build_result(_outputs(1), 0, (60, 40), "dermassist", "1")
+
+
+@pytest.fixture
+def cli_client(monkeypatch: pytest.MonkeyPatch) -> type[_CliClient]:
+    import dermassist_client.client
+
+    monkeypatch.setattr(dermassist_client.client, "DermAssistClient", _CliClient)
+    return _CliClient
+
+
+def test_a_run_that_writes_no_bundle_removes_the_earlier_one(cli_client: type[_CliClient], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    picture = tmp_path / "good.png"
+    Image.new("RGB", (60, 40), (150, 100, 90)).save(picture)
+    bundle = tmp_path / "out.json"
+    assert main(["analyze", str(picture), "--fhir-out", str(bundle), "--patient-id", "PATIENT-A"]) == 0
+    assert "PATIENT-A" in bundle.read_text()
+    capsys.readouterr()
+    assert main(["analyze", "bad.png", "--fhir-out", str(bundle), "--patient-id", "PATIENT-B"]) == EXIT_FAILED
+    assert not bundle.exists()
+    err = capsys.readouterr().err
+    assert f"no FHIR bundle was written (no image was answered); the earlier file {bundle} was removed" in err
+    run = InteropRun(cli_client("h:1", "grpc"), fhir_out=bundle)
+    assert run.finish() is None and run.removed_stale is None  # nothing there: nothing to remove
+
+
+def test_an_unreachable_server_stops_the_run_with_its_own_exit_code(cli_client: type[_CliClient],
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["analyze", "a.png", "down1.png", "a2.png", "bad.png", "--json"]
+    assert main(argv) == EXIT_UNREACHABLE
+    assert cli_client.calls == ["a.png", "down1.png"]  # stopped at the first failure to reach the server
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["image"] for r in records] == ["a.png", "down1.png", "a2.png", "bad.png"]  # no input lost
+    assert [r.get("error", {}).get("kind") for r in records] == [None, "ServerUnavailableError", "NotTried", "NotTried"]
+    assert "2 more file(s) were not tried" in captured.err and captured.err.count("FAILED") == 1
+
+
+def test_images_refused_one_by_one_exit_1_with_an_error_record_each(cli_client: type[_CliClient],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "bad1.png", "a.png", "bad2.png", "a2.png", "--json"]) == EXIT_FAILED
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"] for r in records] == ["bad1.png", "a.png", "bad2.png", "a2.png"]
+    assert records[0]["error"] == {"kind": "InvalidImageError", "message": "bad1.png is not an image"}
+    assert "error" not in records[1] and records[1]["label"] == "MEL"
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["analyze", "--help"])
+    text = capsys.readouterr().out
+    for code, words in ((0, "every image was answered"), (1, "some images were refused or failed"), (2, "usage error"),
+                        (3, "the server could not be reached")):
+        assert f"\n  {code}    {words}" in text
