@@ -376,10 +376,20 @@ def seen_in_training(image_ids: Iterable[str], release: Path) -> list[dict]:
             continue
         counts = {k: len(ids & v) for k, v in splits.items()}
         if sum(counts.values()):
-            found.append({"model": model, "manifest": str(path), "splits": counts,
+            held_out = {k: len(ids & {row["image_id"] for row in rows}) for k, rows in manifest.items()
+                        if k not in FITTED_SPLITS and isinstance(rows, list)}
+            found.append({"model": model, "manifest": _shown_path(path), "splits": counts,
                           "images": sorted(ids & set().union(*splits.values())),
-                          "unseen_splits": [k for k in manifest if k not in FITTED_SPLITS]})
+                          "unseen_splits": [k for k, n in sorted(held_out.items(), key=lambda kv: -kv[1]) if n]})
     return found
+
+
+def _shown_path(path: Path) -> str:
+    """A path as a report shows it: relative to the working folder when it lies under it (no machine's own paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _not_sent(samples: Sequence, answers: Answers) -> list:
@@ -678,13 +688,20 @@ def _seen_markdown(seen: Sequence[dict]) -> list[str]:
     """The warning that the model was fitted or tuned on some evaluated images, and how to leave them out."""
     lines = []
     for m in seen:
-        split = (m["unseen_splits"] or ["test"])[0]
         counts = " and ".join(f"{n} in {k}" for k, n in m["splits"].items() if n)
+        figures = _FIGURES_OF.get(m["model"], "its figures")
+        unseen = (f"Evaluate only images it never saw with `--split-manifest {m['manifest']} --split "
+                  f"{m['unseen_splits'][0]}`." if m["unseen_splits"] else
+                  "None of the evaluated images is in its held-out splits.")
         lines += [f"**Optimistic figures:** {len(m['images'])} of the evaluated images ({counts}; e.g. "
                   f"{', '.join(m['images'][:5])}) are in the training or validation split of the released {m['model']} "
-                  f"(`{m['manifest']}`): the model was fitted or tuned on them, so figures on them are optimistic. "
-                  f"Evaluate only images it never saw with `--split-manifest {m['manifest']} --split {split}`.", ""]
+                  f"(`{m['manifest']}`): it was fitted or tuned on them, so {figures} on them are optimistic. {unseen}",
+                  ""]
     return lines
+
+
+_FIGURES_OF = {"segmenter": "the segmentation figures (Dice, Jaccard)",
+               "classifier": "the diagnosis, calibration and referral figures"}
 
 
 def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:

@@ -429,9 +429,13 @@ def test_the_images_the_release_was_fitted_on_are_flagged_at_the_top(tmp_path: P
     text = render_markdown(report, [], {})
     assert ("**Optimistic figures:** 2 of the evaluated images (1 in train and 1 in val; e.g. A, C) are in the training "
             "or validation split of the released classifier") in text
-    assert "so figures on them are optimistic. Evaluate only images it never saw with `--split-manifest " \
-           f"{release / 'splits' / 'c.json'} --split test`." in text
+    assert "so the diagnosis, calibration and referral figures on them are optimistic. Evaluate only images it never " \
+           f"saw with `--split-manifest {release / 'splits' / 'c.json'} --split test`." in text
     assert text.splitlines()[4].startswith("**Optimistic figures:**")  # at the top, under the data line
+    only_fitted = seen_in_training(["A", "C"], release)  # none of them in the held-out split: none to suggest
+    assert only_fitted[0]["unseen_splits"] == []
+    text = render_markdown({**report, "seen_in_training": only_fitted}, [], {})
+    assert "None of the evaluated images is in its held-out splits." in text and "--split test" not in text
 
 
 def test_the_report_says_why_a_section_is_missing_and_counts_refused_melanomas_beside_the_figure() -> None:
