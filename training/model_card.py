@@ -103,7 +103,8 @@ def render_model_card(release: dict) -> str:
               "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves. The",
               "last column is the ECE a perfectly calibrated model would score with the same probabilities on as many",
               "images (labels drawn from the probabilities): an ECE under its 95th percentile is within what the sample",
-              "size alone produces. Balanced accuracy intervals: stratified bootstrap; referral intervals: Wilson, 95%.", "",
+              "size alone produces. Balanced accuracy intervals: each class's recall drawn from its Jeffreys posterior;",
+              "referral intervals: Wilson, 95%.", "",
               "| referral | melanoma sensitivity (95% interval), melanomas | malignant sensitivity, malignant | benign "
               "specificity, benign | not assessable |",
               "|---|---|---|---|---|"]
