@@ -87,7 +87,8 @@ def test_every_shipped_report_the_card_points_to_lists_its_images() -> None:
     for name, figures in reports.items():
         folder = RELEASE_DIR / "reports" / name
         with open(folder / "images.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["set"] == "evaluated"]
+            # an image on disk that no label row names is listed too, as not evaluated (PH2's IMD146 has no diagnosis)
+            rows = [r for r in csv.DictReader(f) if r["set"] == "evaluated" and not r["status"].startswith("not evaluated")]
         assert len(rows) == figures["images"], name
         review = f"Melanomas REFER did not refer: {sum(r['truth'] == 'MEL' and r['refer'] == 'False' for r in rows) or 'none'}."
         assert review in (folder / "report.md").read_text(), name
