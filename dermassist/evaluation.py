@@ -241,14 +241,13 @@ def truth_mask(path: Path, image: Path) -> np.ndarray:
     import cv2
 
     from preprocess.contract import SEG_SIZE
-    from training.readers.common import image_orientation, image_size, to_displayed
+    from training.errors import TrainingError
+    from training.images import load_mask, original_size
 
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
-    if mask is None:
-        raise EvaluationError(f"mask {path} cannot be read; expected a 0/255 image")
-    orientation = image_orientation(image)
-    if orientation != 1 and (mask.shape[1], mask.shape[0]) == image_size(image):
-        mask = to_displayed(mask, orientation)
+    try:
+        mask = load_mask(path, image, original_size(image))
+    except TrainingError as e:
+        raise EvaluationError(f"ground truth of {image.name}: {e}") from e
     return (cv2.resize(mask, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
 
 

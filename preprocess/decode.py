@@ -184,19 +184,19 @@ def _png_exif(data: bytes) -> Image.Exif | None:
     return None
 
 
-def apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
-    """``rgb`` (stored as the file holds it) turned as a viewer shows it for an EXIF orientation of 1-8."""
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """An image (H, W[, C]) stored as the file holds it, turned as a viewer shows it for an EXIF orientation of 1-8
+    (a mask drawn on the stored pixels turns the same way); any other value leaves it as it is."""
     turned = {
-        1: rgb,
-        2: rgb[:, ::-1],
-        3: rgb[::-1, ::-1],
-        4: rgb[::-1],
-        5: rgb.transpose(1, 0, 2),
-        6: np.rot90(rgb, -1),
-        7: rgb[::-1, ::-1].transpose(1, 0, 2),
-        8: np.rot90(rgb, 1),
-    }[orientation]
-    return turned if turned is rgb else np.ascontiguousarray(turned)
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(turned[orientation](pixels)) if orientation in turned else pixels
 
 
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page

@@ -12,7 +12,7 @@ from preprocess.errors import PreprocessError
 from preprocess.prepare import PreparedImage, prepare_image
 
 from .errors import MaskMismatchError, UnreadableImageError
-from .readers.common import image_size
+from .readers.common import displayed_mask, displayed_size, image_orientation, image_size
 from .records import Sample
 
 
@@ -31,11 +31,13 @@ def seg_input_uint8(prepared: PreparedImage) -> np.ndarray:
     return np.round(prepared.seg_input * np.float32(255.0)).astype(np.uint8)
 
 
-def load_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """Read a 0/255 mask and check it matches its image size (height, width)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+def load_mask(path: Path, image: Path, size: tuple[int, int]) -> np.ndarray:
+    """Read a 0/255 mask in the frame its ``image`` is served in (``displayed_mask``: a mask drawn on the stored pixels
+    of an image with an EXIF orientation is turned with it) and check it matches the image's (height, width) there."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
     if mask is None:
         raise MaskMismatchError(f"mask {path} cannot be read; expected a 0/255 PNG")
+    mask = displayed_mask(mask, image)
     if mask.shape != tuple(size):
         raise MaskMismatchError(
             f"mask {Path(path).name} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}; "
@@ -59,13 +61,13 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
             raise MaskMismatchError(f"{s.image_path} has no lesion mask; the segmenter trains and validates on "
                                     "masked images only")
         prepared = load_prepared(s.image_path)
-        mask = load_mask(s.mask_path, prepared.original_size)
+        mask = load_mask(s.mask_path, s.image_path, prepared.original_size)
         xs[i] = seg_input_uint8(prepared)
         ys[i] = seg_mask(mask).astype(np.uint8)
     return xs, ys
 
 
 def original_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file from its header."""
-    w, h = image_size(path)
+    """(height, width) of an image file as it is shown and served (EXIF orientation applied), from its header."""
+    w, h = displayed_size(image_size(path), image_orientation(path))
     return h, w

@@ -286,7 +286,7 @@ def _turned_jpeg(path: Path, stored: tuple[int, int], orientation: int) -> Path:
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_a_mask_is_compared_in_the_frame_the_service_answers_in(tmp_path: Path, orientation: int) -> None:
-    from training.readers.common import to_displayed
+    from preprocess.decode import apply_orientation as to_displayed
 
     image = _turned_jpeg(tmp_path / "i.jpg", (600, 400), orientation)  # the service answers for the turned image
     stored = np.zeros((400, 600), np.uint8)

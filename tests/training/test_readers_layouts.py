@@ -204,9 +204,10 @@ def test_a_mask_in_the_stored_or_the_displayed_frame_of_a_turned_image_is_accept
 
 @pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
 def test_a_stored_frame_mask_is_turned_as_pil_turns_the_image(orientation: int) -> None:
+    """A 2-D mask turns with the image through the decoder's own orientation function."""
     from PIL import Image, ImageOps
 
-    from training.readers.common import to_displayed
+    from preprocess.decode import apply_orientation as to_displayed
 
     stored = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20  # every pixel different: any wrong turn shows
     im = Image.fromarray(stored)
@@ -320,3 +321,22 @@ def test_isic2017_part3_with_a_renamed_column_or_a_word_for_a_number_is_named(tm
     with pytest.raises(UnknownLabelError, match=r"line 2 \(ISIC_0000001\): column melanoma holds 'yes'; expected a "
                                                 "number"):
         read_dataset(root)
+
+
+def test_training_reads_a_stored_frame_mask_in_the_frame_its_image_is_served_in(tmp_path: Path) -> None:
+    """The segmenter and the classifier's crops learn from the turned picture: its mask must turn with it."""
+    from PIL import Image
+
+    from preprocess.decode import decode
+    from training.images import load_mask, original_size
+
+    image = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (60, 40), (128, 100, 90)).save(image, exif=exif)  # stored 60 wide, shown 40 wide
+    stored = np.zeros((40, 60), np.uint8)
+    stored[:, :15] = 255  # the left quarter of the stored pixels: the top quarter once shown
+    cv2.imwrite(str(tmp_path / "mask.png"), stored)
+    assert original_size(image) == decode(image.read_bytes()).original_size == (60, 40)
+    mask = load_mask(tmp_path / "mask.png", image, original_size(image))
+    assert mask.shape == (60, 40) and mask[:15].min() == 255 and mask[15:].max() == 0

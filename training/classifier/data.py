@@ -54,7 +54,7 @@ def mask_prob(sample: Sample, predicted_masks: Path | None) -> np.ndarray | None
                 raise MaskMismatchError(f"predicted mask {path} must be a {SEG_SIZE}x{SEG_SIZE} PNG")
             return pred.astype(np.float32) / np.float32(255.0)
     if sample.mask_path is not None:
-        return seg_mask(load_mask(sample.mask_path, original_size(sample.image_path)))
+        return seg_mask(load_mask(sample.mask_path, sample.image_path, original_size(sample.image_path)))
     return None
 
 

@@ -23,7 +23,6 @@ IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
 CSV_ENCODING = "utf-8-sig"
-ORIENTATION_TAG = 0x0112  # EXIF orientation
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # they swap the stored width and height
 
 
@@ -126,24 +125,32 @@ def near_miss(listed: str, images: Mapping[str, Path]) -> str | None:
 
 
 def image_orientation(path: Path) -> int:
-    """EXIF orientation (1-8) the service's decoder applies to an image file: that of a JPEG, or of a PNG with an
-    eXIf chunk (OpenCV ignores EXIF in PNG text chunks); 1 for other files (PIL reports a TIFF's turned size)."""
+    """EXIF orientation (1-8) the service's decoder applies to an image file (``preprocess.decode``'s header read:
+    a JPEG's, or a PNG's eXIf chunk); 1 for other files (a TIFF is turned by its decoder, its header size already)."""
+    from preprocess.decode import parse_header, sniff_format
+    from preprocess.errors import InvalidImageError
+
     try:
-        with Image.open(path) as im:
-            turns = im.format == "JPEG" or (im.format == "PNG" and "exif" in im.info)
-            orientation = int(im.getexif().get(ORIENTATION_TAG, 1)) if turns else 1
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        data = Path(path).read_bytes()
+        return parse_header(data, sniff_format(data)).orientation
+    except (OSError, InvalidImageError) as e:
         raise UnreadableImageError(f"dataset file {path} cannot be read as an image ({e}); replace the file or remove "
                                    "it from the dataset") from e
-    return orientation if 1 <= orientation <= 8 else 1
 
 
-def to_displayed(mask: np.ndarray, orientation: int) -> np.ndarray:
-    """A mask drawn on an image's stored pixels, turned the way the EXIF ``orientation`` turns the image for
-    display (as PIL's ``exif_transpose`` and OpenCV's decoder do)."""
-    turns = {2: lambda m: m[:, ::-1], 3: lambda m: m[::-1, ::-1], 4: lambda m: m[::-1], 5: lambda m: m.T,
-             6: lambda m: np.rot90(m, -1), 7: lambda m: m[::-1, ::-1].T, 8: lambda m: np.rot90(m, 1)}
-    return np.ascontiguousarray(turns[orientation](mask)) if orientation in turns else mask
+def displayed_mask(mask: np.ndarray, image: Path) -> np.ndarray:
+    """A lesion mask in the frame its image is shown and served in (EXIF orientation applied).
+
+    A mask the size of the image's stored pixels is turned the way the image is turned (a square image, or an
+    orientation that keeps the sides, has both frames of one size: its mask is taken as drawn on the stored pixels,
+    as the file holds them); any other mask is returned as it is, for the caller's size check.
+    """
+    from preprocess.decode import apply_orientation
+
+    orientation = image_orientation(image)
+    if orientation != 1 and (mask.shape[1], mask.shape[0]) == image_size(image):
+        return apply_orientation(mask, orientation)
+    return mask
 
 
 def displayed_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
