@@ -267,8 +267,9 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     assert done.returncode == 1, done.stderr  # the CT slice fails, the others are answered
     assert f"{ct}: FAILED:" in done.stderr and "not an RGB photograph" in done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [line["image"] for line in lines] == [str(dcm), str(HAM_B)]
+    assert [line["image"] for line in lines] == [str(dcm), str(HAM_B), str(ct)]  # the failure has its own line
     assert len(lines[0]["dicom_outputs"]) == 2 and "dicom_outputs" not in lines[1]
+    assert "not an RGB photograph" in lines[2]["error"]["message"] and "dicom_outputs" not in lines[2]
 
     source = read_dicom(dcm)
     result = served(triton_server, source)
