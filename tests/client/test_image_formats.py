@@ -12,19 +12,10 @@ from dermassist_client import InvalidImageError
 from dermassist_client.images import encode_image
 from dermassist_client.images import other_format as client_other_format
 from preprocess.decode import other_format as server_other_format
-from tests.support.images import pil_bytes, synthetic_lesion
+from tests.support.images import MISTAKEN_FORMATS, pil_bytes, synthetic_lesion
 
 RGB = synthetic_lesion(120, 160)
-MISTAKES = {
-    "WebP": pil_bytes(Image.fromarray(RGB), "WEBP"),
-    "GIF": pil_bytes(Image.fromarray(RGB), "GIF"),
-    "HEIC": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
-    "HEIF": b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(64),
-    "AVIF": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64),
-    "JPEG 2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
-    "DICOM": bytes(128) + b"DICM" + bytes(64),
-    "PDF": b"%PDF-1.4 a scanned referral letter",
-}
+MISTAKES = MISTAKEN_FORMATS
 
 
 @pytest.mark.parametrize("name", sorted(MISTAKES))

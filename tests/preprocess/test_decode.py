@@ -19,7 +19,7 @@ from preprocess.errors import (
     UnsupportedFormatError,
 )
 from preprocess.prepare import prepare_image
-from tests.support.images import encode, pil_bytes, png_bomb, synthetic_lesion, with_orientation
+from tests.support.images import MISTAKEN_FORMATS, encode, pil_bytes, png_bomb, synthetic_lesion, with_orientation
 
 RGB = synthetic_lesion(120, 160)
 
@@ -141,15 +141,8 @@ def test_truncated_jpeg_is_refused_even_when_its_thumbnail_is_complete() -> None
         decode_image(data[: int(len(data) * 0.9)])
 
 
-DICOM_FILE = bytes(128) + b"DICM" + bytes(64)
-OTHER_FORMATS = {
-    "WebP": pil_bytes(Image.fromarray(RGB), "WEBP"),
-    "GIF": pil_bytes(Image.fromarray(RGB), "GIF"),
-    "HEIC": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
-    "AVIF": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64),
-    "JPEG 2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
-    "PDF": b"%PDF-1.4 a scanned referral letter",
-}
+DICOM_FILE = MISTAKEN_FORMATS["DICOM"]
+OTHER_FORMATS = {name: data for name, data in MISTAKEN_FORMATS.items() if name != "DICOM"}
 
 
 @pytest.mark.parametrize("name", list(OTHER_FORMATS))

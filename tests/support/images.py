@@ -82,3 +82,16 @@ def raw_profile_png(rgb: np.ndarray, orientation: int) -> bytes:
         assert im.getexif().get(0x0112) == orientation and "exif" not in im.info
     return data
 
+
+
+# Files of the formats clients send by mistake, each as the service names it (WebP and GIF real, the rest by header).
+MISTAKEN_FORMATS = {
+    "WebP": pil_bytes(Image.fromarray(synthetic_lesion(120, 160)), "WEBP"),
+    "GIF": pil_bytes(Image.fromarray(synthetic_lesion(120, 160)), "GIF"),
+    "HEIC": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+    "HEIF": b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(64),
+    "AVIF": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64),
+    "JPEG 2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
+    "DICOM": bytes(128) + b"DICM" + bytes(64),
+    "PDF": b"%PDF-1.4 a scanned referral letter",
+}
