@@ -179,6 +179,7 @@ def test_without_retries_only_requests_in_flight_fail_and_each_leaves_one_audit_
     for line in audit_lines(healing.config.audit_log):
         lines[line["request_id"]].append(line)
     for call in load.calls:
+        assert len(lines[call.request_id]) == 1, (call, lines[call.request_id], len(load.calls), len(lines))
         (line,) = lines[call.request_id]
         assert line["status"] == ("OK" if call.error is None else "UNAVAILABLE"), (call, line)
 
