@@ -44,6 +44,8 @@ _REDUCED_FLAGS = (
     (2, cv2.IMREAD_REDUCED_COLOR_2 | _RGB),
 )
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
+# Why a TIFF that is whole may still be unreadable: OpenCV and PIL read integer samples only.
+_TIFF_SAMPLES = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB"
 # JPEG and PNG are turned here by the header's EXIF orientation, which is also what sets the size the header reports:
 # OpenCV's own reading misses some valid tags (an orientation stored as LONG) and turns before a reduced decode is
 # trimmed. OpenCV's TIFF reader turns by the TIFF tag itself, which this flag does not stop.
@@ -151,7 +153,7 @@ def parse_header(data: bytes, fmt: str) -> Header:
             f"({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels) are accepted: downscale it before sending"
         ) from e
     except UnidentifiedImageError as e:
-        samples = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB" if fmt == "TIFF" else ""
+        samples = _TIFF_SAMPLES if fmt == "TIFF" else ""
         raise TruncatedImageError(
             f"{fmt} header of a {len(data)}-byte input cannot be read; the file is truncated or corrupt{samples}"
         ) from e
@@ -166,7 +168,7 @@ def parse_header(data: bytes, fmt: str) -> Header:
             "picture per image and will not guess which: send each as its own image"
         )
     size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-    return Header(size, profile, orientation if fmt in ("JPEG", "PNG") else 1, page)
+    return Header(size, profile, orientation, page)
 
 
 def _png_exif(data: bytes) -> Image.Exif | None:
@@ -316,15 +318,15 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
         found, pages = cv2.imdecodemulti(buffer, flag, range=(header.page, header.page + 1))
         rgb = pages[0] if found and pages else None
     else:
-        rgb = cv2.imdecode(buffer, flag | (_OWN_ORIENTATION if fmt in ("JPEG", "PNG") else 0))
+        rgb = cv2.imdecode(buffer, flag | _OWN_ORIENTATION)
     if rgb is None:
-        samples = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB" if fmt == "TIFF" else ""
+        samples = _TIFF_SAMPLES if fmt == "TIFF" else ""
         raise TruncatedImageError(f"{described} could not be decoded; the file is truncated or corrupt{samples}")
     rgb = to_srgb(rgb, header.profile, described)
     if factor > 1:  # trimmed in the stored frame, where the partial blocks of a reduced decode lie: right and bottom
         stored = (width, height) if header.orientation not in _TRANSPOSING_ORIENTATIONS else (height, width)
         rgb = rgb[: stored[1] // factor, : stored[0] // factor]
-    rgb = apply_orientation(np.ascontiguousarray(rgb), header.orientation)
+    rgb = np.ascontiguousarray(apply_orientation(rgb, header.orientation))  # one copy at most: the turn or the trim
     if factor == 1:  # the decoded size is the original's (a TIFF the decoder turned by its own tag included)
         return DecodedImage(rgb, (int(rgb.shape[0]), int(rgb.shape[1])), 1)
     return DecodedImage(rgb, (height, width), factor)
