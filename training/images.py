@@ -12,7 +12,7 @@ from preprocess.errors import PreprocessError
 from preprocess.prepare import PreparedImage, prepare_image
 
 from .errors import MaskMismatchError, UnreadableImageError
-from .readers.common import displayed_mask, displayed_size, image_orientation, image_size
+from .readers.common import displayed_mask, image_header
 from .records import Sample
 
 
@@ -69,5 +69,5 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
 
 def original_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file as it is shown and served (EXIF orientation applied), from its header."""
-    w, h = displayed_size(image_size(path), image_orientation(path))
+    w, h = image_header(path).size
     return h, w

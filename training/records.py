@@ -45,7 +45,6 @@ class Dataset:
     samples: tuple[Sample, ...]
     missing_images: tuple[str, ...] = ()
     skipped_unknown: int = 0
-    skipped_unlabelled: int = 0
     duplicate_rows: tuple[str, ...] = ()  # image ids a label CSV lists again with the same label (read once)
     # image files on disk that no label row names; left out of the samples, or (ISIC 2017 without its Part 3 row)
     # kept unlabelled for the segmentation figures
@@ -68,6 +67,11 @@ class Dataset:
                 f"({len(self.missing_images)} listed but absent, {self.skipped_unknown} UNK rows skipped, "
                 f"{self.skipped_unlabelled} without a label); {fix}"
             )
+
+    @property
+    def skipped_unlabelled(self) -> int:
+        """How many image files on disk no label row names (``unlabelled_images``)."""
+        return len(self.unlabelled_images)
 
     @property
     def has_masks(self) -> bool:

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -19,11 +20,13 @@ from ..errors import (
     UnreadableImageError,
 )
 
+if TYPE_CHECKING:
+    from preprocess.decode import Header
+
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
 CSV_ENCODING = "utf-8-sig"
-TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # they swap the stored width and height
 
 
 def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -124,15 +127,16 @@ def near_miss(listed: str, images: Mapping[str, Path]) -> str | None:
     return None
 
 
-def image_orientation(path: Path) -> int:
-    """EXIF orientation (1-8) the service's decoder applies to an image file (``preprocess.decode``'s header read:
-    a JPEG's, or a PNG's eXIf chunk); 1 for other files (a TIFF is turned by its decoder, its header size already)."""
+def image_header(path: Path) -> Header:
+    """What ``prepare`` reads from an image file's header (``preprocess.decode.Header``): the size it is shown and
+    served at and the EXIF orientation the decoder applies (a JPEG's, or a PNG's eXIf chunk; 1 for a TIFF, which its
+    decoder turns, its header size already turned)."""
     from preprocess.decode import parse_header, sniff_format
     from preprocess.errors import InvalidImageError
 
     try:
         data = Path(path).read_bytes()
-        return parse_header(data, sniff_format(data)).orientation
+        return parse_header(data, sniff_format(data))
     except (OSError, InvalidImageError) as e:
         raise UnreadableImageError(f"dataset file {path} cannot be read as an image ({e}); replace the file or remove "
                                    "it from the dataset") from e
@@ -147,15 +151,10 @@ def displayed_mask(mask: np.ndarray, image: Path) -> np.ndarray:
     """
     from preprocess.decode import apply_orientation
 
-    orientation = image_orientation(image)
+    orientation = image_header(image).orientation
     if orientation != 1 and (mask.shape[1], mask.shape[0]) == image_size(image):
         return apply_orientation(mask, orientation)
     return mask
-
-
-def displayed_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
-    """(width, height) an image of ``stored`` (width, height) is shown at after its EXIF orientation."""
-    return (stored[1], stored[0]) if orientation in TRANSPOSING_ORIENTATIONS else stored
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -172,7 +171,7 @@ def check_mask_size(image: Path, mask: Path) -> None:
     """Raise MaskMismatchError when a mask is the size of neither frame of its image: as stored, or as displayed
     after its EXIF orientation (the two differ for an image stored turned by 90 degrees)."""
     isize, msize = image_size(image), image_size(mask)
-    shown = displayed_size(isize, image_orientation(image))
+    shown = image_header(image).size
     if msize not in (isize, shown):
         turned = f" (shown {shown[0]}x{shown[1]} after its EXIF orientation)" if shown != isize else ""
         raise MaskMismatchError(

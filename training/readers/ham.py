@@ -104,4 +104,4 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
         logger.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
                        len(repeated), HAM_METADATA, repeated[0])
     return Dataset("ham10000", root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated),
-                   skipped_unlabelled=len(unlabelled), unlabelled_images=unlabelled, near_misses=near)
+                   unlabelled_images=unlabelled, near_misses=near)

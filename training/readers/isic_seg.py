@@ -113,7 +113,6 @@ def read_isic_segmentation(root: Path) -> Dataset:
         if samples:
             splits[split] = samples
     all_samples = tuple(s for v in splits.values() for s in v)
-    dataset = Dataset(layout.name, root, all_samples, splits=splits, skipped_unlabelled=len(unlabelled),
-                      unlabelled_images=tuple(unlabelled))
+    dataset = Dataset(layout.name, root, all_samples, splits=splits, unlabelled_images=tuple(unlabelled))
     logger.info("read %s: %s", layout.name, {k: len(v) for k, v in splits.items()})
     return dataset

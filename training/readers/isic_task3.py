@@ -86,5 +86,4 @@ def read_isic_task3(root: Path) -> Dataset:
     if unlabelled:
         logger.warning("%s: %d image(s) have no ground-truth row and were left out, e.g. %s", root, len(unlabelled),
                        unlabelled[0].name)
-    return Dataset("isic2018_task3", root, tuple(samples), skipped_unlabelled=len(unlabelled),
-                   unlabelled_images=tuple(unlabelled))
+    return Dataset("isic2018_task3", root, tuple(samples), unlabelled_images=tuple(unlabelled))

@@ -152,4 +152,4 @@ def read_ph2(root: Path) -> Dataset:
     if unlabelled:
         logger.warning("%s: %d image folder(s) have no diagnosis in %s and were left out", folder, len(unlabelled),
                        source.name)
-    return Dataset("ph2", folder, tuple(samples), skipped_unlabelled=len(unlabelled), unlabelled_images=unlabelled)
+    return Dataset("ph2", folder, tuple(samples), unlabelled_images=unlabelled)
