@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
@@ -138,6 +139,20 @@ async def finished_hashes(hashing: concurrent.futures.Future | None) -> Any:
         return await asyncio.shield(asyncio.wrap_future(hashing))
     except asyncio.CancelledError:
         return hashing.result()
+
+
+@dataclass
+class AuditedCall:
+    """What one inference call's audit line records, filled in as the call goes."""
+
+    started: float  # time.perf_counter() when it arrived
+    request: service_pb2.ModelInferRequest | None = None
+    response: service_pb2.ModelInferResponse | None = None
+    status: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    error: str | None = "the request ended before an answer"
+    request_id: str = ""
+    hashing: concurrent.futures.Future | None = None
+    written: bool = False
 
 
 def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
@@ -266,45 +281,37 @@ class Front(grpc.GenericRpcHandler):
         return await self._forwarder("ModelReady")(request, context)
 
     async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Forward one inference request and write exactly one audit line for it."""
-        started = time.perf_counter()
-        request: service_pb2.ModelInferRequest | None = None
-        response: service_pb2.ModelInferResponse | None = None
-        status = grpc.StatusCode.UNKNOWN
-        error: str | None = "the request ended before an answer"
-        request_id = ""
-        hashing: concurrent.futures.Future | None = None
+        """Forward one inference request and write exactly one audit line for it, before its answer leaves."""
+        call = AuditedCall(started=time.perf_counter())
         token = -1  # set when the call is forwarded to Triton
         self.in_flight += 1
         try:
             try:
                 request = service_pb2.ModelInferRequest.FromString(raw)
             except DecodeError as e:
-                status, error = grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a ModelInferRequest: {e}"
-                await abort(context, status, error)
+                await self._end(call, context, grpc.StatusCode.INVALID_ARGUMENT,
+                                f"the request is not a ModelInferRequest: {e}")
+            call.request = request
             defaulted = with_default_outputs(request)
             added, named = with_audited_outputs(request), bool(request.id)
             if not named:
                 request.id = uuid.uuid4().hex
             if defaulted or added or not named:
                 raw = request.SerializeToString()
-            request_id = request.id
-            hashing = self._hashing.submit(request_images, request)
+            call.request_id = request.id
+            call.hashing = self._hashing.submit(request_images, request)
             refusal = request_refusal(request)
             if refusal is not None:
-                status, error = refusal
-                await abort(context, status, error)
+                await self._end(call, context, *refusal)
             if request.model_name != ENSEMBLE_NAME and not has_admin_key(context, self.guard.admin_key):
-                status = grpc.StatusCode.PERMISSION_DENIED
-                error = (f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
-                         "(internal steps need the admin key)")
-                await abort(context, status, error)
+                await self._end(call, context, grpc.StatusCode.PERMISSION_DENIED,
+                                f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
+                                "(internal steps need the admin key)")
             timeout = context.time_remaining()
             hold = self.guard.config.hold_s if timeout is None else min(timeout, self.guard.config.hold_s)
             if not await self.guard.readiness.wait(hold):
-                status = grpc.StatusCode.UNAVAILABLE
-                error = f"DermAssist is not ready ({self.guard.readiness.reason}); retry later"
-                await abort(context, status, error)
+                await self._end(call, context, grpc.StatusCode.UNAVAILABLE,
+                                f"DermAssist is not ready ({self.guard.readiness.reason}); retry later")
             sent_at = time.monotonic()
             token = next(self._tokens)
             self._forwarded[token] = sent_at
@@ -317,27 +324,44 @@ class Front(grpc.GenericRpcHandler):
                     self.guard.report_step_failure(error, sent_at)
                     status = grpc.StatusCode.UNAVAILABLE
                     error = f"a pipeline step failed and DermAssist is recovering; retry: {error}"
-                await abort(context, status, error)
+                await self._end(call, context, status, error)
             self.answered_at = time.monotonic()
-            response = service_pb2.ModelInferResponse.FromString(answer)
-            status, error = grpc.StatusCode.OK, None
-            return without_outputs(response, added).SerializeToString() if added else answer
+            call.response = service_pb2.ModelInferResponse.FromString(answer)
+            call.status, call.error = grpc.StatusCode.OK, None
+            return without_outputs(call.response, added).SerializeToString() if added else answer
         except asyncio.CancelledError:
-            status, error = cancellation(context.time_remaining(), self.guard.stopping, self.guard.config.drain_s)
+            if not call.written:
+                call.status, call.error = cancellation(context.time_remaining(), self.guard.stopping,
+                                                       self.guard.config.drain_s)
             raise
         finally:
             self.in_flight -= 1
             self._forwarded.pop(token, None)
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            fields = dict(request_id=request_id, peer=context.peer(), client=client_identity(context),
-                          versions=self.guard.versions, status=status.name, error=error, latency_ms=latency_ms)
-            images = await finished_hashes(hashing)
-            try:
-                record = build_record(request, response=response, images=images, **fields)
-            except Exception:  # the audit line must never take the answer down with it; it loses the answer columns
-                logger.exception("the audit line of request %s was written without its answer", request_id)
-                record = build_record(request, images=images, **fields)
-            self.guard.audit.write(record)
+            await self._audit(call, context)  # an answer is sent after this; a refusal had its line before it left
+
+    async def _end(self, call: AuditedCall, context: grpc.aio.ServicerContext, status: grpc.StatusCode,
+                   error: str) -> NoReturn:
+        """End the call with ``status``: its audit line is written first, since the client may act on the status
+        (or the process end) the moment it leaves."""
+        call.status, call.error = status, error
+        await self._audit(call, context)
+        await abort(context, status, error)
+
+    async def _audit(self, call: AuditedCall, context: grpc.aio.ServicerContext) -> None:
+        """Write the call's audit line, once."""
+        if call.written:
+            return
+        call.written = True
+        latency_ms = (time.perf_counter() - call.started) * 1000.0
+        fields = dict(request_id=call.request_id, peer=context.peer(), client=client_identity(context),
+                      versions=self.guard.versions, status=call.status.name, error=call.error, latency_ms=latency_ms)
+        images = await finished_hashes(call.hashing)
+        try:
+            record = build_record(call.request, response=call.response, images=images, **fields)
+        except Exception:  # the audit line must never take the answer down with it; it loses the answer columns
+            logger.exception("the audit line of request %s was written without its answer", call.request_id)
+            record = build_record(call.request, images=images, **fields)
+        self.guard.audit.write(record)
 
     def close(self) -> None:
         """Stop the hashing threads."""

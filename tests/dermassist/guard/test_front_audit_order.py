@@ -1,0 +1,105 @@
+"""A refused or failed inference leaves its audit line before its status leaves the front.
+
+grpc.aio's ``abort`` sends the status at once; a client (or an auditor, or a test) may read the trail the moment it
+has its answer, and the process may end right after. So the line is written first, even when hashing the images
+is slow. The front runs here on a real grpc.aio server, in front of a stand-in Triton whose step always fails.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+import dermassist.guard.front as front_module
+from dermassist.guard.audit import AuditLog
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.front import SERVICE, Front
+from dermassist.guard.health import Readiness
+from preprocess.contract import ENSEMBLE_NAME
+from tests.support.guard import audit_lines
+
+HASHING_DELAY_S = 0.5
+STEP_FAILURE = "in ensemble 'dermassist', Stub process 'lesion_crop_0_0' is not healthy."
+
+
+async def _broken_step(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await context.abort(grpc.StatusCode.INTERNAL, STEP_FAILURE)
+    raise AssertionError("abort returned")
+
+
+@pytest.fixture
+def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """A Front on loopback, its audit file, and the step failures it reported to its guard."""
+    real = front_module.request_images
+
+    def slow_hashing(request):
+        time.sleep(HASHING_DELAY_S)
+        return real(request)
+
+    monkeypatch.setattr(front_module, "request_images", slow_hashing)
+    audit = tmp_path / "audit.jsonl"
+    failures: list[str] = []
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
+        triton = grpc.aio.server()
+        triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            SERVICE, {"ModelInfer": grpc.unary_unary_rpc_method_handler(_broken_step)}),))
+        triton_port = triton.add_insecure_port("127.0.0.1:0")
+        await triton.start()
+        readiness = Readiness()
+        readiness.set_ready()
+        guard = SimpleNamespace(admin_key="operator", internal_admin_key="internal", readiness=readiness,
+                                config=GuardConfig(audit_log=str(audit)), versions={}, audit=AuditLog(audit),
+                                stopping=False, report_step_failure=lambda details, sent_at: failures.append(details))
+        served = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((served,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return triton, server, served, port
+
+    triton, server, served, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    try:
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, failures=failures)
+    finally:
+        async def stop() -> None:
+            await server.stop(None)
+            await triton.stop(None)
+            await served.channel.close()
+            served.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.mark.parametrize(("model", "status", "words"), [
+    ("no_such_model", "NOT_FOUND", "no model named"),
+    (ENSEMBLE_NAME, "UNAVAILABLE", "is not healthy"),
+])
+def test_the_audit_line_is_on_disk_when_the_client_has_its_error(front, model: str, status: str, words: str) -> None:
+    client = grpcclient.InferenceServerClient(front.address)
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
+    try:
+        with pytest.raises(InferenceServerException) as info:
+            client.infer(model, [tensor], request_id="audited-1", client_timeout=20)
+        lines = audit_lines(front.audit)  # read the moment the error arrived, without waiting
+    finally:
+        client.close()
+    assert status in str(info.value.status()) and words in info.value.message()
+    assert [(line["request_id"], line["status"]) for line in lines] == [("audited-1", status)]
+    assert words in lines[0]["error"] and lines[0]["images"][0]["sha256"]
+    assert front.failures == ([STEP_FAILURE] if status == "UNAVAILABLE" else [])
