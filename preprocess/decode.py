@@ -26,12 +26,13 @@ from .errors import (
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
     (b"II+\x00", "TIFF"),  # BigTIFF
     (b"MM\x00+", "TIFF"),
 )
+# A BMP is "BM" and, 14 bytes in, the size of one of its known info headers: text that starts with "BM" is no BMP.
+_BMP_INFO_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 # Pillow refuses a PNG whose ICC profile or text chunk decompresses to over 1 MB (its bomb guard); real profiles reach a
 # few MB. 16 MB per chunk keeps the guard (Pillow's 64 MB total for text chunks stays) without refusing them.
 _PNG_CHUNK_LIMIT = 16 * 2**20
@@ -73,6 +74,11 @@ def other_format(data: bytes) -> str | None:
     return None
 
 
+def is_bmp(data: bytes) -> bool:
+    """Whether the bytes begin as a BMP does: "BM", then a known info header's size 14 bytes in."""
+    return data[:2] == b"BM" and len(data) >= 18 and int.from_bytes(data[14:18], "little") in _BMP_INFO_HEADER_SIZES
+
+
 def sniff_format(data: bytes) -> str:
     """Return the image format named by the leading magic bytes, or raise NotAnImageError."""
     if len(data) == 0:
@@ -80,6 +86,8 @@ def sniff_format(data: bytes) -> str:
     for magic, fmt in _MAGIC:
         if data.startswith(magic):
             return fmt
+    if is_bmp(data):
+        return "BMP"
     other = other_format(data)
     if other == "DICOM":
         raise UnsupportedFormatError(

@@ -20,12 +20,13 @@ SUPPORTED = "JPEG, PNG, BMP or TIFF"
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
     (b"II+\x00", "TIFF"),  # BigTIFF
     (b"MM\x00+", "TIFF"),
 )
+# A BMP is "BM" and, 14 bytes in, the size of one of its known info headers: text that starts with "BM" is no BMP.
+_BMP_INFO_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 # As the server: a PNG whose ICC profile or text chunk decompresses to over Pillow's 1 MB default is a valid image
 # (never lowered if the application set more).
 PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 * 2**20)
@@ -65,12 +66,17 @@ def other_format(data: bytes) -> str | None:
     return None
 
 
+def is_bmp(data: bytes) -> bool:
+    """As the server: "BM", then a known info header's size 14 bytes in."""
+    return data[:2] == b"BM" and len(data) >= 18 and int.from_bytes(data[14:18], "little") in _BMP_INFO_HEADER_SIZES
+
+
 def sniff_format(data: bytes) -> str | None:
     """The image format named by the leading magic bytes, or None."""
     for magic, name in _MAGIC:
         if data.startswith(magic):
             return name
-    return None
+    return "BMP" if is_bmp(data) else None
 
 
 _ORIENTATION_TAG = 0x0112

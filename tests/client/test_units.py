@@ -53,10 +53,20 @@ def test_client_contract_equals_server_contract():
 def test_client_image_formats_mirror_the_servers_decoder():
     """The client names a file's format from its first bytes as the server's decoder does (a tested mirror:
     the client never imports preprocess)."""
+    from dermassist_client.images import _BMP_INFO_HEADER_SIZES as CLIENT_BMP
     from dermassist_client.images import _MAGIC as CLIENT_MAGIC
+    from dermassist_client.images import sniff_format as client_sniff
+    from preprocess.decode import _BMP_INFO_HEADER_SIZES as SERVER_BMP
     from preprocess.decode import _MAGIC as SERVER_MAGIC
+    from preprocess.decode import sniff_format as server_sniff
 
-    assert CLIENT_MAGIC == SERVER_MAGIC
+    assert CLIENT_MAGIC == SERVER_MAGIC and CLIENT_BMP == SERVER_BMP
+    bmp_headers = b"BM" + bytes(12) + (40).to_bytes(4, "little")
+    assert client_sniff(bmp_headers) == server_sniff(bmp_headers) == "BMP"
+    text = b"BM, the initials on this referral letter"
+    assert client_sniff(text) is None
+    with pytest.raises(Exception, match="not an image"):
+        server_sniff(text)
 
 
 def test_result_reads_the_triage_outputs_when_present_and_none_when_absent():

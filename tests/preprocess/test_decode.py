@@ -1,13 +1,15 @@
 """Decoding and validation of every accepted format and every refused input."""
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from preprocess.contract import MAX_IMAGE_PIXELS
-from preprocess.decode import check_size, decode, decode_image, read_header
+from preprocess.decode import check_size, decode, decode_image, read_header, sniff_format
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -100,6 +102,22 @@ def test_empty_input_is_refused() -> None:
 def test_non_image_bytes_are_refused_with_the_formats_expected() -> None:
     with pytest.raises(NotAnImageError, match="JPEG, PNG, BMP or TIFF"):
         decode_image(b"%PDF-1.4 definitely not a picture")
+
+
+@pytest.mark.parametrize("mode", ["opencv", "RGB", "RGBA", "P"])
+def test_a_bmp_is_known_by_its_info_header_and_text_starting_with_bm_is_not(mode: str) -> None:
+    rgb = np.full((36, 40, 3), (120, 60, 30), np.uint8)
+    if mode == "opencv":
+        data = cv2.imencode(".bmp", rgb)[1].tobytes()
+    else:
+        out = io.BytesIO()
+        Image.fromarray(rgb).convert(mode).save(out, "BMP")
+        data = out.getvalue()
+    assert sniff_format(data) == "BMP" and decode_image(data).shape == (36, 40, 3)
+    with pytest.raises(NotAnImageError, match=r"not an image \(it starts with text\)"):
+        decode_image(b"BM, the initials on this referral letter")
+    with pytest.raises(NotAnImageError, match="not an image"):  # too short to hold a BMP's headers
+        decode_image(data[:17])
 
 
 @pytest.mark.parametrize("data,looks", [(b"DOE^JOHN 19570312 M\r\nreferral letter", "starts with text"),
