@@ -48,9 +48,10 @@ def response_rows(response: service_pb2.ModelInferResponse) -> int:
 
 def retryable(code: object, details: str) -> bool:
     """Whether a failed call may be sent again (``code`` a grpc.StatusCode name or member): the server is not
-    ready, or a step is being healed (the client's STEP_UNHEALTHY text); inference is idempotent."""
+    ready, dropped the call as it began stopping (CANCELLED: the user never cancels one, its timeout ends one
+    DEADLINE_EXCEEDED), or a step is being healed (the client's STEP_UNHEALTHY text); inference is idempotent."""
     name = getattr(code, "name", str(code))
-    return name == "UNAVAILABLE" or (name == "INTERNAL" and STEP_UNHEALTHY in (details or ""))
+    return name in ("UNAVAILABLE", "CANCELLED") or (name == "INTERNAL" and STEP_UNHEALTHY in (details or ""))
 
 
 def backoff_s(attempt: int, initial_s: float = 0.1, cap_s: float = 2.0) -> float:

@@ -1,7 +1,8 @@
 """Exponential backoff within one call's deadline (blocking and asyncio).
 
-Only ServerUnavailableError is retried: the server could not be reached, was not ready, or a
-pipeline step failed while the server heals it ("Stub process ... is not healthy"); its
+Only ServerUnavailableError is retried: the server could not be reached, was not ready, dropped the call as it
+began stopping (CANCELLED), or a pipeline step failed while the server heals it ("Stub process ... is not
+healthy"); its
 ConnectionSetupError (a TLS mismatch, a port of another protocol) is permanent and raised at once.
 Inference is idempotent, so a retried request gives the answer the first would have given.
 

@@ -23,6 +23,9 @@ _TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
 # Triton's answer while a Python-backend step's process is dead or hung: the request never ran in
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
+# The client never cancels a call itself (its deadline ends one DEADLINE_EXCEEDED): a CANCELLED status comes from the
+# server, which drops a call that arrives in the instant it starts stopping before any handler sees it. Retried too.
+_SERVER_CANCELLED = {"StatusCode.CANCELLED"}
 _TIMEOUTS = (TimeoutError, socket.timeout, asyncio.TimeoutError)
 # the guard's HTTP port (dermassist serve) answers any other path with "only /v2/health/live, ... are served here"
 _HEALTH_ONLY = ("only /v2/health/live", "are served here")
@@ -85,6 +88,9 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
             extra = hint if any(m in message for m in _CONNECTION_FAILED) else ""
             return ServerUnavailableError(f"{what}: server at {url} is unavailable ({message}); "
                                           f"is it running and ready{extra}?")
+        if status in _SERVER_CANCELLED:
+            return ServerUnavailableError(f"{what}: the server at {url} dropped the call unanswered ({message}), as a "
+                                          "server does in the instant it starts stopping; retried like unavailability")
         if STEP_UNHEALTHY in message:
             return ServerUnavailableError(f"{what}: a pipeline step at {url} failed ({message}); retried while it heals")
         if status in _DEADLINE:

@@ -392,6 +392,7 @@ def test_results_carry_the_request_id_the_answer_echoes():
      ServerUnavailableError),
     ("StatusCode.UNAVAILABLE", "DermAssist is not ready (recovering); retry later", ServerUnavailableError),
     ("StatusCode.INTERNAL", "something else broke", ServerError),
+    ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),  # a server that began stopping dropped it
     ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
     ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", InvalidImageError),
 ])

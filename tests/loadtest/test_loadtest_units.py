@@ -127,6 +127,8 @@ def test_only_unavailability_and_unhealthy_steps_are_retried():
     assert retryable(grpc.StatusCode.UNAVAILABLE, "DermAssist is not ready")
     assert retryable(grpc.StatusCode.INTERNAL, "Stub process 'lesion_crop_0_0' is not healthy.")
     assert not retryable(grpc.StatusCode.INTERNAL, "boom")
+    assert retryable(grpc.StatusCode.CANCELLED, "CANCELLED")  # a server that began stopping dropped the call
+    assert not retryable(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
     assert not retryable(grpc.StatusCode.INVALID_ARGUMENT, "IMAGE row 0: not an image")
     assert [backoff_s(a) for a in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
 
