@@ -28,6 +28,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
 from dermassist_client.dicom.node import MAX_LASTING_REFUSALS, REASON_FILE, DicomNode
 from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
+from dermassist_client.dicom.source import describe
 from tests.support import dicom_images as di
 from tests.support.dicom_checks import synthetic_result
 
@@ -224,3 +225,16 @@ def test_a_pacs_that_is_down_keeps_every_item_pending(tmp_path, ham_jpeg, caplog
     assert len(node.pending()) == 3 and node.failed() == []
     assert all(len(list(item.glob("*.dcm"))) == 3 for item in node.pending())
     assert "3 item(s) kept in" in caplog.text
+
+
+def test_a_refusal_is_logged_naming_the_instance_once(tmp_path, caplog):
+    """The node names an instance by its description and sender; the refusal's log line said the description three
+    times ("refused CT ... from STORESCU: CT ... from STORESCU: CT ... is not an RGB photograph")."""
+    ds = di.ct_slice(di.Patient(patient_id="DA-LOG-0001", patient_name="Log^Once").with_study())
+    node = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0))
+    with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+        outcome = node.process(ds, name=f"{describe(ds)} from STORESCU")
+    assert not outcome.ok and "not an RGB photograph" in outcome.message
+    (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER]
+    assert line.startswith(f"refused {describe(ds)} from STORESCU is not an RGB photograph"), line
+    assert line.count(str(ds.SOPInstanceUID)) == 1, line

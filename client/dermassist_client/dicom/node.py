@@ -185,7 +185,8 @@ class DicomNode:
         if outcome.ok:
             self._wake.set()
         else:
-            log.warning("refused %s: %s", name, outcome.message)
+            said = outcome.message if outcome.message.startswith(name) else f"{name}: {outcome.message}"
+            log.warning("refused %s", said)
         return outcome
 
     def _analyse_and_spool(self, ds: Dataset, name: str) -> StoreOutcome:

@@ -188,47 +188,49 @@ def _parse(source: io.BytesIO | Path, label: str) -> Dataset:
 def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
     """Check that ``ds`` is a single-frame 8-bit colour photograph and decode its pixels to RGB."""
     what = describe(ds)
+    # a DICOM node names an instance by its description already ("CT ... instance 1.2.3 from STORESCU"): said once
+    subject = name if name.startswith(what) else f"{name}: {what}"
     if "PixelData" not in ds:
         raise NoPixelDataError(
-            f"{name}: {what} has no Pixel Data (7FE0,0010): it is not an image, or its file was "
+            f"{subject} has no Pixel Data (7FE0,0010): it is not an image, or its file was "
             f"cut off before the pixel data; send a complete image instance ({PHOTOGRAPH_KINDS})"
         )
     samples, photometric = ds.get("SamplesPerPixel"), ds.get("PhotometricInterpretation")
     bits, frames = ds.get("BitsAllocated"), int(ds.get("NumberOfFrames") or 1)
     if samples != 3 or photometric not in COLOUR_PHOTOMETRICS or bits != 8:
         raise NotAPhotographError(
-            f"{name}: {what} is not an RGB photograph ({samples} sample(s) per pixel, photometric "
+            f"{subject} is not an RGB photograph ({samples} sample(s) per pixel, photometric "
             f"interpretation {photometric}, {bits} bits allocated); DermAssist analyses 8-bit colour "
             f"photographs: {PHOTOGRAPH_KINDS}"
         )
     if frames != 1:
         raise NotAPhotographError(
-            f"{name}: {what} has {frames} frames; DermAssist analyses single-frame photographs, one per instance"
+            f"{subject} has {frames} frames; DermAssist analyses single-frame photographs, one per instance"
         )
     sop_class = ds.get("SOPClassUID")
     if sop_class not in PHOTOGRAPH_CLASSES:
         kind = f"a {UID(sop_class).name} instance" if sop_class else "an instance without a SOP Class UID (0008,0016)"
         raise NotAPhotographError(
-            f"{name}: {what} is {kind}, not a photograph, although its pixels are RGB; DermAssist analyses "
+            f"{subject} is {kind}, not a photograph, although its pixels are RGB; DermAssist analyses "
             f"{PHOTOGRAPH_KINDS}: store the picture as one of those",
             comment="not a photograph storage class",
         )
     missing = [f"{keyword} {tag}" for keyword, tag in REQUIRED_UIDS if not ds.get(keyword)]
     if missing:
         raise MissingIdentifierError(
-            f"{name}: {what} has no {', '.join(missing)}; its segmentation and report must reference the "
+            f"{subject} has no {', '.join(missing)}; its segmentation and report must reference the "
             "instance, its series and its study: send the instance as the modality stored it",
         )
     malformed = [f"{keyword} {tag}" for keyword, tag in REQUIRED_UIDS if not is_uid(str(ds.get(keyword)))]
     if malformed:  # a UID names the spool's files: "1/../.." would write and delete outside it
         raise InvalidIdentifierError(
-            f"{name}: {what} has a {', '.join(malformed)} that is not a DICOM UID (digits and dots, at most 64 "
+            f"{subject} has a {', '.join(malformed)} that is not a DICOM UID (digits and dots, at most 64 "
             "characters; PS3.5 9.1); send the instance as the modality stored it",
         )
     pixel_count = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0)
     if pixel_count > MAX_PIXELS:  # checked before decoding: a few KB of JPEG-LS can declare 65535 x 65535
         raise NotAPhotographError(
-            f"{name}: {what} declares {ds.get('Rows')} x {ds.get('Columns')} pixels ({pixel_count / 1e6:.1f} "
+            f"{subject} declares {ds.get('Rows')} x {ds.get('Columns')} pixels ({pixel_count / 1e6:.1f} "
             f"megapixels); DermAssist analyses at most {MAX_PIXELS / 1e6:.0f} megapixels: send a smaller rendition",
             comment="image too large",
         )
@@ -238,13 +240,13 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         pixels = ds.pixel_array
     except Exception as e:  # decoder plugins raise many types on damaged data
         raise UnreadableDicomError(
-            f"{name}: the pixel data of {what} cannot be decoded ({type(e).__name__}: {e}); the file is "
+            f"{subject}: its pixel data cannot be decoded ({type(e).__name__}: {e}); the file is "
             "truncated or corrupt: send it again"
         ) from e
     expected = (int(ds.Rows), int(ds.Columns), 3)
     if pixels.shape != expected or pixels.dtype != np.uint8:
         raise UnreadableDicomError(
-            f"{name}: decoded pixels of {what} have shape {pixels.shape} dtype {pixels.dtype}; expected "
+            f"{subject}: its decoded pixels have shape {pixels.shape} dtype {pixels.dtype}; expected "
             f"{expected} uint8 from its Rows, Columns and Samples per Pixel: the header and the pixel data disagree"
         )
     pixels = np.ascontiguousarray(pixels)
