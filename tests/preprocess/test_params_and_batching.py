@@ -39,6 +39,12 @@ def test_booleans_and_bad_values_are_typed(tmp_path: Path) -> None:
         resolve_params(CropParams, {"threshold": "high"}, {}, "lesion_crop")
 
 
+def test_a_misspelt_tuned_value_is_refused_not_served_as_the_default() -> None:
+    with pytest.raises(InvalidTensorError, match=r"triage: tuned value\(s\) 'refer_treshold' in tuned.json name no "
+                                                 r"setting of TriageParams \(expected some of refer_threshold, "):
+        resolve_params(TriageParams, {}, {"refer_treshold": 0.066, "ood_limit": 1.0}, "triage")
+
+
 def test_a_broken_tuned_file_is_named(tmp_path: Path) -> None:
     (tmp_path / TUNED_FILENAME).write_text("{not json")
     with pytest.raises(InvalidTensorError, match="tuned.json is not a tuned-values artifact"):
