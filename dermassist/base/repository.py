@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, SEGMENTER_MODEL
+from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, CROP_MODEL, PREPARE_MODEL, SEGMENTER_MODEL, TRIAGE_MODEL
 from preprocess.params import TUNED_FILENAME, read_tuned, resolve_params
 
 from .errors import RepositoryError
@@ -19,6 +19,8 @@ CALIBRATION_FILENAME = "calibration.json"
 # IMPORTED) the models put there another way (`dermassist import`, a training stage's --repository).
 RELEASE_STAMP = ".release-stamp"
 IMPORTED = "imported:"
+# The Python steps whose settings an exported release tunes (each reads its version's tuned.json in initialize).
+TUNED_STEPS = (PREPARE_MODEL, CROP_MODEL, TRIAGE_MODEL)
 _ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, TUNED_FILENAME,
                    CALIBRATION_FILENAME, "__pycache__"}
 
@@ -77,6 +79,18 @@ def missing_artifacts(repository: Path) -> list[Path]:
     """Artifacts a servable repository needs that are not there yet."""
     needed = [segmenter_artifact(repository), classifier_artifact(repository), labels_file(repository)]
     return [p for p in needed if not p.exists()]
+
+
+def missing_tuned_values(repository: Path) -> list[Path]:
+    """The tuned-values artifacts an exported release's steps need and its repository lacks ([] for a repository that
+    serves no exported release: its steps run on the contract's defaults where a file is absent).
+
+    Without them a release is served on defaults it was not tuned to (REFER at 0.20 for the release's own threshold),
+    and nothing else notices: Triton loads the steps all the same."""
+    stamp = Path(repository) / RELEASE_STAMP
+    if not stamp.is_file() or stamp.read_text().startswith(IMPORTED):
+        return []
+    return [path for model in TUNED_STEPS if not (path := tuned_file(repository, model)).is_file()]
 
 
 def require_artifacts(repository: Path, error: type[Exception], alternative: str = "pass --repository") -> None:

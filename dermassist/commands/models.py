@@ -35,7 +35,13 @@ def release_stamp(release: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     """Export the release (or a fresh synthetic one) and write reports/latest/metrics.json."""
     from dermassist.base.paths import PROJECT_ROOT
-    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, missing_artifacts
+    from dermassist.base.repository import (
+        IMPORTED,
+        RELEASE_STAMP,
+        SOURCE_REPOSITORY,
+        missing_artifacts,
+        missing_tuned_values,
+    )
     from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
     from training.release import RELEASE_DIR
 
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                        "and no release figures are written for them (`dermassist models --force` serves the release "
                        "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
-    if args.force or missing_artifacts(repository) or served != current:
+    if args.force or missing_artifacts(repository) or missing_tuned_values(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):
             logger.info("%s", line)

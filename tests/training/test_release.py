@@ -156,6 +156,12 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
                             "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
                            timeout=300)
     assert again.returncode == 0 and "already serves release" in again.stderr
+    (repo / "triage" / "1" / "tuned.json").unlink()  # a release without its REFER threshold is not current
+    healed = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
+                             "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            timeout=600)
+    assert healed.returncode == 0 and "already serves release" not in healed.stderr, healed.stderr[-3000:]
+    assert json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"] == release["triage"]["values"]
 
 
 def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path, shared_data: Path,
