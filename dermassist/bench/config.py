@@ -10,6 +10,17 @@ from ..base.settings import Settings
 from .errors import BenchConfigError
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or be made) a folder, as far as the file system's shape tells: it is a file, or one of
+    its parents is; None otherwise (permissions are found when it is made)."""
+    if path.exists():
+        return None if path.is_dir() else "is a file"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"cannot be made: {parent} is a file, not a folder"
+    return None
+
+
 @dataclass(frozen=True)
 class BenchConfig(Settings):
     """What ``dermassist bench`` measures and where it writes."""
@@ -43,4 +54,8 @@ class BenchConfig(Settings):
             raise BenchConfigError(f"inprocess_torch_threads must be >= 0 (0 = default), got {self.inprocess_torch_threads}")
         if self.warmup < 0:
             raise BenchConfigError(f"warmup must be >= 0, got {self.warmup}")
+        problem = folder_problem(self.report_dir)
+        if problem is not None:
+            raise BenchConfigError(f"report_dir {self.report_dir} {problem}; expected a folder for the reports: pass "
+                                   "another --report-dir / DERMASSIST_BENCH_REPORT_DIR")
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from ..base.corpus import SIZES, CorpusSpec, load_corpus
 from ..base.repository import require_artifacts
 from .config import BenchConfig
-from .errors import BenchError, PerfAnalyzerUnavailable
+from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
 from .front import measure_behind_guard
 from .inprocess import measure_inprocess
 from .report import BenchResult, machine_description
@@ -15,8 +17,23 @@ from .served import measure_level, warm_up
 logger = logging.getLogger(__name__)
 
 
+def prepare_report_dir(report_dir: Path) -> None:
+    """Make the report folder, or a BenchConfigError naming it, why and the fix (told before minutes of measuring)."""
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+    else:
+        if os.access(report_dir, os.W_OK | os.X_OK):
+            return
+        reason = "not writable"
+    raise BenchConfigError(f"report_dir {report_dir} cannot be made a folder the reports are written to ({reason}); "
+                           "pass another --report-dir / DERMASSIST_BENCH_REPORT_DIR")
+
+
 def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
+    prepare_report_dir(config.report_dir)  # the reports are written after minutes of measuring
     require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
     threads = config.inprocess_torch_threads or "default"

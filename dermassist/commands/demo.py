@@ -22,8 +22,35 @@ def server_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, name, None) for name in SERVER_FIELDS}
 
 
+def page_address_problem(host: str, port: int) -> str | None:
+    """Why the demo page cannot be served on host:port (a port outside 1-65535, a host that does not resolve, a port
+    taken); None when it can."""
+    from ..guard.config import host_problem, port_problem
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return f"demo --port must be a TCP port from 1 to 65535, got {port!r}; pass another --port"
+    problem = host_problem(host)
+    if problem is not None:
+        return f"demo --host {host} {problem}; expected a name or address of this machine: pass another --host"
+    problem = port_problem(host, port)
+    if problem is not None:
+        return (f"cannot serve the demo page on {host}:{port}: {problem}; expected a free port on an address of this "
+                f"machine: stop what holds port {port} or pass another --port (or fix --host)")
+    return None
+
+
+def check_page_address(host: str, port: int) -> None:
+    """A ConfigError (exit 2) when the page's address is unusable: told before tritonserver loads the models."""
+    from ..base.errors import ConfigError
+
+    problem = page_address_problem(host, port)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def run(args: argparse.Namespace) -> int:
     """Start Triton, wait until ready, serve the page, print its URL; stop both on SIGINT/SIGTERM."""
+    check_page_address(args.host, args.port)  # Gradio would say "Cannot find empty port" once Triton is up
     from dermassist_client.demo import launch_demo, wait_for_signal
 
     from ..base.errors import ServerError

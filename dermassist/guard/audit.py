@@ -8,6 +8,7 @@ client sends besides the bytes it asked to be analysed (hashed) is kept.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -25,6 +26,8 @@ from tritonclient.grpc import service_pb2
 from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, MAX_BATCH_SIZE, NUM_CLASSES, PROBABILITIES, REFER
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
+from ..base.errors import ConfigError
+from .config import audit_log_problem
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +134,27 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
     }
 
 
+def open_for_appending(path: Path) -> TextIO:
+    """``path`` opened to append audit lines (made 0600, with its folders, when new); a ConfigError naming the file,
+    why and the fix when it cannot be (a folder, a parent that is a file, a file of /proc, no permission)."""
+    problem = audit_log_problem(str(path))
+    if problem is not None:
+        raise ConfigError(f"audit log {path} {problem}; expected a file in a writable folder: pass --audit-log "
+                          "/ DERMASSIST_AUDIT_LOG another file, or - for stdout")
+    descriptor = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # who called, from where, and each picture's digest: readable by the service's own user only
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_FILE_MODE)
+        return os.fdopen(descriptor, "a", encoding="utf-8")
+    except OSError as e:
+        if descriptor is not None:  # os.fdopen leaves the descriptor open when it fails
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
+        raise ConfigError(f"audit log {path} cannot be appended to ({e.strerror or e}); expected a file in a writable "
+                          "folder: pass --audit-log / DERMASSIST_AUDIT_LOG another file, or - for stdout") from e
+
+
 class AuditLog:
     """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one flush per line."""
 
@@ -141,11 +165,7 @@ class AuditLog:
         if self.destination == STDOUT:
             self._stream, self._owned = sys.stdout, False
         else:
-            path = Path(self.destination)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # who called, from where, and each picture's digest: readable by the service's own user only
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_FILE_MODE)
-            self._stream, self._owned = os.fdopen(descriptor, "a", encoding="utf-8"), True
+            self._stream, self._owned = open_for_appending(Path(self.destination)), True
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as one line."""

@@ -1,6 +1,8 @@
 """Typed, self-validating settings of the guard (precedence: CLI > DERMASSIST_* variable > default)."""
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,71 @@ UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_m
 MIB = 1024 * 1024
 
 RECOVERY_MODES = ("reload", "restart")
+MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit int (about 24.8 days)
+# The public port is this process's alone: gRPC sets SO_REUSEPORT by default, so a second ``serve`` on the same port
+# would bind too and take half the clients (and their audit lines) instead of failing at start.
+NO_REUSEPORT = ("grpc.so_reuseport", 0)
+ENV_PREFIX = Settings.env_prefix
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
+_PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
+
+
+def setting_names(name: str) -> str:
+    """The flag and the environment variable that set the guard's field ``name``, e.g. ``--tls-cert / DERMASSIST_TLS_CERT``."""
+    return f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
+
+
+def pem_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a PEM ``kind`` ("certificate" or "private key"); None when it is one."""
+    try:
+        with open(path, "rb") as file:
+            text = file.read(_PEM_READ_LIMIT).decode("ascii", errors="replace")
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if kind == "certificate" and PEM_CERTIFICATE not in text:
+        return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
+    if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:
+        return "is not a PEM private key: it holds no '-----BEGIN ... PRIVATE KEY-----' line"
+    return None
+
+
+def audit_log_problem(destination: str) -> str | None:
+    """Why the audit trail cannot be appended to ``destination`` as far as the file system's shape tells (a folder,
+    or a file where a folder should be); None when it can, or for "-" (stdout)."""
+    if destination == "-":
+        return None
+    path = Path(destination)
+    if path.is_dir():
+        return "is a folder"
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"cannot be made: {parent} is a file, not a folder"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (a name or an address, IPv6 with or without brackets) cannot be bound; None when it resolves."""
+    try:
+        socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as e:
+        return f"does not resolve ({getattr(e, 'strerror', None) or e})"
+    return None
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why nothing can listen on ``host``:``port`` now (taken, or an address of another machine); None when it is
+    free. A probe: the port can still be taken between this check and the real bind."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+            probe.bind(address)
+    except (OSError, UnicodeError, OverflowError) as e:
+        return getattr(e, "strerror", None) or str(e)
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,7 +123,12 @@ class GuardConfig(Settings):
             path = Path(value)
             object.__setattr__(self, name, path)
             if not path.is_file():
-                raise ConfigError(f"{name} file {path} does not exist; pass the path of a PEM file")
+                raise ConfigError(f"{name} file {path} does not exist; pass the path of a PEM file to "
+                                  f"{setting_names(name)}")
+            problem = pem_problem(path, _PEM_KINDS[name])
+            if problem is not None:
+                raise ConfigError(f"{name} file {path} {problem}; pass a PEM {_PEM_KINDS[name]} to "
+                                  f"{setting_names(name)} (openssl converts a DER one)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together (the server certificate and its private key); "
                               f"got tls_cert={self.tls_cert}, tls_key={self.tls_key}")
@@ -75,15 +147,22 @@ class GuardConfig(Settings):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 milliseconds (0: unlimited), got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRPC_MS:
+                raise ConfigError(f"{name} must be a whole number of milliseconds from 0 (unlimited) to {MAX_GRPC_MS} "
+                                  f"(gRPC's 32-bit limit, about 24.8 days), got {value!r}; pass a smaller "
+                                  f"{setting_names(name)}")
         if not self.audit_log:
             raise ConfigError("audit_log must be '-' (stdout) or a file path; the audit trail cannot be turned off")
+        problem = audit_log_problem(self.audit_log)
+        if problem is not None:
+            raise ConfigError(f"audit_log {self.audit_log} {problem}; expected a file the audit lines are appended to: "
+                              f"pass {setting_names('audit_log')} a file path in a writable folder, or - for stdout")
 
     def server_options(self) -> list[tuple[str, int]]:
-        """gRPC server options of the front: requests up to ``max_request_mib``, answers of any size, connection
-        ageing when asked."""
-        options: list[tuple[str, int]] = [("grpc.max_send_message_length", -1),
+        """gRPC server options of the front: the port its own (no SO_REUSEPORT), requests up to ``max_request_mib``,
+        answers of any size, connection ageing when asked."""
+        options: list[tuple[str, int]] = [NO_REUSEPORT, ("grpc.max_send_message_length", -1),
                                           ("grpc.max_receive_message_length", self.max_request_mib * MIB)]
         if self.grpc_max_connection_age:
             options.append(("grpc.max_connection_age_ms", self.grpc_max_connection_age))

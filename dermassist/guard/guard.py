@@ -34,12 +34,12 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from preprocess.contract import ENSEMBLE_NAME
 
-from ..base.errors import DermAssistError, ServerError
+from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.server import TritonServer, free_ports
 from ..base.server_config import ServerConfig
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
-from .config import UNLIMITED_MESSAGES, GuardConfig
+from .config import UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
 from .health import Readiness, start_health_server
 from .stubs import Stub, broken_stubs, find_stubs
@@ -116,6 +116,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def bind_failure(what: str, host: str, port: int, reason: str, flag: str) -> str:
+    """Why a public port (``what``, set by ``flag``) cannot be served on host:port, and the fixes."""
+    variable = "DERMASSIST_" + flag.removeprefix("--").replace("-", "_").upper()
+    return (f"cannot serve {what} on {host}:{port}: {reason}; expected a port no other process listens on, on an "
+            f"address of this machine: stop what holds port {port} (another `dermassist serve`?) or pass another "
+            f"{flag} / {variable}; if the address is wrong, fix --host / DERMASSIST_HOST")
+
+
+def versions_text(models: list[tuple[str, str]]) -> str:
+    """The served (model, version) pairs as one line, every version of a model together: ``classify 1; prepare 1, 2``
+    (a model with two versions is one whose repository folder holds an extra version)."""
+    served: dict[str, list[str]] = {}
+    for name, version in models:
+        served.setdefault(name, []).append(version)
+    text = "; ".join(f"{name} {', '.join(sorted(versions, key=lambda v: (len(v), v)))}"
+                     for name, versions in sorted(served.items()))
+    return text or "none"
+
+
 def plaintext_warning(host: str, tls: bool) -> str | None:
     """What to tell an operator who serves gRPC without TLS beyond this machine (None: TLS, or loopback only)."""
     if tls or is_loopback(host):
@@ -129,7 +148,12 @@ class Guard:
 
     def __init__(self, public: ServerConfig, config: GuardConfig, server: TritonServer | None = None) -> None:
         """``server``: a tritonserver already running to put the guard in front of (it is not stopped
-        with the guard); by default the guard starts its own on loopback ports."""
+        with the guard); by default the guard starts its own on loopback ports. A host that does not resolve or an
+        audit log that cannot be appended to is a ConfigError here, before anything starts."""
+        problem = host_problem(public.host)
+        if problem is not None:
+            raise ConfigError(f"host {public.host} {problem}; expected a name or address of this machine to serve on: "
+                              "pass another --host / DERMASSIST_HOST, e.g. 0.0.0.0 for every interface")
         self.public = public
         self.config = config
         self._owns_server = server is None
@@ -146,6 +170,7 @@ class Guard:
         self.triton_config = server.config
         self.audit = AuditLog(config.audit_log)
         self.versions: dict[str, str] = {}
+        self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
         self.reloads = 0
@@ -180,6 +205,12 @@ class Guard:
         loop = asyncio.get_running_loop()
         self.readiness = Readiness()
         self._suspect = asyncio.Event()
+        try:  # minutes before tritonserver has loaded the models: a taken public port is told now
+            self._check_public_ports()
+        except BaseException:
+            self.audit.close()
+            self._lifecycle.shutdown(wait=False)
+            raise
         if self._owns_server:
             try:
                 await self._start_server(stop)
@@ -229,6 +260,15 @@ class Guard:
             self._lifecycle.shutdown(wait=True)
             self.audit.close()
 
+    def _check_public_ports(self) -> None:
+        """A ServerError naming the port and its flag when the public gRPC or health port cannot be listened on now."""
+        host = self.public.host
+        for what, port, flag in (("gRPC", self.public.grpc_port, "--grpc-port"),
+                                 ("the health endpoint", self.public.http_port, "--http-port")):
+            problem = port_problem(host, port)
+            if problem is not None:
+                raise ServerError(bind_failure(what, host, port, problem, flag))
+
     async def _start_server(self, stop: asyncio.Event) -> None:
         """Start tritonserver; a stop asked for meanwhile (SIGTERM from an orchestrator that gives up on a slow start)
         stops it at once instead of after it is ready, which can take minutes on a GPU host."""
@@ -256,22 +296,33 @@ class Guard:
         server = grpc.aio.server(options=self.config.server_options())
         self.front = Front(self, self.channel)
         server.add_generic_rpc_handlers((self.front,))
-        address = f"{self.public.host}:{self.public.grpc_port}"
+        host, port = self.public.host, self.public.grpc_port
+        address = f"{host}:{port}"
+        credentials = self._credentials()
         try:
-            cert, key, client_ca = self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca
-            if cert is not None and key is not None:  # GuardConfig: both or neither; a client CA needs them
-                ca = client_ca.read_bytes() if client_ca is not None else None
-                credentials = grpc.ssl_server_credentials(
-                    [(key.read_bytes(), cert.read_bytes())], root_certificates=ca, require_client_auth=ca is not None)
-                bound = server.add_secure_port(address, credentials)
-            else:
-                bound = server.add_insecure_port(address)
-        except RuntimeError as e:
-            raise ServerError(f"cannot serve gRPC on {address}: {e}; is the port taken or the address wrong?") from e
+            bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        except RuntimeError as e:  # gRPC's own text only says "Failed to bind": the probe tells why
+            bound, reason = 0, port_problem(host, port) or str(e)
+        else:
+            reason = "gRPC bound no port"
         if not bound:
-            raise ServerError(f"cannot serve gRPC on {address}; is the port taken?")
+            raise ServerError(bind_failure("gRPC", host, port, reason, "--grpc-port"))
         await server.start()
         return server
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        """The front's TLS credentials from the PEM files (None: plaintext); a ConfigError naming a file that went
+        unreadable since the settings were checked."""
+        cert, key, client_ca = self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca
+        if cert is None or key is None:  # GuardConfig: both or neither; a client CA needs them
+            return None
+        try:
+            ca = client_ca.read_bytes() if client_ca is not None else None
+            pair = (key.read_bytes(), cert.read_bytes())
+        except OSError as e:
+            raise ConfigError(f"TLS file {e.filename} cannot be read ({e.strerror}); pass readable PEM files to "
+                              "--tls-cert, --tls-key and --tls-client-ca") from e
+        return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
     # ---- what the front tells the guard -------------------------------------------------------
     def report_step_failure(self, details: str, sent_at: float) -> None:
@@ -352,10 +403,19 @@ class Guard:
             index = await self.triton.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True),
                                                       metadata=self._admin_metadata, timeout=10)
             self.versions = {m.name: m.version for m in index.models}
+            self._log_served(sorted((m.name, m.version) for m in index.models))
         except grpc.aio.AioRpcError as e:
             logger.warning("could not read the model versions for the audit trail: %s", describe(e))
         self._been_ready = True
         self.readiness.set_ready()
+
+    def _log_served(self, served: list[tuple[str, str]]) -> None:
+        """Say which model versions are served: once when first ready, again only when a recovery changed them."""
+        if served == self._served:
+            return
+        again = self._served is not None
+        self._served = served
+        logger.info("%s model versions: %s", "serving other" if again else "serving", versions_text(served))
 
     # ---- healing ----------------------------------------------------------------------------
     def _choose(self, fault: Fault) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import json
 import logging
+import re
 import time
 
 from preprocess.contract import ENSEMBLE_NAME
@@ -24,6 +25,13 @@ READY_PATH = "/v2/health/ready"
 # The ensemble's readiness (Triton's per-model path, which tritonclient's is_model_ready reads): the same verdict.
 MODEL_READY_PATH = f"/v2/models/{ENSEMBLE_NAME}/ready"
 _MAX_HEADER_BYTES = 8192
+# What differs between two reports of one fault: Triton's "[request id: ...]" and the canary's own numbered id.
+_REQUEST_IDS = re.compile(r"\[request id: [^\]]*\]|dermassist-canary-\d+")
+
+
+def same_reason(reason: str, other: str) -> bool:
+    """Whether two not-ready reasons tell the same fault (they may differ in the request ids they quote)."""
+    return _REQUEST_IDS.sub("", reason) == _REQUEST_IDS.sub("", other)
 
 
 class Readiness:
@@ -46,10 +54,12 @@ class Readiness:
             logger.info("ready: a canary inference through the ensemble succeeded")
 
     def set_not_ready(self, reason: str) -> None:
-        """The pipeline cannot answer: stop advertising readiness at once."""
+        """The pipeline cannot answer: stop advertising readiness at once. Logged when readiness flips and whenever
+        the reason changes (a server that never becomes ready says why), not when the same reason comes again."""
         if self.ready:
             self.since = time.monotonic()
             self.history.append((self.since, False, reason))
+        if self.ready or not same_reason(reason, self.reason):
             logger.warning("not ready: %s", reason)
         self.ready, self.reason = False, reason
         self._event.clear()

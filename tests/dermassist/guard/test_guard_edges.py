@@ -42,6 +42,9 @@ from preprocess.contract import CLASS_CODES, NUM_CLASSES
 from preprocess.decode import decode_image
 
 LESION_RGB, SKIN_RGB = [70, 45, 35], [205, 160, 140]
+# What the settings check of a PEM file reads: its BEGIN line (gRPC reads the rest when the front starts).
+CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
 
 
 # --- Readiness ------------------------------------------------------------------------------------------------
@@ -373,8 +376,8 @@ def test_connection_ageing_options_appear_only_when_set() -> None:
 
 
 def test_tls_paths_become_paths_and_mutual_tls_needs_the_client_ca(tmp_path: Path) -> None:
-    for name in ("cert.pem", "key.pem", "ca.pem"):
-        (tmp_path / name).write_text("x")
+    for name, text in (("cert.pem", CERT_PEM), ("key.pem", KEY_PEM), ("ca.pem", CERT_PEM)):
+        (tmp_path / name).write_text(text)
     server_only = GuardConfig(tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"))
     assert server_only.tls and not server_only.mutual_tls
     assert isinstance(server_only.tls_cert, Path) and isinstance(server_only.tls_key, Path)

@@ -258,7 +258,7 @@ def test_command_line_restricts_admin_apis_and_logs_redact_the_key(tmp_path: Pat
 ])
 def test_guard_settings_are_validated(tmp_path: Path, kwargs: dict, message: str) -> None:
     cert = tmp_path / "cert.pem"
-    cert.write_text("x")
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     kwargs = {k: (str(cert) if v == "CERT" else v) for k, v in kwargs.items()}
     with pytest.raises(ConfigError, match=message):
         GuardConfig(**kwargs)

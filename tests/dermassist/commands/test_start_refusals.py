@@ -1,0 +1,133 @@
+"""Commands that failed late or with a traceback: each is refused at once with the config error (exit 2)."""
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dermassist.base.server import TritonServer
+from dermassist.cli import main
+from dermassist.commands.demo import page_address_problem
+
+
+@pytest.fixture
+def no_tritonserver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that starts tritonserver fails the test: each refusal must come before the models load."""
+    def start(self: TritonServer) -> TritonServer:
+        raise AssertionError("tritonserver was started before the setting was refused")
+
+    monkeypatch.setattr(TritonServer, "start", start)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another process listens on."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+def _refused(argv: list[str], caplog: pytest.LogCaptureFixture) -> str:
+    """Run the command; assert it exits 2 and return what it logged at ERROR."""
+    with caplog.at_level(logging.ERROR):
+        assert main(argv) == 2
+    return caplog.text
+
+
+# --- serve ----------------------------------------------------------------------------------------------------
+
+
+def test_serve_with_an_audit_log_that_is_a_folder_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["serve", "--repository", str(tmp_path), "--audit-log", str(tmp_path)], caplog)
+    assert f"audit_log {tmp_path} is a folder" in text and "--audit-log" in text
+
+
+def test_serve_with_an_audit_log_under_a_file_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    a_file = tmp_path / "FILE"
+    a_file.write_text("x")
+    text = _refused(["serve", "--repository", str(tmp_path), "--audit-log", str(a_file / "audit.jsonl")], caplog)
+    assert f"{a_file} is a file, not a folder" in text
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="no /proc here")
+def test_serve_with_an_audit_log_of_proc_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                 monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("DERMASSIST_AUDIT_LOG", "/proc/version")
+    assert "audit log /proc/version cannot be appended to" in _refused(["serve", "--repository", str(tmp_path)], caplog)
+
+
+def test_serve_with_a_connection_age_past_32_bits_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["serve", "--repository", str(tmp_path), "--grpc-max-connection-age", "99999999999"], caplog)
+    assert "grpc_max_connection_age must be" in text and "--grpc-max-connection-age" in text
+
+
+def test_serve_with_tls_files_that_are_not_pem_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    hostname = tmp_path / "hostname"
+    hostname.write_text("dermassist-node-1\n")
+    text = _refused(["serve", "--repository", str(tmp_path), "--tls-cert", str(hostname), "--tls-key", str(hostname)],
+                    caplog)
+    assert f"tls_cert file {hostname} is not a PEM certificate" in text and "--tls-cert" in text
+
+
+def test_serve_on_a_host_that_does_not_resolve_exits_2(tmp_path: Path, no_tritonserver: None,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["serve", "--repository", str(tmp_path), "--host", "nosuchhost.invalid"], caplog)
+    assert "host nosuchhost.invalid does not resolve" in text and "--host" in text
+
+
+def test_serve_on_a_taken_grpc_port_exits_2_before_tritonserver_starts(tmp_path: Path, no_tritonserver: None,
+                                                                        taken_port: int,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["serve", "--repository", str(tmp_path), "--grpc-port", str(taken_port),
+                     "--audit-log", str(tmp_path / "audit.jsonl")], caplog)
+    assert f"cannot serve gRPC on 127.0.0.1:{taken_port}: Address already in use" in text and "--grpc-port" in text
+
+
+# --- demo -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["-1", "0", "70000"])
+def test_demo_on_a_port_out_of_range_exits_2(port: str, no_tritonserver: None, caplog: pytest.LogCaptureFixture) -> None:
+    assert f"--port must be a TCP port from 1 to 65535, got {port}" in _refused(["demo", "--port", port], caplog)
+
+
+def test_demo_on_a_taken_port_exits_2_naming_it(taken_port: int, no_tritonserver: None,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["demo", "--port", str(taken_port)], caplog)
+    assert f"cannot serve the demo page on 127.0.0.1:{taken_port}: Address already in use" in text
+    assert "Cannot find empty port" not in text
+
+
+def test_demo_on_a_host_that_does_not_resolve_exits_2(no_tritonserver: None, caplog: pytest.LogCaptureFixture) -> None:
+    assert "--host nosuchhost.invalid does not resolve" in _refused(["demo", "--host", "nosuchhost.invalid"], caplog)
+
+
+def test_a_free_page_address_has_no_problem(taken_port: int) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert page_address_problem("127.0.0.1", free) is None
+    assert page_address_problem("localhost", taken_port) is not None
+    assert page_address_problem("127.0.0.1", True) is not None
+
+
+# --- bench ----------------------------------------------------------------------------------------------------
+
+
+def test_bench_with_a_report_dir_under_a_file_exits_2_before_measuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import dermassist.bench.runner as runner
+
+    monkeypatch.setattr(runner, "require_artifacts", lambda *a: pytest.fail("the bench began before its settings"))
+    a_file = tmp_path / "FILE"
+    a_file.write_text("x")
+    text = _refused(["bench", "--report-dir", str(a_file / "rep")], caplog)
+    assert f"report_dir {a_file}/rep cannot be made: {a_file} is a file" in text and "--report-dir" in text

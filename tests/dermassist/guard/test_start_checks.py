@@ -1,0 +1,223 @@
+"""What an operator audit found at the guard's start: a second serve sharing the public port, a never-ready server
+that logged nothing, settings that failed only after the models loaded (or as tracebacks), served versions untold."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2
+
+from dermassist.base.errors import ConfigError, ServerError
+from dermassist.base.server import TritonServer, free_ports
+from dermassist.base.server_config import ServerConfig
+from dermassist.guard.audit import AuditLog
+from dermassist.guard.config import MAX_GRPC_MS, GuardConfig
+from dermassist.guard.guard import Guard, versions_text
+from dermassist.guard.health import Readiness, same_reason
+from tests.support.guard import make_certificates
+
+
+def _guard(tmp_path: Path, name: str = "a", **public: object) -> Guard:
+    """A Guard in front of a stand-in server (nothing is started), its public ports free."""
+    server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"), pid=os.getpid())
+    http, grpc_port = free_ports(2)
+    settings: dict[str, object] = {"http_port": http, "grpc_port": grpc_port, **public}
+    return Guard(ServerConfig(repository=tmp_path, **settings),  # type: ignore[arg-type]
+                 GuardConfig(audit_log=str(tmp_path / f"{name}.jsonl")), server)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def listening() -> Iterator[socket.socket]:
+    """A socket listening on a free loopback port (a port another process holds)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held
+
+
+# --- 1. the public gRPC port is one process's ---------------------------------------------------------------
+
+
+def test_the_front_refuses_so_reuseport() -> None:
+    assert dict(GuardConfig().server_options())["grpc.so_reuseport"] == 0
+
+
+def test_a_second_front_on_the_same_port_fails_naming_the_port_the_flag_and_the_fix(tmp_path: Path) -> None:
+    """gRPC sets SO_REUSEPORT by default: a second serve bound the same port and took half the clients and their
+    audit lines."""
+    first, second = _guard(tmp_path, "first"), _guard(tmp_path, "second")
+    second.public = first.public
+
+    async def main() -> None:
+        for guard in (first, second):
+            guard.channel = grpc.aio.insecure_channel("127.0.0.1:1")
+        server = await first._start_front()
+        try:
+            await second._start_front()
+        finally:
+            await server.stop(None)
+            for guard in (first, second):
+                await guard.channel.close()
+                guard.front.close()
+
+    port = first.public.grpc_port
+    with pytest.raises(ServerError, match=rf"cannot serve gRPC on 127.0.0.1:{port}: Address already in use; .*"
+                                          rf"stop what holds port {port} .*--grpc-port / DERMASSIST_GRPC_PORT"):
+        asyncio.run(main())
+    first.audit.close()
+    second.audit.close()
+
+
+@pytest.mark.parametrize(("field", "flag"), [("grpc_port", "--grpc-port"), ("http_port", "--http-port")])
+def test_a_taken_public_port_is_told_before_tritonserver_starts(tmp_path: Path, listening: socket.socket, field: str,
+                                                                flag: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second serve learnt of its taken port only after the models loaded (minutes on a GPU host)."""
+    port = listening.getsockname()[1]
+    monkeypatch.setattr(TritonServer, "start", lambda self: pytest.fail("tritonserver started though a port is taken"))
+    http, grpc_port = free_ports(2)
+    public = ServerConfig(repository=tmp_path, **{"http_port": http, "grpc_port": grpc_port, field: port})
+    guard = Guard(public, GuardConfig(audit_log=str(tmp_path / "a.jsonl")))  # its own tritonserver, never started
+    with pytest.raises(ServerError, match=rf"127.0.0.1:{port}: Address already in use; .*{flag}"):
+        asyncio.run(guard.run(asyncio.Event()))
+
+
+# --- 2. a server that is never ready says why ----------------------------------------------------------------
+
+
+def test_a_never_ready_server_logs_each_new_reason_once(caplog: pytest.LogCaptureFixture) -> None:
+    failed = ("canary inference failed: INVALID_ARGUMENT: [request id: dermassist-canary-{}] in ensemble 'dermassist', "
+              "CLS_INPUT must be (N, 3, 224, 224)")
+    readiness = Readiness()
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.health"):
+        for canary in range(1, 6):  # one canary every interval while starting: told once
+            readiness.set_not_ready(failed.format(canary))
+        readiness.set_not_ready("canary inference failed: UNAVAILABLE: Socket closed")  # another reason: told
+        readiness.set_not_ready("canary inference failed: UNAVAILABLE: Socket closed")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"not ready: {failed.format(1)}", "not ready: canary inference failed: UNAVAILABLE: Socket closed"]
+    assert list(readiness.history) == []  # no flip: it never was ready
+
+
+def test_a_flip_from_ready_is_still_logged_even_with_the_reason_of_before(caplog: pytest.LogCaptureFixture) -> None:
+    readiness = Readiness()
+    readiness.set_not_ready("stub exited")
+    readiness.set_ready()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.health"):
+        readiness.set_not_ready("stub exited")
+    assert [r.getMessage() for r in caplog.records] == ["not ready: stub exited"]
+
+
+def test_reasons_that_differ_only_in_request_ids_are_the_same() -> None:
+    assert same_reason("failed: [request id: dermassist-canary-3] x", "failed: [request id: dermassist-canary-4] x")
+    assert same_reason("canary dermassist-canary-3 failed", "canary dermassist-canary-12 failed")
+    assert not same_reason("failed: x", "failed: y")
+
+
+# --- 3. settings that failed late or as tracebacks ---------------------------------------------------------
+
+
+def test_an_audit_log_that_is_a_folder_or_under_a_file_is_a_config_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match=rf"audit_log {tmp_path} is a folder; .*--audit-log / DERMASSIST_AUDIT_LOG"):
+        GuardConfig(audit_log=str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"audit_log {a_file}/audit.jsonl cannot be made: {a_file} is a file.*--audit-log"):
+        GuardConfig.resolve({"audit_log": str(a_file / "audit.jsonl")}, {})
+    assert GuardConfig(audit_log=str(tmp_path / "new" / "audit.jsonl")).audit_log.endswith("audit.jsonl")
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="no /proc here")
+def test_an_audit_log_that_cannot_be_appended_to_is_a_config_error_before_anything_starts(tmp_path: Path) -> None:
+    """DERMASSIST_AUDIT_LOG=/proc/version: a regular file by its looks, and a bare OSError when opened."""
+    config = GuardConfig.resolve({}, {"DERMASSIST_AUDIT_LOG": "/proc/version"})
+    with pytest.raises(ConfigError, match=r"audit log /proc/version cannot be appended to \(.+\); .*--audit-log"):
+        AuditLog(config.audit_log)
+    server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
+    with pytest.raises(ConfigError, match="/proc/version"):
+        Guard(ServerConfig(repository=tmp_path), config, server)  # type: ignore[arg-type]
+
+
+def test_a_connection_age_past_grpcs_32_bit_limit_is_a_config_error() -> None:
+    assert GuardConfig(grpc_max_connection_age=MAX_GRPC_MS).grpc_max_connection_age == 2**31 - 1
+    for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):
+        flag = "--" + name.replace("_", "-")
+        too_long: dict[str, Any] = {name: 99_999_999_999}
+        with pytest.raises(ConfigError, match=rf"{name} must be .* to 2147483647 .*got 99999999999; .*{flag}"):
+            GuardConfig(**too_long)
+    with pytest.raises(ConfigError, match="grpc_max_connection_age"):
+        GuardConfig(grpc_max_connection_age=True)
+
+
+# --- 4. TLS files that are not PEM, a host that does not resolve --------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "flag"), [("tls_cert", "--tls-cert"), ("tls_key", "--tls-key"),
+                                             ("tls_client_ca", "--tls-client-ca")])
+def test_a_tls_file_that_is_not_pem_is_a_config_error_naming_the_file_and_the_flag(tmp_path: Path, field: str,
+                                                                                   flag: str) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    hostname = tmp_path / "hostname"
+    hostname.write_text("dermassist-node-1\n")  # what /etc/hostname holds
+    files: dict[str, Any] = {"tls_cert": certs.server_cert, "tls_key": certs.server_key, "tls_client_ca": certs.ca}
+    files[field] = hostname
+    kind = "private key" if field == "tls_key" else "certificate"
+    with pytest.raises(ConfigError, match=rf"{field} file {hostname} is not a PEM {kind}: .*{flag} / DERMASSIST_"):
+        GuardConfig(**files)
+
+
+def test_real_pem_files_pass_and_a_certificate_is_not_a_key(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path)
+    assert GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=certs.ca).mutual_tls
+    with pytest.raises(ConfigError, match="tls_key file .* is not a PEM private key"):
+        GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_cert)
+
+
+def test_a_host_that_does_not_resolve_is_a_config_error_before_tritonserver_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"host nosuchhost.invalid does not resolve .*--host / DERMASSIST_HOST"):
+        _guard(tmp_path, host="nosuchhost.invalid")
+    assert not (tmp_path / "a.jsonl").exists()  # refused before the audit trail was opened
+
+
+# --- 5. the served versions are told once --------------------------------------------------------------------
+
+
+def test_the_served_model_versions_are_logged_once_when_first_ready(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An extra version folder served by accident shows as a second version of its model."""
+    index = service_pb2.RepositoryIndexResponse()
+    for name, version in (("prepare", "1"), ("dermassist", "1"), ("prepare", "2"), ("classify", "1")):
+        index.models.add(name=name, version=version, state="READY")
+
+    class Triton:
+        async def RepositoryIndex(self, request, metadata, timeout):  # Triton's method name
+            return index
+
+    guard = _guard(tmp_path)
+    guard.triton = Triton()
+
+    async def twice() -> None:
+        guard.readiness = Readiness()
+        await guard._mark_ready()
+        guard.readiness.set_not_ready("stub exited")
+        await guard._mark_ready()  # healed, same versions: not told again
+
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.guard"):
+        asyncio.run(twice())
+    told = [r.getMessage() for r in caplog.records if "model versions" in r.getMessage()]
+    assert told == ["serving model versions: classify 1; dermassist 1; prepare 1, 2"]
+    assert all(r.levelno == logging.INFO for r in caplog.records if "model versions" in r.getMessage())
+    guard.audit.close()
+
+
+def test_versions_text_sorts_models_and_versions_numerically() -> None:
+    assert versions_text([("b", "10"), ("a", "1"), ("b", "9")]) == "a 1; b 9, 10"
+    assert versions_text([]) == "none"
