@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import importlib.util
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,13 +21,25 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ServerError, ServerStartupError
+from .errors import ConfigError, ServerError, ServerStartupError
 from .frameworks import quiet_tensorflow
 from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig
+from .settings import setting_names
 
 logger = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 40
+REPORT_TAIL_LINES = 12  # the tail after Triton's own errors in a start-up failure
+MAX_ERROR_LINES = 12
+MAX_ERROR_CHARS = 2000
+PORT_SETTLE_S = 2.0  # how long a port in use may take to come free before a start is refused
+# A line of Triton's log (glog): severity, date, time, thread, file:line] message.
+_GLOG = re.compile(r"^(?P<level>[IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ (?P<source>[\w.]+:\d+)\] (?P<message>.*)$")
+# Error lines Triton writes on every start of a host without a GPU (the CPU profile): not what went wrong.
+_HARMLESS_ERRORS = (
+    re.compile(r'^"CudaDriverHelper has not been initialized\."$'),
+    re.compile(r'^"unable to create stream for [^:"]+: CUDA driver version is insufficient for CUDA runtime version"$'),
+)
 _PR_SET_PDEATHSIG = 1
 SHM_DIR = Path("/dev/shm")
 
@@ -178,6 +192,145 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def bind_problem(host: str, port: int) -> OSError | None:
+    """The error a TCP listener on ``host:port`` would meet right now (e.g. the port is in use), or None.
+
+    The probe reuses addresses as servers do, so a port left in TIME_WAIT by a stopped server counts as free.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            probe.listen(1)
+    except OSError as e:  # socket.gaierror too: a host that does not resolve
+        return e
+    return None
+
+
+def server_ports(config: ServerConfig) -> list[tuple[str, str, int]]:
+    """The (field, host, port) of each listener tritonserver opens for ``config``: HTTP, gRPC and metrics."""
+    return [("http_port", config.host, config.http_port), ("grpc_port", config.host, config.grpc_port),
+            ("metrics_port", config.metrics_host or config.host, config.metrics_port)]
+
+
+def port_message(name: str, host: str, port: int, error: OSError) -> str:
+    """Why ServerConfig's port field ``name`` cannot be bound on ``host``, and the fix, naming its flag and variable."""
+    host_field = "metrics_host" if name == "metrics_port" else "host"
+    if error.errno == errno.EADDRINUSE:
+        fix = f"another process listens there (`ss -ltnp 'sport = :{port}'` shows which): stop it or"
+    elif error.errno == errno.EACCES:
+        fix = "a port below 1024 needs privileges:"
+    else:
+        fix = f"check {setting_names(ServerConfig, host_field)} (an address of this machine) or"
+    return (f"{name.replace('_', ' ')} {port} cannot be bound on {host or 'every address'} ({error}); "
+            f"{fix} pass another {setting_names(ServerConfig, name)}")
+
+
+def check_ports(config: ServerConfig, settle_s: float | None = None) -> None:
+    """Raise ConfigError for a port tritonserver could not bind (the metrics port is the public one it binds).
+
+    tritonserver opens its metrics port only after its models are loaded: a taken one made it exit after
+    becoming ready, and the guard restarted it for ever. Checked before it starts, the command stops at once.
+    A port in use gets ``settle_s`` (PORT_SETTLE_S) to come free: a restart checks the instant the stopped
+    server's processes were killed.
+    """
+    deadline = time.monotonic() + (PORT_SETTLE_S if settle_s is None else settle_s)
+    for name, host, port in server_ports(config):
+        error = bind_problem(host, port)
+        while error is not None and error.errno == errno.EADDRINUSE and time.monotonic() < deadline:
+            time.sleep(0.1)
+            error = bind_problem(host, port)
+        if error is not None:
+            raise ConfigError(port_message(name, host, port, error))
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " [...]"
+
+
+def _readable(line: str) -> str:
+    """A Triton log line with its quoted message unescaped (a Python traceback on lines of its own)."""
+    match = _GLOG.match(line)
+    if match and match["message"].startswith('"') and match["message"].endswith('"'):
+        message = match["message"][1:-1].replace("\\n", "\n").replace('\\"', '"')
+        line = line[:match.start("message")] + message
+    return line
+
+
+def _is_error(line: str) -> bool:
+    """Whether a log line says what went wrong: a Triton error (E/F, but not the CPU host's CUDA ones), a Python
+    stub's failure, a config that does not parse (protobuf's error), or tritonserver's last word ("error: ...")."""
+    match = _GLOG.match(line)
+    if match is None:
+        return line.startswith(("error: ", "[libprotobuf ERROR"))
+    if match["level"] in "EF":
+        return not any(p.match(match["message"]) for p in _HARMLESS_ERRORS)
+    return match["source"].startswith("pb_stub.cc:") and "Failed" in match["message"]
+
+
+def _without_repeated_traceback(line: str, seen: set[str]) -> str:
+    """``line`` less its Python backend traceback ("At: ...") when an earlier line carried the same one."""
+    head, marker, trace = line.partition("\n\nAt:\n")
+    if not marker:
+        return line
+    key = trace.rstrip("\n ;")  # Triton ends some copies with ";"
+    if key in seen:
+        return head + " (traceback as above)"
+    seen.add(key)
+    return line
+
+
+def triton_errors(log: str, limit: int = MAX_ERROR_LINES) -> list[str]:
+    """Triton's own error lines in a whole log (model load failures, Python backend exceptions, a port in use),
+    oldest first, readable, at most ``limit`` (then one line saying how many more); a Python traceback written
+    straight to the log counts as one line, and a backend traceback is shown once."""
+    found: list[str] = []
+    traceback: list[str] = []
+    seen: set[str] = set()
+    for line in log.splitlines():
+        if traceback:  # a traceback runs to its first line that is not indented: the exception
+            traceback.append(line)
+            if line and not line[0].isspace():
+                found.append(_capped("\n".join(traceback)))
+                traceback = []
+        elif line.startswith("Traceback (most recent call last):"):
+            traceback = [line]
+        elif _is_error(line):
+            found.append(_capped(_without_repeated_traceback(_readable(line), seen)))
+    if traceback:
+        found.append(_capped("\n".join(traceback)))
+    if len(found) > limit:
+        found = found[:limit] + [f"... and {len(found) - limit} more error line(s)"]
+    return found
+
+
+def log_tail(log: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of a log that say something: no blank lines, no tables (rules, rows, headings)."""
+    def says_something(line: str) -> bool:
+        match = _GLOG.match(line)
+        return bool(line.strip()) and not line.startswith(("+", "|")) and not (match and not match["message"].strip())
+
+    return [line for line in log.splitlines() if says_something(line)][-lines:]
+
+
+def startup_report(headline: str, log: str, kept_log: Path | None = None, timeout_hint: str = "") -> str:
+    """The message of a failed start: ``headline``, Triton's own errors from the whole log, a short tail, and where the
+    full log was kept; ``timeout_hint`` (how to wait longer) goes in when the log names no error."""
+    errors = triton_errors(log)
+    parts = [headline]
+    if errors:
+        parts.append("Triton's errors:\n" + "\n".join(errors))
+    elif timeout_hint:
+        parts.append(timeout_hint)
+    tail = log_tail(log, REPORT_TAIL_LINES)
+    parts.append("last lines of its log:\n" + "\n".join(tail) if tail else "its log is empty")
+    if kept_log is not None:
+        parts.append(f"full log: {kept_log}")
+    return "\n".join(parts)
+
+
 def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -199,6 +352,7 @@ class TritonServer:
         self.log_path: Path | None = None
         self.startup_s: float | None = None
         self.shm_prefix = ""
+        self.kept_log: Path | None = None  # the full log of the last failed start, kept after stop
 
     def __enter__(self) -> TritonServer:
         return self.start()
@@ -207,7 +361,8 @@ class TritonServer:
         self.stop()
 
     def start(self) -> TritonServer:
-        """Launch tritonserver and block until /v2/health/ready answers 200."""
+        """Check its ports, launch tritonserver and block until /v2/health/ready answers 200."""
+        check_ports(self.config)
         install = locate_triton(self.config.triton_home)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="dermassist-triton-"))
         backend_dir = stage_backends(install, self.runtime_dir)
@@ -238,9 +393,7 @@ class TritonServer:
         while time.monotonic() < deadline:
             code = process.poll()
             if code is not None:
-                raise ServerStartupError(
-                    f"tritonserver exited with code {code} before becoming ready; last lines of its log:\n{self.log_tail()}"
-                )
+                raise self._startup_error(f"tritonserver exited with code {code} before becoming ready")
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as response:
                     if response.status == 200:
@@ -248,16 +401,44 @@ class TritonServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
             time.sleep(0.2)
-        raise ServerStartupError(
-            f"tritonserver was not ready within {self.config.startup_timeout_s:.0f} s; last lines of its log:\n{self.log_tail()}"
-        )
+        timeout_s = self.config.startup_timeout_s
+        hint = (f"the log names no error: tritonserver may need longer on this host; raise "
+                f"{setting_names(ServerConfig, 'startup_timeout_s')} (now {timeout_s:g} s)")
+        raise self._startup_error(f"tritonserver was not ready within {timeout_s:g} s", hint)
+
+    def _startup_error(self, headline: str, timeout_hint: str = "") -> ServerStartupError:
+        """The error of a failed start: Triton's errors from its whole log first, then a short tail; the log is kept
+        (the run folder goes with ``stop``)."""
+        return ServerStartupError(startup_report(headline, self._log_text(), self._keep_log(), timeout_hint))
+
+    def _log_text(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def _keep_log(self) -> Path | None:
+        """Copy the log out of the run folder, which ``stop`` deletes, into a new private file in the temporary
+        folder (the one this server kept at an earlier failed start goes); None if there is none or it fails."""
+        if self.log_path is None or not self.log_path.exists():
+            return None
+        if self.kept_log is not None:
+            self.kept_log.unlink(missing_ok=True)
+            self.kept_log = None
+        try:
+            handle, name = tempfile.mkstemp(prefix="dermassist-tritonserver-", suffix=".log")
+            with os.fdopen(handle, "wb") as kept, open(self.log_path, "rb") as log:
+                shutil.copyfileobj(log, kept)
+        except OSError as e:
+            logger.warning("could not keep tritonserver's log %s: %s", self.log_path, e)
+            return None
+        self.kept_log = Path(name)
+        return self.kept_log
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of the server log."""
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return "\n".join(self._log_text().splitlines()[-lines:])
 
     def send_signal(self, sig: int) -> None:
         """Forward a signal to the server (it stops gracefully on SIGINT/SIGTERM)."""

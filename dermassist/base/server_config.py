@@ -1,13 +1,19 @@
 """Typed, self-validating settings of the embedded server (precedence: CLI > environment > default)."""
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .repository import SOURCE_REPOSITORY
-from .settings import Settings
+from .settings import DEFAULT, ENVIRONMENT, FLAG, Settings, setting_names, value_source, variable_name
+
+logger = logging.getLogger(__name__)
 
 PROFILES = ("embedded", "gpu")
 MODEL_CONTROL_MODES = ("none", "explicit")
@@ -30,14 +36,61 @@ def read_secret_file(path: Path, what: str) -> str:
     return value
 
 
+def given_source(cls: type, name: str, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]) -> str:
+    """``value_source`` of ``cls``'s field ``name``, but DEFAULT for an empty value (an empty key is no key)."""
+    source = value_source(cls, name, overrides, environ)
+    value = (overrides or {}).get(name) if source == FLAG else environ.get(variable_name(cls, name))
+    return DEFAULT if value is None or str(value) == "" else source
+
+
+def repository_problem(path: Path, setting: str) -> str:
+    """Why ``path`` cannot be the model repository (it is missing, or a file), with the fix; "" if it is a folder."""
+    if path.is_dir():
+        return ""
+    if path.exists():
+        return (f"model repository {path} is a file, not a folder; pass {setting} the folder that holds the "
+                "models (e.g. model_repository/)")
+    return f"model repository {path} does not exist; pass {setting} an existing folder or run `make models`"
+
+
+def admin_key_ignored(key_source: str, file_source: str) -> str:
+    """Which of ``admin_key`` and ``admin_key_file``, given from these sources, is ignored: "" unless both are
+    given; else the one set at the lower level (the command line outranks the environment); at the same level
+    the file, as documented (operations.md, "Admin key": DERMASSIST_ADMIN_KEY, else the file)."""
+    if DEFAULT in (key_source, file_source):
+        return ""
+    return "admin_key" if file_source == FLAG and key_source == ENVIRONMENT else "admin_key_file"
+
+
+def _admin_setting(name: str, source: str) -> str:
+    """How ``admin_key`` or ``admin_key_file`` was given: its flag, its variable, or code (the key has no flag)."""
+    if source == ENVIRONMENT:
+        return variable_name(ServerConfig, name)
+    return "--admin-key-file" if name == "admin_key_file" else "code"
+
+
+def admin_key_origin(admin_key_file: Path | None, sources: Mapping[str, str], ignored: str) -> str:
+    """Where a configured admin key came from, for the log: the setting (and file) it was read from, and the one
+    ignored, if any; never the key."""
+    if sources["admin_key"] != DEFAULT and ignored != "admin_key":
+        origin = _admin_setting("admin_key", sources["admin_key"])
+    else:
+        origin = f"the file {admin_key_file} ({_admin_setting('admin_key_file', sources['admin_key_file'])})"
+    if ignored:
+        origin += f"; {_admin_setting(ignored, sources[ignored])} is set too and is ignored"
+    return origin
+
+
 @dataclass(frozen=True)
 class ServerConfig(Settings):
     """How to run ``tritonserver``: repository, profile, ports, admin key and start-up limits.
 
     The admin key guards every API but inference, health and metadata. It comes from
-    ``DERMASSIST_ADMIN_KEY`` or the file ``admin_key_file`` (``DERMASSIST_ADMIN_KEY_FILE``), never
-    from a command-line literal; without either a random key is made for this run, so the
-    administrative APIs are closed to everyone but this process.
+    ``DERMASSIST_ADMIN_KEY`` or the file ``admin_key_file`` (``--admin-key-file`` or
+    ``DERMASSIST_ADMIN_KEY_FILE``), never from a command-line literal; without either a random key is
+    made for this run, so the administrative APIs are closed to everyone but this process. A key file
+    given on the command line wins over ``DERMASSIST_ADMIN_KEY`` (CLI > environment); given at the same
+    level (both variables, or both in code), the key wins over the file.
     """
 
     repository: Path = SOURCE_REPOSITORY
@@ -56,26 +109,42 @@ class ServerConfig(Settings):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository).resolve())
+        cls = type(self)
         if self.profile not in PROFILES:
-            raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+            raise ConfigError(f"{setting_names(cls, 'profile')} must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         ports = {"http_port": self.http_port, "grpc_port": self.grpc_port, "metrics_port": self.metrics_port}
         for name, port in ports.items():
             if not 1 <= port <= 65535:
-                raise ConfigError(f"{name} must be between 1 and 65535, got {port}")
+                raise ConfigError(f"{setting_names(cls, name)} must be between 1 and 65535, got {port}; "
+                                  "pick a free port in that range")
         if len(set(ports.values())) != len(ports):
             raise ConfigError(f"HTTP, gRPC and metrics ports must differ, got {ports}")
         if not self.startup_timeout_s > 0:
-            raise ConfigError(f"startup_timeout_s must be positive, got {self.startup_timeout_s}")
+            raise ConfigError(f"{setting_names(cls, 'startup_timeout_s')} must be positive, got {self.startup_timeout_s}")
         if self.model_control_mode not in MODEL_CONTROL_MODES:
-            raise ConfigError(f"model_control_mode must be one of {', '.join(MODEL_CONTROL_MODES)}, "
-                              f"got {self.model_control_mode!r}")
-        if not self.repository.is_dir():
-            raise ConfigError(
-                f"model repository {self.repository} does not exist; pass --repository or run `make models`"
-            )
+            raise ConfigError(f"{variable_name(cls, 'model_control_mode')} must be one of "
+                              f"{', '.join(MODEL_CONTROL_MODES)}, got {self.model_control_mode!r}")
+        problem = repository_problem(self.repository, setting_names(cls, "repository"))
+        if problem:
+            raise ConfigError(problem)
         if self.triton_home is not None:
             object.__setattr__(self, "triton_home", Path(self.triton_home))
         self._resolve_admin_key()
+
+    @classmethod
+    def resolve(cls, overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> ServerConfig:
+        """Build the config (flag > environment > default), where a key file given as a flag wins over
+        ``DERMASSIST_ADMIN_KEY``; log at INFO where the admin key came from (never the key)."""
+        environ = os.environ if environ is None else environ
+        sources = {name: given_source(cls, name, overrides, environ) for name in ("admin_key", "admin_key_file")}
+        ignored = admin_key_ignored(sources["admin_key"], sources["admin_key_file"])
+        if ignored == "admin_key":  # the command line's file outranks the environment's key
+            environ = {k: v for k, v in environ.items() if k != variable_name(cls, "admin_key")}
+        config = super().resolve(overrides, environ)
+        if not config.admin_key_is_generated:
+            logger.info("admin key from %s", admin_key_origin(config.admin_key_file, sources, ignored))
+        return config
 
     def _resolve_admin_key(self) -> None:
         key = self.admin_key

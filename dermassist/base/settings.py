@@ -8,6 +8,8 @@ says so with ``field(..., metadata=env_name("DERMASSIST_SEED"))``; a field whose
 Settings class is resolved the same way from the same flags. An empty variable counts as unset,
 except for a ``str`` field, where it is the empty string. A default that follows from other fields (the
 classifier's low-resolution epochs from its epochs) comes from the class's ``derived_defaults``.
+``value_source`` says which of the three a value comes from, and ``setting_names`` names a field's flag
+and variable for messages ("--http-port / DERMASSIST_HTTP_PORT must be ...").
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from .errors import ConfigError
 from .paths import PROJECT_ROOT
@@ -26,6 +28,8 @@ from .paths import PROJECT_ROOT
 # load-test image can ship it without preprocess (tests/deploy checks it).
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _ENV_KEY = "env"
+# Where a resolved value came from (value_source).
+FLAG, ENVIRONMENT, DEFAULT = "command line", "environment", "default"
 S = TypeVar("S", bound="Settings")
 
 
@@ -76,6 +80,35 @@ def parse_text(raw: str, kind: Any) -> Any:
     raise UnparsableType(f"{kind} has no text form")
 
 
+def _is_set(raw: str | None, kind: Any) -> TypeGuard[str]:
+    """Whether a variable's text counts as given: set, and not empty unless the field is a ``str``."""
+    return raw is not None and (raw != "" or kind is str)
+
+
+def variable_name(cls: type, name: str) -> str:
+    """The environment variable of ``cls``'s field ``name``: ``<env_prefix><NAME>``, or the one its metadata names."""
+    (f,) = [f for f in fields(cls) if f.name == name]
+    return f.metadata.get(_ENV_KEY, getattr(cls, "env_prefix", "") + name.upper())
+
+
+def setting_names(cls: type, name: str) -> str:
+    """How an operator sets ``cls``'s field ``name``, for messages: its flag (the field's name in dashes, as the
+    commands spell it) and its variable, e.g. ``"--http-port / DERMASSIST_HTTP_PORT"``."""
+    return f"--{name.replace('_', '-')} / {variable_name(cls, name)}"
+
+
+def value_source(cls: type, name: str, overrides: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> str:
+    """Where ``resolve`` takes ``cls``'s field ``name`` from: FLAG (a non-None override), ENVIRONMENT (its
+    variable, set and non-empty unless the field is a ``str``) or DEFAULT, by the rules of :func:`resolve_values`."""
+    environ = os.environ if environ is None else environ
+    if (overrides or {}).get(name) is not None:
+        return FLAG
+    if _is_set(environ.get(variable_name(cls, name)), typing.get_type_hints(cls)[name]):
+        return ENVIRONMENT
+    return DEFAULT
+
+
 def resolve_values(
     cls: type,
     prefix: str,
@@ -99,7 +132,7 @@ def resolve_values(
         else:
             name = f.metadata.get(_ENV_KEY, prefix + f.name.upper())
             raw = environ.get(name)
-            if raw is None or (raw == "" and kind is not str):
+            if not _is_set(raw, kind):
                 continue
             try:
                 values[f.name] = parse_text(raw, kind)

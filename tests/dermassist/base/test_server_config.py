@@ -1,6 +1,7 @@
 """Server settings, command line and environment, without starting a model."""
 from __future__ import annotations
 
+import logging
 import sys
 import sysconfig
 from pathlib import Path
@@ -28,10 +29,11 @@ def test_precedence_is_cli_then_environment_then_default(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"profile": "tpu"}, "profile must be one of"),
-        ({"http_port": 0}, "http_port must be between"),
+        ({"profile": "tpu"}, "--profile / DERMASSIST_PROFILE must be one of"),
+        ({"http_port": 0}, "--http-port / DERMASSIST_HTTP_PORT must be between"),
         ({"grpc_port": 8000}, "ports must differ"),
-        ({"startup_timeout_s": 0}, "startup_timeout_s must be positive"),
+        ({"startup_timeout_s": 0}, "--startup-timeout-s / DERMASSIST_STARTUP_TIMEOUT_S must be positive"),
+        ({"model_control_mode": "poll"}, "DERMASSIST_MODEL_CONTROL_MODE must be one of"),  # no flag sets it
     ],
 )
 def test_invalid_settings_are_refused_with_a_message(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -40,8 +42,86 @@ def test_invalid_settings_are_refused_with_a_message(tmp_path: Path, kwargs: dic
 
 
 def test_missing_repository_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="make models"):
+    with pytest.raises(ConfigError, match="does not exist; pass --repository / DERMASSIST_REPOSITORY .*make models"):
         ServerConfig(repository=tmp_path / "nope")
+
+
+def test_a_repository_that_is_a_file_is_called_a_file(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0::/root:/bin/sh\n")
+    with pytest.raises(ConfigError, match="is a file, not a folder; pass --repository / DERMASSIST_REPOSITORY") as err:
+        ServerConfig.resolve({"repository": str(passwd)}, environ={})
+    assert "does not exist" not in str(err.value)
+
+
+@pytest.mark.parametrize(("variable", "raw", "message"), [
+    ("DERMASSIST_HTTP_PORT", "-5", "--http-port / DERMASSIST_HTTP_PORT must be between 1 and 65535, got -5"),
+    ("DERMASSIST_METRICS_PORT", "70000", "--metrics-port / DERMASSIST_METRICS_PORT must be between 1 and 65535, got 70000"),
+    ("DERMASSIST_STARTUP_TIMEOUT_S", "-1", "--startup-timeout-s / DERMASSIST_STARTUP_TIMEOUT_S must be positive, got -1"),
+])
+def test_a_value_out_of_range_names_its_flag_and_variable(tmp_path: Path, variable: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ServerConfig.resolve({}, environ={"DERMASSIST_REPOSITORY": str(tmp_path), variable: raw})
+    assert str(err.value).startswith(message)
+
+
+def _serve_args(argv: list[str]) -> dict:
+    import argparse
+
+    from dermassist.commands.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args(argv))
+
+
+def test_a_key_file_on_the_command_line_wins_over_the_key_in_the_environment(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cli_key = tmp_path / "cli.key"
+    cli_key.write_text("key-from-the-cli-file\n")
+    env = {"DERMASSIST_ADMIN_KEY": "envkey"}
+    with caplog.at_level(logging.INFO, logger="dermassist.base.server_config"):
+        config = ServerConfig.resolve(_serve_args(["--repository", str(tmp_path), "--admin-key-file", str(cli_key)]), env)
+    assert config.admin_key == "key-from-the-cli-file" and not config.admin_key_is_generated
+    assert f"admin key from the file {cli_key} (--admin-key-file); DERMASSIST_ADMIN_KEY is set too and is ignored" \
+        in caplog.messages
+    assert "envkey" not in caplog.text and "key-from-the-cli-file" not in caplog.text
+
+
+@pytest.mark.parametrize(("env_names", "overrides", "expected", "logged"), [
+    # both variables: the documented order, DERMASSIST_ADMIN_KEY first
+    (("DERMASSIST_ADMIN_KEY", "DERMASSIST_ADMIN_KEY_FILE"), {}, "envkey",
+     "admin key from DERMASSIST_ADMIN_KEY; DERMASSIST_ADMIN_KEY_FILE is set too and is ignored"),
+    (("DERMASSIST_ADMIN_KEY",), {}, "envkey", "admin key from DERMASSIST_ADMIN_KEY"),
+    (("DERMASSIST_ADMIN_KEY_FILE",), {}, "filekey", "admin key from the file {file} (DERMASSIST_ADMIN_KEY_FILE)"),
+    ((), {"admin_key_file": "{file}"}, "filekey", "admin key from the file {file} (--admin-key-file)"),
+])
+def test_the_admin_key_source_is_logged_and_the_environment_keeps_its_order(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, env_names: tuple[str, ...], overrides: dict, expected: str,
+        logged: str) -> None:
+    key_file = tmp_path / "admin.key"
+    key_file.write_text("filekey\n")
+    values = {"DERMASSIST_ADMIN_KEY": "envkey", "DERMASSIST_ADMIN_KEY_FILE": str(key_file)}
+    env = {"DERMASSIST_REPOSITORY": str(tmp_path), **{name: values[name] for name in env_names}}
+    overrides = {k: v.format(file=key_file) for k, v in overrides.items()}
+    with caplog.at_level(logging.INFO, logger="dermassist.base.server_config"):
+        assert ServerConfig.resolve(overrides, env).admin_key == expected
+    assert caplog.messages == [logged.format(file=key_file)]
+
+
+def test_an_empty_key_variable_leaves_the_file_in_charge(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key_file = tmp_path / "admin.key"
+    key_file.write_text("filekey\n")
+    env = {"DERMASSIST_REPOSITORY": str(tmp_path), "DERMASSIST_ADMIN_KEY": "", "DERMASSIST_ADMIN_KEY_FILE": str(key_file)}
+    with caplog.at_level(logging.INFO, logger="dermassist.base.server_config"):
+        assert ServerConfig.resolve({}, env).admin_key == "filekey"
+    assert caplog.messages == [f"admin key from the file {key_file} (DERMASSIST_ADMIN_KEY_FILE)"]
+
+
+def test_no_key_configured_is_not_logged_as_a_source(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="dermassist.base.server_config"):
+        assert ServerConfig.resolve({"repository": tmp_path}, {}).admin_key_is_generated
+    assert caplog.messages == []  # `serve` says the restricted APIs are closed
 
 
 def test_bad_environment_value_is_named() -> None:

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from dermassist.base.errors import ConfigError
-from dermassist.base.settings import Settings, env_name, parse_text, setting_help
+from dermassist.base.settings import (
+    DEFAULT,
+    ENVIRONMENT,
+    FLAG,
+    Settings,
+    env_name,
+    parse_text,
+    setting_help,
+    setting_names,
+    value_source,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,20 @@ def test_each_config_raises_its_own_error() -> None:
 
     with pytest.raises(LoadtestConfigError, match="LOADTEST_USERS"):
         RunConfig.resolve({}, {"LOADTEST_USERS": "many"})
+
+
+def test_the_source_of_a_value_follows_the_resolver_rules() -> None:
+    env = {"T_EPOCHS": "9", "T_LR": "", "T_NAME": "", "T_FLAG": "1"}
+    assert value_source(Example, "epochs", {"epochs": 3}, env) == FLAG
+    assert value_source(Example, "epochs", {"epochs": None}, env) == ENVIRONMENT
+    assert value_source(Example, "rate", {}, env) == DEFAULT  # an empty variable is unset...
+    assert value_source(Example, "name", {}, env) == ENVIRONMENT  # ...except for a string
+    assert value_source(Example, "flag", {}, {}) == DEFAULT
+
+
+def test_a_setting_is_named_by_its_flag_and_its_variable() -> None:
+    assert setting_names(Example, "epochs") == "--epochs / T_EPOCHS"
+    assert setting_names(Example, "rate") == "--rate / T_LR"  # a variable named in the field's metadata
 
 
 def test_flag_help_shows_the_variable_and_the_default_written_once() -> None:
