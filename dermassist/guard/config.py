@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.errors import ConfigError
-from ..base.settings import Settings
+from ..base.settings import Settings, setting_names
 
 # gRPC channel options that lift the message size limits (images and masks travel whole) between the guard and
 # its own loopback tritonserver; the public front bounds what it receives (``max_request_mib``).
@@ -19,16 +19,10 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 # The public port is this process's alone: gRPC sets SO_REUSEPORT by default, so a second ``serve`` on the same port
 # would bind too and take half the clients (and their audit lines) instead of failing at start.
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
-ENV_PREFIX = Settings.env_prefix
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
-
-
-def setting_names(name: str) -> str:
-    """The flag and the environment variable that set the guard's field ``name``, e.g. ``--tls-cert / DERMASSIST_TLS_CERT``."""
-    return f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
 
 
 def pem_problem(path: Path, kind: str) -> str | None:
@@ -124,11 +118,11 @@ class GuardConfig(Settings):
             object.__setattr__(self, name, path)
             if not path.is_file():
                 raise ConfigError(f"{name} file {path} does not exist; pass the path of a PEM file to "
-                                  f"{setting_names(name)}")
+                                  f"{setting_names(GuardConfig, name)}")
             problem = pem_problem(path, _PEM_KINDS[name])
             if problem is not None:
                 raise ConfigError(f"{name} file {path} {problem}; pass a PEM {_PEM_KINDS[name]} to "
-                                  f"{setting_names(name)} (openssl converts a DER one)")
+                                  f"{setting_names(GuardConfig, name)} (openssl converts a DER one)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together (the server certificate and its private key); "
                               f"got tls_cert={self.tls_cert}, tls_key={self.tls_key}")
@@ -151,13 +145,13 @@ class GuardConfig(Settings):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRPC_MS:
                 raise ConfigError(f"{name} must be a whole number of milliseconds from 0 (unlimited) to {MAX_GRPC_MS} "
                                   f"(gRPC's 32-bit limit, about 24.8 days), got {value!r}; pass a smaller "
-                                  f"{setting_names(name)}")
+                                  f"{setting_names(GuardConfig, name)}")
         if not self.audit_log:
             raise ConfigError("audit_log must be '-' (stdout) or a file path; the audit trail cannot be turned off")
         problem = audit_log_problem(self.audit_log)
         if problem is not None:
             raise ConfigError(f"audit_log {self.audit_log} {problem}; expected a file the audit lines are appended to: "
-                              f"pass {setting_names('audit_log')} a file path in a writable folder, or - for stdout")
+                              f"pass {setting_names(GuardConfig, 'audit_log')} a file path in a writable folder, or - for stdout")
 
     def server_options(self) -> list[tuple[str, int]]:
         """gRPC server options of the front: the port its own (no SO_REUSEPORT), requests up to ``max_request_mib``,
