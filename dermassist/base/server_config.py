@@ -46,6 +46,11 @@ def given_source(cls: type, name: str, overrides: Mapping[str, Any] | None, envi
 def repository_problem(path: Path, setting: str) -> str:
     """Why ``path`` cannot be the model repository (it is missing, or a file), with the fix; "" if it is a folder."""
     if path.is_dir():
+        unservable = sorted({c for c in str(path.resolve()) if c.isspace() or not c.isascii()})
+        if unservable:  # 2.51's Python backend splits its stub's command line on spaces and cannot start the stubs
+            return (f"model repository {path} has {', '.join(map(repr, unservable))} in its path, which tritonserver "
+                    "2.51 cannot serve from (a space hangs its Python steps' start; a non-ASCII letter fails their "
+                    f"load); move or copy it to a path of plain ASCII without spaces, and pass that to {setting}")
         return ""
     if path.exists():
         return (f"model repository {path} is a file, not a folder; pass {setting} the folder that holds the "

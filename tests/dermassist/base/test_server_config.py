@@ -54,6 +54,20 @@ def test_a_repository_that_is_a_file_is_called_a_file(tmp_path: Path) -> None:
     assert "does not exist" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["Modèles IA", "models 2026"])
+def test_a_repository_path_tritonserver_cannot_serve_from_is_refused_at_once(tmp_path: Path, name: str) -> None:
+    """2.51 hung for its whole start-up timeout on a space (its stubs' command line is split on spaces) and failed the
+    Python steps' load on a non-ASCII letter, the cause buried in its log."""
+    folder = tmp_path / name / "model_repository"
+    folder.mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"in its path, which tritonserver 2.51 cannot serve from .* move or copy it to "
+                                          r"a path of plain ASCII without spaces, and pass that to --repository"):
+        ServerConfig.resolve({"repository": str(folder)}, environ={})
+    plain = tmp_path / "models" / "model_repository"
+    plain.mkdir(parents=True)
+    assert ServerConfig.resolve({"repository": str(plain)}, environ={}).repository == plain.resolve()
+
+
 @pytest.mark.parametrize(("variable", "raw", "message"), [
     ("DERMASSIST_HTTP_PORT", "-5", "--http-port / DERMASSIST_HTTP_PORT must be between 1 and 65535, got -5"),
     ("DERMASSIST_METRICS_PORT", "70000", "--metrics-port / DERMASSIST_METRICS_PORT must be between 1 and 65535, got 70000"),
