@@ -31,13 +31,20 @@ def seg_input_uint8(prepared: PreparedImage) -> np.ndarray:
     return np.round(prepared.seg_input * np.float32(255.0)).astype(np.uint8)
 
 
+def as_0_255(mask: np.ndarray) -> np.ndarray:
+    """A binary mask stored as 0/1 (as many tools export them) scaled to 0/255; any other mask (0/255, grey levels,
+    all black) is returned as it is, for the >= 128 rule of ``seg_mask``."""
+    return mask * np.uint8(255) if mask.size and int(mask.max()) == 1 else mask
+
+
 def load_mask(path: Path, image: Path, size: tuple[int, int]) -> np.ndarray:
-    """Read a 0/255 mask in the frame its ``image`` is served in (``displayed_mask``: a mask drawn on the stored pixels
-    of an image with an EXIF orientation is turned with it) and check it matches the image's (height, width) there."""
+    """Read a lesion mask as 0/255 (a 0/1 mask is scaled, ``as_0_255``) in the frame its ``image`` is served in
+    (``displayed_mask``: a mask drawn on the stored pixels of an image with an EXIF orientation is turned with it) and
+    check it matches the image's (height, width) there."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
     if mask is None:
-        raise MaskMismatchError(f"mask {path} cannot be read; expected a 0/255 PNG")
-    mask = displayed_mask(mask, image)
+        raise MaskMismatchError(f"mask {path} cannot be read; expected a 0/255 (or 0/1) PNG")
+    mask = displayed_mask(as_0_255(mask), image)
     if mask.shape != tuple(size):
         raise MaskMismatchError(
             f"mask {Path(path).name} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}; "
@@ -65,6 +72,12 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
         xs[i] = seg_input_uint8(prepared)
         ys[i] = seg_mask(mask).astype(np.uint8)
     return xs, ys
+
+
+def empty_masks(ys: np.ndarray, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples whose segmenter-grid mask in ``ys`` (N, H, W), as ``load_segmentation_arrays`` returns them, holds
+    no lesion pixel."""
+    return [s for s, y in zip(samples, ys) if not np.any(y)]
 
 
 def original_size(path: Path) -> tuple[int, int]:

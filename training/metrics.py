@@ -28,7 +28,11 @@ def _binary(masks: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def per_image_overlap(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image (dice, jaccard) of binarised masks (N, H, W[, 1]); two empty masks score 1."""
+    """Per-image (dice, jaccard) of binarised masks (N, H, W[, 1]); two empty masks score 1.
+
+    Predicting no lesion where the truth has none is right, so it scores 1; but a set of empty truths then rewards
+    whatever threshold predicts nothing, so the segmenter refuses a split whose truths are all empty and counts and
+    names the empty ones otherwise (``training.segmenter.train.check_lesions``)."""
     t = _binary(truth, 0.5)
     p = _binary(pred, threshold)
     if t.shape != p.shape:

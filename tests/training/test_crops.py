@@ -1,13 +1,23 @@
 """Classifier crops come from ``preprocess.crop`` over ground-truth or predicted masks."""
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
-from preprocess.contract import CLS_SIZE
-from training.classifier.data import build_crops, mask_prob
+from preprocess.contract import CLASS_CODES, CLS_SIZE
+from training.classifier.data import (
+    build_crops,
+    check_predicted_masks,
+    classes_without_images,
+    mask_prob,
+    warn_classes_without_images,
+)
+from training.errors import MaskMismatchError, MissingFolderError
 from training.readers import read_dataset
 from training.records import Sample
 
@@ -64,3 +74,51 @@ def test_colour_balanced_crops_and_contexts_are_the_served_ones(synthetic_set: P
     gains = shades_of_grey_gains(prepared.work_image, 6)
     assert np.abs(gains - 1).max() > 0.05  # the synthetic light is not grey, so balancing changes the colours
     np.testing.assert_array_equal(balanced.contexts[0], apply_gains(plain.contexts[0], gains))
+
+
+def _bare(sample: Sample) -> Sample:
+    return Sample(sample.image_id, sample.image_path, None, sample.label, sample.lesion_id)
+
+
+def test_a_predicted_masks_folder_that_does_not_exist_is_refused(tmp_path: Path, synthetic_set: Path) -> None:
+    """`--predicted-masks seg1/predicted_mask` (a typo) trained every image whole, with exit 0."""
+    sample = _bare(read_dataset(synthetic_set / "ham10000").samples[0])
+    absent = tmp_path / "predicted_mask"
+    with pytest.raises(MissingFolderError, match=rf"--predicted-masks folder {re.escape(str(absent))} does not exist; "
+                                                 r"expected a folder of one `<image_id>.png` per image at 256x256"):
+        build_crops([sample], predicted_masks=absent, progress=False)
+    assert build_crops([sample], predicted_masks=absent, full_image=True, progress=False).with_mask == 0
+
+
+def test_a_predicted_masks_folder_naming_no_image_is_refused_for_images_without_ground_truth(
+        tmp_path: Path, synthetic_set: Path, caplog: pytest.LogCaptureFixture) -> None:
+    samples = read_dataset(synthetic_set / "ham10000").samples[:2]
+    cv2.imwrite(str(tmp_path / f"{samples[0].image_id}_pred.png"), np.zeros((256, 256), np.uint8))
+    with pytest.raises(MaskMismatchError, match=rf"has no mask for any of the 2 images \(it holds 1 PNG file\(s\), e.g. "
+                                                rf"{samples[0].image_id}_pred.png\); expected one `<image_id>.png` .*e.g. "
+                                                rf"{samples[0].image_id}.png"):
+        check_predicted_masks(tmp_path, [_bare(s) for s in samples])
+    with caplog.at_level(logging.WARNING, logger="training.classifier.data"):
+        assert build_crops(samples, predicted_masks=tmp_path, progress=False).with_mask == 2  # ground truth cut instead
+    assert "their ground-truth masks are cut instead" in caplog.text
+    cv2.imwrite(str(tmp_path / f"{samples[1].image_id}.png"), np.zeros((256, 256), np.uint8))
+    assert check_predicted_masks(tmp_path, [_bare(s) for s in samples]) == 1
+
+
+def test_images_without_any_mask_are_named(tmp_path: Path, synthetic_set: Path, caplog: pytest.LogCaptureFixture) -> None:
+    samples = read_dataset(synthetic_set / "ham10000").samples[:2]
+    cv2.imwrite(str(tmp_path / f"{samples[0].image_id}.png"), np.zeros((256, 256), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="training.classifier.data"):
+        build_crops([_bare(s) for s in samples], predicted_masks=tmp_path, progress=False)
+    assert (f"1 of 2 images had no mask (no ground-truth mask and no <image_id>.png in {tmp_path}, e.g. "
+            f"{samples[1].image_id})") in caplog.text
+
+
+def test_classes_without_images_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    labels = [CLASS_CODES.index(c) for c in CLASS_CODES if c not in ("DF", "VASC")]
+    assert classes_without_images(labels) == ("DF", "VASC")
+    with caplog.at_level(logging.WARNING, logger="training.classifier.data"):
+        assert warn_classes_without_images(labels, "train") == ("DF", "VASC")
+        assert warn_classes_without_images(range(len(CLASS_CODES)), "val") == ()
+    assert len(caplog.records) == 1
+    assert "the train split (6 images) has no image of class(es) DF, VASC: the classifier cannot learn them" in caplog.text

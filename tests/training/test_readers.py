@@ -216,7 +216,9 @@ def test_split_manifest_written(tmp_path: Path, shared_data: Path) -> None:
 def test_ham_metadata_csv_columns_checked(tmp_path: Path) -> None:
     with (tmp_path / "HAM10000_metadata.csv").open("w", newline="") as f:
         csv.writer(f).writerows([["image_id", "dx"], ["ISIC_0000001", "nv"]])
-    with pytest.raises(UnknownLabelError, match="lesion_id"):
+    with pytest.raises(UnknownLabelError, match=r"required column\(s\) \['lesion_id'\] are missing, got \['image_id', "
+                                                r"'dx'\]; expected lesion_id, image_id, dx .*leave its cells empty .*"
+                                                r"dx_type, age, sex, localization and any other columns are optional"):
         read_ham_metadata(tmp_path / "HAM10000_metadata.csv")
 
 

@@ -2,12 +2,14 @@
 (upper-case codes, empty one-hot cells, the other ISIC years and splits, PH2's variants)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from preprocess.contract import CLASS_CODES
 from training.errors import MissingImageError, UnknownLabelError
 from training.readers import read_dataset
 from training.readers.common import hot_columns
@@ -70,12 +72,46 @@ def test_isic2019_row_with_unk_and_a_class_is_refused_not_skipped(tmp_path: Path
         read_isic2019_labels(tmp_path / "gt.csv")
 
 
-@pytest.mark.parametrize("header", ["image,MEL,NV,FOO", "image,UNK", "name,MEL,NV"],
-                         ids=["unknown column", "no class column", "no image column"])
+@pytest.mark.parametrize("header", ["image,UNK,notes", "name,MEL,NV"], ids=["no class column", "no image column"])
 def test_isic2019_columns_outside_the_contract_are_refused(tmp_path: Path, header: str) -> None:
     (tmp_path / "gt.csv").write_text(f"{header}\nISIC_0000001,1,0,0\n")
     with pytest.raises(UnknownLabelError, match="do not match the contract"):
         read_isic2019_labels(tmp_path / "gt.csv")
+
+
+def test_isic2019_columns_that_are_not_classes_are_ignored_as_ham_ignores_them(tmp_path: Path) -> None:
+    """A site's notes column was refused ("unexpected ['notes']") where the HAM reader reads past its extra columns."""
+    (tmp_path / "gt.csv").write_text(f"{HEADER_2019},notes\nISIC_0000001,0,1,0,0,0,0,0,0,0,seen twice\n"
+                                     "ISIC_0000002,0,0,0,0,0,0,0,0,0,1\n")
+    with pytest.raises(UnknownLabelError, match=r"line 3 \(ISIC_0000002\): expected exactly one class set to 1, got none "
+                                                r"\(columns \['notes'\] are not classes and were ignored\)"):
+        read_isic2019_labels(tmp_path / "gt.csv")
+    (tmp_path / "gt.csv").write_text(f"{HEADER_2019},notes\nISIC_0000001,0,1,0,0,0,0,0,0,0,seen twice\n")
+    assert read_isic2019_labels(tmp_path / "gt.csv")[0] == {"ISIC_0000001": CLASS_CODES.index("NV")}
+
+
+def test_mask_files_named_otherwise_are_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """HAM masks saved as <id>_mask.png matched no image, and nothing said so."""
+    from training.readers.ham import read_ham
+
+    for i in (1, 2):
+        _image(tmp_path / "HAM10000_images_part_1" / f"ISIC_000000{i}.jpg")
+        _mask(tmp_path / "HAM10000_segmentations_lesion_tschandl" / f"ISIC_000000{i}_mask.png")
+    (tmp_path / "HAM10000_segmentations_lesion_tschandl" / "README.txt").write_text("not an image: not named")
+    (tmp_path / "HAM10000_metadata.csv").write_text(
+        "lesion_id,image_id,dx\nHAM_1,ISIC_0000001,nv\nHAM_2,ISIC_0000002,mel\n")
+    with caplog.at_level(logging.WARNING, logger="training.readers.common"):
+        ds = read_ham(tmp_path)
+    assert not any(s.mask_path for s in ds.samples)
+    assert (f"{tmp_path / 'HAM10000_segmentations_lesion_tschandl'}: 2 of 2 image file(s) are not named "
+            "`<image_id>_segmentation.png` and were not read as masks, e.g. ISIC_0000001_mask.png") in caplog.text
+    caplog.clear()
+    for i in (1, 2):
+        (tmp_path / "HAM10000_segmentations_lesion_tschandl" / f"ISIC_000000{i}_mask.png").rename(
+            tmp_path / "HAM10000_segmentations_lesion_tschandl" / f"ISIC_000000{i}_segmentation.png")
+    with caplog.at_level(logging.WARNING, logger="training.readers.common"):
+        assert all(s.mask_path for s in read_ham(tmp_path).samples)
+    assert not caplog.records
 
 
 def test_isic2017_part3_labels_melanoma_first_then_keratosis_else_nevus(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import numpy as np
 from tqdm import tqdm
 
 from preprocess.colour import balance_part
-from preprocess.contract import CLS_SIZE, SEG_SIZE
+from preprocess.contract import CLASS_CODES, CLS_SIZE, SEG_SIZE
 from preprocess.crop import CropParams, crop_batch, crop_box, lesion_mask, mask_box
 from preprocess.quality import raw_quality
 
-from ..errors import EmptyDatasetError, MaskMismatchError
+from ..errors import EmptyDatasetError, MaskMismatchError, MissingFolderError
 from ..images import load_mask, load_prepared, original_size, seg_mask
 from ..records import Sample
 from .augment import CONTEXT_FACTOR, context_crop
@@ -24,6 +24,8 @@ from .augment import CONTEXT_FACTOR, context_crop
 logger = logging.getLogger(__name__)
 
 CONTEXT_SIZE = int(round(CLS_SIZE * CONTEXT_FACTOR))
+PREDICTED_NAMES = (f"one `<image_id>.png` per image at {SEG_SIZE}x{SEG_SIZE} (the segmenter's probability x 255, as "
+                   "`dermassist train segmenter --predict-masks DATA` writes them to OUT/predicted_masks)")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,45 @@ class CropSet:
     sources: tuple[str, ...] = ()
     image_ids: tuple[str, ...] = ()
     quality: np.ndarray | None = None  # (N, 2) raw sharpness and brightness of each image (preprocess.quality)
+
+
+def check_predicted_masks(folder: Path, samples: Sequence[Sample]) -> int:
+    """How many of ``samples`` have their ``<image_id>.png`` in the --predicted-masks ``folder``. A folder that does
+    not exist is a MissingFolderError; one with no mask for any of them is a MaskMismatchError when some of them have
+    no ground-truth mask (they would be classified on the whole image), else a WARNING (their ground truth is cut)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        state = "is a file" if folder.exists() else "does not exist"
+        raise MissingFolderError(f"--predicted-masks folder {folder} {state}; expected a folder of {PREDICTED_NAMES}: "
+                                 "pass that folder")
+    names = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(".png"))
+    found = len({f"{s.image_id}.png" for s in samples} & set(names))
+    if found or not samples:
+        return found
+    holds = f"it holds {len(names)} PNG file(s), e.g. {names[0]}" if names else "it holds no PNG file"
+    message = (f"--predicted-masks folder {folder} has no mask for any of the {len(samples)} images ({holds}); "
+               f"expected {PREDICTED_NAMES}, e.g. {samples[0].image_id}.png")
+    if any(s.mask_path is None for s in samples):
+        raise MaskMismatchError(f"{message}: pass the folder the segmenter wrote for this data")
+    logger.warning("%s; their ground-truth masks are cut instead", message)
+    return 0
+
+
+def classes_without_images(labels: Sequence[int] | np.ndarray) -> tuple[str, ...]:
+    """The contract class codes that no label of ``labels`` (class indices) names."""
+    present = set(np.asarray(labels, dtype=np.int64).tolist())
+    return tuple(code for i, code in enumerate(CLASS_CODES) if i not in present)
+
+
+def warn_classes_without_images(labels: Sequence[int] | np.ndarray, split: str) -> tuple[str, ...]:
+    """Log a WARNING naming the classes a split (``train``, ``val``, ``test``) has no image of; returns them."""
+    absent = classes_without_images(labels)
+    if absent:
+        effect = ("the classifier cannot learn them and will not predict them" if split == "train" else
+                  "their recall is not measured there and nothing tuned on it covers them")
+        logger.warning("the %s split (%d images) has no image of class(es) %s: %s; add labelled images of these classes "
+                       "(the dataset report lists each class's count)", split, len(labels), ", ".join(absent), effect)
+    return absent
 
 
 def mask_prob(sample: Sample, predicted_masks: Path | None) -> np.ndarray | None:
@@ -88,14 +129,21 @@ def build_crops(
     crops = np.empty((len(labelled), CLS_SIZE, CLS_SIZE, 3), np.uint8)
     contexts = np.empty((len(labelled), CONTEXT_SIZE, CONTEXT_SIZE, 3), np.uint8) if context else None
     quality = np.empty((len(labelled), 2), np.float32)
+    if predicted_masks is not None and not full_image:
+        check_predicted_masks(predicted_masks, labelled)
     with_mask = 0
+    bare: list[str] = []
     for i, s in enumerate(tqdm(labelled, desc="crops" if not full_image else "full images", unit="img", disable=not progress)):
         prob = None if full_image else mask_prob(s, predicted_masks)
         with_mask += prob is not None
+        if prob is None:
+            bare.append(s.image_id)
         crops[i], ctx, quality[i] = sample_crop(s, prob, params, context)
         if contexts is not None:
             contexts[i] = ctx
     if not full_image and with_mask < len(labelled):
-        logger.warning("%d of %d images had no mask: classified on the whole image", len(labelled) - with_mask, len(labelled))
+        where = f" and no <image_id>.png in {predicted_masks}" if predicted_masks is not None else ""
+        logger.warning("%d of %d images had no mask (no ground-truth mask%s, e.g. %s): classified on the whole image",
+                       len(bare), len(labelled), where, bare[0])
     return CropSet(crops, np.array([s.label for s in labelled], np.int64), with_mask, contexts,
                    tuple(s.source or "" for s in labelled), tuple(s.image_id for s in labelled), quality)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..errors import (
 
 if TYPE_CHECKING:
     from preprocess.decode import Header
+
+logger = logging.getLogger(__name__)
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
@@ -101,8 +104,17 @@ def keep_label(labels: dict[str, tuple[int, int]], image_id: str, label: int, li
 
 
 def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
-    """Map image ids to mask files named ``<id><suffix>`` (e.g. ``_segmentation.png``)."""
-    return {p.name[: -len(suffix)]: p for p in folder.iterdir() if p.name.endswith(suffix)}
+    """Map image ids to mask files named ``<id><suffix>`` (e.g. ``_segmentation.png``); image files in the folder
+    named otherwise (``<id>_mask.png``) are not masks of any image, and a WARNING names the folder, the pattern and one
+    of them."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    masks = {p.name[: -len(suffix)]: p for p in files if p.name.endswith(suffix)}
+    other = [p.name for p in files if not p.name.endswith(suffix) and p.suffix.lower() in IMAGE_SUFFIXES]
+    if other:
+        logger.warning("%s: %d of %d image file(s) are not named `<image_id>%s` and were not read as masks, e.g. %s; "
+                       "rename them to `<image_id>%s` (the id of their image) for their images to get a mask",
+                       folder, len(other), len(other) + len(masks), suffix, other[0], suffix)
+    return masks
 
 
 def find_listed(listed: str, images: Mapping[str, Path]) -> Path | None:

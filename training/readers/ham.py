@@ -18,6 +18,8 @@ HAM_IMAGE_PREFIX = "HAM10000_images"
 HAM_MASKS = "HAM10000_segmentations_lesion_tschandl"
 HAM_MASK_SUFFIX = "_segmentation.png"
 HAM_COLUMNS = ("lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization")
+#: What the reader reads: the image, its diagnosis, and its lesion (a split keeps one lesion's images together).
+HAM_REQUIRED = ("lesion_id", "image_id", "dx")
 DX_TO_INDEX = {c.ham_dx: c.index for c in CLASSES if c.ham_dx is not None}
 
 
@@ -37,10 +39,15 @@ def read_ham_metadata(path: Path) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise MissingFolderError(f"HAM10000 metadata {path} does not exist; expected {HAM_METADATA} in the folder")
     header, rows = read_csv(path)
-    missing = [c for c in ("lesion_id", "image_id", "dx") if c not in header]
+    missing = [c for c in HAM_REQUIRED if c not in header]
     if missing:
+        optional = [c for c in HAM_COLUMNS if c not in HAM_REQUIRED]
         raise UnknownLabelError(
-            f"{path.name}: columns {missing} are missing; expected {','.join(HAM_COLUMNS)}, got {header}"
+            f"{path}: required column(s) {missing} are missing, got {header}; expected {', '.join(HAM_REQUIRED)} "
+            "(image_id: the image file's name, with or without its extension; dx: the HAM10000 diagnosis code; "
+            "lesion_id: the lesion it shows, so that a split keeps each lesion's images together: where unknown, leave "
+            f"its cells empty and each image counts as its own lesion); {', '.join(optional)} and any other columns "
+            "are optional and ignored: add the missing column(s)"
         )
     return rows
 

@@ -29,14 +29,16 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
     repeated: list[str] = []
     unknown = 0
     header, rows = read_csv(path)
-    columns = [c for c in header if c != "image"]
-    extra = sorted(set(columns) - set(COLUMN_TO_INDEX) - {UNK})
-    if extra or "image" not in header or not set(columns) & set(COLUMN_TO_INDEX):
+    columns = [c for c in header if c in COLUMN_TO_INDEX or c == UNK]
+    ignored = [c for c in header if c != "image" and c not in columns]
+    if "image" not in header or not set(columns) & set(COLUMN_TO_INDEX):
         raise UnknownLabelError(
-            f"{path.name}: columns {header} do not match the contract; expected image and class "
-            f"columns among {','.join(COLUMN_TO_INDEX)},{UNK} (unexpected {extra or 'none'}; "
-            "a class the site does not have may be left out)"
+            f"{path.name}: columns {header} do not match the contract; expected an image column and class "
+            f"columns among {','.join(COLUMN_TO_INDEX)},{UNK} (a class the site does not have may be left out; "
+            "other columns are ignored): restore the column names"
         )
+    if ignored:
+        logger.info("%s: columns %s are not classes of the contract and are ignored", path.name, ignored)
     absent = [c for c in COLUMN_TO_INDEX if c not in columns]
     if absent:
         logger.info("%s: no column for %s: counted as 0 for every row", path.name, ",".join(absent))
@@ -46,8 +48,10 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
             unknown += 1
             continue
         if len(hot) != 1:
+            hint = f" (columns {ignored} are not classes and were ignored)" if ignored and not hot else ""
             raise UnknownLabelError(
                 f"{path.name} line {line} ({row['image']}): expected exactly one class set to 1, got {hot or 'none'}"
+                f"{hint}: fix the row or remove it"
             )
         image_id = row["image"].strip()
         if not keep_label(labels, image_id, COLUMN_TO_INDEX[hot[0]], line, path.name):

@@ -20,7 +20,7 @@ from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
 from ..errors import EmptyDatasetError, TrainingConfigError
-from ..images import load_segmentation_arrays
+from ..images import empty_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
 from ..progress import eta_text
@@ -32,6 +32,11 @@ from .model import UNetConfig, round_to_float16
 logger = logging.getLogger(__name__)
 
 SELECTION_THRESHOLD = 0.5
+#: What a run writes into its --out folder (the stage adds the model and, by default, the predicted masks).
+RUN_OUTPUTS = ("segmenter_metrics.json", "segmenter_split.json", "segmenter_curves.png", "segmenter.keras",
+               "predicted_masks")
+#: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
+MIN_LESIONS_TO_SPLIT = 3
 
 
 @dataclass(frozen=True)
@@ -108,11 +113,53 @@ def segmentation_sets(data: Path, extra: Sequence[Path] = (), seed: int = 0) -> 
     val = splits[0].get("val") or ()
     tests = {d.name: sp["test"] for d, sp in zip(datasets, splits) if sp.get("test")}
     if not train or not val:
+        masked = [s for s in datasets[0].samples if s.mask_path is not None]
         raise EmptyDatasetError(
             f"segmenter needs training and validation images; got {len(train)} train and {len(val)} validation "
-            f"images from {[str(p) for p in (data, *extra)]}"
+            f"images from {[str(p) for p in (data, *extra)]}: a split by lesion gives validation images only to a class "
+            f"with at least {MIN_LESIONS_TO_SPLIT} lesions ({datasets[0].name} has {len(masked)} masked images of "
+            f"{len({s.group for s in masked})} lesions); add masked images to --data or give it its own Validation folder"
         )
     return SegmentationSets(train, tuple(val), tests, datasets)
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create the --out folder; a path that is a file (or under one) is a TrainingConfigError, and an earlier run's
+    outputs there are named in a WARNING, as this run replaces them."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingConfigError(f"--out {out_dir} is a file; expected a folder (new, or an earlier run's) for the "
+                                  "segmenter's metrics, curves and model: pass another --out or move the file away")
+    replaced = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
+    if replaced:
+        logger.warning("--out %s holds an earlier run (%s); this run replaces them: pass another --out to keep them",
+                       out_dir, ", ".join(replaced))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingConfigError(f"--out {out_dir} cannot be made a folder ({e.strerror}); expected a folder path "
+                                  "whose parents are folders you may write to: pass another --out") from e
+    return out_dir
+
+
+def check_lesions(ys: np.ndarray, samples: Sequence[Sample], split: str) -> int:
+    """How many of a split's ground-truth masks (N, H, W) hold no lesion pixel: counted and named in a WARNING (each
+    such image scores 1 for a prediction of nothing), an EmptyDatasetError when every one is empty (a model chosen
+    and a threshold tuned on them would measure nothing)."""
+    empty = empty_masks(ys, samples)
+    if not empty:
+        return 0
+    folders = sorted({str(s.mask_path.parent) for s in empty if s.mask_path is not None})
+    where = f"{folders[0]}" + (f" (and {len(folders) - 1} other folder(s))" if len(folders) > 1 else "")
+    what = (f"e.g. {empty[0].mask_path.name if empty[0].mask_path else empty[0].image_id}; expected white (255, or 1) "
+            "on the lesion and black (0) elsewhere: check the masks' values (a lesion marked with a grey level "
+            "below 128, a 16-bit PNG) and that they are not inverted or blank exports")
+    if len(empty) == len(samples):
+        raise EmptyDatasetError(f"every one of the {len(samples)} {split} masks in {where} is empty (no lesion pixel); "
+                                f"{what}")
+    logger.warning("%d of %d %s masks in %s are empty (no lesion pixel): those images score 1 for predicting nothing, "
+                   "which favours a high threshold; %s", len(empty), len(samples), split, where, what)
+    return len(empty)
 
 
 def predict(model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
@@ -212,18 +259,19 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(out_dir)
     sets = segmentation_sets(data, extra, config.seed)
     train = sets.train
     if config.max_train_images:
         rng = np.random.default_rng(config.seed)
         train = tuple(train[i] for i in sorted(rng.permutation(len(train))[: config.max_train_images]))
-    write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
-                   out_dir / "segmenter_split.json")
     logger.info("loading %d train + %d val images from %s", len(train), len(sets.val), [d.name for d in sets.datasets])
     x_train, y_train = load_segmentation_arrays(train)
     x_val, y_val = load_segmentation_arrays(sets.val)
+    check_lesions(y_train, train, "training")
+    val_empty = check_lesions(y_val, sets.val, "validation")
+    write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
+                   out_dir / "segmenter_split.json")
     bf16 = use_bfloat16(config.mixed_precision, "segmenter training")
     if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -245,7 +293,7 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     threshold, scores = tune_served_threshold(y_val, prob)
     report = {
         "dataset": {**{d.name: d.report() for d in sets.datasets}, "train_images": len(train), "val_images": len(sets.val),
-                    "val_source": sets.datasets[0].name},
+                    "val_source": sets.datasets[0].name, "val_empty_masks": val_empty},
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "params": int(model.count_params()),
         "precision": precision_name(bf16),
