@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,26 +162,44 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# What a stage prints that is the frameworks' start-up noise, not the run's: absl's preamble (a "WARNING" line
+# TF_CPP_MIN_LOG_LEVEL does not silence), TensorFlow's C++ info and warning lines (oneDNN's notice among them) and
+# TensorFlow's and absl's Python warnings. The stage's own WARNING lines (calibration, data) are not among them.
+FRAMEWORK_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)"  # absl's preamble
+    r"|WARNING:(tensorflow|absl):"  # TensorFlow's and absl's Python warnings
+    r"|[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]"  # TensorFlow's C++ info and warning lines (glog)
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\]"  # the same in older TensorFlow
+    r"|.*oneDNN custom operations are on")
+
+
+def shown_on_console(line: str) -> bool:
+    """Whether a stage's output line goes to the console as well as to its log: all but the frameworks' noise."""
+    return FRAMEWORK_NOISE.match(line) is None
+
+
 def run_stage(module: str, args: list[str], log_path: Path) -> float:
-    """Run ``python -m <module> <args>`` in its own process, streaming its output to a log and to stderr
-    (progress shows); returns seconds, raises StageError with the log tail when it fails."""
+    """Run ``python -m <module> <args>`` in its own process, streaming its output to a log and, but for the
+    frameworks' noise, to stderr (progress and the stage's warnings show); returns seconds, raises StageError naming
+    the stage's last line (the rest is above, not repeated) and its log when it fails."""
     cmd = [sys.executable, "-m", module, *args]
     env = framework_env()
     logger.info("stage %s: %s (log %s)", module, " ".join(args), log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    tail: deque[str] = deque(maxlen=25)
+    last = ""
     start = time.perf_counter()
     with log_path.open("w") as log, subprocess.Popen(
         cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         for line in proc.stdout or ():
             log.write(line)
-            tail.append(line.rstrip())
-            if "WARNING" not in line and "oneDNN" not in line:
+            if shown_on_console(line):
                 sys.stderr.write(line)
+                last = line.split("\r")[-1].strip() or last  # a progress bar's line ends in the bar's last state
         code = proc.wait()
     if code != 0:
-        raise StageError(f"stage {module} exited with {code}; see {log_path}. Last lines:\n" + "\n".join(tail))
+        said = f" (its last line: {last})" if last else ""
+        raise StageError(f"stage {module} exited with {code}{said}; its whole output is in {log_path}")
     return time.perf_counter() - start
 
 

@@ -96,8 +96,94 @@ def read_recipe(path: Path) -> dict:
     return recorded["recipe"]
 
 
+# The evaluation-only sets of the shared data (never trained on), evaluated whole where --data holds them.
+EVALUATION_ONLY = ("ham10000_sample", "isic2019_sample")
+# The name the shipped release's reports give a dataset folder (its report is isic2017_validation).
+REPORT_NAMES = {"isic2017_seg_256": "isic2017"}
+ROBUSTNESS = "cam_faithfulness and quality_check"
+
+
+def report_name(folder: str, split: str | None = None) -> str:
+    """The report a release's evaluation writes for a dataset folder (and split): ``<folder>_<split>``."""
+    base = REPORT_NAMES.get(folder, folder)
+    return f"{base}_{split}" if split else base
+
+
+def release_sets(release: dict, folder: Path, data: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """(sets to evaluate, sets skipped with why) for a release and the ``--data`` folder: the segmenter's validation
+    split of its recipe's seg_data, the classifier's test split of each of its cls_data folders (the first one's
+    also gets the out-of-distribution corpus), then each evaluation-only sample; a set whose folder or split manifest
+    is absent is skipped. Each set's ``EvaluationConfig`` arguments (without ``ood``, ``out`` and ``url``)."""
+    recipe = release["recipe"]
+    manifests = release.get("data", {}).get("splits", {})
+    trained = {recipe["seg_data"], *recipe["seg_extra"], *recipe["cls_data"]}
+    candidates: list[tuple[str, str, str | None, str | None]] = [
+        (report_name(recipe["seg_data"], "validation"), recipe["seg_data"], "segmenter", "val")]
+    candidates += [(report_name(d, "test"), d, "classifier", "test") for d in recipe["cls_data"]]
+    candidates += [(report_name(d), d, None, None) for d in EVALUATION_ONLY]
+    sets: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for name, dataset, stage, split in candidates:
+        if not (data / dataset).is_dir():
+            sample = " (an evaluation-only sample of the shared data)" if stage is None else ""
+            skipped[name] = f"--data {data} holds no {dataset}/{sample}"
+        elif stage is None and dataset in trained:
+            skipped[name] = f"the release's recipe trains on {dataset}, so it is no evaluation-only set"
+        elif stage is None:
+            sets[name] = {"data": data / dataset}
+        elif stage not in manifests or not (folder / manifests[stage]).is_file():
+            skipped[name] = f"release {folder} records no {stage} split manifest (release.json data.splits.{stage})"
+        else:
+            sets[name] = {"data": data / dataset, "split_manifest": folder / manifests[stage], "split": split}
+    return sets, skipped
+
+
+def primary_test(release: dict) -> str:
+    """The report of the classifier's test split on the recipe's first classification set (OOD and robustness)."""
+    return report_name(release["recipe"]["cls_data"][0], "test")
+
+
+def log_skipped(skipped: dict[str, str]) -> None:
+    """One line per skipped check: INFO for an absent evaluation-only sample, WARNING for the rest."""
+    for name, why in skipped.items():
+        level = logging.INFO if name in EVALUATION_ONLY else logging.WARNING
+        logger.log(level, "release evaluation: %s skipped: %s", name, why)
+
+
+def skipped_markdown(skipped: dict[str, str]) -> str:
+    """The model card's section naming the checks the release's evaluation skipped, and why ('' for none)."""
+    if not skipped:
+        return ""
+    return "\n".join(["## Checks not run", "", "The release's evaluation skipped these checks, so the figures above lack "
+                      "them:", "", *(f"- {name}: {why}." for name, why in skipped.items()), "", ""])
+
+
+def card_with_skipped(card: str, skipped: dict[str, str]) -> str:
+    """The model card with the skipped checks' section before its known limits (at its end without that section)."""
+    section = skipped_markdown(skipped)
+    marker = "## Known limits"
+    if not section:
+        return card
+    return card.replace(marker, section + marker, 1) if marker in card else card + "\n" + section
+
+
+def remove_stale_reports(reports: Path, kept: set[str]) -> None:
+    """Remove the report files of each set an earlier evaluation wrote under ``reports`` that this one did not
+    evaluate (metrics.json would list it as evaluated); a folder is removed only when nothing else is left in it."""
+    from ..evaluation import clear_report
+
+    for folder in sorted(p.parent for p in reports.glob("*/report.json")):
+        if folder.name not in kept:
+            clear_report(folder)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+            logger.info("release evaluation: removed the report of %s left by an earlier evaluation (not evaluated now)",
+                        folder.name)
+
+
 def evaluate_release(folder: Path, data: Path) -> dict:
-    """Serve the release from a staged repository and evaluate every report it ships; record the figures."""
+    """Serve the release from a staged repository and evaluate it on the sets ``data`` holds of those its recipe
+    names (and the evaluation-only samples); record the figures and the checks skipped, and write the card."""
     from training.model_card import write_model_card
     from training.ood_corpus import build_ood_corpus
     from training.pipeline import export_release
@@ -109,41 +195,44 @@ def evaluate_release(folder: Path, data: Path) -> dict:
 
     folder, data = Path(folder), Path(data)
     release = read_release(folder)
-    cls_split = folder / release["data"]["splits"]["classifier"]
-    seg_split = folder / release["data"]["splits"]["segmenter"]
+    runs, skipped = release_sets(release, folder, data)
+    primary = primary_test(release)
+    seg_name = report_name(release["recipe"]["seg_data"], "validation")
+    if primary not in runs:
+        skipped[ROBUSTNESS] = f"they run on the classifier's test images, and {primary} was skipped"
+    log_skipped(skipped)
     reports = folder / "reports"
+    checks: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         repository = stage_repository(Path(tmp) / "repository")
         export_release(folder, repository)
-        ood = Path(tmp) / "ood"
-        build_ood_corpus(ood)
-        runs = {
-            "isic2017_validation": dict(data=data / release["recipe"]["seg_data"], split_manifest=seg_split, split="val"),
-            "isic2018_task3_test": dict(data=data / "isic2018_task3", split_manifest=cls_split, split="test", ood=ood),
-            "ph2_test": dict(data=data / "ph2", split_manifest=cls_split, split="test"),
-            "ham10000_sample": dict(data=data / "ham10000_sample"),
-            "isic2019_sample": dict(data=data / "isic2019_sample"),
-        }
+        if primary in runs:
+            ood = Path(tmp) / "ood"
+            build_ood_corpus(ood)
+            runs[primary] = {**runs[primary], "ood": ood}
         results = {}
         with embedded_server(repository) as server:
             url = server.config.grpc_address
             for name, kwargs in runs.items():
-                if Path(kwargs["data"]).is_dir():
-                    results[name] = evaluate(EvaluationConfig(name=name, out=reports, url=url, **kwargs))
-            checks = robustness_checks(url, repository, EvaluationConfig(out=reports, **runs["isic2018_task3_test"]),
-                                       Path(tmp) / "degraded")
+                results[name] = evaluate(EvaluationConfig(name=name, out=reports, url=url, **kwargs))
+            if primary in runs:
+                checks = robustness_checks(url, repository, EvaluationConfig(out=reports, **runs[primary]),
+                                           Path(tmp) / "degraded")
+    remove_stale_reports(reports, set(results))
     served = {
-        "segmentation_val": results.get("isic2017_validation", {}).get("segmentation"),
-        "classification_test": _without_reliability(results.get("isic2018_task3_test", {}).get("classification")),
-        "triage_test": results.get("isic2018_task3_test", {}).get("triage"),
-        "ood_test": results.get("isic2018_task3_test", {}).get("ood"),
+        "segmentation_val": results.get(seg_name, {}).get("segmentation"),
+        "classification_test": _without_reliability(results.get(primary, {}).get("classification")),
+        "triage_test": results.get(primary, {}).get("triage"),
+        "ood_test": results.get(primary, {}).get("ood"),
         **checks,
         "reports": {name: {k: _without_reliability(v) if k == "classification" else v for k, v in r.items()
                            if k in ("images", "segmentation", "classification", "triage", "ood", "refused")}
                     for name, r in results.items()},
+        **({"skipped": skipped} if skipped else {}),
     }
     update_release(folder, {"evaluation": served})
-    write_model_card(folder)
+    card = write_model_card(folder)
+    card.write_text(card_with_skipped(card.read_text(), skipped))
     return served
 
 

@@ -107,10 +107,32 @@ def by_source(model: torch.nn.Module, data: CropSet) -> dict[str, dict]:
     return out
 
 
+def refuse_file_out(out_dir: Path) -> None:
+    """TrainingConfigError when ``--out`` (or a folder above it) is a file: the run could write nothing there."""
+    out_dir = Path(out_dir)
+    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        what = "is a file" if blocking == out_dir else f"lies inside {blocking}, which is a file"
+        raise TrainingConfigError(f"--out {out_dir} {what}; expected a folder for the run's metrics, plots and "
+                                  "weights: pass another --out, or move the file away")
+
+
+def check_out_dir(out_dir: Path, name: str) -> None:
+    """Refuse an ``--out`` that is a file; warn, naming them, of the outputs of an earlier run named ``name`` there
+    that this run replaces."""
+    refuse_file_out(out_dir)
+    earlier = sorted(p.name for p in Path(out_dir).glob(f"{name}_*")) if Path(out_dir).is_dir() else []
+    if earlier:
+        shown = ", ".join(earlier[:6]) + (f" and {len(earlier) - 6} more" if len(earlier) > 6 else "")
+        logger.warning("--out %s holds the outputs of an earlier run named %r (%s): this run replaces them; pass another "
+                       "--out or --name to keep them", out_dir, name, shown)
+
+
 def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: ClassifierConfig) -> tuple[torch.nn.Module, dict]:
     """Train on prepared data and write ``<name>_metrics.json``, confusion + curve PNGs and the state_dict."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(data.splits, out_dir / f"{name}_split.json")
     model, info = train_classifier(data.sets["train"], data.sets["val"], config)

@@ -1,0 +1,38 @@
+"""Where a classifier run writes: an --out that is a file is refused before any training, an earlier run's
+outputs in --out are named as they are replaced."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from training.classifier.run import check_out_dir, refuse_file_out, run_classifier
+from training.classifier.train import ClassifierConfig
+from training.errors import TrainingConfigError
+
+
+def test_an_out_that_is_a_file_is_refused_naming_it_and_the_fix(tmp_path: Path) -> None:
+    """`dermassist train classifier --out afile` ended in a FileExistsError traceback once the crops were cut."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(TrainingConfigError, match=f"--out {afile} is a file; expected a folder .*pass another --out"):
+        run_classifier(None, afile, "classifier", ClassifierConfig())  # type: ignore[arg-type]  # refused before the data
+    with pytest.raises(TrainingConfigError, match=f"--out {afile / 'sub'} lies inside {afile}, which is a file"):
+        refuse_file_out(afile / "sub")
+    refuse_file_out(tmp_path / "new" / "folder")  # not there yet: the run makes it
+
+
+def test_an_earlier_runs_outputs_in_out_are_named_as_they_are_replaced(tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    with caplog.at_level(logging.WARNING, logger="training.classifier.run"):
+        check_out_dir(out, "classifier")  # an empty folder: nothing to say
+        assert caplog.records == []
+        for name in ("classifier_metrics.json", "classifier_resnet18.pt", "other_metrics.json"):
+            (out / name).write_text("{}")
+        check_out_dir(out, "classifier")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--out {out} holds the outputs of an earlier run named 'classifier' (classifier_metrics.json, "
+        "classifier_resnet18.pt): this run replaces them; pass another --out or --name to keep them"]
