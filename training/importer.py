@@ -6,11 +6,21 @@ TensorFlow and PyTorch never share a process; errors come back as ImportModelErr
 from __future__ import annotations
 
 import pickle
+import re
 import sys
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .child import child_main, run_child
 from .errors import ImportModelError
+
+DDP_PREFIX = "module."  # what torch.nn.parallel.DistributedDataParallel / DataParallel put before every key
+# Where training scripts commonly keep the weights inside a checkpoint dict.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "ema_state_dict")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def check_file(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
@@ -23,8 +33,21 @@ def check_file(path: Path, what: str, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
+def check_keras_file(path: Path) -> None:
+    """Raise ImportModelError unless ``path`` is a zip archive, as every ``.keras`` file ``model.save`` writes is."""
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, "rb") as f:
+        head = f.read(8)
+    found = "an HDF5 file (the legacy .h5 format): load it with keras and save it as .keras" \
+        if head == b"\x89HDF\r\n\x1a\n" else "not a Keras file (a .keras file is a zip archive)"
+    raise ImportModelError(f"Keras model {path} cannot be loaded: it is {found}; expected a full model saved with "
+                           "model.save('segmenter.keras')")
+
+
 def import_keras(path: Path, repository: Path) -> str:
     """Load a full Keras model file and export it as the served segmenter (TensorFlow process)."""
+    check_keras_file(path)
     import keras
 
     from .export.segmenter import export_segmenter
@@ -51,16 +74,10 @@ def import_torch(path: Path, repository: Path) -> str:
     from .export.classifier import export_classifier
 
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        reason = str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ImportModelError(
-            f"PyTorch file {path} cannot be loaded ({reason}); expected torch.save(model.state_dict())"
-        ) from e
-    if not isinstance(state, dict) or "fc.weight" not in state:
-        raise ImportModelError(
-            f"{path} is not a torchvision ResNet18 state_dict (no 'fc.weight'); save model.state_dict(), not the model"
-        )
+        raise ImportModelError(load_failure(path, e)) from e
+    state, note = resnet_state(path, loaded)
     classes = int(state["fc.weight"].shape[0])
     if classes != NUM_CLASSES:
         raise ImportModelError(
@@ -74,7 +91,48 @@ def import_torch(path: Path, repository: Path) -> str:
         first = str(e).splitlines()[0:3]
         raise ImportModelError(f"{path} is not a torchvision ResNet18 state_dict: {' '.join(first)[:400]}") from e
     result = export_classifier(model.eval(), repository)
-    return f"classifier {path} -> {result.torchscript} (parity {result.max_abs_diff:.1e})"
+    return f"classifier {path} -> {result.torchscript} (parity {result.max_abs_diff:.1e}){note}"
+
+
+def load_failure(path: Path, error: Exception) -> str:
+    """A short message for a file ``torch.load(weights_only=True)`` refuses: a whole pickled model is named as such
+    (it is never unpickled: that would run the file's code), anything else by the first line of torch's reason."""
+    text = _ANSI.sub("", str(error))
+    pickled = _UNSUPPORTED_GLOBAL.search(text)
+    if pickled:
+        return (f"PyTorch file {path} holds a pickled {pickled.group(1)} object, which a state_dict does not "
+                "(torch.save(model) saves the whole model, a checkpoint may carry other objects), and it is not "
+                "unpickled (that would run code from the file); expected the weights alone: "
+                "torch.save(model.state_dict(), 'resnet18.pt')")
+    _, unpickler, detail = text.partition("WeightsUnpickler error:")
+    lines = [ln.strip() for ln in (detail if unpickler else text).splitlines() if ln.strip()]
+    reason = lines[0][:200] if lines else type(error).__name__
+    return f"PyTorch file {path} cannot be loaded ({reason}); expected torch.save(model.state_dict())"
+
+
+def resnet_state(path: Path, loaded: Any) -> tuple[dict, str]:
+    """The state_dict in what ``torch.load`` gave, and a note for the import's message: a DataParallel /
+    DistributedDataParallel one loses its ``module.`` prefix (the same weights); a training checkpoint, or anything
+    else without ``fc.weight``, is refused with what to save instead."""
+    if not isinstance(loaded, Mapping):
+        raise ImportModelError(f"{path} holds a {type(loaded).__name__}, not a state_dict; expected "
+                               "torch.save(model.state_dict(), 'resnet18.pt')")
+    keys = [str(k) for k in loaded]
+    state, note = dict(loaded), ""
+    if keys and all(k.startswith(DDP_PREFIX) for k in keys):
+        state = {k[len(DDP_PREFIX):]: v for k, v in state.items()}
+        note = f" (the '{DDP_PREFIX}' prefix DataParallel gives every key was stripped)"
+    if "fc.weight" in state:
+        return state, note
+    nested = [k for k in CHECKPOINT_KEYS if isinstance(loaded.get(k), Mapping)]
+    if nested:
+        raise ImportModelError(
+            f"{path} is a training checkpoint (keys {', '.join(map(repr, keys[:6]))}), not a state_dict; its weights are "
+            f"under {nested[0]!r}: save them alone with torch.save(checkpoint[{nested[0]!r}], 'resnet18.pt') and import "
+            "that file")
+    raise ImportModelError(f"{path} is not a torchvision ResNet18 state_dict (no 'fc.weight' among its keys "
+                           f"{', '.join(map(repr, keys[:6]))}{', ...' if len(keys) > 6 else ''}); expected "
+                           "torch.save(model.state_dict(), 'resnet18.pt') of a torchvision resnet18")
 
 
 def run_import(kind: str, path: Path, repository: Path) -> str:

@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate both files first, then export each in its own subprocess through the parity-checked exports."""
     from dermassist.base.repository import SOURCE_REPOSITORY
     from training.errors import ImportModelError
-    from training.importer import check_file, run_import
+    from training.export.repository import open_repository
+    from training.importer import check_file, check_keras_file, run_import
 
     if args.keras is None and args.torch is None:
         raise ImportModelError("nothing to import: give --keras MODEL.keras and/or --torch RESNET18.pt")
@@ -28,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     if args.keras is not None:
         jobs.append(("keras", check_file(args.keras, "Keras segmenter", (".keras",))))
+        check_keras_file(args.keras)
     if args.torch is not None:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
+    open_repository(repository, ImportModelError)
     from dermassist.base.repository import mark_not_release
     from training.export.steps import reset_for_imported
 

@@ -42,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
         missing_artifacts,
         missing_tuned_values,
     )
+    from training.export.release import check_release_pair
+    from training.export.repository import open_repository
     from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
-    from training.release import RELEASE_DIR
+    from training.release import RELEASE_DIR, read_release
 
-    repository = args.repository or SOURCE_REPOSITORY
+    repository = open_repository(args.repository or SOURCE_REPOSITORY)
     reports = args.reports or PROJECT_ROOT / "reports" / "latest"
     release = args.release or RELEASE_DIR
     if args.synthetic:
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                        "and no release figures are written for them (`dermassist models --force` serves the release "
                        "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
+    check_release_pair(release, read_release(release))  # a half-built release is refused before the stamp goes
     if args.force or missing_artifacts(repository) or missing_tuned_values(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):

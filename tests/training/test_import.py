@@ -101,3 +101,107 @@ def test_keras_wrong_output_shape_is_rejected(tmp_path: Path) -> None:
     bad.write_bytes(b"PK not really")
     with pytest.raises(ImportModelError, match="cannot be loaded"):
         run_import("keras", bad, tmp_path / "repo")
+
+
+def test_a_text_file_named_keras_is_said_not_to_be_a_keras_file(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """It said "File not found: filepath=..." of a file that was there."""
+    from training.importer import check_keras_file
+
+    text = tmp_path / "x.keras"
+    text.write_text("just some notes\n")
+    with caplog.at_level(logging.ERROR):
+        assert main(["import", "--keras", str(text), "--repository", str(tmp_path / "repo")]) == 2
+    assert "x.keras cannot be loaded: it is not a Keras file" in caplog.text
+    assert not (tmp_path / "repo").exists()  # refused before a repository is made for it
+    with pytest.raises(ImportModelError, match=r"x.keras cannot be loaded: it is not a Keras file \(a .keras file is a "
+                                               r"zip archive\); expected a full model saved with model.save"):
+        check_keras_file(text)
+    legacy = tmp_path / "old.keras"
+    legacy.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    with pytest.raises(ImportModelError, match=r"it is an HDF5 file \(the legacy .h5 format\)"):
+        check_keras_file(legacy)
+
+
+WEIGHTS_ONLY_REFUSAL = (
+    "Weights only load failed. This file can still be loaded, to do so you have two options, \x1b[1mdo those steps only "
+    "if you trust the source of the checkpoint\x1b[0m. \n\t(1) In PyTorch 2.6, we changed the default value of the "
+    "`weights_only` argument ...\n\tWeightsUnpickler error: Unsupported global: GLOBAL torchvision.models.resnet.ResNet "
+    "was not an allowed global by default. Please use `torch.serialization.add_safe_globals(...)`"
+)
+
+
+def test_a_whole_pickled_model_gets_a_short_message_without_escape_codes() -> None:
+    import pickle
+
+    from training.importer import load_failure
+
+    message = load_failure(Path("whole.pt"), pickle.UnpicklingError(WEIGHTS_ONLY_REFUSAL))
+    assert "\x1b" not in message and "weights_only" not in message and len(message) < 400
+    assert "whole.pt holds a pickled torchvision.models.resnet.ResNet object" in message
+    assert "torch.save(model.state_dict(), 'resnet18.pt')" in message
+    other = load_failure(Path("cut.pt"), RuntimeError("PytorchStreamReader failed reading zip archive\nmore"))
+    assert other == ("PyTorch file cut.pt cannot be loaded (PytorchStreamReader failed reading zip archive); expected "
+                     "torch.save(model.state_dict())")
+    junk = load_failure(Path("junk.pt"), pickle.UnpicklingError(
+        "Weights only load failed. In PyTorch 2.6, we changed ...\nPlease file an issue ...: WeightsUnpickler error: "
+        "\n\nUnsupported operand 110\n\nCheck the documentation of torch.load"))
+    assert junk == "PyTorch file junk.pt cannot be loaded (Unsupported operand 110); expected torch.save(model.state_dict())"
+
+
+def test_checkpoints_and_data_parallel_state_dicts_are_recognised() -> None:
+    """Both got "is not a torchvision ResNet18 state_dict (no 'fc.weight')"."""
+    from training.importer import resnet_state
+
+    weights = {"conv1.weight": 1, "fc.weight": 2, "fc.bias": 3}
+    assert resnet_state(Path("plain.pt"), weights) == (weights, "")
+    state, note = resnet_state(Path("ddp.pt"), {f"module.{k}": v for k, v in weights.items()})
+    assert state == weights and "'module.' prefix" in note and "stripped" in note
+    with pytest.raises(ImportModelError, match=r"ckpt.pt is a training checkpoint \(keys 'state_dict', 'epoch'\), not a "
+                                               r"state_dict; its weights are under 'state_dict': save them alone with "
+                                               r"torch.save\(checkpoint\['state_dict'\], 'resnet18.pt'\)"):
+        resnet_state(Path("ckpt.pt"), {"state_dict": weights, "epoch": 3})
+    with pytest.raises(ImportModelError, match=r"no 'fc.weight' among its keys 'head.weight'"):
+        resnet_state(Path("other.pt"), {"head.weight": 1})
+    with pytest.raises(ImportModelError, match="holds a list, not a state_dict"):
+        resnet_state(Path("list.pt"), [1, 2])
+
+
+SAVE_VARIANTS = (
+    "import sys; from dermassist.base.frameworks import import_torch; torch = import_torch(); import torchvision; "
+    "m = torchvision.models.resnet18(num_classes=8); d = sys.argv[1]; "
+    "torch.save(m, d + '/whole.pt'); torch.save({'state_dict': m.state_dict(), 'epoch': 3}, d + '/ckpt.pt'); "
+    "torch.save({'module.' + k: v for k, v in m.state_dict().items()}, d + '/ddp.pt')"
+)
+
+
+@pytest.mark.slow
+def test_whole_models_checkpoints_and_ddp_state_dicts_through_the_import(tmp_path: Path) -> None:
+    from dermassist.base.repository import stage_repository
+
+    proc = run_python("-c", SAVE_VARIANTS, str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    repo = stage_repository(tmp_path / "repo")
+    with pytest.raises(ImportModelError, match="holds a pickled torchvision.models.resnet.ResNet object") as whole:
+        run_import("torch", tmp_path / "whole.pt", repo)
+    assert "\x1b" not in str(whole.value)
+    with pytest.raises(ImportModelError, match=r"its weights are under 'state_dict'"):
+        run_import("torch", tmp_path / "ckpt.pt", repo)
+    assert "'module.' prefix DataParallel gives every key was stripped" in run_import("torch", tmp_path / "ddp.pt", repo)
+    assert (repo / "lesion_classifier" / "1" / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_a_segmenter_ending_in_logits_is_refused(tmp_path: Path) -> None:
+    """A Conv2D without activation passed parity and was served, thresholded as if it gave probabilities."""
+    path = tmp_path / "logits.keras"
+    proc = run_python("-c", (
+        "import sys, numpy as np, keras; i = keras.Input((256, 256, 3)); c = keras.layers.Conv2D(1, 1); o = c(i); "
+        "c.set_weights([np.full((1, 1, 3, 1), -2.0, np.float32), np.array([1.0], np.float32)]); "
+        "keras.Model(i, o).save(sys.argv[1])"
+    ), str(path))
+    assert proc.returncode == 0, proc.stderr
+    repo = tmp_path / "repo"
+    with pytest.raises(ImportModelError, match=r"segmenter outputs must be sigmoid probabilities in \[0, 1\].*add a sigmoid"):
+        run_import("keras", path, repo)
+    assert not (repo / "lesion_segmenter" / "1" / "model.savedmodel").exists()

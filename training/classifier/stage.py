@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> dict:
     crop = options.crop()
     if args.release is not None:
         _check_release_threshold(Path(args.release), crop.threshold)
+    if args.repository is not None and not args.retune:
+        _check_repository_threshold(Path(args.repository), crop.threshold)
     if args.retune:
         if args.release is None:
             raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
@@ -133,15 +135,16 @@ def run(args: argparse.Namespace) -> dict:
     if args.release is not None:
         write_release_sections(model, tuned, report, args.release)
     if args.repository is not None:
+        from dermassist.base.repository import mark_not_release
         from training.export.classifier import export_classifier
+        from training.export.repository import open_repository
         from training.export.steps import set_crop_colour, write_step_values
 
-        exported = export_classifier(model, args.repository, tuned.calibration)
-        write_step_values(args.repository, tuned.triage, tuned.quality, tuned.figures, "classifier stage")
-        set_crop_colour(args.repository, crop.colour_constancy, "classifier stage")
-        from dermassist.base.repository import mark_not_release
-
-        mark_not_release(args.repository, f"classifier stage {args.out}")
+        repository, source = open_repository(args.repository, TrainingConfigError), f"classifier stage {args.out}"
+        exported = export_classifier(model, repository, tuned.calibration)
+        write_step_values(repository, tuned.triage, tuned.quality, tuned.figures, source)
+        set_crop_colour(repository, crop.colour_constancy, source)
+        mark_not_release(repository, source)
         report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
@@ -171,14 +174,37 @@ def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
     }, new_weights=True)
 
 
+def _check_repository_threshold(repository: Path, threshold: float) -> None:
+    """The crops a classifier exported into a repository trains on are cut at the threshold its ``lesion_crop`` serves
+    (its tuned.json, the contract default without one); a path that is not a model repository is refused first."""
+    from dermassist.base.repository import tuned_file
+    from preprocess.contract import CROP_MODEL
+    from training.export.repository import check_repository
+    from training.export.steps import crop_threshold_differs, served_crop_values
+
+    check_repository(repository, TrainingConfigError)
+    served = served_crop_values(repository).threshold
+    if crop_threshold_differs(threshold, served):
+        path = tuned_file(repository, CROP_MODEL)
+        where = str(path) if path.is_file() else f"the contract default, {path} being absent"
+        raise TrainingConfigError(
+            f"--crop-threshold {threshold:g} differs from the threshold {served:g} the segmenter of model repository "
+            f"{repository} is served with ({where}): the "
+            f"classifier would be served other crops than it trains on; pass --crop-threshold {served:g}, or first export "
+            f"the segmenter whose tuned threshold is {threshold:g} into {repository} (`dermassist train segmenter "
+            "--repository`)")
+
+
 def _check_release_threshold(folder: Path, threshold: float) -> None:
     """The crops a release's classifier trains on are cut at the threshold its segmenter is served with."""
+    from training.export.steps import crop_threshold_differs
+
     from ..release import MANIFEST, read_manifest
 
     if not (Path(folder) / MANIFEST).is_file():
         return  # a new release: the build writes the segmenter first, with this threshold
     served = read_manifest(folder).get("segmenter", {}).get("threshold")
-    if served is not None and abs(float(served) - threshold) > 1e-9:
+    if served is not None and crop_threshold_differs(threshold, served):
         raise TrainingConfigError(
             f"--crop-threshold {threshold:g} differs from the threshold {float(served):g} the segmenter of release "
             f"{folder} is served with: the classifier would train on other crops than it is served; pass "

@@ -5,23 +5,49 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from dermassist.base.logs import configure_logging
 
 from ..child import child_main
 
+logger = logging.getLogger(__name__)
+
+
+def check_release_pair(folder: Path, release: Mapping) -> None:
+    """Raise ReleaseError when a release's classifier was trained on crops cut at another mask threshold than its
+    segmenter is served with: the two halves of an interrupted ``dermassist release`` (a new segmenter, the old
+    classifier). A release whose classifier recorded no crop threshold is not checked."""
+    from ..release import ReleaseError
+    from .steps import crop_threshold_differs
+
+    trained = release.get("classifier", {}).get("figures", {}).get("crop_threshold")
+    served = release.get("segmenter", {}).get("threshold")
+    if trained is None or served is None:
+        logger.debug("release %s records no classifier crop threshold: its pair is not checked", folder)
+        return
+    if crop_threshold_differs(trained, served):
+        raise ReleaseError(
+            f"release {folder} is half-built: its classifier was trained on crops cut at mask threshold {float(trained):g}, "
+            f"but its segmenter is served at {float(served):g}, so the classifier would see crops it never saw (an "
+            "interrupted `dermassist release`?); run `dermassist release` again with the same --out, --data and --recipe to "
+            "finish it (without --force it reuses the new segmenter and trains the classifier at its threshold); "
+            "not exported")
+
 
 def export_segmenter_release(folder: Path, repository: Path) -> str:
     """The release's UNet as the served SavedModel, and its tuned threshold for ``lesion_crop``."""
+    from ..release import classifier_colour_constancy, read_release
+
+    release = read_release(folder)
+    check_release_pair(folder, release)  # before TensorFlow loads: a half-built release is refused in a moment
     from preprocess.crop import CropParams
 
-    from ..release import classifier_colour_constancy, read_release
     from ..segmenter.predict import release_segmenter
     from .segmenter import export_segmenter
     from .steps import write_crop_values
 
-    release = read_release(folder)
     model, section = release_segmenter(folder)
     done = export_segmenter(model, repository)
     params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]),
@@ -37,12 +63,14 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     from preprocess.quality import QualityLimits
     from preprocess.triage import TriageParams
 
-    from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
     from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release, recorded_values
+
+    release = read_release(folder)
+    check_release_pair(folder, release)  # before PyTorch loads
+    from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
     from .classifier import ClassifierCalibration, export_classifier
     from .steps import write_step_file
 
-    release = read_release(folder)
     path = Path(folder) / CLASSIFIER_WEIGHTS
     arrays = load_weights(path)
     section = release["classifier"]

@@ -44,6 +44,21 @@ def check_segmenter_architecture(model) -> None:
         )
 
 
+def check_probabilities(eager: np.ndarray) -> None:
+    """Raise ModelArchitectureError unless the segmenter's finite outputs on the probe images lie in [0, 1]: the
+    contract serves sigmoid probabilities, and a model ending in logits would be thresholded as if it gave them
+    (non-finite outputs are left to the parity check, which names them)."""
+    finite = np.asarray(eager)[np.isfinite(eager)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if low < 0.0 or high > 1.0:
+        shape = ", ".join(map(str, SEG_OUT_SHAPE))
+        raise ModelArchitectureError(
+            f"segmenter outputs must be sigmoid probabilities in [0, 1] of shape (N, {shape}), got values from "
+            f"{low:.3g} to {high:.3g} on random images in [0, 1]: its last layer gives "
+            "logits or scores; add a sigmoid (activation='sigmoid' on the last layer, or keras.layers.Activation("
+            "'sigmoid') after it) and save the model again; not written")
+
+
 def load_savedmodel_fn(path: Path):
     """Load a SavedModel's ``serving_default`` and return (callable, input name)."""
     import tensorflow as tf
@@ -56,10 +71,11 @@ def load_savedmodel_fn(path: Path):
 def export_segmenter(model, repository: Path, *, seed: int = 0) -> SegmenterExport:
     """Write ``model`` as SavedModel (+ ``.keras`` copy) into the repository after a parity check."""
     check_segmenter_architecture(model)
-    target, keras_copy = segmenter_artifact(repository), segmenter_keras_copy(repository)
-    target.parent.mkdir(parents=True, exist_ok=True)
     x = np.random.default_rng(seed).random((2, *SEG_IN_SHAPE), dtype=np.float32)
     eager = np.asarray(model(x, training=False))
+    check_probabilities(eager)
+    target, keras_copy = segmenter_artifact(repository), segmenter_keras_copy(repository)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staged = Path(tmp) / target.name
         try:

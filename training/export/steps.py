@@ -13,6 +13,13 @@ from preprocess.params import read_tuned, tuned_artifact
 from preprocess.quality import QualityLimits
 from preprocess.triage import OOD_UNCHECKED, TriageParams
 
+# Two crop thresholds are the same when they differ by less than this (they travel as JSON floats).
+THRESHOLD_TOLERANCE = 1e-9
+# ``lesion_crop``'s values come from two models (threshold and margin: the segmenter's; colour balance: the
+# classifier's), so its tuned.json names each value's origin under this key beside the summary in "source".
+SOURCES_KEY = "sources"
+DEFAULT_ORIGIN = "contract default"
+
 
 def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapping, source: str) -> Path:
     """Write one step's ``tuned.json`` (values the step reads in ``initialize``, figures people read)."""
@@ -22,26 +29,68 @@ def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapp
     return path
 
 
+def crop_threshold_differs(trained: float, served: float) -> bool:
+    """Whether a classifier trained on crops cut at mask threshold ``trained`` would be served crops cut at ``served``
+    (the one comparison every check of a classifier against its segmenter makes)."""
+    return abs(float(trained) - float(served)) > THRESHOLD_TOLERANCE
+
+
+def served_crop_values(repository: Path) -> CropParams:
+    """``lesion_crop``'s values as a repository serves them from its tuned.json (the contract's defaults where it has
+    none)."""
+    return CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent)))
+
+
+def crop_origins(repository: Path) -> dict[str, str]:
+    """Where each of ``lesion_crop``'s values in a repository came from: its ``sources``, else (a file written before
+    they were recorded) its one ``source`` for every value, else the contract's defaults."""
+    path = tuned_file(repository, CROP_MODEL)
+    written = json.loads(path.read_text()) if path.is_file() else {}
+    recorded = written.get(SOURCES_KEY)
+    recorded = recorded if isinstance(recorded, dict) else {}
+    values, fallback = written.get("values", {}), str(written.get("source", DEFAULT_ORIGIN))
+    return {name: str(recorded.get(name, fallback if name in values else DEFAULT_ORIGIN)) for name in CropParams().as_dict()}
+
+
+def origins_summary(origins: Mapping[str, str]) -> str:
+    """One line naming where the values came from: the origin alone when all share it, else each origin's values."""
+    grouped: dict[str, list[str]] = {}
+    for name, origin in origins.items():
+        grouped.setdefault(origin, []).append(name)
+    if len(grouped) == 1:
+        return next(iter(grouped))
+    return "; ".join(f"{', '.join(names)}: {origin}" for origin, names in grouped.items())
+
+
+def _write_crop(repository: Path, params: CropParams, figures: Mapping, origins: Mapping[str, str]) -> Path:
+    written = json.loads(tuned_artifact(params.as_dict(), figures, origins_summary(origins)))
+    path = tuned_file(repository, CROP_MODEL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**written, SOURCES_KEY: dict(origins)}, indent=1) + "\n")
+    return path
+
+
 def write_crop_values(repository: Path, params: CropParams, figures: Mapping, source: str) -> Path:
     """``lesion_crop``'s tuned segmentation threshold and margin (the segmenter's) and the colour balance its
-    classifier was trained with."""
-    return write_step_file(repository, CROP_MODEL, params.as_dict(), figures, source)
+    classifier was trained with, all from one ``source``."""
+    return _write_crop(repository, params, figures, {name: source for name in params.as_dict()})
 
 
 def set_crop_colour(repository: Path, colour_constancy: float, source: str) -> Path:
     """Record a newly exported classifier's colour balance in ``lesion_crop``'s tuned values, keeping the
-    segmenter's threshold and figures already there (defaults where the repository has none)."""
+    segmenter's threshold, figures and their origin already there (defaults where the repository has none)."""
     path = tuned_file(repository, CROP_MODEL)
-    params = replace(CropParams(**read_tuned(str(path.parent))), colour_constancy=colour_constancy)
+    params = replace(served_crop_values(repository), colour_constancy=colour_constancy)
     figures = json.loads(path.read_text()).get("figures", {}) if path.is_file() else {}
-    return write_crop_values(repository, params, figures, source)
+    return _write_crop(repository, params, figures, {**crop_origins(repository), "colour_constancy": source})
 
 
-def set_crop_threshold(repository: Path, threshold: float, source: str) -> Path:
+def set_crop_threshold(repository: Path, threshold: float, source: str, figures: Mapping | None = None) -> Path:
     """Record a newly exported segmenter's mask threshold in ``lesion_crop``'s tuned values, keeping the margin and the
-    classifier's colour balance there; the figures, which described the replaced segmenter's threshold, go."""
-    params = replace(CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent))), threshold=threshold)
-    return write_crop_values(repository, params, {}, source)
+    classifier's colour balance there with their origins; ``figures`` are the new segmenter's validation figures at that
+    threshold (the ones there described the replaced segmenter, so they go)."""
+    params = replace(served_crop_values(repository), threshold=threshold)
+    return _write_crop(repository, params, dict(figures or {}), {**crop_origins(repository), "threshold": source})
 
 
 def write_step_values(repository: Path, triage: TriageParams, quality: QualityLimits, figures: Mapping,

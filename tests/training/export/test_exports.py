@@ -176,12 +176,97 @@ def test_a_classifiers_colour_balance_joins_the_segmenters_crop_values(tmp_path:
     from training.release import classifier_colour_constancy
 
     write_crop_values(tmp_path, CropParams(threshold=0.3, margin=0.12), {"val": {"jaccard": 0.75}}, "release 1")
+    assert json.loads(tuned_file(tmp_path, CROP_MODEL).read_text())["source"] == "release 1"
     set_crop_colour(tmp_path, 6.0, "classifier stage")
     written = json.loads(tuned_file(tmp_path, CROP_MODEL).read_text())
     assert written["values"] == {"threshold": 0.3, "margin": 0.12, "colour_constancy": 6.0}
-    assert written["figures"] == {"val": {"jaccard": 0.75}} and written["source"] == "classifier stage"
+    # the threshold is still the release's, with its figures: the classifier stage names only what it set
+    assert written["figures"] == {"val": {"jaccard": 0.75}}
+    assert written["source"] == "threshold, margin: release 1; colour_constancy: classifier stage"
+    assert written["sources"] == {"threshold": "release 1", "margin": "release 1", "colour_constancy": "classifier stage"}
     set_crop_colour(tmp_path / "fresh", 6.0, "classifier stage")  # no segmenter values yet: the defaults
     assert CropParams(**json.loads(tuned_file(tmp_path / "fresh", CROP_MODEL).read_text())["values"]) == \
         CropParams(colour_constancy=6.0)
     assert classifier_colour_constancy({"classifier": {"colour_constancy": 6}}) == 6.0
     assert classifier_colour_constancy({"classifier": {}}) == 0.0  # a release from before the setting
+
+
+def test_a_segmenters_threshold_keeps_its_figures_and_each_value_its_origin(tmp_path: Path) -> None:
+    """`train segmenter --repository` wrote "figures": {}, and the classifier stage then called the segmenter's
+    threshold its own ("source": "classifier stage")."""
+    from dermassist.base.repository import tuned_file
+    from preprocess.contract import CROP_MODEL, DEFAULT_MARGIN
+    from training.export.steps import set_crop_colour, set_crop_threshold
+
+    val = {"dice": 0.8, "jaccard": 0.7}
+    set_crop_threshold(tmp_path, 0.45, "segmenter stage runs/seg", {"val": val})
+    set_crop_colour(tmp_path, 6.0, "classifier stage runs/cls")
+    written = json.loads(tuned_file(tmp_path, CROP_MODEL).read_text())
+    assert written["values"] == {"threshold": 0.45, "margin": DEFAULT_MARGIN, "colour_constancy": 6.0}
+    assert written["figures"] == {"val": val}
+    assert written["sources"] == {"threshold": "segmenter stage runs/seg", "margin": "contract default",
+                                  "colour_constancy": "classifier stage runs/cls"}
+    assert written["source"] == ("threshold: segmenter stage runs/seg; margin: contract default; "
+                                 "colour_constancy: classifier stage runs/cls")
+    set_crop_threshold(tmp_path, 0.5, "segmenter stage runs/seg2")  # no figures given: the old ones do not describe it
+    again = json.loads(tuned_file(tmp_path, CROP_MODEL).read_text())
+    assert again["figures"] == {} and again["sources"]["threshold"] == "segmenter stage runs/seg2"
+    assert again["sources"]["colour_constancy"] == "classifier stage runs/cls"
+
+
+def test_a_segmenter_that_gives_logits_is_refused_before_anything_is_written() -> None:
+    from training.errors import ModelArchitectureError
+    from training.export.segmenter import check_probabilities
+
+    check_probabilities(np.linspace(0.0, 1.0, 11, dtype=np.float32))
+    check_probabilities(np.array([0.2, np.nan], np.float32))  # NaN is the parity check's to name
+    with pytest.raises(ModelArchitectureError, match=r"got values from -2.5 to 3.*add a sigmoid"):
+        check_probabilities(np.array([-2.5, 0.5, 3.0], np.float32))
+
+
+def _release(segmenter: float, classifier: float | None) -> dict:
+    figures = {} if classifier is None else {"crop_threshold": classifier}
+    return {"segmenter": {"threshold": segmenter}, "classifier": {"figures": figures}}
+
+
+def test_a_half_built_release_is_refused_by_its_export(tmp_path: Path) -> None:
+    """An interrupted `dermassist release --force` left a new segmenter (0.3) with the old classifier (crops at 0.7)."""
+    from training.export.release import check_release_pair
+    from training.release import RELEASE_DIR, ReleaseError, read_release
+
+    check_release_pair(RELEASE_DIR, read_release(RELEASE_DIR))
+    check_release_pair(tmp_path, _release(0.3, 0.3))
+    check_release_pair(tmp_path, _release(0.3, None))  # a classifier that recorded no crop threshold: not checked
+    with pytest.raises(ReleaseError, match=rf"release {tmp_path} is half-built: .* crops cut at mask threshold 0.7, but "
+                                           r"its segmenter is served at 0.3, .*interrupted `dermassist release`.*run "
+                                           r"`dermassist release` again"):
+        check_release_pair(tmp_path, _release(0.3, 0.7))
+
+
+def test_models_refuses_a_half_built_release_and_leaves_the_repository_as_it_was(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import shutil
+
+    from dermassist.base.repository import RELEASE_STAMP, stage_repository
+    from dermassist.cli import main
+    from training.release import RELEASE_DIR, read_manifest, update_release
+
+    release = tmp_path / "rel1"
+    shutil.copytree(RELEASE_DIR, release)
+    manifest = read_manifest(release)
+    classifier = manifest["classifier"]
+    update_release(release, {"classifier": {**classifier, "figures": {**classifier["figures"], "crop_threshold": 0.7}}})
+    repo = stage_repository(tmp_path / "R")
+    (repo / RELEASE_STAMP).write_text("stamp of the release it serves")
+    with caplog.at_level(logging.ERROR):
+        code = main(["models", "--release", str(release), "--repository", str(repo), "--reports", str(tmp_path / "rep")])
+    assert code == 2 and "is half-built" in caplog.text and "run `dermassist release` again" in caplog.text
+    from training.pipeline import export_release
+    from training.release import ReleaseError
+
+    with pytest.raises(ReleaseError, match="is half-built"):  # `dermassist release`'s own export refuses it too
+        export_release(release, repo)
+    assert (repo / RELEASE_STAMP).read_text() == "stamp of the release it serves"
+    assert not (repo / "lesion_segmenter" / "1" / "model.savedmodel").exists()
+    assert not (tmp_path / "rep" / "metrics.json").exists()

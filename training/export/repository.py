@@ -1,0 +1,52 @@
+"""The model repository an export writes into: a servable one (every model's ``config.pbtxt``), or a new one made
+where nothing is yet, so a mistyped ``--repository`` never ends as a folder of artifacts Triton cannot serve."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dermassist.base.paths import SOURCE_REPOSITORY
+from dermassist.base.repository import stage_repository
+from preprocess.contract import ALL_MODELS
+
+from ..errors import ExportError, TrainingError
+
+logger = logging.getLogger(__name__)
+
+
+def missing_configs(repository: Path) -> list[str]:
+    """The ``<model>/config.pbtxt`` files of the ensemble's models that ``repository`` lacks."""
+    return [f"{model}/config.pbtxt" for model in ALL_MODELS if not (Path(repository) / model / "config.pbtxt").is_file()]
+
+
+def is_new(repository: Path) -> bool:
+    """Whether nothing is at ``repository`` yet (no path, or an empty folder): a new repository can be made there."""
+    path = Path(repository)
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
+def check_repository(repository: Path, error: type[TrainingError] = ExportError) -> None:
+    """Raise ``error`` unless ``repository`` is a model repository or nothing is there yet (see ``open_repository``)."""
+    path = Path(repository)
+    if is_new(path):
+        return
+    missing = missing_configs(path) if path.is_dir() else []
+    if path.is_dir() and not missing:
+        return
+    found = f"lacks {', '.join(missing)}" if missing else "is a file, not a folder"
+    raise error(f"{path} is not a model repository: it {found}, so Triton could not serve what is exported there; pass "
+                f"the served repository (the project's is {SOURCE_REPOSITORY}), or a path where nothing is yet to make a "
+                "new repository there")
+
+
+def open_repository(repository: Path, error: type[TrainingError] = ExportError) -> Path:
+    """``repository`` ready for an export: checked (``check_repository``), and made from the project's configs and
+    ``model.py`` files when nothing was there yet (said at INFO, so a mistyped path does not pass unnoticed)."""
+    check_repository(repository, error)
+    path = Path(repository)
+    if is_new(path):
+        stage_repository(path)
+        logger.info("model repository %s did not exist: made a new one there from the configs of %s (serve it with "
+                    "`dermassist serve --repository %s`); if you meant an existing repository, check the path",
+                    path, SOURCE_REPOSITORY, path)
+    return path
