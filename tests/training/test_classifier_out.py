@@ -36,3 +36,14 @@ def test_an_earlier_runs_outputs_in_out_are_named_as_they_are_replaced(tmp_path:
     assert [r.getMessage() for r in caplog.records] == [
         f"--out {out} holds the outputs of an earlier run named 'classifier' (classifier_metrics.json, "
         "classifier_resnet18.pt): this run replaces them; pass another --out or --name to keep them"]
+
+
+def test_the_classifier_stage_refuses_a_file_out_before_it_reads_the_data(tmp_path) -> None:
+    from tests.training.conftest import run_python
+
+    blocking = tmp_path / "afile"
+    blocking.write_text("")
+    proc = run_python("-m", "dermassist.cli", "train", "classifier", "--data", str(tmp_path / "no_data_here"), "--out",
+                      str(blocking), "--epochs", "1", "--warmup-epochs", "0", "--low-res-epochs", "0", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"--out {blocking} is a file" in proc.stderr  # not the absent --data: nothing was read first

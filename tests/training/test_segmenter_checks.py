@@ -83,3 +83,16 @@ def test_a_dataset_too_small_to_split_says_how_many_lesions_it_needs(tmp_path: P
     with pytest.raises(EmptyDatasetError, match=r"got 2 train and 0 validation images .*at least 3 lesions "
                                                 r"\(isic2018 has 2 masked images of 2 lesions\)"):
         segmentation_sets(tmp_path)
+
+
+def test_a_repository_that_is_not_one_is_refused_before_the_training(tmp_path: Path, synthetic_set: Path) -> None:
+    from tests.training.conftest import run_python
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("not a model repository")
+    out = tmp_path / "seg"
+    proc = run_python("-m", "dermassist.cli", "train", "segmenter", "--data", str(synthetic_set / "isic2018"), "--out",
+                      str(out), "--repository", str(notes), "--epochs", "1", "--warmup-epochs", "0", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{notes} is not a model repository" in proc.stderr and not (out / "segmenter_metrics.json").exists()

@@ -33,6 +33,10 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
     assert report["val"]["dice"] > 0.3  # tiny schedule: an honest, low bar
     assert report["export"]["max_abs_diff"] <= 1e-5
     assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").is_file()
+    assert (repo / "lesion_crop" / "config.pbtxt").is_file()  # a new --repository path became a servable repository
+    crop = json.loads((repo / "lesion_crop" / "1" / "tuned.json").read_text())
+    assert crop["values"]["threshold"] == report["threshold"] and crop["figures"]["val"] == report["val"]
+    assert out.name in crop["sources"]["threshold"]
     assert (out / "segmenter_curves.png").stat().st_size > 1000
     assert json.loads((out / "segmenter_split.json").read_text())["train"]
     predicted = sorted((tmp_path / "pred").glob("ISIC_*.png"))

@@ -16,7 +16,7 @@ from preprocess.errors import PreprocessError
 from ..child import stage_main
 from ..errors import TrainingConfigError
 from .calibrate import Tuned, tune
-from .run import ClassifierData, prepare_data, run_classifier
+from .run import ClassifierData, prepare_data, refuse_file_out, run_classifier
 from .train import ClassifierConfig, training_device
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
     config = config_from_args(args)
     training_device(config.device)  # a GPU this host lacks is refused before the data is read
+    refuse_file_out(Path(args.out))  # and an --out that is a file
     options = StageOptions.resolve(vars(args))
     crop = options.crop()
     if args.release is not None:

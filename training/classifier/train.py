@@ -31,7 +31,7 @@ from preprocess.crop import normalise
 from ..errors import TrainingConfigError
 from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
-from ..progress import eta_text
+from ..progress import epoch_sizes, resized_eta_text
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -280,8 +280,10 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     best: tuple[tuple[float, float], dict | None, int] = ((-1.0, -1.0), None, 0)
     first_selectable = int(config.epochs * config.select_after)
     start, step = time.perf_counter(), 0
-    for epoch in range(config.epochs):
-        size = config.low_res if epoch < config.low_res_epochs else CLS_SIZE
+    sizes = epoch_sizes(config.epochs, config.low_res_epochs, config.low_res, CLS_SIZE)
+    epoch_seconds: list[float] = []
+    for epoch, size in enumerate(sizes):
+        epoch_start = time.perf_counter()
         model.train()
         losses, correct, seen = [], 0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", unit="batch",
@@ -325,9 +327,10 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
             best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
         if on_epoch is not None:
             on_epoch(epoch + 1, judged, val_logits)
+        epoch_seconds.append(time.perf_counter() - epoch_start)
         elapsed = time.perf_counter() - start
         logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
-                    epoch + 1, config.epochs, size, elapsed, eta_text(elapsed, epoch + 1, config.epochs) or "done",
+                    epoch + 1, config.epochs, size, elapsed, resized_eta_text(epoch_seconds, sizes) or "done",
                     history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
                     val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
     final = build_resnet18(None)

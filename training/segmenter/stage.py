@@ -10,6 +10,7 @@ from pathlib import Path
 from dermassist.base.settings import setting_help
 
 from ..child import stage_main
+from ..errors import TrainingConfigError
 from .model import BLOCKS, UNetConfig, float32_copy
 from .train import SegmenterConfig, train_segmenter
 
@@ -61,6 +62,10 @@ def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
 def run(args: argparse.Namespace) -> dict:
     """Train (and export when ``--repository`` is given); returns the report."""
     config = config_from_args(args)
+    if args.repository is not None:  # a mistyped --repository is told before the training, not after it
+        from training.export.repository import check_repository
+
+        check_repository(args.repository, TrainingConfigError)
     result = train_segmenter(args.data, args.out, config, extra=args.extra_data)
     model, report = float32_copy(result.model, config.unet), result.report
     model.save(str(Path(args.out) / "segmenter.keras"))
@@ -74,13 +79,15 @@ def run(args: argparse.Namespace) -> dict:
         write_release_section(model, config, report, args.release)
     if args.repository is not None:
         from dermassist.base.repository import mark_not_release
+        from training.export.repository import open_repository
         from training.export.segmenter import export_segmenter
         from training.export.steps import set_crop_threshold
 
-        exported = export_segmenter(model, args.repository)
-        # its own tuned threshold, not the one of the model it replaced
-        set_crop_threshold(args.repository, report["threshold"], "segmenter stage")
-        mark_not_release(args.repository, f"segmenter stage {args.out}")
+        repository = open_repository(args.repository, TrainingConfigError)
+        exported = export_segmenter(model, repository)
+        # its own tuned threshold, with the validation figures behind it, not the one of the model it replaced
+        set_crop_threshold(repository, report["threshold"], f"segmenter stage {args.out}", {"val": report["val"]})
+        mark_not_release(repository, f"segmenter stage {args.out}")
         report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
     return report
