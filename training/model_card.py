@@ -9,8 +9,12 @@ from .release import read_release
 
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
-# The served reports whose classification and referral rows the card shows, in this order.
-CLASSIFICATION_REPORTS = ("isic2018_task3_test", "ph2_test", "ham10000_sample", "isic2019_sample", "isic2017_validation")
+# How the card's prose names a report of the shared data; any other report (a site's own data) goes by its name.
+SET_LABELS = {"isic2017_validation": "ISIC 2017 validation", "isic2018_task3_test": "ISIC 2018 Task 3 test"}
+# The report of the ISIC 2017 segmentation images with their Part 3 labels, whose diagnosis figures the card explains.
+ISIC2017_VALIDATION = "isic2017_validation"
+# How many of the test images (those of the CAM check) ``dermassist release`` degrades for the quality gate check.
+QUALITY_CHECK_IMAGES = 40
 
 
 def _f(value: object, digits: int = 3) -> str:
@@ -23,6 +27,37 @@ def _pct(value: float | None) -> str:
 
 def _interval(interval: list[float] | None) -> str:
     return "" if interval is None else f" ({interval[0]:.2f}-{interval[1]:.2f})"
+
+
+def set_label(name: str | None, unknown: str) -> str:
+    """How the card's prose names an evaluated set: the shared data's by their names, any other by its report's
+    (``unknown`` where the release names none)."""
+    return unknown if name is None else SET_LABELS.get(name, name)
+
+
+def evaluated_set(evaluation: dict, recorded: str, kind: str, figures: dict | None) -> str | None:
+    """The report ``figures`` (the release's segmentation_val or classification_test) were measured on: the one
+    ``evaluation[recorded]`` names; for a release evaluated before that was recorded (the shipped one), the report
+    whose ``kind`` figures they are; None if none."""
+    if recorded in evaluation:
+        return evaluation[recorded]
+    return next((name for name, report in evaluation.get("reports", {}).items()
+                 if figures is not None and report.get(kind) == figures), None)
+
+
+def diagnosis_order(reports: dict, segmentation_set: str | None) -> list[str]:
+    """The reports of the diagnosis and referral tables: each in the release's order, the segmenter's validation
+    set (a shift the classifier never trained on) last."""
+    names = [name for name in reports if name != segmentation_set]
+    return names + ([segmentation_set] if segmentation_set in reports else [])
+
+
+def skipped_lines(skipped: dict[str, str]) -> list[str]:
+    """The card's section naming each check the release's evaluation skipped and why (none for none)."""
+    if not skipped:
+        return []
+    return ["## Checks not run", "", "The release's evaluation skipped these checks, so the figures above lack them:", "",
+            *(f"- {name}: {why}." for name, why in skipped.items()), ""]
 
 
 def render_model_card(release: dict) -> str:
@@ -75,18 +110,23 @@ def render_model_card(release: dict) -> str:
         "## Figures (through the served ensemble, `dermassist evaluate`; reports in `reports/`)",
         "",
     ]
-    sv = ev.get("segmentation_val") or seg["figures"]["val"]
+    seg_set = evaluated_set(ev, "segmentation_val_report", "segmentation", ev.get("segmentation_val"))
+    test_set = evaluated_set(ev, "test_report", "classification", ev.get("classification_test"))
+    order, test_label = diagnosis_order(reports, seg_set), set_label(test_set, "test")
+    sv = ev.get("segmentation_val")
+    seg_label = set_label(seg_set, "validation") if sv else f"{set_label(seg_set, 'validation')} (measured while training)"
+    sv = sv or seg["figures"]["val"]
     lines += ["| segmentation | images | Dice | Jaccard | thresholded Jaccard |", "|---|---|---|---|---|",
-              f"| ISIC 2017 validation | {sv.get('images', 150)} | {_f(sv['dice'])} | {_f(sv['jaccard'])} | "
+              f"| {seg_label} | {sv.get('images', 'n/a')} | {_f(sv['dice'])} | {_f(sv['jaccard'])} | "
               f"{_f(sv['thresholded_jaccard'])} |"]
-    for name in ("ph2_test", "ham10000_sample"):
-        s = reports.get(name, {}).get("segmentation")
+    for name in (name for name in reports if name != seg_set):
+        s = reports[name].get("segmentation")
         if s:
             lines.append(f"| {name} | {s['images']} | {_f(s['dice'])} | {_f(s['jaccard'])} | {_f(s['thresholded_jaccard'])} |")
     lines += ["", "| diagnosis | images | accuracy | balanced accuracy (95% interval) | macro F1 | melanoma ROC AUC | ECE "
               "| ECE if perfectly calibrated (median, 95th pct.) |", "|---|---|---|---|---|---|---|---|"]
-    for name in CLASSIFICATION_REPORTS:
-        c = reports.get(name, {}).get("classification")
+    for name in order:
+        c = reports[name].get("classification")
         if c:
             floor = c.get("ece_if_calibrated")
             floor_text = f"{_f(floor['median'])}, {_f(floor['p95'])}" if floor else "n/a"
@@ -94,12 +134,13 @@ def render_model_card(release: dict) -> str:
                          f"{_interval(c.get('balanced_accuracy_ci95'))} | {_f(c['macro_f1'])} | {_f(c['melanoma_auc'])} | "
                          f"{_f(c['ece'])} | {floor_text} |")
     if test:
-        lines += ["", "Per-class recall, ISIC 2018 Task 3 test: " + ", ".join(
+        lines += ["", f"Per-class recall, {test_label}: " + ", ".join(
             f"{k} {_f(v, 2)}" for k, v in test["per_class_recall"].items() if v is not None) + "."]
-    lines += ["", "isic2017_validation holds the ISIC 2017 segmentation images squashed to 256x256 with their Part 3 labels",
-              "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like them, and its",
-              "figures there show how much such a shift costs.", "",
-              "The ECE column is served, after the temperature fitted on validation; the ECE before it, measured while",
+    if reports.get(ISIC2017_VALIDATION, {}).get("classification"):
+        lines += ["", f"{ISIC2017_VALIDATION} holds the ISIC 2017 segmentation images squashed to 256x256 with their Part 3 "
+                  "labels", "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like "
+                  "them, and its", "figures there show how much such a shift costs."]
+    lines += ["", "The ECE column is served, after the temperature fitted on validation; the ECE before it, measured while",
               "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves. The",
               "last column is the ECE a perfectly calibrated model would score with the same probabilities on as many",
               "images (labels drawn from the probabilities): an ECE under its 95th percentile is within what the sample",
@@ -108,34 +149,36 @@ def render_model_card(release: dict) -> str:
               "| referral | melanoma sensitivity (95% interval), melanomas | malignant sensitivity, malignant | benign "
               "specificity, benign | not assessable |",
               "|---|---|---|---|---|"]
-    for name in CLASSIFICATION_REPORTS:
-        t = reports.get(name, {}).get("triage")
+    for name in order:
+        t = reports[name].get("triage")
         if t:
             lines.append(f"| {name} | {_f(t['melanoma_sensitivity'])}{_interval(t.get('melanoma_sensitivity_ci95'))}, "
                          f"{t['melanomas']} | {_f(t['malignant_sensitivity'])}"
                          f"{_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_f(t['specificity'])}"
                          f"{_interval(t.get('specificity_ci95'))}, {t['benign']} | {_pct(t['not_assessable'])} |")
-    if any(reports.get(name, {}).get("triage") for name in CLASSIFICATION_REPORTS):
+    if any(reports[name].get("triage") for name in order):
         lines += ["", "Each set's `reports/<set>/report.md` names the melanomas REFER did not refer and the images not "
                   "assessable (\"Images to review\"); `images.csv` beside it holds every image's answer."]
     ood = ev.get("ood_test")
     if ood:
         lines += ["", f"Out of distribution: OOD_SCORE AUROC {_f(ood['auroc'])} for {ood['images']} non-dermoscopic images "
                   f"(photographs, documents, plain and noise images, synthetic renderings) against the "
-                  f"{ood['in_distribution_images']} ISIC 2018 Task 3 test images."]
+                  f"{ood['in_distribution_images']} {test_label} images."]
     cam, quality = ev.get("cam_faithfulness"), ev.get("quality_check")
     if cam:
         lines += ["", f"Class activation map: erasing the {cam['erased_share']:.0%} of the crop the CAM ranks highest "
                   f"lowered the top-class probability more than erasing as many random patches on "
-                  f"{_pct(cam['share_cam_beats_random'])} of {cam['images']} ISIC 2018 Task 3 test crops (mean drop "
+                  f"{_pct(cam['share_cam_beats_random'])} of {cam['images']} {test_label} crops (mean drop "
                   f"{_f(cam['mean_drop_cam'])} against {_f(cam['mean_drop_random'])})."]
     if quality:
-        lines += ["", "Quality gate on degraded copies of 40 test images: " + "; ".join(
+        degraded = min(QUALITY_CHECK_IMAGES, cam["images"]) if cam else QUALITY_CHECK_IMAGES
+        lines += ["", f"Quality gate on degraded copies of {degraded} test images: " + "; ".join(
             f"{kind}: {_pct(v['not_assessable'])} not assessable, note names it for {_pct(v['note_names_it'])}"
             for kind, v in quality.items()) + "."]
     lines += ["", "Seed project (ResNet18, about 10,000 HAM10000 images, ImageNet weights): accuracy "
               f"{_pct(SEED['accuracy'])}, macro precision {SEED['macro_precision']}, recall {SEED['macro_recall']}, F1 "
               f"{SEED['macro_f1']}. This release had about 880 training images and no pretrained weights.", ""]
+    lines += skipped_lines(ev.get("skipped", {}))
     lines += [
         "## Known limits",
         "",

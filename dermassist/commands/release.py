@@ -150,23 +150,6 @@ def log_skipped(skipped: dict[str, str]) -> None:
         logger.log(level, "release evaluation: %s skipped: %s", name, why)
 
 
-def skipped_markdown(skipped: dict[str, str]) -> str:
-    """The model card's section naming the checks the release's evaluation skipped, and why ('' for none)."""
-    if not skipped:
-        return ""
-    return "\n".join(["## Checks not run", "", "The release's evaluation skipped these checks, so the figures above lack "
-                      "them:", "", *(f"- {name}: {why}." for name, why in skipped.items()), "", ""])
-
-
-def card_with_skipped(card: str, skipped: dict[str, str]) -> str:
-    """The model card with the skipped checks' section before its known limits (at its end without that section)."""
-    section = skipped_markdown(skipped)
-    marker = "## Known limits"
-    if not section:
-        return card
-    return card.replace(marker, section + marker, 1) if marker in card else card + "\n" + section
-
-
 def remove_stale_reports(reports: Path, kept: set[str]) -> None:
     """Remove the report files of each set an earlier evaluation wrote under ``reports`` that this one did not
     evaluate (metrics.json would list it as evaluated); a folder is removed only when nothing else is left in it."""
@@ -220,6 +203,8 @@ def evaluate_release(folder: Path, data: Path) -> dict:
                                            Path(tmp) / "degraded")
     remove_stale_reports(reports, set(results))
     served = {
+        "segmentation_val_report": seg_name,  # the set segmentation_val was measured on (the card's label)
+        "test_report": primary,  # the set of classification_test, triage_test, ood_test and the robustness checks
         "segmentation_val": results.get(seg_name, {}).get("segmentation"),
         "classification_test": _without_reliability(results.get(primary, {}).get("classification")),
         "triage_test": results.get(primary, {}).get("triage"),
@@ -231,14 +216,15 @@ def evaluate_release(folder: Path, data: Path) -> dict:
         **({"skipped": skipped} if skipped else {}),
     }
     update_release(folder, {"evaluation": served})
-    card = write_model_card(folder)
-    card.write_text(card_with_skipped(card.read_text(), skipped))
+    write_model_card(folder)
     return served
 
 
 def robustness_checks(url: str, repository: Path, test: EvaluationConfig, scratch: Path) -> dict:
     """On the classifier's test images through the service: the CAM deletion test and the quality gate on
     heavily blurred, dark and overexposed copies."""
+    from training.model_card import QUALITY_CHECK_IMAGES
+
     from ..base.repository import classifier_artifact
     from ..evaluation import analyse, quality_check, select_samples
     from ..faithfulness import deletion_test, torchscript_scorer
@@ -249,7 +235,7 @@ def robustness_checks(url: str, repository: Path, test: EvaluationConfig, scratc
     crops = np.stack([np.asarray(r.crop) for r in answers.results])
     cams = np.stack([np.asarray(r.cam) for r in answers.results])
     faithfulness = deletion_test(crops, cams, torchscript_scorer(classifier_artifact(repository)))
-    quality = quality_check(url, paths[:40], scratch, test.timeout_s)
+    quality = quality_check(url, paths[:QUALITY_CHECK_IMAGES], scratch, test.timeout_s)
     logger.info("CAM beats random erasure on %.1f%% of %d test crops; degraded copies not assessable: %s",
                 100 * faithfulness.share_cam_wins, len(crops), {k: v["not_assessable"] for k, v in quality.items()})
     return {"cam_faithfulness": faithfulness.as_dict(), "quality_check": quality}

@@ -1,5 +1,5 @@
-"""`dermassist release`: which sets its evaluation runs on (the data it is given, not the shared sets' names), what
-its model card says of the checks it skipped, and what its console shows of a stage's output."""
+"""`dermassist release`: which sets its evaluation runs on (the data it is given, not the shared sets' names), which
+reports it keeps, and what its console shows of a stage's output."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dermassist.commands.release import card_with_skipped, log_skipped, release_sets, remove_stale_reports, report_name
+from dermassist.commands.release import log_skipped, release_sets, remove_stale_reports, report_name
 from training.pipeline import SYNTHETIC_RECIPE, run_stage, shown_on_console
 from training.release import RELEASE_DIR, read_manifest
 
@@ -77,15 +77,6 @@ def test_the_shipped_release_is_evaluated_on_the_sets_and_names_it_always_was(sh
     }
     assert list(sets) == list(release["evaluation"]["reports"])
     assert report_name("isic2017_seg_256", "validation") == "isic2017_validation"
-
-
-def test_the_model_card_names_each_check_skipped_and_why() -> None:
-    card = "# card\n\n## Figures\n\nrows\n\n## Known limits\n\n- one\n"
-    assert card_with_skipped(card, {}) == card
-    skipped = card_with_skipped(card, {"ham10000_sample": "--data /d holds no ham10000_sample/"})
-    assert skipped == ("# card\n\n## Figures\n\nrows\n\n## Checks not run\n\nThe release's evaluation skipped these "
-                       "checks, so the figures above lack them:\n\n- ham10000_sample: --data /d holds no "
-                       "ham10000_sample/.\n\n## Known limits\n\n- one\n")
 
 
 def test_reports_an_earlier_evaluation_left_of_sets_not_evaluated_now_are_removed(tmp_path: Path) -> None:

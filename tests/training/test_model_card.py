@@ -1,0 +1,90 @@
+"""The model card of a release: its rows and prose name the sets the release was evaluated on (a site's own data as
+well as the shipped sets), and it says which checks the evaluation skipped."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from training.model_card import render_model_card
+from training.pipeline import SYNTHETIC_RECIPE
+from training.release import RELEASE_DIR, read_release
+
+SKIPPED = {"ham10000_sample": "--data /site holds no ham10000_sample/ (an evaluation-only sample of the shared data)"}
+
+
+def _site_release() -> dict:
+    """The shipped release's manifest as a release of a site's own data would record it: the synthetic recipe
+    (segmenter on isic2018, classifier on ham10000), reports isic2018_validation and ham10000_test, one sample skipped."""
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    shipped = release["evaluation"]["reports"]
+    validation = shipped["isic2017_validation"]
+    test = {**shipped["isic2018_task3_test"], "segmentation": shipped["ph2_test"]["segmentation"]}
+    release["recipe"] = {k: list(v) if isinstance(v, tuple) else v for k, v in SYNTHETIC_RECIPE.__dict__.items()}
+    release["evaluation"] = {
+        "segmentation_val_report": "isic2018_validation", "test_report": "ham10000_test",
+        "segmentation_val": validation["segmentation"], "classification_test": test["classification"],
+        "triage_test": test["triage"], "ood_test": test["ood"],
+        "cam_faithfulness": release["evaluation"]["cam_faithfulness"],
+        "quality_check": release["evaluation"]["quality_check"],
+        "reports": {"isic2018_validation": validation, "ham10000_test": test},
+        "skipped": SKIPPED,
+    }
+    return release
+
+
+def _table(card: str, header: str) -> list[str]:
+    """The rows of the card's table whose header row begins with ``header``."""
+    lines = card.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |")) + 2
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_the_shipped_card_is_what_its_release_renders_with_its_rows_named_as_they_always_were() -> None:
+    card = (RELEASE_DIR / "MODEL_CARD.md").read_text()
+    assert card == render_model_card(read_release(RELEASE_DIR))
+    assert [row.split(" | ")[0] for row in _table(card, "segmentation")] == [
+        "| ISIC 2017 validation", "| ph2_test", "| ham10000_sample"]
+    order = ["| isic2018_task3_test", "| ph2_test", "| ham10000_sample", "| isic2019_sample", "| isic2017_validation"]
+    assert [row.split(" | ")[0] for row in _table(card, "diagnosis")] == order
+    assert [row.split(" | ")[0] for row in _table(card, "referral")] == order
+    assert "## Checks not run" not in card
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["names recorded", "names from the figures"])
+def test_a_sites_release_card_labels_its_rows_from_its_data_and_fills_its_tables(recorded: bool) -> None:
+    """Its segmentation row said ISIC 2017 validation, its prose ISIC 2018 Task 3 test, and its diagnosis and
+    referral tables were empty: they listed only the shipped report names."""
+    release = _site_release()
+    if not recorded:  # a release evaluated before the names were recorded: the reports holding its figures name them
+        del release["evaluation"]["segmentation_val_report"], release["evaluation"]["test_report"]
+    card = render_model_card(release)
+    test = release["evaluation"]["reports"]["ham10000_test"]
+    assert [row.split(" | ")[0] for row in _table(card, "segmentation")] == ["| isic2018_validation", "| ham10000_test"]
+    assert [row.split(" | ")[:2] for row in _table(card, "diagnosis")] == [
+        ["| ham10000_test", str(test["classification"]["images"])], ["| isic2018_validation", "150"]]
+    assert [row.split(" | ")[0] for row in _table(card, "referral")] == ["| ham10000_test", "| isic2018_validation"]
+    assert "Per-class recall, ham10000_test: " in card
+    assert f"against the {test['ood']['in_distribution_images']} ham10000_test images." in card
+    assert f"of {release['evaluation']['cam_faithfulness']['images']} ham10000_test crops" in card
+    release["evaluation"]["cam_faithfulness"]["images"] = 11  # a site's test split smaller than the 40 degraded
+    assert "Quality gate on degraded copies of 11 test images: " in render_model_card(release)
+    for shipped in ("ISIC 2017 validation", "ISIC 2018 Task 3 test", "isic2017_validation"):
+        assert shipped not in card, shipped
+    section = ("## Checks not run\n\nThe release's evaluation skipped these checks, so the figures above lack them:\n\n"
+               f"- ham10000_sample: {SKIPPED['ham10000_sample']}.\n\n## Known limits\n")
+    assert section in card and card.count("## Checks not run") == 1
+
+
+def test_a_segmentation_row_measured_while_training_says_so() -> None:
+    """Where the segmenter's validation set was skipped, the row holds the figures measured while training."""
+    release = _site_release()
+    evaluation = release["evaluation"]
+    evaluation["segmentation_val"] = None
+    del evaluation["reports"]["isic2018_validation"]
+    evaluation["skipped"] = {"isic2018_validation": "--data /site holds no isic2018/"}
+    card = render_model_card(release)
+    assert _table(card, "segmentation")[0].startswith("| isic2018_validation (measured while training) | ")
+    assert [row.split(" | ")[0] for row in _table(card, "diagnosis")] == ["| ham10000_test"]
+    assert "- isic2018_validation: --data /site holds no isic2018/.\n" in card
