@@ -198,7 +198,7 @@ def bind_problem(host: str, port: int) -> OSError | None:
     The probe reuses addresses as servers do, so a port left in TIME_WAIT by a stopped server counts as free.
     """
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -206,6 +206,8 @@ def bind_problem(host: str, port: int) -> OSError | None:
             probe.listen(1)
     except OSError as e:  # socket.gaierror too: a host that does not resolve
         return e
+    except (UnicodeError, OverflowError) as e:  # a host name IDNA cannot encode; a port past 65535
+        return OSError(errno.EINVAL, str(e))
     return None
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.errors import ConfigError
+from ..base.server import bind_problem
 from ..base.settings import Settings, setting_names
 
 # gRPC channel options that lift the message size limits (images and masks travel whole) between the guard and
@@ -20,6 +21,8 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 # would bind too and take half the clients (and their audit lines) instead of failing at start.
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+# OpenSSL also writes "TRUSTED CERTIFICATE" (-trustout) and "X509 CERTIFICATE" blocks, which gRPC reads as well.
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
@@ -32,7 +35,7 @@ def pem_problem(path: Path, kind: str) -> str | None:
             text = file.read(_PEM_READ_LIMIT).decode("ascii", errors="replace")
     except OSError as e:
         return f"cannot be read ({e.strerror or e})"
-    if kind == "certificate" and PEM_CERTIFICATE not in text:
+    if kind == "certificate" and _PEM_CERTIFICATE.search(text) is None:
         return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
     if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:
         return "is not a PEM private key: it holds no '-----BEGIN ... PRIVATE KEY-----' line"
@@ -64,16 +67,10 @@ def host_problem(host: str) -> str | None:
 
 def port_problem(host: str, port: int) -> str | None:
     """Why nothing can listen on ``host``:``port`` now (taken, or an address of another machine); None when it is
-    free. A probe: the port can still be taken between this check and the real bind."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
-            probe.bind(address)
-    except (OSError, UnicodeError, OverflowError) as e:
-        return getattr(e, "strerror", None) or str(e)
-    return None
+    free. A probe (``bind_problem``, the one tritonserver's ports get too): the port can still be taken between this
+    check and the real bind."""
+    error = bind_problem(host, port)
+    return None if error is None else (error.strerror or str(error))
 
 
 @dataclass(frozen=True)

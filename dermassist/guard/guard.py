@@ -37,6 +37,7 @@ from preprocess.contract import ENSEMBLE_NAME
 from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.server import TritonServer, free_ports
 from ..base.server_config import ServerConfig
+from ..base.settings import setting_names
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
 from .config import UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
@@ -116,12 +117,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind_failure(what: str, host: str, port: int, reason: str, flag: str) -> str:
-    """Why a public port (``what``, set by ``flag``) cannot be served on host:port, and the fixes."""
-    variable = "DERMASSIST_" + flag.removeprefix("--").replace("-", "_").upper()
+def bind_failure(what: str, host: str, port: int, reason: str, field: str) -> str:
+    """Why a public port (``what``, ServerConfig's ``field``) cannot be served on host:port, and the fixes."""
     return (f"cannot serve {what} on {host}:{port}: {reason}; expected a port no other process listens on, on an "
             f"address of this machine: stop what holds port {port} (another `dermassist serve`?) or pass another "
-            f"{flag} / {variable}; if the address is wrong, fix --host / DERMASSIST_HOST")
+            f"{setting_names(ServerConfig, field)}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
 
 
 def versions_text(models: list[tuple[str, str]]) -> str:
@@ -263,8 +263,8 @@ class Guard:
     def _check_public_ports(self) -> None:
         """A ServerError naming the port and its flag when the public gRPC or health port cannot be listened on now."""
         host = self.public.host
-        for what, port, flag in (("gRPC", self.public.grpc_port, "--grpc-port"),
-                                 ("the health endpoint", self.public.http_port, "--http-port")):
+        for what, port, flag in (("gRPC", self.public.grpc_port, "grpc_port"),
+                                 ("the health endpoint", self.public.http_port, "http_port")):
             problem = port_problem(host, port)
             if problem is not None:
                 raise ServerError(bind_failure(what, host, port, problem, flag))
@@ -306,7 +306,7 @@ class Guard:
         else:
             reason = "gRPC bound no port"
         if not bound:
-            raise ServerError(bind_failure("gRPC", host, port, reason, "--grpc-port"))
+            raise ServerError(bind_failure("gRPC", host, port, reason, "grpc_port"))
         await server.start()
         return server
 
