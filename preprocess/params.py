@@ -73,17 +73,24 @@ def read_tuned(version_dir: str) -> dict[str, Any]:
     return values
 
 
+def unknown_tuned_values(cls: type, tuned: Mapping[str, Any]) -> str:
+    """What is wrong with tuned values that name no setting of ``cls`` (a misspelt key), or ""."""
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(tuned) - set(known))
+    if not unknown:
+        return ""
+    return (f"tuned value(s) {', '.join(map(repr, unknown))} in {TUNED_FILENAME} name no setting of {cls.__name__} "
+            f"(expected some of {', '.join(known)})")
+
+
 def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[str, Any], where: str) -> T:
     """Build ``cls`` field by field: Triton parameter, else tuned artifact, else the dataclass default.
 
     A tuned value that names no setting is refused: a misspelt key ("refer_treshold") would otherwise serve the
     default in silence, and the default is not what the version was tuned to."""
-    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(tuned) - set(known))
-    if unknown:
-        raise InvalidTensorError(f"{where}: tuned value(s) {', '.join(map(repr, unknown))} in {TUNED_FILENAME} name no "
-                                 f"setting of {cls.__name__} (expected some of {', '.join(known)}); fix the name, or "
-                                 "export the version again")
+    problem = unknown_tuned_values(cls, tuned)
+    if problem:
+        raise InvalidTensorError(f"{where}: {problem}; fix the name, or export the version again")
     values = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if parameters.get(f.name, "") != "":

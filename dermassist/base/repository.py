@@ -93,6 +93,27 @@ def missing_tuned_values(repository: Path) -> list[Path]:
     return [path for model in TUNED_STEPS if not (path := tuned_file(repository, model)).is_file()]
 
 
+def tuned_value_problems(repository: Path) -> list[str]:
+    """What keeps a repository's steps from their tuned values: a file an exported release lacks
+    (``missing_tuned_values``), one that cannot be read, or one naming a value no setting of its step has."""
+    from preprocess.crop import CropParams
+    from preprocess.errors import PreprocessError
+    from preprocess.params import unknown_tuned_values
+    from preprocess.quality import QualityLimits
+    from preprocess.triage import TriageParams
+
+    problems = [f"it lacks {path}" for path in missing_tuned_values(repository)]
+    for model, settings in ((PREPARE_MODEL, QualityLimits), (CROP_MODEL, CropParams), (TRIAGE_MODEL, TriageParams)):
+        try:
+            unknown = unknown_tuned_values(settings, read_tuned(str(tuned_file(repository, model).parent)))
+        except PreprocessError as e:
+            problems.append(str(e))
+            continue
+        if unknown:
+            problems.append(f"{tuned_file(repository, model)}: {unknown}")
+    return problems
+
+
 def require_artifacts(repository: Path, error: type[Exception], alternative: str = "pass --repository") -> None:
     """Raise ``error`` naming every missing build artifact unless ``repository`` is servable."""
     missing = missing_artifacts(repository)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .errors import ConfigError, ServerError, ServerStartupError
 from .frameworks import quiet_tensorflow
-from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig
+from .repository import tuned_value_problems
+from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig, unservable_chars
 from .settings import setting_names
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ LOG_TAIL_LINES = 40
 REPORT_TAIL_LINES = 12  # the tail after Triton's own errors in a start-up failure
 MAX_ERROR_LINES = 12
 MAX_ERROR_CHARS = 2000
+# A failed start's log is kept in the temporary folder (the run folder goes); the newest few only.
+KEPT_LOG_PREFIX = "dermassist-tritonserver-"
+KEPT_LOGS = 5
 PORT_SETTLE_S = 2.0  # how long a port in use may take to come free before a start is refused
 # A line of Triton's log (glog): severity, date, time, thread, file:line] message.
 _GLOG = re.compile(r"^(?P<level>[IWEF])\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ (?P<source>[\w.]+:\d+)\] (?P<message>.*)$")
@@ -230,6 +234,37 @@ def port_message(name: str, host: str, port: int, error: OSError) -> str:
             f"{fix} pass another {setting_names(ServerConfig, name)}")
 
 
+def prune_kept_logs(folder: Path, keep: int = KEPT_LOGS) -> list[Path]:
+    """Delete all but the ``keep`` newest logs of failed starts in ``folder`` (a crash-looping service keeps one per
+    start); the ones deleted."""
+    logs = sorted(folder.glob(f"{KEPT_LOG_PREFIX}*.log"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in logs[keep:]:
+        old.unlink(missing_ok=True)
+    return logs[keep:]
+
+
+def check_tuned_values(repository: Path) -> None:
+    """ConfigError when the steps of ``repository`` would not run on their tuned values (``tuned_value_problems``):
+    Triton would load them all the same and serve the contract's defaults, REFER's threshold among them."""
+    problems = tuned_value_problems(repository)
+    if problems:
+        raise ConfigError(f"model repository {repository} cannot give its steps their tuned values: {'; '.join(problems)}; "
+                          "they would run on defaults the release was not tuned to (REFER's threshold among them): run "
+                          f"`dermassist models --repository {repository}` to export the release again (--force where "
+                          "it serves imported models), or mend the file")
+
+
+def check_temporary_folder() -> None:
+    """ConfigError when tritonserver's run folder (under the temporary folder) would hold a path it cannot run its
+    Python steps under (``unservable_chars``)."""
+    folder = Path(tempfile.gettempdir())
+    unservable = unservable_chars(folder)
+    if unservable:
+        raise ConfigError(f"the temporary folder {folder} has {', '.join(map(repr, unservable))} in its path, which "
+                          "tritonserver 2.51 cannot run its Python steps under (its run folder goes there); set TMPDIR to "
+                          "a folder of plain ASCII without spaces")
+
+
 def check_ports(config: ServerConfig, settle_s: float | None = None) -> None:
     """Raise ConfigError for a port tritonserver could not bind (the metrics port is the public one it binds).
 
@@ -363,7 +398,10 @@ class TritonServer:
         self.stop()
 
     def start(self) -> TritonServer:
-        """Check its ports, launch tritonserver and block until /v2/health/ready answers 200."""
+        """Check its repository's tuned values, its temporary folder and its ports, launch tritonserver and block until
+        /v2/health/ready answers 200."""
+        check_tuned_values(self.config.repository)
+        check_temporary_folder()
         check_ports(self.config)
         install = locate_triton(self.config.triton_home)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="dermassist-triton-"))
@@ -427,13 +465,14 @@ class TritonServer:
             self.kept_log.unlink(missing_ok=True)
             self.kept_log = None
         try:
-            handle, name = tempfile.mkstemp(prefix="dermassist-tritonserver-", suffix=".log")
+            handle, name = tempfile.mkstemp(prefix=KEPT_LOG_PREFIX, suffix=".log")
             with os.fdopen(handle, "wb") as kept, open(self.log_path, "rb") as log:
                 shutil.copyfileobj(log, kept)
         except OSError as e:
             logger.warning("could not keep tritonserver's log %s: %s", self.log_path, e)
             return None
         self.kept_log = Path(name)
+        prune_kept_logs(self.kept_log.parent)
         return self.kept_log
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:

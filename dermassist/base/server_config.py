@@ -43,11 +43,17 @@ def given_source(cls: type, name: str, overrides: Mapping[str, Any] | None, envi
     return DEFAULT if value is None or str(value) == "" else source
 
 
+def unservable_chars(path: Path) -> list[str]:
+    """The characters of ``path`` (resolved) that tritonserver 2.51 cannot run a Python step under: its backend splits
+    the stub's command line on spaces (the start hangs for its whole timeout) and fails on a non-ASCII letter."""
+    return sorted({c for c in str(Path(path).resolve()) if c.isspace() or not c.isascii()})
+
+
 def repository_problem(path: Path, setting: str) -> str:
     """Why ``path`` cannot be the model repository (it is missing, or a file), with the fix; "" if it is a folder."""
     if path.is_dir():
-        unservable = sorted({c for c in str(path.resolve()) if c.isspace() or not c.isascii()})
-        if unservable:  # 2.51's Python backend splits its stub's command line on spaces and cannot start the stubs
+        unservable = unservable_chars(path)
+        if unservable:
             return (f"model repository {path} has {', '.join(map(repr, unservable))} in its path, which tritonserver "
                     "2.51 cannot serve from (a space hangs its Python steps' start; a non-ASCII letter fails their "
                     f"load); move or copy it to a path of plain ASCII without spaces, and pass that to {setting}")

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         RELEASE_STAMP,
         SOURCE_REPOSITORY,
         missing_artifacts,
-        missing_tuned_values,
+        tuned_value_problems,
     )
     from training.export.release import check_release_pair
     from training.export.repository import open_repository
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                        "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
     check_release_pair(release, read_release(release))  # a half-built release is refused before the stamp goes
-    if args.force or missing_artifacts(repository) or missing_tuned_values(repository) or served != current:
+    if args.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):
             logger.info("%s", line)

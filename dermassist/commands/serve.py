@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Start Triton and the guard, serve until SIGINT/SIGTERM, stop both."""
     import asyncio
 
-    from ..base.errors import ConfigError
-    from ..base.repository import missing_artifacts, missing_tuned_values
+    from ..base.repository import missing_artifacts
     from ..base.server_config import ServerConfig
     from ..guard.config import GuardConfig
     from ..guard.guard import Guard, serve_until_signal
@@ -90,12 +89,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = vars(args)
     config = ServerConfig.resolve(overrides)
     guard_config = GuardConfig.resolve(overrides)
-    untuned = missing_tuned_values(config.repository)
-    if untuned:
-        raise ConfigError(f"model repository {config.repository} serves an exported release but lacks "
-                          f"{', '.join(map(str, untuned))}: its steps would run on defaults the release was not tuned "
-                          f"to (REFER's threshold among them); run `dermassist models --repository {config.repository} "
-                          "--force` to export the release again")
     missing = missing_artifacts(config.repository)
     if missing:
         logger.warning("model artifacts missing (%s); run `make models` first", ", ".join(map(str, missing)))

@@ -162,6 +162,13 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
                             timeout=600)
     assert healed.returncode == 0 and "already serves release" not in healed.stderr, healed.stderr[-3000:]
     assert json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"] == release["triage"]["values"]
+    misspelt = {"refer_treshold" if k == "refer_threshold" else k: v for k, v in release["triage"]["values"].items()}
+    (repo / "triage" / "1" / "tuned.json").write_text(json.dumps({"values": misspelt}))  # nor is one with a bad key
+    mended = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
+                             "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                            timeout=600)
+    assert mended.returncode == 0 and "already serves release" not in mended.stderr, mended.stderr[-3000:]
+    assert json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"] == release["triage"]["values"]
 
 
 def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path, shared_data: Path,

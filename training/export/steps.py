@@ -9,9 +9,12 @@ from pathlib import Path
 from dermassist.base.repository import tuned_file
 from preprocess.contract import CROP_MODEL, PREPARE_MODEL, TRIAGE_MODEL
 from preprocess.crop import CropParams
-from preprocess.params import read_tuned, tuned_artifact
+from preprocess.errors import PreprocessError
+from preprocess.params import read_tuned, resolve_params, tuned_artifact
 from preprocess.quality import QualityLimits
 from preprocess.triage import OOD_UNCHECKED, TriageParams
+
+from ..errors import ExportError
 
 # Two crop thresholds are the same when they differ by less than this (they travel as JSON floats).
 THRESHOLD_TOLERANCE = 1e-9
@@ -37,8 +40,12 @@ def crop_threshold_differs(trained: float, served: float) -> bool:
 
 def served_crop_values(repository: Path) -> CropParams:
     """``lesion_crop``'s values as a repository serves them from its tuned.json (the contract's defaults where it has
-    none)."""
-    return CropParams(**read_tuned(str(tuned_file(repository, CROP_MODEL).parent)))
+    none), by the step's own rule; an ExportError naming the file when it cannot be read or names no setting."""
+    path = tuned_file(repository, CROP_MODEL)
+    try:
+        return resolve_params(CropParams, {}, read_tuned(str(path.parent)), CROP_MODEL)
+    except PreprocessError as e:
+        raise ExportError(f"{path} cannot be used: {e}; mend it, or export the segmenter again") from e
 
 
 def crop_origins(repository: Path) -> dict[str, str]:

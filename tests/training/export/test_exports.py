@@ -270,3 +270,16 @@ def test_models_refuses_a_half_built_release_and_leaves_the_repository_as_it_was
     assert (repo / RELEASE_STAMP).read_text() == "stamp of the release it serves"
     assert not (repo / "lesion_segmenter" / "1" / "model.savedmodel").exists()
     assert not (tmp_path / "rep" / "metrics.json").exists()
+
+
+def test_a_crop_value_that_names_no_setting_is_an_export_error_not_a_type_error(tmp_path: Path) -> None:
+    from dermassist.base.repository import tuned_file
+    from preprocess.params import tuned_artifact
+    from training.errors import ExportError
+    from training.export.steps import set_crop_colour
+
+    path = tuned_file(tmp_path, "lesion_crop")
+    path.parent.mkdir(parents=True)
+    path.write_text(tuned_artifact({"treshold": 0.45}, {}, "by hand"))
+    with pytest.raises(ExportError, match=r"lesion_crop/1/tuned.json cannot be used: .*'treshold'.* mend it"):
+        set_crop_colour(tmp_path, 6.0, "classifier stage")
