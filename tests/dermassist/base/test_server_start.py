@@ -237,3 +237,19 @@ def test_serve_exits_2_naming_the_taken_metrics_port(tmp_path: Path, taken_port:
     assert main(argv) == 2
     (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert f"metrics port {taken_port} cannot be bound" in error and "--metrics-port / DERMASSIST_METRICS_PORT" in error
+
+
+def test_only_the_newest_kept_logs_stay(tmp_path: Path) -> None:
+    """A crash-looping service kept one log per failed start, without end."""
+    import os
+
+    from dermassist.base.server import KEPT_LOG_PREFIX, prune_kept_logs
+
+    logs = [tmp_path / f"{KEPT_LOG_PREFIX}{i}.log" for i in range(8)]
+    for age, log in enumerate(logs):  # logs[0] newest
+        log.write_text("I1204 ...")
+        os.utime(log, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+    other = tmp_path / "other.log"
+    other.write_text("not ours")
+    assert sorted(prune_kept_logs(tmp_path, keep=5)) == sorted(logs[5:])
+    assert sorted(tmp_path.glob("*.log")) == sorted([*logs[:5], other])
