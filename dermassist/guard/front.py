@@ -352,10 +352,14 @@ class Front(grpc.GenericRpcHandler):
         if call.written:
             return
         call.written = True
+        images = await finished_hashes(call.hashing)
+        remaining = context.time_remaining()
+        if call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0:  # the client got that, not this
+            call.status, call.error = (grpc.StatusCode.DEADLINE_EXCEEDED, f"the client's deadline passed before the "
+                                       f"answer ({call.status.name}: {call.error})")
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=context.peer(), client=client_identity(context),
                       versions=self.guard.versions, status=call.status.name, error=call.error, latency_ms=latency_ms)
-        images = await finished_hashes(call.hashing)
         try:
             record = build_record(call.request, response=call.response, images=images, **fields)
         except Exception:  # the audit line must never take the answer down with it; it loses the answer columns

@@ -103,3 +103,21 @@ def test_the_audit_line_is_on_disk_when_the_client_has_its_error(front, model: s
     assert [(line["request_id"], line["status"]) for line in lines] == [("audited-1", status)]
     assert words in lines[0]["error"] and lines[0]["images"][0]["sha256"]
     assert front.failures == ([STEP_FAILURE] if status == "UNAVAILABLE" else [])
+
+
+def test_a_refusal_whose_client_gave_up_while_it_was_audited_is_recorded_as_the_client_saw_it(front) -> None:
+    """Hashing (0.5 s here) outlasted the client's 0.2 s deadline: it got DEADLINE_EXCEEDED, and so says the trail."""
+    client = grpcclient.InferenceServerClient(front.address)
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
+    try:
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("no_such_model", [tensor], request_id="late-1", client_timeout=0.2)
+    finally:
+        client.close()
+    assert "DEADLINE_EXCEEDED" in str(info.value.status())
+    deadline = time.monotonic() + 10
+    while not audit_lines(front.audit) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (line,) = audit_lines(front.audit)
+    assert line["status"] == "DEADLINE_EXCEEDED" and "no model named" in line["error"], line
