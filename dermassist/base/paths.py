@@ -9,3 +9,11 @@ SOURCE_REPOSITORY = PROJECT_ROOT / "model_repository"
 # The real dermoscopy sets beside the project (../shared/data, see its README); never copied into it.
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 HAM_SAMPLE_IMAGES = SHARED_DATA / "ham10000_sample" / "HAM10000_images_part_1"
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (so ``path`` cannot be made), else None."""
+    for parent in Path(path).parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None

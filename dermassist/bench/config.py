@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base.paths import PROJECT_ROOT
+from ..base.paths import PROJECT_ROOT, file_in_the_way
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings
 from .errors import BenchConfigError
@@ -15,10 +15,8 @@ def folder_problem(path: Path) -> str | None:
     its parents is; None otherwise (permissions are found when it is made)."""
     if path.exists():
         return None if path.is_dir() else "is a file"
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else f"cannot be made: {parent} is a file, not a folder"
-    return None
+    blocking = file_in_the_way(path)
+    return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 
 
 @dataclass(frozen=True)

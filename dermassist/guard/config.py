@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base.errors import ConfigError
+from ..base.paths import file_in_the_way
 from ..base.server import bind_problem
 from ..base.settings import Settings, setting_names
 
@@ -50,10 +51,8 @@ def audit_log_problem(destination: str) -> str | None:
     path = Path(destination)
     if path.is_dir():
         return "is a folder"
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else f"cannot be made: {parent} is a file, not a folder"
-    return None
+    blocking = file_in_the_way(path)
+    return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 
 
 def host_problem(host: str) -> str | None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from training.classifier.run import check_out_dir, refuse_file_out, run_classifier
+from training.classifier.run import check_out_dir, run_classifier
 from training.classifier.train import ClassifierConfig
 from training.errors import TrainingConfigError
+from training.run_folder import refuse_file_out
 
 
 def test_an_out_that_is_a_file_is_refused_naming_it_and_the_fix(tmp_path: Path) -> None:

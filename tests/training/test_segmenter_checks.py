@@ -21,7 +21,8 @@ def test_an_out_that_is_a_file_is_refused_by_name_not_a_traceback(tmp_path: Path
     named = re.escape(str(afile))
     with pytest.raises(TrainingConfigError, match=rf"--out {named} is a file; expected a folder .*pass another --out"):
         prepare_out_dir(afile)
-    with pytest.raises(TrainingConfigError, match=rf"--out {re.escape(str(afile / 'run'))} cannot be made a folder"):
+    with pytest.raises(TrainingConfigError, match=rf"--out {re.escape(str(afile / 'run'))} lies inside {named}, which is "
+                                                  "a file"):
         prepare_out_dir(afile / "run")
 
 

@@ -15,6 +15,7 @@ from ..errors import EmptyDatasetError, TrainingConfigError
 from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
 from ..records import Dataset, Sample
+from ..run_folder import refuse_file_out
 from ..splits import SPLITS, SplitConfig, split_samples, write_manifest
 from .data import CropSet, build_crops, warn_classes_without_images
 from .train import ClassifierConfig, predict_logits, train_classifier, write_classifier_report
@@ -112,16 +113,6 @@ def by_source(model: torch.nn.Module, data: CropSet) -> dict[str, dict]:
         probs = torch.softmax(torch.from_numpy(logits[keep]), dim=1).numpy()
         out[source] = {**metrics, "images": int(keep.sum()), "melanoma_auc": melanoma_auc(data.labels[keep], probs)}
     return out
-
-
-def refuse_file_out(out_dir: Path) -> None:
-    """TrainingConfigError when ``--out`` (or a folder above it) is a file: the run could write nothing there."""
-    out_dir = Path(out_dir)
-    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        what = "is a file" if blocking == out_dir else f"lies inside {blocking}, which is a file"
-        raise TrainingConfigError(f"--out {out_dir} {what}; expected a folder for the run's metrics, plots and "
-                                  "weights: pass another --out, or move the file away")
 
 
 def check_out_dir(out_dir: Path, name: str) -> None:

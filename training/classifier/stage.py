@@ -15,8 +15,9 @@ from preprocess.errors import PreprocessError
 
 from ..child import stage_main
 from ..errors import TrainingConfigError
+from ..run_folder import refuse_file_out
 from .calibrate import Tuned, tune
-from .run import ClassifierData, prepare_data, refuse_file_out, run_classifier
+from .run import ClassifierData, prepare_data, run_classifier
 from .train import ClassifierConfig, training_device
 
 logger = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from ..plots import plot_curves
 from ..progress import eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
+from ..run_folder import refuse_file_out
 from ..splits import SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
 
@@ -127,9 +128,7 @@ def prepare_out_dir(out_dir: Path) -> Path:
     """Create the --out folder; a path that is a file (or under one) is a TrainingConfigError, and an earlier run's
     outputs there are named in a WARNING, as this run replaces them."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TrainingConfigError(f"--out {out_dir} is a file; expected a folder (new, or an earlier run's) for the "
-                                  "segmenter's metrics, curves and model: pass another --out or move the file away")
+    refuse_file_out(out_dir, "the segmenter's metrics, curves and model")
     replaced = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
     if replaced:
         logger.warning("--out %s holds an earlier run (%s); this run replaces them: pass another --out to keep them",
