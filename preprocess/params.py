@@ -106,6 +106,7 @@ def step_params(cls: type[T], args: Mapping[str, str], model_config: Mapping[str
     return resolve_params(cls, config_parameters(model_config), read_tuned(version_dir), args.get("model_name", "model"))
 
 
-def tuned_artifact(values: Mapping[str, Any], figures: Mapping[str, Any], source: str) -> str:
-    """The JSON text of a tuned-values artifact (what ``read_tuned`` reads), with the figures behind them."""
-    return json.dumps({"values": dict(values), "figures": dict(figures), "source": source}, indent=1) + "\n"
+def tuned_artifact(values: Mapping[str, Any], figures: Mapping[str, Any], source: str, **extra: Any) -> str:
+    """The JSON text of a tuned-values artifact (what ``read_tuned`` reads), with the figures behind them (and any
+    ``extra`` keys after them)."""
+    return json.dumps({"values": dict(values), "figures": dict(figures), "source": source, **extra}, indent=1) + "\n"

@@ -24,11 +24,14 @@ SOURCES_KEY = "sources"
 DEFAULT_ORIGIN = "contract default"
 
 
-def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapping, source: str) -> Path:
-    """Write one step's ``tuned.json`` (values the step reads in ``initialize``, figures people read)."""
+def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapping, source: str,
+                    origins: Mapping[str, str] | None = None) -> Path:
+    """Write one step's ``tuned.json`` (values the step reads in ``initialize``, figures people read; ``origins``:
+    where each value came from, for a step whose values come from more than one model)."""
     path = tuned_file(repository, model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tuned_artifact(values, figures, source))
+    extra = {} if origins is None else {SOURCES_KEY: dict(origins)}
+    path.write_text(tuned_artifact(values, figures, source, **extra))
     return path
 
 
@@ -70,11 +73,7 @@ def origins_summary(origins: Mapping[str, str]) -> str:
 
 
 def _write_crop(repository: Path, params: CropParams, figures: Mapping, origins: Mapping[str, str]) -> Path:
-    written = json.loads(tuned_artifact(params.as_dict(), figures, origins_summary(origins)))
-    path = tuned_file(repository, CROP_MODEL)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**written, SOURCES_KEY: dict(origins)}, indent=1) + "\n")
-    return path
+    return write_step_file(repository, CROP_MODEL, params.as_dict(), figures, origins_summary(origins), origins)
 
 
 def write_crop_values(repository: Path, params: CropParams, figures: Mapping, source: str) -> Path:
