@@ -27,7 +27,8 @@ from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, MAX_BATCH_SIZE, 
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.errors import ConfigError
-from .config import audit_log_problem
+from ..base.settings import setting_names
+from .config import GuardConfig, audit_log_problem
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,8 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
 
 def open_for_appending(path: Path) -> TextIO:
     """``path`` opened to append audit lines (made 0600, with its folders, when new); a ConfigError naming the file,
-    why and the fix when it cannot be (a folder, a parent that is a file, a file of /proc, no permission)."""
-    problem = audit_log_problem(str(path))
-    if problem is not None:
-        raise ConfigError(f"audit log {path} {problem}; expected a file in a writable folder: pass --audit-log "
-                          "/ DERMASSIST_AUDIT_LOG another file, or - for stdout")
+    why and the fix when it cannot be (a folder, a parent that is a file, a file of /proc, no permission); the file
+    system's shape is looked at only when opening failed (GuardConfig looked at it before)."""
     descriptor = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +149,9 @@ def open_for_appending(path: Path) -> TextIO:
         if descriptor is not None:  # os.fdopen leaves the descriptor open when it fails
             with contextlib.suppress(OSError):
                 os.close(descriptor)
-        raise ConfigError(f"audit log {path} cannot be appended to ({e.strerror or e}); expected a file in a writable "
-                          "folder: pass --audit-log / DERMASSIST_AUDIT_LOG another file, or - for stdout") from e
+        why = audit_log_problem(str(path)) or f"cannot be appended to ({e.strerror or e})"  # a folder, a file above
+        raise ConfigError(f"audit log {path} {why}; expected a file in a writable "
+                          f"folder: pass {setting_names(GuardConfig, 'audit_log')} another file, or - for stdout") from e
 
 
 class AuditLog:

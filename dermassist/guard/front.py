@@ -189,13 +189,14 @@ def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
 # the deadline runs late by the time they took to come; the client's own timer fires first and cancels the call.
 # A cancel this close to the server's deadline is the client's deadline (the soak saw such ones audited CANCELLED).
 DEADLINE_SLACK_S = 0.1
+DEADLINE_PASSED = "the client's deadline passed before the answer"
 
 
 def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> tuple[grpc.StatusCode, str]:
     """The audited status of a call cancelled before its answer: the client's deadline, the server's shutdown
     (the call was still running when the drain ended), or the client itself."""
     if remaining_s is not None and remaining_s <= DEADLINE_SLACK_S:
-        return grpc.StatusCode.DEADLINE_EXCEEDED, "the client's deadline passed before the answer"
+        return grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE_PASSED
     if stopping:
         return (grpc.StatusCode.UNAVAILABLE,
                 f"DermAssist shut down before the answer (calls in flight get {drain_s:g} s, --drain-s)")
@@ -355,8 +356,7 @@ class Front(grpc.GenericRpcHandler):
         images = await finished_hashes(call.hashing)
         remaining = context.time_remaining()
         if call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0:  # the client got that, not this
-            call.status, call.error = (grpc.StatusCode.DEADLINE_EXCEEDED, f"the client's deadline passed before the "
-                                       f"answer ({call.status.name}: {call.error})")
+            call.status, call.error = grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} ({call.status.name}: {call.error})"
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=context.peer(), client=client_identity(context),
                       versions=self.guard.versions, status=call.status.name, error=call.error, latency_ms=latency_ms)
