@@ -13,6 +13,9 @@ import numpy as np
 from .errors import EmptyDatasetError, SplitError
 from .records import Sample
 
+#: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
+MIN_LESIONS_TO_SPLIT = 3
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
@@ -65,7 +68,7 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
         n = len(names)
         n_test = int(round(n * config.test))
         n_val = int(round(n * config.val))
-        if n >= 3:
+        if n >= MIN_LESIONS_TO_SPLIT:
             n_test = max(n_test, 1 if config.test > 0 else 0)
             n_val = max(n_val, 1 if config.val > 0 else 0)
         for i, name in enumerate(names):

@@ -16,7 +16,7 @@ from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..run_folder import refuse_file_out
-from ..splits import SPLITS, SplitConfig, split_samples, write_manifest
+from ..splits import MIN_LESIONS_TO_SPLIT, SPLITS, SplitConfig, split_samples, write_manifest
 from .data import CropSet, build_crops, warn_classes_without_images
 from .train import ClassifierConfig, predict_logits, train_classifier, write_classifier_report
 from .weights import round_to_float16
@@ -92,8 +92,8 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
             lesions = len({s.group for d in split_sources for s in d.samples})
             raise EmptyDatasetError(
                 f"split {needed!r} of {roots} is empty: {images} labelled images of {lesions} lesions are too few to split "
-                "by lesion (a class reaches validation and test only with at least 3 lesions of its own); add labelled "
-                "images of more lesions")
+                f"by lesion (a class reaches validation and test only with at least {MIN_LESIONS_TO_SPLIT} lesions of its "
+                "own); add labelled images of more lesions")
     sets = {k: build_crops(v, full_image, predicted_masks, progress, crop, context=context and k == "train")
             for k, v in splits.items()}
     for name, crops in sets.items():

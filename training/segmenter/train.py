@@ -27,7 +27,7 @@ from ..progress import eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..run_folder import refuse_file_out
-from ..splits import SplitConfig, split_samples, write_manifest
+from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ SELECTION_THRESHOLD = 0.5
 #: What a run writes into its --out folder (the stage adds the model and, by default, the predicted masks).
 RUN_OUTPUTS = ("segmenter_metrics.json", "segmenter_split.json", "segmenter_curves.png", "segmenter.keras",
                "predicted_masks")
-#: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
-MIN_LESIONS_TO_SPLIT = 3
 
 
 @dataclass(frozen=True)
