@@ -23,6 +23,8 @@ RESTRICTED_APIS = ("model-repository", "model-config", "statistics", "shared-mem
 ADMIN_KEY_NAME = "admin-key"
 GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_NAME}"
 HTTP_ADMIN_HEADER = ADMIN_KEY_NAME
+#: The TCP ports a server or the demo page can be given.
+TCP_PORTS = range(1, 65536)
 
 
 def read_secret_file(path: Path, what: str) -> str:
@@ -125,8 +127,8 @@ class ServerConfig(Settings):
             raise ConfigError(f"{setting_names(cls, 'profile')} must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         ports = {"http_port": self.http_port, "grpc_port": self.grpc_port, "metrics_port": self.metrics_port}
         for name, port in ports.items():
-            if not 1 <= port <= 65535:
-                raise ConfigError(f"{setting_names(cls, name)} must be between 1 and 65535, got {port}; "
+            if port not in TCP_PORTS:
+                raise ConfigError(f"{setting_names(cls, name)} must be between 1 and {TCP_PORTS[-1]}, got {port}; "
                                   "pick a free port in that range")
         if len(set(ports.values())) != len(ports):
             raise ConfigError(f"HTTP, gRPC and metrics ports must differ, got {ports}")

@@ -25,10 +25,11 @@ def server_overrides(args: argparse.Namespace) -> dict[str, object]:
 def page_address_problem(host: str, port: int) -> str | None:
     """Why the demo page cannot be served on host:port (a port outside 1-65535, a host that does not resolve, a port
     taken); None when it can."""
+    from ..base.server_config import TCP_PORTS
     from ..guard.config import host_problem, port_problem
 
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        return f"demo --port must be a TCP port from 1 to 65535, got {port!r}; pass another --port"
+    if isinstance(port, bool) or not isinstance(port, int) or port not in TCP_PORTS:
+        return f"demo --port must be a TCP port from 1 to {TCP_PORTS[-1]}, got {port!r}; pass another --port"
     problem = host_problem(host)
     if problem is not None:
         return f"demo --host {host} {problem}; expected a name or address of this machine: pass another --host"

@@ -119,6 +119,12 @@ def test_a_free_page_address_has_no_problem(taken_port: int) -> None:
     assert page_address_problem("127.0.0.1", True) is not None
 
 
+@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_a_page_port_outside_the_tcp_range_is_named_with_the_range(port: int) -> None:
+    assert page_address_problem("127.0.0.1", port) == (
+        f"demo --port must be a TCP port from 1 to 65535, got {port}; pass another --port")
+
+
 # --- bench ----------------------------------------------------------------------------------------------------
 
 
