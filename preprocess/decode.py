@@ -343,13 +343,34 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
 _STRAY_BYTES = re.compile(r"extraneous bytes before marker 0x([0-9a-fA-F]{2})")
 
 
+def without_stray_header_bytes(data: bytes) -> bytes:
+    """The JPEG without the stray bytes between its header segments (up to its first scan), which decoders skip."""
+    out, pos = bytearray(data[:2]), 2
+    while pos + 1 < len(data):
+        marker = data[pos + 1]
+        if data[pos] != 0xFF or marker == 0x00:  # a stray byte (0xFF00 is a stuffed byte, not a marker)
+            pos += 1 if data[pos] != 0xFF else 2
+        elif marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn and TEM carry no length
+            out += data[pos:pos + 2]
+            pos += 2
+        elif marker == 0xDA or pos + 4 > len(data):  # the first scan: the rest is kept as it is
+            break
+        else:
+            end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            out += data[pos:end]
+            pos = end
+    return bytes(out + data[pos:])
+
+
 def check_jpeg_scan(data: bytes, described: str) -> None:
     """Refuse a JPEG whose compressed data libjpeg can only decode by guessing (a cut-short or overwritten scan).
 
     OpenCV decodes such a file without a word, the missing part grey; libjpeg-turbo's strict mode raises on the
     same warnings. Decoded at 1/8 scale, which reads every coded block but skips most of the inverse DCT. Stray
     bytes between header segments are skipped by every decoder and leave the picture whole, so they pass (the
-    check then ends there); stray bytes before a restart or end marker mean the coded blocks did not fit.
+    check goes on without them); stray bytes before a restart or end marker mean the coded blocks did not fit.
     """
     try:
         colour = simplejpeg.decode_jpeg_header(data)[2]
@@ -358,6 +379,9 @@ def check_jpeg_scan(data: bytes, described: str) -> None:
     except (ValueError, RuntimeError) as e:
         stray = _STRAY_BYTES.search(str(e))
         if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
+            cleaned = without_stray_header_bytes(data)
+            if cleaned != data:  # the scan is checked as the decoder will read it, past the skipped bytes
+                check_jpeg_scan(cleaned, described)
             return
         raise TruncatedImageError(
             f"{described} cannot be decoded in full ({e}): its compressed data is damaged (cut short or overwritten, "

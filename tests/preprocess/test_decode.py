@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from preprocess.contract import MAX_IMAGE_PIXELS
-from preprocess.decode import check_size, decode, decode_image, read_header, sniff_format
+from preprocess.decode import check_size, decode, decode_image, read_header, sniff_format, without_stray_header_bytes
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -336,6 +336,19 @@ def test_a_jpeg_whose_coded_data_is_damaged_is_refused_not_decoded_half_grey() -
         with pytest.raises(TruncatedImageError, match="cannot be decoded in full .*send the original file again"):
             decode(damaged)
     assert decode(jpeg).rgb.shape == (450, 600, 3)
+
+
+def test_stray_header_bytes_do_not_hide_a_damaged_scan_behind_them() -> None:
+    """Stray bytes after APP0 are skipped by every decoder; the coded data after them is still checked in full."""
+    jpeg = encode(synthetic_lesion(), ".jpg")
+    start, end = _scan_bounds(jpeg)
+    middle = (start + end) // 2
+    for damaged in (jpeg[:middle] + b"\xff\xd9", jpeg[:middle] + bytes(range(256)) * 4 + jpeg[middle + 1024:]):
+        with pytest.raises(TruncatedImageError, match="cannot be decoded in full"):
+            decode(_with_junk_after_app0(damaged))
+    assert without_stray_header_bytes(_with_junk_after_app0(jpeg)) == jpeg
+    assert without_stray_header_bytes(jpeg) == jpeg
+    np.testing.assert_array_equal(decode(_with_junk_after_app0(jpeg)).rgb, decode(jpeg).rgb)
 
 
 def _orientation_exif(orientation: int, field_type: int) -> bytes:
