@@ -97,13 +97,27 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
             # PIL's TIFF reader reports the turned size already; for JPEG (a phone's multi-picture JPEG: "MPO") and
             # PNG it reports the stored one. A PNG turns by its eXIf chunk only, as the server's decoder reads it: not
             # by the EXIF ImageMagick writes in a text chunk, which PIL also reads
-            exif = im.getexif() if im.format in ("JPEG", "MPO", "PNG") else None
-            from_chunk = im.format != "PNG" or "exif" in im.info
+            # (PIL decodes a whole PNG to look for an eXIf chunk after its pixels: its chunks are walked first)
+            from_chunk = im.format != "PNG" or png_has_exif(data)
+            exif = im.getexif() if im.format in ("JPEG", "MPO", "PNG") and from_chunk else None
             turned = exif is not None and from_chunk and exif.get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
             name = str(im.format)
     except Exception:  # noqa: BLE001 - any unreadable header just means "format and size unknown"
         return None
     return name, ((height, width) if turned else (width, height))
+
+
+def png_has_exif(data: bytes) -> bool:
+    """Whether a PNG holds an eXIf chunk, from its chunk lengths and names alone (no pixel is decoded)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        kind = data[pos + 4:pos + 8]
+        if kind == b"eXIf":
+            return True
+        if kind == b"IEND":
+            return False
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+    return False
 
 
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page

@@ -480,6 +480,29 @@ def test_a_png_orientation_in_a_text_chunk_is_not_applied_as_the_server_does_not
     assert encode_image(data).size == (80, 60)
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import zlib
+
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def test_a_png_header_is_read_without_decoding_its_pixels_and_a_late_exif_chunk_still_turns_it():
+    from dermassist_client.images import png_has_exif, read_header
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), (150, 100, 90)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    idat = png.index(b"IDAT") - 4
+    length = int.from_bytes(png[idat:idat + 4], "big")
+    broken_pixels = png[:idat] + _png_chunk(b"IDAT", bytes(length)) + png[idat + 12 + length:]  # not zlib data
+    assert read_header(broken_pixels) == ("PNG", (80, 60))  # the size is in IHDR: no pixel needs decoding
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    late = png[:-12] + _png_chunk(b"eXIf", exif.tobytes()) + png[-12:]  # eXIf after the pixels, before IEND
+    assert png_has_exif(late) and not png_has_exif(png)
+    assert read_header(late) == ("PNG", (60, 80))
+
+
 def test_a_picture_of_too_many_pixels_is_called_that_not_not_an_image(tmp_path):
     """A 200-megapixel phone JPEG: PIL refuses its header as a possible decompression bomb; the user is told its
     size and to downscale it, not that it is no image."""
