@@ -4,12 +4,14 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..base.errors import ConfigError
 from ..base.paths import file_in_the_way
 from ..base.server import bind_problem
 from ..base.settings import Settings, setting_names
+from .certificates import key_mismatch, validity_problem
 
 # gRPC channel options that lift the message size limits (images and masks travel whole) between the guard and
 # its own loopback tritonserver; the public front bounds what it receives (``max_request_mib``).
@@ -105,6 +107,20 @@ class GuardConfig(Settings):
     grpc_max_connection_age: int = 0
     grpc_max_connection_age_grace: int = 0
 
+    def _check_certificates(self) -> None:
+        """A ConfigError for an expired or not yet valid certificate, or a key of another certificate."""
+        now = datetime.now(UTC)
+        for name in ("tls_cert", "tls_client_ca"):
+            path = getattr(self, name)
+            problem = None if path is None else validity_problem(path, now)
+            if problem is not None:
+                raise ConfigError(f"{name} file {path} {problem}; clients refuse it: pass a valid certificate to "
+                                  f"{setting_names(GuardConfig, name)}")
+        if self.tls_cert is not None and self.tls_key is not None:
+            problem = key_mismatch(self.tls_cert, self.tls_key)
+            if problem is not None:
+                raise ConfigError(f"{problem}; pass the certificate's own key to {setting_names(GuardConfig, 'tls_key')}")
+
     def __post_init__(self) -> None:
         for name in ("tls_cert", "tls_key", "tls_client_ca"):
             value = getattr(self, name)
@@ -122,6 +138,7 @@ class GuardConfig(Settings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together (the server certificate and its private key); "
                               f"got tls_cert={self.tls_cert}, tls_key={self.tls_key}")
+        self._check_certificates()
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too")
         if self.recovery not in RECOVERY_MODES:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import datetime
 import ipaddress
 import logging
 import os
@@ -40,6 +41,7 @@ from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
+from .certificates import expiry_warning
 from .config import UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
 from .health import Readiness, start_health_server
@@ -290,8 +292,10 @@ class Guard:
         return "mutual TLS" if self.config.mutual_tls else "TLS"
 
     async def _start_front(self) -> grpc.aio.Server:
-        warning = plaintext_warning(self.public.host, self.config.tls)
-        if warning:
+        warnings = [plaintext_warning(self.public.host, self.config.tls)]
+        now = datetime.datetime.now(datetime.UTC)
+        warnings += [expiry_warning(path, now) for path in (self.config.tls_cert, self.config.tls_client_ca) if path]
+        for warning in filter(None, warnings):
             logger.warning("%s", warning)
         server = grpc.aio.server(options=self.config.server_options())
         self.front = Front(self, self.channel)

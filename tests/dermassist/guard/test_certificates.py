@@ -1,0 +1,109 @@
+"""The front's TLS files checked for what gRPC would serve without a word: an expired or not yet valid certificate,
+a key of another certificate, and a certificate about to end."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+from dermassist.base.errors import ConfigError
+from dermassist.base.server import free_ports
+from dermassist.base.server_config import ServerConfig
+from dermassist.guard.certificates import expiry_warning, key_mismatch, validity_problem
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.guard import Guard
+from tests.support.guard import make_certificates
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def _leaf(folder: Path, not_before: datetime, not_after: datetime) -> tuple[Path, Path]:
+    """A server certificate valid from ``not_before`` to ``not_after``, and its key."""
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    leaf = trustme.CA().issue_cert("127.0.0.1", not_before=not_before, not_after=not_after)
+    cert, key = folder / "server.pem", folder / "server.key"
+    leaf.cert_chain_pems[0].write_to_path(cert)
+    leaf.private_key_pem.write_to_path(key)
+    return cert, key
+
+
+def test_an_expired_certificate_is_a_config_error_naming_the_file_the_date_and_the_flag(tmp_path: Path) -> None:
+    cert, key = _leaf(tmp_path, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert validity_problem(cert, NOW) == "expired on 2026-01-01 00:00 UTC"
+    with pytest.raises(ConfigError, match=rf"tls_cert file {cert} expired on 2026-01-01 00:00 UTC; clients refuse it: "
+                                          r"pass a valid certificate to --tls-cert / DERMASSIST_TLS_CERT"):
+        GuardConfig(tls_cert=cert, tls_key=key)
+
+
+def test_a_certificate_not_yet_valid_points_at_the_clock(tmp_path: Path) -> None:
+    cert, _ = _leaf(tmp_path, datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+    assert validity_problem(cert, NOW) == ("is not valid before 2027-01-01 00:00 UTC (it is 2026-12-05 12:00 UTC here: "
+                                           "check this machine's clock)")
+    assert validity_problem(cert, datetime(2027, 6, 1, tzinfo=UTC)) is None
+
+
+def test_an_expired_client_ca_is_refused_too(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "ok")
+    ca, _ = _leaf(tmp_path / "old", datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
+    with pytest.raises(ConfigError, match=rf"tls_client_ca file {ca} expired on 2021-01-01"):
+        GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=ca)
+
+
+def test_a_key_of_another_certificate_is_a_config_error(tmp_path: Path) -> None:
+    """gRPC takes such a pair at start and fails every handshake after."""
+    first, second = make_certificates(tmp_path / "a"), make_certificates(tmp_path / "b")
+    assert key_mismatch(first.server_cert, first.server_key) is None
+    assert key_mismatch(first.server_cert, second.server_key) is not None
+    with pytest.raises(ConfigError, match=rf"the private key in {second.server_key} is not the key of the certificate in "
+                                          rf"{first.server_cert} .*pass the certificate's own key to --tls-key"):
+        GuardConfig(tls_cert=first.server_cert, tls_key=second.server_key)
+
+
+def test_a_certificate_ending_within_30_days_is_warned_about_and_one_ending_later_is_not(tmp_path: Path) -> None:
+    cert, _ = _leaf(tmp_path, NOW - timedelta(days=300), NOW + timedelta(days=10, hours=2))
+    assert expiry_warning(cert, NOW) == (f"the certificate in {cert} expires on 2026-12-15 14:00 UTC, in 10 day(s): renew it "
+                                         "before then, or every client's handshake will fail")
+    assert expiry_warning(cert, NOW - timedelta(days=21)) is None
+
+
+def test_files_cryptography_cannot_parse_are_left_to_grpc(tmp_path: Path) -> None:
+    """An OpenSSL "TRUSTED CERTIFICATE" block (gRPC takes it as a client CA) and an encrypted key are not judged."""
+    certs = make_certificates(tmp_path)
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_text(certs.ca.read_text().replace("BEGIN CERTIFICATE", "BEGIN TRUSTED CERTIFICATE")
+                       .replace("END CERTIFICATE", "END TRUSTED CERTIFICATE"))
+    assert validity_problem(trusted, NOW) is None and expiry_warning(trusted, NOW) is None
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n")
+    assert key_mismatch(certs.server_cert, encrypted) is None
+
+
+def test_the_front_logs_the_warning_when_it_starts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    now = datetime.now(UTC)
+    cert, key = _leaf(tmp_path, now - timedelta(days=30), now + timedelta(days=5))
+    server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"), pid=os.getpid())
+    http, grpc_port = free_ports(2)
+    guard = Guard(ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc_port),
+                  GuardConfig(audit_log=str(tmp_path / "audit.jsonl"), tls_cert=cert, tls_key=key),
+                  server)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        guard.channel = grpc.aio.insecure_channel("127.0.0.1:1")
+        front = await guard._start_front()
+        await front.stop(None)
+        await guard.channel.close()
+        guard.front.close()
+
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        asyncio.run(main())
+    guard.audit.close()
+    assert any(f"the certificate in {cert} expires on" in r.getMessage() and "renew it" in r.getMessage()
+               for r in caplog.records)
