@@ -108,7 +108,7 @@ def _image_pins(dockerfile: Path) -> dict[str, str]:
 # unpinned through other packages) would be whatever PyPI had on the day the image was built.
 IMAGE_PACKAGES = {
     "triton": ("numpy", "opencv-python-headless", "pillow", "simplejpeg", "tensorflow", "keras", "tritonclient", "grpcio",
-               "protobuf"),
+               "protobuf", "cryptography"),
     "demo": ("gradio", "tritonclient", "grpcio", "protobuf", "numpy", "pillow"),
     "locust-master": ("locust", "tritonclient", "grpcio", "protobuf", "numpy", "opencv-python-headless", "pillow"),
 }
