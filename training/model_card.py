@@ -1,7 +1,12 @@
 """``MODEL_CARD.md`` of a release, rendered from its ``release.json`` (figures through the served ensemble)."""
 from __future__ import annotations
 
+import textwrap
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+from preprocess.contract import CLASS_CODES, CLASS_NAMES
 
 from .classifier.schedule import PRETRAINED_SHA256_PREFIX
 from .release import MODEL_CARD as CARD
@@ -15,6 +20,71 @@ SET_LABELS = {"isic2017_validation": "ISIC 2017 validation", "isic2018_task3_tes
 ISIC2017_VALIDATION = "isic2017_validation"
 # How many of the test images (those of the CAM check) ``dermassist release`` degrades for the quality gate check.
 QUALITY_CHECK_IMAGES = 40
+# A class with fewer training images than this is named a rare class in the known limits.
+RARE_TRAINING_IMAGES = 30
+# The order the card names rare classes in (the shipped card's), classes not listed after them in the contract's order.
+RARE_ORDER = ("DF", "VASC", "AK")
+# Widths the card's derived paragraphs wrap at (those of the shipped card's prose).
+BULLET_WIDTH, ATTRIBUTION_WIDTH = 111, 110
+# The data root the shipped release was built from, and the line a site adds its data's terms on.
+SHARED_DATA_ROOT = "../shared/data"
+NOT_RECORDED = "not recorded in release.json; add your data's terms here"
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclass(frozen=True)
+class KnownSource:
+    """What the card says of a public data set it knows by its folder name: its row's name, the short name of the
+    prose, where its images come from, its licence, what the shipped recipe used it for (with the roles that text
+    describes), its attribution, and a note on its split."""
+
+    label: str
+    short: str
+    origin: str
+    licence: str
+    roles: tuple[str, ...]
+    use: str
+    attribution: str
+    note: str = ""
+
+
+SEGMENTER, SEGMENTER_EXTRA, CLASSIFIER, EVALUATION = "segmenter", "segmenter extra", "classifier", "evaluation"
+KNOWN_SOURCES = {
+    "isic2017_seg_256": KnownSource(
+        "ISIC 2017 Part 1 (256x256 copies)", "ISIC 2017", "ISIC 2017", "CC-0", (SEGMENTER,),
+        "segmenter training (Training), validation and threshold (Validation)",
+        "ISIC 2017: Codella et al., ISBI 2018 (CC-0)."),
+    "isic2018_task3": KnownSource(
+        "ISIC 2018 Task 3 (HAM10000 test set)", "ISIC 2018 Task 3", "Vienna/Queensland HAM10000", "CC BY-NC 4.0",
+        (CLASSIFIER,), "classifier training, validation and test (70/15/15 by class)",
+        "ISIC 2018 Task 3: Codella et al., arXiv:1902.03368; Tschandl P., Rosendahl C., Kittler H., The HAM10000 dataset, "
+        "Sci. Data 5, 180161 (2018) (CC BY-NC 4.0).",
+        "No lesion ids are published for ISIC 2018 Task 3, so its split is by image;\nHAM10000 lesions photographed more "
+        "than once may sit in two splits (the shipped sample has none)."),
+    "ph2": KnownSource(
+        "PH2", "PH2", "Porto PH2", "research use with citation", (SEGMENTER_EXTRA, CLASSIFIER),
+        "segmenter and classifier training, validation and test (70/15/15 by clinical diagnosis)",
+        "PH2: Mendonca T., Ferreira P.M., Marques J.S., Marcal A.R.S., Rozeira J., PH2 - A dermoscopic image database for "
+        "research and benchmarking, IEEE EMBC 2013."),
+    "ham10000_sample": KnownSource(
+        "HAM10000 sample", "HAM10000 sample", "Vienna/Queensland HAM10000", "CC BY-NC-SA 4.0", (EVALUATION,),
+        "evaluation only, never trained on", "HAM10000 masks: Tschandl et al., Nat. Med. 2020."),
+    "isic2019_sample": KnownSource(
+        "ISIC 2019 sample", "ISIC 2019 sample", "ISIC 2019", "CC BY-NC", (EVALUATION,),
+        "evaluation only, never trained on", "ISIC 2019: BCN20000 (Combalia et al. 2019) and HAM10000 (CC BY-NC)."),
+}
+SHIPPED_HEADER = ["**Research use only. Not a medical device.** Trained on public research data whose licences forbid "
+                  "commercial", "use (CC BY-NC 4.0, CC BY-NC-SA 4.0): these weights inherit the non-commercial terms."]
+REPRODUCE = [
+    "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` (`make",
+    "release`) retrains with the recorded recipe (below) and evaluates through the ensemble. The classifier stage is",
+    "deterministic on CPU (the same crops give the same weights, bit for bit, in the same arithmetic); the segmenter",
+    "stage (TensorFlow on CPU) is not, and its masks cut the classifier's crops, so a rebuild differs by run-to-run",
+    "noise: `RUNS.md` compares a rebuild from scratch with this release, figure by figure, and gives each stage's",
+    "time alone. Both stages train in bfloat16 where the CPU has it natively (AVX-512 or AMX, as this release was",
+    "built) and fall back to float32 elsewhere, where bfloat16 is 8-15x slower: a rebuild there takes several",
+    "times longer and its figures differ by that noise too.",
+]
 
 
 def _f(value: object, digits: int = 3) -> str:
@@ -60,18 +130,197 @@ def skipped_lines(skipped: dict[str, str]) -> list[str]:
             *(f"- {name}: {why}." for name, why in skipped.items()), ""]
 
 
+def _join(items: list[str], word: str = "and") -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def _wrap(text: str, width: int = BULLET_WIDTH, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
+
+
+def _range(counts: list[int]) -> str:
+    return f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+
+
+def about(count: int) -> str:
+    """A count as the card's prose gives it: to the nearest ten from 100 on (``about 880`` for 879)."""
+    rounded = round(count, -1) if count >= 100 else count
+    return str(count) if rounded == count else f"about {rounded}"
+
+
+def source_roles(release: dict) -> dict[str, tuple[str, ...]]:
+    """Each data folder the release used (its recipe's, then the evaluation-only samples it was evaluated on) with
+    what for, in the order the recipe names them."""
+    recipe = release.get("recipe") or {}
+    roles: dict[str, tuple[str, ...]] = {}
+    for role, folders in ((SEGMENTER, [recipe.get("seg_data")]), (SEGMENTER_EXTRA, recipe.get("seg_extra", [])),
+                          (CLASSIFIER, recipe.get("cls_data", []))):
+        for folder in (f for f in folders if f):
+            roles[folder] = (*roles.get(folder, ()), role)
+    reports = release.get("evaluation", {}).get("reports", {})
+    for folder, known in KNOWN_SOURCES.items():
+        if known.roles == (EVALUATION,) and folder in reports and folder not in roles:
+            roles[folder] = (EVALUATION,)
+    return roles
+
+
+def source_figures(datasets: dict, folder: str, data_root: str | None) -> dict | None:
+    """The dataset report (of a stage's figures) read from the data folder ``folder``: the one whose root is that
+    folder or lies under it (figures name a dataset by its layout, not its folder); None if none."""
+    base = Path(data_root or "") / folder
+    for report in (r for r in datasets.values() if isinstance(r, dict) and "root" in r):
+        root = Path(report["root"])
+        if root == base or base in root.parents or (data_root is None and folder in root.parts):
+            return report
+    return None
+
+
+def training_class_counts(figures: dict) -> dict[str, int] | None:
+    """The classifier's training images per class: each class's images in its sources less its validation and test
+    images (every image of a source lands in one split); None where the figures lack one of them."""
+    sources = [r for r in figures.get("dataset", {}).values() if isinstance(r, dict) and "class_counts" in r]
+    test = (figures.get("test") or {}).get("support")
+    val = [r.get("support") for r in (figures.get("val_by_source") or {}).values()]
+    if not sources or test is None or not val or None in val:
+        return None
+    total = Counter({c: sum(r["class_counts"].get(c, 0) for r in sources) for c in CLASS_CODES})
+    held_out = Counter({c: test.get(c, 0) + sum(v.get(c, 0) for v in val) for c in CLASS_CODES})
+    return {c: total[c] - held_out[c] for c in CLASS_CODES}
+
+
+def source_split_counts(figures: dict, report: dict) -> str | None:
+    """A source's classifier images per split (train/val/test), from its figures by source; None if not recorded."""
+    val = (figures.get("val_by_source") or {}).get(report["name"], {}).get("images")
+    test = (figures.get("test_by_source") or {}).get(report["name"], {}).get("images")
+    return None if val is None or test is None else f"{report['images'] - val - test}/{val}/{test} images"
+
+
+def generic_use(roles: tuple[str, ...], cls_figures: dict, report: dict | None) -> str:
+    """What the Data table says a source the card does not know was used for, with its images per split."""
+    uses = {SEGMENTER: "segmenter training and validation", SEGMENTER_EXTRA: "segmenter training"}
+    parts = [uses[r] for r in roles if r in uses]
+    if CLASSIFIER in roles:
+        counts = source_split_counts(cls_figures, report) if report else None
+        split = f" ({counts}, train/val/test)" if counts else ""
+        parts.append(f"classifier training, validation and test{split}")
+    return "; ".join(parts) or "evaluation only, never trained on"
+
+
+def data_rows(release: dict, roles: dict[str, tuple[str, ...]]) -> list[str]:
+    """The Data table's rows: a known source's name, use and licence as the card knows them (its use only where this
+    recipe used it as the shipped one did), any other source's name and use from the recipe and its figures, with
+    the line its data's terms go on; the evaluation-only samples in one row."""
+    data_root = release.get("data", {}).get("root")
+    seg_sets = release["segmenter"]["figures"].get("dataset", {})
+    cls_figures = release["classifier"]["figures"]
+    rows, samples = [], []
+    for folder, used in roles.items():
+        known = KNOWN_SOURCES.get(folder)
+        datasets = cls_figures.get("dataset", {}) if CLASSIFIER in used else seg_sets
+        report = source_figures(datasets, folder, data_root) if used != (EVALUATION,) else None
+        if used == (EVALUATION,) and known:
+            samples.append((known, release["evaluation"]["reports"][folder].get("images", "n/a")))
+            continue
+        images = report.get("images", "n/a") if report else "n/a"
+        use = known.use if known and known.roles == used else generic_use(used, cls_figures, report)
+        rows.append(f"| {known.label if known else folder} | {use} | {images} | {known.licence if known else NOT_RECORDED} |")
+    if samples:
+        rows.append(f"| {', '.join(k.label for k, _ in samples)} | evaluation only, never trained on | "
+                    f"{', '.join(str(n) for _, n in samples)} | {', '.join(k.licence for k, _ in samples)} |")
+    return rows
+
+
+def header_lines(release: dict, roles: dict[str, tuple[str, ...]]) -> list[str]:
+    """The card's opening terms: the public sets' where the release used only sets the card knows, else the sources
+    trained on and the line the site adds its data's terms on."""
+    unknown = [f for f in roles if f not in KNOWN_SOURCES]
+    if not unknown:
+        return SHIPPED_HEADER
+    trained = [KNOWN_SOURCES[f].short if f in KNOWN_SOURCES else f for f, r in roles.items() if r != (EVALUATION,)]
+    public = " The public sets' licences are in the Data table; these weights inherit their terms." \
+        if len(unknown) < len(trained) else ""
+    return _wrap(f"**Research use only. Not a medical device.** Trained on {_join(trained)}. Licence and attribution of "
+                 f"{_join(unknown)}: {NOT_RECORDED}.{public}")
+
+
+def untrained_classes_lines(counts: dict[str, int], release: dict, sources: list[str]) -> list[str]:
+    """The known limit naming the classes with no training image (none where every class has some)."""
+    missing = [c for c in CLASS_CODES if counts[c] == 0]
+    if not missing:
+        return []
+    names = [CLASS_NAMES[CLASS_CODES.index(c)].lower() for c in missing]
+    learnt = "P(" + "), P(".join(missing) + ")"
+    text = (f"- **No {_join(missing, 'or')} in the training data**: {_join(sources)} {'has' if len(sources) == 1 else 'have'}"
+            f" no {_join(names, 'or')}, so {learnt} {'is' if len(missing) == 1 else 'are'} never learnt;")
+    if missing == ["SCC"] and counts["AK"] and counts["BCC"]:
+        text += " an SCC is at best called AK or BCC (both referred)."
+    else:
+        text += f" such a lesion is called one of the classes learnt ({', '.join(c for c in CLASS_CODES if counts[c])})."
+    if "SCC" in missing and "isic2019_sample" in release.get("evaluation", {}).get("reports", {}):
+        text += " The ISIC 2019 sample's SCC rows show this."
+    return _wrap(text, indent="  ")
+
+
+def rare_classes_lines(counts: dict[str, int], test_support: dict[str, int]) -> list[str]:
+    """The known limit naming the classes with few training images and the test images their recall rests on."""
+    order = [*RARE_ORDER, *(c for c in CLASS_CODES if c not in RARE_ORDER)]
+    rare = [c for c in order if 0 < counts[c] < RARE_TRAINING_IMAGES]
+    if not rare:
+        return []
+    tests = [test_support.get(c, 0) for c in rare]
+    one = len(rare) == 1
+    noise = (f"{'its' if one else 'their'} recall is noisy on {_range(tests)} test images" if max(tests)
+             else f"{'it has' if one else 'they have'} no test images, so {'its' if one else 'their'} recall is not measured")
+    return _wrap(f"- Rare class{'' if one else 'es'} ({', '.join(rare)}) {'has' if one else 'have'} "
+                 f"{_range([counts[c] for c in rare])} training images{'' if one else ' each'}; {noise}.", indent="  ")
+
+
+def sources_line(folders: list[str], train_images: int | None) -> list[str]:
+    """The known limit naming how many images from which sources (the recipe's ``folders``) the classifier was
+    trained on."""
+    origins = [KNOWN_SOURCES[f].origin if f in KNOWN_SOURCES else f for f in folders]
+    count = "an unrecorded number of" if train_images is None else about(train_images)
+    number = NUMBER_WORDS[len(origins)] if len(origins) < len(NUMBER_WORDS) else str(len(origins))
+    return _wrap(f"- Trained from scratch on {count} images from {number} source{'' if len(origins) == 1 else 's'} "
+                 f"({_join(origins)}); expect lower figures on other devices, populations and skin types, none of which "
+                 "were tested. Run `dermassist evaluate` on your own labelled images before use.", indent="  ")
+
+
+def attribution_lines(roles: dict[str, tuple[str, ...]]) -> list[str]:
+    """The Attribution section's text: each known set's citation (in the card's order), then the line each other
+    source's terms go on."""
+    known = " ".join(k.attribution for f, k in KNOWN_SOURCES.items() if f in roles)
+    return [*(_wrap(known, ATTRIBUTION_WIDTH) if known else []),
+            *(f"{folder}: licence and attribution {NOT_RECORDED}." for folder in roles if folder not in KNOWN_SOURCES)]
+
+
+def reproduce_lines(release: dict, roles: dict[str, tuple[str, ...]]) -> list[str]:
+    """How to rebuild the release: the shipped one from the shared data with ``make release``, any other from the
+    data root its release.json records."""
+    root = release.get("data", {}).get("root")
+    if root == SHARED_DATA_ROOT and all(f in KNOWN_SOURCES for f in roles):
+        return REPRODUCE
+    return [f"`dermassist release --data {root or '<your data root>'} --recipe <this release>/release.json --out <new "
+            "folder>`", REPRODUCE[1].removeprefix("release`) "), *REPRODUCE[2:]]
+
+
 def render_model_card(release: dict) -> str:
     """The card's markdown."""
     seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
     ev = release.get("evaluation", {})
     reports = ev.get("reports", {})
     test = ev.get("classification_test") or {}
-    dataset = cls["figures"].get("dataset", {})
+    roles = source_roles(release)
+    counts = training_class_counts(cls["figures"])
+    train_images = cls["figures"].get("splits", {}).get("train")
+    classifier_folders = list((release.get("recipe") or {}).get("cls_data", []))
+    trained_on = [KNOWN_SOURCES[f].short if f in KNOWN_SOURCES else f for f in classifier_folders]
+    notes = "".join(f" {KNOWN_SOURCES[f].note}" for f in classifier_folders if f in KNOWN_SOURCES and KNOWN_SOURCES[f].note)
+    trained_count = about(train_images) if train_images is not None else "an unrecorded number of"
     lines = [
         f"# DermAssist model card: {release.get('name')} (version {release.get('version')}, {release.get('created')})",
         "",
-        "**Research use only. Not a medical device.** Trained on public research data whose licences forbid commercial",
-        "use (CC BY-NC 4.0, CC BY-NC-SA 4.0): these weights inherit the non-commercial terms.",
+        *header_lines(release, roles),
         "",
         "## What it is",
         "",
@@ -95,17 +344,10 @@ def render_model_card(release: dict) -> str:
         "",
         "| set | use | images | licence |",
         "|---|---|---|---|",
-        "| ISIC 2017 Part 1 (256x256 copies) | segmenter training (Training), validation and threshold (Validation) | "
-        f"{seg['figures'].get('dataset', {}).get('isic2017', {}).get('images', 'n/a')} | CC-0 |",
-        f"| PH2 | segmenter and classifier training, validation and test (70/15/15 by clinical diagnosis) | "
-        f"{dataset.get('ph2', {}).get('images', 'n/a')} | research use with citation |",
-        f"| ISIC 2018 Task 3 (HAM10000 test set) | classifier training, validation and test (70/15/15 by class) | "
-        f"{dataset.get('isic2018_task3', {}).get('images', 'n/a')} | CC BY-NC 4.0 |",
-        "| HAM10000 sample, ISIC 2019 sample | evaluation only, never trained on | 75, 18 | CC BY-NC-SA 4.0, CC BY-NC |",
+        *data_rows(release, roles),
         "",
-        f"Split manifests: `splits/` ({', '.join(release.get('data', {}).get('splits', {}).values())}). Classifier splits: "
-        f"{cls['figures'].get('splits')}. No lesion ids are published for ISIC 2018 Task 3, so its split is by image;",
-        "HAM10000 lesions photographed more than once may sit in two splits (the shipped sample has none).",
+        *(f"Split manifests: `splits/` ({', '.join(release.get('data', {}).get('splits', {}).values())}). Classifier "
+          f"splits: {cls['figures'].get('splits')}.{notes}").splitlines(),
         "",
         "## Figures (through the served ensemble, `dermassist evaluate`; reports in `reports/`)",
         "",
@@ -177,17 +419,16 @@ def render_model_card(release: dict) -> str:
             for kind, v in quality.items()) + "."]
     lines += ["", "Seed project (ResNet18, about 10,000 HAM10000 images, ImageNet weights): accuracy "
               f"{_pct(SEED['accuracy'])}, macro precision {SEED['macro_precision']}, recall {SEED['macro_recall']}, F1 "
-              f"{SEED['macro_f1']}. This release had about 880 training images and no pretrained weights.", ""]
+              f"{SEED['macro_f1']}. This release had {trained_count} "
+              "training images and no pretrained weights.", ""]
     lines += skipped_lines(ev.get("skipped", {}))
     lines += [
         "## Known limits",
         "",
-        "- **No SCC in the training data**: ISIC 2018 Task 3 and PH2 have no squamous cell carcinoma, so P(SCC) is never",
-        "  learnt; an SCC is at best called AK or BCC (both referred). The ISIC 2019 sample's SCC rows show this.",
-        "- Trained from scratch on about 880 images from two sources (Vienna/Queensland HAM10000 and Porto PH2); expect",
-        "  lower figures on other devices, populations and skin types, none of which were tested. Run `dermassist",
-        "  evaluate` on your own labelled images before use.",
-        "- Rare classes (DF, VASC, AK) have 17-22 training images each; their recall is noisy on 4-5 test images.",
+        *(untrained_classes_lines(counts, release, trained_on) if counts else []),
+        *sources_line(classifier_folders, train_images),
+        *(rare_classes_lines(counts, (cls["figures"].get("test") or {}).get("support", {})) if counts else
+          ["- Per-class training counts are not recorded in release.json (classifier figures)."]),
         "- The segmenter sees every image squashed to 256x256; very small lesions in large photographs may be missed",
         "  (LESION_FRACTION 0: the whole image is classified, the answer is not assessable and referred, the note says so).",
         "- Dermoscopy only: clinical (non-dermoscopic) photographs are out of distribution.",
@@ -202,14 +443,7 @@ def render_model_card(release: dict) -> str:
         "",
         "## Reproduce",
         "",
-        "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` (`make",
-        "release`) retrains with the recorded recipe (below) and evaluates through the ensemble. The classifier stage is",
-        "deterministic on CPU (the same crops give the same weights, bit for bit, in the same arithmetic); the segmenter",
-        "stage (TensorFlow on CPU) is not, and its masks cut the classifier's crops, so a rebuild differs by run-to-run",
-        "noise: `RUNS.md` compares a rebuild from scratch with this release, figure by figure, and gives each stage's",
-        "time alone. Both stages train in bfloat16 where the CPU has it natively (AVX-512 or AMX, as this release was",
-        "built) and fall back to float32 elsewhere, where bfloat16 is 8-15x slower: a rebuild there takes several",
-        "times longer and its figures differ by that noise too.",
+        *reproduce_lines(release, roles),
         "Build time of this release on a 2-core machine (shared with other work): " + ", ".join(
             f"{stage} {seconds / 60:.0f} min" for stage, seconds in (release.get("build_seconds") or {}).items()
             if seconds) + ".",
@@ -223,11 +457,7 @@ def render_model_card(release: dict) -> str:
         "",
         "## Attribution",
         "",
-        "ISIC 2017: Codella et al., ISBI 2018 (CC-0). ISIC 2018 Task 3: Codella et al., arXiv:1902.03368; Tschandl P.,",
-        "Rosendahl C., Kittler H., The HAM10000 dataset, Sci. Data 5, 180161 (2018) (CC BY-NC 4.0). PH2: Mendonca T.,",
-        "Ferreira P.M., Marques J.S., Marcal A.R.S., Rozeira J., PH2 - A dermoscopic image database for research and",
-        "benchmarking, IEEE EMBC 2013. HAM10000 masks: Tschandl et al., Nat. Med. 2020. ISIC 2019: BCN20000 (Combalia",
-        "et al. 2019) and HAM10000 (CC BY-NC).",
+        *attribution_lines(roles),
     ]
     return "\n".join(lines) + "\n"
 
