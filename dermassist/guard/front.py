@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -27,13 +27,17 @@ from tritonclient.grpc import service_pb2
 from preprocess.contract import (
     ALL_MODELS,
     ASSESSABLE,
+    ENSEMBLE_INPUTS,
     ENSEMBLE_NAME,
     ENSEMBLE_OUTPUTS,
+    IMAGE,
+    MAX_BATCH_SIZE,
     ON_REQUEST_OUTPUTS,
     PROBABILITIES,
     REFER,
 )
 
+from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.server_config import GRPC_ADMIN_HEADER
 from .audit import build_record, request_images
 
@@ -59,6 +63,24 @@ DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_
 AUDITED_OUTPUTS = (PROBABILITIES.name, REFER.name, ASSESSABLE.name)
 
 
+# KServe's name of the contract's TYPE_STRING: the datatype of the ensemble's one input on the wire.
+IMAGE_DATATYPE = "BYTES"
+
+
+def shape_text(shape: Sequence[int | str]) -> str:
+    """A tensor's shape as the messages write it: [2, 1]."""
+    return f"[{', '.join(str(d) for d in shape)}]"
+
+
+def image_shape(rows: int | str) -> str:
+    """The shape of an IMAGE tensor of ``rows`` rows: [rows, 1]."""
+    return shape_text([rows, *IMAGE.dims])
+
+
+IMAGE_FORM = (f"{IMAGE.name!r} ({IMAGE_DATATYPE}, shape {image_shape('n')}: one encoded image per row, "
+              f"n from 1 to {MAX_BATCH_SIZE})")
+
+
 def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.StatusCode, str] | None:
     """Why the front refuses a request before it reaches Triton (status and message), or None to forward it."""
     if request.model_name not in ALL_MODELS:
@@ -70,6 +92,91 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
                     f"output {output.name!r} asks for the classification extension (class_count), which is not "
                     f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
                     "them yourself")
+    if request.model_name == ENSEMBLE_NAME:
+        problem = input_problem(request) or image_problem(request)
+        if problem is not None:
+            return grpc.StatusCode.INVALID_ARGUMENT, problem
+    return None
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def input_problem(request: service_pb2.ModelInferRequest) -> str | None:
+    """What is wrong with the inputs an ensemble request names (not exactly one IMAGE), or None."""
+    names = [t.name for t in request.inputs]
+    expected = {s.name for s in ENSEMBLE_INPUTS}
+    unknown = [n for n in names if n not in expected]
+    head = f"model {ENSEMBLE_NAME!r} takes one input, {IMAGE_FORM}"
+    if unknown and IMAGE.name in names:
+        return f"{head}; the request also gave {_names(unknown)}, which it does not know: send only {IMAGE.name!r}"
+    if unknown:
+        return (f"{head}; the request gave {_names(unknown)}, which it does not know, and no {IMAGE.name!r}: "
+                f"send the images as {IMAGE.name!r}")
+    if not names:
+        return f"{head}; the request gave no input: send the images as {IMAGE.name!r}"
+    if len(names) > 1:
+        return (f"{head}; the request gave {IMAGE.name!r} {len(names)} times: send all the images as rows of one "
+                f"{IMAGE.name!r}")
+    return None
+
+
+def _rows_of(shape: list[int]) -> int | None:
+    """The number of images a shape of IMAGE says, or None when it is not [n, 1] at all."""
+    if len(shape) == 1 + len(IMAGE.dims) and tuple(shape[1:]) == IMAGE.dims:
+        return shape[0]
+    return None
+
+
+def _shape_fix(rows: int | None) -> str:
+    if rows is not None and rows > MAX_BATCH_SIZE:
+        return (f"send at most {MAX_BATCH_SIZE} images a request and the rest in further requests "
+                "(the SDK's analyze_batch splits them)")
+    if rows is not None:
+        return "send at least one image (n is the number of images)"
+    return f"give the shape {image_shape('number of images')}"
+
+
+def count_elements(raw: bytes, limit: int) -> int:
+    """How many elements the raw contents of a BYTES tensor hold, counted up to ``limit`` + 1 (more are not walked);
+    raises MalformedTensor when the length prefixes walked do not fit."""
+    return sum(1 for _ in itertools.islice(iter_elements(raw), limit + 1))
+
+
+def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
+    """What is wrong with the IMAGE tensor of an ensemble request whose one input is IMAGE (its datatype, shape or
+    number of elements), or None."""
+    tensor = request.inputs[0]
+    shape = list(tensor.shape)
+    head = f"input {IMAGE.name!r} of model {ENSEMBLE_NAME!r}"
+    if tensor.datatype != IMAGE_DATATYPE:
+        return (f"{head} must be {IMAGE_DATATYPE} (the bytes of the encoded image files), got "
+                f"{tensor.datatype or 'no datatype'}: send each file's bytes as one {IMAGE_DATATYPE} element "
+                f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_DATATYPE!r}))")
+    rows = _rows_of(shape)
+    if rows is None or not 1 <= rows <= MAX_BATCH_SIZE:
+        return (f"{head} must have shape {image_shape('n')} with n from 1 to {MAX_BATCH_SIZE} images, got "
+                f"{shape_text(shape)}: {_shape_fix(rows)}")
+    raw = request.raw_input_contents
+    if len(raw) > 1:
+        return (f"the request to model {ENSEMBLE_NAME!r} holds {len(raw)} raw_input_contents for its one input "
+                f"{IMAGE.name!r}: send all its images in one, each as a 4-byte little-endian length then its bytes")
+    if raw:
+        field = "raw_input_contents"
+        try:
+            given = count_elements(raw[0], MAX_BATCH_SIZE)
+        except MalformedTensor as e:
+            return (f"the raw_input_contents of {head} are not a {IMAGE_DATATYPE} tensor ({e}): each image must be a "
+                    "4-byte little-endian length followed by its bytes (tritonclient's set_data_from_numpy writes them so)")
+    else:
+        field = "contents.bytes_contents"
+        given = len(tensor.contents.bytes_contents)
+    if given != rows:
+        held = f"more than {MAX_BATCH_SIZE}" if raw and given > MAX_BATCH_SIZE else str(given)  # raw: walked so far
+        return (f"{head} has shape {shape_text(shape)} ({rows} image{'s' if rows != 1 else ''}) but its {field} hold "
+                f"{held} element{'s' if given != 1 else ''}: send one element per image and give the shape "
+                f"{image_shape('number of images')}")
     return None
 
 

@@ -343,6 +343,8 @@ def test_the_front_refuses_the_classification_extension_and_unknown_models_befor
     assert code == grpc.StatusCode.NOT_FOUND and "'nosuch'" in message and "'dermassist'" in message
     assert request_refusal(service_pb2.ModelInferRequest(model_name="")) is not None
     plain = service_pb2.ModelInferRequest(model_name="dermassist")
+    plain.inputs.add(name="IMAGE", datatype="BYTES", shape=[1, 1])
+    plain.raw_input_contents.append(bytes_tensor([b"picture"]))
     plain.outputs.add(name="MASK")
     assert request_refusal(plain) is None
     assert request_refusal(service_pb2.ModelInferRequest(model_name="prepare")) is None  # the key is checked apart

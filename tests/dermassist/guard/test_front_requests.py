@@ -1,0 +1,282 @@
+"""The front refuses a malformed request of the ensemble itself, in words that name the problem and its fix.
+
+Triton's own texts for these ("expected 4294967295 string elements ...", "expected 1 inputs but got 2 inputs ...
+missing required input(s) ]") name neither; a request the clients send today (the SDK's, raw contents or typed
+contents) still goes through, and so does any request of an internal step (the admin key is checked apart).
+"""
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+import dermassist.guard.front as front_module
+from dermassist.base.bytes_tensor import encode as bytes_tensor
+from dermassist.guard.audit import AuditLog
+from dermassist.guard.canary import canary_request
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.front import SERVICE, Front, request_refusal
+from dermassist.guard.health import Readiness
+from loadtest.protocol import infer_request
+from preprocess.contract import ENSEMBLE_NAME, MAX_BATCH_SIZE, PREPARE_MODEL
+from tests.support.guard import audit_lines
+
+HASHING_DELAY_S = 0.3
+
+
+def image_request(shape: list[int], elements: list[bytes] | None = None, *, datatype: str = "BYTES",
+                  typed: bool = False, model: str = ENSEMBLE_NAME) -> service_pb2.ModelInferRequest:
+    """A request of ``model`` with one IMAGE input of ``shape`` holding ``elements`` (one per row unless given), as
+    raw contents or (``typed``) as contents.bytes_contents."""
+    if elements is None:
+        elements = [b"picture %d" % i for i in range(max(shape[0], 0))] if shape else []
+    request = service_pb2.ModelInferRequest(model_name=model, id="r-1")
+    tensor = request.inputs.add(name="IMAGE", datatype=datatype, shape=shape)
+    if typed:
+        tensor.contents.bytes_contents.extend(elements)
+    else:
+        request.raw_input_contents.append(bytes_tensor(elements))
+    return request
+
+
+def refusal_message(request: service_pb2.ModelInferRequest) -> str:
+    """The message of an INVALID_ARGUMENT refusal of ``request`` (fails the test if it is not one)."""
+    refusal = request_refusal(request)
+    assert refusal is not None, "the request was forwarded"
+    code, message = refusal
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, refusal
+    return message
+
+
+# --- Accepted: what clients send today ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["raw_input_contents", "contents"])
+@pytest.mark.parametrize("rows", [1, 3, MAX_BATCH_SIZE])
+def test_a_well_formed_request_of_the_ensemble_is_forwarded(rows: int, typed: bool) -> None:
+    assert request_refusal(image_request([rows, 1], typed=typed)) is None
+
+
+def test_the_requests_of_the_canary_the_loadtest_and_an_empty_image_are_forwarded() -> None:
+    """An empty image is one element (the ensemble refuses it by name, with its row): not the front's business."""
+    assert request_refusal(canary_request("canary-1")) is None
+    assert request_refusal(infer_request([b"a", b"b", b"c"], request_id="load-1")) is None
+    assert request_refusal(image_request([2, 1], [b"", b"picture"])) is None
+    assert request_refusal(image_request([1, 1], [b""], typed=True)) is None
+
+
+def test_a_request_of_an_internal_step_is_forwarded_untouched_whatever_its_inputs() -> None:
+    """Only admin-key holders reach the steps (checked apart); their requests are theirs to shape."""
+    odd = image_request([-1, 1], [b"x"] * 3, datatype="UINT8", model=PREPARE_MODEL)
+    odd.inputs.add(name="EXTRA", datatype="FP32", shape=[2])
+    before = odd.SerializeToString()
+    assert request_refusal(odd) is None
+    assert odd.SerializeToString() == before
+    assert request_refusal(service_pb2.ModelInferRequest(model_name=PREPARE_MODEL)) is None
+
+
+# --- Refused: the inputs --------------------------------------------------------------------------------------
+
+
+def test_an_input_beside_image_is_refused_by_name() -> None:
+    request = image_request([1, 1])
+    request.inputs.add(name="EXTRA", datatype="BYTES", shape=[1, 1])
+    request.raw_input_contents.append(bytes_tensor([b"more"]))
+    message = refusal_message(request)
+    assert "model 'dermassist' takes one input, 'IMAGE' (BYTES, shape [n, 1]" in message
+    assert f"n from 1 to {MAX_BATCH_SIZE}" in message
+    assert "also gave 'EXTRA', which it does not know: send only 'IMAGE'" in message
+    assert "missing" not in message
+
+
+def test_inputs_without_image_are_refused_naming_them_and_the_one_expected() -> None:
+    request = service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME)
+    request.inputs.add(name="image", datatype="BYTES", shape=[1, 1])
+    request.inputs.add(name="PICTURE", datatype="BYTES", shape=[1, 1])
+    message = refusal_message(request)
+    assert "gave 'image', 'PICTURE', which it does not know, and no 'IMAGE': send the images as 'IMAGE'" in message
+
+
+def test_a_request_without_inputs_or_with_image_twice_is_refused() -> None:
+    assert "the request gave no input: send the images as 'IMAGE'" in \
+        refusal_message(service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME))
+    twice = image_request([1, 1])
+    twice.inputs.add(name="IMAGE", datatype="BYTES", shape=[1, 1])
+    twice.raw_input_contents.append(bytes_tensor([b"again"]))
+    assert "gave 'IMAGE' 2 times: send all the images as rows of one 'IMAGE'" in refusal_message(twice)
+
+
+# --- Refused: IMAGE's datatype and shape ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("datatype", ["UINT8", "FP32", ""])
+def test_an_image_that_is_not_bytes_is_refused(datatype: str) -> None:
+    message = refusal_message(image_request([1, 1], datatype=datatype))
+    assert message.startswith("input 'IMAGE' of model 'dermassist' must be BYTES")
+    assert f"got {datatype or 'no datatype'}:" in message and "InferInput('IMAGE', [n, 1], 'BYTES')" in message
+
+
+@pytest.mark.parametrize(("shape", "fix"), [
+    ([0, 1], "send at least one image"),
+    ([-1, 1], "send at least one image"),
+    ([MAX_BATCH_SIZE + 1, 1], f"send at most {MAX_BATCH_SIZE} images a request"),
+    ([2], "give the shape [number of images, 1]"),
+    ([1, 2], "give the shape [number of images, 1]"),
+    ([1, 1, 1], "give the shape [number of images, 1]"),
+    ([], "give the shape [number of images, 1]"),
+])
+def test_an_image_of_the_wrong_shape_is_refused_with_the_shape_expected_and_the_fix(shape: list[int], fix: str) -> None:
+    message = refusal_message(image_request(shape, [b"picture"]))
+    given = "[" + ", ".join(str(d) for d in shape) + "]"
+    assert message.startswith(f"input 'IMAGE' of model 'dermassist' must have shape [n, 1] with n from 1 to "
+                              f"{MAX_BATCH_SIZE} images, got {given}: ")
+    assert fix in message and "4294967295" not in message
+
+
+# --- Refused: the number of images given ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["raw_input_contents", "contents"])
+@pytest.mark.parametrize(("rows", "given", "held"), [
+    (1, 0, "0 elements"),
+    (2, 1, "1 element:"),
+    (1, 3, "3 elements"),
+    (2, MAX_BATCH_SIZE + 5, f"more than {MAX_BATCH_SIZE} elements"),
+])
+def test_a_shape_that_does_not_match_the_images_given_is_refused(rows: int, given: int, held: str, typed: bool) -> None:
+    request = image_request([rows, 1], [b"picture"] * given, typed=typed)
+    if typed and given > MAX_BATCH_SIZE:
+        held = f"{given} elements"  # a typed list is counted whole (its length is known)
+    field = "contents.bytes_contents" if typed else "raw_input_contents"
+    image_word = "image" if rows == 1 else "images"
+    message = refusal_message(request)
+    assert f"input 'IMAGE' of model 'dermassist' has shape [{rows}, 1] ({rows} {image_word}) but its {field} hold " \
+           f"{held}" in message
+    assert "send one element per image and give the shape [number of images, 1]" in message
+
+
+def test_raw_contents_that_are_not_a_bytes_tensor_are_refused() -> None:
+    request = image_request([1, 1])
+    request.raw_input_contents[0] = struct.pack("<I", 10) + b"abc"  # says 10 bytes, holds 3
+    message = refusal_message(request)
+    assert "the raw_input_contents of input 'IMAGE' of model 'dermassist' are not a BYTES tensor" in message
+    assert "runs past the end" in message and "4-byte little-endian length" in message
+
+
+def test_raw_contents_for_more_inputs_than_the_one_given_are_refused() -> None:
+    request = image_request([1, 1])
+    request.raw_input_contents.append(bytes_tensor([b"stray"]))
+    assert "holds 2 raw_input_contents for its one input 'IMAGE'" in refusal_message(request)
+
+
+def test_the_classification_extension_is_still_named_first() -> None:
+    request = image_request([0, 1])
+    request.outputs.add(name="NOTE").parameters["classification"].int64_param = 1
+    assert "class_count" in refusal_message(request)
+
+
+# --- Through the front ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """A Front on loopback before a stand-in Triton that answers every request it gets (and counts them)."""
+    real = front_module.request_images
+
+    def slow_hashing(request):
+        time.sleep(HASHING_DELAY_S)  # the audit line must still be on disk when the refusal arrives
+        return real(request)
+
+    monkeypatch.setattr(front_module, "request_images", slow_hashing)
+    audit = tmp_path / "audit.jsonl"
+    forwarded: list[service_pb2.ModelInferRequest] = []
+
+    async def answer(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        request = service_pb2.ModelInferRequest.FromString(raw)
+        forwarded.append(request)
+        return service_pb2.ModelInferResponse(model_name=request.model_name, id=request.id).SerializeToString()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
+        triton = grpc.aio.server()
+        triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            SERVICE, {"ModelInfer": grpc.unary_unary_rpc_method_handler(answer)}),))
+        triton_port = triton.add_insecure_port("127.0.0.1:0")
+        await triton.start()
+        readiness = Readiness()
+        readiness.set_ready()
+        guard = SimpleNamespace(admin_key="operator", internal_admin_key="internal", readiness=readiness,
+                                config=GuardConfig(audit_log=str(audit)), versions={}, audit=AuditLog(audit),
+                                stopping=False, report_step_failure=lambda details, sent_at: None)
+        served = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((served,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return triton, server, served, port
+
+    triton, server, served, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    try:
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, forwarded=forwarded)
+    finally:
+        async def stop() -> None:
+            await server.stop(None)
+            await triton.stop(None)
+            await served.channel.close()
+            served.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_a_malformed_request_is_refused_at_the_front_with_its_audit_line_and_never_reaches_triton(front) -> None:
+    no_rows = image_request([0, 1], [])
+    no_rows.id = "no-rows"
+    extra = image_request([1, 1])
+    extra.id = "extra-input"
+    extra.inputs.add(name="EXTRA", datatype="BYTES", shape=[1, 1])
+    extra.raw_input_contents.append(bytes_tensor([b"more"]))
+    refused: dict[str, tuple[grpc.StatusCode, str, list[dict]]] = {}
+    with grpc.insecure_channel(front.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for request in (no_rows, extra):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=20)
+            lines = audit_lines(front.audit)  # read the moment the error arrived, without waiting
+            refused[request.id] = (info.value.code(), info.value.details(), lines)
+    for request_id, words in (("no-rows", "must have shape [n, 1]"), ("extra-input", "also gave 'EXTRA'")):
+        code, details, lines = refused[request_id]
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and words in details, details
+        line = lines[-1]
+        assert (line["request_id"], line["status"], line["error"]) == (request_id, "INVALID_ARGUMENT", details)
+    assert [line["request_id"] for line in audit_lines(front.audit)] == ["no-rows", "extra-input"]
+    assert front.forwarded == []
+
+
+def test_the_sdks_request_still_goes_through_the_front(front) -> None:
+    client = grpcclient.InferenceServerClient(front.address)
+    tensor = grpcclient.InferInput("IMAGE", [2, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[b"\xff\xd8 one"], [b"\xff\xd8 two"]], dtype=object))
+    try:
+        answer = client.infer(ENSEMBLE_NAME, [tensor], request_id="sdk-1", client_timeout=20)
+    finally:
+        client.close()
+    assert answer.get_response().id == "sdk-1"
+    (forwarded,) = front.forwarded
+    assert [(t.name, t.datatype, list(t.shape)) for t in forwarded.inputs] == [("IMAGE", "BYTES", [2, 1])]
+    (line,) = audit_lines(front.audit)
+    assert line["status"] == "OK" and len(line["images"]) == 2
