@@ -53,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true",
                          help="print one JSON object per line, one per IMAGE: its result, or {image, error: {kind, "
                               "message}} when it failed or was not tried")
-    analyze.add_argument("--dicom-out", metavar="DIR", help="write a DICOM SEG and SR per DICOM image into DIR")
-    analyze.add_argument("--fhir-out", metavar="FILE", help="write one FHIR R4 transaction Bundle of all results")
+    analyze.add_argument("--dicom-out", metavar="DIR",
+                         help="write a DICOM SEG and SR per DICOM image into DIR (created when missing)")
+    analyze.add_argument("--fhir-out", metavar="FILE",
+                         help="write one FHIR R4 transaction Bundle of all results to FILE (its folder is created when "
+                              "missing)")
     analyze.add_argument("--patient-id", metavar="ID",
                          help="the patient of the plain pictures, for the FHIR subject (a DICOM file names its own)")
     analyze.add_argument("--patient-system", metavar="URI",

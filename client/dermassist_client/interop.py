@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from .errors import ClientConfigError
 from .images import is_dicom
-from .private import remove_output
+from .private import private_folder, remove_output
 from .result import LesionResult
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,19 @@ def is_dicom_path(path: str | Path) -> bool:
         return False
 
 
+def check_output_folder(flag: str, target: Path, folder: Path) -> None:
+    """Refuse (ClientConfigError) an output ``folder`` of ``flag`` that could not be written: the folder, or where
+    it is missing the closest of its parents that exists, must be a folder this user can write into. Missing
+    folders are not made here but when the first output is written."""
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), Path(folder.anchor or "."))
+    if not existing.is_dir():
+        raise ClientConfigError(f"{flag} {target}: {existing} is a file, not a folder; name a path in a folder "
+                                "(missing folders are created)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ClientConfigError(f"{flag} {target}: this user cannot write into the folder {existing}; name another "
+                                "folder or give this user write access to it")
+
+
 class InteropRun:
     """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
 
@@ -56,16 +70,13 @@ class InteropRun:
         self.patient_id = patient_id or None
         if self.dicom_out:
             require_extra("dicom", "--dicom-out")
-            if self.dicom_out.exists() and not self.dicom_out.is_dir():
-                raise ClientConfigError(f"--dicom-out {self.dicom_out} is a file, not a folder; name a folder (it is "
-                                        "created when missing)")
+            check_output_folder("--dicom-out", self.dicom_out, self.dicom_out)
         if self.fhir_out:
             require_extra("fhir", "--fhir-out")
             if self.fhir_out.is_dir():
                 raise ClientConfigError(f"--fhir-out {self.fhir_out} is a folder; name the Bundle's file, e.g. "
                                         f"{self.fhir_out / 'bundle.json'}")
-            if not self.fhir_out.parent.is_dir():
-                raise ClientConfigError(f"--fhir-out folder {self.fhir_out.parent} does not exist; create it first")
+            check_output_folder("--fhir-out", self.fhir_out, self.fhir_out.parent)
         self._fhir_items: list[tuple[LesionResult, Any]] = []
         #: set by ``finish`` when no Bundle was written and an earlier file at ``fhir_out`` was removed
         self.removed_stale: Path | None = None
@@ -110,7 +121,8 @@ class InteropRun:
         self._fhir_items.append((result, context))
 
     def finish(self) -> Path | None:
-        """Write the FHIR Bundle of every result analysed (when asked and there is one); its path.
+        """Write the FHIR Bundle of every result analysed (when asked and there is one), creating its missing
+        folders (owner-only, as ``--dicom-out``'s); its path.
 
         When nothing was analysed, no Bundle is written and an earlier file at ``fhir_out`` (another run's, maybe
         another patient's) is removed, so a job that reads the path cannot post it as this run's (``removed_stale``).
@@ -129,6 +141,12 @@ class InteropRun:
             if self.removed_stale:
                 log.info("no FHIR Bundle written; removed the earlier file %s", self.removed_stale)
             return None
-        from .fhir import build_bundle, write_bundle
+        from .fhir import FhirError, build_bundle, write_bundle
 
-        return write_bundle(build_bundle(self._fhir_items), self.fhir_out)
+        bundle = build_bundle(self._fhir_items)
+        try:
+            private_folder(self.fhir_out.parent)  # as the DICOM outputs' folder: made (owner-only) when written
+        except OSError as e:
+            raise FhirError(f"cannot create the folder {self.fhir_out.parent} of --fhir-out {self.fhir_out}: "
+                            f"{e.strerror or e}; check the path") from e
+        return write_bundle(bundle, self.fhir_out)

@@ -26,7 +26,7 @@ from dermassist_client.dicom.errors import (
     UnsupportedTransferSyntaxError,
 )
 from dermassist_client.dicom.identity import OutputIdentity
-from dermassist_client.dicom.report import lesion_area_mm2
+from dermassist_client.dicom.report import NO_LESION_NOTE, lesion_area_mm2
 from dermassist_client.dicom.source import read_dicom
 from dermassist_client.errors import DermAssistClientError
 from tests.support import dicom_images as di
@@ -310,16 +310,42 @@ def test_without_triage_outputs_those_items_are_absent(tmp_path, source):
     assert dciodvfy(analysis.write(tmp_path)[1]).errors == []
 
 
-def test_no_lesion_gives_an_sr_without_seg(tmp_path, source):
+def qualitative_evaluations(sr) -> list[tuple[str, object]]:
+    """The items of the report's own Qualitative Evaluations container (TID 1500 row 12)."""
+    (container,) = [item for item in sr.ContentSequence
+                    if item.ConceptNameCodeSequence[0].CodeMeaning == "Qualitative Evaluations"]
+    return sr_items(container)
+
+
+def test_no_lesion_gives_an_sr_without_seg_or_any_lesion_finding(tmp_path, source):
+    """No lesion found: no measurement group (no tracking identifier, Lesion finding or 0% area), only what is
+    true: the image analysed (in the Image Library), not assessable, referred, and the note."""
     result = synthetic_result(source.size, lesion=False)
     analysis = build_analysis(source, result)
     assert analysis.segmentation is None and analysis.lesion_area_mm2 is None
     (sr_path,) = analysis.write(tmp_path)
     verdict = dciodvfy(sr_path)
     assert verdict.errors == [] and verdict.warnings <= EXPECTED_WARNINGS, verdict.output
-    items = sr_items(pydicom.dcmread(sr_path))
-    assert ("Source of Measurement", (source.dataset.SOPInstanceUID, None, None)) in items
-    assert dict(items)["Lesion area as a share of the image"] == 0.0 and "Area" not in dict(items)
+    sr = pydicom.dcmread(sr_path)
+    items = sr_items(sr)
+    names = {name for name, _ in items}
+    assert not names & {"Imaging Measurements", "Measurement Group", "Tracking Identifier", "Tracking Unique Identifier",
+                        "Finding", "Finding Site", "Lesion area as a share of the image", "Area",
+                        "Differential Diagnosis/Impression", "Source of Measurement"}
+    assert not any(name.startswith("Probability of") for name in names)
+    assert "52988006" not in {e.value for e in sr.iterall() if e.keyword == "CodeValue"}  # SCT Lesion, nowhere
+    assert ("Source", (source.dataset.SOPInstanceUID, None, None)) in items  # the Image Library: it was analysed
+    assert qualitative_evaluations(sr) == [("Referral to a dermatologist recommended", ("SCT", "373066001")),
+                                           ("Image assessable", ("SCT", "373067005")), ("Image problems", result.note)]
+    report = hd.sr.ComprehensiveSR.from_dataset(sr).content
+    assert report.get_image_measurement_groups() == [] and report.get_planar_roi_measurement_groups() == []
+
+
+def test_no_lesion_from_a_server_without_triage_outputs_is_noted_by_the_client(tmp_path, source):
+    analysis = build_analysis(source, synthetic_result(source.size, lesion=False, triage=False))
+    assert qualitative_evaluations(analysis.report) == [("Image problems", NO_LESION_NOTE)]
+    verdict = dciodvfy(analysis.write(tmp_path)[0])
+    assert verdict.errors == [] and verdict.warnings <= EXPECTED_WARNINGS, verdict.output
 
 
 def test_without_pixel_spacing_there_is_no_area_in_mm2(tmp_path, ham_jpeg):

@@ -38,10 +38,12 @@ def test_fhir_out_without_the_fhir_extra_is_a_usage_error(tmp_path):
     assert "--fhir-out needs the 'fhir' extra" in done.stderr and "dermassist-client[fhir]" in done.stderr
 
 
-def test_fhir_out_into_a_missing_folder_is_a_usage_error(tmp_path):
+def test_fhir_out_into_a_missing_folder_is_no_usage_error(tmp_path):
+    """As with --dicom-out, the missing folder is made when the Bundle is written: here none is (no image answered)."""
     done = run(f"import sys; from dermassist_client.cli import main; sys.exit(main(['analyze', 'x.jpg', '--fhir-out', "
-               f"{str(tmp_path / 'nope' / 'b.json')!r}, '--url', '127.0.0.1:9']))")
-    assert done.returncode == 2 and "does not exist; create it first" in done.stderr
+               f"{str(tmp_path / 'nope' / 'b.json')!r}, '--url', '127.0.0.1:9', '--retries', '0']))")
+    assert done.returncode == 1 and "x.jpg: FAILED" in done.stderr, done.stderr
+    assert not (tmp_path / "nope").exists()
 
 
 def test_help_lists_every_command_under_a_plain_sentence():
@@ -56,7 +58,9 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_analysis(tmp
     a_file = tmp_path / "photo.jpg"
     a_file.write_bytes(b"x")
     for flag, target, words in (("--fhir-out", tmp_path, "is a folder; name the Bundle's file"),
-                                ("--dicom-out", a_file, "is a file, not a folder")):
+                                ("--fhir-out", a_file / "b.json", f"{a_file} is a file, not a folder"),
+                                ("--dicom-out", a_file, "is a file, not a folder"),
+                                ("--dicom-out", a_file / "sub", f"{a_file} is a file, not a folder")):
         done = run(f"import sys; from dermassist_client.cli import main; sys.exit(main(['analyze', 'x.jpg', {flag!r}, "
                    f"{str(target)!r}, '--url', '127.0.0.1:9', '--retries', '0']))")
         assert done.returncode == 2 and words in done.stderr, done.stderr

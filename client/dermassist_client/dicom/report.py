@@ -2,16 +2,23 @@
 
 One measurement group (finding type: Lesion, site: Skin) holds the findings: the most likely class as
 "Differential Diagnosis/Impression" (SNOMED CT where ``terminology`` has a code, else DermAssist's code; left out
-when the image is not assessable or no lesion was found, so no query counts it as a diagnosis),
+when the image is not assessable, so no query counts it as a diagnosis),
 each class's calibrated probability, REFER and its score, ASSESSABLE,
 the out-of-distribution score and the note (each only when the server sent it), and the lesion area
 (as a share of the image, and in mm2 when the source image carries Pixel Spacing). With a SEG the group
-is a planar ROI group referencing the lesion segment; without one (no lesion found) an image-level group.
+is a planar ROI group referencing the lesion segment; without one (a lesion too small to keep a pixel on the
+source grid) an image-level group.
+
+When no lesion was found there is no measurement group (no finding, tracking identifier or area: nothing
+describes a lesion that is not there): the image is in the report's Image Library, and its Qualitative
+Evaluations hold REFER and ASSESSABLE (when the server sent them) and the note (the server's, or that no lesion
+was found).
 """
 from __future__ import annotations
 
 import highdicom as hd
 import numpy as np
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -25,6 +32,12 @@ from .seg import SEGMENT_NUMBER
 from .source import DicomImage
 
 TRACKING_LABEL = "Lesion 1"
+#: TID 1500 row 12: the report's qualitative evaluations that belong to no measurement group
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
+IMAGE_LIBRARY_SOURCE = hd.sr.CodedConcept(value="260753009", scheme_designator="SCT", meaning="Source")
+LANGUAGE = hd.sr.CodedConcept(value="en-US", scheme_designator="RFC5646", meaning="English (United States)")
+#: the note of an image without a lesion when the server sent none (it predates the triage step)
+NO_LESION_NOTE = "No lesion found, so the whole image was classified and the answer is not a diagnosis."
 
 
 def local(concept: term.Concept) -> Code:
@@ -97,7 +110,8 @@ def observation_context(result: LesionResult, identity: OutputIdentity) -> hd.sr
 def measurement_group(
     image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None, area_mm2: float | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1410 (planar ROI, referencing the SEG) or TID 1501 (whole image, no lesion found) with the note."""
+    """TID 1410 (planar ROI, referencing the SEG) or TID 1501 (whole image: the lesion has no pixel on the source
+    grid, so there is no SEG) with the note; only for a result in which a lesion was found."""
     common = dict(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_LABEL),
         finding_type=codes.SCT.Lesion,
@@ -135,20 +149,69 @@ def _refer_to_segment_only(segment: hd.sr.ReferencedSegmentationFrame) -> None:
                 del ref.ReferencedFrameNumber
 
 
+def no_lesion_evaluations(result: LesionResult) -> hd.sr.ContainerContentItem:
+    """TID 1500's Qualitative Evaluations of an image in which no lesion was found: REFER and ASSESSABLE (when the
+    server sent them) and the note, the server's or ``NO_LESION_NOTE``."""
+    container = hd.sr.ContainerContentItem(name=QUALITATIVE_EVALUATIONS,
+                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    container.ContentSequence = hd.sr.ContentSequence()
+    for evaluation in evaluations(result):
+        container.ContentSequence.extend(evaluation)
+    container.ContentSequence.append(hd.sr.TextContentItem(
+        name=local(term.NOTE), value=result.note or NO_LESION_NOTE, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    return container
+
+
+def image_library(image: DicomImage) -> hd.sr.ContainerContentItem:
+    """TID 1600 with the one analysed image (no descriptors: highdicom's ``ImageLibrary`` refuses storage classes
+    it does not list, Dermoscopic Photography among them)."""
+    contains = hd.sr.RelationshipTypeValues.CONTAINS
+    source = image.output_source
+    entry = hd.sr.ImageContentItem(name=IMAGE_LIBRARY_SOURCE, referenced_sop_class_uid=source.SOPClassUID,
+                                   referenced_sop_instance_uid=source.SOPInstanceUID, relationship_type=contains)
+    group = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibraryGroup, relationship_type=contains)
+    group.ContentSequence = hd.sr.ContentSequence([entry])
+    library = hd.sr.ContainerContentItem(name=codes.DCM.ImageLibrary, relationship_type=contains)
+    library.ContentSequence = hd.sr.ContentSequence([group])
+    return library
+
+
+def no_lesion_content(image: DicomImage, result: LesionResult, identity: OutputIdentity) -> hd.sr.ContainerContentItem:
+    """The TID 1500 root of an image in which no lesion was found: the device, the procedure, the image (Image
+    Library) and ``no_lesion_evaluations``; no measurement group, as there is no lesion to describe."""
+    root = hd.sr.ContainerContentItem(name=codes.DCM.ImagingMeasurementReport, template_id="1500")
+    root.ContentSequence = hd.sr.ContentSequence()
+    root.ContentSequence.extend(hd.sr.LanguageOfContentItemAndDescendants(LANGUAGE))
+    root.ContentSequence.extend(observation_context(result, identity))
+    root.ContentSequence.append(hd.sr.CodeContentItem(
+        name=codes.DCM.ProcedureReported, value=codes.SCT.DermoscopicPhotography,
+        relationship_type=hd.sr.RelationshipTypeValues.HAS_CONCEPT_MOD))
+    root.ContentSequence.append(image_library(image))
+    root.ContentSequence.append(no_lesion_evaluations(result))
+    return root
+
+
+def report_content(image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
+                   identity: OutputIdentity, area_mm2: float | None = None) -> Dataset:
+    """The SR's root content item: a measurement report of the lesion, or ``no_lesion_content`` without one."""
+    if not result.lesion_found:
+        return no_lesion_content(image, result, identity)
+    return hd.sr.MeasurementReport(
+        observation_context=observation_context(result, identity),
+        procedure_reported=codes.SCT.DermoscopicPhotography,
+        imaging_measurements=[measurement_group(image, result, segmentation, area_mm2)],
+        title=codes.DCM.ImagingMeasurementReport,
+    )[0]
+
+
 def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None,
                  identity: OutputIdentity, area_mm2: float | None = None) -> hd.sr.ComprehensiveSR:
     """The Comprehensive SR of one result, with the source image (and the SEG, if any) as evidence and the lesion
     area (``lesion_area_mm2``) when known."""
     try:
-        report = hd.sr.MeasurementReport(
-            observation_context=observation_context(result, identity),
-            procedure_reported=codes.SCT.DermoscopicPhotography,
-            imaging_measurements=[measurement_group(image, result, segmentation, area_mm2)],
-            title=codes.DCM.ImagingMeasurementReport,
-        )
         return hd.sr.ComprehensiveSR(
             evidence=[image.output_source] + ([segmentation] if segmentation is not None else []),
-            content=report[0],
+            content=report_content(image, result, segmentation, identity, area_mm2),
             series_instance_uid=generate_uid(),
             series_number=identity.report_series_number,
             sop_instance_uid=generate_uid(),
