@@ -121,6 +121,7 @@ class Header:
     profile: bytes | None  # the ICC colour profile (embedded, or the Adobe RGB a JPEG's EXIF declares)
     orientation: int = 1  # the EXIF orientation ``decode`` applies itself (JPEG and PNG); 1 for the rest
     page: int = 0  # the TIFF page holding the full-size picture (a reduced-resolution preview may come first)
+    alpha: bool = False  # it carries transparency that the colour decode alone would drop (see ``has_alpha``)
 
 
 def read_header(data: bytes, fmt: str) -> tuple[tuple[int, int], bytes | None]:
@@ -152,6 +153,7 @@ def parse_header(data: bytes, fmt: str) -> Header:
                 profile = im.info.get("icc_profile") or None
                 if profile is None and fmt == "JPEG" and exif is not None:
                     profile = declared_profile(exif)
+                alpha = has_alpha(im, fmt)
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
         count = int(found.group(1)) if found else 0
@@ -176,22 +178,45 @@ def parse_header(data: bytes, fmt: str) -> Header:
             "picture per image and will not guess which: send each as its own image"
         )
     size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
-    return Header(size, profile, orientation, page)
+    return Header(size, profile, orientation, page, alpha)
 
 
-def _png_exif(data: bytes) -> Image.Exif | None:
-    """The EXIF of a PNG's eXIf chunk (before or after the pixel data), found by walking the chunk headers."""
+def has_alpha(im: Image.Image, fmt: str) -> bool:
+    """Whether an open picture (at its full-size page) carries transparency that the colour decode would drop.
+
+    A PNG with an alpha channel (RGBA, grey + alpha) or a tRNS chunk (palette, grey or RGB), a BMP with an alpha
+    mask. A TIFF only with grey + alpha: OpenCV reads an RGB TIFF with alpha through libtiff, which already gives the
+    colours over black (an associated alpha's stored colours are that already; an unassociated one is multiplied in).
+    """
+    if fmt == "PNG":
+        return im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+    if fmt == "BMP":
+        return im.mode == "RGBA"
+    return fmt == "TIFF" and im.mode == "LA"
+
+
+def _png_chunk(data: bytes, name: bytes) -> bytes | None:
+    """The data of a PNG's first chunk named ``name`` (before or after the pixel data), found by walking the chunk
+    headers (no pixel is decoded), or None."""
     pos = 8
     while pos + 8 <= len(data):
         length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        if kind == b"eXIf":
-            exif = Image.Exif()
-            exif.load(data[pos + 8:pos + 8 + length])
-            return exif
+        if kind == name:
+            return data[pos + 8:pos + 8 + length]
         if kind == b"IEND":
             return None
         pos += 12 + length
     return None
+
+
+def _png_exif(data: bytes) -> Image.Exif | None:
+    """The EXIF of a PNG's eXIf chunk (before or after the pixel data)."""
+    chunk = _png_chunk(data, b"eXIf")
+    if chunk is None:
+        return None
+    exif = Image.Exif()
+    exif.load(chunk)
+    return exif
 
 
 def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -302,10 +327,12 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     """Decode one encoded image to RGB uint8, validating it first.
 
     EXIF orientation is applied (JPEG, PNG and TIFF), and ``original_size`` is that of the turned image;
-    16-bit, grayscale, palette and alpha images become 8-bit RGB (alpha is dropped), and the colours of
-    an embedded ICC profile become sRGB (``colour_profile``). A JPEG whose scan data is damaged (cut short, bytes
-    overwritten, a second picture spliced in) is refused, not decoded half grey. With ``allow_reduced`` a large JPEG
-    is decoded at 1/2, 1/4 or 1/8 scale as long as its long side stays at least ``REDUCED_DECODE_MIN_SIDE``;
+    16-bit, grayscale and palette images become 8-bit RGB; an image with transparency is shown over black, as a
+    dermoscope's field-of-view border is (``composite_on_black``: transparent pixels black, partly transparent ones
+    blended, opaque ones unchanged), and the colours of an embedded ICC profile become sRGB (``colour_profile``).
+    A JPEG whose scan data is damaged (cut short, bytes overwritten, a second picture spliced in) is refused, not
+    decoded half grey. With ``allow_reduced`` a large JPEG is decoded at 1/2, 1/4 or 1/8 scale as long as its
+    long side stays at least ``REDUCED_DECODE_MIN_SIDE``;
     the decoded image is then trimmed to ``original // factor`` per side so that it never maps beyond the original.
     """
     data = bytes(data)
@@ -322,11 +349,10 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
         check_jpeg_scan(data, described)
     factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if header.page:
-        found, pages = cv2.imdecodemulti(buffer, flag, range=(header.page, header.page + 1))
-        rgb = pages[0] if found and pages else None
+    if header.alpha:  # a JPEG carries none, so never decoded reduced here
+        rgb = _decode_over_black(data, buffer, fmt, header.page, described)
     else:
-        rgb = cv2.imdecode(buffer, flag | _OWN_ORIENTATION)
+        rgb = _decode_colour(buffer, flag, header.page)
     if rgb is None:
         samples = _TIFF_SAMPLES if fmt == "TIFF" else ""
         raise TruncatedImageError(f"{described} could not be decoded; the file is truncated or corrupt{samples}")
@@ -338,6 +364,84 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     if factor == 1:  # the decoded size is the original's (a TIFF the decoder turned by its own tag included)
         return DecodedImage(rgb, (int(rgb.shape[0]), int(rgb.shape[1])), 1)
     return DecodedImage(rgb, (height, width), factor)
+
+
+def _decode_colour(buffer: np.ndarray, flag: int, page: int) -> np.ndarray | None:
+    """The stored picture's colour channels as OpenCV decodes them with ``flag`` (at a TIFF's ``page``), or None."""
+    if page:
+        found, pages = cv2.imdecodemulti(buffer, flag, range=(page, page + 1))
+        return pages[0] if found and pages else None
+    return cv2.imdecode(buffer, flag | _OWN_ORIENTATION)
+
+
+def composite_on_black(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as shown over black by its straight (not premultiplied) alpha, uint8 (H, W).
+
+    Each value is multiplied by alpha / 255 and rounded to the nearest level: transparent pixels become black,
+    opaque ones keep their values bit for bit (a fully opaque image is returned as it is). The thin client flattens
+    a PIL image by the same formula (a test holds the two equal).
+    """
+    if alpha.min() == 255:
+        return rgb
+    return ((rgb.astype(np.uint16) * alpha[..., None] + 127) // 255).astype(np.uint8)
+
+
+def _decode_over_black(data: bytes, buffer: np.ndarray, fmt: str, page: int, described: str) -> np.ndarray | None:
+    """The colours over black of an image whose header says it carries transparency (``has_alpha``), in the stored
+    frame and at the depth the colour decode gives (None when OpenCV cannot decode it).
+
+    One decode of every channel where OpenCV reads the alpha (PNG, BMP): its colours are those of the colour decode
+    (16-bit samples keep their top 8 bits, as there). A grey PNG's tRNS level is matched on the stored samples; a
+    TIFF's grey + alpha, whose alpha OpenCV drops, takes PIL's alpha.
+    """
+    if fmt != "TIFF":
+        raw: np.ndarray | None = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)  # leaves EXIF orientation to us
+        if raw is None:
+            return None
+        eight = raw if raw.dtype == np.uint8 else (raw >> 8).astype(np.uint8)
+        if raw.ndim == 3 and raw.shape[2] == 4:
+            rgb, alpha = cv2.cvtColor(eight, cv2.COLOR_BGRA2RGB), eight[..., 3]
+            if fmt == "BMP" and not alpha.any():  # a BMP whose alpha was left all zero is shown opaque, as browsers do
+                return rgb
+            return composite_on_black(rgb, alpha)
+        key = _grey_key(data) if fmt == "PNG" and raw.ndim == 2 else None
+        if key is not None:
+            return composite_on_black(cv2.cvtColor(eight, cv2.COLOR_GRAY2RGB), np.where(raw == key, 0, 255).astype(np.uint8))
+    colour = _decode_colour(buffer, _RGB, page)
+    return None if colour is None else composite_on_black(colour, _pil_alpha(data, page, colour.shape[:2], described))
+
+
+def _grey_key(data: bytes) -> int | None:
+    """The grey level a greyscale PNG's tRNS chunk makes transparent, as the decoder gives it (1-, 2- and 4-bit
+    levels expanded to 8 bits, 16-bit ones kept), or None for a PNG of another kind."""
+    if len(data) < 26 or data[25] != 0:  # IHDR, always first: bit depth at byte 24, colour type (0: grey) at 25
+        return None
+    chunk = _png_chunk(data, b"tRNS")
+    if chunk is None or len(chunk) < 2:
+        return None
+    depth, level = data[24], int.from_bytes(chunk[:2], "big")
+    return level * (255 // (2**depth - 1)) if depth < 8 else level
+
+
+def _pil_alpha(data: bytes, page: int, shape: tuple[int, ...], described: str) -> np.ndarray:
+    """The alpha channel, uint8 (H, W), as PIL reads it at ``page``; it must cover the ``shape`` decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if page:
+                    im.seek(page)
+                alpha = np.asarray((im if im.mode in ("LA", "RGBA") else im.convert("RGBA")).getchannel("A"))
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise TruncatedImageError(
+            f"{described} has transparency that cannot be read ({e}); the file is corrupt: re-save it as 8-bit RGB"
+        ) from e
+    if alpha.shape != tuple(shape):
+        raise TruncatedImageError(
+            f"{described}: its transparency covers {alpha.shape[1]}x{alpha.shape[0]} pixels, its colours "
+            f"{shape[1]}x{shape[0]}; re-save it as 8-bit RGB"
+        )
+    return alpha
 
 
 _STRAY_BYTES = re.compile(r"extraneous bytes before marker 0x([0-9a-fA-F]{2})")

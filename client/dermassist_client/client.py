@@ -63,7 +63,7 @@ class DermAssistClient(ClientCore):
         self._transport.close()
 
     def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
-        """Segment, classify and triage one image (path, bytes, HxWx3 uint8 array or PIL image); ``with_crop``
+        """Segment, classify and triage one image (path, bytes, HxWx3 uint8 RGB or HxWx4 RGBA array, or PIL image); ``with_crop``
         also returns the crop the classifier saw and its class activation map."""
         return self._infer([encode_image(image)], with_crop, start_deadline(self.config))[0]
 

@@ -160,7 +160,8 @@ def encode_image(image: ImageInput) -> EncodedImage:
     """Encode one image for the server.
 
     Paths are checked here (a file that is not an image never leaves the machine); bytes are sent
-    as they are and the server validates them; arrays (HxWx3 uint8 RGB) and PIL images become PNG.
+    as they are and the server validates them; arrays (HxWx3 uint8 RGB, or HxWx4 RGBA) and PIL images become PNG,
+    with any transparency shown over black as the server shows it (``flatten_alpha``).
     """
     if isinstance(image, (str, os.PathLike)):
         return _from_path(Path(image))
@@ -209,27 +210,66 @@ def _from_path(path: Path) -> EncodedImage:
 
 
 def _from_array(array: np.ndarray) -> EncodedImage:
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         raise InvalidImageError(
-            f"numpy image must be HxWx3 uint8 RGB, got shape {array.shape} dtype {array.dtype}; "
-            "convert it with arr.astype(np.uint8) and drop any alpha channel"
+            f"numpy image must be HxWx3 uint8 RGB (or HxWx4 RGBA), got shape {array.shape} dtype {array.dtype}; "
+            "convert it with arr.astype(np.uint8)"
         )
     return _from_pil(Image.fromarray(np.ascontiguousarray(array)), f"<array {array.shape[1]}x{array.shape[0]}>")
 
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA")
+_PREMULTIPLIED_MODES = ("RGBa", "La")  # colours stored already multiplied by their alpha
+
+
+def composite_on_black(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as shown over black by its straight alpha, uint8 (H, W): each value times alpha / 255,
+    rounded to the nearest level (transparent pixels black, opaque ones unchanged). A copy of the server's
+    ``preprocess.decode.composite_on_black`` (the thin client imports nothing of the server; a test holds the two
+    equal)."""
+    if alpha.min() == 255:
+        return rgb
+    return ((rgb.astype(np.uint16) * alpha[..., None] + 127) // 255).astype(np.uint8)
+
+
+def flatten_alpha(image: Image.Image) -> Image.Image:
+    """``image`` as shown over black when it carries transparency (an alpha channel, or a colour or level its
+    ``transparency`` makes transparent), as the server shows an image with transparency: the pixels a viewer shows,
+    never the colours a transparent area hides. Its other info (the colour profile) is kept; an image without
+    transparency is returned as it is.
+
+    Colour images become RGB; 16-bit greyscale stays 16-bit, its transparent level black.
+    """
+    info = {key: value for key, value in image.info.items() if key != "transparency"}
+    trns = image.info.get("transparency")
+    if image.mode in _PREMULTIPLIED_MODES:  # the stored colours are those over black already
+        stored = np.asarray(image)
+        flat = Image.fromarray(np.ascontiguousarray(stored[..., :3] if image.mode == "RGBa" else stored[..., 0]))
+    elif image.mode in _SIXTEEN_BIT_MODES + ("1", "L") and isinstance(trns, int):
+        levels = np.clip(np.asarray(image.convert("L") if image.mode == "1" else image), 0, 65535)
+        key = 255 * trns if image.mode == "1" else trns  # PIL keeps a 1-bit picture's level as stored: 0 or 1
+        kept = np.where(levels == key, 0, levels)
+        flat = Image.fromarray(kept.astype(np.uint16 if image.mode in _SIXTEEN_BIT_MODES else np.uint8))
+    elif image.mode in _ALPHA_MODES or trns is not None:
+        rgba = np.asarray(image.convert("RGBA"))
+        flat = Image.fromarray(composite_on_black(rgba[..., :3], rgba[..., 3]))
+    else:
+        return image
+    flat.info.update(info)
+    return flat
 
 
 def _from_pil(image: Image.Image, source: str) -> EncodedImage:
     """A PIL image as PNG, as it is displayed: turned by its EXIF orientation (the original's frame, which BBOX and
-    MASK are in), its colour profile kept, and 16-bit greyscale kept at 16 bits (converting it to RGB would clip
-    every value over 255 to white)."""
+    MASK are in), any transparency shown over black (``flatten_alpha``), its colour profile kept, and 16-bit
+    greyscale kept at 16 bits (converting it to RGB would clip every value over 255 to white)."""
     if image.mode == "F":
         raise InvalidImageError(
             f"{source} is a floating-point PIL image (mode F), whose values have no defined 0-255 range; "
             "scale it to 8-bit RGB (mode RGB) first"
         )
-    shown = ImageOps.exif_transpose(image)
+    shown = flatten_alpha(ImageOps.exif_transpose(image))
     if shown.mode in _SIXTEEN_BIT_MODES:
         encoded = Image.fromarray(np.clip(np.asarray(shown), 0, 65535).astype(np.uint16))
     else:
@@ -240,12 +280,14 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
 
 
 def as_srgb(image: Image.Image) -> Image.Image:
-    """``image`` as RGB in the colours a colour-managed viewer shows: an embedded ICC profile converted to sRGB.
+    """``image`` as RGB in the colours a colour-managed viewer shows: any transparency over black, as it is analysed
+    (``flatten_alpha``), and an embedded ICC profile converted to sRGB.
 
     For display (the demo's overlay): the pixels a browser is given carry no profile. A profile Pillow cannot use
     leaves the pixels as they are; the service names it when the image is analysed. A 16-bit greyscale picture is
     shown by its top 8 bits (``convert("RGB")`` alone clips every value over 255 to white).
     """
+    image = flatten_alpha(image)
     if image.mode in _SIXTEEN_BIT_MODES:
         eight = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
         shown = Image.fromarray(eight)
