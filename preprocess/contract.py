@@ -100,9 +100,10 @@ SCALE = TensorSpec("SCALE", "TYPE_FP32", (1,))
 # (height, width) of the original picture as displayed (EXIF orientation applied): the frame BBOX is in. SCALE alone
 # cannot give it back exactly (work sides are whole pixels), and a box reaching the edge would fall pixels short.
 ORIGINAL_SIZE = TensorSpec("ORIGINAL_SIZE", "TYPE_INT32", (2,))
-# Image-quality measures of each row: sharpness, under-exposure, over-exposure and colour, each scaled so
-# >= 1.0 is acceptable (exposure has two sides so the note can say "too dark" or "too bright").
-QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (4,))
+# Image-quality measures of each row: sharpness, under-exposure, over-exposure, colour and seam (several pictures
+# put together), each scaled so >= 1.0 is acceptable (exposure has two sides so the note can say "too dark" or
+# "too bright").
+QUALITY = TensorSpec("QUALITY", "TYPE_FP32", (5,))
 SEG_PROB = TensorSpec("SEG_PROB", "TYPE_FP32", (SEG_SIZE, SEG_SIZE, 1))
 CLS_INPUT = TensorSpec("CLS_INPUT", "TYPE_FP32", (3, CLS_SIZE, CLS_SIZE))
 # The classifier's and the crop step's answers on their way to triage, which passes them on as the public

@@ -1,4 +1,4 @@
-"""Image-quality measures of the ``prepare`` step: sharpness, under- and over-exposure and colour, each >= 1.0
+"""Image-quality measures of the ``prepare`` step: sharpness, under- and over-exposure, colour and seam, each >= 1.0
 when acceptable.
 
 All are read off the segmenter input (256x256 RGB in [0, 1]) that ``prepare`` makes anyway:
@@ -9,6 +9,12 @@ Colour is the mean spread between a pixel's brightest and darkest channel (level
 picture, at most about 2 for one re-saved in colour, and at least 8 on every one of the 1,701 real dermoscopy
 images of the shared sets (median 50). Its limit, ``MIN_COLOUR``, says what "no colour" is, not how a model was
 tuned, so it is a constant here: the models judge colour photographs, and a greyscale one is not assessable.
+A seam is a straight line right across the picture, away from its edges, where it was put together from several
+pictures (a mosaic, a contact sheet, a side-by-side comparison): the colour step across that line is several times
+the steps across the lines beside it, in every stretch of it whose two sides are both picture: not dark and not
+plain (a lens border, a letterbox bar or a frame is a straight band, not a seam). A single picture's strongest line
+is about 1 (at most 2.3 on the 1,701 real images); the seams of mosaics of them are mostly 4 to 40. Its limit,
+``SEAM_LIMIT``, likewise says what a seam is, not how a model was tuned.
 """
 from __future__ import annotations
 
@@ -22,6 +28,18 @@ from .errors import InvalidTensorError
 
 _GREY = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255.0)
 MIN_COLOUR = 3.0  # mean channel spread (levels) below which a picture has no colour to judge
+# Seam strength (the step across a line over the steps across its neighbours) from which a line is a seam: 1.5 times
+# the largest on the classifier's 879 training images (1.87), rounded up to a tenth. Checked, not tuned: no real
+# image of the shared sets reaches it (largest 2.31, a ruler's edge), 171 of 180 mosaics of validation images do.
+SEAM_LIMIT = 2.9
+SEAM_BANDS = 8  # stretches of a line judged apart (32 rows of 256 each): it is a seam in every lit one or not at all
+SEAM_DARK = 40.0  # grey level below which a side of a line is dark: no evidence either way
+SEAM_FLAT = 1.0  # levels: a side whose lines 6 to 10 pixels away step less than this is a plain band, not a picture
+_SEAM_SIDE = 4  # pixels from a line at which its two sides are read for darkness
+_SEAM_NEAR = np.r_[-10:-2, 3:11]  # the neighbouring lines a line's step is compared with
+_SEAM_FAR = (np.r_[-10:-5], np.r_[6:11])  # the lines each side of a line whose steps say whether that side is plain
+_SEAM_STEP_FLOOR = 1.0  # levels: a step over neighbours flatter than this is over this
+_CHANNEL_SUM = np.ones((1, 3), np.float32)
 
 
 @dataclass(frozen=True)
@@ -69,10 +87,67 @@ def colour_score(seg_input: np.ndarray) -> float:
     return float(cv2.mean(spread)[0]) * 255.0 / MIN_COLOUR
 
 
+def line_steps(levels: np.ndarray) -> np.ndarray:
+    """Colour step (levels, summed over the channels) across each vertical line x = 2 .. W-3, row by row, of an
+    (H, W, 3) picture in levels: the smaller of the steps over 2 and over 4 pixels, so that a thin line which comes
+    back to the level it left (a hair, a ruler mark, a gutter between pictures) is not a step, and a seam is."""
+    levels = np.ascontiguousarray(levels, dtype=np.float32)
+    over_2 = cv2.transform(cv2.absdiff(levels[:, 3:-1], levels[:, 1:-3]), _CHANNEL_SUM)
+    over_4 = cv2.transform(cv2.absdiff(levels[:, 4:], levels[:, :-4]), _CHANNEL_SUM)
+    return cv2.min(over_2, over_4).reshape(levels.shape[0], levels.shape[1] - 4)
+
+
+def median_of_last(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)``, the same numbers, by sorting: many short rows sort far faster than
+    ``np.median`` partitions them."""
+    ordered = np.sort(values, axis=-1)
+    middle = values.shape[-1] // 2
+    if values.shape[-1] % 2:
+        return ordered[..., middle]
+    return (ordered[..., middle - 1] + ordered[..., middle]) * np.asarray(0.5, dtype=values.dtype)
+
+
+def vertical_seam_strength(levels: np.ndarray) -> float:
+    """The strongest vertical line at least W/16 from the edges of an (H, W, 3) picture in levels: per band of rows
+    (SEAM_BANDS of them; rows past the last whole band are left out), the median step across the line over the
+    median of those across its neighbours. The weakest band counts, among those whose two sides are both picture:
+    lit (grey >= SEAM_DARK 4 pixels away, on half its rows or more) and not plain (steps of SEAM_FLAT or more 6 to
+    10 pixels away). A line with picture both sides in fewer than half the bands is no seam (0)."""
+    height, width = levels.shape[:2]
+    margin = width // 16
+    if height < SEAM_BANDS or margin < -_SEAM_NEAR[0] + 2:
+        return 0.0  # too small a picture to hold a line away from its edges
+    levels = np.ascontiguousarray(levels[: height - height % SEAM_BANDS])
+    steps = line_steps(levels).reshape(SEAM_BANDS, -1, width - 4)  # column j is the line x = j + 2
+    band_steps = median_of_last(steps.transpose(0, 2, 1))  # (bands, W - 4)
+    lines = np.arange(margin, width - margin)
+    grey = (levels @ (_GREY / np.float32(255.0))).reshape(SEAM_BANDS, -1, width)
+    lit = (np.minimum(grey[..., lines - _SEAM_SIDE], grey[..., lines + _SEAM_SIDE]) >= SEAM_DARK).mean(axis=1) >= 0.5
+    for far in _SEAM_FAR:  # a plain side (a frame or bar in any colour) is no evidence either, like a dark one
+        lit &= median_of_last(band_steps[:, lines[:, None] - 2 + far]) >= SEAM_FLAT
+    near = median_of_last(band_steps[:, lines[:, None] - 2 + _SEAM_NEAR])  # (bands, lines)
+    ratio = np.where(lit, band_steps[:, lines - 2] / np.maximum(near, _SEAM_STEP_FLOOR), np.inf)
+    strength = np.where(lit.mean(axis=0) >= 0.5, ratio.min(axis=0), 0.0)
+    return float(strength.max())
+
+
+def seam_strength(seg_input: np.ndarray) -> float:
+    """The strongest straight vertical or horizontal line across one segmenter input (H, W, 3) float in [0, 1]:
+    around 1 on a single picture, several times more on a seam between pictures."""
+    levels = np.asarray(seg_input, dtype=np.float32) * np.float32(255.0)
+    return max(vertical_seam_strength(levels), vertical_seam_strength(levels.transpose(1, 0, 2)))
+
+
+def seam_score(seg_input: np.ndarray) -> float:
+    """SEAM_LIMIT over the seam strength (a strength below 1, no line standing out, counts as 1): below 1.0 the
+    picture is several pictures put together."""
+    return SEAM_LIMIT / max(seam_strength(seg_input), 1.0)
+
+
 def quality_batch(seg_inputs: np.ndarray, limits: QualityLimits) -> np.ndarray:
-    """QUALITY (N, 4) float32 for a batch of segmenter inputs (N, H, W, 3): sharpness, under-exposure,
-    over-exposure, colour."""
+    """QUALITY (N, 5) float32 for a batch of segmenter inputs (N, H, W, 3): sharpness, under-exposure,
+    over-exposure, colour, seam."""
     out = np.empty((len(seg_inputs), *QUALITY.dims), np.float32)
     for row, seg in enumerate(seg_inputs):
-        out[row] = (*scaled_quality(*raw_quality(seg), limits), colour_score(seg))
+        out[row] = (*scaled_quality(*raw_quality(seg), limits), colour_score(seg), seam_score(seg))
     return out

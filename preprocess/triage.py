@@ -64,7 +64,7 @@ NO_LESION = ("No lesion found, so the whole picture was classified and the answe
 def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
     """The plain sentences naming each reason one image cannot be assessed and what to do, each with its measure
     (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record."""
-    sharpness, dark, bright, colour = (float(v) for v in quality)
+    sharpness, dark, bright, colour, seam = (float(v) for v in quality)
     problems = []
     if sharpness < 1.0:
         problems.append(f"Picture too blurred to assess: retake it in focus (sharpness {sharpness:.0%} of the lowest "
@@ -78,6 +78,9 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     if colour < 1.0 and dark >= 1.0:  # a very dark picture has little colour left: its darkness is the problem
         problems.append(f"Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour "
                         f"original (colour {colour:.0%} of the lowest accepted).")
+    if seam < 1.0:  # a mosaic or side-by-side: the lesion found may run across several pictures
+        problems.append(f"The picture looks like several pictures put together (a straight seam runs across it): "
+                        f"photograph each lesion on its own (seam score {seam:.0%} of the lowest accepted).")
     if ood >= params.ood_limit:
         problems.append(f"Picture unlike the dermoscopy the system was checked on (a clinical photograph, another kind "
                         f"of picture, or not skin), so its answer cannot be trusted: retake it with a dermatoscope "

@@ -1,4 +1,4 @@
-"""Image-quality measures: sharpness and exposure scores on images whose answer is known."""
+"""Image-quality measures: sharpness, exposure, colour and seam scores on images whose answer is known."""
 from __future__ import annotations
 
 import cv2
@@ -7,7 +7,19 @@ import pytest
 
 from preprocess.errors import InvalidTensorError
 from preprocess.prepare import prepare_image
-from preprocess.quality import MIN_COLOUR, QualityLimits, colour_score, quality_batch, raw_quality, scaled_quality
+from preprocess.quality import (
+    MIN_COLOUR,
+    SEAM_DARK,
+    SEAM_LIMIT,
+    QualityLimits,
+    colour_score,
+    line_steps,
+    quality_batch,
+    raw_quality,
+    scaled_quality,
+    seam_score,
+    seam_strength,
+)
 from tests.conftest import HAM_IMAGES
 
 
@@ -32,7 +44,7 @@ def test_blur_darkness_and_overexposure_lower_the_right_score() -> None:
     assert (base >= 1.0).all()
     assert blurred[0] < 1.0 <= blurred[1]
     assert dark[1] < 1.0 and bright[2] < 1.0
-    assert quality_batch(image.seg_input[None], limits).shape == (1, 4)
+    assert quality_batch(image.seg_input[None], limits).shape == (1, 5)
     assert blurred[3] >= 1.0 and dark[3] < base[3]  # a darker picture has less colour spread, still enough
 
 
@@ -109,3 +121,68 @@ def test_the_colour_spread_is_read_on_every_second_pixel_each_way() -> None:
     assert colour_score(seg) == 0.0
     seg[::2, ::2, 0] = 6 / 255  # every pixel read: a spread of 6 levels, twice the least accepted
     assert colour_score(seg) == pytest.approx(2.0, rel=1e-5)
+
+
+def _ramp(jump: float = 0.0, at: int = 128) -> np.ndarray:
+    """A 256x256 picture whose red and green rise half a level a column (a 2-level step over 2 columns, summed) and
+    whose blue jumps by ``jump`` levels between columns at - 1 and at: a seam of known strength, (2 + jump) / 2."""
+    x = np.arange(256, dtype=np.float32)
+    levels = np.empty((256, 256, 3), np.float32)
+    levels[..., 0] = levels[..., 1] = 50.0 + x / 2
+    levels[..., 2] = 100.0 + jump * (x >= at)
+    return levels / np.float32(255.0)
+
+
+def test_the_seam_strength_is_the_step_over_its_neighbours_by_hand() -> None:
+    """Across the line 127|128 blue jumps 20 levels: a step of 22 over 2 columns (24 over 4), its neighbours' 2."""
+    assert seam_strength(_ramp(20.0)) == pytest.approx(11.0, rel=1e-4)
+    assert seam_score(_ramp(20.0)) == pytest.approx(SEAM_LIMIT / 11.0, rel=1e-4)
+    assert seam_strength(_ramp(20.0).transpose(1, 0, 2)) == pytest.approx(11.0, rel=1e-4)  # a horizontal seam
+    assert seam_score(_ramp(0.0)) == pytest.approx(SEAM_LIMIT / 1.0, rel=1e-4)  # no line stands out: 1
+    at_limit = 2 * SEAM_LIMIT - 2  # blue jump giving (2 + jump) / 2 == SEAM_LIMIT: the least seam
+    assert seam_score(_ramp(at_limit)) == pytest.approx(1.0, rel=1e-4)
+    assert seam_score(_ramp(at_limit + 0.1)) < 1.0
+    assert seam_score(_ramp(20.0, at=10)) > 1.0  # 10 pixels from the edge: the picture's edge, not a seam
+
+
+def test_a_thin_line_is_not_a_step_and_a_dark_or_plain_side_is_no_seam() -> None:
+    hair = _ramp() * np.float32(255.0)
+    hair[:, 100] = 10.0  # a straight hair (or ruler mark) the whole height: the level comes back after it
+    assert line_steps(hair)[0, 100 - 2] == pytest.approx(2.0) and line_steps(hair)[0, 101 - 2] == pytest.approx(4.0)
+    assert seam_score(hair / np.float32(255.0)) >= 1.0  # 4 / 2: not a seam
+    letterbox = _ramp(20.0)
+    letterbox[:, :128] = (SEAM_DARK - 1) / 255.0  # a black bar left of the line
+    assert seam_score(letterbox) >= 1.0
+    frame = _ramp(20.0)
+    frame[:, :128] = 0.8  # a plain light bar or frame: no picture that side either
+    assert seam_score(frame) >= 1.0
+
+
+def _mosaic(names: list[str], columns: int, gutter: int | None = None) -> bytes:
+    """The named HAM10000 pictures, each 600x450, side by side in rows of ``columns`` as a JPEG, with an 8-pixel
+    gutter of grey level ``gutter`` between them when given."""
+    space = 0 if gutter is None else 8
+    rows = -(-len(names) // columns)
+    canvas = np.full((rows * (450 + space) - space, columns * (600 + space) - space, 3), gutter or 0, np.uint8)
+    for i, name in enumerate(names):
+        top, left = i // columns * (450 + space), i % columns * (600 + space)
+        canvas[top:top + 450, left:left + 600] = cv2.resize(cv2.imread(str(HAM_IMAGES / name)), (600, 450),
+                                                            interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+_FOUR = ["ISIC_0024311.jpg", "ISIC_0024354.jpg", "ISIC_0024412.jpg", "ISIC_0024832.jpg"]
+
+
+@pytest.mark.parametrize("names,columns,gutter", [
+    (["ISIC_0024311.jpg", "ISIC_0024412.jpg"], 2, None), (["ISIC_0024354.jpg", "ISIC_0024832.jpg"], 1, None),
+    (_FOUR, 2, None), (["ISIC_0024311.jpg", "ISIC_0024354.jpg"], 2, 255), (_FOUR, 2, 0)])
+def test_several_real_pictures_put_together_have_a_seam_and_each_alone_has_none(names: list[str], columns: int,
+                                                                                 gutter: int | None) -> None:
+    """The audit's defect: a 2x2 mosaic of four HAM10000 pictures was classified as one lesion, assessable.
+    (ISIC_0024311 and ISIC_0024354 side by side with no gutter are not caught: the same pink skin either side.)"""
+    seams = quality_batch(prepare_image(_mosaic(names, columns, gutter)).seg_input[None], QualityLimits())[0]
+    assert seams[4] < 1.0 and (seams[:4] >= 1.0).all()  # only the seam is wrong with it
+    for name in names:
+        alone = quality_batch(prepare_image((HAM_IMAGES / name).read_bytes()).seg_input[None], QualityLimits())[0]
+        assert alone[4] >= 1.0, name

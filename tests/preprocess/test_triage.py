@@ -8,7 +8,7 @@ from preprocess.errors import InvalidTensorError
 from preprocess.triage import TriageParams, refer_scores
 from preprocess.triage import triage_batch as triage_with_other
 
-GOOD = (2.0, 1.5, 1.5, 12.0)  # sharpness, under-, over-exposure, colour: all acceptable
+GOOD = (2.0, 1.5, 1.5, 12.0, 2.9)  # sharpness, under-, over-exposure, colour, seam: all acceptable
 
 
 def triage_batch(probabilities, ood, quality, fraction, params: TriageParams | None = None, other=None):
@@ -39,7 +39,8 @@ def test_refer_at_or_above_the_threshold_and_routine_below() -> None:
 
 def test_each_problem_is_named_in_plain_words_with_what_to_do_and_its_measure_and_refers() -> None:
     probs = np.repeat(_probs(NV=1.0), 5, axis=0)
-    quality = [(0.4, 1.5, 1.5, 12.0), (2.0, 0.62, 1.5, 12.0), (2.0, 1.5, 0.45, 12.0), GOOD, (2.0, 1.5, 1.5, 0.1)]
+    quality = [(0.4, 1.5, 1.5, 12.0, 2.9), (2.0, 0.62, 1.5, 12.0, 2.9), (2.0, 1.5, 0.45, 12.0, 2.9), GOOD,
+               (2.0, 1.5, 1.5, 0.1, 2.9)]
     ood = [[0.3], [0.3], [0.3], [1.8], [0.3]]
     out = triage_batch(probs, ood, quality, [[0.1]] * 5, TriageParams(refer_threshold=0.5))
     notes = [n.decode() for n in out.note[:, 0]]
@@ -56,13 +57,14 @@ def test_each_problem_is_named_in_plain_words_with_what_to_do_and_its_measure_an
 
 def test_a_dark_picture_is_told_it_is_dark_not_that_it_has_no_colour() -> None:
     """Darkness takes the colour spread with it: the retake advice is light, not a colour original."""
-    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 0.3, 1.5, 0.5)], [[0.1]], TriageParams(refer_threshold=0.5))
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 0.3, 1.5, 0.5, 2.9)], [[0.1]], TriageParams(refer_threshold=0.5))
     note = out.note[0, 0].decode()
     assert note.startswith("Picture too dark") and "colour" not in note and not out.assessable[0, 0]
 
 
-@pytest.mark.parametrize("measure,row", [(0, (1.0, 1.5, 1.5, 12.0)), (1, (2.0, 1.0, 1.5, 12.0)),
-                                         (2, (2.0, 1.5, 1.0, 12.0)), (3, (2.0, 1.5, 1.5, 1.0))])
+@pytest.mark.parametrize("measure,row", [(0, (1.0, 1.5, 1.5, 12.0, 2.9)), (1, (2.0, 1.0, 1.5, 12.0, 2.9)),
+                                         (2, (2.0, 1.5, 1.0, 12.0, 2.9)), (3, (2.0, 1.5, 1.5, 1.0, 2.9)),
+                                         (4, (2.0, 1.5, 1.5, 12.0, 1.0))])
 def test_a_measure_at_exactly_one_is_acceptable(measure: int, row: tuple) -> None:
     """The contract: QUALITY >= 1.0 is acceptable; OOD_SCORE at its limit is out of distribution."""
     out = triage_batch(_probs(NV=1.0), [[0.3]], [row], [[0.1]], TriageParams(refer_threshold=0.5))
@@ -75,7 +77,7 @@ def test_a_measure_at_exactly_one_is_acceptable(measure: int, row: tuple) -> Non
 
 
 def test_not_assessable_need_not_refer_when_told() -> None:
-    out = triage_batch(_probs(NV=1.0), [[0.1]], [(0.4, 1.5, 1.5, 12.0)], [[0.1]],
+    out = triage_batch(_probs(NV=1.0), [[0.1]], [(0.4, 1.5, 1.5, 12.0, 2.9)], [[0.1]],
                        TriageParams(refer_threshold=0.5, refer_when_not_assessable=False))
     assert not out.assessable[0, 0] and not out.refer[0, 0]
 
@@ -88,8 +90,8 @@ def test_no_lesion_found_is_said_and_the_answer_is_not_assessed() -> None:
 
 
 def test_bad_shapes_and_values_are_refused() -> None:
-    with pytest.raises(InvalidTensorError, match=r"QUALITY must be \(1, 4\)"):
-        triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0, 1.0)], [[0.1]])
+    with pytest.raises(InvalidTensorError, match=r"QUALITY must be \(1, 5\)"):
+        triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0, 1.0, 1.0)], [[0.1]])  # the four measures before the seam
     with pytest.raises(InvalidTensorError, match="OOD_SCORE holds a NaN"):
         triage_batch(_probs(NV=1.0), [[np.nan]], [GOOD], [[0.1]])
     nan_probs = _probs(NV=1.0)
@@ -97,7 +99,7 @@ def test_bad_shapes_and_values_are_refused() -> None:
     with pytest.raises(InvalidTensorError, match="PROBABILITIES holds a NaN"):
         triage_batch(nan_probs, [[0.1]], [GOOD], [[0.1]])
     with pytest.raises(InvalidTensorError, match="QUALITY holds a NaN"):
-        triage_batch(_probs(NV=1.0), [[0.1]], [(np.nan, 1.5, 1.5, 12.0)], [[0.1]])
+        triage_batch(_probs(NV=1.0), [[0.1]], [(np.nan, 1.5, 1.5, 12.0, 2.9)], [[0.1]])
     with pytest.raises(InvalidTensorError, match="LESION_FRACTION holds a NaN"):
         triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[np.inf]])
     with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
@@ -116,7 +118,8 @@ def test_a_second_lesion_in_the_picture_is_said_and_the_answer_is_not_assessable
                                        "largest was; photograph each lesion on its own.")
     assert out.note[2, 0] == b"" and out.note[3, 0] == b""
     with pytest.raises(InvalidTensorError, match="OTHER_LESION_FRACTION must be"):
-        triage_with_other(_probs(NV=1.0), [[0.1]], [GOOD], [[0.1]], np.zeros((2, 1), np.float32))
+        triage_with_other(_probs(NV=1.0), np.array([[0.1]]), np.array([GOOD]), np.array([[0.1]]),
+                          np.zeros((2, 1), np.float32))
 
 
 def test_another_area_of_exactly_a_quarter_of_the_lesion_is_a_second_lesion() -> None:
@@ -130,10 +133,24 @@ def test_another_area_of_exactly_a_quarter_of_the_lesion_is_a_second_lesion() ->
 
 def test_no_colour_is_said_when_the_brightness_is_exactly_acceptable() -> None:
     # under-exposure 1.0 is acceptable: the missing colour is the problem then, not darkness
-    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 1.0, 1.5, 0.5)], [[0.1]], TriageParams(refer_threshold=0.5))
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 1.0, 1.5, 0.5, 2.9)], [[0.1]], TriageParams(refer_threshold=0.5))
     assert out.note[0, 0].decode().startswith("Picture has no colour (greyscale)") and not out.assessable[0, 0]
 
 
 def test_an_ood_limit_of_zero_is_refused() -> None:
     with pytest.raises(InvalidTensorError, match="ood_limit must be positive, got 0.0"):
         TriageParams(ood_limit=0.0)  # every image would be out of distribution
+
+
+def test_several_pictures_put_together_are_said_and_not_assessable() -> None:
+    """A mosaic or side-by-side (QUALITY's seam below 1): the lesion found may run across pictures, and its confident
+    diagnosis is of none of them. The audit's 2x2 mosaic came back assessable, no note, BCC p=0.51."""
+    probs = np.repeat(_probs(BCC=0.51, NV=0.49), 2, axis=0)
+    quality = [(2.0, 1.5, 1.5, 12.0, 0.14), (2.0, 1.5, 1.5, 12.0, 1.0)]
+    out = triage_batch(probs, [[0.2]] * 2, quality, [[0.4]] * 2, TriageParams(refer_threshold=0.9))
+    assert out.assessable[:, 0].tolist() == [False, True]
+    assert out.refer[:, 0].tolist() == [True, False]  # referred as not assessable, not by its score
+    assert out.note[0, 0].decode() == ("The picture looks like several pictures put together (a straight seam runs "
+                                       "across it): photograph each lesion on its own (seam score 14% of the lowest "
+                                       "accepted).")
+    assert out.note[1, 0] == b""
