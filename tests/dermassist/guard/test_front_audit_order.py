@@ -6,8 +6,6 @@ is slow. The front runs here on a real grpc.aio server, in front of a stand-in T
 """
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +18,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 import dermassist.guard.front as front_module
-from dermassist.guard.audit import AuditLog
-from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import SERVICE, Front
-from dermassist.guard.health import Readiness
 from preprocess.contract import ENSEMBLE_NAME
-from tests.support.guard import audit_lines
+from tests.support.guard import audit_lines, front_on_loopback
 
 HASHING_DELAY_S = 0.5
 STEP_FAILURE = "in ensemble 'dermassist', Stub process 'lesion_crop_0_0' is not healthy."
@@ -48,41 +42,8 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
     monkeypatch.setattr(front_module, "request_images", slow_hashing)
     audit = tmp_path / "audit.jsonl"
     failures: list[str] = []
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
-        triton = grpc.aio.server()
-        triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            SERVICE, {"ModelInfer": grpc.unary_unary_rpc_method_handler(_broken_step)}),))
-        triton_port = triton.add_insecure_port("127.0.0.1:0")
-        await triton.start()
-        readiness = Readiness()
-        readiness.set_ready()
-        guard = SimpleNamespace(admin_key="operator", internal_admin_key="internal", readiness=readiness,
-                                config=GuardConfig(audit_log=str(audit)), versions={}, audit=AuditLog(audit),
-                                stopping=False, report_step_failure=lambda details, sent_at: failures.append(details))
-        served = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers((served,))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return triton, server, served, port
-
-    triton, server, served, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
-    try:
+    with front_on_loopback(audit, _broken_step, lambda details, sent_at: failures.append(details)) as port:
         yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, failures=failures)
-    finally:
-        async def stop() -> None:
-            await server.stop(None)
-            await triton.stop(None)
-            await served.channel.close()
-            served.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 @pytest.mark.parametrize(("model", "status", "words"), [

@@ -6,9 +6,7 @@ contents) still goes through, and so does any request of an internal step (the a
 """
 from __future__ import annotations
 
-import asyncio
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +20,11 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 import dermassist.guard.front as front_module
 from dermassist.base.bytes_tensor import encode as bytes_tensor
-from dermassist.guard.audit import AuditLog
 from dermassist.guard.canary import canary_request
-from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import SERVICE, Front, request_refusal
-from dermassist.guard.health import Readiness
+from dermassist.guard.front import request_refusal
 from loadtest.protocol import infer_request
 from preprocess.contract import ENSEMBLE_NAME, MAX_BATCH_SIZE, PREPARE_MODEL
-from tests.support.guard import audit_lines
+from tests.support.guard import audit_lines, front_on_loopback
 
 HASHING_DELAY_S = 0.3
 
@@ -206,41 +201,8 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
         forwarded.append(request)
         return service_pb2.ModelInferResponse(model_name=request.model_name, id=request.id).SerializeToString()
 
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
-        triton = grpc.aio.server()
-        triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            SERVICE, {"ModelInfer": grpc.unary_unary_rpc_method_handler(answer)}),))
-        triton_port = triton.add_insecure_port("127.0.0.1:0")
-        await triton.start()
-        readiness = Readiness()
-        readiness.set_ready()
-        guard = SimpleNamespace(admin_key="operator", internal_admin_key="internal", readiness=readiness,
-                                config=GuardConfig(audit_log=str(audit)), versions={}, audit=AuditLog(audit),
-                                stopping=False, report_step_failure=lambda details, sent_at: None)
-        served = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers((served,))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        return triton, server, served, port
-
-    triton, server, served, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
-    try:
+    with front_on_loopback(audit, answer) as port:
         yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, forwarded=forwarded)
-    finally:
-        async def stop() -> None:
-            await server.stop(None)
-            await triton.stop(None)
-            await served.channel.close()
-            served.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def test_a_malformed_request_is_refused_at_the_front_with_its_audit_line_and_never_reaches_triton(front) -> None:
