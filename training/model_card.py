@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preprocess.contract import CLASS_CODES, CLASS_NAMES
+from preprocess.triage import OTHER_LESION_MIN_FRACTION, OTHER_LESION_MIN_SHARE
 
 from .classifier.schedule import PRETRAINED_SHA256_PREFIX
 from .release import MODEL_CARD as CARD
@@ -337,7 +338,10 @@ def render_model_card(release: dict) -> str:
         "  probability k / (n + 1)); REFER is also true for an image that is not assessable.",
         f"- Assessability: sharpness >= {quality['values']['min_sharpness']:.1f} (Laplacian variance), brightness in "
         f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
-        "  training images; OOD_SCORE < 1.0.",
+        "  training images; OOD_SCORE < 1.0; colour (a greyscale picture is not assessable); no seam (several pictures put",
+        f"  together are not); no second lesion-like area of {OTHER_LESION_MIN_FRACTION:.0%} of the picture and "
+        f"{OTHER_LESION_MIN_SHARE:.0%} of the",
+        "  lesion's area or more (it would go unassessed).",
         "- Weights are stored in float16 (`segmenter.npz`, `classifier.npz`); every figure below was measured on them.",
         "",
         "## Data",
