@@ -1,7 +1,9 @@
 """What the front's TLS files say about themselves: validity dates and whether the key belongs to the certificate.
 
 gRPC serves an expired certificate, or a key of another certificate, without a word; every client then fails its
-handshake with UNAVAILABLE. These are told when the settings are read, before the models load.
+handshake with UNAVAILABLE. These are told when the settings are read, before the models load. The server
+certificate is the first of its file (the leaf, as gRPC reads it); a client CA file is a bundle in which any one
+valid CA is enough (OpenSSL trusts each), so it is refused only when none is valid.
 """
 from __future__ import annotations
 
@@ -10,45 +12,75 @@ from pathlib import Path
 
 #: A certificate that ends sooner than this is warned about at start.
 EXPIRY_WARNING = timedelta(days=30)
+#: How far this machine's clock may lag the issuer's before a certificate issued just now counts as not yet valid.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _first_certificate(path: Path):
-    """The first certificate of a PEM file (the leaf of a chain, or the CA), or None when it cannot be parsed."""
+def _certificates(path: Path) -> list:
+    """The certificates of a PEM file in their order ([] when it cannot be parsed: an OpenSSL "TRUSTED CERTIFICATE",
+    an unreadable file; gRPC is then the judge)."""
     from cryptography import x509
 
     try:
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
-    except (ValueError, OSError):  # an OpenSSL "TRUSTED CERTIFICATE", an unreadable file: gRPC is the judge
-        return None
-    return certificates[0] if certificates else None
+        return list(x509.load_pem_x509_certificates(path.read_bytes()))
+    except (ValueError, OSError):
+        return []
 
 
 def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def validity_problem(path: Path, now: datetime) -> str | None:
-    """Why the certificate in ``path`` is not valid at ``now`` (timezone-aware): expired or not yet valid; None when
-    it is, or when it cannot be parsed."""
-    certificate = _first_certificate(path)
-    if certificate is None:
-        return None
+def _date_problem(certificate, now: datetime) -> str | None:
+    """Why one certificate is not valid at ``now``: expired, or not valid before a moment more than CLOCK_SKEW ahead."""
     if now > certificate.not_valid_after_utc:
         return f"expired on {_when(certificate.not_valid_after_utc)}"
-    if now < certificate.not_valid_before_utc:
-        return (f"is not valid before {_when(certificate.not_valid_before_utc)} (it is {_when(now)} here: check this "
-                "machine's clock)")
+    if now + CLOCK_SKEW < certificate.not_valid_before_utc:
+        ahead = certificate.not_valid_before_utc - now
+        return (f"is not valid before {_when(certificate.not_valid_before_utc)}, {_span(ahead)} from now (it is "
+                f"{_when(now)} here: check this machine's clock)")
     return None
 
 
-def expiry_warning(path: Path, now: datetime) -> str | None:
-    """A sentence when the certificate in ``path`` ends within EXPIRY_WARNING of ``now``; None otherwise."""
-    certificate = _first_certificate(path)
-    if certificate is None or certificate.not_valid_after_utc - now >= EXPIRY_WARNING:
+def _span(length: timedelta) -> str:
+    """A length of time as the messages say it: days, else hours, else minutes."""
+    if length >= timedelta(days=1):
+        return f"{length.days} day(s)"
+    if length >= timedelta(hours=1):
+        return f"{length // timedelta(hours=1)} hour(s)"
+    return f"{max(1, length // timedelta(minutes=1))} minute(s)"
+
+
+def validity_problem(path: Path, now: datetime, bundle: bool = False) -> str | None:
+    """Why the certificate in ``path`` is not valid at ``now`` (timezone-aware); with ``bundle`` (a client CA file)
+    only when none of its certificates is. None when it is valid, or when it cannot be parsed."""
+    certificates = _certificates(path)
+    if not certificates:
         return None
-    left = certificate.not_valid_after_utc - now
-    return (f"the certificate in {path} expires on {_when(certificate.not_valid_after_utc)}, in {left.days} day(s): "
-            "renew it before then, or every client's handshake will fail")
+    problems = [_date_problem(c, now) for c in (certificates if bundle else certificates[:1])]
+    if not all(problems):
+        return None
+    if len(problems) == 1:
+        return problems[0]
+    return f"holds {len(problems)} certificates and none is valid now (the first {problems[0]})"
+
+
+def expiry_warnings(path: Path, now: datetime, bundle: bool = False) -> list[str]:
+    """A sentence for the certificate in ``path`` (each of a client CA bundle) that has ended or ends within
+    EXPIRY_WARNING of ``now``, while the file as a whole is still valid."""
+    certificates = _certificates(path)
+    chosen = certificates if bundle else certificates[:1]
+    warnings = []
+    for number, certificate in enumerate(chosen, start=1):
+        which = f"certificate {number} of {len(chosen)} in {path}" if len(chosen) > 1 else f"the certificate in {path}"
+        left = certificate.not_valid_after_utc - now
+        if left < timedelta(0):
+            warnings.append(f"{which} expired on {_when(certificate.not_valid_after_utc)}; the others are valid: "
+                            "remove it from the bundle")
+        elif left < EXPIRY_WARNING:
+            warnings.append(f"{which} expires on {_when(certificate.not_valid_after_utc)}, in {_span(left)}: renew it "
+                            "before then, or every client's handshake will fail")
+    return warnings
 
 
 def key_mismatch(cert: Path, key: Path) -> str | None:
@@ -56,14 +88,14 @@ def key_mismatch(cert: Path, key: Path) -> str | None:
     when either file cannot be parsed (an encrypted key, a format gRPC may still read)."""
     from cryptography.hazmat.primitives import serialization
 
-    certificate = _first_certificate(cert)
-    if certificate is None:
+    certificates = _certificates(cert)
+    if not certificates:
         return None
     try:
         private = serialization.load_pem_private_key(key.read_bytes(), password=None)
     except (ValueError, TypeError, OSError):
         return None
     raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if private.public_key().public_bytes(*raw) == certificate.public_key().public_bytes(*raw):
+    if private.public_key().public_bytes(*raw) == certificates[0].public_key().public_bytes(*raw):
         return None
     return f"the private key in {key} is not the key of the certificate in {cert} (the first certificate of the file)"

@@ -112,7 +112,7 @@ class GuardConfig(Settings):
         now = datetime.now(UTC)
         for name in ("tls_cert", "tls_client_ca"):
             path = getattr(self, name)
-            problem = None if path is None else validity_problem(path, now)
+            problem = None if path is None else validity_problem(path, now, bundle=name == "tls_client_ca")
             if problem is not None:
                 raise ConfigError(f"{name} file {path} {problem}; clients refuse it: pass a valid certificate to "
                                   f"{setting_names(GuardConfig, name)}")

@@ -41,7 +41,7 @@ from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
-from .certificates import expiry_warning
+from .certificates import expiry_warnings
 from .config import UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
 from .health import Readiness, start_health_server
@@ -294,7 +294,8 @@ class Guard:
     async def _start_front(self) -> grpc.aio.Server:
         warnings = [plaintext_warning(self.public.host, self.config.tls)]
         now = datetime.datetime.now(datetime.UTC)
-        warnings += [expiry_warning(path, now) for path in (self.config.tls_cert, self.config.tls_client_ca) if path]
+        for path, bundle in ((self.config.tls_cert, False), (self.config.tls_client_ca, True)):
+            warnings += expiry_warnings(path, now, bundle) if path else []
         for warning in filter(None, warnings):
             logger.warning("%s", warning)
         server = grpc.aio.server(options=self.config.server_options())

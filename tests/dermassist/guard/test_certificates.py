@@ -15,7 +15,7 @@ import pytest
 from dermassist.base.errors import ConfigError
 from dermassist.base.server import free_ports
 from dermassist.base.server_config import ServerConfig
-from dermassist.guard.certificates import expiry_warning, key_mismatch, validity_problem
+from dermassist.guard.certificates import expiry_warnings, key_mismatch, validity_problem
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Guard
 from tests.support.guard import make_certificates
@@ -37,17 +37,26 @@ def _leaf(folder: Path, not_before: datetime, not_after: datetime) -> tuple[Path
 
 def test_an_expired_certificate_is_a_config_error_naming_the_file_the_date_and_the_flag(tmp_path: Path) -> None:
     cert, key = _leaf(tmp_path, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
-    assert validity_problem(cert, NOW) == "expired on 2026-01-01 00:00 UTC"
-    with pytest.raises(ConfigError, match=rf"tls_cert file {cert} expired on 2026-01-01 00:00 UTC; clients refuse it: "
+    assert validity_problem(cert, NOW) == "expired on 2026-01-01 00:00:00 UTC"
+    with pytest.raises(ConfigError, match=rf"tls_cert file {cert} expired on 2026-01-01 00:00:00 UTC; clients refuse it: "
                                           r"pass a valid certificate to --tls-cert / DERMASSIST_TLS_CERT"):
         GuardConfig(tls_cert=cert, tls_key=key)
 
 
 def test_a_certificate_not_yet_valid_points_at_the_clock(tmp_path: Path) -> None:
     cert, _ = _leaf(tmp_path, datetime(2027, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
-    assert validity_problem(cert, NOW) == ("is not valid before 2027-01-01 00:00 UTC (it is 2026-12-05 12:00 UTC here: "
-                                           "check this machine's clock)")
+    assert validity_problem(cert, NOW) == ("is not valid before 2027-01-01 00:00:00 UTC, 26 day(s) from now (it is "
+                                           "2026-12-05 12:00:00 UTC here: check this machine's clock)")
     assert validity_problem(cert, datetime(2027, 6, 1, tzinfo=UTC)) is None
+
+
+def test_a_certificate_issued_a_moment_ahead_of_this_clock_is_valid(tmp_path: Path) -> None:
+    """A CA whose clock runs a little ahead issues a certificate this machine sees as minutes in the future."""
+    cert, _ = _leaf(tmp_path, NOW + timedelta(minutes=4), NOW + timedelta(days=90))
+    assert validity_problem(cert, NOW) is None
+    later, _ = _leaf(tmp_path / "later", NOW + timedelta(minutes=40), NOW + timedelta(days=90))
+    assert validity_problem(later, NOW) == ("is not valid before 2026-12-05 12:40:00 UTC, 40 minute(s) from now (it is "
+                                            "2026-12-05 12:00:00 UTC here: check this machine's clock)")
 
 
 def test_an_expired_client_ca_is_refused_too(tmp_path: Path) -> None:
@@ -55,6 +64,24 @@ def test_an_expired_client_ca_is_refused_too(tmp_path: Path) -> None:
     ca, _ = _leaf(tmp_path / "old", datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
     with pytest.raises(ConfigError, match=rf"tls_client_ca file {ca} expired on 2021-01-01"):
         GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=ca)
+
+
+def test_a_client_ca_bundle_is_refused_only_when_none_of_its_cas_is_valid(tmp_path: Path) -> None:
+    """During a CA rotation the bundle holds the old CA and the new; OpenSSL trusts each, so one valid CA serves."""
+    certs = make_certificates(tmp_path / "ok")
+    old, _ = _leaf(tmp_path / "old", datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
+    older, _ = _leaf(tmp_path / "older", datetime(2019, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC))
+    rotating, expired = tmp_path / "rotating.pem", tmp_path / "expired.pem"
+    rotating.write_text(old.read_text() + certs.ca.read_text())
+    expired.write_text(old.read_text() + older.read_text())
+    assert validity_problem(rotating, NOW, bundle=True) is None
+    assert GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=rotating).mutual_tls
+    assert expiry_warnings(rotating, NOW, bundle=True) == [
+        f"certificate 1 of 2 in {rotating} expired on 2021-01-01 00:00:00 UTC; the others are valid: remove it from "
+        "the bundle"]
+    assert validity_problem(expired, NOW, bundle=True) == (
+        "holds 2 certificates and none is valid now (the first expired on 2021-01-01 00:00:00 UTC)")
+    assert validity_problem(rotating, NOW) == "expired on 2021-01-01 00:00:00 UTC"  # a server chain: its first
 
 
 def test_a_key_of_another_certificate_is_a_config_error(tmp_path: Path) -> None:
@@ -69,9 +96,10 @@ def test_a_key_of_another_certificate_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_certificate_ending_within_30_days_is_warned_about_and_one_ending_later_is_not(tmp_path: Path) -> None:
     cert, _ = _leaf(tmp_path, NOW - timedelta(days=300), NOW + timedelta(days=10, hours=2))
-    assert expiry_warning(cert, NOW) == (f"the certificate in {cert} expires on 2026-12-15 14:00 UTC, in 10 day(s): renew it "
-                                         "before then, or every client's handshake will fail")
-    assert expiry_warning(cert, NOW - timedelta(days=21)) is None
+    assert expiry_warnings(cert, NOW) == [f"the certificate in {cert} expires on 2026-12-15 14:00:00 UTC, in 10 day(s): "
+                                          "renew it before then, or every client's handshake will fail"]
+    assert expiry_warnings(cert, NOW - timedelta(days=21)) == []
+    assert "in 9 hour(s):" in expiry_warnings(cert, NOW + timedelta(days=10, hours=-7))[0]
 
 
 def test_files_cryptography_cannot_parse_are_left_to_grpc(tmp_path: Path) -> None:
@@ -80,7 +108,7 @@ def test_files_cryptography_cannot_parse_are_left_to_grpc(tmp_path: Path) -> Non
     trusted = tmp_path / "trusted.pem"
     trusted.write_text(certs.ca.read_text().replace("BEGIN CERTIFICATE", "BEGIN TRUSTED CERTIFICATE")
                        .replace("END CERTIFICATE", "END TRUSTED CERTIFICATE"))
-    assert validity_problem(trusted, NOW) is None and expiry_warning(trusted, NOW) is None
+    assert validity_problem(trusted, NOW) is None and expiry_warnings(trusted, NOW) == []
     encrypted = tmp_path / "encrypted.key"
     encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n")
     assert key_mismatch(certs.server_cert, encrypted) is None
