@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tritonclient.grpc import service_pb2
 
-from dermassist_client.classes import CORE_OUTPUTS, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
+from dermassist_client.classes import CORE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
 from dermassist_client.translate import STEP_UNHEALTHY
 
 # Outputs the load test asks for (CROP is optional and left out on purpose).
@@ -29,7 +29,7 @@ def serialize_bytes_elements(elements: Sequence[bytes]) -> bytes:
 
 def infer_request(images: Sequence[bytes], request_id: str = "", model: str = MODEL_NAME) -> service_pb2.ModelInferRequest:
     """A ModelInferRequest carrying one encoded image per batch row of IMAGE ([N, 1] BYTES)."""
-    tensor = service_pb2.ModelInferRequest().InferInputTensor(name=INPUT_IMAGE, datatype="BYTES", shape=[len(images), 1])
+    tensor = service_pb2.ModelInferRequest().InferInputTensor(name=INPUT_IMAGE, datatype=INPUT_DATATYPE, shape=[len(images), 1])
     request = service_pb2.ModelInferRequest(model_name=model, id=request_id, inputs=[tensor])
     request.outputs.extend(service_pb2.ModelInferRequest().InferRequestedOutputTensor(name=n) for n in REQUESTED_OUTPUTS)
     request.raw_input_contents.append(serialize_bytes_elements(images))

@@ -76,6 +76,8 @@ class TensorSpec:
 
 # Public contract of the ensemble.
 IMAGE = TensorSpec("IMAGE", "TYPE_STRING", (1,))
+#: IMAGE's datatype on the wire: KServe's name of TYPE_STRING.
+IMAGE_WIRE_DATATYPE = "BYTES"
 PROBABILITIES = TensorSpec("PROBABILITIES", "TYPE_FP32", (NUM_CLASSES,))
 MASK = TensorSpec("MASK", "TYPE_UINT8", (SEG_SIZE, SEG_SIZE))
 BBOX = TensorSpec("BBOX", "TYPE_INT32", (4,))

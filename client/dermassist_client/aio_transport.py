@@ -6,7 +6,7 @@ import ssl as ssl_module
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from .classes import INPUT_IMAGE
+from .classes import INPUT_DATATYPE, INPUT_IMAGE
 from .config import ClientConfig
 from .translate import closed_error, translate
 from .transport import RawAnswer, connection_hint, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
@@ -43,7 +43,7 @@ class AsyncGrpcTransport:
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows."""
         batch = image_batch(images)
-        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), INPUT_DATATYPE)
         inp.set_data_from_numpy(batch)
         outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
         result = await self._call(
@@ -125,7 +125,7 @@ class AsyncHttpTransport:
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
         batch = image_batch(images)
-        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), INPUT_DATATYPE)
         inp.set_data_from_numpy(batch, binary_data=True)
         outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
         result = await self._call(

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_IMAGE, TRIAGE_OUTPUTS
+from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, TRIAGE_OUTPUTS
 from .config import ClientConfig
 from .translate import closed_error, tls_hint, translate
 
@@ -107,7 +107,7 @@ class GrpcTransport(_Transport):
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows."""
         batch = image_batch(images)
-        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), INPUT_DATATYPE)
         inp.set_data_from_numpy(batch)
         outs = [self._mod.InferRequestedOutput(n) for n in output_names(with_crop)]
         result = self._call(
@@ -171,7 +171,7 @@ class HttpTransport(_Transport):
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
         batch = image_batch(images)
-        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), "BYTES")
+        inp = self._mod.InferInput(INPUT_IMAGE, list(batch.shape), INPUT_DATATYPE)
         inp.set_data_from_numpy(batch, binary_data=True)
         outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
         result = self._call(

@@ -23,7 +23,16 @@ from typing import Any, TextIO
 import numpy as np
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ASSESSABLE, CLASS_CODES, IMAGE, MAX_BATCH_SIZE, NUM_CLASSES, PROBABILITIES, REFER
+from preprocess.contract import (
+    ASSESSABLE,
+    CLASS_CODES,
+    IMAGE,
+    IMAGE_WIRE_DATATYPE,
+    MAX_BATCH_SIZE,
+    NUM_CLASSES,
+    PROBABILITIES,
+    REFER,
+)
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.errors import ConfigError
@@ -55,7 +64,7 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
             data = raw[index]
         else:
             data = None
-        if tensor.name == IMAGE.name and tensor.datatype == "BYTES":
+        if tensor.name == IMAGE.name and tensor.datatype == IMAGE_WIRE_DATATYPE:
             elements = iter_elements(data) if data is not None else iter(tensor.contents.bytes_contents)
             hashed: list[dict[str, Any]] = []
             try:  # a batch is at most MAX_BATCH_SIZE images: beyond them only a count (Triton refuses the request)

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ENSEMBLE_NAME, IMAGE, NUM_CLASSES, PROBABILITIES
+from preprocess.contract import ENSEMBLE_NAME, IMAGE, IMAGE_WIRE_DATATYPE, NUM_CLASSES, PROBABILITIES
 
 from ..base.bytes_tensor import encode
 
@@ -31,7 +31,7 @@ def canary_image(side: int = CANARY_SIDE) -> bytes:
 def canary_request(request_id: str, image: bytes | None = None) -> service_pb2.ModelInferRequest:
     """A one-row request of the ensemble asking for PROBABILITIES."""
     request = service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME, id=request_id)
-    request.inputs.add(name=IMAGE.name, datatype="BYTES", shape=[1, 1])
+    request.inputs.add(name=IMAGE.name, datatype=IMAGE_WIRE_DATATYPE, shape=[1, 1])
     request.outputs.add(name=PROBABILITIES.name)
     request.raw_input_contents.append(encode([canary_image() if image is None else image]))
     return request

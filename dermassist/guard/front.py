@@ -31,6 +31,7 @@ from preprocess.contract import (
     ENSEMBLE_NAME,
     ENSEMBLE_OUTPUTS,
     IMAGE,
+    IMAGE_WIRE_DATATYPE,
     MAX_BATCH_SIZE,
     ON_REQUEST_OUTPUTS,
     PROBABILITIES,
@@ -63,8 +64,8 @@ DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_
 AUDITED_OUTPUTS = (PROBABILITIES.name, REFER.name, ASSESSABLE.name)
 
 
-# KServe's name of the contract's TYPE_STRING: the datatype of the ensemble's one input on the wire.
-IMAGE_DATATYPE = "BYTES"
+# KServe's parameter of an input whose bytes are in a registered shared-memory region instead of the request.
+SHARED_MEMORY_REGION = "shared_memory_region"
 
 
 def shape_text(shape: Sequence[int | str]) -> str:
@@ -77,7 +78,7 @@ def image_shape(rows: int | str) -> str:
     return shape_text([rows, *IMAGE.dims])
 
 
-IMAGE_FORM = (f"{IMAGE.name!r} ({IMAGE_DATATYPE}, shape {image_shape('n')}: one encoded image per row, "
+IMAGE_FORM = (f"{IMAGE.name!r} ({IMAGE_WIRE_DATATYPE}, shape {image_shape('n')}: one encoded image per row, "
               f"n from 1 to {MAX_BATCH_SIZE})")
 
 
@@ -150,14 +151,16 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
     tensor = request.inputs[0]
     shape = list(tensor.shape)
     head = f"input {IMAGE.name!r} of model {ENSEMBLE_NAME!r}"
-    if tensor.datatype != IMAGE_DATATYPE:
-        return (f"{head} must be {IMAGE_DATATYPE} (the bytes of the encoded image files), got "
-                f"{tensor.datatype or 'no datatype'}: send each file's bytes as one {IMAGE_DATATYPE} element "
-                f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_DATATYPE!r}))")
+    if tensor.datatype != IMAGE_WIRE_DATATYPE:
+        return (f"{head} must be {IMAGE_WIRE_DATATYPE} (the bytes of the encoded image files), got "
+                f"{tensor.datatype or 'no datatype'}: send each file's bytes as one {IMAGE_WIRE_DATATYPE} element "
+                f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_WIRE_DATATYPE!r}))")
     rows = _rows_of(shape)
     if rows is None or not 1 <= rows <= MAX_BATCH_SIZE:
         return (f"{head} must have shape {image_shape('n')} with n from 1 to {MAX_BATCH_SIZE} images, got "
                 f"{shape_text(shape)}: {_shape_fix(rows)}")
+    if SHARED_MEMORY_REGION in tensor.parameters:  # the bytes are in a region (an admin API): Triton counts them
+        return None
     raw = request.raw_input_contents
     if len(raw) > 1:
         return (f"the request to model {ENSEMBLE_NAME!r} holds {len(raw)} raw_input_contents for its one input "
@@ -167,7 +170,7 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
         try:
             given = count_elements(raw[0], MAX_BATCH_SIZE)
         except MalformedTensor as e:
-            return (f"the raw_input_contents of {head} are not a {IMAGE_DATATYPE} tensor ({e}): each image must be a "
+            return (f"the raw_input_contents of {head} are not a {IMAGE_WIRE_DATATYPE} tensor ({e}): each image must be a "
                     "4-byte little-endian length followed by its bytes (tritonclient's set_data_from_numpy writes them so)")
     else:
         field = "contents.bytes_contents"

@@ -43,6 +43,7 @@ def test_client_contract_equals_server_contract():
     assert client_contract.SEG_SIZE == contract.SEG_SIZE
     assert client_contract.CROP_SIZE == contract.CLS_SIZE
     assert client_contract.INPUT_IMAGE == contract.IMAGE.name
+    assert client_contract.INPUT_DATATYPE == contract.IMAGE_WIRE_DATATYPE
     assert client_contract.CORE_OUTPUTS == (contract.PROBABILITIES.name, contract.MASK.name,
                                             contract.BBOX.name, contract.LESION_FRACTION.name)
     assert client_contract.OUTPUT_CROP == contract.CROP.name

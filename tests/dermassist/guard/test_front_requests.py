@@ -174,6 +174,14 @@ def test_raw_contents_for_more_inputs_than_the_one_given_are_refused() -> None:
     assert "holds 2 raw_input_contents for its one input 'IMAGE'" in refusal_message(request)
 
 
+def test_an_image_in_a_shared_memory_region_is_left_for_triton_to_count() -> None:
+    """Its bytes are in a region an admin registered, not in the request: the front cannot count them."""
+    request = image_request([1, 1], [])
+    request.inputs[0].parameters["shared_memory_region"].string_param = "images"
+    request.inputs[0].parameters["shared_memory_byte_size"].int64_param = 1024
+    assert request_refusal(request) is None
+
+
 def test_the_classification_extension_is_still_named_first() -> None:
     request = image_request([0, 1])
     request.outputs.add(name="NOTE").parameters["classification"].int64_param = 1
