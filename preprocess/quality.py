@@ -28,15 +28,19 @@ from .errors import InvalidTensorError
 
 _GREY = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255.0)
 MIN_COLOUR = 3.0  # mean channel spread (levels) below which a picture has no colour to judge
-# Seam strength (the step across a line over the steps across its neighbours) from which a line is a seam: 1.5 times
-# the largest on the classifier's 879 training images (1.87), rounded up to a tenth. Checked, not tuned: no real
-# image of the shared sets reaches it (largest 2.31, a ruler's edge), 171 of 180 mosaics of validation images do.
+# Seam strength (the step across a line over the steps across its neighbours) from which a line is a seam: set at
+# 1.5 times the largest on the classifier's 879 training images with the first measure (1.87), rounded up to a tenth,
+# and kept when the step became the smaller of the local step and the step between the line's two sides (a thin
+# line burned into one picture was a seam): a measure that can only be lower, now at most 1.33 on the training
+# images, 2.31 on the 1,701 real ones (a ruler's edge) and 2.12 with a crosshair drawn through one; 146 of 180
+# mosaics of validation images reach it (RUNS.md, "Several pictures in one").
 SEAM_LIMIT = 2.9
 SEAM_BANDS = 8  # stretches of a line judged apart (32 rows of 256 each): it is a seam in every lit one or not at all
 SEAM_DARK = 40.0  # grey level below which a side of a line is dark: no evidence either way
 SEAM_FLAT = 1.0  # levels: a side whose lines 6 to 10 pixels away step less than this is a plain band, not a picture
 _SEAM_SIDE = 4  # pixels from a line at which its two sides are read for darkness
 _SEAM_NEAR = np.r_[-10:-2, 3:11]  # the neighbouring lines a line's step is compared with
+_SEAM_SIDE_NEAR, _SEAM_SIDE_FAR = 3, 12  # the columns each side of a line whose median colour is that side's
 _SEAM_FAR = (np.r_[-10:-5], np.r_[6:11])  # the lines each side of a line whose steps say whether that side is plain
 _SEAM_STEP_FLOOR = 1.0  # levels: a step over neighbours flatter than this is over this
 _CHANNEL_SUM = np.ones((1, 3), np.float32)
@@ -107,6 +111,18 @@ def median_of_last(values: np.ndarray) -> np.ndarray:
     return (ordered[..., middle - 1] + ordered[..., middle]) * np.asarray(0.5, dtype=values.dtype)
 
 
+def side_steps(levels: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Per band of rows (SEAM_BANDS), the colour step (levels, summed over the channels) between the two sides of
+    each vertical line in ``lines``: each side is the median of the band's mean column colours 3 to 12 pixels away,
+    so a thin line (a hair, a ruler mark, a crosshair: under 5 of those 10 columns) that comes back to the level it
+    left has none, and a seam between two pictures keeps its step. (bands, len(lines))."""
+    profile = levels.reshape(SEAM_BANDS, -1, *levels.shape[1:]).mean(axis=1)  # (bands, W, 3)
+    offsets = np.arange(_SEAM_SIDE_NEAR, _SEAM_SIDE_FAR + 1)
+    left = median_of_last(profile[:, lines[:, None] - offsets].transpose(0, 1, 3, 2))  # (bands, lines, 3)
+    right = median_of_last(profile[:, lines[:, None] + offsets].transpose(0, 1, 3, 2))
+    return np.abs(right - left).sum(axis=2)
+
+
 def vertical_seam_strength(levels: np.ndarray) -> float:
     """The strongest vertical line at least W/16 from the edges of an (H, W, 3) picture in levels: per band of rows
     (SEAM_BANDS of them; rows past the last whole band are left out), the median step across the line over the
@@ -126,7 +142,8 @@ def vertical_seam_strength(levels: np.ndarray) -> float:
     for far in _SEAM_FAR:  # a plain side (a frame or bar in any colour) is no evidence either, like a dark one
         lit &= median_of_last(band_steps[:, lines[:, None] - 2 + far]) >= SEAM_FLAT
     near = median_of_last(band_steps[:, lines[:, None] - 2 + _SEAM_NEAR])  # (bands, lines)
-    ratio = np.where(lit, band_steps[:, lines - 2] / np.maximum(near, _SEAM_STEP_FLOOR), np.inf)
+    across = np.minimum(band_steps[:, lines - 2], side_steps(levels, lines))  # a thin line between equal sides: none
+    ratio = np.where(lit, across / np.maximum(near, _SEAM_STEP_FLOOR), np.inf)
     strength = np.where(lit.mean(axis=0) >= 0.5, ratio.min(axis=0), 0.0)
     return float(strength.max())
 
