@@ -31,11 +31,12 @@ MIN_COLOUR = 3.0  # mean channel spread (levels) below which a picture has no co
 # Seam strength (the step across a line over the steps across its neighbours) from which a line is a seam: set at
 # 1.5 times the largest on the classifier's 879 training images with the first measure (1.87), rounded up to a tenth,
 # and kept when the step became the smaller of the local step and the step between the line's two sides (a thin
-# line burned into one picture was a seam): a measure that can only be lower, now at most 1.33 on the training
-# images, 2.31 on the 1,701 real ones (a ruler's edge) and 2.12 with a crosshair drawn through one; 146 of 180
-# mosaics of validation images reach it (RUNS.md, "Several pictures in one").
+# line burned into one picture was a seam): now at most 1.38 on the training images, 2.31 on the 1,701 real ones (a
+# ruler's edge) and 2.41 with a crosshair drawn through one; 149 of 180 mosaics of validation images reach it
+# (RUNS.md, "Several pictures in one").
 SEAM_LIMIT = 2.9
-SEAM_BANDS = 8  # stretches of a line judged apart (32 rows of 256 each): it is a seam in every lit one or not at all
+SEAM_ALONG = 2  # a line is read at full resolution across it and at half along it: half the cost, the same steps
+SEAM_BANDS = 8  # stretches of a line judged apart (16 rows of 128 each): it is a seam in every lit one or not at all
 SEAM_DARK = 40.0  # grey level below which a side of a line is dark: no evidence either way
 SEAM_FLAT = 1.0  # levels: a side whose lines 6 to 10 pixels away step less than this is a plain band, not a picture
 _SEAM_SIDE = 4  # pixels from a line at which its two sides are read for darkness
@@ -44,6 +45,7 @@ _SEAM_SIDE_NEAR, _SEAM_SIDE_FAR = 3, 12  # the columns each side of a line whose
 _SEAM_FAR = (np.r_[-10:-5], np.r_[6:11])  # the lines each side of a line whose steps say whether that side is plain
 _SEAM_STEP_FLOOR = 1.0  # levels: a step over neighbours flatter than this is over this
 _CHANNEL_SUM = np.ones((1, 3), np.float32)
+_GREY_ROW = (_GREY / np.float32(255.0)).reshape(1, 3)  # grey level of an RGB picture in levels
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,13 @@ def side_steps(levels: np.ndarray, lines: np.ndarray) -> np.ndarray:
     """Per band of rows (SEAM_BANDS), the colour step (levels, summed over the channels) between the two sides of
     each vertical line in ``lines``: each side is the median of the band's mean column colours 3 to 12 pixels away,
     so a thin line (a hair, a ruler mark, a crosshair: under 5 of those 10 columns) that comes back to the level it
-    left has none, and a seam between two pictures keeps its step. (bands, len(lines))."""
+    left has none, and a seam between two pictures keeps its step. (bands, len(lines)). The medians of every run of
+    10 columns are taken once: a line's left side is the run that ends 3 columns before it, its right side the run
+    that starts 3 columns after it."""
     profile = levels.reshape(SEAM_BANDS, -1, *levels.shape[1:]).mean(axis=1)  # (bands, W, 3)
-    offsets = np.arange(_SEAM_SIDE_NEAR, _SEAM_SIDE_FAR + 1)
-    left = median_of_last(profile[:, lines[:, None] - offsets].transpose(0, 1, 3, 2))  # (bands, lines, 3)
-    right = median_of_last(profile[:, lines[:, None] + offsets].transpose(0, 1, 3, 2))
+    run = _SEAM_SIDE_FAR - _SEAM_SIDE_NEAR + 1
+    runs = median_of_last(np.lib.stride_tricks.sliding_window_view(profile, run, axis=1))  # (bands, W - run + 1, 3)
+    left, right = runs[:, lines - _SEAM_SIDE_FAR], runs[:, lines + _SEAM_SIDE_NEAR]
     return np.abs(right - left).sum(axis=2)
 
 
@@ -137,11 +141,16 @@ def vertical_seam_strength(levels: np.ndarray) -> float:
     steps = line_steps(levels).reshape(SEAM_BANDS, -1, width - 4)  # column j is the line x = j + 2
     band_steps = median_of_last(steps.transpose(0, 2, 1))  # (bands, W - 4)
     lines = np.arange(margin, width - margin)
-    grey = (levels @ (_GREY / np.float32(255.0))).reshape(SEAM_BANDS, -1, width)
-    lit = (np.minimum(grey[..., lines - _SEAM_SIDE], grey[..., lines + _SEAM_SIDE]) >= SEAM_DARK).mean(axis=1) >= 0.5
+    grey = cv2.transform(levels, _GREY_ROW).reshape(SEAM_BANDS, -1, width)
+    first, last = lines[0], lines[-1] + 1  # the lines are one run of columns: their neighbours are slices
+    lit = (np.minimum(grey[..., first - _SEAM_SIDE:last - _SEAM_SIDE], grey[..., first + _SEAM_SIDE:last + _SEAM_SIDE])
+           >= SEAM_DARK).mean(axis=1) >= 0.5
+    def around(offsets: np.ndarray) -> np.ndarray:  # (bands, lines, offsets): the steps of each line's neighbours
+        return np.stack([band_steps[:, first - 2 + o:last - 2 + o] for o in offsets], axis=-1)
+
     for far in _SEAM_FAR:  # a plain side (a frame or bar in any colour) is no evidence either, like a dark one
-        lit &= median_of_last(band_steps[:, lines[:, None] - 2 + far]) >= SEAM_FLAT
-    near = median_of_last(band_steps[:, lines[:, None] - 2 + _SEAM_NEAR])  # (bands, lines)
+        lit &= median_of_last(around(far)) >= SEAM_FLAT
+    near = median_of_last(around(_SEAM_NEAR))  # (bands, lines)
     across = np.minimum(band_steps[:, lines - 2], side_steps(levels, lines))  # a thin line between equal sides: none
     ratio = np.where(lit, across / np.maximum(near, _SEAM_STEP_FLOOR), np.inf)
     strength = np.where(lit.mean(axis=0) >= 0.5, ratio.min(axis=0), 0.0)
@@ -152,7 +161,11 @@ def seam_strength(seg_input: np.ndarray) -> float:
     """The strongest straight vertical or horizontal line across one segmenter input (H, W, 3) float in [0, 1]:
     around 1 on a single picture, several times more on a seam between pictures."""
     levels = np.asarray(seg_input, dtype=np.float32) * np.float32(255.0)
-    return max(vertical_seam_strength(levels), vertical_seam_strength(levels.transpose(1, 0, 2)))
+    height, width = levels.shape[:2]
+    along = height // SEAM_ALONG, width // SEAM_ALONG  # each line read at full resolution across, halved along it
+    vertical = cv2.resize(levels, (width, along[0]), interpolation=cv2.INTER_AREA)
+    horizontal = cv2.resize(levels, (along[1], height), interpolation=cv2.INTER_AREA).transpose(1, 0, 2)
+    return max(vertical_seam_strength(vertical), vertical_seam_strength(np.ascontiguousarray(horizontal)))
 
 
 def seam_score(seg_input: np.ndarray) -> float:
