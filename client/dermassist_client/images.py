@@ -269,6 +269,13 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
             f"{source} is a floating-point PIL image (mode F), whose values have no defined 0-255 range; "
             "scale it to 8-bit RGB (mode RGB) first"
         )
+    key = image.info.get("transparency")
+    if isinstance(key, tuple) and max(key, default=0) > 255:
+        raise InvalidImageError(
+            f"{source} is a PIL image of a 16-bit picture whose transparent colour is {key}, which PIL keeps at 16 "
+            "bits while it holds the pixels at 8: which pixels that colour hides cannot be told; send the file's path "
+            "or bytes instead (the server reads its transparency as a viewer shows it)"
+        )
     shown = flatten_alpha(ImageOps.exif_transpose(image))
     if shown.mode in _SIXTEEN_BIT_MODES:
         encoded = Image.fromarray(np.clip(np.asarray(shown), 0, 65535).astype(np.uint16))

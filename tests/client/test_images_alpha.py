@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from dermassist_client.errors import InvalidImageError
 from dermassist_client.images import as_srgb, encode_image, flatten_alpha
 from dermassist_client.images import composite_on_black as client_composite
 from preprocess.decode import composite_on_black as server_composite
@@ -130,3 +131,15 @@ def test_the_display_copy_shows_the_transparency_over_black_as_analysed() -> Non
     shown = np.asarray(as_srgb(Image.fromarray(np.dstack([RGB, ALPHA]))))
     assert (shown[:, 100:] == 0).all()
     np.testing.assert_array_equal(shown, sent(Image.fromarray(np.dstack([RGB, ALPHA]))))
+
+
+def test_a_pil_image_of_a_16_bit_picture_with_a_transparent_colour_is_refused_not_guessed() -> None:
+    """PIL holds a 16-bit RGB PNG's pixels at 8 bits and its tRNS colour at 16: the client cannot tell which pixels
+    the server will show black, so it says to send the file itself."""
+    image = Image.new("RGB", (64, 48), (3, 7, 0))
+    image.info["transparency"] = (1000, 2000, 0)
+    with pytest.raises(InvalidImageError, match=r"16-bit picture whose transparent colour is \(1000, 2000, 0\).*send the "
+                                                 r"file's path or bytes instead"):
+        encode_image(image)
+    image.info["transparency"] = (3, 7, 0)  # an 8-bit key is read as the server reads it
+    assert encode_image(image).size == (64, 48)
