@@ -268,6 +268,11 @@ def check_size(width: int, height: int) -> None:
 
 _JPEG_EOI = b"\xff\xd9"
 _JPEG_SOS = 0xDA
+
+
+def _jpeg_marker_alone(marker: int) -> bool:
+    """Whether a JPEG marker stands without a length field (RSTn, TEM)."""
+    return marker == 0x01 or 0xD0 <= marker <= 0xD7
 _PNG_IEND = b"IEND\xaeB`\x82"  # the IEND chunk's type and its fixed CRC
 
 
@@ -288,7 +293,7 @@ def _jpeg_complete(data: bytes) -> bool:
             pos += 1
         elif marker == _JPEG_SOS:
             return data.rfind(_JPEG_EOI, pos) != -1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:
+        elif _jpeg_marker_alone(marker):
             pos += 2
         else:
             pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
@@ -456,10 +461,10 @@ def without_stray_header_bytes(data: bytes) -> bytes:
             pos += 1 if data[pos] != 0xFF else 2
         elif marker == 0xFF:  # a fill byte before a marker
             pos += 1
-        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn and TEM carry no length
+        elif _jpeg_marker_alone(marker):
             out += data[pos:pos + 2]
             pos += 2
-        elif marker == 0xDA or pos + 4 > len(data):  # the first scan: the rest is kept as it is
+        elif marker == _JPEG_SOS or pos + 4 > len(data):  # the first scan: the rest is kept as it is
             break
         else:
             end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
