@@ -404,6 +404,20 @@ def test_a_failed_step_is_retryable_like_unavailability(status, message, expecte
         assert "larger than the gRPC message limit" in str(error) and "send fewer images per call" in str(error)
 
 
+def test_a_connection_closed_by_a_stopping_server_under_a_call_is_retryable_and_not_called_a_set_up_fault():
+    """gRPC's words when a stopping server closed the connection before its answer was read (a CI run): no TLS hint."""
+    message = ("Stream removed (recvmsg:Connection reset by peer (104) (GOAWAY received; Error code: 0; "
+               "Debug Text: Server shutdown))")
+    error = translate(InferenceServerException(message, status="StatusCode.UNAVAILABLE"), "analyzing", "h:1",
+                      inference=True, hint="; if the server serves TLS, connect with ssl=True")
+    assert type(error) is ServerUnavailableError
+    assert "closed the connection as it stopped, before the answer was read" in str(error)
+    assert "retried like unavailability" in str(error) and "ssl=True" not in str(error)
+    refused = translate(InferenceServerException("failed to connect to all addresses", status="StatusCode.UNAVAILABLE"),
+                        "analyzing", "h:1", inference=True, hint="; if the server serves TLS, connect with ssl=True")
+    assert "ssl=True" in str(refused) and "as it stopped" not in str(refused)
+
+
 def test_calling_the_guards_health_port_or_a_grpc_port_over_http_says_which_port_to_call():
     import json
 

@@ -378,7 +378,14 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
     assert in_flight, "the batch was answered before the stop: nothing was in flight to drain"
     assert forwarded and guard.guard.front.oldest_forwarded_at is None  # held while Triton worked on it, then let go
     assert not ready_while_draining, ready_while_draining[:3]
-    assert "error" not in outcome, outcome.get("error")
-    assert len(outcome["results"]) == 32
     (line,) = audit_lines(audit)
-    assert line["status"] == "OK" and len(line["images"]) == 32
+    assert line["status"] == "OK" and len(line["images"]) == 32, line  # the guard answered the call in flight
+    # and the client has the answer, unless it was still reading it when gRPC closed the connection: gRPC closes each
+    # connection the moment its last call ends, and a socket closed with bytes unread resets the connection (a CI run
+    # under load, once). The client is told so, and retries it on a new connection. The guard could rule it out only by
+    # holding gRPC's GOAWAY back until every answer was read, which keeps a client's pinned connection on a stopping pod.
+    error = outcome.get("error")
+    if error is not None:
+        assert isinstance(error, ServerUnavailableError) and "closed the connection as it stopped" in str(error), error
+    else:
+        assert len(outcome["results"]) == 32
