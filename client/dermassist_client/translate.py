@@ -28,7 +28,7 @@ STEP_UNHEALTHY = "is not healthy"
 _SERVER_CANCELLED = {"StatusCode.CANCELLED"}
 # gRPC's words when a stopping server closed the connection under a call (it closes each connection the moment its
 # last call ends; a client still reading the answer then loses it to the reset): nothing about the client's set-up.
-SERVER_SHUTDOWN = "Server shutdown"
+_SERVER_SHUTDOWN = "Server shutdown"
 _TIMEOUTS = (TimeoutError, socket.timeout, asyncio.TimeoutError)
 # the guard's HTTP port (dermassist serve) answers any other path with "only /v2/health/live, ... are served here"
 _HEALTH_ONLY = ("only /v2/health/live", "are served here")
@@ -87,7 +87,7 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
     if isinstance(error, InferenceServerException):
         status = str(error.status() or "")
         message = error.message() or str(error)
-        if status in _UNAVAILABLE and SERVER_SHUTDOWN in message:
+        if status in _UNAVAILABLE and _SERVER_SHUTDOWN in message:
             return ServerUnavailableError(f"{what}: the server at {url} closed the connection as it stopped, before "
                                           f"the answer was read ({message}); retried like unavailability, on a new "
                                           "connection (another replica, or this server once it is back)")
