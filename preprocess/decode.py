@@ -350,14 +350,12 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
     described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
-    if fmt == "JPEG":
-        check_jpeg_scan(data, described)
     factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if header.alpha:  # a JPEG carries none, so never decoded reduced here
-        rgb = _decode_over_black(data, buffer, fmt, header.page, described)
-    else:
-        rgb = _decode_colour(buffer, flag, header.page)
+    rgb = decode_jpeg_strict(data, described, factor) if fmt == "JPEG" else None  # checked as it is decoded
+    if rgb is None:
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        rgb = (_decode_over_black(data, buffer, fmt, header.page, described) if header.alpha  # never a JPEG
+               else _decode_colour(buffer, flag, header.page))
     if rgb is None:
         samples = _TIFF_SAMPLES if fmt == "TIFF" else ""
         raise TruncatedImageError(f"{described} could not be decoded; the file is truncated or corrupt{samples}")
@@ -473,25 +471,27 @@ def without_stray_header_bytes(data: bytes) -> bytes:
     return bytes(out + data[pos:])
 
 
-def check_jpeg_scan(data: bytes, described: str) -> None:
-    """Refuse a JPEG whose compressed data libjpeg can only decode by guessing (a cut-short or overwritten scan).
-
-    OpenCV decodes such a file without a word, the missing part grey; libjpeg-turbo's strict mode raises on the
-    same warnings. Decoded at 1/8 scale, which reads every coded block but skips most of the inverse DCT. Stray
-    bytes between header segments are skipped by every decoder and leave the picture whole, so they pass (the
-    check goes on without them); stray bytes before a restart or end marker mean the coded blocks did not fit.
+def decode_jpeg_strict(data: bytes, described: str, factor: int) -> np.ndarray | None:
+    """A JPEG decoded to RGB at 1/``factor`` scale by libjpeg-turbo's strict mode, which refuses a compressed scan it
+    can only decode by guessing (cut short or overwritten: OpenCV decodes such a file without a word, the missing part
+    grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). A CMYK or YCCK JPEG (libjpeg-turbo
+    does not turn printing inks into RGB) is only checked, at 1/8 scale (every coded block read, most of the inverse
+    DCT skipped), and None comes back: OpenCV decodes it next. Stray bytes between header segments are skipped by
+    every decoder and leave the picture whole, so they pass: the file is read again without them (None when they
+    cannot be taken out); stray bytes before a restart or end marker mean the coded blocks did not fit: refused.
     """
     try:
-        colour = simplejpeg.decode_jpeg_header(data)[2]
-        simplejpeg.decode_jpeg(data, colorspace="CMYK" if colour in ("CMYK", "YCCK") else "GRAY", min_factor=8,
-                               strict=True)
+        height, width, colour = simplejpeg.decode_jpeg_header(data)[:3]
+        if colour in ("CMYK", "YCCK"):
+            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=8, strict=True)
+            return None
+        return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=factor, strict=True,
+                                                 min_height=-(-height // factor), min_width=-(-width // factor)))
     except (ValueError, RuntimeError) as e:
         stray = _STRAY_BYTES.search(str(e))
         if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
             cleaned = without_stray_header_bytes(data)
-            if cleaned != data:  # the scan is checked as the decoder will read it, past the skipped bytes
-                check_jpeg_scan(cleaned, described)
-            return
+            return None if cleaned == data else decode_jpeg_strict(cleaned, described, factor)
         raise TruncatedImageError(
             f"{described} cannot be decoded in full ({e}): its compressed data is damaged (cut short or overwritten, "
             "which would leave part of the picture missing) or uses a JPEG variant DermAssist does not read; send the "

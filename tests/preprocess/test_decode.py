@@ -234,6 +234,36 @@ def test_large_jpeg_may_be_decoded_reduced_but_keeps_its_original_size() -> None
     assert decode(encode(big, ".png"), allow_reduced=True).reduction == 1  # shrink-on-load is JPEG only
 
 
+_OPENCV_REDUCED = {1: cv2.IMREAD_COLOR_RGB, 2: cv2.IMREAD_REDUCED_COLOR_2 | cv2.IMREAD_COLOR_RGB,
+                   4: cv2.IMREAD_REDUCED_COLOR_4 | cv2.IMREAD_COLOR_RGB, 8: cv2.IMREAD_REDUCED_COLOR_8 | cv2.IMREAD_COLOR_RGB}
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_the_one_pass_jpeg_decode_gives_opencvs_pixels_at_every_scale(mode: str, subsampling: int,
+                                                                      progressive: bool) -> None:
+    """The strict decode that checks the scan also gives the pixels: they must be OpenCV's (the decode before it), to
+    the bit, at every shrink-on-load factor, odd sizes included."""
+    from preprocess.decode import decode_jpeg_strict
+
+    picture = Image.fromarray(cv2.resize(RGB, (803, 601))).convert(mode)
+    data = pil_bytes(picture, "JPEG", quality=90, subsampling=subsampling, progressive=progressive)
+    for factor, flag in _OPENCV_REDUCED.items():
+        expected = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        np.testing.assert_array_equal(decode_jpeg_strict(data, "test JPEG", factor), expected)
+
+
+def test_a_cmyk_jpeg_is_checked_then_decoded_by_opencv() -> None:
+    """libjpeg-turbo does not turn printing inks into RGB: a CMYK JPEG is checked strictly, then OpenCV decodes it."""
+    data = pil_bytes(Image.fromarray(RGB).convert("CMYK"), "JPEG", quality=95)
+    out = decode_image(data)
+    assert out.shape == RGB.shape
+    np.testing.assert_allclose(out.astype(np.float32), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), atol=3)
+    with pytest.raises(TruncatedImageError, match="cannot be decoded in full"):
+        decode_image(data[: len(data) // 2] + data[-2:])  # the scan cut short, the end marker kept
+
+
 def test_a_file_of_several_pictures_is_refused_but_a_thumbnail_page_is_allowed(tmp_path) -> None:
     """A multi-page TIFF or an animated PNG: the service would otherwise answer for page 1 and say nothing."""
     import io
