@@ -39,7 +39,8 @@ from preprocess.contract import (
     TRIAGE_MODEL,
 )
 from preprocess.crop import CropParams, crop_batch
-from preprocess.errors import InvalidImageError
+from preprocess.errors import InvalidImageError, PreprocessError
+from preprocess.params import bool_parameter
 from preprocess.prepare import PreparedImage, prepare_images
 from preprocess.quality import QualityLimits, quality_batch
 from preprocess.triage import TriageParams, triage_batch
@@ -49,6 +50,7 @@ from .base.frameworks import import_torch
 from .base.repository import (
     SOURCE_REPOSITORY,
     classifier_artifact,
+    model_config_path,
     model_parameters,
     require_artifacts,
     segmenter_artifact,
@@ -92,6 +94,15 @@ def _import_frameworks():
     return torch, tf
 
 
+def classifier_optimized_for_cpu(repository: Path) -> bool:
+    """The embedded classifier config's ``optimize_for_cpu`` switch, read as its adapter reads it (freeze and optimise
+    the TorchScript for the CPU when true)."""
+    try:
+        return bool_parameter(model_parameters(repository, CLASSIFIER_MODEL), "optimize_for_cpu", False)
+    except PreprocessError as e:
+        raise ReferencePipelineError(f"{model_config_path(repository, CLASSIFIER_MODEL)}: {e}") from e
+
+
 def _bare_classifier(torch, served):
     """The served classifier's own layers and temperature without its OOD score and CAM, as one module to script."""
 
@@ -129,6 +140,7 @@ class ReferencePipeline:
         self.crop_params = step_settings(self.repository, CROP_MODEL, CropParams)
         self.quality_limits = step_settings(self.repository, PREPARE_MODEL, QualityLimits)
         self.triage_params = step_settings(self.repository, TRIAGE_MODEL, TriageParams)
+        optimize = classifier_optimized_for_cpu(self.repository)
         torch, tf = _import_frameworks()
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)
@@ -145,7 +157,7 @@ class ReferencePipeline:
         (self._seg_input,) = self._seg_fn.structured_input_signature[1].keys()
         classifier = torch.jit.load(str(classifier_artifact(self.repository)), map_location="cpu").eval()
         self._unfrozen_classifier = classifier  # keeps its submodules, for triage_extras_ms
-        if model_parameters(self.repository, CLASSIFIER_MODEL).get("optimize_for_cpu", "").lower() == "true":
+        if optimize:
             classifier = torch.jit.optimize_for_inference(torch.jit.freeze(classifier))  # as the embedded step does
         self._classifier = classifier
         self.load_s = time.perf_counter() - started

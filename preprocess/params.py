@@ -29,7 +29,8 @@ def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
             return float(raw)
     except (TypeError, ValueError) as e:
         article = "an" if kind == "int" else "a"
-        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}") from e
+        allowed = f"; use one of {', '.join(_TRUE + _FALSE)} (any case)" if kind == "bool" else ""
+        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}") from e
     return raw
 
 
@@ -47,6 +48,26 @@ def thread_parameter(parameters: Mapping[str, str], name: str) -> int:
         raise InvalidTensorError(f"config parameter: {name} must be a thread count >= 0 (0: the library's choice), "
                                  f"got {raw!r}")
     return count
+
+
+def bool_parameter(parameters: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no switch from a config's ``parameters`` (``default`` when unset or empty); a value that is not one of
+    1/true/yes, 0/false/no (any case) is refused by name, so the model's load failure says which parameter to fix."""
+    raw = parameters.get(name, "")
+    return bool(_cast(name, raw, "bool", "config parameter")) if raw != "" else default
+
+
+def choice_parameter(parameters: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` from a config's ``parameters``, matched in any case and returned as
+    written in ``allowed``; "" when unset. Any other value is refused by name with the values allowed."""
+    raw = parameters.get(name, "")
+    if raw == "":
+        return ""
+    for choice in allowed:
+        if raw.strip().upper() == choice.upper():
+            return choice
+    raise InvalidTensorError(f"config parameter: {name} must be one of {', '.join(allowed)} (any case), got {raw!r}; "
+                             "fix the parameter in the model's config")
 
 
 def set_opencv_threads(model_config: Mapping[str, Any]) -> None:

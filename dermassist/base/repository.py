@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, CROP_MODEL, PREPARE_MODEL, SEGMENTER_MODEL, TRIAGE_MODEL
+from preprocess.errors import PreprocessError
 from preprocess.params import TUNED_FILENAME, read_tuned, resolve_params
 
 from .errors import RepositoryError
 from .paths import SOURCE_REPOSITORY
+
+if TYPE_CHECKING:
+    from tritonclient.grpc.model_config_pb2 import ModelConfig
+
+T = TypeVar("T")
 
 SAVEDMODEL_DIRNAME = "model.savedmodel"
 KERAS_FILENAME = "model.keras"
@@ -50,7 +57,7 @@ def labels_file(repository: Path) -> Path:
     return Path(repository) / CLASSIFIER_MODEL / LABELS_FILENAME
 
 
-def read_model_config(path: Path):
+def read_model_config(path: Path) -> ModelConfig:
     """Parse one Triton ``config.pbtxt`` with Triton's own protobuf (``model_config_pb2.ModelConfig``)."""
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
@@ -58,21 +65,35 @@ def read_model_config(path: Path):
     try:
         return text_format.Parse(Path(path).read_text(), model_config_pb2.ModelConfig())
     except (OSError, text_format.ParseError) as e:
-        raise RepositoryError(f"cannot read the Triton config {path}: {e}") from e
+        raise RepositoryError(f"cannot read the Triton config {path}: {e}; expected a ModelConfig in protobuf text "
+                              f"format: fix the file, or copy it again from {SOURCE_REPOSITORY}") from e
+
+
+def model_config_path(repository: Path, model: str, config_name: str = "embedded") -> Path:
+    """The config a profile gives one model: ``<model>/configs/<config_name>.pbtxt``, else ``<model>/config.pbtxt``."""
+    folder = Path(repository) / model
+    path = folder / "configs" / f"{config_name}.pbtxt"
+    return path if path.is_file() else folder / "config.pbtxt"
 
 
 def model_parameters(repository: Path, model: str, config_name: str = "embedded") -> dict[str, str]:
     """The ``parameters`` of one model's config (``configs/<config_name>.pbtxt``, else ``config.pbtxt``)."""
-    folder = Path(repository) / model
-    path = folder / "configs" / f"{config_name}.pbtxt"
-    config = read_model_config(path if path.is_file() else folder / "config.pbtxt")
+    config = read_model_config(model_config_path(repository, model, config_name))
     return {key: value.string_value for key, value in config.parameters.items()}
 
 
-def step_settings(repository: Path, model: str, cls: type, config_name: str = "embedded"):
-    """A step's typed settings as its ``initialize`` resolves them: config parameter > tuned.json > default."""
-    return resolve_params(cls, model_parameters(repository, model, config_name),
-                          read_tuned(str(Path(repository) / model / "1")), model)
+def step_settings(repository: Path, model: str, cls: type[T], config_name: str = "embedded") -> T:
+    """A step's typed settings as its ``initialize`` resolves them: config parameter > tuned.json > default.
+
+    A value ``preprocess`` refuses (a misspelt key or a bad value in tuned.json, a bad config parameter) is a
+    RepositoryError naming both files."""
+    tuned = tuned_file(repository, model)
+    try:
+        return resolve_params(cls, model_parameters(repository, model, config_name), read_tuned(str(tuned.parent)), model)
+    except PreprocessError as e:
+        raise RepositoryError(f"settings of {model} from {model_config_path(repository, model, config_name)} and "
+                              f"{tuned}: {e}; fix the file that holds it, or export the release again "
+                              "(`dermassist models`)") from e
 
 
 def missing_artifacts(repository: Path) -> list[Path]:

@@ -3,6 +3,8 @@ them requests as numpy arrays."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import sys
 from types import ModuleType, SimpleNamespace
 
@@ -52,3 +54,82 @@ def test_lesion_crop_refuses_an_original_size_that_is_not_one_positive_pair_per_
     two_rows = {**request, ORIGINAL_SIZE.name: np.array([[40, 60], [40, 60]], np.int32)}
     refused = lesion_crop_adapter._rows(two_rows)
     assert isinstance(refused, PreprocessError) and "ORIGINAL_SIZE 2" in str(refused)
+
+
+def _adapter(monkeypatch: pytest.MonkeyPatch, model: str) -> ModuleType:
+    """``model_repository/<model>/1/model.py`` imported with a stand-in for Triton's utilities."""
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", ModuleType("triton_python_backend_utils"))
+    spec = importlib.util.spec_from_file_location(f"{model}_model", PROJECT_ROOT / "model_repository" / model / "1" /
+                                                  "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _initialize_args(tmp_path, parameters: dict[str, str]) -> dict[str, str]:
+    config = {"parameters": {k: {"string_value": v} for k, v in parameters.items()}}
+    return {"model_config": json.dumps(config), "model_repository": str(tmp_path), "model_version": "1"}
+
+
+class _FakeTorch:
+    """What the classifier adapter calls of torch, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        module = SimpleNamespace(eval=lambda: "module")
+        self.jit = SimpleNamespace(load=lambda path, map_location: self.calls.append(("load", path)) or module,
+                                   freeze=lambda m: self.calls.append(("freeze", m)) or m,
+                                   optimize_for_inference=lambda m: self.calls.append(("optimize", m)) or m)
+
+    def set_num_threads(self, n: int) -> None:
+        self.calls.append(("threads", n))
+
+
+def test_lesion_classifier_reads_its_switches_typed_and_loads_the_repositorys_file_name(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist.base import repository
+
+    adapter = _adapter(monkeypatch, "lesion_classifier")
+    torch = _FakeTorch()
+    monkeypatch.setattr(adapter, "import_torch", lambda: torch)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    model = adapter.TritonPythonModel()
+    model.initialize(_initialize_args(tmp_path, {"omp_wait_policy": "passive", "optimize_for_cpu": "TRUE",
+                                                 "intra_op_threads": "2"}))
+    assert adapter.TORCHSCRIPT_FILENAME is repository.TORCHSCRIPT_FILENAME
+    assert torch.calls == [("threads", 2), ("load", str(tmp_path / "1" / repository.TORCHSCRIPT_FILENAME)),
+                           ("freeze", "module"), ("optimize", "module")]
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+@pytest.mark.parametrize(("parameters", "said"), [({"optimize_for_cpu": "ture"}, "optimize_for_cpu must be a bool"),
+                                                  ({"omp_wait_policy": "spin"}, "omp_wait_policy must be one of")])
+def test_lesion_classifier_refuses_a_misspelt_switch_before_it_loads_anything(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, parameters: dict[str, str], said: str) -> None:
+    """Before, "ture" served the classifier unoptimised in silence, and any policy went into OpenMP's environment."""
+    adapter = _adapter(monkeypatch, "lesion_classifier")
+    torch = _FakeTorch()
+    monkeypatch.setattr(adapter, "import_torch", lambda: torch)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(PreprocessError, match=said):
+        adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, parameters))
+    assert torch.calls == [] and "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_lesion_segmenter_loads_the_repositorys_savedmodel_name(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist.base import repository
+
+    loaded: list[str] = []
+    signature = SimpleNamespace(structured_input_signature=((), {"x": None}))
+    config = SimpleNamespace(list_physical_devices=lambda kind: [],
+                             threading=SimpleNamespace(set_intra_op_parallelism_threads=lambda n: None,
+                                                       set_inter_op_parallelism_threads=lambda n: None))
+    tf = ModuleType("tensorflow")
+    tf.config = config
+    tf.saved_model = SimpleNamespace(load=lambda path: loaded.append(path) or
+                                     SimpleNamespace(signatures={"serving_default": signature}))
+    monkeypatch.setitem(sys.modules, "tensorflow", tf)
+    adapter = _adapter(monkeypatch, "lesion_segmenter")
+    adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))
+    assert adapter.SAVEDMODEL_DIRNAME is repository.SAVEDMODEL_DIRNAME
+    assert loaded == [str(tmp_path / "1" / repository.SAVEDMODEL_DIRNAME)]

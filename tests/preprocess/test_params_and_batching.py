@@ -177,3 +177,27 @@ def test_a_tuned_file_whose_values_are_not_an_object_is_named(tmp_path: Path) ->
     (tmp_path / TUNED_FILENAME).write_text('{"values": [0.3]}')
     with pytest.raises(InvalidTensorError, match="'values' must be an object, got list"):
         read_tuned(str(tmp_path))
+
+
+def test_bool_parameters_read_what_the_settings_read_and_refuse_the_rest() -> None:
+    from preprocess.params import bool_parameter
+
+    for raw, expected in (("true", True), ("TRUE", True), ("yes", True), ("1", True), ("false", False),
+                          ("No", False), ("0", False)):
+        assert bool_parameter({"optimize_for_cpu": raw}, "optimize_for_cpu", not expected) is expected
+    assert bool_parameter({}, "optimize_for_cpu", True) is True and bool_parameter({"x": ""}, "x", False) is False
+    with pytest.raises(InvalidTensorError, match=r"config parameter: optimize_for_cpu must be a bool, got 'ture'; "
+                                                 r"use one of 1, true, yes, 0, false, no \(any case\)"):
+        bool_parameter({"optimize_for_cpu": "ture"}, "optimize_for_cpu", False)
+
+
+def test_choice_parameters_are_one_of_the_values_allowed_in_any_case() -> None:
+    from preprocess.params import choice_parameter
+
+    allowed = ("ACTIVE", "PASSIVE")
+    assert choice_parameter({"omp_wait_policy": "passive"}, "omp_wait_policy", allowed) == "PASSIVE"
+    assert choice_parameter({"omp_wait_policy": "ACTIVE"}, "omp_wait_policy", allowed) == "ACTIVE"
+    assert choice_parameter({}, "omp_wait_policy", allowed) == ""
+    with pytest.raises(InvalidTensorError, match=r"omp_wait_policy must be one of ACTIVE, PASSIVE \(any case\), "
+                                                 r"got 'spin'; fix the parameter"):
+        choice_parameter({"omp_wait_policy": "spin"}, "omp_wait_policy", allowed)

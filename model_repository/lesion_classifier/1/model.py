@@ -5,9 +5,12 @@ import os
 import triton_python_backend_utils as pb_utils
 
 from dermassist.base.frameworks import import_torch
+from dermassist.base.repository import TORCHSCRIPT_FILENAME
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import CAM, CLASSIFIER_MODEL, CLS_INPUT, OOD_SCORE, PROBABILITIES
-from preprocess.params import config_parameters, thread_parameter
+from preprocess.params import bool_parameter, choice_parameter, config_parameters, thread_parameter
+
+OMP_WAIT_POLICIES = ("ACTIVE", "PASSIVE")  # what OpenMP's OMP_WAIT_POLICY accepts
 
 
 class TritonPythonModel:
@@ -16,16 +19,18 @@ class TritonPythonModel:
     def initialize(self, args):
         """Load the TorchScript classifier once (threads and OpenMP waits from the config's parameters)."""
         params = config_parameters(json.loads(args["model_config"]))
-        if params.get("omp_wait_policy"):  # read by OpenMP when torch loads it: instances sharing cores wait without spinning
-            os.environ["OMP_WAIT_POLICY"] = params["omp_wait_policy"]
+        policy = choice_parameter(params, "omp_wait_policy", OMP_WAIT_POLICIES)
+        optimize = bool_parameter(params, "optimize_for_cpu", False)
+        threads = thread_parameter(params, "intra_op_threads")
+        if policy:  # read by OpenMP when torch loads it: instances sharing cores wait without spinning
+            os.environ["OMP_WAIT_POLICY"] = policy
         torch = import_torch()
 
-        threads = thread_parameter(params, "intra_op_threads")
         if threads > 0:
             torch.set_num_threads(threads)
-        path = os.path.join(args["model_repository"], args["model_version"], "model.pt")
+        path = os.path.join(args["model_repository"], args["model_version"], TORCHSCRIPT_FILENAME)
         model = torch.jit.load(path, map_location="cpu").eval()
-        if params.get("optimize_for_cpu", "").lower() == "true":
+        if optimize:
             model = torch.jit.optimize_for_inference(torch.jit.freeze(model))
         self.model = model
         self.torch = torch

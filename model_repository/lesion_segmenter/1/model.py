@@ -5,6 +5,7 @@ import os
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from dermassist.base.repository import SAVEDMODEL_DIRNAME
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
 from preprocess.params import config_parameters, thread_parameter
@@ -25,7 +26,7 @@ class TritonPythonModel:
             tf.config.experimental.set_memory_growth(device, True)
         tf.config.threading.set_intra_op_parallelism_threads(thread_parameter(params, "intra_op_threads"))
         tf.config.threading.set_inter_op_parallelism_threads(thread_parameter(params, "inter_op_threads"))
-        path = os.path.join(args["model_repository"], args["model_version"], "model.savedmodel")
+        path = os.path.join(args["model_repository"], args["model_version"], SAVEDMODEL_DIRNAME)
         self.fn = tf.saved_model.load(path).signatures["serving_default"]
         (self.input_name,) = self.fn.structured_input_signature[1].keys()
         self.tf = tf
