@@ -238,17 +238,14 @@ def truth_mask(path: Path, image: Path) -> np.ndarray:
     (a square image, or a 180-degree orientation, has both frames of one size: its mask is taken as drawn on the stored
     pixels, as the image file holds them); a mask the size of the displayed image is used as it is.
     """
-    import cv2
-
-    from preprocess.contract import SEG_SIZE
     from training.errors import TrainingError
-    from training.images import load_mask, original_size
+    from training.images import load_mask, original_size, seg_mask
 
     try:
         mask = load_mask(path, image, original_size(image))
     except TrainingError as e:
         raise EvaluationError(f"ground truth of {image.name}: {e}") from e
-    return (cv2.resize(mask, (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    return seg_mask(mask).astype(np.uint8)  # the segmenter's training targets: one rule for both
 
 
 def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:

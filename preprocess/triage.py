@@ -109,8 +109,15 @@ def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, frac
             raise InvalidTensorError(f"{name} must be {want} for {n} rows, got {got}")
     for name, array in (("PROBABILITIES", probabilities), ("OOD_SCORE", ood), ("QUALITY", quality),
                         ("LESION_FRACTION", fraction), ("OTHER_LESION_FRACTION", other)):
-        if not np.all(np.isfinite(array)):
-            raise InvalidTensorError(f"{name} holds a NaN or infinite value")
+        finite = np.isfinite(array).all(axis=tuple(range(1, array.ndim)))  # per row
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            first = np.ravel(array[rows[0]])
+            value = first[~np.isfinite(first)][0]
+            listed = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+            raise InvalidTensorError(f"{name} holds a NaN or infinite value in row(s) {listed} (row {rows[0]}: "
+                                     f"{value}); every value must be finite: check the step that computes {name} "
+                                     "(its model and its inputs) on those rows")
     return n
 
 

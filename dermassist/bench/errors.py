@@ -14,3 +14,7 @@ class BenchConfigError(BenchError):
 
 class PerfAnalyzerUnavailable(BenchError):
     """perf_analyzer cannot be set up or run here (the bench goes on without its figures)."""
+
+
+class NoMeasurementsError(BenchError):
+    """A run measured nothing to summarise (no latencies, or no time passed)."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import NoMeasurementsError
+
 
 @dataclass(frozen=True)
 class LatencySummary:
@@ -22,7 +24,8 @@ class LatencySummary:
 def summarize(latencies_s: Sequence[float], images: int, wall_s: float) -> LatencySummary:
     """Summarise per-request latencies (seconds) of ``images`` images served in ``wall_s``."""
     if len(latencies_s) == 0 or wall_s <= 0:
-        raise ValueError(f"need latencies and a positive wall time, got {len(latencies_s)} samples, {wall_s} s")
+        raise NoMeasurementsError(f"a latency summary needs latencies and a positive wall time, got {len(latencies_s)} "
+                                  f"samples in {wall_s} s; run at least one image through at least one pass")
     ms = np.asarray(latencies_s, dtype=np.float64) * 1000.0
     return LatencySummary(
         images=int(images), wall_s=float(wall_s), images_per_s=images / wall_s,

@@ -473,3 +473,23 @@ def test_a_report_name_that_is_not_a_plain_folder_name_is_refused(tmp_path: Path
     with pytest.raises(EvaluationError, match="is not a plain folder name"):
         EvaluationConfig(data=tmp_path, name=name)
     assert EvaluationConfig(data=tmp_path, name="site_a.v2").name == "site_a.v2"
+
+
+def test_the_ground_truth_is_put_on_the_mask_grid_as_the_segmenter_was_trained_on_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule (``training.images.seg_mask``) for the segmenter's training targets and the evaluation's truth."""
+    import training.images
+    from dermassist.evaluation import truth_mask
+    from training.images import seg_mask
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((450, 600), np.uint8)
+    mask[100:330, 150:480] = 255
+    mask[rng.random(mask.shape) < 0.3] = 0  # ragged edges: grid cells near the >= 128 cut
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    cv2.imwrite(str(tmp_path / "i.jpg"), np.zeros((450, 600, 3), np.uint8))
+    truth = truth_mask(tmp_path / "m.png", tmp_path / "i.jpg")
+    assert truth.dtype == np.uint8 and np.array_equal(truth, seg_mask(mask).astype(np.uint8))
+    assert 0 < truth.sum() < truth.size
+    monkeypatch.setattr(training.images, "seg_mask", lambda m: np.full((2, 2), 1.0, np.float32))  # the one rule used
+    assert truth_mask(tmp_path / "m.png", tmp_path / "i.jpg").tolist() == [[1, 1], [1, 1]]

@@ -154,3 +154,13 @@ def test_several_pictures_put_together_are_said_and_not_assessable() -> None:
                                        "across it): photograph each lesion on its own (seam score 14% of the lowest "
                                        "accepted).")
     assert out.note[1, 0] == b""
+
+
+def test_a_value_that_is_not_finite_is_named_with_its_rows_and_value() -> None:
+    probs = np.repeat(_probs(NV=1.0), 3, axis=0)
+    probs[1, 3], probs[2, 0] = np.nan, np.inf
+    with pytest.raises(InvalidTensorError, match=r"PROBABILITIES holds a NaN or infinite value in row\(s\) 1, 2 "
+                                                 r"\(row 1: nan\); every value must be finite: check the step"):
+        triage_batch(probs, [[0.1]] * 3, [GOOD] * 3, [[0.1]] * 3)
+    with pytest.raises(InvalidTensorError, match=r"OOD_SCORE holds a NaN or infinite value in row\(s\) 0 \(row 0: inf\)"):
+        triage_batch(_probs(NV=1.0), [[np.inf]], [GOOD], [[0.1]])

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from dermassist.bench.config import BenchConfig
-from dermassist.bench.errors import BenchConfigError
+from dermassist.bench.errors import BenchConfigError, NoMeasurementsError
 from dermassist.bench.front import FrontCost
 from dermassist.bench.inprocess import InProcessResult
 from dermassist.bench.latency import LatencySummary, summarize
@@ -34,7 +34,7 @@ def test_summary_mean_and_interpolated_percentiles() -> None:
     assert s.p99_ms == pytest.approx(101.0)  # rank 0.99 * 99 = 98.01: 100 + 0.01 * (200 - 100)
     even = summarize([0.001, 0.002, 0.003, 0.004], images=4, wall_s=1.0)
     assert even.p50_ms == pytest.approx(2.5)  # rank 1.5: halfway between 2 and 3 ms
-    with pytest.raises(ValueError, match="positive wall time"):
+    with pytest.raises(NoMeasurementsError, match="positive wall time"):
         summarize([0.01], images=1, wall_s=0.0)
 
 

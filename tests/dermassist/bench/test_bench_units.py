@@ -9,7 +9,7 @@ import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
 from dermassist.bench.config import BenchConfig
-from dermassist.bench.errors import BenchConfigError
+from dermassist.bench.errors import BenchConfigError, NoMeasurementsError
 from dermassist.bench.inprocess import InProcessResult
 from dermassist.bench.latency import summarize
 from dermassist.bench.perf_analyzer import parse_csv, write_input_data
@@ -41,7 +41,7 @@ def test_statistics_diff_gives_per_image_compute_and_batch():
 def test_summarize_percentiles_and_throughput():
     s = summarize([0.010] * 98 + [0.100, 0.200], images=100, wall_s=2.0)
     assert s.images_per_s == 50.0 and s.p50_ms == pytest.approx(10.0) and s.p99_ms > 99.0
-    with pytest.raises(ValueError):
+    with pytest.raises(NoMeasurementsError, match="got 0 samples in 1.0 s; run at least one image"):
         summarize([], 0, 1.0)
 
 
