@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from .config import TLS_HELP, connection_options
+from .config import DEMO_HOST, DEMO_PORT, PROTOCOLS, TLS_HELP, config_default, connection_options
 from .dicom.command import add_listen_arguments, listen
 from .errors import DermAssistClientError, ServerUnavailableError
 from .verdict import verdict_line, verdict_of_dict
@@ -29,11 +29,13 @@ NOT_TRIED = "NotTried"
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server HOST:PORT (default {DEFAULT_URL})")
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc",
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=config_default("protocol"),
                         help="grpc (default: what `dermassist serve` serves) or http (a bare tritonserver's HTTP API; "
                              "the HTTP port of `dermassist serve` answers health probes only)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="deadline of one call in seconds (default 30)")
-    parser.add_argument("--retries", type=int, default=3, help="retries while the server is unavailable (default 3)")
+    parser.add_argument("--timeout", type=float, default=config_default("timeout_s"),
+                        help="deadline of one call in seconds (default %(default)g)")
+    parser.add_argument("--retries", type=int, default=config_default("retries"),
+                        help="retries while the server is unavailable (default %(default)s)")
     tls = parser.add_argument_group("TLS (gRPC or HTTPS)")
     tls.add_argument("--ssl", action="store_true", help=TLS_HELP["ssl"])
     tls.add_argument("--root-certificates", metavar="PEM", help=TLS_HELP["root_certificates"])
@@ -64,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the URI of the site's patient identifier system (its MRN namespace), for the FHIR subject")
     _add_connection(analyze)
     demo = sub.add_parser("demo", help="start the Gradio demo page against a running server")
-    demo.add_argument("--host", default="127.0.0.1", help="address the page binds (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=7860, help="page port (default 7860)")
+    demo.add_argument("--host", default=DEMO_HOST, help="address the page binds (default %(default)s)")
+    demo.add_argument("--port", type=int, default=DEMO_PORT, help="page port (default %(default)s)")
     _add_connection(demo)
     listen = sub.add_parser("dicom-listen", help="DICOM node: analyse received photographs, store SEG and SR in a PACS")
     add_listen_arguments(listen)

@@ -13,10 +13,13 @@ from .retry import call_with_retries, start_deadline
 from .transport import make_transport, new_request_id
 
 
-def make_config(url: str, protocol: str, timeout: float, retries: int, options: dict[str, Any]) -> ClientConfig:
-    """A validated ClientConfig from the constructor arguments of either client."""
+def make_config(url: str, protocol: str, timeout: float | None, retries: int | None,
+                options: dict[str, Any]) -> ClientConfig:
+    """A validated ClientConfig from the constructor arguments of either client (``None``: ClientConfig's default)."""
+    given: dict[str, Any] = {name: value for name, value in (("timeout_s", timeout), ("retries", retries))
+                             if value is not None}
     try:
-        return ClientConfig(url=url, protocol=protocol, timeout_s=timeout, retries=retries, **options)
+        return ClientConfig(url=url, protocol=protocol, **given, **options)
     except TypeError as e:
         raise ClientConfigError(f"unknown client option: {e}; see ClientConfig for the accepted names") from e
 
@@ -26,7 +29,9 @@ class ClientCore:
 
     _make_transport: Callable[[ClientConfig], Any]
 
-    def __init__(self, url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 3, **options: Any) -> None:
+    def __init__(self, url: str, protocol: str = "grpc", timeout: float | None = None, retries: int | None = None,
+                 **options: Any) -> None:
+        """``timeout`` (ClientConfig.timeout_s) and ``retries`` left out or None take ClientConfig's defaults."""
         self._bind(make_config(url, protocol, timeout, retries, options))
 
     @classmethod

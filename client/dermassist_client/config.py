@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 import ssl as ssl_module
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,10 @@ from .errors import ClientConfigError
 
 PROTOCOLS = ("grpc", "http")
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # the guard's default --max-request-mib: a 50-megapixel TIFF fits
+# Where the demo page binds by default (``dermassist-client demo``, ``dermassist demo``, ``launch_demo``). Here, not
+# in demo.py, because that imports Gradio (an extra) and the command lines build their parsers without it.
+DEMO_HOST = "127.0.0.1"
+DEMO_PORT = 7860
 _URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -85,6 +89,16 @@ class ClientConfig:
             check_root_certificates(self.root_certificates)
         if self.certificate_chain is not None and self.private_key is not None:
             check_key_pair(self.certificate_chain, self.private_key)
+
+
+def config_default(name: str) -> Any:
+    """The default of ClientConfig field ``name``: the one place each default is written (flags and constructors
+    take it from here)."""
+    for f in fields(ClientConfig):
+        if f.name == name and f.default is not MISSING:
+            return f.default
+    with_defaults = [f.name for f in fields(ClientConfig) if f.default is not MISSING]
+    raise KeyError(f"ClientConfig has no field {name!r} with a default; expected one of {', '.join(with_defaults)}")
 
 
 def _is_number(value: Any) -> bool:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from .classes import CLASSES
 from .client import DermAssistClient
+from .config import DEMO_HOST, DEMO_PORT
 from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from .overlay import draw_cam, draw_overlay
 from .samples import attribution_markdown, samples
@@ -134,8 +135,10 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
                        status, model, path)
 
 
-def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries: int = 1, **options: Any) -> gr.Blocks:
-    """The page, talking to the ensemble at ``url`` (``options``: further ClientConfig fields, e.g. TLS)."""
+def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, retries: int = 1,
+               **options: Any) -> gr.Blocks:
+    """The page, talking to the ensemble at ``url`` (``timeout`` None: ClientConfig's; ``options``: further
+    ClientConfig fields, e.g. TLS). One retry by default, so a page whose server is down says so soon."""
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
@@ -171,8 +174,8 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float = 30.0, retries:
     return page
 
 
-def launch_demo(url: str, protocol: str = "grpc", host: str = "127.0.0.1", port: int = 7860,
-                timeout: float = 30.0, retries: int = 1, **options: Any) -> tuple[gr.Blocks, str]:
+def launch_demo(url: str, protocol: str = "grpc", host: str = DEMO_HOST, port: int = DEMO_PORT,
+                timeout: float | None = None, retries: int = 1, **options: Any) -> tuple[gr.Blocks, str]:
     """Build and start the page without blocking; returns it and its local URL."""
     page = build_demo(url, protocol, timeout=timeout, retries=retries, **options)
     page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,

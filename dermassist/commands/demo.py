@@ -12,8 +12,10 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
-    parser.add_argument("--host", default="127.0.0.1", help="address the demo page binds (default %(default)s)")
-    parser.add_argument("--port", type=int, default=7860, help="demo page port (default %(default)s)")
+    from dermassist_client.config import DEMO_HOST, DEMO_PORT
+
+    parser.add_argument("--host", default=DEMO_HOST, help="address the demo page binds (default %(default)s)")
+    parser.add_argument("--port", type=int, default=DEMO_PORT, help="demo page port (default %(default)s)")
     add_server_arguments(parser)
 
 

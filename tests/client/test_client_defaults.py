@@ -1,0 +1,83 @@
+"""Each client default is written once: ClientConfig's field defaults, and the demo page's address in config."""
+from __future__ import annotations
+
+import argparse
+import inspect
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+import dermassist_client.client as client_module
+from dermassist_client import AsyncDermAssistClient, ClientConfig, DermAssistClient
+from dermassist_client.cli import build_parser
+from dermassist_client.config import DEMO_HOST, DEMO_PORT, config_default
+
+URL = "127.0.0.1:1"
+
+
+def test_a_client_built_without_timeout_or_retries_leaves_them_to_client_config(monkeypatch) -> None:
+    """The constructor passes on only what it was given, so ClientConfig's own defaults are the ones used."""
+    given: list[dict[str, Any]] = []
+
+    def recording(**kwargs: Any) -> ClientConfig:
+        given.append(kwargs)
+        return ClientConfig(**kwargs)
+
+    monkeypatch.setattr(client_module, "ClientConfig", recording)
+    DermAssistClient(URL)
+    AsyncDermAssistClient(URL, retries=0)
+    assert given[0] == {"url": URL, "protocol": "grpc"}
+    assert given[1] == {"url": URL, "protocol": "grpc", "retries": 0}
+
+
+@pytest.mark.parametrize("cls", [DermAssistClient, AsyncDermAssistClient])
+def test_the_constructor_takes_none_for_defaults_and_keeps_its_positional_and_keyword_forms(cls) -> None:
+    assert cls(URL).config == ClientConfig(url=URL)
+    assert cls(URL, timeout=None, retries=None).config == ClientConfig(url=URL)
+    positional = cls(URL, "http", 5.0, 0).config
+    assert (positional.protocol, positional.timeout_s, positional.retries) == ("http", 5.0, 0)
+    keyword = cls(URL, protocol="http", timeout=7, retries=2, max_batch_size=4).config
+    assert (keyword.timeout_s, keyword.retries, keyword.max_batch_size) == (7, 2, 4)
+    signature = inspect.signature(cls.__init__).parameters
+    assert signature["timeout"].default is None and signature["retries"].default is None
+
+
+def test_config_default_reads_the_field_defaults_and_names_the_fields_it_has() -> None:
+    defaults = {f.name: f.default for f in fields(ClientConfig) if f.name != "url"}
+    assert {name: config_default(name) for name in defaults} == defaults
+    with pytest.raises(KeyError, match="ClientConfig has no field 'url' with a default; expected one of protocol, "):
+        config_default("url")
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("command", ["analyze", "demo", "dicom-listen"])
+def test_the_command_line_takes_its_connection_defaults_and_their_help_from_client_config(command: str) -> None:
+    sub = _subparser(build_parser(), command)
+    actions = {a.dest: a for a in sub._actions}
+    assert actions["timeout"].default == config_default("timeout_s")
+    assert actions["retries"].default == config_default("retries")
+    assert actions["protocol"].default == config_default("protocol")
+    text = sub.format_help()
+    assert f"(default {config_default('timeout_s'):g})" in text and f"(default {config_default('retries')})" in text
+
+
+def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() -> None:
+    from dermassist.commands.demo import add_arguments
+
+    client_demo = {a.dest: a.default for a in _subparser(build_parser(), "demo")._actions}
+    assert (client_demo["host"], client_demo["port"]) == (DEMO_HOST, DEMO_PORT)
+    server = argparse.ArgumentParser()
+    add_arguments(server)
+    server_demo = {a.dest: a.default for a in server._actions}
+    assert (server_demo["host"], server_demo["port"]) == (DEMO_HOST, DEMO_PORT)
+    assert f"(default {DEMO_PORT})" in server.format_help()
+    from dermassist_client.demo import build_demo, launch_demo
+
+    page = inspect.signature(launch_demo).parameters
+    assert (page["host"].default, page["port"].default) == (DEMO_HOST, DEMO_PORT)
+    assert page["timeout"].default is None and inspect.signature(build_demo).parameters["timeout"].default is None
