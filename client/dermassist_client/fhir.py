@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -31,9 +32,12 @@ from PIL import Image
 from . import terminology as term
 from .classes import CLASSES
 from .errors import DermAssistClientError
+from .images import PIL_READ_ERRORS
 from .private import write_private
 from .result import LesionResult
 from .software import client_version as installed_client_version
+
+logger = logging.getLogger(__name__)
 
 OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 DATA_ABSENT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
@@ -98,7 +102,9 @@ def exif_taken(data: bytes) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as im:
             exif = im.getexif().get_ifd(_EXIF_IFD)
-    except Exception:  # noqa: BLE001 - a picture without readable EXIF simply has no acquisition time
+    except PIL_READ_ERRORS as e:  # a picture without readable EXIF simply has no acquisition time
+        logger.debug("acquisition time of a %d-byte picture left out of the FHIR resources: its EXIF cannot be read "
+                     "(%s: %s)", len(data), type(e).__name__, e)
         return None
     found = _EXIF_DATE.match(str(exif.get(_DATE_TIME_ORIGINAL, "")).strip("\x00 "))
     if not found:

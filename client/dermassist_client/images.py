@@ -5,6 +5,7 @@ import io
 import logging
 import os
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import InvalidImageError
+
+logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
@@ -79,6 +82,13 @@ def sniff_format(data: bytes) -> str | None:
     return "BMP" if is_bmp(data) else None
 
 
+#: What PIL raises on a header, page or EXIF block it cannot read: OSError (UnidentifiedImageError, truncated data),
+#: SyntaxError, TypeError and ValueError (its TIFF and PNG readers on malformed tags or chunks, e.g. TypeError
+#: "Missing dimensions" of a broken TIFF page), EOFError (a seek past the last page), struct.error (a short EXIF
+#: block) and DecompressionBombError (a header declaring far too many pixels). A bug of ours raises something else.
+PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError, ValueError, EOFError, struct.error,
+                                                Image.DecompressionBombError)
+
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 
@@ -102,7 +112,9 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
             exif = im.getexif() if im.format in ("JPEG", "MPO", "PNG") and from_chunk else None
             turned = exif is not None and from_chunk and exif.get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
             name = str(im.format)
-    except Exception:  # noqa: BLE001 - any unreadable header just means "format and size unknown"
+    except PIL_READ_ERRORS as e:  # an unreadable header just means "format and size unknown"
+        logger.debug("format and size of a %d-byte image left unknown: PIL cannot read its header (%s: %s)",
+                     len(data), type(e).__name__, e)
         return None
     return name, ((height, width) if turned else (width, height))
 
@@ -307,6 +319,6 @@ def as_srgb(image: Image.Image) -> Image.Image:
     try:
         converted = ImageCms.profileToProfile(rgb, io.BytesIO(profile), ImageCms.createProfile("sRGB"), outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as e:
-        logging.getLogger(__name__).debug("colour profile of a %dx%d image not used for display: %s", *rgb.size, e)
+        logger.debug("colour profile of a %dx%d image not used for display: %s", *rgb.size, e)
         return rgb
     return rgb if converted is None else converted

@@ -1,0 +1,67 @@
+"""A header or EXIF block PIL cannot read leaves the format, size or acquisition time unknown, and says so at DEBUG;
+anything else (a bug) is raised, not taken for a corrupt picture."""
+from __future__ import annotations
+
+import io
+import logging
+import struct
+
+import pytest
+from PIL import Image, TiffImagePlugin
+
+from dermassist_client import fhir, images
+from dermassist_client.fhir import exif_taken
+from dermassist_client.images import read_header
+
+TRUNCATED_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00"
+
+
+def _tiff_with_a_broken_full_size_page() -> bytes:
+    """A two-page TIFF whose first page is a reduced-resolution copy and whose second has lost its ImageWidth tag:
+    PIL opens it, then raises TypeError ("Missing dimensions") when the reader moves to the full-size page."""
+    reduced = TiffImagePlugin.ImageFileDirectory_v2()
+    reduced[254] = 1  # NewSubfileType: a reduced-resolution copy
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(out, "TIFF", tiffinfo=reduced, save_all=True, append_images=[Image.new("RGB", (40, 30))])
+    data = bytearray(out.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):
+        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 256:  # ImageWidth -> an unknown tag
+            struct.pack_into("<H", data, second + 2 + 12 * i, 0xFFF0)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    (TRUNCATED_PNG, "PIL cannot read its header (OSError: Truncated File Read)"),
+    (_tiff_with_a_broken_full_size_page(), "PIL cannot read its header (TypeError: Missing dimensions)"),
+], ids=["truncated-png", "tiff-page-without-width"])
+def test_an_unreadable_header_is_left_unknown_and_logged(data: bytes, why: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dermassist_client.images"):
+        assert read_header(data) is None
+    assert f"format and size of a {len(data)}-byte image left unknown: {why}" in caplog.text
+
+
+def test_a_bug_while_reading_a_header_is_raised_not_taken_for_a_corrupt_file(monkeypatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(images.Image, "open", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        read_header(TRUNCATED_PNG)
+
+
+def test_an_unreadable_exif_drops_the_acquisition_time_and_logs_why(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dermassist_client.fhir"):
+        assert exif_taken(TRUNCATED_PNG) is None
+    assert (f"acquisition time of a {len(TRUNCATED_PNG)}-byte picture left out of the FHIR resources: its EXIF cannot "
+            "be read (OSError: Truncated File Read)") in caplog.text
+
+
+def test_a_bug_while_reading_exif_is_raised_not_taken_for_a_picture_without_a_date(monkeypatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(fhir.Image, "open", broken)
+    with pytest.raises(AttributeError, match="a bug"):
+        exif_taken(TRUNCATED_PNG)
