@@ -10,13 +10,19 @@ from pathlib import Path
 
 from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
-from dermassist.base.settings import Settings
+from dermassist.base.settings import Settings, setting_names
 
 from .errors import LoadtestConfigError
+from .faults import SIGNALS
 
 ENV_PREFIX = "LOADTEST_"
 DEFAULT_REPORT_DIR = PROJECT_ROOT / "reports" / "loadtest"
-FAULTS = ("", "kill", "stop")
+FAULTS = ("", *SIGNALS)  # "": no fault
+# preprocess.contract's CROP_MODEL and STEP_MODELS (the ensemble's steps, each a Python-backend stub on the embedded
+# server). Copied, not imported: the Locust image ships this module without preprocess (tests/deploy checks it);
+# tests/loadtest checks the copies are equal.
+CROP_MODEL = "lesion_crop"
+STEP_MODELS = ("prepare", "lesion_segmenter", CROP_MODEL, "lesion_classifier", "triage")
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class RunConfig(Settings):
     repository: Path = SOURCE_REPOSITORY
     host: str = ""  # host:port of a running Triton gRPC endpoint; empty = start the embedded server
     fault: str = ""  # "kill" (SIGKILL) or "stop" (SIGSTOP) one stub of fault_model mid-run (embedded server only)
-    fault_model: str = "lesion_crop"
+    fault_model: str = CROP_MODEL  # the step whose stub gets the fault: one of STEP_MODELS
     fault_at_s: float = 10.0
     admin_key_file: str = ""  # key of the restricted APIs of a --host server, to read its statistics
 
@@ -109,6 +115,10 @@ class RunConfig(Settings):
             check_grpc_host(self.host)
         if self.fault not in FAULTS:
             raise LoadtestConfigError(f"fault must be one of {', '.join(repr(f) for f in FAULTS)}, got {self.fault!r}")
+        if self.fault_model not in STEP_MODELS:
+            raise LoadtestConfigError(f"fault_model must name a step of the ensemble, one of {', '.join(STEP_MODELS)}; "
+                                      f"got {self.fault_model!r}: set {setting_names(RunConfig, 'fault_model')} to one "
+                                      "of them")
         if self.fault and self.host:
             raise LoadtestConfigError("a fault can only be injected into the embedded server; drop --host or --fault")
         if self.fault and not 0 < self.fault_at_s < self.run_time_s:

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 SERVICE = "inference.GRPCInferenceService"
 # Metadata a proxy must not copy onto its own call.
 _HOP_BY_HOP = ("user-agent", "grpc-", ":")
-STUB_UNHEALTHY = "is not healthy"
+STUB_UNHEALTHY = "is not healthy"  # the client's STEP_UNHEALTHY; not imported: the serving image ships no client
 # Triton's words when a restricted API is called without its key (it answers UNAVAILABLE, which clients retry).
 RESTRICTED_REFUSAL = "This protocol is restricted"
 # KServe's classification extension: Triton 2.51 dies (SIGFPE) when it is asked of a BYTES output such as NOTE.

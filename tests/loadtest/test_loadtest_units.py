@@ -1,6 +1,7 @@
 """Unit tests of the load-test pieces that need no server: wire format, config, corpus, CSV."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import grpc
@@ -137,10 +138,34 @@ def test_only_unavailability_and_unhealthy_steps_are_retried():
     ({"fault": "explode"}, "fault must be one of"),
     ({"fault": "kill", "host": "h:1"}, "only be injected into the embedded server"),
     ({"fault": "kill", "fault_at_s": 99, "run_time_s": 30}, "inside the run"),
+    ({"fault": "kill", "fault_model": "lesion-crop"},
+     "fault_model must name a step of the ensemble, one of prepare, lesion_segmenter, lesion_crop, lesion_classifier, "
+     "triage; got 'lesion-crop': set --fault-model / LOADTEST_FAULT_MODEL to one of them"),
 ])
 def test_fault_settings_are_checked(kwargs, message):
-    with pytest.raises(LoadtestConfigError, match=message):
+    with pytest.raises(LoadtestConfigError, match=re.escape(message)):
         RunConfig(**kwargs)
+
+
+def test_the_fault_model_is_checked_before_any_server_starts(monkeypatch, tmp_path: Path, caplog) -> None:
+    """A misspelt --fault-model was only found once the server had loaded every model (FaultInjector)."""
+    from loadtest import run
+
+    monkeypatch.setattr(run, "_embedded_guard", lambda *_: pytest.fail("the server was started"))
+    assert run.main(["--fault", "kill", "--fault-model", "ensemble", "--report-dir", str(tmp_path)]) == 2
+    assert "fault_model must name a step of the ensemble" in caplog.text
+
+
+def test_the_fault_settings_copy_the_contract_and_the_injectors_signals() -> None:
+    """loadtest.config copies the contract's step names (the Locust image ships no preprocess); the fault kinds are
+    the injector's signals."""
+    from loadtest.config import CROP_MODEL, FAULTS, STEP_MODELS
+    from loadtest.faults import SIGNALS
+    from preprocess import contract
+
+    assert (CROP_MODEL, STEP_MODELS) == (contract.CROP_MODEL, contract.STEP_MODELS)
+    assert RunConfig().fault_model == contract.CROP_MODEL
+    assert FAULTS == ("", *SIGNALS)
 
 
 def test_server_counts_are_those_of_the_run_not_since_the_server_started() -> None:
