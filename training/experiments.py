@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dermassist.base.paths import SHARED_DATA
-from dermassist.base.settings import Settings
+from dermassist.base.settings import Settings, setting_names, variable_name
 
 from .classifier.schedule import low_res_epochs_for
 from .errors import TrainingConfigError
@@ -27,6 +27,8 @@ SEED_FIGURES = {
     "Brightness-augmented": {"accuracy": 0.8217, "macro_precision": 0.67, "macro_recall": 0.59, "macro_f1": 0.62},
 }
 PRIMARY = "isic2018_task3"
+# The schedule's settings `dermassist experiments` has a flag for; the others are set by their variable only.
+FLAGGED = ("seg_epochs", "cls_epochs")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,26 @@ class ExperimentSchedule(Settings):
             epochs = given.get("cls_epochs", cls.cls_epochs)
             given = {**given, "cls_low_res_epochs": low_res_epochs_for(epochs, cls.cls_low_res_epochs)}
         return given
+
+    def __post_init__(self) -> None:
+        # The bounds the stages these values are passed to check (SegmenterConfig, ClassifierConfig), here before
+        # the first training starts rather than in the classifier stage after the segmenter has trained twice.
+        for name in ("seg_epochs", "cls_epochs"):
+            if getattr(self, name) < 1:
+                raise TrainingConfigError(f"experiment schedule {self._names(name)} must be >= 1, got {getattr(self, name)}; "
+                                          "pass a positive number of epochs")
+        if not 0 <= self.cls_low_res_epochs <= self.cls_epochs:
+            raise TrainingConfigError(
+                f"experiment schedule {self._names('cls_low_res_epochs')} must lie in [0, {self.cls_epochs}] (the classifier's "
+                f"epochs), got {self.cls_low_res_epochs}; lower it, or unset it to leave one epoch at the served size")
+        if not 0 <= self.cls_ema < 1:
+            raise TrainingConfigError(f"experiment schedule {self._names('cls_ema')} must lie in [0, 1) (a weight averaging "
+                                      f"decay, 0 = off), got {self.cls_ema}; pass e.g. 0.99")
+
+    @classmethod
+    def _names(cls, name: str) -> str:
+        """How an operator sets the field ``name``: its flag and variable, or its variable where there is no flag."""
+        return setting_names(cls, name) if name in FLAGGED else variable_name(cls, name)
 
 
 def _override(args: tuple[str, ...], **flags: str) -> list[str]:
