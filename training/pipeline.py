@@ -28,8 +28,17 @@ from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
 from dermassist.base.settings import Settings
 
 from .child import run_child
-from .errors import StageError, TrainingConfigError
-from .release import MANIFEST, ReleaseError, read_manifest, read_release, update_release
+from .errors import StageError, TrainingConfigError, TrainingError
+from .release import (
+    CLASSIFIER_WEIGHTS,
+    MANIFEST,
+    SEGMENTER_WEIGHTS,
+    ReleaseError,
+    read_manifest,
+    read_release,
+    update_release,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +136,7 @@ class BuildConfig(Settings):
                 )
 
 
-NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py", "child.py")
+NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py", "child.py", "model_card.py")  # no stage runs them
 
 
 def source_digest(stage: str) -> str:
@@ -203,16 +212,30 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
     return time.perf_counter() - start
 
 
-def _load_state(path: Path) -> dict:
+def _load_state(path: Path, force: bool = False) -> dict:
+    """The build state (each finished stage's fingerprint and seconds) a resumed build reuses stages by; empty before
+    the first stage. An unreadable or corrupt one is an error naming the file (dropping it would train every stage
+    again, hours, without a word); with ``force``, which trains every stage anyway, it is logged and replaced."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+            raise ValueError(f"expected a JSON object of stages, got {type(state).__name__} {str(state)[:80]!r}")
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as e:
+        if force:
+            logger.warning("build state %s cannot be read (%s); --force trains every stage anyway and writes it anew",
+                           path, e)
+            return {}
+        raise TrainingError(
+            f"build state {path} cannot be read ({e}); it records which stages of an interrupted build are done, so "
+            "without it every stage trains again: delete it, or pass --force, to rebuild from the first stage") from e
+    return state
 
 
 def _save_state(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=1))
+    write_json_atomic(path, state)
 
 
 def _stage(name: str, module: str, args: list[str], config: BuildConfig, state: dict, outputs: list[Path],
@@ -256,14 +279,14 @@ def build_release(config: BuildConfig) -> dict:
     """Train both models with the recipe into ``config.out``; returns the release manifest."""
     data, out, runs, recipe = config.data, config.out, config.runs, config.recipe
     _check_out(config)
-    state = _load_state(runs / STATE_FILE)
+    state = _load_state(runs / STATE_FILE, config.force)
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
-           [out / "segmenter.npz", runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
+           [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
     threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
-           [out / "classifier.npz", runs / "classifier" / "classifier_metrics.json"], cls_fp)
+           [out / CLASSIFIER_WEIGHTS, runs / "classifier" / "classifier_metrics.json"], cls_fp)
     splits = _copy_split_manifests(runs, out)
     update_release(out, {
         "name": release_name(recipe), "version": RELEASE_VERSION, "created": time.strftime("%Y-%m-%d"),

@@ -81,12 +81,24 @@ def update_release(folder: Path, sections: Mapping[str, object], new_weights: bo
         (folder / MODEL_CARD).unlink(missing_ok=True)
         logger.warning("%s: its served figures and model card described the weights replaced now; removed (run "
                        "`dermassist release --evaluate-only --out %s` to measure and write them again)", folder, folder)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else MANIFEST_MODE
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-        json.dump(release, f, indent=1, sort_keys=False)
-        f.write("\n")
-    os.chmod(f.name, mode)  # the temporary file is private (0600); the manifest keeps the mode it had
-    os.replace(f.name, path)
+    return write_json_atomic(path, release)
+
+
+def write_json_atomic(path: Path, data: object, mode: int = MANIFEST_MODE) -> Path:
+    """Write ``data`` as JSON to ``path`` through a temporary file in the same folder and ``os.replace``, so an
+    interrupted write leaves the old file or the new one, never a cut one; an existing file keeps its mode."""
+    path = Path(path)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else mode
+    f = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False)
+    try:
+        with f:
+            json.dump(data, f, indent=1, sort_keys=False)
+            f.write("\n")
+        os.chmod(f.name, mode)  # the temporary file is private (0600); the file keeps the mode it had
+        os.replace(f.name, path)
+    except BaseException:
+        Path(f.name).unlink(missing_ok=True)  # a write cut short (disk full, interrupted) leaves no stray file
+        raise
     return path
 
 

@@ -68,13 +68,14 @@ def chosen_recipe(args: argparse.Namespace):
     """The recipe a run uses: ``--recipe``'s; for ``--retune`` and ``--evaluate-only`` without it, the one the release
     in ``--out`` recorded (not the built-in one: a synthetic release names synthetic folders); else None (built-in)."""
     from training.pipeline import BuildConfig, Recipe
+    from training.release import MANIFEST
 
     from ..base.settings import resolve_values
 
     if args.recipe is not None:
         return Recipe.from_dict(read_recipe(Path(args.recipe)))
     out = resolve_values(BuildConfig, BuildConfig.env_prefix, {"out": args.out}).get("out", BuildConfig.out)
-    recorded = Path(out) / "release.json"
+    recorded = Path(out) / MANIFEST
     if (args.retune or args.evaluate_only) and recorded.is_file():
         return Recipe.from_dict(read_recipe(recorded))
     return None

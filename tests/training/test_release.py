@@ -377,3 +377,21 @@ def test_retune_and_evaluate_only_use_the_recipe_their_release_recorded(tmp_path
 
     other = argparse.Namespace(recipe=str(RELEASE_DIR / "release.json"), out=tmp_path, retune=True, evaluate_only=False)
     assert chosen_recipe(other) == REAL_RECIPE  # --recipe wins
+
+
+def test_the_recorded_recipe_is_read_from_the_manifest_the_release_module_names(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command spelt "release.json" itself: a release whose manifest the release module names otherwise was not
+    found, and --retune fell back to the built-in recipe."""
+    import argparse
+
+    import training.release
+    from dermassist.commands.release import chosen_recipe
+    from training.pipeline import SYNTHETIC_RECIPE
+    from training.release import update_release
+
+    monkeypatch.setattr(training.release, "MANIFEST", "manifest.json")
+    update_release(tmp_path, {"recipe": {k: list(v) if isinstance(v, tuple) else v
+                                         for k, v in SYNTHETIC_RECIPE.__dict__.items()}})
+    assert (tmp_path / "manifest.json").is_file()
+    assert chosen_recipe(argparse.Namespace(recipe=None, out=tmp_path, retune=True, evaluate_only=False)) == SYNTHETIC_RECIPE

@@ -1,0 +1,122 @@
+"""The build state a release build resumes by: written whole or not at all, and a corrupt one named, not dropped."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import training.pipeline as pipeline
+from tests.conftest import PROJECT_ROOT
+from training.errors import TrainingError
+from training.release import CLASSIFIER_WEIGHTS, SEGMENTER_WEIGHTS, update_release
+
+RECIPE = pipeline.Recipe(seg_data="seg", seg_extra=(), cls_data=("cls",), seg_args=(), cls_args=())
+
+
+def _config(tmp_path: Path, force: bool = False) -> pipeline.BuildConfig:
+    for folder in ("seg", "cls"):
+        (tmp_path / "data" / folder).mkdir(parents=True, exist_ok=True)
+    return pipeline.BuildConfig(data=tmp_path / "data", out=tmp_path / "out", runs=tmp_path / "runs", recipe=RECIPE,
+                                force=force)
+
+
+def _stub_stages(monkeypatch: pytest.MonkeyPatch, config: pipeline.BuildConfig) -> list[str]:
+    """Stages that write what the real ones leave (weights under the release's names, metrics, masks) at once."""
+    ran: list[str] = []
+
+    def run_stage(module: str, args: list[str], log: Path) -> float:
+        ran.append(module)
+        out, runs = Path(config.out), Path(config.runs)
+        if module == "training.segmenter.stage":
+            (runs / "segmenter").mkdir(parents=True, exist_ok=True)
+            (runs / "predicted_masks").mkdir(exist_ok=True)
+            (runs / "segmenter" / "segmenter_metrics.json").write_text("{}")
+            update_release(out, {"segmenter": {"threshold": 0.5}})
+            (out / SEGMENTER_WEIGHTS).write_bytes(b"weights")
+        else:
+            (runs / "classifier").mkdir(parents=True, exist_ok=True)
+            (runs / "classifier" / "classifier_metrics.json").write_text("{}")
+            update_release(out, {"classifier": {}, "triage": {}, "quality": {}})
+            (out / CLASSIFIER_WEIGHTS).write_bytes(b"weights")
+        return 1.0
+
+    monkeypatch.setattr(pipeline, "run_stage", run_stage)
+    return ran
+
+
+def test_a_build_resumes_from_its_state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path)
+    ran = _stub_stages(monkeypatch, config)
+    pipeline.build_release(config)
+    assert ran == ["training.segmenter.stage", "training.classifier.stage"]
+    state = json.loads((config.runs / pipeline.STATE_FILE).read_text())
+    assert set(state) == {"segmenter", "classifier"}
+    assert not list(Path(config.runs).glob("*.tmp"))
+    ran.clear()
+    pipeline.build_release(config)
+    assert ran == []  # both stages current: reused
+
+
+def test_a_resumed_build_checks_the_weights_under_the_releases_own_names(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline spelt the weights' names itself: renamed in training.release, a stage was reused without them."""
+    monkeypatch.setattr(pipeline, "SEGMENTER_WEIGHTS", "renamed_segmenter.npz")
+    config = _config(tmp_path)
+    ran = _stub_stages(monkeypatch, config)
+    pipeline.build_release(config)
+    ran.clear()
+    pipeline.build_release(config)
+    assert ran == ["training.segmenter.stage"]  # its weights are not under the (renamed) release name: run again
+
+
+@pytest.mark.parametrize("text", ["{\"segmenter\": {\"fingerp", "[1, 2]", "{\"segmenter\": 3}"],
+                         ids=["cut", "a list", "a stage not an object"])
+def test_a_corrupt_state_file_is_named_not_silently_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """A corrupt build_state.json read as empty: every stage trained again (hours) without a word."""
+    config = _config(tmp_path)
+    ran = _stub_stages(monkeypatch, config)
+    pipeline.build_release(config)
+    ran.clear()
+    state = Path(config.runs) / pipeline.STATE_FILE
+    state.write_text(text)
+    with pytest.raises(TrainingError, match=rf"build state {state} cannot be read .*every stage trains again: delete "
+                                            "it, or pass --force"):
+        pipeline.build_release(config)
+    assert ran == [] and state.read_text() == text  # nothing trained, the file left for the operator
+
+    forced = _config(tmp_path, force=True)
+    ran = _stub_stages(monkeypatch, forced)
+    with caplog.at_level(logging.WARNING, logger="training.pipeline"):
+        pipeline.build_release(forced)
+    assert f"build state {state} cannot be read" in caplog.text and "--force trains every stage anyway" in caplog.text
+    assert ran == ["training.segmenter.stage", "training.classifier.stage"]
+    assert set(json.loads(state.read_text())) == {"segmenter", "classifier"}
+
+
+def test_a_state_write_cut_short_leaves_the_previous_state_whole(tmp_path: Path) -> None:
+    """The state was written in place: a full disk (here a file-size limit) left half a JSON file."""
+    state = tmp_path / pipeline.STATE_FILE
+    old = {"segmenter": {"fingerprint": "a", "seconds": 1.0}}
+    state.write_text(json.dumps(old))
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from training.pipeline import _save_state\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))\n"
+        "big = {f'stage{i}': {'fingerprint': 'f' * 16, 'seconds': 1.0} for i in range(50)}\n"
+        "try:\n"
+        "    _save_state(Path(sys.argv[1]), big)\n"
+        "except OSError:\n"
+        "    sys.exit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(state)], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert json.loads(state.read_text()) == old
+    assert [p.name for p in tmp_path.iterdir()] == [pipeline.STATE_FILE]  # no temporary file left beside it
