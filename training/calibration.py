@@ -12,6 +12,7 @@ from preprocess.quality import QualityLimits
 
 from .errors import TrainingError
 from .metrics import Labels, Scores, referral_figures
+from .splits import MIN_LESIONS_TO_SPLIT
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ def nll(logits: np.ndarray, labels: Labels, temperature: float) -> float:
 def fit_temperature(logits: np.ndarray, labels: Labels, lo: float = 0.05, hi: float = 20.0) -> float:
     """The temperature minimising validation NLL (golden-section search on log T; NLL is unimodal in it)."""
     if len(logits) == 0:
-        raise TrainingError("cannot fit a temperature on an empty validation set")
+        raise TrainingError(f"cannot fit a temperature on an empty validation set (0 images); the split gives a class "
+                            f"validation images only where the data holds at least {MIN_LESIONS_TO_SPLIT} of its lesions: "
+                            "add images to the classifier's --data")
     a, b = np.log(lo), np.log(hi)
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     c, d = b - ratio * (b - a), a + ratio * (b - a)
@@ -92,7 +95,11 @@ def choose_threshold(labels: Labels, scores: Scores, sensitivity: float = 0.95,
     labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
     mel_scores = np.sort(scores[labels == MEL])
     if mel_scores.size == 0:
-        raise TrainingError("the validation set holds no melanoma: the referral threshold cannot be chosen")
+        present = {CLASS_CODES[int(c)]: int(n) for c, n in zip(*np.unique(labels, return_counts=True), strict=True)}
+        raise TrainingError(
+            f"the validation set holds no melanoma (its {labels.size} images by class: {present or 'none'}): the referral "
+            f"threshold cannot be chosen; the split gives validation melanomas only where the data holds at least "
+            f"{MIN_LESIONS_TO_SPLIT} melanoma lesions: add melanoma (MEL) images to the classifier's --data")
     rank = int(np.floor((mel_scores.size + 1) * (1.0 - sensitivity) + 1e-9))
     if rank < 1:
         logger.warning("%d validation melanomas cannot guarantee a melanoma sensitivity of %.2f on new images "

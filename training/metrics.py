@@ -9,6 +9,8 @@ import numpy as np
 from preprocess.contract import CLASS_CODES, NUM_CLASSES
 from preprocess.triage import REFER_INDEX
 
+from .errors import TrainingError
+
 # Label and score vectors: the functions here take lists or numpy arrays and work on arrays.
 Labels = Sequence[int] | np.ndarray
 Scores = Sequence[float] | np.ndarray
@@ -16,6 +18,10 @@ Flags = Sequence[bool] | np.ndarray
 
 ISIC_JACCARD_FLOOR = 0.65
 EPS = 1e-7
+
+
+class MetricsInputError(TrainingError, ValueError):
+    """Arrays handed to a metric do not fit together (shapes, counts); still a ValueError for callers that catch one."""
 
 
 def _binary(masks: np.ndarray, threshold: float) -> np.ndarray:
@@ -36,7 +42,8 @@ def per_image_overlap(truth: np.ndarray, pred: np.ndarray, threshold: float = 0.
     t = _binary(truth, 0.5)
     p = _binary(pred, threshold)
     if t.shape != p.shape:
-        raise ValueError(f"truth and prediction shapes differ: {t.shape} vs {p.shape}")
+        raise MetricsInputError(f"segmentation truth and prediction shapes differ: {t.shape} vs {p.shape}; expected one "
+                                "mask per image at the same size (resize the predictions to the truth's size)")
     inter = np.logical_and(t, p).sum(axis=(1, 2)).astype(np.float64)
     tsum, psum = t.sum(axis=(1, 2)).astype(np.float64), p.sum(axis=(1, 2)).astype(np.float64)
     union = tsum + psum - inter
@@ -88,7 +95,8 @@ def classification_metrics(truth: Labels, pred: Labels) -> dict:
     """
     truth, pred = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     if truth.size == 0 or truth.shape != pred.shape:
-        raise ValueError(f"need equal, non-empty label arrays, got {truth.shape} and {pred.shape}")
+        raise MetricsInputError(f"classification metrics need equal, non-empty label arrays (one prediction per true "
+                                f"label), got {truth.shape} and {pred.shape}; pass the predictions of the same images")
     cm = confusion_matrix(truth, pred)
     tp = np.diag(cm).astype(np.float64)
     support, predicted = cm.sum(axis=1).astype(np.float64), cm.sum(axis=0).astype(np.float64)
@@ -188,7 +196,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     if n <= 0:
         return None
     if not 0 <= successes <= n:
-        raise ValueError(f"successes must lie in [0, {n}], got {successes}")
+        raise MetricsInputError(f"Wilson interval: successes must lie in [0, {n}] (the group's size), got {successes}; "
+                                "count the successes within that group")
     p, z2 = successes / n, z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)

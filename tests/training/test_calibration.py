@@ -116,3 +116,13 @@ def test_threshold_rank_survives_rounding_of_one_minus_sensitivity() -> None:
 def test_quantile_scale_defaults_to_the_95th_percentile() -> None:
     # 0, 1, ..., 100: the q quantile is 100 q exactly (linear interpolation lands on a point)
     assert quantile_scale(np.arange(101.0)) == pytest.approx(95.0)
+
+
+def test_an_untunable_validation_set_is_named_with_what_it_holds_and_the_fix() -> None:
+    """The errors said what was wrong, not what the set held nor how to mend it."""
+    with pytest.raises(TrainingError, match=r"empty validation set \(0 images\); .*at least 3 of its lesions: add images "
+                                            r"to the classifier's --data"):
+        fit_temperature(np.zeros((0, 8)), [])
+    with pytest.raises(TrainingError, match=r"holds no melanoma \(its 3 images by class: \{'BCC': 1, 'NV': 2\}\): .*at "
+                                            r"least 3 melanoma lesions: add melanoma \(MEL\) images to the classifier's"):
+        choose_threshold([NV, BCC, NV], [0.1, 0.2, 0.3])

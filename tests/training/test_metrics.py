@@ -284,3 +284,20 @@ def test_ece_noise_floor_p95_is_the_95th_percentile() -> None:
     sure[0, :2] = 0.93, 0.07
     floor = ece_noise_floor(sure, draws=10_000)
     assert floor["median"] == pytest.approx(0.07) and floor["p95"] == pytest.approx(0.93)
+
+
+def test_metric_input_errors_are_training_errors_that_say_what_came() -> None:
+    """They were bare ValueErrors: `dermassist` commands, which report the DermAssistError family, crashed on them."""
+    from training.errors import TrainingError
+    from training.metrics import wilson_interval
+
+    z = np.zeros((2, 8, 8), np.float32)
+    cases = [(lambda: segmentation_metrics(z, np.zeros((2, 4, 4), np.float32)),
+              r"shapes differ: \(2, 8, 8\) vs \(2, 4, 4\); .*resize the predictions"),
+             (lambda: classification_metrics([0, 1], [0]), r"got \(2,\) and \(1,\); pass the predictions of the same images"),
+             (lambda: classification_metrics([], []), r"non-empty label arrays"),
+             (lambda: wilson_interval(11, 10), r"successes must lie in \[0, 10\] .*got 11")]
+    for call, message in cases:
+        with pytest.raises(TrainingError, match=message) as caught:
+            call()
+        assert isinstance(caught.value, ValueError)  # still caught where a ValueError is

@@ -7,12 +7,19 @@ import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dermassist.base.logs import configure_logging
 
 from ..child import child_main
 
+if TYPE_CHECKING:
+    from preprocess.crop import CropParams
+
 logger = logging.getLogger(__name__)
+
+# The keys of a release's segmenter section that ``lesion_crop`` serves (its colour balance is the classifier's).
+SEGMENTER_CROP_KEYS = ("threshold", "margin")
 
 
 def check_release_pair(folder: Path, release: Mapping) -> None:
@@ -36,22 +43,36 @@ def check_release_pair(folder: Path, release: Mapping) -> None:
             "not exported")
 
 
+def crop_values(folder: Path, release: Mapping) -> CropParams:
+    """The ``lesion_crop`` values a release records: its segmenter's tuned threshold and margin with its classifier's
+    colour balance, each present, a finite number and valid, or ReleaseError naming release.json, the key and the fix."""
+    from preprocess.crop import CropParams
+
+    from ..release import MANIFEST, ReleaseError, classifier_colour_constancy, recorded_values
+
+    section = release.get("segmenter", {})
+    missing = [key for key in SEGMENTER_CROP_KEYS if key not in section]
+    if missing:
+        raise ReleaseError(f"segmenter in {Path(folder) / MANIFEST} lacks {', '.join(missing)} (expected the tuned "
+                           f"{' and '.join(SEGMENTER_CROP_KEYS)} a build records): restore release.json from git or "
+                           "rebuild the release")
+    values = {key: section[key] for key in SEGMENTER_CROP_KEYS}
+    return recorded_values(CropParams, {**values, "colour_constancy": classifier_colour_constancy(release)}, "segmenter")
+
+
 def export_segmenter_release(folder: Path, repository: Path) -> str:
     """The release's UNet as the served SavedModel, and its tuned threshold for ``lesion_crop``."""
-    from ..release import classifier_colour_constancy, read_release
+    from ..release import read_release
 
     release = read_release(folder)
     check_release_pair(folder, release)  # before TensorFlow loads: a half-built release is refused in a moment
-    from preprocess.crop import CropParams
-
+    params = crop_values(folder, release)  # so is one whose crop values are missing or mistyped
     from ..segmenter.predict import release_segmenter
     from .segmenter import export_segmenter
     from .steps import write_crop_values
 
     model, section = release_segmenter(folder)
     done = export_segmenter(model, repository)
-    params = CropParams(threshold=float(section["threshold"]), margin=float(section["margin"]),
-                        colour_constancy=classifier_colour_constancy(release))
     write_crop_values(repository, params, {"val": section["figures"]["val"]}, _source(release))
     return f"segmenter -> {done.savedmodel} (parity {done.max_abs_diff:.1e}), crop threshold {params.threshold:.2f}"
 
