@@ -9,9 +9,9 @@ from pathlib import Path
 from preprocess.contract import CLASS_CODES, CLASS_NAMES
 from preprocess.triage import OTHER_LESION_MIN_FRACTION, OTHER_LESION_MIN_SHARE
 
-from .classifier.schedule import PRETRAINED_SHA256_PREFIX
+from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, PRETRAINED_SHA256_PREFIX, REFER_SENSITIVITY
 from .release import MODEL_CARD as CARD
-from .release import read_release
+from .release import ReleaseError, read_release
 
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
@@ -86,6 +86,75 @@ REPRODUCE = [
     "built) and fall back to float32 elsewhere, where bfloat16 is 8-15x slower: a rebuild there takes several",
     "times longer and its figures differ by that noise too.",
 ]
+
+
+@dataclass(frozen=True)
+class ReferralRule:
+    """How a release's triage decides, as its card states it: the melanoma sensitivity and safety factor the REFER
+    threshold was chosen with, the validation quantile OOD_SCORE 1.0 stands for, the OOD limit of assessability, and
+    whether an image that is not assessable is referred."""
+
+    sensitivity: float
+    safety: float
+    ood_quantile: float
+    ood_limit: float
+    refer_when_not_assessable: bool
+
+
+def referral_rule(release: dict) -> ReferralRule:
+    """The rule a release's triage was tuned and served with: its recorded values (triage values, the calibration's
+    OOD quantile, a ``--refer-safety`` in its recipe), the classifier stage's constants and defaults where it records
+    none (the target sensitivity never is)."""
+    values = release["triage"]["values"]
+    calibration = release["classifier"]["figures"].get("calibration", {})
+    quantile = calibration.get("val", {}).get("ood_limit_quantile", OOD_VALIDATION_QUANTILE)
+    return ReferralRule(REFER_SENSITIVITY, recipe_refer_safety(release, DEFAULT_REFER_SAFETY), float(quantile),
+                        float(values["ood_limit"]), bool(values["refer_when_not_assessable"]))
+
+
+def recipe_refer_safety(release: dict, default: float) -> float:
+    """The REFER safety factor a release's recipe passed the classifier stage (its last ``--refer-safety``), else
+    ``default``."""
+    args = list((release.get("recipe") or {}).get("cls_args", []))
+    given = [args[i + 1] if a == "--refer-safety" else a.split("=", 1)[1] for i, a in enumerate(args)
+             if (a == "--refer-safety" and i + 1 < len(args)) or a.startswith("--refer-safety=")]
+    if not given:
+        return default
+    try:
+        return float(given[-1])
+    except ValueError as e:
+        raise ReleaseError(f"recipe.cls_args in release.json passes --refer-safety {given[-1]!r}; expected a number (the "
+                           "factor on the REFER threshold): restore release.json from git or rebuild the release") from e
+
+
+def _number(value: float) -> str:
+    """A tuned value as the card's prose gives it: one decimal where that is exact (1.0), else as few as it needs."""
+    return f"{value:.1f}" if value == round(value, 1) else f"{value:g}"
+
+
+def _percentile(quantile: float) -> str:
+    """A quantile as an ordinal percentile: 0.98 -> "98th", 0.975 -> "97.5th", 0.91 -> "91st"."""
+    percent = round(100 * quantile, 6)
+    if percent != int(percent) or int(percent) % 100 in (11, 12, 13):
+        return f"{percent:g}th"
+    return f"{int(percent)}{({1: 'st', 2: 'nd', 3: 'rd'}).get(int(percent) % 10, 'th')}"
+
+
+def referral_lines(threshold: float, rule: ReferralRule) -> list[str]:
+    """The card's Referral bullet: the threshold, how it was chosen (sensitivity, safety factor) and what an image
+    that is not assessable gets."""
+    effect = "lower, so more is referred" if rule.safety < 1 else "higher, so less is referred"
+    safety = "" if rule.safety == 1 else f", times the recipe's safety factor {rule.safety:g} (--refer-safety: {effect})"
+    unassessable = ("REFER is also true for an image that is not assessable." if rule.refer_when_not_assessable else
+                    "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold.")
+    return [
+        f"- Referral: REFER_SCORE = P(MEL)+P(BCC)+P(SCC)+P(AK) >= {threshold:.3f}, chosen on",
+        f"  validation as the highest threshold keeping melanoma sensitivity >= {rule.sensitivity:g} on new melanomas: "
+        "with n validation",
+        f"  melanomas it is the k-th lowest melanoma score, k = floor((n + 1) x {round(1 - rule.sensitivity, 6):g}) (a new "
+        "melanoma falls below it with",
+        f"  probability k / (n + 1)){safety}; {unassessable}",
+    ]
 
 
 def _f(value: object, digits: int = 3) -> str:
@@ -318,6 +387,8 @@ def render_model_card(release: dict) -> str:
     trained_on = [KNOWN_SOURCES[f].short if f in KNOWN_SOURCES else f for f in classifier_folders]
     notes = "".join(f" {KNOWN_SOURCES[f].note}" for f in classifier_folders if f in KNOWN_SOURCES and KNOWN_SOURCES[f].note)
     trained_count = about(train_images) if train_images is not None else "an unrecorded number of"
+    rule = referral_rule(release)
+    referred = " and referred" if rule.refer_when_not_assessable else ""
     lines = [
         f"# DermAssist model card: {release.get('name')} (version {release.get('version')}, {release.get('created')})",
         "",
@@ -330,15 +401,14 @@ def render_model_card(release: dict) -> str:
         f"  served threshold {seg['threshold']:.2f} (tuned on validation), crop margin {seg['margin']:.2f}.",
         "- Classifier: torchvision ResNet18 (11.2 M parameters) trained from scratch on the served 224 px lesion crops, with",
         f"  temperature {cls['temperature']:.3f} (fitted on validation), an out-of-distribution score (Mahalanobis distance",
-        "  of the pooled features to the training class means, 1.0 = the validation 98th percentile) and the class",
+        f"  of the pooled features to the training class means, 1.0 = the validation {_percentile(rule.ood_quantile)} "
+        "percentile) and the class",
         "  activation map of the top class (Grad-CAM of its calibrated log-probability), all inside one TorchScript.",
-        f"- Referral: REFER_SCORE = P(MEL)+P(BCC)+P(SCC)+P(AK) >= {triage['values']['refer_threshold']:.3f}, chosen on",
-        "  validation as the highest threshold keeping melanoma sensitivity >= 0.95 on new melanomas: with n validation",
-        "  melanomas it is the k-th lowest melanoma score, k = floor((n + 1) x 0.05) (a new melanoma falls below it with",
-        "  probability k / (n + 1)); REFER is also true for an image that is not assessable.",
+        *referral_lines(triage["values"]["refer_threshold"], rule),
         f"- Assessability: sharpness >= {quality['values']['min_sharpness']:.1f} (Laplacian variance), brightness in "
         f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
-        "  training images; OOD_SCORE < 1.0; colour (a greyscale picture is not assessable); no seam (several pictures put",
+        f"  training images; OOD_SCORE < {_number(rule.ood_limit)}; colour (a greyscale picture is not assessable); no seam "
+        "(several pictures put",
         f"  together are not); no second lesion-like area of {OTHER_LESION_MIN_FRACTION:.0%} of the picture and "
         f"{OTHER_LESION_MIN_SHARE:.0%} of the",
         "  lesion's area or more (it would go unassessed).",
@@ -434,14 +504,14 @@ def render_model_card(release: dict) -> str:
         *(rare_classes_lines(counts, (cls["figures"].get("test") or {}).get("support", {})) if counts else
           ["- Per-class training counts are not recorded in release.json (classifier figures)."]),
         "- The segmenter sees every image squashed to 256x256; very small lesions in large photographs may be missed",
-        "  (LESION_FRACTION 0: the whole image is classified, the answer is not assessable and referred, the note says so).",
+        f"  (LESION_FRACTION 0: the whole image is classified, the answer is not assessable{referred}, the note says so).",
         "- Dermoscopy only: clinical (non-dermoscopic) photographs are out of distribution.",
         "- A round lens's black border is filled with the skin colour before the models see the image (RUNS.md: on 80",
         "  validation images behind a synthetic round lens the top class stayed as without it on 75, against 49",
         "  unfilled); a border that is not near-black (a grey or coloured vignette) is left as it is.",
         *_colour_limit(release),
-        "- Greyscale pictures come back not assessable (and referred), the note says why; the FHIR and DICOM reports "
-        "then code no diagnosis.",
+        f"- Greyscale pictures come back not assessable{' (and referred)' if referred else ''}, the note says why; the FHIR "
+        "and DICOM reports then code no diagnosis.",
         "- The demo page's four example images are HAM10000 evaluation-only images (CC BY-NC-SA 4.0), shipped in the",
         "  client package with their attribution.",
         "",

@@ -88,3 +88,43 @@ def test_a_segmentation_row_measured_while_training_says_so() -> None:
     assert _table(card, "segmentation")[0].startswith("| isic2018_validation (measured while training) | ")
     assert [row.split(" | ")[0] for row in _table(card, "diagnosis")] == ["| ham10000_test"]
     assert "- isic2018_validation: --data /site holds no isic2018/.\n" in card
+
+
+def test_the_cards_referral_and_ood_rules_are_the_releases_own() -> None:
+    """The card stated the shipped release's rules as fixed text (98th percentile, REFER when not assessable, OOD limit
+    1.0, no safety factor), whatever the release recorded."""
+    shipped = render_model_card(read_release(RELEASE_DIR))
+    assert "1.0 = the validation 98th percentile" in shipped and "x 0.05)" in shipped
+    assert "REFER is also true for an image that is not assessable." in shipped and "OOD_SCORE < 1.0;" in shipped
+    assert "the answer is not assessable and referred" in shipped and "not assessable (and referred)" in shipped
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    release["triage"]["values"].update(refer_when_not_assessable=False, ood_limit=1.25)
+    release["classifier"]["figures"]["calibration"]["val"]["ood_limit_quantile"] = 0.95
+    release["recipe"]["cls_args"] = [*release["recipe"]["cls_args"], "--refer-safety", "0.8"]
+    card = render_model_card(release)
+    assert "1.0 = the validation 95th percentile" in card and "98th" not in card
+    assert "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold." in card
+    assert "REFER is also true" not in card and "referred, the note" not in card and "(and referred)" not in card
+    assert "OOD_SCORE < 1.25;" in card
+    assert "probability k / (n + 1)), times the recipe's safety factor 0.8 (--refer-safety: lower, so more is referred);" in card
+
+
+def test_a_release_without_a_recorded_quantile_gets_the_stages_constant() -> None:
+    from training.classifier.schedule import OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
+    from training.model_card import referral_rule
+
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    del release["classifier"]["figures"]["calibration"]["val"]["ood_limit_quantile"]
+    rule = referral_rule(release)
+    assert (rule.ood_quantile, rule.sensitivity, rule.safety) == (OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY, 1.0)
+
+
+def test_the_safety_factor_is_read_from_the_recipe_in_either_spelling_or_named() -> None:
+    from training.model_card import recipe_refer_safety
+    from training.release import ReleaseError
+
+    assert recipe_refer_safety({"recipe": {"cls_args": ["--epochs", "3"]}}, 1.0) == 1.0
+    assert recipe_refer_safety({"recipe": {"cls_args": ["--refer-safety", "0.8", "--refer-safety=1.5"]}}, 1.0) == 1.5
+    assert recipe_refer_safety({"recipe": {"cls_args": ["--refer-safety=1.5", "--refer-safety", "0.8"]}}, 1.0) == 0.8
+    with pytest.raises(ReleaseError, match="passes --refer-safety 'x'; expected a number"):
+        recipe_refer_safety({"recipe": {"cls_args": ["--refer-safety", "x"]}}, 1.0)

@@ -26,14 +26,11 @@ from ..export.classifier import ClassifierCalibration
 from ..metrics import expected_calibration_error, reliability
 from ..plots import plot_reliability
 from .data import CropSet
+from .schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
 from .train import pooled_features, to_tensor
 
 logger = logging.getLogger(__name__)
 
-REFER_SENSITIVITY = 0.95
-# OOD_SCORE 1.0 is this quantile of the validation distances: the limit passes 98% of the in-distribution
-# images, so with the quality gate at most a few percent of real test images come back not assessable.
-OOD_VALIDATION_QUANTILE = 0.98
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: i
 
 
 def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, out_dir: Path,
-         refer_safety: float = 1.0) -> Tuned:
+         refer_safety: float = DEFAULT_REFER_SAFETY) -> Tuned:
     """Temperature on validation NLL; Mahalanobis statistics on training features, scaled by the validation
     OOD_VALIDATION_QUANTILE; the REFER threshold on calibrated validation scores; quality limits from the training
     images. Test figures (ECE before/after, operating point) are measured, never tuned on."""

@@ -18,6 +18,7 @@ from ..errors import TrainingConfigError
 from ..run_folder import refuse_file_out
 from .calibrate import Tuned, tune
 from .run import ClassifierData, prepare_data, run_classifier
+from .schedule import DEFAULT_REFER_SAFETY
 from .train import ClassifierConfig, training_device
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class StageOptions(Settings):
 
     crop_threshold: float = DEFAULT_THRESHOLD
     colour_constancy: float = DEFAULT_COLOUR_CONSTANCY
-    refer_safety: float = 1.0
+    refer_safety: float = DEFAULT_REFER_SAFETY
 
     def __post_init__(self) -> None:
         self.crop()
