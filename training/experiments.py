@@ -94,10 +94,28 @@ def _override(args: tuple[str, ...], **flags: str) -> list[str]:
     return out
 
 
+def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
+    """The value of the last ``flag value`` pair in ``args``, or None."""
+    values = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
+    return values[-1] if values else None
+
+
+def check_warmup(schedule: ExperimentSchedule, recipe: Recipe) -> None:
+    """Refuse a schedule shorter than its recipe's warm-up, before any training: the stage would refuse it only
+    when it starts (the classifier's after the segmenter has trained twice)."""
+    for name, args in (("seg_epochs", recipe.seg_args), ("cls_epochs", recipe.cls_args)):
+        warmup = _flag_value(args, "--warmup-epochs")
+        if warmup is not None and int(warmup) >= getattr(schedule, name):
+            raise TrainingConfigError(
+                f"experiment schedule {ExperimentSchedule._names(name)} is {getattr(schedule, name)}, but the recipe "
+                f"warms up for {warmup} epochs (--warmup-epochs); give more than {warmup} epochs")
+
+
 def run_experiments(out: Path, data: Path = SHARED_DATA, recipe: Recipe = REAL_RECIPE,
                     schedule: ExperimentSchedule = ExperimentSchedule()) -> dict:
     """Train the segmenter twice and the classifier three times; write experiments.json and experiments.md."""
     out, data = Path(out), Path(data)
+    check_warmup(schedule, recipe)
     seg_args = _override(recipe.seg_args, epochs=str(schedule.seg_epochs))
     cls_args = _override(recipe.cls_args, epochs=str(schedule.cls_epochs),
                          low_res_epochs=str(schedule.cls_low_res_epochs), ema=str(schedule.cls_ema))

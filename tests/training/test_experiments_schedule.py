@@ -33,3 +33,19 @@ def test_a_bad_value_from_the_environment_is_refused_too() -> None:
         ExperimentSchedule.resolve({}, environ={"DERMASSIST_EXPERIMENTS_SEG_EPOCHS": "0"})
     with pytest.raises(TrainingConfigError, match="CLS_EMA must lie in .*got 5.0"):
         ExperimentSchedule.resolve({"cls_epochs": 10}, environ={"DERMASSIST_EXPERIMENTS_CLS_EMA": "5"})
+
+
+def test_a_schedule_shorter_than_the_recipes_warm_up_is_refused_before_any_training(tmp_path, monkeypatch) -> None:
+    """The real recipe warms the classifier up for 3 epochs: a 3-epoch schedule failed when the classifier stage
+    started, after the segmenter had trained twice."""
+    import training.experiments as experiments
+    from training.pipeline import REAL_RECIPE
+
+    started: list[str] = []
+    monkeypatch.setattr(experiments, "run_stage", lambda module, *_: started.append(module))
+    with pytest.raises(TrainingConfigError, match=r"--cls-epochs .* is 3, but the recipe warms up for 3 epochs"):
+        experiments.run_experiments(tmp_path, tmp_path, REAL_RECIPE, ExperimentSchedule(cls_epochs=3, cls_low_res_epochs=2))
+    with pytest.raises(TrainingConfigError, match=r"--seg-epochs .* is 2, but the recipe warms up for 2 epochs"):
+        experiments.run_experiments(tmp_path, tmp_path, REAL_RECIPE, ExperimentSchedule(seg_epochs=2))
+    assert started == []
+    experiments.check_warmup(ExperimentSchedule(seg_epochs=3, cls_epochs=4, cls_low_res_epochs=3), REAL_RECIPE)  # 1 past each
