@@ -50,3 +50,5 @@ CLASSES: tuple[LesionClass, ...] = (
     LesionClass(7, "VASC", "Vascular lesion"),
 )
 CLASS_CODES = tuple(c.code for c in CLASSES)
+# The classes whose calibrated probabilities add up to REFER_SCORE, in the order the score's meaning names them.
+REFER_CLASSES = ("MEL", "BCC", "SCC", "AK")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .classes import CLASSES, REFER_CLASSES
 from .result import LesionResult
 
 REFER = "REFER"
@@ -17,7 +18,8 @@ ROUTINE = "ROUTINE"
 NOT_ASSESSABLE = "NOT ASSESSABLE"
 NO_TRIAGE = "NO TRIAGE"
 DISCLAIMER = "Research demo, not a medical device."
-SCORE_MEANING = "calibrated probability of melanoma, basal cell carcinoma, squamous cell carcinoma or actinic keratosis"
+_REFER_NAMES = [next(c.name for c in CLASSES if c.code == code).lower() for code in REFER_CLASSES]
+SCORE_MEANING = f"calibrated probability of {', '.join(_REFER_NAMES[:-1])} or {_REFER_NAMES[-1]}"
 
 _ADVICE = {
     REFER: "A dermatologist should see this lesion.",

@@ -49,6 +49,14 @@ def test_client_contract_equals_server_contract():
     assert client_contract.OUTPUT_CROP == contract.CROP.name
     for name in ("REFER", "REFER_SCORE", "ASSESSABLE", "OOD_SCORE", "NOTE", "CAM"):
         assert getattr(client_contract, f"OUTPUT_{name}") == getattr(contract, name).name
+    assert client_contract.REFER_CLASSES == contract.REFER_CLASSES
+
+
+def test_the_verdicts_score_meaning_names_the_referral_classes():
+    from dermassist_client.verdict import SCORE_MEANING
+
+    assert SCORE_MEANING == ("calibrated probability of melanoma, basal cell carcinoma, squamous cell carcinoma or "
+                             "actinic keratosis")
 
 
 def test_client_image_formats_mirror_the_servers_decoder():
