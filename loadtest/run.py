@@ -27,6 +27,7 @@ from dermassist.base.settings import setting_help
 
 from .config import RunConfig, ScenarioConfig
 from .errors import LoadtestError
+from .faults import SIGNALS
 from .report import LoadtestSummary
 from .runner import run_locust
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help=setting_help(scenario, "batch_size", "images per batch call"))
     p.add_argument("--deadline", dest="deadline_s", type=float,
                    help=setting_help(scenario, "deadline_s", "per-call gRPC deadline, s"))
-    p.add_argument("--fault", choices=("kill", "stop"), help=setting_help(run, "fault", "SIGKILL or SIGSTOP one stub mid-run"))
+    p.add_argument("--fault", choices=tuple(SIGNALS), help=setting_help(run, "fault", "SIGKILL or SIGSTOP one stub mid-run"))
     p.add_argument("--fault-model", help=setting_help(run, "fault_model", "whose stub"))
     p.add_argument("--fault-at", dest="fault_at_s", type=float, help=setting_help(run, "fault_at_s", "seconds into the run"))
     p.add_argument("--admin-key-file",

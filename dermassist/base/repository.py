@@ -106,8 +106,8 @@ def missing_tuned_values(repository: Path) -> list[Path]:
     """The tuned-values artifacts an exported release's steps need and its repository lacks ([] for a repository that
     serves no exported release: its steps run on the contract's defaults where a file is absent).
 
-    Without them a release is served on defaults it was not tuned to (REFER at 0.20 for the release's own threshold),
-    and nothing else notices: Triton loads the steps all the same."""
+    Without them a release is served on defaults it was not tuned to (REFER at the contract's default threshold, not
+    the release's own), and nothing else notices: Triton loads the steps all the same."""
     stamp = Path(repository) / RELEASE_STAMP
     if not stamp.is_file() or stamp.read_text().startswith(IMPORTED):
         return []
