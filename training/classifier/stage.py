@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of the classifier already in --release, on the same splits (its --out split manifest)")
     parser.add_argument("--epochs", type=int, help=setting_help(cls, "epochs", "training epochs"))
     parser.add_argument("--low-res-epochs", type=int,
-                        help=setting_help(cls, "low_res_epochs", "first epochs at --low-res px (at most epochs - 1)"))
+                        help=setting_help(cls, "low_res_epochs",
+                                          "first epochs at --low-res px (0 to epochs; unset: at most epochs - 1)"))
     parser.add_argument("--low-res", type=int, help=setting_help(cls, "low_res", "resolution of the early epochs"))
     parser.add_argument("--batch-size", type=int, help=setting_help(cls, "batch_size", "crops per step"))
     parser.add_argument("--lr", dest="learning_rate", type=float, help=setting_help(cls, "learning_rate", "peak learning rate"))
