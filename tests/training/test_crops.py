@@ -122,3 +122,16 @@ def test_classes_without_images_are_named(caplog: pytest.LogCaptureFixture) -> N
         assert warn_classes_without_images(range(len(CLASS_CODES)), "val") == ()
     assert len(caplog.records) == 1
     assert "the train split (6 images) has no image of class(es) DF, VASC: the classifier cannot learn them" in caplog.text
+
+
+def test_the_training_batches_normalisation_is_the_served_one() -> None:
+    """Jittered training batches are normalised in float by training's own function; it must give what
+    ``lesion_crop`` serves (``preprocess.crop.normalise``) for the same pixels."""
+    import torch
+
+    from preprocess.crop import normalise
+    from training.classifier.train import normalise_unit
+
+    crops = np.random.default_rng(0).integers(0, 256, (3, 20, 24, 3), dtype=np.uint8)
+    unit = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
+    np.testing.assert_allclose(normalise_unit(unit).numpy(), normalise(crops), rtol=0, atol=1e-6)

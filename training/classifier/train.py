@@ -162,6 +162,12 @@ def to_tensor(images: np.ndarray, size: int = CLS_SIZE) -> torch.Tensor:
     return t
 
 
+def normalise_unit(x: torch.Tensor) -> torch.Tensor:
+    """float (N, 3, H, W) RGB in [0, 1] -> the classifier's input, as ``preprocess.crop.normalise`` gives it from
+    uint8 (a parity test holds the two together): for batches colour-jittered in float before normalising."""
+    return (x - _MEAN) / _STD
+
+
 def _train_batch(data: CropSet, idx: np.ndarray, rng: np.random.Generator, config: ClassifierConfig, size: int) -> torch.Tensor:
     """An augmented batch: views from the contexts (or flips and quarter turns of the crops when
     augmentation is off or there are no contexts), colour-jittered and normalised."""
@@ -169,7 +175,7 @@ def _train_batch(data: CropSet, idx: np.ndarray, rng: np.random.Generator, confi
         views = np.stack([random_view(data.contexts[i], size, rng) for i in idx])
         x = torch.from_numpy(views).permute(0, 3, 1, 2).float().div_(255.0)
         x = colour_jitter(x, rng, config.brightness, config.white_balance)
-        return ((x - _MEAN) / _STD).contiguous(memory_format=torch.channels_last)
+        return normalise_unit(x).contiguous(memory_format=torch.channels_last)
     crops = data.crops[idx]
     if rng.random() < 0.5:
         crops = crops[:, :, ::-1]
