@@ -9,7 +9,8 @@ the accelerator is measured with cuDNN's TF32 on (what the backend does by defau
 off.
 
 Crops come from a ``.npz`` holding ``crops`` (N, 224, 224, 3) uint8, as the ensemble's ``CROP``, and optionally
-the embedded server's answers to them (``probabilities``, ``ood_score``, ``cam``): those are compared too.
+the embedded server's answers to them (``probabilities``, ``ood_score``, ``cam``): those are compared too, and
+the check fails when they are not this classifier's answers on this CPU (a crops file from another release).
 
 With ``--url HOST:PORT --images FOLDER`` the check asks a running DermAssist (the GPU host, through its front) for
 its answers and crops instead, and compares them with this machine's CPU run of the exported classifier on the same
@@ -261,8 +262,9 @@ def gpu_check(config: GpuCheckConfig) -> dict:
                     "refer_threshold": threshold, "settings": {}}
     if device.startswith("cuda"):
         result["device_name"] = torch.cuda.get_device_name(device)
-    if served is not None:
+    if served is not None:  # the file's answers are another run of this classifier: they must agree too
         result["cpu_vs_served"] = compare(served, cpu, threshold)
+        result["cpu_vs_served"]["agrees"] = agrees(result["cpu_vs_served"])
     before = torch.backends.cudnn.allow_tf32
     try:
         for tf32 in (True, False) if device.startswith("cuda") else (False,):
@@ -275,7 +277,7 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     finally:
         torch.backends.cudnn.allow_tf32 = before
     result["cpu_timing"] = time_batches(cpu_model, x, "cpu", batch_sizes=(1, 8), repeats=max(3, repeats // 4), warmup=1)
-    result["agrees"] = all(s["agrees"] for s in result["settings"].values())
+    result["agrees"] = all(s["agrees"] for s in (*result["settings"].values(), result.get("cpu_vs_served", {"agrees": True})))
     return result
 
 
@@ -305,7 +307,7 @@ def markdown(result: dict) -> str:
         f = result["cpu_vs_served"]
         lines.append(f"| this CPU vs the embedded server's answers | {f['max_abs_probability']:.2e} "
                      f"| {f['same_top_class']:.3f} | {f['same_refer']:.3f} | {f['max_rel_ood']:.2e} "
-                     f"| {f['max_cam_levels']} | {f['cam_share_over_tolerance']:.4f} | - |")
+                     f"| {f['max_cam_levels']} | {f['cam_share_over_tolerance']:.4f} | {'yes' if f['agrees'] else 'NO'} |")
     timed = [(f"{result['device']} {n}", s["timing"]) for n, s in result["settings"].items() if "timing" in s]
     if timed:
         lines += ["", "| where | batch | ms per call (median) | images/s |", "|---|---|---|---|"]

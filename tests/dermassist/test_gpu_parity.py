@@ -133,6 +133,21 @@ def test_the_whole_check_on_cpu_finds_no_difference_and_times_each_batch_size(ti
     assert "| cpu fp32 | 0.00e+00 | 1.000 | 1.000 |" in md.read_text()
 
 
+def test_the_whole_check_finds_served_answers_that_differ(tiny_repository: Path, crops_file: Path,
+                                                           tmp_path: Path) -> None:
+    """The same check on answers the server is said to have given that are not the model's: one crop's probabilities
+    moved by 0.01 (over the 0.005 tolerance) must be found and fail the check."""
+    arrays = dict(np.load(crops_file))
+    moved = arrays["probabilities"].copy()
+    moved[2, moved[2].argmax()] -= 0.01
+    moved[2, moved[2].argmin()] += 0.01
+    changed = tmp_path / "moved.npz"
+    np.savez_compressed(changed, **{**arrays, "probabilities": moved})
+    result = gpu_check(GpuCheckConfig(crops=changed, repository=tiny_repository, device="cpu", repeats=1))
+    assert result["agrees"] is False
+    assert abs(result["cpu_vs_served"]["max_abs_probability"] - 0.01) < 1e-6
+
+
 def test_the_command_says_clearly_when_there_is_no_gpu(tiny_repository: Path, crops_file: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         caplog: pytest.LogCaptureFixture) -> None:
