@@ -200,8 +200,11 @@ def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path
 
 @pytest.mark.slow
 def test_the_released_segmenter_predicts_masks_that_match_ph2(tmp_path: Path, shared_data: Path) -> None:
+    """The mask prediction command with the release's weights gives, on the PH2 images its split held out for test
+    (30, none trained on), the Jaccard the build recorded for them."""
     import cv2
 
+    from training.images import load_mask, original_size, seg_mask
     from training.metrics import segmentation_metrics
     from training.readers import read_dataset
     from training.release import RELEASE_DIR
@@ -213,13 +216,18 @@ def test_the_released_segmenter_predicts_masks_that_match_ph2(tmp_path: Path, sh
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     samples = read_dataset(shared_data / "ph2").samples
     assert sorted(p.stem for p in (tmp_path / "masks").glob("*.png")) == sorted(s.image_id for s in samples)
+    release = read_release(RELEASE_DIR)
+    split = json.loads((RELEASE_DIR / release["data"]["splits"]["segmenter"]).read_text())
+    held_out = {row["image_id"] for row in split["test_ph2"]}
+    tests = [s for s in samples if s.image_id in held_out]
+    assert len(tests) == len(held_out) == release["segmenter"]["figures"]["test"]["ph2"]["images"]
     prob = np.stack([cv2.imread(str(tmp_path / "masks" / f"{s.image_id}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
-                     for s in samples])
-    truth = np.stack([cv2.resize(cv2.imread(str(s.mask_path), cv2.IMREAD_GRAYSCALE), (256, 256),
-                                 interpolation=cv2.INTER_NEAREST) > 0 for s in samples])
-    # the release's own weights (most of PH2 was in its training data: a check of the weights, not a quality figure)
-    figures = segmentation_metrics(truth.astype(np.float32), prob, read_release(RELEASE_DIR)["segmenter"]["threshold"])
-    assert figures["jaccard"] > 0.75, figures
+                     for s in tests])
+    truth = np.stack([seg_mask(load_mask(s.mask_path, s.image_path, original_size(s.image_path))) for s in tests])
+    figures = segmentation_metrics(truth.astype(np.float32), prob, release["segmenter"]["threshold"])
+    recorded = release["segmenter"]["figures"]["test"]["ph2"]["jaccard"]
+    # 0.005 apart here: the masks are stored as 8-bit PNGs, and prepare has filled the lens border since the build
+    assert abs(figures["jaccard"] - recorded) < 0.015, (figures, recorded)
 
 
 def test_weights_are_written_whole_or_not_at_all_and_a_cut_file_is_named(tmp_path: Path) -> None:
