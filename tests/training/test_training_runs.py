@@ -70,11 +70,10 @@ def test_tiny_classifier_learns_and_exports(synthetic_set: Path, tmp_path: Path)
     accuracy, val_accuracy = report["history"]["accuracy"], report["history"]["val_accuracy"]
     assert accuracy[-1] > accuracy[0] + 0.1 and accuracy[-1] > accuracy[1], accuracy
     assert len(val_accuracy) == 3 and len(report["history"]["val_balanced_accuracy"]) == 3
-    assert 0.0 <= report["test"]["accuracy"] <= 1.0
     assert (repo / "lesion_classifier" / "1" / "model.pt").is_file()
     assert (repo / "lesion_classifier" / "labels.txt").read_text().split() == list(CLASS_CODES)
     tuned = report["tuned"]
-    assert tuned["temperature"] > 0 and 0.0 <= tuned["test"]["ece_after"] <= 1.0
+    assert tuned["temperature"] > 0
     assert tuned["val"]["operating_point"]["melanoma_sensitivity"] >= 0.95  # chosen on validation for >= 0.95
     triage = json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"]
     assert triage["refer_threshold"] == pytest.approx(tuned["val"]["operating_point"]["threshold"])
