@@ -5,6 +5,7 @@ import errno
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -209,8 +210,11 @@ def test_a_port_that_comes_free_while_the_check_waits_passes(tmp_path: Path) -> 
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     config = ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc, metrics_port=listener.getsockname()[1])
+    assert bind_problem("127.0.0.1", config.metrics_port) is not None  # taken when the check starts
+    started = time.monotonic()
     threading.Timer(0.3, listener.close).start()  # a stopped server's last process going away
     check_ports(config, settle_s=5.0)
+    assert time.monotonic() - started >= 0.25  # it waited for the metrics port, not past it
 
 
 def test_a_taken_metrics_port_stops_the_start_before_tritonserver_runs(tmp_path: Path, taken_port: int,
