@@ -99,6 +99,16 @@ def test_a_temperature_at_the_search_bound_is_warned_about(caplog: pytest.LogCap
     assert "search bound" not in caplog.text
 
 
+def test_softmax_and_nll_with_a_temperature_on_a_case_worked_by_hand() -> None:
+    # softmax([0, 2] / 2) = [1, e] / (1 + e); the NLL of label 1 under softmax([0, ln 3]) = -ln(3/4) = ln(4/3)
+    np.testing.assert_allclose(softmax(np.array([[0.0, 2.0]]), 2.0), [[1 / (1 + np.e), np.e / (1 + np.e)]])
+    assert nll(np.array([[0.0, np.log(3.0)]]), [1], 1.0) == pytest.approx(np.log(4 / 3))
+    # two rows are averaged: label 0 there has probability 1/4, so the mean is (ln(4/3) + ln 4) / 2
+    assert nll(np.array([[0.0, np.log(3.0)]] * 2), [1, 0], 1.0) == pytest.approx((np.log(4 / 3) + np.log(4)) / 2)
+    # a temperature of 2 halves the logits: softmax([0, ln 9] / 2) = softmax([0, ln 3])
+    assert nll(np.array([[0.0, np.log(9.0)]]), [1], 2.0) == pytest.approx(np.log(4 / 3))
+
+
 def test_softmax_of_huge_logits_is_finite() -> None:
     # exp(1000) overflows: the row maximum must come off first; softmax([1000, 0]) = [1, e^-1000] = [1, 0]
     np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0]])), [[1.0, 0.0]])
