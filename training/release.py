@@ -11,12 +11,18 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from dermassist.base.paths import PROJECT_ROOT
 
 from .errors import TrainingError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a step's frozen settings
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +135,7 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
                            "writes: restore the release from git or build it again") from e
 
 
-def recorded_values(cls: type, values: Mapping, where: str):
+def recorded_values(cls: type[T], values: Mapping, where: str) -> T:
     """The tuned values a release records for one step (``cls``: its frozen settings), every field present, none
     unknown, each of its field's type and validated by ``cls`` itself, or ReleaseError naming what is wrong."""
     import dataclasses

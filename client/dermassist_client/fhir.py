@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -36,6 +36,9 @@ from .images import PIL_READ_ERRORS
 from .private import write_private
 from .result import LesionResult
 from .software import client_version as installed_client_version
+
+if TYPE_CHECKING:  # fhir.resources is imported when a bundle is built
+    from fhir.resources.R4B.bundle import Bundle
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +300,7 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
 
 
 def build_bundle(items: Iterable[tuple[LesionResult, ImagingContext | None]], manufacturer: str = "DermAssist",
-                 client_version: str | None = None, now: datetime | None = None):
+                 client_version: str | None = None, now: datetime | None = None) -> Bundle:
     """A validated FHIR transaction Bundle (``fhir.resources`` R4B model) of one report per result."""
     from fhir.resources.R4B.bundle import Bundle
     from pydantic import ValidationError

@@ -8,12 +8,16 @@ brightness idea adds a stronger per-image gain and shift on top.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from preprocess.crop import Box
 from preprocess.resize import resize_antialiased
+
+if TYPE_CHECKING:  # torch is imported where the jitter runs (training processes only)
+    import torch
 
 CONTEXT_FACTOR = 1.6
 ZOOM = (1 / 1.25, 1.25)
@@ -59,7 +63,7 @@ def white_balance_gains(rng: np.random.Generator, n: int, spread: float) -> np.n
     return (gains / gains.mean(axis=1, keepdims=True)).astype(np.float32)
 
 
-def colour_jitter(x, rng: np.random.Generator, brightness: bool, white_balance: float = 0.0):
+def colour_jitter(x: torch.Tensor, rng: np.random.Generator, brightness: bool, white_balance: float = 0.0) -> torch.Tensor:
     """Per-image brightness, contrast, saturation and gamma on a float batch (N, 3, H, W) in [0, 1] (torch);
     ``white_balance`` > 0 also scales each colour channel by its own factor in exp(+-white_balance), the
     illuminant and sensor differences between dermoscopes (mean gain 1, so the overall level is unchanged)."""
