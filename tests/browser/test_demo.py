@@ -137,6 +137,7 @@ def demo_page_without_server() -> Iterator[Any]:
         page_server.close()
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
     """Races a clinician can hit with a slow answer: Analyze pressed the moment the upload ends keeps its answer (the
@@ -171,6 +172,7 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
         expect(page.locator("#status")).to_contain_text(f"Answer about {second.path.name}", timeout=30_000)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp_path):
     """Two cameras' lesion.jpg are two pictures: the second never shows the first's answer. A name Gradio stores
@@ -228,6 +230,7 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
     assert first.exists() and second.exists() and odd.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.browser
 def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
@@ -315,6 +318,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
     assert SCREENSHOT.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_dermassist_demo_starts_server_then_page_and_stops_on_sigterm(tiny_repository):
     http, grpc, metrics, page_port = free_ports(4)

@@ -101,6 +101,7 @@ def _stop(proc: subprocess.Popen, sig: int, triton: list[int]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_serve_command_serves_through_the_guard_and_stops_on_sigterm(tiny_repository: Path, ham_jpeg: bytes) -> None:
     http, grpc, metrics = free_ports(3)
     proc = _serve(tiny_repository, http, grpc, metrics)
