@@ -154,17 +154,26 @@ def test_a_melanoma_beside_a_larger_nevus_is_not_left_unassessed(release_server)
     """Only the largest lesion is classified: the melanoma of a two-lesion picture came back ROUTINE with nothing
     said. The picture is now not assessable (so referred) and the note says another lesion was not assessed."""
     import io
+    import json
 
     from PIL import Image
 
     from dermassist_client import DermAssistClient
+    from training.release import RELEASE_DIR, read_release
 
     folder = SHARED_DATA / "ph2" / "PH2Dataset" / "PH2 Dataset images"
 
     def picture(name: str) -> np.ndarray:
         return np.asarray(Image.open(folder / name / f"{name}_Dermoscopic_Image" / f"{name}.jpg").convert("RGB"))
 
-    melanoma, nevus = picture("IMD405"), picture("IMD002")  # PH2: melanoma, common nevus (the larger lesion)
+    # PH2 melanoma and nevus (the larger lesion, ROUTINE alone), both of the 30 images the release's splits held out
+    # from training. (Where two pictures' lesions touch at the join the mask spans both and both are classified.)
+    melanoma, nevus = picture("IMD211"), picture("IMD381")
+    release = read_release(RELEASE_DIR)
+    for model in ("segmenter", "classifier"):
+        split = json.loads((RELEASE_DIR / release["data"]["splits"][model]).read_text())
+        held_out = {row["image_id"] for name, rows in split.items() if name.startswith("test") for row in rows}
+        assert {"IMD211", "IMD381"} <= held_out, model
     buffer = io.BytesIO()
     Image.fromarray(np.concatenate([melanoma[:572, :765], nevus[:572, :765]], axis=1)).save(buffer, "JPEG", quality=95)
     with DermAssistClient(release_server.config.grpc_address, timeout=120) as client:
@@ -173,3 +182,4 @@ def test_a_melanoma_beside_a_larger_nevus_is_not_left_unassessed(release_server)
     assert not both.assessable and both.refer, (both.label.code, both.note)
     assert "Another lesion-like area" in both.note and "photograph each lesion on its own" in both.note
     assert alone.assessable and "Another lesion-like area" not in alone.note, alone.note
+    assert not alone.refer, (alone.label.code, alone.refer_score)  # the nevus alone: the melanoma makes the referral
