@@ -350,7 +350,8 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
     described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
-    factor, flag = _reduction(width, height, fmt) if allow_reduced else (1, _RGB)
+    scalable = allow_reduced and not (fmt == "JPEG" and jpeg_is_lossless(data))
+    factor, flag = _reduction(width, height, fmt) if scalable else (1, _RGB)
     rgb = decode_jpeg_strict(data, described, factor) if fmt == "JPEG" else None  # checked as it is decoded
     if rgb is None:
         buffer = np.frombuffer(data, dtype=np.uint8)
@@ -447,12 +448,15 @@ def _pil_alpha(data: bytes, page: int, shape: tuple[int, ...], described: str) -
     return alpha
 
 
+_LOSSLESS_FRAMES = (0xC3, 0xC7, 0xCB, 0xCF)  # JPEG start-of-frame markers of lossless coding
 _STRAY_BYTES = re.compile(r"extraneous bytes before marker 0x([0-9a-fA-F]{2})")
 
 
-def without_stray_header_bytes(data: bytes) -> bytes:
-    """The JPEG without the stray bytes between its header segments (up to its first scan), which decoders skip."""
-    out, pos = bytearray(data[:2]), 2
+def _jpeg_header_segments(data: bytes) -> tuple[list[tuple[int, int]], int]:
+    """The marker segments of a JPEG after its SOI, up to its first scan, as (start, end) offsets, the stray and fill
+    bytes between them (which decoders skip) left out; and the offset the first scan starts at (or where the walk
+    could go no further)."""
+    segments, pos = [], 2
     while pos + 1 < len(data):
         marker = data[pos + 1]
         if data[pos] != 0xFF or marker == 0x00:  # a stray byte (0xFF00 is a stuffed byte, not a marker)
@@ -460,30 +464,46 @@ def without_stray_header_bytes(data: bytes) -> bytes:
         elif marker == 0xFF:  # a fill byte before a marker
             pos += 1
         elif _jpeg_marker_alone(marker):
-            out += data[pos:pos + 2]
+            segments.append((pos, pos + 2))
             pos += 2
         elif marker == _JPEG_SOS or pos + 4 > len(data):  # the first scan: the rest is kept as it is
             break
         else:
             end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-            out += data[pos:end]
+            segments.append((pos, end))
             pos = end
-    return bytes(out + data[pos:])
+    return segments, pos
+
+
+def without_stray_header_bytes(data: bytes) -> bytes:
+    """The JPEG without the stray bytes between its header segments (up to its first scan), which decoders skip."""
+    segments, scan = _jpeg_header_segments(data)
+    return data[:2] + b"".join(data[start:end] for start, end in segments) + data[scan:]
+
+
+def jpeg_is_lossless(data: bytes) -> bool:
+    """Whether a JPEG's frame is lossless (SOF3, 7, 11 or 15): libjpeg-turbo decodes it only at full size (asked to
+    scale one, it writes the full-size picture into the smaller buffer)."""
+    return any(data[start + 1] in _LOSSLESS_FRAMES for start, _ in _jpeg_header_segments(data)[0])
 
 
 def decode_jpeg_strict(data: bytes, described: str, factor: int) -> np.ndarray | None:
     """A JPEG decoded to RGB at 1/``factor`` scale by libjpeg-turbo's strict mode, which refuses a compressed scan it
     can only decode by guessing (cut short or overwritten: OpenCV decodes such a file without a word, the missing part
-    grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). A CMYK or YCCK JPEG (libjpeg-turbo
-    does not turn printing inks into RGB) is only checked, at 1/8 scale (every coded block read, most of the inverse
-    DCT skipped), and None comes back: OpenCV decodes it next. Stray bytes between header segments are skipped by
-    every decoder and leave the picture whole, so they pass: the file is read again without them (None when they
-    cannot be taken out); stray bytes before a restart or end marker mean the coded blocks did not fit: refused.
+    grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). A lossless JPEG is decoded at full
+    size only (``factor`` must be 1: ``jpeg_is_lossless``). A CMYK or YCCK JPEG (libjpeg-turbo does not turn printing
+    inks into RGB) is only checked, at 1/8 scale where it can be (every coded block read, most of the inverse DCT
+    skipped), and None comes back: OpenCV decodes it next. Stray bytes between header segments are skipped by every
+    decoder and leave the picture whole, so they pass: the file is read again without them (None when they cannot be
+    taken out); stray bytes before a restart or end marker mean the coded blocks did not fit: refused.
     """
+    lossless = jpeg_is_lossless(data)
+    if lossless and factor != 1:  # libjpeg-turbo would write past its buffer: the caller's mistake, not the file's
+        raise ValueError(f"{described} is a lossless JPEG, which cannot be decoded reduced; asked for 1/{factor}")
     try:
         height, width, colour = simplejpeg.decode_jpeg_header(data)[:3]
         if colour in ("CMYK", "YCCK"):
-            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=8, strict=True)
+            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=1 if lossless else 8, strict=True)
             return None
         return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=factor, strict=True,
                                                  min_height=-(-height // factor), min_width=-(-width // factor)))

@@ -254,6 +254,31 @@ def test_the_one_pass_jpeg_decode_gives_opencvs_pixels_at_every_scale(mode: str,
         np.testing.assert_array_equal(decode_jpeg_strict(data, "test JPEG", factor), expected)
 
 
+def test_a_large_lossless_jpeg_is_decoded_whole_never_reduced() -> None:
+    """libjpeg-turbo cannot scale a lossless JPEG: asked to, it wrote the full-size picture past the smaller buffer
+    and the process died (the prepare stub, with one request). Run in a child process, so a crash fails this test
+    instead of ending the run."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np
+from preprocess.contract import WORK_MAX_SIDE
+from preprocess.decode import decode, jpeg_is_lossless
+from preprocess.prepare import prepare_image
+from tests.support.images import encode, lossless_jpeg
+data = lossless_jpeg(1200, 1000)
+assert jpeg_is_lossless(data) and not jpeg_is_lossless(encode(np.zeros((64, 64, 3), np.uint8), ".jpg"))
+out = decode(data, allow_reduced=True)
+assert out.reduction == 1 and out.rgb.shape == (1000, 1200, 3) and out.original_size == (1000, 1200), out.rgb.shape
+assert np.all(out.rgb == 128)
+assert max(prepare_image(data).work_image.shape[:2]) == WORK_MAX_SIDE  # resized to the work size, as a PNG is
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
 def test_a_cmyk_jpeg_is_checked_then_decoded_by_opencv() -> None:
     """libjpeg-turbo does not turn printing inks into RGB: a CMYK JPEG is checked strictly, then OpenCV decodes it."""
     data = pil_bytes(Image.fromarray(RGB).convert("CMYK"), "JPEG", quality=95)

@@ -57,6 +57,23 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def lossless_jpeg(width: int, height: int, components: int = 3) -> bytes:
+    """A lossless (SOF3) 8-bit JPEG of a flat mid-grey picture: one Huffman code, every difference 0, so the
+    first sample predicts 128 and every other its neighbour (what DICOM's lossless transfer syntaxes hold)."""
+    frame = bytes([8]) + struct.pack(">HH", height, width) + bytes([components])
+    frame += b"".join(bytes([c + 1, 0x11, 0]) for c in range(components))
+    table = bytes([0x00]) + bytes([1] + [0] * 15) + bytes([0])  # DC table 0: a 1-bit code for difference class 0
+    scan = bytes([components]) + b"".join(bytes([c + 1, 0x00]) for c in range(components)) + bytes([1, 0, 0])
+    bits = width * height * components  # one 0 bit per sample; the last byte padded with 1 bits
+    coded = bytes(bits // 8) + (bytes([0xFF >> (bits % 8)]) if bits % 8 else b"")
+    return (b"\xff\xd8" + _jpeg_segment(0xC3, frame) + _jpeg_segment(0xC4, table) + _jpeg_segment(0xDA, scan) + coded
+            + b"\xff\xd9")
+
+
 def png_bomb(side: int = 30000) -> bytes:
     """A valid 1-bit grayscale PNG of side x side zero pixels: small on disk, huge once decoded."""
     row = b"\x00" * (1 + (side + 7) // 8)
