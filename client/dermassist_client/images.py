@@ -84,9 +84,12 @@ def sniff_format(data: bytes) -> str | None:
 
 #: What PIL raises on a header, page or EXIF block it cannot read: OSError (UnidentifiedImageError, truncated data),
 #: SyntaxError, TypeError and ValueError (its TIFF and PNG readers on malformed tags or chunks, e.g. TypeError
-#: "Missing dimensions" of a broken TIFF page), EOFError (a seek past the last page), struct.error (a short EXIF
-#: block) and DecompressionBombError (a header declaring far too many pixels). A bug of ours raises something else.
-PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError, ValueError, EOFError, struct.error,
+#: "Missing dimensions" of a broken TIFF page), KeyError and IndexError (a tag value its tables do not hold, e.g. a
+#: TIFF page's unknown compression), ZeroDivisionError and OverflowError (zero or huge rationals and sizes), EOFError
+#: (a seek past the last page), struct.error (a short EXIF block) and DecompressionBombError (a header declaring far
+#: too many pixels). A bug of ours raises something else.
+PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError, ValueError, KeyError, IndexError,
+                                                ZeroDivisionError, OverflowError, EOFError, struct.error,
                                                 Image.DecompressionBombError)
 
 _ORIENTATION_TAG = 0x0112
