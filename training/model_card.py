@@ -102,14 +102,15 @@ class ReferralRule:
 
 
 def referral_rule(release: dict) -> ReferralRule:
-    """The rule a release's triage was tuned and served with: its recorded values (triage values, the calibration's
-    OOD quantile, a ``--refer-safety`` in its recipe), the classifier stage's constants and defaults where it records
-    none (the target sensitivity never is)."""
+    """The rule a release's triage was tuned and served with: its recorded values (triage values; the calibration's
+    target sensitivity, safety factor and OOD quantile), for a release built before they were recorded the recipe's
+    ``--refer-safety`` and the classifier stage's constants and defaults."""
     values = release["triage"]["values"]
-    calibration = release["classifier"]["figures"].get("calibration", {})
-    quantile = calibration.get("val", {}).get("ood_limit_quantile", OOD_VALIDATION_QUANTILE)
-    return ReferralRule(REFER_SENSITIVITY, recipe_refer_safety(release, DEFAULT_REFER_SAFETY), float(quantile),
-                        float(values["ood_limit"]), bool(values["refer_when_not_assessable"]))
+    val = release["classifier"]["figures"].get("calibration", {}).get("val", {})
+    safety = val.get("refer_safety", recipe_refer_safety(release, DEFAULT_REFER_SAFETY))
+    return ReferralRule(float(val.get("refer_sensitivity", REFER_SENSITIVITY)), float(safety),
+                        float(val.get("ood_limit_quantile", OOD_VALIDATION_QUANTILE)), float(values["ood_limit"]),
+                        bool(values["refer_when_not_assessable"]))
 
 
 def recipe_refer_safety(release: dict, default: float) -> float:
@@ -144,7 +145,7 @@ def referral_lines(threshold: float, rule: ReferralRule) -> list[str]:
     """The card's Referral bullet: the threshold, how it was chosen (sensitivity, safety factor) and what an image
     that is not assessable gets."""
     effect = "lower, so more is referred" if rule.safety < 1 else "higher, so less is referred"
-    safety = "" if rule.safety == 1 else f", times the recipe's safety factor {rule.safety:g} (--refer-safety: {effect})"
+    safety = "" if rule.safety == 1 else f", times the safety factor {rule.safety:g} (--refer-safety: {effect})"
     unassessable = ("REFER is also true for an image that is not assessable." if rule.refer_when_not_assessable else
                     "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold.")
     return [

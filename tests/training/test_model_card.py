@@ -106,7 +106,17 @@ def test_the_cards_referral_and_ood_rules_are_the_releases_own() -> None:
     assert "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold." in card
     assert "REFER is also true" not in card and "referred, the note" not in card and "(and referred)" not in card
     assert "OOD_SCORE < 1.25;" in card
-    assert "probability k / (n + 1)), times the recipe's safety factor 0.8 (--refer-safety: lower, so more is referred);" in card
+    assert "probability k / (n + 1)), times the safety factor 0.8 (--refer-safety: lower, so more is referred);" in card
+
+
+def test_the_recorded_sensitivity_and_safety_factor_come_before_the_recipe() -> None:
+    """A safety factor set by DERMASSIST_CLS_REFER_SAFETY is in no recipe flag: the stage records it with the
+    sensitivity it tuned for, and the card states those."""
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    release["classifier"]["figures"]["calibration"]["val"].update(refer_sensitivity=0.9, refer_safety=0.7)
+    card = render_model_card(release)
+    assert "keeping melanoma sensitivity >= 0.9 on new melanomas" in card and "x 0.1)" in card
+    assert "times the safety factor 0.7 (--refer-safety: lower, so more is referred);" in card
 
 
 def test_a_release_without_a_recorded_quantile_gets_the_stages_constant() -> None:

@@ -78,6 +78,7 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
         "val": {"ece_before": expected_calibration_error(val.labels, softmax(val_logits)),
                 "ece_after": expected_calibration_error(val.labels, val_probs),
                 "operating_point": point.as_dict(),
+                "refer_sensitivity": REFER_SENSITIVITY, "refer_safety": refer_safety,
                 "ood_limit_quantile": OOD_VALIDATION_QUANTILE},
         "test": {"ece_before": expected_calibration_error(test.labels, softmax(test_logits)),
                  "ece_after": expected_calibration_error(test.labels, test_probs),
