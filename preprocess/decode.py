@@ -350,7 +350,7 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
     described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
-    scalable = allow_reduced and not (fmt == "JPEG" and jpeg_is_lossless(data))
+    scalable = allow_reduced and (fmt != "JPEG" or jpeg_is_scalable(data))
     factor, flag = _reduction(width, height, fmt) if scalable else (1, _RGB)
     rgb = decode_jpeg_strict(data, described, factor) if fmt == "JPEG" else None  # checked as it is decoded
     if rgb is None:
@@ -449,6 +449,7 @@ def _pil_alpha(data: bytes, page: int, shape: tuple[int, ...], described: str) -
 
 
 _LOSSLESS_FRAMES = (0xC3, 0xC7, 0xCB, 0xCF)  # JPEG start-of-frame markers of lossless coding
+_NOT_FRAMES = (0xC4, 0xC8, 0xCC)  # DHT, JPG and DAC share the start-of-frame range
 _STRAY_BYTES = re.compile(r"extraneous bytes before marker 0x([0-9a-fA-F]{2})")
 
 
@@ -481,33 +482,62 @@ def without_stray_header_bytes(data: bytes) -> bytes:
     return data[:2] + b"".join(data[start:end] for start, end in segments) + data[scan:]
 
 
-def jpeg_is_lossless(data: bytes) -> bool:
-    """Whether a JPEG's frame is lossless (SOF3, 7, 11 or 15): libjpeg-turbo decodes it only at full size (asked to
-    scale one, it writes the full-size picture into the smaller buffer)."""
-    return any(data[start + 1] in _LOSSLESS_FRAMES for start, _ in _jpeg_header_segments(data)[0])
+@dataclass(frozen=True)
+class JpegFrame:
+    """What a JPEG's start-of-frame segment says of its picture."""
+
+    marker: int  # SOF0-SOF15: the coding (baseline, progressive, lossless, arithmetic...)
+    height: int  # 0 when a DNL segment after the first scan gives it
+    width: int
+    components: int  # 1 grey, 3 YCbCr or RGB, 4 CMYK or YCCK (printing inks)
+
+    @property
+    def lossless(self) -> bool:
+        """Lossless coding (SOF3, 7, 11, 15): libjpeg-turbo decodes it only at full size (asked to scale one, it
+        writes the full-size picture into the smaller buffer)."""
+        return self.marker in _LOSSLESS_FRAMES
+
+
+def jpeg_frame(data: bytes) -> JpegFrame | None:
+    """The JPEG's first start-of-frame segment, read from the header segments; None when there is none to read."""
+    for start, end in _jpeg_header_segments(data)[0]:
+        marker = data[start + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in _NOT_FRAMES and end - start >= 10 and end <= len(data):
+            return JpegFrame(marker, int.from_bytes(data[start + 5:start + 7], "big"),
+                             int.from_bytes(data[start + 7:start + 9], "big"), data[start + 9])
+    return None
+
+
+def jpeg_is_scalable(data: bytes) -> bool:
+    """Whether libjpeg-turbo may decode a JPEG reduced: its frame was read here and is not lossless."""
+    frame = jpeg_frame(data)
+    return frame is not None and not frame.lossless
 
 
 def decode_jpeg_strict(data: bytes, described: str, factor: int) -> np.ndarray | None:
     """A JPEG decoded to RGB at 1/``factor`` scale by libjpeg-turbo's strict mode, which refuses a compressed scan it
     can only decode by guessing (cut short or overwritten: OpenCV decodes such a file without a word, the missing part
     grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). A lossless JPEG is decoded at full
-    size only (``factor`` must be 1: ``jpeg_is_lossless``). A CMYK or YCCK JPEG (libjpeg-turbo does not turn printing
+    size only (``factor`` must be 1: ``jpeg_is_scalable``). A CMYK or YCCK JPEG (libjpeg-turbo does not turn printing
     inks into RGB) is only checked, at 1/8 scale where it can be (every coded block read, most of the inverse DCT
     skipped), and None comes back: OpenCV decodes it next. Stray bytes between header segments are skipped by every
     decoder and leave the picture whole, so they pass: the file is read again without them (None when they cannot be
     taken out); stray bytes before a restart or end marker mean the coded blocks did not fit: refused.
     """
-    lossless = jpeg_is_lossless(data)
-    if lossless and factor != 1:  # libjpeg-turbo would write past its buffer: the caller's mistake, not the file's
-        raise ValueError(f"{described} is a lossless JPEG, which cannot be decoded reduced; asked for 1/{factor}")
+    frame = jpeg_frame(data)
+    if factor != 1 and not jpeg_is_scalable(data):  # a lossless one: libjpeg-turbo would write past its buffer
+        raise ValueError(f"{described} is lossless or its frame was not found: it cannot be decoded reduced; asked "
+                         f"for 1/{factor}")
     try:
-        height, width, colour = simplejpeg.decode_jpeg_header(data)[:3]
-        if colour in ("CMYK", "YCCK"):
-            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=1 if lossless else 8, strict=True)
+        if frame is None:  # no start-of-frame segment found by walking the header: libjpeg's own reader says
+            height, width, colour = simplejpeg.decode_jpeg_header(data)[:3]
+            frame = JpegFrame(0xC0, height, width, 4 if colour in ("CMYK", "YCCK") else 3)
+        if frame.components == 4:
+            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=1 if frame.lossless else 8, strict=True)
             return None
         return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=factor, strict=True,
-                                                 min_height=-(-height // factor), min_width=-(-width // factor)))
-    except (ValueError, RuntimeError) as e:
+                                                 min_height=-(-frame.height // factor), min_width=-(-frame.width // factor)))
+    except (ValueError, RuntimeError, KeyError) as e:  # KeyError: a subsampling simplejpeg's header reader cannot name
         stray = _STRAY_BYTES.search(str(e))
         if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
             cleaned = without_stray_header_bytes(data)

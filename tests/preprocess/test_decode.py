@@ -264,11 +264,12 @@ def test_a_large_lossless_jpeg_is_decoded_whole_never_reduced() -> None:
     script = """
 import numpy as np
 from preprocess.contract import WORK_MAX_SIDE
-from preprocess.decode import decode, jpeg_is_lossless
+from preprocess.decode import decode, jpeg_frame, jpeg_is_scalable
 from preprocess.prepare import prepare_image
 from tests.support.images import encode, lossless_jpeg
 data = lossless_jpeg(1200, 1000)
-assert jpeg_is_lossless(data) and not jpeg_is_lossless(encode(np.zeros((64, 64, 3), np.uint8), ".jpg"))
+assert jpeg_frame(data).lossless and not jpeg_is_scalable(data)
+assert jpeg_is_scalable(encode(np.zeros((64, 64, 3), np.uint8), ".jpg"))
 out = decode(data, allow_reduced=True)
 assert out.reduction == 1 and out.rgb.shape == (1000, 1200, 3) and out.original_size == (1000, 1200), out.rgb.shape
 assert np.all(out.rgb == 128)
@@ -277,6 +278,21 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
+def test_the_frame_is_read_from_the_header_and_a_rare_subsampling_decodes() -> None:
+    """A luma sampled 1x4 (4:4:1) is valid JPEG that simplejpeg's header reader has no name for: it raised KeyError
+    out of decode. The frame is read from the SOF segment; the pixels are OpenCV's as for any other JPEG."""
+    from preprocess.decode import jpeg_frame
+
+    data = bytearray(pil_bytes(Image.fromarray(RGB), "JPEG", quality=90, subsampling=2))
+    frame = jpeg_frame(bytes(data))
+    assert frame is not None and (frame.marker, frame.height, frame.width, frame.components) == (0xC0, 120, 160, 3)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 11] = 0x14  # component 1 (luma): 1 horizontal, 4 vertical
+    rare = bytes(data)
+    out = decode(rare, allow_reduced=True)
+    np.testing.assert_array_equal(out.rgb, cv2.imdecode(np.frombuffer(rare, np.uint8), cv2.IMREAD_COLOR_RGB))
 
 
 def test_a_cmyk_jpeg_is_checked_then_decoded_by_opencv() -> None:
