@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -51,6 +52,15 @@ _TIFF_SAMPLES = "; or its samples are not 8- or 16-bit integers: re-save it as 8
 # OpenCV's own reading misses some valid tags (an orientation stored as LONG) and turns before a reduced decode is
 # trimmed. OpenCV's TIFF reader turns by the TIFF tag itself, which this flag does not stop.
 _OWN_ORIENTATION = cv2.IMREAD_IGNORE_ORIENTATION
+
+
+# What PIL raises on a header or page it cannot read: OSError (truncated data), SyntaxError, TypeError and ValueError
+# (its TIFF and PNG readers on malformed tags or chunks, e.g. TypeError "Missing dimensions" of a broken TIFF page),
+# KeyError and IndexError (a tag value its tables do not hold), ZeroDivisionError and OverflowError (zero or huge
+# rationals and sizes), EOFError (a seek past the last page) and struct.error (a short block). The client keeps a
+# tested copy (dermassist_client.images.PIL_READ_ERRORS, with DecompressionBombError, which parse_header names apart).
+PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError, ValueError, KeyError, IndexError,
+                                                ZeroDivisionError, OverflowError, EOFError, struct.error)
 
 
 _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
@@ -167,9 +177,10 @@ def parse_header(data: bytes, fmt: str) -> Header:
         raise TruncatedImageError(
             f"{fmt} header of a {len(data)}-byte input cannot be read; the file is truncated or corrupt{samples}"
         ) from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except PIL_READ_ERRORS as e:
         raise TruncatedImageError(
-            f"{fmt} header of a {len(data)}-byte input cannot be read ({e}); the file is truncated or corrupt"
+            f"{fmt} header of a {len(data)}-byte input cannot be read ({type(e).__name__}: {e}); the file is truncated "
+            "or corrupt"
         ) from e
     if pictures > 1:
         kind = "pages" if fmt == "TIFF" else "animation frames"
@@ -436,7 +447,7 @@ def _pil_alpha(data: bytes, page: int, shape: tuple[int, ...], described: str) -
                 if page:
                     im.seek(page)
                 alpha = np.asarray((im if im.mode in ("LA", "RGBA") else im.convert("RGBA")).getchannel("A"))
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except PIL_READ_ERRORS as e:
         raise TruncatedImageError(
             f"{described} has transparency that cannot be read ({e}); the file is corrupt: re-save it as 8-bit RGB"
         ) from e

@@ -70,6 +70,12 @@ def test_client_image_formats_mirror_the_servers_decoder():
     from preprocess.decode import sniff_format as server_sniff
 
     assert CLIENT_MAGIC == SERVER_MAGIC and CLIENT_BMP == SERVER_BMP
+    from PIL import Image
+
+    from dermassist_client.images import PIL_READ_ERRORS as CLIENT_PIL_ERRORS
+    from preprocess.decode import PIL_READ_ERRORS as SERVER_PIL_ERRORS
+
+    assert set(CLIENT_PIL_ERRORS) == {*SERVER_PIL_ERRORS, Image.DecompressionBombError}  # what a bad header raises
     bmp_headers = b"BM" + bytes(12) + (40).to_bytes(4, "little")
     assert client_sniff(bmp_headers) == server_sniff(bmp_headers) == "BMP"
     text = b"BM, the initials on this referral letter"

@@ -2,54 +2,22 @@
 anything else (a bug) is raised, not taken for a corrupt picture."""
 from __future__ import annotations
 
-import io
 import logging
-import struct
 
 import pytest
-from PIL import Image, TiffImagePlugin
 
 from dermassist_client import fhir, images
 from dermassist_client.fhir import exif_taken
 from dermassist_client.images import read_header
+from tests.support.images import tiff_whose_second_page_has_an_unknown_compression, tiff_with_a_broken_full_size_page
 
 TRUNCATED_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00"
 
 
-def _tiff_with_a_broken_full_size_page() -> bytes:
-    """A two-page TIFF whose first page is a reduced-resolution copy and whose second has lost its ImageWidth tag:
-    PIL opens it, then raises TypeError ("Missing dimensions") when the reader moves to the full-size page."""
-    reduced = TiffImagePlugin.ImageFileDirectory_v2()
-    reduced[254] = 1  # NewSubfileType: a reduced-resolution copy
-    out = io.BytesIO()
-    Image.new("RGB", (8, 6)).save(out, "TIFF", tiffinfo=reduced, save_all=True, append_images=[Image.new("RGB", (40, 30))])
-    data = bytearray(out.getvalue())
-    first = struct.unpack_from("<I", data, 4)[0]
-    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
-    for i in range(struct.unpack_from("<H", data, second)[0]):
-        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 256:  # ImageWidth -> an unknown tag
-            struct.pack_into("<H", data, second + 2 + 12 * i, 0xFFF0)
-    return bytes(data)
-
-
-def _tiff_whose_second_page_has_an_unknown_compression() -> bytes:
-    """A two-page TIFF whose second page says JPEG 2000 (34712), which PIL has no decoder for: counting the pages
-    raises KeyError (its table of compressions has no such key)."""
-    out = io.BytesIO()
-    Image.new("RGB", (40, 30), (120, 120, 120)).save(out, "TIFF", save_all=True, append_images=[Image.new("RGB", (8, 6))])
-    data = bytearray(out.getvalue())
-    first = struct.unpack_from("<I", data, 4)[0]
-    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
-    for i in range(struct.unpack_from("<H", data, second)[0]):
-        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 259:  # Compression
-            struct.pack_into("<H", data, second + 2 + 12 * i + 8, 34712)
-    return bytes(data)
-
-
 @pytest.mark.parametrize(("data", "why"), [
     (TRUNCATED_PNG, "PIL cannot read its header (OSError: Truncated File Read)"),
-    (_tiff_with_a_broken_full_size_page(), "PIL cannot read its header (TypeError: Missing dimensions)"),
-    (_tiff_whose_second_page_has_an_unknown_compression(), "PIL cannot read its header (KeyError: 34712)"),
+    (tiff_with_a_broken_full_size_page(), "PIL cannot read its header (TypeError: Missing dimensions)"),
+    (tiff_whose_second_page_has_an_unknown_compression(), "PIL cannot read its header (KeyError: 34712)"),
 ], ids=["truncated-png", "tiff-page-without-width", "tiff-page-of-unknown-compression"])
 def test_an_unreadable_header_is_left_unknown_and_logged(data: bytes, why: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="dermassist_client.images"):

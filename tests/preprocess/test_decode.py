@@ -21,7 +21,16 @@ from preprocess.errors import (
     UnsupportedFormatError,
 )
 from preprocess.prepare import prepare_image
-from tests.support.images import MISTAKEN_FORMATS, encode, pil_bytes, png_bomb, synthetic_lesion, with_orientation
+from tests.support.images import (
+    MISTAKEN_FORMATS,
+    encode,
+    pil_bytes,
+    png_bomb,
+    synthetic_lesion,
+    tiff_whose_second_page_has_an_unknown_compression,
+    tiff_with_a_broken_full_size_page,
+    with_orientation,
+)
 
 RGB = synthetic_lesion(120, 160)
 
@@ -293,6 +302,15 @@ def test_the_frame_is_read_from_the_header_and_a_rare_subsampling_decodes() -> N
     rare = bytes(data)
     out = decode(rare, allow_reduced=True)
     np.testing.assert_array_equal(out.rgb, cv2.imdecode(np.frombuffer(rare, np.uint8), cv2.IMREAD_COLOR_RGB))
+
+
+@pytest.mark.parametrize("data", [tiff_with_a_broken_full_size_page(), tiff_whose_second_page_has_an_unknown_compression()],
+                         ids=["page-without-width", "page-of-unknown-compression"])
+def test_a_tiff_page_pil_cannot_read_is_an_invalid_image(data: bytes) -> None:
+    """PIL raises TypeError ("Missing dimensions") or KeyError (an unknown compression) on such a page: they came out
+    of decode as they were (found by fuzzing), not as the InvalidImageError a request gets its INVALID_ARGUMENT for."""
+    with pytest.raises(TruncatedImageError, match=r"TIFF header of a \d+-byte input cannot be read \((TypeError|KeyError)"):
+        decode(data, allow_reduced=True)
 
 
 def test_a_cmyk_jpeg_is_checked_then_decoded_by_opencv() -> None:

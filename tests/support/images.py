@@ -7,7 +7,7 @@ import zlib
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 
 def synthetic_lesion(height: int = 450, width: int = 600, seed: int = 0) -> np.ndarray:
@@ -112,3 +112,33 @@ MISTAKEN_FORMATS = {
     "DICOM": bytes(128) + b"DICM" + bytes(64),
     "PDF": b"%PDF-1.4 a scanned referral letter",
 }
+
+
+def tiff_with_a_broken_full_size_page() -> bytes:
+    """A two-page TIFF whose first page is a reduced-resolution copy and whose second has lost its ImageWidth tag:
+    PIL opens it, then raises TypeError ("Missing dimensions") when the reader moves to the full-size page."""
+    reduced = TiffImagePlugin.ImageFileDirectory_v2()
+    reduced[254] = 1  # NewSubfileType: a reduced-resolution copy
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(out, "TIFF", tiffinfo=reduced, save_all=True, append_images=[Image.new("RGB", (40, 30))])
+    data = bytearray(out.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):
+        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 256:  # ImageWidth -> an unknown tag
+            struct.pack_into("<H", data, second + 2 + 12 * i, 0xFFF0)
+    return bytes(data)
+
+
+def tiff_whose_second_page_has_an_unknown_compression() -> bytes:
+    """A two-page TIFF whose second page says JPEG 2000 (34712), which PIL has no decoder for: counting the pages
+    raises KeyError (its table of compressions has no such key)."""
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (120, 120, 120)).save(out, "TIFF", save_all=True, append_images=[Image.new("RGB", (8, 6))])
+    data = bytearray(out.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for i in range(struct.unpack_from("<H", data, second)[0]):
+        if struct.unpack_from("<H", data, second + 2 + 12 * i)[0] == 259:  # Compression
+            struct.pack_into("<H", data, second + 2 + 12 * i + 8, 34712)
+    return bytes(data)
