@@ -25,15 +25,6 @@ def test_an_unreadable_header_is_left_unknown_and_logged(data: bytes, why: str, 
     assert f"format and size of a {len(data)}-byte image left unknown: {why}" in caplog.text
 
 
-def test_a_bug_while_reading_a_header_is_raised_not_taken_for_a_corrupt_file(monkeypatch) -> None:
-    def broken(*_: object, **__: object) -> None:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(images.Image, "open", broken)
-    with pytest.raises(RuntimeError, match="a bug"):
-        read_header(TRUNCATED_PNG)
-
-
 def test_an_unreadable_exif_drops_the_acquisition_time_and_logs_why(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="dermassist_client.fhir"):
         assert exif_taken(TRUNCATED_PNG) is None
@@ -41,10 +32,14 @@ def test_an_unreadable_exif_drops_the_acquisition_time_and_logs_why(caplog: pyte
             "be read (OSError: Truncated File Read)") in caplog.text
 
 
-def test_a_bug_while_reading_exif_is_raised_not_taken_for_a_picture_without_a_date(monkeypatch) -> None:
+@pytest.mark.parametrize(("module", "reader", "bug"), [(images, read_header, RuntimeError),
+                                                     (fhir, exif_taken, AttributeError)], ids=["header", "exif"])
+def test_a_bug_while_reading_is_raised_not_taken_for_an_unreadable_file(monkeypatch, module, reader, bug) -> None:
+    """Only what PIL raises on a malformed file counts as unreadable: a bug of ours is not taken for a corrupt picture
+    (a header) or for a picture without a date (its EXIF)."""
     def broken(*_: object, **__: object) -> None:
-        raise AttributeError("a bug")
+        raise bug("a bug")
 
-    monkeypatch.setattr(fhir.Image, "open", broken)
-    with pytest.raises(AttributeError, match="a bug"):
-        exif_taken(TRUNCATED_PNG)
+    monkeypatch.setattr(module.Image, "open", broken)
+    with pytest.raises(bug, match="a bug"):
+        reader(TRUNCATED_PNG)
