@@ -390,3 +390,58 @@ def test_the_lesion_area_multiplies_row_and_column_spacing(tmp_path, ham_jpeg):
     mask = np.zeros((image.size[1], image.size[0]), bool)
     mask[10:20, 10:60] = True  # 500 pixels
     assert lesion_area_mm2(image, mask) == pytest.approx(500 * 0.05 * 0.08)
+
+
+def _part10(ds: pydicom.Dataset) -> bytearray:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return bytearray(out.getvalue())
+
+
+def _damaged(ham_jpeg: bytes, old: bytes, new: bytes) -> bytes:
+    """A Part 10 photograph (uncompressed, explicit VR little endian) with the first ``old`` bytes replaced."""
+    data = _part10(di.photograph(ham_jpeg, PATIENT, compressed=False))
+    at = data.index(old, 132)
+    data[at:at + len(old)] = new
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    (b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00ZS",
+     r"cannot be decoded \(NotImplementedError: Unknown Value Representation 'ZS' in tag \(0008,0060\)\)"),
+    (b"\x28\x00\x04\x00CS\x04\x00RGB ", b"\x28\x00\x04\x00CS\x04\x00R\\B ",
+     r"PhotometricInterpretation \(0028,0004\) holds 2 values, expected one"),
+    (b"\x28\x00\x02\x00US\x02\x00\x03\x00", b"\x28\x00\x02\x00US\x04\x00\x03\x00\x03\x00",
+     r"cannot be decoded|holds 2 values"),
+], ids=["unknown-vr", "two-photometrics", "samples-of-wrong-length"])
+def test_a_damaged_element_is_an_unreadable_dicom_error_naming_it(ham_jpeg: bytes, old: bytes, new: bytes,
+                                                                   message: str) -> None:
+    """Found by fuzzing 60,000 damaged files: pydicom decodes elements when they are first read, and a damaged one
+    came out of read_dicom (and the DICOM node's store handler) as NotImplementedError, TypeError or ValueError, not
+    as the DicomInputError the sender is answered with."""
+    data = _damaged(ham_jpeg, old, new)
+    with pytest.raises(UnreadableDicomError, match=message):
+        read_dicom(data)
+
+
+def test_several_sop_classes_or_a_frame_count_that_is_no_number_are_refused_by_name(ham_jpeg: bytes) -> None:
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.SOPClassUID = [di.DermoscopicPhotographyImageStorage, VLPhotographicImageStorage]
+    with pytest.raises(UnreadableDicomError, match=r"SOPClassUID \(0008,0016\) holds 2 values, expected one"):
+        read_dicom(ds)
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.NumberOfFrames = 1
+    data = _part10(ds)
+    at = data.index(b"\x28\x00\x08\x00IS\x02\x001 ", 132)
+    data[at + 8:at + 10] = b"P "  # pydicom reads the value as it is, with a warning
+    with pytest.raises(UnreadableDicomError, match=r"NumberOfFrames \(0028,0008\) is 'P', expected an integer"):
+        read_dicom(bytes(data))
+
+
+def test_an_instance_whose_identifying_elements_are_damaged_is_still_described() -> None:
+    from dermassist_client.dicom.source import describe
+
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = ["1.2.3", "4.5.6"]
+    assert describe(ds) == "DICOM instance with unreadable identifying elements"
+

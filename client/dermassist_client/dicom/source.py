@@ -16,7 +16,9 @@ from PIL import Image
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
     DermoscopicPhotographyImageStorage,
@@ -151,10 +153,29 @@ class DicomImage:
 
 
 def describe(ds: Dataset) -> str:
-    """A short description of an instance for messages: modality, SOP class name and SOP instance UID."""
-    sop_class = ds.get("SOPClassUID")
-    kind = UID(sop_class).name if sop_class else "unknown SOP class"
-    return f"{ds.get('Modality') or 'no modality'} {kind} instance {ds.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+    """A short description of an instance for messages: modality, SOP class name and SOP instance UID (a damaged
+    element among those is named as unreadable: the message about the instance must not fail itself)."""
+    try:
+        sop_class = ds.get("SOPClassUID")
+        kind = UID(sop_class).name if sop_class else "unknown SOP class"
+        return f"{ds.get('Modality') or 'no modality'} {kind} instance {ds.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+    except Exception:  # noqa: BLE001 - pydicom raises many types on a damaged element; image_from_dataset names it
+        return "DICOM instance with unreadable identifying elements"
+
+
+def check_elements(ds: Dataset, name: str) -> None:
+    """Decode every element of ``ds`` (nested ones too) now, so that a damaged one (an unknown VR, a value of the
+    wrong type or length) is an UnreadableDicomError naming it, not an error of whichever check meets it first."""
+    tag = None
+    try:
+        for element in ds.iterall():
+            tag = element.tag
+    except Exception as e:  # pydicom decodes elements lazily and raises many types on damaged ones
+        after = f" after element {tag}" if tag is not None else ""
+        raise UnreadableDicomError(
+            f"{name}: an element{after} cannot be decoded ({type(e).__name__}: {e}); the file is truncated or corrupt: "
+            "send it again as the modality stored it"
+        ) from e
 
 
 def read_dicom(source: DicomInput, name: str | None = None) -> DicomImage:
@@ -185,8 +206,36 @@ def _parse(source: io.BytesIO | Path, label: str) -> Dataset:
         ) from e
 
 
+# The header elements image_from_dataset reads: each must hold one value (VM 1), the first five an integer.
+_ONE_INTEGER = ("SamplesPerPixel", "BitsAllocated", "NumberOfFrames", "Rows", "Columns")
+_ONE_TEXT = ("PhotometricInterpretation", "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID",
+             "Modality")
+
+
+def check_header_values(ds: Dataset, name: str) -> None:
+    """Refuse a header element DermAssist reads that holds several values where DICOM allows one, or a count that is
+    not an integer (a damaged file, or a modality that wrote it wrongly), naming the element."""
+    for keyword in (*_ONE_INTEGER, *_ONE_TEXT):
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        tag = Tag(keyword)
+        if isinstance(value, (MultiValue, list, tuple)):
+            raise UnreadableDicomError(f"{name}: {keyword} {tag} holds {len(value)} values, expected one; the file is "
+                                       "corrupt or was written wrongly: send it again as the modality stored it")
+        if keyword in _ONE_INTEGER:
+            try:
+                int(value)
+            except (TypeError, ValueError) as e:
+                raise UnreadableDicomError(f"{name}: {keyword} {tag} is {str(value)[:40]!r}, expected an integer; the "
+                                           "file is corrupt or was written wrongly: send it again as the modality "
+                                           "stored it") from e
+
+
 def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
     """Check that ``ds`` is a single-frame 8-bit colour photograph and decode its pixels to RGB."""
+    check_elements(ds, name)
+    check_header_values(ds, name)
     what = describe(ds)
     # a DICOM node names an instance by its description already ("CT ... instance 1.2.3 from STORESCU"): said once
     subject = name if name.startswith(what) else f"{name}: {what}"
@@ -261,6 +310,11 @@ def _transfer_syntax(ds: Dataset, name: str) -> UID:
         raise UnreadableDicomError(
             f"{name}: no Transfer Syntax UID (0002,0010) in the file meta information; the pixel data cannot "
             "be interpreted: write the file as DICOM Part 10"
+        )
+    if not isinstance(uid, str):
+        raise UnreadableDicomError(
+            f"{name}: Transfer Syntax UID (0002,0010) holds {len(uid)} values, expected one; the file meta information "
+            "is corrupt: send the file again as the modality stored it"
         )
     return UID(uid)
 
