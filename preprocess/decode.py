@@ -361,9 +361,10 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
     described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
-    scalable = allow_reduced and (fmt != "JPEG" or jpeg_is_scalable(data))
+    frame = jpeg_frame(data) if fmt == "JPEG" else None
+    scalable = allow_reduced and (fmt != "JPEG" or jpeg_is_scalable(frame))
     factor, flag = _reduction(width, height, fmt) if scalable else (1, _RGB)
-    rgb = decode_jpeg_strict(data, described, factor) if fmt == "JPEG" else None  # checked as it is decoded
+    rgb = decode_jpeg_strict(data, described, factor, frame) if fmt == "JPEG" else None  # checked as it is decoded
     if rgb is None:
         buffer = np.frombuffer(data, dtype=np.uint8)
         rgb = (_decode_over_black(data, buffer, fmt, header.page, described) if header.alpha  # never a JPEG
@@ -519,24 +520,24 @@ def jpeg_frame(data: bytes) -> JpegFrame | None:
     return None
 
 
-def jpeg_is_scalable(data: bytes) -> bool:
-    """Whether libjpeg-turbo may decode a JPEG reduced: its frame was read here and is not lossless."""
-    frame = jpeg_frame(data)
+def jpeg_is_scalable(frame: JpegFrame | None) -> bool:
+    """Whether libjpeg-turbo may decode a JPEG of this frame (``jpeg_frame``) reduced: it was read and is not
+    lossless."""
     return frame is not None and not frame.lossless
 
 
-def decode_jpeg_strict(data: bytes, described: str, factor: int) -> np.ndarray | None:
+def decode_jpeg_strict(data: bytes, described: str, factor: int, frame: JpegFrame | None) -> np.ndarray | None:
     """A JPEG decoded to RGB at 1/``factor`` scale by libjpeg-turbo's strict mode, which refuses a compressed scan it
     can only decode by guessing (cut short or overwritten: OpenCV decodes such a file without a word, the missing part
-    grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). A lossless JPEG is decoded at full
-    size only (``factor`` must be 1: ``jpeg_is_scalable``). A CMYK or YCCK JPEG (libjpeg-turbo does not turn printing
-    inks into RGB) is only checked, at 1/8 scale where it can be (every coded block read, most of the inverse DCT
-    skipped), and None comes back: OpenCV decodes it next. Stray bytes between header segments are skipped by every
-    decoder and leave the picture whole, so they pass: the file is read again without them (None when they cannot be
-    taken out); stray bytes before a restart or end marker mean the coded blocks did not fit: refused.
+    grey); the pixels are OpenCV's to the bit (the same libjpeg-turbo and settings). ``frame`` is the JPEG's
+    ``jpeg_frame``, read once by the caller. A lossless JPEG is decoded at full size only (``factor`` must be 1:
+    ``jpeg_is_scalable``). A CMYK or YCCK JPEG (libjpeg-turbo does not turn printing inks into RGB) is only checked,
+    at 1/8 scale where it can be (every coded block read, most of the inverse DCT skipped), and None comes back:
+    OpenCV decodes it next. Stray bytes between header segments are skipped by every decoder and leave the picture
+    whole, so they pass: the file is read again without them (None when they cannot be taken out); stray bytes
+    before a restart or end marker mean the coded blocks did not fit: refused.
     """
-    frame = jpeg_frame(data)
-    if factor != 1 and not jpeg_is_scalable(data):  # a lossless one: libjpeg-turbo would write past its buffer
+    if factor != 1 and not jpeg_is_scalable(frame):  # a lossless one: libjpeg-turbo would write past its buffer
         raise ValueError(f"{described} is lossless or its frame was not found: it cannot be decoded reduced; asked "
                          f"for 1/{factor}")
     try:
@@ -552,7 +553,8 @@ def decode_jpeg_strict(data: bytes, described: str, factor: int) -> np.ndarray |
         stray = _STRAY_BYTES.search(str(e))
         if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
             cleaned = without_stray_header_bytes(data)
-            return None if cleaned == data else decode_jpeg_strict(cleaned, described, factor)
+            # the header walk skips those bytes too: the frame read is the cleaned file's
+            return None if cleaned == data else decode_jpeg_strict(cleaned, described, factor, frame)
         raise TruncatedImageError(
             f"{described} cannot be decoded in full ({e}): its compressed data is damaged (cut short or overwritten, "
             "which would leave part of the picture missing) or uses a JPEG variant DermAssist does not read; send the "

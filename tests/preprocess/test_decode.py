@@ -254,13 +254,13 @@ def test_the_one_pass_jpeg_decode_gives_opencvs_pixels_at_every_scale(mode: str,
                                                                       progressive: bool) -> None:
     """The strict decode that checks the scan also gives the pixels: they must be OpenCV's (the decode before it), to
     the bit, at every shrink-on-load factor, odd sizes included."""
-    from preprocess.decode import decode_jpeg_strict
+    from preprocess.decode import decode_jpeg_strict, jpeg_frame
 
     picture = Image.fromarray(cv2.resize(RGB, (803, 601))).convert(mode)
     data = pil_bytes(picture, "JPEG", quality=90, subsampling=subsampling, progressive=progressive)
     for factor, flag in _OPENCV_REDUCED.items():
         expected = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
-        np.testing.assert_array_equal(decode_jpeg_strict(data, "test JPEG", factor), expected)
+        np.testing.assert_array_equal(decode_jpeg_strict(data, "test JPEG", factor, jpeg_frame(data)), expected)
 
 
 def test_a_large_lossless_jpeg_is_decoded_whole_never_reduced() -> None:
@@ -277,8 +277,8 @@ from preprocess.decode import decode, jpeg_frame, jpeg_is_scalable
 from preprocess.prepare import prepare_image
 from tests.support.images import encode, lossless_jpeg
 data = lossless_jpeg(1200, 1000)
-assert jpeg_frame(data).lossless and not jpeg_is_scalable(data)
-assert jpeg_is_scalable(encode(np.zeros((64, 64, 3), np.uint8), ".jpg"))
+assert jpeg_frame(data).lossless and not jpeg_is_scalable(jpeg_frame(data))
+assert jpeg_is_scalable(jpeg_frame(encode(np.zeros((64, 64, 3), np.uint8), ".jpg")))
 out = decode(data, allow_reduced=True)
 assert out.reduction == 1 and out.rgb.shape == (1000, 1200, 3) and out.original_size == (1000, 1200), out.rgb.shape
 assert np.all(out.rgb == 128)
