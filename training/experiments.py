@@ -18,6 +18,7 @@ from dermassist.base.settings import Settings, setting_names, variable_name
 from .classifier.schedule import low_res_epochs_for
 from .errors import TrainingConfigError
 from .pipeline import REAL_RECIPE, Recipe, run_stage
+from .release import recipe_flag
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +95,11 @@ def _override(args: tuple[str, ...], **flags: str) -> list[str]:
     return out
 
 
-def _flag_value(args: tuple[str, ...], flag: str) -> str | None:
-    """The value of the last ``flag value`` pair in ``args``, or None."""
-    values = [args[i + 1] for i, a in enumerate(args[:-1]) if a == flag]
-    return values[-1] if values else None
-
-
 def check_warmup(schedule: ExperimentSchedule, recipe: Recipe) -> None:
     """Refuse a schedule shorter than its recipe's warm-up, before any training: the stage would refuse it only
     when it starts (the classifier's after the segmenter has trained twice)."""
     for name, args in (("seg_epochs", recipe.seg_args), ("cls_epochs", recipe.cls_args)):
-        warmup = _flag_value(args, "--warmup-epochs")
+        warmup = recipe_flag(args, "--warmup-epochs")
         if warmup is not None and int(warmup) >= getattr(schedule, name):
             raise TrainingConfigError(
                 f"experiment schedule {ExperimentSchedule._names(name)} is {getattr(schedule, name)}, but the recipe "

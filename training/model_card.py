@@ -11,7 +11,7 @@ from preprocess.triage import OTHER_LESION_MIN_FRACTION, OTHER_LESION_MIN_SHARE
 
 from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, PRETRAINED_SHA256_PREFIX, REFER_SENSITIVITY
 from .release import MODEL_CARD as CARD
-from .release import ReleaseError, read_release
+from .release import ReleaseError, read_release, recipe_flag
 
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
@@ -107,7 +107,7 @@ def referral_rule(release: dict) -> ReferralRule:
     ``--refer-safety`` and the classifier stage's constants and defaults."""
     values = release["triage"]["values"]
     val = release["classifier"]["figures"].get("calibration", {}).get("val", {})
-    safety = val.get("refer_safety", recipe_refer_safety(release, DEFAULT_REFER_SAFETY))
+    safety = val["refer_safety"] if "refer_safety" in val else recipe_refer_safety(release, DEFAULT_REFER_SAFETY)
     return ReferralRule(float(val.get("refer_sensitivity", REFER_SENSITIVITY)), float(safety),
                         float(val.get("ood_limit_quantile", OOD_VALIDATION_QUANTILE)), float(values["ood_limit"]),
                         bool(values["refer_when_not_assessable"]))
@@ -116,15 +116,13 @@ def referral_rule(release: dict) -> ReferralRule:
 def recipe_refer_safety(release: dict, default: float) -> float:
     """The REFER safety factor a release's recipe passed the classifier stage (its last ``--refer-safety``), else
     ``default``."""
-    args = list((release.get("recipe") or {}).get("cls_args", []))
-    given = [args[i + 1] if a == "--refer-safety" else a.split("=", 1)[1] for i, a in enumerate(args)
-             if (a == "--refer-safety" and i + 1 < len(args)) or a.startswith("--refer-safety=")]
-    if not given:
+    given = recipe_flag((release.get("recipe") or {}).get("cls_args", []), "--refer-safety")
+    if given is None:
         return default
     try:
-        return float(given[-1])
+        return float(given)
     except ValueError as e:
-        raise ReleaseError(f"recipe.cls_args in release.json passes --refer-safety {given[-1]!r}; expected a number (the "
+        raise ReleaseError(f"recipe.cls_args in release.json passes --refer-safety {given!r}; expected a number (the "
                            "factor on the REFER threshold): restore release.json from git or rebuild the release") from e
 
 

@@ -9,7 +9,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -70,6 +70,13 @@ def classifier_colour_constancy(release: Mapping) -> float:
     from preprocess.contract import DEFAULT_COLOUR_CONSTANCY
 
     return float(release.get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
+
+
+def recipe_flag(args: Sequence[str], flag: str) -> str | None:
+    """The value the last ``flag value`` or ``flag=value`` in a recipe's stage arguments gives ``flag``, or None."""
+    given = [args[i + 1] if a == flag else a.split("=", 1)[1] for i, a in enumerate(args)
+             if (a == flag and i + 1 < len(args)) or a.startswith(f"{flag}=")]
+    return given[-1] if given else None
 
 
 def update_release(folder: Path, sections: Mapping[str, object], new_weights: bool = False) -> Path:
