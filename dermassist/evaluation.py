@@ -495,7 +495,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
 
 
 def _review_entry(sample, result) -> dict:
-    return {"image": sample.image_id, "truth": sample.code, "predicted": result.label.code,
+    return {"image": sample.image_id, "truth": sample.code, "predicted": result.top_class.code,
             "probability": float(max(result.probabilities.values())), "refer_score": result.refer_score,
             "ood_score": result.ood_score, "note": result.note}
 
@@ -534,7 +534,7 @@ def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path
         values: dict = {"set": group, "image": image, "path": _relative(path, folder), "truth": truth or "",
                         "status": f"refused: {refusal}" if refusal else "answered"}
         if result is not None:
-            values.update({"predicted": result.label.code, "probability": max(result.probabilities.values()),
+            values.update({"predicted": result.top_class.code, "probability": max(result.probabilities.values()),
                            "refer": result.refer, "refer_score": result.refer_score, "assessable": result.assessable,
                            "ood_score": result.ood_score, "lesion_fraction": result.lesion_fraction,
                            "bbox": f"{result.bbox.x_min} {result.bbox.y_min} {result.bbox.x_max} {result.bbox.y_max}",

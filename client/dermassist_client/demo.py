@@ -124,8 +124,8 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
     probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
     found = NO_LESION if not result.lesion_found else (
         f"Lesion found: {100 * result.lesion_fraction:.1f}% of the image, box {list(result.bbox.as_tuple())} "
-        f"(original pixels). Top class: **{result.label.name} ({result.label.code})**, "
-        f"{100 * result.probabilities[result.label.code]:.1f}%."
+        f"(original pixels). Top class: **{result.top_class.name} ({result.top_class.code})**, "
+        f"{100 * result.probabilities[result.top_class.code]:.1f}%."
     )
     caution = f"{NOT_RELIABLE}\n\n" if result.assessable is False else ""
     status = f"{caution}Result for **{Path(path).name}**. {found}"

@@ -149,12 +149,12 @@ def _probability(value: float) -> dict[str, Any]:
 def class_codeable_concept(result: LesionResult) -> dict[str, Any]:
     """The most likely class: SNOMED CT coding first where there is one, then DermAssist's class code."""
     codings = []
-    snomed = term.snomed_for(result.label)
+    snomed = term.snomed_for(result.top_class)
     if snomed:
         codings.append({"system": term.SNOMED_FHIR_SYSTEM, "code": snomed.code, "display": snomed.meaning})
-    local = term.class_concept(result.label)
+    local = term.class_concept(result.top_class)
     codings.append({"system": term.LOCAL_FHIR_SYSTEM, "code": local.code, "display": local.meaning})
-    return {"coding": codings, "text": result.label.name}
+    return {"coding": codings, "text": result.top_class.name}
 
 
 def _subject(context: ImagingContext) -> dict[str, Any] | None:
@@ -184,8 +184,8 @@ def conclusion(result: LesionResult) -> str:
     diagnosis: the image was not assessable or no lesion was found)."""
     parts = []
     if result.diagnosis_given:
-        top = result.probabilities[result.label.code]
-        parts.append(f"Most likely {result.label.name} ({result.label.code}, probability {top:.2f}).")
+        top = result.probabilities[result.top_class.code]
+        parts.append(f"Most likely {result.top_class.name} ({result.top_class.code}, probability {top:.2f}).")
     elif result.assessable is False:
         parts.append("The image is not assessable, so no diagnosis is given.")
     else:
@@ -232,7 +232,7 @@ def _device(result: LesionResult, manufacturer: str, client_version: str) -> dic
 
 def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[term.Concept, dict[str, Any]]]:
     """(concept, observation body) for each finding the result holds; triage ones only when sent."""
-    top = result.label
+    top = result.top_class
     diagnosis: dict[str, Any] = {"valueCodeableConcept": class_codeable_concept(result), "component": [
         {"code": _local(term.probability_concept(top)), "valueQuantity": _probability(result.probabilities[top.code])}]}
     if not result.diagnosis_given:  # no coded class for a registry to count: the image was not assessable or empty

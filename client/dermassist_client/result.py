@@ -55,6 +55,9 @@ class BBox:
 class LesionResult:
     """What the ensemble said about one image.
 
+    ``top_class`` is the most probable of the eight classes, always set; ``label`` is the diagnosis: that class when
+    one is given (``diagnosis_given``), None when the image was not assessable or no lesion was found, as the JSON's
+    ``label``. ``original_size`` is (width, height) in pixels as displayed, PIL's order.
     ``mask`` is at segmenter resolution (256x256, 0/255); ``mask_at_original_size()`` resizes it.
     ``lesion_fraction`` 0 means no lesion was found and the whole image was classified.
     The triage fields (``refer``, ``refer_score``, ``assessable``, ``ood_score``, ``note``) are None
@@ -63,7 +66,7 @@ class LesionResult:
     the server's audit trail records it, so an answer can be traced end to end.
     """
 
-    label: LesionClass
+    top_class: LesionClass
     probabilities: Mapping[str, float]
     bbox: BBox
     lesion_fraction: float
@@ -86,13 +89,18 @@ class LesionResult:
         return self.lesion_fraction > 0.0
 
     @property
+    def label(self) -> LesionClass | None:
+        """The diagnosis: the most probable class when ``diagnosis_given``, else None (``top_class`` is always set)."""
+        return self.top_class if self.diagnosis_given else None
+
+    @property
     def diagnosis_given(self) -> bool:
         """Whether the answer stands as a diagnosis: the image was assessable (or the server predates triage) and a
         lesion was found. Reports code the most likely class only then; the probabilities are sent either way."""
         return self.assessable is not False and self.lesion_found
 
     def mask_at_original_size(self) -> np.ndarray:
-        """The mask resized (nearest neighbour) to the original image size, HxW uint8 0/255."""
+        """The mask resized (nearest neighbour) to the original image size: a (height, width) uint8 array of 0/255."""
         if self.original_size is None:
             raise ResultError(
                 "the original image size is unknown (its header could not be read client-side); "
@@ -106,12 +114,12 @@ class LesionResult:
         """JSON-ready summary (no mask or crop pixels). ``label`` and ``label_name`` are the diagnosis, None when
         none is given (``diagnosis_given`` false: not assessable, or no lesion); ``top_class`` and ``top_class_name``
         always name the most probable class, which is a diagnosis only when ``diagnosis_given``."""
-        given = self.diagnosis_given
+        label = self.label
         return {
-            "label": self.label.code if given else None,
-            "label_name": self.label.name if given else None,
-            "top_class": self.label.code,
-            "top_class_name": self.label.name,
+            "label": label.code if label else None,
+            "label_name": label.name if label else None,
+            "top_class": self.top_class.code,
+            "top_class_name": self.top_class.name,
             "probabilities": dict(self.probabilities),
             "bbox": list(self.bbox.as_tuple()),
             "lesion_fraction": self.lesion_fraction,
@@ -157,7 +165,7 @@ def build_result(
     bbox = BBox(*(int(v) for v in outputs[OUTPUT_BBOX][row]))
     crop, cam = outputs.get(OUTPUT_CROP), outputs.get(OUTPUT_CAM)
     return LesionResult(
-        label=CLASSES[int(np.argmax(probs))],
+        top_class=CLASSES[int(np.argmax(probs))],
         probabilities=MappingProxyType({c.code: float(probs[c.index]) for c in CLASSES}),
         bbox=bbox,
         lesion_fraction=float(outputs[OUTPUT_LESION_FRACTION][row][0]),

@@ -156,7 +156,7 @@ def _answer(code: str, refer: bool | None, score: float | None, assessable: bool
     probs = {c: 0.0 for c in CLASS_CODES}
     probs[code] = 0.7
     probs["NV" if code != "NV" else "BKL"] = 0.3
-    return SimpleNamespace(label=SimpleNamespace(code=code), probabilities=probs, refer=refer, refer_score=score,
+    return SimpleNamespace(top_class=SimpleNamespace(code=code), probabilities=probs, refer=refer, refer_score=score,
                            assessable=assessable, ood_score=0.5, lesion_fraction=0.25,
                            bbox=SimpleNamespace(x_min=1, y_min=2, x_max=30, y_max=40), note=note)
 

@@ -39,7 +39,7 @@ def _check_ham_result(result, model_version: str = "1") -> None:
     assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 450
     assert abs(sum(result.probabilities.values()) - 1.0) < 1e-4
     assert list(result.probabilities) == [c.code for c in CLASSES]
-    assert result.label.code == max(result.probabilities, key=result.probabilities.get)
+    assert result.top_class.code == max(result.probabilities, key=result.probabilities.get)
     assert result.mask.shape == (256, 256) and result.mask.dtype == np.uint8
     assert set(np.unique(result.mask)) <= {0, 255}
     assert result.lesion_found and 0 < result.lesion_fraction < 1

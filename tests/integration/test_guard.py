@@ -255,7 +255,7 @@ def test_audit_has_exactly_one_line_per_request_good_or_bad(guards, ham_jpeg: by
             assert all(i["top_class"] for i in line["images"]) and line["error"] is None and line["model_version"] == "1"
         else:
             assert line["error"] and "top_class" not in line["images"][0]
-    assert one.label.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
+    assert one.top_class.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
     assert set(lines[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions", "status",
                              "error", "latency_ms", "images"}
 

@@ -129,10 +129,10 @@ def check_outputs(orthanc: Orthanc, study_uid: str, source, result, tmp_path) ->
     items = dict(sr_items(pydicom.dcmread(sr_path)))
     for code, name in PROBABILITY_NAMES.items():
         assert items[f"Probability of {name}"] == pytest.approx(result.probabilities[code], abs=1e-6)
-    snomed = snomed_for(result.label)
+    snomed = snomed_for(result.top_class)
     if result.diagnosis_given:
         assert items["Differential Diagnosis/Impression"] == (("SCT", snomed.code) if snomed
-                                                              else ("99DERMASSIST", result.label.code))
+                                                              else ("99DERMASSIST", result.top_class.code))
     else:  # not assessable (the session's tiny models often are): no diagnosis is coded
         assert "Differential Diagnosis/Impression" not in items
     assert items["Lesion area as a share of the image"] == pytest.approx(100 * result.lesion_fraction, abs=1e-4)
@@ -292,7 +292,7 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     assert dicom_report["identifier"][0]["value"] == f"urn:oid:{pydicom.dcmread(sr_path).SOPInstanceUID}"
     assert dicom_report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{patient.study_uid}"
     if result.diagnosis_given:
-        assert result.label.name in dicom_report["conclusion"] and "conclusionCode" in dicom_report
+        assert result.top_class.name in dicom_report["conclusion"] and "conclusionCode" in dicom_report
     else:
         assert "so no diagnosis is given" in dicom_report["conclusion"] and "conclusionCode" not in dicom_report
 

@@ -60,7 +60,7 @@ def synthetic_result(original_size: tuple[int, int], top: str = "MEL", triage: b
     fraction = float((mask > 0).mean()) if lesion else 0.0
     width, height = original_size
     return LesionResult(
-        label=next(c for c in CLASSES if c.code == top),
+        top_class=next(c for c in CLASSES if c.code == top),
         probabilities=MappingProxyType({c.code: float(probs[c.index]) for c in CLASSES}),
         bbox=BBox(int(0.25 * width), int(0.25 * height), int(0.85 * width), int(0.65 * height)) if lesion
         else BBox(0, 0, width, height),

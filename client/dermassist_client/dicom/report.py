@@ -52,8 +52,8 @@ def yes_no(value: bool) -> Code:
 
 def finding_code(result: LesionResult) -> Code:
     """The most likely class: its SNOMED CT concept where there is one, else DermAssist's class code."""
-    snomed = term.snomed_for(result.label)
-    return Code(snomed.code, "SCT", snomed.meaning) if snomed else local(term.class_concept(result.label))
+    snomed = term.snomed_for(result.top_class)
+    return Code(snomed.code, "SCT", snomed.meaning) if snomed else local(term.class_concept(result.top_class))
 
 
 def measurements(result: LesionResult, area_mm2: float | None) -> list[hd.sr.Measurement]:
