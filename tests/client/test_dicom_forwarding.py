@@ -25,6 +25,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
+from dermassist_client.dicom.command import log_each_instance
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
 from dermassist_client.dicom.node import MAX_LASTING_REFUSALS, REASON_FILE, DicomNode
 from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
@@ -238,3 +239,26 @@ def test_a_refusal_is_logged_naming_the_instance_once(tmp_path, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER]
     assert line.startswith(f"refused {describe(ds)} from STORESCU is not an RGB photograph"), line
     assert line.count(str(ds.SOPInstanceUID)) == 1, line
+
+
+def test_each_instance_analysed_is_logged_with_its_answer_and_the_command_lets_that_through(tmp_path, ham_jpeg,
+                                                                                         caplog):
+    node = make_node(tmp_path, FakePacs([ExplicitVRLittleEndian]), port=1)
+    caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+    source = di.photograph(ham_jpeg, di.Patient(patient_id="DA-LOG").with_study(), compressed=True)
+    assert node.process(source, name="the test instance").ok
+    (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER and r.levelno == logging.INFO]
+    # the synthetic answer is not assessable: the log says so rather than naming its top class as a diagnosis
+    assert line == "analysed the test instance: no diagnosis (not assessable), refer True"
+
+    package, root = logging.getLogger("dermassist_client.dicom"), logging.getLogger()
+    saved = package.level, root.level
+    try:
+        for command_level, expected in ((logging.WARNING, logging.INFO), (logging.DEBUG, logging.DEBUG)):
+            package.setLevel(logging.NOTSET)
+            root.setLevel(command_level)  # dermassist-client's level: WARNING, or DEBUG with --verbose
+            log_each_instance()
+            assert package.getEffectiveLevel() == expected
+    finally:
+        package.setLevel(saved[0])
+        root.setLevel(saved[1])

@@ -30,6 +30,14 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept associations only from this calling AE title (repeatable; default: any)")
 
 
+def log_each_instance() -> None:
+    """Let the node log at INFO (each instance analysed, each item forwarded) when the command's level is quieter:
+    a service's log must show what it did, not only what it refused; ``--verbose`` (DEBUG) is left as it is."""
+    node_log = logging.getLogger(__package__)
+    if node_log.getEffectiveLevel() > logging.INFO:
+        node_log.setLevel(logging.INFO)
+
+
 def listen(args: argparse.Namespace) -> int:
     """Run the DICOM node until SIGINT or SIGTERM."""
     from ..client import DermAssistClient
@@ -48,6 +56,7 @@ def listen(args: argparse.Namespace) -> int:
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
                         forward_source=args.forward_source, retry_s=args.pacs_retry,
                         calling_aets=tuple(args.calling_aets))
+    log_each_instance()
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:

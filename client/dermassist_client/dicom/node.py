@@ -209,7 +209,9 @@ class DicomNode:
             self._spool(analysis)
         except DicomError as e:
             return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(e))
-        log.info("analysed %s: %s p=%.3f", name, result.label.code, result.probabilities[result.label.code])
+        answer = (f"{result.label.code} p={result.probabilities[result.label.code]:.3f}" if result.label
+                  else "no diagnosis (not assessable)" if result.assessable is False else "no diagnosis (no lesion found)")
+        log.info("analysed %s: %s, refer %s", name, answer, result.refer)
         return StoreOutcome(SUCCESS)
 
     def _spool(self, analysis) -> Path:
