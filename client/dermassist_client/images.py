@@ -224,11 +224,26 @@ def _from_path(path: Path) -> EncodedImage:
     return EncodedImage(data, header[1], str(path))
 
 
+def _array_fix(array: np.ndarray) -> str:
+    """How to turn ``array`` into an HxWx3 uint8 RGB image: the conversion its shape and dtype call for."""
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 1):
+        return "a grey picture: stack it to RGB, e.g. np.dstack([arr] * 3) (a grey picture gets no diagnosis)"
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        return "pass one colour picture, height x width x 3 (channels last)"
+    if np.issubdtype(array.dtype, np.floating):
+        return ("a float picture: if its values are in [0, 1], scale them, (arr * 255).round().astype(np.uint8); "
+                "a plain astype(np.uint8) would send a black picture")
+    if np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1:
+        return ("a picture of more than 8 bits: if its values span 0-65535, use (arr >> 8).astype(np.uint8); "
+                "if they are already 0-255, arr.astype(np.uint8)")
+    return "convert it to 8-bit RGB, values 0-255"
+
+
 def _from_array(array: np.ndarray) -> EncodedImage:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         raise InvalidImageError(
             f"numpy image must be HxWx3 uint8 RGB (or HxWx4 RGBA), got shape {array.shape} dtype {array.dtype}; "
-            "convert it with arr.astype(np.uint8)"
+            f"{_array_fix(array)}"
         )
     return _from_pil(Image.fromarray(np.ascontiguousarray(array)), f"<array {array.shape[1]}x{array.shape[0]}>")
 

@@ -109,8 +109,8 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
                 "--max-request-mib", server_message=message)
         if inference and status in _INVALID:
             return InvalidImageError(f"{what}: the server rejected the image: {message}", server_message=message)
-        if all(words in message for words in _HEALTH_ONLY):
-            return ServerError(f"{what}: {url} is DermAssist's health port, which serves no inference ({message}); "
+        if all(words in message for words in _HEALTH_ONLY):  # a wrong port, as a gRPC call on an HTTP/1 port is
+            return ConnectionSetupError(f"{what}: {url} is DermAssist's health port, which serves no inference ({message}); "
                                "call its gRPC port (8001 by default) with protocol grpc")
         return ServerError(f"{what}: server at {url} answered {status or 'an error'}: {message}")
     if isinstance(error, _TIMEOUTS) or type(error).__name__ in ("Timeout", "ServerTimeoutError"):
@@ -120,7 +120,7 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
     if isinstance(error, RuntimeError) and "Event loop is closed" in str(error):
         return ClientConfigError(f"{what}: this asyncio client's connection belongs to an event loop that has closed; "
                                  "create the client inside the loop that uses it (one per asyncio.run, with async with)")
-    if type(error).__name__ == "HTTPParseError":
-        return ServerError(f"{what}: {url} did not answer in HTTP ({error}); if it is a gRPC port (8001 by default), "
+    if type(error).__name__ == "HTTPParseError":  # a wrong port: no retry mends it
+        return ConnectionSetupError(f"{what}: {url} did not answer in HTTP ({error}); if it is a gRPC port (8001 by default), "
                            "use protocol grpc")
     return ServerError(f"{what}: unexpected {type(error).__name__} talking to {url}: {error}")

@@ -311,6 +311,21 @@ def test_an_unreachable_server_stops_the_run_with_its_own_exit_code(cli_client: 
     assert "2 more file(s) were not tried" in captured.err and captured.err.count("FAILED") == 1
 
 
+def test_http_to_a_grpc_port_stops_the_run_as_a_wrong_port_with_exit_3(grpc_ports: dict[str, int], tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The real client (no stand-in): --protocol http against a gRPC port is a wrong port like any other, so the run
+    stops at the first image and the rest are listed as not tried (it used to try every file and exit 1)."""
+    pictures = []
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(_png())
+        pictures.append(str(tmp_path / name))
+    argv = ["analyze", *pictures, "--json", "--url", f"127.0.0.1:{grpc_ports['plain']}", "--protocol", "http"]
+    assert main(argv) == EXIT_UNREACHABLE
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["error"]["kind"] for r in records] == ["ConnectionSetupError", "NotTried", "NotTried"]
+    assert "use protocol grpc" in records[0]["error"]["message"]
+
+
 def test_images_refused_one_by_one_exit_1_with_an_error_record_each(cli_client: type[_CliClient],
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", "bad1.png", "a.png", "bad2.png", "a2.png", "--json"]) == EXIT_FAILED

@@ -19,6 +19,7 @@ from dermassist_client import (
     AsyncDermAssistClient,
     ClientConfig,
     ClientConfigError,
+    ConnectionSetupError,
     DermAssistClient,
     InvalidImageError,
     PartialBatchError,
@@ -229,6 +230,18 @@ def test_encode_rejects_non_images_locally(tmp_path):
         encode_image(dicom)
     with pytest.raises(InvalidImageError, match="HxWx3 uint8"):
         encode_image(np.zeros((10, 10), np.float32))
+
+
+@pytest.mark.parametrize(("array", "fix"), [
+    (np.zeros((10, 10, 3), np.float32), r"\(arr \* 255\).round\(\).astype\(np.uint8\)"),  # astype alone: black
+    (np.zeros((10, 10), np.uint8), r"np.dstack\(\[arr\] \* 3\)"),
+    (np.zeros((10, 10, 1), np.uint8), r"np.dstack\(\[arr\] \* 3\)"),
+    (np.zeros((10, 10, 3), np.uint16), r"\(arr >> 8\).astype\(np.uint8\)"),
+    (np.zeros((3, 10, 10), np.uint8), "channels last"),
+])
+def test_an_array_that_is_no_8_bit_rgb_picture_is_told_the_conversion_it_needs(array, fix):
+    with pytest.raises(InvalidImageError, match=fix):
+        encode_image(array)
     with pytest.raises(InvalidImageError, match="got int"):
         encode_image(42)
 
@@ -249,7 +262,7 @@ def _outputs(n: int = 1) -> dict[str, np.ndarray]:
 
 def test_result_is_frozen_read_only_and_resizes_its_mask():
     result = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
-    assert result.label.code == "MEL" and result.label.name == "Melanoma"
+    assert result.top_class.code == "MEL" and result.top_class.name == "Melanoma"
     assert list(result.probabilities) == [c.code for c in CLASSES]
     assert result.lesion_found and result.bbox.width == 150 and result.bbox.height == 113
     with pytest.raises(FrozenInstanceError):
@@ -266,6 +279,22 @@ def test_result_is_frozen_read_only_and_resizes_its_mask():
     assert not no_lesion.lesion_found
     with pytest.raises(ResultError, match="original image size is unknown"):
         no_lesion.mask_at_original_size()
+
+
+def test_label_is_the_diagnosis_and_none_when_no_diagnosis_is_given_as_in_the_json():
+    """``label`` names a class only when the answer stands as a diagnosis; ``top_class`` always names the most
+    probable one (a caller reading ``label`` never gets a diagnosis for a picture that could not be assessed)."""
+    outputs = {**_outputs(), "ASSESSABLE": np.array([[True]]), "REFER": np.array([[True]]),
+               "REFER_SCORE": np.array([[0.9]], np.float32)}
+    given = build_result(outputs, 0, (600, 450), "dermassist", "1")
+    assert given.diagnosis_given and given.label is given.top_class and given.label.code == "MEL"
+    not_assessable = replace(given, assessable=False)
+    no_lesion = replace(given, lesion_fraction=0.0)
+    for answer in (not_assessable, no_lesion):
+        assert answer.label is None and answer.top_class.code == "MEL"
+        assert answer.to_dict()["label"] is None and answer.to_dict()["top_class"] == "MEL"
+    older_server = replace(given, assessable=None)  # a server without triage outputs: the class stands
+    assert older_server.label is not None and older_server.label.code == "MEL"
 
 
 def test_overlay_tints_the_mask_and_draws_the_box():
@@ -377,7 +406,7 @@ def test_an_answer_with_the_wrong_row_count_is_a_server_error_not_a_bad_image():
 def test_each_result_reads_its_own_row_of_the_answer():
     images = [EncodedImage(b"x", (600, 450), f"img{i}") for i in range(3)]
     results = results_of(RawAnswer(_outputs(3), "dermassist", "1"), images)
-    assert [r.label.code for r in results] == ["MEL", "NV", "BKL"]
+    assert [r.top_class.code for r in results] == ["MEL", "NV", "BKL"]
     assert [r.bbox.as_tuple()[0] for r in results] == [300, 301, 302]
 
 
@@ -441,6 +470,7 @@ def test_calling_the_guards_health_port_or_a_grpc_port_over_http_says_which_port
     body = health_answer("POST", "/v2/models/dermassist/infer", Readiness()).split(b"\r\n\r\n", 1)[1]
     guard_says = json.loads(body)["error"]
     error = translate(InferenceServerException(guard_says, status="404"), "analyzing", "h:8000", inference=True)
+    assert type(error) is ConnectionSetupError  # a wrong port: raised at once, and the CLI stops with exit 3
     assert "h:8000 is DermAssist's health port, which serves no inference" in str(error)
     assert "call its gRPC port (8001 by default) with protocol grpc" in str(error)
 
@@ -448,6 +478,7 @@ def test_calling_the_guards_health_port_or_a_grpc_port_over_http_says_which_port
         pass
 
     error = translate(HTTPParseError("('Expected HTTP/, RTSP/ or ICE/', 8)"), "analyzing", "h:8001")
+    assert type(error) is ConnectionSetupError
     assert "h:8001 did not answer in HTTP" in str(error) and "use protocol grpc" in str(error)
 
 
