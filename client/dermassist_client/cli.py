@@ -84,7 +84,8 @@ def summary_line(path: str, result: dict) -> str:
               else f"no diagnosis given; highest class {top} p={p:.3f} (not a diagnosis)")
     lesion = (f"lesion {100 * result['lesion_fraction']:.1f}% of image, bbox {result['bbox']}"
               if result["lesion_found"] else "NO LESION FOUND (whole image classified)")
-    return (f"{path}: {verdict_line(verdict_of_dict(result))}; {answer}; {lesion}; "
+    verdict = verdict_line(verdict_of_dict(result)).rstrip(".")  # the note's full stop: "; " ends the part
+    return (f"{path}: {verdict}; {answer}; {lesion}; "
             f"model {result['model_name']} v{result['model_version']}")
 
 
