@@ -123,7 +123,9 @@ OTHER_LESION_FRACTION = TensorSpec("OTHER_LESION_FRACTION", "TYPE_FP32", (1,))
 SAVEDMODEL_OUTPUT = "output_0"
 
 ENSEMBLE_INPUTS = (IMAGE,)
-# Outputs are only ever appended; CROP and CAM are sent only when a client asks for them.
+# Outputs are only ever appended; CROP and CAM are sent only when a client asks for them. CROP stays fifth, where it
+# was served before the triage outputs were appended after it (ARCHITECTURE.md's table lists it with CAM, near the
+# end): moving it would reorder a served output, which the contract forbids. Clients read outputs by name.
 ENSEMBLE_OUTPUTS = (PROBABILITIES, MASK, BBOX, LESION_FRACTION, CROP, REFER, REFER_SCORE, ASSESSABLE, OOD_SCORE, NOTE, CAM)
 ON_REQUEST_OUTPUTS = (CROP, CAM)
 
