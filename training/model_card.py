@@ -397,7 +397,8 @@ def render_model_card(release: dict) -> str:
         "",
         f"- Segmenter: Keras ResNet{seg['unet']['depth']}-UNet, width {seg['unet']['width']} "
         f"({seg['figures'].get('params', 0) / 1e6:.1f} M parameters), 256x256 input, BCE + Dice, trained from scratch;",
-        f"  served threshold {seg['threshold']:.2f} (tuned on validation), crop margin {seg['margin']:.2f}.",
+        f"  served mask threshold {seg['threshold']:.2f} on its lesion probability (tuned on validation), crop margin "
+        f"{seg['margin']:.2f}.",
         "- Classifier: torchvision ResNet18 (11.2 M parameters) trained from scratch on the served 224 px lesion crops, with",
         f"  temperature {cls['temperature']:.3f} (fitted on validation), an out-of-distribution score (Mahalanobis distance",
         f"  of the pooled features to the training class means, 1.0 = the validation {_percentile(rule.ood_quantile)} "

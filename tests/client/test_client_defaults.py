@@ -81,3 +81,22 @@ def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() 
     page = inspect.signature(launch_demo).parameters
     assert (page["host"].default, page["port"].default) == (DEMO_HOST, DEMO_PORT)
     assert page["timeout"].default is None and inspect.signature(build_demo).parameters["timeout"].default is None
+
+
+def test_the_sdk_reference_lists_every_client_config_field_with_its_default() -> None:
+    """docs/sdk.md's settings table names every ClientConfig field once, with the default the code has."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    table = text.split("## Settings: `ClientConfig`", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+    assert list(rows) == [f.name for f in fields(ClientConfig)]
+    for name, documented in rows.items():
+        if name == "url":
+            assert documented == "(required)"
+            continue
+        assert documented == f"`{config_default(name)}`", name
