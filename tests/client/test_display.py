@@ -114,7 +114,8 @@ def test_verdict_of_a_result_equals_that_of_its_json_summary():
      f"a.jpg: NOT ASSESSABLE (refer score 30.0%) - {BLURRED.rstrip('.')}; no diagnosis given; highest class MEL p=0.650 "
      "(not a diagnosis)", ()),
     ({"refer": False, "refer_score": 0.2, "assessable": True, "note": NO_LESION}, 0.0,
-     f"a.jpg: ROUTINE (refer score 20.0%) - {NO_LESION.rstrip('.')}; no diagnosis given; highest class MEL", ("NO LESION FOUND",)),
+     f"a.jpg: ROUTINE (refer score 20.0%) - {NO_LESION.rstrip('.')}; no diagnosis given; highest class MEL",
+     ("NO LESION FOUND",)),
     ({"refer": None, "refer_score": None, "assessable": None, "note": ""}, 0.1,
      "a.jpg: NO TRIAGE (no refer score); MEL", ()),
 ])
