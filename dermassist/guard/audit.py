@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 STDOUT = "-"
 AUDIT_FILE_MODE = 0o600  # a new audit file; an existing one keeps the mode its operator gave it
+# The longest request id the front accepts (it refuses a longer one): an answered request's id is recorded in full.
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
 
@@ -115,6 +116,14 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def recorded_id(request_id: str) -> dict[str, Any]:
+    """The audit line's fields of a request id: the id itself, in full up to MAX_ID_CHARS; a longer one (only a
+    refused request has one) cut to MAX_ID_CHARS, with ``request_id_shortened_from`` saying its length."""
+    if len(request_id) <= MAX_ID_CHARS:
+        return {"request_id": request_id}
+    return {"request_id": clip(request_id, MAX_ID_CHARS), "request_id_shortened_from": len(request_id)}
+
+
 def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: str, peer: str, client: str | None,
                  versions: dict[str, str], status: str, error: str | None, latency_ms: float,
                  response: service_pb2.ModelInferResponse | None = None,
@@ -131,7 +140,7 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
     model = request.model_name if request is not None else ""
     return {
         "time": utc_now(),
-        "request_id": clip(request_id, MAX_ID_CHARS),
+        **recorded_id(request_id),
         "peer": peer,
         "client": client,
         "model": model,

@@ -40,7 +40,7 @@ from preprocess.contract import (
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.server_config import GRPC_ADMIN_HEADER
-from .audit import build_record, request_images
+from .audit import MAX_ID_CHARS, build_record, request_images
 
 if TYPE_CHECKING:
     from .guard import Guard
@@ -57,6 +57,9 @@ RESTRICTED_REFUSAL = "This protocol is restricted"
 CLASSIFICATION_PARAMETER = "classification"
 # What a request naming no outputs gets: every output but those sent only on request (CROP, CAM).
 DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_OUTPUTS)
+# The outputs a client may ask the ensemble for, by name (the public contract's), and those sent only when asked for.
+OUTPUT_NAMES = tuple(s.name for s in ENSEMBLE_OUTPUTS)
+ON_REQUEST_NAMES = tuple(s.name for s in ON_REQUEST_OUTPUTS)
 
 
 # What every audit line records of an answer (top class, REFER, ASSESSABLE): asked of the ensemble for a request
@@ -84,6 +87,9 @@ IMAGE_FORM = (f"{IMAGE.name!r} ({IMAGE_WIRE_DATATYPE}, shape {image_shape('n')}:
 
 def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.StatusCode, str] | None:
     """Why the front refuses a request before it reaches Triton (status and message), or None to forward it."""
+    problem = id_problem(request.id)
+    if problem is not None:
+        return grpc.StatusCode.INVALID_ARGUMENT, problem
     if request.model_name not in ALL_MODELS:
         return (grpc.StatusCode.NOT_FOUND,
                 f"no model named {request.model_name!r}; clients call {ENSEMBLE_NAME!r}")
@@ -94,7 +100,7 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
                     f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
                     "them yourself")
     if request.model_name == ENSEMBLE_NAME:
-        problem = input_problem(request) or image_problem(request)
+        problem = input_problem(request) or image_problem(request) or output_problem(request)
         if problem is not None:
             return grpc.StatusCode.INVALID_ARGUMENT, problem
     return None
@@ -102,6 +108,33 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
 
 def _names(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names)
+
+
+def id_problem(request_id: str) -> str | None:
+    """What is wrong with a request's id (longer than the audit trail records in full), or None."""
+    if len(request_id) <= MAX_ID_CHARS:
+        return None
+    return (f"the request id is {len(request_id)} characters long; expected at most {MAX_ID_CHARS} characters (the "
+            "audit trail records every id in full): send a shorter id, e.g. a UUID (uuid.uuid4().hex, 32 characters, "
+            "as the DermAssist SDK sends), or none and the front gives the request one")
+
+
+def output_problem(request: service_pb2.ModelInferRequest) -> str | None:
+    """What is wrong with the outputs an ensemble request names (a name that is none of its outputs; one that is
+    but for its case is told which was meant), or None."""
+    unknown = list(dict.fromkeys(o.name for o in request.outputs if o.name not in OUTPUT_NAMES))
+    if not unknown:
+        return None
+    by_case = {name.casefold(): name for name in OUTPUT_NAMES}
+    meant = {name: by_case[name.casefold()] for name in unknown if name.casefold() in by_case}
+    fixes = []
+    if meant:
+        fixes.append("output names are case-sensitive: ask for "
+                     + ", ".join(f"{right!r}, not {wrong!r}" for wrong, right in meant.items()))
+    if len(meant) < len(unknown):
+        fixes.append(f"ask only for outputs of that list, or name none to get every output but {' and '.join(ON_REQUEST_NAMES)}")
+    return (f"model {ENSEMBLE_NAME!r} has no output{'s' if len(unknown) > 1 else ''} {_names(unknown)}; expected "
+            f"output names from {_names(list(OUTPUT_NAMES))}: {'; '.join(fixes)}")
 
 
 def input_problem(request: service_pb2.ModelInferRequest) -> str | None:
@@ -261,6 +294,8 @@ class AuditedCall:
     status: grpc.StatusCode = grpc.StatusCode.UNKNOWN
     error: str | None = "the request ended before an answer"
     request_id: str = ""
+    peer: str = ""  # context.peer() and the client's name, read on arrival: a call that ended has none to give
+    client: str | None = None
     hashing: concurrent.futures.Future | None = None
     written: bool = False
 
@@ -393,7 +428,7 @@ class Front(grpc.GenericRpcHandler):
 
     async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Forward one inference request and write exactly one audit line for it, before its answer leaves."""
-        call = AuditedCall(started=time.perf_counter())
+        call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context))
         token = -1  # set when the call is forwarded to Triton
         self.in_flight += 1
         try:
@@ -465,10 +500,11 @@ class Front(grpc.GenericRpcHandler):
         call.written = True
         images = await finished_hashes(call.hashing)
         remaining = context.time_remaining()
-        if call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0:  # the client got that, not this
+        if (call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0  # the client got that, not this
+                and call.error != DEADLINE_PASSED):
             call.status, call.error = grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} ({call.status.name}: {call.error})"
         latency_ms = (time.perf_counter() - call.started) * 1000.0
-        fields = dict(request_id=call.request_id, peer=context.peer(), client=client_identity(context),
+        fields = dict(request_id=call.request_id, peer=call.peer, client=call.client,
                       versions=self.guard.versions, status=call.status.name, error=call.error, latency_ms=latency_ms)
         try:
             record = build_record(call.request, response=call.response, images=images, **fields)

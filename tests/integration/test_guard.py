@@ -389,3 +389,74 @@ def test_a_call_in_flight_when_the_guard_stops_is_answered_and_audited(
         assert isinstance(error, ServerUnavailableError) and "closed the connection as it stopped" in str(error), error
     else:
         assert len(outcome["results"]) == 32
+
+
+def test_a_long_request_id_and_an_unknown_output_are_refused_by_the_front_in_words_that_name_the_fix(
+        guards, ham_jpeg: bytes) -> None:
+    """An id past 128 characters was answered, and audited cut to its first 128 (two such ids could not be told apart);
+    an output the ensemble lacks got Triton's bare "unexpected inference output 'FOO' for model 'dermassist'"."""
+    guard = guards["plain"]
+    tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+    long_id = "integration-" + "x" * 200
+    raw = grpcclient.InferenceServerClient(guard.grpc_address)
+    try:
+        with pytest.raises(InferenceServerException, match="expected at most 128 characters") as info:
+            raw.infer(ENSEMBLE_NAME, [tensor], request_id=long_id)
+        assert "INVALID_ARGUMENT" in str(info.value.status())
+        assert f"is {len(long_id)} characters long" in info.value.message() and "UUID" in info.value.message()
+        refusals = {}
+        for name in ("FOO", "SEG_PROB", "probabilities"):
+            with pytest.raises(InferenceServerException) as info:
+                raw.infer(ENSEMBLE_NAME, [tensor], outputs=[grpcclient.InferRequestedOutput(name)],
+                          request_id=f"unknown-output-{name}")
+            assert "INVALID_ARGUMENT" in str(info.value.status())
+            refusals[name] = info.value.message()
+        answered = raw.infer(ENSEMBLE_NAME, [tensor], request_id="y" * 128)  # at the limit: served, recorded in full
+    finally:
+        raw.close()
+    assert answered.get_response().id == "y" * 128
+    for name, message in refusals.items():
+        assert f"model 'dermassist' has no output {name!r}; expected output names from 'PROBABILITIES', 'MASK'," in message
+        assert "unexpected inference output" not in message
+    assert "output names are case-sensitive: ask for 'PROBABILITIES', not 'probabilities'" in refusals["probabilities"]
+    assert "ask only for outputs of that list" in refusals["FOO"]
+    records = {line["request_id"]: line for line in audit_lines(guard.config.audit_log)}
+    refused = records[long_id[:127] + "…"]
+    assert refused["status"] == "INVALID_ARGUMENT" and refused["request_id_shortened_from"] == len(long_id)
+    assert records["unknown-output-FOO"]["status"] == "INVALID_ARGUMENT"
+    assert records["y" * 128]["status"] == "OK" and "request_id_shortened_from" not in records["y" * 128]
+
+
+def test_the_audit_line_of_a_call_past_its_deadline_records_the_callers_address(guards, ham_jpeg: bytes) -> None:
+    """It had "peer": "" (gRPC forgets the peer of a call that ended) while every other line records ipv4:..."""
+    import io
+    import time
+
+    from PIL import Image
+
+    guard = guards["plain"]
+    big = io.BytesIO()  # 16 pictures of 12 megapixels: seconds of work, far past the client's 0.5 s
+    Image.open(io.BytesIO(ham_jpeg)).resize((4000, 3000)).save(big, "JPEG", quality=90)
+    heavy = grpcclient.InferInput("IMAGE", [16, 1], "BYTES")
+    heavy.set_data_from_numpy(np.array([[big.getvalue()]] * 16, dtype=object))
+    light = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+    light.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+    raw = grpcclient.InferenceServerClient(guard.grpc_address)
+    try:
+        raw.infer(ENSEMBLE_NAME, [light], request_id="before-the-late-one")
+        with pytest.raises(InferenceServerException) as info:
+            raw.infer(ENSEMBLE_NAME, [heavy], request_id="late-one", client_timeout=0.5)
+        assert "DEADLINE_EXCEEDED" in str(info.value.status())
+        raw.infer(ENSEMBLE_NAME, [light], request_id="after-the-late-one", client_timeout=120)  # Triton is free again
+    finally:
+        raw.close()
+    deadline = time.monotonic() + 10
+    while "late-one" not in {r["request_id"] for r in audit_lines(guard.config.audit_log)} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    records = {line["request_id"]: line for line in audit_lines(guard.config.audit_log)}
+    late, before = records["late-one"], records["before-the-late-one"]
+    assert late["status"] == "DEADLINE_EXCEEDED", late
+    assert late["peer"].startswith(("ipv4:", "ipv6:")), late
+    assert late["peer"].rsplit(":", 1)[0] == before["peer"].rsplit(":", 1)[0]  # the same caller's address
+    assert records["after-the-late-one"]["status"] == "OK"

@@ -6,6 +6,7 @@ is slow. The front runs here on a real grpc.aio server, in front of a stand-in T
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,11 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 import dermassist.guard.front as front_module
+from dermassist.guard.front import DEADLINE_PASSED
 from preprocess.contract import ENSEMBLE_NAME
 from tests.support.guard import audit_lines, front_on_loopback
 
@@ -82,3 +85,30 @@ def test_a_refusal_whose_client_gave_up_while_it_was_audited_is_recorded_as_the_
         time.sleep(0.05)
     (line,) = audit_lines(front.audit)
     assert line["status"] == "DEADLINE_EXCEEDED" and "no model named" in line["error"], line
+
+
+def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_path: Path) -> None:
+    """gRPC forgets a call's peer once the call has ended: the line of a call the client's deadline cut had "peer": ""
+    while every other line records ipv4:... The stand-in Triton takes longer than the client waits."""
+    async def slow_answer(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(3)
+        return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
+
+    audit = tmp_path / "audit.jsonl"
+    with front_on_loopback(audit, slow_answer) as port:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
+        try:
+            with pytest.raises(InferenceServerException) as info:
+                client.infer(ENSEMBLE_NAME, [tensor], request_id="too-slow-1", client_timeout=0.3)
+        finally:
+            client.close()
+        deadline = time.monotonic() + 10
+        while not audit_lines(audit) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "DEADLINE_EXCEEDED" in str(info.value.status())
+    (line,) = audit_lines(audit)
+    assert line["peer"].startswith("ipv4:127.0.0.1:"), line
+    assert (line["request_id"], line["status"]) == ("too-slow-1", "DEADLINE_EXCEEDED")
+    assert line["error"] == DEADLINE_PASSED  # said once (it was said twice: "... (DEADLINE_EXCEEDED: ...)")

@@ -20,10 +20,12 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 import dermassist.guard.front as front_module
 from dermassist.base.bytes_tensor import encode as bytes_tensor
+from dermassist.guard.audit import MAX_ID_CHARS
 from dermassist.guard.canary import canary_request
 from dermassist.guard.front import request_refusal
+from dermassist_client.transport import new_request_id
 from loadtest.protocol import infer_request
-from preprocess.contract import ENSEMBLE_NAME, MAX_BATCH_SIZE, PREPARE_MODEL
+from preprocess.contract import ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, MAX_BATCH_SIZE, PREPARE_MODEL
 from tests.support.guard import audit_lines, front_on_loopback
 
 HASHING_DELAY_S = 0.3
@@ -188,6 +190,81 @@ def test_the_classification_extension_is_still_named_first() -> None:
     assert "class_count" in refusal_message(request)
 
 
+# --- Refused: the request id ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [ENSEMBLE_NAME, PREPARE_MODEL, "no_such_model"])
+def test_an_id_longer_than_the_audit_trail_records_is_refused_naming_the_limit_the_length_and_the_fix(model: str) -> None:
+    """The audit line kept only its first 128 characters: two such ids sharing them could not be told apart."""
+    request = image_request([1, 1], model=model)
+    request.id = "a" * (MAX_ID_CHARS + 1)
+    message = refusal_message(request)
+    assert message.startswith(f"the request id is {MAX_ID_CHARS + 1} characters long; expected at most {MAX_ID_CHARS} "
+                              "characters")
+    assert "send a shorter id, e.g. a UUID" in message
+
+
+def test_an_id_at_the_limit_and_the_sdks_ids_are_forwarded() -> None:
+    request = image_request([1, 1])
+    request.id = "a" * MAX_ID_CHARS
+    assert request_refusal(request) is None
+    sdk_id = new_request_id()  # what dermassist_client sends with every request: 32 hex characters
+    assert len(sdk_id) == 32 and int(sdk_id, 16) >= 0
+    request.id = sdk_id
+    assert request_refusal(request) is None
+
+
+# --- Refused: the outputs named -----------------------------------------------------------------------------------
+
+
+def output_request(*names: str) -> service_pb2.ModelInferRequest:
+    """A well-formed request of the ensemble asking for the outputs ``names``."""
+    request = image_request([1, 1])
+    for name in names:
+        request.outputs.add(name=name)
+    return request
+
+
+def test_every_output_of_the_contract_may_be_asked_for_alone_or_all_together() -> None:
+    names = [spec.name for spec in ENSEMBLE_OUTPUTS]
+    assert request_refusal(output_request(*names)) is None
+    for name in names:
+        assert request_refusal(output_request(name)) is None, name
+
+
+@pytest.mark.parametrize("name", ["FOO", "SEG_PROB", "", "PROBABILITIES "])
+def test_an_output_the_ensemble_does_not_have_is_refused_listing_the_outputs_it_has(name: str) -> None:
+    """Triton's own text named neither the outputs there are nor a fix ("unexpected inference output 'FOO' ...")."""
+    message = refusal_message(output_request("MASK", name))
+    listed = ", ".join(repr(spec.name) for spec in ENSEMBLE_OUTPUTS)
+    assert message.startswith(f"model 'dermassist' has no output {name!r}; expected output names from {listed}: ")
+    assert "ask only for outputs of that list, or name none to get every output but CROP and CAM" in message
+    assert "case-sensitive" not in message and "unexpected inference output" not in message
+
+
+@pytest.mark.parametrize(("name", "meant"), [("probabilities", "PROBABILITIES"), ("Mask", "MASK"),
+                                             ("refer_score", "REFER_SCORE")])
+def test_an_output_named_in_another_case_is_told_names_are_case_sensitive_and_which_was_meant(name: str, meant: str) -> None:
+    message = refusal_message(output_request(name))
+    assert f"has no output {name!r};" in message
+    assert message.endswith(f"output names are case-sensitive: ask for {meant!r}, not {name!r}")
+
+
+def test_several_unknown_outputs_are_named_once_each_with_the_fix_of_each_kind() -> None:
+    message = refusal_message(output_request("FOO", "probabilities", "FOO", "NOTE"))
+    assert "has no outputs 'FOO', 'probabilities'; expected" in message
+    assert "output names are case-sensitive: ask for 'PROBABILITIES', not 'probabilities'; ask only for outputs of " \
+           "that list" in message
+
+
+def test_the_outputs_asked_of_an_internal_step_are_left_to_triton() -> None:
+    """Only admin-key holders reach the steps (checked apart), and a step's outputs are not the ensemble's."""
+    request = image_request([1, 1], model=PREPARE_MODEL)
+    request.outputs.add(name="SEG_INPUT")
+    request.outputs.add(name="foo")
+    assert request_refusal(request) is None
+
+
 # --- Through the front ---------------------------------------------------------------------------------------
 
 
@@ -235,6 +312,39 @@ def test_a_malformed_request_is_refused_at_the_front_with_its_audit_line_and_nev
         assert (line["request_id"], line["status"], line["error"]) == (request_id, "INVALID_ARGUMENT", details)
     assert [line["request_id"] for line in audit_lines(front.audit)] == ["no-rows", "extra-input"]
     assert front.forwarded == []
+
+
+def test_a_long_id_and_an_unknown_output_are_refused_at_the_front_and_audited_without_reaching_triton(front) -> None:
+    """Two ids that share their first 128 characters: each refused, each audited with its id cut and marked as such,
+    so a line's request_id is in full whenever it is not marked."""
+    common = "c" * MAX_ID_CHARS
+    requests = [image_request([1, 1]) for _ in range(3)]
+    requests[0].id, requests[1].id = common + "-first", common + "-second"
+    requests[2].id = "unknown-output"
+    requests[2].outputs.add(name="probabilities")
+    refused: list[tuple[grpc.StatusCode, str, dict]] = []
+    with grpc.insecure_channel(front.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for request in requests:
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=20)
+            refused.append((info.value.code(), info.value.details(), audit_lines(front.audit)[-1]))
+        at_limit = image_request([1, 1])
+        at_limit.id = common
+        assert stub.ModelInfer(at_limit, timeout=20).id == common
+    assert [r.id for r in front.forwarded] == [common]
+    for (code, details, line), length in zip(refused[:2], (MAX_ID_CHARS + 6, MAX_ID_CHARS + 7)):
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert f"the request id is {length} characters long; expected at most {MAX_ID_CHARS}" in details
+        assert (line["status"], line["error"]) == ("INVALID_ARGUMENT", details)
+        assert line["request_id"] == common[:-1] + "…" and line["request_id_shortened_from"] == length
+        assert line["images"][0]["sha256"]  # audited like any other refusal
+    code, details, line = refused[2]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "ask for 'PROBABILITIES', not 'probabilities'" in details
+    assert (line["request_id"], line["status"]) == ("unknown-output", "INVALID_ARGUMENT")
+    answered = audit_lines(front.audit)[-1]
+    assert (answered["request_id"], answered["status"]) == (common, "OK")
+    assert "request_id_shortened_from" not in answered
 
 
 def test_the_sdks_request_still_goes_through_the_front(front) -> None:

@@ -25,7 +25,7 @@ from dermassist.base.bytes_tensor import decode as bytes_elements
 from dermassist.base.bytes_tensor import encode as bytes_tensor
 from dermassist.base.errors import ConfigError
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
-from dermassist.guard.audit import AuditLog, answer_rows, build_record, clip, request_images
+from dermassist.guard.audit import MAX_ID_CHARS, AuditLog, answer_rows, build_record, clip, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.front import (
@@ -235,6 +235,20 @@ def test_answer_rows_fill_a_shorter_column_with_none_and_skip_outputs_without_co
 def test_clip_keeps_text_at_the_limit_and_cuts_one_past_it() -> None:
     assert clip("x" * 128, 128) == "x" * 128
     assert clip("x" * 129, 128) == "x" * 127 + "…"
+
+
+def test_an_id_within_the_limit_is_recorded_in_full_and_a_longer_one_is_marked_shortened() -> None:
+    """Only a refused request has a longer id (the front refuses it); its line says the id was cut and from what."""
+    def record(request_id: str) -> dict:
+        return build_record(None, request_id=request_id, peer="p", client=None, versions={},
+                            status="INVALID_ARGUMENT", error=None, latency_ms=0.5)
+
+    full = record("x" * MAX_ID_CHARS)
+    assert full["request_id"] == "x" * MAX_ID_CHARS and "request_id_shortened_from" not in full
+    cut = record("y" * (MAX_ID_CHARS + 72))
+    assert cut["request_id"] == "y" * (MAX_ID_CHARS - 1) + "…"
+    assert cut["request_id_shortened_from"] == MAX_ID_CHARS + 72
+    assert list(cut).index("request_id_shortened_from") == list(cut).index("request_id") + 1
 
 
 def test_a_record_without_an_answer_takes_the_model_version_the_request_asked_for() -> None:
