@@ -39,7 +39,7 @@ from preprocess.contract import (
 )
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
-from ..base.server_config import GRPC_ADMIN_HEADER
+from ..base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS
 from .audit import MAX_ID_CHARS, build_record, request_images
 
 if TYPE_CHECKING:
@@ -60,6 +60,22 @@ DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_
 # The outputs a client may ask the ensemble for, by name (the public contract's), and those sent only when asked for.
 OUTPUT_NAMES = tuple(s.name for s in ENSEMBLE_OUTPUTS)
 ON_REQUEST_NAMES = tuple(s.name for s in ON_REQUEST_OUTPUTS)
+
+
+# Triton's extensions (ServerMetadata) by the restricted API that holds them: a caller without the admin key cannot use
+# them through the front, so it is not told of them; and those no caller can use here (the front refuses the
+# classification extension; no model is a sequence model, and streaming is not served).
+EXTENSION_APIS = {"model_repository": "model-repository", "model_repository(unload_dependents)": "model-repository",
+                  "model_configuration": "model-config", "statistics": "statistics",
+                  "system_shared_memory": "shared-memory", "cuda_shared_memory": "shared-memory", "trace": "trace",
+                  "logging": "logging"}
+UNSERVED_EXTENSIONS = ("classification", "sequence")
+
+
+def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
+    """The extensions of Triton's list a caller can use through the front (with the admin key, or without)."""
+    return [e for e in extensions if e not in UNSERVED_EXTENSIONS
+            and (admin or EXTENSION_APIS.get(e) not in RESTRICTED_APIS)]
 
 
 # What every audit line records of an answer (top class, REFER, ASSESSABLE): asked of the ensemble for a request
@@ -372,6 +388,7 @@ class Front(grpc.GenericRpcHandler):
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,
             "ModelReady": self.model_ready,
+            "ServerMetadata": self.server_metadata,
         }
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         for method in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
@@ -425,6 +442,14 @@ class Front(grpc.GenericRpcHandler):
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
         return await self._forwarder("ModelReady")(request, context)
+
+    async def server_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Triton's answer, listing only the extensions this caller can use through the front."""
+        answer = service_pb2.ServerMetadataResponse.FromString(await self._forwarder("ServerMetadata")(request, context))
+        kept = served_extensions(list(answer.extensions), has_admin_key(context, self.guard.admin_key))
+        del answer.extensions[:]
+        answer.extensions.extend(kept)
+        return answer.SerializeToString()
 
     async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Forward one inference request and write exactly one audit line for it, before its answer leaves."""

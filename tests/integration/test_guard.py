@@ -177,6 +177,23 @@ def test_admin_apis_need_the_key_and_inference_and_health_do_not(guards, triton_
         client.close()
 
 
+def test_server_metadata_through_the_front_lists_only_the_extensions_the_caller_can_use(guards, triton_server) -> None:
+    """Triton lists every extension it has; the front takes out those it refuses to everyone (classification,
+    sequence) and, for a caller without the admin key, those behind the key."""
+    triton = grpcclient.InferenceServerClient(triton_server.config.grpc_address)
+    front = grpcclient.InferenceServerClient(guards["plain"].grpc_address)
+    try:
+        everything = set(triton.get_server_metadata(headers=triton_server.config.grpc_admin_headers).extensions)
+        public = set(front.get_server_metadata().extensions)
+        admin = set(front.get_server_metadata(headers=triton_server.config.grpc_admin_headers).extensions)
+    finally:
+        triton.close()
+        front.close()
+    assert {"classification", "sequence", "statistics", "model_repository", "system_shared_memory"} <= everything
+    assert admin == everything - {"classification", "sequence"}
+    assert public == {"schedule_policy", "binary_tensor_data", "parameters"} & everything and public
+
+
 def test_tritons_http_api_is_restricted_too(triton_server) -> None:
     client = httpclient.InferenceServerClient(triton_server.config.http_address)
     try:

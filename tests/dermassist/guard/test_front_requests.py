@@ -360,3 +360,14 @@ def test_the_sdks_request_still_goes_through_the_front(front) -> None:
     assert [(t.name, t.datatype, list(t.shape)) for t in forwarded.inputs] == [("IMAGE", "BYTES", [2, 1])]
     (line,) = audit_lines(front.audit)
     assert line["status"] == "OK" and len(line["images"]) == 2
+
+
+def test_served_extensions_drop_the_unserved_ones_and_without_the_key_the_restricted_ones() -> None:
+    from dermassist.guard.front import served_extensions
+
+    listed = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
+              "schedule_policy", "model_configuration", "system_shared_memory", "cuda_shared_memory",
+              "binary_tensor_data", "parameters", "statistics", "trace", "logging"]
+    assert served_extensions(listed, admin=False) == ["schedule_policy", "binary_tensor_data", "parameters"]
+    assert served_extensions(listed, admin=True) == [e for e in listed if e not in ("classification", "sequence")]
+    assert served_extensions(["a_new_extension"], admin=False) == ["a_new_extension"]  # unknown: passed on as listed
