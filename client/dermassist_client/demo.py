@@ -42,7 +42,9 @@ ALT_CAM = "The crop with a heat map of where the model looked: red raised the to
 NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole image was classified "
              "(no mask, no box).")
 CAM_LEGEND = ("Class activation map of the top class over the crop: red is what raised that class's probability "
-              "most, untinted is what did not raise it.")
+              "most, untinted is what did not raise it. The map is coarse (a 7x7 grid drawn smooth): it marks "
+              "regions, not borders, and can light normal skin beside the lesion.")
+PROBABILITIES_LABEL = "Calibrated probabilities (a diagnosis only where the status line gives one)"
 
 
 class PageOutputs(NamedTuple):
@@ -106,11 +108,12 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
     return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
 
 
-def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
+def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: float | None = None) -> PageOutputs:
     """Handler of the Analyze button: triage banner, overlay, crop, CAM, probabilities, status and model lines.
 
     An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error; its
-    status line says that what is shown below is not a diagnosis.
+    status line says that what is shown below is not a diagnosis, and names no class as one.
+    ``refer_threshold``: the served REFER threshold, when the page knows it (``dermassist demo`` does).
     """
     if not path:
         return _message(NO_FILE)
@@ -122,35 +125,42 @@ def analyze_file(client: DermAssistClient, path: str | None) -> PageOutputs:
     with Image.open(path) as original:
         overlay = draw_overlay(original, result)
     probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
-    found = NO_LESION if not result.lesion_found else (
+    top = result.top_class
+    share = f"{100 * result.probabilities[top.code]:.1f}%"
+    named = (f"Most probable class: **{top.name} ({top.code})**, {share}." if result.label is not None
+             else f"No diagnosis given; the highest class, {top.name} ({top.code}, {share}), is not one.")
+    found = f"{NO_LESION} {named}" if not result.lesion_found else (
         f"Lesion found: {100 * result.lesion_fraction:.1f}% of the image, box {list(result.bbox.as_tuple())} "
-        f"(original pixels). Top class: **{result.top_class.name} ({result.top_class.code})**, "
-        f"{100 * result.probabilities[result.top_class.code]:.1f}%."
+        f"(original pixels). {named}"
     )
     caution = f"{NOT_RELIABLE}\n\n" if result.assessable is False else ""
     status = f"{caution}Result for **{Path(path).name}**. {found}"
     model = f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`."
     crop = None if result.crop is None else np.asarray(result.crop)
-    return PageOutputs(banner_html(verdict_of_result(result)), overlay, crop, draw_cam(result), probabilities,
-                       status, model, path)
+    return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, draw_cam(result),
+                       probabilities, status, model, path)
 
 
 def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, retries: int = 1,
-               **options: Any) -> gr.Blocks:
+               refer_threshold: float | None = None, **options: Any) -> gr.Blocks:
     """The page, talking to the ensemble at ``url`` (``timeout`` None: ClientConfig's; ``options``: further
-    ClientConfig fields, e.g. TLS). One retry by default, so a page whose server is down says so soon."""
+    ClientConfig fields, e.g. TLS). One retry by default, so a page whose server is down says so soon.
+    ``refer_threshold``, when given, is the served REFER threshold the banner compares the score with.
+
+    The examples sit under the introduction and the attribution at the foot of the page, so on a phone, where the
+    columns stack, the answer comes straight after the Analyze button."""
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
+        upload = gr.File(label="Image", type="filepath", elem_id="upload", render=False)
+        gr.Examples(examples=[[str(s.path)] for s in examples], inputs=[upload],
+                    example_labels=[s.label for s in examples], label="Real examples (HAM10000)",
+                    elem_id="examples")
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(label="Image", type="filepath", elem_id="upload")
+                upload.render()
                 button = gr.Button("Analyze", variant="primary", elem_id="analyze")
-                gr.Examples(examples=[[str(s.path)] for s in examples], inputs=[upload],
-                            example_labels=[s.label for s in examples], label="Real examples (HAM10000)",
-                            elem_id="examples")
-                gr.Markdown(attribution_markdown(examples), elem_id="attribution")
             with gr.Column(scale=2):
                 banner = gr.HTML(elem_id="banner")
                 status = gr.Markdown(elem_id="status")
@@ -162,12 +172,14 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
                     cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False,
                                    alt_text=ALT_CAM)
                 gr.Markdown(CAM_LEGEND)
-                label = gr.Label(label="Calibrated probabilities", num_top_classes=8, elem_id="probabilities")
+                label = gr.Label(label=PROBABILITIES_LABEL, num_top_classes=8, elem_id="probabilities",
+                                 show_heading=False)
                 model = gr.Markdown(elem_id="model")
                 about = gr.Textbox(visible=False, elem_id="about")
+        gr.Markdown(attribution_markdown(examples), elem_id="attribution")
         outputs = [banner, overlay, crop, cam, label, status, model, about]
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
-        button.click(lambda path: tuple(analyze_file(client, path)), inputs=[upload], outputs=outputs,
+        button.click(lambda path: tuple(analyze_file(client, path, refer_threshold)), inputs=[upload], outputs=outputs,
                      trigger_mode="always_last").then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
@@ -175,11 +187,13 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
 
 
 def launch_demo(url: str, protocol: str = "grpc", host: str = DEMO_HOST, port: int = DEMO_PORT,
-                timeout: float | None = None, retries: int = 1, **options: Any) -> tuple[gr.Blocks, str]:
-    """Build and start the page without blocking; returns it and its local URL."""
-    page = build_demo(url, protocol, timeout=timeout, retries=retries, **options)
+                timeout: float | None = None, retries: int = 1, refer_threshold: float | None = None,
+                **options: Any) -> tuple[gr.Blocks, str]:
+    """Build and start the page without blocking; returns it and its local URL. The footer has no link to Gradio's
+    API page: the page is for people, and programs call the ensemble (docs/sdk.md)."""
+    page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold, **options)
     page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                show_error=False, ssr_mode=False)
+                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"])
     local_url = f"http://{host}:{page.server_port}/"
     logger.info("demo page at %s (server %s over %s)", local_url, url, protocol)
     return page, local_url

@@ -87,12 +87,26 @@ TEXT_COLOUR = "#1f1f1f"
 _TEXT = f"color: {TEXT_COLOUR};"
 
 
-def banner_html(verdict: Verdict) -> str:
-    """The coloured banner at the top of the page's result: verdict, advice, refer score, note, disclaimer."""
+def threshold_text(kind: str, refer_score: float, refer_threshold: float | None) -> str:
+    """Why a score is REFER or ROUTINE: the operating threshold it was compared with, or how that threshold is set."""
+    if refer_threshold is None:
+        return ("The referral threshold is set on validation for melanoma sensitivity, so a low score can be "
+                "referred; the model card gives it.")
+    side = "at or above" if kind == REFER else "below"
+    return (f"{100 * refer_score:.1f}% is {side} the referral threshold, {100 * refer_threshold:.1f}%, which is set "
+            "on validation for melanoma sensitivity.")
+
+
+def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
+    """The coloured banner at the top of the page's result: verdict, advice, refer score and the threshold it was
+    compared with (``refer_threshold``: the served one when known), note, disclaimer. A picture that is not
+    assessable gets no score: the score of a picture that cannot be assessed is not one to read."""
     border, background = _COLOURS[verdict.kind]
-    score = "" if verdict.refer_score is None else (
+    compared = (f" {threshold_text(verdict.kind, verdict.refer_score, refer_threshold)}"
+                if verdict.kind in (REFER, ROUTINE) and verdict.refer_score is not None else "")
+    score = "" if verdict.refer_score is None or verdict.kind == NOT_ASSESSABLE else (
         f'<div class="verdict-score" style="{_TEXT}">Refer score <strong style="{_TEXT}">'
-        f"{100 * verdict.refer_score:.1f}%</strong> ({SCORE_MEANING}).</div>"
+        f"{100 * verdict.refer_score:.1f}%</strong> ({SCORE_MEANING}).{html.escape(compared)}</div>"
     )
     note = (f'<div class="verdict-note" style="{_TEXT}"><strong style="{_TEXT}">Note:</strong> '
             f"{html.escape(verdict.note)}</div>") if verdict.note else ""

@@ -1,4 +1,4 @@
-"""``dermassist demo``: start the embedded Triton server, then the Gradio demo page against it."""
+"""``dermassist demo``: start the embedded Triton behind the guard (as ``serve``), then the Gradio demo page."""
 from __future__ import annotations
 
 import argparse
@@ -52,27 +52,36 @@ def check_page_address(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start Triton, wait until ready, serve the page, print its URL; stop both on SIGINT/SIGTERM."""
+    """Start Triton behind the guard, wait until ready, serve the page against the guard's front, print its URL; stop
+    both on SIGINT/SIGTERM. Behind the guard, as ``dermassist serve``, a crashed or hung step heals itself while the
+    page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited."""
     check_page_address(args.host, args.port)  # Gradio would say "Cannot find empty port" once Triton is up
     from dermassist_client.demo import launch_demo, wait_for_signal
+    from preprocess.contract import TRIAGE_MODEL
+    from preprocess.triage import TriageParams
 
     from ..base.errors import ServerError
-    from ..base.repository import require_artifacts
-    from ..base.server import TritonServer
+    from ..base.repository import require_artifacts, step_settings
     from ..base.server_config import ServerConfig
+    from ..guard.config import GuardConfig
+    from ..guard.guard import BackgroundGuard
 
     config = ServerConfig.resolve(server_overrides(args))
     require_artifacts(config.repository, ServerError)
-    with TritonServer(config) as server:
-        page, url = launch_demo(config.grpc_address, protocol="grpc", host=args.host, port=args.port)
+    # the served REFER threshold, for the banner to compare the score with (the gpu profile has no configs/gpu.pbtxt:
+    # step_settings then reads each model's config.pbtxt, the one that profile serves)
+    threshold = step_settings(config.repository, TRIAGE_MODEL, TriageParams, config.profile)
+    with BackgroundGuard(config, GuardConfig.resolve({})) as guard:
+        page, url = launch_demo(guard.grpc_address, protocol="grpc", host=args.host, port=args.port,
+                                refer_threshold=threshold.refer_threshold)
         try:
-            signum = wait_for_signal(alive=lambda: server.running, on_ready=lambda: print(
-                f"DermAssist demo page: {url} (Triton gRPC {config.grpc_address}); Ctrl-C to stop", flush=True))
+            signum = wait_for_signal(alive=lambda: guard.running, on_ready=lambda: print(
+                f"DermAssist demo page: {url} (DermAssist gRPC {guard.grpc_address}); Ctrl-C to stop", flush=True))
             if signum:
-                logger.info("signal %d received; stopping the demo page and tritonserver", signum)
+                logger.info("signal %d received; stopping the demo page and the server", signum)
         finally:
             page.close()
-        if not server.running:
-            logger.error("tritonserver exited while the demo was up; log tail:\n%s", server.log_tail())
+        if not guard.running:
+            logger.error("the server stopped while the demo was up (see the log above)")
             return 1
     return 0

@@ -567,6 +567,11 @@ class BackgroundGuard:
         self._thread.join(timeout=120)
 
     @property
+    def running(self) -> bool:
+        """Whether the guard's thread still runs (it ends when stopped, or when the guard failed for good)."""
+        return self._thread.is_alive()
+
+    @property
     def grpc_address(self) -> str:
         """host:port of the public gRPC front."""
         return self.public.grpc_address

@@ -80,13 +80,24 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     direct = client.analyze(HAM, with_crop=True)
     shown = analyze_file(client, str(HAM))
     assert shown.banner == banner_html(verdict_of_result(direct))
-    assert f">{verdict_of_result(direct).kind}<" in shown.banner and f"{100 * direct.refer_score:.1f}%" in shown.banner
+    assert f">{verdict_of_result(direct).kind}<" in shown.banner
+    assert (f"Refer score <strong style=\"color: #1f1f1f;\">{100 * direct.refer_score:.1f}%" in shown.banner) == \
+        (direct.assessable is not False)  # no score is shown for a picture that is not assessable
     assert html.escape(direct.note) in shown.banner
     assert shown.overlay.size == (600, 450) and shown.crop.shape == (224, 224, 3)
     assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
     assert shown.probabilities == {f"{c.name} ({c.code})": direct.probabilities[c.code] for c in CLASSES}
     assert f"Result for **{HAM.name}**. Lesion found" in shown.status and "version `1`" in shown.model
     assert (NOT_RELIABLE in shown.status) == (direct.assessable is False)  # said exactly when not assessable
+    top = f"{direct.top_class.name} ({direct.top_class.code}"
+    if direct.label is None:  # no class is named as a diagnosis
+        assert f"No diagnosis given; the highest class, {top}, " in shown.status and "Most probable" not in shown.status
+    else:
+        assert f"Most probable class: **{top})**" in shown.status
+
+    compared = analyze_file(client, str(HAM), refer_threshold=0.5).banner  # the page knows the served threshold
+    assert compared == banner_html(verdict_of_result(direct), 0.5)
+    assert ("the referral threshold, 50.0%" in compared) == (direct.assessable is not False)
 
     plain = analyze_file(client, str(plain_png))
     plain_direct = client.analyze(str(plain_png))
@@ -147,7 +158,7 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
 
     import dermassist_client.demo as demo
 
-    def slow_analysis(client, path: str) -> demo.PageOutputs:
+    def slow_analysis(client, path: str, refer_threshold: float | None = None) -> demo.PageOutputs:
         time.sleep(2.0)
         return demo._message(f"Answer about {Path(path).name}.", path)
 
@@ -184,7 +195,7 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
 
     analysed: list[str] = []
 
-    def slow_analysis(client, path: str) -> demo.PageOutputs:
+    def slow_analysis(client, path: str, refer_threshold: float | None = None) -> demo.PageOutputs:
         analysed.append(path)
         time.sleep(2.0)
         return demo._message(f"Answer about {Path(path).name}, {Path(path).stat().st_size} bytes.", path)
@@ -238,7 +249,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
 
     from dermassist_client import DermAssistClient
     from dermassist_client.demo import launch_demo
-    from dermassist_client.verdict import score_text, verdict_of_result
+    from dermassist_client.verdict import NOT_ASSESSABLE, score_text, verdict_of_result
 
     said = verdict_of_result(DermAssistClient(triton_server.config.grpc_address).analyze(HAM))
     port, dead, dead_port = free_ports(3)
@@ -270,7 +281,10 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             page.locator("#analyze").click()
             banner = page.locator("#banner .verdict")
             expect(banner.locator(".verdict-kind")).to_have_text(said.kind, timeout=30_000)
-            expect(banner).to_contain_text(score_text(said.refer_score).replace("refer score", "Refer score"))
+            if said.kind == NOT_ASSESSABLE:  # no score is shown for a picture that is not assessable
+                expect(banner).not_to_contain_text("Refer score")
+            else:
+                expect(banner).to_contain_text(score_text(said.refer_score).replace("refer score", "Refer score"))
             if said.note:
                 expect(banner.locator(".verdict-note")).to_contain_text(said.note)
             expect(banner).to_contain_text("Research demo, not a medical device")

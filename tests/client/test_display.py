@@ -70,8 +70,19 @@ def test_banner_shows_verdict_score_note_and_disclaimer(refer, assessable, note,
     score = None if refer is None else 0.4567
     banner = banner_html(verdict_of(refer, score, assessable, note))
     assert f">{kind}<" in banner and DISCLAIMER in banner
-    assert ("Refer score <strong style=\"color: #1f1f1f;\">45.7%</strong>" in banner) == (score is not None)
+    # a picture that is not assessable shows no score: its score is not one to read
+    shown = score is not None and kind != NOT_ASSESSABLE
+    assert ("Refer score <strong style=\"color: #1f1f1f;\">45.7%</strong>" in banner) == shown
     assert ("verdict-note" in banner) == bool(note) and (note in banner)
+
+
+@pytest.mark.parametrize("refer, score, kind, side", [(True, 0.07, REFER, "at or above"), (False, 0.054, ROUTINE, "below")])
+def test_the_banner_says_which_side_of_the_served_threshold_the_score_is(refer, score, kind, side):
+    banner = banner_html(verdict_of(refer, score, True), refer_threshold=0.0661)
+    assert f"{100 * score:.1f}% is {side} the referral threshold, 6.6%, which is set on validation for melanoma" in banner
+    unknown = banner_html(verdict_of(refer, score, True))  # a page that does not know the served threshold
+    assert "referral threshold is set on validation for melanoma sensitivity" in unknown and "is below" not in unknown
+    assert "threshold" not in banner_html(verdict_of(True, 0.9, False, BLURRED), refer_threshold=0.0661)
 
 
 @pytest.mark.parametrize("refer, assessable", [(True, True), (False, True), (True, False), (None, None)])
