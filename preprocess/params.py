@@ -87,8 +87,10 @@ def read_tuned(version_dir: str) -> dict[str, Any]:
     try:
         with open(path) as f:
             values = json.load(f)["values"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InvalidTensorError(f"{path} is not a tuned-values artifact ({e}); expected {{\"values\": {{...}}}}") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:  # KeyError, TypeError: JSON without a "values" key
+        why = "its JSON has no 'values' key" if isinstance(e, (KeyError, TypeError)) else str(e)
+        raise InvalidTensorError(f"{path} is not a tuned-values artifact ({why}); expected {{\"values\": {{...}}}}: fix "
+                                 "the file, or export the version again") from e
     if not isinstance(values, dict):
         raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}")
     return values

@@ -445,3 +445,56 @@ def test_an_instance_whose_identifying_elements_are_damaged_is_still_described()
     ds.SOPClassUID = ["1.2.3", "4.5.6"]
     assert describe(ds) == "DICOM instance with unreadable identifying elements"
 
+
+
+def test_an_undecodable_element_is_placed_after_the_last_element_that_was_read(ham_jpeg: bytes) -> None:
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    before = max(tag for tag in ds.keys() if tag < 0x00080060)  # the element the file holds just before Modality
+    with pytest.raises(UnreadableDicomError, match=rf"an element after element \({before.group:04X},{before.elem:04X}\) "
+                                                   r"cannot be decoded \(NotImplementedError"):
+        read_dicom(_damaged(ham_jpeg, b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00ZS"))
+
+
+def test_an_instance_whose_frame_count_is_written_empty_reads_as_one_frame(ham_jpeg: bytes) -> None:
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.NumberOfFrames = ""  # Type 2 emptied: the file holds the element with no value
+    data = _part10(ds)
+    assert data.find(b"\x28\x00\x08\x00IS\x00\x00", 132) > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns that it assumes one frame
+        image = read_dicom(bytes(data))
+    assert np.array_equal(image.pixels, read_dicom(di.photograph(ham_jpeg, PATIENT, compressed=False)).pixels)
+
+
+@pytest.mark.parametrize(("keyword", "tag"), [("Columns", "0028,0011"), ("Rows", "0028,0010"),
+                                              ("SOPInstanceUID", "0008,0018"), ("StudyInstanceUID", "0020,000D")])
+def test_a_header_element_holding_two_values_is_refused_by_name(ham_jpeg: bytes, keyword: str, tag: str) -> None:
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    value = ds.get(keyword)
+    setattr(ds, keyword, [value, value])
+    with pytest.raises(UnreadableDicomError, match=rf"{keyword} \({tag}\) holds 2 values, expected one; the file is "
+                                                   "corrupt or was written wrongly"):
+        read_dicom(ds, name="twice")
+
+
+def test_an_instance_without_modality_or_sop_class_is_described_as_such() -> None:
+    from dermassist_client.dicom.source import describe
+
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = di.DermoscopicPhotographyImageStorage, "1.2.3"
+    assert describe(ds) == "no modality Dermoscopic Photography Image Storage instance 1.2.3"
+    del ds.SOPClassUID
+    ds.Modality = "DMS"
+    assert describe(ds) == "DMS unknown SOP class instance 1.2.3"
+
+
+@pytest.mark.parametrize(("uid", "message"), [
+    ("", r"no Transfer Syntax UID \(0002,0010\) in the file meta information; the pixel data cannot be interpreted"),
+    (["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50"],
+     r"Transfer Syntax UID \(0002,0010\) holds 2 values, expected one; the file meta information is corrupt"),
+], ids=["empty", "two-values"])
+def test_a_transfer_syntax_uid_that_is_empty_or_doubled_is_refused_by_name(ham_jpeg: bytes, uid, message: str) -> None:
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.file_meta.TransferSyntaxUID = uid
+    with pytest.raises(UnreadableDicomError, match=message):
+        read_dicom(ds, name="meta")

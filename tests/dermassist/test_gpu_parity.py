@@ -232,3 +232,27 @@ def test_config_refuses_an_out_that_is_a_file_and_a_malformed_device(tmp_path: P
     for device in ("cudax", "cuda:", "cuda:1x"):
         with pytest.raises(GpuCheckError, match="cpu, cuda or cuda:N"):
             GpuCheckConfig(crops=crops, device=device)
+
+
+def test_saved_answers_within_tolerance_that_cross_the_refer_threshold_are_a_changed_decision(
+        tiny_repository: Path, crops_file: Path, tmp_path: Path) -> None:
+    """Half a point moved onto the referral classes of one crop, with the threshold between its two scores: every
+    probability agrees within the tolerance, REFER does not."""
+    from preprocess.triage import REFER_INDEX
+
+    arrays = dict(np.load(crops_file))
+    probabilities = arrays["probabilities"].copy()
+    row = probabilities[0]
+    refer, other = REFER_INDEX[0], next(i for i in np.argsort(-row) if i not in REFER_INDEX)
+    assert row[other] > 0.004
+    row[refer] += 0.004
+    row[other] -= 0.004
+    score = float(arrays["probabilities"][0, list(REFER_INDEX)].sum())  # the classifier's own, which the CPU gives
+    moved = tmp_path / "moved.npz"
+    np.savez_compressed(moved, **{**arrays, "probabilities": probabilities})
+    result = gpu_check(GpuCheckConfig(crops=moved, repository=tiny_repository, device="cpu", repeats=1,
+                                      refer_threshold=score + 0.002))
+    figures = result["cpu_vs_served"]
+    assert figures["max_abs_probability"] == pytest.approx(0.004, abs=1e-6)
+    assert figures["same_refer"] == pytest.approx(5 / 6)
+    assert not figures["agrees"] and not result["agrees"]

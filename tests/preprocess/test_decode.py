@@ -536,3 +536,126 @@ def test_a_png_header_is_read_without_decoding_its_pixels(monkeypatch) -> None:
 def test_a_refusal_near_the_pixel_limit_shows_the_count_that_decides_it() -> None:
     with pytest.raises(ImageTooLargeError, match=r"10000x5001 = 50,010,000 pixels .*at most 50,000,000 pixels"):
         check_size(10_000, 5_001)
+
+
+def _header_segments(jpeg: bytes) -> tuple[list[bytes], bytes]:
+    """The marker segments of a well-formed JPEG between its SOI and its first scan, and the rest from that scan on."""
+    segments, pos = [], 2
+    while jpeg[pos + 1] != 0xDA:
+        end = pos + 2 + int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        segments.append(jpeg[pos:end])
+        pos = end
+    return segments, jpeg[pos:]
+
+
+def test_a_huffman_table_before_the_frame_is_not_taken_for_the_frame() -> None:
+    """DHT (0xC4) shares the start-of-frame range; a JPEG may define its tables before its frame."""
+    from preprocess.decode import JpegFrame, jpeg_frame
+
+    jpeg = encode(RGB, ".jpg")
+    segments, rest = _header_segments(jpeg)
+    tables = [s for s in segments if s[1] == 0xC4]
+    assert tables and segments.index(tables[0]) > [s[1] for s in segments].index(0xC0)  # the encoder's order
+    moved = jpeg[:2] + b"".join(tables + [s for s in segments if s[1] != 0xC4]) + rest
+    assert moved.index(b"\xff\xc4") < moved.index(b"\xff\xc0")
+    assert jpeg_frame(moved) == JpegFrame(0xC0, RGB.shape[0], RGB.shape[1], 3)
+    np.testing.assert_array_equal(decode(moved, allow_reduced=True).rgb, decode(jpeg).rgb)
+
+
+def test_only_a_frame_that_was_read_and_is_not_lossless_is_scalable() -> None:
+    from preprocess.decode import JpegFrame, jpeg_is_scalable
+
+    assert not jpeg_is_scalable(None)
+    assert jpeg_is_scalable(JpegFrame(0xC0, 120, 160, 3)) and jpeg_is_scalable(JpegFrame(0xC2, 120, 160, 3))
+    assert not jpeg_is_scalable(JpegFrame(0xC3, 120, 160, 3))
+
+
+# ITU-T T.81 Table B.1: SOF3 lossless, SOF7 differential lossless (Huffman); SOF11 and SOF15 the same, arithmetic.
+_LOSSLESS_SOF = (0xC3, 0xC7, 0xCB, 0xCF)
+_LOSSY_SOF = (0xC0, 0xC1, 0xC2, 0xC5, 0xC6, 0xC9, 0xCA, 0xCD, 0xCE)
+
+
+@pytest.mark.parametrize("marker", _LOSSLESS_SOF + _LOSSY_SOF)
+def test_every_lossless_start_of_frame_is_read_as_lossless(marker: int) -> None:
+    from preprocess.decode import jpeg_frame
+    from tests.support.images import lossless_jpeg
+
+    data = bytearray(lossless_jpeg(64, 48))
+    sof = data.index(b"\xff\xc3")
+    data[sof + 1] = marker
+    frame = jpeg_frame(bytes(data))
+    assert frame is not None and (frame.marker, frame.height, frame.width, frame.components) == (marker, 48, 64, 3)
+    assert frame.lossless is (marker in _LOSSLESS_SOF)
+
+
+def _run_in_child(script: str) -> None:
+    """Run ``script`` in a child process (libjpeg-turbo asked to scale a lossless JPEG writes past its buffer: a crash
+    there fails the test instead of ending the run); it must print "ok"."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
+def test_the_strict_decode_refuses_to_reduce_a_lossless_jpeg_or_one_whose_frame_was_not_read() -> None:
+    _run_in_child("""
+import pytest
+from preprocess.decode import decode_jpeg_strict, jpeg_frame
+from tests.support.images import lossless_jpeg
+data = lossless_jpeg(1200, 1000)
+for factor in (2, 4, 8):
+    for frame in (jpeg_frame(data), None):
+        with pytest.raises(ValueError, match=rf"cannot be decoded reduced; asked for 1/{factor}"):
+            decode_jpeg_strict(data, "test JPEG", factor, frame)
+print("ok")
+""")
+
+
+def test_a_lossless_cmyk_jpeg_is_checked_at_full_size_then_decoded_by_opencv() -> None:
+    _run_in_child("""
+import cv2
+import numpy as np
+from preprocess.decode import decode, decode_jpeg_strict, jpeg_frame
+from tests.support.images import lossless_jpeg
+data = lossless_jpeg(1200, 1000, components=4)
+frame = jpeg_frame(data)
+assert frame.lossless and frame.components == 4, frame
+assert decode_jpeg_strict(data, "test JPEG", 1, frame) is None
+out = decode(data, allow_reduced=True)
+assert out.reduction == 1 and out.rgb.shape == (1000, 1200, 3), out.rgb.shape
+expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+assert np.array_equal(out.rgb, expected)
+print("ok")
+""")
+
+
+def test_stray_bytes_before_the_end_marker_are_refused_not_skipped() -> None:
+    """Bytes between the last coded block and EOI mean the coded data did not fit the frame: not header padding."""
+    jpeg = encode(RGB, ".jpg")
+    end = jpeg.rindex(b"\xff\xd9")
+    with pytest.raises(TruncatedImageError, match=r"cannot be decoded in full \(.*extraneous bytes before marker 0xd9"):
+        decode(jpeg[:end] + bytes(range(1, 17)) + jpeg[end:])
+
+
+def _orientation_exif_of_type(field_type: int) -> bytes:
+    """A big-endian EXIF block whose only tag is an orientation of 6 stored as ASCII ("6", type 2) or as the RATIONAL
+    6/1 (type 5, its 8 bytes after the IFD): types the orientation may not have."""
+    import struct
+
+    head = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01"
+    if field_type == 2:
+        return head + struct.pack(">HHI", 0x0112, 2, 2) + b"6\x00\x00\x00" + bytes(4)
+    return head + struct.pack(">HHII", 0x0112, 5, 1, 8 + 2 + 12 + 4) + bytes(4) + struct.pack(">II", 6, 1)
+
+
+@pytest.mark.parametrize("field_type", [2, 5], ids=["ascii", "rational"])
+def test_an_orientation_of_the_wrong_type_is_ignored_not_refused(field_type: int) -> None:
+    plain = pil_bytes(Image.fromarray(RGB), "JPEG", quality=95)
+    data = pil_bytes(Image.fromarray(RGB), "JPEG", quality=95, exif=_orientation_exif_of_type(field_type))
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.getexif().get(0x0112) == ("6" if field_type == 2 else 6)  # PIL reads the value that is there
+    out = decode(data)
+    assert out.rgb.shape == RGB.shape and out.original_size == RGB.shape[:2]
+    np.testing.assert_array_equal(out.rgb, decode(plain).rgb)
+    assert read_header(data, "JPEG")[0] == (RGB.shape[1], RGB.shape[0])

@@ -201,3 +201,24 @@ def test_choice_parameters_are_one_of_the_values_allowed_in_any_case() -> None:
     with pytest.raises(InvalidTensorError, match=r"omp_wait_policy must be one of ACTIVE, PASSIVE \(any case\), "
                                                  r"got 'spin'; fix the parameter"):
         choice_parameter({"omp_wait_policy": "spin"}, "omp_wait_policy", allowed)
+
+
+def test_a_choice_parameter_written_with_spaces_around_it_is_read() -> None:
+    from preprocess.params import choice_parameter
+
+    assert choice_parameter({"omp_wait_policy": " passive "}, "omp_wait_policy", ("ACTIVE", "PASSIVE")) == "PASSIVE"
+    assert choice_parameter({"omp_wait_policy": "\tActive\n"}, "omp_wait_policy", ("ACTIVE", "PASSIVE")) == "ACTIVE"
+
+
+@pytest.mark.parametrize("text", ['{"value": {"threshold": 0.4}}', '{"figures": {}}', "[0.4]"])
+def test_a_tuned_file_without_its_values_key_is_named_with_the_key_and_the_fix(tmp_path: Path, text: str) -> None:
+    """The step's initialize reads it: the model's load failure must say which file and what to do."""
+    args = {"model_repository": str(tmp_path / "m"), "model_version": "1", "model_name": "m"}
+    path = tmp_path / "m" / "1" / TUNED_FILENAME
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(InvalidTensorError) as caught:
+        step_params(CropParams, args, {})
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a tuned-values artifact") and "no 'values' key" in message
+    assert message.endswith("fix the file, or export the version again")

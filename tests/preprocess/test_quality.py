@@ -200,3 +200,40 @@ def test_several_real_pictures_put_together_have_a_seam_and_each_alone_has_none(
     for name in names:
         alone = quality_batch(prepare_image((HAM_IMAGES / name).read_bytes()).seg_input[None], QualityLimits())[0]
         assert alone[4] >= 1.0, name
+
+
+def test_brightness_limits_that_meet_are_refused() -> None:
+    with pytest.raises(InvalidTensorError, match="0 < min < max < 255, got 100.0, 100.0"):
+        QualityLimits(min_brightness=100.0, max_brightness=100.0)  # no grey level would be acceptable
+    assert QualityLimits(min_brightness=100.0, max_brightness=100.5).max_brightness == 100.5
+
+
+def _dark_above(rows: int) -> np.ndarray:
+    """``_ramp(20.0)`` (a seam of strength 11 at x = 128) with its first ``rows`` rows dark (grey level 10)."""
+    picture = _ramp(20.0)
+    picture[:rows] = 10 / 255.0
+    return picture
+
+
+def test_a_seam_with_picture_both_sides_in_exactly_half_the_bands_counts() -> None:
+    # Read at half resolution along the line: 128 rows, 8 bands of 16. 128 dark rows of 256 darken bands 0-3:
+    # the seam has picture both sides in 4 bands of 8, its strength theirs (11); 160 dark rows leave 3 of 8: no seam.
+    assert seam_strength(_dark_above(128)) == pytest.approx(11.0, rel=1e-4)
+    assert seam_score(_dark_above(128)) < 1.0
+    assert seam_strength(_dark_above(160)) == 0.0
+
+
+def test_a_picture_with_no_line_standing_out_scores_the_limit_over_one() -> None:
+    """A plain picture has no line with picture both sides (strength 0); a strength under 1 counts as 1."""
+    plain = np.full((256, 256, 3), 0.5, np.float32)
+    assert seam_strength(plain) == 0.0
+    assert seam_score(plain) == SEAM_LIMIT / 1.0
+
+
+def test_the_seam_limit_is_half_again_the_strongest_line_on_the_training_images() -> None:
+    import math
+
+    # the rule the constant records: 1.5 x 1.87 (the first measure's largest on the 879 training images), rounded up
+    # to a tenth; above the strongest line on any real single picture (2.41, with a crosshair drawn through it)
+    assert SEAM_LIMIT == math.ceil(round(1.5 * 1.87 * 10, 6)) / 10
+    assert seam_score(_ramp(2 * 2.41 - 2)) > 1.0  # a blue jump giving (2 + jump) / 2 == 2.41

@@ -164,3 +164,22 @@ def test_a_value_that_is_not_finite_is_named_with_its_rows_and_value() -> None:
         triage_batch(probs, [[0.1]] * 3, [GOOD] * 3, [[0.1]] * 3)
     with pytest.raises(InvalidTensorError, match=r"OOD_SCORE holds a NaN or infinite value in row\(s\) 0 \(row 0: inf\)"):
         triage_batch(_probs(NV=1.0), [[np.inf]], [GOOD], [[0.1]])
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_a_refer_threshold_at_either_end_of_its_range_is_refused(threshold: float) -> None:
+    """0 would refer every image, 1 none: the threshold lies in (0, 1)."""
+    with pytest.raises(InvalidTensorError, match=f"refer_threshold must lie in \\(0, 1\\), got {threshold}"):
+        TriageParams(refer_threshold=threshold)
+    inside = float(np.nextafter(threshold, 0.5))
+    assert TriageParams(refer_threshold=inside).refer_threshold == inside
+
+
+def test_the_note_of_a_row_with_two_problems_is_their_sentences_joined_by_one_space() -> None:
+    blurred = (0.4, 1.5, 1.5, 12.0, 2.9)
+    probs = np.repeat(_probs(NV=1.0), 3, axis=0)
+    other = np.array([[0.0], [0.13], [0.13]], np.float32)  # a second lesion-like area in rows 1 and 2
+    out = triage_batch(probs, [[0.2]] * 3, [blurred, GOOD, blurred], [[0.18]] * 3, TriageParams(refer_threshold=0.5),
+                       other=other)
+    blur, second, both = (n.decode() for n in out.note[:, 0])
+    assert blur and second and both == f"{blur} {second}"

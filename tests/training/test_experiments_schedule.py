@@ -49,3 +49,15 @@ def test_a_schedule_shorter_than_the_recipes_warm_up_is_refused_before_any_train
         experiments.run_experiments(tmp_path, tmp_path, REAL_RECIPE, ExperimentSchedule(seg_epochs=2))
     assert started == []
     experiments.check_warmup(ExperimentSchedule(seg_epochs=3, cls_epochs=4, cls_low_res_epochs=3), REAL_RECIPE)  # 1 past each
+
+
+def test_the_schedule_bounds_hold_at_their_edges() -> None:
+    """Low-resolution epochs lie in [0, cls_epochs]; the weight-averaging decay in [0, 1)."""
+    assert ExperimentSchedule(cls_epochs=4, cls_low_res_epochs=4).cls_low_res_epochs == 4
+    assert ExperimentSchedule(cls_epochs=4, cls_low_res_epochs=0).cls_low_res_epochs == 0
+    with pytest.raises(TrainingConfigError, match=r"CLS_LOW_RES_EPOCHS must lie in \[0, 4\] .*got 5"):
+        ExperimentSchedule(cls_epochs=4, cls_low_res_epochs=5)
+    assert ExperimentSchedule(cls_ema=0.0).cls_ema == 0.0
+    assert ExperimentSchedule(cls_ema=0.999).cls_ema == 0.999
+    with pytest.raises(TrainingConfigError, match=r"CLS_EMA must lie in \[0, 1\) .*got 1.0"):
+        ExperimentSchedule(cls_ema=1.0)

@@ -406,3 +406,11 @@ def test_the_recorded_recipe_is_read_from_the_manifest_the_release_module_names(
                                          for k, v in SYNTHETIC_RECIPE.__dict__.items()}})
     assert (tmp_path / "manifest.json").is_file()
     assert chosen_recipe(argparse.Namespace(recipe=None, out=tmp_path, retune=True, evaluate_only=False)) == SYNTHETIC_RECIPE
+
+
+def test_a_recipe_flag_given_last_without_its_value_gives_none() -> None:
+    from training.release import recipe_flag
+
+    assert recipe_flag(["--refer-safety"], "--refer-safety") is None
+    assert recipe_flag(["--refer-safety", "0.9", "--refer-safety"], "--refer-safety") == "0.9"  # the last with a value
+    assert recipe_flag(["--epochs", "3", "--refer-safety=0.8", "--refer-safety"], "--refer-safety") == "0.8"

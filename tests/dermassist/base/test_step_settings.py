@@ -82,3 +82,14 @@ def test_an_unreadable_config_says_how_to_fix_it(tmp_path: Path) -> None:
                                               r"format: fix the file, or copy it again from "):
         model_parameters(tmp_path, "broken")
     assert read_model_config(stage_repository(tmp_path / "r") / TRIAGE_MODEL / "config.pbtxt").name == TRIAGE_MODEL
+
+
+def test_a_tuned_file_without_its_values_key_is_a_repository_error_naming_it(tmp_path: Path) -> None:
+    repository = stage_repository(tmp_path / "repository")
+    path = tuned_file(repository, TRIAGE_MODEL)
+    path.write_text('{"value": {"refer_threshold": 0.066}, "figures": {}}')
+    with pytest.raises(RepositoryError) as caught:
+        step_settings(repository, TRIAGE_MODEL, TriageParams)
+    message = str(caught.value)
+    assert str(path) in message and "no 'values' key" in message
+    assert "export the release again (`dermassist models`)" in message

@@ -47,3 +47,13 @@ def test_the_segmenter_export_refuses_such_a_release_before_loading_anything(tmp
     with pytest.raises(ReleaseError, match=rf"segmenter in {tmp_path / MANIFEST} lacks margin"):
         export_segmenter_release(tmp_path, tmp_path / "repository")
     assert not (tmp_path / "repository").exists()
+
+
+def test_the_crop_colour_balance_is_the_one_the_classifier_records() -> None:
+    from training.export.release import crop_values
+
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    release["classifier"]["colour_constancy"] = 6
+    params = crop_values(RELEASE_DIR, release)
+    assert params.colour_constancy == 6.0 and isinstance(params.colour_constancy, float)
+    assert (params.threshold, params.margin) == (release["segmenter"]["threshold"], release["segmenter"]["margin"])
