@@ -540,12 +540,13 @@ def decode_jpeg_strict(data: bytes, described: str, factor: int, frame: JpegFram
     if factor != 1 and not jpeg_is_scalable(frame):  # a lossless one: libjpeg-turbo would write past its buffer
         raise ValueError(f"{described} is lossless or its frame was not found: it cannot be decoded reduced; asked "
                          f"for 1/{factor}")
+    if frame is None:  # the header walk reads it as libjpeg does: libjpeg refuses a scan with no frame before it
+        raise TruncatedImageError(_not_decodable(described, "no frame header (start-of-frame segment) before its scan"))
     try:
-        if frame is None:  # no start-of-frame segment found by walking the header: libjpeg's own reader says
-            height, width, colour = simplejpeg.decode_jpeg_header(data)[:3]
-            frame = JpegFrame(0xC0, height, width, 4 if colour in ("CMYK", "YCCK") else 3)
         if frame.components == 4:
-            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=1 if frame.lossless else 8, strict=True)
+            check = 1 if frame.lossless else 8  # simplejpeg scales only down to the minimum size it is given
+            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=check, strict=True,
+                                   min_height=-(-frame.height // check), min_width=-(-frame.width // check))
             return None
         return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=factor, strict=True,
                                                  min_height=-(-frame.height // factor), min_width=-(-frame.width // factor)))
@@ -555,8 +556,11 @@ def decode_jpeg_strict(data: bytes, described: str, factor: int, frame: JpegFram
             cleaned = without_stray_header_bytes(data)
             # the header walk skips those bytes too: the frame read is the cleaned file's
             return None if cleaned == data else decode_jpeg_strict(cleaned, described, factor, frame)
-        raise TruncatedImageError(
-            f"{described} cannot be decoded in full ({e}): its compressed data is damaged (cut short or overwritten, "
+        raise TruncatedImageError(_not_decodable(described, str(e))) from e
+
+
+def _not_decodable(described: str, why: str) -> str:
+    """The refusal of a JPEG the strict decode cannot read in full, with ``why`` (libjpeg's words, or the header's)."""
+    return (f"{described} cannot be decoded in full ({why}): its compressed data is damaged (cut short or overwritten, "
             "which would leave part of the picture missing) or uses a JPEG variant DermAssist does not read; send the "
-            "original file again, or re-save it as an 8-bit JPEG or PNG"
-        ) from e
+            "original file again, or re-save it as an 8-bit JPEG or PNG")

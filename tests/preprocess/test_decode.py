@@ -9,7 +9,16 @@ import pytest
 from PIL import Image
 
 from preprocess.contract import MAX_IMAGE_PIXELS
-from preprocess.decode import check_size, decode, decode_image, read_header, sniff_format, without_stray_header_bytes
+from preprocess.decode import (
+    check_size,
+    decode,
+    decode_image,
+    decode_jpeg_strict,
+    jpeg_frame,
+    read_header,
+    sniff_format,
+    without_stray_header_bytes,
+)
 from preprocess.errors import (
     EmptyImageError,
     ImageTooLargeError,
@@ -321,6 +330,39 @@ def test_a_cmyk_jpeg_is_checked_then_decoded_by_opencv() -> None:
     np.testing.assert_allclose(out.astype(np.float32), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), atol=3)
     with pytest.raises(TruncatedImageError, match="cannot be decoded in full"):
         decode_image(data[: len(data) // 2] + data[-2:])  # the scan cut short, the end marker kept
+
+
+def test_a_cmyk_jpegs_check_reads_it_at_an_eighth_of_its_size(monkeypatch) -> None:
+    """The check reads every coded block but skips most of the inverse DCT: simplejpeg scales down only to the least
+    size it is given, so the check passes one (without it, min_factor 8 decoded at full size)."""
+    import importlib
+
+    import simplejpeg
+
+    module = importlib.import_module("preprocess.decode")  # the package's name ``decode`` is the function
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    real = simplejpeg.decode_jpeg
+
+    def spy(data: bytes, *args: object, **kwargs: object) -> np.ndarray:
+        out = real(data, *args, **kwargs)
+        shapes.append((str(kwargs.get("colorspace")), out.shape))
+        return out
+
+    monkeypatch.setattr(module.simplejpeg, "decode_jpeg", spy)
+    data = pil_bytes(Image.fromarray(RGB).convert("CMYK"), "JPEG", quality=95)
+    assert decode_image(data).shape == RGB.shape
+    assert shapes == [("CMYK", (120 // 8, 160 // 8, 4))]
+
+
+def test_a_jpeg_whose_scan_has_no_frame_before_it_is_refused_by_name() -> None:
+    data = encode(RGB)
+    sof = data.index(b"\xff\xc0")
+    no_frame = data[:sof] + data[sof + 2 + int.from_bytes(data[sof + 2:sof + 4], "big"):]
+    assert jpeg_frame(no_frame) is None
+    with pytest.raises(InvalidImageError, match="JPEG header of a .*cannot be read"):  # PIL's header reader first
+        decode(no_frame, allow_reduced=True)
+    with pytest.raises(TruncatedImageError, match=r"no frame header \(start-of-frame segment\) before its scan"):
+        decode_jpeg_strict(no_frame, "test JPEG", 1, None)  # and the strict decode on its own
 
 
 def test_a_file_of_several_pictures_is_refused_but_a_thumbnail_page_is_allowed(tmp_path) -> None:
