@@ -66,7 +66,9 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record."""
     sharpness, dark, bright, colour, seam = (float(v) for v in quality)
     problems = []
-    if sharpness < 1.0:
+    # sharpness (the Laplacian's variance) falls with the light: a sharp picture taken too dark or too bright measures
+    # as blurred, so only a well-exposed picture is told to be retaken in focus (its exposure is said either way)
+    if sharpness < 1.0 and dark >= 1.0 and bright >= 1.0:
         problems.append(f"Picture too blurred to assess: retake it in focus (sharpness {sharpness:.0%} of the lowest "
                         "accepted).")
     if dark < 1.0:

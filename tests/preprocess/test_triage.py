@@ -62,6 +62,20 @@ def test_a_dark_picture_is_told_it_is_dark_not_that_it_has_no_colour() -> None:
     assert note.startswith("Picture too dark") and "colour" not in note and not out.assessable[0, 0]
 
 
+@pytest.mark.parametrize("exposure", [(0.3, 1.5), (1.5, 0.3)], ids=["dark", "overexposed"])
+def test_a_badly_exposed_picture_is_told_its_exposure_not_that_it_is_blurred(exposure: tuple[float, float]) -> None:
+    """The Laplacian's variance falls with the light: a sharp picture darkened measured as blurred, and a clinician
+    was told to retake it in focus. Only a well-exposed picture is told it is blurred; the bad one stays not
+    assessable and referred, by its exposure."""
+    quality = [(0.2, *exposure, 12.0, 2.9), (0.2, 1.0, 1.0, 12.0, 2.9)]  # the second: exposure just acceptable
+    out = triage_batch(np.repeat(_probs(NV=1.0), 2, axis=0), [[0.3], [0.3]], quality, [[0.1], [0.1]],
+                       TriageParams(refer_threshold=0.5))
+    badly_exposed, exposed = (n.decode() for n in out.note[:, 0])
+    assert "blurred" not in badly_exposed and badly_exposed.startswith(("Picture too dark", "Picture too bright"))
+    assert exposed.startswith("Picture too blurred to assess: retake it in focus (sharpness 20%")
+    assert not out.assessable.any() and out.refer.all()
+
+
 @pytest.mark.parametrize("measure,row", [(0, (1.0, 1.5, 1.5, 12.0, 2.9)), (1, (2.0, 1.0, 1.5, 12.0, 2.9)),
                                          (2, (2.0, 1.5, 1.0, 12.0, 2.9)), (3, (2.0, 1.5, 1.5, 1.0, 2.9)),
                                          (4, (2.0, 1.5, 1.5, 12.0, 1.0))])
