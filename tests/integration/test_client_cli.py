@@ -57,8 +57,10 @@ def test_human_output_over_http_starts_with_the_triage(triton_server):
     direct = DermAssistClient(triton_server.config.http_address, "http").analyze(HAM)
     done = cli("analyze", HAM, "--url", triton_server.config.http_address, "--protocol", "http")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"{HAM}: {verdict_line(verdict_of_result(direct))}; ")
-    assert direct.note == "" or direct.note in done.stdout
+    # the note's own full stop gives way to the "; " that ends the verdict part
+    assert done.stdout.startswith(f"{HAM}: {verdict_line(verdict_of_result(direct)).rstrip('.')}; ")
+    assert direct.note == "" or direct.note.rstrip(".") in done.stdout
+    assert ".;" not in done.stdout
     assert "model dermassist v1" in done.stdout and len(done.stdout.splitlines()) == 1
 
 
