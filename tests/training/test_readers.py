@@ -215,10 +215,11 @@ def test_split_manifest_written(tmp_path: Path, shared_data: Path) -> None:
 
 def test_ham_metadata_csv_columns_checked(tmp_path: Path) -> None:
     with (tmp_path / "HAM10000_metadata.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([["image_id", "dx"], ["ISIC_0000001", "nv"]])
-    with pytest.raises(UnknownLabelError, match=r"required column\(s\) \['lesion_id'\] are missing, got \['image_id', "
-                                                r"'dx'\]; expected lesion_id, image_id, dx .*leave its cells empty .*"
-                                                r"dx_type, age, sex, localization and any other columns are optional"):
+        csv.writer(f).writerows([["lesion_id", "image_id", "diagnosis"], ["L1", "ISIC_0000001", "nv"]])
+    with pytest.raises(UnknownLabelError, match=r"required column\(s\) \['dx'\] are missing, got \['lesion_id', "
+                                                r"'image_id', 'diagnosis'\]; expected image_id, dx .*"
+                                                r"dx_type, age, sex, localization and any other columns are optional "
+                                                r"\(lesion_id: the lesion each image shows, which training needs: "):
         read_ham_metadata(tmp_path / "HAM10000_metadata.csv")
 
 

@@ -5,8 +5,10 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +22,7 @@ from ..errors import (
     UnknownLabelError,
     UnreadableImageError,
 )
+from ..records import Dataset, Sample
 
 if TYPE_CHECKING:
     from preprocess.decode import Header
@@ -30,11 +33,37 @@ IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
 CSV_ENCODING = "utf-8-sig"
+#: The start of an absolute path in a label cell: a drive (``C:\``), a network share or a root (``\`` or ``/``).
+ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:[\\/]|[\\/])")
 
 
-def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def nfc(name: str) -> str:
+    """``name`` in Unicode normal form C, the form a keyboard types: macOS stores file names decomposed (NFD: ``e`` +
+    a combining diaeresis for ``ë``), so the same name can come in two byte sequences that look identical; labels and
+    file names are compared in this form, and files are still opened by their real paths."""
+    return unicodedata.normalize("NFC", name)
+
+
+def image_key(path: Path) -> str:
+    """The id an image file is known by: its stem in Unicode normal form C (``list_images``' keys)."""
+    return nfc(path.stem)
+
+
+def csv_delimiter(header_line: str) -> str:
+    """``;`` for a header written by a spreadsheet set to a European locale (``lesion_id;image_id;dx``: semicolons and no
+    comma), else ``,``."""
+    return ";" if ";" in header_line and "," not in header_line else ","
+
+
+#: A label CSV's rows: (line number, {column: cell}).
+Rows = list[tuple[int, dict[str, str]]]
+
+
+def read_csv(path: Path) -> tuple[list[str], Rows]:
     """(header, [(line number, row), ...]) of a label CSV in UTF-8 (with or without a byte-order mark); rows with
-    every cell empty (a spreadsheet's trailing ``,,,,,,``) are skipped, missing cells read as empty.
+    every cell empty (a spreadsheet's trailing ``,,,,,,``) are skipped, missing cells read as empty. Cells are
+    separated by commas, or by semicolons where the header has semicolons and no comma (Excel's "CSV" in a European
+    locale).
 
     A file in another encoding is a LabelEncodingError rather than a guess: cp1252 would decode nearly any bytes,
     so a Mac Roman or Latin-9 file would be read with wrong names instead of refused.
@@ -49,12 +78,46 @@ def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             f"label file {path} is not UTF-8: byte 0x{data[e.start]:02x} on line {line} is not a UTF-8 character "
             "(it was probably saved by Excel as plain \"CSV\", in the Windows code page); expected UTF-8: open it "
             "and save it again as \"CSV UTF-8 (Comma delimited)\"") from e
-    reader = csv.DictReader(io.StringIO(text, newline=""), restval="")
+    delimiter = csv_delimiter(text.lstrip().split("\n", 1)[0])
+    if delimiter != ",":
+        logger.info("%s: the header is separated by %r (a spreadsheet set to a European locale): read as such", path,
+                    delimiter)
+    reader = csv.DictReader(io.StringIO(text, newline=""), restval="", delimiter=delimiter)
     rows = []
     for row in reader:
         if any((value or "").strip() for key, value in row.items() if key is not None):
             rows.append((reader.line_num, {k: v or "" for k, v in row.items() if k is not None}))
     return list(reader.fieldnames or []), rows
+
+
+def separator_hint(header: Sequence[str]) -> str:
+    """For a missing-column message: a note when the header was not split where the file's author meant (a cell
+    holding ``;`` beside a comma: semicolons and commas mixed), with how to save the file again; else ""."""
+    if not any(";" in c for c in header):
+        return ""
+    return (" (the header holds ';' as well as ',': the file looks separated by semicolons, as Excel writes \"CSV\" in "
+            "a European locale; save it again as \"CSV UTF-8 (Comma delimited)\" or remove the commas from the header)")
+
+
+def canonical_columns(path: Path, header: Sequence[str], rows: Rows, names: Iterable[str]) -> tuple[list[str], Rows]:
+    """``header`` and ``rows`` with every column that spells one of ``names`` in another case or with spaces around it
+    (``Image_ID``, `` dx``) renamed to that name; two columns spelling one name is an UnknownLabelError naming both."""
+    wanted = {name.lower(): name for name in names}
+    renamed: dict[str, str] = {}
+    for column in header:
+        name = wanted.get(column.strip().lower())
+        if name is None:
+            continue
+        twin = next((c for c, n in renamed.items() if n == name), None)
+        if twin is not None:
+            raise UnknownLabelError(f"{path}: columns {twin!r} and {column!r} both name {name!r}; expected one such column: "
+                                    "remove or rename one")
+        renamed[column] = name
+    if all(c == n for c, n in renamed.items()):
+        return list(header), rows
+    logger.info("%s: columns %s read as %s", path, list(renamed), list(renamed.values()))
+    return ([renamed.get(c, c) for c in header],
+            [(line, {renamed.get(k, k): v for k, v in row.items()}) for line, row in rows])
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -65,26 +128,31 @@ def require_dir(path: Path, what: str) -> Path:
 
 
 def list_images(*folders: Path, any_name: bool = False) -> dict[str, Path]:
-    """Map image ids (file stems) to their image files in one or more folders and their subfolders.
+    """Map image ids (file stems, in Unicode normal form C: ``image_key``) to their image files in one or more folders
+    and their subfolders.
 
-    Only ``ISIC_<7 digits>`` stems count (superpixel and other files are skipped) unless ``any_name``, for layouts
-    whose label CSV names the images (a site's own names, e.g. ``P001``). One id naming two files (``x.jpg`` and
-    ``x.png``, the same name in two subfolders or two folders) is a DuplicateImageError: which one is labelled
-    cannot be known.
+    Hidden files (macOS's ``._P001.jpg`` copies of a file's attributes) are skipped. Only ``ISIC_<7 digits>`` stems
+    count (superpixel and other files are skipped) unless ``any_name``, for layouts whose label CSV names the images
+    (a site's own names, e.g. ``P001``). One id naming two files (``x.jpg`` and
+    ``x.png``, the same name in two subfolders or two folders, or one name stored in two Unicode forms) is a
+    DuplicateImageError: which one is labelled cannot be known.
     """
     out: dict[str, Path] = {}
     found: list[Path] = []
     for folder in folders:
-        found += [p for p in folder.iterdir() if p.is_file()]
+        found += [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         found += sorted(p for p in folder.rglob("*") if p.parent != folder and p.is_file() and not p.name.startswith("."))
     for p in found:
         if p.suffix.lower() in IMAGE_SUFFIXES and (any_name or IMAGE_ID.match(p.stem)):
-            if p.stem in out:
+            key = image_key(p)
+            if key in out:
+                same = out[key].name != p.name and nfc(out[key].name) == nfc(p.name)
+                why = " (the two names are the same letters stored in two Unicode forms)" if same else ""
                 raise DuplicateImageError(
-                    f"image id {p.stem} names two files, {out[p.stem]} and {p}; expected one file per id: "
+                    f"image id {key} names two files, {out[key]} and {p}{why}; expected one file per id: "
                     "remove or rename one"
                 )
-            out[p.stem] = p
+            out[key] = p
     return out
 
 
@@ -103,6 +171,58 @@ def keep_label(labels: dict[str, tuple[int, int]], image_id: str, label: int, li
     return False
 
 
+@dataclass(frozen=True)
+class LabelRow:
+    """One label row of a layout whose CSV names its images (HAM10000, labels.csv): its CSV line, the image cell as
+    written, the contract class index and the lesion id (empty when unknown)."""
+
+    line: int
+    listed: str
+    label: int
+    lesion_id: str = ""
+
+
+def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: ImageIndex, labels_file: str,
+                     masks: Mapping[str, Path] | None = None, relabel: Callable[[str, int], int] | None = None,
+                     log: logging.Logger = logger) -> Dataset:
+    """The dataset of label rows matched to the image files of ``index``: a row naming no file is counted (with the
+    file it nearly names, ``near_misses``), a file no row names is counted (``unlabelled_images``), a row repeated
+    with the same label is read once and one repeated with another label is refused (``keep_label``);
+    ``relabel(image_id, label)`` may refine a row's label (HAM10000's akiec by an ISIC 2019 row); each kind of
+    skipped row is logged once, with an example."""
+    samples: list[Sample] = []
+    missing: list[str] = []
+    repeated: list[str] = []
+    labels: dict[str, tuple[int, int]] = {}
+    near: dict[str, str] = {}
+    for row in rows:
+        listed = nfc(row.listed.strip())
+        path = index.find(listed)
+        image_id = image_key(path) if path is not None else listed
+        label = relabel(image_id, row.label) if relabel is not None else row.label
+        if not keep_label(labels, image_id, label, row.line, labels_file):
+            repeated.append(image_id)
+            continue
+        if path is None:
+            missing.append(image_id)
+            if (hint := index.near_miss(listed)) is not None:
+                near[image_id] = hint
+            continue
+        samples.append(Sample(image_id, path, (masks or {}).get(image_id), label, row.lesion_id.strip(), name))
+    unlabelled = tuple(p for image_id, p in sorted(index.images.items()) if image_id not in labels)
+    if missing:
+        log.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s%s", root, len(missing), labels_file,
+                    missing[0], f" ({near[missing[0]]})" if missing[0] in near else "")
+    if unlabelled:
+        log.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
+                    labels_file, unlabelled[0].name)
+    if repeated:
+        log.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
+                    len(repeated), labels_file, repeated[0])
+    return Dataset(name, root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated),
+                   unlabelled_images=unlabelled, near_misses=near)
+
+
 def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
     """Map image ids to mask files named ``<id><suffix>`` (e.g. ``_segmentation.png``); image files in the folder
     named otherwise (``<id>_mask.png``) are not masks of any image, and a WARNING names the folder, the pattern and one
@@ -117,26 +237,71 @@ def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
     return masks
 
 
-def find_listed(listed: str, images: Mapping[str, Path]) -> Path | None:
-    """The file a label row names, with or without its extension: the file name exactly (``P001.jpg``), else the
-    stem (``P001``); None when neither matches. ``images`` maps stems to files, as ``list_images`` returns them."""
-    by_name = {p.name: p for p in images.values()}
-    return by_name.get(listed) or images.get(listed)
+class ImageIndex:
+    """The image files of a layout whose data folder is ``root``, looked up by what a label cell names.
 
+    A cell names a file by its name, with or without the extension (``P001.jpg`` or ``P001``), or by its path
+    relative to ``root`` with ``/`` or ``\\`` (``HAM10000_images_part_1/P001.jpg``); names are compared in Unicode
+    normal form C (``nfc``), and the file keeps its real path. An absolute path (``C:\\...``, ``/mnt/...``) matches
+    nothing, as it breaks when the folder is copied or moved: ``near_miss`` says which file to name instead.
+    """
 
-def near_miss(listed: str, images: Mapping[str, Path]) -> str | None:
-    """For a listed name that matches no file: the file it differs from only in case (``p004`` for ``P004.jpg``)
-    or only in its extension (``P006.jpeg`` for ``P006.jpg``), as a phrase for a message; else None."""
-    lowered = listed.lower()
-    for p in images.values():
-        if lowered in (p.name.lower(), p.stem.lower()):
-            return f"on disk as {p.name}: the names differ only in upper/lower case"
-    stem = Path(listed).stem if Path(listed).suffix.lower() in IMAGE_SUFFIXES else None
-    if stem is not None:
-        for p in images.values():
-            if p.stem.lower() == stem.lower():
-                return f"on disk as {p.name}: the extension differs"
-    return None
+    def __init__(self, images: Mapping[str, Path], root: Path) -> None:
+        self.images = dict(images)
+        self.root = Path(root)
+        self._by_name = {nfc(p.name): p for p in self.images.values()}
+        self._by_relative: dict[str, Path] = {}
+        for p in self.images.values():
+            if p.is_relative_to(self.root):
+                relative = p.relative_to(self.root)
+                self._by_relative[nfc(relative.as_posix())] = p
+                self._by_relative[nfc(relative.with_suffix("").as_posix())] = p
+
+    def shown(self, path: Path) -> str:
+        """``path`` as a message shows it: relative to the data folder."""
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+    def find(self, listed: str) -> Path | None:
+        """The file a label cell names (see the class), or None."""
+        listed = nfc(listed.strip())
+        if "/" in listed or "\\" in listed:
+            if ABSOLUTE_PATH.match(listed):
+                return None
+            return self._by_relative.get(PurePosixPath(listed.replace("\\", "/")).as_posix())
+        return self._by_name.get(listed) or self.images.get(listed)
+
+    def _near_name(self, listed: str) -> tuple[Path, str] | None:
+        """(file, how the name differs) for a bare name that differs from a file's only in case or extension."""
+        lowered = listed.lower()
+        for p in self.images.values():
+            if lowered in (nfc(p.name).lower(), image_key(p).lower()):
+                return p, "the names differ only in upper/lower case"
+        if Path(listed).suffix.lower() in IMAGE_SUFFIXES:
+            stem = nfc(Path(listed).stem).lower()
+            for p in self.images.values():
+                if image_key(p).lower() == stem:
+                    return p, "the extension differs"
+        return None
+
+    def near_miss(self, listed: str) -> str | None:
+        """For a label cell that names no file: the file it nearly names, as a phrase for a message (``on disk as
+        P004.jpg: the names differ only in upper/lower case``): a name differing only in case or extension, or a path
+        (absolute, or relative but not from the data folder) whose last part names a file; else None."""
+        listed = nfc(listed.strip())
+        if "/" not in listed and "\\" not in listed:
+            near = self._near_name(listed)
+            return None if near is None else f"on disk as {near[0].name}: {near[1]}"
+        name = re.split(r"[\\/]", listed)[-1]
+        p, differs = self.find(name), ""
+        if p is None:
+            near = self._near_name(name)
+            if near is None:
+                return None
+            p, differs = near[0], f" ({near[1]})"
+        held = ("an absolute path" if ABSOLUTE_PATH.match(listed) else
+                "a path that does not lead to the file from the data folder")
+        return (f"on disk as {self.shown(p)}{differs}: the label holds {held}; a label names the file (or its path from "
+                f"the data folder): write {p.name}")
 
 
 def image_header(path: Path) -> Header:

@@ -8,7 +8,7 @@ from preprocess.contract import CLASSES
 
 from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import find_listed, hot_columns, keep_label, list_images, near_miss, read_csv, require_dir
+from .common import ImageIndex, hot_columns, image_key, keep_label, list_images, nfc, read_csv, require_dir
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ UNK = "UNK"
 
 def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ...]]:
     """(image -> class index, number of UNK rows skipped, image ids listed again with the same class) from the
-    one-hot CSV. A class column the CSV lacks (a site with fewer classes) counts as 0 for every row."""
+    one-hot CSV. A class column the CSV lacks (a site with fewer classes) counts as 0 for every row. Image names are
+    read in Unicode normal form C (``common.nfc``)."""
     path = Path(path)
     if not path.is_file():
         raise MissingFolderError(f"ISIC 2019 ground truth {path} does not exist; expected {ISIC2019_GROUND_TRUTH}")
@@ -53,7 +54,7 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
                 f"{path.name} line {line} ({row['image']}): expected exactly one class set to 1, got {hot or 'none'}"
                 f"{hint}: fix the row or remove it"
             )
-        image_id = row["image"].strip()
+        image_id = nfc(row["image"].strip())
         if not keep_label(labels, image_id, COLUMN_TO_INDEX[hot[0]], line, path.name):
             repeated.append(image_id)
     return {image_id: label for image_id, (label, _) in labels.items()}, unknown, tuple(repeated)
@@ -62,32 +63,36 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
 def _lesion_ids(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    return {r["image"].strip(): r["lesion_id"] for _, r in read_csv(path)[1] if r.get("lesion_id")}
+    return {nfc(r["image"].strip()): r["lesion_id"] for _, r in read_csv(path)[1] if r.get("lesion_id")}
 
 
 def read_isic2019(root: Path) -> Dataset:
     """Read ISIC 2019; UNK rows are skipped and counted, absent images counted, images on disk without a row counted
-    and named, lesion ids used if known. A row names its image with or without the extension (``P001.jpg``)."""
+    and named, lesion ids used if known. A row names its image by its file name, with or without the extension
+    (``P001.jpg`` or ``P001``), or by its path from ``root`` (``ISIC_2019_Training_Input/P001.jpg``); names match in
+    any Unicode form (``common.ImageIndex``)."""
     root = Path(root)
     labels, unknown, repeated = read_isic2019_labels(root / ISIC2019_GROUND_TRUTH)
     images = list_images(require_dir(root / ISIC2019_IMAGES, "ISIC 2019 image"), any_name=True)
+    index = ImageIndex(images, root)
     lesions = _lesion_ids(root / ISIC2019_METADATA)
     samples = []
     missing = []
     near: dict[str, str] = {}
-    labelled: set[str] = set()
+    labelled: dict[str, str] = {}  # image id -> the name its row gave it
     for listed in sorted(labels):
-        path = find_listed(listed, images)
+        path = index.find(listed)
         if path is None:
             missing.append(listed)
-            if (hint := near_miss(listed, images)) is not None:
+            if (hint := index.near_miss(listed)) is not None:
                 near[listed] = hint
             continue
-        if path.stem in labelled:
-            raise DuplicateImageError(f"{ISIC2019_GROUND_TRUTH}: {path.name} is listed twice (as {path.stem} and as "
-                                      f"{path.name}); expected one row per image: remove one")
-        labelled.add(path.stem)
-        samples.append(Sample(path.stem, path, None, labels[listed], lesions.get(listed) or lesions.get(path.stem),
+        image_id = image_key(path)
+        if image_id in labelled:
+            raise DuplicateImageError(f"{ISIC2019_GROUND_TRUTH}: {path.name} is listed twice (as {labelled[image_id]} and "
+                                      f"as {listed}); expected one row per image: remove one")
+        labelled[image_id] = listed
+        samples.append(Sample(image_id, path, None, labels[listed], lesions.get(listed) or lesions.get(image_id),
                               "isic2019"))
     unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labelled)
     if unknown:
