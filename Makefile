@@ -63,9 +63,17 @@ release: $(STAMP)
 experiments: $(STAMP)
 	$(VENV)/bin/dermassist experiments --data ../shared/data
 
-# Site validation of the served models on a labelled folder: make evaluate DATA=path/to/folder
-evaluate: models
-	$(VENV)/bin/dermassist evaluate --data $(DATA)
+# Site validation of the served models on a labelled folder: make evaluate DATA="path/to/folder"
+# [EVALUATE_ARGS='--url host:8001 --name site1']; make reports evaluate's exit status as "Error N" (3: labelled images
+# are not in the figures; `dermassist evaluate --help`).
+# Without --url, evaluate serves the project's model repository itself, so the released models are exported into it
+# first (`dermassist models`: seconds when it is current; it writes model_repository/ and reports/latest/). With --url
+# (or DERMASSIST_EVALUATE_URL) it evaluates a running DermAssist, and with --repository another repository: this
+# project's repository is not what is evaluated, so it is neither exported nor touched.
+evaluate: $(STAMP)
+	@test -n "$(DATA)" || { echo 'usage: make evaluate DATA="path/to/folder" [EVALUATE_ARGS="--url HOST:PORT --name NAME"]' >&2; exit 2; }
+	$(if $(filter --url --url=% --repository --repository=%,$(EVALUATE_ARGS)),,test -n "$$DERMASSIST_EVALUATE_URL$$DERMASSIST_EVALUATE_REPOSITORY" || $(VENV)/bin/dermassist models)
+	$(VENV)/bin/dermassist evaluate --data "$(DATA)" $(EVALUATE_ARGS)
 
 serve: $(STAMP)
 	$(VENV)/bin/dermassist serve

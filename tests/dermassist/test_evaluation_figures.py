@@ -303,13 +303,20 @@ def test_a_mask_is_compared_in_the_frame_the_service_answers_in(tmp_path: Path, 
         assert figures["dice"] == 1.0 and figures["jaccard"] == 1.0, mask
 
 
-def _ham_site(root: Path, dx: dict[str, str], extra_files: Sequence[str] = ()) -> Path:
+def _ham_site(root: Path, dx: dict[str, str], extra_files: Sequence[str] = (), listed: dict[str, str] | None = None,
+              raw: dict[str, bytes] | None = None) -> Path:
+    """A HAM10000-layout site: a JPEG and a metadata row per ``dx`` entry, ``extra_files`` (images no row names),
+    ``listed`` rows whose file is not written as a JPEG, and ``raw`` files (relative path -> bytes) as they are."""
     images = root / "HAM10000_images_part_1"
     images.mkdir(parents=True)
     for name in [f"{i}.jpg" for i in dx] + list(extra_files):
         cv2.imwrite(str(images / name), np.full((45, 60, 3), 128, np.uint8))
+    for name, data in (raw or {}).items():
+        (images / name).parent.mkdir(parents=True, exist_ok=True)
+        (images / name).write_bytes(data)
+    rows = {**dx, **(listed or {})}
     (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n"
-                                                + "".join(f"L{i},{i},{d}\n" for i, d in dx.items()))
+                                                + "".join(f"L{i},{i},{d}\n" for i, d in rows.items()))
     return root
 
 
@@ -493,3 +500,253 @@ def test_the_ground_truth_is_put_on_the_mask_grid_as_the_segmenter_was_trained_o
     assert 0 < truth.sum() < truth.size
     monkeypatch.setattr(training.images, "seg_mask", lambda m: np.full((2, 2), 1.0, np.float32))  # the one rule used
     assert truth_mask(tmp_path / "m.png", tmp_path / "i.jpg").tolist() == [[1, 1], [1, 1]]
+
+
+def _read_table(path: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return {r["image"]: r for r in csv.DictReader(f)}
+
+
+def test_the_ham_layout_report_says_akiec_was_counted_as_ak_and_may_hold_scc(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {"P1": "AK"})
+    data = _ham_site(tmp_path / "site", {"P1": "akiec", "P2": "akiec", "P3": "nv"})
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert ("**Labels:** The HAM10000 layout was read: its diagnosis `akiec` was counted as AK (actinic keratosis), as the "
+            "contract maps it (2 evaluated images). HAM10000's `akiec` also holds intraepithelial carcinoma") in text
+    assert "so the AK figures may include SCC" in text and "The ISIC 2019 layout, with its own AK and SCC columns" in text
+    assert "| AK (Actinic keratosis; HAM10000 akiec, may include SCC in situ) | 2 |" in text
+    assert json.loads((tmp_path / "r" / "site" / "report.json").read_text())["caveats"] == report["caveats"]
+    assert "may include SCC" in report["caveats"][0]
+    # an ISIC 2019 ground truth beside the metadata gives P2 its SCC: the report counts what it relabelled
+    (data / "ISIC_2019_Training_GroundTruth.csv").write_text("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nP2,0,0,0,0,0,0,0,1,0\n")
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    assert "(1 evaluated image; 1 took the AK or SCC label of ISIC_2019_Training_GroundTruth.csv" in report["caveats"][0]
+    assert report["classification"]["support"]["SCC"] == 1
+
+
+def test_a_layout_with_its_own_scc_column_has_no_akiec_caveat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {})
+    root = tmp_path / "i19"
+    (root / "ISIC_2019_Training_Input").mkdir(parents=True)
+    cv2.imwrite(str(root / "ISIC_2019_Training_Input" / "P1.jpg"), np.full((45, 60, 3), 128, np.uint8))
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_text("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nP1,0,0,0,0,0,0,0,1,0\n")
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=root, out=tmp_path / "r"))
+    assert report["caveats"] == [] and "**Labels:**" not in (tmp_path / "r" / "i19" / "report.md").read_text()
+
+
+def test_an_unreachable_or_misspelt_url_leaves_the_earlier_report_as_it_was(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    real_service, real_analyse = evaluation.service, evaluation.analyse
+    data = _ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"})
+    _stand_in(monkeypatch, {"P1": "MEL"})
+    evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))  # a complete, good report
+    folder = tmp_path / "r" / "site"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert {"report.md", "images.csv", "confusion.png", "reliability.png"} <= set(before)
+    monkeypatch.setattr(evaluation, "service", real_service)
+    monkeypatch.setattr(evaluation, "analyse", real_analyse)
+    with pytest.raises(EvaluationError, match=r"--url 'http://localhost:8001' is not the address of a DermAssist: .*"
+                                              r"without a scheme.*pass --url HOST:PORT"):
+        evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="http://localhost:8001")
+    with pytest.raises(EvaluationError, match=r"the DermAssist at 127.0.0.1:1 did not answer the evaluation: .*"
+                                              r"unavailable.*No image was sent, and no earlier report was removed"):
+        evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="127.0.0.1:1", timeout_s=5))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # not PARTIAL, nothing removed
+
+
+def test_a_server_that_answers_but_is_not_ready_is_refused_before_anything_is_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+    from dermassist_client import DermAssistClient
+
+    real_service = evaluation.service
+    data = _ham_site(tmp_path / "site", {"P1": "nv"})
+    _stand_in(monkeypatch, {})
+    evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    before = (tmp_path / "r" / "site" / "report.md").read_text()
+    monkeypatch.setattr(evaluation, "service", real_service)  # the stand-in still answers every image sent
+    monkeypatch.setattr(DermAssistClient, "ready", lambda self: False)
+    with pytest.raises(EvaluationError, match="at 127.0.0.1:1 did not answer the evaluation: it answers but says it is "
+                                              "not ready .*wait until `dermassist serve` logs that it is ready"):
+        evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="127.0.0.1:1"))
+    assert (tmp_path / "r" / "site" / "report.md").read_text() == before
+
+
+def test_the_exit_status_says_when_labelled_images_are_not_in_the_figures(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist.cli import main
+
+    _stand_in(monkeypatch, {})
+    whole = _ham_site(tmp_path / "whole", {"P1": "nv", "P2": "bkl"}, extra_files=["P9.jpg"])  # P9: no label row
+    assert main(["evaluate", "--data", str(whole), "--out", str(tmp_path / "r")]) == 0
+    missing = _ham_site(tmp_path / "missing", {"P1": "nv", "P2": "bkl"}, listed={"P3": "mel", "P4": "nv"})
+    assert main(["evaluate", "--data", str(missing), "--out", str(tmp_path / "r")]) == 3  # EXIT_LABELLED_LEFT_OUT
+    other = _ham_site(tmp_path / "other", {"P1": "nv"}, listed={"P5.heic": "mel"}, raw={"P5.heic": HEIC})
+    assert main(["evaluate", "--data", str(other), "--out", str(tmp_path / "r")]) == 3
+
+
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00"
+GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
+WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8 "
+
+
+def test_every_file_of_the_image_folders_is_evaluated_or_listed_with_its_reason(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {})
+    ok, jpeg = cv2.imencode(".jpg", np.full((45, 60, 3), 128, np.uint8))
+    data = _ham_site(tmp_path / "site", {"P001": "nv", "P002": "bkl"}, listed={"X_webp.webp": "mel", "X_jfif": "nv"},
+                     raw={"IMG_0001.HEIC": HEIC, "X_gif.gif": GIF, "X_webp.webp": WEBP, "X_jfif.jfif": jpeg.tobytes(),
+                          "clinic_b/IMG_0002.heic": HEIC, "notes.txt": b"the site's notes", ".DS_Store": b"\0"})
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    table = _read_table(tmp_path / "r" / "site" / "images.csv")
+    convert = "not evaluated: not an accepted image format ({}); convert it to JPEG or PNG"
+    assert (table["X_webp.webp"]["status"], table["X_webp.webp"]["truth"]) == (convert.format(".webp"), "MEL")
+    assert table["X_webp.webp"]["path"] == "HAM10000_images_part_1/X_webp.webp"
+    assert table["X_jfif"]["status"] == ("not evaluated: not an accepted image format (.jfif, though its content is a "
+                                         "JPEG); rename it to X_jfif.jpg") and table["X_jfif"]["truth"] == "NV"
+    assert table["IMG_0001"]["status"] == convert.format(".heic") and table["IMG_0001"]["truth"] == ""
+    assert table["IMG_0002"]["path"] == "HAM10000_images_part_1/clinic_b/IMG_0002.heic"  # subfolders too
+    assert table["X_gif"]["status"] == convert.format(".gif")
+    assert "notes" not in table and ".DS_Store" not in table  # a note and the system's own file are no images
+    assert report["not_evaluated"]["absent_on_disk"] == []  # they are on disk: not said to be absent
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert ("2 image(s) listed in the labels are on disk in a format the service does not accept and were not evaluated "
+            "(HAM10000_images_part_1/X_webp.webp: MEL (not an accepted image format (.webp); convert it to JPEG or PNG), "
+            "HAM10000_images_part_1/X_jfif.jfif: NV (not an accepted image format (.jfif") in text
+    assert ("3 file(s) in the image folders have no label row and are not images the layout reads, so they were not "
+            "evaluated (HAM10000_images_part_1/IMG_0001.HEIC (not an accepted image format (.heic); convert it") in text
+    assert "1 melanoma in a format not accepted not counted" in text
+
+
+def test_a_labelled_image_missing_on_disk_keeps_its_truth_and_a_missing_melanoma_is_flagged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {"P1": "MEL"})
+    data = _ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"}, listed={"P100.jpg": "mel", "P101": "bkl"})
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    table = _read_table(tmp_path / "r" / "site" / "images.csv")
+    assert (table["P100.jpg"]["truth"], table["P101"]["truth"]) == ("MEL", "BKL")
+    assert table["P100.jpg"]["status"] == "not evaluated: listed in the labels but absent on disk"
+    assert report["melanomas_not_evaluated"] == {"absent_on_disk": 1, "not_accepted_format": 0}
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert "| 1.000 (0.21-1.00), 1 melanoma; 1 missing melanoma not counted |" in text
+    assert "2 image(s) listed in the labels are not on disk and were not evaluated (P100.jpg: MEL, P101: BKL;" in text
+    triage = {"melanoma_sensitivity": 0.5, "malignant_sensitivity": 0.5, "specificity": 1.0, "not_assessable": 0.0,
+              "melanomas": 2, "malignant": 2, "benign": 1, "melanomas_refused": 1}
+    both = render_markdown({"name": "x", "data": "d", "dataset": "ham10000", "split": None, "images": 3, "answered": 3,
+                            "refused": [], "model": {}, "triage": triage,
+                            "melanomas_not_evaluated": {"absent_on_disk": 2, "not_accepted_format": 0}}, [], {})
+    assert "2 melanomas; 1 refused melanoma and 2 missing melanomas not counted |" in both
+
+
+def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_it_ran(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from dermassist import evaluation
+    from dermassist.base.repository import stage_repository, tuned_file
+    from preprocess.contract import TRIAGE_MODEL
+
+    repository = stage_repository(tmp_path / "repository")
+    tuned_file(repository, TRIAGE_MODEL).parent.mkdir(parents=True, exist_ok=True)
+    tuned_file(repository, TRIAGE_MODEL).write_text(json.dumps({"values": {"refer_threshold": 0.123}}))
+    (repository / ".release-stamp").write_text("0123456789abcdef")
+    _stand_in(monkeypatch, {"P1": "MEL"})
+    data = _ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"})
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", repository=repository))
+    started = datetime.fromisoformat(report["run"]["started_utc"])
+    assert started.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - started) < timedelta(minutes=5)
+    assert report["run"]["refer_threshold"] == 0.123 and report["run"]["server"].startswith("embedded, repository ")
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert (f"Run: {started:%Y-%m-%d %H:%M:%S} UTC, against an embedded DermAssist started for this run, serving "
+            f"repository `{repository}` (release 0123456789abcdef); model dermassist version 3. REFER threshold in force: "
+            "**0.123**, as the triage step of that repository resolves it.") in text
+    assert ("Malignant: MEL (Melanoma), BCC (Basal cell carcinoma), SCC (Squamous cell carcinoma), AK (Actinic keratosis)"
+            ", the classes whose probabilities REFER_SCORE sums") in text
+    assert "benign: the others (DF, NV, BKL, VASC)" in text
+    assert ("An image not assessable is referred whatever its score, as this repository's triage is set "
+            "(refer_when_not_assessable), and counts as referred here: a benign one lowers specificity (0 of the 1 benign "
+            "images here were not assessable)") in text
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="10.0.0.5:8001"))
+    assert report["run"]["server"] == "10.0.0.5:8001" and report["run"]["refer_threshold"] is None
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert "against the DermAssist at `10.0.0.5:8001`; model dermassist version 3. REFER threshold: **unknown**" in text
+
+
+def test_an_over_long_report_name_is_refused_with_the_advice_of_a_shorter_name(tmp_path: Path) -> None:
+    from dermassist.evaluation import report_folder
+
+    with pytest.raises(EvaluationError, match=r"the report name Dermatologie_Klinik.* is 300 bytes long, and the file "
+                                              r"system .* allows 255 for a folder name .*: pass a shorter --name"):
+        report_folder(tmp_path / ("Dermatologie_Klinik_" * 15))
+    with pytest.raises(EvaluationError, match="its path is too long for the file system .* pass a shorter --out or --name"):
+        report_folder(tmp_path.joinpath(*["a" * 200] * 25) / "site")
+
+
+def test_the_plots_say_what_their_colours_and_numbers_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The confusion matrix's colour bar is named; each reliability bin's count lies inside the frame, and the ECE floor
+    the report gives is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from dermassist import evaluation
+
+    saved: dict[str, Figure] = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig: Figure, path, *args, **kwargs):
+        saved[Path(path).name] = fig
+        fig.canvas.draw()
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    _stand_in(monkeypatch, {"P1": "MEL", "P2": "BKL"})  # every answer right: one bin at accuracy 1.0
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=_ham_site(tmp_path / "site", {"P1": "mel", "P2": "bkl",
+                                                                                                "P3": "nv"}),
+                                                             out=tmp_path / "r"))
+    colour_bar = saved["confusion.png"].axes[1]
+    assert "share of the true class's images" in colour_bar.get_ylabel()
+    reliability = saved["reliability.png"]
+    ax = reliability.axes[0]
+    frame = ax.get_window_extent()
+    counts = [t for t in ax.texts if t.get_text().isdigit()]
+    assert [t.get_text() for t in counts] == ["3"]
+    for t in counts:
+        box = t.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, box
+    p95 = report["classification"]["ece_if_calibrated"]["p95"]
+    assert any(f"{p95:.3f}: ECE floor" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), EvaluationError("the DermAssist at x:1 did not answer")])
+def test_a_partial_report_of_public_images_credits_them_and_says_when_and_where_it_ran(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:
+    from dermassist import evaluation
+
+    data = _ham_site(tmp_path / "site", {f"ISIC_00000{i:02d}": "nv" for i in range(10)})
+    _stand_in(monkeypatch, {}, stop_after=4, stop=stop)
+    with pytest.raises(type(stop)):
+        evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="10.0.0.5:8001"))
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert text.startswith("# PARTIAL: DermAssist site validation: site")
+    assert "Run: " in text and "against the DermAssist at `10.0.0.5:8001`" in text
+    assert text.rstrip().endswith("---\nData: HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), CC BY-NC-SA "
+                                  "4.0; lesion masks Tschandl et al., Nat. Med. 2020. For research and testing only.")

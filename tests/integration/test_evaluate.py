@@ -94,6 +94,7 @@ def test_evaluate_command_with_a_split_manifest(triton_server, small_ham: Path, 
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "reports" / f"{small_ham.name}_test" / "report.json").read_text())
     assert report["images"] == 2 and report["split"] == "test"
+    assert report["run"]["server"] == triton_server.config.grpc_address and report["run"]["refer_threshold"] is None
     bad = subprocess.run([sys.executable, "-m", "dermassist.cli", "evaluate", "--data", str(tmp_path / "none")],
                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
@@ -110,6 +111,7 @@ def test_a_file_that_is_no_image_is_refused_and_listed_with_its_label(triton_ser
     report = evaluate(EvaluationConfig(data=tmp_path / "ham", name="bad", out=tmp_path / "out",
                                        url=triton_server.config.grpc_address))
     assert report["images"] == 3 and report["answered"] == 2 and len(report["refused"]) == 1
+    assert report["labelled_not_evaluated"] == {"absent_on_disk": 0, "not_accepted_format": 0, "refused": 1, "total": 1}
     text = (tmp_path / "out" / "bad" / "report.md").read_text()
     assert f"{rows[2]['image_id']}.jpg` (truth {report['refused_truth'][report['refused'][0][0]]}): " in text
     with open(tmp_path / "out" / "bad" / "images.csv", newline="") as f:
@@ -144,4 +146,5 @@ def test_what_the_labels_name_but_the_figures_do_not_cover_is_said_at_the_top(tr
     with open(tmp_path / "out" / "site" / "images.csv", newline="") as f:
         table = {r["image"]: r for r in csv.DictReader(f)}
     assert table["ISIC_0099999"]["status"] == "not evaluated: listed in the labels but absent on disk"
+    assert table["ISIC_0099999"]["truth"] == table[rows[0]["image_id"]]["truth"] != ""  # its row's diagnosis kept
     assert len(table) == 4
