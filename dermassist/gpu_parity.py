@@ -14,7 +14,10 @@ the check fails when they are not this classifier's answers on this CPU (a crops
 
 With ``--url HOST:PORT --images FOLDER`` the check asks a running DermAssist (the GPU host, through its front) for
 its answers and crops instead, and compares them with this machine's CPU run of the exported classifier on the same
-crops: what an operator runs before a GPU host goes live, with no accelerator where the check runs.
+crops: what an operator runs before a GPU host goes live, with no accelerator where the check runs. Agreement says the
+served answers are this CPU classifier's; it does not say which device served them. The served classifier's platform
+(``lesion_classifier``'s model metadata through the front: ``pytorch_libtorch`` in the GPU profile, ``python`` in the
+embedded CPU profile) is reported beside it.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import CLS_SIZE, NUM_CLASSES, TRIAGE_MODEL
+from preprocess.contract import CLASSIFIER_MODEL, CLS_SIZE, NUM_CLASSES, TRIAGE_MODEL
 from preprocess.crop import normalise
 from preprocess.triage import TriageParams, refer_scores
 
@@ -45,6 +48,12 @@ PROBABILITY_TOLERANCE = 0.005
 CAM_LEVELS = 2
 CAM_SHARE_ALLOWED = 0.01
 BATCH_SIZES = (1, 8, 32)
+# What the served classifier's platform (its model metadata) says about the profile a DermAssist serves.
+PLATFORMS = {
+    "pytorch_libtorch": "the GPU profile's classifier (Triton's libtorch backend); whether its instances run on a GPU "
+                        "is in its model config, behind the admin key",
+    "python": "the embedded CPU profile's classifier (Python backend, on the CPU): not the GPU profile",
+}
 
 
 class GpuCheckError(DermAssistError):
@@ -281,6 +290,27 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     return result
 
 
+def served_platform(config: GpuCheckConfig) -> dict:
+    """The platform of the classifier the DermAssist at ``config.url`` serves, from its model metadata (no admin key
+    needed): ``{"platform": ...}``, or ``{"error": ...}`` when it could not be read."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from dermassist_client import ClientConfig
+    from dermassist_client.transport import grpc_tls_kwargs
+
+    client_config = ClientConfig(url=str(config.url), timeout_s=config.timeout_s, **config.client_options())
+    client = grpcclient.InferenceServerClient(client_config.url, **grpc_tls_kwargs(client_config))
+    try:
+        metadata = client.get_model_metadata(CLASSIFIER_MODEL, as_json=True, client_timeout=config.timeout_s)
+    except InferenceServerException as e:
+        logger.warning("could not read the model metadata of %s at %s: %s", CLASSIFIER_MODEL, config.url, e)
+        return {"error": str(e)}
+    finally:
+        client.close()
+    return {"platform": str(metadata.get("platform", ""))}
+
+
 def _served_check(config: GpuCheckConfig) -> dict:
     torch = import_torch()
     cpu_model, _, threshold = _cpu_classifier(config)
@@ -289,14 +319,30 @@ def _served_check(config: GpuCheckConfig) -> dict:
     figures = compare(cpu, served, threshold)
     figures["agrees"] = agrees(figures)
     return {"device": config.url, "torch": torch.__version__, "crops": int(len(crops)), "refer_threshold": threshold,
-            "settings": {"served": figures}, "agrees": figures["agrees"]}
+            "settings": {"served": figures}, "agrees": figures["agrees"], "served_classifier": served_platform(config)}
+
+
+def platform_text(served_classifier: dict) -> str:
+    """What the served classifier's model metadata says about the profile the server runs, for people to read."""
+    if "error" in served_classifier:
+        return f"its platform could not be read ({served_classifier['error']})"
+    platform = served_classifier.get("platform") or "(none given)"
+    return f"platform `{platform}`: {PLATFORMS.get(platform, 'neither profile of this project')}"
 
 
 def markdown(result: dict) -> str:
     """The check's figures as a Markdown table for people to read."""
-    lines = [f"# GPU profile classifier check: {result.get('device_name', result['device'])}, torch {result['torch']}",
-             "", f"{result['crops']} served crops; REFER threshold {result['refer_threshold']:.3f}.", "",
-             "| against CPU | max abs prob. | same top class | same REFER | max rel. OOD | max CAM levels "
+    if "served" in result["settings"]:  # --url: a running DermAssist's answers against this machine's CPU
+        lines = [f"# Served answers check: {result['device']} against this machine's CPU classifier, torch {result['torch']}",
+                 "", f"{result['crops']} served crops; REFER threshold {result['refer_threshold']:.3f}.", "",
+                 f"`agrees` says whether the answers of the DermAssist at {result['device']} are those of the exported "
+                 "classifier run on this machine's CPU, on the crops it sent back. It does not tell which device "
+                 f"served them. Its {CLASSIFIER_MODEL} (model metadata): "
+                 f"{platform_text(result.get('served_classifier', {'error': 'not asked'}))}.", ""]
+    else:
+        lines = [f"# GPU profile classifier check: {result.get('device_name', result['device'])}, torch {result['torch']}",
+                 "", f"{result['crops']} served crops; REFER threshold {result['refer_threshold']:.3f}.", ""]
+    lines += ["| against CPU | max abs prob. | same top class | same REFER | max rel. OOD | max CAM levels "
              f"| CAM pixels off by > {CAM_LEVELS} | agrees |",
              "|---|---|---|---|---|---|---|---|"]
     for name, f in result["settings"].items():

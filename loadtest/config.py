@@ -5,12 +5,14 @@ master and its workers (possibly on other hosts) run one scenario mix.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
-from dermassist.base.settings import Settings, setting_names
+from dermassist.base.settings import Settings, setting_names, variable_name
 
 from .errors import LoadtestConfigError
 from .faults import SIGNALS
@@ -45,6 +47,7 @@ class ScenarioConfig(Settings):
     root_certificates: str = ""  # CA of the server's certificate: connect over TLS
 
     def __post_init__(self) -> None:
+        require_finite(self)
         for name in ("single_weight", "batch_weight"):
             if getattr(self, name) < 0:
                 raise LoadtestConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -64,6 +67,10 @@ class ScenarioConfig(Settings):
             raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
         if self.root_certificates and not Path(self.root_certificates).is_file():
             raise LoadtestConfigError(f"root_certificates file {self.root_certificates} does not exist")
+        if not Path(self.image_source).is_dir():
+            raise LoadtestConfigError(
+                f"image_source folder {self.image_source} does not exist; set {variable_name(ScenarioConfig, 'image_source')} "
+                f"to a folder of real JPEGs, or unset it for the default ({DEFAULT_SOURCE_DIR})")
         object.__setattr__(self, "image_source", Path(self.image_source))
         object.__setattr__(self, "image_cache", Path(self.image_cache))
 
@@ -105,6 +112,7 @@ class RunConfig(Settings):
     admin_key_file: str = ""  # key of the restricted APIs of a --host server, to read its statistics
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.users < 1:
             raise LoadtestConfigError(f"users must be at least 1, got {self.users}")
         if not self.spawn_rate > 0:
@@ -127,8 +135,48 @@ class RunConfig(Settings):
         object.__setattr__(self, "repository", Path(self.repository))
 
 
+def require_finite(config: Settings) -> None:
+    """Refuse an infinite or NaN value in any float field of ``config`` (``float()`` parses "inf" and "nan")."""
+    for f in fields(config):  # type: ignore[arg-type]  # every config here is a dataclass
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LoadtestConfigError(f"{type(config).__name__}.{f.name} ({variable_name(type(config), f.name)}) must be a "
+                                      f"finite number, got {value}; set a finite value or unset it (default "
+                                      f"{f.default})")
+
+
 def check_grpc_host(host: str) -> None:
-    """Refuse anything but ``HOST:PORT`` (no scheme) for Triton's gRPC endpoint."""
+    """Refuse anything but ``HOST:PORT`` (no scheme, a port in 1-65535) for Triton's gRPC endpoint."""
     if ":" not in host or "://" in host:
         raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint (no scheme), got {host!r}")
+    name, port = host.rsplit(":", 1)
+    if not name or (":" in name and not (name.startswith("[") and name.endswith("]"))):
+        raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint, no scheme (an IPv6 address in "
+                                  f"brackets: [::1]:8001), got {host!r}; e.g. triton.example.org:8001")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise LoadtestConfigError(f"host must be HOST:PORT of Triton's gRPC endpoint with a port in 1-65535, got "
+                                  f"{host!r}; e.g. triton.example.org:8001")
+
+
+def check_together(run: RunConfig, scenario: ScenarioConfig) -> None:
+    """Refuse settings that are valid alone but not together (before any server starts)."""
+    if scenario.root_certificates and not run.host:
+        raise LoadtestConfigError(
+            f"{variable_name(ScenarioConfig, 'root_certificates')} is set ({scenario.root_certificates}) but no "
+            f"--host / {variable_name(RunConfig, 'host')}: the embedded server serves plain gRPC, so every call would "
+            "fail; unset it, or pass --host HOST:PORT of a server that serves TLS")
+
+
+def known_variables() -> tuple[str, ...]:
+    """Every ``LOADTEST_*`` variable the load test reads (RunConfig's and ScenarioConfig's), sorted."""
+    return tuple(sorted(variable_name(cls, f.name) for cls in (RunConfig, ScenarioConfig) for f in fields(cls)))
+
+
+def check_variables(environ: Mapping[str, str]) -> None:
+    """Refuse a ``LOADTEST_*`` variable that no setting reads (a typo such as LOADTEST_USER would be ignored)."""
+    known = known_variables()
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise LoadtestConfigError(f"unknown load-test variable(s) {', '.join(unknown)}: no setting reads them; "
+                                  f"rename or unset them (the known ones: {', '.join(known)})")
 

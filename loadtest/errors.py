@@ -16,3 +16,7 @@ class LocustRunError(LoadtestError):
 
 class UnexpectedAcceptance(LoadtestError):
     """A request that must be rejected with INVALID_ARGUMENT was answered otherwise."""
+
+
+class TargetUnreachable(LoadtestError):
+    """The server to load cannot be reached, or does not become ready, before the run starts."""

@@ -2,7 +2,8 @@
 
 Run through ``python -m loadtest.run`` (headless, embedded server), or by hand against any Triton:
 ``locust -f loadtest/locustfile.py --host TRITON_HOST:8001`` (settings from ``LOADTEST_*`` variables,
-see ``loadtest/config.py``; with ``--csv PREFIX`` the final stats go to ``PREFIX_final_stats.csv``).
+see ``loadtest/config.py``; with ``--csv PREFIX`` the final stats go to ``PREFIX_final_stats.csv``; how a run
+ends, distributed runs included: ``loadtest/run_end.py``).
 Every call is reported through ``events.request`` as ``grpc`` with its latency, response size and exception.
 Deliberately bad inputs are reported under their own name: a rejection with INVALID_ARGUMENT is the
 expected outcome (success), anything else is a failure. A call that fails UNAVAILABLE (the server is
@@ -11,6 +12,7 @@ with its total time.
 """
 import itertools
 import logging
+import os
 import random
 import time
 
@@ -20,9 +22,9 @@ from locust import User, constant, events, task
 from tritonclient.grpc import service_pb2_grpc
 
 from dermassist.base.corpus import CorpusSpec, bad_inputs, load_corpus
-from loadtest.config import ScenarioConfig, check_grpc_host
+from loadtest import run_end
+from loadtest.config import ScenarioConfig, check_grpc_host, check_variables
 from loadtest.errors import LoadtestError, UnexpectedAcceptance
-from loadtest.final_stats import write_final_stats
 from loadtest.protocol import (
     CHANNEL_OPTIONS,
     backoff_s,
@@ -38,6 +40,7 @@ grpc_gevent.init_gevent()
 
 logger = logging.getLogger(__name__)
 
+check_variables(os.environ)  # a mistyped LOADTEST_* variable would be ignored: refuse it on every process
 CONFIG = ScenarioConfig.resolve()
 IMAGES = load_corpus(CorpusSpec(CONFIG.image_source, CONFIG.image_cache, CONFIG.per_size))
 BAD_INPUTS = bad_inputs(IMAGES[0])
@@ -51,8 +54,9 @@ class RowCountMismatch(LoadtestError):
     """The response's batch size differs from the request's."""
 
 
-# With --csv PREFIX: the whole run's stats (the last in-flight calls included) to PREFIX_final_stats.csv at exit.
-events.quitting.add_listener(write_final_stats)
+# With --csv PREFIX: the whole run's stats (the last in-flight calls included, on a master the workers' last reports
+# too) to PREFIX_final_stats.csv at exit; a headless run that stopped before its -t (the last worker quit) exits 2.
+run_end.install(events)
 
 
 @events.test_start.add_listener

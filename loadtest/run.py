@@ -6,14 +6,19 @@ the run still ends with no unexpected failure. Triton's statistics of the ensemb
 key), read before and after the run, go into summary.json as the counts during it (the guard's canary
 calls, one every few seconds, included; a restart or reload by the guard resets them, see ``counts_during``).
 
-Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures (or no
-requests), 2 = the run could not be made (missing models, bad settings, Locust or server broke).
+Before the run, the target must answer ``ServerReady`` and ``ModelReady`` (``loadtest.preflight``): an unreachable
+server (a wrong port, an unresolvable host, TLS at one end only) is exit 2 with the reason, not a run of failures.
+
+Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures during the run (or no
+requests), 2 = the run could not be made (missing models, bad or unknown settings, an unreachable or unready
+target, Locust or the server broke, the run was cut short).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -25,9 +30,10 @@ from dermassist.base.errors import DermAssistError
 from dermassist.base.logs import configure_logging
 from dermassist.base.settings import setting_help
 
-from .config import RunConfig, ScenarioConfig
+from .config import RunConfig, ScenarioConfig, check_together, check_variables
 from .errors import LoadtestError
 from .faults import SIGNALS
+from .preflight import check_target
 from .report import LoadtestSummary
 from .runner import run_locust
 
@@ -160,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     flags = vars(args)
     try:
+        check_variables(os.environ)
         run = RunConfig.resolve(flags)
         scenario = ScenarioConfig.resolve(flags)
+        check_together(run, scenario)
         extra: dict[str, Any] = {}
         with ExitStack() as stack:
             guard = None if run.host else _embedded_guard(stack, run)
             host = run.host if guard is None else guard.grpc_address
+            check_target(host, scenario.root_certificates)  # unreachable or not ready: exit 2, not a run of failures
             injector = None
             if run.fault:
                 from .faults import FaultInjector

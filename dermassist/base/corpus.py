@@ -3,10 +3,15 @@
 Real HAM10000 JPEGs (600x450) are used as they are and upscaled with OpenCV to the sizes clinics
 upload (up to 3000x2000); generated files are cached in a git-ignored folder, never committed.
 The bad inputs are what a careless client sends; the server must reject each with INVALID_ARGUMENT.
+
+The default source is the HAM10000 sample beside the project (../shared/data); a checkout without it (a load
+machine) falls back to the real HAM10000 examples the client package bundles (CC BY-NC-SA 4.0, with their
+attribution in ``dermassist_client/samples/ATTRIBUTION.md``). A source folder given explicitly is used as it is.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import random
 from dataclasses import dataclass
@@ -17,7 +22,21 @@ from .paths import HAM_SAMPLE_IMAGES, PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SOURCE_DIR = HAM_SAMPLE_IMAGES
+
+def bundled_samples_dir() -> Path:
+    """The client package's real HAM10000 examples (installed, or in this checkout), found without importing it."""
+    spec = importlib.util.find_spec("dermassist_client")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / "samples"
+    return PROJECT_ROOT / "client" / "dermassist_client" / "samples"
+
+
+def default_source_dir(shared: Path = HAM_SAMPLE_IMAGES, bundled: Path | None = None) -> Path:
+    """The shared HAM10000 sample when this machine has it, else the client package's bundled examples."""
+    return shared if shared.is_dir() else (bundled_samples_dir() if bundled is None else bundled)
+
+
+DEFAULT_SOURCE_DIR = default_source_dir()
 DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "images"
 # (width, height) of the corpus images; the first is the HAM10000 original size (kept as is).
 SIZES: tuple[tuple[int, int], ...] = ((600, 450), (1200, 900), (2000, 1500), (3000, 2000))
@@ -42,11 +61,14 @@ class CorpusSpec:
 
 
 def _sources(spec: CorpusSpec) -> list[Path]:
-    found = sorted(Path(spec.source_dir).glob("*.jpg"))
+    source = Path(spec.source_dir)
+    found = sorted(source.glob("*.jpg"))
     if not found:
+        what = "holds no *.jpg" if source.is_dir() else "does not exist"
         raise ImageCorpusError(
-            f"no *.jpg under {spec.source_dir}; the real samples live in ../shared/data "
-            "(see its README) or pass another source folder"
+            f"image source folder {source} {what}; expected a folder of real JPEGs: point the source at one (the "
+            f"load test: LOADTEST_IMAGE_SOURCE), or leave it unset for the default (the shared HAM10000 sample, "
+            f"{HAM_SAMPLE_IMAGES}, else the client package's bundled examples, {bundled_samples_dir()})"
         )
     return found
 

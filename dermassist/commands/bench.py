@@ -1,4 +1,7 @@
-"""``dermassist bench``: in-process reference pipeline vs the served ensemble (and perf_analyzer)."""
+"""``dermassist bench``: in-process reference pipeline vs the served ensemble (and perf_analyzer).
+
+It measures the embedded CPU profile only, on this machine; a GPU host's capacity is measured with distributed Locust
+against it (README, "Load-testing a GPU host")."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +9,10 @@ import logging
 from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
+
+SCOPE = ("It measures the embedded CPU profile only: it starts its own embedded server (configs/embedded.pbtxt) on "
+         "this machine, whatever GPU the machine has. A GPU host's capacity is measured with distributed Locust "
+         "against the running host: README.md, 'Load-testing a GPU host (distributed Locust)'.")
 
 
 def _levels(text: str) -> tuple[int, ...]:
@@ -20,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     from ..base.settings import setting_help
     from ..bench.config import BenchConfig as B
 
+    parser.description = f"{parser.description or 'benchmark the in-process pipeline against the served ensemble'}. {SCOPE}"
     parser.add_argument("--repository", help=setting_help(B, "repository", "model repository with exported models"))
     parser.add_argument("--concurrency", dest="concurrencies", type=_levels,
                         help=setting_help(B, "concurrencies", "served concurrency levels"))

@@ -1,5 +1,7 @@
 """``dermassist gpu-check``: the GPU profile's classifier against the CPU, in this process (TorchScript on the
-accelerator) or through a running DermAssist (its answers and crops)."""
+accelerator) or through a running DermAssist (its answers and crops). With ``--url`` it tells whether the served
+answers are this CPU's classifier's, not which device served them; the report names the served classifier's platform
+(``pytorch_libtorch``: the GPU profile; ``python``: the embedded CPU profile)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     from ..gpu_parity import GpuCheckConfig as G
     from ..remote import add_tls_flags
 
+    parser.description = (f"{parser.description or 'check the GPU profile classifier'}. With --url: whether a running "
+                          "DermAssist's answers agree with this machine's CPU run of the classifier; that does not tell "
+                          "which device served them (the report names the served classifier's platform: "
+                          "pytorch_libtorch in the GPU profile, python in the embedded CPU profile).")
     parser.add_argument("--crops", type=Path, help=setting_help(G, "crops", ".npz of served crops (and answers)"))
     parser.add_argument("--url", help=setting_help(G, "url", "gRPC HOST:PORT of a running DermAssist to check instead"))
     parser.add_argument("--images", type=Path, help=setting_help(G, "images", "with --url: a folder of images to send"))
@@ -39,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
     js, md = write_report(result, Path(config.out))
     print(markdown(result))
     print(f"written: {md} and {js}")
+    served = result.get("served_classifier")
+    if served is not None and served.get("platform") == "python":
+        logger.warning("the DermAssist at %s serves the embedded CPU profile's classifier (platform python): this "
+                       "check says nothing about a GPU", result["device"])
     if not result["agrees"]:
-        logger.error("the classifier on %s does not answer as on the CPU (table above)", result["device"])
+        if served is not None:
+            logger.error("the answers of the DermAssist at %s are not this CPU classifier's (table above)", result["device"])
+        else:
+            logger.error("the classifier on %s does not answer as on the CPU (table above)", result["device"])
         return 1
     return 0

@@ -1,6 +1,7 @@
 """docker-compose.yml: validated offline by Debian's docker-compose, then checked field by field."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -192,3 +193,62 @@ def test_our_images_are_built_here_never_pulled(config: dict):
     for name, service in ours.items():
         assert service.get("pull_policy") == "build", name
         assert (ROOT / service["build"]["dockerfile"]).is_file(), name
+
+
+def _header_comment() -> str:
+    """The comment block at the top of docker-compose.yml, as one line of text."""
+    lines = COMPOSE.read_text().splitlines()
+    return " ".join(line.lstrip("# ").strip() for line in lines[:next(i for i, ln in enumerate(lines) if not ln.startswith("#"))])
+
+
+def test_the_comment_says_ca_crt_never_signs_client_certificates():
+    """The client CA of mutual TLS is a trust anchor of its own (deploy/components/mutual-tls); the comment said ca.crt
+    'also signs client certificates when mutual TLS is on'."""
+    header = _header_comment()
+    assert "also signs client certificates" not in header
+    assert re.search(r"ca\.crt \(the CA that signed the server certificate.*never signs client certificates", header)
+    component = (ROOT / "deploy" / "components" / "mutual-tls" / "kustomization.yaml").read_text()
+    assert "It is not the\n# CA of the server's certificate" in component  # what the comment now agrees with
+
+
+def test_the_locust_master_expects_the_workers_the_docs_scale_to_and_is_bounded(config: dict):
+    """--expect-workers 2 while the docs scale to 4; no bound on the wait; no --stop-timeout (calls cancelled)."""
+    from loadtest.runner import STOP_TIMEOUT_S
+
+    command = config["services"]["locust-master"]["command"]
+    expected = command[command.index("--expect-workers") + 1]
+    readme = (ROOT / "README.md").read_text().split("## Load-testing a GPU host", 1)[1].split("\n## ", 1)[0]
+    scales = set(re.findall(r"--scale locust-worker=(\d+)", _header_comment() + readme))
+    assert scales == {expected}, (scales, expected)
+    assert 0 < int(command[command.index("--expect-workers-max-wait") + 1]) <= 300
+    assert command[command.index("--stop-timeout") + 1] == str(STOP_TIMEOUT_S)
+
+
+def test_the_locust_containers_get_real_images_from_a_bare_checkout(tmp_path: Path):
+    """The default folder was ../shared/data/..., which a fresh checkout does not have; now the client package's
+    bundled HAM10000 examples (DERMASSIST_SAMPLES picks another folder)."""
+    env = {k: v for k, v in os.environ.items() if k != "DERMASSIST_SAMPLES"}
+    binary = shutil.which("docker-compose")
+    assert binary
+    done = subprocess.run([binary, "-f", str(COMPOSE), "--profile", "loadtest", "config"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name in ("locust-master", "locust-worker"):
+        service = services[name]
+        target = service["environment"]["LOADTEST_IMAGE_SOURCE"]
+        (source,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == target]
+        assert Path(source) == ROOT / "client" / "dermassist_client" / "samples", source
+        assert len(list(Path(source).glob("*.jpg"))) >= 4 and (Path(source) / "ATTRIBUTION.md").is_file()
+    done = subprocess.run([binary, "-f", str(COMPOSE), "--profile", "loadtest", "config"], cwd=ROOT,
+                          env={**env, "DERMASSIST_SAMPLES": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert f"{tmp_path}:/samples:ro" in done.stdout
+
+
+def test_the_locust_image_carries_the_bundled_images_the_corpus_falls_back_to():
+    """Without LOADTEST_IMAGE_SOURCE the corpus takes the installed client package's samples: the image installs the
+    package (not only copies it) and the package ships them."""
+    dockerfile = (ROOT / "docker" / "locust" / "Dockerfile").read_text()
+    assert re.search(r"^RUN pip install [^\n]*/app/client$", dockerfile, flags=re.MULTILINE)
+    package_data = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert {"samples/*.jpg", "samples/ATTRIBUTION.md"} <= set(package_data["dermassist_client"])

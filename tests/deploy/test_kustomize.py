@@ -186,3 +186,27 @@ def test_the_prometheus_operator_monitor_scrapes_the_pods_the_hpa_scales():
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(ports[endpoint["port"]]) == pod["metadata"]["annotations"]["prometheus.io/port"]
     assert endpoint["path"] == pod["metadata"]["annotations"]["prometheus.io/path"]
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in args if a.startswith(name + "=")), None)
+
+
+@pytest.mark.parametrize("target", ("base", "overlays/production", "overlays/mutual-tls"))
+def test_serve_gives_up_on_start_just_before_the_startup_probe_does(target: str):
+    """The startupProbe allowed 300 s, but `serve` gave up at its default --startup-timeout-s (180 s): a GPU node still
+    loading its models was restarted with two minutes of the probe's allowance unused. serve's limit (Triton's
+    readiness, then the guard's first canary) must end inside the probe's window, and not long before it."""
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.config import GuardConfig
+
+    (deployment,) = by_kind(render(target), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    probe = container["startupProbe"]
+    window = probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    startup = float(_flag_value(container["args"], "--startup-timeout-s") or env.get("DERMASSIST_STARTUP_TIMEOUT_S")
+                    or ServerConfig().startup_timeout_s)
+    canary = float(_flag_value(container["args"], "--canary-timeout-s") or GuardConfig().canary_timeout_s)
+    margin = window - (startup + canary)  # for the container's own start (Python, the guard) before Triton's
+    assert 5 <= margin <= 30, f"startup {startup:g} s + canary {canary:g} s against a {window} s startupProbe"

@@ -2,8 +2,8 @@
 
 Locust's periodic stats CSV is made stale on purpose (one write at the start, the next an hour later), as it is
 for the calls that end after its last one-second rewrite; the final stats hook is registered as in
-``loadtest/locustfile.py``. Every request event is counted here too, and the counts go to the JSON file named
-by ``LAST_CALLS_TRUTH`` when the process quits: what the summary must show.
+``loadtest/locustfile.py`` (``run_end.install``). Every request event is counted here too, and the counts go to the
+JSON file named by ``LAST_CALLS_TRUTH`` when the process quits: what the summary must show.
 """
 import json
 import os
@@ -11,10 +11,10 @@ import os
 import locust.stats
 from locust import User, constant, events, task
 
-from loadtest.final_stats import write_final_stats
+from loadtest import run_end
 
 locust.stats.CSV_STATS_INTERVAL_SEC = 3600  # the periodic CSV keeps its first (empty) snapshot
-events.quitting.add_listener(write_final_stats)  # as loadtest/locustfile.py does
+run_end.install(events)  # as loadtest/locustfile.py does
 
 SEEN = {"requests": 0, "failures": 0}
 

@@ -1,0 +1,113 @@
+"""How a distributed Locust run ends: the documented commands are bounded, every call counts, a cut run fails."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtest.report import final_stats_path, read_stats
+from loadtest.run_end import CUT_SHORT_EXIT_CODE, cut_short
+from loadtest.runner import STOP_TIMEOUT_S
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOW_CALLS = Path(__file__).parent / "locustfiles" / "slow_calls.py"
+
+
+def documented_master_command() -> list[str]:
+    """README's distributed master command, continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Load-testing a GPU host", 1)[1].split("\n## ", 1)[0]
+    text = section.replace("\\\n", " ")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("locust ") and "--master " in ln]
+    return shlex.split(line)
+
+
+def flag(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def test_the_documented_master_gives_up_on_missing_workers_and_lets_calls_finish() -> None:
+    """Without --expect-workers-max-wait a master whose worker failed to start waited forever; without
+    --stop-timeout the workers cancelled the calls in flight (the server audited them CANCELLED)."""
+    master = documented_master_command()
+    assert "--headless" in master
+    wait = flag(master, "--expect-workers-max-wait")
+    assert wait is not None and 0 < int(wait) <= 300
+    assert flag(master, "--stop-timeout") == str(STOP_TIMEOUT_S)  # what `make loadtest` passes
+
+
+@pytest.mark.parametrize(("run_time", "ran", "short"), [
+    (600, 600.0, False), (600, 599.2, False), (600, 9.1, True), (10, 8.5, True), (10, 9.995, False),
+    (None, 3.0, False), (0, 3.0, False), (600, None, False),
+])
+def test_cut_short_compares_the_time_run_with_the_run_time(run_time, ran, short) -> None:
+    problem = cut_short(run_time, ran)
+    assert (problem is not None) == short
+    if short:
+        assert f"stopped after {ran:.1f} s of its {run_time} s run time (-t)" in problem
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _locust(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(SLOW_CALLS), *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _distributed(tmp_path: Path, run_time_s: int, call_s: float) -> tuple[subprocess.Popen, subprocess.Popen, dict]:
+    port = str(_free_port())
+    env = {**os.environ, "SLOW_CALLS_TRUTH": str(tmp_path / "truth"), "SLOW_CALL_S": str(call_s),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    master = _locust("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--headless",
+                     "-u", "2", "-r", "10", "-t", f"{run_time_s}s", "--host", "127.0.0.1:1", "--expect-workers", "1",
+                     "--expect-workers-max-wait", "60", "--stop-timeout", str(STOP_TIMEOUT_S),
+                     "--csv", str(tmp_path / "dist"), "--only-summary", cwd=tmp_path, env=env)
+    worker = _locust("--worker", "--master-host", "127.0.0.1", "--master-port", port, cwd=tmp_path, env=env)
+    return master, worker, env
+
+
+def _finish(process: subprocess.Popen, timeout: float = 90) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out
+
+
+def test_the_masters_final_stats_hold_the_workers_last_calls(tmp_path: Path) -> None:
+    """The master stopped listening half a second after it told the workers to quit, while they were still answering
+    their calls in flight: their last report (and up to 3 s of calls) never reached the final stats."""
+    master, worker, _ = _distributed(tmp_path, run_time_s=3, call_s=2.0)
+    code, log = _finish(master)
+    _finish(worker)
+    counts = [json.loads(p.read_text())["requests"] for p in tmp_path.glob("truth.[0-9]*")]
+    truth = {"requests": max(counts)}  # the worker's; the master made none
+    summary = read_stats(final_stats_path(str(tmp_path / "dist")))
+    assert code == 0, log  # a run that lasted its -t is not cut short
+    assert truth["requests"] >= 4  # 2 users: a call ended at 2 s, and the one in flight at 3 s ended at 4 s
+    assert summary.total.requests == truth["requests"], log
+
+
+def test_a_run_whose_last_worker_quit_fails(tmp_path: Path) -> None:
+    """Locust: "The last worker quit, stopping test", then exit 0 after a fraction of the run time."""
+    master, worker, _ = _distributed(tmp_path, run_time_s=60, call_s=0.2)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "truth.started").exists():
+        assert master.poll() is None and time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    worker.send_signal(signal.SIGTERM)  # the worker dies a second into a 60 s run
+    _finish(worker)
+    code, log = _finish(master)
+    assert "The last worker quit" in log
+    assert code == CUT_SHORT_EXIT_CODE and "the run was cut short: it stopped after" in log, log
+    assert "of its 60 s run time (-t)" in log
