@@ -940,9 +940,9 @@ def _model_of(results: Sequence) -> dict:
 def write_report(report: dict, results: Sequence, samples: Sequence, outside: Answers, folder: Path) -> Path:
     """``report.json``, ``report.md`` and the plots of one evaluation."""
     from preprocess.contract import CLASS_CODES, CLASS_NAMES
-    from training.plots import plot_bars, plot_histograms, plot_roc
+    from training.plots import plot_bars, plot_confusion, plot_histograms, plot_roc
 
-    from .evaluation_plots import confusion_figure, reliability_figure, save_figure
+    from .evaluation_plots import reliability_figure, save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
     plots = []
@@ -950,9 +950,8 @@ def write_report(report: dict, results: Sequence, samples: Sequence, outside: An
     if cls:
         labelled = [(s, r) for s, r in zip(samples, results) if s.label is not None]
         mel = np.array([s.code == "MEL" for s, _ in labelled])
-        save_figure(confusion_figure(cls["confusion_matrix"], CLASS_CODES, f"{report['name']}: confusion (balanced "
-                                     f"accuracy {cls['balanced_accuracy']:.3f})"),
-                    folder / "confusion.png")
+        plot_confusion(cls["confusion_matrix"], CLASS_CODES, folder / "confusion.png",
+                       f"{report['name']}: confusion (balanced accuracy {cls['balanced_accuracy']:.3f})")
         plots.append(("Confusion matrix", "confusion.png"))
         if mel.any() and not mel.all():
             plot_roc(mel, [r.probabilities["MEL"] for _, r in labelled], folder / "melanoma_roc.png",

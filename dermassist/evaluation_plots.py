@@ -1,9 +1,8 @@
-"""The two plots of ``dermassist evaluate`` that a site-validation reader needs more from than training's plots give.
+"""The reliability diagram of ``dermassist evaluate``, which a site-validation reader needs more from than training's.
 
-The confusion matrix names its colour bar (the share of each row: of one true class's images, the share given each
-class), and the reliability diagram keeps every bin's count inside its frame and draws the ECE floor: the band the
-diagonal +- the ECE a perfectly calibrated model stays under in 95% of draws on as many images. ``training.plots``
-(shared with training) is left as it is; the other plots of a report come from there.
+It keeps every bin's count inside its frame and draws the ECE floor: the band the diagonal +- the ECE a perfectly
+calibrated model stays under in 95% of draws on as many images. The other plots of a report come from
+``training.plots``.
 """
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-#: The colour bar's label: what the colour of a cell measures.
-SHARE_OF_ROW = "share of the true class's images (each row sums to 1)"
 #: How far from the frame (in points) a bin's count is written, and where a point counts as at the frame's edge.
 COUNT_OFFSET = 4
 NEAR_EDGE = 0.9
@@ -28,27 +25,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def confusion_figure(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str) -> Any:
-    """The row-normalised confusion matrix (counts in the cells) as a matplotlib Figure, its colour bar labelled."""
-    plt = _pyplot()
-    cm = np.asarray(matrix, dtype=np.float64)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.6, 5.4))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046).set_label(SHARE_OF_ROW, fontsize=8)
-    ax.set_title(textwrap.fill(title, 60), fontsize=10)
-    return fig
 
 
 def reliability_figure(series: Mapping[str, Sequence[float]], title: str, floor: Mapping[str, float] | None,

@@ -47,8 +47,12 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str) 
     return _save(plt, fig, path)
 
 
+# The confusion matrix's colour bar: what the colour of a cell measures.
+SHARE_OF_ROW = "share of the true class's images (each row sums to 1)"
+
+
 def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> Path:
-    """Row-normalised confusion matrix with counts in each cell."""
+    """Row-normalised confusion matrix with counts in each cell, its colour bar named."""
     plt = _pyplot()
     cm = np.asarray(matrix, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -63,8 +67,8 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
             if cm[i, j]:
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046).set_label(SHARE_OF_ROW, fontsize=8)
+    ax.set_title(textwrap.fill(title, 60), fontsize=10)
     return _save(plt, fig, path)
 
 
