@@ -148,7 +148,9 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
     kept = {s.image_path for s in dataset.samples}
     unlabelled = list(dataset.unlabelled_images)
     ham_rows = _ham_rows(data) if dataset.name == "ham10000" else None
-    truths = listed_truths(dataset.name, data, ham_rows)
+    from preprocess.contract import CLASS_CODES
+
+    truths = {_nfc(listed): CLASS_CODES[label] for listed, label in dataset.missing_labels.items()}
     taken = kept | set(unlabelled) | {s.mask_path for s in dataset.samples if s.mask_path is not None}
     leftover = files_not_read(image_folders(dataset.name, data, [*kept, *unlabelled]), taken,
                               skip=Path(config.out) / config.name)
@@ -228,33 +230,11 @@ def _ham_rows(data: Path) -> list[tuple[str, str, int | None]] | None:
             rows.append((listed, dx, refined if refined is not None and dx == AKIEC else label))
         return rows
     except (TrainingError, OSError, KeyError, TypeError, ValueError) as e:
-        logger.warning("%s cannot be read again (%s): the report gives no diagnosis for the listed images that are not "
-                       "evaluated and no count of the akiec images", data / HAM_METADATA, e)
+        logger.warning("%s cannot be read again (%s): the report gives no count of the akiec images", data / HAM_METADATA,
+                       e)
         return None
     finally:
         reader_log.setLevel(level)
-
-
-def listed_truths(dataset: str, data: Path, ham_rows: Sequence[tuple[str, str, int | None]] | None = None) -> dict[str, str]:
-    """The diagnosis (contract class code) each label row gives, by the image as the row names it (Unicode normal
-    form C), for the layouts whose label file names images that may be absent on disk: HAM10000 (its ``ham_rows``)
-    and ISIC 2019, as their readers map it; {} for other layouts or a label file that cannot be read again (logged:
-    the truths only label the rows of images that are not evaluated)."""
-    from preprocess.contract import CLASS_CODES
-    from training.errors import TrainingError
-
-    if dataset == "ham10000":
-        return {_nfc(listed): CLASS_CODES[label] for listed, _, label in ham_rows or () if label is not None}
-    if dataset != "isic2019":
-        return {}
-    from training.readers.isic2019 import ISIC2019_GROUND_TRUTH, read_isic2019_labels
-
-    try:
-        labels = read_isic2019_labels(data / ISIC2019_GROUND_TRUTH)[0]
-    except (TrainingError, OSError, KeyError, TypeError, ValueError) as e:
-        logger.warning("the diagnoses of the listed images that are not evaluated are not known: %s", e)
-        return {}
-    return {_nfc(listed): CLASS_CODES[label] for listed, label in labels.items()}
 
 
 def akiec_facts(ham_rows: Sequence[tuple[str, str, int | None]] | None, samples: Sequence) -> dict[str, int]:

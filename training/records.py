@@ -50,6 +50,9 @@ class Dataset:
     # kept unlabelled for the segmentation figures
     unlabelled_images: tuple[Path, ...] = ()
     near_misses: dict[str, str] = field(default_factory=dict)  # absent listed name -> the file it nearly names
+    # absent listed name -> the contract class index its row gives (as the reader maps it): an image that is not
+    # evaluated keeps its diagnosis in a report
+    missing_labels: dict[str, int] = field(default_factory=dict)
     splits: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -654,6 +654,26 @@ def test_a_labelled_image_missing_on_disk_keeps_its_truth_and_a_missing_melanoma
     assert "2 melanomas; 1 refused melanoma and 2 missing melanomas not counted |" in both
 
 
+def test_a_missing_melanoma_of_a_labels_csv_folder_keeps_its_truth_and_is_flagged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The readers keep the diagnosis of every row whose image is absent (Dataset.missing_labels), so a site's own
+    labels.csv is reported as the public layouts are (evaluation re-read only the HAM10000 and ISIC 2019 label files)."""
+    from PIL import Image
+
+    from dermassist import evaluation
+
+    _stand_in(monkeypatch, {"P1": "MEL"})
+    data = tmp_path / "site"
+    (data / "pictures").mkdir(parents=True)
+    for name in ("P1", "P2"):
+        Image.new("RGB", (64, 48), (180, 120, 100)).save(data / "pictures" / f"{name}.jpg")
+    (data / "labels.csv").write_text("filename,diagnosis\nP1.jpg,melanoma\nP2.jpg,nevus\nP100.jpg,Melanoma\n")
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    table = _read_table(tmp_path / "r" / "site" / "images.csv")
+    assert table["P100.jpg"]["truth"] == "MEL"
+    assert report["melanomas_not_evaluated"] == {"absent_on_disk": 1, "not_accepted_format": 0}
+
+
 def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_it_ran(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json

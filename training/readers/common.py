@@ -209,6 +209,7 @@ def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: Ima
                 near[image_id] = hint
             continue
         samples.append(Sample(image_id, path, (masks or {}).get(image_id), label, row.lesion_id.strip(), name))
+    missing_labels = {image_id: labels[image_id][0] for image_id in missing}
     unlabelled = tuple(p for image_id, p in sorted(index.images.items()) if image_id not in labels)
     if missing:
         log.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s%s", root, len(missing), labels_file,
@@ -220,7 +221,7 @@ def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: Ima
         log.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
                     len(repeated), labels_file, repeated[0])
     return Dataset(name, root, tuple(samples), missing_images=tuple(missing), duplicate_rows=tuple(repeated),
-                   unlabelled_images=unlabelled, near_misses=near)
+                   unlabelled_images=unlabelled, near_misses=near, missing_labels=missing_labels)
 
 
 def list_masks(folder: Path, suffix: str) -> dict[str, Path]:

@@ -106,4 +106,5 @@ def read_isic2019(root: Path) -> Dataset:
     if repeated:
         logger.warning("%s: %d image(s) listed again with the same class were read once", root, len(repeated))
     return Dataset("isic2019", root, tuple(samples), missing_images=tuple(missing), skipped_unknown=unknown,
-                   duplicate_rows=repeated, unlabelled_images=unlabelled, near_misses=near)
+                   duplicate_rows=repeated, unlabelled_images=unlabelled, near_misses=near,
+                   missing_labels={listed: labels[listed] for listed in missing})
