@@ -542,21 +542,19 @@ def decode_jpeg_strict(data: bytes, described: str, factor: int, frame: JpegFram
                          f"for 1/{factor}")
     if frame is None:  # the header walk reads it as libjpeg does: libjpeg refuses a scan with no frame before it
         raise TruncatedImageError(_not_decodable(described, "no frame header (start-of-frame segment) before its scan"))
-    try:
-        if frame.components == 4:
-            check = 1 if frame.lossless else 8  # simplejpeg scales only down to the minimum size it is given
-            simplejpeg.decode_jpeg(data, colorspace="CMYK", min_factor=check, strict=True,
-                                   min_height=-(-frame.height // check), min_width=-(-frame.width // check))
-            return None
-        return np.asarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=factor, strict=True,
-                                                 min_height=-(-frame.height // factor), min_width=-(-frame.width // factor)))
-    except (ValueError, RuntimeError, KeyError) as e:  # KeyError: a subsampling simplejpeg's header reader cannot name
+    inks = frame.components == 4  # CMYK or YCCK: only checked, at 1/8 where it can be
+    scale = (1 if frame.lossless else 8) if inks else factor
+    try:  # simplejpeg scales only down to the least size it is given
+        out = simplejpeg.decode_jpeg(data, colorspace="CMYK" if inks else "RGB", min_factor=scale, strict=True,
+                                     min_height=-(-frame.height // scale), min_width=-(-frame.width // scale))
+    except (ValueError, RuntimeError) as e:
         stray = _STRAY_BYTES.search(str(e))
         if stray is not None and not 0xD0 <= int(stray.group(1), 16) <= 0xD9:
             cleaned = without_stray_header_bytes(data)
             # the header walk skips those bytes too: the frame read is the cleaned file's
             return None if cleaned == data else decode_jpeg_strict(cleaned, described, factor, frame)
         raise TruncatedImageError(_not_decodable(described, str(e))) from e
+    return None if inks else np.asarray(out)
 
 
 def _not_decodable(described: str, why: str) -> str:
