@@ -293,21 +293,16 @@ def gpu_check(config: GpuCheckConfig) -> dict:
 def served_platform(config: GpuCheckConfig) -> dict:
     """The platform of the classifier the DermAssist at ``config.url`` serves, from its model metadata (no admin key
     needed): ``{"platform": ...}``, or ``{"error": ...}`` when it could not be read."""
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
+    from dermassist_client import ClientConfig, DermAssistClient, DermAssistClientError
 
-    from dermassist_client import ClientConfig
-    from dermassist_client.transport import grpc_tls_kwargs
-
-    client_config = ClientConfig(url=str(config.url), timeout_s=config.timeout_s, **config.client_options())
-    client = grpcclient.InferenceServerClient(client_config.url, **grpc_tls_kwargs(client_config))
+    client_config = ClientConfig(url=str(config.url), timeout_s=config.timeout_s, model_name=CLASSIFIER_MODEL,
+                                 **config.client_options())
     try:
-        metadata = client.get_model_metadata(CLASSIFIER_MODEL, as_json=True, client_timeout=config.timeout_s)
-    except InferenceServerException as e:
+        with DermAssistClient.from_config(client_config) as client:
+            metadata = client.model_metadata()
+    except DermAssistClientError as e:
         logger.warning("could not read the model metadata of %s at %s: %s", CLASSIFIER_MODEL, config.url, e)
         return {"error": str(e)}
-    finally:
-        client.close()
     return {"platform": str(metadata.get("platform", ""))}
 
 

@@ -2,7 +2,6 @@
 
 ``dermassist bench`` measures the embedded CPU profile only; ``dermassist gpu-check --url`` tells whether a server's
 answers agree with this CPU's classifier, not which device served them (it names the served classifier's platform).
-Kept beside the load test, which is where their help points.
 """
 from __future__ import annotations
 
