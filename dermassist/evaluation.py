@@ -25,7 +25,6 @@ import os
 import re
 import tempfile
 import time
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -190,45 +189,40 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
 
 
 def _nfc(name: str) -> str:
-    """A name in Unicode normal form C, trimmed: how label rows and file names are compared (macOS stores file names
-    decomposed)."""
-    return unicodedata.normalize("NFC", str(name).strip())
+    """A name trimmed and in Unicode normal form C (the readers' ``nfc``): how label rows and file names are compared
+    (macOS stores file names decomposed)."""
+    from training.readers.common import nfc
+
+    return nfc(str(name).strip())
+
+
+def _cell_name(cell: str) -> str:
+    """The file name a label cell gives (its last part: a cell may hold a path), in Unicode normal form C."""
+    return re.split(r"[\\/]", _nfc(cell))[-1]
 
 
 def _listed_keys(listed: str) -> set[str]:
-    """The names a label cell may mean a file by: its last part (a cell may hold a path), and that without an image
-    extension (``P001.jpg`` -> ``P001``), in Unicode normal form C."""
-    name = re.split(r"[\\/]", _nfc(listed))[-1]
+    """The names a label cell may mean a file by: its file name, and that without an image extension
+    (``P001.jpg`` -> ``P001``), in Unicode normal form C."""
+    name = _cell_name(listed)
     return {name, Path(name).stem} if Path(name).suffix.lower() in IMAGE_SUFFIXES else {name}
 
 
 AKIEC = "akiec"  # HAM10000's actinic keratoses and intraepithelial carcinoma (SCC in situ): one dx code
 
 
-def _ham_rows(data: Path) -> list[tuple[str, str, int | None]] | None:
-    """(image as listed, dx, contract class index or None where the reader's mapping refuses it) of every row of a
-    HAM10000 metadata file, akiec replaced by the ISIC 2019 label where an ISIC_2019_Training_GroundTruth.csv beside it
-    lists the image (as the HAM reader does); None (logged) when the file cannot be read again. The reader has read it
-    and logged what it found already: its logger is quiet meanwhile."""
+def _ham_rows(data: Path) -> list[tuple[str, str]] | None:
+    """(image as listed, dx in lower case) of every row of a HAM10000 metadata file, for the count of its ``akiec``
+    images; None (logged) when the file cannot be read again. The reader has read it and logged what it found
+    already: its logger is quiet meanwhile."""
     from training.errors import TrainingError
-    from training.readers.ham import HAM_METADATA, dx_to_label, isic2019_refinement, read_ham_metadata
-    from training.readers.isic2019 import ISIC2019_GROUND_TRUTH
+    from training.readers.ham import HAM_METADATA, read_ham_metadata
 
     reader_log = logging.getLogger("training.readers")
     level = reader_log.level
     reader_log.setLevel(logging.ERROR)
     try:
-        refine = isic2019_refinement(data / ISIC2019_GROUND_TRUTH) if (data / ISIC2019_GROUND_TRUTH).is_file() else {}
-        rows: list[tuple[str, str, int | None]] = []
-        for line, row in read_ham_metadata(data / HAM_METADATA):
-            listed, dx = row["image_id"], " ".join(row["dx"].split()).lower()
-            try:
-                label: int | None = dx_to_label(row["dx"], f"{HAM_METADATA} line {line}")
-            except TrainingError:
-                label = None
-            refined = next((refine[k] for k in _listed_keys(listed) if k in refine), None)
-            rows.append((listed, dx, refined if refined is not None and dx == AKIEC else label))
-        return rows
+        return [(row["image_id"], " ".join(row["dx"].split()).lower()) for _, row in read_ham_metadata(data / HAM_METADATA)]
     except (TrainingError, OSError, KeyError, TypeError, ValueError) as e:
         logger.warning("%s cannot be read again (%s): the report gives no count of the akiec images", data / HAM_METADATA,
                        e)
@@ -237,7 +231,7 @@ def _ham_rows(data: Path) -> list[tuple[str, str, int | None]] | None:
         reader_log.setLevel(level)
 
 
-def akiec_facts(ham_rows: Sequence[tuple[str, str, int | None]] | None, samples: Sequence) -> dict[str, int]:
+def akiec_facts(ham_rows: Sequence[tuple[str, str]] | None, samples: Sequence) -> dict[str, int]:
     """How many evaluated images a HAM10000 metadata (``ham_rows``) labels ``akiec``, how many of them were counted as
     AK (the contract maps akiec to AK, though HAM10000's akiec also holds intraepithelial carcinoma) and how many took
     an ISIC 2019 AK or SCC label instead, as the reader labelled them; {} when the metadata could not be read again."""
@@ -245,7 +239,7 @@ def akiec_facts(ham_rows: Sequence[tuple[str, str, int | None]] | None, samples:
 
     if ham_rows is None:
         return {}
-    akiec = {key for listed, dx, _ in ham_rows if dx == AKIEC for key in _listed_keys(listed)}
+    akiec = {key for listed, dx in ham_rows if dx == AKIEC for key in _listed_keys(listed)}
     ak = CLASS_CODES.index("AK")
     labels = [s.label for s in samples if {_nfc(s.image_path.name), _nfc(s.image_id)} & akiec]
     return {"images": len(labels), "counted_as_ak": sum(label == ak for label in labels),
@@ -321,7 +315,7 @@ def match_listed(listed: Iterable[str], files: Sequence[Path]) -> dict[str, Path
             by_folded.setdefault(key.casefold(), p)
     found = {}
     for cell in listed:
-        name = re.split(r"[\\/]", _nfc(cell))[-1]
+        name = _cell_name(cell)
         path = by_name.get(name) or by_folded.get(name.casefold())
         if path is not None:
             found[cell] = path
