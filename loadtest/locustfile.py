@@ -26,9 +26,9 @@ from loadtest import run_end
 from loadtest.config import ScenarioConfig, check_grpc_host, check_variables
 from loadtest.errors import LoadtestError, UnexpectedAcceptance
 from loadtest.protocol import (
-    CHANNEL_OPTIONS,
     backoff_s,
     infer_request,
+    open_channel,
     rejection_outcome,
     response_rows,
     retryable,
@@ -72,13 +72,9 @@ class DermAssistGrpcUser(User):
 
     def on_start(self) -> None:
         """Open this user's channel (one per user, so load spreads like real clients)."""
-        check_grpc_host(self.host or "")
-        if CONFIG.root_certificates:
-            with open(CONFIG.root_certificates, "rb") as f:
-                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
-            self.channel = grpc.secure_channel(self.host, credentials, options=CHANNEL_OPTIONS)
-        else:
-            self.channel = grpc.insecure_channel(self.host, options=CHANNEL_OPTIONS)
+        host = self.host or ""
+        check_grpc_host(host)
+        self.channel = open_channel(host, CONFIG.root_certificates)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.rng = random.Random()
         self.counter = itertools.count()

@@ -17,7 +17,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from dermassist_client.classes import MODEL_NAME
 
 from .errors import TargetUnreachable
-from .protocol import CHANNEL_OPTIONS
+from .protocol import open_channel
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +25,6 @@ PREFLIGHT_TIMEOUT_S = 10.0
 POLL_S = 0.5
 # Words of gRPC's C core when TLS is on at one end only (the client's or the server's).
 TLS_WORDS = ("handshake", "ssl", "socket closed", "wrong_version_number", "certificate")
-
-
-def channel(host: str, root_certificates: str = "") -> grpc.Channel:
-    """A channel to ``host`` as the Locust users open theirs: TLS with ``root_certificates`` (a PEM file), else plain."""
-    if root_certificates:
-        with open(root_certificates, "rb") as f:
-            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
-        return grpc.secure_channel(host, credentials, options=CHANNEL_OPTIONS)
-    return grpc.insecure_channel(host, options=CHANNEL_OPTIONS)
 
 
 def unreachable_hint(details: str, tls: bool) -> str:
@@ -50,7 +41,7 @@ def check_target(host: str, root_certificates: str = "", timeout_s: float = PREF
     within ``timeout_s`` (a call that fails to connect ends the check at once: it names the reason)."""
     deadline = time.monotonic() + timeout_s
     not_ready = ""
-    with channel(host, root_certificates) as ch:
+    with open_channel(host, root_certificates) as ch:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(ch)
         while True:
             left = deadline - time.monotonic()

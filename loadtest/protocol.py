@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+import grpc
 from tritonclient.grpc import service_pb2
 
 from dermassist_client.classes import CORE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
@@ -20,6 +21,16 @@ REQUESTED_OUTPUTS = CORE_OUTPUTS + TRIAGE_OUTPUTS
 # Locust's users would not spread over the pods behind a ClusterIP as separate clients do.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1),
                    ("grpc.use_local_subchannel_pool", 1))
+
+
+def open_channel(host: str, root_certificates: str = "") -> grpc.Channel:
+    """A channel to ``host`` as every load-test client opens it: TLS with ``root_certificates`` (a PEM file, the CA of
+    the server's certificate), else plain gRPC; CHANNEL_OPTIONS either way."""
+    if root_certificates:
+        with open(root_certificates, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return grpc.secure_channel(host, credentials, options=CHANNEL_OPTIONS)
+    return grpc.insecure_channel(host, options=CHANNEL_OPTIONS)
 
 
 def serialize_bytes_elements(elements: Sequence[bytes]) -> bytes:
