@@ -218,7 +218,8 @@ def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
     """The crops and answers of the DermAssist at ``config.url`` for the images under ``config.images``."""
     from dermassist_client.classes import CLASSES
 
-    from .evaluation import analyse, image_files
+    from .evaluation.selection import image_files
+    from .evaluation.service import analyse
 
     paths = image_files(Path(config.images))  # type: ignore[arg-type]  # __post_init__: images is set with url
     if not paths:

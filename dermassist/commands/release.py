@@ -154,7 +154,7 @@ def log_skipped(skipped: dict[str, str]) -> None:
 def remove_stale_reports(reports: Path, kept: set[str]) -> None:
     """Remove the report files of each set an earlier evaluation wrote under ``reports`` that this one did not
     evaluate (metrics.json would list it as evaluated); a folder is removed only when nothing else is left in it."""
-    from ..evaluation import clear_report
+    from ..evaluation.report_files import clear_report
 
     for folder in sorted(p.parent for p in reports.glob("*/report.json")):
         if folder.name not in kept:
@@ -227,7 +227,8 @@ def robustness_checks(url: str, repository: Path, test: EvaluationConfig, scratc
     from training.model_card import QUALITY_CHECK_IMAGES
 
     from ..base.repository import classifier_artifact
-    from ..evaluation import analyse, quality_check, select_samples
+    from ..evaluation.selection import select_samples
+    from ..evaluation.service import analyse, quality_check
     from ..faithfulness import deletion_test, torchscript_scorer
 
     _, samples = select_samples(test)

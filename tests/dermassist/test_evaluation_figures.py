@@ -9,17 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dermassist.evaluation import (
-    EvaluationConfig,
-    EvaluationError,
-    image_rows,
-    ood_figures,
-    render_markdown,
-    review_lists,
-    segmentation_figures,
-    triage_figures,
-    write_image_table,
-)
+from dermassist.evaluation import EvaluationConfig, EvaluationError
+from dermassist.evaluation.figures import ood_figures, review_lists, segmentation_figures, triage_figures
+from dermassist.evaluation.markdown import render_markdown
+from dermassist.evaluation.report_files import image_rows, write_image_table
 from preprocess.contract import CLASS_CODES
 from training.metrics import wilson_interval
 
@@ -40,7 +33,7 @@ def test_triage_figures_by_hand() -> None:
 
 
 def test_classification_figures_carry_their_uncertainty() -> None:
-    from dermassist.evaluation import classification_figures
+    from dermassist.evaluation.figures import classification_figures
 
     labels = np.array([MEL, MEL, NV, NV])
     probs = np.eye(8)[[MEL, NV, NV, NV]]  # certain answers: a perfectly calibrated model would have ECE 0
@@ -104,7 +97,7 @@ def test_config_takes_tls_options_only_for_a_running_service(tmp_path: Path) -> 
 
 
 def test_an_unreachable_service_is_an_evaluation_error(tmp_path: Path) -> None:
-    from dermassist.evaluation import analyse
+    from dermassist.evaluation.service import analyse
 
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
@@ -113,7 +106,7 @@ def test_an_unreachable_service_is_an_evaluation_error(tmp_path: Path) -> None:
 
 
 def test_a_report_folder_that_cannot_be_written_is_refused_before_any_image_is_sent(tmp_path: Path) -> None:
-    from dermassist.evaluation import report_folder
+    from dermassist.evaluation.report_files import report_folder
 
     assert report_folder(tmp_path / "a" / "b").is_dir()
     (tmp_path / "file").write_text("")
@@ -140,7 +133,7 @@ def test_markdown_report_carries_figures_and_attribution() -> None:
 
 
 def test_degradations_blur_darken_and_overexpose() -> None:
-    from dermassist.evaluation import degrade
+    from dermassist.evaluation.service import degrade
 
     rng = np.random.default_rng(0)
     image = rng.integers(40, 200, (300, 400, 3), dtype=np.uint8)
@@ -220,9 +213,9 @@ def test_image_table_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) ->
 
 
 def test_markdown_lists_the_images_to_review_and_points_to_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dermassist.evaluation as evaluation
+    from dermassist.evaluation import markdown
 
-    monkeypatch.setattr(evaluation, "REVIEW_ROWS", 2)
+    monkeypatch.setattr(markdown, "REVIEW_ROWS", 2)
     entry = {"truth": "MEL", "predicted": "NV", "probability": 0.53, "refer_score": 0.014, "ood_score": 0.81,
              "note": "Routine | no referral."}
     review = {"melanomas_not_referred": [{**entry, "image": f"m{i}"} for i in range(3)], "not_assessable": []}
@@ -242,7 +235,7 @@ def test_evaluate_reads_a_folder_sends_it_and_figures_each_answer_against_its_ow
     import dataclasses
     import json
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
     from tests.support.dicom_checks import synthetic_result
 
     folder = tmp_path / "site"
@@ -327,7 +320,7 @@ def _stand_in(monkeypatch: pytest.MonkeyPatch, tops: dict[str, str], stop_after:
     import contextlib
     import dataclasses
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
     from tests.support.dicom_checks import synthetic_result
 
     def answered(url, paths, timeout_s, with_crop=False, options=None, answers=None):
@@ -347,7 +340,7 @@ def _stand_in(monkeypatch: pytest.MonkeyPatch, tops: dict[str, str], stop_after:
 
 def test_a_rerun_removes_the_plots_of_the_earlier_run_and_nothing_else(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {"P1": "MEL"})
     out = tmp_path / "reports"
@@ -362,7 +355,7 @@ def test_a_rerun_removes_the_plots_of_the_earlier_run_and_nothing_else(tmp_path:
 
 
 def test_attribution_credits_a_public_set_only_for_its_own_image_names() -> None:
-    from dermassist.evaluation import ATTRIBUTION, attribution
+    from dermassist.evaluation.provenance import ATTRIBUTION, attribution
 
     assert attribution("ham10000", ["ISIC_0024311", "ISIC_0027001"]) == ATTRIBUTION["ham10000"]
     assert attribution("ham10000", ["P001", "P002"]) == ""  # a hospital's own images in the HAM10000 layout
@@ -375,7 +368,7 @@ def test_a_sites_own_images_and_the_ones_without_a_label_row_are_reported(tmp_pa
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import csv
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {})
     data = _ham_site(tmp_path / "site", {"P001": "nv", "P002": "bkl"}, extra_files=["P099.jpg"])
@@ -398,7 +391,7 @@ def test_a_run_that_stops_midway_leaves_the_answers_received_marked_partial(
     import csv
     import json
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     data = _ham_site(tmp_path / "site", {f"P{i:03d}": "nv" for i in range(10)})
     _stand_in(monkeypatch, {})
@@ -420,7 +413,7 @@ def test_a_run_that_stops_midway_leaves_the_answers_received_marked_partial(
 def test_the_images_the_release_was_fitted_on_are_flagged_at_the_top(tmp_path: Path) -> None:
     import json
 
-    from dermassist.evaluation import seen_in_training
+    from dermassist.evaluation.provenance import seen_in_training
 
     release = tmp_path / "release"
     (release / "splits").mkdir(parents=True)
@@ -460,7 +453,7 @@ def test_the_report_says_why_a_section_is_missing_and_counts_refused_melanomas_b
 
 def test_evaluate_says_when_the_ood_folder_gave_no_figure_and_why_there_is_no_diagnosis(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {})
     root = tmp_path / "i17"
@@ -486,7 +479,7 @@ def test_the_ground_truth_is_put_on_the_mask_grid_as_the_segmenter_was_trained_o
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One rule (``training.images.seg_mask``) for the segmenter's training targets and the evaluation's truth."""
     import training.images
-    from dermassist.evaluation import truth_mask
+    from dermassist.evaluation.figures import truth_mask
     from training.images import seg_mask
 
     rng = np.random.default_rng(3)
@@ -513,7 +506,7 @@ def test_the_ham_layout_report_says_akiec_was_counted_as_ak_and_may_hold_scc(tmp
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {"P1": "AK"})
     data = _ham_site(tmp_path / "site", {"P1": "akiec", "P2": "akiec", "P3": "nv"})
@@ -533,7 +526,7 @@ def test_the_ham_layout_report_says_akiec_was_counted_as_ak_and_may_hold_scc(tmp
 
 
 def test_a_layout_with_its_own_scc_column_has_no_akiec_caveat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {})
     root = tmp_path / "i19"
@@ -546,7 +539,7 @@ def test_a_layout_with_its_own_scc_column_has_no_akiec_caveat(tmp_path: Path, mo
 
 def test_an_unreachable_or_misspelt_url_leaves_the_earlier_report_as_it_was(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     real_service, real_analyse = evaluation.service, evaluation.analyse
     data = _ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"})
@@ -568,7 +561,7 @@ def test_an_unreachable_or_misspelt_url_leaves_the_earlier_report_as_it_was(tmp_
 
 def test_a_server_that_answers_but_is_not_ready_is_refused_before_anything_is_sent(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
     from dermassist_client import DermAssistClient
 
     real_service = evaluation.service
@@ -604,7 +597,7 @@ WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8 "
 
 def test_every_file_of_the_image_folders_is_evaluated_or_listed_with_its_reason(tmp_path: Path,
                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {})
     ok, jpeg = cv2.imencode(".jpg", np.full((45, 60, 3), 128, np.uint8))
@@ -634,7 +627,7 @@ def test_every_file_of_the_image_folders_is_evaluated_or_listed_with_its_reason(
 
 def test_a_labelled_image_missing_on_disk_keeps_its_truth_and_a_missing_melanoma_is_flagged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {"P1": "MEL"})
     data = _ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"}, listed={"P100.jpg": "mel", "P101": "bkl"})
@@ -660,7 +653,7 @@ def test_a_missing_melanoma_of_a_labels_csv_folder_keeps_its_truth_and_is_flagge
     labels.csv is reported as the public layouts are (evaluation re-read only the HAM10000 and ISIC 2019 label files)."""
     from PIL import Image
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     _stand_in(monkeypatch, {"P1": "MEL"})
     data = tmp_path / "site"
@@ -679,8 +672,8 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
     import json
     from datetime import UTC, datetime, timedelta
 
-    from dermassist import evaluation
     from dermassist.base.repository import stage_repository, tuned_file
+    from dermassist.evaluation import run as evaluation
     from preprocess.contract import TRIAGE_MODEL
 
     repository = stage_repository(tmp_path / "repository")
@@ -710,7 +703,7 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
 
 
 def test_an_over_long_report_name_is_refused_with_the_advice_of_a_shorter_name(tmp_path: Path) -> None:
-    from dermassist.evaluation import report_folder
+    from dermassist.evaluation.report_files import report_folder
 
     with pytest.raises(EvaluationError, match=r"the report name Dermatologie_Klinik.* is 300 bytes long, and the file "
                                               r"system .* allows 255 for a folder name .*: pass a shorter --name"):
@@ -727,7 +720,7 @@ def test_the_plots_say_what_their_colours_and_numbers_are(tmp_path: Path, monkey
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     saved: dict[str, Figure] = {}
     real_savefig = Figure.savefig
@@ -759,7 +752,7 @@ def test_the_plots_say_what_their_colours_and_numbers_are(tmp_path: Path, monkey
 @pytest.mark.parametrize("stop", [KeyboardInterrupt(), EvaluationError("the DermAssist at x:1 did not answer")])
 def test_a_partial_report_of_public_images_credits_them_and_says_when_and_where_it_ran(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException) -> None:
-    from dermassist import evaluation
+    from dermassist.evaluation import run as evaluation
 
     data = _ham_site(tmp_path / "site", {f"ISIC_00000{i:02d}": "nv" for i in range(10)})
     _stand_in(monkeypatch, {}, stop_after=4, stop=stop)

@@ -1,0 +1,153 @@
+"""The calls a run makes to DermAssist: an embedded server or the one at --url (checked to be ready first), what it
+serves, the images sent in batches through the client SDK, and degraded copies for the quality check."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Answers, EvaluationConfig, EvaluationError, shown_path
+
+logger = logging.getLogger(__name__)
+
+BATCH = 8
+#: Seconds the check that a DermAssist at --url answers may take (its retries included), before anything is cleared.
+READY_TIMEOUT_S = 30.0
+
+
+@contextmanager
+def service(config: EvaluationConfig) -> Iterator[str]:
+    """The gRPC address to evaluate: ``--url``, checked to answer and be ready (``check_ready``), or an embedded server
+    started on the repository for the run (ready when it is yielded)."""
+    if config.url:
+        check_ready(config.url, config)
+        yield config.url
+        return
+    from ..base.repository import SOURCE_REPOSITORY, require_artifacts
+    from ..base.server import embedded_server
+
+    repository = config.repository or SOURCE_REPOSITORY
+    require_artifacts(repository, EvaluationError)
+    with embedded_server(repository) as server:
+        yield server.config.grpc_address
+
+
+def check_ready(url: str, config: EvaluationConfig) -> None:
+    """Raise EvaluationError unless the DermAssist at ``url`` answers and says it is ready; no image is sent. A run
+    checks this before it clears an earlier report, so a wrong address or a server that is down leaves that report."""
+    from dermassist_client import DermAssistClient, DermAssistClientError
+
+    timeout = min(config.timeout_s, READY_TIMEOUT_S)
+    try:
+        with DermAssistClient(url, timeout=timeout, **config.client_options()) as client:
+            ready = client.ready()
+    except DermAssistClientError as e:
+        raise EvaluationError(f"the DermAssist at {url} did not answer the evaluation: {e}; expected a running DermAssist "
+                              f"answering gRPC at --url {url}: start it (`dermassist serve`) or pass its gRPC HOST:PORT. No "
+                              "image was sent, and no earlier report was removed") from e
+    if not ready:
+        raise EvaluationError(f"the DermAssist at {url} did not answer the evaluation: it answers but says it is not ready "
+                              "(its models are still loading, or one failed to load); expected a ready DermAssist: wait "
+                              "until `dermassist serve` logs that it is ready, or read its log. No image was sent, and no "
+                              "earlier report was removed")
+
+
+def served_settings(config: EvaluationConfig) -> dict:
+    """What a report says of the server its answers came from: the --url, or "embedded, repository <path>" with the
+    repository's release stamp and its triage settings (the REFER threshold, and whether an image not assessable is
+    referred); with --url those live where that server runs and are None (unknown here)."""
+    if config.url:
+        return {"server": config.url, "embedded": False, "repository": None, "release": None, "refer_threshold": None,
+                "refer_when_not_assessable": None}
+    from preprocess.contract import TRIAGE_MODEL
+    from preprocess.triage import TriageParams
+
+    from ..base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, step_settings
+
+    repository = Path(config.repository or SOURCE_REPOSITORY)
+    triage = step_settings(repository, TRIAGE_MODEL, TriageParams)
+    stamp = repository / RELEASE_STAMP
+    release = stamp.read_text().strip() if stamp.is_file() else None
+    return {"server": f"embedded, repository {shown_path(repository)}", "embedded": True,
+            "repository": shown_path(repository),
+            "release": release.removeprefix(IMPORTED).strip() if release else None,
+            "release_imported": bool(release and release.startswith(IMPORTED)),
+            "refer_threshold": triage.refer_threshold, "refer_when_not_assessable": triage.refer_when_not_assessable}
+
+
+def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False,
+            options: dict[str, Any] | None = None, answers: Answers | None = None) -> Answers:
+    """Send the images in batches; a refused batch is retried image by image so one bad file refuses only itself.
+    ``options`` are further client SDK options (TLS). The answers go into ``answers`` as they come (a new Answers when
+    none), so a caller keeps those received when a service that cannot be reached or fails raises EvaluationError."""
+    from dermassist_client import DermAssistClientError
+
+    answers = Answers() if answers is None else answers
+    try:
+        return _analyse(url, paths, timeout_s, with_crop, options or {}, answers)
+    except DermAssistClientError as e:
+        raise EvaluationError(f"the DermAssist at {url} did not answer the evaluation: {e}") from e
+
+
+def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool, options: dict[str, Any],
+             answers: Answers) -> Answers:
+    from dermassist_client import DermAssistClient, InvalidImageError, PartialBatchError
+
+    with DermAssistClient(url, timeout=timeout_s, **options) as client:
+        for start in range(0, len(paths), BATCH):
+            part = list(paths[start : start + BATCH])
+            try:
+                outcomes: list[Any] = client.analyze_batch(part, with_crop=with_crop)
+            except PartialBatchError as e:  # the refused images are named, the others answered
+                outcomes = e.results
+            for path, outcome in zip(part, outcomes):
+                if isinstance(outcome, InvalidImageError):
+                    answers.refused.append((str(path), outcome.reason))
+                else:
+                    answers.paths.append(path)
+                    answers.results.append(outcome)
+            logger.info("evaluated %d / %d images", min(start + BATCH, len(paths)), len(paths))
+    return answers
+
+
+DEGRADATIONS = ("blurred", "dark", "overexposed")
+NOTE_WORDS = {"blurred": "blurred", "dark": "dark", "overexposed": "bright"}
+
+
+def degrade(rgb: np.ndarray, kind: str) -> np.ndarray:
+    """A heavily blurred (Gaussian, sigma 1.5% of the long side), dark (x0.25) or overexposed (x2.2 + 60)
+    version of an RGB image."""
+    import cv2
+
+    if kind == "blurred":
+        return cv2.GaussianBlur(rgb, (0, 0), 0.015 * max(rgb.shape[:2]))
+    if kind == "dark":
+        return (rgb.astype(np.float32) * 0.25).astype(np.uint8)
+    if kind == "overexposed":
+        return np.clip(rgb.astype(np.float32) * 2.2 + 60.0, 0, 255).astype(np.uint8)
+    raise EvaluationError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
+
+
+def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: float) -> dict:
+    """Degraded copies of real images through the service: the share flagged not assessable and the share
+    whose note names the right problem, per kind of degradation."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind in DEGRADATIONS:
+        copies = []
+        for path in paths:
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            target = folder / f"{kind}_{Path(path).stem}.jpg"
+            cv2.imwrite(str(target), cv2.cvtColor(degrade(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), kind), cv2.COLOR_RGB2BGR))
+            copies.append(target)
+        results = analyse(url, copies, timeout_s).results
+        out[kind] = {"images": len(results),
+                     "not_assessable": float(np.mean([not r.assessable for r in results])) if results else None,
+                     "note_names_it": float(np.mean([NOTE_WORDS[kind] in r.note for r in results])) if results else None}
+    return out
