@@ -1,0 +1,44 @@
+"""The credit of public images and the images the release was fitted on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dermassist.evaluation.markdown import render_markdown
+
+
+def test_attribution_credits_a_public_set_only_for_its_own_image_names() -> None:
+    from dermassist.evaluation.provenance import ATTRIBUTION, attribution
+
+    assert attribution("ham10000", ["ISIC_0024311", "ISIC_0027001"]) == ATTRIBUTION["ham10000"]
+    assert attribution("ham10000", ["P001", "P002"]) == ""  # a hospital's own images in the HAM10000 layout
+    assert attribution("isic2019", ["ISIC_0024311", "P002", "P003"]) == f"1 of 3 images are named as in {ATTRIBUTION['isic2019']}"
+    assert attribution("ham10000", ["ISIC_00243"]) == ""  # not 7 digits
+    assert attribution("ph2", ["IMD002"]) == ATTRIBUTION["ph2"]
+
+
+def test_the_images_the_release_was_fitted_on_are_flagged_at_the_top(tmp_path: Path) -> None:
+    import json
+
+    from dermassist.evaluation.provenance import seen_in_training
+
+    release = tmp_path / "release"
+    (release / "splits").mkdir(parents=True)
+    (release / "release.json").write_text(json.dumps({"data": {"splits": {"classifier": "splits/c.json"}}}))
+    (release / "splits" / "c.json").write_text(json.dumps({
+        "train": [{"image_id": "A"}, {"image_id": "B"}], "val": [{"image_id": "C"}], "test": [{"image_id": "D"}]}))
+    seen = seen_in_training(["A", "C", "D", "E"], release)
+    assert seen == [{"model": "classifier", "manifest": str(release / "splits" / "c.json"), "splits": {"train": 1, "val": 1},
+                     "images": ["A", "C"], "unseen_splits": ["test"]}]
+    assert seen_in_training(["D", "E"], release) == [] and seen_in_training(["A"], tmp_path / "none") == []
+    report = {"name": "x", "data": "d", "dataset": "isic2019", "split": None, "images": 4, "answered": 4, "refused": [],
+              "model": {}, "seen_in_training": seen}
+    text = render_markdown(report, [], {})
+    assert ("**Optimistic figures:** 2 of the evaluated images (1 in train and 1 in val; e.g. A, C) are in the training "
+            "or validation split of the released classifier") in text
+    assert "so the diagnosis, calibration and referral figures on them are optimistic. Evaluate only images it never " \
+           f"saw with `--split-manifest {release / 'splits' / 'c.json'} --split test`." in text
+    assert text.splitlines()[4].startswith("**Optimistic figures:**")  # at the top, under the data line
+    only_fitted = seen_in_training(["A", "C"], release)  # none of them in the held-out split: none to suggest
+    assert only_fitted[0]["unseen_splits"] == []
+    text = render_markdown({**report, "seen_in_training": only_fitted}, [], {})
+    assert "None of the evaluated images is in its held-out splits." in text and "--split test" not in text
