@@ -59,11 +59,13 @@ OTHER_LESION_MIN_FRACTION = 0.02
 OTHER_LESION_MIN_SHARE = 0.25
 NO_LESION = ("No lesion found, so the whole picture was classified and the answer is not a diagnosis: check that "
              "the lesion is in the picture and retake it.")
+REFERRED_NOT_ASSESSABLE = "Referred because the picture could not be assessed."
 
 
 def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
     """The plain sentences naming each reason one image cannot be assessed and what to do, each with its measure
-    (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record."""
+    (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record; an
+    image unlike the validated dermoscopy is said first, as its other measures are then no guide."""
     sharpness, dark, bright, colour, seam = (float(v) for v in quality)
     problems = []
     # sharpness (the Laplacian's variance) falls with the light: a sharp picture taken too dark or too bright measures
@@ -75,8 +77,8 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
         problems.append(f"Picture too dark to assess: retake it with more light (brightness {dark:.0%} of the lowest "
                         "accepted).")
     if bright < 1.0:
-        problems.append(f"Picture too bright (overexposed) to assess: retake it with less light (margin below white "
-                        f"{bright:.0%} of the lowest accepted).")
+        problems.append(f"Picture too bright (overexposed) to assess: retake it with less light (its brightest "
+                        f"parts are burnt out: headroom below white {bright:.0%} of the lowest accepted).")
     if colour < 1.0 and dark >= 1.0:  # a very dark picture has little colour left: its darkness is the problem
         problems.append(f"Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour "
                         f"original (colour {colour:.0%} of the lowest accepted).")
@@ -84,9 +86,10 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
         problems.append(f"The picture looks like several pictures put together (a straight seam runs across it): "
                         f"photograph each lesion on its own (seam score {seam:.0%} of the lowest accepted).")
     if ood >= params.ood_limit:
-        problems.append(f"Picture unlike the dermoscopy the system was checked on (a clinical photograph, another kind "
-                        f"of picture, or not skin), so its answer cannot be trusted: retake it with a dermatoscope "
-                        f"(out-of-distribution score {ood:.2f}, limit {params.ood_limit:.2f}).")
+        problems.insert(0, f"Picture unlike the dermoscopy images the system was validated on (another dermatoscope, "
+                           f"light or magnification, a clinical photograph, or not skin), so its answer cannot be trusted: "
+                           f"retake it with a dermatoscope, and if it is again not assessable, judge the lesion clinically "
+                           f"(out-of-distribution score {ood:.2f}, limit {params.ood_limit:.2f}).")
     return problems
 
 
@@ -139,11 +142,13 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
     for row in range(n):
         problems = row_problems(quality[row], float(ood[row]), params)
         if fraction[row] <= 0.0:  # the classifier saw the whole picture, not a lesion: nothing it says is assessed
-            problems.append(NO_LESION)
+            problems.insert(0, NO_LESION)
         second = second_lesion(float(fraction[row]), float(other[row]))
         if second is not None:  # the answer is about one of two lesions: the other must not go unseen
             problems.append(second)
         assessable[row, 0] = not problems
         refer[row, 0] = bool(score[row] >= params.refer_threshold) or (bool(problems) and params.refer_when_not_assessable)
+        if problems and params.refer_when_not_assessable:  # the note says why REFER is true whatever the score
+            problems.append(REFERRED_NOT_ASSESSABLE)
         notes[row, 0] = " ".join(problems).encode("utf-8")
     return TriageBatch(refer, score.reshape(n, 1), assessable, notes)

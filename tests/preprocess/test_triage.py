@@ -44,14 +44,15 @@ def test_each_problem_is_named_in_plain_words_with_what_to_do_and_its_measure_an
     ood = [[0.3], [0.3], [0.3], [1.8], [0.3]]
     out = triage_batch(probs, ood, quality, [[0.1]] * 5, TriageParams(refer_threshold=0.5))
     notes = [n.decode() for n in out.note[:, 0]]
-    assert notes[0] == "Picture too blurred to assess: retake it in focus (sharpness 40% of the lowest accepted)."
-    assert notes[1] == "Picture too dark to assess: retake it with more light (brightness 62% of the lowest accepted)."
-    assert notes[2] == ("Picture too bright (overexposed) to assess: retake it with less light (margin below white 45% "
-                        "of the lowest accepted).")
-    assert notes[3].startswith("Picture unlike the dermoscopy the system was checked on")
-    assert notes[3].endswith("(out-of-distribution score 1.80, limit 1.00).")
+    referred = " Referred because the picture could not be assessed."  # REFER is true whatever the score: said why
+    assert notes[0] == f"Picture too blurred to assess: retake it in focus (sharpness 40% of the lowest accepted).{referred}"
+    assert notes[1] == f"Picture too dark to assess: retake it with more light (brightness 62% of the lowest accepted).{referred}"
+    assert notes[2] == ("Picture too bright (overexposed) to assess: retake it with less light (its brightest parts are "
+                        f"burnt out: headroom below white 45% of the lowest accepted).{referred}")
+    assert notes[3].startswith("Picture unlike the dermoscopy images the system was validated on (another dermatoscope")
+    assert notes[3].endswith(f"judge the lesion clinically (out-of-distribution score 1.80, limit 1.00).{referred}")
     assert notes[4] == ("Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour original "
-                        "(colour 10% of the lowest accepted).")
+                        f"(colour 10% of the lowest accepted).{referred}")
     assert not out.assessable.any() and out.refer.all()  # not assessable -> referred by default
 
 
@@ -129,7 +130,8 @@ def test_a_second_lesion_in_the_picture_is_said_and_the_answer_is_not_assessable
     assert out.assessable[:, 0].tolist() == [False, False, True, True, True]
     assert out.refer[:, 0].tolist() == [True, True, False, False, False]
     assert out.note[0, 0].decode() == ("Another lesion-like area (13% of the picture) was not assessed: only the "
-                                       "largest was; photograph each lesion on its own.")
+                                       "largest was; photograph each lesion on its own. Referred because the picture "
+                                       "could not be assessed.")
     assert out.note[2, 0] == b"" and out.note[3, 0] == b""
     with pytest.raises(InvalidTensorError, match="OTHER_LESION_FRACTION must be"):
         triage_with_other(_probs(NV=1.0), np.array([[0.1]]), np.array([GOOD]), np.array([[0.1]]),
@@ -166,7 +168,7 @@ def test_several_pictures_put_together_are_said_and_not_assessable() -> None:
     assert out.refer[:, 0].tolist() == [True, False]  # referred as not assessable, not by its score
     assert out.note[0, 0].decode() == ("The picture looks like several pictures put together (a straight seam runs "
                                        "across it): photograph each lesion on its own (seam score 14% of the lowest "
-                                       "accepted).")
+                                       "accepted). Referred because the picture could not be assessed.")
     assert out.note[1, 0] == b""
 
 
@@ -195,5 +197,29 @@ def test_the_note_of_a_row_with_two_problems_is_their_sentences_joined_by_one_sp
     other = np.array([[0.0], [0.13], [0.13]], np.float32)  # a second lesion-like area in rows 1 and 2
     out = triage_batch(probs, [[0.2]] * 3, [blurred, GOOD, blurred], [[0.18]] * 3, TriageParams(refer_threshold=0.5),
                        other=other)
-    blur, second, both = (n.decode() for n in out.note[:, 0])
+    blur, second, both = (n.decode().removesuffix(" Referred because the picture could not be assessed.")
+                          for n in out.note[:, 0])
     assert blur and second and both == f"{blur} {second}"
+
+
+def test_the_note_says_a_referral_is_for_not_being_assessable_only_when_that_refers() -> None:
+    """REFER is true for a picture not assessable whatever its score; the note read alone said "retake" and not why
+    REFER was true. With refer_when_not_assessable off nothing is referred for it, and the note does not say so."""
+    blurred = (0.4, 1.5, 1.5, 12.0, 2.9)
+    for refer_when, said in ((True, True), (False, False)):
+        out = triage_batch(_probs(NV=1.0), [[0.2]], [blurred], [[0.2]],
+                           TriageParams(refer_threshold=0.5, refer_when_not_assessable=refer_when))
+        note = out.note[0, 0].decode()
+        assert note.endswith("Referred because the picture could not be assessed.") is said and bool(out.refer[0, 0]) is said
+    assert triage_batch(_probs(NV=1.0), [[0.2]], [GOOD], [[0.2]], TriageParams(refer_threshold=0.5)).note[0, 0] == b""
+
+
+def test_no_lesion_and_a_picture_unlike_dermoscopy_are_said_before_the_quality_measures() -> None:
+    """A plain-skin picture measures as blurred and a photograph of a face as a mosaic: what the picture IS comes first,
+    as its other measures are then no guide."""
+    mosaic_blurred = (0.4, 1.5, 1.5, 12.0, 0.2)
+    out = triage_batch(np.repeat(_probs(NV=1.0), 2, axis=0), [[0.2], [2.5]], [mosaic_blurred] * 2, [[0.0], [0.3]],
+                       TriageParams(refer_threshold=0.5))
+    no_lesion, unlike = (n.decode() for n in out.note[:, 0])
+    assert no_lesion.startswith("No lesion found") and "too blurred" in no_lesion
+    assert unlike.startswith("Picture unlike the dermoscopy images") and "several pictures" in unlike
