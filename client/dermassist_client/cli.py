@@ -11,7 +11,7 @@ import sys
 from .config import DEMO_HOST, DEMO_PORT, PROTOCOLS, TLS_HELP, config_default, connection_options
 from .dicom.command import add_listen_arguments, listen
 from .errors import DermAssistClientError, ServerUnavailableError
-from .verdict import verdict_line, verdict_of_dict
+from .verdict import scores_withheld, verdict_line, verdict_of_dict
 
 DEFAULT_URL = "127.0.0.1:8001"
 DESCRIPTION = "DermAssist client: analyze images, start the demo page against a running server, or run a DICOM node."
@@ -77,10 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def summary_line(path: str, result: dict) -> str:
     """The plain-text line of one result: the triage verdict with its score and note first, then the details; the
-    most probable class is named as the diagnosis only when one is given (``diagnosis_given``)."""
+    most probable class is named as the diagnosis only when one is given (``diagnosis_given``). A picture that is
+    not assessable gets neither the refer score nor a class probability (``scores_withheld``), as on the demo
+    page's banner; ``--json`` keeps every field."""
     top = result["top_class"]
     p = result["probabilities"][top]
     answer = (f"{top} ({result['top_class_name']}) p={p:.3f}" if result["diagnosis_given"]
+              else "no diagnosis given" if scores_withheld(result.get("assessable"))
               else f"no diagnosis given; highest class {top} p={p:.3f} (not a diagnosis)")
     lesion = (f"lesion {100 * result['lesion_fraction']:.1f}% of image, bbox {result['bbox']}"
               if result["lesion_found"] else "NO LESION FOUND (whole image classified)")

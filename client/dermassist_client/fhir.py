@@ -5,7 +5,7 @@ Install with ``pip install 'dermassist-client[fhir]'``. The resources are built 
 the Bundle as it is (POST it to the server's base URL). Per analysed image:
 
 - ``Observation`` most likely class (SNOMED CT where ``terminology`` has a code, plus DermAssist's code),
-  with its probability as a component;
+  with its probability as a component; ``dataAbsentReason`` instead when no diagnosis is given;
 - ``Observation`` the eight calibrated class probabilities, one component each;
 - ``Observation`` lesion area (share of the image, and mm2 when known);
 - ``Observation`` REFER (with REFER_SCORE) and ``Observation`` ASSESSABLE (with OOD_SCORE and the note),
@@ -13,6 +13,10 @@ the Bundle as it is (POST it to the server's base URL). Per analysed image:
 - ``DiagnosticReport`` holding them, linked to the imaging study (Study Instance UID) and to the DICOM SR
   (its SOP Instance UID) when there is one.
 One ``Device`` per model version is referenced by every Observation.
+
+A picture that is not assessable gets no scores to read (``verdict.scores_withheld``, as the command line and the
+demo page): no class-probability Observation, no REFER_SCORE component and no score in the conclusion; its REFER
+and ASSESSABLE Observations (with OOD_SCORE and the note) stay.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from .images import PIL_READ_ERRORS
 from .private import write_private
 from .result import LesionResult
 from .software import client_version as installed_client_version
+from .verdict import scores_withheld
 
 if TYPE_CHECKING:  # fhir.resources is imported when a bundle is built
     from fhir.resources.R4B.bundle import Bundle
@@ -181,7 +186,7 @@ def _study(context: ImagingContext) -> dict[str, Any] | None:
 
 def conclusion(result: LesionResult) -> str:
     """One plain sentence per finding, for DiagnosticReport.conclusion (no most likely class when the answer is no
-    diagnosis: the image was not assessable or no lesion was found)."""
+    diagnosis: the image was not assessable or no lesion was found; no score when it was not assessable)."""
     parts = []
     if result.diagnosis_given:
         top = result.probabilities[result.top_class.code]
@@ -191,9 +196,13 @@ def conclusion(result: LesionResult) -> str:
     else:
         parts.append("No lesion was found, so no diagnosis is given.")
     if result.refer is not None:
-        score = f" (score {result.refer_score:.2f})" if result.refer_score is not None else ""
-        if result.refer and result.assessable is False:
+        withheld = scores_withheld(result.assessable)
+        score = f" (score {result.refer_score:.2f})" if result.refer_score is not None and not withheld else ""
+        if result.refer and withheld:
             parts.append("Referral to a dermatologist recommended because the image is not assessable.")
+        elif withheld:
+            parts.append("No referral indicated by the model, but the image is not assessable: retake it before "
+                         "relying on any answer.")
         elif result.refer:
             parts.append(f"Referral to a dermatologist recommended{score}.")
         else:
@@ -231,7 +240,9 @@ def _device(result: LesionResult, manufacturer: str, client_version: str) -> dic
 
 
 def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[term.Concept, dict[str, Any]]]:
-    """(concept, observation body) for each finding the result holds; triage ones only when sent."""
+    """(concept, observation body) for each finding the result holds; triage ones only when sent; no class
+    probabilities and no REFER_SCORE when the picture is not assessable (``scores_withheld``)."""
+    withheld = scores_withheld(result.assessable)
     top = result.top_class
     diagnosis: dict[str, Any] = {"valueCodeableConcept": class_codeable_concept(result), "component": [
         {"code": _local(term.probability_concept(top)), "valueQuantity": _probability(result.probabilities[top.code])}]}
@@ -241,12 +252,11 @@ def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[t
                                           "text": "no diagnosis: " + ("the image is not assessable"
                                                                       if result.assessable is False
                                                                       else "no lesion was found")}}
-    items: list[tuple[term.Concept, dict[str, Any]]] = [
-        (term.DIAGNOSIS, diagnosis),
-        (term.CLASS_PROBABILITIES, {"component": [
+    items: list[tuple[term.Concept, dict[str, Any]]] = [(term.DIAGNOSIS, diagnosis)]
+    if not withheld:
+        items.append((term.CLASS_PROBABILITIES, {"component": [
             {"code": _local(term.probability_concept(c)), "valueQuantity": _probability(result.probabilities[c.code])}
-            for c in CLASSES]}),
-    ]
+            for c in CLASSES]}))
     area: dict[str, Any] = {"valueQuantity": _quantity(100.0 * result.lesion_fraction, "%", "%")}
     if context.lesion_area_mm2 is not None:
         area["component"] = [{"code": _local(term.LESION_AREA),
@@ -254,7 +264,7 @@ def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[t
     items.append((term.LESION_FRACTION, area))
     if result.refer is not None:
         refer: dict[str, Any] = {"valueBoolean": bool(result.refer)}
-        if result.refer_score is not None:
+        if result.refer_score is not None and not withheld:
             refer["component"] = [{"code": _local(term.REFER_SCORE), "valueQuantity": _probability(result.refer_score)}]
         items.append((term.REFER, refer))
     if result.assessable is not None:

@@ -1,7 +1,8 @@
 """The triage verdict a person reads: REFER, ROUTINE or NOT ASSESSABLE, as a text line and as a banner.
 
 Pure functions of the result's triage fields (``refer``, ``refer_score``, ``assessable``, ``note``), so
-the command line (which holds ``LesionResult.to_dict()``) and the demo page say the same thing.
+the command line (which holds ``LesionResult.to_dict()``) and the demo page say the same thing. A picture that is
+not assessable gets no score in either (``scores_withheld``); the FHIR and DICOM reports follow the same rule.
 """
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ DISCLAIMER = "Research demo, not a medical device."
 _REFER_NAMES = [next(c.name for c in CLASSES if c.code == code).lower() for code in REFER_CLASSES]
 SCORE_MEANING = f"calibrated probability of {', '.join(_REFER_NAMES[:-1])} or {_REFER_NAMES[-1]}"
 
+#: what a ROUTINE answer leaves open: the model is one opinion, never the reason not to refer
+RESIDUAL_RISK = "This does not rule out melanoma: refer on clinical grounds as usual."
 _ADVICE = {
     REFER: "A dermatologist should see this lesion.",
-    ROUTINE: "No referral indicated by the model.",
+    ROUTINE: f"No referral indicated by the model. {RESIDUAL_RISK}",
     NOT_ASSESSABLE: "This image cannot be assessed reliably: retake it before relying on any answer.",
     NO_TRIAGE: "The server sent no triage (it predates it): read the probabilities with care.",
 }
 _REFERRED_ANYWAY = " Until a clear dermoscopic image is assessed, refer the patient to a dermatologist."
+#: what the text line says instead of a score when the picture is not assessable
+NOT_ASSESSED = "the picture could not be assessed"
 # (border, background) per verdict; dark text on light backgrounds reads in light and dark themes alike.
 _COLOURS = {
     REFER: ("#b3261e", "#fdecea"),
@@ -39,12 +44,14 @@ _COLOURS = {
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the triage says, ready to print: the verdict, its advice sentence, the score and the note."""
+    """What the triage says, ready to print: the verdict, its advice sentence, the score (the server's, even where it
+    is not shown: see ``shown_score``), the note, and whether the answer refers the patient (``refer``)."""
 
     kind: str
     advice: str
     refer_score: float | None
     note: str
+    refer: bool | None = None
 
 
 def verdict_of(refer: bool | None, refer_score: float | None, assessable: bool | None, note: str = "") -> Verdict:
@@ -56,7 +63,7 @@ def verdict_of(refer: bool | None, refer_score: float | None, assessable: bool |
     else:
         kind = REFER if refer else ROUTINE
     advice = _ADVICE[kind] + (_REFERRED_ANYWAY if kind == NOT_ASSESSABLE and refer else "")
-    return Verdict(kind, advice, refer_score, (note or "").strip())
+    return Verdict(kind, advice, refer_score, (note or "").strip(), refer)
 
 
 def verdict_of_result(result: LesionResult) -> Verdict:
@@ -70,14 +77,33 @@ def verdict_of_dict(summary: Mapping[str, Any]) -> Verdict:
                       summary.get("note") or "")
 
 
+def scores_withheld(assessable: bool | None) -> bool:
+    """Whether an answer's scores (the refer score, the class probabilities) are left out of what a person reads:
+    the text line, the banner, the FHIR and DICOM reports. True when the picture is not assessable (``assessable``
+    False): the scores of a picture that cannot be assessed are not ones to read. ``--json`` keeps them."""
+    return assessable is False
+
+
+def shown_score(verdict: Verdict) -> float | None:
+    """The refer score a person is shown: the verdict's, or None when there is none or it is withheld (NOT
+    ASSESSABLE, see ``scores_withheld``)."""
+    return None if verdict.kind == NOT_ASSESSABLE else verdict.refer_score
+
+
 def score_text(refer_score: float | None) -> str:
     """``refer score 62.4%``, or ``no refer score`` when the server sent none."""
     return "no refer score" if refer_score is None else f"refer score {100 * refer_score:.1f}%"
 
 
 def verdict_line(verdict: Verdict) -> str:
-    """One plain-text line: ``REFER (refer score 62.4%)``, then `` - <note>`` when there is one."""
-    line = f"{verdict.kind} ({score_text(verdict.refer_score)})"
+    """One plain-text line: ``REFER (refer score 62.4%)``, then `` - <note>`` when there is one. A picture that is
+    not assessable gets no score, as on the banner: ``NOT ASSESSABLE - REFER (the picture could not be assessed)``
+    when it is referred anyway, else ``NOT ASSESSABLE (the picture could not be assessed: retake it)``."""
+    if verdict.kind == NOT_ASSESSABLE:
+        line = (f"{NOT_ASSESSABLE} - {REFER} ({NOT_ASSESSED})" if verdict.refer
+                else f"{NOT_ASSESSABLE} ({NOT_ASSESSED}: retake it)")
+    else:
+        line = f"{verdict.kind} ({score_text(shown_score(verdict))})"
     return f"{line} - {verdict.note}" if verdict.note else line
 
 
@@ -102,11 +128,12 @@ def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
     compared with (``refer_threshold``: the served one when known), note, disclaimer. A picture that is not
     assessable gets no score: the score of a picture that cannot be assessed is not one to read."""
     border, background = _COLOURS[verdict.kind]
-    compared = (f" {threshold_text(verdict.kind, verdict.refer_score, refer_threshold)}"
-                if verdict.kind in (REFER, ROUTINE) and verdict.refer_score is not None else "")
-    score = "" if verdict.refer_score is None or verdict.kind == NOT_ASSESSABLE else (
+    shown = shown_score(verdict)
+    compared = (f" {threshold_text(verdict.kind, shown, refer_threshold)}"
+                if verdict.kind in (REFER, ROUTINE) and shown is not None else "")
+    score = "" if shown is None else (
         f'<div class="verdict-score" style="{_TEXT}">Refer score <strong style="{_TEXT}">'
-        f"{100 * verdict.refer_score:.1f}%</strong> ({SCORE_MEANING}).{html.escape(compared)}</div>"
+        f"{100 * shown:.1f}%</strong> ({SCORE_MEANING}).{html.escape(compared)}</div>"
     )
     note = (f'<div class="verdict-note" style="{_TEXT}"><strong style="{_TEXT}">Note:</strong> '
             f"{html.escape(verdict.note)}</div>") if verdict.note else ""

@@ -245,7 +245,9 @@ def test_an_image_without_a_diagnosis_names_no_class_as_one() -> None:
     assert summary["diagnosis_given"] is False and summary["label"] is None and summary["label_name"] is None
     assert summary["top_class"] == "MEL" and summary["top_class_name"] == "Melanoma"
     line = summary_line("black.png", summary)
-    assert "no diagnosis given; highest class MEL p=0.650 (not a diagnosis)" in line and "(Melanoma)" not in line
+    # not assessable: no class and no figure to read, not even as 'highest class ... (not a diagnosis)'
+    assert "; no diagnosis given; lesion 50.0% of image" in line and "(Melanoma)" not in line
+    assert "MEL" not in line and "p=" not in line and "highest class" not in line
     given = build_result(_outputs(1), 0, (60, 40), "dermassist", "1").to_dict()
     assert given["label"] == "MEL" and "; MEL (Melanoma) p=0.650;" in summary_line("a.png", given)
 
@@ -272,7 +274,7 @@ class _CliClient:
             raise ServerUnavailableError(f"analyzing {path}: cannot connect to h:1; is the server running?")
         if "bad" in path:
             raise InvalidImageError(f"{path} is not an image")
-        return build_result(_outputs(1), 0, (60, 40), "dermassist", "1")
+        return build_result(_outputs(1, assessable="cup" not in path), 0, (60, 40), "dermassist", "1")
 
 
 @pytest.fixture
@@ -297,6 +299,21 @@ def test_a_run_that_writes_no_bundle_removes_the_earlier_one(cli_client: type[_C
     assert f"no FHIR bundle was written (no image was answered); the earlier file {bundle} was removed" in err
     run = InteropRun(cli_client("h:1", "grpc"), fhir_out=bundle)
     assert run.finish() is None and run.removed_stale is None  # nothing there: nothing to remove
+
+
+def test_a_picture_not_assessable_shows_no_score_in_the_text_line_and_every_field_in_json(
+        cli_client: type[_CliClient], capsys: pytest.CaptureFixture[str]) -> None:
+    """A coffee cup: the text line says NOT ASSESSABLE - REFER without the refer score (75%) or a class figure, as the
+    demo banner; --json is the raw contract and keeps the score and the probabilities."""
+    assert main(["analyze", "cup.png"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("cup.png: NOT ASSESSABLE - REFER (the picture could not be assessed); no diagnosis given;")
+    for withheld in ("refer score", "75.0%", "p=", "MEL", "highest class"):
+        assert withheld not in line
+    assert main(["analyze", "cup.png", "--json"]) == 0
+    (record,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert record["assessable"] is False and record["refer"] is True and record["refer_score"] == 0.75
+    assert record["top_class"] == "MEL" and record["probabilities"]["MEL"] == pytest.approx(0.65)
 
 
 def test_an_unreachable_server_stops_the_run_with_its_own_exit_code(cli_client: type[_CliClient],

@@ -262,15 +262,10 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     items = dict(sr_items(sr))
     assert "Differential Diagnosis/Impression" not in items  # not assessable: no diagnosis coded
     assert items["Finding"] == ("SCT", "52988006")  # finding type: Lesion
-    for lesion_class in result.probabilities:
-        name = next(i for i in items if i.startswith("Probability of") and i.endswith(
-            {"AK": "Actinic keratosis", "BCC": "Basal cell carcinoma", "DF": "Dermatofibroma", "MEL": "Melanoma",
-             "NV": "Nevus", "BKL": "Pigmented benign keratosis", "SCC": "Squamous cell carcinoma",
-             "VASC": "Vascular lesion"}[lesion_class]))
-        assert items[name] == pytest.approx(result.probabilities[lesion_class])
+    # not assessable: no score to read, neither the class probabilities nor the refer score
+    assert [i for i in items if i.startswith("Probability of")] == []
     assert items["Referral to a dermatologist recommended"] == ("SCT", "373066001")  # Yes
     assert items["Image assessable"] == ("SCT", "373067005")  # No
-    assert items["Probability of a malignant or pre-malignant lesion"] == pytest.approx(0.81)
     assert items["Out-of-distribution score (1.0 is the validated limit)"] == pytest.approx(0.62)
     assert items["Image problems"] == result.note
     assert items["Lesion area as a share of the image"] == pytest.approx(100 * result.lesion_fraction)
@@ -288,10 +283,20 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
 
 def test_the_sr_codes_the_most_likely_class_when_the_image_was_assessable(tmp_path, source):
     result = synthetic_result(source.size, assessable=True)
-    sr = build_analysis(source, result).report
+    analysis = build_analysis(source, result)
+    sr = analysis.report
     items = dict(sr_items(sr))
     assert items["Differential Diagnosis/Impression"] == ("SCT", "372244006")
     assert items["Image assessable"] == ("SCT", "373066001")  # Yes
+    for lesion_class in result.probabilities:  # assessable: every figure is written
+        name = next(i for i in items if i.startswith("Probability of") and i.endswith(
+            {"AK": "Actinic keratosis", "BCC": "Basal cell carcinoma", "DF": "Dermatofibroma", "MEL": "Melanoma",
+             "NV": "Nevus", "BKL": "Pigmented benign keratosis", "SCC": "Squamous cell carcinoma",
+             "VASC": "Vascular lesion"}[lesion_class]))
+        assert items[name] == pytest.approx(result.probabilities[lesion_class])
+    assert items["Probability of a malignant or pre-malignant lesion"] == pytest.approx(0.81)
+    seg_path, sr_path = analysis.write(tmp_path / "out")
+    check_seg_and_sr(seg_path, sr_path, source.size, result)  # dciodvfy: no errors, only the expected warning
     (group,) = hd.sr.ComprehensiveSR.from_dataset(sr).content.get_planar_roi_measurement_groups()
     finding = group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression)[0]
     assert finding.value.value == "372244006"

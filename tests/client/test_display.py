@@ -1,6 +1,7 @@
 """What a person sees, without a server: the triage verdict, its banner and text line, the CAM heat map."""
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 
@@ -18,6 +19,7 @@ from dermassist_client.verdict import (
     REFER,
     ROUTINE,
     banner_html,
+    shown_score,
     verdict_line,
     verdict_of,
     verdict_of_dict,
@@ -43,7 +45,11 @@ def _result(**triage):
 @pytest.mark.parametrize("refer, score, assessable, note, kind, line", [
     (True, 0.624, True, "", REFER, "REFER (refer score 62.4%)"),
     (False, 0.031, True, "", ROUTINE, "ROUTINE (refer score 3.1%)"),
-    (True, 0.2, False, BLURRED, NOT_ASSESSABLE, f"NOT ASSESSABLE (refer score 20.0%) - {BLURRED}"),
+    # not assessable: no score, as on the banner; whether it is referred anyway instead
+    (True, 0.2, False, BLURRED, NOT_ASSESSABLE, f"NOT ASSESSABLE - REFER (the picture could not be assessed) - {BLURRED}"),
+    (False, 0.2, False, BLURRED, NOT_ASSESSABLE,
+     f"NOT ASSESSABLE (the picture could not be assessed: retake it) - {BLURRED}"),
+    (None, 0.2, False, "", NOT_ASSESSABLE, "NOT ASSESSABLE (the picture could not be assessed: retake it)"),
     (False, 0.2, True, NO_LESION, ROUTINE, f"ROUTINE (refer score 20.0%) - {NO_LESION}"),
     (True, 0.9, True, NO_LESION, REFER, f"REFER (refer score 90.0%) - {NO_LESION}"),
     (None, None, None, "", NO_TRIAGE, "NO TRIAGE (no refer score)"),
@@ -52,6 +58,24 @@ def test_verdict_kind_and_line(refer, score, assessable, note, kind, line):
     verdict = verdict_of(refer, score, assessable, note)
     assert verdict.kind == kind and verdict.note == note
     assert verdict_line(verdict) == line
+
+
+def test_the_routine_advice_says_what_it_does_not_rule_out():
+    routine = verdict_of(False, 0.031, True)
+    assert routine.advice == ("No referral indicated by the model. "
+                              "This does not rule out melanoma: refer on clinical grounds as usual.")
+    assert html.escape(routine.advice) in banner_html(routine)
+    assert "rule out" not in verdict_of(True, 0.9, True).advice + verdict_of(False, 0.9, False, BLURRED).advice
+
+
+@pytest.mark.parametrize("refer, assessable", [(True, True), (False, True), (True, False), (False, False),
+                                               (None, False), (None, None)])
+def test_the_text_line_shows_a_score_exactly_when_the_banner_does(refer, assessable):
+    """One rule for both (``shown_score``): a picture that is not assessable gets no score on either."""
+    verdict = verdict_of(refer, None if refer is None and assessable is None else 0.957, assessable, BLURRED)
+    line, banner = verdict_line(verdict), banner_html(verdict, refer_threshold=0.0661)
+    assert ("95.7%" in line) == ("95.7%" in banner) == (assessable is not False and refer is not None)
+    assert (shown_score(verdict) is None) == (assessable is False or refer is None)
 
 
 def test_not_assessable_wins_over_refer_and_says_whether_it_was_referred():
@@ -122,8 +146,11 @@ def test_verdict_of_a_result_equals_that_of_its_json_summary():
     ({"refer": False, "refer_score": 0.04, "assessable": True, "note": ""}, 0.1,
      "a.jpg: ROUTINE (refer score 4.0%); MEL", ()),
     ({"refer": True, "refer_score": 0.3, "assessable": False, "note": BLURRED}, 0.1,
-     f"a.jpg: NOT ASSESSABLE (refer score 30.0%) - {BLURRED.rstrip('.')}; no diagnosis given; highest class MEL p=0.650 "
-     "(not a diagnosis)", ()),
+     f"a.jpg: NOT ASSESSABLE - REFER (the picture could not be assessed) - {BLURRED.rstrip('.')}; no diagnosis given; "
+     "lesion 10.0% of image", ()),
+    ({"refer": False, "refer_score": 0.3, "assessable": False, "note": BLURRED}, 0.0,
+     f"a.jpg: NOT ASSESSABLE (the picture could not be assessed: retake it) - {BLURRED.rstrip('.')}; "
+     "no diagnosis given; NO LESION FOUND", ()),
     ({"refer": False, "refer_score": 0.2, "assessable": True, "note": NO_LESION}, 0.0,
      f"a.jpg: ROUTINE (refer score 20.0%) - {NO_LESION.rstrip('.')}; no diagnosis given; highest class MEL",
      ("NO LESION FOUND",)),
@@ -140,6 +167,8 @@ def test_cli_summary_line_leads_with_the_verdict(triage, lesion_fraction, starts
     assert line.startswith(starts) and line.endswith("model dermassist v1") and "\n" not in line and ".;" not in line
     for fragment in contains:
         assert fragment in line
+    if triage["assessable"] is False:  # neither the refer score nor a class figure, as the banner
+        assert "refer score" not in line and "30.0%" not in line and "p=" not in line and "highest class" not in line
 
 
 # --- the CAM heat map ---------------------------------------------------------------------------------

@@ -299,14 +299,20 @@ def test_the_conclusion_is_one_sentence_per_finding_then_the_machine_output_cave
                                     f"Referral to a dermatologist recommended. Check again! {caveat}")
     no_assessable = LesionResult(**{**assessable.__dict__, "assessable": None})  # REFER sent, ASSESSABLE not
     assert conclusion(no_assessable) == conclusion(assessable)
+    kept = LesionResult(**{**synthetic_result((600, 450)).__dict__, "refer": False})  # not assessable, not referred
+    assert conclusion(kept) == (
+        "The image is not assessable, so no diagnosis is given. No referral indicated by the model, but the image is "
+        f"not assessable: retake it before relying on any answer. image too blurred: sharpness 0.4 of the minimum. "
+        f"{caveat}")  # no '(score 0.81)': the score of a picture that is not assessable is not one to read
     old_server = synthetic_result((600, 450), triage=False, lesion=False)  # assessable None: not 'not assessable'
     assert conclusion(old_server) == f"No lesion was found, so no diagnosis is given. {caveat}"
 
 
 def test_every_observation_is_in_the_imaging_category_and_the_scores_sit_where_they_belong() -> None:
     """HL7 observation-category 'imaging'; ASSESSABLE carries OOD_SCORE 0.62, REFER carries REFER_SCORE 0.81;
-    the lesion share is in UCUM '%' with the area in mm2 as its LESION_AREA component."""
-    result = synthetic_result((600, 450))
+    the lesion share is in UCUM '%' with the area in mm2 as its LESION_AREA component. (An assessable answer: one
+    that is not has no REFER_SCORE and no class probabilities, test_fhir.)"""
+    result = synthetic_result((600, 450), assessable=True)
     context = ImagingContext(lesion_area_mm2=12.5)
     bundle = build_bundle([(result, context)], client_version="9.9.9", now=datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
     data = json.loads(bundle.model_dump_json(exclude_none=True, by_alias=True))
@@ -317,7 +323,8 @@ def test_every_observation_is_in_the_imaging_category_and_the_scores_sit_where_t
     observations = {o["code"]["coding"][0]["code"]: o for o in resources["Observation"]}
     (ood,) = observations["ASSESSABLE"]["component"]
     assert ood["code"]["coding"][0]["code"] == "OOD_SCORE" and ood["valueQuantity"]["value"] == pytest.approx(0.62)
-    assert observations["REFER"]["component"][0]["code"]["coding"][0]["code"] == "REFER_SCORE"
+    (refer_score,) = observations["REFER"]["component"]
+    assert refer_score["code"]["coding"][0]["code"] == "REFER_SCORE" and refer_score["valueQuantity"]["value"] == 0.81
     share = observations["LESION_FRACTION"]
     assert (share["valueQuantity"]["unit"], share["valueQuantity"]["code"]) == ("%", "%")
     (area,) = share["component"]

@@ -39,22 +39,20 @@ def test_bundle_with_triage_outputs(tmp_path):
     assert device["version"][0]["value"] == "3" and device["modelNumber"] == "dermassist"
     (report,) = resources["DiagnosticReport"]
     observations = by_code(resources["Observation"])
-    assert set(observations) == {"DIAGNOSIS", "CLASS_PROBABILITIES", "LESION_FRACTION", "REFER", "ASSESSABLE"}
+    assert set(observations) == {"DIAGNOSIS", "LESION_FRACTION", "REFER", "ASSESSABLE"}  # not assessable: no scores
     urls = {e["resource"]["resourceType"] + e["resource"]["code"]["coding"][0]["code"]: e["fullUrl"]
             for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"}
     assert sorted(r["reference"] for r in report["result"]) == sorted(urls.values())
 
-    # not assessable: no coded class a registry could count as a diagnosis, the probabilities all the same
+    # not assessable: no coded class a registry could count as a diagnosis, and no score to read: no class
+    # probabilities, and REFER without its score; ASSESSABLE keeps the out-of-distribution score that explains it
     diagnosis = observations["DIAGNOSIS"]
     assert "valueCodeableConcept" not in diagnosis and "component" not in diagnosis
     assert diagnosis["dataAbsentReason"]["coding"][0]["code"] == "unknown"
     assert "not assessable" in diagnosis["dataAbsentReason"]["text"]
-    components = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
-                  for c in observations["CLASS_PROBABILITIES"]["component"]}
-    assert components == pytest.approx({f"P_{c.code}": result.probabilities[c.code] for c in CLASSES})
-    assert observations["REFER"]["valueBoolean"] is True
-    assert observations["REFER"]["component"][0]["valueQuantity"]["value"] == pytest.approx(0.81)
+    assert observations["REFER"]["valueBoolean"] is True and "component" not in observations["REFER"]
     assert observations["ASSESSABLE"]["valueBoolean"] is False
+    assert observations["ASSESSABLE"]["component"][0]["valueQuantity"]["value"] == pytest.approx(0.62)
     assert observations["ASSESSABLE"]["note"][0]["text"] == result.note
     assert observations["LESION_FRACTION"]["valueQuantity"]["value"] == pytest.approx(100 * result.lesion_fraction)
     assert observations["LESION_FRACTION"]["component"][0]["valueQuantity"] == {
@@ -73,6 +71,29 @@ def test_bundle_with_triage_outputs(tmp_path):
     assert "Referral to a dermatologist recommended because the image is not assessable" in report["conclusion"]
     assert result.note in report["conclusion"] and "not assessable, so no diagnosis" in report["conclusion"]
     assert "conclusionCode" not in report and "Melanoma" not in report["conclusion"]
+    assert "score" not in report["conclusion"]
+
+
+@pytest.mark.parametrize("refer", [True, False])
+def test_a_picture_not_assessable_gets_no_class_probabilities_and_no_refer_score(refer):
+    """The coffee cup: the service's own answer is that nothing here can be trusted, so no figure of it is written
+    (no P_<class>, no REFER_SCORE, anywhere in the Bundle); the Bundle still validates as R4B."""
+    result = synthetic_result((600, 450), top="MEL")
+    result = type(result)(**{**result.__dict__, "refer": refer, "refer_score": 0.957})
+    bundle = parsed(build_bundle([(result, CONTEXT)]))
+    Bundle.model_validate(bundle)
+    text = json.dumps(bundle)
+    for withheld in ("CLASS_PROBABILITIES", "P_MEL", "REFER_SCORE", "0.957", "0.96", "0.86"):
+        assert withheld not in text, withheld
+    resources = resources_by_type(bundle)
+    observations = by_code(resources["Observation"])
+    assert set(observations) == {"DIAGNOSIS", "LESION_FRACTION", "REFER", "ASSESSABLE"}
+    assert observations["REFER"]["valueBoolean"] is refer and "component" not in observations["REFER"]
+    (report,) = resources["DiagnosticReport"]
+    assert report["conclusion"].startswith("The image is not assessable, so no diagnosis is given. " + (
+        "Referral to a dermatologist recommended because the image is not assessable." if refer else
+        "No referral indicated by the model, but the image is not assessable: retake it before relying on any "
+        "answer."))
 
 
 @pytest.mark.parametrize("assessable,lesion", [(True, True), (True, False)])
@@ -86,6 +107,13 @@ def test_a_diagnosis_is_coded_only_when_the_image_was_assessable_and_a_lesion_fo
         assert (snomed["system"], snomed["code"]) == ("http://snomed.info/sct", "372244006")
         assert (local["system"], local["code"]) == (term.LOCAL_FHIR_SYSTEM, "MEL")
         assert diagnosis["component"][0]["valueQuantity"]["value"] == pytest.approx(result.probabilities["MEL"])
+        # assessable: every figure is written, as before
+        components = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"]
+                      for c in by_code(resources["Observation"])["CLASS_PROBABILITIES"]["component"]}
+        assert components == pytest.approx({f"P_{c.code}": result.probabilities[c.code] for c in CLASSES})
+        refer_score = by_code(resources["Observation"])["REFER"]["component"][0]
+        assert refer_score["code"]["coding"][0]["code"] == "REFER_SCORE"
+        assert refer_score["valueQuantity"]["value"] == pytest.approx(0.81)
         assert report["conclusionCode"][0]["coding"][0]["code"] == "372244006"
         assert report["conclusion"].startswith("Most likely Melanoma (MEL, probability 0.86).")
         assert "Referral to a dermatologist recommended (score 0.81)." in report["conclusion"]

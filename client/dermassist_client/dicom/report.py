@@ -5,9 +5,11 @@ One measurement group (finding type: Lesion, site: Skin) holds the findings: the
 when the image is not assessable, so no query counts it as a diagnosis),
 each class's calibrated probability, REFER and its score, ASSESSABLE,
 the out-of-distribution score and the note (each only when the server sent it), and the lesion area
-(as a share of the image, and in mm2 when the source image carries Pixel Spacing). With a SEG the group
-is a planar ROI group referencing the lesion segment; without one (a lesion too small to keep a pixel on the
-source grid) an image-level group.
+(as a share of the image, and in mm2 when the source image carries Pixel Spacing). A picture that is not
+assessable gets no class probabilities and no refer score (``verdict.scores_withheld``, as the command line, the
+demo page and the FHIR Bundle): its REFER, ASSESSABLE, out-of-distribution score, note and area stay. With a
+SEG the group is a planar ROI group referencing the lesion segment; without one (a lesion too small to keep a
+pixel on the source grid) an image-level group.
 
 When no lesion was found there is no measurement group (no finding, tracking identifier or area: nothing
 describes a lesion that is not there): the image is in the report's Image Library, and its Qualitative
@@ -26,6 +28,7 @@ from pydicom.uid import generate_uid
 from .. import terminology as term
 from ..classes import CLASSES
 from ..result import LesionResult
+from ..verdict import scores_withheld
 from .errors import DicomOutputError
 from .identity import OutputIdentity
 from .seg import SEGMENT_NUMBER
@@ -57,10 +60,13 @@ def finding_code(result: LesionResult) -> Code:
 
 
 def measurements(result: LesionResult, area_mm2: float | None) -> list[hd.sr.Measurement]:
-    """Class probabilities, triage scores (when sent) and the lesion area."""
-    items = [hd.sr.Measurement(name=local(term.probability_concept(c)), value=float(result.probabilities[c.code]),
-                               unit=codes.UCUM.NoUnits) for c in CLASSES]
-    if result.refer_score is not None:
+    """Class probabilities, triage scores (when sent) and the lesion area; no class probabilities and no refer
+    score when the picture is not assessable (``scores_withheld``)."""
+    withheld = scores_withheld(result.assessable)
+    items = [] if withheld else [
+        hd.sr.Measurement(name=local(term.probability_concept(c)), value=float(result.probabilities[c.code]),
+                          unit=codes.UCUM.NoUnits) for c in CLASSES]
+    if result.refer_score is not None and not withheld:
         items.append(hd.sr.Measurement(name=local(term.REFER_SCORE), value=result.refer_score, unit=codes.UCUM.NoUnits))
     if result.ood_score is not None:
         items.append(hd.sr.Measurement(name=local(term.OOD_SCORE), value=result.ood_score, unit=codes.UCUM.NoUnits))
