@@ -36,10 +36,26 @@ from preprocess.contract import (
     ON_REQUEST_OUTPUTS,
     PROBABILITIES,
     REFER,
+    STEP_MODELS,
 )
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS
+from .admin import (
+    KEY_LOCKED,
+    KEY_NONE,
+    KEY_RIGHT,
+    KEY_WRONG,
+    MAX_WRONG_KEYS,
+    RESTRICTED_METHODS,
+    WRONG_KEY_WINDOW_S,
+    WrongKeys,
+    admin_record,
+    admin_refusal,
+    parsed_request,
+    peer_address,
+    requested_model,
+)
 from .audit import MAX_ID_CHARS, build_record, request_images
 
 if TYPE_CHECKING:
@@ -70,6 +86,8 @@ EXTENSION_APIS = {"model_repository": "model-repository", "model_repository(unlo
                   "system_shared_memory": "shared-memory", "cuda_shared_memory": "shared-memory", "trace": "trace",
                   "logging": "logging"}
 UNSERVED_EXTENSIONS = ("classification", "sequence")
+# What the audit line of an internal step's ModelMetadata (admin key only) names as its extension.
+INTERNAL_METADATA = "internal-step metadata"
 
 
 def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
@@ -316,13 +334,32 @@ class AuditedCall:
     written: bool = False
 
 
-def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
-    """Whether the call carries the admin key header with the right value."""
+def admin_header(context: grpc.aio.ServicerContext) -> bytes | None:
+    """The value of the call's admin key header (None: it has none)."""
     for m in context.invocation_metadata() or ():
         if m.key == GRPC_ADMIN_HEADER:
-            value = m.value.encode() if isinstance(m.value, str) else m.value
-            return hmac.compare_digest(value, key.encode())
-    return False
+            return m.value.encode() if isinstance(m.value, str) else m.value
+    return None
+
+
+def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
+    """Whether the call carries the admin key header with the right value."""
+    value = admin_header(context)
+    return value is not None and hmac.compare_digest(value, key.encode())
+
+
+ADMIN_KEY_REFUSAL = (f"this API needs the admin key in the {GRPC_ADMIN_HEADER!r} header; the call carried none or a "
+                     "wrong one (see docs/operations.md, 'Serving safely')")
+
+
+def key_refusal(key: str, locked_s: float) -> str:
+    """Why an admin call whose key was found ``key`` (not right) is refused; ``locked_s``: how long its address's
+    admin calls are still refused unchecked."""
+    if key != KEY_LOCKED:
+        return ADMIN_KEY_REFUSAL
+    return (f"too many wrong admin keys from this address (over {MAX_WRONG_KEYS - 1} within {WRONG_KEY_WINDOW_S:g} s): "
+            f"its admin calls are refused without looking at the key for {max(locked_s, 1):.0f} s more; check the key "
+            "(the --admin-key-file file) and call again after that")
 
 
 def client_identity(context: grpc.aio.ServicerContext) -> str | None:
@@ -335,9 +372,7 @@ def forwarded_status(code: grpc.StatusCode, details: str) -> tuple[grpc.StatusCo
     """Triton's status of a forwarded call as the client gets it: a restricted API refused for its key is
     PERMISSION_DENIED (Triton says UNAVAILABLE, which clients retry), everything else as it came."""
     if code == grpc.StatusCode.UNAVAILABLE and RESTRICTED_REFUSAL in details:
-        return (grpc.StatusCode.PERMISSION_DENIED,
-                f"this API needs the admin key in the {GRPC_ADMIN_HEADER!r} header; the call carried none or a "
-                "wrong one (see docs/operations.md, 'Serving safely')")
+        return grpc.StatusCode.PERMISSION_DENIED, ADMIN_KEY_REFUSAL
     return code, details
 
 
@@ -351,6 +386,9 @@ def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
 # A cancel this close to the server's deadline is the client's deadline (the soak saw such ones audited CANCELLED).
 DEADLINE_SLACK_S = 0.1
 DEADLINE_PASSED = "the client's deadline passed before the answer"
+DEADLINE_ARRIVING = f"{DEADLINE_PASSED}: it passed while the request was still arriving"
+NOT_ONE_MESSAGE = ("the request did not arrive as one message: it was larger than the front reads (--max-request-mib) "
+                   "or the client sent none; send fewer images per call")
 
 
 def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> tuple[grpc.StatusCode, str]:
@@ -364,10 +402,44 @@ def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> t
     return grpc.StatusCode.CANCELLED, "the client cancelled the call"
 
 
+# What grpc.aio raises when a status cannot be sent because the call already ended (its deadline passed, the client
+# went): gRPC logs it at ERROR with its traceback unless the client closed the call itself.
+ExecuteBatchError: type[BaseException] = getattr(getattr(getattr(grpc, "_cython", None), "cygrpc", None),
+                                                 "ExecuteBatchError", RuntimeError)
+
+
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker)."""
-    await context.abort(code, details)
+    """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker).
+
+    A call that has already ended (its deadline passed, or gRPC could not send the status) is ended as cancelled
+    instead: an ordinary client deadline, logged at DEBUG, not a traceback at ERROR.
+    """
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        logger.debug("not sending %s to a call past its deadline: %s", code.name, details)
+        raise asyncio.CancelledError(f"the client's deadline passed before {code.name} could be sent")
+    try:
+        await context.abort(code, details)
+    except ExecuteBatchError as e:
+        logger.debug("the call ended before %s could be sent (%s): %s", code.name, e, details)
+        raise asyncio.CancelledError(f"the call ended before {code.name} could be sent") from e
     raise RuntimeError("grpc.aio's ServicerContext.abort returned instead of raising")
+
+
+@dataclass
+class AdminCall:
+    """What one admin call's audit line records, filled in as the call goes."""
+
+    method: str
+    started: float  # time.perf_counter() when it arrived
+    peer: str
+    client: str | None
+    key: str  # KEY_RIGHT, KEY_WRONG, KEY_NONE or KEY_LOCKED
+    extension: str | None = None  # the restricted extension it belongs to (RESTRICTED_METHODS), if any
+    model: str = ""
+    status: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    error: str | None = "the call ended before an answer"
+    written: bool = False
 
 
 class Front(grpc.GenericRpcHandler):
@@ -383,17 +455,24 @@ class Front(grpc.GenericRpcHandler):
         self._calls: dict[str, Any] = {}
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
+        self.wrong_keys = WrongKeys()  # wrong admin keys by address: past a few, that address is refused a while
         own: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]] = {
-            "ModelInfer": self.model_infer,
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,
             "ModelReady": self.model_ready,
             "ServerMetadata": self.server_metadata,
+            "ModelMetadata": self.model_metadata,
         }
+        own.update({name: self._admin(name, extension) for name, extension in RESTRICTED_METHODS.items()})
+        self._internal_metadata = self._admin("ModelMetadata", INTERNAL_METADATA)
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         for method in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
             if method.client_streaming or method.server_streaming:
                 self._handlers[method_path(method.name)] = grpc.stream_stream_rpc_method_handler(self.refuse_stream)
+            elif method.name == "ModelInfer":
+                # read by the handler itself: a unary handler is not called at all when the deadline passes while the
+                # request is still arriving, and such a call would leave no audit line
+                self._handlers[method_path(method.name)] = grpc.stream_unary_rpc_method_handler(self.model_infer_call)
             else:
                 behaviour = own.get(method.name) or self._forwarder(method.name)
                 self._handlers[method_path(method.name)] = grpc.unary_unary_rpc_method_handler(behaviour)
@@ -424,6 +503,72 @@ class Front(grpc.GenericRpcHandler):
                 await abort(context, *forwarded_status(e.code(), e.details() or ""))
         return forward
 
+    def key_check(self, context: grpc.aio.ServicerContext) -> str:
+        """How the call's admin key is found: KEY_NONE, KEY_RIGHT, KEY_WRONG (counted against its address), or
+        KEY_LOCKED (its address sent too many wrong ones lately: the key is not looked at)."""
+        value = admin_header(context)
+        if value is None:
+            return KEY_NONE
+        address = peer_address(context.peer())
+        if self.wrong_keys.locked_for(address) > 0:
+            return KEY_LOCKED
+        if hmac.compare_digest(value, self.guard.admin_key.encode()):
+            return KEY_RIGHT
+        if self.wrong_keys.record(address):
+            logger.warning("%d wrong admin keys from %s within %g s: its admin calls are refused for the next %g s "
+                           "(each is in the audit trail)", MAX_WRONG_KEYS, address, WRONG_KEY_WINDOW_S,
+                           WRONG_KEY_WINDOW_S)
+        return KEY_WRONG
+
+    def _admin(self, name: str, extension: str | None) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
+        """The handler of a call that needs the admin key: refused without the right one, or when it asks what the
+        front allows no one (``admin_refusal``), else forwarded; audited either way."""
+        async def admin(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            request = parsed_request(name, raw)
+            call = AdminCall(name, time.perf_counter(), context.peer(), client_identity(context),
+                             self.key_check(context), extension, requested_model(request))
+            try:
+                if call.key != KEY_RIGHT:
+                    locked_s = self.wrong_keys.locked_for(peer_address(call.peer))
+                    await self._end_admin(call, context, grpc.StatusCode.PERMISSION_DENIED,
+                                          key_refusal(call.key, locked_s))
+                refusal = admin_refusal(name, request)
+                if refusal is not None:
+                    logger.warning("refused an admin call from %s (client %s): %s", call.peer, call.client, refusal)
+                    await self._end_admin(call, context, grpc.StatusCode.PERMISSION_DENIED, refusal)
+                try:
+                    answer = await self._call(name)(raw, metadata=self._metadata(context),
+                                                    timeout=context.time_remaining())
+                except grpc.aio.AioRpcError as e:
+                    await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
+                call.status, call.error = grpc.StatusCode.OK, None
+                return answer
+            except asyncio.CancelledError:
+                if not call.written:
+                    call.status, call.error = cancellation(context.time_remaining(), self.guard.stopping,
+                                                           self.guard.config.drain_s)
+                raise
+            finally:
+                self._audit_admin(call)
+        return admin
+
+    async def _end_admin(self, call: AdminCall, context: grpc.aio.ServicerContext, status: grpc.StatusCode,
+                         error: str) -> NoReturn:
+        """End an admin call with ``status``, its audit line written first."""
+        call.status, call.error = status, error
+        self._audit_admin(call)
+        await abort(context, status, error)
+
+    def _audit_admin(self, call: AdminCall) -> None:
+        """Write an admin call's audit line, once (never the key: only how it was found)."""
+        if call.written:
+            return
+        call.written = True
+        self.guard.audit.write(admin_record(
+            method=call.method, extension=call.extension, model=call.model, peer=call.peer, client=call.client,
+            key=call.key, status=call.status.name, error=call.error,
+            latency_ms=(time.perf_counter() - call.started) * 1000.0))
+
     async def refuse_stream(self, requests: Any, context: grpc.aio.ServicerContext) -> None:
         """Streaming inference is not part of the contract (and could not be audited per request)."""
         await abort(context, grpc.StatusCode.UNIMPLEMENTED,
@@ -444,19 +589,47 @@ class Front(grpc.GenericRpcHandler):
         return await self._forwarder("ModelReady")(request, context)
 
     async def server_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Triton's answer, listing only the extensions this caller can use through the front."""
+        """Triton's answer, listing only the extensions this caller can use through the front; Triton's version only
+        to a caller with the admin key (it tells which published flaws apply). A call carrying a key is audited."""
+        key = self.key_check(context)
+        if key != KEY_NONE:
+            self._audit_admin(AdminCall("ServerMetadata", time.perf_counter(), context.peer(), client_identity(context),
+                                        key, status=grpc.StatusCode.OK, error=None))
         answer = service_pb2.ServerMetadataResponse.FromString(await self._forwarder("ServerMetadata")(request, context))
-        kept = served_extensions(list(answer.extensions), has_admin_key(context, self.guard.admin_key))
+        kept = served_extensions(list(answer.extensions), key == KEY_RIGHT)
         del answer.extensions[:]
         answer.extensions.extend(kept)
+        if key != KEY_RIGHT:
+            answer.version = ""
         return answer.SerializeToString()
 
-    async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Forward one inference request and write exactly one audit line for it, before its answer leaves."""
+    async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""
+        try:
+            name = service_pb2.ModelMetadataRequest.FromString(request).name
+        except DecodeError:
+            name = ""
+        if name in STEP_MODELS:
+            return await self._internal_metadata(request, context)
+        return await self._forwarder("ModelMetadata")(request, context)
+
+    async def model_infer_call(self, requests: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """``model_infer`` for a call whose request has yet to arrive: it reads the request itself, so a call whose
+        deadline passes (or whose client goes) while the request is arriving is audited too."""
+        return await self.model_infer(None, context)
+
+    async def model_infer(self, raw: bytes | None, context: grpc.aio.ServicerContext) -> bytes:
+        """Forward one inference request and write exactly one audit line for it, before its answer leaves
+        (``raw`` None: the request is read from ``context`` here)."""
         call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context))
         token = -1  # set when the call is forwarded to Triton
         self.in_flight += 1
         try:
+            if raw is None:
+                message = await context.read()
+                if not isinstance(message, bytes):  # EOF: gRPC refused the message (too large), or none came
+                    await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, NOT_ONE_MESSAGE)
+                raw = message
             try:
                 request = service_pb2.ModelInferRequest.FromString(raw)
             except DecodeError as e:
@@ -471,10 +644,13 @@ class Front(grpc.GenericRpcHandler):
                 raw = request.SerializeToString()
             call.request_id = request.id
             call.hashing = self._hashing.submit(request_images, request)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                await self._end(call, context, grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE_ARRIVING)
             refusal = request_refusal(request)
             if refusal is not None:
                 await self._end(call, context, *refusal)
-            if request.model_name != ENSEMBLE_NAME and not has_admin_key(context, self.guard.admin_key):
+            if request.model_name != ENSEMBLE_NAME and self.key_check(context) != KEY_RIGHT:
                 await self._end(call, context, grpc.StatusCode.PERMISSION_DENIED,
                                 f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
                                 "(internal steps need the admin key)")
@@ -526,7 +702,7 @@ class Front(grpc.GenericRpcHandler):
         images = await finished_hashes(call.hashing)
         remaining = context.time_remaining()
         if (call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0  # the client got that, not this
-                and call.error != DEADLINE_PASSED):
+                and not (call.error or "").startswith(DEADLINE_PASSED)):
             call.status, call.error = grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} ({call.status.name}: {call.error})"
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=call.peer, client=call.client,

@@ -39,6 +39,7 @@ from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.server import TritonServer, free_ports
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
+from .admin import admin_key_problem
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
 from .certificates import expiry_warnings
@@ -150,12 +151,17 @@ class Guard:
 
     def __init__(self, public: ServerConfig, config: GuardConfig, server: TritonServer | None = None) -> None:
         """``server``: a tritonserver already running to put the guard in front of (it is not stopped
-        with the guard); by default the guard starts its own on loopback ports. A host that does not resolve or an
-        audit log that cannot be appended to is a ConfigError here, before anything starts."""
+        with the guard); by default the guard starts its own on loopback ports. A host that does not resolve, an
+        audit log that cannot be appended to, or an operator's admin key shorter than MIN_ADMIN_KEY_CHARS is a
+        ConfigError here, before anything starts."""
         problem = host_problem(public.host)
         if problem is not None:
             raise ConfigError(f"host {public.host} {problem}; expected a name or address of this machine to serve on: "
                               "pass another --host / DERMASSIST_HOST, e.g. 0.0.0.0 for every interface")
+        if server is None and not public.admin_key_is_generated:  # the operator's key opens the public port
+            problem = admin_key_problem(public.admin_key)
+            if problem is not None:
+                raise ConfigError(problem)
         self.public = public
         self.config = config
         self._owns_server = server is None

@@ -1,0 +1,84 @@
+"""A Front on loopback before a stand-in Triton that answers the admin and metadata calls too (what they received is
+kept), with the front's own server options (its request size limit)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+from tritonclient.grpc import service_pb2
+
+from dermassist.guard.audit import AuditLog
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.front import SERVICE, Front
+from dermassist.guard.health import Readiness
+
+ADMIN_KEY = "operator-key-0123456789"
+TRITON_VERSION = "2.51.0"
+_ANSWERS = {
+    "RepositoryModelLoad": service_pb2.RepositoryModelLoadResponse(),
+    "RepositoryModelUnload": service_pb2.RepositoryModelUnloadResponse(),
+    "RepositoryIndex": service_pb2.RepositoryIndexResponse(),
+    "LogSettings": service_pb2.LogSettingsResponse(),
+    "ModelMetadata": service_pb2.ModelMetadataResponse(name="step", platform="python"),
+    "ServerMetadata": service_pb2.ServerMetadataResponse(name="triton", version=TRITON_VERSION,
+                                                         extensions=["model_repository", "parameters"]),
+}
+
+
+async def _answer_infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await asyncio.sleep(0)
+    return service_pb2.ModelInferResponse(model_name="dermassist").SerializeToString()
+
+
+@contextmanager
+def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Iterator[SimpleNamespace]:
+    """The front's address, its Front, and what the stand-in Triton received (method, raw request)."""
+    config = config or GuardConfig(audit_log=str(audit))
+    received: list[tuple[str, bytes]] = []
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def handler(name: str):
+        async def answer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            received.append((name, request))
+            return _ANSWERS[name].SerializeToString()
+        return grpc.unary_unary_rpc_method_handler(answer)
+
+    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
+        triton = grpc.aio.server()
+        handlers = {name: handler(name) for name in _ANSWERS}
+        handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(_answer_infer)
+        triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        triton_port = triton.add_insecure_port("127.0.0.1:0")
+        await triton.start()
+        readiness = Readiness()
+        readiness.set_ready()
+        guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
+                                config=config, versions={}, audit=AuditLog(audit), stopping=False,
+                                report_step_failure=lambda details, sent_at: None)
+        front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
+        server = grpc.aio.server(options=config.server_options())
+        server.add_generic_rpc_handlers((front,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return triton, server, front, port
+
+    triton, server, front, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    try:
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", front=front, received=received, audit=audit)
+    finally:
+        async def stop() -> None:
+            await server.stop(None)
+            await triton.stop(None)
+            await front.channel.close()
+            front.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

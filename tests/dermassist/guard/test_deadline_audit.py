@@ -1,0 +1,95 @@
+"""Security audit findings 7 and 12: a call whose deadline passes while its request is still arriving is audited, and
+an ordinary client deadline leaves no ERROR traceback in the log."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.front import SERVICE, ExecuteBatchError, abort
+from tests.support.guard import audit_lines
+
+from .loopback import front_before_stand_in
+
+
+def _big_request(request_id: str, mib: int) -> service_pb2.ModelInferRequest:
+    image = b"\xff\xd8" + b"\x00" * (mib << 20)
+    request = service_pb2.ModelInferRequest(model_name="dermassist", id=request_id)
+    request.inputs.add(name="IMAGE", datatype="BYTES", shape=[1, 1])
+    request.raw_input_contents.append(struct.pack("<I", len(image)) + image)
+    return request
+
+
+def _lines_of(audit: Path, request_id: str | None, wait_s: float = 5.0) -> list[dict]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        lines = [line for line in audit_lines(audit) if request_id is None or line["request_id"] == request_id]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_a_call_whose_deadline_passes_while_its_request_arrives_is_audited(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as front:
+        with grpc.insecure_channel(front.address, options=[("grpc.max_send_message_length", -1)]) as channel:
+            service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive(service_pb2.ServerLiveRequest(), timeout=10)
+            # serialized first: the deadline runs while the 200 MiB travel, not while the client encodes them
+            infer = channel.unary_unary(f"/{SERVICE}/ModelInfer")
+            raw = _big_request("slow-arrival", 200).SerializeToString()
+            with pytest.raises(grpc.RpcError) as info:
+                infer(raw, timeout=0.5)
+        lines = _lines_of(audit, None)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert len(lines) == 1, lines
+    (line,) = lines
+    assert line["status"] == "DEADLINE_EXCEEDED" and line["peer"].startswith("ipv4:127.0.0.1:")
+    assert "deadline passed" in line["error"]
+
+
+def test_a_request_larger_than_the_front_reads_is_audited(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit, GuardConfig(audit_log=str(audit), max_request_mib=1)) as front:
+        with grpc.insecure_channel(front.address, options=[("grpc.max_send_message_length", -1)]) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(_big_request("too-big", 2), timeout=10)
+        (line,) = _lines_of(audit, None)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert line["status"] == "RESOURCE_EXHAUSTED" and "--max-request-mib" in line["error"]
+
+
+class _Context:
+    """The part of grpc.aio's ServicerContext ``abort`` uses: the time left, and an abort that fails or is counted."""
+
+    def __init__(self, remaining: float | None, error: BaseException | None = None) -> None:
+        self.remaining, self.error, self.aborted = remaining, error, 0
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted += 1
+        if self.error is not None:
+            raise self.error
+
+
+def test_a_status_for_a_call_past_its_deadline_ends_it_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """grpc logs an ExecuteBatchError that leaves a servicer at ERROR with its traceback; a CancelledError at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    past = _Context(remaining=0.0)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(abort(past, grpc.StatusCode.UNAVAILABLE, "late"))  # type: ignore[arg-type]
+    assert past.aborted == 0
+    raced = _Context(remaining=1.0, error=ExecuteBatchError('Failed "execute_batch"'))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(abort(raced, grpc.StatusCode.UNAVAILABLE, "late"))  # type: ignore[arg-type]
+    assert raced.aborted == 1
+    assert all(r.levelno <= logging.DEBUG for r in caplog.records if r.name.startswith("dermassist"))
