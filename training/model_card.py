@@ -1,15 +1,17 @@
 """``MODEL_CARD.md`` of a release, rendered from its ``release.json`` (figures through the served ensemble)."""
 from __future__ import annotations
 
+import math
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from preprocess.contract import CLASS_CODES, CLASS_NAMES
+from preprocess.contract import CLASS_CODES, CLASS_NAMES, REFER_CLASSES
 from preprocess.triage import OTHER_LESION_MIN_FRACTION, OTHER_LESION_MIN_SHARE
 
 from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, PRETRAINED_SHA256_PREFIX, REFER_SENSITIVITY
+from .metrics import wilson_interval
 from .release import MODEL_CARD as CARD
 from .release import ReleaseError, read_release, recipe_flag
 
@@ -30,6 +32,7 @@ BULLET_WIDTH, ATTRIBUTION_WIDTH = 111, 110
 # The data root the shipped release was built from, and the line a site adds its data's terms on.
 SHARED_DATA_ROOT = "../shared/data"
 NOT_RECORDED = "not recorded in release.json; add your data's terms here"
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -60,8 +63,9 @@ KNOWN_SOURCES = {
         (CLASSIFIER,), "classifier training, validation and test (70/15/15 by class)",
         "ISIC 2018 Task 3: Codella et al., arXiv:1902.03368; Tschandl P., Rosendahl C., Kittler H., The HAM10000 dataset, "
         "Sci. Data 5, 180161 (2018) (CC BY-NC 4.0).",
-        "No lesion ids are published for ISIC 2018 Task 3, so its split is by image;\nHAM10000 lesions photographed more "
-        "than once may sit in two splits (the shipped sample has none)."),
+        "No lesion ids are published for ISIC 2018 Task 3, so its split is by image:\na lesion photographed more than once "
+        "may have images in two splits, and the test figures may then be optimistic.\nThe evaluation-only samples share no "
+        "image with any split (a test holds it)."),
     "ph2": KnownSource(
         "PH2", "PH2", "Porto PH2", "research use with citation", (SEGMENTER_EXTRA, CLASSIFIER),
         "segmenter and classifier training, validation and test (70/15/15 by clinical diagnosis)",
@@ -72,10 +76,45 @@ KNOWN_SOURCES = {
         "evaluation only, never trained on", "HAM10000 masks: Tschandl et al., Nat. Med. 2020."),
     "isic2019_sample": KnownSource(
         "ISIC 2019 sample", "ISIC 2019 sample", "ISIC 2019", "CC BY-NC", (EVALUATION,),
-        "evaluation only, never trained on", "ISIC 2019: BCN20000 (Combalia et al. 2019) and HAM10000 (CC BY-NC)."),
+        "evaluation only, never trained on", "ISIC 2019: BCN20000 (Combalia et al. 2019) and HAM10000 (CC BY-NC).",
+        "The ISIC 2019 sample's images are all HAM10000 images that the HAM10000 sample holds too, relabelled with ISIC\n"
+        "2019's AK and SCC: its figures are not independent of that sample's."),
 }
 SHIPPED_HEADER = ["**Research use only. Not a medical device.** Trained on public research data whose licences forbid "
-                  "commercial", "use (CC BY-NC 4.0, CC BY-NC-SA 4.0): these weights inherit the non-commercial terms."]
+                  "commercial", "use (CC BY-NC 4.0, CC BY-NC-SA 4.0) or allow research use only (PH2): these weights "
+                  "inherit those terms,", "so a hospital pilot must run as a non-commercial research study."]
+INTENDED_USE = [
+    "## Intended use",
+    "",
+    "- For: research decision support in an ethics-approved clinical study, used by clinicians trained in dermoscopy.",
+    "  One dermoscopic picture of one skin lesion in; a referral suggestion, a most probable class and the reasons a",
+    "  picture cannot be assessed out. It does not replace clinical examination or histopathology: a lesion the",
+    "  clinician suspects is handled as usual, whatever the answer.",
+    "- Not for: clinical (non-dermoscopic) or phone photographs; mucosal and nail lesions; ulcerated, bleeding,",
+    "  biopsied, treated or tattooed lesions; lesions larger than the field of view; several lesions in one picture",
+    "  (a second one is flagged, not assessed); screening people who have no lesion of concern.",
+    "",
+]
+SHIPPED_SKIN_TYPES = [
+    "- Skin types: HAM10000, PH2 and the ISIC images come from mostly fair-skinned populations and carry no skin-type",
+    "  labels; how the models do on darker skin is not known.",
+]
+
+
+def intended_use_lines(roles: dict[str, tuple[str, ...]]) -> list[str]:
+    """The Intended use section: what the models are for and not for, and the skin types of the data they learnt from
+    (the public sets' where the release used only sets the card knows, else the line a site states its data's on)."""
+    if all(f in KNOWN_SOURCES for f in roles):
+        skin = SHIPPED_SKIN_TYPES
+    else:
+        skin = [f"- Skin types of the training data: {NOT_RECORDED}; how the models do on skin types it lacks is not known."]
+    return [*INTENDED_USE[:-1], *skin, ""]
+# issue 10's acceptance targets, on the release's test split: (label, figure, comparison, target)
+TARGETS = (("ECE after calibration", "ece", "<=", 0.05), ("REFER melanoma sensitivity", "melanoma_sensitivity", ">=", 0.95),
+           ("REFER benign specificity", "specificity", ">=", 0.50), ("OOD_SCORE AUROC, non-dermoscopic images", "auroc", ">=",
+                                                                      0.95),
+           ("test images not assessable", "not_assessable", "<=", 0.05),
+           ("CAM beats random erasure", "share_cam_beats_random", ">=", 0.80))
 REPRODUCE = [
     "`dermassist release --data ../shared/data --recipe training/release/release.json --out data/release` (`make",
     "release`) retrains with the recorded recipe (below) and evaluates through the ensemble. The classifier stage is",
@@ -139,20 +178,34 @@ def _percentile(quantile: float) -> str:
     return f"{int(percent)}{({1: 'st', 2: 'nd', 3: 'rd'}).get(int(percent) % 10, 'th')}"
 
 
-def referral_lines(threshold: float, rule: ReferralRule) -> list[str]:
-    """The card's Referral bullet: the threshold, how it was chosen (sensitivity, safety factor) and what an image
-    that is not assessable gets."""
+def chance_below(sensitivity: float, melanomas: int) -> float:
+    """The chance that the threshold the finite-sample rule picks from ``melanomas`` validation melanomas has a
+    sensitivity under ``sensitivity`` on new melanomas like them: its coverage is Beta(n + 1 - k, k), whose CDF at s is
+    P(Binomial(n, s) >= n + 1 - k), k = max(1, floor((n + 1)(1 - s)))."""
+    n, s = melanomas, sensitivity
+    k = max(1, int(math.floor((n + 1) * (1 - s) + 1e-9)))
+    return sum(math.comb(n, j) * s ** j * (1 - s) ** (n - j) for j in range(n + 1 - k, n + 1))
+
+
+def referral_lines(threshold: float, rule: ReferralRule, melanomas: int | None = None) -> list[str]:
+    """The card's Referral bullet: the threshold, how it was chosen (sensitivity, safety factor), how sure that
+    choice is with the validation melanomas it had, and what an image that is not assessable gets."""
     effect = "lower, so more is referred" if rule.safety < 1 else "higher, so less is referred"
     safety = "" if rule.safety == 1 else f", times the safety factor {rule.safety:g} (--refer-safety: {effect})"
     unassessable = ("REFER is also true for an image that is not assessable." if rule.refer_when_not_assessable else
                     "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold.")
+    sure = "" if not melanomas else (
+        f" That is not a guarantee for this threshold: with the {melanomas} validation melanomas it had, the chance that "
+        f"its melanoma sensitivity on images like them is under {rule.sensitivity:g} is "
+        f"{chance_below(rule.sensitivity, melanomas):.0%}{' before the safety factor' if rule.safety != 1 else ''}, and on "
+        "images from other clinics it was lower (Known limits).")
     return [
         f"- Referral: REFER_SCORE = P(MEL)+P(BCC)+P(SCC)+P(AK) >= {threshold:.3f}, chosen on",
-        f"  validation as the highest threshold keeping melanoma sensitivity >= {rule.sensitivity:g} on new melanomas: "
-        "with n validation",
+        f"  validation aiming at melanoma sensitivity >= {rule.sensitivity:g} on new melanomas: with n validation",
         f"  melanomas it is the k-th lowest melanoma score, k = floor((n + 1) x {round(1 - rule.sensitivity, 6):g}) (a new "
         "melanoma falls below it with",
-        f"  probability k / (n + 1)){safety}; {unassessable}",
+        f"  probability k / (n + 1) on average over validation sets){safety}; {unassessable}",
+        *_wrap(sure.strip(), indent="  ", initial="  "),
     ]
 
 
@@ -203,8 +256,9 @@ def _join(items: list[str], word: str = "and") -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def _wrap(text: str, width: int = BULLET_WIDTH, indent: str = "") -> list[str]:
-    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
+def _wrap(text: str, width: int = BULLET_WIDTH, indent: str = "", initial: str = "") -> list[str]:
+    return textwrap.wrap(text, width, initial_indent=initial, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False)
 
 
 def _range(counts: list[int]) -> str:
@@ -319,15 +373,35 @@ def untrained_classes_lines(counts: dict[str, int], release: dict, sources: list
         return []
     names = [CLASS_NAMES[CLASS_CODES.index(c)].lower() for c in missing]
     learnt = "P(" + "), P(".join(missing) + ")"
-    text = (f"- **No {_join(missing, 'or')} in the training data**: {_join(sources)} {'has' if len(sources) == 1 else 'have'}"
-            f" no {_join(names, 'or')}, so {learnt} {'is' if len(missing) == 1 else 'are'} never learnt;")
-    if missing == ["SCC"] and counts["AK"] and counts["BCC"]:
-        text += " an SCC is at best called AK or BCC (both referred)."
-    else:
-        text += f" such a lesion is called one of the classes learnt ({', '.join(c for c in CLASS_CODES if counts[c])})."
-    if "SCC" in missing and "isic2019_sample" in release.get("evaluation", {}).get("reports", {}):
-        text += " The ISIC 2019 sample's SCC rows show this."
+    has = "has" if len(sources) == 1 else "have"
+    if missing == ["SCC"]:
+        akiec = ("; ISIC 2018 Task 3's AKIEC (actinic keratosis and intraepithelial carcinoma, Bowen's disease), trained "
+                 "as AK, holds SCC in situ" if "ISIC 2018 Task 3" in sources and counts["AK"] else "")
+        seen = scc_calls(release)
+        text = (f"- **No invasive SCC in the training data**: {_join(sources)} {has} no squamous cell carcinoma class, so "
+                f"P(SCC) is never learnt{akiec}. An SCC is called one of the classes learnt, not always a malignant one"
+                f"{seen}, and is referred only when the summed REFER_SCORE reaches the threshold or the picture is not "
+                "assessable: never read the top class for a suspected keratinocyte cancer.")
+        return _wrap(text, indent="  ")
+    text = (f"- **No {_join(missing, 'or')} in the training data**: {_join(sources)} {has}"
+            f" no {_join(names, 'or')}, so {learnt} {'is' if len(missing) == 1 else 'are'} never learnt;"
+            f" such a lesion is called one of the classes learnt ({', '.join(c for c in CLASS_CODES if counts[c])}).")
     return _wrap(text, indent="  ")
+
+
+def scc_calls(release: dict) -> str:
+    """`` (the ISIC 2019 sample's 3 SCCs were called AK, NV and BKL)``: the classes the evaluated SCCs of a report
+    were called, from its confusion matrix; "" where no report holds an SCC."""
+    for name, report in release.get("evaluation", {}).get("reports", {}).items():
+        c = report.get("classification") or {}
+        scc = CLASS_CODES.index("SCC")
+        row = (c.get("confusion_matrix") or [])[scc] if len(c.get("confusion_matrix") or []) > scc else []
+        if sum(row):
+            called = [CLASS_CODES[i] for i, n in enumerate(row) for _ in range(n)]
+            label = KNOWN_SOURCES[name].label if name in KNOWN_SOURCES else name
+            return f" (the {label}'s {sum(row)} SCC{'s' if sum(row) > 1 else ''} {'were' if sum(row) > 1 else 'was'} " \
+                   f"called {_join(called)})"
+    return ""
 
 
 def rare_classes_lines(counts: dict[str, int], test_support: dict[str, int]) -> list[str]:
@@ -351,8 +425,92 @@ def sources_line(folders: list[str], train_images: int | None) -> list[str]:
     count = "an unrecorded number of" if train_images is None else about(train_images)
     number = NUMBER_WORDS[len(origins)] if len(origins) < len(NUMBER_WORDS) else str(len(origins))
     return _wrap(f"- Trained from scratch on {count} images from {number} source{'' if len(origins) == 1 else 's'} "
-                 f"({_join(origins)}); expect lower figures on other devices, populations and skin types, none of which "
-                 "were tested. Run `dermassist evaluate` on your own labelled images before use.", indent="  ")
+                 f"({_join(origins)}); expect lower figures on other devices, populations and skin types. Run `dermassist "
+                 "evaluate` on your own labelled images before use.", indent="  ")
+
+
+def shift_lines(reports: dict, counts: dict[str, int] | None) -> list[str]:
+    """The known limits the evaluated sets show: referral on the ISIC 2017 images (other clinics), probabilities
+    over-confident where the ECE is above a perfectly calibrated model's 95th percentile, and the HAM10000 sample's
+    case mix; none for sets not evaluated."""
+    lines = []
+    other = reports.get(ISIC2017_VALIDATION) or {}
+    t, c = other.get("triage"), other.get("classification")
+    if t and c and t.get("melanomas"):
+        caught = round(t["melanoma_sensitivity"] * t["melanomas"])
+        lines += _wrap(f"- **Images from other clinics**: on the {c['images']} ISIC 2017 images (ISIC Archive, several "
+                       f"clinics and dermatoscopes, squashed to 256x256) REFER missed {t['melanomas'] - caught} of "
+                       f"{t['melanomas']} melanomas (sensitivity {_f(t['melanoma_sensitivity'])}"
+                       f"{_interval(t.get('melanoma_sensitivity_ci95')).replace(' (', ', 95% interval ').rstrip(')')}) and "
+                       "balanced accuracy fell to "
+                       f"{_f(c['balanced_accuracy'])}.", indent="  ")
+    over = [(name, r["classification"]) for name, r in reports.items() if (r.get("classification") or {}).get("ece_if_calibrated")
+            and r["classification"]["ece"] > r["classification"]["ece_if_calibrated"]["p95"]]
+    if over:
+        low, high = wilson_interval(27, 30)
+        lines += _wrap("- **Probabilities over-confident outside the validation source**: the ECE is above what a perfectly "
+                       "calibrated model scores (95th percentile) on " + _join([f"{name} ({_f(c['ece'])} against "
+                                                                                f"{_f(c['ece_if_calibrated']['p95'])})"
+                                                                                for name, c in over])
+                       + ". Do not read the probabilities as calibrated at a new site, and measure the referral on your "
+                       "own labelled images (`dermassist evaluate`) with as many melanomas as you can: with 30, a "
+                       f"sensitivity of 0.90 has the 95% interval {low:.2f}-{high:.2f}.", indent="  ")
+    ham = (reports.get("ham10000_sample") or {}).get("classification")
+    if ham and counts and sum(counts.values()):
+        nv, trained = ham["support"].get("NV", 0) / ham["images"], counts["NV"] / sum(counts.values())
+        lines += _wrap(f"- The HAM10000 sample comes from the clinics the classifier was trained on, with a balanced case "
+                       f"mix ({nv:.0%} nevi, against {trained:.0%} in training): its ECE ({_f(ham['ece'])}) is that of a "
+                       "different case mix, as a referral clinic's will be.", indent="  ")
+    return lines
+
+
+def referral_terms_lines(rule: ReferralRule, test: dict | None, test_label: str) -> list[str]:
+    """What the referral table counts: the malignant classes, how an image not assessable counts, and how many of the
+    test split's images REFER sends on."""
+    names = dict(zip(CLASS_CODES, CLASS_NAMES))
+    benign = [c for c in CLASS_CODES if c not in REFER_CLASSES]
+    counted = ("An image not assessable is referred: it counts as referred in sensitivity and, benign, as a false "
+               "referral in specificity." if rule.refer_when_not_assessable else
+               "An image not assessable is referred only by its score and counts so.")
+    share = ""
+    if test and test.get("malignant") is not None and test.get("benign"):
+        referred = test["malignant_sensitivity"] * test["malignant"] + (1 - test["specificity"]) * test["benign"]
+        share = (f" At the served threshold {referred / (test['malignant'] + test['benign']):.0%} of the {test_label} "
+                 "images were referred.")
+    return _wrap(f"Malignant: {_join([f'{c} ({names[c]})' for c in REFER_CLASSES])}, the classes REFER_SCORE sums (AK is "
+                 f"pre-malignant); benign: {', '.join(benign)}. {counted}{share}", 115)
+
+
+def synthetic_line(ood: dict) -> str:
+    """How many of the corpus's synthetic dermoscopy renderings came back not assessable ("" when none were in it)."""
+    share = (ood.get("not_assessable_by_kind") or {}).get("synthetic_dermoscopy")
+    return "" if share is None else f" Of its synthetic dermoscopy renderings, {_pct(share)} came back not assessable."
+
+
+def targets_lines(ev: dict, test_label: str) -> list[str]:
+    """Issue 10's acceptance targets against the release's figures on its test split, each met or not; none for a
+    release evaluated without a test split."""
+    figures = {**(ev.get("classification_test") or {}), **(ev.get("triage_test") or {}), **(ev.get("ood_test") or {}),
+               **(ev.get("cam_faithfulness") or {})}
+    if "ece" not in figures:
+        return []
+    rows = []
+    for label, key, how, target in TARGETS:
+        value = figures.get(key)
+        if value is None:
+            continue
+        met = value <= target if how == "<=" else value >= target
+        rows.append(f"| {label} {how} {target:g} | {_f(value)} | {'met' if met else '**not met**'} |")
+    quality = ev.get("quality_check") or {}
+    if quality:
+        flagged = min(v["not_assessable"] for v in quality.values())
+        rows.append(f"| blurred, dark and overexposed copies flagged | {_pct(flagged)} at least | "
+                    f"{'met' if flagged == 1.0 else '**not met**'} |")
+    rows.append("| the new outputs cost <= 10% of the served p50 | `dermassist bench` on the serving host; not a release "
+                "figure | - |")
+    return ["## Targets (issue 10), on the " + test_label + " split", "", "| target | measured | |", "|---|---|---|", *rows,
+            "", *_wrap("The ECE floor (the diagnosis table's last column) says how far a split this size can tell "
+                       "calibration apart; the referral intervals say how far it can tell sensitivity apart.", 115), ""]
 
 
 def attribution_lines(roles: dict[str, tuple[str, ...]]) -> list[str]:
@@ -388,11 +546,18 @@ def render_model_card(release: dict) -> str:
     trained_count = about(train_images) if train_images is not None else "an unrecorded number of"
     rule = referral_rule(release)
     referred = " and referred" if rule.refer_when_not_assessable else ""
+    calibration = cls["figures"].get("calibration") or {}
+    validation_melanomas = ((calibration.get("val") or {}).get("operating_point") or {}).get("melanomas")
+    splits = cls["figures"].get("splits") or {}
+    split_text = ", ".join(f"{n} {SPLIT_NAMES.get(k, k)}" for k, n in splits.items()) or "not recorded"
+    notes += "".join(f" {KNOWN_SOURCES[f].note}" for f, used in roles.items()
+                     if used == (EVALUATION,) and f in KNOWN_SOURCES and KNOWN_SOURCES[f].note)
     lines = [
         f"# DermAssist model card: {release.get('name')} (version {release.get('version')}, {release.get('created')})",
         "",
         *header_lines(release, roles),
         "",
+        *intended_use_lines(roles),
         "## What it is",
         "",
         f"- Segmenter: Keras ResNet{seg['unet']['depth']}-UNet, width {seg['unet']['width']} "
@@ -404,7 +569,7 @@ def render_model_card(release: dict) -> str:
         f"  of the pooled features to the training class means, 1.0 = the validation {_percentile(rule.ood_quantile)} "
         "percentile) and the class",
         "  activation map of the top class (Grad-CAM of its calibrated log-probability), all inside one TorchScript.",
-        *referral_lines(triage["values"]["refer_threshold"], rule),
+        *referral_lines(triage["values"]["refer_threshold"], rule, validation_melanomas),
         f"- Assessability: sharpness >= {quality['values']['min_sharpness']:.1f} (Laplacian variance), brightness in "
         f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
         f"  training images; OOD_SCORE < {_number(rule.ood_limit)}; colour (a greyscale picture is not assessable); no seam "
@@ -421,7 +586,7 @@ def render_model_card(release: dict) -> str:
         *data_rows(release, roles),
         "",
         *(f"Split manifests: `splits/` ({', '.join(release.get('data', {}).get('splits', {}).values())}). Classifier "
-          f"splits: {cls['figures'].get('splits')}.{notes}").splitlines(),
+          f"splits: {split_text}.{notes}").splitlines(),
         "",
         "## Figures (through the served ensemble, `dermassist evaluate`; reports in `reports/`)",
         "",
@@ -430,7 +595,8 @@ def render_model_card(release: dict) -> str:
     test_set = evaluated_set(ev, "test_report", "classification", ev.get("classification_test"))
     order, test_label = diagnosis_order(reports, seg_set), set_label(test_set, "test")
     sv = ev.get("segmentation_val")
-    seg_label = set_label(seg_set, "validation") if sv else f"{set_label(seg_set, 'validation')} (measured while training)"
+    seg_label = (f"{set_label(seg_set, 'validation')} (the segmenter's validation and threshold set: optimistic)" if sv
+                 else f"{set_label(seg_set, 'validation')} (measured while training)")
     sv = sv or seg["figures"]["val"]
     lines += ["| segmentation | images | Dice | Jaccard | thresholded Jaccard |", "|---|---|---|---|---|",
               f"| {seg_label} | {sv.get('images', 'n/a')} | {_f(sv['dice'])} | {_f(sv['jaccard'])} | "
@@ -456,12 +622,14 @@ def render_model_card(release: dict) -> str:
         lines += ["", f"{ISIC2017_VALIDATION} holds the ISIC 2017 segmentation images squashed to 256x256 with their Part 3 "
                   "labels", "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like "
                   "them, and its", "figures there show how much such a shift costs."]
-    lines += ["", "The ECE column is served, after the temperature fitted on validation; the ECE before it, measured while",
-              "training, is kept in `release.json` (classifier figures), as it is not an answer the ensemble serves. The",
-              "last column is the ECE a perfectly calibrated model would score with the same probabilities on as many",
-              "images (labels drawn from the probabilities): an ECE under its 95th percentile is within what the sample",
-              "size alone produces. Balanced accuracy intervals: each class's recall drawn from its Jeffreys posterior;",
-              "referral intervals: Wilson, 95%.", "",
+    before, after = (calibration.get("test") or {}).get("ece_before"), (calibration.get("test") or {}).get("ece_after")
+    measured = (f" (on the classifier's test split while training: {before:.3f} before the temperature, {after:.3f} after)"
+                if before is not None and after is not None else "")
+    lines += ["", *_wrap(f"The ECE column is served, after the temperature fitted on validation{measured}. The last "
+                         "column is the ECE a perfectly calibrated model would score with the same probabilities on as "
+                         "many images (labels drawn from the probabilities): an ECE under its 95th percentile is within "
+                         "what the sample size alone produces. Balanced accuracy intervals: each class's recall drawn from "
+                         "its Jeffreys posterior (a 95% credible interval); referral intervals: Wilson, 95%."), "",
               "| referral | melanoma sensitivity (95% interval), melanomas | malignant sensitivity, malignant | benign "
               "specificity, benign | not assessable |",
               "|---|---|---|---|---|"]
@@ -473,13 +641,16 @@ def render_model_card(release: dict) -> str:
                          f"{_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_f(t['specificity'])}"
                          f"{_interval(t.get('specificity_ci95'))}, {t['benign']} | {_pct(t['not_assessable'])} |")
     if any(reports[name].get("triage") for name in order):
-        lines += ["", "Each set's `reports/<set>/report.md` names the melanomas REFER did not refer and the images not "
+        lines += ["", *referral_terms_lines(rule, ev.get("triage_test"), test_label),
+                  "", "Each set's `reports/<set>/report.md` names the melanomas REFER did not refer and the images not "
                   "assessable (\"Images to review\"); `images.csv` beside it holds every image's answer."]
     ood = ev.get("ood_test")
     if ood:
         lines += ["", f"Out of distribution: OOD_SCORE AUROC {_f(ood['auroc'])} for {ood['images']} non-dermoscopic images "
                   f"(photographs, documents, plain and noise images, synthetic renderings) against the "
-                  f"{ood['in_distribution_images']} {test_label} images."]
+                  f"{ood['in_distribution_images']} {test_label} images." + synthetic_line(ood)
+                  + " No clinical (non-dermoscopic) photograph of a skin lesion was among them: how well those are "
+                  "caught is not measured."]
     cam, quality = ev.get("cam_faithfulness"), ev.get("quality_check")
     if cam:
         lines += ["", f"Class activation map: erasing the {cam['erased_share']:.0%} of the crop the CAM ranks highest "
@@ -489,18 +660,21 @@ def render_model_card(release: dict) -> str:
     if quality:
         degraded = min(QUALITY_CHECK_IMAGES, cam["images"]) if cam else QUALITY_CHECK_IMAGES
         lines += ["", f"Quality gate on degraded copies of {degraded} test images: " + "; ".join(
-            f"{kind}: {_pct(v['not_assessable'])} not assessable, note names it for {_pct(v['note_names_it'])}"
-            for kind, v in quality.items()) + "."]
+            f"{kind}{' (' + v['how'] + ')' if v.get('how') else ''}: {_pct(v['not_assessable'])} not assessable, note "
+            f"names it for {_pct(v['note_names_it'])}" for kind, v in quality.items())
+            + ". Milder faults can pass the gate and change the answer: keep focus, exposure and white balance fixed."]
     lines += ["", "Seed project (ResNet18, about 10,000 HAM10000 images, ImageNet weights): accuracy "
               f"{_pct(SEED['accuracy'])}, macro precision {SEED['macro_precision']}, recall {SEED['macro_recall']}, F1 "
-              f"{SEED['macro_f1']}. This release had {trained_count} "
+              f"{SEED['macro_f1']}, on its own test set and class mix (not comparable). This release had {trained_count} "
               "training images and no pretrained weights.", ""]
+    lines += targets_lines(ev, test_label)
     lines += skipped_lines(ev.get("skipped", {}))
     lines += [
         "## Known limits",
         "",
         *(untrained_classes_lines(counts, release, trained_on) if counts else []),
         *sources_line(classifier_folders, train_images),
+        *shift_lines(reports, counts),
         *(rare_classes_lines(counts, (cls["figures"].get("test") or {}).get("support", {})) if counts else
           ["- Per-class training counts are not recorded in release.json (classifier figures)."]),
         "- The segmenter sees every image squashed to 256x256; very small lesions in large photographs may be missed",
@@ -511,7 +685,7 @@ def render_model_card(release: dict) -> str:
         "  unfilled); a border that is not near-black (a grey or coloured vignette) is left as it is.",
         *_colour_limit(release),
         f"- Greyscale pictures come back not assessable{' (and referred)' if referred else ''}, the note says why; the FHIR "
-        "and DICOM reports then code no diagnosis.",
+        "and DICOM reports then code no diagnosis and give no class probabilities or referral score.",
         "- The demo page's four example images are HAM10000 evaluation-only images (CC BY-NC-SA 4.0), shipped in the",
         "  client package with their attribution.",
         "",

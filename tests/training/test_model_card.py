@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from training.model_card import render_model_card
+from training.model_card import chance_below, render_model_card, scc_calls
 from training.pipeline import SYNTHETIC_RECIPE
 from training.release import RELEASE_DIR, read_release
 
@@ -45,7 +45,8 @@ def test_the_shipped_card_is_what_its_release_renders_with_its_rows_named_as_the
     card = (RELEASE_DIR / "MODEL_CARD.md").read_text()
     assert card == render_model_card(read_release(RELEASE_DIR))
     assert [row.split(" | ")[0] for row in _table(card, "segmentation")] == [
-        "| ISIC 2017 validation", "| ph2_test", "| ham10000_sample"]
+        "| ISIC 2017 validation (the segmenter's validation and threshold set: optimistic)", "| ph2_test",
+        "| ham10000_sample"]
     order = ["| isic2018_task3_test", "| ph2_test", "| ham10000_sample", "| isic2019_sample", "| isic2017_validation"]
     assert [row.split(" | ")[0] for row in _table(card, "diagnosis")] == order
     assert [row.split(" | ")[0] for row in _table(card, "referral")] == order
@@ -61,7 +62,8 @@ def test_a_sites_release_card_labels_its_rows_from_its_data_and_fills_its_tables
         del release["evaluation"]["segmentation_val_report"], release["evaluation"]["test_report"]
     card = render_model_card(release)
     test = release["evaluation"]["reports"]["ham10000_test"]
-    assert [row.split(" | ")[0] for row in _table(card, "segmentation")] == ["| isic2018_validation", "| ham10000_test"]
+    assert [row.split(" | ")[0] for row in _table(card, "segmentation")] == [
+        "| isic2018_validation (the segmenter's validation and threshold set: optimistic)", "| ham10000_test"]
     assert [row.split(" | ")[:2] for row in _table(card, "diagnosis")] == [
         ["| ham10000_test", str(test["classification"]["images"])], ["| isic2018_validation", "150"]]
     assert [row.split(" | ")[0] for row in _table(card, "referral")] == ["| ham10000_test", "| isic2018_validation"]
@@ -106,7 +108,8 @@ def test_the_cards_referral_and_ood_rules_are_the_releases_own() -> None:
     assert "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold." in card
     assert "REFER is also true" not in card and "referred, the note" not in card and "(and referred)" not in card
     assert "OOD_SCORE < 1.25;" in card
-    assert "probability k / (n + 1)), times the safety factor 0.8 (--refer-safety: lower, so more is referred);" in card
+    assert ("probability k / (n + 1) on average over validation sets), times the safety factor 0.8 (--refer-safety: "
+            "lower, so more is referred);") in card
 
 
 def test_the_recorded_sensitivity_and_safety_factor_come_before_the_recipe() -> None:
@@ -115,7 +118,7 @@ def test_the_recorded_sensitivity_and_safety_factor_come_before_the_recipe() -> 
     release = copy.deepcopy(read_release(RELEASE_DIR))
     release["classifier"]["figures"]["calibration"]["val"].update(refer_sensitivity=0.9, refer_safety=0.7)
     card = render_model_card(release)
-    assert "keeping melanoma sensitivity >= 0.9 on new melanomas" in card and "x 0.1)" in card
+    assert "aiming at melanoma sensitivity >= 0.9 on new melanomas" in card and "x 0.1)" in card
     assert "times the safety factor 0.7 (--refer-safety: lower, so more is referred);" in card
 
 
@@ -138,3 +141,52 @@ def test_the_safety_factor_is_read_from_the_recipe_in_either_spelling_or_named()
     assert recipe_refer_safety({"recipe": {"cls_args": ["--refer-safety=1.5", "--refer-safety", "0.8"]}}, 1.0) == 0.8
     with pytest.raises(ReleaseError, match="passes --refer-safety 'x'; expected a number"):
         recipe_refer_safety({"recipe": {"cls_args": ["--refer-safety", "x"]}}, 1.0)
+
+
+def test_the_chance_that_the_threshold_misses_its_sensitivity_by_hand() -> None:
+    """The finite-sample threshold's coverage is Beta(n + 1 - k, k): with 24 validation melanomas (k = 1) it is under
+    0.95 with probability 0.95^24; with 39 (k = 2), P(at least 38 of 39 draws below 0.95)."""
+    assert chance_below(0.95, 24) == pytest.approx(0.95 ** 24) and 0.29 < chance_below(0.95, 24) < 0.30
+    assert chance_below(0.95, 39) == pytest.approx(0.95 ** 39 + 39 * 0.95 ** 38 * 0.05)
+    card = render_model_card(read_release(RELEASE_DIR))
+    assert "with the 24 validation melanomas it had, the chance that its melanoma sensitivity" in " ".join(card.split())
+
+
+def test_the_card_says_which_of_issue_10s_targets_are_met_and_which_are_not() -> None:
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    rows = dict((row.split(" | ")[0], row.split(" | ")[-1]) for row in _table(render_model_card(release), "target"))
+    assert rows["| ECE after calibration <= 0.05"] == "**not met** |"  # 0.073 on the test split
+    assert rows["| REFER benign specificity >= 0.5"] == "met |"  # 0.528
+    release["evaluation"]["classification_test"]["ece"] = 0.049
+    release["evaluation"]["triage_test"]["specificity"] = 0.499
+    rows = dict((row.split(" | ")[0], row.split(" | ")[-1]) for row in _table(render_model_card(release), "target"))
+    assert rows["| ECE after calibration <= 0.05"] == "met |" and rows["| REFER benign specificity >= 0.5"] == "**not met** |"
+
+
+def test_the_scc_limit_names_what_the_evaluated_sccs_were_called() -> None:
+    """The card said an SCC is at best called AK or BCC; the ISIC 2019 sample's three were called AK, NV and BKL."""
+    release = read_release(RELEASE_DIR)
+    assert scc_calls(release) == " (the ISIC 2019 sample's 3 SCCs were called AK, NV and BKL)"
+    assert "never read the top class for a suspected keratinocyte cancer" in " ".join(render_model_card(release).split())
+    without = copy.deepcopy(release)
+    for report in without["evaluation"]["reports"].values():
+        report.pop("classification", None)
+    assert scc_calls(without) == ""
+
+
+def test_the_known_limits_give_the_shift_the_evaluated_sets_measured() -> None:
+    release = read_release(RELEASE_DIR)
+    card = render_model_card(release)
+    triage = release["evaluation"]["reports"]["isic2017_validation"]["triage"]
+    missed = triage["melanomas"] - round(triage["melanoma_sensitivity"] * triage["melanomas"])
+    assert f"REFER missed {missed} of {triage['melanomas']} melanomas" in " ".join(card.split())
+    assert "Probabilities over-confident outside the validation source" in card
+    without = copy.deepcopy(release)
+    del without["evaluation"]["reports"]["isic2017_validation"]
+    assert "Images from other clinics" not in render_model_card(without)
+
+
+def test_the_quality_gate_line_says_how_strong_each_degradation_was() -> None:
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    release["evaluation"]["quality_check"]["dark"]["how"] = "brightness x0.25"
+    assert "dark (brightness x0.25): " in render_model_card(release)

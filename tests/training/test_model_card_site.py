@@ -66,7 +66,7 @@ def test_a_sites_card_states_its_own_data_and_where_its_terms_go() -> None:
     data = card[card.index("## Data"):card.index("## Figures")]
     assert ("| site_a | segmenter training and validation; classifier training, validation and test "
             "(210/45/45 images, train/val/test) | 300 | not recorded in release.json; add your data's terms here |") in data
-    assert "Classifier splits: {'train': 210, 'val': 45, 'test': 45}.\n" in data
+    assert "Classifier splits: 210 train, 45 validation, 45 test.\n" in data
     flat = " ".join(card.split())
     assert "Licence and attribution of site_a: not recorded in release.json; add your data's terms here." in flat
     assert "site_a: licence and attribution not recorded in release.json; add your data's terms here." in card

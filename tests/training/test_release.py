@@ -414,3 +414,24 @@ def test_a_recipe_flag_given_last_without_its_value_gives_none() -> None:
     assert recipe_flag(["--refer-safety"], "--refer-safety") is None
     assert recipe_flag(["--refer-safety", "0.9", "--refer-safety"], "--refer-safety") == "0.9"  # the last with a value
     assert recipe_flag(["--epochs", "3", "--refer-safety=0.8", "--refer-safety"], "--refer-safety") == "0.8"
+
+
+def test_no_evaluation_only_image_is_in_any_split_of_the_shipped_release(shared_data: Path) -> None:
+    """The model card says the evaluation-only samples share no image with any split: held here by image id (and, for
+    the HAM10000 sample, by lesion id), not by the folder a split row names."""
+    import csv
+
+    from training.release import RELEASE_DIR
+
+    release = read_release(RELEASE_DIR)
+    with (shared_data / "ham10000_sample" / "HAM10000_metadata.csv").open(newline="") as f:
+        ham = list(csv.DictReader(f))
+    with (shared_data / "isic2019_sample" / "ISIC_2019_Training_GroundTruth.csv").open(newline="") as f:
+        isic2019 = {row["image"] for row in csv.DictReader(f)}
+    evaluation_only = {row["image_id"] for row in ham} | isic2019
+    lesions = {row["lesion_id"] for row in ham}
+    for model, relative in release["data"]["splits"].items():
+        manifest = json.loads((RELEASE_DIR / relative).read_text())
+        rows = [row for split in manifest.values() if isinstance(split, list) for row in split]
+        assert rows and not {row["image_id"] for row in rows} & evaluation_only, model
+        assert not {row.get("lesion_id") for row in rows} & lesions, model
