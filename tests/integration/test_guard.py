@@ -273,8 +273,13 @@ def test_audit_has_exactly_one_line_per_request_good_or_bad(guards, ham_jpeg: by
         else:
             assert line["error"] and "top_class" not in line["images"][0]
     assert one.top_class.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
-    assert set(lines[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions", "status",
-                             "error", "latency_ms", "images"}
+    inference = [line for line in lines if "admin_call" not in line]  # admin calls have lines of their own
+    assert set(inference[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions",
+                                 "status", "error", "latency_ms", "images"}
+    admin = [line for line in lines if "admin_call" in line]  # test_admin_apis_need_the_key..., when it ran first
+    assert all(set(line) == {"time", "request_id", "peer", "client", "admin_call", "extension", "model", "admin_key",
+                             "status", "error", "latency_ms"} for line in admin)
+    assert all(line["admin_key"] in ("right", "wrong", "none") for line in admin)
 
 
 def test_a_request_over_the_size_limit_is_refused_clearly_and_the_port_serves_on(
