@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--data", type=Path, required=True, help="labelled folder in any accepted layout")
     parser.add_argument("--url", help=setting_help(E, "url", "gRPC HOST:PORT of a running DermAssist (none: start one)"))
     parser.add_argument("--repository", type=Path,
-                        help=setting_help(E, "repository", "repository the embedded server serves (none: the project's)"))
+                        help=setting_help(E, "repository", "repository the embedded server serves (none: the project's); "
+                                                         "with --url, the repository that server serves, so the "
+                                                         "report states its REFER threshold"))
     parser.add_argument("--split-manifest", type=Path,
                         help=setting_help(E, "split_manifest", "evaluate only one split of this manifest"))
     parser.add_argument("--split", help=setting_help(E, "split", "which split of the manifest"))

@@ -173,7 +173,7 @@ def evaluate_release(folder: Path, data: Path) -> dict:
     from training.pipeline import export_release
     from training.release import read_release, update_release
 
-    from ..base.repository import stage_repository
+    from ..base.repository import RELEASE_STAMP, stage_repository
     from ..base.server import embedded_server
     from ..evaluation import EvaluationConfig, evaluate
 
@@ -190,6 +190,8 @@ def evaluate_release(folder: Path, data: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         repository = stage_repository(Path(tmp) / "repository")
         export_release(folder, repository)
+        # a throwaway repository: its stamp names the release, which each report's run line then states
+        (repository / RELEASE_STAMP).write_text(f"{release.get('name')} version {release.get('version')}\n")
         if primary in runs:
             ood = Path(tmp) / "ood"
             build_ood_corpus(ood)
@@ -198,7 +200,8 @@ def evaluate_release(folder: Path, data: Path) -> dict:
         with embedded_server(repository) as server:
             url = server.config.grpc_address
             for name, kwargs in runs.items():
-                results[name] = evaluate(EvaluationConfig(name=name, out=reports, url=url, **kwargs))
+                results[name] = evaluate(EvaluationConfig(name=name, out=reports, url=url, repository=repository,
+                                                          **kwargs))
             if primary in runs:
                 checks = robustness_checks(url, repository, EvaluationConfig(out=reports, **runs[primary]),
                                            Path(tmp) / "degraded")

@@ -130,10 +130,13 @@ def run_markdown(report: dict) -> list[str]:
     when = datetime.fromisoformat(run["started_utc"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     model = report.get("model") or {}
     served = f"model {model['name']} version {model['version']}" if model else "no answer, so no model version"
-    if run.get("embedded"):
+    if run.get("repository"):
         release = (f"models brought with `dermassist import` ({run['release']})" if run.get("release_imported") else
                    f"release {run['release']}" if run.get("release") else "no release stamp")
-        server = f"an embedded DermAssist started for this run, serving repository `{run['repository']}` ({release})"
+        server = (f"an embedded DermAssist started for this run, serving repository `{run['repository']}` ({release})"
+                  if run.get("embedded") else
+                  f"the DermAssist at `{run.get('server', '?')}`, serving "
+                  + (release if run.get("release") else f"repository `{run['repository']}` ({release})"))
         default = " (the contract's default)" if run["refer_threshold"] == DEFAULT_REFER_THRESHOLD else ""
         threshold = (f"REFER threshold in force: **{run['refer_threshold']:.3f}**{default}, as the triage step of that "
                      "repository resolves it")
@@ -174,7 +177,7 @@ def _referral_counts_markdown(report: dict) -> list[str]:
         rule = ("This repository's triage does not refer an image for being not assessable (refer_when_not_assessable "
                 "is off): such an image is referred only by its REFER score")
     else:
-        setting = ("as this repository's triage is set (refer_when_not_assessable)" if run.get("embedded") else
+        setting = ("as this repository's triage is set (refer_when_not_assessable)" if run.get("repository") else
                    "as the triage step does by default (refer_when_not_assessable; a server at --url may be set "
                    "otherwise)")
         rule = (f"An image not assessable is referred whatever its score, {setting}, and counts as referred here: a "

@@ -59,8 +59,9 @@ def check_ready(url: str, config: EvaluationConfig) -> None:
 def served_settings(config: EvaluationConfig) -> dict:
     """What a report says of the server its answers came from: the --url, or "embedded, repository <path>" with the
     repository's release stamp and its triage settings (the REFER threshold, and whether an image not assessable is
-    referred); with --url those live where that server runs and are None (unknown here)."""
-    if config.url:
+    referred); with --url those live where that server runs and are None (unknown here), unless --repository names
+    the repository that server serves (as ``dermassist release`` does for the server it starts)."""
+    if config.url and config.repository is None:
         return {"server": config.url, "embedded": False, "repository": None, "release": None, "refer_threshold": None,
                 "refer_when_not_assessable": None}
     from preprocess.contract import TRIAGE_MODEL
@@ -72,7 +73,7 @@ def served_settings(config: EvaluationConfig) -> dict:
     triage = step_settings(repository, TRIAGE_MODEL, TriageParams)
     stamp = repository / RELEASE_STAMP
     release = stamp.read_text().strip() if stamp.is_file() else None
-    return {"server": f"embedded, repository {shown_path(repository)}", "embedded": True,
+    return {"server": config.url or f"embedded, repository {shown_path(repository)}", "embedded": not config.url,
             "repository": shown_path(repository),
             "release": release.removeprefix(IMPORTED).strip() if release else None,
             "release_imported": bool(release and release.startswith(IMPORTED)),
@@ -116,19 +117,25 @@ def _analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool,
 
 DEGRADATIONS = ("blurred", "dark", "overexposed")
 NOTE_WORDS = {"blurred": "blurred", "dark": "dark", "overexposed": "bright"}
+BLUR_SIGMA_SHARE = 0.015  # of the long side
+DARK_GAIN = 0.25
+OVEREXPOSED_GAIN, OVEREXPOSED_OFFSET = 2.2, 60.0
+#: How strong each degradation is, as a report and the model card state it.
+DEGRADATION_HOW = {"blurred": f"Gaussian blur, sigma {BLUR_SIGMA_SHARE:.1%} of the long side",
+                   "dark": f"brightness x{DARK_GAIN:g}",
+                   "overexposed": f"brightness x{OVEREXPOSED_GAIN:g} + {OVEREXPOSED_OFFSET:g} grey levels"}
 
 
 def degrade(rgb: np.ndarray, kind: str) -> np.ndarray:
-    """A heavily blurred (Gaussian, sigma 1.5% of the long side), dark (x0.25) or overexposed (x2.2 + 60)
-    version of an RGB image."""
+    """A heavily blurred, dark or overexposed version of an RGB image (DEGRADATION_HOW says how much)."""
     import cv2
 
     if kind == "blurred":
-        return cv2.GaussianBlur(rgb, (0, 0), 0.015 * max(rgb.shape[:2]))
+        return cv2.GaussianBlur(rgb, (0, 0), BLUR_SIGMA_SHARE * max(rgb.shape[:2]))
     if kind == "dark":
-        return (rgb.astype(np.float32) * 0.25).astype(np.uint8)
+        return (rgb.astype(np.float32) * DARK_GAIN).astype(np.uint8)
     if kind == "overexposed":
-        return np.clip(rgb.astype(np.float32) * 2.2 + 60.0, 0, 255).astype(np.uint8)
+        return np.clip(rgb.astype(np.float32) * OVEREXPOSED_GAIN + OVEREXPOSED_OFFSET, 0, 255).astype(np.uint8)
     raise EvaluationError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
 
 
@@ -147,7 +154,7 @@ def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: floa
             cv2.imwrite(str(target), cv2.cvtColor(degrade(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), kind), cv2.COLOR_RGB2BGR))
             copies.append(target)
         results = analyse(url, copies, timeout_s).results
-        out[kind] = {"images": len(results),
+        out[kind] = {"images": len(results), "how": DEGRADATION_HOW[kind],
                      "not_assessable": float(np.mean([not r.assessable for r in results])) if results else None,
                      "note_names_it": float(np.mean([NOTE_WORDS[kind] in r.note for r in results])) if results else None}
     return out

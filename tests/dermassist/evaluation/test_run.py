@@ -332,6 +332,13 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
     assert report["run"]["server"] == "10.0.0.5:8001" and report["run"]["refer_threshold"] is None
     text = (tmp_path / "r" / "site" / "report.md").read_text()
     assert "against the DermAssist at `10.0.0.5:8001`; model dermassist version 3. REFER threshold: **unknown**" in text
+    # the release's evaluation names the repository the server it started serves: its threshold is then stated
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="10.0.0.5:8001",
+                                                             repository=repository))
+    assert report["run"]["server"] == "10.0.0.5:8001" and report["run"]["refer_threshold"] == 0.123
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert ("against the DermAssist at `10.0.0.5:8001`, serving release 0123456789abcdef; model dermassist version 3. "
+            "REFER threshold in force: **0.123**") in text
 
 
 def test_the_plots_say_what_their_colours_and_numbers_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
