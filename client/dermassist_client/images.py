@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
+from .colour_profile import declared_profile
 from .errors import InvalidImageError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,48 @@ PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError,
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+# Image.Transpose came in Pillow 9.1; 9.0 has the same members on Image itself.
+_TRANSPOSE = getattr(Image, "Transpose", Image)
+# The transposition that shows a picture stored with each EXIF orientation as a viewer shows it.
+_TURNS = {2: _TRANSPOSE.FLIP_LEFT_RIGHT, 3: _TRANSPOSE.ROTATE_180, 4: _TRANSPOSE.FLIP_TOP_BOTTOM,
+          5: _TRANSPOSE.TRANSPOSE, 6: _TRANSPOSE.ROTATE_270, 7: _TRANSPOSE.TRANSVERSE, 8: _TRANSPOSE.ROTATE_90}
+# What only PIL's PNG reader puts in a picture's info (XMP from an iTXt chunk, ImageMagick's EXIF text chunk): a
+# picture made in memory from a PNG keeps them.
+_PNG_ONLY_INFO = ("XML:com.adobe.xmp", "Raw profile type exif")
+_EXIF_PREFIX = b"Exif\x00\x00"  # PIL's PNG reader puts it before an eXIf chunk's data in info["exif"]
+
+
+def _reads_as(image: Image.Image) -> str:
+    """The format by whose rule the server reads the EXIF of a picture like ``image``: its own ("JPEG" for a
+    phone's multi-picture JPEG, which PIL names "MPO"); for one made or changed in memory (PIL gives it no format,
+    but it keeps the info of the file it came from) "PNG" when that info holds what only PIL's PNG reader sets,
+    else "JPEG"."""
+    if image.format is None:
+        return "PNG" if any(key in image.info for key in _PNG_ONLY_INFO) else "JPEG"
+    return "JPEG" if image.format == "MPO" else str(image.format)
+
+
+def _server_exif(image: Image.Image, reads_as: str, png_exif: bytes | None) -> Image.Exif | None:
+    """The EXIF by which the server's decoder turns (and, for a JPEG, colours) a picture read as ``reads_as``.
+
+    A JPEG's EXIF as PIL reads it (an XMP orientation included); a PNG's eXIf chunk only (``png_exif``), neither
+    the EXIF ImageMagick writes in a text chunk ("Raw profile type exif") nor XMP, which PIL also reads; none for a
+    TIFF (PIL's reader turns it as it loads it, and reports the turned size) or a BMP. A PIL image of another format
+    (a WebP, say: it is sent as PNG, so the client sets its frame) by PIL's reading, as a viewer turns it.
+    """
+    if reads_as == "PNG":
+        if not png_exif:
+            return None
+        exif = Image.Exif()
+        exif.load(png_exif)
+        return exif
+    return None if reads_as in ("TIFF", "BMP") else image.getexif()
+
+
+def _orientation(exif: Image.Exif | None) -> int:
+    """The EXIF orientation, 1-8, as the server takes it: 1 when absent or not one of those."""
+    raw = exif.get(_ORIENTATION_TAG, 1) if exif is not None else 1
+    return raw if isinstance(raw, int) and 1 <= raw <= 8 else 1
 
 
 def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
@@ -107,13 +150,12 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
         with Image.open(io.BytesIO(data)) as im:
             _to_full_size_page(im)
             width, height = im.size
-            # PIL's TIFF reader reports the turned size already; for JPEG (a phone's multi-picture JPEG: "MPO") and
-            # PNG it reports the stored one. A PNG turns by its eXIf chunk only, as the server's decoder reads it: not
-            # by the EXIF ImageMagick writes in a text chunk, which PIL also reads
-            # (PIL decodes a whole PNG to look for an eXIf chunk after its pixels: its chunks are walked first)
-            from_chunk = im.format != "PNG" or png_has_exif(data)
-            exif = im.getexif() if im.format in ("JPEG", "MPO", "PNG") and from_chunk else None
-            turned = exif is not None and from_chunk and exif.get(_ORIENTATION_TAG, 1) in _TRANSPOSING_ORIENTATIONS
+            # The server's rule, which exif_orientation follows for a PIL image. PIL's TIFF reader reports the
+            # turned size already; for JPEG (and a phone's "MPO") and PNG it reports the stored one. A PNG's eXIf
+            # chunk is found without PIL, whose getexif() decodes every pixel of a PNG to look for one after them.
+            exif = (_server_exif(im, _reads_as(im), _png_chunk(data, b"eXIf"))
+                    if im.format in ("JPEG", "MPO", "PNG") else None)
+            turned = _orientation(exif) in _TRANSPOSING_ORIENTATIONS
             name = str(im.format)
     except PIL_READ_ERRORS as e:  # an unreadable header just means "format and size unknown"
         logger.debug("format and size of a %d-byte image left unknown: PIL cannot read its header (%s: %s)",
@@ -122,17 +164,70 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     return name, ((height, width) if turned else (width, height))
 
 
-def png_has_exif(data: bytes) -> bool:
-    """Whether a PNG holds an eXIf chunk, from its chunk lengths and names alone (no pixel is decoded)."""
+def _png_chunk(data: bytes, name: bytes) -> bytes | None:
+    """The data of a PNG's first chunk named ``name`` (before or after the pixel data), from the chunk lengths and
+    names alone (no pixel is decoded), or None; as the server finds it."""
     pos = 8
     while pos + 8 <= len(data):
-        kind = data[pos + 4:pos + 8]
-        if kind == b"eXIf":
-            return True
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if kind == name:
+            return data[pos + 8:pos + 8 + length]
         if kind == b"IEND":
-            return False
-        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
-    return False
+            return None
+        pos += 12 + length
+    return None
+
+
+def png_has_exif(data: bytes) -> bool:
+    """Whether a PNG holds an eXIf chunk, from its chunk lengths and names alone (no pixel is decoded)."""
+    return _png_chunk(data, b"eXIf") is not None
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1: not turned) by which the server turns the picture of a PIL image.
+
+    The rule of the server's decoder, which ``read_header`` follows for encoded bytes: a JPEG turns by its EXIF or
+    XMP orientation, a PNG by its eXIf chunk only (not by XMP nor ImageMagick's "Raw profile type exif" text, which
+    ``ImageOps.exif_transpose`` also follows), a TIFF is turned by PIL as it loads, a BMP never. A picture made or
+    changed in memory follows the rule of the file its info came from (``_reads_as``). Loads the image (a PNG's
+    eXIf chunk may follow its pixels); EXIF that cannot be read turns nothing.
+    """
+    image.load()
+    stored = image.info.get("exif")
+    png_exif = stored if isinstance(stored, bytes) and stored.startswith(_EXIF_PREFIX) else None
+    try:
+        return _orientation(_server_exif(image, _reads_as(image), png_exif))
+    except PIL_READ_ERRORS as e:
+        logger.debug("EXIF of a %dx%d PIL image cannot be read, so it is not turned: %s", *image.size, e)
+        return 1
+
+
+def turned(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` as a viewer shows a picture stored with EXIF ``orientation`` (1-8): the image itself for 1 (or
+    another value), else a turned copy, which keeps the image's info."""
+    method = _TURNS.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def as_displayed(image: Image.Image) -> Image.Image:
+    """``image`` turned as the server turns the picture (``exif_orientation``): the frame its BBOX and MASK are in."""
+    return turned(image, exif_orientation(image))
+
+
+def colour_profile(image: Image.Image) -> bytes | None:
+    """The ICC profile the colours of a PIL image are in, as the server takes a file's: the embedded one, else, for
+    a JPEG (or a picture made in memory from one), the Adobe RGB (1998) its EXIF declares by DCF's R03 marks
+    (``colour_profile.declared_profile``); None for sRGB."""
+    embedded = image.info.get("icc_profile")
+    if embedded:
+        return bytes(embedded)
+    if _reads_as(image) != "JPEG":
+        return None
+    try:
+        return declared_profile(image.getexif())
+    except PIL_READ_ERRORS as e:
+        logger.debug("EXIF of a %dx%d PIL image cannot be read, so it declares no colour space: %s", *image.size, e)
+        return None
 
 
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
@@ -291,9 +386,11 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
 
 
 def _from_pil(image: Image.Image, source: str) -> EncodedImage:
-    """A PIL image as PNG, as it is displayed: turned by its EXIF orientation (the original's frame, which BBOX and
-    MASK are in), any transparency shown over black (``flatten_alpha``), its colour profile kept, and 16-bit
-    greyscale kept at 16 bits (converting it to RGB would clip every value over 255 to white)."""
+    """A PIL image as PNG, as the server reads its file: turned by the server's orientation rule (``as_displayed``:
+    the original's frame, which BBOX and MASK are in), any transparency shown over black (``flatten_alpha``), its
+    colour profile kept (or, for a camera JPEG that declares Adobe RGB only in its EXIF, that profile embedded:
+    ``colour_profile``), and 16-bit greyscale kept at 16 bits (converting it to RGB would clip every value over 255
+    to white)."""
     if image.mode == "F":
         raise InvalidImageError(
             f"{source} is a floating-point PIL image (mode F), whose values have no defined 0-255 range; "
@@ -306,24 +403,30 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
             "bits while it holds the pixels at 8: which pixels that colour hides cannot be told; send the file's path "
             "or bytes instead (the server reads its transparency as a viewer shows it)"
         )
-    shown = flatten_alpha(ImageOps.exif_transpose(image))
+    profile = colour_profile(image)  # before turning: a turned copy has no format, which the rule may need
+    shown = flatten_alpha(as_displayed(image))
     if shown.mode in _SIXTEEN_BIT_MODES:
         encoded = Image.fromarray(np.clip(np.asarray(shown), 0, 65535).astype(np.uint16))
     else:
         encoded = shown.convert("RGB")
+    # The profile goes with the colours: an embedded one as it came, one a JPEG declares only in its EXIF embedded,
+    # as the PNG carries no EXIF (a 16-bit grey picture is never a JPEG's).
+    with_profile = {"icc_profile": profile} if profile and encoded.mode == "RGB" else {}
     buffer = io.BytesIO()
-    encoded.save(buffer, format="PNG")
+    encoded.save(buffer, format="PNG", **with_profile)
     return EncodedImage(buffer.getvalue(), shown.size, source)
 
 
 def as_srgb(image: Image.Image) -> Image.Image:
-    """``image`` as RGB in the colours a colour-managed viewer shows: any transparency over black, as it is analysed
-    (``flatten_alpha``), and an embedded ICC profile converted to sRGB.
+    """``image`` as RGB in the colours the server analyses: any transparency over black (``flatten_alpha``), and
+    the colours of its ICC profile converted to sRGB: the embedded one, or the Adobe RGB a camera JPEG declares in
+    its EXIF (``colour_profile``). Not turned: see ``as_displayed``.
 
     For display (the demo's overlay): the pixels a browser is given carry no profile. A profile Pillow cannot use
     leaves the pixels as they are; the service names it when the image is analysed. A 16-bit greyscale picture is
     shown by its top 8 bits (``convert("RGB")`` alone clips every value over 255 to white).
     """
+    profile = colour_profile(image)
     image = flatten_alpha(image)
     if image.mode in _SIXTEEN_BIT_MODES:
         eight = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
@@ -331,7 +434,6 @@ def as_srgb(image: Image.Image) -> Image.Image:
         shown.info.update(image.info)
         image = shown
     rgb = image.convert("RGB")
-    profile = rgb.info.get("icc_profile")
     if not profile:
         return rgb
     try:

@@ -5,10 +5,10 @@ Pure numpy and Pillow: the client imports no plotting library.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from .errors import ResultError
-from .images import as_srgb
+from .images import as_srgb, exif_orientation, turned
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
@@ -18,14 +18,31 @@ CAM_ALPHA = 0.5  # weight of the heat colour where the map is at its peak; where
 
 
 def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
-    """A copy of ``image`` (as displayed: EXIF orientation applied, in sRGB) with the mask tinted red and the bbox green.
+    """A copy of ``image`` as the server analysed it (turned by the server's orientation rule, in sRGB) with the
+    mask tinted red and the bbox green.
 
     The server's MASK and BBOX are in the frame of the turned picture, so a phone photo stored sideways with an EXIF
-    orientation is turned before they are drawn on it.
+    orientation is turned before they are drawn on it, by the rule the server's decoder follows
+    (``exif_orientation``: a PNG turns by its eXIf chunk only). Raises ResultError when the picture's frame is not
+    the result's ``original_size`` (or that is unknown): the result is of another picture, or of this one in another
+    frame, and would be drawn in the wrong place.
     """
-    base = as_srgb(ImageOps.exif_transpose(image))
+    orientation = exif_orientation(image)  # of the picture as opened: its colours next, then the turn
+    base = turned(as_srgb(image), orientation)
     if base.size != result.original_size:
-        result = _with_size(result, base.size)
+        shown = "x".join(map(str, base.size))
+        if result.original_size is None:
+            raise ResultError(
+                f"the result's original_size is unknown (the image's header could not be read client-side), so "
+                f"whether it fits this {shown} picture cannot be told; expected a result that names its frame: "
+                "analyse the picture by its path or as this PIL image"
+            )
+        analysed = "x".join(map(str, result.original_size))
+        raise ResultError(
+            f"the result does not fit the picture: expected a picture of {analysed} pixels (the result's "
+            f"original_size, the frame its mask and box are in), got one of {shown} as displayed; draw the result "
+            "on the very picture that was analysed (the same file, opened unchanged)"
+        )
     pixels = np.asarray(base, dtype=np.float32)
     inside = (result.mask_at_original_size() > 0)[..., None]
     tinted = np.where(inside, pixels * (1 - MASK_ALPHA) + np.array(MASK_COLOUR) * MASK_ALPHA, pixels)
@@ -35,12 +52,6 @@ def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
         x0, y0, x1, y1 = result.bbox.as_tuple()
         ImageDraw.Draw(out).rectangle([x0, y0, x1 - 1, y1 - 1], outline=BOX_COLOUR, width=width)
     return out
-
-
-def _with_size(result: LesionResult, size: tuple[int, int]) -> LesionResult:
-    from dataclasses import replace
-
-    return replace(result, original_size=size)
 
 
 def jet_colours(values: np.ndarray) -> np.ndarray:
