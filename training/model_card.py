@@ -447,7 +447,7 @@ def shift_lines(reports: dict, counts: dict[str, int] | None) -> list[str]:
     over = [(name, r["classification"]) for name, r in reports.items() if (r.get("classification") or {}).get("ece_if_calibrated")
             and r["classification"]["ece"] > r["classification"]["ece_if_calibrated"]["p95"]]
     if over:
-        low, high = wilson_interval(27, 30)
+        low, high = wilson_interval(27, 30) or (0.0, 1.0)  # 30 melanomas: never empty
         lines += _wrap("- **Probabilities over-confident outside the validation source**: the ECE is above what a perfectly "
                        "calibrated model scores (95th percentile) on " + _join([f"{name} ({_f(c['ece'])} against "
                                                                                 f"{_f(c['ece_if_calibrated']['p95'])})"

@@ -49,7 +49,7 @@ FILE_SETTINGS = {"LogSettings": ("log_file",), "TraceSetting": ("trace_file",)}
 # What an admin call's key was: the right one, a wrong one, none, or not looked at (its address is locked out).
 KEY_RIGHT, KEY_WRONG, KEY_NONE, KEY_LOCKED = "right", "wrong", "none", "not checked: too many wrong keys"
 
-_REQUESTS: dict[str, type] = {
+_REQUESTS: dict[str, Any] = {
     "RepositoryModelLoad": service_pb2.RepositoryModelLoadRequest,
     "RepositoryModelUnload": service_pb2.RepositoryModelUnloadRequest,
     "ModelConfig": service_pb2.ModelConfigRequest, "ModelStatistics": service_pb2.ModelStatisticsRequest,
