@@ -213,19 +213,23 @@ def balanced_accuracy_interval(truth: Labels, pred: Labels, draws: int = 20000, 
     Resampling the class's own answers (a bootstrap) draws Binomial(n, k/n), which has no spread at all when a class
     is all right or all wrong, so 10 of 10 gave 1.00-1.00. The Jeffreys posterior keeps the spread the sample size
     leaves (for one class it is the Jeffreys interval, whose coverage stays close to nominal even at small n and at
-    0 or n of n: Brown, Cai & DasGupta, Stat. Sci. 2001)."""
+    0 or n of n: Brown, Cai & DasGupta, Stat. Sci. 2001). As their Jeffreys interval is set to start at 0 for 0 of n
+    and to end at 1 for n of n, the interval is widened to hold the observed balanced accuracy, which classes all
+    wrong or all right can leave just outside the posterior's central part (0.104 with "0.11-0.37" was reported)."""
     labels, predicted = np.asarray(truth), np.asarray(pred)
     if labels.size == 0:
         return None
     rng = np.random.default_rng(seed)
-    recalls = []
+    recalls, observed = [], []
     for c in np.unique(labels):
         right = predicted[labels == c] == c
         k = int(right.sum())
         recalls.append(rng.beta(k + 0.5, right.size - k + 0.5, size=draws))
+        observed.append(k / right.size)
     scores = np.mean(recalls, axis=0)
     tail = (1.0 - level) / 2.0
-    return float(np.quantile(scores, tail)), float(np.quantile(scores, 1.0 - tail))
+    estimate = float(np.mean(observed))
+    return (min(float(np.quantile(scores, tail)), estimate), max(float(np.quantile(scores, 1.0 - tail)), estimate))
 
 
 def ece_noise_floor(probabilities: np.ndarray, bins: int = ECE_BINS, draws: int = 1000,
