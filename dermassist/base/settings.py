@@ -10,9 +10,13 @@ except for a ``str`` field, where it is the empty string. A default that follows
 classifier's low-resolution epochs from its epochs) comes from the class's ``derived_defaults``.
 ``value_source`` says which of the three a value comes from, and ``setting_names`` names a field's flag
 and variable for messages ("--http-port / DERMASSIST_HTTP_PORT must be ...").
+A variable with a class's own prefix that no setting reads (``DERMASSIST_SEG_EPOCH`` for ``..._EPOCHS``) is
+refused, with the name it likely meant, where no other class's prefix extends that prefix (the bare
+``DERMASSIST_`` is shared by every class, so it is not checked).
 """
 from __future__ import annotations
 
+import difflib
 import os
 import types
 import typing
@@ -109,6 +113,23 @@ def value_source(cls: type, name: str, overrides: Mapping[str, Any] | None = Non
     return DEFAULT
 
 
+_SETTINGS_CLASSES: list[type] = []  # every Settings class defined so far (Settings.__init_subclass__)
+
+
+def unknown_variables(cls: type, environ: Mapping[str, str]) -> list[str]:
+    """The variables of ``environ`` with ``cls``'s prefix that no setting of a class with that prefix reads, each
+    with the name it likely meant; none where another class's prefix extends it (``DERMASSIST_`` is every class's)."""
+    prefix = getattr(cls, "env_prefix", "")
+    if not prefix or any(p != prefix and p.startswith(prefix) for p in (getattr(c, "env_prefix", "")
+                                                                         for c in _SETTINGS_CLASSES)):
+        return []
+    known = {variable_name(c, f.name) for c in _SETTINGS_CLASSES if getattr(c, "env_prefix", "") == prefix
+             and is_dataclass(c) for f in fields(c) if f.init}
+    unknown = sorted(k for k in environ if k.startswith(prefix) and k not in known)
+    return [name + "".join(f" (did you mean {m}?)" for m in difflib.get_close_matches(name, sorted(known), 1))
+            for name in unknown]
+
+
 def resolve_values(
     cls: type,
     prefix: str,
@@ -150,10 +171,18 @@ class Settings:
     env_prefix: ClassVar[str] = "DERMASSIST_"
     config_error: ClassVar[type[Exception]] = ConfigError
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _SETTINGS_CLASSES.append(cls)
+
     @classmethod
     def resolve(cls: type[S], overrides: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> S:
         """Build the config: a non-None override (a flag) wins, then the environment, then the default."""
+        unknown = unknown_variables(cls, os.environ if environ is None else environ)
+        if unknown:
+            raise cls.config_error(f"environment variable(s) {', '.join(unknown)}: no setting reads them; expected "
+                                   f"one of the {cls.env_prefix}* settings: unset them or correct the name")
         values = resolve_values(cls, cls.env_prefix, overrides, environ, cls.config_error)
         return cls(**cls.derived_defaults(values))
 

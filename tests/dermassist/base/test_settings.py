@@ -155,3 +155,30 @@ def test_the_classifier_stage_cuts_its_crops_with_the_colour_balance_it_is_given
     assert StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d"]))).colour_constancy == 4.0
     with pytest.raises(TrainingConfigError, match="--colour-constancy.*shades-of-grey norm p in \\[1, 16\\], got 0.5"):
         StageOptions.resolve(vars(_stage_args(add_arguments, ["--data", "d", "--colour-constancy", "0.5"])))
+
+
+@dataclass(frozen=True)
+class Root(Settings):
+    env_prefix = "T2_"
+
+    port: int = 1
+
+
+@dataclass(frozen=True)
+class Leaf(Settings):
+    env_prefix = "T2_LEAF_"
+
+    size: int = 2
+
+
+def test_a_misspelt_variable_of_a_classs_own_prefix_is_refused_with_the_name_it_likely_meant() -> None:
+    """DERMASSIST_SEG_EPOCH=3 (for ..._EPOCHS) trained the default 8 epochs without a word; LOADTEST_* typos were
+    already refused. A class sharing its prefix (Inner with Example) reads its own variables, and the nested and
+    renamed ones (T_DEPTH, T_LR) are settings too."""
+    with pytest.raises(ConfigError, match=r"T_EPOCH \(did you mean T_EPOCHS\?\): no setting reads them"):
+        Example.resolve({}, {"T_EPOCH": "3"})
+    assert Example.resolve({}, {"T_EPOCHS": "3", "T_DEPTH": "34", "T_LR": "0.1", "OTHER": "x"}).epochs == 3
+    with pytest.raises(ConfigError, match="T2_LEAF_SIZ "):
+        Leaf.resolve({}, {"T2_LEAF_SIZ": "3"})
+    # a prefix another class's prefix extends is shared (as DERMASSIST_ is): its variables are not checked
+    assert Root.resolve({}, {"T2_LEAF_SIZE": "3", "T2_ANYTHING": "1"}) == Root()
