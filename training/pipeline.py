@@ -130,9 +130,12 @@ class BuildConfig(Settings):
                                           "before any training, not after the first stage)")
         for name in (self.recipe.seg_data, *self.recipe.seg_extra, *self.recipe.cls_data):
             if not (Path(self.data) / name).is_dir():
+                where = (f"the real sets are in {SHARED_DATA}" if SHARED_DATA.is_dir() else
+                         f"the real sets lie beside the checkout as {SHARED_DATA}, which is not there: pass --data "
+                         "/path/to/shared/data")
                 raise TrainingConfigError(
                     f"dataset folder {Path(self.data) / name} does not exist; --data must hold {name}/ "
-                    f"(the real sets are in {SHARED_DATA}; `dermassist synth` makes a synthetic one)"
+                    f"({where}; `dermassist synth` makes a synthetic one)"
                 )
 
 
@@ -164,6 +167,41 @@ def data_digest(folders: Iterable[Path]) -> str:
             if path.suffix.lower() in (".csv", ".xlsx", ".txt"):
                 h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+#: Beside a runs folder's predicted masks: the SHA-256 of the release segmenter weights they come from.
+MASKS_RECORD = "masks.json"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_masks(masks: Path, segmenter: Path) -> None:
+    """Record which segmenter weights (a release's ``segmenter.npz``) the predicted masks in ``masks`` came from."""
+    Path(masks).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(masks) / MASKS_RECORD, {"segmenter_sha256": file_sha256(segmenter), "segmenter": str(segmenter)})
+
+
+def check_masks(masks: Path, segmenter: Path) -> None:
+    """Refuse predicted masks that another segmenter than ``segmenter`` wrote, or that carry no record of theirs: a
+    re-tune on them fits the release's tuned values to crops its served ensemble never cuts."""
+    record = Path(masks) / MASKS_RECORD
+    fix = (f"pass an empty --runs folder (the release's own segmenter then predicts the masks again), or remove {masks}")
+    try:
+        recorded = json.loads(record.read_text()).get("segmenter_sha256")
+    except (OSError, ValueError, AttributeError) as e:
+        raise TrainingConfigError(f"the predicted masks in {masks} carry no record of the segmenter that wrote them "
+                                  f"({record}: {e}); expected masks of this release's {segmenter.name}: {fix}") from e
+    actual = file_sha256(segmenter)
+    if recorded != actual:
+        raise TrainingConfigError(f"the predicted masks in {masks} were written by another segmenter (weights sha256 "
+                                  f"{str(recorded)[:16]}..., this release's {segmenter.name} is {actual[:16]}...): {fix}")
 
 
 def fingerprint(*parts: object) -> str:
@@ -283,6 +321,7 @@ def build_release(config: BuildConfig) -> dict:
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
            [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
+    record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS)  # the stage wrote both, or found both current
     threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
@@ -323,13 +362,17 @@ def retune_release(config: BuildConfig) -> dict:
     release = read_release(config.out)
     runs = Path(config.runs)
     masks = runs / "predicted_masks"
-    if not masks.is_dir():
+    segmenter = Path(config.out) / SEGMENTER_WEIGHTS
+    if masks.is_dir():
+        check_masks(masks, segmenter)
+    else:
         logger.info("no predicted masks in %s: the release's segmenter predicts them (its float16 weights, as served; "
                     "crops may differ by a pixel from the build's)", masks)
         run_stage("training.segmenter.predict",
                   ["--release", str(config.out), "--out", str(masks),
                    "--data", *(str(Path(config.data) / d) for d in config.recipe.cls_data)],
                   runs / "segmenter_predict.log")
+        record_masks(masks, segmenter)
     split = runs / "classifier" / "classifier_split.json"
     recorded = release.get("data", {}).get("splits", {}).get("classifier")
     if not split.is_file() and recorded:

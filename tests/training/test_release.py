@@ -195,10 +195,34 @@ def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path
     split = runs / "classifier" / "classifier_split.json"  # the release's recorded splits, where the stage reads them
     assert split.read_bytes() == (RELEASE_DIR / release["data"]["splits"]["classifier"]).read_bytes()
 
-    calls.clear()
-    (runs / "predicted_masks").mkdir(parents=True)  # the build's own masks are there: they are used
+    calls.clear()  # the masks predicted are recorded as the release segmenter's: a second re-tune uses them
+    record = json.loads((runs / "predicted_masks" / pipeline.MASKS_RECORD).read_text())
+    assert record["segmenter_sha256"] == pipeline.file_sha256(RELEASE_DIR / "segmenter.npz")
     pipeline.retune_release(config)
     assert [module for module, _ in calls] == ["training.classifier.stage"]
+
+
+def test_retune_refuses_masks_another_segmenter_wrote_or_that_carry_no_record(tmp_path: Path, shared_data: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runs folder holding another segmenter's masks re-tuned the release on crops its ensemble never cuts: the
+    temperature went 0.760 -> 0.854 and the REFER threshold 0.066 -> 0.102, exit 0, no warning."""
+    import training.pipeline as pipeline
+    from training.errors import TrainingConfigError
+    from training.release import RELEASE_DIR
+
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "run_stage", lambda module, args, log: calls.append(module) or 0.0)
+    masks = tmp_path / "runs" / "predicted_masks"
+    masks.mkdir(parents=True)
+    config = pipeline.BuildConfig(data=shared_data, out=RELEASE_DIR, runs=tmp_path / "runs")
+    with pytest.raises(TrainingConfigError, match="carry no record of the segmenter that wrote them.*empty --runs"):
+        pipeline.retune_release(config)
+    other = tmp_path / "other.npz"
+    other.write_bytes(b"another segmenter")
+    pipeline.record_masks(masks, other)
+    with pytest.raises(TrainingConfigError, match="were written by another segmenter"):
+        pipeline.retune_release(config)
+    assert calls == []  # nothing was tuned
 
 
 @pytest.mark.slow
@@ -435,3 +459,17 @@ def test_no_evaluation_only_image_is_in_any_split_of_the_shipped_release(shared_
         rows = [row for split in manifest.values() if isinstance(split, list) for row in split]
         assert rows and not {row["image_id"] for row in rows} & evaluation_only, model
         assert not {row.get("lesion_id") for row in rows} & lesions, model
+
+
+def test_a_missing_data_folder_is_told_where_the_real_sets_are_only_when_they_are_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout not beside shared/ was told "the real sets are in <a folder that does not exist>"."""
+    import training.pipeline as pipeline
+    from training.errors import TrainingConfigError
+
+    monkeypatch.setattr(pipeline, "SHARED_DATA", tmp_path / "shared" / "data")
+    with pytest.raises(TrainingConfigError, match="which is not there: pass --data /path/to/shared/data"):
+        pipeline.BuildConfig(data=tmp_path, out=tmp_path / "out", runs=tmp_path / "runs")
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    with pytest.raises(TrainingConfigError, match=f"the real sets are in {tmp_path / 'shared' / 'data'};"):
+        pipeline.BuildConfig(data=tmp_path, out=tmp_path / "out", runs=tmp_path / "runs")
