@@ -135,6 +135,54 @@ def resnet_state(path: Path, loaded: Any) -> tuple[dict, str]:
                            "torch.save(model.state_dict(), 'resnet18.pt') of a torchvision resnet18")
 
 
+#: What a training run writes beside its model file: the segmenter's and the classifier's figures and settings.
+SEGMENTER_METRICS, CLASSIFIER_METRICS = "segmenter_metrics.json", "classifier_metrics.json"
+
+
+def _run_metrics(path: Path, name: str) -> dict | None:
+    """The metrics a training run wrote beside ``path`` (``name``), or None where there are none; an unreadable file
+    is refused by name, as its tuned values would otherwise be dropped without a word."""
+    import json
+
+    metrics = Path(path).parent / name
+    if not metrics.is_file():
+        return None
+    try:
+        data = json.loads(metrics.read_text())
+    except (OSError, ValueError) as e:
+        raise ImportModelError(f"{metrics} beside {path} cannot be read ({e}); expected the JSON the training run wrote: "
+                               "restore it, or move the model file to a folder without it to import it untuned") from e
+    if not isinstance(data, dict):
+        raise ImportModelError(f"{metrics} beside {path} holds {type(data).__name__}; expected the training run's JSON object")
+    return data
+
+
+def tuned_mask_threshold(keras: Path) -> float | None:
+    """The mask threshold the segmenter's training run tuned on validation (its ``segmenter_metrics.json`` beside the
+    file), or None without one."""
+    metrics = _run_metrics(keras, SEGMENTER_METRICS)
+    value = None if metrics is None else metrics.get("threshold")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+        raise ImportModelError(f"{Path(keras).parent / SEGMENTER_METRICS} gives the mask threshold {value!r}; expected a "
+                               "number in (0, 1), as the segmenter's training run writes it")
+    return float(value)
+
+
+def trained_crops(torch_file: Path) -> tuple[float, float] | None:
+    """(mask threshold, colour balance) of the crops the classifier's training run trained on (its
+    ``classifier_metrics.json`` beside the file), or None without one."""
+    metrics = _run_metrics(torch_file, CLASSIFIER_METRICS)
+    if metrics is None or metrics.get("crop_threshold") is None:
+        return None
+    try:
+        return float(metrics["crop_threshold"]), float(metrics.get("colour_constancy") or 0.0)
+    except (TypeError, ValueError) as e:
+        raise ImportModelError(f"{Path(torch_file).parent / CLASSIFIER_METRICS} gives crop_threshold "
+                               f"{metrics['crop_threshold']!r}; expected a number, as the classifier's run writes it") from e
+
+
 def run_import(kind: str, path: Path, repository: Path) -> str:
     """Run one import in a fresh subprocess; raise ImportModelError with the child's message on failure."""
     return run_child("training.importer", [kind, str(path), str(repository)], ImportModelError, f"{kind} import of {path}")

@@ -34,20 +34,45 @@ def run(args: argparse.Namespace) -> int:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
     open_repository(repository, ImportModelError)
     from dermassist.base.repository import mark_not_release
-    from training.export.steps import reset_for_imported
+    from preprocess.crop import CropParams
+    from training.export.steps import (
+        crop_threshold_differs,
+        reset_for_imported,
+        served_crop_values,
+        set_crop_colour,
+        set_crop_threshold,
+    )
+    from training.importer import trained_crops, tuned_mask_threshold
 
+    tuned = tuned_mask_threshold(args.keras) if args.keras is not None else None
+    served = (tuned if tuned is not None else CropParams().threshold) if args.keras is not None else \
+        served_crop_values(repository).threshold
+    crops = trained_crops(args.torch) if args.torch is not None else None
+    if crops is not None and crop_threshold_differs(crops[0], served):  # refused before anything is replaced
+        raise ImportModelError(
+            f"the classifier {args.torch} was trained on crops cut at mask threshold {crops[0]:g} (its "
+            f"classifier_metrics.json), but its segmenter would be served at {served:g}: it would be served other crops "
+            f"than it learnt; import the segmenter of the same run with it (--keras, its segmenter_metrics.json beside "
+            "it), or train the classifier with --crop-threshold "
+            f"{served:g}")
     for kind, path in jobs:
         logger.info("%s", run_import(kind, path, repository))
         reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
         mark_not_release(repository, f"{kind} {path}")
+    if tuned is not None:
+        set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
+        logger.info("the imported segmenter is served at the mask threshold its run tuned on validation, %g", tuned)
+    elif args.keras is not None:
+        logger.warning("the imported segmenter's mask threshold is the default (not tuned on validation: no "
+                       "segmenter_metrics.json beside %s)", args.keras)
+    if crops is not None and crops[1]:
+        set_crop_colour(repository, crops[1], f"dermassist import --torch {args.torch}: the colour balance it trained on")
     if args.torch is not None:
         logger.warning("the imported classifier is served uncalibrated: its probabilities are the network's own "
                        "(temperature 1), REFER uses the contract's default threshold and the out-of-distribution check "
                        "is off (no OOD statistics); measure it with `dermassist evaluate` on labelled images of your "
-                       "own before any clinical use, or train a release with `dermassist release`, which tunes all "
-                       "three")
-    if args.keras is not None:
-        logger.warning("the imported segmenter's mask threshold is the default (not tuned on validation)")
+                       "own before any clinical use, or export it with its tuned values from its training run "
+                       "(`dermassist train classifier --repository`), which tunes all three")
     logger.info("`dermassist models` leaves these models in %s (it says so); `--force` replaces them with the release",
                 repository)
     return 0

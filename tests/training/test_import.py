@@ -205,3 +205,50 @@ def test_a_segmenter_ending_in_logits_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImportModelError, match=r"segmenter outputs must be sigmoid probabilities in \[0, 1\].*add a sigmoid"):
         run_import("keras", path, repo)
     assert not (repo / "lesion_segmenter" / "1" / "model.savedmodel").exists()
+
+
+def test_a_classifier_trained_on_other_crops_than_its_segmenter_is_served_is_refused_and_its_colour_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`dermassist import` put a classifier trained on crops cut at 0.45 behind a segmenter served at 0.55 without a
+    word, and dropped the colour balance it trained on; its run's classifier_metrics.json says both."""
+    import json
+
+    from dermassist.base.repository import tuned_file
+    from preprocess.contract import CROP_MODEL
+    from preprocess.params import read_tuned
+
+    repo = tmp_path / "repo"
+    assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "reports")]) == 0  # the release
+    served = read_tuned(str(tuned_file(repo, CROP_MODEL).parent))["threshold"]
+    run = tmp_path / "run"
+    run.mkdir()
+    state = _state_dict(run, "resnet18", 8)
+    (run / "classifier_metrics.json").write_text(json.dumps({"crop_threshold": served + 0.15, "colour_constancy": 6.0}))
+    model = repo / "lesion_classifier" / "1" / "model.pt"
+    before = model.stat().st_mtime_ns
+    with caplog.at_level(logging.ERROR):
+        assert main(["import", "--torch", str(state), "--repository", str(repo)]) == 2
+    assert f"trained on crops cut at mask threshold {served + 0.15:g}" in caplog.text and f"served at {served:g}" in caplog.text
+    assert model.stat().st_mtime_ns == before  # refused before anything was replaced
+    (run / "classifier_metrics.json").write_text(json.dumps({"crop_threshold": served, "colour_constancy": 6.0}))
+    assert main(["import", "--torch", str(state), "--repository", str(repo)]) == 0
+    crop = read_tuned(str(tuned_file(repo, CROP_MODEL).parent))
+    assert crop["threshold"] == served and crop["colour_constancy"] == 6.0
+
+
+def test_the_segmenters_tuned_threshold_is_read_from_its_runs_metrics(tmp_path: Path) -> None:
+    """`dermassist import --keras` served the default 0.35 though the run beside the file had tuned 0.45."""
+    import json
+
+    from training.importer import tuned_mask_threshold
+
+    keras = tmp_path / "segmenter.keras"
+    assert tuned_mask_threshold(keras) is None  # no run beside it: the default is served, with a warning
+    (tmp_path / "segmenter_metrics.json").write_text(json.dumps({"threshold": 0.45, "default_threshold": 0.35}))
+    assert tuned_mask_threshold(keras) == 0.45
+    (tmp_path / "segmenter_metrics.json").write_text(json.dumps({"threshold": 1.5}))
+    with pytest.raises(ImportModelError, match=r"mask threshold 1.5; expected a number in \(0, 1\)"):
+        tuned_mask_threshold(keras)
+    (tmp_path / "segmenter_metrics.json").write_text("{not json")
+    with pytest.raises(ImportModelError, match="cannot be read"):
+        tuned_mask_threshold(keras)
