@@ -4,6 +4,8 @@ Messages name the object, what was expected, what was found and how to fix it.
 """
 from __future__ import annotations
 
+import math
+
 from dermassist.base.errors import DermAssistError
 
 
@@ -73,3 +75,19 @@ class ModelArchitectureError(ExportError):
 
 class ImportModelError(TrainingError):
     """A model file handed to ``dermassist import`` is missing or not the expected architecture."""
+
+
+def check_setting_range(value: float, names: str, lo: float, hi: float = math.inf, *, lo_open: bool = False,
+                        hi_open: bool = False, meaning: str = "", default: object = None) -> None:
+    """Refuse (TrainingConfigError) a float setting that is not a finite number in its range; ``names`` is how an
+    operator sets it (``"--lr / DERMASSIST_CLS_LR"``), ``meaning`` what it is, ``default`` the value to suggest."""
+    in_range = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and in_range:
+        return
+    if math.isinf(hi):
+        bounds = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        bounds = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    fix = f"pass a value {bounds}" + (f", e.g. the default {default:g}" if isinstance(default, (int, float)) else "")
+    raise TrainingConfigError(f"{names} must be a finite number {bounds}{f' ({meaning})' if meaning else ''}, "
+                              f"got {value!r}; {fix}")

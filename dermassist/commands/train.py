@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
     chosen = first_word(argv)
     for name, (module, help_text) in MODELS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # allow_abbrev=False: a mistyped flag (--epoch) is refused, never taken as the flag it begins (--epochs)
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if name == chosen:
             importlib.import_module(module).add_arguments(p)
 

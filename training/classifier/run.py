@@ -1,10 +1,14 @@
 """One classifier run end to end: read, split, crop, train, report, optionally export (PyTorch only)."""
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -15,10 +19,11 @@ from ..errors import EmptyDatasetError, TrainingConfigError
 from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
 from ..records import Dataset, Sample
+from ..release import write_json_atomic
 from ..run_folder import refuse_file_out
 from ..splits import MIN_LESIONS_TO_SPLIT, SPLITS, SplitConfig, split_samples, write_manifest
 from .data import CropSet, build_crops, warn_classes_without_images
-from .train import ClassifierConfig, predict_logits, train_classifier, write_classifier_report
+from .train import ClassifierConfig, Reached, predict_logits, train_classifier, write_classifier_report
 from .weights import round_to_float16
 
 logger = logging.getLogger(__name__)
@@ -126,16 +131,89 @@ def check_out_dir(out_dir: Path, name: str) -> None:
                        "--out or --name to keep them", out_dir, name, shown)
 
 
-def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: ClassifierConfig) -> tuple[torch.nn.Module, dict]:
-    """Train on prepared data and write ``<name>_metrics.json``, confusion + curve PNGs and the state_dict."""
+def interrupted_files(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """Where a run stopped by Ctrl-C keeps what it reached: its weights and a JSON saying what they are. Their names
+    are not a finished run's, so nothing that reads a run folder (``--retune``, the release build, ``export``)
+    takes them for one."""
+    out_dir = Path(out_dir)
+    return out_dir / f"{name}_interrupted_{STATE_DICT}", out_dir / f"{name}_interrupted.json"
+
+
+def save_interrupted(out_dir: Path, name: str, reached: Reached, config: ClassifierConfig) -> Path | None:
+    """Save the weights a run stopped by Ctrl-C reached (its best epoch so far) beside a JSON marking them unfinished,
+    each written whole or not at all, and log one line saying where, which epoch and that the run did not finish;
+    returns the weights' path (None when no epoch ended)."""
+    out_dir = Path(out_dir)
+    if reached.state is None:
+        logger.warning("interrupted in epoch %d of %d, before any epoch ended: the run did not finish and nothing was "
+                       "saved (--out %s is as it was); a rerun starts again from epoch 1", reached.epochs_done + 1,
+                       reached.epochs, out_dir)
+        return None
+    weights, marker = interrupted_files(out_dir, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = weights.with_name(weights.name + ".partial")
+    torch.save(reached.state, partial)
+    os.replace(partial, weights)
+    which = "the best epoch so far" if reached.best else "the latest epoch (none was past --select-after yet)"
+    write_json_atomic(marker, {
+        "finished": False, "interrupted_after_epoch": reached.epochs_done, "epochs": reached.epochs,
+        "saved_epoch": reached.epoch, "saved_is_best": reached.best, "val": reached.val, "weights": weights.name,
+        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "note": f"interrupted (Ctrl-C): {which}, not a finished run (no test figures, no tuned values); a rerun starts "
+                "again from epoch 1",
+    })
+    logger.warning("interrupted after epoch %d of %d: the run did NOT finish; %s (epoch %d, val balanced acc %.3f) is "
+                   "saved in %s (marked unfinished in %s), not as a finished run's %s_%s; a rerun starts again from "
+                   "epoch 1", reached.epochs_done, reached.epochs, which, reached.epoch, reached.val["balanced_accuracy"],
+                   weights, marker.name, name, STATE_DICT)
+    return weights
+
+
+@contextmanager
+def staged_outputs(out_dir: Path, name: str) -> Iterator[Path]:
+    """A hidden folder in ``out_dir`` for a run's outputs: when the block ends normally they replace an earlier run's
+    together (``<name>_metrics.json``, the mark of a finished run, last) and an earlier interrupted run's files are
+    removed; when it raises (an error, Ctrl-C) the folder goes and ``out_dir`` keeps the earlier run whole."""
+    out_dir = Path(out_dir)
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrainingConfigError(f"--out {out_dir} cannot be made a folder ({e.strerror}); expected a folder path "
+                                  "whose parents are folders you may write to: pass another --out") from e
+    staging = out_dir / f".{name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)  # what a run killed outright left
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    metrics = f"{name}_metrics.json"
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == metrics):
+        os.replace(path, out_dir / path.name)
+    staging.rmdir()
+    for stale in interrupted_files(out_dir, name):
+        stale.unlink(missing_ok=True)
+
+
+def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: ClassifierConfig,
+                   staging: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train on prepared data and write ``<name>_metrics.json``, confusion + curve PNGs, the split manifest and the
+    state_dict, all after the training (into ``staging`` when given: see :func:`staged_outputs`), so an earlier run in
+    ``out_dir`` stays whole until this one has weights; Ctrl-C saves the best epoch reached (:func:`save_interrupted`)."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(data.splits, out_dir / f"{name}_split.json")
-    model, info = train_classifier(data.sets["train"], data.sets["val"], config)
+    model, info = train_classifier(data.sets["train"], data.sets["val"], config,
+                                   on_interrupt=lambda reached: save_interrupted(out_dir, name, reached, config))
+    target = Path(staging) if staging is not None else out_dir
+    target.mkdir(parents=True, exist_ok=True)
     round_to_float16(model)  # every figure below is measured on the weights the release stores
-    torch.save(model.state_dict(), out_dir / f"{name}_{STATE_DICT}")
+    torch.save(model.state_dict(), target / f"{name}_{STATE_DICT}")
+    write_manifest(data.splits, target / f"{name}_split.json")
     extra = {
         **info,
         "dataset": {d.name: d.report() for d in data.datasets},
@@ -145,11 +223,16 @@ def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: Class
         "val_by_source": by_source(model, data.sets["val"]),
         "seconds": round(time.perf_counter() - start, 1),
     }
-    report = write_classifier_report(out_dir, name, model, data.sets["test"], extra, config)
+    report = write_classifier_report(target, name, model, data.sets["test"], extra, config)
     t = report["test"]
     logger.info("%s test: accuracy %.3f macro P %.3f R %.3f F1 %.3f balanced acc %.3f", name, t["accuracy"],
                 t["macro_precision"], t["macro_recall"], t["macro_f1"], t["balanced_accuracy"])
     for source, m in report["test_by_source"].items():
         logger.info("%s test on %s (%d images): balanced acc %.3f macro F1 %.3f accuracy %.3f melanoma AUC %s", name,
-                    source, m["images"], m["balanced_accuracy"], m["macro_f1"], m["accuracy"], m["melanoma_auc"])
+                    source, m["images"], m["balanced_accuracy"], m["macro_f1"], m["accuracy"], auc_text(m["melanoma_auc"]))
     return model, report
+
+
+def auc_text(auc: float | None) -> str:
+    """A melanoma ROC AUC for a log line: 3 decimals, or why there is none (a source without both classes)."""
+    return "n/a (needs melanoma and other images)" if auc is None else f"{auc:.3f}"

@@ -8,16 +8,16 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dermassist.base.settings import Settings, setting_help
+from dermassist.base.settings import Settings, setting_help, setting_names
 from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
 from preprocess.crop import CropParams
 from preprocess.errors import PreprocessError
 
 from ..child import stage_main
-from ..errors import TrainingConfigError
+from ..errors import TrainingConfigError, check_setting_range
 from ..run_folder import refuse_file_out
 from .calibrate import Tuned, tune
-from .run import ClassifierData, prepare_data, run_classifier
+from .run import ClassifierData, prepare_data, run_classifier, staged_outputs
 from .schedule import DEFAULT_REFER_SAFETY
 from .train import ClassifierConfig, training_device
 
@@ -39,8 +39,9 @@ class StageOptions(Settings):
 
     def __post_init__(self) -> None:
         self.crop()
-        if not self.refer_safety > 0:
-            raise TrainingConfigError(f"REFER safety factor must be positive, got {self.refer_safety}")
+        check_setting_range(self.refer_safety, setting_names(type(self), "refer_safety"), 0, lo_open=True,
+                            meaning="a factor on the REFER threshold tuned on validation; below 1 refers more",
+                            default=DEFAULT_REFER_SAFETY)
 
     def crop(self) -> CropParams:
         """The crop settings the training crops are cut with (and ``lesion_crop`` serves)."""
@@ -51,7 +52,9 @@ class StageOptions(Settings):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of a classifier run (shared by ``dermassist train classifier`` and the pipeline stage)."""
+    """Flags of a classifier run (shared by ``dermassist train classifier`` and the pipeline stage), taken only as spelt
+    (a prefix such as --epoch for --epochs is refused)."""
+    parser.allow_abbrev = False
     cls, opts = ClassifierConfig, StageOptions
     parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
                         help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout; each is "
@@ -131,26 +134,28 @@ def run(args: argparse.Namespace) -> dict:
                         crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
         return retune_release(data, args, options)
-    model, report = run_classifier(data, args.out, args.name, config)
-    tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], Path(args.out), options.refer_safety)
-    report["tuned"] = tuned.figures
-    report["crop_threshold"] = crop.threshold
-    report["colour_constancy"] = crop.colour_constancy
-    if args.release is not None:
-        write_release_sections(model, tuned, report, args.release)
-    if args.repository is not None:
-        from dermassist.base.repository import mark_not_release
-        from training.export.classifier import export_classifier
-        from training.export.repository import open_repository
-        from training.export.steps import set_crop_colour, write_step_values
+    # every output lands in --out together once the run is done (an interrupted run leaves the earlier one whole)
+    with staged_outputs(Path(args.out), args.name) as staging:
+        model, report = run_classifier(data, args.out, args.name, config, staging)
+        tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], staging, options.refer_safety)
+        report["tuned"] = tuned.figures
+        report["crop_threshold"] = crop.threshold
+        report["colour_constancy"] = crop.colour_constancy
+        if args.release is not None:
+            write_release_sections(model, tuned, report, args.release)
+        if args.repository is not None:
+            from dermassist.base.repository import mark_not_release
+            from training.export.classifier import export_classifier
+            from training.export.repository import open_repository
+            from training.export.steps import set_crop_colour, write_step_values
 
-        repository, source = open_repository(args.repository, TrainingConfigError), f"classifier stage {args.out}"
-        exported = export_classifier(model, repository, tuned.calibration)
-        write_step_values(repository, tuned.triage, tuned.quality, tuned.figures, source)
-        set_crop_colour(repository, crop.colour_constancy, source)
-        mark_not_release(repository, source)
-        report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
-    (Path(args.out) / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
+            repository, source = open_repository(args.repository, TrainingConfigError), f"classifier stage {args.out}"
+            exported = export_classifier(model, repository, tuned.calibration)
+            write_step_values(repository, tuned.triage, tuned.quality, tuned.figures, source)
+            set_crop_colour(repository, crop.colour_constancy, source)
+            mark_not_release(repository, source)
+            report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
+        (staging / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report
 
 
@@ -247,7 +252,8 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], out, options.refer_safety)
     _write_tuned(model, tuned, folder, release["classifier"])
     logger.info("re-tuned %s: temperature %.4f -> %.4f, REFER threshold %s -> %.4f", folder,
-                release["classifier"]["temperature"], tuned.calibration.temperature, before, tuned.triage.refer_threshold)
+                release["classifier"]["temperature"], tuned.calibration.temperature,
+                "none" if before is None else f"{float(before):.4f}", tuned.triage.refer_threshold)
     report = {"tuned": tuned.figures, "retuned_from": {"temperature": release["classifier"]["temperature"],
                                                         "refer_threshold": before}}
     (out / f"{args.name}_retune.json").write_text(json.dumps(report, indent=1))

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.frameworks import is_torch_device, missing_gpu
-from dermassist.base.settings import Settings, env_name
+from dermassist.base.settings import Settings, env_name, setting_names
 from preprocess.contract import CLASS_CODES, CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from preprocess.crop import normalise
 
-from ..errors import TrainingConfigError
+from ..errors import TrainingConfigError, check_setting_range
 from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
 from ..progress import epoch_sizes, resized_eta_text
@@ -40,6 +40,20 @@ logger = logging.getLogger(__name__)
 
 _MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+#: Every float setting's range (name, low, high, both ends open, what it is): finite values only, checked on construction.
+FLOAT_RANGES: tuple[tuple[str, float, float, bool, str], ...] = (
+    ("learning_rate", 0, 1, True, "the peak learning rate"),
+    ("weight_decay", 0, 1, False, "AdamW weight decay, 0 = off"),
+    ("label_smoothing", 0, 0.5, False, "the share of each target spread over the classes"),
+    ("balance", 0, 1, False, "0 samples as the data comes, 1 every class equally often"),
+    ("mixup", 0, 10, False, "the mixup Beta alpha, 0 = off"),
+    ("dropout", 0, 0.9, False, "dropout on the pooled features"),
+    ("ema", 0, 0.99999, False, "weight moving-average decay, 0 = off"),
+    ("select_after", 0, 1, False, "the fraction of the run before which no epoch is kept"),
+    ("white_balance", 0, 0.5, False, "log-scale spread of the colour jitter's channel gains, 0 = off"),
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,11 @@ class ClassifierConfig(Settings):
     device: str = "cpu"  # "cuda" or "cuda:N": the network trains there; augmentation stays on the CPU
 
     @classmethod
+    def setting(cls, name: str) -> str:
+        """How an operator sets field ``name``, for messages: its flag and its variable (``--lr / DERMASSIST_CLS_LR``)."""
+        return setting_names(cls, name).replace("--learning-rate ", "--lr ")
+
+    @classmethod
     def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Unless given, the low-resolution epochs leave at least one epoch at the served size."""
         if given.get("low_res_epochs") is None:
@@ -90,12 +109,10 @@ class ClassifierConfig(Settings):
         if not 0 <= self.warmup_epochs < self.epochs:
             raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}; "
                                           "pass --warmup-epochs 0 for a run this short")
-        for name, lo, hi in (("balance", 0, 1), ("label_smoothing", 0, 0.5), ("ema", 0, 0.99999), ("select_after", 0, 1),
-                             ("dropout", 0, 0.9), ("white_balance", 0, 0.5)):
-            if not lo <= getattr(self, name) <= hi:
-                raise TrainingConfigError(f"{name} must lie in [{lo}, {hi}], got {getattr(self, name)}")
-        if self.mixup < 0:
-            raise TrainingConfigError(f"mixup alpha must be >= 0 (0 = off), got {self.mixup}")
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, lo, hi, is_open, meaning in FLOAT_RANGES:
+            check_setting_range(getattr(self, name), self.setting(name), lo, hi, lo_open=is_open, hi_open=is_open,
+                                meaning=meaning, default=defaults[name])
         if not is_torch_device(self.device):
             raise TrainingConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
         if self.pretrained is not None and not Path(self.pretrained).is_file():
@@ -258,12 +275,39 @@ def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 EpochHook = Callable[[int, torch.nn.Module, np.ndarray], None]
 
 
+@dataclass(frozen=True)
+class Reached:
+    """What a run stopped by Ctrl-C had reached: the weights worth keeping and which epoch they are of."""
+
+    state: dict[str, torch.Tensor] | None  # None: no epoch ended
+    epoch: int  # the epoch of ``state`` (0 when None)
+    best: bool  # the best selectable epoch so far; False: the latest one, none being past --select-after yet
+    val: dict[str, float]  # that epoch's validation balanced accuracy and macro F1
+    epochs_done: int
+    epochs: int
+
+
+InterruptHook = Callable[[Reached], object]
+
+
+def epoch_eta_text(epoch_seconds: list[float], sizes: tuple[int, ...]) -> str:
+    """The time left after an epoch: estimated from the epochs after the first (the first also pays the start-up:
+    data-loader start, first allocations), so after epoch 1 only 'estimating time left'; 'done' after the last."""
+    if len(epoch_seconds) >= len(sizes):
+        return "done"
+    if len(epoch_seconds) < 2:
+        return "estimating time left"
+    return resized_eta_text(epoch_seconds[1:], sizes[1:]) or "done"
+
+
 def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig(),
-                     on_epoch: EpochHook | None = None) -> tuple[torch.nn.Module, dict]:
+                     on_epoch: EpochHook | None = None,
+                     on_interrupt: InterruptHook | None = None) -> tuple[torch.nn.Module, dict]:
     """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy.
 
     ``on_epoch(epoch, judged model, validation logits)`` runs after each epoch's validation (epochs count from 1),
-    e.g. to save what a run has reached where a deadline may stop it."""
+    e.g. to save what a run has reached where a deadline may stop it. On Ctrl-C (KeyboardInterrupt),
+    ``on_interrupt`` gets what the run had reached (e.g. to save it) before the interrupt goes on up."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     torch.manual_seed(config.seed)
@@ -288,57 +332,68 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     start, step = time.perf_counter(), 0
     sizes = epoch_sizes(config.epochs, config.low_res_epochs, config.low_res, CLS_SIZE)
     epoch_seconds: list[float] = []
-    for epoch, size in enumerate(sizes):
-        epoch_start = time.perf_counter()
-        model.train()
-        losses, correct, seen = [], 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", unit="batch",
-                   disable=not config.progress, leave=False)
-        for _ in bar:
-            idx = rng.choice(len(train.labels), size=config.batch_size, replace=True, p=probs)
-            x = _train_batch(train, idx, rng, config, size).to(device, non_blocking=True)
-            y = torch.from_numpy(train.labels[idx]).to(device)
-            target = _soft_targets(y, config.label_smoothing)
-            if config.mixup > 0:
-                lam = float(rng.beta(config.mixup, config.mixup))
-                perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-                x = lam * x + (1 - lam) * x[perm]
-                target = lam * target + (1 - lam) * target[perm]
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = forward_train(model, x, config.dropout)
-            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            losses.append(float(loss.detach()))
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        judged = ema.module if ema is not None else model
-        val_logits = predict_logits(judged, val.crops, bf16=bf16)
-        val_metrics = classification_metrics(val.labels, val_logits.argmax(axis=1))
-        val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels)))
-        for key, value in (("loss", float(np.mean(losses))), ("accuracy", correct / max(1, seen)), ("val_loss", val_loss),
-                           ("val_accuracy", val_metrics["accuracy"]),
-                           ("val_balanced_accuracy", val_metrics["balanced_accuracy"]),
-                           ("val_macro_f1", val_metrics["macro_f1"])):
-            history[key].append(value)
-        score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
-        if epoch >= first_selectable and score > best[0]:
-            best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, judged, val_logits)
-        epoch_seconds.append(time.perf_counter() - epoch_start)
-        elapsed = time.perf_counter() - start
-        logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
-                    epoch + 1, config.epochs, size, elapsed, resized_eta_text(epoch_seconds, sizes) or "done",
-                    history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
-                    val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
+    latest: tuple[tuple[float, float], dict | None, int] = ((-1.0, -1.0), None, 0)  # until an epoch is selectable
+    try:
+        for epoch, size in enumerate(sizes):
+            epoch_start = time.perf_counter()
+            model.train()
+            losses, correct, seen = [], 0, 0
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", unit="batch",
+                       disable=not config.progress, leave=False)
+            for _ in bar:
+                idx = rng.choice(len(train.labels), size=config.batch_size, replace=True, p=probs)
+                x = _train_batch(train, idx, rng, config, size).to(device, non_blocking=True)
+                y = torch.from_numpy(train.labels[idx]).to(device)
+                target = _soft_targets(y, config.label_smoothing)
+                if config.mixup > 0:
+                    lam = float(rng.beta(config.mixup, config.mixup))
+                    perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
+                    x = lam * x + (1 - lam) * x[perm]
+                    target = lam * target + (1 - lam) * target[perm]
+                for group in optimizer.param_groups:
+                    group["lr"] = _lr_at(step, total, warmup, config.learning_rate)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = forward_train(model, x, config.dropout)
+                loss = torch.sum(-target * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                step += 1
+                losses.append(float(loss.detach()))
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            judged = ema.module if ema is not None else model
+            val_logits = predict_logits(judged, val.crops, bf16=bf16)
+            val_metrics = classification_metrics(val.labels, val_logits.argmax(axis=1))
+            val_loss = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val.labels)))
+            for key, value in (("loss", float(np.mean(losses))), ("accuracy", correct / max(1, seen)), ("val_loss", val_loss),
+                               ("val_accuracy", val_metrics["accuracy"]),
+                               ("val_balanced_accuracy", val_metrics["balanced_accuracy"]),
+                               ("val_macro_f1", val_metrics["macro_f1"])):
+                history[key].append(value)
+            score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
+            if epoch >= first_selectable and score > best[0]:
+                best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+            elif best[1] is None:
+                latest = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, judged, val_logits)
+            epoch_seconds.append(time.perf_counter() - epoch_start)
+            elapsed = time.perf_counter() - start
+            logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
+                        epoch + 1, config.epochs, size, elapsed, epoch_eta_text(epoch_seconds, sizes),
+                        history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
+                        val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
+    except KeyboardInterrupt:
+        if on_interrupt is not None:
+            kept = best if best[1] is not None else latest
+            on_interrupt(Reached(kept[1], kept[2], best[1] is not None,
+                                 {"balanced_accuracy": kept[0][0], "macro_f1": kept[0][1]}, len(history["loss"]),
+                                 config.epochs))
+        raise
     final = build_resnet18(None)
     final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
     final.eval()

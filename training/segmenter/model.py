@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers
 
-from dermassist.base.settings import Settings
+from dermassist.base.settings import Settings, variable_name
 from preprocess.contract import IMAGENET_MEAN, IMAGENET_STD, SEG_SIZE
 
-from ..errors import TrainingConfigError
+from ..errors import TrainingConfigError, check_setting_range
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ class UNetConfig(Settings):
     def __post_init__(self) -> None:
         if self.depth not in BLOCKS:
             raise TrainingConfigError(f"UNet encoder depth must be one of {sorted(BLOCKS)}, got {self.depth}")
-        if not 0.03 <= self.width <= 2.0:
-            raise TrainingConfigError(f"UNet width multiplier must lie in [0.03, 2], got {self.width}")
+        check_setting_range(self.width, f"--width / {variable_name(type(self), 'width')}", 0.03, 2.0,
+                            meaning="the UNet's channel width multiplier",
+                            default=next(f.default for f in fields(self) if f.name == "width"))
         if self.encoder_weights is not None and not Path(self.encoder_weights).is_file():
             raise TrainingConfigError(
                 f"encoder weights file {self.encoder_weights} does not exist; give a local .weights.h5 "

@@ -12,13 +12,15 @@ from dermassist.base.settings import setting_help
 from ..child import stage_main
 from ..errors import TrainingConfigError
 from .model import BLOCKS, UNetConfig, float32_copy
-from .train import SegmenterConfig, train_segmenter
+from .train import INTERRUPTED_MODEL, INTERRUPTED_NOTE, SegmenterConfig, train_segmenter
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of a segmenter run (shared by ``dermassist train segmenter`` and the pipeline stage)."""
+    """Flags of a segmenter run (shared by ``dermassist train segmenter`` and the pipeline stage), taken only as spelt
+    (a prefix such as --epoch for --epochs is refused)."""
+    parser.allow_abbrev = False
     seg, unet = SegmenterConfig, UNetConfig
     parser.add_argument("--data", type=Path, required=True,
                         help="folder in an ISIC segmentation / PH2 / HAM10000 layout; its validation split is the one reported")
@@ -90,6 +92,8 @@ def run(args: argparse.Namespace) -> dict:
         mark_not_release(repository, f"segmenter stage {args.out}")
         report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
     (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
+    for stale in (INTERRUPTED_MODEL, INTERRUPTED_NOTE):  # an earlier interrupted run's best epoch: this run replaces it
+        (Path(args.out) / stale).unlink(missing_ok=True)
     return report
 
 

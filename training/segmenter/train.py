@@ -7,25 +7,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from dermassist.base.cpu import precision_name, use_bfloat16
-from dermassist.base.settings import Settings, env_name
+from dermassist.base.settings import Settings, env_name, variable_name
 from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
-from ..errors import EmptyDatasetError, TrainingConfigError
+from ..errors import EmptyDatasetError, TrainingConfigError, check_setting_range
 from ..images import empty_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
 from ..progress import eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
+from ..release import write_json_atomic
 from ..run_folder import refuse_file_out
 from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
@@ -35,7 +37,10 @@ logger = logging.getLogger(__name__)
 SELECTION_THRESHOLD = 0.5
 #: What a run writes into its --out folder (the stage adds the model and, by default, the predicted masks).
 RUN_OUTPUTS = ("segmenter_metrics.json", "segmenter_split.json", "segmenter_curves.png", "segmenter.keras",
-               "predicted_masks")
+               "predicted_masks", "segmenter_interrupted.keras", "segmenter_interrupted.json")
+#: Where a run stopped by Ctrl-C keeps its best epoch, and the JSON that marks it unfinished: not a finished run's
+#: names, so nothing that reads a run folder (the release build, ``import --keras OUT/segmenter.keras``) takes it for one.
+INTERRUPTED_MODEL, INTERRUPTED_NOTE = "segmenter_interrupted.keras", "segmenter_interrupted.json"
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,9 @@ class SegmenterConfig(Settings):
         if not 0 <= self.warmup_epochs < self.epochs:
             raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}; "
                                           "pass --warmup-epochs 0 for a run this short")
-        if not 0 < self.learning_rate < 1:
-            raise TrainingConfigError(f"learning rate must lie in (0, 1), got {self.learning_rate}")
+        check_setting_range(self.learning_rate, f"--lr / {variable_name(type(self), 'learning_rate')}", 0, 1, lo_open=True,
+                            hi_open=True, meaning="the peak learning rate",
+                            default=next(f.default for f in fields(self) if f.name == "learning_rate"))
         if self.max_train_images < 0:
             raise TrainingConfigError(f"max train images must be >= 0 (0 = all), got {self.max_train_images}")
 
@@ -245,6 +251,38 @@ def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: d
     return KeepBest()
 
 
+def save_interrupted(model, best: tuple[float, list | None, int], epochs_done: int, config: SegmenterConfig,
+                     out_dir: Path) -> Path | None:
+    """Save the best epoch a run stopped by Ctrl-C reached (``best``: validation served Jaccard, weights, epoch) as
+    ``INTERRUPTED_MODEL`` beside ``INTERRUPTED_NOTE``, which marks it unfinished, each written whole or not at all,
+    and log one line saying where, which epoch and that the run did not finish; returns the model's path (None when
+    no epoch ended)."""
+    from .model import float32_copy
+
+    score, weights, epoch = best
+    if weights is None:
+        logger.warning("interrupted in epoch %d of %d, before any epoch ended: the run did not finish and nothing was "
+                       "saved; a rerun starts again from epoch 1", epochs_done + 1, config.epochs)
+        return None
+    model.set_weights(weights)
+    target, note = Path(out_dir) / INTERRUPTED_MODEL, Path(out_dir) / INTERRUPTED_NOTE
+    partial = target.with_name("segmenter_interrupted.partial.keras")  # Keras saves only under a .keras name
+    float32_copy(model, config.unet).save(str(partial))
+    os.replace(partial, target)
+    write_json_atomic(note, {
+        "finished": False, "interrupted_after_epoch": epochs_done, "epochs": config.epochs, "saved_epoch": epoch,
+        "val_served_jaccard": score, "model": target.name, "config": json.loads(json.dumps(asdict(config), default=str)),
+        "note": "interrupted (Ctrl-C): the best epoch so far at the selection threshold "
+                f"{SELECTION_THRESHOLD:g}, not a finished run (no tuned threshold, no test figures); a rerun starts "
+                "again from epoch 1",
+    })
+    logger.warning("interrupted after epoch %d of %d: the run did NOT finish; the best epoch so far (epoch %d, val served "
+                   "Jaccard %.4f) is saved in %s (marked unfinished in %s; no threshold tuned), not as a finished run's "
+                   "segmenter.keras; a rerun starts again from epoch 1", epochs_done, config.epochs, epoch, score, target,
+                   note.name)
+    return target
+
+
 def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig(),
                     extra: Sequence[Path] = ()) -> SegmenterRun:
     """Train on ``data`` (+ ``extra`` sources), keep the epoch with the best validation Jaccard, tune the
@@ -256,8 +294,9 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
 
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
+    refuse_file_out(Path(out_dir), "the segmenter's metrics, curves and model")
+    sets = segmentation_sets(data, extra, config.seed)  # a wrong --data is told before --out is made
     out_dir = prepare_out_dir(out_dir)
-    sets = segmentation_sets(data, extra, config.seed)
     train = sets.train
     if config.max_train_images:
         rng = np.random.default_rng(config.seed)
@@ -267,8 +306,6 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     x_val, y_val = load_segmentation_arrays(sets.val)
     check_lesions(y_train, train, "training")
     val_empty = check_lesions(y_val, sets.val, "validation")
-    write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
-                   out_dir / "segmenter_split.json")
     bf16 = use_bfloat16(config.mixed_precision, "segmenter training")
     if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -281,8 +318,12 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     load_seconds = time.perf_counter() - start
     history: dict[str, list[float]] = {}
     keep = _best_epoch_callback(keras, x_val, y_val, history)
-    fit = model.fit(_training_dataset(x_train, y_train, config), epochs=config.epochs, verbose=config.verbose,
-                    callbacks=[keep]).history
+    try:
+        fit = model.fit(_training_dataset(x_train, y_train, config), epochs=config.epochs, verbose=config.verbose,
+                        callbacks=[keep]).history
+    except KeyboardInterrupt:
+        save_interrupted(model, keep.best, len(history.get("val_served_jaccard", [])), config, out_dir)
+        raise
     model.set_weights(keep.best[1])
     round_to_float16(model)
     history.update({k: [float(v) for v in vals] for k, vals in fit.items()})
@@ -307,6 +348,9 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
         report.setdefault("test", {})[name] = {**served_metrics(y_test, predict(model, x_test), threshold),
                                                "images": len(samples)}
     report["seconds"] = {"load": round(load_seconds, 1), "total": round(time.perf_counter() - start, 1)}
+    # the split manifest goes with the figures, after the training: an --out never pairs one run's model with another's splits
+    write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
+                   out_dir / "segmenter_split.json")
     plot_curves(report["history"], out_dir / "segmenter_curves.png", f"ResNet{config.unet.depth}-UNet w{config.unet.width:g}")
     (out_dir / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
     logger.info(
