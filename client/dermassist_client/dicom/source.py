@@ -36,6 +36,7 @@ from .errors import (
     UnreadableDicomError,
     UnsupportedTransferSyntaxError,
 )
+from .frames import check_pixel_data
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,24 @@ _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 def is_uid(value: str) -> bool:
     """Whether ``value`` is a DICOM UID: dot-separated numbers without leading zeros, at most 64 characters."""
     return len(value) <= 64 and _UID.fullmatch(value) is not None
+
+
+#: The longest value from a data set a message shows (cut with "..."): a sender's value must not flood a log line.
+MAX_SHOWN = 80
+
+
+def shown(value: object) -> str:
+    """A value that came from a DICOM sender, safe to put in a log line: as it is when it is printable ASCII, else
+    its ``repr`` (a newline shows as ``\\n`` and cannot forge a line); longer than ``MAX_SHOWN``, cut."""
+    text = str(value)
+    cut = text[:MAX_SHOWN] + ("..." if len(text) > MAX_SHOWN else "")
+    return cut if cut.isascii() and cut.isprintable() else repr(cut)
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and other control character escaped (``\\n``, ``\\x1b``), so that whatever
+    a sender put into it (a value quoted by a decoder's error) stays on one log line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 # PS3.5 6.2: pydicom also takes the retired ACR-NEMA forms ("2026.12.03", "12:30:00"), which a DICOM object may not carry
 _TEMPORAL_FORMAT = {
     "DA": re.compile(r"\d{8}"),
@@ -157,8 +176,11 @@ def describe(ds: Dataset) -> str:
     element among those is named as unreadable: the message about the instance must not fail itself)."""
     try:
         sop_class = ds.get("SOPClassUID")
-        kind = UID(sop_class).name if sop_class else "unknown SOP class"
-        return f"{ds.get('Modality') or 'no modality'} {kind} instance {ds.get('SOPInstanceUID', '(no SOP Instance UID)')}"
+        kind = shown(UID(sop_class).name) if sop_class else "unknown SOP class"
+        uid = ds.get("SOPInstanceUID")
+        modality = ds.get("Modality")
+        return (f"{shown(modality) if modality else 'no modality'} {kind} instance "
+                f"{shown(uid) if uid is not None else '(no SOP Instance UID)'}")
     except Exception:  # noqa: BLE001 - pydicom raises many types on a damaged element; image_from_dataset names it
         return "DICOM instance with unreadable identifying elements"
 
@@ -245,11 +267,12 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
             f"cut off before the pixel data; send a complete image instance ({PHOTOGRAPH_KINDS})"
         )
     samples, photometric = ds.get("SamplesPerPixel"), ds.get("PhotometricInterpretation")
-    bits, frames = ds.get("BitsAllocated"), int(ds.get("NumberOfFrames") or 1)
+    declared_frames = ds.get("NumberOfFrames")  # absent or empty: one frame; 0 is no frame, not one
+    bits, frames = ds.get("BitsAllocated"), 1 if declared_frames in (None, "") else int(declared_frames)
     if samples != 3 or photometric not in COLOUR_PHOTOMETRICS or bits != 8:
         raise NotAPhotographError(
-            f"{subject} is not an RGB photograph ({samples} sample(s) per pixel, photometric "
-            f"interpretation {photometric}, {bits} bits allocated); DermAssist analyses 8-bit colour "
+            f"{subject} is not an RGB photograph ({shown(samples)} sample(s) per pixel, photometric "
+            f"interpretation {shown(photometric)}, {shown(bits)} bits allocated); DermAssist analyses 8-bit colour "
             f"photographs: {PHOTOGRAPH_KINDS}"
         )
     if frames != 1:
@@ -258,7 +281,7 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         )
     sop_class = ds.get("SOPClassUID")
     if sop_class not in PHOTOGRAPH_CLASSES:
-        kind = f"a {UID(sop_class).name} instance" if sop_class else "an instance without a SOP Class UID (0008,0016)"
+        kind = f"a {shown(UID(sop_class).name)} instance" if sop_class else "an instance without a SOP Class UID (0008,0016)"
         raise NotAPhotographError(
             f"{subject} is {kind}, not a photograph, although its pixels are RGB; DermAssist analyses "
             f"{PHOTOGRAPH_KINDS}: store the picture as one of those",
@@ -285,6 +308,7 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         )
     transfer_syntax = _transfer_syntax(ds, name)
     _check_decoder(transfer_syntax, name)
+    check_pixel_data(ds, transfer_syntax, subject, MAX_PIXELS)  # the codestream's own size, before decoding it
     try:
         pixels = ds.pixel_array
     except Exception as e:  # decoder plugins raise many types on damaged data
@@ -320,7 +344,8 @@ def _transfer_syntax(ds: Dataset, name: str) -> UID:
 
 
 def _check_decoder(transfer_syntax: UID, name: str) -> None:
-    label = f"{transfer_syntax.name} ({transfer_syntax})" if transfer_syntax.is_transfer_syntax else str(transfer_syntax)
+    label = (f"{transfer_syntax.name} ({transfer_syntax})" if transfer_syntax.is_transfer_syntax
+             else shown(transfer_syntax))
     hint = "send it uncompressed or as JPEG baseline"
     try:
         decoder = get_decoder(transfer_syntax)
