@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
+from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_ASSOCIATIONS, ENVIRONMENT
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,15 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not send the received image to the PACS (when the PACS is the sender)")
     parser.add_argument("--allow-aet", dest="calling_aets", action="append", default=[], metavar="AET",
                         help="accept associations only from this calling AE title (repeatable; default: any)")
+    parser.add_argument("--idle-timeout", dest="idle_timeout_s", type=float, default=None, metavar="SECONDS",
+                        help=f"abort an association that sends nothing for SECONDS (also the ACSE and DIMSE timeouts; "
+                             f"env {ENVIRONMENT['idle_timeout_s']}; default {DEFAULT_IDLE_TIMEOUT_S:g})")
+    parser.add_argument("--max-associations", type=int, default=None, metavar="N",
+                        help=f"associations open at once, all senders together (env "
+                             f"{ENVIRONMENT['max_associations']}; default {DEFAULT_MAX_ASSOCIATIONS})")
+    parser.add_argument("--any-called-aet", action="store_const", const=True, default=None,
+                        help="accept associations whatever called AE title they name (default: only --aet; env "
+                             f"{ENVIRONMENT['any_called_aet']}=1)")
 
 
 def log_each_instance() -> None:
@@ -48,6 +58,7 @@ def listen(args: argparse.Namespace) -> int:
     require_extra("dicom", "dicom-listen")
     from ..config import connection_options
     from .config import NodeConfig, PacsConfig, parse_host_port
+    from .limits import AssociationLimits
     from .node import DicomNode
 
     if bool(args.pacs) != bool(args.pacs_aet):
@@ -56,11 +67,13 @@ def listen(args: argparse.Namespace) -> int:
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
                         forward_source=args.forward_source, retry_s=args.pacs_retry,
                         calling_aets=tuple(args.calling_aets))
+    limits = AssociationLimits.resolve({name: getattr(args, name, None) for name in
+                                        ("idle_timeout_s", "max_associations", "any_called_aet")})
     log_each_instance()
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
-        with DicomNode(client, config) as node:
+        with DicomNode(client, config, limits) as node:
             host, port = node.address
             wait_for_signal(on_ready=lambda: print(
                 f"DermAssist DICOM node {config.ae_title} on {host}:{port} (server {args.url}, "

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from pynetdicom's UID tables
 from pynetdicom.transport import ThreadedAssociationServer
@@ -32,8 +33,10 @@ from ..private import FOLDER_MODE, open_private, private_folder, write_private
 from .analysis import build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
+from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
+from .limits import AssociationLimits
 from .pacs import Delivery, PacsUnavailableError, store_files
-from .source import describe, image_from_dataset, is_uid
+from .source import MAX_PIXELS, describe, image_from_dataset, is_uid, one_line, shown
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,12 @@ PARTIAL = ".partial"               # a spool item still being written
 STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
 MAX_LASTING_REFUSALS = 3           # passes an item is refused for a lasting cause before it goes to spool/failed/
 REASON_FILE = "REASON.txt"         # written into an item moved to spool/failed/: why, and how to send it again
+#: The most bytes one received data set may have: the largest compressed frame image_from_dataset takes (twice a
+#: 50-megapixel RGB frame, plus slack) and 16 MiB of other elements. A larger one is refused before it is parsed.
+MAX_DATASET_BYTES = MAX_COMPRESSION_GROWTH * MAX_PIXELS * 3 + FRAME_SLACK_BYTES + (16 << 20)
+#: Transfer syntaxes the node accepts: all but Deflated, whose data set pydicom inflates whole and unbounded before
+#: any check (a few KB can inflate to gigabytes); a sender offering it also offers an uncompressed one.
+ACCEPTED_TRANSFER_SYNTAXES = [ts for ts in ALL_TRANSFER_SYNTAXES if ts != DeflatedExplicitVRLittleEndian]
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,12 @@ class StoreOutcome:
 
 
 class DicomNode:
-    """The DermAssist DICOM node. ``client`` is a connected ``DermAssistClient``."""
+    """The DermAssist DICOM node. ``client`` is a connected ``DermAssistClient``; ``limits``: its association
+    settings (idle timeout, associations at once, called AE title; the defaults when None)."""
 
-    def __init__(self, client, config: NodeConfig) -> None:
+    def __init__(self, client, config: NodeConfig, limits: AssociationLimits | None = None) -> None:
         self.config = config
+        self.limits = AssociationLimits() if limits is None else limits
         self._client = client
         self._analysis_lock = threading.Lock()
         self._forward_lock = threading.Lock()
@@ -88,11 +99,16 @@ class DicomNode:
         except OSError as e:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
         self._ae = AE(ae_title=config.ae_title)
-        self._ae.maximum_associations = 8
+        self._ae.maximum_associations = self.limits.max_associations
+        # an association that sends nothing for idle_timeout_s is aborted (pynetdicom's 60 s let 8 idle ones lock
+        # every sender out); a request or a message that does not come within it likewise
+        self._ae.network_timeout = self._ae.acse_timeout = self._ae.dimse_timeout = self.limits.idle_timeout_s
+        # a modality sending to another destination's title is rejected (A-ASSOCIATE-RJ, reason 7)
+        self._ae.require_called_aet = not self.limits.any_called_aet
         if config.calling_aets:  # pynetdicom rejects any other calling AE title (A-ASSOCIATE-RJ, reason 3)
             self._ae.require_calling_aet = list(config.calling_aets)
         for context in AllStoragePresentationContexts:
-            self._ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)  # type: ignore[arg-type]  # all set
+            self._ae.add_supported_context(context.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)
         self._ae.add_supported_context(Verification)
 
     @property
@@ -108,13 +124,16 @@ class DicomNode:
         try:
             self._server = self._ae.start_server(
                 (self.config.host, self.config.port), block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS)],
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)],
             )
         except OSError as e:
             raise DicomError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
             ) from e
-        log.info("DICOM node %s listening on %s:%d", self.config.ae_title, *self.address)
+        log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
+                 "at most %d at once)", self.config.ae_title, *self.address,
+                 "any" if self.limits.any_called_aet else "only its own", self.limits.idle_timeout_s,
+                 self.limits.max_associations)
         if self.config.pacs is not None:
             self._stopping = threading.Event()
             self._forwarder = threading.Thread(target=self._forward_loop, args=(self._stopping,),
@@ -166,16 +185,34 @@ class DicomNode:
         return sorted(p for p in self._failed.iterdir() if p.is_dir())
 
     def _on_store(self, event) -> Dataset:
-        calling = event.assoc.requestor.ae_title
+        calling = shown(event.assoc.requestor.ae_title)
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-        except Exception as e:  # noqa: BLE001 - a data set pydicom cannot decode, whatever the cause
-            outcome = StoreOutcome(DicomInputError.status, DicomInputError.comment,
-                                   f"cannot decode the data set from {calling}: {e}")
-        else:
-            outcome = self.process(ds, name=f"{describe(ds)} from {calling}")
+            received = _received_bytes(event)
+            if received > MAX_DATASET_BYTES:
+                return self._refuse_unread(calling, StoreOutcome(
+                    DicomInputError.status, "data set too large",
+                    f"its data set has {received:,} bytes, more than the {MAX_DATASET_BYTES:,} a photograph "
+                    "DermAssist analyses may have; refused before it was read: send a smaller rendition"))
+            try:
+                ds = event.dataset
+                ds.file_meta = event.file_meta
+            except Exception as e:  # noqa: BLE001 - a data set pydicom cannot decode, whatever the cause
+                return self._refuse_unread(calling, StoreOutcome(DicomInputError.status, DicomInputError.comment,
+                                                                 f"cannot decode the data set from {calling}: {e}"))
+            return _answer(self.process(ds, name=f"{describe(ds)} from {calling}"))
+        finally:
+            _not_idle(event.assoc)
+
+    def _refuse_unread(self, calling: str, outcome: StoreOutcome) -> Dataset:
+        """Count, log and answer an instance refused before its data set could be read."""
+        self.counts["received"] += 1
+        self.counts["failed"] += 1
+        log.warning("refused an instance from %s: %s", calling, one_line(outcome.message))
         return _answer(outcome)
+
+    def _on_echo(self, event) -> int:
+        _not_idle(event.assoc)
+        return SUCCESS
 
     def process(self, ds: Dataset, name: str) -> StoreOutcome:
         """Check, analyse, spool and forward one instance; the outcome the sender is answered with."""
@@ -186,7 +223,7 @@ class DicomNode:
             self._wake.set()
         else:
             said = outcome.message if outcome.message.startswith(name) else f"{name}: {outcome.message}"
-            log.warning("refused %s", said)
+            log.warning("refused %s", one_line(said))  # a decoder's error may quote the sender's bytes
         return outcome
 
     def _analyse_and_spool(self, ds: Dataset, name: str) -> StoreOutcome:
@@ -211,7 +248,7 @@ class DicomNode:
             return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(e))
         answer = (f"{result.label.code} p={result.probabilities[result.label.code]:.3f}" if result.label
                   else "no diagnosis (not assessable)" if result.assessable is False else "no diagnosis (no lesion found)")
-        log.info("analysed %s: %s, refer %s", name, answer, result.refer)
+        log.info("analysed %s: %s, refer %s", one_line(name), answer, result.refer)
         return StoreOutcome(SUCCESS)
 
     def _spool(self, analysis) -> Path:
@@ -314,6 +351,22 @@ class DicomNode:
         self.counts["moved_to_failed"] += 1
         log.error("the PACS %s refused spool item %s for a cause that retrying cannot fix: %s; moved to %s, %s",
                   self.config.pacs, item.name, reason, target, help_text)
+
+
+def _not_idle(assoc) -> None:
+    """Restart ``assoc``'s idle timer: the time the node spent answering (waiting for the ensemble behind other
+    senders) is not the sender's idleness, and must not abort the association right after the answer.
+
+    pynetdicom 3.0 (pinned) restarts it only on a received PDU; its association loop checks it after each handler."""
+    timer = getattr(getattr(assoc, "dul", None), "_idle_timer", None)
+    if timer is not None:
+        timer.restart()
+
+
+def _received_bytes(event) -> int:
+    """Bytes of the C-STORE's data set as received (pynetdicom holds it in memory), before pydicom parses it."""
+    data = getattr(getattr(event, "request", None), "DataSet", None)
+    return data.getbuffer().nbytes if hasattr(data, "getbuffer") else 0
 
 
 def _answer(outcome: StoreOutcome) -> Dataset:

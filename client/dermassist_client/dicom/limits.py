@@ -1,0 +1,84 @@
+"""How the DICOM node treats associations: how long one may sit idle, how many may be open, which called AE
+title they must name. Typed and validated once; precedence: command line > environment > default."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from .errors import DicomError
+
+#: Seconds an association may send nothing (no PDU; time the node spends analysing does not count) before the node
+#: aborts it; also the node's ACSE and DIMSE timeouts. pynetdicom's 60 s let 8 idle associations lock senders out.
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+MAX_IDLE_TIMEOUT_S = 3600.0
+#: Associations open at once (every sender together); one more is rejected (transient, "local limit exceeded").
+DEFAULT_MAX_ASSOCIATIONS = 8
+MAX_MAX_ASSOCIATIONS = 256
+#: The environment variable of each setting (the command line's flag outranks it).
+ENVIRONMENT = {"idle_timeout_s": "DERMASSIST_DICOM_IDLE_TIMEOUT_S",
+               "max_associations": "DERMASSIST_DICOM_MAX_ASSOCIATIONS",
+               "any_called_aet": "DERMASSIST_DICOM_ANY_CALLED_AET"}
+FLAGS = {"idle_timeout_s": "--idle-timeout", "max_associations": "--max-associations",
+         "any_called_aet": "--any-called-aet"}
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class AssociationLimits:
+    """The node's association settings.
+
+    ``idle_timeout_s``: an association that sends nothing for this long is aborted (the ACSE and DIMSE timeouts
+    too). ``max_associations``: associations open at once. ``any_called_aet``: accept an association whatever
+    called AE title it names (default False: one that does not name the node's own AE title is rejected, reason 7
+    "called AE title not recognised", so a modality configured for another destination does not send here).
+    """
+
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_associations: int = DEFAULT_MAX_ASSOCIATIONS
+    any_called_aet: bool = False
+
+    def __post_init__(self) -> None:
+        idle = self.idle_timeout_s
+        if isinstance(idle, bool) or not (isinstance(idle, (int, float)) and 0 < idle <= MAX_IDLE_TIMEOUT_S):
+            raise DicomError(f"the idle timeout ({FLAGS['idle_timeout_s']}, {ENVIRONMENT['idle_timeout_s']}) must be "
+                             f"more than 0 and at most {MAX_IDLE_TIMEOUT_S:g} seconds, got {idle!r}; e.g. "
+                             f"{DEFAULT_IDLE_TIMEOUT_S:g}")
+        count = self.max_associations
+        if isinstance(count, bool) or not (isinstance(count, int) and 1 <= count <= MAX_MAX_ASSOCIATIONS):
+            raise DicomError(f"the maximum number of associations ({FLAGS['max_associations']}, "
+                             f"{ENVIRONMENT['max_associations']}) must be a whole number 1..{MAX_MAX_ASSOCIATIONS}, "
+                             f"got {count!r}; e.g. {DEFAULT_MAX_ASSOCIATIONS}")
+        if not isinstance(self.any_called_aet, bool):
+            raise DicomError(f"{FLAGS['any_called_aet']} ({ENVIRONMENT['any_called_aet']}) must be true or false, "
+                             f"got {self.any_called_aet!r}")
+
+    @classmethod
+    def resolve(cls, flags: Mapping[str, object] | None = None,
+                environ: Mapping[str, str] | None = None) -> AssociationLimits:
+        """The settings from ``flags`` (the command line; None: not given), else the environment (this process's by
+        default), else the defaults."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            given = flags.get(field.name)
+            if given is not None:
+                values[field.name] = given
+            elif environ.get(ENVIRONMENT[field.name]) is not None:
+                values[field.name] = _parse(field.name, environ[ENVIRONMENT[field.name]])
+        return cls(**values)  # type: ignore[arg-type]  # each value is checked by __post_init__
+
+
+def _parse(name: str, text: str) -> object:
+    """The value of environment variable ``ENVIRONMENT[name]``, as its setting's type."""
+    variable, value = ENVIRONMENT[name], text.strip()
+    if name == "any_called_aet":
+        if value.lower() not in _TRUE | _FALSE:
+            raise DicomError(f"{variable} must be 1 or 0 (true or false), got {text!r}")
+        return value.lower() in _TRUE
+    try:
+        return int(value) if name == "max_associations" else float(value)
+    except ValueError as e:
+        kind = "a whole number" if name == "max_associations" else "a number of seconds"
+        raise DicomError(f"{variable} must be {kind}, got {text!r}; unset it for the default") from e

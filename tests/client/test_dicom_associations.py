@@ -1,0 +1,133 @@
+"""How the DICOM node treats associations (security audit findings 4 and 10): an idle one is aborted after a short,
+configurable time (8 idle ones locked every sender out for 63 s), associations naming another called AE title are
+rejected unless a setting says otherwise, and a data set too large is refused before it is parsed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from pynetdicom import AE
+from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verification  # type: ignore[attr-defined]
+
+from dermassist_client.dicom import node as node_module
+from dermassist_client.dicom.config import NodeConfig
+from dermassist_client.dicom.errors import DicomError
+from dermassist_client.dicom.limits import DEFAULT_IDLE_TIMEOUT_S, ENVIRONMENT, AssociationLimits
+from dermassist_client.dicom.node import DicomNode
+from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.support import dicom_images as di
+
+
+def associate(address: tuple[str, int], called: str = "DERMASSIST", context=Verification):
+    """An association from calling AE 'MODALITY' (not released: the caller holds or releases it)."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(context)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    return ae.associate(*address, ae_title=called)
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_an_idle_association_is_dropped_and_frees_its_slot(tmp_path):
+    limits = AssociationLimits(idle_timeout_s=1.0, max_associations=1)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0), limits) as node:
+        held = associate(node.address)  # established, then sends nothing
+        assert held.is_established
+        blocked = associate(node.address)  # the one slot is taken
+        assert not blocked.is_established
+        assert wait_until(lambda: not held.is_established, 5.0), "the idle association was not dropped"
+        assert held.is_aborted
+        answered = []
+
+        def echo_answered() -> bool:  # the node's side of the aborted association ends within moments
+            after = associate(node.address)
+            if after.is_established:
+                answered.append(after.send_c_echo().Status)
+                after.release()
+            return bool(answered)
+        assert wait_until(echo_answered, 5.0) and answered == [0x0000]
+
+
+class SlowClient(SyntheticClient):
+    """Answers after longer than the node's idle timeout."""
+
+    def analyze(self, photo):
+        time.sleep(1.5)
+        return super().analyze(photo)
+
+
+def test_time_spent_analysing_is_not_idleness(tmp_path, ham_jpeg):
+    """The idle timer counts only from the answer: a sender waiting on a slow analysis keeps its association."""
+    config = NodeConfig(spool=tmp_path / "spool", port=0)
+    with DicomNode(SlowClient(), config, AssociationLimits(idle_timeout_s=1.0)) as node:
+        assoc = associate(node.address, context=DermoscopicPhotographyImageStorage)
+        try:
+            for n in range(2):
+                ds = di.photograph(ham_jpeg, di.Patient(patient_id=f"DA-SLOW-{n}").with_study(), compressed=False)
+                assert assoc.send_c_store(ds).Status == 0x0000
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        assert node.counts["stored"] == 2
+
+
+@pytest.mark.parametrize("any_called,accepted", [(False, False), (True, True)])
+def test_another_called_ae_title_is_rejected_unless_allowed(tmp_path, any_called, accepted):
+    limits = AssociationLimits(any_called_aet=any_called)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0), limits) as node:
+        wrong = associate(node.address, called="WRONGAET")
+        assert wrong.is_established is accepted
+        if accepted:
+            wrong.release()
+        else:
+            assert wrong.is_rejected
+            assert (wrong.acceptor.primitive.result_source, wrong.acceptor.primitive.diagnostic) == (1, 7)
+        right = associate(node.address)  # its own title is always accepted
+        assert right.is_established
+        right.release()
+
+
+def test_a_data_set_too_large_is_refused_before_it_is_read(tmp_path, ham_jpeg, monkeypatch):
+    monkeypatch.setattr(node_module, "MAX_DATASET_BYTES", 10_000)  # the real limit is ~316 MB
+    ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-BIG").with_study(), compressed=False)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0)) as node:
+        assoc = associate(node.address, context=DermoscopicPhotographyImageStorage)
+        try:
+            answer = assoc.send_c_store(ds)
+        finally:
+            assoc.release()
+    assert (answer.Status, answer.ErrorComment) == (0xC000, "data set too large")
+    assert node.counts["failed"] == 1 and node.counts["stored"] == 0
+
+
+def test_the_settings_come_from_the_flag_else_the_environment_else_the_default():
+    environ = {ENVIRONMENT["idle_timeout_s"]: "12.5", ENVIRONMENT["max_associations"]: "3",
+               ENVIRONMENT["any_called_aet"]: "1"}
+    assert AssociationLimits.resolve({}, {}) == AssociationLimits()
+    assert AssociationLimits().idle_timeout_s == DEFAULT_IDLE_TIMEOUT_S and not AssociationLimits().any_called_aet
+    assert AssociationLimits.resolve({}, environ) == AssociationLimits(12.5, 3, True)
+    flags = {"idle_timeout_s": 5.0, "max_associations": None, "any_called_aet": None}
+    assert AssociationLimits.resolve(flags, environ) == AssociationLimits(5.0, 3, True)
+
+
+@pytest.mark.parametrize("settings,words", [
+    ({"idle_timeout_s": 0}, r"idle timeout \(--idle-timeout, DERMASSIST_DICOM_IDLE_TIMEOUT_S\) must be more than 0"),
+    ({"max_associations": 0}, r"--max-associations, DERMASSIST_DICOM_MAX_ASSOCIATIONS\) must be a whole number"),
+])
+def test_a_setting_out_of_range_is_refused_naming_its_flag_and_variable(settings, words):
+    with pytest.raises(DicomError, match=words):
+        AssociationLimits(**settings)
+
+
+def test_an_unreadable_environment_value_is_refused_naming_the_variable():
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_IDLE_TIMEOUT_S must be a number of seconds, got 'soon'"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["idle_timeout_s"]: "soon"})
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_ANY_CALLED_AET must be 1 or 0"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["any_called_aet"]: "maybe"})
