@@ -321,7 +321,8 @@ def build_release(config: BuildConfig) -> dict:
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
            [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
-    record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS)  # the stage wrote both, or found both current
+    if (out / SEGMENTER_WEIGHTS).is_file():  # the stage wrote both, or found both current
+        record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS)
     threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
