@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
@@ -108,7 +109,7 @@ class DicomNode:
         if config.calling_aets:  # pynetdicom rejects any other calling AE title (A-ASSOCIATE-RJ, reason 3)
             self._ae.require_calling_aet = list(config.calling_aets)
         for context in AllStoragePresentationContexts:
-            self._ae.add_supported_context(context.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)
+            self._ae.add_supported_context(context.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)  # type: ignore[arg-type]  # all set
         self._ae.add_supported_context(Verification)
 
     @property
@@ -365,8 +366,8 @@ def _not_idle(assoc) -> None:
 
 def _received_bytes(event) -> int:
     """Bytes of the C-STORE's data set as received (pynetdicom holds it in memory), before pydicom parses it."""
-    data = getattr(getattr(event, "request", None), "DataSet", None)
-    return data.getbuffer().nbytes if hasattr(data, "getbuffer") else 0
+    data: Any = getattr(getattr(event, "request", None), "DataSet", None)
+    return int(data.getbuffer().nbytes) if hasattr(data, "getbuffer") else 0
 
 
 def _answer(outcome: StoreOutcome) -> Dataset:
