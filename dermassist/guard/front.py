@@ -544,13 +544,18 @@ class Front(grpc.GenericRpcHandler):
                 call.status, call.error = grpc.StatusCode.OK, None
                 return answer
             except asyncio.CancelledError:
-                if not call.written:
-                    call.status, call.error = cancellation(context.time_remaining(), self.guard.stopping,
-                                                           self.guard.config.drain_s)
+                self._cancelled(call, context)
                 raise
             finally:
                 self._audit_admin(call)
         return admin
+
+    def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
+        """Record why a call was cancelled (its deadline, the server stopping, or the client) unless its answer was
+        already written: the audit line then says so."""
+        if not call.written:
+            call.status, call.error = cancellation(context.time_remaining(), self.guard.stopping,
+                                                   self.guard.config.drain_s)
 
     async def _end_admin(self, call: AdminCall, context: grpc.aio.ServicerContext, status: grpc.StatusCode,
                          error: str) -> NoReturn:
@@ -677,9 +682,7 @@ class Front(grpc.GenericRpcHandler):
             call.status, call.error = grpc.StatusCode.OK, None
             return without_outputs(call.response, added).SerializeToString() if added else answer
         except asyncio.CancelledError:
-            if not call.written:
-                call.status, call.error = cancellation(context.time_remaining(), self.guard.stopping,
-                                                       self.guard.config.drain_s)
+            self._cancelled(call, context)
             raise
         finally:
             self.in_flight -= 1
