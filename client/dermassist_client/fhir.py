@@ -40,7 +40,7 @@ from .images import PIL_READ_ERRORS
 from .private import write_private
 from .result import LesionResult
 from .software import client_version as installed_client_version
-from .verdict import scores_withheld
+from .verdict import RESIDUAL_RISK, scores_withheld
 
 if TYPE_CHECKING:  # fhir.resources is imported when a bundle is built
     from fhir.resources.R4B.bundle import Bundle
@@ -206,7 +206,7 @@ def conclusion(result: LesionResult) -> str:
         elif result.refer:
             parts.append(f"Referral to a dermatologist recommended{score}.")
         else:
-            parts.append(f"No referral indicated by the model{score}.")
+            parts.append(f"No referral indicated by the model{score}. {RESIDUAL_RISK}")
     if result.note:
         note = result.note.strip()
         parts.append(note if note.endswith((".", "!", "?")) else note + ".")

@@ -124,7 +124,9 @@ def test_a_diagnosis_is_coded_only_when_the_image_was_assessable_and_a_lesion_fo
     routine = synthetic_result((600, 450), top="NV", assessable=True)
     routine = type(routine)(**{**routine.__dict__, "refer": False, "refer_score": 0.05})
     (report,) = resources_by_type(parsed(build_bundle([(routine, CONTEXT)])))["DiagnosticReport"]
-    assert "No referral indicated by the model (score 0.05)." in report["conclusion"]
+    # a ROUTINE answer in the record says what the text line and the page say: it does not rule out melanoma
+    assert ("No referral indicated by the model (score 0.05). This does not rule out melanoma: refer on clinical "
+            "grounds as usual.") in report["conclusion"]
 
 
 def test_without_triage_outputs_and_without_context():
