@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .PHONY: help install system-deps models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
 
 help:
-	@echo "make demo      install, build models if missing, serve them and open the demo page"
+	@echo "make demo      install, build models if missing, serve them and print the demo page's address"
 	@echo "make test      install and run the whole test suite (ruff and mypy included)"
 	@echo "make lint      ruff and mypy only"
 	@echo "make models | serve | bench | loadtest | release | experiments | evaluate"
@@ -83,6 +83,7 @@ demo: models
 
 # The suite runs ruff and mypy too (tests/test_lint.py; both pinned in the dev extras).
 test: $(STAMP) $(SYSTEM_STAMP) $(CHECKOV)
+	@test -d ../shared/data || { echo "make test: the suite runs on the real dermoscopy samples, expected at ../shared/data beside this checkout (its README says what each set is); put them there and run make test again" >&2; exit 2; }
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -149,6 +149,9 @@ def _report_not_tried(args: argparse.Namespace, paths: list[str]) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     """Serve the demo page until Ctrl-C."""
+    from .interop import require_extra
+
+    require_extra("demo", "the demo page")
     from .demo import launch_demo, wait_for_signal
 
     page, local_url = launch_demo(args.url, protocol=args.protocol, host=args.host, port=args.port,

@@ -44,7 +44,7 @@ NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole i
 CAM_LEGEND = ("Class activation map of the top class over the crop: red is what raised that class's probability "
               "most, untinted is what did not raise it. The map is coarse (a 7x7 grid drawn smooth): it marks "
               "regions, not borders, and can light normal skin beside the lesion.")
-PROBABILITIES_LABEL = "Calibrated probabilities (a diagnosis only where the status line gives one)"
+PROBABILITIES_LABEL = "Calibrated probabilities (a diagnosis only where the result line above the pictures names one)"
 
 
 class PageOutputs(NamedTuple):
@@ -155,7 +155,8 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         upload = gr.File(label="Image", type="filepath", elem_id="upload", render=False)
         gr.Examples(examples=[[str(s.path)] for s in examples], inputs=[upload],
-                    example_labels=[s.label for s in examples], label="Real examples (HAM10000)",
+                    example_labels=[s.label for s in examples],
+                    label="Real examples (HAM10000), each named by its published diagnosis, which the model may not give",
                     elem_id="examples")
         with gr.Row():
             with gr.Column(scale=1):

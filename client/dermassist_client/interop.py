@@ -20,7 +20,7 @@ from .result import LesionResult
 
 log = logging.getLogger(__name__)
 
-EXTRAS = {"dicom": ("pydicom", "highdicom"), "fhir": ("fhir.resources",)}
+EXTRAS = {"dicom": ("pydicom", "highdicom"), "fhir": ("fhir.resources",), "demo": ("gradio",)}
 
 
 def require_extra(extra: str, why: str) -> None:

@@ -78,3 +78,11 @@ def test_a_reader_that_stops_early_ends_the_run_quietly():
     assert process.wait(timeout=60) == 141
     errors = process.stderr.read().decode()
     assert first == b'{"image": ' and "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
+def test_the_demo_without_the_demo_extra_names_the_extra() -> None:
+    """`pip install ./client` then `dermassist-client demo` ended in ModuleNotFoundError: No module named 'gradio'."""
+    code = BLOCK.format(mods=("gradio",)) + "sys.exit(main(['demo', '--url', '127.0.0.1:9']))"
+    done = run(code)
+    assert done.returncode == 2
+    assert "the demo page needs the 'demo' extra" in done.stderr and "dermassist-client[demo]" in done.stderr
