@@ -38,7 +38,7 @@ $(SYSTEM_STAMP): | $(STAMP)
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium docker-compose; fi
 	if ! command -v Orthanc >/dev/null || ! command -v dciodvfy >/dev/null || ! command -v storescu >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends orthanc dicom3tools dcmtk; fi
-	command -v kubectl >/dev/null || apt-get install -y -qq --no-install-recommends kubernetes-client
+	command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends kubernetes-client; }
 	touch $@
 
 system-deps: $(SYSTEM_STAMP)
