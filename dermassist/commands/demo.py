@@ -84,4 +84,5 @@ def run(args: argparse.Namespace) -> int:
         if not guard.running:
             logger.error("the server stopped while the demo was up (see the log above)")
             return 1
+    logger.info("the demo page and the server stopped")
     return 0

@@ -31,13 +31,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 
 
-def read_line_with(process: subprocess.Popen, marker: str, timeout_s: float) -> str:
-    """The first stdout line containing ``marker`` (the process's output is drained meanwhile)."""
+def read_line_with(process: subprocess.Popen, marker: str, timeout_s: float, kept: list[str] | None = None) -> str:
+    """The first stdout line containing ``marker`` (the process's output is drained meanwhile, every line into
+    ``kept`` when given)."""
     found: list[str] = []
     event = threading.Event()
 
     def pump() -> None:
         for line in process.stdout:
+            if kept is not None:
+                kept.append(line)
             if marker in line and not found:
                 found.append(line)
                 event.set()
@@ -342,8 +345,9 @@ def test_dermassist_demo_starts_server_then_page_and_stops_on_sigterm(tiny_repos
          "--port", str(page_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    output: list[str] = []
     try:
-        line = read_line_with(process, "DermAssist demo page:", 120)
+        line = read_line_with(process, "DermAssist demo page:", 120, output)
         assert f"http://127.0.0.1:{page_port}/" in line and f"127.0.0.1:{grpc}" in line
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5) as ready:
             assert ready.status == 200
@@ -353,6 +357,10 @@ def test_dermassist_demo_starts_server_then_page_and_stops_on_sigterm(tiny_repos
         started = time.monotonic()
         code = stop(process)
     assert code == 0 and time.monotonic() - started < 30
+    deadline = time.monotonic() + 5  # the pump reads the last lines after the exit
+    while not any("the demo page and the server stopped" in line for line in output) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any("the demo page and the server stopped" in line for line in output), output[-5:]  # it ended "stopping"
     for port in (http, page_port):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
