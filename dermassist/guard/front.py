@@ -472,7 +472,7 @@ class Front(grpc.GenericRpcHandler):
             elif method.name == "ModelInfer":
                 # read by the handler itself: a unary handler is not called at all when the deadline passes while the
                 # request is still arriving, and such a call would leave no audit line
-                self._handlers[method_path(method.name)] = grpc.stream_unary_rpc_method_handler(self.model_infer_call)
+                self._handlers[method_path(method.name)] = grpc.stream_unary_rpc_method_handler(self.model_infer)
             else:
                 behaviour = own.get(method.name) or self._forwarder(method.name)
                 self._handlers[method_path(method.name)] = grpc.unary_unary_rpc_method_handler(behaviour)
@@ -618,23 +618,18 @@ class Front(grpc.GenericRpcHandler):
             return await self._internal_metadata(request, context)
         return await self._forwarder("ModelMetadata")(request, context)
 
-    async def model_infer_call(self, requests: Any, context: grpc.aio.ServicerContext) -> bytes:
-        """``model_infer`` for a call whose request has yet to arrive: it reads the request itself, so a call whose
-        deadline passes (or whose client goes) while the request is arriving is audited too."""
-        return await self.model_infer(None, context)
+    async def model_infer(self, requests: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Forward one inference request and write exactly one audit line for it, before its answer leaves.
 
-    async def model_infer(self, raw: bytes | None, context: grpc.aio.ServicerContext) -> bytes:
-        """Forward one inference request and write exactly one audit line for it, before its answer leaves
-        (``raw`` None: the request is read from ``context`` here)."""
+        The handler reads the request itself (``requests``, the stream gRPC would iterate, is not used), so a call
+        whose deadline passes (or whose client goes) while the request is still arriving is audited too."""
         call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context))
         token = -1  # set when the call is forwarded to Triton
         self.in_flight += 1
         try:
-            if raw is None:
-                message = await context.read()
-                if not isinstance(message, bytes):  # EOF: gRPC refused the message (too large), or none came
-                    await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, NOT_ONE_MESSAGE)
-                raw = message
+            raw = await context.read()
+            if not isinstance(raw, bytes):  # EOF: gRPC refused the message (too large), or none came
+                await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, NOT_ONE_MESSAGE)
             try:
                 request = service_pb2.ModelInferRequest.FromString(raw)
             except DecodeError as e:
