@@ -34,6 +34,7 @@ from .release import (
     MANIFEST,
     SEGMENTER_WEIGHTS,
     ReleaseError,
+    file_sha256,
     read_manifest,
     read_release,
     update_release,
@@ -171,15 +172,6 @@ def data_digest(folders: Iterable[Path]) -> str:
 
 #: Beside a runs folder's predicted masks: the SHA-256 of the release segmenter weights they come from.
 MASKS_RECORD = "masks.json"
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def record_masks(masks: Path, segmenter: Path) -> None:

@@ -148,10 +148,11 @@ def build_resnet18(pretrained: Path | None = None) -> torch.nn.Module:
 def check_pretrained_file(path: Path) -> str:
     """Log a pretrained file's SHA-256 and refuse it when its torchvision-style name (``<arch>-<hex>.pth``)
     promises a digest prefix it does not have; returns the digest."""
-    import hashlib
     import re
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    from ..release import file_sha256
+
+    digest = file_sha256(path)
     named = re.search(r"-([a-f0-9]{8,})\.", path.name)
     if named and not digest.startswith(named.group(1)):
         raise TrainingConfigError(
