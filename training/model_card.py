@@ -622,10 +622,9 @@ def render_model_card(release: dict) -> str:
         lines += ["", f"{ISIC2017_VALIDATION} holds the ISIC 2017 segmentation images squashed to 256x256 with their Part 3 "
                   "labels", "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like "
                   "them, and its", "figures there show how much such a shift costs."]
-    before, after = (calibration.get("test") or {}).get("ece_before"), (calibration.get("test") or {}).get("ece_after")
-    measured = (f" (on the classifier's test split while training: {before:.3f} before the temperature, {after:.3f} after)"
-                if before is not None and after is not None else "")
-    lines += ["", *_wrap(f"The ECE column is served, after the temperature fitted on validation{measured}. The last "
+    lines += ["", *_wrap("The ECE column is served, after the temperature fitted on validation; the ECE before it, "
+                         "measured while training, is kept in `release.json` (classifier figures), as it is not an answer "
+                         "the ensemble serves. The last "
                          "column is the ECE a perfectly calibrated model would score with the same probabilities on as "
                          "many images (labels drawn from the probabilities): an ECE under its 95th percentile is within "
                          "what the sample size alone produces. Balanced accuracy intervals: each class's recall drawn from "
