@@ -15,17 +15,25 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 
 
-def _compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _compose(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """docker-compose with the shipped defaults (no DERMASSIST_* variable of the caller's shell), plus ``env``."""
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is missing: `apt-get install -y --no-install-recommends docker-compose` (make test does)"
-    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DERMASSIST_", "COMPOSE_"))}
+    return subprocess.run([binary, *args], cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def render(*files: Path, env: dict[str, str] | None = None) -> dict:
+    """The merged configuration of ``files`` (the loadtest profile included), as docker-compose prints it."""
+    done = _compose(*(a for f in files for a in ("-f", str(f))), "--profile", "loadtest", "config", env=env)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
 
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    done = _compose("-f", str(COMPOSE), "--profile", "loadtest", "config")
-    assert done.returncode == 0, done.stderr
-    return yaml.safe_load(done.stdout)
+    return render(COMPOSE)
 
 
 def test_compose_file_is_valid():
@@ -71,11 +79,10 @@ def test_triton_serves_tls_with_secrets_and_writes_the_audit_trail_to_a_volume(c
     assert "DERMASSIST_ADMIN_KEY" not in (triton.get("environment") or {})
     audit_dir = str(Path(args["--audit-log"]).parent)
     assert any(v.split(":")[1] == audit_dir for v in triton["volumes"])
-    # docker-compose 1.29 prints "8001:8001" as a dict and host-bound ports as "IP:HOST:TARGET/tcp"
-    public = [p["target"] for p in triton["ports"] if isinstance(p, dict)]
-    loopback = [p for p in triton["ports"] if isinstance(p, str)]
-    assert public == [8001]  # gRPC over TLS is the only port published beyond the host
-    assert all(p.startswith("127.0.0.1:") for p in loopback), loopback
+    # docker-compose 1.29 prints host-bound ports as "IP:HOST:TARGET/tcp"
+    assert all(isinstance(p, str) for p in triton["ports"]), triton["ports"]
+    public = [p for p in triton["ports"] if not p.startswith("127.0.0.1:")]
+    assert public == ["0.0.0.0:8001:8001/tcp"]  # gRPC over TLS is the only port published beyond the host
 
 
 def test_every_service_runs_non_root_on_a_read_only_root_filesystem(config: dict):
@@ -252,3 +259,19 @@ def test_the_locust_image_carries_the_bundled_images_the_corpus_falls_back_to():
     assert re.search(r"^RUN pip install [^\n]*/app/client$", dockerfile, flags=re.MULTILINE)
     package_data = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert {"samples/*.jpg", "samples/ATTRIBUTION.md"} <= set(package_data["dermassist_client"])
+
+
+@pytest.mark.parametrize("address", ["10.20.30.40", "127.0.0.1", "[fd00::5]"])
+def test_the_grpc_port_binds_the_address_in_dermassist_grpc_bind(address: str):
+    """The audit finding: "8001:8001" published gRPC on every interface with no say. DERMASSIST_GRPC_BIND names the
+    interface (the hospital network's); its default stays 0.0.0.0 (above), for the clients on other hosts."""
+    triton = render(COMPOSE, env={"DERMASSIST_GRPC_BIND": address})["services"]["triton"]
+    grpc = [p for p in triton["ports"] if p.endswith(":8001:8001/tcp")]
+    assert grpc == [f"{address.strip('[]')}:8001:8001/tcp"]
+    assert sorted(p for p in triton["ports"] if p not in grpc) == ["127.0.0.1:8000:8000/tcp", "127.0.0.1:8002:8002/tcp"]
+
+
+def test_a_grpc_bind_that_is_no_address_is_refused():
+    done = _compose("-f", str(COMPOSE), "config", "-q", env={"DERMASSIST_GRPC_BIND": "hospital-lan"})
+    assert done.returncode != 0 and "ports" in done.stderr, done.stderr
+
