@@ -99,6 +99,8 @@ def test_triton_image_is_built_from_a_pinned_ngc_py3_tag(config: dict):
     tag = build["args"]["TRITON_TAG"]
     assert re.fullmatch(r"\d\d\.\d\d-py3", tag), tag
     assert f"ARG TRITON_TAG={tag}" in dockerfile
+    # the image built from it is named after its release (docs/operations.md: change both together)
+    assert config["services"]["triton"]["image"] == "dermassist/triton:" + tag.removesuffix("-py3")
     for need in ("opencv-python-headless", "tensorflow", "COPY preprocess"):
         assert need in dockerfile, need
 
@@ -275,3 +277,48 @@ def test_a_grpc_bind_that_is_no_address_is_refused():
     done = _compose("-f", str(COMPOSE), "config", "-q", env={"DERMASSIST_GRPC_BIND": "hospital-lan"})
     assert done.returncode != 0 and "ports" in done.stderr, done.stderr
 
+
+# The base image of each image: (compose service, build arg or None for a pulled image, compose variable, repository,
+# tag as shipped). The shipped files name tags, not digests (none can be looked up from here); each tag's variable
+# may carry a digest, "TAG@sha256:...", which pins the image whatever the tag points to later.
+BASE_IMAGES = [
+    ("triton", "TRITON_TAG", "DERMASSIST_TRITON_TAG", "nvcr.io/nvidia/tritonserver", "25.10-py3"),
+    ("demo", "PYTHON_TAG", "DERMASSIST_PYTHON_TAG", "python", "3.11-slim"),
+    ("locust-master", "PYTHON_TAG", "DERMASSIST_PYTHON_TAG", "python", "3.11-slim"),
+    ("locust-worker", "PYTHON_TAG", "DERMASSIST_PYTHON_TAG", "python", "3.11-slim"),
+    ("prometheus", None, "DERMASSIST_PROMETHEUS_TAG", "prom/prometheus", "v3.5.0"),
+]
+FAKE_DIGEST = "sha256:" + "0" * 64  # a placeholder for the test, never a pin
+
+
+def _base_image(service: dict, arg: str | None) -> str:
+    """The base image reference a service ends up with: its Dockerfile's FROM with the build arg compose passes (the
+    ARG's default must equal it), or the image compose pulls."""
+    if arg is None:
+        return service["image"]
+    dockerfile = (ROOT / service["build"]["dockerfile"]).read_text()
+    (reference,) = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    value = service["build"]["args"][arg]
+    assert re.search(rf"^ARG {arg}=(\S+)$", dockerfile, flags=re.MULTILINE)[1] == value.split("@")[0]  # type: ignore[index]
+    assert reference.count("${") == 1 and f"${{{arg}}}" in reference, reference
+    return reference.replace(f"${{{arg}}}", value)
+
+
+@pytest.mark.parametrize("service, arg, variable, repository, tag", BASE_IMAGES)
+def test_each_base_image_is_a_tag_as_shipped_and_an_operator_can_pin_its_digest(config: dict, service: str,
+                                                                               arg: str | None, variable: str,
+                                                                               repository: str, tag: str):
+    assert _base_image(config["services"][service], arg) == f"{repository}:{tag}"
+    pinned = render(COMPOSE, env={variable: f"{tag}@{FAKE_DIGEST}"})["services"][service]
+    assert _base_image(pinned, arg) == f"{repository}:{tag}@{FAKE_DIGEST}"
+
+
+def test_every_base_image_is_covered():
+    """A new Dockerfile or pulled image gets its variable and a row above."""
+    raw = yaml.safe_load(COMPOSE.read_text())["services"]
+    covered = {row[0] for row in BASE_IMAGES}
+    assert set(raw) == covered, set(raw) ^ covered
+    assert {p.parent.name for p in (ROOT / "docker").glob("*/Dockerfile")} == {"triton", "demo", "locust"}
+    for name, service in raw.items():
+        if "build" not in service:
+            assert "${DERMASSIST_" in service["image"], name
