@@ -61,6 +61,10 @@ class TrainingConfigError(TrainingError):
     """A training setting (flag, environment variable or default) is invalid."""
 
 
+class ResumeError(TrainingConfigError):
+    """``--resume`` cannot continue a run: its checkpoint is missing, unreadable, or of another config or data."""
+
+
 class StageError(TrainingError):
     """A pipeline stage subprocess failed; the message carries its log tail."""
 

@@ -72,7 +72,8 @@ def test_an_interrupted_classifier_run_saves_its_best_epoch_as_unfinished_and_le
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("interrupted")]
     assert line.startswith("interrupted after epoch 3 of 4: the run did NOT finish; the best epoch so far (epoch "
                            f"{note['saved_epoch']}, val balanced acc ")
-    assert f"saved in {out / 'classifier_interrupted_resnet18.pt'}" in line and "a rerun starts again from epoch 1" in line
+    assert f"saved in {out / 'classifier_interrupted_resnet18.pt'}" in line
+    assert line.endswith(f"rerun with --resume to continue from epoch 4 (its checkpoint is {out / 'classifier_resume.pt'})")
 
 
 def test_before_any_selectable_epoch_the_latest_is_saved_and_before_any_epoch_nothing(

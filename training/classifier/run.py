@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,8 +19,11 @@ from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..release import write_json_atomic
+from ..resume import RESUME_HINT, Checkpointing
 from ..run_folder import refuse_file_out
+from ..run_folder import staged_outputs as staged_run_outputs
 from ..splits import MIN_LESIONS_TO_SPLIT, SPLITS, SplitConfig, split_samples, write_manifest
+from .checkpoint import checkpoint_path
 from .data import CropSet, build_crops, warn_classes_without_images
 from .train import ClassifierConfig, Reached, predict_logits, train_classifier, write_classifier_report
 from .weights import round_to_float16
@@ -124,7 +126,9 @@ def check_out_dir(out_dir: Path, name: str) -> None:
     """Refuse an ``--out`` that is a file; warn, naming them, of the outputs of an earlier run named ``name`` there
     that this run replaces."""
     refuse_file_out(out_dir)
-    earlier = sorted(p.name for p in Path(out_dir).glob(f"{name}_*")) if Path(out_dir).is_dir() else []
+    checkpoint = checkpoint_path(out_dir, name).name  # not a run's output: the training says what becomes of it
+    earlier = sorted(p.name for p in Path(out_dir).glob(f"{name}_*") if p.name != checkpoint) \
+        if Path(out_dir).is_dir() else []
     if earlier:
         shown = ", ".join(earlier[:6]) + (f" and {len(earlier) - 6} more" if len(earlier) > 6 else "")
         logger.warning("--out %s holds the outputs of an earlier run named %r (%s): this run replaces them; pass another "
@@ -142,7 +146,8 @@ def interrupted_files(out_dir: Path, name: str) -> tuple[Path, Path]:
 def save_interrupted(out_dir: Path, name: str, reached: Reached, config: ClassifierConfig) -> Path | None:
     """Save the weights a run stopped by Ctrl-C reached (its best epoch so far) beside a JSON marking them unfinished,
     each written whole or not at all, and log one line saying where, which epoch and that the run did not finish;
-    returns the weights' path (None when no epoch ended)."""
+    returns the weights' path (None when no epoch ended). The run's resumable checkpoint (saved as each epoch ends)
+    is what ``--resume`` continues from: the line says so."""
     out_dir = Path(out_dir)
     if reached.state is None:
         logger.warning("interrupted in epoch %d of %d, before any epoch ended: the run did not finish and nothing was "
@@ -159,56 +164,43 @@ def save_interrupted(out_dir: Path, name: str, reached: Reached, config: Classif
         "finished": False, "interrupted_after_epoch": reached.epochs_done, "epochs": reached.epochs,
         "saved_epoch": reached.epoch, "saved_is_best": reached.best, "val": reached.val, "weights": weights.name,
         "config": json.loads(json.dumps(asdict(config), default=str)),
-        "note": f"interrupted (Ctrl-C): {which}, not a finished run (no test figures, no tuned values); a rerun starts "
-                "again from epoch 1",
+        "checkpoint": checkpoint_path(out_dir, name).name,
+        "note": f"interrupted (Ctrl-C): {which}, not a finished run (no test figures, no tuned values); {RESUME_HINT} "
+                f"from epoch {reached.epochs_done + 1} (same --out, --name, flags and data)",
     })
     logger.warning("interrupted after epoch %d of %d: the run did NOT finish; %s (epoch %d, val balanced acc %.3f) is "
-                   "saved in %s (marked unfinished in %s), not as a finished run's %s_%s; a rerun starts again from "
-                   "epoch 1", reached.epochs_done, reached.epochs, which, reached.epoch, reached.val["balanced_accuracy"],
-                   weights, marker.name, name, STATE_DICT)
+                   "saved in %s (marked unfinished in %s), not as a finished run's %s_%s; %s from epoch %d (its "
+                   "checkpoint is %s)", reached.epochs_done, reached.epochs, which, reached.epoch,
+                   reached.val["balanced_accuracy"], weights, marker.name, name, STATE_DICT, RESUME_HINT,
+                   reached.epochs_done + 1, checkpoint_path(out_dir, name))
     return weights
 
 
 @contextmanager
 def staged_outputs(out_dir: Path, name: str) -> Iterator[Path]:
     """A hidden folder in ``out_dir`` for a run's outputs: when the block ends normally they replace an earlier run's
-    together (``<name>_metrics.json``, the mark of a finished run, last) and an earlier interrupted run's files are
-    removed; when it raises (an error, Ctrl-C) the folder goes and ``out_dir`` keeps the earlier run whole."""
-    out_dir = Path(out_dir)
-    made = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TrainingConfigError(f"--out {out_dir} cannot be made a folder ({e.strerror}); expected a folder path "
-                                  "whose parents are folders you may write to: pass another --out") from e
-    staging = out_dir / f".{name}.staging"
-    shutil.rmtree(staging, ignore_errors=True)  # what a run killed outright left
-    staging.mkdir()
-    try:
+    together (``<name>_metrics.json``, the mark of a finished run, last) and an earlier interrupted run's files and the
+    run's resumable checkpoint are removed; when it raises (an error, Ctrl-C) the folder goes and ``out_dir`` keeps the
+    earlier run whole (and the checkpoint, for ``--resume``)."""
+    stale = (*(p.name for p in interrupted_files(out_dir, name)), checkpoint_path(out_dir, name).name)
+    with staged_run_outputs(out_dir, name, f"{name}_metrics.json", stale) as staging:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    metrics = f"{name}_metrics.json"
-    for path in sorted(staging.iterdir(), key=lambda p: p.name == metrics):
-        os.replace(path, out_dir / path.name)
-    staging.rmdir()
-    for stale in interrupted_files(out_dir, name):
-        stale.unlink(missing_ok=True)
 
 
 def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: ClassifierConfig,
-                   staging: Path | None = None) -> tuple[torch.nn.Module, dict]:
+                   staging: Path | None = None, resume: bool = False) -> tuple[torch.nn.Module, dict]:
     """Train on prepared data and write ``<name>_metrics.json``, confusion + curve PNGs, the split manifest and the
     state_dict, all after the training (into ``staging`` when given: see :func:`staged_outputs`), so an earlier run in
-    ``out_dir`` stays whole until this one has weights; Ctrl-C saves the best epoch reached (:func:`save_interrupted`)."""
+    ``out_dir`` stays whole until this one has weights; Ctrl-C saves the best epoch reached (:func:`save_interrupted`).
+    The training keeps a resumable checkpoint in ``out_dir`` (``<name>_resume.pt``), which ``resume`` continues from;
+    a finished run removes it (with ``staging``, once the staged outputs are in place)."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     check_out_dir(out_dir, name)
+    checkpoint = Checkpointing(checkpoint_path(out_dir, name), resume)
     model, info = train_classifier(data.sets["train"], data.sets["val"], config,
-                                   on_interrupt=lambda reached: save_interrupted(out_dir, name, reached, config))
+                                   on_interrupt=lambda reached: save_interrupted(out_dir, name, reached, config),
+                                   checkpoint=checkpoint)
     target = Path(staging) if staging is not None else out_dir
     target.mkdir(parents=True, exist_ok=True)
     round_to_float16(model)  # every figure below is measured on the weights the release stores
@@ -224,6 +216,8 @@ def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: Class
         "seconds": round(time.perf_counter() - start, 1),
     }
     report = write_classifier_report(target, name, model, data.sets["test"], extra, config)
+    if staging is None:  # the run's outputs are in place: nothing is left to resume
+        checkpoint.path.unlink(missing_ok=True)
     t = report["test"]
     logger.info("%s test: accuracy %.3f macro P %.3f R %.3f F1 %.3f balanced acc %.3f", name, t["accuracy"],
                 t["macro_precision"], t["macro_recall"], t["macro_f1"], t["balanced_accuracy"])

@@ -15,8 +15,10 @@ from preprocess.errors import PreprocessError
 
 from ..child import stage_main
 from ..errors import TrainingConfigError, check_setting_range
+from ..resume import Checkpointing
 from ..run_folder import refuse_file_out
 from .calibrate import Tuned, tune
+from .checkpoint import check_resumable, checkpoint_path
 from .run import ClassifierData, prepare_data, run_classifier, staged_outputs
 from .schedule import DEFAULT_REFER_SAFETY
 from .train import ClassifierConfig, training_device
@@ -72,6 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retune", action="store_true",
                         help="do not train: re-fit the temperature, OOD statistics, REFER threshold and quality limits "
                              "of the classifier already in --release, on the same splits (its --out split manifest)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the unfinished run in --out under --name (stopped by Ctrl-C, or failed after an "
+                             "epoch ended) from its last finished epoch, given the same flags and data; a finished run "
+                             "removes the checkpoint this reads")
     parser.add_argument("--epochs", type=int, help=setting_help(cls, "epochs", "training epochs"))
     parser.add_argument("--low-res-epochs", type=int,
                         help=setting_help(cls, "low_res_epochs",
@@ -129,14 +135,19 @@ def run(args: argparse.Namespace) -> dict:
     if args.retune:
         if args.release is None:
             raise TrainingConfigError("--retune needs --release: the release folder whose classifier to re-tune")
+        if args.resume:
+            raise TrainingConfigError("--resume continues an unfinished training run and --retune trains nothing; pass "
+                                      "one of them")
         crop = replace(crop, colour_constancy=_released_colour(Path(args.release)))
+    elif args.resume:  # a missing checkpoint, or one of other settings, is refused before the crops are cut
+        check_resumable(Checkpointing(checkpoint_path(Path(args.out), args.name), resume=True), config)
     data = prepare_data(args.data, config.seed, args.full_image, args.predicted_masks, progress=config.progress,
                         crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
         return retune_release(data, args, options)
     # every output lands in --out together once the run is done (an interrupted run leaves the earlier one whole)
     with staged_outputs(Path(args.out), args.name) as staging:
-        model, report = run_classifier(data, args.out, args.name, config, staging)
+        model, report = run_classifier(data, args.out, args.name, config, staging, resume=args.resume)
         tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], staging, options.refer_safety)
         report["tuned"] = tuned.figures
         report["crop_threshold"] = crop.threshold

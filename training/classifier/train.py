@@ -32,6 +32,7 @@ from ..errors import TrainingConfigError, check_setting_range
 from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
 from ..progress import epoch_sizes, resized_eta_text
+from ..resume import Checkpointing, check_fingerprint, run_fingerprint
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -301,15 +302,37 @@ def epoch_eta_text(epoch_seconds: list[float], sizes: tuple[int, ...]) -> str:
     return resized_eta_text(epoch_seconds[1:], sizes[1:]) or "done"
 
 
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+Kept = tuple[tuple[float, float], dict | None, int]  # (validation score, weights, epoch) of an epoch worth keeping
+
+
+def _kept_dict(kept: Kept) -> dict[str, Any]:
+    return {"score": list(kept[0]), "state": kept[1], "epoch": kept[2]}
+
+
+def _kept_tuple(saved: dict[str, Any]) -> Kept:
+    return (float(saved["score"][0]), float(saved["score"][1])), saved["state"], int(saved["epoch"])
+
+
 def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig(),
-                     on_epoch: EpochHook | None = None,
-                     on_interrupt: InterruptHook | None = None) -> tuple[torch.nn.Module, dict]:
+                     on_epoch: EpochHook | None = None, on_interrupt: InterruptHook | None = None,
+                     checkpoint: Checkpointing | None = None) -> tuple[torch.nn.Module, dict]:
     """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy.
 
     ``on_epoch(epoch, judged model, validation logits)`` runs after each epoch's validation (epochs count from 1),
     e.g. to save what a run has reached where a deadline may stop it. On Ctrl-C (KeyboardInterrupt),
-    ``on_interrupt`` gets what the run had reached (e.g. to save it) before the interrupt goes on up."""
+    ``on_interrupt`` gets what the run had reached (e.g. to save it) before the interrupt goes on up.
+
+    With ``checkpoint``, the run's whole state is saved at ``checkpoint.path`` as each epoch ends (before
+    ``on_epoch``), and with ``checkpoint.resume`` the run continues from the one saved there when its settings and data
+    match (ResumeError when not): on the same device and threads the resumed run ends with the weights an uninterrupted
+    run ends with."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from .checkpoint import data_digest, load_checkpoint, save_checkpoint
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -328,14 +351,37 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
     history: dict[str, list[float]] = {k: [] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
                                                         "val_balanced_accuracy", "val_macro_f1")}
-    best: tuple[tuple[float, float], dict | None, int] = ((-1.0, -1.0), None, 0)
+    best: Kept = ((-1.0, -1.0), None, 0)
     first_selectable = int(config.epochs * config.select_after)
-    start, step = time.perf_counter(), 0
+    start, step, done = time.perf_counter(), 0, 0
     sizes = epoch_sizes(config.epochs, config.low_res_epochs, config.low_res, CLS_SIZE)
     epoch_seconds: list[float] = []
-    latest: tuple[tuple[float, float], dict | None, int] = ((-1.0, -1.0), None, 0)  # until an epoch is selectable
+    latest: Kept = ((-1.0, -1.0), None, 0)  # until an epoch is selectable
+    fingerprint = run_fingerprint(config, data_digest(train, val)) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.resume:
+        saved = load_checkpoint(checkpoint.path)
+        check_fingerprint(checkpoint.path, saved["fingerprint"], fingerprint or {})
+        model.load_state_dict(saved["model"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        history, step, done = saved["history"], int(saved["step"]), int(saved["epochs_done"])
+        best, latest = _kept_tuple(saved["best"]), _kept_tuple(saved["latest"])
+        epoch_seconds, start = list(saved["epoch_seconds"]), start - float(saved["train_seconds"])
+        kept = best if best[1] is not None else latest
+        logger.info("resuming from checkpoint %s: %d of %d epochs done, %s epoch so far %d (val balanced acc %.3f)",
+                    checkpoint.path, done, config.epochs, "best" if best[1] is not None else "latest", kept[2], kept[0][0])
+    elif checkpoint is not None and checkpoint.path.exists():
+        logger.warning("%s holds the checkpoint of an unfinished run: this run starts at epoch 1 and replaces it (pass "
+                       "--resume to continue that run instead)", checkpoint.path)
     try:
         for epoch, size in enumerate(sizes):
+            if epoch < done:
+                continue
             epoch_start = time.perf_counter()
             model.train()
             losses, correct, seen = [], 0, 0
@@ -377,12 +423,21 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                 history[key].append(value)
             score = (val_metrics["balanced_accuracy"], val_metrics["macro_f1"])
             if epoch >= first_selectable and score > best[0]:
-                best = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+                best = (score, _snapshot(judged), epoch + 1)
             elif best[1] is None:
-                latest = (score, {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}, epoch + 1)
+                latest = (score, _snapshot(judged), epoch + 1)
+            epoch_seconds.append(time.perf_counter() - epoch_start)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint.path, {
+                    "fingerprint": fingerprint, "epochs_done": epoch + 1, "epochs": config.epochs, "step": step,
+                    "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                    "optimizer": optimizer.state_dict(), "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "history": history, "best": _kept_dict(best), "latest": _kept_dict(latest),
+                    "epoch_seconds": epoch_seconds, "train_seconds": time.perf_counter() - start})
             if on_epoch is not None:
                 on_epoch(epoch + 1, judged, val_logits)
-            epoch_seconds.append(time.perf_counter() - epoch_start)
             elapsed = time.perf_counter() - start
             logger.info("epoch %d/%d @%dpx %.0fs (%s): loss %.3f val loss %.3f acc %.3f balanced acc %.3f macro F1 %.3f%s",
                         epoch + 1, config.epochs, size, elapsed, epoch_eta_text(epoch_seconds, sizes),

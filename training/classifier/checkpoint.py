@@ -1,0 +1,66 @@
+"""The classifier's resumable checkpoint (PyTorch): all a run stopped after an epoch needs to go on as if it had not
+stopped: the network, its moving average, the optimizer (its moments and step), the schedule's step, both random
+streams (NumPy's for sampling and augmentation, torch's for dropout), the epochs done, the history and the best
+epoch so far with its weights; and the fingerprint (settings and data) a run must match to continue it."""
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import ResumeError
+from ..release import write_atomic
+from ..resume import Checkpointing, array_digest, check_fingerprint, run_fingerprint
+from .data import CropSet
+
+if TYPE_CHECKING:
+    from .train import ClassifierConfig
+
+logger = logging.getLogger(__name__)
+
+#: A run's checkpoint in its --out, beside (not among) a finished run's outputs: nothing that reads a run folder takes
+#: it for one. A finished run removes it.
+CHECKPOINT_SUFFIX = "_resume.pt"
+
+
+def checkpoint_path(out_dir: Path, name: str) -> Path:
+    """Where the run named ``name`` with ``--out out_dir`` keeps its resumable checkpoint."""
+    return Path(out_dir) / f"{name}{CHECKPOINT_SUFFIX}"
+
+
+def data_digest(train: CropSet, val: CropSet) -> str:
+    """The digest of what a run trains and selects on: the training crops, contexts and labels, the validation crops
+    and labels (other images, masks, crop settings or splits give another)."""
+    return array_digest(train.crops, train.labels, train.contexts, val.crops, val.labels)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write a checkpoint whole or not at all (a Ctrl-C while it is written leaves the previous epoch's); its folder
+    (a run's --out) is made when absent."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(Path(path), lambda partial: torch.save(state, partial))
+
+
+def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint's contents on the CPU, or ResumeError naming the file when it cannot be read."""
+    try:
+        saved = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise ResumeError(f"--resume: checkpoint {path} cannot be read ({type(e).__name__}: {e}); expected the checkpoint "
+                          "a classifier run saves as each epoch ends: leave out --resume to start again from epoch 1 "
+                          "(the file is then replaced)") from e
+    if not isinstance(saved, dict) or "fingerprint" not in saved:
+        raise ResumeError(f"--resume: {path} is not a classifier run's checkpoint (no fingerprint in it); leave out "
+                          "--resume to start again from epoch 1 (the file is then replaced)")
+    return saved
+
+
+def check_resumable(checkpointing: Checkpointing, config: ClassifierConfig) -> None:
+    """Before any data is read: refuse (ResumeError) a ``--resume`` whose checkpoint is of other settings (the data is
+    compared once the crops are cut)."""
+    if checkpointing.resume:
+        saved = load_checkpoint(checkpointing.path, mmap=True)
+        check_fingerprint(checkpointing.path, saved["fingerprint"], run_fingerprint(config, None))
