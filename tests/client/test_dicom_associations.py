@@ -95,9 +95,12 @@ def test_another_called_ae_title_is_rejected_unless_allowed(tmp_path, any_called
 
 
 def test_a_data_set_too_large_is_refused_before_it_is_read(tmp_path, ham_jpeg, monkeypatch):
-    monkeypatch.setattr(node_module, "MAX_DATASET_BYTES", 10_000)  # the real limit is ~316 MB
+    monkeypatch.setattr(node_module, "MAX_DATASET_BYTES", 10_000)  # the real limit is ~318 MB
     ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-BIG").with_study(), compressed=False)
-    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0)) as node:
+    # an arrival limit above the data set: it arrives whole and is refused by the check after receipt (the default
+    # arrival limit is MAX_DATASET_BYTES itself, which would abort it while it arrives: test_dicom_arrival_limits.py)
+    limits = AssociationLimits(max_dataset_mib=64)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0), limits) as node:
         assoc = associate(node.address, context=DermoscopicPhotographyImageStorage)
         try:
             answer = assoc.send_c_store(ds)

@@ -3,10 +3,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
-from .limits import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_ASSOCIATIONS, ENVIRONMENT
+from .limits import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_ASSOCIATIONS,
+    DEFAULT_MAX_ASSOCIATIONS_PER_SENDER,
+    ENVIRONMENT,
+    FLAGS,
+    MAX_MAX_DATASET_MIB,
+    AssociationLimits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +44,23 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-associations", type=int, default=None, metavar="N",
                         help=f"associations open at once, all senders together (env "
                              f"{ENVIRONMENT['max_associations']}; default {DEFAULT_MAX_ASSOCIATIONS})")
+    parser.add_argument("--max-associations-per-sender", dest="max_associations_per_sender", type=int, default=None,
+                        metavar="N", help=f"associations open at once from one sender (peer IP address); one more from "
+                                         f"it is rejected (env {ENVIRONMENT['max_associations_per_sender']}; default "
+                                         f"{DEFAULT_MAX_ASSOCIATIONS_PER_SENDER}, or --max-associations if lower)")
+    parser.add_argument("--max-dataset-mib", dest="max_dataset_mib", type=int, default=None, metavar="MIB",
+                        help=f"abort an association whose instance brings more than MIB mebibytes, while it arrives "
+                             f"(1..{MAX_MAX_DATASET_MIB}; env {ENVIRONMENT['max_dataset_mib']}; default: the largest "
+                             "data set the node accepts at all, which its start-up line shows)")
     parser.add_argument("--any-called-aet", action="store_const", const=True, default=None,
                         help="accept associations whatever called AE title they name (default: only --aet; env "
                              f"{ENVIRONMENT['any_called_aet']}=1)")
+
+
+def association_limits(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> AssociationLimits:
+    """The node's association settings: each flag given in ``args``, else its environment variable (``environ``;
+    this process's by default), else its default."""
+    return AssociationLimits.resolve({name: getattr(args, name, None) for name in FLAGS}, environ)
 
 
 def log_each_instance() -> None:
@@ -58,7 +81,6 @@ def listen(args: argparse.Namespace) -> int:
     require_extra("dicom", "dicom-listen")
     from ..config import connection_options
     from .config import NodeConfig, PacsConfig, parse_host_port
-    from .limits import AssociationLimits
     from .node import DicomNode
 
     if bool(args.pacs) != bool(args.pacs_aet):
@@ -67,8 +89,7 @@ def listen(args: argparse.Namespace) -> int:
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
                         forward_source=args.forward_source, retry_s=args.pacs_retry,
                         calling_aets=tuple(args.calling_aets))
-    limits = AssociationLimits.resolve({name: getattr(args, name, None) for name in
-                                        ("idle_timeout_s", "max_associations", "any_called_aet")})
+    limits = association_limits(args)
     log_each_instance()
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")

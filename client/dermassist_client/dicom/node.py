@@ -11,11 +11,17 @@ on every pass, and one refused ``MAX_LASTING_REFUSALS`` passes in a row for a ca
 presentation context even uncompressed, a failure status) is moved with a ``REASON.txt`` to ``spool/failed/``
 and logged as an ERROR. Nothing is deleted before the PACS has it. Every failure is answered and logged; the node
 keeps serving.
+
+While an instance arrives, each PDU's header is checked before its body is read (``ArrivalGuard``): an instance that
+would bring more than ``AssociationLimits.max_dataset_bytes`` gets its association aborted with nothing more read,
+and no sender (peer IP address) may hold more than ``AssociationLimits.sender_cap`` of the associations at once.
 """
 from __future__ import annotations
 
+import io
 import logging
 import shutil
+import struct
 import threading
 import time
 from collections import Counter
@@ -26,6 +32,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from pynetdicom's UID tables
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -35,7 +42,7 @@ from .analysis import build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
 from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
-from .limits import AssociationLimits
+from .limits import ENVIRONMENT, FLAGS, AssociationLimits
 from .pacs import Delivery, PacsUnavailableError, store_files
 from .source import MAX_PIXELS, describe, image_from_dataset, is_uid, one_line, shown
 
@@ -57,6 +64,16 @@ MAX_DATASET_BYTES = MAX_COMPRESSION_GROWTH * MAX_PIXELS * 3 + FRAME_SLACK_BYTES 
 #: Transfer syntaxes the node accepts: all but Deflated, whose data set pydicom inflates whole and unbounded before
 #: any check (a few KB can inflate to gigabytes); a sender offering it also offers an uncompressed one.
 ACCEPTED_TRANSFER_SYNTAXES = [ts for ts in ALL_TRANSFER_SYNTAXES if ts != DeflatedExplicitVRLittleEndian]
+#: The most bytes a PDU other than P-DATA may declare (association request, accept, reject, release, abort): an
+#: A-ASSOCIATE-RQ proposing 128 presentation contexts of 20 transfer syntaxes each has about 200 KB. pynetdicom would
+#: read whatever a PDU's header declares (up to 4 GiB) before any handler runs.
+MAX_CONTROL_PDU_BYTES = 1 << 20
+PDU_HEADER_BYTES = 6               # PDU type, reserved, 4-byte length (PS3.8 9.3)
+P_DATA_TF = 0x04
+READ_PDU_TYPES = range(0x01, 0x08)  # the PDU types pynetdicom reads a body for (another ends the association)
+#: A-ASSOCIATE-RJ result, source, reason: rejected transient, by the service provider (presentation), local limit
+#: exceeded: what pynetdicom answers over max_associations, and the node over the per-sender cap
+LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class DicomNode:
             private_folder(self._pending)
         except OSError as e:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
+        self._arrival_limit = self.limits.max_dataset_bytes
         self._ae = AE(ae_title=config.ae_title)
         self._ae.maximum_associations = self.limits.max_associations
         # an association that sends nothing for idle_timeout_s is aborted (pynetdicom's 60 s let 8 idle ones lock
@@ -125,16 +143,18 @@ class DicomNode:
         try:
             self._server = self._ae.start_server(
                 (self.config.host, self.config.port), block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)],
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo),
+                              (evt.EVT_CONN_OPEN, self._on_connection), (evt.EVT_REQUESTED, self._on_requested)],
             )
         except OSError as e:
             raise DicomError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
             ) from e
         log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
-                 "at most %d at once)", self.config.ae_title, *self.address,
-                 "any" if self.limits.any_called_aet else "only its own", self.limits.idle_timeout_s,
-                 self.limits.max_associations)
+                 "at most %d at once, %d from one sender; an instance over %s bytes is aborted while it arrives)",
+                 self.config.ae_title, *self.address, "any" if self.limits.any_called_aet else "only its own",
+                 self.limits.idle_timeout_s, self.limits.max_associations, self.limits.sender_cap,
+                 f"{self._arrival_limit:,}")
         if self.config.pacs is not None:
             self._stopping = threading.Event()
             self._forwarder = threading.Thread(target=self._forward_loop, args=(self._stopping,),
@@ -184,6 +204,31 @@ class DicomNode:
         if not self._failed.is_dir():
             return []
         return sorted(p for p in self._failed.iterdir() if p.is_dir())
+
+    def _on_connection(self, event) -> None:
+        """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard``."""
+        ArrivalGuard(event.assoc, self._arrival_limit, self.counts).attach()
+
+    def _on_requested(self, event) -> None:
+        """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations
+        (A-ASSOCIATE-RJ transient, "local limit exceeded", as over max_associations): one sender cannot take every
+        slot. Counted from pynetdicom's live association threads, so a slot is free again once its thread ends."""
+        assoc = event.assoc
+        address = _peer_address(assoc)
+        held = sum(1 for other in self._ae.active_associations
+                   if other is not assoc and other.is_acceptor and _peer_address(other) == address)
+        if held < self.limits.sender_cap:
+            return
+        self.counts["rejected_sender_cap"] += 1
+        calling = shown(getattr(assoc.requestor.primitive, "calling_ae_title", "") or "?")
+        log.warning("rejected an association from %s at %s (local limit exceeded): that address already holds %d "
+                    "association(s), and one sender may hold at most %d of the %d in all (%s, %s); it may retry once "
+                    "one of them ends; raise the setting if several modalities send from that address", calling,
+                    address, held, self.limits.sender_cap, self.limits.max_associations,
+                    FLAGS["max_associations_per_sender"], ENVIRONMENT["max_associations_per_sender"])
+        assoc.acse.send_reject(*LOCAL_LIMIT_EXCEEDED)
+        assoc.kill()  # as pynetdicom does after its own rejection: returns once the A-ASSOCIATE-RJ is sent and the
+        # connection closed (pynetdicom then skips negotiating an association its EVT_REQUESTED handler rejected)
 
     def _on_store(self, event) -> Dataset:
         calling = shown(event.assoc.requestor.ae_title)
@@ -352,6 +397,95 @@ class DicomNode:
         self.counts["moved_to_failed"] += 1
         log.error("the PACS %s refused spool item %s for a cause that retrying cannot fix: %s; moved to %s, %s",
                   self.config.pacs, item.name, reason, target, help_text)
+
+
+class ArrivalGuard:
+    """Reads one association's PDUs for pynetdicom, checking each one's header before its body is read.
+
+    pynetdicom reads a whole PDU, whatever length its header declares (up to 4 GiB), and keeps every P-DATA
+    fragment of a DIMSE message in memory until the message is complete; only then does the C-STORE handler see
+    it. So the guard takes the place of the association socket's ``recv`` (pynetdicom reads a PDU as ``recv(6)``
+    for its header, then ``recv(length)`` for its body) and, at each header: a P-DATA-TF that would make the
+    message in progress (the bytes pynetdicom holds for it; none between messages, so each new command set starts
+    from zero) exceed ``limit``, or another PDU over ``MAX_CONTROL_PDU_BYTES``, gets an A-ABORT, one warning, and
+    nothing more read: the association ends (pynetdicom sees its connection close) and no handler runs.
+    """
+
+    def __init__(self, assoc: Any, limit: int, counts: Counter[str]) -> None:
+        self._assoc = assoc
+        self._limit = limit
+        self._counts = counts
+        self._socket = assoc.dul.socket
+        self._read = self._socket.recv  # pynetdicom's own read
+        self._body_next = False
+        self.aborted = False
+
+    def attach(self) -> ArrivalGuard:
+        """Read the association's PDUs through this guard (before pynetdicom reads any: from EVT_CONN_OPEN)."""
+        self._socket.recv = self.recv
+        return self
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """What pynetdicom asked for; nothing (the connection closing) once the association was aborted."""
+        if self.aborted:
+            return bytearray()
+        data: bytearray = self._read(nr_bytes)
+        if self._body_next:
+            self._body_next = False
+            return data
+        if len(data) != PDU_HEADER_BYTES or data[0] not in READ_PDU_TYPES:
+            return data  # pynetdicom ends the association itself: a closed connection or an unknown PDU type
+        pdu_type, _, length = struct.unpack(">BBL", data)
+        if pdu_type == P_DATA_TF:
+            held = _held_bytes(self._assoc)
+            if held + length > self._limit:
+                self._abort(f"its instance would reach {held + length:,} bytes with the PDU now arriving (holding "
+                            f"{held:,}), more than the {self._limit:,} one instance may bring "
+                            f"({FLAGS['max_dataset_mib']}, {ENVIRONMENT['max_dataset_mib']}); nothing of it was "
+                            "analysed: send a smaller rendition, or raise the setting")
+                return bytearray()
+        elif length > MAX_CONTROL_PDU_BYTES:
+            self._abort(f"its PDU of type 0x{pdu_type:02X} declares {length:,} bytes, more than the "
+                        f"{MAX_CONTROL_PDU_BYTES:,} an association request or release may have")
+            return bytearray()
+        self._body_next = True
+        return data
+
+    def _abort(self, why: str) -> None:
+        """Send an A-ABORT (DICOM UL service user) straight to the peer and read nothing more from it."""
+        self.aborted = True
+        self._counts["aborted_while_arriving"] += 1
+        log.warning("aborted the association from %s: %s", _peer(self._assoc), why)
+        abort = A_ABORT_RQ()
+        abort.source, abort.reason_diagnostic = 0x00, 0x00
+        self._socket.send(abort.encode())
+
+
+def _held_bytes(assoc: Any) -> int:
+    """Bytes pynetdicom holds for the DIMSE message in progress on ``assoc`` (its command set and data set so far);
+    0 between messages: pynetdicom drops a message's fragments once it is complete."""
+    message = getattr(assoc.dimse, "message", None)
+    total = 0
+    for name in ("encoded_command_set", "data_set"):
+        stream = getattr(message, name, None)
+        if isinstance(stream, io.BytesIO):
+            with stream.getbuffer() as view:
+                total += view.nbytes
+    return total
+
+
+def _peer_address(assoc: Any) -> str | None:
+    """The peer IP address of an acceptor association (None before pynetdicom has set it)."""
+    info = assoc.requestor.address_info
+    return None if info is None else str(info.address)
+
+
+def _peer(assoc: Any) -> str:
+    """The sender of ``assoc`` for a log line: calling AE title (once its request was read) and address:port."""
+    info = assoc.requestor.address_info
+    where = "an unknown address" if info is None else f"{info.address}:{info.port}"
+    calling = assoc.requestor.ae_title or getattr(assoc.requestor.primitive, "calling_ae_title", "")
+    return f"{shown(calling)} at {where}" if calling else f"a sender at {where} (no association request read yet)"
 
 
 def _not_idle(assoc) -> None:

@@ -1,0 +1,241 @@
+"""What the DICOM node bounds while an instance arrives, and how many associations one sender may hold (security
+audit: pynetdicom buffered a whole data set, whatever its size, before the node's checks ran; one sender could take
+every association slot).
+
+Real pynetdicom associations on localhost: an instance over ``--max-dataset-mib`` gets its association aborted with
+no more than the limit read and no C-STORE handler run; one just under it, and many on one association that together
+exceed it, are stored. A second loopback address (127.0.0.2) stands for a second sender.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import re
+import socket
+import struct
+
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.pdu_primitives import MaximumLengthNotification
+from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verification  # type: ignore[attr-defined]
+
+from dermassist_client.dicom import node as node_module
+from dermassist_client.dicom.command import add_listen_arguments, association_limits
+from dermassist_client.dicom.config import NodeConfig
+from dermassist_client.dicom.errors import DicomError
+from dermassist_client.dicom.limits import DEFAULT_MAX_ASSOCIATIONS_PER_SENDER, ENVIRONMENT, AssociationLimits
+from dermassist_client.dicom.node import MAX_CONTROL_PDU_BYTES, DicomNode
+from tests.client.test_dicom_associations import wait_until
+from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.support import dicom_images as di
+
+NODE_LOGGER = "dermassist_client.dicom.node"
+ONE_MIB = 1 << 20
+#: A-ABORT PDU (PS3.8 9.3.8): type 7, length 4, source 0 (the DICOM UL service user), reason 0
+A_ABORT_FROM_USER = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x00, 0x00])
+
+
+class CountingClient(SyntheticClient):
+    """Counts the photographs it is asked to analyse."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def analyze(self, photo):
+        self.calls += 1
+        return super().analyze(photo)
+
+
+def associate(address: tuple[str, int], context=DermoscopicPhotographyImageStorage, source: str = "127.0.0.1"):
+    """An association from calling AE 'MODALITY' at ``source`` (not released: the caller holds or releases it)."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(context)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    return ae.associate(*address, ae_title="DERMASSIST", bind_address=(source, 0))
+
+
+def native(jpeg: bytes, patient_id: str, scale: float = 1.0) -> Dataset:
+    """An uncompressed RGB photograph of the HAM10000 JPEG, ``scale`` times its 600 x 450 size."""
+    if scale != 1.0:
+        with Image.open(io.BytesIO(jpeg)) as im:
+            out = io.BytesIO()
+            im.resize((round(im.width * scale), round(im.height * scale))).save(out, "JPEG", quality=95)
+            jpeg = out.getvalue()
+    return di.photograph(jpeg, di.Patient(patient_id=patient_id).with_study(), compressed=False)
+
+
+def node_at(tmp_path, client, **settings) -> DicomNode:
+    return DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(**settings))
+
+
+def abort_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER and "aborted the association" in r.message]
+
+
+def reached_and_held(warning: str) -> tuple[int, int]:
+    """The bytes an aborted instance would have reached, and the bytes the node held of it, from the warning."""
+    found = re.search(r"would reach ([\d,]+) bytes .*\(holding ([\d,]+)\)", warning)
+    assert found, warning
+    return int(found[1].replace(",", "")), int(found[2].replace(",", ""))
+
+
+def test_an_instance_over_the_limit_is_aborted_while_it_arrives(tmp_path, ham_jpeg, caplog):
+    """3.2 MB against a 1 MiB limit: the association is aborted once the node holds about 1 MiB of it; the C-STORE
+    handler never runs, nothing is analysed or spooled, and the node serves the next sender."""
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    client = CountingClient()
+    big = native(ham_jpeg, "DA-ARRIVE-BIG", scale=2.0)  # 1200 x 900 x 3 = 3,240,000 bytes of pixels
+    with node_at(tmp_path, client, max_dataset_mib=1) as node:
+        assoc = associate(node.address)
+        assert assoc.is_established
+        answer = assoc.send_c_store(big)
+        assert wait_until(lambda: not assoc.is_established, 5.0)
+        assert assoc.is_aborted and "Status" not in answer  # no C-STORE response: the association ended first
+        assert node.counts["aborted_while_arriving"] == 1
+        assert node.counts["received"] == 0 and client.calls == 0 and node.pending() == []
+        after = associate(node.address, context=Verification)  # the node keeps serving
+        assert after.is_established and after.send_c_echo().Status == 0x0000
+        after.release()
+    [warning] = abort_warnings(caplog)
+    assert "from MODALITY at 127.0.0.1:" in warning
+    assert "more than the 1,048,576 one instance may bring (--max-dataset-mib, DERMASSIST_DICOM_MAX_DATASET_MIB)" \
+        in warning
+    reached, held = reached_and_held(warning)
+    assert reached > ONE_MIB >= held  # what it had read stayed within the limit; the PDU that would pass it was not read
+
+
+def test_one_pdu_declaring_more_than_the_limit_is_aborted_before_its_body_is_read(tmp_path, ham_jpeg, caplog):
+    """A sender that ignores the node's maximum PDU length sends the whole data set in one P-DATA-TF: its header is
+    enough to abort, with none of its body read (pynetdicom alone would read whatever length the header declares)."""
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    with node_at(tmp_path, CountingClient(), max_dataset_mib=1) as node:
+        assoc = associate(node.address)
+        for item in assoc.acceptor.user_information:  # what this sender takes as the node's maximum: none
+            if isinstance(item, MaximumLengthNotification):
+                item.maximum_length_received = 0
+        answer = assoc.send_c_store(native(ham_jpeg, "DA-ONE-PDU", scale=2.0))
+        assert wait_until(lambda: not assoc.is_established, 5.0)
+        assert assoc.is_aborted and "Status" not in answer
+        assert node.counts["aborted_while_arriving"] == 1 and node.counts["received"] == 0
+    [warning] = abort_warnings(caplog)
+    reached, held = reached_and_held(warning)
+    assert held < 1024 < 3 * ONE_MIB < reached  # it held the command set only: the data set's PDU was not read
+
+
+def test_an_oversized_association_request_is_aborted_unread(tmp_path):
+    """An A-ASSOCIATE-RQ declaring 64 MiB: A-ABORT at its header, the connection closed, the 64 MiB never read."""
+    with node_at(tmp_path, CountingClient()) as node, socket.create_connection(node.address, timeout=5) as peer:
+        peer.sendall(struct.pack(">BBL", 0x01, 0, 64 * ONE_MIB) + b"\x00" * 1024)
+        received = b""
+        while chunk := peer.recv(64):
+            received += chunk
+        assert received == A_ABORT_FROM_USER
+        assert node.counts["aborted_while_arriving"] == 1
+    assert 64 * ONE_MIB > MAX_CONTROL_PDU_BYTES
+
+
+def test_an_instance_just_under_the_limit_is_stored(tmp_path, ham_jpeg):
+    """A 600 x 450 uncompressed photograph (810,000 bytes of pixels) against a 1 MiB limit."""
+    ds = native(ham_jpeg, "DA-ARRIVE-OK")
+    assert 0.75 * ONE_MIB < len(ds.PixelData) < ONE_MIB
+    with node_at(tmp_path, CountingClient(), max_dataset_mib=1) as node:
+        assoc = associate(node.address)
+        try:
+            assert assoc.send_c_store(ds).Status == 0x0000
+        finally:
+            assoc.release()
+        assert node.counts["stored"] == 1 and node.counts["aborted_while_arriving"] == 0
+
+
+def test_many_instances_on_one_association_are_counted_one_by_one(tmp_path, ham_jpeg):
+    """Three instances of ~0.8 MB on one association (2.4 MB together) against a 1 MiB limit: each new command set
+    starts the count again, so all are stored."""
+    client = CountingClient()
+    instances = [native(ham_jpeg, f"DA-ARRIVE-{n}") for n in range(3)]
+    assert sum(len(ds.PixelData) for ds in instances) > 2 * ONE_MIB
+    with node_at(tmp_path, client, max_dataset_mib=1) as node:
+        assoc = associate(node.address)
+        try:
+            statuses = [assoc.send_c_store(ds).Status for ds in instances]
+        finally:
+            assoc.release()
+        assert statuses == [0x0000] * 3
+        assert node.counts["stored"] == 3 and client.calls == 3 and node.counts["aborted_while_arriving"] == 0
+
+
+def test_one_sender_cannot_hold_more_than_its_share(tmp_path, caplog):
+    """Cap 2 of 4: a third association from 127.0.0.1 is rejected (transient, local limit exceeded) while one from
+    127.0.0.2 is accepted; once 127.0.0.1 releases one, it may open another."""
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    with node_at(tmp_path, CountingClient(), max_associations=4, max_associations_per_sender=2) as node:
+        held = [associate(node.address, context=Verification) for _ in range(2)]
+        try:
+            assert all(assoc.is_established for assoc in held)
+            third = associate(node.address, context=Verification)
+            assert third.is_rejected and not third.is_established
+            primitive = third.acceptor.primitive
+            assert (primitive.result, primitive.result_source, primitive.diagnostic) == (0x02, 0x03, 0x02)
+            assert node.counts["rejected_sender_cap"] == 1
+            other = associate(node.address, context=Verification, source="127.0.0.2")
+            assert other.is_established, "another sender was locked out"
+            assert other.send_c_echo().Status == 0x0000
+            other.release()
+            held.pop().release()
+
+            def one_more() -> bool:  # the released association's thread ends within moments
+                again = associate(node.address, context=Verification)
+                if again.is_established:
+                    held.append(again)
+                return again.is_established
+            assert wait_until(one_more, 5.0)
+        finally:
+            for assoc in held:
+                assoc.release()
+    warning = next(r.getMessage() for r in caplog.records if "rejected an association" in r.getMessage())
+    assert ("from MODALITY at 127.0.0.1 (local limit exceeded): that address already holds 2 association(s), and one "
+            "sender may hold at most 2 of the 4 in all (--max-associations-per-sender, "
+            "DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER)") in warning
+
+
+def test_the_defaults_follow_the_other_limits():
+    assert AssociationLimits().sender_cap == DEFAULT_MAX_ASSOCIATIONS_PER_SENDER
+    assert AssociationLimits(max_associations=2).sender_cap == 2  # never more than the associations in all
+    assert AssociationLimits().max_dataset_bytes == node_module.MAX_DATASET_BYTES  # what the node accepts at all
+    assert AssociationLimits(max_dataset_mib=3).max_dataset_bytes == 3 * ONE_MIB
+
+
+def test_the_flag_outranks_the_environment_which_outranks_the_default():
+    parser = argparse.ArgumentParser()
+    add_listen_arguments(parser)
+    environ = {ENVIRONMENT["max_dataset_mib"]: "5", ENVIRONMENT["max_associations_per_sender"]: "3"}
+    assert association_limits(parser.parse_args([]), {}) == AssociationLimits()
+    assert association_limits(parser.parse_args([]), environ) == AssociationLimits(max_associations_per_sender=3,
+                                                                                     max_dataset_mib=5)
+    flags = parser.parse_args(["--max-dataset-mib", "2", "--max-associations-per-sender", "1"])
+    assert association_limits(flags, environ) == AssociationLimits(max_associations_per_sender=1, max_dataset_mib=2)
+
+
+@pytest.mark.parametrize("settings,words", [
+    ({"max_associations_per_sender": 0}, r"one sender \(--max-associations-per-sender, "
+                                         r"DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER\) must be a whole number 1\.\.8"),
+    ({"max_associations": 3, "max_associations_per_sender": 4}, r"must be a whole number 1\.\.3 \(at most the maximum "
+                                                                r"number of associations, --max-associations\), got 4"),
+    ({"max_associations_per_sender": True}, r"got True"),
+    ({"max_dataset_mib": 0}, r"\(--max-dataset-mib, DERMASSIST_DICOM_MAX_DATASET_MIB\) must be a whole number "
+                             r"1\.\.4096, got 0"),
+    ({"max_dataset_mib": 4097}, r"got 4097"),
+    ({"max_dataset_mib": 1.5}, r"got 1\.5"),
+])
+def test_a_setting_out_of_range_is_refused_naming_its_flag_and_variable(settings, words):
+    with pytest.raises(DicomError, match=words):
+        AssociationLimits(**settings)
+
+
+def test_an_unreadable_environment_value_is_refused_naming_the_variable():
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_DATASET_MIB must be a whole number, got '64M'"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["max_dataset_mib"]: "64M"})
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER must be a whole number"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["max_associations_per_sender"]: "two"})
