@@ -54,6 +54,7 @@ _REQUESTS: dict[str, Any] = {
     "RepositoryModelUnload": service_pb2.RepositoryModelUnloadRequest,
     "ModelConfig": service_pb2.ModelConfigRequest, "ModelStatistics": service_pb2.ModelStatisticsRequest,
     "TraceSetting": service_pb2.TraceSettingRequest, "LogSettings": service_pb2.LogSettingsRequest,
+    "ModelMetadata": service_pb2.ModelMetadataRequest, "ModelReady": service_pb2.ModelReadyRequest,  # internal steps'
 }
 
 
@@ -106,8 +107,8 @@ class WrongKeys:
 
 
 def parsed_request(method: str, raw: bytes) -> Any:
-    """The request of a restricted method the front looks into (load, unload, config, statistics, settings), or None
-    (another method, or bytes that are not its request: Triton answers those)."""
+    """The request of a restricted method the front looks into (load, unload, config, statistics, settings, an internal
+    step's metadata or readiness), or None (another method, or bytes that are not its request: Triton answers those)."""
     kind = _REQUESTS.get(method)
     if kind is None:
         return None

@@ -86,8 +86,9 @@ EXTENSION_APIS = {"model_repository": "model-repository", "model_repository(unlo
                   "system_shared_memory": "shared-memory", "cuda_shared_memory": "shared-memory", "trace": "trace",
                   "logging": "logging"}
 UNSERVED_EXTENSIONS = ("classification", "sequence")
-# What the audit line of an internal step's ModelMetadata (admin key only) names as its extension.
+# What the audit line of an internal step's ModelMetadata or ModelReady (admin key only) names as its extension.
 INTERNAL_METADATA = "internal-step metadata"
+INTERNAL_READINESS = "internal-step readiness"
 
 
 def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
@@ -408,6 +409,31 @@ ExecuteBatchError: type[BaseException] = getattr(getattr(getattr(grpc, "_cython"
                                                  "ExecuteBatchError", RuntimeError)
 
 
+#: The logger grpc.aio reports a failed send on, and the line an undelivered answer becomes there.
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+UNDELIVERED = ("gRPC could not deliver a call's answer or status (%s): the client went, its deadline passed, or it "
+               "refused the answer's size (answers with CROP and CAM reach about 0.27 MB an image, 8.5 MB for 32 images, "
+               "over the 4 MiB a plain gRPC client accepts by default: docs/sdk.md, 'Calling without the SDK'); the audit "
+               "line of an inference says OK when its answer was handed to gRPC")
+
+
+class UndeliveredAnswer(logging.Filter):
+    """Turns grpc.aio's ERROR traceback for an answer it could not send (an ordinary client-side failure, nothing
+    wrong in the service) into one WARNING line that says what happened and what the client can change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` when it reports an ExecuteBatchError; keep every record."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ExecuteBatchError) or "ExecuteBatchError raised in core" in str(record.msg):
+            where = record.getMessage().rpartition("servicer method ")[2] or "a call"
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.msg, record.args, record.exc_info, record.exc_text = UNDELIVERED, (where,), None, None
+        return True
+
+
+_UNDELIVERED_FILTER = UndeliveredAnswer()
+
+
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker).
 
@@ -442,6 +468,14 @@ class AdminCall:
     written: bool = False
 
 
+def _model_name(message: Any, request: bytes) -> str:
+    """The model a ModelReady or ModelMetadata request names ("" when it does not parse: Triton answers that)."""
+    try:
+        return str(message.FromString(request).name)
+    except DecodeError:
+        return ""
+
+
 class Front(grpc.GenericRpcHandler):
     """Routes each method of Triton's service: audited inference, truthful health, plain forwarding."""
 
@@ -456,6 +490,7 @@ class Front(grpc.GenericRpcHandler):
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
         self.wrong_keys = WrongKeys()  # wrong admin keys by address: past a few, that address is refused a while
+        logging.getLogger(GRPC_CORE_LOGGER).addFilter(_UNDELIVERED_FILTER)  # once: the same filter is added once
         own: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]] = {
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,
@@ -465,6 +500,7 @@ class Front(grpc.GenericRpcHandler):
         }
         own.update({name: self._admin(name, extension) for name, extension in RESTRICTED_METHODS.items()})
         self._internal_metadata = self._admin("ModelMetadata", INTERNAL_METADATA)
+        self._internal_ready = self._admin("ModelReady", INTERNAL_READINESS)
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         for method in service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
             if method.client_streaming or method.server_streaming:
@@ -588,7 +624,10 @@ class Front(grpc.GenericRpcHandler):
         return service_pb2.ServerReadyResponse(ready=self.guard.readiness.ready).SerializeToString()
 
     async def model_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Triton's answer, and false while the guard is not ready."""
+        """Triton's answer, and false while the guard is not ready; an internal step's only with the admin key (as its
+        metadata)."""
+        if _model_name(service_pb2.ModelReadyRequest, request) in STEP_MODELS:
+            return await self._internal_ready(request, context)
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
         return await self._forwarder("ModelReady")(request, context)
@@ -610,11 +649,7 @@ class Front(grpc.GenericRpcHandler):
 
     async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""
-        try:
-            name = service_pb2.ModelMetadataRequest.FromString(request).name
-        except DecodeError:
-            name = ""
-        if name in STEP_MODELS:
+        if _model_name(service_pb2.ModelMetadataRequest, request) in STEP_MODELS:
             return await self._internal_metadata(request, context)
         return await self._forwarder("ModelMetadata")(request, context)
 

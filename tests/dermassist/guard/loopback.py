@@ -13,7 +13,7 @@ import grpc
 from tritonclient.grpc import service_pb2
 
 from dermassist.guard.audit import AuditLog
-from dermassist.guard.config import GuardConfig
+from dermassist.guard.config import UNLIMITED_MESSAGES, GuardConfig
 from dermassist.guard.front import SERVICE, Front
 from dermassist.guard.health import Readiness
 
@@ -25,6 +25,7 @@ _ANSWERS = {
     "RepositoryIndex": service_pb2.RepositoryIndexResponse(),
     "LogSettings": service_pb2.LogSettingsResponse(),
     "ModelMetadata": service_pb2.ModelMetadataResponse(name="step", platform="python"),
+    "ModelReady": service_pb2.ModelReadyResponse(ready=True),
     "ServerMetadata": service_pb2.ServerMetadataResponse(name="triton", version=TRITON_VERSION,
                                                          extensions=["model_repository", "parameters"]),
 }
@@ -62,7 +63,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Ite
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
                                 config=config, versions={}, audit=AuditLog(audit), stopping=False,
                                 report_step_failure=lambda details, sent_at: None)
-        front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}"))  # type: ignore[arg-type]
+        front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES))  # type: ignore[arg-type]
         server = grpc.aio.server(options=config.server_options())
         server.add_generic_rpc_handlers((front,))
         port = server.add_insecure_port("127.0.0.1:0")

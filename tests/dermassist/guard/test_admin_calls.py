@@ -169,6 +169,17 @@ def test_internal_steps_metadata_needs_the_key_and_the_ensembles_does_not(front)
     assert [name for name, _ in front.received] == ["ModelMetadata", "ModelMetadata"]
 
 
+def test_internal_steps_readiness_needs_the_key_as_their_metadata_does(front) -> None:
+    """A gRPC integrator's audit, finding 4: ModelReady listed the internal steps to any caller."""
+    error = _refused(front.stub.ModelReady, service_pb2.ModelReadyRequest(name="prepare"), ())
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "admin key" in error.details()
+    assert front.stub.ModelReady(service_pb2.ModelReadyRequest(name="prepare"), metadata=RIGHT, timeout=10).ready
+    assert front.stub.ModelReady(service_pb2.ModelReadyRequest(name="dermassist"), timeout=10).ready
+    assert [name for name, _ in front.received] == ["ModelReady", "ModelReady"]
+    refused, allowed = [line for line in audit_lines(front.audit) if line.get("admin_call") == "ModelReady"]
+    assert (refused["model"], refused["status"], allowed["status"]) == ("prepare", "PERMISSION_DENIED", "OK")
+
+
 def test_the_triton_version_is_told_only_to_a_caller_with_the_key(front) -> None:
     public = front.stub.ServerMetadata(service_pb2.ServerMetadataRequest(), timeout=10)
     admin = front.stub.ServerMetadata(service_pb2.ServerMetadataRequest(), metadata=RIGHT, timeout=10)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
+import sys
 import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import SERVICE, ExecuteBatchError, abort
+from dermassist.guard.front import GRPC_CORE_LOGGER, SERVICE, UNDELIVERED, ExecuteBatchError, UndeliveredAnswer, abort
+from preprocess.contract import ENSEMBLE_OUTPUTS, NUMPY_DTYPES, ON_REQUEST_OUTPUTS
 from tests.support.guard import audit_lines
 
 from .loopback import front_before_stand_in
@@ -93,3 +97,43 @@ def test_a_status_for_a_call_past_its_deadline_ends_it_quietly(caplog: pytest.Lo
         asyncio.run(abort(raced, grpc.StatusCode.UNAVAILABLE, "late"))  # type: ignore[arg-type]
     assert raced.aborted == 1
     assert all(r.levelno <= logging.DEBUG for r in caplog.records if r.name.startswith("dermassist"))
+
+
+def _core_record(error: BaseException) -> logging.LogRecord:
+    """The record grpc.aio's core writes when a servicer's answer could not be sent (logger.exception)."""
+    try:
+        raise error
+    except BaseException:
+        record = logging.getLogger(GRPC_CORE_LOGGER).makeRecord(
+            GRPC_CORE_LOGGER, logging.ERROR, "server.pyx.pxi", 710, "%s raised in core by servicer method [%s]",
+            ("ExecuteBatchError", f"/{SERVICE}/ModelInfer"), sys.exc_info())
+    return record
+
+
+def test_an_answer_grpc_could_not_deliver_is_one_warning_line_not_an_error_traceback(tmp_path: Path) -> None:
+    """A gRPC integrator's audit, finding 1: a client that refuses an answer's size (a plain client's 4 MiB default,
+    CROP and CAM for 16 images) put grpc's ExecuteBatchError traceback at ERROR in the operator's log."""
+    with front_before_stand_in(tmp_path / "audit.jsonl"):  # the front puts the filter on grpc's core logger
+        assert any(isinstance(f, UndeliveredAnswer) for f in logging.getLogger(GRPC_CORE_LOGGER).filters)
+    record = _core_record(ExecuteBatchError('Failed "execute_batch"'))
+    assert UndeliveredAnswer().filter(record) is True  # kept, rewritten
+    assert (record.levelno, record.levelname, record.exc_info) == (logging.WARNING, "WARNING", None)
+    message = record.getMessage()
+    assert f"/{SERVICE}/ModelInfer" in message and "4 MiB" in message and "Calling without the SDK" in message
+    other = _core_record(ValueError("a servicer's own bug"))
+    UndeliveredAnswer().filter(other)
+    assert other.levelno == logging.ERROR and other.exc_info is not None  # a real failure keeps its traceback
+
+
+def test_the_answer_sizes_the_log_line_and_docs_state_follow_the_contract() -> None:
+    """The per-image answer sizes told to integrators (docs/sdk.md, the undelivered-answer warning) are the contract's
+    tensor sizes, and the 15 images that fit a plain client's 4 MiB with CROP and CAM follow from them."""
+    def row_bytes(specs) -> int:
+        return sum(math.prod(s.dims) * np.dtype(NUMPY_DTYPES[s.dtype]).itemsize for s in specs if s.dtype != "TYPE_STRING")
+    plain = row_bytes([s for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_OUTPUTS])  # NOTE adds its sentences
+    with_crop = row_bytes(ENSEMBLE_OUTPUTS)
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "sdk.md").read_text()
+    assert f"About {round(plain / 1000)} KB an image without `CROP` and `CAM`, about {round(with_crop / 1000)} KB" in docs
+    assert f"({32 * with_crop / 1e6:.1f} MB for 32 images)" in docs
+    assert f"at most\n  {(4 << 20) // with_crop} images a request" in docs
+    assert f"about {with_crop / 1e6:.2f} MB an image, {32 * with_crop / 1e6:.1f} MB for 32 images" in UNDELIVERED
