@@ -24,6 +24,10 @@ CHECKPOINT_FORMAT = 1
 #: resumed from a terminal or from a log file continues the same run.
 DISPLAY_ONLY = ("progress", "verbose")
 RESUME_HINT = "rerun with --resume to continue"
+#: The resumable checkpoint a run keeps in its --out (named here, framework-free, for the release build too): the
+#: classifier's under its --name, the segmenter's.
+CLASSIFIER_CHECKPOINT = "{name}_resume.pt"
+SEGMENTER_CHECKPOINT = "segmenter_resume.npz"
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ def _remove(path: Path) -> None:
 def staged_outputs(out_dir: Path, name: str, last: str, stale: Sequence[str] = ()) -> Iterator[Path]:
     """A hidden folder ``.<name>.staging`` in ``out_dir`` for a run's outputs (files and folders): when the block ends
     normally they replace an earlier run's together (``last``, the file that marks a finished run, moved last; a folder
-    replaces the earlier one whole) and the files named in ``stale`` (what an unfinished earlier run left: its best
-    epoch, its resumable checkpoint) are removed; when it raises (an error, Ctrl-C) the staging folder goes, ``out_dir``
-    keeps the earlier run whole and a new ``out_dir`` left empty is removed."""
+    replaces the earlier one whole) and what ``stale`` names that this run did not stage (an earlier run's outputs this
+    one does not make, what an unfinished run left: its best epoch, its resumable checkpoint) is removed; when it raises
+    (an error, Ctrl-C) the staging folder goes, ``out_dir`` keeps the earlier run whole and a new ``out_dir`` left
+    empty is removed."""
     out_dir = Path(out_dir)
     refuse_file_out(out_dir)
     made = not out_dir.exists()
@@ -55,11 +56,12 @@ def staged_outputs(out_dir: Path, name: str, last: str, stale: Sequence[str] = (
         if made and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
-    for path in sorted(staging.iterdir(), key=lambda p: p.name == last):
+    staged = sorted(staging.iterdir(), key=lambda p: p.name == last)
+    for path in staged:
         target = out_dir / path.name
         if path.is_dir() or target.is_dir():  # os.replace moves a file onto a file only; a folder goes whole
             _remove(target)
         os.replace(path, target)
     staging.rmdir()
-    for leftover in stale:
+    for leftover in set(stale) - {p.name for p in staged}:
         _remove(out_dir / leftover)

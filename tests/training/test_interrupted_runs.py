@@ -153,4 +153,7 @@ def test_ctrl_c_during_train_segmenter_saves_the_best_epoch_and_exits_130(synthe
     assert (out / "segmenter_split.json").read_text() == '{"run": 1}'  # the earlier run's, not replaced before weights
     assert (f"the run did NOT finish; the best epoch so far (epoch {note['saved_epoch']}, val served Jaccard "
             in log), log[-3000:]
-    assert f"is saved in {out / 'segmenter_interrupted.keras'}" in log and "a rerun starts again from epoch 1" in log
+    assert f"is saved in {out / 'segmenter_interrupted.keras'}" in log
+    assert f"rerun with --resume to continue from epoch {note['interrupted_after_epoch'] + 1} (its checkpoint is " \
+           f"{out / 'segmenter_resume.npz'})" in log
+    assert (out / "segmenter_resume.npz").is_file() and not (out / ".segmenter.staging").exists()

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ResumeError
 from ..release import write_atomic
-from ..resume import Checkpointing, array_digest, check_fingerprint, run_fingerprint
+from ..resume import CLASSIFIER_CHECKPOINT, Checkpointing, array_digest, check_fingerprint, run_fingerprint
 from .data import CropSet
 
 if TYPE_CHECKING:
@@ -21,14 +21,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: A run's checkpoint in its --out, beside (not among) a finished run's outputs: nothing that reads a run folder takes
-#: it for one. A finished run removes it.
-CHECKPOINT_SUFFIX = "_resume.pt"
-
 
 def checkpoint_path(out_dir: Path, name: str) -> Path:
-    """Where the run named ``name`` with ``--out out_dir`` keeps its resumable checkpoint."""
-    return Path(out_dir) / f"{name}{CHECKPOINT_SUFFIX}"
+    """Where the run named ``name`` with ``--out out_dir`` keeps its resumable checkpoint: beside (not among) a finished
+    run's outputs, so nothing that reads a run folder takes it for one; a finished run removes it."""
+    return Path(out_dir) / CLASSIFIER_CHECKPOINT.format(name=name)
 
 
 def data_digest(train: CropSet, val: CropSet) -> str:

@@ -11,8 +11,9 @@ from dermassist.base.settings import setting_help
 
 from ..child import stage_main
 from ..errors import TrainingConfigError
+from ..run_folder import refuse_file_out, staged_outputs
 from .model import BLOCKS, UNetConfig, float32_copy
-from .train import INTERRUPTED_MODEL, INTERRUPTED_NOTE, SegmenterConfig, train_segmenter
+from .train import CHECKPOINT, METRICS, RUN_OUTPUTS, SegmenterConfig, train_segmenter
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
     parser.add_argument("--release", type=Path, default=None,
                         help="write the float16 weights, tuned threshold and figures into this release folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the unfinished run in --out (stopped by Ctrl-C, or failed after an epoch ended) "
+                             "from its last finished epoch, given the same flags and data; a finished run removes the "
+                             "checkpoint this reads")
     parser.add_argument("--depth", type=int, choices=sorted(BLOCKS), help=setting_help(unet, "depth", "ResNet encoder depth"))
     parser.add_argument("--width", type=float, help=setting_help(unet, "width", "channel width multiplier"))
     parser.add_argument("--epochs", type=int, help=setting_help(seg, "epochs", "training epochs"))
@@ -62,38 +67,42 @@ def config_from_args(args: argparse.Namespace) -> SegmenterConfig:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train (and export when ``--repository`` is given); returns the report."""
+    """Train (and export when ``--repository`` is given); returns the report. Every output that goes into ``--out``
+    (metrics, splits, curves, model, the default predicted masks) is written into a staging folder there and replaces
+    the earlier run's together once the run is done: an interrupted or failed run leaves ``--out`` as it was (but for
+    the unfinished run's best epoch and resumable checkpoint), never a mix of two runs' files."""
     config = config_from_args(args)
     if args.repository is not None:  # a mistyped --repository is told before the training, not after it
         from training.export.repository import check_repository
 
         check_repository(args.repository, TrainingConfigError)
-    result = train_segmenter(args.data, args.out, config, extra=args.extra_data)
-    model, report = float32_copy(result.model, config.unet), result.report
-    model.save(str(Path(args.out) / "segmenter.keras"))
-    if args.predict_masks:
-        from .train import write_predicted_masks
+    out = Path(args.out)
+    refuse_file_out(out, "the segmenter's metrics, curves and model")
+    with staged_outputs(out, "segmenter", METRICS, (*RUN_OUTPUTS, CHECKPOINT)) as staging:
+        result = train_segmenter(args.data, out, config, extra=args.extra_data, staging=staging, resume=args.resume)
+        model, report = float32_copy(result.model, config.unet), result.report
+        model.save(str(staging / "segmenter.keras"))
+        if args.predict_masks:
+            from .train import write_predicted_masks
 
-        target = args.predict_out or Path(args.out) / "predicted_masks"
-        count = sum(write_predicted_masks(model, data, target) for data in args.predict_masks)
-        report["predicted_masks"] = {"folder": str(target), "count": count}
-    if args.release is not None:
-        write_release_section(model, config, report, args.release)
-    if args.repository is not None:
-        from dermassist.base.repository import mark_not_release
-        from training.export.repository import open_repository
-        from training.export.segmenter import export_segmenter
-        from training.export.steps import set_crop_threshold
+            target = args.predict_out or staging / "predicted_masks"
+            count = sum(write_predicted_masks(model, data, target) for data in args.predict_masks)
+            report["predicted_masks"] = {"folder": str(args.predict_out or out / "predicted_masks"), "count": count}
+        if args.release is not None:
+            write_release_section(model, config, report, args.release)
+        if args.repository is not None:
+            from dermassist.base.repository import mark_not_release
+            from training.export.repository import open_repository
+            from training.export.segmenter import export_segmenter
+            from training.export.steps import set_crop_threshold
 
-        repository = open_repository(args.repository, TrainingConfigError)
-        exported = export_segmenter(model, repository)
-        # its own tuned threshold, with the validation figures behind it, not the one of the model it replaced
-        set_crop_threshold(repository, report["threshold"], f"segmenter stage {args.out}", {"val": report["val"]})
-        mark_not_release(repository, f"segmenter stage {args.out}")
-        report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
-    (Path(args.out) / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
-    for stale in (INTERRUPTED_MODEL, INTERRUPTED_NOTE):  # an earlier interrupted run's best epoch: this run replaces it
-        (Path(args.out) / stale).unlink(missing_ok=True)
+            repository = open_repository(args.repository, TrainingConfigError)
+            exported = export_segmenter(model, repository)
+            # its own tuned threshold, with the validation figures behind it, not the one of the model it replaced
+            set_crop_threshold(repository, report["threshold"], f"segmenter stage {args.out}", {"val": report["val"]})
+            mark_not_release(repository, f"segmenter stage {args.out}")
+            report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
+        (staging / METRICS).write_text(json.dumps(report, indent=1))
     return report
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -20,14 +20,22 @@ from dermassist.base.settings import Settings, env_name, variable_name
 from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
-from ..errors import EmptyDatasetError, TrainingConfigError, check_setting_range
+from ..errors import EmptyDatasetError, ResumeError, TrainingConfigError, check_setting_range
 from ..images import empty_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
 from ..progress import eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
-from ..release import write_json_atomic
+from ..release import write_atomic, write_json_atomic
+from ..resume import (
+    RESUME_HINT,
+    SEGMENTER_CHECKPOINT,
+    Checkpointing,
+    array_digest,
+    check_fingerprint,
+    run_fingerprint,
+)
 from ..run_folder import refuse_file_out
 from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
@@ -38,9 +46,14 @@ SELECTION_THRESHOLD = 0.5
 #: What a run writes into its --out folder (the stage adds the model and, by default, the predicted masks).
 RUN_OUTPUTS = ("segmenter_metrics.json", "segmenter_split.json", "segmenter_curves.png", "segmenter.keras",
                "predicted_masks", "segmenter_interrupted.keras", "segmenter_interrupted.json")
+#: The file that marks a finished run (written last).
+METRICS = "segmenter_metrics.json"
 #: Where a run stopped by Ctrl-C keeps its best epoch, and the JSON that marks it unfinished: not a finished run's
 #: names, so nothing that reads a run folder (the release build, ``import --keras OUT/segmenter.keras``) takes it for one.
 INTERRUPTED_MODEL, INTERRUPTED_NOTE = "segmenter_interrupted.keras", "segmenter_interrupted.json"
+#: The resumable checkpoint a run keeps in its --out as each epoch ends (``--resume`` continues from it); a finished
+#: run removes it.
+CHECKPOINT = SEGMENTER_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -208,12 +221,12 @@ def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16
     return len(samples)
 
 
-def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig):
+def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, seed: int):
     import tensorflow as tf
 
     from .augment import augment_fn
 
-    ds = tf.data.Dataset.from_tensor_slices((xs, ys)).shuffle(len(xs), seed=config.seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.from_tensor_slices((xs, ys)).shuffle(len(xs), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(augment_fn(config.augment, config.brightness), num_parallel_calls=2)
     return ds.batch(config.batch_size, drop_remainder=True).prefetch(2)
 
@@ -228,12 +241,23 @@ def _schedule(keras, config: SegmenterConfig, steps_per_epoch: int):
     )
 
 
-def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: dict[str, list[float]]):
-    """Score every epoch's served Jaccard on validation and keep the best weights."""
+Best = tuple[float, list | None, int]  # (validation served Jaccard, weights, epoch) of the best epoch so far
+EpochHook = Callable[[int, object], None]
+
+
+def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: dict[str, list[float]],
+                         best: Best = (-1.0, None, 0), done: int = 0, save: Callable[[object, int, Best], None] | None = None,
+                         on_epoch: EpochHook | None = None):
+    """Score every epoch's served Jaccard on validation and keep the best weights (from ``best``, that of the ``done``
+    epochs a resumed run had done); record each epoch's figures in ``history``, then ``save(model, epochs done, best)``
+    (the resumable checkpoint), then ``on_epoch(epochs done, model)``."""
 
     class KeepBest(keras.callbacks.Callback):
-        best = (-1.0, None, 0)
         started = 0.0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = best
 
         def on_train_begin(self, logs=None):
             self.started = time.perf_counter()
@@ -241,22 +265,87 @@ def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: d
         def on_epoch_end(self, epoch, logs=None):
             scores = served_metrics(y_val, predict(self.model, x_val), SELECTION_THRESHOLD)
             history.setdefault("val_served_jaccard", []).append(scores["jaccard"])
+            for key, value in (logs or {}).items():
+                history.setdefault(key, []).append(float(value))
             if scores["jaccard"] > self.best[0]:
                 self.best = (scores["jaccard"], self.model.get_weights(), epoch + 1)
+            if save is not None:
+                save(self.model, epoch + 1, self.best)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, self.model)
             total = int(self.params.get("epochs", epoch + 1))
-            eta = eta_text(time.perf_counter() - self.started, epoch + 1, total) or "done"
+            eta = eta_text(time.perf_counter() - self.started, epoch + 1 - done, total - done) or "done"
             logger.info("epoch %d/%d (%s): val served Jaccard %.4f (best %.4f at epoch %d)", epoch + 1, total, eta,
                         scores["jaccard"], self.best[0], self.best[2])
 
     return KeepBest()
 
 
+def _arrays(prefix: str, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{prefix}_{i:04d}": np.asarray(a) for i, a in enumerate(arrays)}
+
+
+def save_checkpoint(path: Path, model, fingerprint: dict, done: int, best: Best, history: dict[str, list[float]],
+                    seconds: float) -> Path:
+    """Write the resumable checkpoint whole or not at all: the model's weights (batch-norm statistics included), the
+    optimizer's variables (its step, so the learning-rate schedule's place, and its moments), the best epoch so far
+    with its weights, the epochs done, the history and the run's fingerprint."""
+    optimizer = [np.asarray(v.numpy()) for v in model.optimizer.variables]
+    meta = {"fingerprint": fingerprint, "epochs_done": done, "best_score": best[0], "best_epoch": best[2],
+            "history": history, "train_seconds": seconds}
+    arrays = {"meta": np.array(json.dumps(meta)), **_arrays("weights", model.get_weights()),
+              **_arrays("optimizer", optimizer), **_arrays("best", best[1] or [])}
+
+    def write(partial: Path) -> None:
+        with open(partial, "wb") as f:
+            np.savez(f, **arrays)
+
+    return write_atomic(path, write)
+
+
+def _read_checkpoint(path: Path, arrays: bool = True) -> dict:
+    """A segmenter checkpoint: its ``meta`` and (``arrays``) its ``weights``, ``optimizer`` and ``best`` lists, or
+    ResumeError naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            saved = {"meta": json.loads(str(z["meta"]))}
+            if arrays:
+                for part in ("weights", "optimizer", "best"):
+                    saved[part] = [z[k] for k in sorted(z.files) if k.startswith(f"{part}_")]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ResumeError(f"--resume: checkpoint {path} cannot be read ({type(e).__name__}: {e}); expected the checkpoint "
+                          "a segmenter run saves as each epoch ends: leave out --resume to start again from epoch 1 (the "
+                          "file is then replaced)") from e
+    return saved
+
+
+def check_resumable(checkpointing: Checkpointing, config: SegmenterConfig) -> None:
+    """Before any image is read: refuse (ResumeError) a ``--resume`` whose checkpoint is of other settings (the data
+    is compared once the images are loaded)."""
+    if checkpointing.resume:
+        meta = _read_checkpoint(checkpointing.path, arrays=False)["meta"]
+        check_fingerprint(checkpointing.path, meta.get("fingerprint", {}), run_fingerprint(config, None))
+
+
+def restore_checkpoint(model, saved: dict, path: Path) -> None:
+    """Set the model's weights and its optimizer's variables (built first) to a checkpoint's."""
+    model.optimizer.build(model.trainable_variables)
+    variables = model.optimizer.variables
+    if len(saved["weights"]) != len(model.get_weights()) or len(saved["optimizer"]) != len(variables):
+        raise ResumeError(f"--resume: checkpoint {path} holds {len(saved['weights'])} weight and {len(saved['optimizer'])} "
+                          f"optimizer arrays, this model has {len(model.get_weights())} and {len(variables)}; leave out "
+                          "--resume to start again from epoch 1")
+    model.set_weights(saved["weights"])
+    for variable, value in zip(variables, saved["optimizer"]):
+        variable.assign(value)
+
+
 def save_interrupted(model, best: tuple[float, list | None, int], epochs_done: int, config: SegmenterConfig,
                      out_dir: Path) -> Path | None:
     """Save the best epoch a run stopped by Ctrl-C reached (``best``: validation served Jaccard, weights, epoch) as
     ``INTERRUPTED_MODEL`` beside ``INTERRUPTED_NOTE``, which marks it unfinished, each written whole or not at all,
-    and log one line saying where, which epoch and that the run did not finish; returns the model's path (None when
-    no epoch ended)."""
+    and log one line saying where, which epoch, that the run did not finish and that ``--resume`` continues it from
+    its checkpoint; returns the model's path (None when no epoch ended)."""
     from .model import float32_copy
 
     score, weights, epoch = best
@@ -266,27 +355,38 @@ def save_interrupted(model, best: tuple[float, list | None, int], epochs_done: i
         return None
     model.set_weights(weights)
     target, note = Path(out_dir) / INTERRUPTED_MODEL, Path(out_dir) / INTERRUPTED_NOTE
-    partial = target.with_name("segmenter_interrupted.partial.keras")  # Keras saves only under a .keras name
-    float32_copy(model, config.unet).save(str(partial))
-    os.replace(partial, target)
+    copy = float32_copy(model, config.unet)
+    write_atomic(target, lambda partial: copy.save(str(partial)),
+                 target.with_name("segmenter_interrupted.partial.keras"))  # Keras saves only under a .keras name
     write_json_atomic(note, {
         "finished": False, "interrupted_after_epoch": epochs_done, "epochs": config.epochs, "saved_epoch": epoch,
         "val_served_jaccard": score, "model": target.name, "config": json.loads(json.dumps(asdict(config), default=str)),
         "note": "interrupted (Ctrl-C): the best epoch so far at the selection threshold "
-                f"{SELECTION_THRESHOLD:g}, not a finished run (no tuned threshold, no test figures); a rerun starts "
-                "again from epoch 1",
+                f"{SELECTION_THRESHOLD:g}, not a finished run (no tuned threshold, no test figures); {RESUME_HINT} from "
+                f"epoch {epochs_done + 1} (same --out, flags and data)",
+        "checkpoint": CHECKPOINT,
     })
     logger.warning("interrupted after epoch %d of %d: the run did NOT finish; the best epoch so far (epoch %d, val served "
                    "Jaccard %.4f) is saved in %s (marked unfinished in %s; no threshold tuned), not as a finished run's "
-                   "segmenter.keras; a rerun starts again from epoch 1", epochs_done, config.epochs, epoch, score, target,
-                   note.name)
+                   "segmenter.keras; %s from epoch %d (its checkpoint is %s)", epochs_done, config.epochs, epoch, score,
+                   target, note.name, RESUME_HINT, epochs_done + 1, Path(out_dir) / CHECKPOINT)
     return target
 
 
 def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig(),
-                    extra: Sequence[Path] = ()) -> SegmenterRun:
+                    extra: Sequence[Path] = (), staging: Path | None = None, resume: bool = False,
+                    on_epoch: EpochHook | None = None) -> SegmenterRun:
     """Train on ``data`` (+ ``extra`` sources), keep the epoch with the best validation Jaccard, tune the
-    threshold on validation, write metrics JSON, split manifest and curves PNG."""
+    threshold on validation, write metrics JSON, split manifest and curves PNG (into ``staging`` when given: the stage
+    moves them into ``out_dir`` with the model once the run is done, so ``out_dir`` never holds two runs' files).
+
+    As each epoch ends the run saves its resumable checkpoint in ``out_dir`` (:data:`CHECKPOINT`), then calls
+    ``on_epoch(epochs done, model)``; ``resume`` continues from it when its settings and data match (ResumeError
+    when not, or when there is none, before any image is read). A resumed run continues the weights, the optimizer
+    (its moments and step: the learning-rate schedule goes on where it was), the best epoch and the history; its data
+    order and augmentation draw from a stream seeded with ``seed + epochs done``, so it is not bit for bit the run
+    that was not stopped (tf.data's shuffle and augmentation state are not saved). A finished run without
+    ``staging`` removes the checkpoint; with it, the stage does once its outputs are in place."""
     import keras
 
     from .losses import bce_dice_loss, dice_coefficient
@@ -295,6 +395,8 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     refuse_file_out(Path(out_dir), "the segmenter's metrics, curves and model")
+    checkpoint = Checkpointing(Path(out_dir) / CHECKPOINT, resume)  # a --resume with nothing to resume: told first
+    check_resumable(checkpoint, config)
     sets = segmentation_sets(data, extra, config.seed)  # a wrong --data is told before --out is made
     out_dir = prepare_out_dir(out_dir)
     train = sets.train
@@ -306,6 +408,7 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     x_val, y_val = load_segmentation_arrays(sets.val)
     check_lesions(y_train, train, "training")
     val_empty = check_lesions(y_val, sets.val, "validation")
+    fingerprint = run_fingerprint(config, array_digest(x_train, y_train, x_val, y_val))
     bf16 = use_bfloat16(config.mixed_precision, "segmenter training")
     if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -315,18 +418,38 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
         raise EmptyDatasetError(f"segmenter needs at least one full batch of {config.batch_size}; got {len(train)} images")
     model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, config, steps)), loss=bce_dice_loss,
                   metrics=[dice_coefficient])
-    load_seconds = time.perf_counter() - start
     history: dict[str, list[float]] = {}
-    keep = _best_epoch_callback(keras, x_val, y_val, history)
+    best: Best = (-1.0, None, 0)
+    done, trained_before = 0, 0.0
+    if resume:
+        saved = _read_checkpoint(checkpoint.path)
+        meta = saved["meta"]
+        check_fingerprint(checkpoint.path, meta.get("fingerprint", {}), fingerprint)
+        restore_checkpoint(model, saved, checkpoint.path)
+        done, history, trained_before = int(meta["epochs_done"]), meta["history"], float(meta["train_seconds"])
+        best = (float(meta["best_score"]), saved["best"] or None, int(meta["best_epoch"]))
+        keras.utils.set_random_seed(config.seed + done)
+        logger.info("resuming from checkpoint %s: %d of %d epochs done, best epoch so far %d (val served Jaccard %.4f)",
+                    checkpoint.path, done, config.epochs, best[2], best[0])
+    elif checkpoint.path.exists():
+        logger.warning("%s holds the checkpoint of an unfinished run: this run starts at epoch 1 and replaces it (pass "
+                       "--resume to continue that run instead)", checkpoint.path)
+    load_seconds = time.perf_counter() - start
+    fit_start = time.perf_counter()
+
+    def save(trained, epochs_done: int, kept: Best) -> None:
+        save_checkpoint(checkpoint.path, trained, fingerprint, epochs_done, kept, history,
+                        trained_before + time.perf_counter() - fit_start)
+
+    keep = _best_epoch_callback(keras, x_val, y_val, history, best, done, save, on_epoch)
     try:
-        fit = model.fit(_training_dataset(x_train, y_train, config), epochs=config.epochs, verbose=config.verbose,
-                        callbacks=[keep]).history
+        model.fit(_training_dataset(x_train, y_train, config, config.seed + done), epochs=config.epochs,
+                  initial_epoch=done, verbose=config.verbose, callbacks=[keep])
     except KeyboardInterrupt:
         save_interrupted(model, keep.best, len(history.get("val_served_jaccard", [])), config, out_dir)
         raise
     model.set_weights(keep.best[1])
     round_to_float16(model)
-    history.update({k: [float(v) for v in vals] for k, vals in fit.items()})
     prob = predict(model, x_val)
     threshold, scores = tune_served_threshold(y_val, prob)
     report = {
@@ -342,17 +465,21 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
         "val_at_default": served_metrics(y_val, prob, DEFAULT_THRESHOLD),
         "val_by_threshold": {f"{t:.2f}": s for t, s in scores.items()},
         "history": history,
+        **({"resumed_after_epoch": done} if resume else {}),
     }
     for name, samples in sets.tests.items():
         x_test, y_test = load_segmentation_arrays(samples)
         report.setdefault("test", {})[name] = {**served_metrics(y_test, predict(model, x_test), threshold),
                                                "images": len(samples)}
-    report["seconds"] = {"load": round(load_seconds, 1), "total": round(time.perf_counter() - start, 1)}
+    report["seconds"] = {"load": round(load_seconds, 1), "total": round(trained_before + time.perf_counter() - start, 1)}
+    target = Path(staging) if staging is not None else out_dir
     # the split manifest goes with the figures, after the training: an --out never pairs one run's model with another's splits
     write_manifest({"train": train, "val": sets.val, **{f"test_{k}": v for k, v in sets.tests.items()}},
-                   out_dir / "segmenter_split.json")
-    plot_curves(report["history"], out_dir / "segmenter_curves.png", f"ResNet{config.unet.depth}-UNet w{config.unet.width:g}")
-    (out_dir / "segmenter_metrics.json").write_text(json.dumps(report, indent=1))
+                   target / "segmenter_split.json")
+    plot_curves(report["history"], target / "segmenter_curves.png", f"ResNet{config.unet.depth}-UNet w{config.unet.width:g}")
+    (target / METRICS).write_text(json.dumps(report, indent=1))
+    if staging is None:  # the run's outputs are in place: nothing is left to resume
+        checkpoint.path.unlink(missing_ok=True)
     logger.info(
         "segmenter val (served masks, best epoch %d): dice %.3f jaccard %.3f thresholded jaccard %.3f at tuned "
         "threshold %.2f (at %.2f: jaccard %.3f)", keep.best[2], report["val"]["dice"], report["val"]["jaccard"],
