@@ -4,7 +4,8 @@
 threshold from its predicted masks, as served) -> a release folder: float16 weights, ``release.json``
 with the recipe, tuned values and figures, and the split manifests. Each stage runs as its own
 subprocess (TensorFlow and PyTorch never share one) and is skipped when its outputs exist and its
-recipe, data and code are unchanged, so an interrupted build resumes.
+recipe, data and code are unchanged, so an interrupted build resumes; a stage stopped after an epoch continues from
+its resumable checkpoint (``--resume``) when its recipe, data and code are those it started with.
 
 ``export_release``: a release -> the served model repository, in seconds.
 ``metrics_from_release``: the release's figures -> ``reports/latest/metrics.json``.
@@ -40,6 +41,7 @@ from .release import (
     update_release,
     write_json_atomic,
 )
+from .resume import CLASSIFIER_CHECKPOINT, SEGMENTER_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
@@ -269,11 +271,21 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def _stage(name: str, module: str, args: list[str], config: BuildConfig, state: dict, outputs: list[Path],
-           fp: str) -> None:
+           fp: str, checkpoint: Path | None = None) -> None:
+    """Run a stage unless its outputs are current. The state records a stage as started (its fingerprint) before it
+    runs and as done after; a stage started with the same fingerprint that left its resumable ``checkpoint`` (stopped
+    by Ctrl-C, or failed after an epoch ended) continues from it (``--resume``) rather than from epoch 1, unless
+    ``--force``."""
     runs = Path(config.runs)
-    if not config.force and state.get(name, {}).get("fingerprint") == fp and all(p.exists() for p in outputs):
+    recorded = state.get(name, {})
+    if not config.force and recorded.get("fingerprint") == fp and all(p.exists() for p in outputs):
         logger.info("stage %s is current (fingerprint %s); reusing it", name, fp)
         return
+    if not config.force and recorded.get("started") == fp and checkpoint is not None and checkpoint.is_file():
+        logger.info("stage %s resumes its unfinished run (fingerprint %s) from its checkpoint %s", name, fp, checkpoint)
+        args = [*args, "--resume"]
+    state[name] = {"started": fp}
+    _save_state(runs / STATE_FILE, state)
     seconds = run_stage(module, args, runs / f"{name}.log")
     state[name] = {"fingerprint": fp, "seconds": round(seconds, 1)}
     _save_state(runs / STATE_FILE, state)
@@ -312,13 +324,15 @@ def build_release(config: BuildConfig) -> dict:
     state = _load_state(runs / STATE_FILE, config.force)
     seg_args, seg_fp = segmenter_stage(config)
     _stage("segmenter", "training.segmenter.stage", seg_args, config, state,
-           [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp)
+           [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp,
+           runs / "segmenter" / SEGMENTER_CHECKPOINT)
     if (out / SEGMENTER_WEIGHTS).is_file():  # the stage wrote both, or found both current
         record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS)
     threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
-           [out / CLASSIFIER_WEIGHTS, runs / "classifier" / "classifier_metrics.json"], cls_fp)
+           [out / CLASSIFIER_WEIGHTS, runs / "classifier" / "classifier_metrics.json"], cls_fp,
+           runs / "classifier" / CLASSIFIER_CHECKPOINT.format(name="classifier"))
     splits = _copy_split_manifests(runs, out)
     update_release(out, {
         "name": release_name(recipe), "version": RELEASE_VERSION, "created": time.strftime("%Y-%m-%d"),

@@ -120,3 +120,48 @@ def test_a_state_write_cut_short_leaves_the_previous_state_whole(tmp_path: Path)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert json.loads(state.read_text()) == old
     assert [p.name for p in tmp_path.iterdir()] == [pipeline.STATE_FILE]  # no temporary file left beside it
+
+
+def test_a_stage_stopped_after_an_epoch_resumes_from_its_checkpoint_when_its_fingerprint_is_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build's stage stopped after epoch 40 of 150 started again at epoch 1 on the rerun."""
+    from training.errors import StageError
+    from training.resume import SEGMENTER_CHECKPOINT
+
+    config = _config(tmp_path)
+    checkpoint = Path(config.runs) / "segmenter" / SEGMENTER_CHECKPOINT
+    calls: list[list[str]] = []
+
+    def stopped(module: str, args: list[str], log: Path) -> float:
+        calls.append(args)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(b"epoch 40")  # what a stage stopped after an epoch leaves
+        raise StageError("stage training.segmenter.stage exited with 130")
+
+    monkeypatch.setattr(pipeline, "run_stage", stopped)
+    with pytest.raises(StageError):
+        pipeline.build_release(config)
+    state = json.loads((config.runs / pipeline.STATE_FILE).read_text())
+    assert set(state["segmenter"]) == {"started"}  # started, not done
+    with pytest.raises(StageError):
+        pipeline.build_release(config)
+    assert "--resume" not in calls[0] and calls[1][-1] == "--resume"
+
+    ran = _stub_stages(monkeypatch, config)
+    pipeline.build_release(config)
+    assert ran == ["training.segmenter.stage", "training.classifier.stage"]
+    state = json.loads((config.runs / pipeline.STATE_FILE).read_text())
+    assert set(state["segmenter"]) == {"fingerprint", "seconds"}
+
+    calls.clear()
+    monkeypatch.setattr(pipeline, "run_stage", stopped)
+    other = pipeline.BuildConfig(data=config.data, out=config.out, runs=config.runs, recipe=RECIPE,
+                                 extra_args={"segmenter": ("--epochs", "3")})
+    with pytest.raises(StageError):
+        pipeline.build_release(other)
+    with pytest.raises(StageError):
+        pipeline.build_release(pipeline.BuildConfig(data=config.data, out=config.out, runs=config.runs, recipe=RECIPE))
+    assert "--resume" not in calls[1]  # the checkpoint left by a stage of other flags is not continued
+    with pytest.raises(StageError):
+        pipeline.build_release(_config(tmp_path, force=True))
+    assert "--resume" not in calls[2]  # --force trains every stage from epoch 1
