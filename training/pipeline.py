@@ -372,9 +372,10 @@ def retune_release(config: BuildConfig) -> dict:
     segmenter = Path(config.out) / SEGMENTER_WEIGHTS
     if masks.is_dir():
         check_masks(masks, segmenter)
+        logger.info("re-tune step 1 of 2: the predicted masks in %s are the release segmenter's; reusing them", masks)
     else:
-        logger.info("no predicted masks in %s: the release's segmenter predicts them (its float16 weights, as served; "
-                    "crops may differ by a pixel from the build's)", masks)
+        logger.info("re-tune step 1 of 2: no predicted masks in %s: the release's segmenter predicts them (its float16 "
+                    "weights, as served; crops may differ by a pixel from the build's); a line each tenth done", masks)
         run_stage("training.segmenter.predict",
                   ["--release", str(config.out), "--out", str(masks),
                    "--data", *(str(Path(config.data) / d) for d in config.recipe.cls_data)],
@@ -387,6 +388,8 @@ def retune_release(config: BuildConfig) -> dict:
         split.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(config.out) / recorded, split)
     args = classifier_args(config, release["segmenter"]["threshold"])
+    logger.info("re-tune step 2 of 2: the classifier stage cuts the crops of %s, computes the release classifier's "
+                "features and fits its tuned values; a line each tenth done", ", ".join(config.recipe.cls_data))
     run_stage("training.classifier.stage", [*args, "--retune"], runs / "classifier_retune.log")
     return read_release(config.out)
 

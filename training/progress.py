@@ -1,6 +1,8 @@
-"""How long a training run has left, for its per-epoch log line."""
+"""How long a training run has left, for its per-epoch log line; progress lines for long steps that show no bar."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 
 
@@ -42,3 +44,22 @@ def resized_eta_text(epoch_seconds: Sequence[float], sizes: Sequence[int]) -> st
 
 def _left_text(left: float) -> str:
     return f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left"
+
+
+class ProgressLog:
+    """INFO lines for a long step that shows no progress bar (a stage's log, a pipe): ``<what>: <done> of <total>
+    <unit> (about N s left)`` each time another tenth (``parts``) of the work is done, the last at the end."""
+
+    def __init__(self, log: logging.Logger, what: str, total: int, unit: str = "images", parts: int = 10) -> None:
+        self.log, self.what, self.total, self.unit, self.parts = log, what, total, unit, max(1, parts)
+        self.done, self.shown = 0, 0
+        self.started = time.perf_counter()
+
+    def advance(self, count: int = 1) -> None:
+        """Count ``count`` more done; log a line when that completes another tenth (or the whole)."""
+        self.done = min(self.total, self.done + count)
+        part = self.done * self.parts // max(1, self.total)
+        if part > self.shown or (self.done == self.total and self.shown < self.parts):
+            self.shown = self.parts if self.done == self.total else part
+            left = eta_text(time.perf_counter() - self.started, self.done, self.total) or "done"
+            self.log.info("%s: %d of %d %s (%s)", self.what, self.done, self.total, self.unit, left)

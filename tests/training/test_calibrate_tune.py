@@ -11,6 +11,7 @@ from preprocess.contract import CLASS_CODES
 from training.classifier.data import CropSet
 
 MEL, NV = CLASS_CODES.index("MEL"), CLASS_CODES.index("NV")
+asked: list[str] = []  # what each logits_and_features call of the latest _tune was asked to log its progress as
 
 
 def _set(labels: list[int], quality: list[tuple[float, float]] | None = None) -> CropSet:
@@ -25,7 +26,9 @@ def _tune(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sets: dict[str, tuple
     import training.classifier.calibrate as calibrate
 
     answers = {id(s.crops): (logits, features) for s, logits, features in sets.values()}
-    monkeypatch.setattr(calibrate, "logits_and_features", lambda model, crops: answers[id(crops)])
+    asked.clear()
+    monkeypatch.setattr(calibrate, "logits_and_features",
+                        lambda model, crops, what="": asked.append(what) or answers[id(crops)])
     return calibrate.tune(None, sets["train"][0], sets["val"][0], sets["test"][0], tmp_path)  # type: ignore[arg-type]
 
 
@@ -93,3 +96,38 @@ def test_temperature_is_fitted_on_validation_and_quality_limits_on_training(
     assert tuned.quality.min_sharpness == pytest.approx(50.0)
     assert tuned.quality.min_brightness == pytest.approx(32.5) and tuned.quality.max_brightness == pytest.approx(121.75)
     assert (tmp_path / "reliability.png").is_file()
+
+
+def test_tuning_says_which_of_its_steps_it_is_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """`dermassist release --retune` tuned for about 2 min without a line."""
+    import logging
+
+    train, val, test = _set([MEL] * 1024), _set([MEL, MEL, MEL, NV]), _set([MEL, NV])
+    logits = np.zeros((4, 8))
+    with caplog.at_level(logging.INFO, logger="training.classifier.calibrate"):
+        _tune(monkeypatch, tmp_path, {"train": (train, np.zeros((1024, 8)), _unit_covariance_features()),
+                                      "val": (val, logits, _along_first_axis([0, 1, 2, 3])),
+                                      "test": (test, logits[:2], _along_first_axis([0, 1]))})
+    assert asked == ["tuning step 1 of 4: features of the train crops", "tuning step 2 of 4: features of the val crops",
+                     "tuning step 3 of 4: features of the test crops"]  # each logs its own tenths
+    assert caplog.records[0].getMessage() == ("tuning step 4 of 4: temperature on validation, OOD statistics, REFER "
+                                              "threshold, quality limits")
+
+
+def test_features_log_each_tenth_of_the_crops_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import torch
+
+    from training.classifier.calibrate import logits_and_features
+    from training.classifier.train import build_resnet18
+
+    torch.manual_seed(0)
+    crops = np.zeros((5, 224, 224, 3), np.uint8)
+    with caplog.at_level(logging.INFO, logger="training.classifier.calibrate"):
+        logits, features = logits_and_features(build_resnet18(None), crops, batch_size=2, what="features of the val crops")
+    assert logits.shape == (5, 8) and features.shape == (5, 512)
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "features of the val crops: 2 of 5 crops", "features of the val crops: 4 of 5 crops",
+        "features of the val crops: 5 of 5 crops"]

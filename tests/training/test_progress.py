@@ -30,3 +30,28 @@ def test_the_time_left_of_the_real_recipe_counts_its_full_size_epochs_at_their_c
     assert resized_eta_text([60.0] * 60, sizes) == "about 176 min left"  # 90 x 60 s x (224 / 160)^2 = 10584 s
     assert resized_eta_text([60.0] * 10, sizes) == "about 226 min left"  # 50 x 60 s + 10584 s = 13584 s
     assert resized_eta_text([3.0] * 3, epoch_sizes(5, 0, 112, 224)) == "about 6 s left"  # one size: the mean
+
+
+def test_a_long_step_without_a_bar_logs_each_tenth_and_the_end(caplog) -> None:
+    """`dermassist release --retune` spent 90 s predicting masks and 2 min tuning without a line."""
+    import logging
+
+    from training.progress import ProgressLog
+
+    log = logging.getLogger("tests.progress")
+    progress = ProgressLog(log, "predicting the masks of isic", 25)
+    with caplog.at_level(logging.INFO, logger="tests.progress"):
+        for _ in range(7):  # batches of 4: 4, 8, ..., 25
+            progress.advance(4)
+    lines = [r.getMessage() for r in caplog.records]
+    done = [int(line.split(": ")[1].split(" of ")[0]) for line in lines]
+    assert done == [4, 8, 12, 16, 20, 24, 25]  # 25 images in tenths of 2.5: every batch of 4 completes another
+    assert all(line.startswith("predicting the masks of isic: ") and " of 25 images (" in line for line in lines)
+    assert lines[-1] == "predicting the masks of isic: 25 of 25 images (done)"
+    caplog.clear()
+    many = ProgressLog(log, "features of the train crops", 1000, "crops")
+    with caplog.at_level(logging.INFO, logger="tests.progress"):
+        for _ in range(1000):
+            many.advance()
+    assert len(caplog.records) == 10 and caplog.records[0].getMessage().startswith(
+        "features of the train crops: 100 of 1000 crops (about ")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import stat
@@ -175,7 +176,8 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
 
 
 def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path, shared_data: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     import training.pipeline as pipeline
     from training.release import RELEASE_DIR
 
@@ -183,7 +185,11 @@ def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path
     monkeypatch.setattr(pipeline, "run_stage", lambda module, args, log: calls.append((module, args)) or 0.0)
     runs = tmp_path / "runs"
     config = pipeline.BuildConfig(data=shared_data, out=RELEASE_DIR, runs=runs)
-    pipeline.retune_release(config)
+    with caplog.at_level(logging.INFO, logger="training.pipeline"):
+        pipeline.retune_release(config)
+    steps = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("re-tune step")]
+    assert steps == ["re-tune step 1 of 2", "re-tune step 2 of 2"]  # said before each silent stage, not after
+    assert "the release's segmenter predicts them" in caplog.text and "isic2018_task3, ph2" in caplog.text
     (predict, predict_args), (classify, classify_args) = calls
     masks = str(config.runs / "predicted_masks")
     assert predict == "training.segmenter.predict" and classify == "training.classifier.stage"

@@ -92,6 +92,7 @@ def test_a_stopped_segmenter_run_keeps_the_earlier_out_whole_and_resumes_to_repl
         with caplog.at_level(logging.INFO, logger="training.segmenter.train"):
             report = run(_args(tiny_set, out, "--resume"))
     assert "resuming from checkpoint" in caplog.text and "2 of 3 epochs done" in caplog.text
+    assert f"predicting the masks of {tiny_set}: 24 of 24 images (done)" in caplog.text  # a line each tenth, the last
     assert steps == {1: 2, 2: 4, 3: 6}  # the optimizer's step (and so its schedule) went on where it stopped
     assert report["resumed_after_epoch"] == 2
     assert len(report["history"]["loss"]) == 3 and len(report["history"]["val_served_jaccard"]) == 3

@@ -25,6 +25,7 @@ from ..calibration import (
 from ..export.classifier import ClassifierCalibration
 from ..metrics import expected_calibration_error, reliability
 from ..plots import plot_reliability
+from ..progress import ProgressLog
 from .data import CropSet
 from .schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
 from .train import pooled_features, to_tensor
@@ -43,10 +44,13 @@ class Tuned:
     figures: dict
 
 
-def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N, 8), pooled layer4 features (N, 512)) of served 224 px crops, float32 as served."""
+def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 64,
+                        what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, 8), pooled layer4 features (N, 512)) of served 224 px crops, float32 as served; with ``what``
+    (e.g. "features of the train crops") a log line each tenth done."""
     model.eval()
     logits, features = [], []
+    progress = ProgressLog(logger, what, len(crops), "crops") if what else None
     with torch.inference_mode():
         for i in range(0, len(crops), batch_size):
             x = to_tensor(crops[i : i + batch_size])
@@ -54,6 +58,8 @@ def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: i
             features.append(pooled.numpy())
             head: Any = model.fc  # torchvision's ResNet: its layers are untyped attributes
             logits.append(head(pooled).numpy())
+            if progress is not None:
+                progress.advance(len(x))
     return np.concatenate(logits), np.concatenate(features)
 
 
@@ -62,9 +68,11 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
     """Temperature on validation NLL; Mahalanobis statistics on training features, scaled by the validation
     OOD_VALIDATION_QUANTILE; the REFER threshold on calibrated validation scores; quality limits from the training
     images. Test figures (ECE before/after, operating point) are measured, never tuned on."""
-    train_logits, train_features = logits_and_features(model, train.crops)
-    val_logits, val_features = logits_and_features(model, val.crops)
-    test_logits, test_features = logits_and_features(model, test.crops)
+    sets = {"train": train, "val": val, "test": test}
+    outputs = {name: logits_and_features(model, crops.crops, what=f"tuning step {i} of 4: features of the {name} crops")
+               for i, (name, crops) in enumerate(sets.items(), 1)}
+    (train_logits, train_features), (val_logits, val_features), (test_logits, test_features) = outputs.values()
+    logger.info("tuning step 4 of 4: temperature on validation, OOD statistics, REFER threshold, quality limits")
     temperature = fit_temperature(val_logits, val.labels)
     maha = fit_mahalanobis(train_features, train.labels)
     scale = quantile_scale(maha.distances(val_features), OOD_VALIDATION_QUANTILE)

@@ -18,6 +18,7 @@ from preprocess.quality import raw_quality
 
 from ..errors import EmptyDatasetError, MaskMismatchError, MissingFolderError
 from ..images import load_mask, load_prepared, original_size, seg_mask
+from ..progress import ProgressLog
 from ..records import Sample
 from .augment import CONTEXT_FACTOR, context_crop
 
@@ -119,10 +120,11 @@ def sample_crop(sample: Sample, prob: np.ndarray | None, params: CropParams,
 
 def build_crops(
     samples: Sequence[Sample], full_image: bool = False, predicted_masks: Path | None = None, progress: bool = True,
-    params: CropParams = CropParams(), context: bool = False,
+    params: CropParams = CropParams(), context: bool = False, split: str = "",
 ) -> CropSet:
     """Crops for labelled samples cut as ``lesion_crop`` serves them with ``params`` (threshold, colour balance);
-    samples with no mask use the whole image."""
+    samples with no mask use the whole image. ``progress``: a bar; without it, a log line each tenth done (naming
+    ``split``), as a stage's log shows it."""
     labelled = [s for s in samples if s.label is not None]
     if not labelled:
         raise EmptyDatasetError("classifier needs labelled images; got none with a class label")
@@ -133,7 +135,9 @@ def build_crops(
         check_predicted_masks(predicted_masks, labelled)
     with_mask = 0
     bare: list[str] = []
-    for i, s in enumerate(tqdm(labelled, desc="crops" if not full_image else "full images", unit="img", disable=not progress)):
+    kind = "crops" if not full_image else "full images"
+    logged = None if progress else ProgressLog(logger, f"cutting the {split + ' ' if split else ''}{kind}", len(labelled))
+    for i, s in enumerate(tqdm(labelled, desc=kind, unit="img", disable=not progress)):
         prob = None if full_image else mask_prob(s, predicted_masks)
         with_mask += prob is not None
         if prob is None:
@@ -141,6 +145,8 @@ def build_crops(
         crops[i], ctx, quality[i] = sample_crop(s, prob, params, context)
         if contexts is not None:
             contexts[i] = ctx
+        if logged is not None:
+            logged.advance()
     if not full_image and with_mask < len(labelled):
         where = f" and no <image_id>.png in {predicted_masks}" if predicted_masks is not None else ""
         logger.warning("%d of %d images had no mask (no ground-truth mask%s, e.g. %s): classified on the whole image",

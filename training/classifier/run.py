@@ -101,7 +101,7 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
                 f"split {needed!r} of {roots} is empty: {images} labelled images of {lesions} lesions are too few to split "
                 f"by lesion (a class reaches validation and test only with at least {MIN_LESIONS_TO_SPLIT} lesions of its "
                 "own); add labelled images of more lesions")
-    sets = {k: build_crops(v, full_image, predicted_masks, progress, crop, context=context and k == "train")
+    sets = {k: build_crops(v, full_image, predicted_masks, progress, crop, context=context and k == "train", split=k)
             for k, v in splits.items()}
     for name, crops in sets.items():
         warn_classes_without_images(crops.labels, name)

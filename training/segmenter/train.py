@@ -24,7 +24,7 @@ from ..errors import EmptyDatasetError, ResumeError, TrainingConfigError, check_
 from ..images import empty_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
-from ..progress import eta_text
+from ..progress import ProgressLog, eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
 from ..release import write_atomic, write_json_atomic
@@ -204,7 +204,8 @@ def tune_served_threshold(truth: np.ndarray, prob: np.ndarray) -> tuple[float, d
 
 def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
     """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset, so the classifier
-    can crop images that have no ground-truth mask (``--predicted-masks``); returns the count."""
+    can crop images that have no ground-truth mask (``--predicted-masks``); returns the count. Each tenth done is
+    logged with the time left (a release re-tune predicts them with no other sign of life)."""
     import cv2
 
     from ..images import load_prepared, seg_input_uint8
@@ -212,11 +213,13 @@ def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = read_dataset(data).samples
+    progress = ProgressLog(logger, f"predicting the masks of {data}", len(samples))
     for i in range(0, len(samples), batch_size):
         chunk = samples[i : i + batch_size]
         xs = np.stack([seg_input_uint8(load_prepared(s.image_path)) for s in chunk])
         for s, prob in zip(chunk, predict(model, xs, batch_size)):
             cv2.imwrite(str(out_dir / f"{s.image_id}.png"), np.round(prob * 255).astype(np.uint8))
+        progress.advance(len(chunk))
     logger.info("wrote %d predicted masks for %s to %s", len(samples), data, out_dir)
     return len(samples)
 
