@@ -116,20 +116,44 @@ def test_lesion_classifier_refuses_a_misspelt_switch_before_it_loads_anything(
     assert torch.calls == [] and "OMP_WAIT_POLICY" not in os.environ
 
 
+def _fake_tensorflow(monkeypatch: pytest.MonkeyPatch, loaded: list[str], gpus: list[str]) -> None:
+    """A stand-in ``tensorflow`` that records the SavedModel paths it loads and sees ``gpus``."""
+    signature = SimpleNamespace(structured_input_signature=((), {"x": None}))
+    config = SimpleNamespace(list_physical_devices=lambda kind: gpus,
+                             set_visible_devices=lambda device, kind: None,
+                             experimental=SimpleNamespace(set_memory_growth=lambda device, on: None),
+                             threading=SimpleNamespace(set_intra_op_parallelism_threads=lambda n: None,
+                                                       set_inter_op_parallelism_threads=lambda n: None))
+    tf = ModuleType("tensorflow")
+    tf.__version__ = "2.99.0"
+    tf.config = config
+    tf.test = SimpleNamespace(is_built_with_cuda=lambda: False)
+    tf.saved_model = SimpleNamespace(load=lambda path: loaded.append(path) or
+                                     SimpleNamespace(signatures={"serving_default": signature}))
+    monkeypatch.setitem(sys.modules, "tensorflow", tf)
+
+
 def test_lesion_segmenter_loads_the_repositorys_savedmodel_name(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dermassist.base import repository
 
     loaded: list[str] = []
-    signature = SimpleNamespace(structured_input_signature=((), {"x": None}))
-    config = SimpleNamespace(list_physical_devices=lambda kind: [],
-                             threading=SimpleNamespace(set_intra_op_parallelism_threads=lambda n: None,
-                                                       set_inter_op_parallelism_threads=lambda n: None))
-    tf = ModuleType("tensorflow")
-    tf.config = config
-    tf.saved_model = SimpleNamespace(load=lambda path: loaded.append(path) or
-                                     SimpleNamespace(signatures={"serving_default": signature}))
-    monkeypatch.setitem(sys.modules, "tensorflow", tf)
+    _fake_tensorflow(monkeypatch, loaded, gpus=[])
     adapter = _adapter(monkeypatch, "lesion_segmenter")
     adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))
     assert adapter.SAVEDMODEL_DIRNAME is repository.SAVEDMODEL_DIRNAME
     assert loaded == [str(tmp_path / "1" / repository.SAVEDMODEL_DIRNAME)]
+
+
+def test_lesion_segmenter_on_a_gpu_instance_refuses_to_load_when_tensorflow_sees_no_gpu(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's audit, finding 10: a KIND_GPU instance whose TensorFlow saw no GPU ran on the CPU in silence."""
+    loaded: list[str] = []
+    _fake_tensorflow(monkeypatch, loaded, gpus=[])
+    adapter = _adapter(monkeypatch, "lesion_segmenter")
+    gpu_instance = {**_initialize_args(tmp_path, {}), "model_instance_kind": "GPU", "model_instance_device_id": "0"}
+    with pytest.raises(PreprocessError, match=r"KIND_GPU \(device 0\) but TensorFlow 2.99.0 sees no GPU"):
+        adapter.TritonPythonModel().initialize(gpu_instance)
+    assert loaded == []
+    _fake_tensorflow(monkeypatch, loaded, gpus=["GPU:0"])
+    adapter.TritonPythonModel().initialize(gpu_instance)  # with a GPU it loads
+    assert len(loaded) == 1

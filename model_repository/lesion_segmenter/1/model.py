@@ -8,6 +8,7 @@ import triton_python_backend_utils as pb_utils
 from dermassist.base.repository import SAVEDMODEL_DIRNAME
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
+from preprocess.errors import PreprocessError
 from preprocess.params import config_parameters, thread_parameter
 
 
@@ -20,7 +21,13 @@ class TritonPythonModel:
 
         params = config_parameters(json.loads(args["model_config"]))
         gpus = tf.config.list_physical_devices("GPU")
-        if args.get("model_instance_kind") == "GPU" and gpus:
+        if args.get("model_instance_kind") == "GPU":
+            if not gpus:  # it would run on the host's CPU at CPU speed, with nothing said
+                raise PreprocessError(
+                    f"{SEGMENTER_MODEL}: its instance is KIND_GPU (device {args.get('model_instance_device_id')}) but "
+                    f"TensorFlow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()}); "
+                    "install a CUDA build of TensorFlow that matches the host's driver (the GPU image's "
+                    "tensorflow[and-cuda]), or serve the embedded profile on a host without a GPU")
             device = gpus[int(args["model_instance_device_id"])]
             tf.config.set_visible_devices(device, "GPU")
             tf.config.experimental.set_memory_growth(device, True)
