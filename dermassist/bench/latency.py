@@ -17,6 +17,7 @@ class LatencySummary:
     wall_s: float
     images_per_s: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     mean_ms: float
 
@@ -29,5 +30,6 @@ def summarize(latencies_s: Sequence[float], images: int, wall_s: float) -> Laten
     ms = np.asarray(latencies_s, dtype=np.float64) * 1000.0
     return LatencySummary(
         images=int(images), wall_s=float(wall_s), images_per_s=images / wall_s,
-        p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
+        p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
+        p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
     )

@@ -56,6 +56,7 @@ class PerfAnalyzerRow:
     concurrency: int
     throughput: float  # inferences (images) per second
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     avg_ms: float
 
@@ -132,7 +133,8 @@ def parse_csv(path: Path) -> list[PerfAnalyzerRow]:
         for row in csv.DictReader(f):
             rows.append(PerfAnalyzerRow(
                 concurrency=int(row["Concurrency"]), throughput=float(row["Inferences/Second"]),
-                p50_ms=float(row["p50 latency"]) / 1000.0, p99_ms=float(row["p99 latency"]) / 1000.0,
+                p50_ms=float(row["p50 latency"]) / 1000.0, p95_ms=float(row["p95 latency"]) / 1000.0,
+                p99_ms=float(row["p99 latency"]) / 1000.0,
                 avg_ms=(sum(float(row[k]) for k in ("Client Send", "Network+Server Send/Recv", "Server Queue",
                         "Server Compute Input", "Server Compute Infer", "Server Compute Output", "Client Recv")
                         if k in row) / 1000.0),

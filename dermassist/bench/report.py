@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ class BenchResult:
     perf_analyzer: list[PerfAnalyzerRow] = field(default_factory=list)
     perf_analyzer_note: str = ""
     front: FrontCost | None = None  # what `dermassist serve`'s gRPC front adds (audit, readiness)
+    models: str = "not recorded"  # which models were served: the repository's release stamp
+    load_average: tuple[float, float] | None = None  # the machine's 1-minute load average before and after the run
 
     def level(self, concurrency: int) -> ServedLevel | None:
         """The served level at a concurrency, if measured."""
@@ -107,19 +110,23 @@ class BenchResult:
         """The report as markdown tables."""
         base = self.inprocess.latency
         lines = [
-            f"# dermassist bench\n\nMachine: {self.machine}. Corpus: {self.corpus}.",
+            f"# dermassist bench\n\nMachine: {self.machine}. Models: {self.models}. Corpus: {self.corpus}.",
+            self._load_line(),
             "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
-            "| path | concurrency | images/s | p50 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
-            "|---|---|---|---|---|---|---|",
-            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p99_ms:.1f} "
+            "| path | concurrency | images/s | p50 ms | p95 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p95_ms:.1f} "
+            f"| {base.p99_ms:.1f} "
             "| 1.00x | 1.00x |",
         ]
         for lv in self.served:
             s = lv.latency
-            lines.append(f"| served gRPC (ours) | {lv.concurrency} | {s.images_per_s:.2f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | "
+            lines.append(f"| served gRPC (ours) | {lv.concurrency} | {s.images_per_s:.2f} | {s.p50_ms:.1f} | {s.p95_ms:.1f} "
+                         f"| {s.p99_ms:.1f} | "
                          f"{s.images_per_s / base.images_per_s:.2f}x | {s.p50_ms / base.p50_ms:.2f}x |")
         for row in self.perf_analyzer:
-            lines.append(f"| perf_analyzer | {row.concurrency} | {row.throughput:.2f} | {row.p50_ms:.1f} | {row.p99_ms:.1f} | "
+            lines.append(f"| perf_analyzer | {row.concurrency} | {row.throughput:.2f} | {row.p50_ms:.1f} | {row.p95_ms:.1f} "
+                         f"| {row.p99_ms:.1f} | "
                          f"{row.throughput / base.images_per_s:.2f}x | {row.p50_ms / base.p50_ms:.2f}x |")
         if self.perf_analyzer_note:
             lines.append(f"\nperf_analyzer: {self.perf_analyzer_note}")
@@ -155,10 +162,20 @@ class BenchResult:
                          f"{floor[1]:.1%} of the c=1 compute.")
         return "\n".join(lines) + "\n"
 
+    def _load_line(self) -> str:
+        """The machine's load around the run: a busy machine slows every figure, not only one path."""
+        if self.load_average is None:
+            return "Load average: not recorded."
+        before, after = self.load_average
+        cores = os.cpu_count() or 1
+        busy = " (more runnable work than cores: other work shared the machine)" if max(before, after) > cores else ""
+        return f"Load average (1 min) before / after the run: {before:.2f} / {after:.2f} on {cores} cores{busy}."
+
     def to_json(self) -> dict:
         """A JSON-ready dict of the run."""
         return {
-            "machine": self.machine, "corpus": self.corpus,
+            "machine": self.machine, "models": self.models, "corpus": self.corpus,
+            "load_average": None if self.load_average is None else list(self.load_average),
             "inprocess": asdict(self.inprocess),
             "served": [{"concurrency": lv.concurrency, "latency": asdict(lv.latency),
                         "models": {m: {**asdict(s), "compute_ms_per_image": s.compute_ms_per_image,
@@ -185,10 +202,27 @@ class BenchResult:
         return md, js
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where the system does not tell it)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def served_models(repository: Path) -> str:
+    """Which models a repository serves, for the report header: its release stamp."""
+    from ..base.repository import RELEASE_STAMP
+
+    try:
+        stamp = (Path(repository) / RELEASE_STAMP).read_text().strip()
+    except OSError:
+        return f"{repository} (no {RELEASE_STAMP}: models not from `dermassist models`)"
+    return f"{repository} ({RELEASE_STAMP} {stamp})"
+
+
 def machine_description() -> str:
     """CPU model, core count and OS, for the report header."""
-    import os
-
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -11,7 +11,7 @@ from .config import BenchConfig
 from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
 from .front import measure_behind_guard
 from .inprocess import measure_inprocess
-from .report import BenchResult, machine_description
+from .report import BenchResult, load_average, machine_description, served_models
 from .served import measure_level, warm_up
 
 logger = logging.getLogger(__name__)
@@ -34,11 +34,12 @@ def prepare_report_dir(report_dir: Path) -> None:
 def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
     prepare_report_dir(config.report_dir)  # the reports are written after minutes of measuring
+    load_before = load_average()
     require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
     threads = config.inprocess_torch_threads or "default"
-    corpus = (f"in-process torch threads {threads}; {len(images)} JPEGs, {config.per_size} each of "
-              + ", ".join(f"{w}x{h}" for w, h in SIZES))
+    corpus = (f"{len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
+              + f" (in-process torch threads: {threads})")
     inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup,
                                   config.inprocess_torch_threads)
 
@@ -69,4 +70,5 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 logger.warning("perf_analyzer skipped: %s", e)
         else:
             note = "not run (--no-perf-analyzer)"
-    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front)
+    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front,
+                       served_models(config.repository), (load_before, load_average()))

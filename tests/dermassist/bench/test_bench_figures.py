@@ -32,6 +32,9 @@ def test_summary_mean_and_interpolated_percentiles() -> None:
     s = summarize([0.010] * 98 + [0.100, 0.200], images=100, wall_s=2.0)
     assert s.mean_ms == pytest.approx(12.8)  # (98 * 10 + 100 + 200) / 100
     assert s.p99_ms == pytest.approx(101.0)  # rank 0.99 * 99 = 98.01: 100 + 0.01 * (200 - 100)
+    assert s.p95_ms == pytest.approx(10.0)  # rank 0.95 * 99 = 94.05: both neighbours are 10 ms
+    ramp = summarize([i / 1000 for i in range(1, 101)], images=100, wall_s=1.0)
+    assert ramp.p95_ms == pytest.approx(95.05)  # rank 94.05 between 95 and 96 ms
     even = summarize([0.001, 0.002, 0.003, 0.004], images=4, wall_s=1.0)
     assert even.p50_ms == pytest.approx(2.5)  # rank 1.5: halfway between 2 and 3 ms
     with pytest.raises(NoMeasurementsError, match="positive wall time"):
@@ -63,7 +66,8 @@ def test_a_model_absent_from_the_first_snapshot_counts_from_zero() -> None:
 
 
 def _summary(images_per_s: float, p50_ms: float, p99_ms: float) -> LatencySummary:
-    return LatencySummary(images=10, wall_s=1.0, images_per_s=images_per_s, p50_ms=p50_ms, p99_ms=p99_ms,
+    """A summary whose p95 is 10 ms under its p99 (each column of the report tells which figure it shows)."""
+    return LatencySummary(images=10, wall_s=1.0, images_per_s=images_per_s, p50_ms=p50_ms, p95_ms=p99_ms - 10.0, p99_ms=p99_ms,
                           mean_ms=p50_ms)
 
 
@@ -118,16 +122,21 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
     result = BenchResult(
         "m", "c", _inprocess(),
         [_level(1, _summary(18.0, 60.0, 90.0), compute), _level(4, _summary(25.0, 150.0, 300.0), compute)],
-        perf_analyzer=[PerfAnalyzerRow(concurrency=4, throughput=24.0, p50_ms=140.0, p99_ms=280.0, avg_ms=150.0)],
-        front=FrontCost(requests=50, direct_p50_ms=60.0, front_p50_ms=61.5))
+        perf_analyzer=[PerfAnalyzerRow(concurrency=4, throughput=24.0, p50_ms=140.0, p95_ms=260.0, p99_ms=280.0, avg_ms=150.0)],
+        front=FrontCost(requests=50, direct_p50_ms=60.0, front_p50_ms=61.5),
+        models="model_repository (.release-stamp abc)", load_average=(0.5, 3.25))
     md, _ = result.write(tmp_path)
     text = md.read_text()
     lines = text.splitlines()
     # in-process: 20 images/s, p50 50 ms; served c=4: 25/20 = 1.25x, 150/50 = 3.00x; perf_analyzer: 24/20, 140/50
-    assert "| in-process (batch 1, sequential) | 1 | 20.00 | 50.0 | 80.0 | 1.00x | 1.00x |" in lines
-    assert "| served gRPC (ours) | 1 | 18.00 | 60.0 | 90.0 | 0.90x | 1.20x |" in lines
-    assert "| served gRPC (ours) | 4 | 25.00 | 150.0 | 300.0 | 1.25x | 3.00x |" in lines
-    assert "| perf_analyzer | 4 | 24.00 | 140.0 | 280.0 | 1.20x | 2.80x |" in lines
+    assert "| in-process (batch 1, sequential) | 1 | 20.00 | 50.0 | 70.0 | 80.0 | 1.00x | 1.00x |" in lines
+    assert "| served gRPC (ours) | 1 | 18.00 | 60.0 | 80.0 | 90.0 | 0.90x | 1.20x |" in lines
+    assert "| served gRPC (ours) | 4 | 25.00 | 150.0 | 290.0 | 300.0 | 1.25x | 3.00x |" in lines
+    assert "| perf_analyzer | 4 | 24.00 | 140.0 | 260.0 | 280.0 | 1.20x | 2.80x |" in lines
+    cores = os.cpu_count() or 1
+    busy = " (more runnable work than cores: other work shared the machine)" if 3.25 > cores else ""
+    assert "Models: model_repository (.release-stamp abc)." in lines[2]
+    assert f"Load average (1 min) before / after the run: 0.50 / 3.25 on {cores} cores{busy}." in lines
     # front: 61.5 - 60 = 1.50 ms added, 61.5 / 60 = 1.025x
     assert "p50 60.0 ms straight to Triton, 61.5 ms through the front (+1.50 ms, 1.025x)." in text
     # per step: in-process ms, then per level compute / queue (5 ms / 10 images) / batch (10 / 5) / share of 50 ms
@@ -139,6 +148,16 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
 
 
 # --- Settings ------------------------------------------------------------------------------------------------
+
+
+def test_the_report_names_the_served_release_and_says_when_the_load_was_not_recorded(tmp_path: Path) -> None:
+    from dermassist.bench.report import served_models
+
+    (tmp_path / ".release-stamp").write_text("d2b5e628d7b5b806\n")
+    assert served_models(tmp_path) == f"{tmp_path} (.release-stamp d2b5e628d7b5b806)"
+    assert "no .release-stamp" in served_models(tmp_path / "elsewhere")
+    plain = BenchResult("m", "c", _inprocess(), [])
+    assert "Load average: not recorded." in plain.markdown() and plain.to_json()["load_average"] is None
 
 
 def test_bench_settings_accept_their_smallest_values_and_refuse_no_concurrency() -> None:

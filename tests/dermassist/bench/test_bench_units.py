@@ -101,7 +101,7 @@ def test_perf_analyzer_csv_is_read_in_milliseconds(tmp_path: Path):
         "4,14.3,42,4036,2,605,62447,1753,5,66060,82255,89982,149351\n")
     (row,) = parse_csv(csv_path)
     assert row.concurrency == 4 and row.throughput == pytest.approx(14.3)
-    assert row.p50_ms == pytest.approx(66.06) and row.p99_ms == pytest.approx(149.351)
+    assert row.p50_ms == pytest.approx(66.06) and row.p95_ms == pytest.approx(89.982) and row.p99_ms == pytest.approx(149.351)
 
 
 def test_bench_command_fails_cleanly_without_models(tmp_path: Path, caplog):
