@@ -9,6 +9,7 @@ from pathlib import Path
 
 from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS, TRIAGE_MODEL
 
+from .cpu import SERVER
 from .front import FrontCost
 from .inprocess import InProcessResult
 from .perf_analyzer import PerfAnalyzerRow
@@ -148,6 +149,7 @@ class BenchResult:
                              f"{st.compute_ms_per_image:.1f} / {st.per_image_ms('queue'):.1f} / {st.mean_batch:.1f} "
                              f"/ {share:.0%}")
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines += self._cpu_lines()
         lines += ["\n## Targets (issues 5 and 10)\n", "| target | value | limit | met |", "|---|---|---|---|"]
         for t in self.targets():
             lines.append(f"| {t.name} | {t.value:.3f} | {t.limit:.2f} | {'yes' if t.met else 'NO'} |")
@@ -161,6 +163,26 @@ class BenchResult:
                          f"(same shrink-on-load, one core, in-process), takes {floor[0]:.2f} ms per image, "
                          f"{floor[1]:.1%} of the c=1 compute.")
         return "\n".join(lines) + "\n"
+
+    def _cpu_lines(self) -> list[str]:
+        """The CPU time per image of the server's processes at each level, and what one core sustains."""
+        levels = [lv for lv in self.served if lv.cpu_ms]
+        if not levels:
+            return ["\nCPU per image: not read (no /proc, or no server pid)."]
+        names = [SERVER, *(m for m in STEP_MODELS if any(m in lv.cpu_ms for lv in levels))]
+        names += sorted({n for lv in levels for n in lv.cpu_ms} - {*names, "total"})
+        lines = ["\n## CPU per image (ms of CPU time, every thread of the process)\n",
+                 "What sizes a host's cores: on a GPU host the Python steps and tritonserver's own threads still run on "
+                 "the CPU.\n",
+                 "| process | " + " | ".join(f"c={lv.concurrency}" for lv in levels) + " |",
+                 "|---|" + "---|" * len(levels)]
+        for name in (*names, "total"):
+            lines.append(f"| {name} | " + " | ".join(f"{lv.cpu_ms[name]:.1f}" if name in lv.cpu_ms else "n/a"
+                                                    for lv in levels) + " |")
+        lines.append("| images/s one core sustains (1000 / total) | "
+                     + " | ".join(f"{1000.0 / lv.cpu_ms['total']:.1f}" if lv.cpu_ms["total"] > 0 else "n/a"
+                                  for lv in levels) + " |")
+        return lines
 
     def _load_line(self) -> str:
         """The machine's load around the run: a busy machine slows every figure, not only one path."""
@@ -181,7 +203,7 @@ class BenchResult:
                         "models": {m: {**asdict(s), "compute_ms_per_image": s.compute_ms_per_image,
                                        "queue_ms_per_image": s.per_image_ms("queue"), "mean_batch": s.mean_batch}
                                    for m, s in lv.models.items()},
-                        "step_shares": self.step_shares(lv)} for lv in self.served],
+                        "step_shares": self.step_shares(lv), "cpu_ms_per_image": lv.cpu_ms} for lv in self.served],
             "perf_analyzer": [asdict(r) for r in self.perf_analyzer],
             "perf_analyzer_note": self.perf_analyzer_note,
             "front": None if self.front is None else {**asdict(self.front), "added_ms": self.front.added_ms,

@@ -49,7 +49,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         address = server.config.grpc_address
         admin = server.config.grpc_admin_headers
         warm_up(address, images, config.warmup, admin)
-        served = [measure_level(address, images, c, config.requests_per_level, admin) for c in config.concurrencies]
+        served = [measure_level(address, images, c, config.requests_per_level, admin, server.pid) for c in config.concurrencies]
         front = measure_behind_guard(server, images, config.requests_per_level,
                                      str(config.report_dir / "front_audit.jsonl"))
         pa_rows, note = [], ""

@@ -6,12 +6,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, LESION_FRACTION, MASK, PROBABILITIES
 
+from .cpu import cpu_ms_per_image, cpu_snapshot
 from .errors import BenchError
 from .latency import LatencySummary, summarize
 from .stats import ModelStats, diff, snapshot
@@ -24,11 +25,13 @@ CALL_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ServedLevel:
-    """One concurrency level: latency summary and the per-model statistics it caused."""
+    """One concurrency level: latency summary, the per-model statistics it caused and the CPU milliseconds per image
+    the server's processes used (``cpu.cpu_ms_per_image``; empty when not read)."""
 
     concurrency: int
     latency: LatencySummary
     models: dict[str, ModelStats]
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _request(grpcclient, blob: bytes, outputs: Sequence[str] = OUTPUTS):
@@ -38,10 +41,11 @@ def _request(grpcclient, blob: bytes, outputs: Sequence[str] = OUTPUTS):
 
 
 def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int,
-                  admin_headers: dict[str, str] | None = None) -> ServedLevel:
+                  admin_headers: dict[str, str] | None = None, server_pid: int | None = None) -> ServedLevel:
     """Send ``requests`` single-image requests from ``concurrency`` threads (one client each).
 
-    Triton's statistics (read before and after) sit behind the admin key: pass its header.
+    Triton's statistics (read before and after) sit behind the admin key: pass its header. ``server_pid``:
+    tritonserver's pid, whose and whose stubs' CPU time is read around the level.
     """
     import tritonclient.grpc as grpcclient
 
@@ -68,6 +72,7 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
     control = grpcclient.InferenceServerClient(address)
     try:
         before = snapshot(control, admin_headers)
+        cpu_before = cpu_snapshot(server_pid) if server_pid is not None else {}
         threads = [threading.Thread(target=worker, name=f"bench-c{concurrency}-{k}") for k in range(concurrency)]
         started = time.perf_counter()
         for t in threads:
@@ -75,12 +80,14 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
         for t in threads:
             t.join()
         wall = time.perf_counter() - started
+        cpu_after = cpu_snapshot(server_pid) if server_pid is not None else {}
         after = snapshot(control, admin_headers)
     finally:
         control.close()
     if errors:
         raise BenchError(f"served requests failed at concurrency {concurrency}: {errors[0]}") from errors[0]
-    level = ServedLevel(concurrency, summarize(latencies, len(latencies), wall), diff(after, before))
+    level = ServedLevel(concurrency, summarize(latencies, len(latencies), wall), diff(after, before),
+                        cpu_ms_per_image(cpu_before, cpu_after, len(latencies)))
     logger.info("served c=%d: %.2f images/s, p50 %.1f ms", concurrency, level.latency.images_per_s, level.latency.p50_ms)
     return level
 

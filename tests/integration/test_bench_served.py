@@ -45,11 +45,14 @@ def test_reference_rejects_bad_inputs_and_missing_models(tiny_repository: Path, 
 
 def test_served_level_counts_every_step_in_triton_statistics(triton_server, images):
     level = measure_level(triton_server.config.grpc_address, images, concurrency=2, requests=4,
-                          admin_headers=triton_server.config.grpc_admin_headers)
+                          admin_headers=triton_server.config.grpc_admin_headers, server_pid=triton_server.pid)
     assert level.latency.images == 4 and level.latency.images_per_s > 0
     for model in STEP_MODELS:
         assert level.models[model].inference_count == 4, model
         assert level.models[model].compute_ms_per_image > 0, model
+    # CPU per image, read from /proc: the server and every step's stub found (a stub's few ms may round to 0 ticks)
+    assert set(level.cpu_ms) == {"tritonserver", *STEP_MODELS, "total"}
+    assert level.cpu_ms["total"] > 0 and all(v >= 0 for v in level.cpu_ms.values())
 
 
 def test_perf_analyzer_measures_the_ensemble(triton_server, images, tmp_path: Path):
@@ -69,6 +72,7 @@ def test_run_bench_writes_reports(tiny_repository: Path, tmp_path: Path):
     names = [t.name for t in result.targets()]
     assert len(names) == 4 and not any("c=4" in n for n in names)  # no c=4 level: throughput target not evaluated
     assert "triage outputs' cost / served p50 at c=1" in names
+    assert all(level.cpu_ms.get("total", 0) > 0 for level in result.served) and "## CPU per image" in text
     assert result.inprocess.latency.images == 4
     assert result.front.direct_p50_ms > 0 and result.front.front_p50_ms > 0 and "through the front" in text
     assert (tmp_path / "front_audit.jsonl").read_text().count("\n") == result.front.requests

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from dermassist.bench.config import BenchConfig
+from dermassist.bench.cpu import cpu_ms_per_image, cpu_snapshot, process_cpu_s
 from dermassist.bench.errors import BenchConfigError, NoMeasurementsError
 from dermassist.bench.front import FrontCost
 from dermassist.bench.inprocess import InProcessResult
@@ -204,3 +205,35 @@ def test_heal_once_gives_up_after_its_timeout() -> None:
                             readiness=SimpleNamespace(ready=True))
     with pytest.raises(TimeoutError, match="prepare was not healed"):
         heal_once(SimpleNamespace(guard=inner), "prepare", 0, timeout_s=0.05)
+
+
+# --- CPU per image -------------------------------------------------------------------------------------------
+
+
+def test_cpu_per_image_is_each_process_groups_cpu_over_the_images_and_the_report_shows_what_a_core_sustains(
+        tmp_path: Path) -> None:
+    """An operator's audit, finding 5: nothing measured the CPU an image costs, which sizes a GPU host's cores."""
+    before = {"tritonserver": 10.0, "prepare": 2.0, "lesion_classifier": 5.0, "gone": 1.0}
+    after = {"tritonserver": 10.5, "prepare": 3.0, "lesion_classifier": 7.0, "new": 9.0}
+    # 100 images: 0.5 s -> 5 ms, 1 s -> 10 ms, 2 s -> 20 ms each; "gone" and "new" are not in both snapshots
+    assert cpu_ms_per_image(before, after, 100) == pytest.approx(
+        {"tritonserver": 5.0, "prepare": 10.0, "lesion_classifier": 20.0, "total": 35.0})
+    assert cpu_ms_per_image({"prepare": 3.0}, {"prepare": 1.0}, 10) == {"prepare": 0.0, "total": 0.0}  # a restarted stub
+    assert cpu_ms_per_image(before, after, 0) == {} and cpu_ms_per_image({}, after, 5) == {}
+    compute = dict.fromkeys(STEPS, 10.0)
+    level = ServedLevel(1, _summary(18.0, 60.0, 90.0), _level(1, _summary(18.0, 60.0, 90.0), compute).models,
+                        cpu_ms_per_image(before, after, 100))
+    lines = BenchResult("m", "c", _inprocess(), [level]).markdown().splitlines()
+    assert "| tritonserver | 5.0 |" in lines and "| prepare | 10.0 |" in lines and "| total | 35.0 |" in lines
+    assert "| images/s one core sustains (1000 / total) | 28.6 |" in lines  # 1000 / 35
+    unread = BenchResult("m", "c", _inprocess(), [_level(1, _summary(18.0, 60.0, 90.0), compute)]).markdown()
+    assert "CPU per image: not read" in unread
+
+
+def test_the_cpu_time_of_a_process_is_read_from_proc_and_grows() -> None:
+    first = process_cpu_s(os.getpid())
+    sum(i * i for i in range(300_000))  # some CPU work in this process
+    second = process_cpu_s(os.getpid())
+    assert first is not None and second is not None and second >= first
+    assert process_cpu_s(2 ** 22 + 12345) is None  # no such process
+    assert cpu_snapshot(2 ** 22 + 12345) == {}
