@@ -19,6 +19,8 @@ UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_m
 MIB = 1024 * 1024
 
 RECOVERY_MODES = ("reload", "restart")
+RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
+RECOVERY_CALL_S = 10.0  # deadline of the short calls of a recovery (the ensemble's readiness, the served versions)
 MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit int (about 24.8 days)
 # The public port is this process's alone: gRPC sets SO_REUSEPORT by default, so a second ``serve`` on the same port
 # would bind too and take half the clients (and their audit lines) instead of failing at start.
@@ -89,6 +91,14 @@ class GuardConfig(Settings):
     audit_log: str = "-"  # "-" = stdout, else a file the lines are appended to
     recovery: str = "reload"
     max_reloads: int = 3  # reloads leave Triton's unload of the broken instance hanging: restart after this many
+    # Deadline of each repository call of a reload (unload, load, the ensemble's load): one Python step reloads in
+    # about 2 s and a GPU step in well under a minute; a model that cannot load then falls back to a restart within
+    # this bound instead of waiting tritonserver's whole start-up timeout.
+    reload_timeout_s: float = 60.0
+    # Liveness turns false (and a log line says why) once the guard has been unready this long without healing: the
+    # orchestrator then restarts the pod, which holds its GPU while it cannot serve. It must exceed the longest
+    # normal recovery (``longest_recovery_s``: a reload that falls back to a restart), which the guard checks.
+    max_unready_s: float = 600.0
     scan_interval_s: float = 0.2  # how often the stub processes are looked at
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0
@@ -150,7 +160,7 @@ class GuardConfig(Settings):
         if self.max_reloads < 0:
             raise ConfigError(f"max_reloads must be >= 0, got {self.max_reloads}")
         for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "busy_limit_s", "hold_s",
-                     "drain_s"):
+                     "drain_s", "reload_timeout_s", "max_unready_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):
@@ -165,6 +175,26 @@ class GuardConfig(Settings):
         if problem is not None:
             raise ConfigError(f"audit_log {self.audit_log} {problem}; expected a file the audit lines are appended to: "
                               f"pass {setting_names(GuardConfig, 'audit_log')} a file path in a writable folder, or - for stdout")
+
+    def longest_recovery_s(self, startup_timeout_s: float) -> float:
+        """The longest a recovery may take while nothing is wrong with the host: a reload (unload, load, the ensemble's
+        load, each up to ``reload_timeout_s``, then the ensemble's readiness and a canary) that falls back to a
+        restart (the old server's stop grace, a start up to ``startup_timeout_s``, a canary, the versions read)."""
+        return (3 * self.reload_timeout_s + RECOVERY_CALL_S + 2 * self.canary_timeout_s + RESTART_GRACE_S
+                + startup_timeout_s + RECOVERY_CALL_S)
+
+    def unready_bound_problem(self, startup_timeout_s: float) -> str | None:
+        """Why ``max_unready_s`` would turn liveness false during a normal recovery (None when it would not): a
+        healthy pod would be restarted in the middle of healing itself."""
+        longest = self.longest_recovery_s(startup_timeout_s)
+        if self.max_unready_s > longest:
+            return None
+        other_s = 2 * RECOVERY_CALL_S + RESTART_GRACE_S
+        return (f"max_unready_s ({self.max_unready_s:g} s) must exceed the longest normal recovery, {longest:g} s (3 x "
+                f"reload_timeout_s {self.reload_timeout_s:g} s, a restart within startup_timeout_s {startup_timeout_s:g} "
+                f"s, two canaries of canary_timeout_s {self.canary_timeout_s:g} s and {other_s:g} s of other calls), or "
+                f"liveness fails while the pod heals itself: pass a larger "
+                f"{setting_names(GuardConfig, 'max_unready_s')} or a smaller {setting_names(GuardConfig, 'reload_timeout_s')}")
 
     def server_options(self) -> list[tuple[str, int]]:
         """gRPC server options of the front: the port its own (no SO_REUSEPORT), requests up to ``max_request_mib``,

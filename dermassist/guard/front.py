@@ -616,8 +616,10 @@ class Front(grpc.GenericRpcHandler):
                             "streaming inference is not served; call ModelInfer (one request per batch of images)")
 
     async def server_live(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        """Live while the guard runs (it restarts tritonserver itself when that dies)."""
-        return service_pb2.ServerLiveResponse(live=True).SerializeToString()
+        """Live while the guard runs (it restarts tritonserver itself when that dies) and has not been unready past
+        its bound (``Readiness.live_problem``: recoveries that keep failing), as the health endpoint says."""
+        live = self.guard.readiness.live_problem() is None
+        return service_pb2.ServerLiveResponse(live=live).SerializeToString()
 
     async def server_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Ready only when the last canary inference through the ensemble succeeded."""

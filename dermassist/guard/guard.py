@@ -11,7 +11,14 @@ Healing: ``reload`` kills what is left of the broken model's stubs, unloads it a
 through the repository API with the admin key (about 1.5-2 s for one Python step here), falling back
 to a restart of tritonserver when the reload does not bring the canary back, after
 ``max_reloads`` reloads (Triton 2.51 never finishes unloading a model whose stub died, so each
-reload leaves that unload pending until the next restart), or when tritonserver itself died.
+reload leaves that unload pending until the next restart), or when tritonserver itself died. Each call of a reload
+waits at most ``reload_timeout_s``; a failed recovery is tried again after a backoff.
+
+Liveness: the guard stops being live once it has been unready for longer than ``max_unready_s`` (its recoveries kept
+failing or one is stuck), so the orchestrator restarts the pod rather than leave it holding its GPU unready.
+
+Stopping: readiness turns false, the watchdog and any recovery are cancelled (a restart of tritonserver in progress is
+abandoned: the starting server gets SIGTERM), calls in flight get ``drain_s``, then tritonserver is stopped.
 """
 from __future__ import annotations
 
@@ -43,17 +50,18 @@ from .admin import admin_key_problem
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
 from .certificates import expiry_warnings
-from .config import UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
+from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
-from .health import Readiness, start_health_server
+from .health import STOPPING, Readiness, start_health_server
 from .stubs import Stub, broken_stubs, find_stubs
 
 logger = logging.getLogger(__name__)
 
-RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
 STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the guard stops (after the drain)
 MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
+LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
+ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
 _CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
     ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
@@ -176,6 +184,9 @@ class Guard:
             ))
         self.server = server
         self.triton_config = server.config
+        problem = config.unready_bound_problem(self.triton_config.startup_timeout_s)
+        if problem is not None:
+            raise ConfigError(problem)
         self.audit = AuditLog(config.audit_log)
         self.versions: dict[str, str] = {}
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
@@ -183,8 +194,11 @@ class Guard:
         self.recoveries: list[Recovery] = []
         self.reloads = 0
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
-        self.readiness = Readiness()
+        self.readiness = Readiness(config.max_unready_s)
         self.stopping = False  # set when the guard begins to stop: calls cancelled from then on were cut by it
+        # a restart of tritonserver running on the lifecycle thread, and the flag that tells it the guard stops
+        self._restarting: concurrent.futures.Future[None] | None = None
+        self._abandon = threading.Event()
         self._suspect = asyncio.Event()
         self._canaries = 0
         self._been_ready = False
@@ -211,8 +225,9 @@ class Guard:
     async def run(self, stop: asyncio.Event, on_started=None) -> None:
         """Start everything, serve until ``stop`` is set, then stop everything."""
         loop = asyncio.get_running_loop()
-        self.readiness = Readiness()
+        self.readiness = Readiness(self.config.max_unready_s)
         self._suspect = asyncio.Event()
+        self._abandon.clear()
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
             self._check_public_ports()
         except BaseException:
@@ -229,7 +244,7 @@ class Guard:
                     logger.info("stopped while tritonserver was starting")
                     return
                 raise
-        front = health = watchdog = None
+        front = health = watchdog = liveness = None
         self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=_CHANNEL_OPTIONS)
         try:
             self.triton = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
@@ -237,6 +252,7 @@ class Guard:
             front = await self._start_front()
             health = await start_health_server(self.public.host, self.public.http_port, self.readiness)
             watchdog = asyncio.create_task(self._watch(), name="dermassist-watchdog")
+            liveness = asyncio.create_task(self._watch_liveness(), name="dermassist-liveness")
             logger.info("gRPC front on %s:%d (%s), health on http://%s:%d%s; audit trail to %s",
                         self.public.host, self.public.grpc_port, self._tls_text(), self.public.host,
                         self.public.http_port, "/v2/health/ready", self.audit.destination)
@@ -246,23 +262,26 @@ class Guard:
         finally:
             # not ready before the stop is known to have begun, and the watchdog cancelled before anything awaits: a
             # canary during the drain would advertise readiness again (the event loop runs nothing in between)
-            self.readiness.set_not_ready("stopping")
+            self.readiness.set_not_ready(STOPPING)
             self.stopping = True
-            if watchdog is not None:
-                watchdog.cancel()
-                await asyncio.gather(watchdog, return_exceptions=True)
+            for task in (watchdog, liveness):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            # a restart in progress is given up while the calls in flight drain, not waited for (minutes)
+            abandoning = asyncio.ensure_future(self._abandon_restart())
             if front is not None:
                 if self.front.in_flight:
                     logger.info("stopping: %d inference call(s) in flight get up to %g s to be answered",
                                 self.front.in_flight, self.config.drain_s)
                 await front.stop(self.config.drain_s)
                 self.front.close()
+            await abandoning
             if health is not None:
                 health.close()
             await self.channel.close()
             if self._owns_server:
-                # after a reload Triton waits its whole exit timeout for the unload that never ends;
-                # a restart still running finishes first (same thread), then this stop runs
+                # after a reload Triton waits its whole exit timeout for the unload that never ends
                 grace = RESTART_GRACE_S if self.reloads else STOP_GRACE_S
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
@@ -291,6 +310,29 @@ class Guard:
             await starting
         finally:
             stopping.cancel()
+
+    async def _abandon_restart(self) -> None:
+        """Give up a restart of tritonserver in progress when the guard stops: the restart does not start a new
+        server once it sees the flag, and a server already starting gets SIGTERM (until it lands) so its start ends
+        at once instead of after its models loaded or its start-up timeout ran out."""
+        restarting = self._restarting
+        if restarting is None or restarting.done():
+            return
+        self._abandon.set()
+        logger.warning("stopping during a restart of tritonserver: the restart is abandoned")
+        waiting = asyncio.wrap_future(restarting)
+        while not waiting.done():
+            self.server.send_signal(signal.SIGTERM)
+            await asyncio.wait({waiting}, timeout=ABANDON_SIGNAL_S)
+        if not waiting.cancelled() and waiting.exception() is not None:
+            logger.info("the abandoned restart ended: %s", str(waiting.exception()).splitlines()[0])
+
+    async def _watch_liveness(self) -> None:
+        """Look every LIVENESS_CHECK_S whether the guard is still live, so the line saying why it is not is logged
+        even where no probe asks (``Readiness.live_problem`` logs it)."""
+        while True:
+            self.readiness.live_problem()
+            await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tls_text(self) -> str:
         if not self.config.tls:
@@ -412,7 +454,7 @@ class Guard:
         self.stubs = find_stubs(self.server.pid)
         try:
             index = await self.triton.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True),
-                                                      metadata=self._admin_metadata, timeout=10)
+                                                      metadata=self._admin_metadata, timeout=RECOVERY_CALL_S)
             self.versions = {m.name: m.version for m in index.models}
             self._log_served(sorted((m.name, m.version) for m in index.models))
         except grpc.aio.AioRpcError as e:
@@ -439,7 +481,8 @@ class Guard:
         record = Recovery(fault.reason, self._choose(fault), time.monotonic())
         self.recoveries.append(record)
         del self.recoveries[:-MAX_RECORDS]
-        self.readiness.set_not_ready(fault.reason)
+        started = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S UTC")
+        self.readiness.set_not_ready(f"{fault.reason}; recovering by {record.action} since {started}")
         logger.warning("pipeline fault: %s; recovering by %s", fault.reason, record.action)
         # tritonserver's own log lives in its run folder, which a restart deletes: its last words go to the guard's log
         logger.warning("the last lines of tritonserver's log:\n%s", self.server.log_tail())
@@ -447,13 +490,14 @@ class Guard:
         if problem is not None and record.action != "restart":
             logger.warning("%s did not bring the pipeline back (%s); restarting tritonserver", record.action, problem)
             record.action += ", then restart"
+            self.readiness.set_not_ready(f"{fault.reason}; {record.action} since {started}: {problem}")
             problem = await self._heal("restart", fault)
         if problem is not None:
             record.error = problem
             failed = sum(1 for r in self.recoveries[-6:] if r.error)
             backoff = min(MAX_BACKOFF_S, 2.0 ** failed)
             logger.error("recovery failed (%s); next try in %.0f s", problem, backoff)
-            self.readiness.set_not_ready(f"recovery failed: {problem}")
+            self.readiness.set_not_ready(f"recovery failed ({record.action}, since {started}): {problem}")
             await asyncio.sleep(backoff)
             return
         await self._mark_ready()
@@ -478,25 +522,31 @@ class Guard:
                     os.kill(stub.pid, signal.SIGKILL)  # a hung or half-dead instance would block the reload
                 except ProcessLookupError:
                     pass
-        metadata = self._admin_metadata
+        # each call within reload_timeout_s: a model that cannot load (a file gone) makes Triton wait for ever, and the
+        # fallback restart is then due within seconds, not after tritonserver's whole start-up timeout
+        metadata, deadline = self._admin_metadata, self.config.reload_timeout_s
         for model in models:
             await self.triton.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name=model),
-                                                    metadata=metadata, timeout=30)
+                                                    metadata=metadata, timeout=deadline)
         for model in models:
             await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
-                                                  metadata=metadata, timeout=self.triton_config.startup_timeout_s)
-        ensemble = await self.triton.ModelReady(service_pb2.ModelReadyRequest(name=ENSEMBLE_NAME), timeout=10)
+                                                  metadata=metadata, timeout=deadline)
+        ensemble = await self.triton.ModelReady(service_pb2.ModelReadyRequest(name=ENSEMBLE_NAME),
+                                                timeout=RECOVERY_CALL_S)
         if not ensemble.ready:
             await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=ENSEMBLE_NAME),
-                                                  metadata=metadata, timeout=60)
+                                                  metadata=metadata, timeout=deadline)
         self.reloads += 1
 
     async def _restart(self) -> None:
         def restart() -> None:
             self.server.stop(timeout_s=RESTART_GRACE_S)
+            if self._abandon.is_set():  # the guard began to stop meanwhile: start nothing it would have to stop
+                raise ServerError("the restart of tritonserver was abandoned: the guard is stopping")
             self.server.start()
 
-        await asyncio.wrap_future(self._lifecycle.submit(restart))
+        self._restarting = self._lifecycle.submit(restart)
+        await asyncio.wrap_future(self._restarting)
         self.reloads = 0
         self.stubs = find_stubs(self.server.pid)
 

@@ -1,6 +1,7 @@
 """Readiness that tells the truth, and the plain HTTP endpoint the probes read it from.
 
-``GET /v2/health/live``: 200 while the guard runs. ``GET /v2/health/ready`` (and the ensemble's
+``GET /v2/health/live``: 200 while the guard runs and has not been unready for longer than ``max_unready_s``
+(a recovery that keeps failing or is stuck), else 503 with the reason. ``GET /v2/health/ready`` (and the ensemble's
 ``/v2/models/dermassist/ready``): 200 only when the last canary inference through the ensemble
 succeeded and no step is known broken, else 503 with the reason. Same paths as Triton's, so probes
 written for Triton keep working; nothing else is served on this port (inference is gRPC only).
@@ -27,6 +28,7 @@ MODEL_READY_PATH = f"/v2/models/{ENSEMBLE_NAME}/ready"
 _MAX_HEADER_BYTES = 8192
 # What differs between two reports of one fault: Triton's "[request id: ...]" and the canary's own numbered id.
 _REQUEST_IDS = re.compile(r"\[request id: [^\]]*\]|dermassist-canary-\d+")
+STOPPING = "stopping"  # the reason while the guard stops: not ready, but live (the orchestrator asked for it)
 
 
 def same_reason(reason: str, other: str) -> bool:
@@ -36,14 +38,17 @@ def same_reason(reason: str, other: str) -> bool:
 
 class Readiness:
     """The guard's verdict: ready or not, why, and since when (``history``: the last flips, as
-    (time.monotonic(), ready, reason)); requests can wait for it."""
+    (time.monotonic(), ready, reason)); requests can wait for it. ``max_unready_s``: how long it may be unready
+    (other than stopping) and still be live (None: always live)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_unready_s: float | None = None) -> None:
         self.ready = False
         self.reason = "starting"
         self.since = time.monotonic()
         self.history: collections.deque[tuple[float, bool, str]] = collections.deque(maxlen=200)
+        self.max_unready_s = max_unready_s
         self._event = asyncio.Event()
+        self._dead_told = False  # the log line of a liveness that turned false is written once per unready spell
 
     def set_ready(self) -> None:
         """The pipeline answered a canary: serve."""
@@ -63,6 +68,23 @@ class Readiness:
             logger.warning("not ready: %s", reason)
         self.ready, self.reason = False, reason
         self._event.clear()
+
+    def live_problem(self, now: float | None = None) -> str | None:
+        """Why the guard is no longer live (None while it is): unready for longer than ``max_unready_s``, i.e. its
+        recoveries kept failing or one is stuck, so only a restart of the process (the pod) can help. Logged at
+        ERROR the first time it is found in an unready spell. ``now``: time.monotonic(), by default the present."""
+        if self.ready or self.max_unready_s is None or self.reason == STOPPING:
+            self._dead_told = False
+            return None
+        unready_s = (time.monotonic() if now is None else now) - self.since
+        if unready_s <= self.max_unready_s:
+            return None
+        problem = (f"not ready for {unready_s:.0f} s, over max_unready_s ({self.max_unready_s:g} s), and not healed: "
+                   f"{self.reason}; restart the process (--max-unready-s / DERMASSIST_MAX_UNREADY_S sets the bound)")
+        if not self._dead_told:
+            self._dead_told = True
+            logger.error("not live: %s", problem)
+        return problem
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for readiness; whether it came."""
@@ -93,6 +115,9 @@ def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
     if method not in ("GET", "HEAD"):
         return _response(405, {"error": "use GET"})
     if path == LIVE_PATH:
+        problem = readiness.live_problem()
+        if problem is not None:
+            return _response(503, {"live": False, "reason": problem}, with_body)
         return _response(200, {"live": True}, with_body)
     if readiness.ready:
         return _response(200, {"ready": True}, with_body)

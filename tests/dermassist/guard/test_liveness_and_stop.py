@@ -1,0 +1,283 @@
+"""What an operator audit found in healing and stopping: liveness stayed true while recovery kept failing (so the pod
+was never restarted and kept its GPU), a reload of a model that cannot load waited the whole start-up timeout, and a
+SIGTERM during a recovery restart waited for that restart to end (finding 1 and 2)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from dermassist.base.errors import ConfigError, ServerStartupError
+from dermassist.base.server import free_ports
+from dermassist.base.server_config import ServerConfig
+from dermassist.guard.config import GuardConfig
+from dermassist.guard.guard import BackgroundGuard, Fault, Guard
+from dermassist.guard.health import STOPPING, Readiness, health_answer
+from tests.support.guard import public_config
+
+RESTART_S = 60.0  # how long the stand-in tritonserver's start takes when nothing interrupts it
+
+
+class StandInServer:
+    """Enough of TritonServer for the guard: ``alive`` says whether it runs; a start takes ``restart_s`` unless a
+    signal comes first, which makes it fail as a tritonserver stopped while it starts does."""
+
+    def __init__(self, tmp_path: Path, restart_s: float = RESTART_S, **settings: Any) -> None:
+        (grpc_port,) = free_ports(1)  # nothing listens there: the guard's calls to "Triton" fail at once
+        self.config = ServerConfig(repository=tmp_path, admin_key="k", grpc_port=grpc_port, **settings)
+        self.pid = os.getpid()
+        self.alive = True
+        self.restart_s = restart_s
+        self.signals: list[int] = []
+        self.starting = threading.Event()
+        self.interrupted = threading.Event()
+        self.started = 0
+
+    @property
+    def running(self) -> bool:
+        return self.alive
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.alive else -9
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "(the stand-in's log)"
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        self.interrupted.set()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.alive = False
+
+    def start(self) -> StandInServer:
+        self.starting.set()
+        if self.interrupted.wait(self.restart_s):
+            raise ServerStartupError("tritonserver exited with code -15 before becoming ready")
+        self.alive, self.started = True, self.started + 1
+        return self
+
+
+def _background(tmp_path: Path, server: StandInServer, **settings: Any) -> BackgroundGuard:
+    """A BackgroundGuard before ``server`` whose canary always answers well (nothing else is stood in)."""
+    config = GuardConfig(audit_log=str(tmp_path / "audit.jsonl"), **settings)
+    background = BackgroundGuard(public_config(tmp_path), config, server, ready_timeout_s=30)  # type: ignore[arg-type]
+
+    async def canary() -> str | None:
+        return None
+
+    background.guard.canary = canary  # type: ignore[method-assign]
+    return background
+
+
+def _get(address: str, path: str) -> tuple[int, dict]:
+    """Status and JSON body of a GET on the health endpoint."""
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _wait(condition: Any, timeout_s: float = 30.0) -> bool:
+    """Poll ``condition()`` until true or ``timeout_s`` passed; whether it came true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# --- 1. liveness tells the truth -----------------------------------------------------------------------------------
+
+
+def test_liveness_turns_false_only_after_the_bound_and_says_why_once(caplog: pytest.LogCaptureFixture) -> None:
+    readiness = Readiness(max_unready_s=600.0)
+    readiness.set_ready()
+    readiness.set_not_ready("recovery failed (reload lesion_crop, since 06:15:00 UTC): DEADLINE_EXCEEDED")
+    since = readiness.since
+    assert readiness.live_problem(now=since + 600.0) is None
+    with caplog.at_level(logging.ERROR, logger="dermassist.guard.health"):
+        problem = readiness.live_problem(now=since + 601.0)
+        assert readiness.live_problem(now=since + 700.0) is not None
+    assert problem is not None
+    assert "not ready for 601 s, over max_unready_s (600 s)" in problem and "reload lesion_crop" in problem
+    assert "--max-unready-s / DERMASSIST_MAX_UNREADY_S" in problem
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [f"not live: {problem}"]  # once
+    readiness.set_not_ready(STOPPING)  # the orchestrator stops it: draining is not death
+    assert readiness.live_problem(now=since + 700.0) is None
+    readiness.set_ready()
+    assert readiness.live_problem(now=since + 10_000.0) is None
+    assert Readiness().live_problem(now=time.monotonic() + 10_000.0) is None  # no bound: always live
+
+
+def test_the_live_path_answers_503_with_the_reason_past_the_bound() -> None:
+    readiness = Readiness(max_unready_s=1.0)
+    readiness.set_not_ready("recovery failed (restart, since 06:18:22 UTC): tritonserver exited with code -9")
+    readiness.since -= 2.0  # unready for two seconds already
+    head, _, body = health_answer("GET", "/v2/health/live", readiness).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503")
+    reason = json.loads(body)
+    assert reason["live"] is False and "tritonserver exited with code -9" in reason["reason"]
+    assert health_answer("HEAD", "/v2/health/live", readiness).startswith(b"HTTP/1.1 503")
+
+
+def test_the_unready_bound_is_validated_and_read_from_the_environment(tmp_path: Path) -> None:
+    assert GuardConfig.resolve({"max_unready_s": None}, {"DERMASSIST_MAX_UNREADY_S": "900"}).max_unready_s == 900.0
+    assert GuardConfig.resolve({"reload_timeout_s": None}, {"DERMASSIST_RELOAD_TIMEOUT_S": "45"}).reload_timeout_s == 45
+    for name in ("max_unready_s", "reload_timeout_s"):
+        with pytest.raises(ConfigError, match=name):
+            GuardConfig(**{name: 0})
+    # the defaults leave room for the longest normal recovery under serve's start-up timeout and the Deployment's
+    for startup_s in (ServerConfig().startup_timeout_s, 270.0):
+        assert GuardConfig().unready_bound_problem(startup_s) is None
+        assert GuardConfig().longest_recovery_s(startup_s) > startup_s
+    # a start-up timeout that a restart may use up whole leaves no room: refused before anything starts
+    server = StandInServer(tmp_path, startup_timeout_s=600.0)
+    with pytest.raises(ConfigError, match=r"max_unready_s \(600 s\) must exceed the longest normal recovery, 825 s.*"
+                                          r"--max-unready-s / DERMASSIST_MAX_UNREADY_S"):
+        Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)  # type: ignore[arg-type]
+    Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "b.jsonl"), max_unready_s=900),
+          server).audit.close()  # type: ignore[arg-type]
+
+
+def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path) -> None:
+    """A reload of a model that cannot load (its model.py gone) waited tritonserver's whole start-up timeout (180 s,
+    270 s in the Deployment) before the fallback restart."""
+    calls: list[tuple[str, float]] = []
+
+    class Triton:
+        async def RepositoryModelUnload(self, request, metadata, timeout):  # Triton's method names
+            calls.append((f"unload {request.model_name}", timeout))
+
+        async def RepositoryModelLoad(self, request, metadata, timeout):
+            calls.append((f"load {request.model_name}", timeout))
+
+        async def ModelReady(self, request, timeout):
+            return service_pb2.ModelReadyResponse(ready=False)
+
+    server = StandInServer(tmp_path, startup_timeout_s=180.0)
+    guard = Guard(ServerConfig(repository=tmp_path),
+                  GuardConfig(audit_log=str(tmp_path / "a.jsonl"), reload_timeout_s=7.0), server)  # type: ignore[arg-type]
+    guard.triton = Triton()  # type: ignore[assignment]
+    asyncio.run(guard._reload(("lesion_crop",)))
+    guard.audit.close()
+    assert calls == [("unload lesion_crop", 7.0), ("load lesion_crop", 7.0), ("load dermassist", 7.0)]
+
+
+def test_liveness_stays_true_during_a_short_recovery_and_readiness_says_what_heals_since_when(tmp_path: Path) -> None:
+    server = StandInServer(tmp_path)
+    background = _background(tmp_path, server)
+    guard = background.guard
+    healing, release = threading.Event(), threading.Event()
+
+    async def heal(action: str, fault: Fault) -> str | None:
+        healing.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        server.alive = True
+        return None
+
+    guard._heal = heal  # type: ignore[method-assign]
+    with background:
+        server.alive = False  # tritonserver died: the guard restarts it
+        assert healing.wait(30)
+        status, body = _get(background.http_address, "/v2/health/ready")
+        assert status == 503
+        assert body["reason"].startswith("tritonserver exited (code -9); recovering by restart since ")
+        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        release.set()
+        assert background.wait_ready(30)
+        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+    assert [r.action for r in guard.recoveries] == ["restart"] and guard.recoveries[0].error is None
+
+
+def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_say_why(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = StandInServer(tmp_path)
+    background = _background(tmp_path, server)
+    guard = background.guard
+    # the bound is checked against the longest recovery when the guard is made; a short one keeps this test short
+    guard.config = dataclasses.replace(guard.config, max_unready_s=0.5)
+
+    async def heal(action: str, fault: Fault) -> str | None:
+        return "the stand-in stays broken"
+
+    guard._heal = heal  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="dermassist.guard.health"), background:
+        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        server.alive = False
+        assert _wait(lambda: _get(background.http_address, "/v2/health/live")[0] == 503)
+        _, body = _get(background.http_address, "/v2/health/live")
+        assert body["live"] is False and "over max_unready_s (0.5 s)" in body["reason"]
+        assert "recovery failed (restart, since " in body["reason"] and "the stand-in stays broken" in body["reason"]
+        with grpc.insecure_channel(background.grpc_address) as channel:
+            answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive(service_pb2.ServerLiveRequest(),
+                                                                                   timeout=10)
+        assert answer.live is False
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not live: ")]
+    assert len(said) == 1 and "the stand-in stays broken" in said[0]
+    assert guard.recoveries and all(r.error == "the stand-in stays broken" for r in guard.recoveries)
+
+
+# --- 2. a stop during a recovery restart does not wait for it -------------------------------------------------------
+
+
+def test_a_stop_during_a_recovery_restart_abandons_it_instead_of_waiting_for_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``serve`` took 95.5 s to exit after a SIGTERM during a restart: the stop queued behind the restart on the
+    lifecycle thread. The stand-in's start takes RESTART_S unless signalled; the stop must end well before."""
+    server = StandInServer(tmp_path)
+    background = _background(tmp_path, server)
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.guard"):
+        background.start()
+        server.alive = False  # tritonserver died: the guard restarts it, and the start blocks
+        assert server.starting.wait(30)
+        stop_began = time.monotonic()
+        background.stop()
+        stopped_s = time.monotonic() - stop_began
+    assert not background.running
+    assert stopped_s < RESTART_S / 4, f"the stop took {stopped_s:.1f} s: it waited for the restart"
+    assert signal.SIGTERM in server.signals and server.started == 0  # the starting server was told to stop
+    messages = [r.getMessage() for r in caplog.records]
+    assert "stopping during a restart of tritonserver: the restart is abandoned" in messages
+    assert any(m.startswith("the abandoned restart ended: tritonserver exited with code -15") for m in messages)
+    assert background.guard.recoveries[-1].ready_at is None
+
+
+def test_a_stop_between_the_old_servers_stop_and_the_new_start_starts_nothing(tmp_path: Path) -> None:
+    """The flag is looked at after the old server stopped: a restart told to give up then launches no server."""
+    server = StandInServer(tmp_path)
+    guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")),
+                  server)  # type: ignore[arg-type]
+    guard._abandon.set()
+    with pytest.raises(Exception, match="the restart of tritonserver was abandoned: the guard is stopping"):
+        asyncio.run(guard._restart())
+    guard._lifecycle.shutdown(wait=True)
+    guard.audit.close()
+    assert not server.starting.is_set() and not server.alive
+
+
+def test_a_stop_with_no_restart_running_sends_no_signal(tmp_path: Path) -> None:
+    server = StandInServer(tmp_path)
+    guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")),
+                  server)  # type: ignore[arg-type]
+    asyncio.run(guard._abandon_restart())
+    guard._lifecycle.shutdown(wait=True)
+    guard.audit.close()
+    assert server.signals == [] and not guard._abandon.is_set()
