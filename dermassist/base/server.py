@@ -130,6 +130,11 @@ def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> int:
     return removed
 
 
+# Triton 2.51's ``--metrics-config=<setting>=<value>``: summaries of each model's latencies (``nv_inference_*_summary_us``
+# with quantiles) beside the counters, which give only means.
+METRICS_CONFIG = ("--metrics-config=summary_latencies=true",)
+
+
 def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path, shm_name_prefix: str = "") -> list[str]:
     """The tritonserver command line for a config (and, if given, the prefix of its shared-memory regions)."""
     cmd = [
@@ -146,6 +151,8 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
         f"--http-address={config.host}",
         f"--grpc-address={config.host}",
         f"--metrics-address={config.metrics_host or config.host}",
+        # latency quantiles (p50/p90/p95/p99 of request, queue and compute time per model), not only counters
+        *METRICS_CONFIG,
         f"--log-verbose={config.log_verbose}",
         *restricted_flags(config.admin_key),
         *([f"--backend-config=python,shm-region-prefix-name={shm_name_prefix}"] if shm_name_prefix else []),
