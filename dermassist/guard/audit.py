@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 STDOUT = "-"
 AUDIT_FILE_MODE = 0o600  # a new audit file; an existing one keeps the mode its operator gave it
+REOPEN_CHECK_S = 1.0  # how often a write looks whether the audit file was rotated (a stat of the path)
 # The longest request id the front accepts (it refuses a longer one): an answered request's id is recorded in full.
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
@@ -172,26 +175,88 @@ def open_for_appending(path: Path) -> TextIO:
                           f"folder: pass {setting_names(GuardConfig, 'audit_log')} another file, or - for stdout") from e
 
 
-class AuditLog:
-    """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one flush per line."""
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
-    def __init__(self, destination: str | Path = STDOUT) -> None:
+
+class AuditLog:
+    """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one flush per line (to the operating
+    system, not fsync'd: a crash of the process loses nothing, a crash of the host may lose the last lines).
+
+    Safe to rotate by renaming (logrotate without copytruncate): at most once per ``check_interval_s`` a write looks
+    whether the file at the path is still the one open (device and inode) and opens the path again when it is not
+    (moved or deleted); ``reopen`` (SIGHUP) does it at once. Lines written before that go to the renamed file: none is
+    lost. ``clock``: time.monotonic unless a test steps it.
+    """
+
+    def __init__(self, destination: str | Path = STDOUT, check_interval_s: float = REOPEN_CHECK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.destination = str(destination)
+        self.check_interval_s = check_interval_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._stream: TextIO
+        self._reopen_problem: str | None = None  # why the last reopen failed (logged when it changes)
         if self.destination == STDOUT:
             self._stream, self._owned = sys.stdout, False
         else:
             self._stream, self._owned = open_for_appending(Path(self.destination)), True
+        self._checked_at = clock()
 
     def write(self, record: dict[str, Any]) -> None:
-        """Write one record as one line."""
+        """Write one record as one line (to the file now at the path, when it was rotated)."""
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
         with self._lock:
+            if self._owned and self._clock() - self._checked_at >= self.check_interval_s:
+                self._reopen_if_moved()
             self._stream.write(line)
             self._stream.flush()
 
+    def reopen(self) -> None:
+        """Open the path again if the file there is not the one open (after a rotation; SIGHUP calls this)."""
+        with self._lock:
+            if self._owned:
+                self._reopen_if_moved()
+
+    def _reopen_if_moved(self) -> None:
+        """With the lock held: compare the path's device and inode with the open file's and switch to the file at
+        the path when they differ or it is gone; when it cannot be opened, say why (once) and keep the old file."""
+        self._checked_at = self._clock()
+        path = Path(self.destination)
+        try:
+            if _identity(path.stat()) == _identity(os.fstat(self._stream.fileno())):
+                return
+        except FileNotFoundError:
+            pass  # moved or deleted: a new file is made at the path
+        except OSError as e:
+            self._tell_reopen_problem(f"cannot be looked at ({e.strerror or e})")
+            return
+        try:
+            stream = open_for_appending(path)
+        except ConfigError as e:
+            self._tell_reopen_problem(str(e))
+            return
+        self._close_stream()
+        self._stream, self._reopen_problem = stream, None
+        logger.info("audit log %s was rotated: lines now go to the new file at that path", path)
+
+    def _tell_reopen_problem(self, problem: str) -> None:
+        if problem != self._reopen_problem:
+            self._reopen_problem = problem
+            logger.error("audit log %s was moved or replaced but %s; audit lines still go to the file open before "
+                         "(check the folder's permissions)", self.destination, problem)
+
+    def _close_stream(self) -> None:
+        """Flush, fsync and close the open file (an fsync that fails is logged: the lines reached the OS)."""
+        self._stream.flush()
+        try:
+            os.fsync(self._stream.fileno())
+        except OSError as e:
+            logger.warning("could not fsync the audit log %s: %s", self.destination, e.strerror or e)
+        self._stream.close()
+
     def close(self) -> None:
-        """Close the file (stdout stays open)."""
-        if self._owned:
-            self._stream.close()
+        """Flush, fsync and close the file (stdout stays open)."""
+        with self._lock:
+            if self._owned and not self._stream.closed:
+                self._close_stream()

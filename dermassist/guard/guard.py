@@ -552,11 +552,12 @@ class Guard:
 
 
 async def serve_until_signal(guard: Guard) -> None:
-    """Run the guard until SIGINT or SIGTERM."""
+    """Run the guard until SIGINT or SIGTERM; SIGHUP opens the audit log's path again (after a rotation)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, guard.audit.reopen)
     await guard.run(stop)
 
 
