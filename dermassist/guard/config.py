@@ -99,6 +99,9 @@ class GuardConfig(Settings):
     # orchestrator then restarts the pod, which holds its GPU while it cannot serve. It must exceed the longest
     # normal recovery (``longest_recovery_s``: a reload that falls back to a restart), which the guard checks.
     max_unready_s: float = 600.0
+    # Where nothing acts on a failed liveness probe (docker-compose restarts a container only when its process exits),
+    # the guard stops itself then, exiting non-zero, so that the restart policy starts it afresh.
+    exit_when_not_live: bool = False
     scan_interval_s: float = 0.2  # how often the stub processes are looked at
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0

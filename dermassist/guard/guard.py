@@ -15,7 +15,8 @@ reload leaves that unload pending until the next restart), or when tritonserver 
 waits at most ``reload_timeout_s``; a failed recovery is tried again after a backoff.
 
 Liveness: the guard stops being live once it has been unready for longer than ``max_unready_s`` (its recoveries kept
-failing or one is stuck), so the orchestrator restarts the pod rather than leave it holding its GPU unready.
+failing or one is stuck), so the orchestrator restarts the pod rather than leave it holding its GPU unready; with
+``exit_when_not_live`` (docker-compose, which acts on no health check) it stops itself then and ``serve`` exits non-zero.
 
 Stopping: readiness turns false, the watchdog and any recovery are cancelled (a restart of tritonserver in progress is
 abandoned: the starting server gets SIGTERM), calls in flight get ``drain_s``, then tritonserver is stopped.
@@ -199,6 +200,7 @@ class Guard:
         # a restart of tritonserver running on the lifecycle thread, and the flag that tells it the guard stops
         self._restarting: concurrent.futures.Future[None] | None = None
         self._abandon = threading.Event()
+        self._not_live: str | None = None  # why the guard stopped itself (exit_when_not_live)
         self._suspect = asyncio.Event()
         self._canaries = 0
         self._been_ready = False
@@ -228,6 +230,7 @@ class Guard:
         self.readiness = Readiness(self.config.max_unready_s)
         self._suspect = asyncio.Event()
         self._abandon.clear()
+        self._not_live = None
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
             self._check_public_ports()
         except BaseException:
@@ -252,7 +255,7 @@ class Guard:
             front = await self._start_front()
             health = await start_health_server(self.public.host, self.public.http_port, self.readiness)
             watchdog = asyncio.create_task(self._watch(), name="dermassist-watchdog")
-            liveness = asyncio.create_task(self._watch_liveness(), name="dermassist-liveness")
+            liveness = asyncio.create_task(self._watch_liveness(stop), name="dermassist-liveness")
             logger.info("gRPC front on %s:%d (%s), health on http://%s:%d%s; audit trail to %s",
                         self.public.host, self.public.grpc_port, self._tls_text(), self.public.host,
                         self.public.http_port, "/v2/health/ready", self.audit.destination)
@@ -286,6 +289,9 @@ class Guard:
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
             self.audit.close()
+        if self._not_live is not None:
+            raise ServerError(f"the guard stopped itself because it was no longer live (exit_when_not_live): "
+                              f"{self._not_live}")
 
     def _check_public_ports(self) -> None:
         """A ServerError naming the port and its flag when the public gRPC or health port cannot be listened on now."""
@@ -327,11 +333,17 @@ class Guard:
         if not waiting.cancelled() and waiting.exception() is not None:
             logger.info("the abandoned restart ended: %s", str(waiting.exception()).splitlines()[0])
 
-    async def _watch_liveness(self) -> None:
+    async def _watch_liveness(self, stop: asyncio.Event) -> None:
         """Look every LIVENESS_CHECK_S whether the guard is still live, so the line saying why it is not is logged
-        even where no probe asks (``Readiness.live_problem`` logs it)."""
+        even where no probe asks (``Readiness.live_problem`` logs it); with ``exit_when_not_live``, stop the guard
+        then (``run`` raises, and ``serve`` exits non-zero for the restart policy to start it again)."""
         while True:
-            self.readiness.live_problem()
+            problem = self.readiness.live_problem()
+            if problem is not None and self.config.exit_when_not_live:
+                logger.error("stopping the guard so that its restart policy starts it afresh (exit_when_not_live)")
+                self._not_live = problem
+                stop.set()
+                return
             await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tls_text(self) -> str:

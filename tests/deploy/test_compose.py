@@ -68,6 +68,17 @@ def test_triton_service_gpu_shm_readonly_repository_and_flags(config: dict):
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
 
 
+def test_triton_exits_when_it_cannot_heal_so_the_restart_policy_acts(config: dict):
+    """Docker never restarts a container for a failing health check: a pod that cannot heal must exit (operator
+    audit 1); the variable must be one the guard reads, as the value it parses."""
+    from dermassist.guard.config import GuardConfig
+
+    triton = config["services"]["triton"]
+    assert triton["restart"] == "unless-stopped"
+    environment = triton["environment"]
+    assert GuardConfig.resolve({}, {k: v for k, v in environment.items() if k.startswith("DERMASSIST_")}).exit_when_not_live
+
+
 def test_triton_serves_tls_with_secrets_and_writes_the_audit_trail_to_a_volume(config: dict):
     triton = config["services"]["triton"]
     args = dict(a.split("=", 1) for a in triton["command"] if "=" in a)

@@ -20,7 +20,7 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from dermassist.base.errors import ConfigError, ServerStartupError
+from dermassist.base.errors import ConfigError, ServerError, ServerStartupError
 from dermassist.base.server import free_ports
 from dermassist.base.server_config import ServerConfig
 from dermassist.guard.config import GuardConfig
@@ -233,6 +233,33 @@ def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not live: ")]
     assert len(said) == 1 and "the stand-in stays broken" in said[0]
     assert guard.recoveries and all(r.error == "the stand-in stays broken" for r in guard.recoveries)
+
+
+def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: Path) -> None:
+    """docker-compose acts on no health check: its restart policy needs the process to exit."""
+    assert GuardConfig.resolve({}, {"DERMASSIST_EXIT_WHEN_NOT_LIVE": "true"}).exit_when_not_live is True
+    assert GuardConfig().exit_when_not_live is False
+    server = StandInServer(tmp_path)
+    background = _background(tmp_path, server, exit_when_not_live=True)
+    guard = background.guard
+    guard.config = dataclasses.replace(guard.config, max_unready_s=0.5)  # short, as above
+
+    async def heal(action: str, fault: Fault) -> str | None:
+        return "the stand-in stays broken"
+
+    guard._heal = heal  # type: ignore[method-assign]
+    background.start()
+    try:
+        assert background.running
+        server.alive = False
+        assert _wait(lambda: not background.running)
+    finally:
+        background.stop()
+    error = background._error
+    assert isinstance(error, ServerError), error
+    assert str(error).startswith("the guard stopped itself because it was no longer live (exit_when_not_live): "
+                                 "not ready for ")
+    assert "the stand-in stays broken" in str(error)
 
 
 # --- 2. a stop during a recovery restart does not wait for it -------------------------------------------------------
