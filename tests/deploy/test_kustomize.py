@@ -210,3 +210,24 @@ def test_serve_gives_up_on_start_just_before_the_startup_probe_does(target: str)
     canary = float(_flag_value(container["args"], "--canary-timeout-s") or GuardConfig().canary_timeout_s)
     margin = window - (startup + canary)  # for the container's own start (Python, the guard) before Triton's
     assert 5 <= margin <= 30, f"startup {startup:g} s + canary {canary:g} s against a {window} s startupProbe"
+
+
+@pytest.mark.parametrize("target", ("base", "overlays/production", "overlays/mutual-tls"))
+def test_liveness_fails_only_after_the_longest_normal_recovery(target: str):
+    """The guard turns liveness false once unready past --max-unready-s (operator audit 1): the Deployment's settings
+    must leave room for a reload that falls back to a restart within its --startup-timeout-s (the guard refuses to
+    start otherwise), and the probe must be the liveness path."""
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.config import GuardConfig
+
+    (deployment,) = by_kind(render(target), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args, env = container["args"], {e["name"]: e.get("value") for e in container.get("env", [])}
+    startup = float(_flag_value(args, "--startup-timeout-s") or env.get("DERMASSIST_STARTUP_TIMEOUT_S")
+                    or ServerConfig().startup_timeout_s)
+    settings = {name: float(value) for name in ("max_unready_s", "reload_timeout_s", "canary_timeout_s")
+                if (value := _flag_value(args, "--" + name.replace("_", "-")) or env.get("DERMASSIST_" + name.upper()))}
+    config = GuardConfig(**settings)
+    assert config.unready_bound_problem(startup) is None
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert not config.exit_when_not_live and "DERMASSIST_EXIT_WHEN_NOT_LIVE" not in env  # the kubelet restarts it
