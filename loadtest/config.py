@@ -45,6 +45,8 @@ class ScenarioConfig(Settings):
     image_cache: Path = DEFAULT_CACHE_DIR
     retries: int = 5  # of a call that failed UNAVAILABLE (server healing), within deadline_s
     root_certificates: str = ""  # CA of the server's certificate: connect over TLS
+    private_key: str = ""  # the client's key and certificate (PEM) for a server with mutual TLS; both or neither
+    certificate_chain: str = ""
 
     def __post_init__(self) -> None:
         require_finite(self)
@@ -67,6 +69,7 @@ class ScenarioConfig(Settings):
             raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
         if self.root_certificates and not Path(self.root_certificates).is_file():
             raise LoadtestConfigError(f"root_certificates file {self.root_certificates} does not exist")
+        check_client_certificate(self)
         if not Path(self.image_source).is_dir():
             raise LoadtestConfigError(
                 f"image_source folder {self.image_source} does not exist; set {variable_name(ScenarioConfig, 'image_source')} "
@@ -143,6 +146,42 @@ def require_finite(config: Settings) -> None:
             raise LoadtestConfigError(f"{type(config).__name__}.{f.name} ({variable_name(type(config), f.name)}) must be a "
                                       f"finite number, got {value}; set a finite value or unset it (default "
                                       f"{f.default})")
+
+
+# What each file of a client certificate must hold (PEM), to catch a key and certificate given the wrong way round.
+CLIENT_FILES = {"private_key": "PRIVATE KEY-----", "certificate_chain": "-----BEGIN CERTIFICATE-----"}
+
+
+def check_client_certificate(config: ScenarioConfig) -> None:
+    """Refuse half a client certificate (a key without its certificate or the reverse), a file that cannot be read or
+    holds no PEM key or certificate, and a client certificate without TLS (no root certificates)."""
+    given = {name: getattr(config, name) for name in CLIENT_FILES if getattr(config, name)}
+    if not given:
+        return
+    if len(given) != len(CLIENT_FILES):
+        (missing,) = set(CLIENT_FILES) - set(given)
+        (present,) = given
+        raise LoadtestConfigError(
+            f"{variable_name(ScenarioConfig, present)} is set ({given[present]}) but "
+            f"{variable_name(ScenarioConfig, missing)} is not: a client certificate for mutual TLS needs both the "
+            f"private key and the certificate chain (PEM); set {setting_names(ScenarioConfig, missing)}, or unset both")
+    if not config.root_certificates:
+        raise LoadtestConfigError(
+            f"a client certificate ({variable_name(ScenarioConfig, 'certificate_chain')}) is set but "
+            f"{variable_name(ScenarioConfig, 'root_certificates')} is not: a client certificate is presented over TLS "
+            "only; set it to the CA of the server's certificate (ca.crt)")
+    for name, marker in CLIENT_FILES.items():
+        path = Path(given[name])
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as e:
+            raise LoadtestConfigError(f"{name} file {path} ({setting_names(ScenarioConfig, name)}) cannot be read: "
+                                      f"{e.strerror or e}; give a readable PEM file") from e
+        if marker not in text:
+            raise LoadtestConfigError(
+                f"{name} file {path} ({setting_names(ScenarioConfig, name)}) holds no PEM "
+                f"{'private key' if name == 'private_key' else 'certificate'} (no '{marker.strip('-')}' line); "
+                "were the key and the certificate swapped?")
 
 
 def check_grpc_host(host: str) -> None:

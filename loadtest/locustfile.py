@@ -74,7 +74,7 @@ class DermAssistGrpcUser(User):
         """Open this user's channel (one per user, so load spreads like real clients)."""
         host = self.host or ""
         check_grpc_host(host)
-        self.channel = open_channel(host, CONFIG.root_certificates)
+        self.channel = open_channel(host, CONFIG.root_certificates, CONFIG.private_key, CONFIG.certificate_chain)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.rng = random.Random()
         self.counter = itertools.count()

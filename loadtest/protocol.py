@@ -23,12 +23,22 @@ CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_mess
                    ("grpc.use_local_subchannel_pool", 1))
 
 
-def open_channel(host: str, root_certificates: str = "") -> grpc.Channel:
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(host: str, root_certificates: str = "", private_key: str = "",
+                 certificate_chain: str = "") -> grpc.Channel:
     """A channel to ``host`` as every load-test client opens it: TLS with ``root_certificates`` (a PEM file, the CA of
-    the server's certificate), else plain gRPC; CHANNEL_OPTIONS either way."""
+    the server's certificate), presenting the client certificate ``certificate_chain`` with its ``private_key`` (PEM
+    files, for mutual TLS) when they are given, else plain gRPC; CHANNEL_OPTIONS either way."""
     if root_certificates:
-        with open(root_certificates, "rb") as f:
-            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        credentials = grpc.ssl_channel_credentials(root_certificates=_read(root_certificates),
+                                                   private_key=_read(private_key),
+                                                   certificate_chain=_read(certificate_chain))
         return grpc.secure_channel(host, credentials, options=CHANNEL_OPTIONS)
     return grpc.insecure_channel(host, options=CHANNEL_OPTIONS)
 

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-at", dest="fault_at_s", type=float, help=setting_help(run, "fault_at_s", "seconds into the run"))
     p.add_argument("--admin-key-file",
                    help=setting_help(run, "admin_key_file", "admin key of a --host server, to read its statistics"))
+    p.add_argument("--root-certificates",
+                   help=setting_help(scenario, "root_certificates", "CA of the server's certificate (PEM): TLS"))
+    p.add_argument("--private-key", help=setting_help(scenario, "private_key", "client key (PEM), for mutual TLS"))
+    p.add_argument("--certificate-chain",
+                   help=setting_help(scenario, "certificate_chain", "client certificate (PEM), for mutual TLS"))
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return p
 
@@ -86,14 +91,18 @@ def _embedded_guard(stack: ExitStack, run: RunConfig):
     return stack.enter_context(guard)
 
 
-def server_statistics(host: str, admin_headers: dict[str, str], root_certificates: str = "") -> dict[str, Any]:
-    """Success and failure counts of the ensemble from Triton's statistics (restricted: needs the key)."""
+def server_statistics(host: str, admin_headers: dict[str, str], root_certificates: str = "", private_key: str = "",
+                      certificate_chain: str = "") -> dict[str, Any]:
+    """Success and failure counts of the ensemble from Triton's statistics (restricted: needs the key; TLS with
+    ``root_certificates``, presenting the client certificate ``certificate_chain`` when given)."""
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
     from dermassist_client.classes import MODEL_NAME
 
-    tls = {"ssl": True, "root_certificates": root_certificates} if root_certificates else {}
+    tls: dict[str, Any] = {"ssl": True, "root_certificates": root_certificates} if root_certificates else {}
+    if root_certificates and certificate_chain:
+        tls.update(private_key=private_key, certificate_chain=certificate_chain)
     client = grpcclient.InferenceServerClient(host, **tls)
     try:
         stats = client.get_inference_statistics(MODEL_NAME, headers=admin_headers, as_json=True)["model_stats"]
@@ -174,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             guard = None if run.host else _embedded_guard(stack, run)
             host = run.host if guard is None else guard.grpc_address
-            check_target(host, scenario.root_certificates)  # unreachable or not ready: exit 2, not a run of failures
+            tls = (scenario.root_certificates, scenario.private_key, scenario.certificate_chain)
+            check_target(host, *tls)  # unreachable or not ready: exit 2, not a run of failures
             injector = None
             if run.fault:
                 from .faults import FaultInjector
@@ -182,15 +192,14 @@ def main(argv: list[str] | None = None) -> int:
                 injector = FaultInjector(guard, run.fault, run.fault_model, run.fault_at_s).start()
                 stack.callback(injector.cancel)
             headers = _admin_headers(run, guard)
-            before = server_statistics(host, headers, scenario.root_certificates) if headers is not None else None
+            before = server_statistics(host, headers, *tls) if headers is not None else None
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
             summary, files = run_locust(run, scenario, host)
             if injector is not None:
                 extra["fault"] = injector.report()
             if headers is not None and before is not None:
                 resets = counter_resets(r.action for r in guard.guard.recoveries[heals_before:]) if guard else []
-                extra["server"] = counts_during(before, server_statistics(host, headers, scenario.root_certificates),
-                                                resets)
+                extra["server"] = counts_during(before, server_statistics(host, headers, *tls), resets)
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2
