@@ -47,6 +47,8 @@ class ScenarioConfig(Settings):
     root_certificates: str = ""  # CA of the server's certificate: connect over TLS
     private_key: str = ""  # the client's key and certificate (PEM) for a server with mutual TLS; both or neither
     certificate_chain: str = ""
+    # a run whose answers were NOT ASSESSABLE more often than this fails (1 never fails); the bundled corpus: 0
+    max_not_assessable_share: float = 0.2
 
     def __post_init__(self) -> None:
         require_finite(self)
@@ -70,6 +72,11 @@ class ScenarioConfig(Settings):
         if self.root_certificates and not Path(self.root_certificates).is_file():
             raise LoadtestConfigError(f"root_certificates file {self.root_certificates} does not exist")
         check_client_certificate(self)
+        if not 0.0 <= self.max_not_assessable_share <= 1.0:
+            raise LoadtestConfigError(
+                f"max_not_assessable_share ({setting_names(ScenarioConfig, 'max_not_assessable_share')}) must lie in "
+                f"[0, 1], got {self.max_not_assessable_share}: the share of answered images that may come back NOT "
+                "ASSESSABLE (0.2 means 20%; 1 never fails a run)")
         if not Path(self.image_source).is_dir():
             raise LoadtestConfigError(
                 f"image_source folder {self.image_source} does not exist; set {variable_name(ScenarioConfig, 'image_source')} "

@@ -5,10 +5,14 @@ Run through ``python -m loadtest.run`` (headless, embedded server), or by hand a
 see ``loadtest/config.py``; with ``--csv PREFIX`` the final stats go to ``PREFIX_final_stats.csv``; how a run
 ends, distributed runs included: ``loadtest/run_end.py``).
 Every call is reported through ``events.request`` as ``grpc`` with its latency, response size and exception.
+An answer must have one row per image and PROBABILITIES rows that sum to 1 (else the call fails); its
+ASSESSABLE and REFER flags are counted per scenario (``loadtest.answers``: ``PREFIX_answers.json`` beside the
+final stats), and a run with more NOT ASSESSABLE answers than LOADTEST_MAX_NOT_ASSESSABLE_SHARE fails.
 Deliberately bad inputs are reported under their own name: a rejection with INVALID_ARGUMENT is the
 expected outcome (success), anything else is a failure. A call that fails UNAVAILABLE (the server is
 healing a step) is sent again with backoff within its deadline, as the SDK does; it is reported once,
-with its total time.
+with its total time, and each retry is counted per scenario and status code (in the answers' counts, and a
+WARNING line at the end of the run).
 """
 import itertools
 import logging
@@ -22,13 +26,17 @@ from locust import User, constant, events, task
 from tritonclient.grpc import service_pb2_grpc
 
 from dermassist.base.corpus import CorpusSpec, bad_inputs, load_corpus
+from dermassist.base.settings import setting_names
 from loadtest import run_end
+from loadtest.answers import AnswerTally
 from loadtest.config import ScenarioConfig, check_grpc_host, check_variables
 from loadtest.errors import LoadtestError, UnexpectedAcceptance
 from loadtest.protocol import (
+    BadAnswer,
     backoff_s,
     infer_request,
     open_channel,
+    read_answer,
     rejection_outcome,
     response_rows,
     retryable,
@@ -54,9 +62,12 @@ class RowCountMismatch(LoadtestError):
     """The response's batch size differs from the request's."""
 
 
+# What the answers said and the calls retried, per scenario (on a master: the workers' counts added up).
+ANSWERS = AnswerTally(CONFIG.max_not_assessable_share, setting_names(ScenarioConfig, "max_not_assessable_share"))
 # With --csv PREFIX: the whole run's stats (the last in-flight calls included, on a master the workers' last reports
-# too) to PREFIX_final_stats.csv at exit; a headless run that stopped before its -t (the last worker quit) exits 2.
-run_end.install(events)
+# too) to PREFIX_final_stats.csv and the answers' counts to PREFIX_answers.json at exit; a headless run that stopped
+# before its -t (the last worker quit) exits 2.
+run_end.install(events, ANSWERS)
 
 
 @events.test_start.add_listener
@@ -100,14 +111,15 @@ class DermAssistGrpcUser(User):
         else:
             self._call_bad(BAD_INPUTS[next(self.bad_kinds)])
 
-    def _fire(self, name: str, started: float, length: int, exception: BaseException | None) -> None:
+    def _fire(self, name: str, elapsed_s: float, length: int, exception: BaseException | None) -> None:
         self.environment.events.request.fire(
-            request_type=REQUEST_TYPE, name=name, response_time=(time.perf_counter() - started) * 1000.0,
+            request_type=REQUEST_TYPE, name=name, response_time=elapsed_s * 1000.0,
             response_length=length, exception=exception, context={},
         )
 
-    def _infer(self, request):
-        """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow."""
+    def _infer(self, name: str, request):
+        """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under
+        ``name``)."""
         deadline = time.monotonic() + CONFIG.deadline_s
         attempt = 0
         while True:
@@ -119,6 +131,7 @@ class DermAssistGrpcUser(User):
                         or time.monotonic() + wait >= deadline):
                     raise
                 logger.debug("retrying %s in %.2f s after %s", request.id, wait, e.code())
+                ANSWERS.add_retry(name, e.code().name)
                 time.sleep(wait)  # gevent-patched: other users run meanwhile
                 attempt += 1
 
@@ -126,22 +139,30 @@ class DermAssistGrpcUser(User):
         request = infer_request(images, request_id=f"{id(self):x}-{next(self.counter)}")
         started = time.perf_counter()
         try:
-            response = self._infer(request)
+            response = self._infer(name, request)
         except grpc.RpcError as e:
-            self._fire(name, started, 0, e)
+            self._fire(name, time.perf_counter() - started, 0, e)
             return
+        elapsed_s = time.perf_counter() - started  # the answer's time, not the time to read it
         rows = response_rows(response)
-        error = None if rows == len(images) else RowCountMismatch(f"sent {len(images)} rows, got {rows}")
-        self._fire(name, started, response.ByteSize(), error)
+        error: LoadtestError | None = None
+        if rows != len(images):
+            error = RowCountMismatch(f"sent {len(images)} rows, got {rows}")
+        else:
+            try:
+                ANSWERS.add_answer(name, read_answer(response, rows))
+            except BadAnswer as e:
+                error = e
+        self._fire(name, elapsed_s, response.ByteSize(), error)
 
     def _call_bad(self, blob: bytes) -> None:
         request = infer_request([blob], request_id=f"{id(self):x}-bad-{next(self.counter)}")
         started = time.perf_counter()
         code, detail, length = None, "", 0
         try:
-            length = self._infer(request).ByteSize()
+            length = self._infer(BAD, request).ByteSize()
         except grpc.RpcError as e:
             code, detail = e.code(), e.details() or ""
             length = len(detail)
         problem = rejection_outcome(code, grpc.StatusCode.INVALID_ARGUMENT, detail)
-        self._fire(BAD, started, length, UnexpectedAcceptance(problem) if problem else None)
+        self._fire(BAD, time.perf_counter() - started, length, UnexpectedAcceptance(problem) if problem else None)

@@ -5,17 +5,34 @@ Raw gRPC keeps Locust's gevent loop in charge of every socket; BYTES tensors tra
 """
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import grpc
 from tritonclient.grpc import service_pb2
 
-from dermassist_client.classes import CORE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, MODEL_NAME, OUTPUT_PROBABILITIES, TRIAGE_OUTPUTS
+from dermassist_client.classes import (
+    CLASS_CODES,
+    CORE_OUTPUTS,
+    INPUT_DATATYPE,
+    INPUT_IMAGE,
+    MODEL_NAME,
+    OUTPUT_ASSESSABLE,
+    OUTPUT_PROBABILITIES,
+    OUTPUT_REFER,
+    TRIAGE_OUTPUTS,
+)
 from dermassist_client.translate import STEP_UNHEALTHY
 
-# Outputs the load test asks for (CROP is optional and left out on purpose).
+from .errors import LoadtestError
+
+# Outputs the load test asks for: every output a clinic client reads (ASSESSABLE and REFER, which the answers'
+# check reads, among them); CROP and CAM are optional and left out on purpose.
 REQUESTED_OUTPUTS = CORE_OUTPUTS + TRIAGE_OUTPUTS
+# How far a row of PROBABILITIES (FP32 softmax) may sum from 1.
+PROBABILITY_SUM_TOLERANCE = 1e-3
 # No client-side cap on message sizes: a batch of 3000x2000 JPEGs is several MB. A local subchannel pool per
 # channel: with gRPC's default global pool every channel of a process to one address shares ONE connection, so
 # Locust's users would not spread over the pods behind a ClusterIP as separate clients do.
@@ -65,6 +82,48 @@ def response_rows(response: service_pb2.ModelInferResponse) -> int:
     return -1
 
 
+class BadAnswer(LoadtestError):
+    """An answer of the ensemble that breaks its contract: an output missing or of the wrong size, probabilities that
+    do not sum to 1."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the load test reads of one answer: each image's ASSESSABLE and REFER flags."""
+
+    assessable: tuple[bool, ...]
+    refer: tuple[bool, ...]
+
+
+def _raw_output(response: service_pb2.ModelInferResponse, name: str, datatype: str, per_row: int, rows: int) -> bytes:
+    for index, out in enumerate(response.outputs):
+        if out.name == name:
+            if out.datatype != datatype:
+                raise BadAnswer(f"output {name} came as {out.datatype}, expected {datatype}")
+            if index >= len(response.raw_output_contents):
+                raise BadAnswer(f"output {name} has no raw contents (the server must answer in raw_output_contents)")
+            raw = response.raw_output_contents[index]
+            if len(raw) != per_row * rows:
+                raise BadAnswer(f"output {name} has {len(raw)} bytes, expected {per_row * rows} ({rows} rows of "
+                                f"{per_row})")
+            return raw
+    raise BadAnswer(f"output {name} is missing from the answer (it was asked for)")
+
+
+def read_answer(response: service_pb2.ModelInferResponse, rows: int) -> Answer:
+    """The ASSESSABLE and REFER flags of an answer of ``rows`` images; raise BadAnswer when an output is missing or of
+    the wrong size, or a row of PROBABILITIES does not sum to 1 (within PROBABILITY_SUM_TOLERANCE)."""
+    classes = len(CLASS_CODES)
+    probabilities = struct.unpack(f"<{rows * classes}f",
+                                  _raw_output(response, OUTPUT_PROBABILITIES, "FP32", 4 * classes, rows))
+    for row in range(rows):
+        total = math.fsum(probabilities[row * classes:(row + 1) * classes])
+        if not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE:  # NaN fails too
+            raise BadAnswer(f"PROBABILITIES of row {row} sum to {total:.6g}, expected 1 (a softmax); the classifier "
+                            "or its export is broken")
+    assessable = _raw_output(response, OUTPUT_ASSESSABLE, "BOOL", 1, rows)
+    refer = _raw_output(response, OUTPUT_REFER, "BOOL", 1, rows)
+    return Answer(tuple(b != 0 for b in assessable), tuple(b != 0 for b in refer))
 
 
 def retryable(code: object, details: str) -> bool:

@@ -1,16 +1,22 @@
-"""Read Locust's stats CSV and judge the run (requests made, unexpected failures, images analysed)."""
+"""Read Locust's stats CSV and the answers' counts, and judge the run (requests made, unexpected failures, images
+analysed, the share of them NOT ASSESSABLE)."""
 from __future__ import annotations
 
 import csv
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import LocustRunError
 
 AGGREGATED = "Aggregated"
 # Written by loadtest.final_stats when Locust quits: its periodic ``<prefix>_stats.csv`` misses the last requests.
 FINAL_STATS_SUFFIX = "_final_stats.csv"
+# Written beside it by loadtest.answers: what the answers said and the calls retried, per scenario.
+ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
 _REJECTED = ":rejected"
 
@@ -26,6 +32,109 @@ def images_per_request(name: str) -> int:
 def final_stats_path(csv_prefix: str | Path) -> Path:
     """Where the final stats of a run with ``--csv csv_prefix`` go."""
     return Path(f"{csv_prefix}{FINAL_STATS_SUFFIX}")
+
+
+def answers_path(csv_prefix: str | Path) -> Path:
+    """Where the answers' counts of a run with ``--csv csv_prefix`` go."""
+    return Path(f"{csv_prefix}{ANSWERS_SUFFIX}")
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+@dataclass(frozen=True)
+class AnswerCounts:
+    """What the answers of one scenario (or of the whole run) said: images answered, NOT ASSESSABLE, referred; and
+    the calls sent again after the server could not answer them, per status code."""
+
+    images: int = 0
+    not_assessable: int = 0
+    refer: int = 0
+    retries: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def not_assessable_share(self) -> float | None:
+        """Share of the answered images that came back NOT ASSESSABLE; None when no image was answered."""
+        return _share(self.not_assessable, self.images)
+
+    @property
+    def refer_share(self) -> float | None:
+        """Share of the answered images that came back REFER; None when no image was answered."""
+        return _share(self.refer, self.images)
+
+    @property
+    def retried(self) -> int:
+        """Calls sent again, every status code together."""
+        return sum(self.retries.values())
+
+    def text(self) -> str:
+        """E.g. ``120 images, 2.5% not assessable, 48.3% refer, 4 retries (UNAVAILABLE 4)``."""
+        retries = f"{self.retried} retries" + (f" ({_codes_text(self.retries)})" if self.retries else "")
+        return (f"{self.images} images, {_percent(self.not_assessable_share)} not assessable, "
+                f"{_percent(self.refer_share)} refer, {retries}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts and shares as summary.json and ``PREFIX_answers.json`` hold them."""
+        return {"images": self.images, "not_assessable": self.not_assessable, "refer": self.refer,
+                "not_assessable_share": self.not_assessable_share, "refer_share": self.refer_share,
+                "retries": dict(self.retries), "retried": self.retried}
+
+
+def _codes_text(retries: Mapping[str, int]) -> str:
+    return ", ".join(f"{code} {n}" for code, n in sorted(retries.items()))
+
+
+def retries_text(retried: Mapping[str, Mapping[str, int]]) -> str:
+    """Retries per scenario as people read them, e.g. ``single: UNAVAILABLE 3; batch8: UNAVAILABLE 1``."""
+    return "; ".join(f"{scenario}: {_codes_text(codes)}" for scenario, codes in sorted(retried.items()))
+
+
+def total_answers(answers: Mapping[str, AnswerCounts]) -> AnswerCounts:
+    """The whole run's counts: every scenario's added up (a batch's images one by one)."""
+    retries: dict[str, int] = {}
+    for counts in answers.values():
+        for code, n in counts.retries.items():
+            retries[code] = retries.get(code, 0) + n
+    return AnswerCounts(images=sum(c.images for c in answers.values()),
+                        not_assessable=sum(c.not_assessable for c in answers.values()),
+                        refer=sum(c.refer for c in answers.values()), retries=dict(sorted(retries.items())))
+
+
+def not_assessable_problem(answers: Mapping[str, AnswerCounts], limit: float, setting: str) -> str | None:
+    """Why a run failed on its answers: more of its answered images came back NOT ASSESSABLE than ``limit`` (a share;
+    ``setting`` names how to change it); None when within the limit or when no image was answered."""
+    total = total_answers(answers)
+    share = total.not_assessable_share
+    if share is None or share <= limit:
+        return None
+    per_scenario = ", ".join(f"{name} {_percent(c.not_assessable_share)}" for name, c in sorted(answers.items())
+                             if c.images)
+    return (f"{total.not_assessable} of {total.images} answered images ({share:.1%}; {per_scenario}) came back NOT "
+            f"ASSESSABLE, over the limit of {limit:.1%} ({setting}): the images/s figure counts answers that analysed "
+            "nothing. Likely causes: a corpus that is not dermoscopic images of skin lesions (LOADTEST_IMAGE_SOURCE; "
+            "the bundled HAM10000 examples measure 0%), or broken models on the target (a segmenter that finds no "
+            "lesion, a wrong profile or model release): look at one answer's NOTE with dermassist-client analyze. "
+            "Raise the limit only for a corpus known to hold such images")
+
+
+def read_answers(path: Path) -> dict[str, AnswerCounts]:
+    """Parse ``PREFIX_answers.json``; raise LocustRunError when it is missing or not the answers' counts."""
+    path = Path(path)
+    if not path.is_file():
+        raise LocustRunError(f"the answers' counts {path} do not exist; the locustfile writes them when Locust quits "
+                             "(loadtest.answers): did Locust quit normally? (see its log beside it)")
+    try:
+        raw = json.loads(path.read_text())
+        return {name: AnswerCounts(images=int(row["images"]), not_assessable=int(row["not_assessable"]),
+                                   refer=int(row["refer"]), retries={k: int(v) for k, v in row["retries"].items()})
+                for name, row in raw.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise LocustRunError(f"{path} does not hold the answers' counts (loadtest.answers writes them): {e!r}") from e
 
 
 @dataclass(frozen=True)
@@ -57,6 +166,7 @@ class LoadtestSummary:
 
     rows: dict[str, EndpointStats]
     total: EndpointStats
+    answers: dict[str, AnswerCounts] = field(default_factory=dict)  # per row name (a rejected bad input has none)
 
     @property
     def unexpected_failures(self) -> int:
@@ -72,16 +182,29 @@ class LoadtestSummary:
         carries (a batch request counts its images, a rejected bad input none, a failed request none)."""
         return sum(r.images_per_s() for r in self.rows.values())
 
+    def total_answers(self) -> AnswerCounts:
+        """The whole run's answers: images answered, NOT ASSESSABLE, referred, calls retried."""
+        return total_answers(self.answers)
+
+    def not_assessable_problem(self, limit: float, setting: str) -> str | None:
+        """Why the run fails on its answers (see ``not_assessable_problem``), or None."""
+        return not_assessable_problem(self.answers, limit, setting)
+
     def table(self) -> str:
-        """A markdown table of the run: one row per request kind (their latencies), then the whole run's images per
-        second (its latency columns mix single, batch and rejected requests, so they are not repeated)."""
-        lines = ["| name | requests | failures | req/s | images/s | p50 ms | p95 ms | p99 ms |",
-                 "|---|---|---|---|---|---|---|---|"]
+        """A markdown table of the run: one row per request kind (their latencies, the shares of their answered images
+        NOT ASSESSABLE and REFER, their retries), then the whole run's images per second and shares (its latency
+        columns mix single, batch and rejected requests, so they are not repeated)."""
+        lines = ["| name | requests | failures | req/s | images/s | p50 ms | p95 ms | p99 ms | not assessable | refer "
+                 "| retries |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows.values():
+            a = self.answers.get(r.name, AnswerCounts())
             lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.images_per_s():.2f} "
-                         f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |")
-        t = self.total
-        lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - |")
+                         f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} | {_percent(a.not_assessable_share)} "
+                         f"| {_percent(a.refer_share)} | {a.retried} |")
+        t, a = self.total, self.total_answers()
+        lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - "
+                     f"| {_percent(a.not_assessable_share)} | {_percent(a.refer_share)} | {a.retried} |")
         return "\n".join(lines)
 
 

@@ -9,9 +9,13 @@ calls, one every few seconds, included; a restart or reload by the guard resets 
 Before the run, the target must answer ``ServerReady`` and ``ModelReady`` (``loadtest.preflight``): an unreachable
 server (a wrong port, an unresolvable host, TLS at one end only) is exit 2 with the reason, not a run of failures.
 
+Every answer is read: its ASSESSABLE and REFER flags are counted per scenario, and the summary gives the shares
+of answered images NOT ASSESSABLE and REFER and the calls retried (``loadtest.answers``).
+
 Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures during the run (or no
-requests), 2 = the run could not be made (missing models, bad or unknown settings, an unreachable or unready
-target, Locust or the server broke, the run was cut short).
+requests), or more answered images NOT ASSESSABLE than ``--max-not-assessable-share``, 2 = the run could not be
+made (missing models, bad or unknown settings, an unreachable or unready target, Locust or the server broke, the
+run was cut short).
 """
 from __future__ import annotations
 
@@ -28,13 +32,13 @@ from typing import Any
 
 from dermassist.base.errors import DermAssistError
 from dermassist.base.logs import configure_logging
-from dermassist.base.settings import setting_help
+from dermassist.base.settings import setting_help, setting_names
 
 from .config import RunConfig, ScenarioConfig, check_together, check_variables
 from .errors import LoadtestError
 from .faults import SIGNALS
 from .preflight import check_target
-from .report import LoadtestSummary
+from .report import LoadtestSummary, retries_text
 from .runner import run_locust
 
 logger = logging.getLogger("loadtest.run")
@@ -71,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private-key", help=setting_help(scenario, "private_key", "client key (PEM), for mutual TLS"))
     p.add_argument("--certificate-chain",
                    help=setting_help(scenario, "certificate_chain", "client certificate (PEM), for mutual TLS"))
+    p.add_argument("--max-not-assessable-share", type=float,
+                   help=setting_help(scenario, "max_not_assessable_share",
+                                     "fail when a larger share of the answered images is NOT ASSESSABLE"))
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     return p
 
@@ -158,15 +165,25 @@ def _admin_headers(run: RunConfig, guard) -> dict[str, str] | None:
 
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,
                   extra: dict[str, Any] | None = None) -> None:
-    """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures)."""
+    """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures; ``ok`` false
+    too when too many answers were NOT ASSESSABLE, ``not_assessable_problem`` says why)."""
     run.report_dir.mkdir(parents=True, exist_ok=True)
+    problem = answers_problem(summary, scenario)
     header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}"
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
     payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),
                "images_per_s": summary.images_per_s(), "unexpected_failures": summary.unexpected_failures,
-               "ok": summary.ok(), **(extra or {})}
+               "answers": {k: v.to_json() for k, v in summary.answers.items()},
+               "total_answers": summary.total_answers().to_json(),
+               "not_assessable_problem": problem, "ok": summary.ok() and problem is None, **(extra or {})}
     (run.report_dir / "summary.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def answers_problem(summary: LoadtestSummary, scenario: ScenarioConfig) -> str | None:
+    """Why the run fails on its answers (too many NOT ASSESSABLE), or None."""
+    return summary.not_assessable_problem(scenario.max_not_assessable_share,
+                                          setting_names(ScenarioConfig, "max_not_assessable_share"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,9 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     write_summary(summary, run, scenario, extra)
     print(summary.table())
     print(f"reports: {files.stats_csv.parent} (HTML {files.html.name}, CSV {files.stats_csv.name})")
+    retried = {name: counts.retries for name, counts in summary.answers.items() if counts.retries}
+    if retried:
+        logger.warning("%d call(s) were sent again after the server could not answer them (counted once each, as "
+                       "their last try, with their total time): %s", summary.total_answers().retried,
+                       retries_text(retried))
     if not summary.ok():
         logger.error("load test failed: %d requests, %d unexpected failures (see %s)",
                      summary.total.requests, summary.unexpected_failures, files.html)
+        return 1
+    problem = answers_problem(summary, scenario)
+    if problem is not None:
+        logger.error("load test failed: %s", problem)
         return 1
     return 0
 

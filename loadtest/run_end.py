@@ -12,13 +12,18 @@ Two gaps of Locust 2.47 in a distributed run, closed by the listeners ``install`
   ``test_stopping``; a headless run that stopped well before its ``-t`` sets the exit code to CUT_SHORT_EXIT_CODE
   with a log line that says so (``cut_short`` decides).
 
+The answers' counts (``loadtest.answers``) travel with the workers' reports and are written beside the final stats.
+
 Locust (and gevent's monkey-patching) is imported inside the listeners, so the tests can import ``cut_short``.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .answers import AnswerTally
 
 logger = logging.getLogger(__name__)
 
@@ -109,12 +114,19 @@ def collect_last_reports(environment: Any, **_kwargs: Any) -> None:
                        "their last calls", len(waiting), REPORT_MARGIN_S, ", ".join(sorted(waiting)))
 
 
-def install(events: Any) -> RunClock:
-    """Register the end-of-run listeners on Locust's ``events``: the final stats CSV, the workers' last reports
-    before it (``quitting`` fires its listeners last-registered first) and the cut-short check."""
+def install(events: Any, tally: AnswerTally | None = None) -> RunClock:
+    """Register the end-of-run listeners on Locust's ``events``: the final stats CSV and the answers' counts
+    (``tally``; none given: an empty one), the workers' last reports before them (``quitting`` fires its listeners
+    last-registered first) and the cut-short check. The workers send ``tally``'s counts to the master with each
+    report."""
+    from .answers import AnswerTally
     from .final_stats import write_final_stats
 
+    tally = AnswerTally() if tally is None else tally
     clock = RunClock()
+    events.report_to_master.add_listener(tally.on_report_to_master)
+    events.worker_report.add_listener(tally.on_worker_report)
+    events.quitting.add_listener(tally.on_quitting)
     events.quitting.add_listener(write_final_stats)
     events.quitting.add_listener(collect_last_reports)
     events.quitting.add_listener(clock.on_quitting)

@@ -2,7 +2,7 @@
 
 The summary is read from ``dermassist_final_stats.csv``, which the locustfile writes when Locust quits (see
 ``loadtest.final_stats``), not from Locust's periodic ``dermassist_stats.csv``, which misses the requests still
-in flight when the run time is up.
+in flight when the run time is up; the answers' counts from ``dermassist_answers.json`` (``loadtest.answers``).
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import logging
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import RunConfig, ScenarioConfig
 from .errors import LocustRunError
-from .report import LoadtestSummary, final_stats_path, read_stats
+from .report import LoadtestSummary, answers_path, final_stats_path, read_answers, read_stats
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +26,13 @@ STOP_TIMEOUT_S = 30  # let in-flight calls finish when the run time is up
 
 @dataclass(frozen=True)
 class LocustReports:
-    """Files one headless run writes (``stats_csv``: the final stats, every request of the run)."""
+    """Files one headless run writes (``stats_csv``: the final stats, every request of the run; ``answers``: what
+    the answers said, per scenario)."""
 
     stats_csv: Path
     html: Path
     log: Path
+    answers: Path
 
 
 def locust_command(run: RunConfig, host: str, reports: Path) -> list[str]:
@@ -48,8 +50,10 @@ def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[Loa
     """Run Locust against ``host`` and return its parsed summary; raise LocustRunError if it broke."""
     reports = Path(run.report_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    files = LocustReports(final_stats_path(reports / CSV_PREFIX), reports / "report.html", reports / "locust.log")
+    files = LocustReports(final_stats_path(reports / CSV_PREFIX), reports / "report.html", reports / "locust.log",
+                          answers_path(reports / CSV_PREFIX))
     files.stats_csv.unlink(missing_ok=True)  # a previous run's must not pass for this one's
+    files.answers.unlink(missing_ok=True)
     env = {**os.environ, **scenario.to_env(), "PYTHONPATH": os.pathsep.join(
         p for p in (str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = locust_command(run, host, reports)
@@ -64,4 +68,4 @@ def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[Loa
     if code != 0:
         tail = "\n".join(files.log.read_text(errors="replace").splitlines()[-30:])
         raise LocustRunError(f"locust exited with code {code}; last lines of {files.log}:\n{tail}")
-    return read_stats(files.stats_csv), files
+    return replace(read_stats(files.stats_csv), answers=read_answers(files.answers)), files

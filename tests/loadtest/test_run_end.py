@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.report import final_stats_path, read_stats
+from loadtest.report import AnswerCounts, answers_path, final_stats_path, read_answers, read_stats
 from loadtest.run_end import CUT_SHORT_EXIT_CODE, cut_short
 from loadtest.runner import STOP_TIMEOUT_S
 
@@ -95,6 +95,10 @@ def test_the_masters_final_stats_hold_the_workers_last_calls(tmp_path: Path) -> 
     assert code == 0, log  # a run that lasted its -t is not cut short
     assert truth["requests"] >= 4  # 2 users: a call ended at 2 s, and the one in flight at 3 s ended at 4 s
     assert summary.total.requests == truth["requests"], log
+    # the answers' counts travel with the workers' reports, the last one included: 2 images and 1 retry a call
+    n = truth["requests"]
+    assert read_answers(answers_path(str(tmp_path / "dist"))) == {
+        "slow": AnswerCounts(images=2 * n, not_assessable=n, refer=n, retries={"UNAVAILABLE": n})}, log
 
 
 def test_a_run_whose_last_worker_quit_fails(tmp_path: Path) -> None:

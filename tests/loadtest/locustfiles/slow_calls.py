@@ -2,7 +2,9 @@
 
 The end-of-run listeners are installed as in ``loadtest/locustfile.py`` (``run_end.install``). Each process counts
 the requests it made and writes them, when it quits, to ``<SLOW_CALLS_TRUTH>.<pid>``: the workers' counts are what
-the master's final stats must show. A user that starts touches ``<SLOW_CALLS_TRUTH>.started``.
+the master's final stats must show. A user that starts touches ``<SLOW_CALLS_TRUTH>.started``. Each call counts
+one answer of two images (one NOT ASSESSABLE, one referred) and one retry in the answers' tally, which the master
+must add up as it adds up the requests.
 """
 import json
 import os
@@ -11,8 +13,11 @@ import gevent
 from locust import User, constant, events, task
 
 from loadtest import run_end
+from loadtest.answers import AnswerTally
+from loadtest.protocol import Answer
 
-run_end.install(events)  # as loadtest/locustfile.py does
+TALLY = AnswerTally()
+run_end.install(events, TALLY)  # as loadtest/locustfile.py does
 
 SEEN = {"requests": 0}
 
@@ -44,5 +49,7 @@ class SlowCallUser(User):
         """One call, reported when it ends."""
         seconds = float(os.environ.get("SLOW_CALL_S", "1"))
         gevent.sleep(seconds)
+        TALLY.add_retry("slow", "UNAVAILABLE")
+        TALLY.add_answer("slow", Answer(assessable=(False, True), refer=(True, False)))
         self.environment.events.request.fire(request_type="grpc", name="slow", response_time=seconds * 1000,
                                              response_length=0, exception=None, context={})
