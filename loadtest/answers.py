@@ -6,7 +6,9 @@ UNAVAILABLE counted once, as a success. Each Locust process counts its users' an
 ``AnswerTally``. A worker sends its counts with each stats report to the master (``report_to_master``) and starts
 again from 0; the master adds them up (``worker_report``, the workers' last reports included: ``run_end``). When
 Locust quits, the master (or the single process) writes them beside the final stats as ``PREFIX_answers.json``
-(``--csv PREFIX``), logs them, and judges the not-assessable share (``report.not_assessable_problem``).
+(``--csv PREFIX``), logs them, and judges the not-assessable share (``report.not_assessable_problem``). Where
+Locust resets its statistics (``--reset-stats`` once every user has spawned, or the web UI's reset), every process
+starts its counts again too, so they cover the requests the statistics cover.
 
 Locust is imported by no code here: the tests use it without a Locust process.
 """
@@ -41,6 +43,7 @@ class AnswerTally:
         self.counts: dict[str, dict[str, int]] = {}
         self.max_not_assessable_share = max_not_assessable_share
         self.setting = setting
+        self.reset_with_stats = False  # Locust's --reset-stats (events.init tells)
 
     def _add(self, scenario: str, key: str, n: int) -> None:
         row = self.counts.setdefault(scenario, {})
@@ -82,6 +85,19 @@ class AnswerTally:
         os.replace(tmp, path)
 
     # Locust listeners (registered by run_end.install)
+
+    def on_init(self, environment: Any, **_kwargs: Any) -> None:
+        """``events.init``: whether Locust resets its statistics once every user has spawned (``--reset-stats``)."""
+        self.reset_with_stats = bool(getattr(environment, "reset_stats", False))
+
+    def on_spawning_complete(self, user_count: int = 0, **_kwargs: Any) -> None:
+        """``events.spawning_complete``: with ``--reset-stats``, start again from none, as Locust's statistics do."""
+        if self.reset_with_stats:
+            self.counts = {}
+
+    def on_reset_stats(self, **_kwargs: Any) -> None:
+        """``events.reset_stats`` (the web UI's reset): start again from none."""
+        self.counts = {}
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kwargs: Any) -> None:
         """``events.report_to_master`` (a worker): send the counts since the last report."""

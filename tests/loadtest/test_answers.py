@@ -78,6 +78,23 @@ def test_the_counts_of_a_worker_reach_the_master_once() -> None:
     assert master.summary() == _tally().summary() and worker.summary() == {}
 
 
+def test_the_counts_start_again_when_locusts_statistics_do() -> None:
+    """--reset-stats (the documented distributed master) resets Locust's figures once every user has spawned: the
+    answers' counts must cover the same requests."""
+    from types import SimpleNamespace
+
+    tally = _tally()
+    tally.on_init(environment=SimpleNamespace(reset_stats=False))
+    tally.on_spawning_complete(user_count=4)
+    assert tally.summary() == _tally().summary()  # kept: no --reset-stats
+    tally.on_init(environment=SimpleNamespace(reset_stats=True))
+    tally.on_spawning_complete(user_count=4)
+    assert tally.summary() == {}
+    tally = _tally()
+    tally.on_reset_stats()  # the web UI's button
+    assert tally.summary() == {}
+
+
 def test_the_not_assessable_and_refer_shares_and_the_gate_on_a_hand_computed_run(tmp_path: Path) -> None:
     answers = tmp_path / "x_answers.json"
     _tally().write(answers)
