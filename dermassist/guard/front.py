@@ -57,6 +57,7 @@ from .admin import (
     requested_model,
 )
 from .audit import MAX_ID_CHARS, build_record, request_images
+from .metrics import GuardMetrics
 
 if TYPE_CHECKING:
     from .guard import Guard
@@ -479,9 +480,10 @@ def _model_name(message: Any, request: bytes) -> str:
 class Front(grpc.GenericRpcHandler):
     """Routes each method of Triton's service: audited inference, truthful health, plain forwarding."""
 
-    def __init__(self, guard: Guard, channel: grpc.aio.Channel) -> None:
+    def __init__(self, guard: Guard, channel: grpc.aio.Channel, metrics: GuardMetrics | None = None) -> None:
         self.guard = guard
         self.channel = channel
+        self.metrics = GuardMetrics() if metrics is None else metrics  # what clients saw, for /metrics
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
         self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
@@ -605,6 +607,7 @@ class Front(grpc.GenericRpcHandler):
         if call.written:
             return
         call.written = True
+        self.metrics.observe_admin(call.status.name)
         self.guard.audit.write(admin_record(
             method=call.method, extension=call.extension, model=call.model, peer=call.peer, client=call.client,
             key=call.key, status=call.status.name, error=call.error,
@@ -693,7 +696,14 @@ class Front(grpc.GenericRpcHandler):
                                 "(internal steps need the admin key)")
             timeout = context.time_remaining()
             hold = self.guard.config.hold_s if timeout is None else min(timeout, self.guard.config.hold_s)
-            if not await self.guard.readiness.wait(hold):
+            if not self.guard.readiness.ready:
+                self.metrics.held += 1
+            self.metrics.waiting += 1
+            try:
+                ready = await self.guard.readiness.wait(hold)
+            finally:
+                self.metrics.waiting -= 1
+            if not ready:
                 await self._end(call, context, grpc.StatusCode.UNAVAILABLE,
                                 f"DermAssist is not ready ({self.guard.readiness.reason}); retry later")
             sent_at = time.monotonic()
@@ -748,6 +758,7 @@ class Front(grpc.GenericRpcHandler):
             logger.exception("the audit line of request %s was written without its answer", call.request_id)
             record = build_record(call.request, images=images, **fields)
         self.guard.audit.write(record)
+        self.metrics.observe_request(call.status.name, latency_ms / 1000.0)
 
     def close(self) -> None:
         """Stop the hashing threads."""

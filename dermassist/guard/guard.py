@@ -54,6 +54,7 @@ from .certificates import expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
 from .health import STOPPING, Readiness, start_health_server
+from .metrics import GuardMetrics, Sample
 from .stubs import Stub, broken_stubs, find_stubs
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Guard:
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
         self.reloads = 0
+        self.metrics = GuardMetrics()  # served on the health port at /metrics
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
         self.readiness = Readiness(config.max_unready_s)
         self.stopping = False  # set when the guard begins to stop: calls cancelled from then on were cut by it
@@ -253,7 +255,8 @@ class Guard:
             self.triton = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
             self.stubs = find_stubs(self.server.pid)
             front = await self._start_front()
-            health = await start_health_server(self.public.host, self.public.http_port, self.readiness)
+            health = await start_health_server(self.public.host, self.public.http_port, self.readiness,
+                                               self.metrics_text)
             watchdog = asyncio.create_task(self._watch(), name="dermassist-watchdog")
             liveness = asyncio.create_task(self._watch_liveness(stop), name="dermassist-liveness")
             logger.info("gRPC front on %s:%d (%s), health on http://%s:%d%s; audit trail to %s",
@@ -359,7 +362,7 @@ class Guard:
         for warning in filter(None, warnings):
             logger.warning("%s", warning)
         server = grpc.aio.server(options=self.config.server_options())
-        self.front = Front(self, self.channel)
+        self.front = Front(self, self.channel, self.metrics)
         server.add_generic_rpc_handlers((self.front,))
         host, port = self.public.host, self.public.grpc_port
         address = f"{host}:{port}"
@@ -388,6 +391,21 @@ class Guard:
             raise ConfigError(f"TLS file {e.filename} cannot be read ({e.strerror}); pass readable PEM files to "
                               "--tls-cert, --tls-key and --tls-client-ca") from e
         return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
+
+    def metrics_text(self) -> str:
+        """The guard's Prometheus metrics: the counters, and readiness, liveness and the calls in flight now."""
+        live = self.readiness.live_problem() is None
+        unready_s = 0.0 if self.readiness.ready else time.monotonic() - self.readiness.since
+        in_flight = self.front.in_flight if hasattr(self, "front") else 0
+        return self.metrics.text((
+            Sample("dermassist_ready", "1 while the guard is ready (the last canary through the ensemble succeeded).",
+                   float(self.readiness.ready)),
+            Sample("dermassist_live", "1 while the guard is live (not unready past --max-unready-s).", float(live)),
+            Sample("dermassist_unready_seconds", "Seconds since the guard last stopped being ready (0 while ready).",
+                   round(unready_s, 3)),
+            Sample("dermassist_in_flight", "Inference calls received by the front and not yet answered.",
+                   float(in_flight)),
+        ))
 
     # ---- what the front tells the guard -------------------------------------------------------
     def report_step_failure(self, details: str, sent_at: float) -> None:
@@ -423,6 +441,7 @@ class Guard:
                 logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile or "
                                "is still working on: busy, not broken (--canary-timeout-s sets how long it waits, "
                                "--busy-limit-s how long one call may hold the pipeline)", self.config.canary_timeout_s)
+                self.metrics.canary_busy += 1
                 return None
             return f"canary inference failed: {describe(e)}"
         problem = check_canary_answer(response)
@@ -509,11 +528,13 @@ class Guard:
             failed = sum(1 for r in self.recoveries[-6:] if r.error)
             backoff = min(MAX_BACKOFF_S, 2.0 ** failed)
             logger.error("recovery failed (%s); next try in %.0f s", problem, backoff)
+            self.metrics.observe_recovery(record.action, healed=False)
             self.readiness.set_not_ready(f"recovery failed ({record.action}, since {started}): {problem}")
             await asyncio.sleep(backoff)
             return
         await self._mark_ready()
         record.ready_at = time.monotonic()
+        self.metrics.observe_recovery(record.action, healed=True)
         logger.warning("recovered in %.2f s by %s", record.duration_s, record.action)
 
     async def _heal(self, action: str, fault: Fault) -> str | None:

@@ -4,7 +4,8 @@
 (a recovery that keeps failing or is stuck), else 503 with the reason. ``GET /v2/health/ready`` (and the ensemble's
 ``/v2/models/dermassist/ready``): 200 only when the last canary inference through the ensemble
 succeeded and no step is known broken, else 503 with the reason. Same paths as Triton's, so probes
-written for Triton keep working; nothing else is served on this port (inference is gRPC only).
+written for Triton keep working. ``GET /metrics``: the guard's own Prometheus metrics (``metrics.py``). Nothing else
+is served on this port (inference is gRPC only).
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ServerError
+from .metrics import CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 # The ensemble's readiness (Triton's per-model path, which tritonclient's is_model_ready reads): the same verdict.
 MODEL_READY_PATH = f"/v2/models/{ENSEMBLE_NAME}/ready"
+METRICS_PATH = "/metrics"
 _MAX_HEADER_BYTES = 8192
 # What differs between two reports of one fault: Triton's "[request id: ...]" and the canary's own numbered id.
 _REQUEST_IDS = re.compile(r"\[request id: [^\]]*\]|dermassist-canary-\d+")
@@ -97,23 +101,27 @@ class Readiness:
         return self.ready
 
 
-def _response(status: int, body: dict, with_body: bool = True) -> bytes:
-    """The whole HTTP response; a HEAD request's has GET's headers (its Content-Length too) and no body."""
-    payload = json.dumps(body).encode()
+def _response(status: int, body: dict | str, with_body: bool = True) -> bytes:
+    """The whole HTTP response (JSON, or Prometheus text for a str); a HEAD request's has GET's headers (its
+    Content-Length too) and no body."""
+    payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    kind = CONTENT_TYPE if isinstance(body, str) else "application/json"
     reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
     return head.encode() + (payload if with_body else b"")
 
 
-def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
-    """The HTTP response for one request line."""
+def health_answer(method: str, path: str, readiness: Readiness, metrics: Callable[[], str] | None = None) -> bytes:
+    """The HTTP response for one request line; ``metrics``: the text of ``/metrics`` (None: not served)."""
     with_body = method != "HEAD"
-    if path not in (LIVE_PATH, READY_PATH, MODEL_READY_PATH):
-        return _response(404, {"error": f"only {LIVE_PATH}, {READY_PATH} and {MODEL_READY_PATH} are served here"},
-                         with_body)
+    paths = (LIVE_PATH, READY_PATH, MODEL_READY_PATH) + ((METRICS_PATH,) if metrics is not None else ())
+    if path not in paths:
+        return _response(404, {"error": f"only {', '.join(paths[:-1])} and {paths[-1]} are served here"}, with_body)
     if method not in ("GET", "HEAD"):
         return _response(405, {"error": "use GET"})
+    if path == METRICS_PATH and metrics is not None:
+        return _response(200, metrics(), with_body)
     if path == LIVE_PATH:
         problem = readiness.live_problem()
         if problem is not None:
@@ -124,11 +132,12 @@ def health_answer(method: str, path: str, readiness: Readiness) -> bytes:
     return _response(503, {"ready": False, "reason": readiness.reason}, with_body)
 
 
-async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, readiness: Readiness) -> None:
+async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, readiness: Readiness,
+                     metrics: Callable[[], str] | None) -> None:
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
         method, path, *_ = head[:_MAX_HEADER_BYTES].decode("latin-1").split("\r\n", 1)[0].split(" ")
-        writer.write(health_answer(method, path.split("?", 1)[0], readiness))
+        writer.write(health_answer(method, path.split("?", 1)[0], readiness, metrics))
         await writer.drain()
     except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
         pass
@@ -136,10 +145,12 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         writer.close()
 
 
-async def start_health_server(host: str, port: int, readiness: Readiness) -> asyncio.base_events.Server:
-    """Serve the two health paths on host:port (a ServerError naming the port when it cannot be bound)."""
+async def start_health_server(host: str, port: int, readiness: Readiness,
+                              metrics: Callable[[], str] | None = None) -> asyncio.base_events.Server:
+    """Serve the health paths on host:port, and ``/metrics`` when ``metrics`` gives its text (a ServerError naming
+    the port when it cannot be bound)."""
     try:
-        return await asyncio.start_server(lambda r, w: _serve_one(r, w, readiness), host, port,
+        return await asyncio.start_server(lambda r, w: _serve_one(r, w, readiness, metrics), host, port,
                                           limit=_MAX_HEADER_BYTES)
     except OSError as e:
         raise ServerError(f"cannot serve the health endpoint on http://{host}:{port}: {e.strerror or e}; is the port "

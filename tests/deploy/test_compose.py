@@ -168,6 +168,16 @@ def test_prometheus_scrapes_tritons_metrics_port(config: dict):
     assert f"triton:{port}" in targets
 
 
+def test_prometheus_scrapes_the_guards_own_metrics_on_its_health_port(config: dict):
+    """The guard serves dermassist_* metrics at /metrics on --http-port (operator audit 4)."""
+    triton = config["services"]["triton"]
+    port = next(a for a in triton["command"] if a.startswith("--http-port=")).split("=")[1]
+    prom = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "dermassist-guard"]
+    assert job["metrics_path"] == "/metrics"
+    assert [t for sc in job["static_configs"] for t in sc["targets"]] == [f"triton:{port}"]
+
+
 def test_locust_image_ships_every_project_module_the_locustfile_imports():
     """Follow the locustfile's imports (any depth, lazy ones too) and find each module under a COPY of the image."""
     from dermassist.layers import imports_of, project_modules, unit_of

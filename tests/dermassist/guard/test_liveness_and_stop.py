@@ -7,101 +7,22 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from dermassist.base.errors import ConfigError, ServerError, ServerStartupError
-from dermassist.base.server import free_ports
+from dermassist.base.errors import ConfigError, ServerError
 from dermassist.base.server_config import ServerConfig
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import BackgroundGuard, Fault, Guard
+from dermassist.guard.guard import Fault, Guard
 from dermassist.guard.health import STOPPING, Readiness, health_answer
-from tests.support.guard import public_config
 
-RESTART_S = 60.0  # how long the stand-in tritonserver's start takes when nothing interrupts it
-
-
-class StandInServer:
-    """Enough of TritonServer for the guard: ``alive`` says whether it runs; a start takes ``restart_s`` unless a
-    signal comes first, which makes it fail as a tritonserver stopped while it starts does."""
-
-    def __init__(self, tmp_path: Path, restart_s: float = RESTART_S, **settings: Any) -> None:
-        (grpc_port,) = free_ports(1)  # nothing listens there: the guard's calls to "Triton" fail at once
-        self.config = ServerConfig(repository=tmp_path, admin_key="k", grpc_port=grpc_port, **settings)
-        self.pid = os.getpid()
-        self.alive = True
-        self.restart_s = restart_s
-        self.signals: list[int] = []
-        self.starting = threading.Event()
-        self.interrupted = threading.Event()
-        self.started = 0
-
-    @property
-    def running(self) -> bool:
-        return self.alive
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self.alive else -9
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "(the stand-in's log)"
-
-    def send_signal(self, sig: int) -> None:
-        self.signals.append(sig)
-        self.interrupted.set()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self.alive = False
-
-    def start(self) -> StandInServer:
-        self.starting.set()
-        if self.interrupted.wait(self.restart_s):
-            raise ServerStartupError("tritonserver exited with code -15 before becoming ready")
-        self.alive, self.started = True, self.started + 1
-        return self
-
-
-def _background(tmp_path: Path, server: StandInServer, **settings: Any) -> BackgroundGuard:
-    """A BackgroundGuard before ``server`` whose canary always answers well (nothing else is stood in)."""
-    config = GuardConfig(audit_log=str(tmp_path / "audit.jsonl"), **settings)
-    background = BackgroundGuard(public_config(tmp_path), config, server, ready_timeout_s=30)  # type: ignore[arg-type]
-
-    async def canary() -> str | None:
-        return None
-
-    background.guard.canary = canary  # type: ignore[method-assign]
-    return background
-
-
-def _get(address: str, path: str) -> tuple[int, dict]:
-    """Status and JSON body of a GET on the health endpoint."""
-    try:
-        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def _wait(condition: Any, timeout_s: float = 30.0) -> bool:
-    """Poll ``condition()`` until true or ``timeout_s`` passed; whether it came true."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
+from .stand_in import RESTART_S, StandInServer, background_guard, http_get, wait_for
 
 # --- 1. liveness tells the truth -----------------------------------------------------------------------------------
 
@@ -182,7 +103,7 @@ def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path
 
 def test_liveness_stays_true_during_a_short_recovery_and_readiness_says_what_heals_since_when(tmp_path: Path) -> None:
     server = StandInServer(tmp_path)
-    background = _background(tmp_path, server)
+    background = background_guard(tmp_path, server)
     guard = background.guard
     healing, release = threading.Event(), threading.Event()
 
@@ -197,20 +118,20 @@ def test_liveness_stays_true_during_a_short_recovery_and_readiness_says_what_hea
     with background:
         server.alive = False  # tritonserver died: the guard restarts it
         assert healing.wait(30)
-        status, body = _get(background.http_address, "/v2/health/ready")
+        status, body = http_get(background.http_address, "/v2/health/ready")
         assert status == 503
         assert body["reason"].startswith("tritonserver exited (code -9); recovering by restart since ")
-        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         release.set()
         assert background.wait_ready(30)
-        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
     assert [r.action for r in guard.recoveries] == ["restart"] and guard.recoveries[0].error is None
 
 
 def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_say_why(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     server = StandInServer(tmp_path)
-    background = _background(tmp_path, server)
+    background = background_guard(tmp_path, server)
     guard = background.guard
     # the bound is checked against the longest recovery when the guard is made; a short one keeps this test short
     guard.config = dataclasses.replace(guard.config, max_unready_s=0.5)
@@ -220,10 +141,10 @@ def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_
 
     guard._heal = heal  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="dermassist.guard.health"), background:
-        assert _get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         server.alive = False
-        assert _wait(lambda: _get(background.http_address, "/v2/health/live")[0] == 503)
-        _, body = _get(background.http_address, "/v2/health/live")
+        assert wait_for(lambda: http_get(background.http_address, "/v2/health/live")[0] == 503)
+        _, body = http_get(background.http_address, "/v2/health/live")
         assert body["live"] is False and "over max_unready_s (0.5 s)" in body["reason"]
         assert "recovery failed (restart, since " in body["reason"] and "the stand-in stays broken" in body["reason"]
         with grpc.insecure_channel(background.grpc_address) as channel:
@@ -240,7 +161,7 @@ def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: P
     assert GuardConfig.resolve({}, {"DERMASSIST_EXIT_WHEN_NOT_LIVE": "true"}).exit_when_not_live is True
     assert GuardConfig().exit_when_not_live is False
     server = StandInServer(tmp_path)
-    background = _background(tmp_path, server, exit_when_not_live=True)
+    background = background_guard(tmp_path, server, exit_when_not_live=True)
     guard = background.guard
     guard.config = dataclasses.replace(guard.config, max_unready_s=0.5)  # short, as above
 
@@ -252,7 +173,7 @@ def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: P
     try:
         assert background.running
         server.alive = False
-        assert _wait(lambda: not background.running)
+        assert wait_for(lambda: not background.running)
     finally:
         background.stop()
     error = background._error
@@ -270,7 +191,7 @@ def test_a_stop_during_a_recovery_restart_abandons_it_instead_of_waiting_for_it(
     """``serve`` took 95.5 s to exit after a SIGTERM during a restart: the stop queued behind the restart on the
     lifecycle thread. The stand-in's start takes RESTART_S unless signalled; the stop must end well before."""
     server = StandInServer(tmp_path)
-    background = _background(tmp_path, server)
+    background = background_guard(tmp_path, server)
     with caplog.at_level(logging.INFO, logger="dermassist.guard.guard"):
         background.start()
         server.alive = False  # tritonserver died: the guard restarts it, and the start blocks
