@@ -12,6 +12,7 @@ from tests.deploy.test_compose import COMPOSE, ROOT, _compose, render
 
 MTLS = ROOT / "docker-compose.mtls.yml"
 CLIENT_CA_FLAG = "--tls-client-ca=/run/secrets/dermassist_tls_client_ca"
+LOCUST_SERVICES = ("locust-master", "locust-worker")
 DEMO_CERT_FLAGS = ["--private-key", "/run/secrets/dermassist_demo_client_key",
                    "--certificate-chain", "/run/secrets/dermassist_demo_client_cert"]
 
@@ -91,12 +92,30 @@ def test_the_override_changes_nothing_else(plain: dict, mtls: dict):
     """Hardening, ports, volumes, health checks, images, the other services: as in the main file."""
     assert set(mtls["services"]) == set(plain["services"])
     for name, service in plain["services"].items():
-        ignored = {"command", "secrets"} if name in ("triton", "demo") else set()
+        ignored = ({"command", "secrets"} if name in ("triton", "demo") else
+                   {"environment", "secrets"} if name in LOCUST_SERVICES else set())
         assert _comparable(mtls["services"][name], ignored) == _comparable(service, ignored), name
     assert set(plain["secrets"]) < set(mtls["secrets"])
     raw = yaml.safe_load(MTLS.read_text())
     assert {name: set(service) for name, service in raw["services"].items()} == {
-        "triton": {"command", "secrets"}, "demo": {"command", "secrets"}}
+        "triton": {"command", "secrets"}, "demo": {"command", "secrets"},
+        **dict.fromkeys(LOCUST_SERVICES, {"environment", "secrets"})}
+
+
+def test_the_load_test_calls_with_a_client_certificate_of_its_own(plain: dict, mtls: dict):
+    """Under mutual TLS the Locust services present loadtest-client.* (an operator's audit, finding 7: a capacity run
+    could not go through the handshake clients do), keeping the main file's settings and its trust in ca.crt."""
+    from loadtest.config import ScenarioConfig, variable_name
+
+    for name in LOCUST_SERVICES:
+        service, before = mtls["services"][name], plain["services"][name]
+        environment = service["environment"]
+        assert {k: v for k, v in environment.items() if k in before["environment"]} == before["environment"], name
+        for field, file_name in (("private_key", "loadtest-client.key"), ("certificate_chain", "loadtest-client.crt")):
+            path = environment[variable_name(ScenarioConfig, field)]
+            secret = path.removeprefix("/run/secrets/")
+            assert secret in _secret_names(service) and Path(mtls["secrets"][secret]["file"]).name == file_name, name
+        assert _secret_names(before) < _secret_names(service), name
 
 
 def test_the_bind_address_holds_under_mtls():
@@ -107,7 +126,7 @@ def test_the_bind_address_holds_under_mtls():
 def test_the_docs_make_the_files_the_override_reads():
     """docs/operations.md makes client-ca.crt and demo-client.crt/.key and shows the command that merges the file."""
     docs = (ROOT / "docs" / "operations.md").read_text()
-    for file_name in ("client-ca.crt", "demo-client.crt", "demo-client.key"):
+    for file_name in ("client-ca.crt", "demo-client.crt", "demo-client.key", "loadtest-client.crt", "loadtest-client.key"):
         assert re.search(rf"-(?:out|keyout) {re.escape(file_name)}\b", docs), file_name
     assert "docker-compose -f docker-compose.yml -f docker-compose.mtls.yml up" in docs
     assert "DERMASSIST_GRPC_BIND" in docs
