@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR
+from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR, SIZES, format_sizes, parse_sizes
+from dermassist.base.errors import ImageCorpusError
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
 from dermassist.base.settings import Settings, setting_names, variable_name
 
@@ -41,6 +42,8 @@ class ScenarioConfig(Settings):
     deadline_s: float = 60.0
     think_time_s: float = 0.0
     per_size: int = 4
+    # the sizes the source JPEGs are resized to ("WxH,WxH"), or "as-is": a site's own files (JPEG, PNG) unchanged
+    sizes: str = format_sizes(SIZES)
     image_source: Path = DEFAULT_SOURCE_DIR
     image_cache: Path = DEFAULT_CACHE_DIR
     retries: int = 5  # of a call that failed UNAVAILABLE (server healing), within deadline_s
@@ -67,6 +70,12 @@ class ScenarioConfig(Settings):
             raise LoadtestConfigError(f"think_time_s must be >= 0, got {self.think_time_s}")
         if self.per_size < 1:
             raise LoadtestConfigError(f"per_size must be at least 1, got {self.per_size}")
+        try:
+            sizes = parse_sizes(self.sizes)
+            if any(min(w, h) < 32 for w, h in sizes):
+                raise ImageCorpusError(f"corpus sizes {self.sizes!r}: every side must be at least 32 pixels")
+        except ImageCorpusError as e:
+            raise LoadtestConfigError(f"{setting_names(ScenarioConfig, 'sizes')}: {e}") from e
         if self.retries < 0:
             raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
         if self.root_certificates and not Path(self.root_certificates).is_file():
@@ -83,6 +92,10 @@ class ScenarioConfig(Settings):
                 f"to a folder of real JPEGs, or unset it for the default ({DEFAULT_SOURCE_DIR})")
         object.__setattr__(self, "image_source", Path(self.image_source))
         object.__setattr__(self, "image_cache", Path(self.image_cache))
+
+    def corpus_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The corpus sizes as (width, height) pairs; () for the source files as they are (``"as-is"``)."""
+        return parse_sizes(self.sizes)
 
     def probabilities(self) -> dict[str, float]:
         """Share of calls per scenario name (they sum to 1)."""

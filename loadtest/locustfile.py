@@ -25,7 +25,7 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, events, task
 from tritonclient.grpc import service_pb2_grpc
 
-from dermassist.base.corpus import CorpusSpec, bad_inputs, load_corpus
+from dermassist.base.corpus import CorpusSpec, bad_inputs, describe_corpus, load_corpus
 from dermassist.base.settings import setting_names
 from loadtest import run_end
 from loadtest.answers import AnswerTally
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 check_variables(os.environ)  # a mistyped LOADTEST_* variable would be ignored: refuse it on every process
 CONFIG = ScenarioConfig.resolve()
-IMAGES = load_corpus(CorpusSpec(CONFIG.image_source, CONFIG.image_cache, CONFIG.per_size))
+IMAGES = load_corpus(CorpusSpec(CONFIG.image_source, CONFIG.image_cache, CONFIG.per_size, CONFIG.corpus_sizes()))
 BAD_INPUTS = bad_inputs(IMAGES[0])
 SINGLE = "single"
 BATCH = f"batch{CONFIG.batch_size}"
@@ -72,8 +72,8 @@ run_end.install(events, ANSWERS)
 
 @events.test_start.add_listener
 def _announce(environment, **_kwargs) -> None:
-    logger.info("dermassist load test: %d images (%d sizes), mix %s, deadline %.0f s",
-                len(IMAGES), len(CorpusSpec().sizes), CONFIG.mix_text(), CONFIG.deadline_s)
+    logger.info("dermassist load test: %s, mix %s, deadline %.0f s",
+                describe_corpus(IMAGES, CONFIG.corpus_sizes()), CONFIG.mix_text(), CONFIG.deadline_s)
 
 
 class DermAssistGrpcUser(User):

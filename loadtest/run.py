@@ -30,7 +30,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dermassist.base.errors import DermAssistError
+from dermassist.base.corpus import CorpusSpec, describe_corpus, load_corpus
+from dermassist.base.errors import DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
 from dermassist.base.settings import setting_help, setting_names
 
@@ -169,7 +170,7 @@ def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioCo
     too when too many answers were NOT ASSESSABLE, ``not_assessable_problem`` says why)."""
     run.report_dir.mkdir(parents=True, exist_ok=True)
     problem = answers_problem(summary, scenario)
-    header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}"
+    header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}; corpus: {corpus_line(scenario)}"
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
     payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),
@@ -178,6 +179,16 @@ def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioCo
                "total_answers": summary.total_answers().to_json(),
                "not_assessable_problem": problem, "ok": summary.ok() and problem is None, **(extra or {})}
     (run.report_dir / "summary.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def corpus_line(scenario: ScenarioConfig) -> str:
+    """What the users sent, for the summary: the corpus the Locust processes built from these settings."""
+    try:
+        images = load_corpus(CorpusSpec(scenario.image_source, scenario.image_cache, scenario.per_size,
+                                        scenario.corpus_sizes()))
+    except (ImageCorpusError, OSError) as e:
+        return f"not read ({e})"
+    return describe_corpus(images, scenario.corpus_sizes())
 
 
 def answers_problem(summary: LoadtestSummary, scenario: ScenarioConfig) -> str | None:

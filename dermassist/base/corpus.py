@@ -41,11 +41,40 @@ DEFAULT_CACHE_DIR = PROJECT_ROOT / ".cache" / "images"
 # (width, height) of the corpus images; the first is the HAM10000 original size (kept as is).
 SIZES: tuple[tuple[int, int], ...] = ((600, 450), (1200, 900), (2000, 1500), (3000, 2000))
 JPEG_QUALITY = 90
+# The sizes setting that sends a site's own files as they are (no sizes: nothing resized, every source file once).
+AS_IS = "as-is"
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"600x450,1200x900"`` -> ((600, 450), (1200, 900)); :data:`AS_IS` -> () (the source files as they are)."""
+    if text.strip().lower() == AS_IS:
+        return ()
+    sizes = []
+    for part in text.split(","):
+        width, sep, height = part.strip().lower().partition("x")
+        if not (sep and width.isdigit() and height.isdigit()):
+            raise ImageCorpusError(f"corpus sizes {text!r}: {part.strip()!r} is not WIDTHxHEIGHT; expected e.g. "
+                                   f"{format_sizes(SIZES)!r}, or {AS_IS!r} to send the source files as they are")
+        sizes.append((int(width), int(height)))
+    return tuple(sizes)
+
+
+def format_sizes(sizes: tuple[tuple[int, int], ...]) -> str:
+    """The sizes setting's text for ``sizes`` (:data:`AS_IS` for none)."""
+    return ",".join(f"{w}x{h}" for w, h in sizes) if sizes else AS_IS
+
+
+def describe_corpus(images: list[bytes], sizes: tuple[tuple[int, int], ...]) -> str:
+    """One line an operator reads: how many images, their sizes (or as they are) and their mean encoded size."""
+    mean_kb = sum(len(b) for b in images) / len(images) / 1000 if images else 0.0
+    made = f"resized to {format_sizes(sizes)}" if sizes else "the source files as they are"
+    return f"{len(images)} images, {made}, mean {mean_kb:.0f} KB"
 
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """Which real images to take and how many of each generated size to write."""
+    """Which real images to take and how many of each generated size to write (``sizes`` empty: every source file as
+    it is, ``per_size`` unused)."""
 
     source_dir: Path = DEFAULT_SOURCE_DIR
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -63,6 +92,8 @@ class CorpusSpec:
 def _sources(spec: CorpusSpec) -> list[Path]:
     source = Path(spec.source_dir)
     found = sorted(source.glob("*.jpg"))
+    if not spec.sizes:  # a site's own files as they are: its JPEG and PNG uploads
+        found = sorted(p for p in source.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if source.is_dir() else []
     if not found:
         what = "holds no *.jpg" if source.is_dir() else "does not exist"
         raise ImageCorpusError(
@@ -76,6 +107,8 @@ def _sources(spec: CorpusSpec) -> list[Path]:
 def build_corpus(spec: CorpusSpec = CorpusSpec()) -> list[Path]:
     """Return the corpus files (per_size images of every size), writing missing upscaled copies."""
     sources = _sources(spec)
+    if not spec.sizes:
+        return sources
     out: list[Path] = []
     cache = Path(spec.cache_dir)
     for k, (w, h) in enumerate(spec.sizes):

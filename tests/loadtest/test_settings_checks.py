@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dermassist.base.corpus import CorpusSpec, build_corpus, bundled_samples_dir, default_source_dir
+from dermassist.base.corpus import SIZES, CorpusSpec, build_corpus, bundled_samples_dir, default_source_dir, describe_corpus
 from loadtest.config import RunConfig, ScenarioConfig, check_grpc_host, check_variables, known_variables
 from loadtest.errors import LoadtestConfigError
 
@@ -123,3 +123,31 @@ def test_an_explicit_image_folder_that_is_missing_stays_an_error(no_server, monk
     monkeypatch.setenv("LOADTEST_IMAGE_SOURCE", str(tmp_path / "typo"))
     assert no_server.main(["--report-dir", str(tmp_path)]) == 2
     assert f"image_source folder {tmp_path / 'typo'} does not exist" in caplog.text
+
+
+def test_the_corpus_sizes_setting_resizes_or_sends_a_sites_files_as_they_are(tmp_path: Path) -> None:
+    """An operator's audit, finding 12: the corpus always had the same four sizes, so a site's real mix of uploads
+    (a dermatoscope's 1024x768, a phone's 4032x3024) could not be replayed."""
+    import cv2
+    import numpy as np
+
+    source = tmp_path / "site"
+    source.mkdir()
+    cv2.imwrite(str(source / "a.jpg"), np.full((300, 400, 3), 120, np.uint8))
+    cv2.imwrite(str(source / "b.png"), np.full((100, 50, 3), 60, np.uint8))
+    (source / "notes.txt").write_text("not an image")
+    base = {"LOADTEST_IMAGE_SOURCE": str(source), "LOADTEST_IMAGE_CACHE": str(tmp_path / "cache")}
+    assert ScenarioConfig.resolve({}, {}).corpus_sizes() == SIZES  # the default: written once, in corpus.SIZES
+    as_is = ScenarioConfig.resolve({}, {**base, "LOADTEST_SIZES": "as-is"})
+    files = build_corpus(CorpusSpec(as_is.image_source, as_is.image_cache, as_is.per_size, as_is.corpus_sizes()))
+    assert [f.name for f in files] == ["a.jpg", "b.png"]  # unchanged, the text file left out
+    images = [f.read_bytes() for f in files]
+    assert describe_corpus(images, ()) == (f"2 images, the source files as they are, "
+                                          f"mean {(len(images[0]) + len(images[1])) / 2 / 1000:.0f} KB")
+    two = ScenarioConfig.resolve({}, {**base, "LOADTEST_SIZES": "1024x768, 64x48", "LOADTEST_PER_SIZE": "1"})
+    assert two.corpus_sizes() == ((1024, 768), (64, 48))
+    files = build_corpus(CorpusSpec(two.image_source, two.image_cache, two.per_size, two.corpus_sizes()))
+    assert [cv2.imread(str(f)).shape[:2] for f in files] == [(768, 1024), (48, 64)]
+    for text, said in (("1024by768", "is not WIDTHxHEIGHT"), ("16x16", "at least 32 pixels"), ("", "is not WIDTHxHEIGHT")):
+        with pytest.raises(LoadtestConfigError, match=said):
+            ScenarioConfig.resolve({}, {**base, "LOADTEST_SIZES": text})
