@@ -316,3 +316,86 @@ def test_the_balanced_accuracy_interval_always_holds_the_observed_balanced_accur
     assert before > 0.02  # what the interval started at before it was widened
     low, high = balanced_accuracy_interval(truth, pred)
     assert low == 0.0 and 0.3 < high < 0.6
+
+
+def test_macro_figures_average_over_the_classes_in_truth_or_predictions_by_hand() -> None:
+    """Three true classes (MEL, NV, BCC, two images each), one BCC predicted as DF, a class the set lacks: the macro
+    figures averaged over the truth's classes alone ignored DF's precision of 0 (finding 2 of the ML audit)."""
+    mel, nv, bcc, df = (CLASS_CODES.index(c) for c in ("MEL", "NV", "BCC", "DF"))
+    truth = [mel, mel, nv, nv, bcc, bcc]
+    pred = [mel, nv, nv, nv, bcc, df]
+    m = classification_metrics(truth, pred)
+    # MEL: 1 right of 2, predicted once -> precision 1, recall 1/2, F1 2/3
+    # NV: 2 right of 2, predicted 3 times -> precision 2/3, recall 1, F1 2 (2/3) / (5/3) = 4/5
+    # BCC: 1 right of 2, predicted once -> precision 1, recall 1/2, F1 2/3
+    # DF: no image, predicted once -> precision 0, recall 0, F1 0
+    # over the 4 classes in truth or prediction: precision (1 + 2/3 + 1 + 0) / 4 = 2/3, recall (1/2 + 1 + 1/2 + 0) / 4
+    # = 1/2, F1 (2/3 + 4/5 + 2/3 + 0) / 4 = (32/15) / 4 = 8/15 (over the 3 true classes it was 32/45 = 0.711)
+    assert m["macro_precision"] == pytest.approx(2 / 3)
+    assert m["macro_recall"] == pytest.approx(1 / 2)
+    assert m["macro_f1"] == pytest.approx(8 / 15)
+    # balanced accuracy stays the mean recall over the classes present in the truth: (1/2 + 1 + 1/2) / 3
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    assert m["per_class_f1"]["DF"] == 0.0 and m["per_class_recall"]["DF"] is None
+    assert m["per_class_f1"]["VASC"] is None  # in neither truth nor predictions
+
+
+def test_the_audits_hand_case_gives_the_union_macro_f1() -> None:
+    # truth MEL, MEL, NV, NV; predicted MEL, NV, NV, DF: MEL F1 2/3 (P 1, R 1/2), NV F1 1/2 (P 1/2, R 1/2), DF 0
+    # -> (2/3 + 1/2 + 0) / 3 = 7/18 = 0.389; macro precision (1 + 1/2 + 0) / 3 = 1/2 (0.75 over the true classes)
+    mel, nv, df = (CLASS_CODES.index(c) for c in ("MEL", "NV", "DF"))
+    m = classification_metrics([mel, mel, nv, nv], [mel, nv, nv, df])
+    assert m["macro_f1"] == pytest.approx(7 / 18) and m["macro_precision"] == pytest.approx(1 / 2)
+
+
+def test_macro_figures_match_scikit_learns_macro_average_where_it_is_installed() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        truth, pred = rng.integers(0, 5, size=30), rng.integers(0, 8, size=30)
+        m = classification_metrics(truth, pred)
+        assert m["macro_f1"] == pytest.approx(metrics.f1_score(truth, pred, average="macro", zero_division=0))
+        assert m["macro_precision"] == pytest.approx(metrics.precision_score(truth, pred, average="macro",
+                                                                             zero_division=0))
+        assert m["macro_recall"] == pytest.approx(metrics.recall_score(truth, pred, average="macro", zero_division=0))
+
+
+def test_a_perfectly_separated_melanoma_auc_has_the_interval_one_to_one() -> None:
+    from training.metrics import macro_f1_interval, melanoma_auc_interval
+
+    mel, nv = CLASS_CODES.index("MEL"), CLASS_CODES.index("NV")
+    truth = np.array([mel] * 3 + [nv] * 4)
+    probs = np.zeros((7, 8))
+    probs[:3, mel], probs[3:, mel] = 0.9, 0.1  # every melanoma above every nevus, in every resample
+    probs[:, nv] = 1 - probs[:, mel]
+    assert melanoma_auc_interval(truth, probs, draws=200) == (1.0, 1.0)
+    assert macro_f1_interval(truth, truth, draws=200) == (1.0, 1.0)  # all right in every resample
+
+
+def test_the_stratified_bootstrap_interval_of_a_two_melanoma_auc_by_hand() -> None:
+    """Melanomas scoring 0.9 and 0.1, one nevus at 0.5. Resampled within class, the nevus stays; the two melanomas come
+    back as (0.9, 0.9) with probability 1/4 (AUC 1), (0.1, 0.1) with 1/4 (AUC 0), one of each with 1/2 (AUC 1/2): the
+    central 95% runs from 0 to 1, and about half the draws are 1/2."""
+    from training.metrics import melanoma_auc, melanoma_auc_interval, stratified_bootstrap_interval
+
+    mel, nv = CLASS_CODES.index("MEL"), CLASS_CODES.index("NV")
+    truth = np.array([mel, mel, nv])
+    probs = np.zeros((3, 8))
+    probs[:, mel] = 0.9, 0.1, 0.5
+    assert melanoma_auc_interval(truth, probs) == (0.0, 1.0)
+    halves = []
+    stratified_bootstrap_interval(truth, lambda i: halves.append(melanoma_auc(truth[i], probs[i]) == 0.5) or 0.0)
+    assert np.mean(halves) == pytest.approx(0.5, abs=0.05)  # 2000 draws: 3 sd = 0.034
+    assert melanoma_auc_interval(np.array([nv, nv]), probs[:2]) is None  # no melanoma: no AUC, no interval
+
+
+def test_the_bootstrap_is_seeded_and_keeps_each_class_size() -> None:
+    from training.metrics import macro_f1_interval, stratified_bootstrap_interval
+
+    truth, pred = np.array([0, 0, 0, 1, 1, 4, 4, 4, 4]), np.array([0, 1, 0, 1, 4, 4, 4, 0, 4])
+    assert macro_f1_interval(truth, pred) == macro_f1_interval(truth, pred)
+    sizes = set()
+    stratified_bootstrap_interval(truth, lambda i: sizes.add(tuple(np.bincount(truth[i], minlength=5))) or 0.0, draws=50)
+    assert sizes == {(3, 2, 0, 0, 4)}
+    with pytest.raises(ValueError, match="expected 0 < level < 1"):
+        stratified_bootstrap_interval(truth, lambda i: 0.0, level=95)
