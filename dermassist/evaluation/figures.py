@@ -42,21 +42,27 @@ def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:
 
 
 def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy (with its 95% stratified bootstrap interval), macro F1, per-class recall,
-    melanoma ROC AUC, and ECE beside the ECE a perfectly calibrated model would score on as many images."""
+    """Accuracy, balanced accuracy (with its 95% interval from per-class Jeffreys posteriors), macro F1 (over the
+    classes in truth or predictions) and melanoma ROC AUC (each with its 95% stratified bootstrap interval, 2000 seeded
+    draws within each true class), per-class recall, and ECE beside the ECE a perfectly calibrated model would score
+    on as many images."""
     from training.metrics import (
         balanced_accuracy_interval,
         classification_metrics,
         ece_noise_floor,
         expected_calibration_error,
+        macro_f1_interval,
         melanoma_auc,
+        melanoma_auc_interval,
         reliability,
     )
 
     predicted = probs.argmax(axis=1)
     return {**classification_metrics(labels, predicted),
             "balanced_accuracy_ci95": balanced_accuracy_interval(labels, predicted),
-            "melanoma_auc": melanoma_auc(labels, probs), "ece": expected_calibration_error(labels, probs),
+            "macro_f1_ci95": macro_f1_interval(labels, predicted),
+            "melanoma_auc": melanoma_auc(labels, probs), "melanoma_auc_ci95": melanoma_auc_interval(labels, probs),
+            "ece": expected_calibration_error(labels, probs),
             "ece_if_calibrated": ece_noise_floor(probs), "reliability": reliability(labels, probs),
             "images": int(len(labels))}
 

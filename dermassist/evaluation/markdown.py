@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REVIEW_ROWS = 25  # rows of each review list in report.md; images.csv has them all
+# What the macro figures and balanced accuracy average over (``training.metrics.classification_metrics``).
+MACRO_DEFINITION = ("Macro precision, recall and F1 average over the classes present in the truth or the predictions "
+                    "(scikit-learn's default), so a prediction into a class the set lacks counts as that class's 0; "
+                    "balanced accuracy is the mean recall over the classes present in the truth.")
 
 
 def format_interval(interval: Sequence[float] | None, digits: int = 2) -> str:
@@ -210,10 +214,14 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   "macro F1 | melanoma ROC AUC | ECE |", "|---|---|---|---|---|---|---|---|",
                   f"| {c['images']} | {_fmt(c['accuracy'])} | {_fmt(c['balanced_accuracy'])}"
                   f"{format_interval(c.get('balanced_accuracy_ci95'))} | {_fmt(c['macro_precision'])} | "
-                  f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])} | {_fmt(c['melanoma_auc'])} | {_fmt(c['ece'])} |", ""]
+                  f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])}{format_interval(c.get('macro_f1_ci95'))} | "
+                  f"{_fmt(c['melanoma_auc'])}{format_interval(c.get('melanoma_auc_ci95'))} | {_fmt(c['ece'])} |", "",
+                  MACRO_DEFINITION, ""]
         if c.get("balanced_accuracy_ci95") or floor:
-            lines += ["In parentheses: the 95% interval (each class's recall drawn from its Jeffreys posterior, "
-                      "Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread)."
+            lines += ["In parentheses: the 95% interval (balanced accuracy: each class's recall drawn from its Jeffreys "
+                      "posterior, Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread; "
+                      "macro F1 and melanoma ROC AUC: stratified bootstrap, the images resampled within each true class, "
+                      "2000 seeded draws)."
                       + (f" ECE is not zero even for a perfectly calibrated model on {c['images']} images: with these same "
                          f"probabilities and labels drawn from them it scores a median {floor['median']:.3f} (95th "
                          f"percentile {floor['p95']:.3f}), so an ECE under {floor['p95']:.3f} is within what the sample "

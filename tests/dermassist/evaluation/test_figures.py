@@ -42,6 +42,12 @@ def test_classification_figures_carry_their_uncertainty() -> None:
     assert c["balanced_accuracy"] == 0.75 and c["ece_if_calibrated"] == {"median": 0.0, "p95": 0.0}
     low, high = c["balanced_accuracy_ci95"]  # MEL recall from Beta(3/2, 3/2), NV from Beta(5/2, 1/2): never certain
     assert 0.25 < low < 0.5 and 0.9 < high < 1.0 and c["ece"] == pytest.approx(0.25)
+    # melanoma AUC, resampled within class: the two melanomas' P(MEL) come back (1, 1) (AUC 1), (0, 0) (tied with the
+    # nevi: 1/2) or one of each (3/4), the nevi at 0 every time; the central 95% runs from 1/2 to 1
+    assert c["melanoma_auc"] == 0.75 and c["melanoma_auc_ci95"] == (0.5, 1.0)
+    # macro F1 over MEL and NV: the melanoma called NV resampled (0 to 2 of 2 right); all right gives 1
+    low, high = c["macro_f1_ci95"]
+    assert low < c["macro_f1"] < high == 1.0
 
 
 def test_ood_figures_by_hand(tmp_path: Path) -> None:

@@ -40,6 +40,11 @@ def test_markdown_report_carries_figures_and_attribution() -> None:
     assert "| 1.000 (0.21-1.00), 1 melanoma | 1.000, 1 |" in text and text.rstrip().endswith("For research and testing only.")
     assert "| 2 | 0.500 | 0.500 (0.50-0.50) | 0.250 |" in text
     assert "median 0.300 (95th percentile 0.450), so an ECE under 0.450 is within" in text
+    assert "over the classes present in the truth or the predictions" in text  # what macro F1 averages over
+    report["classification"] = {**report["classification"], "macro_f1_ci95": (0.1, 0.6), "melanoma_auc": 0.75,
+                                "melanoma_auc_ci95": (0.5, 1.0)}
+    text = render_markdown(report, [], {})
+    assert "| 0.500 | 0.330 (0.10-0.60) | 0.750 (0.50-1.00) | 0.400 |" in text and "stratified bootstrap" in text
 
 
 def test_image_table_has_every_image_answered_or_refused(tmp_path: Path) -> None:
