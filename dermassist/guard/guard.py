@@ -521,7 +521,8 @@ class Guard:
         if problem is not None and record.action != "restart":
             logger.warning("%s did not bring the pipeline back (%s); restarting tritonserver", record.action, problem)
             record.action += ", then restart"
-            self.readiness.set_not_ready(f"{fault.reason}; {record.action} since {started}: {problem}")
+            self.readiness.set_not_ready(f"{fault.reason}; recovering by {record.action} since {started} (the reload "
+                                         f"failed: {problem})")
             problem = await self._heal("restart", fault)
         if problem is not None:
             record.error = problem

@@ -176,3 +176,43 @@ def test_a_killed_server_leaves_no_shared_memory_behind(tiny_repository: Path) -
     finally:
         server.stop()
     assert list(SHM_DIR.glob(f"{server.shm_prefix}*")) == []
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_recovery_restart_that_cannot_finish_stops_serve_without_waiting_for_it(
+        tiny_repository: Path, tmp_path: Path) -> None:
+    """Operator audit 2: with a step's model.py gone and tritonserver killed, the guard's restart waits for a load that
+    never ends (the whole --startup-timeout-s); a SIGTERM then took 95.5 s to stop serve. It must abandon the restart:
+    serve stops well before the restart would have given up."""
+    import shutil
+
+    from preprocess.contract import CROP_MODEL
+
+    repository = tmp_path / "repository"
+    shutil.copytree(tiny_repository, repository)
+    startup_timeout_s = 240.0
+    http, grpc, metrics = free_ports(3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(repository), "--http-port", str(http),
+         "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--startup-timeout-s", str(startup_timeout_s)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    triton: list[int] = []
+    try:
+        _wait_for(http, "/v2/health/ready", 200)
+        (first,) = _children(proc.pid)
+        (repository / CROP_MODEL / "1" / "model.py").rename(tmp_path / "model.py")  # the restart cannot load it
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (triton and "recovering by restart" in _health(http, "/v2/health/ready")[1]):
+            triton = [p for p in _children(proc.pid) if p != first]  # the restarted tritonserver, loading
+            time.sleep(0.2)
+        assert triton, "the guard never restarted tritonserver"
+        time.sleep(2.0)  # the restarted server is well into its start
+        stop_began = time.monotonic()
+        out = _stop(proc, signal.SIGTERM, triton + [first])
+        stopped_s = time.monotonic() - stop_began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "the restart is abandoned" in out, out[-3000:]
+    assert stopped_s < startup_timeout_s / 4, f"serve took {stopped_s:.1f} s to stop: it waited for the restart"
