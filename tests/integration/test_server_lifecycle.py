@@ -216,3 +216,20 @@ def test_sigterm_during_a_recovery_restart_that_cannot_finish_stops_serve_withou
             proc.kill()
     assert "the restart is abandoned" in out, out[-3000:]
     assert stopped_s < startup_timeout_s / 4, f"serve took {stopped_s:.1f} s to stop: it waited for the restart"
+
+
+def test_the_metrics_port_gives_latency_quantiles_per_model(triton_server: TritonServer) -> None:
+    """Operator audit 9: counters only gave means; --metrics-config=summary_latencies=true adds quantiles."""
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    from dermassist.guard.canary import canary_request
+
+    with grpc.insecure_channel(triton_server.config.grpc_address) as channel:
+        service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(canary_request("quantiles-1"), timeout=60)
+    url = f"http://127.0.0.1:{triton_server.config.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    for series in ("nv_inference_request_summary_us", "nv_inference_queue_summary_us",
+                   "nv_inference_compute_infer_summary_us"):
+        assert f'{series}{{model="dermassist",version="1",quantile="0.95"}}' in text, series
