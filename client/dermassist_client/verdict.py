@@ -20,7 +20,9 @@ NOT_ASSESSABLE = "NOT ASSESSABLE"
 NO_TRIAGE = "NO TRIAGE"
 DISCLAIMER = "Research demo, not a medical device."
 _REFER_NAMES = [next(c.name for c in CLASSES if c.code == code).lower() for code in REFER_CLASSES]
-SCORE_MEANING = f"calibrated probability of {', '.join(_REFER_NAMES[:-1])} or {_REFER_NAMES[-1]}"
+#: what the refer score is: the model's estimate, calibrated on its validation images only (the model card: over-confident
+#: on images from other clinics), so the page and the line do not call it a calibrated probability
+SCORE_MEANING = f"the model's estimated probability of {', '.join(_REFER_NAMES[:-1])} or {_REFER_NAMES[-1]}"
 
 #: what a ROUTINE answer leaves open: the model is one opinion, never the reason not to refer
 RESIDUAL_RISK = "This does not rule out melanoma: refer on clinical grounds as usual."
@@ -30,7 +32,9 @@ _ADVICE = {
     NOT_ASSESSABLE: "This image cannot be assessed reliably: retake it before relying on any answer.",
     NO_TRIAGE: "The server sent no triage (it predates it): read the probabilities with care.",
 }
-_REFERRED_ANYWAY = " Until a clear dermoscopic image is assessed, refer the patient to a dermatologist."
+#: the advice of a picture that is not assessable but referred anyway: the referral first, then the retake
+_REFERRED_ANYWAY = ("Until a clear dermoscopic image is assessed, refer the patient to a dermatologist. This image cannot "
+                    "be assessed reliably: retake it before relying on any answer.")
 #: what the text line says instead of a score when the picture is not assessable
 NOT_ASSESSED = "the picture could not be assessed"
 # (border, background) per verdict; dark text on light backgrounds reads in light and dark themes alike.
@@ -62,7 +66,7 @@ def verdict_of(refer: bool | None, refer_score: float | None, assessable: bool |
         kind = NOT_ASSESSABLE
     else:
         kind = REFER if refer else ROUTINE
-    advice = _ADVICE[kind] + (_REFERRED_ANYWAY if kind == NOT_ASSESSABLE and refer else "")
+    advice = _REFERRED_ANYWAY if kind == NOT_ASSESSABLE and refer else _ADVICE[kind]
     return Verdict(kind, advice, refer_score, (note or "").strip(), refer)
 
 
@@ -95,12 +99,21 @@ def score_text(refer_score: float | None) -> str:
     return "no refer score" if refer_score is None else f"refer score {100 * refer_score:.1f}%"
 
 
+def headline(verdict: Verdict) -> str:
+    """The verdict's headline, one wording for the text line and the banner: ``NOT ASSESSABLE - REFER`` for a picture
+    that is not assessable and referred anyway (the referral must be seen first, not only in the advice), else the
+    verdict's kind (``REFER``, ``ROUTINE``, ``NOT ASSESSABLE``, ``NO TRIAGE``)."""
+    if verdict.kind == NOT_ASSESSABLE and verdict.refer:
+        return f"{NOT_ASSESSABLE} - {REFER}"
+    return verdict.kind
+
+
 def verdict_line(verdict: Verdict) -> str:
     """One plain-text line: ``REFER (refer score 62.4%)``, then `` - <note>`` when there is one. A picture that is
     not assessable gets no score, as on the banner: ``NOT ASSESSABLE - REFER (the picture could not be assessed)``
     when it is referred anyway, else ``NOT ASSESSABLE (the picture could not be assessed: retake it)``."""
     if verdict.kind == NOT_ASSESSABLE:
-        line = (f"{NOT_ASSESSABLE} - {REFER} ({NOT_ASSESSED})" if verdict.refer
+        line = (f"{headline(verdict)} ({NOT_ASSESSED})" if verdict.refer
                 else f"{NOT_ASSESSABLE} ({NOT_ASSESSED}: retake it)")
     else:
         line = f"{verdict.kind} ({score_text(shown_score(verdict))})"
@@ -125,8 +138,10 @@ def threshold_text(kind: str, refer_score: float, refer_threshold: float | None)
 
 def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
     """The coloured banner at the top of the page's result: verdict, advice, refer score and the threshold it was
-    compared with (``refer_threshold``: the served one when known), note, disclaimer. A picture that is not
-    assessable gets no score: the score of a picture that cannot be assessed is not one to read."""
+    compared with (``refer_threshold``: the served one when known), note, disclaimer. The headline is the text
+    line's (``headline``: ``NOT ASSESSABLE - REFER`` when referred anyway). A picture that is not assessable gets no
+    score: the score of a picture that cannot be assessed is not one to read. The banner is no live region itself:
+    the page's container around it is one (a region inserted with its text is not announced by screen readers)."""
     border, background = _COLOURS[verdict.kind]
     shown = shown_score(verdict)
     compared = (f" {threshold_text(verdict.kind, shown, refer_threshold)}"
@@ -139,10 +154,10 @@ def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
             f"{html.escape(verdict.note)}</div>") if verdict.note else ""
     kind_class = verdict.kind.lower().replace(" ", "-")
     return (
-        f'<div class="verdict verdict-{kind_class}" role="status" style="border-left: 10px solid {border}; '
+        f'<div class="verdict verdict-{kind_class}" style="border-left: 10px solid {border}; '
         f'background: {background}; {_TEXT} padding: 12px 16px; border-radius: 6px;">'
         f'<div class="verdict-kind" style="font-size: 1.8em; font-weight: 800; color: {border};">'
-        f"{html.escape(verdict.kind)}</div>"
+        f"{html.escape(headline(verdict))}</div>"
         f'<div class="verdict-advice" style="font-size: 1.1em; {_TEXT}">{html.escape(verdict.advice)}</div>'
         f"{score}{note}"
         f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px; {_TEXT}">{DISCLAIMER}</div>'

@@ -19,6 +19,7 @@ from dermassist_client.verdict import (
     REFER,
     ROUTINE,
     banner_html,
+    headline,
     shown_score,
     verdict_line,
     verdict_of,
@@ -83,7 +84,20 @@ def test_not_assessable_wins_over_refer_and_says_whether_it_was_referred():
     kept = verdict_of(False, 0.9, False, BLURRED)
     assert referred.kind == kept.kind == NOT_ASSESSABLE
     assert "retake it" in referred.advice and "refer the patient to a dermatologist" in referred.advice
+    assert referred.advice.startswith("Until a clear dermoscopic image is assessed, refer the patient")  # referral first
     assert "dermatologist" not in kept.advice
+
+
+@pytest.mark.parametrize("refer, assessable, expected", [
+    (True, False, "NOT ASSESSABLE - REFER"), (False, False, "NOT ASSESSABLE"), (None, False, "NOT ASSESSABLE"),
+    (True, True, "REFER"), (False, True, "ROUTINE"), (None, None, "NO TRIAGE"),
+])
+def test_the_banner_and_the_text_line_lead_with_one_headline(refer, assessable, expected):
+    """The page's headline is the command line's: a picture referred although not assessable says REFER in both."""
+    verdict = verdict_of(refer, 0.5, assessable, BLURRED)
+    assert headline(verdict) == expected
+    assert verdict_line(verdict).startswith(f"{expected} (")
+    assert re.search(r'class="verdict-kind"[^>]*>([^<]*)<', banner_html(verdict)).group(1) == expected
 
 
 @pytest.mark.parametrize("refer, assessable, note, kind", [
@@ -92,8 +106,9 @@ def test_not_assessable_wins_over_refer_and_says_whether_it_was_referred():
 ])
 def test_banner_shows_verdict_score_note_and_disclaimer(refer, assessable, note, kind):
     score = None if refer is None else 0.4567
-    banner = banner_html(verdict_of(refer, score, assessable, note))
-    assert f">{kind}<" in banner and DISCLAIMER in banner
+    verdict = verdict_of(refer, score, assessable, note)
+    banner = banner_html(verdict)
+    assert f">{headline(verdict)}<" in banner and verdict.kind in headline(verdict) and DISCLAIMER in banner
     # a picture that is not assessable shows no score: its score is not one to read
     shown = score is not None and kind != NOT_ASSESSABLE
     assert ("Refer score <strong style=\"color: #1f1f1f;\">45.7%</strong>" in banner) == shown

@@ -56,8 +56,8 @@ def test_client_contract_equals_server_contract():
 def test_the_verdicts_score_meaning_names_the_referral_classes():
     from dermassist_client.verdict import SCORE_MEANING
 
-    assert SCORE_MEANING == ("calibrated probability of melanoma, basal cell carcinoma, squamous cell carcinoma or "
-                             "actinic keratosis")
+    assert SCORE_MEANING == ("the model's estimated probability of melanoma, basal cell carcinoma, squamous cell "
+                             "carcinoma or actinic keratosis")
 
 
 def test_client_image_formats_mirror_the_servers_decoder():
