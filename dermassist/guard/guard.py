@@ -63,6 +63,7 @@ STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the g
 MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
+STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
 _CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
@@ -340,6 +341,7 @@ class Guard:
         """Look every LIVENESS_CHECK_S whether the guard is still live, so the line saying why it is not is logged
         even where no probe asks (``Readiness.live_problem`` logs it); with ``exit_when_not_live``, stop the guard
         then (``run`` raises, and ``serve`` exits non-zero for the restart policy to start it again)."""
+        told = 0  # how many STILL_UNREADY_LOG_S of this unready spell have been told
         while True:
             problem = self.readiness.live_problem()
             if problem is not None and self.config.exit_when_not_live:
@@ -347,6 +349,15 @@ class Guard:
                 self._not_live = problem
                 stop.set()
                 return
+            readiness = self.readiness
+            if readiness.ready or not self._been_ready or readiness.reason == STOPPING:
+                told = 0
+            else:
+                unready_s = time.monotonic() - readiness.since
+                if problem is None and int(unready_s // STILL_UNREADY_LOG_S) > told:
+                    told = int(unready_s // STILL_UNREADY_LOG_S)
+                    logger.warning("still not ready after %.0f s (not live after %g s): %s", unready_s,
+                                   self.config.max_unready_s, readiness.reason)
             await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tls_text(self) -> str:

@@ -156,6 +156,37 @@ def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_
     assert guard.recoveries and all(r.error == "the stand-in stays broken" for r in guard.recoveries)
 
 
+def test_a_long_recovery_says_every_interval_that_it_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload that hung logged nothing for three minutes: a line now says the guard is still not ready, and why."""
+    import dermassist.guard.guard as guard_module
+
+    monkeypatch.setattr(guard_module, "STILL_UNREADY_LOG_S", 0.2)
+    monkeypatch.setattr(guard_module, "LIVENESS_CHECK_S", 0.02)
+    server = StandInServer(tmp_path)
+    background = background_guard(tmp_path, server)
+    release = threading.Event()
+
+    async def heal(action: str, fault: Fault) -> str | None:
+        while not release.is_set():  # a recovery that hangs until the test lets it go
+            await asyncio.sleep(0.01)
+        server.alive = True
+        return None
+
+    background.guard._heal = heal  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"), background:
+        assert not [r for r in caplog.records if r.getMessage().startswith("still not ready")]  # ready: nothing
+        server.alive = False
+
+        def told() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.getMessage().startswith("still not ready after ")]
+
+        assert wait_for(lambda: len(told()) >= 2)
+        release.set()
+        assert background.wait_ready(30)
+    assert "(not live after 600 s): tritonserver exited (code -9); recovering by restart since " in told()[0]
+
+
 def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: Path) -> None:
     """docker-compose acts on no health check: its restart policy needs the process to exit."""
     assert GuardConfig.resolve({}, {"DERMASSIST_EXIT_WHEN_NOT_LIVE": "true"}).exit_when_not_live is True
