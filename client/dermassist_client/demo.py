@@ -4,6 +4,7 @@ Gradio is imported only here (``pip install dermassist-client[demo]``).
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 from pathlib import Path
@@ -13,11 +14,12 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .classes import CLASSES
+from .classes import CLASSES, LesionClass
 from .client import DermAssistClient
 from .config import DEMO_HOST, DEMO_PORT
 from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from .overlay import draw_cam, draw_overlay
+from .result import LesionResult
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
 from .verdict import DISCLAIMER, banner_html, verdict_of_result
@@ -29,14 +31,39 @@ INTRO = (
     "Upload a dermoscopic image (JPEG, PNG, BMP or TIFF) or pick one of the real examples, then press "
     f"**Analyze**. {DISCLAIMER}"
 )
+MODEL_CARD = "training/release/MODEL_CARD.md"
+"""The model card, in the DermAssist repository: intended use, figures and known limits of the release."""
+MODEL_CARD_NAME = "dermassist-real-2026.12"
+"""The release the model card describes (its title, and ``name`` in training/release/release.json; a test checks
+both). The served answer names the model's version only, not its release, so the page names the card, not the
+release it was answered by."""
+INTENDED_USE = f"""### Intended use and limits
+- **For research and demonstration only, not for diagnosis.** It does not replace clinical examination or
+  histopathology: a lesion you suspect is handled as usual, whatever the answer.
+- For one dermoscopic picture of one skin lesion; not for clinical or phone photographs, mucosal or nail lesions,
+  or ulcerated, bleeding, biopsied or treated lesions.
+- Trained on public dermoscopy (HAM10000 images of ISIC 2018 Task 3, ISIC 2017 and PH2), mostly of light skin: how
+  it does on darker skin is not known. It never learnt squamous cell carcinoma (no training images).
+- The training data's terms are non-commercial (CC BY-NC 4.0, CC BY-NC-SA 4.0; PH2: research use only), and the
+  model weights inherit them.
+- Figures and known limits: the model card `{MODEL_CARD}` ({MODEL_CARD_NAME})."""
 NO_FILE = "Upload an image or pick an example first."
 NEW_FILE = "**{name}** is loaded: press **Analyze**."
 UNREACHABLE = ("The analysis service cannot be reached right now. Try again in a minute; if it goes on, tell the team "
                "that runs DermAssist.")
-TOO_SLOW = "The analysis service took too long to answer. Try again; a very large picture takes longer."
-NOT_RELIABLE = ("**Image not assessable: the mask, box and probabilities below are not a diagnosis** (see the note "
-                "above); they are shown only to help retake the picture.")
+TOO_SLOW = ("The analysis service is busy or not responding. Try again shortly; if it goes on, tell the team that "
+            "runs DermAssist.")
+TOO_SLOW_LARGE = ("The analysis service took too long to answer. {name} is a large picture ({size}), which takes "
+                  "longer: try again, or analyse a smaller copy.")
+LARGE_PICTURE_PIXELS = 20_000_000
+LARGE_FILE_BYTES = 20_000_000
+"""A picture this large (pixels, or bytes when its header cannot be read) is named as a reason for a slow answer."""
+NOT_RELIABLE = ("**Image not assessable: no class and no percentage are given.** The red area and the green box are "
+                "what the segmenter marked, shown only to help retake the picture (see the note above).")
+NO_DIAGNOSIS = "No class is named: the whole picture was classified, which is not a diagnosis."
 ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and its box drawn in green"
+ALT_MARKED = "The uploaded image with the area the segmenter marked tinted red and its box drawn in green"
+ALT_NO_LESION = "The uploaded image as analysed: no lesion was found, so nothing is drawn on it"
 ALT_CROP = "The square crop around the lesion that the classifier analysed"
 ALT_CAM = "The crop with a heat map of where the model looked: red raised the top class most"
 NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole image was classified "
@@ -44,7 +71,43 @@ NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole i
 CAM_LEGEND = ("Class activation map of the top class over the crop: red is what raised that class's probability "
               "most, untinted is what did not raise it. The map is coarse (a 7x7 grid drawn smooth): it marks "
               "regions, not borders, and can light normal skin beside the lesion.")
-PROBABILITIES_LABEL = "Calibrated probabilities (a diagnosis only where the result line above the pictures names one)"
+NOT_LEARNT = {"SCC": "not learnt: no training images"}
+"""Classes the classifier never learnt, with what the page says instead of their percentage. Source:
+training/release/release.json, whose classifier datasets (``classifier.figures.dataset``: isic2018_task3, ph2) count
+0 SCC images, so P(SCC) is never learnt (the model card: "never read the top class for a suspected keratinocyte
+cancer"). The served answer does not say it; tests/client/test_demo_page.py checks this against release.json."""
+PROBABILITIES_CAPTION = "The model's estimated probability of each class"
+PROBABILITIES_CAVEAT = (
+    "These percentages are the model's estimates, calibrated on its own validation images; it is over-confident on "
+    "images from other clinics, and never learnt squamous cell carcinoma: do not read the top class for a suspected "
+    f"keratinocyte cancer. See the model card, {MODEL_CARD_NAME} ({MODEL_CARD})."
+)
+BAR_COLOUR = "#1d4ed8"
+ANALYZE_BACKGROUND = "#c2410c"
+"""The Analyze button at rest: white text on it is 5.2:1 (WCAG AA asks 4.5:1; the default theme's orange is 3.6:1)."""
+ANALYZE_BACKGROUND_ACTIVE = "#9a3412"
+"""Hovered, focused or pressed: darker still (7.3:1), so no state of the button falls under AA."""
+ANALYZE_TEXT = "#ffffff"
+PAGE_CSS = (
+    f"#analyze {{ background: {ANALYZE_BACKGROUND} !important; color: {ANALYZE_TEXT} !important; "
+    f"border-color: {ANALYZE_BACKGROUND} !important; }}\n"
+    f"#analyze:hover, #analyze:focus, #analyze:focus-visible, #analyze:active {{ "
+    f"background: {ANALYZE_BACKGROUND_ACTIVE} !important; color: {ANALYZE_TEXT} !important; "
+    f"border-color: {ANALYZE_BACKGROUND_ACTIVE} !important; }}\n"
+)
+"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state."""
+LIVE_REGIONS_JS = (
+    "() => { for (const [selector, role] of [['#status [data-testid=markdown]', 'status'], "
+    "['#banner .html-container', 'status']]) { const region = document.querySelector(selector); "
+    "if (region) { region.setAttribute('role', role); region.setAttribute('aria-live', 'polite'); "
+    "region.setAttribute('aria-atomic', 'true'); } } }"
+)
+"""Run in the browser when the page loads: the status line (errors included) and the banner's containers become
+polite live regions, so a screen reader announces a failure and the verdict. They are the components' inner
+containers, which stay in place while their text changes (a live region inserted with its text is not announced) and
+hold no progress timer (the outer block's ticking 'processing | 1.2s' would be read out again and again)."""
+IMAGE_BUTTONS: list[Any] = ["download", "fullscreen"]
+"""No 'share' button: on Hugging Face Spaces it would upload the patient's picture to huggingface.co."""
 
 
 class PageOutputs(NamedTuple):
@@ -54,31 +117,91 @@ class PageOutputs(NamedTuple):
     overlay: Image.Image | None
     crop: np.ndarray | None
     cam: Image.Image | None
-    probabilities: dict[str, float] | None
+    cam_legend: str  # CAM_LEGEND beside a CAM, "" with none
+    probabilities: str  # the table of class probabilities and its caveat (HTML), "" where no diagnosis is given
     status: str
     model: str
     about: str  # the stored upload these outputs are about ("" for none), held in a hidden field of the page
+    alt_texts: tuple[str, str, str] = (ALT_OVERLAY, ALT_CROP, ALT_CAM)  # of overlay, crop and cam: not a page output
 
 
 def _message(status: str, about: str = "") -> PageOutputs:
-    return PageOutputs("", None, None, None, None, status, "", about)
+    return PageOutputs("", None, None, None, "", "", status, "", about)
+
+
+def page_values(outputs: PageOutputs) -> tuple[Any, ...]:
+    """What Gradio gets for the page's outputs: the pictures with their alt texts, then the rest as they are."""
+    overlay, crop, cam = (gr.Image(value=value, alt_text=alt) for value, alt in
+                          zip((outputs.overlay, outputs.crop, outputs.cam), outputs.alt_texts))
+    return (outputs.banner, overlay, crop, cam, *outputs[4:9])
+
+
+def percent(probability: float) -> str:
+    """A probability as a whole percentage: ``93%``; ``<1%`` and ``>99%`` at the ends, never a certain 0% or 100%."""
+    if probability < 0.005:
+        return "<1%"
+    if probability > 0.995:
+        return ">99%"
+    return f"{round(100 * probability)}%"
+
+
+def class_name(lesion_class: LesionClass) -> str:
+    """``Melanoma (MEL)``."""
+    return f"{lesion_class.name} ({lesion_class.code})"
+
+
+def probabilities_html(result: LesionResult) -> str:
+    """The class probabilities as a table (most probable first; a class never learnt last, with no percentage) with
+    the caveat under it; "" where the answer gives no diagnosis (not assessable, or no lesion found): its figures are
+    not ones to read. A table, not Gradio's Label, whose rows are buttons that do nothing."""
+    if not result.diagnosis_given:
+        return ""
+    learnt = sorted((c for c in CLASSES if c.code not in NOT_LEARNT), key=lambda c: -result.probabilities[c.code])
+    rows = []
+    for c in learnt:
+        share = result.probabilities[c.code]
+        width = max(0.0, min(100.0, 100 * share))
+        rows.append(
+            f'<tr class="probability-row"><th scope="row" style="text-align: left; font-weight: normal;">'
+            f'{html.escape(class_name(c))}</th><td class="probability-value" style="text-align: right;">'
+            f'{html.escape(percent(share))}</td><td aria-hidden="true" style="width: 50%;"><div style="width: {width:.0f}%; '
+            f'height: 0.8em; background: {BAR_COLOUR};"></div></td></tr>')
+    for c in (c for c in CLASSES if c.code in NOT_LEARNT):
+        rows.append(f'<tr class="probability-row not-learnt"><th scope="row" style="text-align: left; font-weight: '
+                    f'normal;">{html.escape(class_name(c))}</th><td class="probability-value" colspan="2">'
+                    f"{html.escape(NOT_LEARNT[c.code])}</td></tr>")
+    return (f'<table class="probability-table" style="width: 100%;"><caption style="text-align: left; font-weight: '
+            f'bold;">{PROBABILITIES_CAPTION}</caption>{"".join(rows)}</table>'
+            f'<p class="probability-caveat" style="font-size: 0.9em;">{html.escape(PROBABILITIES_CAVEAT)}</p>')
+
+
+def alt_texts(result: LesionResult) -> tuple[str, str, str]:
+    """The pictures' alt texts, saying what this answer drew: a lesion found, an area marked on a picture that is not
+    assessable, or nothing found."""
+    if not result.lesion_found:
+        overlay = ALT_NO_LESION
+    elif result.assessable is False:
+        overlay = f"{ALT_MARKED} ({round(100 * result.lesion_fraction)}% of the image); the picture is not assessable"
+    else:
+        overlay = f"{ALT_OVERLAY} ({round(100 * result.lesion_fraction)}% of the image)"
+    if not result.diagnosis_given:  # no crop and no CAM are shown, and no class is named
+        return overlay, ALT_CROP, ALT_CAM
+    return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}"
 
 
 _FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '').split('/').pop()) : ''; "
                  "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
-    f"return ['', null, null, null, {{}}, name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
+    f"return ['', null, null, null, '', '', name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
     f"{json.dumps(NO_FILE)}, '', key]; }}"
 )
 """Handler of a new or cleared upload, run in the browser the moment the picture changes (a server round trip could
 arrive after an answer and replace it): every output of the last analysis is emptied, so a result is never shown
-beside a picture it is not about, and the page says the picture is loaded. (Gradio's Label takes an empty object, not
-null, from the browser: null would stop the whole update.)"""
+beside a picture it is not about, and the page says the picture is loaded."""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "
-    f"return shown[shown.length - 1] === key ? shown.map((v, i) => (i === 4 && v == null ? {{}} : v)) "
-    f": ({LOADED_JS})(file); }}"
+    f"return shown[shown.length - 1] === key ? shown : ({LOADED_JS})(file); }}"
 )
 """Run in the browser when an answer arrives: an answer about another picture than the one now loaded (the picture
 was changed while it was being analysed) is replaced by the 'loaded' message of the picture shown. A picture is
@@ -97,7 +220,8 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
     if isinstance(error, ServerUnavailableError):
         return UNREACHABLE
     if isinstance(error, DeadlineExceededError):
-        return TOO_SLOW
+        large = large_picture(path)
+        return TOO_SLOW if large is None else TOO_SLOW_LARGE.format(name=name, size=large)
     if isinstance(error, InvalidImageError):
         if "is a DICOM file" in str(error):
             return (f"{name} is a DICOM file. This page takes pictures (JPEG, PNG, BMP or TIFF): export the image as "
@@ -108,11 +232,29 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
     return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
 
 
+def large_picture(path: str) -> str | None:
+    """How large the picture at ``path`` is (``48 megapixels``, ``25 MB``) when it is large enough to slow an answer
+    down (``LARGE_PICTURE_PIXELS``, or ``LARGE_FILE_BYTES`` when its header cannot be read); None otherwise."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        width = height = 0
+    if width * height >= LARGE_PICTURE_PIXELS:
+        return f"{width * height / 1e6:.0f} megapixels"
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return None
+    return f"{size / 1e6:.0f} MB" if size >= LARGE_FILE_BYTES else None
+
+
 def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: float | None = None) -> PageOutputs:
     """Handler of the Analyze button: triage banner, overlay, crop, CAM, probabilities, status and model lines.
 
-    An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error; its
-    status line says that what is shown below is not a diagnosis, and names no class as one.
+    An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error. Where no
+    diagnosis is given (not assessable, or no lesion found) the page shows the banner, the note and the mask and box
+    only: no probabilities, no class and no percentage, no crop and no CAM (the map of the top class).
     ``refer_threshold``: the served REFER threshold, when the page knows it (``dermassist demo`` does).
     """
     if not path:
@@ -124,21 +266,27 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
         return _message(f"**Could not analyze:** {plain_error(e, path)}", path)
     with Image.open(path) as original:
         overlay = draw_overlay(original, result)
-    probabilities = {f"{c.name} ({c.code})": result.probabilities[c.code] for c in CLASSES}
-    top = result.top_class
-    share = f"{100 * result.probabilities[top.code]:.1f}%"
-    named = (f"Most probable class: **{top.name} ({top.code})**, {share}." if result.label is not None
-             else f"No diagnosis given; the highest class, {top.name} ({top.code}, {share}), is not one.")
-    found = f"{NO_LESION} {named}" if not result.lesion_found else (
-        f"Lesion found: {100 * result.lesion_fraction:.1f}% of the image, box {list(result.bbox.as_tuple())} "
-        f"(original pixels). {named}"
-    )
-    caution = f"{NOT_RELIABLE}\n\n" if result.assessable is False else ""
-    status = f"{caution}Result for **{Path(path).name}**. {found}"
-    model = f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`."
-    crop = None if result.crop is None else np.asarray(result.crop)
-    return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, draw_cam(result),
-                       probabilities, status, model, path)
+    name = f"Result for **{Path(path).name}**."
+    if result.diagnosis_given:
+        top = result.top_class
+        status = (f"{name} Lesion found: {round(100 * result.lesion_fraction)}% of the image, tinted red in its green "
+                  f"box. Most probable class: **{class_name(top)}**, {percent(result.probabilities[top.code])}.")
+    elif result.assessable is False:
+        found = "No lesion found: the segmenter marked nothing." if not result.lesion_found else (
+            f"The segmenter marked {round(100 * result.lesion_fraction)}% of the image.")
+        status = f"{NOT_RELIABLE}\n\n{name} {found}"
+    else:
+        status = f"{name} {NO_LESION} {NO_DIAGNOSIS}"
+    model = (f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`. "
+             f"The served answer does not name its release: the model card `{MODEL_CARD}` gives the figures and "
+             f"limits of the release it describes ({MODEL_CARD_NAME}).")
+    # no crop and no CAM (the map of the top class) where no diagnosis is given: only the banner, note, mask and box
+    shown = result.diagnosis_given
+    crop = np.asarray(result.crop) if shown and result.crop is not None else None
+    cam = draw_cam(result) if shown else None
+    return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
+                       CAM_LEGEND if cam is not None else "", probabilities_html(result), status, model, path,
+                       alt_texts(result))
 
 
 def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, retries: int = 1,
@@ -153,6 +301,7 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
     examples = samples()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
+        gr.Markdown(INTENDED_USE, elem_id="intended-use")
         upload = gr.File(label="Image", type="filepath", elem_id="upload", render=False)
         gr.Examples(examples=[[str(s.path)] for s in examples], inputs=[upload],
                     example_labels=[s.label for s in examples],
@@ -165,25 +314,27 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
             with gr.Column(scale=2):
                 banner = gr.HTML(elem_id="banner")
                 status = gr.Markdown(elem_id="status")
+                # PNG, not Gradio's default lossy WebP: the crop shown is the crop the classifier saw, and a
+                # downloaded picture can be analysed again (DermAssist takes no WebP)
                 overlay = gr.Image(label="Mask and box", type="pil", elem_id="overlay", interactive=False,
-                                   alt_text=ALT_OVERLAY)
+                                   alt_text=ALT_OVERLAY, format="png", buttons=IMAGE_BUTTONS)
                 with gr.Row():
                     crop = gr.Image(label="Crop the classifier saw (224x224)", elem_id="crop", interactive=False,
-                                    alt_text=ALT_CROP)
+                                    alt_text=ALT_CROP, format="png", buttons=IMAGE_BUTTONS)
                     cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False,
-                                   alt_text=ALT_CAM)
-                gr.Markdown(CAM_LEGEND)
-                label = gr.Label(label=PROBABILITIES_LABEL, num_top_classes=8, elem_id="probabilities",
-                                 show_heading=False)
+                                   alt_text=ALT_CAM, format="png", buttons=IMAGE_BUTTONS)
+                cam_legend = gr.Markdown(elem_id="cam-legend")
+                probabilities = gr.HTML(elem_id="probabilities")
                 model = gr.Markdown(elem_id="model")
                 about = gr.Textbox(visible=False, elem_id="about")
         gr.Markdown(attribution_markdown(examples), elem_id="attribution")
-        outputs = [banner, overlay, crop, cam, label, status, model, about]
+        outputs = [banner, overlay, crop, cam, cam_legend, probabilities, status, model, about]
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
-        button.click(lambda path: tuple(analyze_file(client, path, refer_threshold)), inputs=[upload], outputs=outputs,
-                     trigger_mode="always_last").then(
+        button.click(lambda path: page_values(analyze_file(client, path, refer_threshold)), inputs=[upload],
+                     outputs=outputs, trigger_mode="always_last").then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
+        page.load(None, js=LIVE_REGIONS_JS)
     return page
 
 
@@ -194,7 +345,7 @@ def launch_demo(url: str, protocol: str = "grpc", host: str = DEMO_HOST, port: i
     API page: the page is for people, and programs call the ensemble (docs/sdk.md)."""
     page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold, **options)
     page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"])
+                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS)
     local_url = f"http://{host}:{page.server_port}/"
     logger.info("demo page at %s (server %s over %s)", local_url, url, protocol)
     return page, local_url

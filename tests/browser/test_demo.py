@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import html
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,28 +76,29 @@ def not_an_image(tmp_path) -> Path:
 @pytest.mark.integration
 def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, plain_png, not_an_image):
     from dermassist_client import DermAssistClient
-    from dermassist_client.demo import NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file
+    from dermassist_client.demo import CAM_LEGEND, NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file, probabilities_html
     from dermassist_client.overlay import blend_cam
-    from dermassist_client.verdict import banner_html, verdict_of_result
+    from dermassist_client.verdict import banner_html, headline, verdict_of_result
 
     client = DermAssistClient(triton_server.config.grpc_address)
     direct = client.analyze(HAM, with_crop=True)
     shown = analyze_file(client, str(HAM))
     assert shown.banner == banner_html(verdict_of_result(direct))
-    assert f">{verdict_of_result(direct).kind}<" in shown.banner
+    assert f">{headline(verdict_of_result(direct))}<" in shown.banner
     assert (f"Refer score <strong style=\"color: #1f1f1f;\">{100 * direct.refer_score:.1f}%" in shown.banner) == \
         (direct.assessable is not False)  # no score is shown for a picture that is not assessable
     assert html.escape(direct.note) in shown.banner
-    assert shown.overlay.size == (600, 450) and shown.crop.shape == (224, 224, 3)
-    assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
-    assert shown.probabilities == {f"{c.name} ({c.code})": direct.probabilities[c.code] for c in CLASSES}
-    assert f"Result for **{HAM.name}**. Lesion found" in shown.status and "version `1`" in shown.model
+    assert shown.overlay.size == (600, 450) and "version `1`" in shown.model
+    assert shown.probabilities == probabilities_html(direct)
     assert (NOT_RELIABLE in shown.status) == (direct.assessable is False)  # said exactly when not assessable
-    top = f"{direct.top_class.name} ({direct.top_class.code}"
-    if direct.label is None:  # no class is named as a diagnosis
-        assert f"No diagnosis given; the highest class, {top}, " in shown.status and "Most probable" not in shown.status
-    else:
-        assert f"Most probable class: **{top})**" in shown.status
+    if direct.diagnosis_given:
+        assert shown.crop.shape == (224, 224, 3) and shown.cam_legend == CAM_LEGEND
+        assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
+        assert f"Result for **{HAM.name}**. Lesion found" in shown.status
+        assert f"Most probable class: **{direct.top_class.name} ({direct.top_class.code})**" in shown.status
+    else:  # the tiny test models assess nothing: no class, no percentage, no crop and no CAM, only the mask and box
+        assert shown.probabilities == "" and (shown.crop, shown.cam, shown.cam_legend) == (None, None, "")
+        assert not any(c.name in shown.status or f"({c.code}" in shown.status for c in CLASSES), shown.status
 
     compared = analyze_file(client, str(HAM), refer_threshold=0.5).banner  # the page knows the served threshold
     assert compared == banner_html(verdict_of_result(direct), 0.5)
@@ -105,10 +107,11 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     plain = analyze_file(client, str(plain_png))
     plain_direct = client.analyze(str(plain_png))
     assert "No lesion found" in plain.status and plain.banner == banner_html(verdict_of_result(plain_direct))
-    assert "No lesion found" in plain_direct.note and plain.cam is not None
+    assert "No lesion found" in plain_direct.note and plain.cam is None and plain.probabilities == ""
 
     refused = analyze_file(client, str(not_an_image))
-    assert refused.banner == "" and (refused.overlay, refused.crop, refused.cam, refused.probabilities) == (None,) * 4
+    assert refused.banner == "" and (refused.overlay, refused.crop, refused.cam) == (None,) * 3
+    assert refused.probabilities == refused.cam_legend == ""
     assert refused.status.startswith("**Could not analyze:** notes.jpg is not an image")
     assert str(not_an_image.parent) not in refused.status and "Traceback" not in refused.status
     assert analyze_file(client, None).status == NO_FILE
@@ -119,7 +122,98 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     grey = plain_png.parent / "grey.png"  # answered, not assessable: the page says the rest is not a diagnosis
     Image.open(HAM).convert("L").convert("RGB").save(grey)
     greyed = analyze_file(client, str(grey))
-    assert ">NOT ASSESSABLE<" in greyed.banner and greyed.status.startswith(NOT_RELIABLE)
+    assert ">NOT ASSESSABLE - REFER<" in greyed.banner and greyed.status.startswith(NOT_RELIABLE)
+
+
+STATUS_REGION = "#status [data-testid=markdown]"
+BANNER_REGION = "#banner .html-container"
+
+
+def expect_result_shown(page, result) -> None:
+    """The page shows ``result`` (the SDK's answer about the picture analysed) as it should: the probabilities, the
+    class, the crop and the CAM exactly where a diagnosis is given; otherwise none of them, no class named anywhere
+    and no percentage beyond the lesion's share of the picture."""
+    from playwright.sync_api import expect
+
+    from dermassist_client.demo import MODEL_CARD, MODEL_CARD_NAME, NOT_LEARNT
+
+    rows = page.locator("#probabilities .probability-row")
+    expect(page.locator("#overlay img")).to_be_visible(timeout=30_000)
+    alt = page.locator("#overlay img").get_attribute("alt")
+    assert alt and ("no lesion was found" in alt) == (not result.lesion_found), alt
+    assert page.locator("#overlay img").get_attribute("src").endswith(".png")  # not lossy WebP
+    expect(page.locator("#model")).to_contain_text("dermassist")
+    expect(page.locator("#model")).to_contain_text(MODEL_CARD)
+    if result.diagnosis_given:
+        expect(rows).to_have_count(len(CLASSES))
+        top = f"{result.top_class.name} ({result.top_class.code})"
+        expect(rows.first).to_contain_text(top)
+        expect(page.locator("#status")).to_contain_text(f"Most probable class: {top}")
+        expect(page.locator("#status")).to_contain_text("Lesion found")
+        for c in CLASSES:
+            row = rows.filter(has_text=f"({c.code})")
+            expect(row).to_have_count(1)
+            if c.code in NOT_LEARNT:
+                expect(row).to_contain_text(NOT_LEARNT[c.code])
+                expect(row).not_to_contain_text("%")
+            else:
+                expect(row).to_contain_text(re.compile(r"(\d{1,2}|<1|>99)%$"))  # whole percentages
+        expect(page.locator("#probabilities .probability-caveat")).to_contain_text(MODEL_CARD_NAME)
+        for image in ("#crop img", "#cam img"):
+            expect(page.locator(image)).to_be_visible()
+            assert page.locator(image).get_attribute("src").endswith(".png"), image
+        assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
+        expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
+    else:
+        expect(page.locator("#status")).to_contain_text("Result for", timeout=30_000)
+        expect(rows).to_have_count(0)
+        expect(page.locator("#probabilities table")).to_have_count(0)
+        expect(page.locator("#crop img")).to_have_count(0)
+        expect(page.locator("#cam img")).to_have_count(0)
+        shown = " ".join(page.locator(where).inner_text() for where in ("#status", "#probabilities", "#cam-legend"))
+        shown += " " + alt
+        assert not [c.code for c in CLASSES if c.name in shown or f"({c.code}" in shown], shown
+        assert "%" not in re.sub(r"marked \d+% of the image|\(\d+% of the image\)", "", shown), shown
+
+
+def rgb(css_colour: str) -> str:
+    """``rgb(194, 65, 12)`` (a computed style) as ``#c2410c``."""
+    red, green, blue = (int(v) for v in re.findall(r"\d+", css_colour)[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def check_page_accessibility(page) -> None:
+    """After an answer: the status line and the banner are polite live regions, still (they survive the update);
+    the pictures have no Share button; the Analyze button's text is at least 4.5:1 on it, at rest, hovered and
+    focused (colours as the browser computes them, ratio by WCAG's formula)."""
+    from playwright.sync_api import expect
+
+    from tests.client.test_demo_page import contrast
+
+    for region in (STATUS_REGION, BANNER_REGION):
+        expect(page.locator(region)).to_have_attribute("aria-live", "polite")
+        expect(page.locator(region)).to_have_attribute("role", "status")
+    for image in ("#overlay", "#crop", "#cam"):
+        labels = page.locator(f"{image} button").evaluate_all(
+            "buttons => buttons.map(b => (b.getAttribute('aria-label') || b.title || b.innerText).toLowerCase())")
+        assert not [label for label in labels if "share" in label], (image, labels)
+    expect(page.locator("#overlay a[download], #overlay button[aria-label*='ownload']").first).to_be_attached()
+    button = page.locator("#analyze")
+    style = "b => [getComputedStyle(b).color, getComputedStyle(b).backgroundColor]"
+    page.mouse.move(0, 0)
+    button.evaluate("b => b.blur()")  # Analyze was just pressed: at rest is neither focused nor hovered
+    time.sleep(0.5)
+    states = {"rest": button.evaluate(style)}
+    button.hover()
+    time.sleep(0.5)  # past any colour transition
+    states["hover"] = button.evaluate(style)
+    page.mouse.move(0, 0)
+    button.focus()
+    time.sleep(0.5)
+    states["focus"] = button.evaluate(style)
+    for state, (text, background) in states.items():
+        assert contrast(rgb(text), rgb(background)) >= 4.5, (state, text, background)
+    assert states["rest"] != states["hover"]  # hovering still shows
 
 
 def wait_for_upload(page, path: Path) -> None:
@@ -251,10 +345,11 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
     from playwright.sync_api import expect, sync_playwright
 
     from dermassist_client import DermAssistClient
-    from dermassist_client.demo import launch_demo
-    from dermassist_client.verdict import NOT_ASSESSABLE, score_text, verdict_of_result
+    from dermassist_client.demo import ALT_NO_LESION, launch_demo
+    from dermassist_client.verdict import NOT_ASSESSABLE, headline, score_text, verdict_of_result
 
-    said = verdict_of_result(DermAssistClient(triton_server.config.grpc_address).analyze(HAM))
+    direct = DermAssistClient(triton_server.config.grpc_address).analyze(HAM)
+    said = verdict_of_result(direct)
     port, dead, dead_port = free_ports(3)
     page_process = subprocess.Popen(
         [sys.executable, "-m", "dermassist_client.cli", "demo", "--url", triton_server.config.grpc_address,
@@ -283,7 +378,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             wait_for_upload(page, HAM)
             page.locator("#analyze").click()
             banner = page.locator("#banner .verdict")
-            expect(banner.locator(".verdict-kind")).to_have_text(said.kind, timeout=30_000)
+            expect(banner.locator(".verdict-kind")).to_have_text(headline(said), timeout=30_000)
             if said.kind == NOT_ASSESSABLE:  # no score is shown for a picture that is not assessable
                 expect(banner).not_to_contain_text("Refer score")
             else:
@@ -291,17 +386,8 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             if said.note:
                 expect(banner.locator(".verdict-note")).to_contain_text(said.note)
             expect(banner).to_contain_text("Research demo, not a medical device")
-            expect(page.locator("#probabilities")).to_contain_text("Melanoma (MEL)")
-            for code in ("AK", "BCC", "DF", "NV", "BKL", "SCC", "VASC"):
-                expect(page.locator("#probabilities")).to_contain_text(f"({code})")
-            expect(page.locator("#probabilities")).to_contain_text("%")
-            for image in ("#overlay img", "#crop img", "#cam img"):
-                expect(page.locator(image)).to_be_visible()
-            assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
-            expect(page.locator("#status")).to_contain_text("Lesion found")
-            expect(page.locator("#model")).to_contain_text("dermassist")
-            for image in ("#overlay img", "#crop img", "#cam img"):
-                assert page.locator(image).get_attribute("alt"), image  # screen readers say what each picture is
+            expect_result_shown(page, direct)  # the tiny test models assess nothing: no class, no percentage
+            check_page_accessibility(page)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
@@ -315,6 +401,8 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             analyze(plain_png)
             expect(page.locator("#status")).to_contain_text("No lesion found", timeout=30_000)
             expect(page.locator("#banner .verdict-note")).to_contain_text("No lesion found")
+            expect(page.locator("#overlay img")).to_have_attribute("alt", ALT_NO_LESION)
+            expect(page.locator("#probabilities .probability-row")).to_have_count(0)
 
             analyze(not_an_image)
             expect(page.locator("#status")).to_contain_text("Could not analyze: notes.jpg is not an image",
@@ -328,6 +416,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             page.locator("#analyze").click()
             expect(page.locator("#status")).to_contain_text("cannot be reached right now", timeout=30_000)
             expect(page.locator("#status")).to_contain_text("Could not analyze")
+            expect(page.locator(STATUS_REGION)).to_have_attribute("aria-live", "polite")  # the failure is announced
             browser.close()
     finally:
         dead_page.close()

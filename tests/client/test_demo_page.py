@@ -1,0 +1,176 @@
+"""The demo page's handler and texts without a server: what an answer shows (and withholds), its alt texts, the
+model card it names, the classes it marks as never learnt (checked against release.json) and the Analyze button's
+contrast (WCAG, computed here by hand)."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dermassist_client import CLASSES
+from dermassist_client.errors import DeadlineExceededError
+from dermassist_client.result import build_result
+from tests.conftest import PROJECT_ROOT
+
+demo = pytest.importorskip("dermassist_client.demo")  # gradio: the [demo] extra
+
+RELEASE = PROJECT_ROOT / "training" / "release" / "release.json"
+BLURRED = "Picture too blurred to assess: retake it in focus."
+
+
+def _result(assessable: bool | None = True, lesion_fraction: float = 0.4, refer: bool = True):
+    probs = np.array([[0.02, 0.03, 0.004, 0.8, 0.1, 0.0455, 0.0005, 0.0]], np.float32)
+    mask = np.zeros((1, 256, 256), np.uint8)
+    if lesion_fraction:
+        mask[0, 60:200, 60:200] = 255
+    outputs = {"PROBABILITIES": probs, "MASK": mask,
+               "BBOX": np.array([[100, 80, 500, 380] if lesion_fraction else [0, 0, 600, 450]], np.int32),
+               "LESION_FRACTION": np.array([[lesion_fraction]], np.float32),
+               "CROP": np.full((1, 224, 224, 3), 120, np.uint8), "CAM": np.full((1, 224, 224), 200, np.uint8),
+               "REFER": np.array([[refer]]), "REFER_SCORE": np.array([[0.8505]], np.float32),
+               "ASSESSABLE": np.array([[assessable]]), "OOD_SCORE": np.array([[0.5]], np.float32),
+               "NOTE": np.array([[(BLURRED if assessable is False else "").encode()]], dtype=object)}
+    return build_result(outputs, 0, (600, 450), "dermassist", "1")
+
+
+class _Client:
+    """Stands in for DermAssistClient: answers every picture with one result."""
+
+    def __init__(self, result):
+        self.result = result
+        self.config = SimpleNamespace(url="127.0.0.1:8001")
+
+    def analyze(self, path, with_crop=False):
+        return self.result
+
+
+@pytest.fixture()
+def picture(tmp_path) -> str:
+    path = tmp_path / "lesion.png"
+    Image.new("RGB", (600, 450), (200, 150, 130)).save(path)
+    return str(path)
+
+
+def _class_names(text: str) -> list[str]:
+    return [c.name for c in CLASSES if c.name in text or f"({c.code}" in text]
+
+
+# --- what an answer shows ------------------------------------------------------------------------------
+
+def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(picture):
+    shown = demo.analyze_file(_Client(_result()), picture)
+    rows = [tuple(map(html.unescape, row)) for row in re.findall(
+        r'<tr class="probability-row[^"]*"><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td>', shown.probabilities)]
+    assert rows == [("Melanoma (MEL)", "80%"), ("Nevus (NV)", "10%"), ("Pigmented benign keratosis (BKL)", "5%"),
+                    ("Basal cell carcinoma (BCC)", "3%"), ("Actinic keratosis (AK)", "2%"),
+                    ("Dermatofibroma (DF)", "<1%"), ("Vascular lesion (VASC)", "<1%"),
+                    ("Squamous cell carcinoma (SCC)", "not learnt: no training images")]  # no 0% for SCC
+    assert not re.search(r"\d\.\d%", shown.probabilities + shown.status)  # whole percentages, no 0.1% precision
+    assert "calibrated on its own validation images" in shown.probabilities
+    assert "over-confident on images from other clinics" in shown.probabilities
+    assert demo.MODEL_CARD_NAME in shown.probabilities and demo.MODEL_CARD in shown.probabilities
+    assert "Most probable class: **Melanoma (MEL)**, 80%." in shown.status and "Lesion found: 40%" in shown.status
+    assert shown.crop is not None and shown.cam is not None and shown.cam_legend == demo.CAM_LEGEND
+    assert "version `1`" in shown.model and demo.MODEL_CARD in shown.model
+    assert shown.alt_texts[0].startswith(demo.ALT_OVERLAY) and "40% of the image" in shown.alt_texts[0]
+    assert shown.alt_texts[2].endswith("Melanoma (MEL)")
+
+
+@pytest.mark.parametrize("assessable, lesion_fraction", [(False, 0.4), (False, 0.0), (True, 0.0)])
+def test_an_answer_without_a_diagnosis_shows_no_class_no_percentage_and_no_chart(picture, assessable, lesion_fraction):
+    """Not assessable (a cat, a blurred picture), or no lesion found: the banner, the note and the mask and box only."""
+    result = _result(assessable, lesion_fraction)
+    assert not result.diagnosis_given
+    shown = demo.analyze_file(_Client(result), picture)
+    assert shown.probabilities == "" and shown.crop is None and shown.cam is None and shown.cam_legend == ""
+    assert shown.overlay is not None and shown.overlay.size == (600, 450)
+    text = shown.status + " ".join(shown.alt_texts)
+    assert _class_names(text) == [], text  # no class named, not even as 'the highest'
+    assert "%" not in shown.status.replace(f"marked {round(100 * lesion_fraction)}% of the image", "")
+    assert ">REFER score" not in shown.banner
+    if assessable is False:
+        assert shown.status.startswith(demo.NOT_RELIABLE) and "NOT ASSESSABLE - REFER" in shown.banner
+        assert BLURRED in shown.banner
+    else:
+        assert "No lesion found" in shown.status and demo.NO_DIAGNOSIS in shown.status
+    if not lesion_fraction:
+        assert shown.alt_texts[0] == demo.ALT_NO_LESION and "Lesion found" not in shown.status
+
+
+def test_the_page_values_carry_each_pictures_alt_text(picture):
+    values = demo.page_values(demo.analyze_file(_Client(_result(False, 0.0)), picture))
+    assert len(values) == 9
+    assert values[1].alt_text == demo.ALT_NO_LESION and values[2].value is None
+
+
+# --- messages ------------------------------------------------------------------------------------------
+
+def test_a_slow_answer_names_the_picture_size_only_when_the_picture_is_large(tmp_path, picture):
+    slow = DeadlineExceededError("deadline exceeded")
+    assert demo.plain_error(slow, picture) == demo.TOO_SLOW and "large" not in demo.TOO_SLOW
+    big = tmp_path / "big.png"
+    Image.new("1", (5000, 4500)).save(big)  # 22.5 megapixels in a small file
+    said = demo.plain_error(slow, str(big))
+    assert said.startswith("The analysis service took too long") and "big.png is a large picture (22 megapixels)" in said
+
+
+# --- constants checked against their sources ---------------------------------------------------------
+
+def test_the_classes_marked_not_learnt_are_those_with_no_training_image_in_release_json():
+    release = json.loads(RELEASE.read_text())
+    datasets = release["classifier"]["figures"]["dataset"]
+    assert datasets, "release.json names no classifier dataset"
+    counted = {c.code: sum(d["class_counts"][c.code] for d in datasets.values()) for c in CLASSES}
+    assert {code for code, n in counted.items() if n == 0} == set(demo.NOT_LEARNT), counted
+    split = json.loads((RELEASE.parent / release["data"]["splits"]["classifier"]).read_text())
+    trained = {row["label"] for row in split["train"]}
+    assert not trained & set(demo.NOT_LEARNT) and trained | set(demo.NOT_LEARNT) == {c.code for c in CLASSES}
+
+
+def test_the_model_card_named_on_the_page_is_the_release_s():
+    release = json.loads(RELEASE.read_text())
+    assert demo.MODEL_CARD_NAME == release["name"]
+    card = PROJECT_ROOT / demo.MODEL_CARD
+    assert card.read_text().splitlines()[0].startswith(f"# DermAssist model card: {demo.MODEL_CARD_NAME} ")
+    for fragment in ("research and demonstration only, not for diagnosis", "darker skin is not known",
+                     "CC BY-NC 4.0", "HAM10000", "PH2", demo.MODEL_CARD):
+        assert fragment in demo.INTENDED_USE, fragment
+
+
+# --- the Analyze button's contrast ----------------------------------------------------------------------
+
+def _luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of #rrggbb."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours, 1 to 21."""
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_contrast_formula_matches_known_pairs():
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#ffffff", "#ea580c") == pytest.approx(3.56, abs=0.01)  # the default orange the audit measured
+    assert contrast("#ffffff", "#f97316") == pytest.approx(2.80, abs=0.01)  # its hover and focus state
+
+
+def test_the_analyze_button_meets_aa_contrast_in_every_state():
+    rules = dict(re.findall(r"([^{}]+)\{([^}]*)\}", demo.PAGE_CSS))
+    states = {}
+    for selectors, body in rules.items():
+        background = re.search(r"background: (#[0-9a-f]{6})", body).group(1)
+        text = re.search(r"(?<![-\w])color: (#[0-9a-f]{6})", body).group(1)
+        for selector in selectors.split(","):
+            states[selector.strip()] = (text, background)
+    assert set(states) == {"#analyze", "#analyze:hover", "#analyze:focus", "#analyze:focus-visible", "#analyze:active"}
+    for selector, (text, background) in states.items():
+        assert contrast(text, background) >= 4.5, (selector, text, background, contrast(text, background))
