@@ -88,14 +88,20 @@ ANALYZE_BACKGROUND = "#c2410c"
 ANALYZE_BACKGROUND_ACTIVE = "#9a3412"
 """Hovered, focused or pressed: darker still (7.3:1), so no state of the button falls under AA."""
 ANALYZE_TEXT = "#ffffff"
+FOOTER_TEXT = "#4b5563"
+"""Gradio's footer links ('Built with Gradio', 'Settings') on the light page: 7.6:1 (Gradio's own grey is 1.9:1)."""
+FOOTER_TEXT_DARK = "#d1d5db"
+"""The same in Gradio's dark mode, on its near-black page."""
 PAGE_CSS = (
     f"#analyze {{ background: {ANALYZE_BACKGROUND} !important; color: {ANALYZE_TEXT} !important; "
     f"border-color: {ANALYZE_BACKGROUND} !important; }}\n"
     f"#analyze:hover, #analyze:focus, #analyze:focus-visible, #analyze:active {{ "
     f"background: {ANALYZE_BACKGROUND_ACTIVE} !important; color: {ANALYZE_TEXT} !important; "
     f"border-color: {ANALYZE_BACKGROUND_ACTIVE} !important; }}\n"
+    f"footer a, footer button {{ color: {FOOTER_TEXT} !important; }}\n"
+    f".dark footer a, .dark footer button {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
 )
-"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state."""
+"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the footer's links."""
 LIVE_REGIONS_JS = (
     "() => { for (const [selector, role] of [['#status [data-testid=markdown]', 'status'], "
     "['#banner .html-container', 'status']]) { const region = document.querySelector(selector); "
@@ -342,10 +348,12 @@ def launch_demo(url: str, protocol: str = "grpc", host: str = DEMO_HOST, port: i
                 timeout: float | None = None, retries: int = 1, refer_threshold: float | None = None,
                 **options: Any) -> tuple[gr.Blocks, str]:
     """Build and start the page without blocking; returns it and its local URL. The footer has no link to Gradio's
-    API page: the page is for people, and programs call the ensemble (docs/sdk.md)."""
+    API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history: Gradio would keep
+    every analysis (the patient's picture and its answer) in the browser, and offer to save it to Hugging Face."""
     page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold, **options)
     page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS)
+                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
+                run_history=False)
     local_url = f"http://{host}:{page.server_port}/"
     logger.info("demo page at %s (server %s over %s)", local_url, url, protocol)
     return page, local_url

@@ -185,7 +185,7 @@ def rgb(css_colour: str) -> str:
 def check_page_accessibility(page) -> None:
     """After an answer: the status line and the banner are polite live regions, still (they survive the update);
     the pictures have no Share button; the Analyze button's text is at least 4.5:1 on it, at rest, hovered and
-    focused (colours as the browser computes them, ratio by WCAG's formula)."""
+    focused, and the footer's links on the page (colours as the browser computes them, ratio by WCAG's formula)."""
     from playwright.sync_api import expect
 
     from tests.client.test_demo_page import contrast
@@ -214,6 +214,8 @@ def check_page_accessibility(page) -> None:
     for state, (text, background) in states.items():
         assert contrast(rgb(text), rgb(background)) >= 4.5, (state, text, background)
     assert states["rest"] != states["hover"]  # hovering still shows
+    footer = page.locator("footer a").evaluate_all("links => links.map(a => getComputedStyle(a).color)")
+    assert footer and all(contrast(rgb(colour), "#ffffff") >= 4.5 for colour in footer), footer  # light page
 
 
 def wait_for_upload(page, path: Path) -> None:
