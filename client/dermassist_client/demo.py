@@ -18,7 +18,7 @@ from .classes import CLASSES, LesionClass
 from .client import DermAssistClient
 from .config import DEMO_HOST, DEMO_PORT
 from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
-from .overlay import draw_cam, draw_overlay
+from .overlay import VIRIDIS, draw_cam, draw_overlay
 from .result import LesionResult
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
@@ -65,12 +65,20 @@ ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and
 ALT_MARKED = "The uploaded image with the area the segmenter marked tinted red and its box drawn in green"
 ALT_NO_LESION = "The uploaded image as analysed: no lesion was found, so nothing is drawn on it"
 ALT_CROP = "The square crop around the lesion that the classifier analysed"
-ALT_CAM = "The crop with a heat map of where the model looked: red raised the top class most"
+ALT_CAM = "The crop with a heat map of where the model looked: yellow raised the top class most"
 NO_LESION = ("**No lesion found.** The segmenter found no lesion, so the whole image was classified "
              "(no mask, no box).")
-CAM_LEGEND = ("Class activation map of the top class over the crop: red is what raised that class's probability "
-              "most, untinted is what did not raise it. The map is coarse (a 7x7 grid drawn smooth): it marks "
-              "regions, not borders, and can light normal skin beside the lesion.")
+CAM_LEGEND = ("Class activation map of the top class over the crop: the tint runs from untinted (did not raise that "
+              "class's probability) through purple, blue and green to bright yellow (raised it most); the brighter, "
+              "the more. The map is coarse (a 7x7 grid drawn smooth): it marks regions, not borders, and can light "
+              "normal skin beside the lesion.")
+_GRADIENT = ", ".join(f"rgb{colour}" for colour in VIRIDIS)
+CAM_LEGEND_HTML = (
+    f'<p class="cam-legend-text">{html.escape(CAM_LEGEND)}</p><div class="cam-scale" aria-hidden="true" '
+    f'style="display: flex; align-items: center; gap: 8px; font-size: 0.85em;"><span>low</span><div style="flex: 1; '
+    f'height: 12px; background: linear-gradient(to right, {_GRADIENT});"></div><span>high</span></div>'
+)
+"""The CAM's legend with its colour scale (low to high, decorative: the text says the same)."""
 NOT_LEARNT = {"SCC": "not learnt: no training images"}
 """Classes the classifier never learnt, with what the page says instead of their percentage. Source:
 training/release/release.json, whose classifier datasets (``classifier.figures.dataset``: isic2018_task3, ph2) count
@@ -123,7 +131,7 @@ class PageOutputs(NamedTuple):
     overlay: Image.Image | None
     crop: np.ndarray | None
     cam: Image.Image | None
-    cam_legend: str  # CAM_LEGEND beside a CAM, "" with none
+    cam_legend: str  # CAM_LEGEND_HTML beside a CAM, "" with none
     probabilities: str  # the table of class probabilities and its caveat (HTML), "" where no diagnosis is given
     status: str
     model: str
@@ -291,7 +299,7 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     crop = np.asarray(result.crop) if shown and result.crop is not None else None
     cam = draw_cam(result) if shown else None
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
-                       CAM_LEGEND if cam is not None else "", probabilities_html(result), status, model, path,
+                       CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result), status, model, path,
                        alt_texts(result))
 
 
@@ -329,7 +337,7 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
                                     alt_text=ALT_CROP, format="png", buttons=IMAGE_BUTTONS)
                     cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False,
                                    alt_text=ALT_CAM, format="png", buttons=IMAGE_BUTTONS)
-                cam_legend = gr.Markdown(elem_id="cam-legend")
+                cam_legend = gr.HTML(elem_id="cam-legend")
                 probabilities = gr.HTML(elem_id="probabilities")
                 model = gr.Markdown(elem_id="model")
                 about = gr.Textbox(visible=False, elem_id="about")

@@ -14,7 +14,12 @@ from .result import LesionResult
 MASK_COLOUR = (255, 40, 40)
 BOX_COLOUR = (40, 220, 90)
 MASK_ALPHA = 0.4
-CAM_ALPHA = 0.5  # weight of the heat colour where the map is at its peak; where it is 0 the crop shows as is
+CAM_ALPHA = 0.65  # weight of the heat colour where the map is at its peak; where it is 0 the crop shows as is
+#: The CAM's colour map: viridis (matplotlib's), sampled at 0, 1/8, ..., 1 and interpolated linearly. Dark purple (0)
+#: through blue and green to yellow (1): its lightness rises all the way, so it reads without colour vision and
+#: for red-green colour-blind readers, unlike jet, whose red and green ends have about the same lightness.
+VIRIDIS = ((68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137),
+           (53, 183, 121), (110, 206, 88), (253, 231, 37))
 
 
 def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
@@ -62,11 +67,21 @@ def jet_colours(values: np.ndarray) -> np.ndarray:
     return np.round(rgb * 255).astype(np.uint8)
 
 
+def viridis_colours(values: np.ndarray) -> np.ndarray:
+    """The viridis colour map (``VIRIDIS``): values in [0, 1] (clipped) to RGB uint8 (..., 3), dark purple (0) via
+    blue and green to yellow (1)."""
+    v = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0)
+    anchors = np.array(VIRIDIS, dtype=np.float32)
+    at = np.linspace(0.0, 1.0, len(VIRIDIS), dtype=np.float32)
+    rgb = np.stack([np.interp(v, at, anchors[:, channel]) for channel in range(3)], axis=-1)
+    return np.round(rgb).astype(np.uint8)
+
+
 def blend_cam(crop: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """The crop (HxWx3 uint8) with its CAM (HxW uint8, 0..255) as a heat map, HxWx3 uint8.
 
-    Each pixel moves toward the jet colour of its CAM value by ``CAM_ALPHA`` times that value, so
-    what the model looked at most is red and strongly tinted, and what it ignored keeps its colours.
+    Each pixel moves toward the viridis colour of its CAM value by ``CAM_ALPHA`` times that value, so
+    what the model looked at most is yellow and strongly tinted, and what it ignored keeps its colours.
     """
     crop, cam = np.asarray(crop), np.asarray(cam)
     if crop.ndim != 3 or crop.shape[2] != 3 or crop.dtype != np.uint8:
@@ -76,7 +91,7 @@ def blend_cam(crop: np.ndarray, cam: np.ndarray) -> np.ndarray:
                           f"got shape {cam.shape} and dtype {cam.dtype}")
     level = cam.astype(np.float32) / 255.0
     weight = (CAM_ALPHA * level)[..., None]
-    blended = crop.astype(np.float32) * (1.0 - weight) + jet_colours(level).astype(np.float32) * weight
+    blended = crop.astype(np.float32) * (1.0 - weight) + viridis_colours(level).astype(np.float32) * weight
     return np.round(blended).astype(np.uint8)
 
 

@@ -76,7 +76,7 @@ def not_an_image(tmp_path) -> Path:
 @pytest.mark.integration
 def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, plain_png, not_an_image):
     from dermassist_client import DermAssistClient
-    from dermassist_client.demo import CAM_LEGEND, NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file, probabilities_html
+    from dermassist_client.demo import CAM_LEGEND_HTML, NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file, probabilities_html
     from dermassist_client.overlay import blend_cam
     from dermassist_client.verdict import banner_html, headline, verdict_of_result
 
@@ -92,7 +92,7 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     assert shown.probabilities == probabilities_html(direct)
     assert (NOT_RELIABLE in shown.status) == (direct.assessable is False)  # said exactly when not assessable
     if direct.diagnosis_given:
-        assert shown.crop.shape == (224, 224, 3) and shown.cam_legend == CAM_LEGEND
+        assert shown.crop.shape == (224, 224, 3) and shown.cam_legend == CAM_LEGEND_HTML
         assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
         assert f"Result for **{HAM.name}**. Lesion found" in shown.status
         assert f"Most probable class: **{direct.top_class.name} ({direct.top_class.code})**" in shown.status

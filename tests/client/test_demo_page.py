@@ -75,7 +75,7 @@ def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(p
     assert "over-confident on images from other clinics" in shown.probabilities
     assert demo.MODEL_CARD_NAME in shown.probabilities and demo.MODEL_CARD in shown.probabilities
     assert "Most probable class: **Melanoma (MEL)**, 80%." in shown.status and "Lesion found: 40%" in shown.status
-    assert shown.crop is not None and shown.cam is not None and shown.cam_legend == demo.CAM_LEGEND
+    assert shown.crop is not None and shown.cam is not None and shown.cam_legend == demo.CAM_LEGEND_HTML
     assert "version `1`" in shown.model and demo.MODEL_CARD in shown.model
     assert shown.alt_texts[0].startswith(demo.ALT_OVERLAY) and "40% of the image" in shown.alt_texts[0]
     assert shown.alt_texts[2].endswith("Melanoma (MEL)")

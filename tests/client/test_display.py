@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from dermassist_client import ResultError
-from dermassist_client.overlay import CAM_ALPHA, blend_cam, draw_cam, jet_colours
+from dermassist_client.overlay import CAM_ALPHA, VIRIDIS, blend_cam, draw_cam, jet_colours, viridis_colours
 from dermassist_client.result import build_result
 from dermassist_client.verdict import (
     DISCLAIMER,
@@ -198,6 +198,23 @@ def test_jet_runs_dark_blue_to_dark_red_and_clips():
     assert jet_colours(np.zeros((4, 5))).shape == (4, 5, 3)
 
 
+def _luminance(rgb) -> float:
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255 for v in rgb)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_the_cam_map_runs_dark_purple_to_yellow_ever_lighter_and_clips():
+    """Readable without colour vision: every step up the map is lighter (WCAG relative luminance), unlike jet."""
+    got = viridis_colours(np.array([-1.0, 0.0, 1.0, 2.0]))
+    assert got.dtype == np.uint8 and got.tolist() == [list(VIRIDIS[0])] * 2 + [list(VIRIDIS[-1])] * 2
+    assert viridis_colours(np.array([0.125, 0.5])).tolist() == [list(VIRIDIS[1]), list(VIRIDIS[4])]
+    ramp = [_luminance(rgb) for rgb in viridis_colours(np.linspace(0, 1, 65)).astype(int)]
+    assert all(a < b for a, b in zip(ramp, ramp[1:])), ramp
+    jet = [_luminance(rgb) for rgb in jet_colours(np.linspace(0, 1, 65)).astype(int)]
+    assert any(a > b for a, b in zip(jet, jet[1:]))  # what viridis replaced: jet gets darker again towards red
+    assert viridis_colours(np.zeros((4, 5))).shape == (4, 5, 3)
+
+
 def test_cam_blend_leaves_ignored_pixels_alone_and_tints_the_peak():
     rng = np.random.default_rng(0)
     crop = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
@@ -208,14 +225,15 @@ def test_cam_blend_leaves_ignored_pixels_alone_and_tints_the_peak():
     assert out.shape == crop.shape and out.dtype == np.uint8
     untouched = cam == 0
     assert np.array_equal(out[untouched], crop[untouched])
-    peak = crop[110, 60].astype(float) * (1 - CAM_ALPHA) + np.array([128, 0, 0]) * CAM_ALPHA
+    peak = crop[110, 60].astype(float) * (1 - CAM_ALPHA) + np.array(VIRIDIS[-1]) * CAM_ALPHA
     assert np.abs(out[110, 60].astype(float) - peak).max() <= 0.5
     half = 128 / 255
-    expected = crop[5, 5].astype(float) * (1 - CAM_ALPHA * half) + jet_colours(half).astype(float) * CAM_ALPHA * half
+    expected = (crop[5, 5].astype(float) * (1 - CAM_ALPHA * half)
+                + viridis_colours(half).astype(float) * CAM_ALPHA * half)
     assert np.abs(out[5, 5].astype(float) - expected).max() <= 0.5
     grey = np.full((224, 224, 3), 200, np.uint8)
     tinted = blend_cam(grey, np.full((224, 224), 255, np.uint8))[0, 0].astype(int)
-    assert tinted[0] > tinted[1] and tinted[0] > tinted[2]  # the peak reads red
+    assert tinted[0] > tinted[2] and tinted[1] > tinted[2]  # the peak reads yellow
 
 
 @pytest.mark.parametrize("crop, cam, fragment", [
