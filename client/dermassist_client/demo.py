@@ -106,10 +106,16 @@ PAGE_CSS = (
     f"#analyze:hover, #analyze:focus, #analyze:focus-visible, #analyze:active {{ "
     f"background: {ANALYZE_BACKGROUND_ACTIVE} !important; color: {ANALYZE_TEXT} !important; "
     f"border-color: {ANALYZE_BACKGROUND_ACTIVE} !important; }}\n"
+    # the result pictures' label and toolbar above the picture, not floating over its top edge (on a phone they
+    # covered the top of the box)
+    + "".join(f"#{image} [data-testid=block-label] {{ position: static !important; }}\n"
+              f"#{image} .icon-button-wrapper.top-panel {{ position: static !important; "
+              "justify-content: flex-end; }\n" for image in ("overlay", "crop", "cam")) +
     f"footer a, footer button {{ color: {FOOTER_TEXT} !important; }}\n"
     f".dark footer a, .dark footer button {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
 )
-"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the footer's links."""
+"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the result pictures' labels
+and toolbars above them, the footer's links."""
 LIVE_REGIONS_JS = (
     "() => { for (const [selector, role] of [['#status [data-testid=markdown]', 'status'], "
     "['#banner .html-container', 'status']]) { const region = document.querySelector(selector); "

@@ -185,7 +185,8 @@ def rgb(css_colour: str) -> str:
 def check_page_accessibility(page) -> None:
     """After an answer: the status line and the banner are polite live regions, still (they survive the update);
     the pictures have no Share button; the Analyze button's text is at least 4.5:1 on it, at rest, hovered and
-    focused, and the footer's links on the page (colours as the browser computes them, ratio by WCAG's formula)."""
+    focused, and the footer's links on the page (colours as the browser computes them, ratio by WCAG's formula); the
+    pictures' labels and toolbars sit above them."""
     from playwright.sync_api import expect
 
     from tests.client.test_demo_page import contrast
@@ -214,6 +215,12 @@ def check_page_accessibility(page) -> None:
     for state, (text, background) in states.items():
         assert contrast(rgb(text), rgb(background)) >= 4.5, (state, text, background)
     assert states["rest"] != states["hover"]  # hovering still shows
+    for image in ("#overlay", "#crop", "#cam"):  # label and toolbar above the picture, not over its top edge
+        tops = page.locator(image).evaluate(
+            "e => [...e.querySelectorAll('img, [data-testid=block-label], .icon-button-wrapper')].map("
+            "x => [x.tagName, Math.round(x.getBoundingClientRect().top), Math.round(x.getBoundingClientRect().bottom)])")
+        pictures = [top for tag, top, _ in tops if tag == "IMG"]
+        assert all(bottom <= min(pictures) for tag, _, bottom in tops if tag != "IMG" and pictures), (image, tops)
     footer = page.locator("footer a").evaluate_all("links => links.map(a => getComputedStyle(a).color)")
     assert footer and all(contrast(rgb(colour), "#ffffff") >= 4.5 for colour in footer), footer  # light page
 
