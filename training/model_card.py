@@ -69,6 +69,14 @@ SHIPPED_SQUASH = ("That shift is mixed with the shared set's 256x256 squash: squ
                   "balanced accuracy hardly moving (0.574 to 0.571; ML review of this release, finding 7), so part of "
                   "the ISIC 2017 calibration and assessability figures is the squash, not the clinics.")
 # The ML review's thumbnail check (finding 3) over the shipped splits.
+# The shipped release's tuned values were fitted before `prepare` filled the lens border (RUNS.md, "Filling the
+# dermoscope's dark field-of-view border"): its re-fit was measured, and not shipped.
+SHIPPED_TUNED_BEFORE_FILL = (
+    "- The temperature, REFER threshold, OOD statistics and quality limits were fitted before the border fill was added "
+    "to serving (it finds a border in 10 of the 189 validation images). Re-fitted on the filled images they would be temperature "
+    "0.748 (served 0.760) and REFER threshold 0.063 (served 0.066); that re-fit was measured and was no better on the "
+    "test split (ECE 0.086, not assessable 2.5%), so the values fitted with the weights were kept; the next full build "
+    "trains and tunes on filled images (RUNS.md, \"Filling the dermoscope's dark field-of-view border\").")
 SHIPPED_DUPLICATES = (
     "- Near-duplicates cross two split boundaries, as nothing deduplicates images before splitting: task3 ISIC_0034921 "
     "(classifier training) and ISIC_0035597 (classifier validation, which chose the checkpoint, temperature and REFER "
@@ -805,6 +813,7 @@ def render_model_card(release: dict) -> str:
         "- A round lens's black border is filled with the skin colour before the models see the image (RUNS.md: on 80",
         "  validation images behind a synthetic round lens the top class stayed as without it on 75, against 49",
         "  unfilled); a border that is not near-black (a grey or coloured vignette) is left as it is.",
+        *(_wrap(SHIPPED_TUNED_BEFORE_FILL, indent="  ") if is_shipped(release) else []),
         *_colour_limit(release),
         f"- Greyscale pictures come back not assessable{' (and referred)' if referred else ''}, the note says why; the FHIR "
         "and DICOM reports then code no diagnosis and give no class probabilities or referral score.",
