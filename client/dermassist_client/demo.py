@@ -58,8 +58,9 @@ TOO_SLOW_LARGE = ("The analysis service took too long to answer. {name} is a lar
 LARGE_PICTURE_PIXELS = 20_000_000
 LARGE_FILE_BYTES = 20_000_000
 """A picture this large (pixels, or bytes when its header cannot be read) is named as a reason for a slow answer."""
-NOT_RELIABLE = ("**Image not assessable: no class and no percentage are given.** The red area and the green box are "
-                "what the segmenter marked, shown only to help retake the picture (see the note above).")
+NOT_RELIABLE = "**Image not assessable: no class and no percentage are given** (see the note above)."
+MARKED = ("The red area and the green box are what the segmenter marked ({share} of the image), shown only to help "
+          "retake the picture.")
 NO_DIAGNOSIS = "No class is named: the whole picture was classified, which is not a diagnosis."
 ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and its box drawn in green"
 ALT_MARKED = "The uploaded image with the area the segmenter marked tinted red and its box drawn in green"
@@ -201,9 +202,9 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
     if not result.lesion_found:
         overlay = ALT_NO_LESION
     elif result.assessable is False:
-        overlay = f"{ALT_MARKED} ({round(100 * result.lesion_fraction)}% of the image); the picture is not assessable"
+        overlay = f"{ALT_MARKED} ({percent(result.lesion_fraction)} of the image); the picture is not assessable"
     else:
-        overlay = f"{ALT_OVERLAY} ({round(100 * result.lesion_fraction)}% of the image)"
+        overlay = f"{ALT_OVERLAY} ({percent(result.lesion_fraction)} of the image)"
     if not result.diagnosis_given:  # no crop and no CAM are shown, and no class is named
         return overlay, ALT_CROP, ALT_CAM
     return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}"
@@ -289,11 +290,11 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     name = f"Result for **{Path(path).name}**."
     if result.diagnosis_given:
         top = result.top_class
-        status = (f"{name} Lesion found: {round(100 * result.lesion_fraction)}% of the image, tinted red in its green "
+        status = (f"{name} Lesion found: {percent(result.lesion_fraction)} of the image, tinted red in its green "
                   f"box. Most probable class: **{class_name(top)}**, {percent(result.probabilities[top.code])}.")
     elif result.assessable is False:
-        found = "No lesion found: the segmenter marked nothing." if not result.lesion_found else (
-            f"The segmenter marked {round(100 * result.lesion_fraction)}% of the image.")
+        found = ("No lesion found: the segmenter marked nothing." if not result.lesion_found
+                 else MARKED.format(share=percent(result.lesion_fraction)))
         status = f"{NOT_RELIABLE}\n\n{name} {found}"
     else:
         status = f"{name} {NO_LESION} {NO_DIAGNOSIS}"

@@ -173,7 +173,7 @@ def expect_result_shown(page, result) -> None:
         shown = " ".join(page.locator(where).inner_text() for where in ("#status", "#probabilities", "#cam-legend"))
         shown += " " + alt
         assert not [c.code for c in CLASSES if c.name in shown or f"({c.code}" in shown], shown
-        assert "%" not in re.sub(r"marked \d+% of the image|\(\d+% of the image\)", "", shown), shown
+        assert "%" not in re.sub(r"\((<|>)?\d+% of the image\)", "", shown), shown
 
 
 def rgb(css_colour: str) -> str:

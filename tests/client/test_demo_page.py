@@ -91,7 +91,7 @@ def test_an_answer_without_a_diagnosis_shows_no_class_no_percentage_and_no_chart
     assert shown.overlay is not None and shown.overlay.size == (600, 450)
     text = shown.status + " ".join(shown.alt_texts)
     assert _class_names(text) == [], text  # no class named, not even as 'the highest'
-    assert "%" not in shown.status.replace(f"marked {round(100 * lesion_fraction)}% of the image", "")
+    assert "%" not in shown.status.replace(f"marked ({round(100 * lesion_fraction)}% of the image)", "")
     assert ">REFER score" not in shown.banner
     if assessable is False:
         assert shown.status.startswith(demo.NOT_RELIABLE) and "NOT ASSESSABLE - REFER" in shown.banner
