@@ -64,6 +64,7 @@ MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
+UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); never longer than a reload call
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
 _CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
@@ -572,7 +573,7 @@ class Guard:
         metadata, deadline = self._admin_metadata, self.config.reload_timeout_s
         for model in models:
             await self.triton.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name=model),
-                                                    metadata=metadata, timeout=deadline)
+                                                    metadata=metadata, timeout=min(UNLOAD_TIMEOUT_S, deadline))
         for model in models:
             await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
                                                   metadata=metadata, timeout=deadline)

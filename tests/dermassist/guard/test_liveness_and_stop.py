@@ -99,6 +99,10 @@ def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path
     asyncio.run(guard._reload(("lesion_crop",)))
     guard.audit.close()
     assert calls == [("unload lesion_crop", 7.0), ("load lesion_crop", 7.0), ("load dermassist", 7.0)]
+    calls.clear()
+    guard.config = GuardConfig(audit_log=str(tmp_path / "b.jsonl"), reload_timeout_s=45.0)
+    asyncio.run(guard._reload(("lesion_crop",)))
+    assert calls == [("unload lesion_crop", 30.0), ("load lesion_crop", 45.0), ("load dermassist", 45.0)]
 
 
 def test_liveness_stays_true_during_a_short_recovery_and_readiness_says_what_heals_since_when(tmp_path: Path) -> None:
