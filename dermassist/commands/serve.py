@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         "a fault"))
     ops.add_argument("--drain-s", type=float, help=setting_help(
         GuardConfig, "drain_s", "on SIGTERM, seconds the calls in flight get to be answered before they are cancelled"))
+    ops.add_argument("--reload-timeout-s", type=float, help=setting_help(
+        GuardConfig, "reload_timeout_s", "deadline of each call of a reload; past it the guard restarts tritonserver"))
+    ops.add_argument("--max-unready-s", type=float, help=setting_help(
+        GuardConfig, "max_unready_s", "liveness turns false once the guard has been unready this long without healing"))
+    ops.add_argument("--exit-when-not-live", action="store_true", default=None, help=setting_help(
+        GuardConfig, "exit_when_not_live", "exit non-zero once not live (docker-compose restarts only a process that exits)"))
     ops.add_argument("--triton-home", help=setting_help(ServerConfig, "triton_home",
                                                         "a system Triton install (e.g. /opt/tritonserver); none: the wheel's"))
 

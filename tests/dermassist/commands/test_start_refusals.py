@@ -137,3 +137,23 @@ def test_bench_with_a_report_dir_under_a_file_exits_2_before_measuring(tmp_path:
     a_file.write_text("x")
     text = _refused(["bench", "--report-dir", str(a_file / "rep")], caplog)
     assert f"report_dir {a_file}/rep cannot be made: {a_file} is a file" in text and "--report-dir" in text
+
+
+def test_serve_takes_the_liveness_and_reload_settings_as_flags_over_the_environment() -> None:
+    """The guard's liveness bound, reload deadline and exit-when-not-live had environment variables only, while its
+    messages named flags that did not exist."""
+    from dermassist.cli import build_parser
+    from dermassist.guard.config import GuardConfig
+
+    argv = ["serve", "--max-unready-s", "900", "--reload-timeout-s", "45", "--exit-when-not-live"]
+    config = GuardConfig.resolve(vars(build_parser(argv).parse_args(argv)),
+                                 {"DERMASSIST_MAX_UNREADY_S": "700", "DERMASSIST_RELOAD_TIMEOUT_S": "50"})
+    assert (config.max_unready_s, config.reload_timeout_s, config.exit_when_not_live) == (900.0, 45.0, True)
+    unset = GuardConfig.resolve(vars(build_parser(["serve"]).parse_args(["serve"])), {"DERMASSIST_MAX_UNREADY_S": "700"})
+    assert (unset.max_unready_s, unset.exit_when_not_live) == (700.0, GuardConfig().exit_when_not_live)
+
+
+def test_serve_refuses_a_liveness_bound_shorter_than_a_normal_recovery(tmp_path: Path, no_tritonserver: None,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    text = _refused(["serve", "--repository", str(tmp_path), "--max-unready-s", "30"], caplog)
+    assert "max_unready_s (30 s) must exceed the longest normal recovery" in text
