@@ -100,9 +100,9 @@ def test_network_policy_opens_only_grpc_to_client_namespaces_and_metrics_to_prom
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"]["egress"] == []
     rules = {tuple(p["port"] for p in rule["ports"]): rule["from"] for rule in policy["spec"]["ingress"]}
-    assert set(rules) == {("grpc",), ("metrics",)}
+    assert set(rules) == {("grpc",), ("metrics", "http")}  # Triton's metrics port, the guard's /metrics on health
     assert rules[("grpc",)] == [{"namespaceSelector": {"matchLabels": {"dermassist.io/client": "true"}}}]
-    (scraper,) = rules[("metrics",)]
+    (scraper,) = rules[("metrics", "http")]
     assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
 
 
@@ -181,11 +181,13 @@ def test_the_prometheus_operator_monitor_scrapes_the_pods_the_hpa_scales():
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == [namespace["metadata"]["name"]]
     pod = deployment["spec"]["template"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
-    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    endpoint, guard = monitor["spec"]["podMetricsEndpoints"]
     (container,) = pod["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(ports[endpoint["port"]]) == pod["metadata"]["annotations"]["prometheus.io/port"]
     assert endpoint["path"] == pod["metadata"]["annotations"]["prometheus.io/path"]
+    # the guard's own series: /metrics on the health port, where `dermassist serve` serves them
+    assert (guard["port"], guard["path"]) == ("http", "/metrics") and ports["http"] == 8000
 
 
 def _flag_value(args: list[str], name: str) -> str | None:
