@@ -98,6 +98,26 @@ def test_temperature_is_fitted_on_validation_and_quality_limits_on_training(
     assert (tmp_path / "reliability.png").is_file()
 
 
+def test_the_lowest_validation_melanoma_scores_are_recorded_and_the_threshold_is_one_of_them(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The model card says how far one image moves the REFER threshold from these (ML review, finding 4)."""
+    from training.classifier.calibrate import lowest_melanoma_scores
+
+    # by hand: melanomas (index 0 and 2) score 0.9 and 0.2, the nevus's 0.05 is left out
+    assert lowest_melanoma_scores([MEL, NV, MEL], np.array([0.9, 0.05, 0.2])) == [0.2, 0.9]
+    assert lowest_melanoma_scores([MEL] * 7, np.arange(7.0)[::-1], count=3) == [0.0, 1.0, 2.0]
+    logits = np.zeros((5, 8))
+    logits[:4, MEL] = [3.0, 1.0, 2.0, 0.5]  # four melanomas, the last the lowest score
+    val, train, test = _set([MEL] * 4 + [NV]), _set([MEL] * 1024), _set([MEL, NV])
+    tuned = _tune(monkeypatch, tmp_path, {"train": (train, np.zeros((1024, 8)), _unit_covariance_features()),
+                                          "val": (val, logits, _along_first_axis([0, 1, 2, 3, 4])),
+                                          "test": (test, logits[:2], _along_first_axis([0, 1]))})
+    lowest = tuned.figures["val"]["lowest_melanoma_scores"]
+    assert len(lowest) == 4 and lowest == sorted(lowest)
+    # with 4 melanomas the finite-sample rule takes the lowest melanoma score: the one of MEL logit 0.5
+    assert tuned.triage.refer_threshold == pytest.approx(lowest[0])
+
+
 def test_tuning_says_which_of_its_steps_it_is_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """`dermassist release --retune` tuned for about 2 min without a line."""

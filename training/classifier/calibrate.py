@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from preprocess.contract import CLASS_CODES
 from preprocess.quality import QualityLimits
 from preprocess.triage import TriageParams, refer_scores
 
@@ -31,7 +32,14 @@ from .schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, REFER_SENSI
 from .train import pooled_features, to_tensor
 
 logger = logging.getLogger(__name__)
+LOWEST_MELANOMA_SCORES = 5  # validation melanoma scores release.json keeps, lowest first
 
+
+def lowest_melanoma_scores(labels: Any, scores: np.ndarray, count: int = LOWEST_MELANOMA_SCORES) -> list[float]:
+    """The ``count`` lowest REFER scores of the melanomas among ``labels``, ascending (the REFER threshold is one of
+    them: the finite-sample rule takes the k-th lowest)."""
+    melanoma = np.asarray(labels) == CLASS_CODES.index("MEL")
+    return [float(s) for s in np.sort(np.asarray(scores, dtype=np.float64)[melanoma])[:count]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
         "val": {"ece_before": expected_calibration_error(val.labels, softmax(val_logits)),
                 "ece_after": expected_calibration_error(val.labels, val_probs),
                 "operating_point": point.as_dict(),
+                # how far one image moves the threshold (the model card's fragility line): the lowest few scores
+                "lowest_melanoma_scores": lowest_melanoma_scores(val.labels, refer_scores(val_probs)),
                 "refer_sensitivity": REFER_SENSITIVITY, "refer_safety": refer_safety,
                 "ood_limit_quantile": OOD_VALIDATION_QUANTILE},
         "test": {"ece_before": expected_calibration_error(test.labels, softmax(test_logits)),
