@@ -79,7 +79,9 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     if bright < 1.0:
         problems.append(f"Picture too bright (overexposed) to assess: retake it with less light (its brightest "
                         f"parts are burnt out: headroom below white {bright:.0%} of the lowest accepted).")
-    if colour < 1.0 and dark >= 1.0:  # a very dark picture has little colour left: its darkness is the problem
+    # a very dark picture has little colour left, and an overexposed one's burnt-out parts are white: its exposure is
+    # the problem, and a clinician sending a colour photograph was told it was greyscale
+    if colour < 1.0 and dark >= 1.0 and bright >= 1.0:
         problems.append(f"Picture has no colour (greyscale): only colour dermoscopy is assessed; send the colour "
                         f"original (colour {colour:.0%} of the lowest accepted).")
     if seam < 1.0:  # a mosaic or side-by-side: the lesion found may run across several pictures

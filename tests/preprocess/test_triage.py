@@ -56,11 +56,15 @@ def test_each_problem_is_named_in_plain_words_with_what_to_do_and_its_measure_an
     assert not out.assessable.any() and out.refer.all()  # not assessable -> referred by default
 
 
-def test_a_dark_picture_is_told_it_is_dark_not_that_it_has_no_colour() -> None:
-    """Darkness takes the colour spread with it: the retake advice is light, not a colour original."""
-    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, 0.3, 1.5, 0.5, 2.9)], [[0.1]], TriageParams(refer_threshold=0.5))
+@pytest.mark.parametrize(("exposure", "said"), [((0.3, 1.5), "Picture too dark"), ((1.5, 0.3), "Picture too bright")],
+                         ids=["dark", "overexposed"])
+def test_a_badly_exposed_picture_is_told_its_exposure_not_that_it_has_no_colour(
+        exposure: tuple[float, float], said: str) -> None:
+    """Darkness takes the colour spread with it, and burnt-out parts are white: the retake advice is the light, not a
+    colour original (a clinician's audit of the demo page: an overexposed colour photograph was called greyscale)."""
+    out = triage_batch(_probs(NV=1.0), [[0.3]], [(2.0, *exposure, 0.5, 2.9)], [[0.1]], TriageParams(refer_threshold=0.5))
     note = out.note[0, 0].decode()
-    assert note.startswith("Picture too dark") and "colour" not in note and not out.assessable[0, 0]
+    assert note.startswith(said) and "greyscale" not in note and not out.assessable[0, 0]
 
 
 @pytest.mark.parametrize("exposure", [(0.3, 1.5), (1.5, 0.3)], ids=["dark", "overexposed"])
