@@ -73,3 +73,17 @@ def triton_server(tiny_repository: Path):
 
     with embedded_server(tiny_repository) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def release_server(tmp_path_factory: pytest.TempPathFactory):
+    """ONE real embedded Triton serving the shipped release (exported into a staged repository) for the session."""
+    from dermassist.base.repository import stage_repository
+    from dermassist.base.server import embedded_server
+    from training.pipeline import export_release
+    from training.release import RELEASE_DIR
+
+    repository = stage_repository(tmp_path_factory.mktemp("release_repository"))
+    export_release(RELEASE_DIR, repository)
+    with embedded_server(repository) as server:
+        yield server

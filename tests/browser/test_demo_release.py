@@ -11,20 +11,6 @@ from tests.browser.test_demo import CHROMIUM_ARGS, check_page_accessibility, exp
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def release_server(tmp_path_factory: pytest.TempPathFactory):
-    """An embedded Triton serving the shipped release (exported into a staged repository)."""
-    from dermassist.base.repository import stage_repository
-    from dermassist.base.server import embedded_server
-    from training.pipeline import export_release
-    from training.release import RELEASE_DIR
-
-    repository = stage_repository(tmp_path_factory.mktemp("release_repository"))
-    export_release(RELEASE_DIR, repository)
-    with embedded_server(repository) as server:
-        yield server
-
-
 def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 

@@ -14,20 +14,6 @@ from tests.support.images import outside_circle
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def release_server(tmp_path_factory: pytest.TempPathFactory):
-    """An embedded Triton serving the shipped release (exported into a staged repository)."""
-    from dermassist.base.repository import stage_repository
-    from dermassist.base.server import embedded_server
-    from training.pipeline import export_release
-    from training.release import RELEASE_DIR
-
-    repository = stage_repository(tmp_path_factory.mktemp("release_repository"))
-    export_release(RELEASE_DIR, repository)
-    with embedded_server(repository) as server:
-        yield server
-
-
 def test_real_dermoscopy_is_assessable_and_non_dermoscopy_is_not(release_server, tmp_path: Path) -> None:
     import cv2
 

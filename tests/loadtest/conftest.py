@@ -13,6 +13,8 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2
 
+from tests.support.triton import readiness_handler
+
 CLIENT_NAME = "loadtest-client"
 
 
@@ -78,14 +80,11 @@ def fake_dermassist(tmp_path: Path) -> Iterator[FakeDermAssist]:
         setattr(fake, f"{prefix}_key", str(key_path))
         setattr(fake, f"{prefix}_cert", str(cert_path))
 
-    def ready(request_type, response_type, answer):
-        return grpc.unary_unary_rpc_method_handler(lambda _request, _context: response_type(ready=answer()),
-                                                   request_deserializer=request_type.FromString,
-                                                   response_serializer=response_type.SerializeToString)
-
     handler = grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
-        "ServerReady": ready(service_pb2.ServerReadyRequest, service_pb2.ServerReadyResponse, lambda: fake.ready),
-        "ModelReady": ready(service_pb2.ModelReadyRequest, service_pb2.ModelReadyResponse, lambda: fake.ready),
+        "ServerReady": readiness_handler(service_pb2.ServerReadyRequest, service_pb2.ServerReadyResponse,
+                                        lambda: fake.ready),
+        "ModelReady": readiness_handler(service_pb2.ModelReadyRequest, service_pb2.ModelReadyResponse,
+                                       lambda: fake.ready),
         "ModelInfer": grpc.unary_unary_rpc_method_handler(
             fake.infer, request_deserializer=service_pb2.ModelInferRequest.FromString,
             response_serializer=service_pb2.ModelInferResponse.SerializeToString),

@@ -13,6 +13,7 @@ from tritonclient.grpc import service_pb2
 
 from loadtest.errors import TargetUnreachable
 from loadtest.preflight import check_target
+from tests.support.triton import readiness_handler
 
 
 @dataclass
@@ -36,14 +37,11 @@ def fake_triton(tmp_path: Path) -> Iterator[FakeTriton]:
     fake.ca = str(tmp_path / "ca.pem")
     authority.cert_pem.write_to_path(fake.ca)
 
-    def rpc(request_type, response_type, answer):
-        return grpc.unary_unary_rpc_method_handler(lambda _request, _context: response_type(ready=answer()),
-                                                   request_deserializer=request_type.FromString,
-                                                   response_serializer=response_type.SerializeToString)
-
     handler = grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
-        "ServerReady": rpc(service_pb2.ServerReadyRequest, service_pb2.ServerReadyResponse, lambda: fake.ready),
-        "ModelReady": rpc(service_pb2.ModelReadyRequest, service_pb2.ModelReadyResponse, lambda: fake.model_ready),
+        "ServerReady": readiness_handler(service_pb2.ServerReadyRequest, service_pb2.ServerReadyResponse,
+                                        lambda: fake.ready),
+        "ModelReady": readiness_handler(service_pb2.ModelReadyRequest, service_pb2.ModelReadyResponse,
+                                       lambda: fake.model_ready),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((handler,))

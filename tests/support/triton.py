@@ -1,8 +1,10 @@
 """Small tritonclient helpers shared by the integration tests."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
@@ -34,3 +36,10 @@ def infer(url: str, blobs: Sequence[bytes], protocol: str = "grpc", timeout: flo
         return {name: result.as_numpy(name) for name in held}
     finally:
         client.close()
+
+
+def readiness_handler(request_type: Any, response_type: Any, answer: Callable[[], bool]) -> grpc.RpcMethodHandler:
+    """A stand-in KServe ``ServerReady``/``ModelReady`` method answering ``ready=answer()`` (read at each call)."""
+    return grpc.unary_unary_rpc_method_handler(lambda _request, _context: response_type(ready=answer()),
+                                               request_deserializer=request_type.FromString,
+                                               response_serializer=response_type.SerializeToString)

@@ -7,39 +7,20 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from training.classifier.checkpoint import checkpoint_path
-from training.classifier.data import CropSet
-from training.classifier.run import ClassifierData, run_classifier, staged_outputs
+from training.classifier.run import run_classifier, staged_outputs
 from training.classifier.train import ClassifierConfig
 from training.errors import ResumeError
+
+from .tiny_classifier_runs import interrupt_after_epoch, tiny_classifier_data
 
 # Every random stream and stateful part of the recipe in use: mixup and the sampling (NumPy), dropout (torch), the
 # moving average, the warm-up + cosine schedule, a switch of resolution between epoch 2 and 3, selection after epoch 1.
 CONFIG = dict(epochs=4, low_res_epochs=2, low_res=32, batch_size=4, warmup_epochs=1, augment=False, bf16=False,
               progress=False, mixup=0.4, dropout=0.2, ema=0.9, select_after=0.25, seed=3)
-
-
-def _data(seed: int = 0) -> ClassifierData:
-    rng = np.random.default_rng(seed)
-    crops = CropSet(rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8), np.arange(8, dtype=np.int64), with_mask=8,
-                    sources=("tiny",) * 8)
-    return ClassifierData((), {"train": (), "val": (), "test": ()}, {"train": crops, "val": crops, "test": crops})
-
-
-def _stop_after(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
-    """Ctrl-C as epoch ``epoch`` of run_classifier's training ends (after its checkpoint is saved)."""
-    import training.classifier.run as run
-    from training.classifier.train import train_classifier
-
-    def stop(done: int, model, val_logits) -> None:
-        if done == epoch:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(run, "train_classifier", lambda *a, **k: train_classifier(*a, **k, on_epoch=stop))
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -51,15 +32,15 @@ def test_a_run_stopped_after_epoch_2_and_resumed_ends_as_an_uninterrupted_run(
     config = ClassifierConfig(**CONFIG)
     whole = tmp_path / "whole"
     with staged_outputs(whole, "classifier") as staging:
-        run_classifier(_data(), whole, "classifier", config, staging)
+        run_classifier(tiny_classifier_data(), whole, "classifier", config, staging)
     assert not checkpoint_path(whole, "classifier").exists()  # a finished run leaves no checkpoint
 
     out = tmp_path / "stopped"
     with monkeypatch.context() as patch:
-        _stop_after(patch, 2)
+        interrupt_after_epoch(patch, 2)
         with caplog.at_level(logging.WARNING, logger="training.classifier.run"), pytest.raises(KeyboardInterrupt):
             with staged_outputs(out, "classifier") as staging:
-                run_classifier(_data(), out, "classifier", config, staging)
+                run_classifier(tiny_classifier_data(), out, "classifier", config, staging)
     saved = torch.load(checkpoint_path(out, "classifier"), weights_only=True)
     assert saved["epochs_done"] == 2 and len(saved["history"]["loss"]) == 2
     assert not (out / "classifier_metrics.json").exists()
@@ -71,7 +52,7 @@ def test_a_run_stopped_after_epoch_2_and_resumed_ends_as_an_uninterrupted_run(
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="training.classifier.train"):
         with staged_outputs(out, "classifier") as staging:
-            _, report = run_classifier(_data(), out, "classifier", config, staging, resume=True)
+            _, report = run_classifier(tiny_classifier_data(), out, "classifier", config, staging, resume=True)
     assert "resuming from checkpoint" in caplog.text and "2 of 4 epochs done" in caplog.text
     epochs = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert epochs == ["3/4", "4/4"]  # only the epochs the stopped run had not done
@@ -91,21 +72,21 @@ def test_resume_refuses_a_checkpoint_of_other_settings_or_data_naming_both(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "cls"
     with monkeypatch.context() as patch:
-        _stop_after(patch, 1)
+        interrupt_after_epoch(patch, 1)
         with pytest.raises(KeyboardInterrupt):
-            run_classifier(_data(), out, "classifier", ClassifierConfig(**CONFIG))
+            run_classifier(tiny_classifier_data(), out, "classifier", ClassifierConfig(**CONFIG))
     checkpoint = checkpoint_path(out, "classifier")
     before = checkpoint.read_bytes()
     other = ClassifierConfig(**{**CONFIG, "learning_rate": 1e-3, "seed": 4})
     with pytest.raises(ResumeError) as refused:
-        run_classifier(_data(), out, "classifier", other, resume=True)
+        run_classifier(tiny_classifier_data(), out, "classifier", other, resume=True)
     message = str(refused.value)
     assert message.startswith(f"--resume: checkpoint {checkpoint} (fingerprint ")
     assert "is of another run than this one (fingerprint " in message
     assert "learning_rate: 0.002 in the checkpoint, 0.001 now; seed: 3 in the checkpoint, 4 now" in message
     assert "leave out --resume to start again from epoch 1" in message
     with pytest.raises(ResumeError, match="the training and validation images differ"):
-        run_classifier(_data(seed=1), out, "classifier", ClassifierConfig(**CONFIG), resume=True)
+        run_classifier(tiny_classifier_data(seed=1), out, "classifier", ClassifierConfig(**CONFIG), resume=True)
     progress_only = ClassifierConfig(**{**CONFIG, "progress": True})  # how a run shows itself is no other run
     from training.classifier.checkpoint import check_resumable
     from training.resume import Checkpointing
@@ -121,7 +102,7 @@ def test_resume_without_a_checkpoint_is_refused_before_the_data_is_read(tmp_path
     with pytest.raises(ResumeError, match=rf"--resume: checkpoint {out / 'classifier_resume.pt'} does not exist; "
                                           "expected the checkpoint an unfinished run .*pass the --out \\(and --name\\) "
                                           "of that run, or leave out --resume to start at epoch 1"):
-        run_classifier(_data(), out, "classifier", ClassifierConfig(**CONFIG), resume=True)
+        run_classifier(tiny_classifier_data(), out, "classifier", ClassifierConfig(**CONFIG), resume=True)
     proc = run_python("-m", "dermassist.cli", "train", "classifier", "--data", str(tmp_path / "no_data_here"), "--out",
                       str(out), "--resume", "--epochs", "2", timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]

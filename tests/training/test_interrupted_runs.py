@@ -10,34 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_ROOT
 from training.child import child_env
 
-
-def _tiny_data():
-    from training.classifier.data import CropSet
-    from training.classifier.run import ClassifierData
-
-    rng = np.random.default_rng(0)
-    crops = CropSet(rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8), np.arange(8, dtype=np.int64), with_mask=8,
-                    sources=("tiny",) * 8)
-    return ClassifierData((), {"train": (), "val": (), "test": ()}, {"train": crops, "val": crops, "test": crops})
-
-
-def _interrupt_at(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
-    """Ctrl-C as epoch ``epoch`` of run_classifier's training ends."""
-    import training.classifier.run as run
-    from training.classifier.train import train_classifier
-
-    def stop(done: int, model, val_logits) -> None:
-        if done == epoch:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(run, "train_classifier", lambda *a, **k: train_classifier(*a, **k, on_epoch=stop))
-
+from .tiny_classifier_runs import interrupt_after_epoch, tiny_classifier_data
 
 CONFIG = dict(epochs=4, low_res_epochs=4, low_res=32, batch_size=4, warmup_epochs=0, augment=False, bf16=False,
               progress=False)
@@ -56,11 +34,11 @@ def test_an_interrupted_classifier_run_saves_its_best_epoch_as_unfinished_and_le
                "classifier_resnet18.pt": "run 1"}
     for name, text in earlier.items():
         (out / name).write_text(text)
-    _interrupt_at(monkeypatch, 3)
+    interrupt_after_epoch(monkeypatch, 3)
     config = ClassifierConfig(**CONFIG, select_after=0.0)
     with caplog.at_level(logging.WARNING, logger="training.classifier.run"), pytest.raises(KeyboardInterrupt):
         with staged_outputs(out, "classifier") as staging:
-            run_classifier(_tiny_data(), out, "classifier", config, staging)
+            run_classifier(tiny_classifier_data(), out, "classifier", config, staging)
     for name, text in earlier.items():  # run 1 untouched: its splits were not replaced before run 2 had weights
         assert (out / name).read_text() == text
     assert not (out / ".classifier.staging").exists()
@@ -81,9 +59,9 @@ def test_before_any_selectable_epoch_the_latest_is_saved_and_before_any_epoch_no
     from training.classifier.run import run_classifier
     from training.classifier.train import ClassifierConfig
 
-    _interrupt_at(monkeypatch, 1)
+    interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        run_classifier(_tiny_data(), tmp_path / "a", "classifier", ClassifierConfig(**CONFIG, select_after=0.9))
+        run_classifier(tiny_classifier_data(), tmp_path / "a", "classifier", ClassifierConfig(**CONFIG, select_after=0.9))
     note = json.loads((tmp_path / "a" / "classifier_interrupted.json").read_text())
     assert note["saved_epoch"] == 1 and note["saved_is_best"] is False and "latest epoch" in note["note"]
     assert not (tmp_path / "a" / "classifier_split.json").exists()
@@ -95,7 +73,7 @@ def test_before_any_selectable_epoch_the_latest_is_saved_and_before_any_epoch_no
 
     monkeypatch.setattr(train, "forward_train", stop_at_once)
     with caplog.at_level(logging.WARNING, logger="training.classifier.run"), pytest.raises(KeyboardInterrupt):
-        run_classifier(_tiny_data(), tmp_path / "b", "classifier", ClassifierConfig(**CONFIG))
+        run_classifier(tiny_classifier_data(), tmp_path / "b", "classifier", ClassifierConfig(**CONFIG))
     assert not (tmp_path / "b").exists()
     assert "interrupted in epoch 1 of 4, before any epoch ended: the run did not finish and nothing was saved" \
         in caplog.text
