@@ -15,7 +15,6 @@ import re
 import socket
 import struct
 
-import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
 from pynetdicom import AE
@@ -25,7 +24,6 @@ from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verificatio
 from dermassist_client.dicom import node as node_module
 from dermassist_client.dicom.command import add_listen_arguments, association_limits
 from dermassist_client.dicom.config import NodeConfig
-from dermassist_client.dicom.errors import DicomError
 from dermassist_client.dicom.limits import DEFAULT_MAX_ASSOCIATIONS_PER_SENDER, ENVIRONMENT, AssociationLimits
 from dermassist_client.dicom.node import MAX_CONTROL_PDU_BYTES, DicomNode
 from tests.client.test_dicom_associations import wait_until
@@ -216,26 +214,3 @@ def test_the_flag_outranks_the_environment_which_outranks_the_default():
                                                                                      max_dataset_mib=5)
     flags = parser.parse_args(["--max-dataset-mib", "2", "--max-associations-per-sender", "1"])
     assert association_limits(flags, environ) == AssociationLimits(max_associations_per_sender=1, max_dataset_mib=2)
-
-
-@pytest.mark.parametrize("settings,words", [
-    ({"max_associations_per_sender": 0}, r"one sender \(--max-associations-per-sender, "
-                                         r"DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER\) must be a whole number 1\.\.8"),
-    ({"max_associations": 3, "max_associations_per_sender": 4}, r"must be a whole number 1\.\.3 \(at most the maximum "
-                                                                r"number of associations, --max-associations\), got 4"),
-    ({"max_associations_per_sender": True}, r"got True"),
-    ({"max_dataset_mib": 0}, r"\(--max-dataset-mib, DERMASSIST_DICOM_MAX_DATASET_MIB\) must be a whole number "
-                             r"1\.\.4096, got 0"),
-    ({"max_dataset_mib": 4097}, r"got 4097"),
-    ({"max_dataset_mib": 1.5}, r"got 1\.5"),
-])
-def test_a_setting_out_of_range_is_refused_naming_its_flag_and_variable(settings, words):
-    with pytest.raises(DicomError, match=words):
-        AssociationLimits(**settings)
-
-
-def test_an_unreadable_environment_value_is_refused_naming_the_variable():
-    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_DATASET_MIB must be a whole number, got '64M'"):
-        AssociationLimits.resolve({}, {ENVIRONMENT["max_dataset_mib"]: "64M"})
-    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER must be a whole number"):
-        AssociationLimits.resolve({}, {ENVIRONMENT["max_associations_per_sender"]: "two"})

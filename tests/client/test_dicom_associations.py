@@ -123,6 +123,15 @@ def test_the_settings_come_from_the_flag_else_the_environment_else_the_default()
 @pytest.mark.parametrize("settings,words", [
     ({"idle_timeout_s": 0}, r"idle timeout \(--idle-timeout, DERMASSIST_DICOM_IDLE_TIMEOUT_S\) must be more than 0"),
     ({"max_associations": 0}, r"--max-associations, DERMASSIST_DICOM_MAX_ASSOCIATIONS\) must be a whole number"),
+    ({"max_associations_per_sender": 0}, r"one sender \(--max-associations-per-sender, "
+                                         r"DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER\) must be a whole number 1\.\.8"),
+    ({"max_associations": 3, "max_associations_per_sender": 4}, r"must be a whole number 1\.\.3 \(at most the maximum "
+                                                                r"number of associations, --max-associations\), got 4"),
+    ({"max_associations_per_sender": True}, r"got True"),
+    ({"max_dataset_mib": 0}, r"\(--max-dataset-mib, DERMASSIST_DICOM_MAX_DATASET_MIB\) must be a whole number "
+                             r"1\.\.4096, got 0"),
+    ({"max_dataset_mib": 4097}, r"got 4097"),
+    ({"max_dataset_mib": 1.5}, r"got 1\.5"),
 ])
 def test_a_setting_out_of_range_is_refused_naming_its_flag_and_variable(settings, words):
     with pytest.raises(DicomError, match=words):
@@ -134,3 +143,7 @@ def test_an_unreadable_environment_value_is_refused_naming_the_variable():
         AssociationLimits.resolve({}, {ENVIRONMENT["idle_timeout_s"]: "soon"})
     with pytest.raises(DicomError, match="DERMASSIST_DICOM_ANY_CALLED_AET must be 1 or 0"):
         AssociationLimits.resolve({}, {ENVIRONMENT["any_called_aet"]: "maybe"})
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_DATASET_MIB must be a whole number, got '64M'"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["max_dataset_mib"]: "64M"})
+    with pytest.raises(DicomError, match="DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER must be a whole number"):
+        AssociationLimits.resolve({}, {ENVIRONMENT["max_associations_per_sender"]: "two"})
