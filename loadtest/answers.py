@@ -95,6 +95,11 @@ class AnswerTally:
         if self.reset_with_stats:
             self.counts = {}
 
+    def on_test_start(self, **_kwargs: Any) -> None:
+        """``events.test_start``: a new test of the same session (the web UI's Stop, then Start or New test) starts
+        from none, as Locust's statistics do (``runner.start`` clears them)."""
+        self.counts = {}
+
     def on_reset_stats(self, **_kwargs: Any) -> None:
         """``events.reset_stats`` (the web UI's reset): start again from none."""
         self.counts = {}

@@ -118,7 +118,7 @@ def install(events: Any, tally: AnswerTally | None = None) -> RunClock:
     """Register the end-of-run listeners on Locust's ``events``: the final stats CSV and the answers' counts
     (``tally``; none given: an empty one), the workers' last reports before them (``quitting`` fires its listeners
     last-registered first) and the cut-short check. The workers send ``tally``'s counts to the master with each
-    report; every process resets them when Locust resets its statistics."""
+    report; every process resets them when Locust resets its statistics (a new test, ``--reset-stats``, the web UI)."""
     from .answers import AnswerTally
     from .final_stats import write_final_stats
 
@@ -127,6 +127,7 @@ def install(events: Any, tally: AnswerTally | None = None) -> RunClock:
     events.init.add_listener(tally.on_init)
     events.spawning_complete.add_listener(tally.on_spawning_complete)
     events.reset_stats.add_listener(tally.on_reset_stats)
+    events.test_start.add_listener(tally.on_test_start)
     events.report_to_master.add_listener(tally.on_report_to_master)
     events.worker_report.add_listener(tally.on_worker_report)
     events.quitting.add_listener(tally.on_quitting)

@@ -6,8 +6,11 @@ The operator audit (finding 3) passed a run whose 92 answers were all NOT ASSESS
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from loadtest.config import ScenarioConfig
 from loadtest.errors import LoadtestConfigError, LocustRunError
 from loadtest.protocol import REQUESTED_OUTPUTS, Answer, BadAnswer, read_answer
 from loadtest.report import AnswerCounts, read_answers, read_stats
+from tests.conftest import PROJECT_ROOT as ROOT
 
 SETTING = "--max-not-assessable-share / LOADTEST_MAX_NOT_ASSESSABLE_SHARE"
 HEADER = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Requests/s,Failures/s,50%,95%,99%"
@@ -93,6 +97,42 @@ def test_the_counts_start_again_when_locusts_statistics_do() -> None:
     tally = _tally()
     tally.on_reset_stats()  # the web UI's button
     assert tally.summary() == {}
+    tally = _tally()
+    tally.on_test_start()  # a second test in one session (the web UI's Stop, then New test): Locust clears its stats
+    assert tally.summary() == {}
+
+
+def test_install_registers_the_counts_on_every_event_that_clears_locusts_statistics() -> None:
+    """A review: the counts of a first test (a wrong corpus) were still there to fail a clean second test. Run in a
+    child process: ``install`` imports locust, whose gevent monkey-patching would break this test process."""
+    script = """
+import json
+from collections import defaultdict
+from types import SimpleNamespace
+from loadtest.answers import AnswerTally
+from loadtest.run_end import install
+
+class Hook(list):
+    def add_listener(self, listener):
+        self.append(listener)
+    def fire(self, **kwargs):
+        for listener in self:
+            listener(**kwargs)
+
+hooks = defaultdict(Hook)
+events = SimpleNamespace(**{name: hooks[name] for name in ("init", "spawning_complete", "reset_stats",
+    "report_to_master", "worker_report", "quitting", "test_start", "test_stopping")})
+tally = AnswerTally()
+install(events, tally)
+tally.merge({"single": {"images": 3, "not_assessable": 3}})
+before = sum(c.images for c in tally.summary().values())
+events.test_start.fire(environment=SimpleNamespace(runner=None))
+print(json.dumps([before, sum(c.images for c in tally.summary().values())]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [3, 0]  # counted, then cleared by a new test
 
 
 def test_the_not_assessable_and_refer_shares_and_the_gate_on_a_hand_computed_run(tmp_path: Path) -> None:
