@@ -283,6 +283,8 @@ def threshold_fragility_lines(release: dict, rule: ReferralRule, melanomas: int 
     else:
         return []
     which = "the lowest" if k == 1 else f"the {_ordinal(k)} lowest"
+    if rule.safety != 1.0:  # the threshold is that score times the safety factor, not the score itself
+        which = f"{_number(rule.safety)} x {which}"
     return _wrap(f"The threshold is {which} of the {melanomas} validation melanoma scores, so one image sets it: the "
                  f"next one up is {nxt:.4f}{note}.", indent="  ", initial="  ")
 

@@ -209,6 +209,9 @@ def test_the_card_gives_the_validation_melanoma_score_after_the_threshold() -> N
     release["classifier"]["figures"]["calibration"]["val"]["lowest_melanoma_scores"] = [0.05, 0.07, 0.2]
     card = " ".join(render_model_card(release).split())
     assert "the lowest of the 24 validation melanoma scores, so one image sets it: the next one up is 0.0700." in card
+    release["classifier"]["figures"]["calibration"]["val"]["refer_safety"] = 0.8  # a review: the factor was left out
+    card = " ".join(render_model_card(release).split())
+    assert "The threshold is 0.8 x the lowest of the 24 validation melanoma scores" in card
 
 
 def test_the_diagnosis_table_gives_macro_f1_and_auc_intervals_and_says_what_macro_averages_over() -> None:
