@@ -4,7 +4,9 @@ every association slot).
 
 Real pynetdicom associations on localhost: an instance over ``--max-dataset-mib`` gets its association aborted with
 no more than the limit read and no C-STORE handler run; one just under it, and many on one association that together
-exceed it, are stored. A second loopback address (127.0.0.2) stands for a second sender.
+exceed it, are stored; a sender that sends its next instance before the node answered the last (the node
+negotiates no asynchronous operations) is aborted, so one association never holds more than one instance. A second
+loopback address (127.0.0.2) stands for a second sender.
 """
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import logging
 import re
 import socket
 import struct
+import threading
 
 from PIL import Image
 from pydicom.dataset import Dataset
 from pynetdicom import AE
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import MaximumLengthNotification
 from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verification  # type: ignore[attr-defined]
 
@@ -44,6 +49,21 @@ class CountingClient(SyntheticClient):
 
     def analyze(self, photo):
         self.calls += 1
+        return super().analyze(photo)
+
+
+class SlowClient(CountingClient):
+    """An ensemble that answers only once ``release`` is set (busy behind other senders), or after ``delay_s``."""
+
+    def __init__(self, delay_s: float = 20.0) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def analyze(self, photo):
+        self.started.set()
+        self.release.wait(self.delay_s)
         return super().analyze(photo)
 
 
@@ -162,6 +182,71 @@ def test_many_instances_on_one_association_are_counted_one_by_one(tmp_path, ham_
             assoc.release()
         assert statuses == [0x0000] * 3
         assert node.counts["stored"] == 3 and client.calls == 3 and node.counts["aborted_while_arriving"] == 0
+
+
+def test_a_sender_that_does_not_wait_for_each_response_is_aborted(tmp_path, ham_jpeg, caplog):
+    """Review 1, finding 1: twelve ~0.85 MB C-STOREs sent without waiting for any C-STORE-RSP, against a 1 MiB limit
+    and an ensemble busy with the first. pynetdicom would read on and queue every one (8.9 MB held, each under the
+    limit). The node aborts at the first PDU of the second: it held the first instance only, within the limit."""
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    ds = native(ham_jpeg, "DA-PIPELINED")
+    client = SlowClient()
+    with node_at(tmp_path, client, max_dataset_mib=1) as node:
+        assoc = associate(node.address)
+        try:
+            assert assoc.is_established
+            context = assoc.accepted_contexts[0]
+            syntax = context.transfer_syntax[0]
+            encoded = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian)
+            assert 0.75 * ONE_MIB < len(encoded) < ONE_MIB and 12 * len(encoded) > 8 * ONE_MIB
+            for number in range(1, 13):
+                request = C_STORE()
+                request.MessageID, request.Priority = number, 2
+                request.AffectedSOPClassUID, request.AffectedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+                request.DataSet = io.BytesIO(encoded)
+                assoc.dimse.send_msg(request, context.context_id)  # no wait for the C-STORE-RSP
+            assert wait_until(lambda: node.counts["aborted_while_arriving"] == 1, 10.0)
+            assert client.started.is_set()  # the first instance reached the (busy) ensemble
+            [server] = [a for a in node._ae.active_associations if a.is_acceptor] or [None]
+            if server is not None:  # nothing else was read: no instance waits in pynetdicom's queue
+                assert all(message is None for _, message in list(server.dimse.msg_queue.queue))
+            assert wait_until(lambda: not assoc.is_established, 10.0) and assoc.is_aborted
+        finally:
+            client.release.set()
+            assoc.abort()
+        assert wait_until(lambda: node.counts["received"] == 1, 10.0)
+        assert client.calls == 1 and node.counts["aborted_while_arriving"] == 1  # the second one never got in
+    [warning] = abort_warnings(caplog)
+    assert "from MODALITY at 127.0.0.1:" in warning
+    assert "started another message while its request 1 was still unanswered" in warning
+    assert "the node negotiates no asynchronous operations" in warning
+    assert "one instance of at most 1,048,576 bytes (--max-dataset-mib, DERMASSIST_DICOM_MAX_DATASET_MIB)" in warning
+    found = re.search(r"\(holding ([\d,]+) bytes of it\)", warning)
+    assert found, warning
+    assert len(encoded) <= int(found[1].replace(",", "")) <= ONE_MIB  # the first instance: within the limit
+
+
+def test_a_sender_that_waits_for_each_response_may_send_many_to_a_slow_node(tmp_path, ham_jpeg, caplog):
+    """An echo and three instances on one association, each sent only once the last was answered, against an ensemble
+    that takes a while: the answers come late, but nothing is aborted (a request counts as answered before the
+    sender can see its response, so sending at once after it is never taken for pipelining)."""
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    client = SlowClient(delay_s=0.3)
+    with node_at(tmp_path, client, max_dataset_mib=1) as node:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(DermoscopicPhotographyImageStorage)
+        ae.add_requested_context(Verification)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+        both = ae.associate(*node.address, ae_title="DERMASSIST")
+        try:
+            assert both.send_c_echo().Status == 0x0000
+            statuses = [both.send_c_store(native(ham_jpeg, f"DA-WAITS-{n}")).Status for n in range(3)]
+            assert both.send_c_echo().Status == 0x0000
+        finally:
+            both.release()
+        assert statuses == [0x0000] * 3
+        assert node.counts["stored"] == 3 and node.counts["aborted_while_arriving"] == 0
+    assert abort_warnings(caplog) == []
 
 
 def test_one_sender_cannot_hold_more_than_its_share(tmp_path, caplog):

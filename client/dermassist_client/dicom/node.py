@@ -13,8 +13,10 @@ and logged as an ERROR. Nothing is deleted before the PACS has it. Every failure
 keeps serving.
 
 While an instance arrives, each PDU's header is checked before its body is read (``ArrivalGuard``): an instance that
-would bring more than ``AssociationLimits.max_dataset_bytes`` gets its association aborted with nothing more read,
-and no sender (peer IP address) may hold more than ``AssociationLimits.sender_cap`` of the associations at once.
+would bring more than ``AssociationLimits.max_dataset_bytes``, or that a sender starts before the node answered its
+previous request (the node negotiates no asynchronous operations window: one request outstanding at a time), gets its
+association aborted with nothing more read: one association holds at most one instance, of at most that limit. No
+sender (peer IP address) may hold more than ``AssociationLimits.sender_cap`` of the associations at once.
 """
 from __future__ import annotations
 
@@ -74,6 +76,8 @@ READ_PDU_TYPES = range(0x01, 0x08)  # the PDU types pynetdicom reads a body for 
 #: A-ASSOCIATE-RJ result, source, reason: rejected transient, by the service provider (presentation), local limit
 #: exceeded: what pynetdicom answers over max_associations, and the node over the per-sender cap
 LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
+RESPONSE_BIT = 0x8000              # set in the Command Field of every DIMSE response (PS3.7 E.1)
+C_CANCEL_RQ = 0x0FFF               # a request that gets no response
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,8 @@ class DicomNode:
                 f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
             ) from e
         log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
-                 "at most %d at once, %d from one sender; an instance over %s bytes is aborted while it arrives)",
+                 "at most %d at once, %d from one sender; an instance over %s bytes, or sent before the last was answered, "
+                 "is aborted while it arrives)",
                  self.config.ae_title, *self.address, "any" if self.limits.any_called_aet else "only its own",
                  self.limits.idle_timeout_s, self.limits.max_associations, self.limits.sender_cap,
                  f"{self._arrival_limit:,}")
@@ -407,8 +412,20 @@ class ArrivalGuard:
     it. So the guard takes the place of the association socket's ``recv`` (pynetdicom reads a PDU as ``recv(6)``
     for its header, then ``recv(length)`` for its body) and, at each header: a P-DATA-TF that would make the
     message in progress (the bytes pynetdicom holds for it; none between messages, so each new command set starts
-    from zero) exceed ``limit``, or another PDU over ``MAX_CONTROL_PDU_BYTES``, gets an A-ABORT, one warning, and
-    nothing more read: the association ends (pynetdicom sees its connection close) and no handler runs.
+    from zero) exceed ``limit``, a P-DATA-TF that starts a new message while a request is still unanswered, or
+    another PDU over ``MAX_CONTROL_PDU_BYTES``, gets an A-ABORT, one warning, and nothing more read: the
+    association ends (pynetdicom sees its connection close) and no handler runs for what was arriving.
+
+    Why unanswered requests: pynetdicom goes on reading while a handler runs and queues each complete message, data
+    set included, until the association thread takes it; a sender that does not wait for each response could pile up
+    any number of instances, each under ``limit``. The node negotiates no asynchronous operations window (pynetdicom
+    answers a proposed one with 1 invoked, 1 performed; none proposed is the same default, PS3.7 D.3.3.3), so a
+    sender must wait for each response before its next request: one that does not is aborted, and an association
+    holds at most one instance (arriving, queued or being answered). A request counts as answered once pynetdicom
+    sends its response (``EVT_DIMSE_SENT`` fires before the response's PDUs are queued for sending, so a sender that
+    waited is never taken for one that did not); a C-CANCEL, which gets none, does not count. A request pynetdicom
+    never answers (one missing a required element) leaves the association unable to send another: its sender would
+    wait for that response until its own timeout anyway.
     """
 
     def __init__(self, assoc: Any, limit: int, counts: Counter[str]) -> None:
@@ -419,11 +436,30 @@ class ArrivalGuard:
         self._read = self._socket.recv  # pynetdicom's own read
         self._body_next = False
         self.aborted = False
+        #: Requests received whole and not yet answered: Message ID -> bytes received (command and data set). Added
+        #: on the DUL thread (which also runs ``recv``), removed on the association thread once answered.
+        self.unanswered: dict[int | None, int] = {}
 
     def attach(self) -> ArrivalGuard:
         """Read the association's PDUs through this guard (before pynetdicom reads any: from EVT_CONN_OPEN)."""
         self._socket.recv = self.recv
+        self._assoc.bind(evt.EVT_DIMSE_RECV, self._received)
+        self._assoc.bind(evt.EVT_DIMSE_SENT, self._sent)
         return self
+
+    def _received(self, event) -> None:
+        """A DIMSE message arrived whole (DUL thread, before pynetdicom queues it): a request awaits its response."""
+        command = getattr(event.message, "command_set", None)
+        field = getattr(command, "CommandField", None)
+        if isinstance(field, int) and not field & RESPONSE_BIT and field != C_CANCEL_RQ:
+            self.unanswered[getattr(command, "MessageID", None)] = _message_bytes(event.message)
+
+    def _sent(self, event) -> None:
+        """The node sends a DIMSE message (before its PDUs are queued): a response answers its request."""
+        command = getattr(event.message, "command_set", None)
+        field = getattr(command, "CommandField", None)
+        if isinstance(field, int) and field & RESPONSE_BIT:
+            self.unanswered.pop(getattr(command, "MessageIDBeingRespondedTo", None), None)
 
     def recv(self, nr_bytes: int) -> bytearray:
         """What pynetdicom asked for; nothing (the connection closing) once the association was aborted."""
@@ -437,6 +473,16 @@ class ArrivalGuard:
             return data  # pynetdicom ends the association itself: a closed connection or an unknown PDU type
         pdu_type, _, length = struct.unpack(">BBL", data)
         if pdu_type == P_DATA_TF:
+            waiting = dict(self.unanswered)  # a copy: the association thread may remove one meanwhile
+            if waiting and getattr(self._assoc.dimse, "message", None) is None:  # a new message starts
+                ids = ", ".join("?" if key is None else str(key) for key in waiting)
+                self._abort(f"it started another message while its request {ids} was still unanswered (holding "
+                            f"{sum(waiting.values()):,} bytes of it): the node negotiates no asynchronous operations, "
+                            "so a sender must wait for each response before its next request; this keeps what one "
+                            f"association holds to one instance of at most {self._limit:,} bytes "
+                            f"({FLAGS['max_dataset_mib']}, {ENVIRONMENT['max_dataset_mib']}): configure the sender "
+                            "to wait for each C-STORE response (no asynchronous operations)")
+                return bytearray()
             held = _held_bytes(self._assoc)
             if held + length > self._limit:
                 self._abort(f"its instance would reach {held + length:,} bytes with the PDU now arriving (holding "
@@ -464,7 +510,11 @@ class ArrivalGuard:
 def _held_bytes(assoc: Any) -> int:
     """Bytes pynetdicom holds for the DIMSE message in progress on ``assoc`` (its command set and data set so far);
     0 between messages: pynetdicom drops a message's fragments once it is complete."""
-    message = getattr(assoc.dimse, "message", None)
+    return _message_bytes(getattr(assoc.dimse, "message", None))
+
+
+def _message_bytes(message: Any) -> int:
+    """Bytes pynetdicom holds for a DIMSE message (its command set and data set as received; 0 for None)."""
     total = 0
     for name in ("encoded_command_set", "data_set"):
         stream = getattr(message, name, None)
