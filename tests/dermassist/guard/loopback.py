@@ -1,5 +1,5 @@
 """A Front on loopback before a stand-in Triton that answers the admin and metadata calls too (what they received is
-kept), with the front's own server options (its request size limit)."""
+kept), with the front's own server options (its request size limit), and a health endpoint serving its /metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2
 from dermassist.guard.audit import AuditLog
 from dermassist.guard.config import UNLIMITED_MESSAGES, GuardConfig
 from dermassist.guard.front import SERVICE, Front
-from dermassist.guard.health import Readiness
+from dermassist.guard.health import Readiness, start_health_server
 
 ADMIN_KEY = "operator-key-0123456789"
 TRITON_VERSION = "2.51.0"
@@ -38,7 +38,8 @@ async def _answer_infer(request: bytes, context: grpc.aio.ServicerContext) -> by
 
 @contextmanager
 def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Iterator[SimpleNamespace]:
-    """The front's address, its Front, and what the stand-in Triton received (method, raw request)."""
+    """The front's address, its Front, what the stand-in Triton received (method, raw request), the health endpoint's
+    address (its /metrics: the front's) and the event loop they run on (readiness changes go through it)."""
     config = config or GuardConfig(audit_log=str(audit))
     received: list[tuple[str, bytes]] = []
     loop = asyncio.new_event_loop()
@@ -51,7 +52,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Ite
             return _ANSWERS[name].SerializeToString()
         return grpc.unary_unary_rpc_method_handler(answer)
 
-    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int]:
+    async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int, asyncio.Server]:
         triton = grpc.aio.server()
         handlers = {name: handler(name) for name in _ANSWERS}
         handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(_answer_infer)
@@ -68,13 +69,17 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Ite
         server.add_generic_rpc_handlers((front,))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        return triton, server, front, port
+        health = await start_health_server("127.0.0.1", 0, readiness, front.metrics.text)
+        return triton, server, front, port, health
 
-    triton, server, front, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    triton, server, front, port, health = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    http_port = health.sockets[0].getsockname()[1]
     try:
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", front=front, received=received, audit=audit)
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", front=front, received=received, audit=audit,
+                              http_address=f"127.0.0.1:{http_port}", loop=loop)
     finally:
         async def stop() -> None:
+            health.close()
             await server.stop(None)
             await triton.stop(None)
             await front.channel.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
 from dermassist.guard.canary import canary_request
+from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Fault
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.metrics import LATENCY_BUCKETS_S, GuardMetrics, recovery_kind
@@ -65,7 +67,9 @@ def test_metrics_are_served_on_the_health_port_as_text_and_only_when_given() -> 
 
 
 def test_the_front_counts_answers_refusals_admin_calls_and_calls_held_for_readiness(tmp_path: Path) -> None:
-    with front_before_stand_in(tmp_path / "audit.jsonl") as served, grpc.insecure_channel(served.address) as channel:
+    config = GuardConfig(audit_log=str(tmp_path / "audit.jsonl"), hold_s=2.0)  # the front ends the hold, not the client
+    with front_before_stand_in(tmp_path / "audit.jsonl", config) as served, \
+            grpc.insecure_channel(served.address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         stub.ModelInfer(canary_request("m-1"), timeout=10)
         unknown = canary_request("m-2")
@@ -75,16 +79,32 @@ def test_the_front_counts_answers_refusals_admin_calls_and_calls_held_for_readin
         with pytest.raises(grpc.RpcError) as denied:
             stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(), metadata=((GRPC_ADMIN_HEADER, "wrong"),),
                                  timeout=10)
-        served.front.guard.readiness.ready = False  # not ready: the next call is held until its deadline
+        waiting = ("dermassist_waiting_for_readiness", ())
+
+        def scrape() -> dict:
+            with urllib.request.urlopen(f"http://{served.http_address}/metrics", timeout=10) as response:
+                return parse(response.read().decode())
+
+        assert scrape()[waiting] == 0
+        readiness = served.front.guard.readiness
+
+        async def not_ready() -> None:  # on the front's event loop, as the guard does: the readiness event is cleared
+            readiness.set_not_ready("recovering (the test)")
+
+        asyncio.run_coroutine_threadsafe(not_ready(), served.loop).result(10)
+        held_call = stub.ModelInfer.future(canary_request("m-3"), timeout=10)  # held until hold_s, then refused
+        assert wait_for(lambda: scrape()[waiting] == 1, 10), "the call was not held for readiness"
+        assert not held_call.done()
         with pytest.raises(grpc.RpcError) as held:
-            stub.ModelInfer(canary_request("m-3"), timeout=0.5)
-        samples = parse(served.front.metrics.text())
+            held_call.result()
+        samples = scrape()
+    assert held.value.code() == grpc.StatusCode.UNAVAILABLE and "not ready (recovering (the test))" in held.value.details()
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert samples[("dermassist_requests_total", (("status", "OK"),))] == 1
     assert samples[("dermassist_requests_total", (("status", refused.value.code().name),))] == 1
-    assert samples[("dermassist_requests_total", (("status", held.value.code().name),))] == 1
+    assert samples[("dermassist_requests_total", (("status", "UNAVAILABLE"),))] == 1
     assert samples[("dermassist_admin_calls_total", (("status", "PERMISSION_DENIED"),))] == 1
-    assert samples[("dermassist_held_total", ())] == 1 and samples[("dermassist_waiting_for_readiness", ())] == 0
+    assert samples[("dermassist_held_total", ())] == 1 and samples[waiting] == 0
     assert samples[("dermassist_request_seconds_count", ())] == 3
 
 
@@ -104,8 +124,6 @@ def test_the_guard_serves_recoveries_readiness_and_liveness_at_metrics(tmp_path:
     background.guard._heal = heal  # type: ignore[method-assign]
 
     def scrape() -> dict:
-        import urllib.request
-
         with urllib.request.urlopen(f"http://{background.http_address}/metrics", timeout=10) as response:
             return parse(response.read().decode())
 
