@@ -91,9 +91,9 @@ class GuardConfig(Settings):
     audit_log: str = "-"  # "-" = stdout, else a file the lines are appended to
     recovery: str = "reload"
     max_reloads: int = 3  # reloads leave Triton's unload of the broken instance hanging: restart after this many
-    # Deadline of each repository call of a reload (unload, load, the ensemble's load): one Python step reloads in
-    # about 2 s and a GPU step in well under a minute; a model that cannot load then falls back to a restart within
-    # this bound instead of waiting tritonserver's whole start-up timeout.
+    # Deadline of a whole reload, however many models the fault names (the unload and load of each, the ensemble's
+    # readiness and load): one Python step reloads in about 2 s and a GPU step in well under a minute; a model that
+    # cannot load then falls back to a restart within this bound instead of waiting tritonserver's start-up timeout.
     reload_timeout_s: float = 60.0
     # Liveness turns false (and a log line says why) once the guard has been unready this long without healing: the
     # orchestrator then restarts the pod, which holds its GPU while it cannot serve. It must exceed the longest
@@ -180,11 +180,12 @@ class GuardConfig(Settings):
                               f"pass {setting_names(GuardConfig, 'audit_log')} a file path in a writable folder, or - for stdout")
 
     def longest_recovery_s(self, startup_timeout_s: float) -> float:
-        """The longest a recovery may take while nothing is wrong with the host: a reload (unload, load, the ensemble's
-        load, each up to ``reload_timeout_s``, then the ensemble's readiness and a canary) that falls back to a
-        restart (the old server's stop grace, a start up to ``startup_timeout_s``, a canary, the versions read)."""
-        return (3 * self.reload_timeout_s + RECOVERY_CALL_S + 2 * self.canary_timeout_s + RESTART_GRACE_S
-                + startup_timeout_s + RECOVERY_CALL_S)
+        """The longest a recovery may take while nothing is wrong with the host, from the moment readiness turns false:
+        a canary that finds the fault, a reload (all its calls within ``reload_timeout_s``, whatever the number of
+        models) and its canary, then the fallback restart (the old server's stop grace, a start up to
+        ``startup_timeout_s``, a canary, the versions read)."""
+        return (self.reload_timeout_s + 3 * self.canary_timeout_s + RESTART_GRACE_S + startup_timeout_s
+                + RECOVERY_CALL_S)
 
     def unready_bound_problem(self, startup_timeout_s: float) -> str | None:
         """Why ``max_unready_s`` would turn liveness false during a normal recovery (None when it would not): a
@@ -192,11 +193,11 @@ class GuardConfig(Settings):
         longest = self.longest_recovery_s(startup_timeout_s)
         if self.max_unready_s > longest:
             return None
-        other_s = 2 * RECOVERY_CALL_S + RESTART_GRACE_S
-        return (f"max_unready_s ({self.max_unready_s:g} s) must exceed the longest normal recovery, {longest:g} s (3 x "
-                f"reload_timeout_s {self.reload_timeout_s:g} s, a restart within startup_timeout_s {startup_timeout_s:g} "
-                f"s, two canaries of canary_timeout_s {self.canary_timeout_s:g} s and {other_s:g} s of other calls), or "
-                f"liveness fails while the pod heals itself: pass a larger "
+        other_s = RECOVERY_CALL_S + RESTART_GRACE_S
+        return (f"max_unready_s ({self.max_unready_s:g} s) must exceed the longest normal recovery, {longest:g} s (a "
+                f"reload within reload_timeout_s {self.reload_timeout_s:g} s, a restart within startup_timeout_s "
+                f"{startup_timeout_s:g} s, three canaries of canary_timeout_s {self.canary_timeout_s:g} s and {other_s:g} "
+                f"s of other calls), or liveness fails while the pod heals itself: pass a larger "
                 f"{setting_names(GuardConfig, 'max_unready_s')} or a smaller {setting_names(GuardConfig, 'reload_timeout_s')}")
 
     def server_options(self) -> list[tuple[str, int]]:

@@ -11,12 +11,13 @@ Healing: ``reload`` kills what is left of the broken model's stubs, unloads it a
 through the repository API with the admin key (about 1.5-2 s for one Python step here), falling back
 to a restart of tritonserver when the reload does not bring the canary back, after
 ``max_reloads`` reloads (Triton 2.51 never finishes unloading a model whose stub died, so each
-reload leaves that unload pending until the next restart), or when tritonserver itself died. Each call of a reload
-waits at most ``reload_timeout_s``; a failed recovery is tried again after a backoff.
+reload leaves that unload pending until the next restart), or when tritonserver itself died. A whole reload, however
+many models it touches, ends within ``reload_timeout_s``; a failed recovery is tried again after a backoff.
 
 Liveness: the guard stops being live once it has been unready for longer than ``max_unready_s`` (its recoveries kept
-failing or one is stuck), so the orchestrator restarts the pod rather than leave it holding its GPU unready; with
-``exit_when_not_live`` (docker-compose, which acts on no health check) it stops itself then and ``serve`` exits non-zero.
+failing or one is stuck; counted from when the front serves, after tritonserver's start-up), so the orchestrator
+restarts the pod rather than leave it holding its GPU unready; with ``exit_when_not_live`` (docker-compose, which acts
+on no health check) it stops itself then and ``serve`` exits non-zero.
 
 Stopping: readiness turns false, the watchdog and any recovery are cancelled (a restart of tritonserver in progress is
 abandoned: the starting server gets SIGTERM), calls in flight get ``drain_s``, then tritonserver is stopped.
@@ -64,7 +65,7 @@ MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
-UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); never longer than a reload call
+UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
 _CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
@@ -259,6 +260,9 @@ class Guard:
             front = await self._start_front()
             health = await start_health_server(self.public.host, self.public.http_port, self.readiness,
                                                self.metrics_text)
+            # liveness counts from here, not from before tritonserver's start-up: the first unready spell is then at
+            # most a first canary and one recovery, like every other (GuardConfig.longest_recovery_s)
+            self.readiness.serving()
             watchdog = asyncio.create_task(self._watch(), name="dermassist-watchdog")
             liveness = asyncio.create_task(self._watch_liveness(stop), name="dermassist-liveness")
             logger.info("gRPC front on %s:%d (%s), health on http://%s:%d%s; audit trail to %s",
@@ -568,20 +572,33 @@ class Guard:
                     os.kill(stub.pid, signal.SIGKILL)  # a hung or half-dead instance would block the reload
                 except ProcessLookupError:
                     pass
-        # each call within reload_timeout_s: a model that cannot load (a file gone) makes Triton wait for ever, and the
-        # fallback restart is then due within seconds, not after tritonserver's whole start-up timeout
-        metadata, deadline = self._admin_metadata, self.config.reload_timeout_s
-        for model in models:
-            await self.triton.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name=model),
-                                                    metadata=metadata, timeout=min(UNLOAD_TIMEOUT_S, deadline))
-        for model in models:
-            await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
-                                                  metadata=metadata, timeout=deadline)
-        ensemble = await self.triton.ModelReady(service_pb2.ModelReadyRequest(name=ENSEMBLE_NAME),
-                                                timeout=RECOVERY_CALL_S)
-        if not ensemble.ready:
-            await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=ENSEMBLE_NAME),
-                                                  metadata=metadata, timeout=deadline)
+        # the whole reload within reload_timeout_s, however many models the fault names (the liveness bound counts one
+        # reload_timeout_s for it): a model that cannot load (a file gone) makes Triton wait for ever, and the fallback
+        # restart is then due within seconds, not after tritonserver's whole start-up timeout. Each call's own gRPC
+        # deadline is what is left of it (an unload answers at once: at most UNLOAD_TIMEOUT_S of it).
+        metadata, budget_s = self._admin_metadata, self.config.reload_timeout_s
+        end = time.monotonic() + budget_s
+
+        def left(most_s: float = budget_s) -> float:
+            return max(min(most_s, end - time.monotonic()), 0.001)
+
+        try:
+            async with asyncio.timeout(budget_s):
+                for model in models:
+                    await self.triton.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name=model),
+                                                            metadata=metadata, timeout=left(UNLOAD_TIMEOUT_S))
+                for model in models:
+                    await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
+                                                          metadata=metadata, timeout=left())
+                ensemble = await self.triton.ModelReady(service_pb2.ModelReadyRequest(name=ENSEMBLE_NAME),
+                                                        timeout=left(RECOVERY_CALL_S))
+                if not ensemble.ready:
+                    await self.triton.RepositoryModelLoad(
+                        service_pb2.RepositoryModelLoadRequest(model_name=ENSEMBLE_NAME), metadata=metadata,
+                        timeout=left())
+        except TimeoutError as e:
+            raise ServerError(f"the reload of {', '.join(models)} did not end within reload_timeout_s "
+                              f"({budget_s:g} s)") from e
         self.reloads += 1
 
     async def _restart(self) -> None:

@@ -54,6 +54,13 @@ class Readiness:
         self._event = asyncio.Event()
         self._dead_told = False  # the log line of a liveness that turned false is written once per unready spell
 
+    def serving(self) -> None:
+        """The guard's front and health endpoint serve from now (tritonserver has started): the unready clock of
+        liveness starts again here unless ready, so the first unready spell does not count tritonserver's start-up,
+        which ``startup_timeout_s`` bounds on its own (a start that runs out ends ``serve``)."""
+        if not self.ready:
+            self.since = time.monotonic()
+
     def set_ready(self) -> None:
         """The pipeline answered a canary: serve."""
         if not self.ready:

@@ -21,6 +21,7 @@ from dermassist.base.server_config import ServerConfig
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Fault, Guard
 from dermassist.guard.health import STOPPING, Readiness, health_answer
+from preprocess.contract import STEP_MODELS
 
 from .stand_in import RESTART_S, StandInServer, background_guard, http_get, wait_for
 
@@ -68,9 +69,11 @@ def test_the_unready_bound_is_validated_and_read_from_the_environment(tmp_path: 
     for startup_s in (ServerConfig().startup_timeout_s, 270.0):
         assert GuardConfig().unready_bound_problem(startup_s) is None
         assert GuardConfig().longest_recovery_s(startup_s) > startup_s
+    # docs/operations.md's figures: one reload_timeout_s for a whole reload, three canaries, 15 s of other calls
+    assert (GuardConfig().longest_recovery_s(180.0), GuardConfig().longest_recovery_s(270.0)) == (285.0, 375.0)
     # a start-up timeout that a restart may use up whole leaves no room: refused before anything starts
     server = StandInServer(tmp_path, startup_timeout_s=600.0)
-    with pytest.raises(ConfigError, match=r"max_unready_s \(600 s\) must exceed the longest normal recovery, 825 s.*"
+    with pytest.raises(ConfigError, match=r"max_unready_s \(600 s\) must exceed the longest normal recovery, 705 s.*"
                                           r"--max-unready-s / DERMASSIST_MAX_UNREADY_S"):
         Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)  # type: ignore[arg-type]
     Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "b.jsonl"), max_unready_s=900),
@@ -98,11 +101,52 @@ def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path
     guard.triton = Triton()  # type: ignore[assignment]
     asyncio.run(guard._reload(("lesion_crop",)))
     guard.audit.close()
-    assert calls == [("unload lesion_crop", 7.0), ("load lesion_crop", 7.0), ("load dermassist", 7.0)]
+    # each call's deadline is what is left of the one reload_timeout_s (the calls here answer at once)
+    assert [name for name, _ in calls] == ["unload lesion_crop", "load lesion_crop", "load dermassist"]
+    assert all(7.0 - 0.5 < timeout <= 7.0 for _, timeout in calls), calls
     calls.clear()
     guard.config = GuardConfig(audit_log=str(tmp_path / "b.jsonl"), reload_timeout_s=45.0)
     asyncio.run(guard._reload(("lesion_crop",)))
-    assert calls == [("unload lesion_crop", 30.0), ("load lesion_crop", 45.0), ("load dermassist", 45.0)]
+    assert [name for name, _ in calls] == ["unload lesion_crop", "load lesion_crop", "load dermassist"]
+    assert calls[0][1] == 30.0 and all(45.0 - 0.5 < timeout <= 45.0 for _, timeout in calls[1:]), calls
+
+
+def test_a_reload_of_several_models_ends_within_one_reload_timeout_s(tmp_path: Path) -> None:
+    """Review 1, finding 2: each unload and load of a reload had its own reload_timeout_s, so a fault naming k models
+    could take about k x 90 s, past what the liveness bound counts (one reload) and past max_unready_s once the
+    fallback restart came too. The whole reload now has the one deadline, however many models it touches."""
+    calls: list[tuple[str, float]] = []
+
+    class Triton:  # each unload answers after a while, each load hangs past its deadline (a model that cannot load)
+        async def RepositoryModelUnload(self, request, metadata, timeout):
+            calls.append((f"unload {request.model_name}", timeout))
+            await asyncio.sleep(0.1)
+
+        async def RepositoryModelLoad(self, request, metadata, timeout):
+            calls.append((f"load {request.model_name}", timeout))
+            await asyncio.sleep(5.0)  # (5 s, not for ever: a guard without the one deadline fails, not hangs, here)
+
+        async def ModelReady(self, request, timeout):
+            raise AssertionError("the loads never end: the ensemble's readiness is not asked")
+
+    server = StandInServer(tmp_path, model_control_mode="explicit")  # as the guard's own tritonserver runs for reloads
+    guard = Guard(ServerConfig(repository=tmp_path),
+                  GuardConfig(audit_log=str(tmp_path / "a.jsonl"), reload_timeout_s=0.6), server)  # type: ignore[arg-type]
+    guard.triton = Triton()  # type: ignore[assignment]
+    fault = Fault("stub processes of every step exited", STEP_MODELS)
+    began = time.monotonic()
+    problem = asyncio.run(guard._heal(guard._choose(fault), fault))
+    took_s = time.monotonic() - began
+    guard._lifecycle.shutdown(wait=True)
+    guard.audit.close()
+    assert guard._choose(fault) == "reload " + ", ".join(STEP_MODELS)
+    assert problem == f"the reload of {', '.join(STEP_MODELS)} did not end within reload_timeout_s (0.6 s)"
+    assert 0.55 < took_s < 1.5, f"the reload of {len(STEP_MODELS)} models took {took_s:.2f} s, not one deadline"
+    # every unload, then the first load, which hangs until the one deadline ends it; each call was given what was left
+    assert [name for name, _ in calls] == [f"unload {m}" for m in STEP_MODELS] + [f"load {STEP_MODELS[0]}"]
+    timeouts = [timeout for _, timeout in calls]
+    assert timeouts == sorted(timeouts, reverse=True) and timeouts[0] <= 0.6 and timeouts[-1] < 0.6 - 0.4
+    assert guard.reloads == 0  # a reload that did not end is not counted
 
 
 def test_liveness_stays_true_during_a_short_recovery_and_readiness_says_what_heals_since_when(tmp_path: Path) -> None:
@@ -216,6 +260,39 @@ def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: P
     assert str(error).startswith("the guard stopped itself because it was no longer live (exit_when_not_live): "
                                  "not ready for ")
     assert "the stand-in stays broken" in str(error)
+
+
+def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers_start_up(tmp_path: Path) -> None:
+    """Review 1, finding 3: the clock started before tritonserver's start-up (up to startup_timeout_s), so under
+    compose (exit_when_not_live) the first unready spell was a start-up plus a recovery, more than the bound allows
+    for. It now starts when the front serves; a guard that then never becomes ready still goes not live."""
+    server = StandInServer(tmp_path, restart_s=1.5)  # its start takes 1.5 s, longer than max_unready_s below
+    background = background_guard(tmp_path, server, exit_when_not_live=True)
+    guard = background.guard
+    guard._owns_server = True  # the guard starts its tritonserver (here the stand-in) as `serve`'s does
+    guard.config = dataclasses.replace(guard.config, max_unready_s=1.0)
+    loaded = threading.Event()
+
+    async def canary() -> str | None:  # the models are still loading until the test says they are not
+        return None if loaded.is_set() else "canary inference failed: UNAVAILABLE: the models are still loading"
+
+    guard.canary = canary  # type: ignore[method-assign]
+    background._thread.start()
+    try:
+        assert background._started.wait(30) and background._error is None and server.started == 1
+        serving_since = time.monotonic()
+        assert time.monotonic() - guard.readiness.since < 0.5  # counted from the front, not from before the start-up
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        time.sleep(0.5)  # 2 s after the guard began, 0.5 s after it serves: live (it exited at once before)
+        assert background.running
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
+        # never ready since it serves: past max_unready_s it goes not live and, under compose, exits
+        assert wait_for(lambda: not background.running, 10)
+        assert time.monotonic() - serving_since > 1.0
+    finally:
+        loaded.set()
+        background.stop()
+    assert isinstance(background._error, ServerError) and "the models are still loading" in str(background._error)
 
 
 # --- 2. a stop during a recovery restart does not wait for it -------------------------------------------------------
