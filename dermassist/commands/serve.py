@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     ops.add_argument("--drain-s", type=float, help=setting_help(
         GuardConfig, "drain_s", "on SIGTERM, seconds the calls in flight get to be answered before they are cancelled"))
     ops.add_argument("--reload-timeout-s", type=float, help=setting_help(
-        GuardConfig, "reload_timeout_s", "deadline of each call of a reload; past it the guard restarts tritonserver"))
+        GuardConfig, "reload_timeout_s", "deadline of a whole reload, every model it touches; past it tritonserver is restarted"))
     ops.add_argument("--max-unready-s", type=float, help=setting_help(
         GuardConfig, "max_unready_s", "liveness turns false once the guard has been unready this long without healing"))
     ops.add_argument("--exit-when-not-live", action="store_true", default=None, help=setting_help(
