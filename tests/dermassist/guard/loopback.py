@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,9 +37,14 @@ async def _answer_infer(request: bytes, context: grpc.aio.ServicerContext) -> by
 
 
 @contextmanager
-def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Iterator[SimpleNamespace]:
-    """The front's address, its Front, what the stand-in Triton received (method, raw request), the health endpoint's
-    address (its /metrics: the front's) and the event loop they run on (readiness changes go through it)."""
+def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
+                          model_infer: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]] = _answer_infer,
+                          report_step_failure: Callable[[str, float], None] = lambda details, sent_at: None,
+                          ) -> Iterator[SimpleNamespace]:
+    """The front's address, its Front, what the stand-in Triton received (method, raw request), the health
+    endpoint's address (its /metrics: the front's) and the event loop they run on (readiness changes go through it).
+    ``model_infer``: the stand-in's ModelInfer (an async grpc.aio handler of the raw request); ``report_step_failure``:
+    what the front's guard does with a failed step."""
     config = config or GuardConfig(audit_log=str(audit))
     received: list[tuple[str, bytes]] = []
     loop = asyncio.new_event_loop()
@@ -55,7 +60,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Ite
     async def start() -> tuple[grpc.aio.Server, grpc.aio.Server, Front, int, asyncio.Server]:
         triton = grpc.aio.server()
         handlers = {name: handler(name) for name in _ANSWERS}
-        handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(_answer_infer)
+        handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(model_infer)
         triton.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         triton_port = triton.add_insecure_port("127.0.0.1:0")
         await triton.start()
@@ -63,7 +68,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None) -> Ite
         readiness.set_ready()
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
                                 config=config, versions={}, audit=AuditLog(audit), stopping=False,
-                                report_step_failure=lambda details, sent_at: None)
+                                report_step_failure=report_step_failure)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES))  # type: ignore[arg-type]
         server = grpc.aio.server(options=config.server_options())
         server.add_generic_rpc_handlers((front,))

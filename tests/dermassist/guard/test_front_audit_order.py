@@ -22,7 +22,9 @@ from tritonclient.utils import InferenceServerException
 import dermassist.guard.front as front_module
 from dermassist.guard.front import DEADLINE_PASSED
 from preprocess.contract import ENSEMBLE_NAME
-from tests.support.guard import audit_lines, front_on_loopback
+from tests.support.guard import audit_lines
+
+from .loopback import front_before_stand_in
 
 HASHING_DELAY_S = 0.5
 STEP_FAILURE = "in ensemble 'dermassist', Stub process 'lesion_crop_0_0' is not healthy."
@@ -45,8 +47,9 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
     monkeypatch.setattr(front_module, "request_images", slow_hashing)
     audit = tmp_path / "audit.jsonl"
     failures: list[str] = []
-    with front_on_loopback(audit, _broken_step, lambda details, sent_at: failures.append(details)) as port:
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, failures=failures)
+    with front_before_stand_in(audit, model_infer=_broken_step,
+                               report_step_failure=lambda details, sent_at: failures.append(details)) as served:
+        yield SimpleNamespace(address=served.address, audit=audit, failures=failures)
 
 
 @pytest.mark.parametrize(("model", "status", "words"), [
@@ -95,8 +98,8 @@ def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_pa
         return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
 
     audit = tmp_path / "audit.jsonl"
-    with front_on_loopback(audit, slow_answer) as port:
-        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    with front_before_stand_in(audit, model_infer=slow_answer) as served:
+        client = grpcclient.InferenceServerClient(served.address)
         tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
         try:

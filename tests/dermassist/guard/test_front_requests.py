@@ -26,7 +26,9 @@ from dermassist.guard.front import request_refusal
 from dermassist_client.transport import new_request_id
 from loadtest.protocol import infer_request
 from preprocess.contract import ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, MAX_BATCH_SIZE, PREPARE_MODEL
-from tests.support.guard import audit_lines, front_on_loopback
+from tests.support.guard import audit_lines
+
+from .loopback import front_before_stand_in
 
 HASHING_DELAY_S = 0.3
 
@@ -286,8 +288,8 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
         forwarded.append(request)
         return service_pb2.ModelInferResponse(model_name=request.model_name, id=request.id).SerializeToString()
 
-    with front_on_loopback(audit, answer) as port:
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", audit=audit, forwarded=forwarded)
+    with front_before_stand_in(audit, model_infer=answer) as served:
+        yield SimpleNamespace(address=served.address, audit=audit, forwarded=forwarded)
 
 
 def test_a_malformed_request_is_refused_at_the_front_with_its_audit_line_and_never_reaches_triton(front) -> None:
