@@ -469,14 +469,6 @@ class AdminCall:
     written: bool = False
 
 
-def _model_name(message: Any, request: bytes) -> str:
-    """The model a ModelReady or ModelMetadata request names ("" when it does not parse: Triton answers that)."""
-    try:
-        return str(message.FromString(request).name)
-    except DecodeError:
-        return ""
-
-
 class Front(grpc.GenericRpcHandler):
     """Routes each method of Triton's service: audited inference, truthful health, plain forwarding."""
 
@@ -631,7 +623,7 @@ class Front(grpc.GenericRpcHandler):
     async def model_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Triton's answer, and false while the guard is not ready; an internal step's only with the admin key (as its
         metadata)."""
-        if _model_name(service_pb2.ModelReadyRequest, request) in STEP_MODELS:
+        if requested_model(parsed_request("ModelReady", request)) in STEP_MODELS:
             return await self._internal_ready(request, context)
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
@@ -654,7 +646,7 @@ class Front(grpc.GenericRpcHandler):
 
     async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""
-        if _model_name(service_pb2.ModelMetadataRequest, request) in STEP_MODELS:
+        if requested_model(parsed_request("ModelMetadata", request)) in STEP_MODELS:
             return await self._internal_metadata(request, context)
         return await self._forwarder("ModelMetadata")(request, context)
 
