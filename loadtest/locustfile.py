@@ -73,7 +73,7 @@ run_end.install(events, ANSWERS)
 @events.test_start.add_listener
 def _announce(environment, **_kwargs) -> None:
     logger.info("dermassist load test: %s, mix %s, deadline %.0f s",
-                describe_corpus(IMAGES, CONFIG.corpus_sizes()), CONFIG.mix_text(), CONFIG.deadline_s)
+                describe_corpus([len(b) for b in IMAGES], CONFIG.corpus_sizes()), CONFIG.mix_text(), CONFIG.deadline_s)
 
 
 class DermAssistGrpcUser(User):

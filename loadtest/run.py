@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dermassist.base.corpus import CorpusSpec, describe_corpus, load_corpus
+from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
 from dermassist.base.errors import DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
 from dermassist.base.settings import setting_help, setting_names
@@ -184,11 +184,12 @@ def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioCo
 def corpus_line(scenario: ScenarioConfig) -> str:
     """What the users sent, for the summary: the corpus the Locust processes built from these settings."""
     try:
-        images = load_corpus(CorpusSpec(scenario.image_source, scenario.image_cache, scenario.per_size,
+        files = build_corpus(CorpusSpec(scenario.image_source, scenario.image_cache, scenario.per_size,
                                         scenario.corpus_sizes()))
+        file_bytes = [f.stat().st_size for f in files]  # the sizes only: the files' bytes are the Locust users' to read
     except (ImageCorpusError, OSError) as e:
         return f"not read ({e})"
-    return describe_corpus(images, scenario.corpus_sizes())
+    return describe_corpus(file_bytes, scenario.corpus_sizes())
 
 
 def answers_problem(summary: LoadtestSummary, scenario: ScenarioConfig) -> str | None:

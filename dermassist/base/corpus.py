@@ -64,11 +64,12 @@ def format_sizes(sizes: tuple[tuple[int, int], ...]) -> str:
     return ",".join(f"{w}x{h}" for w, h in sizes) if sizes else AS_IS
 
 
-def describe_corpus(images: list[bytes], sizes: tuple[tuple[int, int], ...]) -> str:
-    """One line an operator reads: how many images, their sizes (or as they are) and their mean encoded size."""
-    mean_kb = sum(len(b) for b in images) / len(images) / 1000 if images else 0.0
+def describe_corpus(file_bytes: list[int], sizes: tuple[tuple[int, int], ...]) -> str:
+    """One line an operator reads: how many images (``file_bytes``: each one's encoded size), their sizes (or as
+    they are) and their mean encoded size."""
+    mean_kb = sum(file_bytes) / len(file_bytes) / 1000 if file_bytes else 0.0
     made = f"resized to {format_sizes(sizes)}" if sizes else "the source files as they are"
-    return f"{len(images)} images, {made}, mean {mean_kb:.0f} KB"
+    return f"{len(file_bytes)} images, {made}, mean {mean_kb:.0f} KB"
 
 
 @dataclass(frozen=True)
