@@ -13,6 +13,7 @@ from pathlib import Path
 from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR, SIZES, format_sizes, parse_sizes
 from dermassist.base.errors import ImageCorpusError
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
+from dermassist.base.pem import pem_problem
 from dermassist.base.settings import Settings, setting_names, variable_name
 
 from .errors import LoadtestConfigError
@@ -78,8 +79,7 @@ class ScenarioConfig(Settings):
             raise LoadtestConfigError(f"{setting_names(ScenarioConfig, 'sizes')}: {e}") from e
         if self.retries < 0:
             raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
-        if self.root_certificates and not Path(self.root_certificates).is_file():
-            raise LoadtestConfigError(f"root_certificates file {self.root_certificates} does not exist")
+        check_root_certificates(self)
         check_client_certificate(self)
         if not 0.0 <= self.max_not_assessable_share <= 1.0:
             raise LoadtestConfigError(
@@ -168,8 +168,19 @@ def require_finite(config: Settings) -> None:
                                       f"{f.default})")
 
 
-# What each file of a client certificate must hold (PEM), to catch a key and certificate given the wrong way round.
-CLIENT_FILES = {"private_key": "PRIVATE KEY-----", "certificate_chain": "-----BEGIN CERTIFICATE-----"}
+# The PEM each file of a client certificate must hold, to catch a key and certificate given the wrong way round.
+CLIENT_FILES = {"private_key": "private key", "certificate_chain": "certificate"}
+
+
+def check_root_certificates(config: ScenarioConfig) -> None:
+    """Refuse a root certificates file that cannot be read or holds no PEM certificate (the guard's own check)."""
+    if not config.root_certificates:
+        return
+    problem = pem_problem(Path(config.root_certificates), "certificate")
+    if problem is not None:
+        raise LoadtestConfigError(
+            f"root_certificates file {config.root_certificates} ({setting_names(ScenarioConfig, 'root_certificates')}) "
+            f"{problem}; give the CA of the server's certificate (ca.crt, PEM)")
 
 
 def check_client_certificate(config: ScenarioConfig) -> None:
@@ -190,18 +201,11 @@ def check_client_certificate(config: ScenarioConfig) -> None:
             f"a client certificate ({variable_name(ScenarioConfig, 'certificate_chain')}) is set but "
             f"{variable_name(ScenarioConfig, 'root_certificates')} is not: a client certificate is presented over TLS "
             "only; set it to the CA of the server's certificate (ca.crt)")
-    for name, marker in CLIENT_FILES.items():
-        path = Path(given[name])
-        try:
-            text = path.read_text(errors="replace")
-        except OSError as e:
-            raise LoadtestConfigError(f"{name} file {path} ({setting_names(ScenarioConfig, name)}) cannot be read: "
-                                      f"{e.strerror or e}; give a readable PEM file") from e
-        if marker not in text:
-            raise LoadtestConfigError(
-                f"{name} file {path} ({setting_names(ScenarioConfig, name)}) holds no PEM "
-                f"{'private key' if name == 'private_key' else 'certificate'} (no '{marker.strip('-')}' line); "
-                "were the key and the certificate swapped?")
+    for name, kind in CLIENT_FILES.items():
+        problem = pem_problem(Path(given[name]), kind)
+        if problem is not None:
+            hint = "give a readable PEM file" if problem.startswith("cannot") else "were the key and the certificate swapped?"
+            raise LoadtestConfigError(f"{name} file {given[name]} ({setting_names(ScenarioConfig, name)}) {problem}; {hint}")
 
 
 def check_grpc_host(host: str) -> None:

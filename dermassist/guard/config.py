@@ -1,7 +1,6 @@
 """Typed, self-validating settings of the guard (precedence: CLI > DERMASSIST_* variable > default)."""
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +8,7 @@ from pathlib import Path
 
 from ..base.errors import ConfigError
 from ..base.paths import file_in_the_way
+from ..base.pem import pem_problem
 from ..base.server import bind_problem
 from ..base.settings import Settings, setting_names
 from .certificates import key_mismatch, validity_problem
@@ -25,26 +25,7 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 # The public port is this process's alone: gRPC sets SO_REUSEPORT by default, so a second ``serve`` on the same port
 # would bind too and take half the clients (and their audit lines) instead of failing at start.
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
-PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
-# OpenSSL also writes "TRUSTED CERTIFICATE" (-trustout) and "X509 CERTIFICATE" blocks, which gRPC reads as well.
-_PEM_CERTIFICATE = re.compile(r"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
-_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
-_PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
-
-
-def pem_problem(path: Path, kind: str) -> str | None:
-    """Why ``path`` is not a PEM ``kind`` ("certificate" or "private key"); None when it is one."""
-    try:
-        with open(path, "rb") as file:
-            text = file.read(_PEM_READ_LIMIT).decode("ascii", errors="replace")
-    except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
-    if kind == "certificate" and _PEM_CERTIFICATE.search(text) is None:
-        return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
-    if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:
-        return "is not a PEM private key: it holds no '-----BEGIN ... PRIVATE KEY-----' line"
-    return None
 
 
 def audit_log_problem(destination: str) -> str | None:

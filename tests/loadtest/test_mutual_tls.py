@@ -27,21 +27,40 @@ def test_a_client_certificate_needs_both_files_readable_pem_and_tls(fake_dermass
         ScenarioConfig(private_key=fake.client_key, certificate_chain=fake.client_cert)
     missing = tmp_path / "absent.key"
     with pytest.raises(LoadtestConfigError, match=re.escape(f"private_key file {missing} (--private-key / "
-                                                            "LOADTEST_PRIVATE_KEY) cannot be read: No such file")):
+                                                            "LOADTEST_PRIVATE_KEY) cannot be read (No such file")):
         ScenarioConfig(root_certificates=fake.ca, private_key=str(missing), certificate_chain=fake.client_cert)
-    with pytest.raises(LoadtestConfigError, match="private_key file .* holds no PEM private key .* swapped"):
+    with pytest.raises(LoadtestConfigError, match="private_key file .* is not a PEM private key: .* swapped"):
         ScenarioConfig(root_certificates=fake.ca, private_key=fake.client_cert, certificate_chain=fake.client_key)
     if os.geteuid() != 0:  # root reads any file
         unreadable = tmp_path / "unreadable.crt"
         unreadable.write_bytes(Path(fake.client_cert).read_bytes())
         unreadable.chmod(0)
-        with pytest.raises(LoadtestConfigError, match="certificate_chain file .* cannot be read: Permission denied"):
+        with pytest.raises(LoadtestConfigError, match="certificate_chain file .* cannot be read \\(Permission denied"):
             ScenarioConfig(root_certificates=fake.ca, private_key=fake.client_key, certificate_chain=str(unreadable))
     config = ScenarioConfig.resolve({"certificate_chain": fake.client_cert}, {
         "LOADTEST_ROOT_CERTIFICATES": fake.ca, "LOADTEST_PRIVATE_KEY": fake.client_key,
         "LOADTEST_CERTIFICATE_CHAIN": str(missing)})  # the flag wins over the variable
     assert (config.private_key, config.certificate_chain) == (fake.client_key, fake.client_cert)
     assert ScenarioConfig.resolve({}, config.to_env()) == config  # what every Locust process reads
+
+
+def test_the_root_certificates_must_be_a_readable_pem_certificate(fake_dermassist, tmp_path: Path) -> None:
+    """The CA file is checked as the guard checks its own (one ``pem_problem``): before, only that it existed, so a
+    key given as the CA failed later at the handshake with gRPC's words."""
+    fake = fake_dermassist
+    missing = tmp_path / "absent.crt"
+    with pytest.raises(LoadtestConfigError, match=re.escape(
+            f"root_certificates file {missing} (--root-certificates / LOADTEST_ROOT_CERTIFICATES) cannot be read (No "
+            "such file")):
+        ScenarioConfig(root_certificates=str(missing))
+    with pytest.raises(LoadtestConfigError, match="root_certificates file .* is not a PEM certificate: .* give the CA "
+                                                  "of the server's certificate"):
+        ScenarioConfig(root_certificates=fake.client_key)
+    trusted = tmp_path / "trusted.crt"  # openssl x509 -trustout writes this block; gRPC and the guard read it
+    trusted.write_text(Path(fake.ca).read_text().replace("BEGIN CERTIFICATE", "BEGIN TRUSTED CERTIFICATE")
+                       .replace("END CERTIFICATE", "END TRUSTED CERTIFICATE"))
+    assert ScenarioConfig(root_certificates=str(trusted), private_key=fake.client_key,
+                          certificate_chain=str(trusted)).root_certificates == str(trusted)
 
 
 def test_the_preflight_names_a_missing_or_refused_client_certificate(fake_dermassist) -> None:

@@ -181,18 +181,6 @@ def test_real_pem_files_pass_and_a_certificate_is_not_a_key(tmp_path: Path) -> N
         GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_cert)
 
 
-def test_a_trusted_certificate_block_is_a_certificate(tmp_path: Path) -> None:
-    """`openssl x509 -trustout` writes "TRUSTED CERTIFICATE", which gRPC takes as a client CA: not refused."""
-    from dermassist.guard.config import pem_problem
-
-    certs = make_certificates(tmp_path)
-    body = Path(certs.ca).read_text()
-    for label in ("TRUSTED CERTIFICATE", "X509 CERTIFICATE"):
-        trusted = tmp_path / f"{label.split()[0].lower()}.pem"
-        trusted.write_text(body.replace("BEGIN CERTIFICATE", f"BEGIN {label}").replace("END CERTIFICATE", f"END {label}"))
-        assert pem_problem(trusted, "certificate") is None
-
-
 def test_the_guard_and_tritonservers_port_checks_give_one_verdict() -> None:
     from dermassist.base.server import bind_problem
     from dermassist.guard.config import port_problem

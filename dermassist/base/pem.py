@@ -1,0 +1,28 @@
+"""What a PEM file must hold to be a certificate or a private key, checked once for the guard and the load test."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+# OpenSSL also writes "TRUSTED CERTIFICATE" (-trustout) and "X509 CERTIFICATE" blocks, which gRPC reads as well.
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
+PEM_KINDS = ("certificate", "private key")
+
+
+def pem_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a PEM ``kind`` ("certificate" or "private key"); None when it is one."""
+    if kind not in PEM_KINDS:
+        raise ValueError(f"PEM kind must be one of {PEM_KINDS}, got {kind!r}")
+    try:
+        with open(path, "rb") as file:
+            text = file.read(_PEM_READ_LIMIT).decode("ascii", errors="replace")
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if kind == "certificate" and _PEM_CERTIFICATE.search(text) is None:
+        return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
+    if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:
+        return "is not a PEM private key: it holds no '-----BEGIN ... PRIVATE KEY-----' line"
+    return None
