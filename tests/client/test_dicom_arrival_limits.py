@@ -31,9 +31,9 @@ from dermassist_client.dicom.command import add_listen_arguments, association_li
 from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.limits import DEFAULT_MAX_ASSOCIATIONS_PER_SENDER, ENVIRONMENT, AssociationLimits
 from dermassist_client.dicom.node import MAX_CONTROL_PDU_BYTES, DicomNode
-from tests.client.test_dicom_associations import wait_until
 from tests.client.test_dicom_forwarding import SyntheticClient
 from tests.support import dicom_images as di
+from tests.support.polling import wait_until
 
 NODE_LOGGER = "dermassist_client.dicom.node"
 ONE_MIB = 1 << 20

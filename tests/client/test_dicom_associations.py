@@ -16,6 +16,7 @@ from dermassist_client.dicom.limits import DEFAULT_IDLE_TIMEOUT_S, ENVIRONMENT, 
 from dermassist_client.dicom.node import DicomNode
 from tests.client.test_dicom_forwarding import SyntheticClient
 from tests.support import dicom_images as di
+from tests.support.polling import wait_until
 
 
 def associate(address: tuple[str, int], called: str = "DERMASSIST", context=Verification):
@@ -24,15 +25,6 @@ def associate(address: tuple[str, int], called: str = "DERMASSIST", context=Veri
     ae.add_requested_context(context)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
     return ae.associate(*address, ae_title=called)
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_an_idle_association_is_dropped_and_frees_its_slot(tmp_path):

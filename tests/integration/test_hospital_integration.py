@@ -15,8 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from tests.support import dicom_images as di
 from tests.support.dicom_checks import check_seg_and_sr, dciodvfy
 from tests.support.dicom_net import send, wait_for_echo
 from tests.support.orthanc import Orthanc
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,14 +85,6 @@ def listener(triton_server, orthanc, tmp_path_factory):
         code = process.wait(30)
         log.close()
         assert code == 0, log_path.read_text()[-3000:]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        time.sleep(0.2)
 
 
 def delivered(spool: Path) -> bool:
@@ -154,7 +145,7 @@ def test_listener_round_trip_through_orthanc(listener, orthanc, triton_server, t
     source = read_dicom(ds)
     (answer,) = send("127.0.0.1", listener.port, NODE_AET, [ds])
     assert answer.status == SUCCESS and answer.comment == "", answer
-    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
+    assert wait_until(lambda: delivered(listener.spool), 60.0, 0.2), "the listener forwarding its results to Orthanc"
     check_outputs(orthanc, patient.study_uid, source, served(triton_server, source), tmp_path)
 
 
@@ -163,7 +154,7 @@ def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, trito
     jpeg = HAM_A.read_bytes()
     first = di.photograph(HAM_B.read_bytes(), patient, compressed=False)
     assert send("127.0.0.1", listener.port, NODE_AET, [first])[0].status == SUCCESS
-    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
+    assert wait_until(lambda: delivered(listener.spool), 60.0, 0.2), "the listener forwarding its results to Orthanc"
     before = {i["ID"] for i in orthanc.instances()}
 
     truncated = pydicom.dcmread(di.truncated_file(jpeg, patient, tmp_path / "cut.dcm"))
@@ -183,7 +174,7 @@ def test_bad_inputs_fail_and_the_listener_keeps_serving(listener, orthanc, trito
     sent = subprocess.run(["storescu", "-v", "-aet", "STORESCU", "-aec", NODE_AET, "127.0.0.1", str(listener.port),
                            str(last)], capture_output=True, text=True, timeout=120)
     assert sent.returncode == 0 and "Received Store Response (Success)" in sent.stdout + sent.stderr, sent.stderr
-    wait_for(lambda: delivered(listener.spool), "the listener forwarding its results to Orthanc")
+    assert wait_until(lambda: delivered(listener.spool), 60.0, 0.2), "the listener forwarding its results to Orthanc"
     after = {i["ID"] for i in orthanc.instances()}
     assert before < after and len(after - before) == 3
     text = listener.log_path.read_text()
@@ -200,12 +191,12 @@ def test_results_wait_in_the_spool_while_the_pacs_is_down_and_reach_it_when_it_i
     with DermAssistClient(triton_server.config.grpc_address) as client, DicomNode(client, config) as node:
         host, port = node.address
         assert send(host, port, NODE_AET, [ds])[0].status == SUCCESS
-        wait_for(lambda: node.counts["forward_failed"] >= 2, "two failed attempts to reach the stopped PACS")
+        assert wait_until(lambda: node.counts["forward_failed"] >= 2, 60.0, 0.2), "two failed attempts to reach the stopped PACS"
         (item,) = node.pending()
         assert sorted(p.name.split("_")[1] for p in item.glob("*.dcm")) == ["SEG", "SOURCE", "SR"]
         with Orthanc(tmp_path / "orthanc", dicom_port=pacs_port) as orthanc:
             # No image is sent again and nobody calls flush(): the forwarder's next attempt delivers.
-            wait_for(lambda: node.pending() == [], "the spooled results reaching the PACS once it is back")
+            assert wait_until(lambda: node.pending() == [], 60.0, 0.2), "the spooled results reaching the PACS once it is back"
             assert node.counts["received"] == 1 and node.counts["forwarded"] == 1
             source = read_dicom(ds)
             check_outputs(orthanc, patient.study_uid, source, served(triton_server, source), tmp_path)
@@ -242,7 +233,7 @@ def test_a_pacs_refusing_rle_gets_every_result_and_the_rle_image_decompressed(tm
         with DicomNode(SyntheticClient(), config) as node:
             host, port = node.address
             assert [a.status for a in send(host, port, NODE_AET, sources)] == [SUCCESS] * len(sources)
-            wait_for(lambda: node.pending() == [], "every spool item reaching the PACS that refuses RLE")
+            assert wait_until(lambda: node.pending() == [], 60.0, 0.2), "every spool item reaching the PACS that refuses RLE"
             assert node.failed() == [] and node.counts["forwarded"] == len(sources)
         stored = orthanc.instances()
         assert len(stored) == 3 * len(sources)  # each source with its SEG and SR

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -81,13 +80,3 @@ def http_get(address: str, path: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
-
-
-def wait_for(condition: Any, timeout_s: float = 30.0) -> bool:
-    """Poll ``condition()`` until true or ``timeout_s`` passed; whether it came true."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False

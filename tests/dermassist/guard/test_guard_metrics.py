@@ -18,9 +18,10 @@ from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Fault
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.metrics import LATENCY_BUCKETS_S, GuardMetrics, recovery_kind
+from tests.support.polling import wait_until
 
 from .loopback import front_before_stand_in
-from .stand_in import StandInServer, background_guard, wait_for
+from .stand_in import StandInServer, background_guard
 
 _SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
@@ -93,7 +94,7 @@ def test_the_front_counts_answers_refusals_admin_calls_and_calls_held_for_readin
 
         asyncio.run_coroutine_threadsafe(not_ready(), served.loop).result(10)
         held_call = stub.ModelInfer.future(canary_request("m-3"), timeout=10)  # held until hold_s, then refused
-        assert wait_for(lambda: scrape()[waiting] == 1, 10), "the call was not held for readiness"
+        assert wait_until(lambda: scrape()[waiting] == 1, 10), "the call was not held for readiness"
         assert not held_call.done()
         with pytest.raises(grpc.RpcError) as held:
             held_call.result()
@@ -133,8 +134,9 @@ def test_the_guard_serves_recoveries_readiness_and_liveness_at_metrics(tmp_path:
         assert first[("dermassist_unready_seconds", ())] == 0 and first[("dermassist_in_flight", ())] == 0
         server.alive = False
         assert healing.wait(30)
-        assert wait_for(lambda: scrape()[("dermassist_recoveries_total", (("action", "restart"), ("result", "failed")))] == 1)
-        assert wait_for(lambda: scrape()[("dermassist_recoveries_total", (("action", "restart"), ("result", "healed")))] == 1)
+        restarts = [("dermassist_recoveries_total", (("action", "restart"), ("result", end))) for end in ("failed", "healed")]
+        for restart in restarts:
+            assert wait_until(lambda key=restart: scrape()[key] == 1, 30.0), restart
         last = scrape()
     assert last[("dermassist_ready", ())] == 1 and last[("dermassist_unready_seconds", ())] == 0
     assert [r.error for r in background.guard.recoveries] == ["still broken", None]

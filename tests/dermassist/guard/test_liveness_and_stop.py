@@ -22,8 +22,9 @@ from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Fault, Guard
 from dermassist.guard.health import STOPPING, Readiness, health_answer
 from preprocess.contract import STEP_MODELS
+from tests.support.polling import wait_until
 
-from .stand_in import RESTART_S, StandInServer, background_guard, http_get, wait_for
+from .stand_in import RESTART_S, StandInServer, background_guard, http_get
 
 # --- 1. liveness tells the truth -----------------------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ def test_liveness_turns_false_when_recovery_keeps_failing_and_both_health_paths_
     with caplog.at_level(logging.ERROR, logger="dermassist.guard.health"), background:
         assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         server.alive = False
-        assert wait_for(lambda: http_get(background.http_address, "/v2/health/live")[0] == 503)
+        assert wait_until(lambda: http_get(background.http_address, "/v2/health/live")[0] == 503, 30.0)
         _, body = http_get(background.http_address, "/v2/health/live")
         assert body["live"] is False and "over max_unready_s (0.5 s)" in body["reason"]
         assert "recovery failed (restart, since " in body["reason"] and "the stand-in stays broken" in body["reason"]
@@ -229,7 +230,7 @@ def test_a_long_recovery_says_every_interval_that_it_goes_on(tmp_path: Path, cap
         def told() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.getMessage().startswith("still not ready after ")]
 
-        assert wait_for(lambda: len(told()) >= 2)
+        assert wait_until(lambda: len(told()) >= 2, 30.0)
         release.set()
         assert background.wait_ready(30)
     assert "(not live after 600 s): tritonserver exited (code -9); recovering by restart since " in told()[0]
@@ -252,7 +253,7 @@ def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: P
     try:
         assert background.running
         server.alive = False
-        assert wait_for(lambda: not background.running)
+        assert wait_until(lambda: not background.running, 30.0)
     finally:
         background.stop()
     error = background._error
@@ -287,7 +288,7 @@ def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers
         assert background.running
         assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         # never ready since it serves: past max_unready_s it goes not live and, under compose, exits
-        assert wait_for(lambda: not background.running, 10)
+        assert wait_until(lambda: not background.running, 10)
         assert time.monotonic() - serving_since > 1.0
     finally:
         loaded.set()
