@@ -10,7 +10,7 @@ from pathlib import Path
 from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS, TRIAGE_MODEL
 
 from .cpu import SERVER
-from .front import FrontCost
+from .front import DIRECT_PATH, FrontCost, FrontCosts
 from .inprocess import InProcessResult
 from .perf_analyzer import PerfAnalyzerRow
 from .served import ServedLevel
@@ -42,7 +42,7 @@ class BenchResult:
     served: list[ServedLevel]
     perf_analyzer: list[PerfAnalyzerRow] = field(default_factory=list)
     perf_analyzer_note: str = ""
-    front: FrontCost | None = None  # what `dermassist serve`'s gRPC front adds (audit, readiness)
+    front: FrontCosts | None = None  # what `dermassist serve`'s gRPC front adds (audit, readiness), per level and TLS
     models: str = "not recorded"  # which models were served: the repository's release stamp
     load_average: tuple[float, float] | None = None  # the machine's 1-minute load average before and after the run
 
@@ -131,11 +131,7 @@ class BenchResult:
                          f"{row.throughput / base.images_per_s:.2f}x | {row.p50_ms / base.p50_ms:.2f}x |")
         if self.perf_analyzer_note:
             lines.append(f"\nperf_analyzer: {self.perf_analyzer_note}")
-        if self.front is not None:
-            f = self.front
-            lines.append(f"\nThe guard's gRPC front (`dermassist serve`: audit line, truthful readiness), c=1, "
-                         f"{f.requests} requests each way, interleaved: p50 {f.direct_p50_ms:.1f} ms straight to Triton, "
-                         f"{f.front_p50_ms:.1f} ms through the front (+{f.added_ms:.2f} ms, {f.ratio:.3f}x).")
+        lines += self._front_lines()
         lines += ["\n## Per-step time per image (ms)\n",
                   "| step | in-process | "
                   + " | ".join(f"served c={lv.concurrency} compute / queue / batch / share" for lv in self.served) + " |",
@@ -163,6 +159,23 @@ class BenchResult:
                          f"(same shrink-on-load, one core, in-process), takes {floor[0]:.2f} ms per image, "
                          f"{floor[1]:.1%} of the c=1 compute.")
         return "\n".join(lines) + "\n"
+
+    def _front_lines(self) -> list[str]:
+        """What the guard's front adds at each level (and over TLS at c=1): p50 and p95 each way, added ms, ratios."""
+        if self.front is None:
+            return []
+        lines = ["\n## What the guard's gRPC front adds (`dermassist serve`: audit line, truthful readiness)\n",
+                 f"Each row: requests straight to Triton ({DIRECT_PATH}) and through the front, sent in pairs by "
+                 "`concurrency` threads, the order swapped every pair, so both paths see the same machine state; at "
+                 "concurrency c, c requests are in flight, about half on each path. Connections are opened before "
+                 "timing: the figures are per request on a kept-open connection, without the TCP or TLS handshake. "
+                 "Ratios from this one run only.\n",
+                 "| front port | concurrency | requests each way | direct p50 ms | front p50 ms | added p50 ms | p50 ratio "
+                 "| direct p95 ms | front p95 ms | added p95 ms | p95 ratio |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [front_table_row(row) for row in self.front.rows]
+        lines.append(f"\nTLS row: {self.front.tls_note or 'not measured'}.")
+        return lines
 
     def _cpu_lines(self) -> list[str]:
         """The CPU time per image of the server's processes at each level, and what one core sustains."""
@@ -206,8 +219,7 @@ class BenchResult:
                         "step_shares": self.step_shares(lv), "cpu_ms_per_image": lv.cpu_ms} for lv in self.served],
             "perf_analyzer": [asdict(r) for r in self.perf_analyzer],
             "perf_analyzer_note": self.perf_analyzer_note,
-            "front": None if self.front is None else {**asdict(self.front), "added_ms": self.front.added_ms,
-                                                      "ratio": self.front.ratio},
+            "front": None if self.front is None else front_json(self.front),
             "targets": [asdict(t) for t in self.targets()],
             "triage_cost": None if (cost := self.triage_cost()) is None
             else {"ms_per_image": cost[0], "share_of_p50_c1": cost[1]},
@@ -222,6 +234,20 @@ class BenchResult:
         md.write_text(self.markdown())
         js.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
         return md, js
+
+
+def front_table_row(row: FrontCost) -> str:
+    """One markdown row of the front's table (added milliseconds signed: the front can come out faster in noise)."""
+    return (f"| {'TLS' if row.tls else 'plaintext'} | {row.concurrency} | {row.requests} | {row.direct_p50_ms:.1f} "
+            f"| {row.front_p50_ms:.1f} | {row.added_ms:+.2f} | {row.ratio:.3f}x | {row.direct_p95_ms:.1f} "
+            f"| {row.front_p95_ms:.1f} | {row.added_p95_ms:+.2f} | {row.ratio_p95:.3f}x |")
+
+
+def front_json(front: FrontCosts) -> dict:
+    """The front's rows for latest.json: every measured figure and the derived added ms and ratios."""
+    return {"direct_path": DIRECT_PATH, "tls_note": front.tls_note,
+            "rows": [{**asdict(row), "added_ms": row.added_ms, "ratio": row.ratio, "added_p95_ms": row.added_p95_ms,
+                      "ratio_p95": row.ratio_p95} for row in front.rows]}
 
 
 def load_average() -> float:

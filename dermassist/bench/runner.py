@@ -1,4 +1,5 @@
-"""The benchmark sequence: corpus -> in-process reference -> embedded server -> served levels -> perf_analyzer."""
+"""The benchmark sequence: corpus -> in-process reference -> embedded server -> served levels -> the guard's front
+(each level, then TLS at c=1) -> perf_analyzer."""
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         admin = server.config.grpc_admin_headers
         warm_up(address, images, config.warmup, admin)
         served = [measure_level(address, images, c, config.requests_per_level, admin, server.pid) for c in config.concurrencies]
-        front = measure_behind_guard(server, images, config.requests_per_level,
-                                     str(config.report_dir / "front_audit.jsonl"))
+        front = measure_behind_guard(server, images, config.concurrencies, config.requests_per_level, config.report_dir)
         pa_rows, note = [], ""
         if config.perf_analyzer:
             from .perf_analyzer import STABILITY_PERCENT, ensure_perf_analyzer, run_perf_analyzer

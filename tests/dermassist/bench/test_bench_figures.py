@@ -13,7 +13,7 @@ import pytest
 from dermassist.bench.config import BenchConfig
 from dermassist.bench.cpu import cpu_ms_per_image, cpu_snapshot, process_cpu_s
 from dermassist.bench.errors import BenchConfigError, NoMeasurementsError
-from dermassist.bench.front import FrontCost
+from dermassist.bench.front import FrontCost, FrontCosts
 from dermassist.bench.inprocess import InProcessResult
 from dermassist.bench.latency import LatencySummary, summarize
 from dermassist.bench.perf_analyzer import PerfAnalyzerRow
@@ -124,7 +124,7 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
         "m", "c", _inprocess(),
         [_level(1, _summary(18.0, 60.0, 90.0), compute), _level(4, _summary(25.0, 150.0, 300.0), compute)],
         perf_analyzer=[PerfAnalyzerRow(concurrency=4, throughput=24.0, p50_ms=140.0, p95_ms=260.0, p99_ms=280.0, avg_ms=150.0)],
-        front=FrontCost(requests=50, direct_p50_ms=60.0, front_p50_ms=61.5),
+        front=FrontCosts((FrontCost(1, 50, direct_p50_ms=60.0, direct_p95_ms=70.0, front_p50_ms=61.5, front_p95_ms=71.0),)),
         models="model_repository (.release-stamp abc)", load_average=(0.5, 3.25))
     md, _ = result.write(tmp_path)
     text = md.read_text()
@@ -138,8 +138,8 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
     busy = " (more runnable work than cores: other work shared the machine)" if 3.25 > cores else ""
     assert "Models: model_repository (.release-stamp abc)." in lines[2]
     assert f"Load average (1 min) before / after the run: 0.50 / 3.25 on {cores} cores{busy}." in lines
-    # front: 61.5 - 60 = 1.50 ms added, 61.5 / 60 = 1.025x
-    assert "p50 60.0 ms straight to Triton, 61.5 ms through the front (+1.50 ms, 1.025x)." in text
+    # front: 61.5 - 60 = 1.50 ms added, 61.5 / 60 = 1.025x; p95 71 - 70 = 1.00 ms, 71 / 70 = 1.014x
+    assert "| plaintext | 1 | 50 | 60.0 | 61.5 | +1.50 | 1.025x | 70.0 | 71.0 | +1.00 | 1.014x |" in lines
     # per step: in-process ms, then per level compute / queue (5 ms / 10 images) / batch (10 / 5) / share of 50 ms
     assert "| prepare | 1.5 | 5.0 / 0.5 / 2.0 / 10% | 5.0 / 0.5 / 2.0 / 10% |" in lines
     assert "| lesion_classifier | 30.0 | 25.0 / 0.5 / 2.0 / 50% | 25.0 / 0.5 / 2.0 / 50% |" in lines
