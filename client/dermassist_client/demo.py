@@ -8,7 +8,7 @@ import html
 import json
 import logging
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -117,16 +117,28 @@ PAGE_CSS = (
 )
 """The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the result pictures' labels
 and toolbars above them, the footer's links."""
+STATUS_REGION = "#status [data-testid=markdown]"
+BANNER_REGION = "#banner .html-container"
+"""The status line's and the banner's inner containers in the page: its live regions, and where focus goes after an
+answer."""
 LIVE_REGIONS_JS = (
-    "() => { for (const [selector, role] of [['#status [data-testid=markdown]', 'status'], "
-    "['#banner .html-container', 'status']]) { const region = document.querySelector(selector); "
-    "if (region) { region.setAttribute('role', role); region.setAttribute('aria-live', 'polite'); "
-    "region.setAttribute('aria-atomic', 'true'); } } }"
+    f"() => {{ for (const selector of [{json.dumps(STATUS_REGION)}, {json.dumps(BANNER_REGION)}]) {{ "
+    "const region = document.querySelector(selector); "
+    "if (region) { region.setAttribute('role', 'status'); region.setAttribute('aria-live', 'polite'); "
+    "region.setAttribute('aria-atomic', 'true'); region.setAttribute('tabindex', '-1'); } } }"
 )
 """Run in the browser when the page loads: the status line (errors included) and the banner's containers become
 polite live regions, so a screen reader announces a failure and the verdict. They are the components' inner
 containers, which stay in place while their text changes (a live region inserted with its text is not announced) and
-hold no progress timer (the outer block's ticking 'processing | 1.2s' would be read out again and again)."""
+hold no progress timer (the outer block's ticking 'processing | 1.2s' would be read out again and again). Both can
+take focus from a script (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``."""
+FOCUS_ANSWER_JS = (
+    f"(banner) => {{ const region = document.querySelector(banner ? {json.dumps(BANNER_REGION)} : "
+    f"{json.dumps(STATUS_REGION)}); if (region) {{ region.setAttribute('tabindex', '-1'); region.focus(); }} }}"
+)
+"""Given the banner's HTML of the answer shown: focus moves to the banner (its REFER, ROUTINE or NOT ASSESSABLE
+headline first), or to the status line where there is no banner (an error, or no picture), so a keyboard or
+screen-reader user lands on the answer instead of staying on the Analyze button."""
 IMAGE_BUTTONS: list[Any] = ["download", "fullscreen"]
 """No 'share' button: on Hugging Face Spaces it would upload the patient's picture to huggingface.co."""
 
@@ -151,10 +163,18 @@ def _message(status: str, about: str = "") -> PageOutputs:
 
 
 def page_values(outputs: PageOutputs) -> tuple[Any, ...]:
-    """What Gradio gets for the page's outputs: the pictures with their alt texts, then the rest as they are."""
-    overlay, crop, cam = (gr.Image(value=value, alt_text=alt) for value, alt in
-                          zip((outputs.overlay, outputs.crop, outputs.cam), outputs.alt_texts))
+    """What Gradio gets for the page's outputs: the pictures with their alt texts, then the rest as they are. The crop
+    and CAM boxes are hidden when they have no picture (no diagnosis given, or no answer), and shown with one."""
+    overlay = gr.Image(value=outputs.overlay, alt_text=outputs.alt_texts[0])
+    crop, cam = (gr.Image(value=value, alt_text=alt, visible=picture_visibility(value)) for value, alt in
+                 zip((outputs.crop, outputs.cam), outputs.alt_texts[1:]))
     return (outputs.banner, overlay, crop, cam, *outputs[4:9])
+
+
+def picture_visibility(picture: object) -> bool | Literal["hidden"]:
+    """Gradio's ``visible`` of a crop or CAM box showing ``picture``: True with one, ``"hidden"`` with none (not
+    displayed, so out of the layout and of what a screen reader reads, but kept in the page to be shown again)."""
+    return True if picture is not None else "hidden"
 
 
 def percent(probability: float) -> str:
@@ -222,10 +242,12 @@ arrive after an answer and replace it): every output of the last analysis is emp
 beside a picture it is not about, and the page says the picture is loaded."""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "
-    f"return shown[shown.length - 1] === key ? shown : ({LOADED_JS})(file); }}"
+    f"if (shown[shown.length - 1] !== key) {{ return ({LOADED_JS})(file); }} "
+    f"({FOCUS_ANSWER_JS})(shown[0]); return shown; }}"
 )
-"""Run in the browser when an answer arrives: an answer about another picture than the one now loaded (the picture
-was changed while it was being analysed) is replaced by the 'loaded' message of the picture shown. A picture is
+"""Run in the browser when an answer arrives: the answer about the picture now loaded stays, and focus moves to it
+(``FOCUS_ANSWER_JS``); an answer about another picture (the picture was changed while it was being analysed) is
+replaced by the 'loaded' message of the picture shown, and focus stays where the user put it. A picture is
 known by where Gradio stored its upload, not by its name: two cameras' IMG_0001.jpg are two pictures, and Gradio
 stores some names changed (``mole!.jpg``, ``CON.jpg``), so a name would both match the wrong picture and miss the
 right one."""

@@ -108,6 +108,26 @@ def test_the_page_values_carry_each_pictures_alt_text(picture):
     assert values[1].alt_text == demo.ALT_NO_LESION and values[2].value is None
 
 
+@pytest.mark.parametrize("assessable, lesion_fraction", [(False, 0.4), (False, 0.0), (True, 0.0)])
+def test_the_crop_and_cam_boxes_are_hidden_without_a_diagnosis_and_shown_with_one(picture, assessable, lesion_fraction):
+    """No empty crop and CAM boxes beside an answer that gives no diagnosis; the next answer with one shows them again
+    (a hidden box is kept in the page, out of the layout and of what a screen reader reads)."""
+    empty = demo.page_values(demo.analyze_file(_Client(_result(assessable, lesion_fraction)), picture))
+    assert [box.visible for box in empty[1:4]] == [True, "hidden", "hidden"]
+    assert (empty[2].value, empty[3].value) == (None, None)
+    shown = demo.page_values(demo.analyze_file(_Client(_result()), picture))
+    assert [box.visible for box in shown[1:4]] == [True, True, True]
+    assert shown[2].value is not None and shown[3].value is not None
+    assert shown[3].alt_text.endswith("Melanoma (MEL)") and shown[2].alt_text == demo.ALT_CROP
+
+
+def test_a_message_without_an_answer_hides_the_crop_and_cam_boxes_too(picture):
+    for outputs in (demo.analyze_file(_Client(_result()), None), demo._message("**Could not analyze:** x", picture)):
+        values = demo.page_values(outputs)
+        assert [box.visible for box in values[1:4]] == [True, "hidden", "hidden"], outputs.status
+        assert values[0] == "" and values[5] == ""  # no banner, no probabilities
+
+
 # --- messages ------------------------------------------------------------------------------------------
 
 def test_a_slow_answer_names_the_picture_size_only_when_the_picture_is_large(tmp_path, picture):
