@@ -127,6 +127,17 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
 
 STATUS_REGION = "#status [data-testid=markdown]"
 BANNER_REGION = "#banner .html-container"
+FOCUSED = ("() => { const e = document.activeElement; "
+           "return e ? [e.tagName, e.id, e.className, e.closest('[id]') ? e.closest('[id]').id : ''] : null; }")
+"""What has focus, for an assertion's message."""
+
+
+def expect_focus_on(page, region: str) -> None:
+    """Focus lands on ``region`` (the banner's or the status line's container) once the answer is shown."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(region)).to_be_focused(timeout=10_000)
+    assert page.evaluate(f"() => document.activeElement === document.querySelector({region!r})"), page.evaluate(FOCUSED)
 
 
 def expect_result_shown(page, result) -> None:
@@ -162,6 +173,7 @@ def expect_result_shown(page, result) -> None:
         for image in ("#crop img", "#cam img"):
             expect(page.locator(image)).to_be_visible()
             assert page.locator(image).get_attribute("src").endswith(".png"), image
+            assert page.locator(image).get_attribute("alt"), image
         assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
         expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
     else:
@@ -170,6 +182,8 @@ def expect_result_shown(page, result) -> None:
         expect(page.locator("#probabilities table")).to_have_count(0)
         expect(page.locator("#crop img")).to_have_count(0)
         expect(page.locator("#cam img")).to_have_count(0)
+        expect(page.locator("#crop")).to_be_hidden()  # no empty boxes: nothing is drawn in them without a diagnosis
+        expect(page.locator("#cam")).to_be_hidden()
         shown = " ".join(page.locator(where).inner_text() for where in ("#status", "#probabilities", "#cam-legend"))
         shown += " " + alt
         assert not [c.code for c in CLASSES if c.name in shown or f"({c.code}" in shown], shown
@@ -194,6 +208,7 @@ def check_page_accessibility(page) -> None:
     for region in (STATUS_REGION, BANNER_REGION):
         expect(page.locator(region)).to_have_attribute("aria-live", "polite")
         expect(page.locator(region)).to_have_attribute("role", "status")
+        expect(page.locator(region)).to_have_attribute("tabindex", "-1")  # focusable by the page, not a Tab stop
     for image in ("#overlay", "#crop", "#cam"):
         labels = page.locator(f"{image} button").evaluate_all(
             "buttons => buttons.map(b => (b.getAttribute('aria-label') || b.title || b.innerText).toLowerCase())")
@@ -285,8 +300,70 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
         time.sleep(3.0)  # the first picture's answer has come back by now, and is not shown
         expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
         assert first.path.name not in page.locator("#status").inner_text()
+        assert page.evaluate(f"() => ![{BANNER_REGION!r}, {STATUS_REGION!r}].some("
+                             "s => document.activeElement === document.querySelector(s))"), \
+            page.evaluate(FOCUSED)  # an answer dropped moves no focus
         page.locator("#analyze").click()
         expect(page.locator("#status")).to_contain_text(f"Answer about {second.path.name}", timeout=30_000)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_focus_lands_on_each_answer_and_the_crop_and_cam_boxes_show_only_with_a_diagnosis(monkeypatch):
+    """Analyze pressed from the keyboard: focus moves to the verdict banner once each answer is shown (to the status
+    line for an error, which has no banner). The crop and CAM boxes are hidden for an answer without a diagnosis and
+    shown again, with their pictures, for the next answer that has one. Real page handler, stand-in answers."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+    from dermassist_client.errors import ServerUnavailableError
+    from tests.client.test_demo_page import _Client, _result
+
+    class Unreachable(_Client):
+        def analyze(self, path, with_crop=False):
+            raise ServerUnavailableError("connection refused")
+
+    handler = demo.analyze_file
+    clients = iter([_Client(_result(assessable=False)), _Client(_result()), _Client(_result(assessable=False)),
+                    Unreachable(None), _Client(_result())])
+
+    def stand_in(client, path: str, refer_threshold: float | None = None) -> demo.PageOutputs:
+        return handler(next(clients), path, refer_threshold)
+
+    monkeypatch.setattr(demo, "analyze_file", stand_in)
+    with demo_page_without_server() as page:
+        page.locator("#upload input[type=file]").set_input_files(str(HAM))
+        wait_for_upload(page, HAM)
+        kind = page.locator("#banner .verdict-kind")
+        for headline, diagnosis in (("NOT ASSESSABLE - REFER", False), ("REFER", True),
+                                    ("NOT ASSESSABLE - REFER", False), (None, False), ("REFER", True)):
+            page.locator("#analyze").focus()
+            page.keyboard.press("Enter")
+            if headline is None:
+                expect(page.locator("#status")).to_contain_text("Could not analyze", timeout=30_000)
+                expect(page.locator("#banner .verdict")).to_have_count(0)
+                expect_focus_on(page, STATUS_REGION)
+            else:
+                expect(kind).to_have_text(headline, timeout=30_000)
+                expect_focus_on(page, BANNER_REGION)
+                assert page.evaluate("() => document.activeElement.querySelector('.verdict-kind').innerText") == headline
+            for box in ("#crop", "#cam"):
+                if diagnosis:
+                    expect(page.locator(f"{box} img")).to_be_visible()
+                    assert page.locator(f"{box} img").get_attribute("alt"), box
+                else:
+                    expect(page.locator(box)).to_be_hidden()
+                    expect(page.locator(f"{box} img")).to_have_count(0)
+            expect(page.locator("#overlay")).to_be_visible()
+            if diagnosis:
+                expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
+                expect(page.locator("#probabilities .probability-row")).to_have_count(len(CLASSES))
+                expect(page.locator("#status")).to_contain_text("Most probable class: Melanoma (MEL)")
+            else:
+                assert page.locator("#cam-legend").inner_text().strip() == ""
+                expect(page.locator("#probabilities .probability-row")).to_have_count(0)
+        expect(page.locator(BANNER_REGION)).to_have_attribute("tabindex", "-1")
+        expect(page.locator(STATUS_REGION)).to_have_attribute("tabindex", "-1")
 
 
 @pytest.mark.slow
@@ -395,6 +472,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             if said.note:
                 expect(banner.locator(".verdict-note")).to_contain_text(said.note)
             expect(banner).to_contain_text("Research demo, not a medical device")
+            expect_focus_on(page, BANNER_REGION)  # the keyboard and screen-reader user lands on the verdict
             expect_result_shown(page, direct)  # the tiny test models assess nothing: no class, no percentage
             check_page_accessibility(page)
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -417,6 +495,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             expect(page.locator("#status")).to_contain_text("Could not analyze: notes.jpg is not an image",
                                                              timeout=30_000)
             expect(page.locator("#banner .verdict")).to_have_count(0)
+            expect_focus_on(page, STATUS_REGION)  # no banner: the message takes focus
             assert "Traceback" not in page.content()
 
             page.goto(dead_url)

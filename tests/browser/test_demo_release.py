@@ -1,12 +1,20 @@
 """The demo page over the released real-data models, in headless Chromium: a real dermoscopy image the release
-assesses shows its class probabilities, and a picture it cannot assess (a greyscale copy of one) shows none."""
+assesses shows its class probabilities, crop and CAM, and a picture it cannot assess (a greyscale copy of one) shows
+none of them (the crop and CAM boxes are hidden) until the next assessable picture; focus lands on each verdict."""
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
 from dermassist_client.samples import samples
-from tests.browser.test_demo import CHROMIUM_ARGS, check_page_accessibility, expect_result_shown, wait_for_upload
+from tests.browser.test_demo import (
+    BANNER_REGION,
+    CHROMIUM_ARGS,
+    check_page_accessibility,
+    expect_focus_on,
+    expect_result_shown,
+    wait_for_upload,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.browser]
 
@@ -32,15 +40,22 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            for path, answer in ((assessed, answers[assessed]), (grey, greyed)):
-                page.goto(url)
+            page.goto(url)
+            # one page: the greyscale picture hides the crop and CAM boxes, the real one after it shows them again
+            for path, answer in ((assessed, answers[assessed]), (grey, greyed), (assessed, answers[assessed])):
+                if page.locator("#upload button[aria-label='Clear']").count():
+                    page.locator("#upload button[aria-label='Clear']").click()
                 page.locator("#upload input[type=file]").set_input_files(str(path))
                 wait_for_upload(page, path)
-                page.locator("#analyze").click()
+                page.locator("#analyze").focus()
+                page.keyboard.press("Enter")
                 expect(page.locator("#status")).to_contain_text(f"Result for {path.name}", timeout=60_000)
+                expect_focus_on(page, BANNER_REGION)  # the keyboard user lands on the verdict
                 expect_result_shown(page, answer)
-            expect(page.locator("#status")).to_contain_text(NOT_RELIABLE.split("**")[1])
-            expect(page.locator("#banner .verdict-kind")).to_have_text("NOT ASSESSABLE - REFER")
+                if path == grey:
+                    expect(page.locator("#status")).to_contain_text(NOT_RELIABLE.split("**")[1])
+                    expect(page.locator("#banner .verdict-kind")).to_have_text("NOT ASSESSABLE - REFER")
+                    check_page_accessibility(page)
             check_page_accessibility(page)
             browser.close()
     finally:
