@@ -1,7 +1,7 @@
 """Segmentation and classification metrics on numpy arrays (no framework imports)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,20 +88,31 @@ def confusion_matrix(truth: Labels, pred: Labels, n: int = NUM_CLASSES) -> np.nd
 
 
 def classification_metrics(truth: Labels, pred: Labels) -> dict:
-    """Accuracy, macro precision/recall/F1, balanced accuracy, per-class recall and F1, and the confusion matrix.
-
-    Macro precision, recall and F1 average over the classes present in ``truth`` OR in ``pred`` (scikit-learn's
-    default labels, the union): a prediction into a class the set lacks gives that class precision, recall and F1 0,
-    so it lowers the macro figures (over the truth's classes alone it cost nothing: PH2 test 0.955 against 0.636).
-    Balanced accuracy is the mean recall over the classes present in ``truth`` only (a class absent from the truth
-    has no recall to average). Per-class recall is None for a class absent from the truth; per-class F1 is None for a
-    class in neither truth nor predictions.
-    """
+    """Accuracy, macro precision/recall/F1, balanced accuracy, per-class recall and F1, and the confusion matrix
+    (``metrics_from_confusion`` of the labels' confusion matrix)."""
     truth, pred = np.asarray(truth, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     if truth.size == 0 or truth.shape != pred.shape:
         raise MetricsInputError(f"classification metrics need equal, non-empty label arrays (one prediction per true "
                                 f"label), got {truth.shape} and {pred.shape}; pass the predictions of the same images")
-    cm = confusion_matrix(truth, pred)
+    return metrics_from_confusion(confusion_matrix(truth, pred))
+
+
+def metrics_from_confusion(confusion: np.ndarray | Sequence[Sequence[int]]) -> dict:
+    """Accuracy, macro precision/recall/F1, balanced accuracy, per-class recall and F1 of a confusion matrix (rows
+    true class, columns predicted class), and the matrix itself.
+
+    Macro precision, recall and F1 average over the classes present in the truth OR in the predictions
+    (scikit-learn's default labels, the union): a prediction into a class the set lacks gives that class precision,
+    recall and F1 0, so it lowers the macro figures (over the truth's classes alone it cost nothing: PH2 test 0.955
+    against 0.636). Balanced accuracy is the mean recall over the classes present in the truth only (a class absent
+    from the truth has no recall to average). Per-class recall is None for a class absent from the truth; per-class F1
+    is None for a class in neither truth nor predictions.
+    """
+    cm = np.asarray(confusion)
+    if cm.shape != (NUM_CLASSES, NUM_CLASSES) or not np.issubdtype(cm.dtype, np.integer) or (cm < 0).any() \
+            or cm.sum() == 0:
+        raise MetricsInputError(f"a confusion matrix must be {NUM_CLASSES}x{NUM_CLASSES} non-negative counts of at least "
+                                f"one image, got shape {cm.shape} of {cm.dtype}; pass confusion_matrix(truth, pred)")
     tp = np.diag(cm).astype(np.float64)
     support, predicted = cm.sum(axis=1).astype(np.float64), cm.sum(axis=0).astype(np.float64)
     present = support > 0
@@ -110,7 +121,7 @@ def classification_metrics(truth: Labels, pred: Labels) -> dict:
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
     return {
-        "accuracy": float((truth == pred).mean()),
+        "accuracy": float(tp.sum() / cm.sum()),
         "macro_precision": float(precision[labelled].mean()),
         "macro_recall": float(recall[labelled].mean()),
         "macro_f1": float(f1[labelled].mean()),
@@ -118,8 +129,22 @@ def classification_metrics(truth: Labels, pred: Labels) -> dict:
         "per_class_recall": {CLASS_CODES[i]: (float(recall[i]) if present[i] else None) for i in range(NUM_CLASSES)},
         "per_class_f1": {CLASS_CODES[i]: (float(f1[i]) if labelled[i] else None) for i in range(NUM_CLASSES)},
         "support": {CLASS_CODES[i]: int(support[i]) for i in range(NUM_CLASSES)},
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": cm.astype(np.int64).tolist(),
     }
+
+
+def refreshed_figures(figures: object) -> object:
+    """``figures`` (a release's nested record) with every block that holds a ``confusion_matrix`` re-derived from it by
+    ``metrics_from_confusion``, its other keys kept: figures a release recorded with an older definition of a metric
+    (the macro average) read as today's, without retraining or re-measuring."""
+    if isinstance(figures, Mapping):
+        refreshed = {key: refreshed_figures(value) for key, value in figures.items()}
+        if "confusion_matrix" in figures:
+            refreshed.update(metrics_from_confusion(figures["confusion_matrix"]))
+        return refreshed
+    if isinstance(figures, list):
+        return [refreshed_figures(item) for item in figures]
+    return figures
 
 
 def roc_auc(positive: Flags, scores: Scores) -> float | None:

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                              "(crops from the --runs folder's predicted masks; where they are gone the release's segmenter "
                              "predicts them again), then evaluate")
     parser.add_argument("--evaluate-only", action="store_true",
-                        help="only evaluate the release already in --out through the ensemble and rewrite its card")
+                        help="only evaluate the release already in --out through the ensemble and rewrite its card (its "
+                             "training-time figures re-derived from their recorded confusion matrices)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,6 +169,7 @@ def remove_stale_reports(reports: Path, kept: set[str]) -> None:
 def evaluate_release(folder: Path, data: Path) -> dict:
     """Serve the release from a staged repository and evaluate it on the sets ``data`` holds of those its recipe
     names (and the evaluation-only samples); record the figures and the checks skipped, and write the card."""
+    from training.metrics import refreshed_figures
     from training.model_card import write_model_card
     from training.ood_corpus import build_ood_corpus
     from training.pipeline import export_release
@@ -219,7 +221,10 @@ def evaluate_release(folder: Path, data: Path) -> dict:
                     for name, r in results.items()},
         **({"skipped": skipped} if skipped else {}),
     }
-    update_release(folder, {"evaluation": served})
+    # the training-time figures are re-derived from their confusion matrices, so a release recorded before a metric's
+    # definition changed (the macro average) reads as today's without retraining
+    classifier = {**release["classifier"], "figures": refreshed_figures(release["classifier"].get("figures", {}))}
+    update_release(folder, {"evaluation": served, "classifier": classifier})
     write_model_card(folder)
     return served
 

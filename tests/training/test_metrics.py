@@ -400,3 +400,39 @@ def test_the_bootstrap_is_seeded_and_keeps_each_class_size() -> None:
     assert sizes == {(3, 2, 0, 0, 4)}
     with pytest.raises(ValueError, match="expected 0 < level < 1"):
         stratified_bootstrap_interval(truth, lambda i: 0.0, level=95)
+
+
+def test_figures_recorded_with_the_old_macro_average_are_re_derived_from_their_confusion_matrix() -> None:
+    """A release records its training-time figures with their confusion matrices; ``refreshed_figures`` re-derives
+    every block that holds one, so a release built before the macro average changed reads as today's."""
+    from training.metrics import MetricsInputError, metrics_from_confusion, refreshed_figures
+
+    mel, nv, df = (CLASS_CODES.index(c) for c in ("MEL", "NV", "DF"))
+    truth, pred = [mel, mel, nv, nv], [mel, nv, nv, df]
+    current = classification_metrics(truth, pred)
+    assert metrics_from_confusion(current["confusion_matrix"]) == current
+    old = {**current, "macro_f1": 7 / 12, "macro_precision": 3 / 4,  # averaged over the true classes MEL and NV
+           "images": ["a", "b", "c", "d"], "melanoma_auc": 0.5}
+    recorded = {"test": old, "by_source": {"ph2": old}, "best_epoch": 7, "history": [{"loss": 1.0}]}
+    refreshed = refreshed_figures(recorded)
+    for block in (refreshed["test"], refreshed["by_source"]["ph2"]):
+        assert block["macro_f1"] == pytest.approx(7 / 18) and block["macro_precision"] == pytest.approx(1 / 2)
+        assert block["images"] == ["a", "b", "c", "d"] and block["melanoma_auc"] == 0.5  # other keys kept
+    assert refreshed["best_epoch"] == 7 and refreshed["history"] == [{"loss": 1.0}]
+    assert recorded["test"]["macro_precision"] == 0.75  # the record handed in is not changed
+    assert refreshed_figures(refreshed) == refreshed  # today's figures come back as they are
+    for bad in ([[1, 2], [3, 4]], np.zeros((8, 8), np.int64), np.full((8, 8), -1), np.full((8, 8), 0.5)):
+        with pytest.raises(MetricsInputError, match="a confusion matrix must be 8x8 non-negative counts"):
+            metrics_from_confusion(bad)
+
+
+def test_the_shipped_releases_training_time_figures_agree_with_their_confusion_matrices() -> None:
+    """`dermassist release --evaluate-only` re-derives them: none keeps the macro average of before."""
+    import json
+
+    from training.metrics import refreshed_figures
+    from training.release import MANIFEST, RELEASE_DIR
+
+    figures = json.loads((RELEASE_DIR / MANIFEST).read_text())["classifier"]["figures"]
+    assert figures["test_by_source"]["ph2"]["confusion_matrix"]  # the blocks the check reads are there
+    assert refreshed_figures(figures) == figures
