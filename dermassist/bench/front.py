@@ -7,15 +7,23 @@ flight at once, about half on each path, so both paths see the same machine stat
 (``ServerReady``, which the front answers itself and does not audit) before the clock starts: a row is the
 per-request cost on a kept-open connection, without the TCP or TLS handshake. The direct calls are always
 plaintext to the loopback Triton; only the front's port is plaintext or TLS.
+
+The guard runs in the bench's process, as in ``dermassist serve``'s; the clients run in a process of their own
+(spawned once for every row), so the front's event loop does not wait for the clients' threads to let go of one
+Python interpreter lock, which a guard in production never shares with its callers.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,9 +179,29 @@ def measure_front_level(direct: str, front: str, images: Sequence[bytes], concur
         target = direct if where == "direct" else f"the {port} front at {front}"
         raise BenchError(f"a request to {target} failed at concurrency {concurrency}: {error}; expected every request "
                          "of the front's measurement to be answered: see the log above (the guard's, tritonserver's)") from error
-    row = front_row(concurrency, samples["direct"], samples["front"], tls=root_certificates is not None)
-    logger.info("front c=%d (%s): p50 %.2f ms direct, %.2f ms through the front (+%.2f ms); p95 %.2f / %.2f ms",
-                concurrency, port, row.direct_p50_ms, row.front_p50_ms, row.added_ms, row.direct_p95_ms, row.front_p95_ms)
+    return front_row(concurrency, samples["direct"], samples["front"], tls=root_certificates is not None)
+
+
+@contextmanager
+def client_process() -> Iterator[Executor]:
+    """One freshly spawned process (not forked: the bench's holds torch, TensorFlow and the guard's threads) that
+    runs :func:`measure_front_level` for every row."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def measure_in(clients: Executor, direct: str, front: str, images: Sequence[bytes], concurrency: int, requests: int,
+               root_certificates: Path | None = None) -> FrontCost:
+    """:func:`measure_front_level` in the ``clients`` process, logged here; a BenchError if that process died."""
+    try:
+        row = clients.submit(measure_front_level, direct, front, list(images), concurrency, requests,
+                             root_certificates).result()
+    except BrokenProcessPool as e:
+        raise BenchError(f"the client process of the front's measurement died at concurrency {concurrency} ({e}); "
+                         "expected it to answer every row: look for it killed for memory (dmesg) and run again") from e
+    logger.info("front c=%d (%s): p50 %.2f ms direct, %.2f ms through the front (%+.2f ms); p95 %.2f / %.2f ms",
+                concurrency, "TLS" if row.tls else "plaintext", row.direct_p50_ms, row.front_p50_ms, row.added_ms,
+                row.direct_p95_ms, row.front_p95_ms)
     return row
 
 
@@ -190,7 +218,8 @@ def _guard_before(server, **settings: object):
     return BackgroundGuard(public, GuardConfig(**settings), server=server)  # type: ignore[arg-type]
 
 
-def measure_tls(server, images: Sequence[bytes], requests: int, audit_log: str) -> tuple[FrontCost | None, str]:
+def measure_tls(server, images: Sequence[bytes], requests: int, audit_log: str,
+                clients: Executor) -> tuple[FrontCost | None, str]:
     """The TLS row (concurrency 1) behind a guard whose certificate is made now, and the note that says how; (None,
     why) when no certificate could be made or the TLS front could not be measured (the plaintext rows still stand)."""
     from ..base.errors import DermAssistError
@@ -200,8 +229,8 @@ def measure_tls(server, images: Sequence[bytes], requests: int, audit_log: str) 
         try:
             files = make_throwaway_tls(Path(folder))
             with _guard_before(server, audit_log=audit_log, tls_cert=files.cert, tls_key=files.key) as guard:
-                row = measure_front_level(server.config.grpc_address, guard.grpc_address, images, TLS_CONCURRENCY,
-                                          requests, root_certificates=files.ca)
+                row = measure_in(clients, server.config.grpc_address, guard.grpc_address, images, TLS_CONCURRENCY,
+                                 requests, root_certificates=files.ca)
         except (DermAssistError, ImportError) as e:
             logger.warning("front over TLS not measured: %s", e)
             return None, f"not measured: {e}"
@@ -216,8 +245,9 @@ def measure_behind_guard(server, images: Sequence[bytes], concurrencies: Sequenc
     Audit trails go to :data:`AUDIT_FILE` (plaintext) and :data:`TLS_AUDIT_FILE` in ``report_dir``.
     """
     report_dir = Path(report_dir)
-    with _guard_before(server, audit_log=str(report_dir / AUDIT_FILE)) as guard:
-        levels = tuple(measure_front_level(server.config.grpc_address, guard.grpc_address, images, c, requests)
-                       for c in concurrencies)
-    row, note = measure_tls(server, images, requests, str(report_dir / TLS_AUDIT_FILE))
+    with client_process() as clients:
+        with _guard_before(server, audit_log=str(report_dir / AUDIT_FILE)) as guard:
+            levels = tuple(measure_in(clients, server.config.grpc_address, guard.grpc_address, images, c, requests)
+                           for c in concurrencies)
+        row, note = measure_tls(server, images, requests, str(report_dir / TLS_AUDIT_FILE), clients)
     return FrontCosts(levels, row, note)

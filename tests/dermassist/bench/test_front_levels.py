@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,16 @@ import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.bench.errors import BenchError, NoMeasurementsError
-from dermassist.bench.front import FRONT_OUTPUTS, FrontCost, FrontCosts, front_row, measure_front_level, pair_order
+from dermassist.bench.front import (
+    FRONT_OUTPUTS,
+    FrontCost,
+    FrontCosts,
+    client_process,
+    front_row,
+    measure_front_level,
+    measure_in,
+    pair_order,
+)
 from dermassist.bench.inprocess import InProcessResult
 from dermassist.bench.latency import LatencySummary
 from dermassist.bench.report import BenchResult
@@ -210,3 +220,28 @@ def test_a_failing_front_is_a_bench_error_naming_it_and_the_fix(direct) -> None:
             measure_front_level(direct[1], front_address, [b"a"], concurrency=2, requests=4)
     finally:
         server.stop(None)
+
+
+def test_the_clients_run_in_a_process_of_their_own(direct) -> None:
+    """The bench's process holds the guard: the clients' threads must not share its interpreter lock."""
+    front_servicer = StandIn()
+    server, front_address = _serve(front_servicer)
+    try:
+        with client_process() as clients:
+            row = measure_in(clients, direct[1], front_address, [b"a"], concurrency=2, requests=4)
+            child = clients.submit(os.getpid).result()
+    finally:
+        server.stop(None)
+    assert child != os.getpid() and row.requests == 4 and len(front_servicer.outputs) == 4
+
+
+def test_a_client_process_that_died_is_a_bench_error() -> None:
+    class Dead(futures.Executor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+            future: futures.Future = futures.Future()
+            future.set_exception(BrokenProcessPool("killed"))
+            return future
+
+    with pytest.raises(BenchError, match=r"client process of the front's measurement died at concurrency 4 \(killed\); "
+                                         r"expected it to answer every row: .*run again"):
+        measure_in(Dead(), "a:1", "b:2", [b"a"], 4, 1)
