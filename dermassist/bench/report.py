@@ -174,7 +174,9 @@ class BenchResult:
                  "| direct p95 ms | front p95 ms | added p95 ms | p95 ratio |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [front_table_row(row) for row in self.front.rows]
-        lines.append(f"\nTLS row: {self.front.tls_note or 'not measured'}.")
+        lines.append(f"\nTLS row: {self.front.tls_note or 'not measured'}." + (
+            " It is measured after the plaintext rows, against direct samples of its own: compare its added ms and "
+            "ratio with the plaintext c=1 row's, not its milliseconds." if self.front.tls is not None else ""))
         return lines
 
     def _cpu_lines(self) -> list[str]:

@@ -98,7 +98,8 @@ def test_the_report_has_a_row_per_level_and_the_tls_row(tmp_path: Path) -> None:
     # the front faster at the median in noise: a signed -2.00, 398 / 400 = 0.995x; p95 +30.00, 630 / 600 = 1.050x
     assert "| plaintext | 8 | 96 | 400.0 | 398.0 | -2.00 | 0.995x | 600.0 | 630.0 | +30.00 | 1.050x |" in lines
     assert "| TLS | 1 | 96 | 60.0 | 64.0 | +4.00 | 1.067x | 70.0 | 77.0 | +7.00 | 1.100x |" in lines
-    assert "TLS row: throwaway CA made now." in lines
+    assert "TLS row: throwaway CA made now. It is measured after the plaintext rows, against direct samples of its own: " \
+        "compare its added ms and ratio with the plaintext c=1 row's, not its milliseconds." in lines
     text = md.read_text()
     assert "plaintext gRPC to the loopback Triton" in text and "without the TCP or TLS handshake" in text
     data = json.loads(js.read_text())["front"]
