@@ -28,7 +28,7 @@ class BenchConfig(Settings):
 
     repository: Path = SOURCE_REPOSITORY
     concurrencies: tuple[int, ...] = (1, 2, 4, 8)
-    requests_per_level: int = 96  # served requests per concurrency level (one image each)
+    requests_per_level: int = 96  # served requests per concurrency level (one image each); each way per front row
     inprocess_passes: int = 4  # passes over the corpus for the in-process reference
     warmup: int = 4
     inprocess_torch_threads: int = 0  # 0 = torch's default (all cores)

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--concurrency", dest="concurrencies", type=_levels,
                         help=setting_help(B, "concurrencies", "served concurrency levels"))
     parser.add_argument("--requests", dest="requests_per_level", type=int,
-                        help=setting_help(B, "requests_per_level", "served requests per level"))
+                        help=setting_help(B, "requests_per_level", "served requests per level, and each way per row "
+                                          "of the guard front's table"))
     parser.add_argument("--passes", dest="inprocess_passes", type=int,
                         help=setting_help(B, "inprocess_passes", "in-process passes over the corpus"))
     parser.add_argument("--per-size", type=int,
