@@ -101,6 +101,10 @@ FOOTER_TEXT = "#4b5563"
 """Gradio's footer links ('Built with Gradio', 'Settings') on the light page: 7.6:1 (Gradio's own grey is 1.9:1)."""
 FOOTER_TEXT_DARK = "#d1d5db"
 """The same in Gradio's dark mode, on its near-black page."""
+HIDDEN_WHEN_EMPTY = "#crop:not(:has(img)), #cam:not(:has(img)), #cam-legend:not(:has(.cam-legend-text))"
+"""The crop and CAM boxes without a picture, and the CAM legend without its text: PAGE_CSS does not display them.
+An empty Gradio Image holds an 'Empty value' placeholder (an SVG icon), no ``img``; Chromium, Firefox 121 and
+Safari 15.4 on support ``:has``."""
 PAGE_CSS = (
     f"#analyze {{ background: {ANALYZE_BACKGROUND} !important; color: {ANALYZE_TEXT} !important; "
     f"border-color: {ANALYZE_BACKGROUND} !important; }}\n"
@@ -112,11 +116,16 @@ PAGE_CSS = (
     + "".join(f"#{image} [data-testid=block-label] {{ position: static !important; }}\n"
               f"#{image} .icon-button-wrapper.top-panel {{ position: static !important; "
               "justify-content: flex-end; }\n" for image in ("overlay", "crop", "cam")) +
+    # the crop and CAM boxes and the CAM legend only while they hold a picture (a legend): not as empty frames with
+    # placeholder icons on the page as first loaded, after a new or cleared upload (emptied in the browser by
+    # LOADED_JS, which cannot hide them) or beside an answer without a diagnosis
+    f"{HIDDEN_WHEN_EMPTY} {{ display: none !important; }}\n"
     f"footer a, footer button {{ color: {FOOTER_TEXT} !important; }}\n"
     f".dark footer a, .dark footer button {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
 )
 """The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the result pictures' labels
-and toolbars above them, the footer's links."""
+and toolbars above them, the crop and CAM boxes and the CAM legend hidden while empty (``HIDDEN_WHEN_EMPTY``), the
+footer's links."""
 STATUS_REGION = "#status [data-testid=markdown]"
 BANNER_REGION = "#banner .html-container"
 """The status line's and the banner's inner containers in the page: its live regions, and where focus goes after an
@@ -239,7 +248,8 @@ LOADED_JS = (
 )
 """Handler of a new or cleared upload, run in the browser the moment the picture changes (a server round trip could
 arrive after an answer and replace it): every output of the last analysis is emptied, so a result is never shown
-beside a picture it is not about, and the page says the picture is loaded."""
+beside a picture it is not about, and the page says the picture is loaded. The crop and CAM boxes, emptied, are no
+longer displayed (``HIDDEN_WHEN_EMPTY`` in PAGE_CSS): a script's outputs are values, it cannot set a visibility."""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "
     f"if (shown[shown.length - 1] !== key) {{ return ({LOADED_JS})(file); }} "
@@ -363,9 +373,9 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
                                    alt_text=ALT_OVERLAY, format="png", buttons=IMAGE_BUTTONS)
                 with gr.Row():
                     crop = gr.Image(label="Crop the classifier saw (224x224)", elem_id="crop", interactive=False,
-                                    alt_text=ALT_CROP, format="png", buttons=IMAGE_BUTTONS)
+                                    alt_text=ALT_CROP, format="png", buttons=IMAGE_BUTTONS, visible=picture_visibility(None))
                     cam = gr.Image(label="Where it looked (CAM)", type="pil", elem_id="cam", interactive=False,
-                                   alt_text=ALT_CAM, format="png", buttons=IMAGE_BUTTONS)
+                                   alt_text=ALT_CAM, format="png", buttons=IMAGE_BUTTONS, visible=picture_visibility(None))
                 cam_legend = gr.HTML(elem_id="cam-legend")
                 probabilities = gr.HTML(elem_id="probabilities")
                 model = gr.Markdown(elem_id="model")

@@ -128,6 +128,26 @@ def test_a_message_without_an_answer_hides_the_crop_and_cam_boxes_too(picture):
         assert values[0] == "" and values[5] == ""  # no banner, no probabilities
 
 
+def test_the_page_as_first_loaded_hides_the_crop_and_cam_boxes_and_keeps_the_overlay():
+    """Before any answer there is no picture for the crop and CAM boxes: they start hidden (the overlay box stays, it
+    is where the user's picture's mask appears). No server is needed to build the page."""
+    page = demo.build_demo("127.0.0.1:1", retries=0, timeout=1)
+    boxes = {block.elem_id: block.visible for block in page.blocks.values()
+             if getattr(block, "elem_id", None) in ("overlay", "crop", "cam")}
+    assert boxes == {"overlay": True, "crop": "hidden", "cam": "hidden"}
+
+
+def test_the_page_css_hides_the_crop_cam_and_legend_boxes_while_empty_and_never_the_overlay():
+    """Emptied in the browser (a new or cleared upload: LOADED_JS), the boxes are hidden by the page's CSS, since a
+    script cannot change a component's visibility."""
+    rules = {selectors.strip(): body for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", demo.PAGE_CSS)}
+    hidden = [s.strip() for s in demo.HIDDEN_WHEN_EMPTY.split(",")]
+    assert "display: none !important" in rules[demo.HIDDEN_WHEN_EMPTY]
+    assert hidden == ["#crop:not(:has(img))", "#cam:not(:has(img))", "#cam-legend:not(:has(.cam-legend-text))"]
+    assert 'class="cam-legend-text"' in demo.CAM_LEGEND_HTML  # the legend shown with an answer is not hidden
+    assert not [s for s in rules if "#overlay" in s and "display: none" in rules[s]]
+
+
 # --- messages ------------------------------------------------------------------------------------------
 
 def test_a_slow_answer_names_the_picture_size_only_when_the_picture_is_large(tmp_path, picture):
