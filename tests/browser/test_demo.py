@@ -176,6 +176,7 @@ def expect_result_shown(page, result) -> None:
             assert page.locator(image).get_attribute("alt"), image
         assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
         expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
+        expect(page.locator("#cam-legend")).to_be_visible()
     else:
         expect(page.locator("#status")).to_contain_text("Result for", timeout=30_000)
         expect(rows).to_have_count(0)
@@ -184,6 +185,7 @@ def expect_result_shown(page, result) -> None:
         expect(page.locator("#cam img")).to_have_count(0)
         expect(page.locator("#crop")).to_be_hidden()  # no empty boxes: nothing is drawn in them without a diagnosis
         expect(page.locator("#cam")).to_be_hidden()
+        expect(page.locator("#cam-legend")).to_be_hidden()  # nor an empty legend
         shown = " ".join(page.locator(where).inner_text() for where in ("#status", "#probabilities", "#cam-legend"))
         shown += " " + alt
         assert not [c.code for c in CLASSES if c.name in shown or f"({c.code}" in shown], shown
@@ -238,6 +240,35 @@ def check_page_accessibility(page) -> None:
         assert all(bottom <= min(pictures) for tag, _, bottom in tops if tag != "IMG" and pictures), (image, tops)
     footer = page.locator("footer a").evaluate_all("links => links.map(a => getComputedStyle(a).color)")
     assert footer and all(contrast(rgb(colour), "#ffffff") >= 4.5 for colour in footer), footer  # light page
+
+
+PICTURE_BOXES = ("#crop", "#cam", "#cam-legend")
+"""The boxes shown only while they hold something: the crop, the CAM and the CAM's legend."""
+DISPLAYED = ("boxes => boxes.map(s => { const e = document.querySelector(s); "
+             "return !!e && e.offsetParent !== null && getComputedStyle(e).display !== 'none'; })")
+"""Which of the boxes the browser displays (one not displayed, or inside one that is not, has no offsetParent)."""
+
+
+def expect_picture_boxes(page, displayed: bool) -> None:
+    """The crop and CAM boxes and the CAM legend are displayed with their pictures and text, or not displayed at all
+    (no empty frames with placeholder icons); the overlay box is displayed either way."""
+    from playwright.sync_api import expect
+
+    for box in PICTURE_BOXES:
+        if displayed:
+            expect(page.locator(box)).to_be_visible(timeout=30_000)
+        else:
+            expect(page.locator(box)).to_be_hidden(timeout=30_000)
+    assert page.evaluate(DISPLAYED, list(PICTURE_BOXES)) == [displayed] * len(PICTURE_BOXES), \
+        page.evaluate(DISPLAYED, list(PICTURE_BOXES))
+    if displayed:
+        for image in ("#crop img", "#cam img"):
+            expect(page.locator(image)).to_be_visible()
+        expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
+    else:
+        expect(page.locator("#crop img")).to_have_count(0)
+        expect(page.locator("#cam img")).to_have_count(0)
+    expect(page.locator("#overlay")).to_be_visible()
 
 
 def wait_for_upload(page, path: Path) -> None:
@@ -368,6 +399,70 @@ def test_focus_lands_on_each_answer_and_the_crop_and_cam_boxes_show_only_with_a_
 
 @pytest.mark.slow
 @pytest.mark.browser
+def test_the_crop_and_cam_boxes_are_displayed_only_while_they_hold_a_picture(monkeypatch):
+    """No empty crop and CAM boxes (frames with placeholder icons, read as 'failed to load'), nor an empty legend: not
+    on the page as first loaded, nor after a new, cleared or changed upload following an answer with a diagnosis,
+    nor when an answer is dropped because the picture changed while it was analysed. An answer with a diagnosis
+    shows them, focus still lands on its banner and the page still passes the accessibility checks. Real page
+    handler, stand-in answers (each with a diagnosis)."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+    from tests.client.test_demo_page import _Client, _result
+
+    handler = demo.analyze_file
+    delays = iter([0.0, 0.0, 0.0, 2.0, 0.0])
+
+    def stand_in(client, path: str, refer_threshold: float | None = None) -> demo.PageOutputs:
+        time.sleep(next(delays, 0.0))
+        return handler(_Client(_result()), path, refer_threshold)
+
+    def analyze() -> None:
+        page.locator("#analyze").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#banner .verdict-kind")).to_have_text("REFER", timeout=30_000)
+        expect_focus_on(page, BANNER_REGION)
+        expect_picture_boxes(page, displayed=True)
+
+    monkeypatch.setattr(demo, "analyze_file", stand_in)
+    other = next(sample for sample in samples() if sample.label != MELANOMA.label)
+    with demo_page_without_server() as page:
+        expect(page.locator("#analyze")).to_be_visible(timeout=30_000)
+        expect(page.locator("#overlay")).to_be_visible()
+        expect_picture_boxes(page, displayed=False)  # the page as first loaded
+        page.locator("#upload input[type=file]").set_input_files(str(HAM))
+        wait_for_upload(page, HAM)
+        expect_picture_boxes(page, displayed=False)
+        analyze()
+        check_page_accessibility(page)
+
+        page.get_by_text(other.label, exact=True).click()  # a new picture after an answer with a diagnosis
+        wait_for_upload(page, other.path)
+        expect(page.locator("#banner .verdict")).to_have_count(0)
+        expect_picture_boxes(page, displayed=False)
+        analyze()
+
+        page.locator("#upload button[aria-label='Clear']").click()  # the upload cleared
+        expect(page.locator("#status")).to_contain_text(demo.NO_FILE, timeout=30_000)
+        expect_picture_boxes(page, displayed=False)
+        page.locator("#upload input[type=file]").set_input_files(str(HAM))
+        wait_for_upload(page, HAM)
+        expect_picture_boxes(page, displayed=False)
+        analyze()
+
+        page.locator("#analyze").click()  # a slow answer, dropped: the picture changes while it is analysed
+        time.sleep(0.5)
+        page.get_by_text(other.label, exact=True).click()
+        wait_for_upload(page, other.path)
+        time.sleep(3.0)  # the dropped answer has come back by now
+        expect(page.locator("#status")).to_contain_text(f"{other.path.name} is loaded: press Analyze")
+        expect_picture_boxes(page, displayed=False)
+        analyze()
+        check_page_accessibility(page)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
 def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp_path):
     """Two cameras' lesion.jpg are two pictures: the second never shows the first's answer. A name Gradio stores
     changed (mole!.jpg) still gets its answer. Analyze pressed while an answer is pending is not dropped: the picture
@@ -458,6 +553,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
 
             page.goto(url)
             expect(page.locator("#attribution")).to_contain_text(LICENCE)
+            expect_picture_boxes(page, displayed=False)  # no empty crop and CAM boxes before any answer
             for sample in samples():
                 expect(page.locator("#attribution")).to_contain_text(sample.isic_id)
             page.get_by_text(MELANOMA.label, exact=True).click()
@@ -484,6 +580,7 @@ def test_demo_page_in_headless_chromium(triton_server, plain_png, not_an_image):
             wait_for_upload(page, other.path)
             expect(page.locator("#banner .verdict")).to_have_count(0)
             expect(page.locator("#status")).to_contain_text(f"{other.path.name} is loaded: press Analyze")
+            expect_picture_boxes(page, displayed=False)
 
             analyze(plain_png)
             expect(page.locator("#status")).to_contain_text("No lesion found", timeout=30_000)

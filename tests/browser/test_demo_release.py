@@ -1,6 +1,7 @@
 """The demo page over the released real-data models, in headless Chromium: a real dermoscopy image the release
 assesses shows its class probabilities, crop and CAM, and a picture it cannot assess (a greyscale copy of one) shows
-none of them (the crop and CAM boxes are hidden) until the next assessable picture; focus lands on each verdict."""
+none of them (the crop and CAM boxes are hidden) until the next assessable picture; focus lands on each verdict. The
+crop and CAM boxes are not displayed before any answer, nor after a new upload."""
 from __future__ import annotations
 
 import pytest
@@ -12,6 +13,7 @@ from tests.browser.test_demo import (
     CHROMIUM_ARGS,
     check_page_accessibility,
     expect_focus_on,
+    expect_picture_boxes,
     expect_result_shown,
     wait_for_upload,
 )
@@ -41,6 +43,8 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
             page.goto(url)
+            expect(page.locator("#analyze")).to_be_visible(timeout=30_000)
+            expect_picture_boxes(page, displayed=False)  # before any answer: no empty crop and CAM boxes
             # one page: the greyscale picture hides the crop and CAM boxes, the real one after it shows them again
             for path, answer in ((assessed, answers[assessed]), (grey, greyed), (assessed, answers[assessed])):
                 if page.locator("#upload button[aria-label='Clear']").count():
@@ -57,6 +61,11 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
                     expect(page.locator("#banner .verdict-kind")).to_have_text("NOT ASSESSABLE - REFER")
                     check_page_accessibility(page)
             check_page_accessibility(page)
+            expect_picture_boxes(page, displayed=True)  # the last answer has a diagnosis
+            page.locator("#upload button[aria-label='Clear']").click()
+            page.locator("#upload input[type=file]").set_input_files(str(grey))  # a new picture: the boxes go
+            wait_for_upload(page, grey)
+            expect_picture_boxes(page, displayed=False)
             browser.close()
     finally:
         page_server.close()
