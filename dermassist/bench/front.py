@@ -98,16 +98,6 @@ class FrontCosts:
         """Inferences sent through the plaintext front, every level together: the lines of its audit trail."""
         return sum(row.requests for row in self.levels)
 
-    @property
-    def direct_p50_ms(self) -> float:
-        """The lowest plaintext level's direct p50 (the one figure the report gave before it had a row per level)."""
-        return self.levels[0].direct_p50_ms if self.levels else 0.0
-
-    @property
-    def front_p50_ms(self) -> float:
-        """The lowest plaintext level's p50 through the front."""
-        return self.levels[0].front_p50_ms if self.levels else 0.0
-
 
 def front_row(concurrency: int, direct_ms: Sequence[float], front_ms: Sequence[float], tls: bool = False) -> FrontCost:
     """The row of one level from its latencies (milliseconds) on each path; percentiles interpolate linearly."""

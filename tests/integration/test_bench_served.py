@@ -74,7 +74,8 @@ def test_run_bench_writes_reports(tiny_repository: Path, tmp_path: Path):
     assert "triage outputs' cost / served p50 at c=1" in names
     assert all(level.cpu_ms.get("total", 0) > 0 for level in result.served) and "## CPU per image" in text
     assert result.inprocess.latency.images == 4
-    assert result.front.direct_p50_ms > 0 and result.front.front_p50_ms > 0 and "through the front" in text
+    assert [row.concurrency for row in result.front.levels] == [level.concurrency for level in result.served]
+    assert all(row.direct_p50_ms > 0 and row.front_p50_ms > 0 for row in result.front.rows) and "through the front" in text
     assert (tmp_path / "front_audit.jsonl").read_text().count("\n") == result.front.requests
     decode_ms, share = result.decode_floor()
     assert 0 < decode_ms < result.inprocess.latency.p50_ms  # one part of the pipeline, far from all of it
