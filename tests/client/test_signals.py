@@ -10,6 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 CLIENT = Path(__file__).resolve().parents[2] / "client"
 CHILD = f"""
@@ -47,16 +50,20 @@ def test_the_first_of_a_burst_of_signals_ends_the_wait_with_its_number() -> None
         assert child.returncode == 0 and out.strip() == str(int(signal.SIGINT))
 
 
-def test_the_wait_ends_when_what_it_watches_stops() -> None:
-    from dermassist_client.signals import wait_for_signal
+def test_the_wait_ends_when_what_it_watches_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist_client import signals as signals_module
+    from dermassist_client.signals import POLL_S, wait_for_signal
 
     calls: list[int] = []
+    sleeps: list[float] = []
 
     def alive() -> bool:
         calls.append(1)
         return len(calls) < 3
 
-    started, before = time.monotonic(), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(signals_module, "time", SimpleNamespace(sleep=sleeps.append))
+    before = signal.getsignal(signal.SIGTERM)
     assert wait_for_signal(alive=alive) == 0
     assert signal.getsignal(signal.SIGTERM) is before  # the handler it replaced is back
-    assert len(calls) == 3 and time.monotonic() - started < 5
+    # it asked alive() every POLL_S and returned on the first False, without another sleep
+    assert len(calls) == 3 and sleeps == [POLL_S, POLL_S]

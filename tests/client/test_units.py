@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from dataclasses import FrozenInstanceError, replace
 from types import SimpleNamespace
 
@@ -14,6 +13,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 import dermassist_client.classes as client_contract
+import dermassist_client.retry as retry_module
 from dermassist_client import (
     CLASSES,
     AsyncDermAssistClient,
@@ -487,20 +487,26 @@ def test_an_asyncio_client_used_after_its_loop_closed_is_a_usage_error_not_a_ser
     assert isinstance(error, ClientConfigError) and "create the client inside the loop that uses it" in str(error)
 
 
-def test_retries_back_off_exponentially_only_while_unavailable(caplog):
+def test_retries_back_off_exponentially_only_while_unavailable(caplog, monkeypatch):
     config = ClientConfig(url="h:1", retries=3, backoff_initial_s=0.05, backoff_max_s=0.15, timeout_s=5)
     assert [backoff_s(config, a) for a in range(4)] == [0.05, 0.1, 0.15, 0.15]
+    clock = SimpleNamespace(now=100.0, sleeps=[])
+
+    def sleep(seconds):  # the retry loop's sleeps, recorded and taken on the test's clock
+        clock.sleeps.append(seconds)
+        clock.now += seconds
+
+    monkeypatch.setattr(retry_module, "time", SimpleNamespace(monotonic=lambda: clock.now, sleep=sleep))
     calls = []
 
     def unavailable(timeout_s):
         calls.append(timeout_s)
         raise ServerUnavailableError("down")
 
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="dermassist_client.retry"), pytest.raises(ServerUnavailableError):
         call_with_retries(config, unavailable)
-    assert len(calls) == 4 and time.monotonic() - started >= 0.05 + 0.1 + 0.15
-    assert all(later < earlier for earlier, later in zip(calls, calls[1:]))
+    assert clock.sleeps == [0.05, 0.1, 0.15]  # backed off before each of the 3 retries, none after the last attempt
+    assert calls == pytest.approx([5, 5 - 0.05, 5 - 0.15, 5 - 0.3])  # each attempt got what was left of timeout_s
     assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 3
 
     other = []

@@ -4,8 +4,6 @@ from __future__ import annotations
 import errno
 import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -204,17 +202,24 @@ def test_a_taken_port_cannot_be_bound_and_a_free_one_can(taken_port: int) -> Non
     assert bind_problem("127.0.0.1", free_ports(1)[0]) is None
 
 
-def test_a_port_that_comes_free_while_the_check_waits_passes(tmp_path: Path) -> None:
+def test_a_port_that_comes_free_while_the_check_waits_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     http, grpc = free_ports(2)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     config = ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc, metrics_port=listener.getsockname()[1])
     assert bind_problem("127.0.0.1", config.metrics_port) is not None  # taken when the check starts
-    started = time.monotonic()
-    threading.Timer(0.3, listener.close).start()  # a stopped server's last process going away
+    clock = SimpleNamespace(now=100.0, sleeps=[])
+
+    def sleep(seconds: float) -> None:  # the check's waits, on the test's clock; the port comes free after the third
+        clock.sleeps.append(seconds)
+        clock.now += seconds
+        if len(clock.sleeps) == 3:
+            listener.close()  # a stopped server's last process going away
+
+    monkeypatch.setattr(server_module, "time", SimpleNamespace(monotonic=lambda: clock.now, sleep=sleep))
     check_ports(config, settle_s=5.0)
-    assert time.monotonic() - started >= 0.25  # it waited for the metrics port, not past it
+    assert clock.sleeps == [0.1, 0.1, 0.1]  # it waited for the metrics port while taken, and not past it
 
 
 def test_a_taken_metrics_port_stops_the_start_before_tritonserver_runs(tmp_path: Path, taken_port: int,

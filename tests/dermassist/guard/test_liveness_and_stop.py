@@ -18,6 +18,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.base.errors import ConfigError, ServerError
 from dermassist.base.server_config import ServerConfig
+from dermassist.guard import guard as guard_module
+from dermassist.guard import health as health_module
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Fault, Guard
 from dermassist.guard.health import STOPPING, Readiness, health_answer
@@ -25,6 +27,29 @@ from preprocess.contract import STEP_MODELS
 from tests.support.polling import wait_until
 
 from .stand_in import RESTART_S, StandInServer, background_guard, http_get
+
+
+class GuardClock:
+    """The ``time`` the guard's modules see: ``monotonic`` reads ``now``, which only the test moves; everything else
+    is the real module (asyncio's own timers keep the real clock)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> GuardClock:
+    """A clock the test moves, read by the guard (deadlines, unready time) and its readiness (since when)."""
+    fake = GuardClock(time.monotonic())  # from the present: a Readiness made before the patch stays comparable
+    monkeypatch.setattr(guard_module, "time", fake)
+    monkeypatch.setattr(health_module, "time", fake)
+    return fake
 
 # --- 1. liveness tells the truth -----------------------------------------------------------------------------------
 
@@ -81,7 +106,7 @@ def test_the_unready_bound_is_validated_and_read_from_the_environment(tmp_path: 
           server).audit.close()  # type: ignore[arg-type]
 
 
-def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path) -> None:
+def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path, clock: GuardClock) -> None:
     """A reload of a model that cannot load (its model.py gone) waited tritonserver's whole start-up timeout (180 s,
     270 s in the Deployment) before the fallback restart."""
     calls: list[tuple[str, float]] = []
@@ -102,26 +127,26 @@ def test_a_reload_waits_reload_timeout_s_not_the_start_up_timeout(tmp_path: Path
     guard.triton = Triton()  # type: ignore[assignment]
     asyncio.run(guard._reload(("lesion_crop",)))
     guard.audit.close()
-    # each call's deadline is what is left of the one reload_timeout_s (the calls here answer at once)
-    assert [name for name, _ in calls] == ["unload lesion_crop", "load lesion_crop", "load dermassist"]
-    assert all(7.0 - 0.5 < timeout <= 7.0 for _, timeout in calls), calls
+    # each call's deadline is what is left of the one reload_timeout_s (the guard's clock does not move here)
+    assert calls == [("unload lesion_crop", 7.0), ("load lesion_crop", 7.0), ("load dermassist", 7.0)]
     calls.clear()
     guard.config = GuardConfig(audit_log=str(tmp_path / "b.jsonl"), reload_timeout_s=45.0)
     asyncio.run(guard._reload(("lesion_crop",)))
     assert [name for name, _ in calls] == ["unload lesion_crop", "load lesion_crop", "load dermassist"]
-    assert calls[0][1] == 30.0 and all(45.0 - 0.5 < timeout <= 45.0 for _, timeout in calls[1:]), calls
+    assert [timeout for _, timeout in calls] == [30.0, 45.0, 45.0]  # an unload keeps its own 30 s
 
 
-def test_a_reload_of_several_models_ends_within_one_reload_timeout_s(tmp_path: Path) -> None:
+def test_a_reload_of_several_models_ends_within_one_reload_timeout_s(tmp_path: Path, clock: GuardClock) -> None:
     """Review 1, finding 2: each unload and load of a reload had its own reload_timeout_s, so a fault naming k models
     could take about k x 90 s, past what the liveness bound counts (one reload) and past max_unready_s once the
-    fallback restart came too. The whole reload now has the one deadline, however many models it touches."""
+    fallback restart came too. The whole reload now has the one deadline, however many models it touches: each call
+    is given what is left of it on the guard's clock, and the guard ends the reload there."""
     calls: list[tuple[str, float]] = []
 
-    class Triton:  # each unload answers after a while, each load hangs past its deadline (a model that cannot load)
+    class Triton:  # each unload answers after 0.1 s of the guard's clock, each load hangs (a model that cannot load)
         async def RepositoryModelUnload(self, request, metadata, timeout):
             calls.append((f"unload {request.model_name}", timeout))
-            await asyncio.sleep(0.1)
+            clock.now += 0.1
 
         async def RepositoryModelLoad(self, request, metadata, timeout):
             calls.append((f"load {request.model_name}", timeout))
@@ -135,18 +160,17 @@ def test_a_reload_of_several_models_ends_within_one_reload_timeout_s(tmp_path: P
                   GuardConfig(audit_log=str(tmp_path / "a.jsonl"), reload_timeout_s=0.6), server)  # type: ignore[arg-type]
     guard.triton = Triton()  # type: ignore[assignment]
     fault = Fault("stub processes of every step exited", STEP_MODELS)
-    began = time.monotonic()
     problem = asyncio.run(guard._heal(guard._choose(fault), fault))
-    took_s = time.monotonic() - began
     guard._lifecycle.shutdown(wait=True)
     guard.audit.close()
     assert guard._choose(fault) == "reload " + ", ".join(STEP_MODELS)
+    # the guard's one deadline ended the hanging load (without it the loads run 5 s each, then ModelReady fails)
     assert problem == f"the reload of {', '.join(STEP_MODELS)} did not end within reload_timeout_s (0.6 s)"
-    assert 0.55 < took_s < 1.5, f"the reload of {len(STEP_MODELS)} models took {took_s:.2f} s, not one deadline"
     # every unload, then the first load, which hangs until the one deadline ends it; each call was given what was left
+    # of the one 0.6 s, not a reload_timeout_s of its own
     assert [name for name, _ in calls] == [f"unload {m}" for m in STEP_MODELS] + [f"load {STEP_MODELS[0]}"]
-    timeouts = [timeout for _, timeout in calls]
-    assert timeouts == sorted(timeouts, reverse=True) and timeouts[0] <= 0.6 and timeouts[-1] < 0.6 - 0.4
+    left = [0.6 - 0.1 * i for i in range(len(STEP_MODELS) + 1)]  # 0.6, 0.5, ... 0.1
+    assert [timeout for _, timeout in calls] == pytest.approx(left), calls
     assert guard.reloads == 0  # a reload that did not end is not counted
 
 
@@ -263,11 +287,21 @@ def test_with_exit_when_not_live_the_guard_stops_itself_and_says_why(tmp_path: P
     assert "the stand-in stays broken" in str(error)
 
 
-def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers_start_up(tmp_path: Path) -> None:
+def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers_start_up(
+        tmp_path: Path, clock: GuardClock) -> None:
     """Review 1, finding 3: the clock started before tritonserver's start-up (up to startup_timeout_s), so under
     compose (exit_when_not_live) the first unready spell was a start-up plus a recovery, more than the bound allows
     for. It now starts when the front serves; a guard that then never becomes ready still goes not live."""
-    server = StandInServer(tmp_path, restart_s=1.5)  # its start takes 1.5 s, longer than max_unready_s below
+    server = StandInServer(tmp_path, restart_s=0.0)
+    start = server.start
+    started_at: list[float] = []
+
+    def slow_start() -> StandInServer:  # its start takes 1.5 s of the guard's clock, longer than max_unready_s below
+        clock.now += 1.5
+        started_at.append(clock.now)
+        return start()
+
+    server.start = slow_start  # type: ignore[method-assign]
     background = background_guard(tmp_path, server, exit_when_not_live=True)
     guard = background.guard
     guard._owns_server = True  # the guard starts its tritonserver (here the stand-in) as `serve`'s does
@@ -281,19 +315,20 @@ def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers
     background._thread.start()
     try:
         assert background._started.wait(30) and background._error is None and server.started == 1
-        serving_since = time.monotonic()
-        assert time.monotonic() - guard.readiness.since < 0.5  # counted from the front, not from before the start-up
+        assert guard.readiness.since == started_at[0]  # counted from the front, not from before the start-up
         assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
-        time.sleep(0.5)  # 2 s after the guard began, 0.5 s after it serves: live (it exited at once before)
+        clock.now += 0.5  # 2 s after the guard began, 0.5 s after it serves: live (it was not live at once before)
+        assert guard.readiness.live_problem() is None
+        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         assert background.running
-        assert http_get(background.http_address, "/v2/health/live") == (200, {"live": True})
         # never ready since it serves: past max_unready_s it goes not live and, under compose, exits
+        clock.now += 0.6
         assert wait_until(lambda: not background.running, 10)
-        assert time.monotonic() - serving_since > 1.0
     finally:
         loaded.set()
         background.stop()
     assert isinstance(background._error, ServerError) and "the models are still loading" in str(background._error)
+    assert "not ready for 1 s, over max_unready_s (1 s)" in str(background._error)  # 1.1 s from when it served
 
 
 # --- 2. a stop during a recovery restart does not wait for it -------------------------------------------------------
