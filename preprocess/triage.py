@@ -9,7 +9,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .contract import CLASS_CODES, DEFAULT_OOD_LIMIT, DEFAULT_REFER_THRESHOLD, NUM_CLASSES, QUALITY, REFER_CLASSES
+from .contract import (
+    CLASS_CODES,
+    DEFAULT_OOD_LIMIT,
+    DEFAULT_REFER_THRESHOLD,
+    REFER_CLASSES,
+    STEP_SIGNATURES,
+    TRIAGE_MODEL,
+)
 from .errors import InvalidTensorError
 
 REFER_INDEX = tuple(CLASS_CODES.index(code) for code in REFER_CLASSES)
@@ -25,12 +32,22 @@ class TriageParams:
     refer_threshold: float = DEFAULT_REFER_THRESHOLD
     ood_limit: float = DEFAULT_OOD_LIMIT
     refer_when_not_assessable: bool = True
+    # Another lesion-like area counts as a second lesion when it covers at least ``other_lesion_min_fraction`` of the
+    # picture and at least ``other_lesion_min_share`` of the classified lesion's area. Both compare shares of the
+    # segmenter's mask, so they belong to its version: set on the release's classifier training images (879), they
+    # hold for 7, each a picture of two separate lesions, and for none of the 189 validation images (RUNS.md, "Two
+    # lesions"); a release records them with its other triage values.
+    other_lesion_min_fraction: float = 0.02
+    other_lesion_min_share: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0.0 < self.refer_threshold < 1.0:
             raise InvalidTensorError(f"refer_threshold must lie in (0, 1), got {self.refer_threshold}")
         if not self.ood_limit > 0:
             raise InvalidTensorError(f"ood_limit must be positive, got {self.ood_limit}")
+        for name in ("other_lesion_min_fraction", "other_lesion_min_share"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise InvalidTensorError(f"{name} must lie in (0, 1] (a share), got {getattr(self, name)}")
 
     def as_dict(self) -> dict:
         """JSON-ready fields."""
@@ -52,11 +69,6 @@ def refer_scores(probabilities: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities, np.float32)[:, REFER_INDEX].sum(axis=1)
 
 
-# Another lesion-like area counts as a second lesion when it covers at least this share of the picture and at
-# least this share of the classified lesion's area. Set on the classifier's training images (879): it holds for 7,
-# each a picture of two separate lesions, and for none of the 189 validation images (RUNS.md, "Two lesions").
-OTHER_LESION_MIN_FRACTION = 0.02
-OTHER_LESION_MIN_SHARE = 0.25
 NO_LESION = ("No lesion found, so the whole picture was classified and the answer is not a diagnosis: check that "
              "the lesion is in the picture and retake it.")
 REFERRED_NOT_ASSESSABLE = "Referred because the picture could not be assessed."
@@ -95,11 +107,12 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     return problems
 
 
-def second_lesion(fraction: float, other: float) -> str | None:
+def second_lesion(fraction: float, other: float, params: TriageParams) -> str | None:
     """The sentence for a picture whose segmentation holds another lesion-like area beside the classified one
     (``other`` and ``fraction``: shares of the picture), or None."""
     share = np.float32(other)  # compared as the float32 the crop step sends: 0.02 there is 0.02 here
-    if share >= np.float32(OTHER_LESION_MIN_FRACTION) and share >= np.float32(OTHER_LESION_MIN_SHARE * fraction):
+    if share >= np.float32(params.other_lesion_min_fraction) and share >= np.float32(params.other_lesion_min_share
+                                                                                      * fraction):
         return (f"Another lesion-like area ({other:.0%} of the picture) was not assessed: only the largest was; "
                 "photograph each lesion on its own.")
     return None
@@ -107,23 +120,22 @@ def second_lesion(fraction: float, other: float) -> str | None:
 
 def _check(probabilities: np.ndarray, ood: np.ndarray, quality: np.ndarray, fraction: np.ndarray,
            other: np.ndarray) -> int:
+    """The rows' count, after checking each input (named as the triage step receives it) has one finite row per
+    image."""
     n = len(probabilities)
-    shapes = {"PROBABILITIES": (probabilities.shape, (n, NUM_CLASSES)), "OOD_SCORE": (ood.shape, (n,)),
-              "QUALITY": (quality.shape, (n, *QUALITY.dims)), "LESION_FRACTION": (fraction.shape, (n,)),
-              "OTHER_LESION_FRACTION": (other.shape, (n,))}
-    for name, (got, want) in shapes.items():
-        if got != want:
-            raise InvalidTensorError(f"{name} must be {want} for {n} rows, got {got}")
-    for name, array in (("PROBABILITIES", probabilities), ("OOD_SCORE", ood), ("QUALITY", quality),
-                        ("LESION_FRACTION", fraction), ("OTHER_LESION_FRACTION", other)):
+    arrays = (probabilities, ood, quality, fraction, other)
+    for spec, array in zip(STEP_SIGNATURES[TRIAGE_MODEL][0], arrays, strict=True):
+        want = (n,) if spec.dims == (1,) else (n, *spec.dims)  # one value a row: flattened by triage_batch
+        if array.shape != want:
+            raise InvalidTensorError(f"{spec.name} must be {want} for {n} rows, got {array.shape}")
         finite = np.isfinite(array).all(axis=tuple(range(1, array.ndim)))  # per row
         if not finite.all():
             rows = np.flatnonzero(~finite)
             first = np.ravel(array[rows[0]])
             value = first[~np.isfinite(first)][0]
             listed = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-            raise InvalidTensorError(f"{name} holds a NaN or infinite value in row(s) {listed} (row {rows[0]}: "
-                                     f"{value}); every value must be finite: check the step that computes {name} "
+            raise InvalidTensorError(f"{spec.name} holds a NaN or infinite value in row(s) {listed} (row {rows[0]}: "
+                                     f"{value}); every value must be finite: check the step that computes {spec.name} "
                                      "(its model and its inputs) on those rows")
     return n
 
@@ -145,7 +157,7 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
         problems = row_problems(quality[row], float(ood[row]), params)
         if fraction[row] <= 0.0:  # the classifier saw the whole picture, not a lesion: nothing it says is assessed
             problems.insert(0, NO_LESION)
-        second = second_lesion(float(fraction[row]), float(other[row]))
+        second = second_lesion(float(fraction[row]), float(other[row]), params)
         if second is not None:  # the answer is about one of two lesions: the other must not go unseen
             problems.append(second)
         assessable[row, 0] = not problems

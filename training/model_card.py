@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preprocess.contract import CLASS_CODES, CLASS_NAMES, REFER_CLASSES
-from preprocess.triage import OTHER_LESION_MIN_FRACTION, OTHER_LESION_MIN_SHARE
+from preprocess.triage import TriageParams
 
 from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, PRETRAINED_SHA256_PREFIX, REFER_SENSITIVITY
 from .metrics import wilson_interval
 from .release import MODEL_CARD as CARD
-from .release import ReleaseError, read_release, recipe_flag
+from .release import ReleaseError, read_release, recipe_flag, recorded_values
 
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
@@ -659,6 +659,7 @@ def reproduce_lines(release: dict, roles: dict[str, tuple[str, ...]]) -> list[st
 def render_model_card(release: dict) -> str:
     """The card's markdown."""
     seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
+    triage_values = recorded_values(TriageParams, triage["values"], "triage.values")
     ev = release.get("evaluation", {})
     reports = ev.get("reports", {})
     test = ev.get("classification_test") or {}
@@ -700,8 +701,8 @@ def render_model_card(release: dict) -> str:
         f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
         f"  training images; OOD_SCORE < {_number(rule.ood_limit)}; colour (a greyscale picture is not assessable); no seam "
         "(several pictures put",
-        f"  together are not); no second lesion-like area of {OTHER_LESION_MIN_FRACTION:.0%} of the picture and "
-        f"{OTHER_LESION_MIN_SHARE:.0%} of the",
+        f"  together are not); no second lesion-like area of {triage_values.other_lesion_min_fraction:.0%} of the picture "
+        f"and {triage_values.other_lesion_min_share:.0%} of the",
         "  lesion's area or more (it would go unassessed).",
         "- Weights are stored in float16 (`segmenter.npz`, `classifier.npz`); every figure below was measured on them.",
         "",

@@ -109,17 +109,17 @@ def test_no_lesion_found_is_said_and_the_answer_is_not_assessed() -> None:
 
 
 def test_bad_shapes_and_values_are_refused() -> None:
-    with pytest.raises(InvalidTensorError, match=r"QUALITY must be \(1, 5\)"):
+    with pytest.raises(InvalidTensorError, match=r"^QUALITY must be \(1, 5\)"):
         triage_batch(_probs(NV=1.0), [[0.1]], [(1.0, 1.0, 1.0, 1.0)], [[0.1]])  # the four measures before the seam
-    with pytest.raises(InvalidTensorError, match="OOD_SCORE holds a NaN"):
+    with pytest.raises(InvalidTensorError, match="^CLS_OOD_SCORE holds a NaN"):
         triage_batch(_probs(NV=1.0), [[np.nan]], [GOOD], [[0.1]])
     nan_probs = _probs(NV=1.0)
     nan_probs[0, 3] = np.nan
-    with pytest.raises(InvalidTensorError, match="PROBABILITIES holds a NaN"):
+    with pytest.raises(InvalidTensorError, match="^CLS_PROBABILITIES holds a NaN"):
         triage_batch(nan_probs, [[0.1]], [GOOD], [[0.1]])
-    with pytest.raises(InvalidTensorError, match="QUALITY holds a NaN"):
+    with pytest.raises(InvalidTensorError, match="^QUALITY holds a NaN"):
         triage_batch(_probs(NV=1.0), [[0.1]], [(np.nan, 1.5, 1.5, 12.0, 2.9)], [[0.1]])
-    with pytest.raises(InvalidTensorError, match="LESION_FRACTION holds a NaN"):
+    with pytest.raises(InvalidTensorError, match="^CROP_LESION_FRACTION holds a NaN"):
         triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[np.inf]])
     with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
         TriageParams(refer_threshold=1.5)
@@ -137,7 +137,7 @@ def test_a_second_lesion_in_the_picture_is_said_and_the_answer_is_not_assessable
                                        "largest was; photograph each lesion on its own. Referred because the picture "
                                        "could not be assessed.")
     assert out.note[2, 0] == b"" and out.note[3, 0] == b""
-    with pytest.raises(InvalidTensorError, match="OTHER_LESION_FRACTION must be"):
+    with pytest.raises(InvalidTensorError, match=r"^OTHER_LESION_FRACTION must be \(1,\) for 1 rows, got \(2,\)"):
         triage_with_other(_probs(NV=1.0), np.array([[0.1]]), np.array([GOOD]), np.array([[0.1]]),
                           np.zeros((2, 1), np.float32))
 
@@ -149,6 +149,24 @@ def test_another_area_of_exactly_a_quarter_of_the_lesion_is_a_second_lesion() ->
     out = triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.40]] * 2, TriageParams(refer_threshold=0.5), other=other)
     assert out.assessable[:, 0].tolist() == [False, True]
     assert out.note[0, 0].decode().startswith("Another lesion-like area (10% of the picture)")
+
+
+def test_the_second_lesion_limits_are_the_versions_triage_values() -> None:
+    """They compare shares of the segmenter's mask, so a release records them beside its threshold: another version's
+    limits change the verdict on the same rows, and a limit that is not a share is refused."""
+    probs = np.repeat(_probs(NV=1.0), 2, axis=0)
+    other = np.array([[0.03], [0.015]], np.float32)  # lesion 10%: a quarter of it is 2.5%
+    default = triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.10]] * 2, TriageParams(refer_threshold=0.5), other=other)
+    assert default.assessable[:, 0].tolist() == [False, True]
+    looser = TriageParams(refer_threshold=0.5, other_lesion_min_fraction=0.01, other_lesion_min_share=0.1)
+    stricter = TriageParams(refer_threshold=0.5, other_lesion_min_fraction=0.05)
+    assert triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.10]] * 2, looser, other=other).assessable[:, 0].tolist() == [
+        False, False]
+    assert triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.10]] * 2, stricter, other=other).assessable[:, 0].all()
+    for name in ("other_lesion_min_fraction", "other_lesion_min_share"):
+        for bad in (0.0, 1.5):
+            with pytest.raises(InvalidTensorError, match=f"{name} must lie in \\(0, 1\\] \\(a share\\), got {bad}"):
+                TriageParams(**{name: bad})
 
 
 def test_no_colour_is_said_when_the_brightness_is_exactly_acceptable() -> None:
@@ -179,10 +197,11 @@ def test_several_pictures_put_together_are_said_and_not_assessable() -> None:
 def test_a_value_that_is_not_finite_is_named_with_its_rows_and_value() -> None:
     probs = np.repeat(_probs(NV=1.0), 3, axis=0)
     probs[1, 3], probs[2, 0] = np.nan, np.inf
-    with pytest.raises(InvalidTensorError, match=r"PROBABILITIES holds a NaN or infinite value in row\(s\) 1, 2 "
-                                                 r"\(row 1: nan\); every value must be finite: check the step"):
+    with pytest.raises(InvalidTensorError, match=r"^CLS_PROBABILITIES holds a NaN or infinite value in row\(s\) 1, 2 "
+                                                 r"\(row 1: nan\); every value must be finite: check the step "
+                                                 r"that computes CLS_PROBABILITIES"):
         triage_batch(probs, [[0.1]] * 3, [GOOD] * 3, [[0.1]] * 3)
-    with pytest.raises(InvalidTensorError, match=r"OOD_SCORE holds a NaN or infinite value in row\(s\) 0 \(row 0: inf\)"):
+    with pytest.raises(InvalidTensorError, match=r"^CLS_OOD_SCORE holds a NaN or infinite value in row\(s\) 0 \(row 0: inf\)"):
         triage_batch(_probs(NV=1.0), [[np.inf]], [GOOD], [[0.1]])
 
 

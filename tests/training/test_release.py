@@ -278,14 +278,16 @@ def test_a_releases_tuned_values_are_all_there_typed_and_valid_or_named() -> Non
     from preprocess.triage import TriageParams
     from training.release import ReleaseError, recorded_values
 
-    good = {"refer_threshold": 0.066, "ood_limit": 1.0, "refer_when_not_assessable": True}
-    assert recorded_values(TriageParams, good, "triage.values") == TriageParams(0.066, 1.0, True)
+    good = {"refer_threshold": 0.066, "ood_limit": 1.0, "refer_when_not_assessable": True,
+            "other_lesion_min_fraction": 0.02, "other_lesion_min_share": 0.25}
+    assert recorded_values(TriageParams, good, "triage.values") == TriageParams(0.066, 1.0, True, 0.02, 0.25)
     cases = [({k: v for k, v in good.items() if k != "refer_threshold"}, "missing \\['refer_threshold'\\]"),
              ({**good, "refer_treshold": 0.1}, "unknown \\['refer_treshold'\\]"),
              ({**good, "refer_threshold": "0.066"}, "refer_threshold .* must be a finite number, got '0.066'"),
              ({**good, "ood_limit": float("nan")}, "ood_limit .* must be a finite number"),
              ({**good, "refer_when_not_assessable": "nope"}, "must be true or false, got 'nope'"),
-             ({**good, "refer_threshold": 1.5}, "refer_threshold must lie in")]
+             ({**good, "refer_threshold": 1.5}, "refer_threshold must lie in"),
+             ({**good, "other_lesion_min_share": 0}, "other_lesion_min_share must lie in")]
     for values, message in cases:
         with pytest.raises(ReleaseError, match=message):
             recorded_values(TriageParams, values, "triage.values")
