@@ -10,6 +10,7 @@ import numpy as np
 from preprocess.contract import CLASS_CODES
 from preprocess.quality import QualityLimits
 
+from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
 from .errors import TrainingError
 from .metrics import Labels, Scores, referral_figures
 from .splits import MIN_LESIONS_TO_SPLIT
@@ -84,8 +85,8 @@ def operating_point(labels: Labels, scores: Scores, threshold: float) -> Operati
                           rate(r.specificity), r.melanomas, r.malignant, r.benign)
 
 
-def choose_threshold(labels: Labels, scores: Scores, sensitivity: float = 0.95,
-                     safety: float = 1.0) -> OperatingPoint:
+def choose_threshold(labels: Labels, scores: Scores, sensitivity: float = REFER_SENSITIVITY,
+                     safety: float = DEFAULT_REFER_SAFETY) -> OperatingPoint:
     """The highest threshold that keeps melanoma sensitivity >= ``sensitivity`` on the NEXT melanoma, not only on
     these: the k-th lowest validation melanoma score with k = floor((n + 1)(1 - sensitivity)) (split-conformal: a
     new melanoma falls below it with probability k / (n + 1) <= 1 - sensitivity). The plain empirical rule, which
@@ -139,7 +140,7 @@ def fit_mahalanobis(features: np.ndarray, labels: Labels, shrinkage: float = 0.1
     return Mahalanobis(means.astype(np.float32), precision.astype(np.float32))
 
 
-def quantile_scale(distances: np.ndarray, q: float = 0.95) -> float:
+def quantile_scale(distances: np.ndarray, q: float = OOD_VALIDATION_QUANTILE) -> float:
     """The ``q`` quantile of validation distances: dividing by it puts that share of them below 1.0."""
     return float(np.quantile(np.asarray(distances, np.float64), q))
 

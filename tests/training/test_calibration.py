@@ -123,9 +123,16 @@ def test_threshold_rank_survives_rounding_of_one_minus_sensitivity() -> None:
     assert point.threshold == pytest.approx(0.2)
 
 
-def test_quantile_scale_defaults_to_the_95th_percentile() -> None:
+def test_the_tuning_rules_default_to_the_recipes_values_written_once() -> None:
+    """The OOD quantile's default was 0.95 here while the recipe used 0.98: a caller leaving it out got another scale."""
+    from training.classifier.schedule import OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
+
     # 0, 1, ..., 100: the q quantile is 100 q exactly (linear interpolation lands on a point)
-    assert quantile_scale(np.arange(101.0)) == pytest.approx(95.0)
+    assert quantile_scale(np.arange(101.0)) == pytest.approx(100 * OOD_VALIDATION_QUANTILE)
+    # 39 melanomas scoring 0.01 ... 0.39: k = floor(40 x (1 - sensitivity)) = 2 at 0.95, so the second lowest
+    assert REFER_SENSITIVITY == 0.95  # the hand case's premise
+    mel = [0.01 * i for i in range(1, 40)]
+    assert choose_threshold([MEL] * 39 + [NV], [*mel, 0.5]).threshold == pytest.approx(0.02)
 
 
 def test_an_untunable_validation_set_is_named_with_what_it_holds_and_the_fix() -> None:
