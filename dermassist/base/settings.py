@@ -28,8 +28,9 @@ from typing import Any, ClassVar, TypeGuard, TypeVar
 from .errors import ConfigError
 from .paths import PROJECT_ROOT
 
-# Also in preprocess.params (a step's Triton parameters): the base imports only the standard library, so the
-# load-test image can ship it without preprocess (tests/deploy checks it).
+# Also in preprocess.params (a step's Triton parameters), and held equal by tests/dermassist/base/test_settings.py:
+# this module imports only the standard library, so the load-test image, which ships the base without preprocess,
+# can read its settings (tests/deploy checks it).
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _ENV_KEY = "env"
 # Where a resolved value came from (value_source).

@@ -182,3 +182,11 @@ def test_a_misspelt_variable_of_a_classs_own_prefix_is_refused_with_the_name_it_
         Leaf.resolve({}, {"T2_LEAF_SIZ": "3"})
     # a prefix another class's prefix extends is shared (as DERMASSIST_ is): its variables are not checked
     assert Root.resolve({}, {"T2_LEAF_SIZE": "3", "T2_ANYTHING": "1"}) == Root()
+
+
+def test_a_setting_and_a_step_parameter_take_the_same_spellings_of_true_and_false() -> None:
+    """The two lists are copies (the base's settings import only the standard library): they must not drift."""
+    from dermassist.base import settings
+    from preprocess import params
+
+    assert (settings._TRUE, settings._FALSE) == (params._TRUE, params._FALSE)
