@@ -76,8 +76,11 @@ class TensorSpec:
 
 # Public contract of the ensemble.
 IMAGE = TensorSpec("IMAGE", "TYPE_STRING", (1,))
+# A Triton config dtype's name on the wire (KServe's datatype of a gRPC or HTTP tensor).
+WIRE_DATATYPES = {"TYPE_STRING": "BYTES", "TYPE_BOOL": "BOOL", "TYPE_FP32": "FP32", "TYPE_UINT8": "UINT8",
+                  "TYPE_INT32": "INT32"}
 #: IMAGE's datatype on the wire: KServe's name of TYPE_STRING.
-IMAGE_WIRE_DATATYPE = "BYTES"
+IMAGE_WIRE_DATATYPE = WIRE_DATATYPES[IMAGE.dtype]
 PROBABILITIES = TensorSpec("PROBABILITIES", "TYPE_FP32", (NUM_CLASSES,))
 MASK = TensorSpec("MASK", "TYPE_UINT8", (SEG_SIZE, SEG_SIZE))
 BBOX = TensorSpec("BBOX", "TYPE_INT32", (4,))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, LESION_FRACTION, MASK, PROBABILITIES
+from preprocess.contract import BBOX, ENSEMBLE_NAME, IMAGE, IMAGE_WIRE_DATATYPE, LESION_FRACTION, MASK, PROBABILITIES
 
 from .cpu import cpu_ms_per_image, cpu_snapshot
 from .errors import BenchError
@@ -35,7 +35,7 @@ class ServedLevel:
 
 
 def _request(grpcclient, blob: bytes, outputs: Sequence[str] = OUTPUTS):
-    tensor = grpcclient.InferInput(IMAGE.name, [1, 1], "BYTES")
+    tensor = grpcclient.InferInput(IMAGE.name, [1, 1], IMAGE_WIRE_DATATYPE)
     tensor.set_data_from_numpy(np.array([[blob]], dtype=object))
     return [tensor], [grpcclient.InferRequestedOutput(n) for n in outputs]
 

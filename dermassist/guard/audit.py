@@ -34,6 +34,7 @@ from preprocess.contract import (
     NUM_CLASSES,
     PROBABILITIES,
     REFER,
+    WIRE_DATATYPES,
 )
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
@@ -98,12 +99,12 @@ def answer_rows(response: service_pb2.ModelInferResponse) -> list[dict[str, Any]
     outputs = _raw_outputs(response)
     columns: dict[str, list[Any]] = {}
     datatype, data = outputs.get(PROBABILITIES.name, ("", b""))
-    if datatype == "FP32" and len(data) % (4 * NUM_CLASSES) == 0:
+    if datatype == WIRE_DATATYPES[PROBABILITIES.dtype] and len(data) % (4 * NUM_CLASSES) == 0:
         probs = np.frombuffer(data, dtype=np.float32).reshape(-1, NUM_CLASSES)
         columns["top_class"] = [CLASS_CODES[int(i)] for i in probs.argmax(axis=1)]
     for spec, key in ((REFER, "refer"), (ASSESSABLE, "assessable")):
         datatype, data = outputs.get(spec.name, ("", b""))
-        if datatype == "BOOL":
+        if datatype == WIRE_DATATYPES[spec.dtype]:
             columns[key] = [bool(v) for v in np.frombuffer(data, dtype=np.bool_)]
     rows = max((len(v) for v in columns.values()), default=0)
     return [{k: (v[r] if r < len(v) else None) for k, v in columns.items()} for r in range(rows)]
