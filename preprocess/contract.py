@@ -63,6 +63,9 @@ CLASSES: tuple[LesionClass, ...] = (
 NUM_CLASSES = len(CLASSES)
 CLASS_CODES = tuple(c.code for c in CLASSES)
 CLASS_NAMES = tuple(c.name for c in CLASSES)
+# Melanoma: the class the REFER threshold is chosen for (its sensitivity) and the reports single out.
+MELANOMA = "MEL"
+MELANOMA_INDEX = CLASS_CODES.index(MELANOMA)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from preprocess.contract import CLASS_CODES
+from preprocess.contract import CLASS_CODES, MELANOMA_INDEX
 from preprocess.quality import QualityLimits
 
 from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, REFER_SENSITIVITY
@@ -17,7 +17,7 @@ from .splits import MIN_LESIONS_TO_SPLIT
 
 logger = logging.getLogger(__name__)
 
-MEL = CLASS_CODES.index("MEL")
+MEL = MELANOMA_INDEX
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from preprocess.contract import CLASS_CODES, NUM_CLASSES
+from preprocess.contract import CLASS_CODES, MELANOMA_INDEX, NUM_CLASSES
 from preprocess.triage import REFER_INDEX
 
 from .errors import TrainingError
@@ -182,7 +182,7 @@ class ReferralFigures:
 def referral_figures(truth: Labels, refer: Flags) -> ReferralFigures:
     """Melanoma and malignant sensitivity and benign specificity of the ``refer`` flags against ``truth``."""
     labels, flags = np.asarray(truth), np.asarray(refer, bool)
-    mel, malignant = labels == CLASS_CODES.index("MEL"), np.isin(labels, REFER_INDEX)
+    mel, malignant = labels == MELANOMA_INDEX, np.isin(labels, REFER_INDEX)
 
     def share(of: np.ndarray, want: np.ndarray) -> float | None:
         return float(want[of].mean()) if of.any() else None
@@ -193,8 +193,7 @@ def referral_figures(truth: Labels, refer: Flags) -> ReferralFigures:
 
 def melanoma_auc(truth: Labels, probabilities: np.ndarray) -> float | None:
     """ROC AUC of P(MEL) for melanoma against every other class, or None without both."""
-    mel = CLASS_CODES.index("MEL")
-    return roc_auc(np.asarray(truth) == mel, np.asarray(probabilities)[:, mel])
+    return roc_auc(np.asarray(truth) == MELANOMA_INDEX, np.asarray(probabilities)[:, MELANOMA_INDEX])
 
 
 ECE_BINS = 15

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocess.contract import MELANOMA
+
 from .config import EvaluationError
 
 
@@ -106,7 +108,7 @@ def review_lists(samples: Sequence, results: Sequence) -> dict[str, list[dict]]:
     """The images to look at first: melanomas REFER did not refer (lowest REFER score first) and images that
     came back not assessable, each with its truth, top class, scores and note."""
     pairs = list(zip(samples, results))
-    missed = [(s, r) for s, r in pairs if s.code == "MEL" and r.refer is not None and not r.refer]
+    missed = [(s, r) for s, r in pairs if s.code == MELANOMA and r.refer is not None and not r.refer]
     missed.sort(key=lambda pair: pair[1].refer_score if pair[1].refer_score is not None else 0.0)
     return {"melanomas_not_referred": [_review_entry(s, r) for s, r in missed],
             "not_assessable": [_review_entry(s, r) for s, r in pairs

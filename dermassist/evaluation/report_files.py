@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from preprocess.contract import MELANOMA
+
 from .config import Answers, EvaluationError
 from .markdown import render_markdown
 from .selection import relative_path
@@ -151,12 +153,12 @@ def write_report(report: dict, results: Sequence, samples: Sequence, outside: An
     cls = report.get("classification")
     if cls:
         labelled = [(s, r) for s, r in zip(samples, results) if s.label is not None]
-        mel = np.array([s.code == "MEL" for s, _ in labelled])
+        mel = np.array([s.code == MELANOMA for s, _ in labelled])
         plot_confusion(cls["confusion_matrix"], CLASS_CODES, folder / "confusion.png",
                        f"{report['name']}: confusion (balanced accuracy {cls['balanced_accuracy']:.3f})")
         plots.append(("Confusion matrix", "confusion.png"))
         if mel.any() and not mel.all():
-            plot_roc(mel, [r.probabilities["MEL"] for _, r in labelled], folder / "melanoma_roc.png",
+            plot_roc(mel, [r.probabilities[MELANOMA] for _, r in labelled], folder / "melanoma_roc.png",
                      f"{report['name']}: melanoma vs the rest")
             plots.append(("Melanoma ROC", "melanoma_roc.png"))
         plot_bars({c: v for c, v in cls["per_class_recall"].items()}, folder / "per_class_recall.png",

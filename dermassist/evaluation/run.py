@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocess.contract import MELANOMA
+
 from ..base.errors import DermAssistError
 from .config import IMAGE_SUFFIXES, Answers, EvaluationConfig
 from .figures import classification_figures, ood_figures, review_lists, segmentation_figures, triage_figures
@@ -47,8 +49,8 @@ def _shared(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     return {"name": config.name, "dataset": name, "data": str(config.data), "run": run,
             "labelled_not_evaluated": {"absent_on_disk": len(absent), "not_accepted_format": len(other),
                                        "refused": refused, "total": len(absent) + len(other) + refused},
-            "melanomas_not_evaluated": {"absent_on_disk": sum(truth.get(a) == "MEL" for a in absent),
-                                        "not_accepted_format": sum(e["truth"] == "MEL" for e in other)},
+            "melanomas_not_evaluated": {"absent_on_disk": sum(truth.get(a) == MELANOMA for a in absent),
+                                        "not_accepted_format": sum(e["truth"] == MELANOMA for e in other)},
             "caveats": caveats, "akiec_counted_as_ak": facts.get("ham_akiec", {}).get("counted_as_ak"),
             "attribution": attribution(name, [s.image_id for s in samples])}
 
@@ -151,7 +153,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
             refer = np.array([r.refer for _, r in labelled])
             assessable = np.array([r.assessable for _, r in labelled])
             report["triage"] = {**triage_figures(labels, refer, assessable),
-                                "melanomas_refused": sum(code == "MEL" for code in report["refused_truth"].values())}
+                                "melanomas_refused": sum(code == MELANOMA for code in report["refused_truth"].values())}
             benign = ~np.isin(labels, [CLASS_CODES.index(c) for c in REFER_CLASSES])
             report["benign_not_assessable"] = int((benign & ~assessable.astype(bool)).sum())
     else:
@@ -159,7 +161,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
                                   if all(s.label is None for s in samples) else
                                   "none of the labelled images was answered (see Refused images)")
     report["review"] = review_lists(answered, results)
-    report["melanomas_answered"] = sum(s.code == "MEL" for s in answered)
+    report["melanomas_answered"] = sum(s.code == MELANOMA for s in answered)
     if outside.results:
         inside = np.array([r.ood_score for r in results], np.float64)
         report["ood"] = ood_figures(inside, np.array([r.ood_score for r in outside.results], np.float64),

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from preprocess.contract import CLASS_CODES
+from preprocess.contract import MELANOMA_INDEX
 from preprocess.quality import QualityLimits
 from preprocess.triage import TriageParams, refer_scores
 
@@ -38,7 +38,7 @@ LOWEST_MELANOMA_SCORES = 5  # validation melanoma scores release.json keeps, low
 def lowest_melanoma_scores(labels: Any, scores: np.ndarray, count: int = LOWEST_MELANOMA_SCORES) -> list[float]:
     """The ``count`` lowest REFER scores of the melanomas among ``labels``, ascending (the REFER threshold is one of
     them: the finite-sample rule takes the k-th lowest)."""
-    melanoma = np.asarray(labels) == CLASS_CODES.index("MEL")
+    melanoma = np.asarray(labels) == MELANOMA_INDEX
     return [float(s) for s in np.sort(np.asarray(scores, dtype=np.float64)[melanoma])[:count]]
 
 
