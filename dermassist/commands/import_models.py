@@ -4,28 +4,52 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from training.errors import ImportModelError
+
+from ..base.repository import SOURCE_REPOSITORY
+from ..base.settings import Settings, setting_help, setting_names
+from ..bench.config import folder_problem
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ImportConfig(Settings):
+    """Where ``dermassist import`` (and ``export``) puts the models (``resolve``: flags > DERMASSIST_IMPORT_* >
+    defaults); the repository is checked when it is opened (``open_repository``)."""
+
+    env_prefix = "DERMASSIST_IMPORT_"
+    config_error = ImportModelError
+
+    repository: Path = SOURCE_REPOSITORY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repository", Path(self.repository))
+        problem = folder_problem(self.repository)
+        if problem is not None:
+            raise ImportModelError(f"{setting_names(type(self), 'repository')} {self.repository} {problem}; expected a "
+                                   "model repository folder, or a path where nothing is yet to make a new one there: "
+                                   "pass another path")
+
+
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
-    """Flags of ``dermassist import``."""
+    """Flags of ``dermassist import`` (--repository falls back to DERMASSIST_IMPORT_REPOSITORY, then the default)."""
     parser.add_argument("--keras", type=Path, default=None, help="full Keras segmenter (.keras), (N,256,256,3)->(N,256,256,1)")
     parser.add_argument("--torch", type=Path, default=None, help="torchvision resnet18 state_dict (.pt/.pth) with an 8-class fc")
-    parser.add_argument("--repository", type=Path, default=None, help="model repository (default: the project's)")
+    parser.add_argument("--repository", type=Path, help=setting_help(ImportConfig, "repository", "model repository"))
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate both files first, then export each in its own subprocess through the parity-checked exports."""
-    from dermassist.base.repository import SOURCE_REPOSITORY
-    from training.errors import ImportModelError
     from training.export.repository import open_repository
     from training.importer import check_file, check_keras_file, run_import
 
     if args.keras is None and args.torch is None:
         raise ImportModelError("nothing to import: give --keras MODEL.keras and/or --torch RESNET18.pt")
-    repository = args.repository or SOURCE_REPOSITORY
+    repository = ImportConfig.resolve(vars(args)).repository
     jobs = []
     if args.keras is not None:
         jobs.append(("keras", check_file(args.keras, "Keras segmenter", (".keras",))))

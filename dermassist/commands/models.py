@@ -8,20 +8,70 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from training.release import RELEASE_DIR
+
+from ..base.paths import PROJECT_ROOT
+from ..base.repository import SOURCE_REPOSITORY
+from ..base.settings import Settings, setting_help, setting_names
+from ..bench.config import folder_problem
 
 logger = logging.getLogger(__name__)
 
+# ``--synthetic``: the set it generates (when absent), its stage runs, and the release it builds and serves unless
+# --release / DERMASSIST_MODELS_RELEASE names another folder (ModelsConfig.derived_defaults).
+SYNTHETIC_DATA = PROJECT_ROOT / "data" / "synthetic"
+SYNTHETIC_RUNS = PROJECT_ROOT / "data" / "runs" / "synthetic"
+SYNTHETIC_RELEASE = SYNTHETIC_RUNS / "release"
+
+
+@dataclass(frozen=True)
+class ModelsConfig(Settings):
+    """What ``dermassist models`` exports, and where (``resolve``: flags > DERMASSIST_MODELS_* > defaults)."""
+
+    env_prefix = "DERMASSIST_MODELS_"
+
+    release: Path = RELEASE_DIR  # with synthetic, SYNTHETIC_RELEASE unless given
+    repository: Path = SOURCE_REPOSITORY
+    reports: Path = PROJECT_ROOT / "reports" / "latest"
+    synthetic: bool = False
+    force: bool = False
+
+    @classmethod
+    def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Unless given, a synthetic run's release is the one it builds (SYNTHETIC_RELEASE), not the shipped one."""
+        if given.get("synthetic") and given.get("release") is None:
+            given = {**given, "release": SYNTHETIC_RELEASE}
+        return given
+
+    def __post_init__(self) -> None:
+        for name in ("release", "repository", "reports"):  # what a repository holds is checked when it is opened
+            object.__setattr__(self, name, Path(getattr(self, name)))
+            problem = folder_problem(getattr(self, name))
+            if problem is not None:
+                raise self.config_error(f"{setting_names(type(self), name)} {getattr(self, name)} {problem}; expected a "
+                                        "folder (new or existing): pass another path")
+
+
+def _relative(path: Path) -> Path:
+    """``path`` relative to the project when it lies in it (as help texts name folders), else as it is."""
+    return path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
-    """Flags of ``dermassist models``."""
-    parser.add_argument("--release", type=Path, default=None, help="release folder (default training/release)")
-    parser.add_argument("--repository", type=Path, default=None, help="model repository to export into (default the project's)")
-    parser.add_argument("--reports", type=Path, default=None, help="where metrics.json goes (default reports/latest)")
-    parser.add_argument("--synthetic", action="store_true",
-                        help="train a small release on the synthetic set first (minutes) and serve that instead")
-    parser.add_argument("--force", action="store_true", help="export (and with --synthetic, retrain) even if current")
+    """Flags of ``dermassist models`` (each falls back to its DERMASSIST_MODELS_* variable, then the default)."""
+    m = ModelsConfig
+    parser.add_argument("--release", type=Path, help=setting_help(m, "release", "release folder to export"))
+    parser.add_argument("--repository", type=Path, help=setting_help(m, "repository", "model repository to export into"))
+    parser.add_argument("--reports", type=Path, help=setting_help(m, "reports", "where metrics.json goes"))
+    parser.add_argument("--synthetic", action="store_true", default=None, help=setting_help(
+        m, "synthetic", "train a small release on the synthetic set first (minutes), into "
+        f"{_relative(SYNTHETIC_RELEASE)} unless --release names another folder, and serve that instead"))
+    parser.add_argument("--force", action="store_true", default=None, help=setting_help(
+        m, "force", "export (and with --synthetic, retrain) even if current"))
 
 
 def release_stamp(release: Path) -> str:
@@ -33,42 +83,33 @@ def release_stamp(release: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export the release (or a fresh synthetic one) and write reports/latest/metrics.json."""
-    from dermassist.base.paths import PROJECT_ROOT
-    from dermassist.base.repository import (
-        IMPORTED,
-        RELEASE_STAMP,
-        SOURCE_REPOSITORY,
-        missing_artifacts,
-        tuned_value_problems,
-    )
+    """Export the release (or a fresh synthetic one) and write metrics.json into the reports folder."""
+    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, missing_artifacts, tuned_value_problems
     from training.export.release import check_release_pair
     from training.export.repository import open_repository
     from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
-    from training.release import RELEASE_DIR, read_release
+    from training.release import read_release
 
-    repository = open_repository(args.repository or SOURCE_REPOSITORY)
-    reports = args.reports or PROJECT_ROOT / "reports" / "latest"
-    release = args.release or RELEASE_DIR
-    if args.synthetic:
+    config = ModelsConfig.resolve(vars(args))
+    repository = open_repository(config.repository)
+    reports, release = config.reports, config.release
+    if config.synthetic:
         from training.synth.generator import SynthConfig, generate, read_manifest
 
-        data = PROJECT_ROOT / "data" / "synthetic"
-        if read_manifest(data) is None:
-            generate(data, SynthConfig(), progress=True)
-        release = args.release or PROJECT_ROOT / "data" / "runs" / "synthetic" / "release"
-        build_release(BuildConfig(data=data, out=release, runs=PROJECT_ROOT / "data" / "runs" / "synthetic",
-                                  recipe=SYNTHETIC_RECIPE, force=args.force))
+        if read_manifest(SYNTHETIC_DATA) is None:
+            generate(SYNTHETIC_DATA, SynthConfig(), progress=True)
+        build_release(BuildConfig(data=SYNTHETIC_DATA, out=release, runs=SYNTHETIC_RUNS, recipe=SYNTHETIC_RECIPE,
+                                  force=config.force))
     stamp = Path(repository) / RELEASE_STAMP
     current = release_stamp(release)
     served = stamp.read_text() if stamp.is_file() else ""
-    if not args.force and served.startswith(IMPORTED):
+    if not config.force and served.startswith(IMPORTED):
         logger.warning("model repository %s serves models brought with `dermassist import` (%s); left as they are, "
                        "and no release figures are written for them (`dermassist models --force` serves the release "
                        "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
     check_release_pair(release, read_release(release))  # a half-built release is refused before the stamp goes
-    if args.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current:
+    if config.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         for line in export_release(release, repository):
             logger.info("%s", line)
