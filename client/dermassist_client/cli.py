@@ -8,7 +8,17 @@ import logging
 import os
 import sys
 
-from .config import DEMO_HOST, DEMO_PORT, PROTOCOLS, TLS_HELP, config_default, connection_options
+from .classes import CLASS_CODES
+from .config import (
+    DEMO_HOST,
+    DEMO_PORT,
+    DEMO_RETRIES,
+    PROTOCOLS,
+    TLS_HELP,
+    class_codes,
+    config_default,
+    connection_options,
+)
 from .dicom.command import add_listen_arguments, listen
 from .errors import DermAssistClientError, ServerUnavailableError
 from .verdict import scores_withheld, verdict_line, verdict_of_dict
@@ -25,17 +35,23 @@ EXIT_CODES = f"""exit codes of analyze:
        first such failure and the files not tried are counted on stderr (with --json each gets an error record)
   130  interrupted (Ctrl-C)"""
 NOT_TRIED = "NotTried"
+NOT_LEARNT_HELP = (
+    "class code(s) the served classifier has no training images of ({codes}): the page shows no percentage for them "
+    "and says they were never learnt (default: none, nothing is claimed). This client cannot read the served model "
+    "version; `dermassist demo` fills it from the served model (its lesion_classifier calibration.json), e.g. SCC "
+    "for the shipped release"
+)
 
 
-def _add_connection(parser: argparse.ArgumentParser) -> None:
+def _add_connection(parser: argparse.ArgumentParser, retries: int | None = None, retries_why: str = "") -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server HOST:PORT (default {DEFAULT_URL})")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=config_default("protocol"),
                         help="grpc (default: what `dermassist serve` serves) or http (a bare tritonserver's HTTP API; "
                              "the HTTP port of `dermassist serve` answers health probes only)")
     parser.add_argument("--timeout", type=float, default=config_default("timeout_s"),
                         help="deadline of one call in seconds (default %(default)g)")
-    parser.add_argument("--retries", type=int, default=config_default("retries"),
-                        help="retries while the server is unavailable (default %(default)s)")
+    parser.add_argument("--retries", type=int, default=config_default("retries") if retries is None else retries,
+                        help=f"retries while the server is unavailable (default %(default)s{retries_why})")
     tls = parser.add_argument_group("TLS (gRPC or HTTPS)")
     tls.add_argument("--ssl", action="store_true", help=TLS_HELP["ssl"])
     tls.add_argument("--root-certificates", metavar="PEM", help=TLS_HELP["root_certificates"])
@@ -68,11 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the Gradio demo page against a running server")
     demo.add_argument("--host", default=DEMO_HOST, help="address the page binds (default %(default)s)")
     demo.add_argument("--port", type=int, default=DEMO_PORT, help="page port (default %(default)s)")
-    _add_connection(demo)
+    demo.add_argument("--not-learnt", type=_class_code, nargs="+", action="extend", default=None, metavar="CODE",
+                      help=NOT_LEARNT_HELP.format(codes=", ".join(CLASS_CODES)))
+    _add_connection(demo, DEMO_RETRIES, ": the page says soon that its server is down")
     listen = sub.add_parser("dicom-listen", help="DICOM node: analyse received photographs, store SEG and SR in a PACS")
     add_listen_arguments(listen)
     _add_connection(listen)
     return parser
+
+
+def _class_code(text: str) -> str:
+    """One ``--not-learnt`` value as its class code; argparse's usage error (exit 2) for an unknown one."""
+    try:
+        return class_codes([text], None)[0]
+    except DermAssistClientError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def summary_line(path: str, result: dict) -> str:
@@ -155,7 +181,7 @@ def demo(args: argparse.Namespace) -> int:
     from .demo import launch_demo, wait_for_signal
 
     page, local_url = launch_demo(args.url, protocol=args.protocol, host=args.host, port=args.port,
-                                  **connection_options(args))
+                                  not_learnt=args.not_learnt or (), **connection_options(args))
     try:
         wait_for_signal(on_ready=lambda: print(
             f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True))

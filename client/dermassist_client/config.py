@@ -4,11 +4,12 @@ from __future__ import annotations
 import math
 import re
 import ssl as ssl_module
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .classes import MAX_BATCH_SIZE, MODEL_NAME
+from .classes import CLASS_CODES, MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
 
 PROTOCOLS = ("grpc", "http")
@@ -17,6 +18,9 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # the guard's default --max-request-mib: 
 # in demo.py, because that imports Gradio (an extra) and the command lines build their parsers without it.
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = 7860
+# The demo page's retries (``dermassist-client demo --retries``, ``dermassist demo``, ``build_demo``): one, not
+# ClientConfig's 3, so a page whose server is down says so soon.
+DEMO_RETRIES = 1
 _URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
 
@@ -99,6 +103,21 @@ def config_default(name: str) -> Any:
             return f.default
     with_defaults = [f.name for f in fields(ClientConfig) if f.default is not MISSING]
     raise KeyError(f"ClientConfig has no field {name!r} with a default; expected one of {', '.join(with_defaults)}")
+
+
+def class_codes(codes: Iterable[str], setting: str | None = "not_learnt") -> tuple[str, ...]:
+    """``codes`` as class codes of the contract (any case), each once, in the contract's order; a ClientConfigError
+    naming an unknown one, the codes expected and the fix. ``setting``: the option they were given as, which the
+    message starts with (None: a caller that names it itself, as argparse does)."""
+    prefix = "" if setting is None else f"{setting}: "
+    given = set()
+    for code in [codes] if isinstance(codes, str) else codes:
+        canonical = code.strip().upper() if isinstance(code, str) else code
+        if canonical not in CLASS_CODES:
+            raise ClientConfigError(f"{prefix}{code!r} is not a class code; expected one of {', '.join(CLASS_CODES)}: "
+                                    "pass those codes only")
+        given.add(canonical)
+    return tuple(code for code in CLASS_CODES if code in given)
 
 
 def _is_number(value: Any) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from .classes import CLASSES, LesionClass
 from .client import DermAssistClient
-from .config import DEMO_HOST, DEMO_PORT
+from .config import DEMO_HOST, DEMO_PORT, DEMO_RETRIES, class_codes, config_default
 from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from .overlay import VIRIDIS, draw_cam, draw_overlay
 from .result import LesionResult
@@ -37,16 +38,18 @@ MODEL_CARD_NAME = "dermassist-real-2026.12"
 """The release the model card describes (its title, and ``name`` in training/release/release.json; a test checks
 both). The served answer names the model's version only, not its release, so the page names the card, not the
 release it was answered by."""
-INTENDED_USE = f"""### Intended use and limits
+INTENDED_USE_TEMPLATE = f"""### Intended use and limits
 - **For research and demonstration only, not for diagnosis.** It does not replace clinical examination or
   histopathology: a lesion you suspect is handled as usual, whatever the answer.
 - For one dermoscopic picture of one skin lesion; not for clinical or phone photographs, mucosal or nail lesions,
   or ulcerated, bleeding, biopsied or treated lesions.
 - Trained on public dermoscopy (HAM10000 images of ISIC 2018 Task 3, ISIC 2017 and PH2), mostly of light skin: how
-  it does on darker skin is not known. It never learnt squamous cell carcinoma (no training images).
+  it does on darker skin is not known.{{not_learnt}}
 - The training data's terms are non-commercial (CC BY-NC 4.0, CC BY-NC-SA 4.0; PH2: research use only), and the
   model weights inherit them.
 - Figures and known limits: the model card `{MODEL_CARD}` ({MODEL_CARD_NAME})."""
+"""The page's intended use and limits, with ``{not_learnt}`` where ``intended_use`` names the classes the served
+classifier never learnt (nothing there when it is told of none)."""
 NO_FILE = "Upload an image or pick an example first."
 NEW_FILE = "**{name}** is loaded: press **Analyze**."
 UNREACHABLE = ("The analysis service cannot be reached right now. Try again in a minute; if it goes on, tell the team "
@@ -80,17 +83,18 @@ CAM_LEGEND_HTML = (
     f'height: 12px; background: linear-gradient(to right, {_GRADIENT});"></div><span>high</span></div>'
 )
 """The CAM's legend with its colour scale (low to high, decorative: the text says the same)."""
-NOT_LEARNT = {"SCC": "not learnt: no training images"}
-"""Classes the classifier never learnt, with what the page says instead of their percentage. Source:
-training/release/release.json, whose classifier datasets (``classifier.figures.dataset``: isic2018_task3, ph2) count
-0 SCC images, so P(SCC) is never learnt (the model card: "never read the top class for a suspected keratinocyte
-cancer"). The served answer does not say it; tests/client/test_demo_page.py checks this against release.json."""
+NOT_LEARNT = "not learnt: no training images"
+"""What the probabilities table says instead of the percentage of a class the served classifier has no training
+images of. Which classes those are is a fact of the served model version, not of this page: the page is told them
+(``not_learnt`` of ``build_demo``), ``dermassist demo`` from the served model's exported calibration.json (for the
+shipped release, SCC), ``dermassist-client demo`` from its ``--not-learnt`` option. Told none, it claims none."""
 PROBABILITIES_CAPTION = "The model's estimated probability of each class"
-PROBABILITIES_CAVEAT = (
+PROBABILITIES_CAVEAT_TEMPLATE = (
     "These percentages are the model's estimates, calibrated on its own validation images; it is over-confident on "
-    "images from other clinics, and never learnt squamous cell carcinoma: do not read the top class for a suspected "
-    f"keratinocyte cancer. See the model card, {MODEL_CARD_NAME} ({MODEL_CARD})."
+    f"images from other clinics{{not_learnt}}. See the model card, {MODEL_CARD_NAME} ({MODEL_CARD})."
 )
+"""The caveat under the probabilities, with ``{not_learnt}`` where ``probabilities_caveat`` names the classes never
+learnt and what not to read for them."""
 BAR_COLOUR = "#1d4ed8"
 ANALYZE_BACKGROUND = "#c2410c"
 """The Analyze button at rest: white text on it is 5.2:1 (WCAG AA asks 4.5:1; the default theme's orange is 3.6:1)."""
@@ -200,13 +204,39 @@ def class_name(lesion_class: LesionClass) -> str:
     return f"{lesion_class.name} ({lesion_class.code})"
 
 
-def probabilities_html(result: LesionResult) -> str:
-    """The class probabilities as a table (most probable first; a class never learnt last, with no percentage) with
-    the caveat under it; "" where the answer gives no diagnosis (not assessable, or no lesion found): its figures are
-    not ones to read. A table, not Gradio's Label, whose rows are buttons that do nothing."""
+def _lower_names(not_learnt: Collection[str]) -> list[str]:
+    return [c.name[0].lower() + c.name[1:] for c in CLASSES if c.code in not_learnt]
+
+
+def _joined(names: list[str], word: str) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+def intended_use(not_learnt: Collection[str] = ()) -> str:
+    """The page's intended use and limits (``INTENDED_USE_TEMPLATE``), saying it never learnt the classes
+    ``not_learnt`` names (class codes of the served classifier without training images); no such claim when it names
+    none."""
+    names = _lower_names(not_learnt)
+    claim = f" It never learnt {_joined(names, 'or')} (no training images)." if names else ""
+    return INTENDED_USE_TEMPLATE.format(not_learnt=claim)
+
+
+def probabilities_caveat(not_learnt: Collection[str] = ()) -> str:
+    """The caveat under the probabilities (``PROBABILITIES_CAVEAT_TEMPLATE``): where ``not_learnt`` names classes,
+    that the model never learnt them and that its top class is not to be read where one of them is suspected."""
+    names = _lower_names(not_learnt)
+    claim = (f", and never learnt {_joined(names, 'or')}: do not read the top class for a suspected "
+             f"{_joined(names, 'or')}") if names else ""
+    return PROBABILITIES_CAVEAT_TEMPLATE.format(not_learnt=claim)
+
+
+def probabilities_html(result: LesionResult, not_learnt: Collection[str] = ()) -> str:
+    """The class probabilities as a table (most probable first; a class ``not_learnt`` names last, with no percentage)
+    with the caveat under it; "" where the answer gives no diagnosis (not assessable, or no lesion found): its figures
+    are not ones to read. A table, not Gradio's Label, whose rows are buttons that do nothing."""
     if not result.diagnosis_given:
         return ""
-    learnt = sorted((c for c in CLASSES if c.code not in NOT_LEARNT), key=lambda c: -result.probabilities[c.code])
+    learnt = sorted((c for c in CLASSES if c.code not in not_learnt), key=lambda c: -result.probabilities[c.code])
     rows = []
     for c in learnt:
         share = result.probabilities[c.code]
@@ -216,13 +246,14 @@ def probabilities_html(result: LesionResult) -> str:
             f'{html.escape(class_name(c))}</th><td class="probability-value" style="text-align: right;">'
             f'{html.escape(percent(share))}</td><td aria-hidden="true" style="width: 50%;"><div style="width: {width:.0f}%; '
             f'height: 0.8em; background: {BAR_COLOUR};"></div></td></tr>')
-    for c in (c for c in CLASSES if c.code in NOT_LEARNT):
+    for c in (c for c in CLASSES if c.code in not_learnt):
         rows.append(f'<tr class="probability-row not-learnt"><th scope="row" style="text-align: left; font-weight: '
                     f'normal;">{html.escape(class_name(c))}</th><td class="probability-value" colspan="2">'
-                    f"{html.escape(NOT_LEARNT[c.code])}</td></tr>")
+                    f"{html.escape(NOT_LEARNT)}</td></tr>")
     return (f'<table class="probability-table" style="width: 100%;"><caption style="text-align: left; font-weight: '
             f'bold;">{PROBABILITIES_CAPTION}</caption>{"".join(rows)}</table>'
-            f'<p class="probability-caveat" style="font-size: 0.9em;">{html.escape(PROBABILITIES_CAVEAT)}</p>')
+            f'<p class="probability-caveat" style="font-size: 0.9em;">{html.escape(probabilities_caveat(not_learnt))}'
+            "</p>")
 
 
 def alt_texts(result: LesionResult) -> tuple[str, str, str]:
@@ -302,13 +333,15 @@ def large_picture(path: str) -> str | None:
     return f"{size / 1e6:.0f} MB" if size >= LARGE_FILE_BYTES else None
 
 
-def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: float | None = None) -> PageOutputs:
+def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: float | None = None,
+                 not_learnt: Collection[str] = ()) -> PageOutputs:
     """Handler of the Analyze button: triage banner, overlay, crop, CAM, probabilities, status and model lines.
 
     An image the server cannot assess is an answer (a NOT ASSESSABLE banner with its note), not an error. Where no
     diagnosis is given (not assessable, or no lesion found) the page shows the banner, the note and the mask and box
     only: no probabilities, no class and no percentage, no crop and no CAM (the map of the top class).
-    ``refer_threshold``: the served REFER threshold, when the page knows it (``dermassist demo`` does).
+    ``refer_threshold``: the served REFER threshold, when the page knows it (``dermassist demo`` does);
+    ``not_learnt``: the class codes the served classifier has no training images of (no percentage is shown for them).
     """
     if not path:
         return _message(NO_FILE)
@@ -338,23 +371,27 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     crop = np.asarray(result.crop) if shown and result.crop is not None else None
     cam = draw_cam(result) if shown else None
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
-                       CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result), status, model, path,
+                       CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result, not_learnt), status, model, path,
                        alt_texts(result))
 
 
-def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, retries: int = 1,
-               refer_threshold: float | None = None, **options: Any) -> gr.Blocks:
+def build_demo(url: str, protocol: str = config_default("protocol"), timeout: float | None = None,
+               retries: int = DEMO_RETRIES, refer_threshold: float | None = None, not_learnt: Collection[str] = (),
+               **options: Any) -> gr.Blocks:
     """The page, talking to the ensemble at ``url`` (``timeout`` None: ClientConfig's; ``options``: further
-    ClientConfig fields, e.g. TLS). One retry by default, so a page whose server is down says so soon.
-    ``refer_threshold``, when given, is the served REFER threshold the banner compares the score with.
+    ClientConfig fields, e.g. TLS). ``DEMO_RETRIES`` (one retry) by default, so a page whose server is down says so
+    soon. ``refer_threshold``, when given, is the served REFER threshold the banner compares the score with;
+    ``not_learnt``, the class codes the served classifier has no training images of (a ClientConfigError for an
+    unknown code): the page shows no percentage for them and says they were never learnt. Told none, it claims none.
 
     The examples sit under the introduction and the attribution at the foot of the page, so on a phone, where the
     columns stack, the answer comes straight after the Analyze button."""
+    not_learnt = class_codes(not_learnt)
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        gr.Markdown(INTENDED_USE, elem_id="intended-use")
+        gr.Markdown(intended_use(not_learnt), elem_id="intended-use")
         upload = gr.File(label="Image", type="filepath", elem_id="upload", render=False)
         gr.Examples(examples=[[str(s.path)] for s in examples], inputs=[upload],
                     example_labels=[s.label for s in examples],
@@ -383,7 +420,7 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
         gr.Markdown(attribution_markdown(examples), elem_id="attribution")
         outputs = [banner, overlay, crop, cam, cam_legend, probabilities, status, model, about]
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
-        button.click(lambda path: page_values(analyze_file(client, path, refer_threshold)), inputs=[upload],
+        button.click(lambda path: page_values(analyze_file(client, path, refer_threshold, not_learnt)), inputs=[upload],
                      outputs=outputs, trigger_mode="always_last").then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
@@ -391,13 +428,15 @@ def build_demo(url: str, protocol: str = "grpc", timeout: float | None = None, r
     return page
 
 
-def launch_demo(url: str, protocol: str = "grpc", host: str = DEMO_HOST, port: int = DEMO_PORT,
-                timeout: float | None = None, retries: int = 1, refer_threshold: float | None = None,
-                **options: Any) -> tuple[gr.Blocks, str]:
-    """Build and start the page without blocking; returns it and its local URL. The footer has no link to Gradio's
-    API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history: Gradio would keep
-    every analysis (the patient's picture and its answer) in the browser, and offer to save it to Hugging Face."""
-    page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold, **options)
+def launch_demo(url: str, protocol: str = config_default("protocol"), host: str = DEMO_HOST, port: int = DEMO_PORT,
+                timeout: float | None = None, retries: int = DEMO_RETRIES, refer_threshold: float | None = None,
+                not_learnt: Collection[str] = (), **options: Any) -> tuple[gr.Blocks, str]:
+    """Build and start the page (``build_demo``) without blocking; returns it and its local URL. The footer has no
+    link to Gradio's API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history:
+    Gradio would keep every analysis (the patient's picture and its answer) in the browser, and offer to save it to
+    Hugging Face."""
+    page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold,
+                      not_learnt=not_learnt, **options)
     page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                 show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
                 run_history=False)

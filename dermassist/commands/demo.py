@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from .serve import SERVER_FIELDS, add_server_arguments
 
@@ -51,10 +52,26 @@ def check_page_address(host: str, port: int) -> None:
         raise ConfigError(problem)
 
 
+def served_not_learnt(repository: Path) -> tuple[str, ...]:
+    """The classes the served classifier has no training images of, as its export recorded them beside it (the page
+    shows no percentage for them); none, said in a warning, where it recorded none (a classifier imported or trained
+    outside a release, or a repository exported before they were recorded)."""
+    from training.export.steps import UNTRAINED_KEY, calibration_file, served_untrained_classes
+
+    untrained = served_untrained_classes(repository)
+    if untrained is None:
+        logger.warning("%s records no %s (a classifier imported or trained outside a release, or exported before they "
+                       "were recorded): the demo page marks no class as not learnt; to have them, export the release "
+                       "again (`dermassist models --force`)", calibration_file(repository), UNTRAINED_KEY)
+        return ()
+    return untrained
+
+
 def run(args: argparse.Namespace) -> int:
     """Start Triton behind the guard, wait until ready, serve the page against the guard's front, print its URL; stop
     both on SIGINT/SIGTERM. Behind the guard, as ``dermassist serve``, a crashed or hung step heals itself while the
-    page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited."""
+    page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited. The page is
+    told what the served model version records: its REFER threshold and the classes its classifier never learnt."""
     check_page_address(args.host, args.port)  # Gradio would say "Cannot find empty port" once Triton is up
     from dermassist_client.demo import launch_demo, wait_for_signal
     from preprocess.contract import TRIAGE_MODEL
@@ -71,9 +88,10 @@ def run(args: argparse.Namespace) -> int:
     # the served REFER threshold, for the banner to compare the score with (the gpu profile has no configs/gpu.pbtxt:
     # step_settings then reads each model's config.pbtxt, the one that profile serves)
     threshold = step_settings(config.repository, TRIAGE_MODEL, TriageParams, config.profile)
+    not_learnt = served_not_learnt(config.repository)  # a fact of the served classifier, recorded by its export
     with BackgroundGuard(config, GuardConfig.resolve({})) as guard:
         page, url = launch_demo(guard.grpc_address, protocol="grpc", host=args.host, port=args.port,
-                                refer_threshold=threshold.refer_threshold)
+                                refer_threshold=threshold.refer_threshold, not_learnt=not_learnt)
         try:
             signum = wait_for_signal(alive=lambda: guard.running, on_ready=lambda: print(
                 f"DermAssist demo page: {url} (DermAssist gRPC {guard.grpc_address}); Ctrl-C to stop", flush=True))

@@ -1,7 +1,8 @@
 """The demo page over the released real-data models, in headless Chromium: a real dermoscopy image the release
 assesses shows its class probabilities, crop and CAM, and a picture it cannot assess (a greyscale copy of one) shows
 none of them (the crop and CAM boxes are hidden) until the next assessable picture; focus lands on each verdict. The
-crop and CAM boxes are not displayed before any answer, nor after a new upload."""
+crop and CAM boxes are not displayed before any answer, nor after a new upload. The page is told the classes the
+release never learnt as ``dermassist demo`` tells it, from the served repository (SCC, whose row has no percentage)."""
 from __future__ import annotations
 
 import pytest
@@ -25,6 +26,7 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
     from playwright.sync_api import expect, sync_playwright
 
     from dermassist.base.server import free_ports
+    from dermassist.commands.demo import served_not_learnt
     from dermassist_client import DermAssistClient
     from dermassist_client.demo import NOT_RELIABLE, launch_demo
 
@@ -36,8 +38,10 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
     greyed = client.analyze(grey)
     assert greyed.assessable is False and not greyed.diagnosis_given, greyed.note
 
+    not_learnt = served_not_learnt(release_server.config.repository)
+    assert not_learnt == ("SCC",)  # the shipped release has no SCC training image
     (port,) = free_ports(1)
-    page_server, url = launch_demo(release_server.config.grpc_address, port=port, timeout=120)
+    page_server, url = launch_demo(release_server.config.grpc_address, port=port, timeout=120, not_learnt=not_learnt)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -55,7 +59,7 @@ def test_the_page_shows_probabilities_only_for_an_assessable_picture(release_ser
                 page.keyboard.press("Enter")
                 expect(page.locator("#status")).to_contain_text(f"Result for {path.name}", timeout=60_000)
                 expect_focus_on(page, BANNER_REGION)  # the keyboard user lands on the verdict
-                expect_result_shown(page, answer)
+                expect_result_shown(page, answer, not_learnt)
                 if path == grey:
                     expect(page.locator("#status")).to_contain_text(NOT_RELIABLE.split("**")[1])
                     expect(page.locator("#banner .verdict-kind")).to_have_text("NOT ASSESSABLE - REFER")

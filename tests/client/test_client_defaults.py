@@ -1,4 +1,5 @@
-"""Each client default is written once: ClientConfig's field defaults, and the demo page's address in config."""
+"""Each client default is written once: ClientConfig's field defaults, and the demo page's address and retries in
+config."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import pytest
 import dermassist_client.client as client_module
 from dermassist_client import AsyncDermAssistClient, ClientConfig, DermAssistClient
 from dermassist_client.cli import build_parser
-from dermassist_client.config import DEMO_HOST, DEMO_PORT, config_default
+from dermassist_client.config import DEMO_HOST, DEMO_PORT, DEMO_RETRIES, config_default
 
 URL = "127.0.0.1:1"
 
@@ -59,11 +60,12 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 def test_the_command_line_takes_its_connection_defaults_and_their_help_from_client_config(command: str) -> None:
     sub = _subparser(build_parser(), command)
     actions = {a.dest: a for a in sub._actions}
+    retries = DEMO_RETRIES if command == "demo" else config_default("retries")  # the page: one retry, said soon
     assert actions["timeout"].default == config_default("timeout_s")
-    assert actions["retries"].default == config_default("retries")
+    assert actions["retries"].default == retries
     assert actions["protocol"].default == config_default("protocol")
-    text = sub.format_help()
-    assert f"(default {config_default('timeout_s'):g})" in text and f"(default {config_default('retries')})" in text
+    text = " ".join(sub.format_help().split())
+    assert f"(default {config_default('timeout_s'):g})" in text and f"(default {retries}" in text
 
 
 def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() -> None:
@@ -81,6 +83,19 @@ def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() 
     page = inspect.signature(launch_demo).parameters
     assert (page["host"].default, page["port"].default) == (DEMO_HOST, DEMO_PORT)
     assert page["timeout"].default is None and inspect.signature(build_demo).parameters["timeout"].default is None
+
+
+def test_the_demo_page_functions_take_the_one_demo_retries_and_client_configs_protocol() -> None:
+    """build_demo and launch_demo default to DEMO_RETRIES (not a second 1, nor ClientConfig's 3) and to ClientConfig's
+    protocol; ``dermassist-client demo --retries`` defaults to the same DEMO_RETRIES."""
+    pytest.importorskip("gradio")  # the [demo] extra
+    from dermassist_client.demo import build_demo, launch_demo
+
+    for function in (build_demo, launch_demo):
+        parameters = inspect.signature(function).parameters
+        assert parameters["retries"].default == DEMO_RETRIES, function.__name__
+        assert parameters["protocol"].default == config_default("protocol"), function.__name__
+    assert build_parser().parse_args(["demo"]).retries == DEMO_RETRIES
 
 
 def test_the_sdk_reference_lists_every_client_config_field_with_its_default() -> None:

@@ -1,6 +1,7 @@
 """The demo page's handler and texts without a server: what an answer shows (and withholds), its alt texts, the
-model card it names, the classes it marks as never learnt (checked against release.json) and the Analyze button's
-contrast (WCAG, computed here by hand)."""
+model card it names, the classes it marks as never learnt (those it is told of, and no others) and the Analyze
+button's contrast (WCAG, computed here by hand). That the shipped release's export tells it SCC is checked in
+tests/dermassist/commands/test_demo_not_learnt.py."""
 from __future__ import annotations
 
 import html
@@ -62,10 +63,14 @@ def _class_names(text: str) -> list[str]:
 
 # --- what an answer shows ------------------------------------------------------------------------------
 
+def _rows(probabilities: str) -> list[tuple[str, str]]:
+    return [tuple(map(html.unescape, row)) for row in re.findall(
+        r'<tr class="probability-row[^"]*"><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td>', probabilities)]
+
+
 def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(picture):
-    shown = demo.analyze_file(_Client(_result()), picture)
-    rows = [tuple(map(html.unescape, row)) for row in re.findall(
-        r'<tr class="probability-row[^"]*"><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td>', shown.probabilities)]
+    shown = demo.analyze_file(_Client(_result()), picture, not_learnt=("SCC",))
+    rows = _rows(shown.probabilities)
     assert rows == [("Melanoma (MEL)", "80%"), ("Nevus (NV)", "10%"), ("Pigmented benign keratosis (BKL)", "5%"),
                     ("Basal cell carcinoma (BCC)", "3%"), ("Actinic keratosis (AK)", "2%"),
                     ("Dermatofibroma (DF)", "<1%"), ("Vascular lesion (VASC)", "<1%"),
@@ -73,6 +78,7 @@ def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(p
     assert not re.search(r"\d\.\d%", shown.probabilities + shown.status)  # whole percentages, no 0.1% precision
     assert "calibrated on its own validation images" in shown.probabilities
     assert "over-confident on images from other clinics" in shown.probabilities
+    assert "never learnt squamous cell carcinoma: do not read the top class" in shown.probabilities
     assert demo.MODEL_CARD_NAME in shown.probabilities and demo.MODEL_CARD in shown.probabilities
     assert "Most probable class: **Melanoma (MEL)**, 80%." in shown.status and "Lesion found: 40%" in shown.status
     assert shown.crop is not None and shown.cam is not None and shown.cam_legend == demo.CAM_LEGEND_HTML
@@ -159,17 +165,48 @@ def test_a_slow_answer_names_the_picture_size_only_when_the_picture_is_large(tmp
     assert said.startswith("The analysis service took too long") and "big.png is a large picture (22 megapixels)" in said
 
 
-# --- constants checked against their sources ---------------------------------------------------------
+# --- the classes never learnt: those the page is told of, and no others ----------------------------------
 
-def test_the_classes_marked_not_learnt_are_those_with_no_training_image_in_release_json():
-    release = json.loads(RELEASE.read_text())
-    datasets = release["classifier"]["figures"]["dataset"]
-    assert datasets, "release.json names no classifier dataset"
-    counted = {c.code: sum(d["class_counts"][c.code] for d in datasets.values()) for c in CLASSES}
-    assert {code for code, n in counted.items() if n == 0} == set(demo.NOT_LEARNT), counted
-    split = json.loads((RELEASE.parent / release["data"]["splits"]["classifier"]).read_text())
-    trained = {row["label"] for row in split["train"]}
-    assert not trained & set(demo.NOT_LEARNT) and trained | set(demo.NOT_LEARNT) == {c.code for c in CLASSES}
+def test_a_page_told_of_no_untrained_class_shows_every_percentage_and_claims_none(picture):
+    """A model version trained on every class (``dermassist models --synthetic``), or one whose training counts are
+    not known: no row without its percentage, no 'never learnt' in the caveat nor in the intended use."""
+    shown = demo.analyze_file(_Client(_result()), picture)
+    assert _rows(shown.probabilities) == [
+        ("Melanoma (MEL)", "80%"), ("Nevus (NV)", "10%"), ("Pigmented benign keratosis (BKL)", "5%"),
+        ("Basal cell carcinoma (BCC)", "3%"), ("Actinic keratosis (AK)", "2%"), ("Dermatofibroma (DF)", "<1%"),
+        ("Squamous cell carcinoma (SCC)", "<1%"), ("Vascular lesion (VASC)", "<1%")]
+    assert "not-learnt" not in shown.probabilities and demo.NOT_LEARNT not in shown.probabilities
+    caveat = html.unescape(shown.probabilities.split("</table>")[1])
+    assert "never learnt" not in caveat and "squamous" not in caveat
+    assert "over-confident on images from other clinics. See the model card" in caveat
+    assert "never learnt" not in demo.intended_use(()) and "{" not in demo.intended_use(())
+
+
+def test_each_class_the_page_is_told_of_loses_its_percentage_and_is_named_in_the_caveat_and_intended_use(picture):
+    shown = demo.analyze_file(_Client(_result()), picture, not_learnt=("SCC", "AK"))
+    rows = _rows(shown.probabilities)
+    assert rows[-2:] == [("Actinic keratosis (AK)", demo.NOT_LEARNT), ("Squamous cell carcinoma (SCC)", demo.NOT_LEARNT)]
+    assert all(value.endswith("%") for _, value in rows[:-2]) and rows[0] == ("Melanoma (MEL)", "80%")
+    assert ("never learnt actinic keratosis or squamous cell carcinoma: do not read the top class for a suspected "
+            "actinic keratosis or squamous cell carcinoma") in html.unescape(shown.probabilities)
+    assert "It never learnt squamous cell carcinoma (no training images)." in demo.intended_use(("SCC",))
+
+
+def test_the_page_is_built_with_the_intended_use_it_is_told_and_refuses_an_unknown_class_code():
+    from dermassist_client.errors import ClientConfigError
+
+    def intended(page) -> str:
+        (text,) = [b.value for b in page.blocks.values() if getattr(b, "elem_id", None) == "intended-use"]
+        return text
+
+    assert "never learnt squamous cell carcinoma" in intended(demo.build_demo("127.0.0.1:1", not_learnt=["scc"]))
+    assert "never learnt" not in intended(demo.build_demo("127.0.0.1:1"))
+    with pytest.raises(ClientConfigError, match=r"not_learnt: 'XYZ' is not a class code; expected one of AK, BCC, "
+                                                r"DF, MEL, NV, BKL, SCC, VASC: pass those codes only"):
+        demo.build_demo("127.0.0.1:1", not_learnt=("SCC", "XYZ"))
+
+
+# --- constants checked against their sources ---------------------------------------------------------
 
 
 def test_the_model_card_named_on_the_page_is_the_release_s():
@@ -179,7 +216,7 @@ def test_the_model_card_named_on_the_page_is_the_release_s():
     assert card.read_text().splitlines()[0].startswith(f"# DermAssist model card: {demo.MODEL_CARD_NAME} ")
     for fragment in ("research and demonstration only, not for diagnosis", "darker skin is not known",
                      "CC BY-NC 4.0", "HAM10000", "PH2", demo.MODEL_CARD):
-        assert fragment in demo.INTENDED_USE, fragment
+        assert fragment in demo.intended_use(), fragment
 
 
 # --- the Analyze button's contrast ----------------------------------------------------------------------

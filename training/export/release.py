@@ -1,6 +1,7 @@
 """Export a release folder into a model repository: ``python -m training.export.release segmenter|classifier
 RELEASE REPOSITORY`` (one framework per process). Weights are widened from float16, each export is
-parity-checked, and the tuned values are written as the steps' ``tuned.json``."""
+parity-checked, and the tuned values are written as the steps' ``tuned.json`` (the classes the classifier has no
+training images of: in its ``calibration.json``)."""
 from __future__ import annotations
 
 import logging
@@ -77,9 +78,19 @@ def export_segmenter_release(folder: Path, repository: Path) -> str:
     return f"segmenter -> {done.savedmodel} (parity {done.max_abs_diff:.1e}), crop threshold {params.threshold:.2f}"
 
 
+def untrained_of(release: Mapping) -> tuple[str, ...] | None:
+    """The classes a release's classifier has no training images of, from the training counts its figures record
+    (None where they record none: nothing is claimed then)."""
+    from ..model_card import training_class_counts
+    from .steps import untrained_classes
+
+    return untrained_classes(training_class_counts(release["classifier"].get("figures", {})))
+
+
 def export_classifier_release(folder: Path, repository: Path) -> str:
-    """The release's ResNet18 (with temperature, OOD statistics and CAM) as the served TorchScript, and the
-    tuned values of ``triage`` and ``prepare``."""
+    """The release's ResNet18 (with temperature, OOD statistics and CAM) as the served TorchScript with the classes it
+    has no training images of beside it (``steps.UNTRAINED_KEY``), and the tuned values of ``triage`` and
+    ``prepare``."""
     from preprocess.contract import PREPARE_MODEL, TRIAGE_MODEL
     from preprocess.quality import QualityLimits
     from preprocess.triage import TriageParams
@@ -90,20 +101,28 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     check_release_pair(folder, release)  # before PyTorch loads
     from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
     from .classifier import ClassifierCalibration, export_classifier
-    from .steps import write_step_file
+    from .steps import record_untrained_classes, write_step_file
 
+    untrained = untrained_of(release)  # before PyTorch loads too
     path = Path(folder) / CLASSIFIER_WEIGHTS
     arrays = load_weights(path)
     section = release["classifier"]
     calibration = ClassifierCalibration(float(section["temperature"]), arrays[OOD_MEANS], arrays[OOD_PRECISION],
                                         float(section["ood_scale"]), section["figures"].get("calibration", {}))
     done = export_classifier(model_from_arrays(arrays, str(path)), repository, calibration)
+    record_untrained_classes(repository, untrained)
     triage = recorded_values(TriageParams, release["triage"]["values"], "triage.values")
     quality = recorded_values(QualityLimits, release["quality"]["values"], "quality.values")
     write_step_file(repository, TRIAGE_MODEL, triage.as_dict(), release["triage"]["figures"], _source(release))
     write_step_file(repository, PREPARE_MODEL, quality.as_dict(), release["quality"]["figures"], _source(release))
     return (f"classifier -> {done.torchscript} (parity {done.max_abs_diff:.1e}, T {calibration.temperature:.3f}), "
-            f"REFER threshold {triage.refer_threshold:.3f}")
+            f"REFER threshold {triage.refer_threshold:.3f}, {_untrained_text(untrained)}")
+
+
+def _untrained_text(untrained: tuple[str, ...] | None) -> str:
+    if untrained is None:
+        return "its training images per class not recorded (no class is marked not learnt)"
+    return f"no training images of {', '.join(untrained)}" if untrained else "training images of every class"
 
 
 def _source(release: dict) -> str:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from dermassist.base.repository import tuned_file
-from preprocess.contract import CROP_MODEL, PREPARE_MODEL, TRIAGE_MODEL
+from dermassist.base.errors import RepositoryError
+from dermassist.base.repository import CALIBRATION_FILENAME, classifier_artifact, tuned_file
+from preprocess.contract import CLASS_CODES, CROP_MODEL, PREPARE_MODEL, TRIAGE_MODEL
 from preprocess.crop import CropParams
 from preprocess.errors import PreprocessError
 from preprocess.params import read_tuned, resolve_params, tuned_artifact
@@ -22,6 +23,9 @@ THRESHOLD_TOLERANCE = 1e-9
 # classifier's), so its tuned.json names each value's origin under this key beside the summary in "source".
 SOURCES_KEY = "sources"
 DEFAULT_ORIGIN = "contract default"
+# The classes an exported classifier has no training images of, in its calibration.json (beside model.pt): a fact of
+# that model version, which the demo page is told (it shows no percentage for them). Absent: not known, none claimed.
+UNTRAINED_KEY = "untrained_classes"
 
 
 def write_step_file(repository: Path, model: str, values: Mapping, figures: Mapping, source: str,
@@ -118,3 +122,57 @@ def reset_for_imported(repository: Path, kind: str, source: str) -> list[Path]:
         return [write_step_file(repository, TRIAGE_MODEL, TriageParams(ood_limit=OOD_UNCHECKED).as_dict(), {}, source),
                 set_crop_colour(repository, 0.0, source)]
     return [set_crop_threshold(repository, CropParams().threshold, source)]
+
+
+def untrained_classes(counts: Mapping[str, int] | None) -> tuple[str, ...] | None:
+    """The class codes a classifier has no training images of (contract order), from its training images per class
+    (``training.model_card.training_class_counts``); None where those counts are not known: then nothing is claimed."""
+    if counts is None:
+        return None
+    return tuple(code for code in CLASS_CODES if not counts.get(code, 0))
+
+
+def calibration_file(repository: Path) -> Path:
+    """The exported classifier's ``calibration.json`` (beside its TorchScript)."""
+    return classifier_artifact(repository).parent / CALIBRATION_FILENAME
+
+
+def record_untrained_classes(repository: Path, codes: Sequence[str] | None) -> Path:
+    """Record in the exported classifier's calibration.json which classes it has no training images of (``codes``;
+    None: not known, and any earlier record goes, so nothing is claimed for this classifier)."""
+    path = calibration_file(repository)
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{path} cannot be read ({e}); expected the calibration.json the classifier's export writes: "
+                          "export the classifier again") from e
+    written.pop(UNTRAINED_KEY, None)
+    if codes is not None:
+        unknown = [code for code in codes if code not in CLASS_CODES]
+        if unknown:
+            raise ExportError(f"untrained classes {', '.join(map(repr, unknown))} are not class codes; expected some of "
+                              f"{', '.join(CLASS_CODES)}: fix the training counts the export was given")
+        written[UNTRAINED_KEY] = [code for code in CLASS_CODES if code in codes]
+    path.write_text(json.dumps(written, indent=1))
+    return path
+
+
+def served_untrained_classes(repository: Path) -> tuple[str, ...] | None:
+    """The classes the repository's classifier has no training images of, as its export recorded them (contract order);
+    None where it recorded none (a classifier imported or trained outside a release, or exported before they were
+    recorded, or no classifier yet). A RepositoryError naming the file, what it holds and the fix when it is unusable."""
+    path = calibration_file(repository)
+    if not path.is_file():
+        return None
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RepositoryError(f"{path} cannot be read ({e}); expected the JSON the classifier's export writes: export "
+                              "the release again (`dermassist models --force`)") from e
+    recorded = written.get(UNTRAINED_KEY) if isinstance(written, dict) else None
+    if recorded is None:
+        return None
+    if not isinstance(recorded, list) or not all(isinstance(code, str) and code in CLASS_CODES for code in recorded):
+        raise RepositoryError(f"{path}: {UNTRAINED_KEY} must be a list of class codes (some of {', '.join(CLASS_CODES)}), "
+                              f"got {recorded!r}; export the release again (`dermassist models --force`)")
+    return tuple(code for code in CLASS_CODES if code in recorded)
