@@ -15,7 +15,7 @@ from dermassist_client.dicom.node import DicomNode
 from dermassist_client.dicom.source import read_dicom
 from dermassist_client.fhir import ImagingContext, build_bundle, write_bundle
 from dermassist_client.private import write_private
-from tests.client.test_dicom_forwarding import SyntheticClient, spool
+from tests.client.dicom.test_forwarding import SyntheticClient, spool
 from tests.support import dicom_images as di
 from tests.support.dicom_checks import synthetic_result
 

@@ -31,7 +31,7 @@ from dermassist_client.dicom.config import NodeConfig, PacsConfig
 from dermassist_client.dicom.node import DicomNode
 from dermassist_client.dicom.source import read_dicom
 from dermassist_client.terminology import snomed_for
-from tests.client.test_dicom_io import sr_items
+from tests.client.dicom.test_io import sr_items
 from tests.conftest import HAM_IMAGES
 from tests.support import dicom_images as di
 from tests.support.dicom_checks import check_seg_and_sr, dciodvfy
@@ -224,7 +224,7 @@ def test_the_sender_is_answered_without_waiting_for_a_pacs_that_does_not_answer(
 def test_a_pacs_refusing_rle_gets_every_result_and_the_rle_image_decompressed(tmp_path, ham_jpeg):
     """The auditor's case: Orthanc with RLE refused; an RLE, a native RGB and a JPEG YBR_FULL_422 image all arrive
     with their SEG and SR (the RLE image decompressed, its SOP Instance UID kept), none left in the spool."""
-    from tests.client.test_dicom_forwarding import SyntheticClient, the_three_photographs
+    from tests.client.dicom.test_forwarding import SyntheticClient, the_three_photographs
 
     sources = the_three_photographs(ham_jpeg)
     with Orthanc(tmp_path / "orthanc", extra_config={"RleTransferSyntaxAccepted": False}) as orthanc:

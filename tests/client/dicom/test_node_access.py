@@ -8,7 +8,7 @@ from pynetdicom.sop_class import Verification
 from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.errors import DicomError
 from dermassist_client.dicom.node import DicomNode
-from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.client.dicom.test_forwarding import SyntheticClient
 
 
 def echo(address: tuple[str, int], calling: str) -> bool:

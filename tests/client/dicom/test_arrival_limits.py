@@ -31,7 +31,7 @@ from dermassist_client.dicom.command import add_listen_arguments, association_li
 from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.limits import DEFAULT_MAX_ASSOCIATIONS_PER_SENDER, ENVIRONMENT, AssociationLimits
 from dermassist_client.dicom.node import MAX_CONTROL_PDU_BYTES, DicomNode
-from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.client.dicom.test_forwarding import SyntheticClient
 from tests.support import dicom_images as di
 from tests.support.polling import wait_until
 

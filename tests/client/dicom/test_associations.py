@@ -14,7 +14,7 @@ from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.errors import DicomError
 from dermassist_client.dicom.limits import DEFAULT_IDLE_TIMEOUT_S, ENVIRONMENT, AssociationLimits
 from dermassist_client.dicom.node import DicomNode
-from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.client.dicom.test_forwarding import SyntheticClient
 from tests.support import dicom_images as di
 from tests.support.polling import wait_until
 
@@ -90,7 +90,7 @@ def test_a_data_set_too_large_is_refused_before_it_is_read(tmp_path, ham_jpeg, m
     monkeypatch.setattr(node_module, "MAX_DATASET_BYTES", 10_000)  # the real limit is ~318 MB
     ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-BIG").with_study(), compressed=False)
     # an arrival limit above the data set: it arrives whole and is refused by the check after receipt (the default
-    # arrival limit is MAX_DATASET_BYTES itself, which would abort it while it arrives: test_dicom_arrival_limits.py)
+    # arrival limit is MAX_DATASET_BYTES itself, which would abort it while it arrives: test_arrival_limits.py)
     limits = AssociationLimits(max_dataset_mib=64)
     with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0), limits) as node:
         assoc = associate(node.address, context=DermoscopicPhotographyImageStorage)

@@ -33,7 +33,7 @@ from dermassist_client.dicom.frames import (
 )
 from dermassist_client.dicom.node import DicomNode
 from dermassist_client.dicom.source import MAX_PIXELS, read_dicom
-from tests.client.test_dicom_forwarding import SyntheticClient
+from tests.client.dicom.test_forwarding import SyntheticClient
 from tests.support import dicom_images as di
 
 SIDE = 64  # what every header here declares
