@@ -17,3 +17,12 @@ def file_in_the_way(path: Path) -> Path | None:
         if parent.exists():
             return None if parent.is_dir() else parent
     return None
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or be made) a folder, as far as the file system's shape tells: it is a file, or one of
+    its parents is; None otherwise (permissions are found when it is made)."""
+    if path.exists():
+        return None if path.is_dir() else "is a file"
+    blocking = file_in_the_way(path)
+    return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"

@@ -4,19 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base.paths import PROJECT_ROOT, file_in_the_way
+from ..base.paths import PROJECT_ROOT, folder_problem
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings
 from .errors import BenchConfigError
-
-
-def folder_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be (or be made) a folder, as far as the file system's shape tells: it is a file, or one of
-    its parents is; None otherwise (permissions are found when it is made)."""
-    if path.exists():
-        return None if path.is_dir() else "is a file"
-    blocking = file_in_the_way(path)
-    return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from pathlib import Path
 from training.errors import TrainingConfigError
 from training.experiments import ExperimentSchedule, run_experiments
 
-from ..base.paths import SHARED_DATA
+from ..base.paths import SHARED_DATA, folder_problem
 from ..base.settings import Settings, setting_help, setting_names
-from ..bench.config import folder_problem
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from training.errors import ImportModelError
 
+from ..base.paths import folder_problem
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings, setting_help, setting_names
-from ..bench.config import folder_problem
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from typing import Any
 
 from training.release import RELEASE_DIR
 
-from ..base.paths import PROJECT_ROOT
+from ..base.paths import PROJECT_ROOT, folder_problem
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings, setting_help, setting_names
-from ..bench.config import folder_problem
 
 logger = logging.getLogger(__name__)
 

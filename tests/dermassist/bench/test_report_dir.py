@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 import dermassist.bench.runner as runner
-from dermassist.bench.config import BenchConfig, folder_problem
+from dermassist.base.paths import folder_problem
+from dermassist.bench.config import BenchConfig
 from dermassist.bench.errors import BenchConfigError
 from dermassist.bench.runner import prepare_report_dir, run_bench
 
