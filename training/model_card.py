@@ -25,8 +25,6 @@ ISIC2017_VALIDATION = "isic2017_validation"
 QUALITY_CHECK_IMAGES = 40
 # A class with fewer training images than this is named a rare class in the known limits.
 RARE_TRAINING_IMAGES = 30
-# The order the card names rare classes in (the shipped card's), classes not listed after them in the contract's order.
-RARE_ORDER = ("DF", "VASC", "AK")
 # Widths the card's derived paragraphs wrap at (those of the shipped card's prose).
 BULLET_WIDTH, ATTRIBUTION_WIDTH = 111, 110
 # The data root the shipped release was built from, and the line a site adds its data's terms on.
@@ -501,8 +499,8 @@ def scc_calls(release: dict) -> str:
 
 def rare_classes_lines(counts: dict[str, int], test_support: dict[str, int]) -> list[str]:
     """The known limit naming the classes with few training images and the test images their recall rests on."""
-    order = [*RARE_ORDER, *(c for c in CLASS_CODES if c not in RARE_ORDER)]
-    rare = [c for c in order if 0 < counts[c] < RARE_TRAINING_IMAGES]
+    # the rarest first (fewest training images), ties in the contract's order
+    rare = sorted((c for c in CLASS_CODES if 0 < counts[c] < RARE_TRAINING_IMAGES), key=lambda c: counts[c])
     if not rare:
         return []
     tests = [test_support.get(c, 0) for c in rare]

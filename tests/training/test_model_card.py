@@ -270,3 +270,14 @@ def test_an_auc_interval_of_no_width_is_said_not_to_be_certainty() -> None:
     assert "not that the figure is certain: isic2019_sample's 1.00 rests on 2 melanomas." in card
     release["evaluation"]["reports"]["isic2019_sample"]["classification"]["melanoma_auc_ci95"] = [0.8, 1.0]
     assert "An AUC interval of no width" not in " ".join(render_model_card(release).split())
+
+
+def test_rare_classes_are_named_rarest_first_by_a_rule_not_a_copied_order() -> None:
+    from training.model_card import RARE_TRAINING_IMAGES, rare_classes_lines
+
+    counts = {"AK": 22, "BCC": 45, "DF": 21, "MEL": 112, "NV": 556, "BKL": 106, "SCC": 0, "VASC": 17}
+    lines = rare_classes_lines(counts, {"AK": 5, "DF": 4, "VASC": 4})
+    assert " ".join(lines).startswith("- Rare classes (VASC, DF, AK) have 17-22 training images each")
+    tied = rare_classes_lines({**counts, "DF": 17, "BCC": RARE_TRAINING_IMAGES}, {})  # a tie keeps the contract's order
+    assert "(DF, VASC, AK)" in " ".join(tied) and "no test images" in " ".join(tied)
+    assert rare_classes_lines({**counts, "AK": 0, "DF": 30, "VASC": 30}, {}) == []  # SCC and AK untrained: not rare
