@@ -79,11 +79,10 @@ def torchscript_scorer(model_path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """Probabilities of the exported classifier for uint8 crops (N, 224, 224, 3), normalised as served."""
     from preprocess.crop import normalise
 
-    from .base.frameworks import import_torch
+    from .base.frameworks import import_torch, load_torchscript
 
     torch = import_torch()
-
-    model = torch.jit.load(str(model_path), map_location="cpu").eval()
+    model = load_torchscript(torch, model_path)
 
     def score(crops: np.ndarray) -> np.ndarray:
         out = []

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.contract import CLASSIFIER_MODEL, CLS_SIZE, NUM_CLASSES, TRIAGE_MODEL
+from preprocess.contract import CLASS_CODES, CLASSIFIER_MODEL, CLS_SIZE, NUM_CLASSES, TRIAGE_MODEL
 from preprocess.crop import normalise
 from preprocess.triage import TriageParams, refer_scores
 
 from .base.errors import DermAssistError
-from .base.frameworks import import_torch, is_torch_device, missing_gpu
+from .base.frameworks import import_torch, is_torch_device, load_torchscript, missing_gpu
 from .base.repository import SOURCE_REPOSITORY, classifier_artifact, step_settings
 from .base.settings import Settings
 from .remote import RemoteSettings
@@ -216,8 +216,6 @@ def time_batches(model, x: np.ndarray, device: str, batch_sizes: Sequence[int] =
 
 def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
     """The crops and answers of the DermAssist at ``config.url`` for the images under ``config.images``."""
-    from dermassist_client.classes import CLASSES
-
     from .evaluation.selection import image_files
     from .evaluation.service import analyse
 
@@ -235,7 +233,7 @@ def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
         raise GpuCheckError(f"the DermAssist at {config.url} answered none of the {len(paths)} images")
     if any(r.crop is None or r.cam is None or r.ood_score is None for r in results):
         raise GpuCheckError(f"the DermAssist at {config.url} sent no CROP, CAM or OOD_SCORE; it predates them")
-    probabilities = np.array([[r.probabilities[c.code] for c in CLASSES] for r in results], np.float32)
+    probabilities = np.array([[r.probabilities[code] for code in CLASS_CODES] for r in results], np.float32)
     return (np.stack([r.crop for r in results]),
             Outputs(probabilities, np.array([[r.ood_score] for r in results], np.float32),
                     np.stack([r.cam for r in results])))
@@ -250,7 +248,7 @@ def _cpu_classifier(config: GpuCheckConfig):
                             "release the GPU host serves)")
     threshold = (config.refer_threshold if config.refer_threshold is not None
                  else profile_threshold(Path(config.repository)))
-    return torch.jit.load(str(path), map_location="cpu").eval(), path, threshold
+    return load_torchscript(torch, path, "cpu", GpuCheckError), path, threshold
 
 
 def gpu_check(config: GpuCheckConfig) -> dict:
@@ -267,7 +265,7 @@ def gpu_check(config: GpuCheckConfig) -> dict:
     crops, served = load_crops(Path(config.crops))  # type: ignore[arg-type]  # __post_init__: crops or url
     x = normalise(crops)
     cpu = run_classifier(cpu_model, x, "cpu")
-    model = torch.jit.load(str(path), map_location=device).eval()
+    model = load_torchscript(torch, path, device, GpuCheckError)
     result: dict = {"device": device, "torch": torch.__version__, "crops": int(len(crops)),
                     "refer_threshold": threshold, "settings": {}}
     if device.startswith("cuda"):

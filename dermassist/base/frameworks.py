@@ -9,6 +9,9 @@
   is set before TensorFlow loads: :func:`quiet_tensorflow` for this process, :func:`framework_env` for
   a child's environment. An operator's own setting is kept unless a caller insists (the children of
   :mod:`training.child` report errors through their own protocol and silence TensorFlow's).
+- Loading an exported artifact (:func:`load_torchscript`, :func:`load_savedmodel`) turns the framework's own
+  error (a truncated ``model.pt``, a damaged SavedModel) into one that names the file, what was expected, what
+  came and the fix; the caller passes the framework module it imported, so this module still loads none.
 """
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from .errors import RepositoryError
 
 TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 TF_QUIET = "2"  # errors only
@@ -34,6 +41,50 @@ def import_torch() -> ModuleType:
     import torch
 
     return torch
+
+
+SAVEDMODEL_SIGNATURE = "serving_default"  # the endpoint Keras's ``model.export`` writes and the server calls
+EXPORT_AGAIN = "run `dermassist models` to export it again"
+
+
+def _what_came(path: Path) -> str:
+    """What lies at ``path``, in a few words: nothing, a folder, or a file of its size."""
+    if not path.exists():
+        return "nothing at that path"
+    if path.is_dir():
+        return f"a folder holding {', '.join(sorted(p.name for p in path.iterdir())[:6]) or 'nothing'}"
+    return f"a file of {path.stat().st_size} bytes"
+
+
+def load_torchscript(torch: ModuleType, path: str | Path, map_location: str = "cpu",
+                     error: type[Exception] = RepositoryError) -> Any:
+    """``torch.jit.load(path, map_location).eval()``; a file torch cannot load is ``error`` naming the file, what
+    came and the fix (export it again, or, on a GPU, check that torch sees the device)."""
+    path = Path(path)
+    try:
+        return torch.jit.load(str(path), map_location=map_location).eval()
+    except (RuntimeError, OSError, ValueError) as e:
+        fix = EXPORT_AGAIN if map_location == "cpu" else f"{EXPORT_AGAIN}, or check that torch sees {map_location}"
+        raise error(f"{path}: expected a TorchScript module (the classifier `dermassist models` exports) loadable onto "
+                    f"{map_location}, got {_what_came(path)} that torch {getattr(torch, '__version__', '?')} cannot "
+                    f"load ({type(e).__name__}: {e}); {fix}") from e
+
+
+def load_savedmodel(tf: ModuleType, path: str | Path, error: type[Exception] = RepositoryError) -> Any:
+    """``tf.saved_model.load(path)`` with its ``serving_default`` signature; a folder TensorFlow cannot load, or
+    one without that signature, is ``error`` naming the folder, what came and the fix (export it again)."""
+    path = Path(path)
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (RuntimeError, OSError, ValueError, tf.errors.OpError) as e:
+        raise error(f"{path}: expected a TensorFlow SavedModel (the segmenter `dermassist models` exports), got "
+                    f"{_what_came(path)} that TensorFlow {getattr(tf, '__version__', '?')} cannot load "
+                    f"({type(e).__name__}: {e}); {EXPORT_AGAIN}") from e
+    signatures = getattr(loaded, "signatures", {})
+    if SAVEDMODEL_SIGNATURE not in signatures:
+        raise error(f"{path}: expected a SavedModel with a {SAVEDMODEL_SIGNATURE!r} signature, got signatures "
+                    f"{sorted(signatures) or 'none'}; {EXPORT_AGAIN}")
+    return loaded
 
 
 TORCH_DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the torch devices a setting may name

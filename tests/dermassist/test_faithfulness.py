@@ -117,3 +117,16 @@ def test_deletion_test_erases_39_of_196_patches_of_a_served_crop() -> None:
     for erased in seen[1:]:
         blocks = (erased[0] != crops[0]).any(axis=2).reshape(14, 16, 14, 16).any(axis=(1, 3))
         assert blocks.sum() == 39
+
+
+def test_a_classifier_torch_cannot_load_is_a_repository_error_naming_the_file(tmp_path) -> None:
+    """Audit finding 8: the release report's faithfulness step passed torch's raw error on."""
+    import pytest
+
+    from dermassist.base.errors import RepositoryError
+    from dermassist.faithfulness import torchscript_scorer
+
+    path = tmp_path / "model.pt"
+    with pytest.raises(RepositoryError, match=rf"^{path}: expected a TorchScript module .*got nothing at that path .*"
+                                              r"run `dermassist models` to export it again$"):
+        torchscript_scorer(path)

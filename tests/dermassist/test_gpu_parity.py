@@ -256,3 +256,39 @@ def test_saved_answers_within_tolerance_that_cross_the_refer_threshold_are_a_cha
     assert figures["max_abs_probability"] == pytest.approx(0.004, abs=1e-6)
     assert figures["same_refer"] == pytest.approx(5 / 6)
     assert not figures["agrees"] and not result["agrees"]
+
+
+def test_a_classifier_torch_cannot_load_is_a_check_error_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+    """Audit finding 8: torch's raw RuntimeError reached the command line for a truncated model.pt."""
+    from dermassist.base.repository import classifier_artifact
+
+    crops = tmp_path / "c.npz"
+    crops.write_bytes(b"")
+    path = classifier_artifact(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(GpuCheckError, match=rf"^{path}: expected a TorchScript module .* loadable onto cpu, got a file "
+                                            r"of 17 bytes that torch .* cannot load \(RuntimeError: .*\); run "
+                                            r"`dermassist models` to export it again$") as caught:
+        gpu_check(GpuCheckConfig(crops=crops, repository=tmp_path, device="cpu", refer_threshold=0.5))
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_the_served_answers_are_read_in_the_contracts_class_order_not_the_clients_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit finding 19: server-side code read the class list from the thin client's copy."""
+    import sys
+    from types import SimpleNamespace
+
+    from dermassist.evaluation import service
+    from dermassist.gpu_parity import served_answers
+
+    (tmp_path / "a.jpg").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "dermassist_client.classes", None)  # importing it now fails
+    probabilities = {code: float(i) for i, code in enumerate(CLASS_CODES)}
+    result = SimpleNamespace(probabilities=probabilities, ood_score=0.5, crop=np.zeros((CLS_SIZE, CLS_SIZE, 3), np.uint8),
+                             cam=np.zeros((CLS_SIZE, CLS_SIZE), np.uint8))
+    monkeypatch.setattr(service, "analyse", lambda *args, **kwargs: SimpleNamespace(refused=[], results=[result]))
+    crops, outputs = served_answers(GpuCheckConfig(url="localhost:8001", images=tmp_path))
+    assert crops.shape == (1, CLS_SIZE, CLS_SIZE, 3)
+    assert outputs.probabilities.tolist() == [list(range(len(CLASS_CODES)))]
