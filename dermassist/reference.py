@@ -40,13 +40,13 @@ from preprocess.contract import (
 )
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import InvalidImageError, PreprocessError
-from preprocess.params import bool_parameter
+from preprocess.params import classifier_cpu_settings
 from preprocess.prepare import PreparedImage, prepare_images
 from preprocess.quality import QualityLimits, quality_batch
 from preprocess.triage import TriageParams, triage_batch
 
 from .base.errors import DermAssistError
-from .base.frameworks import import_torch
+from .base.frameworks import SAVEDMODEL_SIGNATURE, import_torch, load_savedmodel, load_torchscript
 from .base.repository import (
     SOURCE_REPOSITORY,
     classifier_artifact,
@@ -95,10 +95,11 @@ def _import_frameworks():
 
 
 def classifier_optimized_for_cpu(repository: Path) -> bool:
-    """The embedded classifier config's ``optimize_for_cpu`` switch, read as its adapter reads it (freeze and optimise
-    the TorchScript for the CPU when true)."""
+    """The embedded classifier config's ``optimize_for_cpu`` switch (freeze and optimise the TorchScript for the CPU
+    when true), read as its adapter reads its settings (``classifier_cpu_settings``): a config the adapter would refuse
+    is refused here too."""
     try:
-        return bool_parameter(model_parameters(repository, CLASSIFIER_MODEL), "optimize_for_cpu", False)
+        return classifier_cpu_settings(model_parameters(repository, CLASSIFIER_MODEL)).optimize_for_cpu
     except PreprocessError as e:
         raise ReferencePipelineError(f"{model_config_path(repository, CLASSIFIER_MODEL)}: {e}") from e
 
@@ -151,11 +152,11 @@ class ReferencePipeline:
                 logger.debug("TensorFlow threads already fixed; intra-op setting ignored")
         self._torch, self._tf = torch, tf
         started = time.perf_counter()
-        seg = tf.saved_model.load(str(segmenter_artifact(self.repository)))
-        self._seg_fn = seg.signatures["serving_default"]
+        seg = load_savedmodel(tf, segmenter_artifact(self.repository), ReferencePipelineError)
+        self._seg_fn = seg.signatures[SAVEDMODEL_SIGNATURE]
         self._seg_keep = seg  # the signature needs its object alive
         (self._seg_input,) = self._seg_fn.structured_input_signature[1].keys()
-        classifier = torch.jit.load(str(classifier_artifact(self.repository)), map_location="cpu").eval()
+        classifier = load_torchscript(torch, classifier_artifact(self.repository), "cpu", ReferencePipelineError)
         self._unfrozen_classifier = classifier  # keeps its submodules, for triage_extras_ms
         if optimize:
             classifier = torch.jit.optimize_for_inference(torch.jit.freeze(classifier))  # as the embedded step does

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from .errors import InvalidTensorError
+from .errors import InvalidTensorError, PreprocessError
 
 TUNED_FILENAME = "tuned.json"
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
@@ -70,6 +71,38 @@ def choice_parameter(parameters: Mapping[str, str], name: str, allowed: tuple[st
                              "fix the parameter in the model's config")
 
 
+OMP_WAIT_POLICIES = ("ACTIVE", "PASSIVE")  # what OpenMP's OMP_WAIT_POLICY accepts
+
+
+@dataclass(frozen=True)
+class ClassifierCpuSettings:
+    """How the classifier runs on the CPU, from its config's ``parameters`` (each named as its field): the embedded
+    adapter applies them and the reference pipeline reads them the same way, so both run the same graph."""
+
+    optimize_for_cpu: bool = False  # freeze and optimise the TorchScript for inference
+    omp_wait_policy: str = ""  # one of OMP_WAIT_POLICIES; "": OpenMP's own
+    intra_op_threads: int = 0  # 0: torch's own choice
+
+    def __post_init__(self) -> None:
+        if self.omp_wait_policy not in ("", *OMP_WAIT_POLICIES):
+            raise InvalidTensorError(f"omp_wait_policy must be one of {', '.join(OMP_WAIT_POLICIES)} or unset, got "
+                                     f"{self.omp_wait_policy!r}")
+        if self.intra_op_threads < 0:
+            raise InvalidTensorError(f"intra_op_threads must be a thread count >= 0, got {self.intra_op_threads}")
+
+
+def classifier_cpu_settings(parameters: Mapping[str, str]) -> ClassifierCpuSettings:
+    """The classifier's CPU settings from a config's ``parameters``; an unset one keeps its dataclass default, and a
+    bad one is refused by name (``bool_parameter``, ``choice_parameter``, ``thread_parameter``)."""
+    default = ClassifierCpuSettings()
+    return ClassifierCpuSettings(
+        optimize_for_cpu=bool_parameter(parameters, "optimize_for_cpu", default.optimize_for_cpu),
+        omp_wait_policy=choice_parameter(parameters, "omp_wait_policy", OMP_WAIT_POLICIES) or default.omp_wait_policy,
+        intra_op_threads=thread_parameter(parameters, "intra_op_threads") if parameters.get("intra_op_threads", "")
+        else default.intra_op_threads,
+    )
+
+
 def set_opencv_threads(model_config: Mapping[str, Any]) -> None:
     """Give OpenCV the thread count of the config's ``opencv_threads`` parameter, when it has one."""
     threads = thread_parameter(config_parameters(model_config), "opencv_threads")
@@ -106,27 +139,42 @@ def unknown_tuned_values(cls: type, tuned: Mapping[str, Any]) -> str:
             f"(expected some of {', '.join(known)})")
 
 
-def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[str, Any], where: str) -> T:
+CONFIG_SOURCE = "the model config's parameters"  # where a Triton ``parameters`` entry comes from, for messages
+
+
+def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[str, Any], where: str,
+                   tuned_source: str = TUNED_FILENAME, config_source: str = CONFIG_SOURCE) -> T:
     """Build ``cls`` field by field: Triton parameter, else tuned artifact, else the dataclass default.
 
     A tuned value that names no setting is refused: a misspelt key ("refer_treshold") would otherwise serve the
-    default in silence, and the default is not what the version was tuned to."""
+    default in silence, and the default is not what the version was tuned to. A value ``cls`` refuses (out of range)
+    is refused naming the step (``where``), the source of each value given (``config_source``, ``tuned_source``) and
+    the fix."""
     problem = unknown_tuned_values(cls, tuned)
     if problem:
         raise InvalidTensorError(f"{where}: {problem}; fix the name, or export the version again")
-    values = {}
+    values, sources = {}, {}
     for f in fields(cls):  # type: ignore[arg-type]
         if parameters.get(f.name, "") != "":
             values[f.name] = _cast(f.name, parameters[f.name], str(f.type), where)
+            sources[f.name] = config_source
         elif f.name in tuned:
             values[f.name] = _cast(f.name, tuned[f.name], str(f.type), where)
-    return cls(**values)
+            sources[f.name] = tuned_source
+    try:
+        return cls(**values)
+    except PreprocessError as e:
+        named = {n: src for n, src in sources.items() if re.search(rf"\b{n}\b", str(e))} or sources
+        given = "; ".join(f"{name} from {source}" for name, source in named.items()) or "every value its default"
+        raise InvalidTensorError(f"{where}: {e} ({given}); fix the value where it is set (a config parameter "
+                                 "overrides the tuned file), or export the version again (`dermassist models`)") from e
 
 
 def step_params(cls: type[T], args: Mapping[str, str], model_config: Mapping[str, Any]) -> T:
     """``resolve_params`` for a Python-backend ``initialize(args)``: its config and its version folder."""
     version_dir = os.path.join(args["model_repository"], args["model_version"])
-    return resolve_params(cls, config_parameters(model_config), read_tuned(version_dir), args.get("model_name", "model"))
+    return resolve_params(cls, config_parameters(model_config), read_tuned(version_dir), args.get("model_name", "model"),
+                          tuned_source=os.path.join(version_dir, TUNED_FILENAME))
 
 
 def tuned_artifact(values: Mapping[str, Any], figures: Mapping[str, Any], source: str, **extra: Any) -> str:

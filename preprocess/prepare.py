@@ -104,3 +104,19 @@ def stack_prepared(images: Sequence[PreparedImage]) -> PreparedBatch:
         scale=np.array([[im.scale] for im in images], dtype=np.float32),
         original_size=np.array([im.original_size for im in images], dtype=np.int32),
     )
+
+
+def unpad_work_images(work: np.ndarray, size: np.ndarray) -> list[np.ndarray]:
+    """Each row's work image out of a batch ``stack_prepared`` padded: ``work[i, :h, :w]`` for (h, w) = ``size[i]``
+    (views, no copy). Refuses row counts that differ, and a size that is empty or exceeds the padded images."""
+    work, size = np.asarray(work), np.asarray(size)
+    if work.ndim != 4 or size.ndim != 2 or size.shape[1] != 2:
+        raise InvalidTensorError(f"WORK_IMAGE must be (N, H, W, 3) and WORK_SIZE (N, 2), got {work.shape} and "
+                                 f"{size.shape}; send the tensors prepare outputs")
+    if len(work) != len(size):
+        raise InvalidTensorError(f"batch sizes differ: WORK_IMAGE {len(work)}, WORK_SIZE {len(size)}; send one "
+                                 "(height, width) per work image")
+    if np.any(size < 1) or np.any(size[:, 0] > work.shape[1]) or np.any(size[:, 1] > work.shape[2]):
+        raise InvalidTensorError(f"WORK_SIZE {size.tolist()} exceeds WORK_IMAGE {list(work.shape[1:3])} or is empty; "
+                                 "each row must be its work image's own (height, width), at least 1, as prepare sends")
+    return [work[i, :h, :w] for i, (h, w) in enumerate(size.tolist())]

@@ -88,12 +88,13 @@ def step_settings(repository: Path, model: str, cls: type[T], config_name: str =
     A value ``preprocess`` refuses (a misspelt key or a bad value in tuned.json, a bad config parameter) is a
     RepositoryError naming both files."""
     tuned = tuned_file(repository, model)
+    config = model_config_path(repository, model, config_name)
     try:
-        return resolve_params(cls, model_parameters(repository, model, config_name), read_tuned(str(tuned.parent)), model)
+        return resolve_params(cls, model_parameters(repository, model, config_name), read_tuned(str(tuned.parent)), model,
+                              tuned_source=str(tuned), config_source=f"the parameters of {config}")
     except PreprocessError as e:
-        raise RepositoryError(f"settings of {model} from {model_config_path(repository, model, config_name)} and "
-                              f"{tuned}: {e}; fix the file that holds it, or export the release again "
-                              "(`dermassist models`)") from e
+        raise RepositoryError(f"settings of {model} from {config} and {tuned}: {e}; fix the file that holds it, or "
+                              "export the release again (`dermassist models`)") from e
 
 
 def missing_artifacts(repository: Path) -> list[Path]:
@@ -116,22 +117,29 @@ def missing_tuned_values(repository: Path) -> list[Path]:
 
 def tuned_value_problems(repository: Path) -> list[str]:
     """What keeps a repository's steps from their tuned values: a file an exported release lacks
-    (``missing_tuned_values``), one that cannot be read, or one naming a value no setting of its step has."""
+    (``missing_tuned_values``), one that cannot be read, one naming a value no setting of its step has, or one whose
+    value its step refuses (out of range: Triton would fail to load the step)."""
     from preprocess.crop import CropParams
-    from preprocess.errors import PreprocessError
     from preprocess.params import unknown_tuned_values
     from preprocess.quality import QualityLimits
     from preprocess.triage import TriageParams
 
     problems = [f"it lacks {path}" for path in missing_tuned_values(repository)]
     for model, settings in ((PREPARE_MODEL, QualityLimits), (CROP_MODEL, CropParams), (TRIAGE_MODEL, TriageParams)):
+        path = tuned_file(repository, model)
         try:
-            unknown = unknown_tuned_values(settings, read_tuned(str(tuned_file(repository, model).parent)))
+            tuned = read_tuned(str(path.parent))
         except PreprocessError as e:
             problems.append(str(e))
             continue
+        unknown = unknown_tuned_values(settings, tuned)
         if unknown:
-            problems.append(f"{tuned_file(repository, model)}: {unknown}")
+            problems.append(f"{path}: {unknown}")
+            continue
+        try:  # the values alone, as the step resolves them where its config sets none of them
+            resolve_params(settings, {}, tuned, model, tuned_source=str(path))
+        except PreprocessError as e:
+            problems.append(str(e))
     return problems
 
 

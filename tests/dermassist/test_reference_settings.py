@@ -32,3 +32,33 @@ def test_a_misspelt_switch_is_refused_naming_the_config(tmp_path: Path) -> None:
     with pytest.raises(ReferencePipelineError, match=r"lesion_classifier/configs/embedded\.pbtxt: config parameter: "
                                                      r"optimize_for_cpu must be a bool, got 'ture'; use one of"):
         classifier_optimized_for_cpu(repository)
+
+
+def test_the_reference_reads_every_cpu_setting_as_the_adapter_does(tmp_path: Path) -> None:
+    """Audit finding 5: the reference read optimize_for_cpu alone, under its own name and default, so a config the
+    adapter refuses (Triton would not load it) still ran here."""
+    repository = stage_repository(tmp_path / "repository")
+    config = repository / CLASSIFIER_MODEL / "configs" / "embedded.pbtxt"
+    config.write_text(config.read_text() + 'parameters: { key: "omp_wait_policy" value: { string_value: "spin" } }\n')
+    with pytest.raises(ReferencePipelineError, match=r"embedded\.pbtxt: config parameter: omp_wait_policy must be one "
+                                                     r"of ACTIVE, PASSIVE"):
+        classifier_optimized_for_cpu(repository)
+
+
+def test_a_savedmodel_tensorflow_cannot_load_is_a_reference_error_naming_it(tmp_path: Path) -> None:
+    """Audit finding 8: the reference promised a ReferencePipelineError when it cannot load its artifacts, and let
+    TensorFlow's raw OSError out instead."""
+    from dermassist.base.repository import classifier_artifact, labels_file, segmenter_artifact
+    from dermassist.reference import ReferencePipeline
+
+    repository = stage_repository(tmp_path / "repository")
+    segmenter = segmenter_artifact(repository)
+    segmenter.mkdir(parents=True)
+    (segmenter / "saved_model.pb").write_bytes(b"not a protobuf")
+    classifier_artifact(repository).write_bytes(b"not a zip archive")
+    labels_file(repository).write_text("AK\n")
+    with pytest.raises(ReferencePipelineError, match=rf"^{segmenter}: expected a TensorFlow SavedModel .*got a folder "
+                                                     r"holding saved_model\.pb .*run `dermassist models` to export it "
+                                                     r"again$") as caught:
+        ReferencePipeline(repository)
+    assert isinstance(caught.value.__cause__, OSError)

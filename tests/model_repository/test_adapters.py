@@ -46,14 +46,33 @@ def test_lesion_crop_takes_each_work_image_out_of_its_padding_by_its_own_height_
     assert isinstance(refused, PreprocessError) and "exceeds WORK_IMAGE" in str(refused)
 
 
+def test_lesion_crop_unpads_with_preprocess_not_its_own_copy(lesion_crop_adapter) -> None:
+    """Audit finding 10: the check and the un-padding live once, in ``preprocess.prepare`` beside the padding."""
+    from preprocess import prepare
+
+    assert lesion_crop_adapter.unpad_work_images is prepare.unpad_work_images
+    request = {SEG_PROB.name: np.zeros((2, SEG_SIZE, SEG_SIZE, 1), np.float32),
+               WORK_IMAGE.name: np.zeros((2, 40, 60, 3), np.uint8), WORK_SIZE.name: np.array([[40, 60]], np.int32),
+               SCALE.name: np.ones((2, 1), np.float32), ORIGINAL_SIZE.name: np.array([[40, 60]] * 2, np.int32)}
+    refused = lesion_crop_adapter._rows(request)
+    assert isinstance(refused, PreprocessError) and "batch sizes differ: WORK_IMAGE 2, WORK_SIZE 1" in str(refused)
+
+
 def test_lesion_crop_refuses_an_original_size_that_is_not_one_positive_pair_per_row(lesion_crop_adapter) -> None:
+    from preprocess.batching import batch_execute
+
     request = {SEG_PROB.name: np.zeros((1, SEG_SIZE, SEG_SIZE, 1), np.float32),
                WORK_IMAGE.name: np.full((1, 40, 60, 3), 128, np.uint8), WORK_SIZE.name: np.array([[40, 60]], np.int32),
                SCALE.name: np.ones((1, 1), np.float32), ORIGINAL_SIZE.name: np.array([[40, 60]], np.int32)}
     assert lesion_crop_adapter._rows(request)["original_sizes"].tolist() == [[40, 60]]
     two_rows = {**request, ORIGINAL_SIZE.name: np.array([[40, 60], [40, 60]], np.int32)}
-    refused = lesion_crop_adapter._rows(two_rows)
-    assert isinstance(refused, PreprocessError) and "ORIGINAL_SIZE 2" in str(refused)
+
+    def compute(**rows: object) -> None:
+        raise AssertionError("a request whose inputs differ in rows reached the crop")
+
+    (refused,) = batch_execute([lesion_crop_adapter._rows(two_rows)], compute)
+    assert isinstance(refused, PreprocessError) and "batch sizes differ between inputs" in str(refused)
+    assert "'original_sizes': 2" in str(refused)
 
 
 def _adapter(monkeypatch: pytest.MonkeyPatch, model: str) -> ModuleType:
@@ -72,12 +91,21 @@ def _initialize_args(tmp_path, parameters: dict[str, str]) -> dict[str, str]:
 
 
 class _FakeTorch:
-    """What the classifier adapter calls of torch, recorded."""
+    """What the classifier adapter calls of torch, recorded (``load_error``: what its ``jit.load`` raises)."""
 
-    def __init__(self) -> None:
+    __version__ = "9.9"
+
+    def __init__(self, load_error: Exception | None = None) -> None:
         self.calls: list[tuple] = []
         module = SimpleNamespace(eval=lambda: "module")
-        self.jit = SimpleNamespace(load=lambda path, map_location: self.calls.append(("load", path)) or module,
+
+        def load(path: str, map_location: str) -> SimpleNamespace:
+            self.calls.append(("load", path))
+            if load_error is not None:
+                raise load_error
+            return module
+
+        self.jit = SimpleNamespace(load=load,
                                    freeze=lambda m: self.calls.append(("freeze", m)) or m,
                                    optimize_for_inference=lambda m: self.calls.append(("optimize", m)) or m)
 
@@ -116,8 +144,42 @@ def test_lesion_classifier_refuses_a_misspelt_switch_before_it_loads_anything(
     assert torch.calls == [] and "OMP_WAIT_POLICY" not in os.environ
 
 
-def _fake_tensorflow(monkeypatch: pytest.MonkeyPatch, loaded: list[str], gpus: list[str]) -> None:
-    """A stand-in ``tensorflow`` that records the SavedModel paths it loads and sees ``gpus``."""
+def test_lesion_classifier_reads_its_cpu_settings_as_the_reference_does(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit finding 5: the names and defaults of its switches are written once, in ``preprocess.params``."""
+    from preprocess import params
+
+    adapter = _adapter(monkeypatch, "lesion_classifier")
+    assert adapter.classifier_cpu_settings is params.classifier_cpu_settings
+    torch = _FakeTorch()
+    monkeypatch.setattr(adapter, "import_torch", lambda: torch)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))  # every switch at its one default
+    assert params.ClassifierCpuSettings() == params.ClassifierCpuSettings(False, "", 0)
+    assert torch.calls == [("load", str(tmp_path / "1" / "model.pt"))] and "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_lesion_classifier_names_a_file_torch_cannot_load_and_the_fix(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit finding 8: torch's raw RuntimeError was what Triton logged for a truncated model.pt."""
+    from dermassist.base.errors import RepositoryError
+
+    adapter = _adapter(monkeypatch, "lesion_classifier")
+    cause = RuntimeError("PytorchStreamReader failed reading zip archive")
+    monkeypatch.setattr(adapter, "import_torch", lambda: _FakeTorch(load_error=cause))
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "model.pt").write_bytes(b"PK")
+    with pytest.raises(RepositoryError) as caught:
+        adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))
+    assert str(caught.value) == (
+        f"{tmp_path / '1' / 'model.pt'}: expected a TorchScript module (the classifier `dermassist models` exports) "
+        "loadable onto cpu, got a file of 2 bytes that torch 9.9 cannot load (RuntimeError: PytorchStreamReader "
+        "failed reading zip archive); run `dermassist models` to export it again")
+    assert caught.value.__cause__ is cause
+
+
+def _fake_tensorflow(monkeypatch: pytest.MonkeyPatch, loaded: list[str], gpus: list[str],
+                     load_error: Exception | None = None) -> None:
+    """A stand-in ``tensorflow`` that records the SavedModel paths it loads (raising ``load_error`` when given) and
+    sees ``gpus``."""
     signature = SimpleNamespace(structured_input_signature=((), {"x": None}))
     config = SimpleNamespace(list_physical_devices=lambda kind: gpus,
                              set_visible_devices=lambda device, kind: None,
@@ -128,8 +190,15 @@ def _fake_tensorflow(monkeypatch: pytest.MonkeyPatch, loaded: list[str], gpus: l
     tf.__version__ = "2.99.0"
     tf.config = config
     tf.test = SimpleNamespace(is_built_with_cuda=lambda: False)
-    tf.saved_model = SimpleNamespace(load=lambda path: loaded.append(path) or
-                                     SimpleNamespace(signatures={"serving_default": signature}))
+    tf.errors = SimpleNamespace(OpError=type("OpError", (Exception,), {}))
+
+    def load(path: str) -> SimpleNamespace:
+        loaded.append(path)
+        if load_error is not None:
+            raise load_error
+        return SimpleNamespace(signatures={"serving_default": signature})
+
+    tf.saved_model = SimpleNamespace(load=load)
     monkeypatch.setitem(sys.modules, "tensorflow", tf)
 
 
@@ -157,3 +226,32 @@ def test_lesion_segmenter_on_a_gpu_instance_refuses_to_load_when_tensorflow_sees
     _fake_tensorflow(monkeypatch, loaded, gpus=["GPU:0"])
     adapter.TritonPythonModel().initialize(gpu_instance)  # with a GPU it loads
     assert len(loaded) == 1
+
+
+def test_lesion_segmenter_names_a_gpu_past_the_ones_tensorflow_sees(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit finding 8: device 1 of one visible GPU was a bare IndexError in the model's load failure."""
+    loaded: list[str] = []
+    _fake_tensorflow(monkeypatch, loaded, gpus=["GPU:0"])
+    adapter = _adapter(monkeypatch, "lesion_segmenter")
+    second = {**_initialize_args(tmp_path, {}), "model_instance_kind": "GPU", "model_instance_device_id": "1"}
+    with pytest.raises(PreprocessError, match=r"lesion_segmenter: its instance is KIND_GPU on device 1 but TensorFlow "
+                                              r"2\.99\.0 sees 1 GPU\(s\), numbered from 0; give the instance group a "
+                                              r"device TensorFlow sees .*CUDA_VISIBLE_DEVICES"):
+        adapter.TritonPythonModel().initialize(second)
+    assert loaded == []
+
+
+def test_lesion_segmenter_names_a_savedmodel_tensorflow_cannot_load_and_the_fix(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit finding 8: TensorFlow's raw OSError was what Triton logged for a damaged SavedModel."""
+    from dermassist.base.errors import RepositoryError
+
+    cause = OSError("Cannot parse file b'saved_model.pb'")
+    _fake_tensorflow(monkeypatch, [], gpus=[], load_error=cause)
+    adapter = _adapter(monkeypatch, "lesion_segmenter")
+    with pytest.raises(RepositoryError, match=r"model\.savedmodel: expected a TensorFlow SavedModel \(the segmenter "
+                                              r"`dermassist models` exports\), got nothing at that path that "
+                                              r"TensorFlow 2\.99\.0 cannot load \(OSError: Cannot parse file "
+                                              r"b'saved_model\.pb'\); run `dermassist models` to export it again") as caught:
+        adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))
+    assert caught.value.__cause__ is cause

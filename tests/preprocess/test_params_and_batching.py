@@ -1,6 +1,7 @@
 """The adapters' shared pieces: the typed settings reader and the batching helper."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,16 @@ import pytest
 from preprocess.batching import batch_execute, expect_rows, triton_responses
 from preprocess.crop import CropParams
 from preprocess.errors import InvalidTensorError, PreprocessError
-from preprocess.params import TUNED_FILENAME, config_parameters, read_tuned, resolve_params, step_params, tuned_artifact
+from preprocess.params import (
+    TUNED_FILENAME,
+    ClassifierCpuSettings,
+    classifier_cpu_settings,
+    config_parameters,
+    read_tuned,
+    resolve_params,
+    step_params,
+    tuned_artifact,
+)
 from preprocess.triage import TriageParams
 
 
@@ -222,3 +232,33 @@ def test_a_tuned_file_without_its_values_key_is_named_with_the_key_and_the_fix(t
     message = str(caught.value)
     assert message.startswith(f"{path} is not a tuned-values artifact") and "no 'values' key" in message
     assert message.endswith("fix the file, or export the version again")
+
+
+def test_an_out_of_range_value_names_the_step_where_it_came_from_and_the_fix(tmp_path: Path) -> None:
+    """Audit finding 9: "refer_threshold must lie in (0, 1), got 1.5" named no step, no file and no fix."""
+    with pytest.raises(InvalidTensorError) as caught:
+        resolve_params(TriageParams, {}, {"refer_threshold": 1.5, "ood_limit": 1.0}, "triage")
+    assert str(caught.value) == ("triage: refer_threshold must lie in (0, 1), got 1.5 (refer_threshold from tuned.json); "
+                                 "fix the value where it is set (a config parameter overrides the tuned file), or "
+                                 "export the version again (`dermassist models`)")
+    with pytest.raises(InvalidTensorError, match=r"^lesion_crop: crop margin must lie in \[0, 1\] .*, got 2\.0 \(margin "
+                                                 r"from the model config's parameters\); fix the value"):
+        resolve_params(CropParams, {"margin": "2"}, {"threshold": 0.5}, "lesion_crop")
+    args = _version(tmp_path, {"threshold": 1.0})
+    with pytest.raises(InvalidTensorError, match=rf"^m: crop threshold must lie in \(0, 1\), got 1\.0 \(threshold from "
+                                                 rf"{tmp_path / 'm' / '1' / TUNED_FILENAME}\)"):
+        step_params(CropParams, args, {})
+
+
+def test_the_classifiers_cpu_settings_are_read_by_their_field_names_with_one_default_each() -> None:
+    """Audit finding 5: the adapter and the reference pipeline each wrote the name and default of optimize_for_cpu."""
+    assert classifier_cpu_settings({}) == ClassifierCpuSettings() == ClassifierCpuSettings(False, "", 0)
+    assert classifier_cpu_settings({"optimize_for_cpu": "", "omp_wait_policy": "", "intra_op_threads": ""}) == \
+        ClassifierCpuSettings()
+    given = {"optimize_for_cpu": "Yes", "omp_wait_policy": "passive", "intra_op_threads": "3"}
+    assert classifier_cpu_settings(given) == ClassifierCpuSettings(True, "PASSIVE", 3)
+    assert set(given) == {f.name for f in dataclasses.fields(ClassifierCpuSettings)}
+    with pytest.raises(InvalidTensorError, match="intra_op_threads must be a thread count >= 0"):
+        classifier_cpu_settings({"intra_op_threads": "-1"})
+    with pytest.raises(InvalidTensorError, match="omp_wait_policy must be one of ACTIVE, PASSIVE"):
+        ClassifierCpuSettings(omp_wait_policy="spin")

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from preprocess.contract import SEG_SIZE, WORK_MAX_SIDE
 from preprocess.errors import InvalidImageError, InvalidTensorError
-from preprocess.prepare import prepare_image, prepare_images, stack_prepared, work_geometry
+from preprocess.prepare import (
+    PreparedImage,
+    prepare_image,
+    prepare_images,
+    stack_prepared,
+    unpad_work_images,
+    work_geometry,
+)
 from tests.support.images import encode, synthetic_lesion
 
 
@@ -65,3 +72,29 @@ def test_stack_pads_mixed_sizes_and_records_valid_sizes() -> None:
 def test_stack_of_nothing_is_an_error() -> None:
     with pytest.raises(InvalidTensorError):
         stack_prepared([])
+
+
+def _prepared(work: np.ndarray) -> PreparedImage:
+    return PreparedImage(np.zeros((SEG_SIZE, SEG_SIZE, 3), np.float32), work, 1.0, work.shape[:2])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=1, max_size=5), st.integers(0, 2**32 - 1))
+def test_unpad_work_images_gives_back_every_image_stack_prepared_padded(sizes: list[tuple[int, int]], seed: int) -> None:
+    """The lesion_crop step's un-padding is the inverse of prepare's padding, whatever the mix of sizes."""
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in sizes]
+    batch = stack_prepared([_prepared(im) for im in images])
+    back = unpad_work_images(batch.work_image, batch.work_size)
+    assert len(back) == len(images) and all(np.array_equal(a, b) for a, b in zip(back, images))
+
+
+@pytest.mark.parametrize(("work_shape", "size", "said"), [
+    ((2, 30, 40, 3), [[30, 40]], r"batch sizes differ: WORK_IMAGE 2, WORK_SIZE 1; send one \(height, width\)"),
+    ((1, 30, 40, 3), [[30, 41]], r"WORK_SIZE \[\[30, 41\]\] exceeds WORK_IMAGE \[30, 40\] or is empty; each row"),
+    ((1, 30, 40, 3), [[0, 40]], r"WORK_SIZE \[\[0, 40\]\] exceeds WORK_IMAGE \[30, 40\] or is empty"),
+    ((30, 40, 3), [[30, 40]], r"WORK_IMAGE must be \(N, H, W, 3\) and WORK_SIZE \(N, 2\), got \(30, 40, 3\)"),
+])
+def test_unpad_work_images_refuses_sizes_that_do_not_fit_the_padded_batch(work_shape, size, said) -> None:
+    with pytest.raises(InvalidTensorError, match=said):
+        unpad_work_images(np.zeros(work_shape, np.uint8), np.array(size, np.int32))

@@ -4,33 +4,29 @@ import os
 
 import triton_python_backend_utils as pb_utils
 
-from dermassist.base.frameworks import import_torch
+from dermassist.base.frameworks import import_torch, load_torchscript
 from dermassist.base.repository import TORCHSCRIPT_FILENAME
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import CAM, CLASSIFIER_MODEL, CLS_INPUT, OOD_SCORE, PROBABILITIES
-from preprocess.params import bool_parameter, choice_parameter, config_parameters, thread_parameter
-
-OMP_WAIT_POLICIES = ("ACTIVE", "PASSIVE")  # what OpenMP's OMP_WAIT_POLICY accepts
+from preprocess.params import classifier_cpu_settings, config_parameters
 
 
 class TritonPythonModel:
     """Load the TorchScript module once; classify every request of a batch in one call."""
 
     def initialize(self, args):
-        """Load the TorchScript classifier once (threads and OpenMP waits from the config's parameters)."""
-        params = config_parameters(json.loads(args["model_config"]))
-        policy = choice_parameter(params, "omp_wait_policy", OMP_WAIT_POLICIES)
-        optimize = bool_parameter(params, "optimize_for_cpu", False)
-        threads = thread_parameter(params, "intra_op_threads")
-        if policy:  # read by OpenMP when torch loads it: instances sharing cores wait without spinning
-            os.environ["OMP_WAIT_POLICY"] = policy
+        """Load the TorchScript classifier once (threads and OpenMP waits from the config's parameters); a file torch
+        cannot load fails the model's load with a RepositoryError naming it and the fix."""
+        settings = classifier_cpu_settings(config_parameters(json.loads(args["model_config"])))
+        if settings.omp_wait_policy:  # read by OpenMP when torch loads it: instances sharing cores wait without spinning
+            os.environ["OMP_WAIT_POLICY"] = settings.omp_wait_policy
         torch = import_torch()
 
-        if threads > 0:
-            torch.set_num_threads(threads)
+        if settings.intra_op_threads > 0:
+            torch.set_num_threads(settings.intra_op_threads)
         path = os.path.join(args["model_repository"], args["model_version"], TORCHSCRIPT_FILENAME)
-        model = torch.jit.load(path, map_location="cpu").eval()
-        if optimize:
+        model = load_torchscript(torch, path, map_location="cpu")
+        if settings.optimize_for_cpu:
             model = torch.jit.optimize_for_inference(torch.jit.freeze(model))
         self.model = model
         self.torch = torch

@@ -2,7 +2,6 @@
 BBOX, LESION_FRACTION, CROP, OTHER_LESION_FRACTION."""
 import json
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from preprocess.batching import batch_execute, input_rows, triton_responses
@@ -24,24 +23,23 @@ from preprocess.contract import (
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import PreprocessError
 from preprocess.params import set_opencv_threads, step_params
+from preprocess.prepare import unpad_work_images
 
 INPUTS = {"prob": SEG_PROB, "work": WORK_IMAGE, "size": WORK_SIZE, "scale": SCALE, "original": ORIGINAL_SIZE}
 
 
 def _rows(request):
-    """Validated per-row inputs of one request: probability maps, work-image views, scales, original sizes."""
+    """Per-row inputs of one request: probability maps, each work image out of its padding, scales, original sizes;
+    or the PreprocessError that says which input is malformed (row counts across inputs: ``batch_execute``)."""
     rows = input_rows(request, pb_utils, INPUTS)
     if isinstance(rows, PreprocessError):
         return rows
-    prob, work, size, scale = rows["prob"], rows["work"], rows["size"], rows["scale"].reshape(-1)
-    original = rows["original"]
-    if not (len(prob) == len(work) == len(size) == len(scale) == len(original)):
-        return PreprocessError(f"batch sizes differ: SEG_PROB {len(prob)}, WORK_IMAGE {len(work)}, "
-                               f"WORK_SIZE {len(size)}, SCALE {len(scale)}, ORIGINAL_SIZE {len(original)}")
-    if np.any(size < 1) or np.any(size[:, 0] > work.shape[1]) or np.any(size[:, 1] > work.shape[2]):
-        return PreprocessError(f"WORK_SIZE {size.tolist()} exceeds WORK_IMAGE {list(work.shape[1:3])} or is empty")
-    return {"prob": prob.reshape(-1, SEG_SIZE, SEG_SIZE), "work": [work[i, :h, :w] for i, (h, w) in enumerate(size)],
-            "scale": scale, "original_sizes": original}
+    try:
+        work = unpad_work_images(rows["work"], rows["size"])
+    except PreprocessError as e:
+        return e
+    return {"prob": rows["prob"].reshape(-1, SEG_SIZE, SEG_SIZE), "work": work, "scale": rows["scale"].reshape(-1),
+            "original_sizes": rows["original"]}
 
 
 class TritonPythonModel:

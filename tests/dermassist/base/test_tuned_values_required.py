@@ -65,6 +65,31 @@ def test_a_misspelt_tuned_value_is_a_problem_in_any_repository(tmp_path: Path) -
                               "setting of CropParams")
 
 
+def test_an_out_of_range_tuned_value_is_a_problem_naming_the_step_the_file_and_the_fix(tmp_path: Path) -> None:
+    """Audit finding 9: a bad value was found only when Triton failed to load the step."""
+    repository = _release_repository(tmp_path)
+    path = tuned_file(repository, TRIAGE_MODEL)
+    path.write_text(tuned_artifact({"refer_threshold": 1.5}, {}, "test"))
+    (problem,) = tuned_value_problems(repository)
+    assert problem == (f"triage: refer_threshold must lie in (0, 1), got 1.5 (refer_threshold from {path}); fix the "
+                       "value where it is set (a config parameter overrides the tuned file), or export the version "
+                       "again (`dermassist models`)")
+
+
+def test_serve_refuses_an_out_of_range_tuned_value_before_starting_anything(tmp_path: Path, caplog,
+                                                                           no_launch: None) -> None:
+    repository = _release_repository(tmp_path)
+    tuned_file(repository, CROP_MODEL).write_text(tuned_artifact({"margin": 2.0}, {}, "test"))
+    http, grpc, metrics = free_ports(3)
+    with caplog.at_level(logging.ERROR, logger="dermassist"):
+        code = main(["serve", "--repository", str(repository), "--http-port", str(http), "--grpc-port", str(grpc),
+                     "--metrics-port", str(metrics), "--audit-log", str(tmp_path / "audit.jsonl")])
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert code == 2
+    assert f"lesion_crop: crop margin must lie in [0, 1] (fraction per side), got 2.0 (margin from " \
+           f"{tuned_file(repository, CROP_MODEL)})" in message
+
+
 def test_serve_refuses_a_release_without_its_triage_values_before_starting_anything(tmp_path: Path, caplog,
                                                                                    no_launch: None) -> None:
     repository = _release_repository(tmp_path)
