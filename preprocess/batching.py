@@ -97,10 +97,15 @@ def input_rows(request: Any, pb_utils: Any, inputs: Mapping[str, TensorSpec]) ->
     """One request's inputs keyed as the batch function names them, each checked against its spec
     (``expect_rows``), or the PreprocessError that says which one is malformed."""
     try:
-        return {key: expect_rows(pb_utils.get_input_tensor_by_name(request, spec.name).as_numpy(), spec.name, spec.dims)
+        rows = {key: expect_rows(pb_utils.get_input_tensor_by_name(request, spec.name).as_numpy(), spec.name, spec.dims)
                 for key, spec in inputs.items()}
     except PreprocessError as e:
         return e
+    counts = {spec.name: len(rows[key]) for key, spec in inputs.items()}
+    if len(set(counts.values())) > 1:
+        return PreprocessError(f"every input must hold one row per image, got {counts}: send the same number of rows "
+                               "in each")
+    return rows
 
 
 def expect_rows(array: np.ndarray, name: str, dims: Sequence[int]) -> np.ndarray:

@@ -252,11 +252,13 @@ def prune_kept_logs(folder: Path, keep: int = KEPT_LOGS) -> list[Path]:
 
 def check_tuned_values(repository: Path) -> None:
     """ConfigError when the steps of ``repository`` would not run on their tuned values (``tuned_value_problems``):
-    Triton would load them all the same and serve the contract's defaults, REFER's threshold among them."""
+    a missing or unreadable file would have Triton serve the contract's defaults, REFER's threshold among them, and a
+    value its step refuses would have Triton fail to load that step."""
     problems = tuned_value_problems(repository)
     if problems:
         raise ConfigError(f"model repository {repository} cannot give its steps their tuned values: {'; '.join(problems)}; "
-                          "they would run on defaults the release was not tuned to (REFER's threshold among them): run "
+                          "its steps would run on defaults the release was not tuned to (REFER's threshold among them) "
+                          "or, for a value out of range, not load: run "
                           f"`dermassist models --repository {repository}` to export the release again (--force where "
                           "it serves imported models), or mend the file")
 

@@ -54,8 +54,8 @@ def test_lesion_crop_unpads_with_preprocess_not_its_own_copy(lesion_crop_adapter
     request = {SEG_PROB.name: np.zeros((2, SEG_SIZE, SEG_SIZE, 1), np.float32),
                WORK_IMAGE.name: np.zeros((2, 40, 60, 3), np.uint8), WORK_SIZE.name: np.array([[40, 60]], np.int32),
                SCALE.name: np.ones((2, 1), np.float32), ORIGINAL_SIZE.name: np.array([[40, 60]] * 2, np.int32)}
-    refused = lesion_crop_adapter._rows(request)
-    assert isinstance(refused, PreprocessError) and "batch sizes differ: WORK_IMAGE 2, WORK_SIZE 1" in str(refused)
+    refused = lesion_crop_adapter._rows(request)  # rows that differ are refused by input_rows, naming the tensors
+    assert isinstance(refused, PreprocessError) and "'WORK_IMAGE': 2, 'WORK_SIZE': 1" in str(refused)
 
 
 def test_lesion_crop_refuses_an_original_size_that_is_not_one_positive_pair_per_row(lesion_crop_adapter) -> None:
@@ -71,8 +71,8 @@ def test_lesion_crop_refuses_an_original_size_that_is_not_one_positive_pair_per_
         raise AssertionError("a request whose inputs differ in rows reached the crop")
 
     (refused,) = batch_execute([lesion_crop_adapter._rows(two_rows)], compute)
-    assert isinstance(refused, PreprocessError) and "batch sizes differ between inputs" in str(refused)
-    assert "'original_sizes': 2" in str(refused)
+    assert isinstance(refused, PreprocessError) and "every input must hold one row per image" in str(refused)
+    assert "'ORIGINAL_SIZE': 2" in str(refused)  # the tensor's name, not the batch function's argument
 
 
 def _adapter(monkeypatch: pytest.MonkeyPatch, model: str) -> ModuleType:

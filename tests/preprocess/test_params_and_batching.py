@@ -142,6 +142,11 @@ def test_input_rows_reads_each_named_input_and_names_a_malformed_one() -> None:
     assert isinstance(rows, dict) and rows["p"].shape == (2, 8) and rows["ood"].shape == (2, 1)
     bad = input_rows({**tensors, OOD_SCORE.name: np.zeros((2, 3), np.float32)}, pb_utils, {"p": PROBABILITIES, "ood": OOD_SCORE})
     assert isinstance(bad, PreprocessError) and "OOD_SCORE must be (N, 1), got (2, 3)" in str(bad)
+    uneven = input_rows({**tensors, OOD_SCORE.name: np.zeros((3, 1), np.float32)}, pb_utils,
+                        {"p": PROBABILITIES, "ood": OOD_SCORE})
+    assert isinstance(uneven, PreprocessError) and str(uneven) == (  # named by tensor, not by the function's arguments
+        "every input must hold one row per image, got {'PROBABILITIES': 2, 'OOD_SCORE': 3}: send the same number of "
+        "rows in each")
 
 
 def test_opencv_threads_come_from_the_config_parameter() -> None:
