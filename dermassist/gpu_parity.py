@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,7 +181,7 @@ def agrees(figures: dict) -> bool:
             and figures["cam_share_over_tolerance"] <= CAM_SHARE_ALLOWED)
 
 
-def run_classifier(model, x: np.ndarray, device: str, batch: int = 32) -> Outputs:
+def run_classifier(model: Callable[[Any], Sequence[Any]], x: np.ndarray, device: str, batch: int = 32) -> Outputs:
     """The scripted classifier's outputs for normalised crops ``x`` (N, 3, 224, 224), run on ``device``."""
     torch = import_torch()
     parts: list[tuple[np.ndarray, ...]] = []
@@ -191,7 +192,7 @@ def run_classifier(model, x: np.ndarray, device: str, batch: int = 32) -> Output
     return Outputs(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
 
 
-def time_batches(model, x: np.ndarray, device: str, batch_sizes: Sequence[int] = BATCH_SIZES,
+def time_batches(model: Callable[[Any], Any], x: np.ndarray, device: str, batch_sizes: Sequence[int] = BATCH_SIZES,
                  repeats: int = 20, warmup: int = 3) -> list[dict]:
     """Median milliseconds per call and images per second of the classifier at each batch size on ``device``."""
     torch = import_torch()
@@ -239,7 +240,7 @@ def served_answers(config: GpuCheckConfig) -> tuple[np.ndarray, Outputs]:
                     np.stack([r.cam for r in results])))
 
 
-def _cpu_classifier(config: GpuCheckConfig):
+def _cpu_classifier(config: GpuCheckConfig) -> tuple[Any, Path, float]:
     """The exported classifier of ``config.repository`` loaded on the CPU, its path, and the REFER threshold."""
     torch = import_torch()
     path = classifier_artifact(Path(config.repository))

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,7 @@ class ReferencePipeline:
         whole, bare = self._unfrozen_classifier, self.classifier_without_extras()
         timings: dict[str, list[float]] = {"quality": [], "classifier_full": [], "classifier_bare": []}
 
-        def timed(name: str, call, args) -> None:
+        def timed(name: str, call: Callable[[Any], object], args: Sequence[Any]) -> None:
             for arg in args:
                 t0 = time.perf_counter()
                 call(arg)
