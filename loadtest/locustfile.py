@@ -23,7 +23,8 @@ import time
 import grpc
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, events, task
-from tritonclient.grpc import service_pb2_grpc
+from locust.env import Environment
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.base.corpus import CorpusSpec, bad_inputs, describe_corpus, load_corpus
 from dermassist.base.settings import setting_names
@@ -71,7 +72,7 @@ run_end.install(events, ANSWERS)
 
 
 @events.test_start.add_listener
-def _announce(environment, **_kwargs) -> None:
+def _announce(environment: Environment, **_kwargs: object) -> None:
     logger.info("dermassist load test: %s, mix %s, deadline %.0f s",
                 describe_corpus([len(b) for b in IMAGES], CONFIG.corpus_sizes()), CONFIG.mix_text(), CONFIG.deadline_s)
 
@@ -117,7 +118,7 @@ class DermAssistGrpcUser(User):
             response_length=length, exception=exception, context={},
         )
 
-    def _infer(self, name: str, request):
+    def _infer(self, name: str, request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:
         """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under
         ``name``)."""
         deadline = time.monotonic() + CONFIG.deadline_s

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
 from dermassist.base.errors import DermAssistError, ImageCorpusError
@@ -41,6 +41,9 @@ from .faults import SIGNALS
 from .preflight import check_target
 from .report import LoadtestSummary, retries_text
 from .runner import run_locust
+
+if TYPE_CHECKING:
+    from dermassist.guard.guard import BackgroundGuard
 
 logger = logging.getLogger("loadtest.run")
 
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _embedded_guard(stack: ExitStack, run: RunConfig):
+def _embedded_guard(stack: ExitStack, run: RunConfig) -> BackgroundGuard:
     """The embedded server behind the guard, as ``dermassist serve`` runs it (audit trail in the report folder)."""
     from dermassist.base.repository import require_artifacts
     from dermassist.base.server import free_ports
@@ -154,7 +157,7 @@ def counts_during(before: dict[str, Any], after: dict[str, Any], resets: Sequenc
     return out
 
 
-def _admin_headers(run: RunConfig, guard) -> dict[str, str] | None:
+def _admin_headers(run: RunConfig, guard: BackgroundGuard | None) -> dict[str, str] | None:
     from dermassist.base.server_config import GRPC_ADMIN_HEADER, read_secret_file
 
     if guard is not None:  # the key the public port takes (the front swaps it for tritonserver's own)

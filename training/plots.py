@@ -4,10 +4,14 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .metrics import Flags, Scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _pyplot():
@@ -19,7 +23,7 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
+def _save(plt: Any, fig: Figure, path: Path) -> Path:
     """Lay out, write as PNG (creating the folder) and close a figure."""
     fig.tight_layout()
     path = Path(path)

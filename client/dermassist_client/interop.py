@@ -11,12 +11,15 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ClientConfigError
 from .images import is_dicom
 from .private import private_folder, remove_output
 from .result import LesionResult
+
+if TYPE_CHECKING:
+    from .client import DermAssistClient
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def check_output_folder(flag: str, target: Path, folder: Path) -> None:
 class InteropRun:
     """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
 
-    def __init__(self, client, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
+    def __init__(self, client: DermAssistClient, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
                  patient_system: str | None = None, patient_id: str | None = None) -> None:
         """``patient_id``: the patient of the plain pictures (JPEG, PNG, ...), which carry none; a DICOM file's
         own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers."""

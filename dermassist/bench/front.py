@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,10 @@ from preprocess.contract import ENSEMBLE_NAME
 from ..guard.front import AUDITED_OUTPUTS
 from .errors import BenchError, NoMeasurementsError
 from .served import CALL_TIMEOUT_S, OUTPUTS, _request
+
+if TYPE_CHECKING:
+    from ..base.server import TritonServer
+    from ..guard.guard import BackgroundGuard
 
 # Both paths ask for what every audit line records, as the client SDK does: a request without them would have the
 # front add them (and the ensemble run triage) on one path only, and the difference would not be the front's cost.
@@ -195,7 +200,7 @@ def measure_in(clients: Executor, direct: str, front: str, images: Sequence[byte
     return row
 
 
-def _guard_before(server, **settings: object):
+def _guard_before(server: TritonServer, **settings: object) -> BackgroundGuard:
     """A BackgroundGuard with these GuardConfig ``settings`` before the running embedded ``server`` (which it does
     not own), on free ports; a ConfigError for a setting the guard refuses."""
     from ..base.server import free_ports
@@ -208,7 +213,7 @@ def _guard_before(server, **settings: object):
     return BackgroundGuard(public, GuardConfig(**settings), server=server)  # type: ignore[arg-type]
 
 
-def measure_tls(server, images: Sequence[bytes], requests: int, audit_log: str,
+def measure_tls(server: TritonServer, images: Sequence[bytes], requests: int, audit_log: str,
                 clients: Executor) -> tuple[FrontCost | None, str]:
     """The TLS row (concurrency 1) behind a guard whose certificate is made now, and the note that says how; (None,
     why) when no certificate could be made or the TLS front could not be measured (the plaintext rows still stand)."""
@@ -228,7 +233,7 @@ def measure_tls(server, images: Sequence[bytes], requests: int, audit_log: str,
                  f"({TLS_KEY_TEXT}, cryptography), the client trusting that CA; direct calls stay plaintext")
 
 
-def measure_behind_guard(server, images: Sequence[bytes], concurrencies: Sequence[int], requests: int,
+def measure_behind_guard(server: TritonServer, images: Sequence[bytes], concurrencies: Sequence[int], requests: int,
                          report_dir: Path) -> FrontCosts:
     """Put a guard before a running embedded server and measure what it adds at each level, then over TLS at c=1.
 

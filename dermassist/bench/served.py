@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ class ServedLevel:
     cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _request(grpcclient, blob: bytes, outputs: Sequence[str] = OUTPUTS):
+def _request(grpcclient: Any, blob: bytes, outputs: Sequence[str] = OUTPUTS) -> tuple[list[Any], list[Any]]:
     tensor = grpcclient.InferInput(IMAGE.name, [1, 1], IMAGE_WIRE_DATATYPE)
     tensor.set_data_from_numpy(np.array([[blob]], dtype=object))
     return [tensor], [grpcclient.InferRequestedOutput(n) for n in outputs]

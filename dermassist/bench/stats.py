@@ -52,7 +52,7 @@ def parse_statistics(payload: dict[str, Any]) -> dict[str, ModelStats]:
     return out
 
 
-def snapshot(client, headers: dict[str, str] | None = None) -> dict[str, ModelStats]:
+def snapshot(client: Any, headers: dict[str, str] | None = None) -> dict[str, ModelStats]:
     """Current statistics of every model from a tritonclient.grpc client (``headers``: the admin key)."""
     return parse_statistics(client.get_inference_statistics(model_name="", headers=headers, as_json=True))
 

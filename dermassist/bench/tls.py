@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 HOSTS = ("127.0.0.1", "localhost")  # what the guard binds and the client dials (the certificate must name it)
 LIFETIME = timedelta(hours=2)  # long enough for one bench; the guard refuses a certificate outside its dates
@@ -26,7 +30,7 @@ class TlsFiles:
     key: Path
 
 
-def _name(common_name: str):
+def _name(common_name: str) -> x509.Name:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -34,7 +38,7 @@ def _name(common_name: str):
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _alternative_names(hosts: Sequence[str]):
+def _alternative_names(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
     """subjectAltName entries: an IPAddress for an address, a DNSName otherwise (gRPC checks the one it dials)."""
     from cryptography import x509
 

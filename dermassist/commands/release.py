@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from training.pipeline import Recipe
+
     from ..evaluation import EvaluationConfig
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def chosen_recipe(args: argparse.Namespace):
+def chosen_recipe(args: argparse.Namespace) -> Recipe | None:
     """The recipe a run uses: ``--recipe``'s; for ``--retune`` and ``--evaluate-only`` without it, the one the release
     in ``--out`` recorded (not the built-in one: a synthetic release names synthetic folders); else None (built-in)."""
     from training.pipeline import BuildConfig, Recipe

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from preprocess.contract import MELANOMA
 
 from .config import EvaluationError
+
+if TYPE_CHECKING:
+    from dermassist_client.result import LesionResult
+    from training.records import Sample
 
 
 def truth_mask(path: Path, image: Path) -> np.ndarray:
@@ -98,7 +103,7 @@ def ood_figures(inside: np.ndarray, outside: np.ndarray, outside_paths: Sequence
             "not_assessable_by_kind": {k: float(np.mean(v)) for k, v in sorted(kinds.items())}}
 
 
-def _review_entry(sample, result) -> dict:
+def _review_entry(sample: Sample, result: LesionResult) -> dict:
     return {"image": sample.image_id, "truth": sample.code, "predicted": result.top_class.code,
             "probability": float(max(result.probabilities.values())), "refer_score": result.refer_score,
             "ood_score": result.ood_score, "note": result.note}

@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from preprocess.contract import MELANOMA
 from .config import Answers, EvaluationError
 from .markdown import render_markdown
 from .selection import relative_path
+
+if TYPE_CHECKING:
+    from dermassist_client.result import LesionResult
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path
     all the evaluated images (answered or not), paths relative to the ``data`` and ``ood`` folders."""
     from preprocess.contract import CLASS_CODES
 
-    def row(group: str, image: str, path: Path | str, truth: str | None, result=None, refusal: str = "") -> dict:
+    def row(group: str, image: str, path: Path | str, truth: str | None, result: LesionResult | None = None,
+            refusal: str = "") -> dict:
         folder = data if group == "evaluated" else ood
         values: dict = {"set": group, "image": image, "path": relative_path(path, folder), "truth": truth or "",
                         "status": f"refused: {refusal}" if refusal else "answered"}

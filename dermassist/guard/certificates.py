@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 #: A certificate that ends sooner than this is warned about at start.
 EXPIRY_WARNING = timedelta(days=30)
@@ -31,7 +35,7 @@ def _when(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def _date_problem(certificate, now: datetime) -> str | None:
+def _date_problem(certificate: x509.Certificate, now: datetime) -> str | None:
     """Why one certificate is not valid at ``now``: expired, or not valid before a moment more than CLOCK_SKEW ahead."""
     if now > certificate.not_valid_after_utc:
         return f"expired on {_when(certificate.not_valid_after_utc)}"

@@ -36,6 +36,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,7 +230,7 @@ class Guard:
         return tuple(self.triton_config.grpc_admin_headers.items())
 
     # ---- life cycle -------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, on_started=None) -> None:
+    async def run(self, stop: asyncio.Event, on_started: Callable[[], None] | None = None) -> None:
         """Start everything, serve until ``stop`` is set, then stop everything."""
         loop = asyncio.get_running_loop()
         self.readiness = Readiness(self.config.max_unready_s)

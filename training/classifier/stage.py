@@ -7,6 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dermassist.base.settings import Settings, setting_help, setting_names
 from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
@@ -22,6 +23,9 @@ from .checkpoint import check_resumable, checkpoint_path
 from .run import ClassifierData, prepare_data, run_classifier, staged_outputs
 from .schedule import DEFAULT_REFER_SAFETY
 from .train import ClassifierConfig, training_device
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +174,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> None:
+def write_release_sections(model: torch.nn.Module, tuned: Tuned, report: dict, folder: Path) -> None:
     """The classifier's part of a release: ``classifier.npz`` and the classifier, triage and quality sections."""
     figures = {k: report[k] for k in ("test", "test_by_source", "val_by_source", "best_epoch", "best_val", "dataset",
                                       "splits", "crops_with_mask", "crop_threshold", "precision") if k in report}
@@ -178,7 +182,7 @@ def write_release_sections(model, tuned: Tuned, report: dict, folder: Path) -> N
                                         "colour_constancy": report["colour_constancy"]})
 
 
-def _write_tuned(model, tuned: Tuned, folder: Path, classifier: dict) -> None:
+def _write_tuned(model: torch.nn.Module, tuned: Tuned, folder: Path, classifier: dict) -> None:
     from ..release import CLASSIFIER_WEIGHTS, save_weights, update_release
     from .weights import OOD_MEANS, OOD_PRECISION, state_arrays
 

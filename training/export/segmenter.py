@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +16,9 @@ from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_SIZE
 
 from ..errors import ExportError, ModelArchitectureError
 from .parity import check_parity
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +35,7 @@ class SegmenterExport:
     max_abs_diff: float
 
 
-def check_segmenter_architecture(model) -> None:
+def check_segmenter_architecture(model: keras.Model) -> None:
     """Raise ModelArchitectureError unless the model maps (N,256,256,3) to (N,256,256,1)."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelArchitectureError(
@@ -59,7 +64,7 @@ def check_probabilities(eager: np.ndarray) -> None:
             "'sigmoid') after it) and save the model again; not written")
 
 
-def load_savedmodel_fn(path: Path):
+def load_savedmodel_fn(path: Path) -> tuple[Callable[..., Any], str]:
     """Load a SavedModel's ``serving_default`` and return (callable, input name)."""
     import tensorflow as tf
 
@@ -68,7 +73,7 @@ def load_savedmodel_fn(path: Path):
     return fn, input_name
 
 
-def export_segmenter(model, repository: Path, *, seed: int = 0) -> SegmenterExport:
+def export_segmenter(model: keras.Model, repository: Path, *, seed: int = 0) -> SegmenterExport:
     """Write ``model`` as SavedModel (+ ``.keras`` copy) into the repository after a parity check."""
     check_segmenter_architecture(model)
     x = np.random.default_rng(seed).random((2, *SEG_IN_SHAPE), dtype=np.float32)

@@ -7,6 +7,8 @@ brightness/contrast idea touch the image only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from preprocess.contract import SEG_SIZE
 
@@ -16,7 +18,7 @@ STRETCH = 0.15  # extra per-axis scale spread
 SHIFT = 0.08  # fraction of the side
 
 
-def _affine(tf, size: int):
+def _affine(tf: Any, size: int) -> Any:
     """A random output->input projective transform (8 floats) about the image centre."""
     angle = tf.random.uniform([], -ROTATION, ROTATION)
     scale = tf.exp(tf.random.uniform([], math.log(SCALE[0]), math.log(SCALE[1])))
@@ -40,7 +42,7 @@ def _colour(tf, x):
     return x ** tf.exp(tf.random.uniform([], -0.25, 0.25))
 
 
-def augment_fn(strong: bool, brightness: bool):
+def augment_fn(strong: bool, brightness: bool) -> Callable[[Any, Any], tuple[Any, Any]]:
     """``(uint8 image, uint8 0/1 mask) -> (float image in [0, 1], float mask (H, W, 1))`` for ``tf.data.map``.
 
     ``strong`` False keeps flips and quarter turns only (the earlier recipe); ``brightness`` adds

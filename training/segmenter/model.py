@@ -54,13 +54,14 @@ def _ch(base: int, width: float, floor: int = MIN_ENCODER_CHANNELS) -> int:
     return max(floor, int(round(base * width)))
 
 
-def _conv_bn(x, filters: int, kernel: int, strides: int, name: str, act: bool = True):
+def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, strides: int, name: str,
+             act: bool = True) -> keras.KerasTensor:
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if act else x
 
 
-def _basic_block(x, filters: int, strides: int, name: str):
+def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str) -> keras.KerasTensor:
     shortcut = x
     y = _conv_bn(x, filters, 3, strides, f"{name}_a")
     y = _conv_bn(y, filters, 3, 1, f"{name}_b", act=False)
@@ -69,7 +70,7 @@ def _basic_block(x, filters: int, strides: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def _decoder_block(x, skip, filters: int, name: str):
+def _decoder_block(x: keras.KerasTensor, skip: keras.KerasTensor | None, filters: int, name: str) -> keras.KerasTensor:
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
     if skip is not None:
         x = layers.Concatenate(name=f"{name}_cat")([x, skip])
@@ -77,7 +78,7 @@ def _decoder_block(x, skip, filters: int, name: str):
     return _conv_bn(x, filters, 3, 1, f"{name}_2")
 
 
-def build_encoder(inputs, config: UNetConfig) -> tuple[keras.Model, list]:
+def build_encoder(inputs: keras.KerasTensor, config: UNetConfig) -> tuple[keras.Model, list]:
     """The ResNet encoder as its own model (so its weights can be saved / loaded) and its skip tensors."""
     x = layers.Normalization(
         mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="imagenet_norm"

@@ -6,13 +6,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..child import stage_main
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
 
-def release_segmenter(folder: Path):
+def release_segmenter(folder: Path) -> tuple[keras.Model, dict]:
     """The release's UNet (float16 weights widened to float32) and the release's ``segmenter`` section."""
     from ..release import SEGMENTER_WEIGHTS, load_weights, read_release
     from .model import UNetConfig, build_resnet_unet, set_weight_arrays

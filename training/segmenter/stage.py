@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dermassist.base.settings import setting_help
 
@@ -14,6 +15,9 @@ from ..errors import TrainingConfigError
 from ..run_folder import refuse_file_out, staged_outputs
 from .model import BLOCKS, UNetConfig, float32_copy
 from .train import CHECKPOINT, METRICS, RUN_OUTPUTS, SegmenterConfig, train_segmenter
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def write_release_section(model, config: SegmenterConfig, report: dict, folder: Path) -> None:
+def write_release_section(model: keras.Model, config: SegmenterConfig, report: dict, folder: Path) -> None:
     """The segmenter's part of a release: ``segmenter.npz`` and the ``segmenter`` section of release.json."""
     from preprocess.contract import DEFAULT_MARGIN
 

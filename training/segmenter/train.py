@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +40,10 @@ from ..resume import (
 from ..run_folder import refuse_file_out
 from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +183,7 @@ def check_lesions(ys: np.ndarray, samples: Sequence[Sample], split: str) -> int:
     return len(empty)
 
 
-def predict(model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def predict(model: keras.Model, xs: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Probability maps (N, 256, 256) for uint8 seg inputs."""
     out = np.empty(xs.shape[:3], np.float32)
     for i in range(0, len(xs), batch_size):
@@ -202,7 +207,7 @@ def tune_served_threshold(truth: np.ndarray, prob: np.ndarray) -> tuple[float, d
     return tune_threshold(truth, prob, score=lambda t: served_metrics(truth, prob, t))
 
 
-def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
+def write_predicted_masks(model: keras.Model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
     """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset, so the classifier
     can crop images that have no ground-truth mask (``--predicted-masks``); returns the count. Each tenth done is
     logged with the time left (a release re-tune predicts them with no other sign of life)."""
@@ -224,7 +229,7 @@ def write_predicted_masks(model, data: Path, out_dir: Path, batch_size: int = 16
     return len(samples)
 
 
-def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, seed: int):
+def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, seed: int) -> tf.data.Dataset:
     import tensorflow as tf
 
     from .augment import augment_fn
@@ -234,7 +239,7 @@ def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, s
     return ds.batch(config.batch_size, drop_remainder=True).prefetch(2)
 
 
-def _schedule(keras, config: SegmenterConfig, steps_per_epoch: int):
+def _schedule(keras: Any, config: SegmenterConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:
     """Linear warm-up to the peak rate, then cosine decay to 5% of it."""
     total = config.epochs * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
@@ -248,9 +253,9 @@ Best = tuple[float, list | None, int]  # (validation served Jaccard, weights, ep
 EpochHook = Callable[[int, object], None]
 
 
-def _best_epoch_callback(keras, x_val: np.ndarray, y_val: np.ndarray, history: dict[str, list[float]],
+def _best_epoch_callback(keras: Any, x_val: np.ndarray, y_val: np.ndarray, history: dict[str, list[float]],
                          best: Best = (-1.0, None, 0), done: int = 0, save: Callable[[object, int, Best], None] | None = None,
-                         on_epoch: EpochHook | None = None):
+                         on_epoch: EpochHook | None = None) -> keras.callbacks.Callback:
     """Score every epoch's served Jaccard on validation and keep the best weights (from ``best``, that of the ``done``
     epochs a resumed run had done); record each epoch's figures in ``history``, then ``save(model, epochs done, best)``
     (the resumable checkpoint), then ``on_epoch(epochs done, model)``."""
@@ -288,7 +293,7 @@ def _arrays(prefix: str, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return {f"{prefix}_{i:04d}": np.asarray(a) for i, a in enumerate(arrays)}
 
 
-def save_checkpoint(path: Path, model, fingerprint: dict, done: int, best: Best, history: dict[str, list[float]],
+def save_checkpoint(path: Path, model: keras.Model, fingerprint: dict, done: int, best: Best, history: dict[str, list[float]],
                     seconds: float) -> Path:
     """Write the resumable checkpoint whole or not at all: the model's weights (batch-norm statistics included), the
     optimizer's variables (its step, so the learning-rate schedule's place, and its moments), the best epoch so far
@@ -330,7 +335,7 @@ def check_resumable(checkpointing: Checkpointing, config: SegmenterConfig) -> No
         check_fingerprint(checkpointing.path, meta.get("fingerprint", {}), run_fingerprint(config, None))
 
 
-def restore_checkpoint(model, saved: dict, path: Path) -> None:
+def restore_checkpoint(model: keras.Model, saved: dict, path: Path) -> None:
     """Set the model's weights and its optimizer's variables (built first) to a checkpoint's."""
     model.optimizer.build(model.trainable_variables)
     variables = model.optimizer.variables
@@ -343,7 +348,7 @@ def restore_checkpoint(model, saved: dict, path: Path) -> None:
         variable.assign(value)
 
 
-def save_interrupted(model, best: tuple[float, list | None, int], epochs_done: int, config: SegmenterConfig,
+def save_interrupted(model: keras.Model, best: tuple[float, list | None, int], epochs_done: int, config: SegmenterConfig,
                      out_dir: Path) -> Path | None:
     """Save the best epoch a run stopped by Ctrl-C reached (``best``: validation served Jaccard, weights, epoch) as
     ``INTERRUPTED_MODEL`` beside ``INTERRUPTED_NOTE``, which marks it unfinished, each written whole or not at all,
@@ -440,7 +445,7 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     load_seconds = time.perf_counter() - start
     fit_start = time.perf_counter()
 
-    def save(trained, epochs_done: int, kept: Best) -> None:
+    def save(trained: keras.Model, epochs_done: int, kept: Best) -> None:
         save_checkpoint(checkpoint.path, trained, fingerprint, epochs_done, kept, history,
                         trained_before + time.perf_counter() - fit_start)
 

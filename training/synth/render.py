@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .classes import SKIN_TONES, SKIN_WEIGHTS, STYLES, ClassStyle
+from .classes import RGB, SKIN_TONES, SKIN_WEIGHTS, STYLES, ClassStyle
 
 BANK_SIDE = 1024
 _BANK_SCALES = {"fine": 0, "mid": 128, "net": 64, "coarse": 24, "blob": 10}
@@ -46,7 +46,7 @@ def _window(rng: np.random.Generator, name: str, h: int, w: int) -> np.ndarray:
     return bank[y : y + h, x : x + w]
 
 
-def _colour(rgb) -> np.ndarray:
+def _colour(rgb: RGB) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / np.float32(255.0)
 
 
@@ -85,7 +85,7 @@ class _Canvas:
     def layer(self) -> np.ndarray:
         return np.zeros((self.h, self.w), dtype=np.uint8)
 
-    def mix(self, amount: np.ndarray, rgb, strength: float) -> None:
+    def mix(self, amount: np.ndarray, rgb: RGB, strength: float) -> None:
         """Blend the field towards a colour by ``amount`` (0..1 float map, or uint8 0..255)."""
         a = amount.astype(np.float32) * np.float32(strength / 255.0 if amount.dtype == np.uint8 else strength)
         self.field += (_colour(rgb) - self.field) * a[..., None]

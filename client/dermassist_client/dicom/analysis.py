@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
@@ -14,6 +15,9 @@ from .identity import OutputIdentity
 from .report import build_report, lesion_area_mm2
 from .seg import build_segmentation, lesion_mask
 from .source import DicomImage
+
+if TYPE_CHECKING:
+    from ..client import DermAssistClient
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,6 @@ def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIden
     return DicomAnalysis(image, result, segmentation, build_report(image, result, segmentation, identity, area), area)
 
 
-def analyze_dicom(client, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:
+def analyze_dicom(client: DermAssistClient, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:
     """Send the image's pixels to the ensemble (``client`` is a DermAssistClient) and build its outputs."""
     return build_analysis(image, client.analyze(image.photograph()), identity)

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
@@ -40,13 +40,16 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from ..private import FOLDER_MODE, open_private, private_folder, write_private
-from .analysis import build_analysis
+from .analysis import DicomAnalysis, build_analysis
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
 from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
 from .limits import ENVIRONMENT, FLAGS, AssociationLimits
 from .pacs import Delivery, PacsUnavailableError, store_files
 from .source import MAX_PIXELS, describe, image_from_dataset, is_uid, one_line, shown
+
+if TYPE_CHECKING:
+    from ..client import DermAssistClient
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ class DicomNode:
     """The DermAssist DICOM node. ``client`` is a connected ``DermAssistClient``; ``limits``: its association
     settings (idle timeout, associations at once, called AE title; the defaults when None)."""
 
-    def __init__(self, client, config: NodeConfig, limits: AssociationLimits | None = None) -> None:
+    def __init__(self, client: DermAssistClient, config: NodeConfig, limits: AssociationLimits | None = None) -> None:
         self.config = config
         self.limits = AssociationLimits() if limits is None else limits
         self._client = client
@@ -210,11 +213,11 @@ class DicomNode:
             return []
         return sorted(p for p in self._failed.iterdir() if p.is_dir())
 
-    def _on_connection(self, event) -> None:
+    def _on_connection(self, event: evt.Event) -> None:
         """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard``."""
         ArrivalGuard(event.assoc, self._arrival_limit, self.counts).attach()
 
-    def _on_requested(self, event) -> None:
+    def _on_requested(self, event: evt.Event) -> None:
         """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations
         (A-ASSOCIATE-RJ transient, "local limit exceeded", as over max_associations): one sender cannot take every
         slot. Counted from pynetdicom's live association threads, so a slot is free again once its thread ends."""
@@ -235,7 +238,7 @@ class DicomNode:
         assoc.kill()  # as pynetdicom does after its own rejection: returns once the A-ASSOCIATE-RJ is sent and the
         # connection closed (pynetdicom then skips negotiating an association its EVT_REQUESTED handler rejected)
 
-    def _on_store(self, event) -> Dataset:
+    def _on_store(self, event: evt.Event) -> Dataset:
         calling = shown(event.assoc.requestor.ae_title)
         try:
             received = _received_bytes(event)
@@ -261,7 +264,7 @@ class DicomNode:
         log.warning("refused an instance from %s: %s", calling, one_line(outcome.message))
         return _answer(outcome)
 
-    def _on_echo(self, event) -> int:
+    def _on_echo(self, event: evt.Event) -> int:
         _not_idle(event.assoc)
         return SUCCESS
 
@@ -302,7 +305,7 @@ class DicomNode:
         log.info("analysed %s: %s, refer %s", one_line(name), answer, result.refer)
         return StoreOutcome(SUCCESS)
 
-    def _spool(self, analysis) -> Path:
+    def _spool(self, analysis: DicomAnalysis) -> Path:
         """Write the item (source first, then SEG and SR) into a fresh pending folder, atomically."""
         uid = str(analysis.image.dataset.SOPInstanceUID)
         if not is_uid(uid):  # read_dicom refuses these; a file name must never be steered out of the spool
@@ -447,14 +450,14 @@ class ArrivalGuard:
         self._assoc.bind(evt.EVT_DIMSE_SENT, self._sent)
         return self
 
-    def _received(self, event) -> None:
+    def _received(self, event: evt.Event) -> None:
         """A DIMSE message arrived whole (DUL thread, before pynetdicom queues it): a request awaits its response."""
         command = getattr(event.message, "command_set", None)
         field = getattr(command, "CommandField", None)
         if isinstance(field, int) and not field & RESPONSE_BIT and field != C_CANCEL_RQ:
             self.unanswered[getattr(command, "MessageID", None)] = _message_bytes(event.message)
 
-    def _sent(self, event) -> None:
+    def _sent(self, event: evt.Event) -> None:
         """The node sends a DIMSE message (before its PDUs are queued): a response answers its request."""
         command = getattr(event.message, "command_set", None)
         field = getattr(command, "CommandField", None)
@@ -538,7 +541,7 @@ def _peer(assoc: Any) -> str:
     return f"{shown(calling)} at {where}" if calling else f"a sender at {where} (no association request read yet)"
 
 
-def _not_idle(assoc) -> None:
+def _not_idle(assoc: Any) -> None:
     """Restart ``assoc``'s idle timer: the time the node spent answering (waiting for the ensemble behind other
     senders) is not the sender's idleness, and must not abort the association right after the answer.
 
@@ -548,7 +551,7 @@ def _not_idle(assoc) -> None:
         timer.restart()
 
 
-def _received_bytes(event) -> int:
+def _received_bytes(event: evt.Event) -> int:
     """Bytes of the C-STORE's data set as received (pynetdicom holds it in memory), before pydicom parses it."""
     data: Any = getattr(getattr(event, "request", None), "DataSet", None)
     return int(data.getbuffer().nbytes) if hasattr(data, "getbuffer") else 0
