@@ -343,3 +343,15 @@ def test_every_base_image_is_covered():
     for name, service in raw.items():
         if "build" not in service:
             assert "${DERMASSIST_" in service["image"], name
+
+
+def test_the_demo_page_marks_the_classes_the_shipped_release_never_learnt(config: dict):
+    """The thin client's page cannot read the served model's record of its untrained classes (``dermassist demo``
+    reads it), so compose passes them: they must be the shipped release's, or the page shows a percentage of a class
+    the model never saw and drops the warning (review finding 1)."""
+    from dermassist_client.cli import build_parser
+    from training.export.release import untrained_of
+    from training.release import read_release
+
+    args = build_parser().parse_args(config["services"]["demo"]["command"])
+    assert tuple(args.not_learnt or ()) == untrained_of(read_release())
