@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preprocess.contract import CLASS_CODES, CLASS_NAMES, REFER_CLASSES
-from preprocess.triage import TriageParams
 
 from .classifier.schedule import DEFAULT_REFER_SAFETY, OOD_VALIDATION_QUANTILE, PRETRAINED_SHA256_PREFIX, REFER_SENSITIVITY
 from .metrics import wilson_interval
 from .release import MODEL_CARD as CARD
-from .release import ReleaseError, read_release, recipe_flag, recorded_values
+from .release import ReleaseError, read_release, recipe_flag, recorded_triage
 
 SEED = {"accuracy": 0.8210, "macro_precision": 0.70, "macro_recall": 0.59, "macro_f1": 0.61}
 
@@ -657,7 +656,7 @@ def reproduce_lines(release: dict, roles: dict[str, tuple[str, ...]]) -> list[st
 def render_model_card(release: dict) -> str:
     """The card's markdown."""
     seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
-    triage_values = recorded_values(TriageParams, triage["values"], "triage.values")
+    triage_values = recorded_triage(release)
     ev = release.get("evaluation", {})
     reports = ev.get("reports", {})
     test = ev.get("classification_test") or {}

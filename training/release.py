@@ -23,6 +23,8 @@ from .errors import TrainingError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from preprocess.triage import TriageParams
+
 T = TypeVar("T", bound="DataclassInstance")  # a step's frozen settings
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,22 @@ def classifier_colour_constancy(release: Mapping) -> float:
     from preprocess.contract import DEFAULT_COLOUR_CONSTANCY
 
     return float(release.get("classifier", {}).get("colour_constancy", DEFAULT_COLOUR_CONSTANCY))
+
+
+# Triage values a release may lack because it was built before they were recorded; it was served at their defaults.
+TRIAGE_ADDED_LATER = ("other_lesion_min_fraction", "other_lesion_min_share")
+
+
+def recorded_triage(release: Mapping) -> TriageParams:
+    """The triage values a release records (``recorded_values``); one added after the release was built is taken at
+    the default it was served with then (``TRIAGE_ADDED_LATER``), so an older release exports and serves as before."""
+    from preprocess.triage import TriageParams
+
+    values = release["triage"]["values"]
+    defaults = TriageParams()
+    filled = {**{name: getattr(defaults, name) for name in TRIAGE_ADDED_LATER}, **values} if isinstance(values, Mapping) \
+        else values
+    return recorded_values(TriageParams, filled, "triage.values")
 
 
 def recipe_flag(args: Sequence[str], flag: str) -> str | None:

@@ -481,3 +481,24 @@ def test_a_missing_data_folder_is_told_where_the_real_sets_are_only_when_they_ar
     (tmp_path / "shared" / "data").mkdir(parents=True)
     with pytest.raises(TrainingConfigError, match=f"the real sets are in {tmp_path / 'shared' / 'data'};"):
         pipeline.BuildConfig(data=tmp_path, out=tmp_path / "out", runs=tmp_path / "runs")
+
+
+def test_a_release_built_before_the_second_lesion_limits_were_recorded_exports_as_it_served() -> None:
+    """A site's release from before they were recorded was refused everywhere (its export, its card): absent, they
+    are the defaults it was served with; any other missing value is still refused."""
+    from preprocess.triage import TriageParams
+    from training.classifier.stage import retuned_triage
+    from training.release import TRIAGE_ADDED_LATER, ReleaseError, recorded_triage
+
+    older = {"triage": {"values": {"refer_threshold": 0.066, "ood_limit": 1.0, "refer_when_not_assessable": True}}}
+    assert recorded_triage(older) == TriageParams(0.066, 1.0, True)
+    assert set(TRIAGE_ADDED_LATER) <= set(TriageParams().as_dict())
+    own = {"triage": {"values": {**older["triage"]["values"], "other_lesion_min_fraction": 0.05,
+                                 "other_lesion_min_share": 0.5}}}
+    assert recorded_triage(own) == TriageParams(0.066, 1.0, True, 0.05, 0.5)  # recorded values win
+    with pytest.raises(ReleaseError, match="missing \\['refer_threshold'\\]"):
+        recorded_triage({"triage": {"values": {"ood_limit": 1.0, "refer_when_not_assessable": True}}})
+    # a re-tune re-fits the threshold alone: the release's own limits stay
+    refit = TriageParams(refer_threshold=0.05)
+    assert retuned_triage(own, refit) == TriageParams(0.05, 1.0, True, 0.05, 0.5)
+    assert retuned_triage({}, refit) == refit  # a release with no triage values yet takes the fit whole

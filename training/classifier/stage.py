@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from dermassist.base.settings import Settings, setting_help, setting_names
 from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
 from preprocess.crop import CropParams
 from preprocess.errors import PreprocessError
+from preprocess.triage import TriageParams
 
 from ..child import stage_main
 from ..errors import TrainingConfigError, check_setting_range
@@ -241,6 +243,16 @@ def _released_colour(folder: Path) -> float:
     return classifier_colour_constancy(read_manifest(folder))
 
 
+def retuned_triage(release: Mapping, refit: TriageParams) -> TriageParams:
+    """The triage values a re-tune writes: the REFER threshold ``refit`` chose, the release's other triage values as it
+    recorded them (a re-tune fits the threshold alone; the code's defaults only where the release records none)."""
+    from ..release import recorded_triage
+
+    if "triage" not in release:
+        return refit
+    return replace(recorded_triage(release), refer_threshold=refit.refer_threshold)
+
+
 def retune_release(data: ClassifierData, args: argparse.Namespace, options: StageOptions) -> dict:
     """Re-fit what ``tune`` fits for the classifier a release already holds, on the splits it was trained with
     (a changed rule, e.g. the REFER threshold's, reaches a shipped model without retraining it)."""
@@ -265,6 +277,7 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     model = model_from_arrays(load_weights(weights), str(weights))
     before = release.get("triage", {}).get("values", {}).get("refer_threshold")
     tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], out, options.refer_safety)
+    tuned = replace(tuned, triage=retuned_triage(release, tuned.triage))
     _write_tuned(model, tuned, folder, release["classifier"])
     logger.info("re-tuned %s: temperature %.4f -> %.4f, REFER threshold %s -> %.4f", folder,
                 release["classifier"]["temperature"], tuned.calibration.temperature,

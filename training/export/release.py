@@ -93,9 +93,8 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     ``prepare``."""
     from preprocess.contract import PREPARE_MODEL, TRIAGE_MODEL
     from preprocess.quality import QualityLimits
-    from preprocess.triage import TriageParams
 
-    from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release, recorded_values
+    from ..release import CLASSIFIER_WEIGHTS, load_weights, read_release, recorded_triage, recorded_values
 
     release = read_release(folder)
     check_release_pair(folder, release)  # before PyTorch loads
@@ -111,7 +110,7 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
                                         float(section["ood_scale"]), section["figures"].get("calibration", {}))
     done = export_classifier(model_from_arrays(arrays, str(path)), repository, calibration)
     record_untrained_classes(repository, untrained)
-    triage = recorded_values(TriageParams, release["triage"]["values"], "triage.values")
+    triage = recorded_triage(release)
     quality = recorded_values(QualityLimits, release["quality"]["values"], "quality.values")
     write_step_file(repository, TRIAGE_MODEL, triage.as_dict(), release["triage"]["figures"], _source(release))
     write_step_file(repository, PREPARE_MODEL, quality.as_dict(), release["quality"]["figures"], _source(release))
