@@ -221,12 +221,21 @@ def intended_use(not_learnt: Collection[str] = ()) -> str:
     return INTENDED_USE_TEMPLATE.format(not_learnt=claim)
 
 
+SUSPECTED_AS = {"SCC": "keratinocyte cancer"}
+"""What a clinician suspects when a class never learnt may be there, where it is wider than the class (the model card's
+advice): an SCC is called one of the classes learnt, so the top class is not to be read for any keratinocyte
+cancer."""
+
+
 def probabilities_caveat(not_learnt: Collection[str] = ()) -> str:
     """The caveat under the probabilities (``PROBABILITIES_CAVEAT_TEMPLATE``): where ``not_learnt`` names classes,
-    that the model never learnt them and that its top class is not to be read where one of them is suspected."""
+    that the model never learnt them and that its top class is not to be read where one of them is suspected
+    (``SUSPECTED_AS``, as the model card says)."""
     names = _lower_names(not_learnt)
+    suspected = list(dict.fromkeys(SUSPECTED_AS.get(code, name) for code, name in
+                                   zip((c.code for c in CLASSES if c.code in not_learnt), names, strict=True)))
     claim = (f", and never learnt {_joined(names, 'or')}: do not read the top class for a suspected "
-             f"{_joined(names, 'or')}") if names else ""
+             f"{_joined(suspected, 'or')}") if names else ""
     return PROBABILITIES_CAVEAT_TEMPLATE.format(not_learnt=claim)
 
 

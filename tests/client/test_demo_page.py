@@ -1,7 +1,7 @@
 """The demo page's handler and texts without a server: what an answer shows (and withholds), its alt texts, the
 model card it names, the classes it marks as never learnt (those it is told of, and no others) and the Analyze
 button's contrast (WCAG, computed here by hand). That the shipped release's export tells it SCC is checked in
-tests/dermassist/commands/test_demo_not_learnt.py."""
+tests/dermassist/commands/test_demo_served_facts.py."""
 from __future__ import annotations
 
 import html
@@ -188,7 +188,10 @@ def test_each_class_the_page_is_told_of_loses_its_percentage_and_is_named_in_the
     assert rows[-2:] == [("Actinic keratosis (AK)", demo.NOT_LEARNT), ("Squamous cell carcinoma (SCC)", demo.NOT_LEARNT)]
     assert all(value.endswith("%") for _, value in rows[:-2]) and rows[0] == ("Melanoma (MEL)", "80%")
     assert ("never learnt actinic keratosis or squamous cell carcinoma: do not read the top class for a suspected "
-            "actinic keratosis or squamous cell carcinoma") in html.unescape(shown.probabilities)
+            "actinic keratosis or keratinocyte cancer") in html.unescape(shown.probabilities)
+    # the model card's advice for SCC, which the model calls one of the classes it learnt: any keratinocyte cancer
+    assert ("never learnt squamous cell carcinoma: do not read the top class for a suspected keratinocyte cancer"
+            in html.unescape(demo.probabilities_caveat(("SCC",))))
     assert "It never learnt squamous cell carcinoma (no training images)." in demo.intended_use(("SCC",))
 
 
