@@ -18,7 +18,7 @@ from PIL import Image
 
 from dermassist_client import ClientConfig, ClientConfigError, InvalidImageError, ResultError
 from dermassist_client.cli import build_parser, main
-from dermassist_client.config import connection_options
+from dermassist_client.config import DEMO_PORT, DEMO_RETRIES, connection_options
 from dermassist_client.dicom.analysis import build_analysis
 from dermassist_client.dicom.config import NodeConfig, PacsConfig, check_ae_title, check_port, parse_host_port
 from dermassist_client.dicom.errors import DicomError
@@ -149,7 +149,9 @@ def test_connection_options_carry_each_flag_to_its_own_option() -> None:
     assert connection_options(args) == {"timeout": 12.5, "retries": 0, "ssl": True, "root_certificates": "ca.pem",
                                         "private_key": "key.pem", "certificate_chain": "chain.pem"}
     defaults = build_parser().parse_args(["demo"])
-    assert (defaults.timeout, defaults.retries, defaults.port) == (30.0, 3, 7860)  # the defaults the help promises
+    # the defaults the help promises: the page retries once (a server that is down is said soon), analyze three times
+    assert (defaults.timeout, defaults.retries, defaults.port) == (30.0, DEMO_RETRIES, DEMO_PORT) == (30.0, 1, 7860)
+    assert build_parser().parse_args(["analyze", "a.jpg"]).retries == 3
 
 
 @pytest.mark.parametrize("call", [
