@@ -31,7 +31,8 @@ def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
     except (TypeError, ValueError) as e:
         article = "an" if kind == "int" else "a"
         allowed = f"; use one of {', '.join(_TRUE + _FALSE)} (any case)" if kind == "bool" else ""
-        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}") from e
+        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}; fix the value where "
+                                 "it is set, or export the version again (`dermassist models`)") from e
     return raw
 
 
@@ -123,9 +124,10 @@ def read_tuned(version_dir: str) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as e:  # KeyError, TypeError: JSON without a "values" key
         why = "its JSON has no 'values' key" if isinstance(e, (KeyError, TypeError)) else str(e)
         raise InvalidTensorError(f"{path} is not a tuned-values artifact ({why}); expected {{\"values\": {{...}}}}: fix "
-                                 "the file, or export the version again") from e
+                                 "the file, or export the version again (`dermassist models`)") from e
     if not isinstance(values, dict):
-        raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}")
+        raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}; fix the file, or "
+                                 "export the version again (`dermassist models`)")
     return values
 
 
@@ -152,7 +154,7 @@ def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[s
     the fix."""
     problem = unknown_tuned_values(cls, tuned)
     if problem:
-        raise InvalidTensorError(f"{where}: {problem}; fix the name, or export the version again")
+        raise InvalidTensorError(f"{where}: {problem}; fix the name, or export the version again (`dermassist models`)")
     values, sources = {}, {}
     for f in fields(cls):  # type: ignore[arg-type]
         if parameters.get(f.name, "") != "":

@@ -86,15 +86,14 @@ def step_settings(repository: Path, model: str, cls: type[T], config_name: str =
     """A step's typed settings as its ``initialize`` resolves them: config parameter > tuned.json > default.
 
     A value ``preprocess`` refuses (a misspelt key or a bad value in tuned.json, a bad config parameter) is a
-    RepositoryError naming both files."""
+    RepositoryError naming both files, with ``preprocess``'s message, which names the value's source and the fix."""
     tuned = tuned_file(repository, model)
     config = model_config_path(repository, model, config_name)
     try:
         return resolve_params(cls, model_parameters(repository, model, config_name), read_tuned(str(tuned.parent)), model,
                               tuned_source=str(tuned), config_source=f"the parameters of {config}")
     except PreprocessError as e:
-        raise RepositoryError(f"settings of {model} from {config} and {tuned}: {e}; fix the file that holds it, or "
-                              "export the release again (`dermassist models`)") from e
+        raise RepositoryError(f"settings of {model} from {config} and {tuned}: {e}") from e
 
 
 def missing_artifacts(repository: Path) -> list[Path]:

@@ -236,7 +236,7 @@ def test_a_tuned_file_without_its_values_key_is_named_with_the_key_and_the_fix(t
         step_params(CropParams, args, {})
     message = str(caught.value)
     assert message.startswith(f"{path} is not a tuned-values artifact") and "no 'values' key" in message
-    assert message.endswith("fix the file, or export the version again")
+    assert message.endswith("fix the file, or export the version again (`dermassist models`)")
 
 
 def test_an_out_of_range_value_names_the_step_where_it_came_from_and_the_fix(tmp_path: Path) -> None:

@@ -49,7 +49,9 @@ def test_a_tuned_file_preprocess_refuses_is_a_repository_error_naming_it(tmp_pat
     with pytest.raises(RepositoryError) as caught:
         step_settings(repository, TRIAGE_MODEL, TriageParams)
     message = str(caught.value)
-    assert str(path) in message and said in message and "export the release again (`dermassist models`)" in message
+    assert str(path) in message and said in message and "export the version again" in message
+    assert message.count("export") == 1  # the fix once (preprocess's message gives it), and the step named once
+    assert message.count(f"{TRIAGE_MODEL}:") <= 1
     assert isinstance(caught.value, DermAssistError)
 
 
@@ -92,4 +94,4 @@ def test_a_tuned_file_without_its_values_key_is_a_repository_error_naming_it(tmp
         step_settings(repository, TRIAGE_MODEL, TriageParams)
     message = str(caught.value)
     assert str(path) in message and "no 'values' key" in message
-    assert "export the release again (`dermassist models`)" in message
+    assert "export the version again (`dermassist models`)" in message
