@@ -58,11 +58,18 @@ def served_not_learnt(repository: Path) -> tuple[str, ...]:
     outside a release, or a repository exported before they were recorded)."""
     from training.export.steps import UNTRAINED_KEY, calibration_file, served_untrained_classes
 
+    from ..base.repository import IMPORTED, RELEASE_STAMP
+
     untrained = served_untrained_classes(repository)
     if untrained is None:
-        logger.warning("%s records no %s (a classifier imported or trained outside a release, or exported before they "
-                       "were recorded): the demo page marks no class as not learnt; to have them, export the release "
-                       "again (`dermassist models --force`)", calibration_file(repository), UNTRAINED_KEY)
+        stamp = Path(repository) / RELEASE_STAMP
+        if stamp.is_file() and stamp.read_text().startswith(IMPORTED):  # --force would replace the imported models
+            logger.warning("%s records no %s (an imported classifier): the demo page marks no class as not learnt",
+                           calibration_file(repository), UNTRAINED_KEY)
+        else:
+            logger.warning("%s records no %s (exported before they were recorded): the demo page marks no class as not "
+                           "learnt; to have them, export the release again (`dermassist models --force`)",
+                           calibration_file(repository), UNTRAINED_KEY)
         return ()
     return untrained
 

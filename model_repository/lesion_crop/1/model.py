@@ -30,7 +30,7 @@ INPUTS = {"prob": SEG_PROB, "work": WORK_IMAGE, "size": WORK_SIZE, "scale": SCAL
 
 def _rows(request):
     """Per-row inputs of one request: probability maps, each work image out of its padding, scales, original sizes;
-    or the PreprocessError that says which input is malformed (row counts across inputs: ``batch_execute``)."""
+    or the PreprocessError that says which input is malformed (row counts across inputs: ``input_rows``)."""
     rows = input_rows(request, pb_utils, INPUTS)
     if isinstance(rows, PreprocessError):
         return rows

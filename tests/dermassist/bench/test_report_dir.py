@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 import dermassist.bench.runner as runner
-from dermassist.base.paths import folder_problem
 from dermassist.bench.config import BenchConfig
 from dermassist.bench.errors import BenchConfigError
 from dermassist.bench.runner import prepare_report_dir, run_bench
@@ -21,11 +20,6 @@ def test_a_report_dir_under_a_file_or_that_is_a_file_is_a_config_error(tmp_path:
     with pytest.raises(BenchConfigError, match=rf"report_dir {a_file} is a file"):
         BenchConfig.resolve({}, {"DERMASSIST_BENCH_REPORT_DIR": str(a_file)})
     assert BenchConfig(report_dir=tmp_path / "new" / "rep").report_dir == tmp_path / "new" / "rep"
-
-
-def test_folder_problem_reads_only_the_shape_of_the_path(tmp_path: Path) -> None:
-    assert folder_problem(tmp_path) is None and folder_problem(tmp_path / "a" / "b") is None
-    assert not (tmp_path / "a").exists()  # nothing is made by the check
 
 
 def test_run_bench_makes_the_report_dir_before_it_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

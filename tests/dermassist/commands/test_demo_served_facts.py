@@ -100,6 +100,7 @@ def test_a_release_trained_on_scc_records_no_untrained_class_and_the_page_marks_
 def test_a_classifier_without_recorded_training_counts_claims_no_class_and_the_demo_warns(tmp_path, caplog) -> None:
     """A release whose figures do not count its training images (or a classifier imported, or exported before the
     classes were recorded): unknown, so no class is called never learnt, and ``dermassist demo`` says so."""
+    from dermassist.base.repository import IMPORTED, RELEASE_STAMP
     from dermassist.commands.demo import served_not_learnt
     from training.export.release import untrained_of
     from training.export.steps import UNTRAINED_KEY, calibration_file, record_untrained_classes
@@ -117,6 +118,12 @@ def test_a_classifier_without_recorded_training_counts_claims_no_class_and_the_d
     with caplog.at_level(logging.WARNING):
         assert served_not_learnt(repository) == ()
     assert f"{path} records no {UNTRAINED_KEY}" in caplog.text and "dermassist models --force" in caplog.text
+    (repository / RELEASE_STAMP).write_text(f"{IMPORTED} classifier from a site's run\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert served_not_learnt(repository) == ()
+    # --force would replace the imported models with the release: not advised for them (review finding)
+    assert "an imported classifier" in caplog.text and "--force" not in caplog.text
 
 
 @pytest.mark.parametrize(("recorded", "shown"), [("SCC", "'SCC'"), (["SCC", "XYZ"], r"\['SCC', 'XYZ'\]")])
