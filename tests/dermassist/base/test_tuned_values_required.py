@@ -76,15 +76,21 @@ def test_an_out_of_range_tuned_value_is_a_problem_naming_the_step_the_file_and_t
                        "again (`dermassist models`)")
 
 
-def test_serve_refuses_an_out_of_range_tuned_value_before_starting_anything(tmp_path: Path, caplog,
-                                                                           no_launch: None) -> None:
-    repository = _release_repository(tmp_path)
-    tuned_file(repository, CROP_MODEL).write_text(tuned_artifact({"margin": 2.0}, {}, "test"))
+def _serve_refusal(repository: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> tuple[int, str]:
+    """``dermassist serve`` on ``repository`` (free ports): its exit code and its one ERROR line."""
     http, grpc, metrics = free_ports(3)
     with caplog.at_level(logging.ERROR, logger="dermassist"):
         code = main(["serve", "--repository", str(repository), "--http-port", str(http), "--grpc-port", str(grpc),
                      "--metrics-port", str(metrics), "--audit-log", str(tmp_path / "audit.jsonl")])
     (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    return code, message
+
+
+def test_serve_refuses_an_out_of_range_tuned_value_before_starting_anything(tmp_path: Path, caplog,
+                                                                           no_launch: None) -> None:
+    repository = _release_repository(tmp_path)
+    tuned_file(repository, CROP_MODEL).write_text(tuned_artifact({"margin": 2.0}, {}, "test"))
+    code, message = _serve_refusal(repository, tmp_path, caplog)
     assert code == 2
     assert f"lesion_crop: crop margin must lie in [0, 1] (fraction per side), got 2.0 (margin from " \
            f"{tuned_file(repository, CROP_MODEL)})" in message
@@ -94,11 +100,7 @@ def test_serve_refuses_a_release_without_its_triage_values_before_starting_anyth
                                                                                    no_launch: None) -> None:
     repository = _release_repository(tmp_path)
     tuned_file(repository, TRIAGE_MODEL).unlink()
-    http, grpc, metrics = free_ports(3)
-    with caplog.at_level(logging.ERROR, logger="dermassist"):
-        code = main(["serve", "--repository", str(repository), "--http-port", str(http), "--grpc-port", str(grpc),
-                     "--metrics-port", str(metrics), "--audit-log", str(tmp_path / "audit.jsonl")])
-    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    code, message = _serve_refusal(repository, tmp_path, caplog)
     assert code == 2
     assert f"it lacks {tuned_file(repository, TRIAGE_MODEL)}" in message
     assert f"run `dermassist models --repository {repository}` to export the release again" in message
