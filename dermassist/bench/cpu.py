@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..guard.stubs import find_stubs
+from ..guard.stubs import find_stubs, stat_fields
 
 SERVER = "tritonserver"  # the server process's own threads (gRPC, scheduling, the ensemble's tensors)
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -13,12 +13,10 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def process_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds ``pid`` has used (every thread), or None when it is gone or /proc is absent."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # stat fields 14 and 15, counted after the name
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S  # utime and stime: proc(5)'s fields 14 and 15
 
 
 def cpu_snapshot(server_pid: int) -> dict[str, float]:

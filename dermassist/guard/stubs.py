@@ -29,10 +29,18 @@ def _read(path: str) -> str | None:
         return None
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the process's name (its state first, then its parent, ...: field 3 of
+    proc(5) is index 0 here), or None when the process is gone or /proc cannot be read. The name, in parentheses, may
+    hold spaces and parentheses itself, so the fields are those after its last ')'."""
+    stat = _read(f"/proc/{pid}/stat")
+    return None if stat is None else stat.rsplit(")", 1)[1].split()
+
+
 def stub_of(pid: int, parent: int) -> Stub | None:
     """The stub running as ``pid`` when it is a child of ``parent`` (tritonserver), else None."""
-    stat = _read(f"/proc/{pid}/stat")
-    if stat is None or int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+    fields = stat_fields(pid)
+    if fields is None or int(fields[1]) != parent:
         return None
     cmdline = _read(f"/proc/{pid}/cmdline")
     if not cmdline:
@@ -60,8 +68,8 @@ def find_stubs(parent: int) -> list[Stub]:
 
 def process_state(pid: int) -> str | None:
     """The one-letter state of a process (R, S, T, Z ...), or None when it is gone."""
-    stat = _read(f"/proc/{pid}/stat")
-    return None if stat is None else stat.rsplit(")", 1)[1].split()[0]
+    fields = stat_fields(pid)
+    return None if fields is None else fields[0]
 
 
 def broken_stubs(stubs: list[Stub]) -> list[tuple[Stub, str]]:
