@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from dermassist.base.atomic import write_atomic
 
 from .protocol import Answer
 from .report import AnswerCounts, answers_path, not_assessable_problem, retries_text
@@ -80,9 +81,7 @@ class AnswerTally:
     def write(self, path: Path) -> None:
         """Write the counts as JSON to ``path`` (atomically)."""
         payload = {scenario: counts.to_json() for scenario, counts in self.summary().items()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, lambda partial: partial.write_text(json.dumps(payload, indent=2) + "\n"))
 
     # Locust listeners (registered by run_end.install)
 

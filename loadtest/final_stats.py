@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from locust.runners import WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+from dermassist.base.atomic import write_atomic
 
 from .report import final_stats_path
 
@@ -23,10 +24,11 @@ logger = logging.getLogger(__name__)
 
 def write_stats_csv(environment: Any, path: Path) -> None:
     """Write ``environment.stats`` in Locust's own ``_stats.csv`` format to ``path`` (atomically)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        StatsCSV(environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(f))
-    os.replace(tmp, path)
+    def write(partial: Path) -> None:
+        with partial.open("w", newline="") as f:
+            StatsCSV(environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(f))
+
+    write_atomic(path, write)
 
 
 def write_final_stats(environment: Any, **_kwargs: Any) -> None:

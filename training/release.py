@@ -10,7 +10,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -139,21 +139,6 @@ def write_json_atomic(path: Path, data: object, mode: int = MANIFEST_MODE) -> Pa
         os.replace(f.name, path)
     except BaseException:
         Path(f.name).unlink(missing_ok=True)  # a write cut short (disk full, interrupted) leaves no stray file
-        raise
-    return path
-
-
-def write_atomic(path: Path, write: Callable[[Path], object], partial: Path | None = None) -> Path:
-    """Have ``write`` write a file at a temporary path beside ``path`` (``partial``, default ``<name>.partial``: a
-    writer that insists on a suffix, e.g. Keras's ``.keras``, gets its own), then ``os.replace`` it onto ``path``, so
-    an interrupted write leaves the old file or the new one, never a cut one (the temporary file is removed)."""
-    path = Path(path)
-    partial = Path(partial) if partial is not None else path.with_name(path.name + ".partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
         raise
     return path
 

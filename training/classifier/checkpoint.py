@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dermassist.base.atomic import write_atomic
+
 from ..errors import ResumeError
-from ..release import write_atomic
 from ..resume import CLASSIFIER_CHECKPOINT, Checkpointing, array_digest, check_fingerprint, run_fingerprint
 from .data import CropSet
 

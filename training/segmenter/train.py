@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dermassist.base.atomic import write_atomic
 from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.settings import Settings, env_name, variable_name
 from preprocess.contract import DEFAULT_THRESHOLD
@@ -28,7 +29,7 @@ from ..plots import plot_curves
 from ..progress import ProgressLog, eta_text
 from ..readers import read_dataset
 from ..records import Dataset, Sample
-from ..release import write_atomic, write_json_atomic
+from ..release import write_json_atomic
 from ..resume import (
     RESUME_HINT,
     SEGMENTER_CHECKPOINT,
