@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from .errors import InvalidTensorError, PreprocessError
 
 TUNED_FILENAME = "tuned.json"
+# The fix every refusal of a step's settings ends with, where mending the value by hand is not what is wanted.
+EXPORT_AGAIN = "export the version again (`dermassist models`)"
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 T = TypeVar("T")
 
@@ -32,7 +34,7 @@ def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
         article = "an" if kind == "int" else "a"
         allowed = f"; use one of {', '.join(_TRUE + _FALSE)} (any case)" if kind == "bool" else ""
         raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}; fix the value where "
-                                 "it is set, or export the version again (`dermassist models`)") from e
+                                 f"it is set, or {EXPORT_AGAIN}") from e
     return raw
 
 
@@ -124,10 +126,10 @@ def read_tuned(version_dir: str) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as e:  # KeyError, TypeError: JSON without a "values" key
         why = "its JSON has no 'values' key" if isinstance(e, (KeyError, TypeError)) else str(e)
         raise InvalidTensorError(f"{path} is not a tuned-values artifact ({why}); expected {{\"values\": {{...}}}}: fix "
-                                 "the file, or export the version again (`dermassist models`)") from e
+                                 f"the file, or {EXPORT_AGAIN}") from e
     if not isinstance(values, dict):
         raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}; fix the file, or "
-                                 "export the version again (`dermassist models`)")
+                                 f"{EXPORT_AGAIN}")
     return values
 
 
@@ -154,7 +156,7 @@ def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[s
     the fix."""
     problem = unknown_tuned_values(cls, tuned)
     if problem:
-        raise InvalidTensorError(f"{where}: {problem}; fix the name, or export the version again (`dermassist models`)")
+        raise InvalidTensorError(f"{where}: {problem}; fix the name, or {EXPORT_AGAIN}")
     values, sources = {}, {}
     for f in fields(cls):  # type: ignore[arg-type]
         if parameters.get(f.name, "") != "":
@@ -169,7 +171,7 @@ def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[s
         named = {n: src for n, src in sources.items() if re.search(rf"\b{n}\b", str(e))} or sources
         given = "; ".join(f"{name} from {source}" for name, source in named.items()) or "every value its default"
         raise InvalidTensorError(f"{where}: {e} ({given}); fix the value where it is set (a config parameter "
-                                 "overrides the tuned file), or export the version again (`dermassist models`)") from e
+                                 f"overrides the tuned file), or {EXPORT_AGAIN}") from e
 
 
 def step_params(cls: type[T], args: Mapping[str, str], model_config: Mapping[str, Any]) -> T:
