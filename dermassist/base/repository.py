@@ -102,14 +102,19 @@ def missing_artifacts(repository: Path) -> list[Path]:
     return [p for p in needed if not p.exists()]
 
 
+def serves_imported(repository: Path) -> bool:
+    """Whether ``repository`` serves models brought with ``dermassist import`` (its release stamp says so)."""
+    stamp = Path(repository) / RELEASE_STAMP
+    return stamp.is_file() and stamp.read_text().startswith(IMPORTED)
+
+
 def missing_tuned_values(repository: Path) -> list[Path]:
     """The tuned-values artifacts an exported release's steps need and its repository lacks ([] for a repository that
     serves no exported release: its steps run on the contract's defaults where a file is absent).
 
     Without them a release is served on defaults it was not tuned to (REFER at the contract's default threshold, not
     the release's own), and nothing else notices: Triton loads the steps all the same."""
-    stamp = Path(repository) / RELEASE_STAMP
-    if not stamp.is_file() or stamp.read_text().startswith(IMPORTED):
+    if not (Path(repository) / RELEASE_STAMP).is_file() or serves_imported(repository):
         return []
     return [path for model in TUNED_STEPS if not (path := tuned_file(repository, model)).is_file()]
 

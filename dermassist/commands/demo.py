@@ -58,12 +58,11 @@ def served_not_learnt(repository: Path) -> tuple[str, ...]:
     outside a release, or a repository exported before they were recorded)."""
     from training.export.steps import UNTRAINED_KEY, calibration_file, served_untrained_classes
 
-    from ..base.repository import IMPORTED, RELEASE_STAMP
+    from ..base.repository import serves_imported
 
     untrained = served_untrained_classes(repository)
     if untrained is None:
-        stamp = Path(repository) / RELEASE_STAMP
-        if stamp.is_file() and stamp.read_text().startswith(IMPORTED):  # --force would replace the imported models
+        if serves_imported(repository):  # --force would replace the imported models
             logger.warning("%s records no %s (an imported classifier): the demo page marks no class as not learnt",
                            calibration_file(repository), UNTRAINED_KEY)
         else:
