@@ -204,8 +204,12 @@ def class_name(lesion_class: LesionClass) -> str:
     return f"{lesion_class.name} ({lesion_class.code})"
 
 
+def _lower_name(lesion_class: LesionClass) -> str:
+    return lesion_class.name[0].lower() + lesion_class.name[1:]
+
+
 def _lower_names(not_learnt: Collection[str]) -> list[str]:
-    return [c.name[0].lower() + c.name[1:] for c in CLASSES if c.code in not_learnt]
+    return [_lower_name(c) for c in CLASSES if c.code in not_learnt]
 
 
 def _joined(names: list[str], word: str) -> str:
@@ -232,8 +236,7 @@ def probabilities_caveat(not_learnt: Collection[str] = ()) -> str:
     that the model never learnt them and that its top class is not to be read where one of them is suspected
     (``SUSPECTED_AS``, as the model card says)."""
     names = _lower_names(not_learnt)
-    suspected = list(dict.fromkeys(SUSPECTED_AS.get(code, name) for code, name in
-                                   zip((c.code for c in CLASSES if c.code in not_learnt), names, strict=True)))
+    suspected = list(dict.fromkeys(SUSPECTED_AS.get(c.code, _lower_name(c)) for c in CLASSES if c.code in not_learnt))
     claim = (f", and never learnt {_joined(names, 'or')}: do not read the top class for a suspected "
              f"{_joined(suspected, 'or')}") if names else ""
     return PROBABILITIES_CAVEAT_TEMPLATE.format(not_learnt=claim)
