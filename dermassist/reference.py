@@ -41,7 +41,7 @@ from preprocess.contract import (
 )
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import InvalidImageError, PreprocessError
-from preprocess.params import classifier_cpu_settings
+from preprocess.params import EXPORT_AGAIN, classifier_cpu_settings
 from preprocess.prepare import PreparedImage, prepare_images
 from preprocess.quality import QualityLimits, quality_batch
 from preprocess.triage import TriageParams, triage_batch
@@ -105,24 +105,6 @@ def classifier_optimized_for_cpu(repository: Path) -> bool:
         raise ReferencePipelineError(f"{model_config_path(repository, CLASSIFIER_MODEL)}: {e}") from e
 
 
-def _bare_classifier(torch, served):
-    """The served classifier's own layers and temperature without its OOD score and CAM, as one module to script."""
-
-    class Bare(torch.nn.Module):
-        def __init__(self, served):
-            super().__init__()
-            self.net = served.net
-            self.register_buffer("temperature", served.temperature.detach().clone())
-
-        def forward(self, x):
-            n = self.net
-            f = n.maxpool(n.relu(n.bn1(n.conv1(x))))
-            f = n.layer4(n.layer3(n.layer2(n.layer1(f))))
-            return torch.softmax(n.fc(torch.flatten(n.avgpool(f), 1)) / self.temperature, dim=1)
-
-    return Bare(served).eval()
-
-
 class ReferencePipeline:
     """prepare -> lesion_segmenter -> lesion_crop -> lesion_classifier, in this process.
 
@@ -181,9 +163,16 @@ class ReferencePipeline:
             probs, ood, cam = self._classifier(self._torch.from_numpy(np.ascontiguousarray(cls_input)))
         return probs.numpy().astype(np.float32, copy=False), ood.numpy(), cam.numpy()
 
-    def classifier_without_extras(self):
-        """The classifier's own layers scripted without its OOD score and CAM: same probabilities, less work."""
-        return self._torch.jit.script(_bare_classifier(self._torch, self._unfrozen_classifier))
+    def classifier_without_extras(self) -> Callable[[Any], Any]:
+        """The served classifier's own ``probabilities`` method: its layers and temperature without the OOD score and
+        CAM, the same probabilities for less work."""
+        try:
+            return self._unfrozen_classifier.probabilities
+        except AttributeError as e:
+            raise ReferencePipelineError(
+                f"{classifier_artifact(self.repository)}: expected a TorchScript with a `probabilities` method, found an "
+                f"export from before it had one; {EXPORT_AGAIN}"
+            ) from e
 
     def triage_extras_ms(self, images: Sequence[bytes], passes: int = 1) -> dict[str, float]:
         """Milliseconds per image the triage outputs add outside the triage step: the quality measures in

@@ -10,7 +10,7 @@ from dermassist.bench.config import BenchConfig
 from dermassist.bench.perf_analyzer import ensure_perf_analyzer, run_perf_analyzer
 from dermassist.bench.runner import run_bench
 from dermassist.bench.served import measure_level
-from dermassist.reference import ReferenceArtifactsMissing, ReferenceInputError, ReferencePipeline
+from dermassist.reference import ReferenceArtifactsMissing, ReferenceInputError, ReferencePipeline, ReferencePipelineError
 from preprocess.contract import CLS_SIZE, STEP_MODELS
 from tests.support.triton import infer
 
@@ -86,7 +86,7 @@ def test_triage_extras_measure_the_classifiers_ood_and_cam(tiny_repository: Path
     """The extras are timed against the classifier's own layers (same probabilities) without OOD and CAM.
 
     On the tiny test model the OOD score and CAM cost is within timing noise, so the test asserts what the
-    measurement stands on (the bare module is the served classifier less the extras), not a timing.
+    measurement stands on (`probabilities` is the served classifier less the extras), not a timing.
     """
     import torch
 
@@ -101,3 +101,13 @@ def test_triage_extras_measure_the_classifiers_ood_and_cam(tiny_repository: Path
     np.testing.assert_allclose(bare.numpy(), probs.numpy(), atol=1e-5)
     extras = reference.triage_extras_ms(images, passes=3)
     assert extras["quality"] > 0 and np.isfinite(extras["classifier_extras"]) and extras["classifier_extras"] >= 0
+
+
+def test_an_export_without_the_probabilities_method_is_refused_naming_the_fix(tiny_repository: Path):
+    """A classifier exported before ``probabilities`` existed cannot be priced: the bench is told to export again."""
+    import torch
+
+    reference = ReferencePipeline(tiny_repository)
+    reference._unfrozen_classifier = torch.jit.script(torch.nn.Identity())
+    with pytest.raises(ReferencePipelineError, match=r"`probabilities` method.*dermassist models"):
+        reference.classifier_without_extras()

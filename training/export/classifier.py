@@ -70,13 +70,27 @@ class ServedClassifier(nn.Module):
         self.register_buffer("ood_scale", torch.tensor(float(calibration.ood_scale)))
         self.cam_size = CLS_SIZE
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Calibrated probabilities, OOD score and the top class's CAM of a batch of normalised crops."""
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last block's feature maps (N, 512, h, w) and their average (N, 512)."""
         n = self.net
         f = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         f = n.layer4(n.layer3(n.layer2(n.layer1(f))))
-        pooled = torch.flatten(n.avgpool(f), 1)
-        probs = torch.softmax(n.fc(pooled) / self.temperature, dim=1)
+        return f, torch.flatten(n.avgpool(f), 1)
+
+    def _calibrated(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Softmax of the head's logits divided by the temperature."""
+        return torch.softmax(self.net.fc(pooled) / self.temperature, dim=1)
+
+    @torch.jit.export
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The calibrated probabilities alone, without the OOD score and CAM (what the bench prices them against)."""
+        return self._calibrated(self._features(x)[1])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Calibrated probabilities, OOD score and the top class's CAM of a batch of normalised crops."""
+        n = self.net
+        f, pooled = self._features(x)
+        probs = self._calibrated(pooled)
         # the calibration buffers: torch types a registered buffer Tensor | Module (TorchScript rejects class annotations here)
         diff = pooled.unsqueeze(1) - self.class_means.unsqueeze(0)  # type: ignore[operator]
         d2 = ((diff @ self.precision) * diff).sum(dim=2)  # type: ignore[operator]

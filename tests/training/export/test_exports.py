@@ -76,8 +76,11 @@ with torch.no_grad():
     cam = torch.relu((w[:, :, None, None] * f).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=(224, 224), mode="bilinear", align_corners=False)[:, 0]
     cam = (cam / cam.amax(dim=(1, 2), keepdim=True) * 255).round()
-    probs, ood, cam_out = torch.jit.load(str(done.torchscript))(x)
+    scripted = torch.jit.load(str(done.torchscript))
+    probs, ood, cam_out = scripted(x)
+    probs_alone = scripted.probabilities(x)
 torch.testing.assert_close(probs, probs_eager, atol=1e-5, rtol=0)
+torch.testing.assert_close(probs_alone, probs_eager, atol=1e-5, rtol=0)
 torch.testing.assert_close(probs.sum(dim=1), torch.ones(4), atol=1e-5, rtol=0)
 np.testing.assert_allclose(ood.numpy()[:, 0], ood_eager, rtol=1e-4)
 assert cam_out.dtype == torch.uint8 and tuple(cam_out.shape) == (4, 224, 224)
@@ -283,3 +286,15 @@ def test_a_crop_value_that_names_no_setting_is_an_export_error_not_a_type_error(
     path.write_text(tuned_artifact({"treshold": 0.45}, {}, "by hand"))
     with pytest.raises(ExportError, match=r"lesion_crop/1/tuned.json cannot be used: .*'treshold'.* mend it"):
         set_crop_colour(tmp_path, 6.0, "classifier stage")
+
+
+def test_the_release_stamp_changes_with_the_export_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository exported from the same release by code that wrote other artifacts is not current."""
+    from dermassist.commands.models import release_stamp
+    from training.export import repository
+
+    (tmp_path / "release.json").write_text("{}")
+    before = release_stamp(tmp_path)
+    assert release_stamp(tmp_path) == before
+    monkeypatch.setattr(repository, "EXPORT_FORMAT", repository.EXPORT_FORMAT + 1)
+    assert release_stamp(tmp_path) != before
