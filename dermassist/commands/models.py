@@ -74,11 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
 
 def release_stamp(release: Path) -> str:
-    """Fingerprint of a release's manifest and weights: the exported repository is current when it matches."""
+    """Fingerprint of a release's manifest and weights and of the export's format: the exported repository is current
+    when it matches."""
+    from training.export.repository import EXPORT_FORMAT
     from training.pipeline import fingerprint
 
     files = sorted(p for p in Path(release).glob("*") if p.suffix in (".json", ".npz"))
-    return fingerprint([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return fingerprint(EXPORT_FORMAT, [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,11 @@ from ..errors import ExportError, TrainingError
 
 logger = logging.getLogger(__name__)
 
+# The layout of what an export writes. Raise it whenever the exported artifacts change shape (a new TorchScript
+# method, output or file), so that a repository exported from the same release by older code is exported again.
+# 2: the classifier's TorchScript gained its `probabilities` method.
+EXPORT_FORMAT = 2
+
 
 def missing_configs(repository: Path) -> list[str]:
     """The ``<model>/config.pbtxt`` files of the ensemble's models that ``repository`` lacks."""
