@@ -6,40 +6,11 @@ from __future__ import annotations
 import copy
 import json
 
-from training.model_card import render_model_card, training_class_counts
+from training.model_card.render import render_model_card
+from training.model_card.sources import training_class_counts
 from training.release import RELEASE_DIR, read_release
 
-SITE_COUNTS = {"AK": 0, "BCC": 30, "DF": 0, "MEL": 90, "NV": 180, "BKL": 0, "SCC": 0, "VASC": 0}
-VAL = {"AK": 0, "BCC": 4, "DF": 0, "MEL": 14, "NV": 27, "BKL": 0, "SCC": 0, "VASC": 0}
-TEST = {"AK": 0, "BCC": 5, "DF": 0, "MEL": 13, "NV": 27, "BKL": 0, "SCC": 0, "VASC": 0}
-
-
-def _dataset(name: str, root: str, counts: dict[str, int]) -> dict:
-    return {"name": name, "root": root, "images": sum(counts.values()), "with_masks": 0, "lesions": sum(counts.values()),
-            "missing_images": 0, "skipped_unknown": 0, "skipped_unlabelled": 0, "class_counts": counts, "splits": {}}
-
-
-def site_release() -> dict:
-    """The shipped release.json with a site's recipe, data and figures: one folder site_a (HAM10000 layout, 300
-    images of NV, MEL and BCC) for both stages, evaluated on its own test split only."""
-    release = copy.deepcopy(read_release(RELEASE_DIR))
-    release["recipe"].update(seg_data="site_a", seg_extra=[], cls_data=["site_a"])
-    release["data"] = {"root": "/data/hospital", "splits": {"segmenter": "splits/segmenter_split.json",
-                                                            "classifier": "splits/classifier_split.json"}}
-    site = _dataset("ham10000", "/data/hospital/site_a", SITE_COUNTS)
-    release["segmenter"]["figures"]["dataset"] = {"ham10000": site, "train_images": 255, "val_images": 45,
-                                                  "val_source": "ham10000"}
-    figures = release["classifier"]["figures"]
-    figures["dataset"] = {"ham10000": site}
-    figures["splits"] = {"train": 210, "val": 45, "test": 45}
-    figures["test"]["support"] = TEST
-    figures["val_by_source"] = {"ham10000": {**figures["val_by_source"]["ph2"], "support": VAL, "images": 45}}
-    figures["test_by_source"] = {"ham10000": {**figures["test_by_source"]["ph2"], "support": TEST, "images": 45}}
-    evaluation = release["evaluation"]
-    test = evaluation["reports"]["isic2018_task3_test"]
-    evaluation.update(segmentation_val_report="site_a_validation", test_report="site_a_test",
-                      reports={"site_a_test": test}, skipped={"site_a_validation": "no segmentation masks"})
-    return release
+from .releases import site_release
 
 
 def test_training_class_counts_from_the_figures_are_the_classifier_split_manifests() -> None:
