@@ -142,7 +142,7 @@ class BuildConfig(Settings):
                 )
 
 
-NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py", "child.py", "model_card.py")  # no stage runs them
+NOT_MODEL_CODE = ("pipeline.py", "experiments.py", "importer.py", "child.py")  # no stage runs them
 
 
 def source_digest(stage: str) -> str:
