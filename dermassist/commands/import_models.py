@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate both files first, then export each in its own subprocess through the parity-checked exports."""
-    from training.export.repository import open_repository
+    """Check both files, then export each in its own subprocess through the parity-checked exports; if either export is
+    refused, the repository is put back as it was."""
+    from training.export.repository import open_repository, restored_on_failure
     from training.importer import check_file, check_keras_file, run_import
 
     if args.keras is None and args.torch is None:
@@ -79,18 +80,21 @@ def run(args: argparse.Namespace) -> int:
             f"than it learnt; import the segmenter of the same run with it (--keras, its segmenter_metrics.json beside "
             "it), or train the classifier with --crop-threshold "
             f"{served:g}")
-    for kind, path in jobs:
-        logger.info("%s", run_import(kind, path, repository))
-        reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
-        mark_not_release(repository, f"{kind} {path}")
+    with restored_on_failure(repository, ImportModelError):  # a refused second file leaves the first unserved too
+        for kind, path in jobs:
+            logger.info("%s", run_import(kind, path, repository))
+            reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
+            mark_not_release(repository, f"{kind} {path}")
+        if tuned is not None:
+            set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
+        if crops is not None and crops[1]:
+            set_crop_colour(repository, crops[1],
+                            f"dermassist import --torch {args.torch}: the colour balance it trained on")
     if tuned is not None:
-        set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
         logger.info("the imported segmenter is served at the mask threshold its run tuned on validation, %g", tuned)
     elif args.keras is not None:
         logger.warning("the imported segmenter's mask threshold is the default (not tuned on validation: no "
                        "segmenter_metrics.json beside %s)", args.keras)
-    if crops is not None and crops[1]:
-        set_crop_colour(repository, crops[1], f"dermassist import --torch {args.torch}: the colour balance it trained on")
     if args.torch is not None:
         logger.warning("the imported classifier is served uncalibrated: its probabilities are the network's own "
                        "(temperature 1), REFER uses the contract's default threshold and the out-of-distribution check "

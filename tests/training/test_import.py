@@ -252,3 +252,30 @@ def test_the_segmenters_tuned_threshold_is_read_from_its_runs_metrics(tmp_path: 
     (tmp_path / "segmenter_metrics.json").write_text("{not json")
     with pytest.raises(ImportModelError, match="cannot be read"):
         tuned_mask_threshold(keras)
+
+
+SAVE_SIGMOID_SEGMENTER = (
+    "import sys, keras; i = keras.Input((256, 256, 3)); "
+    "keras.Model(i, keras.layers.Conv2D(1, 1, activation='sigmoid')(i)).save(sys.argv[1])"
+)
+
+
+@pytest.mark.slow
+def test_a_refused_classifier_leaves_the_repository_as_it_was_segmenter_included(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`import --keras A --torch B` exported A, then refused B, and served A beside the release's classifier."""
+    from dermassist.base.repository import RELEASE_STAMP, stage_repository
+
+    assert run_python("-c", SAVE_VARIANTS, str(tmp_path)).returncode == 0
+    keras = tmp_path / "segmenter.keras"
+    proc = run_python("-c", SAVE_SIGMOID_SEGMENTER, str(keras))
+    assert proc.returncode == 0, proc.stderr
+    repo = stage_repository(tmp_path / "repo")
+    (repo / RELEASE_STAMP).write_text("the release")
+    before = {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.INFO):
+        code = main(["import", "--keras", str(keras), "--torch", str(tmp_path / "ckpt.pt"), "--repository", str(repo)])
+    assert code == 2 and "its weights are under 'state_dict'" in caplog.text
+    assert "segmenter.keras ->" in caplog.text and "put back as it was" in caplog.text  # the first export did run
+    assert {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -3,6 +3,10 @@ where nothing is yet, so a mistyped ``--repository`` never ends as a folder of a
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dermassist.base.paths import SOURCE_REPOSITORY
@@ -55,3 +59,27 @@ def open_repository(repository: Path, error: type[TrainingError] = ExportError) 
                     "`dermassist serve --repository %s`); if you meant an existing repository, check the path",
                     path, SOURCE_REPOSITORY, path)
     return path
+
+
+@contextmanager
+def restored_on_failure(repository: Path, error: type[TrainingError] = ExportError) -> Iterator[Path]:
+    """Run several exports into ``repository`` as one: if any of them fails, or the run is interrupted, the repository
+    is put back as it was (from a copy made beside it first), so a refused second file never leaves the first one
+    served alone. Yields the repository."""
+    path = Path(repository).resolve()  # a linked repository is restored in the folder the link names
+    try:
+        saved = Path(tempfile.mkdtemp(prefix=f".{path.name}-before-", dir=path.parent))
+        shutil.copytree(path, saved / path.name, symlinks=True)
+    except OSError as e:
+        raise error(f"{path}: could not copy the repository beside it before changing it ({e}); free space or make "
+                    f"{path.parent} writable, then try again") from e
+    try:
+        yield path
+    except BaseException:
+        failed = saved / f"{path.name}.failed"
+        path.rename(failed)
+        (saved / path.name).rename(path)
+        logger.info("model repository %s put back as it was before the failed change", path)
+        raise
+    finally:
+        shutil.rmtree(saved, ignore_errors=True)

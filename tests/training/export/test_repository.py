@@ -93,3 +93,34 @@ def test_the_classifier_stage_refuses_before_it_reads_the_data(tmp_path: Path) -
     proc = _stage(bare, DEFAULT_THRESHOLD)
     assert proc.returncode == 2 and f"{bare} is not a model repository" in proc.stderr, proc.stderr[-2000:]
     assert json.loads(tuned_file(repo, CROP_MODEL).read_text())["values"]["threshold"] == 0.45
+
+
+def test_a_failed_change_puts_the_repository_back_and_a_good_one_stays(tmp_path: Path) -> None:
+    from training.export.repository import restored_on_failure
+
+    repo = tmp_path / "repo"
+    (repo / "lesion_segmenter" / "1").mkdir(parents=True)
+    (repo / "lesion_segmenter" / "1" / "weights").write_bytes(b"release")
+    (repo / ".release-stamp").write_text("release")
+    with pytest.raises(RuntimeError, match="second file refused"), restored_on_failure(repo):
+        (repo / "lesion_segmenter" / "1" / "weights").write_bytes(b"imported")
+        (repo / "lesion_classifier").mkdir()
+        raise RuntimeError("second file refused")
+    assert (repo / "lesion_segmenter" / "1" / "weights").read_bytes() == b"release"
+    assert not (repo / "lesion_classifier").exists() and (repo / ".release-stamp").read_text() == "release"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # the copy made beside it is gone
+    with restored_on_failure(repo):
+        (repo / ".release-stamp").write_text("imported")
+    assert (repo / ".release-stamp").read_text() == "imported"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+
+
+def test_a_repository_that_cannot_be_copied_first_is_refused_before_any_change(tmp_path: Path) -> None:
+    from training.export.repository import restored_on_failure
+
+    (tmp_path / "not_a_folder").write_text("")
+    ran = []
+    with pytest.raises(ExportError, match=r"could not copy the repository beside it .*then try again"):
+        with restored_on_failure(tmp_path / "not_a_folder" / "repo"):
+            ran.append(True)
+    assert ran == []
