@@ -35,9 +35,10 @@ from preprocess.contract import CLASS_CODES, CLASSIFIER_MODEL, CLS_SIZE, NUM_CLA
 from preprocess.crop import normalise
 from preprocess.triage import TriageParams, refer_scores
 
-from .base.errors import DermAssistError
+from .base.errors import ConfigError, DermAssistError
 from .base.frameworks import import_torch, is_torch_device, load_torchscript, missing_gpu
 from .base.repository import SOURCE_REPOSITORY, classifier_artifact, step_settings
+from .base.server_config import GRPC_ADMIN_HEADER, read_secret_file
 from .base.settings import Settings
 from .remote import RemoteSettings
 
@@ -75,6 +76,7 @@ class GpuCheckConfig(Settings, RemoteSettings):
     repeats: int = 20
     out: Path = Path("reports/gpu_check")
     refer_threshold: float | None = None  # None: the triage step's threshold in the GPU profile (needs tritonclient)
+    admin_key_file: Path | None = None  # with url: the server's admin key, to read its classifier's platform
 
     def __post_init__(self) -> None:
         if (self.crops is None) == (self.url is None):
@@ -87,6 +89,10 @@ class GpuCheckConfig(Settings, RemoteSettings):
             raise GpuCheckError(f"--url needs --images, a folder of images to send; got {self.images}")
         if self.url is None and self.images is not None:
             raise GpuCheckError("--images goes with --url (a running DermAssist)")
+        if self.admin_key_file is not None:
+            if self.url is None:
+                raise GpuCheckError("--admin-key-file goes with --url: it opens a running DermAssist's internal steps")
+            self.admin_key()
         self.check_tls(GpuCheckError, "they are for a running DermAssist served over TLS")
         if not is_torch_device(self.device):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
@@ -96,6 +102,15 @@ class GpuCheckConfig(Settings, RemoteSettings):
             raise GpuCheckError(f"--repeats must be at least 1, got {self.repeats}")
         if self.refer_threshold is not None and not 0.0 < self.refer_threshold < 1.0:
             raise GpuCheckError(f"--refer-threshold must lie in (0, 1), got {self.refer_threshold}")
+
+    def admin_key(self) -> str | None:
+        """The key in ``admin_key_file`` (None without one); an unreadable or empty file is a GpuCheckError."""
+        if self.admin_key_file is None:
+            return None
+        try:
+            return read_secret_file(self.admin_key_file, "admin key")
+        except ConfigError as e:
+            raise GpuCheckError(f"--admin-key-file: {e}") from e
 
 
 def profile_threshold(repository: Path) -> float:
@@ -291,18 +306,27 @@ def gpu_check(config: GpuCheckConfig) -> dict:
 
 
 def served_platform(config: GpuCheckConfig) -> dict:
-    """The platform of the classifier the DermAssist at ``config.url`` serves, from its model metadata (no admin key
-    needed): ``{"platform": ...}``, or ``{"error": ...}`` when it could not be read."""
-    from dermassist_client import ClientConfig, DermAssistClient, DermAssistClientError
+    """The platform of the classifier the DermAssist at ``config.url`` serves, from its model metadata:
+    ``{"platform": ...}``, or ``{"error": ...}`` when it could not be read. The guard shows an internal step's metadata
+    only with the admin key, so the call carries the key of ``--admin-key-file``; without one the error says so."""
+    from tritonclient.grpc import InferenceServerClient, InferenceServerException
 
-    client_config = ClientConfig(url=str(config.url), timeout_s=config.timeout_s, model_name=CLASSIFIER_MODEL,
-                                 **config.client_options())
+    key = config.admin_key()
+    tls = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.client_options().items()}
     try:
-        with DermAssistClient.from_config(client_config) as client:
-            metadata = client.model_metadata()
-    except DermAssistClientError as e:
-        logger.warning("could not read the model metadata of %s at %s: %s", CLASSIFIER_MODEL, config.url, e)
-        return {"error": str(e)}
+        client = InferenceServerClient(str(config.url), **tls)
+        try:
+            metadata = client.get_model_metadata(CLASSIFIER_MODEL, headers={GRPC_ADMIN_HEADER: key} if key else None,
+                                                 as_json=True, client_timeout=config.timeout_s)
+        finally:
+            client.close()
+    except InferenceServerException as e:
+        error = str(e)
+        if "PERMISSION_DENIED" in error or "admin key" in error:
+            error = (f"{error}; the served steps' metadata needs the server's admin key: pass --admin-key-file "
+                     "(or DERMASSIST_GPU_CHECK_ADMIN_KEY_FILE)" if key is None else f"{error}; check the admin key file")
+        logger.warning("could not read the model metadata of %s at %s: %s", CLASSIFIER_MODEL, config.url, error)
+        return {"error": error}
     return {"platform": str(metadata.get("platform", ""))}
 
 

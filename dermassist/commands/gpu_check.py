@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
 
     parser.description = (f"{parser.description or 'check the GPU profile classifier'}. With --url: whether a running "
                           "DermAssist's answers agree with this machine's CPU run of the classifier; that does not tell "
-                          "which device served them (the report names the served classifier's platform: "
-                          "pytorch_libtorch in the GPU profile, python in the embedded CPU profile).")
+                          "which device served them (with --admin-key-file the report names the served classifier's "
+                          "platform: pytorch_libtorch in the GPU profile, python in the embedded CPU profile).")
     parser.add_argument("--crops", type=Path, help=setting_help(G, "crops", ".npz of served crops (and answers)"))
     parser.add_argument("--url", help=setting_help(G, "url", "gRPC HOST:PORT of a running DermAssist to check instead"))
     parser.add_argument("--images", type=Path, help=setting_help(G, "images", "with --url: a folder of images to send"))
@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--timeout", dest="timeout_s", type=float,
                         help=setting_help(G, "timeout_s", "with --url: seconds per call"))
     parser.add_argument("--out", type=Path, help=setting_help(G, "out", "where gpu_check.md / .json go"))
+    parser.add_argument("--admin-key-file", type=Path, help=setting_help(
+        G, "admin_key_file", "with --url: file holding the server's admin key, which its classifier's platform needs"))
     add_tls_flags(parser, G, "TLS (with --url, a DermAssist served over TLS)")
 
 

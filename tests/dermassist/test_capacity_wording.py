@@ -47,11 +47,16 @@ def test_gpu_check_against_a_server_says_what_it_checked_and_not_the_device() ->
 
 
 @pytest.mark.parametrize("platform", ["python", "pytorch_libtorch"])
-def test_gpu_check_reads_the_served_classifiers_platform_from_its_metadata(platform: str, tmp_path: Path) -> None:
-    """Model metadata is not a restricted API: the front forwards it without the admin key."""
+def test_gpu_check_reads_the_served_classifiers_platform_with_the_admin_key(platform: str, tmp_path: Path) -> None:
+    """The guard shows an internal step's metadata only with the admin key: gpu-check sends the key of its
+    --admin-key-file, and without one says which setting would read the platform."""
+    from dermassist.base.server_config import GRPC_ADMIN_HEADER
     from dermassist.gpu_parity import GpuCheckConfig, served_platform
 
-    def metadata(request: service_pb2.ModelMetadataRequest, _context) -> service_pb2.ModelMetadataResponse:
+    def metadata(request: service_pb2.ModelMetadataRequest, context) -> service_pb2.ModelMetadataResponse:
+        if dict(context.invocation_metadata()).get(GRPC_ADMIN_HEADER) != "s3cret":
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"this API needs the admin key in the {GRPC_ADMIN_HEADER!r} "
+                          "header")
         return service_pb2.ModelMetadataResponse(name=request.name, versions=["1"],
                                                  platform=platform if request.name == "lesion_classifier" else "ensemble")
 
@@ -62,9 +67,29 @@ def test_gpu_check_reads_the_served_classifiers_platform_from_its_metadata(platf
             response_serializer=service_pb2.ModelMetadataResponse.SerializeToString)}),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    (tmp_path / "key").write_text("s3cret\n")
+    (tmp_path / "wrong").write_text("guess\n")
+    url = f"127.0.0.1:{port}"
     try:
-        config = GpuCheckConfig(url=f"127.0.0.1:{port}", images=tmp_path, timeout_s=5)
-        assert served_platform(config) == {"platform": platform}
+        assert served_platform(GpuCheckConfig(url=url, images=tmp_path, admin_key_file=tmp_path / "key")) == {
+            "platform": platform}
+        without = served_platform(GpuCheckConfig(url=url, images=tmp_path, timeout_s=5))["error"]
+        assert "PERMISSION_DENIED" in without and "pass --admin-key-file" in without
+        wrong = served_platform(GpuCheckConfig(url=url, images=tmp_path, admin_key_file=tmp_path / "wrong"))["error"]
+        assert "check the admin key file" in wrong
     finally:
         server.stop(None)
-    assert "error" in served_platform(GpuCheckConfig(url=f"127.0.0.1:{port}", images=tmp_path, timeout_s=2))
+    assert "error" in served_platform(GpuCheckConfig(url=url, images=tmp_path, timeout_s=2))
+
+
+def test_gpu_check_refuses_an_admin_key_file_it_cannot_use(tmp_path: Path) -> None:
+    from dermassist.gpu_parity import GpuCheckConfig, GpuCheckError
+
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "crops.npz").write_bytes(b"")
+    with pytest.raises(GpuCheckError, match="--admin-key-file: the admin key file .*empty"):
+        GpuCheckConfig(url="localhost:8001", images=tmp_path, admin_key_file=tmp_path / "empty")
+    with pytest.raises(GpuCheckError, match="--admin-key-file: cannot read the admin key file"):
+        GpuCheckConfig(url="localhost:8001", images=tmp_path, admin_key_file=tmp_path / "absent")
+    with pytest.raises(GpuCheckError, match="--admin-key-file goes with --url"):
+        GpuCheckConfig(crops=tmp_path / "crops.npz", admin_key_file=tmp_path / "empty")

@@ -482,3 +482,17 @@ def test_the_audit_line_of_a_call_past_its_deadline_records_the_callers_address(
     assert late["peer"].startswith(("ipv4:", "ipv6:")), late
     assert late["peer"].rsplit(":", 1)[0] == before["peer"].rsplit(":", 1)[0]  # the same caller's address
     assert records["after-the-late-one"]["status"] == "OK"
+
+
+def test_gpu_check_reads_the_served_classifiers_platform_through_the_front_with_the_admin_key(
+        guards, triton_server, certs, tmp_path: Path) -> None:
+    """Behind the guard an internal step's metadata needs the admin key: gpu-check --admin-key-file sends it (over
+    mutual TLS here) and names the embedded profile's platform; without it, the report says which setting reads it."""
+    from dermassist.gpu_parity import GpuCheckConfig, served_platform
+
+    (tmp_path / "admin.key").write_text(triton_server.config.admin_key + "\n")
+    tls = {"ssl": True, "root_certificates": certs.ca, "private_key": certs.client_key, "certificate_chain": certs.client_cert}
+    keyed = GpuCheckConfig(url=guards["mtls"].grpc_address, images=tmp_path, admin_key_file=tmp_path / "admin.key", **tls)
+    assert served_platform(keyed) == {"platform": "python"}
+    without = served_platform(GpuCheckConfig(url=guards["plain"].grpc_address, images=tmp_path))
+    assert "PERMISSION_DENIED" in without["error"] and "pass --admin-key-file" in without["error"]
