@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 # Triton's CPU-only start-up warnings stay out of test logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install system-deps models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
+.PHONY: help install system-deps shared-data models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
 
 help:
 	@echo "make demo      install, build models if missing, serve them and print the demo page's address"
@@ -82,9 +82,12 @@ demo: models
 	$(VENV)/bin/dermassist demo
 
 # The suite runs ruff and mypy too (tests/test_lint.py; both pinned in the dev extras).
-test: $(STAMP) $(SYSTEM_STAMP) $(CHECKOV)
-	@test -d ../shared/data || { echo "make test: the suite runs on the real dermoscopy samples, expected at ../shared/data beside this checkout (its README says what each set is); put them there and run make test again" >&2; exit 2; }
+# The data is checked first, so a machine without it is told so before minutes of installing.
+test: shared-data $(STAMP) $(SYSTEM_STAMP) $(CHECKOV)
 	$(PY) -m pytest
+
+shared-data:
+	@test -d ../shared/data || { echo "make test: the suite runs on the real dermoscopy samples, expected at ../shared/data beside this checkout; README.md, section Data, lists the sets and their layouts: put them there and run make test again" >&2; exit 2; }
 
 lint: $(STAMP)
 	$(PY) -m pytest -q tests/test_lint.py

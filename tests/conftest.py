@@ -31,7 +31,7 @@ ISIC2017_IMAGES = SHARED_DATA / "isic2017_seg_256" / "ISIC-2017_Training_Data"
 def shared_data() -> Path:
     """The real dermoscopy samples beside the project (CI always has them)."""
     if not SHARED_DATA.is_dir():
-        raise FileNotFoundError(f"real sample data expected at {SHARED_DATA}; see ../shared/data/README.md")
+        raise FileNotFoundError(f"real sample data expected at {SHARED_DATA}; README.md, section Data, lists the sets")
     return SHARED_DATA
 
 
