@@ -1,6 +1,6 @@
 """The Gradio demo page: upload an image (or pick a bundled real example) and see what the ensemble says.
 
-Gradio is imported only here (``pip install dermassist-client[demo]``).
+Gradio is imported only here (``pip install './client[demo]'`` from the checkout).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """One or more results as a FHIR R4 transaction Bundle: a DiagnosticReport with Observations and a Device.
 
-Install with ``pip install 'dermassist-client[fhir]'``. The resources are built and validated with the
+Install with ``pip install './client[fhir]'`` from the checkout. The resources are built and validated with the
 ``fhir.resources`` R4B models; every element used here is the same in R4 (4.0.1), so an R4 server takes
 the Bundle as it is (POST it to the server's base URL). Per analysed image:
 

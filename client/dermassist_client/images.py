@@ -15,6 +15,7 @@ from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from .colour_profile import declared_profile
 from .errors import InvalidImageError
+from .extras import install_command
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +298,8 @@ def _from_path(path: Path) -> EncodedImage:
     if fmt is None and is_dicom(data):
         raise InvalidImageError(
             f"{path} is a DICOM file, not an encoded image; analyse it with `dermassist-client analyze` or "
-            "dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "
-            "(pip install 'dermassist-client[dicom]')"
+            f"dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "
+            f"({install_command('dicom')})"
         )
     other = other_format(data) if fmt is None else None
     header = read_header(data)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ClientConfigError
+from .extras import EXTRAS, install_command
 from .images import is_dicom
 from .private import private_folder, remove_output
 from .result import LesionResult
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTRAS = {"dicom": ("pydicom", "highdicom"), "fhir": ("fhir.resources",), "demo": ("gradio",)}
-
-
 def require_extra(extra: str, why: str) -> None:
     """Raise ClientConfigError naming the pip command when an optional extra is not installed."""
     for module in EXTRAS[extra]:
@@ -33,7 +31,7 @@ def require_extra(extra: str, why: str) -> None:
             importlib.import_module(module)
         except ImportError as e:
             raise ClientConfigError(
-                f"{why} needs the '{extra}' extra ({module} is missing): pip install 'dermassist-client[{extra}]'"
+                f"{why} needs the '{extra}' extra ({module} is missing): {install_command(extra)}"
             ) from e
 
 

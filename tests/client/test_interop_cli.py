@@ -27,7 +27,7 @@ def test_a_dicom_file_without_the_dicom_extra_names_the_extra(tmp_path, ham_jpeg
     code = BLOCK.format(mods=("pydicom", "highdicom")) + f"sys.exit(main(['analyze', {str(dcm)!r}, '--url', '127.0.0.1:9']))"
     done = run(code)
     assert done.returncode == 1
-    assert f"{dcm}: FAILED:" in done.stderr and "pip install 'dermassist-client[dicom]'" in done.stderr
+    assert f"{dcm}: FAILED:" in done.stderr and "pip install './client[dicom]' (from the DermAssist checkout)" in done.stderr
 
 
 def test_fhir_out_without_the_fhir_extra_is_a_usage_error(tmp_path):
@@ -35,7 +35,7 @@ def test_fhir_out_without_the_fhir_extra_is_a_usage_error(tmp_path):
         f"sys.exit(main(['analyze', 'x.jpg', '--fhir-out', {str(tmp_path / 'b.json')!r}, '--url', '127.0.0.1:9']))")
     done = run(code)
     assert done.returncode == 2
-    assert "--fhir-out needs the 'fhir' extra" in done.stderr and "dermassist-client[fhir]" in done.stderr
+    assert "--fhir-out needs the 'fhir' extra" in done.stderr and "pip install './client[fhir]'" in done.stderr
 
 
 def test_fhir_out_into_a_missing_folder_is_no_usage_error(tmp_path):
@@ -85,4 +85,4 @@ def test_the_demo_without_the_demo_extra_names_the_extra() -> None:
     code = BLOCK.format(mods=("gradio",)) + "sys.exit(main(['demo', '--url', '127.0.0.1:9']))"
     done = run(code)
     assert done.returncode == 2
-    assert "the demo page needs the 'demo' extra" in done.stderr and "dermassist-client[demo]" in done.stderr
+    assert "the demo page needs the 'demo' extra" in done.stderr and "pip install './client[demo]'" in done.stderr
