@@ -36,7 +36,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,11 +134,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind_failure(what: str, host: str, port: int, reason: str, field: str) -> str:
-    """Why a public port (``what``, ServerConfig's ``field``) cannot be served on host:port, and the fixes."""
-    return (f"cannot serve {what} on {host}:{port}: {reason}; expected a port no other process listens on, on an "
-            f"address of this machine: stop what holds port {port} (another `dermassist serve`?) or pass another "
-            f"{setting_names(ServerConfig, field)}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
+@dataclass(frozen=True)
+class BusyPort:
+    """A public port that cannot be listened on: what it serves, where, why, and ServerConfig's field that sets it
+    (``setting``)."""
+
+    what: str
+    host: str
+    port: int
+    reason: str
+    setting: str
+
+
+def bind_failure(busy: Sequence[BusyPort]) -> str:
+    """Why the public ports in ``busy`` cannot be served, every one in one message, and the fixes."""
+    where = ", ".join(f"{b.what} on {b.host}:{b.port} ({b.reason})" for b in busy)
+    ports = " and ".join(str(b.port) for b in busy)
+    flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
+    first = busy[0].port
+    return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: stop "
+            f"what holds port {ports} (another `dermassist serve`? `ss -ltnp 'sport = :{first}'` shows which) or pass "
+            f"another {flags}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
 
 
 def versions_text(models: list[tuple[str, str]]) -> str:
@@ -304,13 +320,18 @@ class Guard:
                               f"{self._not_live}")
 
     def _check_public_ports(self) -> None:
-        """A ServerError naming the port and its flag when the public gRPC or health port cannot be listened on now."""
+        """A ServerError naming every public port that cannot be listened on now, each with its flag, in one message:
+        the gRPC front, the health endpoint and, where the guard starts tritonserver, Triton's metrics port."""
         host = self.public.host
-        for what, port, flag in (("gRPC", self.public.grpc_port, "grpc_port"),
-                                 ("the health endpoint", self.public.http_port, "http_port")):
-            problem = port_problem(host, port)
-            if problem is not None:
-                raise ServerError(bind_failure(what, host, port, problem, flag))
+        ports = [("gRPC", host, self.public.grpc_port, "grpc_port"),
+                 ("the health endpoint", host, self.public.http_port, "http_port")]
+        if self._owns_server:
+            ports.append(("Triton's metrics", self.triton_config.metrics_host or host, self.triton_config.metrics_port,
+                          "metrics_port"))
+        busy = [BusyPort(what, where, port, problem, setting) for what, where, port, setting in ports
+                if (problem := port_problem(where, port)) is not None]
+        if busy:
+            raise ServerError(bind_failure(busy))
 
     async def _start_server(self, stop: asyncio.Event) -> None:
         """Start tritonserver; a stop asked for meanwhile (SIGTERM from an orchestrator that gives up on a slow start)
@@ -391,7 +412,7 @@ class Guard:
         else:
             reason = "gRPC bound no port"
         if not bound:
-            raise ServerError(bind_failure("gRPC", host, port, reason, "grpc_port"))
+            raise ServerError(bind_failure([BusyPort("gRPC", host, port, reason, "grpc_port")]))
         await server.start()
         return server
 

@@ -88,7 +88,7 @@ def test_serve_on_a_taken_grpc_port_exits_2_before_tritonserver_starts(tmp_path:
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     text = _refused(["serve", "--repository", str(tmp_path), "--grpc-port", str(taken_port),
                      "--audit-log", str(tmp_path / "audit.jsonl")], caplog)
-    assert f"cannot serve gRPC on 127.0.0.1:{taken_port}: Address already in use" in text and "--grpc-port" in text
+    assert f"cannot serve gRPC on 127.0.0.1:{taken_port} (Address already in use)" in text and "--grpc-port" in text
 
 
 # --- demo -----------------------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_a_second_front_on_the_same_port_fails_naming_the_port_the_flag_and_the_
                 guard.front.close()
 
     port = first.public.grpc_port
-    with pytest.raises(ServerError, match=rf"cannot serve gRPC on 127.0.0.1:{port}: Address already in use; .*"
+    with pytest.raises(ServerError, match=rf"cannot serve gRPC on 127.0.0.1:{port} \(Address already in use\); .*"
                                           rf"stop what holds port {port} .*--grpc-port / DERMASSIST_GRPC_PORT"):
         asyncio.run(main())
     first.audit.close()
@@ -85,8 +85,32 @@ def test_a_taken_public_port_is_told_before_tritonserver_starts(tmp_path: Path, 
     http, grpc_port = free_ports(2)
     public = ServerConfig(repository=tmp_path, **{"http_port": http, "grpc_port": grpc_port, field: port})
     guard = Guard(public, GuardConfig(audit_log=str(tmp_path / "a.jsonl")))  # its own tritonserver, never started
-    with pytest.raises(ServerError, match=rf"127.0.0.1:{port}: Address already in use; .*{flag}"):
+    with pytest.raises(ServerError, match=rf"127.0.0.1:{port} \(Address already in use\); .*{flag}"):
         asyncio.run(guard.run(asyncio.Event()))
+
+
+def test_every_taken_public_port_is_told_in_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three taken ports took three tries to find, each told in other words."""
+    monkeypatch.setattr(TritonServer, "start", lambda self: pytest.fail("tritonserver started though ports are taken"))
+    held = [socket.socket() for _ in range(3)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+        http, grpc_port, metrics = (s.getsockname()[1] for s in held)
+        public = ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc_port, metrics_port=metrics)
+        guard = Guard(public, GuardConfig(audit_log=str(tmp_path / "a.jsonl")))
+        with pytest.raises(ServerError) as refused:
+            asyncio.run(guard.run(asyncio.Event()))
+    finally:
+        for s in held:
+            s.close()
+    text = str(refused.value)
+    assert f"gRPC on 127.0.0.1:{grpc_port} (Address already in use)" in text
+    assert f"the health endpoint on 127.0.0.1:{http} (Address already in use)" in text
+    assert f"Triton's metrics on 127.0.0.1:{metrics} (Address already in use)" in text
+    assert f"stop what holds port {grpc_port} and {http} and {metrics}" in text and f"sport = :{grpc_port}" in text
+    assert "--grpc-port / DERMASSIST_GRPC_PORT and --http-port / DERMASSIST_HTTP_PORT and --metrics-port" in text
 
 
 # --- 2. a server that is never ready says why ----------------------------------------------------------------
