@@ -245,7 +245,8 @@ def test_serve_exits_2_naming_the_taken_metrics_port(tmp_path: Path, taken_port:
             "--metrics-port", str(taken_port), "--audit-log", str(tmp_path / "audit.jsonl")]
     assert main(argv) == 2
     (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert f"metrics port {taken_port} cannot be bound" in error and "--metrics-port / DERMASSIST_METRICS_PORT" in error
+    assert f"Triton's metrics on 127.0.0.1:{taken_port} (Address already in use)" in error
+    assert "--metrics-port / DERMASSIST_METRICS_PORT" in error
 
 
 def test_only_the_newest_kept_logs_stay(tmp_path: Path) -> None:
