@@ -1,7 +1,6 @@
 """Start, watch and stop ``tritonserver``: the binary shipped in the nvidia-pytriton wheel, or a system one."""
 from __future__ import annotations
 
-import ctypes
 import errno
 import importlib.util
 import logging
@@ -44,7 +43,6 @@ _HARMLESS_ERRORS = (
     re.compile(r'^"CudaDriverHelper has not been initialized\."$'),
     re.compile(r'^"unable to create stream for [^:"]+: CUDA driver version is insufficient for CUDA runtime version"$'),
 )
-_PR_SET_PDEATHSIG = 1
 SHM_DIR = Path("/dev/shm")
 
 
@@ -377,8 +375,10 @@ def startup_report(headline: str, log: str, kept_log: Path | None = None, timeou
     return "\n".join(parts)
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` run through ``launcher.py``, so that it is stopped (SIGTERM) when this process dies, without running
+    Python between fork and exec here (see the launcher's docstring)."""
+    return [sys.executable, "-I", str(Path(__file__).with_name("launcher.py")), str(os.getpid()), *cmd]
 
 
 def _kill_group(pgid: int) -> None:
@@ -423,8 +423,8 @@ class TritonServer:
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                cmd, env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+                with_parent(cmd), env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
             )
         try:
             self._wait_ready(self.process, started)
