@@ -38,7 +38,7 @@ from preprocess.contract import (
 )
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
-from ..base.errors import ConfigError
+from ..base.errors import ConfigError, DermAssistError
 from ..base.settings import setting_names
 from .config import GuardConfig, audit_log_problem
 
@@ -176,13 +176,32 @@ def open_for_appending(path: Path) -> TextIO:
                           f"folder: pass {setting_names(GuardConfig, 'audit_log')} another file, or - for stdout") from e
 
 
+class AuditWriteError(DermAssistError):
+    """An audit line could not be written: the call it records must not be answered as if it had been."""
+
+
+def append_whole(descriptor: int, data: bytes) -> None:
+    """Append ``data`` to the file open (O_APPEND) at ``descriptor``, all of it or nothing: a write cut short (a full
+    disk) is cut back off, so no torn line stays in the file, and nothing is kept to be written later."""
+    size = os.fstat(descriptor).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(descriptor, view):]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(descriptor, size)
+        raise
+
+
 def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
 class AuditLog:
-    """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one flush per line (to the operating
-    system, not fsync'd: a crash of the process loses nothing, a crash of the host may lose the last lines).
+    """Appends JSON lines to a file, or writes them to stdout (``-``); one lock, one unbuffered write per line (to the
+    operating system, not fsync'd: a crash of the process loses nothing, a crash of the host may lose the last lines);
+    a line that cannot be written is an AuditWriteError and leaves nothing behind (``append_whole``).
 
     Safe to rotate by renaming (logrotate without copytruncate): at most once per ``check_interval_s`` a write looks
     whether the file at the path is still the one open (device and inode) and opens the path again when it is not
@@ -198,6 +217,7 @@ class AuditLog:
         self._lock = threading.Lock()
         self._stream: TextIO
         self._reopen_problem: str | None = None  # why the last reopen failed (logged when it changes)
+        self.problem: str | None = None  # why the last write failed, until one succeeds
         if self.destination == STDOUT:
             self._stream, self._owned = sys.stdout, False
         else:
@@ -205,13 +225,28 @@ class AuditLog:
         self._checked_at = clock()
 
     def write(self, record: dict[str, Any]) -> None:
-        """Write one record as one line (to the file now at the path, when it was rotated)."""
+        """Write one record as one line (to the file now at the path, when it was rotated); an AuditWriteError when it
+        cannot be (a full disk): then no part of it is in the file, nor kept to be written later."""
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
         with self._lock:
             if self._owned and self._clock() - self._checked_at >= self.check_interval_s:
                 self._reopen_if_moved()
-            self._stream.write(line)
-            self._stream.flush()
+            try:
+                if self._owned:  # unbuffered: a failed line is never flushed later under another call's
+                    append_whole(self._stream.fileno(), line.encode("ascii"))
+                else:
+                    self._stream.write(line)
+                    self._stream.flush()
+            except (OSError, ValueError) as e:  # ValueError: stdout closed
+                problem = getattr(e, "strerror", None) or str(e)
+                if problem != self.problem:
+                    logger.error("audit log %s cannot be written (%s): every inference call is refused (UNAVAILABLE) "
+                                 "until it can; free space on its file system or fix it", self.destination, problem)
+                self.problem = problem
+                raise AuditWriteError(f"the audit trail cannot be written ({problem})") from e
+            if self.problem is not None:
+                logger.info("audit log %s is written again", self.destination)
+                self.problem = None
 
     def reopen(self) -> None:
         """Open the path again if the file there is not the one open (after a rotation; SIGHUP calls this)."""
@@ -248,13 +283,14 @@ class AuditLog:
                          "(check the folder's permissions)", self.destination, problem)
 
     def _close_stream(self) -> None:
-        """Flush, fsync and close the open file (an fsync that fails is logged: the lines reached the OS)."""
-        self._stream.flush()
+        """Fsync and close the open file (an fsync that fails is logged: the lines reached the OS). Lines are written
+        unbuffered, so there is nothing to flush that a full disk could make fail here."""
         try:
             os.fsync(self._stream.fileno())
         except OSError as e:
             logger.warning("could not fsync the audit log %s: %s", self.destination, e.strerror or e)
-        self._stream.close()
+        with contextlib.suppress(OSError):
+            self._stream.close()
 
     def close(self) -> None:
         """Flush, fsync and close the file (stdout stays open)."""

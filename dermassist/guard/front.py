@@ -56,7 +56,7 @@ from .admin import (
     peer_address,
     requested_model,
 )
-from .audit import MAX_ID_CHARS, build_record, request_images
+from .audit import MAX_ID_CHARS, AuditWriteError, build_record, request_images
 from .metrics import GuardMetrics
 
 if TYPE_CHECKING:
@@ -577,7 +577,7 @@ class Front(grpc.GenericRpcHandler):
                 self._cancelled(call, context)
                 raise
             finally:
-                self._audit_admin(call)
+                await self._audit_admin(call, context)
         return admin
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
@@ -591,19 +591,31 @@ class Front(grpc.GenericRpcHandler):
                          error: str) -> NoReturn:
         """End an admin call with ``status``, its audit line written first."""
         call.status, call.error = status, error
-        self._audit_admin(call)
+        await self._audit_admin(call, context)
         await abort(context, status, error)
 
-    def _audit_admin(self, call: AdminCall) -> None:
-        """Write an admin call's audit line, once (never the key: only how it was found)."""
+    async def _audit_admin(self, call: AdminCall, context: grpc.aio.ServicerContext) -> None:
+        """Write an admin call's audit line, once (never the key: only how it was found); a line that cannot be
+        written ends the call UNAVAILABLE (``unaudited``)."""
         if call.written:
             return
         call.written = True
+        try:
+            self.guard.audit.write(admin_record(
+                method=call.method, extension=call.extension, model=call.model, peer=call.peer, client=call.client,
+                key=call.key, status=call.status.name, error=call.error,
+                latency_ms=(time.perf_counter() - call.started) * 1000.0))
+        except AuditWriteError as e:
+            self.metrics.observe_admin(grpc.StatusCode.UNAVAILABLE.name)
+            await self.unaudited(context, e)
         self.metrics.observe_admin(call.status.name)
-        self.guard.audit.write(admin_record(
-            method=call.method, extension=call.extension, model=call.model, peer=call.peer, client=call.client,
-            key=call.key, status=call.status.name, error=call.error,
-            latency_ms=(time.perf_counter() - call.started) * 1000.0))
+
+    async def unaudited(self, context: grpc.aio.ServicerContext, error: AuditWriteError) -> NoReturn:
+        """End a call whose audit line could not be written: UNAVAILABLE (the client may retry, here or on another
+        replica), never its answer, which would then leave without a record."""
+        self.metrics.observe_audit_failure()
+        await abort(context, grpc.StatusCode.UNAVAILABLE, f"DermAssist cannot answer now: {error}; retry later (its "
+                                                           "operator is told in its log)")
 
     async def refuse_stream(self, requests: Any, context: grpc.aio.ServicerContext) -> None:
         """Streaming inference is not part of the contract (and could not be audited per request)."""
@@ -634,8 +646,9 @@ class Front(grpc.GenericRpcHandler):
         to a caller with the admin key (it tells which published flaws apply). A call carrying a key is audited."""
         key = self.key_check(context)
         if key != KEY_NONE:
-            self._audit_admin(AdminCall("ServerMetadata", time.perf_counter(), context.peer(), client_identity(context),
-                                        key, status=grpc.StatusCode.OK, error=None))
+            await self._audit_admin(AdminCall("ServerMetadata", time.perf_counter(), context.peer(),
+                                              client_identity(context), key, status=grpc.StatusCode.OK, error=None),
+                                    context)
         answer = service_pb2.ServerMetadataResponse.FromString(await self._forwarder("ServerMetadata")(request, context))
         kept = served_extensions(list(answer.extensions), key == KEY_RIGHT)
         del answer.extensions[:]
@@ -749,7 +762,11 @@ class Front(grpc.GenericRpcHandler):
         except Exception:  # the audit line must never take the answer down with it; it loses the answer columns
             logger.exception("the audit line of request %s was written without its answer", call.request_id)
             record = build_record(call.request, images=images, **fields)
-        self.guard.audit.write(record)
+        try:
+            self.guard.audit.write(record)
+        except AuditWriteError as e:
+            self.metrics.observe_request(grpc.StatusCode.UNAVAILABLE.name, latency_ms / 1000.0)
+            await self.unaudited(context, e)
         self.metrics.observe_request(call.status.name, latency_ms / 1000.0)
 
     def close(self) -> None:

@@ -64,6 +64,7 @@ class GuardMetrics:
         self.recoveries: collections.Counter[tuple[str, str]] = collections.Counter(
             {(a, r): 0 for a in RECOVERY_ACTIONS for r in RECOVERY_RESULTS})
         self.canary_busy = 0
+        self.audit_failures = 0  # calls refused because their audit line could not be written
         self.held = 0  # inference calls that arrived while the guard was not ready and waited for it
         self.waiting = 0  # inference calls waiting for readiness now
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
@@ -84,6 +85,11 @@ class GuardMetrics:
         """One admin (restricted) call answered with gRPC ``status``."""
         with self._lock:
             self.admin_calls[status] += 1
+
+    def observe_audit_failure(self) -> None:
+        """One call refused because its audit line could not be written."""
+        with self._lock:
+            self.audit_failures += 1
 
     def observe_recovery(self, action: str, healed: bool) -> None:
         """One recovery by ``action`` (as the guard logs it) that healed the pipeline or failed."""
@@ -117,6 +123,9 @@ class GuardMetrics:
             family("dermassist_canary_busy_total", "counter",
                    "Canaries that timed out behind client calls: busy, not broken (nothing was healed).",
                    (("", self.canary_busy),))
+            family("dermassist_audit_write_failures_total", "counter",
+                   "Calls refused (UNAVAILABLE) because their audit line could not be written (a full disk?).",
+                   (("", self.audit_failures),))
             family("dermassist_held_total", "counter",
                    "Inference calls that arrived while the guard was not ready and were held for readiness.",
                    (("", self.held),))

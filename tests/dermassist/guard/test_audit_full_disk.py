@@ -1,0 +1,100 @@
+"""A full disk under the audit log (an ops audit): the calls were answered UNKNOWN, the unwritten lines stayed in a
+buffer and were written later with status OK, a torn half-line sat in the file, and stopping raised."""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+import dermassist.guard.audit as audit_module
+from dermassist.guard.audit import AuditLog, AuditWriteError, append_whole
+from preprocess.contract import ENSEMBLE_NAME
+
+from .loopback import front_before_stand_in
+
+
+class FullDisk:
+    """os.write as on a file system with ``room`` bytes left: a write past it is cut short, the next one fails."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.real = os.write
+
+    def __call__(self, descriptor: int, data: bytes | memoryview) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self.real(descriptor, bytes(data)[: self.room])
+        self.room -= written
+        return written
+
+
+def test_a_line_that_does_not_fit_leaves_no_part_in_the_file_and_is_never_written_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(path)
+    audit.write({"n": 1, "status": "OK"})
+    before = path.read_bytes()
+    disk = FullDisk(room=10)  # a part of the next line fits, not all of it
+    monkeypatch.setattr(audit_module.os, "write", disk)
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.audit"):
+        for n in (2, 3):
+            with pytest.raises(AuditWriteError, match=r"the audit trail cannot be written \(No space left on device\)"):
+                audit.write({"n": n, "status": "OK"})
+            assert path.read_bytes() == before  # no torn half-line
+        monkeypatch.setattr(audit_module.os, "write", disk.real)  # space again
+        audit.write({"n": 4, "status": "OK"})
+    audit.close()
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [1, 4]  # 2 and 3 never appear
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "cannot be written (No space left on device)" in errors[0]  # once, not per call
+    assert any("is written again" in r.getMessage() for r in caplog.records if r.levelname == "INFO")
+
+
+def test_append_whole_writes_every_byte_of_a_short_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.write
+    monkeypatch.setattr(audit_module.os, "write", lambda fd, data: real(fd, bytes(data)[:3]))  # 3 bytes a call
+    descriptor = os.open(tmp_path / "f", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        append_whole(descriptor, b"0123456789\n")
+    finally:
+        os.close(descriptor)
+    assert (tmp_path / "f").read_bytes() == b"0123456789\n"
+
+
+def test_closing_on_a_full_disk_does_not_raise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.write({"n": 1})
+    monkeypatch.setattr(audit_module.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    audit.close()  # logged, not raised: stopping still stops tritonserver
+
+
+def test_a_call_whose_line_cannot_be_written_is_refused_unavailable_and_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ham_jpeg: bytes) -> None:
+    """The answer must not leave without its line: the client is told UNAVAILABLE (it may retry), not UNKNOWN."""
+    with front_before_stand_in(tmp_path / "audit.jsonl") as served:
+        monkeypatch.setattr(audit_module.os, "write", FullDisk(room=0))
+        client = grpcclient.InferenceServerClient(served.address)
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[ham_jpeg]], dtype=object))
+        try:
+            with pytest.raises(InferenceServerException) as refused:
+                client.infer(ENSEMBLE_NAME, [tensor], request_id="disk-full")
+        finally:
+            client.close()
+        assert refused.value.status() == str(grpc.StatusCode.UNAVAILABLE)
+        assert "the audit trail cannot be written (No space left on device)" in str(refused.value)
+        with urllib.request.urlopen(f"http://{served.http_address}/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        assert "dermassist_audit_write_failures_total 1" in metrics
+        assert 'dermassist_requests_total{status="UNAVAILABLE"} 1' in metrics
+        assert 'dermassist_requests_total{status="OK"} 0' in metrics
+    assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").read_text() == ""
