@@ -8,6 +8,8 @@ PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 # OpenSSL also writes "TRUSTED CERTIFICATE" (-trustout) and "X509 CERTIFICATE" blocks, which gRPC reads as well.
 _PEM_CERTIFICATE = re.compile(r"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+# PKCS#8 "ENCRYPTED PRIVATE KEY" blocks, and traditional OpenSSL keys with a passphrase ("Proc-Type: 4,ENCRYPTED")
+_ENCRYPTED_KEY = re.compile(r"-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: *4, *ENCRYPTED", re.MULTILINE)
 _PEM_READ_LIMIT = 1024 * 1024  # a certificate chain or key is a few KiB; a larger file is not one
 PEM_KINDS = ("certificate", "private key")
 
@@ -25,4 +27,7 @@ def pem_problem(path: Path, kind: str) -> str | None:
         return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
     if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:
         return "is not a PEM private key: it holds no '-----BEGIN ... PRIVATE KEY-----' line"
+    if kind == "private key" and _ENCRYPTED_KEY.search(text) is not None:
+        return ("is an encrypted private key, which gRPC cannot read (it takes no passphrase); write it out "
+                "unencrypted, e.g. `openssl pkey -in KEY -out tls.key`, readable by the service's user only")
     return None

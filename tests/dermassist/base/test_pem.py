@@ -31,3 +31,37 @@ def test_each_kind_refuses_the_other_and_an_unreadable_file(tmp_path: Path) -> N
     assert pem_problem(tmp_path, "certificate") == "cannot be read (Is a directory)"
     with pytest.raises(ValueError, match="PEM kind must be one of"):
         pem_problem(Path(certs.ca), "public key")
+
+
+def test_an_encrypted_private_key_is_refused_naming_the_way_out(tmp_path: Path) -> None:
+    """A passphrase key passed the checks, the models loaded, and the front then failed blaming a free port."""
+    from cryptography.hazmat.primitives import serialization
+
+    certs = make_certificates(tmp_path)
+    key = serialization.load_pem_private_key(Path(certs.server_key).read_bytes(), password=None)
+    encryption = serialization.BestAvailableEncryption(b"passphrase")
+    pkcs8 = tmp_path / "pkcs8.key"
+    pkcs8.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    traditional = tmp_path / "traditional.key"
+    traditional.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.TraditionalOpenSSL, encryption))
+    assert "Proc-Type: 4,ENCRYPTED" in traditional.read_text()
+    for path in (pkcs8, traditional):
+        problem = pem_problem(path, "private key")
+        assert problem is not None and problem.startswith("is an encrypted private key, which gRPC cannot read")
+        assert "openssl pkey -in KEY -out tls.key" in problem
+
+
+def test_serve_refuses_an_encrypted_tls_key_at_its_settings(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from dermassist.base.errors import ConfigError
+    from dermassist.guard.config import GuardConfig
+
+    certs = make_certificates(tmp_path)
+    key = serialization.load_pem_private_key(Path(certs.server_key).read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"passphrase")))
+    with pytest.raises(ConfigError, match=r"tls_key file .*encrypted.key is an encrypted private key.*--tls-key"):
+        GuardConfig(tls_cert=Path(certs.server_cert), tls_key=encrypted)
