@@ -411,6 +411,13 @@ class Guard:
             bound, reason = 0, port_problem(host, port) or str(e)
         else:
             reason = "gRPC bound no port"
+        if not bound and credentials and port_problem(host, port) is None:  # the port is free: the TLS files are not
+            raise ServerError(f"cannot serve gRPC with TLS on {address} though the port is free: gRPC could not use "
+                              f"the certificate {self.config.tls_cert} with the key {self.config.tls_key}"
+                              f"{f' and the client CA {self.config.tls_client_ca}' if self.config.tls_client_ca else ''}"
+                              f" ({reason}); check that they are PEM files gRPC reads (an unencrypted key, the "
+                              "certificate first in its file), e.g. with `openssl x509 -in CERT -noout` and `openssl "
+                              "pkey -in KEY -noout`")
         if not bound:
             raise ServerError(bind_failure([BusyPort("gRPC", host, port, reason, "grpc_port")]))
         await server.start()

@@ -258,3 +258,28 @@ def test_the_served_model_versions_are_logged_once_when_first_ready(tmp_path: Pa
 def test_versions_text_sorts_models_and_versions_numerically() -> None:
     assert versions_text([("b", "10"), ("a", "1"), ("b", "9")]) == "a 1; b 9, 10"
     assert versions_text([]) == "none"
+
+
+def test_tls_files_grpc_cannot_use_are_blamed_not_the_free_port(tmp_path: Path) -> None:
+    """gRPC says only "Failed to bind": with the port free, an unusable key was told as a port another process held."""
+    import dataclasses
+
+    certs = make_certificates(tmp_path / "certs")
+    guard = _guard(tmp_path)
+    guard.config = dataclasses.replace(guard.config, tls_cert=Path(certs.server_cert), tls_key=Path(certs.server_key))
+    Path(certs.server_key).write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+
+    async def main() -> None:
+        guard.channel = grpc.aio.insecure_channel("127.0.0.1:1")
+        try:
+            await guard._start_front()
+        finally:
+            await guard.channel.close()
+            if getattr(guard, "front", None) is not None:
+                guard.front.close()
+
+    port = guard.public.grpc_port
+    with pytest.raises(ServerError, match=rf"cannot serve gRPC with TLS on 127.0.0.1:{port} though the port is free: "
+                                          r"gRPC could not use the certificate .*server.* with the key .*openssl pkey"):
+        asyncio.run(main())
+    guard.audit.close()
