@@ -70,6 +70,8 @@ _HOP_BY_HOP = ("user-agent", "grpc-", ":")
 STUB_UNHEALTHY = "is not healthy"  # the client's STEP_UNHEALTHY; not imported: the serving image ships no client
 # Triton's words when a restricted API is called without its key (it answers UNAVAILABLE, which clients retry).
 RESTRICTED_REFUSAL = "This protocol is restricted"
+#: The longest margin a held call keeps of its deadline for its refusal to reach it (``held_for``).
+HOLD_REPLY_MARGIN_S = 1.0
 # KServe's classification extension: Triton 2.51 dies (SIGFPE) when it is asked of a BYTES output such as NOTE.
 CLASSIFICATION_PARAMETER = "classification"
 # What a request naming no outputs gets: every output but those sent only on request (CROP, CAM).
@@ -435,6 +437,16 @@ class UndeliveredAnswer(logging.Filter):
 _UNDELIVERED_FILTER = UndeliveredAnswer()
 
 
+def held_for(time_remaining: float | None, hold_s: float) -> float:
+    """How long a call may wait for readiness: ``hold_s``, but never its whole deadline: the refusal that names why
+    it was not served (UNAVAILABLE, which clients retry, here or on another replica) must reach the client before its
+    deadline does, or it only learns to raise its timeout. The margin is a tenth of the time left, at most
+    ``HOLD_REPLY_MARGIN_S``."""
+    if time_remaining is None:
+        return hold_s
+    return max(0.0, min(hold_s, time_remaining - min(HOLD_REPLY_MARGIN_S, 0.1 * time_remaining)))
+
+
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
     """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker).
 
@@ -699,8 +711,7 @@ class Front(grpc.GenericRpcHandler):
                 await self._end(call, context, grpc.StatusCode.PERMISSION_DENIED,
                                 f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
                                 "(internal steps need the admin key)")
-            timeout = context.time_remaining()
-            hold = self.guard.config.hold_s if timeout is None else min(timeout, self.guard.config.hold_s)
+            hold = held_for(context.time_remaining(), self.guard.config.hold_s)
             if not self.guard.readiness.ready:
                 self.metrics.held += 1
             self.metrics.waiting += 1

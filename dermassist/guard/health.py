@@ -52,7 +52,8 @@ class Readiness:
         self.history: collections.deque[tuple[float, bool, str]] = collections.deque(maxlen=200)
         self.max_unready_s = max_unready_s
         self._event = asyncio.Event()
-        self._dead_told = False  # the log line of a liveness that turned false is written once per unready spell
+        self._stopping = asyncio.Event()  # set once the guard stops: readiness cannot come back
+        self._dead: str | None = None  # why liveness turned false in this unready spell (logged once), else None
 
     def serving(self) -> None:
         """The guard's front and health endpoint serve from now (tritonserver has started): the unready clock of
@@ -79,32 +80,41 @@ class Readiness:
             logger.warning("not ready: %s", reason)
         self.ready, self.reason = False, reason
         self._event.clear()
+        if reason == STOPPING:
+            self._stopping.set()  # calls waiting for readiness are refused now, not at the end of their wait
 
     def live_problem(self, now: float | None = None) -> str | None:
         """Why the guard is no longer live (None while it is): unready for longer than ``max_unready_s``, i.e. its
         recoveries kept failing or one is stuck, so only a restart of the process (the pod) can help. Logged at
         ERROR the first time it is found in an unready spell. ``now``: time.monotonic(), by default the present."""
+        if self.reason == STOPPING and self._dead is not None:
+            return self._dead  # stopping because it was not live: it does not turn live again while it stops
         if self.ready or self.max_unready_s is None or self.reason == STOPPING:
-            self._dead_told = False
+            self._dead = None
             return None
         unready_s = (time.monotonic() if now is None else now) - self.since
         if unready_s <= self.max_unready_s:
             return None
         problem = (f"not ready for {unready_s:.0f} s, over max_unready_s ({self.max_unready_s:g} s), and not healed: "
                    f"{self.reason}; restart the process (--max-unready-s / DERMASSIST_MAX_UNREADY_S sets the bound)")
-        if not self._dead_told:
-            self._dead_told = True
+        if self._dead is None:
             logger.error("not live: %s", problem)
+        self._dead = problem
         return problem
 
     async def wait(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for readiness; whether it came."""
+        """Wait up to ``timeout_s`` for readiness; whether it came. Once the guard stops it cannot come: False at
+        once, for the calls waiting and for new ones."""
         if self.ready:
             return True
-        try:
-            await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
-        except TimeoutError:
+        if self._stopping.is_set():
             return False
+        waits = {asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waits, timeout=max(timeout_s, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
         return self.ready
 
 

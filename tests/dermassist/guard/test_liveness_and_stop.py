@@ -67,10 +67,14 @@ def test_liveness_turns_false_only_after_the_bound_and_says_why_once(caplog: pyt
     assert "not ready for 601 s, over max_unready_s (600 s)" in problem and "reload lesion_crop" in problem
     assert "--max-unready-s / DERMASSIST_MAX_UNREADY_S" in problem
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [f"not live: {problem}"]  # once
-    readiness.set_not_ready(STOPPING)  # the orchestrator stops it: draining is not death
-    assert readiness.live_problem(now=since + 700.0) is None
+    readiness.set_not_ready(STOPPING)  # stopping because it was not live: a monitor must not see it recover
+    assert readiness.live_problem(now=since + 700.0) == readiness.live_problem(now=since + 701.0) is not None
     readiness.set_ready()
     assert readiness.live_problem(now=since + 10_000.0) is None
+    draining = Readiness(max_unready_s=600.0)
+    draining.set_ready()
+    draining.set_not_ready(STOPPING)  # the orchestrator stops a live guard: draining is not death
+    assert draining.live_problem(now=draining.since + 10_000.0) is None
     assert Readiness().live_problem(now=time.monotonic() + 10_000.0) is None  # no bound: always live
 
 
@@ -377,3 +381,28 @@ def test_a_stop_with_no_restart_running_sends_no_signal(tmp_path: Path) -> None:
     guard._lifecycle.shutdown(wait=True)
     guard.audit.close()
     assert server.signals == [] and not guard._abandon.is_set()
+
+
+def test_calls_waiting_for_readiness_are_refused_the_moment_the_guard_stops() -> None:
+    """They were held for their whole wait (30 s) though readiness could not come back, and serve took 31 s to exit."""
+    async def main() -> tuple[bool, bool]:
+        readiness = Readiness()
+        readiness.set_not_ready("recovering by restart")
+        waiting = asyncio.ensure_future(readiness.wait(3600.0))
+        await asyncio.sleep(0)
+        readiness.set_not_ready(STOPPING)
+        woken = await asyncio.wait_for(waiting, 10.0)  # raises TimeoutError if it still waits out its hour
+        late = await asyncio.wait_for(readiness.wait(3600.0), 10.0)  # a call arriving while it stops
+        return woken, late
+
+    assert asyncio.run(main()) == (False, False)
+
+
+@pytest.mark.parametrize(("remaining", "hold"), [(None, 30.0), (100.0, 30.0), (30.0, 29.0), (5.0, 4.5), (0.5, 0.45),
+                                                 (-1.0, 0.0)])
+def test_a_held_call_keeps_time_for_its_refusal_to_reach_it(remaining: float | None, hold: float) -> None:
+    """A held call waited out its whole deadline (the SDK's 30 s = hold_s), so it never got the UNAVAILABLE naming why:
+    it got DEADLINE_EXCEEDED, "raise timeout". A tenth of the time left, at most 1 s, is kept."""
+    from dermassist.guard.front import held_for
+
+    assert held_for(remaining, 30.0) == pytest.approx(hold)
