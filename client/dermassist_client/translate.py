@@ -38,6 +38,16 @@ _CONNECTION_FAILED = ("failed to connect", "Socket closed", "handshake", "Connec
 # Connection failures that no retry can mend, with what to change (gRPC's and Python's ssl words alike).
 _SETUP_FAILURES = (
     (("WRONG_VERSION_NUMBER",), "the server does not serve TLS on this port: drop --ssl (ssl=False) or use its TLS port"),
+    # the CA may be right: the same CERTIFICATE_VERIFY_FAILED for a certificate out of its validity dates, matched
+    # first (OpenSSL's and BoringSSL's words, in gRPC's text and Python's ssl alike; they do not say which certificate)
+    (("certificate has expired",),
+     "a certificate of the server's chain has expired, most often the server's own TLS certificate: its operator must "
+     "renew it (changing the CA here does not help); if it is the CA given as root_certificates that expired, get "
+     "its renewed certificate from that operator"),
+    (("certificate is not yet valid",),
+     "a certificate of the server's chain is not valid yet: check this machine's clock (`date -u` must show the "
+     "current UTC time; enable NTP), or, if it is right, the server's operator installed a certificate dated later "
+     "than now and must replace it or wait until it is valid"),
     (("CERTIFICATE_VERIFY_FAILED",), "the server's TLS certificate is not signed by the CA given (or by a system CA, "
                                      "without root_certificates): pass the CA that signed it as root_certificates "
                                      "(--root-certificates), and use the host name the certificate names"),

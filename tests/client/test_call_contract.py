@@ -3,6 +3,7 @@ mistakes named, no stale output left looking current, exit codes and JSON record
 from __future__ import annotations
 
 import asyncio
+import datetime
 import http.server
 import json
 import logging
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import trustme
 from PIL import Image
+from tritonclient.utils import InferenceServerException
 
 from dermassist_client import (
     AsyncDermAssistClient,
@@ -36,6 +38,7 @@ from dermassist_client.images import encode_image
 from dermassist_client.interop import InteropRun
 from dermassist_client.result import build_result
 from dermassist_client.retry import call_with_retries
+from dermassist_client.translate import translate
 from dermassist_client.transport import RawAnswer
 
 
@@ -128,13 +131,17 @@ def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("pems")
     ca, other = trustme.CA(), trustme.CA()
     server, client, rogue = ca.issue_cert("127.0.0.1", "localhost"), ca.issue_cert("c.example"), other.issue_cert("r")
+    now, day = datetime.datetime.now(datetime.UTC), datetime.timedelta(days=1)
+    # signed by the right CA, out of their dates: expired yesterday, valid from tomorrow
+    expired = ca.issue_cert("127.0.0.1", not_before=now - 30 * day, not_after=now - day)
+    future = ca.issue_cert("127.0.0.1", not_before=now + day, not_after=now + 30 * day)
     paths = {name: folder / name for name in ("ca.pem", "client.pem", "client.key", "rogue.key", "text.pem")}
     ca.cert_pem.write_to_path(paths["ca.pem"])
     client.cert_chain_pems[0].write_to_path(paths["client.pem"])
     client.private_key_pem.write_to_path(paths["client.key"])
     rogue.private_key_pem.write_to_path(paths["rogue.key"])
     paths["text.pem"].write_text("not a certificate\n")
-    return {**paths, "server": server}
+    return {**paths, "server": server, "expired": expired, "future": future}
 
 
 def test_tls_files_are_checked_when_the_config_is_made(pems: dict[str, Any]) -> None:
@@ -159,21 +166,26 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def grpc_ports(pems: dict[str, Any]) -> Iterator[dict[str, int]]:
-    """A plaintext and a TLS gRPC server (no services: any call is UNIMPLEMENTED) and an HTTP/1 server."""
-    ports = {"plain": _free_port(), "tls": _free_port(), "http1": _free_port()}
-    plain, tls = grpc.server(futures.ThreadPoolExecutor(2)), grpc.server(futures.ThreadPoolExecutor(2))
+    """A plaintext gRPC server, TLS ones (no services: any call is UNIMPLEMENTED) with a valid, an expired and a
+    not yet valid certificate of the CA ca.pem, and an HTTP/1 server."""
+    ports = {"plain": _free_port(), "tls": _free_port(), "expired": _free_port(), "future": _free_port(),
+             "http1": _free_port()}
+    plain = grpc.server(futures.ThreadPoolExecutor(2))
     plain.add_insecure_port(f"127.0.0.1:{ports['plain']}")
-    server = pems["server"]
-    tls.add_secure_port(f"127.0.0.1:{ports['tls']}", grpc.ssl_server_credentials(
-        [(server.private_key_pem.bytes(), server.cert_chain_pems[0].bytes())]))
+    tls_servers = []
+    for name, leaf in (("tls", pems["server"]), ("expired", pems["expired"]), ("future", pems["future"])):
+        tls = grpc.server(futures.ThreadPoolExecutor(2))
+        tls.add_secure_port(f"127.0.0.1:{ports[name]}", grpc.ssl_server_credentials(
+            [(leaf.private_key_pem.bytes(), leaf.cert_chain_pems[0].bytes())]))
+        tls_servers.append(tls)
     http1 = http.server.ThreadingHTTPServer(("127.0.0.1", ports["http1"]), http.server.BaseHTTPRequestHandler)
     http1.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
     threading.Thread(target=http1.serve_forever, daemon=True).start()
-    plain.start()
-    tls.start()
+    for server in (plain, *tls_servers):
+        server.start()
     yield ports
-    plain.stop(0)
-    tls.stop(0)
+    for server in (plain, *tls_servers):
+        server.stop(0)
     http1.shutdown()
 
 
@@ -194,6 +206,51 @@ def test_connection_mistakes_are_named_and_not_retried(grpc_ports: dict[str, int
             c.health()
     assert isinstance(info.value, ServerUnavailableError)  # callers that caught unavailability still do
     assert not [r for r in caplog.records if "retrying" in r.getMessage()]  # one attempt: retries=3 were allowed
+
+
+# what the CA-is-wrong advice said for a certificate the right CA signed, which sent integrators swapping CA files
+_NOT_THE_CA = "not signed by the CA given"
+_EXPIRED = ("a certificate of the server's chain has expired, most often the server's own TLS certificate: its "
+            "operator must renew it (changing the CA here does not help)")
+_NOT_YET_VALID = "a certificate of the server's chain is not valid yet: check this machine's clock"
+
+
+@pytest.mark.parametrize("port, fragment", [("expired", _EXPIRED), ("future", _NOT_YET_VALID)], ids=["expired", "future"])
+def test_a_server_certificate_out_of_its_dates_is_named_and_the_ca_is_not_blamed(
+        grpc_ports: dict[str, int], pems: dict[str, Any], port: str, fragment: str) -> None:
+    with DermAssistClient(f"127.0.0.1:{grpc_ports[port]}", timeout=10, retries=3, backoff_initial_s=1.0, ssl=True,
+                          root_certificates=pems["ca.pem"]) as c:
+        with pytest.raises(ConnectionSetupError) as info:
+            c.health()
+    message = str(info.value)
+    assert fragment in message and _NOT_THE_CA not in message, message
+    assert "CERTIFICATE_VERIFY_FAILED" in message  # gRPC's own words are kept, in brackets
+
+
+# gRPC's texts (grpcio 1.x, BoringSSL) as the audit and this machine saw them, and Python's ssl (protocol http)
+_GRPC_TLS = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9362: Tls handshake failed "
+             "(TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:"
+             "CERTIFICATE_VERIFY_FAILED: {}: OK")
+_PYTHON_TLS = "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {} (_ssl.c:1006)"
+
+
+@pytest.mark.parametrize("form", [_GRPC_TLS, _PYTHON_TLS], ids=["grpc", "python-ssl"])
+@pytest.mark.parametrize("reason, advice", [
+    ("certificate has expired", _EXPIRED),
+    ("certificate is not yet valid", _NOT_YET_VALID),
+    ("unable to get local issuer certificate", "the server's TLS certificate is " + _NOT_THE_CA),  # the CA is wrong
+    ("self signed certificate in certificate chain", "the server's TLS certificate is " + _NOT_THE_CA),
+], ids=["expired", "not-yet-valid", "other-ca", "self-signed"])
+def test_each_certificate_verify_failure_gets_its_own_advice(form: str, reason: str, advice: str) -> None:
+    text = form.format(reason)
+    error = (InferenceServerException(text, status="StatusCode.UNAVAILABLE") if form is _GRPC_TLS
+             else OSError(text))
+    translated = translate(error, "health check", "localhost:9362")
+    message = str(translated)
+    assert isinstance(translated, ConnectionSetupError)
+    assert message.startswith(f"health check: cannot connect to localhost:9362: {advice}") and message.endswith(
+        f" ({text})"), message
+    assert message.count("CERTIFICATE_VERIFY_FAILED") == 1  # one piece of advice, then gRPC's or ssl's words
 
 
 def test_a_permanent_connection_failure_is_raised_at_the_first_attempt() -> None:
