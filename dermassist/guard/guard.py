@@ -157,6 +157,17 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
             f"another {flags}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
 
 
+def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
+    """Seconds to wait before trying again after the last recovery failed: 2, 4, 8 ... up to MAX_BACKOFF_S by the
+    failures in a row since the last one that healed (failures of earlier, healed incidents do not count)."""
+    failed = 0
+    for recovery in reversed(recoveries):
+        if not recovery.error:
+            break
+        failed += 1
+    return min(MAX_BACKOFF_S, 2.0 ** failed)
+
+
 def versions_text(models: list[tuple[str, str]]) -> str:
     """The served (model, version) pairs as one line, every version of a model together: ``classify 1; prepare 1, 2``
     (a model with two versions is one whose repository folder holds an extra version)."""
@@ -571,8 +582,7 @@ class Guard:
             problem = await self._heal("restart", fault)
         if problem is not None:
             record.error = problem
-            failed = sum(1 for r in self.recoveries[-6:] if r.error)
-            backoff = min(MAX_BACKOFF_S, 2.0 ** failed)
+            backoff = recovery_backoff(self.recoveries)
             logger.error("recovery failed (%s); next try in %.0f s", problem, backoff)
             self.metrics.observe_recovery(record.action, healed=False)
             self.readiness.set_not_ready(f"recovery failed ({record.action}, since {started}): {problem}")

@@ -458,3 +458,17 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
     guard.triton = Triton(refused, answer_meanwhile=True)
     assert asyncio.run(guard.canary()).startswith("canary inference failed: UNAVAILABLE")
     guard.audit.close()
+
+
+@pytest.mark.parametrize(("errors", "backoff"), [
+    ([None, "x"], 2.0),  # the first failure of a new incident
+    (["x", "x", None, "x"], 2.0),  # earlier incidents healed: they do not count (it was 8 s)
+    (["x", "x", "x"], 8.0),
+    (["x"] * 10, 60.0),  # capped
+])
+def test_the_wait_after_a_failed_recovery_counts_only_the_failures_since_the_last_healing(
+        errors: list[str | None], backoff: float) -> None:
+    from dermassist.guard.guard import Recovery, recovery_backoff
+
+    recoveries = [Recovery("fault", "restart", float(i), error=error) for i, error in enumerate(errors)]
+    assert recovery_backoff(recoveries) == backoff
