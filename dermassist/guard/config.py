@@ -104,11 +104,13 @@ class GuardConfig(Settings):
     def _check_certificates(self) -> None:
         """A ConfigError for an expired or not yet valid certificate, or a key of another certificate."""
         now = datetime.now(UTC)
-        for name in ("tls_cert", "tls_client_ca"):
+        who_refuses = {"tls_cert": "every client would refuse the server's handshake",
+                       "tls_client_ca": "the server would refuse every client certificate it signed"}
+        for name, refused in who_refuses.items():
             path = getattr(self, name)
             problem = None if path is None else validity_problem(path, now, bundle=name == "tls_client_ca")
             if problem is not None:
-                raise ConfigError(f"{name} file {path} {problem}; clients refuse it: pass a valid certificate to "
+                raise ConfigError(f"{name} file {path} {problem}; {refused}: pass a valid certificate to "
                                   f"{setting_names(GuardConfig, name)}")
         if self.tls_cert is not None and self.tls_key is not None:
             problem = key_mismatch(self.tls_cert, self.tls_key)

@@ -38,7 +38,8 @@ def _leaf(folder: Path, not_before: datetime, not_after: datetime) -> tuple[Path
 def test_an_expired_certificate_is_a_config_error_naming_the_file_the_date_and_the_flag(tmp_path: Path) -> None:
     cert, key = _leaf(tmp_path, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
     assert validity_problem(cert, NOW) == "expired on 2026-01-01 00:00:00 UTC"
-    with pytest.raises(ConfigError, match=rf"tls_cert file {cert} expired on 2026-01-01 00:00:00 UTC; clients refuse it: "
+    with pytest.raises(ConfigError, match=rf"tls_cert file {cert} expired on 2026-01-01 00:00:00 UTC; every client "
+                                          r"would refuse the server's handshake: "
                                           r"pass a valid certificate to --tls-cert / DERMASSIST_TLS_CERT"):
         GuardConfig(tls_cert=cert, tls_key=key)
 
@@ -62,7 +63,8 @@ def test_a_certificate_issued_a_moment_ahead_of_this_clock_is_valid(tmp_path: Pa
 def test_an_expired_client_ca_is_refused_too(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "ok")
     ca, _ = _leaf(tmp_path / "old", datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
-    with pytest.raises(ConfigError, match=rf"tls_client_ca file {ca} expired on 2021-01-01"):
+    with pytest.raises(ConfigError, match=rf"tls_client_ca file {ca} expired on 2021-01-01 .*; the server would refuse "
+                                          "every client certificate it signed"):
         GuardConfig(tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=ca)
 
 
