@@ -103,3 +103,45 @@ def key_mismatch(cert: Path, key: Path) -> str | None:
     if private.public_key().public_bytes(*raw) == certificates[0].public_key().public_bytes(*raw):
         return None
     return f"the private key in {key} is not the key of the certificate in {cert} (the first certificate of the file)"
+
+
+#: How much life a served certificate has left when the running guard tells it again (start-up told it once).
+EXPIRY_STEPS = (EXPIRY_WARNING, timedelta(days=7), timedelta(days=1), timedelta(0))
+
+
+def expiry_step(left: timedelta) -> int:
+    """How many of EXPIRY_STEPS a certificate with ``left`` to live has reached: 0 with more than 30 days left, 4 once
+    it has expired."""
+    return sum(left <= step for step in EXPIRY_STEPS)
+
+
+class ExpiryWatch:
+    """The served certificate's end while the guard runs: gRPC reads the file once, at start, so a certificate that
+    runs out later ends every new client's handshake without a word. ``check`` gives the sentence to log, once each
+    time it reaches a step of EXPIRY_STEPS; ``seconds_left`` feeds the metric an alert can watch."""
+
+    def __init__(self, path: Path, now: datetime) -> None:
+        certificates = _certificates(path)
+        self.path = path
+        self.not_after: datetime | None = certificates[0].not_valid_after_utc if certificates else None
+        self._told = expiry_step(self.not_after - now) if self.not_after is not None else len(EXPIRY_STEPS)
+
+    def seconds_left(self, now: datetime) -> float | None:
+        """Seconds until the certificate ends (negative once it has), or None when it could not be read."""
+        return None if self.not_after is None else (self.not_after - now).total_seconds()
+
+    def check(self, now: datetime) -> str | None:
+        """The sentence for a step reached since the last check (None when none was)."""
+        if self.not_after is None:
+            return None
+        left = self.not_after - now
+        step = expiry_step(left)
+        if step <= self._told:
+            return None
+        self._told = step
+        if left <= timedelta(0):
+            return (f"the server certificate in {self.path} expired on {_when(self.not_after)}: every new TLS client's "
+                    "handshake now fails (connections opened before still work); renew it and restart serve (the file "
+                    "is read at start)")
+        return (f"the server certificate in {self.path} expires on {_when(self.not_after)}, in {_span(left)}: renew it "
+                "and restart serve before then (the file is read at start), or every new client's handshake will fail")

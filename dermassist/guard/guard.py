@@ -52,7 +52,7 @@ from ..base.settings import setting_names
 from .admin import admin_key_problem
 from .audit import AuditLog
 from .canary import canary_request, check_canary_answer
-from .certificates import expiry_warnings
+from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .front import Front
 from .health import STOPPING, Readiness, start_health_server
@@ -225,6 +225,7 @@ class Guard:
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
+        self._expiry: ExpiryWatch | None = None  # the served certificate's end, told again as it comes nearer
         self.reloads = 0
         self.metrics = GuardMetrics()  # served on the health port at /metrics
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
@@ -396,7 +397,17 @@ class Guard:
                     told = int(unready_s // STILL_UNREADY_LOG_S)
                     logger.warning("still not ready after %.0f s (not live after %g s): %s", unready_s,
                                    self.config.max_unready_s, readiness.reason)
+            self._tell_expiry(datetime.datetime.now(datetime.UTC))
             await asyncio.sleep(LIVENESS_CHECK_S)
+
+    def _tell_expiry(self, now: datetime.datetime) -> None:
+        """Log the served certificate's coming end when it reaches 30, 7 and 1 days left, and its end (ERROR)."""
+        if self._expiry is None:
+            return
+        told = self._expiry.check(now)
+        if told is not None:
+            expired = (self._expiry.seconds_left(now) or 0.0) <= 0
+            (logger.error if expired else logger.warning)("%s", told)
 
     def _tls_text(self) -> str:
         if not self.config.tls:
@@ -410,6 +421,7 @@ class Guard:
             warnings += expiry_warnings(path, now, bundle) if path else []
         for warning in filter(None, warnings):
             logger.warning("%s", warning)
+        self._expiry = ExpiryWatch(self.config.tls_cert, now) if self.config.tls_cert else None
         server = grpc.aio.server(options=self.config.server_options())
         self.front = Front(self, self.channel, self.metrics)
         server.add_generic_rpc_handlers((self.front,))
@@ -448,6 +460,14 @@ class Guard:
                               "--tls-cert, --tls-key and --tls-client-ca") from e
         return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
 
+    def _expiry_samples(self) -> list[Sample]:
+        """The served certificate's seconds left, with TLS (none in plaintext, or when it could not be read)."""
+        left = None if self._expiry is None else self._expiry.seconds_left(datetime.datetime.now(datetime.UTC))
+        if left is None:
+            return []
+        return [Sample("dermassist_tls_certificate_expiry_seconds", "Seconds until the served TLS certificate ends "
+                       "(negative once it has; the file is read at start).", round(left, 3))]
+
     def metrics_text(self) -> str:
         """The guard's Prometheus metrics: the counters, and readiness, liveness and the calls in flight now."""
         live = self.readiness.live_problem() is None
@@ -461,6 +481,7 @@ class Guard:
                    round(unready_s, 3)),
             Sample("dermassist_in_flight", "Inference calls received by the front and not yet answered.",
                    float(in_flight)),
+            *self._expiry_samples(),
         ))
 
     # ---- what the front tells the guard -------------------------------------------------------

@@ -137,3 +137,38 @@ def test_the_front_logs_the_warning_when_it_starts(tmp_path: Path, caplog: pytes
     guard.audit.close()
     assert any(f"the certificate in {cert} expires on" in r.getMessage() and "renew it" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize(("left", "step"), [(timedelta(days=31), 0), (timedelta(days=30), 1), (timedelta(days=8), 1),
+                                            (timedelta(days=7), 2), (timedelta(days=1), 3), (timedelta(seconds=1), 3),
+                                            (timedelta(0), 4), (timedelta(days=-1), 4)])
+def test_the_steps_a_certificates_end_is_told_at(left: timedelta, step: int) -> None:
+    from dermassist.guard.certificates import expiry_step
+
+    assert expiry_step(left) == step
+
+
+def test_a_served_certificate_running_out_is_told_at_each_step_once_and_measured(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The expiry was checked only at start: a server running past its certificate's end said nothing."""
+    from dermassist.guard.certificates import ExpiryWatch
+
+    cert, _ = _leaf(tmp_path, NOW - timedelta(days=80), NOW + timedelta(days=10))
+    watch = ExpiryWatch(cert, NOW)  # 10 days left: start-up told it (30-day step)
+    assert watch.seconds_left(NOW) == 10 * 86400
+    assert watch.check(NOW + timedelta(days=1)) is None  # 9 days left: the same step
+    week = watch.check(NOW + timedelta(days=3, seconds=1))
+    assert week is not None and f"the server certificate in {cert} expires on 2026-12-15 12:00:00 UTC, in 6 day(s)" in week
+    assert watch.check(NOW + timedelta(days=3, seconds=2)) is None  # once
+    guard = SimpleNamespace(_expiry=watch)
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        Guard._tell_expiry(guard, NOW + timedelta(days=10, seconds=1))  # type: ignore[arg-type]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", f"the server certificate in {cert} expired on 2026-12-15 12:00:00 UTC: every new TLS client's handshake "
+                  "now fails (connections opened before still work); renew it and restart serve (the file is read at "
+                  "start)")]
+    assert Guard._expiry_samples(SimpleNamespace(_expiry=None)) == []  # type: ignore[arg-type]
+    (sample,) = Guard._expiry_samples(SimpleNamespace(_expiry=watch))  # type: ignore[arg-type]
+    left_now = watch.seconds_left(datetime.now(UTC))  # the metric is read at scrape time, on the real clock
+    assert sample.name == "dermassist_tls_certificate_expiry_seconds" and left_now is not None
+    assert abs(sample.value - left_now) < 60
