@@ -20,6 +20,7 @@ sender (peer IP address) may hold more than ``AssociationLimits.sender_cap`` of 
 """
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import shutil
@@ -81,6 +82,22 @@ READ_PDU_TYPES = range(0x01, 0x08)  # the PDU types pynetdicom reads a body for 
 LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
 RESPONSE_BIT = 0x8000              # set in the Command Field of every DIMSE response (PS3.7 E.1)
 C_CANCEL_RQ = 0x0FFF               # a request that gets no response
+#: Why writing to the spool can fail while the instance itself is fine, and passes once the node's operator (or the
+#: forwarder, emptying the spool into the PACS) frees the resource: answered OUT_OF_RESOURCES, so that the sender sends
+#: the instance again later by itself (senders retry A7xx, not Cxxx), with an ERROR naming the fix. errno -> what the
+#: Error Comment says, what to do. Any other spool error (a permission, an I/O error) keeps ANALYSIS_FAILED.
+SPOOL_OUT_OF_RESOURCES = {
+    errno.ENOSPC: ("spool full", "free space on the file system of the spool {spool}, or move the spool (--spool) to a "
+                                 "larger one; a PACS that is down fills it with the items waiting for it"),
+    errno.EDQUOT: ("spool over its disk quota", "raise the disk quota of the user running the node on the file system "
+                                                "of the spool {spool}, or free space there"),
+    errno.EROFS: ("spool read-only", "the file system of the spool {spool} became read-only (after a disk error: see "
+                                     "the kernel log); repair it and mount it read-write again"),
+    errno.EMFILE: ("too many open files", "the node's process has too many files open: raise its open-file limit "
+                                          "(ulimit -n, systemd LimitNOFILE=)"),
+    errno.ENFILE: ("too many open files", "the system's open-file table is full: raise fs.file-max, or stop the "
+                                          "process holding the files"),
+}
 
 
 @dataclass(frozen=True)
@@ -93,11 +110,20 @@ class StoreOutcome:
     status: int
     comment: str = ""
     message: str = ""
+    level: int = logging.WARNING  # how a refusal is logged: ERROR when the node itself must be seen to
 
     @property
     def ok(self) -> bool:
         """Whether the instance was accepted."""
         return self.status == SUCCESS
+
+
+class SpoolWriteError(DicomError):
+    """An item could not be written into the spool; ``errno`` is the operating system's error number (None if none)."""
+
+    def __init__(self, message: str, error_number: int | None) -> None:
+        super().__init__(message)
+        self.errno = error_number
 
 
 class DicomNode:
@@ -277,7 +303,7 @@ class DicomNode:
             self._wake.set()
         else:
             said = outcome.message if outcome.message.startswith(name) else f"{name}: {outcome.message}"
-            log.warning("refused %s", one_line(said))  # a decoder's error may quote the sender's bytes
+            log.log(outcome.level, "refused %s", one_line(said))  # a decoder's error may quote the sender's bytes
         return outcome
 
     def _analyse_and_spool(self, ds: Dataset, name: str) -> StoreOutcome:
@@ -298,6 +324,8 @@ class DicomNode:
         try:
             analysis = build_analysis(image, result, self.config.identity)
             self._spool(analysis)
+        except SpoolWriteError as e:
+            return self._unspooled(e)
         except DicomError as e:
             return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(e))
         answer = (f"{result.label.code} p={result.probabilities[result.label.code]:.3f}" if result.label
@@ -320,10 +348,34 @@ class DicomNode:
             for index, path in enumerate(analysis.write(staging), start=1):
                 path.rename(staging / f"{index}_{path.name}")
             staging.rename(item)
-        except OSError as e:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise DicomError(f"cannot write the results of {analysis.image.name} to the spool {item}: {e}") from e
+        except (OSError, DicomError) as e:  # DicomError: analysis.write's, from an OSError
+            shutil.rmtree(staging, ignore_errors=True)  # what was written: no half item left taking space
+            cause = _os_error(e)
+            raise SpoolWriteError(f"{analysis.image.name}: its results cannot be written to the spool {item}: "
+                                  f"{cause or e}", None if cause is None else cause.errno) from e
         return item
+
+    def _unspooled(self, error: SpoolWriteError) -> StoreOutcome:
+        """The answer to an instance whose results could not be written to the spool: OUT_OF_RESOURCES (the sender
+        retries), logged as an ERROR, when the node's disk or files are at fault; else ANALYSIS_FAILED as before."""
+        known = SPOOL_OUT_OF_RESOURCES.get(error.errno) if error.errno is not None else None
+        if known is None:
+            return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(error))
+        short, fix = known
+        waiting = ""
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # what takes the space, and whether anything frees it
+            try:
+                held = len(self.pending())
+            except OSError:
+                held = None
+            if held is not None and self.config.pacs is not None:
+                waiting = f" ({held} item(s) wait in {self._pending} for the PACS {self.config.pacs})"
+            elif held is not None:
+                waiting = f" ({held} item(s) in {self._pending}: without a PACS to send them to, nothing removes them)"
+        return StoreOutcome(
+            OUT_OF_RESOURCES, f"results cannot be stored: {short}, retry later",
+            f"{error}; answered 0x{OUT_OF_RESOURCES:04X} (out of resources), so that the sender sends it again later "
+            f"(nothing of it was kept): {fix.format(spool=self.config.spool)}{waiting}", level=logging.ERROR)
 
     def flush(self, until: threading.Event | None = None) -> int:
         """Send every pending spool item to the PACS, oldest first, until ``until`` is set; items sent.
@@ -508,6 +560,19 @@ class ArrivalGuard:
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The operating system's error behind ``error``: the first OSError with an errno among it and its causes (pydicom
+    re-raises an OSError met while writing an element as a new OSError without errno, naming the element)."""
+    seen: BaseException | None = error
+    for _ in range(8):  # a chain is short; a cycle must not loop
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _held_bytes(assoc: Any) -> int:
