@@ -6,11 +6,12 @@ write them (and the source) into ``spool/pending/<item>/`` and answer Success: t
 disk. A forwarder thread C-STOREs each item to the PACS, oldest first, and removes each object once stored. An
 item the PACS does not take stays in the spool and is tried again every ``retry_s`` seconds, at once
 when a new item arrives, and at start-up: nothing is lost while the PACS is down, and a slow or
-unreachable PACS never holds up the sender. One item the PACS refuses never holds up the others: each is tried
-on every pass, and one refused ``MAX_LASTING_REFUSALS`` passes in a row for a cause that retrying cannot fix (no
-presentation context even uncompressed, a failure status) is moved with a ``REASON.txt`` to ``spool/failed/``
-and logged as an ERROR. Nothing is deleted before the PACS has it. Every failure is answered and logged; the node
-keeps serving.
+unreachable PACS never holds up the sender. Each pass that could not deliver logs an ERROR; the pass that delivers
+what earlier ones held (or what an earlier run left) logs one INFO: how many, held since when, to which PACS. One
+item the PACS refuses never holds up the others: each is tried on every pass, and one refused
+``MAX_LASTING_REFUSALS`` passes in a row for a cause that retrying cannot fix (no presentation context even
+uncompressed, a failure status) is moved with a ``REASON.txt`` to ``spool/failed/`` and logged as an ERROR. Nothing
+is deleted before the PACS has it. Every failure is answered and logged; the node keeps serving.
 
 While an instance arrives, each PDU's header is checked before its body is read (``ArrivalGuard``): an instance that
 would bring more than ``AssociationLimits.max_dataset_bytes``, or that a sender starts before the node answered its
@@ -144,9 +145,12 @@ class DicomNode:
         self._pending = config.spool / "pending"
         self._failed = config.spool / "failed"
         self._refusals: Counter[str] = Counter()  # item name -> passes in a row refused for a lasting cause
+        self._held: set[str] = set()  # items a pass did not deliver, or found at start-up: their delivery is logged
         try:  # the spool holds patients' instances and results: owner-only folders
             private_folder(config.spool)
             private_folder(self._pending)
+            # what an earlier run left: its delivery, once the PACS takes it, is logged like that of a held item
+            self._held = {item.name for item in self.pending()}
         except OSError as e:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
         self._arrival_limit = self.limits.max_dataset_bytes
@@ -387,35 +391,54 @@ class DicomNode:
         if pacs is None:
             return 0
         sent = 0
+        delivered: list[str] = []  # names of items sent in this pass that an earlier pass (or run) had left
         with self._forward_lock:
-            for item in self.pending():
-                if until is not None and until.is_set():
-                    break
-                files = sorted(item.glob("*.dcm"))
-                if not files:
-                    self._move_aside(item, f"it holds no .dcm file for PACS {pacs}")
-                    continue
-                try:
-                    delivery = store_files(pacs, self.config.ae_title, files)
-                except PacsUnavailableError as e:
-                    self.counts["forward_failed"] += 1
-                    log.error("%s; %d item(s) kept in %s and tried again in %g s", e, len(self.pending()),
-                              self._pending, self.config.retry_s)
-                    break
-                except Exception:  # an unforeseen fault with one item must not hold up the others
-                    self.counts["forward_failed"] += 1
-                    log.exception("sending spool item %s to the PACS %s failed; kept in %s and tried again in %g s",
-                                  item.name, pacs, self._pending, self.config.retry_s)
-                    continue
-                if delivery.ok:
-                    shutil.rmtree(item, ignore_errors=True)
-                    self._refusals.pop(item.name, None)
-                    self.counts["forwarded"] += 1
-                    sent += 1
-                else:
-                    self.counts["forward_failed"] += 1
-                    self._refused(item, delivery)
+            listed = self.pending()
+            try:
+                for item in listed:
+                    if until is not None and until.is_set():
+                        break
+                    files = sorted(item.glob("*.dcm"))
+                    if not files:
+                        self._move_aside(item, f"it holds no .dcm file for PACS {pacs}")
+                        continue
+                    try:
+                        delivery = store_files(pacs, self.config.ae_title, files)
+                    except PacsUnavailableError as e:
+                        self.counts["forward_failed"] += 1
+                        log.error("%s; %d item(s) kept in %s and tried again in %g s", e, len(self.pending()),
+                                  self._pending, self.config.retry_s)
+                        break
+                    except Exception:  # an unforeseen fault with one item must not hold up the others
+                        self.counts["forward_failed"] += 1
+                        log.exception("sending spool item %s to the PACS %s failed; kept in %s and tried again in %g s",
+                                      item.name, pacs, self._pending, self.config.retry_s)
+                        continue
+                    if delivery.ok:
+                        shutil.rmtree(item, ignore_errors=True)
+                        self._refusals.pop(item.name, None)
+                        self.counts["forwarded"] += 1
+                        sent += 1
+                        if item.name in self._held:
+                            delivered.append(item.name)
+                    else:
+                        self.counts["forward_failed"] += 1
+                        self._refused(item, delivery)
+            finally:  # what this pass listed and did not deliver (nor set aside) is held for the next one
+                self._held = {item.name for item in listed if item.is_dir()}
+            if delivered:
+                self._log_delivered(delivered)
         return sent
+
+    def _log_delivered(self, delivered: list[str]) -> None:
+        """One INFO line for the items an earlier pass could not deliver (or found in the spool at start-up) that the
+        PACS has now taken: the ERROR lines of the failed passes are over for them."""
+        spooled = [t for t in map(_spooled_at, delivered) if t is not None]  # the oldest one's time says since when
+        since = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(min(spooled))) if spooled else "an earlier pass"
+        still = (f"; {len(self._held)} item(s) still wait in {self._pending} and are tried again in "
+                 f"{self.config.retry_s:g} s" if self._held else "")
+        log.info("forwarded %d spool item(s) held since %s to the PACS %s (kept by a pass that could not deliver them, "
+                 "or found in the spool at start-up)%s", len(delivered), since, self.config.pacs, still)
 
     def _refused(self, item: Path, delivery: Delivery) -> None:
         """An item the PACS did not fully store: drop what it stored, keep the rest, set it aside if it lasts."""
@@ -560,6 +583,12 @@ class ArrivalGuard:
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
+
+
+def _spooled_at(name: str) -> float | None:
+    """When a spool item was written (seconds since the epoch), from its name ``<time in ns, 20 digits>-<UID>``."""
+    stamp = name.split("-", 1)[0]
+    return int(stamp) / 1e9 if len(stamp) == 20 and stamp.isdigit() else None
 
 
 def _os_error(error: BaseException) -> OSError | None:

@@ -7,6 +7,7 @@ The PACS accepts only uncompressed transfer syntaxes, or refuses one object for 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,12 +66,12 @@ class FakePacs:
 
 @contextmanager
 def running(pacs: FakePacs) -> Iterator[FakePacs]:
-    """Serve ``pacs`` on a free local port for the ``with`` block."""
+    """Serve ``pacs`` for the ``with`` block on its port (0: a free one, then set)."""
     ae = AE(ae_title=PACS_AET)
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax not in pacs.unsupported:
             ae.add_supported_context(context.abstract_syntax, list(pacs.syntaxes))
-    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, pacs._on_store)])
+    server = ae.start_server(("127.0.0.1", pacs.port), block=False, evt_handlers=[(evt.EVT_C_STORE, pacs._on_store)])
     pacs.port = server.server_address[1]
     try:
         yield pacs
@@ -262,3 +263,81 @@ def test_each_instance_analysed_is_logged_with_its_answer_and_the_command_lets_t
     finally:
         package.setLevel(saved[0])
         root.setLevel(saved[1])
+
+
+# --- the delivery of held items is logged (ops2 audit #9) ----------------------------------------------------------
+
+NEW_YEAR_2026 = 1_767_225_600  # 2026-01-01T00:00:00Z: 56 years of 365 days and 14 leap days after 1970, times 86,400
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time is UTC for the test (the log gives local times)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def spooled_at(node: DicomNode, seconds: int) -> Path:
+    """Rename the newest pending item as if it had been spooled at ``seconds`` since the epoch (names keep the order)."""
+    item = node.pending()[-1]
+    return item.rename(item.with_name(f"{seconds * 10**9:020d}-{item.name.split('-', 1)[1]}"))
+
+
+def delivered_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The node's INFO lines about held items it delivered, and clear the capture."""
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == NODE_LOGGER and r.levelno == logging.INFO and r.getMessage().startswith("forwarded ")]
+    caplog.clear()
+    return lines
+
+
+def test_items_held_while_the_pacs_was_down_are_logged_once_when_it_takes_them(tmp_path, ham_jpeg, caplog, utc):
+    """The ERROR of each failed pass had no counterpart: nothing said when the held items reached the PACS."""
+    first, second, fresh, later = [di.photograph(ham_jpeg, di.Patient(patient_id=f"DA-HELD-{i}").with_study(),
+                                                 compressed=False) for i in range(4)]
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES)) as pacs:
+        node = make_node(tmp_path, pacs)
+    spool(node, [first])
+    spooled_at(node, NEW_YEAR_2026)
+    spool(node, [second])
+    spooled_at(node, NEW_YEAR_2026 + 60)
+    caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+    assert node.flush() == 0  # the PACS is down: the ERROR of a failed pass, both items held
+    assert "2 item(s) kept in" in caplog.text and delivered_lines(caplog) == []
+
+    pending, where = tmp_path / "spool" / "pending", f"TESTPACS@127.0.0.1:{pacs.port}"
+    # back on its port, still out of resources for the second item; a fresh item comes in meanwhile
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES, refuse={str(second.SOPInstanceUID): 0xA700}, port=pacs.port)) as back:
+        spool(node, [fresh])
+        assert node.flush() == 2  # the first held item and the fresh one
+        assert delivered_lines(caplog) == [
+            f"forwarded 1 spool item(s) held since 2026-01-01T00:00:00+0000 to the PACS {where} (kept by a pass that "
+            f"could not deliver them, or found in the spool at start-up); 1 item(s) still wait in {pending} and are "
+            "tried again in 30 s"]
+        back.refuse.clear()
+        spool(node, [later])
+        assert node.flush() == 2  # the second held item and the later fresh one
+        assert delivered_lines(caplog) == [
+            f"forwarded 1 spool item(s) held since 2026-01-01T00:01:00+0000 to the PACS {where} (kept by a pass that "
+            "could not deliver them, or found in the spool at start-up)"]
+        spool(node, [di.photograph(ham_jpeg, di.Patient(patient_id="DA-HELD-5").with_study(), compressed=False)])
+        assert node.flush() == 1 and delivered_lines(caplog) == []  # nothing was held: nothing to report
+    assert node.pending() == [] and len(back.stored_uids()) == 5 * 3  # source, SEG and SR of each
+
+
+def test_items_an_earlier_run_left_in_the_spool_are_logged_when_the_pacs_takes_them(tmp_path, ham_jpeg, caplog, utc):
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES)) as pacs:
+        earlier_run = make_node(tmp_path, pacs)  # stopped before it sent them
+        for i in (1, 2):
+            spool(earlier_run, [di.photograph(ham_jpeg, di.Patient(patient_id=f"DA-LEFT-{i}").with_study())])
+            spooled_at(earlier_run, NEW_YEAR_2026 + i * 3600)
+        caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+        node = make_node(tmp_path, pacs)
+        assert node.flush() == 2
+        assert delivered_lines(caplog) == [
+            f"forwarded 2 spool item(s) held since 2026-01-01T01:00:00+0000 to the PACS TESTPACS@127.0.0.1:{pacs.port} "
+            "(kept by a pass that could not deliver them, or found in the spool at start-up)"]
+
