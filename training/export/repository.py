@@ -61,25 +61,41 @@ def open_repository(repository: Path, error: type[TrainingError] = ExportError) 
     return path
 
 
+def _put_back(path: Path, saved: Path) -> None:
+    """Make the folder ``path`` hold what ``saved`` holds, in place (a mounted repository cannot be renamed)."""
+    for entry in list(path.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.copytree(saved, path, symlinks=True, dirs_exist_ok=True)
+
+
 @contextmanager
 def restored_on_failure(repository: Path, error: type[TrainingError] = ExportError) -> Iterator[Path]:
     """Run several exports into ``repository`` as one: if any of them fails, or the run is interrupted, the repository
-    is put back as it was (from a copy made beside it first), so a refused second file never leaves the first one
-    served alone. Yields the repository."""
-    path = Path(repository).resolve()  # a linked repository is restored in the folder the link names
+    is put back as it was, in place, from a copy made first in the temporary folder, so a refused second file never
+    leaves the first one served alone. Yields the repository."""
+    path = Path(repository)
+    holder = Path(tempfile.mkdtemp(prefix=f"dermassist-{path.name}-before-"))
+    saved = holder / path.name
     try:
-        saved = Path(tempfile.mkdtemp(prefix=f".{path.name}-before-", dir=path.parent))
-        shutil.copytree(path, saved / path.name, symlinks=True)
+        shutil.copytree(path, saved, symlinks=True)
     except OSError as e:
-        raise error(f"{path}: could not copy the repository beside it before changing it ({e}); free space or make "
-                    f"{path.parent} writable, then try again") from e
+        shutil.rmtree(holder, ignore_errors=True)
+        raise error(f"{path}: could not copy the repository before changing it ({e}); free space in "
+                    f"{tempfile.gettempdir()} (or set TMPDIR) and check that the repository can be read, then try "
+                    "again") from e
     try:
         yield path
-    except BaseException:
-        failed = saved / f"{path.name}.failed"
-        path.rename(failed)
-        (saved / path.name).rename(path)
+    except BaseException as failure:
+        try:
+            _put_back(path, saved)
+        except OSError as e:
+            raise error(f"{path}: the change failed ({failure}) and putting the repository back failed too ({e}); "
+                        f"what it held before is kept at {saved}: copy it back (or run `dermassist models --force`) "
+                        "before serving it") from e
+        shutil.rmtree(holder, ignore_errors=True)
         logger.info("model repository %s put back as it was before the failed change", path)
         raise
-    finally:
-        shutil.rmtree(saved, ignore_errors=True)
+    shutil.rmtree(holder, ignore_errors=True)

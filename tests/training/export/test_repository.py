@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -102,13 +103,15 @@ def test_a_failed_change_puts_the_repository_back_and_a_good_one_stays(tmp_path:
     (repo / "lesion_segmenter" / "1").mkdir(parents=True)
     (repo / "lesion_segmenter" / "1" / "weights").write_bytes(b"release")
     (repo / ".release-stamp").write_text("release")
+    folder_inode = repo.stat().st_ino
     with pytest.raises(RuntimeError, match="second file refused"), restored_on_failure(repo):
         (repo / "lesion_segmenter" / "1" / "weights").write_bytes(b"imported")
         (repo / "lesion_classifier").mkdir()
         raise RuntimeError("second file refused")
     assert (repo / "lesion_segmenter" / "1" / "weights").read_bytes() == b"release"
     assert not (repo / "lesion_classifier").exists() and (repo / ".release-stamp").read_text() == "release"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # the copy made beside it is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert repo.stat().st_ino == folder_inode  # put back in place: a mounted repository cannot be renamed
     with restored_on_failure(repo):
         (repo / ".release-stamp").write_text("imported")
     assert (repo / ".release-stamp").read_text() == "imported"
@@ -120,7 +123,28 @@ def test_a_repository_that_cannot_be_copied_first_is_refused_before_any_change(t
 
     (tmp_path / "not_a_folder").write_text("")
     ran = []
-    with pytest.raises(ExportError, match=r"could not copy the repository beside it .*then try again"):
+    with pytest.raises(ExportError, match=r"could not copy the repository before changing it .*then try again"):
         with restored_on_failure(tmp_path / "not_a_folder" / "repo"):
             ran.append(True)
     assert ran == []
+
+
+def test_a_repository_that_cannot_be_put_back_keeps_its_copy_and_says_where(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.export.repository as module
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".release-stamp").write_text("release")
+
+    def refuse(path: Path, saved: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(module, "_put_back", refuse)
+    with pytest.raises(ExportError, match=r"the change failed \(second file refused\) and putting the repository "
+                                          r"back failed too .*kept at (?P<kept>\S+): copy it back") as failed:
+        with module.restored_on_failure(repo):
+            raise RuntimeError("second file refused")
+    kept = Path(str(failed.value).split("kept at ")[1].split(":")[0])
+    assert (kept / ".release-stamp").read_text() == "release"  # the only good copy is not deleted
+    shutil.rmtree(kept.parent)
