@@ -180,18 +180,32 @@ class AuditWriteError(DermAssistError):
     """An audit line could not be written: the call it records must not be answered as if it had been."""
 
 
+def write_all(descriptor: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``descriptor``, unbuffered (os.write may take part of it at a time)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
 def append_whole(descriptor: int, data: bytes) -> None:
     """Append ``data`` to the file open (O_APPEND) at ``descriptor``, all of it or nothing: a write cut short (a full
-    disk) is cut back off, so no torn line stays in the file, and nothing is kept to be written later."""
+    disk) is cut back off, so no torn line stays in the file, and nothing is kept to be written later. The file is
+    this process's own (one ``serve`` per audit file; rotation renames, never copytruncate), so its size before the
+    write is where its last whole line ends."""
     size = os.fstat(descriptor).st_size
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(descriptor, view):]
+        write_all(descriptor, data)
     except OSError:
         with contextlib.suppress(OSError):
             os.ftruncate(descriptor, size)
         raise
+
+
+def resumed_record(problem: str, refused: int) -> dict[str, Any]:
+    """The line that says the audit trail takes lines again after ``problem``; every call meanwhile was refused
+    (``refused``: how many since ``serve`` started), so no call is missing from the trail."""
+    return {"time": utc_now(), "event": "audit_resumed", "error": clip(problem, MAX_ERROR_CHARS),
+            "refused_calls_total": refused}
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:
@@ -235,8 +249,7 @@ class AuditLog:
                 if self._owned:  # unbuffered: a failed line is never flushed later under another call's
                     append_whole(self._stream.fileno(), line.encode("ascii"))
                 else:
-                    self._stream.write(line)
-                    self._stream.flush()
+                    self._write_stdout(line)
             except (OSError, ValueError) as e:  # ValueError: stdout closed
                 problem = getattr(e, "strerror", None) or str(e)
                 if problem != self.problem:
@@ -247,6 +260,18 @@ class AuditLog:
             if self.problem is not None:
                 logger.info("audit log %s is written again", self.destination)
                 self.problem = None
+
+    def _write_stdout(self, line: str) -> None:
+        """Write one line to stdout unbuffered, after what was printed before it; through the stream itself only where
+        it has no descriptor (a stream a test put in its place)."""
+        try:
+            descriptor = self._stream.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation is both
+            self._stream.write(line)
+            self._stream.flush()
+            return
+        self._stream.flush()
+        write_all(descriptor, line.encode("ascii"))
 
     def reopen(self) -> None:
         """Open the path again if the file there is not the one open (after a rotation; SIGHUP calls this)."""
@@ -293,7 +318,7 @@ class AuditLog:
             self._stream.close()
 
     def close(self) -> None:
-        """Flush, fsync and close the file (stdout stays open)."""
+        """Fsync and close the file (stdout stays open)."""
         with self._lock:
             if self._owned and not self._stream.closed:
                 self._close_stream()

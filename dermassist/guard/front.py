@@ -574,6 +574,10 @@ class Front(grpc.GenericRpcHandler):
                     locked_s = self.wrong_keys.locked_for(peer_address(call.peer))
                     await self._end_admin(call, context, grpc.StatusCode.PERMISSION_DENIED,
                                           key_refusal(call.key, locked_s))
+                if self.guard.audit.problem is not None:  # nothing is done that could not be audited
+                    await self._end_admin(call, context, grpc.StatusCode.UNAVAILABLE,
+                                          f"the audit trail cannot be written ({self.guard.audit.problem}): nothing was "
+                                          "done; retry later")
                 refusal = admin_refusal(name, request)
                 if refusal is not None:
                     logger.warning("refused an admin call from %s (client %s): %s", call.peer, call.client, refusal)
@@ -618,16 +622,23 @@ class Front(grpc.GenericRpcHandler):
                 key=call.key, status=call.status.name, error=call.error,
                 latency_ms=(time.perf_counter() - call.started) * 1000.0))
         except AuditWriteError as e:
+            if call.status == grpc.StatusCode.OK:  # carried out: saying "retry" would have it done twice, unaudited
+                self.metrics.observe_admin(grpc.StatusCode.DATA_LOSS.name)
+                await self.unaudited(context, e, grpc.StatusCode.DATA_LOSS,
+                                     f"{call.method} was carried out, but its audit line could not be written: it is "
+                                     "missing from the audit trail; do not repeat it")
             self.metrics.observe_admin(grpc.StatusCode.UNAVAILABLE.name)
             await self.unaudited(context, e)
         self.metrics.observe_admin(call.status.name)
 
-    async def unaudited(self, context: grpc.aio.ServicerContext, error: AuditWriteError) -> NoReturn:
-        """End a call whose audit line could not be written: UNAVAILABLE (the client may retry, here or on another
-        replica), never its answer, which would then leave without a record."""
+    async def unaudited(self, context: grpc.aio.ServicerContext, error: AuditWriteError,
+                        status: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE, details: str = "") -> NoReturn:
+        """End a call whose audit line could not be written: UNAVAILABLE by default (the client may retry, here or on
+        another replica), never its answer, which would then leave without a record; readiness turns false."""
         self.metrics.observe_audit_failure()
-        await abort(context, grpc.StatusCode.UNAVAILABLE, f"DermAssist cannot answer now: {error}; retry later (its "
-                                                           "operator is told in its log)")
+        self.guard.report_audit_failure(str(error))
+        await abort(context, status, details or f"DermAssist cannot answer now: {error}; retry later (its operator is "
+                                                "told in its log)")
 
     async def refuse_stream(self, requests: Any, context: grpc.aio.ServicerContext) -> None:
         """Streaming inference is not part of the contract (and could not be audited per request)."""

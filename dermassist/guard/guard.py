@@ -50,7 +50,7 @@ from ..base.server import TritonServer, free_ports
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .admin import admin_key_problem
-from .audit import AuditLog
+from .audit import AuditLog, AuditWriteError, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
@@ -155,6 +155,12 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
     return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: stop "
             f"what holds port {ports} (another `dermassist serve`? `ss -ltnp 'sport = :{first}'` shows which) or pass "
             f"another {flags}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
+
+
+def audit_down(problem: str) -> str:
+    """The not-ready reason while the audit trail takes no lines."""
+    return (f"the audit trail cannot be written ({problem}): every call is refused until it can; free space on its "
+            "file system (or fix it)")
 
 
 def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
@@ -495,6 +501,24 @@ class Guard:
         self.readiness.set_not_ready(f"a request failed in the pipeline: {details}")
         self._suspect.set()
 
+    def report_audit_failure(self, problem: str) -> None:
+        """An audit line could not be written (its call was refused): stop advertising readiness, so the load balancer
+        sends the calls elsewhere, until the watchdog finds the trail takes lines again (``_audit_problem``)."""
+        self.readiness.set_not_ready(audit_down(problem))
+        self._suspect.set()
+
+    def _audit_problem(self) -> str | None:
+        """Why the audit trail takes no lines (None when it does); while it takes none, a line saying it resumed is
+        tried, which, once written, ends the outage."""
+        problem = self.audit.problem
+        if problem is None:
+            return None
+        try:
+            self.audit.write(resumed_record(problem, self.metrics.audit_failures))
+        except AuditWriteError:
+            return self.audit.problem
+        return None
+
     # ---- watching ---------------------------------------------------------------------------
     def _scan(self) -> Fault | None:
         if not self.server.running:
@@ -538,8 +562,12 @@ class Guard:
         next_canary = 0.0
         while True:
             fault = self._scan()
+            audit = self._audit_problem()
+            if fault is None and audit is not None and not self.stopping:  # no call can be answered: no canary now
+                self._suspect.clear()
+                self.readiness.set_not_ready(audit_down(audit))
             due = self._suspect.is_set() or not self.readiness.ready or time.monotonic() >= next_canary
-            if fault is None and due:
+            if fault is None and audit is None and due:
                 self._suspect.clear()
                 problem = await self.canary()
                 next_canary = time.monotonic() + self.config.canary_interval_s

@@ -47,6 +47,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
     what the front's guard does with a failed step."""
     config = config or GuardConfig(audit_log=str(audit))
     received: list[tuple[str, bytes]] = []
+    audit_failures: list[str] = []  # what the front told its guard of audit lines it could not write
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -68,7 +69,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         readiness.set_ready()
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
                                 config=config, versions={}, audit=AuditLog(audit), stopping=False,
-                                report_step_failure=report_step_failure)
+                                report_step_failure=report_step_failure, report_audit_failure=audit_failures.append)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES))  # type: ignore[arg-type]
         server = grpc.aio.server(options=config.server_options())
         server.add_generic_rpc_handlers((front,))
@@ -81,6 +82,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
     http_port = health.sockets[0].getsockname()[1]
     try:
         yield SimpleNamespace(address=f"127.0.0.1:{port}", front=front, received=received, audit=audit,
+                              audit_failures=audit_failures,
                               http_address=f"127.0.0.1:{http_port}", loop=loop)
     finally:
         async def stop() -> None:

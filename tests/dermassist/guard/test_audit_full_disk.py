@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -97,4 +98,82 @@ def test_a_call_whose_line_cannot_be_written_is_refused_unavailable_and_counted(
         assert "dermassist_audit_write_failures_total 1" in metrics
         assert 'dermassist_requests_total{status="UNAVAILABLE"} 1' in metrics
         assert 'dermassist_requests_total{status="OK"} 0' in metrics
+        assert served.audit_failures == ["the audit trail cannot be written (No space left on device)"]  # unready
     assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").read_text() == ""
+
+
+def test_a_line_to_stdout_that_cannot_be_written_is_never_written_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdout (the default, the Kubernetes Deployment's) went through Python's buffer: a failed line came out later."""
+    path = tmp_path / "stdout.txt"
+    with open(path, "a", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        audit = AuditLog("-")
+        disk = FullDisk(room=0)
+        monkeypatch.setattr(audit_module.os, "write", disk)
+        with pytest.raises(AuditWriteError):
+            audit.write({"n": 1, "status": "OK"})
+        monkeypatch.setattr(audit_module.os, "write", disk.real)
+        audit.write({"n": 2, "status": "OK"})
+        stdout.flush()
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [2]
+
+
+def test_the_watchdog_ends_the_outage_with_a_line_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the trail takes no lines the guard is not ready; the line that ends the outage says what it was."""
+    from types import SimpleNamespace
+
+    from dermassist.guard.guard import Guard
+    from dermassist.guard.metrics import GuardMetrics
+
+    path = tmp_path / "audit.jsonl"
+    guard = SimpleNamespace(audit=AuditLog(path), metrics=GuardMetrics())
+    assert Guard._audit_problem(guard) is None  # type: ignore[arg-type]
+    disk = FullDisk(room=0)
+    monkeypatch.setattr(audit_module.os, "write", disk)
+    with pytest.raises(AuditWriteError):
+        guard.audit.write({"n": 1})
+    guard.metrics.observe_audit_failure()
+    assert Guard._audit_problem(guard) == "No space left on device"  # type: ignore[arg-type]
+    monkeypatch.setattr(audit_module.os, "write", disk.real)
+    assert Guard._audit_problem(guard) is None  # type: ignore[arg-type]
+    guard.audit.close()
+    (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+    assert line["event"] == "audit_resumed" and line["error"] == "No space left on device"
+    assert line["refused_calls_total"] == 1
+
+
+def test_admin_calls_are_not_carried_out_while_the_trail_takes_no_lines_and_say_so_when_one_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ham_jpeg: bytes) -> None:
+    """An admin call's line is written after it is carried out: a failure then was answered "retry later"."""
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    from dermassist.base.server_config import GRPC_ADMIN_HEADER
+
+    from .loopback import ADMIN_KEY
+
+    real = os.write
+
+    def admin_lines_fail(descriptor: int, data: bytes | memoryview) -> int:
+        if b'"admin_call"' in bytes(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(descriptor, data)
+
+    load = service_pb2.RepositoryModelLoadRequest(model_name="triage")
+    with front_before_stand_in(tmp_path / "audit.jsonl") as served:
+        channel = grpc.insecure_channel(served.address)
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            monkeypatch.setattr(audit_module.os, "write", admin_lines_fail)
+            with pytest.raises(grpc.RpcError) as done_unaudited:
+                stub.RepositoryModelLoad(load, metadata=((GRPC_ADMIN_HEADER, ADMIN_KEY),), timeout=10)
+            assert done_unaudited.value.code() == grpc.StatusCode.DATA_LOSS
+            assert "RepositoryModelLoad was carried out, but its audit line could not be written" in \
+                done_unaudited.value.details()
+            assert [name for name, _ in served.received] == ["RepositoryModelLoad"]
+            with pytest.raises(grpc.RpcError) as not_done:
+                stub.RepositoryModelLoad(load, metadata=((GRPC_ADMIN_HEADER, ADMIN_KEY),), timeout=10)
+            assert not_done.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert [name for name, _ in served.received] == ["RepositoryModelLoad"]  # the second was not carried out
+        finally:
+            channel.close()
