@@ -1,5 +1,8 @@
 """Start a program that is stopped when the process that started it dies.
 
+Strictly, the kernel sends the signal when the thread that started it ends (``PR_SET_PDEATHSIG``): the guard starts
+tritonserver from one long-lived worker thread, which ends only with the process.
+
 ``python -I launcher.py PARENT_PID PROGRAM [ARG ...]`` asks the kernel for SIGTERM on its parent's death
 (``PR_SET_PDEATHSIG``), then replaces itself with the program, which keeps that request. It runs as a file, with
 nothing but the standard library, in a fresh process of one thread. subprocess's ``preexec_fn`` did the same between

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .errors import ConfigError, ServerError, ServerStartupError
 from .frameworks import quiet_tensorflow
+from .launcher import ORPHANED
 from .repository import tuned_value_problems
 from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig, unservable_chars
 from .settings import setting_names
@@ -375,6 +376,15 @@ def startup_report(headline: str, log: str, kept_log: Path | None = None, timeou
     return "\n".join(parts)
 
 
+def exit_hint(code: int) -> str:
+    """What an exit code of the launched tritonserver tells beyond its number ("" when nothing)."""
+    if code == ORPHANED:
+        return " (its launcher found the thread that started it already gone, so it did not start tritonserver)"
+    if code < 0:
+        return f" (killed by signal {-code}; with an empty log, before tritonserver wrote a line)"
+    return ""
+
+
 def with_parent(cmd: list[str]) -> list[str]:
     """``cmd`` run through ``launcher.py``, so that it is stopped (SIGTERM) when this process dies, without running
     Python between fork and exec here (see the launcher's docstring)."""
@@ -422,10 +432,16 @@ class TritonServer:
         logger.debug("command: %s", " ".join(redact(cmd)))
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                with_parent(cmd), env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            try:
+                self.process = subprocess.Popen(
+                    with_parent(cmd), env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            except OSError as e:
+                shutil.rmtree(self.runtime_dir, ignore_errors=True)
+                raise ServerError(f"cannot start tritonserver through its launcher: this Python ({sys.executable}) "
+                                  f"cannot be run ({e.strerror or e}); expected an interpreter this user may execute: "
+                                  "run serve with a Python installation it can (the one its packages are in)") from e
         try:
             self._wait_ready(self.process, started)
         except BaseException:
@@ -442,7 +458,8 @@ class TritonServer:
         while time.monotonic() < deadline:
             code = process.poll()
             if code is not None:
-                raise self._startup_error(f"tritonserver exited with code {code} before becoming ready")
+                raise self._startup_error(f"tritonserver exited with code {code} before becoming ready"
+                                          f"{exit_hint(code)}")
             try:
                 with urllib.request.urlopen(url, timeout=1.0) as response:
                     if response.status == 200:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dermassist.base import launcher
 from dermassist.base.server import with_parent
 from tests.support.polling import wait_until
@@ -59,3 +61,25 @@ def test_the_command_goes_through_the_launcher_with_this_process_as_parent() -> 
     assert cmd[:5] == [sys.executable, "-I", str(LAUNCHER), str(os.getpid()), "/opt/tritonserver/bin/tritonserver"]
     done = subprocess.run([sys.executable, "-I", str(LAUNCHER), "not-a-pid"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "usage: launcher.py PARENT_PID PROGRAM" in done.stderr
+
+
+def test_an_exit_code_of_the_launch_is_told_in_words() -> None:
+    from dermassist.base.server import exit_hint
+
+    assert "launcher found the thread that started it already gone" in exit_hint(launcher.ORPHANED)
+    assert exit_hint(-11) == " (killed by signal 11; with an empty log, before tritonserver wrote a line)"
+    assert exit_hint(1) == ""
+
+
+def test_a_python_that_cannot_be_run_is_a_server_error_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dermassist.base import server as server_module
+    from dermassist.base.errors import ServerError
+    from dermassist.base.server_config import ServerConfig
+
+    monkeypatch.setattr(server_module.sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(server_module, "check_tuned_values", lambda repository: None)
+    monkeypatch.setattr(server_module, "check_ports", lambda config: None)
+    http, grpc_port, metrics = server_module.free_ports(3)
+    config = ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc_port, metrics_port=metrics)
+    with pytest.raises(ServerError, match=rf"this Python \({tmp_path}/no-python\) cannot be run \(No such file"):
+        server_module.TritonServer(config).start()
