@@ -64,6 +64,7 @@ class Readiness:
 
     def set_ready(self) -> None:
         """The pipeline answered a canary: serve."""
+        self._dead = None  # healed: a stop from now on is not the end of a dead spell
         if not self.ready:
             self.ready, self.reason, self.since = True, "", time.monotonic()
             self.history.append((self.since, True, ""))

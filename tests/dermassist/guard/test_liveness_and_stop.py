@@ -71,6 +71,12 @@ def test_liveness_turns_false_only_after_the_bound_and_says_why_once(caplog: pyt
     assert readiness.live_problem(now=since + 700.0) == readiness.live_problem(now=since + 701.0) is not None
     readiness.set_ready()
     assert readiness.live_problem(now=since + 10_000.0) is None
+    healed = Readiness(max_unready_s=600.0)
+    healed.set_not_ready("recovering")
+    assert healed.live_problem(now=healed.since + 601.0) is not None
+    healed.set_ready()  # healed before the liveness loop looked again
+    healed.set_not_ready(STOPPING)
+    assert healed.live_problem(now=healed.since + 10_000.0) is None
     draining = Readiness(max_unready_s=600.0)
     draining.set_ready()
     draining.set_not_ready(STOPPING)  # the orchestrator stops a live guard: draining is not death
