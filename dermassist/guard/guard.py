@@ -151,10 +151,13 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
     where = ", ".join(f"{b.what} on {b.host}:{b.port} ({b.reason})" for b in busy)
     ports = " and ".join(str(b.port) for b in busy)
     flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
-    first = busy[0].port
+    hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
+                          for b in busy)
+    held = " or ".join(f"sport = :{b.port}" for b in busy)
+    which = f"`ss -ltnp '{held}'`" if len(busy) == 1 else f"`ss -ltnp '( {held} )'`"
     return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: stop "
-            f"what holds port {ports} (another `dermassist serve`? `ss -ltnp 'sport = :{first}'` shows which) or pass "
-            f"another {flags}; if the address is wrong, fix {setting_names(ServerConfig, 'host')}")
+            f"what holds {'port' if len(busy) == 1 else 'ports'} {ports} (another `dermassist serve`? {which} shows "
+            f"which) or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 
 
 def audit_down(problem: str) -> str:

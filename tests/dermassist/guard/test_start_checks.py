@@ -109,7 +109,9 @@ def test_every_taken_public_port_is_told_in_one_message(tmp_path: Path, monkeypa
     assert f"gRPC on 127.0.0.1:{grpc_port} (Address already in use)" in text
     assert f"the health endpoint on 127.0.0.1:{http} (Address already in use)" in text
     assert f"Triton's metrics on 127.0.0.1:{metrics} (Address already in use)" in text
-    assert f"stop what holds port {grpc_port} and {http} and {metrics}" in text and f"sport = :{grpc_port}" in text
+    assert f"stop what holds ports {grpc_port} and {http} and {metrics}" in text
+    assert f"ss -ltnp '( sport = :{grpc_port} or sport = :{http} or sport = :{metrics} )'" in text
+    assert text.endswith("fix --host / DERMASSIST_HOST or --metrics-host / DERMASSIST_METRICS_HOST")
     assert "--grpc-port / DERMASSIST_GRPC_PORT and --http-port / DERMASSIST_HTTP_PORT and --metrics-port" in text
 
 
