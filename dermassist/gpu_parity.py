@@ -309,18 +309,15 @@ def served_platform(config: GpuCheckConfig) -> dict:
     """The platform of the classifier the DermAssist at ``config.url`` serves, from its model metadata:
     ``{"platform": ...}``, or ``{"error": ...}`` when it could not be read. The guard shows an internal step's metadata
     only with the admin key, so the call carries the key of ``--admin-key-file``; without one the error says so."""
-    from tritonclient.grpc import InferenceServerClient, InferenceServerException
+    from dermassist_client import ClientConfig, DermAssistClient, DermAssistClientError
 
     key = config.admin_key()
-    tls = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.client_options().items()}
+    client_config = ClientConfig(url=str(config.url), timeout_s=config.timeout_s, model_name=CLASSIFIER_MODEL,
+                                 **config.client_options())
     try:
-        client = InferenceServerClient(str(config.url), **tls)
-        try:
-            metadata = client.get_model_metadata(CLASSIFIER_MODEL, headers={GRPC_ADMIN_HEADER: key} if key else None,
-                                                 as_json=True, client_timeout=config.timeout_s)
-        finally:
-            client.close()
-    except InferenceServerException as e:
+        with DermAssistClient.from_config(client_config) as client:
+            metadata = client.model_metadata(headers={GRPC_ADMIN_HEADER: key} if key else None)
+    except DermAssistClientError as e:
         error = str(e)
         if "PERMISSION_DENIED" in error or "admin key" in error:
             error = (f"{error}; the served steps' metadata needs the server's admin key: pass --admin-key-file "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .aio_transport import make_async_transport
@@ -77,6 +77,7 @@ class AsyncDermAssistClient(ClientCore):
         """Whether the server and the ensemble are ready to serve."""
         return await acall_with_retries(self.config, self._transport.ready)
 
-    async def model_metadata(self) -> dict[str, Any]:
-        """The ensemble's metadata (name, versions, inputs, outputs) as a dict."""
-        return await acall_with_retries(self.config, self._transport.metadata)
+    async def model_metadata(self, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The metadata of the config's model, the ensemble by default, as a dict; ``headers``: extra request
+        metadata (e.g. the admin key an internal step's metadata needs behind the guard)."""
+        return await acall_with_retries(self.config, lambda timeout_s: self._transport.metadata(timeout_s, headers))

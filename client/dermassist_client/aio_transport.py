@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from .classes import INPUT_DATATYPE, INPUT_IMAGE
@@ -68,10 +68,10 @@ class AsyncGrpcTransport:
         return await self._call("readiness check", client.is_model_ready(
             self.config.model_name, self.config.model_version, client_timeout=timeout_s))
 
-    async def metadata(self, timeout_s: float) -> dict[str, Any]:
-        """The ensemble's metadata as a dict."""
+    async def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The model's metadata as a dict (``headers``: extra request metadata)."""
         return await self._call("reading model metadata", self._get().get_model_metadata(
-            self.config.model_name, self.config.model_version, as_json=True, client_timeout=timeout_s))
+            self.config.model_name, self.config.model_version, headers=headers, as_json=True, client_timeout=timeout_s))
 
     async def close(self) -> None:
         """Close the channel."""
@@ -151,10 +151,10 @@ class AsyncHttpTransport:
         return await self._call("readiness check", client.is_model_ready(
             self.config.model_name, self.config.model_version), timeout_s)
 
-    async def metadata(self, timeout_s: float) -> dict[str, Any]:
-        """The ensemble's metadata as a dict."""
+    async def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The model's metadata as a dict (``headers``: extra request headers)."""
         return await self._call("reading model metadata", self._get().get_model_metadata(
-            self.config.model_name, self.config.model_version), timeout_s)
+            self.config.model_name, self.config.model_version, headers=headers), timeout_s)
 
     async def close(self) -> None:
         """Close the session."""

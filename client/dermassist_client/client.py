@@ -1,7 +1,7 @@
 """``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 from .batching import encode_each, refusal, request_parts, results_of, settle
@@ -109,6 +109,7 @@ class DermAssistClient(ClientCore):
         """Whether the server and the ensemble are ready to serve."""
         return call_with_retries(self.config, self._transport.ready)
 
-    def model_metadata(self) -> dict[str, Any]:
-        """The ensemble's metadata (name, versions, inputs, outputs) as a dict."""
-        return call_with_retries(self.config, self._transport.metadata)
+    def model_metadata(self, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The metadata of the config's model, the ensemble by default (name, versions, inputs, outputs), as a dict;
+        ``headers``: extra request metadata (e.g. the admin key an internal step's metadata needs behind the guard)."""
+        return call_with_retries(self.config, lambda timeout_s: self._transport.metadata(timeout_s, headers))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -136,12 +136,13 @@ class GrpcTransport(_Transport):
             and self._client.is_model_ready(self.config.model_name, self.config.model_version, client_timeout=timeout_s),
         )
 
-    def metadata(self, timeout_s: float) -> dict[str, Any]:
-        """The ensemble's metadata as a dict."""
+    def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The model's metadata as a dict (``headers``: extra request metadata)."""
         return self._call(
             "reading model metadata",
             lambda: self._client.get_model_metadata(
-                self.config.model_name, self.config.model_version, as_json=True, client_timeout=timeout_s
+                self.config.model_name, self.config.model_version, headers=headers, as_json=True,
+                client_timeout=timeout_s,
             ),
         )
 
@@ -200,11 +201,12 @@ class HttpTransport(_Transport):
             and self._client.is_model_ready(self.config.model_name, self.config.model_version),
         )
 
-    def metadata(self, timeout_s: float) -> dict[str, Any]:
-        """The ensemble's metadata as a dict."""
+    def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The model's metadata as a dict (``headers``: extra request headers)."""
         return self._call(
             "reading model metadata",
-            lambda: self._client.get_model_metadata(self.config.model_name, self.config.model_version),
+            lambda: self._client.get_model_metadata(self.config.model_name, self.config.model_version,
+                                                    headers=headers),
         )
 
     def close(self) -> None:

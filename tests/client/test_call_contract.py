@@ -416,3 +416,33 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     for code, words in ((0, "every image was answered"), (1, "some images were refused or failed"), (2, "usage error"),
                         (3, "the server could not be reached")):
         assert f"\n  {code}    {words}" in text
+
+
+def test_model_metadata_carries_the_headers_given_sync_and_async() -> None:
+    """An internal step's metadata needs the admin key behind the guard: the caller passes it as request metadata."""
+    from tritonclient.grpc import service_pb2
+
+    def metadata(request: service_pb2.ModelMetadataRequest, context: grpc.ServicerContext) -> Any:
+        key = dict(context.invocation_metadata()).get("triton-grpc-protocol-admin-key", "none")
+        return service_pb2.ModelMetadataResponse(name=request.name, versions=["1"], platform=f"key={key}")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
+        "ModelMetadata": grpc.unary_unary_rpc_method_handler(
+            metadata, request_deserializer=service_pb2.ModelMetadataRequest.FromString,
+            response_serializer=service_pb2.ModelMetadataResponse.SerializeToString)}),))
+    url = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    headers = {"triton-grpc-protocol-admin-key": "s3cret"}
+    try:
+        with DermAssistClient(url, model_name="lesion_classifier", retries=0) as client:
+            assert client.model_metadata()["platform"] == "key=none"
+            assert client.model_metadata(headers=headers)["platform"] == "key=s3cret"
+
+        async def asynchronous() -> str:
+            async with AsyncDermAssistClient(url, model_name="lesion_classifier", retries=0) as aclient:
+                return str((await aclient.model_metadata(headers=headers))["platform"])
+
+        assert asyncio.run(asynchronous()) == "key=s3cret"
+    finally:
+        server.stop(None)
