@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +31,20 @@ _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_c
 
 def audit_log_problem(destination: str) -> str | None:
     """Why the audit trail cannot be appended to ``destination`` as far as the file system's shape tells (a folder,
-    or a file where a folder should be); None when it can, or for "-" (stdout)."""
+    a device, or a file where a folder should be); None when it can, or for "-" (stdout). A device is refused because
+    it keeps no trail (/dev/null drops every line, /dev/full fails every write, so every call would be refused);
+    a named pipe (a log shipper reading it) is taken."""
     if destination == "-":
         return None
     path = Path(destination)
     if path.is_dir():
         return "is a folder"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0  # not there yet (made at open) or not looked at here: opening it says why
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file (/dev/null would keep no line, /dev/full would refuse every call)"
     blocking = file_in_the_way(path)
     return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 

@@ -161,6 +161,16 @@ def test_an_audit_log_that_is_a_folder_or_under_a_file_is_a_config_error(tmp_pat
     assert GuardConfig(audit_log=str(tmp_path / "new" / "audit.jsonl")).audit_log.endswith("audit.jsonl")
 
 
+def test_an_audit_log_on_a_device_is_a_config_error_and_a_named_pipe_is_taken(tmp_path: Path) -> None:
+    """/dev/null would keep no audit line and /dev/full would refuse every call: both are refused at start."""
+    for device in ("/dev/null", "/dev/full"):
+        with pytest.raises(ConfigError, match=rf"audit_log {device} is a device, not a file .*--audit-log"):
+            GuardConfig(audit_log=device)
+    pipe = tmp_path / "audit.fifo"
+    os.mkfifo(pipe)
+    assert GuardConfig(audit_log=str(pipe)).audit_log == str(pipe)
+
+
 @pytest.mark.skipif(not Path("/proc/version").is_file(), reason="no /proc here")
 def test_an_audit_log_that_cannot_be_appended_to_is_a_config_error_before_anything_starts(tmp_path: Path) -> None:
     """DERMASSIST_AUDIT_LOG=/proc/version: a regular file by its looks, and a bare OSError when opened."""
