@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 import ssl as ssl_module
+import time
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -163,6 +164,24 @@ def check_key_pair(certificate_chain: Path, private_key: Path) -> None:
             "a key in PEM (-----BEGIN ... PRIVATE KEY-----), not password-protected (decrypt it first, e.g. "
             "openssl pkey -in KEY -out KEY.pem)"
         ) from e
+
+
+def certificate_dates_problem(certificate: Path, now: float | None = None) -> str:
+    """How the first certificate in the PEM file ``certificate`` is out of its validity dates at ``now`` (epoch
+    seconds; the current time by default): "expired on <date>", "is not valid until <date>", or "" when it is within
+    them or cannot be read here (the TLS library then says what is wrong with it)."""
+    try:  # the standard library's only reader of a certificate's dates that needs no third-party package
+        decoded = ssl_module._ssl._test_decode_cert(str(certificate))  # type: ignore[attr-defined]
+        not_before, not_after = decoded["notBefore"], decoded["notAfter"]
+        start, end = ssl_module.cert_time_to_seconds(not_before), ssl_module.cert_time_to_seconds(not_after)
+    except (AttributeError, KeyError, OSError, ValueError):  # ssl.SSLError is an OSError
+        return ""
+    now = time.time() if now is None else now
+    if now > end:
+        return f"expired on {not_after}"
+    if now < start:
+        return f"is not valid until {not_before}"
+    return ""
 
 
 #: Help of the TLS options, for every command line that takes them (``dermassist-client``, ``dermassist evaluate``).

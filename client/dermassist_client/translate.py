@@ -61,13 +61,18 @@ _SETUP_FAILURES = (
 CLOSED_CHANNEL = "closed channel"  # tritonclient.grpc after close(): "Cannot invoke RPC on closed channel!"
 
 
-def tls_hint(ssl: bool, client_certificate: bool) -> str:
-    """What to check when a connection fails: a TLS mismatch looks like any refused connection."""
+def tls_hint(ssl: bool, client_certificate: bool, client_certificate_problem: str = "") -> str:
+    """What to check when a connection fails: a TLS mismatch looks like any refused connection.
+    ``client_certificate_problem``: how the client certificate is out of its dates (``certificate_dates_problem``,
+    with the file), which a server requiring mutual TLS refuses with no word the client can read."""
     if not ssl:
         return "; if the server serves TLS, connect with ssl=True (--ssl) and its CA (root_certificates)"
     if not client_certificate:
         return ("; check root_certificates is the CA of the server's certificate, and if the server requires "
                 "mutual TLS pass private_key and certificate_chain")
+    if client_certificate_problem:
+        return (f"; the client certificate {client_certificate_problem}, and a server requiring mutual TLS refuses it: "
+                "get it renewed by whoever issued it (or check this machine's clock, `date -u`)")
     return "; check the CA and that the server trusts the client certificate"
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, TRIAGE_OUTPUTS
-from .config import ClientConfig
+from .config import ClientConfig, certificate_dates_problem
 from .translate import closed_error, tls_hint, translate
 
 
@@ -69,8 +69,10 @@ def grpc_tls_kwargs(config: ClientConfig) -> dict[str, Any]:
 
 
 def connection_hint(config: ClientConfig) -> str:
-    """The TLS hint added to a failed connection's message."""
-    return tls_hint(config.ssl, config.certificate_chain is not None)
+    """The TLS hint added to a failed connection's message (the client certificate's dates looked at now)."""
+    problem = "" if config.certificate_chain is None else certificate_dates_problem(config.certificate_chain)
+    return tls_hint(config.ssl, config.certificate_chain is not None,
+                    f"{config.certificate_chain} {problem}" if problem else "")
 
 
 def _str(path: Any) -> str | None:

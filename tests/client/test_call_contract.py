@@ -34,6 +34,7 @@ from dermassist_client import (
     ServerUnavailableError,
 )
 from dermassist_client.cli import EXIT_FAILED, EXIT_UNREACHABLE, build_parser, main, summary_line
+from dermassist_client.config import certificate_dates_problem
 from dermassist_client.images import encode_image
 from dermassist_client.interop import InteropRun
 from dermassist_client.result import build_result
@@ -141,7 +142,7 @@ def pems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     client.private_key_pem.write_to_path(paths["client.key"])
     rogue.private_key_pem.write_to_path(paths["rogue.key"])
     paths["text.pem"].write_text("not a certificate\n")
-    return {**paths, "server": server, "expired": expired, "future": future}
+    return {**paths, "server": server, "expired": expired, "future": future, "ca": ca}
 
 
 def test_tls_files_are_checked_when_the_config_is_made(pems: dict[str, Any]) -> None:
@@ -251,6 +252,46 @@ def test_each_certificate_verify_failure_gets_its_own_advice(form: str, reason: 
     assert message.startswith(f"health check: cannot connect to localhost:9362: {advice}") and message.endswith(
         f" ({text})"), message
     assert message.count("CERTIFICATE_VERIFY_FAILED") == 1  # one piece of advice, then gRPC's or ssl's words
+
+
+def test_a_client_certificate_out_of_its_dates_is_named_when_a_mutual_tls_server_refuses_it(
+        pems: dict[str, Any], tmp_path: Path) -> None:
+    """The server refuses an expired client certificate with no word the client can read ("Socket closed"): the client
+    looks at its own certificate's dates and says so, instead of the generic CA advice."""
+    ca = pems["ca"]
+    now, day = datetime.datetime.now(datetime.UTC), datetime.timedelta(days=1)
+    stale = ca.issue_cert("c.example", not_before=now - 30 * day, not_after=now - day)
+    stale.cert_chain_pems[0].write_to_path(tmp_path / "stale.pem")
+    stale.private_key_pem.write_to_path(tmp_path / "stale.key")
+    port = _free_port()
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials(
+        [(pems["server"].private_key_pem.bytes(), pems["server"].cert_chain_pems[0].bytes())],
+        root_certificates=ca.cert_pem.bytes(), require_client_auth=True))
+    server.start()
+    try:
+        with DermAssistClient(f"127.0.0.1:{port}", timeout=10, retries=0, ssl=True, root_certificates=pems["ca.pem"],
+                              private_key=tmp_path / "stale.key", certificate_chain=tmp_path / "stale.pem") as c:
+            with pytest.raises(ServerUnavailableError) as info:
+                c.health()
+    finally:
+        server.stop(0)
+    message = str(info.value)
+    assert f"the client certificate {tmp_path / 'stale.pem'} expired on " in message, message
+    assert "check the CA and that the server trusts the client certificate" not in message
+
+
+def test_certificate_dates_are_read_from_the_pem_file(pems: dict[str, Any], tmp_path: Path) -> None:
+    ca = pems["ca"]
+    start = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    leaf = ca.issue_cert("c.example", not_before=start, not_after=start + datetime.timedelta(days=10))
+    leaf.cert_chain_pems[0].write_to_path(tmp_path / "leaf.pem")
+    at = start.timestamp()
+    assert certificate_dates_problem(tmp_path / "leaf.pem", now=at - 1) == "is not valid until Jan  2 03:04:05 2030 GMT"
+    assert certificate_dates_problem(tmp_path / "leaf.pem", now=at + 86400) == ""
+    assert certificate_dates_problem(tmp_path / "leaf.pem", now=at + 10 * 86400 + 1) == "expired on Jan 12 03:04:05 2030 GMT"
+    assert certificate_dates_problem(pems["text.pem"]) == ""  # unreadable: the TLS library says what is wrong
+    assert certificate_dates_problem(tmp_path / "missing.pem") == ""
 
 
 def test_a_permanent_connection_failure_is_raised_at_the_first_attempt() -> None:
