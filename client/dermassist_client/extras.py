@@ -1,7 +1,7 @@
 """The client's optional extras and the command that installs one (the client is installed from the checkout)."""
 from __future__ import annotations
 
-EXTRAS = {"dicom": ("pydicom", "highdicom"), "fhir": ("fhir.resources",), "demo": ("gradio",)}
+EXTRAS = {"dicom": ("pydicom", "highdicom", "pynetdicom"), "fhir": ("fhir.resources",), "demo": ("gradio",)}
 """Each extra and the modules it brings."""
 
 

@@ -30,6 +30,15 @@ def test_a_dicom_file_without_the_dicom_extra_names_the_extra(tmp_path, ham_jpeg
     assert f"{dcm}: FAILED:" in done.stderr and "pip install './client[dicom]' (from the DermAssist checkout)" in done.stderr
 
 
+def test_dicom_listen_without_pynetdicom_names_the_extra_not_a_missing_module(tmp_path):
+    """pydicom and highdicom present, pynetdicom missing: the node's command names the extra to install."""
+    code = BLOCK.format(mods=("pynetdicom",)) + (
+        f"sys.exit(main(['dicom-listen', '--url', '127.0.0.1:9', '--spool', {str(tmp_path / 'spool')!r}]))")
+    done = run(code)
+    assert done.returncode != 0 and "ModuleNotFoundError" not in done.stderr, done.stderr
+    assert "dicom-listen needs the 'dicom' extra (pynetdicom is missing): pip install './client[dicom]'" in done.stderr
+
+
 def test_fhir_out_without_the_fhir_extra_is_a_usage_error(tmp_path):
     code = BLOCK.format(mods=("fhir", "fhir.resources")) + (
         f"sys.exit(main(['analyze', 'x.jpg', '--fhir-out', {str(tmp_path / 'b.json')!r}, '--url', '127.0.0.1:9']))")
