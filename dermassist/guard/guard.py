@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime
+import errno
 import ipaddress
 import logging
 import os
@@ -46,7 +47,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
-from ..base.server import TritonServer, free_ports
+from ..base.server import TritonServer, bind_problem, free_ports
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .admin import admin_key_problem
@@ -144,20 +145,32 @@ class BusyPort:
     port: int
     reason: str
     setting: str
+    code: int | None = None  # the errno of the failed bind, where known (EACCES: a port below 1024 without privileges)
+
+
+def _ports(busy: Sequence[BusyPort]) -> str:
+    return f"{'port' if len(busy) == 1 else 'ports'} {' and '.join(str(b.port) for b in busy)}"
 
 
 def bind_failure(busy: Sequence[BusyPort]) -> str:
-    """Why the public ports in ``busy`` cannot be served, every one in one message, and the fixes."""
+    """Why the public ports in ``busy`` cannot be served, every one in one message, and the fixes (a taken port's and
+    a privileged port's differ)."""
     where = ", ".join(f"{b.what} on {b.host}:{b.port} ({b.reason})" for b in busy)
-    ports = " and ".join(str(b.port) for b in busy)
     flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
     hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
                           for b in busy)
-    held = " or ".join(f"sport = :{b.port}" for b in busy)
-    which = f"`ss -ltnp '{held}'`" if len(busy) == 1 else f"`ss -ltnp '( {held} )'`"
-    return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: stop "
-            f"what holds {'port' if len(busy) == 1 else 'ports'} {ports} (another `dermassist serve`? {which} shows "
-            f"which) or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
+    privileged = [b for b in busy if b.code == errno.EACCES]
+    taken = [b for b in busy if b.code != errno.EACCES]
+    fixes = []
+    if taken:
+        held = " or ".join(f"sport = :{b.port}" for b in taken)
+        which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
+        fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
+    if privileged:
+        fixes.append(f"{_ports(privileged)} below 1024 {'needs' if len(privileged) == 1 else 'need'} privileges (root "
+                     "or CAP_NET_BIND_SERVICE): use a port from 1024 up")
+    return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: "
+            f"{'; '.join(fixes)}; or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 
 
 def audit_down(problem: str) -> str:
@@ -349,8 +362,8 @@ class Guard:
         if self._owns_server:
             ports.append(("Triton's metrics", self.triton_config.metrics_host or host, self.triton_config.metrics_port,
                           "metrics_port"))
-        busy = [BusyPort(what, where, port, problem, setting) for what, where, port, setting in ports
-                if (problem := port_problem(where, port)) is not None]
+        busy = [BusyPort(what, where, port, error.strerror or str(error), setting, error.errno)
+                for what, where, port, setting in ports if (error := bind_problem(where, port)) is not None]
         if busy:
             raise ServerError(bind_failure(busy))
 
@@ -437,10 +450,13 @@ class Guard:
         host, port = self.public.host, self.public.grpc_port
         address = f"{host}:{port}"
         credentials = self._credentials()
+        code: int | None = None
         try:
             bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         except RuntimeError as e:  # gRPC's own text only says "Failed to bind": the probe tells why
-            bound, reason = 0, port_problem(host, port) or str(e)
+            probe = bind_problem(host, port)
+            bound, reason = 0, (probe.strerror or str(probe)) if probe is not None else str(e)
+            code = None if probe is None else probe.errno
         else:
             reason = "gRPC bound no port"
         if not bound and credentials and port_problem(host, port) is None:  # the port is free: the TLS files are not
@@ -451,7 +467,7 @@ class Guard:
                               "certificate first in its file), e.g. with `openssl x509 -in CERT -noout` and `openssl "
                               "pkey -in KEY -noout`")
         if not bound:
-            raise ServerError(bind_failure([BusyPort("gRPC", host, port, reason, "grpc_port")]))
+            raise ServerError(bind_failure([BusyPort("gRPC", host, port, reason, "grpc_port", code)]))
         await server.start()
         return server
 

@@ -3,6 +3,7 @@ that logged nothing, settings that failed only after the models loaded (or as tr
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from dermassist.base.server import TritonServer, free_ports
 from dermassist.base.server_config import ServerConfig
 from dermassist.guard.audit import AuditLog
 from dermassist.guard.config import MAX_GRPC_MS, GuardConfig
-from dermassist.guard.guard import Guard, versions_text
+from dermassist.guard.guard import BusyPort, Guard, bind_failure, versions_text
 from dermassist.guard.health import Readiness, same_reason
 from tests.support.guard import make_certificates
 
@@ -87,6 +88,18 @@ def test_a_taken_public_port_is_told_before_tritonserver_starts(tmp_path: Path, 
     guard = Guard(public, GuardConfig(audit_log=str(tmp_path / "a.jsonl")))  # its own tritonserver, never started
     with pytest.raises(ServerError, match=rf"127.0.0.1:{port} \(Address already in use\); .*{flag}"):
         asyncio.run(guard.run(asyncio.Event()))
+
+
+def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken() -> None:
+    """EACCES (root here cannot meet it, so the message is built from the errno as the probe gives it)."""
+    text = bind_failure([BusyPort("gRPC", "0.0.0.0", 80, "Permission denied", "grpc_port", errno.EACCES),
+                         BusyPort("the health endpoint", "0.0.0.0", 8000, "Address already in use", "http_port",
+                                  errno.EADDRINUSE)])
+    assert "port 80 below 1024 needs privileges (root or CAP_NET_BIND_SERVICE): use a port from 1024 up" in text
+    assert "stop what holds port 8000 (another `dermassist serve`? `ss -ltnp 'sport = :8000'` shows which)" in text
+    assert "holds port 80 " not in text and "sport = :80'" not in text
+    only = bind_failure([BusyPort("gRPC", "0.0.0.0", 443, "Permission denied", "grpc_port", errno.EACCES)])
+    assert "stop what holds" not in only and "or pass another --grpc-port / DERMASSIST_GRPC_PORT" in only
 
 
 def test_every_taken_public_port_is_told_in_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
