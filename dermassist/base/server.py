@@ -381,7 +381,11 @@ def exit_hint(code: int) -> str:
     if code == ORPHANED:
         return " (its launcher found the thread that started it already gone, so it did not start tritonserver)"
     if code < 0:
-        return f" (killed by signal {-code}; with an empty log, before tritonserver wrote a line)"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            return f" (killed by signal {-code})"
+        return f" (killed by signal {-code}, {name})"
     return ""
 
 

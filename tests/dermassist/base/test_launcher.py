@@ -67,7 +67,8 @@ def test_an_exit_code_of_the_launch_is_told_in_words() -> None:
     from dermassist.base.server import exit_hint
 
     assert "launcher found the thread that started it already gone" in exit_hint(launcher.ORPHANED)
-    assert exit_hint(-11) == " (killed by signal 11; with an empty log, before tritonserver wrote a line)"
+    assert exit_hint(-11) == " (killed by signal 11, SIGSEGV)"  # the report then shows the log, empty or not
+    assert exit_hint(-9) == " (killed by signal 9, SIGKILL)"
     assert exit_hint(1) == ""
 
 
