@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -262,9 +263,13 @@ SAVE_SIGMOID_SEGMENTER = (
 
 @pytest.mark.slow
 def test_a_refused_classifier_leaves_the_repository_as_it_was_segmenter_included(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """`import --keras A --torch B` exported A, then refused B, and served A beside the release's classifier."""
     from dermassist.base.repository import RELEASE_STAMP, stage_repository
+
+    temporary = tmp_path / "tmp"  # where the repository's copy is made: none may stay behind
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
 
     assert run_python("-c", SAVE_VARIANTS, str(tmp_path)).returncode == 0
     keras = tmp_path / "segmenter.keras"
@@ -278,4 +283,5 @@ def test_a_refused_classifier_leaves_the_repository_as_it_was_segmenter_included
     assert code == 2 and "its weights are under 'state_dict'" in caplog.text
     assert "segmenter.keras ->" in caplog.text and "put back as it was" in caplog.text  # the first export did run
     assert {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
+    assert not [p for p in temporary.iterdir() if p.name.startswith("dermassist-repo-before-")]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,9 +97,13 @@ def test_the_classifier_stage_refuses_before_it_reads_the_data(tmp_path: Path) -
     assert json.loads(tuned_file(repo, CROP_MODEL).read_text())["values"]["threshold"] == 0.45
 
 
-def test_a_failed_change_puts_the_repository_back_and_a_good_one_stays(tmp_path: Path) -> None:
+def test_a_failed_change_puts_the_repository_back_and_a_good_one_stays(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from training.export.repository import restored_on_failure
 
+    temporary = tmp_path / "tmp"  # where the copy is made: it must be gone after each change, failed or not
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     repo = tmp_path / "repo"
     (repo / "lesion_segmenter" / "1").mkdir(parents=True)
     (repo / "lesion_segmenter" / "1" / "weights").write_bytes(b"release")
@@ -110,12 +115,13 @@ def test_a_failed_change_puts_the_repository_back_and_a_good_one_stays(tmp_path:
         raise RuntimeError("second file refused")
     assert (repo / "lesion_segmenter" / "1" / "weights").read_bytes() == b"release"
     assert not (repo / "lesion_classifier").exists() and (repo / ".release-stamp").read_text() == "release"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "tmp"] and not any(temporary.iterdir())
     assert repo.stat().st_ino == folder_inode  # put back in place: a mounted repository cannot be renamed
     with restored_on_failure(repo):
         (repo / ".release-stamp").write_text("imported")
+        assert len(list(temporary.iterdir())) == 1  # the copy is made there while the change runs
     assert (repo / ".release-stamp").read_text() == "imported"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "tmp"] and not any(temporary.iterdir())
 
 
 def test_a_repository_that_cannot_be_copied_first_is_refused_before_any_change(tmp_path: Path) -> None:
