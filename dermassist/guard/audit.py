@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -164,8 +165,16 @@ def open_for_appending(path: Path) -> TextIO:
     descriptor = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # who called, from where, and each picture's digest: readable by the service's own user only
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_FILE_MODE)
+        # who called, from where, and each picture's digest: readable by the service's own user only; O_NONBLOCK so a
+        # named pipe made after the settings were checked fails (no reader) or is seen, instead of blocking here
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, AUDIT_FILE_MODE)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            descriptor = None
+            why = audit_log_problem(str(path)) or "is not a regular file"
+            raise ConfigError(f"audit log {path} {why}; expected a file in a writable folder: pass "
+                              f"{setting_names(GuardConfig, 'audit_log')} another file, or - for stdout")
+        os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "a", encoding="utf-8")
     except OSError as e:
         if descriptor is not None:  # os.fdopen leaves the descriptor open when it fails

@@ -31,9 +31,10 @@ _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_c
 
 def audit_log_problem(destination: str) -> str | None:
     """Why the audit trail cannot be appended to ``destination`` as far as the file system's shape tells (a folder,
-    a device, or a file where a folder should be); None when it can, or for "-" (stdout). A device is refused because
-    it keeps no trail (/dev/null drops every line, /dev/full fails every write, so every call would be refused);
-    a named pipe (a log shipper reading it) is taken."""
+    a device, a pipe or socket, or a file where a folder should be); None when it can, or for "-" (stdout). A device
+    keeps no trail (/dev/null drops every line, /dev/full fails every write, so every call would be refused); a named
+    pipe blocks ``serve`` until a reader opens it and every call while the reader lags, and a torn line cannot be cut
+    back off it (a log shipper reads stdout, or tails the file)."""
     if destination == "-":
         return None
     path = Path(destination)
@@ -45,6 +46,9 @@ def audit_log_problem(destination: str) -> str | None:
         mode = 0  # not there yet (made at open) or not looked at here: opening it says why
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "is a device, not a file (/dev/null would keep no line, /dev/full would refuse every call)"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return ("is a named pipe or socket, not a file (serve would wait for a reader, and every call while it lags); "
+                "a log shipper reads - (stdout) or tails a file")
     blocking = file_in_the_way(path)
     return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 

@@ -174,14 +174,18 @@ def test_an_audit_log_that_is_a_folder_or_under_a_file_is_a_config_error(tmp_pat
     assert GuardConfig(audit_log=str(tmp_path / "new" / "audit.jsonl")).audit_log.endswith("audit.jsonl")
 
 
-def test_an_audit_log_on_a_device_is_a_config_error_and_a_named_pipe_is_taken(tmp_path: Path) -> None:
-    """/dev/null would keep no audit line and /dev/full would refuse every call: both are refused at start."""
+def test_an_audit_log_on_a_device_or_a_named_pipe_is_a_config_error(tmp_path: Path) -> None:
+    """/dev/null would keep no audit line, /dev/full would refuse every call, and opening a named pipe with no reader
+    yet blocked serve before it logged anything: all refused at start."""
     for device in ("/dev/null", "/dev/full"):
         with pytest.raises(ConfigError, match=rf"audit_log {device} is a device, not a file .*--audit-log"):
             GuardConfig(audit_log=device)
     pipe = tmp_path / "audit.fifo"
     os.mkfifo(pipe)
-    assert GuardConfig(audit_log=str(pipe)).audit_log == str(pipe)
+    with pytest.raises(ConfigError, match=rf"audit_log {pipe} is a named pipe or socket, not a file .*--audit-log"):
+        GuardConfig(audit_log=str(pipe))
+    with pytest.raises(ConfigError, match=rf"audit log {pipe} is a named pipe"):  # as opened (a pipe made after start)
+        AuditLog(pipe)
 
 
 @pytest.mark.skipif(not Path("/proc/version").is_file(), reason="no /proc here")
