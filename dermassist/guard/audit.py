@@ -233,14 +233,19 @@ class AuditLog:
     """
 
     def __init__(self, destination: str | Path = STDOUT, check_interval_s: float = REOPEN_CHECK_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 resumed: Callable[[str], dict[str, Any]] | None = None) -> None:
         self.destination = str(destination)
+        # the line that ends an outage (``resumed_record``), written whole with, and before, the first line that
+        # succeeds after a failed one, whoever writes it: the trail always says where its gap ends
+        self.resumed = resumed
         self.check_interval_s = check_interval_s
         self._clock = clock
         self._lock = threading.Lock()
         self._stream: TextIO
         self._reopen_problem: str | None = None  # why the last reopen failed (logged when it changes)
         self.problem: str | None = None  # why the last write failed, until one succeeds
+        self._torn = False  # stdout holds the start of a line whose end could not be written
         if self.destination == STDOUT:
             self._stream, self._owned = sys.stdout, False
         else:
@@ -249,9 +254,25 @@ class AuditLog:
 
     def write(self, record: dict[str, Any]) -> None:
         """Write one record as one line (to the file now at the path, when it was rotated); an AuditWriteError when it
-        cannot be (a full disk): then no part of it is in the file, nor kept to be written later."""
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n"
+        cannot be (a full disk): then no part of it is in the file, nor kept to be written later. The first line
+        written after failed ones comes after the resumed line (``resumed``), in the same write."""
+        self._write(json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n")
+
+    def resume(self) -> str | None:
+        """While lines fail, try the resumed line alone; the problem while it still fails, None once the trail takes
+        lines again (the watchdog calls this, so an outage ends even when no call comes)."""
+        if self.resumed is not None:
+            with contextlib.suppress(AuditWriteError):
+                self._write("")
+        return self.problem
+
+    def _write(self, line: str) -> None:
+        """Write ``line`` ("" for none) under the lock, the resumed line first while an outage is open."""
         with self._lock:
+            if self.problem is not None and self.resumed is not None:
+                line = json.dumps(self.resumed(self.problem), separators=(",", ":"), ensure_ascii=True) + "\n" + line
+            if not line:
+                return
             if self._owned and self._clock() - self._checked_at >= self.check_interval_s:
                 self._reopen_if_moved()
             try:
@@ -272,7 +293,8 @@ class AuditLog:
 
     def _write_stdout(self, line: str) -> None:
         """Write one line to stdout unbuffered, after what was printed before it; through the stream itself only where
-        it has no descriptor (a stream a test put in its place)."""
+        it has no descriptor (a stream a test put in its place). A line cut short there cannot be taken back (stdout
+        may be a pipe): the next line then starts on a line of its own, so the cut one is the only one torn."""
         try:
             descriptor = self._stream.fileno()
         except (OSError, ValueError):  # io.UnsupportedOperation is both
@@ -280,7 +302,15 @@ class AuditLog:
             self._stream.flush()
             return
         self._stream.flush()
-        write_all(descriptor, line.encode("ascii"))
+        view = memoryview(("\n" + line if self._torn else line).encode("ascii"))
+        whole = len(view)
+        try:
+            while view:
+                view = view[os.write(descriptor, view):]
+        except OSError:
+            self._torn = self._torn and len(view) == whole or len(view) not in (0, whole)
+            raise
+        self._torn = False
 
     def reopen(self) -> None:
         """Open the path again if the file there is not the one open (after a rotation; SIGHUP calls this)."""

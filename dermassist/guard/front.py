@@ -636,7 +636,7 @@ class Front(grpc.GenericRpcHandler):
         """End a call whose audit line could not be written: UNAVAILABLE by default (the client may retry, here or on
         another replica), never its answer, which would then leave without a record; readiness turns false."""
         self.metrics.observe_audit_failure()
-        self.guard.report_audit_failure(str(error))
+        self.guard.report_audit_failure(self.guard.audit.problem or str(error))  # the bare cause: the reason words it
         await abort(context, status, details or f"DermAssist cannot answer now: {error}; retry later (its operator is "
                                                 "told in its log)")
 
@@ -668,17 +668,37 @@ class Front(grpc.GenericRpcHandler):
         """Triton's answer, listing only the extensions this caller can use through the front; Triton's version only
         to a caller with the admin key (it tells which published flaws apply). A call carrying a key is audited."""
         key = self.key_check(context)
-        if key != KEY_NONE:
-            await self._audit_admin(AdminCall("ServerMetadata", time.perf_counter(), context.peer(),
-                                              client_identity(context), key, status=grpc.StatusCode.OK, error=None),
-                                    context)
-        answer = service_pb2.ServerMetadataResponse.FromString(await self._forwarder("ServerMetadata")(request, context))
+        raw = (await self._forwarder("ServerMetadata")(request, context) if key == KEY_NONE
+               else await self._keyed_server_metadata(request, context, key))
+        answer = service_pb2.ServerMetadataResponse.FromString(raw)
         kept = served_extensions(list(answer.extensions), key == KEY_RIGHT)
         del answer.extensions[:]
         answer.extensions.extend(kept)
         if key != KEY_RIGHT:
             answer.version = ""
         return answer.SerializeToString()
+
+    async def _keyed_server_metadata(self, request: bytes, context: grpc.aio.ServicerContext, key: str) -> bytes:
+        """Triton's server metadata for a call carrying a key (right or wrong), audited as an admin call: not asked of
+        Triton while the trail takes no lines, its line written after Triton answered, with how it ended."""
+        call = AdminCall("ServerMetadata", time.perf_counter(), context.peer(), client_identity(context), key)
+        try:
+            if self.guard.audit.problem is not None:
+                await self._end_admin(call, context, grpc.StatusCode.UNAVAILABLE,
+                                      f"the audit trail cannot be written ({self.guard.audit.problem}): nothing was "
+                                      "done; retry later")
+            try:
+                answer = await self._call("ServerMetadata")(request, metadata=self._metadata(context),
+                                                            timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as e:
+                await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
+            call.status, call.error = grpc.StatusCode.OK, None
+            return answer
+        except asyncio.CancelledError:
+            self._cancelled(call, context)
+            raise
+        finally:
+            await self._audit_admin(call, context)
 
     async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""

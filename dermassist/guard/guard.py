@@ -51,7 +51,7 @@ from ..base.server import TritonServer, bind_problem, free_ports
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .admin import admin_key_problem
-from .audit import AuditLog, AuditWriteError, resumed_record
+from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
@@ -173,6 +173,11 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
             f"{'; '.join(fixes)}; or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 
 
+def audit_trail(destination: str, metrics: GuardMetrics) -> AuditLog:
+    """The guard's audit log, whose line ending an outage counts the calls refused since ``serve`` started."""
+    return AuditLog(destination, resumed=lambda problem: resumed_record(problem, metrics.audit_failures))
+
+
 def audit_down(problem: str) -> str:
     """The not-ready reason while the audit trail takes no lines."""
     return (f"the audit trail cannot be written ({problem}): every call is refused until it can; free space on its "
@@ -242,14 +247,14 @@ class Guard:
         problem = config.unready_bound_problem(self.triton_config.startup_timeout_s)
         if problem is not None:
             raise ConfigError(problem)
-        self.audit = AuditLog(config.audit_log)
+        self.metrics = GuardMetrics()  # served on the health port at /metrics
+        self.audit = audit_trail(config.audit_log, self.metrics)
         self.versions: dict[str, str] = {}
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
         self._expiry: ExpiryWatch | None = None  # the served certificate's end, told again as it comes nearer
         self.reloads = 0
-        self.metrics = GuardMetrics()  # served on the health port at /metrics
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
         self.readiness = Readiness(config.max_unready_s)
         self.stopping = False  # set when the guard begins to stop: calls cancelled from then on were cut by it
@@ -527,16 +532,9 @@ class Guard:
         self._suspect.set()
 
     def _audit_problem(self) -> str | None:
-        """Why the audit trail takes no lines (None when it does); while it takes none, a line saying it resumed is
-        tried, which, once written, ends the outage."""
-        problem = self.audit.problem
-        if problem is None:
-            return None
-        try:
-            self.audit.write(resumed_record(problem, self.metrics.audit_failures))
-        except AuditWriteError:
-            return self.audit.problem
-        return None
+        """Why the audit trail takes no lines (None when it does); while it takes none, the line saying it resumed is
+        tried, which, once written, ends the outage (a call's line written first carries it too: ``AuditLog``)."""
+        return self.audit.resume()
 
     # ---- watching ---------------------------------------------------------------------------
     def _scan(self) -> Fault | None:

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import grpc
 from tritonclient.grpc import service_pb2
 
-from dermassist.guard.audit import AuditLog
 from dermassist.guard.config import UNLIMITED_MESSAGES, GuardConfig
 from dermassist.guard.front import SERVICE, Front
+from dermassist.guard.guard import audit_trail
 from dermassist.guard.health import Readiness, start_health_server
+from dermassist.guard.metrics import GuardMetrics
 
 ADMIN_KEY = "operator-key-0123456789"
 TRITON_VERSION = "2.51.0"
@@ -67,10 +68,12 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         await triton.start()
         readiness = Readiness()
         readiness.set_ready()
+        metrics = GuardMetrics()
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
-                                config=config, versions={}, audit=AuditLog(audit), stopping=False,
+                                config=config, versions={}, audit=audit_trail(str(audit), metrics), stopping=False,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append)
-        front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES))  # type: ignore[arg-type]
+        front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
+                      metrics)
         server = grpc.aio.server(options=config.server_options())
         server.add_generic_rpc_handlers((front,))
         port = server.add_insecure_port("127.0.0.1:0")

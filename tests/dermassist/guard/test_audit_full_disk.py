@@ -98,7 +98,7 @@ def test_a_call_whose_line_cannot_be_written_is_refused_unavailable_and_counted(
         assert "dermassist_audit_write_failures_total 1" in metrics
         assert 'dermassist_requests_total{status="UNAVAILABLE"} 1' in metrics
         assert 'dermassist_requests_total{status="OK"} 0' in metrics
-        assert served.audit_failures == ["the audit trail cannot be written (No space left on device)"]  # unready
+        assert served.audit_failures == ["No space left on device"]  # unready, for the bare cause (said once)
     assert not (tmp_path / "audit.jsonl").exists() or (tmp_path / "audit.jsonl").read_text() == ""
 
 
@@ -123,11 +123,12 @@ def test_the_watchdog_ends_the_outage_with_a_line_saying_so(tmp_path: Path, monk
     """While the trail takes no lines the guard is not ready; the line that ends the outage says what it was."""
     from types import SimpleNamespace
 
-    from dermassist.guard.guard import Guard
+    from dermassist.guard.guard import Guard, audit_trail
     from dermassist.guard.metrics import GuardMetrics
 
     path = tmp_path / "audit.jsonl"
-    guard = SimpleNamespace(audit=AuditLog(path), metrics=GuardMetrics())
+    metrics = GuardMetrics()
+    guard = SimpleNamespace(audit=audit_trail(str(path), metrics), metrics=metrics)
     assert Guard._audit_problem(guard) is None  # type: ignore[arg-type]
     disk = FullDisk(room=0)
     monkeypatch.setattr(audit_module.os, "write", disk)
@@ -141,6 +142,52 @@ def test_the_watchdog_ends_the_outage_with_a_line_saying_so(tmp_path: Path, monk
     (line,) = [json.loads(text) for text in path.read_text().splitlines()]
     assert line["event"] == "audit_resumed" and line["error"] == "No space left on device"
     assert line["refused_calls_total"] == 1
+
+
+def test_a_calls_line_that_ends_an_outage_comes_after_the_resumed_line(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Space came back and a call's line was written before the watchdog's next try: the outage ended with no
+    audit_resumed line. The first line that succeeds now carries it, in the same write."""
+    from dermassist.guard.guard import audit_trail
+    from dermassist.guard.metrics import GuardMetrics
+
+    path = tmp_path / "audit.jsonl"
+    metrics = GuardMetrics()
+    audit = audit_trail(str(path), metrics)
+    disk = FullDisk(room=0)
+    monkeypatch.setattr(audit_module.os, "write", disk)
+    for n in (1, 2):
+        with pytest.raises(AuditWriteError):
+            audit.write({"n": n})
+        metrics.observe_audit_failure()
+    monkeypatch.setattr(audit_module.os, "write", disk.real)
+    audit.write({"n": 3, "status": "UNAVAILABLE"})
+    assert audit.resume() is None  # the watchdog's next try finds the outage ended: no second resumed line
+    audit.close()
+    resumed, line = (json.loads(text) for text in path.read_text().splitlines())
+    assert (resumed["event"], resumed["error"], resumed["refused_calls_total"]) == (
+        "audit_resumed", "No space left on device", 2)
+    assert line == {"n": 3, "status": "UNAVAILABLE"}
+
+
+def test_a_line_cut_short_on_stdout_leaves_the_next_line_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdout (here a file on a full disk) cannot be cut back: the torn start of a line stayed and the next line was
+    glued to it, so a good call's line did not parse either."""
+    path = tmp_path / "stdout.jsonl"
+    with path.open("w") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        audit = AuditLog("-")
+        disk = FullDisk(room=7)
+        monkeypatch.setattr(audit_module.os, "write", disk)
+        with pytest.raises(AuditWriteError):
+            audit.write({"n": 1, "status": "OK"})
+        with pytest.raises(AuditWriteError):  # nothing at all fits: the line to start is still owed
+            audit.write({"n": 2, "status": "OK"})
+        monkeypatch.setattr(audit_module.os, "write", disk.real)
+        audit.write({"n": 3, "status": "OK"})
+        audit.write({"n": 4, "status": "OK"})
+    torn, *whole = path.read_text().splitlines()
+    assert torn == '{"n":1,' and [json.loads(text)["n"] for text in whole] == [3, 4]
 
 
 def test_admin_calls_are_not_carried_out_while_the_trail_takes_no_lines_and_say_so_when_one_was(
@@ -175,5 +222,42 @@ def test_admin_calls_are_not_carried_out_while_the_trail_takes_no_lines_and_say_
                 stub.RepositoryModelLoad(load, metadata=((GRPC_ADMIN_HEADER, ADMIN_KEY),), timeout=10)
             assert not_done.value.code() == grpc.StatusCode.UNAVAILABLE
             assert [name for name, _ in served.received] == ["RepositoryModelLoad"]  # the second was not carried out
+            # a keyed ServerMetadata was audited before it was asked of Triton: DATA_LOSS "carried out" though it was
+            # not; now it is not asked while the trail is down, like every admin call
+            with pytest.raises(grpc.RpcError) as metadata_not_asked:
+                stub.ServerMetadata(service_pb2.ServerMetadataRequest(), metadata=((GRPC_ADMIN_HEADER, ADMIN_KEY),),
+                                    timeout=10)
+            assert metadata_not_asked.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert [name for name, _ in served.received] == ["RepositoryModelLoad"]
         finally:
             channel.close()
+
+
+def test_a_keyed_server_metadata_is_audited_after_triton_answered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its line was written (status OK) before the call was forwarded; a failed write then said 'carried out'."""
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    from dermassist.base.server_config import GRPC_ADMIN_HEADER
+
+    from .loopback import ADMIN_KEY
+
+    real = os.write
+    seen_when_written: list[list[str]] = []
+
+    with front_before_stand_in(tmp_path / "audit.jsonl") as served:
+        def record_order(descriptor: int, data: bytes | memoryview) -> int:
+            if b'"ServerMetadata"' in bytes(data):
+                seen_when_written.append([name for name, _ in served.received])
+            return real(descriptor, data)
+
+        monkeypatch.setattr(audit_module.os, "write", record_order)
+        channel = grpc.insecure_channel(served.address)
+        try:
+            answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerMetadata(
+                service_pb2.ServerMetadataRequest(), metadata=((GRPC_ADMIN_HEADER, ADMIN_KEY),), timeout=10)
+        finally:
+            channel.close()
+    assert answer.version  # the key was right: Triton's version is given
+    assert seen_when_written == [["ServerMetadata"]]  # one line, written once Triton had the call
+    (line,) = [json.loads(text) for text in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert (line["admin_call"], line["status"], line["admin_key"]) == ("ServerMetadata", "OK", "right")
