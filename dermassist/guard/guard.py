@@ -92,7 +92,7 @@ class Recovery:
     reason: str
     action: str
     detected_at: float  # time.monotonic()
-    ready_at: float | None = None
+    ready_at: float | None = None  # when the pipeline came back: by this recovery, or (error set) later by itself
     error: str | None = None
 
     @property
@@ -186,10 +186,11 @@ def audit_down(problem: str) -> str:
 
 def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
     """Seconds to wait before trying again after the last recovery failed: 2, 4, 8 ... up to MAX_BACKOFF_S by the
-    failures in a row since the last one that healed (failures of earlier, healed incidents do not count)."""
+    failures in a row since the pipeline last came back (``ready_at``: a recovery that healed, or a failed one after
+    which the watchdog found it working), so the failures of earlier, healed incidents do not count."""
     failed = 0
     for recovery in reversed(recoveries):
-        if not recovery.error:
+        if recovery.ready_at is not None:
             break
         failed += 1
     return min(MAX_BACKOFF_S, 2.0 ** failed)
@@ -614,6 +615,9 @@ class Guard:
             logger.warning("could not read the model versions for the audit trail: %s", describe(e))
         self._been_ready = True
         self.readiness.set_ready()
+        last = self.recoveries[-1] if self.recoveries else None
+        if last is not None and last.error is not None and last.ready_at is None:  # it failed, then a canary passed
+            last.ready_at = time.monotonic()
 
     def _log_served(self, served: list[tuple[str, str]]) -> None:
         """Say which model versions are served: once when first ready, again only when a recovery changed them."""

@@ -460,15 +460,17 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
     guard.audit.close()
 
 
-@pytest.mark.parametrize(("errors", "backoff"), [
-    ([None, "x"], 2.0),  # the first failure of a new incident
-    (["x", "x", None, "x"], 2.0),  # earlier incidents healed: they do not count (it was 8 s)
-    (["x", "x", "x"], 8.0),
-    (["x"] * 10, 60.0),  # capped
+@pytest.mark.parametrize(("outcomes", "backoff"), [
+    (["healed", "failed"], 2.0),  # the first failure of a new incident
+    (["failed", "failed", "healed", "failed"], 2.0),  # earlier incidents healed: they do not count (it was 8 s)
+    (["failed", "failed later healed", "failed"], 2.0),  # the watchdog's canary found it working after a failure
+    (["failed", "failed", "failed"], 8.0),
+    (["failed"] * 10, 60.0),  # capped
 ])
 def test_the_wait_after_a_failed_recovery_counts_only_the_failures_since_the_last_healing(
-        errors: list[str | None], backoff: float) -> None:
+        outcomes: list[str], backoff: float) -> None:
     from dermassist.guard.guard import Recovery, recovery_backoff
 
-    recoveries = [Recovery("fault", "restart", float(i), error=error) for i, error in enumerate(errors)]
+    recoveries = [Recovery("fault", "restart", float(i), ready_at=None if outcome == "failed" else i + 0.5,
+                           error=None if outcome == "healed" else "x") for i, outcome in enumerate(outcomes)]
     assert recovery_backoff(recoveries) == backoff

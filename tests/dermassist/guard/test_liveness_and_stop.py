@@ -59,7 +59,7 @@ def test_liveness_turns_false_only_after_the_bound_and_says_why_once(caplog: pyt
     readiness.set_ready()
     readiness.set_not_ready("recovery failed (reload lesion_crop, since 06:15:00 UTC): DEADLINE_EXCEEDED")
     since = readiness.since
-    assert readiness.live_problem(now=since + 600.0) is None
+    assert readiness.live_problem(now=since + 599.9) is None  # (since + 600.0 - since can round past 600.0)
     with caplog.at_level(logging.ERROR, logger="dermassist.guard.health"):
         problem = readiness.live_problem(now=since + 601.0)
         assert readiness.live_problem(now=since + 700.0) is not None

@@ -284,6 +284,31 @@ def test_the_served_model_versions_are_logged_once_when_first_ready(tmp_path: Pa
     guard.audit.close()
 
 
+def test_a_failed_recovery_after_which_the_watchdog_finds_the_pipeline_working_counts_as_healed(tmp_path: Path) -> None:
+    """A restart's canary failed (a slow first inference), the next canary passed: the next, unrelated incident waited
+    4 s instead of 2 s, because the failed record never learnt that the pipeline came back."""
+    from dermassist.guard.guard import Recovery, recovery_backoff
+
+    class Triton:
+        async def RepositoryIndex(self, request, metadata, timeout):  # Triton's method name
+            return service_pb2.RepositoryIndexResponse()
+
+    guard = _guard(tmp_path)
+    guard.triton = Triton()
+    failed = Recovery("stub exited", "restart", 1.0, error="canary inference failed: DEADLINE_EXCEEDED")
+    guard.recoveries.append(failed)
+
+    async def healed_by_the_watchdog() -> None:
+        guard.readiness = Readiness()
+        await guard._mark_ready()
+
+    asyncio.run(healed_by_the_watchdog())
+    assert failed.ready_at is not None and failed.error is not None  # it failed; the pipeline came back after it
+    guard.recoveries.append(Recovery("another fault", "restart", 9.0, error="x"))
+    assert recovery_backoff(guard.recoveries) == 2.0
+    guard.audit.close()
+
+
 def test_versions_text_sorts_models_and_versions_numerically() -> None:
     assert versions_text([("b", "10"), ("a", "1"), ("b", "9")]) == "a 1; b 9, 10"
     assert versions_text([]) == "none"
