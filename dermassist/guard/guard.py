@@ -220,7 +220,9 @@ class Guard:
 
     def __init__(self, public: ServerConfig, config: GuardConfig, server: TritonServer | None = None) -> None:
         """``server``: a tritonserver already running to put the guard in front of (it is not stopped
-        with the guard); by default the guard starts its own on loopback ports. A host that does not resolve, an
+        with the guard, unless a recovery restarted it: the restart starts it from the guard's lifecycle thread, and
+        its parent-death signal ends it with that thread when ``run`` returns); by default the guard starts its own
+        on loopback ports. A host that does not resolve, an
         audit log that cannot be appended to, or an operator's admin key shorter than MIN_ADMIN_KEY_CHARS is a
         ConfigError here, before anything starts."""
         problem = host_problem(public.host)
