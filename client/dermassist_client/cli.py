@@ -145,6 +145,12 @@ def analyze(args: argparse.Namespace) -> int:
                 failures += 1
                 _report_failure(args, path, type(e).__name__, str(e))
                 continue
+            except Exception as e:  # an unforeseen fault costs this file, not the batch or its Bundle
+                failures += 1
+                logging.getLogger(__name__).debug("analysing %s failed unexpectedly", path, exc_info=True)
+                _report_failure(args, path, type(e).__name__, f"unexpected {type(e).__name__}: {e}; a DermAssist "
+                                "fault: report it with this file (--verbose shows the traceback)")
+                continue
             print(json.dumps({"image": path, **result}) if args.json else summary_line(path, result), flush=True)
         bundle = run.finish()
     if bundle:

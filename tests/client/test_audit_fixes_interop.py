@@ -17,7 +17,7 @@ from dermassist_client.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from dermassist_client.errors import InvalidImageError
 from dermassist_client.result import LesionResult
 from tests.support import dicom_images as di
-from tests.support.dicom_checks import EXPECTED_WARNINGS, dciodvfy, synthetic_result
+from tests.support.dicom_checks import EXPECTED_WARNINGS, dciodvfy, picture_size, synthetic_result
 
 PATIENT = di.Patient(patient_id="DA-AUDIT-0007", patient_name="Audit^Test", issuer="DERMASSIST-TEST").with_study()
 
@@ -42,7 +42,7 @@ class _Client:
         self.calls.append(picture)
         if isinstance(picture, str) and "bad" in picture:
             raise InvalidImageError(f"{picture} is not an image")
-        size = picture.size if isinstance(picture, Image.Image) else Image.open(picture).size
+        size = Image.open(picture).size if isinstance(picture, str) else picture_size(picture)  # a path, or a DICOM's
         return synthetic_result(size, lesion=self.lesion)
 
 

@@ -372,6 +372,8 @@ class _CliClient:
             raise ServerUnavailableError(f"analyzing {path}: cannot connect to h:1; is the server running?")
         if "bad" in path:
             raise InvalidImageError(f"{path} is not an image")
+        if path.endswith("trips.dcm"):  # a fault no check foresaw (a header a decoder trips over)
+            raise AttributeError("'FileDataset' object has no attribute 'Rows'")
         return build_result(_outputs(1, assessable="cup" not in path), 0, (60, 40), "dermassist", "1")
 
 
@@ -397,6 +399,22 @@ def test_a_run_that_writes_no_bundle_removes_the_earlier_one(cli_client: type[_C
     assert f"no FHIR bundle was written (no image was answered); the earlier file {bundle} was removed" in err
     run = InteropRun(cli_client("h:1", "grpc"), fhir_out=bundle)
     assert run.finish() is None and run.removed_stale is None  # nothing there: nothing to remove
+
+
+def test_an_unforeseen_fault_costs_its_file_not_the_batch_or_its_bundle(cli_client: type[_CliClient], tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A DICOM file without Rows ended the batch with a traceback: the files after it and the FHIR Bundle were lost."""
+    bundle, first, last = tmp_path / "out.json", tmp_path / "a.png", tmp_path / "a2.png"
+    for picture in (first, last):
+        Image.new("RGB", (60, 40), (150, 100, 90)).save(picture)
+    argv = ["analyze", str(first), "trips.dcm", str(last), "--json", "--fhir-out", str(bundle), "--patient-id", "P-1"]
+    assert main(argv) == EXIT_FAILED
+    out = capsys.readouterr()
+    records = [json.loads(text) for text in out.out.splitlines()]
+    assert [r["image"] for r in records] == [str(first), "trips.dcm", str(last)] and cli_client.calls[-1] == str(last)
+    assert records[1]["error"]["kind"] == "AttributeError" and "a DermAssist fault: report it" in out.err
+    reports = [e for e in json.loads(bundle.read_text())["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert "Traceback" not in out.err and len(reports) == 2
 
 
 def test_a_picture_not_assessable_shows_no_score_in_the_text_line_and_every_field_in_json(

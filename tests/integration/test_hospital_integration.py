@@ -93,9 +93,9 @@ def delivered(spool: Path) -> bool:
 
 
 def served(triton_server, image) -> object:
-    """The reference: the same DICOM pixels analysed directly by the SDK."""
+    """The reference: what the instance sends the service (a JPEG frame as it came), analysed directly by the SDK."""
     with DermAssistClient(triton_server.config.grpc_address) as client:
-        return client.analyze(image.pixels)
+        return client.analyze(image.for_service())
 
 
 def study_instances(orthanc: Orthanc, study_uid: str) -> dict[str, dict]:
@@ -290,6 +290,29 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
         assert result.top_class.name in dicom_report["conclusion"] and "conclusionCode" in dicom_report
     else:
         assert "so no diagnosis is given" in dicom_report["conclusion"] and "conclusionCode" not in dicom_report
+
+
+def test_a_damaged_or_mislabelled_jpeg_instance_is_judged_on_its_codestream(triton_server, tmp_path):
+    """The client decoded DICOM pixels itself: a JPEG frame with 600 bytes overwritten got a diagnosis (the same bytes
+    as a .jpg were refused), and a YCbCr frame labelled RGB came back 'not assessable' in the wrong colours."""
+    patient = di.Patient(patient_id="DA-INT-0005", patient_name="Damaged^Frame").with_study()
+    jpeg = HAM_A.read_bytes()
+    damaged = bytearray(jpeg)
+    at = int(len(jpeg) * 0.85)
+    damaged[at:at + 600] = bytes(600)
+    mislabelled = di.photograph(jpeg, patient)
+    mislabelled.PhotometricInterpretation = "RGB"
+    files = [di.save(di.photograph(jpeg, patient), tmp_path / "ok.dcm"),
+             di.save(di.photograph(bytes(damaged), patient), tmp_path / "damaged.dcm"),
+             di.save(mislabelled, tmp_path / "mislabelled.dcm")]
+    done = subprocess.run([sys.executable, "-m", "dermassist_client.cli", "analyze", *map(str, files), "--json",
+                           "--url", triton_server.config.grpc_address], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr
+    ok, refused, relabelled = (json.loads(line) for line in done.stdout.splitlines())
+    assert refused["error"]["kind"] == "InvalidImageError" and "cannot be decoded in full" in refused["error"]["message"]
+    assert "error" not in ok and "error" not in relabelled  # (the suite's models judge assessability their own way)
+    assert (relabelled["probabilities"], relabelled["assessable"], relabelled["bbox"]) == (
+        ok["probabilities"], ok["assessable"], ok["bbox"])
 
 
 def test_listener_needs_both_pacs_flags():

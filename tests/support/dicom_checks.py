@@ -1,11 +1,13 @@
 """dciodvfy (Debian's dicom3tools) as a checker, and synthetic results for the DICOM and FHIR unit tests."""
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -47,6 +49,15 @@ def ellipse_mask(size: int = 256, centre: tuple[float, float] = (0.45, 0.55), ra
     yy, xx = np.mgrid[0:size, 0:size] / size
     inside = ((yy - centre[0]) / radii[0]) ** 2 + ((xx - centre[1]) / radii[1]) ** 2 <= 1
     return np.where(inside, 255, 0).astype(np.uint8)
+
+
+def picture_size(photo: Any) -> tuple[int, int]:
+    """(width, height) of what a DICOM instance sends the service (``DicomImage.for_service``): a PIL image, or the
+    bytes of a JPEG frame."""
+    if isinstance(photo, (bytes, bytearray)):
+        with Image.open(io.BytesIO(photo)) as im:
+            return im.size
+    return photo.size
 
 
 def synthetic_result(original_size: tuple[int, int], top: str = "MEL", triage: bool = True, lesion: bool = True,

@@ -66,4 +66,4 @@ def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIden
 
 def analyze_dicom(client: DermAssistClient, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:
     """Send the image's pixels to the ensemble (``client`` is a DermAssistClient) and build its outputs."""
-    return build_analysis(image, client.analyze(image.photograph()), identity)
+    return build_analysis(image, client.analyze(image.for_service()), identity)

@@ -47,6 +47,8 @@ _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xC
 _JPEG_LS_SOF = frozenset({0xF7})  # SOF55
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0..7: no length follows
 _JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1})
+_LOSSY_JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})  # 8-bit ones (checked): what the service decodes
+_ICC_TAG = b"ICC_PROFILE\x00"
 _JPEG_LS = frozenset({JPEGLSLossless, JPEGLSNearLossless})
 _JPEG_2000 = frozenset({JPEG2000Lossless, JPEG2000, JPEG2000MCLossless, JPEG2000MC, HTJ2KLossless, HTJ2KLosslessRPCL,
                         HTJ2K})
@@ -215,9 +217,11 @@ def _check_codestream(header: FrameHeader, rows: int, columns: int, samples: int
             "photograph", comment="frame is not 8-bit colour")
 
 
-def check_pixel_data(ds: Dataset, transfer_syntax: UID, subject: str, max_pixels: int) -> None:
+def check_pixel_data(ds: Dataset, transfer_syntax: UID, subject: str, max_pixels: int) -> bytes | None:
     """Refuse, before decoding, pixel data that does not fit ``ds``'s single-frame 8-bit Rows x Columns x Samples
-    per Pixel header (native: its byte length; encapsulated: its fragments, bytes and codestream header)."""
+    per Pixel header (native: its byte length; encapsulated: its fragments, bytes and codestream header). Returns the
+    frame of a lossy JPEG (baseline or extended, 8-bit), which is sent to the service as it came (``for_service``),
+    else None."""
     rows, columns, samples = int(ds.Rows), int(ds.Columns), int(ds.SamplesPerPixel)
     native_bytes = rows * columns * samples  # one frame of 8 bits per sample: checked by the caller
     if not transfer_syntax.is_encapsulated:
@@ -228,11 +232,13 @@ def check_pixel_data(ds: Dataset, transfer_syntax: UID, subject: str, max_pixels
                 f"({rows} x {columns} x {samples}, one frame of 8 bits) call for {native_bytes:,}; refused before "
                 "decoding: the header and the pixel data disagree: send the image again as the modality stored it",
                 comment="pixel data longer than its header declares")
-        return
+        return None
     frame = _frame(ds, subject, native_bytes)
     try:
         if transfer_syntax in _JPEG:
             _check_codestream(jpeg_frame_header(frame), rows, columns, samples, max_pixels, subject, "JPEG")
+            if transfer_syntax in _LOSSY_JPEG:
+                return frame
         elif transfer_syntax in _JPEG_LS:
             _check_codestream(jpeg_frame_header(frame, _JPEG_LS_SOF), rows, columns, samples, max_pixels, subject,
                               "JPEG-LS")
@@ -249,6 +255,53 @@ def check_pixel_data(ds: Dataset, transfer_syntax: UID, subject: str, max_pixels
         raise UnreadableDicomError(
             f"{subject}: the header of its {transfer_syntax.name} frame cannot be read ({e}); refused before "
             "decoding: the file is truncated or corrupt: send it again", comment="unreadable frame header") from e
+    return None
+
+
+def _icc_segments(profile: bytes) -> bytes:
+    """``profile`` as JPEG APP2 ICC_PROFILE segments (the ICC's own way of carrying a profile in a JPEG)."""
+    chunk = 65519 - len(_ICC_TAG) - 2  # a segment holds 65533 bytes after its length; the tag and 2 counters first
+    parts = [profile[i:i + chunk] for i in range(0, len(profile), chunk)] or [b""]
+    if len(parts) > 255:
+        raise ValueError(f"an ICC profile of {len(profile):,} bytes does not fit in a JPEG")
+    return b"".join(b"\xff\xe2" + (len(_ICC_TAG) + 4 + len(part)).to_bytes(2, "big") + _ICC_TAG
+                    + bytes((n, len(parts))) + part for n, part in enumerate(parts, 1))
+
+
+def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
+    """A DICOM instance's JPEG frame as the service is sent it: the codestream as it came (the service's strict
+    decoder refuses damaged coded data, which a lenient decoder fills in silently, and reads the colour transform
+    from the codestream itself), without its EXIF segments (the DICOM header, not an EXIF orientation, says how the
+    picture lies), without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000)
+    when the frame carries none. The frame's header was read by ``check_pixel_data`` already."""
+    kept, pos, has_icc = [frame[:2]], 2, False
+    while pos + 4 <= len(frame) and frame[pos] == 0xFF:
+        marker = frame[pos + 1]
+        if marker == 0xFF:
+            kept.append(frame[pos:pos + 1])
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            kept.append(frame[pos:pos + 2])
+            pos += 2
+            continue
+        if marker in (0xDA, 0xD9):  # the scan: the rest goes as it came
+            break
+        end = pos + 2 + _be16(frame, pos + 2)
+        segment = frame[pos:end]
+        if marker == 0xE1 and segment[4:10] == b"Exif\x00\x00":
+            pos = end
+            continue
+        has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(_ICC_TAG)] == _ICC_TAG)
+        kept.append(segment)
+        pos = end
+    rest = frame[pos:]
+    kept.append(rest[:-1] if rest.endswith(b"\xff\xd9\x00") else rest)  # the pad to an even length is not JPEG
+    if icc_profile and not has_icc:
+        first = kept[1] if len(kept) > 1 else b""
+        at = 2 if first[:2] == b"\xff\xe0" else 1  # after a JFIF APP0, which must come first
+        kept.insert(at, _icc_segments(icc_profile))
+    return b"".join(kept)
 
 
 def _check_rle(frame: bytes, rows: int, columns: int, samples: int, subject: str) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
 import shutil
 import struct
 import threading
@@ -301,7 +302,13 @@ class DicomNode:
     def process(self, ds: Dataset, name: str) -> StoreOutcome:
         """Check, analyse, spool and forward one instance; the outcome the sender is answered with."""
         self.counts["received"] += 1
-        outcome = self._analyse_and_spool(ds, name)
+        try:
+            outcome = self._analyse_and_spool(ds, name)
+        except Exception as e:  # an unforeseen fault gets a status and a comment, and the node serves on
+            log.exception("analysing %s failed unexpectedly", one_line(name))
+            outcome = StoreOutcome(ANALYSIS_FAILED, "analysis failed: unexpected error",
+                                   f"analysing {name} failed unexpectedly ({type(e).__name__}: {e}); its traceback is "
+                                   "in the node's log: report it with the instance")
         self.counts["stored" if outcome.ok else "failed"] += 1
         if outcome.ok:
             self._wake.set()
@@ -317,7 +324,7 @@ class DicomNode:
             return StoreOutcome(e.status, e.comment, str(e))
         try:
             with self._analysis_lock:
-                result = self._client.analyze(image.photograph())
+                result = self._client.analyze(image.for_service())
         except InvalidImageError as e:
             return StoreOutcome(IMAGE_REJECTED, "the ensemble rejected the image", f"the ensemble rejected {name}: {e}")
         except (ServerUnavailableError, DeadlineExceededError) as e:
@@ -351,7 +358,11 @@ class DicomNode:
                     analysis.image.dataset.save_as(f, enforce_file_format=True)
             for index, path in enumerate(analysis.write(staging), start=1):
                 path.rename(staging / f"{index}_{path.name}")
+            for path in sorted(staging.iterdir()):  # on disk before the sender hears Success: a power loss keeps them
+                fsync_path(path)
+            fsync_path(staging)
             staging.rename(item)
+            fsync_path(self._pending)  # the rename itself
         except (OSError, DicomError) as e:  # DicomError: analysis.write's, from an OSError
             shutil.rmtree(staging, ignore_errors=True)  # what was written: no half item left taking space
             cause = _os_error(e)
@@ -583,6 +594,15 @@ class ArrivalGuard:
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
+
+
+def fsync_path(path: Path) -> None:
+    """Flush the file or folder at ``path`` to its disk (a folder: the names in it, e.g. a rename)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _spooled_at(name: str) -> float | None:

@@ -36,7 +36,7 @@ from .errors import (
     UnreadableDicomError,
     UnsupportedTransferSyntaxError,
 )
-from .frames import check_pixel_data
+from .frames import check_pixel_data, jpeg_for_service
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class DicomImage:
     dataset: Dataset
     pixels: np.ndarray
     name: str
+    jpeg: bytes | None = None  # the frame of a lossy JPEG instance, as it came (``for_service``)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -137,6 +138,12 @@ class DicomImage:
         if profile:
             image.info["icc_profile"] = profile
         return image
+
+    def for_service(self) -> bytes | Image.Image:
+        """What the service is sent: a lossy JPEG frame as it came (``jpeg_for_service``: the service's strict decoder
+        refuses damaged coded data, which pydicom's decoder fills in without a word, and takes the colour transform
+        from the codestream, whatever Photometric Interpretation says), else the decoded pixels (``photograph``)."""
+        return self.photograph() if self.jpeg is None else jpeg_for_service(self.jpeg, self.icc_profile)
 
     @cached_property
     def output_source(self) -> Dataset:
@@ -299,7 +306,12 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
             f"{subject} has a {', '.join(malformed)} that is not a DICOM UID (digits and dots, at most 64 "
             "characters; PS3.5 9.1); send the instance as the modality stored it",
         )
-    pixel_count = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0)
+    unsized = [f"{keyword} {Tag(keyword)}" for keyword in ("Rows", "Columns") if int(ds.get(keyword) or 0) < 1]
+    if unsized:  # checked as integers (check_header_values): absent, empty or 0
+        raise UnreadableDicomError(
+            f"{subject} has no {' or '.join(unsized)} (absent, empty or 0): its pixel data cannot be laid out "
+            "without them; send the instance as the modality stored it", comment="no Rows or Columns")
+    pixel_count = int(ds.Rows) * int(ds.Columns)
     if pixel_count > MAX_PIXELS:  # checked before decoding: a few KB of JPEG-LS can declare 65535 x 65535
         raise NotAPhotographError(
             f"{subject} declares {ds.get('Rows')} x {ds.get('Columns')} pixels ({pixel_count / 1e6:.1f} "
@@ -308,7 +320,7 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         )
     transfer_syntax = _transfer_syntax(ds, name)
     _check_decoder(transfer_syntax, name)
-    check_pixel_data(ds, transfer_syntax, subject, MAX_PIXELS)  # the codestream's own size, before decoding it
+    jpeg = check_pixel_data(ds, transfer_syntax, subject, MAX_PIXELS)  # the codestream's own size, before decoding it
     try:
         pixels = ds.pixel_array
     except Exception as e:  # decoder plugins raise many types on damaged data
@@ -324,7 +336,7 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
         )
     pixels = np.ascontiguousarray(pixels)
     pixels.setflags(write=False)
-    return DicomImage(dataset=ds, pixels=pixels, name=name)
+    return DicomImage(dataset=ds, pixels=pixels, name=name, jpeg=jpeg)
 
 
 def _transfer_syntax(ds: Dataset, name: str) -> UID:

@@ -32,7 +32,7 @@ from dermassist_client.dicom.node import MAX_LASTING_REFUSALS, REASON_FILE, Dico
 from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
 from dermassist_client.dicom.source import describe
 from tests.support import dicom_images as di
-from tests.support.dicom_checks import synthetic_result
+from tests.support.dicom_checks import picture_size, synthetic_result
 
 PACS_AET = "TESTPACS"
 NODE_LOGGER = "dermassist_client.dicom.node"
@@ -90,8 +90,8 @@ class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph, at the photograph's size."""
 
     def analyze(self, photo):
-        """A synthetic result for the PIL image ``photo``."""
-        return synthetic_result(photo.size)
+        """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""
+        return synthetic_result(picture_size(photo))
 
 
 def make_node(tmp_path: Path, pacs: FakePacs, port: int | None = None) -> DicomNode:

@@ -113,6 +113,22 @@ def test_rgb_pixels_of_another_storage_class_are_refused_as_not_a_photograph(ham
         read_dicom(ds, name="odd.dcm")
 
 
+@pytest.mark.parametrize("compressed", [True, False], ids=["jpeg", "native"])
+@pytest.mark.parametrize("change", ["no Rows", "no Columns", "Rows 0"])
+def test_an_instance_without_rows_or_columns_is_refused_as_unreadable(ham_jpeg, compressed, change):
+    """It was an AttributeError: a traceback that ended the command line's batch, and 0xC211 with no comment."""
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=compressed)
+    if change == "Rows 0":
+        ds.Rows = 0
+    else:
+        delattr(ds, change.split()[1])
+    with pytest.raises(UnreadableDicomError) as caught:
+        read_dicom(ds, name="unsized.dcm")
+    element = "Columns (0028,0011)" if change == "no Columns" else "Rows (0028,0010)"
+    assert f"has no {element} (absent, empty or 0)" in str(caught.value)
+    assert caught.value.status == 0xC000 and caught.value.comment == "no Rows or Columns"
+
+
 def test_an_instance_without_its_study_uid_is_refused_by_name(ham_jpeg):
     ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
     del ds.StudyInstanceUID

@@ -21,10 +21,10 @@ import pytest
 from dermassist_client.dicom import analysis as analysis_module
 from dermassist_client.dicom import node as node_module
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
-from dermassist_client.dicom.node import MAX_ERROR_COMMENT, SPOOL_OUT_OF_RESOURCES, DicomNode, _answer
+from dermassist_client.dicom.node import ANALYSIS_FAILED, MAX_ERROR_COMMENT, SPOOL_OUT_OF_RESOURCES, DicomNode, _answer
 from dermassist_client.private import open_private
 from tests.support import dicom_images as di
-from tests.support.dicom_checks import synthetic_result
+from tests.support.dicom_checks import picture_size, synthetic_result
 
 NODE_LOGGER = "dermassist_client.dicom.node"
 NAME = "the test instance from STORESCU"
@@ -34,8 +34,8 @@ class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph (so a SEG is written too)."""
 
     def analyze(self, photo: Any) -> Any:
-        """A synthetic result for the PIL image ``photo``."""
-        return synthetic_result(photo.size)
+        """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""
+        return synthetic_result(picture_size(photo))
 
 
 class _Filling:
@@ -179,3 +179,38 @@ def test_the_spool_written_in_full_still_holds_source_seg_and_sr(tmp_path: Path,
     (item,) = node.pending()
     assert [p.name.split("_")[0] for p in opened] == ["0", "SEG", "SR"]
     assert [p.name.split("_", 2)[:2] for p in sorted(item.iterdir())] == [["0", "SOURCE"], ["1", "SEG"], ["2", "SR"]]
+
+
+def test_an_unforeseen_fault_is_answered_with_a_status_and_a_comment_and_logged(
+        tmp_path: Path, ham_jpeg: bytes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """pynetdicom answered an exception in the handler 0xC211 with no Error Comment; the node now says what failed."""
+    node = make_node(tmp_path)
+    ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-TRIP").with_study(), compressed=False)
+
+    def trips(*args: object) -> None:
+        raise AttributeError("'FileDataset' object has no attribute 'Rows'")
+
+    monkeypatch.setattr(node_module, "build_analysis", trips)
+    caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+    outcome = node.process(ds, name=NAME)
+    answer = _answer(outcome)
+    assert (answer.Status, answer.ErrorComment) == (ANALYSIS_FAILED, "analysis failed: unexpected error")
+    assert node.counts["failed"] == 1
+    assert any(r.exc_info and "failed unexpectedly" in r.getMessage() for r in caplog.records)  # its traceback, logged
+    assert leftovers(node) == []
+
+
+def test_the_results_are_on_disk_before_the_sender_hears_success(tmp_path: Path, ham_jpeg: bytes,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The docs say "safe on disk" when Success is answered; no file or folder was fsync'd (a power loss could lose
+    an item the sender would not send again)."""
+    node = make_node(tmp_path)
+    synced: list[str] = []
+    real = node_module.fsync_path
+    monkeypatch.setattr(node_module, "fsync_path", lambda path: (synced.append(Path(path).name), real(path))[1])
+    ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-SYNC").with_study(), compressed=False)
+    assert node.process(ds, name=NAME).ok
+    (item,) = leftovers(node)
+    files = sorted(p.name for p in (node.config.spool / "pending" / item).iterdir())
+    assert [name.split("_")[1] for name in files] == ["SOURCE", "SEG", "SR"]
+    assert synced == [*files, f"{item}.partial", "pending"]  # every file, its folder, then the rename in pending
