@@ -38,7 +38,7 @@ from .classes import CLASSES
 from .errors import DermAssistClientError
 from .images import PIL_READ_ERRORS
 from .private import write_private
-from .result import LesionResult
+from .result import LesionResult, reported
 from .software import client_version as installed_client_version
 from .verdict import RESIDUAL_RISK, scores_withheld
 
@@ -144,7 +144,7 @@ def _local(concept: term.Concept) -> dict[str, Any]:
 
 
 def _quantity(value: float, unit: str, code: str) -> dict[str, Any]:
-    return {"value": round(float(value), 6), "unit": unit, "system": term.UCUM_FHIR_SYSTEM, "code": code}
+    return {"value": reported(value), "unit": unit, "system": term.UCUM_FHIR_SYSTEM, "code": code}
 
 
 def _probability(value: float) -> dict[str, Any]:

@@ -137,6 +137,14 @@ class LesionResult:
         }
 
 
+REPORTED_DECIMALS = 6  # the served figures are float32 (about 7 significant digits): reports carry 6 decimals
+
+
+def reported(value: float) -> float:
+    """A served figure as the SR and the FHIR Bundle carry it: 0.62, not float32's 0.62000000476837."""
+    return round(float(value), REPORTED_DECIMALS)
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array = np.array(array, copy=True)
     array.setflags(write=False)

@@ -27,7 +27,7 @@ from pydicom.uid import generate_uid
 
 from .. import terminology as term
 from ..classes import CLASSES
-from ..result import LesionResult
+from ..result import LesionResult, reported
 from ..verdict import scores_withheld
 from .errors import DicomOutputError
 from .identity import OutputIdentity
@@ -64,16 +64,18 @@ def measurements(result: LesionResult, area_mm2: float | None) -> list[hd.sr.Mea
     score when the picture is not assessable (``scores_withheld``)."""
     withheld = scores_withheld(result.assessable)
     items = [] if withheld else [
-        hd.sr.Measurement(name=local(term.probability_concept(c)), value=float(result.probabilities[c.code]),
+        hd.sr.Measurement(name=local(term.probability_concept(c)), value=reported(result.probabilities[c.code]),
                           unit=codes.UCUM.NoUnits) for c in CLASSES]
     if result.refer_score is not None and not withheld:
-        items.append(hd.sr.Measurement(name=local(term.REFER_SCORE), value=result.refer_score, unit=codes.UCUM.NoUnits))
+        items.append(hd.sr.Measurement(name=local(term.REFER_SCORE), value=reported(result.refer_score),
+                                       unit=codes.UCUM.NoUnits))
     if result.ood_score is not None:
-        items.append(hd.sr.Measurement(name=local(term.OOD_SCORE), value=result.ood_score, unit=codes.UCUM.NoUnits))
-    items.append(hd.sr.Measurement(name=local(term.LESION_FRACTION), value=100.0 * result.lesion_fraction,
+        items.append(hd.sr.Measurement(name=local(term.OOD_SCORE), value=reported(result.ood_score),
+                                       unit=codes.UCUM.NoUnits))
+    items.append(hd.sr.Measurement(name=local(term.LESION_FRACTION), value=reported(100.0 * result.lesion_fraction),
                                    unit=codes.UCUM.Percent))
     if area_mm2 is not None:
-        items.append(hd.sr.Measurement(name=codes.SCT.Area, value=area_mm2, unit=codes.UCUM.SquareMillimeter))
+        items.append(hd.sr.Measurement(name=codes.SCT.Area, value=reported(area_mm2), unit=codes.UCUM.SquareMillimeter))
     return items
 
 

@@ -297,6 +297,28 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     assert group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression) == []
 
 
+def test_the_sr_carries_the_served_float32_figures_as_the_fhir_bundle_does(tmp_path, source):
+    """0.62 came out as "0.62000000476837" in the SR (float32 widened), and 0.62 in FHIR and the docs."""
+    import dataclasses
+
+    import json
+
+    from dermassist_client.fhir import ImagingContext, build_bundle, bundle_json
+    from dermassist_client.result import reported
+
+    assert reported(np.float32(0.62)) == 0.62 and reported(np.float32(18.8385009765625)) == 18.838501
+    result = dataclasses.replace(synthetic_result(source.size, assessable=True), ood_score=float(np.float32(0.62)),
+                                 refer_score=float(np.float32(0.4)))
+    sr = pydicom.dcmread(build_analysis(source, result).write(tmp_path / "out")[-1])
+    raw = [str(element.value) for element in sr.iterall() if element.keyword == "NumericValue"]  # as written
+    assert "0.62" in raw and "0.4" in raw and "0.02" in raw, raw  # the OOD score, the refer score, a probability
+    assert all(len(str(text).partition(".")[2]) <= 6 for text in raw), raw
+    bundle = json.loads(bundle_json(build_bundle([(result, ImagingContext(patient_id="P-1"))])))
+    values = [c["valueQuantity"]["value"] for e in bundle["entry"] for c in e["resource"].get("component", [])
+              if "valueQuantity" in c]
+    assert 0.4 in values and 0.02 in values, values
+
+
 def test_the_sr_codes_the_most_likely_class_when_the_image_was_assessable(tmp_path, source):
     result = synthetic_result(source.size, assessable=True)
     analysis = build_analysis(source, result)
