@@ -1,10 +1,12 @@
 """Read a dermoscopy (or any 8-bit RGB photographic) DICOM instance into pixels plus its identifiers."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +59,7 @@ COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "S
 _TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
 #: The service's limit (preprocess.contract.MAX_IMAGE_PIXELS), checked here before a DICOM's pixels are decoded.
 MAX_PIXELS = 50_000_000
+PIXEL_DECODER_LOGGER = "pydicom.pixels.decoders.base"  # where pydicom logs a decoding plugin's failure
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
 
@@ -261,6 +264,23 @@ def check_header_values(ds: Dataset, name: str) -> None:
                                            "stored it") from e
 
 
+def _drop_plugin_failure(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+@contextlib.contextmanager
+def _decoder_failures_unlogged() -> Iterator[None]:
+    """pydicom logs each decoding plugin's failure as an ERROR with its traceback, then raises one error holding every
+    plugin's message, which becomes an UnreadableDicomError naming the file: the traceback on stderr said nothing
+    more, before the clean refusal."""
+    plugin_logger = logging.getLogger(PIXEL_DECODER_LOGGER)
+    plugin_logger.addFilter(_drop_plugin_failure)
+    try:
+        yield
+    finally:
+        plugin_logger.removeFilter(_drop_plugin_failure)
+
+
 def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
     """Check that ``ds`` is a single-frame 8-bit colour photograph and decode its pixels to RGB."""
     check_elements(ds, name)
@@ -322,7 +342,8 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
     _check_decoder(transfer_syntax, name)
     jpeg = check_pixel_data(ds, transfer_syntax, subject, MAX_PIXELS)  # the codestream's own size, before decoding it
     try:
-        pixels = ds.pixel_array
+        with _decoder_failures_unlogged():
+            pixels = ds.pixel_array
     except Exception as e:  # decoder plugins raise many types on damaged data
         raise UnreadableDicomError(
             f"{subject}: its pixel data cannot be decoded ({type(e).__name__}: {e}); the file is "

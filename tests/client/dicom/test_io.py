@@ -100,6 +100,19 @@ def test_bad_inputs_get_a_clear_error_and_their_own_status(tmp_path, ham_jpeg, m
     assert 0xC000 <= caught.value.status <= 0xCFFF and 0 < len(caught.value.comment) <= 64
 
 
+def test_a_frame_no_decoder_can_read_is_refused_without_pydicoms_traceback(tmp_path, ham_jpeg, caplog):
+    """pydicom logged each plugin's failure as an ERROR with a traceback (on stderr) before the clean refusal."""
+    import logging
+
+    from dermassist_client.dicom.source import PIXEL_DECODER_LOGGER
+
+    cut = di.truncated_file(ham_jpeg, PATIENT, tmp_path / "cut.dcm")  # no plugin decodes its frame
+    with caplog.at_level(logging.DEBUG, logger="pydicom"), pytest.raises(UnreadableDicomError, match="cannot be decoded"):
+        read_dicom(cut)
+    assert not [r for r in caplog.records if r.name == PIXEL_DECODER_LOGGER and r.levelno >= logging.ERROR]
+    assert logging.getLogger(PIXEL_DECODER_LOGGER).filters == []  # only while decoding
+
+
 @pytest.mark.parametrize("sop_class,kind", [
     ("1.2.840.10008.5.1.4.1.1.2", "CT Image Storage"), ("1.2.840.10008.5.1.4.1.1.77.1.1.1", "Video Endoscopic"),
     (None, "without a SOP Class UID")])
