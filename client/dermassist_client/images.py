@@ -53,6 +53,21 @@ def is_dicom(head: bytes) -> bool:
     return head[128:132] == b"DICM"
 
 
+_DICOM_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
+                        "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US",
+                        "UT", "UV"})
+
+
+def is_bare_dicom(head: bytes) -> bool:
+    """Whether bytes starting a file look like a DICOM data set written without the Part 10 header (no preamble,
+    'DICM' or file meta: some exports write this): a little-endian tag of group 0002 or 0008 first, then an explicit
+    VR, or an implicit length that fits."""
+    if len(head) < 8 or int.from_bytes(head[0:2], "little") not in (0x0002, 0x0008):
+        return False
+    vr = head[4:6].decode("latin-1")
+    return vr in _DICOM_VRS or int.from_bytes(head[4:8], "little") < 1024
+
+
 def other_format(data: bytes) -> str | None:
     """Name a format that is not accepted but is often sent by mistake (WebP, GIF, HEIC, ...), as the server names
     it (a copy: the thin client imports nothing of the server; a test holds the two equal)."""
@@ -300,6 +315,12 @@ def _from_path(path: Path) -> EncodedImage:
             f"{path} is a DICOM file, not an encoded image; analyse it with `dermassist-client analyze` or "
             f"dermassist_client.dicom.analysis.analyze_dicom(client, read_dicom(path)), which read DICOM "
             f"({install_command('dicom')})"
+        )
+    if fmt is None and is_bare_dicom(data):
+        raise InvalidImageError(
+            f"{path} looks like a DICOM data set written without its Part 10 header (no 'DICM' at byte 128, no file "
+            "meta information), which DermAssist does not read: write it as a DICOM file first, e.g. `dcmconv +F "
+            f"{path} fixed.dcm` (DCMTK), and analyse that"
         )
     other = other_format(data) if fmt is None else None
     header = read_header(data)

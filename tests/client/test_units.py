@@ -232,6 +232,25 @@ def test_encode_rejects_non_images_locally(tmp_path):
         encode_image(np.zeros((10, 10), np.float32))
 
 
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit-vr", "implicit-vr"])
+def test_a_dicom_data_set_without_its_part_10_header_is_named_with_the_fix(tmp_path: Path, explicit: bool) -> None:
+    """It was 'not an image (... first bytes 08 00 05 00 43 53 0a 00)'."""
+    import pydicom
+
+    ds = pydicom.Dataset()
+    ds.SpecificCharacterSet, ds.SOPInstanceUID, ds.PatientName = "ISO_IR 100", "1.2.3", "Doe^Jane"
+    bare = tmp_path / "export.dcm"
+    ds.save_as(bare, implicit_vr=not explicit, little_endian=True)  # no preamble, no 'DICM', no file meta
+    assert bare.read_bytes()[:4] == bytes.fromhex("08000500")
+    with pytest.raises(InvalidImageError, match=r"export.dcm looks like a DICOM data set written without its Part 10 "
+                                                r"header .* `dcmconv \+F .*export.dcm fixed.dcm`"):
+        encode_image(bare)
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(bytes.fromhex("08000500") + b"\xff" * 60)  # group 0008, then neither a VR nor a short length
+    with pytest.raises(InvalidImageError, match="noise.bin is not an image"):
+        encode_image(noise)
+
+
 @pytest.mark.parametrize(("array", "fix"), [
     (np.zeros((10, 10, 3), np.float32), r"\(arr \* 255\).round\(\).astype\(np.uint8\)"),  # astype alone: black
     (np.zeros((10, 10), np.uint8), r"np.dstack\(\[arr\] \* 3\)"),
