@@ -95,3 +95,9 @@ def test_the_demo_without_the_demo_extra_names_the_extra() -> None:
     done = run(code)
     assert done.returncode == 2
     assert "the demo page needs the 'demo' extra" in done.stderr and "pip install './client[demo]'" in done.stderr
+
+
+def test_python_m_dermassist_client_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "dermassist_client", "analyze", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: dermassist-client analyze"), done.stderr

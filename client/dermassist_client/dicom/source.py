@@ -314,6 +314,11 @@ def image_from_dataset(ds: Dataset, name: str) -> DicomImage:
             f"{PHOTOGRAPH_KINDS}: store the picture as one of those",
             comment="not a photograph storage class",
         )
+    modality = ds.get("Modality")
+    if sop_class == DermoscopicPhotographyImageStorage and modality != "DMS":  # the IOD defines DMS, its only value
+        logger.warning("%s: a Dermoscopic Photography instance whose Modality is %s, where DICOM defines DMS; analysed, "
+                       "and its SEG and SR carry %s as it came: check the sending modality's configuration", subject,
+                       shown(modality) if modality else "absent", shown(modality) if modality else "OT")
     missing = [f"{keyword} {tag}" for keyword, tag in REQUIRED_UIDS if not ds.get(keyword)]
     if missing:
         raise MissingIdentifierError(

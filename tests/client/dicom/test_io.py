@@ -142,6 +142,27 @@ def test_an_instance_without_rows_or_columns_is_refused_as_unreadable(ham_jpeg, 
     assert caught.value.status == 0xC000 and caught.value.comment == "no Rows or Columns"
 
 
+@pytest.mark.parametrize("modality", ["CT", None, "DMS"], ids=["CT", "absent", "DMS"])
+def test_a_dermoscopy_instance_with_another_modality_is_analysed_with_a_warning(ham_jpeg, caplog, modality):
+    """A misconfigured modality's DMS instance with Modality CT, or none, was analysed without a word."""
+    import logging
+
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    if modality is None:
+        del ds.Modality
+    else:
+        ds.Modality = modality
+    with caplog.at_level(logging.WARNING, logger="dermassist_client.dicom.source"):
+        image = read_dicom(ds, name="odd.dcm")
+    warned = [r.getMessage() for r in caplog.records if "where DICOM defines DMS" in r.getMessage()]
+    assert image.size == (600, 450)
+    if modality == "DMS":
+        assert warned == []
+    else:
+        (text,) = warned
+        assert f"whose Modality is {modality or 'absent'}" in text and f"carry {modality or 'OT'} as it came" in text
+
+
 def test_an_instance_without_its_study_uid_is_refused_by_name(ham_jpeg):
     ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
     del ds.StudyInstanceUID
