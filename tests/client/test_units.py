@@ -233,7 +233,7 @@ def test_encode_rejects_non_images_locally(tmp_path):
 
 
 @pytest.mark.parametrize("explicit", [True, False], ids=["explicit-vr", "implicit-vr"])
-def test_a_dicom_data_set_without_its_part_10_header_is_named_with_the_fix(tmp_path: Path, explicit: bool) -> None:
+def test_a_dicom_data_set_without_its_part_10_header_is_named_with_the_fix(tmp_path, explicit: bool) -> None:
     """It was 'not an image (... first bytes 08 00 05 00 43 53 0a 00)'."""
     import pydicom
 

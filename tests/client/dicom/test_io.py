@@ -334,7 +334,6 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
 def test_the_sr_carries_the_served_float32_figures_as_the_fhir_bundle_does(tmp_path, source):
     """0.62 came out as "0.62000000476837" in the SR (float32 widened), and 0.62 in FHIR and the docs."""
     import dataclasses
-
     import json
 
     from dermassist_client.fhir import ImagingContext, build_bundle, bundle_json
