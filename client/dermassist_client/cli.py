@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--patient-id", metavar="ID",
                          help="the patient of the plain pictures, for the FHIR subject (a DICOM file names its own)")
     analyze.add_argument("--patient-system", metavar="URI",
-                         help="the URI of the site's patient identifier system (its MRN namespace), for the FHIR subject")
+                         help="the URI of the site's patient identifier system (its MRN namespace), for the FHIR subject; "
+                              "given to a DICOM Patient ID only when its Issuer of Patient ID is absent or --local-issuer")
+    analyze.add_argument("--local-issuer", metavar="ISSUER",
+                         help="the Issuer of Patient ID (0010,0021) of the site's own patient IDs, the ones "
+                              "--patient-system names (another issuer's IDs go without it)")
     _add_connection(analyze)
     demo = sub.add_parser("demo", help="start the Gradio demo page against a running server")
     demo.add_argument("--host", default=DEMO_HOST, help="address the page binds (default %(default)s)")
@@ -132,7 +136,7 @@ def analyze(args: argparse.Namespace) -> int:
     failures, unreachable = 0, False
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
         run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
-                         patient_id=args.patient_id)
+                         patient_id=args.patient_id, local_issuer=args.local_issuer)
         for index, path in enumerate(args.images):
             try:
                 result = run.analyze(path)

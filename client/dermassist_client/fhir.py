@@ -60,13 +60,16 @@ class FhirError(DermAssistClientError):
 class ImagingContext:
     """Who and what a result is about, as the EHR knows it: patient, study, and the DICOM outputs' UIDs.
 
-    ``patient_system`` is the URI of the site's patient identifier system (e.g. its MRN namespace);
-    without it the identifier is sent as a value with the DICOM Issuer of Patient ID as its assigner.
+    ``patient_system`` is the URI of the site's patient identifier system (e.g. its MRN namespace): it is given to a
+    patient identifier with no Issuer of Patient ID, or with the site's own (``local_issuer``); an identifier another
+    issuer assigned (a referred-in study) is sent without it, with that issuer as its assigner, so it is never filed
+    as the site's MRN of another patient (``system_withheld``).
     """
 
     patient_id: str | None = None
     patient_issuer: str | None = None
     patient_system: str | None = None
+    local_issuer: str | None = None
     patient_name: str | None = None
     study_uid: str | None = None
     accession_number: str | None = None
@@ -75,6 +78,11 @@ class ImagingContext:
     report_uid: str | None = None
     effective: str | None = None
     lesion_area_mm2: float | None = None
+
+    @property
+    def system_withheld(self) -> bool:
+        """Whether ``patient_system`` is kept off the identifier: another issuer than the site's assigned it."""
+        return bool(self.patient_system and self.patient_issuer and self.patient_issuer != self.local_issuer)
 
     @classmethod
     def from_image_file(cls, path: str | Path, **extra: Any) -> ImagingContext:
@@ -166,7 +174,7 @@ def _subject(context: ImagingContext) -> dict[str, Any] | None:
     if not context.patient_id:
         return None
     identifier: dict[str, Any] = {"value": context.patient_id}
-    if context.patient_system:
+    if context.patient_system and not context.system_withheld:
         identifier["system"] = context.patient_system
     if context.patient_issuer:
         identifier["assigner"] = {"display": context.patient_issuer}

@@ -61,13 +61,16 @@ class InteropRun:
     """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
 
     def __init__(self, client: DermAssistClient, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
-                 patient_system: str | None = None, patient_id: str | None = None) -> None:
+                 patient_system: str | None = None, patient_id: str | None = None,
+                 local_issuer: str | None = None) -> None:
         """``patient_id``: the patient of the plain pictures (JPEG, PNG, ...), which carry none; a DICOM file's
-        own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers."""
+        own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers, given to
+        a DICOM Patient ID whose Issuer of Patient ID is absent or ``local_issuer`` (``ImagingContext``)."""
         self._client = client
         self.dicom_out = Path(dicom_out) if dicom_out else None
         self.fhir_out = Path(fhir_out) if fhir_out else None
         self.patient_system = patient_system
+        self.local_issuer = local_issuer or None
         self.patient_id = patient_id or None
         if self.dicom_out:
             require_extra("dicom", "--dicom-out")
@@ -109,7 +112,7 @@ class InteropRun:
             from .fhir import ImagingContext
 
             self._collect(analysis.result, ImagingContext.from_dataset(
-                analysis.image.dataset, patient_system=self.patient_system,
+                analysis.image.dataset, patient_system=self.patient_system, local_issuer=self.local_issuer,
                 report_uid=str(analysis.report.SOPInstanceUID) if self.dicom_out else None,
                 lesion_area_mm2=analysis.lesion_area_mm2), path)
         return summary
@@ -119,6 +122,11 @@ class InteropRun:
             log.warning("%s: its FHIR report has no subject (no patient identifier: %s)", path,
                         "a plain picture carries none; pass --patient-id" if context.image_uid is None
                         else "the DICOM Patient ID is empty")
+        elif context.system_withheld:
+            log.warning("%s: its Patient ID was assigned by %r, not by this site (--local-issuer %s): its FHIR subject "
+                        "goes without --patient-system %s, with that issuer as its assigner; if %r's IDs are the "
+                        "site's, pass --local-issuer %r", path, context.patient_issuer, context.local_issuer or "not set",
+                        context.patient_system, context.patient_issuer, context.patient_issuer)
         self._fhir_items.append((result, context))
 
     def finish(self) -> Path | None:

@@ -150,3 +150,27 @@ def test_a_folder_that_cannot_be_made_at_the_end_is_named(client: type[_Client],
     (tmp_path / "new").write_text("x")
     with pytest.raises(FhirError, match=f"cannot create the folder {tmp_path / 'new'} of --fhir-out"):
         run.finish()
+
+
+@pytest.mark.parametrize("local_issuer", [None, "DERMASSIST-TEST"], ids=["other-issuer", "local-issuer"])
+def test_patient_system_goes_only_to_the_sites_own_patient_ids(client: type[_Client], dcm: Path, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture,
+                                                               local_issuer: str | None) -> None:
+    """The DICOM file's Patient ID was issued by DERMASSIST-TEST: --patient-system names it only with --local-issuer."""
+    import logging
+
+    bundle = tmp_path / "bundle.json"
+    argv = ["analyze", str(dcm), "--fhir-out", str(bundle), "--patient-system", "urn:oid:1.2.3"]
+    with caplog.at_level(logging.WARNING, logger="dermassist_client.interop"):
+        assert main(argv + (["--local-issuer", local_issuer] if local_issuer else [])) == EXIT_OK
+    (report,) = [e["resource"] for e in json.loads(bundle.read_text())["entry"]
+                 if e["resource"]["resourceType"] == "DiagnosticReport"]
+    identifier = report["subject"]["identifier"]
+    assert identifier["value"] == PATIENT.patient_id and identifier["assigner"] == {"display": "DERMASSIST-TEST"}
+    warned = [r.getMessage() for r in caplog.records if "not by this site" in r.getMessage()]
+    if local_issuer:
+        assert identifier["system"] == "urn:oid:1.2.3" and warned == []
+    else:
+        assert "system" not in identifier
+        (text,) = warned
+        assert "assigned by 'DERMASSIST-TEST'" in text and "pass --local-issuer 'DERMASSIST-TEST'" in text

@@ -13,8 +13,9 @@ from dermassist_client.fhir import FhirError, ImagingContext, build_bundle, reso
 from tests.support.dicom_checks import synthetic_result
 
 CONTEXT = ImagingContext(patient_id="DA-UNIT-0042", patient_issuer="DERMASSIST-TEST", patient_name="Unit^Test^J",
-                         patient_system="urn:oid:1.2.3.4.5", study_uid="1.2.826.0.1.3680043.8.498.1",
-                         report_uid="1.2.826.0.1.3680043.8.498.2", effective="2026-12-03", lesion_area_mm2=42.5)
+                         patient_system="urn:oid:1.2.3.4.5", local_issuer="DERMASSIST-TEST",
+                         study_uid="1.2.826.0.1.3680043.8.498.1", report_uid="1.2.826.0.1.3680043.8.498.2",
+                         effective="2026-12-03", lesion_area_mm2=42.5)
 
 
 def parsed(bundle) -> dict:
@@ -223,6 +224,22 @@ def test_a_dicom_date_no_calendar_has_is_left_out(content_date, expected):
     assert context.effective == expected
     bundle = parsed(build_bundle([(synthetic_result((64, 48)), context)]))  # validates whatever the date was
     assert all(o.get("effectiveDateTime") == expected for o in resources_by_type(bundle)["Observation"])
+
+
+@pytest.mark.parametrize(("issuer", "local", "identifier"), [
+    ("HOSP-A", "DERMASSIST-TEST", {"value": "MRN-0001", "assigner": {"display": "HOSP-A"}}),  # referred in
+    ("HOSP-A", None, {"value": "MRN-0001", "assigner": {"display": "HOSP-A"}}),  # no local issuer named
+    ("DERMASSIST-TEST", "DERMASSIST-TEST", {"value": "MRN-0001", "system": "urn:oid:1.2.3.4",
+                                            "assigner": {"display": "DERMASSIST-TEST"}}),  # the site's own
+    (None, None, {"value": "MRN-0001", "system": "urn:oid:1.2.3.4"}),  # no issuer: the site's
+], ids=["other-issuer", "no-local-issuer", "local-issuer", "no-issuer"])
+def test_the_sites_patient_system_names_only_the_sites_own_patient_ids(issuer, local, identifier):
+    """A referred-in study's MRN-0001 from HOSP-A was sent as the site's urn:oid:1.2.3.4|MRN-0001: another patient."""
+    context = ImagingContext(patient_id="MRN-0001", patient_issuer=issuer, patient_system="urn:oid:1.2.3.4",
+                             local_issuer=local)
+    (report,) = resources_by_type(parsed(build_bundle([(synthetic_result((600, 450)), context)])))["DiagnosticReport"]
+    assert report["subject"]["identifier"] == identifier
+    assert context.system_withheld == ("system" not in identifier)
 
 
 def test_a_name_with_ideographic_and_phonetic_groups_is_shown_by_its_alphabetic_one():
