@@ -114,6 +114,7 @@ class InteropRun:
             self._collect(analysis.result, ImagingContext.from_dataset(
                 analysis.image.dataset, patient_system=self.patient_system, local_issuer=self.local_issuer,
                 report_uid=str(analysis.report.SOPInstanceUID) if self.dicom_out else None,
+                image_sha256=analysis.sent_sha256,
                 lesion_area_mm2=analysis.lesion_area_mm2), path)
         return summary
 

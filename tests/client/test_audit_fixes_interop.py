@@ -174,3 +174,18 @@ def test_patient_system_goes_only_to_the_sites_own_patient_ids(client: type[_Cli
         assert "system" not in identifier
         (text,) = warned
         assert "assigned by 'DERMASSIST-TEST'" in text and "pass --local-issuer 'DERMASSIST-TEST'" in text
+
+
+def test_a_dicom_images_report_carries_the_digest_of_what_was_sent(client: type[_Client], dcm: Path, tmp_path: Path,
+                                                                   ham_jpeg: bytes) -> None:
+    """With --fhir-out and no --dicom-out its report had no identifier at all: nothing tied it to the audit line,
+    which records the digest of the bytes sent (here the JPEG frame as it came)."""
+    import hashlib
+
+    bundle = tmp_path / "bundle.json"
+    assert main(["analyze", str(dcm), "--fhir-out", str(bundle)]) == EXIT_OK
+    (report,) = [e["resource"] for e in json.loads(bundle.read_text())["entry"]
+                 if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert report["identifier"] == [{"system": "urn:dermassist:image-sha256",
+                                     "value": hashlib.sha256(ham_jpeg).hexdigest()}]
+    assert client.calls[-1] == ham_jpeg  # what the service got, and so what its audit line's digest is of

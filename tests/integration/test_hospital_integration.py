@@ -284,7 +284,9 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     assert jpeg_report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-PLAIN-9"}
     assert jpeg_report["identifier"] == [{"system": "urn:dermassist:image-sha256",
                                           "value": hashlib.sha256(HAM_B.read_bytes()).hexdigest()}]
-    assert dicom_report["identifier"][0]["value"] == f"urn:oid:{pydicom.dcmread(sr_path).SOPInstanceUID}"
+    assert dicom_report["identifier"] == [  # the SR, and the digest the service's audit line records
+        {"system": "urn:dicom:uid", "value": f"urn:oid:{pydicom.dcmread(sr_path).SOPInstanceUID}"},
+        {"system": "urn:dermassist:image-sha256", "value": hashlib.sha256(HAM_A.read_bytes()).hexdigest()}]
     assert dicom_report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{patient.study_uid}"
     if result.diagnosis_given:
         assert result.top_class.name in dicom_report["conclusion"] and "conclusionCode" in dicom_report

@@ -1,6 +1,8 @@
 """Analyse one DICOM photograph with the served ensemble and build its SEG and SR."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
+from ..images import encode_image
 from ..private import open_private, private_folder
 from ..result import LesionResult
 from .errors import DicomError
@@ -31,6 +34,7 @@ class DicomAnalysis:
     segmentation: Dataset | None
     report: Dataset
     lesion_area_mm2: float | None = None  # on the source grid; None without Pixel Spacing or a lesion
+    sent_sha256: str | None = None  # the digest of the bytes sent, which the service's audit line records
 
     def outputs(self) -> list[Dataset]:
         """The SEG (when a lesion was found) and the SR, in the order a PACS should receive them."""
@@ -65,5 +69,8 @@ def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIden
 
 
 def analyze_dicom(client: DermAssistClient, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:
-    """Send the image's pixels to the ensemble (``client`` is a DermAssistClient) and build its outputs."""
-    return build_analysis(image, client.analyze(image.for_service()), identity)
+    """Send the image (``DicomImage.for_service``) to the ensemble (``client`` is a DermAssistClient) and build its
+    outputs; the digest of what was sent ties them to the service's audit line."""
+    sent = encode_image(image.for_service()).data
+    analysis = build_analysis(image, client.analyze(sent), identity)
+    return dataclasses.replace(analysis, sent_sha256=hashlib.sha256(sent).hexdigest())
