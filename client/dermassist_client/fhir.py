@@ -78,6 +78,8 @@ class ImagingContext:
     report_uid: str | None = None
     effective: str | None = None
     lesion_area_mm2: float | None = None
+    body_site: term.SiteCode | None = None  # where on the body (DICOM Anatomic Region Sequence)
+    laterality: term.SiteCode | None = None  # left, right or both (DICOM Image Laterality)
 
     @property
     def system_withheld(self) -> bool:
@@ -104,7 +106,7 @@ class ImagingContext:
         return cls(patient_id=text("PatientID"), patient_issuer=text("IssuerOfPatientID"),
                    patient_name=text("PatientName"), study_uid=text("StudyInstanceUID"),
                    accession_number=text("AccessionNumber"), image_uid=text("SOPInstanceUID"),
-                   effective=effective, **extra)
+                   effective=effective, body_site=term.anatomic_region(ds), laterality=term.laterality(ds), **extra)
 
 
 _EXIF_IFD, _DATE_TIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x8769, 0x9003, 0x9011
@@ -184,6 +186,19 @@ def _subject(context: ImagingContext) -> dict[str, Any] | None:
         family, _, given = alphabetic.partition("^")
         subject["display"] = ", ".join(p for p in (family.strip(), given.replace("^", " ").strip()) if p)
     return subject
+
+
+def _body_site(context: ImagingContext) -> dict[str, Any] | None:
+    """``Observation.bodySite``: the region, coded when its scheme is SNOMED CT, and in words with its laterality (R4
+    has no laterality element: a second coding would claim another code for the same concept)."""
+    site = context.body_site
+    if site is None:
+        return None
+    words = site.meaning if context.laterality is None else f"{site.meaning} ({context.laterality.meaning.lower()})"
+    concept: dict[str, Any] = {"text": words}
+    if site.scheme in ("SCT", "SRT"):
+        concept["coding"] = [{"system": term.SNOMED_FHIR_SYSTEM, "code": site.code, "display": site.meaning}]
+    return concept
 
 
 def _study(context: ImagingContext) -> dict[str, Any] | None:
@@ -288,7 +303,7 @@ def _observations(result: LesionResult, context: ImagingContext) -> list[tuple[t
 
 def _report_entries(entries: _Entries, result: LesionResult, context: ImagingContext, device_url: str,
                     issued: str) -> None:
-    subject, study = _subject(context), _study(context)
+    subject, study, site = _subject(context), _study(context), _body_site(context)
     about: dict[str, Any] = {"subject": subject} if subject else {}  # who and when: every resource of the report
     if context.effective:
         about["effectiveDateTime"] = context.effective
@@ -300,6 +315,8 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
                        "category": [{"coding": [{"system": OBSERVATION_CATEGORY_SYSTEM, "code": "imaging"}]}], **body}
         if study:
             observation["derivedFrom"] = [study]
+        if site:
+            observation["bodySite"] = site
         observation_urls.append(entries.add(observation))
     report: dict[str, Any] = {"resourceType": "DiagnosticReport", "status": STATUS, "code": _local(term.REPORT)}
     identifiers = [_uid_identifier(context.report_uid)] if context.report_uid else []

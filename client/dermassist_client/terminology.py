@@ -10,6 +10,7 @@ so a receiving system can map all eight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .classes import LesionClass
 
@@ -72,3 +73,37 @@ def snomed_for(lesion_class: LesionClass) -> SnomedConcept | None:
     """The SNOMED CT concept of a class, or None where this module gives none."""
     return SNOMED_BY_CLASS.get(lesion_class.code)
 
+
+
+@dataclass(frozen=True)
+class SiteCode:
+    """A coded concept as a DICOM instance carries it: code value, coding scheme designator, code meaning."""
+
+    code: str
+    scheme: str
+    meaning: str
+
+
+#: Image Laterality (0020,0062) / Laterality (0020,0060) values as SNOMED CT qualifiers (U, unpaired, has none).
+LATERALITY = {"L": SiteCode("7771000", "SCT", "Left"), "R": SiteCode("24028007", "SCT", "Right"),
+              "B": SiteCode("51440002", "SCT", "Right and left")}
+
+
+def anatomic_region(ds: Any) -> SiteCode | None:
+    """Where on the body an image is, from a DICOM data set's Anatomic Region Sequence (0008,2218) (e.g. SCT
+    123851003 "Back"); None when it does not say, or says it without a code value and scheme. ``ds``: any object
+    with pydicom-style attributes."""
+    regions = getattr(ds, "AnatomicRegionSequence", None)
+    item = regions[0] if regions else None
+    value, scheme = (getattr(item, "CodeValue", None), getattr(item, "CodingSchemeDesignator", None)) if item else (
+        None, None)
+    if not value or not scheme:
+        return None
+    return SiteCode(str(value), str(scheme), str(getattr(item, "CodeMeaning", None) or value))
+
+
+def laterality(ds: Any) -> SiteCode | None:
+    """Left, right or both from Image Laterality (0020,0062), else the series' Laterality (0020,0060); None for U,
+    absent or any other value."""
+    value = getattr(ds, "ImageLaterality", None) or getattr(ds, "Laterality", None)
+    return LATERALITY.get(str(value).strip().upper()) if value else None

@@ -124,7 +124,8 @@ def measurement_group(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_LABEL),
         finding_type=codes.SCT.Lesion,
         algorithm_id=hd.sr.AlgorithmIdentification(name=result.model_name, version=result.model_version),
-        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Skin)],
+        finding_sites=[hd.sr.FindingSite(anatomic_location=image.anatomic_region or codes.SCT.Skin,
+                                         laterality=image.laterality)],
         measurements=measurements(result, area_mm2),
         qualitative_evaluations=evaluations(result),
     )

@@ -45,7 +45,7 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
         segmented_property_type=codes.SCT.Lesion,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
-        anatomic_regions=[codes.SCT.Skin],
+        anatomic_regions=[image.anatomic_region or codes.SCT.Skin],  # where on the body, when the instance says
     )
     try:
         segmentation = hd.seg.Segmentation(

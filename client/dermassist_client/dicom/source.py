@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
+from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
@@ -30,6 +31,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import DA, DT, TM
 
+from .. import terminology as term
 from .errors import (
     InvalidIdentifierError,
     MissingIdentifierError,
@@ -130,6 +132,16 @@ class DicomImage:
         return float(spacing[0]), float(spacing[1])
 
     @property
+    def anatomic_region(self) -> Code | None:
+        """Where on the body the lesion is (``terminology.anatomic_region``), or None when the instance does not say."""
+        return _code(term.anatomic_region(self.dataset))
+
+    @property
+    def laterality(self) -> Code | None:
+        """Left, right or both (``terminology.laterality``), or None."""
+        return _code(term.laterality(self.dataset))
+
+    @property
     def icc_profile(self) -> bytes | None:
         """The instance's ICC Profile (0028,2000): what its RGB values mean, or None when it has none."""
         profile = self.dataset.get("ICCProfile")
@@ -179,6 +191,10 @@ class DicomImage:
     def transfer_syntax(self) -> UID:
         """Transfer syntax the pixels arrived in."""
         return UID(self.dataset.file_meta.TransferSyntaxUID)
+
+
+def _code(site: term.SiteCode | None) -> Code | None:
+    return None if site is None else Code(site.code, site.scheme, site.meaning)
 
 
 def describe(ds: Dataset) -> str:

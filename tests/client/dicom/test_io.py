@@ -331,6 +331,38 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     assert group.get_qualitative_evaluations(name=codes.DCM.DifferentialDiagnosisImpression) == []
 
 
+@pytest.mark.parametrize("laterality", ["L", "U", None], ids=["left", "unpaired", "none"])
+def test_the_body_site_and_laterality_travel_to_the_seg_the_sr_and_fhir(tmp_path, ham_jpeg, laterality):
+    """The source's Anatomic Region ("Back") and Image Laterality were dropped: the SEG and SR said Skin, FHIR had no
+    bodySite, and three moles of one study could not be told apart in the EHR."""
+    import json
+
+    from pydicom.dataset import Dataset as PlainDataset
+
+    from dermassist_client.fhir import ImagingContext, build_bundle, bundle_json
+
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    region = PlainDataset()
+    region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "123851003", "SCT", "Back"
+    ds.AnatomicRegionSequence = [region]
+    if laterality:
+        ds.ImageLaterality = laterality
+    image = read_dicom(ds)
+    result = synthetic_result(image.size, assessable=True)
+    seg_path, sr_path = build_analysis(image, result).write(tmp_path / "out")
+    check_seg_and_sr(seg_path, sr_path, image.size, result)  # dciodvfy: no error
+    seg = pydicom.dcmread(seg_path)
+    (seg_region,) = seg.SegmentSequence[0].AnatomicRegionSequence
+    assert (seg_region.CodeValue, seg_region.CodeMeaning) == ("123851003", "Back")
+    sites = [value for name, value in sr_items(pydicom.dcmread(sr_path)) if name in ("Finding Site", "Laterality")]
+    assert sites == [("SCT", "123851003")] + ([("SCT", "7771000")] if laterality == "L" else [])
+    bundle = json.loads(bundle_json(build_bundle([(result, ImagingContext.from_dataset(ds))])))
+    body_sites = [e["resource"]["bodySite"] for e in bundle["entry"] if "bodySite" in e["resource"]]
+    assert body_sites and all(site == {"text": "Back (left)" if laterality == "L" else "Back",
+                                       "coding": [{"system": "http://snomed.info/sct", "code": "123851003",
+                                                   "display": "Back"}]} for site in body_sites)
+
+
 def test_the_sr_carries_the_served_float32_figures_as_the_fhir_bundle_does(tmp_path, source):
     """0.62 came out as "0.62000000476837" in the SR (float32 widened), and 0.62 in FHIR and the docs."""
     import dataclasses
