@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from ..images import encode_image
 from ..private import open_private, private_folder
 from ..result import LesionResult
+from .charset import declare_what_the_text_needs, undeclared_text
 from .errors import DicomError
 from .identity import OutputIdentity
 from .report import build_report, lesion_area_mm2
@@ -65,7 +66,15 @@ def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIden
     if segmentation is None:
         log.info("no lesion found in %s: writing the SR without a SEG", image.name)
     area = lesion_area_mm2(image, mask)
-    return DicomAnalysis(image, result, segmentation, build_report(image, result, segmentation, identity, area), area)
+    report = build_report(image, result, segmentation, identity, area)
+    undeclared = undeclared_text(image.dataset)
+    if undeclared is not None:
+        log.warning("%s declares no Specific Character Set (0008,0005) but holds text outside ASCII (%r): read as "
+                    "ISO 8859-1; its SEG and SR declare UTF-8. Fix the sending modality's character set", image.name,
+                    undeclared[:40])
+    for output in ([segmentation] if segmentation is not None else []) + [report]:
+        declare_what_the_text_needs(output, f"the {output.Modality} of {image.name}")
+    return DicomAnalysis(image, result, segmentation, report, area)
 
 
 def analyze_dicom(client: DermAssistClient, image: DicomImage, identity: OutputIdentity | None = None) -> DicomAnalysis:

@@ -363,6 +363,33 @@ def test_the_body_site_and_laterality_travel_to_the_seg_the_sr_and_fhir(tmp_path
                                                    "display": "Back"}]} for site in body_sites)
 
 
+@pytest.mark.parametrize("case", ["undeclared Latin-1 source", "identity outside the source's set", "ASCII"])
+def test_the_outputs_declare_utf8_when_their_text_needs_it(tmp_path, ham_jpeg, caplog, case):
+    """An undeclared Latin-1 name was written back undeclared (a dciodvfy error), and an institution in Japanese on
+    a Latin-1 instance came out as '??'."""
+    import logging
+
+    patient = di.Patient(patient_id="DA-CHARSET", patient_name="Müller^Anna" if case != "ASCII" else "Plain^Ascii")
+    ds = di.photograph(ham_jpeg, patient.with_study(), compressed=False)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    saved = di.save(ds, tmp_path / "source.dcm")
+    source = pydicom.dcmread(saved)
+    if case == "undeclared Latin-1 source":
+        del source.SpecificCharacterSet  # before the name is decoded: as a modality that declares none writes it
+    institution = "Hôpital Zürich 東京" if case == "identity outside the source's set" else "Clinic"
+    image = read_dicom(source, name="source.dcm")
+    with caplog.at_level(logging.INFO, logger="dermassist_client.dicom"):
+        paths = build_analysis(image, synthetic_result(image.size), OutputIdentity(institution_name=institution)).write(
+            tmp_path / "out")
+    for path in paths:
+        assert dciodvfy(path).errors == [], dciodvfy(path).output
+        written = pydicom.dcmread(path)
+        assert str(written.PatientName) == patient.patient_name and written.InstitutionName == institution
+        assert written.SpecificCharacterSet == ("ISO_IR 100" if case == "ASCII" else "ISO_IR 192")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "declares no Specific" in r.getMessage()]
+    assert len(warned) == (case == "undeclared Latin-1 source")
+
+
 def test_the_sr_carries_the_served_float32_figures_as_the_fhir_bundle_does(tmp_path, source):
     """0.62 came out as "0.62000000476837" in the SR (float32 widened), and 0.62 in FHIR and the docs."""
     import dataclasses
