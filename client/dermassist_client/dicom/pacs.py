@@ -138,7 +138,9 @@ def _store_one(assoc: Association, pacs: PacsConfig, path: Path, ds: Dataset) ->
     status = getattr(answer, "Status", None)
     if status is None:
         return Refusal(path, f"PACS {pacs} gave no answer for {path.name} (timeout or abort); it is sent again at the "
-                             "next attempt", lasting=False)
+                             "next attempt. A PACS that does not know this node drops its C-STORE like this: check "
+                             f"that it lists the AE title {str(assoc.requestor.ae_title).strip()} with this host (Orthanc: "
+                             "DicomModalities, or DicomAlwaysAllowStore)", lasting=False)
     if status in STORED:
         log.debug("PACS %s stored %s (status 0x%04X)", pacs, path.name, status)
         return None

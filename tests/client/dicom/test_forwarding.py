@@ -45,10 +45,14 @@ class FakePacs:
     syntaxes: Sequence[str]
     unsupported: frozenset[str] = frozenset()          # SOP classes it accepts in no transfer syntax
     refuse: dict[str, int] = field(default_factory=dict)  # SOP Instance UID -> failure status it answers
+    drop_stores: bool = False  # abort the association at each C-STORE, as a PACS does to a node it does not know
     stored: list[tuple[Dataset, UID]] = field(default_factory=list)
     port: int = 0
 
     def _on_store(self, event) -> int | Dataset:
+        if self.drop_stores:
+            event.assoc.abort()
+            return 0xC000
         ds = event.dataset
         ds.file_meta = event.file_meta
         status = self.refuse.get(str(ds.SOPInstanceUID))
@@ -341,3 +345,17 @@ def test_items_an_earlier_run_left_in_the_spool_are_logged_when_the_pacs_takes_t
             f"forwarded 2 spool item(s) held since 2026-01-01T01:00:00+0000 to the PACS TESTPACS@127.0.0.1:{pacs.port} "
             "(kept by a pass that could not deliver them, or found in the spool at start-up)"]
 
+
+
+def test_a_pacs_that_drops_the_nodes_stores_keeps_the_items_and_names_the_likely_cause(tmp_path, ham_jpeg):
+    """Orthanc without the node in DicomModalities accepts the association, then drops it at the C-STORE: the log said
+    'timeout or abort' and never hinted at the PACS's list of known modalities."""
+    with running(FakePacs(ALL_TRANSFER_SYNTAXES, drop_stores=True)) as pacs:
+        node = make_node(tmp_path, pacs)
+        spool(node, [di.photograph(ham_jpeg, di.Patient(patient_id="DA-DROP").with_study(), compressed=False)])
+        quick = PacsConfig("127.0.0.1", pacs.port, PACS_AET, timeout_s=2)  # it waits out the timeout for an answer
+        delivery = store_files(quick, "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+    assert delivery.stored == () and pacs.stored == [] and len(node.pending()) == 1  # kept, to be sent again
+    first = delivery.refused[0]
+    assert "gave no answer" in first.reason and not first.lasting
+    assert "check that it lists the AE title DERMASSIST with this host (Orthanc: DicomModalities" in first.reason
