@@ -20,6 +20,7 @@ from .config import (
     connection_options,
 )
 from .dicom.command import add_listen_arguments, listen
+from .dicom.identity import UID_ROOT_HELP
 from .errors import DermAssistClientError, ServerUnavailableError
 from .verdict import scores_withheld, verdict_line, verdict_of_dict
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--patient-system", metavar="URI",
                          help="the URI of the site's patient identifier system (its MRN namespace), for the FHIR subject; "
                               "given to a DICOM Patient ID only when its Issuer of Patient ID is absent or --local-issuer")
+    analyze.add_argument("--uid-root", metavar="ROOT", help=UID_ROOT_HELP)
     analyze.add_argument("--local-issuer", metavar="ISSUER",
                          help="the Issuer of Patient ID (0010,0021) of the site's own patient IDs, the ones "
                               "--patient-system names (another issuer's IDs go without it)")
@@ -136,7 +138,8 @@ def analyze(args: argparse.Namespace) -> int:
     failures, unreachable = 0, False
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
         run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
-                         patient_id=args.patient_id, local_issuer=args.local_issuer)
+                         patient_id=args.patient_id, local_issuer=args.local_issuer,
+                         uid_root=args.uid_root)
         for index, path in enumerate(args.images):
             try:
                 result = run.analyze(path)

@@ -62,16 +62,27 @@ class InteropRun:
 
     def __init__(self, client: DermAssistClient, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
                  patient_system: str | None = None, patient_id: str | None = None,
-                 local_issuer: str | None = None) -> None:
+                 local_issuer: str | None = None, uid_root: str | None = None) -> None:
         """``patient_id``: the patient of the plain pictures (JPEG, PNG, ...), which carry none; a DICOM file's
         own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers, given to
-        a DICOM Patient ID whose Issuer of Patient ID is absent or ``local_issuer`` (``ImagingContext``)."""
+        a DICOM Patient ID whose Issuer of Patient ID is absent or ``local_issuer`` (``ImagingContext``).
+        ``uid_root``: the root of the SEG's and SR's UIDs (``OutputIdentity``), checked here."""
         self._client = client
         self.dicom_out = Path(dicom_out) if dicom_out else None
         self.fhir_out = Path(fhir_out) if fhir_out else None
         self.patient_system = patient_system
         self.local_issuer = local_issuer or None
         self.patient_id = patient_id or None
+        self.identity: Any = None  # the SEG's and SR's OutputIdentity (the dicom extra's), made when one is asked for
+        if uid_root:
+            require_extra("dicom", "--uid-root")
+            from .dicom.errors import DicomError
+            from .dicom.identity import OutputIdentity
+
+            try:
+                self.identity = OutputIdentity(uid_root=uid_root)
+            except DicomError as e:
+                raise ClientConfigError(f"--uid-root: {e}") from e
         if self.dicom_out:
             require_extra("dicom", "--dicom-out")
             check_output_folder("--dicom-out", self.dicom_out, self.dicom_out)
@@ -104,7 +115,7 @@ class InteropRun:
         from .dicom.analysis import analyze_dicom
         from .dicom.source import read_dicom
 
-        analysis = analyze_dicom(self._client, read_dicom(path))
+        analysis = analyze_dicom(self._client, read_dicom(path), self.identity)
         summary = analysis.result.to_dict()
         if self.dicom_out:
             summary["dicom_outputs"] = [str(p) for p in analysis.write(self.dicom_out)]

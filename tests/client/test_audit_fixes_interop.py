@@ -189,3 +189,27 @@ def test_a_dicom_images_report_carries_the_digest_of_what_was_sent(client: type[
     assert report["identifier"] == [{"system": "urn:dermassist:image-sha256",
                                      "value": hashlib.sha256(ham_jpeg).hexdigest()}]
     assert client.calls[-1] == ham_jpeg  # what the service got, and so what its audit line's digest is of
+
+
+def test_the_outputs_uids_start_with_the_sites_root(client: type[_Client], dcm: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Every UID the SEG and SR make was under pydicom's root (highdicom's for the dimension organisation), and a site
+    that must use its own could not say so."""
+    import pydicom.uid
+
+    from dermassist_client.dicom.identity import DEFAULT_UID_ROOT
+
+    assert DEFAULT_UID_ROOT == pydicom.uid.PYDICOM_ROOT_UID
+    root, out = "1.2.840.99999.7.", tmp_path / "out"
+    assert main(["analyze", str(dcm), "--dicom-out", str(out), "--uid-root", root]) == EXIT_OK
+    source = pydicom.dcmread(dcm)
+    theirs = {str(source[k].value) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
+    for path in sorted(out.glob("*.dcm")):
+        assert dciodvfy(path).errors == []
+        made = {str(e.value) for e in pydicom.dcmread(path).iterall() if e.VR == "UI"} - theirs
+        made = {uid for uid in made if not uid.startswith("1.2.840.10008.")}  # DICOM's own (classes, syntaxes)
+        assert made and all(uid.startswith(root) for uid in made), made
+    capsys.readouterr()
+    for bad in ("1.2.840.99999.7", "01.2.", "1.2.x.", "1." * 21):
+        assert main(["analyze", str(dcm), "--uid-root", bad]) == EXIT_USAGE
+        assert "--uid-root: uid_root must be a DICOM UID root" in capsys.readouterr().err

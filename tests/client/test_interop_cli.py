@@ -101,3 +101,10 @@ def test_python_m_dermassist_client_is_the_command():
     done = subprocess.run([sys.executable, "-m", "dermassist_client", "analyze", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: dermassist-client analyze"), done.stderr
+
+
+def test_dicom_listen_refuses_a_uid_root_that_is_not_one(tmp_path):
+    done = run("import sys; from dermassist_client.cli import main; "
+               f"sys.exit(main(['dicom-listen', '--uid-root', '1.2.3', '--spool', {str(tmp_path / 'spool')!r}]))")
+    assert done.returncode == 2 and "--uid-root: uid_root must be a DICOM UID root" in done.stderr, done.stderr
+    assert not (tmp_path / "spool").exists()  # refused before anything was made

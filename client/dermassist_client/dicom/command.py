@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
+from .identity import UID_ROOT_HELP
 from .limits import (
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_ASSOCIATIONS,
@@ -25,6 +26,7 @@ DEFAULT_SPOOL = "dermassist-spool"
 def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     """The node's own flags (the connection flags to the server are added by the caller)."""
     parser.add_argument("--aet", default=DEFAULT_AE_TITLE, help=f"this node's AE title (default {DEFAULT_AE_TITLE})")
+    parser.add_argument("--uid-root", metavar="ROOT", help=UID_ROOT_HELP)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"DICOM port (default {DEFAULT_PORT})")
@@ -81,14 +83,20 @@ def listen(args: argparse.Namespace) -> int:
     require_extra("dicom", "dicom-listen")
     from ..config import connection_options
     from .config import NodeConfig, PacsConfig, parse_host_port
+    from .errors import DicomError
+    from .identity import OutputIdentity
     from .node import DicomNode
 
     if bool(args.pacs) != bool(args.pacs_aet):
         raise ClientConfigError("--pacs and --pacs-aet go together: give the PACS's HOST:PORT and its AE title")
     pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet) if args.pacs else None
+    try:
+        identity = OutputIdentity(uid_root=args.uid_root) if args.uid_root else OutputIdentity()
+    except DicomError as e:
+        raise ClientConfigError(f"--uid-root: {e}") from e
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
                         forward_source=args.forward_source, retry_s=args.pacs_retry,
-                        calling_aets=tuple(args.calling_aets))
+                        calling_aets=tuple(args.calling_aets), identity=identity)
     limits = association_limits(args)
     log_each_instance()
     if pacs is None:

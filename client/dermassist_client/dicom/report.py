@@ -23,7 +23,6 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import generate_uid
 
 from .. import terminology as term
 from ..classes import CLASSES
@@ -105,7 +104,7 @@ def evaluations(result: LesionResult) -> list[hd.sr.QualitativeEvaluation]:
 def observation_context(result: LesionResult, identity: OutputIdentity) -> hd.sr.ObservationContext:
     """The observer is the device: DermAssist with the served model, identified by a UID stable per node."""
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=generate_uid(entropy_srcs=[identity.manufacturer, identity.device_serial_number, result.model_name]),
+        uid=identity.new_uid([identity.manufacturer, identity.device_serial_number, result.model_name]),
         name=f"{identity.manufacturer} {result.model_name}",
         manufacturer_name=identity.manufacturer,
         model_name=result.model_name,
@@ -117,11 +116,13 @@ def observation_context(result: LesionResult, identity: OutputIdentity) -> hd.sr
 
 def measurement_group(
     image: DicomImage, result: LesionResult, segmentation: hd.seg.Segmentation | None, area_mm2: float | None = None,
+    identity: OutputIdentity | None = None,
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations:
     """TID 1410 (planar ROI, referencing the SEG) or TID 1501 (whole image: the lesion has no pixel on the source
     grid, so there is no SEG) with the note; only for a result in which a lesion was found."""
     common = dict(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_LABEL),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=(identity or OutputIdentity()).new_uid(),
+                                                     identifier=TRACKING_LABEL),
         finding_type=codes.SCT.Lesion,
         algorithm_id=hd.sr.AlgorithmIdentification(name=result.model_name, version=result.model_version),
         finding_sites=[hd.sr.FindingSite(anatomic_location=image.anatomic_region or codes.SCT.Skin,
@@ -208,7 +209,7 @@ def report_content(image: DicomImage, result: LesionResult, segmentation: hd.seg
     return hd.sr.MeasurementReport(
         observation_context=observation_context(result, identity),
         procedure_reported=codes.SCT.DermoscopicPhotography,
-        imaging_measurements=[measurement_group(image, result, segmentation, area_mm2)],
+        imaging_measurements=[measurement_group(image, result, segmentation, area_mm2, identity)],
         title=codes.DCM.ImagingMeasurementReport,
     )[0]
 
@@ -221,9 +222,9 @@ def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.S
         return hd.sr.ComprehensiveSR(
             evidence=[image.output_source] + ([segmentation] if segmentation is not None else []),
             content=report_content(image, result, segmentation, identity, area_mm2),
-            series_instance_uid=generate_uid(),
+            series_instance_uid=identity.new_uid(),
             series_number=identity.report_series_number,
-            sop_instance_uid=generate_uid(),
+            sop_instance_uid=identity.new_uid(),
             instance_number=1,
             manufacturer=identity.manufacturer,
             institution_name=identity.institution_name,

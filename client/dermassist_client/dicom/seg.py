@@ -4,7 +4,6 @@ from __future__ import annotations
 import highdicom as hd
 import numpy as np
 from pydicom.sr.codedict import codes
-from pydicom.uid import generate_uid
 
 from ..result import LesionResult
 from ..software import software_versions
@@ -53,9 +52,9 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
             pixel_array=mask.astype(np.uint8)[np.newaxis],
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[segment],
-            series_instance_uid=generate_uid(),
+            series_instance_uid=identity.new_uid(),
             series_number=identity.segmentation_series_number,
-            sop_instance_uid=generate_uid(),
+            sop_instance_uid=identity.new_uid(),
             instance_number=1,
             manufacturer=identity.manufacturer,
             manufacturer_model_name=result.model_name,
@@ -72,4 +71,8 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
     # General Image module, Type 2C for images without a patient coordinate system (photographs): the
     # source's value, or empty.
     segmentation.PatientOrientation = image.dataset.get("PatientOrientation", "")
+    organisation = identity.new_uid()  # highdicom makes this one under its own root: the site's, as every other
+    for element in segmentation.iterall():
+        if element.keyword == "DimensionOrganizationUID":
+            element.value = organisation
     return segmentation
