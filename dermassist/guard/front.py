@@ -574,27 +574,35 @@ class Front(grpc.GenericRpcHandler):
                     locked_s = self.wrong_keys.locked_for(peer_address(call.peer))
                     await self._end_admin(call, context, grpc.StatusCode.PERMISSION_DENIED,
                                           key_refusal(call.key, locked_s))
-                if self.guard.audit.problem is not None:  # nothing is done that could not be audited
-                    await self._end_admin(call, context, grpc.StatusCode.UNAVAILABLE,
-                                          f"the audit trail cannot be written ({self.guard.audit.problem}): nothing was "
-                                          "done; retry later")
+                await self._refuse_while_unaudited(call, context)
                 refusal = admin_refusal(name, request)
                 if refusal is not None:
                     logger.warning("refused an admin call from %s (client %s): %s", call.peer, call.client, refusal)
                     await self._end_admin(call, context, grpc.StatusCode.PERMISSION_DENIED, refusal)
-                try:
-                    answer = await self._call(name)(raw, metadata=self._metadata(context),
-                                                    timeout=context.time_remaining())
-                except grpc.aio.AioRpcError as e:
-                    await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
-                call.status, call.error = grpc.StatusCode.OK, None
-                return answer
+                return await self._carry_out(name, call, raw, context)
             except asyncio.CancelledError:
                 self._cancelled(call, context)
                 raise
             finally:
                 await self._audit_admin(call, context)
         return admin
+
+    async def _refuse_while_unaudited(self, call: AdminCall, context: grpc.aio.ServicerContext) -> None:
+        """End an admin call UNAVAILABLE, not carried out, while the audit trail takes no lines."""
+        if self.guard.audit.problem is not None:  # nothing is done that could not be audited
+            await self._end_admin(call, context, grpc.StatusCode.UNAVAILABLE,
+                                  f"the audit trail cannot be written ({self.guard.audit.problem}): nothing was done; "
+                                  "retry later")
+
+    async def _carry_out(self, name: str, call: AdminCall, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Forward an admin call to Triton; its answer, with ``call`` marked OK, or the call ended with Triton's
+        status (its audit line is the caller's, written in its ``finally``)."""
+        try:
+            answer = await self._call(name)(raw, metadata=self._metadata(context), timeout=context.time_remaining())
+        except grpc.aio.AioRpcError as e:
+            await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
+        call.status, call.error = grpc.StatusCode.OK, None
+        return answer
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
         """Record why a call was cancelled (its deadline, the server stopping, or the client) unless its answer was
@@ -683,17 +691,8 @@ class Front(grpc.GenericRpcHandler):
         Triton while the trail takes no lines, its line written after Triton answered, with how it ended."""
         call = AdminCall("ServerMetadata", time.perf_counter(), context.peer(), client_identity(context), key)
         try:
-            if self.guard.audit.problem is not None:
-                await self._end_admin(call, context, grpc.StatusCode.UNAVAILABLE,
-                                      f"the audit trail cannot be written ({self.guard.audit.problem}): nothing was "
-                                      "done; retry later")
-            try:
-                answer = await self._call("ServerMetadata")(request, metadata=self._metadata(context),
-                                                            timeout=context.time_remaining())
-            except grpc.aio.AioRpcError as e:
-                await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
-            call.status, call.error = grpc.StatusCode.OK, None
-            return answer
+            await self._refuse_while_unaudited(call, context)
+            return await self._carry_out("ServerMetadata", call, request, context)
         except asyncio.CancelledError:
             self._cancelled(call, context)
             raise
