@@ -70,7 +70,7 @@ STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this ofte
 UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 _STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
-_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
+LOOPBACK_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
     ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
@@ -312,7 +312,7 @@ class Guard:
                     return
                 raise
         front = health = watchdog = liveness = None
-        self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=_CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=LOOPBACK_CHANNEL_OPTIONS)
         try:
             self.triton = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
             self.stubs = find_stubs(self.server.pid)
@@ -549,13 +549,18 @@ class Guard:
             return Fault(f"stub process {names}", tuple(sorted({s.model for s, _ in broken})))
         return None
 
-    async def canary(self) -> str | None:
-        """One inference through the ensemble on loopback: None when it answered well, else why not."""
+    async def canary(self, after_heal: bool = False) -> str | None:
+        """One inference through the ensemble on loopback: None when it answered well, else why not. ``after_heal``:
+        the first after a reload or restart, which waits (within its deadline) for the loopback channel to connect: a
+        channel that saw tritonserver gone retries its connection on a backoff (up to 1 s), and a call made before the
+        next try failed at once with "Connection refused" although the new tritonserver was up (20 of 45 restarts
+        after a killed tritonserver in an operations audit), counting a healed restart as failed."""
         self._canaries += 1
         request = canary_request(f"dermassist-canary-{self._canaries}")
         sent_at = time.monotonic()
+        waits = {"wait_for_ready": True} if after_heal else {}
         try:
-            response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s)
+            response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s, **waits)
         except grpc.aio.AioRpcError as e:
             if busy_not_broken(e.code(), sent_at, self.front.answered_at, self.front.oldest_forwarded_at,
                                time.monotonic(), self.config.busy_limit_s):
@@ -674,7 +679,7 @@ class Guard:
                 await self._reload(fault.models)
         except (grpc.aio.AioRpcError, DermAssistError) as e:
             return describe(e) if isinstance(e, grpc.aio.AioRpcError) else str(e)
-        return await self.canary()
+        return await self.canary(after_heal=True)
 
     async def _reload(self, models: tuple[str, ...]) -> None:
         for stub in self.stubs:

@@ -469,3 +469,45 @@ def test_a_new_audit_file_is_readable_by_the_services_user_only(tmp_path: Path) 
     path = tmp_path / "audit" / "audit.jsonl"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {"request_id": "r1"}
+
+
+def test_the_canary_after_a_restart_waits_for_the_loopback_channel_to_connect_again(tmp_path: Path) -> None:
+    """The guard's channel saw tritonserver gone and retries its connection on a backoff: a canary made just after the
+    new tritonserver came up failed at once ("Connection refused"), counting a healed restart as failed (20 of 45
+    restarts after a killed tritonserver in an operations audit). The canary after a heal waits for the channel."""
+    from tritonclient.grpc import service_pb2_grpc
+
+    from dermassist.base.server import free_ports
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.guard import LOOPBACK_CHANNEL_OPTIONS, Guard
+
+    (port,) = free_ports(1)
+    probabilities = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES, np.float32).tobytes()
+
+    async def answer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return _answer(("PROBABILITIES", probabilities)).SerializeToString()
+
+    async def main() -> tuple[str | None, str | None]:
+        server_config = ServerConfig(repository=tmp_path, admin_key="k", grpc_port=port)
+        guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl"),
+                                                                     canary_timeout_s=5),
+                      SimpleNamespace(config=server_config))  # type: ignore[arg-type]
+        guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=LOOPBACK_CHANNEL_OPTIONS)
+        guard.triton = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        assert (await guard.canary()).startswith("canary inference failed: UNAVAILABLE")  # tritonserver is gone
+        await asyncio.sleep(0.3)  # the channel is now waiting out its reconnect backoff
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "inference.GRPCInferenceService", {"ModelInfer": grpc.unary_unary_rpc_method_handler(answer)}),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()  # the new tritonserver is up
+        try:
+            return await guard.canary(after_heal=True), await guard.canary()
+        finally:
+            await server.stop(None)
+            await channel.close()
+            guard.audit.close()
+
+    healed, next_one = asyncio.run(main())
+    assert healed is None and next_one is None
