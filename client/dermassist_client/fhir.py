@@ -196,7 +196,7 @@ def _body_site(context: ImagingContext) -> dict[str, Any] | None:
         return None
     words = site.meaning if context.laterality is None else f"{site.meaning} ({context.laterality.meaning.lower()})"
     concept: dict[str, Any] = {"text": words}
-    if site.scheme in ("SCT", "SRT"):
+    if site.scheme == "SCT":  # SRT (SNOMED RT, e.g. T-D2100) codes are not SNOMED CT identifiers
         concept["coding"] = [{"system": term.SNOMED_FHIR_SYSTEM, "code": site.code, "display": site.meaning}]
     return concept
 

@@ -271,8 +271,8 @@ def _icc_segments(profile: bytes) -> bytes:
 def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
     """A DICOM instance's JPEG frame as the service is sent it: the codestream as it came (the service's strict
     decoder refuses damaged coded data, which a lenient decoder fills in silently, and reads the colour transform
-    from the codestream itself), without its EXIF segments (the DICOM header, not an EXIF orientation, says how the
-    picture lies), without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000)
+    from the codestream itself), without its APP1 segments (EXIF, XMP: the DICOM header, not their orientation, says
+    how the picture lies), without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000)
     when the frame carries none. The frame's header was read by ``check_pixel_data`` already."""
     kept, pos, has_icc = [frame[:2]], 2, False
     while pos + 4 <= len(frame) and frame[pos] == 0xFF:
@@ -289,7 +289,7 @@ def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
             break
         end = pos + 2 + _be16(frame, pos + 2)
         segment = frame[pos:end]
-        if marker == 0xE1 and segment[4:10] == b"Exif\x00\x00":
+        if marker == 0xE1:  # EXIF or XMP: either may carry an orientation the service would turn the picture by
             pos = end
             continue
         has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(_ICC_TAG)] == _ICC_TAG)

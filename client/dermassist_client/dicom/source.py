@@ -158,7 +158,13 @@ class DicomImage:
         """What the service is sent: a lossy JPEG frame as it came (``jpeg_for_service``: the service's strict decoder
         refuses damaged coded data, which pydicom's decoder fills in without a word, and takes the colour transform
         from the codestream, whatever Photometric Interpretation says), else the decoded pixels (``photograph``)."""
-        return self.photograph() if self.jpeg is None else jpeg_for_service(self.jpeg, self.icc_profile)
+        if self.jpeg is None:
+            return self.photograph()
+        try:
+            return jpeg_for_service(self.jpeg, self.icc_profile)
+        except ValueError as e:  # an ICC profile past what a JPEG holds (16 MB): PNG carries any
+            logger.info("%s: its JPEG frame is sent decoded, as PNG: %s", self.name, e)
+            return self.photograph()
 
     @cached_property
     def output_source(self) -> Dataset:

@@ -390,6 +390,17 @@ def test_the_outputs_declare_utf8_when_their_text_needs_it(tmp_path, ham_jpeg, c
     assert len(warned) == (case == "undeclared Latin-1 source")
 
 
+def test_a_body_site_in_snomed_rt_is_given_in_words_not_as_a_snomed_ct_code():
+    """DICOM's old SRT scheme (T-D2100) is not SNOMED CT: it was labelled http://snomed.info/sct."""
+    from dermassist_client.fhir import ImagingContext, _body_site
+    from dermassist_client.terminology import LATERALITY, SiteCode
+
+    legacy = ImagingContext(body_site=SiteCode("T-D2100", "SRT", "Back"), laterality=LATERALITY["R"])
+    assert _body_site(legacy) == {"text": "Back (right)"}
+    current = ImagingContext(body_site=SiteCode("123851003", "SCT", "Back"))
+    assert _body_site(current)["coding"] == [{"system": "http://snomed.info/sct", "code": "123851003", "display": "Back"}]
+
+
 def test_the_sr_carries_the_served_float32_figures_as_the_fhir_bundle_does(tmp_path, source):
     """0.62 came out as "0.62000000476837" in the SR (float32 widened), and 0.62 in FHIR and the docs."""
     import dataclasses

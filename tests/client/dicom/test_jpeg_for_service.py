@@ -75,3 +75,25 @@ def test_a_jpeg_instance_sends_its_frame_and_an_uncompressed_one_its_pixels(ham_
         assert im.info["icc_profile"] == icc.display_p3()
     native = read_dicom(di.photograph(ham_jpeg, PATIENT, compressed=False))
     assert native.jpeg is None and isinstance(native.for_service(), Image.Image)
+
+
+def test_an_xmp_orientation_goes_too() -> None:
+    """The service also turns a picture by an XMP tiff:Orientation: a 90-degree turn misregistered the SEG."""
+    xmp = (b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf="
+           b"'http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Description xmlns:tiff='http://ns.adobe.com/tiff/1.0/' "
+           b"tiff:Orientation='6'/></rdf:RDF></x:xmpmeta>")
+    plain = _jpeg()
+    at = 4 + int.from_bytes(plain[4:6], "big")  # after the JFIF APP0
+    frame = plain[:at] + b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp + plain[at:]
+    assert jpeg_for_service(frame, None) == plain
+
+
+def test_an_icc_profile_too_large_for_a_jpeg_sends_the_decoded_pixels(ham_jpeg: bytes) -> None:
+    """A profile of more than 255 APP2 chunks (16.7 MB) raised a bare ValueError, a 'DermAssist fault'."""
+    huge = di.photograph(ham_jpeg, PATIENT)
+    huge.ICCProfile = icc.display_p3() * (256 * 65519 // len(icc.display_p3()) + 1)
+    image = read_dicom(huge)
+    with pytest.raises(ValueError, match="does not fit in a JPEG"):
+        jpeg_for_service(image.jpeg, image.icc_profile)
+    sent = image.for_service()
+    assert isinstance(sent, Image.Image) and sent.info["icc_profile"] == image.icc_profile
