@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,11 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(prog="python -m dermassist.bench.recovery", description=__doc__.splitlines()[0])
     parser.add_argument("--repository", default=str(SOURCE_REPOSITORY), help="servable model repository")
-    parser.add_argument("--audit-log", default=os.devnull, help="where the guard's audit lines go (default: nowhere)")
+    parser.add_argument("--audit-log", help="where the guard's audit lines go (default: a temporary file, deleted at "
+                                            "the end; the guard refuses a device such as /dev/null)")
     args = parser.parse_args(argv)
     configure_logging()
     load = os.getloadavg()[0]
-    rows = measure(Path(args.repository), args.audit_log)
+    with tempfile.TemporaryDirectory(prefix="dermassist-recovery-") as folder:
+        rows = measure(Path(args.repository), args.audit_log or str(Path(folder) / "audit.jsonl"))
     print(f"load average at start {load:.1f}\n" + "\n".join(rows))
     return 0
 

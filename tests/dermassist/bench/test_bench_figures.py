@@ -237,3 +237,25 @@ def test_the_cpu_time_of_a_process_is_read_from_proc_and_grows() -> None:
     assert first is not None and second is not None and second >= first
     assert process_cpu_s(2 ** 22 + 12345) is None  # no such process
     assert cpu_snapshot(2 ** 22 + 12345) == {}
+
+
+def test_the_recovery_bench_gives_its_guard_an_audit_file_it_takes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Its default was /dev/null, which the guard now refuses as a device: the documented command ended in a
+    ConfigError. The default is a temporary file, gone at the end; --audit-log still names one."""
+    from dermassist.bench import recovery
+    from dermassist.guard.config import GuardConfig
+
+    given: list[str] = []
+
+    def measure(repository: Path, audit_log: str) -> list[str]:
+        GuardConfig(audit_log=audit_log)  # what the bench's guard is made with: refused if it cannot take it
+        given.append(audit_log)
+        return ["| prepare SIGKILL | reload | 0.10 | 2.00 |"]
+
+    monkeypatch.setattr(recovery, "measure", measure)
+    assert recovery.main(["--repository", str(tmp_path)]) == 0
+    assert recovery.main(["--repository", str(tmp_path), "--audit-log", str(tmp_path / "kept.jsonl")]) == 0
+    assert given[0].endswith("audit.jsonl") and not Path(given[0]).parent.exists()  # deleted at the end
+    assert given[1] == str(tmp_path / "kept.jsonl")
+    assert "| prepare SIGKILL | reload |" in capsys.readouterr().out
