@@ -362,12 +362,16 @@ class DicomNode:
                 fsync_path(path)
             fsync_path(staging)
             staging.rename(item)
-            fsync_path(self._pending)  # the rename itself
         except (OSError, DicomError) as e:  # DicomError: analysis.write's, from an OSError
             shutil.rmtree(staging, ignore_errors=True)  # what was written: no half item left taking space
             cause = _os_error(e)
             raise SpoolWriteError(f"{analysis.image.name}: its results cannot be written to the spool {item}: "
                                   f"{cause or e}", None if cause is None else cause.errno) from e
+        try:  # the rename itself; the item is in place and will be forwarded, so the sender hears Success whatever
+            fsync_path(self._pending)
+        except OSError as e:
+            log.warning("the spool folder %s could not be flushed to disk after %s was put in it (%s): the item may "
+                        "not survive a power loss; check the spool's disk", self._pending, item.name, e.strerror or e)
         return item
 
     def _unspooled(self, error: SpoolWriteError) -> StoreOutcome:
@@ -597,10 +601,14 @@ class ArrivalGuard:
 
 
 def fsync_path(path: Path) -> None:
-    """Flush the file or folder at ``path`` to its disk (a folder: the names in it, e.g. a rename)."""
+    """Flush the file or folder at ``path`` to its disk (a folder: the names in it, e.g. a rename). A file system that
+    cannot flush a folder (EINVAL: some network and FUSE ones) keeps what it can: that is not an error."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
+    except OSError as e:
+        if e.errno != errno.EINVAL or not path.is_dir():
+            raise
     finally:
         os.close(descriptor)
 

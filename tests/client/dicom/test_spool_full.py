@@ -214,3 +214,30 @@ def test_the_results_are_on_disk_before_the_sender_hears_success(tmp_path: Path,
     files = sorted(p.name for p in (node.config.spool / "pending" / item).iterdir())
     assert [name.split("_")[1] for name in files] == ["SOURCE", "SEG", "SR"]
     assert synced == [*files, f"{item}.partial", "pending"]  # every file, its folder, then the rename in pending
+
+
+def test_a_spool_folder_that_cannot_be_flushed_after_the_rename_still_answers_success(
+        tmp_path: Path, ham_jpeg: bytes, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The item was in place (and would be forwarded) but the sender heard a failure, and a resend gave the PACS a
+    second SEG and SR. A folder a file system cannot flush at all (EINVAL) is no error."""
+    node = make_node(tmp_path)
+    real = node_module.fsync_path
+
+    def pending_fails(path: Path) -> None:
+        if Path(path).name == "pending":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(path)
+
+    monkeypatch.setattr(node_module, "fsync_path", pending_fails)
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-EIO").with_study(), compressed=False)
+    assert node.process(ds, name=NAME).ok and len(leftovers(node)) == 1
+    assert any("could not be flushed to disk" in r.getMessage() for r in caplog.records)
+
+    monkeypatch.setattr(node_module.os, "fsync", lambda descriptor: (_ for _ in ()).throw(OSError(errno.EINVAL, "x")))
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    real(folder)  # EINVAL on a folder: tolerated
+    (folder / "f").write_bytes(b"x")
+    with pytest.raises(OSError):
+        real(folder / "f")  # on a file it is not
