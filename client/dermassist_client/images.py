@@ -319,8 +319,8 @@ def _from_path(path: Path) -> EncodedImage:
     if fmt is None and is_bare_dicom(data):
         raise InvalidImageError(
             f"{path} looks like a DICOM data set written without its Part 10 header (no 'DICM' at byte 128, no file "
-            "meta information), which DermAssist does not read: write it as a DICOM file first, e.g. `dcmconv +F "
-            f"{path} fixed.dcm` (DCMTK), and analyse that"
+            "meta information), which DermAssist does not read: export it as a DICOM file (Part 10) instead, or, if its "
+            f"pixel data is uncompressed, convert it with `dcmconv +F {path} fixed.dcm` (DCMTK) and analyse that"
         )
     other = other_format(data) if fmt is None else None
     header = read_header(data)

@@ -166,9 +166,14 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
         held = " or ".join(f"sport = :{b.port}" for b in taken)
         which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
         fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
-    if privileged:
-        fixes.append(f"{_ports(privileged)} below 1024 {'needs' if len(privileged) == 1 else 'need'} privileges (root "
-                     "or CAP_NET_BIND_SERVICE): use a port from 1024 up")
+    low = [b for b in privileged if b.port < 1024]
+    if low:
+        fixes.append(f"{_ports(low)} below 1024 {'needs' if len(low) == 1 else 'need'} privileges (root or "
+                     "CAP_NET_BIND_SERVICE): use a port from 1024 up")
+    if len(low) < len(privileged):
+        denied = [b for b in privileged if b.port >= 1024]
+        fixes.append(f"binding {_ports(denied)} was denied by a security policy (SELinux or AppArmor? its audit log "
+                     "says which): allow it there")
     return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: "
             f"{'; '.join(fixes)}; or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 

@@ -243,7 +243,8 @@ def test_a_dicom_data_set_without_its_part_10_header_is_named_with_the_fix(tmp_p
     ds.save_as(bare, implicit_vr=not explicit, little_endian=True)  # no preamble, no 'DICM', no file meta
     assert bare.read_bytes()[:4] == bytes.fromhex("08000500")
     with pytest.raises(InvalidImageError, match=r"export.dcm looks like a DICOM data set written without its Part 10 "
-                                                r"header .* `dcmconv \+F .*export.dcm fixed.dcm`"):
+                                                r"header .* if its pixel data is uncompressed, convert it with "
+                                                r"`dcmconv \+F .*export.dcm fixed.dcm`"):
         encode_image(bare)
     noise = tmp_path / "noise.bin"
     noise.write_bytes(bytes.fromhex("08000500") + b"\xff" * 60)  # group 0008, then neither a VR nor a short length

@@ -100,6 +100,8 @@ def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken() -> 
     assert "holds port 80 " not in text and "sport = :80'" not in text
     only = bind_failure([BusyPort("gRPC", "0.0.0.0", 443, "Permission denied", "grpc_port", errno.EACCES)])
     assert "stop what holds" not in only and "or pass another --grpc-port / DERMASSIST_GRPC_PORT" in only
+    policy = bind_failure([BusyPort("gRPC", "0.0.0.0", 8001, "Permission denied", "grpc_port", errno.EACCES)])
+    assert "below 1024" not in policy and "binding port 8001 was denied by a security policy" in policy
 
 
 def test_every_taken_public_port_is_told_in_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
