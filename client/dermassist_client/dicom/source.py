@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -286,21 +287,28 @@ def check_header_values(ds: Dataset, name: str) -> None:
                                            "stored it") from e
 
 
+_decoding = threading.local()  # set while this thread decodes pixel data (``_decoder_failures_unlogged``)
+
+
 def _drop_plugin_failure(record: logging.LogRecord) -> bool:
-    return record.levelno < logging.ERROR
+    """Keep a record of pydicom's decoder logger unless it is a plugin's failure (ERROR) while this thread decodes."""
+    return record.levelno < logging.ERROR or not getattr(_decoding, "active", False)
 
 
 @contextlib.contextmanager
 def _decoder_failures_unlogged() -> Iterator[None]:
     """pydicom logs each decoding plugin's failure as an ERROR with its traceback, then raises one error holding every
     plugin's message, which becomes an UnreadableDicomError naming the file: the traceback on stderr said nothing
-    more, before the clean refusal."""
+    more, before the clean refusal. The filter stays on the logger and drops only records of the thread decoding
+    here (a node decodes several instances at once: a filter removed by one would let another's traceback through)."""
     plugin_logger = logging.getLogger(PIXEL_DECODER_LOGGER)
-    plugin_logger.addFilter(_drop_plugin_failure)
+    if _drop_plugin_failure not in plugin_logger.filters:
+        plugin_logger.addFilter(_drop_plugin_failure)
+    _decoding.active = True
     try:
         yield
     finally:
-        plugin_logger.removeFilter(_drop_plugin_failure)
+        _decoding.active = False
 
 
 def image_from_dataset(ds: Dataset, name: str) -> DicomImage:

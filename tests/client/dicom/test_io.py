@@ -103,6 +103,7 @@ def test_bad_inputs_get_a_clear_error_and_their_own_status(tmp_path, ham_jpeg, m
 def test_a_frame_no_decoder_can_read_is_refused_without_pydicoms_traceback(tmp_path, ham_jpeg, caplog):
     """pydicom logged each plugin's failure as an ERROR with a traceback (on stderr) before the clean refusal."""
     import logging
+    import threading
 
     from dermassist_client.dicom.source import PIXEL_DECODER_LOGGER
 
@@ -110,7 +111,25 @@ def test_a_frame_no_decoder_can_read_is_refused_without_pydicoms_traceback(tmp_p
     with caplog.at_level(logging.DEBUG, logger="pydicom"), pytest.raises(UnreadableDicomError, match="cannot be decoded"):
         read_dicom(cut)
     assert not [r for r in caplog.records if r.name == PIXEL_DECODER_LOGGER and r.levelno >= logging.ERROR]
-    assert logging.getLogger(PIXEL_DECODER_LOGGER).filters == []  # only while decoding
+    decoding, other = threading.Event(), threading.Event()
+    with caplog.at_level(logging.DEBUG, logger="pydicom"):
+        logging.getLogger(PIXEL_DECODER_LOGGER).error("not while decoding: kept")
+        from dermassist_client.dicom import source as source_module
+
+        def decode_in_a_thread() -> None:  # while this thread decodes, another thread's ERROR is kept
+            with source_module._decoder_failures_unlogged():
+                decoding.set()
+                other.wait(5)
+                logging.getLogger(PIXEL_DECODER_LOGGER).error("this thread's plugin failure: dropped")
+
+        worker = threading.Thread(target=decode_in_a_thread)
+        worker.start()
+        decoding.wait(5)
+        logging.getLogger(PIXEL_DECODER_LOGGER).error("another thread's: kept")
+        other.set()
+        worker.join(5)
+    kept = [r.getMessage() for r in caplog.records if r.name == PIXEL_DECODER_LOGGER]
+    assert kept == ["not while decoding: kept", "another thread's: kept"]
 
 
 @pytest.mark.parametrize("sop_class,kind", [
