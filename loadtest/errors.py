@@ -20,3 +20,8 @@ class UnexpectedAcceptance(LoadtestError):
 
 class TargetUnreachable(LoadtestError):
     """The server to load cannot be reached, or does not become ready, before the run starts."""
+
+
+class CutAtStop(LoadtestError):
+    """A call still waiting for its answer when the run ended and Locust's ``--stop-timeout`` ran out: Locust stopped
+    its user, and the call (one of the run's slowest) is counted as a failure instead of going missing."""

@@ -22,6 +22,7 @@ import time
 
 import grpc
 import grpc.experimental.gevent as grpc_gevent
+from gevent import GreenletExit
 from locust import User, constant, events, task
 from locust.env import Environment
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -31,7 +32,7 @@ from dermassist.base.settings import setting_names
 from loadtest import run_end
 from loadtest.answers import AnswerTally
 from loadtest.config import ScenarioConfig, check_grpc_host, check_variables
-from loadtest.errors import LoadtestError, UnexpectedAcceptance
+from loadtest.errors import CutAtStop, LoadtestError, UnexpectedAcceptance
 from loadtest.protocol import (
     BadAnswer,
     backoff_s,
@@ -118,6 +119,14 @@ class DermAssistGrpcUser(User):
             response_length=length, exception=exception, context={},
         )
 
+    def _cut_at_stop(self, name: str, started: float) -> None:
+        """Count a call Locust stopped its user in (the run time and ``--stop-timeout`` were up) as a failure: it was
+        one of the slowest of the run, and leaving it out read a saturated server as one with no failures."""
+        waited_s = time.perf_counter() - started
+        self._fire(name, waited_s, 0, CutAtStop(
+            f"no answer after {waited_s:.0f} s when the run ended and --stop-timeout ran out (the per-call deadline is "
+            f"{CONFIG.deadline_s:g} s): the server was saturated; give --stop-timeout more than the deadline"))
+
     def _infer(self, name: str, request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:
         """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under
         ``name``)."""
@@ -144,6 +153,9 @@ class DermAssistGrpcUser(User):
         except grpc.RpcError as e:
             self._fire(name, time.perf_counter() - started, 0, e)
             return
+        except GreenletExit:
+            self._cut_at_stop(name, started)
+            raise
         elapsed_s = time.perf_counter() - started  # the answer's time, not the time to read it
         rows = response_rows(response)
         error: LoadtestError | None = None
@@ -165,5 +177,8 @@ class DermAssistGrpcUser(User):
         except grpc.RpcError as e:
             code, detail = e.code(), e.details() or ""
             length = len(detail)
+        except GreenletExit:
+            self._cut_at_stop(BAD, started)
+            raise
         problem = rejection_outcome(code, grpc.StatusCode.INVALID_ARGUMENT, detail)
         self._fire(BAD, time.perf_counter() - started, length, UnexpectedAcceptance(problem) if problem else None)

@@ -7,6 +7,7 @@ in flight when the run time is up; the answers' counts from ``dermassist_answers
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -21,7 +22,10 @@ logger = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 CSV_PREFIX = "dermassist"
-STOP_TIMEOUT_S = 30  # let in-flight calls finish when the run time is up
+# When the run time is up, the calls in flight get this long beyond their deadline to end (answered, or failed at
+# it): a --stop-timeout shorter than the deadline had Locust stop users still waiting, and their calls, the run's
+# slowest, were in no figure.
+STOP_MARGIN_S = 5
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,17 @@ class LocustReports:
     answers: Path
 
 
-def locust_command(run: RunConfig, host: str, reports: Path) -> list[str]:
+def stop_timeout_s(scenario: ScenarioConfig) -> int:
+    """Locust's ``--stop-timeout`` for ``scenario``: its per-call deadline and a margin, so no call is cut."""
+    return math.ceil(scenario.deadline_s) + STOP_MARGIN_S
+
+
+def locust_command(run: RunConfig, host: str, reports: Path, scenario: ScenarioConfig | None = None) -> list[str]:
     """The headless ``locust`` command line for a run against ``host`` (gRPC HOST:PORT)."""
     return [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
         "-u", str(run.users), "-r", str(run.spawn_rate), "-t", f"{run.run_time_s}s",
-        "--host", host, "--stop-timeout", str(STOP_TIMEOUT_S),
+        "--host", host, "--stop-timeout", str(stop_timeout_s(scenario or ScenarioConfig())),
         "--csv", str(reports / CSV_PREFIX), "--html", str(reports / "report.html"),
         "--only-summary", "--loglevel", "INFO", "--exit-code-on-error", "0",
     ]
@@ -56,9 +65,9 @@ def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[Loa
     files.answers.unlink(missing_ok=True)
     env = {**os.environ, **scenario.to_env(), "PYTHONPATH": os.pathsep.join(
         p for p in (str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
-    cmd = locust_command(run, host, reports)
+    cmd = locust_command(run, host, reports, scenario)
     logger.info("locust: %d users for %d s against %s (log %s)", run.users, run.run_time_s, host, files.log)
-    timeout = run.run_time_s + STOP_TIMEOUT_S + 120
+    timeout = run.run_time_s + stop_timeout_s(scenario) + 120
     with files.log.open("wb") as log:
         try:
             code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,

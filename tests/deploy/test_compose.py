@@ -243,7 +243,8 @@ def test_the_comment_says_ca_crt_never_signs_client_certificates():
 
 def test_the_locust_master_expects_the_workers_the_docs_scale_to_and_is_bounded(config: dict):
     """--expect-workers 2 while the docs scale to 4; no bound on the wait; no --stop-timeout (calls cancelled)."""
-    from loadtest.runner import STOP_TIMEOUT_S
+    from loadtest.config import ScenarioConfig
+    from loadtest.runner import stop_timeout_s
 
     command = config["services"]["locust-master"]["command"]
     expected = command[command.index("--expect-workers") + 1]
@@ -251,7 +252,7 @@ def test_the_locust_master_expects_the_workers_the_docs_scale_to_and_is_bounded(
     scales = set(re.findall(r"--scale locust-worker=(\d+)", _header_comment() + readme))
     assert scales == {expected}, (scales, expected)
     assert 0 < int(command[command.index("--expect-workers-max-wait") + 1]) <= 300
-    assert command[command.index("--stop-timeout") + 1] == str(STOP_TIMEOUT_S)
+    assert command[command.index("--stop-timeout") + 1] == str(stop_timeout_s(ScenarioConfig()))
 
 
 def test_the_locust_containers_get_real_images_from_a_bare_checkout(tmp_path: Path):

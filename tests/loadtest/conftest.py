@@ -3,6 +3,7 @@ mutual TLS (a client certificate required), with answers the test chooses."""
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class FakeDermAssist:
     refer_every: int = 2  # REFER of every n-th image of an answer (0: none)
     unavailable_every: int = 0  # answer every n-th ModelInfer with UNAVAILABLE (0: never)
     ready: bool = True
+    delay_s: float = 0.0  # how long each ModelInfer takes
     infer_calls: int = 0
     unavailable_sent: int = 0
     clients: set[str] = field(default_factory=set)  # common names of the client certificates of ModelInfer calls
@@ -48,6 +50,8 @@ class FakeDermAssist:
             if self.unavailable_every and self.infer_calls % self.unavailable_every == 0:
                 self.unavailable_sent += 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "DermAssist is not ready: recovering by reload lesion_crop")
+        if self.delay_s:
+            time.sleep(self.delay_s)
         rows = int(request.inputs[0].shape[0])
         response = service_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
         outputs = {

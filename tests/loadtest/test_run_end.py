@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.config import ScenarioConfig
 from loadtest.report import AnswerCounts, answers_path, final_stats_path, read_answers, read_stats
 from loadtest.run_end import CUT_SHORT_EXIT_CODE, cut_short
-from loadtest.runner import STOP_TIMEOUT_S
+from loadtest.runner import stop_timeout_s
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_CALLS = Path(__file__).parent / "locustfiles" / "slow_calls.py"
@@ -41,7 +42,8 @@ def test_the_documented_master_gives_up_on_missing_workers_and_lets_calls_finish
     assert "--headless" in master
     wait = flag(master, "--expect-workers-max-wait")
     assert wait is not None and 0 < int(wait) <= 300
-    assert flag(master, "--stop-timeout") == str(STOP_TIMEOUT_S)  # what `make loadtest` passes
+    assert flag(master, "--stop-timeout") == str(stop_timeout_s(ScenarioConfig()))  # what `make loadtest` passes
+    assert int(flag(master, "--stop-timeout")) > ScenarioConfig().deadline_s  # no call in flight is cut at the end
 
 
 @pytest.mark.parametrize(("run_time", "ran", "short"), [
@@ -72,7 +74,7 @@ def _distributed(tmp_path: Path, run_time_s: int, call_s: float) -> tuple[subpro
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     master = _locust("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--headless",
                      "-u", "2", "-r", "10", "-t", f"{run_time_s}s", "--host", "127.0.0.1:1", "--expect-workers", "1",
-                     "--expect-workers-max-wait", "60", "--stop-timeout", str(STOP_TIMEOUT_S),
+                     "--expect-workers-max-wait", "60", "--stop-timeout", str(stop_timeout_s(ScenarioConfig())),
                      "--csv", str(tmp_path / "dist"), "--only-summary", cwd=tmp_path, env=env)
     worker = _locust("--worker", "--master-host", "127.0.0.1", "--master-port", port, cwd=tmp_path, env=env)
     return master, worker, env
@@ -115,3 +117,19 @@ def test_a_run_whose_last_worker_quit_fails(tmp_path: Path) -> None:
     assert "The last worker quit" in log
     assert code == CUT_SHORT_EXIT_CODE and "the run was cut short: it stopped after" in log, log
     assert "of its 60 s run time (-t)" in log
+
+
+def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_dermassist, tmp_path: Path) -> None:
+    """500 users against a saturated server: Locust stopped the users still waiting after --stop-timeout 30, and
+    their calls (a third of the run, its slowest) were in no figure: 0 failures, exit 0."""
+    fake_dermassist.delay_s = 8.0  # every answer comes after the run and its stop timeout are over
+    env = {**os.environ, **ScenarioConfig(deadline_s=30).to_env(),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
+                           "-u", "2", "-r", "10", "-t", "2s", "--host", fake_dermassist.plain, "--stop-timeout", "1",
+                           "--csv", str(tmp_path / "run"), "--only-summary", "--exit-code-on-error", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    summary = read_stats(final_stats_path(str(tmp_path / "run")))
+    assert summary.total.requests == summary.total.failures == 2, done.stdout + done.stderr  # both users' calls
+    assert "no answer after" in done.stdout + done.stderr and "give --stop-timeout more than the deadline" in (
+        done.stdout + done.stderr)
