@@ -22,7 +22,7 @@ import time
 
 import grpc
 import grpc.experimental.gevent as grpc_gevent
-from gevent import GreenletExit
+from gevent import GreenletExit  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.env import Environment
 from tritonclient.grpc import service_pb2, service_pb2_grpc
