@@ -15,6 +15,7 @@ from dermassist.base.errors import ImageCorpusError
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
 from dermassist.base.pem import pem_problem
 from dermassist.base.settings import Settings, setting_names, variable_name
+from preprocess.contract import MAX_BATCH_SIZE
 
 from .errors import LoadtestConfigError
 from .faults import SIGNALS
@@ -63,8 +64,9 @@ class ScenarioConfig(Settings):
             raise LoadtestConfigError("single_weight + batch_weight must be > 0; set at least one scenario weight")
         if not 0.0 <= self.bad_share < 1.0:
             raise LoadtestConfigError(f"bad_share must lie in [0, 1), got {self.bad_share} (0.01 means 1%)")
-        if not 1 <= self.batch_size:
-            raise LoadtestConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise LoadtestConfigError(f"batch_size must be 1 to {MAX_BATCH_SIZE} (the ensemble's largest batch), got "
+                                      f"{self.batch_size}; pass a smaller --batch-size")
         if not self.deadline_s > 0:
             raise LoadtestConfigError(f"deadline_s must be positive, got {self.deadline_s}")
         if self.think_time_s < 0:

@@ -167,6 +167,10 @@ def _admin_headers(run: RunConfig, guard: BackgroundGuard | None) -> dict[str, s
     return None
 
 
+SUMMARY_FILES = ("summary.md", "summary.json")
+INTERRUPTED_EXIT_CODE = 130  # the shell's for SIGINT
+
+
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,
                   extra: dict[str, Any] | None = None) -> None:
     """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures; ``ok`` false
@@ -206,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
     flags = vars(args)
+    run: RunConfig | None = None
     try:
         check_variables(os.environ)
         run = RunConfig.resolve(flags)
@@ -226,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             headers = _admin_headers(run, guard)
             before = server_statistics(host, headers, *tls) if headers is not None else None
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
+            for stale in SUMMARY_FILES:  # an earlier run's must not read as this one's, were this one stopped
+                (run.report_dir / stale).unlink(missing_ok=True)
             summary, files = run_locust(run, scenario, host)
             if injector is not None:
                 extra["fault"] = injector.report()
@@ -235,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2
+    except KeyboardInterrupt:
+        logger.error("interrupted: no summary was written%s", "" if run is None else
+                     f"; Locust's partial reports, if any, are in {run.report_dir}")
+        return INTERRUPTED_EXIT_CODE
     write_summary(summary, run, scenario, extra)
     print(summary.table())
     print(f"reports: {files.stats_csv.parent} (HTML {files.html.name}, CSV {files.stats_csv.name})")

@@ -133,3 +133,21 @@ def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_d
     assert summary.total.requests == summary.total.failures == 2, done.stdout + done.stderr  # both users' calls
     assert "no answer after" in done.stdout + done.stderr and "give --stop-timeout more than the deadline" in (
         done.stdout + done.stderr)
+
+
+def test_ctrl_c_ends_the_run_with_one_line_and_leaves_no_earlier_summary(fake_dermassist, monkeypatch, tmp_path: Path,
+                                                                          caplog) -> None:
+    """Ctrl-C printed a raw traceback, and the earlier run's summary.md stayed beside this run's partial reports."""
+    from loadtest import run
+
+    for stale in ("summary.md", "summary.json"):
+        (tmp_path / stale).write_text("an earlier run's 525 requests")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "run_locust", interrupted)
+    assert run.main(["--host", fake_dermassist.plain, "--report-dir", str(tmp_path)]) == run.INTERRUPTED_EXIT_CODE == 130
+    assert not (tmp_path / "summary.md").exists() and not (tmp_path / "summary.json").exists()
+    assert f"interrupted: no summary was written; Locust's partial reports, if any, are in {tmp_path}" in caplog.text
+

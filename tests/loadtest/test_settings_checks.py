@@ -151,3 +151,11 @@ def test_the_corpus_sizes_setting_resizes_or_sends_a_sites_files_as_they_are(tmp
     for text, said in (("1024by768", "is not WIDTHxHEIGHT"), ("16x16", "at least 32 pixels"), ("", "is not WIDTHxHEIGHT")):
         with pytest.raises(LoadtestConfigError, match=said):
             ScenarioConfig.resolve({}, {**base, "LOADTEST_SIZES": text})
+
+
+def test_a_batch_larger_than_the_ensemble_takes_is_refused_before_the_run(no_server, tmp_path: Path, caplog) -> None:
+    """--batch-size 33 was accepted and every batch call then failed for the whole run."""
+    from loadtest import run
+
+    assert run.main(["--host", "127.0.0.1:1", "--batch-size", "33", "--report-dir", str(tmp_path)]) == 2
+    assert "batch_size must be 1 to 32 (the ensemble's largest batch), got 33" in caplog.text
