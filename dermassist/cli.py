@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("dermassist").error("%s", e)
         return 2
     except KeyboardInterrupt:
+        logging.getLogger("dermassist").error("interrupted (Ctrl-C): dermassist %s stopped before it finished",
+                                              args.command)
         return 130
 
 

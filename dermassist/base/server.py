@@ -413,11 +413,16 @@ class TritonServer:
         self.startup_s: float | None = None
         self.shm_prefix = ""
         self.kept_log: Path | None = None  # the full log of the last failed start, kept after stop
+        # set when its owner ends its ``with`` block: a guard it was given must not heal it from then on (a Ctrl-C
+        # that cut the guard's own stop short had it restart the tritonserver being stopped)
+        self.closing = False
 
     def __enter__(self) -> TritonServer:
+        self.closing = False
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.closing = True
         self.stop()
 
     def start(self) -> TritonServer:

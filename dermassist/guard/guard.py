@@ -647,6 +647,11 @@ class Guard:
         return "reload " + ", ".join(fault.models)
 
     async def _recover(self, fault: Fault) -> None:
+        if not self._owns_server and getattr(self.server, "closing", False):  # its owner is stopping it: not healed
+            self.readiness.set_not_ready(f"{fault.reason}; the tritonserver this guard was given is being stopped by "
+                                         "its owner: not healed")
+            await asyncio.sleep(self.config.scan_interval_s)
+            return
         record = Recovery(fault.reason, self._choose(fault), time.monotonic())
         self.recoveries.append(record)
         del self.recoveries[:-MAX_RECORDS]

@@ -49,3 +49,16 @@ def test_synth_into_a_file_and_import_of_an_empty_file_are_named(tmp_path, caplo
     empty.write_bytes(b"")
     with pytest.raises(ImportModelError, match="empty.pt cannot be loaded \\(EOFError\\)"):
         run_import("torch", empty, tmp_path / "repo")
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`make bench` stopped with Ctrl-C exited 130 without a word of its own."""
+    from dermassist import cli
+    from dermassist.commands import bench
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run", interrupted)
+    assert cli.main(["bench"]) == 130
+    assert "interrupted (Ctrl-C): dermassist bench stopped before it finished" in caplog.text

@@ -511,3 +511,30 @@ def test_the_canary_after_a_restart_waits_for_the_loopback_channel_to_connect_ag
 
     healed, next_one = asyncio.run(main())
     assert healed is None and next_one is None
+
+
+def test_a_given_tritonserver_its_owner_is_stopping_is_not_healed(tmp_path: Path) -> None:
+    """Ctrl-C on the bench cut the guard's stop short; the bench then stopped its tritonserver, and the guard, still
+    watching, took that for a fault and started a new one (its runtime folder left in /tmp)."""
+    from dermassist.base.server import TritonServer
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.guard import Fault, Guard
+
+    server = TritonServer(ServerConfig(repository=tmp_path, admin_key="k"))
+    assert server.closing is False
+    server.__exit__(None, None, None)  # what the owner's with block does (nothing was started: stop is a no-op)
+    assert server.closing is True
+    guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)
+
+    async def heal(*args: object) -> str | None:
+        raise AssertionError("the guard healed a tritonserver its owner was stopping")
+
+    guard._heal = heal  # type: ignore[method-assign]
+
+    async def main() -> None:
+        guard.readiness = Readiness()
+        await guard._recover(Fault("stub process triage_0_0 (pid 1) exited"))
+
+    asyncio.run(main())
+    assert guard.recoveries == [] and "being stopped by its owner: not healed" in guard.readiness.reason
+    guard.audit.close()
