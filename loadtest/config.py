@@ -15,7 +15,7 @@ from dermassist.base.errors import ImageCorpusError
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
 from dermassist.base.pem import pem_problem
 from dermassist.base.settings import Settings, setting_names, variable_name
-from preprocess.contract import MAX_BATCH_SIZE
+from dermassist_client.classes import MAX_BATCH_SIZE
 
 from .errors import LoadtestConfigError
 from .faults import SIGNALS

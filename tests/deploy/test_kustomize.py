@@ -49,6 +49,8 @@ def test_deployment_gpu_probes_and_read_only_repository():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["readinessProbe"]["periodSeconds"] * container["readinessProbe"]["failureThreshold"] <= 2
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # not the 1 s default: one slow answer
+        assert 2 <= container[probe]["timeoutSeconds"] <= container[probe]["periodSeconds"], probe
     assert "--profile=gpu" in container["args"] and "--recovery=reload" in container["args"]
     assert any(a.startswith("--grpc-max-connection-age=") for a in container["args"])
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
