@@ -98,6 +98,7 @@ def _embedded_guard(stack: ExitStack, run: RunConfig) -> BackgroundGuard:
     http, grpc, metrics = free_ports(3)
     public = ServerConfig(repository=run.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)
     run.report_dir.mkdir(parents=True, exist_ok=True)
+    (run.report_dir / "audit.jsonl").unlink(missing_ok=True)  # this run's trail, as every report of the folder
     guard = BackgroundGuard(public, GuardConfig(audit_log=str(run.report_dir / "audit.jsonl")))
     return stack.enter_context(guard)
 

@@ -240,6 +240,8 @@ def measure_behind_guard(server: TritonServer, images: Sequence[bytes], concurre
     Audit trails go to :data:`AUDIT_FILE` (plaintext) and :data:`TLS_AUDIT_FILE` in ``report_dir``.
     """
     report_dir = Path(report_dir)
+    for trail in (AUDIT_FILE, TLS_AUDIT_FILE):  # this run's trails, as every report of the folder (they grew across runs)
+        (report_dir / trail).unlink(missing_ok=True)
     with client_process() as clients:
         with _guard_before(server, audit_log=str(report_dir / AUDIT_FILE)) as guard:
             levels = tuple(measure_in(clients, server.config.grpc_address, guard.grpc_address, images, c, requests)

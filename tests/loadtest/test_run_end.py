@@ -151,3 +151,32 @@ def test_ctrl_c_ends_the_run_with_one_line_and_leaves_no_earlier_summary(fake_de
     assert not (tmp_path / "summary.md").exists() and not (tmp_path / "summary.json").exists()
     assert f"interrupted: no summary was written; Locust's partial reports, if any, are in {tmp_path}" in caplog.text
 
+
+
+def test_the_embedded_servers_audit_trail_is_this_runs(monkeypatch, tmp_path: Path) -> None:
+    """reports/loadtest/audit.jsonl was appended to by every run (496 lines, then 1228 after three)."""
+    from contextlib import ExitStack
+
+    import dermassist.base.repository
+    import dermassist.guard.guard
+    from loadtest import run
+    from loadtest.config import RunConfig
+
+    made: list[str] = []
+
+    class Guard:  # stands in for BackgroundGuard: no server is started
+        def __init__(self, public, config) -> None:
+            made.append(config.audit_log)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+    monkeypatch.setattr(dermassist.guard.guard, "BackgroundGuard", Guard)
+    monkeypatch.setattr(dermassist.base.repository, "require_artifacts", lambda *args: None)
+    (tmp_path / "audit.jsonl").write_text('{"an earlier run": 1}\n' * 3)
+    with ExitStack() as stack:
+        run._embedded_guard(stack, RunConfig(report_dir=tmp_path))
+    assert made == [str(tmp_path / "audit.jsonl")] and not (tmp_path / "audit.jsonl").exists()
