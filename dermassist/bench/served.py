@@ -42,8 +42,10 @@ def _request(grpcclient: Any, blob: bytes, outputs: Sequence[str] = OUTPUTS) -> 
 
 
 def measure_level(address: str, images: Sequence[bytes], concurrency: int, requests: int,
-                  admin_headers: dict[str, str] | None = None, server_pid: int | None = None) -> ServedLevel:
-    """Send ``requests`` single-image requests from ``concurrency`` threads (one client each).
+                  admin_headers: dict[str, str] | None = None, server_pid: int | None = None,
+                  log_level: int = logging.INFO) -> ServedLevel:
+    """Send ``requests`` single-image requests from ``concurrency`` threads (one client each); the level is logged at
+    ``log_level`` (the warm-up's at DEBUG).
 
     Triton's statistics (read before and after) sit behind the admin key: pass its header. ``server_pid``:
     tritonserver's pid, whose and whose stubs' CPU time is read around the level.
@@ -89,11 +91,13 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
         raise BenchError(f"served requests failed at concurrency {concurrency}: {errors[0]}") from errors[0]
     level = ServedLevel(concurrency, summarize(latencies, len(latencies), wall), diff(after, before),
                         cpu_ms_per_image(cpu_before, cpu_after, len(latencies)))
-    logger.info("served c=%d: %.2f images/s, p50 %.1f ms", concurrency, level.latency.images_per_s, level.latency.p50_ms)
+    logger.log(log_level, "served c=%d: %.2f images/s, p50 %.1f ms", concurrency, level.latency.images_per_s,
+               level.latency.p50_ms)
     return level
 
 
 def warm_up(address: str, images: Sequence[bytes], count: int, admin_headers: dict[str, str] | None = None) -> None:
-    """Send a few requests so every model instance has run once."""
+    """Send a few requests so every model instance has run once (logged as the warm-up, not as a measured level)."""
     if count > 0:
-        measure_level(address, images, min(2, count), count, admin_headers)
+        logger.info("warm-up: %d request(s), not measured", count)
+        measure_level(address, images, min(2, count), count, admin_headers, log_level=logging.DEBUG)

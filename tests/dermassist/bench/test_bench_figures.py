@@ -259,3 +259,20 @@ def test_the_recovery_bench_gives_its_guard_an_audit_file_it_takes(monkeypatch: 
     assert given[0].endswith("audit.jsonl") and not Path(given[0]).parent.exists()  # deleted at the end
     assert given[1] == str(tmp_path / "kept.jsonl")
     assert "| prepare SIGKILL | reload |" in capsys.readouterr().out
+
+
+def test_the_warm_up_is_logged_as_the_warm_up_not_as_a_measured_level(monkeypatch: pytest.MonkeyPatch,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """It was logged 'served c=2: 8.70 images/s', a level nobody asked for (DERMASSIST_BENCH_CONCURRENCIES=1,4)."""
+    import logging
+
+    from dermassist.bench import served
+
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(served, "measure_level", lambda address, images, concurrency, requests, headers=None, **kw:
+                        calls.append((concurrency, requests, kw.get("log_level"))))
+    with caplog.at_level(logging.INFO, logger="dermassist.bench.served"):
+        served.warm_up("127.0.0.1:1", [b"x"], 4)
+        served.warm_up("127.0.0.1:1", [b"x"], 0)
+    assert calls == [(2, 4, logging.DEBUG)]
+    assert [r.getMessage() for r in caplog.records] == ["warm-up: 4 request(s), not measured"]
