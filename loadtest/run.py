@@ -20,6 +20,7 @@ run was cut short).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
 from dermassist.base.errors import DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
+from dermassist.base.repository import served_models
 from dermassist.base.settings import setting_help, setting_names
 
 from .config import RunConfig, ScenarioConfig, check_together, check_variables
@@ -173,14 +175,17 @@ INTERRUPTED_EXIT_CODE = 130  # the shell's for SIGINT
 
 
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,
-                  extra: dict[str, Any] | None = None) -> None:
+                  extra: dict[str, Any] | None = None, started_utc: str = "", target: str = "") -> None:
     """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures; ``ok`` false
-    too when too many answers were NOT ASSESSABLE, ``not_assessable_problem`` says why)."""
+    too when too many answers were NOT ASSESSABLE, ``not_assessable_problem`` says why); ``started_utc`` and
+    ``target`` (the server and what it serves) tell runs apart."""
     run.report_dir.mkdir(parents=True, exist_ok=True)
     problem = answers_problem(summary, scenario)
-    header = f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}; corpus: {corpus_line(scenario)}"
+    header = (f"Run started {started_utc or 'at an unrecorded time'} against {target or 'an unrecorded target'}.\n"
+              f"Locust: {run.users} users, {run.run_time_s} s, mix {scenario.mix_text()}; corpus: {corpus_line(scenario)}")
     (run.report_dir / "summary.md").write_text(f"{header}\n\n{summary.table()}\n")
-    payload = {"run": {k: str(v) for k, v in asdict(run).items()}, "scenario": {k: str(v) for k, v in asdict(scenario).items()},
+    payload = {"started_utc": started_utc, "target": target, "run": {k: str(v) for k, v in asdict(run).items()},
+               "scenario": {k: str(v) for k, v in asdict(scenario).items()},
                "rows": {k: asdict(v) for k, v in summary.rows.items()}, "total": asdict(summary.total),
                "images_per_s": summary.images_per_s(), "unexpected_failures": summary.unexpected_failures,
                "answers": {k: v.to_json() for k, v in summary.answers.items()},
@@ -234,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
             for stale in SUMMARY_FILES:  # an earlier run's must not read as this one's, were this one stopped
                 (run.report_dir / stale).unlink(missing_ok=True)
+            started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            target = host if guard is None else f"the embedded server on {host} serving {served_models(run.repository)}"
             summary, files = run_locust(run, scenario, host)
             if injector is not None:
                 extra["fault"] = injector.report()
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("interrupted: no summary was written%s", "" if run is None else
                      f"; Locust's partial reports, if any, are in {run.report_dir}")
         return INTERRUPTED_EXIT_CODE
-    write_summary(summary, run, scenario, extra)
+    write_summary(summary, run, scenario, extra, started, target)
     print(summary.table())
     print(f"reports: {files.stats_csv.parent} (HTML {files.html.name}, CSV {files.stats_csv.name})")
     retried = {name: counts.retries for name, counts in summary.answers.items() if counts.retries}

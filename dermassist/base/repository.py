@@ -175,3 +175,12 @@ def mark_not_release(repository: Path, origin: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{IMPORTED} {origin}\n")
     return path
+
+
+def served_models(repository: Path) -> str:
+    """Which models a repository serves, for a report's header: its release stamp."""
+    try:
+        stamp = (Path(repository) / RELEASE_STAMP).read_text().strip()
+    except OSError:
+        return f"{repository} (no {RELEASE_STAMP}: models not from `dermassist models`)"
+    return f"{repository} ({RELEASE_STAMP} {stamp})"

@@ -45,6 +45,8 @@ class BenchResult:
     front: FrontCosts | None = None  # what `dermassist serve`'s gRPC front adds (audit, readiness), per level and TLS
     models: str = "not recorded"  # which models were served: the repository's release stamp
     load_average: tuple[float, float] | None = None  # the machine's 1-minute load average before and after the run
+    started_utc: str = ""  # when the run began (ISO 8601, UTC): which run a report is, beside the next one
+    settings: str = ""  # what the run was asked for (levels, requests, warm-up, passes), to compare runs like for like
 
     def level(self, concurrency: int) -> ServedLevel | None:
         """The served level at a concurrency, if measured."""
@@ -111,7 +113,8 @@ class BenchResult:
         """The report as markdown tables."""
         base = self.inprocess.latency
         lines = [
-            f"# dermassist bench\n\nMachine: {self.machine}. Models: {self.models}. Corpus: {self.corpus}.",
+            f"# dermassist bench\n\nRun started {self.started_utc or 'at an unrecorded time'}. Settings: "
+            f"{self.settings or 'not recorded'}.\nMachine: {self.machine}. Models: {self.models}. Corpus: {self.corpus}.",
             self._load_line(),
             "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
             "| path | concurrency | images/s | p50 ms | p95 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
@@ -211,6 +214,7 @@ class BenchResult:
     def to_json(self) -> dict:
         """A JSON-ready dict of the run."""
         return {
+            "started_utc": self.started_utc, "settings": self.settings,
             "machine": self.machine, "models": self.models, "corpus": self.corpus,
             "load_average": None if self.load_average is None else list(self.load_average),
             "inprocess": asdict(self.inprocess),
@@ -258,17 +262,6 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
-
-
-def served_models(repository: Path) -> str:
-    """Which models a repository serves, for the report header: its release stamp."""
-    from ..base.repository import RELEASE_STAMP
-
-    try:
-        stamp = (Path(repository) / RELEASE_STAMP).read_text().strip()
-    except OSError:
-        return f"{repository} (no {RELEASE_STAMP}: models not from `dermassist models`)"
-    return f"{repository} ({RELEASE_STAMP} {stamp})"
 
 
 def machine_description() -> str:

@@ -2,17 +2,18 @@
 (each level, then TLS at c=1) -> perf_analyzer."""
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from pathlib import Path
 
 from ..base.corpus import SIZES, CorpusSpec, load_corpus
-from ..base.repository import require_artifacts
+from ..base.repository import require_artifacts, served_models
 from .config import BenchConfig
 from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
 from .front import measure_behind_guard
 from .inprocess import measure_inprocess
-from .report import BenchResult, load_average, machine_description, served_models
+from .report import BenchResult, load_average, machine_description
 from .served import measure_level, warm_up
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the in-process pipeline, then the served ensemble, on one image corpus."""
     prepare_report_dir(config.report_dir)  # the reports are written after minutes of measuring
     load_before = load_average()
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    settings = (f"concurrencies {', '.join(map(str, config.concurrencies))}; {config.requests_per_level} requests per "
+                f"level; warm-up {config.warmup}; {config.inprocess_passes} in-process passes; {config.per_size} images "
+                "per size")
     require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
     threads = config.inprocess_torch_threads or "default"
@@ -71,4 +76,4 @@ def run_bench(config: BenchConfig) -> BenchResult:
         else:
             note = "not run (--no-perf-analyzer)"
     return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front,
-                       served_models(config.repository), (load_before, load_average()))
+                       served_models(config.repository), (load_before, load_average()), started, settings)

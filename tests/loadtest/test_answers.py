@@ -223,5 +223,9 @@ def test_a_run_whose_answers_are_all_not_assessable_fails_and_retries_are_counte
     assert sum(row["retried"] for row in summary["answers"].values()) == fake_dermassist.unavailable_sent
     assert f"{fake_dermassist.unavailable_sent} call(s) were sent again" in caplog.text
     table = (tmp_path / "reports" / "summary.md").read_text()
+    # which run this is, against what (runs overwrite the file: the header tells them apart)
+    assert re.match(rf"Run started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 against {re.escape(fake_dermassist.mtls)}\.\n",
+                    table), table
+    assert summary["target"] == fake_dermassist.mtls and summary["started_utc"].endswith("+00:00")
     assert re.search(r"\| all requests \| \d+ \| 0 \| [\d.]+ \| [\d.]+ \| - \| - \| - \| 100\.0% \| [\d.]+% \| "
                      rf"{fake_dermassist.unavailable_sent} \|", table), table

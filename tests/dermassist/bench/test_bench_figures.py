@@ -125,7 +125,8 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
         [_level(1, _summary(18.0, 60.0, 90.0), compute), _level(4, _summary(25.0, 150.0, 300.0), compute)],
         perf_analyzer=[PerfAnalyzerRow(concurrency=4, throughput=24.0, p50_ms=140.0, p95_ms=260.0, p99_ms=280.0, avg_ms=150.0)],
         front=FrontCosts((FrontCost(1, 50, direct_p50_ms=60.0, direct_p95_ms=70.0, front_p50_ms=61.5, front_p95_ms=71.0),)),
-        models="model_repository (.release-stamp abc)", load_average=(0.5, 3.25))
+        models="model_repository (.release-stamp abc)", load_average=(0.5, 3.25),
+        started_utc="2026-12-06T14:00:00+00:00", settings="concurrencies 1, 4; 96 requests per level")
     md, _ = result.write(tmp_path)
     text = md.read_text()
     lines = text.splitlines()
@@ -136,7 +137,8 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
     assert "| perf_analyzer | 4 | 24.00 | 140.0 | 260.0 | 280.0 | 1.20x | 2.80x |" in lines
     cores = os.cpu_count() or 1
     busy = " (more runnable work than cores: other work shared the machine)" if 3.25 > cores else ""
-    assert "Models: model_repository (.release-stamp abc)." in lines[2]
+    assert "Models: model_repository (.release-stamp abc)." in lines[3]
+    assert lines[2] == "Run started 2026-12-06T14:00:00+00:00. Settings: concurrencies 1, 4; 96 requests per level."
     assert f"Load average (1 min) before / after the run: 0.50 / 3.25 on {cores} cores{busy}." in lines
     # front: 61.5 - 60 = 1.50 ms added, 61.5 / 60 = 1.025x; p95 71 - 70 = 1.00 ms, 71 / 70 = 1.014x
     assert "| plaintext | 1 | 50 | 60.0 | 61.5 | +1.50 | 1.025x | 70.0 | 71.0 | +1.00 | 1.014x |" in lines
@@ -152,7 +154,7 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
 
 
 def test_the_report_names_the_served_release_and_says_when_the_load_was_not_recorded(tmp_path: Path) -> None:
-    from dermassist.bench.report import served_models
+    from dermassist.base.repository import served_models
 
     (tmp_path / ".release-stamp").write_text("d2b5e628d7b5b806\n")
     assert served_models(tmp_path) == f"{tmp_path} (.release-stamp d2b5e628d7b5b806)"
