@@ -236,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
                 stack.callback(injector.cancel)
             headers = _admin_headers(run, guard)
             before = server_statistics(host, headers, *tls) if headers is not None else None
+            if before is not None and "error" in before and guard is None:  # asked for with --admin-key-file
+                raise LoadtestError(f"the server's statistics, asked for with --admin-key-file {run.admin_key_file}, "
+                                    f"cannot be read ({before['error']}); expected the admin key of the server at "
+                                    f"{host}: pass its key file, or leave --admin-key-file out to run without them")
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
             for stale in SUMMARY_FILES:  # an earlier run's must not read as this one's, were this one stopped
                 (run.report_dir / stale).unlink(missing_ok=True)

@@ -180,3 +180,16 @@ def test_the_embedded_servers_audit_trail_is_this_runs(monkeypatch, tmp_path: Pa
     with ExitStack() as stack:
         run._embedded_guard(stack, RunConfig(report_dir=tmp_path))
     assert made == [str(tmp_path / "audit.jsonl")] and not (tmp_path / "audit.jsonl").exists()
+
+
+def test_statistics_asked_for_but_refused_stop_the_run_before_it_starts(fake_dermassist, monkeypatch, tmp_path: Path,
+                                                                         caplog) -> None:
+    """A wrong --admin-key-file was a WARNING: the run went on and exited 0 without the statistics asked for."""
+    from loadtest import run
+
+    monkeypatch.setattr(run, "run_locust", lambda *args: pytest.fail("the run started without its statistics"))
+    key = tmp_path / "admin.key"
+    key.write_text("a-wrong-key-of-enough-characters")
+    code = run.main(["--host", fake_dermassist.plain, "--admin-key-file", str(key), "--report-dir", str(tmp_path)])
+    assert code == 2
+    assert f"the server's statistics, asked for with --admin-key-file {key}, cannot be read" in caplog.text
