@@ -189,11 +189,23 @@ class AuditWriteError(DermAssistError):
     """An audit line could not be written: the call it records must not be answered as if it had been."""
 
 
+class ShortWriteError(OSError):
+    """The OSError that cut ``write_all`` short (its errno and words), with how many bytes went out before it."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.written = written
+
+
 def write_all(descriptor: int, data: bytes) -> None:
-    """Write every byte of ``data`` to ``descriptor``, unbuffered (os.write may take part of it at a time)."""
+    """Write every byte of ``data`` to ``descriptor``, unbuffered (os.write may take part of it at a time); a
+    ShortWriteError when an OSError cuts it short."""
     view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view):]
+    try:
+        while view:
+            view = view[os.write(descriptor, view):]
+    except OSError as e:
+        raise ShortWriteError(e, len(data) - len(view)) from e
 
 
 def append_whole(descriptor: int, data: bytes) -> None:
@@ -302,13 +314,10 @@ class AuditLog:
             self._stream.flush()
             return
         self._stream.flush()
-        view = memoryview(("\n" + line if self._torn else line).encode("ascii"))
-        whole = len(view)
         try:
-            while view:
-                view = view[os.write(descriptor, view):]
-        except OSError:
-            self._torn = self._torn and len(view) == whole or len(view) not in (0, whole)
+            write_all(descriptor, ("\n" + line if self._torn else line).encode("ascii"))
+        except ShortWriteError as e:
+            self._torn = self._torn or e.written > 0  # nothing written: the owed line start is still owed
             raise
         self._torn = False
 
