@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -74,33 +75,47 @@ def _be16(data: bytes, at: int) -> int:
     return int.from_bytes(data[at:at + 2], "big")
 
 
+def _marker_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each fill byte, standalone marker and marker segment of a JPEG after its SOI, in order,
+    up to and including its first SOS or EOI (which ends at its start + 2: the scan is not walked); it stops early
+    where no marker starts or the data ends (the caller looks at the last end)."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            end = pos + 1
+        elif marker in _STANDALONE or marker in (0xDA, 0xD9):
+            end = pos + 2
+        else:
+            end = pos + 2 + _be16(data, pos + 2)
+        yield marker, pos, end
+        if marker in (0xDA, 0xD9):
+            return
+        pos = end
+
+
 def jpeg_frame_header(data: bytes, sof_markers: frozenset[int] = _JPEG_SOF) -> FrameHeader:
     """The frame header (SOFn, or SOF55 for JPEG-LS) of a JPEG or JPEG-LS codestream, read from its markers only."""
     if data[:2] != b"\xff\xd8":
         raise FrameHeaderError(f"it does not start with a JPEG SOI marker (found {data[:2].hex() or 'nothing'})")
     pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise FrameHeaderError(f"no marker at byte {pos} before its frame header")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            pos += 2
-            continue
+    for marker, start, end in _marker_segments(data):
+        pos = end
         if marker in (0xDA, 0xD9):  # start of scan or end of image before any frame header
             raise FrameHeaderError("its scan starts before any frame header")
-        length = _be16(data, pos + 2)
+        if marker == 0xFF or marker in _STANDALONE:
+            continue
+        length = end - start - 2
         if length < 2:
-            raise FrameHeaderError(f"marker segment 0xFF{marker:02X} at byte {pos} has length {length}")
+            raise FrameHeaderError(f"marker segment 0xFF{marker:02X} at byte {start} has length {length}")
         if marker in sof_markers:
-            segment = data[pos + 4:pos + 2 + length]
+            segment = data[start + 4:end]
             if len(segment) < 6:
                 raise FrameHeaderError(f"its frame header 0xFF{marker:02X} is cut short")
             return FrameHeader(width=_be16(segment, 3), height=_be16(segment, 1), components=segment[5],
                                precision=segment[0])
-        pos += 2 + length
+    if pos + 4 <= len(data):  # the walk stopped where no marker starts
+        raise FrameHeaderError(f"no marker at byte {pos} before its frame header")
     raise FrameHeaderError("it ends before its frame header")
 
 
@@ -275,26 +290,15 @@ def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
     how the picture lies), without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000)
     when the frame carries none. The frame's header was read by ``check_pixel_data`` already."""
     kept, pos, has_icc = [frame[:2]], 2, False
-    while pos + 4 <= len(frame) and frame[pos] == 0xFF:
-        marker = frame[pos + 1]
-        if marker == 0xFF:
-            kept.append(frame[pos:pos + 1])
-            pos += 1
-            continue
-        if marker in _STANDALONE:
-            kept.append(frame[pos:pos + 2])
-            pos += 2
-            continue
+    for marker, start, end in _marker_segments(frame):
         if marker in (0xDA, 0xD9):  # the scan: the rest goes as it came
             break
-        end = pos + 2 + _be16(frame, pos + 2)
-        segment = frame[pos:end]
+        pos = end
         if marker == 0xE1:  # EXIF or XMP: either may carry an orientation the service would turn the picture by
-            pos = end
             continue
+        segment = frame[start:end]
         has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(_ICC_TAG)] == _ICC_TAG)
         kept.append(segment)
-        pos = end
     rest = frame[pos:]
     kept.append(rest[:-1] if rest.endswith(b"\xff\xd9\x00") else rest)  # the pad to an even length is not JPEG
     if icc_profile and not has_icc:
