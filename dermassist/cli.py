@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .base.errors import DermAssistError
+from .base.errors import INTERRUPTED_EXIT_CODE, DermAssistError
 from .base.logs import configure_logging
 
 DESCRIPTION = "DermAssist: serve, train, release, evaluate and benchmark the skin-lesion ensemble."
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger("dermassist").error("interrupted (Ctrl-C): dermassist %s stopped before it finished",
                                               args.command)
-        return 130
+        return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":

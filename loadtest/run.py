@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
-from dermassist.base.errors import DermAssistError, ImageCorpusError
+from dermassist.base.errors import INTERRUPTED_EXIT_CODE, DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
 from dermassist.base.repository import served_models
 from dermassist.base.settings import setting_help, setting_names
@@ -171,7 +171,6 @@ def _admin_headers(run: RunConfig, guard: BackgroundGuard | None) -> dict[str, s
 
 
 SUMMARY_FILES = ("summary.md", "summary.json")
-INTERRUPTED_EXIT_CODE = 130  # the shell's for SIGINT
 
 
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,

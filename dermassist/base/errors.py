@@ -1,6 +1,8 @@
 """Exceptions of DermAssist: the root every package's own root derives from, and the base's narrow subclasses."""
 from __future__ import annotations
 
+INTERRUPTED_EXIT_CODE = 130  # a command stopped by Ctrl-C (SIGINT) exits with the shell's code for it
+
 
 class DermAssistError(Exception):
     """Root of every error DermAssist raises (``training``, the guard, the bench and the base derive from it)."""
