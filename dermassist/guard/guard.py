@@ -159,19 +159,18 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
     flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
     hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
                           for b in busy)
-    privileged = [b for b in busy if b.code == errno.EACCES]
     taken = [b for b in busy if b.code != errno.EACCES]
+    low = [b for b in busy if b.code == errno.EACCES and b.port < 1024]
+    denied = [b for b in busy if b.code == errno.EACCES and b.port >= 1024]
     fixes = []
     if taken:
         held = " or ".join(f"sport = :{b.port}" for b in taken)
         which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
         fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
-    low = [b for b in privileged if b.port < 1024]
     if low:
         fixes.append(f"{_ports(low)} below 1024 {'needs' if len(low) == 1 else 'need'} privileges (root or "
                      "CAP_NET_BIND_SERVICE): use a port from 1024 up")
-    if len(low) < len(privileged):
-        denied = [b for b in privileged if b.port >= 1024]
+    if denied:
         fixes.append(f"binding {_ports(denied)} was denied by a security policy (SELinux or AppArmor? its audit log "
                      "says which): allow it there")
     return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: "
