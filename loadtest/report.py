@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dermassist.base.percentiles import percentile_cell, thin_footnote
+
 from .errors import LocustRunError
 
 AGGREGATED = "Aggregated"
@@ -18,6 +20,9 @@ FINAL_STATS_SUFFIX = "_final_stats.csv"
 # Written beside it by loadtest.answers: what the answers said and the calls retried, per scenario.
 ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
+# How Locust stores a response time before its percentiles (locust.stats.bucket_response_time), told under the table.
+LOCUST_ROUNDING = ("Locust rounds each response time before taking its percentiles: to 1 ms under 100 ms, to 10 ms "
+                   "under 1 s, to 100 ms under 10 s, to 1 s above.")
 _REJECTED = ":rejected"
 
 
@@ -193,18 +198,20 @@ class LoadtestSummary:
     def table(self) -> str:
         """A markdown table of the run: one row per request kind (their latencies, the shares of their answered images
         NOT ASSESSABLE and REFER, their retries), then the whole run's images per second and shares (its latency
-        columns mix single, batch and rejected requests, so they are not repeated)."""
+        columns mix single, batch and rejected requests, so they are not repeated), and what the percentiles stand on."""
         lines = ["| name | requests | failures | req/s | images/s | p50 ms | p95 ms | p99 ms | not assessable | refer "
                  "| retries |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows.values():
             a = self.answers.get(r.name, AnswerCounts())
             lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.images_per_s():.2f} "
-                         f"| {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} | {_percent(a.not_assessable_share)} "
+                         f"| {r.p50_ms:.0f} | {percentile_cell(r.p95_ms, 95, r.requests, '.0f')} "
+                         f"| {percentile_cell(r.p99_ms, 99, r.requests, '.0f')} | {_percent(a.not_assessable_share)} "
                          f"| {_percent(a.refer_share)} | {a.retried} |")
         t, a = self.total, self.total_answers()
         lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - "
                      f"| {_percent(a.not_assessable_share)} | {_percent(a.refer_share)} | {a.retried} |")
+        lines += ["", f"{LOCUST_ROUNDING} {thin_footnote()}"]
         return "\n".join(lines)
 
 

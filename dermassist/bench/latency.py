@@ -20,6 +20,7 @@ class LatencySummary:
     p95_ms: float
     p99_ms: float
     mean_ms: float
+    samples: int | None = None  # requests timed, the percentiles' sample count (None: not recorded)
 
 
 def summarize(latencies_s: Sequence[float], images: int, wall_s: float) -> LatencySummary:
@@ -31,5 +32,5 @@ def summarize(latencies_s: Sequence[float], images: int, wall_s: float) -> Laten
     return LatencySummary(
         images=int(images), wall_s=float(wall_s), images_per_s=images / wall_s,
         p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
-        p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
+        p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), samples=len(ms),
     )

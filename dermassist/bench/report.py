@@ -9,9 +9,11 @@ from pathlib import Path
 
 from preprocess.contract import CROP_MODEL, PREPARE_MODEL, STEP_MODELS, TRIAGE_MODEL
 
+from ..base.percentiles import percentile_cell, thin_footnote
 from .cpu import SERVER
 from .front import DIRECT_PATH, FrontCost, FrontCosts
 from .inprocess import InProcessResult
+from .latency import LatencySummary
 from .perf_analyzer import PerfAnalyzerRow
 from .served import ServedLevel
 
@@ -117,21 +119,20 @@ class BenchResult:
             f"{self.settings or 'not recorded'}.\nMachine: {self.machine}. Models: {self.models}. Corpus: {self.corpus}.",
             self._load_line(),
             "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
-            "| path | concurrency | images/s | p50 ms | p95 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| in-process (batch 1, sequential) | 1 | {base.images_per_s:.2f} | {base.p50_ms:.1f} | {base.p95_ms:.1f} "
-            f"| {base.p99_ms:.1f} "
-            "| 1.00x | 1.00x |",
+            "| path | concurrency | n | images/s | p50 ms | p95 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| in-process (batch 1, sequential) | 1 | {_latency_cells(base)} | 1.00x | 1.00x |",
         ]
         for lv in self.served:
             s = lv.latency
-            lines.append(f"| served gRPC (ours) | {lv.concurrency} | {s.images_per_s:.2f} | {s.p50_ms:.1f} | {s.p95_ms:.1f} "
-                         f"| {s.p99_ms:.1f} | "
+            lines.append(f"| served gRPC (ours) | {lv.concurrency} | {_latency_cells(s)} | "
                          f"{s.images_per_s / base.images_per_s:.2f}x | {s.p50_ms / base.p50_ms:.2f}x |")
         for row in self.perf_analyzer:
-            lines.append(f"| perf_analyzer | {row.concurrency} | {row.throughput:.2f} | {row.p50_ms:.1f} | {row.p95_ms:.1f} "
+            lines.append(f"| perf_analyzer | {row.concurrency} | - | {row.throughput:.2f} | {row.p50_ms:.1f} | {row.p95_ms:.1f} "
                          f"| {row.p99_ms:.1f} | "
                          f"{row.throughput / base.images_per_s:.2f}x | {row.p50_ms / base.p50_ms:.2f}x |")
+        lines.append("\nn: requests timed at the level (perf_analyzer times windows until they agree). "
+                     + thin_footnote())
         if self.perf_analyzer_note:
             lines.append(f"\nperf_analyzer: {self.perf_analyzer_note}")
         lines += self._front_lines()
@@ -177,6 +178,7 @@ class BenchResult:
                  "| direct p95 ms | front p95 ms | added p95 ms | p95 ratio |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [front_table_row(row) for row in self.front.rows]
+        lines.append("\n" + thin_footnote())
         lines.append(f"\nTLS row: {self.front.tls_note or 'not measured'}." + (
             " It is measured after the plaintext rows, against direct samples of its own: compare its added ms and "
             "ratio with the plaintext c=1 row's, not its milliseconds." if self.front.tls is not None else ""))
@@ -242,11 +244,19 @@ class BenchResult:
         return md, js
 
 
+def _latency_cells(s: LatencySummary) -> str:
+    """The n, images/s, p50, p95 and p99 cells of one main-table row (a percentile from too few samples marked)."""
+    return (f"{'-' if s.samples is None else s.samples} | {s.images_per_s:.2f} | {s.p50_ms:.1f} "
+            f"| {percentile_cell(s.p95_ms, 95, s.samples, '.1f')} | {percentile_cell(s.p99_ms, 99, s.samples, '.1f')}")
+
+
 def front_table_row(row: FrontCost) -> str:
-    """One markdown row of the front's table (added milliseconds signed: the front can come out faster in noise)."""
+    """One markdown row of the front's table (added milliseconds signed: the front can come out faster in noise; a p95
+    from fewer requests than it needs marked)."""
+    p95 = [percentile_cell(v, 95, row.requests, ".1f") for v in (row.direct_p95_ms, row.front_p95_ms)]
     return (f"| {'TLS' if row.tls else 'plaintext'} | {row.concurrency} | {row.requests} | {row.direct_p50_ms:.1f} "
-            f"| {row.front_p50_ms:.1f} | {row.added_ms:+.2f} | {row.ratio:.3f}x | {row.direct_p95_ms:.1f} "
-            f"| {row.front_p95_ms:.1f} | {row.added_p95_ms:+.2f} | {row.ratio_p95:.3f}x |")
+            f"| {row.front_p50_ms:.1f} | {row.added_ms:+.2f} | {row.ratio:.3f}x | {p95[0]} "
+            f"| {p95[1]} | {row.added_p95_ms:+.2f} | {row.ratio_p95:.3f}x |")
 
 
 def front_json(front: FrontCosts) -> dict:

@@ -111,6 +111,12 @@ def test_read_stats_parses_locust_csv(tmp_path: Path):
     table = summary.table()
     assert "| single | 10 | 0 | 2.50 | 2.50 |" in table and "| batch8 | 4 | 0 | 1.00 | 8.00 |" in table
     assert "| all requests | 16 | 1 | 3.60 | 10.50 | - | - | - |" in table
+    assert "to 10 ms under 1 s" in table and "(p95: 20, p99: 100)" in table  # Locust's rounding, the thin percentiles
+    many_csv = tmp_path / "many_stats.csv"
+    many_csv.write_text("\n".join([header, "grpc,single,100,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90",
+                                   ",Aggregated,100,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90"]) + "\n")
+    many = read_stats(many_csv)
+    assert "| single | 100 | 0 | 2.50 | 2.50 | 40 | 70 | 90 |" in many.table()  # 100 requests: p95 and p99 stand
     with pytest.raises(LocustRunError, match="does not exist"):
         read_stats(tmp_path / "missing.csv")
 

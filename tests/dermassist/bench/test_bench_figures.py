@@ -32,6 +32,7 @@ STEPS = ("prepare", "lesion_segmenter", "lesion_crop", "lesion_classifier")
 def test_summary_mean_and_interpolated_percentiles() -> None:
     s = summarize([0.010] * 98 + [0.100, 0.200], images=100, wall_s=2.0)
     assert s.mean_ms == pytest.approx(12.8)  # (98 * 10 + 100 + 200) / 100
+    assert s.samples == 100
     assert s.p99_ms == pytest.approx(101.0)  # rank 0.99 * 99 = 98.01: 100 + 0.01 * (200 - 100)
     assert s.p95_ms == pytest.approx(10.0)  # rank 0.95 * 99 = 94.05: both neighbours are 10 ms
     ramp = summarize([i / 1000 for i in range(1, 101)], images=100, wall_s=1.0)
@@ -66,10 +67,10 @@ def test_a_model_absent_from_the_first_snapshot_counts_from_zero() -> None:
 # --- Report --------------------------------------------------------------------------------------------------
 
 
-def _summary(images_per_s: float, p50_ms: float, p99_ms: float) -> LatencySummary:
+def _summary(images_per_s: float, p50_ms: float, p99_ms: float, samples: int | None = 100) -> LatencySummary:
     """A summary whose p95 is 10 ms under its p99 (each column of the report tells which figure it shows)."""
     return LatencySummary(images=10, wall_s=1.0, images_per_s=images_per_s, p50_ms=p50_ms, p95_ms=p99_ms - 10.0, p99_ms=p99_ms,
-                          mean_ms=p50_ms)
+                          mean_ms=p50_ms, samples=samples)
 
 
 def _level(c: int, summary: LatencySummary, compute: dict[str, float]) -> ServedLevel:
@@ -131,10 +132,10 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
     text = md.read_text()
     lines = text.splitlines()
     # in-process: 20 images/s, p50 50 ms; served c=4: 25/20 = 1.25x, 150/50 = 3.00x; perf_analyzer: 24/20, 140/50
-    assert "| in-process (batch 1, sequential) | 1 | 20.00 | 50.0 | 70.0 | 80.0 | 1.00x | 1.00x |" in lines
-    assert "| served gRPC (ours) | 1 | 18.00 | 60.0 | 80.0 | 90.0 | 0.90x | 1.20x |" in lines
-    assert "| served gRPC (ours) | 4 | 25.00 | 150.0 | 290.0 | 300.0 | 1.25x | 3.00x |" in lines
-    assert "| perf_analyzer | 4 | 24.00 | 140.0 | 260.0 | 280.0 | 1.20x | 2.80x |" in lines
+    assert "| in-process (batch 1, sequential) | 1 | 100 | 20.00 | 50.0 | 70.0 | 80.0 | 1.00x | 1.00x |" in lines
+    assert "| served gRPC (ours) | 1 | 100 | 18.00 | 60.0 | 80.0 | 90.0 | 0.90x | 1.20x |" in lines
+    assert "| served gRPC (ours) | 4 | 100 | 25.00 | 150.0 | 290.0 | 300.0 | 1.25x | 3.00x |" in lines
+    assert "| perf_analyzer | 4 | - | 24.00 | 140.0 | 260.0 | 280.0 | 1.20x | 2.80x |" in lines
     cores = os.cpu_count() or 1
     busy = " (more runnable work than cores: other work shared the machine)" if 3.25 > cores else ""
     assert "Models: model_repository (.release-stamp abc)." in lines[3]
@@ -148,6 +149,21 @@ def test_every_figure_of_the_report_in_its_column(tmp_path: Path) -> None:
     assert "| triage | 0.0 | n/a | n/a |" in lines
     assert "| served p50 at c=1 / in-process p50 | 1.200 | 1.30 | yes |" in lines  # 60 / 50
     assert "| served images/s at c=4 / in-process | 1.250 | 1.00 | yes |" in lines
+
+
+def test_a_percentile_from_too_few_samples_is_marked_with_its_sample_count() -> None:
+    # 8 in-process samples: p95 (needs 20) and p99 (needs 100) are about the slowest call; 24 served: p95 stands, p99 not
+    result = BenchResult("m", "c", InProcessResult(_summary(20.0, 50.0, 80.0, samples=8), {}, 0.5),
+                         [_level(1, _summary(18.0, 60.0, 90.0, samples=24), {}),
+                          _level(4, _summary(25.0, 150.0, 300.0, samples=None), {})],
+                         front=FrontCosts((FrontCost(1, 19, 60.0, 70.0, 61.5, 71.0), FrontCost(4, 20, 60.0, 70.0, 61.5, 71.0))))
+    lines = result.markdown().splitlines()
+    assert "| in-process (batch 1, sequential) | 1 | 8 | 20.00 | 50.0 | 70.0* | 80.0* | 1.00x | 1.00x |" in lines
+    assert "| served gRPC (ours) | 1 | 24 | 18.00 | 60.0 | 80.0 | 90.0* | 0.90x | 1.20x |" in lines
+    assert "| served gRPC (ours) | 4 | - | 25.00 | 150.0 | 290.0 | 300.0 | 1.25x | 3.00x |" in lines  # count not recorded
+    assert "| plaintext | 1 | 19 | 60.0 | 61.5 | +1.50 | 1.025x | 70.0* | 71.0* | +1.00 | 1.014x |" in lines
+    assert "| plaintext | 4 | 20 | 60.0 | 61.5 | +1.50 | 1.025x | 70.0 | 71.0 | +1.00 | 1.014x |" in lines
+    assert sum("(p95: 20, p99: 100)" in line for line in lines) == 2  # the footnote under each table
 
 
 # --- Settings ------------------------------------------------------------------------------------------------

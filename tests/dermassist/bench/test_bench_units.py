@@ -71,7 +71,7 @@ def test_targets_use_throughput_latency_and_step_shares(tmp_path: Path):
     assert result.targets()[1].value == pytest.approx(60.0 / 50.0)
     assert result.targets()[3].value == pytest.approx(0.15)
     md, js = result.write(tmp_path)
-    assert "| served gRPC (ours) | 4 | 25.00 |" in md.read_text()
+    assert "| served gRPC (ours) | 4 | 10 | 25.00 |" in md.read_text()  # 10 samples timed
     assert json.loads(js.read_text())["targets"][3]["met"] is False
     assert result.decode_floor() is None and "Floor under" not in md.read_text()  # decode not measured
 
