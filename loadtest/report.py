@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from .errors import LocustRunError
 AGGREGATED = "Aggregated"
 # Written by loadtest.final_stats when Locust quits: its periodic ``<prefix>_stats.csv`` misses the last requests.
 FINAL_STATS_SUFFIX = "_final_stats.csv"
+FINAL_FAILURES_SUFFIX = "_final_failures.csv"  # beside it: each failure's request name, error text and occurrences
+# Failures that mean a call waited past its deadline (the server's or, at the run's end, --stop-timeout's).
+DEADLINE_WORDS = ("DEADLINE_EXCEEDED", "CutAtStop")
 # Written beside it by loadtest.answers: what the answers said and the calls retried, per scenario.
 ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
@@ -37,6 +41,26 @@ def images_per_request(name: str) -> int:
 def final_stats_path(csv_prefix: str | Path) -> Path:
     """Where the final stats of a run with ``--csv csv_prefix`` go."""
     return Path(f"{csv_prefix}{FINAL_STATS_SUFFIX}")
+
+
+def final_failures_path(csv_prefix: str | Path) -> Path:
+    """Where the final failures of a run with ``--csv csv_prefix`` go."""
+    return Path(f"{csv_prefix}{FINAL_FAILURES_SUFFIX}")
+
+
+def read_failures(path: Path) -> dict[str, int]:
+    """Occurrences per error text of a ``_failures.csv`` (Locust's format); {} when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    counts: dict[str, int] = {}
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                counts[row["Error"]] = counts.get(row["Error"], 0) + int(row["Occurrences"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise LocustRunError(f"{path} is not a Locust failures CSV (columns Error and Occurrences): {e!r}") from e
+    return counts
 
 
 def answers_path(csv_prefix: str | Path) -> Path:
@@ -194,6 +218,27 @@ class LoadtestSummary:
     def not_assessable_problem(self, limit: float, setting: str) -> str | None:
         """Why the run fails on its answers (see ``not_assessable_problem``), or None."""
         return not_assessable_problem(self.answers, limit, setting)
+
+    def saturation_problem(self, failures: Mapping[str, int], users: int, deadline_s: float) -> str | None:
+        """Why calls waited past their deadline, with the users the target could have answered in time (each user
+        keeps one call in flight, so the last waits about users x images per call / images per second); None when
+        no failure in ``failures`` (occurrences per error text) is a passed deadline."""
+        late = sum(n for error, n in failures.items() if any(word in error for word in DEADLINE_WORDS))
+        if not late:
+            return None
+        answered = [r for r in self.rows.values() if images_per_request(r.name) and r.successes_per_s() > 0]
+        calls_per_s = sum(r.successes_per_s() for r in answered)
+        if not calls_per_s:
+            return (f"{late} call(s) got no answer within the {deadline_s:g} s deadline and none was answered: the "
+                    "target served nothing in time; check it answers one call (dermassist-client analyze), then "
+                    "start with a few users")
+        images_per_s = sum(r.images_per_s() for r in answered)
+        fits = max(math.floor(calls_per_s * deadline_s + 1e-9), 1)  # Little's law: in flight = answered/s x wait
+        return (f"{late} call(s) got no answer within the {deadline_s:g} s deadline: {users} users, each with a call "
+                f"in flight, asked more than the target serves. It answered {calls_per_s:.2f} calls/s "
+                f"({images_per_s:.2f} images/s), so at most about {fits} users can each keep a call in flight and have "
+                "it answered in time; measure capacity with fewer users than that (latency climbs from where the "
+                "target saturates), or put more servers behind the address")
 
     def table(self) -> str:
         """A markdown table of the run: one row per request kind (their latencies, the shares of their answered images

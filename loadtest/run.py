@@ -41,7 +41,7 @@ from .config import RunConfig, ScenarioConfig, check_together, check_variables
 from .errors import LoadtestError
 from .faults import SIGNALS
 from .preflight import check_target
-from .report import LoadtestSummary, retries_text
+from .report import LoadtestSummary, read_failures, retries_text
 from .runner import run_locust
 
 if TYPE_CHECKING:
@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             target = host if guard is None else f"the embedded server on {host} serving {served_models(run.repository)}"
             summary, files = run_locust(run, scenario, host)
+            saturation = summary.saturation_problem(read_failures(files.failures), run.users, scenario.deadline_s)
+            if saturation is not None:
+                extra["saturation_problem"] = saturation
             if injector is not None:
                 extra["fault"] = injector.report()
             if headers is not None and before is not None:
@@ -266,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                        "their last try, with their total time): %s", summary.total_answers().retried,
                        retries_text(retried))
     if not summary.ok():
-        logger.error("load test failed: %d requests, %d unexpected failures (see %s)",
-                     summary.total.requests, summary.unexpected_failures, files.html)
+        logger.error("load test failed: %d requests, %d unexpected failures (see %s)%s",
+                     summary.total.requests, summary.unexpected_failures, files.html,
+                     "" if saturation is None else f"; {saturation}")
         return 1
     problem = answers_problem(summary, scenario)
     if problem is not None:

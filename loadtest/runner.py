@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import RunConfig, ScenarioConfig
 from .errors import LocustRunError
-from .report import LoadtestSummary, answers_path, final_stats_path, read_answers, read_stats
+from .report import LoadtestSummary, answers_path, final_failures_path, final_stats_path, read_answers, read_stats
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,13 @@ STOP_MARGIN_S = 5
 @dataclass(frozen=True)
 class LocustReports:
     """Files one headless run writes (``stats_csv``: the final stats, every request of the run; ``answers``: what
-    the answers said, per scenario)."""
+    the answers said, per scenario; ``failures``: the final failures, per error)."""
 
     stats_csv: Path
     html: Path
     log: Path
     answers: Path
+    failures: Path
 
 
 def stop_timeout_s(scenario: ScenarioConfig) -> int:
@@ -60,9 +61,9 @@ def run_locust(run: RunConfig, scenario: ScenarioConfig, host: str) -> tuple[Loa
     reports = Path(run.report_dir)
     reports.mkdir(parents=True, exist_ok=True)
     files = LocustReports(final_stats_path(reports / CSV_PREFIX), reports / "report.html", reports / "locust.log",
-                          answers_path(reports / CSV_PREFIX))
-    files.stats_csv.unlink(missing_ok=True)  # a previous run's must not pass for this one's
-    files.answers.unlink(missing_ok=True)
+                          answers_path(reports / CSV_PREFIX), final_failures_path(reports / CSV_PREFIX))
+    for stale in (files.stats_csv, files.answers, files.failures):  # a previous run's must not pass for this one's
+        stale.unlink(missing_ok=True)
     env = {**os.environ, **scenario.to_env(), "PYTHONPATH": os.pathsep.join(
         p for p in (str(LOCUSTFILE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = locust_command(run, host, reports, scenario)

@@ -49,6 +49,7 @@ class BenchResult:
     load_average: tuple[float, float] | None = None  # the machine's 1-minute load average before and after the run
     started_utc: str = ""  # when the run began (ISO 8601, UTC): which run a report is, beside the next one
     settings: str = ""  # what the run was asked for (levels, requests, warm-up, passes), to compare runs like for like
+    stopped: str = ""  # why the run stopped before its end (the report then holds the levels measured before it)
 
     def level(self, concurrency: int) -> ServedLevel | None:
         """The served level at a concurrency, if measured."""
@@ -118,6 +119,8 @@ class BenchResult:
             f"# dermassist bench\n\nRun started {self.started_utc or 'at an unrecorded time'}. Settings: "
             f"{self.settings or 'not recorded'}.\nMachine: {self.machine}. Models: {self.models}. Corpus: {self.corpus}.",
             self._load_line(),
+            *([f"**Incomplete: the run stopped** ({self.stopped}); below are the figures measured before it.\n"]
+              if self.stopped else []),
             "All figures come from this one run; the ratios compare measurements taken minutes apart on the same machine.\n",
             "| path | concurrency | n | images/s | p50 ms | p95 ms | p99 ms | images/s vs in-process | p50 vs in-process |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -216,7 +219,7 @@ class BenchResult:
     def to_json(self) -> dict:
         """A JSON-ready dict of the run."""
         return {
-            "started_utc": self.started_utc, "settings": self.settings,
+            "started_utc": self.started_utc, "settings": self.settings, "stopped": self.stopped,
             "machine": self.machine, "models": self.models, "corpus": self.corpus,
             "load_average": None if self.load_average is None else list(self.load_average),
             "inprocess": asdict(self.inprocess),

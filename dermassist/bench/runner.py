@@ -14,7 +14,7 @@ from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
 from .front import measure_behind_guard
 from .inprocess import measure_inprocess
 from .report import BenchResult, load_average, machine_description
-from .served import measure_level, warm_up
+from .served import CALL_TIMEOUT_S, ServedLevel, measure_level, warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,24 @@ def run_bench(config: BenchConfig) -> BenchResult:
 
     from ..base.server import embedded_server
 
+    warn_overload(config.concurrencies, inprocess.latency.p50_ms)
     with embedded_server(config.repository) as server:
         address = server.config.grpc_address
         admin = server.config.grpc_admin_headers
         warm_up(address, images, config.warmup, admin)
-        served = [measure_level(address, images, c, config.requests_per_level, admin, server.pid) for c in config.concurrencies]
-        front = measure_behind_guard(server, images, config.concurrencies, config.requests_per_level, config.report_dir)
+        served: list[ServedLevel] = []
+        try:
+            for c in config.concurrencies:
+                served.append(measure_level(address, images, c, config.requests_per_level, admin, server.pid))
+            front = measure_behind_guard(server, images, config.concurrencies, config.requests_per_level,
+                                         config.report_dir)
+        except BenchError as e:  # the levels measured are written, not thrown away with the run
+            partial = BenchResult(machine_description(), corpus, inprocess, served, [], "not run: the bench stopped",
+                                  None, served_models(config.repository), (load_before, load_average()), started,
+                                  settings, stopped=str(e))
+            md, _ = partial.write(config.report_dir)
+            raise BenchError(f"{e}; the in-process figures and the {len(served)} served level(s) measured before it are "
+                             f"written to {md}") from e
         pa_rows, note = [], ""
         if config.perf_analyzer:
             from .perf_analyzer import STABILITY_PERCENT, ensure_perf_analyzer, run_perf_analyzer
@@ -77,3 +89,15 @@ def run_bench(config: BenchConfig) -> BenchResult:
             note = "not run (--no-perf-analyzer)"
     return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front,
                        served_models(config.repository), (load_before, load_average()), started, settings)
+
+
+def warn_overload(concurrencies: tuple[int, ...], inprocess_p50_ms: float) -> None:
+    """Warn of a level whose calls would queue past their timeout: c calls in flight, each about the in-process p50
+    of this machine, leave the last waiting about c x p50 (a GPU host serves faster than this estimate)."""
+    for c in concurrencies:
+        wait_s = c * inprocess_p50_ms / 1000.0
+        if wait_s > CALL_TIMEOUT_S:
+            logger.warning("concurrency %d: %d calls in flight at about %.0f ms each (the in-process p50 here) leave the "
+                           "last waiting about %.0f s, past the %.0f s call timeout: expect that level to fail with "
+                           "Deadline Exceeded; measure fewer concurrent calls (--concurrency)", c, c, inprocess_p50_ms,
+                           wait_s, CALL_TIMEOUT_S)

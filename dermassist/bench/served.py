@@ -52,7 +52,10 @@ def measure_level(address: str, images: Sequence[bytes], concurrency: int, reque
     """
     import tritonclient.grpc as grpcclient
 
-    requests = max(requests, concurrency)
+    if requests < concurrency:
+        logger.warning("concurrency %d: %d request(s) per level raised to %d, one per thread", concurrency, requests,
+                       concurrency)
+        requests = concurrency
     counter = itertools.count()
     latencies: list[float] = []
     errors: list[BaseException] = []

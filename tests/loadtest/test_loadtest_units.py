@@ -227,6 +227,29 @@ def test_images_per_s_counts_successful_requests_only(tmp_path: Path):
     assert summary.rows["batch8"].images_per_s() == pytest.approx(6.0)
     assert summary.images_per_s() == pytest.approx(8.0)
     assert "| all requests | 14 | 3 | 3.50 | 8.00 | - | - | - |" in summary.table()
+    # 3 of the failures passed their deadline (2 at the server, 1 cut at --stop-timeout): calls answered per second
+    # (10 - 2) / 4 + (4 - 1) / 4 = 2.75, so by Little's law 2.75 x 60 s = 165 users' calls fit within the deadline
+    failures = {"_InactiveRpcError(status = StatusCode.DEADLINE_EXCEEDED)": 2, "CutAtStop('no answer after 65 s')": 1,
+                "BadAnswer('rows')": 5}
+    problem = summary.saturation_problem(failures, users=500, deadline_s=60)
+    assert problem is not None and problem.startswith("3 call(s) got no answer within the 60 s deadline: 500 users")
+    assert "answered 2.75 calls/s (8.00 images/s), so at most about 165 users" in problem
+    assert summary.saturation_problem({"BadAnswer('rows')": 5}, users=500, deadline_s=60) is None
+    assert "none was answered" in read_stats(dead).saturation_problem(failures, users=4, deadline_s=60)
+
+
+def test_failures_are_read_per_error_from_locusts_csv(tmp_path: Path):
+    from loadtest.report import read_failures
+
+    path = tmp_path / "x_final_failures.csv"  # Locust's columns; one error under two request names
+    path.write_text("Method,Name,Error,Occurrences\ngrpc,single,CutAtStop('x'),2\ngrpc,batch8,CutAtStop('x'),1\n"
+                    "grpc,single,\"_InactiveRpcError(status = StatusCode.DEADLINE_EXCEEDED, details = \"\"Deadline\"\")\",4\n")
+    assert read_failures(path) == {"CutAtStop('x')": 3,
+                                   '_InactiveRpcError(status = StatusCode.DEADLINE_EXCEEDED, details = "Deadline")': 4}
+    assert read_failures(tmp_path / "missing.csv") == {}  # a run without failures may write none
+    (tmp_path / "bad.csv").write_text("Method,Name,Error,Occurrences\ngrpc,single,x,many\n")
+    with pytest.raises(LocustRunError, match="not a Locust failures CSV"):
+        read_failures(tmp_path / "bad.csv")
 
 
 def test_summary_counts_the_last_calls_of_the_run(tmp_path: Path, monkeypatch):
@@ -246,6 +269,9 @@ def test_summary_counts_the_last_calls_of_the_run(tmp_path: Path, monkeypatch):
     assert (summary.total.requests, summary.total.failures) == (seen["requests"], seen["failures"])
     assert summary.rows["last"].requests == 2 and summary.rows["last"].failures == 2
     assert summary.rows["single"].requests == seen["requests"] - 2 and not summary.ok()
+    from loadtest.report import read_failures
+
+    assert sum(read_failures(files.failures).values()) == 2  # the final failures, written beside the final stats
 
 
 def test_channel_options_open_one_connection_per_channel():

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from loadtest.config import ScenarioConfig
-from loadtest.report import AnswerCounts, answers_path, final_stats_path, read_answers, read_stats
+from loadtest.report import (
+    AnswerCounts,
+    answers_path,
+    final_failures_path,
+    final_stats_path,
+    read_answers,
+    read_failures,
+    read_stats,
+)
 from loadtest.run_end import CUT_SHORT_EXIT_CODE, cut_short
 from loadtest.runner import stop_timeout_s
 
@@ -131,6 +139,9 @@ def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_d
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     summary = read_stats(final_stats_path(str(tmp_path / "run")))
     assert summary.total.requests == summary.total.failures == 2, done.stdout + done.stderr  # both users' calls
+    failures = read_failures(final_failures_path(str(tmp_path / "run")))
+    assert [n for error, n in failures.items() if error.startswith("CutAtStop(")] == [2], failures
+    assert "got no answer within the 30 s deadline and none was answered" in summary.saturation_problem(failures, 2, 30)
     assert "no answer after" in done.stdout + done.stderr and "give --stop-timeout more than the deadline" in (
         done.stdout + done.stderr)
 

@@ -39,3 +39,58 @@ def test_prepare_report_dir_keeps_an_existing_folder(tmp_path: Path) -> None:
     (tmp_path / "latest.md").write_text("kept")
     prepare_report_dir(tmp_path)
     assert (tmp_path / "latest.md").read_text() == "kept"
+
+
+def test_a_level_that_fails_leaves_the_levels_measured_before_it_in_the_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A failed level raised BenchError and threw away the in-process figures and the levels already measured."""
+    import contextlib
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    import dermassist.base.server as server_module
+    from dermassist.bench.errors import BenchError
+    from dermassist.bench.inprocess import InProcessResult
+    from dermassist.bench.latency import summarize
+    from dermassist.bench.served import ServedLevel
+
+    inprocess = InProcessResult(summarize([0.050] * 8, 8, 0.4), {}, 0.1)  # p50 50 ms on this machine
+    monkeypatch.setattr(runner, "require_artifacts", lambda *a: None)
+    monkeypatch.setattr(runner, "load_corpus", lambda spec: [b"jpeg"])
+    monkeypatch.setattr(runner, "measure_inprocess", lambda *a: inprocess)
+    monkeypatch.setattr(runner, "warm_up", lambda *a: None)
+    fake = SimpleNamespace(config=SimpleNamespace(grpc_address="127.0.0.1:1", grpc_admin_headers={}), pid=None)
+    monkeypatch.setattr(server_module, "embedded_server", lambda repository: contextlib.nullcontext(fake))
+
+    def level(address: object, images: object, c: int, *rest: object) -> ServedLevel:
+        if c == 4000:
+            raise BenchError("served requests failed at concurrency 4000: Deadline Exceeded")
+        return ServedLevel(c, summarize([0.060] * 24, 24, 1.5), {})
+
+    monkeypatch.setattr(runner, "measure_level", level)
+    config = BenchConfig(report_dir=tmp_path, concurrencies=(1, 4000), perf_analyzer=False)
+    with caplog.at_level(logging.WARNING, logger="dermassist.bench.runner"), \
+            pytest.raises(BenchError, match=rf"concurrency 4000: Deadline Exceeded; the in-process figures and the 1 "
+                                            rf"served level\(s\) measured before it are written to {tmp_path}/latest.md"):
+        runner.run_bench(config)
+    # 4000 calls at 50 ms: the last waits about 200 s, past the 120 s timeout (told before measuring); 1 x 50 ms is not
+    assert [r.getMessage()[:15] for r in caplog.records] == ["concurrency 400"]
+    assert "about 200 s, past the 120 s call timeout" in caplog.text
+    text = (tmp_path / "latest.md").read_text()
+    assert "**Incomplete: the run stopped** (served requests failed at concurrency 4000" in text
+    assert "| in-process (batch 1, sequential) | 1 | 8 |" in text and "| served gRPC (ours) | 1 | 24 |" in text
+    assert json.loads((tmp_path / "latest.json").read_text())["stopped"].endswith("Deadline Exceeded")
+
+
+def test_fewer_requests_than_threads_are_raised_with_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from dermassist.bench import served
+    from dermassist.bench.errors import BenchError
+
+    monkeypatch.setattr(served, "snapshot", lambda *a: (_ for _ in ()).throw(BenchError("stop here")))
+    with caplog.at_level(logging.WARNING, logger="dermassist.bench.served"), pytest.raises(BenchError, match="stop here"):
+        served.measure_level("127.0.0.1:1", [b"x"], concurrency=8, requests=3)
+    assert caplog.records[0].getMessage() == "concurrency 8: 3 request(s) per level raised to 8, one per thread"
