@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -416,6 +417,9 @@ class TritonServer:
         # set when its owner ends its ``with`` block: a guard it was given must not heal it from then on (a Ctrl-C
         # that cut the guard's own stop short had it restart the tritonserver being stopped)
         self.closing = False
+        # start and stop one at a time: an owner's stop waits for a start in progress (a guard's restart) to end, then
+        # stops what it started, and a start asked for once the owner is closing is refused
+        self._lifecycle = threading.RLock()
 
     def __enter__(self) -> TritonServer:
         self.closing = False
@@ -427,7 +431,14 @@ class TritonServer:
 
     def start(self) -> TritonServer:
         """Check its repository's tuned values, its temporary folder and its ports, launch tritonserver and block until
-        /v2/health/ready answers 200."""
+        /v2/health/ready answers 200 (a ServerError once its owner is closing it)."""
+        with self._lifecycle:
+            if self.closing:
+                raise ServerError("tritonserver is being stopped by its owner (the end of its with block): it is not "
+                                  "started again")
+            return self._start()
+
+    def _start(self) -> TritonServer:
         check_tuned_values(self.config.repository)
         check_temporary_folder()
         check_ports(self.config)
@@ -532,6 +543,10 @@ class TritonServer:
         stubs do; they share its process group, so none outlives it. Its shared-memory regions go
         with it (a killed server leaves them in /dev/shm).
         """
+        with self._lifecycle:
+            self._stop(timeout_s)
+
+    def _stop(self, timeout_s: float) -> None:
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.terminate()

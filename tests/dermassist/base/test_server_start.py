@@ -263,3 +263,41 @@ def test_only_the_newest_kept_logs_stay(tmp_path: Path) -> None:
     other.write_text("not ours")
     assert sorted(prune_kept_logs(tmp_path, keep=5)) == sorted(logs[5:])
     assert sorted(tmp_path.glob("*.log")) == sorted([*logs[:5], other])
+
+
+def test_a_start_asked_for_while_the_owner_is_closing_the_server_is_refused(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard's restart (stop, then start) that the owner's ``with`` block ended in the middle of started a fresh
+    tritonserver after the owner had stopped it (a review's race: the owner's Ctrl-C 0.1 s into the restart's stop)."""
+    import threading
+    import time
+
+    from dermassist.base.errors import ServerError
+
+    server = TritonServer(ServerConfig(repository=tmp_path))
+    events: list[str] = []
+
+    def slow_stop(timeout_s: float) -> None:
+        events.append(f"stop by {threading.current_thread().name}")
+        time.sleep(0.5)  # tritonserver's graceful stop takes a while
+
+    monkeypatch.setattr(server, "_stop", slow_stop)
+    monkeypatch.setattr(server, "_start", lambda: events.append("START") or server)
+    outcome: list[BaseException] = []
+
+    def restart() -> None:  # what the guard's lifecycle thread does
+        server.stop()
+        try:
+            server.start()
+        except ServerError as e:
+            outcome.append(e)
+
+    guard = threading.Thread(target=restart, name="guard")
+    guard.start()
+    time.sleep(0.1)
+    server.__exit__(None, None, None)  # the owner's with block ends while the restart stops the server
+    guard.join(5)
+    assert "START" not in events and events == ["stop by guard", "stop by MainThread"]
+    assert len(outcome) == 1 and "being stopped by its owner" in str(outcome[0])
+    server.closing = False  # a new with block: started again as asked
+    assert server.start() is server and events[-1] == "START"
