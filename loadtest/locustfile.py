@@ -43,6 +43,7 @@ from loadtest.protocol import (
     response_rows,
     retryable,
 )
+from loadtest.runner import stop_timeout_s
 
 # gRPC must be patched for gevent (locust has monkey-patched the standard library on import) before any
 # channel exists: before the first user starts.
@@ -70,6 +71,19 @@ ANSWERS = AnswerTally(CONFIG.max_not_assessable_share, setting_names(ScenarioCon
 # too) to PREFIX_final_stats.csv and the answers' counts to PREFIX_answers.json at exit; a headless run that stopped
 # before its -t (the last worker quit) exits 2.
 run_end.install(events, ANSWERS)
+
+
+# Calls in flight when Locust stopped their users without a stop timeout, per request name (not counted: told at quit).
+UNCOUNTED_CUTS: dict[str, int] = {}
+
+
+@events.quitting.add_listener
+def _tell_uncounted_cuts(environment: Environment, **_kwargs: object) -> None:
+    if UNCOUNTED_CUTS:
+        logger.warning("%d call(s) in flight were cut when Locust stopped their users without a --stop-timeout (%s): "
+                       "they are in no figure; pass --stop-timeout %d (the per-call deadline and a margin) to let them "
+                       "end and count them", sum(UNCOUNTED_CUTS.values()),
+                       ", ".join(f"{name} {n}" for name, n in sorted(UNCOUNTED_CUTS.items())), stop_timeout_s(CONFIG))
 
 
 @events.test_start.add_listener
@@ -120,12 +134,21 @@ class DermAssistGrpcUser(User):
         )
 
     def _cut_at_stop(self, name: str, started: float) -> None:
-        """Count a call Locust stopped its user in (the run time and ``--stop-timeout`` were up) as a failure: it was
-        one of the slowest of the run, and leaving it out read a saturated server as one with no failures."""
+        """Count a call Locust stopped its user in (the run ended, or the user count went down, and ``--stop-timeout``
+        ran out) as a failure: it was one of the slowest of the run, and leaving it out read a saturated server as one
+        with no failures. Without a stop timeout (Locust's default, 0) Locust stops users at once by design: such a
+        call is not counted, and the number of them is told when Locust quits."""
         waited_s = time.perf_counter() - started
+        stop_timeout_s = self.environment.stop_timeout or 0.0
+        if not stop_timeout_s:
+            UNCOUNTED_CUTS[name] = UNCOUNTED_CUTS.get(name, 0) + 1
+            return
+        cause = (f"it is shorter than the per-call deadline ({CONFIG.deadline_s:g} s): give --stop-timeout more than "
+                 "the deadline" if stop_timeout_s < CONFIG.deadline_s else
+                 f"the per-call deadline is {CONFIG.deadline_s:g} s: the server was saturated")
         self._fire(name, waited_s, 0, CutAtStop(
-            f"no answer after {waited_s:.0f} s when the run ended and --stop-timeout ran out (the per-call deadline is "
-            f"{CONFIG.deadline_s:g} s): the server was saturated; give --stop-timeout more than the deadline"))
+            f"no answer after {waited_s:.0f} s when Locust stopped its user (the run ended or users were removed) and "
+            f"--stop-timeout ({stop_timeout_s:g} s) ran out; {cause}"))
 
     def _infer(self, name: str, request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:
         """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under

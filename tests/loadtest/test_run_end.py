@@ -146,6 +146,23 @@ def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_d
         done.stdout + done.stderr)
 
 
+def test_without_a_stop_timeout_the_calls_cut_at_the_end_are_told_not_counted(fake_dermassist, tmp_path: Path) -> None:
+    """Locust's default --stop-timeout is 0: it stops users at once by design, and their calls in flight (each
+    answered in 0.5 s by a healthy server) were counted as failures blamed on a saturated server (exit 1)."""
+    fake_dermassist.delay_s = 0.5
+    env = {**os.environ, **ScenarioConfig().to_env(),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
+                           "-u", "2", "-r", "10", "-t", "2s", "--host", fake_dermassist.plain,
+                           "--csv", str(tmp_path / "run"), "--only-summary"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    log = done.stdout + done.stderr
+    summary = read_stats(final_stats_path(str(tmp_path / "run")))
+    assert done.returncode == 0 and summary.total.requests > 0 and summary.total.failures == 0, log
+    assert "call(s) in flight were cut when Locust stopped their users without a --stop-timeout" in log, log
+    assert f"pass --stop-timeout {stop_timeout_s(ScenarioConfig())}" in log and "saturated" not in log
+
+
 def test_ctrl_c_ends_the_run_with_one_line_and_leaves_no_earlier_summary(fake_dermassist, monkeypatch, tmp_path: Path,
                                                                           caplog) -> None:
     """Ctrl-C printed a raw traceback, and the earlier run's summary.md stayed beside this run's partial reports."""
