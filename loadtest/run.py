@@ -108,7 +108,8 @@ def _embedded_guard(stack: ExitStack, run: RunConfig) -> BackgroundGuard:
 def server_statistics(host: str, admin_headers: dict[str, str], root_certificates: str = "", private_key: str = "",
                       certificate_chain: str = "") -> dict[str, Any]:
     """Success and failure counts of the ensemble from Triton's statistics (restricted: needs the key; TLS with
-    ``root_certificates``, presenting the client certificate ``certificate_chain`` when given)."""
+    ``root_certificates``, presenting the client certificate ``certificate_chain`` when given); when they cannot be
+    read, ``error`` and the gRPC status ``code``."""
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
@@ -120,14 +121,29 @@ def server_statistics(host: str, admin_headers: dict[str, str], root_certificate
     client = grpcclient.InferenceServerClient(host, **tls)
     try:
         stats = client.get_inference_statistics(MODEL_NAME, headers=admin_headers, as_json=True)["model_stats"]
-    except InferenceServerException as e:
-        logger.warning("could not read the server's statistics: %s", e)
-        return {"model": MODEL_NAME, "error": str(e)}
+    except InferenceServerException as e:  # the caller tells it: the run stops, or goes on without the counts
+        return {"model": MODEL_NAME, "error": str(e), "code": e.status() or ""}
     finally:
         client.close()
     inference = stats[0].get("inference_stats", {}) if stats else {}
     return {"model": MODEL_NAME, "success": int(inference.get("success", {}).get("count", 0)),
             "fail": int(inference.get("fail", {}).get("count", 0))}
+
+
+# The statuses of a refused admin key (the guard's front: PERMISSION_DENIED; an authenticating proxy: UNAUTHENTICATED).
+KEY_REFUSED = ("StatusCode.PERMISSION_DENIED", "StatusCode.UNAUTHENTICATED")
+
+
+def statistics_refusal(reading: dict[str, Any], key_file: str, host: str) -> str:
+    """Why a run asked for the statistics (``--admin-key-file``) stops: a refused key names the key file; any other
+    status (a server without the statistics API, one healing, a timeout) is named as it came."""
+    headline = (f"the server's statistics, asked for with --admin-key-file {key_file}, cannot be read "
+                f"({reading['error']})")
+    if reading.get("code") in KEY_REFUSED:
+        return (f"{headline}: the server at {host} refused the key; expected its admin key: pass its key file, or "
+                "leave --admin-key-file out to run without them")
+    return (f"{headline}: not a refused key; check the server at {host} serves Triton's statistics extension and is "
+            "ready, then run again, or leave --admin-key-file out to run without them")
 
 
 def counter_resets(actions: Iterable[str]) -> list[str]:
@@ -235,10 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                 stack.callback(injector.cancel)
             headers = _admin_headers(run, guard)
             before = server_statistics(host, headers, *tls) if headers is not None else None
-            if before is not None and "error" in before and guard is None:  # asked for with --admin-key-file
-                raise LoadtestError(f"the server's statistics, asked for with --admin-key-file {run.admin_key_file}, "
-                                    f"cannot be read ({before['error']}); expected the admin key of the server at "
-                                    f"{host}: pass its key file, or leave --admin-key-file out to run without them")
+            if before is not None and "error" in before:
+                if guard is None:  # asked for with --admin-key-file
+                    raise LoadtestError(statistics_refusal(before, run.admin_key_file, host))
+                logger.warning("could not read the embedded server's statistics before the run: %s", before["error"])
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
             for stale in SUMMARY_FILES:  # an earlier run's must not read as this one's, were this one stopped
                 (run.report_dir / stale).unlink(missing_ok=True)
@@ -252,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                 extra["fault"] = injector.report()
             if headers is not None and before is not None:
                 resets = counter_resets(r.action for r in guard.guard.recoveries[heals_before:]) if guard else []
-                extra["server"] = counts_during(before, server_statistics(host, headers, *tls), resets)
+                after = server_statistics(host, headers, *tls)
+                if "error" in after:
+                    logger.warning("could not read the server's statistics after the run: %s", after["error"])
+                extra["server"] = counts_during(before, after, resets)
     except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2

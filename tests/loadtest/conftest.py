@@ -14,6 +14,7 @@ import grpc
 import pytest
 from tritonclient.grpc import service_pb2
 
+from dermassist.base.server_config import GRPC_ADMIN_HEADER
 from tests.support.triton import readiness_handler
 
 CLIENT_NAME = "loadtest-client"
@@ -39,7 +40,17 @@ class FakeDermAssist:
     infer_calls: int = 0
     unavailable_sent: int = 0
     clients: set[str] = field(default_factory=set)  # common names of the client certificates of ModelInfer calls
+    admin_key: str = ""  # the key its ModelStatistics takes (empty: it has no statistics API, UNIMPLEMENTED)
     lock: Lock = field(default_factory=Lock)
+
+    def statistics(self, request: service_pb2.ModelStatisticsRequest,
+                   context: grpc.ServicerContext) -> service_pb2.ModelStatisticsResponse:
+        """ModelStatistics behind the admin key, as the guard's front serves it (a wrong key: PERMISSION_DENIED)."""
+        if not self.admin_key:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        if dict(context.invocation_metadata()).get(GRPC_ADMIN_HEADER) != self.admin_key:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the admin key was refused")
+        return service_pb2.ModelStatisticsResponse(model_stats=[service_pb2.ModelStatistics(name=request.name)])
 
     def infer(self, request: service_pb2.ModelInferRequest, context: grpc.ServicerContext) -> service_pb2.ModelInferResponse:
         """ModelInfer: one answer row per IMAGE row, PROBABILITIES uniform over the 8 classes."""
@@ -89,6 +100,9 @@ def fake_dermassist(tmp_path: Path) -> Iterator[FakeDermAssist]:
                                         lambda: fake.ready),
         "ModelReady": readiness_handler(service_pb2.ModelReadyRequest, service_pb2.ModelReadyResponse,
                                        lambda: fake.ready),
+        "ModelStatistics": grpc.unary_unary_rpc_method_handler(
+            fake.statistics, request_deserializer=service_pb2.ModelStatisticsRequest.FromString,
+            response_serializer=service_pb2.ModelStatisticsResponse.SerializeToString),
         "ModelInfer": grpc.unary_unary_rpc_method_handler(
             fake.infer, request_deserializer=service_pb2.ModelInferRequest.FromString,
             response_serializer=service_pb2.ModelInferResponse.SerializeToString),

@@ -214,10 +214,24 @@ def test_statistics_asked_for_but_refused_stop_the_run_before_it_starts(fake_der
                                                                          caplog) -> None:
     """A wrong --admin-key-file was a WARNING: the run went on and exited 0 without the statistics asked for."""
     from loadtest import run
+    from loadtest.errors import LocustRunError
 
-    monkeypatch.setattr(run, "run_locust", lambda *args: pytest.fail("the run started without its statistics"))
+    def started(*args: object) -> None:
+        raise LocustRunError("the run started")
+
+    monkeypatch.setattr(run, "run_locust", started)
     key = tmp_path / "admin.key"
     key.write_text("a-wrong-key-of-enough-characters")
-    code = run.main(["--host", fake_dermassist.plain, "--admin-key-file", str(key), "--report-dir", str(tmp_path)])
-    assert code == 2
+    argv = ["--host", fake_dermassist.plain, "--admin-key-file", str(key), "--report-dir", str(tmp_path)]
+    fake_dermassist.admin_key = "the-servers-own-key-of-enough-chars"
+    assert run.main(argv) == 2 and "the run started" not in caplog.text
     assert f"the server's statistics, asked for with --admin-key-file {key}, cannot be read" in caplog.text
+    assert f"the server at {fake_dermassist.plain} refused the key; expected its admin key" in caplog.text
+    assert len([r for r in caplog.records if "statistics" in r.getMessage()]) == 1  # told once, not twice
+    caplog.clear()
+    fake_dermassist.admin_key = ""  # a server without the statistics API: not told as a wrong key
+    assert run.main(argv) == 2 and "the run started" not in caplog.text
+    assert "UNIMPLEMENTED" in caplog.text and "not a refused key" in caplog.text and "refused the key" not in caplog.text
+    caplog.clear()
+    fake_dermassist.admin_key = key.read_text()  # the right key: the run starts
+    assert run.main(argv) == 2 and "the run started" in caplog.text and "cannot be read" not in caplog.text
