@@ -65,8 +65,9 @@ class ScenarioConfig(Settings):
         if not 0.0 <= self.bad_share < 1.0:
             raise LoadtestConfigError(f"bad_share must lie in [0, 1), got {self.bad_share} (0.01 means 1%)")
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise LoadtestConfigError(f"batch_size must be 1 to {MAX_BATCH_SIZE} (the ensemble's largest batch), got "
-                                      f"{self.batch_size}; pass a smaller --batch-size")
+            raise LoadtestConfigError(f"batch_size ({setting_names(ScenarioConfig, 'batch_size')}) must be 1 to "
+                                      f"{MAX_BATCH_SIZE} (the ensemble's largest batch), got {self.batch_size}; set it "
+                                      "between them")
         if not self.deadline_s > 0:
             raise LoadtestConfigError(f"deadline_s must be positive, got {self.deadline_s}")
         if self.think_time_s < 0:

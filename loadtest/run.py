@@ -42,7 +42,7 @@ from .errors import LoadtestError
 from .faults import SIGNALS
 from .preflight import check_target
 from .report import LoadtestSummary, read_failures, retries_text
-from .runner import run_locust
+from .runner import locust_report_files, run_locust
 
 if TYPE_CHECKING:
     from dermassist.guard.guard import BackgroundGuard
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise LoadtestError(statistics_refusal(before, run.admin_key_file, host))
                 logger.warning("could not read the embedded server's statistics before the run: %s", before["error"])
             heals_before = len(guard.guard.recoveries) if guard is not None else 0
-            for stale in SUMMARY_FILES:  # an earlier run's must not read as this one's, were this one stopped
+            for stale in (*SUMMARY_FILES, *locust_report_files()):  # an earlier run's must not read as this one's
                 (run.report_dir / stale).unlink(missing_ok=True)
             started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             target = host if guard is None else f"the embedded server on {host} serving {served_models(run.repository)}"

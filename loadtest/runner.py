@@ -40,6 +40,14 @@ class LocustReports:
     failures: Path
 
 
+def locust_report_files() -> tuple[str, ...]:
+    """The names of every report one run's Locust writes in the report folder (its own CSVs, the final ones, the
+    answers, the HTML report, its log)."""
+    csvs = ("_stats.csv", "_failures.csv", "_exceptions.csv", "_stats_history.csv")
+    finals = (final_stats_path(CSV_PREFIX), answers_path(CSV_PREFIX), final_failures_path(CSV_PREFIX))
+    return (*(CSV_PREFIX + suffix for suffix in csvs), *(str(path) for path in finals), "report.html", "locust.log")
+
+
 def stop_timeout_s(scenario: ScenarioConfig) -> int:
     """Locust's ``--stop-timeout`` for ``scenario``: its per-call deadline and a margin, so no call is cut."""
     return math.ceil(scenario.deadline_s) + STOP_MARGIN_S

@@ -168,7 +168,9 @@ def test_ctrl_c_ends_the_run_with_one_line_and_leaves_no_earlier_summary(fake_de
     """Ctrl-C printed a raw traceback, and the earlier run's summary.md stayed beside this run's partial reports."""
     from loadtest import run
 
-    for stale in ("summary.md", "summary.json"):
+    earlier = ("summary.md", "summary.json", "report.html", "dermassist_stats.csv", "dermassist_final_stats.csv",
+               "dermassist_final_failures.csv", "dermassist_answers.json", "locust.log")
+    for stale in (*earlier, "notes.txt"):
         (tmp_path / stale).write_text("an earlier run's 525 requests")
 
     def interrupted(*args):
@@ -176,7 +178,8 @@ def test_ctrl_c_ends_the_run_with_one_line_and_leaves_no_earlier_summary(fake_de
 
     monkeypatch.setattr(run, "run_locust", interrupted)
     assert run.main(["--host", fake_dermassist.plain, "--report-dir", str(tmp_path)]) == run.INTERRUPTED_EXIT_CODE == 130
-    assert not (tmp_path / "summary.md").exists() and not (tmp_path / "summary.json").exists()
+    assert [name for name in earlier if (tmp_path / name).exists()] == []  # Locust never wrote its report.html
+    assert (tmp_path / "notes.txt").exists()  # what is not a run's report stays
     assert f"interrupted: no summary was written; Locust's partial reports, if any, are in {tmp_path}" in caplog.text
 
 

@@ -158,4 +158,7 @@ def test_a_batch_larger_than_the_ensemble_takes_is_refused_before_the_run(no_ser
     from loadtest import run
 
     assert run.main(["--host", "127.0.0.1:1", "--batch-size", "33", "--report-dir", str(tmp_path)]) == 2
-    assert "batch_size must be 1 to 32 (the ensemble's largest batch), got 33" in caplog.text
+    assert ("batch_size (--batch-size / LOADTEST_BATCH_SIZE) must be 1 to 32 (the ensemble's largest batch), got 33; "
+            "set it between them") in caplog.text
+    assert run.main(["--host", "127.0.0.1:1", "--batch-size", "0", "--report-dir", str(tmp_path)]) == 2
+    assert "got 0; set it between them" in caplog.text and "smaller" not in caplog.text  # 0 is not told to shrink
