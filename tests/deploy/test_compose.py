@@ -252,7 +252,8 @@ def test_the_locust_master_expects_the_workers_the_docs_scale_to_and_is_bounded(
     scales = set(re.findall(r"--scale locust-worker=(\d+)", _header_comment() + readme))
     assert scales == {expected}, (scales, expected)
     assert 0 < int(command[command.index("--expect-workers-max-wait") + 1]) <= 300
-    assert command[command.index("--stop-timeout") + 1] == str(stop_timeout_s(ScenarioConfig()))
+    deadline_s = float(config["services"]["locust-master"]["environment"]["LOADTEST_DEADLINE_S"])  # compose's own
+    assert command[command.index("--stop-timeout") + 1] == str(stop_timeout_s(ScenarioConfig(deadline_s=deadline_s)))
 
 
 def test_the_locust_containers_get_real_images_from_a_bare_checkout(tmp_path: Path):
