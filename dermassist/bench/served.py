@@ -103,4 +103,8 @@ def warm_up(address: str, images: Sequence[bytes], count: int, admin_headers: di
     """Send a few requests so every model instance has run once (logged as the warm-up, not as a measured level)."""
     if count > 0:
         logger.info("warm-up: %d request(s), not measured", count)
-        measure_level(address, images, min(2, count), count, admin_headers, log_level=logging.DEBUG)
+        try:
+            measure_level(address, images, min(2, count), count, admin_headers, log_level=logging.DEBUG)
+        except BenchError as e:  # told as the warm-up's, not as a level nobody asked for
+            raise BenchError(f"the warm-up's {count} request(s) failed, before any level was measured: "
+                             f"{e.__cause__ or e}") from e

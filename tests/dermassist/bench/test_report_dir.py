@@ -94,3 +94,15 @@ def test_fewer_requests_than_threads_are_raised_with_a_warning(monkeypatch: pyte
     with caplog.at_level(logging.WARNING, logger="dermassist.bench.served"), pytest.raises(BenchError, match="stop here"):
         served.measure_level("127.0.0.1:1", [b"x"], concurrency=8, requests=3)
     assert caplog.records[0].getMessage() == "concurrency 8: 3 request(s) per level raised to 8, one per thread"
+
+
+def test_a_failed_warm_up_is_told_as_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It raised 'served requests failed at concurrency 2', a level nobody asked for (concurrencies 1 and 4)."""
+    from dermassist.bench import served
+    from dermassist.bench.errors import BenchError
+
+    monkeypatch.setattr(served, "snapshot", lambda *a: {})
+    with pytest.raises(BenchError) as raised:
+        served.warm_up("127.0.0.1:1", [b"x"], 4)  # nothing listens on port 1
+    assert str(raised.value).startswith("the warm-up's 4 request(s) failed, before any level was measured: ")
+    assert "concurrency 2" not in str(raised.value)
