@@ -189,11 +189,15 @@ class AuditWriteError(DermAssistError):
     """An audit line could not be written: the call it records must not be answered as if it had been."""
 
 
-class ShortWriteError(OSError):
-    """The OSError that cut ``write_all`` short (its errno and words), with how many bytes went out before it."""
+class ShortWriteError(DermAssistError, OSError):
+    """The OSError that cut ``write_all`` short (its errno and words, or its message when it has no errno), with how
+    many bytes went out before it; an OSError too, as the writes it stands for raise."""
 
     def __init__(self, cause: OSError, written: int) -> None:
-        super().__init__(cause.errno, cause.strerror)
+        if cause.errno is None:
+            super().__init__(str(cause))
+        else:
+            super().__init__(cause.errno, cause.strerror)
         self.written = written
 
 

@@ -261,3 +261,30 @@ def test_a_keyed_server_metadata_is_audited_after_triton_answered(tmp_path: Path
     assert seen_when_written == [["ServerMetadata"]]  # one line, written once Triton had the call
     (line,) = [json.loads(text) for text in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert (line["admin_call"], line["status"], line["admin_key"]) == ("ServerMetadata", "OK", "right")
+
+
+def test_a_short_write_is_a_dermassist_error_and_an_os_error_with_the_causes_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ShortWriteError stood outside the package's exception root, and a cause without an errno read '[Errno None]
+    None'."""
+    import errno
+
+    from dermassist.base.errors import DermAssistError
+    from dermassist.guard import audit
+
+    writes = iter([3, OSError(errno.ENOSPC, "No space left on device")])
+
+    def write(_descriptor: int, _data: object) -> int:
+        step = next(writes)
+        if isinstance(step, OSError):
+            raise step
+        return step
+
+    monkeypatch.setattr(audit.os, "write", write)
+    with pytest.raises(audit.ShortWriteError) as raised:
+        audit.write_all(1, b"0123456789")
+    assert isinstance(raised.value, DermAssistError) and isinstance(raised.value, OSError)
+    assert (raised.value.errno, raised.value.strerror, raised.value.written) == (errno.ENOSPC, "No space left on device", 3)
+    monkeypatch.setattr(audit.os, "write", lambda *_: (_ for _ in ()).throw(OSError("the pipe's reader went away")))
+    with pytest.raises(audit.ShortWriteError) as bare:
+        audit.write_all(1, b"x")
+    assert str(bare.value) == "the pipe's reader went away" and bare.value.written == 0
