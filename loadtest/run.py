@@ -15,7 +15,7 @@ of answered images NOT ASSESSABLE and REFER and the calls retried (``loadtest.an
 Exit codes: 0 = requests were served and no unexpected failure, 1 = unexpected failures during the run (or no
 requests), or more answered images NOT ASSESSABLE than ``--max-not-assessable-share``, 2 = the run could not be
 made (missing models, bad or unknown settings, an unreachable or unready target, Locust or the server broke, the
-run was cut short).
+run was cut short), 130 = interrupted (Ctrl-C: no summary is written).
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
 from dermassist.base.errors import INTERRUPTED_EXIT_CODE, DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
-from dermassist.base.repository import served_models
 from dermassist.base.settings import setting_help, setting_names
 
 from .config import RunConfig, ScenarioConfig, check_together, check_variables
@@ -189,6 +188,14 @@ def _admin_headers(run: RunConfig, guard: BackgroundGuard | None) -> dict[str, s
 SUMMARY_FILES = ("summary.md", "summary.json")
 
 
+def embedded_target(host: str, repository: Path) -> str:
+    """The embedded server and the release it serves, for the summary (the repository code is imported here only:
+    a --host run needs neither it nor the image stack under it)."""
+    from dermassist.base.repository import served_models
+
+    return f"the embedded server on {host} serving {served_models(repository)}"
+
+
 def write_summary(summary: LoadtestSummary, run: RunConfig, scenario: ScenarioConfig,
                   extra: dict[str, Any] | None = None, started_utc: str = "", target: str = "") -> None:
     """Write summary.md and summary.json beside Locust's reports (``extra``: fault and server figures; ``ok`` false
@@ -259,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             for stale in (*SUMMARY_FILES, *locust_report_files()):  # an earlier run's must not read as this one's
                 (run.report_dir / stale).unlink(missing_ok=True)
             started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            target = host if guard is None else f"the embedded server on {host} serving {served_models(run.repository)}"
+            target = host if guard is None else embedded_target(host, run.repository)
             summary, files = run_locust(run, scenario, host)
             saturation = summary.saturation_problem(read_failures(files.failures), run.users, scenario.deadline_s)
             if saturation is not None:
