@@ -228,13 +228,28 @@ def server_ports(config: ServerConfig) -> list[tuple[str, str, int]]:
             ("metrics_port", config.metrics_host or config.host, config.metrics_port)]
 
 
+# Linux's sysctl net.ipv4.ip_unprivileged_port_start: the first port a process without privileges may bind (1024 by
+# default; containers and tuned hosts lower it, to 0 in some runtimes).
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+
+def unprivileged_port_start() -> int:
+    """The first port a process without privileges may bind on this host (1024 where the system does not say)."""
+    try:
+        return int(UNPRIVILEGED_PORT_START.read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
 def port_message(name: str, host: str, port: int, error: OSError) -> str:
     """Why ServerConfig's port field ``name`` cannot be bound on ``host``, and the fix, naming its flag and variable."""
     host_field = "metrics_host" if name == "metrics_port" else "host"
     if error.errno == errno.EADDRINUSE:
         fix = f"another process listens there (`ss -ltnp 'sport = :{port}'` shows which): stop it or"
+    elif error.errno == errno.EACCES and port < (start := unprivileged_port_start()):
+        fix = f"a port below {start} needs privileges:"
     elif error.errno == errno.EACCES:
-        fix = "a port below 1024 needs privileges:"
+        fix = "binding it was denied by a security policy (SELinux or AppArmor? its audit log says which): allow it, or"
     else:
         fix = f"check {setting_names(ServerConfig, host_field)} (an address of this machine) or"
     return (f"{name.replace('_', ' ')} {port} cannot be bound on {host or 'every address'} ({error}); "

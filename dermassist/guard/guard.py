@@ -47,7 +47,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
-from ..base.server import TritonServer, bind_problem, free_ports
+from ..base.server import TritonServer, bind_problem, free_ports, unprivileged_port_start
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .admin import admin_key_problem
@@ -145,7 +145,7 @@ class BusyPort:
     port: int
     reason: str
     setting: str
-    code: int | None = None  # the errno of the failed bind, where known (EACCES: a port below 1024 without privileges)
+    code: int | None = None  # the errno of the failed bind, where known (EACCES: a privileged port, or a policy)
 
 
 def _ports(busy: Sequence[BusyPort]) -> str:
@@ -160,16 +160,17 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
     hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
                           for b in busy)
     taken = [b for b in busy if b.code != errno.EACCES]
-    low = [b for b in busy if b.code == errno.EACCES and b.port < 1024]
-    denied = [b for b in busy if b.code == errno.EACCES and b.port >= 1024]
+    start = unprivileged_port_start()
+    low = [b for b in busy if b.code == errno.EACCES and b.port < start]
+    denied = [b for b in busy if b.code == errno.EACCES and b.port >= start]
     fixes = []
     if taken:
         held = " or ".join(f"sport = :{b.port}" for b in taken)
         which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
         fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
     if low:
-        fixes.append(f"{_ports(low)} below 1024 {'needs' if len(low) == 1 else 'need'} privileges (root or "
-                     "CAP_NET_BIND_SERVICE): use a port from 1024 up")
+        fixes.append(f"{_ports(low)} below {start} {'needs' if len(low) == 1 else 'need'} privileges (root or "
+                     f"CAP_NET_BIND_SERVICE): use a port from {start} up")
     if denied:
         fixes.append(f"binding {_ports(denied)} was denied by a security policy (SELinux or AppArmor? its audit log "
                      "says which): allow it there")

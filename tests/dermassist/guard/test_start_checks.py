@@ -90,8 +90,11 @@ def test_a_taken_public_port_is_told_before_tritonserver_starts(tmp_path: Path, 
         asyncio.run(guard.run(asyncio.Event()))
 
 
-def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken() -> None:
+def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """EACCES (root here cannot meet it, so the message is built from the errno as the probe gives it)."""
+    from dermassist.guard import guard as guard_module
+
+    monkeypatch.setattr(guard_module, "unprivileged_port_start", lambda: 1024)
     text = bind_failure([BusyPort("gRPC", "0.0.0.0", 80, "Permission denied", "grpc_port", errno.EACCES),
                          BusyPort("the health endpoint", "0.0.0.0", 8000, "Address already in use", "http_port",
                                   errno.EADDRINUSE)])
@@ -102,6 +105,26 @@ def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken() -> 
     assert "stop what holds" not in only and "or pass another --grpc-port / DERMASSIST_GRPC_PORT" in only
     policy = bind_failure([BusyPort("gRPC", "0.0.0.0", 8001, "Permission denied", "grpc_port", errno.EACCES)])
     assert "below 1024" not in policy and "binding port 8001 was denied by a security policy" in policy
+    monkeypatch.setattr(guard_module, "unprivileged_port_start", lambda: 80)  # a host whose sysctl lowered it
+    lowered = bind_failure([BusyPort("gRPC", "0.0.0.0", 443, "Permission denied", "grpc_port", errno.EACCES),
+                            BusyPort("gRPC", "0.0.0.0", 79, "Permission denied", "http_port", errno.EACCES)])
+    assert "binding port 443 was denied by a security policy" in lowered
+    assert "port 79 below 80 needs privileges (root or CAP_NET_BIND_SERVICE): use a port from 80 up" in lowered
+
+
+def test_the_first_unprivileged_port_is_read_from_the_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno as errno_module
+
+    from dermassist.base import server as server_module
+
+    sysctl = tmp_path / "ip_unprivileged_port_start"
+    monkeypatch.setattr(server_module, "UNPRIVILEGED_PORT_START", sysctl)
+    assert server_module.unprivileged_port_start() == 1024  # not told: Linux's default
+    sysctl.write_text("443\n")
+    assert server_module.unprivileged_port_start() == 443
+    denied = OSError(errno_module.EACCES, "Permission denied")
+    assert "a port below 443 needs privileges" in server_module.port_message("grpc_port", "", 80, denied)
+    assert "denied by a security policy" in server_module.port_message("grpc_port", "", 8001, denied)
 
 
 def test_every_taken_public_port_is_told_in_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
