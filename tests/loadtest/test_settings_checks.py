@@ -162,3 +162,17 @@ def test_a_batch_larger_than_the_ensemble_takes_is_refused_before_the_run(no_ser
             "set it between them") in caplog.text
     assert run.main(["--host", "127.0.0.1:1", "--batch-size", "0", "--report-dir", str(tmp_path)]) == 2
     assert "got 0; set it between them" in caplog.text and "smaller" not in caplog.text  # 0 is not told to shrink
+
+
+def test_the_load_test_command_imports_no_image_stack_for_a_host_run() -> None:
+    """Naming the embedded server's release imported the repository code, preprocess and OpenCV at start, for --host
+    runs too (the Locust image ships the load test without preprocess)."""
+    import subprocess
+    import sys
+
+    modules = "('preprocess', 'cv2', 'dermassist.base.repository')"
+    probe = f"import sys, loadtest.run; print(sorted(m for m in {modules} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
