@@ -34,6 +34,11 @@ DEFAULT_REFER_THRESHOLD = 0.20
 DEFAULT_OOD_LIMIT = 1.0
 # REFER_SCORE sums the calibrated probabilities of the malignant and pre-malignant classes.
 REFER_CLASSES = ("MEL", "BCC", "SCC", "AK")
+# Parameters (KServe response parameters, strings) the gRPC front of `dermassist serve` adds to every answer, so an
+# integrator's audit trail can tell which models made it: the release's name and version as `dermassist models`
+# exported it, and a digest of everything served (weights, tuned values, configs, the Python steps' code).
+RELEASE_PARAMETER = "dermassist_release"
+BUILD_PARAMETER = "dermassist_build"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

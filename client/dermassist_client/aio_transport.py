@@ -9,7 +9,16 @@ from typing import Any
 from .classes import INPUT_DATATYPE, INPUT_IMAGE
 from .config import ClientConfig
 from .translate import closed_error, translate
-from .transport import RawAnswer, connection_hint, grpc_channel_args, grpc_tls_kwargs, image_batch, output_names
+from .transport import (
+    RawAnswer,
+    connection_hint,
+    grpc_channel_args,
+    grpc_identity,
+    grpc_tls_kwargs,
+    http_identity,
+    image_batch,
+    output_names,
+)
 
 
 class AsyncGrpcTransport:
@@ -54,7 +63,8 @@ class AsyncGrpcTransport:
         )
         response = result.get_response()
         return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
-                         response.model_name, response.model_version, response.id or request_id)
+                         response.model_name, response.model_version, response.id or request_id,
+                         **grpc_identity(response))
 
     async def live(self, timeout_s: float) -> bool:
         """Whether the server reports itself live."""
@@ -137,7 +147,7 @@ class AsyncHttpTransport:
         response = result.get_response()
         return RawAnswer({n: result.as_numpy(n) for n in output_names(with_crop)},
                          response["model_name"], str(response.get("model_version", "")),
-                         response.get("id") or request_id)
+                         response.get("id") or request_id, **http_identity(response))
 
     async def live(self, timeout_s: float) -> bool:
         """Whether the server reports itself live."""

@@ -81,5 +81,6 @@ def results_of(answer: RawAnswer, images: Sequence[EncodedImage]) -> list[Lesion
             f"model {answer.model_name!r} answered {rows} rows for {len(images)} images; expected one row per image "
             "(the server or a proxy between us is misbehaving)"
         )
-    return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version, answer.request_id)
+    return [build_result(answer.outputs, i, img.size, answer.model_name, answer.model_version, answer.request_id,
+                         answer.release, answer.build)
             for i, img in enumerate(images)]

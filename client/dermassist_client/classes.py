@@ -28,6 +28,9 @@ OUTPUT_CAM = "CAM"
 CORE_OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_MASK, OUTPUT_BBOX, OUTPUT_LESION_FRACTION)
 TRIAGE_OUTPUTS = (OUTPUT_REFER, OUTPUT_REFER_SCORE, OUTPUT_ASSESSABLE, OUTPUT_OOD_SCORE, OUTPUT_NOTE)
 IMAGE_OUTPUTS = (OUTPUT_CROP, OUTPUT_CAM)  # sent only when asked for: the crop and its class activation map
+# Response parameters `dermassist serve` adds to every answer: the release that made it and a digest of what is served.
+RELEASE_PARAMETER = "dermassist_release"
+BUILD_PARAMETER = "dermassist_build"
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,8 @@ def summary_line(path: str, result: dict) -> str:
               if result["lesion_found"] else "NO LESION FOUND (whole image classified)")
     verdict = verdict_line(verdict_of_dict(result)).rstrip(".")  # the note's full stop: "; " ends the part
     return (f"{path}: {verdict}; {answer}; {lesion}; "
-            f"model {result['model_name']} v{result['model_version']}")
+            f"model {result['model_name']} v{result['model_version']}"
+            + (f" ({result['model_release']}, build {result['model_build']})" if result.get("model_build") else ""))
 
 
 def error_record(path: str, kind: str, message: str) -> str:

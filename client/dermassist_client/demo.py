@@ -375,9 +375,10 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
         status = f"{NOT_RELIABLE}\n\n{name} {found}"
     else:
         status = f"{name} {NO_LESION} {NO_DIAGNOSIS}"
-    model = (f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`. "
-             f"The served answer does not name its release: the model card `{MODEL_CARD}` gives the figures and "
-             f"limits of the release it describes ({MODEL_CARD_NAME}).")
+    model = (f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`"
+             + (f", release `{result.model_release}`, build `{result.model_build}`. The model card" if result.model_build
+                else ". The served answer does not name its release: the model card")
+             + f" `{MODEL_CARD}` gives the figures and limits of the release it describes ({MODEL_CARD_NAME}).")
     # no crop and no CAM (the map of the top class) where no diagnosis is given: only the banner, note, mask and box
     shown = result.diagnosis_given
     crop = np.asarray(result.crop) if shown and result.crop is not None else None

@@ -258,6 +258,8 @@ def _device(result: LesionResult, manufacturer: str, client_version: str) -> dic
         "modelNumber": result.model_name,
         "deviceName": [{"name": f"{manufacturer} {result.model_name}", "type": "model-name"}],
         "version": [{"type": {"text": "model version"}, "value": str(result.model_version)},
+                    *({"type": {"text": text}, "value": value} for text, value in
+                      (("model release", result.model_release), ("model build", result.model_build)) if value),
                     {"type": {"text": "dermassist-client version"}, "value": client_version}],
     }
 
@@ -344,7 +346,7 @@ def build_bundle(items: Iterable[tuple[LesionResult, ImagingContext | None]], ma
     issued = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     entries, devices = _Entries(), {}
     for result, context in items:
-        key = (result.model_name, result.model_version)
+        key = (result.model_name, result.model_version, result.model_release, result.model_build)
         if key not in devices:
             devices[key] = entries.add(_device(result, manufacturer, client_version))
         _report_entries(entries, result, context or ImagingContext(), devices[key], issued)

@@ -64,6 +64,10 @@ class LesionResult:
     (``note`` empty) when the server predates them; ``crop`` and ``cam`` only when asked for.
     ``request_id`` is the id the SDK sent with the request (all images of one request share it):
     the server's audit trail records it, so an answer can be traced end to end.
+    ``model_release`` and ``model_build`` say which models made the answer (``dermassist serve`` sends them with every
+    answer, and its audit line records them): the exported release's ``NAME version V`` (or where imported models
+    came from), and ``sha256:`` and 16 hex digits of everything served; ``model_version`` is the Triton version,
+    "1" for every export. None from a server that sends neither (a bare tritonserver).
     """
 
     top_class: LesionClass
@@ -82,6 +86,8 @@ class LesionResult:
     note: str = ""
     cam: np.ndarray | None = None
     request_id: str = ""
+    model_release: str | None = None
+    model_build: str | None = None
 
     @property
     def lesion_found(self) -> bool:
@@ -128,6 +134,8 @@ class LesionResult:
             "original_size": list(self.original_size) if self.original_size else None,
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "model_release": self.model_release,
+            "model_build": self.model_build,
             "refer": self.refer,
             "refer_score": self.refer_score,
             "assessable": self.assessable,
@@ -164,7 +172,7 @@ def _scalar(outputs: Mapping[str, np.ndarray], name: str, row: int, cast: type) 
 
 def build_result(
     outputs: Mapping[str, np.ndarray], row: int, original_size: tuple[int, int] | None,
-    model_name: str, model_version: str, request_id: str = "",
+    model_name: str, model_version: str, request_id: str = "", release: str | None = None, build: str | None = None,
 ) -> LesionResult:
     """Build the result of batch row ``row`` from the ensemble's output arrays."""
     probs = np.asarray(outputs[OUTPUT_PROBABILITIES][row], dtype=np.float64)
@@ -189,4 +197,6 @@ def build_result(
         note=_scalar(outputs, OUTPUT_NOTE, row, str) or "",
         cam=None if cam is None else _read_only(cam[row]),
         request_id=request_id,
+        model_release=release,
+        model_build=build,
     )

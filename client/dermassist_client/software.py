@@ -6,6 +6,7 @@ from importlib import metadata
 from .result import LesionResult
 
 CLIENT_DISTRIBUTION = "dermassist-client"
+LO_CHARS = 64  # a DICOM Long String value (Software Versions is one per value)
 
 
 def client_version() -> str:
@@ -16,6 +17,10 @@ def client_version() -> str:
         return "unknown"
 
 
-def software_versions(result: LesionResult) -> tuple[str, str]:
-    """(served model and version, client and version), e.g. ('dermassist 1', 'dermassist-client 0.1.0')."""
-    return f"{result.model_name} {result.model_version}", f"{CLIENT_DISTRIBUTION} {client_version()}"
+def software_versions(result: LesionResult) -> tuple[str, ...]:
+    """Served model and version, the release and build that answered (when the server named them), and client and
+    version, e.g. ('dermassist 1', 'dermassist-real-2026.12 version 1', 'build sha256:...', 'dermassist-client
+    0.1.0'); each at most 64 characters, a DICOM LO value's limit."""
+    served = [f"{result.model_name} {result.model_version}"]
+    served += [text for text in (result.model_release, result.model_build and f"build {result.model_build}") if text]
+    return tuple(text[:LO_CHARS] for text in (*served, f"{CLIENT_DISTRIBUTION} {client_version()}"))

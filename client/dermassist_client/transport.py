@@ -8,7 +8,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .classes import CORE_OUTPUTS, IMAGE_OUTPUTS, INPUT_DATATYPE, INPUT_IMAGE, TRIAGE_OUTPUTS
+from .classes import (
+    BUILD_PARAMETER,
+    CORE_OUTPUTS,
+    IMAGE_OUTPUTS,
+    INPUT_DATATYPE,
+    INPUT_IMAGE,
+    RELEASE_PARAMETER,
+    TRIAGE_OUTPUTS,
+)
 from .config import ClientConfig, certificate_dates_problem
 from .translate import closed_error, tls_hint, translate
 
@@ -21,6 +29,22 @@ class RawAnswer:
     model_name: str
     model_version: str
     request_id: str = ""
+    release: str | None = None  # the server's RELEASE_PARAMETER and BUILD_PARAMETER (None: a server that sends none)
+    build: str | None = None
+
+
+def grpc_identity(response: Any) -> dict[str, str | None]:
+    """``release`` and ``build`` of a gRPC ModelInferResponse's parameters (None where the server sent none)."""
+    parameters = response.parameters
+    return {key: parameters[name].string_param if name in parameters else None
+            for key, name in (("release", RELEASE_PARAMETER), ("build", BUILD_PARAMETER))}
+
+
+def http_identity(response: Mapping[str, Any]) -> dict[str, str | None]:
+    """``release`` and ``build`` of a KServe HTTP answer's parameters (None where the server sent none)."""
+    parameters = response.get("parameters") or {}
+    return {key: None if parameters.get(name) is None else str(parameters[name])
+            for key, name in (("release", RELEASE_PARAMETER), ("build", BUILD_PARAMETER))}
 
 
 def new_request_id() -> str:
@@ -123,7 +147,7 @@ class GrpcTransport(_Transport):
         response = result.get_response()
         return RawAnswer(
             {n: result.as_numpy(n) for n in output_names(with_crop)}, response.model_name, response.model_version,
-            response.id or request_id,
+            response.id or request_id, **grpc_identity(response),
         )
 
     def live(self, timeout_s: float) -> bool:
@@ -189,6 +213,7 @@ class HttpTransport(_Transport):
         return RawAnswer(
             {n: result.as_numpy(n) for n in output_names(with_crop)},
             response["model_name"], str(response.get("model_version", "")), response.get("id") or request_id,
+            **http_identity(response),
         )
 
     def live(self, timeout_s: float) -> bool:

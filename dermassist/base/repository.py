@@ -26,6 +26,10 @@ CALIBRATION_FILENAME = "calibration.json"
 # IMPORTED) the models put there another way (`dermassist import`, a training stage's --repository).
 RELEASE_STAMP = ".release-stamp"
 IMPORTED = "imported:"
+# The release's name and version (``NAME version V``) beside the stamp, written by the export: what the served answers
+# name as their release (``served_release``).
+RELEASE_NAME = ".release-name"
+UNNAMED = "unnamed models (not exported by `dermassist models`)"
 # The Python steps whose settings an exported release tunes (each reads its version's tuned.json in initialize).
 TUNED_STEPS = (PREPARE_MODEL, CROP_MODEL, TRIAGE_MODEL)
 _ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, TUNED_FILENAME,
@@ -174,7 +178,52 @@ def mark_not_release(repository: Path, origin: str) -> Path:
     path = Path(repository) / RELEASE_STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{IMPORTED} {origin}\n")
+    (Path(repository) / RELEASE_NAME).unlink(missing_ok=True)  # the release's name no longer says what is served
     return path
+
+
+def name_release(repository: Path, name: object, version: object) -> None:
+    """Record the exported release's name and version in ``repository`` (``served_release`` reads it)."""
+    (Path(repository) / RELEASE_NAME).write_text(f"{name} version {version}\n")
+
+
+def served_release(repository: Path) -> str:
+    """What the served answers name as their release: the exported release's ``NAME version V``, the origin of
+    imported models (``imported: ...``), or UNNAMED."""
+    for name in (RELEASE_STAMP, RELEASE_NAME):
+        try:
+            text = (Path(repository) / name).read_text().strip()
+        except OSError:
+            continue
+        if name == RELEASE_NAME or text.startswith(IMPORTED):
+            return text
+    return UNNAMED
+
+
+def served_identity(repository: Path) -> tuple[str, str]:
+    """(``served_release``, ``served_build``) of ``repository``: what every served answer names as its models."""
+    return served_release(repository), served_build(repository)
+
+
+def served_build(repository: Path) -> str:
+    """``sha256:`` and 16 hex digits of everything that decides an answer: every file of the repository's model
+    folders (weights, tuned values, labels, configs, the Python steps) and of the ``preprocess`` package those steps
+    import, by relative path and content (caches left out). Two builds with one digest serve the same models."""
+    import hashlib
+
+    import preprocess
+
+    digest = hashlib.sha256()
+    roots = [(f"{model}/", Path(repository) / model) for model in ALL_MODELS]
+    roots.append(("preprocess/", Path(preprocess.__file__).resolve().parent))
+    for prefix, root in roots:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(f"{prefix}{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def served_models(repository: Path) -> str:

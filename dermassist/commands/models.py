@@ -85,7 +85,14 @@ def release_stamp(release: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Export the release (or a fresh synthetic one) and write metrics.json into the reports folder."""
-    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, missing_artifacts, tuned_value_problems
+    from dermassist.base.repository import (
+        IMPORTED,
+        RELEASE_NAME,
+        RELEASE_STAMP,
+        missing_artifacts,
+        name_release,
+        tuned_value_problems,
+    )
     from training.export.release import check_release_pair
     from training.export.repository import open_repository
     from training.pipeline import SYNTHETIC_RECIPE, BuildConfig, build_release, export_release, write_metrics
@@ -109,14 +116,17 @@ def run(args: argparse.Namespace) -> int:
                        "and no release figures are written for them (`dermassist models --force` serves the release "
                        "again)", repository, served.strip().removeprefix(IMPORTED).strip())
         return 0
-    check_release_pair(release, read_release(release))  # a half-built release is refused before the stamp goes
+    manifest = read_release(release)
+    check_release_pair(release, manifest)  # a half-built release is refused before the stamp goes
     if config.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
+        (Path(repository) / RELEASE_NAME).unlink(missing_ok=True)  # nor a name its answers would carry
         for line in export_release(release, repository):
             logger.info("%s", line)
         stamp.write_text(current)
     else:
         logger.info("model repository %s already serves release %s", repository, release)
+    name_release(repository, manifest.get("name"), manifest.get("version"))
     metrics = write_metrics(release, reports)
     seg, cls = metrics["segmentation"], metrics["classification"]["test"]
     logger.info("segmentation val jaccard %.3f (threshold %.2f); classification test balanced accuracy %.3f, "

@@ -177,7 +177,7 @@ def evaluate_release(folder: Path, data: Path) -> dict:
     from training.pipeline import export_release
     from training.release import read_release, update_release
 
-    from ..base.repository import RELEASE_STAMP, stage_repository
+    from ..base.repository import RELEASE_STAMP, name_release, stage_repository
     from ..base.server import embedded_server
     from ..evaluation import EvaluationConfig, evaluate
 
@@ -196,6 +196,7 @@ def evaluate_release(folder: Path, data: Path) -> dict:
         export_release(folder, repository)
         # a throwaway repository: its stamp names the release, which each report's run line then states
         (repository / RELEASE_STAMP).write_text(f"{release.get('name')} version {release.get('version')}\n")
+        name_release(repository, release.get("name"), release.get("version"))
         if primary in runs:
             ood = Path(tmp) / "ood"
             build_ood_corpus(ood)

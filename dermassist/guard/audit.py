@@ -19,7 +19,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -132,10 +132,11 @@ def recorded_id(request_id: str) -> dict[str, Any]:
 def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: str, peer: str, client: str | None,
                  versions: dict[str, str], status: str, error: str | None, latency_ms: float,
                  response: service_pb2.ModelInferResponse | None = None,
-                 images: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 images: list[dict[str, Any]] | None = None, identity: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The audit line of one request, as a dict (``AuditLog.write`` serialises it).
 
     ``images``: ``request_images(request)`` when already computed (the front hashes while Triton works).
+    ``identity``: the served release and build (``served_identity``), None while not read.
     """
     if images is None:
         images = request_images(request) if request is not None else []
@@ -151,6 +152,8 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
         "model": model,
         "model_version": response.model_version if response is not None else (request.model_version if request else ""),
         "versions": versions,
+        "release": (identity or {}).get("release"),
+        "build": (identity or {}).get("build"),
         "status": status,
         "error": None if error is None else clip(error, MAX_ERROR_CHARS),
         "latency_ms": round(latency_ms, 3),

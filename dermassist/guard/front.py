@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -27,6 +27,7 @@ from tritonclient.grpc import service_pb2
 from preprocess.contract import (
     ALL_MODELS,
     ASSESSABLE,
+    BUILD_PARAMETER,
     ENSEMBLE_INPUTS,
     ENSEMBLE_NAME,
     ENSEMBLE_OUTPUTS,
@@ -36,6 +37,7 @@ from preprocess.contract import (
     ON_REQUEST_OUTPUTS,
     PROBABILITIES,
     REFER,
+    RELEASE_PARAMETER,
     STEP_MODELS,
 )
 
@@ -291,6 +293,14 @@ def without_outputs(response: service_pb2.ModelInferResponse, names: list[str]) 
     if raw:
         trimmed.raw_output_contents.extend(raw[i] for i in kept if i < len(raw))
     return trimmed
+
+
+def identity_parameters(identity: Mapping[str, str]) -> bytes:
+    """The serialised response parameters that name the served release and build (appended to an answer's bytes:
+    protobuf merges a map field's entries, so the answer is not decoded and encoded again); nothing while unknown."""
+    names = {"release": RELEASE_PARAMETER, "build": BUILD_PARAMETER}
+    parameters = {names[key]: service_pb2.InferParameter(string_param=value) for key, value in identity.items()}
+    return service_pb2.ModelInferResponse(parameters=parameters).SerializeToString() if parameters else b""
 
 
 def method_path(name: str) -> str:
@@ -768,7 +778,8 @@ class Front(grpc.GenericRpcHandler):
             self.answered_at = time.monotonic()
             call.response = service_pb2.ModelInferResponse.FromString(answer)
             call.status, call.error = grpc.StatusCode.OK, None
-            return without_outputs(call.response, added).SerializeToString() if added else answer
+            served = without_outputs(call.response, added).SerializeToString() if added else answer
+            return served + identity_parameters(self.guard.identity)
         except asyncio.CancelledError:
             self._cancelled(call, context)
             raise
@@ -796,8 +807,8 @@ class Front(grpc.GenericRpcHandler):
                 and not (call.error or "").startswith(DEADLINE_PASSED)):
             call.status, call.error = grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} ({call.status.name}: {call.error})"
         latency_ms = (time.perf_counter() - call.started) * 1000.0
-        fields = dict(request_id=call.request_id, peer=call.peer, client=call.client,
-                      versions=self.guard.versions, status=call.status.name, error=call.error, latency_ms=latency_ms)
+        fields = dict(request_id=call.request_id, peer=call.peer, client=call.client, versions=self.guard.versions,
+                      identity=self.guard.identity, status=call.status.name, error=call.error, latency_ms=latency_ms)
         try:
             record = build_record(call.request, response=call.response, images=images, **fields)
         except Exception:  # the audit line must never take the answer down with it; it loses the answer columns

@@ -47,6 +47,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
+from ..base.repository import served_identity
 from ..base.server import TritonServer, bind_problem, free_ports, unprivileged_port_start
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
@@ -258,6 +259,8 @@ class Guard:
         self.metrics = GuardMetrics()  # served on the health port at /metrics
         self.audit = audit_trail(config.audit_log, self.metrics)
         self.versions: dict[str, str] = {}
+        # the release and build the served answers name (served_identity, read each time the pipeline is ready)
+        self.identity: dict[str, str] = {}
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
@@ -625,6 +628,14 @@ class Guard:
             self._log_served(sorted((m.name, m.version) for m in index.models))
         except grpc.aio.AioRpcError as e:
             logger.warning("could not read the model versions for the audit trail: %s", describe(e))
+        try:
+            release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
+        except OSError as e:
+            logger.warning("could not read which release is served, for the answers and the audit trail: %s", e)
+        else:
+            if self.identity != (identity := {"release": release, "build": build}):
+                logger.info("serving release %s, build %s", release, build)
+            self.identity = identity
         self._been_ready = True
         self.readiness.set_ready()
         last = self.recoveries[-1] if self.recoveries else None

@@ -15,6 +15,7 @@ import tritonclient.http as httpclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from dermassist.base.repository import served_identity
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import BackgroundGuard
 from dermassist_client import DermAssistClient, ServerUnavailableError
@@ -275,7 +276,11 @@ def test_audit_has_exactly_one_line_per_request_good_or_bad(guards, ham_jpeg: by
     assert one.top_class.code == next(r for r in lines if r["request_id"] == one.request_id)["images"][0]["top_class"]
     inference = [line for line in lines if "admin_call" not in line]  # admin calls have lines of their own
     assert set(inference[0]) == {"time", "request_id", "peer", "client", "model", "model_version", "versions",
-                                 "status", "error", "latency_ms", "images"}
+                                 "release", "build", "status", "error", "latency_ms", "images"}
+    # every answer and its line name the models that made it: version "1" is every export's
+    release, build = served_identity(guard.guard.triton_config.repository)
+    assert build.startswith("sha256:") and all((line["release"], line["build"]) == (release, build) for line in inference)
+    assert (one.model_release, one.model_build) == (release, build) and batch[2].model_build == build
     admin = [line for line in lines if "admin_call" in line]  # test_admin_apis_need_the_key..., when it ran first
     assert all(set(line) == {"time", "request_id", "peer", "client", "admin_call", "extension", "model", "admin_key",
                              "status", "error", "latency_ms"} for line in admin)

@@ -70,7 +70,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         readiness.set_ready()
         metrics = GuardMetrics()
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
-                                config=config, versions={}, audit=audit_trail(str(audit), metrics), stopping=False,
+                                config=config, versions={}, identity={}, audit=audit_trail(str(audit), metrics), stopping=False,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
                       metrics)

@@ -1,0 +1,77 @@
+"""Every answer names the release and build that made it, and so does its audit line (an integrator's audit trail
+could only record version "1", which every export serves)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from dermassist.base.repository import (
+    RELEASE_NAME,
+    RELEASE_STAMP,
+    UNNAMED,
+    mark_not_release,
+    name_release,
+    served_build,
+    served_release,
+    stage_repository,
+)
+from dermassist.guard.front import identity_parameters
+from preprocess.contract import BUILD_PARAMETER, RELEASE_PARAMETER
+
+from .loopback import front_before_stand_in
+from .test_front_requests import image_request
+
+
+def test_the_release_is_the_exported_name_or_the_imported_origin(tmp_path: Path) -> None:
+    assert served_release(tmp_path) == UNNAMED  # nothing says
+    (tmp_path / RELEASE_STAMP).write_text("ab1f885340766aae\n")
+    assert served_release(tmp_path) == UNNAMED  # a fingerprint of files' dates names no release
+    name_release(tmp_path, "dermassist-real-2026.12", "1")
+    assert served_release(tmp_path) == "dermassist-real-2026.12 version 1"
+    mark_not_release(tmp_path, "classifier stage runs/x")
+    assert served_release(tmp_path) == "imported: classifier stage runs/x" and not (tmp_path / RELEASE_NAME).exists()
+
+
+def test_the_build_digest_changes_with_any_served_byte_and_not_with_caches_or_the_stamp(tmp_path: Path) -> None:
+    repository = stage_repository(tmp_path / "repository")
+    tuned = repository / "triage" / "1" / "tuned.json"
+    tuned.write_text('{"refer_threshold": 0.066}')
+    first = served_build(repository)
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 16
+    (repository / RELEASE_STAMP).write_text("another stamp\n")
+    (repository / "triage" / "1" / "__pycache__").mkdir()
+    (repository / "triage" / "1" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
+    assert served_build(repository) == first  # what decides no answer is left out
+    tuned.write_text('{"refer_threshold": 0.067}')  # one tuned value
+    assert served_build(repository) != first
+    tuned.write_text('{"refer_threshold": 0.066}')
+    assert served_build(repository) == first  # content, not dates
+    tuned.rename(repository / "triage" / "1" / "tuned2.json")
+    assert served_build(repository) != first  # a file's name counts too
+
+
+def test_identity_parameters_merge_into_an_answer_without_decoding_it() -> None:
+    answer = service_pb2.ModelInferResponse(model_name="dermassist", model_version="1", id="r-1")
+    answer.parameters["sequence_id"].int64_param = 7
+    raw = answer.SerializeToString() + identity_parameters({"release": "dermassist-real-2026.12 version 1",
+                                                           "build": "sha256:0123456789abcdef"})
+    merged = service_pb2.ModelInferResponse.FromString(raw)
+    assert (merged.model_name, merged.id, merged.parameters["sequence_id"].int64_param) == ("dermassist", "r-1", 7)
+    assert merged.parameters[RELEASE_PARAMETER].string_param == "dermassist-real-2026.12 version 1"
+    assert merged.parameters[BUILD_PARAMETER].string_param == "sha256:0123456789abcdef"
+    assert identity_parameters({}) == b""  # not read yet: the answer goes as it came
+
+
+def test_an_answer_and_its_audit_line_name_the_release_and_build(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as served:
+        served.front.guard.identity = {"release": "dermassist-real-2026.12 version 1", "build": "sha256:00112233aabbccdd"}
+        with grpc.insecure_channel(served.address) as channel:
+            answer = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(image_request([1, 1]), timeout=10)
+    assert answer.parameters[RELEASE_PARAMETER].string_param == "dermassist-real-2026.12 version 1"
+    assert answer.parameters[BUILD_PARAMETER].string_param == "sha256:00112233aabbccdd"
+    (line,) = [json.loads(text) for text in audit.read_text().splitlines()]
+    assert (line["release"], line["build"]) == ("dermassist-real-2026.12 version 1", "sha256:00112233aabbccdd")
