@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 MODEL_NAME = "dermassist"
 MAX_BATCH_SIZE = 32
+MAX_IMAGE_PIXELS = 50_000_000  # the largest picture the server decodes (width x height as stored)
 SEG_SIZE = 256
 CROP_SIZE = 224
 

@@ -53,6 +53,9 @@ def _add_connection(parser: argparse.ArgumentParser, retries: int | None = None,
                         help="deadline of one call in seconds (default %(default)g)")
     parser.add_argument("--retries", type=int, default=config_default("retries") if retries is None else retries,
                         help=f"retries while the server is unavailable (default %(default)s{retries_why})")
+    parser.add_argument("--model-version", default=config_default("model_version"), metavar="N",
+                        help="pin the served model's version (default: the server's latest); every answer names its "
+                             "release and build, which identify the models better (docs/sdk.md)")
     tls = parser.add_argument_group("TLS (gRPC or HTTPS)")
     tls.add_argument("--ssl", action="store_true", help=TLS_HELP["ssl"])
     tls.add_argument("--root-certificates", metavar="PEM", help=TLS_HELP["root_certificates"])

@@ -23,6 +23,7 @@ DEMO_PORT = 7860
 # ClientConfig's 3, so a page whose server is down says so soon.
 DEMO_RETRIES = 1
 _URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_VERSION = re.compile(r"(?:[1-9][0-9]*)?")  # Triton takes a version number > 0, or none: its latest
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class ClientConfig:
             raise ClientConfigError(
                 f"max_batch_size must be between 1 and the server's {MAX_BATCH_SIZE}, got {self.max_batch_size!r}"
             )
+        if not isinstance(self.model_version, str) or not _VERSION.fullmatch(self.model_version):
+            raise ClientConfigError(f"model_version must be empty (the server's latest) or a version number above 0 as "
+                                    f"a string, e.g. '1', got {self.model_version!r}")
         if not _is_int(self.max_message_bytes) or self.max_message_bytes < 1024 * 1024:
             raise ClientConfigError(f"max_message_bytes must be an integer >= 1 MiB, got {self.max_message_bytes!r}")
         self._validate_tls()
@@ -194,7 +198,7 @@ TLS_HELP = {
 
 
 def connection_options(args: Any) -> dict[str, Any]:
-    """Client options from the command line's connection flags (deadline, retries and TLS)."""
-    return {"timeout": args.timeout, "retries": args.retries, "ssl": args.ssl,
+    """Client options from the command line's connection flags (deadline, retries, model version and TLS)."""
+    return {"timeout": args.timeout, "retries": args.retries, "model_version": args.model_version, "ssl": args.ssl,
             "root_certificates": args.root_certificates, "private_key": args.private_key,
             "certificate_chain": args.certificate_chain}

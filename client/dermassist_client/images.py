@@ -1,11 +1,15 @@
 """Turn what callers hold (a path, bytes, a numpy array, a PIL image) into encoded image bytes."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import re
 import struct
+import threading
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -13,6 +17,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
+from .classes import MAX_IMAGE_PIXELS
 from .colour_profile import declared_profile
 from .errors import InvalidImageError
 from .extras import install_command
@@ -32,6 +37,7 @@ _MAGIC = (
 )
 # A BMP is "BM" and, 14 bytes in, the size of one of its known info headers: text that starts with "BM" is no BMP.
 _BMP_INFO_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_WARNINGS_LOCK = threading.Lock()  # around catch_warnings, which swaps the process's filter list
 # As the server: a PNG whose ICC profile or text chunk decompresses to over Pillow's 1 MB default is a valid image
 # (never lowered if the application set more).
 PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 * 2**20)
@@ -163,7 +169,7 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     decoder does, so the size matches the frame the server's BBOX and MASK are in.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _quiet_bomb_warning(), Image.open(io.BytesIO(data)) as im:
             _to_full_size_page(im)
             width, height = im.size
             # The server's rule, which exif_orientation follows for a PIL image. PIL's TIFF reader reports the
@@ -264,7 +270,7 @@ def _to_full_size_page(im: Image.Image) -> None:
 def header_problem(data: bytes) -> str:
     """Why PIL cannot read the header of a file whose signature is a supported format, in words for a user."""
     try:
-        with Image.open(io.BytesIO(data)):
+        with _quiet_bomb_warning(), Image.open(io.BytesIO(data)):
             return "its header cannot be read"
     except Image.DecompressionBombError as e:
         found = re.search(r"\((\d+) pixels\)", str(e))
@@ -338,7 +344,23 @@ def _from_path(path: Path) -> EncodedImage:
         raise InvalidImageError(
             f"{path} is not an image ({len(data)} bytes, first bytes {first}); expected a {SUPPORTED} file"
         )
+    width, height = header[1]
+    if width * height > MAX_IMAGE_PIXELS:  # the server's refusal, told before the file is sent
+        raise InvalidImageError(
+            f"{path} is {width}x{height} = {width * height:,} pixels ({width * height / 1e6:.1f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels) are accepted: downscale it before "
+            "sending")
     return EncodedImage(data, header[1], str(path))
+
+
+@contextlib.contextmanager
+def _quiet_bomb_warning() -> Iterator[None]:
+    """PIL's DecompressionBombWarning silenced: a header read here decodes no pixel, and a picture over the server's
+    limit is refused in words of its own, not with a warning about a denial-of-service attack. One thread at a time:
+    ``catch_warnings`` swaps the process's filter list."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _array_fix(array: np.ndarray) -> str:

@@ -66,6 +66,20 @@ def test_the_command_line_takes_its_connection_defaults_and_their_help_from_clie
     assert actions["protocol"].default == config_default("protocol")
     text = " ".join(sub.format_help().split())
     assert f"(default {config_default('timeout_s'):g})" in text and f"(default {retries}" in text
+    assert actions["model_version"].default == config_default("model_version")  # the server's latest
+
+
+@pytest.mark.parametrize("command", ["analyze", "dicom-listen"])
+def test_the_command_line_pins_a_model_version_and_refuses_a_word(command: str, tmp_path, capsys) -> None:
+    """Neither command could pin a version; the SDK took 'latest' and blamed every picture for the server's refusal."""
+    from dermassist_client.cli import main
+    from dermassist_client.config import connection_options
+
+    rest = ["x.jpg"] if command == "analyze" else ["--spool", str(tmp_path / "spool")]
+    args = build_parser().parse_args([command, "--model-version", "7", *rest])
+    assert connection_options(args)["model_version"] == "7"
+    assert main([command, "--model-version", "latest", *rest]) == 2
+    assert "model_version must be empty (the server's latest) or a version number above 0" in capsys.readouterr().err
 
 
 def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() -> None:

@@ -51,6 +51,7 @@ def test_client_contract_equals_server_contract():
     for name in ("REFER", "REFER_SCORE", "ASSESSABLE", "OOD_SCORE", "NOTE", "CAM"):
         assert getattr(client_contract, f"OUTPUT_{name}") == getattr(contract, name).name
     assert client_contract.REFER_CLASSES == contract.REFER_CLASSES
+    assert client_contract.MAX_IMAGE_PIXELS == contract.MAX_IMAGE_PIXELS
 
 
 def test_the_verdicts_score_meaning_names_the_referral_classes():
@@ -111,12 +112,21 @@ def test_result_reads_the_triage_outputs_when_present_and_none_when_absent():
     ({"url": "h:1", "timeout_s": 0}, "timeout_s must be a positive"),
     ({"url": "h:1", "retries": -1}, "retries must be an integer >= 0"),
     ({"url": "h:1", "max_batch_size": 33}, "max_batch_size must be between 1"),
+    ({"url": "h:1", "model_version": "latest"}, "model_version must be empty .* or a version number above 0"),
+    ({"url": "h:1", "model_version": "0"}, "version number above 0"),
+    ({"url": "h:1", "model_version": 1}, "as a string"),
     ({"url": "h:1", "root_certificates": "/nonexistent.pem"}, "ssl is off"),
     ({"url": "h:1", "ssl": True, "root_certificates": "/nonexistent.pem"}, "does not exist"),
 ])
 def test_config_rejects_bad_settings(kwargs, fragment):
     with pytest.raises(ClientConfigError, match=fragment):
         ClientConfig(**kwargs)
+
+
+def test_a_version_number_or_none_is_a_model_version() -> None:
+    """'latest' was taken, and every call then failed as 'the server rejected the image' (a batch: every image)."""
+    assert ClientConfig(url="h:1", model_version="12").model_version == "12"
+    assert ClientConfig(url="h:1").model_version == ""
 
 
 def test_config_is_frozen_and_tls_needs_key_with_chain(tmp_path):
@@ -606,3 +616,36 @@ def test_a_picture_of_too_many_pixels_is_called_that_not_not_an_image(tmp_path):
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
     with pytest.raises(InvalidImageError, match="broken.png is a PNG file, but its header cannot be read"):
         encode_image(broken)
+
+
+def _jpeg_declaring(tmp_path, width: int, height: int):
+    """A small JPEG whose frame header (SOF0) declares ``width`` x ``height``: PIL reads the size, no pixel."""
+    import struct
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 80, 60)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    path = tmp_path / f"declares_{width}x{height}.jpg"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_picture_over_the_servers_pixel_limit_is_refused_here_without_pils_bomb_warning(tmp_path):
+    """A 144-megapixel JPEG printed PIL's 'could be decompression bomb DOS attack' warning, was sent, and the server
+    refused it at 50 megapixels; 195 megapixels were refused here, in other words."""
+    import warnings
+
+    big = _jpeg_declaring(tmp_path, 12000, 12000)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(InvalidImageError, match=r"12000x12000 = 144,000,000 pixels \(144.0 megapixels\); at most "
+                                                     r"50,000,000 pixels \(50 megapixels\) are accepted: downscale"):
+            encode_image(big)
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert encode_image(_jpeg_declaring(tmp_path, 7000, 7000)).size == (7000, 7000)  # 49 megapixels: sent
+    before = list(warnings.filters)
+    with pytest.raises(InvalidImageError):
+        encode_image(big)
+    assert warnings.filters == before  # the process's filters are left as they were
