@@ -66,3 +66,18 @@ def test_the_fhir_device_names_them_and_two_builds_are_two_devices() -> None:
     versions = {v["type"]["text"]: v["value"] for v in devices[0]["version"]}
     assert versions["model version"] == "3" and versions["model release"] == RELEASE
     assert {d["version"][2]["value"] for d in devices} == {BUILD, "sha256:fedcba9876543210"}
+
+
+def test_the_json_lines_documented_keys_are_the_keys_it_has() -> None:
+    """The --json line had no documented key list: docs/sdk.md's table must name every key a result line holds."""
+    import re
+    from pathlib import Path
+
+    from dermassist_client.cli import NOT_TRIED
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    section = docs.split("## The `--json` line of `dermassist-client analyze`", 1)[1].split("\n## ", 1)[0]
+    documented = {key for row in re.findall(r"^\| (`[^|]+`) \|", section, re.M) for key in re.findall(r"`(\w+)`", row)}
+    line = {"image", "dicom_outputs", *synthetic_result((600, 450)).to_dict()}
+    assert documented == line
+    assert f"`{NOT_TRIED}`" in section
