@@ -376,10 +376,20 @@ def key_refusal(key: str, locked_s: float) -> str:
             "(the --admin-key-file file) and call again after that")
 
 
+# Where gRPC's auth context names the client certificate, in the order the audit trail takes: its common name, else its
+# first subject alternative name (current PKIs put the identity there only, with an empty CN), else its subject.
+CLIENT_NAME_KEYS = ("x509_common_name", "x509_subject_alternative_name", "x509_subject")
+
+
 def client_identity(context: grpc.aio.ServicerContext) -> str | None:
-    """The common name of the client certificate under mutual TLS, else None."""
-    names = (context.auth_context() or {}).get("x509_common_name") or []
-    return names[0].decode("utf-8", "replace") if names else None
+    """Who the client certificate names under mutual TLS (see CLIENT_NAME_KEYS), else None (no certificate)."""
+    auth = context.auth_context() or {}
+    for key in CLIENT_NAME_KEYS:
+        for value in auth.get(key) or []:
+            name = value.decode("utf-8", "replace").strip()
+            if name:
+                return name
+    return None
 
 
 def forwarded_status(code: grpc.StatusCode, details: str) -> tuple[grpc.StatusCode, str]:

@@ -426,6 +426,13 @@ def test_the_client_is_the_first_common_name_of_its_certificate() -> None:
     context = SimpleNamespace(auth_context=lambda: {"x509_common_name": [b"clinic-a", b"clinic-b"]})
     assert client_identity(context) == "clinic-a"
     assert client_identity(SimpleNamespace(auth_context=lambda: {})) is None
+    # a certificate whose identity is in its subject alternative name only (gRPC gives an empty common name), as
+    # gRPC 1.7x reports trustme's issue_cert("his-gateway"): the audit line said "client": ""
+    san_only = {"x509_common_name": [b""], "x509_subject_alternative_name": [b"his-gateway"],
+                "x509_subject": [b"OU=Testing cert,O=trustme"]}
+    assert client_identity(SimpleNamespace(auth_context=lambda: san_only)) == "his-gateway"
+    subject_only = {"x509_common_name": [b""], "x509_subject": [b"OU=Clinic B,O=Hospital"]}
+    assert client_identity(SimpleNamespace(auth_context=lambda: subject_only)) == "OU=Clinic B,O=Hospital"
 
 
 def test_pseudo_headers_are_not_forwarded_and_only_the_first_admin_header_counts() -> None:
