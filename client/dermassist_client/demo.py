@@ -18,7 +18,14 @@ from PIL import Image
 from .classes import CLASSES, LesionClass
 from .client import DermAssistClient
 from .config import DEMO_HOST, DEMO_PORT, DEMO_RETRIES, class_codes, config_default
-from .errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
+from .errors import (
+    DeadlineExceededError,
+    DermAssistClientError,
+    InvalidImageError,
+    ResultError,
+    ServerUnavailableError,
+)
+from .images import to_full_size_page
 from .overlay import VIRIDIS, draw_cam, draw_overlay
 from .result import LesionResult
 from .samples import attribution_markdown, samples
@@ -36,8 +43,8 @@ MODEL_CARD = "training/release/MODEL_CARD.md"
 """The model card, in the DermAssist repository: intended use, figures and known limits of the release."""
 MODEL_CARD_NAME = "dermassist-real-2026.12"
 """The release the model card describes (its title, and ``name`` in training/release/release.json; a test checks
-both). The served answer names the model's version only, not its release, so the page names the card, not the
-release it was answered by."""
+both). The page names the card beside the release and build the answer names (a server that names none: the card
+only)."""
 INTENDED_USE_TEMPLATE = f"""### Intended use and limits
 - **For research and demonstration only, not for diagnosis.** It does not replace clinical examination or
   histopathology: a lesion you suspect is handled as usual, whatever the answer.
@@ -59,6 +66,11 @@ TOO_SLOW = ("The analysis service is busy or not responding. Try again shortly; 
 TOO_SLOW_LARGE = ("The analysis service took too long to answer. {name} is a large picture ({size}), which takes "
                   "longer: try again, or analyse a smaller copy.")
 LARGE_PICTURE_PIXELS = 20_000_000
+OVERLAY_MAX_SIDE = 2048
+"""The mask and box are drawn on a copy of the picture at most this many pixels a side: a page shows no more, and a
+48-megapixel picture took 9 s and 3.4 GB to draw and send at full size while every other analysis waited."""
+NOT_DRAWN = ("The mask and box could not be drawn on {name} (this page could not read the picture as the service "
+             "did); the answer above stands.")
 LARGE_FILE_BYTES = 20_000_000
 """A picture this large (pixels, or bytes when its header cannot be read) is named as a reason for a slow answer."""
 NOT_RELIABLE = "**Image not assessable: no class and no percentage are given** (see the note above)."
@@ -362,9 +374,9 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     except DermAssistClientError as e:
         logger.info("analysis of %s failed: %s", path, e)
         return _message(f"**Could not analyze:** {plain_error(e, path)}", path)
-    with Image.open(path) as original:
-        overlay = draw_overlay(original, result)
-    name = f"Result for **{Path(path).name}**."
+    overlay = overlay_of(path, result)
+    name = f"Result for **{Path(path).name}**." + ("" if overlay is not None else " " + NOT_DRAWN.format(
+        name=Path(path).name))
     if result.diagnosis_given:
         top = result.top_class
         status = (f"{name} Lesion found: {percent(result.lesion_fraction)} of the image, tinted red in its green "
@@ -386,6 +398,19 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
                        CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result, not_learnt), status, model, path,
                        alt_texts(result))
+
+
+def overlay_of(path: str, result: LesionResult) -> Image.Image | None:
+    """The picture at ``path`` with ``result``'s mask and box (its full-size page, as the SDK read it; at most
+    ``OVERLAY_MAX_SIDE`` a side), or None when it cannot be drawn: the answer is shown all the same, never lost
+    behind an error."""
+    try:
+        with Image.open(path) as original:
+            to_full_size_page(original)
+            return draw_overlay(original, result, OVERLAY_MAX_SIDE)
+    except (ResultError, OSError, ValueError, Image.DecompressionBombError) as e:
+        logger.warning("the mask and box of %s could not be drawn: %s", path, e)
+        return None
 
 
 def build_demo(url: str, protocol: str = config_default("protocol"), timeout: float | None = None,

@@ -116,7 +116,7 @@ PIL_READ_ERRORS: tuple[type[Exception], ...] = (OSError, SyntaxError, TypeError,
                                                 Image.DecompressionBombError)
 
 _ORIENTATION_TAG = 0x0112
-_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # the EXIF orientations that swap width and height
 # Image.Transpose came in Pillow 9.1; 9.0 has the same members on Image itself.
 _TRANSPOSE = getattr(Image, "Transpose", Image)
 # The transposition that shows a picture stored with each EXIF orientation as a viewer shows it.
@@ -170,14 +170,14 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     """
     try:
         with _quiet_bomb_warning(), Image.open(io.BytesIO(data)) as im:
-            _to_full_size_page(im)
+            to_full_size_page(im)
             width, height = im.size
             # The server's rule, which exif_orientation follows for a PIL image. PIL's TIFF reader reports the
             # turned size already; for JPEG (and a phone's "MPO") and PNG it reports the stored one. A PNG's eXIf
             # chunk is found without PIL, whose getexif() decodes every pixel of a PNG to look for one after them.
             exif = (_server_exif(im, _reads_as(im), _png_chunk(data, b"eXIf"))
                     if im.format in ("JPEG", "MPO", "PNG") else None)
-            turned = _orientation(exif) in _TRANSPOSING_ORIENTATIONS
+            turned = _orientation(exif) in TRANSPOSING_ORIENTATIONS
             name = str(im.format)
     except PIL_READ_ERRORS as e:  # an unreadable header just means "format and size unknown"
         logger.debug("format and size of a %d-byte image left unknown: PIL cannot read its header (%s: %s)",
@@ -255,7 +255,7 @@ def colour_profile(image: Image.Image) -> bytes | None:
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
 
 
-def _to_full_size_page(im: Image.Image) -> None:
+def to_full_size_page(im: Image.Image) -> None:
     """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it."""
     frames = int(getattr(im, "n_frames", 1))
     if im.format != "TIFF" or frames <= 1:

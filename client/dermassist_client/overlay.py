@@ -4,11 +4,13 @@ Pure numpy and Pillow: the client imports no plotting library.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .errors import ResultError
-from .images import as_srgb, exif_orientation, turned
+from .images import TRANSPOSING_ORIENTATIONS, as_srgb, exif_orientation, turned
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
@@ -22,9 +24,10 @@ VIRIDIS = ((68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 
            (53, 183, 121), (110, 206, 88), (253, 231, 37))
 
 
-def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
+def draw_overlay(image: Image.Image, result: LesionResult, max_side: int | None = None) -> Image.Image:
     """A copy of ``image`` as the server analysed it (turned by the server's orientation rule, in sRGB) with the
-    mask tinted red and the bbox green.
+    mask tinted red and the bbox green; with ``max_side``, drawn on a copy scaled down to at most that many pixels a
+    side (a page shows no more, and a 48-megapixel picture took seconds and gigabytes at full size).
 
     The server's MASK and BBOX are in the frame of the turned picture, so a phone photo stored sideways with an EXIF
     orientation is turned before they are drawn on it, by the rule the server's decoder follows
@@ -32,10 +35,14 @@ def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
     the result's ``original_size`` (or that is unknown): the result is of another picture, or of this one in another
     frame, and would be drawn in the wrong place.
     """
-    orientation = exif_orientation(image)  # of the picture as opened: its colours next, then the turn
-    base = turned(as_srgb(image), orientation)
-    if base.size != result.original_size:
-        shown = "x".join(map(str, base.size))
+    stored = image.size
+    scale = 1.0 if max_side is None or max(stored) <= max_side else max_side / max(stored)
+    if scale < 1.0 and image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 of the size, no smaller than needed
+        image.draft(image.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
+    orientation = exif_orientation(image)  # of the picture as opened (loads it): its colours next, then the turn
+    frame = stored[::-1] if orientation in TRANSPOSING_ORIENTATIONS else stored
+    if frame != result.original_size:
+        shown = "x".join(map(str, frame))
         if result.original_size is None:
             raise ResultError(
                 f"the result's original_size is unknown (the image's header could not be read client-side), so "
@@ -48,14 +55,18 @@ def draw_overlay(image: Image.Image, result: LesionResult) -> Image.Image:
             f"original_size, the frame its mask and box are in), got one of {shown} as displayed; draw the result "
             "on the very picture that was analysed (the same file, opened unchanged)"
         )
+    size = (max(1, round(frame[0] * scale)), max(1, round(frame[1] * scale)))
+    base = turned(as_srgb(image), orientation)
+    if base.size != size:
+        base = base.resize(size, Image.BILINEAR)  # type: ignore[attr-defined]  # Resampling came in Pillow 9.1
     pixels = np.asarray(base, dtype=np.float32)
-    inside = (result.mask_at_original_size() > 0)[..., None]
+    inside = (np.asarray(Image.fromarray(result.mask).resize(size, Image.NEAREST)) > 0)[..., None]  # type: ignore[attr-defined]
     tinted = np.where(inside, pixels * (1 - MASK_ALPHA) + np.array(MASK_COLOUR) * MASK_ALPHA, pixels)
     out = Image.fromarray(tinted.astype(np.uint8))
     if result.lesion_found:
         width = max(2, round(max(out.size) / 200))
-        x0, y0, x1, y1 = result.bbox.as_tuple()
-        ImageDraw.Draw(out).rectangle([x0, y0, x1 - 1, y1 - 1], outline=BOX_COLOUR, width=width)
+        x0, y0, x1, y1 = (round(v * scale) for v in result.bbox.as_tuple())
+        ImageDraw.Draw(out).rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=BOX_COLOUR, width=width)
     return out
 
 

@@ -263,3 +263,44 @@ def test_the_analyze_button_meets_aa_contrast_in_every_state():
     assert set(states) == {"#analyze", "#analyze:hover", "#analyze:focus", "#analyze:focus-visible", "#analyze:active"}
     for selector, (text, background) in states.items():
         assert contrast(text, background) >= 4.5, (selector, text, background, contrast(text, background))
+
+
+def test_a_tiff_whose_preview_page_comes_first_gets_its_answer_and_overlay(tmp_path):
+    """The page drew on the TIFF's first page, a 150x112 preview: drawing raised, every box showed 'Error', and the
+    REFER the service answered (and audited as delivered) was never seen."""
+    import tifffile
+
+    rgb = np.full((450, 600, 3), 180, np.uint8)
+    path = tmp_path / "preview_first.tif"
+    tifffile.imwrite(path, rgb[::4, ::4], photometric="rgb", subfiletype=1)
+    tifffile.imwrite(path, rgb, photometric="rgb", subfiletype=0, append=True)
+    out = demo.analyze_file(_Client(_result()), str(path))
+    assert out.overlay is not None and out.overlay.size == (600, 450)
+    assert "REFER" in out.banner and "could not be drawn" not in out.status
+
+
+def test_an_answer_whose_picture_cannot_be_drawn_on_is_shown_all_the_same(picture):
+    """Any fault after the answer (here a result of another frame) cost the whole answer behind 'Error' badges."""
+    from dataclasses import replace
+
+    out = demo.analyze_file(_Client(replace(_result(), original_size=(640, 480))), picture)
+    assert out.overlay is None and "REFER" in out.banner and "80%" in out.probabilities
+    assert "The mask and box could not be drawn on lesion.png" in out.status and "the answer above stands" in out.status
+
+
+def test_a_large_picture_is_drawn_at_the_pages_size_with_its_box_in_place(tmp_path):
+    """A 48-megapixel picture was drawn and sent at full size: 9 s, a 16.8 MB PNG and 3.4 GB while every other
+    analysis waited. Here 6000x4500 (27 megapixels) is drawn 2048 pixels wide, its box scaled with it."""
+    from dataclasses import replace
+
+    path = tmp_path / "large.jpg"
+    Image.new("RGB", (6000, 4500), (200, 150, 130)).save(path, quality=80)
+    result = replace(_result(), original_size=(6000, 4500),
+                     bbox=type(_result().bbox)(1000, 800, 5000, 3800))
+    out = demo.analyze_file(_Client(result), str(path))
+    assert out.overlay.size == (demo.OVERLAY_MAX_SIDE, 1536)  # 4500 x 2048 / 6000
+    pixels = np.asarray(out.overlay)
+    scale = demo.OVERLAY_MAX_SIDE / 6000
+    x0, y0 = round(1000 * scale), round(800 * scale)
+    assert tuple(pixels[y0 + 100, x0]) == (40, 220, 90)  # the green box's left side, where the scaled box is
+    assert tuple(pixels[10, 10]) != (40, 220, 90)
