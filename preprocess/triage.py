@@ -77,7 +77,8 @@ REFERRED_NOT_ASSESSABLE = "Referred because the picture could not be assessed."
 def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
     """The plain sentences naming each reason one image cannot be assessed and what to do, each with its measure
     (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record; an
-    image unlike the validated dermoscopy is said first, as its other measures are then no guide."""
+    image unlike the validated dermoscopy is said first, as its other measures are then no guide, unless it is too
+    dark or too bright: its exposure is then said first, and its out-of-distribution score after it."""
     sharpness, dark, bright, colour, seam = (float(v) for v in quality)
     problems = []
     # sharpness (the Laplacian's variance) falls with the light: a sharp picture taken too dark or too bright measures
@@ -99,7 +100,13 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     if seam < 1.0:  # a mosaic or side-by-side: the lesion found may run across several pictures
         problems.append(f"The picture looks like several pictures put together (a straight seam runs across it): "
                         f"photograph each lesion on its own (seam score {seam:.0%} of the lowest accepted).")
-    if ood >= params.ood_limit:
+    if ood >= params.ood_limit and (dark < 1.0 or bright < 1.0):
+        # a dermoscopy picture only too dark or too bright also measures as unlike dermoscopy: its exposure, said
+        # first, is what to correct, not the device
+        problems.append(f"Its answer cannot be trusted either (out-of-distribution score {ood:.2f}, limit "
+                        f"{params.ood_limit:.2f}): correct the exposure first, and if the retaken picture is again not "
+                        "assessable, judge the lesion clinically.")
+    elif ood >= params.ood_limit:
         problems.insert(0, f"Picture unlike the dermoscopy images the system was validated on (another dermatoscope, "
                            f"light or magnification, a clinical photograph, or not skin), so its answer cannot be trusted: "
                            f"retake it with a dermatoscope, and if it is again not assessable, judge the lesion clinically "

@@ -67,6 +67,19 @@ def test_a_badly_exposed_picture_is_told_its_exposure_not_that_it_has_no_colour(
     assert note.startswith(said) and "greyscale" not in note and not out.assessable[0, 0]
 
 
+@pytest.mark.parametrize(("exposure", "said"), [((0.3, 1.5), "Picture too dark"), ((1.5, 0.3), "Picture too bright")],
+                         ids=["dark", "overexposed"])
+def test_a_badly_exposed_picture_unlike_dermoscopy_is_told_its_exposure_first(exposure: tuple[float, float],
+                                                                              said: str) -> None:
+    """A dermoscopy picture taken too dark measures as unlike dermoscopy too: it was told first to retake it 'with a
+    dermatoscope', which the clinician had used (a demo page audit); the exposure is what to correct."""
+    out = triage_batch(_probs(NV=1.0), [[2.21]], [(2.0, *exposure, 12.0, 2.9)], [[0.1]], TriageParams(refer_threshold=0.5))
+    note = out.note[0, 0].decode()
+    assert note.startswith(said) and "with a dermatoscope" not in note and not out.assessable[0, 0]
+    assert ("Its answer cannot be trusted either (out-of-distribution score 2.21, limit 1.00): correct the exposure "
+            "first, and if the retaken picture is again not assessable, judge the lesion clinically.") in note
+
+
 @pytest.mark.parametrize("exposure", [(0.3, 1.5), (1.5, 0.3)], ids=["dark", "overexposed"])
 def test_a_badly_exposed_picture_is_told_its_exposure_not_that_it_is_blurred(exposure: tuple[float, float]) -> None:
     """The Laplacian's variance falls with the light: a sharp picture darkened measured as blurred, and a clinician
