@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -321,6 +322,9 @@ UPLOAD_RETENTION_S = (600, 3600)
 page stops (patients' pictures are not kept on the demo host)."""
 
 
+_FIRST_BYTES = re.compile(r" \(\d+ bytes, first bytes [0-9a-f ]*\)")
+
+
 def plain_error(error: DermAssistClientError, path: str) -> str:
     """What a clinician reads when a picture could not be analysed: the reason in plain words, no request ids,
     tensor names or SDK advice (those go to the log)."""
@@ -336,7 +340,8 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
                     "one from your viewer, or analyse DICOM files with the dermassist-client command.")
         if error.server_message:  # the service's own reason, without the step and tensor it came from
             return f"{name} cannot be analysed: {error.reason}"
-        return error.reason.replace(str(path), name)  # refused here, before sending: the message names the file
+        # refused here, before sending: the message names the file; the first bytes it quotes are for the log
+        return _FIRST_BYTES.sub("", error.reason.replace(str(path), name))
     return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
 
 

@@ -339,10 +339,11 @@ def _from_path(path: Path) -> EncodedImage:
         )
     if fmt is not None and header is None:
         raise InvalidImageError(f"{path} is a {fmt} file, but {header_problem(data)}")
+    if not data:
+        raise InvalidImageError(f"{path} is empty (0 bytes); expected a {SUPPORTED} file")
     if fmt is None or header is None:
-        first = data[:8].hex(" ") or "nothing"
         raise InvalidImageError(
-            f"{path} is not an image ({len(data)} bytes, first bytes {first}); expected a {SUPPORTED} file"
+            f"{path} is not an image ({len(data)} bytes, first bytes {data[:8].hex(' ')}); expected a {SUPPORTED} file"
         )
     width, height = header[1]
     if width * height > MAX_IMAGE_PIXELS:  # the server's refusal, told before the file is sent

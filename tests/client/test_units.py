@@ -649,3 +649,11 @@ def test_a_picture_over_the_servers_pixel_limit_is_refused_here_without_pils_bom
     with pytest.raises(InvalidImageError):
         encode_image(big)
     assert warnings.filters == before  # the process's filters are left as they were
+
+
+def test_an_empty_file_is_told_it_is_empty(tmp_path):
+    """It was 'is not an image (0 bytes, first bytes nothing)'."""
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match=rf"^{empty} is empty \(0 bytes\); expected a JPEG, PNG, BMP or TIFF file$"):
+        encode_image(empty)
