@@ -267,6 +267,31 @@ def to_full_size_page(im: Image.Image) -> None:
     im.seek(0)
 
 
+_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "floating point", 4: "undefined", 5: "complex integer",
+                   6: "complex floating point"}  # TIFF's SampleFormat (tag 339)
+
+
+def tiff_pixel_format(data: bytes) -> str | None:
+    """The pixel format of a TIFF whose first page PIL cannot open, in words (``32-bit floating point, 3 samples``),
+    from its tags; None when ``data`` is no TIFF or its first directory cannot be read."""
+    from PIL import TiffImagePlugin
+
+    if data[:4] not in (b"II*\0", b"MM\0*"):
+        return None
+    try:
+        directory = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        stream = io.BytesIO(data)
+        stream.seek(directory.next)
+        directory.load(stream)
+        bits = directory.get(258, (1,))
+        kind = _SAMPLE_FORMATS.get(int((directory.get(339) or (1,))[0]), "an unknown kind of number")
+        samples = int(directory.get(277, 1))
+    except Exception as e:  # noqa: BLE001 - a directory PIL cannot read: nothing to say beyond "cannot be read"
+        logger.debug("the TIFF directory cannot be read: %s", e)
+        return None
+    return f"{int(bits[0])}-bit {kind}, {samples} sample{'s' if samples != 1 else ''} a pixel"
+
+
 def header_problem(data: bytes) -> str:
     """Why PIL cannot read the header of a file whose signature is a supported format, in words for a user."""
     try:
@@ -277,6 +302,9 @@ def header_problem(data: bytes) -> str:
         size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "far too many pixels"
         return f"it declares {size}, far more than DermAssist analyses: downscale it before sending"
     except UnidentifiedImageError:
+        pixel_format = tiff_pixel_format(data)
+        if pixel_format is not None:
+            return f"its pixels are {pixel_format}, which DermAssist does not read: re-save it as 8- or 16-bit RGB"
         return "its header cannot be read: the file is truncated or corrupt"
     except Exception as e:  # noqa: BLE001 - whatever PIL says is the reason given
         return f"its header cannot be read ({e}); the file is truncated or corrupt, or re-save it as 8-bit RGB"

@@ -58,3 +58,19 @@ def test_a_tiff_whose_preview_page_comes_first_has_the_full_pages_size(tmp_path)
     tifffile.imwrite(path, RGB[::4, ::4], photometric="rgb", subfiletype=1)
     tifffile.imwrite(path, RGB, photometric="rgb", subfiletype=0, append=True)
     assert encode_image(path).size == (160, 120)
+
+
+def test_a_tiff_of_floating_point_pixels_is_told_its_pixel_format_not_that_it_is_corrupt(tmp_path) -> None:
+    """An intact 32-bit float TIFF was called 'truncated or corrupt': its user re-sent the same file."""
+    import tifffile
+
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, RGB.astype(np.float32) / 255, photometric="rgb")
+    with pytest.raises(InvalidImageError, match=r"float.tif is a TIFF file, but its pixels are 32-bit floating point, 3 "
+                                                r"samples a pixel, which DermAssist does not read: re-save it as 8- or "
+                                                r"16-bit RGB"):
+        encode_image(path)
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(path.read_bytes()[:6])  # no directory to read
+    with pytest.raises(InvalidImageError, match="truncated or corrupt"):
+        encode_image(truncated)
