@@ -139,10 +139,13 @@ PAGE_CSS = (
     f"{HIDDEN_WHEN_EMPTY} {{ display: none !important; }}\n"
     f"footer a, footer button {{ color: {FOOTER_TEXT} !important; }}\n"
     f".dark footer a, .dark footer button {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
+    # the upload box's "- or -", Gradio's grey at 1.9:1 on white, in the footer's colours
+    f"#upload .or {{ color: {FOOTER_TEXT} !important; }}\n"
+    f".dark #upload .or {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
 )
 """The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the result pictures' labels
 and toolbars above them, the crop and CAM boxes and the CAM legend hidden while empty (``HIDDEN_WHEN_EMPTY``), the
-footer's links."""
+footer's links and the upload box's "- or -"."""
 STATUS_REGION = "#status [data-testid=markdown]"
 BANNER_REGION = "#banner .html-container"
 """The status line's and the banner's inner containers in the page: its live regions, and where focus goes after an

@@ -248,6 +248,9 @@ def test_the_footer_links_meet_aa_contrast_in_light_and_dark_mode():
     light = re.search(r"color: (#[0-9a-f]{6})", rules["footer a, footer button"]).group(1)
     dark = re.search(r"color: (#[0-9a-f]{6})", rules[".dark footer a, .dark footer button"]).group(1)
     assert contrast(light, "#ffffff") >= 4.5 and contrast(dark, "#0b0f19") >= 4.5  # Gradio's page backgrounds
+    upload_light = re.search(r"color: (#[0-9a-f]{6})", rules["#upload .or"]).group(1)
+    upload_dark = re.search(r"color: (#[0-9a-f]{6})", rules[".dark #upload .or"]).group(1)
+    assert contrast(upload_light, "#ffffff") >= 4.5 and contrast(upload_dark, "#0b0f19") >= 4.5  # Gradio's: 1.9:1
 
 
 def test_the_analyze_button_meets_aa_contrast_in_every_state():
