@@ -145,9 +145,10 @@ def test_the_command_line_refuses_a_fraction_for_an_integer_flag(argv: list[str]
 def test_connection_options_carry_each_flag_to_its_own_option() -> None:
     args = build_parser().parse_args(["analyze", "a.jpg", "--timeout", "12.5", "--retries", "0", "--ssl",
                                       "--root-certificates", "ca.pem", "--private-key", "key.pem",
-                                      "--certificate-chain", "chain.pem"])
-    assert connection_options(args) == {"timeout": 12.5, "retries": 0, "ssl": True, "root_certificates": "ca.pem",
-                                        "private_key": "key.pem", "certificate_chain": "chain.pem"}
+                                      "--certificate-chain", "chain.pem", "--model-version", "4"])
+    assert connection_options(args) == {"timeout": 12.5, "retries": 0, "model_version": "4", "ssl": True,
+                                        "root_certificates": "ca.pem", "private_key": "key.pem",
+                                        "certificate_chain": "chain.pem"}
     defaults = build_parser().parse_args(["demo"])
     # the defaults the help promises: the page retries once (a server that is down is said soon), analyze three times
     assert (defaults.timeout, defaults.retries, defaults.port) == (30.0, DEMO_RETRIES, DEMO_PORT) == (30.0, 1, 7860)
