@@ -129,3 +129,18 @@ def test_the_sdk_reference_lists_every_client_config_field_with_its_default() ->
             assert documented == "(required)"
             continue
         assert documented == f"`{config_default(name)}`", name
+
+
+def test_the_retry_waits_the_docs_state_follow_the_backoff() -> None:
+    """docs/sdk.md says how long the default retries wait, and how long ten do (riding through a restart)."""
+    from pathlib import Path
+
+    from dermassist_client.config import ClientConfig
+    from dermassist_client.retry import backoff_s
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    default = ClientConfig(url="h:1")
+    waits = [backoff_s(default, attempt) for attempt in range(default.retries)]
+    assert " + ".join(f"{w:g}" for w in waits) in docs and f"about {sum(waits):.1f} s after" in docs
+    ten = sum(backoff_s(default, attempt) for attempt in range(10))
+    assert f"`--retries 10`: {ten:.1f} s of waits in all" in docs
