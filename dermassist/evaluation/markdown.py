@@ -134,6 +134,12 @@ def run_markdown(report: dict) -> list[str]:
     when = datetime.fromisoformat(run["started_utc"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     model = report.get("model") or {}
     served = f"model {model['name']} version {model['version']}" if model else "no answer, so no model version"
+    builds = model.get("builds") or []
+    if len(builds) == 1:
+        served += f", release {model.get('release')}, build `{builds[0]}`"
+    elif builds:
+        served += (f", release {model.get('release')}; **answered by {len(builds)} builds** "
+                   f"({', '.join(f'`{b}`' for b in builds)}): the served models changed during the run")
     if run.get("repository"):
         release = (f"models brought with `dermassist import` ({run['release']})" if run.get("release_imported") else
                    f"release {run['release']}" if run.get("release") else "no release stamp")

@@ -141,8 +141,16 @@ def spreadsheet_safe(value: object) -> object:
 
 
 def model_of(results: Sequence) -> dict:
-    """The served model's name and version the answers name ({} for no answer)."""
-    return {"name": results[0].model_name, "version": results[0].model_version} if results else {}
+    """The served model's name and version the answers name, and the release and builds that answered them (a
+    server that names none: no such keys; more than one build: the models changed during the run); {} for no
+    answer."""
+    if not results:
+        return {}
+    model = {"name": results[0].model_name, "version": results[0].model_version}
+    builds = sorted({r.model_build for r in results if getattr(r, "model_build", None)})
+    if builds:
+        model.update(release=results[0].model_release, builds=builds)
+    return model
 
 
 def write_report(report: dict, results: Sequence, samples: Sequence, outside: Answers, folder: Path) -> Path:

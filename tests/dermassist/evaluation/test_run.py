@@ -392,3 +392,25 @@ def test_a_partial_report_of_public_images_credits_them_and_says_when_and_where_
     assert "Run: " in text and "against the DermAssist at `10.0.0.5:8001`" in text
     assert text.rstrip().endswith("---\nData: HAM10000 (Tschandl, Rosendahl, Kittler, Sci. Data 5, 180161, 2018), CC BY-NC-SA "
                                   "4.0; lesion masks Tschandl et al., Nat. Med. 2020. For research and testing only.")
+
+
+def test_the_report_names_the_release_and_builds_its_answers_came_from() -> None:
+    """A report's figures tie to the models that made them only through the answers' build: version 1 is every
+    export's, and with --url the repository is not known here."""
+    from dataclasses import replace
+
+    from dermassist.evaluation.markdown import run_markdown
+    from dermassist.evaluation.report_files import model_of
+    from tests.support.dicom_checks import synthetic_result
+
+    bare = synthetic_result((600, 450))
+    assert model_of([bare]) == {"name": "dermassist", "version": "3"}  # a server that names none
+    one = replace(bare, model_release="dermassist-real-2026.12 version 1", model_build="sha256:00112233aabbccdd")
+    other = replace(one, model_build="sha256:ffeeddccbbaa9988")
+    assert model_of([one, one])["builds"] == ["sha256:00112233aabbccdd"]
+    run = {"started_utc": "2026-12-06T16:00:00+00:00", "server": "10.0.0.5:8001"}
+    text = run_markdown({"run": run, "model": model_of([one])})[0]
+    assert "model dermassist version 3, release dermassist-real-2026.12 version 1, build `sha256:00112233aabbccdd`." in text
+    mixed = run_markdown({"run": run, "model": model_of([one, other])})[0]
+    assert ("**answered by 2 builds** (`sha256:00112233aabbccdd`, `sha256:ffeeddccbbaa9988`): the served models changed "
+            "during the run") in mixed
