@@ -1,6 +1,7 @@
 """Where the model repository and its build artifacts live, and how to stage a copy of it."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -29,7 +30,8 @@ IMPORTED = "imported:"
 # The release's name and version (``NAME version V``) beside the stamp, written by the export: what the served answers
 # name as their release (``served_release``).
 RELEASE_NAME = ".release-name"
-UNNAMED = "unnamed models (not exported by `dermassist models`)"
+UNNAMED = ("unnamed models (no .release-name: exported before release names were recorded, or not by `dermassist "
+           "models`; run `dermassist models` to name them)")
 # The Python steps whose settings an exported release tunes (each reads its version's tuned.json in initialize).
 TUNED_STEPS = (PREPARE_MODEL, CROP_MODEL, TRIAGE_MODEL)
 _ARTIFACT_NAMES = {SAVEDMODEL_DIRNAME, KERAS_FILENAME, TORCHSCRIPT_FILENAME, LABELS_FILENAME, TUNED_FILENAME,
@@ -183,8 +185,16 @@ def mark_not_release(repository: Path, origin: str) -> Path:
 
 
 def name_release(repository: Path, name: object, version: object) -> None:
-    """Record the exported release's name and version in ``repository`` (``served_release`` reads it)."""
-    (Path(repository) / RELEASE_NAME).write_text(f"{name} version {version}\n")
+    """Record the exported release's name and version in ``repository`` (``served_release`` reads it); a repository
+    that already names it is left untouched (it may be read-only)."""
+    path = Path(repository) / RELEASE_NAME
+    text = f"{name} version {version}\n"
+    try:
+        if path.read_text(errors="replace") == text:
+            return
+    except OSError:
+        pass
+    path.write_text(text)
 
 
 def served_release(repository: Path) -> str:
@@ -192,7 +202,7 @@ def served_release(repository: Path) -> str:
     imported models (``imported: ...``), or UNNAMED."""
     for name in (RELEASE_STAMP, RELEASE_NAME):
         try:
-            text = (Path(repository) / name).read_text().strip()
+            text = (Path(repository) / name).read_text(errors="replace").strip()
         except OSError:
             continue
         if name == RELEASE_NAME or text.startswith(IMPORTED):
@@ -217,13 +227,29 @@ def served_build(repository: Path) -> str:
     roots = [(f"{model}/", Path(repository) / model) for model in ALL_MODELS]
     roots.append(("preprocess/", Path(preprocess.__file__).resolve().parent))
     for prefix, root in roots:
-        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        for path in files:
-            digest.update(f"{prefix}{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        for path in _served_files(root):
+            name = os.fsencode(path.relative_to(root).as_posix())  # a name in any encoding, as the file system has it
+            digest.update(prefix.encode() + name + b"\0" + str(path.stat().st_size).encode() + b"\0")
             with path.open("rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
     return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def _served_files(root: Path) -> list[Path]:
+    """Every file under ``root``, through folder links too (a version folder linked to another's weights), each
+    folder once, caches left out, in a stable order."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        found += [Path(folder) / n for n in sorted(names) if (Path(folder) / n).is_file()]
+    return sorted(found)
 
 
 def served_models(repository: Path) -> str:

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         IMPORTED,
         RELEASE_NAME,
         RELEASE_STAMP,
+        UNNAMED,
         missing_artifacts,
         name_release,
         tuned_value_problems,
@@ -126,7 +127,11 @@ def run(args: argparse.Namespace) -> int:
         stamp.write_text(current)
     else:
         logger.info("model repository %s already serves release %s", repository, release)
-    name_release(repository, manifest.get("name"), manifest.get("version"))
+    try:
+        name_release(repository, manifest.get("name"), manifest.get("version"))
+    except OSError as e:  # a read-only repository serving the release: its answers name no release, nothing worse
+        logger.warning("could not record the release's name in %s (%s): its answers will name it %r; make the folder "
+                       "writable and run `dermassist models` again", repository, e.strerror or e, UNNAMED)
     metrics = write_metrics(release, reports)
     seg, cls = metrics["segmentation"], metrics["classification"]["test"]
     logger.info("segmentation val jaccard %.3f (threshold %.2f); classification test balanced accuracy %.3f, "

@@ -295,6 +295,10 @@ def without_outputs(response: service_pb2.ModelInferResponse, names: list[str]) 
     return trimmed
 
 
+# The admin calls that change what Triton serves, after which the answers' release and build are read again.
+MODEL_CHANGES = ("RepositoryModelLoad", "RepositoryModelUnload")
+
+
 def identity_parameters(identity: Mapping[str, str]) -> bytes:
     """The serialised response parameters that name the served release and build (appended to an answer's bytes:
     protobuf merges a map field's entries, so the answer is not decoded and encoded again); nothing while unknown."""
@@ -620,8 +624,12 @@ class Front(grpc.GenericRpcHandler):
         try:
             answer = await self._call(name)(raw, metadata=self._metadata(context), timeout=context.time_remaining())
         except grpc.aio.AioRpcError as e:
+            if name in MODEL_CHANGES:  # it may have loaded part of what it was asked: read what is served again
+                await self.guard.read_identity()
             await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
         call.status, call.error = grpc.StatusCode.OK, None
+        if name in MODEL_CHANGES:  # the served models changed: the next answers name what is served now
+            await self.guard.read_identity()
         return answer
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:

@@ -259,8 +259,10 @@ class Guard:
         self.metrics = GuardMetrics()  # served on the health port at /metrics
         self.audit = audit_trail(config.audit_log, self.metrics)
         self.versions: dict[str, str] = {}
-        # the release and build the served answers name (served_identity, read each time the pipeline is ready)
+        # the release and build the served answers name (served_identity): read when Triton has loaded models (its
+        # start, a restart or reload, an admin load or unload), not at every return of readiness; {} while unknown
         self.identity: dict[str, str] = {}
+        self._identity_due = True
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
@@ -628,19 +630,33 @@ class Guard:
             self._log_served(sorted((m.name, m.version) for m in index.models))
         except grpc.aio.AioRpcError as e:
             logger.warning("could not read the model versions for the audit trail: %s", describe(e))
-        try:
-            release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
-        except OSError as e:
-            logger.warning("could not read which release is served, for the answers and the audit trail: %s", e)
-        else:
-            if self.identity != (identity := {"release": release, "build": build}):
-                logger.info("serving release %s, build %s", release, build)
-            self.identity = identity
+        if self._identity_due:
+            await self.read_identity()
         self._been_ready = True
         self.readiness.set_ready()
         last = self.recoveries[-1] if self.recoveries else None
         if last is not None and last.error is not None and last.ready_at is None:  # it failed, then a canary passed
             last.ready_at = time.monotonic()
+
+    async def read_identity(self) -> None:
+        """Read the release and build the answers name from the served repository (after Triton loaded models); when
+        it cannot be read, the identity is unknown (the answers name none), never a stale one."""
+        self._identity_due = False
+        try:
+            release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
+        except Exception as e:  # noqa: BLE001 - readiness must not hang on it: the answers then name no build
+            self.identity = {}
+            logger.warning("could not read which release and build are served (the answers and the audit trail name "
+                           "none until models are loaded again): %s", e)
+            return
+        if self.identity != (identity := {"release": release, "build": build}):
+            logger.info("serving release %s, build %s", release, build)
+        self.identity = identity
+
+    def models_loaded(self) -> None:
+        """Say that Triton loaded or unloaded models (a restart, a reload, an admin call): the identity is read again
+        when the pipeline is next ready."""
+        self._identity_due = True
 
     def _log_served(self, served: list[tuple[str, str]]) -> None:
         """Say which model versions are served: once when first ready, again only when a recovery changed them."""
@@ -737,6 +753,7 @@ class Guard:
             raise ServerError(f"the reload of {', '.join(models)} did not end within reload_timeout_s "
                               f"({budget_s:g} s)") from e
         self.reloads += 1
+        self.models_loaded()
 
     async def _restart(self) -> None:
         def restart() -> None:
@@ -747,6 +764,7 @@ class Guard:
 
         self._restarting = self._lifecycle.submit(restart)
         await asyncio.wrap_future(self._restarting)
+        self.models_loaded()
         self.reloads = 0
         self.stubs = find_stubs(self.server.pid)
 

@@ -82,13 +82,17 @@ def test_only_the_repositorys_own_models_are_loaded_or_unloaded(front) -> None:
     assert "repository's own models" in error.details() and "'prepare'" in error.details()
     unload = service_pb2.RepositoryModelUnloadRequest(model_name="../auditpoc")
     assert _refused(front.stub.RepositoryModelUnload, unload, RIGHT).code() == grpc.StatusCode.PERMISSION_DENIED
-    assert front.received == []
+    assert front.received == [] and front.front.guard.identity_reads == []  # refused: nothing loaded
     front.stub.RepositoryModelLoad(_load("triage"), metadata=RIGHT, timeout=10)  # a reload from the repository
     front.stub.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name="triage"), metadata=RIGHT,
                                      timeout=10)
     assert [name for name, _ in front.received] == ["RepositoryModelLoad", "RepositoryModelUnload"]
+    # each changed what is served: the answers' release and build are read again (they named the old build)
+    assert front.front.guard.identity_reads == ["read", "read"]
     assert [(line["admin_call"], line["model"], line["status"]) for line in audit_lines(front.audit)][-2:] == [
         ("RepositoryModelLoad", "triage", "OK"), ("RepositoryModelUnload", "triage", "OK")]
+    front.stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(), metadata=RIGHT, timeout=10)
+    assert len(front.front.guard.identity_reads) == 2  # an index loads nothing
 
 
 def test_log_and_trace_settings_cannot_name_a_file(front) -> None:

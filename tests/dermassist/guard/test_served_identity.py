@@ -75,3 +75,95 @@ def test_an_answer_and_its_audit_line_name_the_release_and_build(tmp_path: Path)
     assert answer.parameters[BUILD_PARAMETER].string_param == "sha256:00112233aabbccdd"
     (line,) = [json.loads(text) for text in audit.read_text().splitlines()]
     assert (line["release"], line["build"]) == ("dermassist-real-2026.12 version 1", "sha256:00112233aabbccdd")
+
+
+def _ready_guard(repository: Path):
+    """A Guard whose _mark_ready runs against stand-ins (no Triton): what the identity is read from is the point."""
+    import os
+    import types
+
+    from dermassist.guard.guard import Guard
+
+    class Ready:
+        ready = False
+
+        def set_ready(self) -> None:
+            self.ready = True
+
+    async def index(*_a, **_k):
+        return types.SimpleNamespace(models=[])
+
+    guard = Guard.__new__(Guard)
+    guard.server = types.SimpleNamespace(pid=os.getpid())
+    guard.triton = types.SimpleNamespace(RepositoryIndex=index)
+    guard.triton_config = types.SimpleNamespace(repository=repository, grpc_admin_headers={})
+    guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
+    guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
+    return guard
+
+
+def test_the_build_is_read_when_models_were_loaded_not_at_every_return_of_readiness(tmp_path: Path) -> None:
+    """It was read at every not-ready -> ready turn: after an audit outage that ended, answers of the unchanged
+    in-memory models named the build of files rewritten meanwhile (a review's finding)."""
+    import asyncio
+
+    repository = stage_repository(tmp_path / "repository")
+    tuned = repository / "triage" / "1" / "tuned.json"
+    tuned.write_text('{"refer_threshold": 0.066}')
+    guard = _ready_guard(repository)
+    asyncio.run(guard._mark_ready())
+    first = guard.identity["build"]
+    tuned.write_text('{"refer_threshold": 0.5}')  # the folder rewritten while serving; nothing reloaded
+    guard.readiness.ready = False
+    asyncio.run(guard._mark_ready())  # readiness back after an audit outage
+    assert guard.identity["build"] == first
+    guard.models_loaded()  # a restart, a reload or an admin load
+    asyncio.run(guard._mark_ready())
+    assert guard.identity["build"] == served_build(repository) != first
+
+
+def test_a_build_that_cannot_be_read_leaves_the_identity_unknown_and_readiness_reached(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """A stray file name that is not UTF-8 raised out of _mark_ready: the service never became ready."""
+    import asyncio
+
+    import dermassist.guard.guard as guard_module
+
+    guard = _ready_guard(stage_repository(tmp_path / "repository"))
+    guard.identity = {"release": "old", "build": "sha256:0000000000000000"}
+
+    def broken(_repository: Path) -> tuple[str, str]:
+        raise UnicodeEncodeError("utf-8", "\udce9", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(guard_module, "served_identity", broken)
+    asyncio.run(guard._mark_ready())
+    assert guard.readiness.ready and guard.identity == {}  # unknown, never the stale one
+
+
+def test_the_build_reads_any_file_name_and_follows_folder_links(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    repository = stage_repository(tmp_path / "repository")
+    first = served_build(repository)
+    stray = repository / "triage" / os.fsdecode(b"notes-\xe9t\xe9.txt")  # a Latin-1 name from a zip
+    stray.write_bytes(b"notes")
+    assert served_build(repository) not in (first, None)
+    stray.unlink()
+    weights = tmp_path / "weights_a"
+    shutil.move(str(repository / "triage" / "1"), weights)
+    (repository / "triage" / "1").symlink_to(weights, target_is_directory=True)
+    assert served_build(repository) == first  # the same files through a link
+    (weights / "tuned.json").write_text('{"refer_threshold": 0.9}')
+    assert served_build(repository) != first  # a change behind the link counts (rglob did not follow it)
+    (weights / "loop").symlink_to(repository / "triage", target_is_directory=True)
+    assert served_build(repository).startswith("sha256:")  # a link back up the tree is walked once
+
+
+def test_a_release_name_in_another_encoding_is_read_not_raised(tmp_path: Path) -> None:
+    (tmp_path / RELEASE_NAME).write_bytes("dermassist-clinique-été version 2\n".encode("latin-1"))
+    assert served_release(tmp_path).startswith("dermassist-clinique-") and "version 2" in served_release(tmp_path)
+    name_release(tmp_path, "dermassist-real-2026.12", "1")
+    (tmp_path / RELEASE_NAME).chmod(0o444)
+    name_release(tmp_path, "dermassist-real-2026.12", "1")  # already named: a read-only file is not written
+    assert served_release(tmp_path) == "dermassist-real-2026.12 version 1"
