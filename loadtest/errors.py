@@ -23,5 +23,11 @@ class TargetUnreachable(LoadtestError):
 
 
 class CutAtStop(LoadtestError):
-    """A call still waiting for its answer when the run ended and Locust's ``--stop-timeout`` ran out: Locust stopped
-    its user, and the call (one of the run's slowest) is counted as a failure instead of going missing."""
+    """A call still waiting for its answer when the run ended and Locust's ``--stop-timeout``, at least the per-call
+    deadline, ran out: Locust stopped its user, and the call (one of the run's slowest) is counted as a failure
+    instead of going missing."""
+
+
+class StopTimeoutTooShort(LoadtestError):
+    """A call Locust stopped because its ``--stop-timeout`` ran out before the call's deadline: the setting cut it,
+    not the server (counted as a failure, never as a sign of saturation)."""

@@ -32,7 +32,7 @@ from dermassist.base.settings import setting_names
 from loadtest import run_end
 from loadtest.answers import AnswerTally
 from loadtest.config import ScenarioConfig, check_grpc_host, check_variables
-from loadtest.errors import CutAtStop, LoadtestError, UnexpectedAcceptance
+from loadtest.errors import CutAtStop, LoadtestError, StopTimeoutTooShort, UnexpectedAcceptance
 from loadtest.protocol import (
     BadAnswer,
     backoff_s,
@@ -143,10 +143,12 @@ class DermAssistGrpcUser(User):
         if not stop_timeout_s:
             UNCOUNTED_CUTS[name] = UNCOUNTED_CUTS.get(name, 0) + 1
             return
+        short = stop_timeout_s < CONFIG.deadline_s
         cause = (f"it is shorter than the per-call deadline ({CONFIG.deadline_s:g} s): give --stop-timeout more than "
-                 "the deadline" if stop_timeout_s < CONFIG.deadline_s else
+                 "the deadline" if short else
                  f"the per-call deadline is {CONFIG.deadline_s:g} s: the server was saturated")
-        self._fire(name, waited_s, 0, CutAtStop(
+        error = StopTimeoutTooShort if short else CutAtStop
+        self._fire(name, waited_s, 0, error(
             f"no answer after {waited_s:.0f} s when Locust stopped its user (the run ended or users were removed) and "
             f"--stop-timeout ({stop_timeout_s:g} s) ran out; {cause}"))
 

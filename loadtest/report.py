@@ -19,8 +19,9 @@ AGGREGATED = "Aggregated"
 # Written by loadtest.final_stats when Locust quits: its periodic ``<prefix>_stats.csv`` misses the last requests.
 FINAL_STATS_SUFFIX = "_final_stats.csv"
 FINAL_FAILURES_SUFFIX = "_final_failures.csv"  # beside it: each failure's request name, error text and occurrences
-# Failures that mean a call waited past its deadline (the server's or, at the run's end, --stop-timeout's).
-DEADLINE_WORDS = ("DEADLINE_EXCEEDED", "CutAtStop")
+# Failures that mean a call waited its whole deadline (the server's, or at the run's end a --stop-timeout at least as
+# long): not StopTimeoutTooShort, a call the setting cut before its deadline.
+DEADLINE_WORDS = ("DEADLINE_EXCEEDED", "CutAtStop(")
 # Written beside it by loadtest.answers: what the answers said and the calls retried, per scenario.
 ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
@@ -234,11 +235,16 @@ class LoadtestSummary:
                     "start with a few users")
         images_per_s = sum(r.images_per_s() for r in answered)
         fits = max(math.floor(calls_per_s * deadline_s + 1e-9), 1)  # Little's law: in flight = answered/s x wait
+        answered_text = f"It answered {calls_per_s:.2f} calls/s ({images_per_s:.2f} images/s)"
+        if users <= fits:  # the run's own pace had room for every user: the target slowed or stalled at some point
+            return (f"{late} call(s) got no answer within the {deadline_s:g} s deadline, though {users} users are fewer "
+                    f"than the about {fits} the target answers in time at its pace over the run ({answered_text}): it "
+                    "slowed down or stalled during the run (report.html shows when); look at the server's log and "
+                    "audit trail for that time")
         return (f"{late} call(s) got no answer within the {deadline_s:g} s deadline: {users} users, each with a call "
-                f"in flight, asked more than the target serves. It answered {calls_per_s:.2f} calls/s "
-                f"({images_per_s:.2f} images/s), so at most about {fits} users can each keep a call in flight and have "
-                "it answered in time; measure capacity with fewer users than that (latency climbs from where the "
-                "target saturates), or put more servers behind the address")
+                f"in flight, asked more than the target serves. {answered_text}, so at most about {fits} users can "
+                "each keep a call in flight and have it answered in time; measure capacity with fewer users than that "
+                "(latency climbs from where the target saturates), or put more servers behind the address")
 
     def table(self) -> str:
         """A markdown table of the run: one row per request kind (their latencies, the shares of their answered images

@@ -235,6 +235,11 @@ def test_images_per_s_counts_successful_requests_only(tmp_path: Path):
     assert problem is not None and problem.startswith("3 call(s) got no answer within the 60 s deadline: 500 users")
     assert "answered 2.75 calls/s (8.00 images/s), so at most about 165 users" in problem
     assert summary.saturation_problem({"BadAnswer('rows')": 5}, users=500, deadline_s=60) is None
+    short = {"StopTimeoutTooShort('no answer after 1 s ... shorter than the per-call deadline')": 4}
+    assert summary.saturation_problem(short, users=500, deadline_s=60) is None  # the setting cut them, not the server
+    few = summary.saturation_problem(failures, users=20, deadline_s=60)  # 20 users, far below the 165 that fit
+    assert "asked more than the target serves" not in few and "it slowed down or stalled during the run" in few
+    assert "though 20 users are fewer than the about 165 the target answers in time" in few
     assert "none was answered" in read_stats(dead).saturation_problem(failures, users=4, deadline_s=60)
 
 
