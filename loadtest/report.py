@@ -26,6 +26,15 @@ DEADLINE_WORDS = ("DEADLINE_EXCEEDED", "CutAtStop(")
 ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
 # How Locust stores a response time before its percentiles (locust.stats.bucket_response_time), told under the table.
+def locust_min_samples(percent: float) -> int:
+    """Fewest requests whose Locust percentile lies below the slowest one: Locust returns the slowest while
+    n - 1 <= int(n x percent / 100) (``locust.stats.calculate_response_time_percentile``): 21 for p95, 101 for p99."""
+    n = 1
+    while n - 1 <= int(n * percent / 100):
+        n += 1
+    return n
+
+
 LOCUST_ROUNDING = ("Locust rounds each response time before taking its percentiles: to 1 ms under 100 ms, to 10 ms "
                    "under 1 s, to 100 ms under 10 s, to 1 s above.")
 _REJECTED = ":rejected"
@@ -256,13 +265,14 @@ class LoadtestSummary:
         for r in self.rows.values():
             a = self.answers.get(r.name, AnswerCounts())
             lines.append(f"| {r.name} | {r.requests} | {r.failures} | {r.rps:.2f} | {r.images_per_s():.2f} "
-                         f"| {r.p50_ms:.0f} | {percentile_cell(r.p95_ms, 95, r.requests, '.0f')} "
-                         f"| {percentile_cell(r.p99_ms, 99, r.requests, '.0f')} | {_percent(a.not_assessable_share)} "
+                         f"| {r.p50_ms:.0f} | {percentile_cell(r.p95_ms, 95, r.requests, '.0f', locust_min_samples)} "
+                         f"| {percentile_cell(r.p99_ms, 99, r.requests, '.0f', locust_min_samples)} "
+                         f"| {_percent(a.not_assessable_share)} "
                          f"| {_percent(a.refer_share)} | {a.retried} |")
         t, a = self.total, self.total_answers()
         lines.append(f"| all requests | {t.requests} | {t.failures} | {t.rps:.2f} | {self.images_per_s():.2f} | - | - | - "
                      f"| {_percent(a.not_assessable_share)} | {_percent(a.refer_share)} | {a.retried} |")
-        lines += ["", f"{LOCUST_ROUNDING} {thin_footnote()}"]
+        lines += ["", f"{LOCUST_ROUNDING} {thin_footnote(locust_min_samples)}"]
         return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 THIN_MARK = "*"
 THIN_FOOTNOTE = (f"{THIN_MARK} fewer samples than this percentile needs to lie below the slowest call (p95: "
@@ -16,12 +17,14 @@ def min_samples(percent: float) -> int:
     return math.ceil(round(100.0 / (100.0 - percent), 9))
 
 
-def percentile_cell(value: float, percent: float, samples: int | None, spec: str) -> str:
-    """``value`` formatted with ``spec``, marked THIN_MARK when ``samples`` (None: not known) are too few for it."""
+def percentile_cell(value: float, percent: float, samples: int | None, spec: str,
+                    needed: Callable[[float], int] = min_samples) -> str:
+    """``value`` formatted with ``spec``, marked THIN_MARK when ``samples`` (None: not known) are fewer than ``needed``
+    (``min_samples`` for numpy's percentiles; a tool that computes its own passes its rule)."""
     text = format(value, spec)
-    return text if samples is None or samples >= min_samples(percent) else text + THIN_MARK
+    return text if samples is None or samples >= needed(percent) else text + THIN_MARK
 
 
-def thin_footnote() -> str:
-    """The footnote a table with THIN_MARK cells carries."""
-    return THIN_FOOTNOTE.format(p95=min_samples(95), p99=min_samples(99))
+def thin_footnote(needed: Callable[[float], int] = min_samples) -> str:
+    """The footnote a table with THIN_MARK cells carries (``needed``: the rule its cells were marked by)."""
+    return THIN_FOOTNOTE.format(p95=needed(95), p99=needed(99))

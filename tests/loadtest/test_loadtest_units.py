@@ -111,12 +111,15 @@ def test_read_stats_parses_locust_csv(tmp_path: Path):
     table = summary.table()
     assert "| single | 10 | 0 | 2.50 | 2.50 |" in table and "| batch8 | 4 | 0 | 1.00 | 8.00 |" in table
     assert "| all requests | 16 | 1 | 3.60 | 10.50 | - | - | - |" in table
-    assert "to 10 ms under 1 s" in table and "(p95: 20, p99: 100)" in table  # Locust's rounding, the thin percentiles
+    assert "to 10 ms under 1 s" in table and "(p95: 21, p99: 101)" in table  # Locust's rounding, the thin percentiles
     many_csv = tmp_path / "many_stats.csv"
     many_csv.write_text("\n".join([header, "grpc,single,100,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90",
-                                   ",Aggregated,100,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90"]) + "\n")
+                                   "grpc,batch8,101,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90",
+                                   ",Aggregated,201,0,40,41.5,30,90,66000,2.5,0,40,45,50,55,60,70,80,90,90,90,90"]) + "\n")
     many = read_stats(many_csv)
-    assert "| single | 100 | 0 | 2.50 | 2.50 | 40 | 70 | 90 |" in many.table()  # 100 requests: p95 and p99 stand
+    assert "| single | 100 | 0 | 2.50 | 2.50 | 40 | 70 | 90* |" in many.table()  # Locust's p99 of 100: the slowest
+    assert "| batch8 | 101 | 0 | 2.50 | 20.00 | 40 | 70 | 90 |" in many.table()  # 101 requests: p95 and p99 stand
+
     with pytest.raises(LocustRunError, match="does not exist"):
         read_stats(tmp_path / "missing.csv")
 
@@ -301,3 +304,14 @@ def test_channel_options_open_one_connection_per_channel():
     finally:
         server.stop(None)
     assert len(peers) == 2, peers  # two channels, two connections (each reused by its second call)
+
+
+def test_locusts_percentile_is_the_slowest_call_up_to_its_own_sample_count():
+    """Locust returns the slowest response while n - 1 <= int(n x p) (calculate_response_time_percentile), one sample
+    later than numpy's linear percentile leaves the largest: by hand, p95 at n = 20: int(19.0) = 19 >= 19, the
+    slowest; at n = 21: int(19.95) = 19 < 20, not. p50 at n = 2: int(1.0) = 1 >= 1; at n = 3: int(1.5) = 1 < 2."""
+    from dermassist.base.percentiles import min_samples
+    from loadtest.report import locust_min_samples
+
+    assert [locust_min_samples(p) for p in (50, 95, 99)] == [3, 21, 101]
+    assert [locust_min_samples(p) - min_samples(p) for p in (50, 95, 99)] == [1, 1, 1]
