@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..base.corpus import SIZES, CorpusSpec, load_corpus
+from ..base.errors import DermAssistError
 from ..base.repository import require_artifacts, served_models
 from .config import BenchConfig
 from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
@@ -62,7 +63,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 served.append(measure_level(address, images, c, config.requests_per_level, admin, server.pid))
             front = measure_behind_guard(server, images, config.concurrencies, config.requests_per_level,
                                          config.report_dir)
-        except BenchError as e:  # the levels measured are written, not thrown away with the run
+        except DermAssistError as e:  # a level's failure or the guard's: the levels measured are written, not lost
             partial = BenchResult(machine_description(), corpus, inprocess, served, [], "not run: the bench stopped",
                                   None, served_models(config.repository), (load_before, load_average()), started,
                                   settings, stopped=str(e))

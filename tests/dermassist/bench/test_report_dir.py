@@ -41,8 +41,9 @@ def test_prepare_report_dir_keeps_an_existing_folder(tmp_path: Path) -> None:
     assert (tmp_path / "latest.md").read_text() == "kept"
 
 
+@pytest.mark.parametrize("where", ["level", "front"])
 def test_a_level_that_fails_leaves_the_levels_measured_before_it_in_the_report(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, where: str) -> None:
     """A failed level raised BenchError and threw away the in-process figures and the levels already measured."""
     import contextlib
     import json
@@ -69,6 +70,18 @@ def test_a_level_that_fails_leaves_the_levels_measured_before_it_in_the_report(
         return ServedLevel(c, summarize([0.060] * 24, 24, 1.5), {})
 
     monkeypatch.setattr(runner, "measure_level", level)
+    if where == "front":  # the guard in front of the server fails to start (a ServerError): the levels were lost too
+        from dermassist.base.errors import ServerError
+
+        def front(*args: object) -> None:
+            raise ServerError("the guard's front could not start: port 8001 is taken")
+
+        monkeypatch.setattr(runner, "measure_behind_guard", front)
+        config = BenchConfig(report_dir=tmp_path, concurrencies=(1,), perf_analyzer=False)
+        with pytest.raises(BenchError, match=r"port 8001 is taken; the in-process figures and the 1 served level"):
+            runner.run_bench(config)
+        assert "| served gRPC (ours) | 1 | 24 |" in (tmp_path / "latest.md").read_text()
+        return
     config = BenchConfig(report_dir=tmp_path, concurrencies=(1, 4000), perf_analyzer=False)
     with caplog.at_level(logging.WARNING, logger="dermassist.bench.runner"), \
             pytest.raises(BenchError, match=rf"concurrency 4000: Deadline Exceeded; the in-process figures and the 1 "
