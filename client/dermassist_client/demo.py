@@ -26,8 +26,7 @@ from .errors import (
     ResultError,
     ServerUnavailableError,
 )
-from .images import to_full_size_page
-from .overlay import VIRIDIS, draw_cam, draw_overlay
+from .overlay import VIRIDIS, draw_cam, draw_overlay_file
 from .result import LesionResult
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
@@ -413,9 +412,7 @@ def overlay_of(path: str, result: LesionResult) -> Image.Image | None:
     ``OVERLAY_MAX_SIDE`` a side), or None when it cannot be drawn: the answer is shown all the same, never lost
     behind an error."""
     try:
-        with Image.open(path) as original:
-            to_full_size_page(original)
-            return draw_overlay(original, result, OVERLAY_MAX_SIDE)
+        return draw_overlay_file(path, result, OVERLAY_MAX_SIDE)
     except (ResultError, OSError, ValueError, Image.DecompressionBombError) as e:
         logger.warning("the mask and box of %s could not be drawn: %s", path, e)
         return None

@@ -5,12 +5,13 @@ Pure numpy and Pillow: the client imports no plotting library.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .errors import ResultError
-from .images import TRANSPOSING_ORIENTATIONS, as_srgb, exif_orientation, turned
+from .images import TRANSPOSING_ORIENTATIONS, as_srgb, exif_orientation, to_full_size_page, turned
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
@@ -27,7 +28,7 @@ VIRIDIS = ((68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 
 def draw_overlay(image: Image.Image, result: LesionResult, max_side: int | None = None) -> Image.Image:
     """A copy of ``image`` as the server analysed it (turned by the server's orientation rule, in sRGB) with the
     mask tinted red and the bbox green; with ``max_side``, drawn on a copy scaled down to at most that many pixels a
-    side (a page shows no more, and a 48-megapixel picture took seconds and gigabytes at full size).
+    side. ``image`` itself is left as it is (``draw_overlay_file`` decodes a large JPEG at a reduced scale instead).
 
     The server's MASK and BBOX are in the frame of the turned picture, so a phone photo stored sideways with an EXIF
     orientation is turned before they are drawn on it, by the rule the server's decoder follows
@@ -35,12 +36,26 @@ def draw_overlay(image: Image.Image, result: LesionResult, max_side: int | None 
     the result's ``original_size`` (or that is unknown): the result is of another picture, or of this one in another
     frame, and would be drawn in the wrong place.
     """
-    stored = image.size
-    scale = 1.0 if max_side is None or max(stored) <= max_side else max_side / max(stored)
-    if scale < 1.0 and image.format == "JPEG":  # decoded at 1/2, 1/4 or 1/8 of the size, no smaller than needed
-        image.draft(image.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
+    return _overlay(image, image.size, result, max_side)
+
+
+def draw_overlay_file(path: str | Path, result: LesionResult, max_side: int | None = None) -> Image.Image:
+    """``draw_overlay`` of the picture at ``path``, read as the SDK read it (a TIFF's full-size page); a JPEG larger
+    than ``max_side`` is decoded at 1/2, 1/4 or 1/8 of its size, no smaller than needed (a page shows no more, and a
+    48-megapixel picture took seconds and gigabytes at full size)."""
+    with Image.open(path) as image:
+        to_full_size_page(image)
+        stored = image.size
+        if max_side is not None and max(stored) > max_side and image.format == "JPEG":
+            scale = max_side / max(stored)
+            image.draft(image.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
+        return _overlay(image, stored, result, max_side)
+
+
+def _overlay(image: Image.Image, stored: tuple[int, int], result: LesionResult, max_side: int | None) -> Image.Image:
+    """The overlay of ``image``, whose stored size is ``stored`` (it may be decoded smaller: a JPEG's draft)."""
     orientation = exif_orientation(image)  # of the picture as opened (loads it): its colours next, then the turn
-    frame = stored[::-1] if orientation in TRANSPOSING_ORIENTATIONS else stored
+    frame = (stored[1], stored[0]) if orientation in TRANSPOSING_ORIENTATIONS else stored
     if frame != result.original_size:
         shown = "x".join(map(str, frame))
         if result.original_size is None:
@@ -55,6 +70,7 @@ def draw_overlay(image: Image.Image, result: LesionResult, max_side: int | None 
             f"original_size, the frame its mask and box are in), got one of {shown} as displayed; draw the result "
             "on the very picture that was analysed (the same file, opened unchanged)"
         )
+    scale = 1.0 if max_side is None or max(frame) <= max_side else max_side / max(frame)
     size = (max(1, round(frame[0] * scale)), max(1, round(frame[1] * scale)))
     base = turned(as_srgb(image), orientation)
     if base.size != size:

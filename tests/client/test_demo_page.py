@@ -307,3 +307,18 @@ def test_a_large_picture_is_drawn_at_the_pages_size_with_its_box_in_place(tmp_pa
     x0, y0 = round(1000 * scale), round(800 * scale)
     assert tuple(pixels[y0 + 100, x0]) == (40, 220, 90)  # the green box's left side, where the scaled box is
     assert tuple(pixels[10, 10]) != (40, 220, 90)
+
+
+def test_drawing_an_overlay_small_leaves_the_callers_picture_as_it_was(tmp_path):
+    """draw_overlay(image, result, max_side) decoded the caller's JPEG at a reduced scale: drawn again at full size,
+    the same image object no longer fit its result (a review's finding)."""
+    from dataclasses import replace
+
+    from dermassist_client.overlay import draw_overlay
+
+    path = tmp_path / "large.jpg"
+    Image.new("RGB", (4000, 3000), (200, 150, 130)).save(path, quality=80)
+    result = replace(_result(), original_size=(4000, 3000))
+    with Image.open(path) as image:
+        assert draw_overlay(image, result, 1000).size == (1000, 750)
+        assert image.size == (4000, 3000) and draw_overlay(image, result).size == (4000, 3000)

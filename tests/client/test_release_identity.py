@@ -52,8 +52,12 @@ def test_the_seg_software_versions_name_the_release_and_build_within_a_long_stri
     result = replace(synthetic_result((600, 450)), model_release=RELEASE, model_build=BUILD)
     named = software_versions(result)
     assert named[:3] == ("dermassist 3", RELEASE, f"build {BUILD}") and named[3].startswith(CLIENT_DISTRIBUTION)
-    long = replace(result, model_release="imported: " + "x" * 80)
+    long = replace(result, model_release="dermassist-real-2026.12-retrained-isic2019-ham10000-extended version 12")
     assert all(len(value) <= LO_CHARS for value in software_versions(long))
+    assert software_versions(long)[1].startswith("dermassist-real-2026.12-r") and software_versions(long)[1].endswith(
+        "version 12") and "..." in software_versions(long)[1]  # shortened in the middle: its version stays
+    windows = replace(result, model_release="imported: classifier stage C:\\runs\\rc9\tmodel")
+    assert software_versions(windows)[1] == "imported: classifier stage C:/runs/rc9 model"  # no LO value separator
     assert software_versions(synthetic_result((600, 450)))[0] == "dermassist 3" and len(
         software_versions(synthetic_result((600, 450)))) == 2  # a server that named none
 
