@@ -395,7 +395,8 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     else:
         status = f"{name} {NO_LESION} {NO_DIAGNOSIS}"
     model = (f"Answered by model `{result.model_name}` version `{result.model_version}` at `{client.config.url}`"
-             + (f", release `{result.model_release}`, build `{result.model_build}`. The model card" if result.model_build
+             + (f", release `{_code(result.model_release)}`, build `{_code(result.model_build)}`. The model card"
+                if result.model_build
                 else ". The served answer does not name its release: the model card")
              + f" `{MODEL_CARD}` gives the figures and limits of the release it describes ({MODEL_CARD_NAME}).")
     # no crop and no CAM (the map of the top class) where no diagnosis is given: only the banner, note, mask and box
@@ -405,6 +406,11 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
                        CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result, not_learnt), status, model, path,
                        alt_texts(result))
+
+
+def _code(text: str | None) -> str:
+    """``text`` fit to stand between Markdown backticks (a backtick the server sent would end the code span)."""
+    return (text or "").replace("`", "'")
 
 
 def overlay_of(path: str, result: LesionResult) -> Image.Image | None:

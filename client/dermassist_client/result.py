@@ -66,7 +66,7 @@ class LesionResult:
     the server's audit trail records it, so an answer can be traced end to end.
     ``model_release`` and ``model_build`` say which models made the answer (``dermassist serve`` sends them with every
     answer, and its audit line records them): the exported release's ``NAME version V`` (or where imported models
-    came from), and ``sha256:`` and 16 hex digits of everything served; ``model_version`` is the Triton version,
+    came from), and ``sha256:`` and 16 hex digits of the served files; ``model_version`` is the Triton version,
     "1" for every export. None from a server that sends neither (a bare tritonserver).
     """
 

@@ -216,9 +216,10 @@ def served_identity(repository: Path) -> tuple[str, str]:
 
 
 def served_build(repository: Path) -> str:
-    """``sha256:`` and 16 hex digits of everything that decides an answer: every file of the repository's model
+    """``sha256:`` and 16 hex digits of the served files that decide an answer: every file of the repository's model
     folders (weights, tuned values, labels, configs, the Python steps) and of the ``preprocess`` package those steps
-    import, by relative path and content (caches left out). Two builds with one digest serve the same models."""
+    import, by relative path and content (caches left out). Two builds with one digest serve the same models; the
+    installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and the CPU or GPU profile are not in it."""
     import hashlib
 
     import preprocess

@@ -491,6 +491,8 @@ class TritonServer:
         url = self.config.ready_url
         deadline = started + self.config.startup_timeout_s
         while time.monotonic() < deadline:
+            if self.closing:  # the owner is stopping it: its stop, waiting for this start, need not wait out the start
+                raise ServerError("tritonserver was stopped by its owner while it started (the end of its with block)")
             code = process.poll()
             if code is not None:
                 raise self._startup_error(f"tritonserver exited with code {code} before becoming ready"

@@ -322,3 +322,13 @@ def test_drawing_an_overlay_small_leaves_the_callers_picture_as_it_was(tmp_path)
     with Image.open(path) as image:
         assert draw_overlay(image, result, 1000).size == (1000, 750)
         assert image.size == (4000, 3000) and draw_overlay(image, result).size == (4000, 3000)
+
+
+def test_the_release_and_build_the_answer_names_are_shown_as_code_whatever_they_hold(picture):
+    from dataclasses import replace
+
+    named = replace(_result(), model_release="site `build` 7", model_build="sha256:00112233aabbccdd")
+    out = demo.analyze_file(_Client(named), picture)
+    assert "release `site 'build' 7`, build `sha256:00112233aabbccdd`. The model card" in out.model
+    bare = demo.analyze_file(_Client(_result()), picture)
+    assert "The served answer does not name its release" in bare.model

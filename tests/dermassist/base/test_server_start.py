@@ -301,3 +301,19 @@ def test_a_start_asked_for_while_the_owner_is_closing_the_server_is_refused(tmp_
     assert len(outcome) == 1 and "being stopped by its owner" in str(outcome[0])
     server.closing = False  # a new with block: started again as asked
     assert server.start() is server and events[-1] == "START"
+
+
+def test_a_start_in_progress_ends_at_once_when_its_owner_closes_the_server(tmp_path: Path) -> None:
+    """The owner's stop waits for a start in progress (one at a time): the start must not wait out its startup
+    timeout (180 s) for a server its owner is stopping."""
+    import time
+
+    from dermassist.base.errors import ServerError
+
+    server = TritonServer(ServerConfig(repository=tmp_path, http_port=free_ports(1)[0], startup_timeout_s=60))
+    server.closing = True
+    running = SimpleNamespace(poll=lambda: None)  # a tritonserver that would never become ready
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="stopped by its owner while it started"):
+        server._wait_ready(running, started)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 5
