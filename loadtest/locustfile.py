@@ -148,9 +148,10 @@ class DermAssistGrpcUser(User):
                  "the deadline" if short else
                  f"the per-call deadline is {CONFIG.deadline_s:g} s: the server was saturated")
         error = StopTimeoutTooShort if short else CutAtStop
+        # no waited seconds in the words: Locust tells failures apart by them (the time is the call's response time)
         self._fire(name, waited_s, 0, error(
-            f"no answer after {waited_s:.0f} s when Locust stopped its user (the run ended or users were removed) and "
-            f"--stop-timeout ({stop_timeout_s:g} s) ran out; {cause}"))
+            f"no answer when Locust stopped its user (the run ended or users were removed) and --stop-timeout "
+            f"({stop_timeout_s:g} s) ran out; {cause}"))
 
     def _infer(self, name: str, request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:
         """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under

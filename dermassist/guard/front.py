@@ -404,9 +404,15 @@ def forwarded_status(code: grpc.StatusCode, details: str) -> tuple[grpc.StatusCo
     return code, details
 
 
+# Triton's words for a model none of whose versions is loaded: the ensemble in the middle of the guard's reload (or
+# unloaded by an admin), not a version the client named that does not exist ("version N is not found").
+NO_VERSION_LOADED = "has no available versions"
+
+
 def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
-    """Whether Triton's error means the pipeline broke (not that the request was bad)."""
-    return code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and STUB_UNHEALTHY in details)
+    """Whether Triton's error means the pipeline broke or is being healed (not that the request was bad)."""
+    return (code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and STUB_UNHEALTHY in details)
+            or (code == grpc.StatusCode.NOT_FOUND and NO_VERSION_LOADED in details))
 
 
 # The server learns a client's deadline as a timeout counted from when the call's headers arrived, so its copy of
