@@ -95,6 +95,16 @@ def admin_key_origin(admin_key_file: Path | None, sources: Mapping[str, str], ig
 
 
 @dataclass(frozen=True)
+class DemoPageSettings(Settings):
+    """Where ``dermassist demo`` serves its page when no flag says (``make demo`` passes none): its --host and --port,
+    else DERMASSIST_DEMO_HOST and DERMASSIST_DEMO_PORT; they leave the page's own defaults (the client's
+    ``DEMO_HOST`` and ``DEMO_PORT``, which this base does not import) where None."""
+
+    demo_host: str | None = None
+    demo_port: int | None = None
+
+
+@dataclass(frozen=True)
 class ServerConfig(Settings):
     """How to run ``tritonserver``: repository, profile, ports, admin key and start-up limits.
 

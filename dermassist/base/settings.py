@@ -57,6 +57,9 @@ def _optional_inner(kind: Any) -> Any:
 
 
 def _type_name(kind: Any) -> str:
+    inner = _optional_inner(kind)
+    if inner is not None:  # a variable that is set must hold the inner type ("int", not "int | None")
+        return _type_name(inner)
     plain = typing.get_origin(kind) is None and hasattr(kind, "__name__")
     return kind.__name__ if plain else str(kind).replace("typing.", "")
 

@@ -6,18 +6,33 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..base.server_config import ServerConfig
 from .serve import SERVER_FIELDS, add_server_arguments
 
 logger = logging.getLogger(__name__)
+
+
+PAGE_PORT_SETTING = "--port / DERMASSIST_DEMO_PORT (with make demo: DERMASSIST_DEMO_PORT=7861 make demo)"
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
     from dermassist_client.config import DEMO_HOST, DEMO_PORT
 
-    parser.add_argument("--host", default=DEMO_HOST, help="address the demo page binds (default %(default)s)")
-    parser.add_argument("--port", type=int, default=DEMO_PORT, help="demo page port (default %(default)s)")
+    parser.add_argument("--host", help=f"address the demo page binds (or DERMASSIST_DEMO_HOST; default {DEMO_HOST})")
+    parser.add_argument("--port", type=int, help=f"demo page port (or DERMASSIST_DEMO_PORT; default {DEMO_PORT})")
     add_server_arguments(parser)
+
+
+def page_address(args: argparse.Namespace) -> tuple[str, int]:
+    """The page's host and port: the flags, else DERMASSIST_DEMO_HOST / _PORT, else the client's defaults."""
+    from dermassist_client.config import DEMO_HOST, DEMO_PORT
+
+    from ..base.server_config import DemoPageSettings
+
+    page = DemoPageSettings.resolve({"demo_host": args.host, "demo_port": args.port})
+    return (DEMO_HOST if page.demo_host is None else page.demo_host,
+            DEMO_PORT if page.demo_port is None else page.demo_port)
 
 
 def server_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -32,24 +47,36 @@ def page_address_problem(host: str, port: int) -> str | None:
     from ..guard.config import host_problem, port_problem
 
     if isinstance(port, bool) or not isinstance(port, int) or port not in TCP_PORTS:
-        return f"demo --port must be a TCP port from 1 to {TCP_PORTS[-1]}, got {port!r}; pass another --port"
+        return f"demo --port must be a TCP port from 1 to {TCP_PORTS[-1]}, got {port!r}; pass another {PAGE_PORT_SETTING}"
     problem = host_problem(host)
     if problem is not None:
-        return f"demo --host {host} {problem}; expected a name or address of this machine: pass another --host"
+        return (f"demo --host {host} {problem}; expected a name or address of this machine: pass another --host / "
+                "DERMASSIST_DEMO_HOST")
     problem = port_problem(host, port)
     if problem is not None:
         return (f"cannot serve the demo page on {host}:{port}: {problem}; expected a free port on an address of this "
-                f"machine: stop what holds port {port} or pass another --port (or fix --host)")
+                f"machine: stop what holds port {port} or pass another {PAGE_PORT_SETTING}")
     return None
 
 
-def check_page_address(host: str, port: int) -> None:
-    """A ConfigError (exit 2) when the page's address is unusable: told before tritonserver loads the models."""
-    from ..base.errors import ConfigError
+def server_port_problems(config: ServerConfig) -> list[str]:
+    """Why each public port of the demo's server cannot be listened on now, in the words of ``demo``'s own settings
+    (its --host is the page's: the server's address is DERMASSIST_HOST)."""
+    from ..base.server import bind_problem
+    from ..base.settings import setting_names, variable_name
 
-    problem = page_address_problem(host, port)
-    if problem is not None:
-        raise ConfigError(problem)
+    ports = (("gRPC", "grpc_port", config.host), ("the health endpoint", "http_port", config.host),
+             ("Triton's metrics", "metrics_port", config.metrics_host or config.host))
+    problems = []
+    for what, field, host in ports:
+        port = getattr(config, field)
+        error = bind_problem(host, port)
+        if error is not None:
+            problems.append(f"{what} on {host}:{port} ({error.strerror or error}): stop what holds it or pass another "
+                            f"{setting_names(ServerConfig, field)}")
+    if problems:
+        problems.append(f"(the server's address is {variable_name(ServerConfig, 'host')})")
+    return problems
 
 
 def served_not_learnt(repository: Path) -> tuple[str, ...]:
@@ -78,25 +105,29 @@ def run(args: argparse.Namespace) -> int:
     both on SIGINT/SIGTERM. Behind the guard, as ``dermassist serve``, a crashed or hung step heals itself while the
     page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited. The page is
     told what the served model version records: its REFER threshold and the classes its classifier never learnt."""
-    check_page_address(args.host, args.port)  # Gradio would say "Cannot find empty port" once Triton is up
     from dermassist_client.demo import launch_demo, wait_for_signal
     from preprocess.contract import TRIAGE_MODEL
     from preprocess.triage import TriageParams
 
-    from ..base.errors import ServerError
+    from ..base.errors import ConfigError, ServerError
     from ..base.repository import require_artifacts, step_settings
-    from ..base.server_config import ServerConfig
     from ..guard.config import GuardConfig
     from ..guard.guard import BackgroundGuard
 
     config = ServerConfig.resolve(server_overrides(args))
+    host, port = page_address(args)
+    # every taken port in one message, before tritonserver loads the models (Gradio would say "Cannot find empty
+    # port" once Triton is up; the server's own check names flags of `serve`)
+    problems = [p for p in (page_address_problem(host, port),) if p] + server_port_problems(config)
+    if problems:
+        raise ConfigError("; ".join(problems))
     require_artifacts(config.repository, ServerError)
     # the served REFER threshold, for the banner to compare the score with (the gpu profile has no configs/gpu.pbtxt:
     # step_settings then reads each model's config.pbtxt, the one that profile serves)
     threshold = step_settings(config.repository, TRIAGE_MODEL, TriageParams, config.profile)
     not_learnt = served_not_learnt(config.repository)  # a fact of the served classifier, recorded by its export
     with BackgroundGuard(config, GuardConfig.resolve({})) as guard:
-        page, url = launch_demo(guard.grpc_address, protocol="grpc", host=args.host, port=args.port,
+        page, url = launch_demo(guard.grpc_address, protocol="grpc", host=host, port=port,
                                 refer_threshold=threshold.refer_threshold, not_learnt=not_learnt)
         try:
             signum = wait_for_signal(alive=lambda: guard.running, on_ready=lambda: print(

@@ -122,7 +122,24 @@ def test_a_free_page_address_has_no_problem(taken_port: int) -> None:
 @pytest.mark.parametrize("port", [0, 65536, -1])
 def test_a_page_port_outside_the_tcp_range_is_named_with_the_range(port: int) -> None:
     assert page_address_problem("127.0.0.1", port) == (
-        f"demo --port must be a TCP port from 1 to 65535, got {port}; pass another --port")
+        f"demo --port must be a TCP port from 1 to 65535, got {port}; pass another --port / DERMASSIST_DEMO_PORT (with "
+        "make demo: DERMASSIST_DEMO_PORT=7861 make demo)")
+
+
+def test_make_demo_can_move_the_page_and_every_taken_port_is_named_in_one_message(
+        taken_port: int, no_tritonserver: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """`make demo` passes no flag, so the page's port could not be moved; with the page's port and the server's gRPC
+    port both taken, only the page's was named, and the server's came on the next try with `serve`'s flags."""
+    monkeypatch.setenv("DERMASSIST_DEMO_PORT", str(taken_port))
+    monkeypatch.setenv("DERMASSIST_GRPC_PORT", str(taken_port))
+    text = _refused(["demo"], caplog)
+    assert f"cannot serve the demo page on 127.0.0.1:{taken_port}" in text
+    assert f"gRPC on 127.0.0.1:{taken_port} (Address already in use): stop what holds it or pass another --grpc-port / " \
+           "DERMASSIST_GRPC_PORT" in text
+    assert "(the server's address is DERMASSIST_HOST)" in text and "--metrics-host" not in text
+    caplog.clear()
+    monkeypatch.setenv("DERMASSIST_DEMO_PORT", "not-a-port")
+    assert "environment variable DERMASSIST_DEMO_PORT must be of type int, got 'not-a-port'" in _refused(["demo"], caplog)
 
 
 # --- bench ----------------------------------------------------------------------------------------------------
