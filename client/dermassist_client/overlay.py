@@ -46,7 +46,7 @@ def draw_overlay_file(path: str | Path, result: LesionResult, max_side: int | No
     with Image.open(path) as image:
         to_full_size_page(image)
         stored = image.size
-        if max_side is not None and max(stored) > max_side and image.format == "JPEG":
+        if max_side is not None and max(stored) > max_side and image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG
             scale = max_side / max(stored)
             image.draft(image.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
         return _overlay(image, stored, result, max_side)

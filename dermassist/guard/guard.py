@@ -263,6 +263,8 @@ class Guard:
         # start, a restart or reload, an admin load or unload), not at every return of readiness; {} while unknown
         self.identity: dict[str, str] = {}
         self._identity_due = True
+        self._identity_generation = 0  # counts the changes of what is served: a read older than the last is dropped
+        self._identity_reads: set[asyncio.Task[None]] = set()  # reads of the admin calls' own, kept until done
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
@@ -640,23 +642,37 @@ class Guard:
 
     async def read_identity(self) -> None:
         """Read the release and build the answers name from the served repository (after Triton loaded models); when
-        it cannot be read, the identity is unknown (the answers name none), never a stale one."""
+        it cannot be read, the identity is unknown (the answers name none), never a stale one; a read that a newer
+        change of the served models overtook is dropped."""
+        generation = self._identity_generation
         self._identity_due = False
         try:
             release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
         except Exception as e:  # noqa: BLE001 - readiness must not hang on it: the answers then name no build
-            self.identity = {}
-            logger.warning("could not read which release and build are served (the answers and the audit trail name "
-                           "none until models are loaded again): %s", e)
+            if generation == self._identity_generation:
+                self.identity = {}
+                logger.warning("could not read which release and build are served (the answers and the audit trail "
+                               "name none until models are loaded again): %s", e)
+            return
+        if generation != self._identity_generation:
             return
         if self.identity != (identity := {"release": release, "build": build}):
             logger.info("serving release %s, build %s", release, build)
         self.identity = identity
 
     def models_loaded(self) -> None:
-        """Say that Triton loaded or unloaded models (a restart, a reload, an admin call): the identity is read again
-        when the pipeline is next ready."""
+        """Say that what Triton serves changes (a restart, a reload, an admin load or unload): the answers name no
+        build until it is read again, when the pipeline is next ready or by ``read_identity_soon``."""
+        self.identity = {}
         self._identity_due = True
+        self._identity_generation += 1
+
+    def read_identity_soon(self) -> None:
+        """Read the identity in a task of its own: the admin call that asked for it may be cancelled (its deadline, its
+        client) without cutting the read short."""
+        task = asyncio.get_running_loop().create_task(self.read_identity())
+        self._identity_reads.add(task)
+        task.add_done_callback(self._identity_reads.discard)
 
     def _log_served(self, served: list[tuple[str, str]]) -> None:
         """Say which model versions are served: once when first ready, again only when a recovery changed them."""

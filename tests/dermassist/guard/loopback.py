@@ -69,15 +69,13 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         readiness = Readiness()
         readiness.set_ready()
         metrics = GuardMetrics()
-        identity_reads: list[str] = []  # one entry each time the front had the guard read the served identity
-
-        async def read_identity() -> None:
-            identity_reads.append("read")
+        identity_reads: list[str] = []  # what the front told the guard of the served identity, in order
 
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
                                 config=config, versions={}, identity={}, audit=audit_trail(str(audit), metrics), stopping=False,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append,
-                                read_identity=read_identity, identity_reads=identity_reads)
+                                models_loaded=lambda: identity_reads.append("forget"),
+                                read_identity_soon=lambda: identity_reads.append("read"), identity_reads=identity_reads)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
                       metrics)
         server = grpc.aio.server(options=config.server_options())

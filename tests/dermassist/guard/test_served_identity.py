@@ -98,6 +98,7 @@ def _ready_guard(repository: Path):
     guard.triton = types.SimpleNamespace(RepositoryIndex=index)
     guard.triton_config = types.SimpleNamespace(repository=repository, grpc_admin_headers={})
     guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
+    guard._identity_generation, guard._identity_reads = 0, set()
     guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
     return guard
 
@@ -167,3 +168,41 @@ def test_a_release_name_in_another_encoding_is_read_not_raised(tmp_path: Path) -
     (tmp_path / RELEASE_NAME).chmod(0o444)
     name_release(tmp_path, "dermassist-real-2026.12", "1")  # already named: a read-only file is not written
     assert served_release(tmp_path) == "dermassist-real-2026.12 version 1"
+
+
+def test_a_read_overtaken_by_a_newer_change_is_dropped_and_an_admin_reads_survives_its_call(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    """Two reads racing (after a recovery and after an admin load) kept whichever finished last, even the older; and an
+    admin call cancelled while its read ran left the old build on every answer (a review's findings)."""
+    import asyncio
+    import threading
+
+    import dermassist.guard.guard as guard_module
+
+    repository = stage_repository(tmp_path / "repository")
+    guard = _ready_guard(repository)
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow_then_fast(_repository: Path) -> tuple[str, str]:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            release.wait(5)  # the first read is slow: the models change meanwhile
+            return "old", "sha256:old0000000000000"
+        return "new", "sha256:new0000000000000"
+
+    monkeypatch.setattr(guard_module, "served_identity", slow_then_fast)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(guard.read_identity())
+        await asyncio.sleep(0.05)
+        guard.models_loaded()  # an admin load: no build named meanwhile
+        assert guard.identity == {}
+        guard.read_identity_soon()  # its own task: a cancelled admin call does not cut it
+        await asyncio.sleep(0.05)
+        release.set()
+        await first
+        await asyncio.gather(*guard._identity_reads)
+
+    asyncio.run(scenario())
+    assert guard.identity == {"release": "new", "build": "sha256:new0000000000000"}  # the older read was dropped
