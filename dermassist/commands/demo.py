@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..base.server_config import ServerConfig
@@ -24,13 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     add_server_arguments(parser)
 
 
-def page_address(args: argparse.Namespace) -> tuple[str, int]:
-    """The page's host and port: the flags, else DERMASSIST_DEMO_HOST / _PORT, else the client's defaults."""
+def page_address(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """The page's host and port: the flags, else DERMASSIST_DEMO_HOST / _PORT (of ``environ``, the process's by
+    default), else the client's defaults."""
     from dermassist_client.config import DEMO_HOST, DEMO_PORT
 
     from ..base.server_config import DemoPageSettings
 
-    page = DemoPageSettings.resolve({"demo_host": args.host, "demo_port": args.port})
+    page = DemoPageSettings.resolve({"demo_host": args.host, "demo_port": args.port}, environ)
     return (DEMO_HOST if page.demo_host is None else page.demo_host,
             DEMO_PORT if page.demo_port is None else page.demo_port)
 
@@ -56,6 +57,18 @@ def page_address_problem(host: str, port: int) -> str | None:
     if problem is not None:
         return (f"cannot serve the demo page on {host}:{port}: {problem}; expected a free port on an address of this "
                 f"machine: stop what holds port {port} or pass another {PAGE_PORT_SETTING}")
+    return None
+
+
+def shared_port_problem(port: int, config: ServerConfig) -> str | None:
+    """Why the page cannot have ``port``: it is one of the server's own (free now, taken by the server once it starts,
+    after the models loaded); None otherwise."""
+    from ..base.settings import setting_names
+
+    for field in ("http_port", "grpc_port", "metrics_port"):
+        if getattr(config, field) == port:
+            return (f"the demo page's port {port} is also the server's {field.replace('_', ' ')} "
+                    f"({setting_names(ServerConfig, field)}): pass another {PAGE_PORT_SETTING}")
     return None
 
 
@@ -118,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     host, port = page_address(args)
     # every taken port in one message, before tritonserver loads the models (Gradio would say "Cannot find empty
     # port" once Triton is up; the server's own check names flags of `serve`)
-    problems = [p for p in (page_address_problem(host, port),) if p] + server_port_problems(config)
+    problems = [p for p in (page_address_problem(host, port), shared_port_problem(port, config)) if p]
+    problems += server_port_problems(config)
     if problems:
         raise ConfigError("; ".join(problems))
     require_artifacts(config.repository, ServerError)

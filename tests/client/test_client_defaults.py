@@ -89,9 +89,14 @@ def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() 
     assert (client_demo["host"], client_demo["port"]) == (DEMO_HOST, DEMO_PORT)
     server = argparse.ArgumentParser()
     add_arguments(server)
-    server_demo = {a.dest: a.default for a in server._actions}
-    assert (server_demo["host"], server_demo["port"]) == (DEMO_HOST, DEMO_PORT)
-    assert f"(default {DEMO_PORT})" in server.format_help()
+    from dermassist.commands.demo import page_address
+
+    # no flag and no DERMASSIST_DEMO_* variable: the client's defaults (the flags default to None, so the variables
+    # can come between them)
+    assert page_address(server.parse_args([]), environ={}) == (DEMO_HOST, DEMO_PORT)
+    assert page_address(server.parse_args([]), environ={"DERMASSIST_DEMO_PORT": "7861"}) == (DEMO_HOST, 7861)
+    assert page_address(server.parse_args(["--port", "7862"]), environ={"DERMASSIST_DEMO_PORT": "7861"})[1] == 7862
+    assert f"default {DEMO_PORT})" in server.format_help()
     from dermassist_client.demo import build_demo, launch_demo
 
     page = inspect.signature(launch_demo).parameters

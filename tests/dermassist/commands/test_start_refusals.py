@@ -174,3 +174,15 @@ def test_serve_refuses_a_liveness_bound_shorter_than_a_normal_recovery(tmp_path:
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     text = _refused(["serve", "--repository", str(tmp_path), "--max-unready-s", "30"], caplog)
     assert "max_unready_s (30 s) must exceed the longest normal recovery" in text
+
+
+def test_a_page_port_that_is_one_of_the_servers_is_refused_before_the_models_load(
+        no_tritonserver: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """DERMASSIST_DEMO_PORT=8000 passed the check (8000 was free), and Gradio failed once the models had loaded."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("DERMASSIST_DEMO_PORT", str(free))
+    monkeypatch.setenv("DERMASSIST_HTTP_PORT", str(free))
+    text = _refused(["demo"], caplog)
+    assert f"the demo page's port {free} is also the server's http port (--http-port / DERMASSIST_HTTP_PORT)" in text
