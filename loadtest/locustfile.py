@@ -144,9 +144,10 @@ class DermAssistGrpcUser(User):
             UNCOUNTED_CUTS[name] = UNCOUNTED_CUTS.get(name, 0) + 1
             return
         short = stop_timeout_s < CONFIG.deadline_s
-        cause = (f"it is shorter than the per-call deadline ({CONFIG.deadline_s:g} s): give --stop-timeout more than "
-                 "the deadline" if short else
-                 f"the per-call deadline is {CONFIG.deadline_s:g} s: the server was saturated")
+        cause = (f"it is shorter than the per-call deadline ({CONFIG.deadline_s:g} s): give --stop-timeout at least "
+                 "the deadline and a margin" if short else
+                 f"the per-call deadline is {CONFIG.deadline_s:g} s: the server did not answer in time (saturated, or "
+                 "stalled: the run's summary says which)")
         error = StopTimeoutTooShort if short else CutAtStop
         # no waited seconds in the words: Locust tells failures apart by them (the time is the call's response time)
         self._fire(name, waited_s, 0, error(

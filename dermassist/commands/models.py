@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
         IMPORTED,
         RELEASE_NAME,
         RELEASE_STAMP,
-        UNNAMED,
         missing_artifacts,
         name_release,
+        served_release,
         tuned_value_problems,
     )
     from training.export.release import check_release_pair
@@ -130,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         name_release(repository, manifest.get("name"), manifest.get("version"))
     except OSError as e:  # a read-only repository serving the release: its answers name no release, nothing worse
-        logger.warning("could not record the release's name in %s (%s): its answers will name it %r; make the folder "
-                       "writable and run `dermassist models` again", repository, e.strerror or e, UNNAMED)
+        logger.warning("could not record the release's name in %s (%s): its answers name it %r; make the folder "
+                       "writable and run `dermassist models` again", repository, e.strerror or e,
+                       served_release(repository))
     metrics = write_metrics(release, reports)
     seg, cls = metrics["segmentation"], metrics["classification"]["test"]
     logger.info("segmentation val jaccard %.3f (threshold %.2f); classification test balanced accuracy %.3f, "

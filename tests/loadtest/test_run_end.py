@@ -144,7 +144,7 @@ def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_d
     # cut by a --stop-timeout (1 s) shorter than the deadline (30 s): the setting, never the server's saturation
     assert summary.saturation_problem(failures, 2, 30) is None
     log = done.stdout + done.stderr
-    assert "no answer when Locust stopped its user" in log and "give --stop-timeout more than the deadline" in log
+    assert "no answer when Locust stopped its user" in log and "give --stop-timeout at least the deadline and a margin" in log
 
 
 def test_without_a_stop_timeout_the_calls_cut_at_the_end_are_told_not_counted(fake_dermassist, tmp_path: Path) -> None:
