@@ -627,11 +627,13 @@ class Front(grpc.GenericRpcHandler):
     async def _carry_out(self, name: str, call: AdminCall, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Forward an admin call to Triton; its answer, with ``call`` marked OK, or the call ended with Triton's
         status (its audit line is the caller's, written in its ``finally``)."""
-        if name in MODEL_CHANGES:  # from now on the answers name no build: Triton may be changing what it serves
-            self.guard.models_loaded()
+        # from now on the answers name no build: Triton may be changing what it serves
+        before = self.guard.models_changing() if name in MODEL_CHANGES else None
         try:
             answer = await self._call(name)(raw, metadata=self._metadata(context), timeout=context.time_remaining())
-        except grpc.aio.AioRpcError as e:  # what is served is not known (the old models, or part of the new): no build
+        except grpc.aio.AioRpcError as e:
+            if before is not None:  # Triton keeps what it served (a refused load, or one that failed to load)
+                self.guard.models_unchanged(before)
             await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
         call.status, call.error = grpc.StatusCode.OK, None
         if name in MODEL_CHANGES:  # the files on disk are what Triton serves now: read them, whatever becomes of the call

@@ -667,6 +667,20 @@ class Guard:
         self._identity_due = True
         self._identity_generation += 1
 
+    def models_changing(self) -> tuple[dict[str, str], bool, int]:
+        """An admin load or unload is about to run: the answers name no build meanwhile (``models_loaded``); what was
+        named before, for ``models_unchanged`` when it fails."""
+        before = (self.identity, self._identity_due)
+        self.models_loaded()
+        return (*before, self._identity_generation)
+
+    def models_unchanged(self, before: tuple[dict[str, str], bool, int]) -> None:
+        """An admin load or unload failed: Triton keeps serving what it served (a failed load leaves the loaded version
+        in place), so the answers name it again, unless a newer change came meanwhile."""
+        identity, due, generation = before
+        if generation == self._identity_generation:
+            self.identity, self._identity_due = identity, due
+
     def read_identity_soon(self) -> None:
         """Read the identity in a task of its own: the admin call that asked for it may be cancelled (its deadline, its
         client) without cutting the read short."""

@@ -74,7 +74,8 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
                                 config=config, versions={}, identity={}, audit=audit_trail(str(audit), metrics), stopping=False,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append,
-                                models_loaded=lambda: identity_reads.append("forget"),
+                                models_changing=lambda: identity_reads.append("forget") or ({}, True, 0),
+                                models_unchanged=lambda before: identity_reads.append("restore"),
                                 read_identity_soon=lambda: identity_reads.append("read"), identity_reads=identity_reads)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
                       metrics)

@@ -206,3 +206,18 @@ def test_a_read_overtaken_by_a_newer_change_is_dropped_and_an_admin_reads_surviv
 
     asyncio.run(scenario())
     assert guard.identity == {"release": "new", "build": "sha256:new0000000000000"}  # the older read was dropped
+
+
+def test_a_failed_admin_load_names_again_what_was_served(tmp_path: Path) -> None:
+    """A load Triton refused (model control 'none') or failed to do leaves what it served in place: the answers named no
+    build from then on (a CI run of the guard's integration test)."""
+    guard = _ready_guard(stage_repository(tmp_path / "repository"))
+    guard.identity, guard._identity_due = {"release": "r", "build": "sha256:1111222233334444"}, False
+    before = guard.models_changing()
+    assert guard.identity == {} and guard._identity_due
+    guard.models_unchanged(before)
+    assert guard.identity == {"release": "r", "build": "sha256:1111222233334444"} and not guard._identity_due
+    before = guard.models_changing()
+    guard.models_loaded()  # a recovery's restart came meanwhile: what it loads is read, not the old one named
+    guard.models_unchanged(before)
+    assert guard.identity == {} and guard._identity_due
