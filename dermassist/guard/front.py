@@ -425,6 +425,17 @@ NOT_ONE_MESSAGE = ("the request did not arrive as one message: it was larger tha
                    "or the client sent none; send fewer images per call")
 
 
+def audited_status(status: grpc.StatusCode, error: str | None,
+                   remaining_s: float | None) -> tuple[grpc.StatusCode, str | None]:
+    """The status a call's audit line records: a failure after the client's deadline passed is the deadline (the
+    client got that, not this), with the failure named unless it was the forwarded call's own DEADLINE_EXCEEDED,
+    which ran out with the client's (which of the two fires first under load is a race: said once either way)."""
+    if status == grpc.StatusCode.OK or remaining_s is None or remaining_s > 0 or (error or "").startswith(DEADLINE_PASSED):
+        return status, error
+    upstream = "" if status == grpc.StatusCode.DEADLINE_EXCEEDED else f" ({status.name}: {error})"
+    return grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED}{upstream}"
+
+
 def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> tuple[grpc.StatusCode, str]:
     """The audited status of a call cancelled before its answer: the client's deadline, the server's shutdown
     (the call was still running when the drain ended), or the client itself."""
@@ -829,9 +840,7 @@ class Front(grpc.GenericRpcHandler):
         call.written = True
         images = await finished_hashes(call.hashing)
         remaining = context.time_remaining()
-        if (call.status != grpc.StatusCode.OK and remaining is not None and remaining <= 0  # the client got that, not this
-                and not (call.error or "").startswith(DEADLINE_PASSED)):
-            call.status, call.error = grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} ({call.status.name}: {call.error})"
+        call.status, call.error = audited_status(call.status, call.error, remaining)
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=call.peer, client=call.client, versions=self.guard.versions,
                       identity=self.guard.identity, status=call.status.name, error=call.error, latency_ms=latency_ms)

@@ -115,3 +115,18 @@ def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_pa
     assert line["peer"].startswith("ipv4:127.0.0.1:"), line
     assert (line["request_id"], line["status"]) == ("too-slow-1", "DEADLINE_EXCEEDED")
     assert line["error"] == DEADLINE_PASSED  # said once (it was said twice: "... (DEADLINE_EXCEEDED: ...)")
+
+
+
+def test_a_forwarded_call_that_ran_out_with_the_clients_deadline_is_said_once() -> None:
+    """Which fires first under load, the forwarded call's own deadline or the client's cancel, is a race: the line said
+    "... before the answer (DEADLINE_EXCEEDED: Deadline Exceeded)" when the forwarded call's came first (a CI run)."""
+    from dermassist.guard.front import audited_status
+
+    code = grpc.StatusCode
+    assert audited_status(code.DEADLINE_EXCEEDED, "Deadline Exceeded", -0.01) == (code.DEADLINE_EXCEEDED, DEADLINE_PASSED)
+    assert audited_status(code.UNAVAILABLE, "Socket closed", 0.0) == (
+        code.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} (UNAVAILABLE: Socket closed)")  # another failure is still named
+    assert audited_status(code.UNAVAILABLE, "Socket closed", 0.5) == (code.UNAVAILABLE, "Socket closed")  # in time
+    assert audited_status(code.OK, None, -1.0) == (code.OK, None)  # an answer is an answer
+    assert audited_status(code.CANCELLED, DEADLINE_PASSED, -1.0) == (code.CANCELLED, DEADLINE_PASSED)  # said already
