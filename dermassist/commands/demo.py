@@ -75,18 +75,11 @@ def shared_port_problem(port: int, config: ServerConfig) -> str | None:
 def server_port_problems(config: ServerConfig) -> list[str]:
     """Why each public port of the demo's server cannot be listened on now, in the words of ``demo``'s own settings
     (its --host is the page's: the server's address is DERMASSIST_HOST)."""
-    from ..base.server import bind_problem
     from ..base.settings import setting_names, variable_name
+    from ..guard.guard import busy_public_ports
 
-    ports = (("gRPC", "grpc_port", config.host), ("the health endpoint", "http_port", config.host),
-             ("Triton's metrics", "metrics_port", config.metrics_host or config.host))
-    problems = []
-    for what, field, host in ports:
-        port = getattr(config, field)
-        error = bind_problem(host, port)
-        if error is not None:
-            problems.append(f"{what} on {host}:{port} ({error.strerror or error}): stop what holds it or pass another "
-                            f"{setting_names(ServerConfig, field)}")
+    problems = [f"{b.what} on {b.host}:{b.port} ({b.reason}): stop what holds it or pass another "
+                f"{setting_names(ServerConfig, b.setting)}" for b in busy_public_ports(config, config)]
     if problems:
         problems.append(f"(the server's address is {variable_name(ServerConfig, 'host')})")
     return problems

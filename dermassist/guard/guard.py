@@ -153,6 +153,17 @@ def _ports(busy: Sequence[BusyPort]) -> str:
     return f"{'port' if len(busy) == 1 else 'ports'} {' and '.join(str(b.port) for b in busy)}"
 
 
+def busy_public_ports(public: ServerConfig, triton: ServerConfig | None = None) -> list[BusyPort]:
+    """The public ports of a guard that cannot be listened on now: the gRPC front, the health endpoint and, with the
+    config of the tritonserver it starts (``triton``), Triton's metrics port."""
+    host = public.host
+    ports = [("gRPC", host, public.grpc_port, "grpc_port"), ("the health endpoint", host, public.http_port, "http_port")]
+    if triton is not None:
+        ports.append(("Triton's metrics", triton.metrics_host or host, triton.metrics_port, "metrics_port"))
+    return [BusyPort(what, where, port, error.strerror or str(error), setting, error.errno)
+            for what, where, port, setting in ports if (error := bind_problem(where, port)) is not None]
+
+
 def bind_failure(busy: Sequence[BusyPort]) -> str:
     """Why the public ports in ``busy`` cannot be served, every one in one message, and the fixes (a taken port's and
     a privileged port's differ)."""
@@ -376,14 +387,7 @@ class Guard:
     def _check_public_ports(self) -> None:
         """A ServerError naming every public port that cannot be listened on now, each with its flag, in one message:
         the gRPC front, the health endpoint and, where the guard starts tritonserver, Triton's metrics port."""
-        host = self.public.host
-        ports = [("gRPC", host, self.public.grpc_port, "grpc_port"),
-                 ("the health endpoint", host, self.public.http_port, "http_port")]
-        if self._owns_server:
-            ports.append(("Triton's metrics", self.triton_config.metrics_host or host, self.triton_config.metrics_port,
-                          "metrics_port"))
-        busy = [BusyPort(what, where, port, error.strerror or str(error), setting, error.errno)
-                for what, where, port, setting in ports if (error := bind_problem(where, port)) is not None]
+        busy = busy_public_ports(self.public, self.triton_config if self._owns_server else None)
         if busy:
             raise ServerError(bind_failure(busy))
 
