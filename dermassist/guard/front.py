@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hmac
 import itertools
 import logging
@@ -302,8 +303,14 @@ MODEL_CHANGES = ("RepositoryModelLoad", "RepositoryModelUnload")
 def identity_parameters(identity: Mapping[str, str]) -> bytes:
     """The serialised response parameters that name the served release and build (appended to an answer's bytes:
     protobuf merges a map field's entries, so the answer is not decoded and encoded again); nothing while unknown."""
+    return _identity_bytes(tuple(sorted(identity.items())))
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_bytes(identity: tuple[tuple[str, str], ...]) -> bytes:
+    """``identity_parameters`` of one identity, serialised once, not for every answer."""
     names = {"release": RELEASE_PARAMETER, "build": BUILD_PARAMETER}
-    parameters = {names[key]: service_pb2.InferParameter(string_param=value) for key, value in identity.items()}
+    parameters = {names[key]: service_pb2.InferParameter(string_param=value) for key, value in identity}
     return service_pb2.ModelInferResponse(parameters=parameters).SerializeToString() if parameters else b""
 
 
