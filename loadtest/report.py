@@ -26,6 +26,11 @@ DEADLINE_WORDS = ("DEADLINE_EXCEEDED", "CutAtStop(")
 ANSWERS_SUFFIX = "_answers.json"
 _BATCH = re.compile(r"^batch(\d+)$")
 # How Locust stores a response time before its percentiles (locust.stats.bucket_response_time), told under the table.
+LOCUST_ROUNDING = ("Locust rounds each response time before taking its percentiles: to 1 ms under 100 ms, to 10 ms "
+                   "under 1 s, to 100 ms under 10 s, to 1 s above.")
+_REJECTED = ":rejected"
+
+
 def locust_min_samples(percent: float) -> int:
     """Fewest requests whose Locust percentile lies below the slowest one: Locust returns the slowest while
     n - 1 <= int(n x percent / 100) (``locust.stats.calculate_response_time_percentile``): 21 for p95, 101 for p99."""
@@ -33,11 +38,6 @@ def locust_min_samples(percent: float) -> int:
     while n - 1 <= int(n * percent / 100):
         n += 1
     return n
-
-
-LOCUST_ROUNDING = ("Locust rounds each response time before taking its percentiles: to 1 ms under 100 ms, to 10 ms "
-                   "under 1 s, to 100 ms under 10 s, to 1 s above.")
-_REJECTED = ":rejected"
 
 
 def images_per_request(name: str) -> int:
@@ -231,8 +231,8 @@ class LoadtestSummary:
 
     def saturation_problem(self, failures: Mapping[str, int], users: int, deadline_s: float) -> str | None:
         """Why calls waited past their deadline, with the users the target could have answered in time (each user
-        keeps one call in flight, so the last waits about users x images per call / images per second); None when
-        no failure in ``failures`` (occurrences per error text) is a passed deadline."""
+        keeps one call in flight: by Little's law, its answered calls per second times the deadline); None when no
+        failure in ``failures`` (occurrences per error text) is a passed deadline."""
         late = sum(n for error, n in failures.items() if any(word in error for word in DEADLINE_WORDS))
         if not late:
             return None
