@@ -12,8 +12,9 @@ from ..base.errors import DermAssistError
 from ..base.repository import require_artifacts, served_models
 from .config import BenchConfig
 from .errors import BenchConfigError, BenchError, PerfAnalyzerUnavailable
-from .front import measure_behind_guard
+from .front import FrontCosts, measure_behind_guard
 from .inprocess import measure_inprocess
+from .perf_analyzer import PerfAnalyzerRow
 from .report import BenchResult, load_average, machine_description
 from .served import CALL_TIMEOUT_S, ServedLevel, measure_level, warm_up
 
@@ -53,24 +54,28 @@ def run_bench(config: BenchConfig) -> BenchResult:
     from ..base.server import embedded_server
 
     warn_overload(config.concurrencies, inprocess.latency.p50_ms)
+    served: list[ServedLevel] = []
+
+    def result(pa_rows: list[PerfAnalyzerRow], note: str, front: FrontCosts | None, stopped: str = "") -> BenchResult:
+        """The run's result from what it measured so far (the load average read as it ends)."""
+        return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front,
+                           served_models(config.repository), (load_before, load_average()), started, settings, stopped)
+
     with embedded_server(config.repository) as server:
         address = server.config.grpc_address
         admin = server.config.grpc_admin_headers
         warm_up(address, images, config.warmup, admin)
-        served: list[ServedLevel] = []
         try:
             for c in config.concurrencies:
                 served.append(measure_level(address, images, c, config.requests_per_level, admin, server.pid))
             front = measure_behind_guard(server, images, config.concurrencies, config.requests_per_level,
                                          config.report_dir)
         except DermAssistError as e:  # a level's failure or the guard's: the levels measured are written, not lost
-            partial = BenchResult(machine_description(), corpus, inprocess, served, [], "not run: the bench stopped",
-                                  None, served_models(config.repository), (load_before, load_average()), started,
-                                  settings, stopped=str(e))
-            md, _ = partial.write(config.report_dir)
+            md, _ = result([], "not run: the bench stopped", None, stopped=str(e)).write(config.report_dir)
             raise BenchError(f"{e}; the in-process figures and the {len(served)} served level(s) measured before it are "
                              f"written to {md}") from e
-        pa_rows, note = [], ""
+        pa_rows: list[PerfAnalyzerRow] = []
+        note = ""
         if config.perf_analyzer:
             from .perf_analyzer import STABILITY_PERCENT, ensure_perf_analyzer, run_perf_analyzer
 
@@ -88,8 +93,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 logger.warning("perf_analyzer skipped: %s", e)
         else:
             note = "not run (--no-perf-analyzer)"
-    return BenchResult(machine_description(), corpus, inprocess, served, pa_rows, note, front,
-                       served_models(config.repository), (load_before, load_average()), started, settings)
+    return result(pa_rows, note, front)
 
 
 def warn_overload(concurrencies: tuple[int, ...], inprocess_p50_ms: float) -> None:
