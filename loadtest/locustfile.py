@@ -139,11 +139,11 @@ class DermAssistGrpcUser(User):
         with no failures. Without a stop timeout (Locust's default, 0) Locust stops users at once by design: such a
         call is not counted, and the number of them is told when Locust quits."""
         waited_s = time.perf_counter() - started
-        stop_timeout_s = self.environment.stop_timeout or 0.0
-        if not stop_timeout_s:
+        timeout_s = self.environment.stop_timeout or 0.0
+        if not timeout_s:
             UNCOUNTED_CUTS[name] = UNCOUNTED_CUTS.get(name, 0) + 1
             return
-        short = stop_timeout_s < CONFIG.deadline_s
+        short = timeout_s < CONFIG.deadline_s
         cause = (f"it is shorter than the per-call deadline ({CONFIG.deadline_s:g} s): give --stop-timeout at least "
                  "the deadline and a margin" if short else
                  f"the per-call deadline is {CONFIG.deadline_s:g} s: the server did not answer in time (saturated, or "
@@ -152,7 +152,7 @@ class DermAssistGrpcUser(User):
         # no waited seconds in the words: Locust tells failures apart by them (the time is the call's response time)
         self._fire(name, waited_s, 0, error(
             f"no answer when Locust stopped its user (the run ended or users were removed) and --stop-timeout "
-            f"({stop_timeout_s:g} s) ran out; {cause}"))
+            f"({timeout_s:g} s) ran out; {cause}"))
 
     def _infer(self, name: str, request: service_pb2.ModelInferRequest) -> service_pb2.ModelInferResponse:
         """ModelInfer, sent again after UNAVAILABLE while retries and the deadline allow (each retry counted under
