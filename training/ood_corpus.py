@@ -13,6 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dermassist.base.image_files import write_image
+
+from .errors import TrainingError
+
 logger = logging.getLogger(__name__)
 
 SKIMAGE_PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "horse", "moon", "page", "text",
@@ -81,7 +85,7 @@ def build_ood_corpus(out: Path, seed: int = 0, crops_per_photo: int = 2, documen
     counts = dict.fromkeys(KINDS, 0)
 
     def save(kind: str, image: np.ndarray) -> None:
-        cv2.imwrite(str(out / f"{kind}_{counts[kind]:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        write_image(out / f"{kind}_{counts[kind]:03d}.png", image, "OOD corpus image", TrainingError)
         counts[kind] += 1
 
     for image in skimage_photos().values():

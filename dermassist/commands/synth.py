@@ -30,10 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from training.synth.generator import SynthConfig, generate
     from training.synth.grid import sample_grid
 
+    from ..base.image_files import image_suffix_problem
+
     config = SynthConfig.resolve(vars(args))
     for what, path in (("out", Path(args.out)), ("--grid's folder", Path(args.grid).parent)):
         if path.exists() and not path.is_dir():
             raise TrainingConfigError(f"synth {what} {path} is a file; expected a folder (new or existing)")
+    problem = image_suffix_problem(args.grid)
+    if problem is not None:
+        raise TrainingConfigError(f"synth --grid {args.grid} {problem}: pass another --grid")
     result = generate(args.out, config)
     grid = sample_grid(args.grid, seed=config.seed)
     logger.info("%d images at %.1f images/s -> %s; sample grid %s", result.images, result.images_per_second, args.out, grid)

@@ -142,17 +142,23 @@ def degrade(rgb: np.ndarray, kind: str) -> np.ndarray:
 def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: float) -> dict:
     """Degraded copies of real images through the service: the share flagged not assessable and the share
     whose note names the right problem, per kind of degradation."""
-    import cv2
+    from preprocess.decode import decode_image
+    from preprocess.errors import PreprocessError
+
+    from ..base.image_files import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for kind in DEGRADATIONS:
         copies = []
         for path in paths:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            target = folder / f"{kind}_{Path(path).stem}.jpg"
-            cv2.imwrite(str(target), cv2.cvtColor(degrade(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), kind), cv2.COLOR_RGB2BGR))
-            copies.append(target)
+            try:
+                rgb = decode_image(Path(path).read_bytes())
+            except (OSError, PreprocessError) as e:
+                raise EvaluationError(f"image {path} cannot be read for the quality check ({e}); expected one of the "
+                                      "images the service answered: was it changed or removed during the run?") from e
+            copies.append(write_image(folder / f"{kind}_{Path(path).stem}.jpg", degrade(rgb, kind),
+                                      "degraded copy", EvaluationError))
         results = analyse(url, copies, timeout_s).results
         out[kind] = {"images": len(results), "how": DEGRADATION_HOW[kind],
                      "not_assessable": float(np.mean([not r.assessable for r in results])) if results else None,

@@ -42,6 +42,10 @@ def test_synth_into_a_file_and_import_of_an_empty_file_are_named(tmp_path, caplo
     with caplog.at_level(logging.ERROR):
         assert main(["synth", str(a_file), "--count", "8"]) == 2
     assert f"synth out {a_file} is a file; expected a folder" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):  # refused before any image is made: OpenCV has no writer for .txt
+        assert main(["synth", str(tmp_path / "set"), "--count", "8", "--grid", str(tmp_path / "grid.txt")]) == 2
+    assert "synth --grid" in caplog.text and "ends in '.txt'" in caplog.text and not (tmp_path / "set").exists()
     from training.errors import ImportModelError
     from training.importer import run_import
 

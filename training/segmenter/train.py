@@ -18,11 +18,12 @@ import numpy as np
 
 from dermassist.base.atomic import write_atomic
 from dermassist.base.cpu import precision_name, use_bfloat16
+from dermassist.base.image_files import write_image
 from dermassist.base.settings import Settings, env_name, variable_name
 from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
-from ..errors import EmptyDatasetError, ResumeError, TrainingConfigError, check_setting_range
+from ..errors import EmptyDatasetError, ResumeError, StageError, TrainingConfigError, check_setting_range
 from ..images import empty_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
@@ -212,8 +213,6 @@ def write_predicted_masks(model: keras.Model, data: Path, out_dir: Path, batch_s
     """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset, so the classifier
     can crop images that have no ground-truth mask (``--predicted-masks``); returns the count. Each tenth done is
     logged with the time left (a release re-tune predicts them with no other sign of life)."""
-    import cv2
-
     from ..images import load_prepared, seg_input_uint8
 
     out_dir = Path(out_dir)
@@ -224,7 +223,8 @@ def write_predicted_masks(model: keras.Model, data: Path, out_dir: Path, batch_s
         chunk = samples[i : i + batch_size]
         xs = np.stack([seg_input_uint8(load_prepared(s.image_path)) for s in chunk])
         for s, prob in zip(chunk, predict(model, xs, batch_size)):
-            cv2.imwrite(str(out_dir / f"{s.image_id}.png"), np.round(prob * 255).astype(np.uint8))
+            write_image(out_dir / f"{s.image_id}.png", np.round(prob * 255).astype(np.uint8), "predicted mask",
+                        StageError)
         progress.advance(len(chunk))
     logger.info("wrote %d predicted masks for %s to %s", len(samples), data, out_dir)
     return len(samples)

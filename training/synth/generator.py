@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dermassist.base.image_files import write_image
 from dermassist.base.settings import Settings, env_name
 from preprocess.contract import CLASS_CODES, CLASSES
 
@@ -155,8 +156,8 @@ def generate(out: Path, config: SynthConfig = SynthConfig(), progress: bool = Tr
         part = HAM_PARTS[0] if i < half else HAM_PARTS[1]
         image_path = ham / part / f"{item.image_id}.jpg"
         mask_path = ham / HAM_MASKS / f"{item.image_id}{HAM_MASK_SUFFIX}"
-        cv2.imwrite(str(image_path), cv2.cvtColor(r.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        cv2.imwrite(str(mask_path), r.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        write_image(image_path, r.image, "synthetic image", TrainingConfigError, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        write_image(mask_path, r.mask, "synthetic mask", TrainingConfigError, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         word = ISIC2018_WORDS[item.split]
         _link(image_path, isic / ISIC2018.images.format(word) / image_path.name)
         _link(mask_path, isic / ISIC2018.masks.format(word) / f"{item.image_id}{ISIC2018.mask_suffix}")

@@ -6,8 +6,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dermassist.base.image_files import write_image
 from preprocess.contract import CLASS_CODES, CLASS_NAMES
 
+from ..errors import TrainingConfigError
 from .render import render
 
 
@@ -28,5 +30,4 @@ def sample_grid(path: Path, per_class: int = 6, seed: int = 0, tile: tuple[int, 
     grid = np.concatenate(rows, axis=0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-    return path
+    return write_image(path, grid, "synthetic sample grid", TrainingConfigError)
