@@ -93,7 +93,7 @@ class GpuCheckConfig(Settings, RemoteSettings):
             if self.url is None:
                 raise GpuCheckError("--admin-key-file goes with --url: it opens a running DermAssist's internal steps")
             self.admin_key()
-        self.check_tls(GpuCheckError, "they are for a running DermAssist served over TLS")
+        self.check_remote(GpuCheckError, "they are for a running DermAssist served over TLS")
         if not is_torch_device(self.device):
             raise GpuCheckError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .base.settings import flag_name, setting_names
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,7 +16,7 @@ class RemoteSettings:
     """A running DermAssist's gRPC address, the timeout of each call and the client SDK's TLS options."""
 
     url: str | None = None
-    timeout_s: float = 120.0
+    timeout_s: float = field(default=120.0, metadata=flag_name("--timeout"))  # of each call, seconds
     ssl: bool = False
     root_certificates: Path | None = None
     private_key: Path | None = None
@@ -28,9 +31,14 @@ class RemoteSettings:
         return {"ssl": self.ssl, "root_certificates": self.root_certificates, "private_key": self.private_key,
                 "certificate_chain": self.certificate_chain}
 
-    def check_tls(self, error: type[Exception], without_url: str) -> None:
-        """Raise ``error`` when TLS options come without ``--url`` (``without_url`` says why) or the client SDK
-        refuses them (a missing file, a key without its certificate)."""
+    def check_remote(self, error: type[Exception], without_url: str) -> None:
+        """Raise ``error`` for a timeout that is not a positive number of seconds, or TLS options that come without
+        ``--url`` (``without_url`` says why) or that the client SDK refuses (a missing file, a key without its
+        certificate)."""
+        timeout = self.timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise error(f"{setting_names(type(self), 'timeout_s')} must be a positive number of seconds (each call's "
+                        f"deadline), got {timeout!r}; pass another, e.g. the default {RemoteSettings.timeout_s:g}")
         if not self.uses_tls():
             return
         if not self.url:

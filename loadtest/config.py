@@ -5,16 +5,17 @@ master and its workers (possibly on other hosts) run one scenario mix.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dermassist.base.corpus import DEFAULT_CACHE_DIR, DEFAULT_SOURCE_DIR, SIZES, format_sizes, parse_sizes
 from dermassist.base.errors import ImageCorpusError
 from dermassist.base.paths import PROJECT_ROOT, SOURCE_REPOSITORY
 from dermassist.base.pem import pem_problem
-from dermassist.base.settings import Settings, setting_names, variable_name
+from dermassist.base.settings import Settings, flag_name, setting_names, variable_name
 from dermassist_client.classes import MAX_BATCH_SIZE
 
 from .errors import LoadtestConfigError
@@ -28,6 +29,7 @@ FAULTS = ("", *SIGNALS)  # "": no fault
 # tests/loadtest checks the copies are equal.
 CROP_MODEL = "lesion_crop"
 STEP_MODELS = ("prepare", "lesion_segmenter", CROP_MODEL, "lesion_classifier", "triage")
+ENV_ONLY = flag_name(None)  # a setting `python -m loadtest.run` has no flag for: its LOADTEST_* variable sets it
 
 
 @dataclass(frozen=True)
@@ -37,18 +39,19 @@ class ScenarioConfig(Settings):
     env_prefix = ENV_PREFIX
     config_error = LoadtestConfigError
 
-    single_weight: float = 0.66
-    batch_weight: float = 0.33
+    single_weight: float = field(default=0.66, metadata=ENV_ONLY)
+    batch_weight: float = field(default=0.33, metadata=ENV_ONLY)
     bad_share: float = 0.01
     batch_size: int = 8
-    deadline_s: float = 60.0
-    think_time_s: float = 0.0
-    per_size: int = 4
+    deadline_s: float = field(default=60.0, metadata=flag_name("--deadline"))
+    think_time_s: float = field(default=0.0, metadata=ENV_ONLY)
+    per_size: int = field(default=4, metadata=ENV_ONLY)
     # the sizes the source JPEGs are resized to ("WxH,WxH"), or "as-is": a site's own files (JPEG, PNG) unchanged
-    sizes: str = format_sizes(SIZES)
-    image_source: Path = DEFAULT_SOURCE_DIR
-    image_cache: Path = DEFAULT_CACHE_DIR
-    retries: int = 5  # of a call that failed UNAVAILABLE (server healing), within deadline_s
+    sizes: str = field(default=format_sizes(SIZES), metadata=ENV_ONLY)
+    image_source: Path = field(default=DEFAULT_SOURCE_DIR, metadata=ENV_ONLY)
+    image_cache: Path = field(default=DEFAULT_CACHE_DIR, metadata=ENV_ONLY)
+    # of a call that failed UNAVAILABLE (server healing), within deadline_s
+    retries: int = field(default=5, metadata=ENV_ONLY)
     root_certificates: str = ""  # CA of the server's certificate: connect over TLS
     private_key: str = ""  # the client's key and certificate (PEM) for a server with mutual TLS; both or neither
     certificate_chain: str = ""
@@ -57,23 +60,28 @@ class ScenarioConfig(Settings):
 
     def __post_init__(self) -> None:
         require_finite(self)
+        names = functools.partial(setting_names, ScenarioConfig)
         for name in ("single_weight", "batch_weight"):
             if getattr(self, name) < 0:
-                raise LoadtestConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise LoadtestConfigError(f"{names(name)} must be >= 0, got {getattr(self, name)}; set 0 or more")
         if self.single_weight + self.batch_weight <= 0:
-            raise LoadtestConfigError("single_weight + batch_weight must be > 0; set at least one scenario weight")
+            raise LoadtestConfigError(f"{names('single_weight')} + {names('batch_weight')} must be > 0; set at least "
+                                      "one scenario weight")
         if not 0.0 <= self.bad_share < 1.0:
-            raise LoadtestConfigError(f"bad_share must lie in [0, 1), got {self.bad_share} (0.01 means 1%)")
+            raise LoadtestConfigError(f"{names('bad_share')} must lie in [0, 1), got {self.bad_share} (0.01 means 1%); "
+                                      "pass another")
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise LoadtestConfigError(f"batch_size ({setting_names(ScenarioConfig, 'batch_size')}) must be 1 to "
                                       f"{MAX_BATCH_SIZE} (the ensemble's largest batch), got {self.batch_size}; set it "
                                       "between them")
         if not self.deadline_s > 0:
-            raise LoadtestConfigError(f"deadline_s must be positive, got {self.deadline_s}")
+            raise LoadtestConfigError(f"{names('deadline_s')} must be a positive number of seconds, got "
+                                      f"{self.deadline_s}; pass another")
         if self.think_time_s < 0:
-            raise LoadtestConfigError(f"think_time_s must be >= 0, got {self.think_time_s}")
+            raise LoadtestConfigError(f"{names('think_time_s')} must be >= 0 seconds, got {self.think_time_s}; set 0 "
+                                      "or more")
         if self.per_size < 1:
-            raise LoadtestConfigError(f"per_size must be at least 1, got {self.per_size}")
+            raise LoadtestConfigError(f"{names('per_size')} must be at least 1, got {self.per_size}; set 1 or more")
         try:
             sizes = parse_sizes(self.sizes)
             if any(min(w, h) < 32 for w, h in sizes):
@@ -81,7 +89,7 @@ class ScenarioConfig(Settings):
         except ImageCorpusError as e:
             raise LoadtestConfigError(f"{setting_names(ScenarioConfig, 'sizes')}: {e}") from e
         if self.retries < 0:
-            raise LoadtestConfigError(f"retries must be >= 0, got {self.retries}")
+            raise LoadtestConfigError(f"{names('retries')} must be >= 0, got {self.retries}; set 0 or more")
         check_root_certificates(self)
         check_client_certificate(self)
         if not 0.0 <= self.max_not_assessable_share <= 1.0:
@@ -128,23 +136,26 @@ class RunConfig(Settings):
 
     users: int = 4
     spawn_rate: float = 2.0
-    run_time_s: int = 60
+    run_time_s: int = field(default=60, metadata=flag_name("--run-time"))
     report_dir: Path = DEFAULT_REPORT_DIR
     repository: Path = SOURCE_REPOSITORY
     host: str = ""  # host:port of a running Triton gRPC endpoint; empty = start the embedded server
     fault: str = ""  # "kill" (SIGKILL) or "stop" (SIGSTOP) one stub of fault_model mid-run (embedded server only)
     fault_model: str = CROP_MODEL  # the step whose stub gets the fault: one of STEP_MODELS
-    fault_at_s: float = 10.0
+    fault_at_s: float = field(default=10.0, metadata=flag_name("--fault-at"))
     admin_key_file: str = ""  # key of the restricted APIs of a --host server, to read its statistics
 
     def __post_init__(self) -> None:
         require_finite(self)
+        names = functools.partial(setting_names, RunConfig)
         if self.users < 1:
-            raise LoadtestConfigError(f"users must be at least 1, got {self.users}")
+            raise LoadtestConfigError(f"{names('users')} must be at least 1, got {self.users}; pass 1 or more")
         if not self.spawn_rate > 0:
-            raise LoadtestConfigError(f"spawn_rate must be positive, got {self.spawn_rate}")
+            raise LoadtestConfigError(f"{names('spawn_rate')} must be a positive number of users a second, got "
+                                      f"{self.spawn_rate}; pass another")
         if self.run_time_s < 1:
-            raise LoadtestConfigError(f"run_time_s must be at least 1 second, got {self.run_time_s}")
+            raise LoadtestConfigError(f"{names('run_time_s')} must be at least 1 second, got {self.run_time_s}; pass "
+                                      "1 or more")
         if self.host:
             check_grpc_host(self.host)
         if self.fault not in FAULTS:
@@ -156,7 +167,8 @@ class RunConfig(Settings):
         if self.fault and self.host:
             raise LoadtestConfigError("a fault can only be injected into the embedded server; drop --host or --fault")
         if self.fault and not 0 < self.fault_at_s < self.run_time_s:
-            raise LoadtestConfigError(f"fault_at_s must lie inside the run (0, {self.run_time_s}), got {self.fault_at_s}")
+            raise LoadtestConfigError(f"{names('fault_at_s')} must lie inside the run (0, {self.run_time_s}) seconds, "
+                                      f"got {self.fault_at_s}; pass another, or a longer {names('run_time_s')}")
         object.__setattr__(self, "report_dir", Path(self.report_dir))
         object.__setattr__(self, "repository", Path(self.repository))
 

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 from dermassist.base.corpus import CorpusSpec, build_corpus, describe_corpus
 from dermassist.base.errors import INTERRUPTED_EXIT_CODE, DermAssistError, ImageCorpusError
 from dermassist.base.logs import configure_logging
+from dermassist.base.paths import writable_folder_problem
 from dermassist.base.settings import setting_help, setting_names
 
 from .config import RunConfig, ScenarioConfig, check_together, check_variables
-from .errors import LoadtestError
+from .errors import LoadtestConfigError, LoadtestError
 from .faults import SIGNALS
 from .preflight import check_target
 from .report import LoadtestSummary, read_failures, retries_text
@@ -244,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         run = RunConfig.resolve(flags)
         scenario = ScenarioConfig.resolve(flags)
         check_together(run, scenario)
+        problem = writable_folder_problem(run.report_dir)  # before the server starts, not after the run
+        if problem is not None:
+            raise LoadtestConfigError(f"{setting_names(RunConfig, 'report_dir')} {run.report_dir} {problem}; expected a "
+                                      "folder the reports can be written in: pass another path")
         extra: dict[str, Any] = {}
         with ExitStack() as stack:
             guard = None if run.host else _embedded_guard(stack, run)

@@ -1,6 +1,7 @@
 """Where the project and the shared real samples are on disk (no import beyond the standard library)."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,3 +27,15 @@ def folder_problem(path: Path) -> str | None:
         return None if path.is_dir() else "is a file"
     blocking = file_in_the_way(path)
     return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
+
+
+def writable_folder_problem(path: Path) -> str | None:
+    """Make ``path`` a folder (with its parents) and check a file can be made in it, before any work whose results go
+    there; why not, in the system's words, else None."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        return f"cannot be written ({e.strerror or e})"
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .repository import SOURCE_REPOSITORY
-from .settings import DEFAULT, ENVIRONMENT, FLAG, Settings, setting_names, value_source, variable_name
+from .settings import DEFAULT, ENVIRONMENT, FLAG, Settings, flag_name, setting_names, value_source, variable_name
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,9 @@ class ServerConfig(Settings):
     host: str = "127.0.0.1"
     metrics_host: str = ""  # empty: same as host
     startup_timeout_s: float = 180.0
-    log_verbose: int = 0
-    model_control_mode: str = "none"
-    admin_key: str = field(default="", repr=False)
+    log_verbose: int = field(default=0, metadata=flag_name(None))
+    model_control_mode: str = field(default="none", metadata=flag_name(None))
+    admin_key: str = field(default="", repr=False, metadata=flag_name(None))
     admin_key_file: Path | None = None
     triton_home: Path | None = None  # a system Triton (e.g. /opt/tritonserver in NGC images); None: the wheel's
 
@@ -145,7 +145,7 @@ class ServerConfig(Settings):
         if not self.startup_timeout_s > 0:
             raise ConfigError(f"{setting_names(cls, 'startup_timeout_s')} must be positive, got {self.startup_timeout_s}")
         if self.model_control_mode not in MODEL_CONTROL_MODES:
-            raise ConfigError(f"{variable_name(cls, 'model_control_mode')} must be one of "
+            raise ConfigError(f"{setting_names(cls, 'model_control_mode')} must be one of "
                               f"{', '.join(MODEL_CONTROL_MODES)}, got {self.model_control_mode!r}")
         problem = repository_problem(self.repository, setting_names(cls, "repository"))
         if problem:

@@ -33,6 +33,7 @@ from .paths import PROJECT_ROOT
 # can read its settings (tests/deploy checks it).
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 _ENV_KEY = "env"
+_FLAG_KEY = "flag"
 # Where a resolved value came from (value_source).
 FLAG, ENVIRONMENT, DEFAULT = "command line", "environment", "default"
 S = TypeVar("S", bound="Settings")
@@ -45,6 +46,12 @@ class UnparsableType(TypeError):
 def env_name(name: str) -> dict[str, str]:
     """Field metadata naming the environment variable of a field whose name does not follow the prefix rule."""
     return {_ENV_KEY: name}
+
+
+def flag_name(flag: str | None) -> dict[str, str | None]:
+    """Field metadata naming the flag of a field whose flag is not its name in dashes (``--requests`` for
+    ``requests_per_level``), or None for a field set by its variable only; merge with ``env_name``'s by ``|``."""
+    return {_FLAG_KEY: flag}
 
 
 def _optional_inner(kind: Any) -> Any:
@@ -99,10 +106,18 @@ def variable_name(cls: type, name: str) -> str:
     return f.metadata.get(_ENV_KEY, getattr(cls, "env_prefix", "") + name.upper())
 
 
+def flag_of(cls: type, name: str) -> str | None:
+    """The flag of ``cls``'s field ``name``: the one its metadata names (``flag_name``; None: it has none), else the
+    field's name in dashes, as the commands spell it."""
+    (f,) = [f for f in fields(cls) if f.name == name]
+    return f.metadata[_FLAG_KEY] if _FLAG_KEY in f.metadata else f"--{name.replace('_', '-')}"
+
+
 def setting_names(cls: type, name: str) -> str:
-    """How an operator sets ``cls``'s field ``name``, for messages: its flag (the field's name in dashes, as the
-    commands spell it) and its variable, e.g. ``"--http-port / DERMASSIST_HTTP_PORT"``."""
-    return f"--{name.replace('_', '-')} / {variable_name(cls, name)}"
+    """How an operator sets ``cls``'s field ``name``, for messages: its flag (``flag_of``) and its variable, e.g.
+    ``"--http-port / DERMASSIST_HTTP_PORT"``, or the variable alone for a field without a flag."""
+    flag = flag_of(cls, name)
+    return variable_name(cls, name) if flag is None else f"{flag} / {variable_name(cls, name)}"
 
 
 def value_source(cls: type, name: str, overrides: Mapping[str, Any] | None = None,

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help=setting_help(E, "ood", "folder of non-dermoscopic images: adds the OOD_SCORE AUROC"))
     parser.add_argument("--name", help=setting_help(E, "name", "report name (none: the folder name, plus the split)"))
     parser.add_argument("--out", type=Path, help=setting_help(E, "out", "reports go to OUT/NAME/"))
+    parser.add_argument("--timeout", dest="timeout_s", type=float,
+                        help=setting_help(E, "timeout_s", "seconds each call may take (a batch of images)"))
     add_tls_flags(parser, E, "TLS (with --url, a DermAssist served over TLS, e.g. behind the guard)")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from training.release import RELEASE_DIR
 
-from ..base.paths import PROJECT_ROOT, folder_problem
+from ..base.paths import PROJECT_ROOT, folder_problem, writable_folder_problem
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings, setting_help, setting_names
 
@@ -100,8 +100,14 @@ def run(args: argparse.Namespace) -> int:
     from training.release import read_release
 
     config = ModelsConfig.resolve(vars(args))
-    repository = open_repository(config.repository)
     reports, release = config.reports, config.release
+    if not config.synthetic:  # a wrong --release is refused before the repository is made or touched
+        read_release(release)
+    problem = writable_folder_problem(reports)  # checked before the export, whose figures go there
+    if problem is not None:
+        raise ModelsConfig.config_error(f"{setting_names(ModelsConfig, 'reports')} {reports} {problem}; expected a "
+                                        "folder metrics.json can be written in: pass another path")
+    repository = open_repository(config.repository)
     if config.synthetic:
         from training.synth.generator import SynthConfig, generate, read_manifest
 

@@ -55,7 +55,7 @@ class EvaluationConfig(Settings, RemoteSettings):
         if not self.name:  # the folder's own name, also for `--data .`
             object.__setattr__(self, "name", Path(self.data).resolve().name
                                + (f"_{self.split}" if self.split_manifest else ""))
-        self.check_tls(EvaluationError, "they are for a running DermAssist served over TLS (the embedded server "
+        self.check_remote(EvaluationError, "they are for a running DermAssist served over TLS (the embedded server "
                                         "started without --url is local plaintext)")
 
 

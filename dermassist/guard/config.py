@@ -1,9 +1,10 @@
 """Typed, self-validating settings of the guard (precedence: CLI > DERMASSIST_* variable > default)."""
 from __future__ import annotations
 
+import functools
 import socket
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..base.errors import ConfigError
 from ..base.paths import file_in_the_way
 from ..base.pem import pem_problem
 from ..base.server import bind_problem
-from ..base.settings import Settings, setting_names
+from ..base.settings import Settings, flag_name, setting_names
 from .certificates import key_mismatch, validity_problem
 
 # gRPC channel options that lift the message size limits (images and masks travel whole) between the guard and
@@ -84,7 +85,8 @@ class GuardConfig(Settings):
     tls_client_ca: Path | None = None
     audit_log: str = "-"  # "-" = stdout, else a file the lines are appended to
     recovery: str = "reload"
-    max_reloads: int = 3  # reloads leave Triton's unload of the broken instance hanging: restart after this many
+    # reloads leave Triton's unload of the broken instance hanging: restart after this many
+    max_reloads: int = field(default=3, metadata=flag_name(None))
     # Deadline of a whole reload, however many models the fault names (the unload and load of each, the ensemble's
     # readiness and load): one Python step reloads in about 2 s and a GPU step in well under a minute; a model that
     # cannot load then falls back to a restart within this bound instead of waiting tritonserver's start-up timeout.
@@ -96,13 +98,14 @@ class GuardConfig(Settings):
     # Where nothing acts on a failed liveness probe (docker-compose restarts a container only when its process exits),
     # the guard stops itself then, exiting non-zero, so that the restart policy starts it afresh.
     exit_when_not_live: bool = False
-    scan_interval_s: float = 0.2  # how often the stub processes are looked at
+    scan_interval_s: float = field(default=0.2, metadata=flag_name(None))  # how often the stubs are looked at
     canary_interval_s: float = 5.0  # a canary inference this often while all is well
     canary_timeout_s: float = 10.0
     # A canary that times out behind a client call Triton has worked on for less than this is "busy": one batch of
     # 32 large pictures answers nothing for minutes on a CPU. Held longer with no answer since, it is a hang.
     busy_limit_s: float = 300.0
-    hold_s: float = 30.0  # longest a request waits for readiness while the guard recovers
+    # longest a request waits for readiness while the guard recovers
+    hold_s: float = field(default=30.0, metadata=flag_name(None))
     # On SIGTERM the front stops taking calls and gives those in flight this long to be answered (a batch of 32
     # takes about 13 s on two CPU cores, and calls queue behind it); keep it under the orchestrator's grace period.
     drain_s: float = 30.0
@@ -150,18 +153,20 @@ class GuardConfig(Settings):
         self._check_certificates()
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("tls_client_ca (mutual TLS) needs tls_cert and tls_key too")
+        names = functools.partial(setting_names, GuardConfig)
         if self.recovery not in RECOVERY_MODES:
-            raise ConfigError(f"recovery must be one of {', '.join(RECOVERY_MODES)}, got {self.recovery!r}")
+            raise ConfigError(f"{names('recovery')} must be one of {', '.join(RECOVERY_MODES)}, got {self.recovery!r}")
         if isinstance(self.max_request_mib, bool) or not isinstance(self.max_request_mib, int) \
                 or not 1 <= self.max_request_mib <= 2047:
-            raise ConfigError(f"max_request_mib must be a whole number of MiB from 1 to 2047 (gRPC's limit is under "
-                              f"2 GiB), got {self.max_request_mib!r}")
+            raise ConfigError(f"{names('max_request_mib')} must be a whole number of MiB from 1 to 2047 (gRPC's limit "
+                              f"is under 2 GiB), got {self.max_request_mib!r}; pass one in that range")
         if self.max_reloads < 0:
-            raise ConfigError(f"max_reloads must be >= 0, got {self.max_reloads}")
+            raise ConfigError(f"{names('max_reloads')} must be >= 0, got {self.max_reloads}; set 0 or more")
         for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "busy_limit_s", "hold_s",
                      "drain_s", "reload_timeout_s", "max_unready_s"):
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}")
+                raise ConfigError(f"{names(name)} must be a positive number of seconds, got {getattr(self, name)}; "
+                                  "set another")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRPC_MS:

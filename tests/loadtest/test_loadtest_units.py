@@ -165,6 +165,24 @@ def test_the_fault_model_is_checked_before_any_server_starts(monkeypatch, tmp_pa
     assert "fault_model must name a step of the ensemble" in caplog.text
 
 
+def test_a_report_folder_that_cannot_be_written_is_refused_before_any_server_starts(monkeypatch, caplog) -> None:
+    """It failed with a traceback once the server had loaded every model."""
+    from loadtest import run
+
+    monkeypatch.setattr(run, "_embedded_guard", lambda *_: pytest.fail("the server was started"))
+    assert run.main(["--report-dir", "/proc/1/loadtest", "-t", "5"]) == 2
+    assert "--report-dir / LOADTEST_REPORT_DIR /proc/1/loadtest cannot be written (" in caplog.text
+
+
+def test_a_refused_setting_names_the_flag_typed_or_the_variable_without_a_flag() -> None:
+    with pytest.raises(LoadtestConfigError, match=r"^--run-time / LOADTEST_RUN_TIME_S must be at least 1"):
+        RunConfig(run_time_s=0)
+    with pytest.raises(LoadtestConfigError, match=r"^LOADTEST_RETRIES must be >= 0"):
+        ScenarioConfig(retries=-1)
+    with pytest.raises(LoadtestConfigError, match=r"^--deadline / LOADTEST_DEADLINE_S must be a positive number"):
+        ScenarioConfig(deadline_s=0)
+
+
 def test_the_fault_settings_copy_the_contract_and_the_injectors_signals() -> None:
     """loadtest.config copies the contract's step names (the Locust image ships no preprocess); the fault kinds are
     the injector's signals."""

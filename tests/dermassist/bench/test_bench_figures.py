@@ -183,7 +183,7 @@ def test_bench_settings_accept_their_smallest_values_and_refuse_no_concurrency()
     config = BenchConfig(requests_per_level=1, inprocess_passes=1, per_size=1, perf_analyzer_window_ms=1, warmup=0,
                          inprocess_torch_threads=0, concurrencies=(1,))
     assert (config.requests_per_level, config.warmup, config.concurrencies) == (1, 0, (1,))
-    with pytest.raises(BenchConfigError, match="concurrencies"):
+    with pytest.raises(BenchConfigError, match="--concurrency / DERMASSIST_BENCH_CONCURRENCIES"):
         BenchConfig(concurrencies=())
     with pytest.raises(BenchConfigError, match="warmup"):
         BenchConfig(warmup=-1)

@@ -96,6 +96,20 @@ def test_models_refuses_a_bad_setting_naming_its_flag_and_variable(tmp_path: Pat
         "folder; expected a folder (new or existing): pass another path")
 
 
+def test_models_refuses_a_missing_release_or_a_reports_folder_it_cannot_write_before_exporting(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong --release had first made the repository; an unwritable --reports failed with a traceback after the
+    export."""
+    repository = tmp_path / "repo"
+    assert "release manifest" in _error(caplog, ["models", "--release", str(tmp_path / "none"), "--repository",
+                                                 str(repository)])
+    assert not repository.exists()
+    caplog.clear()
+    message = _error(caplog, ["models", "--reports", "/proc/1/reports", "--repository", str(repository)])
+    assert message.startswith("--reports / DERMASSIST_MODELS_REPORTS /proc/1/reports cannot be written (")
+    assert not repository.exists()
+
+
 # --- dermassist experiments ----------------------------------------------------------------------------------------
 
 

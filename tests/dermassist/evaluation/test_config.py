@@ -42,3 +42,18 @@ def test_a_report_name_that_is_not_a_plain_folder_name_is_refused(tmp_path: Path
     with pytest.raises(EvaluationError, match="is not a plain folder name"):
         EvaluationConfig(data=tmp_path, name=name)
     assert EvaluationConfig(data=tmp_path, name="site_a.v2").name == "site_a.v2"
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf")])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused_naming_the_flag(tmp_path: Path,
+                                                                                     timeout: float) -> None:
+    """It was refused only when the first call was made, after the model had loaded, as the server's failure."""
+    from dermassist.cli import build_parser
+    from dermassist.gpu_parity import GpuCheckConfig, GpuCheckError
+
+    with pytest.raises(EvaluationError, match=r"^--timeout / DERMASSIST_EVALUATE_TIMEOUT_S must be a positive number"):
+        EvaluationConfig(data=tmp_path, url="10.0.0.5:8001", timeout_s=timeout)
+    with pytest.raises(GpuCheckError, match=r"^--timeout / DERMASSIST_GPU_CHECK_TIMEOUT_S must be a positive number"):
+        GpuCheckConfig(url="10.0.0.5:8001", images=tmp_path, timeout_s=timeout)
+    args = build_parser(["evaluate"]).parse_args(["evaluate", "--data", str(tmp_path), "--timeout", "7.5"])
+    assert EvaluationConfig.resolve(vars(args), environ={}).timeout_s == 7.5

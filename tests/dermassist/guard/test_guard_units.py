@@ -250,10 +250,11 @@ def test_command_line_restricts_admin_apis_and_logs_redact_the_key(tmp_path: Pat
     ({"tls_cert": "CERT"}, "go together"),
     ({"tls_client_ca": "CERT"}, "needs tls_cert"),
     ({"tls_cert": "/nope.pem", "tls_key": "/nope.key"}, "does not exist"),
-    ({"recovery": "pray"}, "recovery must be one of"),
-    ({"canary_timeout_s": 0}, "canary_timeout_s must be a positive"),
+    ({"recovery": "pray"}, "--recovery / DERMASSIST_RECOVERY must be one of"),
+    ({"canary_timeout_s": 0}, "--canary-timeout-s / DERMASSIST_CANARY_TIMEOUT_S must be a positive"),
+    ({"hold_s": 0}, r"^DERMASSIST_HOLD_S must be a positive"),
     ({"audit_log": ""}, "cannot be turned off"),
-    ({"max_request_mib": 0}, "max_request_mib must be a whole number of MiB from 1 to 2047"),
+    ({"max_request_mib": 0}, "--max-request-mib / DERMASSIST_MAX_REQUEST_MIB must be a whole number of MiB from 1 to 2047"),
     ({"max_request_mib": 4096}, "got 4096"),
 ])
 def test_guard_settings_are_validated(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -384,7 +385,7 @@ def test_a_call_cut_by_the_shutdown_is_audited_as_such_not_as_the_clients_cancel
     assert cancellation(DEADLINE_SLACK_S + 0.01, stopping=False, drain_s=30)[0] == grpc.StatusCode.CANCELLED
     assert GuardConfig().drain_s == 30.0
     assert GuardConfig.resolve({"drain_s": None}, {"DERMASSIST_DRAIN_S": "45"}).drain_s == 45.0
-    with pytest.raises(ConfigError, match="drain_s"):
+    with pytest.raises(ConfigError, match="--drain-s / DERMASSIST_DRAIN_S"):
         GuardConfig(drain_s=0)
 
 
@@ -421,7 +422,7 @@ def test_a_canary_behind_one_long_client_call_is_busy_until_the_call_is_held_pas
     guard.front.oldest_forwarded_at = None
     assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
     guard.audit.close()
-    with pytest.raises(ConfigError, match="busy_limit_s"):
+    with pytest.raises(ConfigError, match="--busy-limit-s / DERMASSIST_BUSY_LIMIT_S"):
         GuardConfig(busy_limit_s=0)
 
 

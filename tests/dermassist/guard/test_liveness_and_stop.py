@@ -99,7 +99,7 @@ def test_the_unready_bound_is_validated_and_read_from_the_environment(tmp_path: 
     assert GuardConfig.resolve({"max_unready_s": None}, {"DERMASSIST_MAX_UNREADY_S": "900"}).max_unready_s == 900.0
     assert GuardConfig.resolve({"reload_timeout_s": None}, {"DERMASSIST_RELOAD_TIMEOUT_S": "45"}).reload_timeout_s == 45
     for name in ("max_unready_s", "reload_timeout_s"):
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} / DERMASSIST_{name.upper()}"):
             GuardConfig(**{name: 0})
     # the defaults leave room for the longest normal recovery under serve's start-up timeout and the Deployment's
     for startup_s in (ServerConfig().startup_timeout_s, 270.0):
