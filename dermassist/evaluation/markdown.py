@@ -150,6 +150,10 @@ def run_markdown(report: dict) -> list[str]:
         default = " (the contract's default)" if run["refer_threshold"] == DEFAULT_REFER_THRESHOLD else ""
         threshold = (f"REFER threshold in force: **{run['refer_threshold']:.3f}**{default}, as the triage step of that "
                      "repository resolves it")
+    elif run.get("repository_not_served"):
+        server = f"the DermAssist at `{run.get('server', '?')}`"
+        threshold = (f"REFER threshold: **unknown** to this report: {run['repository_not_served']}; pass --repository "
+                     "the repository that server serves, or ask its operator for the threshold")
     else:
         server = f"the DermAssist at `{run.get('server', '?')}`"
         threshold = ("REFER threshold: **unknown** to this report: with --url it is a setting of that server's model "

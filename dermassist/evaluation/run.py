@@ -19,7 +19,7 @@ from .markdown import akiec_caveat, attribution_markdown, run_markdown
 from .provenance import attribution, seen_in_training
 from .report_files import clear_report, image_rows, model_of, report_folder, write_image_table, write_report
 from .selection import image_files, read_selection, relative_path
-from .service import analyse, served_settings, service
+from .service import analyse, served_settings, service, stated_settings_problem
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,11 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
     results = answers.results
+    problem = stated_settings_problem(run or {}, [*results, *outside.results])
+    if problem is not None:  # the repository read here is not what answered: state none of its settings
+        logger.warning("the report states no REFER threshold: %s", problem)
+        run = {**(run or {}), "repository": None, "release": None, "refer_threshold": None,
+               "refer_when_not_assessable": None, "repository_not_served": problem}
     report: dict = {**_shared(config, name, samples, not_evaluated, facts or {}, run or {}, answers),
                     "split": config.split if config.split_manifest else None,
                     "split_manifest": str(config.split_manifest or ""),

@@ -67,7 +67,7 @@ def served_settings(config: EvaluationConfig) -> dict:
     from preprocess.contract import TRIAGE_MODEL
     from preprocess.triage import TriageParams
 
-    from ..base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, step_settings
+    from ..base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, served_build, step_settings
 
     repository = Path(config.repository or SOURCE_REPOSITORY)
     triage = step_settings(repository, TRIAGE_MODEL, TriageParams)
@@ -77,7 +77,34 @@ def served_settings(config: EvaluationConfig) -> dict:
             "repository": shown_path(repository),
             "release": release.removeprefix(IMPORTED).strip() if release else None,
             "release_imported": bool(release and release.startswith(IMPORTED)),
-            "refer_threshold": triage.refer_threshold, "refer_when_not_assessable": triage.refer_when_not_assessable}
+            "refer_threshold": triage.refer_threshold, "refer_when_not_assessable": triage.refer_when_not_assessable,
+            "build": served_build(repository)}
+
+
+#: A REFER_SCORE this close to the threshold may fall on either side of it in the server's float32 arithmetic.
+THRESHOLD_TOLERANCE = 1e-6
+
+
+def stated_settings_problem(run: dict, results: Sequence) -> str | None:
+    """Why the triage settings ``run`` states (read from a repository on this machine) are not the ones that answered
+    ``results``: the repository's build is not the build the answers name, or an answer's REFER disagrees with its
+    threshold and rule; None when nothing shows it (a server that names no build is checked by its answers alone)."""
+    threshold = run.get("refer_threshold")
+    if threshold is None:
+        return None
+    builds = sorted({r.model_build for r in results if getattr(r, "model_build", None)})
+    if run.get("build") and builds and run["build"] not in builds:
+        return (f"repository `{run['repository']}` is build `{run['build']}`, but the answers came from "
+                f"{', '.join(f'`{b}`' for b in builds)}: it is not what the server serves")
+    refer_not_assessable = bool(run.get("refer_when_not_assessable"))
+    off = [r for r in results if r.refer is not None and r.refer_score is not None
+           and abs(r.refer_score - threshold) > THRESHOLD_TOLERANCE
+           and bool(r.refer) != (r.refer_score >= threshold or (refer_not_assessable and r.assessable is False))]
+    if off:
+        return (f"{len(off)} of {len(results)} answers' REFER disagree with repository `{run['repository']}`'s threshold "
+                f"{threshold:.3f} (e.g. REFER {str(off[0].refer).lower()} at score {off[0].refer_score:.3f}): the server "
+                "applies other triage settings")
+    return None
 
 
 def analyse(url: str, paths: Sequence[Path], timeout_s: float, with_crop: bool = False,

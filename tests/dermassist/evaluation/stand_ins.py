@@ -73,7 +73,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch, tops: dict[str, str], stop_after: 
             top = tops.get(Path(path).stem, "NV")
             answers.paths.append(path)
             answers.results.append(dataclasses.replace(synthetic_result((60, 45), top=top, assessable=True),
-                                                       refer=top == "MEL"))
+                                                       refer=top == "MEL", refer_score=0.9 if top == "MEL" else 0.01))
         return answers
 
     monkeypatch.setattr(evaluation, "service", lambda config: contextlib.nullcontext("stand-in:1"))

@@ -414,3 +414,33 @@ def test_the_report_names_the_release_and_builds_its_answers_came_from() -> None
     mixed = run_markdown({"run": run, "model": model_of([one, other])})[0]
     assert ("**answered by 2 builds** (`sha256:00112233aabbccdd`, `sha256:ffeeddccbbaa9988`): the served models changed "
             "during the run") in mixed
+
+
+def test_a_repository_that_is_not_what_answered_states_no_threshold() -> None:
+    """With --url and --repository, the report stated the threshold of the repository on this machine, though the
+    server applied another (its own images.csv showed REFER at a score under the stated threshold)."""
+    from dataclasses import replace
+
+    from dermassist.evaluation.markdown import run_markdown
+    from dermassist.evaluation.service import stated_settings_problem
+    from tests.support.dicom_checks import synthetic_result
+
+    bare = synthetic_result((600, 450))
+    run = {"started_utc": "2026-12-06T16:00:00+00:00", "server": "10.0.0.5:8001", "repository": "alt",
+           "refer_threshold": 0.2, "refer_when_not_assessable": True, "build": "sha256:aaaaaaaaaaaaaaaa"}
+    low = replace(bare, refer=True, refer_score=0.098, assessable=True)  # referred under 0.2: another threshold
+    high = replace(bare, refer=True, refer_score=0.5, assessable=True)
+    unassessable = replace(bare, refer=True, refer_score=0.01, assessable=False)  # referred for being not assessable
+    assert stated_settings_problem(run, [high, unassessable]) is None
+    assert stated_settings_problem({**run, "refer_when_not_assessable": False}, [unassessable]) is not None
+    problem = stated_settings_problem(run, [high, low])
+    assert problem == ("1 of 2 answers' REFER disagree with repository `alt`'s threshold 0.200 (e.g. REFER true at score "
+                       "0.098): the server applies other triage settings")
+    served = replace(high, model_build="sha256:bbbbbbbbbbbbbbbb")
+    assert "is build `sha256:aaaaaaaaaaaaaaaa`, but the answers came from `sha256:bbbbbbbbbbbbbbbb`" in \
+        stated_settings_problem(run, [served])
+    assert stated_settings_problem({**run, "refer_threshold": None}, [low]) is None  # nothing stated, nothing to check
+    text = run_markdown({"run": {**run, "repository": None, "refer_threshold": None, "repository_not_served": problem},
+                         "model": {}})[0]
+    assert f"REFER threshold: **unknown** to this report: {problem}; pass --repository" in text
+    assert "0.200" not in text.replace(problem, "")
