@@ -49,6 +49,7 @@ class Dataset:
     # image files on disk that no label row names; left out of the samples, or (ISIC 2017 without its Part 3 row)
     # kept unlabelled for the segmentation figures
     unlabelled_images: tuple[Path, ...] = ()
+    unknown_images: tuple[Path, ...] = ()  # image files on disk whose label row says UNK (unknown diagnosis): left out
     near_misses: dict[str, str] = field(default_factory=dict)  # absent listed name -> the file it nearly names
     # absent listed name -> the contract class index its row gives (as the reader maps it): an image that is not
     # evaluated keeps its diagnosis in a report

@@ -92,7 +92,9 @@ def _not_evaluated_markdown(skipped: dict) -> list[str]:
     if again:
         parts.append(f"{len(again)} image(s) listed twice with the same label were evaluated once ({', '.join(again[:5])})")
     if skipped.get("unknown_label_rows"):
-        parts.append(f"{skipped['unknown_label_rows']} row(s) labelled UNK (unknown diagnosis) were left out")
+        on_disk = skipped.get("unknown_label_images") or []
+        shown = f" ({_names([Path(p).name for p in on_disk])}; images.csv lists them)" if on_disk else ""
+        parts.append(f"{skipped['unknown_label_rows']} row(s) labelled UNK (unknown diagnosis) were left out{shown}")
     unlabelled, seg_only = skipped.get("unlabelled_images") or [], skipped.get("segmentation_only") or []
     if unlabelled:
         parts.append(f"{len(unlabelled)} image(s) on disk have no label row and were left out "

@@ -72,10 +72,11 @@ def clear_report(folder: Path) -> None:
 def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path | None = None,
                ood: Path | None = None, absent: Sequence[str] = (), unlabelled: Sequence[Path | str] = (),
                near: dict[str, str] | None = None, truths: Mapping[str, str] | None = None,
-               not_read: Sequence[Mapping[str, Any]] = ()) -> list[dict]:
+               not_read: Sequence[Mapping[str, Any]] = (), unknown: Sequence[Path | str] = ()) -> list[dict]:
     """One row per image: the evaluated images' answers, the out-of-distribution folder's, the refused images
     with the reason, the ``absent`` ones (listed in the labels, not on disk, with the diagnosis ``truths`` gives them;
-    ``near`` says which file an absent name nearly names), the ``unlabelled`` files (on disk, in no label row) and the
+    ``near`` says which file an absent name nearly names), the ``unlabelled`` files (on disk, in no label row), the
+    ``unknown`` ones (on disk, their label row says UNK) and the
     ``not_read`` files of the image folders (each a dict of its path relative to ``data``, its reason, and where a label
     row names it its ``image`` and ``truth``), so no image of the run is missing from ``images.csv``; ``samples`` are
     all the evaluated images (answered or not), paths relative to the ``data`` and ``ood`` folders."""
@@ -109,6 +110,8 @@ def image_rows(samples: Sequence, answers: Answers, outside: Answers, data: Path
               + (f" ({near[image_id]})" if image_id in near else "")} for image_id in absent]
     rows += [{"set": "evaluated", "image": Path(p).stem, "path": relative_path(p, data),
               "status": "not evaluated: on disk but no label row names it"} for p in unlabelled]
+    rows += [{"set": "evaluated", "image": Path(p).stem, "path": relative_path(p, data), "truth": "UNK",
+              "status": "not evaluated: its label row says UNK (unknown diagnosis)"} for p in unknown]
     rows += [{"set": "evaluated", "image": f.get("image") or Path(f["path"]).stem, "path": f["path"],
               "truth": f.get("truth") or "", "status": f"not evaluated: {f['reason']}"} for f in not_read]
     return rows

@@ -40,8 +40,9 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
     from preprocess.contract import CLASS_CODES
 
     truths = {_nfc(listed): CLASS_CODES[label] for listed, label in dataset.missing_labels.items()}
-    taken = kept | set(unlabelled) | {s.mask_path for s in dataset.samples if s.mask_path is not None}
-    leftover = files_not_read(image_folders(dataset.name, data, [*kept, *unlabelled]), taken,
+    unknown = list(dataset.unknown_images)
+    taken = kept | set(unlabelled) | set(unknown) | {s.mask_path for s in dataset.samples if s.mask_path is not None}
+    leftover = files_not_read(image_folders(dataset.name, data, [*kept, *unlabelled, *unknown]), taken,
                               skip=Path(config.out) / config.name)
     in_other_format = match_listed(dataset.missing_images, leftover)
     absent = [a for a in dataset.missing_images if a not in in_other_format]
@@ -55,6 +56,7 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
         "not_accepted_labelled": labelled_other,  # on disk, named by a label row, in a format the service does not accept
         "not_read_files": not_read,  # on disk in an image folder, named by no label row, no image the reader takes
         "listed_again": list(dataset.duplicate_rows), "unknown_label_rows": dataset.skipped_unknown,
+        "unknown_label_images": [str(p) for p in unknown],  # on disk, its label row says UNK: left out
         # on disk, named by no label row: left out, or (ISIC 2017) in the segmentation figures only
         "unlabelled_images": [str(p) for p in unlabelled if p not in kept],
         "segmentation_only": [str(p) for p in unlabelled if p in kept]}

@@ -19,8 +19,8 @@ COLUMN_TO_INDEX = {c.isic2019_column: c.index for c in CLASSES}
 UNK = "UNK"
 
 
-def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ...]]:
-    """(image -> class index, number of UNK rows skipped, image ids listed again with the same class) from the
+def read_isic2019_labels(path: Path) -> tuple[dict[str, int], tuple[str, ...], tuple[str, ...]]:
+    """(image -> class index, the image names of the UNK rows skipped, image ids listed again with the same class) from the
     one-hot CSV. A class column the CSV lacks (a site with fewer classes) counts as 0 for every row. Image names are
     read in Unicode normal form C (``common.nfc``)."""
     path = Path(path)
@@ -28,7 +28,7 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
         raise MissingFolderError(f"ISIC 2019 ground truth {path} does not exist; expected {ISIC2019_GROUND_TRUTH}")
     labels: dict[str, tuple[int, int]] = {}
     repeated: list[str] = []
-    unknown = 0
+    unknown: list[str] = []
     header, rows = read_csv(path)
     columns = [c for c in header if c in COLUMN_TO_INDEX or c == UNK]
     ignored = [c for c in header if c != "image" and c not in columns]
@@ -46,7 +46,7 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
     for line, row in rows:
         hot = hot_columns(row, columns, path, line)
         if hot == [UNK]:
-            unknown += 1
+            unknown.append(nfc(row["image"].strip()))
             continue
         if len(hot) != 1:
             hint = f" (columns {ignored} are not classes and were ignored)" if ignored and not hot else ""
@@ -57,7 +57,7 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], int, tuple[str, ..
         image_id = nfc(row["image"].strip())
         if not keep_label(labels, image_id, COLUMN_TO_INDEX[hot[0]], line, path.name):
             repeated.append(image_id)
-    return {image_id: label for image_id, (label, _) in labels.items()}, unknown, tuple(repeated)
+    return {image_id: label for image_id, (label, _) in labels.items()}, tuple(unknown), tuple(repeated)
 
 
 def _lesion_ids(path: Path) -> dict[str, str]:
@@ -94,9 +94,10 @@ def read_isic2019(root: Path) -> Dataset:
         labelled[image_id] = listed
         samples.append(Sample(image_id, path, None, labels[listed], lesions.get(listed) or lesions.get(image_id),
                               "isic2019"))
-    unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labelled)
+    unknown_paths = {path for listed in unknown if (path := index.find(listed)) is not None}
+    unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labelled and p not in unknown_paths)
     if unknown:
-        logger.info("%s: skipped %d UNK row(s)", root, unknown)
+        logger.info("%s: skipped %d UNK row(s)", root, len(unknown))
     if missing:
         logger.warning("%s: %d image(s) in the ground truth are absent on disk, e.g. %s%s", root, len(missing), missing[0],
                        f" ({near[missing[0]]})" if missing[0] in near else "")
@@ -105,6 +106,7 @@ def read_isic2019(root: Path) -> Dataset:
                        ISIC2019_GROUND_TRUTH, unlabelled[0].name)
     if repeated:
         logger.warning("%s: %d image(s) listed again with the same class were read once", root, len(repeated))
-    return Dataset("isic2019", root, tuple(samples), missing_images=tuple(missing), skipped_unknown=unknown,
+    return Dataset("isic2019", root, tuple(samples), missing_images=tuple(missing), skipped_unknown=len(unknown),
+                   unknown_images=tuple(sorted(unknown_paths - {s.image_path for s in samples})),
                    duplicate_rows=repeated, unlabelled_images=unlabelled, near_misses=near,
                    missing_labels={listed: labels[listed] for listed in missing})

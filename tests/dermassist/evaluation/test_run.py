@@ -174,6 +174,28 @@ def test_a_layout_with_its_own_scc_column_has_no_akiec_caveat(tmp_path: Path, mo
     assert report["caveats"] == [] and "**Labels:**" not in (tmp_path / "r" / "i19" / "report.md").read_text()
 
 
+def test_an_image_whose_row_says_unk_is_named_as_such_not_as_an_image_without_a_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """UNK rows' images were reported as "no label row", so each was counted twice among the images left out."""
+    from dermassist.evaluation import run as evaluation
+
+    stand_in(monkeypatch, {})
+    root = tmp_path / "i19"
+    (root / "ISIC_2019_Training_Input").mkdir(parents=True)
+    for name in ("P1", "P2", "P3"):
+        cv2.imwrite(str(root / "ISIC_2019_Training_Input" / f"{name}.jpg"), np.full((45, 60, 3), 128, np.uint8))
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_text(
+        "image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nP1,0,1,0,0,0,0,0,0,0\nP2,0,0,0,0,0,0,0,0,1\n")
+    evaluation.evaluate(evaluation.EvaluationConfig(data=root, out=tmp_path / "r"))
+    text = (tmp_path / "r" / "i19" / "report.md").read_text()
+    assert "1 row(s) labelled UNK (unknown diagnosis) were left out (P2.jpg; images.csv lists them)" in text
+    assert "1 image(s) on disk have no label row and were left out (P3.jpg;" in text
+    rows = read_table(tmp_path / "r" / "i19" / "images.csv")
+    assert rows["P2"]["status"] == "not evaluated: its label row says UNK (unknown diagnosis)"
+    assert rows["P3"]["status"] == "not evaluated: on disk but no label row names it"
+    assert rows["P1"]["status"] == "answered" and len(rows) == 3
+
+
 def test_an_unreachable_or_misspelt_url_leaves_the_earlier_report_as_it_was(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from dermassist.evaluation import run as evaluation

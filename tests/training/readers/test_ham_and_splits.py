@@ -85,7 +85,7 @@ def test_isic2019_value_that_is_not_a_number_is_named(tmp_path: Path) -> None:
 
 def test_reference_labels_map_to_contract(shared_data: Path) -> None:
     labels, unknown, repeated = read_isic2019_labels(shared_data / "reference" / "ISIC_2019_Training_GroundTruth.csv")
-    assert len(labels) + unknown == 25331 and repeated == ()
+    assert len(labels) + len(unknown) == 25331 and repeated == ()
     assert set(labels.values()) == set(range(8))
 
 
