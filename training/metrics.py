@@ -233,6 +233,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def jeffreys_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Jeffreys interval of a proportion: the central ``level`` of Beta(k + 1/2, n - k + 1/2), starting at 0 for 0 of
+    n and ending at 1 for n of n (Brown, Cai & DasGupta, Stat. Sci. 2001); None for an empty group."""
+    if n <= 0:
+        return None
+    from scipy.stats import beta
+
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if successes == 0 else float(beta.ppf(tail, successes + 0.5, n - successes + 0.5))
+    high = 1.0 if successes == n else float(beta.ppf(1.0 - tail, successes + 0.5, n - successes + 0.5))
+    return low, high
+
+
 def balanced_accuracy_interval(truth: Labels, pred: Labels, draws: int = 20000, level: float = 0.95,
                                seed: int = 0) -> tuple[float, float] | None:
     """Interval of the balanced accuracy: each class's recall is drawn from its Jeffreys posterior Beta(k + 1/2,

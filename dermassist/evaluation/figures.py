@@ -53,11 +53,13 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
     classes in truth or predictions) and melanoma ROC AUC (each with its 95% stratified bootstrap interval, 2000 seeded
     draws within each true class), per-class recall, and ECE beside the ECE a perfectly calibrated model would score
     on as many images."""
+    from preprocess.contract import CLASS_CODES
     from training.metrics import (
         balanced_accuracy_interval,
         classification_metrics,
         ece_noise_floor,
         expected_calibration_error,
+        jeffreys_interval,
         macro_f1_interval,
         melanoma_auc,
         melanoma_auc_interval,
@@ -65,7 +67,9 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
     )
 
     predicted = probs.argmax(axis=1)
-    return {**classification_metrics(labels, predicted),
+    recall_ci95 = {code: jeffreys_interval(int(((labels == c) & (predicted == c)).sum()), int((labels == c).sum()))
+                   for c, code in enumerate(CLASS_CODES)}
+    return {**classification_metrics(labels, predicted), "per_class_recall_ci95": recall_ci95,
             "balanced_accuracy_ci95": balanced_accuracy_interval(labels, predicted),
             "macro_f1_ci95": macro_f1_interval(labels, predicted),
             "melanoma_auc": melanoma_auc(labels, probs), "melanoma_auc_ci95": melanoma_auc_interval(labels, probs),
@@ -75,8 +79,8 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray) -> dict:
-    """REFER's melanoma and malignant sensitivity and its benign specificity, each with its 95% Wilson interval,
-    and the share not assessable."""
+    """REFER's melanoma and malignant sensitivity, its benign specificity and the share not assessable, each with its
+    95% Wilson interval."""
     from training.metrics import referral_figures, wilson_interval
 
     figures = asdict(referral_figures(labels, refer))
@@ -84,7 +88,9 @@ def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray
                          ("specificity", "benign")):
         n = figures[count]
         figures[f"{share}_ci95"] = None if not n else wilson_interval(round(figures[share] * n), n)
-    return {**figures, "not_assessable": float((~np.asarray(assessable, bool)).mean())}
+    flagged = ~np.asarray(assessable, bool)
+    return {**figures, "not_assessable": float(flagged.mean()),
+            "not_assessable_ci95": wilson_interval(int(flagged.sum()), len(flagged))}
 
 
 def ood_figures(inside: np.ndarray, outside: np.ndarray, outside_paths: Sequence[Path],

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REVIEW_ROWS = 25  # rows of each review list in report.md; images.csv has them all
+FEW_IMAGES = 10  # a class with fewer images here gets "too few images to judge": its recall's interval spans most of [0, 1]
 # What the macro figures and balanced accuracy average over (``training.metrics.classification_metrics``).
 MACRO_DEFINITION = ("Macro precision, recall and F1 average over the classes present in the truth or the predictions "
                     "(scikit-learn's default), so a prediction into a class the set lacks counts as that class's 0; "
@@ -204,15 +205,42 @@ def _referral_counts_markdown(report: dict) -> list[str]:
             "threshold, or the rule above.", ""]
 
 
+def _per_class_markdown(report: dict, names: dict[str, str]) -> list[str]:
+    """Each class's images, recall with its Jeffreys interval and F1, noting a class the served classifier never
+    learnt and one with too few images to judge; and the balanced accuracy over the learnt classes alone."""
+    c = report["classification"]
+    not_learnt = set((report.get("run") or {}).get("not_learnt") or ())
+    akiec = report.get("akiec_counted_as_ak")
+    lines = ["| class | images | recall (95% interval) | F1 | note |", "|---|---|---|---|---|"]
+    for code, recall in c["per_class_recall"].items():
+        name = names[code] + ("; HAM10000 akiec, may include SCC in situ" if code == "AK" and akiec else "")
+        n = c["support"][code]
+        notes = (("not learnt: the classifier had no training images of it", code in not_learnt),
+                 (f"too few images to judge (under {FEW_IMAGES})", 0 < n < FEW_IMAGES))
+        interval = format_interval((c.get("per_class_recall_ci95") or {}).get(code))
+        lines.append(f"| {code} ({name}) | {n} | {_fmt(recall)}{interval} | {_fmt(c['per_class_f1'][code])} | "
+                     f"{'; '.join(text for text, due in notes if due)} |")
+    learnt = [r for code, r in c["per_class_recall"].items() if r is not None and code not in not_learnt]
+    lines.append("")
+    if learnt and len(learnt) < sum(r is not None for r in c["per_class_recall"].values()):
+        counted = ", ".join(sorted(not_learnt & {k for k, v in c["support"].items() if v}))
+        lines += [f"Balanced accuracy over the classes learnt alone: {sum(learnt) / len(learnt):.3f} (the balanced "
+                  f"accuracy above counts the {counted} images too, which "
+                  "the served classifier cannot call right).", ""]
+    return lines
+
+
 def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[str, str]) -> str:
     """The human-readable report."""
+    from .golive import golive_markdown
+
     lines = [f"# DermAssist site validation: {report['name']}", "",
              f"Data: `{report['data']}` ({report['dataset']}"
              + (f", split `{report['split']}` of `{report['split_manifest']}`" if report.get("split") else "") + "), "
              f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
              f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
              "through the served ensemble.", ""] + run_markdown(report) + _seen_markdown(report.get("seen_in_training") or []) \
-        + _not_evaluated_markdown(report.get("not_evaluated") or {}) + _caveats_markdown(report)
+        + _not_evaluated_markdown(report.get("not_evaluated") or {}) + _caveats_markdown(report) + golive_markdown(report)
     if report.get("segmentation"):
         seg = report["segmentation"]
         lines += ["## Segmentation (served MASK against the ground truth)", "",
@@ -231,7 +259,9 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   MACRO_DEFINITION, ""]
         if c.get("balanced_accuracy_ci95") or floor:
             lines += ["In parentheses: the 95% interval (balanced accuracy: each class's recall drawn from its Jeffreys "
-                      "posterior, Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread; "
+                      "posterior, Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread, "
+                      "and widened to hold the observed value where such classes leave it outside; a class's recall: "
+                      "its Jeffreys interval; "
                       "macro F1 and melanoma ROC AUC: stratified bootstrap, the images resampled within each true class, "
                       "2000 seeded draws)."
                       + (f" ECE is not zero even for a perfectly calibrated model on {c['images']} images: with these same "
@@ -241,12 +271,7 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                          f"\u00b1 {floor['p95']:.3f}: a curve inside it on the whole is within that; a bin of a few "
                          "images may stray outside it by chance." if floor else
                          " The reliability plot has no ECE floor band: this report holds no floor to draw."), ""]
-        lines += ["| class | images | recall | F1 |", "|---|---|---|---|"]
-        akiec = report.get("akiec_counted_as_ak")
-        for code, recall in c["per_class_recall"].items():
-            name = names[code] + ("; HAM10000 akiec, may include SCC in situ" if code == "AK" and akiec else "")
-            lines.append(f"| {code} ({name}) | {c['support'][code]} | {_fmt(recall)} | {_fmt(c['per_class_f1'][code])} |")
-        lines.append("")
+        lines += _per_class_markdown(report, names)
     elif report.get("no_diagnosis"):
         lines += ["## Diagnosis", "", f"No diagnosis figures: {report['no_diagnosis']}.", ""]
     if report.get("triage"):

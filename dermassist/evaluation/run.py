@@ -139,7 +139,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     if problem is not None:  # the repository read here is not what answered: state none of its settings
         logger.warning("the report states no REFER threshold: %s", problem)
         run = {**(run or {}), "repository": None, "release": None, "refer_threshold": None,
-               "refer_when_not_assessable": None, "repository_not_served": problem}
+               "refer_when_not_assessable": None, "not_learnt": None, "repository_not_served": problem}
     report: dict = {**_shared(config, name, samples, not_evaluated, facts or {}, run or {}, answers),
                     "split": config.split if config.split_manifest else None,
                     "split_manifest": str(config.split_manifest or ""),

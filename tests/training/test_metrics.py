@@ -436,3 +436,25 @@ def test_the_shipped_releases_training_time_figures_agree_with_their_confusion_m
     figures = json.loads((RELEASE_DIR / MANIFEST).read_text())["classifier"]["figures"]
     assert figures["test_by_source"]["ph2"]["confusion_matrix"]  # the blocks the check reads are there
     assert refreshed_figures(figures) == figures
+
+
+def _solve(cdf, p: float) -> float:
+    """The x in (0, 1) where an increasing ``cdf`` reaches ``p``, by bisection."""
+    low, high = 0.0, 1.0
+    for _ in range(80):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return (low + high) / 2
+
+
+def test_jeffreys_interval_against_the_beta_cdfs_in_closed_form() -> None:
+    """1 of 2: Beta(3/2, 3/2), CDF (2/pi)(asin(sqrt x) - (1 - 2x) sqrt(x(1 - x))); 0 of 1: Beta(1/2, 3/2), CDF
+    (2/pi)(asin(sqrt x) + sqrt(x(1 - x))), its interval starting at 0 (Brown, Cai & DasGupta's convention)."""
+    from training.metrics import jeffreys_interval
+
+    half = lambda x: 2 / math.pi * (math.asin(math.sqrt(x)) - (1 - 2 * x) * math.sqrt(x * (1 - x)))  # noqa: E731
+    none = lambda x: 2 / math.pi * (math.asin(math.sqrt(x)) + math.sqrt(x * (1 - x)))  # noqa: E731
+    low, high = jeffreys_interval(1, 2)
+    assert low == pytest.approx(_solve(half, 0.025), abs=1e-9) and high == pytest.approx(1 - low, abs=1e-9)
+    assert jeffreys_interval(0, 1) == (0.0, pytest.approx(_solve(none, 0.975), abs=1e-9))
+    assert jeffreys_interval(3, 3)[1] == 1.0 and jeffreys_interval(0, 0) is None
