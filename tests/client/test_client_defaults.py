@@ -107,7 +107,6 @@ def test_both_demo_commands_and_launch_demo_bind_the_one_default_page_address() 
 def test_the_demo_page_functions_take_the_one_demo_retries_and_client_configs_protocol() -> None:
     """build_demo and launch_demo default to DEMO_RETRIES (not a second 1, nor ClientConfig's 3) and to ClientConfig's
     protocol; ``dermassist-client demo --retries`` defaults to the same DEMO_RETRIES."""
-    pytest.importorskip("gradio")  # the [demo] extra
     from dermassist_client.demo import build_demo, launch_demo
 
     for function in (build_demo, launch_demo):

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dermassist_client import CLASSES
+from dermassist_client import (
+    CLASSES,
+    demo,  # gradio: the [demo] extra, which `make test` installs
+)
 from dermassist_client.errors import DeadlineExceededError
 from dermassist_client.result import build_result
 from tests.conftest import PROJECT_ROOT
-
-demo = pytest.importorskip("dermassist_client.demo")  # gradio: the [demo] extra
 
 RELEASE = PROJECT_ROOT / "training" / "release" / "release.json"
 BLURRED = "Picture too blurred to assess: retake it in focus."

@@ -54,9 +54,9 @@ def _trained_on_scc(release: dict) -> None:
 
 def _page_rows(not_learnt: tuple[str, ...], tmp_path: Path) -> tuple[list[tuple[str, str]], str, str]:
     """The probability rows, the caveat and the intended use the demo page shows when told ``not_learnt``."""
-    demo = pytest.importorskip("dermassist_client.demo")  # gradio: the [demo] extra
     from PIL import Image
 
+    from dermassist_client import demo  # gradio: the [demo] extra, which `make test` installs
     from tests.client.test_demo_page import _Client, _result, _rows
 
     picture = tmp_path / "lesion.png"
@@ -150,7 +150,7 @@ class _Page:
 def _recording_launch(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Replace the page's launch (and the wait for Ctrl-C) with a recorder of the arguments it was given, each with the
     defaults of those it was not given filled in."""
-    demo = pytest.importorskip("dermassist_client.demo")  # gradio: the [demo] extra
+    from dermassist_client import demo  # gradio: the [demo] extra, which `make test` installs
     launched: list[dict[str, Any]] = []
     signature = inspect.signature(demo.launch_demo)
 
