@@ -20,6 +20,7 @@ from .classes import CLASSES, LesionClass
 from .client import DermAssistClient
 from .config import DEMO_HOST, DEMO_PORT, DEMO_RETRIES, class_codes, config_default
 from .errors import (
+    ClientConfigError,
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
@@ -27,6 +28,7 @@ from .errors import (
     ServerUnavailableError,
 )
 from .overlay import VIRIDIS, draw_cam, draw_overlay_file
+from .page_address import page_address_problem
 from .result import LesionResult
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
@@ -484,11 +486,20 @@ def launch_demo(url: str, protocol: str = config_default("protocol"), host: str 
     link to Gradio's API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history:
     Gradio would keep every analysis (the patient's picture and its answer) in the browser, and offer to save it to
     Hugging Face."""
+    problem = page_address_problem(host, port)
+    if problem is not None:
+        raise ClientConfigError(problem)
     page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold,
                       not_learnt=not_learnt, **options)
-    page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
-                run_history=False)
+    try:
+        page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                    show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
+                    run_history=False)
+    except (OSError, OverflowError) as e:  # Gradio's words name its own variable and launch() argument
+        page.close()
+        raise ClientConfigError(f"cannot serve the demo page on {host}:{port} (taken since it was checked?); expected "
+                                "a free port on an address of this machine: stop what holds it or pass another "
+                                "--port") from e
     local_url = f"http://{host}:{page.server_port}/"
     logger.info("demo page at %s (server %s over %s)", local_url, url, protocol)
     return page, local_url

@@ -43,21 +43,10 @@ def server_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def page_address_problem(host: str, port: int) -> str | None:
     """Why the demo page cannot be served on host:port (a port outside 1-65535, a host that does not resolve, a port
-    taken); None when it can."""
-    from ..base.server_config import TCP_PORTS
-    from ..guard.config import host_problem, port_problem
+    taken), in the words of ``dermassist demo``'s settings (the page's own check, the client's); None when it can."""
+    from dermassist_client.page_address import page_address_problem as client_problem
 
-    if isinstance(port, bool) or not isinstance(port, int) or port not in TCP_PORTS:
-        return f"demo --port must be a TCP port from 1 to {TCP_PORTS[-1]}, got {port!r}; pass another {PAGE_PORT_SETTING}"
-    problem = host_problem(host)
-    if problem is not None:
-        return (f"demo --host {host} {problem}; expected a name or address of this machine: pass another --host / "
-                "DERMASSIST_DEMO_HOST")
-    problem = port_problem(host, port)
-    if problem is not None:
-        return (f"cannot serve the demo page on {host}:{port}: {problem}; expected a free port on an address of this "
-                f"machine: stop what holds port {port} or pass another {PAGE_PORT_SETTING}")
-    return None
+    return client_problem(host, port, PAGE_PORT_SETTING, "--host / DERMASSIST_DEMO_HOST")
 
 
 def shared_port_problem(port: int, config: ServerConfig) -> str | None:

@@ -353,3 +353,29 @@ def test_a_phone_jpeg_with_a_second_picture_is_decoded_small_too(tmp_path, monke
                         or original(self, mode, size))
     out = draw_overlay_file(path, replace(_result(), original_size=(4000, 3000)), 1000)
     assert out.size == (1000, 750) and drafts == [("MPO", (1000, 750))]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--port", "70000"], "demo --port must be a TCP port from 1 to 65535, got 70000; pass another --port"),
+    (["--host", "nosuchhost.invalid"], "demo --host nosuchhost.invalid does not resolve"),
+])
+def test_the_client_demo_refuses_a_page_address_it_cannot_serve_in_its_own_flags(argv, message, capsys) -> None:
+    """Gradio's OverflowError and its "set GRADIO_SERVER_PORT" advice reached the user as tracebacks."""
+    from dermassist_client.cli import main
+
+    assert main(["demo", "--url", "127.0.0.1:1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and "GRADIO" not in err
+
+
+def test_the_client_demo_names_a_taken_page_port(capsys) -> None:
+    import socket
+
+    from dermassist_client.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["demo", "--url", "127.0.0.1:1", "--port", str(port)]) == 2
+    assert f"cannot serve the demo page on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err

@@ -260,8 +260,10 @@ def test_real_pem_files_pass_and_a_certificate_is_not_a_key(tmp_path: Path) -> N
 
 
 def test_the_guard_and_tritonservers_port_checks_give_one_verdict() -> None:
+    """And the demo page's (the client's copy: the client imports nothing of the server's packages)."""
     from dermassist.base.server import bind_problem
     from dermassist.guard.config import port_problem
+    from dermassist_client.page_address import _bind_error
 
     (free,) = free_ports(1)
     with socket.socket() as taken:
@@ -270,6 +272,7 @@ def test_the_guard_and_tritonservers_port_checks_give_one_verdict() -> None:
         for host, port in (("127.0.0.1", free), ("127.0.0.1", taken.getsockname()[1]), ("[::1]", free),
                            ("nosuchhost.invalid", free)):
             assert (port_problem(host, port) is None) == (bind_problem(host, port) is None), (host, port)
+            assert port_problem(host, port) == _bind_error(host, port), (host, port)
 
 
 def test_a_host_that_does_not_resolve_is_a_config_error_before_tritonserver_starts(tmp_path: Path) -> None:
