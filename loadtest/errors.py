@@ -1,8 +1,10 @@
-"""Exceptions of the ``loadtest`` package: one root, narrow subclasses."""
+"""Exceptions of the ``loadtest`` package: one root, under DermAssist's, and narrow subclasses."""
 from __future__ import annotations
 
+from dermassist.base.errors import DermAssistError
 
-class LoadtestError(Exception):
+
+class LoadtestError(DermAssistError):
     """Root of every error raised by the load-test tooling."""
 
 

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "error" in after:
                     logger.warning("could not read the server's statistics after the run: %s", after["error"])
                 extra["server"] = counts_during(before, after, resets)
-    except (LoadtestError, DermAssistError) as e:  # ours, or the server launcher's (start-up failure)
+    except DermAssistError as e:  # ours (LoadtestError), or the server launcher's (start-up failure)
         logger.error("%s", e)
         return 2
     except KeyboardInterrupt:

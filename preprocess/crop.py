@@ -18,7 +18,7 @@ from .contract import (
     IMAGENET_STD,
     SEG_SIZE,
 )
-from .errors import InvalidTensorError
+from .errors import InvalidTensorError, StepSettingsError
 from .resize import resize_antialiased
 
 Box = tuple[int, int, int, int]  # x_min, y_min, x_max, y_max; max exclusive
@@ -37,11 +37,11 @@ class CropParams:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise InvalidTensorError(f"crop threshold must lie in (0, 1), got {self.threshold}")
+            raise StepSettingsError(f"crop threshold must lie in (0, 1), got {self.threshold}")
         if not 0.0 <= self.margin <= 1.0:
-            raise InvalidTensorError(f"crop margin must lie in [0, 1] (fraction per side), got {self.margin}")
+            raise StepSettingsError(f"crop margin must lie in [0, 1] (fraction per side), got {self.margin}")
         if not (self.colour_constancy == 0 or 1 <= self.colour_constancy <= 16):
-            raise InvalidTensorError(
+            raise StepSettingsError(
                 f"crop colour_constancy must be 0 (off) or a shades-of-grey norm p in [1, 16], got {self.colour_constancy}"
             )
 

@@ -42,5 +42,10 @@ class InvalidTensorError(PreprocessError):
     """A tensor handed to the image maths has the wrong shape, dtype or range."""
 
 
+class StepSettingsError(PreprocessError):
+    """A step's setting is invalid: a Triton config parameter, a value of its tuned-values artifact, or a value its
+    parameters class refuses (a step that cannot start, never a bad request)."""
+
+
 class ColourProfileError(InvalidImageError):
     """The image embeds an ICC colour profile that cannot be read, so its colours cannot be interpreted."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from .errors import InvalidTensorError, PreprocessError
+from .errors import PreprocessError, StepSettingsError
 
 TUNED_FILENAME = "tuned.json"
 # The fix every refusal of a step's settings ends with, where mending the value by hand is not what is wanted.
@@ -33,7 +33,7 @@ def _cast(name: str, raw: Any, kind: str, where: str) -> Any:
     except (TypeError, ValueError) as e:
         article = "an" if kind == "int" else "a"
         allowed = f"; use one of {', '.join(_TRUE + _FALSE)} (any case)" if kind == "bool" else ""
-        raise InvalidTensorError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}; fix the value where "
+        raise StepSettingsError(f"{where}: {name} must be {article} {kind}, got {raw!r}{allowed}; fix the value where "
                                  f"it is set, or {EXPORT_AGAIN}") from e
     return raw
 
@@ -49,7 +49,7 @@ def thread_parameter(parameters: Mapping[str, str], name: str) -> int:
     raw = parameters.get(name, "")
     count = _cast(name, raw, "int", "config parameter") if raw != "" else 0
     if count < 0:
-        raise InvalidTensorError(f"config parameter: {name} must be a thread count >= 0 (0: the library's choice), "
+        raise StepSettingsError(f"config parameter: {name} must be a thread count >= 0 (0: the library's choice), "
                                  f"got {raw!r}")
     return count
 
@@ -70,7 +70,7 @@ def choice_parameter(parameters: Mapping[str, str], name: str, allowed: tuple[st
     for choice in allowed:
         if raw.strip().upper() == choice.upper():
             return choice
-    raise InvalidTensorError(f"config parameter: {name} must be one of {', '.join(allowed)} (any case), got {raw!r}; "
+    raise StepSettingsError(f"config parameter: {name} must be one of {', '.join(allowed)} (any case), got {raw!r}; "
                              "fix the parameter in the model's config")
 
 
@@ -88,10 +88,10 @@ class ClassifierCpuSettings:
 
     def __post_init__(self) -> None:
         if self.omp_wait_policy not in ("", *OMP_WAIT_POLICIES):
-            raise InvalidTensorError(f"omp_wait_policy must be one of {', '.join(OMP_WAIT_POLICIES)} or unset, got "
+            raise StepSettingsError(f"omp_wait_policy must be one of {', '.join(OMP_WAIT_POLICIES)} or unset, got "
                                      f"{self.omp_wait_policy!r}")
         if self.intra_op_threads < 0:
-            raise InvalidTensorError(f"intra_op_threads must be a thread count >= 0, got {self.intra_op_threads}")
+            raise StepSettingsError(f"intra_op_threads must be a thread count >= 0, got {self.intra_op_threads}")
 
 
 def classifier_cpu_settings(parameters: Mapping[str, str]) -> ClassifierCpuSettings:
@@ -125,10 +125,10 @@ def read_tuned(version_dir: str) -> dict[str, Any]:
             values = json.load(f)["values"]
     except (OSError, ValueError, KeyError, TypeError) as e:  # KeyError, TypeError: JSON without a "values" key
         why = "its JSON has no 'values' key" if isinstance(e, (KeyError, TypeError)) else str(e)
-        raise InvalidTensorError(f"{path} is not a tuned-values artifact ({why}); expected {{\"values\": {{...}}}}: fix "
+        raise StepSettingsError(f"{path} is not a tuned-values artifact ({why}); expected {{\"values\": {{...}}}}: fix "
                                  f"the file, or {EXPORT_AGAIN}") from e
     if not isinstance(values, dict):
-        raise InvalidTensorError(f"{path}: 'values' must be an object, got {type(values).__name__}; fix the file, or "
+        raise StepSettingsError(f"{path}: 'values' must be an object, got {type(values).__name__}; fix the file, or "
                                  f"{EXPORT_AGAIN}")
     return values
 
@@ -156,7 +156,7 @@ def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[s
     the fix."""
     problem = unknown_tuned_values(cls, tuned)
     if problem:
-        raise InvalidTensorError(f"{where}: {problem}; fix the name, or {EXPORT_AGAIN}")
+        raise StepSettingsError(f"{where}: {problem}; fix the name, or {EXPORT_AGAIN}")
     values, sources = {}, {}
     for f in fields(cls):  # type: ignore[arg-type]
         if parameters.get(f.name, "") != "":
@@ -170,7 +170,7 @@ def resolve_params(cls: type[T], parameters: Mapping[str, str], tuned: Mapping[s
     except PreprocessError as e:
         named = {n: src for n, src in sources.items() if re.search(rf"\b{n}\b", str(e))} or sources
         given = "; ".join(f"{name} from {source}" for name, source in named.items()) or "every value its default"
-        raise InvalidTensorError(f"{where}: {e} ({given}); fix the value where it is set (a config parameter "
+        raise StepSettingsError(f"{where}: {e} ({given}); fix the value where it is set (a config parameter "
                                  f"overrides the tuned file), or {EXPORT_AGAIN}") from e
 
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from .contract import QUALITY
-from .errors import InvalidTensorError
+from .errors import StepSettingsError
 
 _GREY = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255.0)
 MIN_COLOUR = 3.0  # mean channel spread (levels) below which a picture has no colour to judge
@@ -58,9 +58,9 @@ class QualityLimits:
 
     def __post_init__(self) -> None:
         if not self.min_sharpness > 0:
-            raise InvalidTensorError(f"min_sharpness must be positive, got {self.min_sharpness}")
+            raise StepSettingsError(f"min_sharpness must be positive, got {self.min_sharpness}")
         if not 0 < self.min_brightness < self.max_brightness < 255:
-            raise InvalidTensorError(
+            raise StepSettingsError(
                 f"brightness limits must satisfy 0 < min < max < 255, got {self.min_brightness}, {self.max_brightness}"
             )
 

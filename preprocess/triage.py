@@ -17,7 +17,7 @@ from .contract import (
     STEP_SIGNATURES,
     TRIAGE_MODEL,
 )
-from .errors import InvalidTensorError
+from .errors import InvalidTensorError, StepSettingsError
 
 REFER_INDEX = tuple(CLASS_CODES.index(code) for code in REFER_CLASSES)
 # The OOD limit of a classifier served without OOD statistics (one brought with ``dermassist import``): no score
@@ -42,12 +42,12 @@ class TriageParams:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.refer_threshold < 1.0:
-            raise InvalidTensorError(f"refer_threshold must lie in (0, 1), got {self.refer_threshold}")
+            raise StepSettingsError(f"refer_threshold must lie in (0, 1), got {self.refer_threshold}")
         if not self.ood_limit > 0:
-            raise InvalidTensorError(f"ood_limit must be positive, got {self.ood_limit}")
+            raise StepSettingsError(f"ood_limit must be positive, got {self.ood_limit}")
         for name in ("other_lesion_min_fraction", "other_lesion_min_share"):
             if not 0.0 < getattr(self, name) <= 1.0:
-                raise InvalidTensorError(f"{name} must lie in (0, 1] (a share), got {getattr(self, name)}")
+                raise StepSettingsError(f"{name} must lie in (0, 1] (a share), got {getattr(self, name)}")
 
     def as_dict(self) -> dict:
         """JSON-ready fields."""

@@ -107,6 +107,34 @@ def missing_gpu(torch: ModuleType, name: str) -> str | None:
     return f"device {name!r} asked for, but torch {torch.__version__} sees {sees}"
 
 
+def place_tensorflow(tf: ModuleType, model: str, args: Mapping[str, Any], intra_op_threads: int,
+                     inter_op_threads: int) -> None:
+    """Put a Python step's TensorFlow where its Triton instance is: on its GPU for a KIND_GPU instance (that GPU
+    alone, memory growing as needed), with the thread pools its config parameters set. A GPU TensorFlow does not see
+    is a StepSettingsError naming ``model`` and the fix: the step would otherwise run on the CPU at CPU speed, in
+    silence, or fail as a bare IndexError."""
+    from preprocess.errors import StepSettingsError
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if args.get("model_instance_kind") == "GPU":
+        if not gpus:
+            raise StepSettingsError(
+                f"{model}: its instance is KIND_GPU (device {args.get('model_instance_device_id')}) but "
+                f"TensorFlow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()}); "
+                "install a CUDA build of TensorFlow that matches the host's driver (the GPU image's "
+                "tensorflow[and-cuda]), or serve the embedded profile on a host without a GPU")
+        index = int(args["model_instance_device_id"])
+        if index >= len(gpus):
+            raise StepSettingsError(
+                f"{model}: its instance is KIND_GPU on device {index} but TensorFlow {tf.__version__} "
+                f"sees {len(gpus)} GPU(s), numbered from 0; give the instance group a device TensorFlow sees "
+                "(`gpus: [...]` in config.pbtxt), or make that GPU visible (CUDA_VISIBLE_DEVICES)")
+        tf.config.set_visible_devices(gpus[index], "GPU")
+        tf.config.experimental.set_memory_growth(gpus[index], True)
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
+
+
 def quiet_tensorflow(environ: MutableMapping[str, str] | None = None, level: str = TF_QUIET) -> None:
     """Set TensorFlow's C++ log level in ``environ`` (this process's by default) unless it is set already."""
     (os.environ if environ is None else environ).setdefault(TF_LOG_LEVEL, level)

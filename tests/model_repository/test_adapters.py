@@ -13,7 +13,7 @@ import pytest
 
 from dermassist.base.paths import PROJECT_ROOT
 from preprocess.contract import ORIGINAL_SIZE, SCALE, SEG_PROB, SEG_SIZE, WORK_IMAGE, WORK_SIZE
-from preprocess.errors import PreprocessError
+from preprocess.errors import PreprocessError, StepSettingsError
 
 
 @pytest.fixture
@@ -220,7 +220,7 @@ def test_lesion_segmenter_on_a_gpu_instance_refuses_to_load_when_tensorflow_sees
     _fake_tensorflow(monkeypatch, loaded, gpus=[])
     adapter = _adapter(monkeypatch, "lesion_segmenter")
     gpu_instance = {**_initialize_args(tmp_path, {}), "model_instance_kind": "GPU", "model_instance_device_id": "0"}
-    with pytest.raises(PreprocessError, match=r"KIND_GPU \(device 0\) but TensorFlow 2.99.0 sees no GPU"):
+    with pytest.raises(StepSettingsError, match=r"KIND_GPU \(device 0\) but TensorFlow 2.99.0 sees no GPU"):
         adapter.TritonPythonModel().initialize(gpu_instance)
     assert loaded == []
     _fake_tensorflow(monkeypatch, loaded, gpus=["GPU:0"])
@@ -234,7 +234,7 @@ def test_lesion_segmenter_names_a_gpu_past_the_ones_tensorflow_sees(tmp_path, mo
     _fake_tensorflow(monkeypatch, loaded, gpus=["GPU:0"])
     adapter = _adapter(monkeypatch, "lesion_segmenter")
     second = {**_initialize_args(tmp_path, {}), "model_instance_kind": "GPU", "model_instance_device_id": "1"}
-    with pytest.raises(PreprocessError, match=r"lesion_segmenter: its instance is KIND_GPU on device 1 but TensorFlow "
+    with pytest.raises(StepSettingsError, match=r"lesion_segmenter: its instance is KIND_GPU on device 1 but TensorFlow "
                                               r"2\.99\.0 sees 1 GPU\(s\), numbered from 0; give the instance group a "
                                               r"device TensorFlow sees .*CUDA_VISIBLE_DEVICES"):
         adapter.TritonPythonModel().initialize(second)

@@ -20,7 +20,7 @@ from preprocess.crop import (
     scale_box,
     square_box,
 )
-from preprocess.errors import InvalidTensorError
+from preprocess.errors import InvalidTensorError, StepSettingsError
 
 
 @st.composite
@@ -168,7 +168,7 @@ def test_crop_batch_rows_are_independent() -> None:
                                 (0.5, 0.1, -1), (0.5, 0.1, 17)]
 )
 def test_crop_params_validate_themselves(threshold: float, margin: float, colour: float) -> None:
-    with pytest.raises(InvalidTensorError):
+    with pytest.raises(StepSettingsError):
         CropParams(threshold, margin, colour)
 
 

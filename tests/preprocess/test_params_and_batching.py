@@ -11,7 +11,7 @@ import pytest
 
 from preprocess.batching import batch_execute, expect_rows, triton_responses
 from preprocess.crop import CropParams
-from preprocess.errors import InvalidTensorError, PreprocessError
+from preprocess.errors import PreprocessError, StepSettingsError
 from preprocess.params import (
     TUNED_FILENAME,
     ClassifierCpuSettings,
@@ -43,21 +43,21 @@ def test_parameter_beats_tuned_file_beats_default(tmp_path: Path) -> None:
 def test_booleans_and_bad_values_are_typed(tmp_path: Path) -> None:
     params = resolve_params(TriageParams, {"refer_when_not_assessable": "false"}, {"refer_threshold": 0.3}, "triage")
     assert params.refer_when_not_assessable is False and params.refer_threshold == 0.3
-    with pytest.raises(InvalidTensorError, match="triage: refer_when_not_assessable must be a bool, got 'maybe'"):
+    with pytest.raises(StepSettingsError, match="triage: refer_when_not_assessable must be a bool, got 'maybe'"):
         resolve_params(TriageParams, {"refer_when_not_assessable": "maybe"}, {}, "triage")
-    with pytest.raises(InvalidTensorError, match="threshold must be a float"):
+    with pytest.raises(StepSettingsError, match="threshold must be a float"):
         resolve_params(CropParams, {"threshold": "high"}, {}, "lesion_crop")
 
 
 def test_a_misspelt_tuned_value_is_refused_not_served_as_the_default() -> None:
-    with pytest.raises(InvalidTensorError, match=r"triage: tuned value\(s\) 'refer_treshold' in tuned.json name no "
+    with pytest.raises(StepSettingsError, match=r"triage: tuned value\(s\) 'refer_treshold' in tuned.json name no "
                                                  r"setting of TriageParams \(expected some of refer_threshold, "):
         resolve_params(TriageParams, {}, {"refer_treshold": 0.066, "ood_limit": 1.0}, "triage")
 
 
 def test_a_broken_tuned_file_is_named(tmp_path: Path) -> None:
     (tmp_path / TUNED_FILENAME).write_text("{not json")
-    with pytest.raises(InvalidTensorError, match="tuned.json is not a tuned-values artifact"):
+    with pytest.raises(StepSettingsError, match="tuned.json is not a tuned-values artifact"):
         read_tuned(str(tmp_path))
     assert config_parameters({"parameters": {"a": {"string_value": "1"}}}) == {"a": "1"}
     assert json.loads(tuned_artifact({"x": 1}, {}, "s"))["values"] == {"x": 1}
@@ -160,7 +160,7 @@ def test_opencv_threads_come_from_the_config_parameter() -> None:
         assert cv2.getNumThreads() == 1
         set_opencv_threads({"parameters": {}})  # unset: left as it is
         assert cv2.getNumThreads() == 1
-        with pytest.raises(InvalidTensorError, match="config parameter: opencv_threads must be an int, got 'one'"):
+        with pytest.raises(StepSettingsError, match="config parameter: opencv_threads must be an int, got 'one'"):
             set_opencv_threads({"parameters": {"opencv_threads": {"string_value": "one"}}})
     finally:
         cv2.setNumThreads(before)
@@ -171,9 +171,9 @@ def test_thread_parameters_are_counts_named_when_wrong() -> None:
 
     assert thread_parameter({"intra_op_threads": "2"}, "intra_op_threads") == 2
     assert thread_parameter({}, "intra_op_threads") == 0 and thread_parameter({"x": ""}, "x") == 0
-    with pytest.raises(InvalidTensorError, match="intra_op_threads must be an int, got 'two'"):
+    with pytest.raises(StepSettingsError, match="intra_op_threads must be an int, got 'two'"):
         thread_parameter({"intra_op_threads": "two"}, "intra_op_threads")
-    with pytest.raises(InvalidTensorError, match="inter_op_threads must be a thread count >= 0"):
+    with pytest.raises(StepSettingsError, match="inter_op_threads must be a thread count >= 0"):
         thread_parameter({"inter_op_threads": "-1"}, "inter_op_threads")
 
 
@@ -190,7 +190,7 @@ def test_yes_and_no_and_json_booleans_are_read_as_booleans(tmp_path: Path) -> No
 
 def test_a_tuned_file_whose_values_are_not_an_object_is_named(tmp_path: Path) -> None:
     (tmp_path / TUNED_FILENAME).write_text('{"values": [0.3]}')
-    with pytest.raises(InvalidTensorError, match="'values' must be an object, got list"):
+    with pytest.raises(StepSettingsError, match="'values' must be an object, got list"):
         read_tuned(str(tmp_path))
 
 
@@ -201,7 +201,7 @@ def test_bool_parameters_read_what_the_settings_read_and_refuse_the_rest() -> No
                           ("No", False), ("0", False)):
         assert bool_parameter({"optimize_for_cpu": raw}, "optimize_for_cpu", not expected) is expected
     assert bool_parameter({}, "optimize_for_cpu", True) is True and bool_parameter({"x": ""}, "x", False) is False
-    with pytest.raises(InvalidTensorError, match=r"config parameter: optimize_for_cpu must be a bool, got 'ture'; "
+    with pytest.raises(StepSettingsError, match=r"config parameter: optimize_for_cpu must be a bool, got 'ture'; "
                                                  r"use one of 1, true, yes, 0, false, no \(any case\)"):
         bool_parameter({"optimize_for_cpu": "ture"}, "optimize_for_cpu", False)
 
@@ -213,7 +213,7 @@ def test_choice_parameters_are_one_of_the_values_allowed_in_any_case() -> None:
     assert choice_parameter({"omp_wait_policy": "passive"}, "omp_wait_policy", allowed) == "PASSIVE"
     assert choice_parameter({"omp_wait_policy": "ACTIVE"}, "omp_wait_policy", allowed) == "ACTIVE"
     assert choice_parameter({}, "omp_wait_policy", allowed) == ""
-    with pytest.raises(InvalidTensorError, match=r"omp_wait_policy must be one of ACTIVE, PASSIVE \(any case\), "
+    with pytest.raises(StepSettingsError, match=r"omp_wait_policy must be one of ACTIVE, PASSIVE \(any case\), "
                                                  r"got 'spin'; fix the parameter"):
         choice_parameter({"omp_wait_policy": "spin"}, "omp_wait_policy", allowed)
 
@@ -232,7 +232,7 @@ def test_a_tuned_file_without_its_values_key_is_named_with_the_key_and_the_fix(t
     path = tmp_path / "m" / "1" / TUNED_FILENAME
     path.parent.mkdir(parents=True)
     path.write_text(text)
-    with pytest.raises(InvalidTensorError) as caught:
+    with pytest.raises(StepSettingsError) as caught:
         step_params(CropParams, args, {})
     message = str(caught.value)
     assert message.startswith(f"{path} is not a tuned-values artifact") and "no 'values' key" in message
@@ -241,16 +241,16 @@ def test_a_tuned_file_without_its_values_key_is_named_with_the_key_and_the_fix(t
 
 def test_an_out_of_range_value_names_the_step_where_it_came_from_and_the_fix(tmp_path: Path) -> None:
     """Audit finding 9: "refer_threshold must lie in (0, 1), got 1.5" named no step, no file and no fix."""
-    with pytest.raises(InvalidTensorError) as caught:
+    with pytest.raises(StepSettingsError) as caught:
         resolve_params(TriageParams, {}, {"refer_threshold": 1.5, "ood_limit": 1.0}, "triage")
     assert str(caught.value) == ("triage: refer_threshold must lie in (0, 1), got 1.5 (refer_threshold from tuned.json); "
                                  "fix the value where it is set (a config parameter overrides the tuned file), or "
                                  "export the version again (`dermassist models`)")
-    with pytest.raises(InvalidTensorError, match=r"^lesion_crop: crop margin must lie in \[0, 1\] .*, got 2\.0 \(margin "
+    with pytest.raises(StepSettingsError, match=r"^lesion_crop: crop margin must lie in \[0, 1\] .*, got 2\.0 \(margin "
                                                  r"from the model config's parameters\); fix the value"):
         resolve_params(CropParams, {"margin": "2"}, {"threshold": 0.5}, "lesion_crop")
     args = _version(tmp_path, {"threshold": 1.0})
-    with pytest.raises(InvalidTensorError, match=rf"^m: crop threshold must lie in \(0, 1\), got 1\.0 \(threshold from "
+    with pytest.raises(StepSettingsError, match=rf"^m: crop threshold must lie in \(0, 1\), got 1\.0 \(threshold from "
                                                  rf"{tmp_path / 'm' / '1' / TUNED_FILENAME}\)"):
         step_params(CropParams, args, {})
 
@@ -263,7 +263,7 @@ def test_the_classifiers_cpu_settings_are_read_by_their_field_names_with_one_def
     given = {"optimize_for_cpu": "Yes", "omp_wait_policy": "passive", "intra_op_threads": "3"}
     assert classifier_cpu_settings(given) == ClassifierCpuSettings(True, "PASSIVE", 3)
     assert set(given) == {f.name for f in dataclasses.fields(ClassifierCpuSettings)}
-    with pytest.raises(InvalidTensorError, match="intra_op_threads must be a thread count >= 0"):
+    with pytest.raises(StepSettingsError, match="intra_op_threads must be a thread count >= 0"):
         classifier_cpu_settings({"intra_op_threads": "-1"})
-    with pytest.raises(InvalidTensorError, match="omp_wait_policy must be one of ACTIVE, PASSIVE"):
+    with pytest.raises(StepSettingsError, match="omp_wait_policy must be one of ACTIVE, PASSIVE"):
         ClassifierCpuSettings(omp_wait_policy="spin")

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from preprocess.errors import InvalidTensorError
+from preprocess.errors import StepSettingsError
 from preprocess.prepare import prepare_image
 from preprocess.quality import (
     MIN_COLOUR,
@@ -65,13 +65,13 @@ def test_a_greyscale_picture_has_no_colour_and_the_real_one_has() -> None:
 
 
 def test_limits_validate_themselves() -> None:
-    with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):
+    with pytest.raises(StepSettingsError, match="0 < min < max < 255"):
         QualityLimits(min_brightness=200.0, max_brightness=100.0)
-    with pytest.raises(InvalidTensorError, match="min_sharpness must be positive"):
+    with pytest.raises(StepSettingsError, match="min_sharpness must be positive"):
         QualityLimits(min_sharpness=0.0)
-    with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):  # 255 would divide the headroom by zero
+    with pytest.raises(StepSettingsError, match="0 < min < max < 255"):  # 255 would divide the headroom by zero
         QualityLimits(max_brightness=255.0)
-    with pytest.raises(InvalidTensorError, match="0 < min < max < 255"):
+    with pytest.raises(StepSettingsError, match="0 < min < max < 255"):
         QualityLimits(min_brightness=0.0)
 
 
@@ -203,7 +203,7 @@ def test_several_real_pictures_put_together_have_a_seam_and_each_alone_has_none(
 
 
 def test_brightness_limits_that_meet_are_refused() -> None:
-    with pytest.raises(InvalidTensorError, match="0 < min < max < 255, got 100.0, 100.0"):
+    with pytest.raises(StepSettingsError, match="0 < min < max < 255, got 100.0, 100.0"):
         QualityLimits(min_brightness=100.0, max_brightness=100.0)  # no grey level would be acceptable
     assert QualityLimits(min_brightness=100.0, max_brightness=100.5).max_brightness == 100.5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from preprocess.errors import InvalidTensorError
+from preprocess.errors import InvalidTensorError, StepSettingsError
 from preprocess.triage import TriageParams, refer_scores
 from preprocess.triage import triage_batch as triage_with_other
 
@@ -134,7 +134,7 @@ def test_bad_shapes_and_values_are_refused() -> None:
         triage_batch(_probs(NV=1.0), [[0.1]], [(np.nan, 1.5, 1.5, 12.0, 2.9)], [[0.1]])
     with pytest.raises(InvalidTensorError, match="^CROP_LESION_FRACTION holds a NaN"):
         triage_batch(_probs(NV=1.0), [[0.1]], [GOOD], [[np.inf]])
-    with pytest.raises(InvalidTensorError, match="refer_threshold must lie in"):
+    with pytest.raises(StepSettingsError, match="refer_threshold must lie in"):
         TriageParams(refer_threshold=1.5)
 
 
@@ -178,7 +178,7 @@ def test_the_second_lesion_limits_are_the_versions_triage_values() -> None:
     assert triage_batch(probs, [[0.2]] * 2, [GOOD] * 2, [[0.10]] * 2, stricter, other=other).assessable[:, 0].all()
     for name in ("other_lesion_min_fraction", "other_lesion_min_share"):
         for bad in (0.0, 1.5):
-            with pytest.raises(InvalidTensorError, match=f"{name} must lie in \\(0, 1\\] \\(a share\\), got {bad}"):
+            with pytest.raises(StepSettingsError, match=f"{name} must lie in \\(0, 1\\] \\(a share\\), got {bad}"):
                 TriageParams(**{name: bad})
 
 
@@ -189,7 +189,7 @@ def test_no_colour_is_said_when_the_brightness_is_exactly_acceptable() -> None:
 
 
 def test_an_ood_limit_of_zero_is_refused() -> None:
-    with pytest.raises(InvalidTensorError, match="ood_limit must be positive, got 0.0"):
+    with pytest.raises(StepSettingsError, match="ood_limit must be positive, got 0.0"):
         TriageParams(ood_limit=0.0)  # every image would be out of distribution
 
 
@@ -221,7 +221,7 @@ def test_a_value_that_is_not_finite_is_named_with_its_rows_and_value() -> None:
 @pytest.mark.parametrize("threshold", [0.0, 1.0])
 def test_a_refer_threshold_at_either_end_of_its_range_is_refused(threshold: float) -> None:
     """0 would refer every image, 1 none: the threshold lies in (0, 1)."""
-    with pytest.raises(InvalidTensorError, match=f"refer_threshold must lie in \\(0, 1\\), got {threshold}"):
+    with pytest.raises(StepSettingsError, match=f"refer_threshold must lie in \\(0, 1\\), got {threshold}"):
         TriageParams(refer_threshold=threshold)
     inside = float(np.nextafter(threshold, 0.5))
     assert TriageParams(refer_threshold=inside).refer_threshold == inside

@@ -5,11 +5,10 @@ import os
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from dermassist.base.frameworks import SAVEDMODEL_SIGNATURE, load_savedmodel
+from dermassist.base.frameworks import SAVEDMODEL_SIGNATURE, load_savedmodel, place_tensorflow
 from dermassist.base.repository import SAVEDMODEL_DIRNAME
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
-from preprocess.errors import PreprocessError
 from preprocess.params import config_parameters, thread_parameter
 
 
@@ -22,25 +21,8 @@ class TritonPythonModel:
         import tensorflow as tf
 
         params = config_parameters(json.loads(args["model_config"]))
-        gpus = tf.config.list_physical_devices("GPU")
-        if args.get("model_instance_kind") == "GPU":
-            if not gpus:  # it would run on the host's CPU at CPU speed, with nothing said
-                raise PreprocessError(
-                    f"{SEGMENTER_MODEL}: its instance is KIND_GPU (device {args.get('model_instance_device_id')}) but "
-                    f"TensorFlow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()}); "
-                    "install a CUDA build of TensorFlow that matches the host's driver (the GPU image's "
-                    "tensorflow[and-cuda]), or serve the embedded profile on a host without a GPU")
-            index = int(args["model_instance_device_id"])
-            if index >= len(gpus):  # gpus[index] would be a bare IndexError
-                raise PreprocessError(
-                    f"{SEGMENTER_MODEL}: its instance is KIND_GPU on device {index} but TensorFlow {tf.__version__} "
-                    f"sees {len(gpus)} GPU(s), numbered from 0; give the instance group a device TensorFlow sees "
-                    "(`gpus: [...]` in config.pbtxt), or make that GPU visible (CUDA_VISIBLE_DEVICES)")
-            device = gpus[index]
-            tf.config.set_visible_devices(device, "GPU")
-            tf.config.experimental.set_memory_growth(device, True)
-        tf.config.threading.set_intra_op_parallelism_threads(thread_parameter(params, "intra_op_threads"))
-        tf.config.threading.set_inter_op_parallelism_threads(thread_parameter(params, "inter_op_threads"))
+        place_tensorflow(tf, SEGMENTER_MODEL, args, thread_parameter(params, "intra_op_threads"),
+                         thread_parameter(params, "inter_op_threads"))
         path = os.path.join(args["model_repository"], args["model_version"], SAVEDMODEL_DIRNAME)
         self.fn = load_savedmodel(tf, path).signatures[SAVEDMODEL_SIGNATURE]
         (self.input_name,) = self.fn.structured_input_signature[1].keys()
