@@ -40,7 +40,8 @@ _BMP_INFO_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _WARNINGS_LOCK = threading.Lock()  # around catch_warnings, which swaps the process's filter list
 # As the server: a PNG whose ICC profile or text chunk decompresses to over Pillow's 1 MB default is a valid image
 # (never lowered if the application set more).
-PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 * 2**20)
+_PNG_CHUNK_LIMIT = 16 * 2**20  # preprocess.decode's, held equal by tests/client/test_units.py
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, _PNG_CHUNK_LIMIT)
 _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"mif1": "HEIF",
                 b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 

@@ -56,7 +56,7 @@ from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
-from .front import Front
+from .front import STUB_UNHEALTHY, Front
 from .health import STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .stubs import Stub, broken_stubs, find_stubs
@@ -70,7 +70,7 @@ LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
 UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
-_STUB_IN_MESSAGE = re.compile(r"Stub process '(?P<instance>[^']+?)_\d+_\d+' is not healthy")
+_STUB_IN_MESSAGE = re.compile(rf"Stub process '(?P<instance>[^']+?)_\d+_\d+' {STUB_UNHEALTHY}")
 LOOPBACK_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
     ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -820,7 +820,7 @@ class BackgroundGuard:
     public: ServerConfig
     config: GuardConfig = field(default_factory=GuardConfig)
     server: TritonServer | None = None
-    ready_timeout_s: float = 180.0
+    ready_timeout_s: float = ServerConfig.startup_timeout_s  # the wait for tritonserver's own start-up
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.public, self.config, self.server)

@@ -61,6 +61,19 @@ def test_the_verdicts_score_meaning_names_the_referral_classes():
                              "carcinoma or actinic keratosis")
 
 
+def _png_with_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A 1x1 grey PNG with these chunks after its header (CRCs computed), as a camera or editor writes them."""
+    import struct
+    import zlib
+
+    def chunk(name: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + name + data + struct.pack(">I", zlib.crc32(name + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+    return b"\x89PNG\r\n\x1a\n" + header + b"".join(chunk(n, d) for n, d in chunks) + pixels + chunk(b"IEND", b"")
+
+
 def test_client_image_formats_mirror_the_servers_decoder():
     """The client names a file's format from its first bytes as the server's decoder does (a tested mirror:
     the client never imports preprocess)."""
@@ -72,6 +85,16 @@ def test_client_image_formats_mirror_the_servers_decoder():
     from preprocess.decode import sniff_format as server_sniff
 
     assert CLIENT_MAGIC == SERVER_MAGIC and CLIENT_BMP == SERVER_BMP
+    from dermassist_client.images import _PNG_CHUNK_LIMIT as CLIENT_CHUNK_LIMIT
+    from dermassist_client.images import _png_chunk as client_chunk
+    from preprocess.decode import _PNG_CHUNK_LIMIT as SERVER_CHUNK_LIMIT
+    from preprocess.decode import _png_chunk as server_chunk
+
+    assert CLIENT_CHUNK_LIMIT == SERVER_CHUNK_LIMIT
+    png = _png_with_chunks([(b"iCCP", b"profile bytes"), (b"eXIf", b"MM\x00*")])
+    for name in (b"iCCP", b"eXIf", b"tEXt"):
+        assert client_chunk(png, name) == server_chunk(png, name), name
+    assert client_chunk(png, b"iCCP") == b"profile bytes" and client_chunk(png, b"tEXt") is None
     from PIL import Image
 
     from dermassist_client.images import PIL_READ_ERRORS as CLIENT_PIL_ERRORS

@@ -33,6 +33,7 @@ from pydicom.uid import (
 from pydicom.valuerep import DA, DT, TM
 
 from .. import terminology as term
+from ..classes import MAX_IMAGE_PIXELS
 from .errors import (
     InvalidIdentifierError,
     MissingIdentifierError,
@@ -60,8 +61,8 @@ REQUIRED_UIDS = (("StudyInstanceUID", "(0020,000D)"), ("SeriesInstanceUID", "(00
 COPIED_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
 _TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
-#: The service's limit (preprocess.contract.MAX_IMAGE_PIXELS), checked here before a DICOM's pixels are decoded.
-MAX_PIXELS = 50_000_000
+#: The service's limit, checked here before a DICOM's pixels are decoded.
+MAX_PIXELS = MAX_IMAGE_PIXELS
 PIXEL_DECODER_LOGGER = "pydicom.pixels.decoders.base"  # where pydicom logs a decoding plugin's failure
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
