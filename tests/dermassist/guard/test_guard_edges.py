@@ -372,14 +372,14 @@ def test_request_size_limits_are_inclusive_and_refuse_booleans() -> None:
     assert GuardConfig(max_request_mib=1).max_request_mib == 1
     assert GuardConfig(max_request_mib=2047).max_request_mib == 2047
     for bad in (2048, True):
-        with pytest.raises(ConfigError, match="max_request_mib"):
+        with pytest.raises(ConfigError, match="--max-request-mib / DERMASSIST_MAX_REQUEST_MIB"):
             GuardConfig(max_request_mib=bad)
 
 
 def test_zero_reloads_and_zero_connection_age_are_allowed_and_negatives_are_not() -> None:
     assert GuardConfig(max_reloads=0, grpc_max_connection_age=0, grpc_max_connection_age_grace=0).max_reloads == 0
     for kwargs in ({"max_reloads": -1}, {"grpc_max_connection_age": -1}, {"grpc_max_connection_age_grace": -1}):
-        with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        with pytest.raises(ConfigError, match=f"DERMASSIST_{next(iter(kwargs)).upper()}\\b"):
             GuardConfig(**kwargs)
 
 
