@@ -78,6 +78,17 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
             "images": int(len(labels))}
 
 
+def melanoma_score_auc(labels: np.ndarray, scores: Sequence[float | None]) -> float | None:
+    """ROC AUC of a score (REFER_SCORE) for melanoma against every other class; None where it cannot be told (a score
+    missing, or no melanoma or nothing else)."""
+    from preprocess.contract import CLASS_CODES
+    from training.metrics import roc_auc
+
+    if any(s is None for s in scores):
+        return None
+    return roc_auc(np.asarray(labels) == CLASS_CODES.index(MELANOMA), np.asarray(scores, np.float64))
+
+
 def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray) -> dict:
     """REFER's melanoma and malignant sensitivity, its benign specificity and the share not assessable, each with its
     95% Wilson interval."""

@@ -257,6 +257,12 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{_fmt(c['macro_recall'])} | {_fmt(c['macro_f1'])}{format_interval(c.get('macro_f1_ci95'))} | "
                   f"{_fmt(c['melanoma_auc'])}{format_interval(c.get('melanoma_auc_ci95'))} | {_fmt(c['ece'])} |", "",
                   MACRO_DEFINITION, ""]
+        kept = c.get("assessable_only")
+        if kept:
+            lines += [f"These figures count every answered image, the {c['images'] - kept['images']} not assessable among "
+                      "them too (the service withholds their top class from a clinician); on the "
+                      f"{kept['images']} assessable images alone: accuracy {kept['accuracy']:.3f}, balanced accuracy "
+                      f"{kept['balanced_accuracy']:.3f}.", ""]
         if c.get("balanced_accuracy_ci95") or floor:
             lines += ["In parentheses: the 95% interval (balanced accuracy: each class's recall drawn from its Jeffreys "
                       "posterior, Beta(right + 1/2, wrong + 1/2), so a class all right or all wrong still has its spread, "
@@ -288,7 +294,10 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{plural(t['melanomas'], 'melanoma')}{left_out} | {_fmt(t['malignant_sensitivity'])}"
                   f"{format_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_fmt(t['specificity'])}"
                   f"{format_interval(t.get('specificity_ci95'))}, {t['benign']} benign | {_fmt(t['not_assessable'])} |", "",
-                  "In parentheses: the 95% Wilson interval of each share.", ""] + _referral_counts_markdown(report)
+                  "In parentheses: the 95% Wilson interval of each share."
+                  + (f" REFER_SCORE ranks melanomas against the rest with ROC AUC {t['melanoma_auc_refer_score']:.3f} (the "
+                     "melanoma ROC plot below ranks by P(MEL) alone)." if t.get("melanoma_auc_refer_score") is not None
+                     else ""), ""] + _referral_counts_markdown(report)
     if "review" in report:
         lines += _review_markdown(report["review"], report.get("melanomas_answered"))
     if report.get("ood"):

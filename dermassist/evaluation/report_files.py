@@ -174,8 +174,8 @@ def write_report(report: dict, results: Sequence, samples: Sequence, outside: An
         plots.append(("Confusion matrix", "confusion.png"))
         if mel.any() and not mel.all():
             plot_roc(mel, [r.probabilities[MELANOMA] for _, r in labelled], folder / "melanoma_roc.png",
-                     f"{report['name']}: melanoma vs the rest")
-            plots.append(("Melanoma ROC", "melanoma_roc.png"))
+                     f"{report['name']}: P(MEL), melanoma vs the rest")
+            plots.append(("Melanoma ROC of P(MEL) (the ranking, not the referral)", "melanoma_roc.png"))
         plot_bars({c: v for c, v in cls["per_class_recall"].items()}, folder / "per_class_recall.png",
                   f"{report['name']}: recall per class", "recall")
         plots.append(("Recall per class", "per_class_recall.png"))

@@ -14,7 +14,14 @@ from preprocess.contract import MELANOMA
 
 from ..base.errors import DermAssistError
 from .config import IMAGE_SUFFIXES, Answers, EvaluationConfig
-from .figures import classification_figures, ood_figures, review_lists, segmentation_figures, triage_figures
+from .figures import (
+    classification_figures,
+    melanoma_score_auc,
+    ood_figures,
+    review_lists,
+    segmentation_figures,
+    triage_figures,
+)
 from .markdown import akiec_caveat, attribution_markdown, run_markdown
 from .provenance import attribution, seen_in_training
 from .report_files import clear_report, image_rows, model_of, report_folder, write_image_table, write_report
@@ -157,9 +164,16 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
         report["classification"] = classification_figures(labels, probs)
         if all(r.refer is not None for _, r in labelled):
             refer = np.array([r.refer for _, r in labelled])
-            assessable = np.array([r.assessable for _, r in labelled])
+            assessable = np.array([r.assessable for _, r in labelled], bool)
             report["triage"] = {**triage_figures(labels, refer, assessable),
-                                "melanomas_refused": sum(code == MELANOMA for code in report["refused_truth"].values())}
+                                "melanomas_refused": sum(code == MELANOMA for code in report["refused_truth"].values()),
+                                "melanoma_auc_refer_score": melanoma_score_auc(
+                                    labels, [r.refer_score for _, r in labelled])}
+            if 0 < assessable.sum() < len(assessable):
+                kept = classification_figures(labels[assessable], probs[assessable])
+                report["classification"]["assessable_only"] = {
+                    "images": int(assessable.sum()), "accuracy": kept["accuracy"],
+                    "balanced_accuracy": kept["balanced_accuracy"]}
             benign = ~np.isin(labels, [CLASS_CODES.index(c) for c in REFER_CLASSES])
             report["benign_not_assessable"] = int((benign & ~assessable.astype(bool)).sum())
     else:

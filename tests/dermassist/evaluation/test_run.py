@@ -466,3 +466,39 @@ def test_a_repository_that_is_not_what_answered_states_no_threshold() -> None:
                          "model": {}})[0]
     assert f"REFER threshold: **unknown** to this report: {problem}; pass --repository" in text
     assert "0.200" not in text.replace(problem, "")
+
+
+def test_the_report_gives_the_assessable_images_figures_and_the_referral_scores_ranking(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accuracy counted the images whose top class the service withholds, unsaid; the melanoma ROC was read as the
+    referral's. Here P3 (NV, answered NV) is not assessable: on the two assessable images accuracy is 1/2 (P2, a
+    nevus called MEL, is wrong), on all three 2/3; REFER_SCORE ranks the one melanoma above both others: AUC 1."""
+    import contextlib
+    import dataclasses
+
+    from dermassist.evaluation import run as evaluation
+    from tests.support.dicom_checks import synthetic_result
+
+    tops = {"P1": ("MEL", 0.9, True), "P2": ("MEL", 0.6, True), "P3": ("NV", 0.05, False)}
+
+    def answered(url, paths, timeout_s, with_crop=False, options=None, answers=None):
+        answers = evaluation.Answers() if answers is None else answers
+        for path in paths:
+            top, score, assessable = tops[Path(path).stem]
+            answers.paths.append(path)
+            answers.results.append(dataclasses.replace(synthetic_result((60, 45), top=top, assessable=assessable),
+                                                       refer=score >= 0.066 or not assessable, refer_score=score))
+        return answers
+
+    monkeypatch.setattr(evaluation, "service", lambda config: contextlib.nullcontext("stand-in:1"))
+    monkeypatch.setattr(evaluation, "analyse", answered)
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv", "P3": "nv"})
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    assert report["classification"]["accuracy"] == pytest.approx(2 / 3)
+    assert report["classification"]["assessable_only"] == {"images": 2, "accuracy": 0.5, "balanced_accuracy": 0.5}
+    assert report["triage"]["melanoma_auc_refer_score"] == 1.0
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert ("the 1 not assessable among them too (the service withholds their top class from a clinician); on the 2 "
+            "assessable images alone: accuracy 0.500, balanced accuracy 0.500.") in text
+    assert "REFER_SCORE ranks melanomas against the rest with ROC AUC 1.000" in text
+    assert "Melanoma ROC of P(MEL) (the ranking, not the referral)" in text
