@@ -90,6 +90,11 @@ def _not_evaluated_markdown(skipped: dict) -> list[str]:
         shown = _names([f"{e['path']} ({e['reason']})" for e in not_read])
         parts.append(f"{len(not_read)} file(s) in the image folders have no label row and are not images the layout "
                      f"reads, so they were not evaluated ({shown}; images.csv lists them)")
+    same = skipped.get("same_picture") or []
+    if same:
+        shown = _names([f"{e['path']} ({e['reason']})" for e in same])
+        parts.append(f"{len(same)} image(s) are the same file as another evaluated image, byte for byte, and were "
+                     f"counted once ({shown})")
     if again:
         parts.append(f"{len(again)} image(s) listed twice with the same label were evaluated once ({', '.join(again[:5])})")
     if skipped.get("unknown_label_rows"):
@@ -269,7 +274,8 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                       "and widened to hold the observed value where such classes leave it outside; a class's recall: "
                       "its Jeffreys interval; "
                       "macro F1 and melanoma ROC AUC: stratified bootstrap, the images resampled within each true class, "
-                      "2000 seeded draws)."
+                      "2000 seeded draws; every interval takes each image as its own lesion, so several pictures of one "
+                      "lesion make them narrower than they should be)."
                       + (f" ECE is not zero even for a perfectly calibrated model on {c['images']} images: with these same "
                          f"probabilities and labels drawn from them it scores a median {floor['median']:.3f} (95th "
                          f"percentile {floor['p95']:.3f}), so an ECE under {floor['p95']:.3f} is within what the sample "

@@ -68,7 +68,8 @@ def _table(config: EvaluationConfig, samples: Sequence, answers: Answers, outsid
     return image_rows(samples, answers, outside, Path(config.data), config.ood, absent=not_evaluated["absent_on_disk"],
                       unlabelled=not_evaluated["unlabelled_images"], near=not_evaluated["near_misses"],
                       truths=not_evaluated["absent_truth"],
-                      not_read=[*not_evaluated["not_accepted_labelled"], *not_evaluated["not_read_files"]],
+                      not_read=[*not_evaluated["not_accepted_labelled"], *not_evaluated["not_read_files"],
+                                *not_evaluated.get("same_picture", [])],
                       unknown=not_evaluated.get("unknown_label_images", []))
 
 

@@ -76,8 +76,34 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
     if not samples:
         raise EvaluationError(f"no image of {config.data} is selected (split {config.split!r} of "
                               f"{config.split_manifest}); check that the manifest belongs to this dataset")
+    samples, not_evaluated["same_picture"] = distinct_pictures(samples, data)
     return dataset.name, samples, not_evaluated, ({"ham_akiec": akiec_facts(ham_rows, samples)} if ham_rows is not None
                                                   else {})
+
+
+def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:
+    """The samples with each file's bytes once (the first of each set of byte-identical files, in reading order), and
+    an entry for every other copy: its name, path, label and the file it repeats (a picture exported under two names
+    would otherwise count twice, and its intervals read as two lesions'). A file that cannot be read stays in: the
+    service refuses it by name."""
+    import hashlib
+
+    first: dict[str, Any] = {}
+    kept, copies = [], []
+    for sample in samples:
+        try:
+            digest = hashlib.sha256(Path(sample.image_path).read_bytes()).hexdigest()
+        except OSError:
+            kept.append(sample)
+            continue
+        original = first.setdefault(digest, sample)
+        if original is sample:
+            kept.append(sample)
+            continue
+        label = "" if sample.code == original.code else f", labelled {original.code or 'nothing'} there"
+        copies.append({"image": sample.image_id, "path": relative_path(sample.image_path, data), "truth": sample.code,
+                       "reason": f"the same file as {relative_path(original.image_path, data)}{label}: counted once"})
+    return kept, copies
 
 
 def _nfc(name: str) -> str:

@@ -44,8 +44,8 @@ def ham_site(root: Path, dx: dict[str, str], extra_files: Sequence[str] = (), li
     ``listed`` rows whose file is not written as a JPEG, and ``raw`` files (relative path -> bytes) as they are."""
     images = root / "HAM10000_images_part_1"
     images.mkdir(parents=True)
-    for name in [f"{i}.jpg" for i in dx] + list(extra_files):
-        cv2.imwrite(str(images / name), np.full((45, 60, 3), 128, np.uint8))
+    for k, name in enumerate([f"{i}.jpg" for i in dx] + list(extra_files)):  # each its own picture
+        cv2.imwrite(str(images / name), np.full((45, 60, 3), 60 + k % 150, np.uint8))
     for name, data in (raw or {}).items():
         (images / name).parent.mkdir(parents=True, exist_ok=True)
         (images / name).write_bytes(data)

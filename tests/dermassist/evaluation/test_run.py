@@ -36,8 +36,8 @@ def test_evaluate_reads_a_folder_sends_it_and_figures_each_answer_against_its_ow
     truths = {"ISIC_0000001": "mel", "ISIC_0000002": "nv", "ISIC_0000003": "nv", "ISIC_0000004": "bkl"}
     tops = {"ISIC_0000001": "MEL", "ISIC_0000002": "NV", "ISIC_0000003": "BKL", "ISIC_0000004": "BKL"}
     rows = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
-    for image_id, dx in truths.items():
-        (images / f"{image_id}.jpg").write_bytes(ham_jpeg)
+    for k, (image_id, dx) in enumerate(truths.items()):  # four files, not one picture under four names
+        (images / f"{image_id}.jpg").write_bytes(ham_jpeg[:2] + b"\xff\xfe\x00\x03" + bytes([k]) + ham_jpeg[2:])
         rows.append(f"HAM_{image_id},{image_id},{dx},histo,50,male,back")
     (folder / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
 
@@ -502,3 +502,23 @@ def test_the_report_gives_the_assessable_images_figures_and_the_referral_scores_
             "assessable images alone: accuracy 0.500, balanced accuracy 0.500.") in text
     assert "REFER_SCORE ranks melanomas against the rest with ROC AUC 1.000" in text
     assert "Melanoma ROC of P(MEL) (the ranking, not the referral)" in text
+
+
+def test_a_picture_stored_under_two_names_is_counted_once_and_the_copy_named(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte-identical files under two names counted twice, with nothing said (and the intervals took them as two
+    lesions)."""
+    from dermassist.evaluation import run as evaluation
+
+    stand_in(monkeypatch, {"P1": "MEL"})
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv", "P3": "bkl"})
+    images = data / "HAM10000_images_part_1"
+    (images / "P3.jpg").write_bytes((images / "P1.jpg").read_bytes())  # P3 is P1's file, labelled otherwise
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    assert report["answered"] == 2 and report["classification"]["images"] == 2
+    rows = read_table(tmp_path / "r" / "site" / "images.csv")
+    reason = "the same file as HAM10000_images_part_1/P1.jpg, labelled MEL there: counted once"
+    assert rows["P3"]["status"] == f"not evaluated: {reason}" and rows["P3"]["truth"] == "BKL"
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert (f"1 image(s) are the same file as another evaluated image, byte for byte, and were counted once "
+            f"(HAM10000_images_part_1/P3.jpg ({reason}))") in text
