@@ -241,7 +241,8 @@ def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
 class ImageIndex:
     """The image files of a layout whose data folder is ``root``, looked up by what a label cell names.
 
-    A cell names a file by its name, with or without the extension (``P001.jpg`` or ``P001``), or by its path
+    A cell names a file by its name, with or without the extension (``P001.jpg`` or ``P001``; ``P001.jpg`` also
+    names ``P001.JPG``, as Windows and macOS take them for one file), or by its path
     relative to ``root`` with ``/`` or ``\\`` (``HAM10000_images_part_1/P001.jpg``); names are compared in Unicode
     normal form C (``nfc``), and the file keeps its real path. An absolute path (``C:\\...``, ``/mnt/...``) matches
     nothing, as it breaks when the folder is copied or moved: ``near_miss`` says which file to name instead.
@@ -251,6 +252,8 @@ class ImageIndex:
         self.images = dict(images)
         self.root = Path(root)
         self._by_name = {nfc(p.name): p for p in self.images.values()}
+        # a name whose extension differs only in case (P001.JPG listed as P001.jpg): the same file on Windows and macOS
+        self._by_lower_suffix = {nfc(p.stem + p.suffix.lower()): p for p in self.images.values()}
         self._by_relative: dict[str, Path] = {}
         for p in self.images.values():
             if p.is_relative_to(self.root):
@@ -269,7 +272,10 @@ class ImageIndex:
             if ABSOLUTE_PATH.match(listed):
                 return None
             return self._by_relative.get(PurePosixPath(listed.replace("\\", "/")).as_posix())
-        return self._by_name.get(listed) or self.images.get(listed)
+        found = self._by_name.get(listed) or self.images.get(listed)
+        if found is None and Path(listed).suffix.lower() in IMAGE_SUFFIXES:
+            found = self._by_lower_suffix.get(Path(listed).stem + Path(listed).suffix.lower())
+        return found
 
     def _near_name(self, listed: str) -> tuple[Path, str] | None:
         """(file, how the name differs) for a bare name that differs from a file's only in case or extension."""
@@ -378,11 +384,18 @@ def pair_masks(images: dict[str, Path], masks: dict[str, Path], where: str, stri
     return masks
 
 
+def _decimal_point(value: str) -> str:
+    """``1,0`` as ``1.0``: a spreadsheet in a European locale writes a decimal comma in the semicolon-separated CSV it
+    saves (a comma inside a value can only come from such a file: a comma-separated one would have split it)."""
+    text = value.strip()
+    return text.replace(",", ".") if re.fullmatch(r"[+-]?\d*,\d+", text) else text
+
+
 def hot_columns(row: Mapping[str, str], columns: Iterable[str], path: Path, line: int) -> list[str]:
     """The class columns of a one-hot ground-truth CSV row that are set (>= 0.5; empty counts as 0); a value
     that is not a number is an UnknownLabelError naming the file, the line and the image."""
     try:
-        return [c for c in columns if float(row[c] or 0) >= 0.5]
+        return [c for c in columns if float(_decimal_point(row[c] or "0")) >= 0.5]
     except ValueError as e:
         raise UnknownLabelError(f"{path} line {line} ({row.get('image')}): a class value is not a number: {e}; "
                                 "fix the row or remove it") from e

@@ -241,3 +241,24 @@ def test_a_folder_in_no_layout_is_told_about_labels_csv_with_an_example(tmp_path
     with pytest.raises(UnknownLayoutError, match="matches no accepted layout; .*for a site's own images, add a labels.csv "
                                                  "whose first lines are `filename,diagnosis` and `P001.jpg,melanoma`"):
         read_dataset(tmp_path)
+
+
+def test_an_isic2019_csv_from_a_european_excel_with_decimal_commas_is_read(tmp_path: Path) -> None:
+    """Excel in a European locale separates by ';' and writes 1.0 as 1,0: every row was refused as not a number."""
+    images = tmp_path / "ISIC_2019_Training_Input"
+    images.mkdir()
+    for name in ("P000", "P001"):
+        _image(images / f"{name}.jpg")
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(
+        "image;MEL;NV;BCC;AK;BKL;DF;VASC;SCC;UNK\nP000;1,0;0,0;0,0;0,0;0,0;0,0;0,0;0,0;0,0\n"
+        "P001;0,0;0,0;0,0;0,0;0,0;0,0;0,0;1,0;0,0\n")
+    ds = read_isic2019(tmp_path)
+    assert [(s.image_id, s.code) for s in ds.samples] == [("P000", "MEL"), ("P001", "SCC")]
+
+
+def test_a_label_row_names_a_file_whose_extension_differs_only_in_case(tmp_path: Path) -> None:
+    """Files saved as P000.JPG while the CSV says P000.jpg: the same file to Windows and macOS, refused as absent."""
+    root = _ham(tmp_path, [("P000.jpg", "nv"), ("P001.jpeg", "bkl")], ["P000.JPG", "P001.JPEG"])
+    ds = read_dataset(root)
+    assert [(s.image_path.name, s.code) for s in ds.samples] == [("P000.JPG", "NV"), ("P001.JPEG", "BKL")]
+    assert ds.missing_images == ()
