@@ -51,7 +51,7 @@ def test_served_test_split_figures_equal_the_release_record(release_server, tmp_
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "melanoma_auc"):
         assert report["classification"][key] == pytest.approx(recorded[key], abs=1e-9), key
     served, recorded_triage = report["triage"], release["evaluation"]["triage_test"]
-    assert set(served) == set(recorded_triage)
+    assert set(recorded_triage) <= set(served)  # figures added to the report since the release was recorded come on top
     for key, value in recorded_triage.items():  # shares, counts and their intervals (JSON keeps tuples as lists)
         got = list(served[key]) if isinstance(served[key], tuple) else served[key]
         assert got == (value if value is None else pytest.approx(value, abs=1e-9)), key
