@@ -21,7 +21,7 @@ from .config import (
 )
 from .dicom.command import add_listen_arguments, listen
 from .dicom.identity import UID_ROOT_HELP
-from .errors import DermAssistClientError, ServerUnavailableError
+from .errors import ClientConfigError, DermAssistClientError, ServerUnavailableError
 from .verdict import scores_withheld, verdict_line, verdict_of_dict
 
 DEFAULT_URL = "127.0.0.1:8001"
@@ -207,6 +207,12 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The flag of each ClientConfig field the commands set, so a refused setting names what the user typed.
+SETTING_FLAGS = {"url": "--url", "protocol": "--protocol", "timeout_s": "--timeout", "retries": "--retries",
+                 "model_version": "--model-version", "root_certificates": "--root-certificates",
+                 "private_key": "--private-key", "certificate_chain": "--certificate-chain"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dermassist-client``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -214,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return {"analyze": analyze, "demo": demo, "dicom-listen": listen}[args.command](args)
+    except ClientConfigError as e:
+        flag = SETTING_FLAGS.get(e.setting or "")
+        print(f"error: {e}" + (f" (the command line's {flag})" if flag else ""), file=sys.stderr)
+        return EXIT_USAGE
     except DermAssistClientError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

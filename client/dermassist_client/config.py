@@ -54,26 +54,27 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or "://" in self.url or not _URL.match(self.url):
-            raise ClientConfigError(f"url must be HOST:PORT without a scheme (e.g. 127.0.0.1:8001), got {self.url!r}")
+            raise ClientConfigError(f"url must be HOST:PORT without a scheme (e.g. 127.0.0.1:8001), got {self.url!r}",
+                                    "url")
         port = int(self.url.rsplit(":", 1)[1])
         if not 1 <= port <= 65535:
-            raise ClientConfigError(f"url port must be between 1 and 65535, got {port} in {self.url!r}")
+            raise ClientConfigError(f"url port must be between 1 and 65535, got {port} in {self.url!r}", "url")
         if self.protocol not in PROTOCOLS:
-            raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+            raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}", "protocol")
         for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "keepalive_time_s", "keepalive_timeout_s"):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or not value > 0:
                 raise ClientConfigError(f"{name} must be a positive number of seconds (a finite int or float, not a "
-                                        f"bool, inf or nan), got {value!r}")
+                                        f"bool, inf or nan), got {value!r}", name)
         if not _is_int(self.retries) or self.retries < 0:
-            raise ClientConfigError(f"retries must be an integer >= 0 (not a bool), got {self.retries!r}")
+            raise ClientConfigError(f"retries must be an integer >= 0 (not a bool), got {self.retries!r}", "retries")
         if not _is_int(self.max_batch_size) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
             raise ClientConfigError(
                 f"max_batch_size must be between 1 and the server's {MAX_BATCH_SIZE}, got {self.max_batch_size!r}"
             )
         if not isinstance(self.model_version, str) or not _VERSION.fullmatch(self.model_version):
             raise ClientConfigError(f"model_version must be empty (the server's latest) or a version number above 0 as "
-                                    f"a string, e.g. '1', got {self.model_version!r}")
+                                    f"a string, e.g. '1', got {self.model_version!r}", "model_version")
         if not _is_int(self.max_message_bytes) or self.max_message_bytes < 1024 * 1024:
             raise ClientConfigError(f"max_message_bytes must be an integer >= 1 MiB, got {self.max_message_bytes!r}")
         self._validate_tls()
@@ -86,9 +87,9 @@ class ClientConfig:
             path = Path(value)
             object.__setattr__(self, name, path)
             if not self.ssl:
-                raise ClientConfigError(f"{name} was given but ssl is off; pass ssl=True to use TLS")
+                raise ClientConfigError(f"{name} was given but ssl is off; pass ssl=True to use TLS", name)
             if not path.is_file():
-                raise ClientConfigError(f"{name} file {path} does not exist; pass the path of a PEM file")
+                raise ClientConfigError(f"{name} file {path} does not exist; pass the path of a PEM file", name)
         if (self.private_key is None) != (self.certificate_chain is None):
             raise ClientConfigError(
                 "private_key and certificate_chain go together (client certificate authentication); "

@@ -12,7 +12,12 @@ class DermAssistClientError(Exception):
 
 
 class ClientConfigError(DermAssistClientError):
-    """A client setting is invalid (URL, protocol, timeout, retries, TLS files)."""
+    """A client setting is invalid (URL, protocol, timeout, retries, TLS files); ``setting`` names the ClientConfig
+    field, so a command line can name its own flag for it."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class InvalidImageError(DermAssistClientError):

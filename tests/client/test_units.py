@@ -680,3 +680,20 @@ def test_an_empty_file_is_told_it_is_empty(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(InvalidImageError, match=rf"^{empty} is empty \(0 bytes\); expected a JPEG, PNG, BMP or TIFF file$"):
         encode_image(empty)
+
+
+def test_a_refused_client_setting_names_the_command_lines_flag(tmp_path, capsys) -> None:
+    """``analyze --timeout -1`` said "timeout_s must be ...": the user typed --timeout."""
+    import argparse
+
+    from dermassist_client.cli import SETTING_FLAGS, build_parser, main
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert main(["analyze", str(image), "--timeout", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "timeout_s must be a positive number of seconds" in err and err.rstrip().endswith("(the command line's --timeout)")
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    options = {o for a in commands.choices["analyze"]._actions for o in a.option_strings}
+    assert set(SETTING_FLAGS.values()) <= options  # every flag named is one analyze has

@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -153,7 +154,8 @@ class DicomNode:
             # what an earlier run left: its delivery, once the PACS takes it, is logged like that of a held item
             self._held = {item.name for item in self.pending()}
         except OSError as e:
-            raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}") from e
+            raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}; expected a folder this "
+                             "process can make and write (owner-only): pass another --spool") from e
         self._arrival_limit = self.limits.max_dataset_bytes
         self._ae = AE(ae_title=config.ae_title)
         self._ae.maximum_associations = self.limits.max_associations
@@ -185,8 +187,13 @@ class DicomNode:
                               (evt.EVT_CONN_OPEN, self._on_connection), (evt.EVT_REQUESTED, self._on_requested)],
             )
         except OSError as e:
+            if isinstance(e, socket.gaierror):  # the host, not the port
+                raise DicomError(f"cannot listen on {self.config.host}:{self.config.port}: the host does not resolve "
+                                 f"({e.strerror or e}); expected a name or address of this machine: pass another "
+                                 "--host") from e
             raise DicomError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; choose a free port"
+                f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; expected a free port on an "
+                "address of this machine: stop what holds it or pass another --port (or --host)"
             ) from e
         log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
                  "at most %d at once, %d from one sender; an instance over %s bytes, or sent before the last was answered, "

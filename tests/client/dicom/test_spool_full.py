@@ -241,3 +241,21 @@ def test_a_spool_folder_that_cannot_be_flushed_after_the_rename_still_answers_su
     (folder / "f").write_bytes(b"x")
     with pytest.raises(OSError):
         real(folder / "f")  # on a file it is not
+
+
+def test_a_listening_address_that_cannot_be_bound_names_the_host_or_the_port(tmp_path: Path) -> None:
+    """A host that does not resolve was told "choose a free port"."""
+    import socket
+
+    from dermassist_client.dicom.errors import DicomError
+
+    bad_host = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "a", host="nosuchhost.invalid", port=0))
+    with pytest.raises(DicomError, match=r"nosuchhost.invalid:0: the host does not resolve .*pass another --host$"):
+        bad_host.start()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "b", host="127.0.0.1", port=port))
+        with pytest.raises(DicomError, match=rf"127.0.0.1:{port}: Address already in use; .*pass another --port"):
+            busy.start()
