@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,17 +242,38 @@ def unprivileged_port_start() -> int:
         return 1024
 
 
+def _ports(ports: Sequence[int]) -> str:
+    return f"{'port' if len(ports) == 1 else 'ports'} {' and '.join(map(str, ports))}"
+
+
+def bind_fixes(failed: Sequence[tuple[int, int | None]]) -> list[str]:
+    """The fixes for ports that could not be bound, from each (port, errno): stop what holds a taken one; a port
+    below the kernel's first unprivileged one needs privileges; any other refusal is a security policy's. The one
+    wording of every message that tells a port it cannot bind (``port_message``, the guard's ``bind_failure``)."""
+    start = unprivileged_port_start()
+    taken = [port for port, code in failed if code != errno.EACCES]
+    low = [port for port, code in failed if code == errno.EACCES and port < start]
+    denied = [port for port, code in failed if code == errno.EACCES and port >= start]
+    fixes = []
+    if taken:
+        held = " or ".join(f"sport = :{port}" for port in taken)
+        which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
+        fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
+    if low:
+        fixes.append(f"{_ports(low)} below {start} {'needs' if len(low) == 1 else 'need'} privileges (root or "
+                     f"CAP_NET_BIND_SERVICE): use a port from {start} up")
+    if denied:
+        fixes.append(f"binding {_ports(denied)} was denied by a security policy (SELinux or AppArmor? its audit log "
+                     "says which): allow it there")
+    return fixes
+
+
 def port_message(name: str, host: str, port: int, error: OSError) -> str:
-    """Why ServerConfig's port field ``name`` cannot be bound on ``host``, and the fix, naming its flag and variable."""
+    """Why ServerConfig's port field ``name`` cannot be bound on ``host``, and the fix (``bind_fixes``), naming its
+    flag and variable."""
     host_field = "metrics_host" if name == "metrics_port" else "host"
-    if error.errno == errno.EADDRINUSE:
-        fix = f"another process listens there (`ss -ltnp 'sport = :{port}'` shows which): stop it or"
-    elif error.errno == errno.EACCES and port < (start := unprivileged_port_start()):
-        fix = f"a port below {start} needs privileges:"
-    elif error.errno == errno.EACCES:
-        fix = "binding it was denied by a security policy (SELinux or AppArmor? its audit log says which): allow it, or"
-    else:
-        fix = f"check {setting_names(ServerConfig, host_field)} (an address of this machine) or"
+    fix = (bind_fixes([(port, error.errno)])[0] + "; or" if error.errno in (errno.EADDRINUSE, errno.EACCES) else
+           f"check {setting_names(ServerConfig, host_field)} (an address of this machine) or")
     return (f"{name.replace('_', ' ')} {port} cannot be bound on {host or 'every address'} ({error}); "
             f"{fix} pass another {setting_names(ServerConfig, name)}")
 

@@ -28,7 +28,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime
-import errno
 import ipaddress
 import logging
 import os
@@ -48,7 +47,7 @@ from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.repository import served_identity
-from ..base.server import TritonServer, bind_problem, free_ports, unprivileged_port_start
+from ..base.server import TritonServer, bind_fixes, bind_problem, free_ports
 from ..base.server_config import ServerConfig
 from ..base.settings import setting_names
 from .admin import admin_key_problem
@@ -149,10 +148,6 @@ class BusyPort:
     code: int | None = None  # the errno of the failed bind, where known (EACCES: a privileged port, or a policy)
 
 
-def _ports(busy: Sequence[BusyPort]) -> str:
-    return f"{'port' if len(busy) == 1 else 'ports'} {' and '.join(str(b.port) for b in busy)}"
-
-
 def busy_public_ports(public: ServerConfig, triton: ServerConfig | None = None) -> list[BusyPort]:
     """The public ports of a guard that cannot be listened on now: the gRPC front, the health endpoint and, with the
     config of the tritonserver it starts (``triton``), Triton's metrics port."""
@@ -171,21 +166,7 @@ def bind_failure(busy: Sequence[BusyPort]) -> str:
     flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
     hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
                           for b in busy)
-    taken = [b for b in busy if b.code != errno.EACCES]
-    start = unprivileged_port_start()
-    low = [b for b in busy if b.code == errno.EACCES and b.port < start]
-    denied = [b for b in busy if b.code == errno.EACCES and b.port >= start]
-    fixes = []
-    if taken:
-        held = " or ".join(f"sport = :{b.port}" for b in taken)
-        which = f"`ss -ltnp '{held}'`" if len(taken) == 1 else f"`ss -ltnp '( {held} )'`"
-        fixes.append(f"stop what holds {_ports(taken)} (another `dermassist serve`? {which} shows which)")
-    if low:
-        fixes.append(f"{_ports(low)} below {start} {'needs' if len(low) == 1 else 'need'} privileges (root or "
-                     f"CAP_NET_BIND_SERVICE): use a port from {start} up")
-    if denied:
-        fixes.append(f"binding {_ports(denied)} was denied by a security policy (SELinux or AppArmor? its audit log "
-                     "says which): allow it there")
+    fixes = bind_fixes([(b.port, b.code) for b in busy])
     return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: "
             f"{'; '.join(fixes)}; or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 

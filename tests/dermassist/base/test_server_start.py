@@ -230,7 +230,8 @@ def test_a_taken_metrics_port_stops_the_start_before_tritonserver_runs(tmp_path:
         TritonServer(config).start()
     message = str(err.value)
     assert message.startswith(f"metrics port {taken_port} cannot be bound on 127.0.0.1 ([Errno {errno.EADDRINUSE}] ")
-    assert message.endswith("stop it or pass another --metrics-port / DERMASSIST_METRICS_PORT")
+    assert message.endswith(f"stop what holds port {taken_port} (another `dermassist serve`? `ss -ltnp 'sport = "
+                            f":{taken_port}'` shows which); or pass another --metrics-port / DERMASSIST_METRICS_PORT")
     with pytest.raises(ConfigError, match=f"metrics port {taken_port} cannot be bound on 127.0.0.1"):
         check_ports(ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc, metrics_port=taken_port,
                                  metrics_host="127.0.0.1"))

@@ -92,9 +92,9 @@ def test_a_taken_public_port_is_told_before_tritonserver_starts(tmp_path: Path, 
 
 def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """EACCES (root here cannot meet it, so the message is built from the errno as the probe gives it)."""
-    from dermassist.guard import guard as guard_module
+    from dermassist.base import server as server_module
 
-    monkeypatch.setattr(guard_module, "unprivileged_port_start", lambda: 1024)
+    monkeypatch.setattr(server_module, "unprivileged_port_start", lambda: 1024)
     text = bind_failure([BusyPort("gRPC", "0.0.0.0", 80, "Permission denied", "grpc_port", errno.EACCES),
                          BusyPort("the health endpoint", "0.0.0.0", 8000, "Address already in use", "http_port",
                                   errno.EADDRINUSE)])
@@ -105,7 +105,7 @@ def test_a_port_below_1024_without_privileges_is_told_as_such_not_as_taken(monke
     assert "stop what holds" not in only and "or pass another --grpc-port / DERMASSIST_GRPC_PORT" in only
     policy = bind_failure([BusyPort("gRPC", "0.0.0.0", 8001, "Permission denied", "grpc_port", errno.EACCES)])
     assert "below 1024" not in policy and "binding port 8001 was denied by a security policy" in policy
-    monkeypatch.setattr(guard_module, "unprivileged_port_start", lambda: 80)  # a host whose sysctl lowered it
+    monkeypatch.setattr(server_module, "unprivileged_port_start", lambda: 80)  # a host whose sysctl lowered it
     lowered = bind_failure([BusyPort("gRPC", "0.0.0.0", 443, "Permission denied", "grpc_port", errno.EACCES),
                             BusyPort("gRPC", "0.0.0.0", 79, "Permission denied", "http_port", errno.EACCES)])
     assert "binding port 443 was denied by a security policy" in lowered
@@ -123,7 +123,7 @@ def test_the_first_unprivileged_port_is_read_from_the_kernel(tmp_path: Path, mon
     sysctl.write_text("443\n")
     assert server_module.unprivileged_port_start() == 443
     denied = OSError(errno_module.EACCES, "Permission denied")
-    assert "a port below 443 needs privileges" in server_module.port_message("grpc_port", "", 80, denied)
+    assert "port 80 below 443 needs privileges" in server_module.port_message("grpc_port", "", 80, denied)
     assert "denied by a security policy" in server_module.port_message("grpc_port", "", 8001, denied)
 
 
