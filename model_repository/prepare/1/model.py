@@ -3,7 +3,7 @@ import json
 
 import triton_python_backend_utils as pb_utils
 
-from preprocess.batching import batch_execute, triton_responses
+from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import IMAGE, ORIGINAL_SIZE, PREPARE_MODEL, QUALITY, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
 from preprocess.errors import InvalidImageError
 from preprocess.params import set_opencv_threads, step_params
@@ -22,13 +22,12 @@ class TritonPythonModel:
 
     def execute(self, requests):
         """Prepare every image of every request in one pass; a request with a bad image gets its own INVALID_ARGUMENT."""
-        parsed = [{"blobs": list(pb_utils.get_input_tensor_by_name(r, IMAGE.name).as_numpy().reshape(-1))}
-                  for r in requests]
+        parsed = [input_rows(r, pb_utils, {"blobs": IMAGE}) for r in requests]
         return triton_responses(batch_execute(parsed, self._compute, self._finish), pb_utils, PREPARE_MODEL)
 
     @staticmethod
     def _compute(blobs):
-        return {"prepared": prepare_images(blobs)}
+        return {"prepared": prepare_images(list(blobs.reshape(-1)))}
 
     def _finish(self, rows):
         """One request's outputs; a bad image refuses its whole request, naming every bad row."""
