@@ -34,20 +34,19 @@ from preprocess.contract import (
     PROBABILITIES,
     REFER,
     REFER_SCORE,
-    SAVEDMODEL_OUTPUT,
     SEG_SIZE,
     STEP_MODELS,
     TRIAGE_MODEL,
 )
 from preprocess.crop import CropParams, crop_batch
-from preprocess.errors import InvalidImageError, PreprocessError
+from preprocess.errors import PreprocessError
 from preprocess.params import EXPORT_AGAIN, classifier_cpu_settings
 from preprocess.prepare import PreparedImage, prepare_images
 from preprocess.quality import QualityLimits, quality_batch
 from preprocess.triage import TriageParams, triage_batch
 
 from .base.errors import DermAssistError
-from .base.frameworks import SAVEDMODEL_SIGNATURE, import_torch, load_savedmodel, load_torchscript
+from .base.frameworks import import_torch
 from .base.repository import (
     SOURCE_REPOSITORY,
     classifier_artifact,
@@ -57,6 +56,7 @@ from .base.repository import (
     segmenter_artifact,
     step_settings,
 )
+from .base.steps import SavedModelStep, TorchScriptStep, refuse_bad_rows
 
 logger = logging.getLogger(__name__)
 
@@ -135,39 +135,19 @@ class ReferencePipeline:
                 logger.debug("TensorFlow threads already fixed; intra-op setting ignored")
         self._torch, self._tf = torch, tf
         started = time.perf_counter()
-        seg = load_savedmodel(tf, segmenter_artifact(self.repository), ReferencePipelineError)
-        self._seg_fn = seg.signatures[SAVEDMODEL_SIGNATURE]
-        self._seg_keep = seg  # the signature needs its object alive
-        (self._seg_input,) = self._seg_fn.structured_input_signature[1].keys()
-        classifier = load_torchscript(torch, classifier_artifact(self.repository), "cpu", ReferencePipelineError)
-        self._unfrozen_classifier = classifier  # keeps its submodules, for triage_extras_ms
-        if optimize:
-            classifier = torch.jit.optimize_for_inference(torch.jit.freeze(classifier))  # as the embedded step does
-        self._classifier = classifier
+        self._segment = SavedModelStep(tf, segmenter_artifact(self.repository), ReferencePipelineError)
+        self._classify = TorchScriptStep(torch, classifier_artifact(self.repository), optimize, ReferencePipelineError)
         self.load_s = time.perf_counter() - started
         logger.info("reference pipeline loaded from %s in %.1f s", self.repository, self.load_s)
 
     def _prepare(self, images: Sequence[bytes]) -> list[PreparedImage]:
-        prepared = prepare_images(list(images))
-        bad = [(i, r) for i, r in enumerate(prepared) if isinstance(r, InvalidImageError)]
-        if bad:
-            raise ReferenceInputError("; ".join(f"IMAGE row {i}: {e}" for i, e in bad))
-        return prepared  # type: ignore[return-value]
-
-    def _segment(self, seg_input: np.ndarray) -> np.ndarray:
-        out = self._seg_fn(**{self._seg_input: self._tf.constant(seg_input)})[SAVEDMODEL_OUTPUT]
-        return out.numpy().astype(np.float32, copy=False)
-
-    def _classify(self, cls_input: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with self._torch.inference_mode():
-            probs, ood, cam = self._classifier(self._torch.from_numpy(np.ascontiguousarray(cls_input)))
-        return probs.numpy().astype(np.float32, copy=False), ood.numpy(), cam.numpy()
+        return refuse_bad_rows(prepare_images(list(images)), ReferenceInputError)
 
     def classifier_without_extras(self) -> Callable[[Any], Any]:
         """The served classifier's own ``probabilities`` method: its layers and temperature without the OOD score and
         CAM, the same probabilities for less work."""
         try:
-            return self._unfrozen_classifier.probabilities
+            return self._classify.module.probabilities
         except AttributeError as e:
             raise ReferencePipelineError(
                 f"{classifier_artifact(self.repository)}: expected a TorchScript with a `probabilities` method, found an "
@@ -183,7 +163,7 @@ class ReferencePipeline:
         crops = crop_batch(self._segment(seg_input).reshape(-1, SEG_SIZE, SEG_SIZE), [p.work_image for p in prepared],
                            np.array([p.scale for p in prepared], dtype=np.float32), self.crop_params)
         rows = [np.ascontiguousarray(crops.cls_input[i : i + 1]) for i in range(len(prepared))]
-        whole, bare = self._unfrozen_classifier, self.classifier_without_extras()
+        whole, bare = self._classify.module, self.classifier_without_extras()
         timings: dict[str, list[float]] = {"quality": [], "classifier_full": [], "classifier_bare": []}
 
         def timed(name: str, call: Callable[[Any], object], args: Sequence[Any]) -> None:

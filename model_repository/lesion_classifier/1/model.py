@@ -4,8 +4,9 @@ import os
 
 import triton_python_backend_utils as pb_utils
 
-from dermassist.base.frameworks import import_torch, load_torchscript
+from dermassist.base.frameworks import import_torch
 from dermassist.base.repository import TORCHSCRIPT_FILENAME
+from dermassist.base.steps import TorchScriptStep
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import CAM, CLASSIFIER_MODEL, CLS_INPUT, OOD_SCORE, PROBABILITIES
 from preprocess.params import classifier_cpu_settings, config_parameters
@@ -25,11 +26,7 @@ class TritonPythonModel:
         if settings.intra_op_threads > 0:
             torch.set_num_threads(settings.intra_op_threads)
         path = os.path.join(args["model_repository"], args["model_version"], TORCHSCRIPT_FILENAME)
-        model = load_torchscript(torch, path, map_location="cpu")
-        if settings.optimize_for_cpu:
-            model = torch.jit.optimize_for_inference(torch.jit.freeze(model))
-        self.model = model
-        self.torch = torch
+        self.classify = TorchScriptStep(torch, path, settings.optimize_for_cpu)
 
     def execute(self, requests):
         """Classify the crops of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
@@ -37,6 +34,5 @@ class TritonPythonModel:
         return triton_responses(batch_execute(parsed, self._compute), pb_utils, CLASSIFIER_MODEL)
 
     def _compute(self, x):
-        with self.torch.inference_mode():
-            probs, ood, cam = self.model(self.torch.from_numpy(x))
-        return {PROBABILITIES.name: probs.numpy(), OOD_SCORE.name: ood.numpy(), CAM.name: cam.numpy()}
+        probs, ood, cam = self.classify(x)
+        return {PROBABILITIES.name: probs, OOD_SCORE.name: ood, CAM.name: cam}

@@ -2,13 +2,13 @@
 import json
 import os
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from dermassist.base.frameworks import SAVEDMODEL_SIGNATURE, load_savedmodel, place_tensorflow
+from dermassist.base.frameworks import place_tensorflow
 from dermassist.base.repository import SAVEDMODEL_DIRNAME
+from dermassist.base.steps import SavedModelStep
 from preprocess.batching import batch_execute, input_rows, triton_responses
-from preprocess.contract import SAVEDMODEL_OUTPUT, SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
+from preprocess.contract import SEG_INPUT, SEG_PROB, SEGMENTER_MODEL
 from preprocess.params import config_parameters, thread_parameter
 
 
@@ -23,10 +23,8 @@ class TritonPythonModel:
         params = config_parameters(json.loads(args["model_config"]))
         place_tensorflow(tf, SEGMENTER_MODEL, args, thread_parameter(params, "intra_op_threads"),
                          thread_parameter(params, "inter_op_threads"))
-        path = os.path.join(args["model_repository"], args["model_version"], SAVEDMODEL_DIRNAME)
-        self.fn = load_savedmodel(tf, path).signatures[SAVEDMODEL_SIGNATURE]
-        (self.input_name,) = self.fn.structured_input_signature[1].keys()
-        self.tf = tf
+        self.segment = SavedModelStep(tf, os.path.join(args["model_repository"], args["model_version"],
+                                                       SAVEDMODEL_DIRNAME))
 
     def execute(self, requests):
         """Segment the images of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
@@ -34,5 +32,4 @@ class TritonPythonModel:
         return triton_responses(batch_execute(parsed, self._compute), pb_utils, SEGMENTER_MODEL)
 
     def _compute(self, x):
-        out = self.fn(**{self.input_name: self.tf.constant(x)})[SAVEDMODEL_OUTPUT].numpy()
-        return {SEG_PROB.name: out.astype(np.float32, copy=False)}
+        return {SEG_PROB.name: self.segment(x)}

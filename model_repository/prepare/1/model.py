@@ -3,9 +3,9 @@ import json
 
 import triton_python_backend_utils as pb_utils
 
+from dermassist.base.steps import refuse_bad_rows
 from preprocess.batching import batch_execute, input_rows, triton_responses
 from preprocess.contract import IMAGE, ORIGINAL_SIZE, PREPARE_MODEL, QUALITY, SCALE, SEG_INPUT, WORK_IMAGE, WORK_SIZE
-from preprocess.errors import InvalidImageError
 from preprocess.params import set_opencv_threads, step_params
 from preprocess.prepare import prepare_images, stack_prepared
 from preprocess.quality import QualityLimits, quality_batch
@@ -31,10 +31,7 @@ class TritonPythonModel:
 
     def _finish(self, rows):
         """One request's outputs; a bad image refuses its whole request, naming every bad row."""
-        bad = [(i, r) for i, r in enumerate(rows["prepared"]) if isinstance(r, InvalidImageError)]
-        if bad:
-            raise InvalidImageError("; ".join(f"IMAGE row {i}: {e}" for i, e in bad))
-        batch = stack_prepared(rows["prepared"])
+        batch = stack_prepared(refuse_bad_rows(rows["prepared"]))
         return {SEG_INPUT.name: batch.seg_input, WORK_IMAGE.name: batch.work_image, WORK_SIZE.name: batch.work_size,
                 SCALE.name: batch.scale, ORIGINAL_SIZE.name: batch.original_size,
                 QUALITY.name: quality_batch(batch.seg_input, self.limits)}
