@@ -217,9 +217,10 @@ def served_identity(repository: Path) -> tuple[str, str]:
 
 def served_build(repository: Path) -> str:
     """``sha256:`` and 16 hex digits of the served files that decide an answer: every file of the repository's model
-    folders (weights, tuned values, labels, configs, the Python steps) and of the ``preprocess`` package those steps
-    import, by relative path and content (caches left out). Two builds with one digest serve the same models; the
-    installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and the CPU or GPU profile are not in it."""
+    folders (weights, tuned values, labels, configs, the Python steps), of the ``preprocess`` package those steps
+    import and of ``dermassist.base.steps`` (their model calls), by relative path and content (caches left out). Two
+    builds with one digest serve the same models; the installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and the
+    CPU or GPU profile are not in it."""
     import hashlib
 
     import preprocess
@@ -227,9 +228,10 @@ def served_build(repository: Path) -> str:
     digest = hashlib.sha256()
     roots = [(f"{model}/", Path(repository) / model) for model in ALL_MODELS]
     roots.append(("preprocess/", Path(preprocess.__file__).resolve().parent))
-    for prefix, root in roots:
-        for path in _served_files(root):
-            name = os.fsencode(path.relative_to(root).as_posix())  # a name in any encoding, as the file system has it
+    steps = Path(__file__).resolve().with_name("steps.py")  # the model calls the steps make (dermassist.base.steps)
+    for prefix, root in roots + [("dermassist/base/", steps)]:
+        for path in _served_files(root) if root.is_dir() else [root]:
+            name = os.fsencode(path.relative_to(root if root.is_dir() else root.parent).as_posix())
             digest.update(prefix.encode() + name + b"\0" + str(path.stat().st_size).encode() + b"\0")
             with path.open("rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):

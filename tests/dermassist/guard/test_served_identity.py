@@ -221,3 +221,20 @@ def test_a_failed_admin_load_names_again_what_was_served(tmp_path: Path) -> None
     guard.models_loaded()  # a recovery's restart came meanwhile: what it loads is read, not the old one named
     guard.models_unchanged(before)
     assert guard.identity == {} and guard._identity_due
+
+
+def test_the_build_digest_covers_the_steps_model_calls(tmp_path: Path, monkeypatch) -> None:
+    """dermassist.base.steps runs the served steps' models: a change there changes the answers, so the build too."""
+    import dermassist.base.repository as repository_module
+
+    repository = stage_repository(tmp_path / "repository")
+    first = served_build(repository)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "repository.py").write_text("")
+    steps = base / "steps.py"
+    steps.write_bytes(Path(repository_module.__file__).with_name("steps.py").read_bytes())
+    monkeypatch.setattr(repository_module, "__file__", str(base / "repository.py"))
+    assert served_build(repository) == first  # the same steps.py, read from elsewhere
+    steps.write_text(steps.read_text() + "\n# changed\n")
+    assert served_build(repository) != first
