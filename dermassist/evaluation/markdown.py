@@ -151,11 +151,13 @@ def run_markdown(report: dict) -> list[str]:
     if run.get("repository"):
         release = (f"models brought with `dermassist import` ({run['release']})" if run.get("release_imported") else
                    f"release {run['release']}" if run.get("release") else "no release stamp")
+        if run.get("build") and not builds:  # answers that name no build (a server without the guard's front)
+            release += f", build `{run['build']}`"
         server = (f"an embedded DermAssist started for this run, serving repository `{run['repository']}` ({release})"
                   if run.get("embedded") else
                   f"the DermAssist at `{run.get('server', '?')}`, serving "
                   + (release if run.get("release") else f"repository `{run['repository']}` ({release})"))
-        default = " (the contract's default)" if run["refer_threshold"] == DEFAULT_REFER_THRESHOLD else ""
+        default = " (the contract's default value)" if run["refer_threshold"] == DEFAULT_REFER_THRESHOLD else ""
         threshold = (f"REFER threshold in force: **{run['refer_threshold']:.3f}**{default}, as the triage step of that "
                      "repository resolves it")
     elif run.get("repository_not_served"):

@@ -68,12 +68,22 @@ def served_settings(config: EvaluationConfig) -> dict:
     from preprocess.triage import TriageParams
     from training.export.steps import served_untrained_classes
 
-    from ..base.repository import IMPORTED, RELEASE_STAMP, SOURCE_REPOSITORY, served_build, step_settings
+    from ..base.repository import (
+        IMPORTED,
+        RELEASE_NAME,
+        RELEASE_STAMP,
+        SOURCE_REPOSITORY,
+        served_build,
+        served_release,
+        step_settings,
+    )
 
     repository = Path(config.repository or SOURCE_REPOSITORY)
     triage = step_settings(repository, TRIAGE_MODEL, TriageParams)
     stamp = repository / RELEASE_STAMP
     release = stamp.read_text().strip() if stamp.is_file() else None
+    if release and not release.startswith(IMPORTED) and (repository / RELEASE_NAME).is_file():
+        release = served_release(repository)  # the release's NAME version V, as the served answers name it
     return {"server": config.url or f"embedded, repository {shown_path(repository)}", "embedded": not config.url,
             "repository": shown_path(repository),
             "release": release.removeprefix(IMPORTED).strip() if release else None,

@@ -326,7 +326,7 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
     import json
     from datetime import UTC, datetime, timedelta
 
-    from dermassist.base.repository import stage_repository, tuned_file
+    from dermassist.base.repository import served_build, stage_repository, tuned_file
     from dermassist.evaluation import run as evaluation
     from preprocess.contract import TRIAGE_MODEL
 
@@ -342,8 +342,9 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
     assert report["run"]["refer_threshold"] == 0.123 and report["run"]["server"].startswith("embedded, repository ")
     text = (tmp_path / "r" / "site" / "report.md").read_text()
     assert (f"Run: {started:%Y-%m-%d %H:%M:%S} UTC, against an embedded DermAssist started for this run, serving "
-            f"repository `{repository}` (release 0123456789abcdef); model dermassist version 3. REFER threshold in force: "
-            "**0.123**, as the triage step of that repository resolves it.") in text
+            f"repository `{repository}` (release 0123456789abcdef, build `{report['run']['build']}`); model dermassist "
+            "version 3. REFER threshold in force: **0.123**, as the triage step of that repository resolves it.") in text
+    assert report["run"]["build"] == served_build(repository)
     assert ("Malignant: MEL (Melanoma), BCC (Basal cell carcinoma), SCC (Squamous cell carcinoma), AK (Actinic keratosis)"
             ", the classes whose probabilities REFER_SCORE sums") in text
     assert "benign: the others (DF, NV, BKL, VASC)" in text
@@ -359,8 +360,13 @@ def test_the_report_says_when_against_which_server_and_at_which_refer_threshold_
                                                              repository=repository))
     assert report["run"]["server"] == "10.0.0.5:8001" and report["run"]["refer_threshold"] == 0.123
     text = (tmp_path / "r" / "site" / "report.md").read_text()
-    assert ("against the DermAssist at `10.0.0.5:8001`, serving release 0123456789abcdef; model dermassist version 3. "
-            "REFER threshold in force: **0.123**") in text
+    assert (f"against the DermAssist at `10.0.0.5:8001`, serving release 0123456789abcdef, build "
+            f"`{served_build(repository)}`; model dermassist version 3. REFER threshold in force: **0.123**") in text
+    from dermassist.base.repository import name_release
+
+    name_release(repository, "site-test", "2")  # a release exported with its name: the report names it so
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", repository=repository))
+    assert "(release site-test version 2, build `" in (tmp_path / "r" / "site" / "report.md").read_text()
 
 
 def test_the_plots_say_what_their_colours_and_numbers_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
