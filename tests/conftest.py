@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 # The client SDK is its own package (client/): import this checkout's, even where the venv's editable install points
 # at another checkout (a clone that shares a venv would otherwise test the other checkout's client).
@@ -25,6 +26,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 without_triton_compiler()
 
 ISIC2017_IMAGES = SHARED_DATA / "isic2017_seg_256" / "ISIC-2017_Training_Data"
+
+# Property tests draw the same examples on every run and write no example database into the checkout, in CI and on
+# a laptop alike (Hypothesis derandomises only where CI is set); HYPOTHESIS_PROFILE=explore draws new ones.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -697,3 +697,16 @@ def test_a_refused_client_setting_names_the_command_lines_flag(tmp_path, capsys)
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     options = {o for a in commands.choices["analyze"]._actions for o in a.option_strings}
     assert set(SETTING_FLAGS.values()) <= options  # every flag named is one analyze has
+
+
+def test_the_throughput_benchmark_script_starts_and_explains_itself() -> None:
+    """client/benchmarks/throughput.py had no test at all."""
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "client" / "benchmarks" / "throughput.py"), "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage:") and "--url" in run.stdout

@@ -119,12 +119,12 @@ def test_experiments_help_shows_the_data_default(capsys: pytest.CaptureFixture[s
     assert "(DERMASSIST_EXPERIMENTS_OUT, default data/runs/experiments)" in text
 
 
-def test_experiments_take_the_flag_then_the_variable_then_the_default(tmp_path: Path) -> None:
+def test_experiments_take_the_flag_then_the_variable_then_the_default(tmp_path: Path, shared_data: Path) -> None:
     env, flag = tmp_path / "env", tmp_path / "flag"
     env.mkdir()
     flag.mkdir()
-    if SHARED_DATA.is_dir():  # the default is the shared sets beside the checkout, where they are
-        assert ExperimentsConfig.resolve(_flags(["experiments"]), environ={}).data == SHARED_DATA
+    # the default is the shared sets beside the checkout (the fixture fails the test where they are not)
+    assert ExperimentsConfig.resolve(_flags(["experiments"]), environ={}).data == SHARED_DATA == shared_data
     # the schedule's variables share the prefix: neither class refuses the other's
     environ = {"DERMASSIST_EXPERIMENTS_DATA": str(env), "DERMASSIST_EXPERIMENTS_SEG_EPOCHS": "3"}
     assert ExperimentsConfig.resolve(_flags(["experiments"]), environ=environ) == ExperimentsConfig(data=env)
