@@ -24,6 +24,7 @@ from dermassist.base.server import free_ports
 from dermassist_client import CLASSES
 from dermassist_client.samples import LICENCE, samples
 from tests.conftest import PROJECT_ROOT
+from tests.support.polling import wait_until
 
 MELANOMA = next(s for s in samples() if s.diagnosis == "melanoma")
 HAM = MELANOMA.path
@@ -311,8 +312,11 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
 
     import dermassist_client.demo as demo
 
+    returned: list[str] = []
+
     def slow_analysis(client, path: str, refer_threshold: float | None = None, not_learnt=()) -> demo.PageOutputs:
         time.sleep(2.0)
+        returned.append(path)
         return demo._message(f"Answer about {Path(path).name}.", path)
 
     monkeypatch.setattr(demo, "analyze_file", slow_analysis)
@@ -329,7 +333,8 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
         time.sleep(0.5)
         page.get_by_text(second.label, exact=True).click()  # another picture while the first is analysed
         expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
-        time.sleep(3.0)  # the first picture's answer has come back by now, and is not shown
+        assert wait_until(lambda: len(returned) == 2, 30)  # the first picture's second answer has come back
+        time.sleep(1.0)  # and reached the page, which does not show it
         expect(page.locator("#status")).to_contain_text(f"{second.path.name} is loaded: press Analyze")
         assert first.path.name not in page.locator("#status").inner_text()
         assert page.evaluate(f"() => ![{BANNER_REGION!r}, {STATUS_REGION!r}].some("
@@ -414,8 +419,11 @@ def test_the_crop_and_cam_boxes_are_displayed_only_while_they_hold_a_picture(mon
     handler = demo.analyze_file
     delays = iter([0.0, 0.0, 0.0, 2.0, 0.0])
 
+    returned: list[str] = []
+
     def stand_in(client, path: str, refer_threshold: float | None = None, not_learnt=()) -> demo.PageOutputs:
         time.sleep(next(delays, 0.0))
+        returned.append(path)
         return handler(_Client(_result()), path, refer_threshold, not_learnt)
 
     def analyze() -> None:
@@ -452,10 +460,12 @@ def test_the_crop_and_cam_boxes_are_displayed_only_while_they_hold_a_picture(mon
         analyze()
 
         page.locator("#analyze").click()  # a slow answer, dropped: the picture changes while it is analysed
+        answered = len(returned)
         time.sleep(0.5)
         page.get_by_text(other.label, exact=True).click()
         wait_for_upload(page, other.path)
-        time.sleep(3.0)  # the dropped answer has come back by now
+        assert wait_until(lambda: len(returned) > answered, 30)  # the dropped answer has come back
+        time.sleep(1.0)  # and reached the page
         expect(page.locator("#status")).to_contain_text(f"{other.path.name} is loaded: press Analyze")
         expect_picture_boxes(page, displayed=False)
         analyze()
@@ -474,9 +484,12 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
 
     analysed: list[str] = []
 
+    returned: list[str] = []
+
     def slow_analysis(client, path: str, refer_threshold: float | None = None, not_learnt=()) -> demo.PageOutputs:
         analysed.append(path)
         time.sleep(2.0)
+        returned.append(path)
         return demo._message(f"Answer about {Path(path).name}, {Path(path).stat().st_size} bytes.", path)
 
     monkeypatch.setattr(demo, "analyze_file", slow_analysis)
@@ -495,7 +508,8 @@ def test_pictures_are_told_apart_by_their_upload_not_their_name(monkeypatch, tmp
         page.locator("#upload button[aria-label='Clear']").click()
         upload.set_input_files(str(second))  # the same name, another picture, while the first is analysed
         expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze", timeout=30_000)
-        time.sleep(3.0)  # the first picture's answer is back by now, and is not shown beside the second
+        assert wait_until(lambda: len(returned) == 1, 30)  # the first picture's answer has come back
+        time.sleep(1.0)  # and reached the page, which does not show it beside the second
         expect(page.locator("#status")).to_contain_text("lesion.jpg is loaded: press Analyze")
         assert "Answer about" not in page.locator("#status").inner_text()
 

@@ -21,6 +21,7 @@ from dermassist.base.server import (
     triton_errors,
 )
 from dermassist.base.server_config import ServerConfig
+from tests.support.polling import wait_until
 
 _TRACE = (r"\n\nAt:\n  /opt/dermassist/preprocess/params.py(70): read_tuned\n"
           r"  /opt/dermassist/preprocess/params.py(99): step_params\n  /models/triage/1/model.py(36): initialize\n")
@@ -295,7 +296,7 @@ def test_a_start_asked_for_while_the_owner_is_closing_the_server_is_refused(tmp_
 
     guard = threading.Thread(target=restart, name="guard")
     guard.start()
-    time.sleep(0.1)
+    assert wait_until(lambda: events == ["stop by guard"], 5)  # the guard's stop is under way (not a guessed sleep)
     server.__exit__(None, None, None)  # the owner's with block ends while the restart stops the server
     guard.join(5)
     assert "START" not in events and events == ["stop by guard", "stop by MainThread"]
