@@ -48,6 +48,8 @@ def test_locust_run_with_a_stub_killed_mid_run_has_no_unexpected_failure(tiny_re
     from the failure count, and the summary counts them."""
     import json
 
+    from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.config import GuardConfig
     from loadtest.protocol import retryable
     from loadtest.run import main
 
@@ -63,7 +65,12 @@ def test_locust_run_with_a_stub_killed_mid_run_has_no_unexpected_failure(tiny_re
     assert summary["unexpected_failures"] == 0 and summary["total"]["requests"] > 0
     fault = summary["fault"]
     assert fault["injected"] and fault["recoveries"], fault
-    assert fault["recoveries"][0]["detected_after_s"] <= 2.0 and fault["recoveries"][0]["ready_after_s"] <= 15.0
+    # found and healed within the guard's own bounds (its settings, not a speed target: `make bench` has those): a
+    # killed stub is seen by the next scan, else by the next canary; a recovery ends within its longest normal course
+    guard, server = GuardConfig(), ServerConfig(repository=tiny_repository)
+    recovery = fault["recoveries"][0]
+    assert recovery["detected_after_s"] <= guard.canary_interval_s + guard.canary_timeout_s, recovery
+    assert recovery["ready_after_s"] <= guard.longest_recovery_s(server.startup_timeout_s), recovery
     assert summary["server"]["success"] > 0  # read through the front with the admin key
     audit = [json.loads(line) for line in (reports / "audit.jsonl").read_text().splitlines()]
     assert len(audit) >= summary["total"]["requests"]
