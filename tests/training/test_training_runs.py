@@ -30,7 +30,8 @@ def test_tiny_segmenter_learns_exports_and_reimports(synthetic_set: Path, tmp_pa
     assert report["precision"] == precision_name(native_bfloat16())  # bfloat16 asked for, float32 without AVX-512
     loss = report["history"]["loss"]
     assert loss[-1] < loss[0], loss
-    assert report["val"]["dice"] > 0.3  # tiny schedule: an honest, low bar
+    # quality on the held-out test split (validation chose the checkpoint and the threshold); tiny schedule: a low bar
+    assert report["test"] and all(t["images"] > 0 and t["dice"] > 0.3 for t in report["test"].values()), report["test"]
     assert report["export"]["max_abs_diff"] <= 1e-5
     assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").is_file()
     assert (repo / "lesion_crop" / "config.pbtxt").is_file()  # a new --repository path became a servable repository
@@ -74,7 +75,6 @@ def test_tiny_classifier_learns_and_exports(synthetic_set: Path, tmp_path: Path)
     assert (repo / "lesion_classifier" / "labels.txt").read_text().split() == list(CLASS_CODES)
     tuned = report["tuned"]
     assert tuned["temperature"] > 0
-    assert tuned["val"]["operating_point"]["melanoma_sensitivity"] >= 0.95  # chosen on validation for >= 0.95
     triage = json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"]
     assert triage["refer_threshold"] == pytest.approx(tuned["val"]["operating_point"]["threshold"])
     quality = json.loads((repo / "prepare" / "1" / "tuned.json").read_text())["values"]
