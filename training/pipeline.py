@@ -42,6 +42,7 @@ from .release import (
     write_json_atomic,
 )
 from .resume import CLASSIFIER_CHECKPOINT, SEGMENTER_CHECKPOINT
+from .seen_pictures import write_seen_pictures
 
 logger = logging.getLogger(__name__)
 
@@ -339,6 +340,7 @@ def build_release(config: BuildConfig) -> dict:
         "recipe": asdict(recipe), "data": {"root": str(data), "splits": splits},
         "build_seconds": {k: v.get("seconds") for k, v in state.items()},
     })
+    write_seen_pictures(out)  # so a site's evaluation can tell a renamed training picture (dermassist evaluate)
     return read_release(out)
 
 

@@ -127,6 +127,19 @@ def _seen_markdown(seen: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _renamed_markdown(renamed: Sequence[dict]) -> list[str]:
+    """The warning that some evaluated pictures are pictures a released model learnt from, under other names."""
+    lines = []
+    for model in sorted({r["model"] for r in renamed}):
+        mine = [r for r in renamed if r["model"] == model]
+        shown = ", ".join(f"{r['path']} is {r['as']} of its {r['split']} split" for r in mine[:5])
+        lines += [f"**Optimistic figures:** {len({r['image'] for r in mine})} of the evaluated pictures are pictures the "
+                  f"released {model} was fitted or tuned on, under other names (the same picture by its content, "
+                  f"resized or saved again or not: {shown}), so {_FIGURES_OF.get(model, 'its figures')} on them are "
+                  "optimistic: leave them out of a site's validation (report.json's seen_by_content lists them all).", ""]
+    return lines
+
+
 _FIGURES_OF = {"segmenter": "the segmentation figures (Dice, Jaccard)",
                "classifier": "the diagnosis, calibration and referral figures"}
 
@@ -247,6 +260,7 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
              f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
              f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
              "through the served ensemble.", ""] + run_markdown(report) + _seen_markdown(report.get("seen_in_training") or []) \
+        + _renamed_markdown(report.get("seen_by_content") or []) \
         + _not_evaluated_markdown(report.get("not_evaluated") or {}) + _caveats_markdown(report) + golive_markdown(report)
     if report.get("segmentation"):
         seg = report["segmentation"]

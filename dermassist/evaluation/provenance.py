@@ -69,3 +69,45 @@ def seen_in_training(image_ids: Iterable[str], release: Path) -> list[dict]:
                           "images": sorted(ids & set().union(*splits.values())),
                           "unseen_splits": [k for k, n in sorted(held_out.items(), key=lambda kv: -kv[1]) if n]})
     return found
+
+
+def seen_by_content(samples: Sequence, release: Path, data: Path) -> list[dict]:
+    """The evaluated pictures a released model was fitted or tuned on under another name: each sample's picture
+    fingerprint (``preprocess.fingerprint``) within SAME_PICTURE_BITS of one in the release's ``seen_pictures.json``,
+    with the model, split and training image it matches (pictures matched by their own name are the name check's).
+    A release without the file, or a picture that cannot be read, is logged and skipped: the check warns, it never
+    stops an evaluation."""
+    import numpy as np
+
+    from preprocess.decode import decode_image
+    from preprocess.errors import PreprocessError
+    from preprocess.fingerprint import SAME_PICTURE_BITS, picture_fingerprint
+    from training.seen_pictures import SEEN_PICTURES
+
+    from .selection import relative_path
+
+    try:
+        recorded = json.loads((Path(release) / SEEN_PICTURES).read_text())["models"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.warning("no check for renamed training pictures: %s cannot be read (%s); the check by name still runs",
+                       Path(release) / SEEN_PICTURES, e)
+        return []
+    known = [(model, split, fingerprint, image_id) for model, splits in recorded.items()
+             for split, table in splits.items() for fingerprint, image_id in table.items()]
+    if not known:
+        return []
+    bits = np.stack([np.frombuffer(bytes.fromhex(k[2]), np.uint8) for k in known])
+    found = []
+    for sample in samples:
+        try:
+            mine = np.frombuffer(bytes.fromhex(picture_fingerprint(decode_image(Path(sample.image_path).read_bytes()))),
+                                 np.uint8)
+        except (OSError, PreprocessError):
+            continue  # the service refuses it by name
+        distance = np.unpackbits(bits ^ mine, axis=1).sum(axis=1)
+        for i in np.flatnonzero(distance <= SAME_PICTURE_BITS):
+            model, split, _, image_id = known[i]
+            if image_id != sample.image_id:
+                found.append({"image": sample.image_id, "path": relative_path(sample.image_path, data), "model": model,
+                              "split": split, "as": image_id, "bits": int(distance[i])})
+    return found

@@ -23,7 +23,7 @@ from .figures import (
     triage_figures,
 )
 from .markdown import akiec_caveat, attribution_markdown, run_markdown
-from .provenance import attribution, seen_in_training
+from .provenance import attribution, seen_by_content, seen_in_training
 from .report_files import clear_report, image_rows, model_of, report_folder, write_image_table, write_report
 from .selection import image_files, read_selection, relative_path
 from .service import analyse, served_settings, service, stated_settings_problem
@@ -154,6 +154,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
                     "images": len(samples), "answered": len(results), "refused": answers.refused,
                     "not_evaluated": not_evaluated,
                     "seen_in_training": seen_in_training([s.image_id for s in samples], RELEASE_DIR),
+                    "seen_by_content": seen_by_content(samples, RELEASE_DIR, Path(config.data)),
                     "refused_truth": {p: by_path[Path(p)].code for p, _ in answers.refused
                                       if Path(p) in by_path and by_path[Path(p)].code},
                     "model": model_of(results)}

@@ -528,3 +528,30 @@ def test_a_picture_stored_under_two_names_is_counted_once_and_the_copy_named(tmp
     text = (tmp_path / "r" / "site" / "report.md").read_text()
     assert (f"1 image(s) are the same file as another evaluated image, byte for byte, and were counted once "
             f"(HAM10000_images_part_1/P3.jpg ({reason}))") in text
+
+
+def test_a_training_picture_under_another_name_is_found_by_its_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       shared_data: Path) -> None:
+    """The name check missed ten training pictures renamed P001...: the report gave balanced accuracy 0.93 without a
+    word. A release picture the classifier trained on, renamed and saved again at another size, is told as such."""
+    import json
+
+    from dermassist.base.paths import PROJECT_ROOT
+    from dermassist.evaluation import run as evaluation
+    from training.release import RELEASE_DIR
+
+    trained = json.loads((RELEASE_DIR / "splits" / "classifier_split.json").read_text())["train"][0]
+    picture = cv2.imread(str(PROJECT_ROOT / trained["image"]))
+    stand_in(monkeypatch, {})
+    data = ham_site(tmp_path / "site", {"P001": "nv", "P002": "mel"})
+    cv2.imwrite(str(data / "HAM10000_images_part_1" / "P002.jpg"), cv2.resize(picture, None, fx=1.5, fy=1.5),
+                [cv2.IMWRITE_JPEG_QUALITY, 85])
+    report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
+    (found,) = report["seen_by_content"]
+    assert (found["image"], found["model"], found["split"], found["as"]) == ("P002", "classifier", "train",
+                                                                             trained["image_id"])
+    assert found["bits"] <= 12 and report["seen_in_training"] == []  # by name, nothing: P002 is no training name
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert ("**Optimistic figures:** 1 of the evaluated pictures are pictures the released classifier was fitted or "
+            f"tuned on, under other names (the same picture by its content, resized or saved again or not: "
+            f"HAM10000_images_part_1/P002.jpg is {trained['image_id']} of its train split)") in text
