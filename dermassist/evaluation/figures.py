@@ -78,15 +78,16 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
             "images": int(len(labels))}
 
 
-def melanoma_score_auc(labels: np.ndarray, scores: Sequence[float | None]) -> float | None:
-    """ROC AUC of a score (REFER_SCORE) for melanoma against every other class; None where it cannot be told (a score
-    missing, or no melanoma or nothing else)."""
-    from preprocess.contract import CLASS_CODES
+def refer_score_auc(labels: np.ndarray, scores: Sequence[float | None]) -> float | None:
+    """ROC AUC of REFER_SCORE for what REFER decides: the malignant images (the contract's REFER classes) against the
+    benign ones; None where it cannot be told (a score missing, or one of the two groups empty)."""
+    from preprocess.contract import CLASS_CODES, REFER_CLASSES
     from training.metrics import roc_auc
 
     if any(s is None for s in scores):
         return None
-    return roc_auc(np.asarray(labels) == CLASS_CODES.index(MELANOMA), np.asarray(scores, np.float64))
+    malignant = np.isin(np.asarray(labels), [CLASS_CODES.index(c) for c in REFER_CLASSES])
+    return roc_auc(malignant, np.asarray(scores, np.float64))
 
 
 def triage_figures(labels: np.ndarray, refer: np.ndarray, assessable: np.ndarray) -> dict:

@@ -49,7 +49,9 @@ def golive_markdown(report: dict) -> list[str]:
     t, c = report.get("triage") or {}, report.get("classification") or {}
     if not t and not c:
         return lines
-    targets = {key: (label, how, target) for label, key, how, target in TARGETS}
+    # the card's labels, but a site's images are no test split
+    targets = {key: (label.removeprefix("test ") if key == "not_assessable" else label, how, target)
+               for label, key, how, target in TARGETS}
     rows = []
     for key in SITE_TARGETS:
         label, how, target = targets[key]

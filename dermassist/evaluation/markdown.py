@@ -317,9 +317,9 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                   f"{format_interval(t.get('malignant_sensitivity_ci95'))}, {t['malignant']} | {_fmt(t['specificity'])}"
                   f"{format_interval(t.get('specificity_ci95'))}, {t['benign']} benign | {_fmt(t['not_assessable'])} |", "",
                   "In parentheses: the 95% Wilson interval of each share."
-                  + (f" REFER_SCORE ranks melanomas against the rest with ROC AUC {t['melanoma_auc_refer_score']:.3f} (the "
-                     "melanoma ROC plot below ranks by P(MEL) alone)." if t.get("melanoma_auc_refer_score") is not None
-                     else ""), ""] + _referral_counts_markdown(report)
+                  + (f" REFER_SCORE ranks the malignant images above the benign ones with ROC AUC "
+                     f"{t['refer_score_auc']:.3f} (the melanoma ROC plot below ranks melanomas by P(MEL) alone)."
+                     if t.get("refer_score_auc") is not None else ""), ""] + _referral_counts_markdown(report)
     if "review" in report:
         lines += _review_markdown(report["review"], report.get("melanomas_answered"))
     if report.get("ood"):

@@ -16,8 +16,8 @@ from ..base.errors import DermAssistError
 from .config import IMAGE_SUFFIXES, Answers, EvaluationConfig
 from .figures import (
     classification_figures,
-    melanoma_score_auc,
     ood_figures,
+    refer_score_auc,
     review_lists,
     segmentation_figures,
     triage_figures,
@@ -169,8 +169,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
             assessable = np.array([r.assessable for _, r in labelled], bool)
             report["triage"] = {**triage_figures(labels, refer, assessable),
                                 "melanomas_refused": sum(code == MELANOMA for code in report["refused_truth"].values()),
-                                "melanoma_auc_refer_score": melanoma_score_auc(
-                                    labels, [r.refer_score for _, r in labelled])}
+                                "refer_score_auc": refer_score_auc(labels, [r.refer_score for _, r in labelled])}
             if 0 < assessable.sum() < len(assessable):
                 kept = classification_figures(labels[assessable], probs[assessable])
                 report["classification"]["assessable_only"] = {

@@ -36,7 +36,7 @@ def test_the_section_states_the_terms_always_and_each_figure_against_its_target(
     assert ("| REFER melanoma sensitivity | 0.750 (0.600-0.860) | >= 0.95 | **not met**: the whole 95% interval lies "
             "below the target |") in text
     assert "| REFER benign specificity | 0.550 (0.450-0.650) | >= 0.5 | cannot tell on these images" in text
-    assert "| test images not assessable | 0.078 (0.050-0.120) | <= 0.05 | cannot tell" in text
+    assert "| images not assessable | 0.078 (0.050-0.120) | <= 0.05 | cannot tell" in text
     assert "| ECE after calibration | 0.236 | <= 0.05 | **over-confident here**" in text
 
 

@@ -478,7 +478,8 @@ def test_the_report_gives_the_assessable_images_figures_and_the_referral_scores_
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Accuracy counted the images whose top class the service withholds, unsaid; the melanoma ROC was read as the
     referral's. Here P3 (NV, answered NV) is not assessable: on the two assessable images accuracy is 1/2 (P2, a
-    nevus called MEL, is wrong), on all three 2/3; REFER_SCORE ranks the one melanoma above both others: AUC 1."""
+    nevus called MEL, is wrong), on all three 2/3; REFER_SCORE ranks the one malignant image (the melanoma) above
+    both benign ones: AUC 1."""
     import contextlib
     import dataclasses
 
@@ -502,11 +503,11 @@ def test_the_report_gives_the_assessable_images_figures_and_the_referral_scores_
     report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
     assert report["classification"]["accuracy"] == pytest.approx(2 / 3)
     assert report["classification"]["assessable_only"] == {"images": 2, "accuracy": 0.5, "balanced_accuracy": 0.5}
-    assert report["triage"]["melanoma_auc_refer_score"] == 1.0
+    assert report["triage"]["refer_score_auc"] == 1.0
     text = (tmp_path / "r" / "site" / "report.md").read_text()
     assert ("the 1 not assessable among them too (the service withholds their top class from a clinician); on the 2 "
             "assessable images alone: accuracy 0.500, balanced accuracy 0.500.") in text
-    assert "REFER_SCORE ranks melanomas against the rest with ROC AUC 1.000" in text
+    assert "REFER_SCORE ranks the malignant images above the benign ones with ROC AUC 1.000" in text
     assert "Melanoma ROC of P(MEL) (the ranking, not the referral)" in text
 
 
