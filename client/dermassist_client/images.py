@@ -340,6 +340,9 @@ def encode_image(image: ImageInput) -> EncodedImage:
 
 
 def _from_path(path: Path) -> EncodedImage:
+    if path.is_dir():
+        raise InvalidImageError(f"{path} is a folder, not an image file; pass its images (e.g. `{path}/*.jpg`), or "
+                                "evaluate a labelled folder with `dermassist evaluate --data`")
     try:
         data = path.read_bytes()
     except OSError as e:

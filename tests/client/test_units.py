@@ -710,3 +710,14 @@ def test_the_throughput_benchmark_script_starts_and_explains_itself() -> None:
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage:") and "--url" in run.stdout
+
+
+def test_a_folder_given_as_an_image_is_told_to_be_expanded(tmp_path) -> None:
+    """`analyze "2026-11 ward B"` answered "cannot read image file ...: Is a directory; check the path"."""
+    from dermassist_client.errors import InvalidImageError
+    from dermassist_client.images import encode_image
+
+    folder = tmp_path / "ward B"
+    folder.mkdir()
+    with pytest.raises(InvalidImageError, match=r"ward B is a folder, not an image file; pass its images \(e.g. "):
+        encode_image(folder)
