@@ -215,12 +215,16 @@ def served_identity(repository: Path) -> tuple[str, str]:
     return served_release(repository), served_build(repository)
 
 
+#: The modules of dermassist.base whose code the served steps run on their models (``served_build`` covers them).
+STEP_CODE = ("frameworks.py", "steps.py")
+
+
 def served_build(repository: Path) -> str:
     """``sha256:`` and 16 hex digits of the served files that decide an answer: every file of the repository's model
     folders (weights, tuned values, labels, configs, the Python steps), of the ``preprocess`` package those steps
-    import and of ``dermassist.base.steps`` (their model calls), by relative path and content (caches left out). Two
-    builds with one digest serve the same models; the installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and the
-    CPU or GPU profile are not in it."""
+    import and of the base modules that run their models (STEP_CODE), by relative path and content (caches left out).
+    Two builds with one digest serve the same models; the installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and
+    the CPU or GPU profile are not in it."""
     import hashlib
 
     import preprocess
@@ -228,8 +232,8 @@ def served_build(repository: Path) -> str:
     digest = hashlib.sha256()
     roots = [(f"{model}/", Path(repository) / model) for model in ALL_MODELS]
     roots.append(("preprocess/", Path(preprocess.__file__).resolve().parent))
-    steps = Path(__file__).resolve().with_name("steps.py")  # the model calls the steps make (dermassist.base.steps)
-    for prefix, root in roots + [("dermassist/base/", steps)]:
+    here = Path(__file__).resolve()  # the base modules whose code runs the steps' models: their calls and loaders
+    for prefix, root in roots + [("dermassist/base/", here.with_name(name)) for name in STEP_CODE]:
         for path in _served_files(root) if root.is_dir() else [root]:
             name = os.fsencode(path.relative_to(root if root.is_dir() else root.parent).as_posix())
             digest.update(prefix.encode() + name + b"\0" + str(path.stat().st_size).encode() + b"\0")

@@ -24,16 +24,42 @@ def interval_verdict(value: float, interval: Sequence[float] | None, how: str, t
     return f"cannot tell on these images: the point estimate {side} it, and the 95% interval holds the target"
 
 
-def calibration_verdict(ece: float, floor: dict | None) -> str:
-    """Whether the probabilities are over-confident on these images: an ECE above what a perfectly calibrated model
-    scores on as many images (the floor's 95th percentile) is more than the sample size explains."""
+def calibration_verdict(ece: float, target: float, floor: dict | None) -> str:
+    """ECE against its target, told apart from what the sample size alone produces: a perfectly calibrated model scores
+    up to the floor's 95th percentile on as many images, so an ECE at or under it cannot be told from perfect
+    calibration, and an ECE above both it and the target is over-confidence the images show."""
+    met = ece <= target
     if not floor:
-        return "no floor to judge by"
-    if ece > floor["p95"]:
-        return (f"**over-confident here**: above the {floor['p95']:.3f} a perfectly calibrated model scores on as many "
-                "images (95th percentile): do not read the percentages as calibrated at this site")
-    return (f"cannot be told from perfect calibration on these images (a calibrated model scores up to {floor['p95']:.3f} "
-            "here, 95th percentile)")
+        return "met" if met else "**not met**"
+    p95 = floor["p95"]
+    calibrated = f"a perfectly calibrated model scores up to {p95:.3f} on as many images (95th percentile)"
+    if ece > max(target, p95):
+        return (f"**not met, over-confident here**: above the target and above what {calibrated}: do not read the "
+                "percentages as calibrated at this site")
+    if met and p95 <= target:
+        return "met" + (f" (though above the {p95:.3f} {calibrated.split(' scores up to ')[0]} scores: slightly "
+                        "over-confident)" if ece > p95 else "")
+    side = "meets" if met else "misses"
+    return f"cannot tell on these images: the point estimate {side} it, and {calibrated}"
+
+
+def melanomas_left_out(report: dict) -> int:
+    """The labelled melanomas the referral figures do not count: refused by the service, absent on disk, or in a
+    format it does not accept."""
+    missing = report.get("melanomas_not_evaluated") or {}
+    return int(((report.get("triage") or {}).get("melanomas_refused") or 0) + (missing.get("absent_on_disk") or 0)
+               + (missing.get("not_accepted_format") or 0))
+
+
+def models_imported(report: dict) -> bool:
+    """Whether the answers came from models brought with ``dermassist import``: as the answers name their release,
+    else as the repository the report read says."""
+    from ..base.repository import IMPORTED
+
+    release = (report.get("model") or {}).get("release")
+    if release:
+        return str(release).startswith(IMPORTED)
+    return bool((report.get("run") or {}).get("release_imported"))
 
 
 def golive_markdown(report: dict) -> list[str]:
@@ -41,9 +67,8 @@ def golive_markdown(report: dict) -> list[str]:
     from training.model_card.shipped import SHIPPED_HEADER
     from training.model_card.targets import TARGETS
 
-    run = report.get("run") or {}
     terms = ("These models were brought with `dermassist import`: their terms of use are their owner's."
-             if run.get("release_imported") else " ".join(SHIPPED_HEADER))
+             if models_imported(report) else " ".join(SHIPPED_HEADER))
     lines = ["## Before go-live", "", f"{terms} Intended use, known limits and the release's own figures: `{MODEL_CARD}`.",
              ""]
     t, c = report.get("triage") or {}, report.get("classification") or {}
@@ -57,11 +82,18 @@ def golive_markdown(report: dict) -> list[str]:
         label, how, target = targets[key]
         if key == "ece" and c.get("ece") is not None:
             rows.append(f"| {label} | {c['ece']:.3f} | {how} {target:g} | "
-                        f"{calibration_verdict(c['ece'], c.get('ece_if_calibrated'))} |")
+                        f"{calibration_verdict(c['ece'], target, c.get('ece_if_calibrated'))} |")
         elif key != "ece" and t.get(key) is not None:
             interval = t.get(f"{key}_ci95")
-            rows.append(f"| {label} | {t[key]:.3f}{format_interval(interval, 3)} | {how} {target:g} | "
-                        f"{interval_verdict(t[key], interval, how, target)} |")
+            verdict = interval_verdict(t[key], interval, how, target)
+            left_out = melanomas_left_out(report) if key == "melanoma_sensitivity" else 0
+            if left_out:  # the service failed on them, or never saw them: the figure cannot vouch for them
+                verdict = (f"{'cannot tell' if verdict == 'met' else verdict}: {left_out} melanoma(s) refused or "
+                           "missing are not in this figure (see below)")
+            rows.append(f"| {label} | {t[key]:.3f}{format_interval(interval, 3)} | {how} {target:g} | {verdict} |")
+    if report.get("seen_in_training") or report.get("seen_by_content"):
+        rows.append("| (all) | | | **optimistic**: some pictures here are ones the models learnt from (above): leave "
+                    "them out before judging |")
     return lines + ["The release was held to these targets on its own test split (the model card's Targets). Here "
                     "they are this site's images; a figure that misses its target, or that these images cannot tell, "
                     "is for the study's protocol to weigh before any answer is acted on.", "",

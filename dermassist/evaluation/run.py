@@ -38,6 +38,18 @@ NO_DIAGNOSIS = {
 }
 
 
+def checked_run(run: dict, answers: Answers, outside: Answers) -> dict:
+    """``run`` as a report states it: when the answers show the repository read here is not what answered
+    (``stated_settings_problem``), none of that repository's facts (threshold, rule, release, build, classes not
+    learnt), only why."""
+    problem = stated_settings_problem(run, [*answers.results, *outside.results])
+    if problem is None:
+        return run
+    logger.warning("the report states no REFER threshold: %s", problem)
+    return {**run, "repository": None, "release": None, "release_imported": None, "build": None, "refer_threshold": None,
+            "refer_when_not_assessable": None, "not_learnt": None, "repository_not_served": problem}
+
+
 def _not_sent(samples: Sequence, answers: Answers) -> list:
     done = {str(p) for p in answers.paths} | {str(p) for p, _ in answers.refused}
     return [s for s in samples if str(s.image_path) not in done]
@@ -79,6 +91,7 @@ def write_partial(config: EvaluationConfig, name: str, samples: Sequence, answer
     not sent, ``report.json`` and a ``report.md`` marked PARTIAL with the reason and no figure (a figure on the
     images that happened to come first is not the site's), the run's date and server, and the data's attribution."""
     folder = Path(config.out) / config.name
+    run = checked_run(run or {}, answers, outside)
     rows = _table(config, samples, answers, outside, not_evaluated)
     rows += [{"set": "evaluated", "image": s.image_id, "path": relative_path(s.image_path, Path(config.data)),
               "truth": s.code or "", "status": "not sent: the run stopped before this image"}
@@ -143,11 +156,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
     results = answers.results
-    problem = stated_settings_problem(run or {}, [*results, *outside.results])
-    if problem is not None:  # the repository read here is not what answered: state none of its settings
-        logger.warning("the report states no REFER threshold: %s", problem)
-        run = {**(run or {}), "repository": None, "release": None, "refer_threshold": None,
-               "refer_when_not_assessable": None, "not_learnt": None, "repository_not_served": problem}
+    run = checked_run(run or {}, answers, outside)
     report: dict = {**_shared(config, name, samples, not_evaluated, facts or {}, run or {}, answers),
                     "split": config.split if config.split_manifest else None,
                     "split_manifest": str(config.split_manifest or ""),

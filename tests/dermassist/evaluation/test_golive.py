@@ -16,11 +16,18 @@ def test_a_verdict_is_met_or_not_met_only_when_the_whole_interval_says_so() -> N
     assert interval_verdict(0.95, None, ">=", 0.95) == "met"  # a bound on the target counts as on its side
 
 
-def test_calibration_is_called_over_confident_only_above_what_the_sample_size_explains() -> None:
-    floor = {"median": 0.062, "p95": 0.095}
-    assert calibration_verdict(0.236, floor).startswith("**over-confident here**: above the 0.095")
-    assert calibration_verdict(0.073, floor).startswith("cannot be told from perfect calibration")
-    assert calibration_verdict(0.3, None) == "no floor to judge by"
+def test_calibration_is_judged_against_its_target_and_what_the_sample_size_explains() -> None:
+    """ECE 0.15 on a small site (a calibrated model scores up to 0.18 there) was "cannot be told from perfect", with no
+    word of the 0.05 target; ECE 0.03 on a large one (floor 0.012) was "over-confident" though it met the target."""
+    small, large = {"median": 0.11, "p95": 0.18}, {"median": 0.008, "p95": 0.012}
+    assert calibration_verdict(0.236, 0.05, small).startswith("**not met, over-confident here**")
+    assert calibration_verdict(0.15, 0.05, small).startswith("cannot tell on these images: the point estimate misses it")
+    assert calibration_verdict(0.04, 0.05, small).startswith("cannot tell on these images: the point estimate meets it")
+    assert calibration_verdict(0.03, 0.05, large) == ("met (though above the 0.012 a perfectly calibrated model scores: "
+                                                      "slightly over-confident)")
+    assert calibration_verdict(0.01, 0.05, large) == "met"
+    assert calibration_verdict(0.07, 0.05, large).startswith("**not met, over-confident here**")
+    assert (calibration_verdict(0.3, 0.05, None), calibration_verdict(0.01, 0.05, None)) == ("**not met**", "met")
 
 
 def test_the_section_states_the_terms_always_and_each_figure_against_its_target() -> None:
@@ -37,7 +44,7 @@ def test_the_section_states_the_terms_always_and_each_figure_against_its_target(
             "below the target |") in text
     assert "| REFER benign specificity | 0.550 (0.450-0.650) | >= 0.5 | cannot tell on these images" in text
     assert "| images not assessable | 0.078 (0.050-0.120) | <= 0.05 | cannot tell" in text
-    assert "| ECE after calibration | 0.236 | <= 0.05 | **over-confident here**" in text
+    assert "| ECE after calibration | 0.236 | <= 0.05 | **not met, over-confident here**" in text
 
 
 def test_the_class_table_notes_a_class_never_learnt_and_one_too_small_to_judge() -> None:
@@ -61,3 +68,27 @@ def test_the_class_table_notes_a_class_never_learnt_and_one_too_small_to_judge()
             "too, which the served classifier cannot call right).") in lines
     report["run"] = {}  # a classifier that records no untrained class: no note, no second figure
     assert not any("learnt" in line for line in _per_class_markdown(report, dict(zip(CLASS_CODES, CLASS_NAMES))))
+
+
+def test_melanomas_left_out_and_pictures_the_models_learnt_from_temper_the_verdicts() -> None:
+    """With 12 refused melanomas the row said "met" on the melanomas that were answered."""
+    report = {"run": {}, "triage": {"melanoma_sensitivity": 1.0, "melanoma_sensitivity_ci95": (0.96, 1.0),
+                                    "melanomas_refused": 12},
+              "melanomas_not_evaluated": {"absent_on_disk": 1, "not_accepted_format": 0}}
+    text = "\n".join(golive_markdown(report))
+    assert ("| REFER melanoma sensitivity | 1.000 (0.960-1.000) | >= 0.95 | cannot tell: 13 melanoma(s) refused or "
+            "missing are not in this figure (see below) |") in text
+    assert "**optimistic**" not in text
+    report["seen_by_content"] = [{"image": "P1"}]
+    assert "| (all) | | | **optimistic**: some pictures here are ones the models learnt from" in "\n".join(
+        golive_markdown(report))
+
+
+def test_the_terms_follow_the_models_the_answers_name() -> None:
+    """A repository found not to be the served one chose the terms; with --url alone the answers' own release said
+    `imported:` and the shipped release's terms were printed."""
+    imported = golive_markdown({"run": {}, "model": {"release": "imported: classifier runs/x"}})[2]
+    assert imported.startswith("These models were brought with `dermassist import`")
+    shipped = golive_markdown({"run": {"release_imported": True},
+                               "model": {"release": "dermassist-real-2026.12 version 1"}})[2]
+    assert shipped.startswith("**Research use only. Not a medical device.**")

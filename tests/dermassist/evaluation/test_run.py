@@ -556,3 +556,25 @@ def test_a_training_picture_under_another_name_is_found_by_its_content(tmp_path:
     assert ("**Optimistic figures:** 1 of the evaluated pictures are pictures the released classifier was fitted or "
             f"tuned on, under other names (the same picture by its content, resized or saved again or not: "
             f"HAM10000_images_part_1/P002.jpg is {trained['image_id']} of its train split)") in text
+
+
+def test_a_partial_report_states_no_threshold_its_answers_contradict(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the complete report checked the repository against the answers: a PARTIAL one said "in force"."""
+    import json
+
+    from dermassist.base.repository import stage_repository, tuned_file
+    from dermassist.evaluation import run as evaluation
+    from preprocess.contract import TRIAGE_MODEL
+
+    repository = stage_repository(tmp_path / "repository")
+    tuned_file(repository, TRIAGE_MODEL).parent.mkdir(parents=True, exist_ok=True)
+    tuned_file(repository, TRIAGE_MODEL).write_text(json.dumps({"values": {"refer_threshold": 0.95}}))
+    stand_in(monkeypatch, {"P1": "MEL"}, stop_after=1, stop=KeyboardInterrupt())  # P1 referred at 0.9 < 0.95
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"})
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r", url="10.0.0.5:8001",
+                                                        repository=repository))
+    text = (tmp_path / "r" / "site" / "report.md").read_text()
+    assert text.startswith("# PARTIAL") and "REFER threshold: **unknown** to this report: 1 of 1 answers' REFER" in text
+    assert "0.950" not in text.split("REFER threshold")[0] and "in force" not in text

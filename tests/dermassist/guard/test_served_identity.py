@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import grpc
+import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.base.repository import (
@@ -223,8 +224,10 @@ def test_a_failed_admin_load_names_again_what_was_served(tmp_path: Path) -> None
     assert guard.identity == {} and guard._identity_due
 
 
-def test_the_build_digest_covers_the_steps_model_calls(tmp_path: Path, monkeypatch) -> None:
-    """dermassist.base.steps runs the served steps' models: a change there changes the answers, so the build too."""
+@pytest.mark.parametrize("module", ["steps.py", "frameworks.py"])
+def test_the_build_digest_covers_the_code_that_runs_the_steps_models(tmp_path: Path, monkeypatch, module: str) -> None:
+    """dermassist.base.steps calls the served steps' models, and frameworks loads them (the SavedModel signature):
+    a change there changes the answers, so the build too."""
     import dermassist.base.repository as repository_module
 
     repository = stage_repository(tmp_path / "repository")
@@ -232,9 +235,9 @@ def test_the_build_digest_covers_the_steps_model_calls(tmp_path: Path, monkeypat
     base = tmp_path / "base"
     base.mkdir()
     (base / "repository.py").write_text("")
-    steps = base / "steps.py"
-    steps.write_bytes(Path(repository_module.__file__).with_name("steps.py").read_bytes())
+    for name in repository_module.STEP_CODE:
+        (base / name).write_bytes(Path(repository_module.__file__).with_name(name).read_bytes())
     monkeypatch.setattr(repository_module, "__file__", str(base / "repository.py"))
-    assert served_build(repository) == first  # the same steps.py, read from elsewhere
-    steps.write_text(steps.read_text() + "\n# changed\n")
+    assert served_build(repository) == first  # the same files, read from elsewhere
+    (base / module).write_text((base / module).read_text() + "\n# changed\n")
     assert served_build(repository) != first
