@@ -14,8 +14,9 @@ EXIT_LABELLED_LEFT_OUT = 3
 EXIT_STATUS = f"""exit status:
   0    the report was written and every labelled image selected is in its figures
   {EXIT_LABELLED_LEFT_OUT}    the report was written, but labelled images are not in its figures: listed in the labels
-       and absent on disk or in a format the service does not accept, or refused by the service (the report's
-       "Not in these figures" and images.csv name them); add or convert them and run again
+       and absent on disk or in a format the service does not accept, refused by the service, or the same file as
+       another labelled otherwise (the report's "Not in these figures" and images.csv name them); add, convert or
+       relabel them and run again
   2    an error: nothing was evaluated (a wrong folder, --url or label file, a server that cannot be reached:
        an earlier report is left as it was), or the server stopped answering midway (a PARTIAL report)
   130  interrupted (Ctrl-C): a PARTIAL report once images were being sent"""
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     in_figures = (report.get("classification") or {}).get("images", 0)
     logger.warning("%d labelled image(s) are not in the figures (%d absent on disk, %d in a format the service does not "
-                   "accept, %d refused; %d are): %s names them (exit status %d)", left["total"], left["absent_on_disk"],
-                   left["not_accepted_format"], left["refused"], in_figures, path, EXIT_LABELLED_LEFT_OUT)
+                   "accept, %d refused, %d the same file as another labelled otherwise; %d are): %s names them (exit "
+                   "status %d)", left["total"], left["absent_on_disk"], left["not_accepted_format"], left["refused"],
+                   left.get("conflicting_labels", 0), in_figures, path, EXIT_LABELLED_LEFT_OUT)
     return EXIT_LABELLED_LEFT_OUT

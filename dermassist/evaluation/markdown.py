@@ -92,9 +92,15 @@ def _not_evaluated_markdown(skipped: dict) -> list[str]:
                      f"reads, so they were not evaluated ({shown}; images.csv lists them)")
     same = skipped.get("same_picture") or []
     if same:
-        shown = _names([f"{e['path']} ({e['reason']})" for e in same])
-        parts.append(f"{len(same)} image(s) are the same file as another evaluated image, byte for byte, and were "
-                     f"counted once ({shown})")
+        conflicts = [e for e in same if e.get("conflict")]
+        copies = [f"{e['path']} ({e['reason']})" for e in same if not e.get("conflict")]
+        if copies:
+            parts.append(f"{len(copies)} image(s) are the same file as another evaluated image, byte for byte, and were "
+                         f"counted once ({_names(copies)})")
+        if conflicts:
+            shown = _names([f"{e['path']} ({e['reason']})" for e in conflicts])
+            parts.append(f"{len(conflicts)} image(s) are the same file as another labelled otherwise, so one label is "
+                         f"wrong and none of them counts ({shown})")
     if again:
         parts.append(f"{len(again)} image(s) listed twice with the same label were evaluated once ({', '.join(again[:5])})")
     if skipped.get("unknown_label_rows"):

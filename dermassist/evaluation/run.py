@@ -64,10 +64,12 @@ def _shared(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     absent, other = not_evaluated["absent_on_disk"], not_evaluated["not_accepted_labelled"]
     truth = not_evaluated["absent_truth"]
     refused = sum(by_path[str(p)].label is not None for p, _ in answers.refused if str(p) in by_path)
+    conflicting = sum(bool(e.get("conflict")) for e in not_evaluated.get("same_picture", []))
     caveats = [akiec_caveat(facts["ham_akiec"])] if "ham_akiec" in facts else []
     return {"name": config.name, "dataset": name, "data": str(config.data), "run": run,
             "labelled_not_evaluated": {"absent_on_disk": len(absent), "not_accepted_format": len(other),
-                                       "refused": refused, "total": len(absent) + len(other) + refused},
+                                       "refused": refused, "conflicting_labels": conflicting,
+                                       "total": len(absent) + len(other) + refused + conflicting},
             "melanomas_not_evaluated": {"absent_on_disk": sum(truth.get(a) == MELANOMA for a in absent),
                                         "not_accepted_format": sum(e["truth"] == MELANOMA for e in other)},
             "caveats": caveats, "akiec_counted_as_ak": facts.get("ham_akiec", {}).get("counted_as_ak"),

@@ -84,26 +84,38 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
 def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:
     """The samples with each file's bytes once (the first of each set of byte-identical files, in reading order), and
     an entry for every other copy: its name, path, label and the file it repeats (a picture exported under two names
-    would otherwise count twice, and its intervals read as two lesions'). A file that cannot be read stays in: the
+    would otherwise count twice, and its intervals read as two lesions'). Copies whose labels disagree all stay out,
+    marked ``conflict`` (one label is wrong, and which is not known here). A file that cannot be read stays in: the
     service refuses it by name."""
     import hashlib
 
-    first: dict[str, Any] = {}
-    kept, copies = [], []
+    groups: dict[str, list] = {}
     for sample in samples:
         try:
             digest = hashlib.sha256(Path(sample.image_path).read_bytes()).hexdigest()
         except OSError:
-            kept.append(sample)
-            continue
-        original = first.setdefault(digest, sample)
-        if original is sample:
-            kept.append(sample)
-            continue
-        label = "" if sample.code == original.code else f", labelled {original.code or 'nothing'} there"
-        copies.append({"image": sample.image_id, "path": relative_path(sample.image_path, data), "truth": sample.code,
-                       "reason": f"the same file as {relative_path(original.image_path, data)}{label}: counted once"})
-    return kept, copies
+            digest = f"unread {len(groups)}"  # a group of its own
+        groups.setdefault(digest, []).append(sample)
+    conflicting = {id(s) for group in groups.values() if len({s.code for s in group}) > 1 for s in group}
+    kept, copies = [], []
+    for group in groups.values():
+        first = group[0]
+        for sample in group:
+            if id(sample) in conflicting:  # one of the labels is wrong: neither may count
+                others = ", ".join(f"{relative_path(o.image_path, data)} ({o.code or 'no label'})" for o in group
+                                   if o is not sample)
+                copies.append({"image": sample.image_id, "path": relative_path(sample.image_path, data),
+                               "truth": sample.code, "conflict": True,
+                               "reason": f"the same file as {others}, labelled otherwise: one label is wrong; fix it "
+                                         "and run again"})
+            elif sample is first:
+                kept.append(sample)
+            else:
+                copies.append({"image": sample.image_id, "path": relative_path(sample.image_path, data),
+                               "truth": sample.code,
+                               "reason": f"the same file as {relative_path(first.image_path, data)}: counted once"})
+    order = {id(s): i for i, s in enumerate(samples)}
+    return sorted(kept, key=lambda s: order[id(s)]), copies
 
 
 def _nfc(name: str) -> str:

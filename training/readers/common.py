@@ -260,6 +260,7 @@ class ImageIndex:
                 relative = p.relative_to(self.root)
                 self._by_relative[nfc(relative.as_posix())] = p
                 self._by_relative[nfc(relative.with_suffix("").as_posix())] = p
+                self._by_relative.setdefault(nfc(relative.with_suffix(relative.suffix.lower()).as_posix()), p)
 
     def shown(self, path: Path) -> str:
         """``path`` as a message shows it: relative to the data folder."""
@@ -271,7 +272,11 @@ class ImageIndex:
         if "/" in listed or "\\" in listed:
             if ABSOLUTE_PATH.match(listed):
                 return None
-            return self._by_relative.get(PurePosixPath(listed.replace("\\", "/")).as_posix())
+            relative = PurePosixPath(listed.replace("\\", "/"))
+            found = self._by_relative.get(relative.as_posix())
+            if found is None and relative.suffix.lower() in IMAGE_SUFFIXES:
+                found = self._by_relative.get(relative.with_suffix(relative.suffix.lower()).as_posix())
+            return found
         found = self._by_name.get(listed) or self.images.get(listed)
         if found is None and Path(listed).suffix.lower() in IMAGE_SUFFIXES:
             found = self._by_lower_suffix.get(Path(listed).stem + Path(listed).suffix.lower())

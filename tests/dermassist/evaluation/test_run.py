@@ -514,21 +514,26 @@ def test_the_report_gives_the_assessable_images_figures_and_the_referral_scores_
 def test_a_picture_stored_under_two_names_is_counted_once_and_the_copy_named(tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Byte-identical files under two names counted twice, with nothing said (and the intervals took them as two
-    lesions)."""
+    lesions). Under two labels, one label is wrong: neither counts, and the run exits 3 as for any left out."""
     from dermassist.evaluation import run as evaluation
 
     stand_in(monkeypatch, {"P1": "MEL"})
-    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv", "P3": "bkl"})
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv", "P3": "mel", "P4": "bkl", "P5": "nv"})
     images = data / "HAM10000_images_part_1"
-    (images / "P3.jpg").write_bytes((images / "P1.jpg").read_bytes())  # P3 is P1's file, labelled otherwise
+    (images / "P3.jpg").write_bytes((images / "P1.jpg").read_bytes())  # P3 is P1's file, labelled alike
+    (images / "P5.jpg").write_bytes((images / "P4.jpg").read_bytes())  # P5 is P4's file, labelled otherwise
     report = evaluation.evaluate(evaluation.EvaluationConfig(data=data, out=tmp_path / "r"))
-    assert report["answered"] == 2 and report["classification"]["images"] == 2
+    assert report["answered"] == 2 and report["classification"]["images"] == 2  # P1 and P2
+    assert report["labelled_not_evaluated"]["conflicting_labels"] == 2 and report["labelled_not_evaluated"]["total"] == 2
     rows = read_table(tmp_path / "r" / "site" / "images.csv")
-    reason = "the same file as HAM10000_images_part_1/P1.jpg, labelled MEL there: counted once"
-    assert rows["P3"]["status"] == f"not evaluated: {reason}" and rows["P3"]["truth"] == "BKL"
+    assert rows["P3"]["status"] == "not evaluated: the same file as HAM10000_images_part_1/P1.jpg: counted once"
+    assert rows["P5"]["status"] == ("not evaluated: the same file as HAM10000_images_part_1/P4.jpg (BKL), labelled "
+                                    "otherwise: one label is wrong; fix it and run again")
+    assert rows["P4"]["status"].startswith("not evaluated: the same file as HAM10000_images_part_1/P5.jpg (NV)")
     text = (tmp_path / "r" / "site" / "report.md").read_text()
-    assert (f"1 image(s) are the same file as another evaluated image, byte for byte, and were counted once "
-            f"(HAM10000_images_part_1/P3.jpg ({reason}))") in text
+    assert ("1 image(s) are the same file as another evaluated image, byte for byte, and were counted once "
+            "(HAM10000_images_part_1/P3.jpg (the same file as HAM10000_images_part_1/P1.jpg: counted once))") in text
+    assert "2 image(s) are the same file as another labelled otherwise, so one label is wrong and none of them counts" in text
 
 
 def test_a_training_picture_under_another_name_is_found_by_its_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -262,3 +262,10 @@ def test_a_label_row_names_a_file_whose_extension_differs_only_in_case(tmp_path:
     ds = read_dataset(root)
     assert [(s.image_path.name, s.code) for s in ds.samples] == [("P000.JPG", "NV"), ("P001.JPEG", "BKL")]
     assert ds.missing_images == ()
+
+
+def test_a_path_cell_finds_a_file_whose_extension_differs_only_in_case(tmp_path: Path) -> None:
+    """The bare name found P000.JPG; the same name as a path from the data folder did not."""
+    root = _ham(tmp_path, [(f"{HAM_IMAGES}/P000.jpg", "nv")], ["P000.JPG"])
+    ds = read_dataset(root)
+    assert [(s.image_path.name, s.code) for s in ds.samples] == [("P000.JPG", "NV")] and ds.missing_images == ()
