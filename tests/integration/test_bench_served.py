@@ -92,10 +92,10 @@ def test_triage_extras_measure_the_classifiers_ood_and_cam(tiny_repository: Path
 
     reference = ReferencePipeline(tiny_repository)
     with torch.no_grad():
-        reference._unfrozen_classifier.temperature.fill_(0.7)  # a release's temperature, not the tiny model's 1
+        reference._classify.module.temperature.fill_(0.7)  # a release's temperature, not the tiny model's 1
     x = torch.from_numpy(np.random.default_rng(0).random((2, 3, CLS_SIZE, CLS_SIZE), dtype=np.float32))
     with torch.inference_mode():
-        probs, _ood, _cam = reference._unfrozen_classifier(x)
+        probs, _ood, _cam = reference._classify.module(x)
         bare = reference.classifier_without_extras()(x)
     assert not isinstance(bare, tuple) and bare.shape == probs.shape
     np.testing.assert_allclose(bare.numpy(), probs.numpy(), atol=1e-5)
@@ -108,6 +108,6 @@ def test_an_export_without_the_probabilities_method_is_refused_naming_the_fix(ti
     import torch
 
     reference = ReferencePipeline(tiny_repository)
-    reference._unfrozen_classifier = torch.jit.script(torch.nn.Identity())
+    reference._classify.module = torch.jit.script(torch.nn.Identity())
     with pytest.raises(ReferencePipelineError, match=r"`probabilities` method.*dermassist models"):
         reference.classifier_without_extras()
