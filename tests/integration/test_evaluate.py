@@ -111,7 +111,8 @@ def test_a_file_that_is_no_image_is_refused_and_listed_with_its_label(triton_ser
     report = evaluate(EvaluationConfig(data=tmp_path / "ham", name="bad", out=tmp_path / "out",
                                        url=triton_server.config.grpc_address))
     assert report["images"] == 3 and report["answered"] == 2 and len(report["refused"]) == 1
-    assert report["labelled_not_evaluated"] == {"absent_on_disk": 0, "not_accepted_format": 0, "refused": 1, "total": 1}
+    assert report["labelled_not_evaluated"] == {"absent_on_disk": 0, "not_accepted_format": 0, "refused": 1,
+                                                "conflicting_labels": 0, "total": 1}
     text = (tmp_path / "out" / "bad" / "report.md").read_text()
     assert f"{rows[2]['image_id']}.jpg` (truth {report['refused_truth'][report['refused'][0][0]]}): " in text
     with open(tmp_path / "out" / "bad" / "images.csv", newline="") as f:
