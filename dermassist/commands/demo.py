@@ -63,11 +63,20 @@ def shared_port_problem(port: int, config: ServerConfig) -> str | None:
 
 def server_port_problems(config: ServerConfig) -> list[str]:
     """Why each public port of the demo's server cannot be listened on now, in the words of ``demo``'s own settings
-    (its --host is the page's: the server's address is DERMASSIST_HOST)."""
+    (its --host is the page's: the server's addresses are DERMASSIST_HOST and DERMASSIST_METRICS_HOST); an address
+    that does not resolve is told as such, not as a port to change. The fixes are ``bind_fixes``'."""
+    from ..base.server import bind_fixes
     from ..base.settings import setting_names, variable_name
+    from ..guard.config import host_problem
     from ..guard.guard import busy_public_ports
 
-    problems = [f"{b.what} on {b.host}:{b.port} ({b.reason}): stop what holds it or pass another "
+    addresses = {"host": config.host, "metrics_host": config.metrics_host}
+    unresolved = [f"the server's address {variable_name(ServerConfig, field)}={host} {problem}; expected a name or "
+                  "address of this machine: set another" for field, host in addresses.items()
+                  if host and (problem := host_problem(host)) is not None]
+    if unresolved:
+        return unresolved
+    problems = [f"{b.what} on {b.host}:{b.port} ({b.reason}): {bind_fixes([(b.port, b.code)])[0]}, or pass another "
                 f"{setting_names(ServerConfig, b.setting)}" for b in busy_public_ports(config, config)]
     if problems:
         problems.append(f"(the server's address is {variable_name(ServerConfig, 'host')})")

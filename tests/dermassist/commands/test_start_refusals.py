@@ -134,9 +134,17 @@ def test_make_demo_can_move_the_page_and_every_taken_port_is_named_in_one_messag
     monkeypatch.setenv("DERMASSIST_GRPC_PORT", str(taken_port))
     text = _refused(["demo"], caplog)
     assert f"cannot serve the demo page on 127.0.0.1:{taken_port}" in text
-    assert f"gRPC on 127.0.0.1:{taken_port} (Address already in use): stop what holds it or pass another --grpc-port / " \
-           "DERMASSIST_GRPC_PORT" in text
+    assert (f"gRPC on 127.0.0.1:{taken_port} (Address already in use): stop what holds port {taken_port} (another "
+            f"`dermassist serve`? `ss -ltnp 'sport = :{taken_port}'` shows which), or pass another --grpc-port / "
+            "DERMASSIST_GRPC_PORT") in text
     assert "(the server's address is DERMASSIST_HOST)" in text and "--metrics-host" not in text
+    caplog.clear()
+    monkeypatch.setenv("DERMASSIST_DEMO_PORT", "7999")
+    monkeypatch.setenv("DERMASSIST_METRICS_HOST", "nosuchhost.invalid")  # told as the address, not a port to change
+    text = _refused(["demo"], caplog)
+    assert "the server's address DERMASSIST_METRICS_HOST=nosuchhost.invalid does not resolve" in text
+    assert "--metrics-port" not in text
+    monkeypatch.delenv("DERMASSIST_METRICS_HOST")
     caplog.clear()
     monkeypatch.setenv("DERMASSIST_DEMO_PORT", "not-a-port")
     assert "environment variable DERMASSIST_DEMO_PORT must be of type int, got 'not-a-port'" in _refused(["demo"], caplog)
