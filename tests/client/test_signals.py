@@ -32,7 +32,10 @@ print(wait_for_signal(on_ready=lambda: print("ready", flush=True)), flush=True)
 """
 
 
-def test_the_first_of_a_burst_of_signals_ends_the_wait_with_its_number() -> None:
+def test_a_burst_of_signals_ends_the_wait_with_the_number_of_one_of_them() -> None:
+    """The wait returns, and with a signal that was sent: which one is handled first is the kernel's choice (a signal
+    waits for the thread it is delivered to to run, so under load a SIGTERM sent a millisecond after the SIGINT can be
+    handled first: a CI run saw 15)."""
     for _ in range(3):
         child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
         try:
@@ -47,7 +50,7 @@ def test_the_first_of_a_burst_of_signals_ends_the_wait_with_its_number() -> None
             out, _ = child.communicate(timeout=10)
         finally:
             child.kill()
-        assert child.returncode == 0 and out.strip() == str(int(signal.SIGINT))
+        assert child.returncode == 0 and out.strip() in {str(int(signal.SIGINT)), str(int(signal.SIGTERM))}, out
 
 
 def test_the_wait_ends_when_what_it_watches_stops(monkeypatch: pytest.MonkeyPatch) -> None:
