@@ -32,13 +32,13 @@ def calibration_verdict(ece: float, target: float, floor: dict | None) -> str:
     if not floor:
         return "met" if met else "**not met**"
     p95 = floor["p95"]
-    calibrated = f"a perfectly calibrated model scores up to {p95:.3f} on as many images (95th percentile)"
+    model = "a perfectly calibrated model"
+    calibrated = f"{model} scores up to {p95:.3f} on as many images (95th percentile)"
     if ece > max(target, p95):
         return (f"**not met, over-confident here**: above the target and above what {calibrated}: do not read the "
                 "percentages as calibrated at this site")
     if met and p95 <= target:
-        return "met" + (f" (though above the {p95:.3f} {calibrated.split(' scores up to ')[0]} scores: slightly "
-                        "over-confident)" if ece > p95 else "")
+        return "met" + (f" (though above the {p95:.3f} {model} scores: slightly over-confident)" if ece > p95 else "")
     side = "meets" if met else "misses"
     return f"cannot tell on these images: the point estimate {side} it, and {calibrated}"
 

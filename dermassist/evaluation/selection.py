@@ -94,10 +94,10 @@ def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:
         try:
             digest = hashlib.sha256(Path(sample.image_path).read_bytes()).hexdigest()
         except OSError:
-            digest = f"unread {len(groups)}"  # a group of its own
+            digest = f"unread {id(sample)}"  # a group of its own
         groups.setdefault(digest, []).append(sample)
     conflicting = {id(s) for group in groups.values() if len({s.code for s in group}) > 1 for s in group}
-    kept, copies = [], []
+    kept, copies = [], []  # the groups are in the order of their first files: kept stays in reading order
     for group in groups.values():
         first = group[0]
         for sample in group:
@@ -114,8 +114,7 @@ def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:
                 copies.append({"image": sample.image_id, "path": relative_path(sample.image_path, data),
                                "truth": sample.code,
                                "reason": f"the same file as {relative_path(first.image_path, data)}: counted once"})
-    order = {id(s): i for i, s in enumerate(samples)}
-    return sorted(kept, key=lambda s: order[id(s)]), copies
+    return kept, copies
 
 
 def _nfc(name: str) -> str:

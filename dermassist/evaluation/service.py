@@ -186,17 +186,17 @@ def quality_check(url: str, paths: Sequence[Path], folder: Path, timeout_s: floa
     from ..base.image_files import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
+    pictures = []
+    for path in paths:  # decoded once, degraded once per kind
+        try:
+            pictures.append(decode_image(Path(path).read_bytes()))
+        except (OSError, PreprocessError) as e:
+            raise EvaluationError(f"image {path} cannot be read for the quality check ({e}); expected one of the "
+                                  "images the service answered: was it changed or removed during the run?") from e
     out = {}
     for kind in DEGRADATIONS:
-        copies = []
-        for path in paths:
-            try:
-                rgb = decode_image(Path(path).read_bytes())
-            except (OSError, PreprocessError) as e:
-                raise EvaluationError(f"image {path} cannot be read for the quality check ({e}); expected one of the "
-                                      "images the service answered: was it changed or removed during the run?") from e
-            copies.append(write_image(folder / f"{kind}_{Path(path).stem}.jpg", degrade(rgb, kind),
-                                      "degraded copy", EvaluationError))
+        copies = [write_image(folder / f"{kind}_{Path(path).stem}.jpg", degrade(rgb, kind), "degraded copy",
+                              EvaluationError) for path, rgb in zip(paths, pictures)]
         results = analyse(url, copies, timeout_s).results
         out[kind] = {"images": len(results), "how": DEGRADATION_HOW[kind],
                      "not_assessable": float(np.mean([not r.assessable for r in results])) if results else None,
