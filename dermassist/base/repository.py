@@ -230,12 +230,15 @@ def served_build(repository: Path) -> str:
     import preprocess
 
     digest = hashlib.sha256()
-    roots = [(f"{model}/", Path(repository) / model) for model in ALL_MODELS]
-    roots.append(("preprocess/", Path(preprocess.__file__).resolve().parent))
-    here = Path(__file__).resolve()  # the base modules whose code runs the steps' models: their calls and loaders
-    for prefix, root in roots + [("dermassist/base/", here.with_name(name)) for name in STEP_CODE]:
-        for path in _served_files(root) if root.is_dir() else [root]:
-            name = os.fsencode(path.relative_to(root if root.is_dir() else root.parent).as_posix())
+    # (prefix, the folder names are taken relative to, its files)
+    here = Path(__file__).resolve().parent  # the base modules whose code runs the steps' models: calls and loaders
+    sources = [(f"{model}/", Path(repository) / model, _served_files(Path(repository) / model)) for model in ALL_MODELS]
+    preprocess_root = Path(preprocess.__file__).resolve().parent
+    sources.append(("preprocess/", preprocess_root, _served_files(preprocess_root)))
+    sources.append(("dermassist/base/", here, [here / name for name in STEP_CODE]))
+    for prefix, root, paths in sources:
+        for path in paths:
+            name = os.fsencode(path.relative_to(root).as_posix())
             digest.update(prefix.encode() + name + b"\0" + str(path.stat().st_size).encode() + b"\0")
             with path.open("rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
