@@ -29,13 +29,20 @@ def folder_problem(path: Path) -> str | None:
     return None if blocking is None else f"cannot be made: {blocking} is a file, not a folder"
 
 
-def writable_folder_problem(path: Path) -> str | None:
-    """Make ``path`` a folder (with its parents) and check a file can be made in it, before any work whose results go
-    there; why not, in the system's words, else None."""
+def writable_folder_error(path: Path) -> OSError | None:
+    """Make ``path`` a folder (with its parents) and make a file in it, before any work whose results go there; the
+    error that stopped either, else None."""
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as e:
-        return f"cannot be written ({e.strerror or e})"
+        return e
     return None
+
+
+def writable_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be made a folder results are written in (``writable_folder_error``), in the system's words,
+    else None."""
+    error = writable_folder_error(path)
+    return None if error is None else f"cannot be written ({error.strerror or error})"

@@ -7,7 +7,6 @@ import errno
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ import numpy as np
 
 from preprocess.contract import MELANOMA
 
+from ..base.paths import writable_folder_error
 from .config import Answers, EvaluationError
 from .markdown import render_markdown
 from .selection import relative_path
@@ -33,11 +33,8 @@ REPORT_FILES = ("report.json", "report.md", "images.csv", "confusion.png", "mela
 def report_folder(folder: Path) -> Path:
     """Create the report folder and check it can be written, before any image is sent (no run is lost to it). A
     report name longer than the file system allows for a folder name is refused with the fix: a shorter --name."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
+    e = writable_folder_error(folder)
+    if e is not None:
         if e.errno == errno.ENAMETOOLONG:
             raise EvaluationError(_too_long(Path(folder), e)) from e
         raise EvaluationError(f"the report folder {folder} cannot be written ({e.strerror or e}); pass --out a "
