@@ -93,7 +93,7 @@ def triton_responses(results: Sequence[Result], pb_utils: Any, model: str) -> li
     return responses
 
 
-def input_rows(request: Any, pb_utils: Any, inputs: Mapping[str, TensorSpec]) -> Parsed:
+def input_rows(request: Any, pb_utils: Any, inputs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray] | PreprocessError:
     """One request's inputs keyed as the batch function names them, each checked against its spec
     (``expect_rows``), or the PreprocessError that says which one is malformed."""
     try:

@@ -1,7 +1,9 @@
 """Triton adapter for ``lesion_classifier`` in the embedded profile: TorchScript on the CPU."""
 import json
 import os
+from typing import Any
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from dermassist.base.frameworks import import_torch
@@ -15,7 +17,7 @@ from preprocess.params import classifier_cpu_settings, config_parameters
 class TritonPythonModel:
     """Load the TorchScript module once; classify every request of a batch in one call."""
 
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
         """Load the TorchScript classifier once (threads and OpenMP waits from the config's parameters); a file torch
         cannot load fails the model's load with a RepositoryError naming it and the fix."""
         settings = classifier_cpu_settings(config_parameters(json.loads(args["model_config"])))
@@ -28,11 +30,11 @@ class TritonPythonModel:
         path = os.path.join(args["model_repository"], args["model_version"], TORCHSCRIPT_FILENAME)
         self.classify = TorchScriptStep(torch, path, settings.optimize_for_cpu)
 
-    def execute(self, requests):
+    def execute(self, requests: list[Any]) -> list[Any]:
         """Classify the crops of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
         parsed = [input_rows(r, pb_utils, {"x": CLS_INPUT}) for r in requests]
         return triton_responses(batch_execute(parsed, self._compute), pb_utils, CLASSIFIER_MODEL)
 
-    def _compute(self, x):
+    def _compute(self, x: np.ndarray) -> dict[str, Any]:
         probs, ood, cam = self.classify(x)
         return {PROBABILITIES.name: probs, OOD_SCORE.name: ood, CAM.name: cam}

@@ -2,7 +2,9 @@
 OTHER_LESION_FRACTION -> REFER, REFER_SCORE, ASSESSABLE, NOTE, and the public PROBABILITIES, OOD_SCORE and
 LESION_FRACTION passed on."""
 import json
+from typing import Any
 
+import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from preprocess.batching import batch_execute, input_rows, triton_responses
@@ -31,16 +33,17 @@ INPUTS = {"probabilities": CLS_PROBABILITIES, "ood_score": CLS_OOD_SCORE, "quali
 class TritonPythonModel:
     """Apply the release's operating point and limits to every row of every request in one call."""
 
-    def initialize(self, args):
+    def initialize(self, args: dict[str, str]) -> None:
         """Read the operating point and limits once: config parameter > the version's tuned.json > default."""
         self.params = step_params(TriageParams, args, json.loads(args["model_config"]))
 
-    def execute(self, requests):
+    def execute(self, requests: list[Any]) -> list[Any]:
         """Triage every row of every request in one call; a malformed request gets its own INVALID_ARGUMENT."""
         parsed = [input_rows(r, pb_utils, INPUTS) for r in requests]
         return triton_responses(batch_execute(parsed, self._compute), pb_utils, TRIAGE_MODEL)
 
-    def _compute(self, probabilities, ood_score, quality, lesion_fraction, other_lesion_fraction):
+    def _compute(self, probabilities: np.ndarray, ood_score: np.ndarray, quality: np.ndarray, lesion_fraction: np.ndarray,
+                 other_lesion_fraction: np.ndarray) -> dict[str, Any]:
         out = triage_batch(probabilities, ood_score, quality, lesion_fraction, other_lesion_fraction, self.params)
         return {REFER.name: out.refer, REFER_SCORE.name: out.refer_score, ASSESSABLE.name: out.assessable,
                 NOTE.name: out.note, PROBABILITIES.name: probabilities, OOD_SCORE.name: ood_score,
