@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dermassist.base.frameworks import framework_env
 from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
-from dermassist.base.settings import Settings
+from dermassist.base.settings import Settings, flag_name
 
 from .child import run_child
 from .errors import StageError, TrainingConfigError, TrainingError
@@ -124,7 +124,8 @@ class BuildConfig(Settings):
     runs: Path = PROJECT_ROOT / "data" / "runs" / "release"
     recipe: Recipe = REAL_RECIPE
     force: bool = False
-    extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # set by code (a stage's own flags), not by a flag of release
+    extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict, metadata=flag_name(None))
 
     def __post_init__(self) -> None:
         for name in ("data", "out", "runs"):  # one spelling per folder, so stage fingerprints do not depend on it

@@ -100,8 +100,8 @@ class DemoPageSettings(Settings):
     else DERMASSIST_DEMO_HOST and DERMASSIST_DEMO_PORT; they leave the page's own defaults (the client's
     ``DEMO_HOST`` and ``DEMO_PORT``, which this base does not import) where None."""
 
-    demo_host: str | None = None
-    demo_port: int | None = None
+    demo_host: str | None = field(default=None, metadata=flag_name("--host"))
+    demo_port: int | None = field(default=None, metadata=flag_name("--port"))
 
 
 @dataclass(frozen=True)

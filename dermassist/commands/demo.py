@@ -6,21 +6,25 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..base.server_config import ServerConfig
+from ..base.server_config import DemoPageSettings, ServerConfig
+from ..base.settings import setting_names
 from .serve import SERVER_FIELDS, add_server_arguments
 
 logger = logging.getLogger(__name__)
 
 
-PAGE_PORT_SETTING = "--port / DERMASSIST_DEMO_PORT (with make demo: DERMASSIST_DEMO_PORT=7861 make demo)"
+PAGE_PORT_SETTING = f"{setting_names(DemoPageSettings, 'demo_port')} (with make demo: DERMASSIST_DEMO_PORT=7861 make demo)"
+PAGE_HOST_SETTING = setting_names(DemoPageSettings, "demo_host")
 
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``demo``: the page's address, then the server's (each falls back to DERMASSIST_*)."""
     from dermassist_client.config import DEMO_HOST, DEMO_PORT
 
-    parser.add_argument("--host", help=f"address the demo page binds (or DERMASSIST_DEMO_HOST; default {DEMO_HOST})")
-    parser.add_argument("--port", type=int, help=f"demo page port (or DERMASSIST_DEMO_PORT; default {DEMO_PORT})")
+    parser.add_argument("--host", dest="demo_host",
+                        help=f"address the demo page binds (or DERMASSIST_DEMO_HOST; default {DEMO_HOST})")
+    parser.add_argument("--port", dest="demo_port", type=int,
+                        help=f"demo page port (or DERMASSIST_DEMO_PORT; default {DEMO_PORT})")
     add_server_arguments(parser)
 
 
@@ -29,9 +33,7 @@ def page_address(args: argparse.Namespace, environ: Mapping[str, str] | None = N
     default), else the client's defaults."""
     from dermassist_client.config import DEMO_HOST, DEMO_PORT
 
-    from ..base.server_config import DemoPageSettings
-
-    page = DemoPageSettings.resolve({"demo_host": args.host, "demo_port": args.port}, environ)
+    page = DemoPageSettings.resolve({"demo_host": args.demo_host, "demo_port": args.demo_port}, environ)
     return (DEMO_HOST if page.demo_host is None else page.demo_host,
             DEMO_PORT if page.demo_port is None else page.demo_port)
 
@@ -46,7 +48,7 @@ def page_address_problem(host: str, port: int) -> str | None:
     taken), in the words of ``dermassist demo``'s settings (the page's own check, the client's); None when it can."""
     from dermassist_client.page_address import page_address_problem as client_problem
 
-    return client_problem(host, port, PAGE_PORT_SETTING, "--host / DERMASSIST_DEMO_HOST")
+    return client_problem(host, port, PAGE_PORT_SETTING, PAGE_HOST_SETTING)
 
 
 def shared_port_problem(port: int, config: ServerConfig) -> str | None:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.frameworks import is_torch_device, missing_gpu
-from dermassist.base.settings import Settings, env_name, setting_names
+from dermassist.base.settings import Settings, env_name, flag_name, setting_names
 from preprocess.contract import CLASS_CODES, CLS_SIZE, IMAGENET_MEAN, IMAGENET_STD, NUM_CLASSES
 from preprocess.crop import normalise
 
@@ -68,7 +68,7 @@ class ClassifierConfig(Settings):
     low_res_epochs: int = DEFAULT_LOW_RES_EPOCHS  # resolve(): at most epochs - 1 unless given (see derived_defaults)
     low_res: int = 112
     batch_size: int = 32
-    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_CLS_LR"))
+    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_CLS_LR") | flag_name("--lr"))
     weight_decay: float = 0.05
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
@@ -76,20 +76,15 @@ class ClassifierConfig(Settings):
     mixup: float = 0.0
     dropout: float = 0.0
     ema: float = 0.0
-    augment: bool = True
+    augment: bool = field(default=True, metadata=flag_name("--no-augment"))
     brightness: bool = False
     white_balance: float = 0.0
-    bf16: bool = True
+    bf16: bool = field(default=True, metadata=flag_name("--no-bf16"))
     select_after: float = 0.5
     pretrained: Path | None = None
     seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
-    progress: bool = True
+    progress: bool = field(default=True, metadata=flag_name(None))  # the stage sets it: a bar on a terminal
     device: str = "cpu"  # "cuda" or "cuda:N": the network trains there; augmentation stays on the CPU
-
-    @classmethod
-    def setting(cls, name: str) -> str:
-        """How an operator sets field ``name``, for messages: its flag and its variable (``--lr / DERMASSIST_CLS_LR``)."""
-        return setting_names(cls, name).replace("--learning-rate ", "--lr ")
 
     @classmethod
     def derived_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +107,7 @@ class ClassifierConfig(Settings):
                                           "pass --warmup-epochs 0 for a run this short")
         defaults = {f.name: f.default for f in fields(self)}
         for name, lo, hi, is_open, meaning in FLOAT_RANGES:
-            check_setting_range(getattr(self, name), self.setting(name), lo, hi, lo_open=is_open, hi_open=is_open,
+            check_setting_range(getattr(self, name), setting_names(type(self), name), lo, hi, lo_open=is_open, hi_open=is_open,
                                 meaning=meaning, default=defaults[name])
         if not is_torch_device(self.device):
             raise TrainingConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")

@@ -19,7 +19,7 @@ import numpy as np
 from dermassist.base.atomic import write_atomic
 from dermassist.base.cpu import precision_name, use_bfloat16
 from dermassist.base.image_files import write_image
-from dermassist.base.settings import Settings, env_name, variable_name
+from dermassist.base.settings import Settings, env_name, flag_name, setting_names
 from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
@@ -70,17 +70,17 @@ class SegmenterConfig(Settings):
     env_prefix = "DERMASSIST_SEG_"
     config_error = TrainingConfigError
 
-    unet: UNetConfig = field(default_factory=UNetConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig, metadata=flag_name(None))  # its fields are flags of their own
     epochs: int = 8
     batch_size: int = 16
-    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_SEG_LR"))
+    learning_rate: float = field(default=2e-3, metadata=env_name("DERMASSIST_SEG_LR") | flag_name("--lr"))
     warmup_epochs: int = 1
-    augment: bool = True
+    augment: bool = field(default=True, metadata=flag_name("--no-augment"))
     brightness: bool = False
     mixed_precision: bool = False
     max_train_images: int = 0
     seed: int = field(default=0, metadata=env_name("DERMASSIST_SEED"))
-    verbose: int = 1
+    verbose: int = field(default=1, metadata=flag_name(None))  # the stage sets it: per-batch lines on a terminal
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -88,7 +88,7 @@ class SegmenterConfig(Settings):
         if not 0 <= self.warmup_epochs < self.epochs:
             raise TrainingConfigError(f"warm-up epochs must lie in [0, epochs), got {self.warmup_epochs} of {self.epochs}; "
                                           "pass --warmup-epochs 0 for a run this short")
-        check_setting_range(self.learning_rate, f"--lr / {variable_name(type(self), 'learning_rate')}", 0, 1, lo_open=True,
+        check_setting_range(self.learning_rate, setting_names(type(self), "learning_rate"), 0, 1, lo_open=True,
                             hi_open=True, meaning="the peak learning rate",
                             default=next(f.default for f in fields(self) if f.name == "learning_rate"))
         if self.max_train_images < 0:
