@@ -238,12 +238,28 @@ def list_masks(folder: Path, suffix: str) -> dict[str, Path]:
     return masks
 
 
+def _lower_suffix(name: str) -> str:
+    """``name`` (a file name or a ``/`` path) in normal form C with its extension in lower case."""
+    path = PurePosixPath(nfc(name))
+    return path.with_suffix(path.suffix.lower()).as_posix() if path.suffix else path.as_posix()
+
+
+def _one_file_each(pairs: list[tuple[str, Path]]) -> dict[str, Path]:
+    """key -> file for the keys one file answers (a file may give one key twice: its name and its path)."""
+    files: dict[str, set[Path]] = {}
+    for key, p in pairs:
+        files.setdefault(key, set()).add(p)
+    return {key: next(iter(found)) for key, found in files.items() if len(found) == 1}
+
+
 class ImageIndex:
     """The image files of a layout whose data folder is ``root``, looked up by what a label cell names.
 
-    A cell names a file by its name, with or without the extension (``P001.jpg`` or ``P001``; ``P001.jpg`` also
-    names ``P001.JPG``, as Windows and macOS take them for one file), or by its path
-    relative to ``root`` with ``/`` or ``\\`` (``HAM10000_images_part_1/P001.jpg``); names are compared in Unicode
+    A cell names a file by its name, with or without the extension (``P001.jpg`` or ``P001``), or by its path
+    relative to ``root`` with ``/`` or ``\\`` (``HAM10000_images_part_1/P001.jpg``). Either form also names the file
+    whose image extension differs only in case (``P001.jpg`` names ``P001.JPG``, as Windows and macOS take them for
+    one file), unless two files answer it so (``P001.jpg`` and ``P001.JPG`` both there, the cell ``P001.Jpg``): then
+    it names neither, rather than one by chance. Names are compared in Unicode
     normal form C (``nfc``), and the file keeps its real path. An absolute path (``C:\\...``, ``/mnt/...``) matches
     nothing, as it breaks when the folder is copied or moved: ``near_miss`` says which file to name instead.
     """
@@ -252,15 +268,18 @@ class ImageIndex:
         self.images = dict(images)
         self.root = Path(root)
         self._by_name = {nfc(p.name): p for p in self.images.values()}
-        # a name whose extension differs only in case (P001.JPG listed as P001.jpg): the same file on Windows and macOS
-        self._by_lower_suffix = {nfc(p.stem + p.suffix.lower()): p for p in self.images.values()}
         self._by_relative: dict[str, Path] = {}
+        lowered: list[tuple[str, Path]] = []
         for p in self.images.values():
+            lowered.append((_lower_suffix(p.name), p))
             if p.is_relative_to(self.root):
                 relative = p.relative_to(self.root)
                 self._by_relative[nfc(relative.as_posix())] = p
                 self._by_relative[nfc(relative.with_suffix("").as_posix())] = p
-                self._by_relative.setdefault(nfc(relative.with_suffix(relative.suffix.lower()).as_posix()), p)
+                lowered.append((_lower_suffix(relative.as_posix()), p))
+        # a name or path whose extension differs only in case (P001.JPG listed as P001.jpg): one file on Windows and
+        # macOS; a key two files answer names neither
+        self._by_lower_suffix = _one_file_each(lowered)
 
     def shown(self, path: Path) -> str:
         """``path`` as a message shows it: relative to the data folder."""
@@ -274,12 +293,11 @@ class ImageIndex:
                 return None
             relative = PurePosixPath(listed.replace("\\", "/"))
             found = self._by_relative.get(relative.as_posix())
-            if found is None and relative.suffix.lower() in IMAGE_SUFFIXES:
-                found = self._by_relative.get(relative.with_suffix(relative.suffix.lower()).as_posix())
-            return found
-        found = self._by_name.get(listed) or self.images.get(listed)
-        if found is None and Path(listed).suffix.lower() in IMAGE_SUFFIXES:
-            found = self._by_lower_suffix.get(Path(listed).stem + Path(listed).suffix.lower())
+            listed = relative.as_posix()
+        else:
+            found = self._by_name.get(listed) or self.images.get(listed)
+        if found is None and PurePosixPath(listed).suffix.lower() in IMAGE_SUFFIXES:
+            found = self._by_lower_suffix.get(_lower_suffix(listed))
         return found
 
     def _near_name(self, listed: str) -> tuple[Path, str] | None:

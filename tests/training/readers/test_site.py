@@ -13,6 +13,7 @@ import pytest
 from preprocess.contract import CLASSES
 from training.errors import DuplicateImageError, EmptyDatasetError, UnknownLabelError, UnknownLayoutError
 from training.readers import read_dataset
+from training.readers.common import ImageIndex
 from training.readers.ham import read_ham
 from training.readers.isic2019 import read_isic2019
 
@@ -269,3 +270,14 @@ def test_a_path_cell_finds_a_file_whose_extension_differs_only_in_case(tmp_path:
     root = _ham(tmp_path, [(f"{HAM_IMAGES}/P000.jpg", "nv")], ["P000.JPG"])
     ds = read_dataset(root)
     assert [(s.image_path.name, s.code) for s in ds.samples] == [("P000.JPG", "NV")] and ds.missing_images == ()
+
+
+
+def test_a_cell_two_files_answer_by_the_case_of_their_extension_names_neither(tmp_path: Path) -> None:
+    """P000.jpg and P000.JPG (two files on Linux; the readers refuse them as one id, the index holds its own rule):
+    the cell P000.Jpg names neither, as a name or a path, rather than one by chance; exact names find their files."""
+    lower, upper, other = (tmp_path / "a" / "P000.jpg", tmp_path / "b" / "P000.JPG", tmp_path / "P001.JPG")
+    index = ImageIndex({"x": lower, "y": upper, "P001": other}, tmp_path)
+    assert index.find("P000.Jpg") is None and index.find("a/P000.Jpg") == lower and index.find("b/P000.jpg") == upper
+    assert index.find("P000.jpg") == lower and index.find("P000.JPG") == upper
+    assert index.find("P001.jpg") == other == index.find("P001.Jpg") == index.find("P001.JPG")
