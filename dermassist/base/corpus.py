@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ImageCorpusError
+from .image_files import write_image
 from .paths import HAM_SAMPLE_IMAGES, PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ def _write_resized(src: Path, target: Path, width: int, height: int) -> None:
         image = cv2.resize(image, (width, height), interpolation=interp)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{random.randrange(1 << 30)}.jpg")
-    if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-        raise ImageCorpusError(f"could not write {tmp}; is {target.parent} writable?")
+    write_image(tmp, image, "corpus image", ImageCorpusError, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], bgr=True)
     tmp.replace(target)  # atomic: parallel Locust workers may build the same cache
     logger.debug("wrote %s (%dx%d) from %s", target, width, height, src.name)
 

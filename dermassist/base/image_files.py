@@ -22,16 +22,17 @@ def image_suffix_problem(path: Path) -> str | None:
 
 
 def write_image(path: Path, image: np.ndarray, what: str, error: type[DermAssistError] = DermAssistError,
-                params: Sequence[int] = ()) -> Path:
+                params: Sequence[int] = (), bgr: bool = False) -> Path:
     """Write an RGB (h, w, 3) or grey (h, w) uint8 ``image`` to ``path`` (PNG or JPEG by its suffix); ``error``
-    naming ``what`` the file is, the path and the fix when it cannot be written."""
+    naming ``what`` the file is, the path and the fix when it cannot be written. ``bgr``: the pixels are in OpenCV's
+    order already (as ``cv2.imread`` gave them)."""
     import cv2
 
     path = Path(path)
     problem = image_suffix_problem(path)
     if problem is not None:
         raise error(f"{what} {path} cannot be written: its name {problem}")
-    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and not bgr else image
     try:
         written = cv2.imwrite(str(path), pixels, list(params))
     except cv2.error as e:

@@ -20,6 +20,13 @@ def test_rgb_and_grey_images_are_written_as_given(tmp_path):
     assert np.array_equal(cv2.imread(str(tmp_path / "g.png"), cv2.IMREAD_GRAYSCALE), grey)
 
 
+def test_pixels_in_opencvs_order_are_written_as_read(tmp_path):
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order (the image corpus writes what cv2.imread gave it)
+    write_image(tmp_path / "b.png", bgr, "corpus image", bgr=True)
+    assert np.array_equal(cv2.imread(str(tmp_path / "b.png")), bgr)
+
+
 def test_a_folder_that_cannot_be_written_raises_the_callers_error_naming_the_file(tmp_path):
     target = tmp_path / "missing" / "deeper" / "x.png"  # OpenCV makes no folders: imwrite answers False
     with pytest.raises(ConfigError, match=r"predicted mask .*x\.png could not be written.*check .*deeper"):
