@@ -20,7 +20,7 @@ SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
 class FaultInjector:
     """Signals the first stub of ``model`` ``at_s`` seconds after ``start()``; records what it did."""
 
-    guard: Any  # dermassist.guard.guard.BackgroundGuard
+    guard: Any  # dermassist.guard.background.BackgroundGuard
     kind: str
     model: str
     at_s: float

@@ -45,7 +45,7 @@ from .report import LoadtestSummary, read_failures, retries_text
 from .runner import locust_report_files, run_locust
 
 if TYPE_CHECKING:
-    from dermassist.guard.guard import BackgroundGuard
+    from dermassist.guard.background import BackgroundGuard
 
 logger = logging.getLogger("loadtest.run")
 
@@ -93,8 +93,8 @@ def _embedded_guard(stack: ExitStack, run: RunConfig) -> BackgroundGuard:
     from dermassist.base.repository import require_artifacts
     from dermassist.base.server import free_ports
     from dermassist.base.server_config import ServerConfig
+    from dermassist.guard.background import BackgroundGuard
     from dermassist.guard.config import GuardConfig
-    from dermassist.guard.guard import BackgroundGuard
 
     require_artifacts(run.repository, LoadtestError, "pass --repository / --host")
     http, grpc, metrics = free_ports(3)

@@ -38,7 +38,7 @@ from .served import CALL_TIMEOUT_S, OUTPUTS, _request
 
 if TYPE_CHECKING:
     from ..base.server import TritonServer
-    from ..guard.guard import BackgroundGuard
+    from ..guard.background import BackgroundGuard
 
 # Both paths ask for what every audit line records, as the client SDK does: a request without them would have the
 # front add them (and the ensemble run triage) on one path only, and the difference would not be the front's cost.
@@ -205,8 +205,8 @@ def _guard_before(server: TritonServer, **settings: object) -> BackgroundGuard:
     not own), on free ports; a ConfigError for a setting the guard refuses."""
     from ..base.server import free_ports
     from ..base.server_config import ServerConfig
+    from ..guard.background import BackgroundGuard
     from ..guard.config import GuardConfig
-    from ..guard.guard import BackgroundGuard
 
     http, grpc, metrics = free_ports(3)
     public = ServerConfig(repository=server.config.repository, http_port=http, grpc_port=grpc, metrics_port=metrics)

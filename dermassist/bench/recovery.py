@@ -19,8 +19,8 @@ from ..base.logs import configure_logging
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.server import free_ports
 from ..base.server_config import ServerConfig
+from ..guard.background import BackgroundGuard
 from ..guard.config import GuardConfig
-from ..guard.guard import BackgroundGuard
 
 logger = logging.getLogger(__name__)
 

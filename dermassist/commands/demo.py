@@ -70,7 +70,7 @@ def server_port_problems(config: ServerConfig) -> list[str]:
     from ..base.server import bind_fixes
     from ..base.settings import setting_names, variable_name
     from ..guard.config import host_problem
-    from ..guard.guard import busy_public_ports
+    from ..guard.ports import busy_public_ports
 
     addresses = {"host": config.host, "metrics_host": config.metrics_host}
     unresolved = [f"the server's address {variable_name(ServerConfig, field)}={host} {problem}; expected a name or "
@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..base.errors import ConfigError, ServerError
     from ..base.repository import require_artifacts, step_settings
+    from ..guard.background import BackgroundGuard
     from ..guard.config import GuardConfig
-    from ..guard.guard import BackgroundGuard
 
     config = ServerConfig.resolve(server_overrides(args))
     host, port = page_address(args)

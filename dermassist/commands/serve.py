@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..base.repository import missing_artifacts
     from ..base.server_config import ServerConfig
+    from ..guard.background import serve_until_signal
     from ..guard.config import GuardConfig
-    from ..guard.guard import Guard, serve_until_signal
+    from ..guard.guard import Guard
 
     overrides = vars(args)
     config = ServerConfig.resolve(overrides)

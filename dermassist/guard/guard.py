@@ -28,16 +28,13 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime
-import ipaddress
 import logging
 import os
-import re
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -47,128 +44,37 @@ from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.repository import served_identity
-from ..base.server import TritonServer, bind_fixes, bind_problem, free_ports
+from ..base.server import TritonServer, bind_problem, free_ports
 from ..base.server_config import ServerConfig
-from ..base.settings import setting_names
 from .admin import admin_key_problem
 from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
-from .front import STUB_UNHEALTHY, Front
+from .faults import Fault, Recovery, busy_not_broken, models_in_message, recovery_backoff
+from .front import Front
 from .health import STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
+from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
 from .stubs import Stub, broken_stubs, find_stubs
 
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the guard stops (after the drain)
-MAX_BACKOFF_S = 60.0
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
 UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
-_STUB_IN_MESSAGE = re.compile(rf"Stub process '(?P<instance>[^']+?)_\d+_\d+' {STUB_UNHEALTHY}")
 LOOPBACK_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
     ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 
-@dataclass(frozen=True)
-class Fault:
-    """What the watchdog found: why, which models (if known), and whether tritonserver is gone."""
-
-    reason: str
-    models: tuple[str, ...] = ()
-    server_down: bool = False
-
-
-@dataclass
-class Recovery:
-    """One healing, for the log and the tests: what broke, what was done, how long it took."""
-
-    reason: str
-    action: str
-    detected_at: float  # time.monotonic()
-    ready_at: float | None = None  # when the pipeline came back: by this recovery, or (error set) later by itself
-    error: str | None = None
-
-    @property
-    def duration_s(self) -> float | None:
-        """Seconds from detection to readiness (None while it has not come back)."""
-        return None if self.ready_at is None else self.ready_at - self.detected_at
-
-
-def models_in_message(message: str) -> tuple[str, ...]:
-    """The models whose stub an error message names as unhealthy."""
-    return tuple(sorted({m.group("instance") for m in _STUB_IN_MESSAGE.finditer(message)}))
-
-
-def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, holding_since: float | None = None,
-                    now: float = 0.0, limit_s: float = 0.0) -> bool:
-    """A canary sent at ``sent_at`` that ran out of time met a queue, not a fault, when the ensemble answered a client
-    meanwhile (at ``answered_at``), or when a client call it queued behind (forwarded at ``holding_since``, the
-    oldest still being worked on) has been worked on for less than ``limit_s`` (all time.monotonic; ``now``: the
-    canary's end). One large batch answers nothing for minutes: healing a pipeline that works would turn load into
-    an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed."""
-    if code != grpc.StatusCode.DEADLINE_EXCEEDED:
-        return False
-    if answered_at > sent_at:
-        return True
-    return holding_since is not None and holding_since <= sent_at and now - holding_since < limit_s
-
-
 def describe(error: grpc.aio.AioRpcError) -> str:
     """A one-line account of a failed call."""
     return f"{error.code().name}: {error.details()}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # another host name: it may resolve to any interface
-        return False
-
-
-@dataclass(frozen=True)
-class BusyPort:
-    """A public port that cannot be listened on: what it serves, where, why, and ServerConfig's field that sets it
-    (``setting``)."""
-
-    what: str
-    host: str
-    port: int
-    reason: str
-    setting: str
-    code: int | None = None  # the errno of the failed bind, where known (EACCES: a privileged port, or a policy)
-
-
-def busy_public_ports(public: ServerConfig, triton: ServerConfig | None = None) -> list[BusyPort]:
-    """The public ports of a guard that cannot be listened on now: the gRPC front, the health endpoint and, with the
-    config of the tritonserver it starts (``triton``), Triton's metrics port."""
-    host = public.host
-    ports = [("gRPC", host, public.grpc_port, "grpc_port"), ("the health endpoint", host, public.http_port, "http_port")]
-    if triton is not None:
-        ports.append(("Triton's metrics", triton.metrics_host or host, triton.metrics_port, "metrics_port"))
-    return [BusyPort(what, where, port, error.strerror or str(error), setting, error.errno)
-            for what, where, port, setting in ports if (error := bind_problem(where, port)) is not None]
-
-
-def bind_failure(busy: Sequence[BusyPort]) -> str:
-    """Why the public ports in ``busy`` cannot be served, every one in one message, and the fixes (a taken port's and
-    a privileged port's differ)."""
-    where = ", ".join(f"{b.what} on {b.host}:{b.port} ({b.reason})" for b in busy)
-    flags = " and ".join(setting_names(ServerConfig, b.setting) for b in busy)
-    hosts = dict.fromkeys(setting_names(ServerConfig, "metrics_host" if b.setting == "metrics_port" else "host")
-                          for b in busy)
-    fixes = bind_fixes([(b.port, b.code) for b in busy])
-    return (f"cannot serve {where}; expected ports no other process listens on, on an address of this machine: "
-            f"{'; '.join(fixes)}; or pass another {flags}; if the address is wrong, fix {' or '.join(hosts)}")
 
 
 def audit_trail(destination: str, metrics: GuardMetrics) -> AuditLog:
@@ -182,18 +88,6 @@ def audit_down(problem: str) -> str:
             "file system (or fix it)")
 
 
-def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
-    """Seconds to wait before trying again after the last recovery failed: 2, 4, 8 ... up to MAX_BACKOFF_S by the
-    failures in a row since the pipeline last came back (``ready_at``: a recovery that healed, or a failed one after
-    which the watchdog found it working), so the failures of earlier, healed incidents do not count."""
-    failed = 0
-    for recovery in reversed(recoveries):
-        if recovery.ready_at is not None:
-            break
-        failed += 1
-    return min(MAX_BACKOFF_S, 2.0 ** failed)
-
-
 def versions_text(models: list[tuple[str, str]]) -> str:
     """The served (model, version) pairs as one line, every version of a model together: ``classify 1; prepare 1, 2``
     (a model with two versions is one whose repository folder holds an extra version)."""
@@ -203,14 +97,6 @@ def versions_text(models: list[tuple[str, str]]) -> str:
     text = "; ".join(f"{name} {', '.join(sorted(versions, key=lambda v: (len(v), v)))}"
                      for name, versions in sorted(served.items()))
     return text or "none"
-
-
-def plaintext_warning(host: str, tls: bool) -> str | None:
-    """What to tell an operator who serves gRPC without TLS beyond this machine (None: TLS, or loopback only)."""
-    if tls or is_loopback(host):
-        return None
-    return (f"serving gRPC in PLAINTEXT on {host}: images and answers cross the network unencrypted and no client "
-            "is authenticated; pass --tls-cert and --tls-key (docs/operations.md, 'Certificates and keys')")
 
 
 class Guard:
@@ -782,91 +668,3 @@ class Guard:
         self.models_loaded()
         self.reloads = 0
         self.stubs = find_stubs(self.server.pid)
-
-
-async def serve_until_signal(guard: Guard) -> None:
-    """Run the guard until SIGINT or SIGTERM; SIGHUP opens the audit log's path again (after a rotation)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, guard.audit.reopen)
-    await guard.run(stop)
-
-
-@dataclass
-class BackgroundGuard:
-    """A Guard on its own event loop in a thread: ``with BackgroundGuard(public, config) as g: ...``."""
-
-    public: ServerConfig
-    config: GuardConfig = field(default_factory=GuardConfig)
-    server: TritonServer | None = None
-    ready_timeout_s: float = ServerConfig.startup_timeout_s  # the wait for tritonserver's own start-up
-
-    def __post_init__(self) -> None:
-        self.guard = Guard(self.public, self.config, self.server)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="dermassist-guard", daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            await self.guard.run(self._stop, on_started=self._started.set)
-
-        try:
-            asyncio.run(main())
-        except BaseException as e:  # noqa: BLE001 - handed to the starting thread
-            self._error = e
-        finally:
-            self._started.set()
-
-    def __enter__(self) -> BackgroundGuard:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> BackgroundGuard:
-        """Start and wait until the guard is ready (a canary succeeded)."""
-        self._thread.start()
-        self._started.wait()
-        if self._error is not None:
-            raise self._error
-        if not self.wait_ready(self.ready_timeout_s):
-            self.stop()
-            raise ServerError(f"the guard did not become ready within {self.ready_timeout_s:.0f} s: "
-                              f"{self.guard.readiness.reason}")
-        return self
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        """Poll readiness for up to ``timeout_s``; whether it came."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.guard.readiness.ready:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        """Stop the front, the watchdog and tritonserver."""
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=120)
-
-    @property
-    def running(self) -> bool:
-        """Whether the guard's thread still runs (it ends when stopped, or when the guard failed for good)."""
-        return self._thread.is_alive()
-
-    @property
-    def grpc_address(self) -> str:
-        """host:port of the public gRPC front."""
-        return self.public.grpc_address
-
-    @property
-    def http_address(self) -> str:
-        """host:port of the health endpoint."""
-        return self.public.http_address

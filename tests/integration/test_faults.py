@@ -20,8 +20,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
+from dermassist.guard.background import BackgroundGuard
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import BackgroundGuard
 from dermassist.guard.stubs import process_state
 from dermassist_client import DermAssistClient
 from preprocess.contract import CROP_MODEL, ENSEMBLE_NAME, PREPARE_MODEL

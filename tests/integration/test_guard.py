@@ -16,8 +16,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from dermassist.base.repository import served_identity
+from dermassist.guard.background import BackgroundGuard
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import BackgroundGuard
 from dermassist_client import DermAssistClient, ServerUnavailableError
 from preprocess.contract import CLASS_CODES, CROP_MODEL, ENSEMBLE_NAME, PREPARE_MODEL
 from tests.support.guard import audit_lines, make_certificates, public_config

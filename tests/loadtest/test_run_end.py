@@ -191,7 +191,7 @@ def test_the_embedded_servers_audit_trail_is_this_runs(monkeypatch, tmp_path: Pa
     from contextlib import ExitStack
 
     import dermassist.base.repository
-    import dermassist.guard.guard
+    import dermassist.guard.background
     from loadtest import run
     from loadtest.config import RunConfig
 
@@ -207,7 +207,7 @@ def test_the_embedded_servers_audit_trail_is_this_runs(monkeypatch, tmp_path: Pa
         def __exit__(self, *exc) -> None:
             return None
 
-    monkeypatch.setattr(dermassist.guard.guard, "BackgroundGuard", Guard)
+    monkeypatch.setattr(dermassist.guard.background, "BackgroundGuard", Guard)
     monkeypatch.setattr(dermassist.base.repository, "require_artifacts", lambda *args: None)
     (tmp_path / "audit.jsonl").write_text('{"an earlier run": 1}\n' * 3)
     with ExitStack() as stack:

@@ -173,7 +173,7 @@ def _run_dermassist_demo(monkeypatch: pytest.MonkeyPatch, repository: Path) -> N
     import argparse
 
     import dermassist.base.repository as base_repository
-    import dermassist.guard.guard as guard_module
+    import dermassist.guard.background as guard_module
     from dermassist.base.server import free_ports
     from dermassist.commands import demo as command
 

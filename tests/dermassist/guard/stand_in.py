@@ -13,8 +13,8 @@ from typing import Any
 from dermassist.base.errors import ServerStartupError
 from dermassist.base.server import free_ports
 from dermassist.base.server_config import ServerConfig
+from dermassist.guard.background import BackgroundGuard
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import BackgroundGuard
 from tests.support.guard import public_config
 
 RESTART_S = 60.0  # how long the stand-in tritonserver's start takes when nothing interrupts it

@@ -105,7 +105,7 @@ def test_sighup_reopens_the_audit_log_of_a_serving_guard(tmp_path: Path) -> None
     import asyncio
     from types import SimpleNamespace
 
-    from dermassist.guard.guard import serve_until_signal
+    from dermassist.guard.background import serve_until_signal
 
     path, rotated = tmp_path / "audit.jsonl", tmp_path / "audit.jsonl.1"
     audit = AuditLog(path, check_interval_s=3600.0)  # only the signal reopens it within this test

@@ -529,7 +529,8 @@ def test_a_given_tritonserver_its_owner_is_stopping_is_not_healed(tmp_path: Path
     watching, took that for a fault and started a new one (its runtime folder left in /tmp)."""
     from dermassist.base.server import TritonServer
     from dermassist.base.server_config import ServerConfig
-    from dermassist.guard.guard import Fault, Guard
+    from dermassist.guard.faults import Fault
+    from dermassist.guard.guard import Guard
 
     server = TritonServer(ServerConfig(repository=tmp_path, admin_key="k"))
     assert server.closing is False

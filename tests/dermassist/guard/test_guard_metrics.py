@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
 from dermassist.guard.canary import canary_request
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import Fault
+from dermassist.guard.faults import Fault
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.metrics import LATENCY_BUCKETS_S, GuardMetrics, recovery_kind
 from tests.support.polling import wait_until

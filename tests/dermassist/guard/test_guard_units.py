@@ -28,6 +28,7 @@ from dermassist.base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS, Se
 from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
+from dermassist.guard.faults import models_in_message
 from dermassist.guard.front import (
     AUDITED_OUTPUTS,
     DEADLINE_SLACK_S,
@@ -42,7 +43,6 @@ from dermassist.guard.front import (
     with_default_outputs,
     without_outputs,
 )
-from dermassist.guard.guard import models_in_message
 from dermassist.guard.health import Readiness, health_answer
 from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
 from preprocess.contract import CLASS_CODES, NUM_CLASSES
@@ -395,7 +395,8 @@ def test_a_canary_behind_one_long_client_call_is_busy_until_the_call_is_held_pas
     a call held past the limit with nothing answered since is a hang."""
     from types import SimpleNamespace
 
-    from dermassist.guard.guard import Guard, busy_not_broken
+    from dermassist.guard.faults import busy_not_broken
+    from dermassist.guard.guard import Guard
 
     deadline, refused = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE
     # canary sent at 100 s, timed out at 110 s; the client call was forwarded at 40 s (held 70 s of a 300 s limit)
@@ -431,7 +432,8 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
     not a fault (healing would restart a working server); with no answer since it was sent, it is one."""
     from types import SimpleNamespace
 
-    from dermassist.guard.guard import Guard, busy_not_broken
+    from dermassist.guard.faults import busy_not_broken
+    from dermassist.guard.guard import Guard
 
     deadline, refused = grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE
     assert busy_not_broken(deadline, sent_at=10.0, answered_at=12.5)
@@ -470,7 +472,7 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
 ])
 def test_the_wait_after_a_failed_recovery_counts_only_the_failures_since_the_last_healing(
         outcomes: list[str], backoff: float) -> None:
-    from dermassist.guard.guard import Recovery, recovery_backoff
+    from dermassist.guard.faults import Recovery, recovery_backoff
 
     recoveries = [Recovery("fault", "restart", float(i), ready_at=None if outcome == "failed" else i + 0.5,
                            error=None if outcome == "healed" else "x") for i, outcome in enumerate(outcomes)]

@@ -21,7 +21,8 @@ from dermassist.base.server_config import ServerConfig
 from dermassist.guard import guard as guard_module
 from dermassist.guard import health as health_module
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.guard import Fault, Guard
+from dermassist.guard.faults import Fault
+from dermassist.guard.guard import Guard
 from dermassist.guard.health import STOPPING, Readiness, health_answer
 from preprocess.contract import STEP_MODELS
 from tests.support.polling import wait_until

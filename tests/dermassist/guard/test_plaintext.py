@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dermassist.guard.guard import plaintext_warning
+from dermassist.guard.ports import plaintext_warning
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "triton.dermassist.svc", "127.example.com"])

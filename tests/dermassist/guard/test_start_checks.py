@@ -21,8 +21,9 @@ from dermassist.base.server import TritonServer, free_ports
 from dermassist.base.server_config import ServerConfig
 from dermassist.guard.audit import AuditLog
 from dermassist.guard.config import MAX_GRPC_MS, GuardConfig
-from dermassist.guard.guard import BusyPort, Guard, bind_failure, versions_text
+from dermassist.guard.guard import Guard, versions_text
 from dermassist.guard.health import Readiness, same_reason
+from dermassist.guard.ports import BusyPort, bind_failure
 from tests.support.guard import make_certificates
 
 
@@ -315,7 +316,7 @@ def test_the_served_model_versions_are_logged_once_when_first_ready(tmp_path: Pa
 def test_a_failed_recovery_after_which_the_watchdog_finds_the_pipeline_working_counts_as_healed(tmp_path: Path) -> None:
     """A restart's canary failed (a slow first inference), the next canary passed: the next, unrelated incident waited
     4 s instead of 2 s, because the failed record never learnt that the pipeline came back."""
-    from dermassist.guard.guard import Recovery, recovery_backoff
+    from dermassist.guard.faults import Recovery, recovery_backoff
 
     class Triton:
         async def RepositoryIndex(self, request, metadata, timeout):  # Triton's method name

@@ -1,0 +1,70 @@
+"""What the guard's watchdog finds and what it did about it: a ``Fault``, a ``Recovery``; which models an error names,
+whether a canary out of time met a queue or a hang, and the backoff after failed recoveries."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from .front import STUB_UNHEALTHY
+
+MAX_BACKOFF_S = 60.0
+_STUB_IN_MESSAGE = re.compile(rf"Stub process '(?P<instance>[^']+?)_\d+_\d+' {STUB_UNHEALTHY}")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the watchdog found: why, which models (if known), and whether tritonserver is gone."""
+
+    reason: str
+    models: tuple[str, ...] = ()
+    server_down: bool = False
+
+
+@dataclass
+class Recovery:
+    """One healing, for the log and the tests: what broke, what was done, how long it took."""
+
+    reason: str
+    action: str
+    detected_at: float  # time.monotonic()
+    ready_at: float | None = None  # when the pipeline came back: by this recovery, or (error set) later by itself
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from detection to readiness (None while it has not come back)."""
+        return None if self.ready_at is None else self.ready_at - self.detected_at
+
+
+def models_in_message(message: str) -> tuple[str, ...]:
+    """The models whose stub an error message names as unhealthy."""
+    return tuple(sorted({m.group("instance") for m in _STUB_IN_MESSAGE.finditer(message)}))
+
+
+def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, holding_since: float | None = None,
+                    now: float = 0.0, limit_s: float = 0.0) -> bool:
+    """A canary sent at ``sent_at`` that ran out of time met a queue, not a fault, when the ensemble answered a client
+    meanwhile (at ``answered_at``), or when a client call it queued behind (forwarded at ``holding_since``, the
+    oldest still being worked on) has been worked on for less than ``limit_s`` (all time.monotonic; ``now``: the
+    canary's end). One large batch answers nothing for minutes: healing a pipeline that works would turn load into
+    an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed."""
+    if code != grpc.StatusCode.DEADLINE_EXCEEDED:
+        return False
+    if answered_at > sent_at:
+        return True
+    return holding_since is not None and holding_since <= sent_at and now - holding_since < limit_s
+
+
+def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
+    """Seconds to wait before trying again after the last recovery failed: 2, 4, 8 ... up to MAX_BACKOFF_S by the
+    failures in a row since the pipeline last came back (``ready_at``: a recovery that healed, or a failed one after
+    which the watchdog found it working), so the failures of earlier, healed incidents do not count."""
+    failed = 0
+    for recovery in reversed(recoveries):
+        if recovery.ready_at is not None:
+            break
+        failed += 1
+    return min(MAX_BACKOFF_S, 2.0 ** failed)
