@@ -213,7 +213,7 @@ class ReferencePipeline:
         outputs = {
             PROBABILITIES.name: probs, MASK.name: crops.mask, BBOX.name: crops.bbox,
             LESION_FRACTION.name: crops.lesion_fraction, CROP.name: crops.crop, REFER.name: triage.refer,
-            REFER_SCORE.name: triage.refer_score, ASSESSABLE.name: triage.assessable, OOD_SCORE.name: ood,
+            REFER_SCORE.name: triage.refer_score, ASSESSABLE.name: triage.assessable, OOD_SCORE.name: triage.ood_score,
             NOTE.name: triage.note, CAM.name: cam,
         }
         return outputs, StepTimes(times)

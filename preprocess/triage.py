@@ -2,6 +2,8 @@
 
 Pure numpy, batch in, batch out. The operating threshold and the out-of-distribution limit are
 tuned on validation and travel with the release; the contract defaults apply only without them.
+The public OOD_SCORE is the classifier's score over the limit in force, so 1.0 is the limit whatever it is (a site's
+``ood_limit`` parameter, or the unchecked limit of an imported classifier, whose score is then about 0).
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class TriageBatch:
     refer_score: np.ndarray  # float32 (N, 1)
     assessable: np.ndarray  # bool (N, 1)
     note: np.ndarray  # object (N, 1) of UTF-8 bytes, b"" when all is well
+    ood_score: np.ndarray  # float32 (N, 1): the classifier's OOD score over the limit, >= 1 out of distribution
 
 
 def refer_scores(probabilities: np.ndarray) -> np.ndarray:
@@ -74,9 +77,10 @@ NO_LESION = ("No lesion found, so the whole picture was classified and the answe
 REFERRED_NOT_ASSESSABLE = "Referred because the picture could not be assessed."
 
 
-def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[str]:
+def row_problems(quality: np.ndarray, ood: float) -> list[str]:
     """The plain sentences naming each reason one image cannot be assessed and what to do, each with its measure
-    (a share of the lowest value accepted, or the out-of-distribution score against its limit) for the record; an
+    (a share of the lowest value accepted, or the out-of-distribution score ``ood``, over its limit: >= 1 is out) for
+    the record; an
     image unlike the validated dermoscopy is said first, as its other measures are then no guide, unless it is too
     dark or too bright: its exposure is then said first, and its out-of-distribution score after it."""
     sharpness, dark, bright, colour, seam = (float(v) for v in quality)
@@ -100,17 +104,17 @@ def row_problems(quality: np.ndarray, ood: float, params: TriageParams) -> list[
     if seam < 1.0:  # a mosaic or side-by-side: the lesion found may run across several pictures
         problems.append(f"The picture looks like several pictures put together (a straight seam runs across it): "
                         f"photograph each lesion on its own (seam score {seam:.0%} of the lowest accepted).")
-    if ood >= params.ood_limit and (dark < 1.0 or bright < 1.0):
+    if ood >= 1.0 and (dark < 1.0 or bright < 1.0):
         # a dermoscopy picture only too dark or too bright also measures as unlike dermoscopy: its exposure, said
         # first, is what to correct, not the device
-        problems.append(f"Its answer cannot be trusted either (out-of-distribution score {ood:.2f}, limit "
-                        f"{params.ood_limit:.2f}): correct the exposure first, and if the retaken picture is again not "
+        problems.append(f"Its answer cannot be trusted either (out-of-distribution score {ood:.2f}, limit 1.00): "
+                        "correct the exposure first, and if the retaken picture is again not "
                         "assessable, judge the lesion clinically.")
-    elif ood >= params.ood_limit:
+    elif ood >= 1.0:
         problems.insert(0, f"Picture unlike the dermoscopy images the system was validated on (another dermatoscope, "
                            f"light or magnification, a clinical photograph, or not skin), so its answer cannot be trusted: "
                            f"retake it with a dermatoscope, and if it is again not assessable, judge the lesion clinically "
-                           f"(out-of-distribution score {ood:.2f}, limit {params.ood_limit:.2f}).")
+                           f"(out-of-distribution score {ood:.2f}, limit 1.00).")
     return problems
 
 
@@ -156,12 +160,13 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
     fraction = np.asarray(lesion_fraction, np.float32).reshape(-1)
     other = np.asarray(other_lesion_fraction, np.float32).reshape(-1)
     n = _check(probabilities, ood, quality, fraction, other)
+    ood = ood / np.float32(params.ood_limit)
     score = refer_scores(probabilities)
     refer = np.zeros((n, 1), bool)
     assessable = np.zeros((n, 1), bool)
     notes = np.empty((n, 1), object)
     for row in range(n):
-        problems = row_problems(quality[row], float(ood[row]), params)
+        problems = row_problems(quality[row], float(ood[row]))
         if fraction[row] <= 0.0:  # the classifier saw the whole picture, not a lesion: nothing it says is assessed
             problems.insert(0, NO_LESION)
         second = second_lesion(float(fraction[row]), float(other[row]), params)
@@ -172,4 +177,4 @@ def triage_batch(probabilities: np.ndarray, ood_score: np.ndarray, quality: np.n
         if problems and params.refer_when_not_assessable:  # the note says why REFER is true whatever the score
             problems.append(REFERRED_NOT_ASSESSABLE)
         notes[row, 0] = " ".join(problems).encode("utf-8")
-    return TriageBatch(refer, score.reshape(n, 1), assessable, notes)
+    return TriageBatch(refer, score.reshape(n, 1), assessable, notes, ood.reshape(n, 1))

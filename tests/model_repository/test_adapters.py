@@ -255,3 +255,20 @@ def test_lesion_segmenter_names_a_savedmodel_tensorflow_cannot_load_and_the_fix(
                                               r"b'saved_model\.pb'\); run `dermassist models` to export it again") as caught:
         adapter.TritonPythonModel().initialize(_initialize_args(tmp_path, {}))
     assert caught.value.__cause__ is cause
+
+
+def test_triage_serves_the_ood_score_over_the_limit_its_parameter_sets(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site's ood_limit 2.0: the adapter publishes the classifier's score over it (what NOTE and ASSESSABLE
+    judge), not the classifier's own, so OOD_SCORE >= 1 keeps meaning out of distribution."""
+    from preprocess.contract import OOD_SCORE
+
+    adapter = _adapter(monkeypatch, "triage")
+    model = adapter.TritonPythonModel()
+    model.initialize(_initialize_args(tmp_path, {"ood_limit": "2.0", "refer_threshold": "0.5"}))
+    probabilities = np.zeros((2, 8), np.float32)
+    probabilities[:, 4] = 1.0  # NV
+    out = model._compute(probabilities, np.array([[1.5], [3.0]], np.float32),
+                         np.tile(np.array([2.0, 1.5, 1.5, 12.0, 2.9], np.float32), (2, 1)),
+                         np.full((2, 1), 0.1, np.float32), np.zeros((2, 1), np.float32))
+    assert out[OOD_SCORE.name][:, 0].tolist() == [0.75, 1.5]
+    assert out["ASSESSABLE"][:, 0].tolist() == [True, False]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from preprocess.errors import InvalidTensorError, StepSettingsError
-from preprocess.triage import TriageParams, refer_scores
+from preprocess.triage import OOD_UNCHECKED, TriageParams, refer_scores
 from preprocess.triage import triage_batch as triage_with_other
 
 GOOD = (2.0, 1.5, 1.5, 12.0, 2.9)  # sharpness, under-, over-exposure, colour, seam: all acceptable
@@ -106,6 +106,21 @@ def test_a_measure_at_exactly_one_is_acceptable(measure: int, row: tuple) -> Non
     assert not triage_batch(_probs(NV=1.0), [[0.3]], [below], [[0.1]], TriageParams(refer_threshold=0.5)).assessable[0, 0]
     at_limit = triage_batch(_probs(NV=1.0), [[1.0]], [GOOD], [[0.1]], TriageParams(refer_threshold=0.5, ood_limit=1.0))
     assert not at_limit.assessable[0, 0]
+
+
+def test_the_served_ood_score_is_over_the_limit_in_force_so_one_is_the_limit_whatever_it_is() -> None:
+    """A site's ood_limit of 2 (or an imported classifier's unchecked limit): the score a client reads is the
+    classifier's over the limit, and >= 1 is exactly when the picture is called unlike the validated dermoscopy."""
+    scores = [[1.5], [3.0]]
+    out = triage_batch(np.concatenate([_probs(NV=1.0)] * 2), scores, [GOOD, GOOD], [[0.1], [0.1]],
+                       TriageParams(refer_threshold=0.5, ood_limit=2.0))
+    assert out.ood_score.dtype == np.float32 and out.ood_score[:, 0].tolist() == [0.75, 1.5]
+    assert out.assessable[:, 0].tolist() == [True, False]
+    assert b"(out-of-distribution score 1.50, limit 1.00)" in out.note[1, 0]
+    unchecked = triage_batch(_probs(NV=1.0), [[7.3]], [GOOD], [[0.1]], TriageParams(ood_limit=OOD_UNCHECKED))
+    assert unchecked.assessable[0, 0] and 0.0 < unchecked.ood_score[0, 0] < 1e-6
+    default = triage_batch(_probs(NV=1.0), [[0.4]], [GOOD], [[0.1]])
+    assert default.ood_score[0, 0] == np.float32(0.4)  # the release's limit 1.0: the classifier's score as it is
 
 
 def test_not_assessable_need_not_refer_when_told() -> None:

@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from preprocess.triage import TriageParams
 
 
+def ood_limit_words(limit: float) -> str:
+    """What the served OOD_SCORE's 1.0 is when the release's limit is not the classifier's 1.0: triage serves the
+    classifier's score over the limit."""
+    return "" if limit == 1.0 else f" (served as the classifier's score over the limit {short_number(limit)})"
+
+
 def what_it_is_lines(release: dict, rule: ReferralRule, triage_values: TriageParams) -> list[str]:
     """The What it is section: each model with its served values, the referral rule and what is assessable."""
     seg, cls, triage, quality = release["segmenter"], release["classifier"], release["triage"], release["quality"]
@@ -32,7 +38,8 @@ def what_it_is_lines(release: dict, rule: ReferralRule, triage_values: TriagePar
         *threshold_fragility_lines(release, rule, validation_melanomas),
         f"- Assessability: sharpness >= {quality['values']['min_sharpness']:.1f} (Laplacian variance), brightness in "
         f"[{quality['values']['min_brightness']:.0f}, {quality['values']['max_brightness']:.0f}] (grey level), fitted on the",
-        f"  training images; OOD_SCORE < {short_number(rule.ood_limit)}; colour (a greyscale picture is not assessable); no seam "
+        f"  training images; OOD_SCORE < 1.0{ood_limit_words(rule.ood_limit)}; colour (a greyscale picture is not assessable); "
+        "no seam "
         "(several pictures put",
         f"  together are not); no second lesion-like area of {triage_values.other_lesion_min_fraction:.0%} of the picture "
         f"and {triage_values.other_lesion_min_share:.0%} of the",

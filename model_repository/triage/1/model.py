@@ -1,6 +1,6 @@
 """Triton adapter for ``triage``: CLS_PROBABILITIES, CLS_OOD_SCORE, QUALITY, CROP_LESION_FRACTION,
-OTHER_LESION_FRACTION -> REFER, REFER_SCORE, ASSESSABLE, NOTE, and the public PROBABILITIES, OOD_SCORE and
-LESION_FRACTION passed on."""
+OTHER_LESION_FRACTION -> REFER, REFER_SCORE, ASSESSABLE, NOTE, OOD_SCORE (the classifier's over the limit in force),
+and the public PROBABILITIES and LESION_FRACTION passed on."""
 import json
 from typing import Any
 
@@ -46,5 +46,5 @@ class TritonPythonModel:
                  other_lesion_fraction: np.ndarray) -> dict[str, Any]:
         out = triage_batch(probabilities, ood_score, quality, lesion_fraction, other_lesion_fraction, self.params)
         return {REFER.name: out.refer, REFER_SCORE.name: out.refer_score, ASSESSABLE.name: out.assessable,
-                NOTE.name: out.note, PROBABILITIES.name: probabilities, OOD_SCORE.name: ood_score,
+                NOTE.name: out.note, PROBABILITIES.name: probabilities, OOD_SCORE.name: out.ood_score,
                 LESION_FRACTION.name: lesion_fraction}

@@ -27,7 +27,7 @@ def test_the_cards_referral_and_ood_rules_are_the_releases_own() -> None:
     assert "1.0 = the validation 95th percentile" in card and "98th" not in card
     assert "an image that is not assessable is referred only if its REFER_SCORE reaches the threshold." in card
     assert "REFER is also true" not in card and "referred, the note" not in card and "(and referred)" not in card
-    assert "OOD_SCORE < 1.25;" in card
+    assert "OOD_SCORE < 1.0 (served as the classifier's score over the limit 1.25);" in card
     assert ("probability k / (n + 1) on average over validation sets), times the safety factor 0.8 (--refer-safety: "
             "lower, so more is referred);") in card
 
