@@ -28,6 +28,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def before_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """The probabilities softmax(z / T) came from before the temperature: softmax(z) = softmax(T log p), exactly (the
+    softmax drops the constant log p loses); a probability of 0 (float32 underflow) counts as the smallest double."""
+    log_p = np.log(np.maximum(np.asarray(probabilities, np.float64), np.finfo(np.float64).tiny))
+    return softmax(log_p * temperature)
+
+
 def nll(logits: np.ndarray, labels: Labels, temperature: float) -> float:
     """Mean negative log-likelihood of the labels under softmax(logits / temperature)."""
     p = softmax(logits, temperature)

@@ -430,7 +430,7 @@ def metrics_from_release(release: dict) -> dict:
         "classification": {
             "test": {**cls_test,
                      "ece": cls_test.get("ece", calibration.get("test", {}).get("ece_after")),
-                     "ece_before_calibration": calibration.get("test", {}).get("ece_before")},
+                     "ece_before_calibration": _ece_before(cls_test, calibration)},
             "temperature": cls["temperature"],
         },
         "triage": {"threshold": triage["values"]["refer_threshold"],
@@ -441,6 +441,13 @@ def metrics_from_release(release: dict) -> dict:
                     "classification_splits": cls["figures"].get("splits")},
         "evaluation": served,
     }
+
+
+def _ece_before(served: dict, calibration: dict) -> float | None:
+    """ECE before calibration: the served answers' own, on the images their "ece" is of; for a release evaluated before
+    it was measured there, the classifier split's test figure (its own test images, PH2's among them)."""
+    own = served.get("ece_before_calibration")
+    return calibration.get("test", {}).get("ece_before") if own is None else own
 
 
 def evaluated_sets(release_dir: Path) -> dict[str, dict]:

@@ -48,12 +48,13 @@ def segmentation_figures(samples: Sequence, results: Sequence) -> dict | None:
     return {**segmentation_metrics(truth, served, 0.5), "images": len(pairs)}
 
 
-def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
+def classification_figures(labels: np.ndarray, probs: np.ndarray, temperature: float | None = None) -> dict:
     """Accuracy, balanced accuracy (with its 95% interval from per-class Jeffreys posteriors), macro F1 (over the
     classes in truth or predictions) and melanoma ROC AUC (each with its 95% stratified bootstrap interval, 2000 seeded
     draws within each true class), per-class recall, and ECE beside the ECE a perfectly calibrated model would score
-    on as many images."""
+    on as many images; with the served ``temperature``, the ECE of the same answers before calibration too."""
     from preprocess.contract import CLASS_CODES
+    from training.calibration import before_temperature
     from training.metrics import (
         balanced_accuracy_interval,
         classification_metrics,
@@ -75,6 +76,8 @@ def classification_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
             "melanoma_auc": melanoma_auc(labels, probs), "melanoma_auc_ci95": melanoma_auc_interval(labels, probs),
             "ece": expected_calibration_error(labels, probs),
             "ece_if_calibrated": ece_noise_floor(probs), "reliability": reliability(labels, probs),
+            "ece_before_calibration": None if temperature is None else
+            expected_calibration_error(labels, before_temperature(probs, temperature)),
             "images": int(len(labels))}
 
 

@@ -305,6 +305,10 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
                          f"\u00b1 {floor['p95']:.3f}: a curve inside it on the whole is within that; a bin of a few "
                          "images may stray outside it by chance." if floor else
                          " The reliability plot has no ECE floor band: this report holds no floor to draw."), ""]
+        if c.get("ece_before_calibration") is not None:
+            lines += [f"ECE of these same answers before the temperature {report['run']['temperature']:.3f} (the "
+                      f"probabilities the classifier's logits give undivided, recovered exactly from the served ones): "
+                      f"{c['ece_before_calibration']:.3f}, against {c['ece']:.3f} served.", ""]
         lines += _per_class_markdown(report, names)
     elif report.get("no_diagnosis"):
         lines += ["## Diagnosis", "", f"No diagnosis figures: {report['no_diagnosis']}.", ""]

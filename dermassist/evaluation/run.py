@@ -47,7 +47,7 @@ def checked_run(run: dict, answers: Answers, outside: Answers) -> dict:
         return run
     logger.warning("the report states no REFER threshold: %s", problem)
     return {**run, "repository": None, "release": None, "release_imported": None, "build": None, "refer_threshold": None,
-            "refer_when_not_assessable": None, "not_learnt": None, "repository_not_served": problem}
+            "refer_when_not_assessable": None, "not_learnt": None, "temperature": None, "repository_not_served": problem}
 
 
 def _not_sent(samples: Sequence, answers: Answers) -> list:
@@ -174,7 +174,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
     if labelled:
         labels = np.array([s.label for s, _ in labelled])
         probs = np.array([[r.probabilities[c] for c in r.probabilities] for _, r in labelled])
-        report["classification"] = classification_figures(labels, probs)
+        report["classification"] = classification_figures(labels, probs, run.get("temperature"))
         if all(r.refer is not None for _, r in labelled):
             refer = np.array([r.refer for _, r in labelled])
             assessable = np.array([r.assessable for _, r in labelled], bool)

@@ -66,7 +66,7 @@ def served_settings(config: EvaluationConfig) -> dict:
                 "refer_when_not_assessable": None}
     from preprocess.contract import TRIAGE_MODEL
     from preprocess.triage import TriageParams
-    from training.export.steps import served_untrained_classes
+    from training.export.steps import served_temperature, served_untrained_classes
 
     from ..base.repository import (
         IMPORTED,
@@ -89,7 +89,8 @@ def served_settings(config: EvaluationConfig) -> dict:
             "release": release.removeprefix(IMPORTED).strip() if release else None,
             "release_imported": bool(release and release.startswith(IMPORTED)),
             "refer_threshold": triage.refer_threshold, "refer_when_not_assessable": triage.refer_when_not_assessable,
-            "build": served_build(repository), "not_learnt": served_untrained_classes(repository)}
+            "build": served_build(repository), "not_learnt": served_untrained_classes(repository),
+            "temperature": served_temperature(repository)}
 
 
 #: A REFER_SCORE this close to the threshold may fall on either side of it in the server's float32 arithmetic.

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from training.calibration import (
+    before_temperature,
     choose_threshold,
     fit_mahalanobis,
     fit_quality_limits,
@@ -107,6 +108,14 @@ def test_softmax_and_nll_with_a_temperature_on_a_case_worked_by_hand() -> None:
     assert nll(np.array([[0.0, np.log(3.0)]] * 2), [1, 0], 1.0) == pytest.approx((np.log(4 / 3) + np.log(4)) / 2)
     # a temperature of 2 halves the logits: softmax([0, ln 9] / 2) = softmax([0, ln 3])
     assert nll(np.array([[0.0, np.log(9.0)]]), [1], 2.0) == pytest.approx(np.log(4 / 3))
+
+
+def test_the_probabilities_before_a_temperature_are_recovered_from_the_served_ones_by_hand() -> None:
+    # served softmax([0, ln 3] / 0.5) = softmax([0, ln 9]) = [1/10, 9/10]; before: softmax([0, ln 3]) = [1/4, 3/4]
+    np.testing.assert_allclose(before_temperature(np.array([[0.1, 0.9]], np.float32), 0.5), [[0.25, 0.75]], rtol=1e-6)
+    logits = np.array([[2.0, 0.0, -1.0, 0.5], [-3.0, 4.0, 0.0, 0.0]])
+    np.testing.assert_allclose(before_temperature(softmax(logits, 0.76), 0.76), softmax(logits), rtol=1e-9)
+    assert np.isfinite(before_temperature(np.array([[0.0, 1.0]]), 0.76)).all()  # an underflowed 0 stays finite
 
 
 def test_softmax_of_huge_logits_is_finite() -> None:

@@ -106,7 +106,16 @@ def test_metrics_json_keys_from_a_release() -> None:
     test = metrics["classification"]["test"]
     for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "balanced_accuracy", "melanoma_auc", "ece"):
         assert test[key] == served["classification_test"][key], key
-    assert test["ece_before_calibration"] == release["classifier"]["figures"]["calibration"]["test"]["ece_before"]
+    before = served["classification_test"].get("ece_before_calibration")  # the served answers' own, same images
+    assert test["ece_before_calibration"] == (
+        release["classifier"]["figures"]["calibration"]["test"]["ece_before"] if before is None else before)
+    evaluated_before = {**release, "evaluation": {**served, "classification_test": {
+        **{k: v for k, v in served["classification_test"].items() if k != "ece_before_calibration"}}}}
+    assert (metrics_from_release(evaluated_before)["classification"]["test"]["ece_before_calibration"]
+            == release["classifier"]["figures"]["calibration"]["test"]["ece_before"])
+    measured = {**release, "evaluation": {**served, "classification_test": {**served["classification_test"],
+                                                                            "ece_before_calibration": 0.0}}}
+    assert metrics_from_release(measured)["classification"]["test"]["ece_before_calibration"] == 0.0
     assert set(test["per_class_recall"]) == {"AK", "BCC", "DF", "MEL", "NV", "BKL", "SCC", "VASC"}
     assert metrics["classification"]["temperature"] == release["classifier"]["temperature"]
     assert metrics["triage"]["threshold"] == release["triage"]["values"]["refer_threshold"]

@@ -162,17 +162,35 @@ def served_untrained_classes(repository: Path) -> tuple[str, ...] | None:
     None where it recorded none (a classifier imported or trained outside a release, or exported before they were
     recorded, or no classifier yet). A RepositoryError naming the file, what it holds and the fix when it is unusable."""
     path = calibration_file(repository)
-    if not path.is_file():
-        return None
-    try:
-        written = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RepositoryError(f"{path} cannot be read ({e}); expected the JSON the classifier's export writes: export "
-                              "the release again (`dermassist models --force`)") from e
-    recorded = written.get(UNTRAINED_KEY) if isinstance(written, dict) else None
+    recorded = _calibration_record(repository).get(UNTRAINED_KEY)
     if recorded is None:
         return None
     if not isinstance(recorded, list) or not all(isinstance(code, str) and code in CLASS_CODES for code in recorded):
         raise RepositoryError(f"{path}: {UNTRAINED_KEY} must be a list of class codes (some of {', '.join(CLASS_CODES)}), "
                               f"got {recorded!r}; export the release again (`dermassist models --force`)")
     return tuple(code for code in CLASS_CODES if code in recorded)
+
+
+def served_temperature(repository: Path) -> float | None:
+    """The temperature the repository's classifier divides its logits by, as its export recorded it (None: no
+    classifier, or none recorded). A RepositoryError naming the file and the fix when it is unusable."""
+    temperature = _calibration_record(repository).get("temperature")
+    if temperature is None:
+        return None
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < float("inf"):
+        raise RepositoryError(f"{calibration_file(repository)}: temperature must be a positive number, got "
+                              f"{temperature!r}; export the release again (`dermassist models --force`)")
+    return float(temperature)
+
+
+def _calibration_record(repository: Path) -> dict:
+    """The exported classifier's calibration.json ({} where there is none)."""
+    path = calibration_file(repository)
+    if not path.is_file():
+        return {}
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RepositoryError(f"{path} cannot be read ({e}); expected the JSON the classifier's export writes: export "
+                              "the release again (`dermassist models --force`)") from e
+    return written if isinstance(written, dict) else {}

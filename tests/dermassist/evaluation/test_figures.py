@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dermassist.evaluation.figures import ood_figures, review_lists, segmentation_figures, triage_figures
+from dermassist.evaluation.figures import classification_figures, ood_figures, review_lists, segmentation_figures, triage_figures
 from tests.dermassist.evaluation.stand_ins import (
     BCC,
     MEL,
@@ -123,3 +123,20 @@ def test_the_ground_truth_is_put_on_the_mask_grid_as_the_segmenter_was_trained_o
     assert 0 < truth.sum() < truth.size
     monkeypatch.setattr(training.images, "seg_mask", lambda m: np.full((2, 2), 1.0, np.float32))  # the one rule used
     assert truth_mask(tmp_path / "m.png", tmp_path / "i.jpg").tolist() == [[1, 1], [1, 1]]
+
+
+def test_the_ece_before_calibration_is_of_the_same_answers_undivided() -> None:
+    """With the served temperature the report gives the ECE the classifier's raw softmax scores on these very images,
+    as metrics.json's ece_before_calibration, beside the served ECE; without it, none."""
+    from training.calibration import softmax
+    from training.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (40, 8))
+    labels = rng.integers(0, 8, 40)
+    served = softmax(logits, 0.7).astype(np.float32)
+    figures = classification_figures(labels, served, 0.7)
+    assert figures["ece_before_calibration"] == pytest.approx(expected_calibration_error(labels, softmax(logits)),
+                                                              abs=1e-6)
+    assert figures["ece_before_calibration"] != pytest.approx(figures["ece"])
+    assert classification_figures(labels, served)["ece_before_calibration"] is None
