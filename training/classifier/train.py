@@ -312,6 +312,45 @@ def _kept_tuple(saved: dict[str, Any]) -> Kept:
     return (float(saved["score"][0]), float(saved["score"][1])), saved["state"], int(saved["epoch"])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop, a container's shutdown) while a classifier trains: handled as a Ctrl-C, so
+    the run saves and says what it reached before it stops."""
+
+
+def stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is
+    called, which puts the earlier handler back; nothing is changed off the main thread (Python lets only it set one)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    earlier = signal.signal(signal.SIGTERM, terminate)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, earlier)
+
+    return restore
+
+
+def interrupted_reach(history: dict[str, list[float]], saved: tuple[int, Kept, Kept] | None, best: Kept, latest: Kept,
+                      epochs: int) -> Reached:
+    """What a run stopped by Ctrl-C reached. With a checkpoint (``saved``: the epochs done, best and latest epoch the
+    checkpoint file holds) it is what that file holds: a Ctrl-C while an epoch's checkpoint is written leaves the previous
+    epoch's (the write is atomic), so that epoch, already in ``history``, is not counted and ``--resume`` repeats it.
+    Without one, every epoch that ended (``history``) with its best and latest epoch."""
+    done = len(history["loss"])
+    if saved is not None:
+        done, best, latest = saved
+    kept = best if best[1] is not None else latest
+    return Reached(kept[1], kept[2], best[1] is not None, {"balanced_accuracy": kept[0][0], "macro_f1": kept[0][1]},
+                   done, epochs)
+
+
 def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = ClassifierConfig(),
                      on_epoch: EpochHook | None = None, on_interrupt: InterruptHook | None = None,
                      checkpoint: Checkpointing | None = None) -> tuple[torch.nn.Module, dict]:
@@ -352,6 +391,8 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     sizes = epoch_sizes(config.epochs, config.low_res_epochs, config.low_res, CLS_SIZE)
     epoch_seconds: list[float] = []
     latest: Kept = ((-1.0, -1.0), None, 0)  # until an epoch is selectable
+    # what the checkpoint file holds (epochs done, best, latest): a Ctrl-C while it is written leaves the previous one
+    saved_state: tuple[int, Kept, Kept] = (0, best, latest)
     fingerprint = run_fingerprint(config, data_digest(train, val)) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.resume:
         saved = load_checkpoint(checkpoint.path)
@@ -367,12 +408,14 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
         history, step, done = saved["history"], int(saved["step"]), int(saved["epochs_done"])
         best, latest = _kept_tuple(saved["best"]), _kept_tuple(saved["latest"])
         epoch_seconds, start = list(saved["epoch_seconds"]), start - float(saved["train_seconds"])
+        saved_state = (done, best, latest)
         kept = best if best[1] is not None else latest
         logger.info("resuming from checkpoint %s: %d of %d epochs done, %s epoch so far %d (val balanced acc %.3f)",
                     checkpoint.path, done, config.epochs, "best" if best[1] is not None else "latest", kept[2], kept[0][0])
     elif checkpoint is not None and checkpoint.path.exists():
         logger.warning("%s holds the checkpoint of an unfinished run: this run starts at epoch 1 and replaces it (pass "
                        "--resume to continue that run instead)", checkpoint.path)
+    restore_sigterm = stop_on_sigterm()
     try:
         for epoch, size in enumerate(sizes):
             if epoch < done:
@@ -431,6 +474,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                     "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "history": history, "best": _kept_dict(best), "latest": _kept_dict(latest),
                     "epoch_seconds": epoch_seconds, "train_seconds": time.perf_counter() - start})
+                saved_state = (epoch + 1, best, latest)
             if on_epoch is not None:
                 on_epoch(epoch + 1, judged, val_logits)
             elapsed = time.perf_counter() - start
@@ -438,13 +482,15 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
                         epoch + 1, config.epochs, size, elapsed, epoch_eta_text(epoch_seconds, sizes),
                         history["loss"][-1], val_loss, val_metrics["accuracy"], val_metrics["balanced_accuracy"],
                         val_metrics["macro_f1"], " (best)" if best[2] == epoch + 1 else "")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Terminated):
+            logger.warning("%s: stopping the training as for Ctrl-C", stop)
         if on_interrupt is not None:
-            kept = best if best[1] is not None else latest
-            on_interrupt(Reached(kept[1], kept[2], best[1] is not None,
-                                 {"balanced_accuracy": kept[0][0], "macro_f1": kept[0][1]}, len(history["loss"]),
-                                 config.epochs))
+            on_interrupt(interrupted_reach(history, saved_state if checkpoint is not None else None, best, latest,
+                                           config.epochs))
         raise
+    finally:
+        restore_sigterm()
     final = build_resnet18(None)
     final.load_state_dict(best[1] if best[1] is not None else (ema.module if ema is not None else model).state_dict())
     final.eval()
