@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
+#: How many file names a reader's warning lists before it gives a count of the rest.
+SHOWN_NAMES = 5
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
 CSV_ENCODING = "utf-8-sig"
 #: The start of an absolute path in a label cell: a drive (``C:\``), a network share or a root (``\`` or ``/``).
@@ -120,6 +122,11 @@ def canonical_columns(path: Path, header: Sequence[str], rows: Rows, names: Iter
             [(line, {renamed.get(k, k): v for k, v in row.items()}) for line, row in rows])
 
 
+def accepted_formats() -> str:
+    """The image formats the readers (and the service) take, for messages: ``JPEG, PNG, BMP or TIFF (.jpg, ...)``."""
+    return f"JPEG, PNG, BMP or TIFF ({', '.join(IMAGE_SUFFIXES)})"
+
+
 def require_dir(path: Path, what: str) -> Path:
     """Return ``path`` when it is a folder, else raise MissingFolderError naming ``what``."""
     if not path.is_dir():
@@ -154,6 +161,12 @@ def list_images(*folders: Path, any_name: bool = False) -> dict[str, Path]:
                 )
             out[key] = p
     return out
+
+
+def shown_names(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
+    """The first ``limit`` of ``names``, comma-separated, then "and N more" for the rest (for a warning)."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def keep_label(labels: dict[str, tuple[int, int]], image_id: str, label: int, line: int, where: str) -> bool:
@@ -211,9 +224,16 @@ def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: Ima
         samples.append(Sample(image_id, path, (masks or {}).get(image_id), label, row.lesion_id.strip(), name))
     missing_labels = {image_id: labels[image_id][0] for image_id in missing}
     unlabelled = tuple(p for image_id, p in sorted(index.images.items()) if image_id not in labels)
-    if missing:
-        log.warning("%s: %d image(s) listed in %s are absent on disk, e.g. %s%s", root, len(missing), labels_file,
-                    missing[0], f" ({near[missing[0]]})" if missing[0] in near else "")
+    other_format = {image_id: found for image_id in missing if (found := index.other_format(image_id)) is not None}
+    absent = [image_id for image_id in missing if image_id not in other_format]
+    if other_format:
+        log.warning("%s: %d image(s) listed in %s are on disk in a format not accepted and were left out: %s; expected "
+                    "%s: convert them to JPEG or PNG (and name the new files in %s where a row gives the extension)",
+                    root, len(other_format), labels_file,
+                    shown_names([index.shown(p) for p in other_format.values()]), accepted_formats(), labels_file)
+    if absent:
+        log.warning("%s: %d image(s) listed in %s are absent on disk and were left out: %s", root, len(absent),
+                    labels_file, shown_names([f"{i} ({near[i]})" if i in near else i for i in absent]))
     if unlabelled:
         log.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
                     labels_file, unlabelled[0].name)
@@ -267,6 +287,8 @@ class ImageIndex:
     def __init__(self, images: Mapping[str, Path], root: Path) -> None:
         self.images = dict(images)
         self.root = Path(root)
+        self._other: dict[str, Path] | None = None  # files in a format not accepted, by name and stem (read when asked)
+        self._other_folded: dict[str, Path] = {}
         self._by_name = {nfc(p.name): p for p in self.images.values()}
         self._by_relative: dict[str, Path] = {}
         lowered: list[tuple[str, Path]] = []
@@ -280,6 +302,28 @@ class ImageIndex:
         # a name or path whose extension differs only in case (P001.JPG listed as P001.jpg): one file on Windows and
         # macOS; a key two files answer names neither
         self._by_lower_suffix = _one_file_each(lowered)
+
+    def other_format(self, listed: str) -> Path | None:
+        """For a label cell that names no accepted image: the file under ``root`` it names, by its name or its stem
+        (the cell may be a path; upper/lower case ignored when nothing matches exactly), that is stored in a format the
+        service does not accept (``.heic``, ``.webp``, ``.gif``...: no ``IMAGE_SUFFIXES`` extension); else None."""
+        if self._other is None:
+            self._other = {}
+            folded: dict[str, Path] = {}
+            files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() not in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(self.root).parts) and p.is_file())
+            for p in files:
+                for key in (nfc(p.name), image_key(p)):
+                    self._other.setdefault(key, p)
+                    folded.setdefault(key.casefold(), p)
+            self._other_folded = folded
+        name = re.split(r"[\\/]", nfc(listed.strip()))[-1]
+        stem = PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
+        for key in (name, stem):
+            found = self._other.get(key) or self._other_folded.get(key.casefold())
+            if found is not None:
+                return found
+        return None
 
     def shown(self, path: Path) -> str:
         """``path`` as a message shows it: relative to the data folder."""

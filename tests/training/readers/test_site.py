@@ -281,3 +281,25 @@ def test_a_cell_two_files_answer_by_the_case_of_their_extension_names_neither(tm
     assert index.find("P000.Jpg") is None and index.find("a/P000.Jpg") == lower and index.find("b/P000.jpg") == upper
     assert index.find("P000.jpg") == lower and index.find("P000.JPG") == upper
     assert index.find("P001.jpg") == other == index.find("P001.Jpg") == index.find("P001.JPG")
+
+
+def test_labelled_files_in_a_format_not_accepted_are_told_apart_from_absent_ones_and_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """P970.heic (listed with its extension) and P971.webp (listed as P971) are on disk, in formats the service does
+    not take; P990-P996 are nowhere: two warnings, each naming the files (five, then a count)."""
+    absent = [f"P99{i}.jpg" for i in range(7)]
+    rows = [("P000.jpg", "NV"), ("P970.heic", "MEL"), ("P971", "NV"), *((a, "NV") for a in absent)]
+    root = _site(tmp_path, "filename,diagnosis\n" + "".join(f"{i},{d}\n" for i, d in rows), ["P000.jpg"])
+    (root / "clinic_b").mkdir()
+    (root / "P970.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (root / "clinic_b" / "P971.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBPVP8 ")
+    with caplog.at_level(logging.WARNING, logger="training.readers.labels_csv"):
+        ds = read_dataset(root)
+    assert ds.missing_images == ("P970.heic", "P971", *absent)  # still listed but not read (evaluate sorts them itself)
+    messages = [r.getMessage() for r in caplog.records]
+    (formats,) = [m for m in messages if "format not accepted" in m]
+    assert ("2 image(s) listed in labels.csv are on disk in a format not accepted and were left out: P970.heic, "
+            "clinic_b/P971.webp; expected JPEG, PNG, BMP or TIFF") in formats and "convert them to JPEG or PNG" in formats
+    (gone,) = [m for m in messages if "absent on disk" in m]
+    assert "7 image(s) listed in labels.csv are absent on disk and were left out: P990.jpg, P991.jpg, P992.jpg, " \
+           "P993.jpg, P994.jpg and 2 more" in gone and "P97" not in gone
