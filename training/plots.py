@@ -34,8 +34,10 @@ def _save(plt: Any, fig: Figure, path: Path) -> Path:
 
 
 def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str) -> Path:
-    """One panel per metric family (loss, then the rest), train and val series together."""
+    """One panel per metric family (loss, then the rest), train and val series together, against whole epochs."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     families = sorted({k.removeprefix("val_") for k in history})
     families.sort(key=lambda k: (k != "loss", k))
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
@@ -44,6 +46,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str) 
             if key in history and len(history[key]):
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, marker="o", ms=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.2, 1.4... ticks
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -71,11 +71,29 @@ def logits_and_features(model: torch.nn.Module, crops: np.ndarray, batch_size: i
     return np.concatenate(logits), np.concatenate(features)
 
 
+def run_name(out_dir: Path, name: str | None = None) -> str:
+    """The ``--name`` of the run writing into ``out_dir``: ``name`` when given, else the one its staging folder
+    ``.<name>.staging`` (``training.run_folder``) spells, else ``classifier`` (the flag's default)."""
+    if name:
+        return name
+    folder = Path(out_dir).name
+    if folder.startswith(".") and folder.endswith(".staging") and len(folder) > len("..staging"):
+        return folder[1 : -len(".staging")]
+    return "classifier"
+
+
+def reliability_path(out_dir: Path, name: str | None = None) -> Path:
+    """Where a run's test reliability diagram goes: ``<name>_reliability.png``, prefixed like its other outputs so a
+    second run with another ``--name`` in the same ``--out`` keeps the first one's."""
+    return Path(out_dir) / f"{run_name(out_dir, name)}_reliability.png"
+
+
 def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, out_dir: Path,
-         refer_safety: float = DEFAULT_REFER_SAFETY) -> Tuned:
+         refer_safety: float = DEFAULT_REFER_SAFETY, name: str | None = None) -> Tuned:
     """Temperature on validation NLL; Mahalanobis statistics on training features, scaled by the validation
     OOD_VALIDATION_QUANTILE; the REFER threshold on calibrated validation scores; quality limits from the training
-    images. Test figures (ECE before/after, operating point) are measured, never tuned on."""
+    images. Test figures (ECE before/after, operating point) are measured, never tuned on. The reliability diagram
+    goes to :func:`reliability_path` (``name``: the run's --name)."""
     sets = {"train": train, "val": val, "test": test}
     outputs = {name: logits_and_features(model, crops.crops, what=f"tuning step {i} of 4: features of the {name} crops")
                for i, (name, crops) in enumerate(sets.items(), 1)}
@@ -109,7 +127,7 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
     }
     plot_reliability({"before calibration": figures["test"]["reliability_before"],
                       f"after (T = {temperature:.2f})": figures["test"]["reliability_after"]},
-                     out_dir / "reliability.png", f"test reliability (T = {temperature:.2f})")
+                     reliability_path(out_dir, name), f"test reliability (T = {temperature:.2f})")
     logger.info("temperature %.3f: test ECE %.3f -> %.3f; REFER threshold %.3f (val melanoma sensitivity %.3f); "
                 "test melanoma sensitivity %.3f, malignant %.3f, benign specificity %.3f", temperature,
                 figures["test"]["ece_before"], figures["test"]["ece_after"], point.threshold,

@@ -95,7 +95,8 @@ def test_temperature_is_fitted_on_validation_and_quality_limits_on_training(
     # 50 * (1 - 0.35) and 50 + (255 - 50) * 0.35
     assert tuned.quality.min_sharpness == pytest.approx(50.0)
     assert tuned.quality.min_brightness == pytest.approx(32.5) and tuned.quality.max_brightness == pytest.approx(121.75)
-    assert (tmp_path / "reliability.png").is_file()
+    assert (tmp_path / "classifier_reliability.png").is_file()  # the --name default's prefix (site audit 12)
+    assert not (tmp_path / "reliability.png").exists()
 
 
 def test_the_lowest_validation_melanoma_scores_are_recorded_and_the_threshold_is_one_of_them(
@@ -151,3 +152,15 @@ def test_features_log_each_tenth_of_the_crops_when_asked(caplog: pytest.LogCaptu
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         "features of the val crops: 2 of 5 crops", "features of the val crops: 4 of 5 crops",
         "features of the val crops: 5 of 5 crops"]
+
+
+def test_the_reliability_diagram_carries_the_runs_name_so_a_second_run_keeps_the_first_ones(tmp_path: Path) -> None:
+    """Site audit 12: a run with --name sitev2 in the --out of a `classifier` run overwrote its reliability.png."""
+    from training.classifier.calibrate import reliability_path, run_name
+
+    out = tmp_path / "runs"
+    assert reliability_path(out, "sitev2") == out / "sitev2_reliability.png"
+    assert reliability_path(out) == out / "classifier_reliability.png"
+    # the stage passes its staging folder (training.run_folder: .<name>.staging): the name comes from it
+    assert reliability_path(out / ".sitev2.staging") == out / ".sitev2.staging" / "sitev2_reliability.png"
+    assert run_name(out / ".staging") == "classifier" and run_name(out / ".a.staging", "b") == "b"
