@@ -1,6 +1,8 @@
-"""Seeded splits grouped by lesion (no lesion in two splits), stratified by class, and their manifest."""
+"""Seeded splits grouped by lesion (no lesion in two splits), stratified by class, and their manifest; byte-identical
+pictures (a file copied under another name or lesion id) are found first and kept in one split."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmptyDatasetError, SplitError
+from .errors import DuplicateImageError, EmptyDatasetError, SplitError
 from .records import Sample
 
 #: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
@@ -37,6 +39,73 @@ class SplitConfig:
             )
 
 
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file's bytes, or None when it cannot be read (the crop stage names unreadable files)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def identical_pictures(samples: Sequence[Sample]) -> tuple[tuple[Sample, ...], ...]:
+    """The sets of ``samples`` whose image files hold the same bytes (a picture copied under another name, lesion id or
+    folder), each of at least two samples sorted by image id, the sets sorted by their first image id; () when every
+    file differs."""
+    by_digest: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        digest = file_sha256(s.image_path)
+        if digest is not None:
+            by_digest[digest].append(s)
+    copies = [tuple(sorted(group, key=lambda s: s.image_id)) for group in by_digest.values() if len(group) > 1]
+    return tuple(sorted(copies, key=lambda g: g[0].image_id))
+
+
+def _listed(sample: Sample) -> str:
+    """A sample as a duplicate message names it: its file and class code (and its source where it has one)."""
+    source = f", {sample.source}" if sample.source else ""
+    return f"{sample.image_path} ({sample.code}{source})"
+
+
+def refuse_conflicting_labels(copies: Sequence[Sequence[Sample]], where: str) -> None:
+    """Raise DuplicateImageError when a set of byte-identical pictures holds two labels, naming every file of every such
+    set with its label: one label is wrong, and which cannot be known here."""
+    conflicts = [group for group in copies if len({s.label for s in group}) > 1]
+    if not conflicts:
+        return
+    listed = "; ".join(" = ".join(_listed(s) for s in group) for group in conflicts)
+    raise DuplicateImageError(
+        f"{where}: {len(conflicts)} picture(s) are stored as byte-identical files labelled with different classes: "
+        f"{listed}; expected one class per picture: one label is wrong, so fix the wrong label or remove the wrong "
+        "copy (and its label row), then run again")
+
+
+def copies_merged(copies: Sequence[Sequence[Sample]]) -> int:
+    """How many files of ``copies`` are copies of another (each set's files but one)."""
+    return sum(len(group) - 1 for group in copies)
+
+
+def _merged_groups(samples: Sequence[Sample], same_picture: Sequence[Sequence[Sample]]) -> dict[str, list[Sample]]:
+    """Samples by lesion group, the groups that share a picture (``same_picture``) joined into one named after its
+    first group name (in sorted order), so that every copy of a picture lands in one split with its lesions."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.get(name, name) != name:
+            name = parent[name]
+        return name
+
+    for group in same_picture:
+        names = sorted({s.group for s in group})
+        for name in names[1:]:
+            a, b = sorted((root(names[0]), root(name)))
+            if a != b:
+                parent[b] = a
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[root(s.group)].append(s)
+    return groups
+
+
 def _group_stratum(samples: Sequence[Sample]) -> tuple[int, int | str]:
     """The stratum of a lesion group: its majority ``stratum`` where samples carry one, else its majority class."""
     strata = [s.stratum for s in samples if s.stratum is not None]
@@ -46,17 +115,18 @@ def _group_stratum(samples: Sequence[Sample]) -> tuple[int, int | str]:
     return 0, Counter(labels).most_common(1)[0][0] if labels else -1
 
 
-def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()) -> dict[str, tuple[Sample, ...]]:
+def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig(),
+                  same_picture: Sequence[Sequence[Sample]] = ()) -> dict[str, tuple[Sample, ...]]:
     """Split samples into train/val/test by lesion group, stratified by each group's majority class (or stratum).
 
     Within each class, groups are shuffled with the seed and cut by the fractions; a class with at
-    least three groups gets at least one group in every non-empty split.
+    least three groups gets at least one group in every non-empty split. Each set of ``same_picture`` (byte-identical
+    files: :func:`identical_pictures`) joins the lesion groups of its samples into one, so no picture is in two
+    splits; without such sets the split is the one lesion groups alone give.
     """
     if not samples:
         raise EmptyDatasetError("cannot split an empty dataset; expected at least one sample, got 0")
-    groups: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[s.group].append(s)
+    groups = _merged_groups(samples, same_picture)
     by_class: dict[tuple[int, int | str], list[str]] = defaultdict(list)
     for name in sorted(groups):
         by_class[_group_stratum(groups[name])].append(name)
@@ -75,7 +145,9 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
             split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
             assigned[split].extend(groups[name])
     out = {k: tuple(sorted(v, key=lambda s: s.image_id)) for k, v in assigned.items()}
-    logger.info("split %d images / %d lesions into %s", len(samples), len(groups), {k: len(v) for k, v in out.items()})
+    merged = f" ({copies_merged(same_picture)} identical copies kept with their pictures)" if same_picture else ""
+    logger.info("split %d images / %d lesions%s into %s", len(samples), len(groups), merged,
+                {k: len(v) for k, v in out.items()})
     return out
 
 

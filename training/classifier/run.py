@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -17,12 +17,24 @@ from preprocess.crop import CropParams
 from ..errors import EmptyDatasetError, TrainingConfigError
 from ..metrics import classification_metrics, melanoma_auc
 from ..readers import read_dataset
+from ..readers.common import shown_names
+from ..readers.labels_csv import LAYOUT as LABELS_CSV_LAYOUT
+from ..readers.labels_csv import site_source_name
 from ..records import Dataset, Sample
 from ..release import write_json_atomic
 from ..resume import RESUME_HINT, Checkpointing
 from ..run_folder import refuse_file_out
 from ..run_folder import staged_outputs as staged_run_outputs
-from ..splits import MIN_LESIONS_TO_SPLIT, SPLITS, SplitConfig, split_samples, write_manifest
+from ..splits import (
+    MIN_LESIONS_TO_SPLIT,
+    SPLITS,
+    SplitConfig,
+    copies_merged,
+    identical_pictures,
+    refuse_conflicting_labels,
+    split_samples,
+    write_manifest,
+)
 from .checkpoint import checkpoint_path
 from .data import CropSet, build_crops, warn_classes_without_images
 from .train import ClassifierConfig, Reached, predict_logits, train_classifier, write_classifier_report
@@ -40,6 +52,8 @@ class ClassifierData:
     datasets: tuple[Dataset, ...]
     splits: dict[str, tuple[Sample, ...]]
     sets: dict[str, CropSet]
+    # what the split did with byte-identical pictures (``pool_sources``); empty when every picture differs
+    duplicates: dict = field(default_factory=dict)
 
     @property
     def dataset(self) -> Dataset:
@@ -47,15 +61,33 @@ class ClassifierData:
         return self.datasets[0]
 
 
-def classification_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample, ...]]:
-    """Labelled samples split train/val/test (70/15/15) by lesion id where known, stratified by class."""
+Copies = tuple[tuple[Sample, ...], ...]
+
+
+def source_splits(dataset: Dataset, seed: int) -> tuple[dict[str, tuple[Sample, ...]], Copies]:
+    """Labelled samples split train/val/test (70/15/15) by lesion id where known, stratified by class, byte-identical
+    pictures kept in one split with their lesions (``splits.identical_pictures``), and those sets of copies. Copies
+    labelled with different classes are refused (DuplicateImageError naming each file and its label)."""
     labelled = tuple(s for s in dataset.samples if s.label is not None)
     if not labelled:
         raise EmptyDatasetError(
             f"dataset {dataset.name!r} at {dataset.root} has no class labels; the classifier needs the HAM10000 "
             "metadata, the ISIC 2019 / ISIC 2018 Task 3 ground truth, the PH2 diagnosis file or the ISIC 2017 Part 3 CSVs"
         )
-    return split_samples(labelled, SplitConfig(seed=seed))
+    copies = identical_pictures(labelled)
+    refuse_conflicting_labels(copies, f"dataset {dataset.name!r} at {dataset.root}")
+    if copies:
+        logger.warning("%s: %d file(s) are byte-identical copies of another file (%s): each picture's copies are kept in "
+                       "one split with their lesions, so none is trained on and tested on; remove the copies to count "
+                       "each picture once", dataset.root, copies_merged(copies),
+                       shown_names([" = ".join(s.image_id for s in group) for group in copies]))
+    return split_samples(labelled, SplitConfig(seed=seed), copies), copies
+
+
+def classification_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample, ...]]:
+    """Labelled samples split train/val/test (70/15/15) by lesion id where known, stratified by class, byte-identical
+    pictures in one split (:func:`source_splits`)."""
+    return source_splits(dataset, seed)[0]
 
 
 def official_training(dataset: Dataset) -> dict[str, tuple[Sample, ...]]:
@@ -70,15 +102,111 @@ def official_training(dataset: Dataset) -> dict[str, tuple[Sample, ...]]:
     return {"train": train}
 
 
+def distinct_sources(datasets: Sequence[Dataset]) -> tuple[Dataset, ...]:
+    """``datasets`` with each of several ``labels.csv`` folders (a site's folders per clinic or per year) named after
+    its folder (``labels_csv:clinic_a``: ``labels_csv.site_source_name``), its samples' source too, so that they can
+    be pooled and each gets its own figures; a single such folder, and every public layout, keeps its name. The same
+    folder given twice keeps one name (``check_distinct`` refuses it)."""
+    sites = [d for d in datasets if d.name == LABELS_CSV_LAYOUT]
+    roots = {d.root.resolve() for d in sites}
+    if len(roots) < 2:
+        return tuple(datasets)
+    parts = 1
+    while len({site_source_name(r, parts) for r in roots}) < len(roots) and parts < max(len(r.parts) for r in roots):
+        parts += 1
+
+    def renamed(d: Dataset) -> Dataset:
+        if d.name != LABELS_CSV_LAYOUT:
+            return d
+        name = site_source_name(d.root, parts)
+
+        def own(samples: Sequence[Sample]) -> tuple[Sample, ...]:
+            return tuple(replace(s, source=name) for s in samples)
+        return replace(d, name=name, samples=own(d.samples), splits={k: own(v) for k, v in d.splits.items()})
+    out = tuple(renamed(d) for d in datasets)
+    logger.info("pooling %d labels.csv folders, each named after its folder: %s", len(roots),
+                ", ".join(f"{d.name} ({d.root})" for d in out if d.name.startswith(f"{LABELS_CSV_LAYOUT}:")))
+    return out
+
+
+def check_distinct(sources: Sequence[Dataset]) -> None:
+    """Refuse (TrainingConfigError) two classification sources of one name: the same dataset given twice, or two
+    folders of one public layout, named with their folders and the fix."""
+    names = [d.name for d in sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if not twice:
+        return
+    folders = "; ".join(f"{d.name} at {d.root}" for d in sources if d.name in twice)
+    raise TrainingConfigError(
+        f"each classification source must be a different dataset, got {names} ({folders}); expected each dataset "
+        "once: pass a folder once (with --data to split it, or with --train-only to add its official Training split "
+        "to training); two folders of one public layout cannot be told apart: merge them into one folder, or give "
+        "each a labels.csv (several labels.csv folders are pooled, each named after its folder)")
+
+
+def _cross_source_copies(parts: Sequence[dict[str, tuple[Sample, ...]]]) -> tuple[set[Sample], Copies]:
+    """The samples to leave out because the same bytes are in an earlier source (each source is split on its own, so
+    copies in two sources could land in two splits), and the sets of copies that span sources; copies labelled with
+    different classes are refused."""
+    index = {s: i for i, part in enumerate(parts) for split in SPLITS for s in part.get(split, ())}
+    copies = identical_pictures(list(index))
+    refuse_conflicting_labels(copies, "the classification sources")
+    spanning = tuple(group for group in copies if len({index[s] for s in group}) > 1)
+    dropped: set[Sample] = set()
+    for group in spanning:
+        first = min(index[s] for s in group)
+        dropped.update(s for s in group if index[s] != first)
+    return dropped, spanning
+
+
+def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset] = (),
+                 seed: int = 0) -> tuple[dict[str, tuple[Sample, ...]], dict]:
+    """Each of ``split_sources`` split on its own (byte-identical pictures kept in one split: :func:`source_splits`),
+    each ``train_only`` source's official Training split added to training, pooled per split; a picture whose bytes an
+    earlier source holds too is left out of the later one (a WARNING names them). Also returns what was done with
+    copies, for the run's metrics (empty when every picture differs)."""
+    check_distinct((*split_sources, *train_only))
+    split = [source_splits(d, seed) for d in split_sources]
+    parts = [sp for sp, _ in split] + [official_training(d) for d in train_only]
+    dropped, spanning = _cross_source_copies(parts)
+    if dropped:
+        listed = [f"{s.image_path} ({s.source})" for s in sorted(dropped, key=lambda s: str(s.image_path))]
+        logger.warning("%d picture(s) are byte-identical to a picture of an earlier source and were left out of their "
+                       "later source: %s; remove the copies from one folder to silence this", len(dropped),
+                       shown_names(listed))
+    pooled = {k: tuple(s for sp in parts for s in sp.get(k, ()) if s not in dropped) for k in SPLITS}
+    within = [group for _, copies in split for group in copies]
+    if not within and not spanning:
+        return pooled, {}
+    return pooled, {
+        "identical_copies_kept_in_one_split": copies_merged(within),
+        "identical_copies_left_out": len(dropped),
+        "identical_pictures": [[str(s.image_path) for s in group] for group in (*within, *spanning)],
+    }
+
+
 def pooled_splits(split_sources: Sequence[Dataset], train_only: Sequence[Dataset] = (),
                   seed: int = 0) -> dict[str, tuple[Sample, ...]]:
     """Each of ``split_sources`` split on its own, each ``train_only`` source's official Training split added
-    to training, pooled per split."""
-    names = [d.name for d in (*split_sources, *train_only)]
-    if len(set(names)) != len(names):
-        raise TrainingConfigError(f"each classification source must be a different dataset, got {names}")
-    per_source = [classification_splits(d, seed) for d in split_sources] + [official_training(d) for d in train_only]
-    return {k: tuple(s for sp in per_source for s in sp.get(k, ())) for k in SPLITS}
+    to training, pooled per split (:func:`pool_sources`)."""
+    return pool_sources(split_sources, train_only, seed)[0]
+
+
+def refuse_shared_ids(sources: Sequence[Dataset], predicted_masks: Path) -> None:
+    """Refuse (TrainingConfigError) pooled sources in which one image id names pictures of two sources when the crops
+    are cut with ``--predicted-masks``: that folder holds one ``<image_id>.png`` per id, so one of them would be cut with
+    the other's mask."""
+    owners: dict[str, list[str]] = {}
+    for d in sources:
+        for image_id in sorted({s.image_id for s in d.samples}):
+            owners.setdefault(image_id, []).append(f"{d.name} at {d.root}")
+    shared = sorted(i for i, where in owners.items() if len(where) > 1)
+    if shared:
+        raise TrainingConfigError(
+            f"{len(shared)} image id(s) name pictures in two sources ({shown_names(shared)}: "
+            f"{' and '.join(owners[shared[0]])}), but --predicted-masks {predicted_masks} holds one <image_id>.png per "
+            "id, so one picture would be cut with another's mask; expected each id in one source: rename the files of "
+            "one folder (e.g. prefix them with the clinic) and their rows in its labels.csv, then predict its masks again")
 
 
 def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
@@ -89,10 +217,12 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     the images of its official Training split to the training split only, so validation and test stay
     what ``data`` alone would give."""
     roots = [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-    split_sources = tuple(read_dataset(root) for root in roots)
-    extra_sources = tuple(read_dataset(root) for root in train_only)
-    datasets = (*split_sources, *extra_sources)
-    splits = pooled_splits(split_sources, extra_sources, seed)
+    datasets = distinct_sources([read_dataset(root) for root in (*roots, *train_only)])
+    split_sources, extra_sources = datasets[:len(roots)], datasets[len(roots):]
+    check_distinct(datasets)
+    if predicted_masks is not None and not full_image:
+        refuse_shared_ids(datasets, predicted_masks)
+    splits, duplicates = pool_sources(split_sources, extra_sources, seed)
     for needed in SPLITS:
         if not splits[needed]:
             images = sum(len(d.samples) for d in split_sources)
@@ -105,7 +235,7 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
             for k, v in splits.items()}
     for name, crops in sets.items():
         warn_classes_without_images(crops.labels, name)
-    return ClassifierData(datasets, splits, sets)
+    return ClassifierData(datasets, splits, sets, duplicates)
 
 
 def by_source(model: torch.nn.Module, data: CropSet) -> dict[str, dict]:
@@ -211,6 +341,7 @@ def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: Class
         "dataset": {d.name: d.report() for d in data.datasets},
         "crops_with_mask": {k: v.with_mask for k, v in data.sets.items()},
         "splits": {k: len(v) for k, v in data.splits.items()},
+        **({"duplicates": data.duplicates} if data.duplicates else {}),
         "test_by_source": by_source(model, data.sets["test"]),
         "val_by_source": by_source(model, data.sets["val"]),
         "seconds": round(time.perf_counter() - start, 1),

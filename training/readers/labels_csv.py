@@ -20,6 +20,9 @@ from .diagnoses import WORD_TO_INDEX, UnknownValues, likely_classes, lines_phras
 logger = logging.getLogger(__name__)
 
 LABELS_CSV = "labels.csv"
+#: The dataset name of the layout (evaluate tells the layout by it); a training run that pools several such folders
+#: names each after its folder (``site_source_name``).
+LAYOUT = "labels_csv"
 #: The names an image column and a diagnosis column may have (any case); exactly one of each.
 IMAGE_COLUMNS = ("image", "image_id", "file", "filename")
 DIAGNOSIS_COLUMNS = ("diagnosis", "label", "dx", "class")
@@ -32,6 +35,13 @@ EXAMPLE = f"a {LABELS_CSV} whose first lines are `filename,diagnosis` and `P001.
 def detect_labels_csv(root: Path) -> bool:
     """True when ``root`` holds a ``labels.csv`` (the generic layout, read when no public layout matches)."""
     return (Path(root) / LABELS_CSV).is_file()
+
+
+def site_source_name(root: Path, parts: int = 1) -> str:
+    """The name a pooled training run gives one of several ``labels.csv`` folders: ``labels_csv:<the last ``parts``
+    parts of its path>`` (``labels_csv:clinic_a``, or ``labels_csv:clinic_b/2024`` where two folders end alike)."""
+    tail = Path(root).resolve().parts[-parts:]
+    return f"{LAYOUT}:{'/'.join(tail)}"
 
 
 def _one_column(path: Path, header: Sequence[str], names: Sequence[str], what: str) -> str | None:
@@ -102,4 +112,4 @@ def read_labels_csv(root: Path) -> Dataset:
             f"expected {accepted_values()}: put the class meant in each row (or remove the rows of images of other "
             "diagnoses), then run again")
     images = list_images(root, any_name=True)
-    return labelled_dataset("labels_csv", root, labels, ImageIndex(images, root), LABELS_CSV, log=logger)
+    return labelled_dataset(LAYOUT, root, labels, ImageIndex(images, root), LABELS_CSV, log=logger)

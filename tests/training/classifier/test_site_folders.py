@@ -1,0 +1,73 @@
+"""Several site folders in the generic labels.csv layout trained together: each is its own source, named after its
+folder; the same folder twice, two folders of one public layout, and ids two folders share under --predicted-masks
+are refused with the folders and the fix; a run's data records the copies it kept together."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from training.classifier.run import check_distinct, distinct_sources, prepare_data
+from training.errors import TrainingConfigError
+from training.readers import read_dataset
+
+from ..site_folders import nevi, site
+
+
+def test_two_site_folders_train_together_each_named_after_its_folder(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    a = site(tmp_path / "clinic_a", nevi("A", 10))
+    b = site(tmp_path / "clinic_b", nevi("B", 10, seed=100))
+    with caplog.at_level(logging.INFO, logger="training.classifier.run"):
+        data = prepare_data([a, b], seed=0, full_image=True, progress=False)
+    assert [d.name for d in data.datasets] == ["labels_csv:clinic_a", "labels_csv:clinic_b"]
+    sources = {s.source for split in data.splits.values() for s in split}
+    assert sources == {"labels_csv:clinic_a", "labels_csv:clinic_b"}
+    assert set(data.sets["test"].sources) == sources  # each folder gets its own test figures
+    assert all(len(v) for v in data.splits.values()) and sum(len(v) for v in data.splits.values()) == 20
+    assert data.duplicates == {}
+    assert any("pooling 2 labels.csv folders" in r.getMessage() for r in caplog.records)
+
+
+def test_one_site_folder_keeps_the_layout_name(tmp_path: Path) -> None:
+    data = prepare_data(site(tmp_path / "clinic_a", nevi("A", 10)), seed=0, full_image=True, progress=False)
+    assert [d.name for d in data.datasets] == ["labels_csv"]
+    assert {s.source for split in data.splits.values() for s in split} == {"labels_csv"}
+
+
+def test_folders_of_one_name_are_told_apart_by_their_parents(tmp_path: Path) -> None:
+    a = site(tmp_path / "clinic_b" / "2024", nevi("A", 3))
+    b = site(tmp_path / "clinic_c" / "2024", nevi("B", 3, seed=100))
+    named = distinct_sources([read_dataset(a), read_dataset(b)])
+    assert [d.name for d in named] == ["labels_csv:clinic_b/2024", "labels_csv:clinic_c/2024"]
+    check_distinct(named)
+
+
+def test_the_same_site_folder_twice_is_refused_naming_it_and_the_fix(tmp_path: Path) -> None:
+    a = site(tmp_path / "clinic_a", nevi("A", 10))
+    with pytest.raises(TrainingConfigError, match=rf"different dataset.*labels_csv at {a}; labels_csv at {a}\).*pass "
+                                                  "a folder once"):
+        prepare_data([a, a], seed=0, full_image=True, progress=False)
+
+
+def test_ids_two_folders_share_are_refused_under_predicted_masks_naming_them_and_the_fix(tmp_path: Path) -> None:
+    a = site(tmp_path / "clinic_a", nevi("P", 10))
+    b = site(tmp_path / "clinic_b", nevi("P", 10, seed=100))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with pytest.raises(TrainingConfigError, match=r"10 image id\(s\) name pictures in two sources \(P000, P001, P002, "
+                                                  r"P003, P004 and 5 more: labels_csv:clinic_a at .* and "
+                                                  r"labels_csv:clinic_b at .*rename the files of one folder"):
+        prepare_data([a, b], seed=0, predicted_masks=masks, progress=False)
+    data = prepare_data([a, b], seed=0, full_image=True, progress=False)  # no mask by id: each picture is its own
+    assert sum(len(v) for v in data.splits.values()) == 20
+
+
+def test_a_runs_data_records_the_copies_kept_in_one_split(tmp_path: Path) -> None:
+    rows = [*nevi("P", 10), ("COPY_P001.png", "NV", "NEW", 1)]
+    data = prepare_data(site(tmp_path / "site_dup", rows), seed=0, full_image=True, progress=False)
+    assert data.duplicates["identical_copies_kept_in_one_split"] == 1
+    assert [Path(p).name for p in data.duplicates["identical_pictures"][0]] == ["COPY_P001.png", "P001.png"]
+    where = {s.image_id: k for k, v in data.splits.items() for s in v}
+    assert where["COPY_P001"] == where["P001"]

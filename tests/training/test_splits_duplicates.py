@@ -1,0 +1,114 @@
+"""Byte-identical pictures before the lesion-grouped split: copies under new names and lesion ids land in one split,
+copies labelled with two classes are refused naming every file, copies across sources are left out of the later one,
+and the shared sets split as the release recorded."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from training.classifier.run import classification_splits, pool_sources, source_splits
+from training.errors import DuplicateImageError, TrainingError
+from training.readers import read_dataset
+from training.records import Sample
+from training.splits import SPLITS, SplitConfig, identical_pictures, manifest, same_splits, split_samples
+
+from .site_folders import nevi, site
+
+
+def _split_of(splits: dict[str, tuple[Sample, ...]]) -> dict[str, str]:
+    return {s.image_id: k for k, samples in splits.items() for s in samples}
+
+
+def _samples(n: int) -> list[Sample]:
+    return [Sample(f"P{i:03d}", Path(f"P{i:03d}.png"), label=1, lesion_id=f"L{i}") for i in range(n)]
+
+
+def test_same_picture_sets_join_their_lesion_groups_in_every_seed_where_lesions_alone_part_them() -> None:
+    samples = _samples(20)
+    copy = Sample("COPY_P003", Path("COPY_P003.png"), label=1, lesion_id="NEW_LESION")
+    both = [*samples, copy]
+    lesions_only = [_split_of(split_samples(both, SplitConfig(seed=seed))) for seed in range(20)]
+    parted = [seed for seed, where in enumerate(lesions_only) if where["P003"] != where["COPY_P003"]]
+    assert parted, "without the copy sets, some seed must put the copy and its original in two splits"
+    for seed in range(20):
+        where = _split_of(split_samples(both, SplitConfig(seed=seed), same_picture=[(samples[3], copy)]))
+        assert where["P003"] == where["COPY_P003"], seed
+        assert len(where) == 21
+
+
+def test_no_same_picture_sets_split_exactly_as_before() -> None:
+    samples = _samples(30)
+    assert split_samples(samples, SplitConfig(seed=3), same_picture=()) == split_samples(samples, SplitConfig(seed=3))
+
+
+def test_identical_pictures_finds_byte_copies_under_other_names_only(tmp_path: Path) -> None:
+    root = site(tmp_path / "s", [*nevi("P", 6), ("COPY_P001.png", "NV", "X1", 1), ("COPY_P004.png", "NV", "X4", 4),
+                                 ("COPY2_P004.png", "NV", "X5", 4)])
+    copies = identical_pictures(read_dataset(root).samples)
+    assert [[s.image_id for s in group] for group in copies] == [["COPY2_P004", "COPY_P004", "P004"],
+                                                                 ["COPY_P001", "P001"]]
+
+
+def test_a_sites_byte_copies_under_new_lesion_ids_stay_with_their_originals_and_are_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows = nevi("P", 20) + [(f"COPY_P{i:03d}.png", "NV", f"NEW{i}", i) for i in range(0, 20, 2)]
+    dataset = read_dataset(site(tmp_path / "site_dup", rows))
+    for seed in range(5):
+        where = _split_of(classification_splits(dataset, seed))
+        assert all(where[f"COPY_P{i:03d}"] == where[f"P{i:03d}"] for i in range(0, 20, 2)), seed
+    with caplog.at_level(logging.WARNING):
+        _, report = pool_sources((dataset,), seed=0)
+    assert report["identical_copies_kept_in_one_split"] == 10 and report["identical_copies_left_out"] == 0
+    assert len(report["identical_pictures"]) == 10
+    assert any("10 file(s) are byte-identical copies" in r.getMessage() and "COPY_P000 = P000" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_identical_pictures_labelled_otherwise_are_refused_naming_every_file_label_and_the_fix(tmp_path: Path) -> None:
+    rows = nevi("P", 10) + [("P901.png", "melanoma", "L901", 2), ("P902.png", "BCC", "L902", 5),
+                            ("P903.png", "NV", "L903", 5)]
+    dataset = read_dataset(site(tmp_path / "site", rows))
+    with pytest.raises(DuplicateImageError) as caught:
+        source_splits(dataset, 0)
+    message = str(caught.value)
+    assert isinstance(caught.value, TrainingError)
+    assert "2 picture(s) are stored as byte-identical files labelled with different classes" in message
+    for name, code in (("P002.png", "NV"), ("P901.png", "MEL"), ("P005.png", "NV"), ("P902.png", "BCC"),
+                       ("P903.png", "NV")):
+        assert f"{name} ({code}, labels_csv)" in message, name
+    assert "one label is wrong, so fix the wrong label or remove the wrong copy" in message
+
+
+def test_a_picture_in_two_sources_is_left_out_of_the_later_one_and_refused_when_labelled_otherwise(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from training.classifier.run import distinct_sources
+
+    a = site(tmp_path / "clinic_a", nevi("A", 12))
+    b = site(tmp_path / "clinic_b", [*nevi("B", 12, seed=100), ("B_COPY_A003.png", "NV", "BX", 3)])
+    first, second = distinct_sources([read_dataset(a), read_dataset(b)])
+    with caplog.at_level(logging.WARNING):
+        pooled, report = pool_sources((first, second), seed=0)
+    ids = {s.image_id for split in pooled.values() for s in split}
+    assert "A003" in ids and "B_COPY_A003" not in ids and len(ids) == 24
+    assert report["identical_copies_left_out"] == 1 and report["identical_copies_kept_in_one_split"] == 0
+    assert any("left out of their later source" in r.getMessage() and "B_COPY_A003.png (labels_csv:clinic_b)"
+               in r.getMessage() for r in caplog.records)
+    c = site(tmp_path / "clinic_c", [*nevi("C", 12, seed=200), ("C_COPY_A003.png", "MEL", "CX", 3)])
+    first, third = distinct_sources([read_dataset(a), read_dataset(c)])
+    with pytest.raises(DuplicateImageError, match=r"A003.png \(NV, labels_csv:clinic_a\) = .*C_COPY_A003.png "
+                                                  r"\(MEL, labels_csv:clinic_c\)"):
+        pool_sources((first, third), seed=0)
+
+
+def test_the_shared_sets_split_as_the_release_recorded_with_no_copy_found(shared_data: Path) -> None:
+    from training.release import RELEASE_DIR
+
+    recorded = json.loads((RELEASE_DIR / "splits" / "classifier_split.json").read_text())
+    sources = tuple(read_dataset(shared_data.resolve() / name) for name in ("isic2018_task3", "ph2"))
+    pooled, report = pool_sources(sources, seed=0)
+    assert report == {}
+    current = json.loads(json.dumps(manifest(pooled)))
+    assert same_splits(current, recorded) and set(current) == set(SPLITS)
