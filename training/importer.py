@@ -137,6 +137,42 @@ def resnet_state(path: Path, loaded: Any) -> tuple[dict, str]:
 
 #: What a training run writes beside its model file: the segmenter's and the classifier's figures and settings.
 SEGMENTER_METRICS, CLASSIFIER_METRICS = "segmenter_metrics.json", "classifier_metrics.json"
+#: A classifier run named NAME writes NAME_resnet18.pt beside NAME_metrics.json; an interrupted one
+#: NAME_interrupted_resnet18.pt beside NAME_interrupted.json (the segmenter: segmenter_interrupted.keras / .json).
+CLASSIFIER_WEIGHTS_SUFFIX, INTERRUPTED = "_resnet18", "_interrupted"
+
+
+def classifier_metrics_file(torch_file: Path) -> Path:
+    """The metrics file of the run that wrote ``torch_file``: NAME_metrics.json for NAME_resnet18.pt (a run's
+    ``--name``), else the default run's classifier_metrics.json beside it."""
+    path = Path(torch_file)
+    if path.stem.endswith(CLASSIFIER_WEIGHTS_SUFFIX) and not path.stem.endswith(INTERRUPTED + CLASSIFIER_WEIGHTS_SUFFIX):
+        return path.with_name(f"{path.stem.removesuffix(CLASSIFIER_WEIGHTS_SUFFIX)}_metrics.json")
+    return path.with_name(CLASSIFIER_METRICS)
+
+
+def unfinished_run_problem(model_file: Path) -> str | None:
+    """Why ``model_file`` is not a finished run's model (it is the best epoch an interrupted run saved, and its note
+    beside it says the run did not finish), else None."""
+    import json
+
+    path = Path(model_file)
+    stem = path.stem.removesuffix(CLASSIFIER_WEIGHTS_SUFFIX)
+    if not stem.endswith(INTERRUPTED):
+        return None
+    note = path.with_name(f"{stem}.json")
+    try:
+        record = json.loads(note.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("finished") is not False:
+        return None
+    run = stem.removesuffix(INTERRUPTED)
+    finished = f"{run}{CLASSIFIER_WEIGHTS_SUFFIX}.pt" if path.suffix in (".pt", ".pth") else f"{run}{path.suffix}"
+    return (f"{path} is the best epoch ({record.get('saved_epoch')}) of a run interrupted after epoch "
+            f"{record.get('interrupted_after_epoch')} of {record.get('epochs')} ({note.name} beside it): not a finished "
+            f"run's model (no test figures, no tuned values); finish the run (rerun its command with --resume) and import "
+            f"{finished}, or copy the file elsewhere under another name to import it as it is")
 
 
 def _run_metrics(path: Path, name: str) -> dict | None:
@@ -171,16 +207,25 @@ def tuned_mask_threshold(keras: Path) -> float | None:
 
 
 def trained_crops(torch_file: Path) -> tuple[float, float] | None:
-    """(mask threshold, colour balance) of the crops the classifier's training run trained on (its
-    ``classifier_metrics.json`` beside the file), or None without one."""
-    metrics = _run_metrics(torch_file, CLASSIFIER_METRICS)
+    """(mask threshold, colour balance) of the crops the classifier's training run trained on (its metrics beside the
+    file: ``classifier_metrics_file``), or None without them. A run that classified whole pictures (``--full-image``,
+    or no mask for any training image) is refused: the served pipeline classifies crops."""
+    metrics_file = classifier_metrics_file(torch_file)
+    metrics = _run_metrics(torch_file, metrics_file.name)
     if metrics is None or metrics.get("crop_threshold") is None:
         return None
+    with_mask = (metrics.get("crops_with_mask") or {}).get("train")
+    if metrics.get("full_image") or with_mask == 0:
+        why = "--full-image" if metrics.get("full_image") else "no training image had a mask"
+        raise ImportModelError(f"the classifier {torch_file} was trained on whole pictures ({why}: {metrics_file.name}), "
+                               "but the served pipeline classifies the lesion crop its segmenter finds: it would be served "
+                               "other pictures than it learnt; train it on crops (--predicted-masks from a segmenter run, "
+                               "at that run's --crop-threshold)")
     try:
         return float(metrics["crop_threshold"]), float(metrics.get("colour_constancy") or 0.0)
     except (TypeError, ValueError) as e:
-        raise ImportModelError(f"{Path(torch_file).parent / CLASSIFIER_METRICS} gives crop_threshold "
-                               f"{metrics['crop_threshold']!r}; expected a number, as the classifier's run writes it") from e
+        raise ImportModelError(f"{metrics_file} gives crop_threshold {metrics['crop_threshold']!r}; expected a number, "
+                               "as the classifier's run writes it") from e
 
 
 def run_import(kind: str, path: Path, repository: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from training.errors import ImportModelError
 
 from ..base.paths import folder_problem
-from ..base.repository import SOURCE_REPOSITORY
+from ..base.repository import SOURCE_REPOSITORY, classifier_artifact
 from ..base.settings import Settings, setting_help, setting_names
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """Check both files, then export each in its own subprocess through the parity-checked exports; if either export is
     refused, the repository is put back as it was."""
     from training.export.repository import open_repository, restored_on_failure
-    from training.importer import check_file, check_keras_file, run_import
+    from training.importer import check_file, check_keras_file, run_import, unfinished_run_problem
 
     if args.keras is None and args.torch is None:
         raise ImportModelError("nothing to import: give --keras MODEL.keras and/or --torch RESNET18.pt")
@@ -57,12 +57,17 @@ def run(args: argparse.Namespace) -> int:
         check_keras_file(args.keras)
     if args.torch is not None:
         jobs.append(("torch", check_file(args.torch, "PyTorch classifier", (".pt", ".pth"))))
+    unfinished = [p for p in (unfinished_run_problem(path) for _, path in jobs) if p is not None]
+    if unfinished:
+        raise ImportModelError("; ".join(unfinished))
     open_repository(repository, ImportModelError)
     from dermassist.base.repository import mark_not_release
     from preprocess.crop import CropParams
     from training.export.steps import (
         crop_threshold_differs,
+        record_trained_crop_threshold,
         reset_for_imported,
+        served_classifier_crop_threshold,
         served_crop_values,
         set_crop_colour,
         set_crop_threshold,
@@ -75,21 +80,33 @@ def run(args: argparse.Namespace) -> int:
     crops = trained_crops(args.torch) if args.torch is not None else None
     if crops is not None and crop_threshold_differs(crops[0], served):  # refused before anything is replaced
         raise ImportModelError(
-            f"the classifier {args.torch} was trained on crops cut at mask threshold {crops[0]:g} (its "
-            f"classifier_metrics.json), but its segmenter would be served at {served:g}: it would be served other crops "
-            f"than it learnt; import the segmenter of the same run with it (--keras, its segmenter_metrics.json beside "
-            "it), or train the classifier with --crop-threshold "
-            f"{served:g}")
+            f"the classifier {args.torch} was trained on crops cut at mask threshold {crops[0]:g} (its run's metrics "
+            f"beside it), but its segmenter would be served at {served:g}: it would be served other crops than it "
+            "learnt; import the segmenter of the same run with it (--keras, its segmenter_metrics.json beside it), or "
+            f"train the classifier with --crop-threshold {served:g}")
+    kept = served_classifier_crop_threshold(repository) if args.torch is None else None
+    if kept is not None and crop_threshold_differs(kept, served):  # a segmenter alone, under the classifier served
+        raise ImportModelError(
+            f"the segmenter {args.keras} would be served at mask threshold {served:g}, but the classifier {repository} "
+            f"serves was trained on crops cut at {kept:g} (its calibration.json): it would be served other crops than "
+            "it learnt; import a classifier trained at that threshold with it (--torch), or train the segmenter's "
+            f"crops' classifier again (`dermassist train classifier --crop-threshold {served:g} --repository ...`)")
     with restored_on_failure(repository, ImportModelError):  # a refused second file leaves the first unserved too
         for kind, path in jobs:
             logger.info("%s", run_import(kind, path, repository))
             reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
+            if kind == "torch":
+                record_trained_crop_threshold(repository, None if crops is None else crops[0])
             mark_not_release(repository, f"{kind} {path}")
         if tuned is not None:
             set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
         if crops is not None and crops[1]:
             set_crop_colour(repository, crops[1],
                             f"dermassist import --torch {args.torch}: the colour balance it trained on")
+    if args.torch is None and kept is None and classifier_artifact(repository).is_file():
+        logger.warning("the classifier %s serves records no mask threshold its crops were cut at: check it was trained "
+                       "at %g, the imported segmenter's, or import a classifier trained there with it (--torch)",
+                       repository, served)
     if tuned is not None:
         logger.info("the imported segmenter is served at the mask threshold its run tuned on validation, %g", tuned)
     elif args.keras is not None:

@@ -285,3 +285,80 @@ def test_a_refused_classifier_leaves_the_repository_as_it_was_segmenter_included
     assert {p.relative_to(repo): p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
     assert not [p for p in temporary.iterdir() if p.name.startswith("dermassist-repo-before-")]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_named_runs_classifier_is_checked_against_its_own_runs_metrics(tmp_path: Path) -> None:
+    """NAME_resnet18.pt was checked against classifier_metrics.json, another run's, beside it."""
+    import json
+
+    from training.importer import classifier_metrics_file, trained_crops
+
+    assert classifier_metrics_file(tmp_path / "sitev2_resnet18.pt") == tmp_path / "sitev2_metrics.json"
+    assert classifier_metrics_file(tmp_path / "mine.pt") == tmp_path / "classifier_metrics.json"
+    (tmp_path / "classifier_metrics.json").write_text(json.dumps({"crop_threshold": 0.5}))
+    (tmp_path / "sitev2_metrics.json").write_text(json.dumps({"crop_threshold": 0.35, "crops_with_mask": {"train": 9}}))
+    assert trained_crops(tmp_path / "sitev2_resnet18.pt") == (0.35, 0.0)
+    assert trained_crops(tmp_path / "classifier_resnet18.pt") == (0.5, 0.0)
+
+
+@pytest.mark.parametrize(("metrics", "why"), [({"full_image": True}, "--full-image"),
+                                              ({"crops_with_mask": {"train": 0, "val": 0}}, "no training image had a mask")])
+def test_a_classifier_trained_on_whole_pictures_is_refused(tmp_path: Path, metrics: dict, why: str) -> None:
+    import json
+
+    from training.importer import trained_crops
+
+    (tmp_path / "classifier_metrics.json").write_text(json.dumps({"crop_threshold": 0.35, **metrics}))
+    with pytest.raises(ImportModelError, match=rf"trained on whole pictures \({why}: classifier_metrics.json\), but the "
+                                               "served pipeline classifies the lesion crop"):
+        trained_crops(tmp_path / "classifier_resnet18.pt")
+
+
+def test_the_best_epoch_of_an_interrupted_run_is_refused_naming_the_finished_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An interrupted run's weights were imported without a word, though the note beside them says it did not finish."""
+    import json
+    import zipfile
+
+    from training.importer import unfinished_run_problem
+
+    weights, keras = tmp_path / "sitev2_interrupted_resnet18.pt", tmp_path / "segmenter_interrupted.keras"
+    weights.write_bytes(b"weights")
+    with zipfile.ZipFile(keras, "w") as archive:
+        archive.writestr("config.json", "{}")
+    assert unfinished_run_problem(weights) is None  # no note beside it: nothing says it is unfinished
+    note = {"finished": False, "interrupted_after_epoch": 3, "epochs": 4, "saved_epoch": 2}
+    (tmp_path / "sitev2_interrupted.json").write_text(json.dumps(note))
+    (tmp_path / "segmenter_interrupted.json").write_text(json.dumps(note))
+    assert "finish the run (rerun its command with --resume) and import sitev2_resnet18.pt" in unfinished_run_problem(weights)
+    assert "import segmenter.keras" in unfinished_run_problem(keras)
+    assert unfinished_run_problem(tmp_path / "sitev2_resnet18.pt") is None
+    repo = tmp_path / "repo"
+    with caplog.at_level(logging.ERROR):
+        assert main(["import", "--torch", str(weights), "--keras", str(keras), "--repository", str(repo)]) == 2
+    assert "best epoch (2) of a run interrupted after epoch 3 of 4" in caplog.text and "segmenter_interrupted.json" in caplog.text
+    assert not repo.exists()  # refused before a repository was made
+
+
+def test_a_segmenter_alone_is_refused_at_another_threshold_than_the_served_classifier_trained_at(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Importing a segmenter alone moved the release's classifier, trained on crops cut at 0.30, to 0.50 crops."""
+    import json
+    import zipfile
+
+    from training.export.steps import served_classifier_crop_threshold
+
+    repo = tmp_path / "repo"
+    assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "reports")]) == 0  # the release
+    trained = served_classifier_crop_threshold(repo)
+    assert trained is not None and 0 < trained < 1
+    keras = tmp_path / "run" / "segmenter.keras"
+    keras.parent.mkdir()
+    with zipfile.ZipFile(keras, "w") as archive:  # refused before it is loaded: a zip is all the check reads
+        archive.writestr("config.json", "{}")
+    (keras.parent / "segmenter_metrics.json").write_text(json.dumps({"threshold": round(trained + 0.2, 2)}))
+    saved = (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").stat().st_mtime_ns
+    with caplog.at_level(logging.ERROR):
+        assert main(["import", "--keras", str(keras), "--repository", str(repo)]) == 2
+    assert f"was trained on crops cut at {trained:g} (its calibration.json)" in caplog.text
+    assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").stat().st_mtime_ns == saved

@@ -120,3 +120,16 @@ for make in (lambda: SegmenterConfig(learning_rate=math.nan), lambda: SegmenterC
     assert proc.returncode == 2 and "unrecognized arguments: --epoch 1" in proc.stderr, proc.stderr[-2000:]
     proc = run_python("-m", "training.segmenter.stage", "--data", str(tmp_path), "--epoch", "1", timeout=120)
     assert proc.returncode == 2 and "unrecognized arguments: --epoch 1" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_whole_picture_classifier_is_not_exported_into_a_repository_that_serves_crops(tmp_path) -> None:
+    from training.classifier.stage import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path), "--full-image", "--repository", str(tmp_path / "repo"),
+                              "--out", str(tmp_path / "out")])
+    with pytest.raises(TrainingConfigError, match="--full-image trains on whole pictures, but the repository .* serves "
+                                                  "the classifier the lesion crop"):
+        run(args)
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()  # refused before anything was made

@@ -137,6 +137,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.release is not None:
         _check_release_threshold(Path(args.release), crop.threshold)
     if args.repository is not None and not args.retune:
+        if args.full_image:
+            raise TrainingConfigError(f"--full-image trains on whole pictures, but the repository {args.repository} "
+                                      "serves the classifier the lesion crop its segmenter finds: it would be served "
+                                      "other pictures than it learnt; drop --repository (and import nothing), or train "
+                                      "on crops (drop --full-image)")
         _check_repository_threshold(Path(args.repository), crop.threshold)
     if args.retune:
         if args.release is None:
@@ -157,6 +162,7 @@ def run(args: argparse.Namespace) -> dict:
         tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], staging, options.refer_safety)
         report["tuned"] = tuned.figures
         report["crop_threshold"] = crop.threshold
+        report["full_image"] = bool(args.full_image)
         report["colour_constancy"] = crop.colour_constancy
         if args.release is not None:
             write_release_sections(model, tuned, report, args.release)
@@ -164,10 +170,11 @@ def run(args: argparse.Namespace) -> dict:
             from dermassist.base.repository import mark_not_release
             from training.export.classifier import export_classifier
             from training.export.repository import open_repository
-            from training.export.steps import set_crop_colour, write_step_values
+            from training.export.steps import record_trained_crop_threshold, set_crop_colour, write_step_values
 
             repository, source = open_repository(args.repository, TrainingConfigError), f"classifier stage {args.out}"
             exported = export_classifier(model, repository, tuned.calibration)
+            record_trained_crop_threshold(repository, None if args.full_image else crop.threshold)
             write_step_values(repository, tuned.triage, tuned.quality, tuned.figures, source)
             set_crop_colour(repository, crop.colour_constancy, source)
             mark_not_release(repository, source)

@@ -100,7 +100,7 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
     check_release_pair(folder, release)  # before PyTorch loads
     from ..classifier.weights import OOD_MEANS, OOD_PRECISION, model_from_arrays
     from .classifier import ClassifierCalibration, export_classifier
-    from .steps import record_untrained_classes, write_step_file
+    from .steps import record_trained_crop_threshold, record_untrained_classes, write_step_file
 
     untrained = untrained_of(release)  # before PyTorch loads too
     path = Path(folder) / CLASSIFIER_WEIGHTS
@@ -110,6 +110,8 @@ def export_classifier_release(folder: Path, repository: Path) -> str:
                                         float(section["ood_scale"]), section["figures"].get("calibration", {}))
     done = export_classifier(model_from_arrays(arrays, str(path)), repository, calibration)
     record_untrained_classes(repository, untrained)
+    trained = section["figures"].get("crop_threshold", release["segmenter"].get("threshold"))  # check_release_pair: one
+    record_trained_crop_threshold(repository, None if trained is None else float(trained))
     triage = recorded_triage(release)
     quality = recorded_values(QualityLimits, release["quality"]["values"], "quality.values")
     write_step_file(repository, TRIAGE_MODEL, triage.as_dict(), release["triage"]["figures"], _source(release))

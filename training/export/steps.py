@@ -171,6 +171,38 @@ def served_untrained_classes(repository: Path) -> tuple[str, ...] | None:
     return tuple(code for code in CLASS_CODES if code in recorded)
 
 
+#: The mask threshold of the crops the exported classifier trained on, in its calibration.json: a segmenter imported
+#: later is checked against it (a classifier served other crops than it learnt answers other pictures).
+TRAINED_CROP_KEY = "trained_crop_threshold"
+
+
+def record_trained_crop_threshold(repository: Path, threshold: float | None) -> Path:
+    """Record in the exported classifier's calibration.json the mask threshold of the crops it trained on (None: not
+    known, and any earlier record goes)."""
+    path = calibration_file(repository)
+    written = _calibration_record(repository)
+    if not path.is_file():
+        raise ExportError(f"{path} does not exist; expected the calibration.json the classifier's export writes: export "
+                          "the classifier first")
+    written.pop(TRAINED_CROP_KEY, None)
+    if threshold is not None:
+        written[TRAINED_CROP_KEY] = float(threshold)
+    path.write_text(json.dumps(written, indent=1))
+    return path
+
+
+def served_classifier_crop_threshold(repository: Path) -> float | None:
+    """The mask threshold of the crops the repository's classifier trained on, as its export recorded it (None: no
+    classifier, or not recorded: a classifier imported without its run's metrics, or exported before it was)."""
+    value = _calibration_record(repository).get(TRAINED_CROP_KEY)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise RepositoryError(f"{calibration_file(repository)}: {TRAINED_CROP_KEY} must be a number in (0, 1), got "
+                              f"{value!r}; export the classifier again")
+    return float(value)
+
+
 def served_temperature(repository: Path) -> float | None:
     """The temperature the repository's classifier divides its logits by, as its export recorded it (None: no
     classifier, or none recorded). A RepositoryError naming the file and the fix when it is unusable."""
