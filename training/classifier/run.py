@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from preprocess.contract import CLASS_CODES
 from preprocess.crop import CropParams
 
 from ..errors import EmptyDatasetError, TrainingConfigError
@@ -238,6 +239,13 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     return ClassifierData(datasets, splits, sets, duplicates)
 
 
+def listed_not_read(datasets: Sequence[Dataset]) -> dict[str, list[dict[str, str | None]]]:
+    """For a run's metrics: per dataset, each image its labels list that was not read (absent, or on disk in a format
+    not accepted: the reader's warnings tell which) with the class its row gives; datasets without any are left out."""
+    return {d.name: [{"image": image, "label": CLASS_CODES[d.missing_labels[image]] if image in d.missing_labels else None}
+                     for image in d.missing_images] for d in datasets if d.missing_images}
+
+
 def by_source(model: torch.nn.Module, data: CropSet) -> dict[str, dict]:
     """Test metrics (with melanoma ROC AUC where both classes occur) for each source of a crop set."""
     import numpy as np
@@ -342,6 +350,7 @@ def run_classifier(data: ClassifierData, out_dir: Path, name: str, config: Class
         "crops_with_mask": {k: v.with_mask for k, v in data.sets.items()},
         "splits": {k: len(v) for k, v in data.splits.items()},
         **({"duplicates": data.duplicates} if data.duplicates else {}),
+        **({"listed_not_read": not_read} if (not_read := listed_not_read(data.datasets)) else {}),
         "test_by_source": by_source(model, data.sets["test"]),
         "val_by_source": by_source(model, data.sets["val"]),
         "seconds": round(time.perf_counter() - start, 1),

@@ -235,8 +235,8 @@ def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: Ima
         log.warning("%s: %d image(s) listed in %s are absent on disk and were left out: %s", root, len(absent),
                     labels_file, shown_names([f"{i} ({near[i]})" if i in near else i for i in absent]))
     if unlabelled:
-        log.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
-                    labels_file, unlabelled[0].name)
+        log.warning("%s: %d image(s) on disk have no row in %s and were left out: %s", root, len(unlabelled),
+                    labels_file, shown_names([index.shown(p) for p in unlabelled]))
     if repeated:
         log.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
                     len(repeated), labels_file, repeated[0])

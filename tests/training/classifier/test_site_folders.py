@@ -71,3 +71,15 @@ def test_a_runs_data_records_the_copies_kept_in_one_split(tmp_path: Path) -> Non
     assert [Path(p).name for p in data.duplicates["identical_pictures"][0]] == ["COPY_P001.png", "P001.png"]
     where = {s.image_id: k for k, v in data.splits.items() for s in v}
     assert where["COPY_P001"] == where["P001"]
+
+
+def test_a_runs_metrics_list_the_labelled_images_not_read_with_their_class(tmp_path: Path) -> None:
+    from training.classifier.run import listed_not_read
+
+    root = site(tmp_path / "site_heic", nevi("P", 4))
+    (root / "labels.csv").write_text((root / "labels.csv").read_text() + "P970.heic,melanoma,L970\nP999.jpg,nv,L999\n")
+    (root / "P970.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    clean = read_dataset(site(tmp_path / "clean", nevi("C", 4, seed=50)))
+    assert listed_not_read([read_dataset(root), clean]) == {
+        "labels_csv": [{"image": "P970.heic", "label": "MEL"}, {"image": "P999.jpg", "label": "NV"}]}
+    assert listed_not_read([clean]) == {}

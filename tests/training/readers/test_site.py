@@ -303,3 +303,13 @@ def test_labelled_files_in_a_format_not_accepted_are_told_apart_from_absent_ones
     (gone,) = [m for m in messages if "absent on disk" in m]
     assert "7 image(s) listed in labels.csv are absent on disk and were left out: P990.jpg, P991.jpg, P992.jpg, " \
            "P993.jpg, P994.jpg and 2 more" in gone and "P97" not in gone
+
+
+def test_unlabelled_files_are_named_five_then_a_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    files = ["P000.jpg", *(f"extra/U{i}.jpg" for i in range(7))]
+    root = _site(tmp_path, "filename,diagnosis\nP000.jpg,NV\n", files)
+    with caplog.at_level(logging.WARNING, logger="training.readers.labels_csv"):
+        read_dataset(root)
+    (warned,) = [r.getMessage() for r in caplog.records if "have no row" in r.getMessage()]
+    assert "7 image(s) on disk have no row in labels.csv and were left out: extra/U0.jpg, extra/U1.jpg, extra/U2.jpg, " \
+           "extra/U3.jpg, extra/U4.jpg and 2 more" in warned
