@@ -29,3 +29,10 @@ def site(root: Path, rows: Sequence[tuple[str, str, str, int]]) -> Path:
 def nevi(prefix: str, count: int, seed: int = 0) -> list[tuple[str, str, str, int]]:
     """``count`` rows of distinct nevus pictures, one lesion each (``<prefix>000.png``...)."""
     return [(f"{prefix}{i:03d}.png", "NV", f"{prefix}L{i}", seed + i) for i in range(count)]
+
+
+def smooth_picture(seed: int, side: int = 64, suffix: str = ".png") -> bytes:
+    """A smooth picture (random 4x4 colours blown up) that keeps its fingerprint when resized or saved as JPEG."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    return cv2.imencode(suffix, cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC))[1].tobytes()

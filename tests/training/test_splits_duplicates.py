@@ -112,3 +112,58 @@ def test_the_shared_sets_split_as_the_release_recorded_with_no_copy_found(shared
     assert report == {}
     current = json.loads(json.dumps(manifest(pooled)))
     assert same_splits(current, recorded) and set(current) == set(SPLITS)
+
+
+def test_near_identical_pictures_join_a_picture_resized_and_saved_again_and_nothing_else(tmp_path: Path) -> None:
+    from training.splits import near_identical_pictures
+
+    from .site_folders import smooth_picture
+
+    root = site(tmp_path / "s", nevi("P", 8))
+    (root / "P100.png").write_bytes(smooth_picture(7))
+    (root / "P902.jpg").write_bytes(smooth_picture(7, side=96, suffix=".jpg"))  # resized, JPEG
+    (root / "P101.png").write_bytes(smooth_picture(8))
+    (root / "labels.csv").write_text((root / "labels.csv").read_text() + "P100.png,NV,L100\nP902.jpg,NV,L902\n"
+                                     "P101.png,NV,L101\n")
+    samples = read_dataset(root).samples
+    assert [[s.image_id for s in group] for group in near_identical_pictures(samples)] == [["P100", "P902"]]
+    assert near_identical_pictures(samples, bits=-1) == ()
+
+
+def test_a_sites_look_alike_copy_under_a_new_lesion_stays_with_its_original_and_is_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from .site_folders import smooth_picture
+
+    rows = nevi("P", 14)
+    root = site(tmp_path / "site", rows)
+    (root / "P003.png").write_bytes(smooth_picture(3))
+    (root / "P902.jpg").write_bytes(smooth_picture(3, side=96, suffix=".jpg"))
+    (root / "labels.csv").write_text((root / "labels.csv").read_text() + "P902.jpg,melanoma,NEW\n")
+    dataset = read_dataset(root)
+    lesions_only = [_split_of(split_samples(dataset.samples, SplitConfig(seed=seed))) for seed in range(10)]
+    assert any(w["P003"] != w["P902"] for w in lesions_only), "some seed must part them by lesion alone"
+    for seed in range(10):
+        where = _split_of(classification_splits(dataset, seed))
+        assert where["P003"] == where["P902"], seed
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _, report = pool_sources((dataset,), seed=0)
+    assert report["look_alikes_kept_in_one_split"] == 1 and report["identical_copies_kept_in_one_split"] == 0
+    assert [[Path(p).name for p in g] for g in report["look_alike_pictures"]] == [["P003.png", "P902.jpg"]]
+    warned = [r.getMessage() for r in caplog.records if "look like one picture" in r.getMessage()]
+    assert len(warned) == 1 and "P003 (NV) ~ P902 (MEL)" in warned[0] and "check which label is right" in warned[0]
+
+
+def test_a_public_layout_is_not_searched_for_look_alikes(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from training.classifier.run import _near_copies
+
+    from .site_folders import smooth_picture
+
+    root = site(tmp_path / "site", nevi("P", 3))
+    (root / "P000.png").write_bytes(smooth_picture(1))
+    (root / "P001.png").write_bytes(smooth_picture(1, side=96))
+    dataset = read_dataset(root)
+    assert len(_near_copies(dataset, dataset.samples, ())) == 1
+    assert _near_copies(replace(dataset, name="isic2018_task3"), dataset.samples, ()) == ()

@@ -14,6 +14,7 @@ import torch
 
 from preprocess.contract import CLASS_CODES
 from preprocess.crop import CropParams
+from preprocess.fingerprint import SAME_PICTURE_BITS
 
 from ..errors import EmptyDatasetError, TrainingConfigError
 from ..metrics import classification_metrics, melanoma_auc
@@ -32,6 +33,7 @@ from ..splits import (
     SplitConfig,
     copies_merged,
     identical_pictures,
+    near_identical_pictures,
     refuse_conflicting_labels,
     split_samples,
     write_manifest,
@@ -65,9 +67,37 @@ class ClassifierData:
 Copies = tuple[tuple[Sample, ...], ...]
 
 
-def source_splits(dataset: Dataset, seed: int) -> tuple[dict[str, tuple[Sample, ...]], Copies]:
+def is_site_folder(dataset: Dataset) -> bool:
+    """Whether ``dataset`` is a site's own folder (the ``labels.csv`` layout, pooled or not) rather than a public set."""
+    return dataset.name == LABELS_CSV_LAYOUT or dataset.name.startswith(f"{LABELS_CSV_LAYOUT}:")
+
+
+def _near_copies(dataset: Dataset, labelled: Sequence[Sample], copies: Copies) -> Copies:
+    """For a site's own folder: the sets of pictures that look the same without being byte-identical (resized or saved
+    again: ``splits.near_identical_pictures``), named in a WARNING (with their labels where those differ); () for a
+    public set, whose split the release records (lesion ids, or none, are its publisher's)."""
+    if not is_site_folder(dataset):
+        return ()
+    byte_sets = [{s.image_id for s in group} for group in copies]
+    near = tuple(group for group in near_identical_pictures(labelled)
+                 if not any({s.image_id for s in group} <= ids for ids in byte_sets))
+    if near:
+        def shown(group: Sequence[Sample]) -> str:
+            labels = len({s.label for s in group}) > 1
+            return " ~ ".join(f"{s.image_id} ({s.code})" if labels else s.image_id for s in group)
+        relabel = any(len({s.label for s in group}) > 1 for group in near)
+        logger.warning("%s: %d set(s) of files look like one picture resized or saved again (fingerprints at most %d of "
+                       "256 bits apart): %s; each set is kept in one split with its lesions%s; give each set one lesion "
+                       "id, or remove the copies", dataset.root, len(near), SAME_PICTURE_BITS,
+                       shown_names([shown(group) for group in near]),
+                       " (some are labelled with different classes: check which label is right)" if relabel else "")
+    return near
+
+
+def source_splits(dataset: Dataset, seed: int) -> tuple[dict[str, tuple[Sample, ...]], Copies, Copies]:
     """Labelled samples split train/val/test (70/15/15) by lesion id where known, stratified by class, byte-identical
-    pictures kept in one split with their lesions (``splits.identical_pictures``), and those sets of copies. Copies
+    pictures kept in one split with their lesions (``splits.identical_pictures``), with the pictures that look the
+    same in a site's own folder (:func:`_near_copies`); and those sets: (splits, byte copies, look-alikes). Copies
     labelled with different classes are refused (DuplicateImageError naming each file and its label)."""
     labelled = tuple(s for s in dataset.samples if s.label is not None)
     if not labelled:
@@ -82,7 +112,8 @@ def source_splits(dataset: Dataset, seed: int) -> tuple[dict[str, tuple[Sample, 
                        "one split with their lesions, so none is trained on and tested on; remove the copies to count "
                        "each picture once", dataset.root, copies_merged(copies),
                        shown_names([" = ".join(s.image_id for s in group) for group in copies]))
-    return split_samples(labelled, SplitConfig(seed=seed), copies), copies
+    near = _near_copies(dataset, labelled, copies)
+    return split_samples(labelled, SplitConfig(seed=seed), (*copies, *near)), copies, near
 
 
 def classification_splits(dataset: Dataset, seed: int) -> dict[str, tuple[Sample, ...]]:
@@ -168,7 +199,7 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
     copies, for the run's metrics (empty when every picture differs)."""
     check_distinct((*split_sources, *train_only))
     split = [source_splits(d, seed) for d in split_sources]
-    parts = [sp for sp, _ in split] + [official_training(d) for d in train_only]
+    parts = [sp for sp, _, _ in split] + [official_training(d) for d in train_only]
     dropped, spanning = _cross_source_copies(parts)
     if dropped:
         listed = [f"{s.image_path} ({s.source})" for s in sorted(dropped, key=lambda s: str(s.image_path))]
@@ -176,13 +207,17 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
                        "later source: %s; remove the copies from one folder to silence this", len(dropped),
                        shown_names(listed))
     pooled = {k: tuple(s for sp in parts for s in sp.get(k, ()) if s not in dropped) for k in SPLITS}
-    within = [group for _, copies in split for group in copies]
-    if not within and not spanning:
+    within = [group for _, copies, _ in split for group in copies]
+    near = [group for _, _, look_alikes in split for group in look_alikes]
+    picture = {s: i for i, group in enumerate(within) for s in group}  # a look-alike set counts byte copies once
+    if not within and not spanning and not near:
         return pooled, {}
     return pooled, {
         "identical_copies_kept_in_one_split": copies_merged(within),
         "identical_copies_left_out": len(dropped),
         "identical_pictures": [[str(s.image_path) for s in group] for group in (*within, *spanning)],
+        "look_alikes_kept_in_one_split": sum(len({picture.get(s, s) for s in group}) - 1 for group in near),
+        "look_alike_pictures": [[str(s.image_path) for s in group] for group in near],
     }
 
 
