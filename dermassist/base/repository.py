@@ -174,14 +174,57 @@ def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Pat
     return destination
 
 
+#: The first word of an import's origin, by the model it brought (``keras ...``, ``classifier stage ...``).
+_ORIGIN_MODELS = {"keras": "segmenter", "segmenter": "segmenter", "torch": "classifier", "classifier": "classifier"}
+MODELS_SERVED = ("segmenter", "classifier")
+OF_RELEASE = "of release"
+
+
+def imported_models(repository: Path) -> dict[str, str]:
+    """What a repository's stamp says of each model not the release's: model -> origin (``keras PATH``, ``classifier
+    stage RUN``); a model kept from a release is ``<model> of release NAME version V``. {} for a release's repository."""
+    stamp = Path(repository) / RELEASE_STAMP
+    text = stamp.read_text(errors="replace").strip() if stamp.is_file() else ""
+    if not text.startswith(IMPORTED):
+        return {}
+    models: dict[str, str] = {}
+    for entry in (e.strip() for e in text.removeprefix(IMPORTED).split(";")):
+        model = _ORIGIN_MODELS.get(entry.split(" ", 1)[0])
+        if model is not None:
+            models[model] = entry
+    return models
+
+
 def mark_not_release(repository: Path, origin: str) -> Path:
-    """Stamp a repository as serving models that are not an exported release (``origin`` says what), so `dermassist
-    models` leaves them in place instead of reporting the release's figures for them."""
+    """Stamp a repository as serving models that are not an exported release (``origin`` says what: its first word
+    names the model, ``keras``/``segmenter`` or ``torch``/``classifier``), so `dermassist models` leaves them in place
+    instead of reporting the release's figures for them. The stamp names every model's origin: the other model's from
+    an earlier import, or the release it was kept from (``classifier of release NAME version V``)."""
     path = Path(repository) / RELEASE_STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{IMPORTED} {origin}\n")
-    (Path(repository) / RELEASE_NAME).unlink(missing_ok=True)  # the release's name no longer says what is served
+    entries = imported_models(repository)
+    name = Path(repository) / RELEASE_NAME
+    if not entries and name.is_file():  # a release's repository: the model not replaced stays the release's
+        release = name.read_text(errors="replace").strip()
+        entries = {model: f"{model} {OF_RELEASE} {release}" for model in MODELS_SERVED}
+    model = _ORIGIN_MODELS.get(origin.split(" ", 1)[0])
+    if model is None:
+        entries = {}
+    else:
+        entries[model] = origin
+    ordered = [entries[m] for m in MODELS_SERVED if m in entries] or [origin]
+    path.write_text(f"{IMPORTED} {'; '.join(ordered)}\n")
+    name.unlink(missing_ok=True)  # the release's name no longer says what is served
     return path
+
+
+def release_models(repository: Path) -> tuple[str, ...]:
+    """The models a repository serves as its release exported them: both for a release's repository, none for a
+    repository of imported models but those its stamp says were kept from a release."""
+    imported = imported_models(repository)
+    if not (Path(repository) / RELEASE_STAMP).is_file() or not serves_imported(repository):
+        return MODELS_SERVED
+    return tuple(m for m in MODELS_SERVED if f" {OF_RELEASE} " in imported.get(m, ""))
 
 
 def name_release(repository: Path, name: object, version: object) -> None:

@@ -67,10 +67,17 @@ def golive_markdown(report: dict) -> list[str]:
     from training.model_card.shipped import SHIPPED_HEADER
     from training.model_card.targets import TARGETS
 
-    terms = ("These models were brought with `dermassist import`: their terms of use are their owner's."
-             if models_imported(report) else " ".join(SHIPPED_HEADER))
-    lines = ["## Before go-live", "", f"{terms} Intended use, known limits and the release's own figures: `{MODEL_CARD}`.",
-             ""]
+    if models_imported(report):
+        kept = (report.get("run") or {}).get("release_models") or []
+        terms = ("These models were brought with `dermassist import`: their terms of use are their owner's. "
+                 + (f"The {' and '.join(kept)} {'is' if len(kept) == 1 else 'are'} the release's: "
+                    + " ".join(SHIPPED_HEADER) + " " if kept else "")
+                 + f"The release's model card (`{MODEL_CARD}`) describes the release's models, not these: what is known "
+                 "of them here is this report and their training runs' records.")
+    else:
+        terms = (" ".join(SHIPPED_HEADER) + f" Intended use, known limits and the release's own figures: "
+                 f"`{MODEL_CARD}`.")
+    lines = ["## Before go-live", "", terms, ""]
     t, c = report.get("triage") or {}, report.get("classification") or {}
     if not t and not c:
         return lines
@@ -94,6 +101,9 @@ def golive_markdown(report: dict) -> list[str]:
     if report.get("seen_in_training") or report.get("seen_by_content"):
         rows.append("| (all) | | | **optimistic**: some pictures here are ones the models learnt from (above): leave "
                     "them out before judging |")
+    if report.get("seen_unchecked"):
+        rows.append(f"| (all) | | | **cannot tell** whether the imported {' and '.join(report['seen_unchecked'])} learnt "
+                    "from pictures here (above): judge only on pictures its run never saw |")
     return lines + ["The release was held to these targets on its own test split (the model card's Targets). Here "
                     "they are this site's images; a figure that misses its target, or that these images cannot tell, "
                     "is for the study's protocol to weigh before any answer is acted on.", "",

@@ -146,6 +146,18 @@ def _renamed_markdown(renamed: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _unchecked_markdown(models: Sequence[str]) -> list[str]:
+    """The note that which pictures the imported models learnt from is not known here."""
+    if not models:
+        return []
+    which = " and ".join(f"the {m}" for m in models)
+    return [f"**Not checked for training pictures:** {which} the repository serves {'were' if len(models) > 1 else 'was'} "
+            "brought with `dermassist import` (or a training stage's --repository), and which pictures "
+            f"{'they' if len(models) > 1 else 'it'} learnt from is not recorded here, so this report cannot warn of "
+            "them (it checks pictures against the release's own). Evaluate only pictures its run never saw: a classifier "
+            "run's `<name>_split.json` names its train, val and test pictures (`--split-manifest ... --split test`).", ""]
+
+
 _FIGURES_OF = {"segmenter": "the segmentation figures (Dice, Jaccard)",
                "classifier": "the diagnosis, calibration and referral figures"}
 
@@ -266,7 +278,7 @@ def render_markdown(report: dict, plots: Sequence[tuple[str, str]], names: dict[
              f"{report['images']} images, {report['answered']} answered, {len(report['refused'])} refused. "
              f"Model: {report['model'].get('name', '?')} version {report['model'].get('version', '?')}, "
              "through the served ensemble.", ""] + run_markdown(report) + _seen_markdown(report.get("seen_in_training") or []) \
-        + _renamed_markdown(report.get("seen_by_content") or []) \
+        + _renamed_markdown(report.get("seen_by_content") or []) + _unchecked_markdown(report.get("seen_unchecked") or []) \
         + _not_evaluated_markdown(report.get("not_evaluated") or {}) + _caveats_markdown(report) + golive_markdown(report)
     if report.get("segmentation"):
         seg = report["segmentation"]

@@ -47,7 +47,21 @@ def checked_run(run: dict, answers: Answers, outside: Answers) -> dict:
         return run
     logger.warning("the report states no REFER threshold: %s", problem)
     return {**run, "repository": None, "release": None, "release_imported": None, "build": None, "refer_threshold": None,
-            "refer_when_not_assessable": None, "not_learnt": None, "temperature": None, "repository_not_served": problem}
+            "refer_when_not_assessable": None, "not_learnt": None, "temperature": None, "release_models": None,
+            "repository_not_served": problem}
+
+
+def release_pictures_seen(samples: Sequence, data: Path, kept: Sequence[str] | None) -> dict:
+    """The evaluated pictures the released models learnt from (by name, by content): the release's records speak for
+    the models the repository serves as the release exported them (``kept``; None: not known here, every model), and
+    ``seen_unchecked`` names the others, brought with ``dermassist import``, whose training pictures are not recorded."""
+    from training.release import RELEASE_DIR
+
+    models = ("segmenter", "classifier") if kept is None else tuple(kept)
+    return {"seen_in_training": [m for m in seen_in_training([s.image_id for s in samples], RELEASE_DIR)
+                                 if m["model"] in models],
+            "seen_by_content": [r for r in seen_by_content(samples, RELEASE_DIR, data) if r["model"] in models],
+            "seen_unchecked": [m for m in ("segmenter", "classifier") if m not in models]}
 
 
 def _not_sent(samples: Sequence, answers: Answers) -> list:
@@ -153,7 +167,6 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
             outside: Answers, seconds: float, facts: dict | None = None, run: dict | None = None) -> dict:
     """The figures of a complete run, written to the report folder."""
     from preprocess.contract import CLASS_CODES, REFER_CLASSES
-    from training.release import RELEASE_DIR
 
     by_path = {s.image_path: s for s in samples}
     answered = [by_path[p] for p in answers.paths]
@@ -164,8 +177,7 @@ def _finish(config: EvaluationConfig, name: str, samples: Sequence, not_evaluate
                     "split_manifest": str(config.split_manifest or ""),
                     "images": len(samples), "answered": len(results), "refused": answers.refused,
                     "not_evaluated": not_evaluated,
-                    "seen_in_training": seen_in_training([s.image_id for s in samples], RELEASE_DIR),
-                    "seen_by_content": seen_by_content(samples, RELEASE_DIR, Path(config.data)),
+                    **release_pictures_seen(samples, Path(config.data), run.get("release_models")),
                     "refused_truth": {p: by_path[Path(p)].code for p, _ in answers.refused
                                       if Path(p) in by_path and by_path[Path(p)].code},
                     "model": model_of(results)}

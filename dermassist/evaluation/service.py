@@ -73,6 +73,7 @@ def served_settings(config: EvaluationConfig) -> dict:
         RELEASE_NAME,
         RELEASE_STAMP,
         SOURCE_REPOSITORY,
+        release_models,
         served_build,
         served_release,
         step_settings,
@@ -90,7 +91,7 @@ def served_settings(config: EvaluationConfig) -> dict:
             "release_imported": bool(release and release.startswith(IMPORTED)),
             "refer_threshold": triage.refer_threshold, "refer_when_not_assessable": triage.refer_when_not_assessable,
             "build": served_build(repository), "not_learnt": served_untrained_classes(repository),
-            "temperature": served_temperature(repository)}
+            "temperature": served_temperature(repository), "release_models": list(release_models(repository))}
 
 
 #: A REFER_SCORE this close to the threshold may fall on either side of it in the server's float32 arithmetic.

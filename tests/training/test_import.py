@@ -67,7 +67,9 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
     from preprocess.contract import CROP_MODEL, DEFAULT_REFER_THRESHOLD, TRIAGE_MODEL
     from preprocess.params import read_tuned
     from preprocess.triage import OOD_UNCHECKED
+    from training.release import RELEASE_DIR, read_release
 
+    release, version = read_release(RELEASE_DIR)["name"], read_release(RELEASE_DIR)["version"]
     repo = tmp_path / "repo"
     assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "reports")]) == 0  # the release
     assert read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))["ood_limit"] == 1.0
@@ -78,7 +80,7 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
     triage = read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))
     assert triage["ood_limit"] == OOD_UNCHECKED and triage["refer_threshold"] == DEFAULT_REFER_THRESHOLD
     assert read_tuned(str(tuned_file(repo, CROP_MODEL).parent))["colour_constancy"] == 0.0
-    assert (repo / RELEASE_STAMP).read_text().startswith(f"{IMPORTED} torch {state}")
+    assert (repo / RELEASE_STAMP).read_text() == f"{IMPORTED} segmenter of release {release} version {version}; torch {state}\n"
     model = repo / "lesion_classifier" / "1" / "model.pt"
     before = model.stat().st_mtime_ns
     caplog.clear()

@@ -92,3 +92,22 @@ def test_the_terms_follow_the_models_the_answers_name() -> None:
     shipped = golive_markdown({"run": {"release_imported": True},
                                "model": {"release": "dermassist-real-2026.12 version 1"}})[2]
     assert shipped.startswith("**Research use only. Not a medical device.**")
+
+
+def test_imported_models_are_told_apart_from_the_release_in_the_terms_and_the_training_picture_check() -> None:
+    """The report pointed a site's own imported models to the release's model card, and said nothing of the pictures
+    they learnt from; the classifier kept from the release keeps the release's terms."""
+    from training.model_card.shipped import SHIPPED_HEADER
+
+    report = {"run": {"release_models": ["classifier"]}, "model": {"release": "imported: keras a.keras; classifier of "
+                                                                              "release r version 1"},
+              "triage": {"melanoma_sensitivity": 1.0, "melanoma_sensitivity_ci95": [0.5, 1.0]},
+              "seen_unchecked": ["segmenter"]}
+    lines = golive_markdown(report)
+    assert lines[2].startswith("These models were brought with `dermassist import`")
+    assert f"The classifier is the release's: {SHIPPED_HEADER[0]}" in lines[2]
+    assert "describes the release's models, not these" in lines[2]
+    assert ("| (all) | | | **cannot tell** whether the imported segmenter learnt from pictures here (above): judge only "
+            "on pictures its run never saw |") in lines
+    every = golive_markdown({**report, "run": {"release_models": []}, "seen_unchecked": ["segmenter", "classifier"]})
+    assert "The classifier is the release's" not in every[2] and "imported segmenter and classifier" in "\n".join(every)

@@ -42,3 +42,30 @@ def test_the_images_the_release_was_fitted_on_are_flagged_at_the_top(tmp_path: P
     assert only_fitted[0]["unseen_splits"] == []
     text = render_markdown({**report, "seen_in_training": only_fitted}, [], {})
     assert "None of the evaluated images is in its held-out splits." in text and "--split test" not in text
+
+
+def test_the_releases_records_warn_only_for_the_models_it_still_serves(tmp_path: Path) -> None:
+    """A site's imported classifier evaluated on the release's training pictures was said to have learnt from them (the
+    release's did), and on its own training pictures nothing was said: the release's records now speak for the models
+    the repository keeps from the release, and the others are named as not checked."""
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    from dermassist.base.paths import SHARED_DATA
+    from dermassist.evaluation.run import release_pictures_seen
+    from training.release import RELEASE_DIR
+
+    first = json.loads((RELEASE_DIR / "splits" / "classifier_split.json").read_text())["train"][0]
+    original = SHARED_DATA / "isic2018_task3" / "ISIC2018_Task3_Test_Input" / f"{first['image_id']}.jpg"
+    renamed = tmp_path / "P001.jpg"
+    shutil.copyfile(original, renamed)
+    samples = [SimpleNamespace(image_id=first["image_id"], code=first["label"], image_path=original),
+               SimpleNamespace(image_id="P001", code=first["label"], image_path=renamed)]
+    every = release_pictures_seen(samples, tmp_path, None)  # a --url server: what it serves is not known here
+    assert [m["model"] for m in every["seen_in_training"]] == ["classifier"] and every["seen_unchecked"] == []
+    assert {r["model"] for r in every["seen_by_content"]} == {"classifier"}
+    kept_segmenter = release_pictures_seen(samples, tmp_path, ["segmenter"])  # the classifier was imported
+    assert kept_segmenter["seen_in_training"] == [] and kept_segmenter["seen_by_content"] == []
+    assert kept_segmenter["seen_unchecked"] == ["classifier"]
+    assert release_pictures_seen(samples, tmp_path, [])["seen_unchecked"] == ["segmenter", "classifier"]

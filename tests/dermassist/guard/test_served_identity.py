@@ -33,7 +33,28 @@ def test_the_release_is_the_exported_name_or_the_imported_origin(tmp_path: Path)
     name_release(tmp_path, "dermassist-real-2026.12", "1")
     assert served_release(tmp_path) == "dermassist-real-2026.12 version 1"
     mark_not_release(tmp_path, "classifier stage runs/x")
-    assert served_release(tmp_path) == "imported: classifier stage runs/x" and not (tmp_path / RELEASE_NAME).exists()
+    assert served_release(tmp_path) == ("imported: segmenter of release dermassist-real-2026.12 version 1; classifier "
+                                        "stage runs/x") and not (tmp_path / RELEASE_NAME).exists()
+
+
+def test_the_stamp_names_every_models_origin_when_one_is_imported_after_the_other(tmp_path: Path) -> None:
+    """The stamp named the last file imported only: a segmenter imported then a classifier read 'imported: torch ...',
+    and a segmenter imported into a release's repository hid that the classifier was still the release's."""
+    from dermassist.base.repository import imported_models, release_models
+
+    assert imported_models(tmp_path) == {} and release_models(tmp_path) == ("segmenter", "classifier")
+    name_release(tmp_path, "dermassist-real-2026.12", "1")
+    (tmp_path / RELEASE_STAMP).write_text("ab1f885340766aae\n")
+    mark_not_release(tmp_path, "keras /runs/a/segmenter.keras")
+    assert imported_models(tmp_path) == {"segmenter": "keras /runs/a/segmenter.keras",
+                                         "classifier": "classifier of release dermassist-real-2026.12 version 1"}
+    assert release_models(tmp_path) == ("classifier",)
+    mark_not_release(tmp_path, "torch /runs/b/classifier_resnet18.pt")
+    assert served_release(tmp_path) == "imported: keras /runs/a/segmenter.keras; torch /runs/b/classifier_resnet18.pt"
+    assert release_models(tmp_path) == ()
+    mark_not_release(tmp_path, "segmenter stage /runs/c")
+    assert imported_models(tmp_path)["segmenter"] == "segmenter stage /runs/c"
+    assert imported_models(tmp_path)["classifier"] == "torch /runs/b/classifier_resnet18.pt"
 
 
 def test_the_build_digest_changes_with_any_served_byte_and_not_with_caches_or_the_stamp(tmp_path: Path) -> None:
