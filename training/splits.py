@@ -191,7 +191,7 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
             split = "test" if i < n_test else "val" if i < n_test + n_val else "train"
             assigned[split].extend(groups[name])
     out = {k: tuple(sorted(v, key=lambda s: s.image_id)) for k, v in assigned.items()}
-    merged = f" ({copies_merged(same_picture)} identical copies kept with their pictures)" if same_picture else ""
+    merged = f" ({copies_merged(same_picture)} copies of a picture kept in its split)" if same_picture else ""
     logger.info("split %d images / %d lesions%s into %s", len(samples), len(groups), merged,
                 {k: len(v) for k, v in out.items()})
     return out
