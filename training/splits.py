@@ -126,8 +126,22 @@ def refuse_conflicting_labels(copies: Sequence[Sequence[Sample]], where: str) ->
 
 
 def copies_merged(copies: Sequence[Sequence[Sample]]) -> int:
-    """How many files of ``copies`` are copies of another (each set's files but one)."""
-    return sum(len(group) - 1 for group in copies)
+    """How many files of ``copies`` are copies of another: each picture's files but one, a file in two sets (a byte
+    copy that is also a look-alike of a third file) joining them into one picture."""
+    parent: dict[Path, Path] = {}
+
+    def root(path: Path) -> Path:
+        while parent.get(path, path) != path:
+            path = parent[path]
+        return path
+
+    for group in copies:
+        for s in group[1:]:
+            a, b = root(Path(group[0].image_path)), root(Path(s.image_path))
+            if a != b:
+                parent[b] = a
+    files = {Path(s.image_path) for group in copies for s in group}
+    return len(files) - len({root(f) for f in files})
 
 
 def _merged_groups(samples: Sequence[Sample], same_picture: Sequence[Sequence[Sample]]) -> dict[str, list[Sample]]:

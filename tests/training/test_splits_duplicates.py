@@ -167,3 +167,11 @@ def test_a_public_layout_is_not_searched_for_look_alikes(tmp_path: Path) -> None
     dataset = read_dataset(root)
     assert len(_near_copies(dataset, dataset.samples, ())) == 1
     assert _near_copies(replace(dataset, name="isic2018_task3"), dataset.samples, ()) == ()
+
+
+def test_copies_merged_counts_a_file_in_two_sets_once() -> None:
+    from training.splits import copies_merged
+
+    a, b, c, d = _samples(4)
+    assert copies_merged([(a, b), (b, c)]) == 2 and copies_merged([(a, b), (c, d)]) == 2
+    assert copies_merged([(a, b, c), (a, b)]) == 2 and copies_merged([]) == 0
