@@ -156,9 +156,14 @@ def tuned_value_problems(repository: Path) -> list[str]:
 def require_artifacts(repository: Path, error: type[Exception], alternative: str = "pass --repository") -> None:
     """Raise ``error`` naming every missing build artifact unless ``repository`` is servable."""
     missing = missing_artifacts(repository)
-    if missing:
+    if not missing:
+        return
+    if Path(repository).resolve() == SOURCE_REPOSITORY.resolve():
         raise error(f"model repository {repository} lacks {', '.join(map(str, missing))}; "
                     f"run `make models` first (or {alternative})")
+    raise error(f"model repository {repository} lacks {', '.join(map(str, missing))}; put models there: "
+                f"`dermassist models --repository {repository}` (the release's), then `dermassist import ... --repository "
+                f"{repository}` for your own (or {alternative})")
 
 
 def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Path:

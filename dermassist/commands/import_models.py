@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from training.errors import ImportModelError
 
 from ..base.paths import folder_problem
-from ..base.repository import SOURCE_REPOSITORY, classifier_artifact
+from ..base.repository import SOURCE_REPOSITORY, classifier_artifact, segmenter_artifact
 from ..base.settings import Settings, setting_help, setting_names
 
 logger = logging.getLogger(__name__)
@@ -42,11 +43,35 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     parser.add_argument("--repository", type=Path, help=setting_help(ImportConfig, "repository", "model repository"))
 
 
+def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | None,
+            crops: tuple[float, float] | None, args: argparse.Namespace) -> None:
+    """Export every file into ``repository`` as one change (``restored_on_failure``: a refused second file leaves the
+    first unserved too) with the values that travel with them: the segmenter's tuned mask threshold, the classifier's
+    trained crops."""
+    from dermassist.base.repository import mark_not_release
+    from training.export.repository import restored_on_failure
+    from training.export.steps import record_trained_crop_threshold, reset_for_imported, set_crop_colour, set_crop_threshold
+    from training.importer import run_import
+
+    with restored_on_failure(repository, ImportModelError):
+        for kind, path in jobs:
+            logger.info("%s", run_import(kind, path, repository))
+            reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
+            if kind == "torch":
+                record_trained_crop_threshold(repository, None if crops is None else crops[0])
+            mark_not_release(repository, f"{kind} {path}")
+        if tuned is not None:
+            set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
+        if crops is not None and crops[1]:
+            set_crop_colour(repository, crops[1],
+                            f"dermassist import --torch {args.torch}: the colour balance it trained on")
+
+
 def run(args: argparse.Namespace) -> int:
     """Check both files, then export each in its own subprocess through the parity-checked exports; if either export is
     refused, the repository is put back as it was."""
-    from training.export.repository import open_repository, restored_on_failure
-    from training.importer import check_file, check_keras_file, run_import, unfinished_run_problem
+    from training.export.repository import check_repository, is_new, open_repository
+    from training.importer import check_file, check_keras_file, unfinished_run_problem
 
     if args.keras is None and args.torch is None:
         raise ImportModelError("nothing to import: give --keras MODEL.keras and/or --torch RESNET18.pt")
@@ -60,18 +85,9 @@ def run(args: argparse.Namespace) -> int:
     unfinished = [p for p in (unfinished_run_problem(path) for _, path in jobs) if p is not None]
     if unfinished:
         raise ImportModelError("; ".join(unfinished))
-    open_repository(repository, ImportModelError)
-    from dermassist.base.repository import mark_not_release
+    check_repository(repository, ImportModelError)  # made (open_repository) only once the pair is found servable
     from preprocess.crop import CropParams
-    from training.export.steps import (
-        crop_threshold_differs,
-        record_trained_crop_threshold,
-        reset_for_imported,
-        served_classifier_crop_threshold,
-        served_crop_values,
-        set_crop_colour,
-        set_crop_threshold,
-    )
+    from training.export.steps import crop_threshold_differs, served_classifier_crop_threshold, served_crop_values
     from training.importer import trained_crops, tuned_mask_threshold
 
     tuned = tuned_mask_threshold(args.keras) if args.keras is not None else None
@@ -91,18 +107,25 @@ def run(args: argparse.Namespace) -> int:
             f"serves was trained on crops cut at {kept:g} (its calibration.json): it would be served other crops than "
             "it learnt; import a classifier trained at that threshold with it (--torch), or train the segmenter's "
             f"crops' classifier again (`dermassist train classifier --crop-threshold {served:g} --repository ...`)")
-    with restored_on_failure(repository, ImportModelError):  # a refused second file leaves the first unserved too
-        for kind, path in jobs:
-            logger.info("%s", run_import(kind, path, repository))
-            reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
-            if kind == "torch":
-                record_trained_crop_threshold(repository, None if crops is None else crops[0])
-            mark_not_release(repository, f"{kind} {path}")
-        if tuned is not None:
-            set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
-        if crops is not None and crops[1]:
-            set_crop_colour(repository, crops[1],
-                            f"dermassist import --torch {args.torch}: the colour balance it trained on")
+    made, existed = is_new(repository), repository.exists()
+    open_repository(repository, ImportModelError)
+    try:
+        _export(jobs, repository, tuned, crops, args)
+    except BaseException:
+        if made:  # a repository this import made holds nothing worth keeping: it goes as it came (an empty folder)
+            for entry in (list(repository.iterdir()) if existed else [repository]):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+            logger.info("model repository %s, made by this import, removed", repository)
+        raise
+    missing = [m for m, artifact in (("segmenter", segmenter_artifact(repository)),
+                                     ("classifier", classifier_artifact(repository))) if not artifact.exists()]
+    if missing:
+        logger.warning("model repository %s has no %s yet, so it cannot be served: import one there (--%s), or put the "
+                       "release's there first (`dermassist models --repository %s`) and import yours over it",
+                       repository, " or ".join(missing), "keras" if "segmenter" in missing else "torch", repository)
     if args.torch is None and kept is None and classifier_artifact(repository).is_file():
         logger.warning("the classifier %s serves records no mask threshold its crops were cut at: check it was trained "
                        "at %g, the imported segmenter's, or import a classifier trained there with it (--torch)",

@@ -364,3 +364,29 @@ def test_a_segmenter_alone_is_refused_at_another_threshold_than_the_served_class
         assert main(["import", "--keras", str(keras), "--repository", str(repo)]) == 2
     assert f"was trained on crops cut at {trained:g} (its calibration.json)" in caplog.text
     assert (repo / "lesion_segmenter" / "1" / "model.savedmodel" / "saved_model.pb").stat().st_mtime_ns == saved
+
+
+def test_a_refused_import_leaves_no_repository_it_made_and_one_model_alone_is_told_unservable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A refused import into a new path left a repository of configs behind; one model imported into a new folder
+    made a repository that cannot be served, and evaluate then advised `make models`, which writes elsewhere."""
+    import json
+
+    from dermassist.base.errors import RepositoryError
+    from dermassist.base.repository import require_artifacts
+
+    run = tmp_path / "run"
+    run.mkdir()
+    state = _state_dict(run, "resnet18", 8)
+    (run / "classifier_metrics.json").write_text(json.dumps({"crop_threshold": 0.9}))  # not the default segmenter's
+    new, empty = tmp_path / "new", tmp_path / "empty"
+    empty.mkdir()
+    for repo in (new, empty):
+        assert main(["import", "--torch", str(state), "--repository", str(repo)]) == 2
+    assert not new.exists() and empty.is_dir() and not any(empty.iterdir())
+    (run / "classifier_metrics.json").unlink()
+    with caplog.at_level(logging.WARNING):
+        assert main(["import", "--torch", str(state), "--repository", str(new)]) == 0
+    assert f"model repository {new} has no segmenter yet, so it cannot be served: import one there (--keras)" in caplog.text
+    with pytest.raises(RepositoryError, match=rf"put models there: `dermassist models --repository {new}`"):
+        require_artifacts(new, RepositoryError)
