@@ -84,6 +84,13 @@ def import_torch(path: Path, repository: Path) -> str:
             f"{path} has a {classes}-class fc layer; the served classifier needs {NUM_CLASSES} classes in the order "
             f"{', '.join(CLASS_CODES)}: replace model.fc with nn.Linear(512, {NUM_CLASSES}) and fine-tune"
         )
+    blocks = resnet_blocks(state)
+    if blocks != RESNET18_BLOCKS:
+        known = {(2, 2, 2, 2): "ResNet18", (3, 4, 6, 3): "ResNet34 or ResNet50", (3, 4, 23, 3): "ResNet101",
+                 (3, 8, 36, 3): "ResNet152"}
+        raise ImportModelError(f"{path} is not a torchvision ResNet18 state_dict: its stages hold {list(blocks)} blocks "
+                               f"(a {known.get(blocks, 'network of another depth')}); expected {list(RESNET18_BLOCKS)}: "
+                               "train or fine-tune torchvision's resnet18 and save its state_dict")
     model = resnet18(weights=None, num_classes=NUM_CLASSES)
     try:
         model.load_state_dict(state, strict=True)
@@ -92,6 +99,21 @@ def import_torch(path: Path, repository: Path) -> str:
         raise ImportModelError(f"{path} is not a torchvision ResNet18 state_dict: {' '.join(first)[:400]}") from e
     result = export_classifier(model.eval(), repository)
     return f"classifier {path} -> {result.torchscript} (parity {result.max_abs_diff:.1e}){note}"
+
+
+RESNET18_BLOCKS = (2, 2, 2, 2)
+_BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
+
+
+def resnet_blocks(state: Mapping[str, Any]) -> tuple[int, ...]:
+    """The residual blocks in each of a torchvision ResNet state_dict's four stages (``layerN.M.`` keys)."""
+    counts = [0, 0, 0, 0]
+    for key in state:
+        found = _BLOCK_KEY.match(str(key))
+        if found:
+            stage, block = int(found.group(1)) - 1, int(found.group(2))
+            counts[stage] = max(counts[stage], block + 1)
+    return tuple(counts)
 
 
 def load_failure(path: Path, error: Exception) -> str:
@@ -106,8 +128,16 @@ def load_failure(path: Path, error: Exception) -> str:
                 "torch.save(model.state_dict(), 'resnet18.pt')")
     _, unpickler, detail = text.partition("WeightsUnpickler error:")
     lines = [ln.strip() for ln in (detail if unpickler else text).splitlines() if ln.strip()]
-    reason = lines[0][:200] if lines else type(error).__name__
+    reason = _first_sentence(lines[0]) if lines else type(error).__name__
     return f"PyTorch file {path} cannot be loaded ({reason}); expected torch.save(model.state_dict())"
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """``text`` up to its first sentence's end, or cut at a word within ``limit`` characters with an ellipsis."""
+    end = text.find(". ")
+    if 0 < end < limit:
+        return text[:end]
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def resnet_state(path: Path, loaded: Any) -> tuple[dict, str]:

@@ -64,10 +64,18 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
     if config.split_manifest is not None:
         try:
             manifest = json.loads(Path(config.split_manifest).read_text())
+        except (OSError, ValueError) as e:
+            raise EvaluationError(f"split manifest {config.split_manifest} cannot be read as JSON ({e}); expected the "
+                                  "<name>_split.json a training run writes") from e
+        splits = sorted(k for k, v in manifest.items() if isinstance(v, list)) if isinstance(manifest, dict) else []
+        if config.split not in splits:
+            raise EvaluationError(f"split manifest {config.split_manifest} has no split {config.split!r}; it holds "
+                                  f"{', '.join(map(repr, splits)) or 'no split'}: pass --split with one of them")
+        try:
             wanted = {row["image_id"] for row in manifest[config.split]}
-        except (ValueError, KeyError, TypeError) as e:
-            raise EvaluationError(f"split manifest {config.split_manifest} has no split {config.split!r} of image ids "
-                                  f"({e}); expected {{'{config.split}': [{{'image_id': ...}}, ...]}}") from e
+        except (KeyError, TypeError) as e:
+            raise EvaluationError(f"split manifest {config.split_manifest}: split {config.split!r} is not a list of "
+                                  f"image ids ({e}); expected {{'{config.split}': [{{'image_id': ...}}, ...]}}") from e
         samples = [s for s in samples if s.image_id in wanted]
         in_split = {_nfc(w) for w in wanted}
         not_evaluated["absent_on_disk"] = [a for a in absent if _listed_keys(a) & in_split]

@@ -390,3 +390,20 @@ def test_a_refused_import_leaves_no_repository_it_made_and_one_model_alone_is_to
     assert f"model repository {new} has no segmenter yet, so it cannot be served: import one there (--keras)" in caplog.text
     with pytest.raises(RepositoryError, match=rf"put models there: `dermassist models --repository {new}`"):
         require_artifacts(new, RepositoryError)
+
+
+def test_a_resnet_of_another_depth_is_named_by_its_blocks_and_a_truncated_file_by_its_first_sentence() -> None:
+    """A ResNet34 got 500 characters of unexpected keys; a truncated file's reason was cut mid-sentence."""
+    from training.importer import load_failure, resnet_blocks
+
+    state = {f"layer{s}.{b}.conv1.weight": 0 for s, n in zip((1, 2, 3, 4), (3, 4, 6, 3)) for b in range(n)}
+    assert resnet_blocks({**state, "fc.weight": 0, "conv1.weight": 0}) == (3, 4, 6, 3)
+    assert resnet_blocks({"layer1.1.bn1.bias": 0, "layer4.0.conv2.weight": 0}) == (2, 0, 0, 1)
+    miniz = RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory. This is an "
+                         "internal miniz error. If you are seeing this error, there is a high likelihood that your "
+                         "checkpoint file is corrupted or truncated.")
+    assert load_failure(Path("x.pt"), miniz) == ("PyTorch file x.pt cannot be loaded (PytorchStreamReader failed "
+                                                 "reading zip archive: failed finding central directory); expected "
+                                                 "torch.save(model.state_dict())")
+    long = RuntimeError("word " * 60)
+    assert load_failure(Path("x.pt"), long).endswith("word ...); expected torch.save(model.state_dict())")

@@ -583,3 +583,21 @@ def test_a_partial_report_states_no_threshold_its_answers_contradict(tmp_path: P
     text = (tmp_path / "r" / "site" / "report.md").read_text()
     assert text.startswith("# PARTIAL") and "REFER threshold: **unknown** to this report: 1 of 1 answers' REFER" in text
     assert "0.950" not in text.split("REFER threshold")[0] and "in force" not in text
+
+
+def test_a_split_the_manifest_lacks_is_refused_naming_the_splits_it_holds(tmp_path: Path) -> None:
+    """--split tset was told "has no split 'tset' of image ids ('tset')", not which splits there are."""
+    import json
+
+    from dermassist.evaluation import EvaluationConfig
+    from dermassist.evaluation.selection import read_selection
+
+    manifest = tmp_path / "classifier_split.json"
+    manifest.write_text(json.dumps({"train": [{"image_id": "P1"}], "val": [], "test": [{"image_id": "P2"}], "seed": 0}))
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv"})
+    with pytest.raises(EvaluationError, match=r"has no split 'tset'; it holds 'test', 'train', 'val': pass --split with "
+                                              "one of them"):
+        read_selection(EvaluationConfig(data=data, out=tmp_path / "out", split_manifest=manifest, split="tset"))
+    _, samples, _, _ = read_selection(EvaluationConfig(data=data, out=tmp_path / "out", split_manifest=manifest,
+                                                       split="test"))
+    assert [s.image_id for s in samples] == ["P2"]
