@@ -86,8 +86,8 @@ def import_torch(path: Path, repository: Path) -> str:
         )
     blocks = resnet_blocks(state)
     if blocks != RESNET18_BLOCKS:
-        known = {(2, 2, 2, 2): "ResNet18", (3, 4, 6, 3): "ResNet34 or ResNet50", (3, 4, 23, 3): "ResNet101",
-                 (3, 8, 36, 3): "ResNet152"}
+        known: dict[tuple[int, ...], str] = {(3, 4, 6, 3): "ResNet34 or ResNet50", (3, 4, 23, 3): "ResNet101",
+                                             (3, 8, 36, 3): "ResNet152"}
         raise ImportModelError(f"{path} is not a torchvision ResNet18 state_dict: its stages hold {list(blocks)} blocks "
                                f"(a {known.get(blocks, 'network of another depth')}); expected {list(RESNET18_BLOCKS)}: "
                                "train or fine-tune torchvision's resnet18 and save its state_dict")
