@@ -83,15 +83,17 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     refuse_file_out(out, "the segmenter's metrics, curves and model")
     with staged_outputs(out, "segmenter", METRICS, (*RUN_OUTPUTS, CHECKPOINT)) as staging:
-        result = train_segmenter(args.data, out, config, extra=args.extra_data, staging=staging, resume=args.resume)
+        result = train_segmenter(args.data, out, config, extra=args.extra_data, staging=staging, resume=args.resume,
+                                 predict_masks=args.predict_masks)  # their images are checked before training
         model, report = float32_copy(result.model, config.unet), result.report
         model.save(str(staging / "segmenter.keras"))
-        if args.predict_masks:
+        if result.predict_data:
             from .train import write_predicted_masks
 
             target = args.predict_out or staging / "predicted_masks"
-            count = sum(write_predicted_masks(model, data, target) for data in args.predict_masks)
-            report["predicted_masks"] = {"folder": str(args.predict_out or out / "predicted_masks"), "count": count}
+            final = Path(args.predict_out or out / "predicted_masks")  # where the staged masks are once the run is done
+            count = sum(write_predicted_masks(model, dataset, target, shown=final) for dataset in result.predict_data)
+            report["predicted_masks"] = {"folder": str(final), "count": count}
         if args.release is not None:
             write_release_section(model, config, report, args.release)
         if args.repository is not None:

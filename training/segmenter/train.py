@@ -101,6 +101,7 @@ class SegmenterRun:
 
     model: object
     report: dict
+    predict_data: tuple[Dataset, ...] = ()  # the --predict-masks datasets, read (and their images checked) before training
 
 
 @dataclass(frozen=True)
@@ -209,25 +210,52 @@ def tune_served_threshold(truth: np.ndarray, prob: np.ndarray) -> tuple[float, d
     return tune_threshold(truth, prob, score=lambda t: served_metrics(truth, prob, t))
 
 
-def write_predicted_masks(model: keras.Model, data: Path, out_dir: Path, batch_size: int = 16) -> int:
-    """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset, so the classifier
-    can crop images that have no ground-truth mask (``--predicted-masks``); returns the count. Each tenth done is
-    logged with the time left (a release re-tune predicts them with no other sign of life)."""
+def write_predicted_masks(model: keras.Model, data: Path | Dataset, out_dir: Path, batch_size: int = 16,
+                          shown: Path | None = None) -> int:
+    """Write ``<image_id>.png`` (256x256 probability x 255) for every image of a dataset (a folder, or one read
+    already), so the classifier can crop images that have no ground-truth mask (``--predicted-masks``); returns the
+    count. Each tenth done is logged with the time left (a release re-tune predicts them with no other sign of life),
+    and the last line names the folder as ``shown`` (where a staged run's masks end up; ``out_dir`` without it).
+    Images that cannot be decoded are all named in one UnreadableImageError once the others are predicted."""
+    from ..classifier.data import unreadable_images_error
+    from ..errors import UnreadableImageError
     from ..images import load_prepared, seg_input_uint8
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples = read_dataset(data).samples
-    progress = ProgressLog(logger, f"predicting the masks of {data}", len(samples))
+    dataset = data if isinstance(data, Dataset) else read_dataset(data)
+    samples = dataset.samples
+    progress = ProgressLog(logger, f"predicting the masks of {dataset.root}", len(samples))
+    unusable: list[tuple[Path, str]] = []
     for i in range(0, len(samples), batch_size):
-        chunk = samples[i : i + batch_size]
-        xs = np.stack([seg_input_uint8(load_prepared(s.image_path)) for s in chunk])
-        for s, prob in zip(chunk, predict(model, xs, batch_size)):
-            write_image(out_dir / f"{s.image_id}.png", np.round(prob * 255).astype(np.uint8), "predicted mask",
-                        StageError)
-        progress.advance(len(chunk))
-    logger.info("wrote %d predicted masks for %s to %s", len(samples), data, out_dir)
+        chunk, inputs = [], []
+        for s in samples[i : i + batch_size]:
+            try:
+                inputs.append(seg_input_uint8(load_prepared(s.image_path)))
+                chunk.append(s)
+            except UnreadableImageError as e:  # every one is named at the end, not only the first
+                unusable.append((Path(s.image_path), " ".join(str(e.__cause__ or e).split())))
+        if inputs:
+            for s, prob in zip(chunk, predict(model, np.stack(inputs), batch_size)):
+                write_image(out_dir / f"{s.image_id}.png", np.round(prob * 255).astype(np.uint8), "predicted mask",
+                            StageError)
+        progress.advance(len(samples[i : i + batch_size]))
+    if unusable:
+        raise unreadable_images_error(unusable, len(samples), f"{dataset.root} (predicting their masks)")
+    logger.info("wrote %d predicted masks for %s to %s", len(samples), dataset.root, shown or out_dir)
     return len(samples)
+
+
+def check_run_images(images: Sequence[Sample], predict: Sequence[Dataset] = ()) -> int:
+    """Before the first epoch: decode every image the run will read (its train, validation and test images, and those
+    of the ``predict`` datasets whose masks it predicts once trained) and refuse them in one UnreadableImageError that
+    names every unusable one (a few, then a count) with the fix, rather than one per run at the step that reads it;
+    returns how many were checked."""
+    from ..classifier.data import check_images
+
+    sources = ["the training data", *(f"--predict-masks {d.root}" for d in predict)]
+    what = sources[0] if len(sources) == 1 else ", ".join(sources[:-1]) + f" and {sources[-1]}"
+    return check_images([*(s.image_path for s in images), *(s.image_path for d in predict for s in d.samples)], what)
 
 
 def _training_dataset(xs: np.ndarray, ys: np.ndarray, config: SegmenterConfig, seed: int) -> tf.data.Dataset:
@@ -384,7 +412,7 @@ def save_interrupted(model: keras.Model, best: tuple[float, list | None, int], e
 
 def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = SegmenterConfig(),
                     extra: Sequence[Path] = (), staging: Path | None = None, resume: bool = False,
-                    on_epoch: EpochHook | None = None) -> SegmenterRun:
+                    on_epoch: EpochHook | None = None, predict_masks: Sequence[Path] = ()) -> SegmenterRun:
     """Train on ``data`` (+ ``extra`` sources), keep the epoch with the best validation Jaccard, tune the
     threshold on validation, write metrics JSON, split manifest and curves PNG (into ``staging`` when given: the stage
     moves them into ``out_dir`` with the model once the run is done, so ``out_dir`` never holds two runs' files).
@@ -395,7 +423,11 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     (its moments and step: the learning-rate schedule goes on where it was), the best epoch and the history; its data
     order and augmentation draw from a stream seeded with ``seed + epochs done``, so it is not bit for bit the run
     that was not stopped (tf.data's shuffle and augmentation state are not saved). A finished run without
-    ``staging`` removes the checkpoint; with it, the stage does once its outputs are in place."""
+    ``staging`` removes the checkpoint; with it, the stage does once its outputs are in place.
+
+    ``predict_masks``: the datasets whose masks the caller predicts once the run is done; they are read with ``data``
+    (the run returns them) and, before any image is loaded, every image the run and that prediction will read is
+    decoded once, unusable ones refused together (:func:`check_run_images`)."""
     import keras
 
     from .losses import bce_dice_loss, dice_coefficient
@@ -407,11 +439,13 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     checkpoint = Checkpointing(Path(out_dir) / CHECKPOINT, resume)  # a --resume with nothing to resume: told first
     check_resumable(checkpoint, config)
     sets = segmentation_sets(data, extra, config.seed)  # a wrong --data is told before --out is made
-    out_dir = prepare_out_dir(out_dir)
+    predict_data = tuple(read_dataset(folder) for folder in predict_masks)  # and a wrong --predict-masks
     train = sets.train
     if config.max_train_images:
         rng = np.random.default_rng(config.seed)
         train = tuple(train[i] for i in sorted(rng.permutation(len(train))[: config.max_train_images]))
+    check_run_images([*train, *sets.val, *(s for samples in sets.tests.values() for s in samples)], predict_data)
+    out_dir = prepare_out_dir(out_dir)
     logger.info("loading %d train + %d val images from %s", len(train), len(sets.val), [d.name for d in sets.datasets])
     x_train, y_train = load_segmentation_arrays(train)
     x_val, y_val = load_segmentation_arrays(sets.val)
@@ -494,4 +528,4 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
         "threshold %.2f (at %.2f: jaccard %.3f)", keep.best[2], report["val"]["dice"], report["val"]["jaccard"],
         report["val"]["thresholded_jaccard"], threshold, DEFAULT_THRESHOLD, report["val_at_default"]["jaccard"],
     )
-    return SegmenterRun(model, report)
+    return SegmenterRun(model, report, predict_data)

@@ -104,6 +104,9 @@ def test_a_stopped_segmenter_run_keeps_the_earlier_out_whole_and_resumes_to_repl
     masks = sorted(p.name for p in (out / "predicted_masks").iterdir())
     assert len(masks) == 24 and "ISIC_old.png" not in masks  # the folder replaced whole, not merged
     assert report["predicted_masks"] == {"folder": str(out / "predicted_masks"), "count": 24}
+    # the log names the folder the masks are in once the run is done, not the staging folder (site audit 13)
+    assert f"wrote 24 predicted masks for {tiny_set} to {out / 'predicted_masks'}" in caplog.text
+    assert ".segmenter.staging" not in caplog.text
     left = {p.name for p in out.iterdir()}
     assert left == {"segmenter_metrics.json", "segmenter_split.json", "segmenter_curves.png", "segmenter.keras",
                     "predicted_masks"}  # no checkpoint, no interrupted run's files, no staging folder
