@@ -101,12 +101,6 @@ def run(args: argparse.Namespace) -> int:
             "learnt; import the segmenter of the same run with it (--keras, its segmenter_metrics.json beside it), or "
             f"train the classifier with --crop-threshold {served:g}")
     kept = served_classifier_crop_threshold(repository) if args.torch is None else None
-    if kept is not None and crop_threshold_differs(kept, served):  # a segmenter alone, under the classifier served
-        raise ImportModelError(
-            f"the segmenter {args.keras} would be served at mask threshold {served:g}, but the classifier {repository} "
-            f"serves was trained on crops cut at {kept:g} (its calibration.json): it would be served other crops than "
-            "it learnt; import a classifier trained at that threshold with it (--torch), or train the segmenter's "
-            f"crops' classifier again (`dermassist train classifier --crop-threshold {served:g} --repository ...`)")
     made, existed = is_new(repository), repository.exists()
     open_repository(repository, ImportModelError)
     try:
@@ -126,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("model repository %s has no %s yet, so it cannot be served: import one there (--%s), or put the "
                        "release's there first (`dermassist models --repository %s`) and import yours over it",
                        repository, " or ".join(missing), "keras" if "segmenter" in missing else "torch", repository)
+    if kept is not None and crop_threshold_differs(kept, served):  # a segmenter alone, under the classifier served
+        # a step of the site route (the segmenter first, then `train classifier --repository` at its threshold), so
+        # told loudly rather than refused: until the classifier is replaced, its answers are on crops it never saw
+        logger.warning("the classifier %s serves was trained on crops cut at mask threshold %g (its calibration.json), "
+                       "but the imported segmenter is served at %g: until it is replaced its answers are on other crops "
+                       "than it learnt, so do not use them; train its successor at that threshold into this repository "
+                       "(`dermassist train classifier --crop-threshold %g --repository %s`), or import one with --torch",
+                       repository, kept, served, served, repository)
     if args.torch is None and kept is None and classifier_artifact(repository).is_file():
         logger.warning("the classifier %s serves records no mask threshold its crops were cut at: check it was trained "
                        "at %g, the imported segmenter's, or import a classifier trained there with it (--torch)",
