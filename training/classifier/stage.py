@@ -65,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.allow_abbrev = False
     cls, opts = ClassifierConfig, StageOptions
     parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
-                        help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout; each is "
-                             "split on its own and the splits are pooled")
+                        help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout, or a "
+                             "site's own folder with a labels.csv (training/README.md); each is split on its own and the "
+                             "splits are pooled")
     parser.add_argument("--train-only", type=Path, nargs="+", default=[], metavar="DIR",
                         help="folder(s) with an official Training split (e.g. ISIC 2017 with its Part 3 CSVs) whose "
                              "labelled images only add to the training split")
