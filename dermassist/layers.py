@@ -6,6 +6,10 @@ inside functions too; a unit may import its own modules and any unit on a lower 
 its own floor or above. ``python -m dermassist.layers`` prints the picture (Mermaid) and exits 1
 when an arrow points up; ``--png PATH`` draws it with matplotlib.
 
+Each unit may import only the third-party packages ``THIRD_PARTY`` lets it (the standard library
+always): ``preprocess`` and the thin client never TensorFlow or torch, the served steps only the
+frameworks they host; an import of another package is listed as the upward ones are.
+
 Imports made by name at run time (``importlib.import_module``, ``python -m`` subprocesses) are not
 import statements and are not in the graph: the command line loads its subcommands and training
 stages that way, which points down too.
@@ -32,6 +36,22 @@ FLOORS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tests", ("tests",)),
     ("development scripts", ("client_benchmarks",)),  # client/benchmarks borrows the tests' tiny models
 )
+# Unit -> the third-party packages (top-level import names) its modules may import, at any depth; a unit not listed
+# (the tests, the development scripts) may import any. The standard library is always allowed.
+THIRD_PARTY: dict[str, tuple[str, ...]] = {
+    "preprocess": ("numpy", "cv2", "PIL", "simplejpeg"),  # PIL: headers, alpha, ICC profiles; simplejpeg: JPEG decode
+    # extras: gradio (demo), pydicom/highdicom/pynetdicom (dicom), fhir.resources/pydantic (fhir)
+    "dermassist_client": ("numpy", "PIL", "tritonclient", "gradio", "pydicom", "highdicom", "pynetdicom", "fhir",
+                          "pydantic"),
+    "dermassist.base": ("numpy", "cv2", "tritonclient", "google", "torch"),  # torch: import_torch, lazily
+    "training": ("numpy", "cv2", "PIL", "tensorflow", "keras", "torch", "torchvision", "scipy", "skimage", "matplotlib",
+                 "openpyxl", "tqdm", "_typeshed"),
+    "model_repository": ("numpy", "tensorflow", "triton_python_backend_utils"),  # torch through dermassist.base
+    "dermassist.guard": ("numpy", "grpc", "tritonclient", "google", "cryptography"),
+    "dermassist.reference": ("numpy", "tensorflow"),
+    "dermassist": ("numpy", "cv2", "matplotlib", "tritonclient", "cryptography"),
+    "loadtest": ("locust", "gevent", "grpc", "tritonclient"),
+}
 # Source folders -> the dotted name their modules get (model.py adapters: model_repository.<model>).
 SOURCE_ROOTS: tuple[tuple[str, str], ...] = (
     ("preprocess", "preprocess"),
@@ -118,6 +138,39 @@ def imports_of(module: str, path: Path, known: Iterable[str]) -> Iterator[Import
                 yield Import(module, name, path, node.lineno)
 
 
+def third_party_imports(module: str, path: Path, project: Iterable[str]) -> Iterator[tuple[str, int]]:
+    """(top-level package, line) of every import in ``path`` (at any depth) of a package that is neither the
+    project's (``project``: its top-level names) nor the standard library's."""
+    project = set(project)
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        for top in dict.fromkeys(n.split(".")[0] for n in names):
+            if top and top not in project and top not in sys.stdlib_module_names:
+                yield top, node.lineno
+
+
+def foreign_imports(root: Path = PROJECT_ROOT) -> list[str]:
+    """``path:line: unit imports package`` for every third-party import ``THIRD_PARTY`` does not let its unit make."""
+    modules = project_modules(root)
+    project = {m.split(".")[0] for m in modules}
+    found = []
+    for module, path in modules.items():
+        allowed = THIRD_PARTY.get(unit_of(module))
+        if allowed is None:
+            continue
+        for top, line in third_party_imports(module, path, project):
+            if top not in allowed:
+                where = path.relative_to(root) if path.is_relative_to(root) else path
+                found.append(f"{where}:{line}: {module} ({unit_of(module)}) imports {top}, which THIRD_PARTY does not "
+                             f"let {unit_of(module)} import (it may: {', '.join(allowed)})")
+    return found
+
+
 def import_graph(root: Path = PROJECT_ROOT) -> list[Import]:
     """Every import between project modules."""
     modules = project_modules(root)
@@ -162,7 +215,10 @@ def mermaid(imports: Iterable[Import]) -> str:
         lines += [f'    {_node(u)}["{u}"]' for u in units]
         lines.append("  end")
     lines += [f"  {_node(a)} -->|{n}| {_node(b)}" for (a, b), n in edges.items()]
-    lines += ["```", ""]
+    lines += ["```", "", "Third-party packages each unit may import (`THIRD_PARTY`; the standard library always; the tests "
+              "and development scripts any):", "", "| unit | may import |", "|---|---|"]
+    lines += [f"| {unit} | {', '.join(packages)} |" for unit, packages in THIRD_PARTY.items()]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -219,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     for imp in bad:
         sys.stderr.write(f"{imp.where()}: {imp.source} ({unit_of(imp.source)}) imports {imp.target} "
                          f"({unit_of(imp.target)}), which is not on a lower floor\n")
-    return 1 if bad else 0
+    foreign = foreign_imports()
+    for line in foreign:
+        sys.stderr.write(line + "\n")
+    return 1 if bad or foreign else 0
 
 
 if __name__ == "__main__":

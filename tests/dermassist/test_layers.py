@@ -46,3 +46,26 @@ def test_the_thin_client_and_preprocess_import_no_other_project_package(graph: l
 def test_the_picture_in_docs_is_current(graph: list[Import]) -> None:
     page = (PROJECT_ROOT / "docs" / "imports.md").read_text()
     assert page == mermaid(graph), "docs/imports.md is stale: run `python -m dermassist.layers --markdown docs/imports.md`"
+
+
+def test_every_unit_imports_only_the_third_party_packages_it_may() -> None:
+    from dermassist.layers import foreign_imports
+
+    assert foreign_imports() == []
+
+
+def test_a_framework_import_in_preprocess_or_the_client_is_caught(tmp_path: Path) -> None:
+    """preprocess importing torch inside a function, and the client importing tensorflow, are named with their lines;
+    the standard library and the unit's own packages are not."""
+    from dermassist.layers import foreign_imports
+
+    (tmp_path / "preprocess").mkdir()
+    (tmp_path / "preprocess" / "__init__.py").write_text("")
+    (tmp_path / "preprocess" / "maths.py").write_text("import json\nimport numpy as np\n\n\ndef f():\n    import torch\n")
+    (tmp_path / "client" / "dermassist_client").mkdir(parents=True)
+    (tmp_path / "client" / "dermassist_client" / "__init__.py").write_text("from tensorflow import keras\n")
+    found = foreign_imports(tmp_path)
+    assert len(found) == 2
+    assert found[0].startswith("preprocess/maths.py:6: preprocess.maths (preprocess) imports torch, which THIRD_PARTY")
+    assert found[1].startswith("client/dermassist_client/__init__.py:1: dermassist_client (dermassist_client) imports "
+                               "tensorflow")
