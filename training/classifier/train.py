@@ -280,7 +280,7 @@ class Reached:
     epoch: int  # the epoch of ``state`` (0 when None)
     best: bool  # the best selectable epoch so far; False: the latest one, none being past --select-after yet
     val: dict[str, float]  # that epoch's validation balanced accuracy and macro F1
-    epochs_done: int
+    epochs_done: int  # the epochs the run can be resumed after: those its checkpoint file holds (interrupted_reach)
     epochs: int
 
 
@@ -357,8 +357,9 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     """Train, keeping the (averaged) weights of the epoch with the best validation balanced accuracy.
 
     ``on_epoch(epoch, judged model, validation logits)`` runs after each epoch's validation (epochs count from 1),
-    e.g. to save what a run has reached where a deadline may stop it. On Ctrl-C (KeyboardInterrupt),
-    ``on_interrupt`` gets what the run had reached (e.g. to save it) before the interrupt goes on up.
+    e.g. to save what a run has reached where a deadline may stop it. On Ctrl-C (KeyboardInterrupt), or SIGTERM while it
+    trains (:class:`Terminated`, a KeyboardInterrupt), ``on_interrupt`` gets what the run had reached
+    (:func:`interrupted_reach`, e.g. to save it) before the interrupt goes on up.
 
     With ``checkpoint``, the run's whole state is saved at ``checkpoint.path`` as each epoch ends (before
     ``on_epoch``), and with ``checkpoint.resume`` the run continues from the one saved there when its settings and data
