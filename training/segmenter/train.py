@@ -246,14 +246,14 @@ def write_predicted_masks(model: keras.Model, data: Path | Dataset, out_dir: Pat
     return len(samples)
 
 
-def check_run_images(images: Sequence[Sample], predict: Sequence[Dataset] = ()) -> int:
+def check_run_images(images: Sequence[Sample], predict: Sequence[Dataset] = (), what: str = "the training data") -> int:
     """Before the first epoch: decode every image the run will read (its train, validation and test images, and those
     of the ``predict`` datasets whose masks it predicts once trained) and refuse them in one UnreadableImageError that
     names every unusable one (a few, then a count) with the fix, rather than one per run at the step that reads it;
-    returns how many were checked."""
+    ``what`` names where ``images`` come from (e.g. "--data DIR"); returns how many were checked."""
     from ..classifier.data import check_images
 
-    sources = ["the training data", *(f"--predict-masks {d.root}" for d in predict)]
+    sources = [what, *(f"--predict-masks {d.root}" for d in predict)]
     what = sources[0] if len(sources) == 1 else ", ".join(sources[:-1]) + f" and {sources[-1]}"
     return check_images([*(s.image_path for s in images), *(s.image_path for d in predict for s in d.samples)], what)
 
@@ -444,7 +444,8 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     if config.max_train_images:
         rng = np.random.default_rng(config.seed)
         train = tuple(train[i] for i in sorted(rng.permutation(len(train))[: config.max_train_images]))
-    check_run_images([*train, *sets.val, *(s for samples in sets.tests.values() for s in samples)], predict_data)
+    check_run_images([*train, *sets.val, *(s for samples in sets.tests.values() for s in samples)], predict_data,
+                     " ".join([f"--data {data}", *(f"--extra-data {folder}" for folder in extra)]))
     out_dir = prepare_out_dir(out_dir)
     logger.info("loading %d train + %d val images from %s", len(train), len(sets.val), [d.name for d in sets.datasets])
     x_train, y_train = load_segmentation_arrays(train)

@@ -56,7 +56,7 @@ def test_unusable_training_and_prediction_images_are_named_together_before_the_f
     with pytest.raises(UnreadableImageError) as refused:
         run(args)
     message = str(refused.value)
-    assert message.startswith(f"5 of the 48 images of the training data and --predict-masks {site} cannot be used")
+    assert message.startswith(f"5 of the 48 images of --data {data} and --predict-masks {site} cannot be used")
     for path in broken:
         assert str(path) in message
     assert "image is empty (0 bytes)" in message and "is not an image (it starts with text)" in message
