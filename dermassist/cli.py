@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except DermAssistError as e:
         logging.getLogger("dermassist").error("%s", e)
         return 2
-    except KeyboardInterrupt:
-        logging.getLogger("dermassist").error("interrupted (Ctrl-C): dermassist %s stopped before it finished",
-                                              args.command)
-        return INTERRUPTED_EXIT_CODE
+    except KeyboardInterrupt as e:  # Ctrl-C, or a SIGTERM a command turns into one (its text and exit code say so)
+        logging.getLogger("dermassist").error("interrupted (%s): dermassist %s stopped before it finished",
+                                              str(e) or "Ctrl-C", args.command)
+        return int(getattr(e, "exit_code", INTERRUPTED_EXIT_CODE))
 
 
 if __name__ == "__main__":

@@ -66,3 +66,17 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch, caplog
     monkeypatch.setattr(bench, "run", interrupted)
     assert cli.main(["bench"]) == 130
     assert "interrupted (Ctrl-C): dermassist bench stopped before it finished" in caplog.text
+
+
+def test_a_sigterm_a_training_run_turned_into_an_interrupt_is_told_as_such_and_exits_143(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from dermassist import cli
+    from dermassist.commands import bench
+    from training.classifier.train import Terminated
+
+    def terminated(args: object) -> int:
+        raise Terminated("stopped by signal SIGTERM")
+
+    monkeypatch.setattr(bench, "run", terminated)
+    assert cli.main(["bench"]) == 143
+    assert "interrupted (stopped by signal SIGTERM): dermassist bench stopped before it finished" in caplog.text

@@ -39,7 +39,7 @@ from ..splits import (
     write_manifest,
 )
 from .checkpoint import checkpoint_path
-from .data import CropSet, build_crops, warn_classes_without_images
+from .data import CropSet, build_crops, check_images, warn_classes_without_images
 from .train import ClassifierConfig, Reached, predict_logits, train_classifier, write_classifier_report
 from .weights import round_to_float16
 
@@ -258,6 +258,8 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     check_distinct(datasets)
     if predicted_masks is not None and not full_image:
         refuse_shared_ids(datasets, predicted_masks)
+    # every image decodes, or one error names them all: before the split reads them and the crops are cut
+    check_images([s.image_path for d in datasets for s in d.samples], f"--data {' '.join(map(str, (*roots, *train_only)))}")
     splits, duplicates = pool_sources(split_sources, extra_sources, seed)
     for needed in SPLITS:
         if not splits[needed]:

@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> dict:
     # every output lands in --out together once the run is done (an interrupted run leaves the earlier one whole)
     with staged_outputs(Path(args.out), args.name) as staging:
         model, report = run_classifier(data, args.out, args.name, config, staging, resume=args.resume)
-        tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], staging, options.refer_safety)
+        tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], staging, options.refer_safety,
+                     name=args.name)
         report["tuned"] = tuned.figures
         report["crop_threshold"] = crop.threshold
         report["full_image"] = bool(args.full_image)
@@ -284,7 +285,8 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     weights = folder / CLASSIFIER_WEIGHTS
     model = model_from_arrays(load_weights(weights), str(weights))
     before = release.get("triage", {}).get("values", {}).get("refer_threshold")
-    tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], out, options.refer_safety)
+    tuned = tune(model, data.sets["train"], data.sets["val"], data.sets["test"], out, options.refer_safety,
+                 name=args.name)
     tuned = replace(tuned, triage=retuned_triage(release, tuned.triage))
     _write_tuned(model, tuned, folder, release["classifier"])
     logger.info("re-tuned %s: temperature %.4f -> %.4f, REFER threshold %s -> %.4f", folder,

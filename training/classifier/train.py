@@ -316,6 +316,8 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a scheduler's stop, a container's shutdown) while a classifier trains: handled as a Ctrl-C, so
     the run saves and says what it reached before it stops."""
 
+    exit_code = 143  # 128 + SIGTERM: what a shell reports for a process the signal stopped
+
 
 def stop_on_sigterm() -> Callable[[], None]:
     """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is

@@ -83,3 +83,15 @@ def test_a_runs_metrics_list_the_labelled_images_not_read_with_their_class(tmp_p
     assert listed_not_read([read_dataset(root), clean]) == {
         "labels_csv": [{"image": "P970.heic", "label": "MEL"}, {"image": "P999.jpg", "label": "NV"}]}
     assert listed_not_read([clean]) == {}
+
+
+def test_unusable_images_anywhere_in_the_folder_are_named_in_one_error_before_the_split(tmp_path: Path) -> None:
+    """Bad files in different splits were named one split at a time: a run per split to find them all."""
+    from training.errors import UnreadableImageError
+
+    root = site(tmp_path / "clinic", nevi("A", 20))
+    for bad in ("A003.png", "A011.png", "A017.png"):
+        (root / bad).write_bytes(b"")
+    with pytest.raises(UnreadableImageError, match=r"^3 of the 20 images of --data .*clinic cannot be used") as refused:
+        prepare_data(root, seed=0, full_image=True, progress=False)
+    assert all(name in str(refused.value) for name in ("A003.png", "A011.png", "A017.png"))
