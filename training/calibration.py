@@ -152,6 +152,18 @@ def quantile_scale(distances: np.ndarray, q: float = OOD_VALIDATION_QUANTILE) ->
     return float(np.quantile(np.asarray(distances, np.float64), q))
 
 
+def quality_rejections(raw: np.ndarray, limits: QualityLimits) -> dict[str, float]:
+    """The share of images (``raw``: (N, 2) sharpness and brightness, as ``preprocess.quality.raw_quality``) each limit
+    turns away: too blurred, too dark, too bright, and any of them; the validation figures behind fitted limits."""
+    raw = np.asarray(raw, np.float64).reshape(-1, 2)
+    if not len(raw):
+        return {"blurred": 0.0, "dark": 0.0, "bright": 0.0, "any": 0.0}
+    blurred, dark, bright = (raw[:, 0] < limits.min_sharpness, raw[:, 1] < limits.min_brightness,
+                             raw[:, 1] > limits.max_brightness)
+    return {"blurred": float(blurred.mean()), "dark": float(dark.mean()), "bright": float(bright.mean()),
+            "any": float((blurred | dark | bright).mean())}
+
+
 def fit_quality_limits(sharpness: Scores, brightness: Scores, sharpness_factor: float = 0.5,
                        brightness_margin: float = 0.35) -> QualityLimits:
     """Limits that pass every training image with room: half the 1st-percentile sharpness, and the

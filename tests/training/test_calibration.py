@@ -12,6 +12,7 @@ from training.calibration import (
     fit_temperature,
     nll,
     operating_point,
+    quality_rejections,
     quantile_scale,
     softmax,
 )
@@ -152,3 +153,13 @@ def test_an_untunable_validation_set_is_named_with_what_it_holds_and_the_fix() -
     with pytest.raises(TrainingError, match=r"holds no melanoma \(its 3 images by class: \{'BCC': 1, 'NV': 2\}\): .*at "
                                             r"least 3 melanoma lesions: add melanoma \(MEL\) images to the classifier's"):
         choose_threshold([NV, BCC, NV], [0.1, 0.2, 0.3])
+
+
+def test_the_share_of_images_each_quality_limit_turns_away_by_hand() -> None:
+    from preprocess.quality import QualityLimits
+
+    limits = QualityLimits(min_sharpness=10.0, min_brightness=40.0, max_brightness=220.0)
+    raw = np.array([[5.0, 100.0], [50.0, 30.0], [50.0, 230.0], [50.0, 100.0], [9.9, 20.0]])
+    # blurred: rows 0 and 4; dark: rows 1 and 4; bright: row 2; any: rows 0, 1, 2 and 4 (4 of 5)
+    assert quality_rejections(raw, limits) == {"blurred": 0.4, "dark": 0.4, "bright": 0.2, "any": 0.8}
+    assert quality_rejections(np.zeros((0, 2)), limits)["any"] == 0.0

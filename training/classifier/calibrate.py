@@ -20,6 +20,7 @@ from ..calibration import (
     fit_quality_limits,
     fit_temperature,
     operating_point,
+    quality_rejections,
     quantile_scale,
     softmax,
 )
@@ -123,7 +124,11 @@ def tune(model: torch.nn.Module, train: CropSet, val: CropSet, test: CropSet, ou
                  "operating_point": test_point.as_dict(),
                  "ood_share_at_or_above_1": float(np.mean(maha.distances(test_features) / scale >= 1.0))},
         "ood": {"classes": int(len(maha.means)), "train_images": int(len(train.labels)), "scale": scale},
-        "quality": {**limits.as_dict(), "train_images": int(len(raw))},
+        "quality": {**limits.as_dict(), "train_images": int(len(raw)),
+                    # the validation figures behind the limits: the share of validation images each turns away
+                    "val_images": int(len(val.labels)),
+                    "val_rejected": quality_rejections(np.zeros((0, 2)) if val.quality is None else val.quality,
+                                                       limits)},
     }
     plot_reliability({"before calibration": figures["test"]["reliability_before"],
                       f"after (T = {temperature:.2f})": figures["test"]["reliability_after"]},

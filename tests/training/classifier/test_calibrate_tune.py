@@ -95,6 +95,9 @@ def test_temperature_is_fitted_on_validation_and_quality_limits_on_training(
     # 50 * (1 - 0.35) and 50 + (255 - 50) * 0.35
     assert tuned.quality.min_sharpness == pytest.approx(50.0)
     assert tuned.quality.min_brightness == pytest.approx(32.5) and tuned.quality.max_brightness == pytest.approx(121.75)
+    # validation quality: (100, 120) everywhere: sharp, and under the 121.75 limit: none turned away
+    assert tuned.figures["quality"]["val_images"] == 4
+    assert tuned.figures["quality"]["val_rejected"] == {"blurred": 0.0, "dark": 0.0, "bright": 0.0, "any": 0.0}
     assert (tmp_path / "classifier_reliability.png").is_file()  # the --name default's prefix (site audit 12)
     assert not (tmp_path / "reliability.png").exists()
 
