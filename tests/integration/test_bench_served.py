@@ -39,7 +39,7 @@ def test_reference_matches_served_ensemble(triton_server, tiny_repository: Path,
 def test_reference_rejects_bad_inputs_and_missing_models(tiny_repository: Path, tmp_path: Path, images):
     with pytest.raises(ReferenceInputError, match="IMAGE row 1"):
         ReferencePipeline(tiny_repository).run([images[0], b"not an image"])
-    with pytest.raises(ReferenceArtifactsMissing, match="make models"):
+    with pytest.raises(ReferenceArtifactsMissing, match="dermassist models --repository"):
         ReferencePipeline(tmp_path)
 
 

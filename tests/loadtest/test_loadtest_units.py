@@ -128,7 +128,7 @@ def test_run_exits_2_and_says_make_models_when_artifacts_are_missing(tmp_path: P
     from loadtest.run import main
 
     assert main(["--repository", str(tmp_path), "--report-dir", str(tmp_path / "r"), "-t", "1"]) == 2
-    assert "make models" in caplog.text
+    assert f"dermassist models --repository {tmp_path}" in caplog.text  # not make models: it writes elsewhere
 
 
 def test_only_unavailability_and_unhealthy_steps_are_retried():

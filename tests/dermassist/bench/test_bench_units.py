@@ -108,7 +108,7 @@ def test_bench_command_fails_cleanly_without_models(tmp_path: Path, caplog):
     from dermassist.cli import main
 
     assert main(["bench", "--repository", str(tmp_path), "--report-dir", str(tmp_path / "r")]) == 2
-    assert "make models" in caplog.text
+    assert f"dermassist models --repository {tmp_path}" in caplog.text  # not make models: it writes elsewhere
 
 
 def test_triage_cost_is_the_extras_plus_the_triage_step_over_the_c1_p50(tmp_path: Path):
