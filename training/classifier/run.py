@@ -32,6 +32,7 @@ from ..splits import (
     SPLITS,
     SplitConfig,
     copies_merged,
+    file_sha256,
     identical_pictures,
     near_identical_pictures,
     refuse_conflicting_labels,
@@ -228,21 +229,27 @@ def pooled_splits(split_sources: Sequence[Dataset], train_only: Sequence[Dataset
     return pool_sources(split_sources, train_only, seed)[0]
 
 
-def refuse_shared_ids(sources: Sequence[Dataset], predicted_masks: Path) -> None:
-    """Refuse (TrainingConfigError) pooled sources in which one image id names pictures of two sources when the crops
-    are cut with ``--predicted-masks``: that folder holds one ``<image_id>.png`` per id, so one of them would be cut with
-    the other's mask."""
-    owners: dict[str, list[str]] = {}
+def refuse_shared_ids(sources: Sequence[Dataset]) -> None:
+    """Refuse (TrainingConfigError) pooled sources in which one image id names different pictures in two sources: a
+    split manifest, ``dermassist evaluate --split`` and ``--predicted-masks`` (one ``<image_id>.png`` per id) know a
+    picture by its id, so one would be taken for the other (a training picture scored as test, a crop cut with another's
+    mask). One id naming the same bytes in two sources (ISIC 2019 holds HAM10000's pictures under their ids) is one
+    picture: the later source's copy is left out (``pool_sources``)."""
+    owners: dict[str, list[tuple[Dataset, Sample]]] = {}
     for d in sources:
-        for image_id in sorted({s.image_id for s in d.samples}):
-            owners.setdefault(image_id, []).append(f"{d.name} at {d.root}")
-    shared = sorted(i for i, where in owners.items() if len(where) > 1)
+        for sample in {s.image_id: s for s in d.samples}.values():
+            owners.setdefault(sample.image_id, []).append((d, sample))
+    shared = sorted(i for i, found in owners.items()
+                    if len(found) > 1 and len({file_sha256(s.image_path) for _, s in found}) > 1)
     if shared:
+        first = owners[shared[0]]
+        rows = any(d.name.startswith(LABELS_CSV_LAYOUT) for d, _ in first)
         raise TrainingConfigError(
-            f"{len(shared)} image id(s) name pictures in two sources ({shown_names(shared)}: "
-            f"{' and '.join(owners[shared[0]])}), but --predicted-masks {predicted_masks} holds one <image_id>.png per "
-            "id, so one picture would be cut with another's mask; expected each id in one source: rename the files of "
-            "one folder (e.g. prefix them with the clinic) and their rows in its labels.csv, then predict its masks again")
+            f"{len(shared)} image id(s) name different pictures in two sources ({shown_names(shared)}: "
+            f"{' and '.join(f'{s.image_path} of {d.name}' for d, s in first)}), but a picture is known by its id (the "
+            "split manifest, `dermassist evaluate --split`, --predicted-masks' <image_id>.png), so one would be taken for "
+            "the other; expected each id to name one picture: rename the files of one folder (e.g. prefix them with the "
+            f"clinic){' and their rows in its labels.csv' if rows else ''}, then predict its masks again")
 
 
 def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = False, predicted_masks: Path | None = None,
@@ -256,8 +263,7 @@ def prepare_data(data: Path | Sequence[Path], seed: int, full_image: bool = Fals
     datasets = distinct_sources([read_dataset(root) for root in (*roots, *train_only)])
     split_sources, extra_sources = datasets[:len(roots)], datasets[len(roots):]
     check_distinct(datasets)
-    if predicted_masks is not None and not full_image:
-        refuse_shared_ids(datasets, predicted_masks)
+    refuse_shared_ids(datasets)
     # every image decodes, or one error names them all: before the split reads them and the crops are cut
     check_images([s.image_path for d in datasets for s in d.samples], f"--data {' '.join(map(str, (*roots, *train_only)))}")
     splits, duplicates = pool_sources(split_sources, extra_sources, seed)
