@@ -236,6 +236,21 @@ def tuned_mask_threshold(keras: Path) -> float | None:
     return float(value)
 
 
+WHOLE_PICTURES_FIX = ("but the served pipeline classifies the lesion crop its segmenter finds: it would be served other "
+                      "pictures than it learnt; train it on crops (--predicted-masks from a segmenter run, at that run's "
+                      "--crop-threshold)")
+
+
+def whole_pictures(full_image: bool, train_with_mask: int | None) -> str | None:
+    """Why a classifier run trained on whole pictures, not lesion crops (``--full-image``, or no training image with a
+    mask), else None: the one rule import and the classifier stage's --repository hold it to."""
+    if full_image:
+        return "--full-image"
+    if train_with_mask == 0:
+        return "no training image had a mask"
+    return None
+
+
 def trained_crops(torch_file: Path) -> tuple[float, float] | None:
     """(mask threshold, colour balance) of the crops the classifier's training run trained on (its metrics beside the
     file: ``classifier_metrics_file``), or None without them. A run that classified whole pictures (``--full-image``,
@@ -244,13 +259,10 @@ def trained_crops(torch_file: Path) -> tuple[float, float] | None:
     metrics = _run_metrics(torch_file, metrics_file.name)
     if metrics is None or metrics.get("crop_threshold") is None:
         return None
-    with_mask = (metrics.get("crops_with_mask") or {}).get("train")
-    if metrics.get("full_image") or with_mask == 0:
-        why = "--full-image" if metrics.get("full_image") else "no training image had a mask"
-        raise ImportModelError(f"the classifier {torch_file} was trained on whole pictures ({why}: {metrics_file.name}), "
-                               "but the served pipeline classifies the lesion crop its segmenter finds: it would be served "
-                               "other pictures than it learnt; train it on crops (--predicted-masks from a segmenter run, "
-                               "at that run's --crop-threshold)")
+    whole = whole_pictures(bool(metrics.get("full_image")), (metrics.get("crops_with_mask") or {}).get("train"))
+    if whole is not None:
+        raise ImportModelError(f"the classifier {torch_file} was trained on whole pictures ({whole}: {metrics_file.name}), "
+                               f"{WHOLE_PICTURES_FIX}")
     try:
         return float(metrics["crop_threshold"]), float(metrics.get("colour_constancy") or 0.0)
     except (TypeError, ValueError) as e:

@@ -133,3 +133,21 @@ def test_a_whole_picture_classifier_is_not_exported_into_a_repository_that_serve
                                                   "the classifier the lesion crop"):
         run(args)
     assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()  # refused before anything was made
+
+
+def test_a_classifier_with_no_mask_for_any_image_is_not_exported_into_a_served_repository(tmp_path) -> None:
+    """A site folder trained without --predicted-masks classifies every picture whole: it was exported behind the
+    segmenter with a record of crops it never saw, though import refuses the same file (review 11)."""
+    from tests.training.site_folders import nevi, site
+    from training.classifier.stage import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", str(site(tmp_path / "clinic", nevi("A", 20))), "--repository",
+                              str(tmp_path / "repo"), "--out", str(tmp_path / "out"), "--epochs", "1",
+                              "--warmup-epochs", "0", "--no-bf16"])
+    with pytest.raises(TrainingConfigError, match=r"trained on whole pictures \(no training image had a mask\) and "
+                                                  "exported into .*repo, but the served pipeline classifies the lesion "
+                                                  "crop"):
+        run(args)
+    assert not (tmp_path / "repo").exists() and not (tmp_path / "out").exists()  # refused before any training

@@ -157,6 +157,13 @@ def run(args: argparse.Namespace) -> dict:
                         crop=crop, context=config.augment and not args.retune, train_only=args.train_only)
     if args.retune:
         return retune_release(data, args, options)
+    if args.repository is not None:  # before training: the served pipeline classifies crops
+        from training.importer import WHOLE_PICTURES_FIX, whole_pictures
+
+        whole = whole_pictures(args.full_image, data.sets["train"].with_mask)
+        if whole is not None:
+            raise TrainingConfigError(f"the classifier would be trained on whole pictures ({whole}) and exported into "
+                                      f"{args.repository}, {WHOLE_PICTURES_FIX}; or drop --repository")
     # every output lands in --out together once the run is done (an interrupted run leaves the earlier one whole)
     with staged_outputs(Path(args.out), args.name) as staging:
         model, report = run_classifier(data, args.out, args.name, config, staging, resume=args.resume)
