@@ -14,10 +14,9 @@ from .config import IMAGE_SUFFIXES, EvaluationConfig, EvaluationError
 
 logger = logging.getLogger(__name__)
 
-#: Files an image folder may hold that are no image: label sheets, notes, the operating systems' own files. Every other
-#: file there that the layout's reader did not take is listed in images.csv with the reason it was not evaluated.
-DOCUMENT_SUFFIXES = (".csv", ".xlsx", ".xls", ".ods", ".txt", ".md", ".json", ".xml", ".html", ".yaml", ".yml")
-SYSTEM_FILES = ("thumbs.db", "desktop.ini")
+# Files an image folder may hold that are no image (DOCUMENT_SUFFIXES, SYSTEM_FILES: the readers' own, so the readers
+# and this report tell a picture in another format from a note the same way). Every other file there that the
+# layout's reader did not take is listed in images.csv with the reason it was not evaluated.
 def select_samples(config: EvaluationConfig) -> tuple[str, list]:
     """(dataset name, samples) of the folder, restricted to one split of a manifest when given."""
     name, samples, _, _ = read_selection(config)
@@ -213,6 +212,8 @@ def files_not_read(folders: Iterable[tuple[Path, bool]], taken: set[Path], skip:
     images and masks the reader listed), sorted; hidden files, label sheets and notes (DOCUMENT_SUFFIXES), the
     operating systems' own files (SYSTEM_FILES) and anything under ``skip`` (the report folder, should --out lie in the
     data folder) are left out."""
+    from training.readers.common import DOCUMENT_SUFFIXES, SYSTEM_FILES
+
     found: set[Path] = set()
     skipped = Path(skip).resolve() if skip is not None else None
     for folder, deep in folders:

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 IMAGE_ID = re.compile(r"^(ISIC_\d{7})$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")  # what the service accepts
+#: Files an image folder may hold that are no image: label sheets, notes, the operating systems' own files.
+DOCUMENT_SUFFIXES = (".csv", ".xlsx", ".xls", ".ods", ".txt", ".md", ".json", ".xml", ".html", ".yaml", ".yml")
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 #: How many file names a reader's warning lists before it gives a count of the rest.
 SHOWN_NAMES = 5
 #: Encoding of the label CSVs: UTF-8, with or without the byte-order mark spreadsheet programs write.
@@ -306,11 +309,13 @@ class ImageIndex:
     def other_format(self, listed: str) -> Path | None:
         """For a label cell that names no accepted image: the file under ``root`` it names, by its name or its stem
         (the cell may be a path; upper/lower case ignored when nothing matches exactly), that is stored in a format the
-        service does not accept (``.heic``, ``.webp``, ``.gif``...: no ``IMAGE_SUFFIXES`` extension); else None."""
+        service does not accept (``.heic``, ``.webp``, ``.gif``...: no ``IMAGE_SUFFIXES`` extension; a note or label
+        sheet, ``DOCUMENT_SUFFIXES``, and the operating systems' own files are no picture); else None."""
         if self._other is None:
             self._other = {}
             folded: dict[str, Path] = {}
-            files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() not in IMAGE_SUFFIXES
+            files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() not in (*IMAGE_SUFFIXES, *DOCUMENT_SUFFIXES)
+                           and p.name.lower() not in SYSTEM_FILES
                            and not any(part.startswith(".") for part in p.relative_to(self.root).parts) and p.is_file())
             for p in files:
                 for key in (nfc(p.name), image_key(p)):

@@ -305,6 +305,21 @@ def test_labelled_files_in_a_format_not_accepted_are_told_apart_from_absent_ones
            "P993.jpg, P994.jpg and 2 more" in gone and "P97" not in gone
 
 
+def test_a_note_beside_an_absent_picture_is_no_picture_in_another_format(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """P005.jpg absent beside a sidecar P005.txt was told 'on disk in a format not accepted' (evaluate said absent)."""
+    root = _site(tmp_path, "filename,diagnosis\nP000.jpg,NV\nP005.jpg,MEL\nP006.jpg,NV\n", ["P000.jpg"])
+    (root / "P005.txt").write_text("dermoscope settings\n")
+    (root / "Thumbs.db").write_bytes(b"\0" * 8)
+    (root / "P006.gif").write_bytes(b"GIF89a")
+    with caplog.at_level(logging.WARNING, logger="training.readers.labels_csv"):
+        read_dataset(root)
+    messages = [r.getMessage() for r in caplog.records]
+    (formats,) = [m for m in messages if "format not accepted" in m]
+    (gone,) = [m for m in messages if "absent on disk" in m]
+    assert "P006.gif" in formats and "P005" not in formats and "P005.jpg" in gone
+
+
 def test_unlabelled_files_are_named_five_then_a_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     files = ["P000.jpg", *(f"extra/U{i}.jpg" for i in range(7))]
     root = _site(tmp_path, "filename,diagnosis\nP000.jpg,NV\n", files)
