@@ -69,3 +69,16 @@ def test_a_framework_import_in_preprocess_or_the_client_is_caught(tmp_path: Path
     assert found[0].startswith("preprocess/maths.py:6: preprocess.maths (preprocess) imports torch, which THIRD_PARTY")
     assert found[1].startswith("client/dermassist_client/__init__.py:1: dermassist_client (dermassist_client) imports "
                                "tensorflow")
+
+
+def test_a_served_step_may_import_only_the_framework_it_hosts(tmp_path: Path) -> None:
+    """The steps shared one allow-list holding TensorFlow, so triage could import it and pass (review 11)."""
+    from dermassist.layers import foreign_imports
+
+    for step in ("triage", "lesion_segmenter"):
+        (tmp_path / "model_repository" / step / "1").mkdir(parents=True)
+        (tmp_path / "model_repository" / step / "1" / "model.py").write_text("import numpy\nimport tensorflow as tf\n")
+    found = foreign_imports(tmp_path)
+    assert len(found) == 1 and found[0].startswith("model_repository/triage/1/model.py:2: model_repository.triage "
+                                                   "(model_repository) imports tensorflow, which THIRD_PARTY does not "
+                                                   "let model_repository import")
