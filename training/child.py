@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from dermassist.base.errors import DermAssistError
+from dermassist.base.errors import INTERRUPTED_EXIT_CODE, DermAssistError
 from dermassist.base.frameworks import TF_SILENT, framework_env
 from dermassist.base.logs import configure_logging
 from preprocess.errors import PreprocessError
@@ -45,6 +45,9 @@ def stage_main(module: str, description: str | None, add_arguments: Callable[[ar
     except (DermAssistError, PreprocessError) as e:  # a clear message already: said once, without a traceback
         logging.getLogger(module).error("%s", e)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or a SIGTERM the stage turned into one: what it saved is logged already
+        logging.getLogger(module).error("interrupted (%s): %s stopped before it finished", str(e) or "Ctrl-C", module)
+        return int(getattr(e, "exit_code", INTERRUPTED_EXIT_CODE))
     return 0
 
 

@@ -346,7 +346,7 @@ def save_interrupted(out_dir: Path, name: str, reached: Reached, config: Classif
         "saved_epoch": reached.epoch, "saved_is_best": reached.best, "val": reached.val, "weights": weights.name,
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "checkpoint": checkpoint_path(out_dir, name).name,
-        "note": f"interrupted (Ctrl-C): {which}, not a finished run (no test figures, no tuned values); {RESUME_HINT} "
+        "note": f"interrupted (Ctrl-C or SIGTERM): {which}, not a finished run (no test figures, no tuned values); {RESUME_HINT} "
                 f"from epoch {reached.epochs_done + 1} (same --out, --name, flags and data)",
     })
     logger.warning("interrupted after epoch %d of %d: the run did NOT finish; %s (epoch %d, val balanced acc %.3f) is "

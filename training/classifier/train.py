@@ -333,8 +333,8 @@ def stop_on_sigterm() -> Callable[[], None]:
 
     earlier = signal.signal(signal.SIGTERM, terminate)
 
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, earlier)
+    def restore() -> None:  # a handler not set from Python reads as None: the default's then
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
 
     return restore
 
