@@ -69,9 +69,9 @@ def diagnosis_table(reports: dict, order: list[str], test: dict, test_label: str
                   "labels", "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like "
                   "them, and its", "figures there show how much such a shift costs (other clinics, mixed with the squash: Known "
                   "limits)."]
-    lines += ["", *wrap("The ECE column is served, after the temperature fitted on validation; the ECE before it, "
-                        "measured while training, is kept in `release.json` (classifier figures), as it is not an answer "
-                        "the ensemble serves. The last "
+    lines += ["", *wrap("The ECE column is served, after the temperature fitted on validation; the ECE of the same "
+                        "answers before it (the classifier's undivided probabilities, recovered exactly from the served "
+                        "ones) is in each set's report and in metrics.json. The last "
                         "column is the ECE a perfectly calibrated model would score with the same probabilities on as "
                         "many images (labels drawn from the probabilities): an ECE under its 95th percentile is within "
                         "what the sample size alone produces. " + MACRO_DEFINITION + " Balanced accuracy intervals: each "
