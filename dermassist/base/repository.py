@@ -1,6 +1,7 @@
 """Where the model repository and its build artifacts live, and how to stage a copy of it."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -183,41 +184,61 @@ def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Pat
 _ORIGIN_MODELS = {"keras": "segmenter", "segmenter": "segmenter", "torch": "classifier", "classifier": "classifier"}
 MODELS_SERVED = ("segmenter", "classifier")
 OF_RELEASE = "of release"
+# Beside an ``imported:`` stamp: each model's origin, {"origin": ...} or {"release": "NAME version V"} for one kept from a
+# release, as JSON (the stamp's one line is for people and answers; a path may hold any character).
+ORIGINS_FILE = ".release-origins.json"
+
+
+def _origins(repository: Path) -> dict[str, dict[str, str]]:
+    """Each model's recorded origin in a repository of imported models ({} for a release's): its ORIGINS_FILE, else
+    (a stamp written before it) the stamp's entries."""
+    stamp = Path(repository) / RELEASE_STAMP
+    text = stamp.read_text(errors="replace").strip() if stamp.is_file() else ""
+    if not text.startswith(IMPORTED):
+        return {}
+    try:
+        recorded = json.loads((Path(repository) / ORIGINS_FILE).read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if isinstance(recorded, dict):
+        return {m: {k: str(v) for k, v in recorded[m].items() if k in ("origin", "release")}
+                for m in MODELS_SERVED if isinstance(recorded.get(m), dict)}
+    origins: dict[str, dict[str, str]] = {}
+    for entry in (e.strip() for e in text.removeprefix(IMPORTED).split(";")):
+        model = _ORIGIN_MODELS.get(entry.split(" ", 1)[0])
+        if model is not None:
+            kept = entry.removeprefix(f"{model} {OF_RELEASE} ")
+            origins[model] = {"release": kept} if kept != entry else {"origin": entry}
+    return origins
+
+
+def _shown(model: str, origin: dict[str, str]) -> str:
+    return f"{model} {OF_RELEASE} {origin['release']}" if "release" in origin else origin.get("origin", model)
 
 
 def imported_models(repository: Path) -> dict[str, str]:
     """What a repository's stamp says of each model not the release's: model -> origin (``keras PATH``, ``classifier
     stage RUN``); a model kept from a release is ``<model> of release NAME version V``. {} for a release's repository."""
-    stamp = Path(repository) / RELEASE_STAMP
-    text = stamp.read_text(errors="replace").strip() if stamp.is_file() else ""
-    if not text.startswith(IMPORTED):
-        return {}
-    models: dict[str, str] = {}
-    for entry in (e.strip() for e in text.removeprefix(IMPORTED).split(";")):
-        model = _ORIGIN_MODELS.get(entry.split(" ", 1)[0])
-        if model is not None:
-            models[model] = entry
-    return models
+    return {model: _shown(model, origin) for model, origin in _origins(repository).items()}
 
 
 def mark_not_release(repository: Path, origin: str) -> Path:
     """Stamp a repository as serving models that are not an exported release (``origin`` says what: its first word
     names the model, ``keras``/``segmenter`` or ``torch``/``classifier``), so `dermassist models` leaves them in place
     instead of reporting the release's figures for them. The stamp names every model's origin: the other model's from
-    an earlier import, or the release it was kept from (``classifier of release NAME version V``)."""
+    an earlier import, or the release it was kept from (``classifier of release NAME version V``), and ORIGINS_FILE
+    records them."""
     path = Path(repository) / RELEASE_STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
-    entries = imported_models(repository)
+    origins = _origins(repository)
     name = Path(repository) / RELEASE_NAME
-    if not entries and name.is_file():  # a release's repository: the model not replaced stays the release's
+    if not origins and name.is_file():  # a release's repository: the model not replaced stays the release's
         release = name.read_text(errors="replace").strip()
-        entries = {model: f"{model} {OF_RELEASE} {release}" for model in MODELS_SERVED}
+        origins = {model: {"release": release} for model in MODELS_SERVED}
     model = _ORIGIN_MODELS.get(origin.split(" ", 1)[0])
-    if model is None:
-        entries = {}
-    else:
-        entries[model] = origin
-    ordered = [entries[m] for m in MODELS_SERVED if m in entries] or [origin]
+    origins = {} if model is None else {**origins, model: {"origin": origin}}
+    ordered = [_shown(m, origins[m]) for m in MODELS_SERVED if m in origins] or [origin]
+    (Path(repository) / ORIGINS_FILE).write_text(json.dumps(origins, indent=1))
     path.write_text(f"{IMPORTED} {'; '.join(ordered)}\n")
     name.unlink(missing_ok=True)  # the release's name no longer says what is served
     return path
@@ -226,10 +247,10 @@ def mark_not_release(repository: Path, origin: str) -> Path:
 def release_models(repository: Path) -> tuple[str, ...]:
     """The models a repository serves as its release exported them: both for a release's repository, none for a
     repository of imported models but those its stamp says were kept from a release."""
-    imported = imported_models(repository)
     if not (Path(repository) / RELEASE_STAMP).is_file() or not serves_imported(repository):
         return MODELS_SERVED
-    return tuple(m for m in MODELS_SERVED if f" {OF_RELEASE} " in imported.get(m, ""))
+    origins = _origins(repository)
+    return tuple(m for m in MODELS_SERVED if "release" in origins.get(m, {}))
 
 
 def name_release(repository: Path, name: object, version: object) -> None:

@@ -262,3 +262,16 @@ def test_the_build_digest_covers_the_code_that_runs_the_steps_models(tmp_path: P
     assert served_build(repository) == first  # the same files, read from elsewhere
     (base / module).write_text((base / module).read_text() + "\n# changed\n")
     assert served_build(repository) != first
+
+
+def test_an_origin_holding_a_semicolon_or_the_words_of_release_is_kept_whole(tmp_path: Path) -> None:
+    """The stamp was split on ';': '/data/site a; v2/classifier_resnet18.pt' came back cut at the next import."""
+    from dermassist.base.repository import imported_models, release_models
+
+    mark_not_release(tmp_path, "torch /data/site a; v2/classifier_resnet18.pt")
+    mark_not_release(tmp_path, "keras /data/x of release y/segmenter.keras")
+    assert imported_models(tmp_path) == {"segmenter": "keras /data/x of release y/segmenter.keras",
+                                         "classifier": "torch /data/site a; v2/classifier_resnet18.pt"}
+    assert release_models(tmp_path) == ()
+    (tmp_path / RELEASE_STAMP).write_text("ab1f885340766aae\n")  # `dermassist models --force`: the release again
+    assert imported_models(tmp_path) == {} and release_models(tmp_path) == ("segmenter", "classifier")
