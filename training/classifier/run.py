@@ -207,19 +207,45 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
         logger.warning("%d picture(s) are byte-identical to a picture of an earlier source and were left out of their "
                        "later source: %s; remove the copies from one folder to silence this", len(dropped),
                        shown_names(listed))
-    pooled = {k: tuple(s for sp in parts for s in sp.get(k, ()) if s not in dropped) for k in SPLITS}
+    alike_dropped, alike_spanning = _cross_site_look_alikes(split_sources, parts, dropped)
+    pooled = {k: tuple(s for sp in parts for s in sp.get(k, ()) if s not in dropped | alike_dropped) for k in SPLITS}
     within = [group for _, copies, _ in split for group in copies]
     near = [group for _, _, look_alikes in split for group in look_alikes]
     picture = {s: i for i, group in enumerate(within) for s in group}  # a look-alike set counts byte copies once
-    if not within and not spanning and not near:
+    if not within and not spanning and not near and not alike_spanning:
         return pooled, {}
     return pooled, {
         "identical_copies_kept_in_one_split": copies_merged(within),
         "identical_copies_left_out": len(dropped),
         "identical_pictures": [[str(s.image_path) for s in group] for group in (*within, *spanning)],
         "look_alikes_kept_in_one_split": sum(len({picture.get(s, s) for s in group}) - 1 for group in near),
-        "look_alike_pictures": [[str(s.image_path) for s in group] for group in near],
+        "look_alikes_left_out": len(alike_dropped),
+        "look_alike_pictures": [[str(s.image_path) for s in group] for group in (*near, *alike_spanning)],
     }
+
+
+def _cross_site_look_alikes(split_sources: Sequence[Dataset], parts: Sequence[dict[str, tuple[Sample, ...]]],
+                            dropped: set[Sample]) -> tuple[set[Sample], Copies]:
+    """Across pooled site folders (each split on its own): the pictures that look like one of an earlier site folder
+    (resized or saved again) are left out of their later folder, as byte copies are, and named in a WARNING (a clinic's
+    resized copy of another's picture otherwise lands in another split); and the sets that span folders."""
+    sites = [i for i, d in enumerate(split_sources) if is_site_folder(d)]
+    if len(sites) < 2:
+        return set(), ()
+    index = {s: i for i in sites for split in SPLITS for s in parts[i].get(split, ()) if s not in dropped}
+    spanning = tuple(group for group in near_identical_pictures(list(index)) if len({index[s] for s in group}) > 1)
+    left_out: set[Sample] = set()
+    for group in spanning:
+        first = min(index[s] for s in group)
+        left_out.update(s for s in group if index[s] != first)
+    if left_out:
+        relabel = any(len({s.label for s in group}) > 1 for group in spanning)
+        logger.warning("%d picture(s) look like a picture of an earlier site folder (resized or saved again: fingerprints "
+                       "at most %d of 256 bits apart) and were left out of their later folder: %s%s; remove the copies "
+                       "from one folder to silence this", len(left_out), SAME_PICTURE_BITS,
+                       shown_names([f"{s.image_path} ({s.source})" for s in sorted(left_out, key=lambda s: str(s.image_path))]),
+                       " (some are labelled with different classes there: check which label is right)" if relabel else "")
+    return left_out, spanning
 
 
 def pooled_splits(split_sources: Sequence[Dataset], train_only: Sequence[Dataset] = (),

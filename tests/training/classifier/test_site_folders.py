@@ -109,3 +109,22 @@ def test_unusable_images_anywhere_in_the_folder_are_named_in_one_error_before_th
     with pytest.raises(UnreadableImageError, match=r"^3 of the 20 images of --data .*clinic cannot be used") as refused:
         prepare_data(root, seed=0, full_image=True, progress=False)
     assert all(name in str(refused.value) for name in ("A003.png", "A011.png", "A017.png"))
+
+
+def test_a_resized_copy_of_a_picture_in_another_site_folder_is_left_out_and_named(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Look-alikes were joined within one folder only: a clinic's resized copy of another's picture landed in train in
+    one folder and test in the other, with nothing said (review 11)."""
+    from ..site_folders import smooth_picture
+
+    a = site(tmp_path / "clinic_a", [*nevi("A", 10), ("shared.png", "NV", "S1", 0)])
+    b = site(tmp_path / "clinic_b", [*nevi("B", 10, seed=100), ("shared_big.png", "NV", "S2", 0)])
+    (a / "shared.png").write_bytes(smooth_picture(7, 64))
+    (b / "shared_big.png").write_bytes(smooth_picture(7, 96))
+    with caplog.at_level(logging.WARNING, logger="training.classifier.run"):
+        data = prepare_data([a, b], seed=0, full_image=True, progress=False)
+    kept = {s.image_path.name for split in data.splits.values() for s in split}
+    assert "shared.png" in kept and "shared_big.png" not in kept and len(kept) == 21
+    assert data.duplicates["look_alikes_left_out"] == 1
+    assert any("1 picture(s) look like a picture of an earlier site folder" in r.getMessage()
+               and "shared_big.png" in r.getMessage() for r in caplog.records)
