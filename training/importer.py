@@ -15,6 +15,7 @@ from typing import Any
 
 from .child import child_main, run_child
 from .errors import ImportModelError
+from .run_folder import CLASSIFIER_STATE_DICT, INTERRUPTED
 
 DDP_PREFIX = "module."  # what torch.nn.parallel.DistributedDataParallel / DataParallel put before every key
 # Where training scripts commonly keep the weights inside a checkpoint dict.
@@ -167,17 +168,20 @@ def resnet_state(path: Path, loaded: Any) -> tuple[dict, str]:
 
 #: What a training run writes beside its model file: the segmenter's and the classifier's figures and settings.
 SEGMENTER_METRICS, CLASSIFIER_METRICS = "segmenter_metrics.json", "classifier_metrics.json"
-#: A classifier run named NAME writes NAME_resnet18.pt beside NAME_metrics.json; an interrupted one
-#: NAME_interrupted_resnet18.pt beside NAME_interrupted.json (the segmenter: segmenter_interrupted.keras / .json).
-CLASSIFIER_WEIGHTS_SUFFIX, INTERRUPTED = "_resnet18", "_interrupted"
+# A classifier run's weights end in _resnet18.pt (run_folder.CLASSIFIER_STATE_DICT); an interrupted run's files carry
+# run_folder.INTERRUPTED (the segmenter's: segmenter_interrupted.keras and .json).
+CLASSIFIER_WEIGHTS_SUFFIX = "_" + Path(CLASSIFIER_STATE_DICT).stem
 
 
 def classifier_metrics_file(torch_file: Path) -> Path:
     """The metrics file of the run that wrote ``torch_file``: NAME_metrics.json for NAME_resnet18.pt (a run's
-    ``--name``), else the default run's classifier_metrics.json beside it."""
+    ``--name``; a finished run may be named ``x_interrupted``: its own metrics file decides), else the default run's
+    classifier_metrics.json beside it."""
     path = Path(torch_file)
-    if path.stem.endswith(CLASSIFIER_WEIGHTS_SUFFIX) and not path.stem.endswith(INTERRUPTED + CLASSIFIER_WEIGHTS_SUFFIX):
-        return path.with_name(f"{path.stem.removesuffix(CLASSIFIER_WEIGHTS_SUFFIX)}_metrics.json")
+    if path.stem.endswith(CLASSIFIER_WEIGHTS_SUFFIX):
+        own = path.with_name(f"{path.stem.removesuffix(CLASSIFIER_WEIGHTS_SUFFIX)}_metrics.json")
+        if own.is_file() or not path.stem.endswith(INTERRUPTED + CLASSIFIER_WEIGHTS_SUFFIX):
+            return own
     return path.with_name(CLASSIFIER_METRICS)
 
 

@@ -12,6 +12,11 @@ from dermassist.base.paths import file_in_the_way
 
 from .errors import TrainingConfigError
 
+#: The file names a classifier run named NAME writes (``--name``): NAME_resnet18.pt beside NAME_metrics.json, and when
+#: interrupted NAME_interrupted_resnet18.pt beside NAME_interrupted.json (import reads them without loading torch).
+CLASSIFIER_STATE_DICT = "resnet18.pt"
+INTERRUPTED = "_interrupted"
+
 
 def refuse_file_out(out_dir: Path, holds: str = "the run's metrics, plots and weights") -> None:
     """TrainingConfigError when ``--out`` (or a folder above it) is a file: the run could write nothing there."""

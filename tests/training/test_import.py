@@ -415,3 +415,14 @@ def test_a_resnet_of_another_depth_is_named_by_its_blocks_and_a_truncated_file_b
                                                  "torch.save(model.state_dict())")
     long = RuntimeError("word " * 60)
     assert load_failure(Path("x.pt"), long).endswith("word ...); expected torch.save(model.state_dict())")
+
+
+def test_a_finished_run_named_like_an_interrupted_one_is_read_by_its_own_metrics(tmp_path: Path) -> None:
+    import json
+
+    from training.importer import classifier_metrics_file, unfinished_run_problem
+
+    weights = tmp_path / "site_interrupted_resnet18.pt"  # `--name site_interrupted`, finished
+    (tmp_path / "site_interrupted_metrics.json").write_text(json.dumps({"crop_threshold": 0.3}))
+    assert classifier_metrics_file(weights) == tmp_path / "site_interrupted_metrics.json"
+    assert unfinished_run_problem(weights) is None

@@ -25,7 +25,7 @@ from ..readers.labels_csv import site_source_name
 from ..records import Dataset, Sample
 from ..release import write_json_atomic
 from ..resume import RESUME_HINT, Checkpointing
-from ..run_folder import refuse_file_out
+from ..run_folder import CLASSIFIER_STATE_DICT, INTERRUPTED, refuse_file_out
 from ..run_folder import staged_outputs as staged_run_outputs
 from ..splits import (
     MIN_LESIONS_TO_SPLIT,
@@ -46,7 +46,7 @@ from .weights import round_to_float16
 
 logger = logging.getLogger(__name__)
 
-STATE_DICT = "resnet18.pt"
+STATE_DICT = CLASSIFIER_STATE_DICT
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ def interrupted_files(out_dir: Path, name: str) -> tuple[Path, Path]:
     are not a finished run's, so nothing that reads a run folder (``--retune``, the release build, ``export``)
     takes them for one."""
     out_dir = Path(out_dir)
-    return out_dir / f"{name}_interrupted_{STATE_DICT}", out_dir / f"{name}_interrupted.json"
+    return out_dir / f"{name}{INTERRUPTED}_{STATE_DICT}", out_dir / f"{name}{INTERRUPTED}.json"
 
 
 def save_interrupted(out_dir: Path, name: str, reached: Reached, config: ClassifierConfig) -> Path | None:

@@ -16,6 +16,7 @@ from preprocess.quality import QualityLimits
 from preprocess.triage import OOD_UNCHECKED, TriageParams
 
 from ..errors import ExportError
+from ..release import write_json_atomic
 
 # Two crop thresholds are the same when they differ by less than this (they travel as JSON floats).
 THRESHOLD_TOLERANCE = 1e-9
@@ -153,7 +154,7 @@ def record_untrained_classes(repository: Path, codes: Sequence[str] | None) -> P
             raise ExportError(f"untrained classes {', '.join(map(repr, unknown))} are not class codes; expected some of "
                               f"{', '.join(CLASS_CODES)}: fix the training counts the export was given")
         written[UNTRAINED_KEY] = [code for code in CLASS_CODES if code in codes]
-    path.write_text(json.dumps(written, indent=1))
+    write_json_atomic(path, written)  # an interrupted write leaves the old file or the new
     return path
 
 
@@ -187,7 +188,7 @@ def record_trained_crop_threshold(repository: Path, threshold: float | None) -> 
     written.pop(TRAINED_CROP_KEY, None)
     if threshold is not None:
         written[TRAINED_CROP_KEY] = float(threshold)
-    path.write_text(json.dumps(written, indent=1))
+    write_json_atomic(path, written)  # an interrupted write leaves the old file or the new
     return path
 
 

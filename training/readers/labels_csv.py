@@ -40,8 +40,9 @@ def detect_labels_csv(root: Path) -> bool:
 def site_source_name(root: Path, parts: int = 1) -> str:
     """The name a pooled training run gives one of several ``labels.csv`` folders: ``labels_csv:<the last ``parts``
     parts of its path>`` (``labels_csv:clinic_a``, or ``labels_csv:clinic_b/2024`` where two folders end alike)."""
-    tail = Path(root).resolve().parts[-parts:]
-    return f"{LAYOUT}:{'/'.join(tail)}"
+    resolved = Path(root).resolve()
+    named = resolved.parts[1:] if resolved.anchor else resolved.parts  # the root ("/", "C:\\") names nothing
+    return f"{LAYOUT}:{'/'.join(named[-parts:])}"
 
 
 def _one_column(path: Path, header: Sequence[str], names: Sequence[str], what: str) -> str | None:

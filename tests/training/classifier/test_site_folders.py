@@ -128,3 +128,10 @@ def test_a_resized_copy_of_a_picture_in_another_site_folder_is_left_out_and_name
     assert data.duplicates["look_alikes_left_out"] == 1
     assert any("1 picture(s) look like a picture of an earlier site folder" in r.getMessage()
                and "shared_big.png" in r.getMessage() for r in caplog.records)
+
+
+def test_a_folder_whose_whole_path_ends_another_is_named_without_the_root() -> None:
+    from training.readers.labels_csv import site_source_name
+
+    assert site_source_name(Path("/a/clinic"), 3) == "labels_csv:a/clinic"
+    assert site_source_name(Path("/b/a/clinic"), 3) == "labels_csv:b/a/clinic"
