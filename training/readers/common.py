@@ -198,6 +198,26 @@ class LabelRow:
     lesion_id: str = ""
 
 
+def warn_left_out(log: logging.Logger, root: Path, labels_file: str, index: ImageIndex, missing: Sequence[str],
+                  near: Mapping[str, str], unlabelled: Sequence[Path]) -> None:
+    """The WARNINGs for what a label file's rows and the image folder did not match, each naming the files (five,
+    then a count): rows whose picture is on disk in a format not accepted, rows whose picture is absent (with the file
+    each nearly names), and pictures no row names."""
+    other_format = {image_id: found for image_id in missing if (found := index.other_format(image_id)) is not None}
+    absent = [image_id for image_id in missing if image_id not in other_format]
+    if other_format:
+        log.warning("%s: %d image(s) listed in %s are on disk in a format not accepted and were left out: %s; expected "
+                    "%s: convert them to JPEG or PNG (and name the new files in %s where a row gives the extension)",
+                    root, len(other_format), labels_file,
+                    shown_names([index.shown(p) for p in other_format.values()]), accepted_formats(), labels_file)
+    if absent:
+        log.warning("%s: %d image(s) listed in %s are absent on disk and were left out: %s", root, len(absent),
+                    labels_file, shown_names([f"{i} ({near[i]})" if i in near else i for i in absent]))
+    if unlabelled:
+        log.warning("%s: %d image(s) on disk have no row in %s and were left out: %s", root, len(unlabelled),
+                    labels_file, shown_names([index.shown(p) for p in unlabelled]))
+
+
 def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: ImageIndex, labels_file: str,
                      masks: Mapping[str, Path] | None = None, relabel: Callable[[str, int], int] | None = None,
                      log: logging.Logger = logger) -> Dataset:
@@ -227,19 +247,7 @@ def labelled_dataset(name: str, root: Path, rows: Iterable[LabelRow], index: Ima
         samples.append(Sample(image_id, path, (masks or {}).get(image_id), label, row.lesion_id.strip(), name))
     missing_labels = {image_id: labels[image_id][0] for image_id in missing}
     unlabelled = tuple(p for image_id, p in sorted(index.images.items()) if image_id not in labels)
-    other_format = {image_id: found for image_id in missing if (found := index.other_format(image_id)) is not None}
-    absent = [image_id for image_id in missing if image_id not in other_format]
-    if other_format:
-        log.warning("%s: %d image(s) listed in %s are on disk in a format not accepted and were left out: %s; expected "
-                    "%s: convert them to JPEG or PNG (and name the new files in %s where a row gives the extension)",
-                    root, len(other_format), labels_file,
-                    shown_names([index.shown(p) for p in other_format.values()]), accepted_formats(), labels_file)
-    if absent:
-        log.warning("%s: %d image(s) listed in %s are absent on disk and were left out: %s", root, len(absent),
-                    labels_file, shown_names([f"{i} ({near[i]})" if i in near else i for i in absent]))
-    if unlabelled:
-        log.warning("%s: %d image(s) on disk have no row in %s and were left out: %s", root, len(unlabelled),
-                    labels_file, shown_names([index.shown(p) for p in unlabelled]))
+    warn_left_out(log, root, labels_file, index, missing, near, unlabelled)
     if repeated:
         log.warning("%s: %d image(s) listed again in %s with the same diagnosis were read once, e.g. %s", root,
                     len(repeated), labels_file, repeated[0])

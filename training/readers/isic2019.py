@@ -8,7 +8,7 @@ from preprocess.contract import CLASSES
 
 from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import ImageIndex, hot_columns, image_key, keep_label, list_images, nfc, read_csv, require_dir
+from .common import ImageIndex, hot_columns, image_key, keep_label, list_images, nfc, read_csv, require_dir, warn_left_out
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,7 @@ def read_isic2019(root: Path) -> Dataset:
     unlabelled = tuple(p for image_id, p in sorted(images.items()) if image_id not in labelled and p not in unknown_paths)
     if unknown:
         logger.info("%s: skipped %d UNK row(s)", root, len(unknown))
-    if missing:
-        logger.warning("%s: %d image(s) in the ground truth are absent on disk, e.g. %s%s", root, len(missing), missing[0],
-                       f" ({near[missing[0]]})" if missing[0] in near else "")
-    if unlabelled:
-        logger.warning("%s: %d image(s) on disk have no row in %s and were left out, e.g. %s", root, len(unlabelled),
-                       ISIC2019_GROUND_TRUTH, unlabelled[0].name)
+    warn_left_out(logger, root, ISIC2019_GROUND_TRUTH, index, missing, near, unlabelled)
     if repeated:
         logger.warning("%s: %d image(s) listed again with the same class were read once", root, len(repeated))
     return Dataset("isic2019", root, tuple(samples), missing_images=tuple(missing), skipped_unknown=len(unknown),

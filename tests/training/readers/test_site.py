@@ -328,3 +328,24 @@ def test_unlabelled_files_are_named_five_then_a_count(tmp_path: Path, caplog: py
     (warned,) = [r.getMessage() for r in caplog.records if "have no row" in r.getMessage()]
     assert "7 image(s) on disk have no row in labels.csv and were left out: extra/U0.jpg, extra/U1.jpg, extra/U2.jpg, " \
            "extra/U3.jpg, extra/U4.jpg and 2 more" in warned
+
+
+def test_the_isic2019_reader_warns_of_left_out_files_as_the_others_do(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """It said 'absent on disk, e.g. ...' for a HEIC on disk, one example each (review: one warning for all readers)."""
+    images = tmp_path / "ISIC_2019_Training_Input"
+    images.mkdir()
+    _image(images / "P000.jpg")
+    _image(images / "P009.jpg")  # no row
+    (images / "P001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(
+        "image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\n" + "".join(f"P00{i},1,0,0,0,0,0,0,0,0\n" for i in range(4)))
+    with caplog.at_level(logging.WARNING, logger="training.readers.isic2019"):
+        ds = read_isic2019(tmp_path)
+    assert [s.image_id for s in ds.samples] == ["P000"] and ds.missing_images == ("P001", "P002", "P003")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert ("1 image(s) listed in ISIC_2019_Training_GroundTruth.csv are on disk in a format not accepted and were left "
+            "out: ISIC_2019_Training_Input/P001.heic") in text
+    assert "2 image(s) listed in ISIC_2019_Training_GroundTruth.csv are absent on disk and were left out: P002, P003" in text
+    assert "1 image(s) on disk have no row in ISIC_2019_Training_GroundTruth.csv and were left out: " \
+           "ISIC_2019_Training_Input/P009.jpg" in text
