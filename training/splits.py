@@ -6,14 +6,17 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from .errors import DuplicateImageError, EmptyDatasetError, SplitError
 from .records import Sample
+
+K = TypeVar("K", str, Path)  # what _joined joins: lesion group names, file paths
 
 #: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
 MIN_LESIONS_TO_SPLIT = 3
@@ -125,21 +128,27 @@ def refuse_conflicting_labels(copies: Sequence[Sequence[Sample]], where: str) ->
         "copy (and its label row), then run again")
 
 
+def _joined(pairs: Iterable[tuple[K, K]]) -> Callable[[K], K]:
+    """The root of each key once every pair is joined (union-find): the keys of one joined set share a root, the least
+    of them."""
+    parent: dict[K, K] = {}
+
+    def root(key: K) -> K:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    for a, b in pairs:
+        low, high = sorted((root(a), root(b)))
+        if low != high:
+            parent[high] = low
+    return root
+
+
 def copies_merged(copies: Sequence[Sequence[Sample]]) -> int:
     """How many files of ``copies`` are copies of another: each picture's files but one, a file in two sets (a byte
     copy that is also a look-alike of a third file) joining them into one picture."""
-    parent: dict[Path, Path] = {}
-
-    def root(path: Path) -> Path:
-        while parent.get(path, path) != path:
-            path = parent[path]
-        return path
-
-    for group in copies:
-        for s in group[1:]:
-            a, b = root(Path(group[0].image_path)), root(Path(s.image_path))
-            if a != b:
-                parent[b] = a
+    root = _joined((Path(group[0].image_path), Path(s.image_path)) for group in copies for s in group[1:])
     files = {Path(s.image_path) for group in copies for s in group}
     return len(files) - len({root(f) for f in files})
 
@@ -147,19 +156,9 @@ def copies_merged(copies: Sequence[Sequence[Sample]]) -> int:
 def _merged_groups(samples: Sequence[Sample], same_picture: Sequence[Sequence[Sample]]) -> dict[str, list[Sample]]:
     """Samples by lesion group, the groups that share a picture (``same_picture``) joined into one named after its
     first group name (in sorted order), so that every copy of a picture lands in one split with its lesions."""
-    parent: dict[str, str] = {}
-
-    def root(name: str) -> str:
-        while parent.get(name, name) != name:
-            name = parent[name]
-        return name
-
-    for group in same_picture:
-        names = sorted({s.group for s in group})
-        for name in names[1:]:
-            a, b = sorted((root(names[0]), root(name)))
-            if a != b:
-                parent[b] = a
+    pairs = [(names[0], name) for group in same_picture for names in [sorted({s.group for s in group})]
+             for name in names[1:]]
+    root = _joined(pairs)
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[root(s.group)].append(s)
