@@ -82,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not train: re-fit the temperature, OOD statistics, REFER threshold and quality limits "
                              "of the classifier already in --release, on the same splits (its --out split manifest)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the unfinished run in --out under --name (stopped by Ctrl-C, or failed after an "
-                             "epoch ended) from its last finished epoch, given the same flags and data; a finished run "
+                        help="continue the unfinished run in --out under --name (stopped by Ctrl-C or SIGTERM, or failed "
+                             "after an epoch ended) from its last finished epoch, given the same flags and data; a finished run "
                              "removes the checkpoint this reads")
     parser.add_argument("--epochs", type=int, help=setting_help(cls, "epochs", "training epochs"))
     parser.add_argument("--low-res-epochs", type=int,

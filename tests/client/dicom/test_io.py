@@ -335,7 +335,7 @@ def test_seg_and_sr_with_triage_outputs(tmp_path, source):
     assert [i for i in items if i.startswith("Probability of")] == []
     assert items["Referral to a dermatologist recommended"] == ("SCT", "373066001")  # Yes
     assert items["Image assessable"] == ("SCT", "373067005")  # No
-    assert items["Out-of-distribution score (1.0 is the validated limit)"] == pytest.approx(0.62)
+    assert items["Out-of-distribution score (1.0 is the limit applied)"] == pytest.approx(0.62)
     assert items["Image problems"] == result.note
     assert items["Lesion area as a share of the image"] == pytest.approx(100 * result.lesion_fraction)
     assert items["Area"] == pytest.approx(lesion_pixels * 0.05 * 0.05)
@@ -468,7 +468,7 @@ def test_without_triage_outputs_those_items_are_absent(tmp_path, source):
     names = [n for n, _ in sr_items(analysis.report)]
     for absent in ("Referral to a dermatologist recommended", "Image assessable", "Image problems",
                    "Probability of a malignant or pre-malignant lesion",
-                   "Out-of-distribution score (1.0 is the validated limit)"):
+                   "Out-of-distribution score (1.0 is the limit applied)"):
         assert absent not in names
     # Nevus has no SNOMED CT code in terminology: the finding is DermAssist's class code.
     assert dict(sr_items(analysis.report))["Differential Diagnosis/Impression"] == ("99DERMASSIST", "NV")
