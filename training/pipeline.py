@@ -17,10 +17,12 @@ import json
 import logging
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -221,6 +223,26 @@ def shown_on_console(line: str) -> bool:
     return FRAMEWORK_NOISE.match(line) is None
 
 
+def forward_sigterm(proc: subprocess.Popen) -> Callable[[], None]:
+    """Until the returned function is called, a SIGTERM to this process (``kill`` of a build, a scheduler's stop) is
+    passed on to the stage ``proc``, which saves what it reached and exits, and the build then stops with its message;
+    the build alone would die and leave the stage training on (a Ctrl-C reaches both: the terminal signals the group).
+    Nothing is changed off the main thread, where Python cannot set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def forward(signum: int, frame: object) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    earlier = signal.signal(signal.SIGTERM, forward)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
+
+    return restore
+
+
 def run_stage(module: str, args: list[str], log_path: Path) -> float:
     """Run ``python -m <module> <args>`` in its own process, streaming its output to a log and, but for the
     frameworks' noise, to stderr (progress and the stage's warnings show); returns seconds, raises StageError naming
@@ -234,12 +256,16 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
     with log_path.open("w") as log, subprocess.Popen(
         cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
-        for line in proc.stdout or ():
-            log.write(line)
-            if shown_on_console(line):
-                sys.stderr.write(line)
-                last = line.split("\r")[-1].strip() or last  # a progress bar's line ends in the bar's last state
-        code = proc.wait()
+        restore = forward_sigterm(proc)
+        try:
+            for line in proc.stdout or ():
+                log.write(line)
+                if shown_on_console(line):
+                    sys.stderr.write(line)
+                    last = line.split("\r")[-1].strip() or last  # a progress bar's line ends in the bar's last state
+            code = proc.wait()
+        finally:
+            restore()
     if code != 0:
         said = f" (its last line: {last})" if last else ""
         raise StageError(f"stage {module} exited with {code}{said}; its whole output is in {log_path}")

@@ -46,3 +46,32 @@ def test_the_sigterm_handler_puts_back_the_default_when_the_earlier_one_was_not_
     restore()
     real(signal.SIGTERM, signal.SIG_DFL if before is None else before)
     assert calls[-1] is signal.SIG_DFL
+
+
+def test_a_sigterm_to_the_build_reaches_its_stage_which_stops_and_says_so(tmp_path) -> None:
+    """`kill` of `dermassist release` killed the build alone and left its stage training on (docs audit 15)."""
+    import os
+    import threading
+
+    from training.errors import StageError
+    from training.pipeline import run_stage
+
+    before, ready, done = signal.getsignal(signal.SIGTERM), tmp_path / "ready", threading.Event()
+
+    def kill_the_build_once_the_stage_listens() -> None:
+        while not ready.exists() and not done.wait(0.05):
+            pass
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=kill_the_build_once_the_stage_listens, daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(StageError, match=r"stage tests.training.stage_stand_in exited with 143 \(its last line: "
+                                             r"interrupted \(stopped by signal SIGTERM\): saved the best epoch\)"):
+            run_stage("tests.training.stage_stand_in", [str(ready)], tmp_path / "stage.log")
+    finally:
+        done.set()
+        killer.join(timeout=10)
+    assert signal.getsignal(signal.SIGTERM) == before  # the build's own handling is back
+    assert "finished without a signal" not in (tmp_path / "stage.log").read_text()
