@@ -7,6 +7,9 @@ trained on): another lesion's picture is at least 25 bits away, a training pictu
 again as JPEG quality 80 at most 5; SAME_PICTURE_BITS sits between."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -28,3 +31,22 @@ def picture_fingerprint(rgb: np.ndarray) -> str:
 def fingerprint_bits(a: str, b: str) -> int:
     """How many bits two fingerprints differ in."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def file_fingerprint(path: Path) -> str:
+    """The fingerprint of the picture in an image file, decoded as the service decodes it; OSError or PreprocessError
+    (the caller's to tell) when it cannot be read or decoded."""
+    from .decode import decode_image
+
+    return picture_fingerprint(decode_image(Path(path).read_bytes()))
+
+
+def fingerprint_rows(fingerprints: Sequence[str]) -> np.ndarray:
+    """Fingerprints as a (N, 32) uint8 matrix, a row each, for :func:`bits_apart`."""
+    return np.frombuffer(b"".join(bytes.fromhex(f) for f in fingerprints), np.uint8).reshape(len(fingerprints), -1)
+
+
+def bits_apart(rows: np.ndarray, fingerprint: str) -> np.ndarray:
+    """How many bits each row of :func:`fingerprint_rows` differs from ``fingerprint`` in (N,)."""
+    differ = np.asarray(rows ^ np.frombuffer(bytes.fromhex(fingerprint), np.uint8), np.uint8)
+    return np.unpackbits(differ, axis=1).sum(axis=1)

@@ -9,9 +9,8 @@ import logging
 from pathlib import Path
 
 from dermassist.base.paths import PROJECT_ROOT
-from preprocess.decode import decode_image
 from preprocess.errors import PreprocessError
-from preprocess.fingerprint import SAME_PICTURE_BITS, picture_fingerprint
+from preprocess.fingerprint import SAME_PICTURE_BITS, file_fingerprint
 
 from .progress import ProgressLog
 from .release import read_manifest, write_json_atomic
@@ -42,7 +41,7 @@ def write_seen_pictures(release: Path) -> Path:
         progress = ProgressLog(logger, f"fingerprinting the pictures the {model} learnt from", len(rows))
         for split, row in rows:
             try:
-                fingerprint = picture_fingerprint(decode_image(_picture_path(row["image"]).read_bytes()))
+                fingerprint = file_fingerprint(_picture_path(row["image"]))
             except (OSError, PreprocessError) as e:
                 unread.append(f"{row['image']} ({e})")
             else:

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import DuplicateImageError, EmptyDatasetError, SplitError
 from .records import Sample
 
-K = TypeVar("K", str, Path)  # what _joined joins: lesion group names, file paths
+K = TypeVar("K", str, Path, int)  # what _joined joins: lesion group names, file paths, row numbers
 
 #: Lesion groups one class needs before a split by lesion gives it a validation (and a test) lesion.
 MIN_LESIONS_TO_SPLIT = 3
@@ -63,45 +63,29 @@ def identical_pictures(samples: Sequence[Sample]) -> tuple[tuple[Sample, ...], .
     return tuple(sorted(copies, key=lambda g: g[0].image_id))
 
 
-#: How many of a byte's 8 bits are set, for each byte value (fingerprint distances, a row at a time).
-_BITS_SET = np.array([bin(i).count("1") for i in range(256)], np.uint8)
-
-
 def near_identical_pictures(samples: Sequence[Sample], bits: int | None = None) -> tuple[tuple[Sample, ...], ...]:
     """The sets of ``samples`` whose pictures look the same: their fingerprints (``preprocess.fingerprint``, as
     evaluate and the release's seen pictures take them) differ in at most ``bits`` of 256 (``SAME_PICTURE_BITS``:
     the same picture resized or saved again), joined through any chain of such pairs; each set of at least two
     samples sorted by image id, the sets sorted by their first image id. A file that cannot be decoded is left to the
     crop stage, which names it. Every picture is decoded: a call costs about as much as reading the images once."""
-    from preprocess.decode import decode_image
     from preprocess.errors import PreprocessError
-    from preprocess.fingerprint import SAME_PICTURE_BITS, picture_fingerprint
+    from preprocess.fingerprint import SAME_PICTURE_BITS, bits_apart, file_fingerprint, fingerprint_rows
 
     limit = SAME_PICTURE_BITS if bits is None else bits
     printed: list[Sample] = []
-    prints: list[bytes] = []
+    prints: list[str] = []
     for s in samples:
         try:
-            prints.append(bytes.fromhex(picture_fingerprint(decode_image(Path(s.image_path).read_bytes()))))
+            prints.append(file_fingerprint(s.image_path))
         except (OSError, PreprocessError):
             continue
         printed.append(s)
     if len(printed) < 2:
         return ()
-    matrix = np.frombuffer(b"".join(prints), np.uint8).reshape(len(prints), -1)
-    parent = list(range(len(printed)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(len(printed) - 1):
-        differ = _BITS_SET[matrix[i + 1:] ^ matrix[i]].sum(axis=1, dtype=np.int32)
-        for j in np.flatnonzero(differ <= limit):
-            a, b = sorted((root(i), root(i + 1 + int(j))))
-            if a != b:
-                parent[b] = a
+    rows = fingerprint_rows(prints)
+    root = _joined((i, i + 1 + int(j)) for i in range(len(printed) - 1)
+                   for j in np.flatnonzero(bits_apart(rows[i + 1:], prints[i]) <= limit))
     sets: dict[int, list[Sample]] = defaultdict(list)
     for i, s in enumerate(printed):
         sets[root(i)].append(s)

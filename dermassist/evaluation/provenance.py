@@ -79,9 +79,8 @@ def seen_by_content(samples: Sequence, release: Path, data: Path) -> list[dict]:
     stops an evaluation."""
     import numpy as np
 
-    from preprocess.decode import decode_image
     from preprocess.errors import PreprocessError
-    from preprocess.fingerprint import SAME_PICTURE_BITS, picture_fingerprint
+    from preprocess.fingerprint import SAME_PICTURE_BITS, bits_apart, file_fingerprint, fingerprint_rows
     from training.seen_pictures import SEEN_PICTURES
 
     from .selection import relative_path
@@ -96,15 +95,13 @@ def seen_by_content(samples: Sequence, release: Path, data: Path) -> list[dict]:
              for split, table in splits.items() for fingerprint, image_id in table.items()]
     if not known:
         return []
-    bits = np.stack([np.frombuffer(bytes.fromhex(k[2]), np.uint8) for k in known])
+    rows = fingerprint_rows([k[2] for k in known])
     found = []
     for sample in samples:
         try:
-            mine = np.frombuffer(bytes.fromhex(picture_fingerprint(decode_image(Path(sample.image_path).read_bytes()))),
-                                 np.uint8)
+            distance = bits_apart(rows, file_fingerprint(sample.image_path))
         except (OSError, PreprocessError):
             continue  # the service refuses it by name
-        distance = np.unpackbits(bits ^ mine, axis=1).sum(axis=1)
         for i in np.flatnonzero(distance <= SAME_PICTURE_BITS):
             model, split, _, image_id = known[i]
             if image_id != sample.image_id:

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from preprocess.errors import InvalidTensorError
-from preprocess.fingerprint import SAME_PICTURE_BITS, fingerprint_bits, picture_fingerprint
+from preprocess.fingerprint import (
+    SAME_PICTURE_BITS,
+    bits_apart,
+    file_fingerprint,
+    fingerprint_bits,
+    fingerprint_rows,
+    picture_fingerprint,
+)
 
 
 def test_a_left_to_right_ramp_sets_every_bit_and_its_mirror_none() -> None:
@@ -33,3 +40,23 @@ def test_the_same_picture_resized_and_saved_again_is_within_the_limit_and_anothe
 def test_a_picture_that_is_not_rgb_uint8_is_refused() -> None:
     with pytest.raises(InvalidTensorError, match="RGB uint8 picture"):
         picture_fingerprint(np.zeros((4, 4), np.uint8))
+
+
+def test_each_row_is_as_many_bits_apart_as_two_fingerprints_are_by_hand() -> None:
+    rows = fingerprint_rows(["f" * 64, "0" * 64, "0" * 63 + "3"])
+    assert rows.shape == (3, 32) and rows.dtype == np.uint8
+    assert bits_apart(rows, "0" * 64).tolist() == [256, 0, 2]
+    assert bits_apart(rows, "f" * 64).tolist() == [fingerprint_bits("f" * 64, f) for f in ("f" * 64, "0" * 64, "0" * 63 + "3")]
+
+
+def test_a_files_fingerprint_is_its_decoded_pictures(tmp_path, ham_jpeg: bytes) -> None:
+    from preprocess.decode import decode_image
+    from preprocess.errors import PreprocessError
+
+    (tmp_path / "p.jpg").write_bytes(ham_jpeg)
+    assert file_fingerprint(tmp_path / "p.jpg") == picture_fingerprint(decode_image(ham_jpeg))
+    (tmp_path / "text.jpg").write_text("not a picture")
+    with pytest.raises(PreprocessError):
+        file_fingerprint(tmp_path / "text.jpg")
+    with pytest.raises(OSError):
+        file_fingerprint(tmp_path / "absent.jpg")
