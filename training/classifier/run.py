@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -185,11 +185,16 @@ def _cross_source_copies(parts: Sequence[dict[str, tuple[Sample, ...]]]) -> tupl
     copies = identical_pictures(list(index))
     refuse_conflicting_labels(copies, "the classification sources")
     spanning = tuple(group for group in copies if len({index[s] for s in group}) > 1)
-    dropped: set[Sample] = set()
-    for group in spanning:
+    return _in_later_sources(spanning, index), spanning
+
+
+def _in_later_sources(sets: Copies, index: Mapping[Sample, int]) -> set[Sample]:
+    """The samples of each set of copies that are not in its earliest source (``index``: sample -> source order)."""
+    later: set[Sample] = set()
+    for group in sets:
         first = min(index[s] for s in group)
-        dropped.update(s for s in group if index[s] != first)
-    return dropped, spanning
+        later.update(s for s in group if index[s] != first)
+    return later
 
 
 def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset] = (),
@@ -234,10 +239,7 @@ def _cross_site_look_alikes(split_sources: Sequence[Dataset], parts: Sequence[di
         return set(), ()
     index = {s: i for i in sites for split in SPLITS for s in parts[i].get(split, ()) if s not in dropped}
     spanning = tuple(group for group in near_identical_pictures(list(index)) if len({index[s] for s in group}) > 1)
-    left_out: set[Sample] = set()
-    for group in spanning:
-        first = min(index[s] for s in group)
-        left_out.update(s for s in group if index[s] != first)
+    left_out = _in_later_sources(spanning, index)
     if left_out:
         relabel = any(len({s.label for s in group}) > 1 for group in spanning)
         logger.warning("%d picture(s) look like a picture of an earlier site folder (resized or saved again: fingerprints "
