@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from .release import (
 )
 from .resume import CLASSIFIER_CHECKPOINT, SEGMENTER_CHECKPOINT
 from .seen_pictures import write_seen_pictures
+from .signals import on_sigterm
 
 logger = logging.getLogger(__name__)
 
@@ -226,21 +226,13 @@ def shown_on_console(line: str) -> bool:
 def forward_sigterm(proc: subprocess.Popen) -> Callable[[], None]:
     """Until the returned function is called, a SIGTERM to this process (``kill`` of a build, a scheduler's stop) is
     passed on to the stage ``proc``, which saves what it reached and exits, and the build then stops with its message;
-    the build alone would die and leave the stage training on (a Ctrl-C reaches both: the terminal signals the group).
-    Nothing is changed off the main thread, where Python cannot set a handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
+    the build alone would die and leave the stage training on (a Ctrl-C reaches both: the terminal signals the group)
+    (:func:`training.signals.on_sigterm`)."""
     def forward(signum: int, frame: object) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
 
-    earlier = signal.signal(signal.SIGTERM, forward)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
-
-    return restore
+    return on_sigterm(forward)
 
 
 def run_stage(module: str, args: list[str], log_path: Path) -> float:

@@ -33,6 +33,7 @@ from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
 from ..progress import epoch_sizes, resized_eta_text
 from ..resume import Checkpointing, check_fingerprint, run_fingerprint
+from ..signals import on_sigterm
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -321,22 +322,13 @@ class Terminated(KeyboardInterrupt):
 
 def stop_on_sigterm() -> Callable[[], None]:
     """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is
-    called, which puts the earlier handler back; nothing is changed off the main thread (Python lets only it set one)."""
+    called (:func:`training.signals.on_sigterm`)."""
     import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
 
     def terminate(signum: int, frame: object) -> None:
         raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
 
-    earlier = signal.signal(signal.SIGTERM, terminate)
-
-    def restore() -> None:  # a handler not set from Python reads as None: the default's then
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
-
-    return restore
+    return on_sigterm(terminate)
 
 
 def interrupted_reach(history: dict[str, list[float]], saved: tuple[int, Kept, Kept] | None, best: Kept, latest: Kept,

@@ -1,0 +1,21 @@
+"""A SIGTERM handler for as long as a piece of work runs: a training run saving what it reached, a build passing the
+signal on to its stage."""
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+
+
+def on_sigterm(handler: Callable[[int, object], None]) -> Callable[[], None]:
+    """Make ``handler`` this process's SIGTERM handler until the returned function is called, which puts the earlier
+    one back (a handler not set from Python reads as None: the default's then); nothing is changed off the main thread,
+    where Python cannot set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    earlier = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
+
+    return restore
