@@ -70,7 +70,7 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
 def run(args: argparse.Namespace) -> int:
     """Check both files, then export each in its own subprocess through the parity-checked exports; if either export is
     refused, the repository is put back as it was."""
-    from training.export.repository import check_repository, is_new, open_repository
+    from training.export.repository import check_repository, empty_folder, is_new, open_repository
     from training.importer import check_file, check_keras_file, unfinished_run_problem
 
     if args.keras is None and args.torch is None:
@@ -107,12 +107,16 @@ def run(args: argparse.Namespace) -> int:
         _export(jobs, repository, tuned, crops, args)
     except BaseException:
         if made:  # a repository this import made holds nothing worth keeping: it goes as it came (an empty folder)
-            for entry in (list(repository.iterdir()) if existed else [repository]):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
+            try:
+                if existed:
+                    empty_folder(repository)
                 else:
-                    entry.unlink(missing_ok=True)
-            logger.info("model repository %s, made by this import, removed", repository)
+                    shutil.rmtree(repository)
+            except OSError as e:  # the refusal is what the operator must read: this is said beside it
+                logger.warning("model repository %s, made by this import, could not be removed (%s): remove it",
+                               repository, e)
+            else:
+                logger.info("model repository %s, made by this import, removed", repository)
         raise
     missing = [m for m, artifact in (("segmenter", segmenter_artifact(repository)),
                                      ("classifier", classifier_artifact(repository))) if not artifact.exists()]

@@ -61,13 +61,19 @@ def open_repository(repository: Path, error: type[TrainingError] = ExportError) 
     return path
 
 
-def _put_back(path: Path, saved: Path) -> None:
-    """Make the folder ``path`` hold what ``saved`` holds, in place (a mounted repository cannot be renamed)."""
-    for entry in list(path.iterdir()):
+def empty_folder(path: Path) -> None:
+    """Remove everything in the folder ``path``, keeping the folder (a mounted repository cannot be removed or renamed);
+    a link is removed, never followed."""
+    for entry in list(Path(path).iterdir()):
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def _put_back(path: Path, saved: Path) -> None:
+    """Make the folder ``path`` hold what ``saved`` holds, in place (a mounted repository cannot be renamed)."""
+    empty_folder(path)
     shutil.copytree(saved, path, symlinks=True, dirs_exist_ok=True)
 
 
