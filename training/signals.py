@@ -1,5 +1,5 @@
-"""A SIGTERM handler for as long as a piece of work runs: a training run saving what it reached, a build passing the
-signal on to its stage."""
+"""A SIGTERM handler for as long as a piece of work runs: a training run (segmenter or classifier) saving what it
+reached, a build passing the signal on to its stage."""
 from __future__ import annotations
 
 import signal
@@ -19,3 +19,20 @@ def on_sigterm(handler: Callable[[int, object], None]) -> Callable[[], None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)
 
     return restore
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's stop, a container's shutdown) while a model trains: handled as a Ctrl-C, so the
+    run saves and says what it reached before it stops."""
+
+    exit_code = 143  # 128 + SIGTERM: what a shell reports for a process the signal stopped
+
+
+def stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is
+    called (:func:`on_sigterm`)."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    return on_sigterm(terminate)

@@ -72,7 +72,7 @@ def test_a_sigterm_a_training_run_turned_into_an_interrupt_is_told_as_such_and_e
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from dermassist import cli
     from dermassist.commands import bench
-    from training.classifier.train import Terminated
+    from training.signals import Terminated
 
     def terminated(args: object) -> int:
         raise Terminated("stopped by signal SIGTERM")

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from training.child import stage_main
-from training.classifier.train import Terminated, stop_on_sigterm
 from training.errors import TrainingConfigError
+from training.signals import Terminated, stop_on_sigterm
 
 
 def _main(error: BaseException) -> int:

@@ -33,7 +33,7 @@ from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
 from ..progress import epoch_sizes, resized_eta_text
 from ..resume import Checkpointing, check_fingerprint, run_fingerprint
-from ..signals import on_sigterm
+from ..signals import Terminated, stop_on_sigterm
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -311,24 +311,6 @@ def _kept_dict(kept: Kept) -> dict[str, Any]:
 
 def _kept_tuple(saved: dict[str, Any]) -> Kept:
     return (float(saved["score"][0]), float(saved["score"][1])), saved["state"], int(saved["epoch"])
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's stop, a container's shutdown) while a classifier trains: handled as a Ctrl-C, so
-    the run saves and says what it reached before it stops."""
-
-    exit_code = 143  # 128 + SIGTERM: what a shell reports for a process the signal stopped
-
-
-def stop_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is
-    called (:func:`training.signals.on_sigterm`)."""
-    import signal
-
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
-
-    return on_sigterm(terminate)
 
 
 def interrupted_reach(history: dict[str, list[float]], saved: tuple[int, Kept, Kept] | None, best: Kept, latest: Kept,

@@ -40,6 +40,7 @@ from ..resume import (
     run_fingerprint,
 )
 from ..run_folder import refuse_file_out
+from ..signals import Terminated, stop_on_sigterm
 from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
 
@@ -55,7 +56,7 @@ RUN_OUTPUTS = ("segmenter_metrics.json", "segmenter_split.json", "segmenter_curv
                "predicted_masks", "segmenter_interrupted.keras", "segmenter_interrupted.json")
 #: The file that marks a finished run (written last).
 METRICS = "segmenter_metrics.json"
-#: Where a run stopped by Ctrl-C keeps its best epoch, and the JSON that marks it unfinished: not a finished run's
+#: Where a run stopped by Ctrl-C or SIGTERM keeps its best epoch, and the JSON that marks it unfinished: not a finished run's
 #: names, so nothing that reads a run folder (the release build, ``import --keras OUT/segmenter.keras``) takes it for one.
 INTERRUPTED_MODEL, INTERRUPTED_NOTE = "segmenter_interrupted.keras", "segmenter_interrupted.json"
 #: The resumable checkpoint a run keeps in its --out as each epoch ends (``--resume`` continues from it); a finished
@@ -398,7 +399,7 @@ def save_interrupted(model: keras.Model, best: tuple[float, list | None, int], e
     write_json_atomic(note, {
         "finished": False, "interrupted_after_epoch": epochs_done, "epochs": config.epochs, "saved_epoch": epoch,
         "val_served_jaccard": score, "model": target.name, "config": json.loads(json.dumps(asdict(config), default=str)),
-        "note": "interrupted (Ctrl-C): the best epoch so far at the selection threshold "
+        "note": "interrupted (Ctrl-C or SIGTERM): the best epoch so far at the selection threshold "
                 f"{SELECTION_THRESHOLD:g}, not a finished run (no tuned threshold, no test figures); {RESUME_HINT} from "
                 f"epoch {epochs_done + 1} (same --out, flags and data)",
         "checkpoint": CHECKPOINT,
@@ -486,12 +487,17 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
                         trained_before + time.perf_counter() - fit_start)
 
     keep = _best_epoch_callback(keras, x_val, y_val, history, best, done, save, on_epoch)
+    restore_sigterm = stop_on_sigterm()
     try:
         model.fit(_training_dataset(x_train, y_train, config, config.seed + done), epochs=config.epochs,
                   initial_epoch=done, verbose=config.verbose, callbacks=[keep])
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Terminated):
+            logger.warning("%s: stopping the training as for Ctrl-C", stop)
         save_interrupted(model, keep.best, len(history.get("val_served_jaccard", [])), config, out_dir)
         raise
+    finally:
+        restore_sigterm()
     model.set_weights(keep.best[1])
     round_to_float16(model)
     prob = predict(model, x_val)

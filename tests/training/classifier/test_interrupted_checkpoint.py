@@ -64,7 +64,8 @@ def test_sigterm_while_training_saves_what_was_reached_says_so_and_puts_the_hand
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     import training.classifier.run as run
     from training.classifier.run import run_classifier
-    from training.classifier.train import ClassifierConfig, Terminated, train_classifier
+    from training.classifier.train import ClassifierConfig, train_classifier
+    from training.signals import Terminated
 
     def terminate_after(done: int, model: Any, val_logits: Any) -> None:
         if done == 2:

@@ -163,3 +163,36 @@ def test_resume_refuses_another_runs_checkpoint_and_a_missing_one_before_reading
     assert "is of another run than this one (fingerprint " in message
     assert "epochs: 3 in the checkpoint, 4 now; unet.width: 0.0625 in the checkpoint, 0.125 now" in message
     assert (out / CHECKPOINT).read_bytes() == before
+
+
+def test_sigterm_stops_a_segmenter_run_as_ctrl_c_does_and_puts_the_handler_back(
+        tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A scheduler's or container's stop saves the best epoch reached (it killed a segmenter run outright)."""
+    import os
+    import signal
+    import time
+
+    from training.segmenter.stage import run
+    from training.segmenter.train import CHECKPOINT, INTERRUPTED_MODEL, INTERRUPTED_NOTE
+    from training.signals import Terminated
+
+    def terminate_after_2(done: int, model) -> None:
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):  # the handler runs between two bytecodes of the main thread
+                time.sleep(0.01)
+            pytest.fail("SIGTERM did not stop the training")
+
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "seg"
+    with monkeypatch.context() as patch:
+        _hook(patch, terminate_after_2)
+        with caplog.at_level(logging.WARNING, logger="training.segmenter.train"), pytest.raises(Terminated):
+            run(_args(tiny_set, out))
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert "stopped by signal SIGTERM: stopping the training as for Ctrl-C" in caplog.text
+    note = json.loads((out / INTERRUPTED_NOTE).read_text())
+    assert note["interrupted_after_epoch"] == 2 and note["note"].startswith("interrupted (Ctrl-C or SIGTERM)")
+    assert (out / INTERRUPTED_MODEL).is_file()
+    with np.load(out / CHECKPOINT) as saved:
+        assert json.loads(str(saved["meta"]))["epochs_done"] == 2
