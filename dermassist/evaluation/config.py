@@ -4,11 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.readers.common import IMAGE_SUFFIXES
+
 from ..base.errors import DermAssistError
 from ..base.settings import Settings
 from ..remote import RemoteSettings
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+__all__ = ["IMAGE_SUFFIXES", "Answers", "EvaluationConfig", "EvaluationError"]  # IMAGE_SUFFIXES: the readers' one list
 
 
 class EvaluationError(DermAssistError):

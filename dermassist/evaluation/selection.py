@@ -226,21 +226,12 @@ def files_not_read(folders: Iterable[tuple[Path, bool]], taken: set[Path], skip:
 
 
 def match_listed(listed: Iterable[str], files: Sequence[Path]) -> dict[str, Path]:
-    """For each label cell that named no image the reader took: the file of ``files`` it names, by its name or its
-    stem (the cell may hold a path; Unicode normal form C; upper/lower case ignored when nothing matches exactly)."""
-    by_name: dict[str, Path] = {}
-    by_folded: dict[str, Path] = {}
-    for p in files:
-        for key in (_nfc(p.name), _nfc(p.stem)):
-            by_name.setdefault(key, p)
-            by_folded.setdefault(key.casefold(), p)
-    found = {}
-    for cell in listed:
-        name = _cell_name(cell)
-        path = by_name.get(name) or by_folded.get(name.casefold())
-        if path is not None:
-            found[cell] = path
-    return found
+    """For each label cell that named no image the reader took: the file of ``files`` it names
+    (:class:`training.readers.common.NamedFiles`, as the readers find a picture in a format not accepted)."""
+    from training.readers.common import NamedFiles
+
+    named = NamedFiles(files)
+    return {cell: path for cell in listed if (path := named.find(cell)) is not None}
 
 
 def format_reason(path: Path) -> str:

@@ -283,6 +283,32 @@ def _one_file_each(pairs: list[tuple[str, Path]]) -> dict[str, Path]:
     return {key: next(iter(found)) for key, found in files.items() if len(found) == 1}
 
 
+class NamedFiles:
+    """Files looked up by what a label cell names when it names no image a reader took: by the file's name or its stem
+    (the cell may hold a path, whose last part counts; ``P001.jpg`` also names ``P001.heic``), in Unicode normal form
+    C, upper/lower case ignored when nothing matches exactly; the first file in the order given wins a tie. What the
+    readers (``ImageIndex.other_format``) and ``dermassist evaluate`` both use to say a picture is there in a format
+    not accepted, not absent."""
+
+    def __init__(self, files: Iterable[Path]) -> None:
+        self._exact: dict[str, Path] = {}
+        self._folded: dict[str, Path] = {}
+        for p in files:
+            for key in (nfc(p.name), image_key(p)):
+                self._exact.setdefault(key, p)
+                self._folded.setdefault(key.casefold(), p)
+
+    def find(self, cell: str) -> Path | None:
+        """The file ``cell`` names, else None."""
+        name = re.split(r"[\\/]", nfc(cell.strip()))[-1]
+        stem = PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
+        for key in (name, stem):
+            found = self._exact.get(key) or self._folded.get(key.casefold())
+            if found is not None:
+                return found
+        return None
+
+
 class ImageIndex:
     """The image files of a layout whose data folder is ``root``, looked up by what a label cell names.
 
@@ -298,8 +324,7 @@ class ImageIndex:
     def __init__(self, images: Mapping[str, Path], root: Path) -> None:
         self.images = dict(images)
         self.root = Path(root)
-        self._other: dict[str, Path] | None = None  # files in a format not accepted, by name and stem (read when asked)
-        self._other_folded: dict[str, Path] = {}
+        self._other: NamedFiles | None = None  # files in a format not accepted (read when asked)
         self._by_name = {nfc(p.name): p for p in self.images.values()}
         self._by_relative: dict[str, Path] = {}
         lowered: list[tuple[str, Path]] = []
@@ -320,23 +345,11 @@ class ImageIndex:
         service does not accept (``.heic``, ``.webp``, ``.gif``...: no ``IMAGE_SUFFIXES`` extension; a note or label
         sheet, ``DOCUMENT_SUFFIXES``, and the operating systems' own files are no picture); else None."""
         if self._other is None:
-            self._other = {}
-            folded: dict[str, Path] = {}
-            files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() not in (*IMAGE_SUFFIXES, *DOCUMENT_SUFFIXES)
-                           and p.name.lower() not in SYSTEM_FILES
-                           and not any(part.startswith(".") for part in p.relative_to(self.root).parts) and p.is_file())
-            for p in files:
-                for key in (nfc(p.name), image_key(p)):
-                    self._other.setdefault(key, p)
-                    folded.setdefault(key.casefold(), p)
-            self._other_folded = folded
-        name = re.split(r"[\\/]", nfc(listed.strip()))[-1]
-        stem = PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
-        for key in (name, stem):
-            found = self._other.get(key) or self._other_folded.get(key.casefold())
-            if found is not None:
-                return found
-        return None
+            self._other = NamedFiles(sorted(
+                p for p in self.root.rglob("*") if p.suffix.lower() not in (*IMAGE_SUFFIXES, *DOCUMENT_SUFFIXES)
+                and p.name.lower() not in SYSTEM_FILES
+                and not any(part.startswith(".") for part in p.relative_to(self.root).parts) and p.is_file()))
+        return self._other.find(listed)
 
     def shown(self, path: Path) -> str:
         """``path`` as a message shows it: relative to the data folder."""

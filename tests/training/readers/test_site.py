@@ -320,6 +320,24 @@ def test_a_note_beside_an_absent_picture_is_no_picture_in_another_format(
     assert "P006.gif" in formats and "P005" not in formats and "P005.jpg" in gone
 
 
+def test_the_readers_and_evaluate_find_a_picture_in_another_format_by_one_rule(tmp_path: Path) -> None:
+    """A cell naming P970.jpg beside P970.heic on disk: the readers said 'a format not accepted' and evaluate's own copy
+    of the lookup said 'absent' (it matched the cell's name and the files' stems, never the cell's stem)."""
+    from dermassist.evaluation.selection import match_listed
+    from training.readers.common import NamedFiles
+
+    heic, webp, gif = tmp_path / "P970.heic", tmp_path / "sub" / "p971.WEBP", tmp_path / "P972.gif"
+    named = NamedFiles([heic, webp, gif])
+    cells = ["P970.jpg", "P970", "P970.heic", "clinic/P971.jpg", "P971.webp", "P972.GIF", "P973.jpg", "P970.txt"]
+    found = {cell: named.find(cell) for cell in cells}
+    assert found == {"P970.jpg": heic, "P970": heic, "P970.heic": heic, "clinic/P971.jpg": webp, "P971.webp": webp,
+                     "P972.GIF": gif, "P973.jpg": None, "P970.txt": None}
+    assert match_listed(cells, [heic, webp, gif]) == {c: f for c, f in found.items() if f is not None}
+    root = _site(tmp_path / "site", "filename,diagnosis\nP000.jpg,NV\nP970.jpg,MEL\n", ["P000.jpg"])
+    (root / "P970.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    assert ImageIndex({}, root).other_format("P970.jpg") == root / "P970.heic"
+
+
 def test_unlabelled_files_are_named_five_then_a_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     files = ["P000.jpg", *(f"extra/U{i}.jpg" for i in range(7))]
     root = _site(tmp_path, "filename,diagnosis\nP000.jpg,NV\n", files)
