@@ -32,7 +32,7 @@ import numpy as np
 
 from preprocess.contract import ENSEMBLE_NAME
 
-from ..guard.front import AUDITED_OUTPUTS
+from ..guard.requests import AUDITED_OUTPUTS
 from .errors import BenchError, NoMeasurementsError
 from .served import CALL_TIMEOUT_S, OUTPUTS, _request
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from .front import STUB_UNHEALTHY
+from .statuses import STUB_UNHEALTHY
 
 MAX_BACKOFF_S = 60.0
 _STUB_IN_MESSAGE = re.compile(rf"Stub process '(?P<instance>[^']+?)_\d+_\d+' {STUB_UNHEALTHY}")

@@ -26,23 +26,12 @@ from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
 from preprocess.contract import (
-    ALL_MODELS,
-    ASSESSABLE,
     BUILD_PARAMETER,
-    ENSEMBLE_INPUTS,
     ENSEMBLE_NAME,
-    ENSEMBLE_OUTPUTS,
-    IMAGE,
-    IMAGE_WIRE_DATATYPE,
-    MAX_BATCH_SIZE,
-    ON_REQUEST_OUTPUTS,
-    PROBABILITIES,
-    REFER,
     RELEASE_PARAMETER,
     STEP_MODELS,
 )
 
-from ..base.bytes_tensor import MalformedTensor, iter_elements
 from ..base.server_config import GRPC_ADMIN_HEADER, RESTRICTED_APIS
 from .admin import (
     KEY_LOCKED,
@@ -59,8 +48,20 @@ from .admin import (
     peer_address,
     requested_model,
 )
-from .audit import MAX_ID_CHARS, AuditWriteError, build_record, request_images
+from .audit import AuditWriteError, build_record, request_images
 from .metrics import GuardMetrics
+from .requests import request_refusal, with_audited_outputs, with_default_outputs, without_outputs
+from .statuses import (
+    DEADLINE_ARRIVING,
+    GRPC_CORE_LOGGER,
+    NOT_ONE_MESSAGE,
+    UNDELIVERED_FILTER,
+    abort,
+    audited_status,
+    cancellation,
+    held_for,
+    is_step_failure,
+)
 
 if TYPE_CHECKING:
     from .guard import Guard
@@ -70,18 +71,8 @@ logger = logging.getLogger(__name__)
 SERVICE = "inference.GRPCInferenceService"
 # Metadata a proxy must not copy onto its own call.
 _HOP_BY_HOP = ("user-agent", "grpc-", ":")
-STUB_UNHEALTHY = "is not healthy"  # the client's STEP_UNHEALTHY; not imported: the serving image ships no client
 # Triton's words when a restricted API is called without its key (it answers UNAVAILABLE, which clients retry).
 RESTRICTED_REFUSAL = "This protocol is restricted"
-#: The longest margin a held call keeps of its deadline for its refusal to reach it (``held_for``).
-HOLD_REPLY_MARGIN_S = 1.0
-# KServe's classification extension: Triton 2.51 dies (SIGFPE) when it is asked of a BYTES output such as NOTE.
-CLASSIFICATION_PARAMETER = "classification"
-# What a request naming no outputs gets: every output but those sent only on request (CROP, CAM).
-DEFAULT_OUTPUTS = tuple(s.name for s in ENSEMBLE_OUTPUTS if s not in ON_REQUEST_OUTPUTS)
-# The outputs a client may ask the ensemble for, by name (the public contract's), and those sent only when asked for.
-OUTPUT_NAMES = tuple(s.name for s in ENSEMBLE_OUTPUTS)
-ON_REQUEST_NAMES = tuple(s.name for s in ON_REQUEST_OUTPUTS)
 
 
 # Triton's extensions (ServerMetadata) by the restricted API that holds them: a caller without the admin key cannot use
@@ -102,198 +93,6 @@ def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
     return [e for e in extensions if e not in UNSERVED_EXTENSIONS
             and (admin or EXTENSION_APIS.get(e) not in RESTRICTED_APIS)]
 
-
-# What every audit line records of an answer (top class, REFER, ASSESSABLE): asked of the ensemble for a request
-# that names only other outputs, and taken out of its answer again.
-AUDITED_OUTPUTS = (PROBABILITIES.name, REFER.name, ASSESSABLE.name)
-
-
-# KServe's parameter of an input whose bytes are in a registered shared-memory region instead of the request.
-SHARED_MEMORY_REGION = "shared_memory_region"
-
-
-def shape_text(shape: Sequence[int | str]) -> str:
-    """A tensor's shape as the messages write it: [2, 1]."""
-    return f"[{', '.join(str(d) for d in shape)}]"
-
-
-def image_shape(rows: int | str) -> str:
-    """The shape of an IMAGE tensor of ``rows`` rows: [rows, 1]."""
-    return shape_text([rows, *IMAGE.dims])
-
-
-IMAGE_FORM = (f"{IMAGE.name!r} ({IMAGE_WIRE_DATATYPE}, shape {image_shape('n')}: one encoded image per row, "
-              f"n from 1 to {MAX_BATCH_SIZE})")
-
-
-def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.StatusCode, str] | None:
-    """Why the front refuses a request before it reaches Triton (status and message), or None to forward it."""
-    problem = id_problem(request.id)
-    if problem is not None:
-        return grpc.StatusCode.INVALID_ARGUMENT, problem
-    if request.model_name not in ALL_MODELS:
-        return (grpc.StatusCode.NOT_FOUND,
-                f"no model named {request.model_name!r}; clients call {ENSEMBLE_NAME!r}")
-    for output in request.outputs:
-        if CLASSIFICATION_PARAMETER in output.parameters:
-            return (grpc.StatusCode.INVALID_ARGUMENT,
-                    f"output {output.name!r} asks for the classification extension (class_count), which is not "
-                    f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
-                    "them yourself")
-    if request.model_name == ENSEMBLE_NAME:
-        problem = input_problem(request) or image_problem(request) or output_problem(request)
-        if problem is not None:
-            return grpc.StatusCode.INVALID_ARGUMENT, problem
-    return None
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-def id_problem(request_id: str) -> str | None:
-    """What is wrong with a request's id (longer than the audit trail records in full), or None."""
-    if len(request_id) <= MAX_ID_CHARS:
-        return None
-    return (f"the request id is {len(request_id)} characters long; expected at most {MAX_ID_CHARS} characters (the "
-            "audit trail records every id in full): send a shorter id, e.g. a UUID (uuid.uuid4().hex, 32 characters, "
-            "as the DermAssist SDK sends), or none and the front gives the request one")
-
-
-def output_problem(request: service_pb2.ModelInferRequest) -> str | None:
-    """What is wrong with the outputs an ensemble request names (a name that is none of its outputs; one that is
-    but for its case is told which was meant), or None."""
-    unknown = list(dict.fromkeys(o.name for o in request.outputs if o.name not in OUTPUT_NAMES))
-    if not unknown:
-        return None
-    by_case = {name.casefold(): name for name in OUTPUT_NAMES}
-    meant = {name: by_case[name.casefold()] for name in unknown if name.casefold() in by_case}
-    fixes = []
-    if meant:
-        fixes.append("output names are case-sensitive: ask for "
-                     + ", ".join(f"{right!r}, not {wrong!r}" for wrong, right in meant.items()))
-    if len(meant) < len(unknown):
-        fixes.append(f"ask only for outputs of that list, or name none to get every output but {' and '.join(ON_REQUEST_NAMES)}")
-    return (f"model {ENSEMBLE_NAME!r} has no output{'s' if len(unknown) > 1 else ''} {_names(unknown)}; expected "
-            f"output names from {_names(list(OUTPUT_NAMES))}: {'; '.join(fixes)}")
-
-
-def input_problem(request: service_pb2.ModelInferRequest) -> str | None:
-    """What is wrong with the inputs an ensemble request names (not exactly one IMAGE), or None."""
-    names = [t.name for t in request.inputs]
-    expected = {s.name for s in ENSEMBLE_INPUTS}
-    unknown = [n for n in names if n not in expected]
-    head = f"model {ENSEMBLE_NAME!r} takes one input, {IMAGE_FORM}"
-    if unknown and IMAGE.name in names:
-        return f"{head}; the request also gave {_names(unknown)}, which it does not know: send only {IMAGE.name!r}"
-    if unknown:
-        return (f"{head}; the request gave {_names(unknown)}, which it does not know, and no {IMAGE.name!r}: "
-                f"send the images as {IMAGE.name!r}")
-    if not names:
-        return f"{head}; the request gave no input: send the images as {IMAGE.name!r}"
-    if len(names) > 1:
-        return (f"{head}; the request gave {IMAGE.name!r} {len(names)} times: send all the images as rows of one "
-                f"{IMAGE.name!r}")
-    return None
-
-
-def _rows_of(shape: list[int]) -> int | None:
-    """The number of images a shape of IMAGE says, or None when it is not [n, 1] at all."""
-    if len(shape) == 1 + len(IMAGE.dims) and tuple(shape[1:]) == IMAGE.dims:
-        return shape[0]
-    return None
-
-
-def _shape_fix(rows: int | None) -> str:
-    if rows is not None and rows > MAX_BATCH_SIZE:
-        return (f"send at most {MAX_BATCH_SIZE} images a request and the rest in further requests "
-                "(the SDK's analyze_batch splits them)")
-    if rows is not None:
-        return "send at least one image (n is the number of images)"
-    return f"give the shape {image_shape('number of images')}"
-
-
-def count_elements(raw: bytes, limit: int) -> int:
-    """How many elements the raw contents of a BYTES tensor hold, counted up to ``limit`` + 1 (more are not walked);
-    raises MalformedTensor when the length prefixes walked do not fit."""
-    return sum(1 for _ in itertools.islice(iter_elements(raw), limit + 1))
-
-
-def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
-    """What is wrong with the IMAGE tensor of an ensemble request whose one input is IMAGE (its datatype, shape or
-    number of elements), or None."""
-    tensor = request.inputs[0]
-    shape = list(tensor.shape)
-    head = f"input {IMAGE.name!r} of model {ENSEMBLE_NAME!r}"
-    if tensor.datatype != IMAGE_WIRE_DATATYPE:
-        return (f"{head} must be {IMAGE_WIRE_DATATYPE} (the bytes of the encoded image files), got "
-                f"{tensor.datatype or 'no datatype'}: send each file's bytes as one {IMAGE_WIRE_DATATYPE} element "
-                f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_WIRE_DATATYPE!r}))")
-    rows = _rows_of(shape)
-    if rows is None or not 1 <= rows <= MAX_BATCH_SIZE:
-        return (f"{head} must have shape {image_shape('n')} with n from 1 to {MAX_BATCH_SIZE} images, got "
-                f"{shape_text(shape)}: {_shape_fix(rows)}")
-    if SHARED_MEMORY_REGION in tensor.parameters:  # the bytes are in a region (an admin API): Triton counts them
-        return None
-    raw = request.raw_input_contents
-    if len(raw) > 1:
-        return (f"the request to model {ENSEMBLE_NAME!r} holds {len(raw)} raw_input_contents for its one input "
-                f"{IMAGE.name!r}: send all its images in one, each as a 4-byte little-endian length then its bytes")
-    if raw:
-        field = "raw_input_contents"
-        try:
-            given = count_elements(raw[0], MAX_BATCH_SIZE)
-        except MalformedTensor as e:
-            return (f"the raw_input_contents of {head} are not a {IMAGE_WIRE_DATATYPE} tensor ({e}): each image must be a "
-                    "4-byte little-endian length followed by its bytes (tritonclient's set_data_from_numpy writes them so)")
-    else:
-        field = "contents.bytes_contents"
-        given = len(tensor.contents.bytes_contents)
-    if given != rows:
-        held = f"more than {MAX_BATCH_SIZE}" if raw and given > MAX_BATCH_SIZE else str(given)  # raw: walked so far
-        return (f"{head} has shape {shape_text(shape)} ({rows} image{'s' if rows != 1 else ''}) but its {field} hold "
-                f"{held} element{'s' if given != 1 else ''}: send one element per image and give the shape "
-                f"{image_shape('number of images')}")
-    return None
-
-
-def with_default_outputs(request: service_pb2.ModelInferRequest) -> bool:
-    """Name the default outputs of an ensemble request that names none (CROP and CAM only when asked for);
-    whether any were named."""
-    if request.model_name != ENSEMBLE_NAME or request.outputs:
-        return False
-    for name in DEFAULT_OUTPUTS:
-        request.outputs.add(name=name)
-    return True
-
-
-def with_audited_outputs(request: service_pb2.ModelInferRequest) -> list[str]:
-    """Add to an ensemble request that names its outputs the ones the audit records; the names added.
-
-    A request naming no outputs gets the default outputs first (``with_default_outputs``); an internal step's
-    request is left as it is.
-    """
-    if request.model_name != ENSEMBLE_NAME or not request.outputs:
-        return []
-    wanted = {o.name for o in request.outputs}
-    added = [name for name in AUDITED_OUTPUTS if name not in wanted]
-    for name in added:
-        request.outputs.add(name=name)
-    return added
-
-
-def without_outputs(response: service_pb2.ModelInferResponse, names: list[str]) -> service_pb2.ModelInferResponse:
-    """The answer without the outputs ``names`` (their tensors and raw contents alike), in the same order otherwise."""
-    raw = list(response.raw_output_contents)
-    kept = [i for i, o in enumerate(response.outputs) if o.name not in names]
-    trimmed = service_pb2.ModelInferResponse()
-    trimmed.CopyFrom(response)
-    del trimmed.outputs[:]
-    del trimmed.raw_output_contents[:]
-    trimmed.outputs.extend(response.outputs[i] for i in kept)
-    if raw:
-        trimmed.raw_output_contents.extend(raw[i] for i in kept if i < len(raw))
-    return trimmed
 
 
 # The admin calls that change what Triton serves, after which the answers' release and build are read again.
@@ -411,108 +210,6 @@ def forwarded_status(code: grpc.StatusCode, details: str) -> tuple[grpc.StatusCo
     return code, details
 
 
-# Triton's words for a model none of whose versions is loaded: the ensemble in the middle of the guard's reload (or
-# unloaded by an admin), not a version the client named that does not exist ("version N is not found").
-NO_VERSION_LOADED = "has no available versions"
-
-
-def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
-    """Whether Triton's error means the pipeline broke or is being healed (not that the request was bad)."""
-    return (code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.INTERNAL and STUB_UNHEALTHY in details)
-            or (code == grpc.StatusCode.NOT_FOUND and NO_VERSION_LOADED in details))
-
-
-# The server learns a client's deadline as a timeout counted from when the call's headers arrived, so its copy of
-# the deadline runs late by the time they took to come; the client's own timer fires first and cancels the call.
-# A cancel this close to the server's deadline is the client's deadline (the soak saw such ones audited CANCELLED).
-DEADLINE_SLACK_S = 0.1
-DEADLINE_PASSED = "the client's deadline passed before the answer"
-DEADLINE_ARRIVING = f"{DEADLINE_PASSED}: it passed while the request was still arriving"
-NOT_ONE_MESSAGE = ("the request did not arrive as one message: it was larger than the front reads (--max-request-mib) "
-                   "or the client sent none; send fewer images per call")
-
-
-def audited_status(status: grpc.StatusCode, error: str | None,
-                   remaining_s: float | None) -> tuple[grpc.StatusCode, str | None]:
-    """The status a call's audit line records: a failure after the client's deadline passed is the deadline (the
-    client got that, not this), with the failure named unless it was the forwarded call's own DEADLINE_EXCEEDED,
-    which ran out with the client's (which of the two fires first under load is a race: said once either way)."""
-    if status == grpc.StatusCode.OK or remaining_s is None or remaining_s > 0 or (error or "").startswith(DEADLINE_PASSED):
-        return status, error
-    upstream = "" if status == grpc.StatusCode.DEADLINE_EXCEEDED else f" ({status.name}: {error})"
-    return grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED}{upstream}"
-
-
-def cancellation(remaining_s: float | None, stopping: bool, drain_s: float) -> tuple[grpc.StatusCode, str]:
-    """The audited status of a call cancelled before its answer: the client's deadline, the server's shutdown
-    (the call was still running when the drain ended), or the client itself."""
-    if remaining_s is not None and remaining_s <= DEADLINE_SLACK_S:
-        return grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE_PASSED
-    if stopping:
-        return (grpc.StatusCode.UNAVAILABLE,
-                f"DermAssist shut down before the answer (calls in flight get {drain_s:g} s, --drain-s)")
-    return grpc.StatusCode.CANCELLED, "the client cancelled the call"
-
-
-# What grpc.aio raises when a status cannot be sent because the call already ended (its deadline passed, the client
-# went): gRPC logs it at ERROR with its traceback unless the client closed the call itself.
-ExecuteBatchError: type[BaseException] = getattr(getattr(getattr(grpc, "_cython", None), "cygrpc", None),
-                                                 "ExecuteBatchError", RuntimeError)
-
-
-#: The logger grpc.aio reports a failed send on, and the line an undelivered answer becomes there.
-GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
-UNDELIVERED = ("gRPC could not deliver a call's answer or status (%s): the client went, its deadline passed, or it "
-               "refused the answer's size (answers with CROP and CAM reach about 0.27 MB an image, 8.5 MB for 32 images, "
-               "over the 4 MiB a plain gRPC client accepts by default: docs/sdk.md, 'Calling without the SDK'); the audit "
-               "line of an inference says OK when its answer was handed to gRPC")
-
-
-class UndeliveredAnswer(logging.Filter):
-    """Turns grpc.aio's ERROR traceback for an answer it could not send (an ordinary client-side failure, nothing
-    wrong in the service) into one WARNING line that says what happened and what the client can change."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite ``record`` when it reports an ExecuteBatchError; keep every record."""
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, ExecuteBatchError) or "ExecuteBatchError raised in core" in str(record.msg):
-            where = record.getMessage().rpartition("servicer method ")[2] or "a call"
-            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
-            record.msg, record.args, record.exc_info, record.exc_text = UNDELIVERED, (where,), None, None
-        return True
-
-
-_UNDELIVERED_FILTER = UndeliveredAnswer()
-
-
-def held_for(time_remaining: float | None, hold_s: float) -> float:
-    """How long a call may wait for readiness: ``hold_s``, but never its whole deadline: the refusal that names why
-    it was not served (UNAVAILABLE, which clients retry, here or on another replica) must reach the client before its
-    deadline does, or it only learns to raise its timeout. The margin is a tenth of the time left, at most
-    ``HOLD_REPLY_MARGIN_S``."""
-    if time_remaining is None:
-        return hold_s
-    return max(0.0, min(hold_s, time_remaining - min(HOLD_REPLY_MARGIN_S, 0.1 * time_remaining)))
-
-
-async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
-    """End the call with ``code`` and ``details`` (grpc.aio raises inside ``abort``; this says so to the type checker).
-
-    A call that has already ended (its deadline passed, or gRPC could not send the status) is ended as cancelled
-    instead: an ordinary client deadline, logged at DEBUG, not a traceback at ERROR.
-    """
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        logger.debug("not sending %s to a call past its deadline: %s", code.name, details)
-        raise asyncio.CancelledError(f"the client's deadline passed before {code.name} could be sent")
-    try:
-        await context.abort(code, details)
-    except ExecuteBatchError as e:
-        logger.debug("the call ended before %s could be sent (%s): %s", code.name, e, details)
-        raise asyncio.CancelledError(f"the call ended before {code.name} could be sent") from e
-    raise RuntimeError("grpc.aio's ServicerContext.abort returned instead of raising")
-
-
 @dataclass
 class AdminCall:
     """What one admin call's audit line records, filled in as the call goes."""
@@ -544,7 +241,7 @@ class Front(grpc.GenericRpcHandler):
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
         self._hashing = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="dermassist-audit")
         self.wrong_keys = WrongKeys()  # wrong admin keys by address: past a few, that address is refused a while
-        logging.getLogger(GRPC_CORE_LOGGER).addFilter(_UNDELIVERED_FILTER)  # once: the same filter is added once
+        logging.getLogger(GRPC_CORE_LOGGER).addFilter(UNDELIVERED_FILTER)  # once: the same filter is added once
         own: dict[str, Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]] = {
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from dermassist.guard.config import MIB, GuardConfig
-from dermassist.guard.front import STUB_UNHEALTHY
+from dermassist.guard.statuses import STUB_UNHEALTHY
 from dermassist_client.config import MAX_MESSAGE_BYTES
 from dermassist_client.translate import STEP_UNHEALTHY
 

@@ -16,7 +16,8 @@ import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import GRPC_CORE_LOGGER, SERVICE, UNDELIVERED, ExecuteBatchError, UndeliveredAnswer, abort
+from dermassist.guard.front import SERVICE
+from dermassist.guard.statuses import GRPC_CORE_LOGGER, UNDELIVERED, ExecuteBatchError, UndeliveredAnswer, abort
 from preprocess.contract import ENSEMBLE_OUTPUTS, NUMPY_DTYPES, ON_REQUEST_OUTPUTS
 from tests.support.guard import audit_lines
 

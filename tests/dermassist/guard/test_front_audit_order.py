@@ -20,7 +20,7 @@ from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
 import dermassist.guard.front as front_module
-from dermassist.guard.front import DEADLINE_PASSED
+from dermassist.guard.statuses import DEADLINE_PASSED
 from preprocess.contract import ENSEMBLE_NAME
 from tests.support.guard import audit_lines
 
@@ -121,7 +121,7 @@ def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_pa
 def test_a_forwarded_call_that_ran_out_with_the_clients_deadline_is_said_once() -> None:
     """Which fires first under load, the forwarded call's own deadline or the client's cancel, is a race: the line said
     "... before the answer (DEADLINE_EXCEEDED: Deadline Exceeded)" when the forwarded call's came first (a CI run)."""
-    from dermassist.guard.front import audited_status
+    from dermassist.guard.statuses import audited_status
 
     code = grpc.StatusCode
     assert audited_status(code.DEADLINE_EXCEEDED, "Deadline Exceeded", -0.01) == (code.DEADLINE_EXCEEDED, DEADLINE_PASSED)

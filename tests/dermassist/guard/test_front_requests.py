@@ -22,7 +22,7 @@ import dermassist.guard.front as front_module
 from dermassist.base.bytes_tensor import encode as bytes_tensor
 from dermassist.guard.audit import MAX_ID_CHARS
 from dermassist.guard.canary import canary_request
-from dermassist.guard.front import request_refusal
+from dermassist.guard.requests import request_refusal
 from dermassist_client.transport import new_request_id
 from loadtest.protocol import infer_request
 from preprocess.contract import ENSEMBLE_NAME, ENSEMBLE_OUTPUTS, MAX_BATCH_SIZE, PREPARE_MODEL

@@ -28,15 +28,10 @@ from dermassist.base.server_config import GRPC_ADMIN_HEADER
 from dermassist.guard.audit import MAX_ID_CHARS, AuditLog, answer_rows, build_record, clip, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
-from dermassist.guard.front import (
-    client_identity,
-    forwarded_metadata,
-    has_admin_key,
-    is_step_failure,
-    method_path,
-    without_outputs,
-)
+from dermassist.guard.front import client_identity, forwarded_metadata, has_admin_key, method_path
 from dermassist.guard.health import Readiness, health_answer, start_health_server
+from dermassist.guard.requests import without_outputs
+from dermassist.guard.statuses import is_step_failure
 from dermassist.guard.stubs import STUB_NAME, Stub, broken_stubs, process_state, stub_of
 from preprocess.contract import CLASS_CODES, NUM_CLASSES
 from preprocess.decode import decode_image

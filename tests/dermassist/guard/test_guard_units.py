@@ -29,21 +29,17 @@ from dermassist.guard.audit import AuditLog, answer_rows, build_record, request_
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.faults import models_in_message
-from dermassist.guard.front import (
+from dermassist.guard.front import finished_hashes, forwarded_metadata, forwarded_status, has_admin_key
+from dermassist.guard.health import Readiness, health_answer
+from dermassist.guard.requests import (
     AUDITED_OUTPUTS,
-    DEADLINE_SLACK_S,
     DEFAULT_OUTPUTS,
-    cancellation,
-    finished_hashes,
-    forwarded_metadata,
-    forwarded_status,
-    has_admin_key,
     request_refusal,
     with_audited_outputs,
     with_default_outputs,
     without_outputs,
 )
-from dermassist.guard.health import Readiness, health_answer
+from dermassist.guard.statuses import DEADLINE_SLACK_S, cancellation
 from dermassist.guard.stubs import STUB_NAME, broken_stubs, find_stubs
 from preprocess.contract import CLASS_CODES, NUM_CLASSES
 from preprocess.decode import decode_image

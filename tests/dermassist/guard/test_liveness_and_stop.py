@@ -410,6 +410,6 @@ def test_calls_waiting_for_readiness_are_refused_the_moment_the_guard_stops() ->
 def test_a_held_call_keeps_time_for_its_refusal_to_reach_it(remaining: float | None, hold: float) -> None:
     """A held call waited out its whole deadline (the SDK's 30 s = hold_s), so it never got the UNAVAILABLE naming why:
     it got DEADLINE_EXCEEDED, "raise timeout". A tenth of the time left, at most 1 s, is kept."""
-    from dermassist.guard.front import held_for
+    from dermassist.guard.statuses import held_for
 
     assert held_for(remaining, 30.0) == pytest.approx(hold)
