@@ -22,12 +22,10 @@ sender (peer IP address) may hold more than ``AssociationLimits.sender_cap`` of 
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import shutil
 import socket
-import struct
 import threading
 import time
 from collections import Counter
@@ -38,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from pynetdicom's UID tables
 from pynetdicom.transport import ThreadedAssociationServer
 
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from ..private import FOLDER_MODE, open_private, private_folder, write_private
 from .analysis import DicomAnalysis, build_analysis
+from .arrival import ArrivalGuard
 from .config import NodeConfig
 from .errors import DicomError, DicomInputError
 from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
@@ -73,18 +71,9 @@ MAX_DATASET_BYTES = MAX_COMPRESSION_GROWTH * MAX_PIXELS * 3 + FRAME_SLACK_BYTES 
 #: Transfer syntaxes the node accepts: all but Deflated, whose data set pydicom inflates whole and unbounded before
 #: any check (a few KB can inflate to gigabytes); a sender offering it also offers an uncompressed one.
 ACCEPTED_TRANSFER_SYNTAXES = [ts for ts in ALL_TRANSFER_SYNTAXES if ts != DeflatedExplicitVRLittleEndian]
-#: The most bytes a PDU other than P-DATA may declare (association request, accept, reject, release, abort): an
-#: A-ASSOCIATE-RQ proposing 128 presentation contexts of 20 transfer syntaxes each has about 200 KB. pynetdicom would
-#: read whatever a PDU's header declares (up to 4 GiB) before any handler runs.
-MAX_CONTROL_PDU_BYTES = 1 << 20
-PDU_HEADER_BYTES = 6               # PDU type, reserved, 4-byte length (PS3.8 9.3)
-P_DATA_TF = 0x04
-READ_PDU_TYPES = range(0x01, 0x08)  # the PDU types pynetdicom reads a body for (another ends the association)
 #: A-ASSOCIATE-RJ result, source, reason: rejected transient, by the service provider (presentation), local limit
 #: exceeded: what pynetdicom answers over max_associations, and the node over the per-sender cap
 LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
-RESPONSE_BIT = 0x8000              # set in the Command Field of every DIMSE response (PS3.7 E.1)
-C_CANCEL_RQ = 0x0FFF               # a request that gets no response
 #: Why writing to the spool can fail while the instance itself is fine, and passes once the node's operator (or the
 #: forwarder, emptying the spool into the PACS) frees the resource: answered OUT_OF_RESOURCES, so that the sender sends
 #: the instance again later by itself (senders retry A7xx, not Cxxx), with an ERROR naming the fix. errno -> what the
@@ -504,109 +493,6 @@ class DicomNode:
                   self.config.pacs, item.name, reason, target, help_text)
 
 
-class ArrivalGuard:
-    """Reads one association's PDUs for pynetdicom, checking each one's header before its body is read.
-
-    pynetdicom reads a whole PDU, whatever length its header declares (up to 4 GiB), and keeps every P-DATA
-    fragment of a DIMSE message in memory until the message is complete; only then does the C-STORE handler see
-    it. So the guard takes the place of the association socket's ``recv`` (pynetdicom reads a PDU as ``recv(6)``
-    for its header, then ``recv(length)`` for its body) and, at each header: a P-DATA-TF that would make the
-    message in progress (the bytes pynetdicom holds for it; none between messages, so each new command set starts
-    from zero) exceed ``limit``, a P-DATA-TF that starts a new message while a request is still unanswered, or
-    another PDU over ``MAX_CONTROL_PDU_BYTES``, gets an A-ABORT, one warning, and nothing more read: the
-    association ends (pynetdicom sees its connection close) and no handler runs for what was arriving.
-
-    Why unanswered requests: pynetdicom goes on reading while a handler runs and queues each complete message, data
-    set included, until the association thread takes it; a sender that does not wait for each response could pile up
-    any number of instances, each under ``limit``. The node negotiates no asynchronous operations window (pynetdicom
-    answers a proposed one with 1 invoked, 1 performed; none proposed is the same default, PS3.7 D.3.3.3), so a
-    sender must wait for each response before its next request: one that does not is aborted, and an association
-    holds at most one instance (arriving, queued or being answered). A request counts as answered once pynetdicom
-    sends its response (``EVT_DIMSE_SENT`` fires before the response's PDUs are queued for sending, so a sender that
-    waited is never taken for one that did not); a C-CANCEL, which gets none, does not count. A request pynetdicom
-    never answers (one missing a required element) leaves the association unable to send another: its sender would
-    wait for that response until its own timeout anyway.
-    """
-
-    def __init__(self, assoc: Any, limit: int, counts: Counter[str]) -> None:
-        self._assoc = assoc
-        self._limit = limit
-        self._counts = counts
-        self._socket = assoc.dul.socket
-        self._read = self._socket.recv  # pynetdicom's own read
-        self._body_next = False
-        self.aborted = False
-        #: Requests received whole and not yet answered: Message ID -> bytes received (command and data set). Added
-        #: on the DUL thread (which also runs ``recv``), removed on the association thread once answered.
-        self.unanswered: dict[int | None, int] = {}
-
-    def attach(self) -> ArrivalGuard:
-        """Read the association's PDUs through this guard (before pynetdicom reads any: from EVT_CONN_OPEN)."""
-        self._socket.recv = self.recv
-        self._assoc.bind(evt.EVT_DIMSE_RECV, self._received)
-        self._assoc.bind(evt.EVT_DIMSE_SENT, self._sent)
-        return self
-
-    def _received(self, event: evt.Event) -> None:
-        """A DIMSE message arrived whole (DUL thread, before pynetdicom queues it): a request awaits its response."""
-        command = getattr(event.message, "command_set", None)
-        field = getattr(command, "CommandField", None)
-        if isinstance(field, int) and not field & RESPONSE_BIT and field != C_CANCEL_RQ:
-            self.unanswered[getattr(command, "MessageID", None)] = _message_bytes(event.message)
-
-    def _sent(self, event: evt.Event) -> None:
-        """The node sends a DIMSE message (before its PDUs are queued): a response answers its request."""
-        command = getattr(event.message, "command_set", None)
-        field = getattr(command, "CommandField", None)
-        if isinstance(field, int) and field & RESPONSE_BIT:
-            self.unanswered.pop(getattr(command, "MessageIDBeingRespondedTo", None), None)
-
-    def recv(self, nr_bytes: int) -> bytearray:
-        """What pynetdicom asked for; nothing (the connection closing) once the association was aborted."""
-        if self.aborted:
-            return bytearray()
-        data: bytearray = self._read(nr_bytes)
-        if self._body_next:
-            self._body_next = False
-            return data
-        if len(data) != PDU_HEADER_BYTES or data[0] not in READ_PDU_TYPES:
-            return data  # pynetdicom ends the association itself: a closed connection or an unknown PDU type
-        pdu_type, _, length = struct.unpack(">BBL", data)
-        if pdu_type == P_DATA_TF:
-            waiting = dict(self.unanswered)  # a copy: the association thread may remove one meanwhile
-            if waiting and getattr(self._assoc.dimse, "message", None) is None:  # a new message starts
-                ids = ", ".join("?" if key is None else str(key) for key in waiting)
-                self._abort(f"it started another message while its request {ids} was still unanswered (holding "
-                            f"{sum(waiting.values()):,} bytes of it): the node negotiates no asynchronous operations, "
-                            "so a sender must wait for each response before its next request; this keeps what one "
-                            f"association holds to one instance of at most {self._limit:,} bytes "
-                            f"({FLAGS['max_dataset_mib']}, {ENVIRONMENT['max_dataset_mib']}): configure the sender "
-                            "to wait for each C-STORE response (no asynchronous operations)")
-                return bytearray()
-            held = _held_bytes(self._assoc)
-            if held + length > self._limit:
-                self._abort(f"its instance would reach {held + length:,} bytes with the PDU now arriving (holding "
-                            f"{held:,}), more than the {self._limit:,} one instance may bring "
-                            f"({FLAGS['max_dataset_mib']}, {ENVIRONMENT['max_dataset_mib']}); nothing of it was "
-                            "analysed: send a smaller rendition, or raise the setting")
-                return bytearray()
-        elif length > MAX_CONTROL_PDU_BYTES:
-            self._abort(f"its PDU of type 0x{pdu_type:02X} declares {length:,} bytes, more than the "
-                        f"{MAX_CONTROL_PDU_BYTES:,} an association request or release may have")
-            return bytearray()
-        self._body_next = True
-        return data
-
-    def _abort(self, why: str) -> None:
-        """Send an A-ABORT (DICOM UL service user) straight to the peer and read nothing more from it."""
-        self.aborted = True
-        self._counts["aborted_while_arriving"] += 1
-        log.warning("aborted the association from %s: %s", _peer(self._assoc), why)
-        abort = A_ABORT_RQ()
-        abort.source, abort.reason_diagnostic = 0x00, 0x00
-        self._socket.send(abort.encode())
-
-
 def fsync_path(path: Path) -> None:
     """Flush the file or folder at ``path`` to its disk (a folder: the names in it, e.g. a rename). A file system that
     cannot flush a folder (EINVAL: some network and FUSE ones) keeps what it can: that is not an error."""
@@ -639,35 +525,10 @@ def _os_error(error: BaseException) -> OSError | None:
     return None
 
 
-def _held_bytes(assoc: Any) -> int:
-    """Bytes pynetdicom holds for the DIMSE message in progress on ``assoc`` (its command set and data set so far);
-    0 between messages: pynetdicom drops a message's fragments once it is complete."""
-    return _message_bytes(getattr(assoc.dimse, "message", None))
-
-
-def _message_bytes(message: Any) -> int:
-    """Bytes pynetdicom holds for a DIMSE message (its command set and data set as received; 0 for None)."""
-    total = 0
-    for name in ("encoded_command_set", "data_set"):
-        stream = getattr(message, name, None)
-        if isinstance(stream, io.BytesIO):
-            with stream.getbuffer() as view:
-                total += view.nbytes
-    return total
-
-
 def _peer_address(assoc: Any) -> str | None:
     """The peer IP address of an acceptor association (None before pynetdicom has set it)."""
     info = assoc.requestor.address_info
     return None if info is None else str(info.address)
-
-
-def _peer(assoc: Any) -> str:
-    """The sender of ``assoc`` for a log line: calling AE title (once its request was read) and address:port."""
-    info = assoc.requestor.address_info
-    where = "an unknown address" if info is None else f"{info.address}:{info.port}"
-    calling = assoc.requestor.ae_title or getattr(assoc.requestor.primitive, "calling_ae_title", "")
-    return f"{shown(calling)} at {where}" if calling else f"a sender at {where} (no association request read yet)"
 
 
 def _not_idle(assoc: Any) -> None:

@@ -27,15 +27,17 @@ from pynetdicom.pdu_primitives import MaximumLengthNotification
 from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verification  # type: ignore[attr-defined]
 
 from dermassist_client.dicom import node as node_module
+from dermassist_client.dicom.arrival import MAX_CONTROL_PDU_BYTES
 from dermassist_client.dicom.command import add_listen_arguments, association_limits
 from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.limits import DEFAULT_MAX_ASSOCIATIONS_PER_SENDER, ENVIRONMENT, AssociationLimits
-from dermassist_client.dicom.node import MAX_CONTROL_PDU_BYTES, DicomNode
+from dermassist_client.dicom.node import DicomNode
 from tests.client.dicom.test_forwarding import SyntheticClient
 from tests.support import dicom_images as di
 from tests.support.polling import wait_until
 
 NODE_LOGGER = "dermassist_client.dicom.node"
+ARRIVAL_LOGGER = "dermassist_client.dicom.arrival"  # the ArrivalGuard's aborts
 ONE_MIB = 1 << 20
 #: A-ABORT PDU (PS3.8 9.3.8): type 7, length 4, source 0 (the DICOM UL service user), reason 0
 A_ABORT_FROM_USER = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x00, 0x00])
@@ -90,7 +92,7 @@ def node_at(tmp_path, client, **settings) -> DicomNode:
 
 
 def abort_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER and "aborted the association" in r.message]
+    return [r.getMessage() for r in caplog.records if r.name == ARRIVAL_LOGGER and "aborted the association" in r.message]
 
 
 def reached_and_held(warning: str) -> tuple[int, int]:
@@ -103,7 +105,7 @@ def reached_and_held(warning: str) -> tuple[int, int]:
 def test_an_instance_over_the_limit_is_aborted_while_it_arrives(tmp_path, ham_jpeg, caplog):
     """3.2 MB against a 1 MiB limit: the association is aborted once the node holds about 1 MiB of it; the C-STORE
     handler never runs, nothing is analysed or spooled, and the node serves the next sender."""
-    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    caplog.set_level(logging.WARNING, logger="dermassist_client.dicom")
     client = CountingClient()
     big = native(ham_jpeg, "DA-ARRIVE-BIG", scale=2.0)  # 1200 x 900 x 3 = 3,240,000 bytes of pixels
     with node_at(tmp_path, client, max_dataset_mib=1) as node:
@@ -128,7 +130,7 @@ def test_an_instance_over_the_limit_is_aborted_while_it_arrives(tmp_path, ham_jp
 def test_one_pdu_declaring_more_than_the_limit_is_aborted_before_its_body_is_read(tmp_path, ham_jpeg, caplog):
     """A sender that ignores the node's maximum PDU length sends the whole data set in one P-DATA-TF: its header is
     enough to abort, with none of its body read (pynetdicom alone would read whatever length the header declares)."""
-    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    caplog.set_level(logging.WARNING, logger="dermassist_client.dicom")
     with node_at(tmp_path, CountingClient(), max_dataset_mib=1) as node:
         assoc = associate(node.address)
         for item in assoc.acceptor.user_information:  # what this sender takes as the node's maximum: none
@@ -188,7 +190,7 @@ def test_a_sender_that_does_not_wait_for_each_response_is_aborted(tmp_path, ham_
     """Review 1, finding 1: twelve ~0.85 MB C-STOREs sent without waiting for any C-STORE-RSP, against a 1 MiB limit
     and an ensemble busy with the first. pynetdicom would read on and queue every one (8.9 MB held, each under the
     limit). The node aborts at the first PDU of the second: it held the first instance only, within the limit."""
-    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    caplog.set_level(logging.WARNING, logger="dermassist_client.dicom")
     ds = native(ham_jpeg, "DA-PIPELINED")
     client = SlowClient()
     with node_at(tmp_path, client, max_dataset_mib=1) as node:
@@ -230,7 +232,7 @@ def test_a_sender_that_waits_for_each_response_may_send_many_to_a_slow_node(tmp_
     """An echo and three instances on one association, each sent only once the last was answered, against an ensemble
     that takes a while: the answers come late, but nothing is aborted (a request counts as answered before the
     sender can see its response, so sending at once after it is never taken for pipelining)."""
-    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    caplog.set_level(logging.WARNING, logger="dermassist_client.dicom")
     client = SlowClient(delay_s=0.3)
     with node_at(tmp_path, client, max_dataset_mib=1) as node:
         ae = AE(ae_title="MODALITY")
@@ -252,7 +254,7 @@ def test_a_sender_that_waits_for_each_response_may_send_many_to_a_slow_node(tmp_
 def test_one_sender_cannot_hold_more_than_its_share(tmp_path, caplog):
     """Cap 2 of 4: a third association from 127.0.0.1 is rejected (transient, local limit exceeded) while one from
     127.0.0.2 is accepted; once 127.0.0.1 releases one, it may open another."""
-    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    caplog.set_level(logging.WARNING, logger="dermassist_client.dicom")
     with node_at(tmp_path, CountingClient(), max_associations=4, max_associations_per_sender=2) as node:
         held = [associate(node.address, context=Verification) for _ in range(2)]
         try:
