@@ -182,11 +182,18 @@ def parse_header(data: bytes, fmt: str) -> Header:
             f"{fmt} header of a {len(data)}-byte input cannot be read ({type(e).__name__}: {e}); the file is truncated "
             "or corrupt"
         ) from e
-    if pictures > 1:
-        kind = "pages" if fmt == "TIFF" else "animation frames"
+    if fmt == "TIFF" and pictures > MAX_TIFF_PAGES:
         raise MultiPictureImageError(
-            f"{fmt} input of {len(data)} bytes holds {pictures} full-size pictures ({kind}); DermAssist analyses one "
-            "picture per image and will not guess which: send each as its own image"
+            f"TIFF input of {len(data)} bytes holds more than {MAX_TIFF_PAGES} pages; DermAssist analyses one picture "
+            "per image (a TIFF may add a preview or thumbnail page) and reads no further: send each picture as its own "
+            "image"
+        )
+    if pictures > 1:
+        held = "more than one full-size picture (pages)" if fmt == "TIFF" else f"{pictures} full-size pictures " \
+                                                                                "(animation frames)"
+        raise MultiPictureImageError(
+            f"{fmt} input of {len(data)} bytes holds {held}; DermAssist analyses one picture per image and will not "
+            "guess which: send each as its own image"
         )
     size = (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
     return Header(size, profile, orientation, page, alpha)
@@ -248,18 +255,32 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
 
 
+#: The most pages of a TIFF read: a dermoscope or scanner writes one picture, perhaps beside a preview or thumbnail
+#: page. PIL reads every page's directory it is asked to walk, and walking them all grows faster than their number
+#: (100,000 tiny pages in an 11 MB file took 53 s of CPU), so a TIFF of more pages is refused after this many.
+MAX_TIFF_PAGES = 16
+
+
 def full_size_pictures(im: Image.Image) -> tuple[int, int]:
-    """How many full-size pictures an open TIFF or PNG holds, and the index of the first: TIFF pages that are not
-    marked as reduced-resolution copies (a thumbnail or preview page is allowed, first or after), or an animated
-    PNG's frames. Leaves the image at its first page."""
-    frames = int(getattr(im, "n_frames", 1))
-    if frames <= 1 or im.format != "TIFF":
-        return max(frames, 1), 0
-    full = []
-    for index in range(frames):
-        im.seek(index)
+    """How many full-size pictures an open TIFF or PNG holds, and the index of the first: an animated PNG's frames
+    (the count its header declares); TIFF pages not marked as reduced-resolution copies (a thumbnail or preview page
+    is allowed, first or after), walked only until a second one (2: two or more); ``MAX_TIFF_PAGES`` + 1 for a TIFF of
+    more pages than that, whatever they are. Leaves the image at its first page."""
+    if im.format != "TIFF":
+        return max(int(getattr(im, "n_frames", 1)), 1), 0
+    full: list[int] = []
+    index = 0
+    while len(full) < 2:
+        try:
+            im.seek(index)
+        except EOFError:  # past the last page
+            break
+        if index == MAX_TIFF_PAGES:
+            im.seek(0)
+            return MAX_TIFF_PAGES + 1, 0
         if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
             full.append(index)
+        index += 1
     im.seek(0)
     return len(full), (full[0] if full else 0)
 

@@ -256,13 +256,21 @@ def colour_profile(image: Image.Image) -> bytes | None:
 _NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0 set: a reduced-resolution copy (a thumbnail or preview) of another page
 
 
+#: The most pages of a TIFF read, as the server reads them (preprocess.decode.MAX_TIFF_PAGES; it refuses a TIFF of
+#: more): walking every page's directory of a TIFF of 100,000 tiny pages took 49 s before anything was sent.
+MAX_TIFF_PAGES = 16
+
+
 def to_full_size_page(im: Image.Image) -> None:
-    """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it."""
-    frames = int(getattr(im, "n_frames", 1))
-    if im.format != "TIFF" or frames <= 1:
+    """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it
+    (within its first ``MAX_TIFF_PAGES`` pages; else, or with none, its first page)."""
+    if im.format != "TIFF":
         return
-    for index in range(frames):
-        im.seek(index)
+    for index in range(MAX_TIFF_PAGES):
+        try:
+            im.seek(index)
+        except EOFError:  # past the last page
+            break
         if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
             return
     im.seek(0)

@@ -74,3 +74,25 @@ def test_a_tiff_of_floating_point_pixels_is_told_its_pixel_format_not_that_it_is
     truncated.write_bytes(path.read_bytes()[:6])  # no directory to read
     with pytest.raises(InvalidImageError, match="truncated or corrupt"):
         encode_image(truncated)
+
+
+def test_the_client_reads_as_few_tiff_pages_as_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TIFF of 100,000 tiny pages stalled encode_image 49 s before anything was sent (fuzz audit 5): it walked every
+    page's directory. Now it reads at most the pages the server reads, and sends the file for the server to refuse."""
+    from PIL import TiffImagePlugin
+
+    from dermassist_client.images import MAX_TIFF_PAGES, read_header
+    from preprocess.decode import MAX_TIFF_PAGES as SERVER_MAX_TIFF_PAGES
+    from tests.preprocess.test_decode import many_page_tiff
+
+    assert MAX_TIFF_PAGES == SERVER_MAX_TIFF_PAGES
+    seeks: list[int] = []
+    real = TiffImagePlugin.TiffImageFile._seek
+
+    def counted(self, frame: int) -> None:
+        seeks.append(frame)
+        real(self, frame)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek", counted)
+    assert read_header(many_page_tiff(400, thumbnails=True)) == ("TIFF", (8, 8))
+    assert max(seeks) < MAX_TIFF_PAGES

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import re
+from typing import Any
 
 import cv2
 import numpy as np
@@ -372,15 +374,50 @@ def test_a_file_of_several_pictures_is_refused_but_a_thumbnail_page_is_allowed(t
     import tifffile
 
     lesion, other = synthetic_lesion(), np.full((96, 128, 3), (200, 150, 130), np.uint8)
-    for fmt, kind in (("TIFF", "pages"), ("PNG", "animation frames")):
+    for fmt, held in (("TIFF", "more than one full-size picture (pages)"), ("PNG", "2 full-size pictures (animation frames)")):
         buffer = io.BytesIO()
         Image.fromarray(other).save(buffer, fmt, save_all=True, append_images=[Image.fromarray(lesion)])
-        with pytest.raises(MultiPictureImageError, match=rf"holds 2 full-size pictures \({kind}\).*send each as its own"):
+        with pytest.raises(MultiPictureImageError, match=rf"holds {re.escape(held)}; .*send each as its own"):
             decode(buffer.getvalue())
     scanner = tmp_path / "with_preview.tif"  # a full page, then a reduced-resolution preview (NewSubfileType 1)
     tifffile.imwrite(scanner, lesion, photometric="rgb", subfiletype=0)
     tifffile.imwrite(scanner, lesion[::4, ::4], photometric="rgb", subfiletype=1, append=True)
     assert np.array_equal(decode(scanner.read_bytes()).rgb, lesion)
+
+
+def many_page_tiff(pages: int, thumbnails: bool = False) -> bytes:
+    """A TIFF of ``pages`` small pages (reduced-resolution copies all when ``thumbnails``)."""
+    import io
+
+    buffer = io.BytesIO()
+    page = Image.fromarray(np.full((8, 8, 3), 128, np.uint8))
+    info = {254: 1} if thumbnails else {}
+    page.save(buffer, "TIFF", save_all=True, append_images=[page] * (pages - 1), tiffinfo=info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("thumbnails", [False, True])
+def test_a_tiff_of_many_pages_is_refused_after_reading_a_few(monkeypatch: pytest.MonkeyPatch, thumbnails: bool) -> None:
+    """100,000 tiny pages in 11 MB held a prepare instance 53 s (fuzz audit 1): PIL walked every page's directory
+    (n_frames), then each page. Now the pages read stop at a second full-size one, or at MAX_TIFF_PAGES."""
+    from PIL import TiffImagePlugin
+
+    from preprocess.decode import MAX_TIFF_PAGES, parse_header
+
+    data = many_page_tiff(400, thumbnails)
+    seeks: list[int] = []
+    real = TiffImagePlugin.TiffImageFile._seek
+
+    def counted(self: Any, frame: int) -> None:
+        seeks.append(frame)
+        real(self, frame)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek", counted)
+    expected = (rf"holds more than {MAX_TIFF_PAGES} pages;" if thumbnails
+                else r"holds more than one full-size picture \(pages\);")
+    with pytest.raises(MultiPictureImageError, match=expected):
+        parse_header(data, "TIFF")
+    assert max(seeks) <= MAX_TIFF_PAGES  # not the 399 of the last page
 
 
 def test_the_pixel_limit_accepts_fifty_megapixels_and_refuses_one_more() -> None:
