@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -27,6 +28,13 @@ logger = logging.getLogger(__name__)
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
+#: The largest image file read: no accepted picture of at most MAX_IMAGE_PIXELS is larger (50 megapixels of four 32-bit
+#: samples, uncompressed, is 800 MB), and a request carries 256 MiB by default. A larger file is refused by its size,
+#: before it is read into memory.
+MAX_FILE_BYTES = 1 << 30
+#: What a path that is no regular file is, by its stat mode (reading one blocks, or never ends: /dev/zero, a pipe).
+_NOT_A_FILE = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -262,18 +270,22 @@ MAX_TIFF_PAGES = 16
 
 
 def to_full_size_page(im: Image.Image) -> None:
-    """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, as the server reads it
-    (within its first ``MAX_TIFF_PAGES`` pages; else, or with none, its first page)."""
+    """Move an open multi-page TIFF to its first page that is not a reduced-resolution copy, reading its pages as the
+    server does (preprocess.decode.full_size_pictures: up to a second such page, at most ``MAX_TIFF_PAGES``), so a
+    page PIL cannot read fails here as it would there; with none, to its first page."""
     if im.format != "TIFF":
         return
+    full: list[int] = []
     for index in range(MAX_TIFF_PAGES):
         try:
             im.seek(index)
         except EOFError:  # past the last page
             break
         if not int(getattr(im, "tag_v2", {}).get(_NEW_SUBFILE_TYPE, 0)) & 1:
-            return
-    im.seek(0)
+            full.append(index)
+            if len(full) == 2:
+                break
+    im.seek(full[0] if full else 0)
 
 
 _SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "floating point", 4: "undefined", 5: "complex integer",
@@ -347,14 +359,35 @@ def encode_image(image: ImageInput) -> EncodedImage:
     )
 
 
-def _from_path(path: Path) -> EncodedImage:
-    if path.is_dir():
-        raise InvalidImageError(f"{path} is a folder, not an image file; pass its images (e.g. `{path}/*.jpg`), or "
-                                "evaluate a labelled folder with `dermassist evaluate --data`")
+def _read_file(path: Path) -> bytes:
+    """The bytes of the image file at ``path``; InvalidImageError for a folder, a path that is no regular file (a pipe
+    or a device is never read: /dev/zero would fill the memory), a file over ``MAX_FILE_BYTES``, or one not readable."""
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        mode, size = info.st_mode, info.st_size
+        if stat.S_ISDIR(mode):
+            raise InvalidImageError(f"{path} is a folder, not an image file; pass its images (e.g. `{path}/*.jpg`), "
+                                    "or evaluate a labelled folder with `dermassist evaluate --data`")
+        kind = next((name for test, name in _NOT_A_FILE if test(mode)), None)
+        if kind is not None:
+            raise InvalidImageError(f"{path} is {kind}, not an image file; expected a {SUPPORTED} file: save the "
+                                    "picture to a file and pass that")
+        if size > MAX_FILE_BYTES:
+            raise InvalidImageError(f"{path} is {size:,} bytes; no image DermAssist accepts is over {MAX_FILE_BYTES:,} "
+                                    f"bytes (at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): check the file, or "
+                                    "downscale the picture and save it as JPEG or PNG")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since it was looked at
     except OSError as e:
         raise InvalidImageError(f"cannot read image file {path}: {e.strerror or e}; check the path") from e
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(f"{path} grew past {MAX_FILE_BYTES:,} bytes while it was read; send it once it is "
+                                "written whole")
+    return data
+
+
+def _from_path(path: Path) -> EncodedImage:
+    data = _read_file(path)
     fmt = sniff_format(data)
     if fmt is None and is_dicom(data):
         raise InvalidImageError(

@@ -721,3 +721,23 @@ def test_a_folder_given_as_an_image_is_told_to_be_expanded(tmp_path) -> None:
     folder.mkdir()
     with pytest.raises(InvalidImageError, match=r"ward B is a folder, not an image file; pass its images \(e.g. "):
         encode_image(folder)
+
+
+def test_a_path_that_is_no_regular_file_or_too_large_is_refused_before_it_is_read(tmp_path, monkeypatch) -> None:
+    """/dev/zero was read until the kernel killed the process (a global OOM) and a named pipe hung (fuzz audit 2)."""
+    import os
+
+    import dermassist_client.images as images
+
+    fifo = tmp_path / "camera.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidImageError, match=r"camera.jpg is a named pipe \(FIFO\), not an image file"):
+        encode_image(fifo)  # no writer: opening it would block
+    with pytest.raises(InvalidImageError, match=r"/dev/zero is a character device, not an image file"):
+        encode_image("/dev/zero")
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as f:
+        f.truncate(4097)  # sparse: nothing is written
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 4096)
+    with pytest.raises(InvalidImageError, match=r"big.jpg is 4,097 bytes; no image DermAssist accepts is over 4,096 bytes"):
+        encode_image(big)
