@@ -143,7 +143,7 @@ def analyze(args: argparse.Namespace) -> int:
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
         run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
                          patient_id=args.patient_id, local_issuer=args.local_issuer,
-                         uid_root=args.uid_root)
+                         uid_root=args.uid_root, inputs=args.images)
         for index, path in enumerate(args.images):
             try:
                 result = run.analyze(path)

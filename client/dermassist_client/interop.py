@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +58,49 @@ def check_output_folder(flag: str, target: Path, folder: Path) -> None:
                                 "folder or give this user write access to it")
 
 
+#: The most bytes of an existing --fhir-out file read to see whether it is an earlier Bundle.
+MAX_EARLIER_BUNDLE_BYTES = 256 << 20
+
+
+def check_replaceable_bundle(target: Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse (ClientConfigError) a ``--fhir-out`` that would replace or remove a file other than an earlier FHIR
+    Bundle: one of the files to analyse, or any file that is not a JSON Bundle (a typo naming a picture or a report
+    destroyed it without a word). A missing or empty file, or an earlier run's Bundle, passes."""
+    if not target.exists() or (target.is_file() and target.stat().st_size == 0):
+        return
+    for given in inputs:
+        try:
+            same = os.path.samefile(given, target)
+        except OSError:  # a missing input: told when it is analysed
+            same = False
+        if same:
+            raise ClientConfigError(f"--fhir-out {target} is one of the files to analyse ({given}); the Bundle would "
+                                    "replace it: name a new file, e.g. bundle.json")
+    import json
+
+    try:
+        with open(target, "rb") as f:
+            head = f.read(MAX_EARLIER_BUNDLE_BYTES + 1)
+        earlier = json.loads(head) if len(head) <= MAX_EARLIER_BUNDLE_BYTES else None
+    except (OSError, ValueError):
+        earlier = None
+    if not (isinstance(earlier, dict) and earlier.get("resourceType") == "Bundle"):
+        raise ClientConfigError(f"--fhir-out {target} exists and is not a FHIR Bundle (an earlier run's output, which "
+                                "a run replaces, or removes when it answers no image); it would be lost: name a new "
+                                "file, or move that one away first")
+
+
 class InteropRun:
     """Analyse paths one by one with ``client``, writing DICOM and FHIR outputs as asked; then ``finish``."""
 
     def __init__(self, client: DermAssistClient, dicom_out: str | Path | None = None, fhir_out: str | Path | None = None,
                  patient_system: str | None = None, patient_id: str | None = None,
-                 local_issuer: str | None = None, uid_root: str | None = None) -> None:
+                 local_issuer: str | None = None, uid_root: str | None = None, inputs: Sequence[str | Path] = ()) -> None:
         """``patient_id``: the patient of the plain pictures (JPEG, PNG, ...), which carry none; a DICOM file's
         own Patient ID is always used for it. ``patient_system``: the URI of the site's patient identifiers, given to
         a DICOM Patient ID whose Issuer of Patient ID is absent or ``local_issuer`` (``ImagingContext``).
-        ``uid_root``: the root of the SEG's and SR's UIDs (``OutputIdentity``), checked here."""
+        ``uid_root``: the root of the SEG's and SR's UIDs (``OutputIdentity``), checked here. ``inputs``: the files to
+        be analysed, none of which ``fhir_out`` may be (``check_replaceable_bundle``)."""
         self._client = client
         self.dicom_out = Path(dicom_out) if dicom_out else None
         self.fhir_out = Path(fhir_out) if fhir_out else None
@@ -92,6 +126,7 @@ class InteropRun:
                 raise ClientConfigError(f"--fhir-out {self.fhir_out} is a folder; name the Bundle's file, e.g. "
                                         f"{self.fhir_out / 'bundle.json'}")
             check_output_folder("--fhir-out", self.fhir_out, self.fhir_out.parent)
+            check_replaceable_bundle(self.fhir_out, inputs)
         self._fhir_items: list[tuple[LesionResult, Any]] = []
         #: set by ``finish`` when no Bundle was written and an earlier file at ``fhir_out`` was removed
         self.removed_stale: Path | None = None

@@ -89,7 +89,7 @@ def test_a_run_that_answers_nothing_makes_no_folder_and_still_removes_an_earlier
     assert not (tmp_path / "new").exists()  # as --dicom-out's folder: made only when an output is written
     earlier = tmp_path / "old" / "b.json"
     earlier.parent.mkdir()
-    earlier.write_text("{}")
+    earlier.write_text('{"resourceType": "Bundle", "type": "transaction"}')
     assert main(["analyze", "bad.png", "--fhir-out", str(earlier)]) == EXIT_FAILED
     assert not earlier.exists()
 

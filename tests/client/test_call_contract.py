@@ -401,6 +401,28 @@ def test_a_run_that_writes_no_bundle_removes_the_earlier_one(cli_client: type[_C
     assert run.finish() is None and run.removed_stale is None  # nothing there: nothing to remove
 
 
+def test_fhir_out_never_replaces_or_removes_a_file_that_is_not_an_earlier_bundle(
+        cli_client: type[_CliClient], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--fhir-out lesion.jpg lesion.jpg` overwrote the picture with JSON, and with the server down removed it (fuzz
+    audit 3): refused up front (exit 2, nothing analysed), as is any file that is no FHIR Bundle."""
+    picture = tmp_path / "lesion.png"
+    Image.new("RGB", (60, 40), (150, 100, 90)).save(picture)
+    before = picture.read_bytes()
+    report = tmp_path / "report.txt"
+    report.write_text("the ward's notes\n")
+    link = tmp_path / "same.png"
+    link.symlink_to(picture)
+    for target, words in ((picture, "is one of the files to analyse"), (link, "is one of the files to analyse"),
+                          (report, "exists and is not a FHIR Bundle")):
+        assert main(["analyze", str(picture), "--fhir-out", str(target)]) == 2
+        assert words in capsys.readouterr().err and cli_client.calls == []  # nothing analysed
+    assert picture.read_bytes() == before and report.read_text() == "the ward's notes\n"
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text('{"resourceType": "Bundle", "type": "transaction", "entry": []}')
+    assert main(["analyze", str(picture), "--fhir-out", str(bundle), "--patient-id", "P"]) == 0  # an earlier Bundle
+    assert '"resourceType": "Bundle"' in bundle.read_text() and '"P"' in bundle.read_text()
+
+
 def test_an_unforeseen_fault_costs_its_file_not_the_batch_or_its_bundle(cli_client: type[_CliClient], tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """A DICOM file without Rows ended the batch with a traceback: the files after it and the FHIR Bundle were lost."""
