@@ -10,6 +10,7 @@ from .errors import (
     DermAssistClientError,
     InvalidImageError,
     PartialBatchError,
+    RequestTooLargeError,
     ResultError,
     ServerError,
     ServerUnavailableError,
@@ -19,5 +20,5 @@ from .result import BBox, LesionResult
 __all__ = [
     "AsyncDermAssistClient", "BBox", "CLASSES", "ClientConfig", "ClientConfigError", "ConnectionSetupError",
     "DeadlineExceededError", "DermAssistClient", "DermAssistClientError", "InvalidImageError", "LesionClass",
-    "LesionResult", "PartialBatchError", "ResultError", "ServerError", "ServerUnavailableError",
+    "LesionResult", "PartialBatchError", "RequestTooLargeError", "ResultError", "ServerError", "ServerUnavailableError",
 ]

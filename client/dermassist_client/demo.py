@@ -8,7 +8,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -24,6 +24,7 @@ from .errors import (
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
+    RequestTooLargeError,
     ResultError,
     ServerUnavailableError,
 )
@@ -338,6 +339,10 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
     if isinstance(error, DeadlineExceededError):
         large = large_picture(path)
         return TOO_SLOW if large is None else TOO_SLOW_LARGE.format(name=name, size=large)
+    if isinstance(error, RequestTooLargeError):
+        size = _file_megabytes(path)
+        return (f"{name}{f' ({size})' if size else ''} is too large to send to the service. Save a smaller copy (a "
+                "JPEG of the picture) and try again.")
     if isinstance(error, InvalidImageError):
         if "is a DICOM file" in str(error):
             return (f"{name} is a DICOM file. This page takes pictures (JPEG, PNG, BMP or TIFF): export the image as "
@@ -347,6 +352,14 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
         # refused here, before sending: the message names the file; the first bytes it quotes are for the log
         return _FIRST_BYTES.sub("", error.reason.replace(str(path), name))
     return f"{name} could not be analysed because of a fault in the service; try again, and tell the team if it goes on."
+
+
+def _file_megabytes(path: str) -> str | None:
+    """The size of the file at ``path`` in MB, for a message (None when it cannot be read)."""
+    try:
+        return f"{Path(path).stat().st_size / 1e6:.0f} MB"
+    except OSError:
+        return None
 
 
 def large_picture(path: str) -> str | None:
@@ -479,6 +492,13 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
     return page
 
 
+def upload_limit(options: Mapping[str, Any]) -> int:
+    """The largest picture the page takes (bytes): what one request to the service may carry (the page's client's
+    ``max_message_bytes``, as ``ClientConfig`` defaults it). Gradio refuses a larger upload at once; without a limit a
+    600 MiB upload was stored whole and held the page at 3.3 GB before the service refused it."""
+    return int(options.get("max_message_bytes") or config_default("max_message_bytes"))
+
+
 def launch_demo(url: str, protocol: str = config_default("protocol"), host: str = DEMO_HOST, port: int = DEMO_PORT,
                 timeout: float | None = None, retries: int = DEMO_RETRIES, refer_threshold: float | None = None,
                 not_learnt: Collection[str] = (), **options: Any) -> tuple[gr.Blocks, str]:
@@ -494,7 +514,7 @@ def launch_demo(url: str, protocol: str = config_default("protocol"), host: str 
     try:
         page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                     show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
-                    run_history=False)
+                    run_history=False, max_file_size=upload_limit(options))
     except (OSError, OverflowError) as e:  # Gradio's words name its own variable and launch() argument
         page.close()
         raise ClientConfigError(f"cannot serve the demo page on {host}:{port} (taken since it was checked?); expected "

@@ -36,6 +36,11 @@ class InvalidImageError(DermAssistClientError):
         return _INDEX_PREFIX.sub("", str(self))
 
 
+class RequestTooLargeError(InvalidImageError):
+    """The request was over a gRPC message limit (the client's ``max_message_bytes`` or the server's
+    ``--max-request-mib``): send fewer images per call, or smaller files."""
+
+
 class PartialBatchError(InvalidImageError):
     """Some images of a batch were refused and the others answered: ``results`` holds, in input order, each image's
     ``LesionResult`` or the ``InvalidImageError`` that names why it was refused."""

@@ -12,6 +12,7 @@ from .errors import (
     DeadlineExceededError,
     DermAssistClientError,
     InvalidImageError,
+    RequestTooLargeError,
     ServerError,
     ServerUnavailableError,
 )
@@ -118,7 +119,7 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
         if status in _DEADLINE:
             return DeadlineExceededError(f"{what}: no answer from {url} within the deadline ({message}); raise timeout")
         if inference and status in _TOO_LARGE:
-            return InvalidImageError(
+            return RequestTooLargeError(
                 f"{what}: the request is larger than the gRPC message limit ({message}); send fewer images per call "
                 "(max_batch_size) or smaller files; the limits are the client's max_message_bytes and the server's "
                 "--max-request-mib", server_message=message)

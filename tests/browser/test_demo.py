@@ -24,6 +24,7 @@ from dermassist.base.server import free_ports
 from dermassist_client import CLASSES
 from dermassist_client.samples import LICENCE, samples
 from tests.conftest import PROJECT_ROOT
+from tests.support.images import encode, synthetic_lesion
 from tests.support.polling import wait_until
 
 MELANOMA = next(s for s in samples() if s.diagnosis == "melanoma")
@@ -653,3 +654,32 @@ def test_dermassist_demo_starts_server_then_page_and_stops_on_sigterm(tiny_repos
     for port in (http, page_port):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_picture_larger_than_a_request_may_carry_is_refused_at_upload(tmp_path: Path) -> None:
+    """A 600 MiB upload was stored whole and held the page process at 3.3 GB before the service refused it with
+    gRPC's words (fuzz audit 4): Gradio refuses it at once, naming the limit and the file."""
+    from playwright.sync_api import expect, sync_playwright
+
+    import dermassist_client.demo as demo
+
+    assert demo.upload_limit({}) == 256 * 1024 * 1024  # ClientConfig's max_message_bytes
+    big = tmp_path / "big_lesion.jpg"
+    big.write_bytes(encode(synthetic_lesion(), ".jpg") + b"\0" * (2 << 20))
+    port, dead = free_ports(2)
+    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5,
+                                        max_message_bytes=1 << 20)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#upload input[type=file]").set_input_files(str(big))
+            expect(page.get_by_text('exceed the maximum allowed size of 1.0 Mb: "big_lesion.jpg"')).to_be_visible(
+                timeout=30_000)
+            expect(page.locator("#upload a[href$='/big_lesion.jpg']")).to_have_count(0)
+            browser.close()
+    finally:
+        page_server.close()

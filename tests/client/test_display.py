@@ -259,6 +259,20 @@ def test_draw_cam_needs_both_crop_and_cam():
     assert draw_cam(replace(with_both, crop=None)) is None
 
 
+def test_the_page_says_a_picture_over_the_message_limit_is_too_large(tmp_path):
+    """It showed gRPC's 'CLIENT: Sent message larger than max (629379454 vs. 268435456)' (fuzz audit 4)."""
+    from dermassist_client import RequestTooLargeError
+    from dermassist_client.demo import plain_error
+
+    picture = tmp_path / "lesion.jpg"
+    picture.write_bytes(b"\xff\xd8" + b"\0" * 3_000_000)
+    grpc_words = "CLIENT: Sent message larger than max (629379454 vs. 268435456)"
+    error = RequestTooLargeError(f"analyzing 1 image(s): the request is larger than the gRPC message limit ({grpc_words})",
+                                 server_message=grpc_words)
+    assert plain_error(error, str(picture)) == ("lesion.jpg (3 MB) is too large to send to the service. Save a smaller "
+                                                "copy (a JPEG of the picture) and try again.")
+
+
 def test_the_page_says_why_a_picture_failed_in_plain_words():
     from dermassist_client import DeadlineExceededError, InvalidImageError, ServerError, ServerUnavailableError
     from dermassist_client.demo import TOO_SLOW, UNREACHABLE, plain_error

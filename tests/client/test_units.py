@@ -23,6 +23,7 @@ from dermassist_client import (
     DermAssistClient,
     InvalidImageError,
     PartialBatchError,
+    RequestTooLargeError,
     ResultError,
     ServerError,
     ServerUnavailableError,
@@ -491,7 +492,7 @@ def test_results_carry_the_request_id_the_answer_echoes():
     ("StatusCode.INTERNAL", "something else broke", ServerError),
     ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),  # a server that began stopping dropped it
     ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
-    ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", InvalidImageError),
+    ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", RequestTooLargeError),
 ])
 def test_a_failed_step_is_retryable_like_unavailability(status, message, expected):
     error = translate(InferenceServerException(message, status=status), "analyzing", "h:1", inference=True)
