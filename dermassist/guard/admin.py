@@ -20,7 +20,7 @@ from tritonclient.grpc import service_pb2
 
 from preprocess.contract import ALL_MODELS
 
-from .audit import MAX_ERROR_CHARS, clip, utc_now
+from .audit import MAX_ERROR_CHARS, MAX_NAME_CHARS, clip, recorded_text, utc_now
 
 # The shortest admin key the guard starts with: 16 characters of token_urlsafe are 96 random bits.
 MIN_ADMIN_KEY_CHARS = 16
@@ -131,14 +131,14 @@ def admin_refusal(method: str, request: Any) -> str | None:
     if method in ("RepositoryModelLoad", "RepositoryModelUnload") and request is not None:
         verb = "load" if method == "RepositoryModelLoad" else "unload"
         if request.model_name not in ALL_MODELS:
-            return (f"{method} of model {request.model_name!r} refused: the front {verb}s only the repository's own "
-                    f"models ({', '.join(repr(m) for m in ALL_MODELS)}); put a new model into the repository and "
-                    "restart the service (docs/operations.md, 'Admin key')")
+            return (f"{method} of model {clip(request.model_name, MAX_NAME_CHARS)!r} refused: the front {verb}s only the "
+                    f"repository's own models ({', '.join(repr(m) for m in ALL_MODELS)}); put a new model into the "
+                    "repository and restart the service (docs/operations.md, 'Admin key')")
         if method == "RepositoryModelLoad":
             defining = [p for p in request.parameters
                         if p == CONFIG_PARAMETER or p.startswith(FILE_PARAMETER_PREFIX)]
             if defining:
-                return (f"RepositoryModelLoad of {request.model_name!r} with parameter(s) "
+                return (f"RepositoryModelLoad of {clip(request.model_name, MAX_NAME_CHARS)!r} with parameter(s) "
                         f"{', '.join(repr(p) for p in sorted(defining))} refused: a config override or uploaded model "
                         "files would run code from the request in the service; load the model by name only (it is "
                         "read from the repository), and change a model by replacing it in the repository")
@@ -155,5 +155,5 @@ def admin_record(*, method: str, extension: str | None, model: str, peer: str, c
     """The audit line of one admin call, allowed or refused: when, who, which API and extension, which model, how
     the key was found (never the key) and the outcome."""
     return {"time": utc_now(), "request_id": None, "peer": peer, "client": client, "admin_call": method,
-            "extension": extension, "model": model, "admin_key": key, "status": status,
+            "extension": extension, **recorded_text("model", model), "admin_key": key, "status": status,
             "error": None if error is None else clip(error, MAX_ERROR_CHARS), "latency_ms": round(latency_ms, 3)}

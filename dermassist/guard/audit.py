@@ -51,6 +51,12 @@ REOPEN_CHECK_S = 1.0  # how often a write looks whether the audit file was rotat
 # The longest request id the front accepts (it refuses a longer one): an answered request's id is recorded in full.
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
+#: The most characters of a name a client gives (model, model version, input, output, datatype) that an audit line or
+#: a refusal quotes: a refused request may name anything up to the request's size (a 50 MiB model name made a 52 MB
+#: audit line), and every served name is far shorter.
+MAX_NAME_CHARS = 64
+#: The most inputs of one request an audit line records.
+MAX_INPUTS_RECORDED = 8
 
 
 def _digest(data: bytes | memoryview) -> dict[str, Any]:
@@ -63,9 +69,13 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
     entries: list[dict[str, Any]] = []
     raw = request.raw_input_contents
     for index, tensor in enumerate(request.inputs):
+        if index == MAX_INPUTS_RECORDED:  # the ensemble takes one input: a request of more is refused
+            entries.append({"inputs_not_recorded": len(request.inputs) - index,
+                            "why": f"over {MAX_INPUTS_RECORDED} inputs in one request"})
+            break
         if raw:
             if index >= len(raw):
-                entries.append({"input": tensor.name, "malformed": "no raw contents for this input"})
+                entries.append({**recorded_text("input", tensor.name), "malformed": "no raw contents for this input"})
                 continue
             data = raw[index]
         else:
@@ -77,15 +87,15 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
                 hashed.extend(_digest(e) for e in itertools.islice(elements, MAX_BATCH_SIZE))
                 more = sum(1 for _ in elements)
             except MalformedTensor as e:
-                entries.append({"input": tensor.name, "malformed": str(e), **_digest(data)})
+                entries.append({**recorded_text("input", tensor.name), "malformed": str(e), **_digest(data)})
                 continue
             entries.extend(hashed)
             if more:
-                entries.append({"input": tensor.name, "not_hashed": more,
+                entries.append({**recorded_text("input", tensor.name), "not_hashed": more,
                                 "why": f"over the batch limit of {MAX_BATCH_SIZE} images"})
         else:
             whole = data if data is not None else tensor.contents.SerializeToString()
-            entries.append({"input": tensor.name, **_digest(whole)})
+            entries.append({**recorded_text("input", tensor.name), **_digest(whole)})
     return entries
 
 
@@ -124,9 +134,15 @@ def clip(text: str, limit: int) -> str:
 def recorded_id(request_id: str) -> dict[str, Any]:
     """The audit line's fields of a request id: the id itself, in full up to MAX_ID_CHARS; a longer one (only a
     refused request has one) cut to MAX_ID_CHARS, with ``request_id_shortened_from`` saying its length."""
-    if len(request_id) <= MAX_ID_CHARS:
-        return {"request_id": request_id}
-    return {"request_id": clip(request_id, MAX_ID_CHARS), "request_id_shortened_from": len(request_id)}
+    return recorded_text("request_id", request_id, MAX_ID_CHARS)
+
+
+def recorded_text(field: str, text: str, limit: int = MAX_NAME_CHARS) -> dict[str, Any]:
+    """The audit line's ``field`` holding a text the client gave: in full up to ``limit`` characters, else cut to it
+    with ``<field>_shortened_from`` saying its length."""
+    if len(text) <= limit:
+        return {field: text}
+    return {field: clip(text, limit), f"{field}_shortened_from": len(text)}
 
 
 def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: str, peer: str, client: str | None,
@@ -144,13 +160,14 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
         for image, answer in zip(images, answer_rows(response)):
             image.update(answer)
     model = request.model_name if request is not None else ""
+    version = response.model_version if response is not None else (request.model_version if request else "")
     return {
         "time": utc_now(),
         **recorded_id(request_id),
         "peer": peer,
         "client": client,
-        "model": model,
-        "model_version": response.model_version if response is not None else (request.model_version if request else ""),
+        **recorded_text("model", model),
+        **recorded_text("model_version", version),
         "versions": versions,
         "release": (identity or {}).get("release"),
         "build": (identity or {}).get("build"),

@@ -48,9 +48,9 @@ from .admin import (
     peer_address,
     requested_model,
 )
-from .audit import AuditWriteError, build_record, request_images
+from .audit import MAX_NAME_CHARS, AuditWriteError, build_record, request_images
 from .metrics import GuardMetrics
-from .requests import request_refusal, with_audited_outputs, with_default_outputs, without_outputs
+from .requests import quoted, request_refusal, with_audited_outputs, with_default_outputs, without_outputs
 from .statuses import (
     DEADLINE_ARRIVING,
     GRPC_CORE_LOGGER,
@@ -417,8 +417,10 @@ class Front(grpc.GenericRpcHandler):
     async def model_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Triton's answer, and false while the guard is not ready; an internal step's only with the admin key (as its
         metadata)."""
-        if requested_model(parsed_request("ModelReady", request)) in STEP_MODELS:
+        model = requested_model(parsed_request("ModelReady", request))
+        if model in STEP_MODELS:
             return await self._internal_ready(request, context)
+        await self._refuse_unknown_long_name(model, context)
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
         return await self._forwarder("ModelReady")(request, context)
@@ -452,9 +454,19 @@ class Front(grpc.GenericRpcHandler):
 
     async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""
-        if requested_model(parsed_request("ModelMetadata", request)) in STEP_MODELS:
+        model = requested_model(parsed_request("ModelMetadata", request))
+        if model in STEP_MODELS:
             return await self._internal_metadata(request, context)
+        await self._refuse_unknown_long_name(model, context)
         return await self._forwarder("ModelMetadata")(request, context)
+
+    @staticmethod
+    async def _refuse_unknown_long_name(model: str, context: grpc.aio.ServicerContext) -> None:
+        """NOT_FOUND for a model name longer than any served one: Triton's refusal quotes it whole, and past gRPC's
+        16 KiB status limit the client got RESOURCE_EXHAUSTED instead."""
+        if len(model) > MAX_NAME_CHARS:
+            await abort(context, grpc.StatusCode.NOT_FOUND,
+                        f"no model named {quoted(model)}; clients call {ENSEMBLE_NAME!r}")
 
     async def model_infer(self, requests: Any, context: grpc.aio.ServicerContext) -> bytes:
         """Forward one inference request and write exactly one audit line for it, before its answer leaves.
@@ -490,8 +502,8 @@ class Front(grpc.GenericRpcHandler):
                 await self._end(call, context, *refusal)
             if request.model_name != ENSEMBLE_NAME and self.key_check(context) != KEY_RIGHT:
                 await self._end(call, context, grpc.StatusCode.PERMISSION_DENIED,
-                                f"model {request.model_name!r} is an internal step; clients call {ENSEMBLE_NAME!r} "
-                                "(internal steps need the admin key)")
+                                f"model {quoted(request.model_name)} is an internal step; clients call "
+                                f"{ENSEMBLE_NAME!r} (internal steps need the admin key)")
             hold = held_for(context.time_remaining(), self.guard.config.hold_s)
             if not self.guard.readiness.ready:
                 self.metrics.held += 1

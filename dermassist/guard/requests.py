@@ -24,7 +24,7 @@ from preprocess.contract import (
 )
 
 from ..base.bytes_tensor import MalformedTensor, iter_elements
-from .audit import MAX_ID_CHARS
+from .audit import MAX_ID_CHARS, MAX_NAME_CHARS, clip
 
 # KServe's classification extension: Triton 2.51 dies (SIGFPE) when it is asked of a BYTES output such as NOTE.
 CLASSIFICATION_PARAMETER = "classification"
@@ -65,11 +65,16 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
         return grpc.StatusCode.INVALID_ARGUMENT, problem
     if request.model_name not in ALL_MODELS:
         return (grpc.StatusCode.NOT_FOUND,
-                f"no model named {request.model_name!r}; clients call {ENSEMBLE_NAME!r}")
+                f"no model named {quoted(request.model_name)}; clients call {ENSEMBLE_NAME!r}")
+    if len(request.model_version) > MAX_VERSION_CHARS:
+        return (grpc.StatusCode.INVALID_ARGUMENT,
+                f"model version {quoted(request.model_version)} is {len(request.model_version)} characters long; a "
+                f"version is a whole number of at most {MAX_VERSION_CHARS} digits: send e.g. '1', or none for the "
+                "version served")
     for output in request.outputs:
         if CLASSIFICATION_PARAMETER in output.parameters:
             return (grpc.StatusCode.INVALID_ARGUMENT,
-                    f"output {output.name!r} asks for the classification extension (class_count), which is not "
+                    f"output {quoted(output.name)} asks for the classification extension (class_count), which is not "
                     f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
                     "them yourself")
     if request.model_name == ENSEMBLE_NAME:
@@ -81,6 +86,35 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
 
 def _names(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names)
+
+
+#: The most of a client's names (inputs, outputs) a refusal quotes; each is cut to MAX_NAME_CHARS: a refusal's words
+#: travel in gRPC's status, at most 16 KiB, and one quoting 20,000 characters reached the client as RESOURCE_EXHAUSTED
+#: ("metadata size exceeds hard limit") instead of its own status.
+MAX_NAMES_QUOTED = 5
+#: The most characters of a model version: Triton's versions are whole numbers (int64), and its refusal of an unknown
+#: one quotes it whole.
+MAX_VERSION_CHARS = 19
+#: The most dimensions of a client's shape a refusal writes out.
+MAX_DIMS_QUOTED = 8
+
+
+def quoted(name: str) -> str:
+    """A name the client gave, as a refusal quotes it: cut to MAX_NAME_CHARS."""
+    return repr(clip(name, MAX_NAME_CHARS))
+
+
+def _given(names: list[str]) -> str:
+    """Names the client gave, quoted: the first MAX_NAMES_QUOTED, then how many more."""
+    shown = ", ".join(quoted(n) for n in names[:MAX_NAMES_QUOTED])
+    return shown if len(names) <= MAX_NAMES_QUOTED else f"{shown} and {len(names) - MAX_NAMES_QUOTED} more"
+
+
+def given_shape(shape: Sequence[int]) -> str:
+    """A shape the client gave, as a refusal writes it: at most MAX_DIMS_QUOTED dimensions, then how many more."""
+    if len(shape) <= MAX_DIMS_QUOTED:
+        return shape_text(shape)
+    return f"{shape_text(shape[:MAX_DIMS_QUOTED])[:-1]}, ... ({len(shape)} dimensions)]"
 
 
 def id_problem(request_id: str) -> str | None:
@@ -103,10 +137,10 @@ def output_problem(request: service_pb2.ModelInferRequest) -> str | None:
     fixes = []
     if meant:
         fixes.append("output names are case-sensitive: ask for "
-                     + ", ".join(f"{right!r}, not {wrong!r}" for wrong, right in meant.items()))
+                     + ", ".join(f"{right!r}, not {quoted(wrong)}" for wrong, right in meant.items()))
     if len(meant) < len(unknown):
         fixes.append(f"ask only for outputs of that list, or name none to get every output but {' and '.join(ON_REQUEST_NAMES)}")
-    return (f"model {ENSEMBLE_NAME!r} has no output{'s' if len(unknown) > 1 else ''} {_names(unknown)}; expected "
+    return (f"model {ENSEMBLE_NAME!r} has no output{'s' if len(unknown) > 1 else ''} {_given(unknown)}; expected "
             f"output names from {_names(list(OUTPUT_NAMES))}: {'; '.join(fixes)}")
 
 
@@ -117,9 +151,9 @@ def input_problem(request: service_pb2.ModelInferRequest) -> str | None:
     unknown = [n for n in names if n not in expected]
     head = f"model {ENSEMBLE_NAME!r} takes one input, {IMAGE_FORM}"
     if unknown and IMAGE.name in names:
-        return f"{head}; the request also gave {_names(unknown)}, which it does not know: send only {IMAGE.name!r}"
+        return f"{head}; the request also gave {_given(unknown)}, which it does not know: send only {IMAGE.name!r}"
     if unknown:
-        return (f"{head}; the request gave {_names(unknown)}, which it does not know, and no {IMAGE.name!r}: "
+        return (f"{head}; the request gave {_given(unknown)}, which it does not know, and no {IMAGE.name!r}: "
                 f"send the images as {IMAGE.name!r}")
     if not names:
         return f"{head}; the request gave no input: send the images as {IMAGE.name!r}"
@@ -159,12 +193,13 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
     head = f"input {IMAGE.name!r} of model {ENSEMBLE_NAME!r}"
     if tensor.datatype != IMAGE_WIRE_DATATYPE:
         return (f"{head} must be {IMAGE_WIRE_DATATYPE} (the bytes of the encoded image files), got "
-                f"{tensor.datatype or 'no datatype'}: send each file's bytes as one {IMAGE_WIRE_DATATYPE} element "
+                f"{clip(tensor.datatype, MAX_NAME_CHARS) or 'no datatype'}: send each file's bytes as one "
+                f"{IMAGE_WIRE_DATATYPE} element "
                 f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_WIRE_DATATYPE!r}))")
     rows = _rows_of(shape)
     if rows is None or not 1 <= rows <= MAX_BATCH_SIZE:
         return (f"{head} must have shape {image_shape('n')} with n from 1 to {MAX_BATCH_SIZE} images, got "
-                f"{shape_text(shape)}: {_shape_fix(rows)}")
+                f"{given_shape(shape)}: {_shape_fix(rows)}")
     if SHARED_MEMORY_REGION in tensor.parameters:  # the bytes are in a region (an admin API): Triton counts them
         return None
     raw = request.raw_input_contents

@@ -6,6 +6,7 @@ contents) still goes through, and so does any request of an internal step (the a
 """
 from __future__ import annotations
 
+import json
 import struct
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 import dermassist.guard.front as front_module
 from dermassist.base.bytes_tensor import encode as bytes_tensor
-from dermassist.guard.audit import MAX_ID_CHARS
+from dermassist.guard.audit import MAX_ID_CHARS, MAX_INPUTS_RECORDED, MAX_NAME_CHARS
 from dermassist.guard.canary import canary_request
 from dermassist.guard.requests import request_refusal
 from dermassist_client.transport import new_request_id
@@ -347,6 +348,49 @@ def test_a_long_id_and_an_unknown_output_are_refused_at_the_front_and_audited_wi
     answered = audit_lines(front.audit)[-1]
     assert (answered["request_id"], answered["status"]) == (common, "OK")
     assert "request_id_shortened_from" not in answered
+
+
+def test_long_names_a_client_gives_get_their_own_refusal_and_a_short_audit_line(front) -> None:
+    """A 20,000-character output, model name, datatype or version, or 200 unknown inputs, reached the client as
+    RESOURCE_EXHAUSTED (gRPC's 16 KiB status limit) and a 50 MiB model name made a 52 MB audit line (fuzz audit 6):
+    each is refused with its own status, quoting at most MAX_NAME_CHARS of it, and audited cut to that, marked."""
+    long = "x" * 20_000
+    output = image_request([1, 1])
+    output.outputs.add(name=long)
+    model = image_request([1, 1], model=long)
+    datatype = image_request([1, 1], datatype=long)
+    version = image_request([1, 1])
+    version.model_version = "9" * 20_000
+    inputs = image_request([1, 1])
+    for i in range(200):
+        inputs.inputs.add(name=f"EXTRA_{i:03d}_" + "y" * 150, datatype="BYTES", shape=[1, 1])
+    shape = image_request([1] * 5_000, [b"picture"])
+    cases = [(output, grpc.StatusCode.INVALID_ARGUMENT), (model, grpc.StatusCode.NOT_FOUND),
+             (datatype, grpc.StatusCode.INVALID_ARGUMENT), (version, grpc.StatusCode.INVALID_ARGUMENT),
+             (inputs, grpc.StatusCode.INVALID_ARGUMENT), (shape, grpc.StatusCode.INVALID_ARGUMENT)]
+    details = []
+    with grpc.insecure_channel(front.address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for request, expected in cases:
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=20)
+            assert info.value.code() == expected, info.value.details()
+            details.append(info.value.details())
+        for call, message in ((stub.ModelMetadata, service_pb2.ModelMetadataRequest(name=long)),
+                              (stub.ModelReady, service_pb2.ModelReadyRequest(name=long))):
+            with pytest.raises(grpc.RpcError) as info:
+                call(message, timeout=20)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
+            details.append(info.value.details())
+    assert all(len(d) < 2_000 for d in details)
+    assert "and 195 more" in details[4] and "(5000 dimensions)" in details[5]
+    lines = audit_lines(front.audit)
+    assert len(lines) == len(cases) and all(len(json.dumps(line)) < 20_000 for line in lines)
+    assert lines[1]["model"] == "x" * (MAX_NAME_CHARS - 1) + "…" and lines[1]["model_shortened_from"] == 20_000
+    assert lines[3]["model_version_shortened_from"] == 20_000
+    assert [e["input"] for e in lines[4]["images"][1:3]] == [f"EXTRA_{i:03d}_" + "y" * 53 + "…" for i in (0, 1)]
+    assert lines[4]["images"][-1]["inputs_not_recorded"] == 201 - MAX_INPUTS_RECORDED
+    assert front.forwarded == []
 
 
 def test_the_sdks_request_still_goes_through_the_front(front) -> None:
