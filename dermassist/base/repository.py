@@ -7,7 +7,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from preprocess.contract import ALL_MODELS, CLASSIFIER_MODEL, CROP_MODEL, PREPARE_MODEL, SEGMENTER_MODEL, TRIAGE_MODEL
+from preprocess.contract import (
+    ALL_MODELS,
+    CLASSIFIER_MODEL,
+    CROP_MODEL,
+    ENSEMBLE_NAME,
+    PREPARE_MODEL,
+    SEGMENTER_MODEL,
+    TRIAGE_MODEL,
+)
 from preprocess.errors import PreprocessError
 from preprocess.params import TUNED_FILENAME, read_tuned, resolve_params
 
@@ -165,6 +173,15 @@ def require_artifacts(repository: Path, error: type[Exception], alternative: str
     raise error(f"model repository {repository} lacks {', '.join(map(str, missing))}; put models there: "
                 f"`dermassist models --repository {repository}` (the release's), then `dermassist import ... --repository "
                 f"{repository}` for your own (or {alternative})")
+
+
+def require_servable(repository: Path, error: type[Exception]) -> None:
+    """Raise ``error`` unless ``repository`` holds the ensemble and every model it runs: a folder that is none, or
+    whose models are missing, would start a server that stays not ready until stopped."""
+    if not (Path(repository) / ENSEMBLE_NAME / "config.pbtxt").is_file():
+        raise error(f"{repository} is not a DermAssist model repository (it has no {ENSEMBLE_NAME}/config.pbtxt); pass "
+                    "--repository the folder that `make models` or `dermassist models --repository DIR` filled")
+    require_artifacts(repository, error)
 
 
 def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Path:

@@ -87,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     """Start Triton and the guard, serve until SIGINT/SIGTERM, stop both."""
     import asyncio
 
-    from ..base.repository import missing_artifacts
     from ..base.server_config import ServerConfig
     from ..guard.background import serve_until_signal
     from ..guard.config import GuardConfig
@@ -96,9 +95,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = vars(args)
     config = ServerConfig.resolve(overrides)
     guard_config = GuardConfig.resolve(overrides)
-    missing = missing_artifacts(config.repository)
-    if missing:
-        logger.warning("model artifacts missing (%s); run `make models` first", ", ".join(map(str, missing)))
     if config.admin_key_is_generated:
         logger.info("no admin key configured (DERMASSIST_ADMIN_KEY or --admin-key-file): the restricted APIs "
                     "(repository, config, statistics, shared memory, trace, logging) are closed for this run")

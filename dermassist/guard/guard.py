@@ -43,7 +43,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
-from ..base.repository import served_identity
+from ..base.repository import require_servable, served_identity
 from ..base.server import TritonServer, bind_problem, free_ports
 from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
@@ -187,6 +187,8 @@ class Guard:
         self._not_live = None
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
             self._check_public_ports()
+            if self._owns_server:  # and a repository that could never serve (it stayed not ready until stopped)
+                require_servable(self.triton_config.repository, ConfigError)
         except BaseException:
             self.audit.close()
             self._lifecycle.shutdown(wait=False)

@@ -41,6 +41,27 @@ def _refused(argv: list[str], caplog: pytest.LogCaptureFixture) -> str:
 # --- serve ----------------------------------------------------------------------------------------------------
 
 
+def test_serve_of_a_folder_without_models_exits_2_naming_what_is_missing(tmp_path: Path, no_tritonserver: None,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """An empty --repository started, warned, and stayed not ready until stopped (fuzz audit 8)."""
+    from dermassist.base.repository import stage_repository
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    from dermassist.base.server import free_ports
+
+    http, grpc_port, metrics = free_ports(3)
+    audit = ["--audit-log", str(tmp_path / "audit.jsonl"), "--http-port", str(http), "--grpc-port", str(grpc_port),
+             "--metrics-port", str(metrics)]
+    text = _refused(["serve", "--repository", str(empty), *audit], caplog)
+    assert f"{empty} is not a DermAssist model repository (it has no dermassist/config.pbtxt)" in text
+    caplog.clear()
+    staged = stage_repository(tmp_path / "staged")  # the configs and adapters, no model
+    text = _refused(["serve", "--repository", str(staged), *audit], caplog)
+    assert f"model repository {staged} lacks" in text and "model.savedmodel" in text
+    assert f"`dermassist models --repository {staged}`" in text
+
+
 def test_serve_with_an_audit_log_that_is_a_folder_exits_2(tmp_path: Path, no_tritonserver: None,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     text = _refused(["serve", "--repository", str(tmp_path), "--audit-log", str(tmp_path)], caplog)

@@ -303,6 +303,12 @@ def test_the_unready_clock_starts_when_the_front_serves_not_before_tritonservers
     """Review 1, finding 3: the clock started before tritonserver's start-up (up to startup_timeout_s), so under
     compose (exit_when_not_live) the first unready spell was a start-up plus a recovery, more than the bound allows
     for. It now starts when the front serves; a guard that then never becomes ready still goes not live."""
+    from dermassist.base.repository import missing_artifacts
+    from preprocess.contract import ENSEMBLE_NAME
+
+    for needed in (tmp_path / ENSEMBLE_NAME / "config.pbtxt", *missing_artifacts(tmp_path)):  # servable, as serve needs
+        needed.parent.mkdir(parents=True, exist_ok=True)
+        needed.touch()
     server = StandInServer(tmp_path, restart_s=0.0)
     start = server.start
     started_at: list[float] = []
