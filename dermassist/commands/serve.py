@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     tls.add_argument("--max-request-mib", type=int, metavar="MIB",
                      help=setting_help(GuardConfig, "max_request_mib",
                                        "largest request the public port reads, in MiB (larger: RESOURCE_EXHAUSTED)"))
+    tls.add_argument("--max-inflight-mib", type=int, metavar="MIB",
+                     help=setting_help(GuardConfig, "max_inflight_mib",
+                                       "most MiB of inference requests held at once (over it: UNAVAILABLE, retried)"))
     ops = parser.add_argument_group("admin key, audit trail and self-healing")
     ops.add_argument("--admin-key-file", help=setting_help(
         ServerConfig, "admin_key_file",

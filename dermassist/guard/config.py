@@ -19,6 +19,7 @@ from .certificates import key_mismatch, validity_problem
 # its own loopback tritonserver; the public front bounds what it receives (``max_request_mib``).
 UNLIMITED_MESSAGES = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 MIB = 1024 * 1024
+MAX_INFLIGHT_MIB = 1 << 20  # 1 TiB: a bound far over any machine's memory, so a typo is told
 
 RECOVERY_MODES = ("reload", "restart")
 RESTART_GRACE_S = 5.0  # a broken server gets this long to stop before its process group is killed
@@ -112,6 +113,10 @@ class GuardConfig(Settings):
     # Largest request the public port reads: a batch of 32 phone JPEGs is a few tens of MiB, one uncompressed
     # 50-megapixel TIFF 150 MiB; beyond it gRPC refuses the call (RESOURCE_EXHAUSTED) before it is held in memory.
     max_request_mib: int = 256
+    # Most bytes of inference requests the front holds at once: each costs the guard about four times its size while
+    # it is parsed, hashed and forwarded (three 250 MiB calls held 3.6 GB), so a call that would pass it is refused
+    # UNAVAILABLE (clients retry) instead of exhausting the memory. A call alone in flight always passes.
+    max_inflight_mib: int = 1024
     # Close client connections after this many ms (0: never) so clients reconnect through the load
     # balancer and new pods get traffic; the grace lets calls in flight finish (Triton's flag names).
     grpc_max_connection_age: int = 0
@@ -160,6 +165,10 @@ class GuardConfig(Settings):
                 or not 1 <= self.max_request_mib <= 2047:
             raise ConfigError(f"{names('max_request_mib')} must be a whole number of MiB from 1 to 2047 (gRPC's limit "
                               f"is under 2 GiB), got {self.max_request_mib!r}; pass one in that range")
+        if isinstance(self.max_inflight_mib, bool) or not isinstance(self.max_inflight_mib, int) \
+                or not 1 <= self.max_inflight_mib <= MAX_INFLIGHT_MIB:
+            raise ConfigError(f"{names('max_inflight_mib')} must be a whole number of MiB from 1 to {MAX_INFLIGHT_MIB}, "
+                              f"got {self.max_inflight_mib!r}; pass one in that range")
         if self.max_reloads < 0:
             raise ConfigError(f"{names('max_reloads')} must be >= 0, got {self.max_reloads}; set 0 or more")
         for name in ("scan_interval_s", "canary_interval_s", "canary_timeout_s", "busy_limit_s", "hold_s",

@@ -61,6 +61,7 @@ from .statuses import (
     cancellation,
     held_for,
     is_step_failure,
+    over_inflight_budget,
 )
 
 if TYPE_CHECKING:
@@ -234,6 +235,7 @@ class Front(grpc.GenericRpcHandler):
         self.channel = channel
         self.metrics = GuardMetrics() if metrics is None else metrics  # what clients saw, for /metrics
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
+        self.bytes_in_flight = 0  # their requests' bytes (GuardConfig.max_inflight_mib bounds it)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
         self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
         self._tokens = itertools.count()
@@ -475,6 +477,7 @@ class Front(grpc.GenericRpcHandler):
         whose deadline passes (or whose client goes) while the request is still arriving is audited too."""
         call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context))
         token = -1  # set when the call is forwarded to Triton
+        held = 0  # bytes of this request counted in bytes_in_flight
         self.in_flight += 1
         try:
             raw = await context.read()
@@ -485,7 +488,13 @@ class Front(grpc.GenericRpcHandler):
             except DecodeError as e:
                 await self._end(call, context, grpc.StatusCode.INVALID_ARGUMENT,
                                 f"the request is not a ModelInferRequest: {e}")
-            call.request = request
+            call.request, call.request_id = request, request.id
+            over = over_inflight_budget(self.bytes_in_flight, len(raw), self.guard.config.max_inflight_mib)
+            if over is not None:
+                self.metrics.over_budget += 1
+                await self._end(call, context, grpc.StatusCode.UNAVAILABLE, over)
+            held = len(raw)
+            self.bytes_in_flight += held
             defaulted = with_default_outputs(request)
             added, named = with_audited_outputs(request), bool(request.id)
             if not named:
@@ -538,6 +547,7 @@ class Front(grpc.GenericRpcHandler):
             raise
         finally:
             self.in_flight -= 1
+            self.bytes_in_flight -= held
             self._forwarded.pop(token, None)
             await self._audit(call, context)  # an answer is sent after this; a refusal had its line before it left
 

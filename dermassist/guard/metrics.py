@@ -67,6 +67,7 @@ class GuardMetrics:
         self.audit_failures = 0  # calls refused because their audit line could not be written
         self.held = 0  # inference calls that arrived while the guard was not ready and waited for it
         self.waiting = 0  # inference calls waiting for readiness now
+        self.over_budget = 0  # inference calls refused because the front held too many request bytes already
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -131,6 +132,9 @@ class GuardMetrics:
                    (("", self.held),))
             family("dermassist_waiting_for_readiness", "gauge", "Inference calls waiting for readiness now.",
                    (("", self.waiting),))
+            family("dermassist_over_inflight_budget_total", "counter",
+                   "Inference calls refused (UNAVAILABLE) because the requests in flight held --max-inflight-mib.",
+                   (("", self.over_budget),))
         for gauge in gauges:
             family(gauge.name, "gauge", gauge.help, (("", gauge.value),))
         return "\n".join(lines) + "\n"

@@ -116,3 +116,15 @@ async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, detail
         logger.debug("the call ended before %s could be sent (%s): %s", code.name, e, details)
         raise asyncio.CancelledError(f"the call ended before {code.name} could be sent") from e
     raise RuntimeError("grpc.aio's ServicerContext.abort returned instead of raising")
+
+
+def over_inflight_budget(held: int, arriving: int, budget_mib: int) -> str | None:
+    """Why a request of ``arriving`` bytes is refused while ``held`` bytes of others are in flight (UNAVAILABLE, which
+    clients retry), or None when it fits the front's budget of ``budget_mib`` MiB (GuardConfig.max_inflight_mib); a
+    request alone in flight always fits (one of max_request_mib, however large, is served)."""
+    budget = budget_mib * 1024 * 1024
+    if held == 0 or held + arriving <= budget:
+        return None
+    return (f"DermAssist holds {held / 2**20:.0f} MiB of requests in flight and this one of {arriving / 2**20:.1f} MiB "
+            f"would pass its limit of {budget_mib} MiB (--max-inflight-mib); retry shortly, or send fewer or smaller "
+            "images per call")
