@@ -25,7 +25,7 @@ from dermassist.base.bytes_tensor import decode as bytes_elements
 from dermassist.base.bytes_tensor import encode as bytes_tensor
 from dermassist.base.errors import ConfigError
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
-from dermassist.guard.audit import MAX_ID_CHARS, AuditLog, answer_rows, build_record, clip, request_images
+from dermassist.guard.audit import MAX_COUNTED, MAX_ID_CHARS, AuditLog, answer_rows, build_record, clip, request_images
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.front import client_identity, forwarded_metadata, has_admin_key, method_path
@@ -33,7 +33,7 @@ from dermassist.guard.health import Readiness, health_answer, start_health_serve
 from dermassist.guard.requests import without_outputs
 from dermassist.guard.statuses import is_step_failure
 from dermassist.guard.stubs import STUB_NAME, Stub, broken_stubs, process_state, stub_of
-from preprocess.contract import CLASS_CODES, NUM_CLASSES
+from preprocess.contract import CLASS_CODES, MAX_BATCH_SIZE, NUM_CLASSES
 from preprocess.decode import decode_image
 
 LESION_RGB, SKIN_RGB = [70, 45, 35], [205, 160, 140]
@@ -194,6 +194,11 @@ def test_a_request_of_more_images_than_a_batch_holds_hashes_32_and_counts_the_re
     assert entries[:32] == [{"sha256": hashlib.sha256(b"pic%d" % i).hexdigest(), "bytes": len(b"pic%d" % i)}
                             for i in range(32)]
     assert entries[32:] == [{"input": "IMAGE", "not_hashed": 1008, "why": "over the batch limit of 32 images"}]
+    many = service_pb2.ModelInferRequest(model_name="dermassist")  # past MAX_COUNTED: not walked to its end
+    many.inputs.add(name="IMAGE", datatype="BYTES", shape=[1, 1])
+    many.raw_input_contents.append(b"\0\0\0\0" * (MAX_BATCH_SIZE + MAX_COUNTED + 5))
+    assert request_images(many)[-1] == {"input": "IMAGE", "not_hashed_over": MAX_COUNTED,
+                                        "why": "over the batch limit of 32 images"}
 
 
 def test_the_audit_line_of_a_request_without_raw_contents_holds_each_images_hash_and_answer() -> None:
