@@ -37,8 +37,11 @@ def require_extra(extra: str, why: str) -> None:
 
 
 def is_dicom_path(path: str | Path) -> bool:
-    """Whether ``path`` is a DICOM Part 10 file ('DICM' at byte 128); never imports pydicom."""
+    """Whether ``path`` is a DICOM Part 10 file ('DICM' at byte 128); never imports pydicom, never opens what is no
+    regular file (a named pipe would block: the image reader then refuses it by name)."""
     try:
+        if not Path(path).is_file():
+            return False
         with open(path, "rb") as f:
             return is_dicom(f.read(132))
     except OSError:

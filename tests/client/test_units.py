@@ -734,6 +734,9 @@ def test_a_path_that_is_no_regular_file_or_too_large_is_refused_before_it_is_rea
     os.mkfifo(fifo)
     with pytest.raises(InvalidImageError, match=r"camera.jpg is a named pipe \(FIFO\), not an image file"):
         encode_image(fifo)  # no writer: opening it would block
+    from dermassist_client.interop import is_dicom_path
+
+    assert not is_dicom_path(fifo)  # the CLI's first look at a path: it opened the pipe and hung
     with pytest.raises(InvalidImageError, match=r"/dev/zero is a character device, not an image file"):
         encode_image("/dev/zero")
     big = tmp_path / "big.jpg"

@@ -25,6 +25,7 @@ from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     DermoscopicPhotographyImageStorage,
     MultiFrameTrueColorSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
@@ -245,7 +246,36 @@ def read_dicom(source: DicomInput, name: str | None = None) -> DicomImage:
     return image_from_dataset(_parse(Path(source), label), label)
 
 
+def _meta_transfer_syntax(source: io.BytesIO | Path) -> str | None:
+    """The transfer syntax UID the file meta information of a Part 10 file names, read without its data set."""
+    from pydicom.filereader import _read_file_meta_info, read_file_meta_info, read_preamble
+
+    if isinstance(source, Path):
+        meta = read_file_meta_info(source)
+    else:
+        read_preamble(source, False)
+        meta = _read_file_meta_info(source)
+        source.seek(0)
+    syntax = meta.get("TransferSyntaxUID")
+    return None if syntax is None else str(syntax)
+
+
 def _parse(source: io.BytesIO | Path, label: str) -> Dataset:
+    if isinstance(source, Path) and source.exists() and not (source.is_file() or source.is_dir()):
+        raise UnreadableDicomError(f"{label} is not a regular file (a pipe or a device); expected a DICOM Part 10 file")
+    try:
+        syntax = _meta_transfer_syntax(source)
+    except InvalidDicomError:
+        syntax = None  # told below, by the full read
+    except Exception as e:  # noqa: BLE001 - a file meta information pydicom cannot read: the full read says why
+        logger.debug("the file meta information of %s cannot be read alone: %s", label, e)
+        syntax = None
+    if syntax == DeflatedExplicitVRLittleEndian:
+        raise UnsupportedTransferSyntaxError(
+            f"{label} is stored in the Deflated Explicit VR Little Endian transfer syntax, which DermAssist does not "
+            "read: pydicom inflates the whole data set before anything can be checked (a few KB can inflate to "
+            "gigabytes), as the DICOM node refuses it too; export it uncompressed or JPEG-compressed (e.g. `dcmconv "
+            "+te` of DCMTK) and analyse that")
     try:
         return pydicom.dcmread(source)
     except InvalidDicomError as e:

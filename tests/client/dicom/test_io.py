@@ -59,6 +59,30 @@ def test_bytes_and_datasets_read_like_files(tmp_path, ham_jpeg):
     assert np.array_equal(read_dicom(path.read_bytes()).pixels, read_dicom(ds).pixels)
 
 
+def test_a_deflated_file_is_refused_before_it_is_inflated_and_a_pipe_is_never_opened(tmp_path, ham_jpeg, monkeypatch):
+    """A 1.47 MB Deflated file inflated whole to 2.3 GB (fuzz audit 11): refused from its file meta information, as
+    the DICOM node refuses the transfer syntax; a named pipe named as a DICOM file hung."""
+    import os
+
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+
+    ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    path = tmp_path / "deflated.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    inflated: list[object] = []
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: inflated.append(a) or pytest.fail("the data set was read"))
+    for source in (path, path.read_bytes()):
+        with pytest.raises(UnsupportedTransferSyntaxError, match="Deflated Explicit VR Little Endian transfer syntax"):
+            read_dicom(source)
+    assert inflated == []
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    with pytest.raises(UnreadableDicomError, match="is not a regular file"):
+        read_dicom(fifo)
+
+
 def test_the_icc_profile_travels_with_the_pixels_to_the_service(ham_jpeg):
     """An instance's ICC Profile (0028,2000) goes with its pixels, so the service converts its colours to sRGB."""
     from dermassist_client.images import encode_image
