@@ -14,6 +14,9 @@ from .classes import CLASS_CODES, MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
 
 PROTOCOLS = ("grpc", "http")
+#: The longest time setting: gRPC keeps keepalive times in 32-bit milliseconds (about 24.8 days), and a deadline of
+#: 1e10 s overflowed into one that had passed ("no answer within the deadline; raise timeout", at once).
+MAX_SECONDS = 2_000_000
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # the guard's default --max-request-mib: a 50-megapixel TIFF fits
 # Where the demo page binds by default (``dermassist-client demo``, ``dermassist demo``, ``launch_demo``). Here, not
 # in demo.py, because that imports Gradio (an extra) and the command lines build their parsers without it.
@@ -63,9 +66,9 @@ class ClientConfig:
             raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}", "protocol")
         for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "keepalive_time_s", "keepalive_timeout_s"):
             value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or not value > 0:
-                raise ClientConfigError(f"{name} must be a positive number of seconds (a finite int or float, not a "
-                                        f"bool, inf or nan), got {value!r}", name)
+            if not _is_number(value) or not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+                raise ClientConfigError(f"{name} must be a positive number of seconds up to {MAX_SECONDS:,} (about 23 "
+                                        f"days; a finite int or float, not a bool, inf or nan), got {value!r}", name)
         if not _is_int(self.retries) or self.retries < 0:
             raise ClientConfigError(f"retries must be an integer >= 0 (not a bool), got {self.retries!r}", "retries")
         if not _is_int(self.max_batch_size) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
@@ -89,7 +92,9 @@ class ClientConfig:
             if not self.ssl:
                 raise ClientConfigError(f"{name} was given but ssl is off; pass ssl=True to use TLS", name)
             if not path.is_file():
-                raise ClientConfigError(f"{name} file {path} does not exist; pass the path of a PEM file", name)
+                what = ("is a folder" if path.is_dir() else "is not a regular file (a device or a pipe)" if path.exists()
+                        else "does not exist")
+                raise ClientConfigError(f"{name} file {path} {what}; pass the path of a PEM file", name)
         if (self.private_key is None) != (self.certificate_chain is None):
             raise ClientConfigError(
                 "private_key and certificate_chain go together (client certificate authentication); "

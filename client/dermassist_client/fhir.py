@@ -56,6 +56,19 @@ class FhirError(DermAssistClientError):
     """A FHIR Bundle could not be built, validated or written."""
 
 
+#: An absolute URI as FHIR's ``uri`` type takes it: a scheme, a colon, and no whitespace (``urn:oid:1.2.3``,
+#: ``https://hospital.example/mrn``).
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+
+
+def patient_system_problem(system: str) -> str | None:
+    """Why ``system`` cannot be the URI of a patient identifier system (FHIR ``Identifier.system``), or None."""
+    if _URI.fullmatch(system):
+        return None
+    return (f"{system!r} is not an absolute URI (a scheme, a colon and no spaces); an EHR would refuse or misfile the "
+            "identifier: give the site's patient identifier system, e.g. urn:oid:1.2.3.4 or https://hospital.example/mrn")
+
+
 @dataclass(frozen=True)
 class ImagingContext:
     """Who and what a result is about, as the EHR knows it: patient, study, and the DICOM outputs' UIDs.
@@ -80,6 +93,11 @@ class ImagingContext:
     lesion_area_mm2: float | None = None
     body_site: term.SiteCode | None = None  # where on the body (DICOM Anatomic Region Sequence)
     laterality: term.SiteCode | None = None  # left, right or both (DICOM Image Laterality)
+
+    def __post_init__(self) -> None:
+        problem = None if self.patient_system is None else patient_system_problem(self.patient_system)
+        if problem is not None:
+            raise FhirError(f"patient_system {problem}")
 
     @property
     def system_withheld(self) -> bool:

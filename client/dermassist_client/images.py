@@ -345,6 +345,9 @@ def encode_image(image: ImageInput) -> EncodedImage:
     with any transparency shown over black as the server shows it (``flatten_alpha``).
     """
     if isinstance(image, (str, os.PathLike)):
+        if "\0" in os.fspath(image):  # str or bytes alike
+            raise InvalidImageError(f"image path {os.fspath(image)!r} holds a NUL character, which no file name can; "
+                                    "check how the path was built")
         return _from_path(Path(image))
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
@@ -509,6 +512,9 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
     colour profile kept (or, for a camera JPEG that declares Adobe RGB only in its EXIF, that profile embedded:
     ``colour_profile``), and 16-bit greyscale kept at 16 bits (converting it to RGB would clip every value over 255
     to white)."""
+    if 0 in image.size:
+        raise InvalidImageError(f"{source} is {image.size[0]}x{image.size[1]} pixels: an empty picture; send the "
+                                "picture itself")
     if image.mode == "F":
         raise InvalidImageError(
             f"{source} is a floating-point PIL image (mode F), whose values have no defined 0-255 range; "

@@ -130,6 +130,11 @@ class InteropRun:
                                         f"{self.fhir_out / 'bundle.json'}")
             check_output_folder("--fhir-out", self.fhir_out, self.fhir_out.parent)
             check_replaceable_bundle(self.fhir_out, inputs)
+            from .fhir import patient_system_problem
+
+            problem = None if patient_system is None else patient_system_problem(patient_system)
+            if problem is not None:
+                raise ClientConfigError(f"--patient-system {problem}")
         self._fhir_items: list[tuple[LesionResult, Any]] = []
         #: set by ``finish`` when no Bundle was written and an earlier file at ``fhir_out`` was removed
         self.removed_stale: Path | None = None

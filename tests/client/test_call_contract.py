@@ -113,7 +113,9 @@ def test_the_asyncio_batch_shares_one_deadline_too() -> None:
 # --- 3: settings that cannot work are refused --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    ({"timeout_s": float("inf")}, "timeout_s must be a positive number of seconds \\(a finite"),
+    ({"timeout_s": float("inf")}, "timeout_s must be a positive number of seconds up to 2,000,000 \\(about 23 days; a finite"),
+    ({"timeout_s": 1e10}, "timeout_s must be a positive number of seconds up to 2,000,000"),  # it overflowed gRPC's deadline
+    ({"keepalive_time_s": 2_000_001}, "keepalive_time_s must be a positive number of seconds up to 2,000,000"),
     ({"timeout_s": float("nan")}, "timeout_s must be a positive number"),
     ({"timeout_s": True}, "not a bool"),
     ({"backoff_max_s": float("inf")}, "backoff_max_s must be a positive number"),

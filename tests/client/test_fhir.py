@@ -250,3 +250,17 @@ def test_a_name_with_ideographic_and_phonetic_groups_is_shown_by_its_alphabetic_
     context = replace(CONTEXT, patient_name="Yamada^Tarou=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046")
     assert _subject(context)["display"] == "Yamada, Tarou"
     assert _subject(replace(CONTEXT, patient_name="=\u5c71\u7530^\u592a\u90ce"))["display"] == "\u5c71\u7530, \u592a\u90ce"
+
+
+@pytest.mark.parametrize("system", ["not a uri", "mrn", "urn:oid:1.2 3", ""])
+def test_a_patient_system_that_is_no_uri_is_refused(system: str, tmp_path, capsys) -> None:
+    """'not a uri' went into every Observation's subject of the Bundle (fuzz audit 12.4)."""
+    from dermassist_client.cli import main
+
+    with pytest.raises(FhirError, match="is not an absolute URI"):
+        ImagingContext(patient_id="MRN-1", patient_system=system)
+    assert main(["analyze", "x.jpg", "--fhir-out", str(tmp_path / "b.json"), "--patient-system", system,
+                 "--url", "127.0.0.1:1"]) == 2
+    assert "--patient-system " in capsys.readouterr().err
+    for good in ("urn:oid:1.2.3.4", "https://hospital.example/mrn", "http://example.org/fhir/sid/us-ssn"):
+        assert ImagingContext(patient_system=good).patient_system == good

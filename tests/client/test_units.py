@@ -4,7 +4,9 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from dataclasses import FrozenInstanceError, replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -745,3 +747,25 @@ def test_a_path_that_is_no_regular_file_or_too_large_is_refused_before_it_is_rea
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 4096)
     with pytest.raises(InvalidImageError, match=r"big.jpg is 4,097 bytes; no image DermAssist accepts is over 4,096 bytes"):
         encode_image(big)
+
+
+def test_an_empty_array_or_picture_and_a_path_with_a_nul_are_the_sdks_own_errors() -> None:
+    """They raised Pillow's SystemError and Python's ValueError, which a caller catching the SDK's errors missed
+    (fuzz audit 12.1)."""
+    from PIL import Image
+
+    for empty, shown in ((np.zeros((0, 0, 3), np.uint8), "<array 0x0> is 0x0 pixels"),
+                         (np.zeros((0, 5, 3), np.uint8), "<array 5x0> is 5x0 pixels"),
+                         (Image.new("RGB", (0, 0)), "<PIL image> is 0x0 pixels")):
+        with pytest.raises(InvalidImageError, match=re.escape(shown) + ": an empty picture"):
+            encode_image(empty)
+    with pytest.raises(InvalidImageError, match="holds a NUL character"):
+        encode_image("lesion\x00.jpg")
+
+
+def test_a_tls_file_that_is_a_folder_or_a_device_is_named_as_such(tmp_path) -> None:
+    """A folder, /dev/null and a pipe were all said to 'not exist' (fuzz audit 12.3)."""
+    for given, words in ((tmp_path, "is a folder"), (Path("/dev/null"), "is not a regular file (a device or a pipe)"),
+                         (tmp_path / "ca.pem", "does not exist")):
+        with pytest.raises(ClientConfigError, match=re.escape(f"root_certificates file {given} {words}; pass the path")):
+            ClientConfig(url="h:1", ssl=True, root_certificates=given)
