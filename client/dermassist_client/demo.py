@@ -300,7 +300,19 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
     return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}"
 
 
-_FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '').split('/').pop()) : ''; "
+#: The characters Markdown gives a meaning (links, emphasis, code, HTML): a file's name is shown with each escaped,
+#: so a picture named "[click me](https://...).jpg" is a name, not a live link in the status line.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~])")
+_MARKDOWN_JS = "/[\\\\`*_{}\\[\\]()<>#!|~]/g"
+
+
+def shown_name(path: str) -> str:
+    """The name of the file at ``path`` as the page's Markdown shows it: every character Markdown reads escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", Path(path).name)
+
+
+_FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '').split('/').pop())"
+                 f".replace({_MARKDOWN_JS}, '\\\\$&') : ''; "
                  "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
@@ -333,7 +345,7 @@ _FIRST_BYTES = re.compile(r" \(\d+ bytes, first bytes [0-9a-f ]*\)")
 def plain_error(error: DermAssistClientError, path: str) -> str:
     """What a clinician reads when a picture could not be analysed: the reason in plain words, no request ids,
     tensor names or SDK advice (those go to the log)."""
-    name = Path(path).name
+    name = shown_name(path)
     if isinstance(error, ServerUnavailableError):
         return UNREACHABLE
     if isinstance(error, DeadlineExceededError):
@@ -397,8 +409,8 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
         logger.info("analysis of %s failed: %s", path, e)
         return _message(f"**Could not analyze:** {plain_error(e, path)}", path)
     overlay = overlay_of(path, result)
-    name = f"Result for **{Path(path).name}**." + ("" if overlay is not None else " " + NOT_DRAWN.format(
-        name=Path(path).name))
+    name = f"Result for **{shown_name(path)}**." + ("" if overlay is not None else " " + NOT_DRAWN.format(
+        name=shown_name(path)))
     if result.diagnosis_given:
         top = result.top_class
         status = (f"{name} Lesion found: {percent(result.lesion_fraction)} of the image, tinted red in its green "

@@ -683,3 +683,23 @@ def test_a_picture_larger_than_a_request_may_carry_is_refused_at_upload(tmp_path
             browser.close()
     finally:
         page_server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_file_name_is_shown_as_a_name_never_as_markdown(tmp_path: Path) -> None:
+    """A picture named '[click me](https:__evil.example).jpg' showed a live link in the status line (fuzz audit
+    12.12): the name is escaped, in the browser's 'is loaded' line and in the server's answer alike."""
+    from playwright.sync_api import expect
+
+    picture = tmp_path / "[click me](https:__evil.example) *bold*.jpg"
+    picture.write_bytes(b"the ward's notes, not a picture")  # refused here, before sending: the message names it
+    with demo_page_without_server() as page:
+        page.locator("#upload input[type=file]").set_input_files(str(picture))
+        expect(page.locator("#status")).to_contain_text(f"{picture.name} is loaded", timeout=30_000)
+        expect(page.locator("#status a")).to_have_count(0)
+        expect(page.locator("#status em")).to_have_count(0)  # *bold* in the name is no emphasis
+        page.locator("#analyze").click()
+        expect(page.locator("#status")).to_contain_text("Could not analyze", timeout=60_000)
+        expect(page.locator("#status")).to_contain_text("[click me](https")  # Gradio's stored name drops ':' and '*'
+        expect(page.locator("#status a")).to_have_count(0)
