@@ -227,6 +227,23 @@ class AdminCall:
     written: bool = False
 
 
+Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+
+
+def parsed_first(kind: Any, behaviour: Handler) -> Handler:
+    """``behaviour`` for the bytes of a ``kind`` request only: bytes that are not one are refused INVALID_ARGUMENT
+    (Triton answered them INTERNAL, 'Unable to parse request', as if the fault were its own)."""
+    async def checked(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            kind.FromString(request)
+        except DecodeError as e:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the request is not a {kind.DESCRIPTOR.name}: {e}; send the message the method takes "
+                        "(tritonclient's calls build it)")
+        return await behaviour(request, context)
+    return checked
+
+
 class Front(grpc.GenericRpcHandler):
     """Routes each method of Triton's service: audited inference, truthful health, plain forwarding."""
 
@@ -264,6 +281,8 @@ class Front(grpc.GenericRpcHandler):
                 self._handlers[method_path(method.name)] = grpc.stream_unary_rpc_method_handler(self.model_infer)
             else:
                 behaviour = own.get(method.name) or self._forwarder(method.name)
+                if method.name not in RESTRICTED_METHODS:  # an admin call is audited whatever it sent
+                    behaviour = parsed_first(getattr(service_pb2, method.input_type.name), behaviour)
                 self._handlers[method_path(method.name)] = grpc.unary_unary_rpc_method_handler(behaviour)
 
     @property

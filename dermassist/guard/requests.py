@@ -66,11 +66,11 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
     if request.model_name not in ALL_MODELS:
         return (grpc.StatusCode.NOT_FOUND,
                 f"no model named {quoted(request.model_name)}; clients call {ENSEMBLE_NAME!r}")
-    if len(request.model_version) > MAX_VERSION_CHARS:
+    version = request.model_version
+    if version and (len(version) > MAX_VERSION_CHARS or not (version.isascii() and version.isdigit())):
         return (grpc.StatusCode.INVALID_ARGUMENT,
-                f"model version {quoted(request.model_version)} is {len(request.model_version)} characters long; a "
-                f"version is a whole number of at most {MAX_VERSION_CHARS} digits: send e.g. '1', or none for the "
-                "version served")
+                f"model version {quoted(version)} is not a version number; a version is a whole number of at most "
+                f"{MAX_VERSION_CHARS} digits: send e.g. '1', or none for the version served")
     for output in request.outputs:
         if CLASSIFICATION_PARAMETER in output.parameters:
             return (grpc.StatusCode.INVALID_ARGUMENT,
@@ -203,6 +203,9 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
     if SHARED_MEMORY_REGION in tensor.parameters:  # the bytes are in a region (an admin API): Triton counts them
         return None
     raw = request.raw_input_contents
+    if raw and tensor.contents.ByteSize():
+        return (f"{head} came both as raw_input_contents and as contents: send its images one way only (tritonclient "
+                "sends raw_input_contents)")
     if len(raw) > 1:
         return (f"the request to model {ENSEMBLE_NAME!r} holds {len(raw)} raw_input_contents for its one input "
                 f"{IMAGE.name!r}: send all its images in one, each as a 4-byte little-endian length then its bytes")

@@ -376,6 +376,11 @@ def test_long_names_a_client_gives_get_their_own_refusal_and_a_short_audit_line(
                 stub.ModelInfer(request, timeout=20)
             assert info.value.code() == expected, info.value.details()
             details.append(info.value.details())
+        for method in ("ModelMetadata", "ModelReady", "ServerMetadata", "ServerLive"):  # bytes that are no request
+            with pytest.raises(grpc.RpcError) as info:
+                channel.unary_unary(f"/inference.GRPCInferenceService/{method}")(b"\xff\xff\xff", timeout=20)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, info.value.details())
+            assert "the request is not a " in info.value.details()
         for call, message in ((stub.ModelMetadata, service_pb2.ModelMetadataRequest(name=long)),
                               (stub.ModelReady, service_pb2.ModelReadyRequest(name=long))):
             with pytest.raises(grpc.RpcError) as info:
@@ -417,3 +422,18 @@ def test_served_extensions_drop_the_unserved_ones_and_without_the_key_the_restri
     assert served_extensions(listed, admin=False) == ["schedule_policy", "binary_tensor_data", "parameters"]
     assert served_extensions(listed, admin=True) == [e for e in listed if e not in ("classification", "sequence")]
     assert served_extensions(["a_new_extension"], admin=False) == ["a_new_extension"]  # unknown: passed on as listed
+
+
+def test_a_version_that_is_no_number_and_images_sent_two_ways_are_refused_in_house_words() -> None:
+    """Triton's own words came back ('stol'; 'contents field must not be specified ...'), without a fix (fuzz 12.9)."""
+    for version in ("abc", "1.0", "-1", "١"):  # the last an Arabic-Indic one: a digit, not an ASCII one
+        request = image_request([1, 1])
+        request.model_version = version
+        assert "is not a version number; a version is a whole number" in refusal_message(request)
+    for version in ("", "1", "12"):
+        request = image_request([1, 1])
+        request.model_version = version
+        assert request_refusal(request) is None
+    both = image_request([1, 1])
+    both.inputs[0].contents.bytes_contents.append(b"picture 0")
+    assert "came both as raw_input_contents and as contents: send its images one way only" in refusal_message(both)
