@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dermassist.base.repository import CALIBRATION_FILENAME, classifier_artifact, labels_file
@@ -100,7 +99,10 @@ class ServedClassifier(nn.Module):
         # The logit's map (w_c alone) also credits what raises every class; validation deletion test 76% -> 80%.
         weights = n.fc.weight[probs.argmax(dim=1)] - probs @ n.fc.weight
         cam = torch.relu(torch.einsum("nc,nchw->nhw", weights, f)).unsqueeze(1)
-        cam = F.interpolate(cam, size=[self.cam_size, self.cam_size], mode="bilinear", align_corners=False).squeeze(1)
+        # the bilinear resize F.interpolate does, called directly: scripting F.interpolate compiles every mode it has,
+        # and a libtorch older than this torch (the GPU image's) refuses an operator the newer ones added
+        # (aten::_upsample_lanczos2d_aa): the exported model would not load there
+        cam = torch._C._nn.upsample_bilinear2d(cam, [self.cam_size, self.cam_size], False, None).squeeze(1)
         peak = cam.amax(dim=(1, 2), keepdim=True)
         cam = torch.where(peak > 0, cam * (255.0 / torch.clamp(peak, min=1e-12)), torch.zeros_like(cam))
         return probs, ood.unsqueeze(1), torch.round(cam).to(torch.uint8)

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 # The layout of what an export writes. Raise it whenever the exported artifacts change shape (a new TorchScript
 # method, output or file), so that a repository exported from the same release by older code is exported again.
 # 2: the classifier's TorchScript gained its `probabilities` method.
-EXPORT_FORMAT = 2
+# 3: its CAM resize calls aten::upsample_bilinear2d itself (a scripted F.interpolate did not load on older libtorch).
+EXPORT_FORMAT = 3
 
 
 def missing_configs(repository: Path) -> list[str]:
