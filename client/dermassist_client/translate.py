@@ -27,6 +27,8 @@ STEP_UNHEALTHY = "is not healthy"
 # The client never cancels a call itself (its deadline ends one DEADLINE_EXCEEDED): a CANCELLED status comes from the
 # server, which drops a call that arrives in the instant it starts stopping before any handler sees it. Retried too.
 _SERVER_CANCELLED = {"StatusCode.CANCELLED"}
+# What a gRPC server that is not DermAssist (or an HTTP proxy answering 404) says of Triton's inference method.
+_NOT_SERVED = {"StatusCode.UNIMPLEMENTED"}
 # gRPC's words when a stopping server closed the connection under a call (it closes each connection the moment its
 # last call ends; a client still reading the answer then loses it to the reset): nothing about the client's set-up.
 _SERVER_SHUTDOWN = "Server shutdown"
@@ -118,6 +120,9 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
             return ServerUnavailableError(f"{what}: a pipeline step at {url} failed ({message}); retried while it heals")
         if status in _DEADLINE:
             return DeadlineExceededError(f"{what}: no answer from {url} within the deadline ({message}); raise timeout")
+        if inference and status in _NOT_SERVED:
+            return ConnectionSetupError(f"{what}: {url} answers gRPC but serves no DermAssist inference there ({message}); "
+                                        "check --url: DermAssist's gRPC port (8001 by default), not another service's")
         if inference and status in _TOO_LARGE:
             return RequestTooLargeError(
                 f"{what}: the request is larger than the gRPC message limit ({message}); send fewer images per call "

@@ -495,6 +495,8 @@ def test_results_carry_the_request_id_the_answer_echoes():
     ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),  # a server that began stopping dropped it
     ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
     ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", RequestTooLargeError),
+    # another gRPC service at the address (or a proxy answering 404): the run stops there, exit 3 (fuzz audit 12.2)
+    ("StatusCode.UNIMPLEMENTED", "Method not found!", ConnectionSetupError),
 ])
 def test_a_failed_step_is_retryable_like_unavailability(status, message, expected):
     error = translate(InferenceServerException(message, status=status), "analyzing", "h:1", inference=True)
