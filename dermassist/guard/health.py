@@ -124,7 +124,8 @@ def _response(status: int, body: dict | str, with_body: bool = True) -> bytes:
     Content-Length too) and no body."""
     payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     kind = CONTENT_TYPE if isinstance(body, str) else "application/json"
-    reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+              431: "Request Header Fields Too Large", 503: "Service Unavailable"}[status]
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
     return head.encode() + (payload if with_body else b"")
@@ -153,14 +154,30 @@ def health_answer(method: str, path: str, readiness: Readiness, metrics: Callabl
 async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, readiness: Readiness,
                      metrics: Callable[[], str] | None) -> None:
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
-        method, path, *_ = head[:_MAX_HEADER_BYTES].decode("latin-1").split("\r\n", 1)[0].split(" ")
-        writer.write(health_answer(method, path.split("?", 1)[0], readiness, metrics))
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        except asyncio.LimitOverrunError:  # a probe or proxy that adds large headers is told, not dropped
+            writer.write(_response(431, {"error": f"the request's headers are over {_MAX_HEADER_BYTES} bytes; send "
+                                                  "fewer or shorter headers"}))
+            await writer.drain()
+            return
+        writer.write(request_answer(head, readiness, metrics))
         await writer.drain()
-    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
+    except (TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
         pass
     finally:
         writer.close()
+
+
+def request_answer(head: bytes, readiness: Readiness, metrics: Callable[[], str] | None = None) -> bytes:
+    """The HTTP response for a request's head (its request line and headers): 400 when the request line is not
+    ``METHOD /path ...`` (it was dropped without an answer), else ``health_answer``'s."""
+    method, _, rest = head.decode("latin-1").split("\r\n", 1)[0].partition(" ")
+    path = rest.split(" ", 1)[0]
+    if not method or not path.startswith("/"):
+        return _response(400, {"error": "the request line is not 'METHOD /path HTTP/1.1'; send e.g. "
+                                        f"'GET {READY_PATH} HTTP/1.1'"})
+    return health_answer(method, path.split("?", 1)[0], readiness, metrics)
 
 
 async def start_health_server(host: str, port: int, readiness: Readiness,

@@ -130,15 +130,19 @@ def test_the_health_server_answers_probes_with_a_query_string_and_head() -> None
         port = server.sockets[0].getsockname()[1]
         try:
             return [await ask(port, "GET /v2/health/ready?verbose=1 HTTP/1.1"),
-                    await ask(port, "HEAD /v2/health/live HTTP/1.1")]
+                    await ask(port, "HEAD /v2/health/live HTTP/1.1"),
+                    await ask(port, "GET"),  # no path: it was dropped without an answer (fuzz audit 12.8)
+                    await ask(port, "GET /v2/health/ready HTTP/1.1\r\nX-Big: " + "a" * 9000)]
         finally:
             server.close()
             await server.wait_closed()
 
-    ready, live = asyncio.run(main())
+    ready, live, no_path, big = asyncio.run(main())
     head, body = _split(ready)
     assert head.startswith(b"HTTP/1.1 503") and json.loads(body) == {"ready": False, "reason": "canary failed"}
     assert live.startswith(b"HTTP/1.1 200 OK") and _split(live)[1] == b""
+    assert no_path.startswith(b"HTTP/1.1 400 Bad Request") and b"'METHOD /path HTTP/1.1'" in no_path
+    assert big.startswith(b"HTTP/1.1 431 Request Header Fields Too Large") and b"over 8192 bytes" in big
 
 
 # --- Audit ---------------------------------------------------------------------------------------------------
