@@ -47,7 +47,8 @@ _REDUCED_FLAGS = (
 )
 SUPPORTED = "JPEG, PNG, BMP or TIFF"
 # Why a TIFF that is whole may still be unreadable: OpenCV and PIL read integer samples only.
-_TIFF_SAMPLES = "; or its samples are not 8- or 16-bit integers: re-save it as 8-bit RGB"
+_TIFF_SAMPLES = ("; or its samples are not 8- or 16-bit integers, or its layout is one the decoder does not read (tiles of "
+                 "16 or 48 pixels, LZMA compression): re-save it as 8-bit RGB")
 # JPEG and PNG are turned here by the header's EXIF orientation, which is also what sets the size the header reports:
 # OpenCV's own reading misses some valid tags (an orientation stored as LONG) and turns before a reduced decode is
 # trimmed. OpenCV's TIFF reader turns by the TIFF tag itself, which this flag does not stop.

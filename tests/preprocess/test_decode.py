@@ -738,3 +738,13 @@ def test_an_orientation_of_the_wrong_type_is_ignored_not_refused(field_type: int
     assert out.rgb.shape == RGB.shape and out.original_size == RGB.shape[:2]
     np.testing.assert_array_equal(out.rgb, decode(plain).rgb)
     assert read_header(data, "JPEG")[0] == (RGB.shape[1], RGB.shape[0])
+
+
+def test_a_tiff_layout_the_decoder_does_not_read_is_named_not_only_called_corrupt(tmp_path) -> None:
+    """A valid TIFF of 16-pixel tiles was refused as 'truncated or corrupt' alone (fuzz audit 12.5)."""
+    import tifffile
+
+    path = tmp_path / "tiles16.tif"
+    tifffile.imwrite(path, np.full((96, 128, 3), 120, np.uint8), photometric="rgb", tile=(16, 16))
+    with pytest.raises(TruncatedImageError, match=r"its layout is one the decoder does not read \(tiles of 16 or 48"):
+        decode(path.read_bytes())
