@@ -17,6 +17,7 @@ from dermassist.base.repository import (
     IMPORTED,
     RELEASE_STAMP,
     TUNED_STEPS,
+    missing_artifacts,
     missing_tuned_values,
     stage_repository,
     tuned_file,
@@ -34,6 +35,8 @@ def _release_repository(root: Path) -> Path:
     for model in TUNED_STEPS:
         tuned_file(repository, model).write_text(tuned_artifact({}, {}, "test"))
     (repository / RELEASE_STAMP).write_text("0dbd7230a247abfd")
+    for artifact in missing_artifacts(repository):  # stand-ins: serve refuses a repository without its models first
+        artifact.touch()
     return repository
 
 
