@@ -134,28 +134,36 @@ def test_serve_stopped_while_tritonserver_starts_stops_without_waiting_for_it(ti
     assert "stopped while tritonserver was starting" in out and "tritonserver ready in" not in out
 
 
-def test_serve_on_a_repository_without_the_ensemble_is_live_but_never_ready(tmp_path: Path) -> None:
+def test_serve_on_a_repository_without_the_ensemble_or_its_models_exits_2_before_starting(tmp_path: Path) -> None:
+    """It started, stayed live and never became ready until stopped (fuzz audit 8): an orchestrator saw a pod that
+    never became ready instead of a start that failed with its reason."""
+    from dermassist.base.repository import stage_repository
+
     http, grpc, metrics = free_ports(3)
-    proc = _serve(tmp_path, http, grpc, metrics)
-    triton: list[int] = []
-    try:
-        _wait_for(http, "/v2/health/live", 200)
-        triton = _children(proc.pid)
-        time.sleep(1.0)
-        code, body = _health(http, "/v2/health/ready")
-        assert code == 503 and "canary" in body and "dermassist" in body
-    finally:
-        _stop(proc, signal.SIGINT, triton)
+    staged = stage_repository(tmp_path / "staged")  # the configs and adapters, no model
+    for repository, words in ((tmp_path / "empty", "is not a DermAssist model repository (it has no dermassist/"),
+                              (staged, f"model repository {staged} lacks")):
+        repository.mkdir(exist_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(repository), "--http-port", str(http),
+             "--grpc-port", str(grpc), "--metrics-port", str(metrics)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert words in done.stderr and "tritonserver ready" not in done.stderr
 
 
 def test_serve_command_exits_non_zero_when_start_fails(tmp_path: Path) -> None:
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "config.pbtxt").write_text("this is not a config")
+    from dermassist.base.repository import missing_artifacts, stage_repository
+
+    repository = stage_repository(tmp_path / "repository")
+    for artifact in missing_artifacts(repository):  # empty stand-ins: present, but no model Triton can load
+        artifact.touch()
+    (repository / "broken").mkdir()
+    (repository / "broken" / "config.pbtxt").write_text("this is not a config")
     http, grpc, metrics = free_ports(3)
     done = subprocess.run(
-        [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(tmp_path),
+        [sys.executable, "-m", "dermassist.cli", "serve", "--repository", str(repository),
          "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=180,
     )
     assert done.returncode != 0
     assert "exited with code" in done.stderr and "last lines of its log" in done.stderr
