@@ -319,3 +319,30 @@ def test_a_start_in_progress_ends_at_once_when_its_owner_closes_the_server(tmp_p
     with pytest.raises(ServerError, match="stopped by its owner while it started"):
         server._wait_ready(running, started)  # type: ignore[arg-type]
     assert time.monotonic() - started < 5
+
+
+def test_the_regions_and_run_folders_of_a_start_whose_process_is_gone_are_removed(tmp_path: Path) -> None:
+    """A guard and tritonserver killed together left 44 MiB of /dev/shm and a run folder that no later start removed
+    (soak audit 1): a start removes those of processes no longer running, and nothing else."""
+    import os
+    import sys
+
+    from dermassist.base.server import remove_orphans
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    gone, alive = int(dead.stdout), os.getppid()
+    shm, tmp = tmp_path / "shm", tmp_path / "tmp"
+    shm.mkdir()
+    tmp.mkdir()
+    orphans = [shm / f"dermassist-{gone}-0a1b2c3d-prepare_0_0", tmp / f"dermassist-triton-{gone}-x1y2"]
+    kept = [shm / f"dermassist-{alive}-0a1b2c3d-prepare_0_0", shm / f"dermassist-{os.getpid()}-0a1b2c3d-crop",
+            tmp / f"dermassist-triton-{alive}-x1y2", tmp / "dermassist-triton-06wj81_v",  # no pid: not known whose
+            tmp / "dermassist-tritonserver-1sptk5vl.log", shm / "other-123-x"]
+    for path in (*orphans, *kept):
+        if path.suffix == ".log" or path.parent == shm:
+            path.write_bytes(b"\0" * 16)
+        else:
+            (path / "backends").mkdir(parents=True)
+    assert sorted(remove_orphans(shm, tmp)) == sorted(orphans)
+    assert not any(p.exists() for p in orphans) and all(p.exists() for p in kept)
