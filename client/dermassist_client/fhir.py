@@ -95,7 +95,7 @@ class ImagingContext:
     laterality: term.SiteCode | None = None  # left, right or both (DICOM Image Laterality)
 
     def __post_init__(self) -> None:
-        problem = None if self.patient_system is None else patient_system_problem(self.patient_system)
+        problem = patient_system_problem(self.patient_system) if self.patient_system else None
         if problem is not None:
             raise FhirError(f"patient_system {problem}")
 

@@ -345,8 +345,9 @@ def encode_image(image: ImageInput) -> EncodedImage:
     with any transparency shown over black as the server shows it (``flatten_alpha``).
     """
     if isinstance(image, (str, os.PathLike)):
-        if "\0" in os.fspath(image):  # str or bytes alike
-            raise InvalidImageError(f"image path {os.fspath(image)!r} holds a NUL character, which no file name can; "
+        given = os.fspath(image)
+        if (b"\0" if isinstance(given, bytes) else "\0") in given:  # str or bytes alike
+            raise InvalidImageError(f"image path {given!r} holds a NUL character, which no file name can; "
                                     "check how the path was built")
         return _from_path(Path(image))
     if isinstance(image, (bytes, bytearray, memoryview)):

@@ -69,7 +69,13 @@ def check_replaceable_bundle(target: Path, inputs: Sequence[str | Path]) -> None
     """Refuse (ClientConfigError) a ``--fhir-out`` that would replace or remove a file other than an earlier FHIR
     Bundle: one of the files to analyse, or any file that is not a JSON Bundle (a typo naming a picture or a report
     destroyed it without a word). A missing or empty file, or an earlier run's Bundle, passes."""
-    if not target.exists() or (target.is_file() and target.stat().st_size == 0):
+    if not target.exists():
+        return
+    if not target.is_file():  # a pipe or a device: opening it to look would block, or read the keyboard
+        raise ClientConfigError(f"--fhir-out {target} is not a regular file (a pipe or a device); name a file, e.g. "
+                                "bundle.json")
+    size = target.stat().st_size
+    if size == 0:
         return
     for given in inputs:
         try:
@@ -82,9 +88,7 @@ def check_replaceable_bundle(target: Path, inputs: Sequence[str | Path]) -> None
     import json
 
     try:
-        with open(target, "rb") as f:
-            head = f.read(MAX_EARLIER_BUNDLE_BYTES + 1)
-        earlier = json.loads(head) if len(head) <= MAX_EARLIER_BUNDLE_BYTES else None
+        earlier = json.loads(target.read_bytes()) if size <= MAX_EARLIER_BUNDLE_BYTES else None
     except (OSError, ValueError):
         earlier = None
     if not (isinstance(earlier, dict) and earlier.get("resourceType") == "Bundle"):
@@ -132,7 +136,7 @@ class InteropRun:
             check_replaceable_bundle(self.fhir_out, inputs)
             from .fhir import patient_system_problem
 
-            problem = None if patient_system is None else patient_system_problem(patient_system)
+            problem = patient_system_problem(patient_system) if patient_system else None
             if problem is not None:
                 raise ClientConfigError(f"--patient-system {problem}")
         self._fhir_items: list[tuple[LesionResult, Any]] = []

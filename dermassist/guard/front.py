@@ -50,7 +50,14 @@ from .admin import (
 )
 from .audit import MAX_NAME_CHARS, AuditWriteError, build_record, request_images
 from .metrics import GuardMetrics
-from .requests import quoted, request_refusal, with_audited_outputs, with_default_outputs, without_outputs
+from .requests import (
+    quoted,
+    request_refusal,
+    version_problem,
+    with_audited_outputs,
+    with_default_outputs,
+    without_outputs,
+)
 from .statuses import (
     DEADLINE_ARRIVING,
     GRPC_CORE_LOGGER,
@@ -438,10 +445,12 @@ class Front(grpc.GenericRpcHandler):
     async def model_ready(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Triton's answer, and false while the guard is not ready; an internal step's only with the admin key (as its
         metadata)."""
-        model = requested_model(parsed_request("ModelReady", request))
+        asked = parsed_request("ModelReady", request)
+        model = requested_model(asked)
         if model in STEP_MODELS:
             return await self._internal_ready(request, context)
         await self._refuse_unknown_long_name(model, context)
+        await self._refuse_bad_version(asked, context)
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
         return await self._forwarder("ModelReady")(request, context)
@@ -475,11 +484,20 @@ class Front(grpc.GenericRpcHandler):
 
     async def model_metadata(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """The ensemble's metadata (the public contract) to anyone; an internal step's only with the admin key."""
-        model = requested_model(parsed_request("ModelMetadata", request))
+        asked = parsed_request("ModelMetadata", request)
+        model = requested_model(asked)
         if model in STEP_MODELS:
             return await self._internal_metadata(request, context)
         await self._refuse_unknown_long_name(model, context)
+        await self._refuse_bad_version(asked, context)
         return await self._forwarder("ModelMetadata")(request, context)
+
+    @staticmethod
+    async def _refuse_bad_version(asked: Any, context: grpc.aio.ServicerContext) -> None:
+        """INVALID_ARGUMENT for a model version that is no whole number (Triton's refusal says 'stol')."""
+        problem = version_problem(str(getattr(asked, "version", "") or ""))
+        if problem is not None:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
 
     @staticmethod
     async def _refuse_unknown_long_name(model: str, context: grpc.aio.ServicerContext) -> None:

@@ -66,11 +66,9 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
     if request.model_name not in ALL_MODELS:
         return (grpc.StatusCode.NOT_FOUND,
                 f"no model named {quoted(request.model_name)}; clients call {ENSEMBLE_NAME!r}")
-    version = request.model_version
-    if version and (len(version) > MAX_VERSION_CHARS or not (version.isascii() and version.isdigit())):
-        return (grpc.StatusCode.INVALID_ARGUMENT,
-                f"model version {quoted(version)} is not a version number; a version is a whole number of at most "
-                f"{MAX_VERSION_CHARS} digits: send e.g. '1', or none for the version served")
+    problem = version_problem(request.model_version)
+    if problem is not None:
+        return grpc.StatusCode.INVALID_ARGUMENT, problem
     for output in request.outputs:
         if CLASSIFICATION_PARAMETER in output.parameters:
             return (grpc.StatusCode.INVALID_ARGUMENT,
@@ -82,6 +80,16 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
         if problem is not None:
             return grpc.StatusCode.INVALID_ARGUMENT, problem
     return None
+
+
+def version_problem(version: str) -> str | None:
+    """Why a model version a client names is none Triton could serve (it is a whole number, an int64: Triton's own
+    refusal quotes 'stol'), or None; empty means the version served."""
+    if not version or (len(version) <= MAX_VERSION_CHARS and version.isascii() and version.isdigit()
+                       and int(version) <= 2**63 - 1):
+        return None
+    return (f"model version {quoted(version)} is not a version number; a version is a whole number of at most "
+            f"{MAX_VERSION_CHARS} digits (up to 2**63 - 1): send e.g. '1', or none for the version served")
 
 
 def _names(names: list[str]) -> str:

@@ -761,8 +761,9 @@ def test_an_empty_array_or_picture_and_a_path_with_a_nul_are_the_sdks_own_errors
                          (Image.new("RGB", (0, 0)), "<PIL image> is 0x0 pixels")):
         with pytest.raises(InvalidImageError, match=re.escape(shown) + ": an empty picture"):
             encode_image(empty)
-    with pytest.raises(InvalidImageError, match="holds a NUL character"):
-        encode_image("lesion\x00.jpg")
+    for path in ("lesion\x00.jpg", Path("ward") / "lesion\x00.jpg"):  # bytes are a picture's bytes, not a path
+        with pytest.raises(InvalidImageError, match="holds a NUL character"):
+            encode_image(path)
 
 
 def test_a_tls_file_that_is_a_folder_or_a_device_is_named_as_such(tmp_path) -> None:

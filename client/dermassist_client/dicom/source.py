@@ -253,9 +253,11 @@ def _meta_transfer_syntax(source: io.BytesIO | Path) -> str | None:
     if isinstance(source, Path):
         meta = read_file_meta_info(source)
     else:
-        read_preamble(source, False)
-        meta = _read_file_meta_info(source)
-        source.seek(0)
+        try:
+            read_preamble(source, False)
+            meta = _read_file_meta_info(source)
+        finally:  # the full read starts from the top, whatever this one found
+            source.seek(0)
     syntax = meta.get("TransferSyntaxUID")
     return None if syntax is None else str(syntax)
 

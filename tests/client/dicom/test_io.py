@@ -67,6 +67,10 @@ def test_a_deflated_file_is_refused_before_it_is_inflated_and_a_pipe_is_never_op
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 
+    cut = di.save(di.photograph(ham_jpeg, PATIENT, compressed=False), tmp_path / "cut.dcm").read_bytes()[:200]
+    with pytest.raises(DermAssistClientError) as damaged:  # the look at its meta information leaves the stream at 0
+        read_dicom(cut)
+    assert "is not a DICOM file" not in str(damaged.value) and "cut off" in str(damaged.value)
     ds = di.photograph(ham_jpeg, PATIENT, compressed=False)
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     path = tmp_path / "deflated.dcm"

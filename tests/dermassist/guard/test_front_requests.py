@@ -381,6 +381,12 @@ def test_long_names_a_client_gives_get_their_own_refusal_and_a_short_audit_line(
                 channel.unary_unary(f"/inference.GRPCInferenceService/{method}")(b"\xff\xff\xff", timeout=20)
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, info.value.details())
             assert "the request is not a " in info.value.details()
+        for call, message in ((stub.ModelMetadata, service_pb2.ModelMetadataRequest(name="dermassist", version="abc")),
+                              (stub.ModelReady, service_pb2.ModelReadyRequest(name="dermassist", version="1.0"))):
+            with pytest.raises(grpc.RpcError) as info:
+                call(message, timeout=20)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+            assert "is not a version number" in info.value.details()
         for call, message in ((stub.ModelMetadata, service_pb2.ModelMetadataRequest(name=long)),
                               (stub.ModelReady, service_pb2.ModelReadyRequest(name=long))):
             with pytest.raises(grpc.RpcError) as info:
@@ -426,11 +432,11 @@ def test_served_extensions_drop_the_unserved_ones_and_without_the_key_the_restri
 
 def test_a_version_that_is_no_number_and_images_sent_two_ways_are_refused_in_house_words() -> None:
     """Triton's own words came back ('stol'; 'contents field must not be specified ...'), without a fix (fuzz 12.9)."""
-    for version in ("abc", "1.0", "-1", "١"):  # the last an Arabic-Indic one: a digit, not an ASCII one
+    for version in ("abc", "1.0", "-1", "١", "9" * 19):  # an Arabic-Indic digit; 19 nines pass int64
         request = image_request([1, 1])
         request.model_version = version
         assert "is not a version number; a version is a whole number" in refusal_message(request)
-    for version in ("", "1", "12"):
+    for version in ("", "1", "12", str(2**63 - 1)):
         request = image_request([1, 1])
         request.model_version = version
         assert request_refusal(request) is None
