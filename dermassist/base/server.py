@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import importlib.util
 import logging
 import os
@@ -131,48 +132,57 @@ def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> int:
     return removed
 
 
-#: The run folder of one start: ``<temporary folder>/dermassist-triton-<pid of the process that started it>-<random>``.
+#: The run folder of one start, in the temporary folder: ``dermassist-triton-<random>``.
 RUN_FOLDER_PREFIX = "dermassist-triton-"
-_OWNED_NAME = re.compile(r"dermassist-(?:triton-)?(\d+)-")
+#: In a run folder: a file its start holds locked (flock) for as long as the guard or tritonserver and its stubs
+#: run (they inherit it), and the name prefix of its shared-memory regions.
+OWNER_LOCK, SHM_PREFIX_FILE = "owner.lock", "shm-prefix"
+_SHM_PREFIX = re.compile(r"dermassist-\d+-[0-9a-f]+-")
 
 
-def _pid_gone(pid: int) -> bool:
-    """Whether no process ``pid`` runs here (one of another user still counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def hold_run_folder(folder: Path, prefix: str) -> int:
+    """Lock ``folder`` as this start's for as long as the returned descriptor stays open anywhere (pass it on to
+    tritonserver): ``remove_orphans`` removes only run folders whose lock it can take. The lock file is locked before
+    it appears under its name, so no other start can find it unlocked; ``prefix`` names the start's regions."""
+    (folder / SHM_PREFIX_FILE).write_text(prefix)
+    partial = folder / f".{OWNER_LOCK}.partial"
+    descriptor = os.open(partial, os.O_CREAT | os.O_WRONLY, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.rename(partial, folder / OWNER_LOCK)
+    return descriptor
 
 
 def remove_orphans(shm_dir: Path = SHM_DIR, tmp_dir: Path | None = None) -> list[Path]:
-    """Remove the shared-memory regions and run folders of starts whose process is gone: a guard and tritonserver
-    killed together (the OOM killer, a SIGKILL) leave them, and nothing else removes them (a soak lost 44 MiB of
-    /dev/shm and a folder in the temporary folder each time). Only names this module gives, of a pid not running here,
-    owned by this user; the paths removed."""
+    """Remove the run folders, and the shared-memory regions they name, of starts whose processes are all gone: a
+    guard and tritonserver killed together (the OOM killer, a SIGKILL) leave them, and nothing else removes them (a
+    soak lost 44 MiB of /dev/shm and a folder each time). A folder is an orphan only when its lock (``hold_run_folder``)
+    can be taken, which holds across PID namespaces and a pid used again (a restarted container's guard is PID 1
+    again); a folder without one (an older start's) is left. The paths removed."""
     tmp_dir = Path(tempfile.gettempdir()) if tmp_dir is None else tmp_dir
     removed: list[Path] = []
-    candidates = [*shm_dir.glob("dermassist-*-*"), *tmp_dir.glob(f"{RUN_FOLDER_PREFIX}*-*")]
-    for path in candidates:
-        owner = _OWNED_NAME.match(path.name)
+    for folder in sorted(tmp_dir.glob(f"{RUN_FOLDER_PREFIX}*")):
         try:
-            mine = path.lstat().st_uid == os.getuid()
+            if folder.is_symlink() or not folder.is_dir() or folder.lstat().st_uid != os.getuid():
+                continue
+            descriptor = os.open(folder / OWNER_LOCK, os.O_RDONLY)
         except OSError:
-            continue
-        if owner is None or not mine or int(owner.group(1)) == os.getpid() or not _pid_gone(int(owner.group(1))):
-            continue
+            continue  # no lock file: an older start's folder, or one not this user's
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed.append(path)
-        except OSError as e:
-            logger.warning("could not remove %s, left by a start whose process is gone: %s", path, e)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live start holds it
+        finally:
+            os.close(descriptor)
+        prefix = (folder / SHM_PREFIX_FILE).read_text().strip() if (folder / SHM_PREFIX_FILE).is_file() else ""
+        regions = sorted(shm_dir.glob(f"{prefix}*")) if _SHM_PREFIX.fullmatch(prefix) else []
+        for path in [*regions, folder]:
+            try:
+                shutil.rmtree(path) if path == folder else path.unlink()
+                removed.append(path)
+            except OSError as e:
+                logger.warning("could not remove %s, left by a start whose processes are gone: %s", path, e)
     if removed:
-        logger.info("removed %d shared-memory region(s) and run folder(s) of earlier starts whose process is gone",
+        logger.info("removed %d run folder(s) and shared-memory region(s) of earlier starts whose processes are gone",
                     len(removed))
     return removed
 
@@ -493,6 +503,7 @@ class TritonServer:
         self.config = config
         self.process: subprocess.Popen | None = None
         self.runtime_dir: Path | None = None
+        self._owner_lock: int | None = None  # this start's hold on its run folder (hold_run_folder)
         self.log_path: Path | None = None
         self.startup_s: float | None = None
         self.shm_prefix = ""
@@ -527,10 +538,11 @@ class TritonServer:
         check_ports(self.config)
         install = locate_triton(self.config.triton_home)
         remove_orphans()
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_FOLDER_PREFIX}{os.getpid()}-"))
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=RUN_FOLDER_PREFIX))
+        self.shm_prefix = shm_prefix()
+        self._owner_lock = hold_run_folder(self.runtime_dir, self.shm_prefix)
         backend_dir = stage_backends(install, self.runtime_dir)
         self.log_path = self.runtime_dir / "tritonserver.log"
-        self.shm_prefix = shm_prefix()
         cmd = server_command(install, self.config, backend_dir, self.shm_prefix)
         logger.info("starting tritonserver (%s profile, repository %s)", self.config.profile, self.config.repository)
         logger.debug("command: %s", " ".join(redact(cmd)))
@@ -539,10 +551,11 @@ class TritonServer:
             try:
                 self.process = subprocess.Popen(
                     with_parent(cmd), env=server_environment(install), stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                    stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(self._owner_lock,),
                 )
             except OSError as e:
                 shutil.rmtree(self.runtime_dir, ignore_errors=True)
+                self._release_run_folder()
                 raise ServerError(f"cannot start tritonserver through its launcher: this Python ({sys.executable}) "
                                   f"cannot be run ({e.strerror or e}); expected an interpreter this user may execute: "
                                   "run serve with a Python installation it can (the one its packages are in)") from e
@@ -649,6 +662,13 @@ class TritonServer:
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None
+        self._release_run_folder()
+
+    def _release_run_folder(self) -> None:
+        """Close this start's hold on its run folder (``hold_run_folder``), once."""
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)
+            self._owner_lock = None
 
     @property
     def pid(self) -> int:

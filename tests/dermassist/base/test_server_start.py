@@ -321,28 +321,44 @@ def test_a_start_in_progress_ends_at_once_when_its_owner_closes_the_server(tmp_p
     assert time.monotonic() - started < 5
 
 
-def test_the_regions_and_run_folders_of_a_start_whose_process_is_gone_are_removed(tmp_path: Path) -> None:
+def test_the_regions_and_run_folders_of_a_start_whose_processes_are_gone_are_removed(tmp_path: Path) -> None:
     """A guard and tritonserver killed together left 44 MiB of /dev/shm and a run folder that no later start removed
-    (soak audit 1): a start removes those of processes no longer running, and nothing else."""
+    (soak audit 1): a start removes those whose lock no process holds any more, and nothing else (review 12: a pid
+    alone named a live server of another PID namespace dead, and a restarted container's PID 1 alive)."""
+    import fcntl
     import os
-    import sys
 
-    from dermassist.base.server import remove_orphans
+    from dermassist.base.server import OWNER_LOCK, hold_run_folder, remove_orphans, shm_prefix
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
-    gone, alive = int(dead.stdout), os.getppid()
     shm, tmp = tmp_path / "shm", tmp_path / "tmp"
     shm.mkdir()
     tmp.mkdir()
-    orphans = [shm / f"dermassist-{gone}-0a1b2c3d-prepare_0_0", tmp / f"dermassist-triton-{gone}-x1y2"]
-    kept = [shm / f"dermassist-{alive}-0a1b2c3d-prepare_0_0", shm / f"dermassist-{os.getpid()}-0a1b2c3d-crop",
-            tmp / f"dermassist-triton-{alive}-x1y2", tmp / "dermassist-triton-06wj81_v",  # no pid: not known whose
-            tmp / "dermassist-tritonserver-1sptk5vl.log", shm / "other-123-x"]
-    for path in (*orphans, *kept):
-        if path.suffix == ".log" or path.parent == shm:
-            path.write_bytes(b"\0" * 16)
-        else:
-            (path / "backends").mkdir(parents=True)
-    assert sorted(remove_orphans(shm, tmp)) == sorted(orphans)
-    assert not any(p.exists() for p in orphans) and all(p.exists() for p in kept)
+
+    def start(name: str) -> tuple[Path, list[Path], int]:
+        folder = tmp / f"dermassist-triton-{name}"
+        folder.mkdir()
+        prefix = shm_prefix()
+        regions = [shm / f"{prefix}prepare_0_0", shm / f"{prefix}crop_0_0"]
+        for region in regions:
+            region.write_bytes(b"\0" * 16)
+        return folder, regions, hold_run_folder(folder, prefix)
+
+    dead_folder, dead_regions, dead_lock = start("dead")
+    live_folder, live_regions, live_lock = start("live")
+    os.close(dead_lock)  # every process of that start is gone: its lock is free
+    old = tmp / "dermassist-triton-06wj81_v"  # an older start's folder, without a lock: not known whose
+    old.mkdir()
+    other = [shm / "dermassist-123-abc-other", tmp / "dermassist-tritonserver-1sptk5vl.log"]
+    for path in other:
+        path.write_bytes(b"x")
+    try:
+        assert sorted(remove_orphans(shm, tmp)) == sorted([*dead_regions, dead_folder])
+        assert all(p.exists() for p in (live_folder, *live_regions, old, *other))
+        with open(live_folder / OWNER_LOCK, "rb") as held:  # still held by the live start's descriptor
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raise AssertionError("the live start's lock could be taken")
+            except BlockingIOError:
+                pass
+    finally:
+        os.close(live_lock)
