@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 def on_sigterm(handler: Callable[[int, object], None]) -> Callable[[], None]:
@@ -36,3 +37,17 @@ def stop_on_sigterm() -> Callable[[], None]:
         raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
 
     return on_sigterm(terminate)
+
+
+@contextmanager
+def sigterm_ignored() -> Iterator[None]:
+    """SIGTERM ignored while a stopped run saves what it reached: a scheduler, or a build passing its own on, may send
+    a second, which would stop the save half-way; the earlier handler is put back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    earlier = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if earlier is None else earlier)

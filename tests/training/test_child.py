@@ -75,3 +75,25 @@ def test_a_sigterm_to_the_build_reaches_its_stage_which_stops_and_says_so(tmp_pa
         killer.join(timeout=10)
     assert signal.getsignal(signal.SIGTERM) == before  # the build's own handling is back
     assert "finished without a signal" not in (tmp_path / "stage.log").read_text()
+
+
+def test_a_second_sigterm_while_a_stopped_run_saves_is_ignored_and_the_handler_put_back() -> None:
+    """A scheduler, or a build passing its own on, may send SIGTERM twice: the second stopped the save half-way."""
+    import os
+    import time
+
+    from training.signals import sigterm_ignored
+
+    before = signal.getsignal(signal.SIGTERM)
+    restore = stop_on_sigterm()
+    try:
+        with sigterm_ignored():
+            os.kill(os.getpid(), signal.SIGTERM)  # would raise Terminated if it were handled
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        with pytest.raises(Terminated):  # the run's handler is back once the save is done
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                time.sleep(0.01)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -33,7 +33,7 @@ from ..metrics import classification_metrics
 from ..plots import plot_confusion, plot_curves
 from ..progress import epoch_sizes, resized_eta_text
 from ..resume import Checkpointing, check_fingerprint, run_fingerprint
-from ..signals import Terminated, stop_on_sigterm
+from ..signals import Terminated, sigterm_ignored, stop_on_sigterm
 from .augment import colour_jitter, random_view
 from .data import CropSet
 from .schedule import DEFAULT_LOW_RES_EPOCHS, PRETRAINED_SHA256_PREFIX, low_res_epochs_for
@@ -463,8 +463,9 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
         if isinstance(stop, Terminated):
             logger.warning("%s: stopping the training as for Ctrl-C", stop)
         if on_interrupt is not None:
-            on_interrupt(interrupted_reach(history, saved_state if checkpoint is not None else None, best, latest,
-                                           config.epochs))
+            with sigterm_ignored():
+                on_interrupt(interrupted_reach(history, saved_state if checkpoint is not None else None, best, latest,
+                                               config.epochs))
         raise
     finally:
         restore_sigterm()

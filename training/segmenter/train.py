@@ -40,7 +40,7 @@ from ..resume import (
     run_fingerprint,
 )
 from ..run_folder import refuse_file_out
-from ..signals import Terminated, stop_on_sigterm
+from ..signals import Terminated, sigterm_ignored, stop_on_sigterm
 from ..splits import MIN_LESIONS_TO_SPLIT, SplitConfig, split_samples, write_manifest
 from .model import UNetConfig, round_to_float16
 
@@ -494,7 +494,8 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     except KeyboardInterrupt as stop:
         if isinstance(stop, Terminated):
             logger.warning("%s: stopping the training as for Ctrl-C", stop)
-        save_interrupted(model, keep.best, len(history.get("val_served_jaccard", [])), config, out_dir)
+        with sigterm_ignored():
+            save_interrupted(model, keep.best, len(history.get("val_served_jaccard", [])), config, out_dir)
         raise
     finally:
         restore_sigterm()
