@@ -302,8 +302,9 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
 
 #: The characters Markdown gives a meaning (links, emphasis, code, HTML): a file's name is shown with each escaped,
 #: so a picture named "[click me](https://...).jpg" is a name, not a live link in the status line.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|~])")
-_MARKDOWN_JS = "/[\\\\`*_{}\\[\\]()<>#!|~]/g"
+_MARKDOWN_CHARS = "\\`*_{}[]()<>#!|~"
+_MARKDOWN_SPECIAL = re.compile(f"([{re.escape(_MARKDOWN_CHARS)}])")
+_MARKDOWN_JS = "/[" + "".join("\\" + c for c in _MARKDOWN_CHARS) + "]/g"  # the same characters, as a JS regex
 
 
 def shown_name(path: str) -> str:
