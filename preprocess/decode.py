@@ -5,6 +5,7 @@ import io
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -361,6 +362,55 @@ def decode_image(data: bytes) -> np.ndarray:
     return decode(data).rgb
 
 
+_TIFF_DEFLATE, _TIFF_LZW = (8, 32946), 5  # TIFF Compression tag (259) values: Adobe and old deflate, LZW
+_INFLATE_STEP = 1 << 20
+
+
+def _inflate_problem(chunk: bytes, limit: int) -> str | None:
+    """What is wrong with one deflate stream (its check value, a cut, more bytes than ``limit``), read 1 MiB at a
+    time and dropped; None when it inflates whole."""
+    stream = zlib.decompressobj()
+    total, pending = 0, chunk
+    try:
+        while not stream.eof:
+            out = stream.decompress(pending, _INFLATE_STEP)
+            total += len(out)
+            if total > limit:
+                return f"it inflates past the {limit:,} bytes a picture of its size can hold"
+            pending = stream.unconsumed_tail
+            if not pending and not out:
+                return "its compressed data ends before its end"
+    except zlib.error as e:
+        return f"zlib: {e}"
+    return None
+
+
+def tiff_damage(data: bytes, page: int, limit: int) -> str | None:
+    """Why the compressed pixel data of a TIFF's page ``page`` is damaged, or None: libtiff only warns of a corrupt
+    strip, and OpenCV then answers with what it could decode (a picture half noise). Deflate strips or tiles are
+    inflated and their check values compared (each at most ``limit`` bytes); an LZW page is decoded by PIL, whose
+    decoder reports its errors. JPEG-in-TIFF, PackBits and uncompressed data carry no check of their own."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data)) as im:
+            if page:
+                im.seek(page)
+            tags = getattr(im, "tag_v2", {})  # a TiffImageFile's
+            compression = int(tags.get(259, 1))
+            offsets, counts = tags.get(273) or tags.get(324) or (), tags.get(279) or tags.get(325) or ()
+            if compression in _TIFF_DEFLATE:
+                for index, (offset, count) in enumerate(zip(offsets, counts)):
+                    problem = _inflate_problem(data[int(offset):int(offset) + int(count)], limit)
+                    if problem is not None:
+                        return f"{'tile' if 324 in tags else 'strip'} {index}: {problem}"
+            elif compression == _TIFF_LZW:
+                try:
+                    im.load()
+                except OSError as e:
+                    return f"its LZW data cannot be decoded ({e})"
+    return None
+
+
 def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
     """Decode one encoded image to RGB uint8, validating it first.
 
@@ -383,6 +433,10 @@ def decode(data: bytes, *, allow_reduced: bool = False) -> DecodedImage:
             f"{fmt} input of {len(data)} bytes ({width}x{height}) ends before its end marker; the file is truncated"
         )
     described = f"{fmt} input of {len(data)} bytes ({width}x{height})"
+    damage = tiff_damage(data, header.page, width * height * 8) if fmt == "TIFF" else None
+    if damage is not None:
+        raise TruncatedImageError(f"{described}: its compressed pixel data is damaged ({damage}), which would leave part "
+                                  "of the picture noise; the file was cut or overwritten: send the original again")
     frame = jpeg_frame(data) if fmt == "JPEG" else None
     scalable = allow_reduced and (fmt != "JPEG" or jpeg_is_scalable(frame))
     factor, flag = _reduction(width, height, fmt) if scalable else (1, _RGB)

@@ -748,3 +748,39 @@ def test_a_tiff_layout_the_decoder_does_not_read_is_named_not_only_called_corrup
     tifffile.imwrite(path, np.full((96, 128, 3), 120, np.uint8), photometric="rgb", tile=(16, 16))
     with pytest.raises(TruncatedImageError, match=r"its layout is one the decoder does not read \(tiles of 16 or 48"):
         decode(path.read_bytes())
+
+
+@pytest.mark.parametrize("compression", ["deflate", "lzw"])
+def test_a_tiff_whose_compressed_strips_were_overwritten_is_refused_and_a_whole_one_decodes(tmp_path,
+                                                                                          compression) -> None:
+    """2,000 bytes overwritten in a strip were decoded as noise and answered ASSESSABLE (fuzz audit 2): a deflate
+    strip's check value and PIL's LZW decoder now tell it; the whole file still decodes exactly."""
+    import tifffile
+
+    from preprocess.decode import tiff_damage
+
+    rgb = synthetic_lesion()
+    whole = tmp_path / "whole.tif"
+    if compression == "deflate":
+        tifffile.imwrite(whole, rgb, photometric="rgb", compression="zlib", rowsperstrip=rgb.shape[0])
+    else:
+        Image.fromarray(rgb).save(whole, "TIFF", compression="tiff_lzw")
+    data = whole.read_bytes()
+    assert np.array_equal(decode(data).rgb, rgb) and tiff_damage(data, 0, rgb.size * 8) is None
+    with Image.open(io.BytesIO(data)) as im:
+        offset, count = int(im.tag_v2[273][0]), int(im.tag_v2[279][0])
+    middle = offset + count // 2
+    damaged = data[:middle] + b"\0" * min(400, count // 4) + data[middle + min(400, count // 4):]
+    with pytest.raises(TruncatedImageError, match="its compressed pixel data is damaged"):
+        decode(damaged)
+
+
+def test_a_deflate_stream_past_its_picture_size_or_cut_short_is_named() -> None:
+    import zlib
+
+    from preprocess.decode import _inflate_problem
+
+    stream = zlib.compress(b"\0" * 5_000_000)
+    assert _inflate_problem(stream, 5_000_000) is None
+    assert "inflates past the 1,000,000 bytes" in (_inflate_problem(stream, 1_000_000) or "")
+    assert "ends before its end" in (_inflate_problem(stream[:-10], 5_000_000) or "")
