@@ -112,19 +112,19 @@ def shm_prefix() -> str:
     return f"dermassist-{os.getpid()}-{secrets.token_hex(4)}-"
 
 
-def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> int:
-    """Delete the shared-memory regions named ``prefix*`` (a stopped server's); return how many went.
+def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
+    """Delete the shared-memory regions named ``prefix*`` (a stopped server's); return those that went.
 
     A server and stubs that are killed never unlink their regions, and each holds a few hundred MiB of
     /dev/shm (the soak test lost 200-300 MiB per forced restart), so the launcher removes them.
     """
     if not prefix:
         raise ServerError("refusing to remove shared-memory regions without a name prefix")
-    removed = 0
-    for path in shm_dir.glob(f"{prefix}*"):
+    removed: list[Path] = []
+    for path in sorted(shm_dir.glob(f"{prefix}*")):
         try:
             path.unlink()
-            removed += 1
+            removed.append(path)
         except FileNotFoundError:
             pass
         except OSError as e:
@@ -174,13 +174,13 @@ def remove_orphans(shm_dir: Path = SHM_DIR, tmp_dir: Path | None = None) -> list
         finally:
             os.close(descriptor)
         prefix = (folder / SHM_PREFIX_FILE).read_text().strip() if (folder / SHM_PREFIX_FILE).is_file() else ""
-        regions = sorted(shm_dir.glob(f"{prefix}*")) if _SHM_PREFIX.fullmatch(prefix) else []
-        for path in [*regions, folder]:
-            try:
-                shutil.rmtree(path) if path == folder else path.unlink()
-                removed.append(path)
-            except OSError as e:
-                logger.warning("could not remove %s, left by a start whose processes are gone: %s", path, e)
+        if _SHM_PREFIX.fullmatch(prefix):
+            removed.extend(remove_shm_regions(prefix, shm_dir))
+        try:
+            shutil.rmtree(folder)
+            removed.append(folder)
+        except OSError as e:
+            logger.warning("could not remove %s, left by a start whose processes are gone: %s", folder, e)
     if removed:
         logger.info("removed %d run folder(s) and shared-memory region(s) of earlier starts whose processes are gone",
                     len(removed))
@@ -658,7 +658,7 @@ class TritonServer:
             if self.shm_prefix:
                 removed = remove_shm_regions(self.shm_prefix)
                 if removed:
-                    logger.debug("removed %d shared-memory region(s) %s*", removed, self.shm_prefix)
+                    logger.debug("removed %d shared-memory region(s) %s*", len(removed), self.shm_prefix)
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             self.runtime_dir = None

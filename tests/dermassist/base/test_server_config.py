@@ -165,7 +165,7 @@ def test_each_start_names_its_shared_memory_and_only_those_regions_are_removed(t
     assert not any("shm-region-prefix" in a for a in server_command(locate_triton(), ServerConfig(repository=tmp_path), tmp_path))
     for name in (f"{first}region_0", f"{first}region_1", f"{second}region_0", "triton_python_backend_shm_region_7"):
         (tmp_path / name).write_bytes(b"x")
-    assert remove_shm_regions(first, tmp_path) == 2
+    assert remove_shm_regions(first, tmp_path) == [tmp_path / f"{first}region_0", tmp_path / f"{first}region_1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{second}region_0", "triton_python_backend_shm_region_7"]
     with pytest.raises(ServerError, match="without a name prefix"):
         remove_shm_regions("", tmp_path)
