@@ -53,6 +53,7 @@ from .metrics import GuardMetrics
 from .requests import (
     quoted,
     request_refusal,
+    unknown_model,
     version_problem,
     with_audited_outputs,
     with_default_outputs,
@@ -449,8 +450,7 @@ class Front(grpc.GenericRpcHandler):
         model = requested_model(asked)
         if model in STEP_MODELS:
             return await self._internal_ready(request, context)
-        await self._refuse_unknown_long_name(model, context)
-        await self._refuse_bad_version(asked, context)
+        await self._refuse_unservable(asked, model, context)
         if not self.guard.readiness.ready:
             return service_pb2.ModelReadyResponse(ready=False).SerializeToString()
         return await self._forwarder("ModelReady")(request, context)
@@ -488,24 +488,19 @@ class Front(grpc.GenericRpcHandler):
         model = requested_model(asked)
         if model in STEP_MODELS:
             return await self._internal_metadata(request, context)
-        await self._refuse_unknown_long_name(model, context)
-        await self._refuse_bad_version(asked, context)
+        await self._refuse_unservable(asked, model, context)
         return await self._forwarder("ModelMetadata")(request, context)
 
     @staticmethod
-    async def _refuse_bad_version(asked: Any, context: grpc.aio.ServicerContext) -> None:
-        """INVALID_ARGUMENT for a model version that is no whole number (Triton's refusal says 'stol')."""
+    async def _refuse_unservable(asked: Any, model: str, context: grpc.aio.ServicerContext) -> None:
+        """NOT_FOUND for a model name longer than any served one (Triton's refusal quotes it whole, and past gRPC's
+        16 KiB status limit the client got RESOURCE_EXHAUSTED instead); INVALID_ARGUMENT for a version that is no
+        whole number (Triton's refusal says 'stol')."""
+        if len(model) > MAX_NAME_CHARS:
+            await abort(context, grpc.StatusCode.NOT_FOUND, unknown_model(model))
         problem = version_problem(str(getattr(asked, "version", "") or ""))
         if problem is not None:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
-
-    @staticmethod
-    async def _refuse_unknown_long_name(model: str, context: grpc.aio.ServicerContext) -> None:
-        """NOT_FOUND for a model name longer than any served one: Triton's refusal quotes it whole, and past gRPC's
-        16 KiB status limit the client got RESOURCE_EXHAUSTED instead."""
-        if len(model) > MAX_NAME_CHARS:
-            await abort(context, grpc.StatusCode.NOT_FOUND,
-                        f"no model named {quoted(model)}; clients call {ENSEMBLE_NAME!r}")
 
     async def model_infer(self, requests: Any, context: grpc.aio.ServicerContext) -> bytes:
         """Forward one inference request and write exactly one audit line for it, before its answer leaves.

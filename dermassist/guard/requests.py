@@ -65,7 +65,7 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
         return grpc.StatusCode.INVALID_ARGUMENT, problem
     if request.model_name not in ALL_MODELS:
         return (grpc.StatusCode.NOT_FOUND,
-                f"no model named {quoted(request.model_name)}; clients call {ENSEMBLE_NAME!r}")
+                unknown_model(request.model_name))
     problem = version_problem(request.model_version)
     if problem is not None:
         return grpc.StatusCode.INVALID_ARGUMENT, problem
@@ -80,6 +80,11 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
         if problem is not None:
             return grpc.StatusCode.INVALID_ARGUMENT, problem
     return None
+
+
+def unknown_model(name: str) -> str:
+    """The refusal of a model name no served model has (NOT_FOUND), quoting at most MAX_NAME_CHARS of it."""
+    return f"no model named {quoted(name)}; clients call {ENSEMBLE_NAME!r}"
 
 
 def version_problem(version: str) -> str | None:
