@@ -12,6 +12,7 @@ from typing import Any
 
 from .classes import CLASS_CODES, MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
+from .files import path_kind
 
 PROTOCOLS = ("grpc", "http")
 #: The longest time setting: gRPC keeps keepalive times in 32-bit milliseconds (about 24.8 days), and a deadline of
@@ -91,9 +92,9 @@ class ClientConfig:
             object.__setattr__(self, name, path)
             if not self.ssl:
                 raise ClientConfigError(f"{name} was given but ssl is off; pass ssl=True to use TLS", name)
-            if not path.is_file():
-                what = ("is a folder" if path.is_dir() else "is not a regular file (a device or a pipe)" if path.exists()
-                        else "does not exist")
+            kind = path_kind(path)
+            if kind is not None or not path.exists():
+                what = "does not exist" if kind is None else f"is {kind}"
                 raise ClientConfigError(f"{name} file {path} {what}; pass the path of a PEM file", name)
         if (self.private_key is None) != (self.certificate_chain is None):
             raise ClientConfigError(

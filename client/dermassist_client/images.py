@@ -22,6 +22,7 @@ from .classes import MAX_IMAGE_PIXELS
 from .colour_profile import declared_profile
 from .errors import InvalidImageError
 from .extras import install_command
+from .files import mode_kind
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ SUPPORTED = "JPEG, PNG, BMP or TIFF"
 #: samples, uncompressed, is 800 MB), and a request carries 256 MiB by default. A larger file is refused by its size,
 #: before it is read into memory.
 MAX_FILE_BYTES = 1 << 30
-#: What a path that is no regular file is, by its stat mode (reading one blocks, or never ends: /dev/zero, a pipe).
-_NOT_A_FILE = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -372,7 +370,7 @@ def _read_file(path: Path) -> bytes:
         if stat.S_ISDIR(mode):
             raise InvalidImageError(f"{path} is a folder, not an image file; pass its images (e.g. `{path}/*.jpg`), "
                                     "or evaluate a labelled folder with `dermassist evaluate --data`")
-        kind = next((name for test, name in _NOT_A_FILE if test(mode)), None)
+        kind = mode_kind(mode)
         if kind is not None:
             raise InvalidImageError(f"{path} is {kind}, not an image file; expected a {SUPPORTED} file: save the "
                                     "picture to a file and pass that")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ClientConfigError
 from .extras import EXTRAS, install_command
+from .files import path_kind
 from .images import is_dicom
 from .private import private_folder, remove_output
 from .result import LesionResult
@@ -71,9 +72,9 @@ def check_replaceable_bundle(target: Path, inputs: Sequence[str | Path]) -> None
     destroyed it without a word). A missing or empty file, or an earlier run's Bundle, passes."""
     if not target.exists():
         return
-    if not target.is_file():  # a pipe or a device: opening it to look would block, or read the keyboard
-        raise ClientConfigError(f"--fhir-out {target} is not a regular file (a pipe or a device); name a file, e.g. "
-                                "bundle.json")
+    kind = path_kind(target)  # a pipe or a device: opening it to look would block, or read the keyboard
+    if kind is not None:
+        raise ClientConfigError(f"--fhir-out {target} is {kind}, not a regular file; name a file, e.g. bundle.json")
     size = target.stat().st_size
     if size == 0:
         return

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import DermAssistClientError
+from .files import mode_kind, path_kind
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
@@ -39,11 +39,12 @@ def open_private(path: Path) -> BinaryIO:
         if e.errno == errno.ELOOP or path.is_symlink():
             raise _unsafe(path, f"is a symbolic link (to {_target(path)})") from e
         if e.errno == errno.ENXIO:  # a FIFO without a reader, a socket
-            raise _unsafe(path, "is not a regular file") from e
+            raise _unsafe(path, f"is {path_kind(path) or 'not a regular file'}") from e
         raise
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise _unsafe(path, "is not a regular file")
+        kind = mode_kind(os.fstat(descriptor).st_mode)
+        if kind is not None:
+            raise _unsafe(path, f"is {kind}")
         os.ftruncate(descriptor, 0)  # truncated only once known to be a regular file
         os.fchmod(descriptor, FILE_MODE)  # an existing file keeps its mode through O_CREAT: set it
         os.set_blocking(descriptor, True)

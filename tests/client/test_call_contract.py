@@ -424,7 +424,7 @@ def test_fhir_out_never_replaces_or_removes_a_file_that_is_not_an_earlier_bundle
     pipe = tmp_path / "bundle_pipe.json"
     os.mkfifo(pipe)  # no writer: opening it to look would block (review 12.1)
     assert main(["analyze", str(picture), "--fhir-out", str(pipe)]) == 2
-    assert "is not a regular file (a pipe or a device)" in capsys.readouterr().err and cli_client.calls == []
+    assert "bundle_pipe.json is a named pipe (FIFO), not a regular file" in capsys.readouterr().err and cli_client.calls == []
     bundle = tmp_path / "bundle.json"
     bundle.write_text('{"resourceType": "Bundle", "type": "transaction", "entry": []}')
     assert main(["analyze", str(picture), "--fhir-out", str(bundle), "--patient-id", "P"]) == 0  # an earlier Bundle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -62,8 +63,10 @@ def test_the_fhir_bundle_names_the_link_and_the_fix(victim):
 def test_a_fifo_is_refused_without_waiting(tmp_path):
     fifo = tmp_path / "out.json"
     os.mkfifo(fifo)
-    with pytest.raises(UnsafeOutputError, match="is not a regular file"):
+    with pytest.raises(UnsafeOutputError, match=r"out.json is a named pipe \(FIFO\); expected a new or existing regular"):
         write_private(fifo, b"{}")
+    with pytest.raises(UnsafeOutputError, match="/dev/null is a character device; expected"):
+        write_private(Path("/dev/null"), b"{}")  # it opens at once: refused by what it is once open
 
 
 def test_a_regular_file_is_still_replaced_and_made_owner_only(tmp_path):

@@ -768,7 +768,10 @@ def test_an_empty_array_or_picture_and_a_path_with_a_nul_are_the_sdks_own_errors
 
 def test_a_tls_file_that_is_a_folder_or_a_device_is_named_as_such(tmp_path) -> None:
     """A folder, /dev/null and a pipe were all said to 'not exist' (fuzz audit 12.3)."""
-    for given, words in ((tmp_path, "is a folder"), (Path("/dev/null"), "is not a regular file (a device or a pipe)"),
-                         (tmp_path / "ca.pem", "does not exist")):
+    import os
+
+    os.mkfifo(tmp_path / "ca_pipe.pem")
+    for given, words in ((tmp_path, "is a folder"), (Path("/dev/null"), "is a character device"),
+                         (tmp_path / "ca_pipe.pem", "is a named pipe (FIFO)"), (tmp_path / "ca.pem", "does not exist")):
         with pytest.raises(ClientConfigError, match=re.escape(f"root_certificates file {given} {words}; pass the path")):
             ClientConfig(url="h:1", ssl=True, root_certificates=given)

@@ -35,6 +35,7 @@ from pydicom.valuerep import DA, DT, TM
 
 from .. import terminology as term
 from ..classes import MAX_IMAGE_PIXELS
+from ..files import path_kind
 from .errors import (
     InvalidIdentifierError,
     MissingIdentifierError,
@@ -263,8 +264,10 @@ def _meta_transfer_syntax(source: io.BytesIO | Path) -> str | None:
 
 
 def _parse(source: io.BytesIO | Path, label: str) -> Dataset:
-    if isinstance(source, Path) and source.exists() and not (source.is_file() or source.is_dir()):
-        raise UnreadableDicomError(f"{label} is not a regular file (a pipe or a device); expected a DICOM Part 10 file")
+    kind = path_kind(source) if isinstance(source, Path) else None
+    if kind is not None:  # a pipe would block, a device never end, a folder be called a corrupt file
+        raise UnreadableDicomError(f"{label} is {kind}, not a regular file; expected a DICOM Part 10 file: pass "
+                                   "the files themselves")
     try:
         syntax = _meta_transfer_syntax(source)
     except InvalidDicomError:

@@ -83,8 +83,10 @@ def test_a_deflated_file_is_refused_before_it_is_inflated_and_a_pipe_is_never_op
     assert inflated == []
     fifo = tmp_path / "pipe.dcm"
     os.mkfifo(fifo)
-    with pytest.raises(UnreadableDicomError, match="is not a regular file"):
+    with pytest.raises(UnreadableDicomError, match=r"pipe.dcm is a named pipe \(FIFO\), not a regular file"):
         read_dicom(fifo)
+    with pytest.raises(UnreadableDicomError, match="is a folder, not a regular file; expected a DICOM Part 10 file"):
+        read_dicom(tmp_path)  # it was called "truncated or corrupt"
 
 
 def test_the_icc_profile_travels_with_the_pixels_to_the_service(ham_jpeg):
