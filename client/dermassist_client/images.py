@@ -33,6 +33,9 @@ SUPPORTED = "JPEG, PNG, BMP or TIFF"
 #: samples, uncompressed, is 800 MB), and a request carries 256 MiB by default. A larger file is refused by its size,
 #: before it is read into memory.
 MAX_FILE_BYTES = 1 << 30
+#: zlib level of the PNG an array or a PIL image is sent as. PNG is lossless at every level, so the server decodes the
+#: same pixels; level 1 took 20 ms for a 600x450 picture where PIL's default 6 took 91 ms, for 12% more bytes.
+PNG_COMPRESS_LEVEL = 1
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -536,7 +539,7 @@ def _from_pil(image: Image.Image, source: str) -> EncodedImage:
     # as the PNG carries no EXIF (a 16-bit grey picture is never a JPEG's).
     with_profile = {"icc_profile": profile} if profile and encoded.mode == "RGB" else {}
     buffer = io.BytesIO()
-    encoded.save(buffer, format="PNG", **with_profile)
+    encoded.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, **with_profile)
     return EncodedImage(buffer.getvalue(), shown.size, source)
 
 
