@@ -119,6 +119,19 @@ def test_normalise_matches_imagenet_definition() -> None:
     assert out[1, 0, 2, 3] == pytest.approx(expected, abs=1e-6)
 
 
+def test_normalise_gives_every_value_the_bits_of_the_float32_steps_one_by_one() -> None:
+    """Each of the 256 values of each channel: scaled by 1/255, less the mean, times 1/std, each step in float32 (the
+    steps the exported classifier was trained and checked with), whatever order normalise moves the pixels in."""
+    values = np.arange(256, dtype=np.uint8)
+    crops = np.stack([values, values[::-1], np.roll(values, 7)], axis=-1)[None, :, None, :].repeat(3, axis=2)
+    out = normalise(crops)
+    for c in range(3):
+        step = crops[..., c].astype(np.float32) * np.float32(1.0 / 255.0)
+        step = (step - np.float32(IMAGENET_MEAN[c])) * np.float32(1.0 / IMAGENET_STD[c])
+        np.testing.assert_array_equal(out[:, c], step)
+    assert out.flags.c_contiguous and out.shape == (1, 3, 256, 3)
+
+
 def _work_image(h: int, w: int) -> np.ndarray:
     img = np.full((h, w, 3), 200, np.uint8)
     img[h // 4 : h // 2, w // 4 : w // 2] = (60, 30, 20)
