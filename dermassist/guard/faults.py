@@ -58,13 +58,22 @@ def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, h
     return holding_since is not None and holding_since <= sent_at and now - holding_since < limit_s
 
 
-def recovery_backoff(recoveries: Sequence[Recovery]) -> float:
-    """Seconds to wait before trying again after the last recovery failed: 2, 4, 8 ... up to MAX_BACKOFF_S by the
-    failures in a row since the pipeline last came back (``ready_at``: a recovery that healed, or a failed one after
-    which the watchdog found it working), so the failures of earlier, healed incidents do not count."""
+def held(recovery: Recovery, until: float, stable_s: float) -> bool:
+    """Whether the pipeline ``recovery`` brought back (``ready_at``) stayed so for ``stable_s`` up to ``until`` (the
+    next fault's detection, or now): readiness that broke sooner healed nothing."""
+    return recovery.ready_at is not None and until - recovery.ready_at >= stable_s
+
+
+def recovery_backoff(recoveries: Sequence[Recovery], now: float, stable_s: float) -> float:
+    """Seconds to wait before the next recovery: 2, 4, 8 ... up to MAX_BACKOFF_S by the recoveries in a row since
+    the pipeline last came back and stayed so for ``stable_s`` (``ready_at``: a recovery that healed, or a failed
+    one after which the watchdog found it working), so the failures of earlier, healed incidents do not count, and
+    a fault that comes back moments after each healing backs off as a failure does (``now``: time.monotonic())."""
     failed = 0
+    until = now
     for recovery in reversed(recoveries):
-        if recovery.ready_at is not None:
+        if held(recovery, until, stable_s):
             break
         failed += 1
+        until = recovery.detected_at
     return min(MAX_BACKOFF_S, 2.0 ** failed)

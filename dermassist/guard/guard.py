@@ -51,9 +51,9 @@ from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
-from .faults import Fault, Recovery, busy_not_broken, models_in_message, recovery_backoff
+from .faults import Fault, Recovery, busy_not_broken, held, models_in_message, recovery_backoff
 from .front import Front
-from .health import STOPPING, Readiness, start_health_server
+from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
 from .stubs import Stub, broken_stubs, find_stubs
@@ -295,7 +295,7 @@ class Guard:
         """Look every LIVENESS_CHECK_S whether the guard is still live, so the line saying why it is not is logged
         even where no probe asks (``Readiness.live_problem`` logs it); with ``exit_when_not_live``, stop the guard
         then (``run`` raises, and ``serve`` exits non-zero for the restart policy to start it again)."""
-        told = 0  # how many STILL_UNREADY_LOG_S of this unready spell have been told
+        told, spell = 0, 0.0  # how many STILL_UNREADY_LOG_S of the unready spell begun at ``spell`` have been told
         while True:
             problem = self.readiness.live_problem()
             if problem is not None and self.config.exit_when_not_live:
@@ -304,10 +304,10 @@ class Guard:
                 stop.set()
                 return
             readiness = self.readiness
-            if readiness.ready or not self._been_ready or readiness.reason == STOPPING:
-                told = 0
-            else:
-                unready_s = time.monotonic() - readiness.since
+            if readiness.unready_since != spell:
+                told, spell = 0, readiness.unready_since
+            if not (readiness.ready or not self._been_ready or readiness.reason == STOPPING):
+                unready_s = time.monotonic() - readiness.unready_since
                 if problem is None and int(unready_s // STILL_UNREADY_LOG_S) > told:
                     told = int(unready_s // STILL_UNREADY_LOG_S)
                     logger.warning("still not ready after %.0f s (not live after %g s): %s", unready_s,
@@ -389,13 +389,14 @@ class Guard:
     def metrics_text(self) -> str:
         """The guard's Prometheus metrics: the counters, and readiness, liveness and the calls in flight now."""
         live = self.readiness.live_problem() is None
-        unready_s = 0.0 if self.readiness.ready else time.monotonic() - self.readiness.since
+        unready_s = 0.0 if self.readiness.ready else time.monotonic() - self.readiness.unready_since
         in_flight = self.front.in_flight if hasattr(self, "front") else 0
         return self.metrics.text((
             Sample("dermassist_ready", "1 while the guard is ready (the last canary through the ensemble succeeded).",
                    float(self.readiness.ready)),
             Sample("dermassist_live", "1 while the guard is live (not unready past --max-unready-s).", float(live)),
-            Sample("dermassist_unready_seconds", "Seconds since the guard last stopped being ready (0 while ready).",
+            Sample("dermassist_unready_seconds", "Seconds since the guard's unready spell began (0 while ready; "
+                   f"readiness shorter than {STABLE_READY_S:g} s does not end a spell).",
                    round(unready_s, 3)),
             Sample("dermassist_in_flight", "Inference calls received by the front and not yet answered.",
                    float(in_flight)),
@@ -582,6 +583,7 @@ class Guard:
                                          "its owner: not healed")
             await asyncio.sleep(self.config.scan_interval_s)
             return
+        await self._after_brief_healing(fault)
         record = Recovery(fault.reason, self._choose(fault), time.monotonic())
         self.recoveries.append(record)
         del self.recoveries[:-MAX_RECORDS]
@@ -599,7 +601,7 @@ class Guard:
             problem = await self._heal("restart", fault)
         if problem is not None:
             record.error = problem
-            backoff = recovery_backoff(self.recoveries)
+            backoff = recovery_backoff(self.recoveries, time.monotonic(), STABLE_READY_S)
             logger.error("recovery failed (%s); next try in %.0f s", problem, backoff)
             self.metrics.observe_recovery(record.action, healed=False)
             self.readiness.set_not_ready(f"recovery failed ({record.action}, since {started}): {problem}")
@@ -609,6 +611,21 @@ class Guard:
         record.ready_at = time.monotonic()
         self.metrics.observe_recovery(record.action, healed=True)
         logger.warning("recovered in %.2f s by %s", record.duration_s, record.action)
+
+    async def _after_brief_healing(self, fault: Fault) -> None:
+        """Back off before healing ``fault`` when the last recovery's readiness did not hold for STABLE_READY_S: a
+        tritonserver short of file descriptors died half a second after each healed restart, and was restarted at
+        once, for ever (failure audit 2)."""
+        last = self.recoveries[-1] if self.recoveries else None
+        now = time.monotonic()
+        if last is None or last.ready_at is None or held(last, now, STABLE_READY_S):
+            return
+        wait = recovery_backoff(self.recoveries, now, STABLE_READY_S)
+        logger.warning("the pipeline broke %.1f s after the last recovery (%s) brought it back: waiting %.0f s before "
+                       "healing it again", now - last.ready_at, last.action, wait)
+        self.readiness.set_not_ready(f"{fault.reason}; it broke again {now - last.ready_at:.1f} s after the last "
+                                     f"recovery: healing again in {wait:.0f} s")
+        await asyncio.sleep(wait)
 
     async def _heal(self, action: str, fault: Fault) -> str | None:
         """Do ``action``; None when a canary then succeeds, else what went wrong."""

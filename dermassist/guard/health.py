@@ -33,6 +33,10 @@ _MAX_HEADER_BYTES = 8192
 # What differs between two reports of one fault: Triton's "[request id: ...]" and the canary's own numbered id.
 _REQUEST_IDS = re.compile(r"\[request id: [^\]]*\]|dermassist-canary-\d+")
 STOPPING = "stopping"  # the reason while the guard stops: not ready, but live (the orchestrator asked for it)
+#: How long readiness must last to end an unready spell. A tritonserver that died half a second after each healed
+#: restart (too few file descriptors) was ready for moments between faults, and each moment started the spell
+#: afresh, so the guard flapped for ever and never turned not live (failure audit 2).
+STABLE_READY_S = 60.0
 
 
 def same_reason(reason: str, other: str) -> bool:
@@ -43,12 +47,15 @@ def same_reason(reason: str, other: str) -> bool:
 class Readiness:
     """The guard's verdict: ready or not, why, and since when (``history``: the last flips, as
     (time.monotonic(), ready, reason)); requests can wait for it. ``max_unready_s``: how long it may be unready
-    (other than stopping) and still be live (None: always live)."""
+    (other than stopping) and still be live (None: always live). ``since``: when readiness last flipped;
+    ``unready_since``: when the present unready spell began, which a ready moment shorter than STABLE_READY_S
+    does not end (liveness and the unready metric count from it)."""
 
     def __init__(self, max_unready_s: float | None = None) -> None:
         self.ready = False
         self.reason = "starting"
         self.since = time.monotonic()
+        self.unready_since = self.since
         self.history: collections.deque[tuple[float, bool, str]] = collections.deque(maxlen=200)
         self.max_unready_s = max_unready_s
         self._event = asyncio.Event()
@@ -60,7 +67,7 @@ class Readiness:
         liveness starts again here unless ready, so the first unready spell does not count tritonserver's start-up,
         which ``startup_timeout_s`` bounds on its own (a start that runs out ends ``serve``)."""
         if not self.ready:
-            self.since = time.monotonic()
+            self.since = self.unready_since = time.monotonic()
 
     def set_ready(self) -> None:
         """The pipeline answered a canary: serve."""
@@ -75,7 +82,10 @@ class Readiness:
         """The pipeline cannot answer: stop advertising readiness at once. Logged when readiness flips and whenever
         the reason changes (a server that never becomes ready says why), not when the same reason comes again."""
         if self.ready:
-            self.since = time.monotonic()
+            now = time.monotonic()
+            if now - self.since >= STABLE_READY_S:  # a moment's readiness is part of the spell, not its end
+                self.unready_since = now
+            self.since = now
             self.history.append((self.since, False, reason))
         if self.ready or not same_reason(reason, self.reason):
             logger.warning("not ready: %s", reason)
@@ -93,10 +103,13 @@ class Readiness:
         if self.ready or self.max_unready_s is None or self.reason == STOPPING:
             self._dead = None
             return None
-        unready_s = (time.monotonic() if now is None else now) - self.since
+        unready_s = (time.monotonic() if now is None else now) - self.unready_since
         if unready_s <= self.max_unready_s:
             return None
-        problem = (f"not ready for {unready_s:.0f} s, over max_unready_s ({self.max_unready_s:g} s), and not healed: "
+        flapped = (f" (ready only for moments under {STABLE_READY_S:g} s between faults)"
+                   if self.unready_since < self.since else "")
+        problem = (f"not ready for {unready_s:.0f} s, over max_unready_s ({self.max_unready_s:g} s), and not healed"
+                   f"{flapped}: "
                    f"{self.reason}; restart the process (--max-unready-s / DERMASSIST_MAX_UNREADY_S sets the bound)")
         if self._dead is None:
             logger.error("not live: %s", problem)

@@ -465,11 +465,17 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
     (["failed", "failed later healed", "failed"], 2.0),  # the watchdog's canary found it working after a failure
     (["failed", "failed", "failed"], 8.0),
     (["failed"] * 10, 60.0),  # capped
+    (["healed", "healed for moments", "healed for moments", "failed"], 8.0),  # flapping: each healing broke at once
+    (["healed for moments", "healed for moments"], 4.0),  # the next healing waits too (failure audit 2)
 ])
 def test_the_wait_after_a_failed_recovery_counts_only_the_failures_since_the_last_healing(
         outcomes: list[str], backoff: float) -> None:
+    """Recoveries detected 100 s apart; a healing's readiness lasts 90 s, or 0.5 s "for moments" (under 60 s)."""
     from dermassist.guard.faults import Recovery, recovery_backoff
 
-    recoveries = [Recovery("fault", "restart", float(i), ready_at=None if outcome == "failed" else i + 0.5,
-                           error=None if outcome == "healed" else "x") for i, outcome in enumerate(outcomes)]
-    assert recovery_backoff(recoveries) == backoff
+    recoveries = []
+    for i, outcome in enumerate(outcomes):
+        ready_at = None if outcome == "failed" else 100.0 * i + (99.5 if "moments" in outcome else 10.0)
+        recoveries.append(Recovery("fault", "restart", 100.0 * i, ready_at=ready_at,
+                                   error=None if outcome.startswith("healed") else "x"))
+    assert recovery_backoff(recoveries, 100.0 * len(outcomes), 60.0) == backoff

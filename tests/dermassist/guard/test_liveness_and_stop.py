@@ -85,10 +85,65 @@ def test_liveness_turns_false_only_after_the_bound_and_says_why_once(caplog: pyt
     assert Readiness().live_problem(now=time.monotonic() + 10_000.0) is None  # no bound: always live
 
 
+def test_moments_of_readiness_between_faults_do_not_end_the_unready_spell(clock: GuardClock) -> None:
+    """tritonserver short of file descriptors died half a second after each healed restart: every moment of readiness
+    began the unready spell again, so the guard flapped for ever and never turned not live (failure audit 2)."""
+    readiness = Readiness(max_unready_s=600.0)
+    readiness.set_ready()
+    clock.now += 3600.0  # an hour of good service
+    readiness.set_not_ready("tritonserver exited (code 1); recovering by restart")
+    began = clock.now
+    assert readiness.unready_since == began  # a readiness that held ends the spell before it
+    while clock.now - began < 700.0:
+        clock.now += 10.5
+        readiness.set_ready()
+        assert readiness.live_problem() is None  # a probe that finds it ready finds it live
+        clock.now += 0.5
+        readiness.set_not_ready("tritonserver exited (code 1); recovering by restart")
+    assert readiness.unready_since == began and readiness.since == clock.now
+    problem = readiness.live_problem()
+    assert problem is not None and f"not ready for {clock.now - began:.0f} s, over max_unready_s (600 s)" in problem
+    assert "and not healed (ready only for moments under 60 s between faults): tritonserver exited" in problem
+    readiness.set_ready()
+    clock.now += 60.0  # this time it held
+    readiness.set_not_ready("another fault")
+    assert readiness.unready_since == clock.now and readiness.live_problem() is None
+
+
+def test_a_fault_that_comes_back_moments_after_a_healing_is_healed_again_only_after_a_backoff(
+        tmp_path: Path, clock: GuardClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Each restart healed and the next fault came half a second later, so the guard restarted tritonserver at once,
+    for ever; now the wait grows as after failed recoveries (2, 4, 8 ... s), and a healing that held waits for nothing."""
+    from dermassist.guard.faults import Recovery
+
+    from .test_start_checks import _guard
+
+    guard = _guard(tmp_path)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(guard_module.asyncio, "sleep", sleep)
+    fault = Fault("tritonserver exited (code 1)", server_down=True)
+    guard.recoveries.append(Recovery("tritonserver exited (code 1)", "restart", clock.now - 20.0, ready_at=clock.now - 9.0))
+    guard.recoveries.append(Recovery("tritonserver exited (code 1)", "restart", clock.now - 8.5, ready_at=clock.now - 0.5))
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        asyncio.run(guard._after_brief_healing(fault))
+    assert waits == [4.0]  # two healings in a row that did not hold
+    assert "the pipeline broke 0.5 s after the last recovery (restart) brought it back: waiting 4 s" in caplog.text
+    assert guard.readiness.reason == ("tritonserver exited (code 1); it broke again 0.5 s after the last recovery: "
+                                      "healing again in 4 s")
+    guard.recoveries[-1].ready_at = clock.now - 61.0  # it held a minute: a new incident is healed at once
+    asyncio.run(guard._after_brief_healing(fault))
+    assert waits == [4.0]
+    guard.audit.close()
+
+
 def test_the_live_path_answers_503_with_the_reason_past_the_bound() -> None:
     readiness = Readiness(max_unready_s=1.0)
     readiness.set_not_ready("recovery failed (restart, since 06:18:22 UTC): tritonserver exited with code -9")
-    readiness.since -= 2.0  # unready for two seconds already
+    readiness.unready_since -= 2.0  # unready for two seconds already
     head, _, body = health_answer("GET", "/v2/health/live", readiness).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503")
     reason = json.loads(body)

@@ -333,8 +333,9 @@ def test_a_failed_recovery_after_which_the_watchdog_finds_the_pipeline_working_c
 
     asyncio.run(healed_by_the_watchdog())
     assert failed.ready_at is not None and failed.error is not None  # it failed; the pipeline came back after it
-    guard.recoveries.append(Recovery("another fault", "restart", 9.0, error="x"))
-    assert recovery_backoff(guard.recoveries) == 2.0
+    later = failed.ready_at + 120.0  # the pipeline then worked for two minutes
+    guard.recoveries.append(Recovery("another fault", "restart", later, error="x"))
+    assert recovery_backoff(guard.recoveries, later + 1.0, 60.0) == 2.0
     guard.audit.close()
 
 
