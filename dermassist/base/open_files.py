@@ -1,0 +1,40 @@
+"""The open-file limit tritonserver and the guard are started under: raised where the hard limit allows, refused by
+name where it is too low."""
+from __future__ import annotations
+
+import logging
+import resource
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: The fewest open files a start is allowed: tritonserver holds about 75 serving the release's eight Python steps,
+#: and the guard one for each client connection. Under 64, tritonserver died at its first connections ("Too many open
+#: files" in its log alone) and the guard restarted it for ever (failure audit 2).
+MIN_OPEN_FILES = 1024
+#: The soft limit is raised toward the hard one up to this many (tritonserver and its steps inherit it).
+WANTED_OPEN_FILES = 65536
+
+
+def raise_open_files() -> int:
+    """Raise this process's soft RLIMIT_NOFILE toward its hard limit (at most WANTED_OPEN_FILES) and return it;
+    ConfigError when even that is under MIN_OPEN_FILES."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    wanted = WANTED_OPEN_FILES if hard == unlimited else min(hard, WANTED_OPEN_FILES)
+    if soft != unlimited and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            logger.debug("open-file limit raised from %d to %d (hard limit %s)", soft, wanted, hard)
+            soft = wanted
+        except (ValueError, OSError) as e:
+            logger.debug("open-file limit not raised from %d: %s", soft, e)
+    if soft != unlimited and soft < MIN_OPEN_FILES:
+        shown = "unlimited" if hard == unlimited else str(hard)
+        raise ConfigError(
+            f"this process may open at most {soft} files (RLIMIT_NOFILE; hard limit {shown}); tritonserver and the "
+            f"guard need at least {MIN_OPEN_FILES} (tritonserver alone holds about 75, the guard one per client "
+            "connection): raise it, e.g. `ulimit -n 65536` in the shell that starts it, `--ulimit nofile=65536:65536` "
+            "for `docker run` (`ulimits: nofile:` in docker-compose.yml), LimitNOFILE=65536 in a systemd unit")
+    return soft
