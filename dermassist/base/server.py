@@ -624,10 +624,14 @@ class TritonServer:
         return self.kept_log
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last lines of the server log."""
+        """The last lines of the server log; never raises (out of file descriptors, the guard's recovery had stopped
+        at this look and begun again every second)."""
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"
-        return "\n".join(self._log_text().splitlines()[-lines:])
+        try:
+            return "\n".join(self._log_text().splitlines()[-lines:])
+        except OSError as e:
+            return f"(tritonserver's log {self.log_path} cannot be read: {e.strerror or e})"
 
     def send_signal(self, sig: int) -> None:
         """Forward a signal to the server (it stops gracefully on SIGINT/SIGTERM)."""

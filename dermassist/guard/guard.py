@@ -51,6 +51,7 @@ from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
+from .exhaustion import AcceptErrors, out_of_files
 from .faults import Fault, Recovery, busy_not_broken, held, models_in_message, recovery_backoff
 from .front import Front
 from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
@@ -158,6 +159,8 @@ class Guard:
         self._suspect = asyncio.Event()
         self._canaries = 0
         self._been_ready = False
+        self._blind: str | None = None  # why tritonserver's processes cannot be looked at now (out of descriptors)
+        self.accept_errors = AcceptErrors(self.metrics.observe_accept_refused)  # refused accepts, told once a minute
         # tritonserver is started, restarted and stopped from this one thread, which lives as long as
         # the guard: the launcher sets PR_SET_PDEATHSIG, which fires when the *thread* that started
         # the child ends, so a short-lived thread would take tritonserver down with it.
@@ -204,6 +207,8 @@ class Guard:
                     return
                 raise
         front = health = watchdog = liveness = None
+        loop_errors = loop.get_exception_handler()
+        loop.set_exception_handler(self.accept_errors)
         self.channel = grpc.aio.insecure_channel(self.triton_config.grpc_address, options=LOOPBACK_CHANNEL_OPTIONS)
         try:
             self.triton = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
@@ -249,6 +254,7 @@ class Guard:
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
             self.audit.close()
+            loop.set_exception_handler(loop_errors)
         if self._not_live is not None:
             raise ServerError(f"the guard stopped itself because it was no longer live (exit_when_not_live): "
                               f"{self._not_live}")
@@ -429,11 +435,33 @@ class Guard:
     def _scan(self) -> Fault | None:
         if not self.server.running:
             return Fault(f"tritonserver exited (code {self.server.returncode})", server_down=True)
-        broken = broken_stubs(self.stubs)
+        try:
+            broken = broken_stubs(self.stubs)
+        except OSError as e:  # not a dead stub: out of descriptors, every healthy one had been called "exited"
+            self._cannot_look(e)
+            return None
+        self._blind = None
         if broken:
             names = ", ".join(f"{s.instance} (pid {s.pid}) {why}" for s, why in broken)
             return Fault(f"stub process {names}", tuple(sorted({s.model for s, _ in broken})))
         return None
+
+    def _cannot_look(self, error: OSError) -> None:
+        """/proc could not be read: no stub is called broken for it. Out of file descriptors, the guard is not ready
+        (it takes no new connection either) and waits for them to come free; told when the reason changes."""
+        reason = out_of_files(error)
+        if reason is None:
+            logger.warning("tritonserver's processes cannot be looked at (%s); the canary alone judges them", error)
+        elif self._blind is None:
+            logger.error("%s", reason)
+        self._blind = reason
+
+    def _find_stubs(self) -> None:
+        """Look for tritonserver's stubs again; those found before are kept where /proc cannot be read now."""
+        try:
+            self.stubs = find_stubs(self.server.pid)
+        except OSError as e:
+            self._cannot_look(e)
 
     async def canary(self, after_heal: bool = False) -> str | None:
         """One inference through the ensemble on loopback: None when it answered well, else why not. ``after_heal``:
@@ -474,11 +502,12 @@ class Guard:
         while True:
             fault = self._scan()
             audit = self._audit_problem()
-            if fault is None and audit is not None and not self.stopping:  # no call can be answered: no canary now
+            blocked = audit_down(audit) if audit is not None else self._blind
+            if fault is None and blocked is not None and not self.stopping:  # no call can be answered: no canary now
                 self._suspect.clear()
-                self.readiness.set_not_ready(audit_down(audit))
+                self.readiness.set_not_ready(blocked)
             due = self._suspect.is_set() or not self.readiness.ready or time.monotonic() >= next_canary
-            if fault is None and audit is None and due:
+            if fault is None and blocked is None and due:
                 self._suspect.clear()
                 problem = await self.canary()
                 next_canary = time.monotonic() + self.config.canary_interval_s
@@ -498,7 +527,7 @@ class Guard:
                 pass
 
     async def _mark_ready(self) -> None:
-        self.stubs = find_stubs(self.server.pid)
+        self._find_stubs()
         try:
             index = await self.triton.RepositoryIndex(service_pb2.RepositoryIndexRequest(ready=True),
                                                       metadata=self._admin_metadata, timeout=RECOVERY_CALL_S)
@@ -686,4 +715,4 @@ class Guard:
         await asyncio.wrap_future(self._restarting)
         self.models_loaded()
         self.reloads = 0
-        self.stubs = find_stubs(self.server.pid)
+        self._find_stubs()

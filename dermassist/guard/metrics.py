@@ -68,6 +68,7 @@ class GuardMetrics:
         self.held = 0  # inference calls that arrived while the guard was not ready and waited for it
         self.waiting = 0  # inference calls waiting for readiness now
         self.over_budget = 0  # inference calls refused because the front held too many request bytes already
+        self.accepts_refused = 0  # connections the health port could not accept: out of file descriptors
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
         self._latency_sum = 0.0
         self._latency_count = 0
@@ -91,6 +92,11 @@ class GuardMetrics:
         """One call refused because its audit line could not be written."""
         with self._lock:
             self.audit_failures += 1
+
+    def observe_accept_refused(self) -> None:
+        """One connection a listening socket of the guard's event loop could not accept (out of file descriptors)."""
+        with self._lock:
+            self.accepts_refused += 1
 
     def observe_recovery(self, action: str, healed: bool) -> None:
         """One recovery by ``action`` (as the guard logs it) that healed the pipeline or failed."""
@@ -135,6 +141,9 @@ class GuardMetrics:
             family("dermassist_over_inflight_budget_total", "counter",
                    "Inference calls refused (UNAVAILABLE) because the requests in flight held --max-inflight-mib.",
                    (("", self.over_budget),))
+            family("dermassist_accepts_refused_total", "counter",
+                   "Connections to the health port refused an accept because the guard was out of file descriptors "
+                   "(each tried again a second later).", (("", self.accepts_refused),))
         for gauge in gauges:
             family(gauge.name, "gauge", gauge.help, (("", gauge.value),))
         return "\n".join(lines) + "\n"

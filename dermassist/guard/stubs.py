@@ -22,17 +22,19 @@ class Stub:
 
 
 def _read(path: str) -> str | None:
+    """The text of a /proc file, or None when its process is gone. Any other OSError is raised: a guard out of file
+    descriptors (EMFILE) had called every healthy stub "exited" and set out to heal them (failure audit 1)."""
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", "replace")
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):
         return None
 
 
 def stat_fields(pid: int) -> list[str] | None:
     """The fields of ``/proc/<pid>/stat`` after the process's name (its state first, then its parent, ...: field 3 of
-    proc(5) is index 0 here), or None when the process is gone or /proc cannot be read. The name, in parentheses, may
-    hold spaces and parentheses itself, so the fields are those after its last ')'."""
+    proc(5) is index 0 here), or None when the process is gone (OSError when /proc cannot be read). The name, in
+    parentheses, may hold spaces and parentheses itself, so the fields are those after its last ')'."""
     stat = _read(f"/proc/{pid}/stat")
     return None if stat is None else stat.rsplit(")", 1)[1].split()
 
@@ -56,7 +58,8 @@ def stub_of(pid: int, parent: int) -> Stub | None:
 
 
 def find_stubs(parent: int) -> list[Stub]:
-    """Every stub process tritonserver ``parent`` has started, ordered by model then instance."""
+    """Every stub process tritonserver ``parent`` has started, ordered by model then instance (OSError when /proc
+    cannot be read)."""
     stubs = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -67,13 +70,15 @@ def find_stubs(parent: int) -> list[Stub]:
 
 
 def process_state(pid: int) -> str | None:
-    """The one-letter state of a process (R, S, T, Z ...), or None when it is gone."""
+    """The one-letter state of a process (R, S, T, Z ...), or None when it is gone (OSError when /proc cannot be
+    read)."""
     fields = stat_fields(pid)
     return None if fields is None else fields[0]
 
 
 def broken_stubs(stubs: list[Stub]) -> list[tuple[Stub, str]]:
-    """Stubs that can no longer answer, each with why: gone, a zombie, or stopped (hung)."""
+    """Stubs that can no longer answer, each with why: gone, a zombie, or stopped (hung). OSError when /proc cannot
+    be read: no stub is then called broken."""
     broken = []
     for stub in stubs:
         state = process_state(stub.pid)
