@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import os
+import resource
 import stat
 import sys
 import threading
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 STDOUT = "-"
 AUDIT_FILE_MODE = 0o600  # a new audit file; an existing one keeps the mode its operator gave it
 REOPEN_CHECK_S = 1.0  # how often a write looks whether the audit file was rotated (a stat of the path)
+#: The room an audit file must have again (free space, and below the file-size limit) before the watchdog tries the
+#: line that ends an outage: about 1,800 one-image lines.
+RESUME_HEADROOM_BYTES = 1 << 20
 # The longest request id the front accepts (it refuses a longer one): an answered request's id is recorded in full.
 MAX_ID_CHARS = 128
 MAX_ERROR_CHARS = 300
@@ -299,12 +303,30 @@ class AuditLog:
         self._write(json.dumps(record, separators=(",", ":"), ensure_ascii=True) + "\n")
 
     def resume(self) -> str | None:
-        """While lines fail, try the resumed line alone; the problem while it still fails, None once the trail takes
-        lines again (the watchdog calls this, so an outage ends even when no call comes)."""
-        if self.resumed is not None:
+        """While lines fail, try the resumed line alone, once the file has room for RESUME_HEADROOM_BYTES more; the
+        problem while it still fails, None once the trail takes lines again (the watchdog calls this, so an outage ends
+        even when no call comes). The short resumed line fitted in the last free bytes where a call's did not, and the
+        guard turned ready for 100 ms at a time while every call was refused (failure audit 3)."""
+        if self.resumed is not None and (self.problem is None or self._has_headroom()):
             with contextlib.suppress(AuditWriteError):
                 self._write("")
         return self.problem
+
+    def _has_headroom(self) -> bool:
+        """Whether the open file may grow by RESUME_HEADROOM_BYTES: free space on its file system (for this user) and
+        below the file-size limit (RLIMIT_FSIZE). Always for stdout, and where it cannot be told."""
+        if not self._owned:
+            return True
+        try:
+            descriptor = self._stream.fileno()
+            space = os.fstatvfs(descriptor)
+            free = (space.f_bfree if os.geteuid() == 0 else space.f_bavail) * space.f_frsize
+            size_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            below_limit = (size_limit - os.fstat(descriptor).st_size if size_limit != resource.RLIM_INFINITY
+                           else RESUME_HEADROOM_BYTES)
+        except (OSError, ValueError):
+            return True
+        return min(free, below_limit) >= RESUME_HEADROOM_BYTES
 
     def _write(self, line: str) -> None:
         """Write ``line`` ("" for none) under the lock, the resumed line first while an outage is open."""

@@ -288,3 +288,45 @@ def test_a_short_write_is_a_dermassist_error_and_an_os_error_with_the_causes_wor
     with pytest.raises(audit.ShortWriteError) as bare:
         audit.write_all(1, b"x")
     assert str(bare.value) == "the pipe's reader went away" and bare.value.written == 0
+
+
+class _Space:
+    """os.fstatvfs of a file system with ``free`` bytes left, for this user and for root alike."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def __call__(self, descriptor: int) -> object:
+        blocks = self.free // 4096
+        return type("statvfs", (), {"f_bavail": blocks, "f_bfree": blocks, "f_frsize": 4096})()
+
+
+def test_the_outage_ends_only_once_the_file_has_room_for_more_than_the_resumed_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 86-byte resumed line fitted in the last free bytes where a 570-byte call's did not: readiness came back for
+    100 ms at a time while every call was refused, and the trail marked the end of a gap that went on (failure audit
+    3). The watchdog now tries it only once RESUME_HEADROOM_BYTES are free, and below the file-size limit."""
+    from dermassist.guard.guard import audit_trail
+    from dermassist.guard.metrics import GuardMetrics
+
+    path = tmp_path / "audit.jsonl"
+    audit = audit_trail(str(path), GuardMetrics())
+    real_write = os.write
+    monkeypatch.setattr(audit_module.os, "write", FullDisk(room=0))
+    with pytest.raises(AuditWriteError):
+        audit.write({"n": 1})
+    monkeypatch.setattr(audit_module.os, "write", real_write)  # a write would now succeed: is it tried?
+    space = _Space(free=200)
+    monkeypatch.setattr(audit_module.os, "fstatvfs", space)
+    for _ in range(3):
+        assert audit.resume() == "No space left on device"
+    assert path.read_bytes() == b""  # not tried: nothing written
+    space.free = audit_module.RESUME_HEADROOM_BYTES
+    limit = path.stat().st_size + audit_module.RESUME_HEADROOM_BYTES - 1  # the file-size limit leaves less
+    monkeypatch.setattr(audit_module.resource, "getrlimit", lambda which: (limit, limit))
+    assert audit.resume() == "No space left on device" and path.read_bytes() == b""
+    monkeypatch.setattr(audit_module.resource, "getrlimit", lambda which: (limit + 1, limit + 1))
+    assert audit.resume() is None
+    audit.close()
+    (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+    assert line["event"] == "audit_resumed"
