@@ -165,7 +165,10 @@ def analyze(args: argparse.Namespace) -> int:
             print(json.dumps({"image": path, **result}) if args.json else summary_line(path, result), flush=True)
         bundle = run.finish()
     if bundle:
-        print(f"FHIR bundle written to {bundle}", file=sys.stderr)
+        missing = len(args.images) - run.reported
+        print(f"FHIR bundle written to {bundle}: {run.reported} of {len(args.images)} image(s)"
+              + (f"; the {missing} other(s) got no result (above) and are not in it: analyse them again into another "
+                 "file" if missing else ""), file=sys.stderr)
     elif run.removed_stale:
         print(f"no FHIR bundle was written (no image was answered); the earlier file {run.removed_stale} was removed "
               "so it cannot pass for this run's", file=sys.stderr)

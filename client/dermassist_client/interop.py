@@ -189,6 +189,11 @@ class InteropRun:
                         context.patient_system, context.patient_issuer, context.patient_issuer)
         self._fhir_items.append((result, context))
 
+    @property
+    def reported(self) -> int:
+        """How many results the FHIR Bundle holds (or will hold at ``finish``)."""
+        return len(self._fhir_items)
+
     def finish(self) -> Path | None:
         """Write the FHIR Bundle of every result analysed (when asked and there is one), creating its missing
         folders (owner-only, as ``--dicom-out``'s); its path.

@@ -445,6 +445,10 @@ def test_an_unforeseen_fault_costs_its_file_not_the_batch_or_its_bundle(cli_clie
     assert records[1]["error"]["kind"] == "AttributeError" and "a DermAssist fault: report it" in out.err
     reports = [e for e in json.loads(bundle.read_text())["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
     assert "Traceback" not in out.err and len(reports) == 2
+    assert (f"FHIR bundle written to {bundle}: 2 of 3 image(s); the 1 other(s) got no result (above) and are not in "
+            "it: analyse them again into another file") in out.err  # a partial Bundle says so (failure audit 4)
+    assert main(["analyze", str(first), "--fhir-out", str(bundle), "--patient-id", "P-1"]) == 0
+    assert capsys.readouterr().err.strip().endswith(f"FHIR bundle written to {bundle}: 1 of 1 image(s)")
 
 
 def test_a_picture_not_assessable_shows_no_score_in_the_text_line_and_every_field_in_json(
