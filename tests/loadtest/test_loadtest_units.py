@@ -85,6 +85,7 @@ def test_corpus_spans_real_sizes_and_bad_inputs_are_invalid(shared_data: Path, t
     files = build_corpus(CorpusSpec(cache_dir=tmp_path, per_size=1, sizes=((600, 450), (3000, 2000))))
     shapes = [cv2.imread(str(f)).shape[:2] for f in files]
     assert shapes == [(450, 600), (2000, 3000)]
+    assert files[0].parent == CorpusSpec().source_dir and files[1].parent == tmp_path  # the original, as it is
     bad = bad_inputs(files[0].read_bytes())
     assert set(bad) == {"empty", "not_an_image", "truncated_jpeg", "too_small_png"}  # an empty corpus would pass below
     results = prepare_images(list(bad.values()))
