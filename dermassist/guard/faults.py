@@ -45,17 +45,24 @@ def models_in_message(message: str) -> tuple[str, ...]:
 
 
 def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, holding_since: float | None = None,
-                    now: float = 0.0, limit_s: float = 0.0) -> bool:
+                    now: float = 0.0, limit_s: float = 0.0, expired_unanswered: float | None = None) -> bool:
     """A canary sent at ``sent_at`` that ran out of time met a queue, not a fault, when the ensemble answered a client
     meanwhile (at ``answered_at``), or when a client call it queued behind (forwarded at ``holding_since``, the
     oldest still being worked on) has been worked on for less than ``limit_s`` (all time.monotonic; ``now``: the
     canary's end). One large batch answers nothing for minutes: healing a pipeline that works would turn load into
-    an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed."""
+    an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed; so is a pipeline in
+    which a call forwarded no later than the one held (at ``expired_unanswered``) ran out of its deadline with
+    nothing answered since: clients that give up after 30 s never let a call reach the limit, and a frozen
+    tritonserver stayed ready while every call timed out (failure audit 0)."""
     if code != grpc.StatusCode.DEADLINE_EXCEEDED:
         return False
     if answered_at > sent_at:
         return True
-    return holding_since is not None and holding_since <= sent_at and now - holding_since < limit_s
+    if holding_since is None or holding_since > sent_at:
+        return False
+    if expired_unanswered is not None and expired_unanswered <= holding_since:
+        return False
+    return now - holding_since < limit_s
 
 
 def held(recovery: Recovery, until: float, stable_s: float) -> bool:

@@ -263,6 +263,8 @@ class Front(grpc.GenericRpcHandler):
         self.bytes_in_flight = 0  # their requests' bytes (GuardConfig.max_inflight_mib bounds it)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
         self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
+        # (when it was forwarded, when it ran out) of the last call whose deadline passed while Triton worked on it
+        self._expired: tuple[float, float] | None = None
         self._tokens = itertools.count()
         self._calls: dict[str, Any] = {}
         # SHA-256 of the images runs here while Triton works on the request (hashlib releases the GIL)
@@ -297,6 +299,14 @@ class Front(grpc.GenericRpcHandler):
     def oldest_forwarded_at(self) -> float | None:
         """time.monotonic() when the oldest call Triton is still working on was forwarded (None: none is)."""
         return min(self._forwarded.values(), default=None)
+
+    @property
+    def expired_unanswered(self) -> float | None:
+        """time.monotonic() when the last call whose deadline passed while Triton worked on it had been forwarded,
+        while the ensemble has answered nothing since it ran out (None otherwise): a sign of a hang."""
+        if self._expired is None or self._expired[1] <= self.answered_at:
+            return None
+        return self._expired[0]
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler of a method path (None: UNIMPLEMENTED)."""
@@ -383,6 +393,12 @@ class Front(grpc.GenericRpcHandler):
         if name in MODEL_CHANGES:  # the files on disk are what Triton serves now: read them, whatever becomes of the call
             self.guard.read_identity_soon()
         return answer
+
+    def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
+        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``)."""
+        forwarded_at = self._forwarded.get(token)
+        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded_at is not None:
+            self._expired = (forwarded_at, time.monotonic())
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
         """Record why a call was cancelled (its deadline, the server stopping, or the client) unless its answer was
@@ -564,6 +580,7 @@ class Front(grpc.GenericRpcHandler):
                                                          timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
                 status, error = e.code(), e.details() or ""
+                self._note_expiry(token, status)
                 if is_step_failure(status, error):
                     self.guard.report_step_failure(error, sent_at)
                     status = grpc.StatusCode.UNAVAILABLE
@@ -576,6 +593,7 @@ class Front(grpc.GenericRpcHandler):
             return served + identity_parameters(self.guard.identity)
         except asyncio.CancelledError:
             self._cancelled(call, context)
+            self._note_expiry(token, call.status)
             raise
         finally:
             self.in_flight -= 1

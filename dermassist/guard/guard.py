@@ -477,7 +477,7 @@ class Guard:
             response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s, **waits)
         except grpc.aio.AioRpcError as e:
             if busy_not_broken(e.code(), sent_at, self.front.answered_at, self.front.oldest_forwarded_at,
-                               time.monotonic(), self.config.busy_limit_s):
+                               time.monotonic(), self.config.busy_limit_s, self.front.expired_unanswered):
                 logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile or "
                                "is still working on: busy, not broken (--canary-timeout-s sets how long it waits, "
                                "--busy-limit-s how long one call may hold the pipeline)", self.config.canary_timeout_s)

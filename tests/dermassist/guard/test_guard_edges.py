@@ -507,7 +507,7 @@ def test_the_canary_after_a_restart_waits_for_the_loopback_channel_to_connect_ag
         guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl"),
                                                                      canary_timeout_s=5),
                       SimpleNamespace(config=server_config))  # type: ignore[arg-type]
-        guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None)
+        guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None, expired_unanswered=None)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=LOOPBACK_CHANNEL_OPTIONS)
         guard.triton = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         assert (await guard.canary()).startswith("canary inference failed: UNAVAILABLE")  # tritonserver is gone
