@@ -316,8 +316,8 @@ class Guard:
                 unready_s = time.monotonic() - readiness.unready_since
                 if problem is None and int(unready_s // STILL_UNREADY_LOG_S) > told:
                     told = int(unready_s // STILL_UNREADY_LOG_S)
-                    logger.warning("still not ready after %.0f s (not live after %g s): %s", unready_s,
-                                   self.config.max_unready_s, readiness.reason)
+                    logger.warning("still not ready after %.0f s%s (not live after %g s): %s", unready_s,
+                                   readiness.flapped(), self.config.max_unready_s, readiness.reason)
             self._tell_expiry(datetime.datetime.now(datetime.UTC))
             await asyncio.sleep(LIVENESS_CHECK_S)
 

@@ -33,10 +33,10 @@ _MAX_HEADER_BYTES = 8192
 # What differs between two reports of one fault: Triton's "[request id: ...]" and the canary's own numbered id.
 _REQUEST_IDS = re.compile(r"\[request id: [^\]]*\]|dermassist-canary-\d+")
 STOPPING = "stopping"  # the reason while the guard stops: not ready, but live (the orchestrator asked for it)
-#: How long readiness must last to end an unready spell. A tritonserver that died half a second after each healed
-#: restart (too few file descriptors) was ready for moments between faults, and each moment started the spell
-#: afresh, so the guard flapped for ever and never turned not live (failure audit 2).
-STABLE_READY_S = 60.0
+#: How long readiness must last to end an unready spell (three canaries at the default interval). A tritonserver that
+#: died half a second after each healed restart (too few file descriptors) was ready for moments between faults, and
+#: each moment started the spell afresh, so the guard flapped for ever and never turned not live (failure audit 2).
+STABLE_READY_S = 15.0
 
 
 def same_reason(reason: str, other: str) -> bool:
@@ -94,6 +94,12 @@ class Readiness:
         if reason == STOPPING:
             self._stopping.set()  # calls waiting for readiness are refused now, not at the end of their wait
 
+    def flapped(self) -> str:
+        """" (ready only for moments ...)" while the unready spell went on through moments of readiness, else ""."""
+        if self.ready or self.unready_since >= self.since:
+            return ""
+        return f" (ready only for moments under {STABLE_READY_S:g} s between faults)"
+
     def live_problem(self, now: float | None = None) -> str | None:
         """Why the guard is no longer live (None while it is): unready for longer than ``max_unready_s``, i.e. its
         recoveries kept failing or one is stuck, so only a restart of the process (the pod) can help. Logged at
@@ -106,10 +112,8 @@ class Readiness:
         unready_s = (time.monotonic() if now is None else now) - self.unready_since
         if unready_s <= self.max_unready_s:
             return None
-        flapped = (f" (ready only for moments under {STABLE_READY_S:g} s between faults)"
-                   if self.unready_since < self.since else "")
         problem = (f"not ready for {unready_s:.0f} s, over max_unready_s ({self.max_unready_s:g} s), and not healed"
-                   f"{flapped}: "
+                   f"{self.flapped()}: "
                    f"{self.reason}; restart the process (--max-unready-s / DERMASSIST_MAX_UNREADY_S sets the bound)")
         if self._dead is None:
             logger.error("not live: %s", problem)

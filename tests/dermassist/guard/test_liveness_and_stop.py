@@ -103,11 +103,12 @@ def test_moments_of_readiness_between_faults_do_not_end_the_unready_spell(clock:
     assert readiness.unready_since == began and readiness.since == clock.now
     problem = readiness.live_problem()
     assert problem is not None and f"not ready for {clock.now - began:.0f} s, over max_unready_s (600 s)" in problem
-    assert "and not healed (ready only for moments under 60 s between faults): tritonserver exited" in problem
+    assert "and not healed (ready only for moments under 15 s between faults): tritonserver exited" in problem
+    assert readiness.flapped() == " (ready only for moments under 15 s between faults)"
     readiness.set_ready()
-    clock.now += 60.0  # this time it held
+    clock.now += 15.0  # this time it held
     readiness.set_not_ready("another fault")
-    assert readiness.unready_since == clock.now and readiness.live_problem() is None
+    assert readiness.unready_since == clock.now and readiness.live_problem() is None and readiness.flapped() == ""
 
 
 def test_a_fault_that_comes_back_moments_after_a_healing_is_healed_again_only_after_a_backoff(
