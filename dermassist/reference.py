@@ -11,6 +11,8 @@ torch is imported before TensorFlow (TensorFlow first, then anything that loads 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from preprocess.contract import (
 )
 from preprocess.crop import CropParams, crop_batch
 from preprocess.errors import PreprocessError
-from preprocess.params import EXPORT_AGAIN, classifier_cpu_settings
+from preprocess.params import EXPORT_AGAIN, ClassifierCpuSettings, classifier_cpu_settings
 from preprocess.prepare import PreparedImage, prepare_images
 from preprocess.quality import QualityLimits, quality_batch
 from preprocess.triage import TriageParams, triage_batch
@@ -95,14 +97,32 @@ def _import_frameworks():
     return torch, tf
 
 
-def classifier_optimized_for_cpu(repository: Path) -> bool:
-    """The embedded classifier config's ``optimize_for_cpu`` switch (freeze and optimise the TorchScript for the CPU
-    when true), read as its adapter reads its settings (``classifier_cpu_settings``): a config the adapter would refuse
-    is refused here too."""
+def classifier_settings(repository: Path) -> ClassifierCpuSettings:
+    """The classifier config's CPU settings, read as its adapter reads them (``classifier_cpu_settings``): a config the
+    adapter would refuse is refused here too."""
     try:
-        return classifier_cpu_settings(model_parameters(repository, CLASSIFIER_MODEL)).optimize_for_cpu
+        return classifier_cpu_settings(model_parameters(repository, CLASSIFIER_MODEL))
     except PreprocessError as e:
         raise ReferencePipelineError(f"{model_config_path(repository, CLASSIFIER_MODEL)}: {e}") from e
+
+
+def classifier_optimized_for_cpu(repository: Path) -> bool:
+    """The classifier config's ``optimize_for_cpu`` switch (freeze and optimise the TorchScript for the CPU when
+    true)."""
+    return classifier_settings(repository).optimize_for_cpu
+
+
+def wait_as_served(policy: str) -> str:
+    """Give OpenMP the served classifier's wait policy (``OMP_WAIT_POLICY``), as its adapter does, where torch has not
+    loaded OpenMP yet and the environment sets none; the policy this process's torch then waits with ("" for OpenMP's
+    own, or unknown once torch was loaded first). The bench's in-process baseline spun where the served step waits
+    passively: up to 3x slower with its cores shared (performance audit B1)."""
+    chosen = os.environ.get("OMP_WAIT_POLICY", "")
+    if policy and not chosen and "torch" not in sys.modules:
+        os.environ["OMP_WAIT_POLICY"] = chosen = policy
+    elif policy and not chosen:
+        logger.debug("torch was loaded first: OpenMP keeps its own wait policy (the served classifier's: %s)", policy)
+    return chosen
 
 
 class ReferencePipeline:
@@ -124,10 +144,14 @@ class ReferencePipeline:
         self.crop_params = step_settings(self.repository, CROP_MODEL, CropParams)
         self.quality_limits = step_settings(self.repository, PREPARE_MODEL, QualityLimits)
         self.triage_params = step_settings(self.repository, TRIAGE_MODEL, TriageParams)
-        optimize = classifier_optimized_for_cpu(self.repository)
+        classifier = classifier_settings(self.repository)
+        optimize = classifier.optimize_for_cpu
+        self.omp_wait_policy = wait_as_served(classifier.omp_wait_policy)
         torch, tf = _import_frameworks()
-        if torch_threads > 0:
-            torch.set_num_threads(torch_threads)
+        threads = torch_threads or classifier.intra_op_threads  # the served step's count: the same sums, the same bits
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.torch_threads = torch.get_num_threads()
         if tf_intra_op_threads > 0:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(tf_intra_op_threads)

@@ -24,7 +24,7 @@ class BenchConfig(Settings):
     # passes over the corpus for the in-process reference
     inprocess_passes: int = field(default=4, metadata=flag_name("--passes"))
     warmup: int = 4
-    # 0 = torch's default (all cores)
+    # 0 = the served classifier's intra_op_threads (torch's default where its config sets none)
     inprocess_torch_threads: int = field(default=0, metadata=flag_name("--inprocess-threads"))
     per_size: int = 3  # corpus images per size (4 sizes, 600x450 to 3000x2000)
     report_dir: Path = PROJECT_ROOT / "reports" / "bench"
@@ -45,8 +45,8 @@ class BenchConfig(Settings):
                 raise BenchConfigError(f"{setting_names(BenchConfig, name)} must be at least 1, got "
                                        f"{getattr(self, name)}; pass a larger value")
         if self.inprocess_torch_threads < 0:
-            raise BenchConfigError(f"{setting_names(BenchConfig, 'inprocess_torch_threads')} must be >= 0 (0: torch's "
-                                   f"default), got {self.inprocess_torch_threads}; pass 0 or more")
+            raise BenchConfigError(f"{setting_names(BenchConfig, 'inprocess_torch_threads')} must be >= 0 (0: the served "
+                                   f"classifier's), got {self.inprocess_torch_threads}; pass 0 or more")
         if self.warmup < 0:
             raise BenchConfigError(f"{setting_names(BenchConfig, 'warmup')} must be >= 0, got {self.warmup}; pass 0 or "
                                    "more")

@@ -22,6 +22,13 @@ class InProcessResult:
     load_s: float
     decode_ms: float = 0.0  # JPEG decode alone, as ``prepare`` does it: the floor under that step
     triage_extras_ms: dict[str, float] = field(default_factory=dict)  # quality measures, classifier OOD + CAM
+    torch_threads: int = 0  # the classifier's intra-op threads
+    omp_wait_policy: str = ""  # how its OpenMP threads wait ("": OpenMP's own)
+
+    @property
+    def settings(self) -> str:
+        """How the classifier ran, e.g. "torch threads 2, OpenMP waits PASSIVE"."""
+        return f"torch threads {self.torch_threads}, OpenMP waits {self.omp_wait_policy or 'as OpenMP chooses'}"
 
 
 def measure_decode(images: Sequence[bytes], passes: int) -> float:
@@ -54,7 +61,8 @@ def measure_inprocess(repository: Path, images: Sequence[bytes], passes: int, wa
     wall = time.perf_counter() - started
     n = len(latencies)
     result = InProcessResult(summarize(latencies, n, wall), {k: v * 1000.0 / n for k, v in step_totals.items()},
-                             pipeline.load_s, measure_decode(images, passes), pipeline.triage_extras_ms(images, passes))
+                             pipeline.load_s, measure_decode(images, passes), pipeline.triage_extras_ms(images, passes),
+                             pipeline.torch_threads, pipeline.omp_wait_policy)
     logger.info("in-process: %.2f images/s, p50 %.1f ms; decode alone %.2f ms per image",
                 result.latency.images_per_s, result.latency.p50_ms, result.decode_ms)
     return result

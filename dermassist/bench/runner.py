@@ -45,11 +45,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 "per size")
     require_artifacts(config.repository, BenchError)  # before the corpus is built
     images = load_corpus(CorpusSpec(per_size=config.per_size))
-    threads = config.inprocess_torch_threads or "default"
-    corpus = (f"{len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
-              + f" (in-process torch threads: {threads})")
     inprocess = measure_inprocess(config.repository, images, config.inprocess_passes, config.warmup,
                                   config.inprocess_torch_threads)
+    corpus = (f"{len(images)} JPEGs, {config.per_size} each of " + ", ".join(f"{w}x{h}" for w, h in SIZES)
+              + f" (in-process classifier: {inprocess.settings})")
 
     from ..base.server import embedded_server
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help=setting_help(B, "per_size", "corpus images per size (4 sizes 600x450..3000x2000)"))
     parser.add_argument("--inprocess-threads", dest="inprocess_torch_threads", type=int,
                         help=setting_help(B, "inprocess_torch_threads",
-                                          "torch intra-op threads of the in-process reference (0: torch's default)"))
+                                          "torch intra-op threads of the in-process reference (0: the served classifier's)"))
     parser.add_argument("--warmup", type=int, help=setting_help(B, "warmup", "warm-up requests"))
     parser.add_argument("--report-dir", help=setting_help(B, "report_dir", "where latest.md / latest.json go"))
     parser.add_argument("--tools-dir", help=setting_help(B, "tools_dir", "where perf_analyzer is unpacked"))

@@ -62,3 +62,40 @@ def test_a_savedmodel_tensorflow_cannot_load_is_a_reference_error_naming_it(tmp_
                                                      r"again$") as caught:
         ReferencePipeline(repository)
     assert isinstance(caught.value.__cause__, OSError)
+
+
+def _child(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=environment,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+_WAIT = ("import os, sys; from dermassist.reference import wait_as_served; {first}"
+         "print(repr(wait_as_served('PASSIVE')), repr(os.environ.get('OMP_WAIT_POLICY')))")
+
+
+def test_the_reference_waits_as_the_served_classifier_where_it_still_can() -> None:
+    """The bench's in-process baseline spun where the served step waits passively: up to 3x slower with its cores
+    shared (performance audit B1). OpenMP reads the policy once, when torch loads it."""
+    assert _child(_WAIT.format(first="")) == "'PASSIVE' 'PASSIVE'"
+    assert _child(_WAIT.format(first=""), OMP_WAIT_POLICY="ACTIVE") == "'ACTIVE' 'ACTIVE'"  # the operator's own wins
+    assert _child(_WAIT.format(first="import torch; ")) == "'' None"  # too late: said, not pretended
+
+
+def test_the_reference_reads_the_served_classifiers_threads_and_wait_policy(tmp_path: Path) -> None:
+    import re
+
+    from dermassist.reference import classifier_settings
+
+    repository = stage_repository(tmp_path / "repository")
+    text = (repository / CLASSIFIER_MODEL / "configs" / "embedded.pbtxt").read_text()
+    given = dict(re.findall(r'key: "(\w+)" value: \{ string_value: "([^"]*)" \}', text))
+    settings = classifier_settings(repository)
+    assert settings.intra_op_threads == int(given["intra_op_threads"]) > 0
+    assert settings.omp_wait_policy == given["omp_wait_policy"].upper() != ""

@@ -111,3 +111,12 @@ def test_an_export_without_the_probabilities_method_is_refused_naming_the_fix(ti
     reference._classify.module = torch.jit.script(torch.nn.Identity())
     with pytest.raises(ReferencePipelineError, match=r"`probabilities` method.*dermassist models"):
         reference.classifier_without_extras()
+
+
+def test_the_reference_runs_the_classifier_with_the_served_threads(tiny_repository: Path):
+    """The same intra-op thread count as the served step, so the same sums and the same bits on any machine (on
+    torch's default, all cores, they matched only on a 2-core machine: performance audit 8)."""
+    from dermassist.reference import classifier_settings
+
+    expected = classifier_settings(tiny_repository).intra_op_threads
+    assert expected > 0 and ReferencePipeline(tiny_repository).torch_threads == expected
