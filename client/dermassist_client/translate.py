@@ -21,6 +21,9 @@ _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "503"}
 _DEADLINE = {"StatusCode.DEADLINE_EXCEEDED", "504"}
 _INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
 _TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
+# The guard's words when it refuses a request that was being answered each time its pipeline failed (too large for
+# the memory, or a picture that crashes a step): not the gRPC message limit, and not to be retried.
+_TAKES_PIPELINE_DOWN = "each time the pipeline failed"
 # Triton's answer while a Python-backend step's process is dead or hung: the request never ran in
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
@@ -123,6 +126,8 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
         if inference and status in _NOT_SERVED:
             return ConnectionSetupError(f"{what}: {url} answers gRPC but serves no DermAssist inference there ({message}); "
                                         "check --url: DermAssist's gRPC port (8001 by default), not another service's")
+        if inference and status in _TOO_LARGE and _TAKES_PIPELINE_DOWN in message:
+            return RequestTooLargeError(f"{what}: the server refused it: {message}", server_message=message)
         if inference and status in _TOO_LARGE:
             return RequestTooLargeError(
                 f"{what}: the request is larger than the gRPC message limit ({message}); send fewer images per call "

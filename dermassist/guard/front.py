@@ -49,8 +49,10 @@ from .admin import (
     requested_model,
 )
 from .audit import MAX_NAME_CHARS, AuditWriteError, build_record, request_images
+from .culprits import FAILURES_TO_REFUSE, REFUSED_FOR_S, Culprits, fingerprint, refusal_text
 from .metrics import GuardMetrics
 from .requests import (
+    images_in,
     quoted,
     request_refusal,
     unknown_model,
@@ -263,6 +265,8 @@ class Front(grpc.GenericRpcHandler):
         self.bytes_in_flight = 0  # their requests' bytes (GuardConfig.max_inflight_mib bounds it)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
         self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
+        self._forwarded_bytes: dict[int, int] = {}  # and each one's size
+        self.culprits = Culprits()  # requests in flight at failures of the pipeline, and those refused for it
         # (when it was forwarded, when it ran out) of the last call whose deadline passed while Triton worked on it
         self._expired: tuple[float, float] | None = None
         self._tokens = itertools.count()
@@ -393,6 +397,20 @@ class Front(grpc.GenericRpcHandler):
         if name in MODEL_CHANGES:  # the files on disk are what Triton serves now: read them, whatever becomes of the call
             self.guard.read_identity_soon()
         return answer
+
+    async def _failed_with_pipeline(self, call: AuditedCall, request: Any, token: int, size: int,
+                                    error: str) -> tuple[grpc.StatusCode, str]:
+        """The status of a call that failed with the pipeline: UNAVAILABLE, to be retried once it is healed, unless
+        this request was the largest in flight at FAILURES_TO_REFUSE failures: then RESOURCE_EXHAUSTED, and it is
+        refused for a while (``Culprits``)."""
+        key = fingerprint(await finished_hashes(call.hashing))
+        others = [bytes_ for other, bytes_ in self._forwarded_bytes.items() if other != token]
+        failures = self.culprits.failed(key, size, others)
+        if failures < FAILURES_TO_REFUSE:
+            return grpc.StatusCode.UNAVAILABLE, f"a pipeline step failed and DermAssist is recovering; retry: {error}"
+        text = refusal_text(images_in(request), size, failures, REFUSED_FOR_S)
+        logger.warning("request %s %s", call.request_id, text)
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{text} ({error})"
 
     def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
         """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``)."""
@@ -572,9 +590,15 @@ class Front(grpc.GenericRpcHandler):
             if not ready:
                 await self._end(call, context, grpc.StatusCode.UNAVAILABLE,
                                 f"DermAssist is not ready ({self.guard.readiness.reason}); retry later")
+            if self.culprits.refusing:  # only then is the request's fingerprint awaited before it is sent
+                culprit = self.culprits.refusal(fingerprint(await finished_hashes(call.hashing)),
+                                                images_in(request), held)
+                if culprit is not None:
+                    await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, culprit)
             sent_at = time.monotonic()
             token = next(self._tokens)
             self._forwarded[token] = sent_at
+            self._forwarded_bytes[token] = held
             try:
                 answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
                                                          timeout=context.time_remaining())
@@ -583,8 +607,7 @@ class Front(grpc.GenericRpcHandler):
                 self._note_expiry(token, status)
                 if is_step_failure(status, error):
                     self.guard.report_step_failure(error, sent_at)
-                    status = grpc.StatusCode.UNAVAILABLE
-                    error = f"a pipeline step failed and DermAssist is recovering; retry: {error}"
+                    status, error = await self._failed_with_pipeline(call, request, token, held, error)
                 await self._end(call, context, status, error)
             self.answered_at = time.monotonic()
             call.response = service_pb2.ModelInferResponse.FromString(answer)
@@ -599,6 +622,7 @@ class Front(grpc.GenericRpcHandler):
             self.in_flight -= 1
             self.bytes_in_flight -= held
             self._forwarded.pop(token, None)
+            self._forwarded_bytes.pop(token, None)
             await self._audit(call, context)  # an answer is sent after this; a refusal had its line before it left
 
     async def _end(self, call: AuditedCall, context: grpc.aio.ServicerContext, status: grpc.StatusCode,

@@ -277,3 +277,11 @@ def without_outputs(response: service_pb2.ModelInferResponse, names: list[str]) 
     if raw:
         trimmed.raw_output_contents.extend(raw[i] for i in kept if i < len(raw))
     return trimmed
+
+
+def images_in(request: service_pb2.ModelInferRequest) -> int:
+    """How many pictures a request's IMAGE input holds, by its shape (0 without one)."""
+    for tensor in request.inputs:
+        if tensor.name == IMAGE.name and tensor.shape:
+            return int(tensor.shape[0])
+    return 0

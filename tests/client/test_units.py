@@ -518,6 +518,18 @@ def test_a_failed_step_is_retryable_like_unavailability(status, message, expecte
         assert "larger than the gRPC message limit" in str(error) and "send fewer images per call" in str(error)
 
 
+def test_a_request_the_server_refuses_for_taking_its_pipeline_down_is_not_called_too_large_for_grpc():
+    """The guard refuses a request that was being answered at each of two failures (failure audit 5): it is not
+    retried, and its words are the server's own."""
+    words = ("this request (32 picture(s), 184.0 MB) was being answered each time the pipeline failed (2 times): it "
+             "is not run again for 10 more minute(s), so as not to take the service down for every client; send fewer "
+             "or smaller pictures per call, or check the pictures")
+    error = translate(InferenceServerException(words, status="StatusCode.RESOURCE_EXHAUSTED"), "analyzing 32 image(s)",
+                      "h:1", inference=True)
+    assert type(error) is RequestTooLargeError and str(error) == f"analyzing 32 image(s): the server refused it: {words}"
+    assert "message limit" not in str(error)
+
+
 def test_a_connection_closed_by_a_stopping_server_under_a_call_is_retryable_and_not_called_a_set_up_fault():
     """gRPC's words when a stopping server closed the connection before its answer was read (a CI run): no TLS hint."""
     message = ("Stream removed (recvmsg:Connection reset by peer (104) (GOAWAY received; Error code: 0; "
