@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from .classes import CLASS_CODES
 from .config import (
@@ -21,8 +22,11 @@ from .config import (
 )
 from .dicom.command import add_listen_arguments, listen
 from .dicom.identity import UID_ROOT_HELP
-from .errors import ClientConfigError, DermAssistClientError, ServerUnavailableError
+from .errors import ClientConfigError, DeadlineExceededError, DermAssistClientError, ServerUnavailableError
 from .verdict import scores_withheld, verdict_line, verdict_of_dict
+
+if TYPE_CHECKING:
+    from .client import DermAssistClient
 
 DEFAULT_URL = "127.0.0.1:8001"
 DESCRIPTION = "DermAssist client: analyze images, start the demo page against a running server, or run a DICOM node."
@@ -32,7 +36,8 @@ EXIT_CODES = f"""exit codes of analyze:
   {EXIT_FAILED}    some images were refused or failed, each on its own (named on stderr; with --json each also
        gets an error record on stdout); the others were answered
   {EXIT_USAGE}    usage error (flags, settings, TLS files, output paths): nothing was analysed
-  {EXIT_UNREACHABLE}    the server could not be reached (down, wrong port, TLS mismatch): the run stopped at the
+  {EXIT_UNREACHABLE}    the server could not be reached (down, wrong port, TLS mismatch), was not serving (not ready,
+       recovering), or answered nothing within the deadline and did not say it was ready: the run stopped at the
        first such failure and the files not tried are counted on stderr (with --json each gets an error record)
   130  interrupted (Ctrl-C)"""
 NOT_TRIED = "NotTried"
@@ -139,7 +144,7 @@ def analyze(args: argparse.Namespace) -> int:
     from .client import DermAssistClient
     from .interop import InteropRun
 
-    failures, unreachable = 0, False
+    failures, answered, unreachable = 0, 0, False
     with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
         run = InteropRun(client, dicom_out=args.dicom_out, fhir_out=args.fhir_out, patient_system=args.patient_system,
                          patient_id=args.patient_id, local_issuer=args.local_issuer,
@@ -150,8 +155,17 @@ def analyze(args: argparse.Namespace) -> int:
             except ServerUnavailableError as e:
                 unreachable = True
                 _report_failure(args, path, type(e).__name__, str(e))
-                _report_not_tried(args, args.images[index + 1:])
+                _report_not_tried(args, args.images[index + 1:], "the server could not be reached or was not serving")
                 break
+            except DeadlineExceededError as e:
+                failures += 1
+                _report_failure(args, path, type(e).__name__, str(e))
+                if answered == 0 and not _says_ready(client):  # hung: N pictures would wait N deadlines
+                    unreachable = True
+                    _report_not_tried(args, args.images[index + 1:], "the server answered nothing within the "
+                                      "deadline and did not say it was ready")
+                    break
+                continue
             except DermAssistClientError as e:
                 failures += 1
                 _report_failure(args, path, type(e).__name__, str(e))
@@ -162,6 +176,7 @@ def analyze(args: argparse.Namespace) -> int:
                 _report_failure(args, path, type(e).__name__, f"unexpected {type(e).__name__}: {e}; a DermAssist "
                                 "fault: report it with this file (--verbose shows the traceback)")
                 continue
+            answered += 1
             print(json.dumps({"image": path, **result}) if args.json else summary_line(path, result), flush=True)
         bundle = run.finish()
     if bundle:
@@ -183,14 +198,21 @@ def _report_failure(args: argparse.Namespace, path: str, kind: str, message: str
         print(error_record(path, kind, message), flush=True)
 
 
-def _report_not_tried(args: argparse.Namespace, paths: list[str]) -> None:
+def _says_ready(client: DermAssistClient) -> bool:
+    """Whether the server says it is ready (False where it cannot be asked, or does not answer in time)."""
+    try:
+        return bool(client.ready())
+    except DermAssistClientError:
+        return False
+
+
+def _report_not_tried(args: argparse.Namespace, paths: list[str], why: str) -> None:
     if not paths:
         return
-    print(f"stopped: the server could not be reached, so {len(paths)} more file(s) were not tried", file=sys.stderr)
+    print(f"stopped: {why}, so {len(paths)} more file(s) were not tried", file=sys.stderr)
     if args.json:
         for path in paths:
-            print(error_record(path, NOT_TRIED, "not tried: the server could not be reached (see the error before)"),
-                  flush=True)
+            print(error_record(path, NOT_TRIED, f"not tried: {why} (see the error before)"), flush=True)
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -358,9 +358,14 @@ class _CliClient:
     """Stands in for DermAssistClient: 'bad' paths are refused, 'down' ones find no server; counts its calls."""
 
     calls: list[str] = []
+    is_ready = True  # what ready() says
 
     def __init__(self, url: str, protocol: str, **options: Any) -> None:
         type(self).calls = []
+
+    def ready(self) -> bool:
+        self.calls.append("ready?")
+        return self.is_ready
 
     def __enter__(self) -> _CliClient:
         return self
@@ -374,6 +379,8 @@ class _CliClient:
             raise ServerUnavailableError(f"analyzing {path}: cannot connect to h:1; is the server running?")
         if "bad" in path:
             raise InvalidImageError(f"{path} is not an image")
+        if "hung" in path:
+            raise DeadlineExceededError(f"analyzing {path}: no answer from h:1 within the deadline; raise timeout")
         if path.endswith("trips.dcm"):  # a fault no check foresaw (a header a decoder trips over)
             raise AttributeError("'FileDataset' object has no attribute 'Rows'")
         return build_result(_outputs(1, assessable="cup" not in path), 0, (60, 40), "dermassist", "1")
@@ -385,6 +392,27 @@ def cli_client(monkeypatch: pytest.MonkeyPatch) -> type[_CliClient]:
 
     monkeypatch.setattr(dermassist_client.client, "DermAssistClient", _CliClient)
     return _CliClient
+
+
+@pytest.mark.parametrize(("order", "ready", "code", "called"), [
+    (["hung.png", "a.png", "b.png"], False, 3, ["hung.png", "ready?"]),  # hung from the start: stop, once
+    (["hung.png", "a.png", "b.png"], True, 1, ["hung.png", "ready?", "a.png", "b.png"]),  # slow, but it says ready
+    (["a.png", "hung.png", "b.png"], False, 1, ["a.png", "hung.png", "b.png"]),  # it answered: one picture's failure
+])
+def test_a_server_that_answers_nothing_within_the_deadline_stops_the_run_unless_it_says_it_is_ready(
+        cli_client: type[_CliClient], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        order: list[str], ready: bool, code: int, called: list[str]) -> None:
+    """A server that took calls and never answered cost every picture its whole deadline (100 pictures, 50 minutes)
+    and ended with exit 1, as if each picture had failed on its own (failure audit 6)."""
+    monkeypatch.setattr(cli_client, "is_ready", ready)
+    assert main(["analyze", *order, "--json"]) == code
+    out = capsys.readouterr()
+    assert cli_client.calls == called
+    if code == 3:
+        assert ("stopped: the server answered nothing within the deadline and did not say it was ready, so 2 more "
+                "file(s) were not tried") in out.err
+        records = [json.loads(line) for line in out.out.splitlines()]
+        assert [r["error"]["kind"] for r in records] == ["DeadlineExceededError", "NotTried", "NotTried"]
 
 
 def test_a_run_that_writes_no_bundle_removes_the_earlier_one(cli_client: type[_CliClient], tmp_path: Path,
