@@ -613,11 +613,15 @@ class Guard:
             await asyncio.sleep(self.config.scan_interval_s)
             return
         await self._after_brief_healing(fault)
+        last = self.recoveries[-1] if self.recoveries else None
+        # the cause a failed try found stays in the reason while the next one runs (it read "tritonserver exited")
+        before = (f" (the last try failed: {last.error})" if last is not None and last.error is not None
+                  and last.ready_at is None else "")
         record = Recovery(fault.reason, self._choose(fault), time.monotonic())
         self.recoveries.append(record)
         del self.recoveries[:-MAX_RECORDS]
         started = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S UTC")
-        self.readiness.set_not_ready(f"{fault.reason}; recovering by {record.action} since {started}")
+        self.readiness.set_not_ready(f"{fault.reason}; recovering by {record.action} since {started}{before}")
         logger.warning("pipeline fault: %s; recovering by %s", fault.reason, record.action)
         # tritonserver's own log lives in its run folder, which a restart deletes: its last words go to the guard's log
         logger.warning("the last lines of tritonserver's log:\n%s", self.server.log_tail())
@@ -709,6 +713,8 @@ class Guard:
             self.server.stop(timeout_s=RESTART_GRACE_S)
             if self._abandon.is_set():  # the guard began to stop meanwhile: start nothing it would have to stop
                 raise ServerError("the restart of tritonserver was abandoned: the guard is stopping")
+            if self._owns_server:  # a repository that lost its models: a tritonserver serving nothing ("unknown model")
+                require_servable(self.triton_config.repository, ServerError)
             self.server.start()
 
         self._restarting = self._lifecycle.submit(restart)

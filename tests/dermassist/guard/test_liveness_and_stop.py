@@ -475,3 +475,43 @@ def test_a_held_call_keeps_time_for_its_refusal_to_reach_it(remaining: float | N
     from dermassist.guard.statuses import held_for
 
     assert held_for(remaining, 30.0) == pytest.approx(hold)
+
+
+def test_the_next_try_keeps_the_cause_the_last_one_found_and_a_restart_names_a_repository_without_models(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Between tries the reason said only "tritonserver exited (code 1)", and a restart of a repository that had lost
+    its models started a tritonserver serving nothing, "unknown model 'dermassist'" its only word (failure audit 7)."""
+    from types import SimpleNamespace
+
+    from dermassist.guard.faults import Recovery
+
+    from .test_start_checks import _guard
+
+    guard = _guard(tmp_path)
+    found = "canary inference failed: NOT_FOUND: Request for unknown model: 'dermassist' is not found"
+    guard.recoveries.append(Recovery("stub exited", "restart", time.monotonic() - 5.0, error=found))
+    reasons: list[str] = []
+
+    async def heal(action: str, fault: Fault) -> str | None:
+        reasons.append(guard.readiness.reason)
+        return None
+
+    async def ready() -> None:
+        guard.readiness.set_ready()
+
+    guard._heal = heal  # type: ignore[method-assign]
+    guard._mark_ready = ready  # type: ignore[method-assign]
+    guard._after_brief_healing = lambda fault: asyncio.sleep(0)  # type: ignore[method-assign]
+    guard.server.log_tail = lambda: "(the log)"  # type: ignore[attr-defined]
+    asyncio.run(guard._recover(Fault("tritonserver exited (code 1)", server_down=True)))
+    (reason,) = reasons
+    assert reason.startswith("tritonserver exited (code 1); recovering by restart since ")
+    assert reason.endswith(f"(the last try failed: {found})")
+    started: list[bool] = []
+    guard.server = SimpleNamespace(stop=lambda timeout_s: None, start=lambda: started.append(True))  # type: ignore[assignment]
+    guard._owns_server = True
+    with pytest.raises(ServerError, match=rf"{tmp_path} is not a DermAssist model repository \(it has no "
+                                          r"dermassist/config\.pbtxt\)"):
+        asyncio.run(guard._restart())
+    assert started == []  # not started on a repository that cannot serve
+    guard.audit.close()
