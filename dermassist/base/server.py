@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ConfigError, ServerError, ServerStartupError
 from .frameworks import quiet_tensorflow
 from .launcher import ORPHANED
-from .open_files import raise_open_files
+from .limits import raise_file_size, raise_open_files
 from .repository import tuned_value_problems
 from .server_config import ADMIN_KEY_NAME, RESTRICTED_APIS, ServerConfig, unservable_chars
 from .settings import setting_names
@@ -525,9 +525,9 @@ class TritonServer:
         self.stop()
 
     def start(self) -> TritonServer:
-        """Check its repository's tuned values, its temporary folder, the open-file limit (raised where it may be) and
-        its ports, launch tritonserver and block until /v2/health/ready answers 200 (a ServerError once its owner is
-        closing it)."""
+        """Check its repository's tuned values, its temporary folder, the open-file and file-size limits (raised where
+        they may be) and its ports, launch tritonserver and block until /v2/health/ready answers 200 (a ServerError
+        once its owner is closing it)."""
         with self._lifecycle:
             if self.closing:
                 raise ServerError("tritonserver is being stopped by its owner (the end of its with block): it is not "
@@ -538,6 +538,7 @@ class TritonServer:
         check_tuned_values(self.config.repository)
         check_temporary_folder()
         raise_open_files()
+        raise_file_size()
         check_ports(self.config)
         install = locate_triton(self.config.triton_home)
         remove_orphans()

@@ -1,4 +1,4 @@
-"""The open-file limit a start raises or refuses (dermassist.base.open_files): each case in a child process, as a
+"""The open-file and file-size limits a start raises or refuses (dermassist.base.limits): each case in a child process, as a
 lowered hard limit cannot be raised again."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dermassist.base.open_files import MIN_OPEN_FILES, WANTED_OPEN_FILES
+from dermassist.base.limits import MIN_FILE_BYTES, MIN_OPEN_FILES, WANTED_OPEN_FILES
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,7 @@ def _in_child(code: str, soft: int, hard: int) -> subprocess.CompletedProcess[st
                           preexec_fn=limit)
 
 
-_RAISE = "from dermassist.base.open_files import raise_open_files; print(raise_open_files())"
+_RAISE = "from dermassist.base.limits import raise_open_files; print(raise_open_files())"
 
 
 @pytest.mark.parametrize(("soft", "hard", "expected"), [
@@ -42,7 +42,7 @@ def test_the_soft_limit_is_raised_toward_the_hard_one(soft: int, hard: int, expe
 ])
 def test_the_raise_stops_at_what_is_wanted(monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, expected: int) -> None:
     """Hard limits over this machine's own, read and set through stand-ins."""
-    from dermassist.base import open_files
+    from dermassist.base import limits as open_files
 
     set_to: list[tuple[int, int]] = []
     monkeypatch.setattr(open_files.resource, "getrlimit", lambda which: (soft, hard))
@@ -70,3 +70,27 @@ def test_a_start_under_too_low_a_limit_stops_before_tritonserver_runs(tmp_path: 
     done = _in_child(code, 100, 100)
     assert done.returncode == 0, done.stderr
     assert "may open at most 100 files" in done.stdout
+
+
+def _file_size_child(soft: int, hard: int) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    code = "from dermassist.base.limits import raise_file_size; print(raise_file_size())"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit)
+
+
+def test_the_file_size_limit_is_raised_to_the_hard_one_or_refused_by_name() -> None:
+    """Under 2 MB tritonserver started and then failed every inference, growing its shared memory ("File too large"),
+    and the guard waited for ever; under 30 kB the start ended in a traceback (failure audit 8)."""
+    unlimited = resource.RLIM_INFINITY
+    done = _file_size_child(1 << 20, unlimited)
+    assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr  # raised to unlimited
+    done = _file_size_child(MIN_FILE_BYTES, MIN_FILE_BYTES)
+    assert done.returncode == 0 and int(done.stdout) == MIN_FILE_BYTES, done.stderr
+    done = _file_size_child(2_000_000, 2_000_000)
+    assert done.returncode != 0 and "ConfigError" in done.stderr
+    assert ("this process may write files of at most 2,000,000 bytes (RLIMIT_FSIZE, `ulimit -f`); tritonserver's "
+            f"shared-memory regions (files under /dev/shm) need at least {MIN_FILE_BYTES:,}") in done.stderr
+    assert "`ulimit -f unlimited`" in done.stderr

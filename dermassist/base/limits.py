@@ -1,5 +1,5 @@
-"""The open-file limit tritonserver and the guard are started under: raised where the hard limit allows, refused by
-name where it is too low."""
+"""The process limits tritonserver and the guard are started under (open files, file size): raised where the hard
+limit allows, refused by name where it is too low."""
 from __future__ import annotations
 
 import logging
@@ -37,4 +37,32 @@ def raise_open_files() -> int:
             f"guard need at least {MIN_OPEN_FILES} (tritonserver alone holds about 75, the guard one per client "
             "connection): raise it, e.g. `ulimit -n 65536` in the shell that starts it, `--ulimit nofile=65536:65536` "
             "for `docker run` (`ulimits: nofile:` in docker-compose.yml), LimitNOFILE=65536 in a systemd unit")
+    return soft
+
+
+#: The smallest file-size limit a start is allowed: tritonserver's shared-memory regions are files under /dev/shm that
+#: grow with each batch's tensors (hundreds of MiB for 32 large pictures). Under 2 MB tritonserver started, then failed
+#: every inference ("Failed to increase the shared memory pool size ... File too large"), and the guard waited for
+#: ever; under 30 kB the start ended in a traceback, its run folder left behind (failure audit 8).
+MIN_FILE_BYTES = 1 << 30
+
+
+def raise_file_size() -> int | None:
+    """Raise this process's soft RLIMIT_FSIZE to its hard limit and return it (None: unlimited); ConfigError when even
+    that is under MIN_FILE_BYTES."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    unlimited = resource.RLIM_INFINITY
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as e:
+            logger.debug("file-size limit not raised from %d: %s", soft, e)
+    if soft == unlimited:
+        return None
+    if soft < MIN_FILE_BYTES:
+        raise ConfigError(
+            f"this process may write files of at most {soft:,} bytes (RLIMIT_FSIZE, `ulimit -f`); tritonserver's "
+            f"shared-memory regions (files under /dev/shm) need at least {MIN_FILE_BYTES:,}: start it without that "
+            "limit (`ulimit -f unlimited` in the shell that starts it, or the service manager's LimitFSIZE=infinity)")
     return soft
