@@ -130,16 +130,13 @@ def build_corpus(spec: CorpusSpec = CorpusSpec()) -> list[Path]:
 
 
 def _size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of an image file as ``prepare`` reads its header (EXIF orientation applied), or None where it
-    cannot be read (the resize then says why)."""
-    from preprocess.decode import read_header, sniff_format
-    from preprocess.errors import PreprocessError
+    """(width, height) of an image file as OpenCV decodes it (EXIF orientation applied), or None where it cannot be
+    decoded (the resize then says why). A whole decode, of a dozen sources at most: the load test's image ships
+    OpenCV, not ``preprocess``."""
+    import cv2
 
-    try:
-        data = path.read_bytes()
-        return read_header(data, sniff_format(data))[0]
-    except (OSError, PreprocessError):
-        return None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else (image.shape[1], image.shape[0])
 
 
 def _write_resized(src: Path, target: Path, width: int, height: int) -> None:

@@ -31,13 +31,26 @@ def fingerprint(images: Any) -> str:
 class Culprits:
     """Counts, per request, the pipeline failures it was being answered at, and refuses one that reached
     FAILURES_TO_REFUSE. Only the largest request failing at a moment is counted (a bystander of the same failure is
-    not blamed), by its size in bytes. ``clock``: time.monotonic unless a test steps it."""
+    not blamed), by its size in bytes, once per failure however many copies of it were in flight; a request answered
+    well is cleared (a picture a load test sends over and over was in flight at every fault a test injected).
+    ``clock``: time.monotonic unless a test steps it."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._failures: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._counted_at: dict[str, float] = {}  # when each request's last failure was counted
         self._refused: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=REMEMBERED)
+
+    @property
+    def suspects(self) -> bool:
+        """Whether some request has failures counted (only then is an answered request's fingerprint needed)."""
+        return bool(self._failures)
+
+    def answered(self, key: str) -> None:
+        """The request ``key`` was answered well: it takes nothing down."""
+        self._failures.pop(key, None)
+        self._counted_at.pop(key, None)
 
     @property
     def refusing(self) -> bool:
@@ -55,10 +68,13 @@ class Culprits:
         together = [s for t, s in self._recent if now - t <= TOGETHER_S]
         if size < max([*in_flight, *together]):
             return 0
+        if now - self._counted_at.get(key, -TOGETHER_S - 1.0) <= TOGETHER_S:  # a copy of it failed in this failure
+            return self._failures.get(key, 0)
+        self._counted_at[key] = now
         count = self._failures.pop(key, 0) + 1
         self._failures[key] = count
         while len(self._failures) > REMEMBERED:
-            self._failures.popitem(last=False)
+            self._counted_at.pop(self._failures.popitem(last=False)[0], None)
         if count >= FAILURES_TO_REFUSE:
             self._refused[key] = now + REFUSED_FOR_S
             while len(self._refused) > REMEMBERED:

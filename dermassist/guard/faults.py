@@ -32,6 +32,7 @@ class Recovery:
     detected_at: float  # time.monotonic()
     ready_at: float | None = None  # when the pipeline came back: by this recovery, or (error set) later by itself
     error: str | None = None
+    fault: str = ""  # which fault it healed (``fault_key``): a healing that did not hold counts against the same one
 
     @property
     def duration_s(self) -> float | None:
@@ -65,22 +66,32 @@ def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, h
     return now - holding_since < limit_s
 
 
+def fault_key(fault: Fault) -> str:
+    """What a fault is, for telling whether it came back: tritonserver gone, the models it names, or its reason less
+    its numbers (pids, request ids)."""
+    if fault.server_down:
+        return "tritonserver"
+    return "models " + ",".join(fault.models) if fault.models else re.sub(r"\d+", "#", fault.reason)
+
+
 def held(recovery: Recovery, until: float, stable_s: float) -> bool:
     """Whether the pipeline ``recovery`` brought back (``ready_at``) stayed so for ``stable_s`` up to ``until`` (the
     next fault's detection, or now): readiness that broke sooner healed nothing."""
     return recovery.ready_at is not None and until - recovery.ready_at >= stable_s
 
 
-def recovery_backoff(recoveries: Sequence[Recovery], now: float, stable_s: float) -> float:
-    """Seconds to wait before the next recovery: 2, 4, 8 ... up to MAX_BACKOFF_S by the recoveries in a row since
-    the pipeline last came back and stayed so for ``stable_s`` (``ready_at``: a recovery that healed, or a failed
-    one after which the watchdog found it working), so the failures of earlier, healed incidents do not count, and
-    a fault that comes back moments after each healing backs off as a failure does (``now``: time.monotonic())."""
+def recovery_backoff(recoveries: Sequence[Recovery], now: float, stable_s: float, fault: str | None = None) -> float:
+    """Seconds to wait before the next recovery: 2, 4, 8 ... up to MAX_BACKOFF_S by the failed recoveries in a row
+    since the pipeline last came back (``ready_at``: a recovery that healed, or a failed one after which the watchdog
+    found it working), so the failures of earlier, healed incidents do not count; a healing counts as failed too when
+    the same fault came back less than ``stable_s`` after it (flapping; ``fault``: the one about to be healed, when
+    it has no record yet). Faults of different steps in quick succession are healed at once (``now``:
+    time.monotonic())."""
     failed = 0
-    until = now
+    until, later = now, fault
     for recovery in reversed(recoveries):
-        if held(recovery, until, stable_s):
+        if recovery.ready_at is not None and (held(recovery, until, stable_s) or later != recovery.fault):
             break
         failed += 1
-        until = recovery.detected_at
+        until, later = recovery.detected_at, recovery.fault
     return min(MAX_BACKOFF_S, 2.0 ** failed)

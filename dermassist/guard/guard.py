@@ -52,7 +52,7 @@ from .canary import canary_request, check_canary_answer
 from .certificates import ExpiryWatch, expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .exhaustion import AcceptErrors, out_of_files
-from .faults import Fault, Recovery, busy_not_broken, held, models_in_message, recovery_backoff
+from .faults import Fault, Recovery, busy_not_broken, fault_key, held, models_in_message, recovery_backoff
 from .front import Front
 from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
@@ -617,7 +617,7 @@ class Guard:
         # the cause a failed try found stays in the reason while the next one runs (it read "tritonserver exited")
         before = (f" (the last try failed: {last.error})" if last is not None and last.error is not None
                   and last.ready_at is None else "")
-        record = Recovery(fault.reason, self._choose(fault), time.monotonic())
+        record = Recovery(fault.reason, self._choose(fault), time.monotonic(), fault=fault_key(fault))
         self.recoveries.append(record)
         del self.recoveries[:-MAX_RECORDS]
         started = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S UTC")
@@ -651,9 +651,10 @@ class Guard:
         once, for ever (failure audit 2)."""
         last = self.recoveries[-1] if self.recoveries else None
         now = time.monotonic()
-        if last is None or last.ready_at is None or held(last, now, STABLE_READY_S):
+        if (last is None or last.ready_at is None or held(last, now, STABLE_READY_S)
+                or last.fault != fault_key(fault)):  # another step's fault is no flapping: healed at once
             return
-        wait = recovery_backoff(self.recoveries, now, STABLE_READY_S)
+        wait = recovery_backoff(self.recoveries, now, STABLE_READY_S, fault_key(fault))
         logger.warning("the pipeline broke %.1f s after the last recovery (%s) brought it back: waiting %.0f s before "
                        "healing it again", now - last.ready_at, last.action, wait)
         self.readiness.set_not_ready(f"{fault.reason}; it broke again {now - last.ready_at:.1f} s after the last "

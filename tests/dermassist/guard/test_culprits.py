@@ -59,6 +59,21 @@ def test_a_bystander_is_blamed_only_when_it_was_the_largest_failing() -> None:
     assert culprits.failed("b", 500, in_flight=[]) == 1  # as large, together: both blamed
 
 
+def test_copies_failing_together_count_once_and_a_request_answered_well_is_cleared() -> None:
+    """A load test sends one picture over and over: every fault a test injected failed several copies of it, and it
+    was refused though it had been answered well between the faults (the fault-injection tests of CI)."""
+    clock = Clock()
+    culprits = Culprits(clock)
+    assert [culprits.failed("same", 300, in_flight=[300, 300]) for _ in range(3)] == [1, 1, 1]  # one failure
+    assert culprits.suspects
+    culprits.answered("same")  # a copy of it was answered after the healing
+    assert not culprits.suspects
+    clock.now += 30.0
+    assert culprits.failed("same", 300, in_flight=[]) == 1 and not culprits.refusing  # a new first failure
+    clock.now += 30.0
+    assert culprits.failed("same", 300, in_flight=[]) == 2 and culprits.refusing  # never answered between: refused
+
+
 def test_a_requests_fingerprint_is_its_pictures() -> None:
     one = [{"input": "IMAGE", "images": [{"sha256": "ab", "bytes": 3}]}]
     assert fingerprint(one) == fingerprint([{"images": [{"bytes": 3, "sha256": "ab"}], "input": "IMAGE"}])
@@ -92,16 +107,40 @@ def test_the_front_refuses_a_request_that_took_the_pipeline_down_twice(tmp_path:
 
     with pytest.MonkeyPatch.context() as patch, front_before_stand_in(tmp_path / "audit.jsonl",
                                                                       model_infer=model_infer) as served:
-        patch.setattr(served.front, "culprits", Culprits())
+        clock = Clock()
+        patch.setattr(served.front, "culprits", Culprits(clock))
         first = _infer(served.address, poison)
         assert first[0] == "StatusCode.UNAVAILABLE" and "DermAssist is recovering; retry" in first[1]
-        second = _infer(served.address, poison)  # the client's retry, once healed
+        clock.now += 12.0  # healed by a restart
+        second = _infer(served.address, poison)  # the client's retry
         assert second[0] == "StatusCode.RESOURCE_EXHAUSTED" and REFUSED_WORDS in second[1]
         assert forwarded == [True, True]
         third = _infer(served.address, poison)
         assert third[0] == "StatusCode.RESOURCE_EXHAUSTED" and "send fewer or smaller pictures" in third[1]
         assert _infer(served.address, ham_jpeg) == ("OK", "")  # every other request is served
         assert forwarded == [True, True, False]  # the third was not sent again
+
+
+def test_a_request_answered_well_between_two_failures_is_not_refused(tmp_path: Path, ham_jpeg: bytes) -> None:
+    from tritonclient.grpc import service_pb2
+
+    outcomes = ["fail", "answer", "fail"]
+
+    async def model_infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if outcomes.pop(0) == "fail":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")  # a stub killed under it
+        return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
+
+    with pytest.MonkeyPatch.context() as patch, front_before_stand_in(tmp_path / "audit.jsonl",
+                                                                      model_infer=model_infer) as served:
+        clock = Clock()
+        patch.setattr(served.front, "culprits", Culprits(clock))
+        assert _infer(served.address, ham_jpeg)[0] == "StatusCode.UNAVAILABLE"
+        clock.now += 12.0
+        assert _infer(served.address, ham_jpeg) == ("OK", "")
+        clock.now += 12.0
+        third = _infer(served.address, ham_jpeg)
+        assert third[0] == "StatusCode.UNAVAILABLE" and "retry" in third[1]  # its first failure again, not a refusal
 
 
 def test_the_client_knows_the_refusal_by_the_guards_own_words() -> None:

@@ -479,4 +479,20 @@ def test_the_wait_after_a_failed_recovery_counts_only_the_failures_since_the_las
         ready_at = None if outcome == "failed" else 100.0 * i + (99.5 if "moments" in outcome else 10.0)
         recoveries.append(Recovery("fault", "restart", 100.0 * i, ready_at=ready_at,
                                    error=None if outcome.startswith("healed") else "x"))
-    assert recovery_backoff(recoveries, 100.0 * len(outcomes), 60.0) == backoff
+    assert recovery_backoff(recoveries, 100.0 * len(outcomes), 60.0, fault="") == backoff
+
+
+def test_faults_of_different_steps_in_quick_succession_are_no_flapping() -> None:
+    """Killing each step's stub in turn under load (CI's fault tests): each healed, the next fault came seconds later,
+    and the fifth waited 16 s as if one fault had kept coming back."""
+    from dermassist.guard.faults import Fault, Recovery, fault_key, recovery_backoff
+
+    keys = [fault_key(Fault(f"stub process {m}_0_0 (pid {100 + i}) exited", (m,))) for i, m in enumerate("abcd")]
+    assert len(set(keys)) == 4 and fault_key(Fault("stub process a_0_0 (pid 7) exited", ("a",))) == keys[0]
+    assert fault_key(Fault("tritonserver exited (code 1)", server_down=True)) == "tritonserver"
+    assert fault_key(Fault("canary answer is wrong: 3 of 8 probabilities")) == "canary answer is wrong: # of # probabilities"
+    recoveries = [Recovery("fault", "reload", 10.0 * i, ready_at=10.0 * i + 5.0, fault=key) for i, key in enumerate(keys)]
+    assert recovery_backoff(recoveries, 41.0, 15.0, fault="models e") == 1.0  # another step: no wait
+    assert recovery_backoff(recoveries, 41.0, 15.0, fault=keys[3]) == 2.0  # the same step again, 6 s after: a wait
+    recoveries.append(Recovery("fault", "reload", 41.0, error="x", fault="models e"))
+    assert recovery_backoff(recoveries, 42.0, 15.0) == 2.0  # a failed try of a new fault counts alone

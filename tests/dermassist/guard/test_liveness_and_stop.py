@@ -127,14 +127,17 @@ def test_a_fault_that_comes_back_moments_after_a_healing_is_healed_again_only_af
 
     monkeypatch.setattr(guard_module.asyncio, "sleep", sleep)
     fault = Fault("tritonserver exited (code 1)", server_down=True)
-    guard.recoveries.append(Recovery("tritonserver exited (code 1)", "restart", clock.now - 20.0, ready_at=clock.now - 9.0))
-    guard.recoveries.append(Recovery("tritonserver exited (code 1)", "restart", clock.now - 8.5, ready_at=clock.now - 0.5))
+    for detected, ready in ((20.0, 9.0), (8.5, 0.5)):
+        guard.recoveries.append(Recovery("tritonserver exited (code 1)", "restart", clock.now - detected,
+                                         ready_at=clock.now - ready, fault="tritonserver"))
     with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
         asyncio.run(guard._after_brief_healing(fault))
     assert waits == [4.0]  # two healings in a row that did not hold
     assert "the pipeline broke 0.5 s after the last recovery (restart) brought it back: waiting 4 s" in caplog.text
     assert guard.readiness.reason == ("tritonserver exited (code 1); it broke again 0.5 s after the last recovery: "
                                       "healing again in 4 s")
+    asyncio.run(guard._after_brief_healing(Fault("stub process lesion_crop_0_0 (pid 9) exited", ("lesion_crop",))))
+    assert waits == [4.0]  # another step's fault: healed at once
     guard.recoveries[-1].ready_at = clock.now - 61.0  # it held a minute: a new incident is healed at once
     asyncio.run(guard._after_brief_healing(fault))
     assert waits == [4.0]
