@@ -143,14 +143,20 @@ def forwarded_metadata(context: grpc.aio.ServicerContext, admin_key: str,
 async def finished_hashes(hashing: concurrent.futures.Future | None) -> Any:
     """The hashing thread's result, awaited so the event loop (every other call, the health endpoint) runs meanwhile.
 
-    A second cancellation while it is awaited still finishes the audit line: then it waits for the thread.
+    A second cancellation while it is awaited still finishes the audit line: then it waits for the thread. A hashing
+    that failed is recorded as such (``not_hashed``), never raised: a MemoryError in it (a guard under an address-space
+    limit) had ended the call UNKNOWN without its audit line.
     """
     if hashing is None:
         return None
     try:
-        return await asyncio.shield(asyncio.wrap_future(hashing))
-    except asyncio.CancelledError:
-        return hashing.result()
+        try:
+            return await asyncio.shield(asyncio.wrap_future(hashing))
+        except asyncio.CancelledError:
+            return hashing.result()
+    except Exception as e:  # noqa: BLE001 - the line is written whatever the hashing met
+        logger.warning("a request's images could not be hashed for its audit line: %s: %s", type(e).__name__, e)
+        return [{"not_hashed": f"{type(e).__name__}: {e}"[:MAX_NAME_CHARS]}]
 
 
 @dataclass

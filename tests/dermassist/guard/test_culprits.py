@@ -148,3 +148,27 @@ def test_the_client_knows_the_refusal_by_the_guards_own_words() -> None:
     from dermassist_client.translate import _TAKES_PIPELINE_DOWN
 
     assert _TAKES_PIPELINE_DOWN in REFUSED_WORDS
+
+
+def test_a_hashing_that_fails_still_leaves_the_calls_audit_line(tmp_path: Path, ham_jpeg: bytes,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under an address-space limit the hashing thread met a MemoryError while a request was refused as a culprit:
+    the call ended UNKNOWN, without its audit line (found checking failure audit 5 on a real server)."""
+    import json
+
+    from dermassist.guard import front as front_module
+
+    def out_of_memory(request: object) -> list[dict[str, str]]:
+        raise MemoryError
+
+    monkeypatch.setattr(front_module, "request_images", out_of_memory)
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as served:
+        clock = Clock()
+        served.front.culprits = Culprits(clock)
+        served.front.culprits.failed("some other request", 1, in_flight=[])
+        clock.now += 30.0
+        served.front.culprits.failed("some other request", 1, in_flight=[])  # refusing: the fingerprint is awaited
+        assert _infer(served.address, ham_jpeg) == ("OK", "")
+    (line,) = [json.loads(text) for text in audit.read_text().splitlines()]
+    assert line["status"] == "OK" and line["images"] == [{"not_hashed": "MemoryError: "}]
