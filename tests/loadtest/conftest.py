@@ -37,6 +37,7 @@ class FakeDermAssist:
     unavailable_every: int = 0  # answer every n-th ModelInfer with UNAVAILABLE (0: never)
     ready: bool = True
     delay_s: float = 0.0  # how long each ModelInfer takes
+    first_delays: list[float] = field(default_factory=list)  # how long the first ones take, in order (then delay_s)
     infer_calls: int = 0
     unavailable_sent: int = 0
     clients: set[str] = field(default_factory=set)  # common names of the client certificates of ModelInfer calls
@@ -56,13 +57,15 @@ class FakeDermAssist:
         """ModelInfer: one answer row per IMAGE row, PROBABILITIES uniform over the 8 classes."""
         with self.lock:
             self.infer_calls += 1
+            delay_s = (self.first_delays[self.infer_calls - 1] if self.infer_calls <= len(self.first_delays)
+                       else self.delay_s)
             for name in context.auth_context().get("x509_common_name", []):
                 self.clients.add(name.decode())
             if self.unavailable_every and self.infer_calls % self.unavailable_every == 0:
                 self.unavailable_sent += 1
                 context.abort(grpc.StatusCode.UNAVAILABLE, "DermAssist is not ready: recovering by reload lesion_crop")
-        if self.delay_s:
-            time.sleep(self.delay_s)
+        if delay_s:
+            time.sleep(delay_s)
         rows = int(request.inputs[0].shape[0])
         response = service_pb2.ModelInferResponse(model_name=request.model_name, id=request.id)
         outputs = {

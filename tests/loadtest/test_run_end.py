@@ -149,8 +149,12 @@ def test_a_call_still_waiting_when_the_stop_timeout_runs_out_is_a_failure(fake_d
 
 def test_without_a_stop_timeout_the_calls_cut_at_the_end_are_told_not_counted(fake_dermassist, tmp_path: Path) -> None:
     """Locust's default --stop-timeout is 0: it stops users at once by design, and their calls in flight (each
-    answered in 0.5 s by a healthy server) were counted as failures blamed on a saturated server (exit 1)."""
-    fake_dermassist.delay_s = 0.5
+    answered in 0.5 s by a healthy server) were counted as failures blamed on a saturated server (exit 1).
+
+    Each user's first call is answered in 0.3 s and the next in 4 s, so the stop at 2 s finds one in flight whatever
+    the run's phase: with every call 0.5 s, a stop a few ms before an answer was delivered after it (the gRPC call
+    could not be cut there) and nothing was in flight to tell (two CI runs)."""
+    fake_dermassist.first_delays, fake_dermassist.delay_s = [0.3, 0.3], 4.0
     # no bad inputs: the stand-in answers every request, so a drawn bad input would fail as accepted
     env = {**os.environ, **ScenarioConfig(bad_share=0.0).to_env(),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
