@@ -1,6 +1,7 @@
 """Find the Python-backend stub processes of a tritonserver and tell which are dead or stopped."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ STUB_NAME = "triton_python_backend_stub"
 _INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
 # /proc/<pid>/stat states of a process that will not answer: stopped, traced, zombie, dead.
 _NOT_RUNNING = set("TtZXx")
+# errno of a process short of file descriptors or memory: a /proc file it cannot open says nothing of the process
+_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOMEM)
 
 
 @dataclass(frozen=True)
@@ -22,18 +25,21 @@ class Stub:
 
 
 def _read(path: str) -> str | None:
-    """The text of a /proc file, or None when its process is gone. Any other OSError is raised: a guard out of file
-    descriptors (EMFILE) had called every healthy stub "exited" and set out to heal them (failure audit 1)."""
+    """The text of a /proc file, or None when it cannot be read (its process is gone, or not this user's to see). A
+    lack of file descriptors or memory is raised: a guard out of file descriptors (EMFILE) had called every healthy
+    stub "exited" and set out to heal them (failure audit 1)."""
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", "replace")
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError as e:
+        if e.errno in _EXHAUSTED:
+            raise
         return None
 
 
 def stat_fields(pid: int) -> list[str] | None:
     """The fields of ``/proc/<pid>/stat`` after the process's name (its state first, then its parent, ...: field 3 of
-    proc(5) is index 0 here), or None when the process is gone (OSError when /proc cannot be read). The name, in
+    proc(5) is index 0 here), or None when the process is gone (OSError when short of descriptors). The name, in
     parentheses, may hold spaces and parentheses itself, so the fields are those after its last ')'."""
     stat = _read(f"/proc/{pid}/stat")
     return None if stat is None else stat.rsplit(")", 1)[1].split()
@@ -58,8 +64,8 @@ def stub_of(pid: int, parent: int) -> Stub | None:
 
 
 def find_stubs(parent: int) -> list[Stub]:
-    """Every stub process tritonserver ``parent`` has started, ordered by model then instance (OSError when /proc
-    cannot be read)."""
+    """Every stub process tritonserver ``parent`` has started, ordered by model then instance (OSError when short of
+    descriptors)."""
     stubs = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -70,15 +76,15 @@ def find_stubs(parent: int) -> list[Stub]:
 
 
 def process_state(pid: int) -> str | None:
-    """The one-letter state of a process (R, S, T, Z ...), or None when it is gone (OSError when /proc cannot be
-    read)."""
+    """The one-letter state of a process (R, S, T, Z ...), or None when it is gone (OSError when short of
+    descriptors)."""
     fields = stat_fields(pid)
     return None if fields is None else fields[0]
 
 
 def broken_stubs(stubs: list[Stub]) -> list[tuple[Stub, str]]:
-    """Stubs that can no longer answer, each with why: gone, a zombie, or stopped (hung). OSError when /proc cannot
-    be read: no stub is then called broken."""
+    """Stubs that can no longer answer, each with why: gone, a zombie, or stopped (hung). OSError when short of
+    descriptors: no stub is then called broken."""
     broken = []
     for stub in stubs:
         state = process_state(stub.pid)

@@ -36,6 +36,12 @@ def test_a_stub_whose_proc_files_cannot_be_read_is_not_called_exited(monkeypatch
     with pytest.raises(OSError, match="Too many open files"):
         broken_stubs([me])
 
+    def hidden(*args: object, **kwargs: object) -> object:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(stubs_module, "open", hidden, raising=False)
+    assert broken_stubs([me]) == [(me, "exited")]  # a process not this user's to see is none of its stubs
+
 
 def test_the_watchdog_out_of_descriptors_heals_nothing_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
