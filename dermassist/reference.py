@@ -106,12 +106,6 @@ def classifier_settings(repository: Path) -> ClassifierCpuSettings:
         raise ReferencePipelineError(f"{model_config_path(repository, CLASSIFIER_MODEL)}: {e}") from e
 
 
-def classifier_optimized_for_cpu(repository: Path) -> bool:
-    """The classifier config's ``optimize_for_cpu`` switch (freeze and optimise the TorchScript for the CPU when
-    true)."""
-    return classifier_settings(repository).optimize_for_cpu
-
-
 def wait_as_served(policy: str) -> str:
     """Give OpenMP the served classifier's wait policy (``OMP_WAIT_POLICY``), as its adapter does, where torch has not
     loaded OpenMP yet and the environment sets none; the policy this process's torch then waits with ("" for OpenMP's

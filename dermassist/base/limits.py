@@ -17,19 +17,26 @@ MIN_OPEN_FILES = 1024
 WANTED_OPEN_FILES = 65536
 
 
+def _raise_soft(which: int, cap: int | None = None) -> tuple[int, int]:
+    """Raise the soft limit ``which`` to its hard limit (at most ``cap``) where it is lower; (soft, hard) then."""
+    soft, hard = resource.getrlimit(which)
+    unlimited = resource.RLIM_INFINITY
+    wanted = hard if cap is None else cap if hard == unlimited else min(hard, cap)
+    if soft != unlimited and (wanted == unlimited or soft < wanted):
+        try:
+            resource.setrlimit(which, (wanted, hard))
+            logger.debug("limit %d raised from %d to %s (hard limit %s)", which, soft, wanted, hard)
+            soft = wanted
+        except (ValueError, OSError) as e:
+            logger.debug("limit %d not raised from %d: %s", which, soft, e)
+    return soft, hard
+
+
 def raise_open_files() -> int:
     """Raise this process's soft RLIMIT_NOFILE toward its hard limit (at most WANTED_OPEN_FILES) and return it;
     ConfigError when even that is under MIN_OPEN_FILES."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = _raise_soft(resource.RLIMIT_NOFILE, WANTED_OPEN_FILES)
     unlimited = resource.RLIM_INFINITY
-    wanted = WANTED_OPEN_FILES if hard == unlimited else min(hard, WANTED_OPEN_FILES)
-    if soft != unlimited and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            logger.debug("open-file limit raised from %d to %d (hard limit %s)", soft, wanted, hard)
-            soft = wanted
-        except (ValueError, OSError) as e:
-            logger.debug("open-file limit not raised from %d: %s", soft, e)
     if soft != unlimited and soft < MIN_OPEN_FILES:
         shown = "unlimited" if hard == unlimited else str(hard)
         raise ConfigError(
@@ -50,15 +57,8 @@ MIN_FILE_BYTES = 1 << 30
 def raise_file_size() -> int | None:
     """Raise this process's soft RLIMIT_FSIZE to its hard limit and return it (None: unlimited); ConfigError when even
     that is under MIN_FILE_BYTES."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    unlimited = resource.RLIM_INFINITY
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError) as e:
-            logger.debug("file-size limit not raised from %d: %s", soft, e)
-    if soft == unlimited:
+    soft, _ = _raise_soft(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
         return None
     if soft < MIN_FILE_BYTES:
         raise ConfigError(

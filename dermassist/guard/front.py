@@ -270,8 +270,8 @@ class Front(grpc.GenericRpcHandler):
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
         self.bytes_in_flight = 0  # their requests' bytes (GuardConfig.max_inflight_mib bounds it)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
-        self._forwarded: dict[int, float] = {}  # calls Triton is working on: a token -> when it was forwarded
-        self._forwarded_bytes: dict[int, int] = {}  # and each one's size
+        # calls Triton is working on: a token -> when it was forwarded, and its request's bytes
+        self._forwarded: dict[int, tuple[float, int]] = {}
         self.culprits = Culprits()  # requests in flight at failures of the pipeline, and those refused for it
         # (when it was forwarded, when it ran out) of the last call whose deadline passed while Triton worked on it
         self._expired: tuple[float, float] | None = None
@@ -308,7 +308,7 @@ class Front(grpc.GenericRpcHandler):
     @property
     def oldest_forwarded_at(self) -> float | None:
         """time.monotonic() when the oldest call Triton is still working on was forwarded (None: none is)."""
-        return min(self._forwarded.values(), default=None)
+        return min((sent_at for sent_at, _ in self._forwarded.values()), default=None)
 
     @property
     def expired_unanswered(self) -> float | None:
@@ -409,20 +409,24 @@ class Front(grpc.GenericRpcHandler):
         """The status of a call that failed with the pipeline: UNAVAILABLE, to be retried once it is healed, unless
         this request was the largest in flight at FAILURES_TO_REFUSE failures: then RESOURCE_EXHAUSTED, and it is
         refused for a while (``Culprits``)."""
-        key = fingerprint(await finished_hashes(call.hashing))
-        others = [bytes_ for other, bytes_ in self._forwarded_bytes.items() if other != token]
-        failures = self.culprits.failed(key, size, others)
+        others = [bytes_ for other, (_, bytes_) in self._forwarded.items() if other != token]
+        failures = self.culprits.failed(await self._fingerprint(call), size, others)
         if failures < FAILURES_TO_REFUSE:
             return grpc.StatusCode.UNAVAILABLE, f"a pipeline step failed and DermAssist is recovering; retry: {error}"
         text = refusal_text(images_in(request), size, failures, REFUSED_FOR_S)
         logger.warning("request %s %s", call.request_id, text)
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{text} ({error})"
 
+    @staticmethod
+    async def _fingerprint(call: AuditedCall) -> str:
+        """What identifies the call's request across its retries (``culprits.fingerprint``)."""
+        return fingerprint(await finished_hashes(call.hashing))
+
     def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
         """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``)."""
-        forwarded_at = self._forwarded.get(token)
-        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded_at is not None:
-            self._expired = (forwarded_at, time.monotonic())
+        forwarded = self._forwarded.get(token)
+        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None:
+            self._expired = (forwarded[0], time.monotonic())
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
         """Record why a call was cancelled (its deadline, the server stopping, or the client) unless its answer was
@@ -597,14 +601,12 @@ class Front(grpc.GenericRpcHandler):
                 await self._end(call, context, grpc.StatusCode.UNAVAILABLE,
                                 f"DermAssist is not ready ({self.guard.readiness.reason}); retry later")
             if self.culprits.refusing:  # only then is the request's fingerprint awaited before it is sent
-                culprit = self.culprits.refusal(fingerprint(await finished_hashes(call.hashing)),
-                                                images_in(request), held)
+                culprit = self.culprits.refusal(await self._fingerprint(call), images_in(request), held)
                 if culprit is not None:
                     await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, culprit)
             sent_at = time.monotonic()
             token = next(self._tokens)
-            self._forwarded[token] = sent_at
-            self._forwarded_bytes[token] = held
+            self._forwarded[token] = (sent_at, held)
             try:
                 answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
                                                          timeout=context.time_remaining())
@@ -617,7 +619,7 @@ class Front(grpc.GenericRpcHandler):
                 await self._end(call, context, status, error)
             self.answered_at = time.monotonic()
             if self.culprits.suspects:  # a request answered well is no culprit
-                self.culprits.answered(fingerprint(await finished_hashes(call.hashing)))
+                self.culprits.answered(await self._fingerprint(call))
             call.response = service_pb2.ModelInferResponse.FromString(answer)
             call.status, call.error = grpc.StatusCode.OK, None
             served = without_outputs(call.response, added).SerializeToString() if added else answer
@@ -630,7 +632,6 @@ class Front(grpc.GenericRpcHandler):
             self.in_flight -= 1
             self.bytes_in_flight -= held
             self._forwarded.pop(token, None)
-            self._forwarded_bytes.pop(token, None)
             await self._audit(call, context)  # an answer is sent after this; a refusal had its line before it left
 
     async def _end(self, call: AuditedCall, context: grpc.aio.ServicerContext, status: grpc.StatusCode,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dermassist.base.repository import stage_repository
-from dermassist.reference import ReferencePipelineError, classifier_optimized_for_cpu
+from dermassist.reference import ReferencePipelineError, classifier_settings
 from preprocess.contract import CLASSIFIER_MODEL
 
 
@@ -23,7 +23,7 @@ def _with_switch(tmp_path: Path, value: str) -> Path:
 @pytest.mark.parametrize(("value", "expected"), [("true", True), ("Yes", True), ("1", True), ("false", False),
                                                   ("", False)])
 def test_the_switch_is_read_as_a_bool(tmp_path: Path, value: str, expected: bool) -> None:
-    assert classifier_optimized_for_cpu(_with_switch(tmp_path, value)) is expected
+    assert classifier_settings(_with_switch(tmp_path, value)).optimize_for_cpu is expected
 
 
 def test_a_misspelt_switch_is_refused_naming_the_config(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_a_misspelt_switch_is_refused_naming_the_config(tmp_path: Path) -> None:
     repository = _with_switch(tmp_path, "ture")
     with pytest.raises(ReferencePipelineError, match=r"lesion_classifier/configs/embedded\.pbtxt: config parameter: "
                                                      r"optimize_for_cpu must be a bool, got 'ture'; use one of"):
-        classifier_optimized_for_cpu(repository)
+        classifier_settings(repository)
 
 
 def test_the_reference_reads_every_cpu_setting_as_the_adapter_does(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_the_reference_reads_every_cpu_setting_as_the_adapter_does(tmp_path: Pat
     config.write_text(config.read_text() + 'parameters: { key: "omp_wait_policy" value: { string_value: "spin" } }\n')
     with pytest.raises(ReferencePipelineError, match=r"embedded\.pbtxt: config parameter: omp_wait_policy must be one "
                                                      r"of ACTIVE, PASSIVE"):
-        classifier_optimized_for_cpu(repository)
+        classifier_settings(repository)
 
 
 def test_a_savedmodel_tensorflow_cannot_load_is_a_reference_error_naming_it(tmp_path: Path) -> None:
