@@ -34,16 +34,19 @@ class AsyncDermAssistClient(ClientCore):
         """Close the connection."""
         await self._transport.close()
 
-    async def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
+    async def analyze(self, image: ImageInput, with_crop: bool = False, *, timeout_s: float | None = None) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 RGB or HxWx4 RGBA array, or PIL image); ``with_crop``
-        also returns the crop the classifier saw and its class activation map."""
-        return (await self._infer([encode_image(image)], with_crop, start_deadline(self.config)))[0]
+        also returns the crop the classifier saw and its class activation map; ``timeout_s``: this call's deadline in
+        seconds instead of the config's."""
+        return (await self._infer([encode_image(image)], with_crop, start_deadline(self.config, timeout_s)))[0]
 
-    async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
+    async def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False, *,
+                            timeout_s: float | None = None) -> list[LesionResult]:
         """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request, requests in flight
         together; as DermAssistClient.analyze_batch, a refused image raises PartialBatchError after the others were
-        answered; ``timeout_s`` bounds the whole call (DeadlineExceededError when it runs out)."""
-        deadline = start_deadline(self.config)
+        answered; ``timeout_s`` (the config's when None) bounds the whole call (DeadlineExceededError when it runs
+        out)."""
+        deadline = start_deadline(self.config, timeout_s)
         outcomes: list[Any] = encode_each(images)
         parts = request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes)
         answers = await asyncio.gather(*(self._answer(part, with_crop, deadline) for part in parts))

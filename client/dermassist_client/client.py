@@ -67,19 +67,23 @@ class DermAssistClient(ClientCore):
         """Close the connection."""
         self._transport.close()
 
-    def analyze(self, image: ImageInput, with_crop: bool = False) -> LesionResult:
+    def analyze(self, image: ImageInput, with_crop: bool = False, *, timeout_s: float | None = None) -> LesionResult:
         """Segment, classify and triage one image (path, bytes, HxWx3 uint8 RGB or HxWx4 RGBA array, or PIL image); ``with_crop``
-        also returns the crop the classifier saw and its class activation map."""
-        return self._infer([encode_image(image)], with_crop, start_deadline(self.config))[0]
+        also returns the crop the classifier saw and its class activation map; ``timeout_s``: this call's deadline in
+        seconds instead of the config's."""
+        return self._infer([encode_image(image)], with_crop, start_deadline(self.config, timeout_s))[0]
 
-    def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False) -> list[LesionResult]:
+    def analyze_batch(self, images: Iterable[ImageInput], with_crop: bool = False, *,
+                      timeout_s: float | None = None) -> list[LesionResult]:
         """Analyze many images, ``max_batch_size`` rows and ``max_message_bytes`` per request; results in input order.
 
         A bad image does not cost the others their answers: when some are refused, PartialBatchError is raised
         after every other image was answered, and its ``results`` holds each answer or refusal in input order.
-        ``timeout_s`` bounds the whole call (every request, resend and retry): DeadlineExceededError when it runs out.
+        ``timeout_s`` (the config's when None) bounds the whole call (every request, resend and retry):
+        DeadlineExceededError when it runs out. Over HTTP one request still waits up to the config's ``timeout_s`` for
+        a server that does not answer (tritonclient.http has no per-request deadline); gRPC honours the call's.
         """
-        deadline = start_deadline(self.config)
+        deadline = start_deadline(self.config, timeout_s)
         outcomes: list[Any] = encode_each(images)
         for part in request_parts(outcomes, self.config.max_batch_size, self.config.max_message_bytes):
             for (i, _), outcome in zip(part, self._answer(part, with_crop, deadline)):

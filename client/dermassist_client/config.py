@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .classes import CLASS_CODES, MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
@@ -66,10 +66,7 @@ class ClientConfig:
         if self.protocol not in PROTOCOLS:
             raise ClientConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}", "protocol")
         for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "keepalive_time_s", "keepalive_timeout_s"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
-                raise ClientConfigError(f"{name} must be a positive number of seconds up to {MAX_SECONDS:,} (about 23 "
-                                        f"days; a finite int or float, not a bool, inf or nan), got {value!r}", name)
+            require_seconds(name, getattr(self, name))
         if not _is_int(self.retries) or self.retries < 0:
             raise ClientConfigError(f"retries must be an integer >= 0 (not a bool), got {self.retries!r}", "retries")
         if not _is_int(self.max_batch_size) or not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
@@ -132,7 +129,16 @@ def class_codes(codes: Iterable[str], setting: str | None = "not_learnt") -> tup
     return tuple(code for code in CLASS_CODES if code in given)
 
 
-def _is_number(value: Any) -> bool:
+def require_seconds(name: str, value: object) -> float:
+    """``value`` when it is a positive, finite number of seconds up to ``MAX_SECONDS``; ClientConfigError naming
+    ``name`` otherwise."""
+    if not _is_number(value) or not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise ClientConfigError(f"{name} must be a positive number of seconds up to {MAX_SECONDS:,} (about 23 "
+                                f"days; a finite int or float, not a bool, inf or nan), got {value!r}", name)
+    return float(value)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable
 from typing import Callable, TypeVar
 
-from .config import ClientConfig
+from .config import ClientConfig, require_seconds
 from .errors import ConnectionSetupError, DeadlineExceededError, ServerUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -43,17 +43,18 @@ def _next_wait(config: ClientConfig, attempt: int, deadline: float, error: Serve
     return wait
 
 
-def start_deadline(config: ClientConfig) -> float:
-    """The ``time.monotonic()`` by which a public call that starts now must finish (``timeout_s`` from now)."""
-    return time.monotonic() + config.timeout_s
+def start_deadline(config: ClientConfig, timeout_s: float | None = None) -> float:
+    """The ``time.monotonic()`` by which a public call that starts now must finish: ``timeout_s`` from now (the
+    config's when None; ClientConfigError when it is no positive number of seconds)."""
+    return time.monotonic() + (config.timeout_s if timeout_s is None else require_seconds("timeout_s", timeout_s))
 
 
-def _remaining(config: ClientConfig, deadline: float) -> float:
+def _remaining(deadline: float) -> float:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise DeadlineExceededError(
-            f"the call's deadline (timeout {config.timeout_s:g} s for the whole call: every request and retry of it) "
-            "passed before its next request could be sent; raise timeout, or send fewer images per call"
+            "the call's deadline (its timeout bounds the whole call: every request and retry of it) passed before "
+            "its next request could be sent; raise timeout, or send fewer images per call"
         )
     return remaining
 
@@ -65,7 +66,7 @@ def call_with_retries(config: ClientConfig, fn: Callable[[float], T], deadline: 
     attempt = 0
     while True:
         try:
-            return fn(_remaining(config, deadline))
+            return fn(_remaining(deadline))
         except ConnectionSetupError:
             raise
         except ServerUnavailableError as e:
@@ -80,7 +81,7 @@ async def acall_with_retries(config: ClientConfig, fn: Callable[[float], Awaitab
     attempt = 0
     while True:
         try:
-            return await fn(_remaining(config, deadline))
+            return await fn(_remaining(deadline))
         except ConnectionSetupError:
             raise
         except ServerUnavailableError as e:

@@ -110,6 +110,40 @@ def test_the_asyncio_batch_shares_one_deadline_too() -> None:
     assert len(fake.timeouts) >= 3 and max(fake.timeouts[2:]) < 0.15
 
 
+def test_a_calls_own_timeout_replaces_the_configs() -> None:
+    """timeout_s given to one call bounds that call (the DICOM node answers within its own time); None keeps the
+    config's 30 s."""
+    client = DermAssistClient("127.0.0.1:1", timeout=30, retries=0)
+    client._transport = fake = _SlowTransport(delay=0.5)
+    with pytest.raises(DeadlineExceededError):
+        client.analyze(_png(), timeout_s=0.2)
+    assert fake.timeouts[0] <= 0.2
+    client.analyze(_png())
+    assert fake.timeouts[1] > 29
+    client.analyze_batch([_png()], timeout_s=5)
+    assert 4 < fake.timeouts[2] <= 5
+
+
+def test_the_asyncio_calls_take_their_own_timeout_too() -> None:
+    aclient = AsyncDermAssistClient("127.0.0.1:1", timeout=30, retries=0)
+    fake = _SlowTransport(delay=0.5)
+    aclient._transport = type("T", (), {"infer": staticmethod(fake.ainfer)})()
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(aclient.analyze(_png(), timeout_s=0.2))
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(aclient.analyze_batch([_png()], timeout_s=0.2))
+    assert max(fake.timeouts) <= 0.2
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5"])
+def test_a_calls_timeout_that_cannot_work_is_refused_by_name(timeout) -> None:
+    client = DermAssistClient("127.0.0.1:1")
+    client._transport = fake = _SlowTransport()
+    with pytest.raises(ClientConfigError, match=r"timeout_s must be a positive number of seconds .*got"):
+        client.analyze(_png(), timeout_s=timeout)
+    assert fake.timeouts == []
+
+
 # --- 3: settings that cannot work are refused --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, fragment", [

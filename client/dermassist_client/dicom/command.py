@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
 from .identity import UID_ROOT_HELP
 from .limits import (
+    DEFAULT_ANSWER_WITHIN_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_ASSOCIATIONS,
     DEFAULT_MAX_ASSOCIATIONS_PER_SENDER,
@@ -43,6 +44,11 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-timeout", dest="idle_timeout_s", type=float, default=None, metavar="SECONDS",
                         help=f"abort an association that sends nothing for SECONDS (also the ACSE and DIMSE timeouts; "
                              f"env {ENVIRONMENT['idle_timeout_s']}; default {DEFAULT_IDLE_TIMEOUT_S:g})")
+    parser.add_argument("--answer-within", dest="answer_within_s", type=float, default=None, metavar="SECONDS",
+                        help=f"answer each instance within SECONDS of its arrival, waiting for earlier instances and "
+                             f"its analysis included: Refused, Out of Resources (0xA700: the sender retries later) "
+                             f"when the ensemble has not answered by then; keep it below the senders' DIMSE timeout "
+                             f"(env {ENVIRONMENT['answer_within_s']}; default {DEFAULT_ANSWER_WITHIN_S:g})")
     parser.add_argument("--max-associations", type=int, default=None, metavar="N",
                         help=f"associations open at once, all senders together (env "
                              f"{ENVIRONMENT['max_associations']}; default {DEFAULT_MAX_ASSOCIATIONS})")

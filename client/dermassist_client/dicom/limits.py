@@ -12,7 +12,12 @@ from .errors import DicomError
 #: Seconds an association may send nothing (no PDU; time the node spends analysing does not count) before the node
 #: aborts it; also the node's ACSE and DIMSE timeouts. pynetdicom's 60 s let 8 idle associations lock senders out.
 DEFAULT_IDLE_TIMEOUT_S = 30.0
-MAX_IDLE_TIMEOUT_S = 3600.0
+MAX_SECONDS = 3600.0  # the longest idle timeout, and the longest time to answer an instance in
+#: Seconds within which the node answers each C-STORE, the wait behind earlier instances' analyses and its own
+#: analysis together: when they run out the sender is answered Refused: Out of Resources (0xA700) and sends the
+#: instance again later. Senders commonly give up on a response after 30 s (pynetdicom's DIMSE timeout, many
+#: modalities'); a node that waited the SDK's whole 30 s deadline answered at 30.1 s, just after such a sender left.
+DEFAULT_ANSWER_WITHIN_S = 20.0
 #: Associations open at once (every sender together); one more is rejected (transient, "local limit exceeded").
 DEFAULT_MAX_ASSOCIATIONS = 8
 MAX_MAX_ASSOCIATIONS = 256
@@ -25,11 +30,13 @@ DEFAULT_MAX_ASSOCIATIONS_PER_SENDER = 4
 MAX_MAX_DATASET_MIB = 4096
 #: The environment variable of each setting (the command line's flag outranks it).
 ENVIRONMENT = {"idle_timeout_s": "DERMASSIST_DICOM_IDLE_TIMEOUT_S",
+               "answer_within_s": "DERMASSIST_DICOM_ANSWER_WITHIN_S",
                "max_associations": "DERMASSIST_DICOM_MAX_ASSOCIATIONS",
                "max_associations_per_sender": "DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER",
                "any_called_aet": "DERMASSIST_DICOM_ANY_CALLED_AET",
                "max_dataset_mib": "DERMASSIST_DICOM_MAX_DATASET_MIB"}
-FLAGS = {"idle_timeout_s": "--idle-timeout", "max_associations": "--max-associations",
+FLAGS = {"idle_timeout_s": "--idle-timeout", "answer_within_s": "--answer-within",
+         "max_associations": "--max-associations",
          "max_associations_per_sender": "--max-associations-per-sender", "any_called_aet": "--any-called-aet",
          "max_dataset_mib": "--max-dataset-mib"}
 _WHOLE_NUMBERS = frozenset({"max_associations", "max_associations_per_sender", "max_dataset_mib"})
@@ -51,7 +58,8 @@ class AssociationLimits:
     ``max_associations_per_sender``: associations open at once from one peer IP address (None: the lower of
     ``DEFAULT_MAX_ASSOCIATIONS_PER_SENDER`` and ``max_associations``; see ``sender_cap``). ``max_dataset_mib``: MiB
     one instance may bring while it arrives; the association is aborted at the PDU that would exceed it (None: the
-    largest data set the node accepts; see ``max_dataset_bytes``).
+    largest data set the node accepts; see ``max_dataset_bytes``). ``answer_within_s``: each C-STORE is answered
+    within this many seconds of its arrival, 0xA700 (retry later) when the ensemble has not answered by then.
     """
 
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
@@ -59,13 +67,15 @@ class AssociationLimits:
     any_called_aet: bool = False
     max_associations_per_sender: int | None = None
     max_dataset_mib: int | None = None
+    answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
 
     def __post_init__(self) -> None:
-        idle = self.idle_timeout_s
-        if isinstance(idle, bool) or not (isinstance(idle, (int, float)) and 0 < idle <= MAX_IDLE_TIMEOUT_S):
-            raise DicomError(f"the idle timeout ({FLAGS['idle_timeout_s']}, {ENVIRONMENT['idle_timeout_s']}) must be "
-                             f"more than 0 and at most {MAX_IDLE_TIMEOUT_S:g} seconds, got {idle!r}; e.g. "
-                             f"{DEFAULT_IDLE_TIMEOUT_S:g}")
+        for name, what, default in (("idle_timeout_s", "the idle timeout", DEFAULT_IDLE_TIMEOUT_S),
+                                    ("answer_within_s", "the time to answer an instance in", DEFAULT_ANSWER_WITHIN_S)):
+            seconds = getattr(self, name)
+            if isinstance(seconds, bool) or not (isinstance(seconds, (int, float)) and 0 < seconds <= MAX_SECONDS):
+                raise DicomError(f"{what} ({FLAGS[name]}, {ENVIRONMENT[name]}) must be more than 0 and at most "
+                                 f"{MAX_SECONDS:g} seconds, got {seconds!r}; e.g. {default:g}")
         count = self.max_associations
         if not _is_whole(count, 1, MAX_MAX_ASSOCIATIONS):
             raise DicomError(f"the maximum number of associations ({FLAGS['max_associations']}, "

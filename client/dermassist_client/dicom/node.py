@@ -186,10 +186,10 @@ class DicomNode:
             ) from e
         log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
                  "at most %d at once, %d from one sender; an instance over %s bytes, or sent before the last was answered, "
-                 "is aborted while it arrives)",
+                 "is aborted while it arrives; each instance is answered within %g s)",
                  self.config.ae_title, *self.address, "any" if self.limits.any_called_aet else "only its own",
                  self.limits.idle_timeout_s, self.limits.max_associations, self.limits.sender_cap,
-                 f"{self._arrival_limit:,}")
+                 f"{self._arrival_limit:,}", self.limits.answer_within_s)
         if self.config.pacs is not None:
             self._stopping = threading.Event()
             self._forwarder = threading.Thread(target=self._forward_loop, args=(self._stopping,),
@@ -266,6 +266,7 @@ class DicomNode:
         # connection closed (pynetdicom then skips negotiating an association its EVT_REQUESTED handler rejected)
 
     def _on_store(self, event: evt.Event) -> Dataset:
+        arrived = time.monotonic()
         calling = shown(event.assoc.requestor.ae_title)
         try:
             received = _received_bytes(event)
@@ -280,7 +281,7 @@ class DicomNode:
             except Exception as e:  # noqa: BLE001 - a data set pydicom cannot decode, whatever the cause
                 return self._refuse_unread(calling, StoreOutcome(DicomInputError.status, DicomInputError.comment,
                                                                  f"cannot decode the data set from {calling}: {e}"))
-            return _answer(self.process(ds, name=f"{describe(ds)} from {calling}"))
+            return _answer(self.process(ds, name=f"{describe(ds)} from {calling}", arrived=arrived))
         finally:
             _not_idle(event.assoc)
 
@@ -295,11 +296,13 @@ class DicomNode:
         _not_idle(event.assoc)
         return SUCCESS
 
-    def process(self, ds: Dataset, name: str) -> StoreOutcome:
-        """Check, analyse, spool and forward one instance; the outcome the sender is answered with."""
+    def process(self, ds: Dataset, name: str, arrived: float | None = None) -> StoreOutcome:
+        """Check, analyse, spool and forward one instance; the outcome the sender is answered with, within
+        ``limits.answer_within_s`` of ``arrived`` (its ``time.monotonic()``; now when None)."""
         self.counts["received"] += 1
+        deadline = (time.monotonic() if arrived is None else arrived) + self.limits.answer_within_s
         try:
-            outcome = self._analyse_and_spool(ds, name)
+            outcome = self._analyse_and_spool(ds, name, deadline)
         except Exception as e:  # an unforeseen fault gets a status and a comment, and the node serves on
             log.exception("analysing %s failed unexpectedly", one_line(name))
             outcome = StoreOutcome(ANALYSIS_FAILED, "analysis failed: unexpected error",
@@ -313,21 +316,29 @@ class DicomNode:
             log.log(outcome.level, "refused %s", one_line(said))  # a decoder's error may quote the sender's bytes
         return outcome
 
-    def _analyse_and_spool(self, ds: Dataset, name: str) -> StoreOutcome:
+    def _analyse_and_spool(self, ds: Dataset, name: str, deadline: float) -> StoreOutcome:
         try:
             image = image_from_dataset(ds, name)
         except DicomInputError as e:
             return StoreOutcome(e.status, e.comment, str(e))
+        if not self._analysis_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return self._too_late("the node was still analysing earlier instances")
         try:
-            with self._analysis_lock:
-                result = self._client.analyze(image.for_service())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self._too_late("decoding it and waiting for earlier instances took all of that time")
+            result = self._client.analyze(image.for_service(), timeout_s=left)
         except InvalidImageError as e:
             return StoreOutcome(IMAGE_REJECTED, "the ensemble rejected the image", f"the ensemble rejected {name}: {e}")
-        except (ServerUnavailableError, DeadlineExceededError) as e:
+        except DeadlineExceededError:
+            return self._too_late("the ensemble did not answer in time")  # e says "raise timeout": not the setting
+        except ServerUnavailableError as e:
             return StoreOutcome(OUT_OF_RESOURCES, "analysis service unavailable: retry later",
                                 f"the ensemble is unavailable, retry later: {e}")
         except DermAssistClientError as e:
             return StoreOutcome(ANALYSIS_FAILED, "analysis failed", f"analysing {name} failed: {e}")
+        finally:
+            self._analysis_lock.release()
         try:
             analysis = build_analysis(image, result, self.config.identity)
             self._spool(analysis)
@@ -339,6 +350,15 @@ class DicomNode:
                   else "no diagnosis (not assessable)" if result.assessable is False else "no diagnosis (no lesion found)")
         log.info("analysed %s: %s, refer %s", one_line(name), answer, result.refer)
         return StoreOutcome(SUCCESS)
+
+    def _too_late(self, why: str) -> StoreOutcome:
+        """The answer to an instance not analysed within ``limits.answer_within_s``: 0xA700, so the sender sends it
+        again later rather than giving up on a response that would come after its own timeout."""
+        return StoreOutcome(OUT_OF_RESOURCES, "no answer in time: retry later",
+                            f"not answered within {self.limits.answer_within_s:g} s of its arrival ({FLAGS['answer_within_s']}, "
+                            f"{ENVIRONMENT['answer_within_s']}): {why}; answered 0xA700 so the sender sends it again "
+                            "later. If the ensemble is slow rather than down, raise the setting, below the senders' "
+                            "DIMSE timeout")
 
     def _spool(self, analysis: DicomAnalysis) -> Path:
         """Write the item (source first, then SEG and SR) into a fresh pending folder, atomically."""

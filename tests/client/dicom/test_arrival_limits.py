@@ -49,9 +49,9 @@ class CountingClient(SyntheticClient):
     def __init__(self) -> None:
         self.calls = 0
 
-    def analyze(self, photo):
+    def analyze(self, photo, timeout_s=None):
         self.calls += 1
-        return super().analyze(photo)
+        return super().analyze(photo, timeout_s)
 
 
 class SlowClient(CountingClient):
@@ -63,10 +63,10 @@ class SlowClient(CountingClient):
         self.release = threading.Event()
         self.started = threading.Event()
 
-    def analyze(self, photo):
+    def analyze(self, photo, timeout_s=None):
         self.started.set()
         self.release.wait(self.delay_s)
-        return super().analyze(photo)
+        return super().analyze(photo, timeout_s)
 
 
 def associate(address: tuple[str, int], context=DermoscopicPhotographyImageStorage, source: str = "127.0.0.1"):
@@ -301,3 +301,4 @@ def test_the_flag_outranks_the_environment_which_outranks_the_default():
                                                                                      max_dataset_mib=5)
     flags = parser.parse_args(["--max-dataset-mib", "2", "--max-associations-per-sender", "1"])
     assert association_limits(flags, environ) == AssociationLimits(max_associations_per_sender=1, max_dataset_mib=2)
+    assert association_limits(parser.parse_args(["--answer-within", "7.5"]), {}) == AssociationLimits(answer_within_s=7.5)

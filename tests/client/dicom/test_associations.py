@@ -3,6 +3,7 @@ configurable time (8 idle ones locked every sender out for 63 s), associations n
 rejected unless a setting says otherwise, and a data set too large is refused before it is parsed."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,8 +13,14 @@ from pynetdicom.sop_class import DermoscopicPhotographyImageStorage, Verificatio
 from dermassist_client.dicom import node as node_module
 from dermassist_client.dicom.config import NodeConfig
 from dermassist_client.dicom.errors import DicomError
-from dermassist_client.dicom.limits import DEFAULT_IDLE_TIMEOUT_S, ENVIRONMENT, AssociationLimits
+from dermassist_client.dicom.limits import (
+    DEFAULT_ANSWER_WITHIN_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    ENVIRONMENT,
+    AssociationLimits,
+)
 from dermassist_client.dicom.node import DicomNode
+from dermassist_client.errors import DeadlineExceededError
 from tests.client.dicom.test_forwarding import SyntheticClient
 from tests.support import dicom_images as di
 from tests.support.polling import wait_until
@@ -50,9 +57,9 @@ def test_an_idle_association_is_dropped_and_frees_its_slot(tmp_path):
 class SlowClient(SyntheticClient):
     """Answers after longer than the node's idle timeout."""
 
-    def analyze(self, photo):
+    def analyze(self, photo, timeout_s=None):
         time.sleep(1.5)
-        return super().analyze(photo)
+        return super().analyze(photo, timeout_s)
 
 
 def test_time_spent_analysing_is_not_idleness(tmp_path, ham_jpeg):
@@ -68,6 +75,71 @@ def test_time_spent_analysing_is_not_idleness(tmp_path, ham_jpeg):
             if assoc.is_established:
                 assoc.release()
         assert node.counts["stored"] == 2
+
+
+class HungClient(SyntheticClient):
+    """An ensemble that answers after ``analysis_s``, or fails at the call's deadline as gRPC does (unless
+    ``honours_timeout`` is False, as over HTTP): ``timeouts`` holds each call's timeout_s."""
+
+    def __init__(self, analysis_s: float, honours_timeout: bool = True) -> None:
+        self.analysis_s = analysis_s
+        self.honours_timeout = honours_timeout
+        self.timeouts: list[float] = []
+
+    def analyze(self, photo, timeout_s=None):
+        self.timeouts.append(timeout_s)
+        time.sleep(min(self.analysis_s, timeout_s) if self.honours_timeout else self.analysis_s)
+        if self.honours_timeout and timeout_s < self.analysis_s:
+            raise DeadlineExceededError("analyzing the image: no answer from h:1 within the deadline; raise timeout")
+        return super().analyze(photo, timeout_s)
+
+
+def _timed(node: DicomNode, jpeg: bytes, n: int):
+    """Outcome and seconds to answer of instance ``n`` (a photograph of ``jpeg``) given to the node now."""
+    ds = di.photograph(jpeg, di.Patient(patient_id=f"DA-HUNG-{n}").with_study(), compressed=False)
+    start = time.monotonic()
+    outcome = node.process(ds, name=f"instance {n} from MODALITY")
+    return outcome, time.monotonic() - start
+
+
+def test_a_hung_ensemble_is_answered_0xa700_within_the_set_time(tmp_path, ham_jpeg, caplog):
+    """The failure audit's node answered at 30.1 s, just after a sender with a 30 s DIMSE timeout left; the node now
+    answers within --answer-within (default 20 s), retryable, and says which setting."""
+    client = HungClient(analysis_s=60.0)
+    node = DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(answer_within_s=0.5))
+    outcome, seconds = _timed(node, ham_jpeg, 0)
+    assert (outcome.status, outcome.comment) == (0xA700, "no answer in time: retry later")
+    assert 0.4 < seconds < 1.5 and client.timeouts[0] <= 0.5
+    assert "not answered within 0.5 s of its arrival (--answer-within, DERMASSIST_DICOM_ANSWER_WITHIN_S)" in caplog.text
+    assert "the ensemble did not answer in time" in caplog.text and "raise timeout" not in caplog.text
+    assert not list((tmp_path / "spool" / "pending").iterdir())
+
+
+def test_an_instance_waiting_behind_others_is_answered_in_time_too(tmp_path, ham_jpeg, caplog):
+    """One analysis at a time: the second of two instances arriving together waits for the first, and is answered
+    0xA700 when the first leaves it no time, rather than after both analyses (the first here takes 1 s whatever its
+    timeout, as an HTTP request may)."""
+    client = HungClient(analysis_s=1.0, honours_timeout=False)
+    node = DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(answer_within_s=0.6))
+    results: list = []
+    first = threading.Thread(target=lambda: results.append(_timed(node, ham_jpeg, 1)))
+    first.start()
+    assert wait_until(lambda: client.timeouts, 5.0)
+    second, seconds = _timed(node, ham_jpeg, 2)
+    first.join()
+    assert (second.status, second.comment) == (0xA700, "no answer in time: retry later") and seconds < 1.2
+    assert "the node was still analysing earlier instances" in caplog.text
+    assert len(client.timeouts) == 1  # the second never reached the ensemble
+    assert results[0][0].ok  # the first was answered, late
+
+
+def test_an_instance_answered_in_time_is_stored_with_what_was_left_as_its_timeout(tmp_path, ham_jpeg):
+    client = HungClient(analysis_s=0.05)
+    node = DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(answer_within_s=5.0))
+    outcome, _ = _timed(node, ham_jpeg, 3)
+    assert outcome.ok and 4.0 < client.timeouts[0] <= 5.0
+    assert len(list((tmp_path / "spool" / "pending").iterdir())) == 1
+    assert DicomNode(client, NodeConfig(spool=tmp_path / "s2", port=0)).limits.answer_within_s == DEFAULT_ANSWER_WITHIN_S
 
 
 @pytest.mark.parametrize("any_called,accepted", [(False, False), (True, True)])
@@ -110,10 +182,16 @@ def test_the_settings_come_from_the_flag_else_the_environment_else_the_default()
     assert AssociationLimits.resolve({}, environ) == AssociationLimits(12.5, 3, True)
     flags = {"idle_timeout_s": 5.0, "max_associations": None, "any_called_aet": None}
     assert AssociationLimits.resolve(flags, environ) == AssociationLimits(5.0, 3, True)
+    environ[ENVIRONMENT["answer_within_s"]] = "12"
+    assert AssociationLimits.resolve({}, environ).answer_within_s == 12.0
+    assert AssociationLimits.resolve({"answer_within_s": 8.5}, environ).answer_within_s == 8.5
 
 
 @pytest.mark.parametrize("settings,words", [
     ({"idle_timeout_s": 0}, r"idle timeout \(--idle-timeout, DERMASSIST_DICOM_IDLE_TIMEOUT_S\) must be more than 0"),
+    ({"answer_within_s": 0}, r"the time to answer an instance in \(--answer-within, DERMASSIST_DICOM_ANSWER_WITHIN_S\) "
+                             r"must be more than 0 and at most 3600 seconds, got 0; e.g. 20"),
+    ({"answer_within_s": float("nan")}, r"got nan"),
     ({"max_associations": 0}, r"--max-associations, DERMASSIST_DICOM_MAX_ASSOCIATIONS\) must be a whole number"),
     ({"max_associations_per_sender": 0}, r"one sender \(--max-associations-per-sender, "
                                          r"DERMASSIST_DICOM_MAX_ASSOCIATIONS_PER_SENDER\) must be a whole number 1\.\.8"),

@@ -93,7 +93,7 @@ def uncompressed_pacs() -> Iterator[FakePacs]:
 class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph, at the photograph's size."""
 
-    def analyze(self, photo):
+    def analyze(self, photo, timeout_s=None):
         """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""
         return synthetic_result(picture_size(photo))
 

@@ -33,7 +33,7 @@ NAME = "the test instance from STORESCU"
 class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph (so a SEG is written too)."""
 
-    def analyze(self, photo: Any) -> Any:
+    def analyze(self, photo: Any, timeout_s: float | None = None) -> Any:
         """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""
         return synthetic_result(picture_size(photo))
 
