@@ -37,8 +37,9 @@ EXIT_CODES = f"""exit codes of analyze:
        gets an error record on stdout); the others were answered
   {EXIT_USAGE}    usage error (flags, settings, TLS files, output paths): nothing was analysed
   {EXIT_UNREACHABLE}    the server could not be reached (down, wrong port, TLS mismatch), was not serving (not ready,
-       recovering), or answered nothing within the deadline and did not say it was ready: the run stopped at the
-       first such failure and the files not tried are counted on stderr (with --json each gets an error record)
+       recovering), or answered its first picture with nothing within the deadline and did not say it was ready:
+       the run stopped at the first such failure and the files not tried are counted on stderr (with --json each
+       gets an error record)
   130  interrupted (Ctrl-C)"""
 NOT_TRIED = "NotTried"
 NOT_LEARNT_HELP = (

@@ -306,7 +306,13 @@ class AuditLog:
         """While lines fail, try the resumed line alone, once the file has room for RESUME_HEADROOM_BYTES more; the
         problem while it still fails, None once the trail takes lines again (the watchdog calls this, so an outage ends
         even when no call comes). The short resumed line fitted in the last free bytes where a call's did not, and the
-        guard turned ready for 100 ms at a time while every call was refused (failure audit 3)."""
+        guard turned ready for 100 ms at a time while every call was refused (failure audit 3). A file rotated away
+        meanwhile is reopened first: the room that counts is the new file's (the old one, at its size limit or on a
+        full disk, had kept the outage open for ever)."""
+        if self.problem is not None and self._owned:
+            with self._lock:
+                if self._clock() - self._checked_at >= self.check_interval_s:
+                    self._reopen_if_moved()
         if self.resumed is not None and (self.problem is None or self._has_headroom()):
             with contextlib.suppress(AuditWriteError):
                 self._write("")

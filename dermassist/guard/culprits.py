@@ -17,6 +17,9 @@ FAILURES_TO_REFUSE = 2
 REFUSED_FOR_S = 600.0
 #: Calls that failed this long before another count as failed with it (one crash fails every call in flight).
 TOGETHER_S = 2.0
+#: A request's failures are forgotten this long after its last one: the same pictures sent again another day start
+#: afresh.
+FORGOTTEN_AFTER_S = 600.0
 #: The most requests remembered (a failure count, a refusal).
 REMEMBERED = 256
 #: Words of the refusal a client may look for.
@@ -31,9 +34,12 @@ def fingerprint(images: Any) -> str:
 class Culprits:
     """Counts, per request, the pipeline failures it was being answered at, and refuses one that reached
     FAILURES_TO_REFUSE. Only the largest request failing at a moment is counted (a bystander of the same failure is
-    not blamed), by its size in bytes, once per failure however many copies of it were in flight; a request answered
-    well is cleared (a picture a load test sends over and over was in flight at every fault a test injected).
-    ``clock``: time.monotonic unless a test steps it."""
+    not blamed), by its size in bytes, at most once between two healings of the pipeline however many copies of it
+    were in flight and however long their failures took to come in; a call forwarded before the last healing is not
+    counted (the healing ended it); a request answered well, or that did not fail for FORGOTTEN_AFTER_S, is cleared
+    (a picture a load test sends over and over was in flight at every fault a test injected); a request whose
+    pictures could not be hashed (``key`` None) is never counted nor refused. ``clock``: time.monotonic unless a
+    test steps it."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -47,8 +53,10 @@ class Culprits:
         """Whether some request has failures counted (only then is an answered request's fingerprint needed)."""
         return bool(self._failures)
 
-    def answered(self, key: str) -> None:
+    def answered(self, key: str | None) -> None:
         """The request ``key`` was answered well: it takes nothing down."""
+        if key is None:
+            return
         self._failures.pop(key, None)
         self._counted_at.pop(key, None)
 
@@ -60,15 +68,22 @@ class Culprits:
             del self._refused[key]
         return bool(self._refused)
 
-    def failed(self, key: str, size: int, in_flight: list[int]) -> int:
-        """A forwarded request (``key``, ``size`` bytes) failed with the pipeline while calls of ``in_flight`` bytes
-        were forwarded too; how many failures it has now been blamed for (0: a larger one failed with it)."""
+    def failed(self, key: str | None, size: int, in_flight: list[int], sent_at: float = 0.0,
+               healed_at: float = 0.0) -> int:
+        """A request (``key``, ``size`` bytes) forwarded at ``sent_at`` failed with the pipeline while calls of
+        ``in_flight`` bytes were forwarded too, the pipeline having last been healed (turned ready) at ``healed_at``;
+        how many failures it has now been blamed for (0: not blamed for this one)."""
         now = self._clock()
         self._recent.append((now, size))
+        if key is None or sent_at < healed_at:
+            return 0
         together = [s for t, s in self._recent if now - t <= TOGETHER_S]
         if size < max([*in_flight, *together]):
             return 0
-        if now - self._counted_at.get(key, -TOGETHER_S - 1.0) <= TOGETHER_S:  # a copy of it failed in this failure
+        last = self._counted_at.get(key)
+        if last is not None and now - last > FORGOTTEN_AFTER_S:
+            self.answered(key)
+        elif last is not None and last >= healed_at:  # counted since the last healing: the same failure
             return self._failures.get(key, 0)
         self._counted_at[key] = now
         count = self._failures.pop(key, 0) + 1
@@ -81,10 +96,10 @@ class Culprits:
                 self._refused.popitem(last=False)
         return count
 
-    def refusal(self, key: str, images: int, size: int) -> str | None:
+    def refusal(self, key: str | None, images: int, size: int) -> str | None:
         """The refusal of a request refused now (None when it is not)."""
-        until = self._refused.get(key)
-        if until is None or until <= self._clock():
+        until = None if key is None else self._refused.get(key)
+        if key is None or until is None or until <= self._clock():
             return None
         return refusal_text(images, size, self._failures.get(key, FAILURES_TO_REFUSE), until - self._clock())
 

@@ -41,13 +41,15 @@ def out_of_files(error: OSError) -> str | None:
 
 class AcceptErrors:
     """An event loop's exception handler: asyncio logs an ERROR with a traceback for every refused accept of a listening
-    socket out of file descriptors (a hundred a second for each port: 143 MB of log in a minute, failure audit 1).
-    The first is told at once, then the count once every ACCEPT_REPORT_S while they go on, and each is counted by
+    socket out of file descriptors or of socket memory (a hundred a second for each port: 143 MB of log in a minute,
+    failure audit 1). The first of a spell is told at once, naming what ran out, then the count once every
+    ACCEPT_REPORT_S while they go on (a spell ends after ACCEPT_REPORT_S without one), and each is counted by
     ``on_refused``; everything else goes to asyncio's own handler."""
 
     def __init__(self, on_refused: Callable[[], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._on_refused = on_refused
-        self._told_at: float | None = None
+        self._told_at: float | None = None  # when the present spell of refusals was last told (None: none is going on)
+        self._last_at = 0.0  # when the last refusal came
         self._untold = 0
         self._clock = clock
 
@@ -58,19 +60,27 @@ class AcceptErrors:
             loop.default_exception_handler(context)
             return
         self._on_refused()
-        self._untold += 1
         now = self._clock()
+        if self._told_at is not None and now - self._last_at > ACCEPT_REPORT_S:  # a new spell: told at once
+            self._told_at, self._untold = None, 0
+        self._last_at = now
+        self._untold += 1
         if self._told_at is not None and now - self._told_at < ACCEPT_REPORT_S:
             return
-        first = self._told_at is None
+        told_at = self._told_at
         self._told_at, untold, self._untold = now, self._untold, 0
-        where = context.get("socket")
+        files = error.errno in OUT_OF_FILES
+        lack = "out of file descriptors" if files else "out of memory for sockets"
         logger.error("%s: a connection to %s could not be accepted (%s; %s): it waits in the queue, and is taken once "
-                     "descriptors are free. Raise the open-file limit (ulimit -n, LimitNOFILE, docker --ulimit nofile) "
-                     "or cap connections in a proxy before the guard",
-                     "out of file descriptors" if first else
-                     f"still out of file descriptors ({untold} accepts refused in the last {ACCEPT_REPORT_S:g} s)",
-                     _address(where), error.strerror or error, open_files_text())
+                     "%s free. %s",
+                     lack if told_at is None else
+                     f"still {lack} ({untold} accepts refused in the {now - told_at:.0f} s since the last report)",
+                     _address(context.get("socket")), error.strerror or error, open_files_text(),
+                     "descriptors are" if files else "memory is",
+                     "Raise the open-file limit (ulimit -n, LimitNOFILE, docker --ulimit nofile) or cap connections in a "
+                     "proxy before the guard" if files else
+                     "Free memory on the host (or raise the container's memory limit), or cap connections in a proxy "
+                     "before the guard")
 
 
 def _address(sock: Any) -> str:

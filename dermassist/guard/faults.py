@@ -16,11 +16,14 @@ _STUB_IN_MESSAGE = re.compile(rf"Stub process '(?P<instance>[^']+?)_\d+_\d+' {ST
 
 @dataclass(frozen=True)
 class Fault:
-    """What the watchdog found: why, which models (if known), and whether tritonserver is gone."""
+    """What the watchdog found: why, which models (if known), whether tritonserver is gone, and whether the pipeline
+    stopped answering (``hang``: a canary ran out of time; healing it ends the calls it held, which are not blamed on
+    their requests)."""
 
     reason: str
     models: tuple[str, ...] = ()
     server_down: bool = False
+    hang: bool = False
 
 
 @dataclass
@@ -46,7 +49,8 @@ def models_in_message(message: str) -> tuple[str, ...]:
 
 
 def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, holding_since: float | None = None,
-                    now: float = 0.0, limit_s: float = 0.0, expired_unanswered: float | None = None) -> bool:
+                    now: float = 0.0, limit_s: float = 0.0, expired_unanswered: float | None = None,
+                    working: bool = False) -> bool:
     """A canary sent at ``sent_at`` that ran out of time met a queue, not a fault, when the ensemble answered a client
     meanwhile (at ``answered_at``), or when a client call it queued behind (forwarded at ``holding_since``, the
     oldest still being worked on) has been worked on for less than ``limit_s`` (all time.monotonic; ``now``: the
@@ -54,14 +58,16 @@ def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, h
     an outage. A call held past ``limit_s`` with no answer since is a hang, and is healed; so is a pipeline in
     which a call forwarded no later than the one held (at ``expired_unanswered``) ran out of its deadline with
     nothing answered since: clients that give up after 30 s never let a call reach the limit, and a frozen
-    tritonserver stayed ready while every call timed out (failure audit 0)."""
+    tritonserver stayed ready while every call timed out (failure audit 0), unless tritonserver's processes used the
+    CPU while the canary waited (``working``): a batch whose client gave up goes on computing, and the calls queued
+    behind it are still a queue, held to ``limit_s`` (review 13, finding 5)."""
     if code != grpc.StatusCode.DEADLINE_EXCEEDED:
         return False
     if answered_at > sent_at:
         return True
     if holding_since is None or holding_since > sent_at:
         return False
-    if expired_unanswered is not None and expired_unanswered <= holding_since:
+    if expired_unanswered is not None and expired_unanswered <= holding_since and not working:
         return False
     return now - holding_since < limit_s
 

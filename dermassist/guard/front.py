@@ -108,6 +108,8 @@ def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
 
 # The admin calls that change what Triton serves, after which the answers' release and build are read again.
 MODEL_CHANGES = ("RepositoryModelLoad", "RepositoryModelUnload")
+#: The least time a call must have been in Triton for its deadline passing there to count as a sign of a hang.
+EXPIRY_HELD_S = 1.0
 
 
 def identity_parameters(identity: Mapping[str, str]) -> bytes:
@@ -313,10 +315,16 @@ class Front(grpc.GenericRpcHandler):
     @property
     def expired_unanswered(self) -> float | None:
         """time.monotonic() when the last call whose deadline passed while Triton worked on it had been forwarded,
-        while the ensemble has answered nothing since it ran out (None otherwise): a sign of a hang."""
-        if self._expired is None or self._expired[1] <= self.answered_at:
+        while the ensemble has answered nothing since it ran out, neither a client nor the guard's canary (None
+        otherwise, and for a call forwarded before the pipeline was last healed): a sign of a hang."""
+        if (self._expired is None or self._expired[1] <= self.answered_at
+                or self._expired[0] < self.guard.readiness.ready_at):
             return None
         return self._expired[0]
+
+    def ensemble_answered(self) -> None:
+        """The ensemble answered an inference (a client's, or the guard's canary): it is not hung."""
+        self.answered_at = time.monotonic()
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler of a method path (None: UNIMPLEMENTED)."""
@@ -408,9 +416,13 @@ class Front(grpc.GenericRpcHandler):
                                     error: str) -> tuple[grpc.StatusCode, str]:
         """The status of a call that failed with the pipeline: UNAVAILABLE, to be retried once it is healed, unless
         this request was the largest in flight at FAILURES_TO_REFUSE failures: then RESOURCE_EXHAUSTED, and it is
-        refused for a while (``Culprits``)."""
+        refused for a while (``Culprits``). A call the guard's own healing of a hang ended is not counted."""
+        sent_at = self._forwarded[token][0]
         others = [bytes_ for other, (_, bytes_) in self._forwarded.items() if other != token]
-        failures = self.culprits.failed(await self._fingerprint(call), size, others)
+        failures = 0
+        if not self.guard.healing_a_hang:
+            failures = self.culprits.failed(await self._fingerprint(call), size, others, sent_at,
+                                            self.guard.readiness.ready_at)
         if failures < FAILURES_TO_REFUSE:
             return grpc.StatusCode.UNAVAILABLE, f"a pipeline step failed and DermAssist is recovering; retry: {error}"
         text = refusal_text(images_in(request), size, failures, REFUSED_FOR_S)
@@ -418,15 +430,25 @@ class Front(grpc.GenericRpcHandler):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{text} ({error})"
 
     @staticmethod
-    async def _fingerprint(call: AuditedCall) -> str:
-        """What identifies the call's request across its retries (``culprits.fingerprint``)."""
-        return fingerprint(await finished_hashes(call.hashing))
+    async def _fingerprint(call: AuditedCall) -> str | None:
+        """What identifies the call's request across its retries (``culprits.fingerprint``; None when its pictures
+        could not be hashed). Awaited in the middle of the call: a cancellation of the call is raised, not waited out
+        (the hashing goes on for the audit line)."""
+        if call.hashing is None:
+            return None
+        try:
+            images = await asyncio.shield(asyncio.wrap_future(call.hashing))
+        except Exception:  # noqa: BLE001 - the audit line tells why (finished_hashes); nothing is blamed on it
+            return None
+        return fingerprint(images)
 
     def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
-        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``)."""
+        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``); one
+        forwarded with less than EXPIRY_HELD_S left tells nothing of Triton."""
         forwarded = self._forwarded.get(token)
-        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None:
-            self._expired = (forwarded[0], time.monotonic())
+        now = time.monotonic()
+        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None and now - forwarded[0] >= EXPIRY_HELD_S:
+            self._expired = (forwarded[0], now)
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
         """Record why a call was cancelled (its deadline, the server stopping, or the client) unless its answer was
@@ -617,7 +639,7 @@ class Front(grpc.GenericRpcHandler):
                     self.guard.report_step_failure(error, sent_at)
                     status, error = await self._failed_with_pipeline(call, request, token, held, error)
                 await self._end(call, context, status, error)
-            self.answered_at = time.monotonic()
+            self.ensemble_answered()
             if self.culprits.suspects:  # a request answered well is no culprit
                 self.culprits.answered(await self._fingerprint(call))
             call.response = service_pb2.ModelInferResponse.FromString(answer)

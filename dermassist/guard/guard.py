@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime
+import errno
 import logging
 import os
 import secrets
@@ -57,7 +58,7 @@ from .front import Front
 from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
-from .stubs import Stub, broken_stubs, find_stubs
+from .stubs import Stub, broken_stubs, cpu_seconds, find_stubs
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
 UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
+#: The share of one core tritonserver and its stubs must use while a canary waits for it to be working, not hung
+#: (idle, they use a few hundredths of one; one batch computing, a core or more).
+WORKING_CPU_SHARE = 0.25
+CANARY_FAILED = "canary inference failed: "  # how a canary that got no answer is told
+CANARY_TIMED_OUT = f"{CANARY_FAILED}{grpc.StatusCode.DEADLINE_EXCEEDED.name}"  # ... when it ran out of time: a hang
 LOOPBACK_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
     ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -76,6 +82,11 @@ LOOPBACK_CHANNEL_OPTIONS = UNLIMITED_MESSAGES + [
 def describe(error: grpc.aio.AioRpcError) -> str:
     """A one-line account of a failed call."""
     return f"{error.code().name}: {error.details()}"
+
+
+def canary_fault(problem: str) -> Fault:
+    """The fault a failed canary found: the models its error names; a hang when it ran out of time."""
+    return Fault(problem, models_in_message(problem), hang=problem.startswith(CANARY_TIMED_OUT))
 
 
 def audit_trail(destination: str, metrics: GuardMetrics) -> AuditLog:
@@ -159,7 +170,10 @@ class Guard:
         self._suspect = asyncio.Event()
         self._canaries = 0
         self._been_ready = False
+        self._healing: Fault | None = None  # the fault being healed now
         self._blind: str | None = None  # why tritonserver's processes cannot be looked at now (out of descriptors)
+        self._cannot_look_told: str | None = None  # what the log last said of /proc that could not be read
+        self._stubs_unknown = False  # tritonserver was restarted and its stubs could not be looked for yet
         self.accept_errors = AcceptErrors(self.metrics.observe_accept_refused)  # refused accepts, told once a minute
         # tritonserver is started, restarted and stopped from this one thread, which lives as long as
         # the guard: the launcher sets PR_SET_PDEATHSIG, which fires when the *thread* that started
@@ -435,12 +449,16 @@ class Guard:
     def _scan(self) -> Fault | None:
         if not self.server.running:
             return Fault(f"tritonserver exited (code {self.server.returncode})", server_down=True)
+        if self._stubs_unknown:  # tritonserver was restarted while /proc could not be read: look for its stubs now
+            self._find_stubs(after_restart=True)
+            if self._stubs_unknown:
+                return None
         try:
             broken = broken_stubs(self.stubs)
         except OSError as e:  # not a dead stub: out of descriptors, every healthy one had been called "exited"
             self._cannot_look(e)
             return None
-        self._blind = None
+        self._blind = self._cannot_look_told = None
         if broken:
             names = ", ".join(f"{s.instance} (pid {s.pid}) {why}" for s, why in broken)
             return Fault(f"stub process {names}", tuple(sorted({s.model for s, _ in broken})))
@@ -450,18 +468,22 @@ class Guard:
         """/proc could not be read: no stub is called broken for it. Out of file descriptors, the guard is not ready
         (it takes no new connection either) and waits for them to come free; told when the reason changes."""
         reason = out_of_files(error)
-        if reason is None:
-            logger.warning("tritonserver's processes cannot be looked at (%s); the canary alone judges them", error)
-        elif self._blind is None:
-            logger.error("%s", reason)
-        self._blind = reason
+        told = reason or (f"tritonserver's processes cannot be looked at ({errno.errorcode.get(error.errno or 0, '?')}: "
+                          f"{error.strerror}); the canary alone judges them")
+        if told != self._cannot_look_told:  # once while it lasts, not at every scan
+            logger.log(logging.WARNING if reason is None else logging.ERROR, "%s", told)
+        self._cannot_look_told, self._blind = told, reason
 
-    def _find_stubs(self) -> None:
-        """Look for tritonserver's stubs again; those found before are kept where /proc cannot be read now."""
+    def _find_stubs(self, after_restart: bool = False) -> None:
+        """Look for tritonserver's stubs again. Where /proc cannot be read now, those found before are kept, unless
+        tritonserver was restarted since (``after_restart``: theirs are gone, and their pids may be another's): then
+        none is known until a scan can look."""
         try:
-            self.stubs = find_stubs(self.server.pid)
+            self.stubs, self._stubs_unknown = find_stubs(self.server.pid), False
         except OSError as e:
             self._cannot_look(e)
+            if after_restart:
+                self.stubs, self._stubs_unknown = [], True
 
     async def canary(self, after_heal: bool = False) -> str | None:
         """One inference through the ensemble on loopback: None when it answered well, else why not. ``after_heal``:
@@ -472,20 +494,34 @@ class Guard:
         self._canaries += 1
         request = canary_request(f"dermassist-canary-{self._canaries}")
         sent_at = time.monotonic()
+        cpu_before = self._cpu_seconds()
         waits = {"wait_for_ready": True} if after_heal else {}
         try:
             response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s, **waits)
         except grpc.aio.AioRpcError as e:
+            now, cpu_after = time.monotonic(), self._cpu_seconds()
+            working = (cpu_before is not None and cpu_after is not None
+                       and cpu_after - cpu_before >= WORKING_CPU_SHARE * (now - sent_at))
             if busy_not_broken(e.code(), sent_at, self.front.answered_at, self.front.oldest_forwarded_at,
-                               time.monotonic(), self.config.busy_limit_s, self.front.expired_unanswered):
+                               now, self.config.busy_limit_s, self.front.expired_unanswered, working):
                 logger.warning("the canary waited over %g s behind client requests the ensemble answered meanwhile or "
                                "is still working on: busy, not broken (--canary-timeout-s sets how long it waits, "
                                "--busy-limit-s how long one call may hold the pipeline)", self.config.canary_timeout_s)
                 self.metrics.canary_busy += 1
                 return None
-            return f"canary inference failed: {describe(e)}"
+            return f"{CANARY_FAILED}{describe(e)}"
+        self.front.ensemble_answered()
         problem = check_canary_answer(response)
         return None if problem is None else f"canary answer is wrong: {problem}"
+
+    def _cpu_seconds(self) -> float | None:
+        """The CPU time tritonserver and its stubs have used (None when it cannot be read)."""
+        pid = getattr(self.server, "pid", None)
+        pids = ([pid] if isinstance(pid, int) else []) + [stub.pid for stub in self.stubs]
+        try:
+            return cpu_seconds(pids) if pids else None
+        except (OSError, ValueError, IndexError):
+            return None
 
     async def _watch(self) -> None:
         while True:
@@ -514,7 +550,7 @@ class Guard:
                 if problem is None and not self.readiness.ready:
                     await self._mark_ready()
                 elif problem is not None and (self._been_ready or models_in_message(problem)):
-                    fault = Fault(problem, models_in_message(problem))
+                    fault = canary_fault(problem)
                 elif problem is not None:
                     self.readiness.set_not_ready(problem)  # never served yet (models still missing?): wait
             if fault is not None:
@@ -612,6 +648,18 @@ class Guard:
                                          "its owner: not healed")
             await asyncio.sleep(self.config.scan_interval_s)
             return
+        self._healing = fault
+        try:
+            await self._heal_fault(fault)
+        finally:
+            self._healing = None
+
+    @property
+    def healing_a_hang(self) -> bool:
+        """Whether the guard is healing a pipeline that stopped answering (the calls it ends are not the cause)."""
+        return self._healing is not None and self._healing.hang
+
+    async def _heal_fault(self, fault: Fault) -> None:
         await self._after_brief_healing(fault)
         last = self.recoveries[-1] if self.recoveries else None
         # the cause a failed try found stays in the reason while the next one runs (it read "tritonserver exited")
@@ -722,4 +770,4 @@ class Guard:
         await asyncio.wrap_future(self._restarting)
         self.models_loaded()
         self.reloads = 0
-        self._find_stubs()
+        self._find_stubs(after_restart=True)

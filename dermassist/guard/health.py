@@ -49,13 +49,15 @@ class Readiness:
     (time.monotonic(), ready, reason)); requests can wait for it. ``max_unready_s``: how long it may be unready
     (other than stopping) and still be live (None: always live). ``since``: when readiness last flipped;
     ``unready_since``: when the present unready spell began, which a ready moment shorter than STABLE_READY_S
-    does not end (liveness and the unready metric count from it)."""
+    does not end (liveness and the unready metric count from it); ``ready_at``: when it last turned ready (0.0:
+    never), i.e. when the pipeline was last healed."""
 
     def __init__(self, max_unready_s: float | None = None) -> None:
         self.ready = False
         self.reason = "starting"
         self.since = time.monotonic()
         self.unready_since = self.since
+        self.ready_at = 0.0
         self.history: collections.deque[tuple[float, bool, str]] = collections.deque(maxlen=200)
         self.max_unready_s = max_unready_s
         self._event = asyncio.Event()
@@ -74,6 +76,7 @@ class Readiness:
         self._dead = None  # healed: a stop from now on is not the end of a dead spell
         if not self.ready:
             self.ready, self.reason, self.since = True, "", time.monotonic()
+            self.ready_at = self.since
             self.history.append((self.since, True, ""))
             self._event.set()
             logger.info("ready: a canary inference through the ensemble succeeded")

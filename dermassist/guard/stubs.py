@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +94,14 @@ def broken_stubs(stubs: list[Stub]) -> list[tuple[Stub, str]]:
         elif state in _NOT_RUNNING:
             broken.append((stub, "stopped" if state in "Tt" else "exited"))
     return broken
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """The CPU time (user and system) processes ``pids`` have used, in seconds; one that is gone counts nothing
+    (OSError when short of descriptors)."""
+    ticks = 0
+    for pid in pids:
+        fields = stat_fields(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime and stime: fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -71,7 +71,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
         metrics = GuardMetrics()
         identity_reads: list[str] = []  # what the front told the guard of the served identity, in order
 
-        guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness,
+        guard = SimpleNamespace(admin_key=ADMIN_KEY, internal_admin_key="internal", readiness=readiness, healing_a_hang=False,
                                 config=config, versions={}, identity={}, audit=audit_trail(str(audit), metrics), stopping=False,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append,
                                 models_changing=lambda: identity_reads.append("forget") or ({}, True, 0),

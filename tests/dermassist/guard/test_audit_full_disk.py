@@ -330,3 +330,31 @@ def test_the_outage_ends_only_once_the_file_has_room_for_more_than_the_resumed_l
     audit.close()
     (line,) = [json.loads(text) for text in path.read_text().splitlines()]
     assert line["event"] == "audit_resumed"
+
+
+def test_an_outage_ends_once_the_full_file_was_rotated_away_though_no_call_comes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room that counts is the file at the path: after an outage at the file-size limit, the operator rotated the
+    file (rename, no SIGHUP) and the watchdog still measured the old one, so the outage never ended without a call
+    (review 13, finding 4)."""
+    from dermassist.guard.guard import audit_trail
+    from dermassist.guard.metrics import GuardMetrics
+
+    path = tmp_path / "audit.jsonl"
+    audit = audit_trail(str(path), GuardMetrics())
+    audit.check_interval_s = 0.0  # the path is looked at on every try
+    audit.write({"n": 0, "pad": "x" * 500})
+    limit = path.stat().st_size + audit_module.RESUME_HEADROOM_BYTES - 1  # the old file has no room left
+    monkeypatch.setattr(audit_module.resource, "getrlimit", lambda which: (limit, limit))
+    real_write = os.write
+    monkeypatch.setattr(audit_module.os, "write", FullDisk(room=0))
+    with pytest.raises(AuditWriteError):
+        audit.write({"n": 1})
+    monkeypatch.setattr(audit_module.os, "write", real_write)
+    assert audit.resume() is not None  # the old file still has no room
+    path.rename(tmp_path / "audit.jsonl.1")
+    assert audit.resume() is None  # the new file at the path has
+    audit.close()
+    (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+    assert line["event"] == "audit_resumed"
+    assert [json.loads(t)["n"] for t in (tmp_path / "audit.jsonl.1").read_text().splitlines()] == [0]

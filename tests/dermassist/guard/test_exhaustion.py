@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,15 +94,35 @@ def test_refused_accepts_are_told_once_a_minute_with_their_count(caplog: pytest.
         for _ in range(100):
             handler(loop, refused)  # type: ignore[arg-type]
             now[0] += 0.01  # a hundred in a second
-        now[0] += ACCEPT_REPORT_S
-        handler(loop, refused)  # type: ignore[arg-type]
+        for _ in range(int(ACCEPT_REPORT_S)):
+            now[0] += 1.0  # then one a second
+            handler(loop, refused)  # type: ignore[arg-type]
     told = [r.getMessage() for r in caplog.records]
-    assert len(told) == 2 and len(counted) == 101
+    assert len(told) == 2 and len(counted) == 100 + ACCEPT_REPORT_S
     assert told[0].startswith("out of file descriptors: a connection to a listening socket could not be accepted")
-    assert told[1].startswith(f"still out of file descriptors (100 accepts refused in the last {ACCEPT_REPORT_S:g} s)")
+    assert "descriptors are free. Raise the open-file limit" in told[0]
+    assert re.match(rf"still out of file descriptors \({99 + int(ACCEPT_REPORT_S)} accepts refused in the 6[01] s since "
+                    r"the last report\)", told[1])  # the 60th second's, or the 61st's (floating-point steps)
     other = {"message": "Task exception was never retrieved", "exception": ValueError("x")}
     handler(loop, other)  # type: ignore[arg-type]
-    assert loop.passed_on == [other] and len(counted) == 101  # anything else: asyncio's own handler
+    assert loop.passed_on == [other] and len(counted) == 100 + ACCEPT_REPORT_S  # anything else: asyncio's own handler
+
+
+def test_a_new_spell_of_refused_accepts_is_told_at_once_and_a_lack_of_memory_as_such(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The count had spanned spells hours apart, and every refusal was called a lack of descriptors, though asyncio
+    refuses the same way out of socket memory (ENOBUFS, ENOMEM) (review 13, finding 8)."""
+    now = [1000.0]
+    handler = AcceptErrors(lambda: None, clock=lambda: now[0])
+    loop = _Loop()
+    with caplog.at_level(logging.ERROR, logger="dermassist.guard.exhaustion"):
+        handler(loop, {"message": "socket.accept() out of system resource", "exception": _EMFILE})  # type: ignore[arg-type]
+        now[0] += 3 * 3600.0
+        handler(loop, {"message": "socket.accept() out of system resource",  # type: ignore[arg-type]
+                       "exception": OSError(errno.ENOBUFS, "No buffer space available")})
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 2 and told[1].startswith("out of memory for sockets: a connection to a listening socket")
+    assert "(No buffer space available;" in told[1] and "memory is free. Free memory on the host" in told[1]
 
 
 _CHILD = """
@@ -161,3 +182,48 @@ def test_the_running_guard_handles_its_loops_refused_accepts_and_counts_them_at_
         with urllib.request.urlopen(f"http://{background.http_address}/metrics", timeout=10) as response:
             samples = parse(response.read().decode())
     assert samples[("dermassist_accepts_refused_total", ())] == 3
+
+
+def test_a_proc_read_failing_for_memory_is_told_once_not_at_every_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Five warnings a second while it lasted (review 13, finding 7)."""
+    from .test_start_checks import _guard
+
+    guard = _guard(tmp_path)
+    guard.server = SimpleNamespace(running=True, pid=os.getpid())  # type: ignore[assignment]
+    guard.stubs = [Stub(os.getpid(), "lesion_crop", "lesion_crop_0_0")]
+    no_memory = OSError(errno.ENOMEM, "Cannot allocate memory")
+    monkeypatch.setattr(guard_module, "broken_stubs", lambda stubs: (_ for _ in ()).throw(no_memory))
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        assert all(guard._scan() is None for _ in range(50))
+        told = [r.getMessage() for r in caplog.records]
+        assert told == ["tritonserver's processes cannot be looked at (ENOMEM: Cannot allocate memory); the canary "
+                        "alone judges them"]
+        monkeypatch.setattr(guard_module, "broken_stubs", lambda stubs: [])
+        assert guard._scan() is None
+        monkeypatch.setattr(guard_module, "broken_stubs", lambda stubs: (_ for _ in ()).throw(no_memory))
+        assert guard._scan() is None
+    assert len(caplog.records) == 2  # told again after it had passed
+    guard.audit.close()
+
+
+def test_a_restart_while_proc_cannot_be_read_forgets_the_old_servers_stubs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old stubs' pids were kept after a restart: once descriptors came free the next scan called them exited and
+    healed a working pipeline (review 13, finding 6). Its stubs are looked for once /proc can be read again."""
+    from .test_start_checks import _guard
+
+    guard = _guard(tmp_path)
+    guard.server = SimpleNamespace(running=True, pid=os.getpid())  # type: ignore[assignment]
+    guard.stubs = [Stub(2**22 + 7, "triage", "triage_0_0")]  # the old tritonserver's, gone with it
+    monkeypatch.setattr(guard_module, "find_stubs", _no_descriptors)
+    guard._find_stubs(after_restart=True)
+    assert guard.stubs == [] and guard._stubs_unknown
+    assert guard._scan() is None and guard._blind is not None  # still blind: nothing healed
+    new = [Stub(os.getpid(), "triage", "triage_0_0")]
+    monkeypatch.setattr(guard_module, "find_stubs", lambda pid: new)
+    assert guard._scan() is None and guard.stubs == new and not guard._stubs_unknown and guard._blind is None
+    monkeypatch.setattr(guard_module, "find_stubs", _no_descriptors)
+    guard._find_stubs()  # not after a restart: the stubs found before are still the server's
+    assert guard.stubs == new
+    guard.audit.close()

@@ -413,7 +413,7 @@ def test_a_canary_behind_one_long_client_call_is_busy_until_the_call_is_held_pas
                   server)
     guard.triton = Triton()
     guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=time.monotonic() - 30,  # held 30 s so far
-                                  expired_unanswered=None)
+                                  expired_unanswered=None, ensemble_answered=lambda: None)
     assert asyncio.run(guard.canary()) is None
     guard.front.oldest_forwarded_at = time.monotonic() - 61  # held past the limit: a hang
     assert asyncio.run(guard.canary()) == "canary inference failed: DEADLINE_EXCEEDED: Deadline Exceeded"
@@ -449,7 +449,8 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
 
     server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
     guard = Guard(ServerConfig(repository=tmp_path), GuardConfig(audit_log=str(tmp_path / "a.jsonl")), server)
-    guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None, expired_unanswered=None)
+    guard.front = SimpleNamespace(answered_at=0.0, oldest_forwarded_at=None, expired_unanswered=None,
+                                  ensemble_answered=lambda: None)
     guard.triton = Triton(deadline, answer_meanwhile=True)
     assert asyncio.run(guard.canary()) is None
     guard.front.answered_at = 0.0  # the answer above was stamped 1 ms ahead: a canary sent within it would be busy
