@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from .classes import INPUT_DATATYPE, INPUT_IMAGE
 from .config import ClientConfig
 from .translate import closed_error, translate
 from .transport import (
+    REQUEST_ID_HEADER,
     RawAnswer,
     connection_hint,
     grpc_channel_args,
@@ -17,6 +19,7 @@ from .transport import (
     grpc_tls_kwargs,
     http_identity,
     image_batch,
+    left_of,
     output_names,
 )
 
@@ -46,7 +49,16 @@ class AsyncGrpcTransport:
     async def _call(self, what: str, coro: Awaitable[Any], inference: bool = False) -> Any:
         try:
             return await coro
+        except asyncio.CancelledError:
+            # close() cancels the channel's calls: the callers get the closed client's error, not a cancellation no
+            # one asked for (under a TaskGroup the calls had vanished without an error; concurrency audit 2)
+            task = asyncio.current_task()
+            if self.closed and (task is None or not task.cancelling()):
+                raise closed_error(what) from None
+            raise
         except Exception as e:
+            if self.closed:
+                raise closed_error(what) from e
             raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
 
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
@@ -58,7 +70,8 @@ class AsyncGrpcTransport:
         result = await self._call(
             f"analyzing {len(images)} image(s) (request {request_id})",
             self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version,
-                              outputs=outs, client_timeout=timeout_s, request_id=request_id),
+                              outputs=outs, client_timeout=timeout_s, request_id=request_id,
+                              headers={REQUEST_ID_HEADER: request_id}),
             inference=True,
         )
         response = result.get_response()
@@ -72,11 +85,11 @@ class AsyncGrpcTransport:
 
     async def ready(self, timeout_s: float) -> bool:
         """Whether the server and the ensemble are ready."""
-        client = self._get()
+        client, end = self._get(), time.monotonic() + timeout_s
         if not await self._call("readiness check", client.is_server_ready(client_timeout=timeout_s)):
             return False
         return await self._call("readiness check", client.is_model_ready(
-            self.config.model_name, self.config.model_version, client_timeout=timeout_s))
+            self.config.model_name, self.config.model_version, client_timeout=left_of(end)))
 
     async def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The model's metadata as a dict (``headers``: extra request metadata)."""
@@ -141,7 +154,7 @@ class AsyncHttpTransport:
         result = await self._call(
             f"analyzing {len(images)} image(s) (request {request_id})",
             self._get().infer(self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs,
-                              request_id=request_id),
+                              request_id=request_id, headers={REQUEST_ID_HEADER: request_id}),
             timeout_s, inference=True,
         )
         response = result.get_response()
@@ -155,11 +168,11 @@ class AsyncHttpTransport:
 
     async def ready(self, timeout_s: float) -> bool:
         """Whether the server and the ensemble are ready."""
-        client = self._get()
+        client, end = self._get(), time.monotonic() + timeout_s
         if not await self._call("readiness check", client.is_server_ready(), timeout_s):
             return False
         return await self._call("readiness check", client.is_model_ready(
-            self.config.model_name, self.config.model_version), timeout_s)
+            self.config.model_name, self.config.model_version), left_of(end))
 
     async def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The model's metadata as a dict (``headers``: extra request headers)."""

@@ -30,13 +30,18 @@ def backoff_s(config: ClientConfig, attempt: int) -> float:
     return min(config.backoff_max_s, config.backoff_initial_s * (2 ** attempt))
 
 
-def _next_wait(config: ClientConfig, attempt: int, deadline: float, error: ServerUnavailableError) -> float:
-    """Seconds to sleep before the next attempt, or re-raise ``error`` when no retry is left."""
+def _next_wait(config: ClientConfig, attempt: int, deadline: float, error: ServerUnavailableError,
+               first: ServerUnavailableError) -> float:
+    """Seconds to sleep before the next attempt, or raise ``error`` when no retry is left (naming the ``first``
+    attempt's failure too when it was another: a server that stopped under a call, then refused the retries, had been
+    told only as "connection refused")."""
     wait = backoff_s(config, attempt)
     remaining = deadline - time.monotonic()
     if attempt >= config.retries or wait >= remaining:
         if attempt < config.retries:
             logger.warning("giving up after %d attempt(s): the deadline leaves no time for another", attempt + 1)
+        if attempt > 0 and str(first) != str(error):
+            raise ServerUnavailableError(f"{error} (its first attempt: {first})") from error
         raise error
     logger.warning("server unavailable (attempt %d of %d); retrying in %.2f s: %s",
                    attempt + 1, config.retries + 1, wait, error)
@@ -63,14 +68,15 @@ def call_with_retries(config: ClientConfig, fn: Callable[[float], T], deadline: 
     """Run ``fn(remaining_timeout_s)``, retrying with backoff while it raises ServerUnavailableError, until
     ``deadline`` (a ``start_deadline``; by default ``timeout_s`` from now)."""
     deadline = start_deadline(config) if deadline is None else deadline
-    attempt = 0
+    attempt, first = 0, None
     while True:
         try:
             return fn(_remaining(deadline))
         except ConnectionSetupError:
             raise
         except ServerUnavailableError as e:
-            time.sleep(_next_wait(config, attempt, deadline, e))
+            first = first or e
+            time.sleep(_next_wait(config, attempt, deadline, e, first))
             attempt += 1
 
 
@@ -78,12 +84,13 @@ async def acall_with_retries(config: ClientConfig, fn: Callable[[float], Awaitab
                              deadline: float | None = None) -> T:
     """The asyncio twin of ``call_with_retries``."""
     deadline = start_deadline(config) if deadline is None else deadline
-    attempt = 0
+    attempt, first = 0, None
     while True:
         try:
             return await fn(_remaining(deadline))
         except ConnectionSetupError:
             raise
         except ServerUnavailableError as e:
-            await asyncio.sleep(_next_wait(config, attempt, deadline, e))
+            first = first or e
+            await asyncio.sleep(_next_wait(config, attempt, deadline, e, first))
             attempt += 1

@@ -27,8 +27,9 @@ _TAKES_PIPELINE_DOWN = "each time the pipeline failed"
 # Triton's answer while a Python-backend step's process is dead or hung: the request never ran in
 # that step, the server is being healed, and inference is idempotent, so it is retried like UNAVAILABLE.
 STEP_UNHEALTHY = "is not healthy"
-# The client never cancels a call itself (its deadline ends one DEADLINE_EXCEEDED): a CANCELLED status comes from the
-# server, which drops a call that arrives in the instant it starts stopping before any handler sees it. Retried too.
+# The client cancels a call itself only by close(), which the transports tell as a closed client before this (its
+# deadline ends one DEADLINE_EXCEEDED): a CANCELLED status comes from the server, which drops a call that arrives in
+# the instant it starts stopping before any handler sees it. Retried too.
 _SERVER_CANCELLED = {"StatusCode.CANCELLED"}
 # What a gRPC server that is not DermAssist (or an HTTP proxy answering 404) says of Triton's inference method.
 _NOT_SERVED = {"StatusCode.UNIMPLEMENTED"}

@@ -62,6 +62,37 @@ def test_sync_analyze_of_a_real_ham_jpeg(triton_server, protocol):
         assert again.bbox == result.bbox and again.probabilities == result.probabilities
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_one_client_shared_by_threads_answers_each_its_own(triton_server, protocol):
+    """tritonclient's HTTP client is not thread-safe: one shared by the demo page's worker threads failed "Cannot
+    switch to a different thread" every other call, and calls at once hung past their timeout (concurrency audit 1).
+    Threads one after another, then six at once, each get the answer of their own picture."""
+    import threading
+
+    pictures = sorted(HAM_IMAGES.glob("*.jpg"))[:6]
+    with DermAssistClient(_url(triton_server, protocol), protocol, timeout=60, retries=0) as client:
+        alone = {p: client.analyze(p).probabilities for p in pictures}
+        answers: dict = {}
+
+        def analyze(picture) -> None:
+            try:
+                answers[picture] = client.analyze(picture).probabilities
+            except DermAssistClientError as e:
+                answers[picture] = e
+
+        for picture in pictures[:3]:  # made in the main thread, used by new threads one at a time
+            thread = threading.Thread(target=analyze, args=(picture,), daemon=True)
+            thread.start()
+            thread.join(60)
+        threads = [threading.Thread(target=analyze, args=(p,), daemon=True) for p in pictures[3:] * 2]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in threads), "a call hung"
+    assert answers == alone
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_a_turned_picture_is_answered_in_the_frame_it_is_displayed_in(triton_server, fmt, tmp_path):
     stored = np.asarray(Image.open(HAM).convert("RGB"))  # 600 wide, 450 high

@@ -1,0 +1,188 @@
+"""Clients shared by threads and tasks (concurrency audit): close() while calls are in flight tells each caller the
+client was closed, over gRPC, sync and asyncio (asyncio's callers had got a bare CancelledError, and a TaskGroup's
+calls vanished without an error); ready() keeps to one deadline for its two checks; a retry that gives up names the
+first attempt's failure too. A stand-in gRPC server on loopback answers slowly or never."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from tritonclient.grpc import service_pb2
+
+from dermassist.base.server import free_ports
+from dermassist_client import AsyncDermAssistClient, ClientConfigError, DermAssistClient, ServerUnavailableError
+from dermassist_client.config import ClientConfig
+from dermassist_client.retry import call_with_retries
+
+READY_DELAY_S = 0.8
+
+
+class _StandIn(grpc.GenericRpcHandler):
+    """Answers ServerReady and ModelReady after READY_DELAY_S each, and never answers ModelInfer (``headers``: the
+    metadata of each ModelInfer call)."""
+
+    headers: list[dict[str, str]] = []
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        name = handler_call_details.method.rsplit("/", 1)[1]
+
+        async def ready(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            await asyncio.sleep(READY_DELAY_S)
+            kind = service_pb2.ServerReadyResponse if name == "ServerReady" else service_pb2.ModelReadyResponse
+            return kind(ready=True).SerializeToString()
+
+        async def never(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            _StandIn.headers.append({m.key: m.value for m in context.invocation_metadata() or ()})
+            await asyncio.sleep(3600)
+            return b""
+
+        if name in ("ServerReady", "ModelReady"):
+            return grpc.unary_unary_rpc_method_handler(ready)
+        return grpc.unary_unary_rpc_method_handler(never) if name == "ModelInfer" else None
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    (port,) = free_ports(1)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> grpc.aio.Server:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((_StandIn(),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+PICTURE = b"\xff\xd8\xff" + b"never answered" * 10
+
+
+def test_ready_keeps_to_one_deadline_for_both_checks(stand_in: str) -> None:
+    """Each of the two checks had the whole timeout: 1.6 s for timeout 1.0."""
+    with DermAssistClient(stand_in, timeout=1.0, retries=0) as client:
+        start = time.monotonic()
+        with pytest.raises(Exception, match="(?i)deadline"):
+            client.ready()
+        assert time.monotonic() - start < 1.3
+
+    async def run() -> float:
+        async with AsyncDermAssistClient(stand_in, timeout=1.0, retries=0) as aclient:
+            start = time.monotonic()
+            with pytest.raises(Exception, match="(?i)deadline"):
+                await aclient.ready()
+            return time.monotonic() - start
+
+    assert asyncio.run(run()) < 1.3
+    with DermAssistClient(stand_in, timeout=2.0, retries=0) as client:
+        assert client.ready()  # both fit: 1.6 s of 2
+
+
+def test_closing_an_asyncio_client_tells_its_callers_so_even_under_a_task_group(stand_in: str) -> None:
+    async def run() -> list[BaseException]:
+        client = AsyncDermAssistClient(stand_in, timeout=60, retries=0)
+
+        async def close_soon() -> None:
+            await asyncio.sleep(0.3)
+            await client.close()
+
+        caught: list[BaseException] = []
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(4):
+                    group.create_task(client.analyze(PICTURE))
+                group.create_task(close_soon())
+        except* ClientConfigError as errors:
+            caught.extend(errors.exceptions)
+        return caught
+
+    errors = asyncio.run(run())
+    assert len(errors) == 4 and all("this client was closed" in str(e) for e in errors)
+
+
+def test_a_real_cancellation_of_an_asyncio_call_stays_a_cancellation(stand_in: str) -> None:
+    async def run() -> bool:
+        async with AsyncDermAssistClient(stand_in, timeout=60, retries=0) as client:
+            task = asyncio.create_task(client.analyze(PICTURE))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            await asyncio.wait([task])
+            return task.cancelled()
+
+    assert asyncio.run(run())
+
+
+def test_closing_a_blocking_client_tells_its_callers_at_once_without_retrying(
+        stand_in: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Each call had first been logged as "the server dropped the call" and retried after a backoff."""
+    client = DermAssistClient(stand_in, timeout=60, retries=3)
+    outcomes: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.analyze(PICTURE)
+        except Exception as e:  # the test looks at what came
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    client.close()
+    for thread in threads:
+        thread.join(10)
+    assert time.monotonic() - start < 2.0
+    assert len(outcomes) == 4 and all(isinstance(e, ClientConfigError) for e in outcomes)
+    assert "dropped the call" not in caplog.text and "retrying" not in caplog.text
+
+
+def test_a_retry_that_gives_up_names_the_first_attempts_failure_too() -> None:
+    """A server that stopped under a call and then refused the retries was told only as "connection refused"."""
+    config = ClientConfig(url="h:1", retries=2, backoff_initial_s=0.01)
+    failures = iter([ServerUnavailableError("the server dropped the call as it stopped"),
+                     ServerUnavailableError("failed to connect: Connection refused"),
+                     ServerUnavailableError("failed to connect: Connection refused")])
+
+    def fail(timeout_s: float) -> None:
+        raise next(failures)
+
+    with pytest.raises(ServerUnavailableError) as caught:
+        call_with_retries(config, fail)
+    assert str(caught.value) == ("failed to connect: Connection refused (its first attempt: the server dropped the "
+                                 "call as it stopped)")
+    def refused(timeout_s: float) -> None:
+        raise ServerUnavailableError("failed to connect: Connection refused")
+
+    with pytest.raises(ServerUnavailableError) as again:
+        call_with_retries(config, refused)
+    assert str(again.value) == "failed to connect: Connection refused"  # the same every time: nothing else to name
+
+
+def test_each_inference_request_repeats_its_id_in_a_header_the_guard_reads(stand_in: str) -> None:
+    """So the audit line of a call that ended before its request was read still names it (concurrency audit 3)."""
+    import re
+
+    from dermassist.guard.front import REQUEST_ID_HEADER
+    from dermassist_client.transport import REQUEST_ID_HEADER as SENT
+
+    assert SENT == REQUEST_ID_HEADER
+    _StandIn.headers.clear()
+    with DermAssistClient(stand_in, timeout=0.5, retries=0) as client:
+        with pytest.raises(Exception, match=r"\(request [0-9a-f]{32}\)") as caught:
+            client.analyze(PICTURE)
+    (sent,) = re.findall(r"\(request ([0-9a-f]{32})\)", str(caught.value))
+    assert [h.get(REQUEST_ID_HEADER) for h in _StandIn.headers] == [sent]
