@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .classes import CLASS_CODES
 from .config import (
+    DEMO_DRAIN_S,
     DEMO_HOST,
     DEMO_PORT,
     DEMO_RETRIES,
@@ -221,13 +222,15 @@ def demo(args: argparse.Namespace) -> int:
     from .interop import require_extra
 
     require_extra("demo", "the demo page")
-    from .demo import launch_demo, wait_for_signal
+    from .demo import Analyses, launch_demo, wait_for_signal
 
+    analyses = Analyses()
     page, local_url = launch_demo(args.url, protocol=args.protocol, host=args.host, port=args.port,
-                                  not_learnt=args.not_learnt or (), **connection_options(args))
+                                  not_learnt=args.not_learnt or (), analyses=analyses, **connection_options(args))
     try:
         wait_for_signal(on_ready=lambda: print(
             f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True))
+        analyses.drain(DEMO_DRAIN_S)
     finally:
         page.close()
     return 0

@@ -8,7 +8,9 @@ import html
 import json
 import logging
 import re
-from collections.abc import Collection, Mapping
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -61,6 +63,12 @@ INTENDED_USE_TEMPLATE = f"""### Intended use and limits
 """The page's intended use and limits, with ``{not_learnt}`` where ``intended_use`` names the classes the served
 classifier never learnt (nothing there when it is told of none)."""
 NO_FILE = "Upload an image or pick an example first."
+STOPPING = "**Could not analyze:** the demo page is stopping. Try again in a minute, or ask whoever runs it."
+#: Analyses the page runs at once, every user together: the server batches them (the client is shared by Gradio's
+#: worker threads, which it allows).
+ANALYSES_AT_ONCE = 4
+#: What a stopping page gives Gradio to send the answers of the analyses it waited for.
+DELIVERY_S = 1.0
 NEW_FILE = "**{name}** is loaded: press **Analyze**."
 UNREACHABLE = ("The analysis service cannot be reached right now. Try again in a minute; if it goes on, tell the team "
                "that runs DermAssist.")
@@ -191,6 +199,46 @@ class PageOutputs(NamedTuple):
 
 def _message(status: str, about: str = "") -> PageOutputs:
     return PageOutputs("", None, None, None, "", "", status, "", about)
+
+
+class Analyses:
+    """The page's analyses running now, so that a stop lets them finish (``drain``) rather than dropping them: a
+    SIGTERM had closed the page at once, and eight users lost their answers, one of them answered and audited but
+    never shown (concurrency audit 7). Once draining, an analysis that had not begun yet is answered STOPPING."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._stopping = False
+
+    def run(self, analysis: Callable[[], PageOutputs], path: str | None) -> PageOutputs:
+        """``analysis()``, counted while it runs; the STOPPING message once the page is stopping."""
+        with self._changed:
+            if self._stopping:
+                return _message(STOPPING, path or "")
+            self._running += 1
+        try:
+            return analysis()
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def drain(self, timeout_s: float) -> int:
+        """Begin no new analysis, wait up to ``timeout_s`` for the running ones to end, and DELIVERY_S more for the
+        page to send their answers; how many had not ended."""
+        with self._changed:
+            self._stopping = True
+            waited = self._running
+            if waited:
+                logger.info("waiting up to %g s for %d analysis(es) on the page to finish", timeout_s, waited)
+            self._changed.wait_for(lambda: self._running == 0, timeout_s)
+            left = self._running
+        if left:
+            logger.warning("%d analysis(es) on the page did not finish within %g s and are cut", left, timeout_s)
+        if waited:
+            time.sleep(DELIVERY_S)
+        return left
 
 
 def page_values(outputs: PageOutputs) -> tuple[Any, ...]:
@@ -454,16 +502,19 @@ def overlay_of(path: str, result: LesionResult) -> Image.Image | None:
 
 def build_demo(url: str, protocol: str = config_default("protocol"), timeout: float | None = None,
                retries: int = DEMO_RETRIES, refer_threshold: float | None = None, not_learnt: Collection[str] = (),
-               **options: Any) -> gr.Blocks:
+               analyses: Analyses | None = None, **options: Any) -> gr.Blocks:
     """The page, talking to the ensemble at ``url`` (``timeout`` None: ClientConfig's; ``options``: further
     ClientConfig fields, e.g. TLS). ``DEMO_RETRIES`` (one retry) by default, so a page whose server is down says so
     soon. ``refer_threshold``, when given, is the served REFER threshold the banner compares the score with;
     ``not_learnt``, the class codes the served classifier has no training images of (a ClientConfigError for an
     unknown code): the page shows no percentage for them and says they were never learnt. Told none, it claims none.
+    ``analyses``: counts the analyses running, for a stop to let them finish (``Analyses.drain``). At most
+    ANALYSES_AT_ONCE run at once, every user together (Gradio's default is one: eight users waited in turn).
 
     The examples sit under the introduction and the attribution at the foot of the page, so on a phone, where the
     columns stack, the answer comes straight after the Analyze button."""
     not_learnt = class_codes(not_learnt)
+    analyses = Analyses() if analyses is None else analyses
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
@@ -497,8 +548,9 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
         gr.Markdown(attribution_markdown(examples), elem_id="attribution")
         outputs = [banner, overlay, crop, cam, cam_legend, probabilities, status, model, about]
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
-        button.click(lambda path: page_values(analyze_file(client, path, refer_threshold, not_learnt)), inputs=[upload],
-                     outputs=outputs, trigger_mode="always_last").then(
+        button.click(lambda path: page_values(analyses.run(
+            lambda: analyze_file(client, path, refer_threshold, not_learnt), path)), inputs=[upload],
+                     outputs=outputs, trigger_mode="always_last", concurrency_limit=ANALYSES_AT_ONCE).then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
         page.load(None, js=LIVE_REGIONS_JS)
@@ -514,7 +566,8 @@ def upload_limit(options: Mapping[str, Any]) -> int:
 
 def launch_demo(url: str, protocol: str = config_default("protocol"), host: str = DEMO_HOST, port: int = DEMO_PORT,
                 timeout: float | None = None, retries: int = DEMO_RETRIES, refer_threshold: float | None = None,
-                not_learnt: Collection[str] = (), **options: Any) -> tuple[gr.Blocks, str]:
+                not_learnt: Collection[str] = (), analyses: Analyses | None = None,
+                **options: Any) -> tuple[gr.Blocks, str]:
     """Build and start the page (``build_demo``) without blocking; returns it and its local URL. The footer has no
     link to Gradio's API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history:
     Gradio would keep every analysis (the patient's picture and its answer) in the browser, and offer to save it to
@@ -523,7 +576,7 @@ def launch_demo(url: str, protocol: str = config_default("protocol"), host: str 
     if problem is not None:
         raise ClientConfigError(problem)
     page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold,
-                      not_learnt=not_learnt, **options)
+                      not_learnt=not_learnt, analyses=analyses, **options)
     try:
         page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                     show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,

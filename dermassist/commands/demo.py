@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     both on SIGINT/SIGTERM. Behind the guard, as ``dermassist serve``, a crashed or hung step heals itself while the
     page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited. The page is
     told what the served model version records: its REFER threshold and the classes its classifier never learnt."""
-    from dermassist_client.demo import launch_demo, wait_for_signal
+    from dermassist_client.demo import Analyses, launch_demo, wait_for_signal
     from preprocess.contract import TRIAGE_MODEL
     from preprocess.triage import TriageParams
 
@@ -133,14 +133,17 @@ def run(args: argparse.Namespace) -> int:
     # step_settings then reads each model's config.pbtxt, the one that profile serves)
     threshold = step_settings(config.repository, TRIAGE_MODEL, TriageParams, config.profile)
     not_learnt = served_not_learnt(config.repository)  # a fact of the served classifier, recorded by its export
-    with BackgroundGuard(config, GuardConfig.resolve({})) as guard:
+    guard_config = GuardConfig.resolve({})
+    analyses = Analyses()
+    with BackgroundGuard(config, guard_config) as guard:
         page, url = launch_demo(guard.grpc_address, protocol="grpc", host=host, port=port,
-                                refer_threshold=threshold.refer_threshold, not_learnt=not_learnt)
+                                refer_threshold=threshold.refer_threshold, not_learnt=not_learnt, analyses=analyses)
         try:
             signum = wait_for_signal(alive=lambda: guard.running, on_ready=lambda: print(
                 f"DermAssist demo page: {url} (DermAssist gRPC {guard.grpc_address}); Ctrl-C to stop", flush=True))
             if signum:
                 logger.info("signal %d received; stopping the demo page and the server", signum)
+                analyses.drain(guard_config.drain_s)  # the analyses running end, and are shown, before the page
         finally:
             page.close()
         if not guard.running:

@@ -379,3 +379,53 @@ def test_the_client_demo_names_a_taken_page_port(capsys) -> None:
         port = taken.getsockname()[1]
         assert main(["demo", "--url", "127.0.0.1:1", "--port", str(port)]) == 2
     assert f"cannot serve the demo page on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+
+
+# --- several users, and a stop (concurrency audit 7 and 8) ----------------------------------------------------------
+
+def test_the_analyze_button_runs_up_to_a_few_analyses_at_once():
+    """Gradio's default of one had every user wait for every other's analysis."""
+    page = demo.build_demo("127.0.0.1:1", retries=0, timeout=1)
+    limits = [fn.concurrency_limit for fn in page.fns.values() if getattr(fn, "name", None) == "<lambda>"]
+    assert limits == [demo.ANALYSES_AT_ONCE] and demo.ANALYSES_AT_ONCE > 1
+
+
+def test_a_stop_lets_the_running_analyses_finish_and_answers_later_ones_that_it_stops(monkeypatch, picture):
+    import threading
+    import time
+
+    monkeypatch.setattr(demo, "DELIVERY_S", 0.0)
+    analyses = demo.Analyses()
+    started, finish = threading.Event(), threading.Event()
+    answers: list = []
+
+    def slow() -> demo.PageOutputs:
+        started.set()
+        finish.wait(10)
+        return demo._message("answered", picture)
+
+    running = threading.Thread(target=lambda: answers.append(analyses.run(slow, picture)))
+    running.start()
+    assert started.wait(5)
+    threading.Timer(0.3, finish.set).start()
+    start = time.monotonic()
+    assert analyses.drain(5.0) == 0  # waited for it
+    assert 0.2 < time.monotonic() - start < 3.0
+    running.join(5)
+    assert answers[0].status == "answered"
+    later = analyses.run(lambda: demo._message("never run", picture), picture)
+    assert later.status == demo.STOPPING and later.about == picture
+
+
+def test_a_drain_cuts_what_does_not_finish_in_time(monkeypatch, picture):
+    import threading
+
+    monkeypatch.setattr(demo, "DELIVERY_S", 0.0)
+    analyses = demo.Analyses()
+    started, finish = threading.Event(), threading.Event()
+    running = threading.Thread(target=analyses.run, args=(lambda: (started.set(), finish.wait(10))[0], picture))
+    running.start()
+    assert started.wait(5)
+    assert analyses.drain(0.2) == 1
+    finish.set()
+    running.join(5)
