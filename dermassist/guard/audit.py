@@ -160,7 +160,9 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
     """The audit line of one request, as a dict (``AuditLog.write`` serialises it).
 
     ``images``: ``request_images(request)`` when already computed (the front hashes while Triton works).
-    ``identity``: the served release and build (``served_identity``), None while not read.
+    ``identity``: the served release and build (``served_identity``), None while not read. A call that ended before
+    its request was read (``request`` None) says so (``request_unread``): its id is then the one its header gave, if
+    any.
     """
     if images is None:
         images = request_images(request) if request is not None else []
@@ -183,6 +185,7 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
         "error": None if error is None else clip(error, MAX_ERROR_CHARS),
         "latency_ms": round(latency_ms, 3),
         "images": images,
+        **({} if request is not None else {"request_unread": True}),
     }
 
 

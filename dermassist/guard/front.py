@@ -185,6 +185,19 @@ def admin_header(context: grpc.aio.ServicerContext) -> bytes | None:
     return None
 
 
+#: The header a client may repeat its request id in: the audit line of a call that ended before its request was read
+#: (its deadline, or its client, ended it first) still names it, where it had held an empty id.
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def header_request_id(context: grpc.aio.ServicerContext) -> str:
+    """The request id the call's REQUEST_ID_HEADER gives ("" when none)."""
+    for m in context.invocation_metadata() or ():
+        if m.key == REQUEST_ID_HEADER:
+            return m.value if isinstance(m.value, str) else m.value.decode("utf-8", "replace")
+    return ""
+
+
 def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
     """Whether the call carries the admin key header with the right value."""
     value = admin_header(context)
@@ -573,7 +586,8 @@ class Front(grpc.GenericRpcHandler):
 
         The handler reads the request itself (``requests``, the stream gRPC would iterate, is not used), so a call
         whose deadline passes (or whose client goes) while the request is still arriving is audited too."""
-        call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context))
+        call = AuditedCall(started=time.perf_counter(), peer=context.peer(), client=client_identity(context),
+                           request_id=header_request_id(context))
         token = -1  # set when the call is forwarded to Triton
         held = 0  # bytes of this request counted in bytes_in_flight
         self.in_flight += 1

@@ -3,6 +3,7 @@ an ordinary client deadline leaves no ERROR traceback in the log."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import struct
@@ -138,3 +139,43 @@ def test_the_answer_sizes_the_log_line_and_docs_state_follow_the_contract() -> N
     assert f"({32 * with_crop / 1e6:.1f} MB for 32 images)" in docs
     assert f"at most\n  {(4 << 20) // with_crop} images a request" in docs
     assert f"about {with_crop / 1e6:.2f} MB an image, {32 * with_crop / 1e6:.1f} MB for 32 images" in UNDELIVERED
+
+
+def test_a_call_that_ends_before_its_request_is_read_is_named_by_its_header(tmp_path: Path) -> None:
+    """Under a burst, a call whose 50 ms deadline passed before the front's handler read its request was audited with
+    the id "" (several lines shared it) and no mark (concurrency audit 3): the id its header repeats is recorded, and
+    the line says the request was not read."""
+    from types import SimpleNamespace
+
+    from dermassist.guard.front import REQUEST_ID_HEADER
+
+    class Unread:
+        """A call's context whose request never comes: its deadline ends it while the handler waits to read."""
+
+        def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+            self.metadata = metadata
+
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:50000"
+
+        def auth_context(self) -> dict:
+            return {}
+
+        def invocation_metadata(self) -> tuple:
+            return tuple(SimpleNamespace(key=k, value=v) for k, v in self.metadata)
+
+        def time_remaining(self) -> float:
+            return 0.0
+
+        async def read(self) -> bytes:
+            raise asyncio.CancelledError
+
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as served:
+        for metadata in (((REQUEST_ID_HEADER, "0123abcd"),), ()):
+            with pytest.raises(concurrent.futures.CancelledError):  # the handler's cancellation, as gRPC sees it
+                asyncio.run_coroutine_threadsafe(served.front.model_infer(None, Unread(metadata)), served.loop).result(5)
+        lines = _lines_of(audit, None)
+    assert [(line["request_id"], line["request_unread"], line["status"]) for line in lines] == [
+        ("0123abcd", True, "DEADLINE_EXCEEDED"), ("", True, "DEADLINE_EXCEEDED")]
+    assert all(line["images"] == [] for line in lines)
