@@ -156,13 +156,13 @@ def recorded_text(field: str, text: str, limit: int = MAX_NAME_CHARS) -> dict[st
 def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: str, peer: str, client: str | None,
                  versions: dict[str, str], status: str, error: str | None, latency_ms: float,
                  response: service_pb2.ModelInferResponse | None = None,
-                 images: list[dict[str, Any]] | None = None, identity: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 images: list[dict[str, Any]] | None = None, identity: Mapping[str, str] | None = None,
+                 unread: bool = False) -> dict[str, Any]:
     """The audit line of one request, as a dict (``AuditLog.write`` serialises it).
 
     ``images``: ``request_images(request)`` when already computed (the front hashes while Triton works).
     ``identity``: the served release and build (``served_identity``), None while not read. A call that ended before
-    its request was read (``request`` None) says so (``request_unread``): its id is then the one its header gave, if
-    any.
+    its request was read (``unread``) says so (``request_unread``): its id is then the one its header gave, if any.
     """
     if images is None:
         images = request_images(request) if request is not None else []
@@ -185,7 +185,7 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
         "error": None if error is None else clip(error, MAX_ERROR_CHARS),
         "latency_ms": round(latency_ms, 3),
         "images": images,
-        **({} if request is not None else {"request_unread": True}),
+        **({"request_unread": True} if unread else {}),
     }
 
 

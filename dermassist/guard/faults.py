@@ -60,15 +60,17 @@ def busy_not_broken(code: grpc.StatusCode, sent_at: float, answered_at: float, h
     nothing answered since: clients that give up after 30 s never let a call reach the limit, and a frozen
     tritonserver stayed ready while every call timed out (failure audit 0), unless tritonserver's processes used the
     CPU while the canary waited (``working``): a batch whose client gave up goes on computing, and the calls queued
-    behind it are still a queue, held to ``limit_s`` (review 13, finding 5)."""
+    behind it are still a queue (review 13, finding 5), until ``limit_s`` after that call was forwarded with
+    nothing answered since: a step spinning for ever uses the CPU too, and clients that give up keep the oldest
+    call held young (review 14)."""
     if code != grpc.StatusCode.DEADLINE_EXCEEDED:
         return False
     if answered_at > sent_at:
         return True
     if holding_since is None or holding_since > sent_at:
         return False
-    if expired_unanswered is not None and expired_unanswered <= holding_since and not working:
-        return False
+    if expired_unanswered is not None and expired_unanswered <= holding_since:
+        return working and now - expired_unanswered < limit_s
     return now - holding_since < limit_s
 
 

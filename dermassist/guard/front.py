@@ -175,6 +175,7 @@ class AuditedCall:
     client: str | None = None
     hashing: concurrent.futures.Future | None = None
     written: bool = False
+    read: bool = False  # whether the handler got as far as reading the request (which may then be refused)
 
 
 def admin_header(context: grpc.aio.ServicerContext) -> bytes | None:
@@ -456,11 +457,13 @@ class Front(grpc.GenericRpcHandler):
         return fingerprint(images)
 
     def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
-        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``); one
-        forwarded with less than EXPIRY_HELD_S left tells nothing of Triton."""
+        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``): the
+        first since the ensemble last answered, so that steady calls giving up one after another do not keep the
+        sign young; one forwarded with less than EXPIRY_HELD_S left tells nothing of Triton."""
         forwarded = self._forwarded.get(token)
         now = time.monotonic()
-        if status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None and now - forwarded[0] >= EXPIRY_HELD_S:
+        if (status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None
+                and now - forwarded[0] >= EXPIRY_HELD_S and self.expired_unanswered is None):
             self._expired = (forwarded[0], now)
 
     def _cancelled(self, call: Any, context: grpc.aio.ServicerContext) -> None:
@@ -593,6 +596,7 @@ class Front(grpc.GenericRpcHandler):
         self.in_flight += 1
         try:
             raw = await context.read()
+            call.read = True
             if not isinstance(raw, bytes):  # EOF: gRPC refused the message (too large), or none came
                 await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, NOT_ONE_MESSAGE)
             try:
@@ -653,6 +657,7 @@ class Front(grpc.GenericRpcHandler):
                     self.guard.report_step_failure(error, sent_at)
                     status, error = await self._failed_with_pipeline(call, request, token, held, error)
                 await self._end(call, context, status, error)
+            self._forwarded.pop(token, None)  # answered: a deadline passing from here (hashing) is no sign of a hang
             self.ensemble_answered()
             if self.culprits.suspects:  # a request answered well is no culprit
                 self.culprits.answered(await self._fingerprint(call))
@@ -688,7 +693,8 @@ class Front(grpc.GenericRpcHandler):
         call.status, call.error = audited_status(call.status, call.error, remaining)
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=call.peer, client=call.client, versions=self.guard.versions,
-                      identity=self.guard.identity, status=call.status.name, error=call.error, latency_ms=latency_ms)
+                      identity=self.guard.identity, status=call.status.name, error=call.error, latency_ms=latency_ms,
+                      unread=not call.read)
         try:
             record = build_record(call.request, response=call.response, images=images, **fields)
         except Exception:  # the audit line must never take the answer down with it; it loses the answer columns

@@ -336,3 +336,25 @@ def test_a_canary_out_of_time_is_a_hang_whose_healing_blames_no_request(tmp_path
         asyncio.run(guard._recover(fault))
     assert seen == [True, False] and not guard.healing_a_hang
     guard.audit.close()
+
+
+def test_a_deadline_passing_after_tritons_answer_is_no_sign_of_a_hang(
+        tmp_path: Path, ham_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton answered at once; the client's deadline passed while the front awaited the request's fingerprint (some
+    request has failures counted): that had been recorded as a call that ran out inside Triton (review 14)."""
+    import time
+
+    from dermassist.guard import front as front_module
+
+    real = front_module.request_images
+
+    def slow_hash(request: object) -> object:
+        time.sleep(1.5)
+        return real(request)
+
+    monkeypatch.setattr(front_module, "request_images", slow_hash)
+    with front_before_stand_in(tmp_path / "audit.jsonl") as served:
+        served.front.culprits.failed("another request", 1, [], sent_at=2.0, healed_at=1.0)  # a suspect: awaited after
+        assert _infer(served.address, ham_jpeg, timeout_s=1.2)[0] == "StatusCode.DEADLINE_EXCEEDED"
+        time.sleep(0.5)
+        assert served.front.expired_unanswered is None

@@ -179,3 +179,15 @@ def test_a_call_that_ends_before_its_request_is_read_is_named_by_its_header(tmp_
     assert [(line["request_id"], line["request_unread"], line["status"]) for line in lines] == [
         ("0123abcd", True, "DEADLINE_EXCEEDED"), ("", True, "DEADLINE_EXCEEDED")]
     assert all(line["images"] == [] for line in lines)
+
+
+def test_a_request_read_but_not_understood_is_not_called_unread(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as front:
+        with grpc.insecure_channel(front.address) as channel:
+            with pytest.raises(grpc.RpcError) as info:
+                channel.unary_unary(f"/{SERVICE}/ModelInfer")(b"\xff\xfe not a protobuf", timeout=10)
+        lines = _lines_of(audit, None)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    (line,) = lines
+    assert line["status"] == "INVALID_ARGUMENT" and "request_unread" not in line

@@ -86,7 +86,7 @@ def test_the_fronts_record_of_calls_that_ran_out_inside_triton(tmp_path: Path, h
         held.join(30)
         assert wait_until(lambda: front.in_flight == 0, 10)
         if frozen:
-            assert front.expired_unanswered == holding_since  # the held call ran out in its turn
+            assert front.expired_unanswered == expired  # the held call ran out in its turn: the first sign stays
         else:
             assert front.expired_unanswered is None and front.answered_at > expired  # an answer since: no sign
         release.set()
@@ -144,6 +144,12 @@ def test_a_batch_whose_client_gave_up_still_computing_keeps_a_queue_a_queue() ->
                            working=True)
     assert not busy_not_broken(DEADLINE, 31.0, 0.0, holding_since=5.0, now=306.0, limit_s=300.0,
                                expired_unanswered=0.0, working=True)  # held past the limit: healed all the same
+    # a step spinning for ever: clients that give up at 30 s keep the call held young (forwarded at 290 s), but
+    # nothing was answered since a call forwarded at 0 s ran out: past the limit from then, it is healed (review 14)
+    assert not busy_not_broken(DEADLINE, 300.0, 0.0, holding_since=290.0, now=310.0, limit_s=300.0,
+                               expired_unanswered=0.0, working=True)
+    assert busy_not_broken(DEADLINE, 300.0, 0.0, holding_since=290.0, now=310.0, limit_s=300.0,
+                           expired_unanswered=15.0, working=True)
 
 
 def test_cpu_seconds_of_this_process_match_what_the_os_says() -> None:
