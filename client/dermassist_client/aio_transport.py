@@ -142,7 +142,14 @@ class AsyncHttpTransport:
     async def _call(self, what: str, coro: Awaitable[Any], timeout_s: float, inference: bool = False) -> Any:
         try:
             return await asyncio.wait_for(coro, timeout_s)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.closed and (task is None or not task.cancelling()):  # as AsyncGrpcTransport._call
+                raise closed_error(what) from None
+            raise
         except Exception as e:
+            if self.closed:  # the session closed under the call: no retry, and the call named
+                raise closed_error(what) from e
             raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
 
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:

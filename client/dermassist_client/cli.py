@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from .classes import CLASS_CODES
 from .config import (
-    DEMO_DRAIN_S,
     DEMO_HOST,
     DEMO_PORT,
     DEMO_RETRIES,
@@ -230,7 +229,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         wait_for_signal(on_ready=lambda: print(
             f"DermAssist demo page: {local_url} (server {args.url} over {args.protocol}); Ctrl-C to stop", flush=True))
-        analyses.drain(DEMO_DRAIN_S)
+        analyses.drain(args.timeout)  # each analysis ends within its timeout (--timeout)
     finally:
         page.close()
     return 0

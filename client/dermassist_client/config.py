@@ -26,8 +26,6 @@ DEMO_PORT = 7860
 # The demo page's retries (``dermassist-client demo --retries``, ``dermassist demo``, ``build_demo``): one, not
 # ClientConfig's 3, so a page whose server is down says so soon.
 DEMO_RETRIES = 1
-# How long a stopping demo page waits for the analyses it is running (each ends within its client's timeout_s).
-DEMO_DRAIN_S = 30.0
 _URL = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _VERSION = re.compile(r"(?:[1-9][0-9]*)?")  # Triton takes a version number > 0, or none: its latest
 

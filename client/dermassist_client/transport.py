@@ -1,6 +1,7 @@
 """Blocking transports over tritonclient's gRPC and HTTP clients; errors come out translated."""
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 import uuid
@@ -49,6 +50,8 @@ def http_identity(response: Mapping[str, Any]) -> dict[str, str | None]:
             for key, name in (("release", RELEASE_PARAMETER), ("build", BUILD_PARAMETER))}
 
 
+#: The most calls one HTTP client makes at once (each on its own thread and connection pool; more wait their turn).
+HTTP_WORKERS = 4
 #: The header each inference request repeats its id in: DermAssist's audit line of a call that ended before its
 #: request was read (a deadline passed first) still names it.
 REQUEST_ID_HEADER = "x-request-id"
@@ -196,13 +199,17 @@ class GrpcTransport(_Transport):
 
 
 class HttpTransport(_Transport):
-    """HTTP connection pools to the server (tritonclient.http), one for each thread that calls.
+    """HTTP connection pools to the server (tritonclient.http), each owned by one of HTTP_WORKERS threads that make
+    every call.
 
     tritonclient's HTTP client is not thread-safe: its geventhttpclient pool belongs to the thread that made it, and
     one client shared by threads failed "Cannot switch to a different thread" every other call, or hung past its
-    timeout (the demo page's worker threads lost a third of their analyses; concurrency audit 1). HTTP has no
-    per-call deadline in tritonclient: every socket operation times out after the config's ``timeout_s``; the retry
-    loop still stops at the call's deadline.
+    timeout (the demo page's worker threads lost a third of their analyses; concurrency audit 1). A client for each
+    calling thread instead kept, for every thread that had ended, its gevent loop's files open (4 per thread: a DICOM
+    node over HTTP, a thread per association, reached 250 in 60 associations). So the calls of every thread are made
+    by this transport's own long-lived threads, at most HTTP_WORKERS at once. HTTP has no per-call deadline in
+    tritonclient: every socket operation times out after the config's ``timeout_s``; the retry loop still stops at
+    the call's deadline.
     """
 
     def __init__(self, config: ClientConfig) -> None:
@@ -212,24 +219,33 @@ class HttpTransport(_Transport):
         self.config = config
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._clients: list[Any] = []  # every thread's, for close()
-        self._new_client()  # in the making thread now: a wrong address or TLS option fails here, not at a call
+        self._clients: list[Any] = []  # each worker's, for close()
+        self._workers = concurrent.futures.ThreadPoolExecutor(HTTP_WORKERS, thread_name_prefix="dermassist-http")
+        try:  # made now: a wrong address or TLS option fails here, not at a call
+            self._workers.submit(self._worker_client).result()
+        except BaseException:
+            self._workers.shutdown(wait=False)
+            raise
 
     @property
     def _client(self) -> Any:
-        """The calling thread's tritonclient HTTP client (made at its first call)."""
-        client = getattr(self._local, "client", None)
-        return self._new_client() if client is None else client
+        """The tritonclient HTTP client of the worker thread running the call."""
+        return self._worker_client()
 
-    def _new_client(self) -> Any:
-        client = self._mod.InferenceServerClient(
-            self.config.url, connection_timeout=self.config.timeout_s, network_timeout=self.config.timeout_s,
-            ssl=self.config.ssl, ssl_options=http_ssl_options(self.config) or None,
-        )
-        self._local.client = client
-        with self._lock:
-            self._clients.append(client)
+    def _worker_client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._mod.InferenceServerClient(
+                self.config.url, connection_timeout=self.config.timeout_s, network_timeout=self.config.timeout_s,
+                ssl=self.config.ssl, ssl_options=http_ssl_options(self.config) or None,
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
         return client
+
+    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
+        return super()._call(what, lambda: self._workers.submit(fn).result(), inference)
 
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
@@ -274,9 +290,10 @@ class HttpTransport(_Transport):
 
     def close(self) -> None:
         """Close every thread's connection pool."""
-        self.closed = True
         with self._lock:
+            self.closed = True
             clients, self._clients = self._clients, []
+        self._workers.shutdown(wait=False, cancel_futures=True)  # calls waiting for a worker end now
         for client in clients:
             client.close()
 

@@ -186,3 +186,29 @@ def test_each_inference_request_repeats_its_id_in_a_header_the_guard_reads(stand
             client.analyze(PICTURE)
     (sent,) = re.findall(r"\(request ([0-9a-f]{32})\)", str(caught.value))
     assert [h.get(REQUEST_ID_HEADER) for h in _StandIn.headers] == [sent]
+
+
+def test_closing_an_asyncio_http_client_tells_its_callers_so_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Its calls had been logged as "server unavailable" and retried before the closed client's error, which no longer
+    named the call (review 14)."""
+    async def run() -> list[BaseException]:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)  # takes the request, never answers
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = AsyncDermAssistClient(f"127.0.0.1:{port}", "http", timeout=20, retries=3)
+        calls = [asyncio.create_task(client.analyze(PICTURE)) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        await client.close()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        server.close()
+        return list(outcomes)
+
+    start = time.monotonic()
+    outcomes = asyncio.run(run())
+    assert time.monotonic() - start < 5
+    assert all(isinstance(e, ClientConfigError) and "this client was closed" in str(e) for e in outcomes), outcomes
+    assert all(str(e).startswith("analyzing 1 image(s)") for e in outcomes), outcomes
+    assert "server unavailable" not in caplog.text

@@ -5,6 +5,7 @@ import argparse
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
 from .identity import UID_ROOT_HELP
@@ -71,6 +72,18 @@ def association_limits(args: argparse.Namespace, environ: Mapping[str, str] | No
     return AssociationLimits.resolve({name: getattr(args, name, None) for name in FLAGS}, environ)
 
 
+def client_options(args: argparse.Namespace, limits: AssociationLimits) -> dict[str, Any]:
+    """The node's client's connection options: the command line's, its timeout at most ``answer_within_s`` over HTTP,
+    where tritonclient bounds each socket wait by the client's timeout and never by a call's (the node's answer had
+    come at the client's 30 s, not within --answer-within)."""
+    from ..config import config_default, connection_options
+
+    options = connection_options(args)
+    if args.protocol == "http":
+        options["timeout"] = min(options["timeout"] or config_default("timeout_s"), limits.answer_within_s)
+    return options
+
+
 def log_each_instance() -> None:
     """Let the node log at INFO (each instance analysed, each item forwarded) when the command's level is quieter:
     a service's log must show what it did, not only what it refused; ``--verbose`` (DEBUG) is left as it is."""
@@ -87,7 +100,6 @@ def listen(args: argparse.Namespace) -> int:
     from ..signals import wait_for_signal
 
     require_extra("dicom", "dicom-listen")
-    from ..config import connection_options
     from .config import NodeConfig, PacsConfig, parse_host_port
     from .errors import DicomError
     from .identity import OutputIdentity
@@ -107,7 +119,7 @@ def listen(args: argparse.Namespace) -> int:
     log_each_instance()
     if pacs is None:
         log.warning("no --pacs given: results stay in %s", config.spool / "pending")
-    with DermAssistClient(args.url, args.protocol, **connection_options(args)) as client:
+    with DermAssistClient(args.url, args.protocol, **client_options(args, limits)) as client:
         with DicomNode(client, config, limits) as node:
             host, port = node.address
             wait_for_signal(on_ready=lambda: print(

@@ -327,7 +327,7 @@ class DicomNode:
             left = deadline - time.monotonic()
             if left <= 0:
                 return self._too_late("decoding it and waiting for earlier instances took all of that time")
-            result = self._client.analyze(image.for_service(), timeout_s=left)
+            result = self._client.analyze(image.for_service(), timeout_s=min(left, self._client.config.timeout_s))
         except InvalidImageError as e:
             return StoreOutcome(IMAGE_REJECTED, "the ensemble rejected the image", f"the ensemble rejected {name}: {e}")
         except DeadlineExceededError:

@@ -302,3 +302,20 @@ def test_the_flag_outranks_the_environment_which_outranks_the_default():
     flags = parser.parse_args(["--max-dataset-mib", "2", "--max-associations-per-sender", "1"])
     assert association_limits(flags, environ) == AssociationLimits(max_associations_per_sender=1, max_dataset_mib=2)
     assert association_limits(parser.parse_args(["--answer-within", "7.5"]), {}) == AssociationLimits(answer_within_s=7.5)
+
+
+def test_over_http_the_nodes_client_times_out_within_the_answer_time():
+    """tritonclient.http bounds each socket wait by the client's timeout, not a call's: the node's answer had come at
+    --timeout (30 s) rather than within --answer-within (review 14)."""
+    from dermassist_client.cli import build_parser
+    from dermassist_client.config import config_default
+    from dermassist_client.dicom.command import client_options
+
+    parser = build_parser()
+    limits = AssociationLimits(answer_within_s=12.0)
+    http = parser.parse_args(["dicom-listen", "--protocol", "http"])
+    assert client_options(http, limits)["timeout"] == 12.0
+    assert client_options(parser.parse_args(["dicom-listen", "--protocol", "http", "--timeout", "5"]),
+                          limits)["timeout"] == 5.0
+    grpc = client_options(parser.parse_args(["dicom-listen"]), limits)["timeout"]
+    assert grpc in (None, config_default("timeout_s"))  # gRPC honours each call's own timeout: left as given

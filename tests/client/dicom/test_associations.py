@@ -133,6 +133,17 @@ def test_an_instance_waiting_behind_others_is_answered_in_time_too(tmp_path, ham
     assert results[0][0].ok  # the first was answered, late
 
 
+def test_the_clients_own_lower_timeout_still_bounds_an_analysis(tmp_path, ham_jpeg):
+    """--timeout below --answer-within: the analysis gives up at the client's timeout (review 14)."""
+    from dataclasses import replace
+
+    client = HungClient(analysis_s=60.0)
+    client.config = replace(client.config, timeout_s=0.3)
+    node = DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(answer_within_s=5.0))
+    outcome, seconds = _timed(node, ham_jpeg, 4)
+    assert outcome.status == 0xA700 and client.timeouts == [0.3] and seconds < 2.0
+
+
 def test_an_instance_answered_in_time_is_stored_with_what_was_left_as_its_timeout(tmp_path, ham_jpeg):
     client = HungClient(analysis_s=0.05)
     node = DicomNode(client, NodeConfig(spool=tmp_path / "spool", port=0), AssociationLimits(answer_within_s=5.0))

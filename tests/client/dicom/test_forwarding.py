@@ -26,6 +26,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
+from dermassist_client.config import ClientConfig
 from dermassist_client.dicom.command import log_each_instance
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
 from dermassist_client.dicom.node import MAX_LASTING_REFUSALS, REASON_FILE, DicomNode
@@ -92,6 +93,8 @@ def uncompressed_pacs() -> Iterator[FakePacs]:
 
 class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph, at the photograph's size."""
+
+    config = ClientConfig(url="127.0.0.1:1")  # its timeout_s bounds the node's analyses, as a client's does
 
     def analyze(self, photo, timeout_s=None):
         """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""

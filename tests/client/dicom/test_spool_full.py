@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
+from dermassist_client.config import ClientConfig
 from dermassist_client.dicom import analysis as analysis_module
 from dermassist_client.dicom import node as node_module
 from dermassist_client.dicom.config import NodeConfig, PacsConfig
@@ -32,6 +33,8 @@ NAME = "the test instance from STORESCU"
 
 class SyntheticClient:
     """Stands in for ``DermAssistClient``: a lesion found in every photograph (so a SEG is written too)."""
+
+    config = ClientConfig(url="127.0.0.1:1")  # its timeout_s bounds the node's analyses, as a client's does
 
     def analyze(self, photo: Any, timeout_s: float | None = None) -> Any:
         """A synthetic result for ``photo`` (a PIL image, or a JPEG frame's bytes)."""
