@@ -110,6 +110,10 @@ def served_extensions(extensions: Sequence[str], admin: bool) -> list[str]:
 MODEL_CHANGES = ("RepositoryModelLoad", "RepositoryModelUnload")
 #: The least time a call must have been in Triton for its deadline passing there to count as a sign of a hang.
 EXPIRY_HELD_S = 1.0
+#: How a client gives up on a call Triton holds: its deadline, or its own cancel (a proxy's timeout, Ctrl-C): either
+#: is a sign of a hang while nothing is answered (with deadlines alone, clients that cancel kept a deadlocked step
+#: from ever being healed).
+GAVE_UP = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
 def identity_parameters(identity: Mapping[str, str]) -> bytes:
@@ -457,12 +461,13 @@ class Front(grpc.GenericRpcHandler):
         return fingerprint(images)
 
     def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
-        """Remember a forwarded call whose deadline passed while Triton worked on it (``expired_unanswered``): the
-        first since the ensemble last answered, so that steady calls giving up one after another do not keep the
-        sign young; one forwarded with less than EXPIRY_HELD_S left tells nothing of Triton."""
+        """Remember a forwarded call whose client gave up (``GAVE_UP``: its deadline passed, or it cancelled) while
+        Triton worked on it (``expired_unanswered``): the first since the ensemble last answered, so that steady calls
+        giving up one after another do not keep the sign young; one Triton held for under EXPIRY_HELD_S tells
+        nothing of Triton."""
         forwarded = self._forwarded.get(token)
         now = time.monotonic()
-        if (status == grpc.StatusCode.DEADLINE_EXCEEDED and forwarded is not None
+        if (status in GAVE_UP and forwarded is not None
                 and now - forwarded[0] >= EXPIRY_HELD_S and self.expired_unanswered is None):
             self._expired = (forwarded[0], now)
 
@@ -652,7 +657,7 @@ class Front(grpc.GenericRpcHandler):
                                                          timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
                 status, error = e.code(), e.details() or ""
-                self._note_expiry(token, status)
+                self._note_expiry(token, status if status == grpc.StatusCode.DEADLINE_EXCEEDED else None)
                 if is_step_failure(status, error):
                     self.guard.report_step_failure(error, sent_at)
                     status, error = await self._failed_with_pipeline(call, request, token, held, error)

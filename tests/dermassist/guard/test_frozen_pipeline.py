@@ -199,3 +199,24 @@ def test_the_canary_reads_tritonservers_cpu_use_while_it_waited(tmp_path: Path, 
         process.kill()
         process.wait()
     assert (problem is None) is busy
+
+
+def test_a_call_its_client_cancelled_inside_triton_is_a_sign_too(tmp_path: Path, ham_jpeg: bytes) -> None:
+    """Clients behind a proxy that cancels (or a user's Ctrl-C) never let a deadline pass: a deadlocked step was never
+    healed (review 15)."""
+    from tritonclient.grpc import service_pb2
+
+    from dermassist.guard.front import SERVICE
+
+    release = threading.Event()
+    with front_before_stand_in(tmp_path / "audit.jsonl", model_infer=_hanging(release)) as served:
+        request = service_pb2.ModelInferRequest(model_name=ENSEMBLE_NAME, id="cancelled-inside")
+        request.inputs.add(name="IMAGE", datatype="BYTES", shape=[1, 1])
+        request.raw_input_contents.append(len(ham_jpeg).to_bytes(4, "little") + ham_jpeg)
+        with grpc.insecure_channel(served.address) as channel:
+            call = channel.unary_unary(f"/{SERVICE}/ModelInfer").future(request.SerializeToString(), timeout=30)
+            time.sleep(EXPIRY_HELD_S + 0.3)
+            call.cancel()
+        assert wait_until(lambda: served.front.in_flight == 0, 10)
+        assert served.front.expired_unanswered is not None
+        release.set()
