@@ -24,6 +24,14 @@ from .transport import (
 )
 
 
+def _cancelled_by_its_caller() -> bool:
+    """Whether the running task was cancelled by someone (a real cancellation), not by a close() of its channel.
+    Python 3.9 and 3.10 cannot tell (no ``Task.cancelling``): there a cancellation on a closed client is its close."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
 class AsyncGrpcTransport:
     """One grpc.aio channel, created on first use inside the running event loop."""
 
@@ -52,8 +60,7 @@ class AsyncGrpcTransport:
         except asyncio.CancelledError:
             # close() cancels the channel's calls: the callers get the closed client's error, not a cancellation no
             # one asked for (under a TaskGroup the calls had vanished without an error; concurrency audit 2)
-            task = asyncio.current_task()
-            if self.closed and (task is None or not task.cancelling()):
+            if self.closed and not _cancelled_by_its_caller():
                 raise closed_error(what) from None
             raise
         except Exception as e:
@@ -143,8 +150,7 @@ class AsyncHttpTransport:
         try:
             return await asyncio.wait_for(coro, timeout_s)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self.closed and (task is None or not task.cancelling()):  # as AsyncGrpcTransport._call
+            if self.closed and not _cancelled_by_its_caller():  # as AsyncGrpcTransport._call
                 raise closed_error(what) from None
             raise
         except Exception as e:

@@ -21,6 +21,7 @@ from .classes import (
     TRIAGE_OUTPUTS,
 )
 from .config import ClientConfig, certificate_dates_problem
+from .errors import DeadlineExceededError, DermAssistClientError
 from .translate import closed_error, tls_hint, translate
 
 
@@ -130,6 +131,8 @@ class _Transport:
             raise closed_error(what)
         try:
             return fn()
+        except DermAssistClientError:
+            raise  # already the client's own words
         except Exception as e:
             if self.closed:  # close() while the call was in flight: not the server's doing, and not to be retried
                 raise closed_error(what) from e
@@ -227,12 +230,9 @@ class HttpTransport(_Transport):
             self._workers.shutdown(wait=False)
             raise
 
-    @property
-    def _client(self) -> Any:
-        """The tritonclient HTTP client of the worker thread running the call."""
-        return self._worker_client()
-
     def _worker_client(self) -> Any:
+        """The tritonclient HTTP client of the worker thread running the call (made at its first): only ever called
+        on a worker (a health check that read it in the calling thread made a client there, run on a worker)."""
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._mod.InferenceServerClient(
@@ -244,8 +244,21 @@ class HttpTransport(_Transport):
                 self._clients.append(client)
         return client
 
-    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False) -> Any:
-        return super()._call(what, lambda: self._workers.submit(fn).result(), inference)
+    def _call(self, what: str, fn: Callable[[], Any], inference: bool = False, timeout_s: float | None = None) -> Any:
+        """``fn()`` on a worker: DeadlineExceededError when no worker was free within ``timeout_s`` (a call that has
+        begun runs on: each of its socket waits is bounded by the config's ``timeout_s``)."""
+        def on_a_worker() -> Any:
+            future = self._workers.submit(fn)
+            try:
+                return future.result(timeout=timeout_s)
+            except concurrent.futures.TimeoutError:
+                if not future.cancel():
+                    return future.result()
+            raise DeadlineExceededError(
+                f"{what}: no answer within the deadline: this client's {HTTP_WORKERS} HTTP connections were busy with "
+                "its other calls all the while; raise timeout, or make fewer calls at once (gRPC has no such limit)")
+
+        return super()._call(what, on_a_worker, inference)
 
     def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""
@@ -255,11 +268,11 @@ class HttpTransport(_Transport):
         outs = [self._mod.InferRequestedOutput(n, binary_data=True) for n in output_names(with_crop)]
         result = self._call(
             f"analyzing {len(images)} image(s) (request {request_id})",
-            lambda: self._client.infer(
+            lambda: self._worker_client().infer(
                 self.config.model_name, [inp], model_version=self.config.model_version, outputs=outs,
                 request_id=request_id, headers={REQUEST_ID_HEADER: request_id},
             ),
-            inference=True,
+            inference=True, timeout_s=timeout_s,
         )
         response = result.get_response()
         return RawAnswer(
@@ -270,22 +283,24 @@ class HttpTransport(_Transport):
 
     def live(self, timeout_s: float) -> bool:
         """Whether the server reports itself live."""
-        return self._call("health check", self._client.is_server_live)
+        return self._call("health check", lambda: self._worker_client().is_server_live(), timeout_s=timeout_s)
 
     def ready(self, timeout_s: float) -> bool:
         """Whether the server and the ensemble are ready."""
         return self._call(
             "readiness check",
-            lambda: self._client.is_server_ready()
-            and self._client.is_model_ready(self.config.model_name, self.config.model_version),
+            lambda: self._worker_client().is_server_ready()
+            and self._worker_client().is_model_ready(self.config.model_name, self.config.model_version),
+            timeout_s=timeout_s,
         )
 
     def metadata(self, timeout_s: float, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The model's metadata as a dict (``headers``: extra request headers)."""
         return self._call(
             "reading model metadata",
-            lambda: self._client.get_model_metadata(self.config.model_name, self.config.model_version,
-                                                    headers=headers),
+            lambda: self._worker_client().get_model_metadata(self.config.model_name, self.config.model_version,
+                                                             headers=headers),
+            timeout_s=timeout_s,
         )
 
     def close(self) -> None:

@@ -14,7 +14,13 @@ import pytest
 from tritonclient.grpc import service_pb2
 
 from dermassist.base.server import free_ports
-from dermassist_client import AsyncDermAssistClient, ClientConfigError, DermAssistClient, ServerUnavailableError
+from dermassist_client import (
+    AsyncDermAssistClient,
+    ClientConfigError,
+    DermAssistClient,
+    DermAssistClientError,
+    ServerUnavailableError,
+)
 from dermassist_client.config import ClientConfig
 from dermassist_client.retry import call_with_retries
 
@@ -212,3 +218,64 @@ def test_closing_an_asyncio_http_client_tells_its_callers_so_too(caplog: pytest.
     assert all(isinstance(e, ClientConfigError) and "this client was closed" in str(e) for e in outcomes), outcomes
     assert all(str(e).startswith("analyzing 1 image(s)") for e in outcomes), outcomes
     assert "server unavailable" not in caplog.text
+
+
+def test_an_http_call_that_waits_past_its_timeout_for_a_busy_connection_is_told_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every HTTP call runs on one of the client's HTTP_WORKERS threads: one that found none free within its own
+    timeout had waited for them unbounded (3, 6 and 9 s for timeout 3 s, review 15)."""
+    from dermassist_client import DeadlineExceededError
+    from dermassist_client import transport as transport_module
+
+    monkeypatch.setattr(transport_module, "HTTP_WORKERS", 1)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the request, never answers, until the client lets go of the connection
+        writer.close()
+
+    server = asyncio.run_coroutine_threadsafe(asyncio.start_server(silent, "127.0.0.1", 0), loop).result(5)
+    port = server.sockets[0].getsockname()[1]
+    client = DermAssistClient(f"127.0.0.1:{port}", "http", timeout=3.0, retries=0)
+    try:
+        held: list[BaseException] = []
+
+        def hold() -> None:
+            try:
+                client.analyze(PICTURE)
+            except DermAssistClientError as e:  # its socket's timeout, 3 s
+                held.append(e)
+
+        first = threading.Thread(target=hold, daemon=True)
+        first.start()  # holds the one connection for 3 s
+        time.sleep(0.3)
+        start = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="HTTP connections were busy with its other calls"):
+            client.analyze(PICTURE, timeout_s=0.5)
+        assert time.monotonic() - start < 1.5
+        first.join(10)
+        assert len(held) == 1 and not isinstance(held[0], ClientConfigError)
+    finally:
+        client.close()
+        server.close()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_a_cancellation_is_its_callers_only_where_python_can_tell() -> None:
+    from dermassist_client import aio_transport
+
+    async def run() -> tuple[bool, bool]:
+        task = asyncio.current_task()
+        assert task is not None
+        before = aio_transport._cancelled_by_its_caller()
+        task.cancel()
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            return before, aio_transport._cancelled_by_its_caller()
+        return before, False
+
+    assert asyncio.run(run()) == (False, True)

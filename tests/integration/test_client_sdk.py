@@ -109,6 +109,14 @@ def test_an_http_client_called_by_threads_that_come_and_go_holds_a_bounded_numbe
                 thread.start()
             for thread in threads:
                 thread.join(60)
+        healthy: list[bool] = []  # health() read the calling thread's connection, which then ran on a worker and
+        threads = [threading.Thread(target=lambda: healthy.extend(client.health() for _ in range(10)), daemon=True)
+                   for _ in range(6)]  # failed "Cannot switch to a different thread" (review 15)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert healthy == [True] * 60
         assert len(client._transport._clients) <= transport_module.HTTP_WORKERS
         assert len(os.listdir("/proc/self/fd")) <= files_before + 6 * transport_module.HTTP_WORKERS
         client.analyze(HAM)
