@@ -4,16 +4,16 @@ from __future__ import annotations
 import asyncio
 import ssl as ssl_module
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from .classes import INPUT_DATATYPE, INPUT_IMAGE
 from .config import ClientConfig
-from .translate import closed_error, translate
+from .translate import closed_error
 from .transport import (
     REQUEST_ID_HEADER,
     RawAnswer,
-    connection_hint,
+    call_error,
     grpc_channel_args,
     grpc_identity,
     grpc_tls_kwargs,
@@ -30,6 +30,21 @@ def _cancelled_by_its_caller() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False
+
+
+async def _answer_of(what: str, call: Awaitable[Any], config: ClientConfig, closed: Callable[[], bool],
+                     inference: bool = False) -> Any:
+    """What ``call`` (doing ``what``) returns, its errors in the client's words (``call_error``). close() cancels the
+    calls in flight: their callers get the closed client's error, not a cancellation no one asked for (under a
+    TaskGroup the calls had vanished without an error; concurrency audit 2); a real cancellation stays one."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if closed() and not _cancelled_by_its_caller():
+            raise closed_error(what) from None
+        raise
+    except Exception as e:
+        raise call_error(e, what, config, closed(), inference) from e
 
 
 class AsyncGrpcTransport:
@@ -55,18 +70,7 @@ class AsyncGrpcTransport:
         return self._client
 
     async def _call(self, what: str, coro: Awaitable[Any], inference: bool = False) -> Any:
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            # close() cancels the channel's calls: the callers get the closed client's error, not a cancellation no
-            # one asked for (under a TaskGroup the calls had vanished without an error; concurrency audit 2)
-            if self.closed and not _cancelled_by_its_caller():
-                raise closed_error(what) from None
-            raise
-        except Exception as e:
-            if self.closed:
-                raise closed_error(what) from e
-            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
+        return await _answer_of(what, coro, self.config, lambda: self.closed, inference)
 
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows."""
@@ -147,16 +151,7 @@ class AsyncHttpTransport:
         return self._client
 
     async def _call(self, what: str, coro: Awaitable[Any], timeout_s: float, inference: bool = False) -> Any:
-        try:
-            return await asyncio.wait_for(coro, timeout_s)
-        except asyncio.CancelledError:
-            if self.closed and not _cancelled_by_its_caller():  # as AsyncGrpcTransport._call
-                raise closed_error(what) from None
-            raise
-        except Exception as e:
-            if self.closed:  # the session closed under the call: no retry, and the call named
-                raise closed_error(what) from e
-            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
+        return await _answer_of(what, asyncio.wait_for(coro, timeout_s), self.config, lambda: self.closed, inference)
 
     async def infer(self, images: Sequence[bytes], with_crop: bool, timeout_s: float, request_id: str = "") -> RawAnswer:
         """Send one request of len(images) rows (binary tensors both ways)."""

@@ -134,9 +134,16 @@ class _Transport:
         except DermAssistClientError:
             raise  # already the client's own words
         except Exception as e:
-            if self.closed:  # close() while the call was in flight: not the server's doing, and not to be retried
-                raise closed_error(what) from e
-            raise translate(e, what, self.config.url, inference, connection_hint(self.config)) from e
+            raise call_error(e, what, self.config, self.closed, inference) from e
+
+
+def call_error(error: Exception, what: str, config: ClientConfig, closed: bool,
+               inference: bool = False) -> DermAssistClientError:
+    """The client's error for ``error`` of a call doing ``what``: the closed client's when the transport was closed
+    under it (close() is no server's doing, and is not retried), else ``translate``'s."""
+    if closed:
+        return closed_error(what)
+    return translate(error, what, config.url, inference, connection_hint(config))
 
 
 class GrpcTransport(_Transport):
