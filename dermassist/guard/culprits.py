@@ -68,8 +68,7 @@ class Culprits:
             del self._refused[key]
         return bool(self._refused)
 
-    def failed(self, key: str | None, size: int, in_flight: list[int], sent_at: float = 0.0,
-               healed_at: float = 0.0) -> int:
+    def failed(self, key: str | None, size: int, in_flight: list[int], sent_at: float, healed_at: float) -> int:
         """A request (``key``, ``size`` bytes) forwarded at ``sent_at`` failed with the pipeline while calls of
         ``in_flight`` bytes were forwarded too, the pipeline having last been healed (turned ready) at ``healed_at``;
         how many failures it has now been blamed for (0: not blamed for this one)."""
@@ -98,8 +97,10 @@ class Culprits:
 
     def refusal(self, key: str | None, images: int, size: int) -> str | None:
         """The refusal of a request refused now (None when it is not)."""
-        until = None if key is None else self._refused.get(key)
-        if key is None or until is None or until <= self._clock():
+        if key is None:
+            return None
+        until = self._refused.get(key)
+        if until is None or until <= self._clock():
             return None
         return refusal_text(images, size, self._failures.get(key, FAILURES_TO_REFUSE), until - self._clock())
 

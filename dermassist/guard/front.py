@@ -182,12 +182,18 @@ class AuditedCall:
     read: bool = False  # whether the handler got as far as reading the request (which may then be refused)
 
 
+def header_value(context: grpc.aio.ServicerContext, key: str) -> str | bytes | None:
+    """The value of the call's metadata ``key`` as gRPC gives it (None: it has none)."""
+    for m in context.invocation_metadata() or ():
+        if m.key == key:
+            return m.value
+    return None
+
+
 def admin_header(context: grpc.aio.ServicerContext) -> bytes | None:
     """The value of the call's admin key header (None: it has none)."""
-    for m in context.invocation_metadata() or ():
-        if m.key == GRPC_ADMIN_HEADER:
-            return m.value.encode() if isinstance(m.value, str) else m.value
-    return None
+    value = header_value(context, GRPC_ADMIN_HEADER)
+    return value.encode() if isinstance(value, str) else value
 
 
 #: The header a client may repeat its request id in: the audit line of a call that ended before its request was read
@@ -197,10 +203,8 @@ REQUEST_ID_HEADER = "x-request-id"
 
 def header_request_id(context: grpc.aio.ServicerContext) -> str:
     """The request id the call's REQUEST_ID_HEADER gives ("" when none)."""
-    for m in context.invocation_metadata() or ():
-        if m.key == REQUEST_ID_HEADER:
-            return m.value if isinstance(m.value, str) else m.value.decode("utf-8", "replace")
-    return ""
+    value = header_value(context, REQUEST_ID_HEADER) or ""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
 def has_admin_key(context: grpc.aio.ServicerContext, key: str) -> bool:
@@ -293,7 +297,7 @@ class Front(grpc.GenericRpcHandler):
         # calls Triton is working on: a token -> when it was forwarded, and its request's bytes
         self._forwarded: dict[int, tuple[float, int]] = {}
         self.culprits = Culprits()  # requests in flight at failures of the pipeline, and those refused for it
-        # (when it was forwarded, when it ran out) of the last call whose deadline passed while Triton worked on it
+        # (when it was forwarded, when it ran out) of that call (``expired_unanswered``)
         self._expired: tuple[float, float] | None = None
         self._tokens = itertools.count()
         self._calls: dict[str, Any] = {}
@@ -332,9 +336,9 @@ class Front(grpc.GenericRpcHandler):
 
     @property
     def expired_unanswered(self) -> float | None:
-        """time.monotonic() when the last call whose deadline passed while Triton worked on it had been forwarded,
-        while the ensemble has answered nothing since it ran out, neither a client nor the guard's canary (None
-        otherwise, and for a call forwarded before the pipeline was last healed): a sign of a hang."""
+        """time.monotonic() when the first call whose client gave up while Triton worked on it since the ensemble last
+        answered (neither a client nor the guard's canary) had been forwarded (None otherwise, and for a call
+        forwarded before the pipeline was last healed): a sign of a hang."""
         if (self._expired is None or self._expired[1] <= self.answered_at
                 or self._expired[0] < self.guard.readiness.ready_at):
             return None
@@ -460,14 +464,14 @@ class Front(grpc.GenericRpcHandler):
             return None
         return fingerprint(images)
 
-    def _note_expiry(self, token: int, status: grpc.StatusCode | None) -> None:
-        """Remember a forwarded call whose client gave up (``GAVE_UP``: its deadline passed, or it cancelled) while
+    def _note_expiry(self, token: int, gave_up: bool) -> None:
+        """Remember a forwarded call whose client gave up (``gave_up``: its deadline passed, or it cancelled) while
         Triton worked on it (``expired_unanswered``): the first since the ensemble last answered, so that steady calls
         giving up one after another do not keep the sign young; one Triton held for under EXPIRY_HELD_S tells
         nothing of Triton."""
         forwarded = self._forwarded.get(token)
         now = time.monotonic()
-        if (status in GAVE_UP and forwarded is not None
+        if (gave_up and forwarded is not None
                 and now - forwarded[0] >= EXPIRY_HELD_S and self.expired_unanswered is None):
             self._expired = (forwarded[0], now)
 
@@ -657,7 +661,7 @@ class Front(grpc.GenericRpcHandler):
                                                          timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
                 status, error = e.code(), e.details() or ""
-                self._note_expiry(token, status if status == grpc.StatusCode.DEADLINE_EXCEEDED else None)
+                self._note_expiry(token, status == grpc.StatusCode.DEADLINE_EXCEEDED)  # Triton's CANCELLED: its own
                 if is_step_failure(status, error):
                     self.guard.report_step_failure(error, sent_at)
                     status, error = await self._failed_with_pipeline(call, request, token, held, error)
@@ -672,7 +676,7 @@ class Front(grpc.GenericRpcHandler):
             return served + identity_parameters(self.guard.identity)
         except asyncio.CancelledError:
             self._cancelled(call, context)
-            self._note_expiry(token, call.status)
+            self._note_expiry(token, call.status in GAVE_UP)
             raise
         finally:
             self.in_flight -= 1
