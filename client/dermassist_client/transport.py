@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 import threading
 import time
 import uuid
@@ -208,6 +209,52 @@ class GrpcTransport(_Transport):
         self._client.close()
 
 
+class _Workers:
+    """A fixed set of daemon threads running submitted calls in turn: a process whose worker waits on a dead server's
+    socket exits at once (ThreadPoolExecutor's threads are joined at exit: Ctrl-C on a hung HTTP call had waited for
+    the socket's timeout, review 15)."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[concurrent.futures.Future, Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._stopped = False
+        self._count = count
+        for i in range(count):
+            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - handed to the caller, who raises it
+                future.set_exception(e)
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run ``fn`` on the next free worker; its future."""
+        if self._stopped:
+            raise RuntimeError("cannot schedule new calls after shutdown")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((future, fn))
+        if self._stopped:  # shut down meanwhile: no worker may be left to take it
+            future.cancel()
+        return future
+
+    def shutdown(self) -> None:
+        """Cancel the calls waiting for a worker and let every worker end after its current call."""
+        self._stopped = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in range(self._count):
+            self._queue.put(None)
+
+
 class HttpTransport(_Transport):
     """HTTP connection pools to the server (tritonclient.http), each owned by one of HTTP_WORKERS threads that make
     every call.
@@ -230,11 +277,11 @@ class HttpTransport(_Transport):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clients: list[Any] = []  # each worker's, for close()
-        self._workers = concurrent.futures.ThreadPoolExecutor(HTTP_WORKERS, thread_name_prefix="dermassist-http")
+        self._workers = _Workers(HTTP_WORKERS, "dermassist-http")
         try:  # made now: a wrong address or TLS option fails here, not at a call
             self._workers.submit(self._worker_client).result()
         except BaseException:
-            self._workers.shutdown(wait=False)
+            self._workers.shutdown()
             raise
 
     def _worker_client(self) -> Any:
@@ -315,7 +362,7 @@ class HttpTransport(_Transport):
         with self._lock:
             self.closed = True
             clients, self._clients = self._clients, []
-        self._workers.shutdown(wait=False, cancel_futures=True)  # calls waiting for a worker end now
+        self._workers.shutdown()  # calls waiting for a worker end now
         for client in clients:
             client.close()
 

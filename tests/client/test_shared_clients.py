@@ -279,3 +279,39 @@ def test_a_cancellation_is_its_callers_only_where_python_can_tell() -> None:
         return before, False
 
     assert asyncio.run(run()) == (False, True)
+
+
+HUNG_CALL = """
+import sys
+from dermassist_client import DermAssistClient
+client = DermAssistClient(sys.argv[1], "http", timeout=60.0, retries=0)
+print("calling", flush=True)
+client.analyze(b"\\xff\\xd8\\xff" + b"never answered" * 10)
+"""
+
+
+def test_ctrl_c_on_an_http_call_to_a_hung_server_ends_the_process_at_once() -> None:
+    """The HTTP client's worker threads do not hold the process: Ctrl-C while a call waits on a server that never
+    answers ended the main thread, and exit then waited for the worker's socket timeout (60 s here; review 15)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    child = subprocess.Popen([sys.executable, "-c", HUNG_CALL, f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "calling\n"
+        connection, _ = listener.accept()  # the call is sent; nothing is ever answered
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=20)
+        assert "KeyboardInterrupt" in stderr
+        assert child.returncode != 0
+        connection.close()
+    finally:
+        child.kill()
+        child.wait()
+        listener.close()
