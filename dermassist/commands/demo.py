@@ -109,14 +109,17 @@ def served_not_learnt(repository: Path) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     """Start Triton behind the guard, wait until ready, serve the page against the guard's front, print its URL; stop
     both on SIGINT/SIGTERM. Behind the guard, as ``dermassist serve``, a crashed or hung step heals itself while the
-    page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited. The page is
-    told what the served model version records: its REFER threshold and the classes its classifier never learnt."""
+    page stays up (the page says the service cannot be reached meanwhile), and every analysis is audited: with the
+    audit trail on stdout (the default), stdout holds it alone (the address, and all else printed, go to stderr). The
+    page is told what the served model version records: its REFER threshold and the classes its classifier never
+    learnt."""
     from dermassist_client.demo import Analyses, launch_demo, wait_for_signal
     from preprocess.contract import TRIAGE_MODEL
     from preprocess.triage import TriageParams
 
     from ..base.errors import ConfigError, ServerError
     from ..base.repository import require_artifacts, step_settings
+    from ..guard.audit import stdout_kept_for_the_trail
     from ..guard.background import BackgroundGuard
     from ..guard.config import GuardConfig
 
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     not_learnt = served_not_learnt(config.repository)  # a fact of the served classifier, recorded by its export
     guard_config = GuardConfig.resolve({})
     analyses = Analyses()
-    with BackgroundGuard(config, guard_config) as guard:
+    with BackgroundGuard(config, guard_config) as guard, stdout_kept_for_the_trail(guard_config.audit_log):
         page, url = launch_demo(guard.grpc_address, protocol="grpc", host=host, port=port,
                                 refer_threshold=threshold.refer_threshold, not_learnt=not_learnt, analyses=analyses)
         try:

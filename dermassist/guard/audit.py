@@ -20,7 +20,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -262,6 +262,18 @@ def resumed_record(problem: str, refused: int) -> dict[str, Any]:
     (``refused``: how many since ``serve`` started), so no call is missing from the trail."""
     return {"time": utc_now(), "event": "audit_resumed", "error": clip(problem, MAX_ERROR_CHARS),
             "refused_calls_total": refused}
+
+
+@contextlib.contextmanager
+def stdout_kept_for_the_trail(destination: str) -> Iterator[None]:
+    """While the audit trail goes to stdout (``destination`` ``-``), whatever else the process prints goes to stderr:
+    a line another thread printed (Gradio's, on the demo page's threads) had torn an audit line, since ``print`` is two
+    writes the trail's lock does not cover (concurrency audit 4). The trail keeps the stream it opened."""
+    if destination != STDOUT:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:

@@ -25,7 +25,16 @@ from dermassist.base.bytes_tensor import decode as bytes_elements
 from dermassist.base.bytes_tensor import encode as bytes_tensor
 from dermassist.base.errors import ConfigError
 from dermassist.base.server_config import GRPC_ADMIN_HEADER
-from dermassist.guard.audit import MAX_COUNTED, MAX_ID_CHARS, AuditLog, answer_rows, build_record, clip, request_images
+from dermassist.guard.audit import (
+    MAX_COUNTED,
+    MAX_ID_CHARS,
+    AuditLog,
+    answer_rows,
+    build_record,
+    clip,
+    request_images,
+    stdout_kept_for_the_trail,
+)
 from dermassist.guard.canary import canary_image, canary_request, check_canary_answer
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.front import client_identity, forwarded_metadata, has_admin_key, method_path
@@ -35,6 +44,7 @@ from dermassist.guard.statuses import is_step_failure
 from dermassist.guard.stubs import STUB_NAME, Stub, broken_stubs, process_state, stub_of
 from preprocess.contract import CLASS_CODES, MAX_BATCH_SIZE, NUM_CLASSES
 from preprocess.decode import decode_image
+from tests.conftest import PROJECT_ROOT
 
 LESION_RGB, SKIN_RGB = [70, 45, 35], [205, 160, 140]
 # What the settings check of a PEM file reads: its BEGIN line (gRPC reads the rest when the front starts).
@@ -268,6 +278,42 @@ def test_the_stdout_audit_log_leaves_stdout_open(capsys: pytest.CaptureFixture[s
     log.close()
     assert not sys.stdout.closed
     assert capsys.readouterr().out == '{"request_id":"r","status":"OK"}\n'
+
+
+TEARING_CHILD = """
+import threading
+from dermassist.guard.audit import AuditLog, stdout_kept_for_the_trail
+log = AuditLog("-")
+with stdout_kept_for_the_trail("-"):
+    done = threading.Event()
+    def chatter():
+        while not done.is_set():
+            print("Closing server running on port: 7860")
+    talker = threading.Thread(target=chatter)
+    talker.start()
+    for i in range(3000):
+        log.write({"request_id": f"{i:05d}", "status": "OK", "padding": "x" * 200})
+    done.set()
+    talker.join()
+"""
+
+
+def test_while_the_audit_trail_is_on_stdout_other_prints_go_to_stderr_and_tear_no_line() -> None:
+    """``dermassist demo`` runs the guard and the page in one process: another thread's print (Gradio's) is two
+    writes the trail's lock does not cover, and had landed in the middle of audit lines (concurrency audit 4: 527
+    of 20,000 torn). Stdout then holds the audit lines alone, every one whole and in order."""
+    run = subprocess.run([sys.executable, "-c", TEARING_CHILD], capture_output=True, text=True, timeout=120,
+                         cwd=PROJECT_ROOT)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == [f"{i:05d}" for i in range(3000)]
+    assert "Closing server running on port: 7860" in run.stderr
+
+
+def test_an_audit_trail_in_a_file_leaves_stdout_as_it_was(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with stdout_kept_for_the_trail(str(tmp_path / "audit.jsonl")):
+        print("the page's address")
+    assert capsys.readouterr().out == "the page's address\n"
 
 
 # --- Canary --------------------------------------------------------------------------------------------------
