@@ -116,6 +116,18 @@ def test_expected_calibration_error_by_hand() -> None:
     assert expected_calibration_error([0, 1, 2], perfect) == 0.0
 
 
+def test_the_ece_weights_each_bin_by_its_images() -> None:
+    """Bins of unequal size and gap (figures audit, finding 2): the weighted ECE, not the plain mean over bins
+    (0.35) or the largest gap (0.6)."""
+    from training.metrics import expected_calibration_error
+
+    # three at confidence 0.9, all right (gap 0.1); one at 0.6, wrong (gap 0.6): 3/4 * 0.1 + 1/4 * 0.6 = 0.225
+    probs = np.zeros((4, 8))
+    probs[:3, 1], probs[:3, 0] = 0.9, 0.1
+    probs[3, 2], probs[3, 0] = 0.6, 0.4
+    assert expected_calibration_error([1, 1, 1, 0], probs) == pytest.approx(0.225)
+
+
 def test_referral_figures_by_hand() -> None:
     from training.metrics import ReferralFigures, referral_figures
 
@@ -127,6 +139,16 @@ def test_referral_figures_by_hand() -> None:
     none_malignant = referral_figures([nv, bkl], [False, True])
     assert none_malignant.melanoma_sensitivity is None and none_malignant.malignant_sensitivity is None
     assert none_malignant.specificity == 0.5 and none_malignant.benign == 2
+
+
+def test_an_scc_not_referred_lowers_malignant_sensitivity() -> None:
+    """SCC is malignant as MEL, BCC and AK are (figures audit, finding 3: dropping it passed every test)."""
+    from training.metrics import referral_figures
+
+    scc, mel, nv = (CLASS_CODES.index(c) for c in ("SCC", "MEL", "NV"))
+    figures = referral_figures([scc, scc, mel, nv], [False, True, True, False])
+    assert figures.malignant == 3 and figures.malignant_sensitivity == pytest.approx(2 / 3)
+    assert figures.benign == 1 and figures.specificity == 1.0
 
 
 def test_wilson_interval_by_hand() -> None:
@@ -208,6 +230,18 @@ def test_melanoma_auc_ranks_by_p_mel_not_by_the_top_probability() -> None:
     probs[3, [mel, nv]] = 0.1, 0.9  # nevus, top probability 0.9
     # P(MEL) 0.4, 0.3 above 0.2, 0.1: 4 of 4 pairs -> 1.0; ranking by the top probability would give 0 of 4
     assert melanoma_auc([mel, mel, nv, nv], probs) == 1.0
+
+
+def test_melanoma_auc_ranks_by_p_mel_not_by_the_refer_score() -> None:
+    """A melanoma whose mass is mostly BCC ranks above a nevus by REFER_SCORE (0.9 against 0.4) but below it by P(MEL)
+    (0.3 against 0.4): the AUC is P(MEL)'s, 0 (figures audit, finding 3)."""
+    from training.metrics import melanoma_auc
+
+    mel, nv, bcc = (CLASS_CODES.index(c) for c in ("MEL", "NV", "BCC"))
+    probs = np.zeros((2, 8))
+    probs[0, [mel, bcc, nv]] = 0.3, 0.6, 0.1
+    probs[1, [mel, nv]] = 0.4, 0.6
+    assert melanoma_auc([mel, nv], probs) == 0.0
 
 
 def test_truth_is_binarised_at_one_half_whatever_the_prediction_threshold() -> None:

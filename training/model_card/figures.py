@@ -69,7 +69,8 @@ def diagnosis_table(reports: dict, order: list[str], test: dict, test_label: str
                   "labels", "(melanoma, seborrheic keratosis as BKL, the rest as NV): the classifier never saw images like "
                   "them, and its", "figures there show how much such a shift costs (other clinics, mixed with the squash: Known "
                   "limits)."]
-    lines += ["", *wrap("The ECE column is served, after the temperature fitted on validation; the ECE of the same "
+    lines += ["", *wrap(assessable_text(reports, order) + "The ECE column is served, after the temperature fitted on "
+                        "validation; the ECE of the same "
                         "answers before it (the classifier's undivided probabilities, recovered exactly from the served "
                         "ones) is in each set's report and in metrics.json. The last "
                         "column is the ECE a perfectly calibrated model would score with the same probabilities on as "
@@ -79,6 +80,19 @@ def diagnosis_table(reports: dict, order: list[str], test: dict, test_label: str
                         "ROC AUC intervals: stratified bootstrap (images resampled within each true class, 2000 seeded "
                         "draws, 95%); referral intervals: Wilson, 95%." + degenerate_auc_text(reports, order))]
     return lines
+
+
+def assessable_text(reports: dict, order: list[str]) -> str:
+    """What the diagnosis rows count: every answered image, those not assessable too (their top class is scored though
+    the service withholds it), with the first set's figures on the assessable ones alone; "" where no report has them."""
+    for name in order:
+        c = reports[name].get("classification") or {}
+        alone = c.get("assessable_only")
+        if alone and alone.get("images") is not None and alone["images"] < c["images"]:
+            return (f"The diagnosis rows count every answered image, those not assessable too; on the assessable ones "
+                    f"alone {name} has accuracy {percent(alone['accuracy'])} and balanced accuracy "
+                    f"{fixed(alone['balanced_accuracy'])} ({alone['images']} images; each set's report has these). ")
+    return ""
 
 
 def referral_table(reports: dict, order: list[str], rule: ReferralRule, triage_test: dict | None,

@@ -6,7 +6,7 @@ from ..release import classifier_colour_constancy
 from .classes import rare_classes_lines, untrained_classes_lines
 from .referral import ReferralRule
 from .reports import ISIC2017_VALIDATION
-from .shipped import SHIPPED_DUPLICATES, SHIPPED_SQUASH, SHIPPED_TUNED_BEFORE_FILL, is_shipped
+from .shipped import SHIPPED_DUPLICATES, SHIPPED_SQUASH, SHIPPED_SQUASH_SHARE, SHIPPED_TUNED_BEFORE_FILL, is_shipped
 from .sources import KNOWN_SOURCES, training_class_counts
 from .text import about, fixed, interval_text, join_words, number_word, wrap
 
@@ -42,7 +42,8 @@ def shift_lines(reports: dict, counts: dict[str, int] | None, shipped: bool = Fa
     over = [(name, r["classification"]) for name, r in reports.items() if (r.get("classification") or {}).get("ece_if_calibrated")
             and r["classification"]["ece"] > r["classification"]["ece_if_calibrated"]["p95"]]
     if over:
-        squashed = "; part of it the squash, above" if t and c and t.get("melanomas") else ""
+        squashed = ((SHIPPED_SQUASH_SHARE if shipped else "; possibly part of it the squash, above")
+                    if t and c and t.get("melanomas") else "")
         low, high = wilson_interval(27, 30) or (0.0, 1.0)  # 30 melanomas: never empty
         named = [f"{name} ({fixed(e['ece'])} against {fixed(e['ece_if_calibrated']['p95'])}"
                  f"{squashed if name == ISIC2017_VALIDATION else ''})" for name, e in over]

@@ -44,7 +44,7 @@ KNOWN_SOURCES = {
         "image with any split (a test holds it)."),
     "ph2": KnownSource(
         "PH2", "PH2", "Porto PH2", "research use with citation", (SEGMENTER_EXTRA, CLASSIFIER),
-        "segmenter and classifier training, validation and test (70/15/15 by clinical diagnosis)",
+        "segmenter training and test, classifier training, validation and test (70/15/15 by clinical diagnosis)",
         "PH2: Mendonca T., Ferreira P.M., Marques J.S., Marcal A.R.S., Rozeira J., PH2 - A dermoscopic image database for "
         "research and benchmarking, IEEE EMBC 2013."),
     "ham10000_sample": KnownSource(

@@ -34,3 +34,19 @@ def test_an_auc_interval_of_no_width_is_said_not_to_be_certainty() -> None:
     assert "not that the figure is certain: isic2019_sample's 1.00 rests on 2 melanomas." in card
     release["evaluation"]["reports"]["isic2019_sample"]["classification"]["melanoma_auc_ci95"] = [0.8, 1.0]
     assert "An AUC interval of no width" not in " ".join(render_model_card(release).split())
+
+
+def test_the_card_says_its_diagnosis_rows_count_the_images_not_assessable_too() -> None:
+    """The rows score every answered image; the card gives the first set's figures on the assessable ones alone
+    (figures audit, finding 6), and says nothing of it where every image was assessable."""
+    release = copy.deepcopy(read_release(RELEASE_DIR))
+    test = release["evaluation"]["reports"]["isic2018_task3_test"]["classification"]
+    test["assessable_only"] = {"images": test["images"] - 4, "accuracy": 0.75, "balanced_accuracy": 0.5678}
+    card = " ".join(render_model_card(release).split())
+    assert ("The diagnosis rows count every answered image, those not assessable too; on the assessable ones alone "
+            f"isic2018_task3_test has accuracy 75.0% and balanced accuracy 0.568 ({test['images'] - 4} images") in card
+    for report in release["evaluation"]["reports"].values():
+        c = report.get("classification") or {}
+        if c.get("assessable_only"):
+            c["assessable_only"]["images"] = c["images"]
+    assert "those not assessable too" not in " ".join(render_model_card(release).split())

@@ -8,10 +8,13 @@ from training.model_card.render import render_model_card
 from training.release import RELEASE_DIR, read_release
 
 
-def test_the_known_limits_say_the_isic_2017_shift_is_mixed_with_the_squash_and_name_the_near_duplicates() -> None:
+def test_the_known_limits_say_how_little_of_the_isic_2017_shift_is_the_squash_and_name_the_near_duplicates() -> None:
+    """The squash was said to raise the HAM10000 sample's ECE from 0.195 to 0.250; re-measured on five squashes it
+    moves it by -0.016 to +0.024 (figures audit, finding 1)."""
     card = " ".join(render_model_card(read_release(RELEASE_DIR)).split())
-    assert "That shift is mixed with the shared set's 256x256 squash: squashing the HAM10000 sample alone" in card
-    assert "raised its ECE from 0.195 to 0.250 and its share not assessable from 5.3% to 8.0%" in card
+    assert "Little of that is the shared set's 256x256 squash" in card
+    assert "gave ECE 0.179-0.219 against its 0.195" in card and "0.112; the squash adds at most about 0.02" in card
+    assert "part of it the squash" not in card
     assert "ISIC_0034921 (classifier training) and ISIC_0035597 (classifier validation" in card
     assert "ISIC_0000171 (segmenter training) and ISIC_0015124 (segmenter validation" in card
 
