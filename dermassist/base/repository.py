@@ -309,8 +309,9 @@ def served_build(repository: Path) -> str:
     """``sha256:`` and 16 hex digits of the served files that decide an answer: every file of the repository's model
     folders (weights, tuned values, labels, configs, the Python steps), of the ``preprocess`` package those steps
     import and of the base modules that run their models (STEP_CODE), by relative path and content (caches left out).
-    Two builds with one digest serve the same models; the installed libraries (OpenCV, Pillow, TensorFlow, PyTorch) and
-    the CPU or GPU profile are not in it."""
+    Two builds with one digest serve the same models, but two exports of one release differ (TorchScript and Keras files
+    are not byte-reproducible: a serialization id, dates, generated names); the installed libraries (OpenCV, Pillow,
+    TensorFlow, PyTorch) and the CPU or GPU profile are not in it."""
     import hashlib
 
     import preprocess
