@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,13 @@ def nfc(name: str) -> str:
 def image_key(path: Path) -> str:
     """The id an image file is known by: its stem in Unicode normal form C (``list_images``' keys)."""
     return nfc(path.stem)
+
+
+def image_stem(cell: str) -> str:
+    """The image id a label cell names: stripped, in normal form C, without an image file extension
+    (``ISIC_0000002.jpg`` is ``ISIC_0000002``)."""
+    name = nfc(cell.strip())
+    return PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
 
 
 def csv_delimiter(header_line: str) -> str:
@@ -484,11 +492,21 @@ def _decimal_point(value: str) -> str:
     return text.replace(",", ".") if re.fullmatch(r"[+-]?\d*,\d+", text) else text
 
 
-def hot_columns(row: Mapping[str, str], columns: Iterable[str], path: Path, line: int) -> list[str]:
-    """The class columns of a one-hot ground-truth CSV row that are set (>= 0.5; empty counts as 0); a value
-    that is not a number is an UnknownLabelError naming the file, the line and the image."""
+def one_hot_set(value: str | None, path: Path, line: int, image: str | None, column: str) -> bool:
+    """Whether a one-hot ground-truth cell is set: 1 (1.0, 1,0) or 0 (empty counts as 0); anything else (0.5, 100,
+    -1, inf, nan, yes) is an UnknownLabelError naming the file, the line, the image and the column (a soft or
+    percentage value had been read as set from 0.5 up)."""
+    text = _decimal_point((value or "").strip() or "0")
     try:
-        return [c for c in columns if float(_decimal_point(row[c] or "0")) >= 0.5]
-    except ValueError as e:
-        raise UnknownLabelError(f"{path} line {line} ({row.get('image')}): a class value is not a number: {e}; "
-                                "fix the row or remove it") from e
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if number not in (0.0, 1.0):
+        raise UnknownLabelError(f"{path} line {line} ({image}): column {column} holds {value!r}; expected 1 or 0 "
+                                "(a one-hot ground truth; empty counts as 0): fix the row or remove it")
+    return number == 1.0
+
+
+def hot_columns(row: Mapping[str, str], columns: Iterable[str], path: Path, line: int) -> list[str]:
+    """The class columns of a one-hot ground-truth CSV row that are set (``one_hot_set``)."""
+    return [c for c in columns if one_hot_set(row[c], path, line, row.get("image"), c)]

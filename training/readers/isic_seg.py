@@ -9,7 +9,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MaskMismatchError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import list_images, list_masks, pair_masks, read_csv
+from .common import image_stem, keep_label, list_images, list_masks, one_hot_set, pair_masks, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ PART3_COLUMNS = ("image_id", "melanoma", "seborrheic_keratosis")
 
 
 def _part3_labels(path: Path) -> dict[str, int]:
-    """ISIC 2017 Part 3 labels: melanoma -> MEL, seborrheic keratosis -> BKL, otherwise NV."""
+    """ISIC 2017 Part 3 labels: melanoma -> MEL, seborrheic keratosis -> BKL, neither -> NV. Both marked, a value other
+    than 1 or 0, or an image listed twice with two diagnoses is refused (the first had been trained as MEL, the last row
+    had won); an image id may carry its extension."""
     mel, bkl, nv = (CLASS_CODES.index(c) for c in ("MEL", "BKL", "NV"))
     header, rows = read_csv(path)
     missing = [c for c in PART3_COLUMNS if c not in header]
@@ -61,19 +63,16 @@ def _part3_labels(path: Path) -> dict[str, int]:
             f"{path}: columns {missing} are missing; expected {','.join(PART3_COLUMNS)} (the official ISIC 2017 Part 3 "
             f"ground truth), got {header}: restore the column names"
         )
-    out: dict[str, int] = {}
+    labels: dict[str, tuple[int, int]] = {}
     for line, row in rows:
-        flags = {}
-        for column in PART3_COLUMNS[1:]:
-            try:
-                flags[column] = float(row[column] or 0) >= 0.5
-            except ValueError as e:
-                raise UnknownLabelError(
-                    f"{path} line {line} ({row['image_id']}): column {column} holds {row[column]!r}; expected a number, "
-                    "1 or 0 (empty counts as 0): fix the row or remove it"
-                ) from e
-        out[row["image_id"].strip()] = mel if flags["melanoma"] else bkl if flags["seborrheic_keratosis"] else nv
-    return out
+        image_id = image_stem(row["image_id"])
+        hot = [c for c in PART3_COLUMNS[1:] if one_hot_set(row[c], path, line, image_id, c)]
+        if len(hot) > 1:
+            raise UnknownLabelError(
+                f"{path} line {line} ({image_id}): both melanoma and seborrheic_keratosis are 1; expected at most one "
+                "(neither is a nevus): fix the row or remove it")
+        keep_label(labels, image_id, mel if hot == ["melanoma"] else bkl if hot else nv, line, str(path))
+    return {image_id: label for image_id, (label, _) in labels.items()}
 
 
 def read_isic_segmentation(root: Path) -> Dataset:
@@ -101,6 +100,10 @@ def read_isic_segmentation(root: Path) -> Dataset:
         labels: dict[str, int] = {}
         if layout.labels_csv and (root / layout.labels_csv.format(word)).is_file():
             labels = _part3_labels(root / layout.labels_csv.format(word))
+            absent = sorted(set(labels) - set(images))
+            if absent:
+                logger.warning("%s: %s lists %d image(s) absent from %s, left out, e.g. %s", root,
+                               layout.labels_csv.format(word), len(absent), image_dir.name, absent[0])
             lonely = sorted(set(images) - set(labels))
             unlabelled += [images[i] for i in lonely]
             if lonely:

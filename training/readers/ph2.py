@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from pathlib import Path
 
 from preprocess.contract import CLASS_CODES
 
 from ..errors import MissingFolderError, MissingImageError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import check_mask_size
+from .common import check_mask_size, keep_label
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def _xlsx_diagnoses(path: Path) -> dict[str, str]:
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # BadZipFile: empty, truncated, a CSV renamed
         raise UnknownLabelError(f"{path} cannot be read as an xlsx workbook ({e}); expected the official {PH2_XLSX}") from e
     rows = [tuple("" if v is None else str(v).strip() for v in row) for row in book.active.iter_rows(values_only=True)]
     book.close()
@@ -61,17 +62,28 @@ def _xlsx_diagnoses(path: Path) -> dict[str, str]:
         )
     name_col, cols = header.index("Image Name"), {d: header.index(d) for d in DIAGNOSES}
     out: dict[str, str] = {}
+    seen: dict[str, tuple[int, int]] = {}
     for line, row in enumerate(rows[h + 1 :], start=h + 2):
         if not any(row):
             continue
         marked = [d for d, c in cols.items() if c < len(row) and row[c].upper() == "X"]
-        out[_check_name(row[name_col], f"{path.name} row {line}")] = _one(marked, f"{path.name} row {line} ({row[name_col]})")
+        name = _check_name(row[name_col], f"{path.name} row {line}")
+        _keep(out, seen, name, _one(marked, f"{path.name} row {line} ({row[name_col]})"), line, str(path))
     return out
+
+
+def _keep(out: dict[str, str], seen: dict[str, tuple[int, int]], name: str, diagnosis: str, line: int,
+          where: str) -> None:
+    """Record ``name``'s diagnosis; a repeat with the same one is harmless, one with another is refused (which is
+    right cannot be known: the last had silently won)."""
+    if keep_label(seen, name, list(DIAGNOSES).index(diagnosis), line, where):
+        out[name] = diagnosis
 
 
 def _txt_diagnoses(path: Path) -> dict[str, str]:
     """Image name -> clinical diagnosis from the official ``||``-separated text file (codes 0/1/2)."""
     out: dict[str, str] = {}
+    seen: dict[str, tuple[int, int]] = {}
     header: list[str] | None = None
     for line, text in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         cells = [c.strip() for c in text.strip().strip("|").split("||")] if text.strip().startswith("||") else []
@@ -89,7 +101,7 @@ def _txt_diagnoses(path: Path) -> dict[str, str]:
                 f"{path.name} line {line}: clinical diagnosis {code!r} is unknown; expected 0 (common nevus), "
                 "1 (atypical nevus) or 2 (melanoma)"
             )
-        out[cells[header.index("Name")]] = TXT_CODES[code]
+        _keep(out, seen, cells[header.index("Name")], TXT_CODES[code], line, str(path))
     if header is None:
         raise UnknownLabelError(f"{path}: no header line with 'Name' and 'Clinical Diagnosis'; expected the official {PH2_TXT}")
     return out

@@ -79,7 +79,7 @@ def test_isic2019_row_with_two_classes_is_an_error(tmp_path: Path) -> None:
 def test_isic2019_value_that_is_not_a_number_is_named(tmp_path: Path) -> None:
     (tmp_path / "gt.csv").write_text("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nISIC_0000001,1,0,0,0,0,0,0,0,0\n"
                                      "ISIC_0000002,yes,0,0,0,0,0,0,0,0\n")
-    with pytest.raises(UnknownLabelError, match=r"gt.csv line 3 \(ISIC_0000002\): a class value is not a number"):
+    with pytest.raises(UnknownLabelError, match=r"gt.csv line 3 \(ISIC_0000002\): column MEL holds 'yes'; expected 1 or 0"):
         read_isic2019_labels(tmp_path / "gt.csv")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from preprocess.contract import CLASS_CODES
-from training.errors import MissingImageError, UnknownLabelError
+from training.errors import DuplicateImageError, MissingImageError, UnknownLabelError
 from training.readers import read_dataset
 from training.readers.common import hot_columns
 from training.readers.isic2019 import read_isic2019, read_isic2019_labels
@@ -61,9 +61,13 @@ def test_isic2019_empty_cells_count_as_zero_and_lesion_ids_come_from_the_metadat
         ("ISIC_0000001", "NV", "BCN_0001"), ("ISIC_0000002", "SCC", None)]
 
 
-def test_hot_columns_set_at_one_half_and_above() -> None:
-    row = {"MEL": "0.5", "NV": "0.49", "BCC": ""}
-    assert hot_columns(row, ("MEL", "NV", "BCC"), Path("gt.csv"), 2) == ["MEL"]
+def test_hot_columns_read_1_and_0_in_any_spelling_and_refuse_any_other_value() -> None:
+    """A soft or percentage value had counted as set from 0.5 up (training input audit, finding 11)."""
+    row = {"MEL": "1.0", "NV": "0", "BCC": "", "AK": " 1,0 ", "BKL": "0,0"}
+    assert hot_columns(row, tuple(row), Path("gt.csv"), 2) == ["MEL", "AK"]
+    for value in ("0.5", "100", "-1", "inf", "nan", "yes"):
+        with pytest.raises(UnknownLabelError, match=f"gt.csv line 2 \\(ISIC_1\\): column MEL holds '{value}'; expected 1 or 0"):
+            hot_columns({"image": "ISIC_1", "MEL": value}, ("MEL",), Path("gt.csv"), 2)
 
 
 def test_isic2019_row_with_unk_and_a_class_is_refused_not_skipped(tmp_path: Path) -> None:
@@ -114,18 +118,41 @@ def test_mask_files_named_otherwise_are_named_in_a_warning(tmp_path: Path, caplo
     assert not caplog.records
 
 
-def test_isic2017_part3_labels_melanoma_first_then_keratosis_else_nevus(tmp_path: Path) -> None:
-    ids = [f"ISIC_000000{i}" for i in range(4)]
+def _part3_folder(root: Path, ids: list[str], rows: str) -> Path:
     for i in ids:
-        _image(tmp_path / "ISIC-2017_Training_Data" / f"{i}.jpg")
-        _mask(tmp_path / "ISIC-2017_Training_Part1_GroundTruth" / f"{i}_segmentation.png")
-    (tmp_path / "ISIC-2017_Training_Part3_GroundTruth.csv").write_text(
-        "image_id,melanoma,seborrheic_keratosis\n"
-        f"{ids[0]},0.5,0.0\n{ids[1]},0.0,1.0\n{ids[2]},0.0,0.0\n{ids[3]},1.0,1.0\n")
-    ds = read_dataset(tmp_path)
-    # melanoma (>= 0.5) -> MEL, keratosis -> BKL, neither -> NV; both set: melanoma wins (it is checked first)
+        _image(root / "ISIC-2017_Training_Data" / f"{i}.jpg")
+        _mask(root / "ISIC-2017_Training_Part1_GroundTruth" / f"{i}_segmentation.png")
+    (root / "ISIC-2017_Training_Part3_GroundTruth.csv").write_text("image_id,melanoma,seborrheic_keratosis\n" + rows)
+    return root
+
+
+def test_isic2017_part3_labels_melanoma_keratosis_else_nevus_and_repeats_and_absent_rows(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Melanoma -> MEL, keratosis -> BKL, neither -> NV; an id with its extension and a repeat with the same label are
+    read; a row whose image is absent is counted (it had been dropped without a word: training input audit, 2)."""
+    ids = [f"ISIC_000000{i}" for i in range(3)]
+    _part3_folder(tmp_path, ids, f"{ids[0]},1.0,0.0\n{ids[1]}.jpg,0.0,1.0\n{ids[2]},,0\n{ids[0]},1,0\n"
+                                 "ISIC_0099999,1.0,0.0\n")
+    with caplog.at_level(logging.WARNING, logger="training.readers.isic_seg"):
+        ds = read_dataset(tmp_path)
     assert ds.name == "isic2017"
-    assert [s.code for s in ds.splits["train"]] == ["MEL", "BKL", "NV", "MEL"]
+    assert [s.code for s in ds.splits["train"]] == ["MEL", "BKL", "NV"]
+    assert ("ISIC-2017_Training_Part3_GroundTruth.csv lists 1 image(s) absent from ISIC-2017_Training_Data, left out, "
+            "e.g. ISIC_0099999") in caplog.text
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("ISIC_0000000,1.0,1.0\n", r"line 2 \(ISIC_0000000\): both melanoma and seborrheic_keratosis are 1"),
+    ("ISIC_0000000,1.0,0.0\nISIC_0000000,0.0,1.0\n", "lines 2 and 3 both list ISIC_0000000, with different diagnoses"),
+    ("ISIC_0000000,0.5,0.0\n", r"line 2 \(ISIC_0000000\): column melanoma holds '0.5'; expected 1 or 0"),
+    ("ISIC_0000000,0.0,nan\n", "column seborrheic_keratosis holds 'nan'; expected 1 or 0"),
+])
+def test_isic2017_part3_conflicting_or_soft_labels_are_refused(tmp_path: Path, rows: str, message: str) -> None:
+    """Both marked had trained as MEL, the last of two rows had won, and 0.5 had counted as set (training input
+    audit, finding 2)."""
+    _part3_folder(tmp_path, ["ISIC_0000000"], rows)
+    with pytest.raises((UnknownLabelError, DuplicateImageError), match=message):
+        read_dataset(tmp_path)
 
 
 def test_isic2016_layout_reads_its_splits_and_capitalised_masks_and_skips_other_files(tmp_path: Path) -> None:
@@ -354,8 +381,8 @@ def test_isic2017_part3_with_a_renamed_column_or_a_word_for_a_number_is_named(tm
                                                 r"'melanoma', 'sk'\]: restore"):
         read_dataset(root)
     part3.write_text("image_id,melanoma,seborrheic_keratosis\nISIC_0000001,yes,0\n")
-    with pytest.raises(UnknownLabelError, match=r"line 2 \(ISIC_0000001\): column melanoma holds 'yes'; expected a "
-                                                "number"):
+    with pytest.raises(UnknownLabelError, match=r"line 2 \(ISIC_0000001\): column melanoma holds 'yes'; expected 1 "
+                                                "or 0"):
         read_dataset(root)
 
 

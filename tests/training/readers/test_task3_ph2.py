@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.errors import MissingFolderError, MissingImageError, SplitError, UnknownLabelError
+from training.errors import DuplicateImageError, MissingFolderError, MissingImageError, SplitError, UnknownLabelError
 from training.readers import read_dataset
 from training.readers.isic_task3 import read_isic_task3, read_task3_labels
 from training.readers.ph2 import PH2_DIR, PH2_IMAGES, PH2_XLSX, read_diagnoses, read_ph2
@@ -134,6 +134,36 @@ def test_ph2_listed_image_that_is_not_there_is_an_error(shared_data: Path, tmp_p
     header = ["Image Name", "Common Nevus", "Atypical Nevus", "Melanoma"]
     _write_xlsx(folder / PH2_XLSX, header, [["IMD002", None, "X", None], ["IMD003", "X", None, None]])
     with pytest.raises(MissingImageError, match="lists IMD003 but its image is absent.*restore the files or remove the row"):
+        read_ph2(tmp_path)
+
+
+def test_ph2_an_image_listed_twice_with_different_diagnoses_is_refused_and_a_same_repeat_read(
+        shared_data: Path, tmp_path: Path) -> None:
+    """The last of two rows had silently won: an atypical nevus listed again as melanoma trained as MEL (training
+    input audit, finding 5)."""
+    folder = _ph2_copy(shared_data, tmp_path, ["IMD002", "IMD003"])
+    header = ["Image Name", "Common Nevus", "Atypical Nevus", "Melanoma"]
+    _write_xlsx(folder / PH2_XLSX, header, [["IMD002", None, "X", None], ["IMD003", "X", None, None],
+                                             ["IMD002", None, "X", None]])
+    assert read_diagnoses(folder)[1] == {"IMD002": "Atypical Nevus", "IMD003": "Common Nevus"}
+    _write_xlsx(folder / PH2_XLSX, header, [["IMD002", None, "X", None], ["IMD003", "X", None, None],
+                                             ["IMD002", None, None, "X"]])
+    with pytest.raises(DuplicateImageError, match="lines 3 and 5 both list IMD002, with different diagnoses"):
+        read_ph2(tmp_path)
+    (folder / PH2_XLSX).unlink()
+    (folder / "PH2_dataset.txt").write_text("||  Name  ||  Clinical Diagnosis  ||\n||  IMD002  ||  1  ||\n"
+                                            "||  IMD003  ||  0  ||\n||  IMD002  ||  2  ||\n")
+    with pytest.raises(DuplicateImageError, match="lines 2 and 4 both list IMD002"):
+        read_diagnoses(folder)
+
+
+@pytest.mark.parametrize("content", [b"", b"Image Name;Melanoma\nIMD002;X\n", b"PK\x03\x04truncated"])
+def test_ph2_an_xlsx_that_is_no_workbook_is_named_not_a_traceback(shared_data: Path, tmp_path: Path,
+                                                                    content: bytes) -> None:
+    """An empty, truncated or renamed file had ended in zipfile.BadZipFile (training input audit, finding 6)."""
+    folder = _ph2_copy(shared_data, tmp_path, ["IMD002"])
+    (folder / PH2_XLSX).write_bytes(content)
+    with pytest.raises(UnknownLabelError, match="cannot be read as an xlsx workbook .*expected the official"):
         read_ph2(tmp_path)
 
 
