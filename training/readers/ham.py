@@ -39,6 +39,7 @@ LESION_WHY = ("a training split keeps each lesion's images in one split (HAM1000
               "figures optimistic")
 DX_TO_INDEX = {c.ham_dx: c.index for c in CLASSES if c.ham_dx is not None}
 AK = CLASS_CODES.index("AK")  # HAM10000's akiec (actinic keratosis and intraepithelial carcinoma) is counted as AK
+SCC = CLASS_CODES.index("SCC")  # what ISIC 2019 calls the akiec images that are invasive squamous cell carcinoma
 
 
 def dx_to_label(dx: str, where: str) -> int:
@@ -128,6 +129,17 @@ def isic2019_refinement(csv_path: Path) -> dict[str, int]:
     return read_isic2019_labels(csv_path)[0]
 
 
+def refined(image_id: str, label: int, theirs: int | None, metadata: Path, isic2019_csv: Path | None) -> int:
+    """``image_id``'s class: HAM's, with ``akiec`` (AK) made AK or SCC by the ISIC 2019 label ``theirs``. Any other
+    disagreement is an UnknownLabelError naming both files: the two agree on every HAM10000 image, so one of them was
+    edited (an ISIC 2019 row had turned an ``akiec`` image into MEL without a word)."""
+    if theirs is None or theirs == label or (label == AK and theirs == SCC):
+        return theirs if theirs is not None and label == AK else label
+    raise UnknownLabelError(
+        f"{image_id} is {CLASS_CODES[label]} in {metadata} but {CLASS_CODES[theirs]} in {isic2019_csv}; the ISIC 2019 "
+        f"ground truth only tells an akiec image AK from SCC: fix the row that is wrong in one of them")
+
+
 def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     """Read HAM10000: images listed in the metadata but absent on disk are counted, not fatal, and so are images on
     disk that no row lists. A row names its image by its file name, with or without the extension (``P001.jpg`` or
@@ -153,6 +165,6 @@ def read_ham(root: Path, isic2019_csv: Path | None = None) -> Dataset:
     refine = isic2019_refinement(isic2019_csv) if isic2019_csv else {}
 
     def relabel(image_id: str, label: int) -> int:
-        return refine.get(image_id, label) if label == AK else label
+        return refined(image_id, label, refine.get(image_id), root / HAM_METADATA, isic2019_csv)
 
     return labelled_dataset("ham10000", root, rows, ImageIndex(images, root), HAM_METADATA, masks, relabel, logger)

