@@ -24,13 +24,14 @@ EXIT_STATUS = f"""exit status:
 
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist evaluate``."""
+    from ..base.flags import GivenOnce
     from ..base.settings import setting_help
     from ..evaluation import EvaluationConfig as E
     from ..remote import add_tls_flags
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXIT_STATUS
-    parser.add_argument("--data", type=Path, required=True, help="labelled folder in any accepted layout")
+    parser.add_argument("--data", type=Path, action=GivenOnce, required=True, help="labelled folder in any accepted layout")
     parser.add_argument("--url", help=setting_help(E, "url", "gRPC HOST:PORT of a running DermAssist (none: start one)"))
     parser.add_argument("--repository", type=Path,
                         help=setting_help(E, "repository", "repository the embedded server serves (none: the project's); "

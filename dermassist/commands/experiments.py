@@ -10,6 +10,7 @@ from pathlib import Path
 from training.errors import TrainingConfigError
 from training.experiments import ExperimentSchedule, run_experiments
 
+from ..base.flags import GivenOnce
 from ..base.paths import SHARED_DATA, folder_problem
 from ..base.settings import Settings, setting_help, setting_names
 
@@ -44,7 +45,7 @@ class ExperimentsConfig(Settings):
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist experiments`` (each falls back to its DERMASSIST_EXPERIMENTS_* variable, then the default)."""
     e, s = ExperimentsConfig, ExperimentSchedule
-    parser.add_argument("--data", type=Path, help=setting_help(e, "data", "folder holding the real sets"))
+    parser.add_argument("--data", type=Path, action=GivenOnce, help=setting_help(e, "data", "folder holding the real sets"))
     parser.add_argument("--out", type=Path, help=setting_help(e, "out", "runs, logs, experiments.md / .json"))
     parser.add_argument("--seg-epochs", type=int, help=setting_help(s, "seg_epochs", "segmenter epochs per run"))
     parser.add_argument("--cls-epochs", type=int, help=setting_help(s, "cls_epochs", "classifier epochs per run"))

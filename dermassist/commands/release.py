@@ -25,9 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     """Flags of ``dermassist release``."""
     from training.pipeline import BuildConfig
 
+    from ..base.flags import GivenOnce
     from ..base.settings import setting_help
 
-    parser.add_argument("--data", type=Path, help=setting_help(BuildConfig, "data", "folder holding the real sets"))
+    parser.add_argument("--data", type=Path, action=GivenOnce,
+                        help=setting_help(BuildConfig, "data", "folder holding the real sets"))
     parser.add_argument("--out", type=Path, help=setting_help(BuildConfig, "out", "release folder to write (the shipped "
                                                                                    "one is training/release)"))
     parser.add_argument("--runs", type=Path, help=setting_help(BuildConfig, "runs", "stage logs, curves and predicted masks"))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dermassist.base.flags import Pooled
 from dermassist.base.settings import Settings, setting_help, setting_names
 from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
 from preprocess.crop import CropParams
@@ -64,11 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     (a prefix such as --epoch for --epochs is refused)."""
     parser.allow_abbrev = False
     cls, opts = ClassifierConfig, StageOptions
-    parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
+    parser.add_argument("--data", type=Path, nargs="+", action=Pooled, required=True, metavar="DIR",
                         help="folder(s) in the ISIC 2018 Task 3 / PH2 / HAM10000 / ISIC 2019 / ISIC 2017 layout, or a "
                              "site's own folder with a labels.csv (training/README.md); each is split on its own and the "
-                             "splits are pooled")
-    parser.add_argument("--train-only", type=Path, nargs="+", default=[], metavar="DIR",
+                             "splits are pooled (repeatable: --data A --data B is --data A B)")
+    parser.add_argument("--train-only", type=Path, nargs="+", action=Pooled, default=[], metavar="DIR",
                         help="folder(s) with an official Training split (e.g. ISIC 2017 with its Part 3 CSVs) whose "
                              "labelled images only add to the training split")
     parser.add_argument("--out", type=Path, default=Path("reports/classifier"), help="where metrics, plots, weights go")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dermassist.base.flags import GivenOnce
 from dermassist.base.settings import setting_help
 
 from ..child import stage_main
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     (a prefix such as --epoch for --epochs is refused)."""
     parser.allow_abbrev = False
     seg, unet = SegmenterConfig, UNetConfig
-    parser.add_argument("--data", type=Path, required=True,
+    parser.add_argument("--data", type=Path, action=GivenOnce, required=True,
                         help="folder in an ISIC segmentation / PH2 / HAM10000 layout; its validation split is the one reported")
     parser.add_argument("--extra-data", type=Path, action="append", default=[], metavar="DIR",
                         help="another masked dataset whose training split is added (repeatable), e.g. PH2")
