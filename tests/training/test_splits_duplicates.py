@@ -103,6 +103,44 @@ def test_a_picture_in_two_sources_is_left_out_of_the_later_one_and_refused_when_
         pool_sources((first, third), seed=0)
 
 
+def test_a_lesion_in_two_pooled_folders_stays_in_one_split_and_is_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A site's folders per year hold follow-up pictures of one lesion (other pictures, one lesion id): each folder was
+    split on its own, and 4 of 37 lesions had been trained on in one folder and tested on in the other (training input
+    audit, finding 1). Each lesion now follows its split in the earliest folder; a training-only source's pictures of a
+    lesion validated or tested elsewhere are left out."""
+    from training.classifier.run import distinct_sources
+
+    followed = range(0, 30, 2)  # the 2024 folder: follow-ups of half the 2023 lesions, and new lesions
+    y2023 = site(tmp_path / "site2023", [(f"A{i:03d}.png", "NV", f"LES{i:03d}", i) for i in range(30)])
+    y2024 = site(tmp_path / "site2024", [*((f"B{i:03d}.png", "NV", f"LES{i:03d}", 100 + i) for i in followed),
+                                         *((f"N{i:03d}.png", "NV", f"NEW{i:03d}", 200 + i) for i in range(20))])
+    first, second = distinct_sources([read_dataset(y2023), read_dataset(y2024)])
+    alone = [_split_of(source_splits(d, 0)[0]) for d in (first, second)]
+    parted = [i for i in followed if alone[0][f"A{i:03d}"] != alone[1][f"B{i:03d}"]]
+    assert parted, "split on its own, some lesion must land in two splits (the audit's case)"
+    with caplog.at_level(logging.WARNING):
+        pooled, report = pool_sources((first, second), seed=0)
+    where = _split_of(pooled)
+    assert len(where) == 65 and all(where[f"A{i:03d}"] == where[f"B{i:03d}"] for i in followed)
+    assert all(where[f"A{i:03d}"] == alone[0][f"A{i:03d}"] for i in range(30))  # the earliest folder's split holds
+    assert report["lesion_pictures_moved_to_their_lesions_split"] == len(parted)
+    assert report["lesion_pictures_left_out_of_training"] == 0
+    assert any(f"{len(parted)} picture(s) show a lesion that an earlier source holds in another split" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_training_only_picture_of_a_lesion_tested_elsewhere_is_left_out() -> None:
+    from training.classifier.run import _lesions_kept_together
+
+    tested = Sample("T1", Path("T1.png"), label=1, lesion_id="L1", source="site")
+    again = Sample("X1", Path("X1.png"), label=1, lesion_id="L1", source="extra")
+    other = Sample("X2", Path("X2.png"), label=1, lesion_id="L2", source="extra")
+    pooled, report = _lesions_kept_together([{"test": (tested,)}, {"train": (again, other)}], 1, set())
+    assert pooled == {"train": (other,), "val": (), "test": (tested,)}
+    assert report == {"lesion_pictures_moved_to_their_lesions_split": 0, "lesion_pictures_left_out_of_training": 1}
+
+
 def test_the_shared_sets_split_as_the_release_recorded_with_no_copy_found(shared_data: Path) -> None:
     from training.release import RELEASE_DIR
 

@@ -213,13 +213,13 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
                        "later source: %s; remove the copies from one folder to silence this", len(dropped),
                        shown_names(listed))
     alike_dropped, alike_spanning = _cross_site_look_alikes(split_sources, parts, dropped)
-    pooled = {k: tuple(s for sp in parts for s in sp.get(k, ()) if s not in dropped | alike_dropped) for k in SPLITS}
+    pooled, lesions = _lesions_kept_together(parts, len(split_sources), dropped | alike_dropped)
     within = [group for _, copies, _ in split for group in copies]
     near = [group for _, _, look_alikes in split for group in look_alikes]
     picture = {s: i for i, group in enumerate(within) for s in group}  # a look-alike set counts byte copies once
     if not within and not spanning and not near and not alike_spanning:
-        return pooled, {}
-    return pooled, {
+        return pooled, lesions
+    return pooled, {**lesions,
         "identical_copies_kept_in_one_split": copies_merged(within),
         "identical_copies_left_out": len(dropped),
         "identical_pictures": [[str(s.image_path) for s in group] for group in (*within, *spanning)],
@@ -227,6 +227,39 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
         "look_alikes_left_out": len(alike_dropped),
         "look_alike_pictures": [[str(s.image_path) for s in group] for group in (*near, *alike_spanning)],
     }
+
+
+def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split_count: int,
+                           left_out: set[Sample]) -> tuple[dict[str, tuple[Sample, ...]], dict]:
+    """``parts`` (the split sources' splits, then the training-only sources') pooled per split, without ``left_out``,
+    each lesion in one split: a lesion id that more than one source holds (a site's folders per year, HAM10000 and
+    ISIC 2019) follows its split in the earliest source, a training-only source's pictures of a lesion validated or
+    tested elsewhere are left out (each source is split on its own, and a lesion's follow-up pictures had been trained
+    on in one folder and tested on in another: training input audit, finding 1). Also what was done, for the metrics."""
+    first: dict[str, tuple[str, str]] = {}  # lesion id -> (its split, its earliest source)
+    pooled: dict[str, list[Sample]] = {k: [] for k in SPLITS}
+    moved: list[str] = []
+    dropped: list[str] = []
+    for i, part in enumerate(parts):
+        for split in SPLITS:
+            for s in part.get(split, ()):
+                if s in left_out:
+                    continue
+                target = first.setdefault(s.lesion_id, (split, str(s.source)))[0] if s.lesion_id else split
+                if target != split:
+                    (dropped if i >= split_count else moved).append(
+                        f"{s.image_id} ({s.source}, lesion {s.lesion_id} in {first[str(s.lesion_id)][1]}'s {target})")
+                    if i >= split_count:
+                        continue
+                pooled[target].append(s)
+    if not moved and not dropped:
+        return {k: tuple(v) for k, v in pooled.items()}, {}
+    logger.warning("%d picture(s) show a lesion that an earlier source holds in another split; each lesion stays in one "
+                   "split (%d moved to it: %s%s), so none is trained on and tested on", len(moved) + len(dropped),
+                   len(moved), shown_names(moved) if moved else "none",
+                   f"; {len(dropped)} of a training-only source left out: {shown_names(dropped)}" if dropped else "")
+    return {k: tuple(v) for k, v in pooled.items()}, {"lesion_pictures_moved_to_their_lesions_split": len(moved),
+                                                      "lesion_pictures_left_out_of_training": len(dropped)}
 
 
 def _cross_site_look_alikes(split_sources: Sequence[Dataset], parts: Sequence[dict[str, tuple[Sample, ...]]],
