@@ -20,10 +20,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dermassist.base.frameworks import framework_env
 from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
@@ -52,6 +54,10 @@ STATE_FILE = "build_state.json"
 METRICS_FILE = "metrics.json"
 RELEASE_VERSION = "1"
 RELEASE_NAME = "dermassist-real-2026.12"
+#: After a Ctrl-C of the build: how long its stage is given to stop by itself (a terminal's Ctrl-C reached it too), then
+#: how long to save what it reached once told (SIGTERM) before it is killed.
+STAGE_GRACE_S = 2.0
+STAGE_SAVE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,36 @@ def forward_sigterm(proc: subprocess.Popen) -> Callable[[], None]:
     return on_sigterm(forward)
 
 
+def _copy_output(proc: subprocess.Popen, log: Any) -> None:
+    """The rest of a stage's output into its log and, but for the frameworks' noise, to stderr."""
+    for line in proc.stdout or ():
+        log.write(line)
+        if shown_on_console(line):
+            sys.stderr.write(line)
+
+
+def stop_stage(proc: subprocess.Popen, log: Any, module: str) -> None:
+    """After a Ctrl-C of the build: let the stage stop and save what it reached, its output still logged, before the
+    build reports that it stopped. A Ctrl-C in a terminal reached the stage too; one sent to the build alone (``kill
+    -INT``, a job runner's interrupt) had left it training on, unlogged, to write into the release later (training
+    input audit, finding 7): after STAGE_GRACE_S it is told with SIGTERM, which it handles as a Ctrl-C and ignores
+    while it saves, and killed after STAGE_SAVE_S."""
+    copying = threading.Thread(target=_copy_output, args=(proc, log), name="stage-output", daemon=True)
+    copying.start()
+    try:
+        proc.wait(timeout=STAGE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        logger.warning("stopping stage %s: it saves what it reached (up to %.0f s)", module, STAGE_SAVE_S)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STAGE_SAVE_S)
+        except subprocess.TimeoutExpired:
+            logger.error("stage %s did not stop within %.0f s: killed", module, STAGE_SAVE_S)
+            proc.kill()
+            proc.wait()
+    copying.join(timeout=5)
+
+
 def run_stage(module: str, args: list[str], log_path: Path) -> float:
     """Run ``python -m <module> <args>`` in its own process, streaming its output to a log and, but for the
     frameworks' noise, to stderr (progress and the stage's warnings show); returns seconds, raises StageError naming
@@ -256,6 +292,9 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
                     sys.stderr.write(line)
                     last = line.split("\r")[-1].strip() or last  # a progress bar's line ends in the bar's last state
             code = proc.wait()
+        except KeyboardInterrupt:
+            stop_stage(proc, log, module)
+            raise
         finally:
             restore()
     if code != 0:

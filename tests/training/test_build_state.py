@@ -165,3 +165,40 @@ def test_a_stage_stopped_after_an_epoch_resumes_from_its_checkpoint_when_its_fin
     with pytest.raises(StageError):
         pipeline.build_release(_config(tmp_path, force=True))
     assert "--resume" not in calls[2]  # --force trains every stage from epoch 1
+
+
+BUILD = """
+import logging, sys
+from pathlib import Path
+from training.pipeline import run_stage
+logging.basicConfig(level=logging.INFO)
+run_stage("tests.support.sleepy_stage", [], Path(sys.argv[1]))
+"""
+
+
+def test_a_ctrl_c_sent_to_the_build_alone_stops_its_stage_which_saves_before_the_build_ends(tmp_path: Path) -> None:
+    """SIGINT to the build's process only (kill -INT, a job runner's interrupt) had left the stage training on,
+    unlogged, to write into the release later (training input audit, finding 7): the stage is told, saves, and its
+    last lines are logged before the build ends."""
+    import os
+    import signal
+
+    log = tmp_path / "stage.log"
+    build = subprocess.Popen([sys.executable, "-c", BUILD, str(log)], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in build.stderr or ():  # the stage's lines reach the build's stderr as they come
+            said.append(line)
+            if line.startswith("epoch 1"):
+                break
+        stage_pid = int("".join(said).split("stage pid ")[1].split()[0])
+        build.send_signal(signal.SIGINT)
+        _, stderr = build.communicate(timeout=30)
+        assert "KeyboardInterrupt" in stderr and "stopping stage tests.support.sleepy_stage" in stderr
+        assert f"saved after signal {signal.SIGTERM.value}" in log.read_text()
+        with pytest.raises(ProcessLookupError):
+            os.kill(stage_pid, 0)  # gone, not training on (an orphan would be alive for its minute)
+    finally:
+        build.kill()
+        build.wait()
