@@ -114,6 +114,15 @@ def _not_evaluated_markdown(skipped: dict) -> list[str]:
     if seg_only:
         parts.append(f"{len(seg_only)} image(s) have no diagnosis row: they count in the segmentation figures only "
                      f"({_names([Path(p).name for p in seg_only])})")
+    missing = skipped.get("manifest_rows_not_found") or []
+    if missing:
+        parts.append(f"{len(missing)} image id(s) of the split manifest name no image read from this folder "
+                     f"({_names(missing)}): check that the manifest belongs to it")
+    differs = skipped.get("manifest_label_differs") or []
+    if differs:
+        shown = _names([f"{e['image']}: {e['manifest']} there, {e['data']} here" for e in differs])
+        parts.append(f"{len(differs)} image(s) are labelled otherwise in the split manifest; the figures use the "
+                     f"folder's labels ({shown})")
     return [f"**Not in these figures:** {'; '.join(parts)}.", ""] if parts else []
 
 

@@ -71,12 +71,18 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
             raise EvaluationError(f"split manifest {config.split_manifest} has no split {config.split!r}; it holds "
                                   f"{', '.join(map(repr, splits)) or 'no split'}: pass --split with one of them")
         try:
-            wanted = {row["image_id"] for row in manifest[config.split]}
+            rows = {row["image_id"]: row for row in manifest[config.split]}
         except (KeyError, TypeError) as e:
             raise EvaluationError(f"split manifest {config.split_manifest}: split {config.split!r} is not a list of "
                                   f"image ids ({e}); expected {{'{config.split}': [{{'image_id': ...}}, ...]}}") from e
+        overlap = split_overlap(manifest, config.split)
+        if overlap:
+            raise EvaluationError(f"split manifest {config.split_manifest}: {overlap}; expected disjoint splits: use the "
+                                  "manifest the training run wrote, unedited")
+        wanted = set(rows)
         samples = [s for s in samples if s.image_id in wanted]
         in_split = {_nfc(w) for w in wanted}
+        not_evaluated.update(manifest_mismatches(rows, samples, data, absent, in_other_format))
         not_evaluated["absent_on_disk"] = [a for a in absent if _listed_keys(a) & in_split]
         not_evaluated["not_accepted_labelled"] = [e for e in not_evaluated["not_accepted_labelled"]
                                                   if _listed_keys(e["image"]) & in_split]
@@ -86,6 +92,43 @@ def read_selection(config: EvaluationConfig) -> tuple[str, list, dict, dict]:
     samples, not_evaluated["same_picture"] = distinct_pictures(samples, data)
     return dataset.name, samples, not_evaluated, ({"ham_akiec": akiec_facts(ham_rows, samples)} if ham_rows is not None
                                                   else {})
+
+
+def split_overlap(manifest: dict, split: str) -> str | None:
+    """What makes a manifest's ``split`` unfit to be evaluated: an image it shares with another split (an edited
+    manifest had scored a training image as test), else None."""
+    ids = {row["image_id"] for row in manifest[split]}
+    for other, rows in manifest.items():
+        if other == split or not isinstance(rows, list):
+            continue
+        shared = sorted(ids & {row.get("image_id") for row in rows if isinstance(row, dict)})
+        if shared:
+            return (f"{len(shared)} image(s) of split {split!r} are in split {other!r} too (e.g. {shared[0]}), so the "
+                    f"{split} figures would include pictures the models were {'trained' if other == 'train' else 'tuned'} on")
+    return None
+
+
+def manifest_mismatches(rows: dict[str, dict], samples: Sequence, data: Path, absent: Iterable[str],
+                        in_other_format: dict) -> dict[str, list]:
+    """Where a manifest's split and the folder disagree (an edited manifest, or one of other labels): its rows that
+    name an image of this folder that was not read (``manifest_rows_not_found``; rows of a pooled manifest's other
+    sources, whose paths lie outside this folder, are not counted), and the images whose label there differs from the
+    folder's (``manifest_label_differs``: the figures use the folder's). Each is logged as a WARNING."""
+    read = {s.image_id for s in samples}
+    accounted = {_nfc(a) for a in absent} | {_nfc(k) for k in in_other_format}
+    folder = Path(data).name
+    not_found = sorted(i for i, row in rows.items() if i not in read and _nfc(i) not in accounted
+                       and (not isinstance(row.get("image"), str) or folder in Path(row["image"]).parts))
+    differs = [{"image": s.image_id, "manifest": rows[s.image_id].get("label"), "data": s.code} for s in samples
+               if rows[s.image_id].get("label") not in (None, s.code)]
+    if not_found:
+        logger.warning("%d image id(s) of the split manifest name no image read from %s, e.g. %s: they are not "
+                       "evaluated; check that the manifest belongs to this folder", len(not_found), data, not_found[0])
+    if differs:
+        logger.warning("%d image(s) are labelled otherwise in the split manifest than in %s, e.g. %s (%s there, %s "
+                       "here): the figures use the folder's labels; the manifest belongs to other labels", len(differs),
+                       data, differs[0]["image"], differs[0]["manifest"], differs[0]["data"])
+    return {"manifest_rows_not_found": not_found, "manifest_label_differs": differs}
 
 
 def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:

@@ -601,3 +601,48 @@ def test_a_split_the_manifest_lacks_is_refused_naming_the_splits_it_holds(tmp_pa
     _, samples, _, _ = read_selection(EvaluationConfig(data=data, out=tmp_path / "out", split_manifest=manifest,
                                                        split="test"))
     assert [s.image_id for s in samples] == ["P2"]
+
+
+def test_an_edited_manifest_is_refused_or_its_mismatches_counted_and_said(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """An image in two splits had been scored as test, a row naming no image dropped without a count, and a label
+    that differs from the folder's used without comment (training input audit, finding 8). Rows of a pooled manifest's
+    other source (their paths outside this folder) are not this folder's to count."""
+    import json
+    import logging
+
+    from dermassist.evaluation import EvaluationConfig
+    from dermassist.evaluation.selection import read_selection
+
+    data = ham_site(tmp_path / "site", {"P1": "mel", "P2": "nv", "P3": "bcc"})
+    manifest = tmp_path / "classifier_split.json"
+
+    def selection(splits: dict) -> tuple[list, dict]:
+        manifest.write_text(json.dumps(splits))
+        _, samples, not_evaluated, _ = read_selection(EvaluationConfig(data=data, out=tmp_path / "out",
+                                                                       split_manifest=manifest, split="test"))
+        return samples, not_evaluated
+
+    with pytest.raises(EvaluationError, match=r"1 image\(s\) of split 'test' are in split 'train' too \(e.g. P1\), so "
+                                              "the test figures would include pictures the models were trained on"):
+        selection({"train": [{"image_id": "P1"}], "test": [{"image_id": "P1"}, {"image_id": "P2"}]})
+    with caplog.at_level(logging.WARNING):
+        samples, not_evaluated = selection({"train": [{"image_id": "P3"}], "test": [
+            {"image_id": "P1", "label": "NV", "image": str(data / "P1.jpg")},
+            {"image_id": "P2", "label": "NV"},
+            {"image_id": "P9", "image": str(data / "P9.jpg")},  # edited in: no such image
+            {"image_id": "IMD002", "image": "../shared/data/ph2/PH2Dataset/IMD002.jpg"}]})  # a pooled source's
+    assert [s.image_id for s in samples] == ["P1", "P2"]
+    assert not_evaluated["manifest_rows_not_found"] == ["P9"]
+    assert not_evaluated["manifest_label_differs"] == [{"image": "P1", "manifest": "NV", "data": "MEL"}]
+    assert "1 image id(s) of the split manifest name no image read from" in caplog.text
+    text = " ".join(_not_evaluated_text(not_evaluated).split())
+    assert "1 image id(s) of the split manifest name no image read from this folder (P9)" in text
+    assert "1 image(s) are labelled otherwise in the split manifest; the figures use the folder's labels (P1: NV there, " \
+           "MEL here)" in text
+
+
+def _not_evaluated_text(not_evaluated: dict) -> str:
+    from dermassist.evaluation.markdown import _not_evaluated_markdown
+
+    return "\n".join(_not_evaluated_markdown(not_evaluated))
