@@ -80,6 +80,21 @@ def empty_masks(ys: np.ndarray, samples: Sequence[Sample]) -> list[Sample]:
     return [s for s, y in zip(samples, ys) if not np.any(y)]
 
 
+#: The share of a mask's border that, marked lesion, makes it look inverted (lesion and background swapped) or blank
+#: white: of the 550 real ISIC 2017 and PH2 masks, none reaches 0.81.
+INVERTED_BORDER_SHARE = 0.95
+
+
+def inverted_masks(ys: np.ndarray, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples whose segmenter-grid mask in ``ys`` (N, H, W) marks at least INVERTED_BORDER_SHARE of its border as
+    lesion: a lesion and its background swapped, or an all-white export."""
+    def border_share(y: np.ndarray) -> float:
+        ring = np.concatenate([y[0], y[-1], y[1:-1, 0], y[1:-1, -1]])
+        return float(np.count_nonzero(ring)) / ring.size
+
+    return [s for s, y in zip(samples, ys) if y.size and border_share(y) >= INVERTED_BORDER_SHARE]
+
+
 def original_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file as it is shown and served (EXIF orientation applied), from its header."""
     w, h = image_header(path).size

@@ -24,7 +24,7 @@ from preprocess.contract import DEFAULT_THRESHOLD
 from preprocess.crop import lesion_mask
 
 from ..errors import EmptyDatasetError, ResumeError, StageError, TrainingConfigError, check_setting_range
-from ..images import empty_masks, load_segmentation_arrays
+from ..images import INVERTED_BORDER_SHARE, empty_masks, inverted_masks, load_segmentation_arrays
 from ..metrics import segmentation_metrics, tune_threshold
 from ..plots import plot_curves
 from ..progress import ProgressLog, eta_text
@@ -167,10 +167,27 @@ def prepare_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
+def check_inverted(ys: np.ndarray, samples: Sequence[Sample], split: str) -> None:
+    """Masks that mark (nearly) their whole border as lesion (``inverted_masks``): named in a WARNING, an
+    EmptyDatasetError when every one of the split's does (a segmenter trained on them, exit 0, had learnt the
+    background: training input audit, finding 9)."""
+    inverted = inverted_masks(ys, samples)
+    if not inverted:
+        return
+    first = inverted[0].mask_path.name if inverted[0].mask_path else inverted[0].image_id
+    what = (f"their lesion covers at least {INVERTED_BORDER_SHARE:.0%} of the picture's border, which no real mask of "
+            f"the shared sets does (e.g. {first}); expected white (255, or 1) on the lesion and black (0) elsewhere: "
+            "check that they are not inverted (lesion black) or blank white exports")
+    if len(inverted) == len(samples):
+        raise EmptyDatasetError(f"every one of the {len(samples)} {split} masks looks inverted: {what}")
+    logger.warning("%d of %d %s masks look inverted: %s", len(inverted), len(samples), split, what)
+
+
 def check_lesions(ys: np.ndarray, samples: Sequence[Sample], split: str) -> int:
     """How many of a split's ground-truth masks (N, H, W) hold no lesion pixel: counted and named in a WARNING (each
     such image scores 1 for a prediction of nothing), an EmptyDatasetError when every one is empty (a model chosen
     and a threshold tuned on them would measure nothing)."""
+    check_inverted(ys, samples, split)
     empty = empty_masks(ys, samples)
     if not empty:
         return 0

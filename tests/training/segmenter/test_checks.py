@@ -65,10 +65,40 @@ def test_some_empty_masks_are_counted_and_named(tmp_path: Path, caplog: pytest.L
     ys[0, 2:5, 2:5] = 1
     with caplog.at_level(logging.WARNING, logger="training.segmenter.train"):
         assert check_lesions(ys, _samples(tmp_path, 3), "validation") == 2
-        ys[1:] = 1
+        ys[1:, 1:6, 2:7] = 1
         assert check_lesions(ys, _samples(tmp_path, 3), "validation") == 0
     assert len(caplog.records) == 1
     assert "2 of 3 validation masks in" in caplog.text and "e.g. ISIC_0000001_segmentation.png" in caplog.text
+
+
+def test_masks_that_look_inverted_are_named_and_refused_when_all_do(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A segmenter trained on 16 of 16 inverted masks had exited 0, having learnt the background (training input
+    audit, finding 9): a mask marking at least 95% of its border as lesion looks inverted; a lesion that touches one
+    side does not."""
+    from training.segmenter.train import check_lesions
+
+    lesion = np.zeros((32, 32), np.uint8)
+    lesion[14:18, 0:10] = 1  # a lesion touching the left border
+    ys = np.stack([lesion, 1 - lesion, np.ones((32, 32), np.uint8)])
+    with caplog.at_level(logging.WARNING, logger="training.segmenter.train"):
+        assert check_lesions(ys, _samples(tmp_path, 3), "training") == 0
+    assert "2 of 3 training masks look inverted: their lesion covers at least 95% of the picture's border" in caplog.text
+    assert "e.g. ISIC_0000001_segmentation.png" in caplog.text
+    with pytest.raises(EmptyDatasetError, match="every one of the 2 training masks looks inverted: .*not inverted "
+                                                r"\(lesion black\) or blank white exports"):
+        check_lesions(ys[1:], _samples(tmp_path, 2), "training")
+
+
+def test_no_real_mask_of_the_shared_sets_looks_inverted(shared_data: Path) -> None:
+    """The rule's limit against the real masks: of ISIC 2017's 350, none marks even 81% of its border."""
+    from training.images import inverted_masks, load_segmentation_arrays
+    from training.readers import read_dataset
+
+    samples = [s for s in read_dataset(shared_data / "isic2017_seg_256").samples if s.mask_path is not None]
+    _, ys = load_segmentation_arrays(samples)
+    assert len(samples) == 350 and inverted_masks(ys, samples) == []
+    assert inverted_masks(1 - ys[:5], samples[:5]) == samples[:5]
 
 
 def test_a_dataset_too_small_to_split_says_how_many_lesions_it_needs(tmp_path: Path) -> None:
