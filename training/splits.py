@@ -214,6 +214,29 @@ def same_splits(a: Mapping[str, Sequence[Mapping]], b: Mapping[str, Sequence[Map
     return key(a) == key(b)
 
 
+def splits_difference(current: Mapping[str, Sequence[Mapping]], recorded: Mapping[str, Sequence[Mapping]]) -> str:
+    """How two split manifests differ, for a message: the images each split gained, lost or holds otherwise (lesion,
+    class or file), a few named, e.g. "train: 2 not recorded (ISIC_1, ISIC_2), 1 otherwise (ISIC_3: MEL, was NV)"."""
+    def rows(m: Mapping[str, Sequence[Mapping]], split: str) -> dict[str, tuple]:
+        return {r["image_id"]: (r["lesion_id"], r["label"], Path(r["image"]).name) for r in m.get(split, ())}
+
+    def names(ids: Sequence[str]) -> str:
+        return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+
+    parts = []
+    for split in sorted(set(current) | set(recorded)):
+        now, then = rows(current, split), rows(recorded, split)
+        added, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
+        changed = sorted(i for i in set(now) & set(then) if now[i] != then[i])
+        said = [f"{len(added)} not recorded ({names(added)})" if added else "",
+                f"{len(gone)} recorded but not found now ({names(gone)})" if gone else "",
+                f"{len(changed)} otherwise ({', '.join(f'{i}: {now[i][1]}, was {then[i][1]}' for i in changed[:3])})"
+                if changed else ""]
+        if any(said):
+            parts.append(f"{split}: " + ", ".join(p for p in said if p))
+    return "; ".join(parts) or "the same images in another order"
+
+
 def write_manifest(splits: Mapping[str, Sequence[Sample]], path: Path) -> Path:
     """Write the split manifest as JSON (beside the model it was used for)."""
     path = Path(path)

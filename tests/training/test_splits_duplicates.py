@@ -213,3 +213,28 @@ def test_copies_merged_counts_a_file_in_two_sets_once() -> None:
     a, b, c, d = _samples(4)
     assert copies_merged([(a, b), (b, c)]) == 2 and copies_merged([(a, b), (c, d)]) == 2
     assert copies_merged([(a, b, c), (a, b)]) == 2 and copies_merged([]) == 0
+
+
+def test_a_changed_split_is_described_image_by_image() -> None:
+    """A refused re-tune had said only that the splits differ, naming the folders as Path reprs (training input
+    audit, finding 12)."""
+    from training.splits import splits_difference
+
+    def row(image_id: str, label: str) -> dict:
+        return {"image_id": image_id, "lesion_id": None, "label": label, "image": f"/data/{image_id}.jpg"}
+
+    recorded = {"train": [row("A", "NV"), row("B", "NV"), row("C", "MEL")], "test": [row("D", "BCC")]}
+    current = {"train": [row("A", "NV"), row("C", "NV"), row("E", "NV")], "test": [row("D", "BCC")]}
+    assert splits_difference(current, recorded) == \
+        "train: 1 not recorded (E), 1 recorded but not found now (B), 1 otherwise (C: NV, was MEL)"
+    assert splits_difference(recorded, recorded) == "the same images in another order"
+
+
+def test_a_file_given_as_a_dataset_folder_is_called_a_file(tmp_path: Path) -> None:
+    from training.errors import MissingFolderError
+
+    (tmp_path / "afile").write_text("notes")
+    with pytest.raises(MissingFolderError, match="dataset folder .*afile is a file; expected a folder"):
+        read_dataset(tmp_path / "afile")
+    with pytest.raises(MissingFolderError, match="dataset folder .*nothing does not exist"):
+        read_dataset(tmp_path / "nothing")

@@ -158,7 +158,10 @@ def mask_prob(sample: Sample, predicted_masks: Path | None) -> np.ndarray | None
         if path.is_file():
             pred = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if pred is None or pred.shape != (SEG_SIZE, SEG_SIZE):
-                raise MaskMismatchError(f"predicted mask {path} must be a {SEG_SIZE}x{SEG_SIZE} PNG")
+                got = "cannot be read" if pred is None else f"is {pred.shape[1]}x{pred.shape[0]}"
+                raise MaskMismatchError(f"predicted mask {path} {got}; expected a {SEG_SIZE}x{SEG_SIZE} PNG as the "
+                                        "segmenter writes them (`dermassist train segmenter --predict-masks`): predict "
+                                        "the masks again")
             return pred.astype(np.float32) / np.float32(255.0)
     if sample.mask_path is not None:
         return seg_mask(load_mask(sample.mask_path, sample.image_path, original_size(sample.image_path)))

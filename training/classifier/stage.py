@@ -274,7 +274,7 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
     """Re-fit what ``tune`` fits for the classifier a release already holds, on the splits it was trained with
     (a changed rule, e.g. the REFER threshold's, reaches a shipped model without retraining it)."""
     from ..release import CLASSIFIER_WEIGHTS, ReleaseError, load_weights, read_manifest
-    from ..splits import manifest, same_splits
+    from ..splits import manifest, same_splits, splits_difference
     from .weights import model_from_arrays
 
     folder, out = Path(args.release), Path(args.out)
@@ -285,8 +285,10 @@ def retune_release(data: ClassifierData, args: argparse.Namespace, options: Stag
         raise TrainingConfigError(f"--retune reads the split manifest the training wrote, {recorded_path}, but it "
                                   f"cannot be read ({e}); pass the --out and --name of that training run") from e
     if not same_splits(manifest(data.splits), recorded):
-        raise TrainingConfigError(f"the splits of {args.data} differ from those recorded in {recorded_path}: the "
-                                  "data or the seed changed since training, so re-tuning would mix in training images")
+        folders = ", ".join(map(str, args.data))
+        raise TrainingConfigError(f"the splits of {folders} differ from those recorded in {recorded_path} "
+                                  f"({splits_difference(manifest(data.splits), recorded)}): the data or the seed changed "
+                                  "since training, so re-tuning would mix in training images")
     release = read_manifest(folder)
     if "classifier" not in release:
         raise ReleaseError(f"release {folder} holds no classifier section to re-tune; train one into it first")

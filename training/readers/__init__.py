@@ -40,8 +40,9 @@ def read_dataset(root: Path) -> Dataset:
     PH2, HAM10000, ISIC 2019) where it matches, else a site's own folder with a ``labels.csv`` (``labels_csv``)."""
     root = Path(root)
     if not root.is_dir():
+        state = "is a file" if root.exists() else "does not exist"
         raise MissingFolderError(
-            f"dataset folder {root} does not exist; expected a folder in an ISIC or HAM10000 layout "
+            f"dataset folder {root} {state}; expected a folder in an ISIC or HAM10000 layout "
             "(run `dermassist synth OUT` to make one)"
         )
     reader = _public_reader(root)

@@ -43,6 +43,10 @@ def test_predicted_mask_used_when_no_ground_truth(tmp_path: Path, synthetic_set:
     prob = mask_prob(bare, tmp_path)
     assert prob.shape == (256, 256) and prob.max() == 1.0 and prob[120, 120] == 1.0
     assert build_crops([bare], predicted_masks=tmp_path, progress=False).with_mask == 1
+    cv2.imwrite(str(tmp_path / f"{sample.image_id}.png"), np.zeros((512, 512), np.uint8))
+    with pytest.raises(MaskMismatchError, match=r"predicted mask .* is 512x512; expected a 256x256 PNG as the segmenter "
+                                                "writes them .*predict the masks again"):
+        mask_prob(bare, tmp_path)
 
 
 def test_segmentation_arrays_are_the_served_prepare_inputs(synthetic_set: Path) -> None:
