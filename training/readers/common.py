@@ -72,6 +72,13 @@ def csv_delimiter(header_line: str) -> str:
 Rows = list[tuple[int, dict[str, str]]]
 
 
+def looks_utf16(data: bytes) -> bool:
+    """Whether a label file's bytes are UTF-16: its byte-order mark, or, without one, a zero in at least a third of its
+    first bytes (ASCII text in UTF-16; UTF-8 text holds no zero byte but where a cell holds a NUL)."""
+    head = data[:400]
+    return data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 8 and head.count(0) * 3 >= len(head))
+
+
 def read_csv(path: Path) -> tuple[list[str], Rows]:
     """(header, [(line number, row), ...]) of a label CSV in UTF-8 (with or without a byte-order mark); rows with
     every cell empty (a spreadsheet's trailing ``,,,,,,``) are skipped, missing cells read as empty. Cells are
@@ -83,6 +90,10 @@ def read_csv(path: Path) -> tuple[list[str], Rows]:
     """
     path = Path(path)
     data = path.read_bytes()
+    if looks_utf16(data):
+        raise LabelEncodingError(
+            f"label file {path} is in UTF-16 (every other byte is zero, as in Excel's \"Unicode Text\"); expected "
+            "UTF-8: open it and save it again as \"CSV UTF-8 (Comma delimited)\"")
     try:
         text = data.decode(CSV_ENCODING)
     except UnicodeDecodeError as e:

@@ -361,6 +361,20 @@ def test_a_label_csv_not_in_utf8_is_named_with_the_fix(tmp_path: Path) -> None:
         read_isic2019_labels(tmp_path / "ISIC_2019_Training_GroundTruth.csv")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_label_csv_in_utf16_is_called_utf16(tmp_path: Path, encoding: str) -> None:
+    """Without a byte-order mark it had been read as UTF-8 with a NUL after every letter ("no image and no diagnosis
+    column, got ['f\\x00i\\x00...']"), and with one called the Windows code page (training input audit 12)."""
+    from training.errors import LabelEncodingError
+    from training.readers.common import read_csv
+
+    (tmp_path / "labels.csv").write_bytes("filename,diagnosis\nP001.jpg,nv\n".encode(encoding))
+    with pytest.raises(LabelEncodingError, match=r"labels.csv is in UTF-16 .*save it again as \"CSV UTF-8"):
+        read_csv(tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").write_bytes(b"filename,diagnosis\nP001.jpg,n\x00v\n")  # one NUL: not UTF-16
+    assert read_csv(tmp_path / "labels.csv")[0] == ["filename", "diagnosis"]
+
+
 def test_a_spreadsheets_trailing_empty_rows_are_skipped(tmp_path: Path) -> None:
     from training.readers.ham import read_ham
 
