@@ -213,7 +213,8 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
                        "later source: %s; remove the copies from one folder to silence this", len(dropped),
                        shown_names(listed))
     alike_dropped, alike_spanning = _cross_site_look_alikes(split_sources, parts, dropped)
-    pooled, lesions = _lesions_kept_together(parts, len(split_sources), dropped | alike_dropped)
+    pooled, lesions = _lesions_kept_together(parts, len(split_sources), dropped | alike_dropped,
+                                             [(*copies, *look_alikes) for _, copies, look_alikes in split])
     within = [group for _, copies, _ in split for group in copies]
     near = [group for _, _, look_alikes in split for group in look_alikes]
     picture = {s: i for i, group in enumerate(within) for s in group}  # a look-alike set counts byte copies once
@@ -229,37 +230,92 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
     }
 
 
-def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split_count: int,
-                           left_out: set[Sample]) -> tuple[dict[str, tuple[Sample, ...]], dict]:
+def _units(part: dict[str, tuple[Sample, ...]], joined: Sequence[Sequence[Sample]]) -> list[list[Sample]]:
+    """A source's pictures in the units its split kept together, in reading order: those of one lesion id, and the
+    sets of copies and look-alikes in ``joined`` (``split_samples`` put each such unit in one split)."""
+    samples = [s for split in SPLITS for s in part.get(split, ())]
+    parent = {s: s for s in samples}
+
+    def root(s: Sample) -> Sample:
+        while parent[s] is not s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    def join(a: Sample, b: Sample) -> None:
+        parent[root(b)] = root(a)
+
+    by_lesion: dict[str, Sample] = {}
+    for s in samples:
+        if s.lesion_id:
+            join(by_lesion.setdefault(s.lesion_id, s), s)
+    for group in joined:
+        inside = [s for s in group if s in parent]
+        for s in inside[1:]:
+            join(inside[0], s)
+    units: dict[Sample, list[Sample]] = {}
+    for s in samples:
+        units.setdefault(root(s), []).append(s)
+    return list(units.values())
+
+
+def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split_count: int, left_out: set[Sample],
+                           joined: Sequence[Copies] = ()) -> tuple[dict[str, tuple[Sample, ...]], dict]:
     """``parts`` (the split sources' splits, then the training-only sources') pooled per split, without ``left_out``,
     each lesion in one split: a lesion id that more than one source holds (a site's folders per year, HAM10000 and
-    ISIC 2019) follows its split in the earliest source, a training-only source's pictures of a lesion validated or
-    tested elsewhere are left out (each source is split on its own, and a lesion's follow-up pictures had been trained
-    on in one folder and tested on in another: training input audit, finding 1). Also what was done, for the metrics."""
-    first: dict[str, tuple[str, str]] = {}  # lesion id -> (its split, its earliest source)
+    ISIC 2019) follows its split in the earliest source. A later source's unit (``_units``: a lesion with its copies
+    and look-alikes, ``joined[i]`` for source i) moves whole; a training-only source's unit of a lesion validated or
+    tested elsewhere is left out, and so is a unit whose lesions earlier sources put in two splits (no split keeps them
+    apart). Each source is split on its own, and a lesion's follow-up pictures had been trained on in one folder and
+    tested on in another (training input audit, finding 1). A shared lesion id with two diagnoses is named: two
+    clinics' lesions under one number, most likely. Also what was done, for the metrics."""
+    first: dict[str, tuple[str, str, str | None]] = {}  # lesion id -> (its split, its earliest source, its class)
     pooled: dict[str, list[Sample]] = {k: [] for k in SPLITS}
     moved: list[str] = []
     dropped: list[str] = []
+    clashes: list[str] = []
     for i, part in enumerate(parts):
-        for split in SPLITS:
-            for s in part.get(split, ()):
-                if s in left_out:
-                    continue
-                target = first.setdefault(s.lesion_id, (split, str(s.source)))[0] if s.lesion_id else split
-                if target != split:
-                    (dropped if i >= split_count else moved).append(
-                        f"{s.image_id} ({s.source}, lesion {s.lesion_id} in {first[str(s.lesion_id)][1]}'s {target})")
-                    if i >= split_count:
-                        continue
-                pooled[target].append(s)
+        where = {s: split for split in SPLITS for s in part.get(split, ())}
+        seen: dict[str, tuple[str, str, str | None]] = {}
+        placed: dict[str, list[Sample]] = {k: [] for k in SPLITS}
+        for unit in _units(part, joined[i] if i < len(joined) else ()):
+            split = where[unit[0]]
+            kept = [s for s in unit if s not in left_out]
+            earlier = {lid: first[lid] for lid in {s.lesion_id for s in kept if s.lesion_id} if lid in first}
+            clashes += [f"{lid} ({held[2]} in {held[1]}, {s.code} in {s.source})" for lid, held in earlier.items()
+                        for s in kept if s.lesion_id == lid and s.code != held[2]][:1]
+            targets = {held[0] for held in earlier.values()}
+            target = targets.pop() if len(targets) == 1 else split
+            named = [f"{s.image_id} ({s.source}, lesion {s.lesion_id}"
+                     + (f" in {first[s.lesion_id][1]}'s {first[s.lesion_id][0]})" if s.lesion_id in first else ")")
+                     for s in kept]
+            if len(targets) > 1 or (target != split and i >= split_count):
+                dropped += named
+                continue
+            if target != split:
+                moved += named
+            placed[target] += kept
+            for s in kept:
+                if s.lesion_id:
+                    seen.setdefault(s.lesion_id, (target, str(s.source), s.code))
+        for lid, held in seen.items():
+            first.setdefault(lid, held)
+        order = {s: n for n, s in enumerate(where)}
+        for split in SPLITS:  # each split in the source's reading order: sources without shared lesions split as before
+            pooled[split] += sorted(placed[split], key=order.__getitem__)
+    if clashes:
+        logger.warning("%d lesion id(s) name lesions of two diagnoses in two sources (%s): two lesions under one id? "
+                       "Pooled folders must give one lesion one id and two lesions two (e.g. prefix each clinic's)",
+                       len(clashes), shown_names(clashes))
     if not moved and not dropped:
         return {k: tuple(v) for k, v in pooled.items()}, {}
     logger.warning("%d picture(s) show a lesion that an earlier source holds in another split; each lesion stays in one "
-                   "split (%d moved to it: %s%s), so none is trained on and tested on", len(moved) + len(dropped),
-                   len(moved), shown_names(moved) if moved else "none",
-                   f"; {len(dropped)} of a training-only source left out: {shown_names(dropped)}" if dropped else "")
+                   "split with its copies (%d moved to it: %s%s), so none is trained on and tested on",
+                   len(moved) + len(dropped), len(moved), shown_names(moved) if moved else "none",
+                   f"; {len(dropped)} left out (of a training-only source, or of lesions held in two splits): "
+                   f"{shown_names(dropped)}" if dropped else "")
     return {k: tuple(v) for k, v in pooled.items()}, {"lesion_pictures_moved_to_their_lesions_split": len(moved),
-                                                      "lesion_pictures_left_out_of_training": len(dropped)}
+                                                      "lesion_pictures_left_out": len(dropped)}
 
 
 def _cross_site_look_alikes(split_sources: Sequence[Dataset], parts: Sequence[dict[str, tuple[Sample, ...]]],
