@@ -80,25 +80,31 @@ def test_masks_that_look_inverted_are_named_and_refused_when_all_do(tmp_path: Pa
 
     lesion = np.zeros((32, 32), np.uint8)
     lesion[14:18, 0:10] = 1  # a lesion touching the left border
-    ys = np.stack([lesion, 1 - lesion, np.ones((32, 32), np.uint8)])
+    ys = np.stack([lesion, lesion, 1 - lesion])
     with caplog.at_level(logging.WARNING, logger="training.segmenter.train"):
         assert check_lesions(ys, _samples(tmp_path, 3), "training") == 0
-    assert "2 of 3 training masks look inverted: their lesion covers at least 95% of the picture's border" in caplog.text
-    assert "e.g. ISIC_0000001_segmentation.png" in caplog.text
-    with pytest.raises(EmptyDatasetError, match="every one of the 2 training masks looks inverted: .*not inverted "
+    assert "1 of 3 training masks look inverted: their lesion covers at least 95% of the picture's border" in caplog.text
+    assert "e.g. ISIC_0000002_segmentation.png" in caplog.text
+    ys[1] = 1  # blank white
+    with pytest.raises(EmptyDatasetError, match="2 of the 3 training masks look inverted: .*not inverted "
                                                 r"\(lesion black\) or blank white exports"):
-        check_lesions(ys[1:], _samples(tmp_path, 2), "training")
+        check_lesions(ys, _samples(tmp_path, 3), "training")
 
 
 def test_no_real_mask_of_the_shared_sets_looks_inverted(shared_data: Path) -> None:
-    """The rule's limit against the real masks: of ISIC 2017's 350, none marks even 81% of its border."""
+    """The rule against the real masks: of ISIC 2017's 350, none marks even 81% of its border; inverted whole, most do
+    (those that touch the border escape), and the set is refused (review 16, finding 2: only a set flagged to the last
+    mask had been)."""
     from training.images import inverted_masks, load_segmentation_arrays
     from training.readers import read_dataset
 
     samples = [s for s in read_dataset(shared_data / "isic2017_seg_256").samples if s.mask_path is not None]
     _, ys = load_segmentation_arrays(samples)
     assert len(samples) == 350 and inverted_masks(ys, samples) == []
-    assert inverted_masks(1 - ys[:5], samples[:5]) == samples[:5]
+    from training.segmenter.train import check_lesions
+
+    with pytest.raises(EmptyDatasetError, match="of the 350 training masks look inverted"):  # inverted whole
+        check_lesions(1 - ys, samples, "training")
 
 
 def test_a_dataset_too_small_to_split_says_how_many_lesions_it_needs(tmp_path: Path) -> None:
