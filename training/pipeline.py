@@ -242,11 +242,14 @@ def forward_sigterm(proc: subprocess.Popen) -> Callable[[], None]:
 
 
 def _copy_output(proc: subprocess.Popen, log: Any) -> None:
-    """The rest of a stage's output into its log and, but for the frameworks' noise, to stderr."""
-    for line in proc.stdout or ():
-        log.write(line)
-        if shown_on_console(line):
-            sys.stderr.write(line)
+    """The rest of a stage's output into its log and, but for the frameworks' noise, to stderr, until either closes."""
+    try:
+        for line in proc.stdout or ():
+            log.write(line)
+            if shown_on_console(line):
+                sys.stderr.write(line)
+    except (OSError, ValueError):  # ValueError: the log or the pipe was closed (the stage killed, the build ending)
+        return
 
 
 def stop_stage(proc: subprocess.Popen, log: Any, module: str) -> None:
@@ -254,21 +257,27 @@ def stop_stage(proc: subprocess.Popen, log: Any, module: str) -> None:
     build reports that it stopped. A Ctrl-C in a terminal reached the stage too; one sent to the build alone (``kill
     -INT``, a job runner's interrupt) had left it training on, unlogged, to write into the release later (training
     input audit, finding 7): after STAGE_GRACE_S it is told with SIGTERM, which it handles as a Ctrl-C and ignores
-    while it saves, and killed after STAGE_SAVE_S."""
+    while it saves, and killed after STAGE_SAVE_S, or at a second Ctrl-C (review 16, finding 3)."""
     copying = threading.Thread(target=_copy_output, args=(proc, log), name="stage-output", daemon=True)
     copying.start()
     try:
-        proc.wait(timeout=STAGE_GRACE_S)
-    except subprocess.TimeoutExpired:
-        logger.warning("stopping stage %s: it saves what it reached (up to %.0f s)", module, STAGE_SAVE_S)
-        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=STAGE_SAVE_S)
+            proc.wait(timeout=STAGE_GRACE_S)
         except subprocess.TimeoutExpired:
-            logger.error("stage %s did not stop within %.0f s: killed", module, STAGE_SAVE_S)
-            proc.kill()
-            proc.wait()
-    copying.join(timeout=5)
+            logger.warning("stopping stage %s: it saves what it reached (up to %.0f s; Ctrl-C again kills it)", module,
+                           STAGE_SAVE_S)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STAGE_SAVE_S)
+            except subprocess.TimeoutExpired:
+                logger.error("stage %s did not stop within %.0f s: killed", module, STAGE_SAVE_S)
+                proc.kill()
+    except KeyboardInterrupt:  # a second Ctrl-C: the stage is killed, never left running on its own
+        logger.error("stage %s killed before it finished saving (a second Ctrl-C)", module)
+        proc.kill()
+    finally:
+        proc.wait()
+        copying.join(timeout=5)
 
 
 def run_stage(module: str, args: list[str], log_path: Path) -> float:

@@ -3,6 +3,7 @@ reached, a build passing the signal on to its stage."""
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,9 +32,13 @@ class Terminated(KeyboardInterrupt):
 
 def stop_on_sigterm() -> Callable[[], None]:
     """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in this process until the returned function is
-    called (:func:`on_sigterm`)."""
+    called (:func:`on_sigterm`), but not while a KeyboardInterrupt is being handled: the run is then already stopping
+    and saving, which a second exception raised in its handler would cut short (a build passes its Ctrl-C on as a
+    SIGTERM, which can arrive just after the terminal's own Ctrl-C: review 16, finding 7)."""
 
     def terminate(signum: int, frame: object) -> None:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            return
         raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
 
     return on_sigterm(terminate)

@@ -1,5 +1,6 @@
 """A stand-in training stage for the build's signal tests: says its pid, trains (sleeps) for a minute, and on SIGTERM
-or Ctrl-C says it saved and exits as a stopped run does."""
+or Ctrl-C says it saved and exits as a stopped run does; with the argument ``slow`` its save takes 30 s, during which
+it ignores SIGTERM (as a real stage's save does)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,10 @@ import time
 
 
 def _saved(signum: int, frame: object) -> None:
+    if "slow" in sys.argv[1:]:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("saving", flush=True)
+        time.sleep(30)
     print(f"saved after signal {signum}", flush=True)
     sys.exit(128 + signum)
 

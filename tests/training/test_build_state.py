@@ -172,7 +172,7 @@ import logging, sys
 from pathlib import Path
 from training.pipeline import run_stage
 logging.basicConfig(level=logging.INFO)
-run_stage("tests.support.sleepy_stage", [], Path(sys.argv[1]))
+run_stage("tests.support.sleepy_stage", sys.argv[2:], Path(sys.argv[1]))
 """
 
 
@@ -199,6 +199,39 @@ def test_a_ctrl_c_sent_to_the_build_alone_stops_its_stage_which_saves_before_the
         assert f"saved after signal {signal.SIGTERM.value}" in log.read_text()
         with pytest.raises(ProcessLookupError):
             os.kill(stage_pid, 0)  # gone, not training on (an orphan would be alive for its minute)
+    finally:
+        build.kill()
+        build.wait()
+
+
+def test_a_second_ctrl_c_while_the_stage_saves_kills_it_rather_than_leave_it_running(tmp_path: Path) -> None:
+    """A second Ctrl-C while the build waited for its stage's save had ended the build and left the stage running on
+    its own, its log cut off (review 16, finding 3): the stage is killed, and the build ends."""
+    import os
+    import signal
+    import time
+
+    build = subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path / "stage.log"), "slow"], cwd=PROJECT_ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        said = []
+        for line in build.stderr or ():
+            said.append(line)
+            if line.startswith("epoch 1"):
+                break
+        stage_pid = int("".join(said).split("stage pid ")[1].split()[0])
+        build.send_signal(signal.SIGINT)
+        for line in build.stderr or ():
+            if line.startswith("saving"):  # told after the grace, and saving (30 s)
+                break
+        build.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = build.communicate(timeout=20)
+        assert time.monotonic() - started < 10
+        assert "killed before it finished saving (a second Ctrl-C)" in stderr and "Traceback" in stderr
+        assert "ValueError" not in stderr
+        with pytest.raises(ProcessLookupError):
+            os.kill(stage_pid, 0)
     finally:
         build.kill()
         build.wait()

@@ -97,3 +97,24 @@ def test_a_second_sigterm_while_a_stopped_run_saves_is_ignored_and_the_handler_p
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_sigterm_while_an_interrupt_is_handled_is_ignored_and_raises_outside() -> None:
+    """A build passes its Ctrl-C on as a SIGTERM 2 s later; where the stage's own Ctrl-C was still being handled, the
+    SIGTERM's Terminated had cut its save short (review 16, finding 7)."""
+    import os
+
+    restore = stop_on_sigterm()
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(10_000))  # the handler runs between bytecodes
+            handled = True
+        assert handled
+        with pytest.raises(Terminated, match="stopped by signal SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(10_000))
+    finally:
+        restore()
