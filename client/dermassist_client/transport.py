@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -224,12 +225,13 @@ class _Workers:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as e:  # noqa: BLE001 - handed to the caller, who raises it
-                future.set_exception(e)
+            del item  # nothing of a done call is held while waiting: an unclosed client can be collected
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - handed to the caller, who raises it
+                    future.set_exception(e)
+            del future, fn
 
     def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
         """Run ``fn`` on the next free worker; its future."""
@@ -278,6 +280,8 @@ class HttpTransport(_Transport):
         self._lock = threading.Lock()
         self._clients: list[Any] = []  # each worker's, for close()
         self._workers = _Workers(HTTP_WORKERS, "dermassist-http")
+        # a client dropped without close() ends its threads when collected (they hold nothing of it between calls)
+        weakref.finalize(self, self._workers.shutdown)
         try:  # made now: a wrong address or TLS option fails here, not at a call
             self._workers.submit(self._worker_client).result()
         except BaseException:
