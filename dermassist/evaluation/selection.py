@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import os
 import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from .config import IMAGE_SUFFIXES, EvaluationConfig, EvaluationError
@@ -113,12 +114,15 @@ def manifest_mismatches(rows: dict[str, dict], samples: Sequence, data: Path, ab
     """Where a manifest's split and the folder disagree (an edited manifest, or one of other labels): its rows that
     name an image of this folder that was not read (``manifest_rows_not_found``; rows of a pooled manifest's other
     sources, whose paths lie outside this folder, are not counted), and the images whose label there differs from the
-    folder's (``manifest_label_differs``: the figures use the folder's). Each is logged as a WARNING."""
+    folder's (``manifest_label_differs``: the figures use the folder's). Each is logged as a WARNING. A row is this
+    folder's when its path, as the manifest spells it, lies where the manifest's rows of the images read lie
+    (``_manifest_home``; the folder's name, or where it lies now, tells nothing: review 16, finding 6)."""
     read = {s.image_id for s in samples}
     accounted = {_nfc(a) for a in absent} | {_nfc(k) for k in in_other_format}
-    folder = Path(data).name
+    home = _manifest_home([row["image"] for i, row in rows.items() if i in read and isinstance(row.get("image"), str)])
     not_found = sorted(i for i, row in rows.items() if i not in read and _nfc(i) not in accounted
-                       and (not isinstance(row.get("image"), str) or folder in Path(row["image"]).parts))
+                       and (home is None or not isinstance(row.get("image"), str)
+                            or PurePath(row["image"]).is_relative_to(home)))
     differs = [{"image": s.image_id, "manifest": rows[s.image_id].get("label"), "data": s.code} for s in samples
                if rows[s.image_id].get("label") not in (None, s.code)]
     if not_found:
@@ -129,6 +133,15 @@ def manifest_mismatches(rows: dict[str, dict], samples: Sequence, data: Path, ab
                        "here): the figures use the folder's labels; the manifest belongs to other labels", len(differs),
                        data, differs[0]["image"], differs[0]["manifest"], differs[0]["data"])
     return {"manifest_rows_not_found": not_found, "manifest_label_differs": differs}
+
+
+def _manifest_home(paths: Sequence[str]) -> PurePath | None:
+    """The folder that the manifest's paths of the images read lie in (their parents' common path), or None when it
+    cannot be told (no such path, or absolute and relative ones mixed)."""
+    try:
+        return PurePath(os.path.commonpath([str(PurePath(p).parent) for p in paths])) if paths else None
+    except ValueError:
+        return None
 
 
 def distinct_pictures(samples: Sequence, data: Path) -> tuple[list, list[dict]]:

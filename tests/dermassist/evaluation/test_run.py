@@ -646,3 +646,20 @@ def _not_evaluated_text(not_evaluated: dict) -> str:
     from dermassist.evaluation.markdown import _not_evaluated_markdown
 
     return "\n".join(_not_evaluated_markdown(not_evaluated))
+
+
+@pytest.mark.parametrize("name", ["data", "elsewhere"])
+def test_a_pooled_manifests_other_source_is_never_counted_wherever_or_however_named_the_folder_lies(
+        shared_data: Path, tmp_path: Path, name: str) -> None:
+    """The rows' owner had been told by the folder's name: a PH2 folder reached as `data` counted the 159 ISIC 2018
+    rows of the released manifest as not found (review 16, finding 6)."""
+    from dermassist.evaluation import EvaluationConfig
+    from dermassist.evaluation.selection import read_selection
+    from training.release import RELEASE_DIR
+
+    (tmp_path / name).symlink_to((shared_data / "ph2").resolve())
+    _, samples, not_evaluated, _ = read_selection(EvaluationConfig(
+        data=tmp_path / name, out=tmp_path / "out", split_manifest=RELEASE_DIR / "splits" / "classifier_split.json",
+        split="test"))
+    assert len(samples) == 30 and not_evaluated["manifest_rows_not_found"] == []
+    assert not_evaluated["manifest_label_differs"] == []
