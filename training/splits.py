@@ -215,23 +215,32 @@ def same_splits(a: Mapping[str, Sequence[Mapping]], b: Mapping[str, Sequence[Map
 
 
 def splits_difference(current: Mapping[str, Sequence[Mapping]], recorded: Mapping[str, Sequence[Mapping]]) -> str:
-    """How two split manifests differ, for a message: the images each split gained, lost or holds otherwise (lesion,
-    class or file), a few named, e.g. "train: 2 not recorded (ISIC_1, ISIC_2), 1 otherwise (ISIC_3: MEL, was NV)"."""
-    def rows(m: Mapping[str, Sequence[Mapping]], split: str) -> dict[str, tuple]:
-        return {r["image_id"]: (r["lesion_id"], r["label"], Path(r["image"]).name) for r in m.get(split, ())}
+    """How two split manifests differ, for a message: the images that moved between splits, those added or gone, and
+    those whose lesion, class or file differs (what differs named), a few of each, e.g. "B moved from train to test;
+    train: 1 not recorded (E), 1 otherwise (C: class NV, was MEL)"."""
+    fields = ("lesion", "class", "file")
+
+    def rows(m: Mapping[str, Sequence[Mapping]]) -> dict[str, tuple[str, tuple]]:
+        return {r["image_id"]: (split, (r["lesion_id"], r["label"], Path(r["image"]).name))
+                for split, split_rows in m.items() if isinstance(split_rows, (list, tuple)) for r in split_rows}
 
     def names(ids: Sequence[str]) -> str:
         return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
 
-    parts = []
-    for split in sorted(set(current) | set(recorded)):
-        now, then = rows(current, split), rows(recorded, split)
-        added, gone = sorted(set(now) - set(then)), sorted(set(then) - set(now))
-        changed = sorted(i for i in set(now) & set(then) if now[i] != then[i])
+    now, then = rows(current), rows(recorded)
+    both = sorted(set(now) & set(then))
+    moved = [i for i in both if now[i][0] != then[i][0]]
+    parts = [f"{names([f'{i} moved from {then[i][0]} to {now[i][0]}' for i in moved])}"] if moved else []
+    for split in sorted({s for s, _ in (*now.values(), *then.values())}):
+        added = sorted(i for i, (s, _) in now.items() if s == split and i not in then)
+        gone = sorted(i for i, (s, _) in then.items() if s == split and i not in now)
+        changed = [i for i in both if now[i][0] == split and now[i][1] != then[i][1]]
+
+        def what(i: str) -> str:
+            return " and ".join(f"{f} {a}, was {b}" for f, a, b in zip(fields, now[i][1], then[i][1]) if a != b)
         said = [f"{len(added)} not recorded ({names(added)})" if added else "",
                 f"{len(gone)} recorded but not found now ({names(gone)})" if gone else "",
-                f"{len(changed)} otherwise ({', '.join(f'{i}: {now[i][1]}, was {then[i][1]}' for i in changed[:3])})"
-                if changed else ""]
+                f"{len(changed)} otherwise ({names([f'{i}: {what(i)}' for i in changed])})" if changed else ""]
         if any(said):
             parts.append(f"{split}: " + ", ".join(p for p in said if p))
     return "; ".join(parts) or "the same images in another order"

@@ -260,10 +260,14 @@ def test_a_changed_split_is_described_image_by_image() -> None:
     def row(image_id: str, label: str) -> dict:
         return {"image_id": image_id, "lesion_id": None, "label": label, "image": f"/data/{image_id}.jpg"}
 
-    recorded = {"train": [row("A", "NV"), row("B", "NV"), row("C", "MEL")], "test": [row("D", "BCC")]}
-    current = {"train": [row("A", "NV"), row("C", "NV"), row("E", "NV")], "test": [row("D", "BCC")]}
-    assert splits_difference(current, recorded) == \
-        "train: 1 not recorded (E), 1 recorded but not found now (B), 1 otherwise (C: NV, was MEL)"
+    recorded = {"train": [row("A", "NV"), row("B", "NV"), row("C", "MEL"), row("F", "NV")], "test": [row("D", "BCC")],
+                "seed": 0}
+    relesioned = {**row("F", "NV"), "lesion_id": "L2", "image": "/data/F.png"}
+    current = {"train": [row("A", "NV"), row("C", "NV"), row("E", "NV"), relesioned],
+               "test": [row("D", "BCC"), row("B", "NV")], "seed": 0}
+    assert splits_difference(current, recorded) == (
+        "B moved from train to test; train: 1 not recorded (E), 2 otherwise (C: class NV, was MEL, F: lesion L2, "
+        "was None and file F.png, was F.jpg)")
     assert splits_difference(recorded, recorded) == "the same images in another order"
 
 
