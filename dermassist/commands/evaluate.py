@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
                         help=setting_help(E, "repository", "repository the embedded server serves (none: the project's); "
                                                          "with --url, the repository that server serves, so the "
                                                          "report states its REFER threshold"))
-    parser.add_argument("--split-manifest", type=Path,
+    parser.add_argument("--split-manifest", type=Path, action=GivenOnce,
                         help=setting_help(E, "split_manifest", "evaluate only one split of this manifest"))
     parser.add_argument("--split", help=setting_help(E, "split", "which split of the manifest"))
     parser.add_argument("--ood", type=Path,

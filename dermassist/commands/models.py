@@ -14,6 +14,7 @@ from typing import Any
 
 from training.release import RELEASE_DIR
 
+from ..base.flags import GivenOnce
 from ..base.paths import PROJECT_ROOT, folder_problem, writable_folder_problem
 from ..base.repository import SOURCE_REPOSITORY
 from ..base.settings import Settings, setting_help, setting_names
@@ -63,7 +64,7 @@ def _relative(path: Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> None:
     """Flags of ``dermassist models`` (each falls back to its DERMASSIST_MODELS_* variable, then the default)."""
     m = ModelsConfig
-    parser.add_argument("--release", type=Path, help=setting_help(m, "release", "release folder to export"))
+    parser.add_argument("--release", type=Path, action=GivenOnce, help=setting_help(m, "release", "release folder to export"))
     parser.add_argument("--repository", type=Path, help=setting_help(m, "repository", "model repository to export into"))
     parser.add_argument("--reports", type=Path, help=setting_help(m, "reports", "where metrics.json goes"))
     parser.add_argument("--synthetic", action="store_true", default=None, help=setting_help(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dermassist.base.flags import Pooled
+from dermassist.base.flags import GivenOnce, Pooled
 from dermassist.base.settings import Settings, setting_help, setting_names
 from preprocess.contract import DEFAULT_COLOUR_CONSTANCY, DEFAULT_THRESHOLD
 from preprocess.crop import CropParams
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "labelled images only add to the training split")
     parser.add_argument("--out", type=Path, default=Path("reports/classifier"), help="where metrics, plots, weights go")
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
-    parser.add_argument("--release", type=Path, default=None,
+    parser.add_argument("--release", type=Path, action=GivenOnce, default=None,
                         help="write the float16 weights, tuned values and figures into this release folder")
     parser.add_argument("--refer-safety", type=float,
                         help=setting_help(opts, "refer_safety", "multiply the validation REFER threshold by this"))
@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour-constancy", type=float, help=setting_help(
         opts, "colour_constancy", "shades-of-grey norm p that balances each crop's colours (6 is usual), 0 = off"))
     parser.add_argument("--full-image", action="store_true", help="train on the whole image instead of lesion crops")
-    parser.add_argument("--predicted-masks", type=Path, default=None,
+    parser.add_argument("--predicted-masks", type=Path, action=GivenOnce, default=None,
                         help="folder of <image_id>.png 256x256 segmenter masks for images without ground truth")
     parser.add_argument("--pretrained", type=Path, help=setting_help(cls, "pretrained", "local torchvision resnet18 state_dict"))
     parser.add_argument("--seed", type=int, help=setting_help(cls, "seed", "random seed"))

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dermassist.base.flags import GivenOnce, Pooled
+
 from ..child import stage_main
 
 if TYPE_CHECKING:
@@ -30,8 +32,8 @@ def release_segmenter(folder: Path) -> tuple[keras.Model, dict]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of a mask prediction run."""
-    parser.add_argument("--release", type=Path, required=True, help="release folder holding segmenter.npz")
-    parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="DIR",
+    parser.add_argument("--release", type=Path, action=GivenOnce, required=True, help="release folder holding segmenter.npz")
+    parser.add_argument("--data", type=Path, nargs="+", action=Pooled, required=True, metavar="DIR",
                         help="dataset folder(s) whose every image gets a predicted mask")
     parser.add_argument("--out", type=Path, required=True, help="folder of the <image_id>.png masks")
 

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another masked dataset whose training split is added (repeatable), e.g. PH2")
     parser.add_argument("--out", type=Path, default=Path("reports/segmenter"), help="where metrics, curves, model go")
     parser.add_argument("--repository", type=Path, default=None, help="export the trained model into this repository")
-    parser.add_argument("--release", type=Path, default=None,
+    parser.add_argument("--release", type=Path, action=GivenOnce, default=None,
                         help="write the float16 weights, tuned threshold and figures into this release folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the unfinished run in --out (stopped by Ctrl-C, or failed after an epoch ended) "

@@ -17,6 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, nargs="+", action=Pooled, required=True)
     parser.add_argument("--extra", type=Path, nargs="+", action=Pooled, default=[])
     parser.add_argument("--out", type=Path, action=GivenOnce)
+    parser.add_argument("--mode", action=GivenOnce, default="fast")
     return parser
 
 
@@ -34,6 +35,11 @@ def test_a_flag_given_once_refuses_a_second_value_naming_both(capsys: pytest.Cap
         _parser().parse_args(["--data", "A", "--out", "O", "--out", "P"])
     assert stop.value.code == 2
     assert "--out was given twice (O, then P); it takes one value: give it once" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a first value equal to the default is a value given (review 16, finding 9)
+        _parser().parse_args(["--data", "A", "--mode", "fast", "--mode", "slow"])
+    assert "--mode was given twice (fast, then slow)" in capsys.readouterr().err
+    parser = _parser()
+    assert [parser.parse_args(["--data", "A", "--out", out]).out for out in ("O", "P")] == [Path("O"), Path("P")]
 
 
 def test_the_commands_that_take_data_pool_or_refuse_a_repeated_data_flag() -> None:
@@ -43,6 +49,9 @@ def test_the_commands_that_take_data_pool_or_refuse_a_repeated_data_flag() -> No
     add_arguments(parser)
     args = parser.parse_args(["--data", "A", "--data", "B", "--train-only", "X", "--train-only", "Y"])
     assert (args.data, args.train_only) == ([Path("A"), Path("B")], [Path("X"), Path("Y")])
+    for flag in ("--predicted-masks", "--release"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--data", "A", flag, "M1", flag, "M2"])
     run = subprocess.run([sys.executable, "-m", "dermassist.cli", "evaluate", "--data", "A", "--data", "B"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--data was given twice (A, then B)" in run.stderr
