@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -210,6 +211,25 @@ class GrpcTransport(_Transport):
         self._client.close()
 
 
+#: How often a caller waiting for a worker's result looks at its signals: a Ctrl-C that the kernel handed to a worker
+#: thread is seen by the waiting main thread within it (a lock wait is interrupted only by a signal to its own thread).
+WAKE_S = 0.25
+
+
+def awaited(future: concurrent.futures.Future, timeout_s: float | None) -> Any:
+    """``future.result(timeout_s)``, waited for in slices of WAKE_S so that a pending signal is acted on meanwhile; a
+    ``concurrent.futures.TimeoutError`` only when the future is not done by then (the call's own socket timeout is
+    the same class since Python 3.11, and is raised as the call's)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = WAKE_S if deadline is None else min(WAKE_S, deadline - time.monotonic())
+        done, _ = concurrent.futures.wait([future], timeout=max(left, 0.0))
+        if done:
+            return future.result()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise concurrent.futures.TimeoutError(f"not done within {timeout_s:g} s")
+
+
 class _Workers:
     """A fixed set of daemon threads running submitted calls in turn: a process whose worker waits on a dead server's
     socket exits at once (ThreadPoolExecutor's threads are joined at exit: Ctrl-C on a hung HTTP call had waited for
@@ -223,6 +243,8 @@ class _Workers:
             threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True).start()
 
     def _work(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # Ctrl-C and SIGTERM go to the threads that act on them, never here
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while (item := self._queue.get()) is not None:
             future, fn = item
             del item  # nothing of a done call is held while waiting: an unclosed client can be collected
@@ -308,10 +330,12 @@ class HttpTransport(_Transport):
         def on_a_worker() -> Any:
             future = self._workers.submit(fn)
             try:
-                return future.result(timeout=timeout_s)
+                return awaited(future, timeout_s)
             except concurrent.futures.TimeoutError:
-                if not future.cancel():
-                    return future.result()
+                if not future.done() and not future.cancel():
+                    return awaited(future, None)
+                if future.done() and not future.cancelled():
+                    raise  # the call's own (its socket's) timeout
             raise DeadlineExceededError(
                 f"{what}: no answer within the deadline: this client's {HTTP_WORKERS} HTTP connections were busy with "
                 "its other calls all the while; raise timeout, or make fewer calls at once (gRPC has no such limit)")

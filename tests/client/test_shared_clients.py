@@ -338,3 +338,40 @@ def test_an_http_client_dropped_without_close_ends_its_threads() -> None:
         assert threading.active_count() == before
     finally:
         listener.close()
+
+
+CTRL_C_ELSEWHERE = """
+import signal, sys, threading, time
+from dermassist_client import DermAssistClient
+client = DermAssistClient(sys.argv[1], "http", timeout=60.0, retries=0)
+def elsewhere():  # a Ctrl-C the kernel hands to a thread other than the waiting main thread
+    time.sleep(1.0)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+threading.Thread(target=elsewhere, daemon=True).start()
+print("calling", flush=True)
+client.analyze(b"\\xff\\xd8\\xff" + b"never answered" * 10)
+"""
+
+
+def test_a_ctrl_c_handed_to_another_thread_still_stops_a_waiting_http_call() -> None:
+    """A lock wait is interrupted only by a signal to its own thread: a Ctrl-C that reached another thread had been
+    acted on only when the call's 60 s ran out (a CI run saw Ctrl-C on a hung call ignored for 20 s). The caller now
+    looks at its signals every WAKE_S while it waits, and the client's workers block Ctrl-C and SIGTERM."""
+    import socket
+    import subprocess
+    import sys
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    child = subprocess.Popen([sys.executable, "-c", CTRL_C_ELSEWHERE, f"127.0.0.1:{listener.getsockname()[1]}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "calling\n"
+        connection, _ = listener.accept()
+        started = time.monotonic()
+        _, stderr = child.communicate(timeout=30)
+        assert "KeyboardInterrupt" in stderr and time.monotonic() - started < 10
+        connection.close()
+    finally:
+        child.kill()
+        child.wait()
+        listener.close()
