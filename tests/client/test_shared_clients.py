@@ -281,8 +281,11 @@ def test_a_cancellation_is_its_callers_only_where_python_can_tell() -> None:
     assert asyncio.run(run()) == (False, True)
 
 
+# Each child starts with Python's own Ctrl-C handler, as a program run in a terminal's foreground does: a child of a
+# process started in the background (`pytest ... &`) inherits SIGINT ignored, and Ctrl-C would never reach it.
 HUNG_CALL = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from dermassist_client import DermAssistClient
 client = DermAssistClient(sys.argv[1], "http", timeout=60.0, retries=0)
 print("calling", flush=True)
@@ -342,6 +345,7 @@ def test_an_http_client_dropped_without_close_ends_its_threads() -> None:
 
 CTRL_C_ELSEWHERE = """
 import signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from dermassist_client import DermAssistClient
 client = DermAssistClient(sys.argv[1], "http", timeout=60.0, retries=0)
 def elsewhere():  # a Ctrl-C the kernel hands to a thread other than the waiting main thread

@@ -168,8 +168,9 @@ def test_a_stage_stopped_after_an_epoch_resumes_from_its_checkpoint_when_its_fin
 
 
 BUILD = """
-import logging, sys
+import logging, signal, sys
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal's foreground, whatever was inherited
 from training.pipeline import run_stage
 logging.basicConfig(level=logging.INFO)
 run_stage("tests.support.sleepy_stage", sys.argv[2:], Path(sys.argv[1]))
