@@ -43,7 +43,11 @@ def load_mask(path: Path, image: Path, size: tuple[int, int]) -> np.ndarray:
     check it matches the image's (height, width) there."""
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
     if mask is None:
-        raise MaskMismatchError(f"mask {path} cannot be read; expected a 0/255 (or 0/1) PNG")
+        try:
+            why = "is empty (0 bytes)" if Path(path).stat().st_size == 0 else "cannot be decoded (truncated, or no image)"
+        except OSError as e:
+            why = f"cannot be read ({e.strerror or e})"
+        raise MaskMismatchError(f"mask {path} {why}; expected a 0/255 (or 0/1) PNG: export it again")
     mask = displayed_mask(as_0_255(mask), image)
     if mask.shape != tuple(size):
         raise MaskMismatchError(
@@ -63,14 +67,22 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
     """(images uint8 (N,256,256,3) = to_seg_input*255, masks uint8 (N,256,256) 0/1) for samples with masks."""
     xs = np.empty((len(samples), SEG_SIZE, SEG_SIZE, 3), np.uint8)
     ys = np.empty((len(samples), SEG_SIZE, SEG_SIZE), np.uint8)
+    bad: list[str] = []  # every mask that cannot be used, named at once (the first alone had been)
     for i, s in enumerate(samples):
         if s.mask_path is None:
             raise MaskMismatchError(f"{s.image_path} has no lesion mask; the segmenter trains and validates on "
                                     "masked images only")
         prepared = load_prepared(s.image_path)
-        mask = load_mask(s.mask_path, s.image_path, prepared.original_size)
+        try:
+            mask = load_mask(s.mask_path, s.image_path, prepared.original_size)
+        except MaskMismatchError as e:
+            bad.append(str(e))
+            continue
         xs[i] = seg_input_uint8(prepared)
         ys[i] = seg_mask(mask).astype(np.uint8)
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise MaskMismatchError(f"{len(bad)} of {len(samples)} lesion masks cannot be used: {shown}")
     return xs, ys
 
 

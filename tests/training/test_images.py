@@ -47,3 +47,24 @@ def test_empty_masks_names_the_samples_without_a_lesion_pixel(tmp_path: Path) ->
     ys = np.zeros((3, 4, 4), np.uint8)
     ys[1, 2, 2] = 1
     assert [s.image_id for s in empty_masks(ys, samples)] == ["ISIC_0000000", "ISIC_0000002"]
+
+
+def test_every_unusable_mask_is_named_at_once_with_what_is_wrong(tmp_path: Path) -> None:
+    """Only the first bad mask had been named, and a truncated one was said not to be readable (training input
+    audit, finding 12)."""
+    import pytest
+
+    from training.errors import MaskMismatchError
+
+    good, truncated, empty, wrong_size = (_image_and_mask(tmp_path, f"ISIC_000000{i}", 255) for i in range(4))
+    data = truncated.mask_path.read_bytes()
+    truncated.mask_path.write_bytes(data[: len(data) // 3])
+    empty.mask_path.write_bytes(b"")
+    cv2.imwrite(str(wrong_size.mask_path), np.zeros((10, 10), np.uint8))
+    with pytest.raises(MaskMismatchError) as caught:
+        load_segmentation_arrays([good, truncated, empty, wrong_size])
+    message = str(caught.value)
+    assert message.startswith("3 of 4 lesion masks cannot be used: ")
+    assert "ISIC_0000001_segmentation.png cannot be decoded (truncated, or no image)" in message
+    assert "ISIC_0000002_segmentation.png is empty (0 bytes)" in message
+    assert "mask ISIC_0000003_segmentation.png is 10x10 but its image is 200x150" in message
