@@ -1,6 +1,7 @@
 """Load dataset images and masks through ``preprocess`` so training sees exactly what serving sees."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from preprocess.prepare import PreparedImage, prepare_image
 from .errors import MaskMismatchError, UnreadableImageError
 from .readers.common import displayed_mask, image_header
 from .records import Sample
+
+logger = logging.getLogger(__name__)
 
 
 def load_prepared(path: Path) -> PreparedImage:
@@ -68,6 +71,7 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
     xs = np.empty((len(samples), SEG_SIZE, SEG_SIZE, 3), np.uint8)
     ys = np.empty((len(samples), SEG_SIZE, SEG_SIZE), np.uint8)
     bad: list[str] = []  # every mask that cannot be used, named at once (the first alone had been)
+    levelled: list[str] = []  # masks of more than two levels (anti-aliased, or a 0/1 mask with a stray 255)
     for i, s in enumerate(samples):
         if s.mask_path is None:
             raise MaskMismatchError(f"{s.image_path} has no lesion mask; the segmenter trains and validates on "
@@ -78,8 +82,15 @@ def load_segmentation_arrays(samples: Sequence[Sample]) -> tuple[np.ndarray, np.
         except MaskMismatchError as e:
             bad.append(str(e))
             continue
+        if mask.size and np.any((mask != 0) & (mask != mask.max())):
+            levelled.append(f"{s.mask_path.name} ({', '.join(map(str, np.unique(mask)[:4]))}...)")
         xs[i] = seg_input_uint8(prepared)
         ys[i] = seg_mask(mask).astype(np.uint8)
+    if levelled:  # each of the 555 real masks of the shared sets has two
+        logger.warning("%d of %d lesion masks hold more than two levels, e.g. %s: a pixel is lesion where it is >= 128 "
+                       "(a 0/1 mask is scaled only when 1 is its largest value, so a stray 255 turns its lesion into "
+                       "background); check that these are the binary masks meant", len(levelled), len(samples),
+                       ", ".join(levelled[:3]))
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise MaskMismatchError(f"{len(bad)} of {len(samples)} lesion masks cannot be used: {shown}")

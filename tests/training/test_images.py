@@ -68,3 +68,18 @@ def test_every_unusable_mask_is_named_at_once_with_what_is_wrong(tmp_path: Path)
     assert "ISIC_0000001_segmentation.png cannot be decoded (truncated, or no image)" in message
     assert "ISIC_0000002_segmentation.png is empty (0 bytes)" in message
     assert "mask ISIC_0000003_segmentation.png is 10x10 but its image is 200x150" in message
+
+
+def test_masks_of_more_than_two_levels_are_named(tmp_path: Path, caplog) -> None:
+    """A 0/1 mask with one stray 255 pixel had been read as a one-pixel lesion without a word (training input audit,
+    finding 9); every real mask of the shared sets has two levels."""
+    import logging
+
+    plain, stray = (_image_and_mask(tmp_path, f"ISIC_000000{i}", 1) for i in range(2))
+    mask = cv2.imread(str(stray.mask_path), cv2.IMREAD_GRAYSCALE)
+    mask[0, 0] = 255
+    cv2.imwrite(str(stray.mask_path), mask)
+    with caplog.at_level(logging.WARNING, logger="training.images"):
+        _, ys = load_segmentation_arrays([plain, stray])
+    assert ys[0].sum() > 100 * ys[1].sum()  # the >= 128 rule: the stray pixel is all that is lesion
+    assert "1 of 2 lesion masks hold more than two levels, e.g. ISIC_0000001_segmentation.png (0, 1, 255...)" in caplog.text
