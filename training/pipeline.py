@@ -33,6 +33,7 @@ from dermassist.base.settings import Settings, flag_name
 
 from .child import run_child
 from .errors import StageError, TrainingConfigError, TrainingError
+from .masks_record import MASKS_RECORD, record_masks
 from .release import (
     CLASSIFIER_WEIGHTS,
     MANIFEST,
@@ -180,16 +181,6 @@ def data_digest(folders: Iterable[Path]) -> str:
             if path.suffix.lower() in (".csv", ".xlsx", ".txt"):
                 h.update(path.read_bytes())
     return h.hexdigest()[:16]
-
-
-#: Beside a runs folder's predicted masks: the SHA-256 of the release segmenter weights they come from.
-MASKS_RECORD = "masks.json"
-
-
-def record_masks(masks: Path, segmenter: Path) -> None:
-    """Record which segmenter weights (a release's ``segmenter.npz``) the predicted masks in ``masks`` came from."""
-    Path(masks).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(masks) / MASKS_RECORD, {"segmenter_sha256": file_sha256(segmenter), "segmenter": str(segmenter)})
 
 
 def check_masks(masks: Path, segmenter: Path) -> None:
@@ -395,7 +386,7 @@ def build_release(config: BuildConfig) -> dict:
            [out / SEGMENTER_WEIGHTS, runs / "segmenter" / "segmenter_metrics.json", runs / "predicted_masks"], seg_fp,
            runs / "segmenter" / SEGMENTER_CHECKPOINT)
     if (out / SEGMENTER_WEIGHTS).is_file():  # the stage wrote both, or found both current
-        record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS)
+        record_masks(runs / "predicted_masks", out / SEGMENTER_WEIGHTS, same_model=True)
     threshold = read_manifest(out)["segmenter"]["threshold"]
     cls_args, cls_fp = classifier_stage(config, threshold, seg_fp)
     _stage("classifier", "training.classifier.stage", cls_args, config, state,
@@ -449,7 +440,7 @@ def retune_release(config: BuildConfig) -> dict:
                   ["--release", str(config.out), "--out", str(masks),
                    "--data", *(str(Path(config.data) / d) for d in config.recipe.cls_data)],
                   runs / "segmenter_predict.log")
-        record_masks(masks, segmenter)
+        record_masks(masks, segmenter, same_model=True)
     split = runs / "classifier" / "classifier_split.json"
     recorded = release.get("data", {}).get("splits", {}).get("classifier")
     if not split.is_file() and recorded:

@@ -19,6 +19,7 @@ from preprocess.quality import raw_quality
 
 from ..errors import EmptyDatasetError, MaskMismatchError, MissingFolderError, UnreadableImageError
 from ..images import load_mask, load_prepared, original_size, seg_mask
+from ..masks_record import warn_masks_disagree
 from ..progress import ProgressLog
 from ..records import Sample
 from .augment import CONTEXT_FACTOR, context_crop
@@ -203,6 +204,7 @@ def build_crops(
     quality = np.empty((len(labelled), 2), np.float32)
     if predicted_masks is not None and not full_image:
         check_predicted_masks(predicted_masks, labelled)
+        warn_masks_disagree(predicted_masks, params.threshold)
     with_mask = 0
     bare: list[str] = []
     kind = "crops" if not full_image else "full images"

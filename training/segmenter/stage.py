@@ -89,11 +89,13 @@ def run(args: argparse.Namespace) -> dict:
         model, report = float32_copy(result.model, config.unet), result.report
         model.save(str(staging / "segmenter.keras"))
         if result.predict_data:
+            from ..masks_record import record_masks
             from .train import write_predicted_masks
 
             target = args.predict_out or staging / "predicted_masks"
             final = Path(args.predict_out or out / "predicted_masks")  # where the staged masks are once the run is done
             count = sum(write_predicted_masks(model, dataset, target, shown=final) for dataset in result.predict_data)
+            record_masks(target, staging / "segmenter.keras", report["threshold"], shown=out / "segmenter.keras")
             report["predicted_masks"] = {"folder": str(final), "count": count}
         if args.release is not None:
             write_release_section(model, config, report, args.release)
