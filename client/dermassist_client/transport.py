@@ -243,7 +243,9 @@ class _Workers:
             threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True).start()
 
     def _work(self) -> None:
-        if hasattr(signal, "pthread_sigmask"):  # Ctrl-C and SIGTERM go to the threads that act on them, never here
+        # Ctrl-C and SIGTERM go to the threads that act on them, never here; not where this worker runs on the main OS
+        # thread (gevent's monkey-patched threads), whose mask every later subprocess would inherit
+        if hasattr(signal, "pthread_sigmask") and threading.get_native_id() != threading.main_thread().native_id:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while (item := self._queue.get()) is not None:
             future, fn = item
@@ -332,10 +334,10 @@ class HttpTransport(_Transport):
             try:
                 return awaited(future, timeout_s)
             except concurrent.futures.TimeoutError:
-                if not future.done() and not future.cancel():
-                    return awaited(future, None)
                 if future.done() and not future.cancelled():
-                    raise  # the call's own (its socket's) timeout
+                    return future.result()  # done as the deadline passed (or its socket's own timeout, raised as such)
+                if not future.cancel():
+                    return awaited(future, None)
             raise DeadlineExceededError(
                 f"{what}: no answer within the deadline: this client's {HTTP_WORKERS} HTTP connections were busy with "
                 "its other calls all the while; raise timeout, or make fewer calls at once (gRPC has no such limit)")

@@ -379,3 +379,31 @@ def test_a_ctrl_c_handed_to_another_thread_still_stops_a_waiting_http_call() -> 
         child.kill()
         child.wait()
         listener.close()
+
+
+GEVENT_CHILD = """
+from gevent import monkey
+monkey.patch_all()
+import signal, sys, time
+from dermassist_client import DermAssistClient
+client = DermAssistClient(sys.argv[1], "http", timeout=5.0, retries=0)
+time.sleep(0.3)  # the workers (greenlets on the main OS thread) have run
+print(sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])), flush=True)
+"""
+
+
+def test_under_gevent_the_workers_leave_the_main_threads_signal_mask_alone() -> None:
+    """Monkey-patched by gevent, the workers are greenlets on the main OS thread: blocking Ctrl-C and SIGTERM there
+    blocked them for the whole process and every subprocess it started (review 17, finding 3)."""
+    import socket
+    import subprocess
+    import sys
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        run = subprocess.run([sys.executable, "-c", GEVENT_CHILD, f"127.0.0.1:{listener.getsockname()[1]}"],
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        listener.close()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
