@@ -119,7 +119,7 @@ def manifest_mismatches(rows: dict[str, dict], samples: Sequence, data: Path, ab
     (``_manifest_home``; the folder's name, or where it lies now, tells nothing: review 16, finding 6)."""
     read = {s.image_id for s in samples}
     accounted = {_nfc(a) for a in absent} | {_nfc(k) for k in in_other_format}
-    home = _manifest_home([row["image"] for i, row in rows.items() if i in read and isinstance(row.get("image"), str)])
+    home = _manifest_home(rows, samples, data)
     not_found = sorted(i for i, row in rows.items() if i not in read and _nfc(i) not in accounted
                        and (home is None or not isinstance(row.get("image"), str)
                             or PurePath(row["image"]).is_relative_to(home)))
@@ -135,11 +135,26 @@ def manifest_mismatches(rows: dict[str, dict], samples: Sequence, data: Path, ab
     return {"manifest_rows_not_found": not_found, "manifest_label_differs": differs}
 
 
-def _manifest_home(paths: Sequence[str]) -> PurePath | None:
-    """The folder that the manifest's paths of the images read lie in (their parents' common path), or None when it
-    cannot be told (no such path, or absolute and relative ones mixed)."""
+def _manifest_home(rows: dict[str, dict], samples: Sequence, data: Path) -> PurePath | None:
+    """The evaluated folder as the manifest spells it: a row's path of an image read, less that image's path inside
+    the folder (a row of a sub-folder with no image read, a missing sibling, is still the folder's: review 17, 4);
+    else the common parent of those rows' paths; None when neither can be told."""
+    root = Path(data).resolve()
+    stored = []
+    for sample in samples:
+        path = rows.get(sample.image_id, {}).get("image")
+        if not isinstance(path, str):
+            continue
+        stored.append(path)
+        try:
+            inside = Path(sample.image_path).resolve().relative_to(root).parts
+        except ValueError:
+            continue
+        parts = PurePath(path).parts
+        if len(parts) > len(inside) and parts[-len(inside):] == inside:
+            return PurePath(*parts[: -len(inside)])
     try:
-        return PurePath(os.path.commonpath([str(PurePath(p).parent) for p in paths])) if paths else None
+        return PurePath(os.path.commonpath([str(PurePath(p).parent) for p in stored])) if stored else None
     except ValueError:
         return None
 

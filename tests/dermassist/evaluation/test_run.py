@@ -663,3 +663,25 @@ def test_a_pooled_manifests_other_source_is_never_counted_wherever_or_however_na
         split="test"))
     assert len(samples) == 30 and not_evaluated["manifest_rows_not_found"] == []
     assert not_evaluated["manifest_label_differs"] == []
+
+
+def test_the_rows_of_a_missing_sub_folder_are_still_the_folders_own(tmp_path: Path) -> None:
+    """The folder had been told by the common parent of the rows read: with every image read from one sub-folder,
+    the rows of a missing sibling (an unfinished download) were not counted (review 17, finding 4)."""
+    from types import SimpleNamespace
+
+    from dermassist.evaluation.selection import manifest_mismatches
+
+    data = tmp_path / "ham10000"
+    (data / "HAM10000_images_part_1").mkdir(parents=True)
+    rows, samples = {}, []
+    for i in range(6):
+        part = 1 if i < 3 else 2
+        rows[f"ISIC_{i}"] = {"image": f"../shared/data/ham10000/HAM10000_images_part_{part}/ISIC_{i}.jpg", "label": "NV"}
+        if part == 1:
+            (data / "HAM10000_images_part_1" / f"ISIC_{i}.jpg").write_bytes(b"")
+            samples.append(SimpleNamespace(image_id=f"ISIC_{i}", code="NV",
+                                           image_path=data / "HAM10000_images_part_1" / f"ISIC_{i}.jpg"))
+    rows["IMD002"] = {"image": "../shared/data/ph2/PH2Dataset/IMD002.jpg", "label": "NV"}  # another source's
+    found = manifest_mismatches(rows, samples, data, [], {})
+    assert found["manifest_rows_not_found"] == ["ISIC_3", "ISIC_4", "ISIC_5"]
