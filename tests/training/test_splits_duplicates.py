@@ -167,6 +167,25 @@ def test_a_unit_whose_lesions_earlier_sources_split_apart_is_left_out() -> None:
     assert report == {"lesion_pictures_moved_to_their_lesions_split": 0, "lesion_pictures_left_out": 2}
 
 
+def test_a_lesion_reached_through_a_copy_under_another_id_follows_the_copys_split(tmp_path: Path) -> None:
+    """Clinic B numbers clinic A's lesion BX: a byte copy of A's picture (left out as a copy) and two follow-ups. The
+    follow-ups had stayed where B's own split drew them, training while the lesion was validated or tested in 9 of 10
+    seeds (review 17, finding 1)."""
+    from training.classifier.run import distinct_sources
+
+    rows_a = nevi("A", 14)
+    a = read_dataset(site(tmp_path / "clinic_a", rows_a))
+    for seed in range(4):
+        where_a = _split_of(pool_sources((a,), seed=seed)[0])
+        held = next(i for i, k in where_a.items() if k != "train")
+        picture_seed = {name[:-4]: seed_ for name, _, _, seed_ in rows_a}[held]
+        b = site(tmp_path / f"clinic_b{seed}", [("B900.png", "NV", "BX", picture_seed), ("B901.png", "NV", "BX", 901),
+                                                ("B902.png", "NV", "BX", 902), *nevi("B", 14, seed=300)])
+        pooled, _ = pool_sources(tuple(distinct_sources([a, read_dataset(b)])), seed=seed)
+        where = _split_of(pooled)
+        assert "B900" not in where and where["B901"] == where["B902"] == where_a[held], seed
+
+
 def test_a_training_only_picture_of_a_lesion_tested_elsewhere_is_left_out() -> None:
     from training.classifier.run import _lesions_kept_together
 
@@ -176,6 +195,11 @@ def test_a_training_only_picture_of_a_lesion_tested_elsewhere_is_left_out() -> N
     pooled, report = _lesions_kept_together([{"test": (tested,)}, {"train": (again, other)}], 1, set())
     assert pooled == {"train": (other,), "val": (), "test": (tested,)}
     assert report == {"lesion_pictures_moved_to_their_lesions_split": 0, "lesion_pictures_left_out": 1}
+    # the training-only source's byte copy of the picture left out, under another lesion id, goes with it (review 17, 2)
+    pooled, report = _lesions_kept_together([{"test": (tested,)}, {"train": (again, other)}], 1, set(),
+                                            [(), ((again, other),)])
+    assert pooled == {"train": (), "val": (), "test": (tested,)}
+    assert report["lesion_pictures_left_out"] == 2
 
 
 def test_the_shared_sets_split_as_the_release_recorded_with_no_copy_found(shared_data: Path) -> None:

@@ -213,8 +213,11 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
                        "later source: %s; remove the copies from one folder to silence this", len(dropped),
                        shown_names(listed))
     alike_dropped, alike_spanning = _cross_site_look_alikes(split_sources, parts, dropped)
-    pooled, lesions = _lesions_kept_together(parts, len(split_sources), dropped | alike_dropped,
-                                             [(*copies, *look_alikes) for _, copies, look_alikes in split])
+    # a training-only source's own copies are one picture too (its unit, whole, is kept or left out)
+    joined = [(*copies, *look_alikes) for _, copies, look_alikes in split] + \
+        [identical_pictures(list(part.get("train", ()))) for part in parts[len(split_sources):]]
+    pooled, lesions = _lesions_kept_together(parts, len(split_sources), dropped | alike_dropped, joined,
+                                             (*spanning, *alike_spanning))
     within = [group for _, copies, _ in split for group in copies]
     near = [group for _, _, look_alikes in split for group in look_alikes]
     picture = {s: i for i, group in enumerate(within) for s in group}  # a look-alike set counts byte copies once
@@ -260,16 +263,21 @@ def _units(part: dict[str, tuple[Sample, ...]], joined: Sequence[Sequence[Sample
 
 
 def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split_count: int, left_out: set[Sample],
-                           joined: Sequence[Copies] = ()) -> tuple[dict[str, tuple[Sample, ...]], dict]:
+                           joined: Sequence[Copies] = (), across: Copies = ()) -> tuple[dict[str, tuple[Sample, ...]], dict]:
     """``parts`` (the split sources' splits, then the training-only sources') pooled per split, without ``left_out``,
     each lesion in one split: a lesion id that more than one source holds (a site's folders per year, HAM10000 and
     ISIC 2019) follows its split in the earliest source. A later source's unit (``_units``: a lesion with its copies
     and look-alikes, ``joined[i]`` for source i) moves whole; a training-only source's unit of a lesion validated or
     tested elsewhere is left out, and so is a unit whose lesions earlier sources put in two splits (no split keeps them
     apart). Each source is split on its own, and a lesion's follow-up pictures had been trained on in one folder and
-    tested on in another (training input audit, finding 1). A shared lesion id with two diagnoses is named: two
-    clinics' lesions under one number, most likely. Also what was done, for the metrics."""
+    tested on in another (training input audit, finding 1). A picture left out as a copy (or look-alike) of an earlier
+    source's, in ``across``, ties its unit to that picture's split as a shared lesion id does: under another lesion id
+    its follow-ups had trained while the lesion was tested (review 17, finding 1). A shared lesion id with two
+    diagnoses is named: two clinics' lesions under one number, most likely. Also what was done, for the metrics."""
     first: dict[str, tuple[str, str, str | None]] = {}  # lesion id -> (its split, its earliest source, its class)
+    source_of = {s: i for i, part in enumerate(parts) for split in SPLITS for s in part.get(split, ())}
+    placed_in: dict[Sample, str] = {}  # each picture placed so far -> its split
+    earliest = {s: min(group, key=lambda m: source_of.get(m, len(parts))) for group in across for s in group}
     pooled: dict[str, list[Sample]] = {k: [] for k in SPLITS}
     moved: list[str] = []
     dropped: list[str] = []
@@ -284,7 +292,8 @@ def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split
             earlier = {lid: first[lid] for lid in {s.lesion_id for s in kept if s.lesion_id} if lid in first}
             clashes += [f"{lid} ({held[2]} in {held[1]}, {s.code} in {s.source})" for lid, held in earlier.items()
                         for s in kept if s.lesion_id == lid and s.code != held[2]][:1]
-            targets = {held[0] for held in earlier.values()}
+            targets = {held[0] for held in earlier.values()} | {
+                placed_in[earliest[s]] for s in unit if s in earliest and earliest[s] in placed_in and earliest[s] is not s}
             target = targets.pop() if len(targets) == 1 else split
             named = [f"{s.image_id} ({s.source}, lesion {s.lesion_id}"
                      + (f" in {first[s.lesion_id][1]}'s {first[s.lesion_id][0]})" if s.lesion_id in first else ")")
@@ -295,6 +304,7 @@ def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split
             if target != split:
                 moved += named
             placed[target] += kept
+            placed_in.update((s, target) for s in kept)
             for s in kept:
                 if s.lesion_id:
                     seen.setdefault(s.lesion_id, (target, str(s.source), s.code))
