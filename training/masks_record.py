@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,14 @@ def read_masks_record(masks: Path) -> dict[str, Any] | None:
 
 
 def record_masks(masks: Path, segmenter: Path, threshold: float | None = None, same_model: bool = False,
-                 shown: Path | None = None) -> None:
+                 shown: Path | None = None, written: Collection[str] | None = None) -> None:
     """Record which segmenter weights (a release's ``segmenter.npz``, a run's ``segmenter.keras``) wrote the masks in
     ``masks``, with its tuned threshold where known. A folder that held another segmenter's masks is recorded as
     mixed, and said in a WARNING: the masks of the images both predicted are this one's, the others the earlier's.
     ``same_model``: the masks are known to be ``segmenter``'s (the release pipeline recording its stage's masks under
     the release's weights, which are the same model in another file): the record is replaced, its threshold kept.
-    ``shown``: where the weights will lie (a staged run's are moved when it ends)."""
+    ``shown``: where the weights will lie (a staged run's are moved when it ends). ``written``: the mask files this
+    run wrote; the folder is mixed only where another file is left (a rebuild rewriting every mask is not)."""
     Path(masks).mkdir(parents=True, exist_ok=True)
     digest = file_sha256(segmenter)
     earlier = read_masks_record(masks) or {}
@@ -39,7 +41,9 @@ def record_masks(masks: Path, segmenter: Path, threshold: float | None = None, s
         threshold = earlier.get("threshold") if threshold is None else threshold
         earlier = {}
     others = sorted({*earlier.get("mixed_with", []), earlier.get("segmenter_sha256")} - {None, digest})
-    if others and any(Path(masks).glob("*.png")):
+    left = [p for p in Path(masks).glob("*.png") if written is None or p.name not in written]
+    others = others if left else []
+    if others:
         logger.warning("%s held masks of another segmenter (weights sha256 %s...): the masks of the images this run "
                        "predicted are its own, any others stay the earlier one's; predict into an empty folder to "
                        "keep one segmenter's masks", masks, others[0][:16])

@@ -51,3 +51,21 @@ def test_the_release_pipeline_records_its_stages_masks_under_the_release_weights
     assert record is not None and "mixed_with" not in record and record["threshold"] == 0.45
     assert not caplog.records
     assert read_masks_record(tmp_path / "nothing") is None
+
+
+def test_a_rebuild_that_rewrites_every_mask_is_not_mixed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The build's segmenter stage, run again, rewrites every mask of the folder the release's weights were recorded
+    for: it had always been called mixed (review 17, finding 5); a mask left from before still is."""
+    masks = tmp_path / "masks"
+    released = _weights(tmp_path / "release", "segmenter.npz", b"npz")
+    rebuilt = _weights(tmp_path / "run", "segmenter.keras", b"keras of the rebuild")
+    for name in ("ISIC_1.png", "ISIC_2.png"):
+        _weights(masks, name, b"png")
+    record_masks(masks, released, same_model=True)
+    with caplog.at_level(logging.WARNING, logger="training.masks_record"):
+        record_masks(masks, rebuilt, 0.5, written={"ISIC_1.png", "ISIC_2.png"})
+    assert not caplog.records and "mixed_with" not in read_masks_record(masks)
+    record_masks(masks, released, same_model=True)
+    with caplog.at_level(logging.WARNING, logger="training.masks_record"):
+        record_masks(masks, rebuilt, 0.5, written={"ISIC_1.png"})
+    assert "held masks of another segmenter" in caplog.text and read_masks_record(masks)["mixed_with"]

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> dict:
             target = args.predict_out or staging / "predicted_masks"
             final = Path(args.predict_out or out / "predicted_masks")  # where the staged masks are once the run is done
             count = sum(write_predicted_masks(model, dataset, target, shown=final) for dataset in result.predict_data)
-            record_masks(target, staging / "segmenter.keras", report["threshold"], shown=out / "segmenter.keras")
+            record_masks(target, staging / "segmenter.keras", report["threshold"], shown=out / "segmenter.keras",
+                         written={f"{s.image_id}.png" for dataset in result.predict_data for s in dataset.samples})
             report["predicted_masks"] = {"folder": str(final), "count": count}
         if args.release is not None:
             write_release_section(model, config, report, args.release)
