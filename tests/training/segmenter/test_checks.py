@@ -85,10 +85,15 @@ def test_masks_that_look_inverted_are_named_and_refused_when_all_do(tmp_path: Pa
         assert check_lesions(ys, _samples(tmp_path, 3), "training") == 0
     assert "1 of 3 training masks look inverted: their lesion covers at least 95% of the picture's border" in caplog.text
     assert "e.g. ISIC_0000002_segmentation.png" in caplog.text
-    ys[1] = 1  # blank white
-    with pytest.raises(EmptyDatasetError, match="2 of the 3 training masks look inverted: .*not inverted "
-                                                r"\(lesion black\) or blank white exports"):
+    ys[1] = 1  # blank white: 2 of 3, too few to refuse (a full-frame lesion in a split of 2 is one of 2)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="training.segmenter.train"):
         check_lesions(ys, _samples(tmp_path, 3), "training")
+    assert "2 of 3 training masks look inverted" in caplog.text
+    ys = np.concatenate([ys, ys[1:]])  # 4 of 5
+    with pytest.raises(EmptyDatasetError, match="4 of the 5 training masks look inverted: .*not inverted "
+                                                r"\(lesion black\) or blank white exports"):
+        check_lesions(ys, _samples(tmp_path, 5), "training")
 
 
 def test_no_real_mask_of_the_shared_sets_looks_inverted(shared_data: Path, caplog: pytest.LogCaptureFixture) -> None:
