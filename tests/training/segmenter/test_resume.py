@@ -102,7 +102,10 @@ def test_a_stopped_segmenter_run_keeps_the_earlier_out_whole_and_resumes_to_repl
     assert json.loads((out / "segmenter_split.json").read_text())["train"]
     assert (out / "segmenter.keras").stat().st_size > 1000
     masks = sorted(p.name for p in (out / "predicted_masks").iterdir())
-    assert len(masks) == 24 and "ISIC_old.png" not in masks  # the folder replaced whole, not merged
+    assert len(masks) == 25 and "ISIC_old.png" not in masks  # the folder replaced whole, not merged
+    record = json.loads((out / "predicted_masks" / "masks.json").read_text())  # 24 masks and their segmenter's record
+    assert record["threshold"] == report["threshold"] and record["segmenter"] == str(out / "segmenter.keras")
+    assert "mixed_with" not in record
     assert report["predicted_masks"] == {"folder": str(out / "predicted_masks"), "count": 24}
     # the log names the folder the masks are in once the run is done, not the staging folder (site audit 13)
     assert f"wrote 24 predicted masks for {tiny_set} to {out / 'predicted_masks'}" in caplog.text
