@@ -1,9 +1,10 @@
 """``report.md``: the figures, what they leave out and why, the run and the data's credit, as a reader signs them off."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REVIEW_ROWS = 25  # rows of each review list in report.md; images.csv has them all
 FEW_IMAGES = 10  # a class with fewer images here gets "too few images to judge": its recall's interval spans most of [0, 1]
@@ -114,16 +115,19 @@ def _not_evaluated_markdown(skipped: dict) -> list[str]:
     if seg_only:
         parts.append(f"{len(seg_only)} image(s) have no diagnosis row: they count in the segmentation figures only "
                      f"({_names([Path(p).name for p in seg_only])})")
-    missing = skipped.get("manifest_rows_not_found") or []
-    if missing:
-        parts.append(f"{len(missing)} image id(s) of the split manifest name no image read from this folder "
-                     f"({_names(missing)}): check that the manifest belongs to it")
-    differs = skipped.get("manifest_label_differs") or []
-    if differs:
-        shown = _names([f"{e['image']}: {e['manifest']} there, {e['data']} here" for e in differs])
-        parts.append(f"{len(differs)} image(s) are labelled otherwise in the split manifest; the figures use the "
-                     f"folder's labels ({shown})")
+    parts += [sentence.format(count=len(items), shown=_names([name(e) for e in items]))
+              for key, sentence, name in MANIFEST_MISMATCHES if (items := skipped.get(key))]
     return [f"**Not in these figures:** {'; '.join(parts)}.", ""] if parts else []
+
+
+#: Where a split manifest and the evaluated folder disagree (``selection.manifest_mismatches``): the key, the sentence
+#: and how each entry is named.
+MANIFEST_MISMATCHES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("manifest_rows_not_found", "{count} image id(s) of the split manifest name no image read from this folder "
+     "({shown}): check that the manifest belongs to it", str),
+    ("manifest_label_differs", "{count} image(s) are labelled otherwise in the split manifest; the figures use the "
+     "folder's labels ({shown})", lambda e: f"{e['image']}: {e['manifest']} there, {e['data']} here"),
+)
 
 
 def _seen_markdown(seen: Sequence[dict]) -> list[str]:
