@@ -9,7 +9,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MaskMismatchError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import image_stem, keep_label, list_images, list_masks, one_hot_set, pair_masks, read_csv
+from .common import canonical_columns, image_stem, keep_label, list_images, list_masks, one_hot_set, pair_masks, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _part3_labels(path: Path) -> dict[str, int]:
     than 1 or 0, or an image listed twice with two diagnoses is refused (the first had been trained as MEL, the last row
     had won); an image id may carry its extension."""
     mel, bkl, nv = (CLASS_CODES.index(c) for c in ("MEL", "BKL", "NV"))
-    header, rows = read_csv(path)
+    header, rows = canonical_columns(path, *read_csv(path), PART3_COLUMNS)
     missing = [c for c in PART3_COLUMNS if c not in header]
     if missing:
         raise UnknownLabelError(

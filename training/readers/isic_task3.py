@@ -8,7 +8,7 @@ from preprocess.contract import CLASS_CODES
 
 from ..errors import MissingFolderError, MissingImageError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import hot_columns, keep_label, list_images, read_csv
+from .common import canonical_columns, hot_columns, keep_label, list_images, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def detect_task3(root: Path) -> bool:
 def read_task3_labels(path: Path) -> dict[str, int]:
     """image id -> contract class index from one Task 3 one-hot CSV (exactly one class per row)."""
     labels: dict[str, tuple[int, int]] = {}
-    header, rows = read_csv(Path(path))
+    header, rows = canonical_columns(Path(path), *read_csv(Path(path)), ("image", *TASK3_COLUMNS))
     missing = [c for c in ("image", *TASK3_COLUMNS) if c not in header]
     if missing:
         raise UnknownLabelError(

@@ -417,3 +417,21 @@ def test_training_reads_a_stored_frame_mask_in_the_frame_its_image_is_served_in(
     assert original_size(image) == decode(image.read_bytes()).original_size == (60, 40)
     mask = load_mask(tmp_path / "mask.png", image, original_size(image))
     assert mask.shape == (60, 40) and mask[:15].min() == 255 and mask[15:].max() == 0
+
+
+def test_task3_and_part3_headers_are_read_in_any_case_as_hams_are(tmp_path: Path) -> None:
+    """A Task 3 or ISIC 2017 Part 3 header saved in lower case or with spaces had been refused while HAM10000's was
+    read (training input audit, finding 12); two columns spelling one name are still refused."""
+    from training.readers.isic_task3 import read_task3_labels
+
+    (tmp_path / "gt.csv").write_text("Image, mel ,nv,bcc,akiec,bkl,df,vasc\nISIC_0000001,0,1,0,0,0,0,0\n"
+                                     "ISIC_0000002,1,0,0,0,0,0,0\n")
+    assert read_task3_labels(tmp_path / "gt.csv") == {"ISIC_0000001": CLASS_CODES.index("NV"),
+                                                      "ISIC_0000002": CLASS_CODES.index("MEL")}
+    (tmp_path / "gt.csv").write_text("image,MEL,mel,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_0000001,0,0,1,0,0,0,0,0\n")
+    with pytest.raises(UnknownLabelError, match="columns 'MEL' and 'mel' both name 'MEL'"):
+        read_task3_labels(tmp_path / "gt.csv")
+    _part3_folder(tmp_path / "isic2017", ["ISIC_0000000"], "")
+    (tmp_path / "isic2017" / "ISIC-2017_Training_Part3_GroundTruth.csv").write_text(
+        "Image_ID,Melanoma,Seborrheic_Keratosis\nISIC_0000000,1,0\n")
+    assert [s.code for s in read_dataset(tmp_path / "isic2017").samples] == ["MEL"]
