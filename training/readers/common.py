@@ -55,11 +55,14 @@ def image_key(path: Path) -> str:
     return nfc(path.stem)
 
 
-def image_stem(cell: str) -> str:
-    """The image id a label cell names: stripped, in normal form C, without an image file extension
-    (``ISIC_0000002.jpg`` is ``ISIC_0000002``)."""
-    name = nfc(cell.strip())
+def without_image_suffix(name: str) -> str:
+    """``name`` without an image file extension (``ISIC_0000002.jpg`` is ``ISIC_0000002``; ``notes.txt`` stays)."""
     return PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
+
+
+def image_stem(cell: str) -> str:
+    """The image id a label cell names: stripped, in normal form C, without an image file extension."""
+    return without_image_suffix(nfc(cell.strip()))
 
 
 def csv_delimiter(header_line: str) -> str:
@@ -320,8 +323,7 @@ class NamedFiles:
     def find(self, cell: str) -> Path | None:
         """The file ``cell`` names, else None."""
         name = re.split(r"[\\/]", nfc(cell.strip()))[-1]
-        stem = PurePosixPath(name).stem if PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES else name
-        for key in (name, stem):
+        for key in (name, without_image_suffix(name)):
             found = self._exact.get(key) or self._folded.get(key.casefold())
             if found is not None:
                 return found
