@@ -232,13 +232,20 @@ def forward_sigterm(proc: subprocess.Popen) -> Callable[[], None]:
     return on_sigterm(forward)
 
 
+def passed_on(line: str, log: Any) -> bool:
+    """Write a line of a stage's output to its log and, but for the frameworks' noise, to stderr; whether it was shown."""
+    log.write(line)
+    if not shown_on_console(line):
+        return False
+    sys.stderr.write(line)
+    return True
+
+
 def _copy_output(proc: subprocess.Popen, log: Any) -> None:
     """The rest of a stage's output into its log and, but for the frameworks' noise, to stderr, until either closes."""
     try:
         for line in proc.stdout or ():
-            log.write(line)
-            if shown_on_console(line):
-                sys.stderr.write(line)
+            passed_on(line, log)
     except (OSError, ValueError):  # ValueError: the log or the pipe was closed (the stage killed, the build ending)
         return
 
@@ -287,9 +294,7 @@ def run_stage(module: str, args: list[str], log_path: Path) -> float:
         restore = forward_sigterm(proc)
         try:
             for line in proc.stdout or ():
-                log.write(line)
-                if shown_on_console(line):
-                    sys.stderr.write(line)
+                if passed_on(line, log):
                     last = line.split("\r")[-1].strip() or last  # a progress bar's line ends in the bar's last state
             code = proc.wait()
         except KeyboardInterrupt:
