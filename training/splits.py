@@ -137,7 +137,7 @@ def copies_merged(copies: Sequence[Sequence[Sample]]) -> int:
     return len(files) - len({root(f) for f in files})
 
 
-def _merged_groups(samples: Sequence[Sample], same_picture: Sequence[Sequence[Sample]]) -> dict[str, list[Sample]]:
+def merged_groups(samples: Sequence[Sample], same_picture: Sequence[Sequence[Sample]]) -> dict[str, list[Sample]]:
     """Samples by lesion group, the groups that share a picture (``same_picture``) joined into one named after its
     first group name (in sorted order), so that every copy of a picture lands in one split with its lesions."""
     pairs = [(names[0], name) for group in same_picture for names in [sorted({s.group for s in group})]
@@ -169,7 +169,7 @@ def split_samples(samples: Sequence[Sample], config: SplitConfig = SplitConfig()
     """
     if not samples:
         raise EmptyDatasetError("cannot split an empty dataset; expected at least one sample, got 0")
-    groups = _merged_groups(samples, same_picture)
+    groups = merged_groups(samples, same_picture)
     by_class: dict[tuple[int, int | str], list[str]] = defaultdict(list)
     for name in sorted(groups):
         by_class[_group_stratum(groups[name])].append(name)

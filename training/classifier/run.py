@@ -34,6 +34,7 @@ from ..splits import (
     copies_merged,
     file_sha256,
     identical_pictures,
+    merged_groups,
     near_identical_pictures,
     refuse_conflicting_labels,
     split_samples,
@@ -233,41 +234,12 @@ def pool_sources(split_sources: Sequence[Dataset], train_only: Sequence[Dataset]
     }
 
 
-def _units(part: dict[str, tuple[Sample, ...]], joined: Sequence[Sequence[Sample]]) -> list[list[Sample]]:
-    """A source's pictures in the units its split kept together, in reading order: those of one lesion id, and the
-    sets of copies and look-alikes in ``joined`` (``split_samples`` put each such unit in one split)."""
-    samples = [s for split in SPLITS for s in part.get(split, ())]
-    parent = {s: s for s in samples}
-
-    def root(s: Sample) -> Sample:
-        while parent[s] is not s:
-            parent[s] = parent[parent[s]]
-            s = parent[s]
-        return s
-
-    def join(a: Sample, b: Sample) -> None:
-        parent[root(b)] = root(a)
-
-    by_lesion: dict[str, Sample] = {}
-    for s in samples:
-        if s.lesion_id:
-            join(by_lesion.setdefault(s.lesion_id, s), s)
-    for group in joined:
-        inside = [s for s in group if s in parent]
-        for s in inside[1:]:
-            join(inside[0], s)
-    units: dict[Sample, list[Sample]] = {}
-    for s in samples:
-        units.setdefault(root(s), []).append(s)
-    return list(units.values())
-
-
 def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split_count: int, left_out: set[Sample],
                            joined: Sequence[Copies] = (), across: Copies = ()) -> tuple[dict[str, tuple[Sample, ...]], dict]:
     """``parts`` (the split sources' splits, then the training-only sources') pooled per split, without ``left_out``,
     each lesion in one split: a lesion id that more than one source holds (a site's folders per year, HAM10000 and
-    ISIC 2019) follows its split in the earliest source. A later source's unit (``_units``: a lesion with its copies
-    and look-alikes, ``joined[i]`` for source i) moves whole; a training-only source's unit of a lesion validated or
+    ISIC 2019) follows its split in the earliest source. A later source's unit (``splits.merged_groups``: a lesion with
+    its copies and look-alikes, ``joined[i]`` for source i) moves whole; a training-only source's unit of a lesion validated or
     tested elsewhere is left out, and so is a unit whose lesions earlier sources put in two splits (no split keeps them
     apart). Each source is split on its own, and a lesion's follow-up pictures had been trained on in one folder and
     tested on in another (training input audit, finding 1). A picture left out as a copy (or look-alike) of an earlier
@@ -286,7 +258,8 @@ def _lesions_kept_together(parts: Sequence[dict[str, tuple[Sample, ...]]], split
         where = {s: split for split in SPLITS for s in part.get(split, ())}
         seen: dict[str, tuple[str, str, str | None]] = {}
         placed: dict[str, list[Sample]] = {k: [] for k in SPLITS}
-        for unit in _units(part, joined[i] if i < len(joined) else ()):
+        # the units its split kept together: a lesion with its copies and look-alikes (as ``split_samples`` groups them)
+        for unit in merged_groups(list(where), joined[i] if i < len(joined) else ()).values():
             split = where[unit[0]]
             kept = [s for s in unit if s not in left_out]
             earlier = {lid: first[lid] for lid in {s.lesion_id for s in kept if s.lesion_id} if lid in first}
