@@ -134,7 +134,7 @@ def refined(image_id: str, label: int, theirs: int | None, metadata: Path, isic2
     disagreement is an UnknownLabelError naming both files: the two agree on every HAM10000 image, so one of them was
     edited (an ISIC 2019 row had turned an ``akiec`` image into MEL without a word)."""
     if theirs is None or theirs == label or (label == AK and theirs == SCC):
-        return theirs if theirs is not None and label == AK else label
+        return label if theirs is None else theirs
     raise UnknownLabelError(
         f"{image_id} is {CLASS_CODES[label]} in {metadata} but {CLASS_CODES[theirs]} in {isic2019_csv}; the ISIC 2019 "
         f"ground truth only tells an akiec image AK from SCC: fix the row that is wrong in one of them")
