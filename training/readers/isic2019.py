@@ -8,7 +8,18 @@ from preprocess.contract import CLASSES
 
 from ..errors import DuplicateImageError, MissingFolderError, UnknownLabelError
 from ..records import Dataset, Sample
-from .common import ImageIndex, hot_columns, image_key, keep_label, list_images, nfc, read_csv, require_dir, warn_left_out
+from .common import (
+    ImageIndex,
+    canonical_columns,
+    hot_columns,
+    image_key,
+    keep_label,
+    list_images,
+    nfc,
+    read_csv,
+    require_dir,
+    warn_left_out,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,15 +32,16 @@ UNK = "UNK"
 
 def read_isic2019_labels(path: Path) -> tuple[dict[str, int], tuple[str, ...], tuple[str, ...]]:
     """(image -> class index, the image names of the UNK rows skipped, image ids listed again with the same class) from the
-    one-hot CSV. A class column the CSV lacks (a site with fewer classes) counts as 0 for every row. Image names are
-    read in Unicode normal form C (``common.nfc``)."""
+    one-hot CSV. A class column the CSV lacks (a site with fewer classes) counts as 0 for every row. Column names are
+    read in any case and with spaces around them (``Image``, `` mel``); image names in Unicode normal form C
+    (``common.nfc``)."""
     path = Path(path)
     if not path.is_file():
         raise MissingFolderError(f"ISIC 2019 ground truth {path} does not exist; expected {ISIC2019_GROUND_TRUTH}")
     labels: dict[str, tuple[int, int]] = {}
     repeated: list[str] = []
     unknown: list[str] = []
-    header, rows = read_csv(path)
+    header, rows = canonical_columns(path, *read_csv(path), ("image", *COLUMN_TO_INDEX, UNK))
     columns = [c for c in header if c in COLUMN_TO_INDEX or c == UNK]
     ignored = [c for c in header if c != "image" and c not in columns]
     if "image" not in header or not set(columns) & set(COLUMN_TO_INDEX):
@@ -63,7 +75,9 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], tuple[str, ...], t
 def _lesion_ids(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    return {nfc(r["image"].strip()): r["lesion_id"] for _, r in read_csv(path)[1] if r.get("lesion_id")}
+    _, rows = canonical_columns(path, *read_csv(path), ("image", "lesion_id"))
+    return {nfc(r["image"].strip()): r["lesion_id"].strip() for _, r in rows
+            if r.get("image") and (r.get("lesion_id") or "").strip()}
 
 
 def read_isic2019(root: Path) -> Dataset:

@@ -435,3 +435,19 @@ def test_task3_and_part3_headers_are_read_in_any_case_as_hams_are(tmp_path: Path
     (tmp_path / "isic2017" / "ISIC-2017_Training_Part3_GroundTruth.csv").write_text(
         "Image_ID,Melanoma,Seborrheic_Keratosis\nISIC_0000000,1,0\n")
     assert [s.code for s in read_dataset(tmp_path / "isic2017").samples] == ["MEL"]
+
+
+def test_isic2019_headers_are_read_in_any_case_as_the_other_readers_read_theirs(tmp_path: Path) -> None:
+    """ISIC 2019's ground truth and metadata headers had been read as spelt alone: ``Image`` or `` mel`` refused the
+    CSV, and a ``Lesion_ID`` column was read as no lesion ids at all (left by stop 43)."""
+    _image(tmp_path / "ISIC_2019_Training_Input" / "ISIC_0000001.jpg")
+    _image(tmp_path / "ISIC_2019_Training_Input" / "ISIC_0000002.jpg")
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(
+        "Image, mel ,nv,bcc,ak,bkl,df,vasc,scc,unk\nISIC_0000001,1,0,0,0,0,0,0,0,0\nISIC_0000002,0,0,0,0,0,0,0,1,0\n")
+    (tmp_path / "ISIC_2019_Training_Metadata.csv").write_text("IMAGE,Lesion_ID\nISIC_0000001, BCN_0001 \nISIC_0000002,\n")
+    ds = read_isic2019(tmp_path)
+    assert [(s.image_id, s.code, s.lesion_id) for s in ds.samples] == [
+        ("ISIC_0000001", "MEL", "BCN_0001"), ("ISIC_0000002", "SCC", None)]
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(f"{HEADER_2019},Mel\nISIC_0000001,1,0,0,0,0,0,0,0,0,0\n")
+    with pytest.raises(UnknownLabelError, match="columns 'MEL' and 'Mel' both name 'MEL'"):
+        read_isic2019_labels(tmp_path / "ISIC_2019_Training_GroundTruth.csv")
