@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,13 +62,79 @@ def array_digest(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
-def run_fingerprint(config: DataclassInstance, data_digest: str | None) -> dict[str, Any]:
+#: How many names of changed images a refused --resume lists per kind of change (the counts are always given).
+NAMED_CHANGES = 5
+
+
+def named_image(source: str | None, image_id: str) -> str:
+    """How :func:`image_digests` keys and a refused ``--resume`` names an image: ``source/image id`` (the id alone when
+    the source is not known)."""
+    return f"{source}/{image_id}" if source else image_id
+
+
+def image_digests(image_ids: Sequence[str], *arrays: np.ndarray | None) -> dict[str, str]:
+    """image id -> a short digest of its rows of ``arrays`` (row i of each array is image i: its pixels, label, mask),
+    recorded beside a run's data digest so that a refused ``--resume`` can name the images that changed; an id given
+    again is keyed ``<id> #2``, ``#3``..."""
+    if any(a is not None and len(a) != len(image_ids) for a in arrays):
+        raise ValueError(f"image_digests: {len(image_ids)} image ids for arrays of {[len(a) for a in arrays if a is not None]} "
+                         "rows; expected one id per row")
+    digests: dict[str, str] = {}
+    for i, image_id in enumerate(image_ids):
+        key, n = image_id, 1
+        while key in digests:  # one id twice (two sources numbering alike): told apart by its place
+            n += 1
+            key = f"{image_id} #{n}"
+        digests[key] = array_digest(*(None if a is None else a[i] for a in arrays))[:16]
+    return digests
+
+
+def run_fingerprint(config: DataclassInstance, data_digest: str | None,
+                    images: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """What a checkpoint must match to be continued: the run's settings (less the display-only ones) as JSON values,
-    and the digest of its training and validation data (None: not known yet, only the settings are compared)."""
+    and the digest of its training and validation data (None: not known yet, only the settings are compared);
+    ``images`` (split -> :func:`image_digests`) is recorded to name what changed, never compared itself."""
     values = json.loads(json.dumps(asdict(config), default=str))
     for name in DISPLAY_ONLY:
         values.pop(name, None)
-    return {"format": CHECKPOINT_FORMAT, "config": values, "data": data_digest}
+    fingerprint = {"format": CHECKPOINT_FORMAT, "config": values, "data": data_digest}
+    if images is not None:
+        fingerprint["images"] = {split: dict(digests) for split, digests in images.items()}
+    return fingerprint
+
+
+def _named(kind: str, names: Sequence[str]) -> str:
+    shown = ", ".join(sorted(names)[:NAMED_CHANGES])
+    more = f" and {len(names) - NAMED_CHANGES} more" if len(names) > NAMED_CHANGES else ""
+    return f"{len(names)} {kind} ({shown}{more})"
+
+
+def images_changed(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
+    """Which images of each split differ between two fingerprints' ``images`` records (changed pixels, label or mask;
+    added; left out; moved to another split), or that the same images come in another order; None when either
+    fingerprint has no record (a checkpoint of older code) or the records agree."""
+    old, new = recorded.get("images"), wanted.get("images")
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return None
+    home_old = {image: split for split, digests in old.items() for image in digests}
+    home_new = {image: split for split, digests in new.items() for image in digests}
+    parts = []
+    for split in sorted(set(old) | set(new)):
+        before, now = old.get(split, {}), new.get(split, {})
+        moved = [i for i in now if i not in before and i in home_old]
+        changes = [(what, names) for what, names in (
+            ("changed", [i for i in now if i in before and before[i] != now[i]]),
+            ("added", [i for i in now if i not in home_old]),
+            ("moved in from another split", moved),
+            ("left out", [i for i in before if i not in home_new]),
+        ) if names]
+        if changes:
+            parts.append(f"{split}: " + ", ".join(_named(what, names) for what, names in changes))
+    if parts:
+        return "; ".join(parts)
+    if any(list(old.get(split, {})) != list(new.get(split, {})) for split in set(old) | set(new)):
+        return "the same images in another order"
+    return None
 
 
 def fingerprint_text(fingerprint: Mapping[str, Any]) -> str:
@@ -98,9 +164,10 @@ def check_fingerprint(path: Path, recorded: Mapping[str, Any], wanted: Mapping[s
     differences = [f"{name}: {old.get(name, 'unset')!r} in the checkpoint, {new.get(name, 'unset')!r} now"
                    for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
     if wanted.get("data") is not None and recorded.get("data") != wanted.get("data"):
+        which = images_changed(recorded, wanted)
         differences.append(f"the training and validation images differ (data digest {str(recorded.get('data'))[:12]} in "
-                           f"the checkpoint, {str(wanted['data'])[:12]} now: other images, masks, crop settings or "
-                           "split)")
+                           f"the checkpoint, {str(wanted['data'])[:12]} now: "
+                           f"{which or 'other images, masks, crop settings or split'})")
     if differences:
         parts = ("format", "config", "data") if wanted.get("data") is not None else ("format", "config")
         theirs, ours = ({k: fp.get(k) for k in parts} for fp in (recorded, wanted))

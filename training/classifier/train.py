@@ -343,7 +343,7 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     run ends with."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from .checkpoint import data_digest, load_checkpoint, save_checkpoint
+    from .checkpoint import data_digest, data_images, load_checkpoint, save_checkpoint
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -370,7 +370,8 @@ def train_classifier(train: CropSet, val: CropSet, config: ClassifierConfig = Cl
     latest: Kept = ((-1.0, -1.0), None, 0)  # until an epoch is selectable
     # what the checkpoint file holds (epochs done, best, latest): a Ctrl-C while it is written leaves the previous one
     saved_state: tuple[int, Kept, Kept] = (0, best, latest)
-    fingerprint = run_fingerprint(config, data_digest(train, val)) if checkpoint is not None else None
+    fingerprint = (run_fingerprint(config, data_digest(train, val), data_images(train, val)) if checkpoint is not None
+                   else None)
     if checkpoint is not None and checkpoint.resume:
         saved = load_checkpoint(checkpoint.path)
         check_fingerprint(checkpoint.path, saved["fingerprint"], fingerprint or {})

@@ -37,6 +37,8 @@ from ..resume import (
     Checkpointing,
     array_digest,
     check_fingerprint,
+    image_digests,
+    named_image,
     run_fingerprint,
 )
 from ..run_folder import refuse_file_out
@@ -477,7 +479,9 @@ def train_segmenter(data: Path, out_dir: Path, config: SegmenterConfig = Segment
     x_val, y_val = load_segmentation_arrays(sets.val)
     check_lesions(y_train, train, "training")
     val_empty = check_lesions(y_val, sets.val, "validation")
-    fingerprint = run_fingerprint(config, array_digest(x_train, y_train, x_val, y_val))
+    fingerprint = run_fingerprint(config, array_digest(x_train, y_train, x_val, y_val), {
+        "train": image_digests([named_image(s.source, s.image_id) for s in train], x_train, y_train),
+        "val": image_digests([named_image(s.source, s.image_id) for s in sets.val], x_val, y_val)})
     bf16 = use_bfloat16(config.mixed_precision, "segmenter training")
     if bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

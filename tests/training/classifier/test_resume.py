@@ -87,6 +87,11 @@ def test_resume_refuses_a_checkpoint_of_other_settings_or_data_naming_both(
     assert "leave out --resume to start again from epoch 1" in message
     with pytest.raises(ResumeError, match="the training and validation images differ"):
         run_classifier(tiny_classifier_data(seed=1), out, "classifier", ClassifierConfig(**CONFIG), resume=True)
+    one_changed = tiny_classifier_data()
+    one_changed.sets["train"].crops[3, 0, 0] ^= 1  # one pixel of the fourth training image (val is the same array)
+    with pytest.raises(ResumeError) as refused:
+        run_classifier(one_changed, out, "classifier", ClassifierConfig(**CONFIG), resume=True)
+    assert "now: train: 1 changed (image 4); val: 1 changed (image 4))" in str(refused.value)  # named, not only a digest
     progress_only = ClassifierConfig(**{**CONFIG, "progress": True})  # how a run shows itself is no other run
     from training.classifier.checkpoint import check_resumable
     from training.resume import Checkpointing

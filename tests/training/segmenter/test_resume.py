@@ -167,6 +167,26 @@ def test_resume_refuses_another_runs_checkpoint_and_a_missing_one_before_reading
     assert "epochs: 3 in the checkpoint, 4 now; unet.width: 0.0625 in the checkpoint, 0.125 now" in message
     assert (out / CHECKPOINT).read_bytes() == before
 
+    # the same flags on a copy of the data whose one training mask differs: the refusal names that image
+    meta = json.loads(str(np.load(out / CHECKPOINT)["meta"]))
+    recorded = meta["fingerprint"]["images"]
+    assert sorted(recorded) == ["train", "val"] and len(recorded["train"]) == 8 and len(recorded["val"]) == 4
+    name = sorted(recorded["train"])[0]
+    assert name.startswith("isic2018/ISIC_")
+    import shutil
+
+    import cv2
+
+    copy = tmp_path / "copy" / "isic2018"
+    shutil.copytree(tiny_set, copy)
+    (mask,) = copy.rglob(f"{name.split('/')[1]}_segmentation.png")
+    pixels = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+    pixels[:8, :8] = 255 - pixels[:8, :8]
+    cv2.imwrite(str(mask), pixels)
+    with pytest.raises(ResumeError) as refused:
+        run(_args(copy, out, "--resume"))
+    assert f"now: train: 1 changed ({name}))" in str(refused.value)
+
 
 def test_sigterm_stops_a_segmenter_run_as_ctrl_c_does_and_puts_the_handler_back(
         tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
