@@ -13,16 +13,9 @@ import torch
 
 from dermassist.base.atomic import write_atomic
 
+from .. import resume
 from ..errors import ResumeError
-from ..resume import (
-    CLASSIFIER_CHECKPOINT,
-    Checkpointing,
-    array_digest,
-    check_fingerprint,
-    image_digests,
-    named_image,
-    run_fingerprint,
-)
+from ..resume import CLASSIFIER_CHECKPOINT, Checkpointing, array_digest, check_fingerprint, run_fingerprint
 from .data import CropSet
 
 if TYPE_CHECKING:
@@ -47,14 +40,14 @@ def _names(crops: CropSet) -> tuple[str, ...]:
     if len(crops.image_ids) != len(crops.labels):  # crops made without their ids: rows are named by their place
         return tuple(f"image {i + 1}" for i in range(len(crops.labels)))
     sources = crops.sources if len(crops.sources) == len(crops.labels) else ("",) * len(crops.labels)
-    return tuple(named_image(source, image_id) for source, image_id in zip(sources, crops.image_ids))
+    return tuple(resume.named_image(source, image_id) for source, image_id in zip(sources, crops.image_ids))
 
 
 def data_images(train: CropSet, val: CropSet) -> dict[str, dict[str, str]]:
     """Each training and validation image's own digest (crop, label, context), keyed ``source/image id``: recorded
     beside :func:`data_digest` so that a refused ``--resume`` names the images that changed."""
-    return {"train": image_digests(_names(train), train.crops, train.labels, train.contexts),
-            "val": image_digests(_names(val), val.crops, val.labels)}
+    return {"train": resume.image_digests(_names(train), train.crops, train.labels, train.contexts),
+            "val": resume.image_digests(_names(val), val.crops, val.labels)}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
