@@ -49,18 +49,12 @@ class Culprits:
 
     @property
     def suspects(self) -> bool:
-        """Whether some request has failures counted (only then is a request's fingerprint needed before it is sent);
-        those that did not fail for FORGOTTEN_AFTER_S are forgotten here, so that calls stop waiting for their own
-        fingerprints once no suspect came back."""
-        now = self._clock()
-        for key in [k for k, at in self._counted_at.items() if now - at > FORGOTTEN_AFTER_S]:
-            self.answered(key)
+        """Whether some request has failures counted (only then is a request's fingerprint needed before it is sent)."""
         return bool(self._failures)
 
     def suspect(self, key: str | None) -> bool:
-        """Whether the request ``key`` has failures counted (in the last FORGOTTEN_AFTER_S): it is then forwarded
-        alone."""
-        return key is not None and self.suspects and key in self._failures
+        """Whether the request ``key`` has failures counted: it is then forwarded alone."""
+        return key is not None and key in self._failures
 
     def answered(self, key: str | None) -> None:
         """The request ``key`` was answered well: it takes nothing down."""
