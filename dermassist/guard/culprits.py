@@ -1,8 +1,7 @@
 """Requests that were being answered each time the pipeline failed: one that takes a step or tritonserver down (a
-request too large for the memory, a picture that crashes a decoder) is forwarded alone after its first failure and
-refused after its second, instead of being forwarded again by every retry of its client. One 32-picture request had
-taken tritonserver down four times in a minute, through the SDK's own retries, failing every other call each time
-(failure audit 5)."""
+request too large for the memory, a picture that crashes a decoder) is refused after its second failure, instead of
+being forwarded again by every retry of its client. One 32-picture request had taken tritonserver down four times in
+a minute, through the SDK's own retries, failing every other call each time (failure audit 5)."""
 from __future__ import annotations
 
 import collections
@@ -16,6 +15,8 @@ from typing import Any
 FAILURES_TO_REFUSE = 2
 #: How long such a request is refused.
 REFUSED_FOR_S = 600.0
+#: Calls that failed this long before another count as failed with it (one crash fails every call in flight).
+TOGETHER_S = 2.0
 #: A request's failures are forgotten this long after its last one: the same pictures sent again another day start
 #: afresh.
 FORGOTTEN_AFTER_S = 600.0
@@ -32,29 +33,25 @@ def fingerprint(images: Any) -> str:
 
 class Culprits:
     """Counts, per request, the pipeline failures it was being answered at, and refuses one that reached
-    FAILURES_TO_REFUSE with the last of them failing alone (no other call forwarded beside it: the front forwards a
-    request with failures counted, a suspect, alone, ``AloneGate``), so a bystander of a failure is never refused for
-    it: retried alone, it is answered and cleared. A request is counted at most once between two healings of the
-    pipeline however many copies of it were in flight and however long their failures took to come in; a call
-    forwarded before the last healing is not counted (the healing ended it); a request answered well, or that did not
-    fail for FORGOTTEN_AFTER_S, is cleared (a picture a load test sends over and over was in flight at every fault a
-    test injected); a request whose pictures could not be hashed (``key`` None) is never counted nor refused.
-    ``clock``: time.monotonic unless a test steps it."""
+    FAILURES_TO_REFUSE. Only the largest request failing at a moment is counted (a bystander of the same failure is
+    not blamed), by its size in bytes, at most once between two healings of the pipeline however many copies of it
+    were in flight and however long their failures took to come in; a call forwarded before the last healing is not
+    counted (the healing ended it); a request answered well, or that did not fail for FORGOTTEN_AFTER_S, is cleared
+    (a picture a load test sends over and over was in flight at every fault a test injected); a request whose
+    pictures could not be hashed (``key`` None) is never counted nor refused. ``clock``: time.monotonic unless a
+    test steps it."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._failures: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._counted_at: dict[str, float] = {}  # when each request's last failure was counted
         self._refused: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._recent: collections.deque[tuple[float, int]] = collections.deque(maxlen=REMEMBERED)
 
     @property
     def suspects(self) -> bool:
-        """Whether some request has failures counted (only then is a request's fingerprint needed before it is sent)."""
+        """Whether some request has failures counted (only then is an answered request's fingerprint needed)."""
         return bool(self._failures)
-
-    def suspect(self, key: str | None) -> bool:
-        """Whether the request ``key`` has failures counted: it is then forwarded alone."""
-        return key is not None and key in self._failures
 
     def answered(self, key: str | None) -> None:
         """The request ``key`` was answered well: it takes nothing down."""
@@ -65,18 +62,22 @@ class Culprits:
 
     @property
     def refusing(self) -> bool:
-        """Whether some request is refused now."""
+        """Whether some request is refused now (only then is a request's fingerprint needed before it is sent)."""
         now = self._clock()
         for key in [k for k, until in self._refused.items() if until <= now]:
             del self._refused[key]
         return bool(self._refused)
 
-    def failed(self, key: str | None, alone: bool, sent_at: float, healed_at: float) -> int:
-        """A request (``key``) forwarded at ``sent_at`` failed with the pipeline, ``alone`` or beside other calls, the
-        pipeline having last been healed (turned ready) at ``healed_at``; how many failures it has now been counted
-        at (0: not counted). It is refused from now on when that reached FAILURES_TO_REFUSE and it failed alone."""
+    def failed(self, key: str | None, size: int, in_flight: list[int], sent_at: float, healed_at: float) -> int:
+        """A request (``key``, ``size`` bytes) forwarded at ``sent_at`` failed with the pipeline while calls of
+        ``in_flight`` bytes were forwarded too, the pipeline having last been healed (turned ready) at ``healed_at``;
+        how many failures it has now been blamed for (0: not blamed for this one)."""
         now = self._clock()
+        self._recent.append((now, size))
         if key is None or sent_at < healed_at:
+            return 0
+        together = [s for t, s in self._recent if now - t <= TOGETHER_S]
+        if size < max([*in_flight, *together]):
             return 0
         last = self._counted_at.get(key)
         if last is not None and now - last > FORGOTTEN_AFTER_S:
@@ -88,7 +89,7 @@ class Culprits:
         self._failures[key] = count
         while len(self._failures) > REMEMBERED:
             self._counted_at.pop(self._failures.popitem(last=False)[0], None)
-        if count >= FAILURES_TO_REFUSE and alone:
+        if count >= FAILURES_TO_REFUSE:
             self._refused[key] = now + REFUSED_FOR_S
             while len(self._refused) > REMEMBERED:
                 self._refused.popitem(last=False)

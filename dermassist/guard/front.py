@@ -48,9 +48,8 @@ from .admin import (
     peer_address,
     requested_model,
 )
-from .alone import ALONE_WAIT, AloneGate
 from .audit import MAX_NAME_CHARS, AuditWriteError, build_record, request_images
-from .culprits import Culprits, fingerprint
+from .culprits import FAILURES_TO_REFUSE, REFUSED_FOR_S, Culprits, fingerprint, refusal_text
 from .metrics import GuardMetrics
 from .requests import (
     images_in,
@@ -295,10 +294,9 @@ class Front(grpc.GenericRpcHandler):
         self.in_flight = 0  # inference calls received and not yet answered (what a shutdown drains)
         self.bytes_in_flight = 0  # their requests' bytes (GuardConfig.max_inflight_mib bounds it)
         self.answered_at = 0.0  # time.monotonic() of the last inference the ensemble answered (a busy pipeline works)
-        # calls Triton is working on: a token -> when it was forwarded, and whether alone
-        self._forwarded: dict[int, tuple[float, bool]] = {}
+        # calls Triton is working on: a token -> when it was forwarded, and its request's bytes
+        self._forwarded: dict[int, tuple[float, int]] = {}
         self.culprits = Culprits()  # requests in flight at failures of the pipeline, and those refused for it
-        self.gate = AloneGate()  # a request in flight at a failure is forwarded again with no other call beside it
         # (when it was forwarded, when it ran out) of that call (``expired_unanswered``)
         self._expired: tuple[float, float] | None = None
         self._tokens = itertools.count()
@@ -438,18 +436,18 @@ class Front(grpc.GenericRpcHandler):
 
     async def _failed_with_pipeline(self, call: AuditedCall, request: Any, token: int, size: int,
                                     error: str) -> tuple[grpc.StatusCode, str]:
-        """The status of a call that failed with the pipeline: UNAVAILABLE, to be retried once it is healed (its
-        request is then forwarded alone), unless this request failed at FAILURES_TO_REFUSE failures, the last alone:
-        then RESOURCE_EXHAUSTED, and it is refused for a while (``Culprits``). A call the guard's own healing of a hang
-        ended is not counted."""
-        sent_at, alone = self._forwarded[token]
-        key = None
+        """The status of a call that failed with the pipeline: UNAVAILABLE, to be retried once it is healed, unless
+        this request was the largest in flight at FAILURES_TO_REFUSE failures: then RESOURCE_EXHAUSTED, and it is
+        refused for a while (``Culprits``). A call the guard's own healing of a hang ended is not counted."""
+        sent_at = self._forwarded[token][0]
+        others = [bytes_ for other, (_, bytes_) in self._forwarded.items() if other != token]
+        failures = 0
         if not self.guard.healing_a_hang:
-            key = await self._fingerprint(call)
-            self.culprits.failed(key, alone, sent_at, self.guard.readiness.ready_at)
-        text = self.culprits.refusal(key, images_in(request), size)
-        if text is None:
+            failures = self.culprits.failed(await self._fingerprint(call), size, others, sent_at,
+                                            self.guard.readiness.ready_at)
+        if failures < FAILURES_TO_REFUSE:
             return grpc.StatusCode.UNAVAILABLE, f"a pipeline step failed and DermAssist is recovering; retry: {error}"
+        text = refusal_text(images_in(request), size, failures, REFUSED_FOR_S)
         logger.warning("request %s %s", call.request_id, text)
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{text} ({error})"
 
@@ -651,36 +649,23 @@ class Front(grpc.GenericRpcHandler):
             if not ready:
                 await self._end(call, context, grpc.StatusCode.UNAVAILABLE,
                                 f"DermAssist is not ready ({self.guard.readiness.reason}); retry later")
-            alone = False
-            if self.culprits.refusing or self.culprits.suspects:  # only then is the fingerprint awaited before it is sent
-                key = await self._fingerprint(call)
-                culprit = self.culprits.refusal(key, images_in(request), held)
+            if self.culprits.refusing:  # only then is the request's fingerprint awaited before it is sent
+                culprit = self.culprits.refusal(await self._fingerprint(call), images_in(request), held)
                 if culprit is not None:
                     await self._end(call, context, grpc.StatusCode.RESOURCE_EXHAUSTED, culprit)
-                alone = self.culprits.suspect(key)
-            through = False  # whether the gate let the call through (a TimeoutError after that is not the gate's)
+            sent_at = time.monotonic()
+            token = next(self._tokens)
+            self._forwarded[token] = (sent_at, held)
             try:
-                async with self.gate.forwarding(alone, held_for(context.time_remaining(), self.guard.config.hold_s)):
-                    through = True
-                    sent_at = time.monotonic()
-                    token = next(self._tokens)
-                    self._forwarded[token] = (sent_at, alone)
-                    if alone:
-                        self.metrics.forwarded_alone += 1
-                    try:
-                        answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
-                                                                 timeout=context.time_remaining())
-                    except grpc.aio.AioRpcError as e:
-                        status, error = e.code(), e.details() or ""
-                        self._note_expiry(token, status == grpc.StatusCode.DEADLINE_EXCEEDED)  # CANCELLED: Triton's own
-                        if is_step_failure(status, error):
-                            self.guard.report_step_failure(error, sent_at)
-                            status, error = await self._failed_with_pipeline(call, request, token, held, error)
-                        await self._end(call, context, status, error)
-            except TimeoutError:
-                if through:
-                    raise
-                await self._end(call, context, grpc.StatusCode.UNAVAILABLE, ALONE_WAIT)
+                answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
+                                                         timeout=context.time_remaining())
+            except grpc.aio.AioRpcError as e:
+                status, error = e.code(), e.details() or ""
+                self._note_expiry(token, status == grpc.StatusCode.DEADLINE_EXCEEDED)  # Triton's CANCELLED: its own
+                if is_step_failure(status, error):
+                    self.guard.report_step_failure(error, sent_at)
+                    status, error = await self._failed_with_pipeline(call, request, token, held, error)
+                await self._end(call, context, status, error)
             self._forwarded.pop(token, None)  # answered: a deadline passing from here (hashing) is no sign of a hang
             self.ensemble_answered()
             if self.culprits.suspects:  # a request answered well is no culprit

@@ -68,7 +68,6 @@ class GuardMetrics:
         self.held = 0  # inference calls that arrived while the guard was not ready and waited for it
         self.waiting = 0  # inference calls waiting for readiness now
         self.over_budget = 0  # inference calls refused because the front held too many request bytes already
-        self.forwarded_alone = 0  # inference calls forwarded alone: in flight at an earlier failure of the pipeline
         self.accepts_refused = 0  # connections the health port could not accept: out of file descriptors
         self._buckets = [0] * len(LATENCY_BUCKETS_S)
         self._latency_sum = 0.0
@@ -142,9 +141,6 @@ class GuardMetrics:
             family("dermassist_over_inflight_budget_total", "counter",
                    "Inference calls refused (UNAVAILABLE) because the requests in flight held --max-inflight-mib.",
                    (("", self.over_budget),))
-            family("dermassist_forwarded_alone_total", "counter",
-                   "Inference calls forwarded with no other call beside them: their request was in flight when the "
-                   "pipeline failed (a second failure alone refuses it for a while).", (("", self.forwarded_alone),))
             family("dermassist_accepts_refused_total", "counter",
                    "Connections to the health port refused an accept because the guard was out of file descriptors "
                    "(each tried again a second later).", (("", self.accepts_refused),))

@@ -17,6 +17,7 @@ from dermassist.guard.culprits import (
     FORGOTTEN_AFTER_S,
     REFUSED_FOR_S,
     REFUSED_WORDS,
+    TOGETHER_S,
     Culprits,
     fingerprint,
 )
@@ -46,20 +47,20 @@ class Pipeline:
         self.healed_at = self.clock.now + after_s
         self.clock.now = self.healed_at + 1.0
 
-    def fail(self, key: str | None, alone: bool = True, sent_at: float | None = None) -> int:
+    def fail(self, key: str | None, size: int, in_flight: list[int] | None = None, sent_at: float | None = None) -> int:
         sent = self.clock.now - 0.5 if sent_at is None else sent_at
-        return self.culprits.failed(key, alone, sent, self.healed_at)
+        return self.culprits.failed(key, size, in_flight or [], sent, self.healed_at)
 
 
-def test_a_request_failing_again_alone_is_refused_at_its_second_failure() -> None:
+def test_the_largest_request_failing_is_blamed_and_refused_at_its_second_failure() -> None:
     p = Pipeline()
     culprits = p.culprits
-    assert FAILURES_TO_REFUSE == 2 and not culprits.refusing and not culprits.suspect("big")
-    assert p.fail("big", alone=False) == 1
-    assert culprits.suspect("big") and not culprits.suspect("small") and not culprits.suspect(None)
+    assert FAILURES_TO_REFUSE == 2 and not culprits.refusing
+    assert p.fail("big", 184_000_000, in_flight=[60_000]) == 1
+    assert p.fail("small", 60_000) == 0  # failed with the big one: a bystander
     assert not culprits.refusing and culprits.refusal("big", 32, 184_000_000) is None
-    p.heal()  # healed; the client's retry is forwarded alone and fails again
-    assert p.fail("big", alone=True) == 2
+    p.heal()  # healed; the client's retry is forwarded and fails again
+    assert p.fail("big", 184_000_000) == 2
     assert culprits.refusing
     text = culprits.refusal("big", 32, 184_000_000)
     assert text is not None and text.startswith(f"this request (32 picture(s), 184.0 MB) {REFUSED_WORDS} (2 times): "
@@ -70,20 +71,12 @@ def test_a_request_failing_again_alone_is_refused_at_its_second_failure() -> Non
     assert not culprits.refusing and culprits.refusal("big", 32, 184_000_000) is None  # for a while, not for ever
 
 
-def test_a_small_culprit_beside_a_larger_bystander_is_the_one_refused() -> None:
-    """Only the largest request failing had been counted: a small picture that crashed a decoder beside a larger
-    innocent request was never blamed, and the innocent one was refused at its second failure beside it (review 13,
-    finding 3a). Every request failing is counted now, and refused only at a failure alone."""
+def test_a_bystander_is_blamed_only_when_it_was_the_largest_failing() -> None:
     p = Pipeline()
-    assert p.fail("small culprit", alone=False) == 1 and p.fail("large bystander", alone=False) == 1
-    p.heal()
-    assert p.fail("small culprit", alone=False) == 2 and p.fail("large bystander", alone=False) == 2  # together again
-    assert not p.culprits.refusing  # neither failed alone: neither is refused
-    p.culprits.answered("large bystander")  # retried alone, it is answered
-    p.heal()
-    assert p.fail("small culprit", alone=True) == 3
-    assert p.culprits.refusal("small culprit", 1, 60_000) is not None
-    assert p.culprits.refusal("large bystander", 1, 9_000_000) is None and not p.culprits.suspect("large bystander")
+    assert p.fail("a", 500, in_flight=[900]) == 0  # a larger call was in flight
+    p.heal(TOGETHER_S + 0.1)
+    assert p.fail("a", 500) == 1  # alone: blamed
+    assert p.fail("b", 500) == 1  # as large, together: both blamed
 
 
 def test_copies_failing_together_count_once_and_a_request_answered_well_is_cleared() -> None:
@@ -91,27 +84,27 @@ def test_copies_failing_together_count_once_and_a_request_answered_well_is_clear
     was refused though it had been answered well between the faults (the fault-injection tests of CI)."""
     p = Pipeline()
     culprits = p.culprits
-    assert [p.fail("same", alone=False) for _ in range(3)] == [1, 1, 1]  # one failure
+    assert [p.fail("same", 300, in_flight=[300, 300]) for _ in range(3)] == [1, 1, 1]  # one failure
     assert culprits.suspects
     culprits.answered("same")  # a copy of it was answered after the healing
     assert not culprits.suspects
     p.heal(30.0)
-    assert p.fail("same") == 1 and not culprits.refusing  # a new first failure
+    assert p.fail("same", 300) == 1 and not culprits.refusing  # a new first failure
     p.heal(30.0)
-    assert p.fail("same") == 2 and culprits.refusing  # never answered between: refused
+    assert p.fail("same", 300) == 2 and culprits.refusing  # never answered between: refused
 
 
 def test_one_failure_counts_once_however_long_its_calls_take_to_fail() -> None:
     """Copies of one picture in different steps failed at the crash and again at the reload, 2.5 s apart: one fault
     refused the picture (review 13, finding 3d). A request counts once between two healings."""
     p = Pipeline()
-    assert p.fail("same") == 1
+    assert p.fail("same", 300) == 1
     p.clock.now += 2.5
-    assert p.fail("same") == 1 and not p.culprits.refusing
+    assert p.fail("same", 300) == 1 and not p.culprits.refusing
     p.clock.now += 60.0
-    assert p.fail("same") == 1  # still not healed since: the same failure
+    assert p.fail("same", 300) == 1  # still not healed since: the same failure
     p.heal()
-    assert p.fail("same") == 2  # failed again after a healing
+    assert p.fail("same", 300) == 2  # failed again after a healing
 
 
 def test_a_call_forwarded_before_the_last_healing_is_not_counted() -> None:
@@ -119,25 +112,25 @@ def test_a_call_forwarded_before_the_last_healing_is_not_counted() -> None:
     p = Pipeline()
     sent = p.clock.now
     p.heal()
-    assert p.fail("old", sent_at=sent) == 0 and not p.culprits.suspects
+    assert p.fail("old", 300, sent_at=sent) == 0 and not p.culprits.suspects
 
 
 def test_failures_are_forgotten_after_a_while() -> None:
     """The same pictures sent again a week later were refused at their next failure (review 13, finding 3c)."""
     p = Pipeline()
-    assert p.fail("weekly") == 1
+    assert p.fail("weekly", 300) == 1
     p.heal(FORGOTTEN_AFTER_S + 1.0)
-    assert p.fail("weekly") == 1 and not p.culprits.refusing  # a new first failure
+    assert p.fail("weekly", 300) == 1 and not p.culprits.refusing  # a new first failure
     p.heal(FORGOTTEN_AFTER_S - 1.0)
-    assert p.fail("weekly") == 2 and p.culprits.refusing
+    assert p.fail("weekly", 300) == 2 and p.culprits.refusing
 
 
 def test_a_request_whose_pictures_could_not_be_hashed_is_never_blamed() -> None:
     """Every such request had the same fingerprint (review 13, finding 3e)."""
     p = Pipeline()
-    assert p.fail(None) == 0
+    assert p.fail(None, 10**9) == 0
     p.heal()
-    assert p.fail(None) == 0 and not p.culprits.refusing and not p.culprits.suspects
+    assert p.fail(None, 10**9) == 0 and not p.culprits.refusing and not p.culprits.suspects
     assert p.culprits.refusal(None, 1, 10**9) is None
     p.culprits.answered(None)
 
@@ -163,9 +156,9 @@ def refuse_another_request(served: SimpleNamespace) -> None:
     it is forwarded."""
     clock = Clock()
     served.front.culprits = Culprits(clock)
-    served.front.culprits.failed("some other request", True, sent_at=1000.0, healed_at=999.0)
+    served.front.culprits.failed("some other request", 1, [], sent_at=1000.0, healed_at=999.0)
     clock.now += 30.0
-    served.front.culprits.failed("some other request", True, sent_at=1030.0, healed_at=1020.0)
+    served.front.culprits.failed("some other request", 1, [], sent_at=1030.0, healed_at=1020.0)
     assert served.front.culprits.refusing
 
 
@@ -348,11 +341,8 @@ def test_a_canary_out_of_time_is_a_hang_whose_healing_blames_no_request(tmp_path
 def test_a_deadline_passing_after_tritons_answer_is_no_sign_of_a_hang(
         tmp_path: Path, ham_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """Triton answered at once; the client's deadline passed while the front awaited the request's fingerprint (some
-    request has had failures counted since the call was forwarded): that had been recorded as a call that ran out
-    inside Triton (review 14)."""
+    request has failures counted): that had been recorded as a call that ran out inside Triton (review 14)."""
     import time
-
-    from tritonclient.grpc import service_pb2
 
     from dermassist.guard import front as front_module
 
@@ -362,76 +352,9 @@ def test_a_deadline_passing_after_tritons_answer_is_no_sign_of_a_hang(
         time.sleep(1.5)
         return real(request)
 
-    fronts = []
-
-    async def model_infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        fronts[0].culprits.failed("another request", True, sent_at=2.0, healed_at=1.0)  # it failed meanwhile
-        return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
-
     monkeypatch.setattr(front_module, "request_images", slow_hash)
-    with front_before_stand_in(tmp_path / "audit.jsonl", model_infer=model_infer) as served:
-        fronts.append(served.front)
+    with front_before_stand_in(tmp_path / "audit.jsonl") as served:
+        served.front.culprits.failed("another request", 1, [], sent_at=2.0, healed_at=1.0)  # a suspect: awaited after
         assert _infer(served.address, ham_jpeg, timeout_s=1.2)[0] == "StatusCode.DEADLINE_EXCEEDED"
         time.sleep(0.5)
         assert served.front.expired_unanswered is None
-
-
-def test_a_small_culprit_failing_beside_a_larger_request_is_found_by_forwarding_each_alone(
-        tmp_path: Path, ham_jpeg: bytes) -> None:
-    """Review 13, finding 3a, on the front: a small picture that crashes a step fails with a larger innocent request in
-    flight. Both are retried alone: the innocent one is answered, the culprit fails alone and is refused (the largest
-    had been blamed: the innocent request was refused and the culprit kept taking the pipeline down)."""
-    import threading
-    import time
-
-    from tritonclient.grpc import service_pb2
-
-    poison = b"\xff\xd8\xff" + b"crashes a decoder" * 4
-    crashes = [0]  # failures of the stand-in pipeline so far
-    forwarded: list[tuple[bool, int]] = []  # (the poison?, calls in the stand-in when it came)
-    inside = [0]
-
-    async def model_infer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        forwarded.append((poison in request, inside[0]))
-        inside[0] += 1
-        try:
-            at_start = crashes[0]
-            if poison in request:
-                await asyncio.sleep(0.2)
-                crashes[0] += 1
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")  # the stub died under it
-            await asyncio.sleep(0.5)
-            if crashes[0] != at_start:  # the pipeline failed while it was in it
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
-            return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
-        finally:
-            inside[0] -= 1
-
-    def both() -> dict[str, tuple[str, str]]:
-        results: dict[str, tuple[str, str]] = {}
-
-        def send(name: str, picture: bytes) -> None:
-            results[name] = _infer(served.address, picture)
-
-        threads = [threading.Thread(target=send, args=("innocent", ham_jpeg)),
-                   threading.Thread(target=send, args=("culprit", poison))]
-        for thread in threads:
-            thread.start()
-            time.sleep(0.05)  # the larger innocent request first: both are in the pipeline when it fails
-        for thread in threads:
-            thread.join(20)
-        return results
-
-    with front_before_stand_in(tmp_path / "audit.jsonl", model_infer=model_infer) as served:
-        first = both()
-        assert first["innocent"][0] == first["culprit"][0] == "StatusCode.UNAVAILABLE"
-        assert forwarded == [(False, 0), (True, 1)]  # together
-        heal(served)
-        second = both()  # both clients retry at once
-        assert second["innocent"] == ("OK", "")
-        assert second["culprit"][0] == "StatusCode.RESOURCE_EXHAUSTED" and REFUSED_WORDS in second["culprit"][1]
-        assert sorted(forwarded[2:]) == [(False, 0), (True, 0)]  # each alone
-        assert served.front.metrics.forwarded_alone == 2
-        assert served.front.gate.together == 0 and not served.front.gate.alone and served.front.gate.waiting_alone == 0
-        assert _infer(served.address, ham_jpeg) == ("OK", "")  # the innocent one, cleared: forwarded with others again
-        assert served.front.metrics.forwarded_alone == 2
