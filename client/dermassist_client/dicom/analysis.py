@@ -69,9 +69,9 @@ def build_analysis(image: DicomImage, result: LesionResult, identity: OutputIden
     report = build_report(image, result, segmentation, identity, area)
     undeclared = undeclared_text(image.dataset)
     if undeclared is not None:
-        log.warning("%s declares no Specific Character Set (0008,0005) but holds text outside ASCII (%r): read as "
+        log.warning("%s declares no Specific Character Set (0008,0005) but holds text outside ASCII (in %s): read as "
                     "ISO 8859-1; its SEG and SR declare UTF-8. Fix the sending modality's character set", image.name,
-                    undeclared[:40])
+                    undeclared)
     for output in ([segmentation] if segmentation is not None else []) + [report]:
         declare_what_the_text_needs(output, f"the {output.Modality} of {image.name}")
     return DicomAnalysis(image, result, segmentation, report, area)

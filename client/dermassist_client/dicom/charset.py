@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from pydicom.charset import convert_encodings
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 logger = logging.getLogger(__name__)
@@ -45,14 +46,22 @@ def fits(text: str, encodings: Iterable[str]) -> bool:
     return True
 
 
-def text_values(ds: Dataset) -> Iterable[str]:
-    """Every text value of ``ds`` and its sequences (person names whole, each value of a multi-valued element)."""
+def text_values(ds: Dataset) -> Iterable[tuple[str, str]]:
+    """Every text value of ``ds`` and its sequences (person names whole, each value of a multi-valued element), with
+    the name of its element (:func:`element_name`)."""
     for element in ds.iterall():
         if element.VR not in TEXT_VRS or element.value in (None, ""):
             continue
         values = element.value if element.VM > 1 else [element.value]
         for value in values:
-            yield str(value)
+            yield element_name(element), str(value)
+
+
+def element_name(element: DataElement) -> str:
+    """How a message names an element without quoting its value (which may be a patient's name):
+    ``PatientName (0010,0010)``."""
+    tag = f"({element.tag.group:04X},{element.tag.element:04X})"
+    return f"{element.keyword} {tag}" if element.keyword else f"the private element {tag}"
 
 
 def declare_what_the_text_needs(ds: Dataset, what: str) -> bool:
@@ -60,18 +69,18 @@ def declare_what_the_text_needs(ds: Dataset, what: str) -> bool:
     whether it did. The values are characters in memory, so pydicom then writes each of them in UTF-8."""
     declared = ds.get("SpecificCharacterSet")
     encodings = python_encodings(declared)
-    outside = next((text for text in text_values(ds) if not fits(text, encodings)), None)
+    outside = next((name for name, text in text_values(ds) if not fits(text, encodings)), None)
     if outside is None:
         return False
-    logger.info("%s: its text holds characters its character set (%s) lacks, e.g. in %r: it declares UTF-8 (%s)",
-                what, declared or "the default repertoire", outside[:40], UTF8)
+    logger.info("%s: its text holds characters its character set (%s) lacks, e.g. in %s: it declares UTF-8 (%s)",
+                what, declared or "the default repertoire", outside, UTF8)
     ds.SpecificCharacterSet = UTF8
     return True
 
 
 def undeclared_text(ds: Dataset) -> str | None:
-    """A text value outside ASCII in a data set that declares no character set (read as Latin-1 by pydicom), or
-    None."""
+    """The name (never the value: it may be a patient's name) of an element holding text outside ASCII in a data set
+    that declares no character set (read as Latin-1 by pydicom), or None."""
     if str(ds.get("SpecificCharacterSet") or "").strip():
         return None
-    return next((text for text in text_values(ds) if not fits(text, _ASCII)), None)
+    return next((name for name, text in text_values(ds) if not fits(text, _ASCII)), None)

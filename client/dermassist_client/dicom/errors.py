@@ -1,6 +1,8 @@
 """Errors of the DICOM extra: one root under the client's root, narrow subclasses per kind of input fault."""
 from __future__ import annotations
 
+import re
+
 from ..errors import DermAssistClientError
 
 
@@ -68,6 +70,18 @@ class UnsupportedTransferSyntaxError(DicomInputError):
 
 class DicomOutputError(DicomError):
     """A SEG, SR or FHIR output could not be built from a result."""
+
+    @classmethod
+    def header_refused(cls, what: str, image_name: str, e: Exception) -> DicomOutputError:
+        """The refusal of a SEG or SR the instance's header does not allow (highdicom's error), without the header
+        values it quotes: a patient's name, sex or birth date must not reach a log (privacy audit, H1)."""
+        return cls(f"cannot build the {what} of {image_name} ({type(e).__name__}: {without_quoted_values(str(e))}); the "
+                   "instance's header does not meet its storage class: check it with dciodvfy")
+
+
+def without_quoted_values(text: str) -> str:
+    """``text`` with every quoted value (``'Jane-F'``, ``"Doe^Jane"``) replaced by ``'...'``."""
+    return re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "'...'", text)
 
 
 class PacsError(DicomError):

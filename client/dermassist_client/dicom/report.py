@@ -235,5 +235,4 @@ def build_report(image: DicomImage, result: LesionResult, segmentation: hd.seg.S
                 responsible_organization=identity.manufacturer)],
         )
     except (ValueError, TypeError, AttributeError, KeyError) as e:
-        raise DicomOutputError(f"cannot build the structured report of {image.name} ({type(e).__name__}: {e}); the "
-                               "instance's header does not meet its storage class: check it with dciodvfy") from e
+        raise DicomOutputError.header_refused("structured report", image.name, e) from e

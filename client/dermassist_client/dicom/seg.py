@@ -66,8 +66,7 @@ def build_segmentation(image: DicomImage, result: LesionResult, identity: Output
             content_description="Automatic skin lesion segmentation",
         )
     except (ValueError, TypeError, AttributeError, KeyError) as e:
-        raise DicomOutputError(f"cannot build the segmentation of {image.name} ({type(e).__name__}: {e}); the "
-                               "instance's header does not meet its storage class: check it with dciodvfy") from e
+        raise DicomOutputError.header_refused("segmentation", image.name, e) from e
     # General Image module, Type 2C for images without a patient coordinate system (photographs): the
     # source's value, or empty.
     segmentation.PatientOrientation = image.dataset.get("PatientOrientation", "")

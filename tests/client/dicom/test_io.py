@@ -437,6 +437,12 @@ def test_the_outputs_declare_utf8_when_their_text_needs_it(tmp_path, ham_jpeg, c
         assert written.SpecificCharacterSet == ("ISO_IR 100" if case == "ASCII" else "ISO_IR 192")
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "declares no Specific" in r.getMessage()]
     assert len(warned) == (case == "undeclared Latin-1 source")
+    if warned:
+        assert "holds text outside ASCII (in PatientName (0010,0010))" in warned[0]
+    # the logs name the element, never its value: a patient's name went to the node's log (privacy audit, H1)
+    assert "Müller" not in caplog.text and "Zürich" not in caplog.text
+    if case != "ASCII":
+        assert "e.g. in PatientName (0010,0010)" in caplog.text or "e.g. in InstitutionName (0008,0080)" in caplog.text
 
 
 def test_a_body_site_in_snomed_rt_is_given_in_words_not_as_a_snomed_ct_code():
@@ -693,3 +699,18 @@ def test_a_transfer_syntax_uid_that_is_empty_or_doubled_is_refused_by_name(ham_j
     ds.file_meta.TransferSyntaxUID = uid
     with pytest.raises(UnreadableDicomError, match=message):
         read_dicom(ds, name="meta")
+
+
+def test_a_header_highdicom_refuses_is_named_without_the_values_it_quotes(ham_jpeg):
+    """highdicom's ValueError quoted the header's value ('Jane-F' is not a valid PatientSexValues) into the refusal,
+    which the node logs and the command line prints (privacy audit, H1)."""
+    from dermassist_client.dicom.errors import DicomOutputError, without_quoted_values
+
+    ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-SEX").with_study(), compressed=False)
+    ds.PatientSex = "Jane-F"
+    image = read_dicom(ds, name="source.dcm")
+    with pytest.raises(DicomOutputError) as refused:
+        build_analysis(image, synthetic_result(image.size), OutputIdentity())
+    assert "Jane" not in str(refused.value) and "cannot build the" in str(refused.value)
+    assert "PatientSex" in str(refused.value)  # what is wrong is still named
+    assert without_quoted_values("'Doe^Jane' and \"MRN 1\" in PatientName") == "'...' and '...' in PatientName"
