@@ -36,7 +36,7 @@ from PIL import Image
 from . import terminology as term
 from .classes import CLASSES
 from .errors import DermAssistClientError
-from .images import PIL_READ_ERRORS
+from .images import PIL_READ_ERRORS, without_metadata
 from .private import write_private
 from .result import LesionResult, reported
 from .software import client_version as installed_client_version
@@ -106,10 +106,11 @@ class ImagingContext:
 
     @classmethod
     def from_image_file(cls, path: str | Path, **extra: Any) -> ImagingContext:
-        """A plain picture's context: its SHA-256 (the service's audit line records the same digest) and, from its
-        EXIF, when it was taken (with its UTC offset when the camera wrote one, else the date alone)."""
+        """A plain picture's context: the SHA-256 of the bytes the client sends of it (the service's audit line records
+        the same digest; ``images.without_metadata``) and, from its EXIF, when it was taken (with its UTC offset when
+        the camera wrote one, else the date alone)."""
         data = Path(path).read_bytes()
-        return cls(image_sha256=hashlib.sha256(data).hexdigest(), effective=exif_taken(data), **extra)
+        return cls(image_sha256=hashlib.sha256(without_metadata(data)).hexdigest(), effective=exif_taken(data), **extra)
 
     @classmethod
     def from_dataset(cls, ds: Any, **extra: Any) -> ImagingContext:

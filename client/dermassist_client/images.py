@@ -23,6 +23,7 @@ from .colour_profile import declared_profile
 from .errors import InvalidImageError
 from .extras import install_command
 from .files import mode_kind
+from .metadata import jpeg_without_metadata, minimal_exif, png_without_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,24 @@ def read_header(data: bytes) -> tuple[str, tuple[int, int]] | None:
     return name, ((height, width) if turned else (width, height))
 
 
+def without_metadata(data: bytes) -> bytes:
+    """``data`` as the server is sent it: a JPEG or PNG without the metadata the server does not read (GPS position,
+    serial numbers, descriptions, comments: ``metadata``), keeping its orientation and colour marks; anything else,
+    or a picture whose header PIL cannot read, as it came."""
+    fmt = sniff_format(data)
+    if fmt not in ("JPEG", "PNG"):
+        return data
+    try:
+        with _quiet_bomb_warning(), Image.open(io.BytesIO(data)) as im:
+            exif = _server_exif(im, "PNG" if fmt == "PNG" else "JPEG", _png_chunk(data, b"eXIf"))
+            orientation = _orientation(exif)
+            adobe_rgb_marked = exif is not None and declared_profile(exif) is not None
+    except PIL_READ_ERRORS:
+        return data
+    exif_kept = minimal_exif(orientation, adobe_rgb_marked)
+    return jpeg_without_metadata(data, exif_kept) if fmt == "JPEG" else png_without_metadata(data, exif_kept)
+
+
 def _png_chunk(data: bytes, name: bytes) -> bytes | None:
     """The data of a PNG's first chunk named ``name`` (before or after the pixel data), from the chunk lengths and
     names alone (no pixel is decoded), or None; as the server finds it."""
@@ -341,9 +360,10 @@ def probe_size(data: bytes) -> tuple[int, int] | None:
 def encode_image(image: ImageInput) -> EncodedImage:
     """Encode one image for the server.
 
-    Paths are checked here (a file that is not an image never leaves the machine); bytes are sent
-    as they are and the server validates them; arrays (HxWx3 uint8 RGB, or HxWx4 RGBA) and PIL images become PNG,
-    with any transparency shown over black as the server shows it (``flatten_alpha``).
+    Paths are checked here (a file that is not an image never leaves the machine); bytes are sent as they are and
+    the server validates them; arrays (HxWx3 uint8 RGB, or HxWx4 RGBA) and PIL images become PNG, with any
+    transparency shown over black as the server shows it (``flatten_alpha``). A JPEG or PNG file or bytes go without
+    the metadata the server does not read (``without_metadata``: no GPS position, serial number or description).
     """
     if isinstance(image, (str, os.PathLike)):
         given = os.fspath(image)
@@ -353,7 +373,7 @@ def encode_image(image: ImageInput) -> EncodedImage:
         return _from_path(Path(image))
     if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
-        return EncodedImage(data, probe_size(data), f"<{len(data)} bytes>")
+        return EncodedImage(without_metadata(data), probe_size(data), f"<{len(data)} bytes>")
     if isinstance(image, np.ndarray):
         return _from_array(image)
     if isinstance(image, Image.Image):
@@ -429,7 +449,7 @@ def _from_path(path: Path) -> EncodedImage:
             f"{path} is {width}x{height} = {width * height:,} pixels ({width * height / 1e6:.1f} megapixels); at most "
             f"{MAX_IMAGE_PIXELS:,} pixels ({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels) are accepted: downscale it before "
             "sending")
-    return EncodedImage(data, header[1], str(path))
+    return EncodedImage(without_metadata(data), header[1], str(path))
 
 
 @contextlib.contextmanager

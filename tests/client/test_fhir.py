@@ -191,8 +191,11 @@ def test_a_plain_picture_is_tied_to_its_digest_its_patient_and_when_it_was_taken
     assert exif_taken(_photo(tmp_path, "0000:00:00 00:00:00").read_bytes()) is None
     assert exif_taken(_photo(tmp_path, None).read_bytes()) is None and exif_taken(b"not an image") is None
 
+    from dermassist_client.images import encode_image
+
     context = ImagingContext.from_image_file(photo, patient_id="MRN-7", patient_system="urn:oid:1.2.3.4.5")
-    assert context.image_sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+    sent = encode_image(photo).data  # without the EXIF date the server does not read: the audit line's digest
+    assert context.image_sha256 == hashlib.sha256(sent).hexdigest() != hashlib.sha256(photo.read_bytes()).hexdigest()
     resources = resources_by_type(parsed(build_bundle([(synthetic_result((64, 48)), context)])))
     (report,) = resources["DiagnosticReport"]
     assert report["identifier"] == [{"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256}]

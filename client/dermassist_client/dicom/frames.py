@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -35,6 +34,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from ..metadata import ICC_TAG, STANDALONE_MARKERS, marker_segments, sent_jpeg_segment
 from .errors import NotAPhotographError, UnreadableDicomError, UnsupportedTransferSyntaxError
 
 #: At most this many fragments in one instance's encapsulated pixel data (a 150 MB frame in 64 KB fragments is 2,300).
@@ -46,10 +46,8 @@ FRAME_SLACK_BYTES = 1 << 20
 
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_LS_SOF = frozenset({0xF7})  # SOF55
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0..7: no length follows
 _JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1})
 _LOSSY_JPEG = frozenset({JPEGBaseline8Bit, JPEGExtended12Bit})  # 8-bit ones (checked): what the service decodes
-_ICC_TAG = b"ICC_PROFILE\x00"
 _JPEG_LS = frozenset({JPEGLSLossless, JPEGLSNearLossless})
 _JPEG_2000 = frozenset({JPEG2000Lossless, JPEG2000, JPEG2000MCLossless, JPEG2000MC, HTJ2KLossless, HTJ2KLosslessRPCL,
                         HTJ2K})
@@ -75,35 +73,16 @@ def _be16(data: bytes, at: int) -> int:
     return int.from_bytes(data[at:at + 2], "big")
 
 
-def _marker_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(marker, start, end) of each fill byte, standalone marker and marker segment of a JPEG after its SOI, in order,
-    up to and including its first SOS or EOI (which ends at its start + 2: the scan is not walked); it stops early
-    where no marker starts or the data ends (the caller looks at the last end)."""
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            end = pos + 1
-        elif marker in _STANDALONE or marker in (0xDA, 0xD9):
-            end = pos + 2
-        else:
-            end = pos + 2 + _be16(data, pos + 2)
-        yield marker, pos, end
-        if marker in (0xDA, 0xD9):
-            return
-        pos = end
-
-
 def jpeg_frame_header(data: bytes, sof_markers: frozenset[int] = _JPEG_SOF) -> FrameHeader:
     """The frame header (SOFn, or SOF55 for JPEG-LS) of a JPEG or JPEG-LS codestream, read from its markers only."""
     if data[:2] != b"\xff\xd8":
         raise FrameHeaderError(f"it does not start with a JPEG SOI marker (found {data[:2].hex() or 'nothing'})")
     pos = 2
-    for marker, start, end in _marker_segments(data):
+    for marker, start, end in marker_segments(data):
         pos = end
         if marker in (0xDA, 0xD9):  # start of scan or end of image before any frame header
             raise FrameHeaderError("its scan starts before any frame header")
-        if marker == 0xFF or marker in _STANDALONE:
+        if marker == 0xFF or marker in STANDALONE_MARKERS:
             continue
         length = end - start - 2
         if length < 2:
@@ -275,29 +254,30 @@ def check_pixel_data(ds: Dataset, transfer_syntax: UID, subject: str, max_pixels
 
 def _icc_segments(profile: bytes) -> bytes:
     """``profile`` as JPEG APP2 ICC_PROFILE segments (the ICC's own way of carrying a profile in a JPEG)."""
-    chunk = 65519 - len(_ICC_TAG) - 2  # a segment holds 65533 bytes after its length; the tag and 2 counters first
+    chunk = 65519 - len(ICC_TAG) - 2  # a segment holds 65533 bytes after its length; the tag and 2 counters first
     parts = [profile[i:i + chunk] for i in range(0, len(profile), chunk)] or [b""]
     if len(parts) > 255:
         raise ValueError(f"an ICC profile of {len(profile):,} bytes does not fit in a JPEG")
-    return b"".join(b"\xff\xe2" + (len(_ICC_TAG) + 4 + len(part)).to_bytes(2, "big") + _ICC_TAG
+    return b"".join(b"\xff\xe2" + (len(ICC_TAG) + 4 + len(part)).to_bytes(2, "big") + ICC_TAG
                     + bytes((n, len(parts))) + part for n, part in enumerate(parts, 1))
 
 
 def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
     """A DICOM instance's JPEG frame as the service is sent it: the codestream as it came (the service's strict
     decoder refuses damaged coded data, which a lenient decoder fills in silently, and reads the colour transform
-    from the codestream itself), without its APP1 segments (EXIF, XMP: the DICOM header, not their orientation, says
-    how the picture lies), without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000)
-    when the frame carries none. The frame's header was read by ``check_pixel_data`` already."""
+    from the codestream itself), without the segments the client never sends (``metadata.sent_jpeg_segment``: EXIF
+    and XMP, whose orientation is not how the DICOM header says the picture lies, comments, IPTC and vendor text),
+    without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000) when the frame
+    carries none. The frame's header was read by ``check_pixel_data`` already."""
     kept, pos, has_icc = [frame[:2]], 2, False
-    for marker, start, end in _marker_segments(frame):
+    for marker, start, end in marker_segments(frame):
         if marker in (0xDA, 0xD9):  # the scan: the rest goes as it came
             break
         pos = end
-        if marker == 0xE1:  # EXIF or XMP: either may carry an orientation the service would turn the picture by
-            continue
         segment = frame[start:end]
-        has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(_ICC_TAG)] == _ICC_TAG)
+        if not sent_jpeg_segment(marker, segment):  # EXIF and XMP (their orientation is not the header's), text
+            continue
+        has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(ICC_TAG)] == ICC_TAG)
         kept.append(segment)
     rest = frame[pos:]
     kept.append(rest[:-1] if rest.endswith(b"\xff\xd9\x00") else rest)  # the pad to an even length is not JPEG

@@ -1,0 +1,121 @@
+"""What of a picture's metadata leaves this machine: what the server reads of it, nothing more.
+
+A camera's or an editor's JPEG carries EXIF (GPS position, the camera's serial number, a free-text description),
+XMP, IPTC captions, comments and vendor segments; a PNG carries text chunks. The server reads none of that but how
+the picture lies (EXIF Orientation), its colours (an ICC profile, EXIF's Adobe RGB mark, Adobe's colour transform)
+and its pixels, so the client sends only those (privacy audit, M1): a JPEG keeps its coded data as it came (no
+re-encoding: the server's strict decoder judges the codestream the camera wrote) with a minimal EXIF; a PNG keeps its
+pixel and colour chunks. BMP holds no metadata; a TIFF is sent as it is (its tags are read by the server's decoder).
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+
+from PIL import Image
+
+#: Markers with no length after them: TEM and RST0..7.
+STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
+ICC_TAG = b"ICC_PROFILE\x00"
+_APP0, _APP1, _APP2, _APP14, _COM = 0xE0, 0xE1, 0xE2, 0xEE, 0xFE
+_ORIENTATION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD, _INTEROP_INDEX = 0x0112, 0x8769, 0xA001, 0xA005, 0x0001
+#: PNG chunks sent: the critical ones, transparency, colour, size and animation (the server reads the first frame).
+PNG_KEPT = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP", b"sBIT",
+                      b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT"})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def marker_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each fill byte, standalone marker and marker segment of a JPEG after its SOI, in order,
+    up to and including its first SOS or EOI (which ends at its start + 2: the scan is not walked); it stops early
+    where no marker starts or the data ends (the caller looks at the last end)."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            end = pos + 1
+        elif marker in STANDALONE_MARKERS or marker in (0xDA, 0xD9):
+            end = pos + 2
+        else:
+            end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        yield marker, pos, end
+        if marker in (0xDA, 0xD9):
+            return
+        pos = end
+
+
+def sent_jpeg_segment(marker: int, segment: bytes) -> bool:
+    """Whether a JPEG marker segment before the scan is sent: everything but the application segments and comments,
+    of which JFIF (APP0), an ICC profile (APP2) and Adobe's colour transform (APP14) are kept."""
+    if marker == _COM or (0xE0 <= marker <= 0xEF and marker not in (_APP0, _APP2, _APP14)):
+        return False
+    return marker != _APP2 or segment[4:4 + len(ICC_TAG)] == ICC_TAG
+
+
+def minimal_exif(orientation: int, adobe_rgb_marked: bool) -> bytes | None:
+    """An EXIF block (``Exif\\0\\0`` and its TIFF structure) holding only what the server reads: the Orientation (when
+    not 1) and Adobe RGB's mark (ColorSpace uncalibrated, interoperability index R03); None when neither is needed."""
+    if orientation == 1 and not adobe_rgb_marked:
+        return None
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[_ORIENTATION] = orientation
+    if adobe_rgb_marked:
+        ifd = exif.get_ifd(_EXIF_IFD)
+        ifd[_COLOR_SPACE] = 0xFFFF
+        ifd[_INTEROP_IFD] = {_INTEROP_INDEX: "R03"}
+    return exif.tobytes()
+
+
+def jpeg_without_metadata(data: bytes, exif: bytes | None) -> bytes:
+    """A JPEG's bytes as the server is sent them: its SOI, the segments ``sent_jpeg_segment`` keeps, ``exif`` (from
+    :func:`minimal_exif`) as its APP1 after JFIF, and its scans up to its EOI (what follows the EOI, a trailer or a
+    second picture, is left out). Data that does not walk as a JPEG is returned as it came (the server refuses it)."""
+    kept, pos = [data[:2]], 2
+    for marker, start, end in marker_segments(data):
+        if marker in (0xDA, 0xD9):
+            break
+        pos = end
+        if sent_jpeg_segment(marker, data[start:end]):
+            kept.append(data[start:end])
+    else:
+        return data
+    if exif is not None and len(exif) <= 65533:
+        at = 2 if len(kept) > 1 and kept[1][:2] == b"\xff\xe0" else 1  # after a JFIF APP0, which must come first
+        kept.insert(at, b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif)
+    scans = data[pos:]
+    eoi = scans.find(b"\xff\xd9")  # in coded data 0xFF is followed by 0x00 or a marker: the first FFD9 is the EOI
+    return b"".join(kept) + (scans if eoi < 0 else scans[:eoi + 2])
+
+
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each chunk of a PNG after its signature; it stops where a chunk runs past the data."""
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        end = pos + 12 + length
+        if end > len(data):
+            return
+        yield data[pos + 4:pos + 8], pos, end
+        pos = end
+
+
+def png_without_metadata(data: bytes, exif: bytes | None) -> bytes:
+    """A PNG's bytes as the server is sent them: the chunks of ``PNG_KEPT`` and ``exif`` (from :func:`minimal_exif`,
+    as an eXIf chunk before the first IDAT); text, time, EXIF and other chunks are left out. Data that does not walk
+    as a PNG is returned as it came (the server refuses it)."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data
+    kept = [PNG_SIGNATURE]
+    for name, start, end in png_chunks(data):
+        if name == b"IDAT" and exif is not None:
+            body = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif  # eXIf holds the TIFF structure alone
+            kept.append(struct.pack(">I", len(body)) + b"eXIf" + body
+                        + struct.pack(">I", zlib.crc32(b"eXIf" + body) & 0xFFFFFFFF))
+            exif = None
+        if name in PNG_KEPT:
+            kept.append(data[start:end])
+        if name == b"IEND":
+            return b"".join(kept)
+    return data  # no IEND: truncated or no PNG, sent as it came for the server to refuse
