@@ -35,6 +35,7 @@ from .page_address import page_address_problem
 from .result import LesionResult
 from .samples import attribution_markdown, samples
 from .signals import wait_for_signal  # noqa: F401 - re-exported: callers import it from here
+from .uploads import private_upload_folder
 from .verdict import DISCLAIMER, banner_html, verdict_of_result
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 TITLE = "DermAssist demo"
 INTRO = (
     "Upload a dermoscopic image (JPEG, PNG, BMP or TIFF) or pick one of the real examples, then press "
-    f"**Analyze**. {DISCLAIMER}"
+    f"**Analyze**. For privacy the page deletes an upload after an hour. {DISCLAIMER}"
 )
 MODEL_CARD = "training/release/MODEL_CARD.md"
 """The model card, in the DermAssist repository: intended use, figures and known limits of the release."""
@@ -63,6 +64,8 @@ INTENDED_USE_TEMPLATE = f"""### Intended use and limits
 """The page's intended use and limits, with ``{not_learnt}`` where ``intended_use`` names the classes the served
 classifier never learnt (nothing there when it is told of none)."""
 NO_FILE = "Upload an image or pick an example first."
+GONE = ("The page no longer holds **{name}** (it deletes uploads after an hour, for privacy). Upload the picture "
+        "again, then press **Analyze**.")
 STOPPING = "**Could not analyze:** the demo page is stopping. Try again in a minute, or ask whoever runs it."
 #: Analyses the page runs at once, every user together: the server batches them (the client is shared by Gradio's
 #: worker threads, which it allows).
@@ -178,8 +181,10 @@ FOCUS_ANSWER_JS = (
 """Given the banner's HTML of the answer shown: focus moves to the banner (its REFER, ROUTINE or NOT ASSESSABLE
 headline first), or to the status line where there is no banner (an error, or no picture), so a keyboard or
 screen-reader user lands on the answer instead of staying on the Analyze button."""
-IMAGE_BUTTONS: list[Any] = ["download", "fullscreen"]
-"""No 'share' button: on Hugging Face Spaces it would upload the patient's picture to huggingface.co."""
+IMAGE_BUTTONS: list[Any] = ["download"]
+"""No 'share' button: on Hugging Face Spaces it would upload the patient's picture to huggingface.co. No fullscreen:
+Gradio's view left keyboard focus on the page behind it, out of sight, and did not enlarge the picture (accessibility
+audit, M4)."""
 
 
 class PageOutputs(NamedTuple):
@@ -385,7 +390,8 @@ stores some names changed (``mole!.jpg``, ``CON.jpg``), so a name would both mat
 right one."""
 UPLOAD_RETENTION_S = (600, 3600)
 """Gradio's ``delete_cache``: every 10 minutes the uploads over an hour old are deleted, and all of them when the
-page stops (patients' pictures are not kept on the demo host)."""
+page stops; they are kept in a folder of the page's own (``uploads.private_upload_folder``), which a page that crashed
+leaves until the next page starts."""
 
 
 _FIRST_BYTES = re.compile(r" \(\d+ bytes, first bytes [0-9a-f ]*\)")
@@ -405,6 +411,8 @@ def plain_error(error: DermAssistClientError, path: str) -> str:
         return (f"{name}{f' ({size})' if size else ''} is too large to send to the service. Save a smaller copy (a "
                 "JPEG of the picture) and try again.")
     if isinstance(error, InvalidImageError):
+        if isinstance(error.__cause__, FileNotFoundError):  # the hourly sweep deleted the upload
+            return GONE.format(name=name)
         if "is a DICOM file" in str(error):
             return (f"{name} is a DICOM file. This page takes pictures (JPEG, PNG, BMP or TIFF): export the image as "
                     "one from your viewer, or analyse DICOM files with the dermassist-client command.")
@@ -455,7 +463,7 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     try:
         result = client.analyze(path, with_crop=True)
     except DermAssistClientError as e:
-        logger.info("analysis of %s failed: %s", path, e)
+        logger.info("analysis of an upload failed: %s", str(e).replace(path, "<the upload>"))  # no file name logged
         return _message(f"**Could not analyze:** {plain_error(e, path)}", path)
     overlay = overlay_of(path, result)
     name = f"Result for **{shown_name(path)}**." + ("" if overlay is not None else " " + NOT_DRAWN.format(
@@ -517,6 +525,7 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
     analyses = Analyses() if analyses is None else analyses
     client = DermAssistClient(url, protocol, timeout=timeout, retries=retries, **options)
     examples = samples()
+    private_upload_folder()  # before the page names its folder: this run's own, not the machine's shared one
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=UPLOAD_RETENTION_S) as page:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         gr.Markdown(intended_use(not_learnt), elem_id="intended-use")
@@ -571,15 +580,16 @@ def launch_demo(url: str, protocol: str = config_default("protocol"), host: str 
     """Build and start the page (``build_demo``) without blocking; returns it and its local URL. The footer has no
     link to Gradio's API page: the page is for people, and programs call the ensemble (docs/sdk.md). No run history:
     Gradio would keep every analysis (the patient's picture and its answer) in the browser, and offer to save it to
-    Hugging Face."""
+    Hugging Face. No share link, whatever ``GRADIO_SHARE`` or a hosted notebook says: it would publish the page, and
+    the patients' pictures uploaded to it, through a public relay."""
     problem = page_address_problem(host, port)
     if problem is not None:
         raise ClientConfigError(problem)
     page = build_demo(url, protocol, timeout=timeout, retries=retries, refer_threshold=refer_threshold,
                       not_learnt=not_learnt, analyses=analyses, **options)
     try:
-        page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                    show_error=False, ssr_mode=False, footer_links=["gradio", "settings"], css=PAGE_CSS,
+        page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True, share=False,
+                    show_error=False, ssr_mode=False, footer_links=["gradio"], css=PAGE_CSS,
                     run_history=False, max_file_size=upload_limit(options))
     except (OSError, OverflowError) as e:  # Gradio's words name its own variable and launch() argument
         page.close()
