@@ -113,6 +113,28 @@ def shm_prefix() -> str:
     return f"dermassist-{os.getpid()}-{secrets.token_hex(4)}-"
 
 
+def private_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
+    """Make the shared-memory regions named ``prefix*`` readable by their owner alone; return those it changed.
+
+    The Python backend creates them mode 0644 (boost sets the mode; a umask does not change it), and they hold the
+    decoded pixels of the last requests after their answers have gone: every local user could read patients' pictures
+    (privacy audit, M4). Called once the server is ready (before any client's request) and again as it serves, for
+    the regions a stub adds when it grows its memory."""
+    changed: list[Path] = []
+    if not prefix:
+        return changed
+    for path in sorted(shm_dir.glob(f"{prefix}*")):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+                changed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            logger.warning("could not make the shared-memory region %s private: %s", path, e)
+    return changed
+
+
 def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
     """Delete the shared-memory regions named ``prefix*`` (a stopped server's); return those that went.
 
@@ -193,8 +215,10 @@ def remove_orphans(shm_dir: Path = SHM_DIR, tmp_dir: Path | None = None) -> list
 METRICS_CONFIG = ("--metrics-config=summary_latencies=true",)
 
 
-def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path, shm_name_prefix: str = "") -> list[str]:
-    """The tritonserver command line for a config (and, if given, the prefix of its shared-memory regions)."""
+def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Path, shm_name_prefix: str = "",
+                   restrict_inference: bool = False) -> list[str]:
+    """The tritonserver command line for a config (and, if given, the prefix of its shared-memory regions);
+    ``restrict_inference``: inference too needs the admin key (``restricted_flags``)."""
     cmd = [
         str(install.binary),
         f"--model-repository={config.repository}",
@@ -212,7 +236,7 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
         # latency quantiles (p50/p90/p95/p99 of request, queue and compute time per model), not only counters
         *METRICS_CONFIG,
         f"--log-verbose={config.log_verbose}",
-        *restricted_flags(config.admin_key),
+        *restricted_flags(config.admin_key, restrict_inference),
         *([f"--backend-config=python,shm-region-prefix-name={shm_name_prefix}"] if shm_name_prefix else []),
     ]
     if config.profile == "embedded":
@@ -220,9 +244,11 @@ def server_command(install: TritonInstall, config: ServerConfig, backend_dir: Pa
     return cmd
 
 
-def restricted_flags(admin_key: str) -> list[str]:
-    """Flags that put every API but inference, health and metadata behind the admin key header."""
-    apis = ",".join(RESTRICTED_APIS)
+def restricted_flags(admin_key: str, restrict_inference: bool = False) -> list[str]:
+    """Flags that put every API but inference, health and metadata behind the admin key header, and inference too
+    when ``restrict_inference`` (a server behind the guard: its loopback ports are reachable by every local user, whose
+    inference would leave no audit line; the guard's own key is that run's random one)."""
+    apis = ",".join((*RESTRICTED_APIS, "inference") if restrict_inference else RESTRICTED_APIS)
     return [f"--grpc-restricted-protocol={apis}:{ADMIN_KEY_NAME}={admin_key}",
             f"--http-restricted-api={apis}:{ADMIN_KEY_NAME}={admin_key}"]
 
@@ -500,8 +526,9 @@ def _kill_group(pgid: int) -> None:
 class TritonServer:
     """A tritonserver child process: ``start()`` waits until ready, ``stop()`` ends it and its stubs."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, restrict_inference: bool = False) -> None:
         self.config = config
+        self.restrict_inference = restrict_inference  # inference needs the admin key too (``restricted_flags``)
         self.process: subprocess.Popen | None = None
         self.runtime_dir: Path | None = None
         self._owner_lock: int | None = None  # this start's hold on its run folder (hold_run_folder)
@@ -547,7 +574,7 @@ class TritonServer:
         self._owner_lock = hold_run_folder(self.runtime_dir, self.shm_prefix)
         backend_dir = stage_backends(install, self.runtime_dir)
         self.log_path = self.runtime_dir / "tritonserver.log"
-        cmd = server_command(install, self.config, backend_dir, self.shm_prefix)
+        cmd = server_command(install, self.config, backend_dir, self.shm_prefix, self.restrict_inference)
         logger.info("starting tritonserver (%s profile, repository %s)", self.config.profile, self.config.repository)
         logger.debug("command: %s", " ".join(redact(cmd)))
         started = time.monotonic()
@@ -568,6 +595,7 @@ class TritonServer:
         except BaseException:
             self.stop()
             raise
+        private_shm_regions(self.shm_prefix)
         self.startup_s = time.monotonic() - started
         logger.info("tritonserver ready in %.1f s: HTTP %s, gRPC %s", self.startup_s, self.config.http_address,
                     self.config.grpc_address)

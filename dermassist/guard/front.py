@@ -135,13 +135,15 @@ def method_path(name: str) -> str:
     return f"/{SERVICE}/{name}"
 
 
-def forwarded_metadata(context: grpc.aio.ServicerContext, admin_key: str,
-                       internal_key: str) -> tuple[tuple[str, str | bytes], ...]:
+def forwarded_metadata(context: grpc.aio.ServicerContext, admin_key: str, internal_key: str,
+                       inference: bool = False) -> tuple[tuple[str, str | bytes], ...]:
     """The caller's metadata without transport headers; a right admin key is swapped for tritonserver's own
-    (``internal_key``, which never leaves this process), a wrong one is dropped."""
+    (``internal_key``, which never leaves this process), a wrong one is dropped. An ``inference`` call carries
+    tritonserver's key whatever the caller sent: inference on its loopback ports is behind that key (the front has
+    checked who may call which model already)."""
     kept: list[tuple[str, str | bytes]] = [(m.key, m.value) for m in (context.invocation_metadata() or ())
                                            if not m.key.startswith(_HOP_BY_HOP) and m.key != GRPC_ADMIN_HEADER]
-    if has_admin_key(context, admin_key):
+    if inference or has_admin_key(context, admin_key):
         kept.append((GRPC_ADMIN_HEADER, internal_key))
     return tuple(kept)
 
@@ -352,8 +354,9 @@ class Front(grpc.GenericRpcHandler):
         """The handler of a method path (None: UNIMPLEMENTED)."""
         return self._handlers.get(handler_call_details.method)
 
-    def _metadata(self, context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
-        return forwarded_metadata(context, self.guard.admin_key, self.guard.internal_admin_key)
+    def _metadata(self, context: grpc.aio.ServicerContext,
+                  inference: bool = False) -> tuple[tuple[str, str | bytes], ...]:
+        return forwarded_metadata(context, self.guard.admin_key, self.guard.internal_admin_key, inference)
 
     def _call(self, name: str) -> Any:
         if name not in self._calls:
@@ -657,7 +660,7 @@ class Front(grpc.GenericRpcHandler):
             token = next(self._tokens)
             self._forwarded[token] = (sent_at, held)
             try:
-                answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context),
+                answer = await self._call("ModelInfer")(raw, metadata=self._metadata(context, inference=True),
                                                          timeout=context.time_remaining())
             except grpc.aio.AioRpcError as e:
                 status, error = e.code(), e.details() or ""

@@ -45,7 +45,7 @@ from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.repository import require_servable, served_identity
-from ..base.server import TritonServer, bind_problem, free_ports
+from ..base.server import TritonServer, bind_problem, free_ports, private_shm_regions
 from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
 from .audit import AuditLog, resumed_record
@@ -136,11 +136,13 @@ class Guard:
             http, grpc_port = free_ports(2)
             # tritonserver's admin key is this run's own random one: its command line is readable by every local
             # user (ps), so the operator's key, which opens the public port, never appears there
+            # and inference on its loopback ports needs that key too: a local user's call around the front would
+            # leave no audit line (privacy audit, M5)
             server = TritonServer(dataclasses.replace(
                 public, host="127.0.0.1", http_port=http, grpc_port=grpc_port, admin_key=secrets.token_hex(32),
                 metrics_host=public.metrics_host or public.host,
                 model_control_mode="explicit" if config.recovery == "reload" else public.model_control_mode,
-            ))
+            ), restrict_inference=True)
         self.server = server
         self.triton_config = server.config
         problem = config.unready_bound_problem(self.triton_config.startup_timeout_s)
@@ -497,7 +499,8 @@ class Guard:
         cpu_before = self._cpu_seconds()
         waits = {"wait_for_ready": True} if after_heal else {}
         try:
-            response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s, **waits)
+            response = await self.triton.ModelInfer(request, timeout=self.config.canary_timeout_s,
+                                                    metadata=self._admin_metadata, **waits)
         except grpc.aio.AioRpcError as e:
             now, cpu_after = time.monotonic(), self._cpu_seconds()
             working = (cpu_before is not None and cpu_after is not None
@@ -547,6 +550,7 @@ class Guard:
                 self._suspect.clear()
                 problem = await self.canary()
                 next_canary = time.monotonic() + self.config.canary_interval_s
+                private_shm_regions(getattr(self.server, "shm_prefix", ""))  # those a stub added as it grew
                 if problem is None and not self.readiness.ready:
                     await self._mark_ready()
                 elif problem is not None and (self._been_ready or models_in_message(problem)):

@@ -140,6 +140,39 @@ def _wait_for_load(load: Load, moment: float, calls: int = 2, timeout_s: float =
     assert load.count_after(moment) >= calls, "the load threads are not being served"
 
 
+def test_tritons_own_ports_refuse_inference_without_its_key_and_its_shared_memory_is_private(
+        healing, ham_jpeg: bytes) -> None:
+    """Privacy audit, M5 and M4: any local user found tritonserver's loopback ports (in /proc/net/tcp) and had an
+    answer around the front, with no audit line; and read the decoded pixels of the last requests in its shared-memory
+    regions (mode 0644). Behind the guard, inference there needs the guard's own key, and the regions are 0600."""
+    import os
+    import stat
+
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    from dermassist.base.server import SHM_DIR
+    from dermassist.base.server_config import GRPC_ADMIN_HEADER
+    from dermassist.guard.canary import canary_request
+    from dermassist_client import DermAssistClient
+
+    with DermAssistClient(healing.grpc_address) as client:
+        assert client.analyze(ham_jpeg).top_class is not None  # through the front: served and audited
+    triton = healing.guard.triton_config
+    with grpc.insecure_channel(triton.grpc_address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(canary_request("around-the-front"), timeout=30)
+        assert "This protocol is restricted" in str(refused.value.details())
+        answer = stub.ModelInfer(canary_request("the-guards-own"), timeout=30,
+                                 metadata=((GRPC_ADMIN_HEADER, triton.admin_key),))
+        assert answer.model_name == "dermassist"
+    regions = sorted(SHM_DIR.glob(f"{healing.guard.server.shm_prefix}*"))
+    assert regions, "the Python backend's regions carry the run's prefix"
+    assert {path.name: oct(stat.S_IMODE(os.stat(path).st_mode)) for path in regions} == {
+        path.name: oct(0o600) for path in regions}
+
+
 def test_killing_each_stub_under_load_loses_no_request_with_the_sdks_retries(healing, ham_jpeg: bytes) -> None:
     with DermAssistClient(healing.grpc_address) as client:
         expected = dict(client.analyze(ham_jpeg).probabilities)

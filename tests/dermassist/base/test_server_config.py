@@ -171,6 +171,38 @@ def test_each_start_names_its_shared_memory_and_only_those_regions_are_removed(t
         remove_shm_regions("", tmp_path)
 
 
+def test_a_server_behind_the_guard_restricts_inference_to_its_key_and_the_key_never_shows(tmp_path: Path) -> None:
+    """Privacy audit, M5: a local user called inference on tritonserver's loopback ports, around the audited front."""
+    from dermassist.base.server import redact
+
+    config = ServerConfig(repository=tmp_path, admin_key="k3y")
+    plain = server_command(locate_triton(), config, tmp_path)
+    behind = server_command(locate_triton(), config, tmp_path, restrict_inference=True)
+    restricted = [a for a in behind if a.startswith(("--grpc-restricted-protocol=", "--http-restricted-api="))]
+    assert len(restricted) == 2 and all(a.split("=", 1)[1].split(":")[0].split(",")[-1] == "inference" for a in restricted)
+    assert all(a.endswith(":admin-key=k3y") for a in restricted)
+    assert not any("inference" in a for a in plain if a.startswith(("--grpc-restricted", "--http-restricted")))
+    assert "k3y" not in " ".join(redact(behind))
+
+
+def test_the_shared_memory_regions_of_a_start_are_made_private(tmp_path: Path) -> None:
+    """Privacy audit, M4: the Python backend's regions were 0644 and held the decoded pixels of the last requests."""
+    import os
+    import stat
+
+    from dermassist.base.server import private_shm_regions
+
+    for name, mode in (("dermassist-1-ab-region_0", 0o644), ("dermassist-1-ab-region_1", 0o600),
+                       ("dermassist-2-cd-region_0", 0o644)):
+        (tmp_path / name).write_bytes(b"pixels")
+        os.chmod(tmp_path / name, mode)
+    assert private_shm_regions("dermassist-1-ab-", tmp_path) == [tmp_path / "dermassist-1-ab-region_0"]
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"dermassist-1-ab-region_0": 0o600, "dermassist-1-ab-region_1": 0o600,
+                     "dermassist-2-cd-region_0": 0o644}  # another start's regions are left alone
+    assert private_shm_regions("", tmp_path) == []
+
+
 def test_environment_puts_this_venv_and_libpython_first() -> None:
     install = locate_triton()
     env = server_environment(install, base={"PATH": "/usr/bin"})

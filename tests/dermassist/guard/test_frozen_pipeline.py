@@ -181,7 +181,7 @@ def test_the_canary_reads_tritonservers_cpu_use_while_it_waited(tmp_path: Path, 
     process = subprocess.Popen([sys.executable, "-c", code])
 
     class Triton:
-        async def ModelInfer(self, request, timeout):  # Triton's method name
+        async def ModelInfer(self, request, timeout, metadata=()):  # Triton's method name
             await asyncio.sleep(1.0)
             raise grpc.aio.AioRpcError(DEADLINE, grpc.aio.Metadata(), grpc.aio.Metadata(), "Deadline Exceeded")
 

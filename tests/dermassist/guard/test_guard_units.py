@@ -319,6 +319,10 @@ def test_only_the_right_admin_key_opens_and_tritonserver_gets_its_own_key_instea
     assert not has_admin_key(_Context(), "operator-key")
     assert forwarded_metadata(right, "operator-key", "internal") == (("x-request-tag", "a"), (GRPC_ADMIN_HEADER, "internal"))
     assert forwarded_metadata(wrong, "operator-key", "internal") == (("x-request-tag", "a"),)
+    # an inference carries tritonserver's key whoever calls (its loopback ports restrict inference: privacy audit, M5),
+    # and a key the caller sent is never passed on
+    assert forwarded_metadata(wrong, "operator-key", "internal", inference=True) == (
+        ("x-request-tag", "a"), (GRPC_ADMIN_HEADER, "internal"))
 
 
 def test_a_restricted_api_refused_for_its_key_is_permission_denied_not_a_retryable_outage() -> None:
@@ -405,7 +409,7 @@ def test_a_canary_behind_one_long_client_call_is_busy_until_the_call_is_held_pas
     assert not busy_not_broken(refused, 100.0, 0.0, holding_since=40.0, now=110.0, limit_s=300.0)
 
     class Triton:
-        async def ModelInfer(self, request, timeout):  # Triton's method name
+        async def ModelInfer(self, request, timeout, metadata=()):  # Triton's method name
             raise grpc.aio.AioRpcError(deadline, grpc.aio.Metadata(), grpc.aio.Metadata(), "Deadline Exceeded")
 
     server = SimpleNamespace(config=ServerConfig(repository=tmp_path, admin_key="k"))
@@ -442,7 +446,7 @@ def test_a_canary_that_waits_behind_answered_client_requests_is_busy_not_a_fault
         def __init__(self, code: grpc.StatusCode, answer_meanwhile: bool) -> None:
             self.code, self.answer_meanwhile = code, answer_meanwhile
 
-        async def ModelInfer(self, request, timeout):  # Triton's method name
+        async def ModelInfer(self, request, timeout, metadata=()):  # Triton's method name
             if self.answer_meanwhile:
                 guard.front.answered_at = time.monotonic() + 1e-3  # a client's batch answered while this waited
             raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), "Deadline Exceeded")
