@@ -1,16 +1,20 @@
 """``DermAssistClient``: the blocking SDK over gRPC or HTTP."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable
 
 from .batching import encode_each, refusal, request_parts, results_of, settle
-from .config import ClientConfig
+from .config import ClientConfig, plaintext_warning
 from .errors import ClientConfigError, InvalidImageError
 from .images import EncodedImage, ImageInput, encode_image
 from .result import LesionResult
 from .retry import call_with_retries, start_deadline
 from .transport import make_transport, new_request_id
+
+logger = logging.getLogger(__name__)
+_WARNED_PLAINTEXT: set[str] = set()  # the addresses this process was told it sends to in plaintext
 
 
 def make_config(url: str, protocol: str, timeout: float | None, retries: int | None,
@@ -43,6 +47,10 @@ class ClientCore:
 
     def _bind(self, config: ClientConfig) -> None:
         self.config = config
+        warning = plaintext_warning(config)
+        if warning is not None and config.url not in _WARNED_PLAINTEXT:  # once per address and process
+            _WARNED_PLAINTEXT.add(config.url)
+            logger.warning("%s", warning)
         self._transport = type(self)._make_transport(config)
 
 

@@ -1,6 +1,7 @@
 """Typed, self-validating settings of a DermAssist client connection."""
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import ssl as ssl_module
@@ -102,6 +103,25 @@ class ClientConfig:
             check_root_certificates(self.root_certificates)
         if self.certificate_chain is not None and self.private_key is not None:
             check_key_pair(self.certificate_chain, self.private_key)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to any interface
+        return False
+
+
+def plaintext_warning(config: ClientConfig) -> str | None:
+    """What to tell a caller about to send pictures unencrypted beyond this machine (None: TLS, or loopback)."""
+    host = config.url.rsplit(":", 1)[0]
+    if config.ssl or is_loopback(host):
+        return None
+    return (f"sending pictures to {config.url} in PLAINTEXT: they and their answers cross the network unencrypted; "
+            "pass ssl=True (--ssl) with the server's CA (docs/hospital-integration.md, 'Transport')")
 
 
 def config_default(name: str) -> Any:

@@ -39,6 +39,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]  # made at import from pynetdicom's UID tables
 from pynetdicom.transport import ThreadedAssociationServer
 
+from ..config import is_loopback
 from ..errors import DeadlineExceededError, DermAssistClientError, InvalidImageError, ServerUnavailableError
 from ..private import FOLDER_MODE, open_private, private_folder, write_private
 from .analysis import DicomAnalysis, build_analysis
@@ -142,6 +143,7 @@ class DicomNode:
             private_folder(self._pending)
             # what an earlier run left: its delivery, once the PACS takes it, is logged like that of a held item
             self._held = {item.name for item in self.pending()}
+            self._remove_half_written()
         except OSError as e:
             raise DicomError(f"cannot create the spool folder {self._pending}: {e.strerror or e}; expected a folder this "
                              "process can make and write (owner-only): pass another --spool") from e
@@ -158,6 +160,14 @@ class DicomNode:
         for context in AllStoragePresentationContexts:
             self._ae.add_supported_context(context.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)  # type: ignore[arg-type]  # all set
         self._ae.add_supported_context(Verification)
+
+    def _remove_half_written(self) -> None:
+        """Remove the items an earlier run was writing when it stopped (``.partial``): their senders were never
+        answered Success, so they send the instances again; kept, they held a patient's instance for good, unsaid."""
+        for item in sorted(self._pending.glob(f"*{PARTIAL}")):
+            shutil.rmtree(item, ignore_errors=True)
+            log.warning("removed %s, an item half-written when the node last stopped: its sender was not answered "
+                        "Success and sends the instance again", item)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -190,6 +200,8 @@ class DicomNode:
                  self.config.ae_title, *self.address, "any" if self.limits.any_called_aet else "only its own",
                  self.limits.idle_timeout_s, self.limits.max_associations, self.limits.sender_cap,
                  f"{self._arrival_limit:,}", self.limits.answer_within_s)
+        for warning in plaintext_dicom(self.config):
+            log.warning("%s", warning)
         if self.config.pacs is not None:
             self._stopping = threading.Event()
             self._forwarder = threading.Thread(target=self._forward_loop, args=(self._stopping,),
@@ -348,7 +360,10 @@ class DicomNode:
             return StoreOutcome(ANALYSIS_FAILED, "results could not be written", str(e))
         answer = (f"{result.label.code} p={result.probabilities[result.label.code]:.3f}" if result.label
                   else "no diagnosis (not assessable)" if result.assessable is False else "no diagnosis (no lesion found)")
-        log.info("analysed %s: %s, refer %s", one_line(name), answer, result.refer)
+        # the request id, which the service's audit line holds too; the answer itself (a diagnosis, keyed by an
+        # identifier the PACS resolves to a patient) only at DEBUG (privacy audit, L5)
+        log.info("analysed %s (request %s)", one_line(name), result.request_id or "unnamed")
+        log.debug("answer for %s: %s, refer %s", one_line(name), answer, result.refer)
         return StoreOutcome(SUCCESS)
 
     def _too_late(self, why: str) -> StoreOutcome:
@@ -511,6 +526,21 @@ class DicomNode:
         self.counts["moved_to_failed"] += 1
         log.error("the PACS %s refused spool item %s for a cause that retrying cannot fix: %s; moved to %s, %s",
                   self.config.pacs, item.name, reason, target, help_text)
+
+
+def plaintext_dicom(config: NodeConfig) -> list[str]:
+    """What to tell an operator whose node speaks plain DICOM beyond this machine: it has no TLS, so instances (the
+    patient's name, ID, birth date and picture) arrive, and go to the PACS, unencrypted (privacy audit, M6)."""
+    told = []
+    if not is_loopback(config.host):
+        told.append(f"the DICOM node listens on {config.host} in PLAINTEXT: instances (patient name, ID, birth date, "
+                    "picture) arrive unencrypted; keep it on the imaging network's own segment, or on 127.0.0.1 behind "
+                    "a DICOM TLS proxy (docs/hospital-integration.md, 'Transport')")
+    if config.pacs is not None and not is_loopback(config.pacs.host):
+        told.append(f"the DICOM node sends instances, SEG and SR to the PACS {config.pacs.host} in PLAINTEXT; keep that "
+                    "path on a private segment, or send through a DICOM TLS proxy (docs/hospital-integration.md, "
+                    "'Transport')")
+    return told
 
 
 def fsync_path(path: Path) -> None:

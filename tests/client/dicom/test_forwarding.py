@@ -7,6 +7,7 @@ The PACS accepts only uncompressed transfer syntaxes, or refuses one object for 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -252,12 +253,16 @@ def test_a_refusal_is_logged_naming_the_instance_once(tmp_path, caplog):
 def test_each_instance_analysed_is_logged_with_its_answer_and_the_command_lets_that_through(tmp_path, ham_jpeg,
                                                                                          caplog):
     node = make_node(tmp_path, FakePacs([ExplicitVRLittleEndian]), port=1)
-    caplog.set_level(logging.INFO, logger=NODE_LOGGER)
+    caplog.set_level(logging.DEBUG, logger=NODE_LOGGER)
     source = di.photograph(ham_jpeg, di.Patient(patient_id="DA-LOG").with_study(), compressed=True)
     assert node.process(source, name="the test instance").ok
     (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER and r.levelno == logging.INFO]
+    # at INFO the request id the service's audit line holds, not the answer: a diagnosis keyed by an identifier the
+    # PACS resolves to a patient stays out of the operational log (privacy audit, L5)
+    assert re.fullmatch(r"analysed the test instance \(request \S+\)", line), line
+    (answer,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER and r.levelno == logging.DEBUG]
     # the synthetic answer is not assessable: the log says so rather than naming its top class as a diagnosis
-    assert line == "analysed the test instance: no diagnosis (not assessable), refer True"
+    assert answer == "answer for the test instance: no diagnosis (not assessable), refer True"
 
     package, root = logging.getLogger("dermassist_client.dicom"), logging.getLogger()
     saved = package.level, root.level
@@ -362,3 +367,18 @@ def test_a_pacs_that_drops_the_nodes_stores_keeps_the_items_and_names_the_likely
     first = delivery.refused[0]
     assert "gave no answer" in first.reason and not first.lasting
     assert "check that it lists the AE title DERMASSIST with this host (Orthanc: DicomModalities" in first.reason
+
+
+def test_an_item_half_written_when_the_node_stopped_is_removed_at_the_next_start_and_said(tmp_path, caplog):
+    """A `.partial` item (the node stopped while writing it) was kept for good, unsaid, with a patient's instance in
+    it (privacy audit, L3); its sender was never answered Success, so it sends the instance again."""
+    half = tmp_path / "spool" / "pending" / "01796640000000000000-1.2.3.4.partial"
+    half.mkdir(parents=True)
+    (half / "0_SOURCE_1.2.3.4.dcm").write_bytes(b"a patient's instance")
+    kept = tmp_path / "spool" / "pending" / "01796640000000000001-1.2.3.5"
+    kept.mkdir()
+    caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
+    node = make_node(tmp_path, FakePacs([ExplicitVRLittleEndian]), port=1)
+    assert not half.exists() and node.pending() == [kept]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER]
+    assert line.startswith(f"removed {half}, an item half-written when the node last stopped")
