@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,20 +73,16 @@ def named_image(source: str | None, image_id: str) -> str:
     return f"{source}/{image_id}" if source else image_id
 
 
-def image_digests(image_ids: Sequence[str], *arrays: np.ndarray | None) -> dict[str, str]:
-    """image id -> a short digest of its rows of ``arrays`` (row i of each array is image i: its pixels, label, mask),
-    recorded beside a run's data digest so that a refused ``--resume`` can name the images that changed; an id given
-    again is keyed ``<id> #2``, ``#3``..."""
+def image_digests(image_ids: Sequence[str], *arrays: np.ndarray | None) -> dict[str, list[str]]:
+    """image id -> a short digest of each of its rows of ``arrays`` (row i of each array is image i: its pixels, label,
+    mask), in order, recorded beside a run's data digest so that a refused ``--resume`` can name the images that
+    changed; an id of more than one row (two sources numbering alike) lists a digest per row."""
     if any(a is not None and len(a) != len(image_ids) for a in arrays):
         raise ValueError(f"image_digests: {len(image_ids)} image ids for arrays of {[len(a) for a in arrays if a is not None]} "
                          "rows; expected one id per row")
-    digests: dict[str, str] = {}
+    digests: dict[str, list[str]] = {}
     for i, image_id in enumerate(image_ids):
-        key, n = image_id, 1
-        while key in digests:  # one id twice (two sources numbering alike): told apart by its place
-            n += 1
-            key = f"{image_id} #{n}"
-        digests[key] = array_digest(*(None if a is None else a[i] for a in arrays))[:16]
+        digests.setdefault(image_id, []).append(array_digest(*(None if a is None else a[i] for a in arrays))[:16])
     return digests
 
 
@@ -111,28 +108,32 @@ def _named(kind: str, names: Sequence[str]) -> str:
 
 def images_changed(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
     """Which images of each split differ between two fingerprints' ``images`` records (changed pixels, label or mask;
-    added; left out; moved to another split), or that the same images come in another order; None when either
-    fingerprint has no record (a checkpoint of older code) or the records agree."""
+    added; left out; moved in from another split), or that the same images come in another order; None when either
+    fingerprint has no record (a checkpoint of older code) or the records agree. Rows sharing an id are matched by
+    content first, so the rows left out of them are the ones named, whatever their place."""
     old, new = recorded.get("images"), wanted.get("images")
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
         return None
-    home_old = {image: split for split, digests in old.items() for image in digests}
-    home_new = {image: split for split, digests in new.items() for image in digests}
     parts = []
     for split in sorted(set(old) | set(new)):
         before, now = old.get(split, {}), new.get(split, {})
-        moved = [i for i in now if i not in before and i in home_old]
-        changes = [(what, names) for what, names in (
-            ("changed", [i for i in now if i in before and before[i] != now[i]]),
-            ("added", [i for i in now if i not in home_old]),
-            ("moved in from another split", moved),
-            ("left out", [i for i in before if i not in home_new]),
-        ) if names]
-        if changes:
-            parts.append(f"{split}: " + ", ".join(_named(what, names) for what, names in changes))
+        changes: dict[str, list[str]] = {"changed": [], "added": [], "moved in from another split": [], "left out": []}
+        for image in [*now, *(i for i in before if i not in now)]:
+            common = Counter(before.get(image, [])) & Counter(now.get(image, []))
+            gone = sum((Counter(before.get(image, [])) - common).values())
+            came = sum((Counter(now.get(image, [])) - common).values())
+            changes["changed"] += [image] * min(gone, came)
+            if came > gone:
+                elsewhere = any(image in digests for other, digests in old.items() if other != split)
+                changes["moved in from another split" if elsewhere else "added"] += [image] * (came - gone)
+            elif gone > came and not any(image in digests for other, digests in new.items() if other != split):
+                changes["left out"] += [image] * (gone - came)
+        said = [_named(what, names) for what, names in changes.items() if names]
+        if said:
+            parts.append(f"{split}: " + ", ".join(said))
     if parts:
         return "; ".join(parts)
-    if any(list(old.get(split, {})) != list(new.get(split, {})) for split in set(old) | set(new)):
+    if any(list(old.get(split, {}).items()) != list(new.get(split, {}).items()) for split in set(old) | set(new)):
         return "the same images in another order"
     return None
 

@@ -36,18 +36,22 @@ def data_digest(train: CropSet, val: CropSet) -> str:
     return array_digest(train.crops, train.labels, train.contexts, val.crops, val.labels)
 
 
-def _names(crops: CropSet) -> tuple[str, ...]:
-    if len(crops.image_ids) != len(crops.labels):  # crops made without their ids: rows are named by their place
-        return tuple(f"image {i + 1}" for i in range(len(crops.labels)))
+def _names(crops: CropSet) -> tuple[str, ...] | None:
+    if len(crops.image_ids) != len(crops.labels):  # crops made without their ids: nothing to name them by
+        return None
     sources = crops.sources if len(crops.sources) == len(crops.labels) else ("",) * len(crops.labels)
     return tuple(resume.named_image(source, image_id) for source, image_id in zip(sources, crops.image_ids))
 
 
-def data_images(train: CropSet, val: CropSet) -> dict[str, dict[str, str]]:
+def data_images(train: CropSet, val: CropSet) -> dict[str, dict[str, str]] | None:
     """Each training and validation image's own digest (crop, label, context), keyed ``source/image id``: recorded
-    beside :func:`data_digest` so that a refused ``--resume`` names the images that changed."""
-    return {"train": resume.image_digests(_names(train), train.crops, train.labels, train.contexts),
-            "val": resume.image_digests(_names(val), val.crops, val.labels)}
+    beside :func:`data_digest` so that a refused ``--resume`` names the images that changed; None when the crops
+    carry no ids (named by their place, an image added in front would name every later one)."""
+    train_names, val_names = _names(train), _names(val)
+    if train_names is None or val_names is None:
+        return None
+    return {"train": resume.image_digests(train_names, train.crops, train.labels, train.contexts),
+            "val": resume.image_digests(val_names, val.crops, val.labels)}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:

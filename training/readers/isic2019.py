@@ -75,7 +75,12 @@ def read_isic2019_labels(path: Path) -> tuple[dict[str, int], tuple[str, ...], t
 def _lesion_ids(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    _, rows = canonical_columns(path, *read_csv(path), ("image", "lesion_id"))
+    header, rows = canonical_columns(path, *read_csv(path), ("image", "lesion_id"))
+    missing = [name for name in ("image", "lesion_id") if name not in header]
+    if missing:  # read as no lesion ids: pictures of one lesion could then be split apart, so it is said
+        logger.warning("%s: no %s column (columns %s): its lesion ids are not read, and each image counts as its own "
+                       "lesion; name the columns image and lesion_id", path, " or ".join(missing), header)
+        return {}
     return {nfc(r["image"].strip()): r["lesion_id"].strip() for _, r in rows
             if r.get("image") and (r.get("lesion_id") or "").strip()}
 

@@ -91,7 +91,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings_or_data_naming_both(
     one_changed.sets["train"].crops[3, 0, 0] ^= 1  # one pixel of the fourth training image (val is the same array)
     with pytest.raises(ResumeError) as refused:
         run_classifier(one_changed, out, "classifier", ClassifierConfig(**CONFIG), resume=True)
-    assert "now: train: 1 changed (image 4); val: 1 changed (image 4))" in str(refused.value)  # named, not only a digest
+    assert "now: train: 1 changed (tiny/img_3); val: 1 changed (tiny/img_3))" in str(refused.value)  # named, not a digest
     progress_only = ClassifierConfig(**{**CONFIG, "progress": True})  # how a run shows itself is no other run
     from training.classifier.checkpoint import check_resumable
     from training.resume import Checkpointing

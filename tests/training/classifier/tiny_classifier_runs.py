@@ -15,7 +15,7 @@ def tiny_classifier_data(seed: int = 0) -> Any:
 
     rng = np.random.default_rng(seed)
     crops = CropSet(rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8), np.arange(8, dtype=np.int64), with_mask=8,
-                    sources=("tiny",) * 8)
+                    sources=("tiny",) * 8, image_ids=tuple(f"img_{i}" for i in range(8)))
     return ClassifierData((), {"train": (), "val": (), "test": ()}, {"train": crops, "val": crops, "test": crops})
 
 

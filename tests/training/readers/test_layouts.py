@@ -451,3 +451,16 @@ def test_isic2019_headers_are_read_in_any_case_as_the_other_readers_read_theirs(
     (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(f"{HEADER_2019},Mel\nISIC_0000001,1,0,0,0,0,0,0,0,0,0\n")
     with pytest.raises(UnknownLabelError, match="columns 'MEL' and 'Mel' both name 'MEL'"):
         read_isic2019_labels(tmp_path / "ISIC_2019_Training_GroundTruth.csv")
+
+
+def test_an_isic2019_metadata_file_without_its_image_or_lesion_id_column_is_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A metadata file whose image column has another name (``isic_id``) dropped every lesion id without a word
+    (review 18, L5): pictures of one lesion could then be split apart."""
+    _image(tmp_path / "ISIC_2019_Training_Input" / "ISIC_0000001.jpg")
+    (tmp_path / "ISIC_2019_Training_GroundTruth.csv").write_text(f"{HEADER_2019}\nISIC_0000001,1,0,0,0,0,0,0,0,0\n")
+    (tmp_path / "ISIC_2019_Training_Metadata.csv").write_text("isic_id,lesion_id\nISIC_0000001,BCN_0001\n")
+    with caplog.at_level(logging.WARNING, logger="training.readers"):
+        ds = read_isic2019(tmp_path)
+    assert [s.lesion_id for s in ds.samples] == [None]
+    assert "ISIC_2019_Training_Metadata.csv: no image column (columns ['isic_id', 'lesion_id'])" in caplog.text
