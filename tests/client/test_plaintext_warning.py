@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from dermassist_client import DermAssistClient, client as client_module
+from dermassist_client import DermAssistClient
+from dermassist_client import client as client_module
 from dermassist_client.config import ClientConfig, is_loopback, plaintext_warning
 
 
