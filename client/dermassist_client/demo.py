@@ -30,7 +30,7 @@ from .errors import (
     ResultError,
     ServerUnavailableError,
 )
-from .overlay import VIRIDIS, draw_cam, draw_overlay_file
+from .overlay import VIRIDIS, cam_hotspot, draw_cam, draw_overlay_file
 from .page_address import page_address_problem
 from .result import LesionResult
 from .samples import attribution_markdown, samples
@@ -109,6 +109,14 @@ CAM_LEGEND_HTML = (
     f'height: 12px; background: linear-gradient(to right, {_GRADIENT});"></div><span>high</span></div>'
 )
 """The CAM's legend with its colour scale (low to high, decorative: the text says the same)."""
+
+
+def cam_legend_html(hotspot: str) -> str:
+    """The CAM's legend and where this answer's map is hottest (``overlay.cam_hotspot``), in text: the map alone told
+    nothing to a blind user, and as drawn over a dark lesion it hardly reads without colour (accessibility audit,
+    M2)."""
+    return f'{CAM_LEGEND_HTML}<p class="cam-hotspot">In this answer the map is {html.escape(hotspot)}.</p>'
+
 NOT_LEARNT = "not learnt: no training images"
 """What the probabilities table says instead of the percentage of a class the served classifier has no training
 images of. Which classes those are is a fact of the served model version, not of this page: the page is told them
@@ -350,7 +358,8 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
         overlay = f"{ALT_OVERLAY} ({percent(result.lesion_fraction)} of the image)"
     if not result.diagnosis_given:  # no crop and no CAM are shown, and no class is named
         return overlay, ALT_CROP, ALT_CAM
-    return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}"
+    where = f": {cam_hotspot(result.cam)}" if result.cam is not None else ""
+    return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}{where}"
 
 
 #: The characters Markdown gives a meaning (links, emphasis, code, HTML): a file's name is shown with each escaped,
@@ -488,7 +497,8 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     crop = np.asarray(result.crop) if shown and result.crop is not None else None
     cam = draw_cam(result) if shown else None
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
-                       CAM_LEGEND_HTML if cam is not None else "", probabilities_html(result, not_learnt), status, model, path,
+                       cam_legend_html(cam_hotspot(result.cam)) if cam is not None and result.cam is not None else "",
+                       probabilities_html(result, not_learnt), status, model, path,
                        alt_texts(result))
 
 

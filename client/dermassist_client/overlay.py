@@ -122,6 +122,27 @@ def blend_cam(crop: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return np.round(blended).astype(np.uint8)
 
 
+_ROWS, _COLUMNS = ("upper", "middle", "lower"), ("left", "centre", "right")
+_PLACES = {("middle", "centre"): "in the middle", ("upper", "centre"): "at the top", ("lower", "centre"): "at the bottom",
+           ("middle", "left"): "on the left", ("middle", "right"): "on the right"}
+
+
+def cam_hotspot(cam: np.ndarray) -> str:
+    """Where a class activation map (HxW uint8) is hottest, in words, for those who cannot see its colours: the third
+    of the crop, across and down, holding its hottest area (within 90% of the peak), and the share of the crop at least
+    half as hot, e.g. ``hottest in the upper left of the crop; 5% of the crop is at least half as hot``."""
+    level = np.asarray(cam, dtype=np.float32)
+    peak = float(level.max()) if level.size else 0.0
+    if peak <= 0:
+        return "the map is empty: nothing in the crop raised the top class"
+    ys, xs = np.nonzero(level >= 0.9 * peak)
+    row = _ROWS[min(int(3 * (ys.mean() + 0.5) / level.shape[0]), 2)]
+    column = _COLUMNS[min(int(3 * (xs.mean() + 0.5) / level.shape[1]), 2)]
+    place = _PLACES.get((row, column), f"in the {row} {column}")
+    share = float((level >= 0.5 * peak).mean())
+    return f"hottest {place} of the crop; {share:.0%} of the crop is at least half as hot"
+
+
 def draw_cam(result: LesionResult) -> Image.Image | None:
     """The result's crop with its class activation map over it, or None when it came without them."""
     if result.crop is None or result.cam is None:

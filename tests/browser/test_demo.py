@@ -78,8 +78,8 @@ def not_an_image(tmp_path) -> Path:
 @pytest.mark.integration
 def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, plain_png, not_an_image):
     from dermassist_client import DermAssistClient
-    from dermassist_client.demo import CAM_LEGEND_HTML, NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file, probabilities_html
-    from dermassist_client.overlay import blend_cam
+    from dermassist_client.demo import NO_FILE, NOT_RELIABLE, UNREACHABLE, analyze_file, cam_legend_html, probabilities_html
+    from dermassist_client.overlay import blend_cam, cam_hotspot
     from dermassist_client.verdict import banner_html, headline, verdict_of_result
 
     client = DermAssistClient(triton_server.config.grpc_address)
@@ -94,7 +94,7 @@ def test_handler_shows_what_the_server_said_and_plain_messages(triton_server, pl
     assert shown.probabilities == probabilities_html(direct)
     assert (NOT_RELIABLE in shown.status) == (direct.assessable is False)  # said exactly when not assessable
     if direct.diagnosis_given:
-        assert shown.crop.shape == (224, 224, 3) and shown.cam_legend == CAM_LEGEND_HTML
+        assert shown.crop.shape == (224, 224, 3) and shown.cam_legend == cam_legend_html(cam_hotspot(direct.cam))
         assert np.array_equal(np.asarray(shown.cam), blend_cam(direct.crop, direct.cam))
         assert f"Result for **{HAM.name}**. Lesion found" in shown.status
         assert f"Most probable class: **{direct.top_class.name} ({direct.top_class.code})**" in shown.status
@@ -179,6 +179,8 @@ def expect_result_shown(page, result, not_learnt: tuple[str, ...] = ()) -> None:
             assert page.locator(image).get_attribute("alt"), image
         assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
         expect(page.locator("#cam-legend")).to_contain_text("Class activation map")
+        expect(page.locator("#cam-legend")).to_contain_text("In this answer the map is hottest")  # in words too
+        assert "hottest" in page.locator("#cam img").get_attribute("alt")
         expect(page.locator("#cam-legend")).to_be_visible()
     else:
         expect(page.locator("#status")).to_contain_text("Result for", timeout=30_000)

@@ -18,6 +18,7 @@ from dermassist_client import (
     demo,  # gradio: the [demo] extra, which `make test` installs
 )
 from dermassist_client.errors import DeadlineExceededError
+from dermassist_client.overlay import cam_hotspot
 from dermassist_client.result import build_result
 from tests.conftest import PROJECT_ROOT
 
@@ -70,7 +71,8 @@ def _rows(probabilities: str) -> list[tuple[str, str]]:
 
 
 def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(picture):
-    shown = demo.analyze_file(_Client(_result()), picture, not_learnt=("SCC",))
+    result = _result()
+    shown = demo.analyze_file(_Client(result), picture, not_learnt=("SCC",))
     rows = _rows(shown.probabilities)
     assert rows == [("Melanoma (MEL)", "80%"), ("Nevus (NV)", "10%"), ("Pigmented benign keratosis (BKL)", "5%"),
                     ("Basal cell carcinoma (BCC)", "3%"), ("Actinic keratosis (AK)", "2%"),
@@ -82,10 +84,11 @@ def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(p
     assert "never learnt squamous cell carcinoma: do not read the top class" in shown.probabilities
     assert demo.MODEL_CARD_NAME in shown.probabilities and demo.MODEL_CARD in shown.probabilities
     assert "Most probable class: **Melanoma (MEL)**, 80%." in shown.status and "Lesion found: 40%" in shown.status
-    assert shown.crop is not None and shown.cam is not None and shown.cam_legend == demo.CAM_LEGEND_HTML
+    assert shown.crop is not None and shown.cam is not None
+    assert shown.cam_legend == demo.cam_legend_html(cam_hotspot(result.cam)) and demo.CAM_LEGEND_HTML in shown.cam_legend
     assert "version `1`" in shown.model and demo.MODEL_CARD in shown.model
     assert shown.alt_texts[0].startswith(demo.ALT_OVERLAY) and "40% of the image" in shown.alt_texts[0]
-    assert shown.alt_texts[2].endswith("Melanoma (MEL)")
+    assert f"Melanoma (MEL): {cam_hotspot(result.cam)}" in shown.alt_texts[2]  # where the map is hottest, in words
 
 
 @pytest.mark.parametrize("assessable, lesion_fraction", [(False, 0.4), (False, 0.0), (True, 0.0)])
@@ -125,7 +128,7 @@ def test_the_crop_and_cam_boxes_are_hidden_without_a_diagnosis_and_shown_with_on
     shown = demo.page_values(demo.analyze_file(_Client(_result()), picture))
     assert [box.visible for box in shown[1:4]] == [True, True, True]
     assert shown[2].value is not None and shown[3].value is not None
-    assert shown[3].alt_text.endswith("Melanoma (MEL)") and shown[2].alt_text == demo.ALT_CROP
+    assert "Melanoma (MEL): hottest in the middle" in shown[3].alt_text and shown[2].alt_text == demo.ALT_CROP
 
 
 def test_a_message_without_an_answer_hides_the_crop_and_cam_boxes_too(picture):

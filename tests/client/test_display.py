@@ -295,3 +295,21 @@ def test_the_page_says_why_a_picture_failed_in_plain_words():
     assert "fault in the service" in plain_error(ServerError("unexpected RuntimeError"), path)
     for shown in (plain_error(server, path), plain_error(local, path)):
         assert "/tmp/gradio" not in shown and "request" not in shown and "IMAGE row" not in shown
+
+
+def test_the_cam_says_in_words_where_it_is_hottest() -> None:
+    """Accessibility audit, M2: the map's alt text was one sentence for every picture, and as drawn over a dark lesion
+    its hot area differed in lightness from the rest by 1.0-1.4:1, so without colour vision it said nothing."""
+    from dermassist_client.overlay import cam_hotspot
+
+    cam = np.zeros((224, 224), np.uint8)
+    cam[10:40, 5:35] = 255  # 900 of 50,176 pixels, in the upper left
+    cam[40:60, 5:35] = 140
+    assert cam_hotspot(cam) == "hottest in the upper left of the crop; 3% of the crop is at least half as hot"
+    middle = np.zeros((224, 224), np.uint8)
+    middle[100:124, 100:124] = 200
+    assert cam_hotspot(middle).startswith("hottest in the middle of the crop; 1% of the crop")
+    right = np.zeros((9, 9), np.uint8)
+    right[4, 8] = 9
+    assert cam_hotspot(right).startswith("hottest on the right")
+    assert cam_hotspot(np.zeros((7, 7), np.uint8)) == "the map is empty: nothing in the crop raised the top class"
