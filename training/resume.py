@@ -87,7 +87,7 @@ def image_digests(image_ids: Sequence[str], *arrays: np.ndarray | None) -> dict[
 
 
 def run_fingerprint(config: DataclassInstance, data_digest: str | None,
-                    images: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+                    images: Mapping[str, Mapping[str, list[str]]] | None = None) -> dict[str, Any]:
     """What a checkpoint must match to be continued: the run's settings (less the display-only ones) as JSON values,
     and the digest of its training and validation data (None: not known yet, only the settings are compared);
     ``images`` (split -> :func:`image_digests`) is recorded to name what changed, never compared itself."""

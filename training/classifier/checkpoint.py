@@ -43,7 +43,7 @@ def _names(crops: CropSet) -> tuple[str, ...] | None:
     return tuple(resume.named_image(source, image_id) for source, image_id in zip(sources, crops.image_ids))
 
 
-def data_images(train: CropSet, val: CropSet) -> dict[str, dict[str, str]] | None:
+def data_images(train: CropSet, val: CropSet) -> dict[str, dict[str, list[str]]] | None:
     """Each training and validation image's own digest (crop, label, context), keyed ``source/image id``: recorded
     beside :func:`data_digest` so that a refused ``--resume`` names the images that changed; None when the crops
     carry no ids (named by their place, an image added in front would name every later one)."""
