@@ -88,11 +88,11 @@ NOT_DRAWN = ("The mask and box could not be drawn on {name} (this page could not
 LARGE_FILE_BYTES = 20_000_000
 """A picture this large (pixels, or bytes when its header cannot be read) is named as a reason for a slow answer."""
 NOT_RELIABLE = "**Image not assessable: no class and no percentage are given** (see the note above)."
-MARKED = ("The red area and the green box are what the segmenter marked ({share} of the image), shown only to help "
-          "retake the picture.")
+MARKED = ("The red, outlined area and its box are what the segmenter marked ({share} of the image), shown only to "
+          "help retake the picture.")
 NO_DIAGNOSIS = "No class is named: the whole picture was classified, which is not a diagnosis."
-ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and its box drawn in green"
-ALT_MARKED = "The uploaded image with the area the segmenter marked tinted red and its box drawn in green"
+ALT_OVERLAY = "The uploaded image with the lesion the model found tinted red and outlined, in its box"
+ALT_MARKED = "The uploaded image with the area the segmenter marked tinted red and outlined, in its box"
 ALT_NO_LESION = "The uploaded image as analysed: no lesion was found, so nothing is drawn on it"
 ALT_CROP = "The square crop around the lesion that the classifier analysed"
 ALT_CAM = "The crop with a heat map of where the model looked: yellow raised the top class most"
@@ -479,7 +479,7 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
         name=shown_name(path)))
     if result.diagnosis_given:
         top = result.top_class
-        status = (f"{name} Lesion found: {percent(result.lesion_fraction)} of the image, tinted red in its green "
+        status = (f"{name} Lesion found: {percent(result.lesion_fraction)} of the image, tinted red and outlined in its "
                   f"box. Most probable class: **{class_name(top)}**, {percent(result.probabilities[top.code])}.")
     elif result.assessable is False:
         found = ("No lesion found: the segmenter marked nothing." if not result.lesion_found

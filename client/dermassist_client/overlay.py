@@ -15,7 +15,11 @@ from .images import TRANSPOSING_ORIENTATIONS, as_srgb, exif_orientation, to_full
 from .result import LesionResult
 
 MASK_COLOUR = (255, 40, 40)
-BOX_COLOUR = (40, 220, 90)
+#: The box and the mask's edge are drawn as a black line with a white one inside it: one of the two stands out at
+#: 3:1 or more against any skin, light or dark, and for every colour vision (a green box had measured 1.0-1.4:1
+#: against the skin beside it, the red tint's edge 1.3-1.6:1; accessibility audit, M3).
+OUTLINE_OUTER = (0, 0, 0)
+OUTLINE_INNER = (255, 255, 255)
 MASK_ALPHA = 0.4
 CAM_ALPHA = 0.65  # weight of the heat colour where the map is at its peak; where it is 0 the crop shows as is
 #: The CAM's colour map: viridis (matplotlib's), sampled at 0, 1/8, ..., 1 and interpolated linearly. Dark purple (0)
@@ -27,8 +31,9 @@ VIRIDIS = ((68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 
 
 def draw_overlay(image: Image.Image, result: LesionResult, max_side: int | None = None) -> Image.Image:
     """A copy of ``image`` as the server analysed it (turned by the server's orientation rule, in sRGB) with the
-    mask tinted red and the bbox green; with ``max_side``, drawn on a copy scaled down to at most that many pixels a
-    side. ``image`` itself is left as it is (``draw_overlay_file`` decodes a large JPEG at a reduced scale instead).
+    mask tinted red and outlined, and the bbox drawn, in black and white; with ``max_side``, drawn on a copy scaled
+    down to at most that many pixels a side. ``image`` itself is left as it is (``draw_overlay_file`` decodes a large
+    JPEG at a reduced scale instead).
 
     The server's MASK and BBOX are in the frame of the turned picture, so a phone photo stored sideways with an EXIF
     orientation is turned before they are drawn on it, by the rule the server's decoder follows
@@ -78,12 +83,44 @@ def _overlay(image: Image.Image, stored: tuple[int, int], result: LesionResult, 
     pixels = np.asarray(base, dtype=np.float32)
     inside = (np.asarray(Image.fromarray(result.mask).resize(size, Image.NEAREST)) > 0)[..., None]  # type: ignore[attr-defined]
     tinted = np.where(inside, pixels * (1 - MASK_ALPHA) + np.array(MASK_COLOUR) * MASK_ALPHA, pixels)
+    line = max(1, round(max(size) / 400))
+    inner, outer = mask_edges(inside[..., 0], line)
+    tinted[outer] = OUTLINE_OUTER
+    tinted[inner] = OUTLINE_INNER
     out = Image.fromarray(tinted.astype(np.uint8))
     if result.lesion_found:
         width = max(2, round(max(out.size) / 200))
         x0, y0, x1, y1 = (round(v * scale) for v in result.bbox.as_tuple())
-        ImageDraw.Draw(out).rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=BOX_COLOUR, width=width)
+        x1, y1 = max(x0, x1 - 1), max(y0, y1 - 1)
+        draw = ImageDraw.Draw(out)
+        draw.rectangle([x0, y0, x1, y1], outline=OUTLINE_OUTER, width=width)
+        if x1 - x0 > 2 * width and y1 - y0 > 2 * width:
+            draw.rectangle([x0 + width, y0 + width, x1 - width, y1 - width], outline=OUTLINE_INNER,
+                           width=max(1, width // 2))
     return out
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel in the four directions."""
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown
+
+
+def mask_edges(mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inner, outer) edge of a boolean mask, each ``width`` pixels: the mask's own border pixels, and those just
+    outside it."""
+    outside = ~mask
+    shrunk = ~_grown(outside)
+    grown = mask
+    for _ in range(width - 1):
+        shrunk = ~_grown(~shrunk)
+    for _ in range(width):
+        grown = _grown(grown)
+    return mask & ~shrunk, grown & outside
 
 
 def jet_colours(values: np.ndarray) -> np.ndarray:

@@ -309,8 +309,8 @@ def test_a_large_picture_is_drawn_at_the_pages_size_with_its_box_in_place(tmp_pa
     pixels = np.asarray(out.overlay)
     scale = demo.OVERLAY_MAX_SIDE / 6000
     x0, y0 = round(1000 * scale), round(800 * scale)
-    assert tuple(pixels[y0 + 100, x0]) == (40, 220, 90)  # the green box's left side, where the scaled box is
-    assert tuple(pixels[10, 10]) != (40, 220, 90)
+    assert tuple(pixels[y0 + 100, x0]) == (0, 0, 0)  # the box's left side (black outside white), where the scaled box is
+    assert tuple(pixels[10, 10]) != (0, 0, 0)
 
 
 def test_drawing_an_overlay_small_leaves_the_callers_picture_as_it_was(tmp_path):

@@ -32,7 +32,7 @@ from dermassist_client import (
 )
 from dermassist_client.batching import MESSAGE_OVERHEAD_BYTES, chunks, request_parts, results_of
 from dermassist_client.images import EncodedImage, encode_image
-from dermassist_client.overlay import BOX_COLOUR, draw_overlay
+from dermassist_client.overlay import OUTLINE_INNER, OUTLINE_OUTER, draw_overlay
 from dermassist_client.result import build_result
 from dermassist_client.retry import backoff_s, call_with_retries
 from dermassist_client.translate import tls_hint, translate
@@ -374,7 +374,46 @@ def test_overlay_tints_the_mask_and_draws_the_box():
     assert tuple(out[10, 10]) == (200, 200, 200)
     inside = out[int(96 / 256 * 450), int(160 / 256 * 600)]
     assert inside[0] > 200 and inside[1] < 150
-    assert tuple(out[150, 300]) == BOX_COLOUR
+    x0, y0 = result.bbox.x_min, result.bbox.y_min  # the box's top left corner (the picture is not scaled)
+    middle = (x0 + result.bbox.x_max) // 2
+    assert tuple(out[y0, middle]) == OUTLINE_OUTER and tuple(out[y0 + 100, x0]) == OUTLINE_OUTER
+    assert OUTLINE_INNER in [tuple(v) for v in out[y0:y0 + 8, middle]]  # the white line inside the black one
+
+
+@pytest.mark.parametrize("skin", [(233, 190, 170), (92, 60, 45), (150, 110, 90)], ids=["light", "dark", "brown"])
+def test_the_box_and_the_mask_edge_stand_out_at_3_to_1_from_any_skin(skin):
+    """A green box had measured 1.0-1.4:1 against the skin beside it and the red tint's edge 1.3-1.6:1 (accessibility
+    audit, M3): a black line with a white one inside it gives one of them 3:1 or more on any skin."""
+    from dermassist_client.overlay import mask_edges
+
+    def luminance(rgb):
+        c = np.asarray(rgb, float) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    def contrast(a, b):
+        hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+        return (hi + 0.05) / (lo + 0.05)
+
+    from dataclasses import replace
+
+    square = build_result(_outputs(), 0, (600, 450), "dermassist", "1")
+    yy, xx = np.mgrid[:256, :256]
+    disc = np.where((yy - 128) ** 2 + (xx - 128) ** 2 < 60 ** 2, 255, 0).astype(square.mask.dtype)  # a round lesion
+    result = replace(square, mask=disc)
+    out = np.asarray(draw_overlay(Image.new("RGB", (600, 450), skin), result))
+    assert max(contrast(OUTLINE_OUTER, skin), contrast(OUTLINE_INNER, skin)) >= 3.0
+    mask = np.asarray(Image.fromarray(result.mask).resize((600, 450), Image.NEAREST)) > 0
+    inner, outer = mask_edges(mask, 2)
+    assert inner.any() and outer.any() and not (inner & outer).any() and not (outer & mask).any()
+    away = np.ones_like(mask)  # away from the box drawn over them
+    b = result.bbox
+    away[max(0, b.y_min - 8):b.y_max + 8, max(0, b.x_min - 8):b.x_min + 8] = False
+    away[max(0, b.y_min - 8):b.y_max + 8, max(0, b.x_max - 8):b.x_max + 8] = False
+    away[max(0, b.y_min - 8):b.y_min + 8, max(0, b.x_min - 8):b.x_max + 8] = False
+    away[max(0, b.y_max - 8):b.y_max + 8, max(0, b.x_min - 8):b.x_max + 8] = False
+    assert (outer & away).any() and {tuple(v) for v in out[outer & away]} == {OUTLINE_OUTER}
+    assert {tuple(v) for v in out[mask_edges(mask, 1)[0] & away]} == {OUTLINE_INNER}
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
