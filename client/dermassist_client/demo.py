@@ -171,17 +171,40 @@ STATUS_REGION = "#status [data-testid=markdown]"
 BANNER_REGION = "#banner .html-container"
 """The status line's and the banner's inner containers in the page: its live regions, and where focus goes after an
 answer."""
-LIVE_REGIONS_JS = (
-    f"() => {{ for (const selector of [{json.dumps(STATUS_REGION)}, {json.dumps(BANNER_REGION)}]) {{ "
-    "const region = document.querySelector(selector); "
-    "if (region) { region.setAttribute('role', 'status'); region.setAttribute('aria-live', 'polite'); "
-    "region.setAttribute('aria-atomic', 'true'); region.setAttribute('tabindex', '-1'); } } }"
-)
-"""Run in the browser when the page loads: the status line (errors included) and the banner's containers become
-polite live regions, so a screen reader announces a failure and the verdict. They are the components' inner
-containers, which stay in place while their text changes (a live region inserted with its text is not announced) and
-hold no progress timer (the outer block's ticking 'processing | 1.2s' would be read out again and again). Both can
-take focus from a script (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``."""
+TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a smaller copy (a JPEG of the picture) "
+                    "and upload it again.")
+"""What the status line says of an upload over the page's limit, which Gradio refuses before any page code runs: its
+own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
+M1)."""
+_TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
+
+
+def live_regions_js(limit_bytes: int) -> str:
+    """The script the page runs in the browser when it loads, naming the upload limit ``limit_bytes``.
+
+    The status line (errors included) and the banner's containers become polite live regions, so a screen reader
+    announces a failure and the verdict. They are the components' inner containers, which stay in place while their
+    text changes (a live region inserted with its text is not announced) and hold no progress timer (the outer block's
+    ticking 'processing | 1.2s' would be read out again and again). Both can take focus from a script
+    (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``. An upload Gradio refuses as too
+    large leaves ``TOO_LARGE_UPLOAD`` in the status line, which takes focus.
+    """
+    told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
+    return (
+        f"() => {{ for (const selector of [{json.dumps(STATUS_REGION)}, {json.dumps(BANNER_REGION)}]) {{ "
+        "const region = document.querySelector(selector); "
+        "if (region) { region.setAttribute('role', 'status'); region.setAttribute('aria-live', 'polite'); "
+        "region.setAttribute('aria-atomic', 'true'); region.setAttribute('tabindex', '-1'); } } "
+        "new MutationObserver(() => { for (const toast of document.querySelectorAll('.toast-body')) { "
+        "if (toast.dataset.dermassistTold) { continue; } const text = toast.innerText || ''; "
+        f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = '1'; "
+        "const quoted = text.match(/\"([^\"]+)\"/); "
+        f"const region = document.querySelector({json.dumps(STATUS_REGION)}); "
+        f"if (region) {{ region.textContent = {told}.replace('{{name}}', quoted ? quoted[1] : 'The picture'); "
+        "region.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
+    )
+
+
 FOCUS_ANSWER_JS = (
     f"(banner) => {{ const region = document.querySelector(banner ? {json.dumps(BANNER_REGION)} : "
     f"{json.dumps(STATUS_REGION)}); if (region) {{ region.setAttribute('tabindex', '-1'); region.focus(); }} }}"
@@ -572,7 +595,7 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
                      outputs=outputs, trigger_mode="always_last", concurrency_limit=ANALYSES_AT_ONCE).then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)
-        page.load(None, js=LIVE_REGIONS_JS)
+        page.load(None, js=live_regions_js(upload_limit(options)))
     return page
 
 

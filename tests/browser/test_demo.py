@@ -286,14 +286,15 @@ def wait_for_upload(page, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def demo_page_without_server() -> Iterator[Any]:
-    """The demo page (its analysis replaced by the caller) in headless Chromium, opened; closed and stopped after."""
+def demo_page_without_server(**options: Any) -> Iterator[Any]:
+    """The demo page (its analysis replaced by the caller) in headless Chromium, opened; closed and stopped after.
+    ``options``: more ClientConfig fields of the page's client (``max_message_bytes``, its upload limit)."""
     from playwright.sync_api import sync_playwright
 
     import dermassist_client.demo as demo
 
     port, dead = free_ports(2)
-    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5)
+    page_server, url = demo.launch_demo(f"127.0.0.1:{dead}", port=port, retries=0, timeout=5, **options)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -705,3 +706,23 @@ def test_a_file_name_is_shown_as_a_name_never_as_markdown(tmp_path: Path) -> Non
         expect(page.locator("#status")).to_contain_text("Could not analyze", timeout=60_000)
         expect(page.locator("#status")).to_contain_text("[click me](https")  # Gradio's stored name drops ':' and '*'
         expect(page.locator("#status a")).to_have_count(0)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_an_upload_over_the_limit_leaves_a_lasting_message_that_says_what_to_do(tmp_path: Path) -> None:
+    """Gradio refuses it before any page code runs; its toast went after 10 s and left "Error" alone, with nothing
+    saying what to do (accessibility audit, M1). The status line keeps the page's own words, and takes focus."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+
+    big = tmp_path / "big_lesion.jpg"
+    big.write_bytes(HAM.read_bytes() + b"\0" * (2 << 20))  # over a 1 MiB limit
+    with demo_page_without_server(max_message_bytes=1 << 20) as page:
+        page.locator("#upload input[type=file]").set_input_files(str(big))
+        told = demo.TOO_LARGE_UPLOAD.format(name="big_lesion.jpg", limit="1 MB")
+        expect(page.locator("#status")).to_have_text(told, timeout=30_000)
+        page.wait_for_selector(".toast-body", state="detached", timeout=30_000)  # Gradio's own message has gone
+        expect(page.locator("#status")).to_have_text(told)  # the page's stays
+        assert page.evaluate("() => document.activeElement.closest('#status') !== null")
