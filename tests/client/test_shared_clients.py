@@ -259,7 +259,11 @@ def test_an_http_call_that_waits_past_its_timeout_for_a_busy_connection_is_told_
         assert len(held) == 1 and not isinstance(held[0], ClientConfigError)
     finally:
         client.close()
-        server.close()
+        # on the server's own loop: closed from this thread it raced the loop's closing of the last connection
+        # (asyncio's Server is not thread-safe: "'NoneType' object is not iterable" once in a run)
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
 
