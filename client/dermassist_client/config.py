@@ -1,6 +1,7 @@
 """Typed, self-validating settings of a DermAssist client connection."""
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import re
@@ -106,13 +107,12 @@ class ClientConfig:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # another host name: it may resolve to any interface
-        return False
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only: another host name
+    may resolve to any interface, so it is not."""
+    name = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        return name == "localhost" or ipaddress.ip_address(name).is_loopback
+    return False
 
 
 def plaintext_warning(config: ClientConfig) -> str | None:

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,19 +120,28 @@ def private_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
     decoded pixels of the last requests after their answers have gone: every local user could read patients' pictures
     (privacy audit, M4). Called once the server is ready (before any client's request) and again as it serves, for
     the regions a stub adds when it grows its memory."""
-    changed: list[Path] = []
-    if not prefix:
-        return changed
+    def made_private(path: Path) -> bool:
+        if not path.stat().st_mode & 0o077:
+            return False
+        path.chmod(0o600)
+        return True
+
+    return _each_region(prefix, shm_dir, made_private, "make private") if prefix else []
+
+
+def _each_region(prefix: str, shm_dir: Path, act: Callable[[Path], bool], what: str) -> list[Path]:
+    """``act`` on each shared-memory region named ``prefix*``; those it acted on (a region gone meanwhile is passed
+    over, another OSError logged naming ``what`` was done)."""
+    done: list[Path] = []
     for path in sorted(shm_dir.glob(f"{prefix}*")):
         try:
-            if path.stat().st_mode & 0o077:
-                path.chmod(0o600)
-                changed.append(path)
+            if act(path):
+                done.append(path)
         except FileNotFoundError:
             pass
         except OSError as e:
-            logger.warning("could not make the shared-memory region %s private: %s", path, e)
-    return changed
+            logger.warning("could not %s the shared-memory region %s: %s", what, path, e)
+    return done
 
 
 def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
@@ -143,16 +152,12 @@ def remove_shm_regions(prefix: str, shm_dir: Path = SHM_DIR) -> list[Path]:
     """
     if not prefix:
         raise ServerError("refusing to remove shared-memory regions without a name prefix")
-    removed: list[Path] = []
-    for path in sorted(shm_dir.glob(f"{prefix}*")):
-        try:
-            path.unlink()
-            removed.append(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            logger.warning("could not remove the shared-memory region %s: %s", path, e)
-    return removed
+
+    def removed(path: Path) -> bool:
+        path.unlink()
+        return True
+
+    return _each_region(prefix, shm_dir, removed, "remove")
 
 
 #: The run folder of one start, in the temporary folder: ``dermassist-triton-<random>``.
