@@ -51,7 +51,7 @@ MODEL_CARD_NAME = "dermassist-real-2026.12"
 """The release the model card describes (its title, and ``name`` in training/release/release.json; a test checks
 both). The page names the card beside the release and build the answer names (a server that names none: the card
 only)."""
-INTENDED_USE_TEMPLATE = f"""### Intended use and limits
+INTENDED_USE_TEMPLATE = f"""## Intended use and limits
 - **For research and demonstration only, not for diagnosis.** It does not replace clinical examination or
   histopathology: a lesion you suspect is handled as usual, whatever the answer.
 - For one dermoscopic picture of one skin lesion; not for clinical or phone photographs, mucosal or nail lesions,

@@ -156,8 +156,8 @@ def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
     return (
         f'<div class="verdict verdict-{kind_class}" style="border-left: 10px solid {border}; '
         f'background: {background}; {_TEXT} padding: 12px 16px; border-radius: 6px;">'
-        f'<div class="verdict-kind" style="font-size: 1.8em; font-weight: 800; color: {border};">'
-        f"{html.escape(headline(verdict))}</div>"
+        f'<h2 class="verdict-kind" style="font-size: 1.8em; font-weight: 800; color: {border}; margin: 0;">'
+        f"{html.escape(headline(verdict))}</h2>"
         f'<div class="verdict-advice" style="font-size: 1.1em; {_TEXT}">{html.escape(verdict.advice)}</div>'
         f"{score}{note}"
         f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px; {_TEXT}">{DISCLAIMER}</div>'

@@ -104,3 +104,11 @@ def test_a_picture_the_page_no_longer_holds_is_told_plainly(tmp_path: Path) -> N
     assert "check the path" not in outputs.status and "No such file" not in outputs.status
     assert "deletes an upload after an hour" in demo.INTRO
     assert "fullscreen" not in demo.IMAGE_BUTTONS  # its view hid keyboard focus behind it (accessibility audit, M4)
+
+
+def test_the_page_headings_do_not_skip_a_level() -> None:
+    """The page's h1 was followed by an h3 (accessibility audit, L1): the intended use is a second-level heading, as
+    the verdict's headline is."""
+    from dermassist_client import demo
+
+    assert demo.INTENDED_USE_TEMPLATE.startswith("## Intended use and limits\n")

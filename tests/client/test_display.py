@@ -98,6 +98,8 @@ def test_the_banner_and_the_text_line_lead_with_one_headline(refer, assessable, 
     assert headline(verdict) == expected
     assert verdict_line(verdict).startswith(f"{expected} (")
     assert re.search(r'class="verdict-kind"[^>]*>([^<]*)<', banner_html(verdict)).group(1) == expected
+    # a real heading, the page's second level, so heading navigation finds the verdict again (accessibility audit, L1)
+    assert re.search(r'<h2 class="verdict-kind"[^>]*>[^<]*</h2>', banner_html(verdict))
 
 
 @pytest.mark.parametrize("refer, assessable, note, kind", [
