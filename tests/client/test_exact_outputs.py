@@ -25,7 +25,7 @@ from dermassist_client.dicom.errors import DicomError
 from dermassist_client.dicom.identity import OutputIdentity
 from dermassist_client.dicom.source import DicomImage, read_dicom
 from dermassist_client.fhir import ImagingContext, build_bundle, conclusion, resources_by_type
-from dermassist_client.overlay import BOX_COLOUR, draw_overlay
+from dermassist_client.overlay import OUTLINE_INNER, OUTLINE_OUTER, draw_overlay
 from dermassist_client.result import LesionResult, build_result
 from dermassist_client.verdict import NO_TRIAGE, REFER, ROUTINE, verdict_of
 from tests.support import dicom_images as di
@@ -197,23 +197,29 @@ def _boxed(size: tuple[int, int], bbox: tuple[int, int, int, int], lesion: bool 
 
 
 def test_a_box_that_fills_the_image_is_outlined_on_its_last_pixels() -> None:
-    """BBOX (0, 0, 600, 450) has exclusive ends: the outline covers columns 0..2 and 597..599, rows 0..2 and 447..449
-    (width max(2, round(600 / 200)) = 3, drawn inward), and nothing else."""
+    """BBOX (0, 0, 600, 450) has exclusive ends: the black outline covers columns 0..2 and 597..599, rows 0..2 and
+    447..449 (width max(2, round(600 / 200)) = 3, drawn inward), the white line inside it column 3 and 596, rows 3
+    and 446 (width 3 // 2 = 1), and nothing else."""
     out = np.asarray(draw_overlay(Image.new("RGB", (600, 450), GREY), _boxed((600, 450), (0, 0, 600, 450))))
     row, column = out[225], out[:, 300]
-    assert [tuple(row[x]) for x in (0, 2, 597, 599)] == [BOX_COLOUR] * 4
-    assert [tuple(row[x]) for x in (3, 596)] == [GREY] * 2
-    assert [tuple(column[y]) for y in (0, 2, 447, 449)] == [BOX_COLOUR] * 4
-    assert [tuple(column[y]) for y in (3, 446)] == [GREY] * 2
+    assert [tuple(row[x]) for x in (0, 2, 597, 599)] == [OUTLINE_OUTER] * 4
+    assert [tuple(row[x]) for x in (3, 596)] == [OUTLINE_INNER] * 2
+    assert [tuple(row[x]) for x in (4, 595)] == [GREY] * 2
+    assert [tuple(column[y]) for y in (0, 2, 447, 449)] == [OUTLINE_OUTER] * 4
+    assert [tuple(column[y]) for y in (3, 446)] == [OUTLINE_INNER] * 2
+    assert [tuple(column[y]) for y in (4, 445)] == [GREY] * 2
 
 
 def test_a_small_images_box_is_two_pixels_wide_and_ends_before_its_exclusive_corner() -> None:
-    """100x80: width max(2, round(100 / 200) = 0) = 2; box (10, 10, 50, 40) outlines columns 10, 11, 48, 49."""
+    """100x80: width max(2, round(100 / 200) = 0) = 2; box (10, 10, 50, 40) outlines columns 10, 11, 48, 49 in black,
+    12 and 47 in white."""
     out = np.asarray(draw_overlay(Image.new("RGB", (100, 80), GREY), _boxed((100, 80), (10, 10, 50, 40))))
     row = out[25]
-    assert [tuple(row[x]) for x in (10, 11, 48, 49)] == [BOX_COLOUR] * 4
-    assert [tuple(row[x]) for x in (9, 12, 47, 50)] == [GREY] * 4
-    assert tuple(out[39, 30]) == BOX_COLOUR and tuple(out[40, 30]) == GREY  # the bottom edge is row 39
+    assert [tuple(row[x]) for x in (10, 11, 48, 49)] == [OUTLINE_OUTER] * 4
+    assert [tuple(row[x]) for x in (12, 47)] == [OUTLINE_INNER] * 2
+    assert [tuple(row[x]) for x in (9, 13, 46, 50)] == [GREY] * 4
+    assert tuple(out[39, 30]) == OUTLINE_OUTER and tuple(out[40, 30]) == GREY  # the bottom edge is row 39
+    assert tuple(out[37, 30]) == OUTLINE_INNER
 
 
 def test_no_box_is_drawn_when_no_lesion_was_found() -> None:
