@@ -31,14 +31,20 @@ REPORT_FILES = ("report.json", "report.md", "images.csv", "confusion.png", "mela
 
 
 def report_folder(folder: Path) -> Path:
-    """Create the report folder and check it can be written, before any image is sent (no run is lost to it). A
-    report name longer than the file system allows for a folder name is refused with the fix: a shorter --name."""
+    """Create the report folder (readable by this user alone) and check it can be written, before any image is sent
+    (no run is lost to it). A report name longer than the file system allows for a folder name is refused with the
+    fix: a shorter --name."""
     e = writable_folder_error(folder)
     if e is not None:
         if e.errno == errno.ENAMETOOLONG:
             raise EvaluationError(_too_long(Path(folder), e)) from e
         raise EvaluationError(f"the report folder {folder} cannot be written ({e.strerror or e}); pass --out a "
                               "writable folder") from e
+    try:  # each image's truth and answer, by file name: this user's alone (privacy audit, L6)
+        Path(folder).chmod(0o700)
+    except OSError as e:
+        logger.warning("the report folder %s could not be made private (%s): other users of this machine may read its "
+                       "per-image answers", folder, e.strerror or e)
     return folder
 
 

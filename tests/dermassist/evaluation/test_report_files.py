@@ -125,3 +125,14 @@ def test_an_over_long_report_name_is_refused_with_the_advice_of_a_shorter_name(t
         report_folder(tmp_path / ("Dermatologie_Klinik_" * 15))
     with pytest.raises(EvaluationError, match="its path is too long for the file system .* pass a shorter --out or --name"):
         report_folder(tmp_path.joinpath(*["a" * 200] * 25) / "site")
+
+
+def test_a_report_folder_is_readable_by_its_user_alone(tmp_path: Path) -> None:
+    """Its images.csv holds each image's truth and answer by file name: it had been written with the umask's mode
+    (0755 folders), readable by every user of the machine (privacy audit, L6)."""
+    import stat
+
+    from dermassist.evaluation.report_files import report_folder
+
+    folder = report_folder(tmp_path / "reports" / "ward7")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
