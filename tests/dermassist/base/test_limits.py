@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _in_child(code: str, soft: int, hard: int) -> subprocess.CompletedProcess[str]:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          preexec_fn=limit)
+    """``code`` in a child Python whose first act is to lower its open-file limits to ``soft``, ``hard``. Set there,
+    not in a ``preexec_fn``: that makes the test process fork (not vfork), and the fork handlers of a gRPC loaded by
+    earlier tests aborted the child once in a run ("epoll_wait error: Bad file descriptor", exit -6)."""
+    limit = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard})); "
+    return subprocess.run([sys.executable, "-c", limit + code], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 _RAISE = "from dermassist.base.limits import raise_open_files; print(raise_open_files())"
