@@ -42,9 +42,9 @@ def report_folder(folder: Path) -> Path:
                               "writable folder") from e
     try:  # each image's truth and answer, by file name: this user's alone (privacy audit, L6)
         Path(folder).chmod(0o700)
-    except OSError as e:
+    except OSError as refused:
         logger.warning("the report folder %s could not be made private (%s): other users of this machine may read its "
-                       "per-image answers", folder, e.strerror or e)
+                       "per-image answers", folder, refused.strerror or refused)
     return folder
 
 
