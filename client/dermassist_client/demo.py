@@ -163,10 +163,16 @@ PAGE_CSS = (
     # the upload box's "- or -", Gradio's grey at 1.9:1 on white, in the footer's colours
     f"#upload .or {{ color: {FOOTER_TEXT} !important; }}\n"
     f".dark #upload .or {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
+    # a long path or digest in a code span wraps rather than make the block scroll sideways at 320 px with WCAG's text
+    # spacing (accessibility audit, L10)
+    "#intended-use code, #model code { overflow-wrap: anywhere; }\n"
+    # Analyze keeps an outline where a high-contrast theme removes its background (accessibility audit, L8)
+    "@media (forced-colors: active) { #analyze { border: 2px solid ButtonText !important; } }\n"
 )
-"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state, the result pictures' labels
-and toolbars above them, the crop and CAM boxes and the CAM legend hidden while empty (``HIDDEN_WHEN_EMPTY``), the
-footer's links and the upload box's "- or -"."""
+"""The page's own CSS (given to ``launch``): the Analyze button's colours in every state (and its outline in a
+high-contrast theme), the result pictures' labels and toolbars above them, the crop and CAM boxes and the CAM legend
+hidden while empty (``HIDDEN_WHEN_EMPTY``), the footer's links, the upload box's "- or -", and code spans that
+wrap."""
 STATUS_REGION = "#status [data-testid=markdown]"
 BANNER_REGION = "#banner .html-container"
 """The status line's and the banner's inner containers in the page: its live regions, and where focus goes after an

@@ -726,3 +726,16 @@ def test_an_upload_over_the_limit_leaves_a_lasting_message_that_says_what_to_do(
         page.wait_for_selector(".toast-body", state="detached", timeout=30_000)  # Gradio's own message has gone
         expect(page.locator("#status")).to_have_text(told)  # the page's stays
         assert page.evaluate("() => document.activeElement.closest('#status') !== null")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_analyze_keeps_a_boundary_in_a_high_contrast_theme() -> None:
+    """Windows' high-contrast mode removed Analyze's orange background and left "Analyze" as plain text, with no
+    outline (accessibility audit, L8)."""
+    with demo_page_without_server() as page:
+        page.emulate_media(forced_colors="active")
+        width = page.locator("#analyze").evaluate("button => parseFloat(getComputedStyle(button).borderTopWidth)")
+        assert width >= 1
+        page.emulate_media(forced_colors="none")
+        assert page.locator("#analyze").evaluate("button => parseFloat(getComputedStyle(button).borderTopWidth)") < 2

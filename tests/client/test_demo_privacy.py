@@ -112,3 +112,12 @@ def test_the_page_headings_do_not_skip_a_level() -> None:
     from dermassist_client import demo
 
     assert demo.INTENDED_USE_TEMPLATE.startswith("## Intended use and limits\n")
+
+
+def test_analyze_keeps_an_outline_in_a_high_contrast_theme_and_code_spans_wrap() -> None:
+    """In forced colours Analyze lost its background and showed as plain text (accessibility audit, L8); at 320 px
+    with WCAG's text spacing the model line and the intended use scrolled sideways on their code spans (L10)."""
+    from dermassist_client import demo
+
+    assert "@media (forced-colors: active) { #analyze { border: 2px solid ButtonText !important; } }" in demo.PAGE_CSS
+    assert "#intended-use code, #model code { overflow-wrap: anywhere; }" in demo.PAGE_CSS
