@@ -408,12 +408,15 @@ _FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '')
                  "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
+    "if (document.activeElement === document.body) { const upload = document.querySelector('#upload'); "
+    "if (upload) { upload.setAttribute('tabindex', '-1'); upload.focus(); } } "
     f"return ['', null, null, null, '', '', name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
     f"{json.dumps(NO_FILE)}, '', key]; }}"
 )
 """Handler of a new or cleared upload, run in the browser the moment the picture changes (a server round trip could
 arrive after an answer and replace it): every output of the last analysis is emptied, so a result is never shown
-beside a picture it is not about, and the page says the picture is loaded. The crop and CAM boxes, emptied, are no
+beside a picture it is not about, and the page says the picture is loaded. Focus that Gradio dropped to the page's
+body as it replaced the drop zone goes back to the upload (accessibility audit, L6). The crop and CAM boxes, emptied, are no
 longer displayed (``HIDDEN_WHEN_EMPTY`` in PAGE_CSS): a script's outputs are values, it cannot set a visibility."""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "

@@ -733,9 +733,27 @@ def test_an_upload_over_the_limit_leaves_a_lasting_message_that_says_what_to_do(
 def test_analyze_keeps_a_boundary_in_a_high_contrast_theme() -> None:
     """Windows' high-contrast mode removed Analyze's orange background and left "Analyze" as plain text, with no
     outline (accessibility audit, L8)."""
+    border = "button => parseFloat(getComputedStyle(button).borderTopWidth)"
     with demo_page_without_server() as page:
         page.emulate_media(forced_colors="active")
-        width = page.locator("#analyze").evaluate("button => parseFloat(getComputedStyle(button).borderTopWidth)")
-        assert width >= 1
-        page.emulate_media(forced_colors="none")
-        assert page.locator("#analyze").evaluate("button => parseFloat(getComputedStyle(button).borderTopWidth)") < 2
+        assert page.locator("#analyze").evaluate(border) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_focus_stays_with_the_upload_after_a_file_is_chosen_from_the_keyboard() -> None:
+    """Enter on the drop zone opens the chooser; once a file was chosen Gradio replaced the drop zone and focus fell to
+    the page's body, losing a screen reader's place (accessibility audit, L6)."""
+    from playwright.sync_api import expect
+
+    with demo_page_without_server() as page:
+        expect(page.locator("#analyze")).to_be_visible(timeout=30_000)
+        for _ in range(20):  # Tab to the upload's drop zone, as a keyboard user does
+            page.keyboard.press("Tab")
+            if page.evaluate("() => !!document.activeElement.closest('#upload')"):
+                break
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(HAM))
+        expect(page.locator("#status")).to_contain_text("is loaded", timeout=30_000)
+        assert page.evaluate("() => !!document.activeElement.closest('#upload')")
