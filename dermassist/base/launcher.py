@@ -7,12 +7,14 @@ tritonserver from one long-lived worker thread, which ends only with the process
 (``PR_SET_PDEATHSIG``), then replaces itself with the program, which keeps that request. It runs as a file, with
 nothing but the standard library, in a fresh process of one thread. subprocess's ``preexec_fn`` did the same between
 fork and exec inside the guard, whose gRPC threads made the forked child crash now and then (SIGSEGV in cygrpc before
-tritonserver ever ran): Python documents ``preexec_fn`` as unsafe in a process with threads.
+tritonserver ever ran): Python documents ``preexec_fn`` as unsafe in a process with threads. The program writes no
+core dump unless an operator raises its soft limit (a crashing step's memory holds patients' pictures).
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import sys
 
@@ -32,6 +34,9 @@ def main(argv: list[str]) -> int:
         return 2
     if os.getppid() != parent:
         return ORPHANED
+    # no core dump by default: a crashing stub's memory holds patients' pictures (privacy audit); the hard limit is
+    # left, so an operator debugging a crash raises it on the running server (`prlimit --pid PID --core=unlimited`)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     os.execv(program[0], program)
     return 2  # not reached: execv raises on failure
 

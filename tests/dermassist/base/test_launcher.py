@@ -84,3 +84,14 @@ def test_a_python_that_cannot_be_run_is_a_server_error_naming_it(tmp_path: Path,
     config = ServerConfig(repository=tmp_path, http_port=http, grpc_port=grpc_port, metrics_port=metrics)
     with pytest.raises(ServerError, match=rf"this Python \({tmp_path}/no-python\) cannot be run \(No such file"):
         server_module.TritonServer(config).start()
+
+
+def test_the_launched_program_writes_no_core_dump_unless_an_operator_raises_its_limit() -> None:
+    """A crashing stub's core dump would hold the pictures it was analysing (privacy audit, not verified there: the
+    project never set RLIMIT_CORE). The soft limit is 0; the hard one is left for an operator who debugs a crash."""
+    import resource
+
+    code = "import resource; print(*resource.getrlimit(resource.RLIMIT_CORE))"
+    done = subprocess.run(with_parent([sys.executable, "-c", code]), capture_output=True, text=True, timeout=30)
+    soft, hard = (int(v) for v in done.stdout.split())
+    assert done.returncode == 0 and soft == 0 and hard == resource.getrlimit(resource.RLIMIT_CORE)[1]
