@@ -183,6 +183,9 @@ TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a sm
 own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
 M1)."""
 _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
+DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
+"""The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
+Drop File Here" reaches it (Gradio names it "Click to upload or drop files"; accessibility audit, L3)."""
 
 
 def live_regions_js(limit_bytes: int) -> str:
@@ -193,7 +196,8 @@ def live_regions_js(limit_bytes: int) -> str:
     text changes (a live region inserted with its text is not announced) and hold no progress timer (the outer block's
     ticking 'processing | 1.2s' would be read out again and again). Both can take focus from a script
     (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``. An upload Gradio refuses as too
-    large leaves ``TOO_LARGE_UPLOAD`` in the status line, which takes focus.
+    large leaves ``TOO_LARGE_UPLOAD`` in the status line, which takes focus. The drop zone, which Gradio makes again
+    after a picture is cleared, is named ``DROP_ZONE_NAME``.
     """
     told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
     return (
@@ -201,7 +205,10 @@ def live_regions_js(limit_bytes: int) -> str:
         "const region = document.querySelector(selector); "
         "if (region) { region.setAttribute('role', 'status'); region.setAttribute('aria-live', 'polite'); "
         "region.setAttribute('aria-atomic', 'true'); region.setAttribute('tabindex', '-1'); } } "
-        "new MutationObserver(() => { for (const toast of document.querySelectorAll('.toast-body')) { "
+        "const name = () => { for (const zone of document.querySelectorAll('#upload button.upload-container')) { "
+        f"if (zone.getAttribute('aria-label') !== {json.dumps(DROP_ZONE_NAME)}) {{ "
+        f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} }}; name(); "
+        "new MutationObserver(() => { name(); for (const toast of document.querySelectorAll('.toast-body')) { "
         "if (toast.dataset.dermassistTold) { continue; } const text = toast.innerText || ''; "
         f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = '1'; "
         "const quoted = text.match(/\"([^\"]+)\"/); "

@@ -757,3 +757,21 @@ def test_focus_stays_with_the_upload_after_a_file_is_chosen_from_the_keyboard() 
         chooser.value.set_files(str(HAM))
         expect(page.locator("#status")).to_contain_text("is loaded", timeout=30_000)
         assert page.evaluate("() => !!document.activeElement.closest('#upload')")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_drop_zones_name_holds_its_visible_words_also_after_a_picture_is_cleared() -> None:
+    """Its name was "Click to upload or drop files" beside the visible "Drop File Here - or - Click to Upload": a
+    voice-control user who says what they see reached nothing (accessibility audit, L3)."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+
+    with demo_page_without_server() as page:
+        zone = page.locator("#upload button.upload-container")
+        expect(zone).to_have_attribute("aria-label", demo.DROP_ZONE_NAME, timeout=30_000)
+        page.locator("#upload input[type=file]").set_input_files(str(HAM))
+        wait_for_upload(page, HAM)
+        page.locator("#upload button[aria-label='Clear']").click()
+        expect(zone).to_have_attribute("aria-label", demo.DROP_ZONE_NAME, timeout=30_000)  # made again, named again
