@@ -68,25 +68,64 @@ def minimal_exif(orientation: int, adobe_rgb_marked: bool) -> bytes | None:
     return exif.tobytes()
 
 
+def coded_data_end(data: bytes, pos: int) -> int:
+    """Where a scan's entropy-coded data starting at ``pos`` ends: at the next marker that is neither a stuffed 0xFF
+    (FF 00), a restart marker (RST0..7) nor a fill byte; the data's end when there is none."""
+    while True:
+        at = data.find(b"\xff", pos)
+        if at < 0 or at + 1 >= len(data):
+            return len(data)
+        following = data[at + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            pos = at + 1
+            continue
+        return at
+
+
 def jpeg_without_metadata(data: bytes, exif: bytes | None) -> bytes:
-    """A JPEG's bytes as the server is sent them: its SOI, the segments ``sent_jpeg_segment`` keeps, ``exif`` (from
-    :func:`minimal_exif`) as its APP1 after JFIF, and its scans up to its EOI (what follows the EOI, a trailer or a
-    second picture, is left out). Data that does not walk as a JPEG is returned as it came (the server refuses it)."""
-    kept, pos = [data[:2]], 2
-    for marker, start, end in marker_segments(data):
-        if marker in (0xDA, 0xD9):
-            break
-        pos = end
-        if sent_jpeg_segment(marker, data[start:end]):
-            kept.append(data[start:end])
-    else:
+    """A JPEG's bytes as the server is sent them: its SOI, the segments ``sent_jpeg_segment`` keeps (before its first
+    scan and between scans alike), ``exif`` (from :func:`minimal_exif`) as its APP1 after JFIF, its scans' coded data
+    as it came, and its EOI; what follows the EOI (a trailer, a second picture) is left out, and stray bytes between
+    segments, which decoders skip, too. Data that does not walk to an EOI (a truncated or damaged file) is returned as
+    it came, for the server to judge."""
+    if data[:2] != b"\xff\xd8":
         return data
+    kept, pos = [data[:2]], 2
+    while True:
+        if pos >= len(data):
+            return data
+        if data[pos] != 0xFF:  # stray bytes before a marker: decoders skip them
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return data
+            continue
+        if pos + 1 >= len(data):
+            return data
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            kept.append(b"\xff\xd9")
+            break
+        if marker in STANDALONE_MARKERS:
+            kept.append(data[pos:pos + 2])
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if pos + 4 > len(data) or end > len(data):
+            return data
+        if sent_jpeg_segment(marker, data[pos:end]):
+            kept.append(data[pos:end])
+        pos = end
+        if marker == 0xDA:  # the scan's coded data follows its header
+            scan_end = coded_data_end(data, pos)
+            kept.append(data[pos:scan_end])
+            pos = scan_end
     if exif is not None and len(exif) <= 65533:
         at = 2 if len(kept) > 1 and kept[1][:2] == b"\xff\xe0" else 1  # after a JFIF APP0, which must come first
         kept.insert(at, b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif)
-    scans = data[pos:]
-    eoi = scans.find(b"\xff\xd9")  # in coded data 0xFF is followed by 0x00 or a marker: the first FFD9 is the EOI
-    return b"".join(kept) + (scans if eoi < 0 else scans[:eoi + 2])
+    return b"".join(kept)
 
 
 def png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:

@@ -123,3 +123,24 @@ def test_a_dicom_jpeg_frame_goes_without_text_segments(ham_jpeg: bytes, marker: 
     sent = jpeg_for_service(frame, None)
     assert b"Jane Doe" not in sent and sent.endswith(b"\xff\xd9")
     assert np.array_equal(prepare_image(sent).work_image, prepare_image(ham_jpeg).work_image)
+
+
+def test_stray_bytes_between_segments_and_text_between_scans_are_left_out_too(ham_jpeg: bytes) -> None:
+    """Review 19, M2 and M3: a stray byte between two segments (which decoders skip) made the client send the file as
+    it came, metadata and all; a comment between a progressive JPEG's scans was sent, and one holding the bytes FF D9
+    cut the picture short at them, so the server refused a picture it answers."""
+    original = _camera_jpeg(ham_jpeg, orientation=1)
+    sos = original.index(b"\xff\xda")
+    stray = original[:sos] + b"\x00\x17" + original[sos:]  # two stray bytes before the scan
+    sent = encode_image(stray).data
+    assert not any(secret in sent for secret in SECRETS)
+    assert np.array_equal(prepare_image(sent).work_image, prepare_image(stray).work_image)
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(ham_jpeg)).save(out, "JPEG", quality=90, progressive=True)
+    progressive = out.getvalue()
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    between = progressive[:second_scan] + _segment(0xFE, b"\xff\xd9 Jane Doe MRN123456") + progressive[second_scan:]
+    sent = encode_image(between).data
+    assert b"Jane Doe" not in sent and sent.count(b"\xff\xda") == progressive.count(b"\xff\xda")
+    assert np.array_equal(prepare_image(sent).work_image, prepare_image(progressive).work_image)

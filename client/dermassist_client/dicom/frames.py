@@ -34,7 +34,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from ..metadata import ICC_TAG, STANDALONE_MARKERS, marker_segments, sent_jpeg_segment
+from ..metadata import ICC_TAG, STANDALONE_MARKERS, jpeg_without_metadata, marker_segments
 from .errors import NotAPhotographError, UnreadableDicomError, UnsupportedTransferSyntaxError
 
 #: At most this many fragments in one instance's encapsulated pixel data (a 150 MB frame in 64 KB fragments is 2,300).
@@ -265,27 +265,17 @@ def _icc_segments(profile: bytes) -> bytes:
 def jpeg_for_service(frame: bytes, icc_profile: bytes | None) -> bytes:
     """A DICOM instance's JPEG frame as the service is sent it: the codestream as it came (the service's strict
     decoder refuses damaged coded data, which a lenient decoder fills in silently, and reads the colour transform
-    from the codestream itself), without the segments the client never sends (``metadata.sent_jpeg_segment``: EXIF
-    and XMP, whose orientation is not how the DICOM header says the picture lies, comments, IPTC and vendor text),
-    without the byte that pads it to an even length, and with the instance's ICC profile (0028,2000) when the frame
-    carries none. The frame's header was read by ``check_pixel_data`` already."""
-    kept, pos, has_icc = [frame[:2]], 2, False
-    for marker, start, end in marker_segments(frame):
-        if marker in (0xDA, 0xD9):  # the scan: the rest goes as it came
-            break
-        pos = end
-        segment = frame[start:end]
-        if not sent_jpeg_segment(marker, segment):  # EXIF and XMP (their orientation is not the header's), text
-            continue
-        has_icc = has_icc or (marker == 0xE2 and segment[4:4 + len(ICC_TAG)] == ICC_TAG)
-        kept.append(segment)
-    rest = frame[pos:]
-    kept.append(rest[:-1] if rest.endswith(b"\xff\xd9\x00") else rest)  # the pad to an even length is not JPEG
-    if icc_profile and not has_icc:
-        first = kept[1] if len(kept) > 1 else b""
-        at = 2 if first[:2] == b"\xff\xe0" else 1  # after a JFIF APP0, which must come first
-        kept.insert(at, _icc_segments(icc_profile))
-    return b"".join(kept)
+    from the codestream itself), without the segments the client never sends (``metadata.jpeg_without_metadata``, so
+    EXIF and XMP, whose orientation is not how the DICOM header says the picture lies, comments, IPTC and vendor text,
+    between scans too), without the byte that pads it to an even length, and with the instance's ICC profile
+    (0028,2000) when the frame carries none. The frame's header was read by ``check_pixel_data`` already."""
+    sent = jpeg_without_metadata(frame[:-1] if frame.endswith(b"\xff\xd9\x00") else frame, None)  # the pad: not JPEG
+    has_icc = any(marker == 0xE2 and sent[start + 4:start + 4 + len(ICC_TAG)] == ICC_TAG
+                  for marker, start, _ in marker_segments(sent))
+    if not icc_profile or has_icc:
+        return sent
+    at = 2 + 2 + int.from_bytes(sent[4:6], "big") if sent[2:4] == b"\xff\xe0" else 2  # after a JFIF APP0, first
+    return sent[:at] + _icc_segments(icc_profile) + sent[at:]
 
 
 def _check_rle(frame: bytes, rows: int, columns: int, samples: int, subject: str) -> None:
