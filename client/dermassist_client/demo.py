@@ -183,6 +183,7 @@ TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a sm
 own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
 M1)."""
 _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
+REFUSED_UPLOAD_ID = "upload-refused"  # the page's own live region for TOO_LARGE_UPLOAD, under the status line
 DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
 """The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
 Drop File Here" reaches it (Gradio names it "Click to upload or drop files"; accessibility audit, L3)."""
@@ -196,8 +197,10 @@ def live_regions_js(limit_bytes: int) -> str:
     text changes (a live region inserted with its text is not announced) and hold no progress timer (the outer block's
     ticking 'processing | 1.2s' would be read out again and again). Both can take focus from a script
     (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``. An upload Gradio refuses as too
-    large leaves ``TOO_LARGE_UPLOAD`` in the status line, which takes focus. The drop zone, which Gradio makes again
-    after a picture is cleared, is named ``DROP_ZONE_NAME``.
+    large leaves ``TOO_LARGE_UPLOAD`` in a live region of the page's own under the status line (``REFUSED_UPLOAD_ID``:
+    written into the status line, Gradio's own, it had frozen it for the rest of the session; review 19, H1), which
+    takes focus and is emptied by the next upload. The drop zone, which Gradio makes again after a picture is
+    cleared, is named ``DROP_ZONE_NAME``.
     """
     told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
     return (
@@ -208,13 +211,19 @@ def live_regions_js(limit_bytes: int) -> str:
         "const name = () => { for (const zone of document.querySelectorAll('#upload button.upload-container')) { "
         f"if (zone.getAttribute('aria-label') !== {json.dumps(DROP_ZONE_NAME)}) {{ "
         f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} }}; name(); "
+        "const status = document.querySelector('#status'); "
+        f"let refused = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); "
+        "if (status && !refused) { refused = document.createElement('div'); "
+        f"refused.id = {json.dumps(REFUSED_UPLOAD_ID)}; refused.setAttribute('role', 'status'); "
+        "refused.setAttribute('aria-live', 'polite'); refused.setAttribute('tabindex', '-1'); "
+        "status.insertAdjacentElement('afterend', refused); } "
         "new MutationObserver(() => { name(); for (const toast of document.querySelectorAll('.toast-body')) { "
         "if (toast.dataset.dermassistTold) { continue; } const text = toast.innerText || ''; "
         f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = '1'; "
-        "const quoted = text.match(/\"([^\"]+)\"/); "
-        f"const region = document.querySelector({json.dumps(STATUS_REGION)}); "
-        f"if (region) {{ region.textContent = {told}.replace('{{name}}', quoted ? quoted[1] : 'The picture'); "
-        "region.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
+        "const quoted = text.match(/\"([\\s\\S]*)\"/); "
+        f"const note = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); "
+        f"if (note) {{ note.textContent = {told}.replace('{{name}}', () => quoted ? quoted[1] : 'The picture'); "
+        "note.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
     )
 
 
@@ -394,7 +403,7 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
         overlay = f"{ALT_OVERLAY} ({percent(result.lesion_fraction)} of the image)"
     if not result.diagnosis_given:  # no crop and no CAM are shown, and no class is named
         return overlay, ALT_CROP, ALT_CAM
-    where = f": {cam_hotspot(result.cam)}" if result.cam is not None else ""
+    where = f"; the map is {cam_hotspot(result.cam)}" if result.cam is not None else ""
     return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}{where}"
 
 
@@ -415,6 +424,7 @@ _FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '')
                  "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
+    f"const refused = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); if (refused) {{ refused.textContent = ''; }} "
     "if (document.activeElement === document.body) { const upload = document.querySelector('#upload'); "
     "if (upload) { upload.setAttribute('tabindex', '-1'); upload.focus(); } } "
     f"return ['', null, null, null, '', '', name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
@@ -553,7 +563,8 @@ def overlay_of(path: str, result: LesionResult) -> Image.Image | None:
     try:
         return draw_overlay_file(path, result, OVERLAY_MAX_SIDE)
     except (ResultError, OSError, ValueError, Image.DecompressionBombError) as e:
-        logger.warning("the mask and box of %s could not be drawn: %s", path, e)
+        logger.warning("the mask and box of an upload could not be drawn: %s",  # no file name logged
+                       str(e).replace(path, "<the upload>"))
         return None
 
 

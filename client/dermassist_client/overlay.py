@@ -166,15 +166,17 @@ _PLACES = {("middle", "centre"): "in the middle", ("upper", "centre"): "at the t
 
 def cam_hotspot(cam: np.ndarray) -> str:
     """Where a class activation map (HxW uint8) is hottest, in words, for those who cannot see its colours: the third
-    of the crop, across and down, holding its hottest area (within 90% of the peak), and the share of the crop at least
-    half as hot, e.g. ``hottest in the upper left of the crop; 5% of the crop is at least half as hot``."""
+    of the crop, across and down, holding its peak, and the share of the crop at least half as hot, e.g. ``hottest in
+    the upper left of the crop; 5% of the crop is at least half as hot`` (read after "the map is"). The peak itself is
+    named, not the middle of everything near it: two hot areas apart have a cold middle (review 19, M5)."""
     level = np.asarray(cam, dtype=np.float32)
     peak = float(level.max()) if level.size else 0.0
     if peak <= 0:
-        return "the map is empty: nothing in the crop raised the top class"
-    ys, xs = np.nonzero(level >= 0.9 * peak)
-    row = _ROWS[min(int(3 * (ys.mean() + 0.5) / level.shape[0]), 2)]
-    column = _COLUMNS[min(int(3 * (xs.mean() + 0.5) / level.shape[1]), 2)]
+        return "empty: nothing in the crop raised the top class"
+    ys, xs = np.nonzero(level == peak)
+    at = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))  # the peak's pixel nearest their middle
+    row = _ROWS[min(int(3 * (ys[at] + 0.5) / level.shape[0]), 2)]
+    column = _COLUMNS[min(int(3 * (xs[at] + 0.5) / level.shape[1]), 2)]
     place = _PLACES.get((row, column), f"in the {row} {column}")
     share = float((level >= 0.5 * peak).mean())
     return f"hottest {place} of the crop; {share:.0%} of the crop is at least half as hot"

@@ -88,7 +88,7 @@ def test_an_assessable_answer_shows_whole_percentages_its_class_and_the_caveat(p
     assert shown.cam_legend == demo.cam_legend_html(cam_hotspot(result.cam)) and demo.CAM_LEGEND_HTML in shown.cam_legend
     assert "version `1`" in shown.model and demo.MODEL_CARD in shown.model
     assert shown.alt_texts[0].startswith(demo.ALT_OVERLAY) and "40% of the image" in shown.alt_texts[0]
-    assert f"Melanoma (MEL): {cam_hotspot(result.cam)}" in shown.alt_texts[2]  # where the map is hottest, in words
+    assert f"Melanoma (MEL); the map is {cam_hotspot(result.cam)}" in shown.alt_texts[2]  # where it is hottest, in words
 
 
 @pytest.mark.parametrize("assessable, lesion_fraction", [(False, 0.4), (False, 0.0), (True, 0.0)])
@@ -128,7 +128,7 @@ def test_the_crop_and_cam_boxes_are_hidden_without_a_diagnosis_and_shown_with_on
     shown = demo.page_values(demo.analyze_file(_Client(_result()), picture))
     assert [box.visible for box in shown[1:4]] == [True, True, True]
     assert shown[2].value is not None and shown[3].value is not None
-    assert "Melanoma (MEL): hottest in the middle" in shown[3].alt_text and shown[2].alt_text == demo.ALT_CROP
+    assert "Melanoma (MEL); the map is hottest in the middle" in shown[3].alt_text and shown[2].alt_text == demo.ALT_CROP
 
 
 def test_a_message_without_an_answer_hides_the_crop_and_cam_boxes_too(picture):

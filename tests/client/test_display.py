@@ -314,4 +314,8 @@ def test_the_cam_says_in_words_where_it_is_hottest() -> None:
     right = np.zeros((9, 9), np.uint8)
     right[4, 8] = 9
     assert cam_hotspot(right).startswith("hottest on the right")
-    assert cam_hotspot(np.zeros((7, 7), np.uint8)) == "the map is empty: nothing in the crop raised the top class"
+    assert cam_hotspot(np.zeros((7, 7), np.uint8)) == "empty: nothing in the crop raised the top class"
+    apart = np.zeros((224, 224), np.uint8)  # two hot areas apart: the peak is named, not their cold middle
+    apart[100:124, 5:30] = 250
+    apart[100:124, 190:215] = 255
+    assert cam_hotspot(apart).startswith("hottest on the right of the crop")
