@@ -106,19 +106,22 @@ class ClientConfig:
             check_key_pair(self.certificate_chain, self.private_key)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only: another host name
-    may resolve to any interface, so it is not."""
+def is_loopback(host: str, connecting: bool = False) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only: a loopback
+    address or ``localhost`` in any case; ``connecting``: also the unspecified address (``0.0.0.0``, ``::``), which a
+    client reaches as this machine (a server bound there listens on every interface). Another host name may resolve
+    to any interface, so it is not."""
     name = host.strip("[]")
     with contextlib.suppress(ValueError):
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    return False
+        address = ipaddress.ip_address(name)
+        return address.is_loopback or (connecting and address.is_unspecified)
+    return name.lower() == "localhost"
 
 
 def plaintext_warning(config: ClientConfig) -> str | None:
     """What to tell a caller about to send pictures unencrypted beyond this machine (None: TLS, or loopback)."""
     host = config.url.rsplit(":", 1)[0]
-    if config.ssl or is_loopback(host):
+    if config.ssl or is_loopback(host, connecting=True):
         return None
     return (f"sending pictures to {config.url} in PLAINTEXT: they and their answers cross the network unencrypted; "
             "pass ssl=True (--ssl) with the server's CA (docs/hospital-integration.md, 'Transport')")

@@ -64,6 +64,7 @@ def private_upload_folder(base: Path | None = None) -> Path:
     if given and (_made is None or Path(given) != _made):
         return Path(given)
     if _made is not None and _made.is_dir():
+        os.environ[ENV] = str(_made)  # handed to Gradio again, should the variable have been cleared meanwhile
         return _made
     root = Path(base) if base is not None else Path(tempfile.gettempdir())
     for folder in stale_folders(root):

@@ -39,6 +39,8 @@ def test_the_page_keeps_uploads_in_a_private_folder_and_clears_those_of_pages_th
     assert os.environ[uploads.ENV] == str(folder)
     assert not crashed.exists() and running.is_dir() and unrelated.is_dir()
     assert uploads.private_upload_folder(tmp_path) == folder  # made once per process
+    monkeypatch.delenv(uploads.ENV)
+    assert uploads.private_upload_folder(tmp_path) == folder and os.environ[uploads.ENV] == str(folder)  # review 19, L6
 
 
 def test_an_operators_upload_folder_is_kept(tmp_path: Path, fresh_uploads: None,

@@ -13,7 +13,8 @@ from dermassist_client.config import ClientConfig, is_loopback, plaintext_warnin
 
 @pytest.mark.parametrize("url, warned", [("192.0.2.10:8001", True), ("dermassist.hospital.example:8001", True),
                                          ("127.0.0.1:8001", False), ("localhost:8001", False), ("[::1]:8001", False),
-                                         ("127.8.9.1:8001", False)])
+                                         ("127.8.9.1:8001", False), ("LOCALHOST:8001", False),
+                                         ("0.0.0.0:8001", False), ("[::]:8001", False)])
 def test_the_sdk_warns_once_before_sending_pictures_in_plaintext_beyond_this_machine(
         url: str, warned: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_module, "_WARNED_PLAINTEXT", set())
@@ -25,7 +26,8 @@ def test_the_sdk_warns_once_before_sending_pictures_in_plaintext_beyond_this_mac
     if warned:
         assert lines[0].startswith(f"sending pictures to {url} in PLAINTEXT")
     assert plaintext_warning(ClientConfig(url="192.0.2.10:8001", ssl=True)) is None  # TLS: nothing to say
-    assert is_loopback("::1") and not is_loopback("0.0.0.0")
+    assert is_loopback("::1") and is_loopback("0.0.0.0", connecting=True) and not is_loopback("10.0.0.5")
+    assert not is_loopback("0.0.0.0")  # a server bound there listens on every interface
 
 
 def test_the_dicom_node_warns_when_it_listens_or_sends_to_the_pacs_beyond_this_machine() -> None:

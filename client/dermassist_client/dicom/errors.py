@@ -80,8 +80,9 @@ class DicomOutputError(DicomError):
 
 
 def without_quoted_values(text: str) -> str:
-    """``text`` with every quoted value (``'Jane-F'``, ``"Doe^Jane"``) replaced by ``'...'``."""
-    return re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "'...'", text)
+    """``text`` with everything from a line's first quote to its last (``'Jane-F'``, ``"Doe^Jane"``, and a value
+    holding a quote, ``'O'Brien'``, whole) replaced by ``'...'``: a value is never paired with the wrong quote."""
+    return re.sub(r"'[^\n]*'|\"[^\n]*\"", "'...'", text)
 
 
 class PacsError(DicomError):

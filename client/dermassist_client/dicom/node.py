@@ -63,6 +63,7 @@ IMAGE_REJECTED = 0xC010            # the ensemble refused the pixels
 ANALYSIS_FAILED = 0xC011           # any other error answering the image
 MAX_ERROR_COMMENT = 64             # Error Comment is LO
 PARTIAL = ".partial"               # a spool item still being written
+HALF_WRITTEN_AFTER_S = 300.0        # a .partial item untouched this long was left by a node that stopped
 STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
 MAX_LASTING_REFUSALS = 3           # passes an item is refused for a lasting cause before it goes to spool/failed/
 REASON_FILE = "REASON.txt"         # written into an item moved to spool/failed/: why, and how to send it again
@@ -162,9 +163,17 @@ class DicomNode:
         self._ae.add_supported_context(Verification)
 
     def _remove_half_written(self) -> None:
-        """Remove the items an earlier run was writing when it stopped (``.partial``): their senders were never
-        answered Success, so they send the instances again; kept, they held a patient's instance for good, unsaid."""
+        """Remove the items an earlier run was writing when it stopped (``.partial``, untouched for
+        ``HALF_WRITTEN_AFTER_S``: one younger may be another node's on this spool, being written now): their senders
+        were never answered Success, so they send the instances again; kept, they held a patient's instance for good,
+        unsaid."""
+        now = time.time()
         for item in sorted(self._pending.glob(f"*{PARTIAL}")):
+            try:
+                if now - item.stat().st_mtime < HALF_WRITTEN_AFTER_S:
+                    continue
+            except OSError:
+                continue
             shutil.rmtree(item, ignore_errors=True)
             log.warning("removed %s, an item half-written when the node last stopped: its sender was not answered "
                         "Success and sends the instance again", item)
@@ -536,7 +545,7 @@ def plaintext_dicom(config: NodeConfig) -> list[str]:
         told.append(f"the DICOM node listens on {config.host} in PLAINTEXT: instances (patient name, ID, birth date, "
                     "picture) arrive unencrypted; keep it on the imaging network's own segment, or on 127.0.0.1 behind "
                     "a DICOM TLS proxy (docs/hospital-integration.md, 'Transport')")
-    if config.pacs is not None and not is_loopback(config.pacs.host):
+    if config.pacs is not None and not is_loopback(config.pacs.host, connecting=True):
         told.append(f"the DICOM node sends instances, SEG and SR to the PACS {config.pacs.host} in PLAINTEXT; keep that "
                     "path on a private segment, or send through a DICOM TLS proxy (docs/hospital-integration.md, "
                     "'Transport')")

@@ -372,13 +372,22 @@ def test_a_pacs_that_drops_the_nodes_stores_keeps_the_items_and_names_the_likely
 def test_an_item_half_written_when_the_node_stopped_is_removed_at_the_next_start_and_said(tmp_path, caplog):
     """A `.partial` item (the node stopped while writing it) was kept for good, unsaid, with a patient's instance in
     it (privacy audit, L3); its sender was never answered Success, so it sends the instance again."""
+    import os
+
+    from dermassist_client.dicom.node import HALF_WRITTEN_AFTER_S
+
     half = tmp_path / "spool" / "pending" / "01796640000000000000-1.2.3.4.partial"
     half.mkdir(parents=True)
     (half / "0_SOURCE_1.2.3.4.dcm").write_bytes(b"a patient's instance")
+    stopped = time.time() - HALF_WRITTEN_AFTER_S - 1
+    os.utime(half, (stopped, stopped))
+    being_written = tmp_path / "spool" / "pending" / "01796640000000000002-1.2.3.6.partial"  # another node's, now
+    being_written.mkdir()
     kept = tmp_path / "spool" / "pending" / "01796640000000000001-1.2.3.5"
     kept.mkdir()
     caplog.set_level(logging.WARNING, logger=NODE_LOGGER)
     node = make_node(tmp_path, FakePacs([ExplicitVRLittleEndian]), port=1)
     assert not half.exists() and node.pending() == [kept]
+    assert being_written.is_dir()  # review 19, L7: a second node on the spool had deleted it
     (line,) = [r.getMessage() for r in caplog.records if r.name == NODE_LOGGER]
     assert line.startswith(f"removed {half}, an item half-written when the node last stopped")

@@ -713,4 +713,6 @@ def test_a_header_highdicom_refuses_is_named_without_the_values_it_quotes(ham_jp
         build_analysis(image, synthetic_result(image.size), OutputIdentity())
     assert "Jane" not in str(refused.value) and "cannot build the" in str(refused.value)
     assert "PatientSex" in str(refused.value)  # what is wrong is still named
-    assert without_quoted_values("'Doe^Jane' and \"MRN 1\" in PatientName") == "'...' and '...' in PatientName"
+    assert without_quoted_values("'Doe^Jane' is not valid PatientName") == "'...' is not valid PatientName"
+    assert "Jane" not in without_quoted_values("the patient's sex 'Jane-F' is not one of M, F, O")  # review 19, L5
+    assert "Brien" not in without_quoted_values("'O'Brien^Jane' is not a valid PN")
