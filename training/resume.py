@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -106,13 +106,22 @@ def _named(kind: str, names: Sequence[str]) -> str:
     return f"{len(names)} {kind} ({shown}{more})"
 
 
+def _per_row_record(record: Any) -> TypeGuard[Mapping[str, Mapping[str, list[str]]]]:
+    """Whether ``record`` is an ``images`` record as :func:`image_digests` writes it (split -> id -> list of digests)."""
+    return isinstance(record, Mapping) and all(
+        isinstance(digests, Mapping) and all(isinstance(rows, list) for rows in digests.values())
+        for digests in record.values())
+
+
 def images_changed(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> str | None:
     """Which images of each split differ between two fingerprints' ``images`` records (changed pixels, label or mask;
     added; left out; moved in from another split), or that the same images come in another order; None when either
     fingerprint has no record (a checkpoint of older code) or the records agree. Rows sharing an id are matched by
     content first, so the rows left out of them are the ones named, whatever their place."""
     old, new = recorded.get("images"), wanted.get("images")
-    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+    if not _per_row_record(old):
+        return None  # a checkpoint of older code (no record, or one digest per id): the data digests alone are told
+    if not _per_row_record(new):
         return None
     parts = []
     for split in sorted(set(old) | set(new)):

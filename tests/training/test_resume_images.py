@@ -40,6 +40,8 @@ def test_images_changed_names_changed_added_moved_and_left_out_images_by_split()
     reordered = _fingerprint(train={"c": ["3"], "b": ["2"], "a": ["1"]}, val={"d": ["4"], "e": ["5"]})
     assert images_changed(before, reordered) == "the same images in another order"
     assert images_changed({"format": 1, "config": {}, "data": "x"}, now) is None  # a checkpoint of older code
+    one_per_id = {"format": 1, "config": {}, "data": "x", "images": {"train": {"a": "1", "b": "2"}}}
+    assert images_changed(one_per_id, now) is None  # this stop's first record format (review 19, L8)
 
 
 def test_images_changed_lists_five_names_and_counts_the_rest() -> None:
