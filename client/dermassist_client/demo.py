@@ -183,7 +183,8 @@ TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a sm
 own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
 M1)."""
 _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
-REFUSED_UPLOAD_ID = "upload-refused"  # the page's own live region for TOO_LARGE_UPLOAD, under the status line
+REFUSED_UPLOAD_ID = "upload-refused"  # an HTML block under the status line no handler writes: TOO_LARGE_UPLOAD's
+REFUSED_REGION = f"#{REFUSED_UPLOAD_ID} .html-container"  # its inner container, the live region the script fills
 DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
 """The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
 Drop File Here" reaches it (Gradio names it "Click to upload or drop files"; accessibility audit, L3)."""
@@ -197,9 +198,10 @@ def live_regions_js(limit_bytes: int) -> str:
     text changes (a live region inserted with its text is not announced) and hold no progress timer (the outer block's
     ticking 'processing | 1.2s' would be read out again and again). Both can take focus from a script
     (``tabindex=-1``) without being a stop of the Tab key: see ``FOCUS_ANSWER_JS``. An upload Gradio refuses as too
-    large leaves ``TOO_LARGE_UPLOAD`` in a live region of the page's own under the status line (``REFUSED_UPLOAD_ID``:
-    written into the status line, Gradio's own, it had frozen it for the rest of the session; review 19, H1), which
-    takes focus and is emptied by the next upload. The drop zone, which Gradio makes again after a picture is
+    large leaves ``TOO_LARGE_UPLOAD`` in a block of its own under the status line, which no handler writes
+    (``REFUSED_UPLOAD_ID``: written into the status line, whose text Gradio keeps, it had frozen it for the rest of the
+    session; a node the script added to the page broke the drop zone's Enter key; review 19, H1), which takes focus
+    and is emptied by the next upload. The drop zone, which Gradio makes again after a picture is
     cleared, is named ``DROP_ZONE_NAME``.
     """
     told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
@@ -211,19 +213,17 @@ def live_regions_js(limit_bytes: int) -> str:
         "const name = () => { for (const zone of document.querySelectorAll('#upload button.upload-container')) { "
         f"if (zone.getAttribute('aria-label') !== {json.dumps(DROP_ZONE_NAME)}) {{ "
         f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} }}; name(); "
-        "const status = document.querySelector('#status'); "
-        f"let refused = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); "
-        "if (status && !refused) { refused = document.createElement('div'); "
-        f"refused.id = {json.dumps(REFUSED_UPLOAD_ID)}; refused.setAttribute('role', 'status'); "
-        "refused.setAttribute('aria-live', 'polite'); refused.setAttribute('tabindex', '-1'); "
-        "status.insertAdjacentElement('afterend', refused); } "
+        f"const refused = document.querySelector({json.dumps(REFUSED_REGION)}); "
+        "if (refused) { refused.setAttribute('role', 'status'); refused.setAttribute('aria-live', 'polite'); "
+        "refused.setAttribute('tabindex', '-1'); } "
         "new MutationObserver(() => { name(); for (const toast of document.querySelectorAll('.toast-body')) { "
         "if (toast.dataset.dermassistTold) { continue; } const text = toast.innerText || ''; "
         f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = '1'; "
         "const quoted = text.match(/\"([\\s\\S]*)\"/); "
-        f"const note = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); "
-        f"if (note) {{ note.textContent = {told}.replace('{{name}}', () => quoted ? quoted[1] : 'The picture'); "
-        "note.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
+        f"const note = document.querySelector({json.dumps(REFUSED_REGION)}); "
+        "if (note) { const line = document.createElement('p'); line.className = 'upload-refused-text'; "
+        f"line.textContent = {told}.replace('{{name}}', () => quoted ? quoted[1] : 'The picture'); "
+        "note.replaceChildren(line); note.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
     )
 
 
@@ -424,7 +424,7 @@ _FILE_NAME_JS = ("const name = file ? (file.orig_name || String(file.path || '')
                  "const key = file ? String(file.path || '') : '';")
 LOADED_JS = (
     f"(file) => {{ {_FILE_NAME_JS} "
-    f"const refused = document.getElementById({json.dumps(REFUSED_UPLOAD_ID)}); if (refused) {{ refused.textContent = ''; }} "
+    f"const refused = document.querySelector({json.dumps(REFUSED_REGION)}); if (refused) {{ refused.replaceChildren(); }} "
     "if (document.activeElement === document.body) { const upload = document.querySelector('#upload'); "
     "if (upload) { upload.setAttribute('tabindex', '-1'); upload.focus(); } } "
     f"return ['', null, null, null, '', '', name ? {json.dumps(NEW_FILE)}.replace('{{name}}', name) : "
@@ -601,6 +601,7 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
             with gr.Column(scale=2):
                 banner = gr.HTML(elem_id="banner")
                 status = gr.Markdown(elem_id="status")
+                gr.HTML(elem_id=REFUSED_UPLOAD_ID)  # filled by the page's script alone (live_regions_js)
                 # PNG, not Gradio's default lossy WebP: the crop shown is the crop the classifier saw, and a
                 # downloaded picture can be analysed again (DermAssist takes no WebP)
                 overlay = gr.Image(label="Mask and box", type="pil", elem_id="overlay", interactive=False,
