@@ -46,10 +46,13 @@ def marker_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
 
 
 def sent_jpeg_segment(marker: int, segment: bytes) -> bool:
-    """Whether a JPEG marker segment before the scan is sent: everything but the application segments and comments,
-    of which JFIF (APP0), an ICC profile (APP2) and Adobe's colour transform (APP14) are kept."""
+    """Whether a JPEG marker segment is sent: everything but the application segments and comments, of which JFIF
+    and its extension (APP0 ``JFIF``, ``JFXX``), an ICC profile (APP2) and Adobe's colour transform (APP14) are
+    kept (another APP0, ``AVI1`` and the like, may hold text: left out)."""
     if marker == _COM or (0xE0 <= marker <= 0xEF and marker not in (_APP0, _APP2, _APP14)):
         return False
+    if marker == _APP0:
+        return segment[4:9] in (b"JFIF\x00", b"JFXX\x00")
     return marker != _APP2 or segment[4:4 + len(ICC_TAG)] == ICC_TAG
 
 
@@ -104,6 +107,9 @@ def jpeg_without_metadata(data: bytes, exif: bytes | None) -> bytes:
         marker = data[pos + 1]
         if marker == 0xFF:  # a fill byte before a marker
             pos += 1
+            continue
+        if marker == 0x00:  # a stray FF 00 outside a scan: no marker, skipped as decoders skip it (review 20, M1)
+            pos += 2
             continue
         if marker == 0xD9:
             kept.append(b"\xff\xd9")

@@ -144,3 +144,20 @@ def test_stray_bytes_between_segments_and_text_between_scans_are_left_out_too(ha
     sent = encode_image(between).data
     assert b"Jane Doe" not in sent and sent.count(b"\xff\xda") == progressive.count(b"\xff\xda")
     assert np.array_equal(prepare_image(sent).work_image, prepare_image(progressive).work_image)
+
+
+def test_a_stray_ff_00_between_segments_and_an_app0_that_is_not_jfif_are_left_out(ham_jpeg: bytes) -> None:
+    """Review 20, M1: a stray FF 00 between segments (libjpeg skips it) was read as a marker with a length: the file
+    went with its metadata, or came out refused; a DICOM frame went with its EXIF orientation. An APP0 that is not
+    JFIF (``AVI1`` and its text) had been kept whole."""
+    from dermassist_client.metadata import sent_jpeg_segment
+
+    original = _camera_jpeg(ham_jpeg, orientation=6)
+    dqt = original.index(b"\xff\xdb")
+    stray = original[:dqt] + b"\xff\x00" + original[dqt:]
+    sent = encode_image(stray).data
+    assert not any(secret in sent for secret in SECRETS)
+    assert np.array_equal(prepare_image(sent).work_image, prepare_image(original).work_image)
+    assert parse_header(sent, "JPEG").orientation == 6
+    assert not sent_jpeg_segment(0xE0, _segment(0xE0, b"AVI1\x00 Jane Doe"))
+    assert sent_jpeg_segment(0xE0, _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"))
