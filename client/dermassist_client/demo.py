@@ -139,6 +139,8 @@ FOOTER_TEXT = "#4b5563"
 """Gradio's footer links ('Built with Gradio', 'Settings') on the light page: 7.6:1 (Gradio's own grey is 1.9:1)."""
 FOOTER_TEXT_DARK = "#d1d5db"
 """The same in Gradio's dark mode, on its near-black page."""
+REFUSED_UPLOAD_ID = "upload-refused"  # an HTML block under the status line no handler writes: TOO_LARGE_UPLOAD's
+REFUSED_REGION = f"#{REFUSED_UPLOAD_ID} .html-container"  # its inner container, the live region the script fills
 HIDDEN_WHEN_EMPTY = "#crop:not(:has(img)), #cam:not(:has(img)), #cam-legend:not(:has(.cam-legend-text))"
 """The crop and CAM boxes without a picture, and the CAM legend without its text: PAGE_CSS does not display them.
 An empty Gradio Image holds an 'Empty value' placeholder (an SVG icon), no ``img``; Chromium, Firefox 121 and
@@ -158,6 +160,11 @@ PAGE_CSS = (
     # placeholder icons on the page as first loaded, after a new or cleared upload (emptied in the browser by
     # LOADED_JS, which cannot hide them) or beside an answer without a diagnosis
     f"{HIDDEN_WHEN_EMPTY} {{ display: none !important; }}\n"
+    # the refused-upload block while empty: no room on the page (a 36 px band had been left under the status line),
+    # but kept in the accessibility tree, so its live region is announced when the script fills it
+    f"#{REFUSED_UPLOAD_ID}:not(:has(.upload-refused-text)) {{ position: absolute !important; width: 1px !important; "
+    "height: 1px !important; padding: 0 !important; margin: -1px !important; overflow: hidden !important; "
+    "clip: rect(0 0 0 0) !important; border: 0 !important; }\n"
     f"footer a, footer button {{ color: {FOOTER_TEXT} !important; }}\n"
     f".dark footer a, .dark footer button {{ color: {FOOTER_TEXT_DARK} !important; }}\n"
     # the upload box's "- or -", Gradio's grey at 1.9:1 on white, in the footer's colours
@@ -183,8 +190,6 @@ TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a sm
 own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
 M1)."""
 _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
-REFUSED_UPLOAD_ID = "upload-refused"  # an HTML block under the status line no handler writes: TOO_LARGE_UPLOAD's
-REFUSED_REGION = f"#{REFUSED_UPLOAD_ID} .html-container"  # its inner container, the live region the script fills
 DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
 """The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
 Drop File Here" reaches it (Gradio names it "Click to upload or drop files"; accessibility audit, L3)."""
@@ -217,13 +222,14 @@ def live_regions_js(limit_bytes: int) -> str:
         "if (refused) { refused.setAttribute('role', 'status'); refused.setAttribute('aria-live', 'polite'); "
         "refused.setAttribute('tabindex', '-1'); } "
         "new MutationObserver(() => { name(); for (const toast of document.querySelectorAll('.toast-body')) { "
-        "if (toast.dataset.dermassistTold) { continue; } const text = toast.innerText || ''; "
-        f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = '1'; "
+        "const text = toast.innerText || ''; if (toast.dataset.dermassistTold === text) { continue; } "
+        f"if (!text.includes({json.dumps(_TOO_LARGE_TOAST)})) {{ continue; }} toast.dataset.dermassistTold = text; "
         "const quoted = text.match(/\"([\\s\\S]*)\"/); "
         f"const note = document.querySelector({json.dumps(REFUSED_REGION)}); "
         "if (note) { const line = document.createElement('p'); line.className = 'upload-refused-text'; "
         f"line.textContent = {told}.replace('{{name}}', () => quoted ? quoted[1] : 'The picture'); "
-        "note.replaceChildren(line); note.focus(); } } }).observe(document.body, {childList: true, subtree: true}); }"
+        "note.replaceChildren(line); note.focus(); } } })"
+        ".observe(document.body, {childList: true, subtree: true, characterData: true}); }"
     )
 
 

@@ -729,10 +729,17 @@ def test_an_upload_over_the_limit_leaves_a_lasting_message_that_says_what_to_do(
         page.wait_for_selector(".toast-body", state="detached", timeout=30_000)  # Gradio's own message has gone
         expect(page.locator(refused)).to_have_text(told)  # the page's stays
         assert page.evaluate(f"() => !!document.activeElement.closest('#{demo.REFUSED_UPLOAD_ID}')")
+        # a second refusal, which Gradio folds into the toast on screen ("Error (2)"), is told too (review 20, M2)
+        second = tmp_path / "second_lesion.jpg"
+        second.write_bytes(HAM.read_bytes() + b"\0" * (2 << 20))
+        page.locator("#upload input[type=file]").set_input_files(str(second))
+        expect(page.locator(refused)).to_have_text(demo.TOO_LARGE_UPLOAD.format(name=second.name, limit="1 MB"),
+                                                   timeout=30_000)
         # the status line still speaks: writing into it had frozen it for the session (review 19, H1)
         page.locator("#upload input[type=file]").set_input_files(str(HAM))
         wait_for_upload(page, HAM)
         expect(page.locator(refused)).to_have_text("")
+        assert page.locator(f"#{demo.REFUSED_UPLOAD_ID}").bounding_box()["height"] <= 1  # empty: no band left
 
 
 @pytest.mark.slow

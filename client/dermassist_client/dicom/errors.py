@@ -80,9 +80,10 @@ class DicomOutputError(DicomError):
 
 
 def without_quoted_values(text: str) -> str:
-    """``text`` with everything from a line's first quote to its last (``'Jane-F'``, ``"Doe^Jane"``, and a value
-    holding a quote, ``'O'Brien'``, whole) replaced by ``'...'``: a value is never paired with the wrong quote."""
-    return re.sub(r"'[^\n]*'|\"[^\n]*\"", "'...'", text)
+    """``text`` with everything from a line's first quote to its last, single or double (``'Jane-F'``, ``"Doe^Jane"``,
+    and a value holding a quote, ``'O'Brien'`` or ``'say "hi"'``, whole) replaced by ``'...'``: a value is never
+    paired with the wrong quote."""
+    return re.sub(r"['\"][^\n]*['\"]", "'...'", text)
 
 
 class PacsError(DicomError):

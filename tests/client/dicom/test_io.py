@@ -716,3 +716,4 @@ def test_a_header_highdicom_refuses_is_named_without_the_values_it_quotes(ham_jp
     assert without_quoted_values("'Doe^Jane' is not valid PatientName") == "'...' is not valid PatientName"
     assert "Jane" not in without_quoted_values("the patient's sex 'Jane-F' is not one of M, F, O")  # review 19, L5
     assert "Brien" not in without_quoted_values("'O'Brien^Jane' is not a valid PN")
+    assert "Jane" not in without_quoted_values('"x" and \'say "hi" Jane\' are not valid')  # mixed quotes (review 20, L3)
