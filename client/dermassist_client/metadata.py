@@ -18,7 +18,7 @@ from PIL import Image
 #: Markers with no length after them: TEM and RST0..7.
 STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 ICC_TAG = b"ICC_PROFILE\x00"
-_APP0, _APP1, _APP2, _APP14, _COM = 0xE0, 0xE1, 0xE2, 0xEE, 0xFE
+_APP0, _APP2, _APP14, _COM = 0xE0, 0xE2, 0xEE, 0xFE
 _ORIENTATION, _EXIF_IFD, _COLOR_SPACE, _INTEROP_IFD, _INTEROP_INDEX = 0x0112, 0x8769, 0xA001, 0xA005, 0x0001
 #: PNG chunks sent: the critical ones, transparency, colour, size and animation (the server reads the first frame).
 PNG_KEPT = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP", b"sBIT",
