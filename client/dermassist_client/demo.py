@@ -186,9 +186,9 @@ BANNER_REGION = "#banner .html-container"
 answer."""
 TOO_LARGE_UPLOAD = ("{name} is too large for this page (over {limit}). Save a smaller copy (a JPEG of the picture) "
                     "and upload it again.")
-"""What the status line says of an upload over the page's limit, which Gradio refuses before any page code runs: its
-own message went with its toast after 10 s, leaving "Error" alone, and never said what to do (accessibility audit,
-M1)."""
+"""What the page says, under its status line (``REFUSED_UPLOAD_ID``), of an upload over its limit, which Gradio refuses
+before any page code runs: Gradio's own message went with its toast after 10 s, leaving "Error" alone, and never said
+what to do (accessibility audit, M1)."""
 _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that toast, which ends with the file's name
 DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
 """The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
@@ -398,9 +398,9 @@ def probabilities_html(result: LesionResult, not_learnt: Collection[str] = ()) -
             "</p>")
 
 
-def alt_texts(result: LesionResult) -> tuple[str, str, str]:
+def alt_texts(result: LesionResult, hotspot: str | None = None) -> tuple[str, str, str]:
     """The pictures' alt texts, saying what this answer drew: a lesion found, an area marked on a picture that is not
-    assessable, or nothing found."""
+    assessable, or nothing found; the CAM's says where its map is hottest (``hotspot``: ``overlay.cam_hotspot``)."""
     if not result.lesion_found:
         overlay = ALT_NO_LESION
     elif result.assessable is False:
@@ -409,7 +409,7 @@ def alt_texts(result: LesionResult) -> tuple[str, str, str]:
         overlay = f"{ALT_OVERLAY} ({percent(result.lesion_fraction)} of the image)"
     if not result.diagnosis_given:  # no crop and no CAM are shown, and no class is named
         return overlay, ALT_CROP, ALT_CAM
-    where = f"; the map is {cam_hotspot(result.cam)}" if result.cam is not None else ""
+    where = f"; the map is {hotspot}" if hotspot is not None else ""
     return overlay, ALT_CROP, f"{ALT_CAM}, {class_name(result.top_class)}{where}"
 
 
@@ -551,10 +551,10 @@ def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: fl
     shown = result.diagnosis_given
     crop = np.asarray(result.crop) if shown and result.crop is not None else None
     cam = draw_cam(result) if shown else None
+    hotspot = cam_hotspot(result.cam) if cam is not None and result.cam is not None else None
     return PageOutputs(banner_html(verdict_of_result(result), refer_threshold), overlay, crop, cam,
-                       cam_legend_html(cam_hotspot(result.cam)) if cam is not None and result.cam is not None else "",
-                       probabilities_html(result, not_learnt), status, model, path,
-                       alt_texts(result))
+                       cam_legend_html(hotspot) if hotspot is not None else "",
+                       probabilities_html(result, not_learnt), status, model, path, alt_texts(result, hotspot))
 
 
 def _code(text: str | None) -> str:
