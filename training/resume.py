@@ -128,9 +128,8 @@ def images_changed(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> st
         before, now = old.get(split, {}), new.get(split, {})
         changes: dict[str, list[str]] = {"changed": [], "added": [], "moved in from another split": [], "left out": []}
         for image in [*now, *(i for i in before if i not in now)]:
-            common = Counter(before.get(image, [])) & Counter(now.get(image, []))
-            gone = sum((Counter(before.get(image, [])) - common).values())
-            came = sum((Counter(now.get(image, [])) - common).values())
+            was, is_ = Counter(before.get(image, [])), Counter(now.get(image, []))
+            gone, came = sum((was - is_).values()), sum((is_ - was).values())  # rows matched by content cancel out
             changes["changed"] += [image] * min(gone, came)
             if came > gone:
                 elsewhere = any(image in digests for other, digests in old.items() if other != split)
