@@ -20,13 +20,14 @@ class Answer:
     comment: str
 
 
-def send(host: str, port: int, called_aet: str, datasets: Sequence[Dataset]) -> list[Answer]:
-    """C-STORE every dataset over one association, proposing each one's own SOP class and transfer syntax."""
+def send(host: str, port: int, called_aet: str, datasets: Sequence[Dataset], tls_args=None) -> list[Answer]:
+    """C-STORE every dataset over one association, proposing each one's own SOP class and transfer syntax (with TLS
+    when ``tls_args``: pynetdicom's (context, server name))."""
     ae = AE(ae_title=TEST_SCU_AET)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120
     for sop_class, syntax in sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in datasets}):
         ae.add_requested_context(sop_class, [syntax])
-    assoc = ae.associate(host, port, ae_title=called_aet)
+    assoc = ae.associate(host, port, ae_title=called_aet, tls_args=tls_args)
     if not assoc.is_established:
         raise ConnectionError(f"{called_aet}@{host}:{port} refused the association")
     answers = []

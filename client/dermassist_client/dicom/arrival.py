@@ -3,9 +3,12 @@ body is read, so an instance over the size limit, a second request before the fi
 control PDU ends the association with an A-ABORT and nothing more read."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import socket
 import struct
+import threading
 from collections import Counter
 from typing import Any
 
@@ -26,6 +29,21 @@ P_DATA_TF = 0x04
 READ_PDU_TYPES = range(0x01, 0x08)  # the PDU types pynetdicom reads a body for (another ends the association)
 RESPONSE_BIT = 0x8000              # set in the Command Field of every DIMSE response (PS3.7 E.1)
 C_CANCEL_RQ = 0x0FFF               # a request that gets no response
+
+
+#: Set on an association's DUL thread (the one that reads its PDUs) once its guard ended the association mid-PDU.
+_ENDED = threading.local()
+
+
+class _ToldAlready(logging.Filter):
+    """Drops pynetdicom's ERROR about a PDU cut short on the thread whose association the guard ended mid-PDU and
+    has logged why (a sender that stalled or reset its connection)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (getattr(_ENDED, "told", False) and record.getMessage().startswith("The received PDU is shorter"))
+
+
+logging.getLogger("pynetdicom.dul").addFilter(_ToldAlready())
 
 
 class ArrivalGuard:
@@ -52,10 +70,11 @@ class ArrivalGuard:
     wait for that response until its own timeout anyway.
     """
 
-    def __init__(self, assoc: Any, limit: int, counts: Counter[str]) -> None:
+    def __init__(self, assoc: Any, limit: int, counts: Counter[str], read_timeout_s: float) -> None:
         self._assoc = assoc
         self._limit = limit
         self._counts = counts
+        self._read_timeout_s = read_timeout_s
         self._socket = assoc.dul.socket
         self._read = self._socket.recv  # pynetdicom's own read
         self._body_next = False
@@ -89,9 +108,24 @@ class ArrivalGuard:
         """What pynetdicom asked for; nothing (the connection closing) once the association was aborted."""
         if self.aborted:
             return bytearray()
-        data: bytearray = self._read(nr_bytes)
+        try:
+            data: bytearray = self._read(nr_bytes)
+        except TimeoutError:
+            _ENDED.told = True
+            self._abort(f"it stopped sending in the middle of a PDU for {self._read_timeout_s:g} s "
+                        f"({FLAGS['idle_timeout_s']}, {ENVIRONMENT['idle_timeout_s']}); what it sent of that PDU was "
+                        "dropped: check the sender's network path", "stalled_while_arriving")
+            return bytearray()
+        except OSError as e:  # a connection reset, a broken TLS record: pynetdicom would log a traceback
+            _ENDED.told = True
+            self.refuse(f"its connection broke while a PDU arrived ({e.strerror or e})", level=logging.INFO)
+            return bytearray()
         if self._body_next:
             self._body_next = False
+            if len(data) < nr_bytes:  # the sender closed its connection: pynetdicom would log an ERROR
+                _ENDED.told = True
+                log.info("the connection from %s closed in the middle of a PDU (%d of its %d bytes came)",
+                         peer_text(self._assoc), len(data), nr_bytes)
             return data
         if len(data) != PDU_HEADER_BYTES or data[0] not in READ_PDU_TYPES:
             return data  # pynetdicom ends the association itself: a closed connection or an unknown PDU type
@@ -121,14 +155,22 @@ class ArrivalGuard:
         self._body_next = True
         return data
 
-    def _abort(self, why: str) -> None:
+    def _abort(self, why: str, count: str = "aborted_while_arriving") -> None:
         """Send an A-ABORT (DICOM UL service user) straight to the peer and read nothing more from it."""
         self.aborted = True
-        self._counts["aborted_while_arriving"] += 1
+        self._counts[count] += 1
         log.warning("aborted the association from %s: %s", peer_text(self._assoc), why)
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
+
+    def refuse(self, why: str, level: int = logging.WARNING) -> None:
+        """End a connection nothing more can be read from or sent to (a failed TLS handshake, a broken one): logged
+        at ``level``; pynetdicom then reads its end and closes it."""
+        self.aborted = True
+        log.log(level, "closed the connection from %s: %s", peer_text(self._assoc), why)
+        with contextlib.suppress(OSError):
+            self._socket.socket.shutdown(socket.SHUT_RDWR)
 
 
 def _held_bytes(assoc: Any) -> int:

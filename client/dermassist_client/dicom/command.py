@@ -5,7 +5,7 @@ import argparse
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
 from .identity import UID_ROOT_HELP
@@ -19,6 +19,9 @@ from .limits import (
     MAX_MAX_DATASET_MIB,
     AssociationLimits,
 )
+
+if TYPE_CHECKING:
+    from .tls import NodeTls, PacsTls
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,20 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"abort an association whose instance brings more than MIB mebibytes, while it arrives "
                              f"(1..{MAX_MAX_DATASET_MIB}; env {ENVIRONMENT['max_dataset_mib']}; default: the largest "
                              "data set the node accepts at all, which its start-up line shows)")
+    tls = parser.add_argument_group("DICOM TLS (PS3.15 Annex B; TLS 1.2 or later)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="listen with DICOM TLS: this node's certificate (then its "
+                                                       "intermediates; with --tls-key)")
+    tls.add_argument("--tls-key", metavar="PEM", help="the unencrypted private key of --tls-cert")
+    tls.add_argument("--tls-client-ca", metavar="PEM",
+                     help="accept only senders presenting a certificate this CA signed (mutual TLS; with --tls-cert)")
+    tls.add_argument("--pacs-tls", action="store_true", help="send to the PACS with DICOM TLS")
+    tls.add_argument("--pacs-ca", metavar="PEM", help="CA that signed the PACS's certificate (default: this system's "
+                                                      "trusted CAs; with --pacs-tls)")
+    tls.add_argument("--pacs-cert", metavar="PEM", help="this node's client certificate, for a PACS that asks for one "
+                                                        "(with --pacs-key and --pacs-tls)")
+    tls.add_argument("--pacs-key", metavar="PEM", help="the unencrypted private key of --pacs-cert")
+    tls.add_argument("--pacs-server-name", metavar="NAME",
+                     help="the name the PACS's certificate holds, where --pacs gives another (an address; with --pacs-tls)")
     parser.add_argument("--any-called-aet", action="store_const", const=True, default=None,
                         help="accept associations whatever called AE title they name (default: only --aet; env "
                              f"{ENVIRONMENT['any_called_aet']}=1)")
@@ -82,6 +99,30 @@ def client_options(args: argparse.Namespace, limits: AssociationLimits) -> dict[
     if args.protocol == "http":
         options["timeout"] = min(options["timeout"] or config_default("timeout_s"), limits.answer_within_s)
     return options
+
+
+def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | None]:
+    """The node's DICOM TLS on each leg from the command line (None: plain DICOM on that leg); a flag given without
+    the one it needs is refused, naming both."""
+    from ..errors import ClientConfigError
+    from .tls import NodeTls, PacsTls
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ClientConfigError("--tls-cert and --tls-key go together (the node's certificate and its key); got "
+                                f"--tls-cert {args.tls_cert}, --tls-key {args.tls_key}")
+    if args.tls_client_ca and not args.tls_cert:
+        raise ClientConfigError("--tls-client-ca needs --tls-cert and --tls-key: a node asks senders for certificates "
+                                "only over TLS")
+    pacs_flags = [f"--{name.replace('_', '-')}" for name in ("pacs_ca", "pacs_cert", "pacs_key", "pacs_server_name")
+                  if getattr(args, name) is not None]
+    if pacs_flags and not args.pacs_tls:
+        raise ClientConfigError(f"{', '.join(pacs_flags)} given without --pacs-tls: add --pacs-tls to send to the PACS "
+                                "with DICOM TLS")
+    if args.pacs_tls and not args.pacs:
+        raise ClientConfigError("--pacs-tls needs --pacs and --pacs-aet: the PACS to send to with DICOM TLS")
+    node_tls = NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    pacs_tls = PacsTls(args.pacs_ca, args.pacs_cert, args.pacs_key, args.pacs_server_name) if args.pacs_tls else None
+    return node_tls, pacs_tls
 
 
 def log_each_instance() -> None:
@@ -107,14 +148,15 @@ def listen(args: argparse.Namespace) -> int:
 
     if bool(args.pacs) != bool(args.pacs_aet):
         raise ClientConfigError("--pacs and --pacs-aet go together: give the PACS's HOST:PORT and its AE title")
-    pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet) if args.pacs else None
+    node_tls, pacs_tls = tls_settings(args)
+    pacs = PacsConfig(*parse_host_port(args.pacs, "--pacs"), ae_title=args.pacs_aet, tls=pacs_tls) if args.pacs else None
     try:
         identity = OutputIdentity(uid_root=args.uid_root) if args.uid_root else OutputIdentity()
     except DicomError as e:
         raise ClientConfigError(f"--uid-root: {e}") from e
     config = NodeConfig(spool=Path(args.spool), ae_title=args.aet, host=args.host, port=args.port, pacs=pacs,
                         forward_source=args.forward_source, retry_s=args.pacs_retry,
-                        calling_aets=tuple(args.calling_aets), identity=identity)
+                        calling_aets=tuple(args.calling_aets), identity=identity, tls=node_tls)
     limits = association_limits(args)
     log_each_instance()
     if pacs is None:

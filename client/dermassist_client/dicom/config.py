@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .errors import DicomError
 from .identity import OutputIdentity
+from .tls import NodeTls, PacsTls
 
 MAX_AE_TITLE = 16
 DEFAULT_AE_TITLE = "DERMASSIST"
@@ -40,12 +41,14 @@ def parse_host_port(text: str, what: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class PacsConfig:
-    """Where the node C-STOREs its results: host, port, called AE title, and the network timeout."""
+    """Where the node C-STOREs its results: host, port, called AE title, the network timeout, and ``tls`` (None: plain
+    DICOM)."""
 
     host: str
     port: int
     ae_title: str
     timeout_s: float = 30.0
+    tls: PacsTls | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -56,7 +59,7 @@ class PacsConfig:
             raise DicomError(f"PACS timeout must be positive seconds, got {self.timeout_s!r}")
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{self.ae_title}@{self.host}:{self.port}" + (" (TLS)" if self.tls is not None else "")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class NodeConfig:
     SEG and SR reference; turn it off when the PACS itself is the sender). ``retry_s``: seconds between
     attempts to send what waits in the spool while the PACS is down. ``calling_aets``: the calling AE titles
     whose associations are accepted (empty: any; DICOM authenticates no one, so this only keeps out senders
-    that were not configured).
+    that were not configured). ``tls``: DICOM TLS on the port it listens on (None: plain DICOM).
     """
 
     spool: Path
@@ -79,6 +82,7 @@ class NodeConfig:
     retry_s: float = DEFAULT_RETRY_S
     identity: OutputIdentity = field(default_factory=OutputIdentity)
     calling_aets: tuple[str, ...] = ()
+    tls: NodeTls | None = None
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title, "node AE title")

@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -50,6 +51,7 @@ from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
 from .limits import ENVIRONMENT, FLAGS, AssociationLimits
 from .pacs import Delivery, PacsUnavailableError, store_files
 from .source import MAX_PIXELS, describe, image_from_dataset, is_uid, one_line, shown
+from .tls import closed_before_handshake, handshake_refusal
 
 if TYPE_CHECKING:
     from ..client import DermAssistClient
@@ -191,6 +193,7 @@ class DicomNode:
         try:
             self._server = self._ae.start_server(
                 (self.config.host, self.config.port), block=False,
+                ssl_context=None if self.config.tls is None else self.config.tls.context(),
                 evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo),
                               (evt.EVT_CONN_OPEN, self._on_connection), (evt.EVT_REQUESTED, self._on_requested)],
             )
@@ -203,10 +206,11 @@ class DicomNode:
                 f"cannot listen on {self.config.host}:{self.config.port}: {e.strerror or e}; expected a free port on an "
                 "address of this machine: stop what holds it or pass another --port (or --host)"
             ) from e
-        log.info("DICOM node %s listening on %s:%d (%s called AE title; an association idle for %g s is aborted; "
+        log.info("DICOM node %s listening on %s:%d (%s; %s called AE title; an association idle for %g s is aborted; "
                  "at most %d at once, %d from one sender; an instance over %s bytes, or sent before the last was answered, "
                  "is aborted while it arrives; each instance is answered within %g s)",
-                 self.config.ae_title, *self.address, "any" if self.limits.any_called_aet else "only its own",
+                 self.config.ae_title, *self.address, self.config.tls or "plain DICOM, no TLS",
+                 "any" if self.limits.any_called_aet else "only its own",
                  self.limits.idle_timeout_s, self.limits.max_associations, self.limits.sender_cap,
                  f"{self._arrival_limit:,}", self.limits.answer_within_s)
         for warning in plaintext_dicom(self.config):
@@ -262,8 +266,22 @@ class DicomNode:
         return sorted(p for p in self._failed.iterdir() if p.is_dir())
 
     def _on_connection(self, event: evt.Event) -> None:
-        """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard``."""
-        ArrivalGuard(event.assoc, self._arrival_limit, self.counts).attach()
+        """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard``, each read may
+        wait at most ``limits.idle_timeout_s`` (pynetdicom's idle timer only runs between PDUs: a sender that stopped
+        in the middle of one had held its thread and slot for good), and under TLS the handshake is made here, in the
+        association's own thread, within that time too."""
+        guard = ArrivalGuard(event.assoc, self._arrival_limit, self.counts, self.limits.idle_timeout_s).attach()
+        connection: Any = getattr(event.assoc.dul.socket, "socket", None)
+        if connection is None:  # closed before this handler ran: pynetdicom ends the association
+            return
+        connection.settimeout(self.limits.idle_timeout_s)
+        if isinstance(connection, ssl.SSLSocket):
+            try:
+                connection.do_handshake()
+            except (OSError, ValueError) as e:  # ssl.SSLError and TimeoutError are OSErrors
+                self.counts["tls_refused"] += 1
+                guard.refuse(f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s)}",
+                             level=logging.INFO if closed_before_handshake(e) else logging.WARNING)
 
     def _on_requested(self, event: evt.Event) -> None:
         """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations
@@ -538,16 +556,17 @@ class DicomNode:
 
 
 def plaintext_dicom(config: NodeConfig) -> list[str]:
-    """What to tell an operator whose node speaks plain DICOM beyond this machine: it has no TLS, so instances (the
-    patient's name, ID, birth date and picture) arrive, and go to the PACS, unencrypted (privacy audit, M6)."""
+    """What to tell an operator whose node speaks plain DICOM beyond this machine: on a leg without TLS, instances (the
+    patient's name, ID, birth date and picture) arrive, or go to the PACS, unencrypted (privacy audit, M6)."""
     told = []
-    if not is_loopback(config.host):
+    if config.tls is None and not is_loopback(config.host):
         told.append(f"the DICOM node listens on {config.host} in PLAINTEXT: instances (patient name, ID, birth date, "
                     "picture) arrive unencrypted; keep it on the imaging network's own segment, or on 127.0.0.1 behind "
-                    "a DICOM TLS proxy (docs/hospital-integration.md, 'Transport')")
-    if config.pacs is not None and not is_loopback(config.pacs.host, connecting=True):
+                    "a DICOM TLS proxy, or give it a certificate (--tls-cert, --tls-key; docs/hospital-integration.md, "
+                    "'Transport')")
+    if config.pacs is not None and config.pacs.tls is None and not is_loopback(config.pacs.host, connecting=True):
         told.append(f"the DICOM node sends instances, SEG and SR to the PACS {config.pacs.host} in PLAINTEXT; keep that "
-                    "path on a private segment, or send through a DICOM TLS proxy (docs/hospital-integration.md, "
+                    "path on a private segment, or send with DICOM TLS (--pacs-tls; docs/hospital-integration.md, "
                     "'Transport')")
     return told
 

@@ -21,6 +21,7 @@ from pynetdicom.association import Association
 
 from .config import PacsConfig
 from .errors import PacsError
+from .tls import pacs_refusal, recording_context
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,23 @@ def store_files(pacs: PacsConfig, calling_ae_title: str, paths: Sequence[Path]) 
             if not any(cx.abstract_syntax == sop_class and cx.transfer_syntax == syntaxes
                        for cx in ae.requested_contexts):
                 ae.add_requested_context(sop_class, syntaxes)
-    assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title)
+    context = None if pacs.tls is None else recording_context(pacs.tls)
+    server_name = pacs.host if pacs.tls is None or pacs.tls.server_name is None else pacs.tls.server_name
+    assoc = ae.associate(pacs.host, pacs.port, ae_title=pacs.ae_title,
+                         tls_args=None if context is None else (context, server_name))
     if not assoc.is_established:
         if assoc.rejected_contexts and not assoc.accepted_contexts:  # pynetdicom aborts when none is accepted
             for path, ds in datasets:
                 refused.append(Refusal(path, _no_context(pacs, ds), lasting=True))
             return Delivery((), tuple(refused))
+        failure = getattr(context, "failure", None)
+        if failure is not None:
+            raise PacsUnavailableError(f"PACS {pacs}: no association from {calling_ae_title}: "
+                                       f"{pacs_refusal(failure, server_name)}")
         raise PacsUnavailableError(
             f"PACS {pacs} did not accept an association from {calling_ae_title} (refused, aborted or unreachable); "
             "check the PACS address and AE title, and that it knows this node"
+            + ("; and that its port speaks DICOM TLS" if pacs.tls is not None else "")
         )
     stored: list[Path] = []
     try:

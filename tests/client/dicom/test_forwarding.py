@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -71,13 +72,14 @@ class FakePacs:
 
 
 @contextmanager
-def running(pacs: FakePacs) -> Iterator[FakePacs]:
-    """Serve ``pacs`` for the ``with`` block on its port (0: a free one, then set)."""
+def running(pacs: FakePacs, ssl_context: ssl.SSLContext | None = None) -> Iterator[FakePacs]:
+    """Serve ``pacs`` for the ``with`` block on its port (0: a free one, then set); with TLS when ``ssl_context``."""
     ae = AE(ae_title=PACS_AET)
     for context in AllStoragePresentationContexts:
         if context.abstract_syntax not in pacs.unsupported:
             ae.add_supported_context(context.abstract_syntax, list(pacs.syntaxes))
-    server = ae.start_server(("127.0.0.1", pacs.port), block=False, evt_handlers=[(evt.EVT_C_STORE, pacs._on_store)])
+    server = ae.start_server(("127.0.0.1", pacs.port), block=False, ssl_context=ssl_context,
+                             evt_handlers=[(evt.EVT_C_STORE, pacs._on_store)])
     pacs.port = server.server_address[1]
     try:
         yield pacs

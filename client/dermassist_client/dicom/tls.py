@@ -1,0 +1,221 @@
+"""DICOM TLS (PS3.15 Annex B, the BCP 195 profiles: TLS 1.2 or later) for the node's two legs: the modalities that send
+to it (``NodeTls``: its certificate, and the CA whose client certificates it requires) and the PACS it sends to
+(``PacsTls``: the CA that signed the PACS's certificate, and the node's own client certificate where the PACS asks for
+one). Each setting is checked once, when it is made; an error names the flag, what its file holds and the fix."""
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import certificate_dates_problem
+from ..files import path_kind
+from .errors import DicomError
+
+#: The oldest TLS version either leg speaks (BCP 195; DICOM's non-downgrading profile).
+MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+
+
+def _pem_file(path: Path | str | None, flag: str) -> Path | None:
+    """``path`` as a Path when it names a regular file (None stays None); a DicomError naming ``flag`` otherwise."""
+    if path is None:
+        return None
+    path = Path(path)
+    kind = path_kind(path)
+    if kind is not None or not path.exists():
+        raise DicomError(f"{flag} file {path} {'does not exist' if kind is None else f'is {kind}'}; pass the path of a "
+                         "PEM file")
+    return path
+
+
+def _load(action: Callable[[], Any], flag: str, path: Path, expected: str) -> None:
+    """Run ``action`` (one load into an SSL context); its failure as a DicomError naming ``flag``, ``path``, what the
+    file should hold, and how the certificate is out of its dates where it is."""
+    try:
+        action()
+    except (ssl.SSLError, OSError, ValueError) as e:
+        if "KEY_VALUES_MISMATCH" in str(e):
+            raise DicomError(f"{flag} file {path} is not the key of the certificate given with it ({e}); pass the key "
+                             "that was issued with that certificate") from e
+        raise DicomError(f"{flag} file {path} cannot be used ({e}); expected {expected}") from e
+
+
+def _own_certificate(context: ssl.SSLContext, certificate: Path, key: Path, flags: tuple[str, str]) -> None:
+    """Load a certificate chain and its key into ``context``, refusing one out of its validity dates."""
+    _load(lambda: context.load_verify_locations(cafile=str(certificate)), flags[0], certificate,
+          "the certificate (then its intermediates) as PEM (-----BEGIN CERTIFICATE-----)")
+    dates = certificate_dates_problem(certificate)
+    if dates:
+        raise DicomError(f"{flags[0]} file {certificate}: the certificate {dates}; pass a certificate within its dates")
+    _load(lambda: context.load_cert_chain(str(certificate), str(key), password=lambda: b""), flags[1], key,
+          "an unencrypted PEM private key (-----BEGIN ... PRIVATE KEY-----; decrypt one that is password-protected "
+          "first, e.g. openssl pkey -in KEY -out KEY.pem)")
+
+
+def _trusted(context: ssl.SSLContext, ca: Path, flag: str) -> None:
+    _load(lambda: context.load_verify_locations(cafile=str(ca)), flag, ca,
+          "one or more CA certificates as PEM (-----BEGIN CERTIFICATE-----)")
+
+
+class _HandshakeInTheAssociation(ssl.SSLContext):
+    """A server context whose sockets shake hands when the association's own thread asks (``handshake``), not in
+    pynetdicom's accept loop, where one sender that connects and sends nothing would stop the node accepting anyone."""
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        return super().wrap_socket(sock, server_side, False, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class NodeTls:
+    """TLS on the port the node listens on: its certificate chain and key (PEM), and ``client_ca``: when given, a
+    sender must present a certificate that CA signed (mutual TLS: the only check of who a sender is; AE titles are
+    not authentication)."""
+
+    certificate: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "certificate", _pem_file(self.certificate, "--tls-cert"))
+        object.__setattr__(self, "key", _pem_file(self.key, "--tls-key"))
+        object.__setattr__(self, "client_ca", _pem_file(self.client_ca, "--tls-client-ca"))
+        self.context()
+
+    def context(self) -> ssl.SSLContext:
+        """A server context for pynetdicom (each handshake made by ``handshake`` in the association's thread)."""
+        context = _HandshakeInTheAssociation(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = MINIMUM_VERSION
+        _own_certificate(context, self.certificate, self.key, ("--tls-cert", "--tls-key"))
+        if self.client_ca is not None:
+            _trusted(context, self.client_ca, "--tls-client-ca")
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def __str__(self) -> str:
+        return ("TLS, senders must present a certificate signed by " + str(self.client_ca) if self.client_ca
+                else "TLS, any sender (no client certificate asked for)")
+
+
+@dataclass(frozen=True)
+class PacsTls:
+    """TLS to the PACS: ``ca``, the CA certificates that signed the PACS's (None: this system's trusted CAs);
+    ``certificate`` and ``key``, the node's own client certificate for a PACS that asks for one; ``server_name``, the
+    name the PACS's certificate must hold (None: the PACS host as given)."""
+
+    ca: Path | None = None
+    certificate: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ca", _pem_file(self.ca, "--pacs-ca"))
+        object.__setattr__(self, "certificate", _pem_file(self.certificate, "--pacs-cert"))
+        object.__setattr__(self, "key", _pem_file(self.key, "--pacs-key"))
+        if (self.certificate is None) != (self.key is None):
+            raise DicomError(f"--pacs-cert and --pacs-key go together (the node's client certificate and its key); got "
+                             f"--pacs-cert {self.certificate}, --pacs-key {self.key}")
+        if self.server_name is not None and not (isinstance(self.server_name, str) and self.server_name.strip()):
+            raise DicomError(f"--pacs-server-name must be the host name in the PACS's certificate, got "
+                             f"{self.server_name!r}")
+        self.context()
+
+    def context(self) -> ssl.SSLContext:
+        """A client context that checks the PACS's certificate and its name, and presents the node's where given."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH) if self.ca is None else \
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = MINIMUM_VERSION
+        if self.ca is not None:
+            _trusted(context, self.ca, "--pacs-ca")
+        if self.certificate is not None and self.key is not None:
+            _own_certificate(context, self.certificate, self.key, ("--pacs-cert", "--pacs-key"))
+        return context
+
+
+def closed_before_handshake(error: BaseException) -> bool:
+    """Whether a failed handshake is a connection closed before its first byte (a port check, a load balancer's
+    probe), which the node logs at INFO rather than as a sender's refusal."""
+    return isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError))
+
+
+def handshake_refusal(error: BaseException, timeout_s: float) -> str:
+    """Why a sender's TLS handshake with the node failed, and what to change, for the node's log."""
+    if closed_before_handshake(error):
+        return f"it closed the connection during the TLS handshake ({type(error).__name__}; a port check does this)"
+    if isinstance(error, TimeoutError):
+        return f"it sent no TLS handshake within {timeout_s:g} s (--idle-timeout): a sender speaking plain DICOM waits " \
+               "for the node to speak first; configure it for DICOM TLS"
+    reason = str(getattr(error, "reason", "") or "")
+    if isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED":
+        return f"its certificate was refused ({getattr(error, 'verify_message', '') or error}): give it a " \
+               "certificate signed by the CA of --tls-client-ca, within its dates"
+    if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"):
+        return "it presented no certificate, and --tls-client-ca requires one: configure the sender's client " \
+               "certificate, signed by that CA"
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW",
+                  "UNKNOWN_PROTOCOL"):
+        return f"it did not speak TLS 1.2 or later ({reason}): configure it for DICOM TLS, or send it to a port " \
+               "without TLS"
+    if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                  "TLSV1_ALERT_DECRYPT_ERROR", "SSLV3_ALERT_CERTIFICATE_EXPIRED"):
+        return f"it does not trust the node's certificate ({reason}): give the sender the CA that signed --tls-cert " \
+               "(and check the name it expects is in that certificate)"
+    return f"{type(error).__name__}: {error}"
+
+
+def pacs_refusal(error: BaseException, server_name: str) -> str:
+    """Why the node's TLS connection to the PACS failed, and what to change, for a PacsUnavailableError."""
+    reason = str(getattr(error, "reason", "") or "")
+    message = str(getattr(error, "verify_message", "") or "")
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if "hostname" in message.lower() or "ip address mismatch" in message.lower():
+            return f"the PACS's certificate does not name {server_name!r} ({message}): pass --pacs-server-name with " \
+                   "the name it holds, or address the PACS by that name"
+        return f"the PACS's certificate is not trusted ({message}): pass the CA that signed it with --pacs-ca (or " \
+               "renew a certificate out of its dates)"
+    if reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"):
+        return f"the PACS port does not speak TLS ({reason}): check the port (DICOM TLS is often 2762), or leave out " \
+               "--pacs-tls for a PACS without it"
+    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+        return f"the PACS asks for a client certificate ({reason}): pass the node's with --pacs-cert and --pacs-key"
+    if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                  "SSLV3_ALERT_CERTIFICATE_EXPIRED", "TLSV1_ALERT_ACCESS_DENIED"):
+        return f"the PACS refused the node's client certificate ({reason}): have the PACS trust the CA that signed " \
+               "--pacs-cert"
+    return f"TLS with the PACS failed ({type(error).__name__}: {error})"
+
+
+class RecordingSocket(ssl.SSLSocket):
+    """A client TLS socket that keeps its first TLS failure on its context (``context.failure``): pynetdicom logs a
+    failed connection and drops the error, and under TLS 1.3 a refused client certificate only shows at the first
+    read."""
+
+    def connect(self, address: Any) -> None:
+        """Connect and shake hands; a TLS failure is recorded, then raised."""
+        try:
+            super().connect(address)
+        except OSError as e:
+            self._record(e)
+            raise
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        """Read; a TLS failure (a refusal the PACS sends after the handshake) is recorded, then raised."""
+        try:
+            return super().recv(buflen, flags)
+        except OSError as e:
+            self._record(e)
+            raise
+
+    def _record(self, error: OSError) -> None:
+        if isinstance(error, ssl.SSLError) and getattr(self.context, "failure", None) is None:
+            self.context.failure = error  # type: ignore[attr-defined]  # an attribute of this call's own context
+
+
+def recording_context(tls: PacsTls) -> ssl.SSLContext:
+    """``tls``'s client context, made for one association: its sockets record their first TLS failure on it."""
+    context = tls.context()
+    context.sslsocket_class = RecordingSocket
+    context.failure = None  # type: ignore[attr-defined]
+    return context

@@ -1,0 +1,297 @@
+"""DICOM TLS on the node's two legs (privacy audit M6: instances crossed the network in clear text), and what a sender
+that stops in the middle of a PDU or of a TLS handshake may hold (nothing, after the idle timeout).
+
+Certificates come from ``trustme`` (a test CA made in memory); the PACS is an in-process pynetdicom storage SCP
+(``tests.client.dicom.test_forwarding``), with TLS."""
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+import ssl
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from dermassist_client.cli import build_parser
+from dermassist_client.dicom.command import tls_settings
+from dermassist_client.dicom.config import NodeConfig, PacsConfig
+from dermassist_client.dicom.errors import DicomError
+from dermassist_client.dicom.limits import AssociationLimits
+from dermassist_client.dicom.node import DicomNode, plaintext_dicom
+from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
+from dermassist_client.dicom.tls import NodeTls, PacsTls
+from dermassist_client.errors import ClientConfigError
+from tests.client.dicom.test_forwarding import PACS_AET, FakePacs, SyntheticClient, running, spool
+from tests.support import dicom_images as di
+from tests.support.dicom_net import send
+from tests.support.polling import wait_until
+
+trustme = pytest.importorskip("trustme")
+NODE_LOGGER = "dermassist_client.dicom"
+
+
+@dataclass(frozen=True)
+class Party:
+    """One side's files: its certificate chain, its key, and the CA certificate that signed it."""
+
+    certificate: Path
+    key: Path
+    ca: Path
+
+
+def party(folder: Path, name: str, ca, *identities: str, **options) -> Party:
+    """Write a certificate for ``identities`` signed by ``ca`` (and that CA's certificate) into ``folder``;
+    ``options``: trustme's (dates, key type)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    leaf = ca.issue_cert(*identities, **options)
+    files = Party(folder / f"{name}.pem", folder / f"{name}.key", folder / f"{name}-ca.pem")
+    files.certificate.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(files.key))
+    ca.cert_pem.write_to_path(str(files.ca))
+    return files
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A hospital CA with the node's certificate (for 127.0.0.1 and localhost) and a modality's, and a CA no one
+    here trusts with a certificate of its own."""
+    folder = tmp_path_factory.mktemp("pki")
+    hospital, stranger = trustme.CA(), trustme.CA()
+    return {"node": party(folder, "node", hospital, "127.0.0.1", "localhost"),
+            "modality": party(folder, "modality", hospital, "modality.example.org"),
+            "pacs": party(folder, "pacs", hospital, "127.0.0.1", "pacs.example.org"),
+            "stranger": party(folder, "stranger", stranger, "127.0.0.1", "modality.example.org")}
+
+
+def client_context(trust: Path | None = None, own: Party | None = None, check_name: bool = True) -> ssl.SSLContext:
+    """A sender's TLS context: trusting ``trust``'s CA, presenting ``own``'s certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = check_name
+    if trust is not None:
+        context.load_verify_locations(cafile=str(trust))
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    if own is not None:
+        context.load_cert_chain(str(own.certificate), str(own.key))
+    return context
+
+
+def echo(address: tuple[str, int], context: ssl.SSLContext | None) -> int | None:
+    """A C-ECHO's status over a new association (with TLS when ``context``); None when none was made."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    assoc = ae.associate(*address, ae_title="DERMASSIST", tls_args=None if context is None else (context, "127.0.0.1"))
+    if not assoc.is_established:
+        return None
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
+
+
+def tls_node(tmp_path: Path, tls: NodeTls | None, idle_timeout_s: float = 10.0) -> DicomNode:
+    return DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0, tls=tls),
+                     AssociationLimits(idle_timeout_s=idle_timeout_s))
+
+
+def test_a_sender_with_tls_is_answered_and_one_without_is_refused_with_the_reason(tmp_path, pki, ham_jpeg, caplog):
+    node_files = pki["node"]
+    with tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key)) as node:
+        assert echo(node.address, client_context(node_files.ca)) == 0x0000
+        ds = di.photograph(ham_jpeg, di.Patient(patient_id="DA-TLS-1").with_study(), compressed=False)
+        context = client_context(node_files.ca)
+        answers = send(*node.address, "DERMASSIST", [ds], tls_args=(context, "127.0.0.1"))
+        assert [a.status for a in answers] == [0x0000]
+        assert node.counts["stored"] == 1
+        with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+            assert echo(node.address, None) is None  # plain DICOM to the TLS port
+            assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
+        assert "configure it for DICOM TLS" in caplog.text and "WRONG_VERSION_NUMBER" in caplog.text
+        assert echo(node.address, client_context(pki["stranger"].ca)) is None  # the sender does not trust the node
+        assert wait_until(lambda: node.counts["tls_refused"] == 2, 10.0)
+        assert echo(node.address, client_context(node_files.ca)) == 0x0000  # still serving
+
+
+def test_with_a_client_ca_only_senders_holding_its_certificates_are_answered(tmp_path, pki, caplog):
+    node_files, modality = pki["node"], pki["modality"]
+    with tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key, client_ca=modality.ca)) as node:
+        with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+            assert echo(node.address, client_context(node_files.ca)) is None  # no certificate
+            assert echo(node.address, client_context(node_files.ca, own=pki["stranger"])) is None  # another CA's
+            assert wait_until(lambda: node.counts["tls_refused"] == 2, 10.0)
+        assert "presented no certificate" in caplog.text
+        assert "its certificate was refused" in caplog.text and "--tls-client-ca" in caplog.text
+        assert echo(node.address, client_context(node_files.ca, own=modality)) == 0x0000
+
+
+def test_a_connection_that_never_shakes_hands_holds_neither_the_node_nor_a_slot(tmp_path, pki):
+    """pynetdicom shakes hands in its accept loop: one connection sending nothing had stopped every other sender."""
+    node_files = pki["node"]
+    with tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key), idle_timeout_s=1.0) as node:
+        silent = socket.create_connection(node.address)
+        try:
+            started = time.monotonic()
+            assert echo(node.address, client_context(node_files.ca)) == 0x0000
+            assert time.monotonic() - started < 1.0, "the handshake waited behind the silent connection"
+            assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0), "the silent connection was never closed"
+            silent.settimeout(5.0)
+            assert silent.recv(1) == b""  # closed by the node
+        finally:
+            silent.close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_sender_stopping_in_the_middle_of_a_pdu_is_aborted_after_the_idle_timeout(tmp_path, pki, tls, caplog):
+    """pynetdicom's idle timer runs between PDUs only: a PDU's header and one byte of its body, then nothing, had
+    held the association's thread and slot for good (a node of 8 slots was locked by 8 such connections)."""
+    node_files = pki["node"]
+    config = NodeTls(node_files.certificate, node_files.key) if tls else None
+    with tls_node(tmp_path, config, idle_timeout_s=1.0) as node:
+        raw = socket.create_connection(node.address)
+        stalled = client_context(node_files.ca).wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw
+        try:
+            with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+                stalled.sendall(b"\x01\x00\x00\x00\x01\x00\x00")  # an A-ASSOCIATE-RQ of 256 bytes: 1 sent
+                assert wait_until(lambda: node.counts["stalled_while_arriving"] == 1, 10.0)
+            assert "stopped sending in the middle of a PDU for 1 s" in caplog.text
+            assert wait_until(lambda: not node._ae.active_associations, 10.0), "its association was not ended"
+        finally:
+            stalled.close()
+        assert echo(node.address, client_context(node_files.ca) if tls else None) == 0x0000
+
+
+def test_the_node_sends_to_a_pacs_over_tls_and_says_why_when_it_cannot(tmp_path, pki, ham_jpeg):
+    pacs_files, node_files = pki["pacs"], pki["node"]
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(pacs_files.certificate), str(pacs_files.key))
+    server.load_verify_locations(cafile=str(node_files.ca))
+    server.verify_mode = ssl.CERT_REQUIRED  # the PACS asks for the node's certificate
+    with running(FakePacs([ExplicitVRLittleEndian, ImplicitVRLittleEndian]), ssl_context=server) as pacs:
+        def deliver(tls: PacsTls | None, host: str = "127.0.0.1"):
+            config = NodeConfig(spool=tmp_path / "spool", port=0, pacs=PacsConfig(host, pacs.port, PACS_AET,
+                                                                                   timeout_s=10, tls=tls))
+            node = DicomNode(SyntheticClient(), config)
+            if not node.pending():
+                spool(node, [di.photograph(ham_jpeg, di.Patient(patient_id="DA-TLS-PACS").with_study(),
+                                           compressed=False)])
+            return store_files(config.pacs, "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+
+        with pytest.raises(PacsUnavailableError, match="asks for a client certificate.*--pacs-cert"):
+            deliver(PacsTls(ca=pacs_files.ca))
+        with pytest.raises(PacsUnavailableError, match="not trusted.*--pacs-ca"):
+            deliver(PacsTls(ca=pki["stranger"].ca, certificate=node_files.certificate, key=node_files.key))
+        with pytest.raises(PacsUnavailableError, match="does not name 'localhost'.*--pacs-server-name"):
+            deliver(PacsTls(ca=pacs_files.ca, certificate=node_files.certificate, key=node_files.key), host="localhost")
+        with pytest.raises(PacsUnavailableError, match="refused the node's client certificate"):
+            deliver(PacsTls(ca=pacs_files.ca, certificate=pki["stranger"].certificate, key=pki["stranger"].key))
+        with pytest.raises(PacsUnavailableError, match="did not accept an association"):
+            deliver(None)  # plain DICOM to the TLS port: the PACS drops it
+        assert not pacs.stored
+        delivered = deliver(PacsTls(ca=pacs_files.ca, certificate=node_files.certificate, key=node_files.key,
+                                    server_name="pacs.example.org"), host="127.0.0.1")
+        assert delivered.ok and len(delivered.stored) == len(pacs.stored) >= 2
+
+
+def test_a_pacs_without_tls_is_told_apart_from_one_refusing_the_node(tmp_path, pki, ham_jpeg):
+    with running(FakePacs([ExplicitVRLittleEndian])) as pacs:
+        config = PacsConfig("127.0.0.1", pacs.port, PACS_AET, timeout_s=10, tls=PacsTls(ca=pki["pacs"].ca))
+        node = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0, pacs=config))
+        spool(node, [di.photograph(ham_jpeg, di.Patient(patient_id="DA-TLS-PLAIN").with_study(), compressed=False)])
+        with pytest.raises(PacsUnavailableError, match="does not speak TLS.*2762"):
+            store_files(config, "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+
+
+def test_settings_are_checked_when_made(tmp_path, pki):
+    node_files, other = pki["node"], pki["modality"]
+    with pytest.raises(DicomError, match=r"--tls-cert file .*missing.pem does not exist"):
+        NodeTls(tmp_path / "missing.pem", node_files.key)
+    with pytest.raises(DicomError, match="--tls-key file .* is a folder"):
+        NodeTls(node_files.certificate, tmp_path)
+    with pytest.raises(DicomError, match="--tls-key file .* is not the key of the certificate"):
+        NodeTls(node_files.certificate, other.key)
+    with pytest.raises(DicomError, match="--tls-cert file .* cannot be used"):
+        NodeTls(node_files.key, node_files.key)  # a key where the certificate goes
+    with pytest.raises(DicomError, match="--tls-client-ca file .* cannot be used"):
+        NodeTls(node_files.certificate, node_files.key, client_ca=node_files.key)
+    with pytest.raises(DicomError, match="--pacs-cert and --pacs-key go together"):
+        PacsTls(ca=node_files.ca, certificate=node_files.certificate)
+    with pytest.raises(DicomError, match="--pacs-server-name must be"):
+        PacsTls(ca=node_files.ca, server_name=" ")
+    expired = party(tmp_path, "expired", trustme.CA(), "127.0.0.1",
+                    not_before=datetime.datetime(2020, 1, 1), not_after=datetime.datetime(2021, 1, 1))
+    with pytest.raises(DicomError, match="--tls-cert file .*: the certificate expired on"):
+        NodeTls(expired.certificate, expired.key)
+    with pytest.raises(DicomError, match="--pacs-cert file .*: the certificate expired on"):
+        PacsTls(certificate=expired.certificate, key=expired.key)
+
+
+def listen_args(*flags: str):
+    return build_parser().parse_args(["dicom-listen", *flags])
+
+
+def test_the_command_line_builds_both_legs_and_refuses_a_flag_without_the_one_it_needs(pki):
+    node_files, pacs_files = pki["node"], pki["pacs"]
+    node_tls, pacs_tls = tls_settings(listen_args(
+        "--tls-cert", str(node_files.certificate), "--tls-key", str(node_files.key), "--tls-client-ca",
+        str(node_files.ca), "--pacs", "127.0.0.1:2762", "--pacs-aet", "PACS", "--pacs-tls", "--pacs-ca",
+        str(pacs_files.ca), "--pacs-server-name", "pacs.example.org"))
+    assert node_tls == NodeTls(node_files.certificate, node_files.key, node_files.ca)
+    assert pacs_tls == PacsTls(ca=pacs_files.ca, server_name="pacs.example.org")
+    assert tls_settings(listen_args()) == (None, None)
+    refusals = {
+        ("--tls-cert", str(node_files.certificate)): "--tls-cert and --tls-key go together",
+        ("--tls-client-ca", str(node_files.ca)): "--tls-client-ca needs --tls-cert",
+        ("--pacs", "h:1", "--pacs-aet", "P", "--pacs-ca", str(pacs_files.ca)): "--pacs-ca given without --pacs-tls",
+        ("--pacs-tls",): "--pacs-tls needs --pacs",
+    }
+    for flags, message in refusals.items():
+        with pytest.raises(ClientConfigError, match=message):
+            tls_settings(listen_args(*flags))
+
+
+def test_no_plaintext_warning_for_a_leg_with_tls(pki):
+    node_files = pki["node"]
+    node_tls = NodeTls(node_files.certificate, node_files.key)
+    plain_pacs = PacsConfig("10.0.0.5", 104, "PACS")
+    tls_pacs = PacsConfig("10.0.0.5", 2762, "PACS", tls=PacsTls(ca=pki["pacs"].ca))
+    assert plaintext_dicom(NodeConfig(spool="s", host="0.0.0.0", tls=node_tls, pacs=tls_pacs)) == []
+    told = plaintext_dicom(NodeConfig(spool="s", host="0.0.0.0", tls=node_tls, pacs=plain_pacs))
+    assert len(told) == 1 and "PACS 10.0.0.5 in PLAINTEXT" in told[0] and "--pacs-tls" in told[0]
+    told = plaintext_dicom(NodeConfig(spool="s", host="0.0.0.0", pacs=tls_pacs))
+    assert len(told) == 1 and "listens on 0.0.0.0 in PLAINTEXT" in told[0] and "--tls-cert" in told[0]
+
+
+def test_a_port_check_and_a_connection_ending_mid_pdu_are_told_at_info_without_a_traceback(tmp_path, pki, caplog):
+    """A load balancer's TCP probe (connect, close) on the TLS port, and a sender resetting its connection in the middle
+    of a PDU or closing it there (plain DICOM: pynetdicom had logged an ERROR, the reset with a traceback): one INFO
+    line each."""
+    node_files = pki["node"]
+    with caplog.at_level(logging.INFO):
+        with tls_node(tmp_path / "tls", NodeTls(node_files.certificate, node_files.key)) as node:
+            socket.create_connection(node.address).close()
+            assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
+        with tls_node(tmp_path / "plain", None) as node:
+            reset = socket.create_connection(node.address)
+            reset.sendall(b"\x01\x00\x00\x00\x01\x00\x00")  # 1 byte of a 256-byte PDU
+            time.sleep(0.3)
+            reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            reset.close()
+            assert wait_until(lambda: "its connection broke while a PDU arrived" in caplog.text, 10.0), caplog.text
+            assert wait_until(lambda: not node._ae.active_associations, 10.0)
+            closed = socket.create_connection(node.address)
+            closed.sendall(b"\x01\x00\x00\x00\x01\x00\x00")
+            time.sleep(0.3)
+            closed.close()
+            assert wait_until(lambda: "closed in the middle of a PDU (1 of its 256 bytes came)" in caplog.text, 10.0)
+    assert "closed the connection during the TLS handshake" in caplog.text
+    louder = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not louder, [r.getMessage() for r in louder]
+    assert not any(r.exc_info for r in caplog.records)
