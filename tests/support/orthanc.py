@@ -97,6 +97,15 @@ class Orthanc:
         with urllib.request.urlopen(self.url + path, timeout=30) as answer:
             return answer.read()
 
+    def post(self, path: str, body: bytes) -> bytes:
+        """POST ``body`` to a REST path; the answer's body (an HTTP error raises, with Orthanc's explanation)."""
+        request = urllib.request.Request(self.url + path, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return answer.read()
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"Orthanc refused POST {path}: {e.code} {e.read()[:2000]!r}") from e
+
     def get_json(self, path: str):
         """GET a REST path as JSON."""
         return json.loads(self.get(path))
