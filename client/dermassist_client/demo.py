@@ -73,6 +73,7 @@ ANALYSES_AT_ONCE = 4
 #: What a stopping page gives Gradio to send the answers of the analyses it waited for.
 DELIVERY_S = 1.0
 NEW_FILE = "**{name}** is loaded: press **Analyze**."
+ANALYSING = "Analysing **{name}** ..."
 UNREACHABLE = ("The analysis service cannot be reached right now. Try again in a minute; if it goes on, tell the team "
                "that runs DermAssist.")
 TOO_SLOW = ("The analysis service is busy or not responding. Try again shortly; if it goes on, tell the team that "
@@ -441,6 +442,11 @@ arrive after an answer and replace it): every output of the last analysis is emp
 beside a picture it is not about, and the page says the picture is loaded. Focus that Gradio dropped to the page's
 body as it replaced the drop zone goes back to the upload (accessibility audit, L6). The crop and CAM boxes, emptied, are no
 longer displayed (``HIDDEN_WHEN_EMPTY`` in PAGE_CSS): a script's outputs are values, it cannot set a visibility."""
+ANALYSING_JS = (f"(file, status) => {{ {_FILE_NAME_JS} "
+                f"return name ? {json.dumps(ANALYSING)}.replace('{{name}}', name) : status; }}")
+"""Run in the browser the moment Analyze is pressed: the status line (a live region) says the picture is being
+analysed, where it had gone on saying "press Analyze" until the answer came (accessibility audit, L7); with no picture
+loaded it is left as it is, for the handler's own message."""
 KEEP_IF_CURRENT_JS = (
     f"(file, ...shown) => {{ {_FILE_NAME_JS} "
     f"if (shown[shown.length - 1] !== key) {{ return ({LOADED_JS})(file); }} "
@@ -623,6 +629,7 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
                 about = gr.Textbox(visible=False, elem_id="about")
         gr.Markdown(attribution_markdown(examples), elem_id="attribution")
         outputs = [banner, overlay, crop, cam, cam_legend, probabilities, status, model, about]
+        button.click(None, inputs=[upload, status], outputs=[status], js=ANALYSING_JS)
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
         button.click(lambda path: page_values(analyses.run(
             lambda: analyze_file(client, path, refer_threshold, not_learnt), path)), inputs=[upload],

@@ -329,6 +329,7 @@ def test_an_answer_is_shown_only_beside_the_picture_it_is_about(monkeypatch):
         page.locator("#upload input[type=file]").set_input_files(str(first.path))
         expect(page.locator(f"#upload a[href$='/{first.path.name}']")).to_be_visible(timeout=30_000)
         page.locator("#analyze").click()  # at once, not waiting for the page to say the picture is loaded
+        expect(page.locator("#status")).to_contain_text(f"Analysing {first.path.name} ...", timeout=1_500)
         expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}", timeout=30_000)
         time.sleep(1.0)
         expect(page.locator("#status")).to_contain_text(f"Answer about {first.path.name}")
