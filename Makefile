@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 # Triton's CPU-only start-up warnings stay out of test logs.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install system-deps shared-data models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
+.PHONY: help install lock system-deps shared-data models models-synthetic release experiments evaluate serve demo test lint bench loadtest clean
 
 help:
 	@echo "make demo      install, build models if missing, serve them and print the demo page's address"
@@ -22,13 +22,23 @@ help:
 	@echo "make lint      ruff and mypy only"
 	@echo "make models | serve | bench | loadtest | release | experiments | evaluate"
 
-$(STAMP): pyproject.toml client/pyproject.toml
+# constraints.txt (the lock file) holds every package the install resolves to, at the version the tests ran with.
+$(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' -e './client[demo,dicom,fhir]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e './client[demo,dicom,fhir]'
 	touch $@
 
 install: $(STAMP)
+
+# Resolve the install afresh (the newest versions pyproject.toml's pins allow), in a venv of its own, and write the
+# lock file from it; then `make install test` (the suite checks the environment against the lock).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q -e '.[dev]' -e './client[demo,dicom,fhir]'
+	.lock-venv/bin/python -m dermassist.lockfile --write
+	rm -rf .lock-venv
 
 # Debian packages the tests drive: headless Chromium (browser tests), docker-compose (compose
 # config check), kubectl (kustomize rendering; the machine image ships 1.32, Debian's is a fallback),

@@ -52,7 +52,7 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "model_repository.lesion_segmenter": ("numpy", "tensorflow", "triton_python_backend_utils"),
     "dermassist.guard": ("numpy", "grpc", "tritonclient", "google", "cryptography"),
     "dermassist.reference": ("numpy", "tensorflow"),
-    "dermassist": ("numpy", "cv2", "matplotlib", "tritonclient", "cryptography"),
+    "dermassist": ("numpy", "cv2", "matplotlib", "tritonclient", "cryptography", "packaging"),  # packaging: lockfile
     "loadtest": ("locust", "gevent", "grpc", "tritonclient"),
 }
 # Source folders -> the dotted name their modules get (model.py adapters: model_repository.<model>).
