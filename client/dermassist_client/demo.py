@@ -194,6 +194,9 @@ _TOO_LARGE_TOAST = "exceed the maximum allowed size"  # Gradio's words in that t
 DROP_ZONE_NAME = "Drop File Here or Click to Upload: a dermoscopic image (JPEG, PNG, BMP or TIFF)"
 """The upload drop zone's accessible name: it holds the zone's visible words, so a voice-control user who says "click
 Drop File Here" reaches it (Gradio names it "Click to upload or drop files"; accessibility audit, L3)."""
+EMPTY_OVERLAY = "Mask and box: no picture analysed yet"
+"""The accessible name of the empty picture box, a picture role given with it: Gradio labels the box "Empty value" on
+an element without a role, which screen readers ignore (axe: aria-prohibited-attr; accessibility audit, L9)."""
 
 
 def live_regions_js(limit_bytes: int) -> str:
@@ -208,7 +211,8 @@ def live_regions_js(limit_bytes: int) -> str:
     (``REFUSED_UPLOAD_ID``: written into the status line, whose text Gradio keeps, it had frozen it for the rest of the
     session; a node the script added to the page broke the drop zone's Enter key; review 19, H1), which takes focus
     and is emptied by the next upload. The drop zone, which Gradio makes again after a picture is
-    cleared, is named ``DROP_ZONE_NAME``.
+    cleared, is named ``DROP_ZONE_NAME``, and the empty picture box, made again with each new picture, is a picture
+    named ``EMPTY_OVERLAY``.
     """
     told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
     return (
@@ -218,7 +222,10 @@ def live_regions_js(limit_bytes: int) -> str:
         "region.setAttribute('aria-atomic', 'true'); region.setAttribute('tabindex', '-1'); } } "
         "const name = () => { for (const zone of document.querySelectorAll('#upload button.upload-container')) { "
         f"if (zone.getAttribute('aria-label') !== {json.dumps(DROP_ZONE_NAME)}) {{ "
-        f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} }}; name(); "
+        f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} "
+        "for (const empty of document.querySelectorAll('#overlay .empty')) { if (empty.getAttribute('role') !== 'img') { "
+        f"empty.setAttribute('role', 'img'); empty.setAttribute('aria-label', {json.dumps(EMPTY_OVERLAY)}); }} }} }}; "
+        "name(); "
         f"const refused = document.querySelector({json.dumps(REFUSED_REGION)}); "
         "if (refused) { refused.setAttribute('role', 'status'); refused.setAttribute('aria-live', 'polite'); "
         "refused.setAttribute('tabindex', '-1'); } "

@@ -444,16 +444,22 @@ def test_the_crop_and_cam_boxes_are_displayed_only_while_they_hold_a_picture(mon
         expect(page.locator("#analyze")).to_be_visible(timeout=30_000)
         expect(page.locator("#overlay")).to_be_visible()
         expect_picture_boxes(page, displayed=False)  # the page as first loaded
+        empty = page.locator("#overlay .empty")
+        expect(empty).to_have_attribute("role", "img")  # Gradio's "Empty value" label had been on a box with no role
+        expect(empty).to_have_attribute("aria-label", demo.EMPTY_OVERLAY)
         page.locator("#upload input[type=file]").set_input_files(str(HAM))
         wait_for_upload(page, HAM)
         expect_picture_boxes(page, displayed=False)
         analyze()
         check_page_accessibility(page)
+        expect(empty).to_have_count(0)
 
         page.get_by_text(other.label, exact=True).click()  # a new picture after an answer with a diagnosis
         wait_for_upload(page, other.path)
         expect(page.locator("#banner .verdict")).to_have_count(0)
         expect_picture_boxes(page, displayed=False)
+        expect(empty).to_have_attribute("role", "img")  # the box Gradio made again is named again
+        expect(empty).to_have_attribute("aria-label", demo.EMPTY_OVERLAY)
         analyze()
 
         page.locator("#upload button[aria-label='Clear']").click()  # the upload cleared
