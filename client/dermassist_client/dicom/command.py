@@ -78,6 +78,10 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--pacs-key", metavar="PEM", help="the unencrypted private key of --pacs-cert")
     tls.add_argument("--pacs-server-name", metavar="NAME",
                      help="the name the PACS's certificate holds, where --pacs gives another (an address; with --pacs-tls)")
+    tls.add_argument("--tls-profile", choices=("bcp195", "aes"), default=None,
+                     help="DICOM's TLS profile on both legs: bcp195 (default: TLS 1.2 or later, forward-secret ciphers) "
+                          "or aes (also TLS_RSA_WITH_AES_128_CBC_SHA, for modalities and PACS of the older AES "
+                          "profile that offer nothing else; that cipher needs an RSA certificate)")
     parser.add_argument("--any-called-aet", action="store_const", const=True, default=None,
                         help="accept associations whatever called AE title they name (default: only --aet; env "
                              f"{ENVIRONMENT['any_called_aet']}=1)")
@@ -120,8 +124,13 @@ def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | No
                                 "with DICOM TLS")
     if args.pacs_tls and not args.pacs:
         raise ClientConfigError("--pacs-tls needs --pacs and --pacs-aet: the PACS to send to with DICOM TLS")
-    node_tls = NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
-    pacs_tls = PacsTls(args.pacs_ca, args.pacs_cert, args.pacs_key, args.pacs_server_name) if args.pacs_tls else None
+    if args.tls_profile is not None and not (args.tls_cert or args.pacs_tls):
+        raise ClientConfigError("--tls-profile given without a leg that speaks TLS: add --tls-cert and --tls-key, or "
+                                "--pacs-tls")
+    profile = {} if args.tls_profile is None else {"profile": args.tls_profile}
+    node_tls = NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca, **profile) if args.tls_cert else None
+    pacs_tls = (PacsTls(args.pacs_ca, args.pacs_cert, args.pacs_key, args.pacs_server_name, **profile)
+                if args.pacs_tls else None)
     return node_tls, pacs_tls
 
 

@@ -32,20 +32,23 @@ def _pem_file(path: Path | str | None, flag: str) -> Path | None:
 
 def _load(action: Callable[[], Any], flag: str, path: Path, expected: str) -> None:
     """Run ``action`` (one load into an SSL context); its failure as a DicomError naming ``flag``, ``path``, what the
-    file should hold, and how the certificate is out of its dates where it is."""
+    file should hold, and the fix."""
     try:
         action()
     except (ssl.SSLError, OSError, ValueError) as e:
         if "KEY_VALUES_MISMATCH" in str(e):
-            raise DicomError(f"{flag} file {path} is not the key of the certificate given with it ({e}); pass the key "
-                             "that was issued with that certificate") from e
+            raise DicomError(f"{flag} file {path} is not the key of the first certificate given with it ({e}); pass "
+                             "the key issued with that certificate, and a certificate file that begins with the "
+                             "node's own certificate, then its intermediates") from e
         raise DicomError(f"{flag} file {path} cannot be used ({e}); expected {expected}") from e
 
 
 def _own_certificate(context: ssl.SSLContext, certificate: Path, key: Path, flags: tuple[str, str]) -> None:
-    """Load a certificate chain and its key into ``context``, refusing one out of its validity dates."""
-    _load(lambda: context.load_verify_locations(cafile=str(certificate)), flags[0], certificate,
-          "the certificate (then its intermediates) as PEM (-----BEGIN CERTIFICATE-----)")
+    """Load a certificate chain and its key into ``context``, refusing one out of its validity dates. The file is
+    checked in a context of its own: loaded as trusted into ``context``, its intermediates and root would have been
+    trusted for the peer too, beside the CA the operator named (review 21, H1)."""
+    _load(lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(certificate)), flags[0],
+          certificate, "the certificate (then its intermediates) as PEM (-----BEGIN CERTIFICATE-----)")
     dates = certificate_dates_problem(certificate)
     if dates:
         raise DicomError(f"{flags[0]} file {certificate}: the certificate {dates}; pass a certificate within its dates")
@@ -55,8 +58,33 @@ def _own_certificate(context: ssl.SSLContext, certificate: Path, key: Path, flag
 
 
 def _trusted(context: ssl.SSLContext, ca: Path, flag: str) -> None:
+    """Trust the CA certificates in ``ca``, an intermediate among them as a trust anchor of its own (a hospital that
+    names its issuing CA means that CA, not its root's every other)."""
     _load(lambda: context.load_verify_locations(cafile=str(ca)), flag, ca,
           "one or more CA certificates as PEM (-----BEGIN CERTIFICATE-----)")
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+
+
+#: DICOM's TLS profiles the node offers (PS3.15 Annex B): ``bcp195``, TLS 1.2 or later with forward-secret ciphers
+#: only (B.9, B.10); ``aes``, the same plus TLS_RSA_WITH_AES_128_CBC_SHA, the one cipher of the older AES profile
+#: (B.3), for modalities and PACS that speak no other (no forward secrecy: turn it on for such peers only; that cipher
+#: exchanges its key by RSA, so the node's certificate must have an RSA key).
+PROFILES = ("bcp195", "aes")
+AES_PROFILE_CIPHER = "AES128-SHA"
+
+
+def _check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise DicomError(f"--tls-profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+
+
+def _with_profile(context: ssl.SSLContext, profile: str) -> ssl.SSLContext:
+    """``context`` at TLS 1.2 or later, with the ciphers of ``profile`` (TLS 1.3's own are always offered)."""
+    context.minimum_version = MINIMUM_VERSION
+    if profile == "aes":
+        offered = [c["name"] for c in context.get_ciphers() if c.get("protocol") != "TLSv1.3"]
+        context.set_ciphers(":".join([*offered, AES_PROFILE_CIPHER]))
+    return context
 
 
 class _HandshakeInTheAssociation(ssl.SSLContext):
@@ -77,8 +105,10 @@ class NodeTls:
     certificate: Path
     key: Path
     client_ca: Path | None = None
+    profile: str = PROFILES[0]
 
     def __post_init__(self) -> None:
+        _check_profile(self.profile)
         object.__setattr__(self, "certificate", _pem_file(self.certificate, "--tls-cert"))
         object.__setattr__(self, "key", _pem_file(self.key, "--tls-key"))
         object.__setattr__(self, "client_ca", _pem_file(self.client_ca, "--tls-client-ca"))
@@ -86,8 +116,7 @@ class NodeTls:
 
     def context(self) -> ssl.SSLContext:
         """A server context for pynetdicom (each handshake made by ``handshake`` in the association's thread)."""
-        context = _HandshakeInTheAssociation(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = MINIMUM_VERSION
+        context = _with_profile(_HandshakeInTheAssociation(ssl.PROTOCOL_TLS_SERVER), self.profile)
         _own_certificate(context, self.certificate, self.key, ("--tls-cert", "--tls-key"))
         if self.client_ca is not None:
             _trusted(context, self.client_ca, "--tls-client-ca")
@@ -95,8 +124,9 @@ class NodeTls:
         return context
 
     def __str__(self) -> str:
-        return ("TLS, senders must present a certificate signed by " + str(self.client_ca) if self.client_ca
-                else "TLS, any sender (no client certificate asked for)")
+        who = (f"senders must present a certificate signed by {self.client_ca}" if self.client_ca
+               else "any sender (no client certificate asked for)")
+        return f"TLS ({self.profile} profile), {who}; certificate {self.certificate}, read at start"
 
 
 @dataclass(frozen=True)
@@ -109,8 +139,10 @@ class PacsTls:
     certificate: Path | None = None
     key: Path | None = None
     server_name: str | None = None
+    profile: str = PROFILES[0]
 
     def __post_init__(self) -> None:
+        _check_profile(self.profile)
         object.__setattr__(self, "ca", _pem_file(self.ca, "--pacs-ca"))
         object.__setattr__(self, "certificate", _pem_file(self.certificate, "--pacs-cert"))
         object.__setattr__(self, "key", _pem_file(self.key, "--pacs-key"))
@@ -124,9 +156,8 @@ class PacsTls:
 
     def context(self) -> ssl.SSLContext:
         """A client context that checks the PACS's certificate and its name, and presents the node's where given."""
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH) if self.ca is None else \
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = MINIMUM_VERSION
+        context = _with_profile(ssl.create_default_context(ssl.Purpose.SERVER_AUTH) if self.ca is None else
+                                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), self.profile)
         if self.ca is not None:
             _trusted(context, self.ca, "--pacs-ca")
         if self.certificate is not None and self.key is not None:
@@ -143,23 +174,33 @@ def closed_before_handshake(error: BaseException) -> bool:
 def handshake_refusal(error: BaseException, timeout_s: float) -> str:
     """Why a sender's TLS handshake with the node failed, and what to change, for the node's log."""
     if closed_before_handshake(error):
-        return f"it closed the connection during the TLS handshake ({type(error).__name__}; a port check does this)"
+        return (f"it closed the connection during the TLS handshake ({type(error).__name__}; a port check does this; "
+                "a sender that does it every time may not accept the node's certificate or ciphers)")
     if isinstance(error, TimeoutError):
-        return f"it sent no TLS handshake within {timeout_s:g} s (--idle-timeout): a sender speaking plain DICOM waits " \
-               "for the node to speak first; configure it for DICOM TLS"
+        return (f"its TLS handshake did not finish within {timeout_s:g} s (--idle-timeout): it sent nothing, or too "
+                "slowly")
     reason = str(getattr(error, "reason", "") or "")
     if isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED":
-        return f"its certificate was refused ({getattr(error, 'verify_message', '') or error}): give it a " \
-               "certificate signed by the CA of --tls-client-ca, within its dates"
+        message = str(getattr(error, "verify_message", "") or error)
+        if "expired" in message or "not yet valid" in message:
+            return f"its certificate is out of its dates ({message}): renew the sender's certificate (or check the " \
+                   "clocks)"
+        return f"its certificate was refused ({message}): give it a certificate signed by the CA of --tls-client-ca " \
+               "(an intermediate CA there is trusted on its own)"
     if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"):
         return "it presented no certificate, and --tls-client-ca requires one: configure the sender's client " \
                "certificate, signed by that CA"
-    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW",
-                  "UNKNOWN_PROTOCOL"):
-        return f"it did not speak TLS 1.2 or later ({reason}): configure it for DICOM TLS, or send it to a port " \
-               "without TLS"
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"):
+        return f"it did not speak TLS ({reason}): configure it for DICOM TLS, or send it to a port without TLS"
+    if reason in ("UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "TLSV1_ALERT_PROTOCOL_VERSION"):
+        return f"it speaks only a TLS older than 1.2 ({reason}), which the node refuses: update the sender"
+    if reason in ("NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+        return f"it offers no cipher of the node's profile ({reason}): a sender of DICOM's older AES profile needs " \
+               "--tls-profile aes, and a node certificate with an RSA key"
+    if reason in ("SSLV3_ALERT_CERTIFICATE_EXPIRED",):
+        return "it refused the node's certificate as expired: renew --tls-cert (read at start: restart the node)"
     if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-                  "TLSV1_ALERT_DECRYPT_ERROR", "SSLV3_ALERT_CERTIFICATE_EXPIRED"):
+                  "TLSV1_ALERT_DECRYPT_ERROR"):
         return f"it does not trust the node's certificate ({reason}): give the sender the CA that signed --tls-cert " \
                "(and check the name it expects is in that certificate)"
     return f"{type(error).__name__}: {error}"
@@ -173,15 +214,24 @@ def pacs_refusal(error: BaseException, server_name: str) -> str:
         if "hostname" in message.lower() or "ip address mismatch" in message.lower():
             return f"the PACS's certificate does not name {server_name!r} ({message}): pass --pacs-server-name with " \
                    "the name it holds, or address the PACS by that name"
-        return f"the PACS's certificate is not trusted ({message}): pass the CA that signed it with --pacs-ca (or " \
-               "renew a certificate out of its dates)"
+        if "expired" in message or "not yet valid" in message:
+            return f"the PACS's certificate is out of its dates ({message}): renew it on the PACS (or check the clocks)"
+        return f"the PACS's certificate is not trusted ({message}): pass the CA that signed it with --pacs-ca"
     if reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"):
         return f"the PACS port does not speak TLS ({reason}): check the port (DICOM TLS is often 2762), or leave out " \
                "--pacs-tls for a PACS without it"
-    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+    if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "VERSION_TOO_LOW"):
+        return f"the PACS speaks only a TLS older than 1.2 ({reason}), which the node refuses: update the PACS"
+    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
         return f"the PACS asks for a client certificate ({reason}): pass the node's with --pacs-cert and --pacs-key"
+    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+        return f"the PACS ended the handshake ({reason}): it asks for a client certificate (pass the node's with " \
+               "--pacs-cert and --pacs-key), or it shares no cipher with the node (a PACS of DICOM's older AES " \
+               "profile: --tls-profile aes)"
+    if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
+        return f"the PACS refused the node's client certificate as expired ({reason}): renew --pacs-cert"
     if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-                  "SSLV3_ALERT_CERTIFICATE_EXPIRED", "TLSV1_ALERT_ACCESS_DENIED"):
+                  "TLSV1_ALERT_ACCESS_DENIED"):
         return f"the PACS refused the node's client certificate ({reason}): have the PACS trust the CA that signed " \
                "--pacs-cert"
     return f"TLS with the PACS failed ({type(error).__name__}: {error})"

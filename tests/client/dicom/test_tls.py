@@ -5,8 +5,10 @@ Certificates come from ``trustme`` (a test CA made in memory); the PACS is an in
 (``tests.client.dicom.test_forwarding``), with TLS."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -148,10 +150,12 @@ def test_a_connection_that_never_shakes_hands_holds_neither_the_node_nor_a_slot(
             silent.close()
 
 
+@pytest.mark.parametrize("trickle", [False, True], ids=["stops", "trickles"])
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
-def test_a_sender_stopping_in_the_middle_of_a_pdu_is_aborted_after_the_idle_timeout(tmp_path, pki, tls, caplog):
-    """pynetdicom's idle timer runs between PDUs only: a PDU's header and one byte of its body, then nothing, had
-    held the association's thread and slot for good (a node of 8 slots was locked by 8 such connections)."""
+def test_a_sender_stopping_or_trickling_in_the_middle_of_a_pdu_is_aborted(tmp_path, pki, tls, trickle, caplog):
+    """pynetdicom's idle timer runs between PDUs only: a PDU's header and one byte of its body, then nothing (or one
+    byte every 0.3 s, each read within the idle timeout: review 21, H2), had held the association's thread and slot for
+    good. A PDU must now arrive whole within the idle timeout of its first byte."""
     node_files = pki["node"]
     config = NodeTls(node_files.certificate, node_files.key) if tls else None
     with tls_node(tmp_path, config, idle_timeout_s=1.0) as node:
@@ -160,12 +164,143 @@ def test_a_sender_stopping_in_the_middle_of_a_pdu_is_aborted_after_the_idle_time
         try:
             with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
                 stalled.sendall(b"\x01\x00\x00\x00\x01\x00\x00")  # an A-ASSOCIATE-RQ of 256 bytes: 1 sent
+                started = time.monotonic()
+                while trickle and node.counts["stalled_while_arriving"] == 0 and time.monotonic() - started < 10:
+                    time.sleep(0.3)
+                    with contextlib.suppress(OSError):
+                        stalled.sendall(b"\x00")
                 assert wait_until(lambda: node.counts["stalled_while_arriving"] == 1, 10.0)
-            assert "stopped sending in the middle of a PDU for 1 s" in caplog.text
+                assert time.monotonic() - started < 3.0
+            assert "did not arrive whole within 1 s of its first byte" in caplog.text
             assert wait_until(lambda: not node._ae.active_associations, 10.0), "its association was not ended"
         finally:
             stalled.close()
         assert echo(node.address, client_context(node_files.ca) if tls else None) == 0x0000
+
+
+def test_connections_that_send_no_request_are_capped_per_address_and_a_refused_one_frees_its_slot(tmp_path, pki):
+    """Slow connections from one address had filled every slot before the per-sender cap (checked at the association
+    request) could apply (review 21, H2); a connection refused at its handshake had held a slot for the ACSE timeout
+    (review 21, M3)."""
+    node_files = pki["node"]
+    limits = AssociationLimits(idle_timeout_s=10.0, max_associations=3, max_associations_per_sender=2)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "spool", port=0), limits) as node:
+        silent = []
+        for _ in range(4):  # from another loopback address than the sender that must still get in
+            connection = socket.socket()
+            connection.bind(("127.0.0.2", 0))
+            connection.connect(node.address)
+            silent.append(connection)
+        try:
+            assert wait_until(lambda: node.counts["refused_awaiting_cap"] == 2, 10.0)
+            started = time.monotonic()
+            assert echo(node.address, None) == 0x0000  # the third slot, from 127.0.0.1
+            assert time.monotonic() - started < 5.0
+        finally:
+            for connection in silent:
+                connection.close()
+    with tls_node(tmp_path / "tls", NodeTls(node_files.certificate, node_files.key), idle_timeout_s=10.0) as node:
+        node._ae.maximum_associations = 1
+        assert echo(node.address, None) is None  # plain DICOM: refused at the handshake
+        assert wait_until(lambda: node.counts["tls_refused"] == 1, 5.0)
+        started = time.monotonic()
+        assert wait_until(lambda: echo(node.address, client_context(node_files.ca)) == 0x0000, 5.0, 0.2)
+        assert time.monotonic() - started < 5.0  # not the 10 s of the ACSE timeout
+
+
+def test_the_node_trusts_only_the_cas_it_was_given(tmp_path, pki, ham_jpeg):
+    """A certificate file holding the node's chain up to its root had put that root among the CAs trusted for the peer:
+    any certificate the node's own CA signed got in, whatever --tls-client-ca or --pacs-ca said (review 21, H1)."""
+    root = trustme.CA()
+    issuing = root.create_child_ca()
+    leaf = issuing.issue_cert("127.0.0.1")
+    chain = tmp_path / "chain.pem"  # node, intermediate, root: as a site's certificate bundle often is
+    chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems) + root.cert_pem.bytes())
+    key = tmp_path / "chain.key"
+    leaf.private_key_pem.write_to_path(str(key))
+    sibling = party(tmp_path, "sibling", issuing, "modality.example.org")  # signed by the node's own issuing CA
+    modality = pki["modality"]
+    root_file = tmp_path / "root.pem"
+    root.cert_pem.write_to_path(str(root_file))
+    with tls_node(tmp_path, NodeTls(chain, key, client_ca=modality.ca)) as node:
+        assert echo(node.address, client_context(root_file, own=sibling)) is None
+        assert echo(node.address, client_context(root_file, own=modality)) == 0x0000
+    issuing_file = tmp_path / "issuing.pem"
+    issuing.cert_pem.write_to_path(str(issuing_file))
+    with tls_node(tmp_path / "anchor", NodeTls(chain, key, client_ca=issuing_file)) as node:  # an intermediate alone
+        assert echo(node.address, client_context(root_file, own=sibling)) == 0x0000
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # a PACS whose certificate the node's own CA signed
+    server.load_cert_chain(str(sibling.certificate), str(sibling.key))
+    with running(FakePacs([ExplicitVRLittleEndian]), ssl_context=server) as pacs:
+        config = PacsConfig("127.0.0.1", pacs.port, PACS_AET, timeout_s=10,
+                            tls=PacsTls(ca=pki["pacs"].ca, certificate=chain, key=key, server_name="modality.example.org"))
+        node = DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "pacs-spool", port=0, pacs=config))
+        spool(node, [di.photograph(ham_jpeg, di.Patient(patient_id="DA-TLS-SCOPE").with_study(), compressed=False)])
+        with pytest.raises(PacsUnavailableError, match="not trusted"):
+            store_files(config, "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+        with pytest.raises(PacsUnavailableError, match="not trusted.*--pacs-ca"):  # this system's CAs by default
+            store_files(PacsConfig("127.0.0.1", pacs.port, PACS_AET, timeout_s=10, tls=PacsTls(
+                server_name="modality.example.org")), "DERMASSIST", sorted(node.pending()[0].glob("*.dcm")))
+        assert not pacs.stored
+
+
+def legacy_sender(trust: Path, cipher: str | None = None, newest: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    """A sender of an older DICOM profile: one cipher only, or a TLS version no newer than ``newest``."""
+    context = client_context(trust)
+    if cipher is not None:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(f"{cipher}:@SECLEVEL=1")
+    if newest is not None:
+        context.minimum_version, context.maximum_version = ssl.TLSVersion.TLSv1, newest
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    return context
+
+
+def test_a_tampered_tls_record_is_told_as_such(tmp_path, pki, caplog):
+    """A record failing its integrity check (what an attacker on the path produces) is a WARNING of its own and counted,
+    not a connection that 'broke' at INFO (review 21, L7)."""
+    node_files = pki["node"]
+    with tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key)) as node:
+        sender = client_context(node_files.ca).wrap_socket(socket.create_connection(node.address),
+                                                           server_hostname="127.0.0.1")
+        try:
+            with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+                sender.sendall(b"\x01\x00\x00\x00\x01\x00\x00")  # mid-PDU: the guard is reading its body
+                time.sleep(0.3)
+                forged = socket.socket(fileno=os.dup(sender.fileno()))  # past TLS: a record no key wrote
+                forged.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+                forged.close()
+                assert wait_until(lambda: node.counts["tls_broken"] == 1, 10.0)
+        finally:
+            sender.close()
+    assert "failed its check" in caplog.text and "data altered on the way" in caplog.text
+
+
+def test_profiles_ciphers_versions_and_dates_are_refused_or_taken_with_the_reason(tmp_path, pki, caplog):
+    node_files, modality = pki["node"], pki["modality"]
+    expired = party(tmp_path, "expired", trustme.CA(), "modality.example.org",
+                    not_before=datetime.datetime(2020, 1, 1), not_after=datetime.datetime(2021, 1, 1))
+    with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+        with tls_node(tmp_path / "bcp", NodeTls(node_files.certificate, node_files.key, client_ca=expired.ca)) as node:
+            assert echo(node.address, legacy_sender(node_files.ca, cipher="AES128-SHA")) is None
+            assert echo(node.address, legacy_sender(node_files.ca, newest=ssl.TLSVersion.TLSv1_1)) is None
+            assert echo(node.address, client_context(node_files.ca, own=expired)) is None
+            assert wait_until(lambda: node.counts["tls_refused"] == 3, 10.0)
+    assert "offers no cipher of the node's profile" in caplog.text and "--tls-profile aes" in caplog.text
+    assert "older than 1.2" in caplog.text
+    assert "its certificate is out of its dates" in caplog.text and "renew the sender's certificate" in caplog.text
+    rsa = party(tmp_path, "rsa-node", trustme.CA(key_type=trustme.KeyType.RSA), "127.0.0.1",
+                key_type=trustme.KeyType.RSA)  # the AES profile's cipher exchanges its key by RSA
+    aes = NodeTls(rsa.certificate, rsa.key, profile="aes")
+    assert "AES128-SHA" in [c["name"] for c in aes.context().get_ciphers()]
+    assert "AES128-SHA" not in [c["name"] for c in NodeTls(node_files.certificate, node_files.key).context().get_ciphers()]
+    with tls_node(tmp_path / "aes", aes) as node:
+        assert echo(node.address, legacy_sender(rsa.ca, cipher="AES128-SHA")) == 0x0000
+        assert echo(node.address, client_context(rsa.ca, own=modality)) == 0x0000  # BCP 195 senders too
+        assert echo(node.address, legacy_sender(rsa.ca, newest=ssl.TLSVersion.TLSv1_1)) is None
+    with pytest.raises(DicomError, match="--tls-profile must be one of bcp195, aes"):
+        NodeTls(node_files.certificate, node_files.key, profile="basic")
 
 
 def test_the_node_sends_to_a_pacs_over_tls_and_says_why_when_it_cannot(tmp_path, pki, ham_jpeg):
@@ -215,7 +350,7 @@ def test_settings_are_checked_when_made(tmp_path, pki):
         NodeTls(tmp_path / "missing.pem", node_files.key)
     with pytest.raises(DicomError, match="--tls-key file .* is a folder"):
         NodeTls(node_files.certificate, tmp_path)
-    with pytest.raises(DicomError, match="--tls-key file .* is not the key of the certificate"):
+    with pytest.raises(DicomError, match="--tls-key file .* is not the key of the first certificate .* begins with the"):
         NodeTls(node_files.certificate, other.key)
     with pytest.raises(DicomError, match="--tls-cert file .* cannot be used"):
         NodeTls(node_files.key, node_files.key)  # a key where the certificate goes
@@ -246,11 +381,16 @@ def test_the_command_line_builds_both_legs_and_refuses_a_flag_without_the_one_it
     assert node_tls == NodeTls(node_files.certificate, node_files.key, node_files.ca)
     assert pacs_tls == PacsTls(ca=pacs_files.ca, server_name="pacs.example.org")
     assert tls_settings(listen_args()) == (None, None)
+    node_tls, pacs_tls = tls_settings(listen_args(
+        "--tls-cert", str(node_files.certificate), "--tls-key", str(node_files.key), "--pacs", "h:2762", "--pacs-aet",
+        "P", "--pacs-tls", "--pacs-ca", str(pacs_files.ca), "--tls-profile", "aes"))
+    assert node_tls is not None and pacs_tls is not None and node_tls.profile == pacs_tls.profile == "aes"
     refusals = {
         ("--tls-cert", str(node_files.certificate)): "--tls-cert and --tls-key go together",
         ("--tls-client-ca", str(node_files.ca)): "--tls-client-ca needs --tls-cert",
         ("--pacs", "h:1", "--pacs-aet", "P", "--pacs-ca", str(pacs_files.ca)): "--pacs-ca given without --pacs-tls",
         ("--pacs-tls",): "--pacs-tls needs --pacs",
+        ("--tls-profile", "aes"): "--tls-profile given without a leg that speaks TLS",
     }
     for flags, message in refusals.items():
         with pytest.raises(ClientConfigError, match=message):
