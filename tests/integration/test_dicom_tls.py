@@ -1,6 +1,6 @@
 """DICOM TLS on both of the node's legs against a real PACS: Orthanc (Debian's, built on DCMTK) sends a dermoscopic
 photograph to ``dermassist-client dicom-listen`` over mutual TLS, and the node sends the SEG and SR back to Orthanc over
-mutual TLS; a sender without a certificate of the hospital's CA is refused."""
+mutual TLS; a sender without a certificate of the hospital's CA (none, or another CA's) is refused."""
 from __future__ import annotations
 
 import json
@@ -69,6 +69,8 @@ def test_orthanc_and_the_node_speak_mutual_tls_both_ways(triton_server, tmp_path
 
                 assert echo(("127.0.0.1", node_port), None) is None  # plain DICOM: refused
                 assert echo(("127.0.0.1", node_port), client_context(node_files.ca)) is None  # no certificate
+                stranger = party(tmp_path / "stranger", "stranger", trustme.CA(), "modality.example.org")
+                assert echo(("127.0.0.1", node_port), client_context(node_files.ca, own=stranger)) is None  # another CA
                 assert echo(("127.0.0.1", node_port), client_context(node_files.ca, own=node_files)) == 0x0000
                 assert pydicom.dcmread(path).PatientID == "DA-TLS-0001"
             finally:
@@ -76,6 +78,6 @@ def test_orthanc_and_the_node_speak_mutual_tls_both_ways(triton_server, tmp_path
                 code = process.wait(30)
     text = log_path.read_text()
     assert code == 0, text[-3000:]
-    assert "TLS, senders must present a certificate signed by" in text
+    assert "TLS (bcp195 profile), senders must present a certificate signed by" in text
     assert "PLAINTEXT" not in text
-    assert text.count("its TLS handshake failed") == 2, text[-3000:]
+    assert text.count("its TLS handshake failed") == 3, text[-3000:]

@@ -7,8 +7,10 @@ import contextlib
 import io
 import logging
 import socket
+import ssl
 import struct
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -71,12 +73,12 @@ class ArrivalGuard:
     """
 
     def __init__(self, assoc: Any, limit: int, counts: Counter[str], read_timeout_s: float) -> None:
-        self._assoc = assoc
+        self.assoc = assoc
         self._limit = limit
         self._counts = counts
         self._read_timeout_s = read_timeout_s
         self._socket = assoc.dul.socket
-        self._read = self._socket.recv  # pynetdicom's own read
+        self._pdu_deadline = 0.0  # when the PDU being read must be whole (monotonic seconds)
         self._body_next = False
         self.aborted = False
         #: Requests received whole and not yet answered: Message ID -> bytes received (command and data set). Added
@@ -86,8 +88,8 @@ class ArrivalGuard:
     def attach(self) -> ArrivalGuard:
         """Read the association's PDUs through this guard (before pynetdicom reads any: from EVT_CONN_OPEN)."""
         self._socket.recv = self.recv
-        self._assoc.bind(evt.EVT_DIMSE_RECV, self._received)
-        self._assoc.bind(evt.EVT_DIMSE_SENT, self._sent)
+        self.assoc.bind(evt.EVT_DIMSE_RECV, self._received)
+        self.assoc.bind(evt.EVT_DIMSE_SENT, self._sent)
         return self
 
     def _received(self, event: evt.Event) -> None:
@@ -108,15 +110,24 @@ class ArrivalGuard:
         """What pynetdicom asked for; nothing (the connection closing) once the association was aborted."""
         if self.aborted:
             return bytearray()
+        if not self._body_next:  # a PDU starts: it must be whole within the idle timeout of its first byte
+            self._pdu_deadline = time.monotonic() + self._read_timeout_s
         try:
-            data: bytearray = self._read(nr_bytes)
+            data = self._read_by(nr_bytes, self._pdu_deadline)
         except TimeoutError:
             _ENDED.told = True
-            self._abort(f"it stopped sending in the middle of a PDU for {self._read_timeout_s:g} s "
-                        f"({FLAGS['idle_timeout_s']}, {ENVIRONMENT['idle_timeout_s']}); what it sent of that PDU was "
-                        "dropped: check the sender's network path", "stalled_while_arriving")
+            self._abort(f"a PDU of it did not arrive whole within {self._read_timeout_s:g} s of its first byte "
+                        f"({FLAGS['idle_timeout_s']}, {ENVIRONMENT['idle_timeout_s']}): it stopped or trickled in the "
+                        "middle of one; what it sent of that PDU was dropped: check the sender's network path",
+                        "stalled_while_arriving")
             return bytearray()
-        except OSError as e:  # a connection reset, a broken TLS record: pynetdicom would log a traceback
+        except ssl.SSLError as e:  # a record failing its integrity check: tampering, or a broken middlebox
+            _ENDED.told = True
+            self._counts["tls_broken"] += 1
+            self.refuse(f"a TLS record from it failed its check ({e.reason or e}): data altered on the way (an "
+                        "attack, or a broken network device between them)")
+            return bytearray()
+        except OSError as e:  # a connection reset: pynetdicom would log a traceback
             _ENDED.told = True
             self.refuse(f"its connection broke while a PDU arrived ({e.strerror or e})", level=logging.INFO)
             return bytearray()
@@ -125,14 +136,14 @@ class ArrivalGuard:
             if len(data) < nr_bytes:  # the sender closed its connection: pynetdicom would log an ERROR
                 _ENDED.told = True
                 log.info("the connection from %s closed in the middle of a PDU (%d of its %d bytes came)",
-                         peer_text(self._assoc), len(data), nr_bytes)
+                         peer_text(self.assoc), len(data), nr_bytes)
             return data
         if len(data) != PDU_HEADER_BYTES or data[0] not in READ_PDU_TYPES:
             return data  # pynetdicom ends the association itself: a closed connection or an unknown PDU type
         pdu_type, _, length = struct.unpack(">BBL", data)
         if pdu_type == P_DATA_TF:
             waiting = dict(self.unanswered)  # a copy: the association thread may remove one meanwhile
-            if waiting and getattr(self._assoc.dimse, "message", None) is None:  # a new message starts
+            if waiting and getattr(self.assoc.dimse, "message", None) is None:  # a new message starts
                 ids = ", ".join("?" if key is None else str(key) for key in waiting)
                 self._abort(f"it started another message while its request {ids} was still unanswered (holding "
                             f"{sum(waiting.values()):,} bytes of it): the node negotiates no asynchronous operations, "
@@ -141,7 +152,7 @@ class ArrivalGuard:
                             f"({FLAGS['max_dataset_mib']}, {ENVIRONMENT['max_dataset_mib']}): configure the sender "
                             "to wait for each C-STORE response (no asynchronous operations)")
                 return bytearray()
-            held = _held_bytes(self._assoc)
+            held = _held_bytes(self.assoc)
             if held + length > self._limit:
                 self._abort(f"its instance would reach {held + length:,} bytes with the PDU now arriving (holding "
                             f"{held:,}), more than the {self._limit:,} one instance may bring "
@@ -155,11 +166,29 @@ class ArrivalGuard:
         self._body_next = True
         return data
 
+    def _read_by(self, nr_bytes: int, deadline: float) -> bytearray:
+        """``nr_bytes`` from the connection (fewer when it closes), each wait bounded by what is left until
+        ``deadline`` (pynetdicom's own read waits for each chunk without limit: a sender sending one byte now and then
+        held the association for good); TimeoutError once it has passed."""
+        connection: Any = self._socket.socket
+        data = bytearray()
+        while len(data) < nr_bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(data)} of {nr_bytes} bytes by the deadline")
+            connection.settimeout(left)
+            chunk = connection.recv(min(nr_bytes - len(data), 1 << 16))
+            if not chunk:
+                break
+            data += chunk
+        connection.settimeout(self._read_timeout_s)  # what a send may wait
+        return data
+
     def _abort(self, why: str, count: str = "aborted_while_arriving") -> None:
         """Send an A-ABORT (DICOM UL service user) straight to the peer and read nothing more from it."""
         self.aborted = True
         self._counts[count] += 1
-        log.warning("aborted the association from %s: %s", peer_text(self._assoc), why)
+        log.warning("aborted the association from %s: %s", peer_text(self.assoc), why)
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
@@ -168,7 +197,7 @@ class ArrivalGuard:
         """End a connection nothing more can be read from or sent to (a failed TLS handshake, a broken one): logged
         at ``level``; pynetdicom then reads its end and closes it."""
         self.aborted = True
-        log.log(level, "closed the connection from %s: %s", peer_text(self._assoc), why)
+        log.log(level, "closed the connection from %s: %s", peer_text(self.assoc), why)
         with contextlib.suppress(OSError):
             self._socket.socket.shutdown(socket.SHUT_RDWR)
 

@@ -67,6 +67,7 @@ MAX_ERROR_COMMENT = 64             # Error Comment is LO
 PARTIAL = ".partial"               # a spool item still being written
 HALF_WRITTEN_AFTER_S = 300.0        # a .partial item untouched this long was left by a node that stopped
 STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
+REFUSED_ACSE_TIMEOUT_S = 0.01      # how long pynetdicom waits for the request of a connection the node closed
 MAX_LASTING_REFUSALS = 3           # passes an item is refused for a lasting cause before it goes to spool/failed/
 REASON_FILE = "REASON.txt"         # written into an item moved to spool/failed/: why, and how to send it again
 #: The most bytes one received data set may have: the largest compressed frame image_from_dataset takes (twice a
@@ -266,22 +267,42 @@ class DicomNode:
         return sorted(p for p in self._failed.iterdir() if p.is_dir())
 
     def _on_connection(self, event: evt.Event) -> None:
-        """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard``, each read may
-        wait at most ``limits.idle_timeout_s`` (pynetdicom's idle timer only runs between PDUs: a sender that stopped
-        in the middle of one had held its thread and slot for good), and under TLS the handshake is made here, in the
-        association's own thread, within that time too."""
-        guard = ArrivalGuard(event.assoc, self._arrival_limit, self.counts, self.limits.idle_timeout_s).attach()
-        connection: Any = getattr(event.assoc.dul.socket, "socket", None)
+        """A sender connected (no PDU read yet): every PDU it sends is checked by an ``ArrivalGuard`` and must arrive
+        whole within ``limits.idle_timeout_s`` of its first byte (pynetdicom's idle timer only runs between PDUs: a
+        sender that stopped, or trickled, in the middle of one had held its thread and slot for good); under TLS the
+        handshake is made here, in the association's own thread, within that time too. One address may have at most
+        ``limits.sender_cap`` connections that have sent no association request yet (the per-sender cap applies from
+        the request on: slow connections from one address had filled every slot before it)."""
+        assoc = event.assoc
+        guard = ArrivalGuard(assoc, self._arrival_limit, self.counts, self.limits.idle_timeout_s).attach()
+        connection: Any = getattr(assoc.dul.socket, "socket", None)
         if connection is None:  # closed before this handler ran: pynetdicom ends the association
             return
         connection.settimeout(self.limits.idle_timeout_s)
+        address = _peer_address(assoc)
+        awaiting = sum(1 for other in self._ae.active_associations
+                       if other is not assoc and other.is_acceptor and _peer_address(other) == address
+                       and other.requestor.primitive is None)
+        if awaiting >= self.limits.sender_cap:
+            self.counts["refused_awaiting_cap"] += 1
+            self._refuse(guard, f"{address} already has {awaiting} connection(s) that sent no association request, "
+                                f"the most one sender may have ({FLAGS['max_associations_per_sender']}, "
+                                f"{ENVIRONMENT['max_associations_per_sender']})", logging.WARNING)
+            return
         if isinstance(connection, ssl.SSLSocket):
             try:
                 connection.do_handshake()
             except (OSError, ValueError) as e:  # ssl.SSLError and TimeoutError are OSErrors
                 self.counts["tls_refused"] += 1
-                guard.refuse(f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s)}",
-                             level=logging.INFO if closed_before_handshake(e) else logging.WARNING)
+                self._refuse(guard, f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s)}",
+                             logging.INFO if closed_before_handshake(e) else logging.WARNING)
+
+    @staticmethod
+    def _refuse(guard: ArrivalGuard, why: str, level: int) -> None:
+        """Close a connection before its association request, and let pynetdicom end its association at once (it
+        would wait ``acse_timeout`` for a request that cannot come, holding a slot of ``max_associations``)."""
+        guard.refuse(why, level=level)
+        guard.assoc.acse_timeout = REFUSED_ACSE_TIMEOUT_S
 
     def _on_requested(self, event: evt.Event) -> None:
         """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations
