@@ -131,9 +131,11 @@ class ArrivalGuard:
             _ENDED.told = True
             self.refuse(f"its connection broke while a PDU arrived ({e.strerror or e})", level=logging.INFO)
             return bytearray()
+        if len(data) < nr_bytes:  # the sender closed its connection
+            self.ended_before_request()
         if self._body_next:
             self._body_next = False
-            if len(data) < nr_bytes:  # the sender closed its connection: pynetdicom would log an ERROR
+            if len(data) < nr_bytes:  # in the middle of a PDU: pynetdicom would log an ERROR
                 _ENDED.told = True
                 log.info("the connection from %s closed in the middle of a PDU (%d of its %d bytes came)",
                          peer_text(self.assoc), len(data), nr_bytes)
@@ -200,6 +202,15 @@ class ArrivalGuard:
         log.log(level, "closed the connection from %s: %s", peer_text(self.assoc), why)
         with contextlib.suppress(OSError):
             self._socket.socket.shutdown(socket.SHUT_RDWR)
+        self.ended_before_request()
+
+    def ended_before_request(self) -> None:
+        """The connection ended (closed by its sender, or by the node) before its association request came: wake
+        pynetdicom's acceptor, which would wait ``acse_timeout`` for a request that cannot come, holding a slot of
+        ``max_associations`` (a port check, or a refused handshake, had held one for the whole idle timeout; review
+        21, M3; review 22, 2). It takes the None as a timeout and ends the association at once."""
+        if self.assoc.requestor.primitive is None:
+            self.assoc.dul.to_user_queue.put(None)
 
 
 def _held_bytes(assoc: Any) -> int:

@@ -67,7 +67,6 @@ MAX_ERROR_COMMENT = 64             # Error Comment is LO
 PARTIAL = ".partial"               # a spool item still being written
 HALF_WRITTEN_AFTER_S = 300.0        # a .partial item untouched this long was left by a node that stopped
 STOP_WAIT_S = 10.0                 # how long stop() waits for the item the forwarder is sending
-REFUSED_ACSE_TIMEOUT_S = 0.01      # how long pynetdicom waits for the request of a connection the node closed
 MAX_LASTING_REFUSALS = 3           # passes an item is refused for a lasting cause before it goes to spool/failed/
 REASON_FILE = "REASON.txt"         # written into an item moved to spool/failed/: why, and how to send it again
 #: The most bytes one received data set may have: the largest compressed frame image_from_dataset takes (twice a
@@ -142,6 +141,8 @@ class DicomNode:
         self._failed = config.spool / "failed"
         self._refusals: Counter[str] = Counter()  # item name -> passes in a row refused for a lasting cause
         self._held: set[str] = set()  # items a pass did not deliver, or found at start-up: their delivery is logged
+        self._awaiting_lock = threading.Lock()
+        self._awaiting: dict[str | None, set[Any]] = {}  # peer address -> its connections without a request yet
         try:  # the spool holds patients' instances and results: owner-only folders
             private_folder(config.spool)
             private_folder(self._pending)
@@ -280,29 +281,27 @@ class DicomNode:
             return
         connection.settimeout(self.limits.idle_timeout_s)
         address = _peer_address(assoc)
-        awaiting = sum(1 for other in self._ae.active_associations
-                       if other is not assoc and other.is_acceptor and _peer_address(other) == address
-                       and other.requestor.primitive is None)
-        if awaiting >= self.limits.sender_cap:
+        with self._awaiting_lock:  # counted here: a connection in its handshake has no association thread yet
+            self._awaiting = {where: live for where, held in self._awaiting.items()
+                              if (live := {other for other in held if _awaits_request(other)})}
+            awaiting = self._awaiting.setdefault(address, set())
+            admitted = len(awaiting) < self.limits.sender_cap
+            if admitted:
+                awaiting.add(assoc)
+        if not admitted:
             self.counts["refused_awaiting_cap"] += 1
-            self._refuse(guard, f"{address} already has {awaiting} connection(s) that sent no association request, "
-                                f"the most one sender may have ({FLAGS['max_associations_per_sender']}, "
-                                f"{ENVIRONMENT['max_associations_per_sender']})", logging.WARNING)
+            guard.refuse(f"{address} already has {self.limits.sender_cap} connection(s) that sent no association request, the "
+                         f"most one sender may have ({FLAGS['max_associations_per_sender']}, "
+                         f"{ENVIRONMENT['max_associations_per_sender']})")
             return
         if isinstance(connection, ssl.SSLSocket):
             try:
                 connection.do_handshake()
             except (OSError, ValueError) as e:  # ssl.SSLError and TimeoutError are OSErrors
                 self.counts["tls_refused"] += 1
-                self._refuse(guard, f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s)}",
-                             logging.INFO if closed_before_handshake(e) else logging.WARNING)
-
-    @staticmethod
-    def _refuse(guard: ArrivalGuard, why: str, level: int) -> None:
-        """Close a connection before its association request, and let pynetdicom end its association at once (it
-        would wait ``acse_timeout`` for a request that cannot come, holding a slot of ``max_associations``)."""
-        guard.refuse(why, level=level)
-        guard.assoc.acse_timeout = REFUSED_ACSE_TIMEOUT_S
+                profile = self.config.tls.profile if self.config.tls is not None else "bcp195"
+                guard.refuse(f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s, profile)}",
+                             level=logging.INFO if closed_before_handshake(e) else logging.WARNING)
 
     def _on_requested(self, event: evt.Event) -> None:
         """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations
@@ -628,6 +627,12 @@ def _peer_address(assoc: Any) -> str | None:
     """The peer IP address of an acceptor association (None before pynetdicom has set it)."""
     info = assoc.requestor.address_info
     return None if info is None else str(info.address)
+
+
+def _awaits_request(assoc: Any) -> bool:
+    """Whether an acceptor association is a connection whose association request has not come: in its handshake
+    (its thread not started yet) or waiting for the request, not ended."""
+    return assoc.requestor.primitive is None and (assoc.ident is None or assoc.is_alive())
 
 
 def _not_idle(assoc: Any) -> None:

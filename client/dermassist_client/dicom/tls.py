@@ -59,9 +59,13 @@ def _own_certificate(context: ssl.SSLContext, certificate: Path, key: Path, flag
 
 def _trusted(context: ssl.SSLContext, ca: Path, flag: str) -> None:
     """Trust the CA certificates in ``ca``, an intermediate among them as a trust anchor of its own (a hospital that
-    names its issuing CA means that CA, not its root's every other)."""
+    names its issuing CA means that CA, not its root's every other); a first CA out of its dates is refused (every
+    peer would have been told its own certificate was)."""
     _load(lambda: context.load_verify_locations(cafile=str(ca)), flag, ca,
           "one or more CA certificates as PEM (-----BEGIN CERTIFICATE-----)")
+    dates = certificate_dates_problem(ca)
+    if dates:
+        raise DicomError(f"{flag} file {ca}: the CA certificate {dates}; pass the CA's renewed certificate")
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
 
 
@@ -171,8 +175,8 @@ def closed_before_handshake(error: BaseException) -> bool:
     return isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError))
 
 
-def handshake_refusal(error: BaseException, timeout_s: float) -> str:
-    """Why a sender's TLS handshake with the node failed, and what to change, for the node's log."""
+def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PROFILES[0]) -> str:
+    """Why a sender's TLS handshake with the node (of TLS ``profile``) failed, and what to change, for its log."""
     if closed_before_handshake(error):
         return (f"it closed the connection during the TLS handshake ({type(error).__name__}; a port check does this; "
                 "a sender that does it every time may not accept the node's certificate or ciphers)")
@@ -183,8 +187,11 @@ def handshake_refusal(error: BaseException, timeout_s: float) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED":
         message = str(getattr(error, "verify_message", "") or error)
         if "expired" in message or "not yet valid" in message:
-            return f"its certificate is out of its dates ({message}): renew the sender's certificate (or check the " \
-                   "clocks)"
+            return f"a certificate of its chain is out of its dates ({message}): renew the sender's certificate, or " \
+                   "the CA's in --tls-client-ca if that is the one (or check the clocks)"
+        if "too weak" in message or "too small" in message:
+            return f"its certificate's key or signature is too weak ({message}): issue it a certificate with an RSA " \
+                   "key of 2048 bits or more, or an EC key, signed with SHA-256 or better"
         return f"its certificate was refused ({message}): give it a certificate signed by the CA of --tls-client-ca " \
                "(an intermediate CA there is trusted on its own)"
     if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED"):
@@ -195,6 +202,9 @@ def handshake_refusal(error: BaseException, timeout_s: float) -> str:
     if reason in ("UNSUPPORTED_PROTOCOL", "VERSION_TOO_LOW", "TLSV1_ALERT_PROTOCOL_VERSION"):
         return f"it speaks only a TLS older than 1.2 ({reason}), which the node refuses: update the sender"
     if reason in ("NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+        if profile == "aes":
+            return f"it offers no cipher the node has, the AES profile's included ({reason}): the node's certificate " \
+                   "must have an RSA key for that one; else check the sender's TLS settings"
         return f"it offers no cipher of the node's profile ({reason}): a sender of DICOM's older AES profile needs " \
                "--tls-profile aes, and a node certificate with an RSA key"
     if reason in ("SSLV3_ALERT_CERTIFICATE_EXPIRED",):

@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from dermassist_client.dicom.errors import DicomError
 from dermassist_client.dicom.limits import AssociationLimits
 from dermassist_client.dicom.node import DicomNode, plaintext_dicom
 from dermassist_client.dicom.pacs import PacsUnavailableError, store_files
-from dermassist_client.dicom.tls import NodeTls, PacsTls
+from dermassist_client.dicom.tls import NodeTls, PacsTls, handshake_refusal, pacs_refusal
 from dermassist_client.errors import ClientConfigError
 from tests.client.dicom.test_forwarding import PACS_AET, FakePacs, SyntheticClient, running, spool
 from tests.support import dicom_images as di
@@ -208,6 +209,57 @@ def test_connections_that_send_no_request_are_capped_per_address_and_a_refused_o
         assert time.monotonic() - started < 5.0  # not the 10 s of the ACSE timeout
 
 
+def echo_from(address: tuple[str, int], source: str) -> int | None:
+    """A C-ECHO's status from the loopback address ``source`` (plain DICOM); None when no association was made."""
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    assoc = ae.associate(*address, ae_title="DERMASSIST", bind_address=(source, 0))
+    if not assoc.is_established:
+        return None
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
+
+
+def test_connections_in_their_handshake_count_against_the_cap_and_port_checks_free_their_slot(tmp_path, pki):
+    """The cap had counted pynetdicom's association threads, which a connection in its TLS handshake does not have
+    yet: 12 handshakes from one address finishing together all got in and took every slot (review 22, 1). A port check
+    (connect, close) on a plain port had held its slot for the idle timeout, and counted against the cap (review 22,
+    2)."""
+    node_files = pki["node"]
+    limits = AssociationLimits(idle_timeout_s=10.0, max_associations=6, max_associations_per_sender=3)
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "tls", port=0, tls=NodeTls(
+            node_files.certificate, node_files.key)), limits) as node:
+        go, held = threading.Event(), []
+
+        def connect() -> None:
+            raw = socket.create_connection(node.address, source_address=("127.0.0.2", 0))
+            go.wait(10)  # the node waits in the handshake meanwhile
+            with contextlib.suppress(OSError):
+                held.append(client_context(node_files.ca).wrap_socket(raw, server_hostname="127.0.0.1"))
+        threads = [threading.Thread(target=connect) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        go.set()
+        for thread in threads:
+            thread.join()
+        try:
+            assert wait_until(lambda: node.counts["refused_awaiting_cap"] == 5, 10.0), dict(node.counts)
+            assert echo(node.address, client_context(node_files.ca)) == 0x0000  # another sender still gets in
+        finally:
+            for connection in held:
+                connection.close()
+    with DicomNode(SyntheticClient(), NodeConfig(spool=tmp_path / "plain", port=0), limits) as node:
+        for _ in range(4):
+            socket.create_connection(node.address, source_address=("127.0.0.2", 0)).close()
+        time.sleep(0.5)  # each has been accepted and has its thread
+        assert wait_until(lambda: not node._ae.active_associations, 3.0), "a port check held its slot"
+        assert echo_from(node.address, "127.0.0.2") == 0x0000  # the address is not locked out after its checks
+
+
 def test_the_node_trusts_only_the_cas_it_was_given(tmp_path, pki, ham_jpeg):
     """A certificate file holding the node's chain up to its root had put that root among the CAs trusted for the peer:
     any certificate the node's own CA signed got in, whatever --tls-client-ca or --pacs-ca said (review 21, H1)."""
@@ -289,7 +341,7 @@ def test_profiles_ciphers_versions_and_dates_are_refused_or_taken_with_the_reaso
             assert wait_until(lambda: node.counts["tls_refused"] == 3, 10.0)
     assert "offers no cipher of the node's profile" in caplog.text and "--tls-profile aes" in caplog.text
     assert "older than 1.2" in caplog.text
-    assert "its certificate is out of its dates" in caplog.text and "renew the sender's certificate" in caplog.text
+    assert "a certificate of its chain is out of its dates" in caplog.text and "renew the sender's certificate" in caplog.text
     rsa = party(tmp_path, "rsa-node", trustme.CA(key_type=trustme.KeyType.RSA), "127.0.0.1",
                 key_type=trustme.KeyType.RSA)  # the AES profile's cipher exchanges its key by RSA
     aes = NodeTls(rsa.certificate, rsa.key, profile="aes")
@@ -366,6 +418,37 @@ def test_settings_are_checked_when_made(tmp_path, pki):
         NodeTls(expired.certificate, expired.key)
     with pytest.raises(DicomError, match="--pacs-cert file .*: the certificate expired on"):
         PacsTls(certificate=expired.certificate, key=expired.key)
+    old_ca = tmp_path / "old-ca.pem"  # a CA out of its dates: every sender would be told its own certificate was
+    old_ca.write_bytes(expired.certificate.read_bytes())
+    with pytest.raises(DicomError, match="--tls-client-ca file .*: the CA certificate expired on"):
+        NodeTls(node_files.certificate, node_files.key, client_ca=old_ca)
+    with pytest.raises(DicomError, match="--pacs-ca file .*: the CA certificate expired on"):
+        PacsTls(ca=old_ca)
+
+
+def refusal(reason: str = "", verify_message: str | None = None) -> ssl.SSLError:
+    """An SSL error as the handshake raises it: its reason, or a certificate check's message."""
+    error = ssl.SSLError(1, reason) if verify_message is None else ssl.SSLCertVerificationError(1, "verify failed")
+    error.reason = reason or "CERTIFICATE_VERIFY_FAILED"
+    if verify_message is not None:
+        error.verify_message = verify_message
+    return error
+
+
+def test_each_refusal_names_its_cause_and_a_fix_that_applies():
+    """Causes the tests above cannot make with trustme (a weak key), and words that depend on the node's profile."""
+    assert "--tls-profile aes" in handshake_refusal(refusal("NO_SHARED_CIPHER"), 10.0)
+    on_aes = handshake_refusal(refusal("NO_SHARED_CIPHER"), 10.0, profile="aes")
+    assert "--tls-profile aes" not in on_aes and "the AES profile's included" in on_aes
+    weak = handshake_refusal(refusal(verify_message="EE certificate key too weak"), 10.0)
+    assert "too weak" in weak and "2048" in weak and "signed by the CA" not in weak
+    expired = handshake_refusal(refusal(verify_message="certificate has expired"), 10.0)
+    assert "renew the sender's certificate, or the CA's in --tls-client-ca" in expired
+    assert "did not finish within 3 s" in handshake_refusal(TimeoutError("timed out"), 3.0)
+    assert "update the PACS" in pacs_refusal(refusal("TLSV1_ALERT_PROTOCOL_VERSION"), "pacs")
+    assert "renew it on the PACS" in pacs_refusal(refusal(verify_message="certificate has expired"), "pacs")
+    both = pacs_refusal(refusal("SSLV3_ALERT_HANDSHAKE_FAILURE"), "pacs")
+    assert "--pacs-cert" in both and "--tls-profile aes" in both
 
 
 def listen_args(*flags: str):
