@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -67,6 +68,8 @@ NO_FILE = "Upload an image or pick an example first."
 GONE = ("The page no longer holds **{name}** (it deletes uploads after an hour, for privacy). Upload the picture "
         "again, then press **Analyze**.")
 STOPPING = "**Could not analyze:** the demo page is stopping. Try again in a minute, or ask whoever runs it."
+UNEXPECTED = ("**Could not analyze:** an unexpected error on the demo page (it is in the page's log). Try again; if it "
+              "goes on, tell the team that runs DermAssist.")
 #: Analyses the page runs at once, every user together: the server batches them (the client is shared by Gradio's
 #: worker threads, which it allows).
 ANALYSES_AT_ONCE = 4
@@ -525,6 +528,21 @@ def large_picture(path: str) -> str | None:
     return f"{size / 1e6:.0f} MB" if size >= LARGE_FILE_BYTES else None
 
 
+def answer_of(client: DermAssistClient, path: str | None, refer_threshold: float | None = None,
+              not_learnt: Collection[str] = ()) -> PageOutputs:
+    """``analyze_file``'s answer, or, for a fault nothing foresaw, a plain message (its traceback goes to the log): an
+    exception ended Gradio's event without an answer, and the status line said "Analysing ..." for good (review 22,
+    3)."""
+    try:
+        return analyze_file(client, path, refer_threshold, not_learnt)
+    except Exception as e:  # noqa: BLE001 - any fault: the page answers, the log has its traceback, not the upload's name
+        told = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if path:
+            told = told.replace(path, "<the upload>").replace(Path(path).name, "<the upload>")
+        logger.error("the demo page could not answer an upload: an unexpected error\n%s", told)
+        return _message(UNEXPECTED, path or "")
+
+
 def analyze_file(client: DermAssistClient, path: str | None, refer_threshold: float | None = None,
                  not_learnt: Collection[str] = ()) -> PageOutputs:
     """Handler of the Analyze button: triage banner, overlay, crop, CAM, probabilities, status and model lines.
@@ -639,7 +657,7 @@ def build_demo(url: str, protocol: str = config_default("protocol"), timeout: fl
         button.click(None, inputs=[upload, status], outputs=[status], js=ANALYSING_JS)
         # always_last: Analyze pressed while an answer is pending analyses the picture then shown once that answer is in
         button.click(lambda path: page_values(analyses.run(
-            lambda: analyze_file(client, path, refer_threshold, not_learnt), path)), inputs=[upload],
+            lambda: answer_of(client, path, refer_threshold, not_learnt), path)), inputs=[upload],
                      outputs=outputs, trigger_mode="always_last", concurrency_limit=ANALYSES_AT_ONCE).then(
             None, inputs=[upload, *outputs], outputs=outputs, js=KEEP_IF_CURRENT_JS)
         upload.change(None, inputs=[upload], outputs=outputs, js=LOADED_JS)

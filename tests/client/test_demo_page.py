@@ -432,3 +432,22 @@ def test_a_drain_cuts_what_does_not_finish_in_time(monkeypatch, picture):
     assert analyses.drain(0.2) == 1
     finish.set()
     running.join(5)
+
+
+def test_a_fault_nothing_foresaw_is_answered_plainly_and_logged_with_its_traceback(picture, caplog):
+    """An exception from the handler had ended Gradio's event without an answer: the status line said "Analysing ..."
+    for good (review 22, 3)."""
+    import logging
+
+    from dermassist_client import demo
+
+    class Broken(_Client):
+        def analyze(self, path, with_crop=False):
+            raise RuntimeError(f"a bug reading {path}")
+
+    with caplog.at_level(logging.ERROR, logger="dermassist_client.demo"):
+        outputs = demo.answer_of(Broken(None), picture)
+    assert outputs.status == demo.UNEXPECTED and outputs.banner == "" and outputs.overlay is None
+    assert "Traceback" in caplog.text and "RuntimeError: a bug reading <the upload>" in caplog.text
+    assert "lesion.png" not in caplog.text  # no upload's name in the log
+    assert demo.answer_of(_Client(_result()), picture).status == demo.analyze_file(_Client(_result()), picture).status
