@@ -25,8 +25,8 @@ help:
 # constraints.txt (the lock file) holds every package the install resolves to, at the version the tests ran with.
 $(STAMP): pyproject.toml client/pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e './client[demo,dicom,fhir]'
+	$(PY) -m pip install -q -c constraints.txt --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt --build-constraint constraints.txt -e '.[dev]' -e './client[demo,dicom,fhir]'
 	touch $@
 
 install: $(STAMP)

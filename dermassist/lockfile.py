@@ -9,7 +9,9 @@ install without it: the way to move a pin)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import platform
 import re
 import sys
 from collections.abc import Iterable
@@ -24,9 +26,15 @@ log = logging.getLogger(__name__)
 
 #: The distributions ``make install`` installs, with their extras: the roots of what the lock holds.
 ROOTS = (("dermassist", ("dev",)), ("dermassist-client", ("demo", "dicom", "fhir")))
+#: Locked too, though nothing requires them: the installer, and the backend that builds the two projects (pip builds
+#: them in an environment of its own, which ``--build-constraint`` holds to the lock).
+TOOLS = ("pip", "setuptools")
 LOCK_FILE = PROJECT_ROOT / "constraints.txt"
+#: Where the lock was made: markers (CUDA libraries for torch on Linux, say) make another platform need other packages.
+PLATFORM = f"{sys.platform} {platform.machine()} Python {sys.version_info.major}.{sys.version_info.minor}"
 HEADER = ("# Every package `make install` resolves to, at the version the tests ran with (`pip install -c`).\n"
-          "# Written by `make lock` (python -m dermassist.lockfile); tests/dermassist/test_lockfile.py keeps it true.\n")
+          "# Written by `make lock` (python -m dermassist.lockfile); tests/dermassist/test_lockfile.py keeps it true.\n"
+          f"# platform: {PLATFORM}\n")
 
 
 class LockError(Exception):
@@ -71,12 +79,23 @@ def resolved(roots: Iterable[tuple[str, Iterable[str]]] = ROOTS) -> dict[str, st
             requirement = Requirement(text)
             if _wanted(requirement, extras):
                 pending.append((requirement.name, tuple(requirement.extras)))
+    for tool in TOOLS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.setdefault(canonical(tool), metadata.version(tool))
     return found
 
 
 def lock_text(versions: dict[str, str]) -> str:
     """The lock file's text: its header, then ``name==version`` per line, sorted by name."""
     return HEADER + "".join(f"{name}=={version}\n" for name, version in sorted(versions.items()))
+
+
+def lock_platform(path: Path = LOCK_FILE) -> str | None:
+    """The platform a lock file was made on (its ``# platform:`` line), None where it names none."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# platform: "):
+            return line.removeprefix("# platform: ").strip()
+    return None
 
 
 def read_lock(path: Path = LOCK_FILE) -> dict[str, str]:
@@ -98,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dermassist.lockfile", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {LOCK_FILE.name} instead of printing it")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     text = lock_text(resolved())
     if args.write:
         LOCK_FILE.write_text(text)
-        sys.stderr.write(f"wrote {LOCK_FILE} ({text.count(chr(10)) - HEADER.count(chr(10))} packages)\n")
+        log.info("wrote %s (%d packages, %s)", LOCK_FILE, text.count("\n") - HEADER.count("\n"), PLATFORM)
     else:
         sys.stdout.write(text)
     return 0
