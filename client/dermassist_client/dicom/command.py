@@ -70,6 +70,9 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-key", metavar="PEM", help="the unencrypted private key of --tls-cert")
     tls.add_argument("--tls-client-ca", metavar="PEM",
                      help="accept only senders presenting a certificate this CA signed (mutual TLS; with --tls-cert)")
+    tls.add_argument("--tls-crl", metavar="PEM",
+                     help="refuse senders whose certificate these revocation lists revoke (the current CRL of each CA "
+                          "of --tls-client-ca; read at start)")
     tls.add_argument("--pacs-tls", action="store_true", help="send to the PACS with DICOM TLS")
     tls.add_argument("--pacs-ca", metavar="PEM", help="CA that signed the PACS's certificate (default: this system's "
                                                       "trusted CAs; with --pacs-tls)")
@@ -128,7 +131,11 @@ def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | No
         raise ClientConfigError("--tls-profile given without a leg that speaks TLS: add --tls-cert and --tls-key, or "
                                 "--pacs-tls")
     profile = {} if args.tls_profile is None else {"profile": args.tls_profile}
-    node_tls = NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca, **profile) if args.tls_cert else None
+    if args.tls_crl and not args.tls_client_ca:
+        raise ClientConfigError("--tls-crl needs --tls-client-ca: revocation lists are checked for the senders' client "
+                                "certificates, which only --tls-client-ca asks for")
+    node_tls = (NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca, crl=args.tls_crl, **profile) if args.tls_cert
+                else None)
     pacs_tls = (PacsTls(args.pacs_ca, args.pacs_cert, args.pacs_key, args.pacs_server_name, **profile)
                 if args.pacs_tls else None)
     return node_tls, pacs_tls

@@ -69,6 +69,25 @@ def _trusted(context: ssl.SSLContext, ca: Path, flag: str) -> None:
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
 
 
+CRL_MARK = b"-----BEGIN X509 CRL-----"
+
+
+def _revocations(context: ssl.SSLContext, crl: Path) -> None:
+    """Check each sender's certificate against the revocation lists in ``crl`` (its issuer's must be among them: a
+    certificate whose CA has no list there is refused, as OpenSSL does)."""
+    try:
+        holds_one = CRL_MARK in crl.read_bytes()
+    except OSError as e:
+        raise DicomError(f"--tls-crl file {crl} cannot be read ({e.strerror or e}); pass a readable PEM file") from e
+    if not holds_one:
+        raise DicomError(f"--tls-crl file {crl} holds no revocation list; expected the CAs' CRLs as PEM "
+                         "(-----BEGIN X509 CRL-----; convert a DER one with openssl crl -inform DER -in CRL -out "
+                         "CRL.pem)")
+    _load(lambda: context.load_verify_locations(cafile=str(crl)), "--tls-crl", crl,
+          "certificate revocation lists as PEM (-----BEGIN X509 CRL-----)")
+    context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
 #: DICOM's TLS profiles the node offers (PS3.15 Annex B): ``bcp195``, TLS 1.2 or later with forward-secret ciphers
 #: only (B.9, B.10); ``aes``, the same plus TLS_RSA_WITH_AES_128_CBC_SHA, the one cipher of the older AES profile
 #: (B.3), for modalities and PACS that speak no other (no forward secrecy: turn it on for such peers only; that cipher
@@ -104,18 +123,24 @@ class _HandshakeInTheAssociation(ssl.SSLContext):
 class NodeTls:
     """TLS on the port the node listens on: its certificate chain and key (PEM), and ``client_ca``: when given, a
     sender must present a certificate that CA signed (mutual TLS: the only check of who a sender is; AE titles are
-    not authentication)."""
+    not authentication); ``crl``: the certificate revocation lists of those CAs (PEM), a sender whose certificate
+    they revoke is refused."""
 
     certificate: Path
     key: Path
     client_ca: Path | None = None
     profile: str = PROFILES[0]
+    crl: Path | None = None
 
     def __post_init__(self) -> None:
         _check_profile(self.profile)
         object.__setattr__(self, "certificate", _pem_file(self.certificate, "--tls-cert"))
         object.__setattr__(self, "key", _pem_file(self.key, "--tls-key"))
         object.__setattr__(self, "client_ca", _pem_file(self.client_ca, "--tls-client-ca"))
+        object.__setattr__(self, "crl", _pem_file(self.crl, "--tls-crl"))
+        if self.crl is not None and self.client_ca is None:
+            raise DicomError("--tls-crl needs --tls-client-ca: revocation lists are checked for the senders' client "
+                             "certificates, which only --tls-client-ca asks for")
         self.context()
 
     def context(self) -> ssl.SSLContext:
@@ -125,11 +150,15 @@ class NodeTls:
         if self.client_ca is not None:
             _trusted(context, self.client_ca, "--tls-client-ca")
             context.verify_mode = ssl.CERT_REQUIRED
+        if self.crl is not None:
+            _revocations(context, self.crl)
         return context
 
     def __str__(self) -> str:
         who = (f"senders must present a certificate signed by {self.client_ca}" if self.client_ca
                else "any sender (no client certificate asked for)")
+        if self.crl is not None:
+            who += f", not revoked by {self.crl}"
         return f"TLS ({self.profile} profile), {who}; certificate {self.certificate}, read at start"
 
 
@@ -186,6 +215,12 @@ def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PRO
     reason = str(getattr(error, "reason", "") or "")
     if isinstance(error, ssl.SSLCertVerificationError) or reason == "CERTIFICATE_VERIFY_FAILED":
         message = str(getattr(error, "verify_message", "") or error)
+        if "revoked" in message:
+            return f"its certificate is revoked ({message}; --tls-crl): a sender that should be let in needs a " \
+                   "certificate issued anew"
+        if "crl" in message.lower():
+            return f"the revocation lists cannot vouch for its certificate ({message}): --tls-crl must hold the " \
+                   "current CRL of each CA in --tls-client-ca (read at start: restart the node after updating it)"
         if "expired" in message or "not yet valid" in message:
             return f"a certificate of its chain is out of its dates ({message}): renew the sender's certificate, or " \
                    "the CA's in --tls-client-ca if that is the one (or check the clocks)"

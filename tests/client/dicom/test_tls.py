@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import struct
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -506,3 +507,63 @@ def test_a_port_check_and_a_connection_ending_mid_pdu_are_told_at_info_without_a
     louder = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not louder, [r.getMessage() for r in louder]
     assert not any(r.exc_info for r in caplog.records)
+
+
+def revocation_list(ca, revoked: list, path: Path, days: int = 7) -> Path:
+    """A CRL of ``ca`` (trustme's) revoking the leaf certificates ``revoked``, valid ``days`` days from yesterday
+    (negative: already past its next update), written to ``path`` as PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).subject
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer)
+               .last_update(now - datetime.timedelta(days=1 + max(0, -days)))
+               .next_update(now + datetime.timedelta(days=days)))
+    for leaf in revoked:
+        serial = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+        builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                                  .revocation_date(now - datetime.timedelta(hours=1)).build())
+    path.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_a_sender_whose_certificate_the_crl_revokes_is_refused_and_the_others_are_answered(tmp_path, pki, caplog):
+    node_files = pki["node"]
+    hospital = trustme.CA()
+    kept, retired = (hospital.issue_cert("modality.example.org") for _ in range(2))
+    ca_file = tmp_path / "hospital.pem"
+    hospital.cert_pem.write_to_path(str(ca_file))
+
+    def sender(leaf) -> ssl.SSLContext:
+        context = client_context(node_files.ca)
+        with tempfile.TemporaryDirectory() as folder:
+            chain, key = Path(folder) / "chain.pem", Path(folder) / "key.pem"
+            chain.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+            leaf.private_key_pem.write_to_path(str(key))
+            context.load_cert_chain(str(chain), str(key))
+        return context
+
+    crl = revocation_list(hospital, [retired], tmp_path / "hospital.crl.pem")
+    with caplog.at_level(logging.WARNING, logger=NODE_LOGGER):
+        with tls_node(tmp_path / "a", NodeTls(node_files.certificate, node_files.key, client_ca=ca_file, crl=crl)) as node:
+            assert echo(node.address, sender(kept)) == 0x0000
+            assert echo(node.address, sender(retired)) is None
+            assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
+        assert "its certificate is revoked" in caplog.text
+        stale = revocation_list(hospital, [], tmp_path / "stale.crl.pem", days=-1)
+        with tls_node(tmp_path / "b", NodeTls(node_files.certificate, node_files.key, client_ca=ca_file,
+                                              crl=stale)) as node:
+            assert echo(node.address, sender(kept)) is None  # a list past its next update vouches for no one
+            assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
+        assert "the revocation lists cannot vouch for its certificate" in caplog.text
+    with pytest.raises(DicomError, match="--tls-crl file .* holds no revocation list"):
+        NodeTls(node_files.certificate, node_files.key, client_ca=ca_file, crl=ca_file)
+    with pytest.raises(DicomError, match="--tls-crl needs --tls-client-ca"):
+        NodeTls(node_files.certificate, node_files.key, crl=crl)
+    with pytest.raises(ClientConfigError, match="--tls-crl needs --tls-client-ca"):
+        tls_settings(listen_args("--tls-cert", str(node_files.certificate), "--tls-key", str(node_files.key),
+                                 "--tls-crl", str(crl)))
+    assert tls_settings(listen_args("--tls-cert", str(node_files.certificate), "--tls-key", str(node_files.key),
+                                    "--tls-client-ca", str(ca_file), "--tls-crl", str(crl)))[0].crl == crl
