@@ -194,6 +194,7 @@ class ArrivalGuard:
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x00, 0x00
         self._socket.send(abort.encode())
+        self.ended_before_request()
 
     def refuse(self, why: str, level: int = logging.WARNING) -> None:
         """End a connection nothing more can be read from or sent to (a failed TLS handshake, a broken one): logged
@@ -205,7 +206,8 @@ class ArrivalGuard:
         self.ended_before_request()
 
     def ended_before_request(self) -> None:
-        """The connection ended (closed by its sender, or by the node) before its association request came: wake
+        """The connection ended (closed by its sender, refused or aborted by the node) before its association request
+        came: wake
         pynetdicom's acceptor, which would wait ``acse_timeout`` for a request that cannot come, holding a slot of
         ``max_associations`` (a port check, or a refused handshake, had held one for the whole idle timeout; review
         21, M3; review 22, 2). It takes the None as a timeout and ends the association at once."""
