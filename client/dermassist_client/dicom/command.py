@@ -5,7 +5,7 @@ import argparse
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import DEFAULT_AE_TITLE, DEFAULT_PORT, DEFAULT_RETRY_S
 from .identity import UID_ROOT_HELP
@@ -19,9 +19,7 @@ from .limits import (
     MAX_MAX_DATASET_MIB,
     AssociationLimits,
 )
-
-if TYPE_CHECKING:
-    from .tls import NodeTls, PacsTls
+from .tls import CRL_NEEDS_CLIENT_CA, PROFILES, NodeTls, PacsTls
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--pacs-key", metavar="PEM", help="the unencrypted private key of --pacs-cert")
     tls.add_argument("--pacs-server-name", metavar="NAME",
                      help="the name the PACS's certificate holds, where --pacs gives another (an address; with --pacs-tls)")
-    tls.add_argument("--tls-profile", choices=("bcp195", "aes"), default=None,
+    tls.add_argument("--tls-profile", choices=PROFILES, default=None,
                      help="DICOM's TLS profile on both legs: bcp195 (default: TLS 1.2 or later, forward-secret ciphers) "
                           "or aes (also TLS_RSA_WITH_AES_128_CBC_SHA, for modalities and PACS of the older AES "
                           "profile that offer nothing else; that cipher needs an RSA certificate)")
@@ -112,7 +110,6 @@ def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | No
     """The node's DICOM TLS on each leg from the command line (None: plain DICOM on that leg); a flag given without
     the one it needs is refused, naming both."""
     from ..errors import ClientConfigError
-    from .tls import NodeTls, PacsTls
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ClientConfigError("--tls-cert and --tls-key go together (the node's certificate and its key); got "
@@ -120,6 +117,8 @@ def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | No
     if args.tls_client_ca and not args.tls_cert:
         raise ClientConfigError("--tls-client-ca needs --tls-cert and --tls-key: a node asks senders for certificates "
                                 "only over TLS")
+    if args.tls_crl and not args.tls_client_ca:
+        raise ClientConfigError(CRL_NEEDS_CLIENT_CA)
     pacs_flags = [f"--{name.replace('_', '-')}" for name in ("pacs_ca", "pacs_cert", "pacs_key", "pacs_server_name")
                   if getattr(args, name) is not None]
     if pacs_flags and not args.pacs_tls:
@@ -131,9 +130,6 @@ def tls_settings(args: argparse.Namespace) -> tuple[NodeTls | None, PacsTls | No
         raise ClientConfigError("--tls-profile given without a leg that speaks TLS: add --tls-cert and --tls-key, or "
                                 "--pacs-tls")
     profile = {} if args.tls_profile is None else {"profile": args.tls_profile}
-    if args.tls_crl and not args.tls_client_ca:
-        raise ClientConfigError("--tls-crl needs --tls-client-ca: revocation lists are checked for the senders' client "
-                                "certificates, which only --tls-client-ca asks for")
     node_tls = (NodeTls(args.tls_cert, args.tls_key, args.tls_client_ca, crl=args.tls_crl, **profile) if args.tls_cert
                 else None)
     pacs_tls = (PacsTls(args.pacs_ca, args.pacs_cert, args.pacs_key, args.pacs_server_name, **profile)

@@ -294,13 +294,13 @@ class DicomNode:
                          f"most one sender may have ({FLAGS['max_associations_per_sender']}, "
                          f"{ENVIRONMENT['max_associations_per_sender']})")
             return
-        if isinstance(connection, ssl.SSLSocket):
+        if isinstance(connection, ssl.SSLSocket) and self.config.tls is not None:  # a TLS socket: config.tls is set
             try:
                 connection.do_handshake()
             except (OSError, ValueError) as e:  # ssl.SSLError and TimeoutError are OSErrors
                 self.counts["tls_refused"] += 1
-                profile = self.config.tls.profile if self.config.tls is not None else "bcp195"
-                guard.refuse(f"its TLS handshake failed: {handshake_refusal(e, self.limits.idle_timeout_s, profile)}",
+                why = handshake_refusal(e, self.limits.idle_timeout_s, self.config.tls.profile)
+                guard.refuse(f"its TLS handshake failed: {why}",
                              level=logging.INFO if closed_before_handshake(e) else logging.WARNING)
 
     def _on_requested(self, event: evt.Event) -> None:

@@ -70,6 +70,8 @@ def _trusted(context: ssl.SSLContext, ca: Path, flag: str) -> None:
 
 
 CRL_MARK = b"-----BEGIN X509 CRL-----"
+CRL_NEEDS_CLIENT_CA = ("--tls-crl needs --tls-client-ca: revocation lists are checked for the senders' client "
+                       "certificates, which only --tls-client-ca asks for")
 
 
 def _revocations(context: ssl.SSLContext, crl: Path) -> None:
@@ -111,8 +113,9 @@ def _with_profile(context: ssl.SSLContext, profile: str) -> ssl.SSLContext:
 
 
 class _HandshakeInTheAssociation(ssl.SSLContext):
-    """A server context whose sockets shake hands when the association's own thread asks (``handshake``), not in
-    pynetdicom's accept loop, where one sender that connects and sends nothing would stop the node accepting anyone."""
+    """A server context whose sockets shake hands when the association's own thread asks (``DicomNode._on_connection``
+    calls ``do_handshake``), not in pynetdicom's accept loop, where one sender that connects and sends nothing would
+    stop the node accepting anyone."""
 
     def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
                     *args: Any, **kwargs: Any) -> ssl.SSLSocket:
@@ -139,12 +142,12 @@ class NodeTls:
         object.__setattr__(self, "client_ca", _pem_file(self.client_ca, "--tls-client-ca"))
         object.__setattr__(self, "crl", _pem_file(self.crl, "--tls-crl"))
         if self.crl is not None and self.client_ca is None:
-            raise DicomError("--tls-crl needs --tls-client-ca: revocation lists are checked for the senders' client "
-                             "certificates, which only --tls-client-ca asks for")
+            raise DicomError(CRL_NEEDS_CLIENT_CA)
         self.context()
 
     def context(self) -> ssl.SSLContext:
-        """A server context for pynetdicom (each handshake made by ``handshake`` in the association's thread)."""
+        """A server context for pynetdicom (each handshake made in the association's own thread, by
+        ``DicomNode._on_connection``)."""
         context = _with_profile(_HandshakeInTheAssociation(ssl.PROTOCOL_TLS_SERVER), self.profile)
         _own_certificate(context, self.certificate, self.key, ("--tls-cert", "--tls-key"))
         if self.client_ca is not None:
@@ -199,8 +202,8 @@ class PacsTls:
 
 
 def closed_before_handshake(error: BaseException) -> bool:
-    """Whether a failed handshake is a connection closed before its first byte (a port check, a load balancer's
-    probe), which the node logs at INFO rather than as a sender's refusal."""
+    """Whether a failed handshake is a connection closed during it (a port check, a load balancer's probe; a sender
+    that sent its hello first looks the same), which the node logs at INFO rather than as a sender's refusal."""
     return isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError))
 
 
@@ -242,7 +245,7 @@ def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PRO
                    "must have an RSA key for that one; else check the sender's TLS settings"
         return f"it offers no cipher of the node's profile ({reason}): a sender of DICOM's older AES profile needs " \
                "--tls-profile aes, and a node certificate with an RSA key"
-    if reason in ("SSLV3_ALERT_CERTIFICATE_EXPIRED",):
+    if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
         return "it refused the node's certificate as expired: renew --tls-cert (read at start: restart the node)"
     if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
                   "TLSV1_ALERT_DECRYPT_ERROR"):
