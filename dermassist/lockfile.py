@@ -20,6 +20,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from .base.errors import DermAssistError
 from .base.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ HEADER = ("# Every package `make install` resolves to, at the version the tests 
           f"# platform: {PLATFORM}\n")
 
 
-class LockError(Exception):
+class LockError(DermAssistError):
     """The environment cannot say what the project's install needs (a root or a required package is missing)."""
 
 
@@ -56,11 +57,8 @@ def _wanted(requirement: Requirement, extras: Iterable[str]) -> bool:
 def resolved(roots: Iterable[tuple[str, Iterable[str]]] = ROOTS) -> dict[str, str]:
     """Canonical name -> installed version of every distribution the roots need here, the roots left out."""
     found: dict[str, str] = {}
-    root_names = set()
-    pending: list[tuple[str, tuple[str, ...]]] = []
-    for name, extras in roots:
-        root_names.add(canonical(name))
-        pending.append((name, tuple(extras)))
+    pending = [(name, tuple(extras)) for name, extras in roots]
+    root_names = {canonical(name) for name, _ in pending}
     seen: set[tuple[str, tuple[str, ...]]] = set()
     while pending:
         name, extras = pending.pop()
