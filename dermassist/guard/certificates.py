@@ -31,18 +31,19 @@ def _certificates(path: Path) -> list:
         return []
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime) -> str:
+    """A moment as the messages say it: date and time to the second, UTC."""
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _date_problem(certificate: x509.Certificate, now: datetime) -> str | None:
     """Why one certificate is not valid at ``now``: expired, or not valid before a moment more than CLOCK_SKEW ahead."""
     if now > certificate.not_valid_after_utc:
-        return f"expired on {_when(certificate.not_valid_after_utc)}"
+        return f"expired on {when(certificate.not_valid_after_utc)}"
     if now + CLOCK_SKEW < certificate.not_valid_before_utc:
         ahead = certificate.not_valid_before_utc - now
-        return (f"is not valid before {_when(certificate.not_valid_before_utc)}, {_span(ahead)} from now (it is "
-                f"{_when(now)} here: check this machine's clock)")
+        return (f"is not valid before {when(certificate.not_valid_before_utc)}, {_span(ahead)} from now (it is "
+                f"{when(now)} here: check this machine's clock)")
     return None
 
 
@@ -79,10 +80,10 @@ def expiry_warnings(path: Path, now: datetime, bundle: bool = False) -> list[str
         which = f"certificate {number} of {len(chosen)} in {path}" if len(chosen) > 1 else f"the certificate in {path}"
         left = certificate.not_valid_after_utc - now
         if left < timedelta(0):
-            warnings.append(f"{which} expired on {_when(certificate.not_valid_after_utc)}; the others are valid: "
+            warnings.append(f"{which} expired on {when(certificate.not_valid_after_utc)}; the others are valid: "
                             "remove it from the bundle")
         elif left < EXPIRY_WARNING:
-            warnings.append(f"{which} expires on {_when(certificate.not_valid_after_utc)}, in {_span(left)}: renew it "
+            warnings.append(f"{which} expires on {when(certificate.not_valid_after_utc)}, in {_span(left)}: renew it "
                             "before then, or every client's handshake will fail")
     return warnings
 
@@ -116,8 +117,8 @@ def expiry_step(left: timedelta) -> int:
 
 
 class ExpiryWatch:
-    """The served certificate's end while the guard runs: gRPC reads the file once, at start, so a certificate that
-    runs out later ends every new client's handshake without a word. ``check`` gives the sentence to log, once each
+    """The served certificate's end while the guard runs: a certificate that runs out (not renewed in place) ends
+    every new client's handshake without a word. ``check`` gives the sentence to log, once each
     time it reaches a step of EXPIRY_STEPS; ``seconds_left`` feeds the metric an alert can watch."""
 
     def __init__(self, path: Path, now: datetime) -> None:
@@ -140,8 +141,9 @@ class ExpiryWatch:
             return None
         self._told = step
         if left <= timedelta(0):
-            return (f"the server certificate in {self.path} expired on {_when(self.not_after)}: every new TLS client's "
-                    "handshake now fails (connections opened before still work); renew it and restart serve (the file "
-                    "is read at start)")
-        return (f"the server certificate in {self.path} expires on {_when(self.not_after)}, in {_span(left)}: renew it "
-                "and restart serve before then (the file is read at start), or every new client's handshake will fail")
+            return (f"the server certificate in {self.path} expired on {when(self.not_after)}: every new TLS client's "
+                    "handshake now fails (connections opened before still work); renew it in place (serve takes up "
+                    "the renewed files within seconds, no restart)")
+        return (f"the server certificate in {self.path} expires on {when(self.not_after)}, in {_span(left)}: renew it "
+                "in place before then (serve takes up the renewed files within seconds, no restart), or every new "
+                "client's handshake will fail")

@@ -50,7 +50,7 @@ from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
 from .audit import AuditLog, resumed_record
 from .canary import canary_request, check_canary_answer
-from .certificates import ExpiryWatch, expiry_warnings
+from .certificates import expiry_warnings
 from .config import RECOVERY_CALL_S, RESTART_GRACE_S, UNLIMITED_MESSAGES, GuardConfig, host_problem, port_problem
 from .exhaustion import AcceptErrors, out_of_files
 from .faults import Fault, Recovery, busy_not_broken, fault_key, held, models_in_message, recovery_backoff
@@ -58,6 +58,7 @@ from .front import Front
 from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
+from .rotation import ServedTls
 from .stubs import Stub, broken_stubs, cpu_seconds, find_stubs
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class Guard:
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
         self.recoveries: list[Recovery] = []
-        self._expiry: ExpiryWatch | None = None  # the served certificate's end, told again as it comes nearer
+        self.tls: ServedTls | None = None  # the served TLS files, followed while serving (None in plaintext)
         self.reloads = 0
         # made again by each run(); these say "not ready" until then (asyncio objects bind to a loop on first use)
         self.readiness = Readiness(config.max_unready_s)
@@ -334,16 +335,19 @@ class Guard:
                     told = int(unready_s // STILL_UNREADY_LOG_S)
                     logger.warning("still not ready after %.0f s%s (not live after %g s): %s", unready_s,
                                    readiness.flapped(), self.config.max_unready_s, readiness.reason)
-            self._tell_expiry(datetime.datetime.now(datetime.UTC))
+            now = datetime.datetime.now(datetime.UTC)
+            if self.tls is not None:
+                self.tls.check(now)
+            self._tell_expiry(now)
             await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tell_expiry(self, now: datetime.datetime) -> None:
         """Log the served certificate's coming end when it reaches 30, 7 and 1 days left, and its end (ERROR)."""
-        if self._expiry is None:
+        if self.tls is None:
             return
-        told = self._expiry.check(now)
+        told = self.tls.expiry.check(now)
         if told is not None:
-            expired = (self._expiry.seconds_left(now) or 0.0) <= 0
+            expired = (self.tls.expiry.seconds_left(now) or 0.0) <= 0
             (logger.error if expired else logger.warning)("%s", told)
 
     def _tls_text(self) -> str:
@@ -358,13 +362,14 @@ class Guard:
             warnings += expiry_warnings(path, now, bundle) if path else []
         for warning in filter(None, warnings):
             logger.warning("%s", warning)
-        self._expiry = ExpiryWatch(self.config.tls_cert, now) if self.config.tls_cert else None
+        cert, key, client_ca = self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca
+        self.tls = ServedTls(cert, key, client_ca, now) if cert is not None and key is not None else None
         server = grpc.aio.server(options=self.config.server_options())
         self.front = Front(self, self.channel, self.metrics)
         server.add_generic_rpc_handlers((self.front,))
         host, port = self.public.host, self.public.grpc_port
         address = f"{host}:{port}"
-        credentials = self._credentials()
+        credentials = self.tls.credentials() if self.tls is not None else None
         code: int | None = None
         try:
             bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
@@ -386,27 +391,13 @@ class Guard:
         await server.start()
         return server
 
-    def _credentials(self) -> grpc.ServerCredentials | None:
-        """The front's TLS credentials from the PEM files (None: plaintext); a ConfigError naming a file that went
-        unreadable since the settings were checked."""
-        cert, key, client_ca = self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca
-        if cert is None or key is None:  # GuardConfig: both or neither; a client CA needs them
-            return None
-        try:
-            ca = client_ca.read_bytes() if client_ca is not None else None
-            pair = (key.read_bytes(), cert.read_bytes())
-        except OSError as e:
-            raise ConfigError(f"TLS file {e.filename} cannot be read ({e.strerror}); pass readable PEM files to "
-                              "--tls-cert, --tls-key and --tls-client-ca") from e
-        return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=ca is not None)
-
     def _expiry_samples(self) -> list[Sample]:
         """The served certificate's seconds left, with TLS (none in plaintext, or when it could not be read)."""
-        left = None if self._expiry is None else self._expiry.seconds_left(datetime.datetime.now(datetime.UTC))
+        left = None if self.tls is None else self.tls.expiry.seconds_left(datetime.datetime.now(datetime.UTC))
         if left is None:
             return []
         return [Sample("dermassist_tls_certificate_expiry_seconds", "Seconds until the served TLS certificate ends "
-                       "(negative once it has; the file is read at start).", round(left, 3))]
+                       "(negative once it has; it follows renewed files).", round(left, 3))]
 
     def metrics_text(self) -> str:
         """The guard's Prometheus metrics: the counters, and readiness, liveness and the calls in flight now."""

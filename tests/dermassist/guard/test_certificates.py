@@ -160,15 +160,15 @@ def test_a_served_certificate_running_out_is_told_at_each_step_once_and_measured
     week = watch.check(NOW + timedelta(days=3, seconds=1))
     assert week is not None and f"the server certificate in {cert} expires on 2026-12-15 12:00:00 UTC, in 6 day(s)" in week
     assert watch.check(NOW + timedelta(days=3, seconds=2)) is None  # once
-    guard = SimpleNamespace(_expiry=watch)
+    guard = SimpleNamespace(tls=SimpleNamespace(expiry=watch))
     with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
         Guard._tell_expiry(guard, NOW + timedelta(days=10, seconds=1))  # type: ignore[arg-type]
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("ERROR", f"the server certificate in {cert} expired on 2026-12-15 12:00:00 UTC: every new TLS client's handshake "
-                  "now fails (connections opened before still work); renew it and restart serve (the file is read at "
-                  "start)")]
-    assert Guard._expiry_samples(SimpleNamespace(_expiry=None)) == []  # type: ignore[arg-type]
-    (sample,) = Guard._expiry_samples(SimpleNamespace(_expiry=watch))  # type: ignore[arg-type]
+                  "now fails (connections opened before still work); renew it in place (serve takes up the renewed "
+                  "files within seconds, no restart)")]
+    assert Guard._expiry_samples(SimpleNamespace(tls=None)) == []  # type: ignore[arg-type]
+    (sample,) = Guard._expiry_samples(SimpleNamespace(tls=SimpleNamespace(expiry=watch)))  # type: ignore[arg-type]
     left_now = watch.seconds_left(datetime.now(UTC))  # the metric is read at scrape time, on the real clock
     assert sample.name == "dermassist_tls_certificate_expiry_seconds" and left_now is not None
     assert abs(sample.value - left_now) < 60
