@@ -3,8 +3,8 @@
 cert-manager, a site's PKI or an operator replaces ``tls.crt``, ``tls.key`` (and a client CA bundle during a CA
 rotation) in place; Kubernetes updates a mounted secret's files within a minute. gRPC reads a certificate once, so
 the guard hands it through ``grpc.dynamic_ssl_server_credentials``: before each new handshake gRPC asks
-``ServedTls.fetch`` for a newer set. A change of the files is taken up once it has held still for one look (a
-certificate copied before its key is not served with the old key), and only when it passes the checks ``serve``
+``ServedTls.fetch`` for a newer set. A change of the files is taken up once none of them has been modified for
+SETTLE_S (a certificate copied before its key is not served with the old key), and only when it passes the checks ``serve``
 makes at start (PEM files, dates, the key being the certificate's own); a set that fails them is logged as an
 ERROR, once, and the files served before stay served. Connections opened before a change keep their handshake.
 """
@@ -27,8 +27,15 @@ logger = logging.getLogger(__name__)
 
 #: How often the files are looked at (a stat of each), at most: on a new handshake and on the guard's liveness tick.
 CHECK_S = 1.0
+#: How long changed files must have been left alone before they are read: a copy of several files is over by then.
+SETTLE_S = 1.0
 
 Signature = tuple[tuple[int, ...], ...]
+
+
+def settled(marks: Signature, now_ns: int) -> bool:
+    """Whether every file of ``marks`` (``signature``) was last modified SETTLE_S or more before ``now_ns``."""
+    return all(len(mark) < 4 or now_ns - mark[3] >= SETTLE_S * 1e9 for mark in marks)
 
 
 def signature(paths: tuple[Path, ...]) -> Signature:
@@ -71,7 +78,6 @@ class ServedTls:
         self._served = signature(self._paths)
         self._configuration = self._read()
         self._pending: grpc.ServerCertificateConfiguration | None = None
-        self._seen: Signature | None = None  # a change seen at the last look, taken up if it is still there
         self._refused: Signature | None = None  # a set of files found unservable (told once)
         self._next_look = 0.0
         self.expiry = ExpiryWatch(cert, now)
@@ -90,21 +96,16 @@ class ServedTls:
         return pending
 
     def check(self, now: datetime) -> None:
-        """Look at the files (at most once per CHECK_S) and stage a changed set that has held still since the last
-        look and passes the start-up checks; log what was done."""
+        """Look at the files (at most once per CHECK_S) and stage a changed set that has been left alone for SETTLE_S
+        and passes the start-up checks; log what was done."""
         with self._lock:
             moment = time.monotonic()
             if moment < self._next_look:
                 return
             self._next_look = moment + CHECK_S
             current = signature(self._paths)
-            if current == self._served or current == self._refused:
-                self._seen = None
-                return
-            if current != self._seen:  # changed since the last look: perhaps still being written
-                self._seen = current
-                return
-            self._seen = None
+            if current in (self._served, self._refused) or not settled(current, time.time_ns()):
+                return  # unchanged, told already, or perhaps still being written: looked at again next time
             problem = files_problem(self.cert, self.key, self.client_ca, now)
             if problem is None:
                 try:

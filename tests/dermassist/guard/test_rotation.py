@@ -1,5 +1,5 @@
-"""Renewed TLS files served without a restart: taken up once they hold still and pass the start-up checks, refused
-(the old ones kept) otherwise, and seen by new clients of the real front."""
+"""Renewed TLS files served without a restart: taken up once left alone for a second and passing the start-up checks,
+refused (the old ones kept) otherwise, and seen by new clients of the real front."""
 from __future__ import annotations
 
 import asyncio
@@ -45,24 +45,34 @@ def _not_after(leaf: trustme.LeafCert) -> datetime:
 @pytest.fixture(autouse=True)
 def _look_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rotation, "CHECK_S", 0.0)
+    monkeypatch.setattr(rotation, "SETTLE_S", 0.0)
 
 
 def _looked_twice(served: ServedTls) -> None:
-    """Two looks: the first sees a change, the second takes it up if it held still."""
     served.check(datetime.now(UTC))
     served.check(datetime.now(UTC))
 
 
-def test_renewed_files_are_handed_to_grpc_once_after_holding_still_for_one_look(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _age(*paths: Path, seconds: float) -> None:
+    """Make ``paths`` look last modified ``seconds`` ago."""
+    for path in paths:
+        then = time.time() - seconds
+        os.utime(path, (then, then))
+
+
+def test_renewed_files_are_handed_to_grpc_once_when_they_have_been_left_alone_for_a_second(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     _issue(trustme.CA(), cert, key)
     served = ServedTls(cert, key, None, datetime.now(UTC))
     assert served.fetch() is None  # nothing changed
+    monkeypatch.setattr(rotation, "SETTLE_S", 1.0)
     renewed = _issue(trustme.CA(), cert, key, days=200)
+    _age(key, seconds=5)
     with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
-        assert served.fetch() is None  # the first look sees the change: perhaps still being written
-        configuration = served.fetch()  # held still since: taken up
+        assert served.fetch() is None  # the certificate was written just now: perhaps not finished
+        _age(cert, seconds=1)
+        configuration = served.fetch()  # both left alone for a second: taken up
     assert isinstance(configuration, grpc.ServerCertificateConfiguration)
     assert served.fetch() is None  # handed over once
     assert served.expiry.not_after == _not_after(renewed)
@@ -140,17 +150,19 @@ def test_a_renewal_that_serve_would_refuse_at_start_is_not_served(
     assert "new connections still get the certificate valid until" in record.getMessage()
 
 
-def test_files_put_back_as_they_were_need_nothing_handed_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_taken_away_is_told_once_and_put_back_needs_nothing_handed_over(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     _issue(trustme.CA(), cert, key)
     served = ServedTls(cert, key, None, datetime.now(UTC))
     aside = tmp_path / "aside.key"
-    os.rename(key, aside)
-    served.check(datetime.now(UTC))  # seen gone once
-    os.rename(aside, key)
     with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
+        os.rename(key, aside)
         _looked_twice(served)
-    assert served.fetch() is None and caplog.records == []
+        os.rename(aside, key)
+        _looked_twice(served)
+    assert served.fetch() is None
+    assert [(r.levelname, f"{key} cannot be read" in r.getMessage()) for r in caplog.records] == [("ERROR", True)]
 
 
 def test_a_renewal_ending_within_30_days_is_served_and_warned_about(
