@@ -70,7 +70,7 @@ def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
                      help="accept only senders presenting a certificate this CA signed (mutual TLS; with --tls-cert)")
     tls.add_argument("--tls-crl", metavar="PEM",
                      help="refuse senders whose certificate these revocation lists revoke (the current CRL of each CA "
-                          "of --tls-client-ca; read at start)")
+                          "of --tls-client-ca; a list written over the file is taken up without a restart)")
     tls.add_argument("--pacs-tls", action="store_true", help="send to the PACS with DICOM TLS")
     tls.add_argument("--pacs-ca", metavar="PEM", help="CA that signed the PACS's certificate (default: this system's "
                                                       "trusted CAs; with --pacs-tls)")

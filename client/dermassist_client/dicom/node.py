@@ -195,7 +195,7 @@ class DicomNode:
         try:
             self._server = self._ae.start_server(
                 (self.config.host, self.config.port), block=False,
-                ssl_context=None if self.config.tls is None else self.config.tls.context(),
+                ssl_context=None if self.config.tls is None else self.config.tls.followed_context(),
                 evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo),
                               (evt.EVT_CONN_OPEN, self._on_connection), (evt.EVT_REQUESTED, self._on_requested)],
             )

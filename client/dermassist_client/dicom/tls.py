@@ -1,10 +1,16 @@
 """DICOM TLS (PS3.15 Annex B, the BCP 195 profiles: TLS 1.2 or later) for the node's two legs: the modalities that send
 to it (``NodeTls``: its certificate, and the CA whose client certificates it requires) and the PACS it sends to
 (``PacsTls``: the CA that signed the PACS's certificate, and the node's own client certificate where the PACS asks for
-one). Each setting is checked once, when it is made; an error names the flag, what its file holds and the fix."""
+one). Each setting is checked when it is made; an error names the flag, what its file holds and the fix. The node's
+files are followed while it listens (``Renewal``): a renewed certificate, key, client CA or revocation list is used
+for new associations without a restart; the PACS leg reads its files again for each forwarding pass."""
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +20,7 @@ from ..config import certificate_dates_problem
 from ..files import path_kind
 from .errors import DicomError
 
+log = logging.getLogger(__name__)
 #: The oldest TLS version either leg speaks (BCP 195; DICOM's non-downgrading profile).
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
 
@@ -115,11 +122,78 @@ def _with_profile(context: ssl.SSLContext, profile: str) -> ssl.SSLContext:
 class _HandshakeInTheAssociation(ssl.SSLContext):
     """A server context whose sockets shake hands when the association's own thread asks (``DicomNode._on_connection``
     calls ``do_handshake``), not in pynetdicom's accept loop, where one sender that connects and sends nothing would
-    stop the node accepting anyone."""
+    stop the node accepting anyone. With a ``renewal``, each socket is wrapped by the context of the files as they
+    are now."""
+
+    renewal: Renewal | None = None
 
     def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
                     *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        return super().wrap_socket(sock, server_side, False, *args, **kwargs)
+        context = self if self.renewal is None else self.renewal.current()
+        return ssl.SSLContext.wrap_socket(context, sock, server_side, False, *args, **kwargs)
+
+
+#: How often, at most, the node looks at its TLS files (a stat of each), as senders connect.
+CHECK_S = 1.0
+#: How long changed files must have been left alone before they are read: a copy of several files is over by then.
+SETTLE_S = 1.0
+
+Marks = tuple[tuple[int, ...], ...]
+
+
+def file_marks(paths: tuple[Path, ...]) -> Marks:
+    """What tells each file's version without reading it: device, inode, size and modification time (after symbolic
+    links: Kubernetes swaps a secret's files by a link); a file that cannot be looked at gives its error number."""
+    marks: list[tuple[int, ...]] = []
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except OSError as e:
+            marks.append((-1, e.errno or 0))
+        else:
+            marks.append((status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns))
+    return tuple(marks)
+
+
+def left_alone(marks: Marks, now_ns: int) -> bool:
+    """Whether every file of ``marks`` was last modified SETTLE_S or more before ``now_ns``."""
+    return all(len(mark) < 4 or now_ns - mark[3] >= SETTLE_S * 1e9 for mark in marks)
+
+
+class Renewal:
+    """The node's TLS files followed while it listens: a change that has been left alone for SETTLE_S and passes the
+    checks made at start is used for new associations (those open keep theirs); one that fails them is logged as an
+    ERROR, once, and the files used before stay in use."""
+
+    def __init__(self, tls: NodeTls, context: ssl.SSLContext) -> None:
+        self.tls = tls
+        self._context = context
+        self._paths = tuple(p for p in (tls.certificate, tls.key, tls.client_ca, tls.crl) if p is not None)
+        self._used = file_marks(self._paths)
+        self._refused: Marks | None = None
+        self._next_look = 0.0
+        self._lock = threading.Lock()
+
+    def current(self) -> ssl.SSLContext:
+        """The context of the files as they are (looked at no more than once per CHECK_S)."""
+        with self._lock:
+            moment = time.monotonic()
+            if moment < self._next_look:
+                return self._context
+            self._next_look = moment + CHECK_S
+            marks = file_marks(self._paths)
+            if marks in (self._used, self._refused) or not left_alone(marks, time.time_ns()):
+                return self._context
+            try:
+                context = self.tls.context()
+            except DicomError as e:
+                self._refused = marks
+                log.error("the renewed TLS files are not used: %s; new associations still get the files used before "
+                          "(put a valid set in place: it is taken up without a restart)", e)
+                return self._context
+            self._context, self._used, self._refused = context, marks, None
+            log.info("new associations now use the renewed TLS files: %s", self.tls)
+            return context
 
 
 @dataclass(frozen=True)
@@ -157,12 +231,18 @@ class NodeTls:
             _revocations(context, self.crl)
         return context
 
+    def followed_context(self) -> ssl.SSLContext:
+        """The context the node listens with: it follows the files while the node runs (``Renewal``)."""
+        context = self.context()
+        context.renewal = Renewal(self, context)  # type: ignore[attr-defined]  # a _HandshakeInTheAssociation
+        return context
+
     def __str__(self) -> str:
         who = (f"senders must present a certificate signed by {self.client_ca}" if self.client_ca
                else "any sender (no client certificate asked for)")
         if self.crl is not None:
             who += f", not revoked by {self.crl}"
-        return f"TLS ({self.profile} profile), {who}; certificate {self.certificate}, read at start"
+        return f"TLS ({self.profile} profile), {who}; certificate {self.certificate}, followed for renewals"
 
 
 @dataclass(frozen=True)
@@ -223,7 +303,8 @@ def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PRO
                    "certificate issued anew"
         if "crl" in message.lower():
             return f"the revocation lists cannot vouch for its certificate ({message}): --tls-crl must hold the " \
-                   "current CRL of each CA in --tls-client-ca (read at start: restart the node after updating it)"
+                   "current CRL of each CA in --tls-client-ca (write the new list over the file: the node takes it up " \
+                   "without a restart)"
         if "expired" in message or "not yet valid" in message:
             return f"a certificate of its chain is out of its dates ({message}): renew the sender's certificate, or " \
                    "the CA's in --tls-client-ca if that is the one (or check the clocks)"
@@ -246,7 +327,8 @@ def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PRO
         return f"it offers no cipher of the node's profile ({reason}): a sender of DICOM's older AES profile needs " \
                "--tls-profile aes, and a node certificate with an RSA key"
     if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
-        return "it refused the node's certificate as expired: renew --tls-cert (read at start: restart the node)"
+        return ("it refused the node's certificate as expired: renew --tls-cert (the node takes up the renewed file "
+                "without a restart)")
     if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
                   "TLSV1_ALERT_DECRYPT_ERROR"):
         return f"it does not trust the node's certificate ({reason}): give the sender the CA that signed --tls-cert " \

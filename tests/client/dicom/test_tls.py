@@ -510,8 +510,8 @@ def test_a_port_check_and_a_connection_ending_mid_pdu_are_told_at_info_without_a
 
 
 def revocation_list(ca, revoked: list, path: Path, days: int = 7) -> Path:
-    """A CRL of ``ca`` (trustme's) revoking the leaf certificates ``revoked``, valid ``days`` days from yesterday
-    (negative: already past its next update), written to ``path`` as PEM."""
+    """A CRL of ``ca`` (trustme's) revoking the leaf certificates ``revoked`` (trustme's, or a Party's), valid ``days``
+    days from yesterday (negative: already past its next update), written to ``path`` as PEM."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 
@@ -522,7 +522,8 @@ def revocation_list(ca, revoked: list, path: Path, days: int = 7) -> Path:
                .last_update(now - datetime.timedelta(days=1 + max(0, -days)))
                .next_update(now + datetime.timedelta(days=days)))
     for leaf in revoked:
-        serial = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+        pem = leaf.certificate.read_bytes() if isinstance(leaf, Party) else leaf.cert_chain_pems[0].bytes()
+        serial = x509.load_pem_x509_certificate(pem).serial_number
         builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
                                                   .revocation_date(now - datetime.timedelta(hours=1)).build())
     path.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
@@ -567,3 +568,89 @@ def test_a_sender_whose_certificate_the_crl_revokes_is_refused_and_the_others_ar
                                  "--tls-crl", str(crl)))
     assert tls_settings(listen_args("--tls-cert", str(node_files.certificate), "--tls-key", str(node_files.key),
                                     "--tls-client-ca", str(ca_file), "--tls-crl", str(crl)))[0].crl == crl
+
+
+@pytest.fixture
+def renewals_at_once(monkeypatch):
+    """The node looks at its files on every new connection and takes up a change at once (no second's wait)."""
+    from dermassist_client.dicom import tls as tls_module
+
+    monkeypatch.setattr(tls_module, "CHECK_S", 0.0)
+    monkeypatch.setattr(tls_module, "SETTLE_S", 0.0)
+
+
+def test_renewed_node_files_are_used_for_new_associations_without_a_restart(tmp_path, renewals_at_once, caplog):
+    """A CA rotation written over the node's files in place: a sender of the new CA is refused before and answered
+    after, one of the old CA the other way round; an association opened before keeps going."""
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    files = tmp_path / "node"
+    node_files = party(files, "node", old_ca, "127.0.0.1")
+    clients_ca = files / "clients-ca.pem"
+    old_ca.cert_pem.write_to_path(str(clients_ca))
+    old_sender = party(tmp_path / "old", "modality", old_ca, "modality.example.org")
+    new_sender = party(tmp_path / "new", "modality", new_ca, "modality.example.org")
+    with caplog.at_level(logging.INFO, logger=NODE_LOGGER), \
+            tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key, client_ca=clients_ca)) as node:
+        assert echo(node.address, client_context(old_sender.ca, old_sender)) == 0x0000
+        assert echo(node.address, client_context(new_sender.ca, new_sender)) is None
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(Verification)
+        opened = ae.associate(*node.address, ae_title="DERMASSIST",
+                              tls_args=(client_context(old_sender.ca, old_sender), "127.0.0.1"))
+        assert opened.is_established
+        party(files, "node", new_ca, "127.0.0.1")  # the same paths, written over
+        new_ca.cert_pem.write_to_path(str(clients_ca))
+        assert wait_until(lambda: echo(node.address, client_context(new_sender.ca, new_sender)) == 0x0000, 20.0)
+        assert echo(node.address, client_context(old_sender.ca, old_sender)) is None
+        assert int(opened.send_c_echo().Status) == 0x0000  # opened before the renewal: keeps its handshake
+        opened.release()
+    assert f"new associations now use the renewed TLS files: TLS (bcp195 profile), senders must present a certificate " \
+           f"signed by {clients_ca}" in caplog.text
+
+
+def test_a_crl_written_over_its_file_refuses_a_sender_it_now_revokes(tmp_path, renewals_at_once, caplog):
+    """A revocation list fetched anew (a modality decommissioned, or the list's next update come): no restart."""
+    hospital = trustme.CA()
+    node_files = party(tmp_path / "node", "node", hospital, "127.0.0.1")
+    retired = party(tmp_path / "retired", "modality", hospital, "modality.example.org")
+    crl = revocation_list(hospital, [], tmp_path / "hospital.crl.pem")
+    with tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key, client_ca=node_files.ca, crl=crl)) as node:
+        assert echo(node.address, client_context(retired.ca, retired)) == 0x0000
+        revocation_list(hospital, [retired], crl)  # written over the file
+        assert wait_until(lambda: echo(node.address, client_context(retired.ca, retired)) is None, 20.0)
+    assert "its certificate is revoked" in caplog.text
+
+
+def test_a_renewal_the_node_cannot_use_is_told_once_and_the_files_used_before_stay_in_use(
+        tmp_path, renewals_at_once, caplog):
+    hospital = trustme.CA()
+    node_files = party(tmp_path / "node", "node", hospital, "127.0.0.1")
+    sender = party(tmp_path / "sender", "modality", hospital, "modality.example.org")
+    with caplog.at_level(logging.INFO, logger=NODE_LOGGER), \
+            tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key, client_ca=node_files.ca)) as node:
+        trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(node_files.key))  # another's key
+        for _ in range(3):
+            assert echo(node.address, client_context(sender.ca, sender)) == 0x0000  # the files used before
+    told = [r for r in caplog.records if "renewed TLS files" in r.getMessage()]
+    assert [(r.levelname, r.getMessage().startswith(
+        f"the renewed TLS files are not used: --tls-key file {node_files.key} is not the key of the first certificate "
+        "given with it")) for r in told] == [("ERROR", True)]
+
+
+def test_node_files_being_written_are_not_read_until_left_alone_for_a_second(tmp_path, monkeypatch):
+    from dermassist_client.dicom import tls as tls_module
+
+    monkeypatch.setattr(tls_module, "CHECK_S", 0.0)
+    hospital = trustme.CA()
+    node_files = party(tmp_path, "node", hospital, "127.0.0.1")
+    tls = NodeTls(node_files.certificate, node_files.key)
+    context = tls.followed_context()
+    renewal = context.renewal
+    assert renewal.current() is context  # nothing changed
+    party(tmp_path, "node", trustme.CA(), "127.0.0.1")  # written just now
+    assert renewal.current() is context
+    for path in (node_files.certificate, node_files.key):
+        then = time.time() - 1.5
+        os.utime(path, (then, then))
+    renewed = renewal.current()
+    assert renewed is not context and renewal.current() is renewed
