@@ -30,18 +30,19 @@ CHECK_S = 1.0
 #: How long changed files must have been left alone before they are read: a copy of several files is over by then.
 SETTLE_S = 1.0
 
-Signature = tuple[tuple[int, ...], ...]
+Marks = tuple[tuple[int, ...], ...]
 
 
-def settled(marks: Signature, now_ns: int) -> bool:
-    """Whether every file of ``marks`` (``signature``) was last modified SETTLE_S or more before ``now_ns``."""
+def left_alone(marks: Marks, now_ns: int) -> bool:
+    """Whether every file of ``marks`` (``file_marks``) was last modified SETTLE_S or more before ``now_ns``."""
     return all(len(mark) < 4 or now_ns - mark[3] >= SETTLE_S * 1e9 for mark in marks)
 
 
-def signature(paths: tuple[Path, ...]) -> Signature:
+def file_marks(paths: tuple[Path, ...]) -> Marks:
     """What tells a file's version without reading it: device, inode, size and modification time of each (after
     symbolic links: Kubernetes swaps a secret's files by its ``..data`` link); a file that cannot be looked at gives
-    its error number."""
+    its error number. A copy of dermassist_client.dicom.tls's (the serving image ships no client; a test keeps the
+    two alike)."""
     marks: list[tuple[int, ...]] = []
     for path in paths:
         try:
@@ -75,10 +76,10 @@ class ServedTls:
         self.cert, self.key, self.client_ca = cert, key, client_ca
         self._paths = (cert, key) + ((client_ca,) if client_ca is not None else ())
         self._lock = threading.Lock()
-        self._served = signature(self._paths)
+        self._served = file_marks(self._paths)
         self._configuration = self._read()
         self._pending: grpc.ServerCertificateConfiguration | None = None
-        self._refused: Signature | None = None  # a set of files found unservable (told once)
+        self._refused: Marks | None = None  # a set of files found unservable (told once)
         self._next_look = 0.0
         self.expiry = ExpiryWatch(cert, now)
 
@@ -103,8 +104,8 @@ class ServedTls:
             if moment < self._next_look:
                 return
             self._next_look = moment + CHECK_S
-            current = signature(self._paths)
-            if current in (self._served, self._refused) or not settled(current, time.time_ns()):
+            current = file_marks(self._paths)
+            if current in (self._served, self._refused) or not left_alone(current, time.time_ns()):
                 return  # unchanged, told already, or perhaps still being written: looked at again next time
             problem = files_problem(self.cert, self.key, self.client_ca, now)
             if problem is None:

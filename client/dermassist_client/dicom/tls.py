@@ -143,7 +143,8 @@ Marks = tuple[tuple[int, ...], ...]
 
 def file_marks(paths: tuple[Path, ...]) -> Marks:
     """What tells each file's version without reading it: device, inode, size and modification time (after symbolic
-    links: Kubernetes swaps a secret's files by a link); a file that cannot be looked at gives its error number."""
+    links: Kubernetes swaps a secret's files by a link); a file that cannot be looked at gives its error number. The
+    guard has a copy, dermassist.guard.rotation's (the client imports no project package)."""
     marks: list[tuple[int, ...]] = []
     for path in paths:
         try:

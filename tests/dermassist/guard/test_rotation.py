@@ -185,7 +185,7 @@ def test_the_files_are_looked_at_at_most_once_per_check_interval(
     served = ServedTls(cert, key, None, datetime.now(UTC))
     monkeypatch.setattr(rotation, "CHECK_S", 3600.0)
     looks = []
-    monkeypatch.setattr(rotation, "signature", lambda paths: looks.append(paths) or ())
+    monkeypatch.setattr(rotation, "file_marks", lambda paths: looks.append(paths) or ())
     for _ in range(5):
         served.check(datetime.now(UTC))
     assert len(looks) == 1
