@@ -27,6 +27,10 @@ HTTP_ADMIN_HEADER = ADMIN_KEY_NAME
 TCP_PORTS = range(1, 65536)
 
 
+#: The command that makes a key (the admin key, the audit digest key), as messages quote it.
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
 def read_secret_file(path: Path, what: str) -> str:
     """The first line of a secret file (a mounted Kubernetes/compose secret), stripped."""
     try:
@@ -180,7 +184,7 @@ class ServerConfig(Settings):
         if any(c in key for c in ",:= \t\n"):
             raise ConfigError("the admin key must not contain commas, colons, '=' or whitespace "
                               "(Triton's restricted-protocol flag cannot carry them); generate one with "
-                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+                              f"`{MAKE_A_KEY}`")
         object.__setattr__(self, "admin_key", key)
 
     @property

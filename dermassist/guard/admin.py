@@ -20,11 +20,11 @@ from tritonclient.grpc import service_pb2
 
 from preprocess.contract import ALL_MODELS
 
+from ..base.server_config import MAKE_A_KEY
 from .audit import MAX_ERROR_CHARS, MAX_NAME_CHARS, clip, recorded_text, utc_now
 
 # The shortest admin key the guard starts with: 16 characters of token_urlsafe are 96 random bits.
 MIN_ADMIN_KEY_CHARS = 16
-MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 # Wrong admin keys one address may send in WRONG_KEY_WINDOW_S before its admin calls are refused unchecked (until
 # the oldest of them is that old); the addresses remembered at most (the least recent are forgotten first).
 MAX_WRONG_KEYS = 10

@@ -4,13 +4,16 @@ A line holds the request id, the UTC time, who called (peer, and the certificate
 under mutual TLS), the model and the versions of every step, one entry per image (SHA-256 and
 size of its encoded bytes, top class, REFER and ASSESSABLE when the answer holds them), the
 latency and the gRPC status with its message. Nothing of the image content and nothing the
-client sends besides the bytes it asked to be analysed (hashed) is kept.
+client sends besides the bytes it asked to be analysed (hashed) is kept. With a site key
+(``--audit-digest-key``) each digest is an HMAC-SHA256 under it (``hmac_sha256``), which whoever holds a
+picture cannot compute without the key.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -66,13 +69,16 @@ MAX_COUNTED = 10_000
 MAX_INPUTS_RECORDED = 8
 
 
-def _digest(data: bytes | memoryview) -> dict[str, Any]:
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+def digest(data: bytes | memoryview, key: bytes | None = None) -> dict[str, Any]:
+    """The audit line's digest of ``data`` and its size: ``sha256``, or ``hmac_sha256`` under the site's ``key``."""
+    if key is None:
+        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return {"hmac_sha256": hmac.new(key, data, hashlib.sha256).hexdigest(), "bytes": len(data)}
 
 
-def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any]]:
-    """One entry per image of the IMAGE input (SHA-256 and size; past a batch's MAX_BATCH_SIZE images, one count of
-    the rest); other inputs are hashed whole."""
+def request_images(request: service_pb2.ModelInferRequest, key: bytes | None = None) -> list[dict[str, Any]]:
+    """One entry per image of the IMAGE input (its digest, under ``key`` when given, and size; past a batch's
+    MAX_BATCH_SIZE images, one count of the rest); other inputs are hashed whole."""
     entries: list[dict[str, Any]] = []
     raw = request.raw_input_contents
     for index, tensor in enumerate(request.inputs):
@@ -91,10 +97,10 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
             elements = iter_elements(data) if data is not None else iter(tensor.contents.bytes_contents)
             hashed: list[dict[str, Any]] = []
             try:  # a batch is at most MAX_BATCH_SIZE images: beyond them a count, up to MAX_COUNTED (refused anyway)
-                hashed.extend(_digest(e) for e in itertools.islice(elements, MAX_BATCH_SIZE))
+                hashed.extend(digest(e, key) for e in itertools.islice(elements, MAX_BATCH_SIZE))
                 more = sum(1 for _ in itertools.islice(elements, MAX_COUNTED + 1))
             except MalformedTensor as e:
-                entries.append({**recorded_text("input", tensor.name), "malformed": str(e), **_digest(data)})
+                entries.append({**recorded_text("input", tensor.name), "malformed": str(e), **digest(data, key)})
                 continue
             entries.extend(hashed)
             if more:
@@ -103,7 +109,7 @@ def request_images(request: service_pb2.ModelInferRequest) -> list[dict[str, Any
                                 "why": f"over the batch limit of {MAX_BATCH_SIZE} images"})
         else:
             whole = data if data is not None else tensor.contents.SerializeToString()
-            entries.append({**recorded_text("input", tensor.name), **_digest(whole)})
+            entries.append({**recorded_text("input", tensor.name), **digest(whole, key)})
     return entries
 
 
@@ -157,15 +163,15 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
                  versions: dict[str, str], status: str, error: str | None, latency_ms: float,
                  response: service_pb2.ModelInferResponse | None = None,
                  images: list[dict[str, Any]] | None = None, identity: Mapping[str, str] | None = None,
-                 unread: bool = False) -> dict[str, Any]:
+                 unread: bool = False, key: bytes | None = None) -> dict[str, Any]:
     """The audit line of one request, as a dict (``AuditLog.write`` serialises it).
 
-    ``images``: ``request_images(request)`` when already computed (the front hashes while Triton works).
+    ``images``: ``request_images(request, key)`` when already computed (the front hashes while Triton works).
     ``identity``: the served release and build (``served_identity``), None while not read. A call that ended before
     its request was read (``unread``) says so (``request_unread``): its id is then the one its header gave, if any.
     """
     if images is None:
-        images = request_images(request) if request is not None else []
+        images = request_images(request, key) if request is not None else []
     if response is not None:
         for image, answer in zip(images, answer_rows(response)):
             image.update(answer)

@@ -12,6 +12,7 @@ from ..base.errors import ConfigError
 from ..base.paths import file_in_the_way
 from ..base.pem import pem_problem
 from ..base.server import bind_problem
+from ..base.server_config import MAKE_A_KEY, read_secret_file
 from ..base.settings import Settings, flag_name, setting_names
 from .certificates import key_mismatch, validity_problem
 
@@ -28,6 +29,8 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 # The public port is this process's alone: gRPC sets SO_REUSEPORT by default, so a second ``serve`` on the same port
 # would bind too and take half the clients (and their audit lines) instead of failing at start.
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
+#: The shortest audit digest key taken: 32 characters of ``secrets.token_urlsafe`` are 192 bits.
+MIN_DIGEST_KEY_CHARS = 32
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
 
 
@@ -85,6 +88,9 @@ class GuardConfig(Settings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     audit_log: str = "-"  # "-" = stdout, else a file the lines are appended to
+    # A file holding a site secret (at least MIN_DIGEST_KEY_CHARS characters): the audit trail then records each
+    # picture's HMAC-SHA256 under it (``hmac_sha256``) instead of its SHA-256, which anyone holding the picture computes
+    audit_digest_key: Path | None = None
     recovery: str = "reload"
     # reloads leave Triton's unload of the broken instance hanging: restart after this many
     max_reloads: int = field(default=3, metadata=flag_name(None))
@@ -182,12 +188,37 @@ class GuardConfig(Settings):
                 raise ConfigError(f"{name} must be a whole number of milliseconds from 0 (unlimited) to {MAX_GRPC_MS} "
                                   f"(gRPC's 32-bit limit, about 24.8 days), got {value!r}; pass a smaller "
                                   f"{setting_names(GuardConfig, name)}")
+        self._read_digest_key()
         if not self.audit_log:
             raise ConfigError("audit_log must be '-' (stdout) or a file path; the audit trail cannot be turned off")
         problem = audit_log_problem(self.audit_log)
         if problem is not None:
             raise ConfigError(f"audit_log {self.audit_log} {problem}; expected a file the audit lines are appended to: "
                               f"pass {setting_names(GuardConfig, 'audit_log')} a file path in a writable folder, or - for stdout")
+
+    def _read_digest_key(self) -> None:
+        """Read ``audit_digest_key`` into ``audit_digest_secret`` (None without one); a ConfigError for a file that
+        cannot be read, is empty or holds too short a key."""
+        secret = None
+        if self.audit_digest_key is not None:
+            path = Path(self.audit_digest_key)
+            object.__setattr__(self, "audit_digest_key", path)
+            flag = setting_names(GuardConfig, "audit_digest_key")
+            if not path.is_file():
+                raise ConfigError(f"audit_digest_key file {path} {'is a folder' if path.is_dir() else 'does not exist'};"
+                                  f" pass {flag} the path of a file holding the site's key")
+            text = read_secret_file(path, "audit digest key")
+            if len(text) < MIN_DIGEST_KEY_CHARS:
+                raise ConfigError(f"the audit digest key in {path} is {len(text)} characters long; expected at least "
+                                  f"{MIN_DIGEST_KEY_CHARS} (a short key can be found by trying keys against a picture "
+                                  f"whose digest is known): make one with `{MAKE_A_KEY}` and pass its file to {flag}")
+            secret = text.encode()
+        object.__setattr__(self, "_digest_secret", secret)
+
+    @property
+    def audit_digest_secret(self) -> bytes | None:
+        """The key the audit digests are made under (``audit_digest_key``'s text), or None: plain SHA-256."""
+        return getattr(self, "_digest_secret", None)
 
     def longest_recovery_s(self, startup_timeout_s: float) -> float:
         """The longest a recovery may take while nothing is wrong with the host, from the moment readiness turns false:

@@ -630,7 +630,7 @@ class Front(grpc.GenericRpcHandler):
             if defaulted or added or not named:
                 raw = request.SerializeToString()
             call.request_id = request.id
-            call.hashing = self._hashing.submit(request_images, request)
+            call.hashing = self._hashing.submit(request_images, request, self.guard.config.audit_digest_secret)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 await self._end(call, context, grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE_ARRIVING)
@@ -706,7 +706,7 @@ class Front(grpc.GenericRpcHandler):
         latency_ms = (time.perf_counter() - call.started) * 1000.0
         fields = dict(request_id=call.request_id, peer=call.peer, client=call.client, versions=self.guard.versions,
                       identity=self.guard.identity, status=call.status.name, error=call.error, latency_ms=latency_ms,
-                      unread=not call.read)
+                      unread=not call.read, key=self.guard.config.audit_digest_secret)
         try:
             record = build_record(call.request, response=call.response, images=images, **fields)
         except Exception:  # the audit line must never take the answer down with it; it loses the answer columns

@@ -251,7 +251,7 @@ def test_a_hashing_that_fails_still_leaves_the_calls_audit_line(tmp_path: Path, 
 
     from dermassist.guard import front as front_module
 
-    def out_of_memory(request: object) -> list[dict[str, str]]:
+    def out_of_memory(request: object, key: bytes | None) -> list[dict[str, str]]:
         raise MemoryError
 
     monkeypatch.setattr(front_module, "request_images", out_of_memory)
@@ -278,9 +278,9 @@ def test_a_call_whose_deadline_passes_while_its_fingerprint_is_awaited_ends_ther
 
     real = front_module.request_images
 
-    def slow_hash(request: object) -> object:  # a large request's SHA-256
+    def slow_hash(request: object, key: bytes | None) -> object:  # a large request's SHA-256
         time.sleep(1.0)
-        return real(request)
+        return real(request, key)
 
     monkeypatch.setattr(front_module, "request_images", slow_hash)
     forwarded: list[float] = []
@@ -348,9 +348,9 @@ def test_a_deadline_passing_after_tritons_answer_is_no_sign_of_a_hang(
 
     real = front_module.request_images
 
-    def slow_hash(request: object) -> object:
+    def slow_hash(request: object, key: bytes | None) -> object:
         time.sleep(1.5)
-        return real(request)
+        return real(request, key)
 
     monkeypatch.setattr(front_module, "request_images", slow_hash)
     with front_before_stand_in(tmp_path / "audit.jsonl") as served:

@@ -40,9 +40,9 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
     """A Front on loopback, its audit file, and the step failures it reported to its guard."""
     real = front_module.request_images
 
-    def slow_hashing(request):
+    def slow_hashing(request, key):
         time.sleep(HASHING_DELAY_S)
-        return real(request)
+        return real(request, key)
 
     monkeypatch.setattr(front_module, "request_images", slow_hashing)
     audit = tmp_path / "audit.jsonl"

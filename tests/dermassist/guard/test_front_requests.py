@@ -276,9 +276,9 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNam
     """A Front on loopback before a stand-in Triton that answers every request it gets (and counts them)."""
     real = front_module.request_images
 
-    def slow_hashing(request):
+    def slow_hashing(request, key):
         time.sleep(HASHING_DELAY_S)  # the audit line must still be on disk when the refusal arrives
-        return real(request)
+        return real(request, key)
 
     monkeypatch.setattr(front_module, "request_images", slow_hashing)
     audit = tmp_path / "audit.jsonl"
