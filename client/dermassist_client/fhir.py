@@ -343,6 +343,8 @@ def _report_entries(entries: _Entries, result: LesionResult, context: ImagingCon
     identifiers = [_uid_identifier(context.report_uid)] if context.report_uid else []
     if context.image_sha256:
         identifiers.append({"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256})
+    if result.request_id:
+        identifiers.append({"system": term.REQUEST_ID_FHIR_SYSTEM, "value": result.request_id})
     if identifiers:
         report["identifier"] = identifiers
     report.update(about)

@@ -1,6 +1,7 @@
 """FHIR out: the Bundle of synthetic results parses back with fhir.resources and holds the figures."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -180,7 +181,8 @@ def _photo(tmp_path, taken: str | None, offset: str | None = None):
 
 
 def test_a_plain_picture_is_tied_to_its_digest_its_patient_and_when_it_was_taken(tmp_path):
-    """A JPEG carries no study: its report is identified by the SHA-256 the service's audit records."""
+    """A JPEG carries no study: its report is identified by the SHA-256 the service's audit records, and by the request
+    id of the answer (the link to the audit line that holds nothing of the picture)."""
     import hashlib
 
     from dermassist_client.fhir import exif_taken
@@ -196,9 +198,13 @@ def test_a_plain_picture_is_tied_to_its_digest_its_patient_and_when_it_was_taken
     context = ImagingContext.from_image_file(photo, patient_id="MRN-7", patient_system="urn:oid:1.2.3.4.5")
     sent = encode_image(photo).data  # without the EXIF date the server does not read: the audit line's digest
     assert context.image_sha256 == hashlib.sha256(sent).hexdigest() != hashlib.sha256(photo.read_bytes()).hexdigest()
-    resources = resources_by_type(parsed(build_bundle([(synthetic_result((64, 48)), context)])))
+    result = dataclasses.replace(synthetic_result((64, 48)), request_id="5f0c2a9e8d7b4c1a9e3f6b2d8c4a7e10")
+    resources = resources_by_type(parsed(build_bundle([(result, context)])))
     (report,) = resources["DiagnosticReport"]
-    assert report["identifier"] == [{"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256}]
+    assert report["identifier"] == [{"system": term.IMAGE_SHA256_FHIR_SYSTEM, "value": context.image_sha256},
+                                    {"system": term.REQUEST_ID_FHIR_SYSTEM, "value": result.request_id}]
+    (without_id,) = resources_by_type(parsed(build_bundle([(synthetic_result((64, 48)), context)])))["DiagnosticReport"]
+    assert [i["system"] for i in without_id["identifier"]] == [term.IMAGE_SHA256_FHIR_SYSTEM]  # none given: none made
     assert report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-7"}
     assert all(o["effectiveDateTime"] == "2026-12-03T10:15:30+01:00" for o in resources["Observation"])
 
