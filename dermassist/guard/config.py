@@ -31,6 +31,10 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
 #: The shortest audit digest key taken: 32 characters of ``secrets.token_urlsafe`` are 192 bits.
 MIN_DIGEST_KEY_CHARS = 32
+#: Clients' keepalive pings are answered, never held against them: gRPC core's default server policy (one ping per
+#: 300 s while no data flows, two strikes) sent GOAWAY "too_many_pings" to a grpc-js, grpc-java or grpc-go client with
+#: keepalive on in the middle of a long call (a batch of large pictures on a CPU takes minutes), which lost the call.
+KEEPALIVE_PINGS = [("grpc.http2.max_ping_strikes", 0), ("grpc.keepalive_permit_without_calls", 1)]
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
 
 
@@ -243,9 +247,10 @@ class GuardConfig(Settings):
 
     def server_options(self) -> list[tuple[str, int]]:
         """gRPC server options of the front: the port its own (no SO_REUSEPORT), requests up to ``max_request_mib``,
-        answers of any size, connection ageing when asked."""
+        answers of any size, clients' keepalive pings taken (``KEEPALIVE_PINGS``), connection ageing when asked."""
         options: list[tuple[str, int]] = [NO_REUSEPORT, ("grpc.max_send_message_length", -1),
-                                          ("grpc.max_receive_message_length", self.max_request_mib * MIB)]
+                                          ("grpc.max_receive_message_length", self.max_request_mib * MIB),
+                                          *KEEPALIVE_PINGS]
         if self.grpc_max_connection_age:
             options.append(("grpc.max_connection_age_ms", self.grpc_max_connection_age))
         if self.grpc_max_connection_age_grace:

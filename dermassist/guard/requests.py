@@ -72,7 +72,8 @@ def request_refusal(request: service_pb2.ModelInferRequest) -> tuple[grpc.Status
     for output in request.outputs:
         if CLASSIFICATION_PARAMETER in output.parameters:
             return (grpc.StatusCode.INVALID_ARGUMENT,
-                    f"output {quoted(output.name)} asks for the classification extension (class_count), which is not "
+                    f"output {quoted(output.name)} asks for the classification extension (its parameter "
+                    f"{quoted(CLASSIFICATION_PARAMETER)}), which is not "
                     f"served; ask for {PROBABILITIES.name} (8 probabilities in the contract's class order) and rank "
                     "them yourself")
     if request.model_name == ENSEMBLE_NAME:

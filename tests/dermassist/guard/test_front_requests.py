@@ -190,7 +190,7 @@ def test_an_image_in_a_shared_memory_region_is_left_for_triton_to_count() -> Non
 def test_the_classification_extension_is_still_named_first() -> None:
     request = image_request([0, 1])
     request.outputs.add(name="NOTE").parameters["classification"].int64_param = 1
-    assert "class_count" in refusal_message(request)
+    assert "the classification extension (its parameter 'classification')" in refusal_message(request)
 
 
 # --- Refused: the request id ---------------------------------------------------------------------------------------
