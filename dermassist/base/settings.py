@@ -223,8 +223,8 @@ def setting_help(cls: type[Settings], name: str, text: str) -> str:
         default = f.default_factory()
     else:
         return f"{text} ({variable}; required)"
-    if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):
-        default = default.relative_to(PROJECT_ROOT)
+    if isinstance(default, Path) and default.is_relative_to(PROJECT_ROOT):  # not the working folder's: say whose
+        default = f"{default.relative_to(PROJECT_ROOT)} of the checkout DermAssist runs from"
     elif isinstance(default, tuple):
         default = ",".join(map(str, default))
     if isinstance(default, bool):

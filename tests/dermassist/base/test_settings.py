@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dermassist.base.errors import ConfigError
+from dermassist.base.paths import PROJECT_ROOT
 from dermassist.base.settings import (
     DEFAULT,
     ENVIRONMENT,
@@ -26,6 +27,12 @@ class Inner(Settings):
     env_prefix = "T_"
 
     depth: int = 18
+
+
+@dataclass(frozen=True)
+class Placed(Settings):
+    env_prefix = "T_"
+    place: Path = PROJECT_ROOT / "reports" / "latest"
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ def test_flag_help_shows_the_variable_and_the_default_written_once() -> None:
     assert setting_help(Example, "rate", "peak rate") == "peak rate (T_LR, default 0.002)"
     assert setting_help(Example, "levels", "levels") == "levels (T_LEVELS, default 1,2)"
     assert setting_help(Example, "folder", "folder") == "folder (T_FOLDER, default none)"
+    assert setting_help(Placed, "place", "where") == \
+        "where (T_PLACE, default reports/latest of the checkout DermAssist runs from)"  # not the working folder's
     assert setting_help(Example, "flag", "flag") == "flag (T_FLAG, default false)"
 
 

@@ -45,9 +45,11 @@ def _error(caplog: pytest.LogCaptureFixture, argv: list[str]) -> str:
 
 def test_models_help_shows_each_default_once_and_where_synthetic_builds(capsys: pytest.CaptureFixture[str]) -> None:
     text = _help(capsys, "models")
-    assert f"(DERMASSIST_MODELS_RELEASE, default {RELEASE_DIR.relative_to(PROJECT_ROOT)})" in text
-    assert f"(DERMASSIST_MODELS_REPOSITORY, default {SOURCE_REPOSITORY.relative_to(PROJECT_ROOT)})" in text
-    assert "(DERMASSIST_MODELS_REPORTS, default reports/latest)" in text
+    assert (f"(DERMASSIST_MODELS_RELEASE, default {RELEASE_DIR.relative_to(PROJECT_ROOT)} of the checkout DermAssist "
+            "runs from)") in text
+    assert (f"(DERMASSIST_MODELS_REPOSITORY, default {SOURCE_REPOSITORY.relative_to(PROJECT_ROOT)} of the checkout "
+            "DermAssist runs from)") in text
+    assert "(DERMASSIST_MODELS_REPORTS, default reports/latest of the checkout DermAssist runs from)" in text
     assert f"into {SYNTHETIC_RELEASE.relative_to(PROJECT_ROOT)} unless --release names another folder" in text
     assert "(DERMASSIST_MODELS_SYNTHETIC, default false)" in text
 
@@ -150,7 +152,7 @@ def test_experiments_refuse_a_data_folder_that_is_not_there_before_training(
 def test_import_help_shows_the_repository_default(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("import", "export"):
         assert (f"model repository (DERMASSIST_IMPORT_REPOSITORY, default "
-                f"{SOURCE_REPOSITORY.relative_to(PROJECT_ROOT)})") in _help(capsys, command)
+                f"{SOURCE_REPOSITORY.relative_to(PROJECT_ROOT)} of the checkout DermAssist runs from)") in _help(capsys, command)
 
 
 def test_import_takes_the_flag_then_the_variable_then_the_default(tmp_path: Path) -> None:
