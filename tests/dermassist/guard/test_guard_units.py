@@ -339,7 +339,7 @@ def test_the_front_refuses_the_classification_extension_and_unknown_models_befor
         request = service_pb2.ModelInferRequest(model_name="dermassist")
         request.outputs.add(name=name).parameters["classification"].int64_param = 1
         code, message = request_refusal(request)
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and name in message and "class_count" in message
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and name in message and "its parameter 'classification'" in message
     code, message = request_refusal(service_pb2.ModelInferRequest(model_name="nosuch"))
     assert code == grpc.StatusCode.NOT_FOUND and "'nosuch'" in message and "'dermassist'" in message
     assert request_refusal(service_pb2.ModelInferRequest(model_name="")) is not None
