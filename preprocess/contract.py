@@ -89,6 +89,11 @@ WIRE_DATATYPES = {"TYPE_STRING": "BYTES", "TYPE_BOOL": "BOOL", "TYPE_FP32": "FP3
                   "TYPE_INT32": "INT32"}
 #: IMAGE's datatype on the wire: KServe's name of TYPE_STRING.
 IMAGE_WIRE_DATATYPE = WIRE_DATATYPES[IMAGE.dtype]
+#: How a refusal names each bad image of a request (``IMAGE row 2: <why>``, joined by "; "): the SDK finds the rows by
+#: it, and the guard's front sends them as BAD_ROWS_METADATA too.
+BAD_ROW_FORMAT = IMAGE.name + " row {row}: "
+#: The trailing metadata key of the front's INVALID_ARGUMENT that names bad images: their rows, e.g. ``0,2``.
+BAD_ROWS_METADATA = "dermassist-bad-rows"
 PROBABILITIES = TensorSpec("PROBABILITIES", "TYPE_FP32", (NUM_CLASSES,))
 MASK = TensorSpec("MASK", "TYPE_UINT8", (SEG_SIZE, SEG_SIZE))
 BBOX = TensorSpec("BBOX", "TYPE_INT32", (4,))

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import numpy as np
 
-from preprocess.contract import SAVEDMODEL_OUTPUT
+from preprocess.contract import BAD_ROW_FORMAT, SAVEDMODEL_OUTPUT
 from preprocess.errors import InvalidImageError
 from preprocess.prepare import PreparedImage
 
@@ -24,7 +24,7 @@ def refuse_bad_rows(prepared: Sequence[PreparedImage | InvalidImageError],
     its whole request, and the others' reasons are not lost)."""
     bad = [(i, r) for i, r in enumerate(prepared) if isinstance(r, InvalidImageError)]
     if bad:
-        raise error("; ".join(f"IMAGE row {i}: {e}" for i, e in bad))
+        raise error("; ".join(f"{BAD_ROW_FORMAT.format(row=i)}{e}" for i, e in bad))
     return list(prepared)  # type: ignore[arg-type]
 
 

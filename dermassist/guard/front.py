@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
 from preprocess.contract import (
+    BAD_ROWS_METADATA,
     BUILD_PARAMETER,
     ENSEMBLE_NAME,
     RELEASE_PARAMETER,
@@ -68,6 +69,7 @@ from .statuses import (
     UNDELIVERED_FILTER,
     abort,
     audited_status,
+    bad_rows,
     cancellation,
     held_for,
     is_step_failure,
@@ -668,6 +670,9 @@ class Front(grpc.GenericRpcHandler):
                 if is_step_failure(status, error):
                     self.guard.report_step_failure(error, sent_at)
                     status, error = await self._failed_with_pipeline(call, request, token, held, error)
+                rows = bad_rows(error) if status == grpc.StatusCode.INVALID_ARGUMENT else []
+                if rows:  # the rows a client without the SDK sends again without, not to be parsed from the text
+                    context.set_trailing_metadata(((BAD_ROWS_METADATA, ",".join(map(str, rows))),))
                 await self._end(call, context, status, error)
             self._forwarded.pop(token, None)  # answered: a deadline passing from here (hashing) is no sign of a hang
             self.ensemble_answered()

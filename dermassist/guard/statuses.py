@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import NoReturn
 
 import grpc
+
+from preprocess.contract import BAD_ROW_FORMAT
 
 logger = logging.getLogger(__name__)
 
@@ -128,3 +131,11 @@ def over_inflight_budget(held: int, arriving: int, budget_mib: int) -> str | Non
     return (f"DermAssist holds {held / 2**20:.0f} MiB of requests in flight and this one of {arriving / 2**20:.1f} MiB "
             f"would pass its limit of {budget_mib} MiB (--max-inflight-mib); retry shortly, or send fewer or smaller "
             "images per call")
+
+
+_BAD_ROW = re.compile(re.escape(BAD_ROW_FORMAT.format(row="ROW")).replace("ROW", r"(\d+)"))
+
+
+def bad_rows(details: str) -> list[int]:
+    """The rows a refusal names as bad images (``BAD_ROW_FORMAT``), ascending, each once."""
+    return sorted({int(row) for row in _BAD_ROW.findall(details)})
