@@ -35,3 +35,11 @@ def test_the_dicom_node_follows_renewed_tls_files_as_the_guard_does(tmp_path: Pa
         now = modified + int(after_s * 1e9)
         assert rotation.left_alone(marks, now) == tls.left_alone(marks, now), after_s
     assert (rotation.CHECK_S, rotation.SETTLE_S) == (tls.CHECK_S, tls.SETTLE_S)
+
+
+def test_the_sdk_finds_bad_rows_by_the_contracts_words() -> None:
+    """The SDK reads a refusal's rows from its words (a server without the guard sends no dermassist-bad-rows)."""
+    from dermassist_client.batching import _SERVER_ROW
+    from preprocess.contract import BAD_ROW_FORMAT
+
+    assert [m.group() for m in _SERVER_ROW.finditer(BAD_ROW_FORMAT.format(row=7) + "why")] == ["IMAGE row 7: "]
