@@ -283,7 +283,7 @@ def parsed_first(kind: Any, behaviour: Handler) -> Handler:
         except DecodeError as e:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                         f"the request is not a {kind.DESCRIPTOR.name}: {e}; send the message the method takes "
-                        "(tritonclient's calls build it)")
+                        "(KServe's grpc_service.proto, as Triton 2.51 defines it)")
         return await behaviour(request, context)
     return checked
 

@@ -136,8 +136,8 @@ def id_problem(request_id: str) -> str | None:
     if len(request_id) <= MAX_ID_CHARS:
         return None
     return (f"the request id is {len(request_id)} characters long; expected at most {MAX_ID_CHARS} characters (the "
-            "audit trail records every id in full): send a shorter id, e.g. a UUID (uuid.uuid4().hex, 32 characters, "
-            "as the DermAssist SDK sends), or none and the front gives the request one")
+            "audit trail records every id in full): send a shorter id, e.g. a UUID's 32 hex digits (as the DermAssist SDK "
+            "sends), or none and the front gives the request one")
 
 
 def output_problem(request: service_pb2.ModelInferRequest) -> str | None:
@@ -187,7 +187,7 @@ def _rows_of(shape: list[int]) -> int | None:
 def _shape_fix(rows: int | None) -> str:
     if rows is not None and rows > MAX_BATCH_SIZE:
         return (f"send at most {MAX_BATCH_SIZE} images a request and the rest in further requests "
-                "(the SDK's analyze_batch splits them)")
+                "(the Python SDK's analyze_batch splits them)")
     if rows is not None:
         return "send at least one image (n is the number of images)"
     return f"give the shape {image_shape('number of images')}"
@@ -208,8 +208,8 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
     if tensor.datatype != IMAGE_WIRE_DATATYPE:
         return (f"{head} must be {IMAGE_WIRE_DATATYPE} (the bytes of the encoded image files), got "
                 f"{clip(tensor.datatype, MAX_NAME_CHARS) or 'no datatype'}: send each file's bytes as one "
-                f"{IMAGE_WIRE_DATATYPE} element "
-                f"(tritonclient: InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_WIRE_DATATYPE!r}))")
+                f"{IMAGE_WIRE_DATATYPE} element, the tensor of shape {image_shape('n')} (Python's tritonclient: "
+                f"InferInput({IMAGE.name!r}, {image_shape('n')}, {IMAGE_WIRE_DATATYPE!r}))")
     rows = _rows_of(shape)
     if rows is None or not 1 <= rows <= MAX_BATCH_SIZE:
         return (f"{head} must have shape {image_shape('n')} with n from 1 to {MAX_BATCH_SIZE} images, got "
@@ -218,8 +218,8 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
         return None
     raw = request.raw_input_contents
     if raw and tensor.contents.ByteSize():
-        return (f"{head} came both as raw_input_contents and as contents: send its images one way only (tritonclient "
-                "sends raw_input_contents)")
+        return (f"{head} came both as raw_input_contents and as contents: send its images one way only, all in "
+                "raw_input_contents or all in contents.bytes_contents")
     if len(raw) > 1:
         return (f"the request to model {ENSEMBLE_NAME!r} holds {len(raw)} raw_input_contents for its one input "
                 f"{IMAGE.name!r}: send all its images in one, each as a 4-byte little-endian length then its bytes")
@@ -229,7 +229,7 @@ def image_problem(request: service_pb2.ModelInferRequest) -> str | None:
             given = count_elements(raw[0], MAX_BATCH_SIZE)
         except MalformedTensor as e:
             return (f"the raw_input_contents of {head} are not a {IMAGE_WIRE_DATATYPE} tensor ({e}): each image must be a "
-                    "4-byte little-endian length followed by its bytes (tritonclient's set_data_from_numpy writes them so)")
+                    "4-byte little-endian length followed by its bytes, the images one after another")
     else:
         field = "contents.bytes_contents"
         given = len(tensor.contents.bytes_contents)

@@ -443,3 +443,32 @@ def test_a_version_that_is_no_number_and_images_sent_two_ways_are_refused_in_hou
     both = image_request([1, 1])
     both.inputs[0].contents.bytes_contents.append(b"picture 0")
     assert "came both as raw_input_contents and as contents: send its images one way only" in refusal_message(both)
+
+
+def _both_ways() -> service_pb2.ModelInferRequest:
+    request = image_request([1, 1], typed=True)
+    request.raw_input_contents.append(bytes_tensor([b"picture"]))
+    return request
+
+
+def _long_id() -> service_pb2.ModelInferRequest:
+    request = image_request([1, 1])
+    request.id = "a" * 200
+    return request
+
+
+def _malformed_raw() -> service_pb2.ModelInferRequest:
+    request = image_request([1, 1])
+    request.raw_input_contents[0] = b"\xff\xff\x00\x00 too short"
+    return request
+
+
+@pytest.mark.parametrize("make", [lambda: image_request([1, 1], datatype="FP32"), _both_ways, _long_id, _malformed_raw],
+                         ids=["datatype", "both_ways", "long_id", "malformed_raw"])
+def test_a_refusal_says_the_fix_in_the_protocols_terms_not_only_pythons(make) -> None:
+    """A Node, Java or Go developer was told only tritonclient calls and uuid.uuid4() (Node.js integrator audit, N5)."""
+    message = refusal_message(make())
+    assert "uuid.uuid4" not in message and "set_data_from_numpy" not in message
+    assert "tritonclient" not in message or "Python's tritonclient" in message
+    assert any(term in message for term in ("shape [n, 1]", "contents.bytes_contents", "hex digits",
+                                            "4-byte little-endian length")), message
