@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
 from preprocess.contract import (
+    ALL_MODELS,
     BAD_ROWS_METADATA,
     BUILD_PARAMETER,
     ENSEMBLE_NAME,
@@ -589,10 +590,10 @@ class Front(grpc.GenericRpcHandler):
 
     @staticmethod
     async def _refuse_unservable(asked: Any, model: str, context: grpc.aio.ServicerContext) -> None:
-        """NOT_FOUND for a model name longer than any served one (Triton's refusal quotes it whole, and past gRPC's
-        16 KiB status limit the client got RESOURCE_EXHAUSTED instead); INVALID_ARGUMENT for a version that is no
-        whole number (Triton's refusal says 'stol')."""
-        if len(model) > MAX_NAME_CHARS:
+        """NOT_FOUND for a model name no served model has (ModelReady of a misspelt name had answered "not ready", a
+        probe never ready; Triton's refusal of a long name quoted it whole, past gRPC's 16 KiB status limit);
+        INVALID_ARGUMENT for a version that is no whole number (Triton's refusal says 'stol')."""
+        if model not in ALL_MODELS:
             await abort(context, grpc.StatusCode.NOT_FOUND, unknown_model(model))
         problem = version_problem(str(getattr(asked, "version", "") or ""))
         if problem is not None:

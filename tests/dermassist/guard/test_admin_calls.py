@@ -184,6 +184,19 @@ def test_internal_steps_readiness_needs_the_key_as_their_metadata_does(front) ->
     assert (refused["model"], refused["status"], allowed["status"]) == ("prepare", "PERMISSION_DENIED", "OK")
 
 
+@pytest.mark.parametrize("name", ["dermasist", "Dermassist", ""])
+def test_readiness_and_metadata_of_a_model_not_served_are_not_found(front, name: str) -> None:
+    """ModelReady of a misspelt name answered "not ready": a probe written with it waited on a service that was never
+    going to be ready (Node.js integrator audit, N8). Nothing reaches Triton, the key or not."""
+    for call, request in ((front.stub.ModelReady, service_pb2.ModelReadyRequest(name=name)),
+                          (front.stub.ModelMetadata, service_pb2.ModelMetadataRequest(name=name))):
+        for metadata in ((), RIGHT):
+            error = _refused(call, request, metadata)
+            assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND,
+                                                       f"no model named '{name}'; clients call 'dermassist'")
+    assert front.received == []
+
+
 def test_the_triton_version_is_told_only_to_a_caller_with_the_key(front) -> None:
     public = front.stub.ServerMetadata(service_pb2.ServerMetadataRequest(), timeout=10)
     admin = front.stub.ServerMetadata(service_pb2.ServerMetadataRequest(), metadata=RIGHT, timeout=10)
