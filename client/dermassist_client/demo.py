@@ -145,6 +145,15 @@ FOOTER_TEXT_DARK = "#d1d5db"
 """The same in Gradio's dark mode, on its near-black page."""
 REFUSED_UPLOAD_ID = "upload-refused"  # an HTML block under the status line no handler writes: TOO_LARGE_UPLOAD's
 REFUSED_REGION = f"#{REFUSED_UPLOAD_ID} .html-container"  # its inner container, the live region the script fills
+PICTURE_DOWNLOADS = {
+    "overlay": ("Download the mask and box (PNG)", "dermassist-mask-and-box.png"),
+    "crop": ("Download the crop the classifier saw (PNG)", "dermassist-crop.png"),
+    "cam": ("Download the class activation map (PNG)", "dermassist-cam.png"),
+}
+"""Each result picture's one download link: its accessible name and the file name it saves. Gradio gave each picture
+three Tab stops (a link with no name, a 'Download' button nested in it, a button around the picture that does
+nothing), 20x20 px targets, and saved every picture as 'image.png' (accessibility audit, L4 and L5): the page script
+leaves the link alone in the Tab order, named, and PAGE_CSS makes it 24 px or more."""
 HIDDEN_WHEN_EMPTY = "#crop:not(:has(img)), #cam:not(:has(img)), #cam-legend:not(:has(.cam-legend-text))"
 """The crop and CAM boxes without a picture, and the CAM legend without its text: PAGE_CSS does not display them.
 An empty Gradio Image holds an 'Empty value' placeholder (an SVG icon), no ``img``; Chromium, Firefox 121 and
@@ -179,6 +188,9 @@ PAGE_CSS = (
     "#intended-use code, #model code { overflow-wrap: anywhere; }\n"
     # Analyze keeps an outline where a high-contrast theme removes its background (accessibility audit, L8)
     "@media (forced-colors: active) { #analyze { border: 2px solid ButtonText !important; } }\n"
+    # each picture's download link a target of 24 px or more (WCAG 2.5.8; accessibility audit, L5)
+    + "".join(f"#{image} a.download-link {{ display: inline-flex !important; align-items: center; "
+              "justify-content: center; min-width: 24px; min-height: 24px; }\n" for image in PICTURE_DOWNLOADS)
 )
 """The page's own CSS (given to ``launch``): the Analyze button's colours in every state (and its outline in a
 high-contrast theme), the result pictures' labels and toolbars above them, the crop and CAM boxes and the CAM legend
@@ -214,8 +226,9 @@ def live_regions_js(limit_bytes: int) -> str:
     (``REFUSED_UPLOAD_ID``: written into the status line, whose text Gradio keeps, it had frozen it for the rest of the
     session; a node the script added to the page broke the drop zone's Enter key; review 19, H1), which takes focus
     and is emptied by the next upload. The drop zone, which Gradio makes again after a picture is
-    cleared, is named ``DROP_ZONE_NAME``, and the empty picture box, made again with each new picture, is a picture
-    named ``EMPTY_OVERLAY``.
+    cleared, is named ``DROP_ZONE_NAME``, the empty picture box, made again with each new picture, is a picture
+    named ``EMPTY_OVERLAY``, and each result picture keeps one Tab stop, its named download link
+    (``PICTURE_DOWNLOADS``; Gradio sets the link's file name again with each picture, so the script watches it).
     """
     told = json.dumps(TOO_LARGE_UPLOAD.replace("{limit}", f"{limit_bytes / 1e6:.0f} MB"))
     return (
@@ -227,7 +240,15 @@ def live_regions_js(limit_bytes: int) -> str:
         f"if (zone.getAttribute('aria-label') !== {json.dumps(DROP_ZONE_NAME)}) {{ "
         f"zone.setAttribute('aria-label', {json.dumps(DROP_ZONE_NAME)}); }} }} "
         "for (const empty of document.querySelectorAll('#overlay .empty')) { if (empty.getAttribute('role') !== 'img') { "
-        f"empty.setAttribute('role', 'img'); empty.setAttribute('aria-label', {json.dumps(EMPTY_OVERLAY)}); }} }} }}; "
+        f"empty.setAttribute('role', 'img'); empty.setAttribute('aria-label', {json.dumps(EMPTY_OVERLAY)}); }} }} "
+        f"for (const [id, [label, file]] of Object.entries({json.dumps(PICTURE_DOWNLOADS)})) {{ "
+        "for (const frame of document.querySelectorAll(`#${id} .image-container > button`)) { "
+        "if (frame.getAttribute('tabindex') !== '-1') { frame.setAttribute('tabindex', '-1'); } } "
+        "for (const link of document.querySelectorAll(`#${id} a.download-link`)) { "
+        "if (link.getAttribute('aria-label') !== label) { link.setAttribute('aria-label', label); } "
+        "if (link.getAttribute('download') !== file) { link.setAttribute('download', file); } "
+        "for (const inner of link.querySelectorAll('button')) { if (inner.getAttribute('tabindex') !== '-1') { "
+        "inner.setAttribute('tabindex', '-1'); inner.setAttribute('aria-hidden', 'true'); } } } } }; "
         "name(); "
         f"const refused = document.querySelector({json.dumps(REFUSED_REGION)}); "
         "if (refused) { refused.setAttribute('role', 'status'); refused.setAttribute('aria-live', 'polite'); "
@@ -240,7 +261,8 @@ def live_regions_js(limit_bytes: int) -> str:
         "if (note) { const line = document.createElement('p'); line.className = 'upload-refused-text'; "
         f"line.textContent = {told}.replace('{{name}}', () => quoted ? quoted[1] : 'The picture'); "
         "note.replaceChildren(line); note.focus(); } } })"
-        ".observe(document.body, {childList: true, subtree: true, characterData: true}); }"
+        ".observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true, "
+        "attributeFilter: ['download', 'tabindex']}); }"
     )
 
 

@@ -799,3 +799,42 @@ def test_the_drop_zones_name_holds_its_visible_words_also_after_a_picture_is_cle
         wait_for_upload(page, HAM)
         page.locator("#upload button[aria-label='Clear']").click()
         expect(zone).to_have_attribute("aria-label", demo.DROP_ZONE_NAME, timeout=30_000)  # made again, named again
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_each_result_picture_is_one_named_tab_stop_a_download_of_24_px_or_more(monkeypatch):
+    """Each picture was three Tab stops: a link with no name, a 'Download' button nested in it and a button around the
+    picture that did nothing; the download targets were 20x20 px and every picture saved as 'image.png'
+    (accessibility audit, L4 and L5). Checked after two answers: Gradio draws the pictures again for each."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+    from tests.client.test_demo_page import _Client, _result
+
+    handler = demo.analyze_file
+
+    def stand_in(client, path: str, refer_threshold: float | None = None, not_learnt=()) -> demo.PageOutputs:
+        return handler(_Client(_result()), path, refer_threshold, not_learnt)
+
+    monkeypatch.setattr(demo, "analyze_file", stand_in)
+    stops = ("pictures => pictures.map(picture => [...picture.querySelectorAll('a[href], button, [tabindex]')]"
+             ".filter(e => e.tabIndex >= 0 && !e.disabled).map(e => [e.tagName, e.getAttribute('aria-label'), "
+             "e.getAttribute('download')]))")
+    ids = list(demo.PICTURE_DOWNLOADS)
+    pictures = ", ".join(f"#{i}" for i in ids)
+    expected = [[["A", label, file]] for label, file in demo.PICTURE_DOWNLOADS.values()]
+    with demo_page_without_server() as page:
+        for answer in range(2):
+            if answer:  # a new upload empties the pictures: the next answer draws them afresh
+                page.locator("#upload button[aria-label='Clear']").click()
+            page.locator("#upload input[type=file]").set_input_files(str(HAM))
+            wait_for_upload(page, HAM)
+            expect(page.locator("#cam img")).to_have_count(0)
+            page.locator("#analyze").click()
+            expect(page.locator("#cam img")).to_be_visible(timeout=30_000)
+            wait_until(lambda: page.locator(pictures).evaluate_all(stops) == expected, 10.0)
+            assert page.locator(pictures).evaluate_all(stops) == expected
+            for image in ids:
+                box = page.locator(f"#{image} a.download-link").bounding_box()
+                assert box is not None and box["width"] >= 24 and box["height"] >= 24, (image, box)
