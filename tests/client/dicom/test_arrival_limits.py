@@ -208,7 +208,9 @@ def test_a_sender_that_does_not_wait_for_each_response_is_aborted(tmp_path, ham_
                 request.DataSet = io.BytesIO(encoded)
                 assoc.dimse.send_msg(request, context.context_id)  # no wait for the C-STORE-RSP
             assert wait_until(lambda: node.counts["aborted_while_arriving"] == 1, 10.0)
-            assert client.started.is_set()  # the first instance reached the (busy) ensemble
+            # the first instance reaches the (busy) ensemble: in its handler's thread, which the abort in the reading
+            # thread may come before (a bare is_set() failed once under load)
+            assert client.started.wait(10.0)
             [server] = [a for a in node._ae.active_associations if a.is_acceptor] or [None]
             if server is not None:  # nothing else was read: no instance waits in pynetdicom's queue
                 assert all(message is None for _, message in list(server.dimse.msg_queue.queue))
