@@ -160,6 +160,6 @@ def banner_html(verdict: Verdict, refer_threshold: float | None = None) -> str:
         f"{html.escape(headline(verdict))}</h2>"
         f'<div class="verdict-advice" style="font-size: 1.1em; {_TEXT}">{html.escape(verdict.advice)}</div>'
         f"{score}{note}"
-        f'<div class="verdict-disclaimer" style="font-size: 0.85em; margin-top: 6px; {_TEXT}">{DISCLAIMER}</div>'
+        f'<div class="verdict-disclaimer" style="margin-top: 6px; {_TEXT}">{DISCLAIMER}</div>'
         f"</div>"
     )

@@ -838,3 +838,25 @@ def test_each_result_picture_is_one_named_tab_stop_a_download_of_24_px_or_more(m
             for image in ids:
                 box = page.locator(f"#{image} a.download-link").bounding_box()
                 assert box is not None and box["width"] >= 24 and box["height"] >= 24, (image, box)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_disclaimer_is_in_the_pages_body_text_size(monkeypatch):
+    """"Not a medical device" was set at 0.85 em, 11.9 px, the smallest text of the page (accessibility audit, L11)."""
+    from playwright.sync_api import expect
+
+    import dermassist_client.demo as demo
+    from tests.client.test_demo_page import _Client, _result
+
+    handler = demo.analyze_file
+    monkeypatch.setattr(demo, "analyze_file", lambda client, path, refer_threshold=None, not_learnt=(): handler(
+        _Client(_result()), path, refer_threshold, not_learnt))
+    size = "e => parseFloat(getComputedStyle(e).fontSize)"
+    with demo_page_without_server() as page:
+        page.locator("#upload input[type=file]").set_input_files(str(HAM))
+        wait_for_upload(page, HAM)
+        page.locator("#analyze").click()
+        expect(page.locator("#banner .verdict-disclaimer")).to_be_visible(timeout=30_000)
+        body = page.locator("#banner .verdict-advice").evaluate("e => parseFloat(getComputedStyle(e.parentElement).fontSize)")
+        assert page.locator("#banner .verdict-disclaimer").evaluate(size) >= max(14.0, body)
