@@ -51,7 +51,7 @@ from .frames import FRAME_SLACK_BYTES, MAX_COMPRESSION_GROWTH
 from .limits import ENVIRONMENT, FLAGS, AssociationLimits
 from .pacs import Delivery, PacsUnavailableError, store_files
 from .source import MAX_PIXELS, describe, image_from_dataset, is_uid, one_line, shown
-from .tls import closed_before_handshake, handshake_refusal
+from .tls import CLOSED_BEFORE_HELLO, connection_closed, handshake_refusal
 
 if TYPE_CHECKING:
     from ..client import DermAssistClient
@@ -295,13 +295,22 @@ class DicomNode:
                          f"{ENVIRONMENT['max_associations_per_sender']})")
             return
         if isinstance(connection, ssl.SSLSocket) and self.config.tls is not None:  # a TLS socket: config.tls is set
+            hello_sent = False
             try:
-                connection.do_handshake()
+                # a look at the first byte, left unread, without TLS: a port check closes before sending any, a sender
+                # that hangs up after its hello (it refused the node's certificate without an alert) after it
+                hello_sent = bool(socket.socket.recv(connection, 1, socket.MSG_PEEK))
+                if hello_sent:
+                    connection.do_handshake()
             except (OSError, ValueError) as e:  # ssl.SSLError and TimeoutError are OSErrors
                 self.counts["tls_refused"] += 1
-                why = handshake_refusal(e, self.limits.idle_timeout_s, self.config.tls.profile)
-                guard.refuse(f"its TLS handshake failed: {why}",
-                             level=logging.INFO if closed_before_handshake(e) else logging.WARNING)
+                why = handshake_refusal(e, self.limits.idle_timeout_s, self.config.tls.profile, hello_sent)
+                probe = connection_closed(e) and not hello_sent
+                guard.refuse(f"its TLS handshake failed: {why}", level=logging.INFO if probe else logging.WARNING)
+                return
+            if not hello_sent:
+                self.counts["tls_refused"] += 1
+                guard.refuse(f"it closed the connection before its TLS hello: {CLOSED_BEFORE_HELLO}", level=logging.INFO)
 
     def _on_requested(self, event: evt.Event) -> None:
         """Reject an association request from a peer address that already holds ``limits.sender_cap`` associations

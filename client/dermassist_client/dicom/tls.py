@@ -282,17 +282,24 @@ class PacsTls:
         return context
 
 
-def closed_before_handshake(error: BaseException) -> bool:
-    """Whether a failed handshake is a connection closed during it (a port check, a load balancer's probe; a sender
-    that sent its hello first looks the same), which the node logs at INFO rather than as a sender's refusal."""
+#: A connection closed before it sent a byte, told at INFO: what a port check or a load balancer's probe does.
+CLOSED_BEFORE_HELLO = "a port check or a load balancer's probe (nothing to do)"
+
+
+def connection_closed(error: BaseException) -> bool:
+    """Whether a failed handshake is the peer closing or resetting its connection, without a TLS alert."""
     return isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError))
 
 
-def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PROFILES[0]) -> str:
-    """Why a sender's TLS handshake with the node (of TLS ``profile``) failed, and what to change, for its log."""
-    if closed_before_handshake(error):
-        return (f"it closed the connection during the TLS handshake ({type(error).__name__}; a port check does this; "
-                "a sender that does it every time may not accept the node's certificate or ciphers)")
+def handshake_refusal(error: BaseException, timeout_s: float, profile: str = PROFILES[0], after_hello: bool = True) -> str:
+    """Why a sender's TLS handshake with the node (of TLS ``profile``) failed, and what to change, for its log;
+    ``after_hello``: whether the sender had sent a byte (its hello) before it failed."""
+    if connection_closed(error) and not after_hello:
+        return f"its connection was reset before its TLS hello ({type(error).__name__}): {CLOSED_BEFORE_HELLO}"
+    if connection_closed(error):
+        return (f"it closed the connection after its TLS hello, without saying why ({type(error).__name__}): it most "
+                "likely does not accept the node's certificate (not signed by a CA it trusts, or not naming the host "
+                "it called) or shares no cipher with --tls-profile; check the sender's TLS log and its trusted CAs")
     if isinstance(error, TimeoutError):
         return (f"its TLS handshake did not finish within {timeout_s:g} s (--idle-timeout): it sent nothing, or too "
                 "slowly")

@@ -431,6 +431,10 @@ def test_each_refusal_names_its_cause_and_a_fix_that_applies():
     assert "--tls-profile aes" not in on_aes and "the AES profile's included" in on_aes
     weak = handshake_refusal(refusal(verify_message="EE certificate key too weak"), 10.0)
     assert "too weak" in weak and "2048" in weak and "signed by the CA" not in weak
+    reset = handshake_refusal(ConnectionResetError(104, "reset"), 10.0, after_hello=False)  # a probe that resets
+    assert reset.startswith("its connection was reset before its TLS hello") and "port check" in reset
+    after = handshake_refusal(ConnectionResetError(104, "reset"), 10.0, after_hello=True)
+    assert after.startswith("it closed the connection after its TLS hello") and "port check" not in after
     expired = handshake_refusal(refusal(verify_message="certificate has expired"), 10.0)
     assert "renew the sender's certificate, or the CA's in --tls-client-ca" in expired
     assert "did not finish within 3 s" in handshake_refusal(TimeoutError("timed out"), 3.0)
@@ -503,10 +507,37 @@ def test_a_port_check_and_a_connection_ending_mid_pdu_are_told_at_info_without_a
             time.sleep(0.3)
             closed.close()
             assert wait_until(lambda: "closed in the middle of a PDU (1 of its 256 bytes came)" in caplog.text, 10.0)
-    assert "closed the connection during the TLS handshake" in caplog.text
+    assert "it closed the connection before its TLS hello: a port check or a load balancer's probe" in caplog.text
     louder = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not louder, [r.getMessage() for r in louder]
     assert not any(r.exc_info for r in caplog.records)
+
+
+def client_hello(trust: Path) -> bytes:
+    """The first flight of a TLS client that trusts ``trust``: its ClientHello, as a sender puts it on the wire."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = client_context(trust).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello.do_handshake()
+    return outgoing.read()
+
+
+def test_a_sender_that_hangs_up_after_its_hello_is_told_as_a_refusal_not_a_port_check(tmp_path, pki, caplog):
+    """A sender that did not accept the node's certificate and closed without an alert had been logged at INFO with a
+    port check's words (review 21): it sent its hello first, a port check sends nothing."""
+    node_files = pki["node"]
+    with caplog.at_level(logging.INFO, logger=NODE_LOGGER), \
+            tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key)) as node:
+        sender = socket.create_connection(node.address)
+        sender.sendall(client_hello(node_files.ca))
+        sender.recv(1)  # the node's answer begins: then the sender hangs up
+        sender.close()
+        assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
+        assert echo(node.address, client_context(node_files.ca)) == 0x0000  # the node still answers others
+    (told,) = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
+    assert told.levelno == logging.WARNING
+    assert "it closed the connection after its TLS hello, without saying why" in told.getMessage()
+    assert "port check" not in told.getMessage()
 
 
 def revocation_list(ca, revoked: list, path: Path, days: int = 7) -> Path:
