@@ -10,11 +10,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from .classes import CLASS_CODES, MAX_BATCH_SIZE, MODEL_NAME
 from .errors import ClientConfigError
 from .files import path_kind
+
+if TYPE_CHECKING:
+    from typing import TypeGuard  # Python 3.10: read by the type checker only (the client runs on 3.9)
 
 PROTOCOLS = ("grpc", "http")
 #: The longest time setting: gRPC keeps keepalive times in 32-bit milliseconds (about 24.8 days), and a deadline of

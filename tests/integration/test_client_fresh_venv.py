@@ -1,12 +1,13 @@
-"""``pip install ./client`` into a brand-new virtual environment: the SDK works there without heavy deps."""
+"""``pip install ./client`` into a brand-new virtual environment, of this Python and of the oldest the client declares
+(3.9): the SDK works there without heavy deps."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
-import venv
 
 import pytest
 
@@ -18,7 +19,7 @@ FORBIDDEN = ("tensorflow", "torch", "torchvision", "cv2", "preprocess", "dermass
 PROBE = f"""
 import json, sys
 import dermassist_client
-import dermassist_client.cli, dermassist_client.overlay, dermassist_client.verdict
+import dermassist_client.cli, dermassist_client.overlay, dermassist_client.verdict, dermassist_client.dicom.tls
 from dermassist_client.samples import ATTRIBUTION_FILE, samples
 loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r}))
 print(json.dumps({{"forbidden_loaded": loaded, "file": dermassist_client.__file__, "samples": len(samples()),
@@ -26,12 +27,31 @@ print(json.dumps({{"forbidden_loaded": loaded, "file": dermassist_client.__file_
 """
 
 
-def test_client_installs_into_a_fresh_venv_and_stays_thin(tmp_path, triton_server):
+OLDEST_PYTHON = "3.9"  # client/pyproject.toml's requires-python
+
+
+def oldest_python() -> str:
+    """An interpreter of OLDEST_PYTHON on this machine (pyenv's, or one on PATH)."""
+    candidates = [shutil.which(f"python{OLDEST_PYTHON}"),
+                  *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{OLDEST_PYTHON}.*/bin/python{OLDEST_PYTHON}"))),
+                  f"/usr/bin/python{OLDEST_PYTHON}"]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    pytest.fail(f"no Python {OLDEST_PYTHON} here to check the client on the oldest Python it declares: install one "
+                f"(pyenv install {OLDEST_PYTHON}, or the distribution's python{OLDEST_PYTHON})")
+
+
+@pytest.mark.parametrize("oldest", [False, True], ids=["this_python", f"python{OLDEST_PYTHON}"])
+def test_client_installs_into_a_fresh_venv_and_stays_thin(tmp_path, triton_server, oldest):
+    """On Python 3.9 the SDK had failed at import (typing.TypeGuard is 3.10's; review 23, H2)."""
     source = tmp_path / "client-src"
     shutil.copytree(PROJECT_ROOT / "client", source,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    made = subprocess.run([oldest_python() if oldest else sys.executable, "-m", "venv", str(env_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
     python = env_dir / "bin" / "python"
     install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)],
                              capture_output=True, text=True, timeout=300)
@@ -57,3 +77,7 @@ def test_client_installs_into_a_fresh_venv_and_stays_thin(tmp_path, triton_serve
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["model_name"] == "dermassist"
     assert sys.prefix != str(env_dir)
+    if oldest:
+        version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert version.stdout.strip() == OLDEST_PYTHON
