@@ -20,9 +20,15 @@ def pem_problem(path: Path, kind: str) -> str | None:
         raise ValueError(f"PEM kind must be one of {PEM_KINDS}, got {kind!r}")
     try:
         with open(path, "rb") as file:
-            text = file.read(_PEM_READ_LIMIT).decode("ascii", errors="replace")
+            data = file.read(_PEM_READ_LIMIT)
     except OSError as e:
         return f"cannot be read ({e.strerror or e})"
+    return pem_bytes_problem(data, kind)
+
+
+def pem_bytes_problem(data: bytes, kind: str) -> str | None:
+    """Why the bytes ``data`` are not a PEM ``kind`` ("certificate" or "private key"); None when they are one."""
+    text = data[:_PEM_READ_LIMIT].decode("ascii", errors="replace")
     if kind == "certificate" and _PEM_CERTIFICATE.search(text) is None:
         return f"is not a PEM certificate: it holds no {PEM_CERTIFICATE!r} line"
     if kind == "private key" and _PEM_PRIVATE_KEY.search(text) is None:

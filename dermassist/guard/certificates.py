@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..base.pem import pem_bytes_problem
+
 if TYPE_CHECKING:
     from cryptography import x509
 
@@ -91,6 +93,7 @@ def expiry_warnings(path: Path, now: datetime, bundle: bool = False) -> list[str
 def key_mismatch(cert: Path, key: Path) -> str | None:
     """Why the private key in ``key`` is not the certificate's own (another certificate's key); None when it is, or
     when either file cannot be parsed (an encrypted key, a format gRPC may still read)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     certificates = _certificates(cert)
@@ -98,7 +101,7 @@ def key_mismatch(cert: Path, key: Path) -> str | None:
         return None
     try:
         private = serialization.load_pem_private_key(key.read_bytes(), password=None)
-    except (ValueError, TypeError, OSError):
+    except (ValueError, TypeError, OSError, UnsupportedAlgorithm):
         return None
     raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if private.public_key().public_bytes(*raw) == certificates[0].public_key().public_bytes(*raw):
@@ -121,8 +124,8 @@ class ExpiryWatch:
     every new client's handshake without a word. ``check`` gives the sentence to log, once each
     time it reaches a step of EXPIRY_STEPS; ``seconds_left`` feeds the metric an alert can watch."""
 
-    def __init__(self, path: Path, now: datetime) -> None:
-        certificates = _certificates(path)
+    def __init__(self, path: Path, now: datetime, certificates: list | None = None) -> None:
+        certificates = _certificates(path) if certificates is None else certificates
         self.path = path
         self.not_after: datetime | None = certificates[0].not_valid_after_utc if certificates else None
         self._told = expiry_step(self.not_after - now) if self.not_after is not None else len(EXPIRY_STEPS)
@@ -147,3 +150,71 @@ class ExpiryWatch:
         return (f"the server certificate in {self.path} expires on {when(self.not_after)}, in {_span(left)}: renew it "
                 "in place before then (serve takes up the renewed files within seconds, no restart), or every new "
                 "client's handshake will fail")
+
+
+#: Elliptic curves gRPC's TLS library (BoringSSL) serves a certificate key on.
+SERVED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+MIN_RSA_BITS = 2048
+
+
+def _served_key_problem(private: object) -> str | None:
+    """Why gRPC's TLS library would not serve a certificate with this private key (its type or size), or None."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if isinstance(private, rsa.RSAPrivateKey):
+        return None if private.key_size >= MIN_RSA_BITS else f"an RSA key of {private.key_size} bits, under {MIN_RSA_BITS}"
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        return None if private.curve.name in SERVED_CURVES else f"an EC key on {private.curve.name}"
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return None
+    return f"a key of type {type(private).__name__}"
+
+
+def renewal_problem(cert_pem: bytes, key_pem: bytes, ca_pem: bytes | None, files: tuple[Path, Path, Path | None],
+                    now: datetime) -> str | None:
+    """Why a renewed set of the front's TLS files (their bytes; ``files``: their paths, for the words) cannot be served
+    at ``now``, or None. Stricter than the start-up checks, where gRPC judges what cryptography cannot read and says so
+    loudly: on a renewal it would take an unusable set silently, or keep the old one without a word. Every certificate
+    must be read, the chain run in order, the key be the leaf's own, unencrypted and of a type gRPC serves, the leaf
+    within its dates, and one CA of the client CA bundle too."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key, client_ca = files
+    for path, data, kind in [(cert, cert_pem, "certificate"), (key, key_pem, "private key")] + (
+            [(client_ca, ca_pem, "certificate")] if ca_pem is not None else []):
+        problem = pem_bytes_problem(data, kind)
+        if problem is not None:
+            return f"{path} {problem}"
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem)
+    except ValueError as e:
+        return f"{cert} holds a block that is no readable certificate ({e}); write the whole chain again"
+    for number, (issued, issuer) in enumerate(zip(chain, chain[1:]), start=1):
+        if issued.issuer != issuer.subject:
+            return (f"certificate {number + 1} of {cert} did not issue certificate {number}; put the chain in order: the "
+                    "server's certificate first, then each issuer")
+    problem = _date_problem(chain[0], now)
+    if problem is not None:
+        return f"the certificate in {cert} {problem}"
+    try:
+        private = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        return f"{key} is no unencrypted private key that can be read ({e}); write the certificate's key, unencrypted"
+    problem = _served_key_problem(private)
+    if problem is not None:
+        return (f"{key} holds {problem}, which gRPC's TLS library does not serve; issue the certificate with an RSA "
+                f"key of {MIN_RSA_BITS} bits or more, an ECDSA key on P-256, P-384 or P-521, or an Ed25519 key")
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if private.public_key().public_bytes(*raw) != chain[0].public_key().public_bytes(*raw):
+        return f"the private key in {key} is not the key of the certificate in {cert} (the first certificate of the file)"
+    if ca_pem is not None:
+        try:
+            cas = x509.load_pem_x509_certificates(ca_pem)
+        except ValueError as e:
+            return f"{client_ca} holds a block that is no readable certificate ({e}); write the CA bundle again"
+        problems = [_date_problem(ca, now) for ca in cas]
+        if all(problems):
+            return (f"the certificate bundle in {client_ca} holds no CA valid now (the first {problems[0]}); put the CAs' "
+                    "valid certificates there")
+    return None

@@ -13,11 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..config import certificate_dates_problem
 from ..files import path_kind
+from .crl import CrlFormatError, RevocationList, revocation_lists
 from .errors import DicomError
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,36 @@ def _revocations(context: ssl.SSLContext, crl: Path) -> None:
         raise DicomError(f"--tls-crl file {crl} holds no revocation list; expected the CAs' CRLs as PEM "
                          "(-----BEGIN X509 CRL-----; convert a DER one with openssl crl -inform DER -in CRL -out "
                          "CRL.pem)")
+    now = datetime.now(timezone.utc)
+    for number, listed in enumerate(crl_lists(crl), start=1):
+        if listed.next_update is not None and listed.next_update < now:
+            raise DicomError(f"--tls-crl file {crl}: list {number} is past its next update "
+                             f"({listed.next_update:%Y-%m-%d %H:%M:%S} UTC), so every sender of its CA would be refused; "
+                             "fetch the CA's current list")
     _load(lambda: context.load_verify_locations(cafile=str(crl)), "--tls-crl", crl,
           "certificate revocation lists as PEM (-----BEGIN X509 CRL-----)")
     context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def crl_lists(crl: Path) -> list[RevocationList]:
+    """The revocation lists of the file ``crl`` (their issuers and dates); a DicomError naming the file when one cannot
+    be read."""
+    try:
+        return revocation_lists(crl.read_bytes())
+    except OSError as e:
+        raise DicomError(f"--tls-crl file {crl} cannot be read ({e.strerror or e}); pass a readable PEM file") from e
+    except CrlFormatError as e:
+        raise DicomError(f"--tls-crl file {crl}: {e}; expected the CAs' CRLs as PEM (-----BEGIN X509 CRL-----)") from e
+
+
+def older_lists(new: list[RevocationList], used: list[RevocationList]) -> list[int]:
+    """The numbers (from 1) of the lists of ``new`` issued before the list of the same CA in ``used``: a cached or
+    rolled-back copy, which may let a revoked sender in again."""
+    latest: dict[bytes, datetime] = {}
+    for listed in used:
+        latest[listed.issuer] = max(listed.this_update, latest.get(listed.issuer, listed.this_update))
+    return [number for number, listed in enumerate(new, start=1)
+            if listed.issuer in latest and listed.this_update < latest[listed.issuer]]
 
 
 #: DICOM's TLS profiles the node offers (PS3.15 Annex B): ``bcp195``, TLS 1.2 or later with forward-secret ciphers
@@ -137,14 +166,17 @@ class _HandshakeInTheAssociation(ssl.SSLContext):
 CHECK_S = 1.0
 #: How long changed files must have been left alone before they are read: a copy of several files is over by then.
 SETTLE_S = 1.0
+#: How often a refused set whose files do not change is judged again (a date that was not yet reached).
+RETRY_REFUSED_S = 60.0
 
 Marks = tuple[tuple[int, ...], ...]
 
 
 def file_marks(paths: tuple[Path, ...]) -> Marks:
-    """What tells each file's version without reading it: device, inode, size and modification time (after symbolic
-    links: Kubernetes swaps a secret's files by a link); a file that cannot be looked at gives its error number. The
-    guard has a copy, dermassist.guard.rotation's (the client imports no project package)."""
+    """What tells each file's version without reading it: device, inode, size, modification and change times (the
+    change time moves with a rename into place, a chmod or a chown; after symbolic links: Kubernetes swaps a secret's
+    files by a link); a file that cannot be looked at gives its error number. The guard has a copy,
+    dermassist.guard.rotation's (the client imports no project package)."""
     marks: list[tuple[int, ...]] = []
     for path in paths:
         try:
@@ -152,49 +184,71 @@ def file_marks(paths: tuple[Path, ...]) -> Marks:
         except OSError as e:
             marks.append((-1, e.errno or 0))
         else:
-            marks.append((status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns))
+            marks.append((status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns))
     return tuple(marks)
 
 
 def left_alone(marks: Marks, now_ns: int) -> bool:
-    """Whether every file of ``marks`` was last modified SETTLE_S or more before ``now_ns``."""
-    return all(len(mark) < 4 or now_ns - mark[3] >= SETTLE_S * 1e9 for mark in marks)
+    """Whether every file of ``marks`` last changed (written, or renamed into place) SETTLE_S or more before
+    ``now_ns``; a time ahead of this clock (a file server's) does not hold a change back."""
+    settle_ns = SETTLE_S * 1e9
+    return all(len(mark) < 5 or not 0 <= now_ns - max(mark[3], mark[4]) < settle_ns for mark in marks)
 
 
 class Renewal:
     """The node's TLS files followed while it listens: a change that has been left alone for SETTLE_S and passes the
-    checks made at start is used for new associations (those open keep theirs); one that fails them is logged as an
-    ERROR, once, and the files used before stay in use."""
+    checks made at start (and, for revocation lists, is no older than the lists in use) is used for new associations
+    (those open keep theirs); one that fails them is logged as an ERROR, once (again when its reason changes), the files
+    used before stay in use, and it is judged again every RETRY_REFUSED_S (a date reached)."""
 
     def __init__(self, tls: NodeTls, context: ssl.SSLContext) -> None:
         self.tls = tls
         self._context = context
         self._paths = tuple(p for p in (tls.certificate, tls.key, tls.client_ca, tls.crl) if p is not None)
         self._used = file_marks(self._paths)
-        self._refused: Marks | None = None
+        self._lists = crl_lists(tls.crl) if tls.crl is not None else []
+        self._refused: tuple[Marks, str, float] | None = None  # a set found unusable: its marks, why, when again
         self._next_look = 0.0
         self._lock = threading.Lock()
 
     def current(self) -> ssl.SSLContext:
-        """The context of the files as they are (looked at no more than once per CHECK_S)."""
+        """The context of the files as they are (looked at no more than once per CHECK_S). Never raises: it runs in
+        pynetdicom's accept loop."""
         with self._lock:
             moment = time.monotonic()
             if moment < self._next_look:
                 return self._context
             self._next_look = moment + CHECK_S
             marks = file_marks(self._paths)
-            if marks in (self._used, self._refused) or not left_alone(marks, time.time_ns()):
+            if marks == self._used or not left_alone(marks, time.time_ns()):
                 return self._context
-            try:
-                context = self.tls.context()
-            except DicomError as e:
-                self._refused = marks
-                log.error("the renewed TLS files are not used: %s; new associations still get the files used before "
-                          "(put a valid set in place: it is taken up without a restart)", e)
+            if self._refused is not None and self._refused[0] == marks and moment < self._refused[2]:
                 return self._context
-            self._context, self._used, self._refused = context, marks, None
+            renewed = self._renewed()
+            if isinstance(renewed, str):
+                if self._refused is None or self._refused[:2] != (marks, renewed):
+                    log.error("the renewed TLS files are not used: %s; new associations still get the files used "
+                              "before (put a valid set in place: it is taken up without a restart)", renewed)
+                self._refused = (marks, renewed, moment + RETRY_REFUSED_S)
+                return self._context
+            (self._context, self._lists), self._used, self._refused = renewed, marks, None
             log.info("new associations now use the renewed TLS files: %s", self.tls)
-            return context
+            return self._context
+
+    def _renewed(self) -> tuple[ssl.SSLContext, list[RevocationList]] | str:
+        """The context and revocation lists of the files as they are, or why they cannot be used."""
+        try:
+            context = self.tls.context()
+            lists = crl_lists(self.tls.crl) if self.tls.crl is not None else []
+        except DicomError as e:
+            return str(e)
+        except Exception as e:  # noqa: BLE001 - a library's failure on a strange file is a refusal, not a dead loop
+            return f"they could not be checked ({type(e).__name__}: {e})"
+        older = older_lists(lists, self._lists)
+        if older:
+            return (f"--tls-crl file {self.tls.crl}: list {older[0]} was issued before the list of its CA in use (a "
+                    "cached or rolled-back copy, which may let a revoked sender in again); fetch the CA's current list")
+        return context, lists
 
 
 @dataclass(frozen=True)

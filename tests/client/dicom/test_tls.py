@@ -540,18 +540,21 @@ def test_a_sender_that_hangs_up_after_its_hello_is_told_as_a_refusal_not_a_port_
     assert "port check" not in told.getMessage()
 
 
-def revocation_list(ca, revoked: list, path: Path, days: int = 7) -> Path:
-    """A CRL of ``ca`` (trustme's) revoking the leaf certificates ``revoked`` (trustme's, or a Party's), valid ``days``
-    days from yesterday (negative: already past its next update), written to ``path`` as PEM."""
+def revocation_list(ca, revoked: list, path: Path, days: int = 7, seconds: float | None = None,
+                    issued_ago: datetime.timedelta = datetime.timedelta(days=1)) -> Path:
+    """A CRL of ``ca`` (trustme's) revoking the leaf certificates ``revoked`` (trustme's, or a Party's), issued
+    ``issued_ago`` (a day) ago, its next update in ``days`` days (negative: already past) or ``seconds`` seconds,
+    written to ``path`` as PEM."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 
     key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
     issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).subject
     now = datetime.datetime.now(datetime.UTC)
+    ends = now + (datetime.timedelta(seconds=seconds) if seconds is not None else datetime.timedelta(days=days))
     builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer)
-               .last_update(now - datetime.timedelta(days=1 + max(0, -days)))
-               .next_update(now + datetime.timedelta(days=days)))
+               .last_update(now - issued_ago - datetime.timedelta(days=max(0, -days)))
+               .next_update(ends))
     for leaf in revoked:
         pem = leaf.certificate.read_bytes() if isinstance(leaf, Party) else leaf.cert_chain_pems[0].bytes()
         serial = x509.load_pem_x509_certificate(pem).serial_number
@@ -585,8 +588,13 @@ def test_a_sender_whose_certificate_the_crl_revokes_is_refused_and_the_others_ar
             assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
         assert "its certificate is revoked" in caplog.text
         stale = revocation_list(hospital, [], tmp_path / "stale.crl.pem", days=-1)
+        with pytest.raises(DicomError, match=r"--tls-crl file .*stale.crl.pem: list 1 is past its next update \(.*\), so "
+                                             "every sender of its CA would be refused; fetch the CA's current list"):
+            NodeTls(node_files.certificate, node_files.key, client_ca=ca_file, crl=stale)
+        ending = revocation_list(hospital, [], tmp_path / "ending.crl.pem", seconds=2)
         with tls_node(tmp_path / "b", NodeTls(node_files.certificate, node_files.key, client_ca=ca_file,
-                                              crl=stale)) as node:
+                                              crl=ending)) as node:
+            time.sleep(2.5)  # the list's next update passes while the node runs, and no new one comes
             assert echo(node.address, sender(kept)) is None  # a list past its next update vouches for no one
             assert wait_until(lambda: node.counts["tls_refused"] == 1, 10.0)
         assert "the revocation lists cannot vouch for its certificate" in caplog.text
@@ -668,10 +676,11 @@ def test_a_renewal_the_node_cannot_use_is_told_once_and_the_files_used_before_st
         "given with it")) for r in told] == [("ERROR", True)]
 
 
-def test_node_files_being_written_are_not_read_until_left_alone_for_a_second(tmp_path, monkeypatch):
+def test_node_files_being_written_are_not_read_until_left_alone_for_a_while(tmp_path, monkeypatch):
     from dermassist_client.dicom import tls as tls_module
 
     monkeypatch.setattr(tls_module, "CHECK_S", 0.0)
+    monkeypatch.setattr(tls_module, "SETTLE_S", 0.5)
     hospital = trustme.CA()
     node_files = party(tmp_path, "node", hospital, "127.0.0.1")
     tls = NodeTls(node_files.certificate, node_files.key)
@@ -680,8 +689,45 @@ def test_node_files_being_written_are_not_read_until_left_alone_for_a_second(tmp
     assert renewal.current() is context  # nothing changed
     party(tmp_path, "node", trustme.CA(), "127.0.0.1")  # written just now
     assert renewal.current() is context
-    for path in (node_files.certificate, node_files.key):
-        then = time.time() - 1.5
-        os.utime(path, (then, then))
+    time.sleep(0.6)
     renewed = renewal.current()
     assert renewed is not context and renewal.current() is renewed
+
+
+def test_a_stale_or_older_revocation_list_is_not_taken_up_and_the_list_in_use_stays(tmp_path, renewals_at_once, caplog):
+    """A list past its next update (a stale mirror) had been taken up and refused every sender; an older one (a cache, a
+    rollback) had let a revoked modality in again (review 23, M5). A newer list is taken up."""
+    hospital = trustme.CA()
+    node_files = party(tmp_path / "node", "node", hospital, "127.0.0.1")
+    kept = party(tmp_path / "kept", "modality", hospital, "modality.example.org")
+    retired = party(tmp_path / "retired", "modality", hospital, "modality.example.org")
+    crl = revocation_list(hospital, [retired], tmp_path / "hospital.crl.pem", issued_ago=datetime.timedelta(hours=1))
+    with caplog.at_level(logging.INFO, logger=NODE_LOGGER), \
+            tls_node(tmp_path, NodeTls(node_files.certificate, node_files.key, client_ca=node_files.ca, crl=crl)) as node:
+        assert echo(node.address, client_context(retired.ca, retired)) is None
+        revocation_list(hospital, [], crl, days=-1)  # stale
+        assert echo(node.address, client_context(kept.ca, kept)) == 0x0000  # the list in use still vouches
+        revocation_list(hospital, [], crl, issued_ago=datetime.timedelta(days=2))  # older: the revocation undone
+        assert echo(node.address, client_context(retired.ca, retired)) is None
+        revocation_list(hospital, [kept, retired], crl, issued_ago=datetime.timedelta(minutes=1))  # newer
+        assert wait_until(lambda: echo(node.address, client_context(kept.ca, kept)) is None, 20.0)
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if "renewed TLS files" in r.getMessage()]
+    assert [level for level, _ in told] == ["ERROR", "ERROR", "INFO"], told
+    assert "list 1 is past its next update" in told[0][1]
+    assert "list 1 was issued before the list of its CA in use" in told[1][1]
+
+
+def test_revocation_lists_dates_are_read_from_their_der(tmp_path):
+    from dermassist_client.dicom.crl import CrlFormatError, revocation_lists
+
+    hospital, other = trustme.CA(), trustme.CA()
+    first = revocation_list(hospital, [], tmp_path / "a.pem", days=3).read_bytes()
+    second = revocation_list(other, [], tmp_path / "b.pem", seconds=30, issued_ago=datetime.timedelta(hours=5))
+    lists = revocation_lists(first + second.read_bytes())
+    now = datetime.datetime.now(datetime.UTC)
+    assert len(lists) == 2 and lists[0].issuer != lists[1].issuer
+    assert abs((lists[0].next_update - now) - datetime.timedelta(days=3)) < datetime.timedelta(minutes=1)
+    assert abs((now - lists[1].this_update) - datetime.timedelta(hours=5)) < datetime.timedelta(minutes=1)
+    assert abs((lists[1].next_update - now).total_seconds() - 30) < 60
+    with pytest.raises(CrlFormatError, match="list 1"):
+        revocation_lists(b"-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")

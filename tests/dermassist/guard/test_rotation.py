@@ -19,9 +19,10 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from dermassist.base.server import free_ports
 from dermassist.base.server_config import ServerConfig
 from dermassist.guard import rotation
+from dermassist.guard.certificates import renewal_problem
 from dermassist.guard.config import GuardConfig
 from dermassist.guard.guard import Guard
-from dermassist.guard.rotation import ServedTls, files_problem
+from dermassist.guard.rotation import ServedTls, file_marks, left_alone
 
 trustme = pytest.importorskip("trustme")
 
@@ -53,26 +54,18 @@ def _looked_twice(served: ServedTls) -> None:
     served.check(datetime.now(UTC))
 
 
-def _age(*paths: Path, seconds: float) -> None:
-    """Make ``paths`` look last modified ``seconds`` ago."""
-    for path in paths:
-        then = time.time() - seconds
-        os.utime(path, (then, then))
-
-
-def test_renewed_files_are_handed_to_grpc_once_when_they_have_been_left_alone_for_a_second(
+def test_renewed_files_are_handed_to_grpc_once_when_they_have_been_left_alone_for_a_while(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     _issue(trustme.CA(), cert, key)
     served = ServedTls(cert, key, None, datetime.now(UTC))
     assert served.fetch() is None  # nothing changed
-    monkeypatch.setattr(rotation, "SETTLE_S", 1.0)
+    monkeypatch.setattr(rotation, "SETTLE_S", 0.5)
     renewed = _issue(trustme.CA(), cert, key, days=200)
-    _age(key, seconds=5)
     with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
-        assert served.fetch() is None  # the certificate was written just now: perhaps not finished
-        _age(cert, seconds=1)
-        configuration = served.fetch()  # both left alone for a second: taken up
+        assert served.fetch() is None  # written just now: perhaps not finished
+        time.sleep(0.6)
+        configuration = served.fetch()  # left alone since: taken up
     assert isinstance(configuration, grpc.ServerCertificateConfiguration)
     assert served.fetch() is None  # handed over once
     assert served.expiry.not_after == _not_after(renewed)
@@ -140,7 +133,7 @@ def test_a_renewal_that_serve_would_refuse_at_start_is_not_served(
                       .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                       .sign(private, hashes.SHA256()))
         client_ca.write_bytes(expired_ca.public_bytes(serialization.Encoding.PEM))
-        said = f"the certificate bundle in {client_ca} expired on 2020-01-31"
+        said = f"the certificate bundle in {client_ca} holds no CA valid now (the first expired on 2020-01-31"
     with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
         for _ in range(3):
             _looked_twice(served)
@@ -191,12 +184,116 @@ def test_the_files_are_looked_at_at_most_once_per_check_interval(
     assert len(looks) == 1
 
 
-def test_files_problem_is_none_for_a_servable_set(tmp_path: Path) -> None:
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    ca = trustme.CA()
-    _issue(ca, cert, key)
-    ca.cert_pem.write_to_path(tmp_path / "ca.crt")
-    assert files_problem(cert, key, tmp_path / "ca.crt", datetime.now(UTC)) is None
+def _files(folder: Path, ca: trustme.CA | None = None, **kwargs: object) -> tuple[Path, Path, Path]:
+    ca = ca or trustme.CA()
+    cert, key, bundle = folder / "tls.crt", folder / "tls.key", folder / "ca.crt"
+    _issue(ca, cert, key, **kwargs)
+    ca.cert_pem.write_to_path(bundle)
+    return cert, key, bundle
+
+
+def _problem(cert: Path, key: Path, bundle: Path | None) -> str | None:
+    return renewal_problem(cert.read_bytes(), key.read_bytes(), bundle.read_bytes() if bundle else None,
+                           (cert, key, bundle), datetime.now(UTC))
+
+
+def test_a_servable_set_has_no_renewal_problem(tmp_path: Path) -> None:
+    cert, key, bundle = _files(tmp_path)
+    assert _problem(cert, key, bundle) is None and _problem(cert, key, None) is None
+
+
+def test_a_renewal_is_judged_stricter_than_the_start_on_what_cryptography_cannot_read(tmp_path: Path) -> None:
+    """At start gRPC judges a file cryptography cannot read, loudly; on a renewal it would take it silently or keep
+    the old set without a word, while the metric followed the new one (review 23, H1)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed448
+
+    from dermassist.guard.certificates import key_mismatch, validity_problem
+
+    intermediate = trustme.CA().create_child_ca().create_child_ca()  # a chain of leaf and two intermediates
+    cert, key, bundle = _files(tmp_path, intermediate)
+    leaf = intermediate.issue_cert("127.0.0.1", not_before=datetime.now(UTC) - timedelta(days=9),
+                                   not_after=datetime.now(UTC) - timedelta(days=1))
+    corrupt = b"-----BEGIN CERTIFICATE-----\nMIIBroken\n-----END CERTIFICATE-----\n"
+    cert.write_bytes(leaf.cert_chain_pems[0].bytes() + corrupt)  # an expired leaf and a block cut short
+    leaf.private_key_pem.write_to_path(key)
+    assert validity_problem(cert, datetime.now(UTC)) is None  # the start-up check leaves it to gRPC
+    assert f"{cert} holds a block that is no readable certificate" in (_problem(cert, key, bundle) or "")
+    fresh = intermediate.issue_cert("127.0.0.1")
+    chain = [blob.bytes() for blob in fresh.cert_chain_pems]
+    assert len(chain) == 3
+    fresh.private_key_pem.write_to_path(key)
+    cert.write_bytes(chain[0] + chain[1][: len(chain[1]) // 2] + b"\n-----END CERTIFICATE-----\n")  # a cut intermediate
+    assert "holds a block that is no readable certificate" in (_problem(cert, key, bundle) or "")
+    cert.write_bytes(chain[0] + chain[2] + chain[1])  # out of order
+    assert f"certificate 2 of {cert} did not issue certificate 1; put the chain in order" in (_problem(cert, key, bundle) or "")
+    cert.write_bytes(b"".join(chain))
+    assert _problem(cert, key, bundle) is None
+    key.write_bytes(ed448.Ed448PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    assert key_mismatch(cert, key) is not None  # (a mismatch too; the type is said first)
+    said = _problem(cert, key, bundle) or ""
+    assert f"{key} holds a key of type Ed448PrivateKey, which gRPC's TLS library does not serve" in said, said
+
+
+def test_a_refusal_is_told_once_judged_again_and_taken_up_when_its_date_comes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renewal not valid yet (a clock behind, a certificate issued for later) was never looked at again unless its
+    files changed (review 23, M1)."""
+    cert, key, _ = _files(tmp_path)
+    served = ServedTls(cert, key, None, datetime.now(UTC))
+    later = datetime.now(UTC) + timedelta(hours=2)
+    leaf = trustme.CA().issue_cert("127.0.0.1", not_before=later, not_after=later + timedelta(days=90))
+    leaf.cert_chain_pems[0].write_to_path(cert)
+    leaf.private_key_pem.write_to_path(key)
+    monkeypatch.setattr(rotation, "RETRY_REFUSED_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
+        for _ in range(3):
+            served.check(datetime.now(UTC))  # judged each time: the same reason, told once
+        served.check(later + timedelta(minutes=1))  # its date has come: taken up, its files untouched
+    assert [r.levelname for r in caplog.records] == ["ERROR", "INFO"]
+    assert "is not valid before" in caplog.records[0].getMessage()
+    assert served.fetch() is not None
+
+
+def test_the_marks_see_a_rename_into_place_and_a_permission_fix_and_a_future_time_holds_nothing_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file renamed into place keeps its old modification time (its change time moves), a chmod changes neither
+    size nor modification time (review 23, M1, L1)."""
+    monkeypatch.setattr(rotation, "SETTLE_S", 1.0)
+    path = tmp_path / "tls.key"
+    path.write_text("key")
+    before = file_marks((path,))
+    path.chmod(0o600)
+    assert file_marks((path,)) != before
+    staged = tmp_path / "staged.key"
+    staged.write_text("new key")
+    old = time.time() - 3600
+    os.utime(staged, (old, old))
+    os.replace(staged, path)
+    assert not left_alone(file_marks((path,)), time.time_ns())  # renamed just now, though written an hour ago
+    future = time.time() + 3600
+    os.utime(path, (future, future))
+    marks = file_marks((path,))
+    assert left_alone(((*marks[0][:4], marks[0][3]),), time.time_ns())  # a clock ahead's times: not held back
+
+
+def test_a_check_that_fails_in_a_library_is_a_refusal_not_a_dead_thread(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SM2 key made cryptography raise UnsupportedAlgorithm out of check: the guard's liveness loop ended without a
+    word, and gRPC's handshake threads logged tracebacks (review 23, M2)."""
+    cert, key, _ = _files(tmp_path)
+    served = ServedTls(cert, key, None, datetime.now(UTC))
+    _issue(trustme.CA(), cert, key)
+
+    def unsupported(*args: object) -> str | None:
+        raise RuntimeError("Curve 1.2.156.10197.1.301 is not supported")
+
+    monkeypatch.setattr(rotation, "renewal_problem", unsupported)
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.rotation"):
+        assert served.fetch() is None
+    (record,) = caplog.records
+    assert record.levelname == "ERROR" and "they could not be checked (RuntimeError: Curve" in record.getMessage()
 
 
 def _serial(pem: bytes) -> int:
