@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
     tls.add_argument("--grpc-max-connection-age-grace", type=int, metavar="MS",
                      help=setting_help(GuardConfig, "grpc_max_connection_age_grace",
                                        "grace for calls in flight when a connection is aged out"))
+    tls.add_argument("--grpc-min-ping-interval-ms", type=int, metavar="MS",
+                     help=setting_help(GuardConfig, "grpc_min_ping_interval_ms",
+                                       "clients may send keepalive pings this often (faster: GOAWAY after two strikes)"))
     tls.add_argument("--max-request-mib", type=int, metavar="MIB",
                      help=setting_help(GuardConfig, "max_request_mib",
                                        "largest request the public port reads, in MiB (larger: RESOURCE_EXHAUSTED)"))

@@ -31,10 +31,6 @@ MAX_GRPC_MS = 2**31 - 1  # gRPC keeps its millisecond options in a signed 32-bit
 NO_REUSEPORT = ("grpc.so_reuseport", 0)
 #: The shortest audit digest key taken: 32 characters of ``secrets.token_urlsafe`` are 192 bits.
 MIN_DIGEST_KEY_CHARS = 32
-#: Clients' keepalive pings are answered, never held against them: gRPC core's default server policy (one ping per
-#: 300 s while no data flows, two strikes) sent GOAWAY "too_many_pings" to a grpc-js, grpc-java or grpc-go client with
-#: keepalive on in the middle of a long call (a batch of large pictures on a CPU takes minutes), which lost the call.
-KEEPALIVE_PINGS = [("grpc.http2.max_ping_strikes", 0), ("grpc.keepalive_permit_without_calls", 1)]
 _PEM_KINDS = {"tls_cert": "certificate", "tls_key": "private key", "tls_client_ca": "certificate"}
 
 
@@ -131,6 +127,10 @@ class GuardConfig(Settings):
     # balancer and new pods get traffic; the grace lets calls in flight finish (Triton's flag names).
     grpc_max_connection_age: int = 0
     grpc_max_connection_age_grace: int = 0
+    # Clients may ping (keepalive) this often while no data flows, during calls and between them: grpc-java and
+    # grpc-go ping every 10 s at the most, the SDK every 30 s. A peer pinging faster is sent GOAWAY after two strikes
+    # (gRPC's ping-flood guard); gRPC's default, one per 300 s, ended a long call of a client with keepalive on.
+    grpc_min_ping_interval_ms: int = 5000
 
     def _check_certificates(self) -> None:
         """A ConfigError for an expired or not yet valid certificate, or a key of another certificate."""
@@ -186,6 +186,10 @@ class GuardConfig(Settings):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{names(name)} must be a positive number of seconds, got {getattr(self, name)}; "
                                   "set another")
+        if isinstance(self.grpc_min_ping_interval_ms, bool) or not isinstance(self.grpc_min_ping_interval_ms, int) \
+                or not 1 <= self.grpc_min_ping_interval_ms <= MAX_GRPC_MS:
+            raise ConfigError(f"{names('grpc_min_ping_interval_ms')} must be a whole number of milliseconds from 1 to "
+                              f"{MAX_GRPC_MS}, got {self.grpc_min_ping_interval_ms!r}; pass one in that range")
         for name in ("grpc_max_connection_age", "grpc_max_connection_age_grace"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRPC_MS:
@@ -247,10 +251,12 @@ class GuardConfig(Settings):
 
     def server_options(self) -> list[tuple[str, int]]:
         """gRPC server options of the front: the port its own (no SO_REUSEPORT), requests up to ``max_request_mib``,
-        answers of any size, clients' keepalive pings taken (``KEEPALIVE_PINGS``), connection ageing when asked."""
+        answers of any size, clients' keepalive pings taken during calls and between them at most once per
+        ``grpc_min_ping_interval_ms``, connection ageing when asked."""
         options: list[tuple[str, int]] = [NO_REUSEPORT, ("grpc.max_send_message_length", -1),
                                           ("grpc.max_receive_message_length", self.max_request_mib * MIB),
-                                          *KEEPALIVE_PINGS]
+                                          ("grpc.http2.min_ping_interval_without_data_ms", self.grpc_min_ping_interval_ms),
+                                          ("grpc.keepalive_permit_without_calls", 1)]
         if self.grpc_max_connection_age:
             options.append(("grpc.max_connection_age_ms", self.grpc_max_connection_age))
         if self.grpc_max_connection_age_grace:
