@@ -21,7 +21,7 @@ LOCAL_DICOM_SCHEME = "99DERMASSIST"
 LOCAL_DICOM_SCHEME_NAME = "DermAssist codes"
 LOCAL_FHIR_SYSTEM = "urn:dermassist:codes"
 #: Identifier system of a plain image's SHA-256 (hex): the digest the service's audit line records for it (unless the
-#: service keys its digests, ``serve --audit-digest-key``).
+#: service keys its digests, ``serve --audit-digest-key-file``).
 IMAGE_SHA256_FHIR_SYSTEM = "urn:dermassist:image-sha256"
 #: Identifier system of the request id the answer came with (``LesionResult.request_id``): its audit line's
 #: ``request_id``, a link to the trail that holds nothing of the picture.

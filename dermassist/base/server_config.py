@@ -32,7 +32,7 @@ MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def read_secret_file(path: Path, what: str) -> str:
-    """The first line of a secret file (a mounted Kubernetes/compose secret), stripped."""
+    """The text of a secret file (a mounted Kubernetes/compose secret), stripped of surrounding whitespace."""
     try:
         value = Path(path).read_text().strip()
     except OSError as e:

@@ -68,9 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] = ()) -> 
         "file holding the key of the restricted APIs (or DERMASSIST_ADMIN_KEY; none: a random key for this run, i.e. closed)"))
     ops.add_argument("--audit-log", help=setting_help(GuardConfig, "audit_log",
                                                       "file the audit JSON lines are appended to, or - for stdout"))
-    ops.add_argument("--audit-digest-key", metavar="FILE", help=setting_help(
-        GuardConfig, "audit_digest_key", "file holding a site key: the audit trail records each picture's HMAC-SHA256 "
-        "under it, not its SHA-256"))
+    ops.add_argument("--audit-digest-key-file", metavar="FILE", help=setting_help(
+        GuardConfig, "audit_digest_key_file", "file holding a site key: the audit trail records each picture's "
+        "HMAC-SHA256 under it, not its SHA-256"))
     ops.add_argument("--recovery", choices=RECOVERY_MODES,
                      help=setting_help(GuardConfig, "recovery", "how a broken step is healed"))
     ops.add_argument("--canary-interval-s", type=float, help=setting_help(GuardConfig, "canary_interval_s",

@@ -5,8 +5,8 @@ under mutual TLS), the model and the versions of every step, one entry per image
 size of its encoded bytes, top class, REFER and ASSESSABLE when the answer holds them), the
 latency and the gRPC status with its message. Nothing of the image content and nothing the
 client sends besides the bytes it asked to be analysed (hashed) is kept. With a site key
-(``--audit-digest-key``) each digest is an HMAC-SHA256 under it (``hmac_sha256``), which whoever holds a
-picture cannot compute without the key.
+(``--audit-digest-key-file``) each digest is an HMAC-SHA256 under it (``hmac_sha256``), which whoever holds a
+picture cannot compute without the key, and the line names the key by ``digest_key``, an id that tells nothing of it.
 """
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def digest(data: bytes | memoryview, key: bytes | None = None) -> dict[str, Any]
     if key is None:
         return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     return {"hmac_sha256": hmac.new(key, data, hashlib.sha256).hexdigest(), "bytes": len(data)}
+
+
+def digest_key_id(key: bytes) -> str:
+    """The id an audit line gives the key its digests were made under: 8 hex digits of an HMAC of a fixed text (the
+    key's holder finds which key made a line; nobody else learns anything of the key)."""
+    return hmac.new(key, b"dermassist audit digest key id", hashlib.sha256).hexdigest()[:8]
 
 
 def request_images(request: service_pb2.ModelInferRequest, key: bytes | None = None) -> list[dict[str, Any]]:
@@ -191,6 +197,7 @@ def build_record(request: service_pb2.ModelInferRequest | None, *, request_id: s
         "error": None if error is None else clip(error, MAX_ERROR_CHARS),
         "latency_ms": round(latency_ms, 3),
         "images": images,
+        **({"digest_key": digest_key_id(key)} if key is not None else {}),
         **({"request_unread": True} if unread else {}),
     }
 

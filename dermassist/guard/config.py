@@ -90,7 +90,7 @@ class GuardConfig(Settings):
     audit_log: str = "-"  # "-" = stdout, else a file the lines are appended to
     # A file holding a site secret (at least MIN_DIGEST_KEY_CHARS characters): the audit trail then records each
     # picture's HMAC-SHA256 under it (``hmac_sha256``) instead of its SHA-256, which anyone holding the picture computes
-    audit_digest_key: Path | None = None
+    audit_digest_key_file: Path | None = None
     recovery: str = "reload"
     # reloads leave Triton's unload of the broken instance hanging: restart after this many
     max_reloads: int = field(default=3, metadata=flag_name(None))
@@ -205,16 +205,21 @@ class GuardConfig(Settings):
                               f"pass {setting_names(GuardConfig, 'audit_log')} a file path in a writable folder, or - for stdout")
 
     def _read_digest_key(self) -> None:
-        """Read ``audit_digest_key`` into ``audit_digest_secret`` (None without one); a ConfigError for a file that
-        cannot be read, is empty or holds too short a key."""
+        """Read ``audit_digest_key_file`` into ``audit_digest_secret`` (None without one); a ConfigError for a file that
+        cannot be read, is empty or holds too short a key. A value that names no file is not quoted: it may be the key
+        itself, given where its file was expected."""
         secret = None
-        if self.audit_digest_key is not None:
-            path = Path(self.audit_digest_key)
-            object.__setattr__(self, "audit_digest_key", path)
-            flag = setting_names(GuardConfig, "audit_digest_key")
+        if self.audit_digest_key_file is not None:
+            path = Path(self.audit_digest_key_file)
+            object.__setattr__(self, "audit_digest_key_file", path)
+            flag = setting_names(GuardConfig, "audit_digest_key_file")
+            if path.is_dir():
+                raise ConfigError(f"audit_digest_key_file {path} is a folder; pass {flag} the path of a file holding "
+                                  "the site's key")
             if not path.is_file():
-                raise ConfigError(f"audit_digest_key file {path} {'is a folder' if path.is_dir() else 'does not exist'};"
-                                  f" pass {flag} the path of a file holding the site's key")
+                raise ConfigError(f"audit_digest_key_file names no file (a value of {len(str(path))} characters, not "
+                                  f"shown: it may be the key itself); pass {flag} the path of a file holding the key, "
+                                  "not the key")
             text = read_secret_file(path, "audit digest key")
             if len(text) < MIN_DIGEST_KEY_CHARS:
                 raise ConfigError(f"the audit digest key in {path} is {len(text)} characters long; expected at least "
@@ -225,7 +230,7 @@ class GuardConfig(Settings):
 
     @property
     def audit_digest_secret(self) -> bytes | None:
-        """The key the audit digests are made under (``audit_digest_key``'s text), or None: plain SHA-256."""
+        """The key the audit digests are made under (``audit_digest_key_file``'s text, stripped), or None: SHA-256."""
         return getattr(self, "_digest_secret", None)
 
     def longest_recovery_s(self, startup_timeout_s: float) -> float:
