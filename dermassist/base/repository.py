@@ -176,12 +176,77 @@ def require_artifacts(repository: Path, error: type[Exception], alternative: str
 
 
 def require_servable(repository: Path, error: type[Exception]) -> None:
-    """Raise ``error`` unless ``repository`` holds the ensemble and every model it runs: a folder that is none, or
-    whose models are missing, would start a server that stays not ready until stopped."""
+    """Raise ``error`` unless ``repository`` holds the ensemble and every model it runs, as they were written: a folder
+    that is none, or whose models are missing, would start a server that stays not ready until stopped; a weights file
+    damaged or replaced since it was written (its SEAL_FILE says) would be served, its answers changed, under the
+    release's name."""
     if not (Path(repository) / ENSEMBLE_NAME / "config.pbtxt").is_file():
         raise error(f"{repository} is not a DermAssist model repository (it has no {ENSEMBLE_NAME}/config.pbtxt); pass "
                     "--repository the folder that `make models` or `dermassist models --repository DIR` filled")
     require_artifacts(repository, error)
+    problems = seal_problems(repository)
+    if problems:
+        raise error(f"the model files of {repository} are not those written there ({SEAL_FILE}): "
+                    f"{'; '.join(problems[:5])}{f'; and {len(problems) - 5} more' if len(problems) > 5 else ''}; a copy "
+                    "cut short or damaged, or models copied over others, would be served as the models named: export "
+                    f"them again (`dermassist models --repository {repository} --force`, or the `dermassist import` "
+                    "that brought them), or copy the whole folder again, its dot files included")
+
+
+#: The SHA-256 of every artifact of a repository (weights, tuned values, labels, calibration), in ``sha256sum``'s format
+#: (``sha256sum -c`` checks it), written by whatever wrote the models (``seal``) and checked before they are served.
+SEAL_FILE = ".artifacts.sha256"
+
+
+def artifact_files(repository: Path) -> list[str]:
+    """The artifacts of ``repository``'s model folders (files of _ARTIFACT_NAMES, a SavedModel's included), as paths
+    relative to it, in a stable order."""
+    root = Path(repository)
+    found = []
+    for model in ALL_MODELS:
+        for path in _served_files(root / model):
+            relative = path.relative_to(root)
+            if any(part in _ARTIFACT_NAMES and part != "__pycache__" for part in relative.parts):
+                found.append(relative.as_posix())
+    return sorted(found)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def seal(repository: Path) -> Path:
+    """Write SEAL_FILE: the SHA-256 of every artifact of ``repository`` as it is now (the last act of an export)."""
+    path = Path(repository) / SEAL_FILE
+    lines = [f"{_sha256(Path(repository) / name)}  {name}\n" for name in artifact_files(repository)]
+    path.write_text("".join(lines))
+    return path
+
+
+def seal_problems(repository: Path) -> list[str] | None:
+    """What differs between ``repository``'s artifacts and its SEAL_FILE (a file missing, changed, or not written
+    with the others); [] when nothing does, None when there is no seal (models written before seals, or by hand)."""
+    path = Path(repository) / SEAL_FILE
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    sealed = {}
+    for line in text.splitlines():
+        digest, _, name = line.partition("  ")
+        if name:
+            sealed[name] = digest
+    present = artifact_files(repository)
+    problems = [f"{name} is missing" for name in sorted(set(sealed) - set(present))]
+    problems += [f"{name} was not written with the others" for name in present if name not in sealed]
+    problems += [f"{name} has changed" for name in present if name in sealed and _sha256(Path(repository) / name) != sealed[name]]
+    return problems
 
 
 def stage_repository(destination: Path, source: Path = SOURCE_REPOSITORY) -> Path:

@@ -48,7 +48,7 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
     """Export every file into ``repository`` as one change (``restored_on_failure``: a refused second file leaves the
     first unserved too) with the values that travel with them: the segmenter's tuned mask threshold, the classifier's
     trained crops."""
-    from dermassist.base.repository import mark_not_release
+    from dermassist.base.repository import mark_not_release, seal
     from training.export.repository import restored_on_failure
     from training.export.steps import record_trained_crop_threshold, reset_for_imported, set_crop_colour, set_crop_threshold
     from training.importer import run_import
@@ -65,6 +65,7 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
         if crops is not None and crops[1]:
             set_crop_colour(repository, crops[1],
                             f"dermassist import --torch {args.torch}: the colour balance it trained on")
+        seal(repository)  # the last act: serve checks the files against it
 
 
 def run(args: argparse.Namespace) -> int:

@@ -90,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         IMPORTED,
         RELEASE_NAME,
         RELEASE_STAMP,
+        SEAL_FILE,
         missing_artifacts,
         name_release,
+        seal,
+        seal_problems,
         served_release,
         tuned_value_problems,
     )
@@ -126,9 +129,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     manifest = read_release(release)
     check_release_pair(release, manifest)  # a half-built release is refused before the stamp goes
-    if config.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current:
+    if config.force or missing_artifacts(repository) or tuned_value_problems(repository) or served != current \
+            or seal_problems(repository):  # a weights file damaged or replaced since: exported again
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         (Path(repository) / RELEASE_NAME).unlink(missing_ok=True)  # nor a name its answers would carry
+        (Path(repository) / SEAL_FILE).unlink(missing_ok=True)  # nor a seal of the files it replaces
         for line in export_release(release, repository):
             logger.info("%s", line)
         stamp.write_text(current)
@@ -136,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         logger.info("model repository %s already serves release %s", repository, release)
     try:
         name_release(repository, manifest.get("name"), manifest.get("version"))
+        if seal_problems(repository) is None:  # exported now, or before seals were written: sealed as it is
+            seal(repository)
     except OSError as e:  # a read-only repository serving the release: its answers name no release, nothing worse
         logger.warning("could not record the release's name in %s (%s): its answers name it %r; make the folder "
                        "writable and run `dermassist models` again", repository, e.strerror or e,

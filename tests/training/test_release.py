@@ -183,6 +183,18 @@ def test_models_command_exports_the_release_with_its_tuned_values(tmp_path: Path
                             timeout=600)
     assert mended.returncode == 0 and "already serves release" not in mended.stderr, mended.stderr[-3000:]
     assert json.loads((repo / "triage" / "1" / "tuned.json").read_text())["values"] == release["triage"]["values"]
+    from dermassist.base.repository import seal_problems
+
+    assert seal_problems(repo) == []  # the export sealed its files
+    with classifier_artifact(repo).open("r+b") as weights:  # damaged in place, its size unchanged
+        weights.seek(1 << 20)
+        weights.write(b"\0" * (1 << 20))
+    assert seal_problems(repo) == ["lesion_classifier/1/model.pt has changed"]
+    restored = subprocess.run([sys.executable, "-m", "dermassist.cli", "models", "--repository", str(repo),
+                               "--reports", str(tmp_path / "reports")], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                              timeout=600)
+    assert restored.returncode == 0 and "already serves release" not in restored.stderr, restored.stderr[-3000:]
+    assert seal_problems(repo) == []
 
 
 def test_retune_predicts_the_masks_again_when_the_builds_are_gone(tmp_path: Path, shared_data: Path,

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.release is not None:
             write_release_sections(model, tuned, report, args.release)
         if args.repository is not None:
-            from dermassist.base.repository import mark_not_release
+            from dermassist.base.repository import mark_not_release, seal
             from training.export.classifier import export_classifier
             from training.export.repository import open_repository
             from training.export.steps import record_trained_crop_threshold, set_crop_colour, write_step_values
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> dict:
             write_step_values(repository, tuned.triage, tuned.quality, tuned.figures, source)
             set_crop_colour(repository, crop.colour_constancy, source)
             mark_not_release(repository, source)
+            seal(repository)
             report["export"] = {"torchscript": str(exported.torchscript), "max_abs_diff": exported.max_abs_diff}
         (staging / f"{args.name}_metrics.json").write_text(json.dumps(report, indent=1))
     return report

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.release is not None:
             write_release_section(model, config, report, args.release)
         if args.repository is not None:
-            from dermassist.base.repository import mark_not_release
+            from dermassist.base.repository import mark_not_release, seal
             from training.export.repository import open_repository
             from training.export.segmenter import export_segmenter
             from training.export.steps import set_crop_threshold
@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> dict:
             # its own tuned threshold, with the validation figures behind it, not the one of the model it replaced
             set_crop_threshold(repository, report["threshold"], f"segmenter stage {args.out}", {"val": report["val"]})
             mark_not_release(repository, f"segmenter stage {args.out}")
+            seal(repository)
             report["export"] = {"savedmodel": str(exported.savedmodel), "max_abs_diff": exported.max_abs_diff}
         (staging / METRICS).write_text(json.dumps(report, indent=1))
     return report
