@@ -357,3 +357,10 @@ def test_the_demo_page_marks_the_classes_the_shipped_release_never_learnt(config
 
     args = build_parser().parse_args(config["services"]["demo"]["command"])
     assert tuple(args.not_learnt or ()) == untrained_of(read_release())
+
+
+def test_the_served_models_are_the_folder_in_dermassist_model_repository():
+    """A new release goes into a folder of its own and the service is pointed at it; the old folder is the way back
+    (upgrade audit, H5: the checkout's ./model_repository was the only folder compose could serve)."""
+    triton = render(COMPOSE, env={"DERMASSIST_MODEL_REPOSITORY": "/srv/dermassist/models-2026.12"})["services"]["triton"]
+    assert "/srv/dermassist/models-2026.12:/models:ro" in triton["volumes"]
