@@ -61,7 +61,8 @@ class LesionResult:
     ``mask`` is at segmenter resolution (256x256, 0/255); ``mask_at_original_size()`` resizes it.
     ``lesion_fraction`` 0 means no lesion was found and the whole image was classified.
     The triage fields (``refer``, ``refer_score``, ``assessable``, ``ood_score``, ``note``) are None
-    (``note`` empty) when the server predates them; ``crop`` and ``cam`` only when asked for.
+    (``note`` empty) only in a result not made from a served answer (a server that predates them refuses the SDK's
+    request: ServerError); ``crop`` and ``cam`` only when asked for.
     ``request_id`` is the id the SDK sent with the request (all images of one request share it):
     the server's audit trail records it, so an answer can be traced end to end.
     ``model_release`` and ``model_build`` say which models made the answer (``dermassist serve`` sends them with every

@@ -20,6 +20,9 @@ from .errors import (
 _UNAVAILABLE = {"StatusCode.UNAVAILABLE", "503"}
 _DEADLINE = {"StatusCode.DEADLINE_EXCEEDED", "504"}
 _INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
+# A server without an output the SDK names (Triton's words, and the guard's front's): one older than the SDK, not a bad
+# image (an SDK upgraded before its servers had been told every picture was rejected; upgrade audit, M3).
+_OUTPUT_UNKNOWN = ("unexpected inference output", "has no output")
 _TOO_LARGE = {"StatusCode.RESOURCE_EXHAUSTED", "413"}
 # The guard's words when it refuses a request that was being answered each time its pipeline failed (too large for
 # the memory, or a picture that crashes a step): not the gRPC message limit, and not to be retried.
@@ -134,6 +137,10 @@ def translate(error: BaseException, what: str, url: str, inference: bool = False
                 f"{what}: the request is larger than the gRPC message limit ({message}); send fewer images per call "
                 "(max_batch_size) or smaller files; the limits are the client's max_message_bytes and the server's "
                 "--max-request-mib", server_message=message)
+        if inference and status in _INVALID and any(words in message for words in _OUTPUT_UNKNOWN):
+            return ServerError(f"{what}: the server at {url} lacks an output this SDK asks for ({message}): it predates "
+                               "the SDK's contract (the triage outputs, REFER and ASSESSABLE among them); upgrade the "
+                               "server, or use the SDK of its version")
         if inference and status in _INVALID:
             return InvalidImageError(f"{what}: the server rejected the image: {message}", server_message=message)
         if all(words in message for words in _HEALTH_ONLY):  # a wrong port, as a gRPC call on an HTTP/1 port is

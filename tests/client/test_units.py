@@ -546,6 +546,9 @@ def test_results_carry_the_request_id_the_answer_echoes():
     ("StatusCode.INTERNAL", "something else broke", ServerError),
     ("StatusCode.CANCELLED", "CANCELLED", ServerUnavailableError),  # a server that began stopping dropped it
     ("StatusCode.INVALID_ARGUMENT", "IMAGE row 0: not an image", InvalidImageError),
+    # a server older than the SDK (no triage outputs): not every picture "rejected" (upgrade audit, M3)
+    ("StatusCode.INVALID_ARGUMENT", "unexpected inference output 'ASSESSABLE' for model 'dermassist'", ServerError),
+    ("StatusCode.INVALID_ARGUMENT", "model 'dermassist' has no output 'REFER'; expected output names from ...", ServerError),
     ("StatusCode.RESOURCE_EXHAUSTED", "Received message larger than max (3000000 vs. 1048576)", RequestTooLargeError),
     # another gRPC service at the address (or a proxy answering 404): the run stops there, exit 3 (fuzz audit 12.2)
     ("StatusCode.UNIMPLEMENTED", "Method not found!", ConnectionSetupError),
@@ -555,6 +558,8 @@ def test_a_failed_step_is_retryable_like_unavailability(status, message, expecte
     assert type(error) is expected
     if status == "StatusCode.RESOURCE_EXHAUSTED":
         assert "larger than the gRPC message limit" in str(error) and "send fewer images per call" in str(error)
+    if expected is ServerError and "output" in message:
+        assert "predates the SDK's contract" in str(error) and "upgrade the server" in str(error)
 
 
 def test_a_request_the_server_refuses_for_taking_its_pipeline_down_is_not_called_too_large_for_grpc():
