@@ -435,6 +435,9 @@ class Front(grpc.GenericRpcHandler):
             if before is not None:  # Triton keeps what it served (a refused load, or one that failed to load)
                 self.guard.models_unchanged(before)
             await self._end_admin(call, context, *forwarded_status(e.code(), e.details() or ""))
+        finally:
+            if before is not None:  # the stubs of the instances it replaced are no faults for a while yet
+                self.guard.models_changed()
         call.status, call.error = grpc.StatusCode.OK, None
         if name in MODEL_CHANGES:  # the files on disk are what Triton serves now: read them, whatever becomes of the call
             self.guard.read_identity_soon()

@@ -67,6 +67,9 @@ STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the g
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
+#: After an admin load or unload returns, how long the stubs of the instances Triton replaced may take to exit
+#: without being taken for faults (Triton unloads the old instances after the load's answer); the canary still judges.
+PLANNED_CHANGE_GRACE_S = 10.0
 UNLOAD_TIMEOUT_S = 30.0  # an unload answers at once (it finishes in the background); within the reload's one deadline
 ABANDON_SIGNAL_S = 0.5  # while a restart is abandoned, SIGTERM goes to the starting tritonserver this often
 #: The share of one core tritonserver and its stubs must use while a canary waits for it to be working, not hung
@@ -157,6 +160,8 @@ class Guard:
         self.identity: dict[str, str] = {}
         self._identity_due = True
         self._identity_generation = 0  # counts the changes of what is served: a read older than the last is dropped
+        self._planned = 0  # admin loads and unloads under way: the stubs they stop are no faults
+        self._planned_until = 0.0  # and for PLANNED_CHANGE_GRACE_S after the last one returned (time.monotonic())
         self._identity_reads: set[asyncio.Task[None]] = set()  # reads of the admin calls' own, kept until done
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
         self.stubs: list[Stub] = []
@@ -452,6 +457,9 @@ class Guard:
             self._cannot_look(e)
             return None
         self._blind = self._cannot_look_told = None
+        if broken and self.changing_models():  # stubs Triton stopped to load new instances: look for the new ones
+            self._find_stubs()
+            return None
         if broken:
             names = ", ".join(f"{s.instance} (pid {s.pid}) {why}" for s, why in broken)
             return Fault(f"stub process {names}", tuple(sorted({s.model for s, _ in broken})))
@@ -602,11 +610,23 @@ class Guard:
         self._identity_generation += 1
 
     def models_changing(self) -> tuple[dict[str, str], bool, int]:
-        """An admin load or unload is about to run: the answers name no build meanwhile (``models_loaded``); what was
-        named before, for ``models_unchanged`` when it fails."""
+        """An admin load or unload is about to run: the answers name no build meanwhile (``models_loaded``), and the
+        stubs it stops are no faults until ``models_changed``; what was named before, for ``models_unchanged`` when it
+        fails."""
         before = (self.identity, self._identity_due)
         self.models_loaded()
+        self._planned += 1
         return (*before, self._identity_generation)
+
+    def models_changed(self) -> None:
+        """An admin load or unload has returned (done or failed): the stubs of the instances it replaced may still
+        exit for PLANNED_CHANGE_GRACE_S without being taken for faults."""
+        self._planned = max(0, self._planned - 1)
+        self._planned_until = time.monotonic() + PLANNED_CHANGE_GRACE_S
+
+    def changing_models(self) -> bool:
+        """Whether an admin load or unload runs, or returned less than PLANNED_CHANGE_GRACE_S ago."""
+        return self._planned > 0 or time.monotonic() < self._planned_until
 
     def models_unchanged(self, before: tuple[dict[str, str], bool, int]) -> None:
         """An admin load or unload failed: Triton keeps serving what it served (a failed load leaves the loaded version

@@ -76,6 +76,7 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
                                 report_step_failure=report_step_failure, report_audit_failure=audit_failures.append,
                                 models_changing=lambda: identity_reads.append("forget") or ({}, True, 0),
                                 models_unchanged=lambda before: identity_reads.append("restore"),
+                                models_changed=lambda: identity_reads.append("changed"),
                                 read_identity_soon=lambda: identity_reads.append("read"), identity_reads=identity_reads)
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
                       metrics)

@@ -121,6 +121,7 @@ def _ready_guard(repository: Path):
     guard.triton_config = types.SimpleNamespace(repository=repository, grpc_admin_headers={})
     guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
     guard._identity_generation, guard._identity_reads = 0, set()
+    guard._planned, guard._planned_until = 0, 0.0
     guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
     return guard
 
