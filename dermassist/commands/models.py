@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     """Export the release (or a fresh synthetic one) and write metrics.json into the reports folder."""
     from dermassist.base.repository import (
         IMPORTED,
+        ORIGINS_FILE,
         RELEASE_NAME,
         RELEASE_STAMP,
         SEAL_FILE,
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         stamp.unlink(missing_ok=True)  # a failed or interrupted export leaves no stamp that calls it current
         (Path(repository) / RELEASE_NAME).unlink(missing_ok=True)  # nor a name its answers would carry
         (Path(repository) / SEAL_FILE).unlink(missing_ok=True)  # nor a seal of the files it replaces
+        (Path(repository) / ORIGINS_FILE).unlink(missing_ok=True)  # nor the origins of the imported models it replaces
         for line in export_release(release, repository):
             logger.info("%s", line)
         stamp.write_text(current)

@@ -88,6 +88,13 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
         assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "after")]) == 0
     assert "brought with `dermassist import`" in caplog.text and model.stat().st_mtime_ns == before
     assert not (tmp_path / "after" / "metrics.json").exists()  # no release figures for models that are not its
+    from dermassist.base.repository import ORIGINS_FILE, seal_problems, served_release
+
+    assert (repo / ORIGINS_FILE).is_file() and seal_problems(repo) == []  # the import sealed what it wrote
+    assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "again"), "--force"]) == 0
+    # the release served again: no record of the import's origins is left to mislead (upgrade audit, L3)
+    assert not (repo / ORIGINS_FILE).exists() and served_release(repo) == f"{release} version {version}"
+    assert seal_problems(repo) == []
 
 
 @pytest.mark.slow
