@@ -339,7 +339,7 @@ def test_the_classification_extension_and_unknown_models_are_refused_and_the_ser
     raw = grpcclient.InferenceServerClient(guard.grpc_address)
     try:
         for name in ("NOTE", "PROBABILITIES"):
-            with pytest.raises(InferenceServerException, match="class_count") as info:
+            with pytest.raises(InferenceServerException, match="its parameter 'classification'") as info:
                 raw.infer(ENSEMBLE_NAME, [tensor], outputs=[grpcclient.InferRequestedOutput(name, class_count=1)],
                           request_id=f"class-count-{name}")
             assert "INVALID_ARGUMENT" in str(info.value.status())

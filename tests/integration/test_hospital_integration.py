@@ -282,11 +282,15 @@ def test_analyze_writes_dicom_and_fhir(triton_server, tmp_path):
     assert dicom_report["subject"]["identifier"]["value"] == "DA-INT-0004"  # its own, not --patient-id
     jpeg_report = next(r for r in reports if "imagingStudy" not in r)  # the plain picture: --patient-id, its digest
     assert jpeg_report["subject"]["identifier"] == {"system": "urn:oid:1.2.3.4.5", "value": "MRN-PLAIN-9"}
+    # the digest the service's audit line records, and the request id that line holds
     assert jpeg_report["identifier"] == [{"system": "urn:dermassist:image-sha256",
-                                          "value": hashlib.sha256(HAM_B.read_bytes()).hexdigest()}]
-    assert dicom_report["identifier"] == [  # the SR, and the digest the service's audit line records
+                                          "value": hashlib.sha256(HAM_B.read_bytes()).hexdigest()},
+                                         {"system": "urn:dermassist:request-id", "value": lines[1]["request_id"]}]
+    assert dicom_report["identifier"] == [  # the SR, the digest and the request id
         {"system": "urn:dicom:uid", "value": f"urn:oid:{pydicom.dcmread(sr_path).SOPInstanceUID}"},
-        {"system": "urn:dermassist:image-sha256", "value": hashlib.sha256(HAM_A.read_bytes()).hexdigest()}]
+        {"system": "urn:dermassist:image-sha256", "value": hashlib.sha256(HAM_A.read_bytes()).hexdigest()},
+        {"system": "urn:dermassist:request-id", "value": lines[0]["request_id"]}]
+    assert len({lines[0]["request_id"], lines[1]["request_id"]}) == 2
     assert dicom_report["imagingStudy"][0]["identifier"]["value"] == f"urn:oid:{patient.study_uid}"
     if result.diagnosis_given:
         assert result.top_class.name in dicom_report["conclusion"] and "conclusionCode" in dicom_report
