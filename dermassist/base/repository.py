@@ -414,6 +414,28 @@ def _served_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+FileMarks = dict[str, tuple[int, int, int]]
+
+
+def repository_marks(repository: Path) -> FileMarks:
+    """Each file of ``repository``'s model folders (relative path) with its inode, size and modification time: what
+    tells, without reading them, whether the files are still those Triton loaded."""
+    marks = {}
+    for model in ALL_MODELS:
+        for path in _served_files(Path(repository) / model):
+            try:
+                status = path.stat()
+            except OSError:
+                continue
+            marks[path.relative_to(repository).as_posix()] = (status.st_ino, status.st_size, status.st_mtime_ns)
+    return marks
+
+
+def changed_files(loaded: FileMarks, now: FileMarks) -> list[str]:
+    """The files changed, added or removed between two ``repository_marks``, sorted."""
+    return sorted(name for name in set(loaded) | set(now) if loaded.get(name) != now.get(name))
+
+
 def served_models(repository: Path) -> str:
     """Which models a repository serves, for a report's header: its release stamp."""
     try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import errno
@@ -44,7 +45,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from preprocess.contract import ENSEMBLE_NAME
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
-from ..base.repository import require_servable, served_identity
+from ..base.repository import FileMarks, changed_files, repository_marks, require_servable, served_identity
 from ..base.server import TritonServer, bind_problem, free_ports, private_shm_regions
 from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
@@ -67,6 +68,8 @@ STOP_GRACE_S = 30.0  # tritonserver gets this long to stop its models when the g
 MAX_RECORDS = 1000  # recoveries kept for the log and the tests
 LIVENESS_CHECK_S = 1.0  # how often the guard looks whether it is still live (to log it without a probe asking)
 STILL_UNREADY_LOG_S = 60.0  # while a recovery goes on, a line says so this often (a hung reload was silent for minutes)
+#: How often the served repository's files are looked at (a stat of each) for a change since Triton loaded them.
+REPOSITORY_CHECK_S = 5.0
 #: After an admin load or unload returns, how long the stubs of the instances Triton replaced may take to exit
 #: without being taken for faults (Triton unloads the old instances after the load's answer); the canary still judges.
 PLANNED_CHANGE_GRACE_S = 10.0
@@ -161,6 +164,9 @@ class Guard:
         self._identity_due = True
         self._identity_generation = 0  # counts the changes of what is served: a read older than the last is dropped
         self._planned = 0  # admin loads and unloads under way: the stubs they stop are no faults
+        self._loaded_marks: FileMarks | None = None  # the repository's files as they were when Triton loaded models
+        self.repository_changed: list[str] = []  # files changed on disk since then (told once, and measured)
+        self._next_repository_look = 0.0
         self._planned_until = 0.0  # and for PLANNED_CHANGE_GRACE_S after the last one returned (time.monotonic())
         self._identity_reads: set[asyncio.Task[None]] = set()  # reads of the admin calls' own, kept until done
         self._served: list[tuple[str, str]] | None = None  # every (model, version) Triton serves, as last logged
@@ -344,6 +350,10 @@ class Guard:
             if self.tls is not None:
                 self.tls.check(now)
             self._tell_expiry(now)
+            if self._loaded_marks is not None and time.monotonic() >= self._next_repository_look:
+                self._next_repository_look = time.monotonic() + REPOSITORY_CHECK_S
+                with contextlib.suppress(OSError):  # a folder that cannot be walked now: looked at again next time
+                    self.look_at_repository(await asyncio.to_thread(repository_marks, self.triton_config.repository))
             await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tell_expiry(self, now: datetime.datetime) -> None:
@@ -416,6 +426,9 @@ class Guard:
             Sample("dermassist_unready_seconds", "Seconds since the guard's unready spell began (0 while ready; "
                    f"readiness shorter than {STABLE_READY_S:g} s does not end a spell).",
                    round(unready_s, 3)),
+            Sample("dermassist_repository_changed", "1 while the served repository's files differ from those its "
+                   "models were loaded from (a heal or restart would load the files now there).",
+                   float(bool(getattr(self, "repository_changed", [])))),
             Sample("dermassist_in_flight", "Inference calls received by the front and not yet answered.",
                    float(in_flight)),
             *self._expiry_samples(),
@@ -590,6 +603,7 @@ class Guard:
         self._identity_due = False
         try:
             release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
+            marks = await asyncio.to_thread(repository_marks, self.triton_config.repository)
         except Exception as e:  # noqa: BLE001 - readiness must not hang on it: the answers then name no build
             if generation == self._identity_generation:
                 self.identity = {}
@@ -600,7 +614,25 @@ class Guard:
             return
         if self.identity != (identity := {"release": release, "build": build}):
             logger.info("serving release %s, build %s", release, build)
-        self.identity = identity
+        self.identity, self._loaded_marks, self.repository_changed = identity, marks, []
+
+    def look_at_repository(self, marks: FileMarks) -> None:
+        """Compare the repository's files (``marks``, as now) with those Triton loaded: a change is told once, as a
+        WARNING, and measured (``dermassist_repository_changed``); files put back as they were are told too."""
+        if self._loaded_marks is None or self.changing_models():
+            return
+        changed = changed_files(self._loaded_marks, marks)
+        if changed and not self.repository_changed:
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            logger.warning("the served repository %s changed on disk since its models were loaded (%s): the models in "
+                           "memory are served until a heal or a restart loads the files now there, a mix of both until "
+                           "all are loaded again; never change the served folder: export into a new one and switch "
+                           "(docs/operations.md, \"Upgrading the models, and going back\")",
+                           self.triton_config.repository, shown)
+        elif not changed and self.repository_changed:
+            logger.info("the served repository %s holds the files its models were loaded from again",
+                        self.triton_config.repository)
+        self.repository_changed = changed
 
     def models_loaded(self) -> None:
         """Say that what Triton serves changes (a restart, a reload, an admin load or unload): the answers name no

@@ -49,10 +49,19 @@ def test_loading_the_ensemble_after_a_step_changed_on_disk_is_no_fault(
                 time.sleep(0.2)
             time.sleep(3.0)  # canaries run, the stub watcher scans
             after = _infer(client, ham_jpeg)
+            assert guard.guard.repository_changed == []  # the files now on disk are those loaded
+            other = repository / "triage" / "1" / "model.py"
+            os.utime(other, (later + 5, later + 5))  # changed on disk, not loaded: told, not served
+            deadline = time.monotonic() + 15
+            while guard.guard.repository_changed != ["triage/1/model.py"]:
+                assert time.monotonic() < deadline, guard.guard.repository_changed
+                time.sleep(0.5)
         finally:
             client.close()
         recoveries = list(guard.guard.recoveries)
     assert recoveries == [], [r.reason for r in recoveries]
     faults = [r.getMessage() for r in caplog.records if "pipeline fault" in r.getMessage()]
     assert faults == []
+    assert any("changed on disk since its models were loaded (triage/1/model.py)" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
     np.testing.assert_allclose(after, before, atol=1e-6)

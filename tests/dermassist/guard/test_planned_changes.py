@@ -55,3 +55,38 @@ def test_without_a_load_an_exited_stub_is_a_fault() -> None:
     guard, looked = _guard_with_a_dead_stub()
     fault = guard._scan()
     assert fault is not None and fault.models == ("lesion_crop",) and looked == []
+
+
+def test_a_repository_changed_on_disk_since_its_models_were_loaded_is_told_once_and_its_return_too(
+        tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """A change to the served folder lay dormant until the next heal, which then loaded it, an outage or a mix of two
+    releases, without a word (upgrade audit, M1)."""
+    import logging
+    import os
+
+    from dermassist.base.repository import repository_marks
+
+    step = tmp_path / "triage" / "1" / "model.py"
+    step.parent.mkdir(parents=True)
+    step.write_text("# the step\n")
+    guard, _ = _guard_with_a_dead_stub()
+    guard.triton_config = types.SimpleNamespace(repository=tmp_path)
+    guard._loaded_marks, guard.repository_changed = repository_marks(tmp_path), []
+    loaded = step.stat()
+    with caplog.at_level(logging.INFO, logger="dermassist.guard.guard"):
+        guard.look_at_repository(repository_marks(tmp_path))  # as loaded: nothing
+        step.write_text("# the step, changed\n")
+        for _ in range(2):
+            guard.look_at_repository(repository_marks(tmp_path))
+        assert guard.repository_changed == ["triage/1/model.py"]
+        step.write_text("# the step\n")
+        os.utime(step, ns=(loaded.st_atime_ns, loaded.st_mtime_ns))  # put back as it was
+        guard.look_at_repository(repository_marks(tmp_path))
+    assert guard.repository_changed == []
+    told = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in told] == ["WARNING", "INFO"]
+    assert "changed on disk since its models were loaded (triage/1/model.py)" in told[0][1]
+    guard.models_changing()  # an admin load under way changes the files it loads: not told
+    step.write_text("# another\n")
+    guard.look_at_repository(repository_marks(tmp_path))
+    assert guard.repository_changed == []
