@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from preprocess.contract import ALL_MODELS
+from preprocess.contract import ALL_MODELS, ENSEMBLE_NAME
 
 from ..base.server_config import MAKE_A_KEY
 from .audit import MAX_ERROR_CHARS, MAX_NAME_CHARS, clip, recorded_text, utc_now
@@ -142,6 +142,11 @@ def admin_refusal(method: str, request: Any) -> str | None:
                         f"{', '.join(repr(p) for p in sorted(defining))} refused: a config override or uploaded model "
                         "files would run code from the request in the service; load the model by name only (it is "
                         "read from the repository), and change a model by replacing it in the repository")
+            if request.model_name != ENSEMBLE_NAME:
+                return (f"RepositoryModelLoad of the step {clip(request.model_name, MAX_NAME_CHARS)!r} refused: load the "
+                        f"ensemble {ENSEMBLE_NAME!r}, which reloads with it each step whose files changed; a step "
+                        "loaded alone answers beside the others' older versions, under a build naming the files on "
+                        "disk (docs/operations.md, 'Upgrading the models, and going back')")
     settings: Mapping[str, Any] = getattr(request, "settings", {}) if request is not None else {}
     chosen = [s for s in FILE_SETTINGS.get(method, ()) if s in settings]
     if chosen:

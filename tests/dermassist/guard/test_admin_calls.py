@@ -83,7 +83,10 @@ def test_only_the_repositorys_own_models_are_loaded_or_unloaded(front) -> None:
     unload = service_pb2.RepositoryModelUnloadRequest(model_name="../auditpoc")
     assert _refused(front.stub.RepositoryModelUnload, unload, RIGHT).code() == grpc.StatusCode.PERMISSION_DENIED
     assert front.received == [] and front.front.guard.identity_reads == []  # refused: nothing loaded
-    front.stub.RepositoryModelLoad(_load("triage"), metadata=RIGHT, timeout=10)  # a reload from the repository
+    step = _refused(front.stub.RepositoryModelLoad, _load("triage"), RIGHT)  # a step alone: a mixed pipeline
+    assert step.code() == grpc.StatusCode.PERMISSION_DENIED and "load the ensemble 'dermassist'" in step.details()
+    assert front.received == [] and front.front.guard.identity_reads == []
+    front.stub.RepositoryModelLoad(_load("dermassist"), metadata=RIGHT, timeout=10)  # a reload from the repository
     front.stub.RepositoryModelUnload(service_pb2.RepositoryModelUnloadRequest(model_name="triage"), metadata=RIGHT,
                                      timeout=10)
     assert [name for name, _ in front.received] == ["RepositoryModelLoad", "RepositoryModelUnload"]
@@ -91,7 +94,7 @@ def test_only_the_repositorys_own_models_are_loaded_or_unloaded(front) -> None:
     # stubs it stopped are no faults for a while after
     assert front.front.guard.identity_reads == ["forget", "changed", "read", "forget", "changed", "read"]
     assert [(line["admin_call"], line["model"], line["status"]) for line in audit_lines(front.audit)][-2:] == [
-        ("RepositoryModelLoad", "triage", "OK"), ("RepositoryModelUnload", "triage", "OK")]
+        ("RepositoryModelLoad", "dermassist", "OK"), ("RepositoryModelUnload", "triage", "OK")]
     front.stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(), metadata=RIGHT, timeout=10)
     assert len(front.front.guard.identity_reads) == 6  # an index loads nothing
 

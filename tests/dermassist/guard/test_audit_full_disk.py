@@ -206,7 +206,7 @@ def test_admin_calls_are_not_carried_out_while_the_trail_takes_no_lines_and_say_
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(descriptor, data)
 
-    load = service_pb2.RepositoryModelLoadRequest(model_name="triage")
+    load = service_pb2.RepositoryModelLoadRequest(model_name="dermassist")
     with front_before_stand_in(tmp_path / "audit.jsonl") as served:
         channel = grpc.insecure_channel(served.address)
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
