@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from preprocess.contract import (
     ALL_MODELS,
@@ -211,13 +211,18 @@ def artifact_files(repository: Path) -> list[str]:
     return sorted(found)
 
 
+def _digest_file(digest: Any, path: Path) -> None:
+    """Feed ``path``'s bytes to ``digest`` (a hashlib object), a MiB at a time."""
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    _digest_file(digest, path)
     return digest.hexdigest()
 
 
@@ -392,9 +397,7 @@ def served_build(repository: Path) -> str:
         for path in paths:
             name = os.fsencode(path.relative_to(root).as_posix())
             digest.update(prefix.encode() + name + b"\0" + str(path.stat().st_size).encode() + b"\0")
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
+            _digest_file(digest, path)
     return f"sha256:{digest.hexdigest()[:16]}"
 
 
