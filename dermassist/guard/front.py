@@ -63,6 +63,7 @@ from .requests import (
     with_default_outputs,
     without_outputs,
 )
+from .served_copy import CopyError, LoadFailed
 from .statuses import (
     DEADLINE_ARRIVING,
     GRPC_CORE_LOGGER,
@@ -427,6 +428,8 @@ class Front(grpc.GenericRpcHandler):
     async def _carry_out(self, name: str, call: AdminCall, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         """Forward an admin call to Triton; its answer, with ``call`` marked OK, or the call ended with Triton's
         status (its audit line is the caller's, written in its ``finally``)."""
+        if name == "RepositoryModelLoad" and self.guard.copy is not None:
+            return await self._load_copied(name, call, raw, context)
         # from now on the answers name no build: Triton may be changing what it serves
         before = self.guard.models_changing() if name in MODEL_CHANGES else None
         try:
@@ -441,6 +444,25 @@ class Front(grpc.GenericRpcHandler):
         call.status, call.error = grpc.StatusCode.OK, None
         if name in MODEL_CHANGES:  # the files on disk are what Triton serves now: read them, whatever becomes of the call
             self.guard.read_identity_soon()
+        return answer
+
+    async def _load_copied(self, name: str, call: AdminCall, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """An admin load of the ensemble where the guard serves a copy of the repository (``Guard.load_copied``): the
+        copy is made again and loaded, or the load refused with nothing changed. The load runs to its end in the
+        guard, whatever becomes of this call (its deadline does not cut Triton's load short)."""
+        forward = functools.partial(self._call(name), raw, metadata=self._metadata(context),
+                                    timeout=self.guard.triton_config.startup_timeout_s)
+        loading = self.guard.start_load_copied(forward)
+        try:
+            answer = await asyncio.shield(loading)
+        except CopyError as e:
+            await self._end_admin(call, context, grpc.StatusCode.FAILED_PRECONDITION, f"{e}; nothing was loaded")
+        except LoadFailed as e:
+            code, details = forwarded_status(e.error.code(), e.error.details() or "")
+            after = ("the models served before are served again" if e.restored else "the models served before could "
+                     "not all be loaded again: the answers name no build until serve is restarted")
+            await self._end_admin(call, context, code, f"{details}; {after}")
+        call.status, call.error = grpc.StatusCode.OK, None
         return answer
 
     async def _failed_with_pipeline(self, call: AuditedCall, request: Any, token: int, size: int,

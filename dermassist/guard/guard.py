@@ -36,16 +36,16 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from preprocess.contract import ENSEMBLE_NAME
+from preprocess.contract import ALL_MODELS, ENSEMBLE_NAME, STEP_MODELS
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
-from ..base.repository import FileMarks, changed_files, repository_marks, require_servable, served_identity
+from ..base.repository import FileMarks, changed_files, repository_marks, served_identity
 from ..base.server import TritonServer, bind_problem, free_ports, private_shm_regions
 from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
@@ -60,6 +60,7 @@ from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
 from .rotation import ServedTls
+from .served_copy import LoadFailed, ServedCopy
 from .stubs import Stub, broken_stubs, cpu_seconds, find_stubs
 
 logger = logging.getLogger(__name__)
@@ -139,14 +140,19 @@ class Guard:
         self.public = public
         self.config = config
         self._owns_server = server is None
+        self.source = public.repository  # the operator's folder; a guard's own tritonserver serves a copy of it
+        self.copy: ServedCopy | None = None
+        self.model_loads = asyncio.Lock()  # admin loads of the ensemble, one at a time (each updates the copy)
         if server is None:
+            self.copy = ServedCopy(public.repository)
             http, grpc_port = free_ports(2)
             # tritonserver's admin key is this run's own random one: its command line is readable by every local
             # user (ps), so the operator's key, which opens the public port, never appears there
             # and inference on its loopback ports needs that key too: a local user's call around the front would
             # leave no audit line (privacy audit, M5)
             server = TritonServer(dataclasses.replace(
-                public, host="127.0.0.1", http_port=http, grpc_port=grpc_port, admin_key=secrets.token_hex(32),
+                public, repository=self.copy.repository, host="127.0.0.1", http_port=http, grpc_port=grpc_port,
+                admin_key=secrets.token_hex(32),
                 metrics_host=public.metrics_host or public.host,
                 model_control_mode="explicit" if config.recovery == "reload" else public.model_control_mode,
             ), restrict_inference=True)
@@ -162,9 +168,11 @@ class Guard:
         # start, a restart or reload, an admin load or unload), not at every return of readiness; {} while unknown
         self.identity: dict[str, str] = {}
         self._identity_due = True
+        self._identity_lost = False  # what Triton serves is not known since a failed load (until a restart)
         self._identity_generation = 0  # counts the changes of what is served: a read older than the last is dropped
         self._planned = 0  # admin loads and unloads under way: the stubs they stop are no faults
         self._loaded_marks: FileMarks | None = None  # the repository's files as they were when Triton loaded models
+        self._source_marks: FileMarks | None = None  # the operator's folder's files as they were when last copied
         self.repository_changed: list[str] = []  # files changed on disk since then (told once, and measured)
         self._next_repository_look = 0.0
         self._planned_until = 0.0  # and for PLANNED_CHANGE_GRACE_S after the last one returned (time.monotonic())
@@ -218,11 +226,12 @@ class Guard:
         self._not_live = None
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
             self._check_public_ports()
-            if self._owns_server:  # and a repository that could never serve (it stayed not ready until stopped)
-                require_servable(self.triton_config.repository, ConfigError)
+            if self.copy is not None:  # and a repository that could never serve (it stayed not ready until stopped)
+                self._source_marks = await asyncio.to_thread(self.copy.fill)
         except BaseException:
             self.audit.close()
             self._lifecycle.shutdown(wait=False)
+            self._close_copy()
             raise
         if self._owns_server:
             try:
@@ -230,6 +239,7 @@ class Guard:
             except BaseException:
                 self.audit.close()
                 self._lifecycle.shutdown(wait=False)
+                self._close_copy()
                 if stop.is_set() and not self.server.running:  # stopped as asked while it started: not a failure
                     logger.info("stopped while tritonserver was starting")
                     return
@@ -281,6 +291,7 @@ class Guard:
                 grace = RESTART_GRACE_S if self.reloads else STOP_GRACE_S
                 await loop.run_in_executor(self._lifecycle, lambda: self.server.stop(timeout_s=grace))
             self._lifecycle.shutdown(wait=True)
+            self._close_copy()
             self.audit.close()
             loop.set_exception_handler(loop_errors)
         if self._not_live is not None:
@@ -353,7 +364,7 @@ class Guard:
             if self._loaded_marks is not None and time.monotonic() >= self._next_repository_look:
                 self._next_repository_look = time.monotonic() + REPOSITORY_CHECK_S
                 with contextlib.suppress(OSError):  # a folder that cannot be walked now: looked at again next time
-                    self.look_at_repository(await asyncio.to_thread(repository_marks, self.triton_config.repository))
+                    self.look_at_repository(await asyncio.to_thread(repository_marks, self.source))
             await asyncio.sleep(LIVENESS_CHECK_S)
 
     def _tell_expiry(self, now: datetime.datetime) -> None:
@@ -601,9 +612,13 @@ class Guard:
         change of the served models overtook is dropped."""
         generation = self._identity_generation
         self._identity_due = False
+        if self._identity_lost:
+            return
         try:
             release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
-            marks = await asyncio.to_thread(repository_marks, self.triton_config.repository)
+            # the folder its copy was made from, as copied; a tritonserver the guard was given reads the folder itself
+            marks = (self._source_marks if self.copy is not None
+                     else await asyncio.to_thread(repository_marks, self.triton_config.repository))
         except Exception as e:  # noqa: BLE001 - readiness must not hang on it: the answers then name no build
             if generation == self._identity_generation:
                 self.identity = {}
@@ -624,15 +639,26 @@ class Guard:
         changed = changed_files(self._loaded_marks, marks)
         if changed and not self.repository_changed:
             shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-            logger.warning("the served repository %s changed on disk since its models were loaded (%s): the models in "
-                           "memory are served until a heal or a restart loads the files now there, a mix of both until "
-                           "all are loaded again; never change the served folder: export into a new one and switch "
-                           "(docs/operations.md, \"Upgrading the models, and going back\")",
-                           self.triton_config.repository, shown)
+            served = ("the copy made when its models were loaded is served, heals included, until an admin load of the "
+                      "ensemble or a restart copies the files now there" if self.copy is not None else
+                      "the models in memory are served until a heal or a restart loads the files now there, a mix of "
+                      "both until all are loaded again")
+            logger.warning("the served repository %s changed on disk since its models were loaded (%s): %s; never "
+                           "change the served folder: export into a new one and switch (docs/operations.md, "
+                           "\"Upgrading the models, and going back\")", self.source, shown, served)
         elif not changed and self.repository_changed:
-            logger.info("the served repository %s holds the files its models were loaded from again",
-                        self.triton_config.repository)
+            logger.info("the served repository %s holds the files its models were loaded from again", self.source)
         self.repository_changed = changed
+
+    def _served_copy(self) -> ServedCopy:
+        if self.copy is None:
+            raise ServerError("this guard serves no copy of the repository: it was given a tritonserver that reads the "
+                              "folder itself")
+        return self.copy
+
+    def _close_copy(self) -> None:
+        if self.copy is not None:
+            self.copy.close()
 
     def models_loaded(self) -> None:
         """Say that what Triton serves changes (a restart, a reload, an admin load or unload): the answers name no
@@ -666,6 +692,76 @@ class Guard:
         identity, due, generation = before
         if generation == self._identity_generation:
             self.identity, self._identity_due = identity, due
+
+    async def load_copied(self, load: Callable[[], Awaitable[Any]]) -> Any:
+        """An admin load of the ensemble by a guard that serves a copy: copy the operator's folder again (a CopyError
+        when it cannot be served: nothing changed), load each step whose files changed, then ``load`` (the ensemble's
+        load, forwarded to Triton). The copy is kept if all loaded; else the one served before is put back and its
+        steps loaded again, and a LoadFailed raised. A step is loaded by itself because Triton's load of an ensemble
+        succeeds when a step it reloads fails, the step's older version serving on under the new files' build. One at
+        a time; run it in a task of its own (``start_load_copied``): it goes on to its end when the admin call that
+        asked for it is cancelled."""
+        copy = self._served_copy()
+        async with self.model_loads:
+            changed, marks = await asyncio.to_thread(copy.update)  # a CopyError: nothing changed
+            if changed:
+                logger.info("loading the ensemble: the served copy takes the changed %s of %s", ", ".join(changed),
+                            self.source)
+            # the answers name no build while Triton loads (the copy's and the folder's top-level files alone change
+            # no model: their answers are named on)
+            before = self.models_changing() if set(changed) & set(ALL_MODELS) else None
+            try:
+                for step in (m for m in STEP_MODELS if m in changed):
+                    await self._load_model(step)
+                answer = await load()
+            except grpc.aio.AioRpcError as e:
+                restored = await self._load_previous(before, describe(e))
+                raise LoadFailed(e, restored) from e
+            finally:
+                if before is not None:
+                    self.models_changed()
+            copy.keep()
+            self._source_marks = marks
+        await self.read_identity()
+        return answer
+
+    async def _load_model(self, model: str) -> None:
+        await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
+                                              metadata=self._admin_metadata, timeout=self.triton_config.startup_timeout_s)
+
+    def start_load_copied(self, load: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
+        """``load_copied`` in a task the guard keeps until it ends (its error, if no one awaited it, is logged)."""
+        task = asyncio.get_running_loop().create_task(self.load_copied(load))
+        self._identity_reads.add(task)
+        task.add_done_callback(self._load_ended)
+        return task
+
+    def _load_ended(self, task: asyncio.Task[Any]) -> None:
+        self._identity_reads.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("admin load of the ensemble ended: %s", task.exception())
+
+    async def _load_previous(self, before: tuple[dict[str, str], bool, int] | None, why: str) -> bool:
+        """A load of the updated copy failed (``why``): put back the copy served before and load its steps that the
+        update had replaced, then the ensemble, so that each serves its earlier version again and the answers name
+        the build they named; whether that succeeded (if not, the answers name no build until a restart)."""
+        restored = await asyncio.to_thread(self._served_copy().restore)
+        if restored:
+            logger.warning("the admin load of the ensemble failed (%s): loading the models served before again (%s)",
+                           why, ", ".join(restored))
+            try:
+                for step in (m for m in STEP_MODELS if m in restored):
+                    await self._load_model(step)
+                await self._load_model(ENSEMBLE_NAME)
+            except grpc.aio.AioRpcError as e:
+                logger.error("the models served before the failed admin load could not all be loaded again (%s): the "
+                             "answers name no build until serve is restarted", describe(e))
+                self._identity_lost = True
+                self._suspect.set()
+                return False
+        if before is not None:
+            self.models_unchanged(before)
+        return True
 
     def read_identity_soon(self) -> None:
         """Read the identity in a task of its own: the admin call that asked for it may be cancelled (its deadline, its
@@ -809,12 +905,13 @@ class Guard:
             self.server.stop(timeout_s=RESTART_GRACE_S)
             if self._abandon.is_set():  # the guard began to stop meanwhile: start nothing it would have to stop
                 raise ServerError("the restart of tritonserver was abandoned: the guard is stopping")
-            if self._owns_server:  # a repository that lost its models: a tritonserver serving nothing ("unknown model")
-                require_servable(self.triton_config.repository, ServerError)
+            if self.copy is not None:  # a copy that lost its models: a tritonserver serving nothing ("unknown model")
+                self.copy.check(ServerError)
             self.server.start()
 
         self._restarting = self._lifecycle.submit(restart)
         await asyncio.wrap_future(self._restarting)
+        self._identity_lost = False  # every model loaded from the copy
         self.models_loaded()
         self.reloads = 0
         self._find_stubs(after_restart=True)

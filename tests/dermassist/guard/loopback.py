@@ -77,7 +77,8 @@ def front_before_stand_in(audit: Path, config: GuardConfig | None = None, *,
                                 models_changing=lambda: identity_reads.append("forget") or ({}, True, 0),
                                 models_unchanged=lambda before: identity_reads.append("restore"),
                                 models_changed=lambda: identity_reads.append("changed"),
-                                read_identity_soon=lambda: identity_reads.append("read"), identity_reads=identity_reads)
+                                read_identity_soon=lambda: identity_reads.append("read"), identity_reads=identity_reads,
+                                copy=None)  # a tritonserver it was given: loads read the folder itself
         front = Front(guard, grpc.aio.insecure_channel(f"127.0.0.1:{triton_port}", options=UNLIMITED_MESSAGES),  # type: ignore[arg-type]
                       metrics)
         server = grpc.aio.server(options=config.server_options())

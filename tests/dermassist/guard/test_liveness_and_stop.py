@@ -487,6 +487,7 @@ def test_the_next_try_keeps_the_cause_the_last_one_found_and_a_restart_names_a_r
     from types import SimpleNamespace
 
     from dermassist.guard.faults import Recovery
+    from dermassist.guard.served_copy import ServedCopy
 
     from .test_start_checks import _guard
 
@@ -513,8 +514,11 @@ def test_the_next_try_keeps_the_cause_the_last_one_found_and_a_restart_names_a_r
     started: list[bool] = []
     guard.server = SimpleNamespace(stop=lambda timeout_s: None, start=lambda: started.append(True))  # type: ignore[assignment]
     guard._owns_server = True
-    with pytest.raises(ServerError, match=rf"{tmp_path} is not a DermAssist model repository \(it has no "
-                                          r"dermassist/config\.pbtxt\)"):
+    guard.copy = ServedCopy(tmp_path)  # the served copy lost its models (a cleaner of the temporary folder)
+    with pytest.raises(ServerError, match=rf"the copy of model repository {tmp_path} that is served \(.+\) lost or "
+                                          r"changed files since it was made \(.+ is not a DermAssist model repository "
+                                          r"\(it has no dermassist/config\.pbtxt\).+restart serve"):
         asyncio.run(guard._restart())
     assert started == []  # not started on a repository that cannot serve
+    guard.copy.close()
     guard.audit.close()

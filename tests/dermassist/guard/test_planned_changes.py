@@ -19,6 +19,7 @@ def _guard_with_a_dead_stub() -> tuple[Guard, list[str]]:
     guard.server = types.SimpleNamespace(running=True, returncode=None, pid=0)
     guard._stubs_unknown, guard._blind, guard._cannot_look_told = False, None, None
     guard._planned, guard._planned_until = 0, 0.0
+    guard.copy = None  # a tritonserver it was given, reading the folder itself
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that has exited and been reaped
     guard.stubs = [Stub(dead.pid, "lesion_crop", "lesion_crop_0_0")]
@@ -71,6 +72,7 @@ def test_a_repository_changed_on_disk_since_its_models_were_loaded_is_told_once_
     step.write_text("# the step\n")
     guard, _ = _guard_with_a_dead_stub()
     guard.triton_config = types.SimpleNamespace(repository=tmp_path)
+    guard.source = tmp_path
     guard._loaded_marks, guard.repository_changed = repository_marks(tmp_path), []
     loaded = step.stat()
     with caplog.at_level(logging.INFO, logger="dermassist.guard.guard"):

@@ -119,8 +119,9 @@ def _ready_guard(repository: Path):
     guard.server = types.SimpleNamespace(pid=os.getpid())
     guard.triton = types.SimpleNamespace(RepositoryIndex=index)
     guard.triton_config = types.SimpleNamespace(repository=repository, grpc_admin_headers={})
+    guard.source, guard.copy = repository, None  # a tritonserver it was given, reading the folder itself
     guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
-    guard._identity_generation, guard._identity_reads = 0, set()
+    guard._identity_generation, guard._identity_reads, guard._identity_lost = 0, set(), False
     guard._planned, guard._planned_until = 0, 0.0
     guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
     return guard

@@ -1,0 +1,213 @@
+"""The private copy of the model repository that the guard's tritonserver serves.
+
+tritonserver reads a model's files whenever it loads it: at its start, at an admin load, and at every heal (a step
+reloaded, a restart). Served straight from the operator's folder, a heal after that folder had changed loaded the files
+then there beside the older ones still in memory, and the answers named a build of files that were not all loaded
+(upgrade audit, H1). The guard serves a copy instead, made at its start and made again only at an admin load of the
+ensemble: a heal loads again what was loaded, and the release and build read from the copy name exactly the files
+its models came from. The operator's folder is only read.
+"""
+from __future__ import annotations
+
+import filecmp
+import logging
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+import grpc
+
+from preprocess.contract import ALL_MODELS
+
+from ..base.errors import ConfigError, DermAssistError
+from ..base.repository import SEAL_FILE, FileMarks, changed_files, repository_marks, require_servable, seal_problems
+from ..base.server import RUN_FOLDER_PREFIX, check_tuned_values, hold_run_folder
+
+logger = logging.getLogger(__name__)
+
+#: The copy's folder is a run folder (RUN_FOLDER_PREFIX): locked while its guard runs, removed by a later start once
+#: its guard is gone (``remove_orphans``), so a guard killed outright leaves no copy behind for long.
+COPY_PREFIX = f"{RUN_FOLDER_PREFIX}served-"
+
+
+class CopyError(ConfigError):
+    """The operator's repository cannot be copied to be served (missing models, a seal it fails, a change while it was
+    copied, no room): nothing served changed."""
+
+
+class LoadFailed(DermAssistError):
+    """An admin load of the updated copy that Triton failed (``error``, its gRPC error); ``restored``: whether the
+    models served before were loaded again."""
+
+    def __init__(self, error: grpc.aio.AioRpcError, restored: bool) -> None:
+        super().__init__(f"{error.code().name}: {error.details()}")
+        self.error, self.restored = error, restored
+
+
+def copied_entries(source: Path) -> list[str]:
+    """What of ``source`` is served: each model folder DermAssist runs (ALL_MODELS) that is there, and the files of its
+    top level (the release's name and stamp, the seal, an import's origins); other folders in it are not models."""
+    models = [name for name in ALL_MODELS if (source / name).is_dir()]
+    return models + sorted(p.name for p in source.iterdir() if p.is_file() and p.name not in models)
+
+
+def copy_repository(source: Path, destination: Path) -> None:
+    """Copy the served entries of ``source`` into the empty folder ``destination``: links followed (the copy holds the
+    files themselves), caches left out, each file with the time of the copy (so tritonserver takes a copied model
+    folder for a changed one)."""
+    destination.mkdir(exist_ok=True)
+    for name in copied_entries(source):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"),
+                            copy_function=shutil.copy)
+        else:
+            shutil.copy(source / name, destination / name)
+
+
+def same_entry(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` (files, or folders compared file by file, caches left out) hold the same bytes."""
+    if a.is_file() or b.is_file():
+        return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
+    if not (a.is_dir() and b.is_dir()):
+        return False
+    names = {n for n in os.listdir(a) if n != "__pycache__"}
+    if names != {n for n in os.listdir(b) if n != "__pycache__"}:
+        return False
+    return all(same_entry(a / n, b / n) for n in names)
+
+
+def _touch_all(root: Path) -> None:
+    """Give every file and folder under ``root`` the time now: tritonserver then takes it for a changed model."""
+    now = time.time()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            os.utime(Path(folder) / name, (now, now))
+        os.utime(folder, (now, now))
+
+
+class ServedCopy:
+    """A private copy of the repository ``source`` in a folder of its own under the temporary folder: ``fill`` makes
+    it at start, ``update`` takes the changes of ``source`` in (``keep`` or ``restore`` then ends the update),
+    ``close`` removes it. ``repository`` is the folder tritonserver is given."""
+
+    def __init__(self, source: Path, parent: Path | None = None) -> None:
+        self.source = Path(source).resolve()
+        self.root = Path(tempfile.mkdtemp(prefix=COPY_PREFIX, dir=parent))
+        self._lock = hold_run_folder(self.root, "")
+        self.repository = self.root / "repository"
+        self.repository.mkdir()
+        self._previous = self.root / "previous"  # what an update replaced, until kept or restored
+        self._replaced: list[str] = []
+        self._closer = weakref.finalize(self, _remove, self.root, self._lock)
+
+    def fill(self) -> FileMarks:
+        """Copy ``source`` into the empty served folder; the marks of the source's files as copied (what its watch
+        compares with). CopyError when it cannot be served or changed while it was copied."""
+        marks = self._copy_checked(self.repository)
+        logger.info("serving a copy of %s (made now, in %s): a change to that folder is served after an admin load of "
+                    "the ensemble or a restart, never by a heal", self.source, self.repository)
+        return marks
+
+    def update(self) -> tuple[list[str], FileMarks]:
+        """Copy ``source`` again beside the served folder, check the copy, and put each entry whose bytes changed in
+        place of the served one (a rename each); the names put in place, and the source's marks as copied. Nothing
+        served changes on a CopyError. The entries replaced are kept until ``keep`` or ``restore``."""
+        self._end_update()
+        incoming = self.root / "incoming"
+        shutil.rmtree(incoming, ignore_errors=True)
+        try:
+            marks = self._copy_checked(incoming)
+            names = set(copied_entries(incoming)) | set(copied_entries(self.repository))
+            changed = sorted(n for n in names if not same_entry(incoming / n, self.repository / n))
+            self._previous.mkdir()
+            for name in changed:
+                if (self.repository / name).exists():
+                    os.rename(self.repository / name, self._previous / name)
+                if (incoming / name).exists():
+                    os.rename(incoming / name, self.repository / name)
+                self._replaced.append(name)
+        except OSError as e:
+            self.restore()
+            raise CopyError(f"could not copy model repository {self.source} to serve it ({e}); expected room in "
+                            f"{self.root.parent} for a copy of its models: free space there (or set TMPDIR), then "
+                            "load again") from e
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+        return changed, marks
+
+    def keep(self) -> None:
+        """The update's entries are served: the ones it replaced are removed."""
+        self._end_update()
+
+    def restore(self) -> list[str]:
+        """Put back what the last update replaced, each entry with the time now (so tritonserver loads it again); the
+        names put back."""
+        restored = list(self._replaced)
+        for name in restored:
+            _remove_entry(self.repository / name)
+            if (self._previous / name).exists():
+                os.rename(self._previous / name, self.repository / name)
+                _touch_all(self.repository / name)
+        self._replaced = []
+        shutil.rmtree(self._previous, ignore_errors=True)
+        return restored
+
+    def check(self, error: type[Exception]) -> None:
+        """Raise ``error`` if the served copy no longer holds what was copied (a cleaner of the temporary folder?)."""
+        try:
+            require_servable(self.repository, error)
+        except Exception as e:
+            raise error(f"the copy of model repository {self.source} that is served ({self.repository}) lost or changed "
+                        f"files since it was made ({e}); expected it untouched while serve runs: keep cleaners of "
+                        f"temporary files away from {self.root} (or set TMPDIR), and restart serve") from e
+
+    def close(self) -> None:
+        """Remove the copy (its guard has stopped tritonserver)."""
+        self._closer()
+
+    def _end_update(self) -> None:
+        self._replaced = []
+        shutil.rmtree(self._previous, ignore_errors=True)
+
+    def _copy_checked(self, destination: Path) -> FileMarks:
+        """Copy ``source`` into ``destination`` once it is servable (its models there, as sealed, their tuned values
+        ones their steps take); the marks of its files before the copy. A copy that fails the source's seal or whose
+        files changed meanwhile (an export still writing) is a CopyError."""
+        require_servable(self.source, CopyError)
+        try:
+            check_tuned_values(self.source)  # a value its step refuses: the step would run on defaults, or not load
+        except ConfigError as e:
+            raise CopyError(str(e)) from e
+        marks = repository_marks(self.source)
+        try:
+            copy_repository(self.source, destination)
+        except OSError as e:
+            raise CopyError(f"could not copy model repository {self.source} to serve it ({e}); expected room in "
+                            f"{self.root.parent} for a copy of its models: free space there (or set TMPDIR)") from e
+        problems = seal_problems(destination) or [f"{name} changed" for name in
+                                                   changed_files(marks, repository_marks(self.source))]
+        if problems:
+            shutil.rmtree(destination, ignore_errors=True)
+            shown = "; ".join(problems[:5])
+            raise CopyError(f"model repository {self.source} changed while it was copied to be served ({shown}; "
+                            f"{SEAL_FILE} says what was written): expected a folder no one writes to; finish the export "
+                            "or copy into it, then start or load again")
+        return marks
+
+
+def _remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _remove(root: Path, lock: int) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        os.close(lock)
+    except OSError:
+        pass
