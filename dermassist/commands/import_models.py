@@ -52,6 +52,7 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
     from training.export.repository import restored_on_failure
     from training.export.steps import record_trained_crop_threshold, reset_for_imported, set_crop_colour, set_crop_threshold
     from training.importer import run_import
+    from training.release import file_sha256
 
     with restored_on_failure(repository, ImportModelError):
         for kind, path in jobs:
@@ -59,7 +60,8 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
             reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
             if kind == "torch":
                 record_trained_crop_threshold(repository, None if crops is None else crops[0])
-            mark_not_release(repository, f"{kind} {path}")
+            # where it came from, wherever serve is started, and which file it was (two files of one name differ)
+            mark_not_release(repository, f"{kind} {path.resolve()} (sha256:{file_sha256(path)[:16]})")
         if tuned is not None:
             set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
         if crops is not None and crops[1]:

@@ -60,27 +60,30 @@ def test_torch_class_count_architecture_and_success(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_models_leaves_it(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The release's REFER threshold and OOD statistics belong to its own classifier: with an imported one every
     image came back out of distribution, and `dermassist models` reported the release's figures for it."""
     from dermassist.base.repository import IMPORTED, RELEASE_STAMP, tuned_file
     from preprocess.contract import CROP_MODEL, DEFAULT_REFER_THRESHOLD, TRIAGE_MODEL
     from preprocess.params import read_tuned
     from preprocess.triage import OOD_UNCHECKED
-    from training.release import RELEASE_DIR, read_release
+    from training.release import RELEASE_DIR, file_sha256, read_release
 
     release, version = read_release(RELEASE_DIR)["name"], read_release(RELEASE_DIR)["version"]
     repo = tmp_path / "repo"
     assert main(["models", "--repository", str(repo), "--reports", str(tmp_path / "reports")]) == 0  # the release
     assert read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))["ood_limit"] == 1.0
     state = _state_dict(tmp_path, "resnet18", 8)
+    monkeypatch.chdir(state.parent)  # the file named as typed, relative to the shell's folder
     with caplog.at_level(logging.WARNING):
-        assert main(["import", "--torch", str(state), "--repository", str(repo)]) == 0
+        assert main(["import", "--torch", state.name, "--repository", str(repo)]) == 0
     assert "served uncalibrated" in caplog.text and "out-of-distribution check is off" in caplog.text
     triage = read_tuned(str(tuned_file(repo, TRIAGE_MODEL).parent))
     assert triage["ood_limit"] == OOD_UNCHECKED and triage["refer_threshold"] == DEFAULT_REFER_THRESHOLD
     assert read_tuned(str(tuned_file(repo, CROP_MODEL).parent))["colour_constancy"] == 0.0
-    assert (repo / RELEASE_STAMP).read_text() == f"{IMPORTED} segmenter of release {release} version {version}; torch {state}\n"
+    # the origin names the file wherever serve starts, and which file it was (upgrade audit, L2)
+    origin = f"torch {state.resolve()} (sha256:{file_sha256(state)[:16]})"
+    assert (repo / RELEASE_STAMP).read_text() == f"{IMPORTED} segmenter of release {release} version {version}; {origin}\n"
     model = repo / "lesion_classifier" / "1" / "model.pt"
     before = model.stat().st_mtime_ns
     caplog.clear()
