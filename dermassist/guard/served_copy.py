@@ -13,6 +13,7 @@ import filecmp
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 import weakref
@@ -65,6 +66,8 @@ def copy_repository(source: Path, destination: Path) -> None:
                             copy_function=shutil.copy)
         else:
             shutil.copy(source / name, destination / name)
+    for folder, _, _ in os.walk(destination):  # a release made read-only (chmod -R a-w) gives read-only folders: the
+        os.chmod(folder, os.stat(folder).st_mode | stat.S_IRWXU)  # copy's must be the guard's to swap and remove
 
 
 def same_entry(a: Path, b: Path) -> bool:

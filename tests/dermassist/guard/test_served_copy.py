@@ -54,6 +54,23 @@ def test_the_copy_holds_the_served_files_themselves_and_names_the_same_release_a
     assert not copy.root.exists()
 
 
+def test_a_read_only_release_gives_a_copy_the_guard_can_change_and_remove(source: Path, tmp_path: Path) -> None:
+    import stat
+
+    for folder, _, _ in os.walk(source):  # made read-only, as a release never changed in place may be
+        os.chmod(folder, 0o555)
+    try:
+        copy = ServedCopy(source, parent=tmp_path)
+        copy.fill()
+        modes = {os.stat(folder).st_mode & stat.S_IRWXU for folder, _, _ in os.walk(copy.repository)}
+        assert modes == {stat.S_IRWXU}
+    finally:
+        for folder, _, _ in os.walk(source):
+            os.chmod(folder, 0o755)
+    copy.close()
+    assert not copy.root.exists()
+
+
 def test_a_source_that_fails_its_seal_or_changes_while_copied_is_refused_naming_it(source: Path, tmp_path: Path,
                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _tuned(source, 0.4)  # changed after the seal was written
