@@ -36,6 +36,7 @@ def is_step_failure(code: grpc.StatusCode, details: str) -> bool:
 DEADLINE_SLACK_S = 0.1
 DEADLINE_PASSED = "the client's deadline passed before the answer"
 DEADLINE_ARRIVING = f"{DEADLINE_PASSED}: it passed while the request was still arriving"
+ANSWERED_LATE = f"{DEADLINE_PASSED}: the answer was ready after it and not delivered"
 NOT_ONE_MESSAGE = ("the request did not arrive as one message: it was larger than the front reads (--max-request-mib) "
                    "or the client sent none; send fewer images per call")
 
@@ -44,9 +45,13 @@ def audited_status(status: grpc.StatusCode, error: str | None,
                    remaining_s: float | None) -> tuple[grpc.StatusCode, str | None]:
     """The status a call's audit line records: a failure after the client's deadline passed is the deadline (the
     client got that, not this), with the failure named unless it was the forwarded call's own DEADLINE_EXCEEDED,
-    which ran out with the client's (which of the two fires first under load is a race: said once either way)."""
-    if status == grpc.StatusCode.OK or remaining_s is None or remaining_s > 0 or (error or "").startswith(DEADLINE_PASSED):
+    which ran out with the client's (which of the two fires first under load is a race: said once either way); an
+    answer ready only after the deadline (its pictures hashed for the trail meanwhile) is the deadline too: gRPC does
+    not deliver it, and the client, whose deadline passed first, got DEADLINE_EXCEEDED."""
+    if remaining_s is None or remaining_s > 0 or (error or "").startswith(DEADLINE_PASSED):
         return status, error
+    if status == grpc.StatusCode.OK:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, ANSWERED_LATE
     upstream = "" if status == grpc.StatusCode.DEADLINE_EXCEEDED else f" ({status.name}: {error})"
     return grpc.StatusCode.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED}{upstream}"
 
@@ -73,7 +78,7 @@ GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
 UNDELIVERED = ("gRPC could not deliver a call's answer or status (%s): the client went, its deadline passed, or it "
                "refused the answer's size (answers with CROP and CAM reach about 0.27 MB an image, 8.5 MB for 32 images, "
                "over the 4 MiB a plain gRPC client accepts by default: docs/sdk.md, 'Calling without the SDK'); the audit "
-               "line of an inference says OK when its answer was handed to gRPC")
+               "line of an inference says OK when its answer was handed to gRPC before the client's deadline")
 
 
 class UndeliveredAnswer(logging.Filter):

@@ -121,12 +121,47 @@ def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_pa
 def test_a_forwarded_call_that_ran_out_with_the_clients_deadline_is_said_once() -> None:
     """Which fires first under load, the forwarded call's own deadline or the client's cancel, is a race: the line said
     "... before the answer (DEADLINE_EXCEEDED: Deadline Exceeded)" when the forwarded call's came first (a CI run)."""
-    from dermassist.guard.statuses import audited_status
+    from dermassist.guard.statuses import ANSWERED_LATE, audited_status
 
     code = grpc.StatusCode
     assert audited_status(code.DEADLINE_EXCEEDED, "Deadline Exceeded", -0.01) == (code.DEADLINE_EXCEEDED, DEADLINE_PASSED)
     assert audited_status(code.UNAVAILABLE, "Socket closed", 0.0) == (
         code.DEADLINE_EXCEEDED, f"{DEADLINE_PASSED} (UNAVAILABLE: Socket closed)")  # another failure is still named
     assert audited_status(code.UNAVAILABLE, "Socket closed", 0.5) == (code.UNAVAILABLE, "Socket closed")  # in time
-    assert audited_status(code.OK, None, -1.0) == (code.OK, None)  # an answer is an answer
+    assert audited_status(code.OK, None, 0.2) == (code.OK, None)  # answered in time
+    assert audited_status(code.OK, None, None) == (code.OK, None)  # no deadline
+    # ready after the deadline: not delivered (the client got DEADLINE_EXCEEDED), and the trail said OK
+    assert audited_status(code.OK, None, -0.05) == (code.DEADLINE_EXCEEDED, ANSWERED_LATE)
+    assert ANSWERED_LATE == "the client's deadline passed before the answer: the answer was ready after it and not delivered"
     assert audited_status(code.CANCELLED, DEADLINE_PASSED, -1.0) == (code.CANCELLED, DEADLINE_PASSED)  # said already
+
+
+def test_an_answer_ready_only_after_the_clients_deadline_is_audited_as_not_delivered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in Triton answers at once, but hashing the pictures for the trail outlasts the client's deadline: the
+    client got DEADLINE_EXCEEDED and no answer, while its line said OK."""
+    from dermassist.guard.statuses import ANSWERED_LATE
+
+    real = front_module.request_images
+
+    def slower_than_the_deadline(request, key):
+        time.sleep(2.0)
+        return real(request, key)
+
+    monkeypatch.setattr(front_module, "request_images", slower_than_the_deadline)
+    audit = tmp_path / "audit.jsonl"
+    with front_before_stand_in(audit) as served:
+        client = grpcclient.InferenceServerClient(served.address)
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
+        try:
+            with pytest.raises(InferenceServerException) as info:
+                client.infer(ENSEMBLE_NAME, [tensor], request_id="late-answer-1", client_timeout=1.0)
+        finally:
+            client.close()
+        deadline = time.monotonic() + 10
+        while not audit_lines(audit) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "DEADLINE_EXCEEDED" in str(info.value.status())
+    (line,) = audit_lines(audit)
+    assert (line["request_id"], line["status"], line["error"]) == ("late-answer-1", "DEADLINE_EXCEEDED", ANSWERED_LATE)
