@@ -46,7 +46,7 @@ from preprocess.contract import ALL_MODELS, ENSEMBLE_NAME, STEP_MODELS
 
 from ..base.errors import ConfigError, DermAssistError, ServerError
 from ..base.repository import FileMarks, changed_files, repository_marks, served_identity
-from ..base.server import TritonServer, bind_problem, free_ports, private_shm_regions
+from ..base.server import TritonServer, bind_problem, free_ports, private_shm_regions, remove_orphans
 from ..base.server_config import ServerConfig
 from .admin import admin_key_problem
 from .audit import AuditLog, resumed_record
@@ -227,6 +227,7 @@ class Guard:
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
             self._check_public_ports()
             if self.copy is not None:  # and a repository that could never serve (it stayed not ready until stopped)
+                await asyncio.to_thread(remove_orphans)  # a guard killed outright left its copy: room for this one
                 self._source_marks = await asyncio.to_thread(self.copy.fill)
         except BaseException:
             self.audit.close()
@@ -610,10 +611,10 @@ class Guard:
         """Read the release and build the answers name from the served repository (after Triton loaded models); when
         it cannot be read, the identity is unknown (the answers name none), never a stale one; a read that a newer
         change of the served models overtook is dropped."""
+        if self._identity_lost or self.model_loads.locked():  # not known; or a load changes the copy (it reads after)
+            return
         generation = self._identity_generation
         self._identity_due = False
-        if self._identity_lost:
-            return
         try:
             release, build = await asyncio.to_thread(served_identity, self.triton_config.repository)
             # the folder its copy was made from, as copied; a tritonserver the guard was given reads the folder itself
@@ -667,12 +668,13 @@ class Guard:
         self._identity_due = True
         self._identity_generation += 1
 
-    def models_changing(self) -> tuple[dict[str, str], bool, int]:
-        """An admin load or unload is about to run: the answers name no build meanwhile (``models_loaded``), and the
-        stubs it stops are no faults until ``models_changed``; what was named before, for ``models_unchanged`` when it
-        fails."""
+    def models_changing(self, forget: bool = True) -> tuple[dict[str, str], bool, int]:
+        """An admin load or unload is about to run: the answers name no build meanwhile (``models_loaded``; not with
+        ``forget`` false, for a load that changes no model), and the stubs it stops are no faults until
+        ``models_changed``; what was named before, for ``models_unchanged`` when it fails."""
         before = (self.identity, self._identity_due)
-        self.models_loaded()
+        if forget:
+            self.models_loaded()
         self._planned += 1
         return (*before, self._identity_generation)
 
@@ -698,31 +700,37 @@ class Guard:
         when it cannot be served: nothing changed), load each step whose files changed, then ``load`` (the ensemble's
         load, forwarded to Triton). The copy is kept if all loaded; else the one served before is put back and its
         steps loaded again, and a LoadFailed raised. A step is loaded by itself because Triton's load of an ensemble
-        succeeds when a step it reloads fails, the step's older version serving on under the new files' build. One at
-        a time; run it in a task of its own (``start_load_copied``): it goes on to its end when the admin call that
-        asked for it is cancelled."""
+        succeeds when a step it reloads fails, the step's older version serving on under the new files' build. The
+        release and build are read from the copy once the load has ended, never while it runs (a heal's read then
+        would name files that may be put back). One at a time; run it in a task of its own (``start_load_copied``):
+        it goes on to its end when the admin call that asked for it is cancelled."""
         copy = self._served_copy()
+        failed: LoadFailed | None = None
         async with self.model_loads:
+            # a planned change whatever changed: Triton may replace the instances of a step whose files it takes for
+            # changed; the answers name no build while a model it loads changed
             changed, marks = await asyncio.to_thread(copy.update)  # a CopyError: nothing changed
+            models = sorted(set(changed) & set(ALL_MODELS))
             if changed:
                 logger.info("loading the ensemble: the served copy takes the changed %s of %s", ", ".join(changed),
                             self.source)
-            # the answers name no build while Triton loads (the copy's and the folder's top-level files alone change
-            # no model: their answers are named on)
-            before = self.models_changing() if set(changed) & set(ALL_MODELS) else None
+            self.models_changing(forget=bool(models))
             try:
                 for step in (m for m in STEP_MODELS if m in changed):
                     await self._load_model(step)
                 answer = await load()
             except grpc.aio.AioRpcError as e:
-                restored = await self._load_previous(before, describe(e))
-                raise LoadFailed(e, restored) from e
+                failed = LoadFailed(e, await self._load_previous(describe(e)))
+            else:
+                copy.keep()
+                self._source_marks = marks
             finally:
-                if before is not None:
-                    self.models_changed()
-            copy.keep()
-            self._source_marks = marks
+                self.models_changed()
+        if models or failed is not None:
+            self.models_loaded()  # read from the copy now served, whatever was read meanwhile
         await self.read_identity()
+        if failed is not None:
+            raise failed
         return answer
 
     async def _load_model(self, model: str) -> None:
@@ -737,14 +745,20 @@ class Guard:
         return task
 
     def _load_ended(self, task: asyncio.Task[Any]) -> None:
+        """Say how an admin load of the ensemble ended when it did not load (its caller may be gone: its audit line
+        then says only that the call ended)."""
         self._identity_reads.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("admin load of the ensemble ended: %s", task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, LoadFailed):
+            logger.warning("an admin load of the ensemble failed (%s); %s", error, "the models served before are served "
+                           "again" if error.restored else "the models served before could not all be loaded again")
+        elif error is not None:
+            logger.warning("an admin load of the ensemble was refused, nothing loaded: %s", error)
 
-    async def _load_previous(self, before: tuple[dict[str, str], bool, int] | None, why: str) -> bool:
+    async def _load_previous(self, why: str) -> bool:
         """A load of the updated copy failed (``why``): put back the copy served before and load its steps that the
-        update had replaced, then the ensemble, so that each serves its earlier version again and the answers name
-        the build they named; whether that succeeded (if not, the answers name no build until a restart)."""
+        update had replaced, then the ensemble, so that each serves its earlier version again; whether that succeeded
+        (if not, the answers name no build until a restart)."""
         restored = await asyncio.to_thread(self._served_copy().restore)
         if restored:
             logger.warning("the admin load of the ensemble failed (%s): loading the models served before again (%s)",
@@ -759,8 +773,6 @@ class Guard:
                 self._identity_lost = True
                 self._suspect.set()
                 return False
-        if before is not None:
-            self.models_unchanged(before)
         return True
 
     def read_identity_soon(self) -> None:

@@ -9,6 +9,7 @@ its models came from. The operator's folder is only read.
 """
 from __future__ import annotations
 
+import errno
 import filecmp
 import logging
 import os
@@ -18,6 +19,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -26,6 +28,7 @@ from preprocess.contract import ALL_MODELS
 from ..base.errors import ConfigError, DermAssistError
 from ..base.repository import SEAL_FILE, FileMarks, changed_files, repository_marks, require_servable, seal_problems
 from ..base.server import RUN_FOLDER_PREFIX, check_tuned_values, hold_run_folder
+from ..base.server_config import unservable_chars
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +85,41 @@ def same_entry(a: Path, b: Path) -> bool:
     return all(same_entry(a / n, b / n) for n in names)
 
 
+def copy_problem(error: OSError, folder: Path) -> str:
+    """What went wrong copying the models into ``folder`` (the first file of a copy that failed on many), with the fix
+    its cause calls for: room, permissions, or a path."""
+    text = str(error)
+    if isinstance(error, shutil.Error) and error.args and isinstance(error.args[0], list) and error.args[0]:
+        failures = error.args[0]
+        source, _, why = failures[0]
+        text = f"{why}, copying {source}" + (f", and {len(failures) - 1} more files" if len(failures) > 1 else "")
+    if error.errno == errno.ENOSPC or f"[Errno {errno.ENOSPC}]" in text:
+        fix = (f"free space in {folder} (room for two copies of the models: the one served, and one made at each admin "
+               "load), or start serve again with TMPDIR naming a folder that has it")
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or any(
+            f"[Errno {code}]" in text for code in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        fix = f"let serve's user write in {folder}, or start serve again with TMPDIR naming a folder it can write"
+    else:
+        fix = f"make {folder} a folder serve's user can write and that has room, or start serve again with TMPDIR naming one"
+    return f"{text}; {fix}"
+
+
+def remove_tree(path: Path) -> None:
+    """Remove the folder ``path``, its read-only folders included (their modes are set to the owner's); what cannot be
+    removed is logged, never raised."""
+    def writable_and_again(function: Any, name: str, _: Any) -> None:
+        parent = os.path.dirname(name)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+        function(name)
+
+    try:
+        shutil.rmtree(path, onerror=writable_and_again)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logger.warning("could not remove %s, the guard's copy of the models: %s", path, e)
+
+
 def _touch_all(root: Path) -> None:
     """Give every file and folder under ``root`` the time now: tritonserver then takes it for a changed model."""
     now = time.time()
@@ -97,11 +135,26 @@ class ServedCopy:
     ``close`` removes it. ``repository`` is the folder tritonserver is given."""
 
     def __init__(self, source: Path, parent: Path | None = None) -> None:
+        """CopyError when no folder for the copy can be made under ``parent`` (default: the temporary folder)."""
         self.source = Path(source).resolve()
-        self.root = Path(tempfile.mkdtemp(prefix=COPY_PREFIX, dir=parent))
-        self._lock = hold_run_folder(self.root, "")
-        self.repository = self.root / "repository"
-        self.repository.mkdir()
+        folder = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+        unservable = unservable_chars(folder)
+        if unservable:  # tritonserver is given the copy's path
+            raise CopyError(f"the temporary folder {folder} has {', '.join(map(repr, unservable))} in its path, which "
+                            "tritonserver 2.51 cannot serve models from (serve copies the models there); expected a "
+                            "path of plain ASCII without spaces: start serve with TMPDIR naming one")
+        wanted = os.environ.get("TMPDIR")
+        if parent is None and wanted and Path(wanted).resolve() != folder.resolve():
+            logger.warning("TMPDIR is %s, but Python's temporary folder is %s (TMPDIR cannot be written): the copy of "
+                           "the models served goes there", wanted, folder)
+        try:
+            self.root = Path(tempfile.mkdtemp(prefix=COPY_PREFIX, dir=folder))
+            self._lock = hold_run_folder(self.root, "")
+            self.repository = self.root / "repository"
+            self.repository.mkdir()
+        except OSError as e:
+            raise CopyError(f"cannot make a folder under {folder} for the copy of model repository {self.source} that "
+                            f"serve serves: {copy_problem(e, folder)}") from e
         self._previous = self.root / "previous"  # what an update replaced, until kept or restored
         self._replaced: list[str] = []
         self._closer = weakref.finalize(self, _remove, self.root, self._lock)
@@ -120,25 +173,24 @@ class ServedCopy:
         served changes on a CopyError. The entries replaced are kept until ``keep`` or ``restore``."""
         self._end_update()
         incoming = self.root / "incoming"
-        shutil.rmtree(incoming, ignore_errors=True)
+        remove_tree(incoming)
         try:
             marks = self._copy_checked(incoming)
             names = set(copied_entries(incoming)) | set(copied_entries(self.repository))
             changed = sorted(n for n in names if not same_entry(incoming / n, self.repository / n))
             self._previous.mkdir()
             for name in changed:
+                self._replaced.append(name)  # before its renames: a swap cut between them is put back whole
                 if (self.repository / name).exists():
                     os.rename(self.repository / name, self._previous / name)
                 if (incoming / name).exists():
                     os.rename(incoming / name, self.repository / name)
-                self._replaced.append(name)
         except OSError as e:
             self.restore()
-            raise CopyError(f"could not copy model repository {self.source} to serve it ({e}); expected room in "
-                            f"{self.root.parent} for a copy of its models: free space there (or set TMPDIR), then "
-                            "load again") from e
+            raise CopyError(f"could not put the new copy of model repository {self.source} in place of the one served: "
+                            f"{copy_problem(e, self.root.parent)}") from e
         finally:
-            shutil.rmtree(incoming, ignore_errors=True)
+            remove_tree(incoming)
         return changed, marks
 
     def keep(self) -> None:
@@ -155,7 +207,7 @@ class ServedCopy:
                 os.rename(self._previous / name, self.repository / name)
                 _touch_all(self.repository / name)
         self._replaced = []
-        shutil.rmtree(self._previous, ignore_errors=True)
+        remove_tree(self._previous)
         return restored
 
     def check(self, error: type[Exception]) -> None:
@@ -173,7 +225,7 @@ class ServedCopy:
 
     def _end_update(self) -> None:
         self._replaced = []
-        shutil.rmtree(self._previous, ignore_errors=True)
+        remove_tree(self._previous)
 
     def _copy_checked(self, destination: Path) -> FileMarks:
         """Copy ``source`` into ``destination`` once it is servable (its models there, as sealed, their tuned values
@@ -188,12 +240,14 @@ class ServedCopy:
         try:
             copy_repository(self.source, destination)
         except OSError as e:
-            raise CopyError(f"could not copy model repository {self.source} to serve it ({e}); expected room in "
-                            f"{self.root.parent} for a copy of its models: free space there (or set TMPDIR)") from e
+            if destination != self.repository:  # a start that fails leaves the whole copy to close()
+                remove_tree(destination)
+            raise CopyError(f"could not copy model repository {self.source} to serve it: "
+                            f"{copy_problem(e, self.root.parent)}") from e
         problems = seal_problems(destination) or [f"{name} changed" for name in
                                                    changed_files(marks, repository_marks(self.source))]
         if problems:
-            shutil.rmtree(destination, ignore_errors=True)
+            remove_tree(destination)
             shown = "; ".join(problems[:5])
             raise CopyError(f"model repository {self.source} changed while it was copied to be served ({shown}; "
                             f"{SEAL_FILE} says what was written): expected a folder no one writes to; finish the export "
@@ -203,13 +257,13 @@ class ServedCopy:
 
 def _remove_entry(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     else:
         path.unlink(missing_ok=True)
 
 
 def _remove(root: Path, lock: int) -> None:
-    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(root)
     try:
         os.close(lock)
     except OSError:

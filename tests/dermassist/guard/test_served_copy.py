@@ -254,3 +254,178 @@ def test_a_load_of_a_folder_that_cannot_be_copied_changes_nothing(source: Path, 
         asyncio.run(guard.load_copied(_ensemble_load(guard)))
     assert loaded == [] and guard.identity == first and guard._planned == 0
     guard.copy.close()
+
+
+def test_a_load_that_changes_no_model_file_is_still_a_planned_change(source: Path, tmp_path: Path) -> None:
+    """Triton decides what to reload from the folders' times: a step it took for changed (byte-code written beside its
+    model.py) was replaced during a load that changed nothing, and its stubs' exits were healed as a fault (review 24,
+    H1)."""
+    import asyncio
+
+    guard, loaded, named = _loading_guard(source, tmp_path, failing=set())
+    planned: list[bool] = []
+    load = _ensemble_load(guard)
+
+    async def watched() -> object:
+        planned.append(guard.changing_models())
+        return await load()
+
+    asyncio.run(guard.load_copied(watched))
+    assert planned == [True] and loaded == ["dermassist"]
+    assert named == [guard.identity] and guard.identity["build"] == served_build(source)  # named throughout
+    guard.copy.close()
+
+
+def test_a_read_of_the_identity_during_a_load_that_fails_does_not_outlast_it(source: Path, tmp_path: Path) -> None:
+    """A heal that ended during a load read the half-updated copy; the load then failed and was put back, and the
+    answers named the build of the files that had failed to load (review 24, M1)."""
+    import asyncio
+
+    from dermassist.guard.served_copy import LoadFailed
+
+    guard, loaded, _ = _loading_guard(source, tmp_path, failing={"triage"})
+    first = dict(guard.identity)
+    real = guard.triton.RepositoryModelLoad
+
+    async def load_with_a_heal_ending(request, metadata, timeout):
+        if request.model_name == "triage" and "triage" not in loaded:
+            guard.models_loaded()  # a heal's restart or reload ended meanwhile: its readiness reads the identity
+            await guard.read_identity()
+            assert guard.identity == {}  # not read while the copy changes
+        return await real(request, metadata=metadata, timeout=timeout)
+
+    guard.triton.RepositoryModelLoad = load_with_a_heal_ending
+    _tuned(source, 0.6)
+    seal(source)
+    with pytest.raises(LoadFailed):
+        asyncio.run(guard.load_copied(_ensemble_load(guard)))
+    assert guard.identity == first == {"release": "tiny version 1", "build": served_build(guard.copy.repository)}
+    guard.copy.close()
+
+
+def test_a_swap_cut_between_its_two_renames_puts_the_served_entry_back(source: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The served triage folder had been moved aside, the new one failed to move in, and the old one was deleted with
+    the entries replaced (review 24, M3)."""
+    copy = ServedCopy(source, parent=tmp_path)
+    copy.fill()
+    build = served_build(copy.repository)
+    _tuned(source, 0.6)
+    seal(source)
+    real = os.rename
+
+    def failing_rename(src, dst):
+        if Path(src).parent.name == "incoming" and Path(src).name == "triage":
+            raise OSError(5, "Input/output error")
+        real(src, dst)
+
+    monkeypatch.setattr(served_copy.os, "rename", failing_rename)
+    with pytest.raises(CopyError, match=r"could not put the new copy of model repository .* in place of the one "
+                                        r"served: \[Errno 5\] Input/output error"):
+        copy.update()
+    monkeypatch.setattr(served_copy.os, "rename", real)
+    assert (copy.repository / "triage" / "1" / "model.py").is_file()
+    assert served_build(copy.repository) == build
+    copy.close()
+
+
+def test_an_admin_load_that_ends_after_its_caller_went_is_told_in_the_log(source: Path, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    guard, _, _ = _loading_guard(source, tmp_path, failing=set())
+    _tuned(source, 0.6)  # not sealed: refused
+
+    async def load_whose_caller_went() -> None:
+        task = guard.start_load_copied(_ensemble_load(guard))
+        await asyncio.wait({task})
+
+    guard._identity_reads = set()
+    with caplog.at_level(logging.WARNING, logger="dermassist.guard.guard"):
+        asyncio.run(load_whose_caller_went())
+    (record,) = caplog.records
+    assert record.getMessage().startswith("an admin load of the ensemble was refused, nothing loaded: the model files "
+                                          f"of {source} are not those written there")
+    guard.copy.close()
+
+
+def test_a_temporary_folder_tritonserver_cannot_serve_from_is_named_as_the_cause(source: Path, tmp_path: Path) -> None:
+    """A TMPDIR with a space was blamed on --repository, whose folder was fine (review 24, L3)."""
+    spaced = tmp_path / "a b"
+    spaced.mkdir()
+    with pytest.raises(CopyError, match=rf"the temporary folder {spaced} has ' ' in its path, which tritonserver 2.51 "
+                                        "cannot serve models from .* start serve with TMPDIR naming one"):
+        ServedCopy(source, parent=spaced)
+    assert list(spaced.iterdir()) == []
+
+
+def test_a_copy_that_fails_says_why_with_the_fix_its_cause_calls_for(tmp_path: Path) -> None:
+    import errno
+
+    from dermassist.guard.served_copy import copy_problem
+
+    full = copy_problem(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    assert full == (f"[Errno 28] No space left on device; free space in {tmp_path} (room for two copies of the "
+                    "models: the one served, and one made at each admin load), or start serve again with TMPDIR naming "
+                    "a folder that has it")
+    many = shutil.Error([("/m/a.pt", "/c/a.pt", "[Errno 13] Permission denied: '/c/a.pt'"),
+                         ("/m/b.pt", "/c/b.pt", "[Errno 13] Permission denied: '/c/b.pt'")])
+    assert copy_problem(many, tmp_path) == (f"[Errno 13] Permission denied: '/c/a.pt', copying /m/a.pt, and 1 more "
+                                            f"files; let serve's user write in {tmp_path}, or start serve again with "
+                                            "TMPDIR naming a folder it can write")
+
+
+_READ_ONLY_RELEASE = """
+import json, os, stat, sys
+from pathlib import Path
+from dermassist.base.repository import seal, served_build
+from dermassist.guard.served_copy import ServedCopy
+
+source, parent = Path(sys.argv[1]), Path(sys.argv[2])
+for folder, _, _ in os.walk(source):
+    os.chmod(folder, 0o555)  # a release made read-only, as one never changed in place may be
+copy = ServedCopy(source, parent=parent)
+copy.fill()
+for folder in (source, source / "triage", source / "triage" / "1"):
+    os.chmod(folder, 0o755)
+(source / "triage" / "1" / "tuned.json").write_text(json.dumps({"values": {"refer_threshold": 0.6}}))
+seal(source)
+assert copy.update()[0] == [".artifacts.sha256", "triage"]
+copy.keep()
+assert served_build(copy.repository) == served_build(source)
+copy.close()
+print("left:", sorted(p.name for p in parent.iterdir()))
+"""
+
+
+def test_a_read_only_release_is_copied_updated_and_removed_by_a_user_without_privileges(source: Path) -> None:
+    """As the image's non-root user: the copy's read-only folders could be neither swapped nor removed, and every copy
+    was left behind (review 24, M2). Run as `nobody` where the tests run as root (root may write anywhere)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.conftest import PROJECT_ROOT
+
+    shared = Path(tempfile.mkdtemp(prefix="dermassist-readonly-"))
+    try:
+        os.chmod(shared, 0o777)
+        release = shared / "release"
+        shutil.copytree(source, release, symlinks=False)
+        parent = shared / "tmp"
+        parent.mkdir()
+        command = [sys.executable, "-c", _READ_ONLY_RELEASE, str(release), str(parent)]
+        if os.geteuid() == 0:
+            for folder, _, names in os.walk(shared):
+                for name in [*names, "."]:
+                    os.chown(Path(folder) / name, 65534, 65534)
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}", "PYTHONDONTWRITEBYTECODE": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip() == "left: []"
+    finally:
+        for folder, _, _ in os.walk(shared):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(shared)

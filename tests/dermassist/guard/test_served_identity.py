@@ -101,6 +101,7 @@ def test_an_answer_and_its_audit_line_name_the_release_and_build(tmp_path: Path)
 
 def _ready_guard(repository: Path):
     """A Guard whose _mark_ready runs against stand-ins (no Triton): what the identity is read from is the point."""
+    import asyncio
     import os
     import types
 
@@ -122,6 +123,7 @@ def _ready_guard(repository: Path):
     guard.source, guard.copy = repository, None  # a tritonserver it was given, reading the folder itself
     guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
     guard._identity_generation, guard._identity_reads, guard._identity_lost = 0, set(), False
+    guard.model_loads = asyncio.Lock()  # no admin load under way
     guard._planned, guard._planned_until = 0, 0.0
     guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
     return guard
