@@ -304,8 +304,9 @@ def _shown(model: str, origin: dict[str, str]) -> str:
 
 
 def imported_models(repository: Path) -> dict[str, str]:
-    """What a repository's stamp says of each model not the release's: model -> origin (``keras PATH``, ``classifier
-    stage RUN``); a model kept from a release is ``<model> of release NAME version V``. {} for a release's repository."""
+    """What a repository's stamp says of each model not the release's: model -> origin (``keras NAME
+    (sha256:16 hex)``, ``classifier stage RUN``); a model kept from a release is ``<model> of release NAME version V``.
+    {} for a release's repository."""
     return {model: _shown(model, origin) for model, origin in _origins(repository).items()}
 
 

@@ -57,16 +57,20 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
     with restored_on_failure(repository, ImportModelError):
         for kind, path in jobs:
             logger.info("%s", run_import(kind, path, repository))
-            reset_for_imported(repository, kind, f"dermassist import --{kind} {path}: not tuned")
+            reset_for_imported(repository, kind, f"dermassist import --{kind} {path.resolve()}: not tuned")
             if kind == "torch":
                 record_trained_crop_threshold(repository, None if crops is None else crops[0])
-            # where it came from, wherever serve is started, and which file it was (two files of one name differ)
-            mark_not_release(repository, f"{kind} {path.resolve()} (sha256:{file_sha256(path)[:16]})")
+            # which file it was (two files of one name differ); its name only: answers carry it to every client, and a
+            # full path names a user's home folder (the tuned-values notes, which stay on the server, keep it)
+            digest = file_sha256(path)[:16]
+            mark_not_release(repository, f"{kind} {path.name} (sha256:{digest})")
+            logger.info("%s: %s, sha256:%s", kind, path.resolve(), digest)
         if tuned is not None:
-            set_crop_threshold(repository, tuned, f"dermassist import --keras {args.keras}: tuned on validation by its run")
+            set_crop_threshold(repository, tuned,
+                               f"dermassist import --keras {Path(args.keras).resolve()}: tuned on validation by its run")
         if crops is not None and crops[1]:
             set_crop_colour(repository, crops[1],
-                            f"dermassist import --torch {args.torch}: the colour balance it trained on")
+                            f"dermassist import --torch {Path(args.torch).resolve()}: the colour balance it trained on")
         seal(repository)  # the last act: serve checks the files against it
 
 
