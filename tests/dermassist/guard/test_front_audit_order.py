@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 import numpy as np
@@ -90,21 +91,17 @@ def test_a_refusal_whose_client_gave_up_while_it_was_audited_is_recorded_as_the_
     assert line["status"] == "DEADLINE_EXCEEDED" and "no model named" in line["error"], line
 
 
-def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_path: Path) -> None:
-    """gRPC forgets a call's peer once the call has ended: the line of a call the client's deadline cut had "peer": ""
-    while every other line records ipv4:... The stand-in Triton takes longer than the client waits."""
-    async def slow_answer(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await asyncio.sleep(3)
-        return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
-
+def _line_of_a_call_past_its_deadline(tmp_path: Path, request_id: str, **stand_in: Any) -> dict:
+    """Call a front before a stand-in Triton (``stand_in``: front_before_stand_in's options) with a 1 s deadline, check
+    the client got DEADLINE_EXCEEDED, and return the call's one audit line."""
     audit = tmp_path / "audit.jsonl"
-    with front_before_stand_in(audit, model_infer=slow_answer) as served:
+    with front_before_stand_in(audit, **stand_in) as served:
         client = grpcclient.InferenceServerClient(served.address)
         tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
         try:
             with pytest.raises(InferenceServerException) as info:  # 0.3 s could pass while it arrived, on a loaded host
-                client.infer(ENSEMBLE_NAME, [tensor], request_id="too-slow-1", client_timeout=1.0)
+                client.infer(ENSEMBLE_NAME, [tensor], request_id=request_id, client_timeout=1.0)
         finally:
             client.close()
         deadline = time.monotonic() + 10
@@ -112,6 +109,17 @@ def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_pa
             time.sleep(0.05)
     assert "DEADLINE_EXCEEDED" in str(info.value.status())
     (line,) = audit_lines(audit)
+    return line
+
+
+def test_the_line_of_a_call_past_its_deadline_records_the_callers_address(tmp_path: Path) -> None:
+    """gRPC forgets a call's peer once the call has ended: the line of a call the client's deadline cut had "peer": ""
+    while every other line records ipv4:... The stand-in Triton takes longer than the client waits."""
+    async def slow_answer(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(3)
+        return service_pb2.ModelInferResponse(model_name=ENSEMBLE_NAME).SerializeToString()
+
+    line = _line_of_a_call_past_its_deadline(tmp_path, "too-slow-1", model_infer=slow_answer)
     assert line["peer"].startswith("ipv4:127.0.0.1:"), line
     assert (line["request_id"], line["status"]) == ("too-slow-1", "DEADLINE_EXCEEDED")
     assert line["error"] == DEADLINE_PASSED  # said once (it was said twice: "... (DEADLINE_EXCEEDED: ...)")
@@ -149,19 +157,5 @@ def test_an_answer_ready_only_after_the_clients_deadline_is_audited_as_not_deliv
         return real(request, key)
 
     monkeypatch.setattr(front_module, "request_images", slower_than_the_deadline)
-    audit = tmp_path / "audit.jsonl"
-    with front_before_stand_in(audit) as served:
-        client = grpcclient.InferenceServerClient(served.address)
-        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
-        tensor.set_data_from_numpy(np.array([[b"\xff\xd8 not really a picture"]], dtype=object))
-        try:
-            with pytest.raises(InferenceServerException) as info:
-                client.infer(ENSEMBLE_NAME, [tensor], request_id="late-answer-1", client_timeout=1.0)
-        finally:
-            client.close()
-        deadline = time.monotonic() + 10
-        while not audit_lines(audit) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert "DEADLINE_EXCEEDED" in str(info.value.status())
-    (line,) = audit_lines(audit)
+    line = _line_of_a_call_past_its_deadline(tmp_path, "late-answer-1")
     assert (line["request_id"], line["status"], line["error"]) == ("late-answer-1", "DEADLINE_EXCEEDED", ANSWERED_LATE)
