@@ -259,14 +259,11 @@ def restricted_flags(admin_key: str, restrict_inference: bool = False) -> list[s
 
 
 def server_environment(install: TritonInstall, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment in which the Python backend stub finds this interpreter and its libpython, writing no byte-code.
+    """Environment in which the Python backend stub finds this interpreter and its libpython.
 
-    A system install (NGC image) brings its own environment: only the base is passed on (and no byte-code written).
+    A system install (NGC image) brings its own environment: only the base is passed on.
     """
     env = dict(os.environ if base is None else base)
-    # the steps write no byte-code beside their model.py: a __pycache__ written into a model folder after its load
-    # makes tritonserver take the step for a changed one at the next load of the ensemble (and reload it)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     if install.libs is None:
         return env
     venv_bin = str(Path(sys.executable).parent)

@@ -119,6 +119,11 @@ def versions_text(models: list[tuple[str, str]]) -> str:
     return text or "none"
 
 
+def first_line(text: str) -> str:
+    """The first line of ``text`` (Triton's load errors go on with a Python traceback)."""
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
 class Guard:
     """tritonserver on loopback behind the public front; see the module docstring."""
 
@@ -701,34 +706,37 @@ class Guard:
         load, forwarded to Triton). The copy is kept if all loaded; else the one served before is put back and its
         steps loaded again, and a LoadFailed raised. A step is loaded by itself because Triton's load of an ensemble
         succeeds when a step it reloads fails, the step's older version serving on under the new files' build. The
-        release and build are read from the copy once the load has ended, never while it runs (a heal's read then
-        would name files that may be put back). One at a time; run it in a task of its own (``start_load_copied``):
-        it goes on to its end when the admin call that asked for it is cancelled."""
+        release and build are read from the copy once the load has ended, however it ended, never while it runs (a
+        heal's read then would name files that may be put back). One at a time; run it in a task of its own
+        (``start_load_copied``): it goes on to its end when the admin call that asked for it is cancelled."""
         copy = self._served_copy()
         failed: LoadFailed | None = None
-        async with self.model_loads:
-            # a planned change whatever changed: Triton may replace the instances of a step whose files it takes for
-            # changed; the answers name no build while a model it loads changed
-            changed, marks = await asyncio.to_thread(copy.update)  # a CopyError: nothing changed
-            models = sorted(set(changed) & set(ALL_MODELS))
-            if changed:
-                logger.info("loading the ensemble: the served copy takes the changed %s of %s", ", ".join(changed),
-                            self.source)
-            self.models_changing(forget=bool(models))
-            try:
-                for step in (m for m in STEP_MODELS if m in changed):
-                    await self._load_model(step)
-                answer = await load()
-            except grpc.aio.AioRpcError as e:
-                failed = LoadFailed(e, await self._load_previous(describe(e)))
-            else:
-                copy.keep()
-                self._source_marks = marks
-            finally:
-                self.models_changed()
-        if models or failed is not None:
-            self.models_loaded()  # read from the copy now served, whatever was read meanwhile
-        await self.read_identity()
+        models: list[str] = []
+        try:
+            async with self.model_loads:
+                changed, marks = await asyncio.to_thread(copy.update)  # a CopyError: nothing changed
+                models = sorted(set(changed) & set(ALL_MODELS))
+                if changed:
+                    logger.info("loading the ensemble: the served copy takes the changed %s of %s", ", ".join(changed),
+                                self.source)
+                # a planned change whatever changed (Triton replaces the instances of a step it takes for changed);
+                # the answers name no build while a model it loads changed
+                self.models_changing(forget=bool(models))
+                try:
+                    for step in (m for m in STEP_MODELS if m in changed):
+                        await self._load_model(step)
+                    answer = await load()
+                except grpc.aio.AioRpcError as e:
+                    failed = LoadFailed(e, await self._load_previous())
+                else:
+                    copy.keep()
+                    self._source_marks = marks
+                finally:
+                    self.models_changed()
+        finally:
+            if models or failed is not None:
+                self.models_loaded()  # read from the copy now served, whatever was read meanwhile
+            await self.read_identity()  # and a read a heal asked for while the copy changed
         if failed is not None:
             raise failed
         return answer
@@ -750,26 +758,26 @@ class Guard:
         self._identity_reads.discard(task)
         error = None if task.cancelled() else task.exception()
         if isinstance(error, LoadFailed):
-            logger.warning("an admin load of the ensemble failed (%s); %s", error, "the models served before are served "
-                           "again" if error.restored else "the models served before could not all be loaded again")
+            logger.warning("an admin load of the ensemble failed (%s); %s", first_line(str(error)), "the models served "
+                           "before are served again" if error.restored else "the models served before could not all "
+                           "be loaded again")
         elif error is not None:
             logger.warning("an admin load of the ensemble was refused, nothing loaded: %s", error)
 
-    async def _load_previous(self, why: str) -> bool:
-        """A load of the updated copy failed (``why``): put back the copy served before and load its steps that the
-        update had replaced, then the ensemble, so that each serves its earlier version again; whether that succeeded
-        (if not, the answers name no build until a restart)."""
+    async def _load_previous(self) -> bool:
+        """A load of the updated copy failed: put back the copy served before and load its steps that the update had
+        replaced, then the ensemble, so that each serves its earlier version again; whether that
+        succeeded (if not, the answers name no build until tritonserver is restarted: a heal's or a new start)."""
         restored = await asyncio.to_thread(self._served_copy().restore)
         if restored:
-            logger.warning("the admin load of the ensemble failed (%s): loading the models served before again (%s)",
-                           why, ", ".join(restored))
+            logger.info("loading the models served before the failed admin load again (%s)", ", ".join(restored))
             try:
                 for step in (m for m in STEP_MODELS if m in restored):
                     await self._load_model(step)
                 await self._load_model(ENSEMBLE_NAME)
             except grpc.aio.AioRpcError as e:
                 logger.error("the models served before the failed admin load could not all be loaded again (%s): the "
-                             "answers name no build until serve is restarted", describe(e))
+                             "answers name no build until tritonserver is restarted", first_line(describe(e)))
                 self._identity_lost = True
                 self._suspect.set()
                 return False

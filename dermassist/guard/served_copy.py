@@ -9,6 +9,7 @@ its models came from. The operator's folder is only read.
 """
 from __future__ import annotations
 
+import compileall
 import errno
 import filecmp
 import logging
@@ -60,8 +61,8 @@ def copied_entries(source: Path) -> list[str]:
 
 def copy_repository(source: Path, destination: Path) -> None:
     """Copy the served entries of ``source`` into the empty folder ``destination``: links followed (the copy holds the
-    files themselves), caches left out, each file with the time of the copy (so tritonserver takes a copied model
-    folder for a changed one)."""
+    files themselves), caches left out and the steps' byte-code compiled anew, each file with the time of the copy (so
+    tritonserver takes a copied model folder for a changed one)."""
     destination.mkdir(exist_ok=True)
     for name in copied_entries(source):
         if (source / name).is_dir():
@@ -71,6 +72,10 @@ def copy_repository(source: Path, destination: Path) -> None:
             shutil.copy(source / name, destination / name)
     for folder, _, _ in os.walk(destination):  # a release made read-only (chmod -R a-w) gives read-only folders: the
         os.chmod(folder, os.stat(folder).st_mode | stat.S_IRWXU)  # copy's must be the guard's to swap and remove
+    # the steps' byte-code, written now: a step's stub writes it beside its model.py once loaded (the stub's Python
+    # reads no PYTHONDONTWRITEBYTECODE), which made tritonserver take every step for changed at the next load of the
+    # ensemble and replace its instances; a model.py that does not compile is left to fail its load, as it would
+    compileall.compile_dir(str(destination), quiet=2)
 
 
 def same_entry(a: Path, b: Path) -> bool:

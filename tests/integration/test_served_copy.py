@@ -69,6 +69,13 @@ def test_a_heal_serves_what_was_loaded_and_only_an_admin_load_takes_a_change_in(
             refer, score, build = _answer(client, ham_jpeg)
             assert (refer, build) == (False, loaded_build) and score < 0.999
 
+            # a load that changes nothing replaces no step (a stub's byte-code written into the copy had made Triton
+            # take every step for changed)
+            stubs = {s.pid for s in guard.stubs}
+            client.load_model(ENSEMBLE_NAME, headers=admin)
+            time.sleep(2.0)  # the guard's stub watch scans
+            assert {s.pid for s in guard.stubs} == stubs and guard.recoveries == []
+
             # the folder changes on disk (sealed anew), then the triage step's stub dies: the heal loads the copy
             _triage(repository, 0.001)
             changed_build = served_build(repository)

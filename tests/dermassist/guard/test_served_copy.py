@@ -429,3 +429,45 @@ def test_a_read_only_release_is_copied_updated_and_removed_by_a_user_without_pri
         for folder, _, _ in os.walk(shared):
             os.chmod(folder, 0o755)
         shutil.rmtree(shared)
+
+
+def test_a_heal_that_ended_during_a_refused_load_has_its_identity_read_after_it(source: Path, tmp_path: Path) -> None:
+    """A heal's read of the identity is put off while a load changes the copy; a load then refused never read it, and
+    the answers named no build until the next change of the models (review 25, M1)."""
+    import asyncio
+
+    guard, loaded, _ = _loading_guard(source, tmp_path, failing=set())
+    first = dict(guard.identity)
+    real = guard.copy.update
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def update_while_a_heal_ends():
+        guard.models_loaded()  # a heal's restart ended: the identity is to be read again
+        asyncio.run_coroutine_threadsafe(guard.read_identity(), loops[0]).result()  # put off: the copy may change
+        assert guard.identity == {} and guard._identity_due
+        return real()
+
+    async def load() -> None:
+        loops.append(asyncio.get_running_loop())
+        await guard.load_copied(_ensemble_load(guard))
+
+    guard.copy.update = update_while_a_heal_ends
+    _tuned(source, 0.6)  # not sealed: the load is refused
+    with pytest.raises(CopyError):
+        asyncio.run(load())
+    assert loaded == [] and guard.identity == first and not guard._identity_due
+    guard.copy.close()
+
+
+def test_the_copy_holds_its_steps_byte_code_so_a_loaded_step_writes_none(source: Path, tmp_path: Path) -> None:
+    """A stub wrote its model.py's byte-code into the copy once loaded, and tritonserver then took every step for changed
+    at the next load of the ensemble (review 25, M2)."""
+    import importlib.util
+
+    copy = ServedCopy(source, parent=tmp_path)
+    copy.fill()
+    for step in ("prepare", "lesion_crop", "lesion_segmenter", "lesion_classifier", "triage"):
+        code = Path(importlib.util.cache_from_source(str(copy.repository / step / "1" / "model.py")))
+        assert code.is_file(), step
+    assert served_build(copy.repository) == served_build(source)  # byte-code is no part of the build
+    copy.close()
