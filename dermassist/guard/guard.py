@@ -147,7 +147,8 @@ class Guard:
         self._owns_server = server is None
         self.source = public.repository  # the operator's folder; a guard's own tritonserver serves a copy of it
         self.copy: ServedCopy | None = None
-        self.model_loads = asyncio.Lock()  # admin loads of the ensemble, one at a time (each updates the copy)
+        self.model_loads = asyncio.Lock()  # admin loads of the ensemble and heals, one at a time (a load updates the copy)
+        self._copy_changing = False  # an admin load is changing the served copy: the identity is read after it
         if server is None:
             self.copy = ServedCopy(public.repository)
             http, grpc_port = free_ports(2)
@@ -227,6 +228,7 @@ class Guard:
         loop = asyncio.get_running_loop()
         self.readiness = Readiness(self.config.max_unready_s)
         self._suspect = asyncio.Event()
+        self.model_loads = asyncio.Lock()
         self._abandon.clear()
         self._not_live = None
         try:  # minutes before tritonserver has loaded the models: a taken public port is told now
@@ -616,7 +618,7 @@ class Guard:
         """Read the release and build the answers name from the served repository (after Triton loaded models); when
         it cannot be read, the identity is unknown (the answers name none), never a stale one; a read that a newer
         change of the served models overtook is dropped."""
-        if self._identity_lost or self.model_loads.locked():  # not known; or a load changes the copy (it reads after)
+        if self._identity_lost or self._copy_changing:  # not known; or a load changes the copy (it reads after it)
             return
         generation = self._identity_generation
         self._identity_due = False
@@ -657,12 +659,14 @@ class Guard:
         self.repository_changed = changed
 
     def _served_copy(self) -> ServedCopy:
+        """The copy this guard serves (a ServerError for a guard given a tritonserver that reads the folder itself)."""
         if self.copy is None:
             raise ServerError("this guard serves no copy of the repository: it was given a tritonserver that reads the "
                               "folder itself")
         return self.copy
 
     def _close_copy(self) -> None:
+        """Remove the served copy (tritonserver has stopped)."""
         if self.copy is not None:
             self.copy.close()
 
@@ -714,6 +718,7 @@ class Guard:
         models: list[str] = []
         try:
             async with self.model_loads:
+                self._copy_changing = True
                 changed, marks = await asyncio.to_thread(copy.update)  # a CopyError: nothing changed
                 models = sorted(set(changed) & set(ALL_MODELS))
                 if changed:
@@ -734,6 +739,7 @@ class Guard:
                 finally:
                     self.models_changed()
         finally:
+            self._copy_changing = False
             if models or failed is not None:
                 self.models_loaded()  # read from the copy now served, whatever was read meanwhile
             await self.read_identity()  # and a read a heal asked for while the copy changed
@@ -742,6 +748,7 @@ class Guard:
         return answer
 
     async def _load_model(self, model: str) -> None:
+        """Have Triton load ``model`` from the served copy (its AioRpcError when it does not)."""
         await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
                                               metadata=self._admin_metadata, timeout=self.triton_config.startup_timeout_s)
 
@@ -811,11 +818,14 @@ class Guard:
                                          "its owner: not healed")
             await asyncio.sleep(self.config.scan_interval_s)
             return
-        self._healing = fault
-        try:
-            await self._heal_fault(fault)
-        finally:
-            self._healing = None
+        # one at a time with an admin load of the ensemble: a restart during a load's restore failed its loads, and
+        # a heal reads the copy a load changes; the heal then loads the copy the load left
+        async with self.model_loads:
+            self._healing = fault
+            try:
+                await self._heal_fault(fault)
+            finally:
+                self._healing = None
 
     @property
     def healing_a_hang(self) -> bool:

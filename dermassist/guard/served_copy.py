@@ -113,6 +113,7 @@ def remove_tree(path: Path) -> None:
     """Remove the folder ``path``, its read-only folders included (their modes are set to the owner's); what cannot be
     removed is logged, never raised."""
     def writable_and_again(function: Any, name: str, _: Any) -> None:
+        """Make the folder holding ``name`` the owner's to change, and try ``function`` on it again."""
         parent = os.path.dirname(name)
         os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
         function(name)
@@ -229,6 +230,7 @@ class ServedCopy:
         self._closer()
 
     def _end_update(self) -> None:
+        """Forget the last update's replaced entries and remove them."""
         self._replaced = []
         remove_tree(self._previous)
 
@@ -261,6 +263,7 @@ class ServedCopy:
 
 
 def _remove_entry(path: Path) -> None:
+    """Remove the file or folder ``path`` (nothing if it is not there)."""
     if path.is_dir() and not path.is_symlink():
         remove_tree(path)
     else:
@@ -268,6 +271,7 @@ def _remove_entry(path: Path) -> None:
 
 
 def _remove(root: Path, lock: int) -> None:
+    """Remove a copy's folder and let go of its lock (its guard stopped, or was collected)."""
     remove_tree(root)
     try:
         os.close(lock)

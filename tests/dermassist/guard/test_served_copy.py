@@ -169,7 +169,7 @@ def _loading_guard(source: Path, tmp_path: Path, failing: set[str]):
     guard.source, guard.copy = source, ServedCopy(source, parent=tmp_path)
     guard._source_marks = guard._loaded_marks = guard.copy.fill()
     guard.triton_config = SimpleNamespace(repository=guard.copy.repository, grpc_admin_headers={}, startup_timeout_s=5)
-    guard.model_loads, guard._suspect = asyncio.Lock(), asyncio.Event()
+    guard.model_loads, guard._suspect, guard._copy_changing = asyncio.Lock(), asyncio.Event(), False
     guard.identity = {"release": served_release(source), "build": served_build(source)}
     guard._identity_due, guard._identity_generation, guard._identity_lost = False, 0, False
     guard._planned, guard._planned_until, guard.repository_changed = 0, 0.0, []
@@ -471,3 +471,41 @@ def test_the_copy_holds_its_steps_byte_code_so_a_loaded_step_writes_none(source:
         assert code.is_file(), step
     assert served_build(copy.repository) == served_build(source)  # byte-code is no part of the build
     copy.close()
+
+
+def test_a_heal_waits_for_an_admin_load_to_end(source: Path, tmp_path: Path) -> None:
+    """A restart during a load's restore failed the restore's loads, and a heal read the copy a load was changing
+    (review 25, L1): a heal runs once the load has ended, on the copy it left."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from dermassist.guard.faults import Fault
+
+    guard, _, _ = _loading_guard(source, tmp_path, failing=set())
+    events: list[str] = []
+    real = guard.triton.RepositoryModelLoad
+
+    async def slow_load(request, metadata, timeout):
+        events.append(f"load {request.model_name}")
+        await asyncio.sleep(0.3)
+        return await real(request, metadata=metadata, timeout=timeout)
+
+    async def heal(fault: Fault) -> None:
+        events.append(f"heal {fault.reason}")
+
+    guard.triton.RepositoryModelLoad = slow_load
+    guard._heal_fault, guard._healing = heal, None
+    guard._owns_server, guard.server = True, SimpleNamespace(closing=False)
+    _tuned(source, 0.6)
+    seal(source)
+
+    async def a_load_and_a_fault() -> None:
+        load = asyncio.create_task(guard.load_copied(_ensemble_load(guard)))
+        while not events:  # the load has begun loading the changed step
+            await asyncio.sleep(0.01)
+        await guard._recover(Fault("stub process triage_0_0 exited"))
+        await load
+
+    asyncio.run(a_load_and_a_fault())
+    assert events == ["load triage", "load dermassist", "heal stub process triage_0_0 exited"]
+    guard.copy.close()

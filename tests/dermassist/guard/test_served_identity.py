@@ -123,7 +123,7 @@ def _ready_guard(repository: Path):
     guard.source, guard.copy = repository, None  # a tritonserver it was given, reading the folder itself
     guard.identity, guard._identity_due, guard.versions, guard._served = {}, True, {}, None
     guard._identity_generation, guard._identity_reads, guard._identity_lost = 0, set(), False
-    guard.model_loads = asyncio.Lock()  # no admin load under way
+    guard.model_loads, guard._copy_changing = asyncio.Lock(), False  # no admin load under way
     guard._planned, guard._planned_until = 0, 0.0
     guard.recoveries, guard._been_ready, guard.readiness = [], False, Ready()
     return guard
