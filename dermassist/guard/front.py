@@ -460,7 +460,8 @@ class Front(grpc.GenericRpcHandler):
         except LoadFailed as e:
             code, details = forwarded_status(e.error.code(), e.error.details() or "")
             after = ("the models served before are served again" if e.restored else "the models served before could "
-                     "not all be loaded again: the answers name no build until serve is restarted")
+                     "not all be loaded again: tritonserver is restarted to load them, and the answers name no build "
+                     "until then")
             await self._end_admin(call, context, code, f"{details}; {after}")
         call.status, call.error = grpc.StatusCode.OK, None
         return answer

@@ -119,6 +119,11 @@ def versions_text(models: list[tuple[str, str]]) -> str:
     return text or "none"
 
 
+#: Why the watchdog restarts tritonserver after a failed admin load that could not be undone.
+LOST_MODELS = ("the models served before a failed admin load could not all be loaded again: tritonserver is restarted "
+               "to load them from the copy served")
+
+
 def first_line(text: str) -> str:
     """The first line of ``text`` (Triton's load errors go on with a Python traceback)."""
     return text.strip().splitlines()[0] if text.strip() else text
@@ -147,7 +152,7 @@ class Guard:
         self._owns_server = server is None
         self.source = public.repository  # the operator's folder; a guard's own tritonserver serves a copy of it
         self.copy: ServedCopy | None = None
-        self.model_loads = asyncio.Lock()  # admin loads of the ensemble and heals, one at a time (a load updates the copy)
+        self.model_loads = asyncio.Lock()  # admin loads of the ensemble, one at a time (each updates the copy)
         self._copy_changing = False  # an admin load is changing the served copy: the identity is read after it
         if server is None:
             self.copy = ServedCopy(public.repository)
@@ -479,6 +484,8 @@ class Guard:
     def _scan(self) -> Fault | None:
         if not self.server.running:
             return Fault(f"tritonserver exited (code {self.server.returncode})", server_down=True)
+        if self._identity_lost and not self._copy_changing:  # a restart loads every model from the copy again
+            return Fault(LOST_MODELS, server_down=True)
         if self._stubs_unknown:  # tritonserver was restarted while /proc could not be read: look for its stubs now
             self._find_stubs(after_restart=True)
             if self._stubs_unknown:
@@ -766,15 +773,14 @@ class Guard:
         error = None if task.cancelled() else task.exception()
         if isinstance(error, LoadFailed):
             logger.warning("an admin load of the ensemble failed (%s); %s", first_line(str(error)), "the models served "
-                           "before are served again" if error.restored else "the models served before could not all "
-                           "be loaded again")
+                           "before are served again" if error.restored else LOST_MODELS)
         elif error is not None:
             logger.warning("an admin load of the ensemble was refused, nothing loaded: %s", error)
 
     async def _load_previous(self) -> bool:
         """A load of the updated copy failed: put back the copy served before and load its steps that the update had
         replaced, then the ensemble, so that each serves its earlier version again; whether that
-        succeeded (if not, the answers name no build until tritonserver is restarted: a heal's or a new start)."""
+        succeeded (if not, the watchdog restarts tritonserver, and the answers name no build until then)."""
         restored = await asyncio.to_thread(self._served_copy().restore)
         if restored:
             logger.info("loading the models served before the failed admin load again (%s)", ", ".join(restored))
@@ -783,10 +789,11 @@ class Guard:
                     await self._load_model(step)
                 await self._load_model(ENSEMBLE_NAME)
             except grpc.aio.AioRpcError as e:
-                logger.error("the models served before the failed admin load could not all be loaded again (%s): the "
-                             "answers name no build until tritonserver is restarted", first_line(describe(e)))
+                logger.error("the models served before the failed admin load could not all be loaded again (%s): "
+                             "tritonserver is restarted to load them, and the answers name no build until then",
+                             first_line(describe(e)))
                 self._identity_lost = True
-                self._suspect.set()
+                self._suspect.set()  # the watchdog restarts tritonserver
                 return False
         return True
 
@@ -818,14 +825,11 @@ class Guard:
                                          "its owner: not healed")
             await asyncio.sleep(self.config.scan_interval_s)
             return
-        # one at a time with an admin load of the ensemble: a restart during a load's restore failed its loads, and
-        # a heal reads the copy a load changes; the heal then loads the copy the load left
-        async with self.model_loads:
-            self._healing = fault
-            try:
-                await self._heal_fault(fault)
-            finally:
-                self._healing = None
+        self._healing = fault
+        try:
+            await self._heal_fault(fault)
+        finally:
+            self._healing = None
 
     @property
     def healing_a_hang(self) -> bool:

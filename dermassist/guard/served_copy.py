@@ -72,10 +72,19 @@ def copy_repository(source: Path, destination: Path) -> None:
             shutil.copy(source / name, destination / name)
     for folder, _, _ in os.walk(destination):  # a release made read-only (chmod -R a-w) gives read-only folders: the
         os.chmod(folder, os.stat(folder).st_mode | stat.S_IRWXU)  # copy's must be the guard's to swap and remove
-    # the steps' byte-code, written now: a step's stub writes it beside its model.py once loaded (the stub's Python
-    # reads no PYTHONDONTWRITEBYTECODE), which made tritonserver take every step for changed at the next load of the
-    # ensemble and replace its instances; a model.py that does not compile is left to fail its load, as it would
-    compileall.compile_dir(str(destination), quiet=2)
+    for name in copied_entries(destination):
+        if name in ALL_MODELS:
+            compile_steps(destination / name)
+
+
+def compile_steps(model: Path) -> None:
+    """Write the byte-code of the Python files of the model folder ``model`` beside them, as their sources are now.
+
+    A step's stub writes it beside its model.py once loaded (the stub's Python reads no PYTHONDONTWRITEBYTECODE), which
+    made tritonserver take every step for changed at the next load of the ensemble and replace its instances. Only the
+    model folders: a __pycache__ at the repository's top level would be taken for a model. A model.py that does not
+    compile is left to fail its load, as it would."""
+    compileall.compile_dir(str(model), quiet=2, force=True)
 
 
 def same_entry(a: Path, b: Path) -> bool:
@@ -212,6 +221,8 @@ class ServedCopy:
             if (self._previous / name).exists():
                 os.rename(self._previous / name, self.repository / name)
                 _touch_all(self.repository / name)
+                if name in ALL_MODELS:  # its byte-code as its sources are now (touched)
+                    compile_steps(self.repository / name)
         self._replaced = []
         remove_tree(self._previous)
         return restored

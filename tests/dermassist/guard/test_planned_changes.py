@@ -20,6 +20,7 @@ def _guard_with_a_dead_stub() -> tuple[Guard, list[str]]:
     guard._stubs_unknown, guard._blind, guard._cannot_look_told = False, None, None
     guard._planned, guard._planned_until = 0, 0.0
     guard.copy = None  # a tritonserver it was given, reading the folder itself
+    guard._identity_lost, guard._copy_changing = False, False
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that has exited and been reaped
     guard.stubs = [Stub(dead.pid, "lesion_crop", "lesion_crop_0_0")]

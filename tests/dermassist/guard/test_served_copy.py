@@ -473,39 +473,52 @@ def test_the_copy_holds_its_steps_byte_code_so_a_loaded_step_writes_none(source:
     copy.close()
 
 
-def test_a_heal_waits_for_an_admin_load_to_end(source: Path, tmp_path: Path) -> None:
-    """A restart during a load's restore failed the restore's loads, and a heal read the copy a load was changing
-    (review 25, L1): a heal runs once the load has ended, on the copy it left."""
+def test_after_a_load_that_could_not_be_undone_the_watchdog_restarts_tritonserver(source: Path, tmp_path: Path) -> None:
+    """The models served before a failed load could not all be loaded again: what is served was not known, and the
+    answers named no build until an operator restarted serve (reviews 25 and 26). A restart loads the copy again."""
     import asyncio
     from types import SimpleNamespace
 
-    from dermassist.guard.faults import Fault
+    from dermassist.guard.guard import LOST_MODELS
+    from dermassist.guard.served_copy import LoadFailed
 
-    guard, _, _ = _loading_guard(source, tmp_path, failing=set())
-    events: list[str] = []
-    real = guard.triton.RepositoryModelLoad
-
-    async def slow_load(request, metadata, timeout):
-        events.append(f"load {request.model_name}")
-        await asyncio.sleep(0.3)
-        return await real(request, metadata=metadata, timeout=timeout)
-
-    async def heal(fault: Fault) -> None:
-        events.append(f"heal {fault.reason}")
-
-    guard.triton.RepositoryModelLoad = slow_load
-    guard._heal_fault, guard._healing = heal, None
-    guard._owns_server, guard.server = True, SimpleNamespace(closing=False)
+    guard, _, _ = _loading_guard(source, tmp_path, failing={"*"})
+    guard.server = SimpleNamespace(running=True, returncode=None)
+    guard.config = SimpleNamespace(recovery="reload", max_reloads=3)
+    guard.triton_config.model_control_mode, guard.reloads = "explicit", 0
+    guard._stubs_unknown, guard.stubs, guard._planned, guard._planned_until = False, [], 0, 0.0
+    assert guard._scan() is None  # nothing wrong yet
     _tuned(source, 0.6)
     seal(source)
-
-    async def a_load_and_a_fault() -> None:
-        load = asyncio.create_task(guard.load_copied(_ensemble_load(guard)))
-        while not events:  # the load has begun loading the changed step
-            await asyncio.sleep(0.01)
-        await guard._recover(Fault("stub process triage_0_0 exited"))
-        await load
-
-    asyncio.run(a_load_and_a_fault())
-    assert events == ["load triage", "load dermassist", "heal stub process triage_0_0 exited"]
+    with pytest.raises(LoadFailed):
+        asyncio.run(guard.load_copied(_ensemble_load(guard)))
+    fault = guard._scan()
+    assert fault is not None and fault.reason == LOST_MODELS and guard._choose(fault) == "restart"
     guard.copy.close()
+
+
+def test_the_byte_code_matches_its_sources_after_a_restore_and_never_sits_at_the_top(source: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A byte-code file older than its touched source is written again by the stub, which makes the step look changed
+    (review 26, L1); a __pycache__ at the repository's top level stopped tritonserver's start (review 26, H1)."""
+    import importlib.util
+    import struct
+
+    def current(model_py: Path) -> bool:
+        code = Path(importlib.util.cache_from_source(str(model_py)))
+        recorded = struct.unpack("<I", code.read_bytes()[8:12])[0]  # the source's time the byte-code was made from
+        return recorded == int(model_py.stat().st_mtime) & 0xFFFFFFFF
+
+    (source / "helpers.py").write_text("VALUE = 1\n")  # a file of the release's top level (the seal allows it)
+    copy = ServedCopy(source, parent=tmp_path)
+    copy.fill()
+    assert not (copy.repository / "__pycache__").exists() and (copy.repository / "helpers.py").is_file()
+    triage = copy.repository / "triage" / "1" / "model.py"
+    assert current(triage)
+    _tuned(source, 0.6)
+    seal(source)
+    time.sleep(1.1)  # the restore's touch lands in another second than the copy's
+    copy.update()
+    copy.restore()
+    assert current(triage)
+    copy.close()
