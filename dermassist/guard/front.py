@@ -63,7 +63,7 @@ from .requests import (
     with_default_outputs,
     without_outputs,
 )
-from .served_copy import CopyError, LoadFailed
+from .served_copy import LOST_MODELS, CopyError, LoadFailed
 from .statuses import (
     DEADLINE_ARRIVING,
     GRPC_CORE_LOGGER,
@@ -459,9 +459,7 @@ class Front(grpc.GenericRpcHandler):
             await self._end_admin(call, context, grpc.StatusCode.FAILED_PRECONDITION, f"{e}; nothing was loaded")
         except LoadFailed as e:
             code, details = forwarded_status(e.error.code(), e.error.details() or "")
-            after = ("the models served before are served again" if e.restored else "the models served before could "
-                     "not all be loaded again: tritonserver is restarted to load them, and the answers name no build "
-                     "until then")
+            after = "the models served before are served again" if e.restored else LOST_MODELS
             await self._end_admin(call, context, code, f"{details}; {after}")
         call.status, call.error = grpc.StatusCode.OK, None
         return answer

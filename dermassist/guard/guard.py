@@ -60,7 +60,7 @@ from .health import STABLE_READY_S, STOPPING, Readiness, start_health_server
 from .metrics import GuardMetrics, Sample
 from .ports import BusyPort, bind_failure, busy_public_ports, plaintext_warning
 from .rotation import ServedTls
-from .served_copy import LoadFailed, ServedCopy
+from .served_copy import LOST_MODELS, LoadFailed, ServedCopy
 from .stubs import Stub, broken_stubs, cpu_seconds, find_stubs
 
 logger = logging.getLogger(__name__)
@@ -117,11 +117,6 @@ def versions_text(models: list[tuple[str, str]]) -> str:
     text = "; ".join(f"{name} {', '.join(sorted(versions, key=lambda v: (len(v), v)))}"
                      for name, versions in sorted(served.items()))
     return text or "none"
-
-
-#: Why the watchdog restarts tritonserver after a failed admin load that could not be undone.
-LOST_MODELS = ("the models served before a failed admin load could not all be loaded again: tritonserver is restarted "
-               "to load them from the copy served")
 
 
 def first_line(text: str) -> str:
@@ -484,8 +479,6 @@ class Guard:
     def _scan(self) -> Fault | None:
         if not self.server.running:
             return Fault(f"tritonserver exited (code {self.server.returncode})", server_down=True)
-        if self._identity_lost and not self._copy_changing:  # a restart loads every model from the copy again
-            return Fault(LOST_MODELS, server_down=True)
         if self._stubs_unknown:  # tritonserver was restarted while /proc could not be read: look for its stubs now
             self._find_stubs(after_restart=True)
             if self._stubs_unknown:
@@ -780,7 +773,7 @@ class Guard:
     async def _load_previous(self) -> bool:
         """A load of the updated copy failed: put back the copy served before and load its steps that the update had
         replaced, then the ensemble, so that each serves its earlier version again; whether that
-        succeeded (if not, the watchdog restarts tritonserver, and the answers name no build until then)."""
+        succeeded (if not, LOST_MODELS: the answers name no build until tritonserver is restarted)."""
         restored = await asyncio.to_thread(self._served_copy().restore)
         if restored:
             logger.info("loading the models served before the failed admin load again (%s)", ", ".join(restored))
@@ -789,11 +782,8 @@ class Guard:
                     await self._load_model(step)
                 await self._load_model(ENSEMBLE_NAME)
             except grpc.aio.AioRpcError as e:
-                logger.error("the models served before the failed admin load could not all be loaded again (%s): "
-                             "tritonserver is restarted to load them, and the answers name no build until then",
-                             first_line(describe(e)))
+                logger.error("%s (%s)", LOST_MODELS, first_line(describe(e)))
                 self._identity_lost = True
-                self._suspect.set()  # the watchdog restarts tritonserver
                 return False
         return True
 
@@ -943,8 +933,11 @@ class Guard:
                 self.copy.check(ServerError)
             self.server.start()
 
-        self._restarting = self._lifecycle.submit(restart)
-        await asyncio.wrap_future(self._restarting)
+        # never while an admin load changes the copy (it would start on half of it, or check it between two renames);
+        # the guard is not ready from the heal's start, and the load ends within its calls' deadlines
+        async with self.model_loads:
+            self._restarting = self._lifecycle.submit(restart)
+            await asyncio.wrap_future(self._restarting)
         self._identity_lost = False  # every model loaded from the copy
         self.models_loaded()
         self.reloads = 0

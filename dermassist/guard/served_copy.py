@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 COPY_PREFIX = f"{RUN_FOLDER_PREFIX}served-"
 
 
+#: What a failed admin load that could not be undone leaves (Triton answers on with what it holds, which is not known).
+LOST_MODELS = ("the models served before a failed admin load could not all be loaded again: the answers name no build "
+               "until tritonserver is restarted (by a heal's restart, or a new start of serve), which loads the copy "
+               "served")
+
+
 class CopyError(ConfigError):
     """The operator's repository cannot be copied to be served (missing models, a seal it fails, a change while it was
     copied, no room): nothing served changed."""

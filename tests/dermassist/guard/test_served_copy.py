@@ -473,27 +473,70 @@ def test_the_copy_holds_its_steps_byte_code_so_a_loaded_step_writes_none(source:
     copy.close()
 
 
-def test_after_a_load_that_could_not_be_undone_the_watchdog_restarts_tritonserver(source: Path, tmp_path: Path) -> None:
-    """The models served before a failed load could not all be loaded again: what is served was not known, and the
-    answers named no build until an operator restarted serve (reviews 25 and 26). A restart loads the copy again."""
-    import asyncio
+def _restartable(guard, events: list[str]) -> None:
+    """Give a _loading_guard a stand-in tritonserver to restart (each restart recorded in ``events``)."""
+    import concurrent.futures
+    import threading
     from types import SimpleNamespace
 
-    from dermassist.guard.guard import LOST_MODELS
+    guard._lifecycle, guard._abandon, guard.reloads = concurrent.futures.ThreadPoolExecutor(1), threading.Event(), 0
+    guard.server = SimpleNamespace(stop=lambda timeout_s: events.append("restart"), start=lambda: None)
+    guard._find_stubs = lambda after_restart=False: None
+
+
+def test_a_load_that_could_not_be_undone_names_no_build_until_a_restart(source: Path, tmp_path: Path) -> None:
+    """The models served before a failed load could not all be loaded again: Triton answers on with what it holds,
+    under no build, until a restart loads the copy (restarting at once looped when the copy could not load either:
+    review 27)."""
+    import asyncio
+
     from dermassist.guard.served_copy import LoadFailed
 
     guard, _, _ = _loading_guard(source, tmp_path, failing={"*"})
-    guard.server = SimpleNamespace(running=True, returncode=None)
-    guard.config = SimpleNamespace(recovery="reload", max_reloads=3)
-    guard.triton_config.model_control_mode, guard.reloads = "explicit", 0
-    guard._stubs_unknown, guard.stubs, guard._planned, guard._planned_until = False, [], 0, 0.0
-    assert guard._scan() is None  # nothing wrong yet
+    first = dict(guard.identity)
+    events: list[str] = []
+    _restartable(guard, events)
     _tuned(source, 0.6)
     seal(source)
-    with pytest.raises(LoadFailed):
+    with pytest.raises(LoadFailed) as failed:
         asyncio.run(guard.load_copied(_ensemble_load(guard)))
-    fault = guard._scan()
-    assert fault is not None and fault.reason == LOST_MODELS and guard._choose(fault) == "restart"
+    assert not failed.value.restored and guard.identity == {} and events == []
+    asyncio.run(guard.read_identity())
+    assert guard.identity == {}  # not known: nothing named
+    asyncio.run(guard._restart())
+    asyncio.run(guard.read_identity())
+    assert events == ["restart"] and guard.identity == first  # the copy served before, loaded whole
+    guard.copy.close()
+
+
+def test_a_restart_waits_for_an_admin_load_to_end(source: Path, tmp_path: Path) -> None:
+    """A restart during a load started tritonserver on half the copy, or checked it between two renames (review 27,
+    M2): it runs once the load has ended, on the copy the load left."""
+    import asyncio
+
+    guard, _, _ = _loading_guard(source, tmp_path, failing=set())
+    events: list[str] = []
+    _restartable(guard, events)
+    real = guard.triton.RepositoryModelLoad
+
+    async def slow_load(request, metadata, timeout):
+        events.append(f"load {request.model_name}")
+        await asyncio.sleep(0.3)
+        return await real(request, metadata=metadata, timeout=timeout)
+
+    guard.triton.RepositoryModelLoad = slow_load
+    _tuned(source, 0.6)
+    seal(source)
+
+    async def a_load_and_a_restart() -> None:
+        load = asyncio.create_task(guard.load_copied(_ensemble_load(guard)))
+        while not events:  # the load has begun loading the changed step
+            await asyncio.sleep(0.01)
+        await guard._restart()
+        await load
+
+    asyncio.run(a_load_and_a_restart())
+    assert events == ["load triage", "load dermassist", "restart"]
     guard.copy.close()
 
 
