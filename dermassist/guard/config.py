@@ -237,8 +237,9 @@ class GuardConfig(Settings):
         """The longest a recovery may take while nothing is wrong with the host, from the moment readiness turns false:
         a canary that finds the fault, a reload (all its calls within ``reload_timeout_s``, whatever the number of
         models) and its canary, then the fallback restart (the old server's stop grace, a start up to
-        ``startup_timeout_s``, a canary, the versions read)."""
-        return (self.reload_timeout_s + 3 * self.canary_timeout_s + RESTART_GRACE_S + startup_timeout_s
+        ``startup_timeout_s``, a canary, the versions read), which may first wait for an admin load of the ensemble
+        (its loads, then their undo, each within ``reload_timeout_s``)."""
+        return (3 * self.reload_timeout_s + 3 * self.canary_timeout_s + RESTART_GRACE_S + startup_timeout_s
                 + RECOVERY_CALL_S)
 
     def unready_bound_problem(self, startup_timeout_s: float) -> str | None:
@@ -249,7 +250,8 @@ class GuardConfig(Settings):
             return None
         other_s = RECOVERY_CALL_S + RESTART_GRACE_S
         return (f"max_unready_s ({self.max_unready_s:g} s) must exceed the longest normal recovery, {longest:g} s (a "
-                f"reload within reload_timeout_s {self.reload_timeout_s:g} s, a restart within startup_timeout_s "
+                f"reload within reload_timeout_s {self.reload_timeout_s:g} s, an admin load and its undo within it "
+                f"each, a restart within startup_timeout_s "
                 f"{startup_timeout_s:g} s, three canaries of canary_timeout_s {self.canary_timeout_s:g} s and {other_s:g} "
                 f"s of other calls), or liveness fails while the pod heals itself: pass a larger "
                 f"{setting_names(GuardConfig, 'max_unready_s')} or a smaller {setting_names(GuardConfig, 'reload_timeout_s')}")

@@ -458,7 +458,7 @@ class Front(grpc.GenericRpcHandler):
         except CopyError as e:
             await self._end_admin(call, context, grpc.StatusCode.FAILED_PRECONDITION, f"{e}; nothing was loaded")
         except LoadFailed as e:
-            code, details = forwarded_status(e.error.code(), e.error.details() or "")
+            code, details = forwarded_status(e.code, e.details)
             after = "the models served before are served again" if e.restored else LOST_MODELS
             await self._end_admin(call, context, code, f"{details}; {after}")
         call.status, call.error = grpc.StatusCode.OK, None

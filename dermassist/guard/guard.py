@@ -728,11 +728,16 @@ class Guard:
                 # the answers name no build while a model it loads changed
                 self.models_changing(forget=bool(models))
                 try:
-                    for step in (m for m in STEP_MODELS if m in changed):
-                        await self._load_model(step)
-                    answer = await load()
+                    async with asyncio.timeout(self.config.reload_timeout_s):  # a restart may be waiting
+                        for step in (m for m in STEP_MODELS if m in changed):
+                            await self._load_model(step)
+                        answer = await load()
                 except grpc.aio.AioRpcError as e:
-                    failed = LoadFailed(e, await self._load_previous())
+                    failed = LoadFailed(e.code(), e.details() or "", await self._load_previous())
+                except TimeoutError:
+                    failed = LoadFailed(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        f"the load did not end within reload_timeout_s ({self.config.reload_timeout_s:g} s)",
+                                        await self._load_previous())
                 else:
                     copy.keep()
                     self._source_marks = marks
@@ -778,11 +783,13 @@ class Guard:
         if restored:
             logger.info("loading the models served before the failed admin load again (%s)", ", ".join(restored))
             try:
-                for step in (m for m in STEP_MODELS if m in restored):
-                    await self._load_model(step)
-                await self._load_model(ENSEMBLE_NAME)
-            except grpc.aio.AioRpcError as e:
-                logger.error("%s (%s)", LOST_MODELS, first_line(describe(e)))
+                async with asyncio.timeout(self.config.reload_timeout_s):  # a restart may be waiting
+                    for step in (m for m in STEP_MODELS if m in restored):
+                        await self._load_model(step)
+                    await self._load_model(ENSEMBLE_NAME)
+            except (grpc.aio.AioRpcError, TimeoutError) as e:
+                why = first_line(describe(e)) if isinstance(e, grpc.aio.AioRpcError) else "not within reload_timeout_s"
+                logger.error("%s (%s)", LOST_MODELS, why)
                 self._identity_lost = True
                 return False
         return True

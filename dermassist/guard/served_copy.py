@@ -50,12 +50,12 @@ class CopyError(ConfigError):
 
 
 class LoadFailed(DermAssistError):
-    """An admin load of the updated copy that Triton failed (``error``, its gRPC error); ``restored``: whether the
-    models served before were loaded again."""
+    """An admin load of the updated copy that Triton failed or did not end in time: its gRPC status ``code`` and
+    ``details``; ``restored``: whether the models served before were loaded again."""
 
-    def __init__(self, error: grpc.aio.AioRpcError, restored: bool) -> None:
-        super().__init__(f"{error.code().name}: {error.details()}")
-        self.error, self.restored = error, restored
+    def __init__(self, code: grpc.StatusCode, details: str, restored: bool) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details, self.restored = code, details, restored
 
 
 def copied_entries(source: Path) -> list[str]:

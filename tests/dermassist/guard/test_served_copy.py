@@ -170,6 +170,7 @@ def _loading_guard(source: Path, tmp_path: Path, failing: set[str]):
     guard._source_marks = guard._loaded_marks = guard.copy.fill()
     guard.triton_config = SimpleNamespace(repository=guard.copy.repository, grpc_admin_headers={}, startup_timeout_s=5)
     guard.model_loads, guard._suspect, guard._copy_changing = asyncio.Lock(), asyncio.Event(), False
+    guard.config = SimpleNamespace(reload_timeout_s=10.0)
     guard.identity = {"release": served_release(source), "build": served_build(source)}
     guard._identity_due, guard._identity_generation, guard._identity_lost = False, 0, False
     guard._planned, guard._planned_until, guard.repository_changed = 0, 0.0, []
@@ -565,3 +566,34 @@ def test_the_byte_code_matches_its_sources_after_a_restore_and_never_sits_at_the
     copy.restore()
     assert current(triage)
     copy.close()
+
+
+def test_a_load_that_does_not_end_in_time_fails_and_is_undone(source: Path, tmp_path: Path) -> None:
+    """A load's Triton calls each had the whole start-up timeout, and a restart waiting for the load could outlast the
+    liveness bound (review 28, M1): the load has reload_timeout_s, as a reload has, and so has its undo."""
+    import asyncio
+
+    from dermassist.guard.served_copy import LoadFailed
+
+    guard, loaded, _ = _loading_guard(source, tmp_path, failing=set())
+    guard.config.reload_timeout_s = 0.5
+    first = dict(guard.identity)
+    real = guard.triton.RepositoryModelLoad
+
+    async def hung_once(request, metadata, timeout):
+        if request.model_name == "triage" and "triage" not in loaded:
+            loaded.append("triage")
+            await asyncio.sleep(30)  # Triton does not answer
+        return await real(request, metadata=metadata, timeout=timeout)
+
+    guard.triton.RepositoryModelLoad = hung_once
+    _tuned(source, 0.6)
+    seal(source)
+    started = time.monotonic()
+    with pytest.raises(LoadFailed) as failed:
+        asyncio.run(guard.load_copied(_ensemble_load(guard)))
+    assert time.monotonic() - started < 5
+    assert failed.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and failed.value.restored
+    assert "did not end within reload_timeout_s (0.5 s)" in failed.value.details
+    assert loaded == ["triage", "triage", "dermassist"] and guard.identity == first
+    guard.copy.close()
