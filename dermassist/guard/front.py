@@ -63,7 +63,7 @@ from .requests import (
     with_default_outputs,
     without_outputs,
 )
-from .served_copy import LOST_MODELS, CopyError, LoadFailed
+from .served_copy import CopyError, LoadFailed
 from .statuses import (
     DEADLINE_ARRIVING,
     GRPC_CORE_LOGGER,
@@ -459,8 +459,7 @@ class Front(grpc.GenericRpcHandler):
             await self._end_admin(call, context, grpc.StatusCode.FAILED_PRECONDITION, f"{e}; nothing was loaded")
         except LoadFailed as e:
             code, details = forwarded_status(e.code, e.details)
-            after = "the models served before are served again" if e.restored else LOST_MODELS
-            await self._end_admin(call, context, code, f"{details}; {after}")
+            await self._end_admin(call, context, code, f"{details}; {e.outcome}")
         call.status, call.error = grpc.StatusCode.OK, None
         return answer
 

@@ -30,13 +30,14 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import functools
 import logging
 import os
 import secrets
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import grpc
@@ -728,16 +729,12 @@ class Guard:
                 # the answers name no build while a model it loads changed
                 self.models_changing(forget=bool(models))
                 try:
-                    async with asyncio.timeout(self.config.reload_timeout_s):  # a restart may be waiting
-                        for step in (m for m in STEP_MODELS if m in changed):
-                            await self._load_model(step)
-                        answer = await load()
-                except grpc.aio.AioRpcError as e:
-                    failed = LoadFailed(e.code(), e.details() or "", await self._load_previous())
-                except TimeoutError:
-                    failed = LoadFailed(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                        f"the load did not end within reload_timeout_s ({self.config.reload_timeout_s:g} s)",
-                                        await self._load_previous())
+                    answer = await self._load_in_order(changed, load)
+                except (grpc.aio.AioRpcError, TimeoutError) as e:
+                    code, details = ((e.code(), e.details() or "") if isinstance(e, grpc.aio.AioRpcError) else
+                                     (grpc.StatusCode.DEADLINE_EXCEEDED, f"the load did not end within reload_timeout_s "
+                                                                         f"({self.config.reload_timeout_s:g} s)"))
+                    failed = LoadFailed(code, details, await self._load_previous())
                 else:
                     copy.keep()
                     self._source_marks = marks
@@ -757,6 +754,14 @@ class Guard:
         await self.triton.RepositoryModelLoad(service_pb2.RepositoryModelLoadRequest(model_name=model),
                                               metadata=self._admin_metadata, timeout=self.triton_config.startup_timeout_s)
 
+    async def _load_in_order(self, names: Collection[str], ensemble: Callable[[], Awaitable[Any]]) -> Any:
+        """Load each step of ``names`` by itself, in the pipeline's order, then ``ensemble`` (the ensemble's load), all
+        within reload_timeout_s (a restart may be waiting: a TimeoutError past it); ``ensemble``'s answer."""
+        async with asyncio.timeout(self.config.reload_timeout_s):
+            for step in (m for m in STEP_MODELS if m in names):
+                await self._load_model(step)
+            return await ensemble()
+
     def start_load_copied(self, load: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
         """``load_copied`` in a task the guard keeps until it ends (its error, if no one awaited it, is logged)."""
         task = asyncio.get_running_loop().create_task(self.load_copied(load))
@@ -770,8 +775,7 @@ class Guard:
         self._identity_reads.discard(task)
         error = None if task.cancelled() else task.exception()
         if isinstance(error, LoadFailed):
-            logger.warning("an admin load of the ensemble failed (%s); %s", first_line(str(error)), "the models served "
-                           "before are served again" if error.restored else LOST_MODELS)
+            logger.warning("an admin load of the ensemble failed (%s); %s", first_line(str(error)), error.outcome)
         elif error is not None:
             logger.warning("an admin load of the ensemble was refused, nothing loaded: %s", error)
 
@@ -783,10 +787,7 @@ class Guard:
         if restored:
             logger.info("loading the models served before the failed admin load again (%s)", ", ".join(restored))
             try:
-                async with asyncio.timeout(self.config.reload_timeout_s):  # a restart may be waiting
-                    for step in (m for m in STEP_MODELS if m in restored):
-                        await self._load_model(step)
-                    await self._load_model(ENSEMBLE_NAME)
+                await self._load_in_order(restored, functools.partial(self._load_model, ENSEMBLE_NAME))
             except (grpc.aio.AioRpcError, TimeoutError) as e:
                 why = first_line(describe(e)) if isinstance(e, grpc.aio.AioRpcError) else "not within reload_timeout_s"
                 logger.error("%s (%s)", LOST_MODELS, why)

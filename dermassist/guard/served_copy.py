@@ -57,6 +57,11 @@ class LoadFailed(DermAssistError):
         super().__init__(f"{code.name}: {details}")
         self.code, self.details, self.restored = code, details, restored
 
+    @property
+    def outcome(self) -> str:
+        """What the failed load leaves served, in the words the call's answer and the log give."""
+        return "the models served before are served again" if self.restored else LOST_MODELS
+
 
 def copied_entries(source: Path) -> list[str]:
     """What of ``source`` is served: each model folder DermAssist runs (ALL_MODELS) that is there, and the files of its
@@ -70,7 +75,8 @@ def copy_repository(source: Path, destination: Path) -> None:
     files themselves), caches left out and the steps' byte-code compiled anew, each file with the time of the copy (so
     tritonserver takes a copied model folder for a changed one)."""
     destination.mkdir(exist_ok=True)
-    for name in copied_entries(source):
+    entries = copied_entries(source)
+    for name in entries:
         if (source / name).is_dir():
             shutil.copytree(source / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"),
                             copy_function=shutil.copy)
@@ -78,7 +84,7 @@ def copy_repository(source: Path, destination: Path) -> None:
             shutil.copy(source / name, destination / name)
     for folder, _, _ in os.walk(destination):  # a release made read-only (chmod -R a-w) gives read-only folders: the
         os.chmod(folder, os.stat(folder).st_mode | stat.S_IRWXU)  # copy's must be the guard's to swap and remove
-    for name in copied_entries(destination):
+    for name in entries:
         if name in ALL_MODELS:
             compile_steps(destination / name)
 
