@@ -8,7 +8,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from .release import file_sha256, write_json_atomic
+from dermassist.base.repository import file_sha256
+
+from .release import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from dermassist.base.frameworks import framework_env
 from dermassist.base.paths import PROJECT_ROOT, SHARED_DATA
+from dermassist.base.repository import file_sha256
 from dermassist.base.settings import Settings, flag_name
 
 from .child import run_child
@@ -39,7 +40,6 @@ from .release import (
     MANIFEST,
     SEGMENTER_WEIGHTS,
     ReleaseError,
-    file_sha256,
     read_manifest,
     read_release,
     update_release,

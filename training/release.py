@@ -2,7 +2,6 @@
 split manifests, reports and the model card. Framework-free: the stages fill it, ``make models`` reads it."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -114,15 +113,6 @@ def update_release(folder: Path, sections: Mapping[str, object], new_weights: bo
         logger.warning("%s: its served figures and model card described the weights replaced now; removed (run "
                        "`dermassist release --evaluate-only --out %s` to measure and write them again)", folder, folder)
     return write_json_atomic(path, release)
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_json_atomic(path: Path, data: object, mode: int = MANIFEST_MODE) -> Path:

@@ -218,7 +218,8 @@ def _digest_file(digest: Any, path: Path) -> None:
             digest.update(block)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -229,7 +230,7 @@ def _sha256(path: Path) -> str:
 def seal(repository: Path) -> Path:
     """Write SEAL_FILE: the SHA-256 of every artifact of ``repository`` as it is now (the last act of an export)."""
     path = Path(repository) / SEAL_FILE
-    lines = [f"{_sha256(Path(repository) / name)}  {name}\n" for name in artifact_files(repository)]
+    lines = [f"{file_sha256(Path(repository) / name)}  {name}\n" for name in artifact_files(repository)]
     path.write_text("".join(lines))
     return path
 
@@ -250,7 +251,8 @@ def seal_problems(repository: Path) -> list[str] | None:
     present = artifact_files(repository)
     problems = [f"{name} is missing" for name in sorted(set(sealed) - set(present))]
     problems += [f"{name} was not written with the others" for name in present if name not in sealed]
-    problems += [f"{name} has changed" for name in present if name in sealed and _sha256(Path(repository) / name) != sealed[name]]
+    problems += [f"{name} has changed" for name in present
+                 if name in sealed and file_sha256(Path(repository) / name) != sealed[name]]
     return problems
 
 

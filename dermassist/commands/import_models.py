@@ -48,11 +48,10 @@ def _export(jobs: Sequence[tuple[str, Path]], repository: Path, tuned: float | N
     """Export every file into ``repository`` as one change (``restored_on_failure``: a refused second file leaves the
     first unserved too) with the values that travel with them: the segmenter's tuned mask threshold, the classifier's
     trained crops."""
-    from dermassist.base.repository import mark_not_release, seal
+    from dermassist.base.repository import file_sha256, mark_not_release, seal
     from training.export.repository import restored_on_failure
     from training.export.steps import record_trained_crop_threshold, reset_for_imported, set_crop_colour, set_crop_threshold
     from training.importer import run_import
-    from training.release import file_sha256
 
     with restored_on_failure(repository, ImportModelError):
         for kind, path in jobs:

@@ -63,11 +63,11 @@ def test_an_imported_classifier_is_served_without_the_releases_tuned_values_and_
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The release's REFER threshold and OOD statistics belong to its own classifier: with an imported one every
     image came back out of distribution, and `dermassist models` reported the release's figures for it."""
-    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, tuned_file
+    from dermassist.base.repository import IMPORTED, RELEASE_STAMP, file_sha256, tuned_file
     from preprocess.contract import CROP_MODEL, DEFAULT_REFER_THRESHOLD, TRIAGE_MODEL
     from preprocess.params import read_tuned
     from preprocess.triage import OOD_UNCHECKED
-    from training.release import RELEASE_DIR, file_sha256, read_release
+    from training.release import RELEASE_DIR, read_release
 
     release, version = read_release(RELEASE_DIR)["name"], read_release(RELEASE_DIR)["version"]
     repo = tmp_path / "repo"

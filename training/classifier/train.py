@@ -147,7 +147,7 @@ def check_pretrained_file(path: Path) -> str:
     promises a digest prefix it does not have; returns the digest."""
     import re
 
-    from ..release import file_sha256
+    from dermassist.base.repository import file_sha256
 
     digest = file_sha256(path)
     named = re.search(r"-([a-f0-9]{8,})\.", path.name)
